@@ -1,0 +1,49 @@
+# Tổng đài 1022 — the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Debian packages the hotline needs on the machine (Asterisk itself comes from a debootstrap
+# rootfs when it is not on PATH): debootstrap for that rootfs, redis-server for live state,
+# espeak-ng + sox for Vietnamese prompts, sip-tester (SIPp) for benchmarks.
+DEB_PACKAGES := debootstrap redis-server espeak-ng sox sip-tester
+
+.PHONY: run test deps venv unit pbx-test bench lint clean
+
+run: deps venv
+	$(BIN)/callcenter run
+
+test: deps venv
+	bash scripts/run-tests.sh
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+pbx-test: deps venv
+	$(BIN)/pytest -q -m pbx
+
+bench: deps venv
+	$(BIN)/python bench/answer_latency.py
+	$(BIN)/python bench/burst.py
+
+lint: venv
+	$(BIN)/ruff check callcenter tests bench
+	$(BIN)/mypy callcenter
+
+clean:
+	rm -rf var test-artifacts .pytest_cache

@@ -1,0 +1,230 @@
+"""The composition root: builds every resource of the hotline service with aiohttp cleanup_ctx.
+
+No module-level singletons: everything hangs off the aiohttp Application under typed AppKeys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from callcenter.ari_app.calls import CallDeps, utcnow
+from callcenter.ari_app.client import AriClient
+from callcenter.ari_app.service import StasisService
+from callcenter.domain.config import load_config
+from callcenter.domain.model import HotlineConfig
+from callcenter.domain.shifts import active_shift
+from callcenter.live_config import LiveConfig, summary
+from callcenter.pbx.install import ensure_asterisk
+from callcenter.pbx.layout import PbxLayout
+from callcenter.pbx.render import render
+from callcenter.queue.linepool import LinePool
+from callcenter.records import RecordWriter
+from callcenter.secrets import load_secrets
+from callcenter.settings import Settings
+from callcenter.store.journal import RecordJournal
+from callcenter.store.records import CallRecordStore
+
+log = logging.getLogger("callcenter.app")
+
+SETTINGS = web.AppKey("settings", Settings)
+CONFIG = web.AppKey("config", LiveConfig)
+REDIS_URL = web.AppKey("redis_url", str)
+REDIS = web.AppKey("redis", aioredis.Redis)
+POOL = web.AppKey("pool", LinePool)
+WRITER = web.AppKey("writer", RecordWriter)
+STASIS = web.AppKey("stasis", StasisService)
+LAYOUT = web.AppKey("layout", PbxLayout)
+TASKS = web.AppKey("tasks", list)
+
+
+def _owned(app: web.Application, coro: Coroutine[Any, Any, None], name: str) -> None:
+    """Start a named background task owned by the app (cancelled on cleanup)."""
+    task = asyncio.create_task(coro, name=name)
+
+    def done(t: asyncio.Task[None]) -> None:
+        if not t.cancelled() and t.exception() is not None:
+            log.error("background task %s died: %r", name, t.exception())
+
+    task.add_done_callback(done)
+    app[TASKS].append(task)
+
+
+async def _tasks_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[TASKS] = []
+    yield
+    for task in app[TASKS]:
+        task.cancel()
+    await asyncio.gather(*app[TASKS], return_exceptions=True)
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    client = aioredis.Redis.from_url(app[REDIS_URL])
+    await client.ping()
+    app[REDIS] = client
+    cfg = app[CONFIG]()
+    pool = LinePool(client, instance=f"{cfg.service.node}-{uuid.uuid4().hex[:8]}",
+                    node=cfg.service.node)
+    await pool.heartbeat()
+    app[POOL] = pool
+
+    async def heartbeat_and_status() -> None:
+        while True:
+            try:
+                await pool.heartbeat()
+                now = utcnow()
+                for t in app[CONFIG]().tenants:
+                    shift, _ = active_shift(t, now)
+                    await pool.set_in_force(t.id, shift.name, shift.lines)
+            except Exception as e:  # Redis blip: the next beat retries well within the TTL
+                log.warning("pool heartbeat failed: %s", e)
+            await asyncio.sleep(1.0)
+
+    _owned(app, heartbeat_and_status(), "pool-heartbeat")
+    yield
+    await client.aclose()
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    store = CallRecordStore(s.database_url)
+    writer = RecordWriter(RecordJournal(s.journal_dir), store)
+    app[WRITER] = writer
+    _owned(app, writer.run(), "record-writer")
+    yield
+    try:
+        await writer.flush_once()
+    except Exception as e:
+        log.warning("records left in the journal at shutdown: %s", e)
+    store.close()
+
+
+async def _config_ctx(app: web.Application) -> AsyncIterator[None]:
+    live = app[CONFIG]
+    loop = asyncio.get_running_loop()
+
+    async def apply(old: HotlineConfig, new: HotlineConfig) -> None:
+        await _apply_to_pbx(app, new)
+
+    live.on_change = apply
+    _owned(app, live.watch(), "config-watch")
+    loop.add_signal_handler(signal.SIGHUP, lambda: _owned(app, _reload(live, "SIGHUP"), "reload"))
+    yield
+    loop.remove_signal_handler(signal.SIGHUP)
+
+
+async def _reload(live: LiveConfig, why: str) -> None:
+    await live.reload(why)
+
+
+async def _apply_to_pbx(app: web.Application, config: HotlineConfig) -> None:
+    """Numbers, trunk and prompts live in Asterisk's files: re-render and reload what changed."""
+    s = app[SETTINGS]
+    layout = app[LAYOUT]
+    secrets = load_secrets(s.state_dir)
+    changed = await asyncio.to_thread(render, config, layout, secrets,
+                                      prompt_cache=s.prompt_cache, sounds_override=s.sounds_override)
+    ari = app[STASIS].ari
+    if "extensions.conf" in changed:
+        await ari.reload_module("pbx_config.so")
+    if "pjsip.conf" in changed:
+        await ari.reload_module("res_pjsip.so")
+    if changed:
+        log.info("PBX configuration re-rendered: %s", ", ".join(changed))
+
+
+async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    cfg = app[CONFIG]()
+    secrets = load_secrets(s.state_dir)
+    install = await asyncio.to_thread(ensure_asterisk)
+    app[LAYOUT] = PbxLayout.for_instance(install, s.instance, s.state_dir)
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=60),
+        timeout=aiohttp.ClientTimeout(total=10),
+    )
+    ari = AriClient(f"http://{cfg.service.ari_bind}:{cfg.service.ari_port}",
+                    secrets.ari_user, secrets.ari_password, cfg.service.stasis_app, session)
+    deps = CallDeps(ari=ari, pool=app[POOL], redis=app[REDIS],
+                    sounds_dir=app[LAYOUT].pbx("sounds"), write_record=app[WRITER].write)
+    service = StasisService(ari, deps, app[CONFIG])
+    app[STASIS] = service
+    _owned(app, service.run(), "ari-events")
+    yield
+    await service.close()
+    await session.close()
+
+
+# -- HTTP --------------------------------------------------------------------------------
+async def healthz(request: web.Request) -> web.Response:
+    app = request.app
+    stasis = app[STASIS]
+    body = {
+        "ari_connected": stasis.connected.is_set(),
+        "calls": len(stasis.sessions),
+        "journal_pending": len(await asyncio.to_thread(app[WRITER].journal.pending)),
+        "config_error": app[CONFIG].last_error,
+    }
+    return web.json_response(body, status=200 if body["ari_connected"] else 503)
+
+
+async def pool_view(request: web.Request) -> web.Response:
+    app = request.app
+    out = []
+    for t in app[CONFIG]().tenants:
+        use = await app[POOL].use(t.id)
+        shift, _ = active_shift(t, utcnow())
+        out.append({"tenant": t.id, "name": t.name, "shift": shift.name, "lines": shift.lines,
+                    "in_use": use.in_use})
+    return web.json_response(out)
+
+
+async def reload_view(request: web.Request) -> web.Response:
+    ok = await request.app[CONFIG].reload("HTTP reload")
+    return web.json_response({"reloaded": ok, "error": request.app[CONFIG].last_error},
+                             status=200 if ok else 422)
+
+
+def build_app(settings: Settings, redis_url: str) -> web.Application:
+    """Wire the whole service; resources start in order and stop in reverse."""
+    config = load_config(settings.config_path)
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[REDIS_URL] = redis_url
+    app[CONFIG] = LiveConfig(settings.config_path, config)
+    log.info("config %s: %s", settings.config_path, summary(config))
+    app.cleanup_ctx.extend([_tasks_ctx, _redis_ctx, _store_ctx, _ari_ctx, _config_ctx])
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/pool", pool_view)
+    app.router.add_post("/api/reload", reload_view)
+    return app
+
+
+async def serve(app: web.Application, stop: asyncio.Event,
+                on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Run the app's HTTP site on loopback until stop is set."""
+    cfg = app[CONFIG]()
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, cfg.service.http_bind, cfg.service.http_port)
+    await site.start()
+    pid_file = app[SETTINGS].pid_file
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{os.getpid()}\n")
+    log.info("hotline service up: HTTP on %s:%d", cfg.service.http_bind, cfg.service.http_port)
+    if on_ready:
+        await on_ready()
+    try:
+        await stop.wait()
+    finally:
+        pid_file.unlink(missing_ok=True)
+        await runner.cleanup()

@@ -1,0 +1,149 @@
+"""Each call's task: feeds Asterisk events to the pure call machine and carries out its commands."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import datetime as dt
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from callcenter.ari_app.client import AriClient, ChannelGone
+from callcenter.domain import call as cm
+from callcenter.domain.causes import mask_number
+from callcenter.queue.linepool import LinePool
+
+log = logging.getLogger("callcenter.call")
+
+CALL_KEY = "hotline:call:{}"
+CALL_TTL_S = 24 * 3600
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def state_to_json(state: cm.CallState) -> str:
+    d = dataclasses.asdict(state)
+    d["phase"] = state.phase.value
+    for k, v in d.items():
+        if isinstance(v, dt.datetime):
+            d[k] = v.isoformat()
+    return json.dumps(d)
+
+
+def state_from_json(text: str | bytes) -> cm.CallState:
+    d: dict[str, Any] = json.loads(text)
+    d["phase"] = cm.Phase(d["phase"])
+    for k in ("arrived_at", "answered_at", "ended_at"):
+        if d.get(k):
+            d[k] = dt.datetime.fromisoformat(d[k])
+    return cm.CallState(**d)
+
+
+@dataclasses.dataclass
+class CallDeps:
+    """What a call's task needs from the service (all owned by the composition root)."""
+
+    ari: AriClient
+    pool: LinePool
+    redis: aioredis.Redis
+    sounds_dir: str  # as Asterisk sees it
+    write_record: Callable[[cm.CallState], Awaitable[None]]
+
+
+class CallSession:
+    """Owns one call's state; its events arrive through a queue, in order."""
+
+    def __init__(self, state: cm.CallState, deps: CallDeps):
+        self.state = state
+        self.deps = deps
+        self.events: asyncio.Queue[cm.Event] = asyncio.Queue()
+        self._playbacks = 0
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def call_id(self) -> str:
+        return self.state.call_id
+
+    def _label(self) -> str:
+        s = self.state
+        return f"call={s.call_id} tenant={s.tenant_id or '-'} dialled={s.dialled}"
+
+    async def run(self, first: list[cm.Event]) -> None:
+        """Process events until the call ends; an exception ends this call only."""
+        for ev in first:
+            self.events.put_nowait(ev)
+        try:
+            while self.state.phase is not cm.Phase.ENDED or not self.events.empty():
+                event = await self.events.get()
+                await self._apply(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: call task failed; ending the call", self._label())
+            await self._apply(cm.Failed(utcnow(), "internal error"))
+
+    async def _apply(self, event: cm.Event) -> None:
+        pending: collections.deque[cm.Event] = collections.deque([event])
+        while pending:
+            ev = pending.popleft()
+            before = self.state.phase
+            try:
+                self.state, commands = cm.step(self.state, ev)
+            except cm.IllegalTransition as e:
+                log.warning("%s: ignored %s", self._label(), e)
+                continue
+            log.info("%s: %s -[%s]-> %s", self._label(), before.value, type(ev).__name__,
+                     self.state.phase.value)
+            for command in commands:
+                follow = await self._execute(command)
+                if follow is not None:
+                    pending.append(follow)
+        await self._persist()
+
+    async def _execute(self, command: cm.Command) -> cm.Event | None:
+        s, d = self.state, self.deps
+        try:
+            match command:
+                case cm.AcquireLine(tenant_id, limit):
+                    ok = await d.pool.acquire(tenant_id, s.call_id, limit, s.shift or "")
+                    return cm.LineGranted(utcnow()) if ok else cm.LineRefused(utcnow())
+                case cm.ReleaseLine(tenant_id):
+                    await d.pool.release(tenant_id, s.call_id)
+                case cm.Answer():
+                    await d.ari.answer(s.call_id)
+                case cm.Progress():
+                    await d.ari.progress(s.call_id)
+                case cm.Play(tenant_id, prompt_id):
+                    self._playbacks += 1
+                    media = f"sound:{d.sounds_dir}/{tenant_id}/{prompt_id}"
+                    await d.ari.play(s.call_id, media, f"{s.call_id}~{self._playbacks}")
+                case cm.StartMoh():
+                    await d.ari.start_moh(s.call_id)
+                case cm.Hangup(reason):
+                    await d.ari.hangup(s.call_id, reason)
+                case cm.WriteRecord():
+                    await d.write_record(s)
+        except ChannelGone:
+            # The caller hung up while we acted: the ChannelDestroyed event ends the call too.
+            if s.phase is not cm.Phase.ENDED:
+                return cm.HungUp(utcnow())
+        return None
+
+    async def _persist(self) -> None:
+        """Share the call's state in Redis so a restarted or other instance can adopt it."""
+        key = CALL_KEY.format(self.state.call_id)
+        if self.state.phase is cm.Phase.ENDED:
+            await self.deps.redis.delete(key)
+        else:
+            await self.deps.redis.set(key, state_to_json(self.state), ex=CALL_TTL_S)
+
+
+def describe_caller(number: str) -> str:
+    return mask_number(number)

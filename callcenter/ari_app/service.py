@@ -1,0 +1,178 @@
+"""The Stasis application: one websocket to Asterisk, one task per call, reconcile on connect."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from callcenter.ari_app.calls import CALL_KEY, CallDeps, CallSession, state_from_json, utcnow
+from callcenter.ari_app.client import AriClient, AriError
+from callcenter.domain import call as cm
+from callcenter.domain.causes import cause_text, mask_number
+from callcenter.domain.model import HotlineConfig
+from callcenter.domain.shifts import active_shift, tenant_for_number
+
+log = logging.getLogger("callcenter.ari")
+
+ADOPTABLE = (cm.Phase.GREETING, cm.Phase.HOLDING)
+
+
+class StasisService:
+    """Routes ARI events to call sessions; reconnects forever with backoff."""
+
+    def __init__(self, ari: AriClient, deps: CallDeps, config: Callable[[], HotlineConfig]):
+        self.ari = ari
+        self.deps = deps
+        self.config = config
+        self.sessions: dict[str, CallSession] = {}
+        self.connected = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Connect, reconcile, dispatch; on loss wait and reconnect."""
+        delay = 0.2
+        while True:
+            try:
+                async for event in self.ari.events():
+                    if not self.connected.is_set():
+                        await self.reconcile()
+                        self.connected.set()
+                        delay = 0.2
+                    await self.dispatch(event)
+            except asyncio.CancelledError:
+                raise
+            except (aiohttp.ClientError, OSError, AriError) as e:
+                log.warning("ARI connection lost or refused: %s", e)
+            except Exception:
+                log.exception("ARI event loop error")
+            self.connected.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, session: CallSession, first: list[cm.Event]) -> None:
+        task = asyncio.create_task(session.run(first), name=f"call:{session.call_id}")
+        session.task = task
+        self.sessions[session.call_id] = session
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None], call_id: str = session.call_id) -> None:
+            self._tasks.discard(t)
+            if self.sessions.get(call_id) is session:
+                del self.sessions[call_id]
+
+        task.add_done_callback(done)
+
+    # -- events ---------------------------------------------------------------------------
+    async def dispatch(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "StasisStart":
+            await self._on_start(event)
+            return
+        channel_id = None
+        if "channel" in event:
+            channel_id = event["channel"]["id"]
+        elif kind == "PlaybackFinished":
+            uri = event["playback"].get("target_uri", "")
+            channel_id = uri.split(":", 1)[1] if uri.startswith("channel:") else None
+        session = self.sessions.get(channel_id or "")
+        if session is None:
+            return
+        now = utcnow()
+        if kind == "PlaybackFinished":
+            session.events.put_nowait(cm.PlaybackFinished(now))
+        elif kind in ("ChannelHangupRequest", "ChannelDestroyed"):
+            code = event.get("cause")
+            session.events.put_nowait(cm.HungUp(now, code, cause_text(code)))
+        elif kind == "StasisEnd":
+            session.events.put_nowait(cm.HungUp(now))
+
+    async def _on_start(self, event: dict[str, Any]) -> None:
+        ch = event["channel"]
+        if ch["id"] in self.sessions:
+            return
+        now = utcnow()
+        config = self.config()
+        dialled = ch.get("dialplan", {}).get("exten", "")
+        caller = ch.get("caller", {}).get("number", "") or "anonymous"
+        state = cm.new_call(ch["id"], config.service.node, dialled, caller,
+                            ch.get("linkedid") or ch["id"], now)
+        tenant = tenant_for_number(config, dialled)
+        if tenant is None:
+            routed = cm.Routed(now, None)
+        else:
+            shift, _override = active_shift(tenant, now)
+            routed = cm.Routed(now, tenant.id, shift.name, shift.lines)
+        log.info("call=%s arrived dialled=%s caller=%s tenant=%s", ch["id"], dialled,
+                 mask_number(caller), tenant.id if tenant else "-")
+        log.debug("call=%s caller number %s", ch["id"], caller)
+        self._spawn(CallSession(state, self.deps), [routed])
+
+    # -- reconcile ------------------------------------------------------------------------
+    async def reconcile(self) -> None:
+        """After (re)connecting: adopt calls we can continue, end the rest, rebuild pool use."""
+        app = await self.ari.application()
+        in_app = set(app.get("channel_ids", []))
+        live = {c["id"] for c in await self.ari.channels()}
+        # Sessions whose channel vanished while we were away end now (record written).
+        for call_id, session in list(self.sessions.items()):
+            if call_id not in live:
+                session.events.put_nowait(cm.HungUp(utcnow()))
+        adopted: dict[str, list[str]] = {t.id: [] for t in self.config().tenants}
+        for call_id in sorted(in_app):
+            if call_id in self.sessions:
+                s = self.sessions[call_id].state
+                if s.line_held and s.tenant_id in adopted:
+                    adopted[s.tenant_id].append(call_id)
+                continue
+            raw = await self.deps.redis.get(CALL_KEY.format(call_id))
+            state = state_from_json(raw) if raw else None
+            if state is not None and state.phase in ADOPTABLE and state.tenant_id in adopted:
+                assert state.tenant_id is not None
+                log.info("call=%s adopted in phase %s", call_id, state.phase.value)
+                state = cm.CallState(**{**state.__dict__, "phase": cm.Phase.GREETING})
+                adopted[state.tenant_id].append(call_id)
+                session = CallSession(state, self.deps)
+                # Re-enter the machine at GREETING: PlaybackFinished restarts music on hold.
+                self._spawn(session, [cm.PlaybackFinished(utcnow())])
+            elif state is not None:
+                # Known but caught mid-admission or mid-rejection: end it cleanly, with a record.
+                log.warning("call=%s found in phase %s after reconnect: ending it", call_id,
+                            state.phase.value)
+                self._spawn(CallSession(state, self.deps),
+                            [cm.Failed(utcnow(), "service restarted during the call")])
+            else:
+                log.warning("call=%s unknown to this service: hanging up", call_id)
+                try:
+                    await self.ari.hangup(call_id, "normal")
+                except AriError:
+                    pass  # already gone
+        await self._close_orphans(live)
+        for tenant_id, call_ids in adopted.items():
+            dropped, used = await self.deps.pool.reconcile(tenant_id, call_ids)
+            log.info("pool %s reconciled: in use %d (dropped %d stale lines)", tenant_id, used,
+                     dropped)
+
+    async def _close_orphans(self, live: set[str]) -> None:
+        """Calls of this node that ended while no app was connected still get their record."""
+        node = self.config().service.node
+        async for key in self.deps.redis.scan_iter(match=CALL_KEY.format("*"), count=500):
+            raw = await self.deps.redis.get(key)
+            if not raw:
+                continue
+            state = state_from_json(raw)
+            if state.node != node or state.call_id in live or state.call_id in self.sessions:
+                continue
+            log.info("call=%s ended while the service was away: writing its record",
+                     state.call_id)
+            self._spawn(CallSession(state, self.deps),
+                        [cm.HungUp(utcnow(), None, "ended while the hotline service was down")])

@@ -1,0 +1,190 @@
+"""`callcenter` command line: run the hotline, check and reload config, watch pools and calls."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from callcenter.settings import Settings
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from callcenter.runner import run_all
+
+    run_all(settings, bench_plain_number=os.environ.get("HOTLINE_BENCH_PLAIN_NUMBER"))
+    return 0
+
+
+def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
+    """Only the ARI app + HTTP, against an Asterisk and Redis that are already running."""
+    from callcenter.queue.server import answers
+    from callcenter.runner import run_app_until_signal
+    from callcenter.store.migrate import upgrade_head
+
+    redis_url = settings.redis_url or f"unix://{settings.private_redis_socket}"
+    if not answers(redis_url):
+        print(f"error: Redis at {redis_url} does not answer", file=sys.stderr)
+        return 2
+    upgrade_head(settings.database_url)
+    asyncio.run(run_app_until_signal(settings, redis_url))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
+    from callcenter.domain.config import ConfigError, load_config
+    from callcenter.live_config import summary
+
+    try:
+        config = load_config(Path(args.file))
+    except ConfigError as e:
+        print(f"invalid: {e}", file=sys.stderr)
+        for extra in getattr(e, "errors", [])[1:]:
+            print(f"invalid: {extra}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"invalid: {args.file}: {e}", file=sys.stderr)
+        return 1
+    print(f"ok: {args.file}: {summary(config)}")
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        pid = int(settings.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        print(f"error: no running hotline service (no pid file {settings.pid_file})",
+              file=sys.stderr)
+        return 2
+    os.kill(pid, signal.SIGHUP)
+    print(f"reload requested (SIGHUP to pid {pid}); the log says whether it was accepted")
+    return 0
+
+
+def _redis_url(settings: Settings) -> str:
+    return settings.redis_url or f"unix://{settings.private_redis_socket}"
+
+
+def cmd_pool(args: argparse.Namespace, settings: Settings) -> int:
+    import redis.asyncio as aioredis
+
+    from callcenter.domain.config import load_config
+    from callcenter.queue.linepool import LinePool
+
+    config = load_config(settings.config_path)
+
+    async def collect() -> list[dict[str, object]]:
+        client = aioredis.Redis.from_url(_redis_url(settings))
+        try:
+            pool = LinePool(client, instance="cli", node=config.service.node)
+            rows = []
+            for t in config.tenants:
+                use = await pool.use(t.id)
+                rows.append({"tenant": t.id, "name": t.name, "shift": use.shift,
+                             "lines": use.limit, "in_use": use.in_use})
+            return rows
+        finally:
+            await client.aclose()
+
+    try:
+        rows = asyncio.run(collect())
+    except OSError as e:
+        print(f"error: Redis at {_redis_url(settings)} unreachable: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+    else:
+        print(f"{'tenant':<12} {'shift':<10} {'lines':>5} {'in use':>6}")
+        for r in rows:
+            print(f"{r['tenant']:<12} {r['shift'] or '-':<10} {r['lines'] if r['lines'] is not None else '-':>5} "
+                  f"{r['in_use']:>6}")
+    return 0
+
+
+def cmd_calls(args: argparse.Namespace, settings: Settings) -> int:
+    from callcenter.store.records import CallRecordStore
+
+    store = CallRecordStore(settings.database_url)
+    try:
+        records = store.last(args.last, tenant=args.tenant)
+    finally:
+        store.close()
+    keys = ("id", "tenant", "dialled", "caller", "shift", "outcome", "arrived_at",
+            "answered_at", "ended_at", "cause")
+    if args.json:
+        print(json.dumps([{k: r.to_json_dict()[k] for k in keys} | {"pool_limit": r.pool_limit}
+                          for r in records], ensure_ascii=False))
+    else:
+        for r in records:
+            d = r.to_json_dict()
+            print(f"{d['arrived_at']}  {d['tenant']:<8} {d['dialled']:<10} {d['caller']:<12} "
+                  f"{d['shift'] or '-':<6} {d['outcome']:<10} {d['cause'] or ''}")
+    return 0
+
+
+def cmd_dial(args: argparse.Namespace, settings: Settings) -> int:
+    from callcenter.domain.config import load_config
+    from callcenter.tools.softphone import place_calls
+
+    config = load_config(settings.config_path)
+    results = place_calls(
+        f"{args.host or config.trunk.bind}:{args.port or config.trunk.port}", args.number,
+        caller=args.caller, count=args.count, hold=args.seconds,
+    )
+    for r in results:
+        print(json.dumps(r, ensure_ascii=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="callcenter", description="Tổng đài 1022 hotline service")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="bring up the whole hotline (Redis, DB, Asterisk, app)")
+    sub.add_parser("app", help="run only the ARI app against a running PBX and Redis")
+    c = sub.add_parser("check-config", help="validate a hotline.yaml without applying it")
+    c.add_argument("file")
+    sub.add_parser("reload", help="ask the running service to reload its config")
+    c = sub.add_parser("pool", help="line pools per tenant: shift, lines, in use")
+    c.add_argument("--json", action="store_true")
+    c = sub.add_parser("calls", help="latest call records")
+    c.add_argument("--last", type=int, default=20)
+    c.add_argument("--tenant")
+    c.add_argument("--json", action="store_true")
+    c = sub.add_parser("dial", help="place a test call from a softphone (pjsua2) to the trunk")
+    c.add_argument("number", nargs="?", default="1022")
+    c.add_argument("--caller", default="0909000111")
+    c.add_argument("--count", type=int, default=1)
+    c.add_argument("--seconds", type=float, default=8.0)
+    c.add_argument("--host")
+    c.add_argument("--port", type=int)
+    return p
+
+
+COMMANDS = {
+    "run": cmd_run, "app": cmd_app, "check-config": cmd_check_config, "reload": cmd_reload,
+    "pool": cmd_pool, "calls": cmd_calls, "dial": cmd_dial,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    _setup_logging(settings.log_level)
+    return COMMANDS[args.command](args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""One citizen's call as a pure state machine: (state, event) -> (new state, commands).
+
+The ARI adapter turns Asterisk events into these events and carries out the commands. Nothing here
+does I/O or reads the clock: every event carries its time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, replace
+
+
+class Phase(enum.Enum):
+    ROUTING = "routing"  # in Stasis, not yet matched to a tenant
+    ADMITTING = "admitting"  # asking the tenant's line pool for a line
+    GREETING = "greeting"  # answered, greeting playing
+    HOLDING = "holding"  # music on hold until IVR/queue give the call somewhere to go
+    BUSY_MESSAGE = "busy_message"  # pool full: early media "all lines busy", never answered
+    REJECTING = "rejecting"  # hang-up requested by us (busy after message, unknown number)
+    ENDED = "ended"
+
+
+OUTCOMES = ("answered", "busy", "abandoned", "not_found", "failed")
+
+
+class IllegalTransition(ValueError):
+    """An event that cannot happen in the call's phase."""
+
+
+# ---- events -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Routed:
+    """The dialled number was looked up; tenant_id None means no province owns it."""
+
+    at: dt.datetime
+    tenant_id: str | None
+    shift: str | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class LineGranted:
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class LineRefused:
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class PlaybackFinished:
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class HungUp:
+    """The channel is gone (caller hung up, or our hang-up completed)."""
+
+    at: dt.datetime
+    cause_code: int | None = None
+    cause: str | None = None
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A command could not be carried out for a reason other than the caller leaving."""
+
+    at: dt.datetime
+    reason: str
+
+
+Event = Routed | LineGranted | LineRefused | PlaybackFinished | HungUp | Failed
+
+
+# ---- commands -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AcquireLine:
+    tenant_id: str
+    limit: int
+
+
+@dataclass(frozen=True)
+class ReleaseLine:
+    tenant_id: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    pass
+
+
+@dataclass(frozen=True)
+class Progress:
+    """183 Session Progress: early media without answering (the caller is not billed)."""
+
+
+@dataclass(frozen=True)
+class Play:
+    tenant_id: str
+    prompt_id: str
+
+
+@dataclass(frozen=True)
+class StartMoh:
+    pass
+
+
+@dataclass(frozen=True)
+class Hangup:
+    reason: str  # ARI hang-up reason: busy -> 486, unallocated -> 404, failure -> 500
+
+
+@dataclass(frozen=True)
+class WriteRecord:
+    pass
+
+
+Command = AcquireLine | ReleaseLine | Answer | Progress | Play | StartMoh | Hangup | WriteRecord
+
+
+# ---- state --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CallState:
+    """What the hotline knows about one call; serialisable so another instance can adopt it."""
+
+    call_id: str
+    node: str
+    dialled: str
+    caller: str
+    linkedid: str
+    arrived_at: dt.datetime
+    phase: Phase = Phase.ROUTING
+    tenant_id: str | None = None
+    shift: str | None = None
+    limit: int | None = None
+    line_held: bool = False
+    answered_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    outcome: str | None = None
+    cause_code: int | None = None
+    cause: str | None = None
+
+
+def new_call(call_id: str, node: str, dialled: str, caller: str, linkedid: str,
+             at: dt.datetime) -> CallState:
+    """A call that has just entered the Stasis app."""
+    return CallState(call_id, node, dialled, caller, linkedid, at)
+
+
+def _end(state: CallState, event: HungUp | Failed) -> tuple[CallState, list[Command]]:
+    if state.outcome is not None:
+        outcome = state.outcome
+    elif isinstance(event, Failed):
+        outcome = "failed"
+    elif state.answered_at is not None:
+        outcome = "answered"
+    else:
+        outcome = "abandoned"
+    commands: list[Command] = []
+    if state.line_held and state.tenant_id is not None:
+        commands.append(ReleaseLine(state.tenant_id))
+    cause_code: int | None
+    cause: str | None
+    if isinstance(event, Failed):
+        commands.append(Hangup("failure"))
+        cause_code, cause = state.cause_code, event.reason
+    else:
+        cause_code, cause = event.cause_code, event.cause
+    commands.append(WriteRecord())
+    new = replace(state, phase=Phase.ENDED, line_held=False, ended_at=event.at, outcome=outcome,
+                  cause_code=cause_code, cause=cause)
+    return new, commands
+
+
+def step(state: CallState, event: Event) -> tuple[CallState, list[Command]]:
+    """Apply one event; return the new state and exactly the commands to carry out."""
+    phase = state.phase
+    if phase is Phase.ENDED:
+        if isinstance(event, LineGranted):
+            # The caller hung up while the pool was being asked: give the line straight back.
+            assert state.tenant_id is not None
+            return state, [ReleaseLine(state.tenant_id)]
+        if isinstance(event, (HungUp, LineRefused, PlaybackFinished)):
+            return state, []  # late echoes of a call already over
+        raise IllegalTransition(f"{type(event).__name__} after the call ended")
+    if isinstance(event, HungUp):
+        return _end(state, event)
+    if isinstance(event, Failed):
+        return _end(state, event)
+    if phase is Phase.ROUTING and isinstance(event, Routed):
+        if event.tenant_id is None:
+            return (replace(state, phase=Phase.REJECTING, outcome="not_found"),
+                    [Hangup("unallocated")])
+        if event.limit is None:
+            raise IllegalTransition("a routed call needs the pool limit")
+        new = replace(state, phase=Phase.ADMITTING, tenant_id=event.tenant_id,
+                      shift=event.shift, limit=event.limit)
+        return new, [AcquireLine(event.tenant_id, event.limit)]
+    if phase is Phase.ADMITTING and isinstance(event, LineGranted):
+        assert state.tenant_id is not None
+        new = replace(state, phase=Phase.GREETING, line_held=True, answered_at=event.at)
+        return new, [Answer(), Play(state.tenant_id, "greeting")]
+    if phase is Phase.ADMITTING and isinstance(event, LineRefused):
+        assert state.tenant_id is not None
+        new = replace(state, phase=Phase.BUSY_MESSAGE, outcome="busy")
+        return new, [Progress(), Play(state.tenant_id, "all_busy")]
+    if phase is Phase.GREETING and isinstance(event, PlaybackFinished):
+        return replace(state, phase=Phase.HOLDING), [StartMoh()]
+    if phase is Phase.BUSY_MESSAGE and isinstance(event, PlaybackFinished):
+        return replace(state, phase=Phase.REJECTING), [Hangup("busy")]
+    if phase in (Phase.HOLDING, Phase.REJECTING) and isinstance(event, PlaybackFinished):
+        return state, []  # a playback stopped by MOH or by our hang-up
+    raise IllegalTransition(f"{type(event).__name__} in phase {phase.value}")

@@ -1,0 +1,106 @@
+"""Typed configuration of the hotline: tenants (provinces), their numbers and shift line pools.
+
+Pure data: frozen dataclasses only, built and validated by ``callcenter.domain.config``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A daily time window with the number of simultaneous lines the province pays for."""
+
+    name: str
+    start: dt.time  # local time in the tenant's time zone, inclusive
+    end: dt.time  # exclusive; end <= start means the shift crosses midnight
+    lines: int
+
+
+@dataclass(frozen=True)
+class DateOverride:
+    """Shifts that replace the normal ones on given local dates (Tết, holidays)."""
+
+    name: str
+    start_date: dt.date  # inclusive
+    end_date: dt.date  # inclusive
+    shifts: tuple[Shift, ...]
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """Vietnamese texts the caller hears; a recorded file with the prompt's id overrides it."""
+
+    greeting: str
+    all_busy: str
+    unavailable: str
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One province's hotline."""
+
+    id: str
+    name: str
+    timezone: str
+    numbers: tuple[str, ...]
+    shifts: tuple[Shift, ...]
+    overrides: tuple[DateOverride, ...] = ()
+    prompts: Prompts | None = None  # None: the defaults in DEFAULT_PROMPTS
+
+
+@dataclass(frozen=True)
+class TrunkConfig:
+    """The carrier trunk: where SIP listens and which sources may send unauthenticated INVITEs."""
+
+    bind: str = "127.0.0.1"
+    port: int = 5060
+    # Sources identified as the carrier (PJSIP `identify` match). Operators are identified by
+    # username first (endpoint_identifier_order=username,ip), so softphones registering from
+    # these networks are still authenticated as themselves.
+    trusted_networks: tuple[str, ...] = ("127.0.0.0/8",)
+    # Address Asterisk puts in SDP/Contact; loopback keeps RTP off the machine's other interfaces.
+    media_address: str = "127.0.0.1"
+    rtp_start: int = 10000
+    rtp_end: int = 10999
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Where the app's own ports listen (all loopback by default)."""
+
+    ari_bind: str = "127.0.0.1"
+    ari_port: int = 8088
+    ami_bind: str = "127.0.0.1"
+    ami_port: int = 5038
+    http_bind: str = "127.0.0.1"
+    http_port: int = 8022
+    stasis_app: str = "hotline"
+    node: str = "pbx1"  # name of this Asterisk node; stored on every record
+
+
+@dataclass(frozen=True)
+class HotlineConfig:
+    """The whole validated configuration."""
+
+    tenants: tuple[Tenant, ...]
+    trunk: TrunkConfig = field(default_factory=TrunkConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    source: str = "<memory>"  # file it was loaded from, for messages
+
+
+DEFAULT_PROMPTS = Prompts(
+    greeting=(
+        "Tổng đài 1022 xin kính chào quý khách. "
+        "Cuộc gọi của quý khách đang được kết nối, xin vui lòng chờ trong giây lát."
+    ),
+    all_busy=(
+        "Hiện tại tất cả các đường dây của Tổng đài 1022 đều bận. "
+        "Xin quý khách vui lòng gọi lại sau. Xin cảm ơn."
+    ),
+    unavailable=(
+        "Tổng đài 1022 tạm thời gián đoạn. Xin quý khách vui lòng gọi lại sau. Xin cảm ơn."
+    ),
+)

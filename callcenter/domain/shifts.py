@@ -1,0 +1,113 @@
+"""Which shift (and so how many lines) applies at a moment, and which province a number reaches.
+
+Pure: the moment is always passed in, never read from the clock.
+
+The one rule for dates: the *local date* of the moment (in the tenant's time zone) decides
+which set of shifts applies. If that date lies within a date override, the override's shifts
+apply, otherwise the tenant's normal shifts. So a normal night shift 18:00-07:00 that starts on
+the eve of an override (say Tết from 2027-02-05) ends at midnight: from 2027-02-05 00:00 local
+the override's shifts decide, and on the day after the override's last day the normal shifts
+are back from 00:00. Each set of shifts covers the whole 24 hours, so every moment maps to
+exactly one shift.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from zoneinfo import ZoneInfo
+
+from callcenter.domain.model import DateOverride, HotlineConfig, Shift, Tenant
+
+_SEPARATORS = re.compile(r"[\s.\-]+")
+_NATIONAL = re.compile(r"[0-9]{9,10}")
+
+
+def _seconds(t: dt.time) -> int:
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
+def shift_contains(shift: Shift, local_time: dt.time) -> bool:
+    """True if the local wall-clock time falls in the shift (start inclusive, end exclusive).
+
+    ``end <= start`` means the shift crosses midnight; ``start == end`` is the whole day.
+    """
+    start, end = shift.start.replace(tzinfo=None), shift.end.replace(tzinfo=None)
+    t = local_time.replace(tzinfo=None)
+    if start == end:
+        return True
+    if start < end:
+        return start <= t < end
+    return t >= start or t < end
+
+
+def override_for_date(tenant: Tenant, local_date: dt.date) -> DateOverride | None:
+    """The date override covering ``local_date`` (both ends inclusive), if any."""
+    for override in tenant.overrides:
+        if override.start_date <= local_date <= override.end_date:
+            return override
+    return None
+
+
+def shifts_for_date(tenant: Tenant, local_date: dt.date) -> tuple[Shift, ...]:
+    """The set of shifts that applies on a local date: an override's, or the normal ones."""
+    override = override_for_date(tenant, local_date)
+    return override.shifts if override is not None else tenant.shifts
+
+
+def local_time(tenant: Tenant, now: dt.datetime) -> dt.datetime:
+    """``now`` (timezone-aware) as wall-clock time in the tenant's zone."""
+    if now.tzinfo is None or now.tzinfo.utcoffset(now) is None:
+        raise ValueError(f"now must be timezone-aware, got naive {now!r}")
+    return now.astimezone(ZoneInfo(tenant.timezone))
+
+
+def active_shift(tenant: Tenant, now: dt.datetime) -> tuple[Shift, DateOverride | None]:
+    """The shift in force at ``now`` and the date override it comes from (None: normal shifts).
+
+    ``now`` must be timezone-aware (ValueError otherwise); it is converted to the tenant's zone
+    and the local date picks the shift set (see the module docstring for the eve-of-override
+    rule). Raises LookupError if no shift contains the time, which a validated config rules out.
+    """
+    local = local_time(tenant, now)
+    override = override_for_date(tenant, local.date())
+    shifts = override.shifts if override is not None else tenant.shifts
+    t = local.time()
+    for shift in shifts:
+        if shift_contains(shift, t):
+            return shift, override
+    where = f"override {override.name!r}" if override is not None else "normal shifts"
+    raise LookupError(f"tenant {tenant.id!r}: no shift of the {where} contains {t.isoformat()}")
+
+
+def normalise_number(s: str) -> str:
+    """Canonical form of a Vietnamese number for matching.
+
+    Spaces, dots and dashes are removed. ``+84`` (international form, unambiguous) becomes ``0``;
+    ``0084`` likewise; a bare ``84`` becomes ``0`` only when followed by a 9-10 digit national
+    number, so that short or local numbers that merely start with 84 are left alone.
+    Anything else (short codes like ``1022``, other countries' ``+`` numbers) is returned as is.
+
+    >>> normalise_number("+84 251.1022")
+    '02511022'
+    """
+    n = _SEPARATORS.sub("", s.strip())
+    if n.startswith("+84") and n[3:].isdigit():
+        return "0" + n[3:]
+    if n.startswith("0084") and n[4:].isdigit():
+        return "0" + n[4:]
+    if n.startswith("84") and _NATIONAL.fullmatch(n[2:]):
+        return "0" + n[2:]
+    return n
+
+
+def tenant_for_number(config: HotlineConfig, dialled: str) -> Tenant | None:
+    """The tenant whose numbers include ``dialled`` (both sides normalised), or None."""
+    wanted = normalise_number(dialled)
+    if not wanted:
+        return None
+    for tenant in config.tenants:
+        for number in tenant.numbers:
+            if normalise_number(number) == wanted:
+                return tenant
+    return None

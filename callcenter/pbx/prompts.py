@@ -1,0 +1,111 @@
+"""Vietnamese prompts: text -> espeak-ng (Vietnamese voice) -> sox to 8 kHz mono, cached by hash.
+
+A recorded file named after the prompt's id (``<sounds_override>/<tenant>/<id>.wav``) wins over
+the synthesised one. Music on hold is synthesised here too, so the PBX needs no extra package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import shutil
+import struct
+import subprocess
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+VOICE = "vi-vn-x-south"
+SPEED_WPM = 150
+RATE = 8000
+
+
+class PromptError(RuntimeError):
+    """A prompt could not be made; names the prompt and the tool that failed."""
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """One prompt to place at sounds/<tenant>/<prompt_id>.wav."""
+
+    tenant: str
+    prompt_id: str
+    text: str
+
+
+def _cache_key(text: str) -> str:
+    h = hashlib.sha256(f"{VOICE}|{SPEED_WPM}|{RATE}|{text}".encode()).hexdigest()
+    return h[:32]
+
+
+def synthesise(text: str, cache: Path) -> Path:
+    """Return a cached 8 kHz mono 16-bit WAV of text, making it if needed."""
+    cache.mkdir(parents=True, exist_ok=True)
+    out = cache / f"{_cache_key(text)}.wav"
+    if out.exists():
+        return out
+    for tool in ("espeak-ng", "sox"):
+        if not shutil.which(tool):
+            raise PromptError(f"{tool} is not installed: run `make deps`")
+    raw = out.with_suffix(".raw.wav")
+    tmp = out.with_suffix(".tmp.wav")
+    subprocess.run(
+        ["espeak-ng", "-v", VOICE, "-s", str(SPEED_WPM), "-w", str(raw), text],
+        check=True, capture_output=True,
+    )
+    convert(raw, tmp)
+    raw.unlink(missing_ok=True)
+    tmp.replace(out)
+    return out
+
+
+def convert(src: Path, dst: Path) -> None:
+    """Any audio sox reads -> 8 kHz mono 16-bit WAV, as Asterisk's format_wav wants."""
+    proc = subprocess.run(
+        ["sox", str(src), "-r", str(RATE), "-c", "1", "-b", "16", str(dst)],
+        capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        raise PromptError(f"sox could not convert {src}: {proc.stderr.strip()}")
+
+
+def place_prompts(specs: list[PromptSpec], sounds_dir: Path, overrides: Path | None,
+                  cache: Path) -> None:
+    """Put every prompt in sounds_dir/<tenant>/<id>.wav; recorded overrides first."""
+    for spec in specs:
+        target = sounds_dir / spec.tenant / f"{spec.prompt_id}.wav"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        recorded = overrides / spec.tenant / f"{spec.prompt_id}.wav" if overrides else None
+        if recorded and recorded.exists():
+            convert(recorded, target)
+            log.info("prompt %s/%s: recorded file %s", spec.tenant, spec.prompt_id, recorded)
+        else:
+            shutil.copyfile(synthesise(spec.text, cache), target)
+
+
+def make_hold_music(target: Path, seconds: int = 24) -> None:
+    """A soft arpeggio (sine notes with fades) as 8 kHz WAV: our own music on hold."""
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    notes = [261.63, 329.63, 392.0, 523.25, 392.0, 329.63, 293.66, 349.23, 440.0, 349.23]
+    note_len = 0.6
+    frames = bytearray()
+    total = int(seconds / note_len)
+    for i in range(total):
+        f = notes[i % len(notes)]
+        n = int(RATE * note_len)
+        for k in range(n):
+            env = min(1.0, k / 400, (n - k) / 800)
+            sample = 0.25 * env * math.sin(2 * math.pi * f * k / RATE)
+            frames += struct.pack("<h", int(sample * 32767))
+    tmp = target.with_suffix(".tmp")
+    with wave.open(str(tmp), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(bytes(frames))
+    tmp.replace(target)

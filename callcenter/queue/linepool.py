@@ -1,0 +1,158 @@
+"""Shift line pools in Redis: one hash of held lines per tenant, taken and freed atomically.
+
+Keys (one Redis for all instances and nodes):
+  hotline:lines:{tenant}   hash  call_id -> JSON {"i": instance, "n": node, "t": ms}
+  hotline:instances        hash  instance -> heartbeat expiry (ms, Redis clock)
+  hotline:pool:{tenant}    hash  shift, limit, updated_ms  (what is in force, for the CLI/console)
+  hotline:events           pub/sub channel, JSON events {"type": "pool", ...}
+A line held by an instance whose heartbeat expired is reclaimed by the next acquire, so a crashed
+instance never leaks lines. Lua keeps check-and-take atomic across instances.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+INSTANCES = "hotline:instances"
+EVENTS = "hotline:events"
+
+
+def lines_key(tenant_id: str) -> str:
+    return f"hotline:lines:{tenant_id}"
+
+
+def status_key(tenant_id: str) -> str:
+    return f"hotline:pool:{tenant_id}"
+
+
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+_RECLAIM = """
+local held = redis.call('HGETALL', KEYS[1])
+for i = 1, #held, 2 do
+  local owner = cjson.decode(held[i + 1]).i
+  local exp = tonumber(redis.call('HGET', KEYS[2], owner) or '0')
+  if exp < now then redis.call('HDEL', KEYS[1], held[i]) end
+end
+"""
+
+# KEYS: lines, instances, status. ARGV: call_id, limit, instance, node, shift, tenant
+ACQUIRE = _NOW_MS + _RECLAIM + """
+local limit = tonumber(ARGV[2])
+redis.call('HSET', KEYS[3], 'shift', ARGV[5], 'limit', limit, 'updated_ms', now)
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {1, redis.call('HLEN', KEYS[1])} end
+local used = redis.call('HLEN', KEYS[1])
+if used >= limit then return {0, used} end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({i = ARGV[3], n = ARGV[4], t = now}))
+used = used + 1
+redis.call('PUBLISH', 'hotline:events', cjson.encode(
+  {type = 'pool', tenant = ARGV[6], in_use = used, limit = limit, shift = ARGV[5]}))
+return {1, used}
+"""
+
+# KEYS: lines. ARGV: call_id, tenant
+RELEASE = """
+local removed = redis.call('HDEL', KEYS[1], ARGV[1])
+local used = redis.call('HLEN', KEYS[1])
+if removed == 1 then
+  redis.call('PUBLISH', 'hotline:events', cjson.encode(
+    {type = 'pool', tenant = ARGV[2], in_use = used}))
+end
+return {removed, used}
+"""
+
+# KEYS: lines, instances. ARGV: node, instance, live call ids (JSON list) of this tenant
+RECONCILE = _NOW_MS + _RECLAIM + """
+local live = {}
+for _, id in ipairs(cjson.decode(ARGV[3])) do live[id] = true end
+local held = redis.call('HGETALL', KEYS[1])
+local dropped = 0
+for i = 1, #held, 2 do
+  local entry = cjson.decode(held[i + 1])
+  if entry.n == ARGV[1] and not live[held[i]] then
+    redis.call('HDEL', KEYS[1], held[i]); dropped = dropped + 1
+  end
+end
+for id, _ in pairs(live) do
+  redis.call('HSET', KEYS[1], id, cjson.encode({i = ARGV[2], n = ARGV[1], t = now}))
+end
+return {dropped, redis.call('HLEN', KEYS[1])}
+"""
+
+# KEYS: instances. ARGV: instance, ttl_ms
+HEARTBEAT = _NOW_MS + """
+redis.call('HSET', KEYS[1], ARGV[1], now + tonumber(ARGV[2]))
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if tonumber(all[i + 1]) < now - 3600000 then redis.call('HDEL', KEYS[1], all[i]) end
+end
+return now
+"""
+
+
+@dataclass(frozen=True)
+class PoolUse:
+    tenant_id: str
+    in_use: int
+    limit: int | None
+    shift: str | None
+
+
+class LinePool:
+    """Atomic line accounting for every tenant, shared by all app instances."""
+
+    def __init__(self, redis: aioredis.Redis, instance: str, node: str, ttl_ms: int = 10_000):
+        self.redis = redis
+        self.instance = instance
+        self.node = node
+        self.ttl_ms = ttl_ms
+        self._acquire = redis.register_script(ACQUIRE)
+        self._release = redis.register_script(RELEASE)
+        self._reconcile = redis.register_script(RECONCILE)
+        self._heartbeat = redis.register_script(HEARTBEAT)
+
+    async def heartbeat(self) -> None:
+        """Keep this instance's lines alive; call well within ttl_ms."""
+        await self._heartbeat(keys=[INSTANCES], args=[self.instance, self.ttl_ms])
+
+    async def acquire(self, tenant_id: str, call_id: str, limit: int, shift: str) -> bool:
+        """Take one line if the tenant's pool has one free; idempotent per call_id."""
+        ok, _used = await self._acquire(
+            keys=[lines_key(tenant_id), INSTANCES, status_key(tenant_id)],
+            args=[call_id, limit, self.instance, self.node, shift, tenant_id],
+        )
+        return bool(ok)
+
+    async def release(self, tenant_id: str, call_id: str) -> bool:
+        """Free the call's line; False if it held none."""
+        removed, _used = await self._release(keys=[lines_key(tenant_id)], args=[call_id, tenant_id])
+        return bool(removed)
+
+    async def reconcile(self, tenant_id: str, live_call_ids: list[str]) -> tuple[int, int]:
+        """Make this node's lines exactly the live calls; returns (dropped, in_use)."""
+        dropped, used = await self._reconcile(
+            keys=[lines_key(tenant_id), INSTANCES],
+            args=[self.node, self.instance, json.dumps(sorted(live_call_ids))],
+        )
+        return int(dropped), int(used)
+
+    async def use(self, tenant_id: str) -> PoolUse:
+        """Lines in use now and the limit/shift last put in force."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hlen(lines_key(tenant_id))
+        pipe.hgetall(status_key(tenant_id))
+        used, status = await pipe.execute()
+        status = {(k.decode() if isinstance(k, bytes) else k):
+                  (v.decode() if isinstance(v, bytes) else v) for k, v in status.items()}
+        limit = int(status["limit"]) if "limit" in status else None
+        return PoolUse(tenant_id, int(used), limit, status.get("shift"))
+
+    async def set_in_force(self, tenant_id: str, shift: str, limit: int) -> None:
+        """Record the shift and limit in force (on start and reload)."""
+        await self.redis.hset(status_key(tenant_id), mapping={"shift": shift, "limit": limit})

@@ -1,0 +1,74 @@
+"""Call records leave a call through the journal first, then the database: none is ever lost."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from callcenter.domain.call import CallState
+from callcenter.store.journal import RecordJournal
+from callcenter.store.records import CallRecordData, CallRecordStore
+
+log = logging.getLogger("callcenter.records")
+
+
+def record_of(state: CallState) -> CallRecordData:
+    """The row for a finished call."""
+    return CallRecordData(
+        id=f"{state.node}:{state.call_id}",
+        node=state.node,
+        tenant=state.tenant_id or "-",
+        dialled=state.dialled,
+        caller=state.caller,
+        shift=state.shift,
+        pool_limit=state.limit,
+        arrived_at=state.arrived_at,
+        answered_at=state.answered_at,
+        ended_at=state.ended_at,
+        outcome=state.outcome or "failed",
+        cause=state.cause,
+        cause_code=state.cause_code,
+        linkedid=state.linkedid,
+        extra=None,
+    )
+
+
+class RecordWriter:
+    """Journal (fsync'd file) then database; a background task retries with back-off."""
+
+    def __init__(self, journal: RecordJournal, store: CallRecordStore):
+        self.journal = journal
+        self.store = store
+        self._wake = asyncio.Event()
+
+    async def write(self, state: CallState) -> None:
+        rec = record_of(state)
+        await asyncio.to_thread(self.journal.append, rec)
+        self._wake.set()
+
+    async def flush_once(self) -> int:
+        """Write what is pending; returns how many are still waiting."""
+        written, pending = await asyncio.to_thread(self.journal.flush, self.store)
+        if written:
+            log.debug("wrote %d call record(s)", written)
+        return pending
+
+    async def run(self) -> None:
+        """Flush on every new record; while the database is down, retry with back-off."""
+        delay = 0.5
+        self._wake.set()  # records left by a previous run are written first
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                pending = await self.flush_once()
+            except Exception as e:  # the database is down or refusing: keep the journal
+                log.warning("call records kept in the journal (database unavailable: %s)",
+                            str(e).splitlines()[0][:200])
+                pending = 1
+            if pending:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                self._wake.set()
+            else:
+                delay = 0.5

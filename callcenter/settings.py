@@ -1,0 +1,59 @@
+"""Process settings from the environment (paths, URLs); the hotline's own rules live in the YAML."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things are. Every field has an environment variable; defaults suit `make run`."""
+
+    config_path: Path
+    state_dir: Path
+    database_url: str
+    redis_url: str | None  # None: start a private redis-server on a unix socket in state_dir
+    instance: str  # PBX instance name (folder under the rootfs's /srv/hotline)
+    sounds_override: Path  # recorded prompts: <dir>/<tenant>/<prompt_id>.wav
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """HOTLINE_CONFIG, HOTLINE_STATE, DATABASE_URL, REDIS_URL, HOTLINE_INSTANCE, ..."""
+        state = Path(os.environ.get("HOTLINE_STATE", ROOT / "var")).resolve()
+        config = Path(os.environ.get("HOTLINE_CONFIG", ROOT / "config" / "hotline.yaml"))
+        values: dict[str, object] = {
+            "config_path": config,
+            "state_dir": state,
+            "database_url": os.environ.get("DATABASE_URL") or f"sqlite:///{state / 'hotline.db'}",
+            "redis_url": os.environ.get("REDIS_URL") or None,
+            "instance": os.environ.get("HOTLINE_INSTANCE", "main"),
+            "sounds_override": Path(
+                os.environ.get("HOTLINE_SOUNDS", config.resolve().parent / "sounds")
+            ),
+            "log_level": os.environ.get("HOTLINE_LOG_LEVEL", "INFO"),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def private_redis_socket(self) -> Path:
+        return self.state_dir / "redis.sock"
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.state_dir / "journal"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "app.pid"
+
+    @property
+    def prompt_cache(self) -> Path:
+        from callcenter.pbx.install import cache_dir
+
+        return cache_dir() / "prompts"

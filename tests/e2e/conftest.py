@@ -1,0 +1,48 @@
+"""Session-wide real hotline for the end-to-end tests (marked pbx)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.stack import Stack, wait_until
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.pbx)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("hotline"))
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+        ARTIFACTS.mkdir(exist_ok=True)
+        if s.app_log.exists():
+            shutil.copyfile(s.app_log, ARTIFACTS / "e2e-app.log")
+
+
+@pytest.fixture
+def hotline(stack: Stack) -> Iterator[Stack]:
+    """The stack with 3 lines per shift; afterwards nothing may be left in Asterisk or Redis."""
+    stack.set_lines(3)
+    if stack.app is None or stack.app.poll() is not None:
+        stack.start_app()
+    wait_until(lambda: stack.health().get("config_error") is None, 3)
+    yield stack
+    if stack.app is None or stack.app.poll() is not None:
+        stack.start_app()
+    assert wait_until(lambda: stack.ari("/channels") == [], 10), (
+        f"channels left in Asterisk: {stack.ari('/channels')}")
+    assert stack.ari("/bridges") == [], "bridges left in Asterisk"
+    assert wait_until(lambda: stack.pool_in_use() == 0, 5), "lines still held after the test"

@@ -1,0 +1,238 @@
+"""A whole hotline for end-to-end tests: private Redis, SQLite, a real Asterisk, the app as a
+subprocess (so a test can kill and restart it), and pjsua2 phones as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from callcenter.pbx.install import ensure_asterisk
+from callcenter.pbx.layout import PbxLayout
+from callcenter.pbx.process import AsteriskProcess
+from callcenter.pbx.render import render
+from callcenter.queue.server import PrivateRedis
+from callcenter.secrets import load_secrets
+from callcenter.store.migrate import upgrade_head
+from callcenter.domain.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= end:
+            return value
+        time.sleep(interval)
+
+
+def base_config(sip_port: int, ari_port: int, ami_port: int, http_port: int,
+                lines_day: int = 3, lines_night: int = 3) -> dict[str, Any]:
+    return {
+        "service": {"ari_port": ari_port, "ami_port": ami_port, "http_port": http_port,
+                    "stasis_app": "hotline-test", "node": "testpbx"},
+        "trunk": {"port": sip_port, "trusted_networks": ["127.0.0.1/32"],
+                  "rtp_start": 31000, "rtp_end": 31999},
+        "tenants": [{
+            "id": "dongnai", "name": "Đồng Nai", "timezone": "Asia/Ho_Chi_Minh",
+            "numbers": ["1022", "02511022"],
+            "shifts": [
+                {"name": "day", "start": "07:00", "end": "18:00", "lines": lines_day},
+                {"name": "night", "start": "18:00", "end": "07:00", "lines": lines_night},
+            ],
+        }],
+    }
+
+
+class PhoneProcess:
+    """`python -m callcenter.tools.softphone` in a subprocess; JSON events collected by a thread."""
+
+    def __init__(self, target: str, number: str, count: int = 1, hold: float = 60.0,
+                 caller: str = "0909000111", bind: str = "127.0.0.1"):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "callcenter.tools.softphone", "--to", target,
+             "--number", number, "--count", str(count), "--hold", str(hold),
+             "--caller", caller, "--bind", bind],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, cwd=ROOT,
+        )
+        self.count = count
+        self.events: list[dict[str, Any]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                self.events.append(json.loads(line))
+            except ValueError:
+                pass
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["event"] == kind]
+
+    def wait_for(self, kind: str, n: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        wait_until(lambda: len(self.of(kind)) >= n, timeout)
+        return self.of(kind)
+
+    def send(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+
+    def finish(self, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """Hang up everything and return each call's final result."""
+        self.send("hangup")
+        self.send("quit")
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(5)
+        return sorted(self.of("final"), key=lambda r: r["index"])
+
+
+class Stack:
+    """Everything one test session needs, started once."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.state = workdir / "state"
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.config_path = workdir / "hotline.yaml"
+        self.sip_port = free_port(socket.SOCK_DGRAM)
+        self.ari_port = free_port()
+        self.http_port = free_port()
+        self.config_data = base_config(self.sip_port, self.ari_port, free_port(), self.http_port)
+        self.write_config(self.config_data)
+        self.database_url = f"sqlite:///{self.state / 'hotline.db'}"
+        self.redis = PrivateRedis(self.state / "redis.sock")
+        self.instance = f"test-{os.getpid()}"
+        self.app: subprocess.Popen[bytes] | None = None
+        self.app_log = workdir / "app.log"
+        self.pbx: AsteriskProcess | None = None
+
+    # -- config ---------------------------------------------------------------------------
+    def write_config(self, data: dict[str, Any] | str) -> None:
+        text = data if isinstance(data, str) else yaml.safe_dump(data, allow_unicode=True,
+                                                                sort_keys=False)
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.config_path)
+
+    def set_lines(self, lines: int) -> None:
+        for shift in self.config_data["tenants"][0]["shifts"]:
+            shift["lines"] = lines
+        self.write_config(self.config_data)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "HOTLINE_CONFIG": str(self.config_path), "HOTLINE_STATE": str(self.state),
+            "DATABASE_URL": self.database_url, "REDIS_URL": self.redis.url,
+            "HOTLINE_INSTANCE": self.instance, "HOTLINE_LOG_LEVEL": "INFO",
+        })
+        return env
+
+    def start(self) -> None:
+        self.redis.start()
+        upgrade_head(self.database_url)
+        install = ensure_asterisk()
+        self.layout = PbxLayout.for_instance(install, self.instance, self.state)
+        self.layout.remove()
+        secrets = load_secrets(self.state)
+        self.secrets = secrets
+        render(load_config(self.config_path), self.layout, secrets,
+               prompt_cache=Path(os.environ.get("HOTLINE_CACHE", Path.home() / ".cache/hotline1022"))
+               / "prompts")
+        self.pbx = AsteriskProcess(self.layout, f"http://127.0.0.1:{self.ari_port}",
+                                   secrets.ari_user, secrets.ari_password)
+        self.pbx.start()
+        self.start_app()
+
+    def start_app(self) -> None:
+        log = open(self.app_log, "ab")  # noqa: SIM115
+        self.app = subprocess.Popen([sys.executable, "-m", "callcenter", "app"], env=self.env(),
+                                    stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        log.close()
+        ok = wait_until(lambda: self.health().get("ari_connected"), 30)
+        if not ok:
+            raise RuntimeError(f"app did not connect to ARI:\n{self.app_log_tail()}")
+
+    def kill_app(self, sig: int = signal.SIGKILL) -> None:
+        if self.app and self.app.poll() is None:
+            self.app.send_signal(sig)
+            self.app.wait(15)
+
+    def stop(self) -> None:
+        self.kill_app(signal.SIGTERM)
+        if self.pbx:
+            self.pbx.stop()
+        self.redis.stop()
+        if hasattr(self, "layout"):
+            self.layout.remove()
+
+    # -- observation ----------------------------------------------------------------------
+    def app_log_tail(self, n: int = 60) -> str:
+        return "\n".join(self.app_log.read_text(errors="replace").splitlines()[-n:])
+
+    def health(self) -> dict[str, Any]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz",
+                                        timeout=2) as r:
+                return dict(json.loads(r.read()))
+        except urllib.error.HTTPError as e:
+            return dict(json.loads(e.read()))
+        except OSError:
+            return {}
+
+    def ari(self, path: str) -> Any:
+        import base64
+
+        auth = base64.b64encode(
+            f"{self.secrets.ari_user}:{self.secrets.ari_password}".encode()).decode()
+        req = urllib.request.Request(f"http://127.0.0.1:{self.ari_port}/ari{path}",
+                                     headers={"Authorization": f"Basic {auth}"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "callcenter", *args], env=self.env(),
+                              capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+    def pool_in_use(self) -> int:
+        out = self.cli("pool", "--json")
+        return int(json.loads(out.stdout)[0]["in_use"])
+
+    def records(self, n: int = 200) -> list[dict[str, Any]]:
+        out = self.cli("calls", "--last", str(n), "--json")
+        return list(json.loads(out.stdout))
+
+    def phone(self, number: str = "1022", count: int = 1, hold: float = 60.0,
+              caller: str = "0909000111", bind: str = "127.0.0.1") -> PhoneProcess:
+        return PhoneProcess(f"127.0.0.1:{self.sip_port}", number, count, hold, caller, bind)

@@ -1,0 +1,133 @@
+"""The call state machine: given a state and an event, exactly this state and these commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callcenter.domain import call as cm
+
+T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
+T1 = T0 + dt.timedelta(seconds=1)
+
+
+def fresh() -> cm.CallState:
+    return cm.new_call("c1", "pbx1", "1022", "0909123456", "c1", T0)
+
+
+def admitting() -> cm.CallState:
+    state, _ = cm.step(fresh(), cm.Routed(T0, "dongnai", "day", 15))
+    return state
+
+
+def test_given_new_call_when_routed_to_tenant_then_asks_pool_for_a_line() -> None:
+    state, cmds = cm.step(fresh(), cm.Routed(T0, "dongnai", "day", 15))
+    assert state.phase is cm.Phase.ADMITTING
+    assert (state.tenant_id, state.shift, state.limit) == ("dongnai", "day", 15)
+    assert cmds == [cm.AcquireLine("dongnai", 15)]
+
+
+def test_given_new_call_when_number_unknown_then_hangup_unallocated() -> None:
+    state, cmds = cm.step(fresh(), cm.Routed(T0, None))
+    assert state.phase is cm.Phase.REJECTING and state.outcome == "not_found"
+    assert cmds == [cm.Hangup("unallocated")]
+
+
+def test_given_admitting_when_line_granted_then_answer_and_greet() -> None:
+    state, cmds = cm.step(admitting(), cm.LineGranted(T1))
+    assert state.phase is cm.Phase.GREETING and state.line_held and state.answered_at == T1
+    assert cmds == [cm.Answer(), cm.Play("dongnai", "greeting")]
+
+
+def test_given_admitting_when_line_refused_then_early_media_busy_message_never_answer() -> None:
+    state, cmds = cm.step(admitting(), cm.LineRefused(T1))
+    assert state.phase is cm.Phase.BUSY_MESSAGE and state.outcome == "busy"
+    assert cmds == [cm.Progress(), cm.Play("dongnai", "all_busy")]
+    assert not any(isinstance(c, cm.Answer) for c in cmds)
+
+
+def test_given_busy_message_when_finished_then_hangup_busy() -> None:
+    state, _ = cm.step(admitting(), cm.LineRefused(T1))
+    state, cmds = cm.step(state, cm.PlaybackFinished(T1))
+    assert cmds == [cm.Hangup("busy")]
+    state, cmds = cm.step(state, cm.HungUp(T1, 17, "17 User busy"))
+    assert state.phase is cm.Phase.ENDED and state.outcome == "busy"
+    assert cmds == [cm.WriteRecord()]  # no line was held, none is released
+
+
+def test_given_greeting_when_finished_then_music_on_hold() -> None:
+    state, _ = cm.step(admitting(), cm.LineGranted(T1))
+    state, cmds = cm.step(state, cm.PlaybackFinished(T1))
+    assert state.phase is cm.Phase.HOLDING and cmds == [cm.StartMoh()]
+
+
+def test_given_holding_when_caller_hangs_up_then_release_line_and_record_answered() -> None:
+    state, _ = cm.step(admitting(), cm.LineGranted(T1))
+    state, _ = cm.step(state, cm.PlaybackFinished(T1))
+    state, cmds = cm.step(state, cm.HungUp(T1, 16, "16 Normal Clearing"))
+    assert state.phase is cm.Phase.ENDED and state.outcome == "answered"
+    assert (state.cause_code, state.cause, state.ended_at) == (16, "16 Normal Clearing", T1)
+    assert cmds == [cm.ReleaseLine("dongnai"), cm.WriteRecord()]
+
+
+def test_given_admitting_when_caller_hangs_up_then_abandoned_and_late_grant_released() -> None:
+    state, cmds = cm.step(admitting(), cm.HungUp(T1, 16))
+    assert state.outcome == "abandoned" and cmds == [cm.WriteRecord()]
+    state, cmds = cm.step(state, cm.LineGranted(T1))
+    assert cmds == [cm.ReleaseLine("dongnai")]  # the race: pool said yes after the hang-up
+
+
+def test_given_greeting_when_command_fails_then_failed_hangup_and_release() -> None:
+    state, _ = cm.step(admitting(), cm.LineGranted(T1))
+    state, cmds = cm.step(state, cm.Failed(T1, "internal error"))
+    assert state.outcome == "failed"
+    assert cmds == [cm.ReleaseLine("dongnai"), cm.Hangup("failure"), cm.WriteRecord()]
+
+
+def test_given_ended_call_when_hangup_echo_arrives_then_nothing_happens() -> None:
+    state, _ = cm.step(admitting(), cm.HungUp(T1))
+    assert cm.step(state, cm.HungUp(T1)) == (state, [])
+
+
+@pytest.mark.parametrize("event", [cm.LineGranted(T0), cm.LineRefused(T0),
+                                   cm.PlaybackFinished(T0)])
+def test_given_routing_when_out_of_order_event_then_illegal(event: cm.Event) -> None:
+    with pytest.raises(cm.IllegalTransition):
+        cm.step(fresh(), event)
+
+
+def test_given_ended_call_when_routed_then_illegal() -> None:
+    state, _ = cm.step(admitting(), cm.HungUp(T1))
+    with pytest.raises(cm.IllegalTransition):
+        cm.step(state, cm.Routed(T1, "dongnai", "day", 2))
+
+
+EVENTS = st.sampled_from([
+    cm.LineGranted(T1), cm.LineRefused(T1), cm.PlaybackFinished(T1), cm.HungUp(T1, 16),
+    cm.Failed(T1, "x"),
+])
+
+
+@given(st.lists(EVENTS, max_size=8))
+def test_given_any_event_sequence_then_lines_taken_equal_lines_released(
+        events: list[cm.Event]) -> None:
+    """Whatever Asterisk throws at a call, a granted line is released exactly once."""
+    state, cmds = cm.step(fresh(), cm.Routed(T0, "dongnai", "day", 3))
+    held = 0
+    acquired = 0
+    for ev in events:
+        try:
+            state, cmds = cm.step(state, ev)
+        except cm.IllegalTransition:
+            continue
+        if isinstance(ev, cm.LineGranted):
+            acquired += 1
+        held += sum(isinstance(c, cm.ReleaseLine) for c in cmds)
+    if state.phase is not cm.Phase.ENDED:
+        state, cmds = cm.step(state, cm.HungUp(T1))
+        held += sum(isinstance(c, cm.ReleaseLine) for c in cmds)
+    assert held == acquired
+    assert state.outcome in cm.OUTCOMES
