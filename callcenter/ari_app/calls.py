@@ -13,9 +13,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from callcenter.ari_app.client import AriClient, ChannelGone
+from callcenter.ari_app.client import AriClient, AriError, ChannelGone
 from callcenter.domain import call as cm
-from callcenter.domain.causes import mask_number
+from callcenter.domain.causes import cause_text, mask_number
 from callcenter.queue.linepool import LinePool
 
 log = logging.getLogger("callcenter.call")
@@ -65,7 +65,17 @@ class CallSession:
         self.deps = deps
         self.events: asyncio.Queue[cm.Event] = asyncio.Queue()
         self._playbacks = 0
+        self.cause_code: int | None = None  # last hang-up cause Asterisk told us
         self.task: asyncio.Task[None] | None = None
+
+    def note_cause(self, code: int | None) -> None:
+        """Remember a real cause (ChannelHangupRequest/ChannelDestroyed; 0 means none)."""
+        if code:
+            self.cause_code = code
+
+    def hung_up(self) -> cm.HungUp:
+        """The event that ends the call, with the best cause known now."""
+        return cm.HungUp(utcnow(), self.cause_code, cause_text(self.cause_code))
 
     @property
     def call_id(self) -> str:
@@ -80,6 +90,14 @@ class CallSession:
         for ev in first:
             self.events.put_nowait(ev)
         try:
+            if first:
+                await self._apply(self.events.get_nowait())
+            # After the time-critical first answer/reject: ChannelDestroyed (with the hang-up
+            # cause) only reaches us after StasisEnd if we subscribe to the channel itself.
+            try:
+                await self.deps.ari.subscribe_channel(self.call_id)
+            except AriError as e:
+                log.debug("%s: no channel subscription: %s", self._label(), e)
             while self.state.phase is not cm.Phase.ENDED or not self.events.empty():
                 event = await self.events.get()
                 await self._apply(event)
@@ -133,7 +151,7 @@ class CallSession:
         except ChannelGone:
             # The caller hung up while we acted: the ChannelDestroyed event ends the call too.
             if s.phase is not cm.Phase.ENDED:
-                return cm.HungUp(utcnow())
+                return self.hung_up()
         return None
 
     async def _persist(self) -> None:

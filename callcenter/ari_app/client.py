@@ -73,6 +73,11 @@ class AriClient:
             return None
         return body.get("value") if body else None
 
+    async def subscribe_channel(self, channel_id: str) -> None:
+        """Keep this channel's events after it leaves Stasis (ChannelDestroyed has the cause)."""
+        await self.request("POST", f"/applications/{self.app}/subscription",
+                           eventSource=f"channel:{channel_id}")
+
     async def channels(self) -> list[dict[str, Any]]:
         return list(await self.request("GET", "/channels") or [])
 
@@ -90,6 +95,7 @@ class AriClient:
         async with self._session.ws_connect(url, params=params, auth=self._auth,
                                             heartbeat=heartbeat, autoping=True) as ws:
             log.info("ARI websocket connected (app %s)", self.app)
+            yield {"type": "_Connected"}  # lets the service reconcile before any call event
             async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     yield json.loads(msg.data)

@@ -39,10 +39,11 @@ class StasisService:
         while True:
             try:
                 async for event in self.ari.events():
-                    if not self.connected.is_set():
+                    if event["type"] == "_Connected":
                         await self.reconcile()
                         self.connected.set()
                         delay = 0.2
+                        continue
                     await self.dispatch(event)
             except asyncio.CancelledError:
                 raise
@@ -75,6 +76,8 @@ class StasisService:
     # -- events ---------------------------------------------------------------------------
     async def dispatch(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
+        log.debug("ARI event %s %s cause=%s", kind, event.get("channel", {}).get("id"),
+                  event.get("cause"))
         if kind == "StasisStart":
             await self._on_start(event)
             return
@@ -90,11 +93,16 @@ class StasisService:
         now = utcnow()
         if kind == "PlaybackFinished":
             session.events.put_nowait(cm.PlaybackFinished(now))
-        elif kind in ("ChannelHangupRequest", "ChannelDestroyed"):
-            code = event.get("cause")
-            session.events.put_nowait(cm.HungUp(now, code, cause_text(code)))
+        elif kind == "ChannelHangupRequest":
+            session.note_cause(event.get("cause"))
+        elif kind == "ChannelDestroyed":
+            session.note_cause(event.get("cause"))
+            session.events.put_nowait(session.hung_up())
         elif kind == "StasisEnd":
-            session.events.put_nowait(cm.HungUp(now))
+            # ChannelDestroyed (with the cause) follows within milliseconds; should it not come,
+            # end the call anyway so the line is freed well within a second.
+            asyncio.get_running_loop().call_later(
+                0.3, lambda: session.events.put_nowait(session.hung_up()))
 
     async def _on_start(self, event: dict[str, Any]) -> None:
         ch = event["channel"]

@@ -10,19 +10,28 @@ event and obeys `hangup [N]` / `quit` on stdin:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import select
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pjsua2 as pj
 
+# The pjsua2 wheel on PyPI is built with PJSUA_MAX_CALLS = 4 (a 5th call fails with
+# PJ_ETOOMANY whatever maxCalls says): more simultaneous calls need more phone processes.
+MAX_CALLS = 4
+
 
 class _Call(pj.Call):  # type: ignore[misc]
-    def __init__(self, phone: Softphone, acc: pj.Account, index: int):
+    def __init__(self, phone: Softphone | None, acc: pj.Account, index: int):
+        if index >= MAX_CALLS:
+            raise ValueError(f"one softphone places at most {MAX_CALLS} calls")
         super().__init__(acc)
         self.phone = phone
         self.index = index
@@ -33,6 +42,10 @@ class _Call(pj.Call):  # type: ignore[misc]
             "ms_to_final": None, "rtp_rx_packets": 0, "rtp_rx_before_answer": 0,
             "reason": None, "disconnected": False,
         }
+
+    def _emit(self, kind: str) -> None:
+        if self.phone is not None:
+            self.phone.emit(kind, self)
 
     def _ms(self) -> float:
         return round((time.monotonic() - self.t_invite) * 1000, 2)
@@ -45,19 +58,19 @@ class _Call(pj.Call):  # type: ignore[misc]
             r["ms_to_first_response"] = self._ms()
         if ci.state == pj.PJSIP_INV_STATE_EARLY and code == 183 and r["ms_to_183"] is None:
             r["ms_to_183"] = self._ms()
-            self.phone.emit("progress", self)
+            self._emit("progress")
         elif ci.state == pj.PJSIP_INV_STATE_CONFIRMED and not r["answered"]:
             r["answered"] = True
             r["ms_to_200"] = self._ms()
             r["final_code"] = 200
-            self.phone.emit("answered", self)
+            self._emit("answered")
         elif ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             if r["final_code"] is None:
                 r["final_code"] = code
                 r["ms_to_final"] = self._ms()
             r["reason"] = ci.lastReason
             r["disconnected"] = True
-            self.phone.emit("disconnected", self)
+            self._emit("disconnected")
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
         ci = self.getInfo()
@@ -92,7 +105,7 @@ class Softphone:
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.maxCalls = 64
+        cfg.uaConfig.maxCalls = MAX_CALLS
         cfg.logConfig.level = log_level
         cfg.logConfig.consoleLevel = log_level
         cfg.medConfig.hasIoqueue = True
@@ -163,31 +176,108 @@ class Softphone:
     def all_done(self) -> bool:
         return all(c.result["disconnected"] for c in self.calls)
 
-    def close(self) -> None:
+    def hangup_all(self) -> None:
         for c in self.calls:
             self.hangup(c)
+
+    def results(self) -> list[dict[str, Any]]:
+        return [dict(c.result) for c in self.calls]
+
+    def close(self) -> None:
+        """Hang up, free every Call, then destroy the library (in that order, or pjsua aborts)."""
+        self.hangup_all()
         self.wait(self.all_done, 5)
-        self.calls.clear()
+        while self.calls:
+            call = self.calls.pop()
+            call.phone = None  # break the cycle so the Call is freed before the library
+            del call
         self.accounts.clear()
+        gc.collect()  # pjsua2 objects collected after libDestroy abort the process
         self.ep.libDestroy()
 
 
+def caller_for(caller: str, index: int, total: int) -> str:
+    """Each of several simultaneous calls gets its own caller number (last digits = index)."""
+    return caller if total == 1 else f"{caller[:-2]}{index:02d}"
+
+
+class PhoneGroup:
+    """Any number of simultaneous calls: phone processes of up to MAX_CALLS calls each, their
+    JSON events gathered by reader threads. Commands go to every process."""
+
+    def __init__(self, target: str, number: str, count: int = 1, hold: float = 60.0,
+                 caller: str = "0909000111", bind: str = "127.0.0.1"):
+        self.count = count
+        self.events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self.procs: list[subprocess.Popen[str]] = []
+        self._readers: list[threading.Thread] = []
+        for base in range(0, count, MAX_CALLS):
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "callcenter.tools.softphone", "--to", target,
+                 "--number", number, "--count", str(min(MAX_CALLS, count - base)),
+                 "--index-base", str(base), "--hold", str(hold), "--caller", caller,
+                 "--bind", bind, "--total", str(count)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            self.procs.append(proc)
+            reader = threading.Thread(target=self._read, args=(proc,), daemon=True)
+            reader.start()
+            self._readers.append(reader)
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            with self._lock:
+                self.events.append(event)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self.events if e["event"] == kind]
+
+    def wait_for(self, kind: str, n: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        """Wait until n events of this kind arrived (or timeout); return them all."""
+        end = time.monotonic() + timeout
+        while len(self.of(kind)) < n and time.monotonic() < end:
+            time.sleep(0.02)
+        return self.of(kind)
+
+    def send(self, command: str) -> None:
+        """`hangup`, `hangup N` (N counted within each process), `report` or `quit`."""
+        for proc in self.procs:
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write(command + "\n")
+                proc.stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                pass
+
+    def finish(self, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """Hang up everything; return each call's final result, by index."""
+        self.send("hangup")
+        self.send("quit")
+        for proc in self.procs:
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for reader in self._readers:
+            reader.join(5)
+        return sorted(self.of("final"), key=lambda r: r["index"])
+
+
 def place_calls(target: str, number: str, *, caller: str = "0909000111", count: int = 1,
-                hold: float = 8.0) -> list[dict[str, Any]]:
+                hold: float = 8.0, bind: str = "127.0.0.1") -> list[dict[str, Any]]:
     """Place count simultaneous calls, keep the answered ones for hold seconds, hang up."""
-    phone = Softphone()
-    try:
-        for i in range(count):
-            phone.call(target, number, caller if count == 1 else f"{caller[:-2]}{i:02d}")
-        phone.wait(lambda: all(c.result["answered"] or c.result["disconnected"]
-                               for c in phone.calls), 15)
-        phone.poll(hold)
-        for c in phone.calls:
-            phone.hangup(c)
-        phone.wait(phone.all_done, 10)
-        return [c.result for c in phone.calls]
-    finally:
-        phone.close()
+    group = PhoneGroup(target, number, count=count, hold=hold, caller=caller, bind=bind)
+    group.wait_for("final", count, timeout=hold + 30)
+    return group.finish()
 
 
 def main() -> int:
@@ -196,20 +286,23 @@ def main() -> int:
     ap.add_argument("--to", default="127.0.0.1:5060")
     ap.add_argument("--number", default="1022")
     ap.add_argument("--caller", default="0909000111")
-    ap.add_argument("--count", type=int, default=1)
+    ap.add_argument("--count", type=int, default=1, help=f"at most {MAX_CALLS}")
+    ap.add_argument("--index-base", type=int, default=0, help="number this phone's calls from")
+    ap.add_argument("--total", type=int, default=0, help="calls placed by the whole group")
     ap.add_argument("--bind", default="127.0.0.1", help="loopback address to send from")
     ap.add_argument("--hold", type=float, default=60.0, help="hang up after this many seconds")
     args = ap.parse_args()
 
     def out(kind: str, result: dict[str, Any]) -> None:
+        result = {**result, "index": result["index"] + args.index_base}
         sys.stdout.write(json.dumps({"event": kind, **result}) + "\n")
         sys.stdout.flush()
 
     phone = Softphone(on_event=out, bind=args.bind)
     try:
         for i in range(args.count):
-            phone.call(args.to, args.number,
-                       args.caller if args.count == 1 else f"{args.caller[:-2]}{i:02d}")
+            phone.call(args.to, args.number, caller_for(args.caller, args.index_base + i,
+                                                        args.total or args.count))
         end = time.monotonic() + args.hold
         while time.monotonic() < end and not phone.all_done():
             phone.poll(0.05)

@@ -38,7 +38,7 @@ def hotline(stack: Stack) -> Iterator[Stack]:
     stack.set_lines(3)
     if stack.app is None or stack.app.poll() is not None:
         stack.start_app()
-    wait_until(lambda: stack.health().get("config_error") is None, 3)
+    assert wait_until(lambda: stack.app_lines() == 3, 5), stack.app_log_tail()
     yield stack
     if stack.app is None or stack.app.poll() is not None:
         stack.start_app()

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -18,14 +17,15 @@ from typing import Any
 
 import yaml
 
-from callcenter.pbx.install import ensure_asterisk
+from callcenter.domain.config import load_config
+from callcenter.pbx.install import cache_dir, ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess
 from callcenter.pbx.render import render
 from callcenter.queue.server import PrivateRedis
 from callcenter.secrets import load_secrets
 from callcenter.store.migrate import upgrade_head
-from callcenter.domain.config import load_config
+from callcenter.tools.softphone import PhoneGroup
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,59 +61,6 @@ def base_config(sip_port: int, ari_port: int, ami_port: int, http_port: int,
             ],
         }],
     }
-
-
-class PhoneProcess:
-    """`python -m callcenter.tools.softphone` in a subprocess; JSON events collected by a thread."""
-
-    def __init__(self, target: str, number: str, count: int = 1, hold: float = 60.0,
-                 caller: str = "0909000111", bind: str = "127.0.0.1"):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "callcenter.tools.softphone", "--to", target,
-             "--number", number, "--count", str(count), "--hold", str(hold),
-             "--caller", caller, "--bind", bind],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, cwd=ROOT,
-        )
-        self.count = count
-        self.events: list[dict[str, Any]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                self.events.append(json.loads(line))
-            except ValueError:
-                pass
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["event"] == kind]
-
-    def wait_for(self, kind: str, n: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-        wait_until(lambda: len(self.of(kind)) >= n, timeout)
-        return self.of(kind)
-
-    def send(self, command: str) -> None:
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(command + "\n")
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass
-
-    def finish(self, timeout: float = 20.0) -> list[dict[str, Any]]:
-        """Hang up everything and return each call's final result."""
-        self.send("hangup")
-        self.send("quit")
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(5)
-        return sorted(self.of("final"), key=lambda r: r["index"])
 
 
 class Stack:
@@ -168,8 +115,7 @@ class Stack:
         secrets = load_secrets(self.state)
         self.secrets = secrets
         render(load_config(self.config_path), self.layout, secrets,
-               prompt_cache=Path(os.environ.get("HOTLINE_CACHE", Path.home() / ".cache/hotline1022"))
-               / "prompts")
+               prompt_cache=cache_dir() / "prompts")
         self.pbx = AsteriskProcess(self.layout, f"http://127.0.0.1:{self.ari_port}",
                                    secrets.ari_user, secrets.ari_password)
         self.pbx.start()
@@ -211,6 +157,15 @@ class Stack:
         except OSError:
             return {}
 
+    def app_lines(self) -> int | None:
+        """The line limit the running app has in force for the test tenant now."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/api/pool",
+                                        timeout=2) as r:
+                return int(json.loads(r.read())[0]["lines"])
+        except OSError:
+            return None
+
     def ari(self, path: str) -> Any:
         import base64
 
@@ -234,5 +189,5 @@ class Stack:
         return list(json.loads(out.stdout))
 
     def phone(self, number: str = "1022", count: int = 1, hold: float = 60.0,
-              caller: str = "0909000111", bind: str = "127.0.0.1") -> PhoneProcess:
-        return PhoneProcess(f"127.0.0.1:{self.sip_port}", number, count, hold, caller, bind)
+              caller: str = "0909000111", bind: str = "127.0.0.1") -> PhoneGroup:
+        return PhoneGroup(f"127.0.0.1:{self.sip_port}", number, count, hold, caller, bind)

@@ -80,7 +80,7 @@ def test_given_calls_in_progress_when_limit_lowered_then_none_dropped_and_next_i
     first = hotline.phone("1022", count=2, caller="0913000200")
     assert len(first.wait_for("answered", 2)) == 2
     hotline.set_lines(1)
-    time.sleep(2.0)  # the promise: a new limit applies within two seconds
+    assert wait_until(lambda: hotline.app_lines() == 1, 2.0)  # in force within two seconds
     second = hotline.phone("1022", caller="0913000299")
     (late,) = second.finish() if second.wait_for("final", 1, 15) else second.finish()
     assert late["final_code"] == 486

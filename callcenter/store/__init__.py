@@ -1,0 +1,1 @@
+"""Call records in SQL (SQLAlchemy + Alembic), behind a durable on-disk journal."""

@@ -1,0 +1,94 @@
+"""The call record as plain data: what the app hands to the journal and the store (no I/O)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+# How a call ended, as the hotline counts it (the database enforces the same set).
+OUTCOMES: tuple[str, ...] = ("answered", "busy", "abandoned", "not_found", "failed")
+ID_MAX_LENGTH = 64  # "<node>:<asterisk uniqueid>"; the primary key is String(64)
+
+_TIME_FIELDS = ("arrived_at", "answered_at", "ended_at", "created_at")
+JSON_KEYS: tuple[str, ...] = (
+    "id", "tenant", "dialled", "caller", "shift", "pool_limit", "outcome", "arrived_at",
+    "answered_at", "ended_at", "cause", "cause_code", "linkedid", "node",
+)
+
+
+def _utc(name: str, value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"{name}: expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        # A naive time is ambiguous between the PBX clock, UTC and Asia/Ho_Chi_Minh.
+        raise ValueError(f"{name}: expected a timezone-aware datetime, got naive {value!r}")
+    return value.astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class CallRecordData:
+    """One finished call, exactly as it is journalled and stored (times aware, in UTC)."""
+
+    id: str
+    node: str
+    tenant: str
+    dialled: str
+    caller: str
+    shift: str | None
+    pool_limit: int | None
+    arrived_at: dt.datetime
+    answered_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    outcome: str
+    cause: str | None
+    cause_code: int | None
+    linkedid: str
+    extra: dict[str, Any] | None = None
+    created_at: dt.datetime | None = field(default=None, compare=False)  # set by the store
+
+    def __post_init__(self) -> None:
+        if not self.id or len(self.id) > ID_MAX_LENGTH:
+            raise ValueError(f"id: expected 1..{ID_MAX_LENGTH} characters, got {self.id!r}")
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome: expected one of {', '.join(OUTCOMES)}, "
+                             f"got {self.outcome!r}")
+        if self.arrived_at is None:
+            raise ValueError("arrived_at: required")
+        if self.extra is not None and not isinstance(self.extra, dict):
+            raise TypeError(f"extra: expected a dict or None, got {type(self.extra).__name__}")
+        for name in _TIME_FIELDS:
+            # Frozen: normalise in place once, so equal instants compare and serialise equal.
+            object.__setattr__(self, name, _utc(name, getattr(self, name)))
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The record for the console/CLI: fixed keys, ISO 8601 times with offset."""
+        d = self.to_dict()
+        return {k: d[k] for k in JSON_KEYS}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, JSON-serialisable (times as ISO 8601 with offset); see `from_dict`."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in _TIME_FIELDS:
+            if d[name] is not None:
+                d[name] = d[name].isoformat()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CallRecordData:
+        """The inverse of `to_dict`; raises KeyError/ValueError/TypeError on a bad dict."""
+        if not isinstance(d, dict):
+            raise TypeError(f"expected an object, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+        values = dict(d)
+        for name in _TIME_FIELDS:
+            v = values.get(name)
+            if isinstance(v, str):
+                values[name] = dt.datetime.fromisoformat(v)
+        return cls(**values)

@@ -1,0 +1,94 @@
+"""SQLAlchemy models of the hotline's tables; `sql/versions` holds the matching migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from callcenter.store.data import ID_MAX_LENGTH, OUTCOMES
+
+# Stable constraint/index names, so migrations can address them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    """Now, aware, in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """An aware UTC datetime on every backend.
+
+    PostgreSQL keeps `timestamptz`; SQLite (and any backend without time zones) stores the
+    naive UTC wall time, and reads it back as aware UTC. Naive input is refused.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: give an aware (UTC) time")
+        value = value.astimezone(dt.UTC)
+        if dialect.name == "postgresql":
+            return value
+        return value.replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None,
+                             dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+# JSONB on PostgreSQL (indexable, e.g. for ivr_path later); plain JSON text elsewhere.
+JSONDocument = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the store's tables."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class CallRecord(Base):
+    """One finished call: the row written once per call, keyed "<node>:<asterisk uniqueid>"."""
+
+    __tablename__ = "call_records"
+    __table_args__ = (
+        sa.CheckConstraint(sa.column("outcome").in_(OUTCOMES), name="outcome"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(ID_MAX_LENGTH), primary_key=True)
+    node: Mapped[str] = mapped_column(sa.String)
+    tenant: Mapped[str] = mapped_column(sa.String, index=True)
+    dialled: Mapped[str] = mapped_column(sa.String)
+    caller: Mapped[str] = mapped_column(sa.String)
+    shift: Mapped[str | None] = mapped_column(sa.String)
+    pool_limit: Mapped[int | None] = mapped_column(sa.Integer)
+    arrived_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str] = mapped_column(sa.String(16))
+    cause: Mapped[str | None] = mapped_column(sa.String)  # e.g. "16 Normal Clearing"
+    cause_code: Mapped[int | None] = mapped_column(sa.Integer)  # Q.850 cause
+    linkedid: Mapped[str] = mapped_column(sa.String, index=True)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, server_default=sa.func.now()
+    )

@@ -1,0 +1,101 @@
+"""The call-record repository: synchronous SQLAlchemy, called from a thread executor by the app."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from callcenter.store.data import OUTCOMES, CallRecordData
+from callcenter.store.models import CallRecord
+from callcenter.store.urls import normalise_url, sqlite_file
+
+__all__ = ["OUTCOMES", "CallRecordData", "CallRecordStore"]
+
+_COLUMNS = tuple(c.name for c in CallRecord.__table__.columns)
+_TABLE = cast(sa.Table, CallRecord.__table__)
+
+# A PostgreSQL host that drops packets would otherwise hang the writer thread for minutes;
+# the journal keeps the record meanwhile, so failing fast and retrying is the better deal.
+CONNECT_TIMEOUT_S = 5
+SQLITE_BUSY_TIMEOUT_S = 15
+
+
+def _engine(database_url: str) -> sa.Engine:
+    url = normalise_url(database_url)
+    connect_args: dict[str, Any] = {}
+    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    if url.get_backend_name() == "sqlite":
+        connect_args["timeout"] = SQLITE_BUSY_TIMEOUT_S
+    # pre_ping: after a PostgreSQL restart the pool's old connections are dead; test first.
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    if sqlite_file(url) is not None:
+        sa.event.listen(engine, "connect", _sqlite_wal)
+    return engine
+
+
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    # WAL: the console and `callcenter calls` read while the writer thread commits.
+    cur = dbapi_connection.cursor()
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cur.close()
+
+
+def _data(row: sa.Row[Any]) -> CallRecordData:
+    return CallRecordData(**{name: getattr(row, name) for name in _COLUMNS})
+
+
+class CallRecordStore:
+    """Call records in SQL (SQLite or PostgreSQL). Blocking: run it in a thread executor."""
+
+    def __init__(self, database_url: str):
+        self.engine = _engine(database_url)
+
+    def insert_once(self, rec: CallRecordData) -> bool:
+        """Insert `rec`; False if a row with its id already exists (idempotent, race-safe)."""
+        values = {name: getattr(rec, name) for name in _COLUMNS if name != "created_at"}
+        if rec.created_at is not None:
+            values["created_at"] = rec.created_at
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(_TABLE).values(**values))
+        except IntegrityError:
+            # The primary key decides between two writers of the same call (two app
+            # instances, or a replay after a crash between commit and journal delete).
+            # Any other integrity failure (a constraint) is real: raise it.
+            if self.get(rec.id) is not None:
+                return False
+            raise
+        return True
+
+    def get(self, id: str) -> CallRecordData | None:
+        """The record with this id, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(_TABLE).where(_TABLE.c.id == id)).first()
+        return None if row is None else _data(row)
+
+    def last(self, n: int, tenant: str | None = None) -> list[CallRecordData]:
+        """The `n` most recent calls (newest arrived_at first), optionally of one tenant."""
+        if n <= 0:
+            return []
+        q = sa.select(_TABLE).order_by(_TABLE.c.arrived_at.desc(), _TABLE.c.id.desc()).limit(n)
+        if tenant is not None:
+            q = q.where(_TABLE.c.tenant == tenant)
+        with self.engine.connect() as conn:
+            return [_data(row) for row in conn.execute(q)]
+
+    def count(self, tenant: str | None = None) -> int:
+        """How many call records there are (of one tenant, if given)."""
+        q = sa.select(sa.func.count()).select_from(_TABLE)
+        if tenant is not None:
+            q = q.where(_TABLE.c.tenant == tenant)
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    def close(self) -> None:
+        """Close the pool's connections."""
+        self.engine.dispose()
