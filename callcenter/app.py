@@ -6,6 +6,7 @@ No module-level singletons: everything hangs off the aiohttp Application under t
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -32,6 +33,7 @@ from callcenter.records import RecordWriter
 from callcenter.secrets import load_secrets
 from callcenter.settings import Settings
 from callcenter.store.journal import RecordJournal
+from callcenter.store.migrate import upgrade_head
 from callcenter.store.records import CallRecordStore
 
 log = logging.getLogger("callcenter.app")
@@ -97,7 +99,14 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     store = CallRecordStore(s.database_url)
-    writer = RecordWriter(RecordJournal(s.journal_dir), store)
+    try:
+        await asyncio.to_thread(upgrade_head, s.database_url)
+        prepare = None
+    except Exception as e:  # calls must still be answered: records wait in the journal
+        log.error("database unavailable at start (%s): call records go to the journal %s "
+                  "until it is back", str(e).splitlines()[0][:200], s.journal_dir)
+        prepare = functools.partial(upgrade_head, s.database_url)
+    writer = RecordWriter(RecordJournal(s.journal_dir), store, prepare)
     app[WRITER] = writer
     _owned(app, writer.run(), "record-writer")
     yield
@@ -116,7 +125,8 @@ async def _config_ctx(app: web.Application) -> AsyncIterator[None]:
         await _apply_to_pbx(app, new)
 
     live.on_change = apply
-    _owned(app, live.watch(), "config-watch")
+    if app[SETTINGS].watch_config:
+        _owned(app, live.watch(), "config-watch")
     loop.add_signal_handler(signal.SIGHUP, lambda: _owned(app, _reload(live, "SIGHUP"), "reload"))
     yield
     loop.remove_signal_handler(signal.SIGHUP)
@@ -131,8 +141,8 @@ async def _apply_to_pbx(app: web.Application, config: HotlineConfig) -> None:
     s = app[SETTINGS]
     layout = app[LAYOUT]
     secrets = load_secrets(s.state_dir)
-    changed = await asyncio.to_thread(render, config, layout, secrets,
-                                      prompt_cache=s.prompt_cache, sounds_override=s.sounds_override)
+    changed = await asyncio.to_thread(render, config, layout, secrets, prompt_cache=s.prompt_cache,
+                                      sounds_override=s.sounds_override)
     ari = app[STASIS].ari
     if "extensions.conf" in changed:
         await ari.reload_module("pbx_config.so")

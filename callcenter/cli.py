@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from callcenter.settings import Settings
 
@@ -34,14 +35,12 @@ def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
     """Only the ARI app + HTTP, against an Asterisk and Redis that are already running."""
     from callcenter.queue.server import answers
     from callcenter.runner import run_app_until_signal
-    from callcenter.store.migrate import upgrade_head
 
     redis_url = settings.redis_url or f"unix://{settings.private_redis_socket}"
     if not answers(redis_url):
         print(f"error: Redis at {redis_url} does not answer", file=sys.stderr)
         return 2
-    upgrade_head(settings.database_url)
-    asyncio.run(run_app_until_signal(settings, redis_url))
+    asyncio.run(run_app_until_signal(settings, redis_url))  # migrates the database itself
     return 0
 
 
@@ -87,7 +86,7 @@ def cmd_pool(args: argparse.Namespace, settings: Settings) -> int:
 
     config = load_config(settings.config_path)
 
-    async def collect() -> list[dict[str, object]]:
+    async def collect() -> list[dict[str, Any]]:
         client = aioredis.Redis.from_url(_redis_url(settings))
         try:
             pool = LinePool(client, instance="cli", node=config.service.node)
@@ -110,8 +109,8 @@ def cmd_pool(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(f"{'tenant':<12} {'shift':<10} {'lines':>5} {'in use':>6}")
         for r in rows:
-            print(f"{r['tenant']:<12} {r['shift'] or '-':<10} {r['lines'] if r['lines'] is not None else '-':>5} "
-                  f"{r['in_use']:>6}")
+            lines = "-" if r["lines"] is None else r["lines"]
+            print(f"{r['tenant']:<12} {r['shift'] or '-':<10} {lines:>5} {r['in_use']:>6}")
     return 0
 
 

@@ -18,12 +18,14 @@ from callcenter.domain.model import HotlineConfig
 
 log = logging.getLogger("callcenter.config")
 
+OnChange = Callable[[HotlineConfig, HotlineConfig], Awaitable[None]]
+
 
 class LiveConfig:
     """Holds the validated config; `reload()` swaps it only when the new one is valid."""
 
     def __init__(self, path: Path, initial: HotlineConfig,
-                 on_change: Callable[[HotlineConfig, HotlineConfig], Awaitable[None]] | None = None):
+                 on_change: OnChange | None = None):
         self.path = path
         self.current = initial
         self.on_change = on_change

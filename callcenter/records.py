@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from callcenter.domain.call import CallState
 from callcenter.store.journal import RecordJournal
@@ -36,9 +37,11 @@ def record_of(state: CallState) -> CallRecordData:
 class RecordWriter:
     """Journal (fsync'd file) then database; a background task retries with back-off."""
 
-    def __init__(self, journal: RecordJournal, store: CallRecordStore):
+    def __init__(self, journal: RecordJournal, store: CallRecordStore,
+                 prepare: Callable[[], None] | None = None):
         self.journal = journal
         self.store = store
+        self._prepare = prepare  # schema migration, run once the database answers
         self._wake = asyncio.Event()
 
     async def write(self, state: CallState) -> None:
@@ -48,6 +51,9 @@ class RecordWriter:
 
     async def flush_once(self) -> int:
         """Write what is pending; returns how many are still waiting."""
+        if self._prepare is not None and self.journal.pending():
+            await asyncio.to_thread(self._prepare)
+            self._prepare = None
         written, pending = await asyncio.to_thread(self.journal.flush, self.store)
         if written:
             log.debug("wrote %d call record(s)", written)

@@ -19,7 +19,6 @@ from callcenter.pbx.render import render
 from callcenter.queue.server import resolve_redis
 from callcenter.secrets import load_secrets
 from callcenter.settings import Settings
-from callcenter.store.migrate import upgrade_head
 
 log = logging.getLogger("callcenter.run")
 
@@ -41,8 +40,7 @@ def run_all(settings: Settings, *, bench_plain_number: str | None = None) -> Non
     redis_url, private_redis = resolve_redis(settings.redis_url, settings.private_redis_socket)
     pbx: AsteriskProcess | None = None
     try:
-        log.info("database: %s", _safe_url(settings.database_url))
-        upgrade_head(settings.database_url)
+        log.info("database: %s (alembic upgrade head on start)", _safe_url(settings.database_url))
         install = ensure_asterisk()
         log.info("PBX: %s (%s)", install.version,
                  f"chroot {install.root}" if install.root else "host")

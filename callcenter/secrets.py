@@ -31,7 +31,7 @@ def _read_env_file(path: Path) -> dict[str, str]:
 
 
 def load_secrets(state_dir: Path) -> Secrets:
-    """Environment first, then STATE_DIR/secrets.env; missing values are generated and saved 0600."""
+    """Environment first, then STATE_DIR/secrets.env; missing values generated, saved 0600."""
     path = state_dir / "secrets.env"
     stored = _read_env_file(path)
     defaults = {

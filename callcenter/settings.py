@@ -20,6 +20,7 @@ class Settings:
     instance: str  # PBX instance name (folder under the rootfs's /srv/hotline)
     sounds_override: Path  # recorded prompts: <dir>/<tenant>/<prompt_id>.wav
     log_level: str = "INFO"
+    watch_config: bool = True  # reload when the file changes; off: only SIGHUP/`reload`
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -36,6 +37,7 @@ class Settings:
                 os.environ.get("HOTLINE_SOUNDS", config.resolve().parent / "sounds")
             ),
             "log_level": os.environ.get("HOTLINE_LOG_LEVEL", "INFO"),
+            "watch_config": os.environ.get("HOTLINE_WATCH_CONFIG", "1") not in ("0", "no", "off"),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ import aiohttp
 from callcenter.ari_app.calls import CALL_KEY, CallDeps, CallSession, state_from_json, utcnow
 from callcenter.ari_app.client import AriClient, AriError
 from callcenter.domain import call as cm
-from callcenter.domain.causes import cause_text, mask_number
+from callcenter.domain.causes import mask_number
 from callcenter.domain.model import HotlineConfig
 from callcenter.domain.shifts import active_shift, tenant_for_number
 
@@ -144,11 +145,11 @@ class StasisService:
                 continue
             raw = await self.deps.redis.get(CALL_KEY.format(call_id))
             state = state_from_json(raw) if raw else None
-            if state is not None and state.phase in ADOPTABLE and state.tenant_id in adopted:
-                assert state.tenant_id is not None
+            if (state is not None and state.phase in ADOPTABLE
+                    and state.tenant_id is not None and state.tenant_id in adopted):
                 log.info("call=%s adopted in phase %s", call_id, state.phase.value)
-                state = cm.CallState(**{**state.__dict__, "phase": cm.Phase.GREETING})
                 adopted[state.tenant_id].append(call_id)
+                state = dataclasses.replace(state, phase=cm.Phase.GREETING)
                 session = CallSession(state, self.deps)
                 # Re-enter the machine at GREETING: PlaybackFinished restarts music on hold.
                 self._spawn(session, [cm.PlaybackFinished(utcnow())])

@@ -128,7 +128,7 @@ def build_rootfs(root: Path, mirror: str | None = None) -> None:
 
 
 def ensure_asterisk(root: Path | None = None) -> AsteriskInstall:
-    """Return a usable Asterisk, building the rootfs once if PATH has none (locked against races)."""
+    """A usable Asterisk; builds the rootfs once if PATH has none (locked against races)."""
     host = find_host_asterisk()
     if host:
         return host

@@ -52,7 +52,8 @@ class AsteriskProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise PbxStartError(f"Asterisk exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise PbxStartError(
+                    f"Asterisk exited with {self.proc.returncode}:\n{self.log_tail()}")
             if self.ari_ready():
                 log.info("Asterisk %s up (pid %d)", self.layout.install.version, self.proc.pid)
                 return
@@ -83,7 +84,8 @@ class AsteriskProcess:
         for name in ("messages.log", "console.log"):
             p: Path = self.layout.host("log") / name
             if p.exists():
-                texts.append(f"--- {name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-lines:]))
+                tail = p.read_text(errors="replace").splitlines()[-lines:]
+                texts.append(f"--- {name}\n" + "\n".join(tail))
         return "\n".join(texts)
 
     def stop(self, timeout: float = 10.0) -> None:

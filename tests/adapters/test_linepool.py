@@ -23,7 +23,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRe
 
 
 @pytest.fixture
-async def two_clients(redis_server: PrivateRedis) -> AsyncIterator[tuple[aioredis.Redis, aioredis.Redis]]:
+async def two_clients(
+        redis_server: PrivateRedis) -> AsyncIterator[tuple[aioredis.Redis, aioredis.Redis]]:
     a = aioredis.Redis.from_url(redis_server.url)
     b = aioredis.Redis.from_url(redis_server.url)
     await a.flushall()

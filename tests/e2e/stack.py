@@ -121,9 +121,10 @@ class Stack:
         self.pbx.start()
         self.start_app()
 
-    def start_app(self) -> None:
+    def start_app(self, **extra_env: str) -> None:
         log = open(self.app_log, "ab")  # noqa: SIM115
-        self.app = subprocess.Popen([sys.executable, "-m", "callcenter", "app"], env=self.env(),
+        self.app = subprocess.Popen([sys.executable, "-m", "callcenter", "app"],
+                                    env={**self.env(), **extra_env},
                                     stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         log.close()
         ok = wait_until(lambda: self.health().get("ari_connected"), 30)
