@@ -49,15 +49,19 @@ class AsteriskInstall:
             return [self.binary, *args]
         return ["chroot", str(self.root), self.binary, *args]
 
-    @property
-    def uid_gid(self) -> tuple[int, int]:
-        """The asterisk user's ids (from the rootfs's own /etc/passwd when chrooted)."""
+    def asterisk_user(self) -> tuple[int, int] | None:
+        """The asterisk user's ids (from the rootfs's own /etc/passwd when chrooted), if any."""
         passwd = self.host_path("/etc/passwd")
         for line in passwd.read_text().splitlines():
             parts = line.split(":")
             if parts[0] == "asterisk":
                 return int(parts[2]), int(parts[3])
-        return os.getuid(), os.getgid()
+        return None
+
+    @property
+    def uid_gid(self) -> tuple[int, int]:
+        """Who owns the instance's files: the asterisk user, else whoever runs us."""
+        return self.asterisk_user() or (os.getuid(), os.getgid())
 
 
 def cache_dir() -> Path:

@@ -33,12 +33,9 @@ class AsteriskProcess:
     def _argv(self, *extra: str) -> list[str]:
         install = self.layout.install
         args = ["-C", self.layout.conf_file, *extra]
-        if install.root is not None or os.geteuid() == 0:
-            try:
-                install.uid_gid  # noqa: B018 - the user must exist to drop privileges
-                args = ["-U", "asterisk", "-G", "asterisk", *args]
-            except OSError:
-                pass
+        if os.geteuid() == 0 and install.asterisk_user() is not None:
+            # Debian's files belong to the asterisk user: run as it, never as root.
+            args = ["-U", "asterisk", "-G", "asterisk", *args]
         return install.command(*args)
 
     def start(self, timeout: float = 60.0) -> None:

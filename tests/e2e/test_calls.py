@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -134,3 +136,20 @@ def test_given_stranger_outside_trusted_networks_when_inviting_then_refused(
     (result,) = phone.finish() if phone.wait_for("final", 1, 10) else phone.finish()
     assert result["final_code"] in (401, 403), result
     assert not result["answered"]
+
+
+def test_given_half_open_ari_socket_when_pbx_freezes_then_app_notices_and_reconnects(
+        hotline: Stack) -> None:
+    """SIGSTOP leaves the TCP connection open but silent: only ping/pong can tell."""
+    assert hotline.pbx is not None and hotline.pbx.proc is not None
+    pid = hotline.pbx.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        assert wait_until(lambda: hotline.health().get("ari_connected") is False, 15), (
+            "a frozen Asterisk was not detected")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert wait_until(lambda: hotline.health().get("ari_connected") is True, 15)
+    phone = hotline.phone("1022", caller="0917000600")
+    assert phone.wait_for("answered", 1)
+    phone.finish()

@@ -1,0 +1,566 @@
+"""Shared machinery for the benchmarks: bring the whole hotline up and down, drive SIPp, and read
+per-call timings out of SIPp's message trace.
+
+Everything stays on loopback: the hotline listens on 127.0.0.1 on free ports, SIPp binds
+127.0.0.1 for SIP and media and sends only there.
+
+`Hotline` runs the product exactly as an operator does (`callcenter run` in the foreground,
+SIGINT to stop) with a temporary config and state folder. It always cleans up: on any exit path
+it sends SIGINT, waits, escalates, and finally removes any process left that names this run's
+own (unique) state folder or PBX instance.
+
+`run_sipp` runs one SIPp scenario in the foreground with `-trace_msg`; `parse_calls` turns that
+trace into one `SippCall` per Call-ID, with the time of every message sent and received at
+microsecond resolution, so any per-call interval (INVITE -> 200, INVITE -> 183) can be computed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "bench" / "scenarios"
+LOOPBACK = "127.0.0.1"
+TENANT = "dongnai"
+PLAIN_NUMBER = "19001022"
+
+
+# ---- small helpers ------------------------------------------------------------------------
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def free_udp_range(size: int, start: int = 32000, stop: int = 60000) -> tuple[int, int]:
+    """An even-aligned block of `size` UDP ports on loopback none of which is bound now."""
+    for base in range(start, stop - size, size):
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + size):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind((LOOPBACK, port))
+            return base, base + size - 1
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no free block of {size} UDP ports on loopback")
+
+
+def free_even_udp_pair() -> int:
+    """A UDP port p (even) such that p and p+1 .. p+3 are free: SIPp's media ports."""
+    base, _ = free_udp_range(4, start=40000)
+    return base
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100): the value at least p% of samples do not exceed."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, int(-(-p * len(s) // 100)) - 1))  # ceil(p*n/100) - 1
+    return s[k]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def fmt_ms(v: float) -> str:
+    return "-" if v != v else f"{v:.2f}"  # NaN -> "-"
+
+
+def table(headers: list[str], rows: Iterable[Iterable[Any]]) -> str:
+    """A GitHub-flavoured Markdown table (also readable as plain text)."""
+    rows = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    out = [line(headers), "| " + " | ".join("-" * w for w in widths) + " |"]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def machine_summary() -> str:
+    cpu = "?"
+    try:
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
+            if ln.startswith("model name"):
+                cpu = ln.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()
+    return (f"{os.cpu_count()} CPUs ({cpu}); load average at start "
+            f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+# ---- processes ----------------------------------------------------------------------------
+def _pids_whose_cmdline_contains(needle: str) -> list[int]:
+    """Processes whose argv contains `needle` (a path unique to this run): ours to clean up."""
+    found = []
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(needle.encode() in a for a in argv):
+            found.append(int(entry.name))
+    return found
+
+
+def _terminate(pids: list[int], grace: float = 5.0) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        alive = []
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+                alive.append(pid)
+            except ProcessLookupError:
+                pass
+        end = time.monotonic() + grace
+        while alive and time.monotonic() < end:
+            alive = [p for p in alive if Path(f"/proc/{p}").exists()
+                     and "Z" not in _proc_state(p)]
+            time.sleep(0.1)
+        pids = alive
+        if not pids:
+            return
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
+
+
+# ---- the hotline under test ---------------------------------------------------------------
+def bench_config(*, sip_port: int, ari_port: int, ami_port: int, http_port: int,
+                 rtp: tuple[int, int], lines: int) -> dict[str, Any]:
+    """One tenant (dongnai: 1022, 02511022), one whole-day shift with `lines` lines."""
+    return {
+        "service": {"ari_port": ari_port, "ami_port": ami_port, "http_port": http_port,
+                    "stasis_app": "hotline-bench", "node": "benchpbx"},
+        "trunk": {"port": sip_port, "trusted_networks": ["127.0.0.1/32"],
+                  "media_address": LOOPBACK, "rtp_start": rtp[0], "rtp_end": rtp[1]},
+        "tenants": [{
+            "id": TENANT, "name": "Đồng Nai", "timezone": "Asia/Ho_Chi_Minh",
+            "numbers": ["1022", "02511022"],
+            "shifts": [{"name": "allday", "start": "00:00", "end": "00:00", "lines": lines}],
+        }],
+    }
+
+
+class Hotline:
+    """`callcenter run` in a temporary state folder with a benchmark config.
+
+    Use as a context manager; stopping (SIGINT, as Ctrl-C would) always happens."""
+
+    def __init__(self, lines: int, *, plain_number: str | None = None, keep: bool = False,
+                 log_level: str = "INFO"):
+        self.lines = lines
+        self.plain_number = plain_number
+        self.keep = keep
+        self.log_level = log_level
+        self.workdir = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
+        self.state = self.workdir / "state"
+        self.config_path = self.workdir / "hotline.yaml"
+        self.app_log = self.workdir / "callcenter-run.log"
+        self.instance = f"bench-{os.getpid()}"
+        self.sip_port = free_port(socket.SOCK_DGRAM)
+        self.http_port = free_port()
+        self.ari_port = free_port()
+        self.ami_port = free_port()
+        self.rtp = free_udp_range(1000, start=32000)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.exit_code: int | None = None
+        self.failed = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("REDIS_URL", "DATABASE_URL", "HOTLINE_SOUNDS")}
+        env.update({
+            "HOTLINE_CONFIG": str(self.config_path),
+            "HOTLINE_STATE": str(self.state),
+            "HOTLINE_INSTANCE": self.instance,
+            "HOTLINE_LOG_LEVEL": self.log_level,
+            "DATABASE_URL": f"sqlite:///{self.state / 'hotline.db'}",
+        })
+        if self.plain_number:
+            env["HOTLINE_BENCH_PLAIN_NUMBER"] = self.plain_number
+        return env
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.state.mkdir(parents=True)
+        cfg = bench_config(sip_port=self.sip_port, ari_port=self.ari_port,
+                           ami_port=self.ami_port, http_port=self.http_port, rtp=self.rtp,
+                           lines=self.lines)
+        self.config_path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False))
+        out = open(self.app_log, "ab")  # noqa: SIM115
+        exe = ROOT / ".venv" / "bin" / "callcenter"
+        argv = [str(exe), "run"] if exe.exists() else [sys.executable, "-m", "callcenter", "run"]
+        log(f"starting `callcenter run` (instance {self.instance}, SIP 127.0.0.1:{self.sip_port},"
+            f" HTTP {self.http_port}, lines {self.lines}); log {self.app_log}")
+        t0 = time.monotonic()
+        # Own session: a Ctrl-C at the benchmark's terminal reaches us, and we stop it in order.
+        self.proc = subprocess.Popen(argv, env=self.env(), cwd=ROOT, stdin=subprocess.DEVNULL,
+                                     stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        out.close()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"`callcenter run` exited with {self.proc.returncode}:\n"
+                                   f"{self.log_tail()}")
+            if self.health().get("ari_connected"):
+                log(f"hotline ready in {time.monotonic() - t0:.1f} s")
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"hotline not healthy within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 45.0) -> None:
+        """SIGINT (as Ctrl-C), wait for the orderly stop; escalate; sweep what is left."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.exit_code = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log(f"`callcenter run` still running {timeout:.0f} s after SIGINT: SIGTERM")
+                self.failed = True
+                self.proc.terminate()
+                try:
+                    self.exit_code = self.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.exit_code = self.proc.wait(5)
+        elif self.proc is not None:
+            self.exit_code = self.proc.returncode
+        # Anything still naming our unique state folder (private redis-server) or PBX instance
+        # (Asterisk under chroot) was started by this run and must not outlive it.
+        leftovers = (_pids_whose_cmdline_contains(str(self.state))
+                     + _pids_whose_cmdline_contains(f"/srv/hotline/{self.instance}/"))
+        if leftovers:
+            self.failed = True
+            log(f"processes left after stop, terminating: {sorted(set(leftovers))}")
+            _terminate(sorted(set(leftovers)))
+        self._save_pbx_logs()
+        self._remove_instance()
+        if self.exit_code not in (0, None):
+            self.failed = True
+            log(f"`callcenter run` exit code {self.exit_code}")
+
+    def _instance_host_dir(self) -> Path | None:
+        try:
+            from callcenter.pbx.install import ensure_asterisk
+            from callcenter.pbx.layout import PbxLayout
+            return PbxLayout.for_instance(ensure_asterisk(), self.instance, self.state).host()
+        except Exception:  # noqa: BLE001 - best effort: only used for log copies and removal
+            return None
+
+    def _save_pbx_logs(self) -> None:
+        d = self._instance_host_dir()
+        if d is None:
+            return
+        for name in ("messages.log", "console.log"):
+            src = d / "log" / name
+            if src.exists():
+                shutil.copyfile(src, self.workdir / f"asterisk-{name}")
+
+    def _remove_instance(self) -> None:
+        d = self._instance_host_dir()
+        if d is not None and d.name == self.instance and d.exists():
+            shutil.rmtree(d, ignore_errors=True)
+
+    def cleanup(self, keep: bool | None = None) -> None:
+        if keep if keep is not None else self.keep:
+            log(f"kept {self.workdir} (app log, Asterisk logs, SIPp traces)")
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Hotline:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            self.cleanup(keep=True)
+            raise
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.stop()
+
+    # -- observation ----------------------------------------------------------------------
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.app_log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def _get(self, path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(f"http://{LOOPBACK}:{self.http_port}{path}",
+                                        timeout=3) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            try:
+                return e.code, json.loads(e.read())
+            except ValueError:
+                return e.code, {}
+        except (OSError, ValueError):
+            return 0, {}
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._get("/healthz")[1] or {})
+
+    def pool_api(self) -> list[dict[str, Any]]:
+        return list(self._get("/api/pool")[1] or [])
+
+    def pool_cli(self) -> list[dict[str, Any]]:
+        """`callcenter pool --json` with this run's environment (reads Redis directly)."""
+        exe = ROOT / ".venv" / "bin" / "callcenter"
+        argv = [str(exe), "pool", "--json"] if exe.exists() else \
+            [sys.executable, "-m", "callcenter", "pool", "--json"]
+        env = self.env()
+        env["REDIS_URL"] = f"unix://{self.state / 'redis.sock'}"
+        out = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True,
+                             timeout=30)
+        if out.returncode != 0:
+            raise RuntimeError(f"callcenter pool failed: {out.stderr.strip()}")
+        return list(json.loads(out.stdout))
+
+    def in_use(self) -> dict[str, int | None]:
+        """Lines in use for the tenant, seen by the app's API and by the CLI."""
+        api = next((r for r in self.pool_api() if r.get("tenant") == TENANT), {})
+        try:
+            cli = next((r for r in self.pool_cli() if r.get("tenant") == TENANT), {})
+        except (RuntimeError, ValueError, subprocess.TimeoutExpired) as e:
+            log(f"pool via CLI failed: {e}")
+            cli = {}
+        return {"api": api.get("in_use"), "cli": cli.get("in_use"),
+                "calls": self.health().get("calls")}
+
+    def count_log(self, pattern: str) -> int:
+        rx = re.compile(pattern)
+        try:
+            return sum(1 for ln in self.app_log.read_text(errors="replace").splitlines()
+                       if rx.search(ln))
+        except OSError:
+            return 0
+
+
+# ---- SIPp ---------------------------------------------------------------------------------
+@dataclass
+class SippRun:
+    returncode: int
+    elapsed: float
+    trace: Path
+    screen: Path
+    stat_csv: Path | None
+    errors: Path
+
+
+def run_sipp(scenario: str, hotline: Hotline, number: str, *, calls: int, rate: float,
+             limit: int, tag: str, rate_period_ms: int = 1000, timeout_s: int = 120,
+             extra: list[str] | None = None) -> SippRun:
+    """Run one SIPp scenario against the hotline's trunk; traces land in its work folder.
+
+    UDP with one socket, SIP and media bound to 127.0.0.1, message trace on (timestamps to the
+    microsecond), no stdin, global timeout so a stuck call cannot hang the benchmark."""
+    if shutil.which("sipp") is None:
+        raise RuntimeError("sipp is not installed (Debian package sip-tester; `make deps`)")
+    out = hotline.workdir / f"sipp-{tag}"
+    out.mkdir(exist_ok=True)
+    trace = out / "messages.log"
+    screen = out / "screen.log"
+    errors = out / "errors.log"
+    stat_csv = out / "stat.csv"
+    argv = [
+        "sipp", f"{LOOPBACK}:{hotline.sip_port}",
+        "-sf", str(SCENARIOS / scenario), "-s", number,
+        "-i", LOOPBACK, "-p", str(free_port(socket.SOCK_DGRAM)),
+        "-mi", LOOPBACK, "-mp", str(free_even_udp_pair()),
+        "-t", "u1", "-r", str(rate), "-rp", f"{rate_period_ms}ms", "-l", str(limit),
+        "-m", str(calls), "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error",
+        "-trace_msg", "-message_file", str(trace),
+        "-trace_err", "-error_file", str(errors),
+        "-trace_screen", "-screen_file", str(screen),
+        "-trace_stat", "-stf", str(stat_csv), "-fd", "1",
+        "-cid_str", f"{tag}-%u-%p@%s",
+        *(extra or []),
+    ]
+    t0 = time.monotonic()
+    with open(out / "stdout.log", "wb") as so:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=so,
+                                stderr=subprocess.STDOUT, cwd=out)
+        try:
+            rc = proc.wait(timeout_s + 30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait(5)
+        except BaseException:
+            proc.kill()
+            proc.wait(5)
+            raise
+    return SippRun(rc, time.monotonic() - t0, trace, screen, stat_csv, errors)
+
+
+@dataclass
+class SippCall:
+    """One call as SIPp saw it: every message with its local time (seconds, epoch)."""
+
+    call_id: str
+    events: list[tuple[float, str, str]] = field(default_factory=list)  # (t, "sent"|"recv", first line)
+
+    def first(self, direction: str, prefix: str) -> float | None:
+        for t, d, line in self.events:
+            if d == direction and line.startswith(prefix):
+                return t
+        return None
+
+    def first_response(self, code: int, method: str = "INVITE") -> float | None:
+        for t, d, line in self.events:
+            if d == "recv" and line.startswith(f"SIP/2.0 {code} ") and self._cseq.get(t) == method:
+                return t
+        return None
+
+    _cseq: dict[float, str] = field(default_factory=dict)
+
+    def responses(self, method: str = "INVITE") -> list[int]:
+        codes = []
+        for t, d, line in self.events:
+            if d == "recv" and line.startswith("SIP/2.0 ") and self._cseq.get(t) == method:
+                codes.append(int(line.split()[1]))
+        return codes
+
+    def ms_between(self, start: float | None, end: float | None) -> float | None:
+        if start is None or end is None:
+            return None
+        return (end - start) * 1000.0
+
+
+_HEADER = re.compile(
+    r"^-{20,} (\d{4}-\d{2}-\d{2})\s+(\d{2}:\d{2}:\d{2}\.\d+)(?:\s+(\d+\.\d+))?\s*$")
+
+
+def _blocks(path: Path) -> Iterator[tuple[float, str, list[str]]]:
+    """(time, header line after the separator, message lines) for each traced message."""
+    with open(path, errors="replace") as f:
+        stamp: float | None = None
+        kind = ""
+        body: list[str] = []
+        for raw in f:
+            line = raw.rstrip("\r\n")
+            m = _HEADER.match(line)
+            if m:
+                if stamp is not None:
+                    yield stamp, kind, body
+                if m.group(3):
+                    stamp = float(m.group(3))
+                else:
+                    stamp = dt.datetime.strptime(f"{m.group(1)} {m.group(2)}",
+                                                 "%Y-%m-%d %H:%M:%S.%f").timestamp()
+                kind, body = "", []
+                continue
+            if stamp is None:
+                continue
+            if not kind and ("message sent" in line or "message received" in line):
+                kind = "sent" if "message sent" in line else "recv"
+                continue
+            body.append(line)
+        if stamp is not None:
+            yield stamp, kind, body
+
+
+def parse_calls(trace: Path) -> dict[str, SippCall]:
+    """Every call in a SIPp `-trace_msg` file, keyed by Call-ID, events in file order."""
+    calls: dict[str, SippCall] = {}
+    for stamp, kind, body in _blocks(trace):
+        lines = [ln for ln in body if ln.strip()]
+        if not lines or kind not in ("sent", "recv"):
+            continue
+        first = lines[0].strip()
+        call_id = cseq_method = ""
+        for ln in lines[1:]:
+            low = ln.lower()
+            if low.startswith("call-id:") or low.startswith("i:"):
+                call_id = ln.split(":", 1)[1].strip()
+            elif low.startswith("cseq:"):
+                parts = ln.split(":", 1)[1].split()
+                cseq_method = parts[1] if len(parts) > 1 else ""
+        if not call_id:
+            continue
+        c = calls.setdefault(call_id, SippCall(call_id))
+        # Several messages can share a timestamp only if the clock did not move; nudge by 1 ns
+        # so the per-message CSeq lookup stays unambiguous.
+        while stamp in c._cseq:
+            stamp += 1e-9
+        c.events.append((stamp, kind, first))
+        c._cseq[stamp] = cseq_method
+    return calls
+
+
+def sipp_summary(run: SippRun) -> str:
+    """The last statistics screen's counters (for logs when something is off)."""
+    try:
+        text = run.screen.read_text(errors="replace")
+    except OSError:
+        return ""
+    keep = [ln for ln in text.splitlines()
+            if re.search(r"(Successful call|Failed call|Total Call created|Retransmissions|"
+                         r"Unexpected|Timeout|Dead call)", ln)]
+    return "\n".join(keep[-12:])
+
+
+def leftover_processes() -> dict[str, list[str]]:
+    """What `pgrep -a asterisk`, `pgrep -a sipp`, `pgrep -af "callcenter run"` show now."""
+    out: dict[str, list[str]] = {}
+    for name, argv in (("asterisk", ["pgrep", "-a", "asterisk"]),
+                       ("sipp", ["pgrep", "-a", "sipp"]),
+                       ("callcenter run", ["pgrep", "-af", "callcenter run"])):
+        r = subprocess.run(argv, capture_output=True, text=True)
+        out[name] = [ln for ln in r.stdout.splitlines() if ln.strip()]
+    return out
+
+
+def ours_left(hotline: Hotline) -> list[str]:
+    """Processes of this run still alive (should be none after stop)."""
+    lines = []
+    for key in (str(hotline.workdir), f"/srv/hotline/{hotline.instance}/"):
+        for pid in _pids_whose_cmdline_contains(key):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            lines.append(f"{pid} {argv.strip()}")
+    return lines
