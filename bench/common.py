@@ -98,13 +98,25 @@ def fmt_ms(v: float) -> str:
 
 def table(headers: list[str], rows: Iterable[Iterable[Any]]) -> str:
     """A GitHub-flavoured Markdown table (also readable as plain text)."""
-    rows = [[str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
               for i, h in enumerate(headers)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
     out = [line(headers), "| " + " | ".join("-" * w for w in widths) + " |"]
-    out += [line(r) for r in rows]
+    out += [line(r) for r in cells]
     return "\n".join(out)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM/SIGHUP end the benchmark like Ctrl-C does, so the hotline is still stopped."""
+    def handler(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
 
 
 def machine_summary() -> str:
@@ -266,6 +278,8 @@ class Hotline:
                     self.exit_code = self.proc.wait(5)
         elif self.proc is not None:
             self.exit_code = self.proc.returncode
+        if self.proc is not None:
+            log(f"`callcenter run` stopped (exit code {self.exit_code})")
         # Anything still naming our unique state folder (private redis-server) or PBX instance
         # (Asterisk under chroot) was started by this run and must not outlive it.
         leftovers = (_pids_whose_cmdline_contains(str(self.state))
@@ -435,38 +449,70 @@ def run_sipp(scenario: str, hotline: Hotline, number: str, *, calls: int, rate: 
     return SippRun(rc, time.monotonic() - t0, trace, screen, stat_csv, errors)
 
 
+@dataclass(frozen=True)
+class SipMsg:
+    """One traced SIP message: local time (epoch seconds, microsecond resolution), direction."""
+
+    t: float
+    direction: str  # "sent" | "recv"
+    first_line: str
+    cseq_method: str
+    lines: tuple[str, ...]
+
+    @property
+    def code(self) -> int | None:
+        if self.first_line.startswith("SIP/2.0 "):
+            return int(self.first_line.split()[1])
+        return None
+
+    def header(self, name: str) -> str | None:
+        low = name.lower() + ":"
+        for ln in self.lines[1:]:
+            if ln.lower().startswith(low):
+                return ln.split(":", 1)[1].strip()
+        return None
+
+    @property
+    def has_sdp(self) -> bool:
+        return (self.header("Content-Type") or "").startswith("application/sdp")
+
+
 @dataclass
 class SippCall:
-    """One call as SIPp saw it: every message with its local time (seconds, epoch)."""
+    """One call as SIPp saw it: every message in the order SIPp traced it."""
 
     call_id: str
-    events: list[tuple[float, str, str]] = field(default_factory=list)  # (t, "sent"|"recv", first line)
+    msgs: list[SipMsg] = field(default_factory=list)
 
-    def first(self, direction: str, prefix: str) -> float | None:
-        for t, d, line in self.events:
-            if d == direction and line.startswith(prefix):
-                return t
-        return None
+    @property
+    def dialled(self) -> str:
+        inv = self.first_sent("INVITE")
+        if inv is None:
+            return ""
+        uri = inv.first_line.split()[1]
+        return uri.split(":", 1)[1].split("@", 1)[0]
 
-    def first_response(self, code: int, method: str = "INVITE") -> float | None:
-        for t, d, line in self.events:
-            if d == "recv" and line.startswith(f"SIP/2.0 {code} ") and self._cseq.get(t) == method:
-                return t
-        return None
+    def first_sent(self, method: str) -> SipMsg | None:
+        return next((m for m in self.msgs if m.direction == "sent"
+                     and m.first_line.startswith(method + " ")), None)
 
-    _cseq: dict[float, str] = field(default_factory=dict)
+    def first_response(self, code: int, method: str = "INVITE") -> SipMsg | None:
+        return next((m for m in self.msgs if m.direction == "recv" and m.code == code
+                     and m.cseq_method == method), None)
 
     def responses(self, method: str = "INVITE") -> list[int]:
-        codes = []
-        for t, d, line in self.events:
-            if d == "recv" and line.startswith("SIP/2.0 ") and self._cseq.get(t) == method:
-                codes.append(int(line.split()[1]))
-        return codes
+        return [m.code for m in self.msgs
+                if m.direction == "recv" and m.code is not None and m.cseq_method == method]
 
-    def ms_between(self, start: float | None, end: float | None) -> float | None:
+    def final_code(self, method: str = "INVITE") -> int | None:
+        finals = [c for c in self.responses(method) if c >= 200]
+        return finals[0] if finals else None
+
+    @staticmethod
+    def ms(start: SipMsg | None, end: SipMsg | None) -> float | None:
         if start is None or end is None:
             return None
-        return (end - start) * 1000.0
+        return (end.t - start.t) * 1000.0
 
 
 _HEADER = re.compile(
@@ -503,13 +549,14 @@ def _blocks(path: Path) -> Iterator[tuple[float, str, list[str]]]:
 
 
 def parse_calls(trace: Path) -> dict[str, SippCall]:
-    """Every call in a SIPp `-trace_msg` file, keyed by Call-ID, events in file order."""
+    """Every call in a SIPp `-trace_msg` file, keyed by Call-ID, messages in file order."""
     calls: dict[str, SippCall] = {}
+    if not trace.exists():
+        return calls  # SIPp did not start (its stdout.log says why)
     for stamp, kind, body in _blocks(trace):
-        lines = [ln for ln in body if ln.strip()]
+        lines = tuple(ln.strip() for ln in body if ln.strip())
         if not lines or kind not in ("sent", "recv"):
             continue
-        first = lines[0].strip()
         call_id = cseq_method = ""
         for ln in lines[1:]:
             low = ln.lower()
@@ -521,12 +568,7 @@ def parse_calls(trace: Path) -> dict[str, SippCall]:
         if not call_id:
             continue
         c = calls.setdefault(call_id, SippCall(call_id))
-        # Several messages can share a timestamp only if the clock did not move; nudge by 1 ns
-        # so the per-message CSeq lookup stays unambiguous.
-        while stamp in c._cseq:
-            stamp += 1e-9
-        c.events.append((stamp, kind, first))
-        c._cseq[stamp] = cseq_method
+        c.msgs.append(SipMsg(stamp, kind, lines[0], cseq_method, lines))
     return calls
 
 

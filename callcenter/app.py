@@ -49,16 +49,20 @@ LAYOUT = web.AppKey("layout", PbxLayout)
 TASKS = web.AppKey("tasks", list)
 
 
-def _owned(app: web.Application, coro: Coroutine[Any, Any, None], name: str) -> None:
+def _owned(app: web.Application, coro: Coroutine[Any, Any, None],
+           name: str) -> asyncio.Task[None]:
     """Start a named background task owned by the app (cancelled on cleanup)."""
     task = asyncio.create_task(coro, name=name)
 
     def done(t: asyncio.Task[None]) -> None:
+        if t in app[TASKS]:
+            app[TASKS].remove(t)  # finished tasks (e.g. one reload per SIGHUP) do not pile up
         if not t.cancelled() and t.exception() is not None:
             log.error("background task %s died: %r", name, t.exception())
 
     task.add_done_callback(done)
     app[TASKS].append(task)
+    return task
 
 
 async def _tasks_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -78,20 +82,6 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
                     node=cfg.service.node)
     await pool.heartbeat()
     app[POOL] = pool
-
-    async def heartbeat_and_status() -> None:
-        while True:
-            try:
-                await pool.heartbeat()
-                now = utcnow()
-                for t in app[CONFIG]().tenants:
-                    shift, _ = active_shift(t, now)
-                    await pool.set_in_force(t.id, shift.name, shift.lines)
-            except Exception as e:  # Redis blip: the next beat retries well within the TTL
-                log.warning("pool heartbeat failed: %s", e)
-            await asyncio.sleep(1.0)
-
-    _owned(app, heartbeat_and_status(), "pool-heartbeat")
     yield
     await client.aclose()
 
@@ -168,10 +158,32 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
                     sounds_dir=app[LAYOUT].pbx("sounds"), write_record=app[WRITER].write)
     service = StasisService(ari, deps, app[CONFIG])
     app[STASIS] = service
-    _owned(app, service.run(), "ari-events")
+    service.start()
+    beat = _owned(app, _heartbeat(app[POOL], service, app[CONFIG]), "pool-heartbeat")
     yield
+    beat.cancel()
     await service.close()
     await session.close()
+
+
+async def _heartbeat(pool: LinePool, service: StasisService, config: LiveConfig) -> None:
+    """Every second: keep our lines alive, publish the shift in force; after a lapse of our
+    heartbeat (Redis away, or restarted empty) write our calls' lines back."""
+    while True:
+        try:
+            if await pool.heartbeat():
+                for tenant_id, call_ids in service.held_lines().items():
+                    added = await pool.reassert(tenant_id, call_ids)
+                    if added:
+                        log.warning("pool %s: %d line(s) of calls in progress written back "
+                                    "after a Redis lapse", tenant_id, added)
+            now = utcnow()
+            for t in config().tenants:
+                shift, _ = active_shift(t, now)
+                await pool.set_in_force(t.id, shift.name, shift.lines)
+        except Exception as e:  # Redis blip: the next beat retries well within the TTL
+            log.warning("pool heartbeat failed: %s", e)
+        await asyncio.sleep(1.0)
 
 
 # -- HTTP --------------------------------------------------------------------------------

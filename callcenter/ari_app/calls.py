@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from callcenter.ari_app.client import AriClient, AriError, ChannelGone
 from callcenter.domain import call as cm
-from callcenter.domain.causes import cause_text, mask_number
+from callcenter.domain.causes import cause_text
 from callcenter.queue.linepool import LinePool
 
 log = logging.getLogger("callcenter.call")
@@ -136,6 +136,7 @@ class CallSession:
                     await d.pool.release(tenant_id, s.call_id)
                 case cm.Answer():
                     await d.ari.answer(s.call_id)
+                    return cm.Answered(utcnow())
                 case cm.Progress():
                     await d.ari.progress(s.call_id)
                 case cm.Play(tenant_id, prompt_id):
@@ -152,16 +153,24 @@ class CallSession:
             # The caller hung up while we acted: the ChannelDestroyed event ends the call too.
             if s.phase is not cm.Phase.ENDED:
                 return self.hung_up()
+        except Exception as e:  # Redis, ARI or disk trouble: end this call cleanly, not the rest
+            what = type(command).__name__
+            if s.phase is cm.Phase.ENDED:
+                # Winding down: carry on with the remaining commands (the record above all).
+                log.error("%s: %s failed while ending the call: %r", self._label(), what, e)
+            else:
+                log.error("%s: %s failed: %r", self._label(), what, e)
+                return cm.Failed(utcnow(), f"{what} failed")
         return None
 
     async def _persist(self) -> None:
         """Share the call's state in Redis so a restarted or other instance can adopt it."""
         key = CALL_KEY.format(self.state.call_id)
-        if self.state.phase is cm.Phase.ENDED:
-            await self.deps.redis.delete(key)
-        else:
-            await self.deps.redis.set(key, state_to_json(self.state), ex=CALL_TTL_S)
+        try:
+            if self.state.phase is cm.Phase.ENDED:
+                await self.deps.redis.delete(key)
+            else:
+                await self.deps.redis.set(key, state_to_json(self.state), ex=CALL_TTL_S)
+        except Exception as e:  # best effort: a Redis blip must not cut the caller off
+            log.warning("%s: call state not shared in Redis: %r", self._label(), e)
 
-
-def describe_caller(number: str) -> str:
-    return mask_number(number)

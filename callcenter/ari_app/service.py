@@ -32,6 +32,12 @@ class StasisService:
         self.sessions: dict[str, CallSession] = {}
         self.connected = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._runner: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the event loop task (owned here; `close` stops it first)."""
+        self._runner = asyncio.create_task(self.run(), name="ari-events")
 
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -45,7 +51,10 @@ class StasisService:
                         self.connected.set()
                         delay = 0.2
                         continue
-                    await self.dispatch(event)
+                    try:
+                        await self.dispatch(event)
+                    except Exception:  # one odd event must not cost the connection
+                        log.exception("could not handle ARI event %s", event.get("type"))
             except asyncio.CancelledError:
                 raise
             except (aiohttp.ClientError, OSError, AriError) as e:
@@ -56,7 +65,19 @@ class StasisService:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 3.0) -> None:
+        """Stop taking events, end every live call with its record, then stop the tasks."""
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+        self.connected.clear()
+        for timer in self._timers:
+            timer.cancel()
+        for session in list(self.sessions.values()):
+            # Asterisk stops after us: write these calls' records now (line freed as well).
+            session.events.put_nowait(cm.HungUp(utcnow(), None, "hotline service stopped"))
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -102,8 +123,12 @@ class StasisService:
         elif kind == "StasisEnd":
             # ChannelDestroyed (with the cause) follows within milliseconds; should it not come,
             # end the call anyway so the line is freed well within a second.
-            asyncio.get_running_loop().call_later(
-                0.3, lambda: session.events.put_nowait(session.hung_up()))
+            def end_anyway() -> None:
+                self._timers.discard(timer)
+                session.events.put_nowait(session.hung_up())
+
+            timer = asyncio.get_running_loop().call_later(0.3, end_anyway)
+            self._timers.add(timer)
 
     async def _on_start(self, event: dict[str, Any]) -> None:
         ch = event["channel"]
@@ -131,18 +156,14 @@ class StasisService:
         """After (re)connecting: adopt calls we can continue, end the rest, rebuild pool use."""
         app = await self.ari.application()
         in_app = set(app.get("channel_ids", []))
-        live = {c["id"] for c in await self.ari.channels()}
+        channels = {c["id"]: c for c in await self.ari.channels()}
         # Sessions whose channel vanished while we were away end now (record written).
         for call_id, session in list(self.sessions.items()):
-            if call_id not in live:
-                session.events.put_nowait(cm.HungUp(utcnow()))
-        adopted: dict[str, list[str]] = {t.id: [] for t in self.config().tenants}
-        for call_id in sorted(in_app):
-            if call_id in self.sessions:
-                s = self.sessions[call_id].state
-                if s.line_held and s.tenant_id in adopted:
-                    adopted[s.tenant_id].append(call_id)
-                continue
+            if call_id not in channels:
+                session.events.put_nowait(session.hung_up())
+        tenants = {t.id for t in self.config().tenants}
+        adopted: dict[str, list[str]] = {t: [] for t in tenants}
+        for call_id in sorted(in_app - set(self.sessions)):
             raw = await self.deps.redis.get(CALL_KEY.format(call_id))
             state = state_from_json(raw) if raw else None
             if (state is not None and state.phase in ADOPTABLE
@@ -150,26 +171,34 @@ class StasisService:
                 log.info("call=%s adopted in phase %s", call_id, state.phase.value)
                 adopted[state.tenant_id].append(call_id)
                 state = dataclasses.replace(state, phase=cm.Phase.GREETING)
-                session = CallSession(state, self.deps)
                 # Re-enter the machine at GREETING: PlaybackFinished restarts music on hold.
-                self._spawn(session, [cm.PlaybackFinished(utcnow())])
+                self._spawn(CallSession(state, self.deps), [cm.PlaybackFinished(utcnow())])
             elif state is not None:
                 # Known but caught mid-admission or mid-rejection: end it cleanly, with a record.
                 log.warning("call=%s found in phase %s after reconnect: ending it", call_id,
                             state.phase.value)
                 self._spawn(CallSession(state, self.deps),
                             [cm.Failed(utcnow(), "service restarted during the call")])
-            else:
-                log.warning("call=%s unknown to this service: hanging up", call_id)
-                try:
-                    await self.ari.hangup(call_id, "normal")
-                except AriError:
-                    pass  # already gone
-        await self._close_orphans(live)
-        for tenant_id, call_ids in adopted.items():
-            dropped, used = await self.deps.pool.reconcile(tenant_id, call_ids)
+            elif call_id in channels:
+                # Entered Stasis while we were (re)connecting; its StasisStart may be lost or
+                # still buffered (then ignored, as the call is known): treat it as a new call.
+                log.info("call=%s entered while we were away: handling it now", call_id)
+                await self._on_start({"channel": channels[call_id]})
+        await self._close_orphans(set(channels))
+        keep = sorted(self.sessions)  # never drop a line a call of ours may hold or be taking
+        for tenant_id in sorted(tenants):
+            dropped, used = await self.deps.pool.reconcile(tenant_id, keep, adopted[tenant_id])
             log.info("pool %s reconciled: in use %d (dropped %d stale lines)", tenant_id, used,
                      dropped)
+
+    def held_lines(self) -> dict[str, list[str]]:
+        """Calls of ours holding a line, per tenant (to write back after a heartbeat lapse)."""
+        held: dict[str, list[str]] = {}
+        for call_id, session in self.sessions.items():
+            s = session.state
+            if s.line_held and s.tenant_id is not None:
+                held.setdefault(s.tenant_id, []).append(call_id)
+        return held
 
     async def _close_orphans(self, live: set[str]) -> None:
         """Calls of this node that ended while no app was connected still get their record."""

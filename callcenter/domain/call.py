@@ -45,6 +45,13 @@ class LineGranted:
 
 
 @dataclass(frozen=True)
+class Answered:
+    """Asterisk confirmed the answer (200 OK sent): from now on the caller is billed."""
+
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
 class LineRefused:
     at: dt.datetime
 
@@ -71,7 +78,7 @@ class Failed:
     reason: str
 
 
-Event = Routed | LineGranted | LineRefused | PlaybackFinished | HungUp | Failed
+Event = Routed | LineGranted | Answered | LineRefused | PlaybackFinished | HungUp | Failed
 
 
 # ---- commands -----------------------------------------------------------------------------
@@ -159,7 +166,9 @@ def _end(state: CallState, event: HungUp | Failed) -> tuple[CallState, list[Comm
     else:
         outcome = "abandoned"
     commands: list[Command] = []
-    if state.line_held and state.tenant_id is not None:
+    # In ADMITTING the pool may have granted a line whose answer never reached us (a lost
+    # reply): releasing is idempotent, so release then too.
+    if (state.line_held or state.phase is Phase.ADMITTING) and state.tenant_id is not None:
         commands.append(ReleaseLine(state.tenant_id))
     cause_code: int | None
     cause: str | None
@@ -182,7 +191,7 @@ def step(state: CallState, event: Event) -> tuple[CallState, list[Command]]:
             # The caller hung up while the pool was being asked: give the line straight back.
             assert state.tenant_id is not None
             return state, [ReleaseLine(state.tenant_id)]
-        if isinstance(event, (HungUp, LineRefused, PlaybackFinished)):
+        if isinstance(event, (HungUp, LineRefused, PlaybackFinished, Answered, Failed)):
             return state, []  # late echoes of a call already over
         raise IllegalTransition(f"{type(event).__name__} after the call ended")
     if isinstance(event, HungUp):
@@ -200,8 +209,10 @@ def step(state: CallState, event: Event) -> tuple[CallState, list[Command]]:
         return new, [AcquireLine(event.tenant_id, event.limit)]
     if phase is Phase.ADMITTING and isinstance(event, LineGranted):
         assert state.tenant_id is not None
-        new = replace(state, phase=Phase.GREETING, line_held=True, answered_at=event.at)
+        new = replace(state, phase=Phase.GREETING, line_held=True)
         return new, [Answer(), Play(state.tenant_id, "greeting")]
+    if phase in (Phase.GREETING, Phase.HOLDING) and isinstance(event, Answered):
+        return replace(state, answered_at=state.answered_at or event.at), []
     if phase is Phase.ADMITTING and isinstance(event, LineRefused):
         assert state.tenant_id is not None
         new = replace(state, phase=Phase.BUSY_MESSAGE, outcome="busy")

@@ -217,6 +217,14 @@ class _Parser:
             return None
         return s
 
+    def node_name(self, value: object, key: str) -> str | None:
+        # The node prefixes Asterisk's uniqueids and the record ids (at most 64 characters).
+        s = self.token(value, key)
+        if s is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,16}", s):
+            self.error(key, value, "expected 1-16 characters from A-Z a-z 0-9 _ -")
+            return None
+        return s
+
     def integer(self, value: object, key: str, low: int, high: int) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
             self.error(key, value, f"expected an integer {low}..{high}, got {_type_name(value)}")
@@ -323,7 +331,7 @@ class _Parser:
             or d.http_port,
             stasis_app=self.token(m.get("stasis_app", d.stasis_app), _join(k, "stasis_app"))
             or d.stasis_app,
-            node=self.token(m.get("node", d.node), _join(k, "node")) or d.node,
+            node=self.node_name(m.get("node", d.node), _join(k, "node")) or d.node,
         )
         # The three TCP listeners must not collide (same address, or one on every address).
         listeners = [("ari", result.ari_bind, result.ari_port),

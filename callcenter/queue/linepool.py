@@ -33,17 +33,24 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
+# Frees lines of instances whose heartbeat expired, never the caller's own (ARGV[3] in ACQUIRE,
+# ARGV[2] in RECONCILE, passed as `me`): a lapse of our own heartbeat must not free our calls.
 _RECLAIM = """
 local held = redis.call('HGETALL', KEYS[1])
 for i = 1, #held, 2 do
   local owner = cjson.decode(held[i + 1]).i
-  local exp = tonumber(redis.call('HGET', KEYS[2], owner) or '0')
-  if exp < now then redis.call('HDEL', KEYS[1], held[i]) end
+  if owner ~= me then
+    local exp = tonumber(redis.call('HGET', KEYS[2], owner) or '0')
+    if exp < now then redis.call('HDEL', KEYS[1], held[i]) end
+  end
 end
 """
 
-# KEYS: lines, instances, status. ARGV: call_id, limit, instance, node, shift, tenant
-ACQUIRE = _NOW_MS + _RECLAIM + """
+# KEYS: lines, instances, status. ARGV: call_id, limit, instance, node, shift, tenant, ttl_ms
+ACQUIRE = _NOW_MS + """
+local me = ARGV[3]
+redis.call('HSET', KEYS[2], me, now + tonumber(ARGV[7]))
+""" + _RECLAIM + """
 local limit = tonumber(ARGV[2])
 redis.call('HSET', KEYS[3], 'shift', ARGV[5], 'limit', limit, 'updated_ms', now)
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {1, redis.call('HLEN', KEYS[1])} end
@@ -67,32 +74,54 @@ end
 return {removed, used}
 """
 
-# KEYS: lines, instances. ARGV: node, instance, live call ids (JSON list) of this tenant
-RECONCILE = _NOW_MS + _RECLAIM + """
-local live = {}
-for _, id in ipairs(cjson.decode(ARGV[3])) do live[id] = true end
+# KEYS: lines, instances. ARGV: node, instance, keep ids (JSON), adopt ids (JSON).
+# Drops this instance's lines whose calls are gone (not in keep); takes over the adopted calls'
+# lines (a restarted instance adopting its predecessor's calls). Other instances' lines are
+# left alone: they are freed by their owner, or reclaimed when its heartbeat expires.
+RECONCILE = _NOW_MS + """
+local me = ARGV[2]
+""" + _RECLAIM + """
+local keep = {}
+for _, id in ipairs(cjson.decode(ARGV[3])) do keep[id] = true end
+local adopt = cjson.decode(ARGV[4])
+for _, id in ipairs(adopt) do keep[id] = true end
 local held = redis.call('HGETALL', KEYS[1])
 local dropped = 0
 for i = 1, #held, 2 do
   local entry = cjson.decode(held[i + 1])
-  if entry.n == ARGV[1] and not live[held[i]] then
+  if entry.i == me and not keep[held[i]] then
     redis.call('HDEL', KEYS[1], held[i]); dropped = dropped + 1
   end
 end
-for id, _ in pairs(live) do
-  redis.call('HSET', KEYS[1], id, cjson.encode({i = ARGV[2], n = ARGV[1], t = now}))
+for _, id in ipairs(adopt) do
+  redis.call('HSET', KEYS[1], id, cjson.encode({i = me, n = ARGV[1], t = now}))
 end
 return {dropped, redis.call('HLEN', KEYS[1])}
 """
 
-# KEYS: instances. ARGV: instance, ttl_ms
+# KEYS: lines. ARGV: node, instance, ids (JSON). After our own heartbeat lapsed (or Redis lost
+# its data) the lines of our calls in progress are written back, so they count again.
+REASSERT = _NOW_MS + """
+local added = 0
+for _, id in ipairs(cjson.decode(ARGV[3])) do
+  if redis.call('HEXISTS', KEYS[1], id) == 0 then
+    redis.call('HSET', KEYS[1], id, cjson.encode({i = ARGV[2], n = ARGV[1], t = now}))
+    added = added + 1
+  end
+end
+return added
+"""
+
+# KEYS: instances. ARGV: instance, ttl_ms. Returns 1 when our previous beat had lapsed.
 HEARTBEAT = _NOW_MS + """
+local before = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 redis.call('HSET', KEYS[1], ARGV[1], now + tonumber(ARGV[2]))
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   if tonumber(all[i + 1]) < now - 3600000 then redis.call('HDEL', KEYS[1], all[i]) end
 end
-return now
+if before < now then return 1 end
+return 0
 """
 
 
@@ -116,16 +145,24 @@ class LinePool:
         self._release = redis.register_script(RELEASE)
         self._reconcile = redis.register_script(RECONCILE)
         self._heartbeat = redis.register_script(HEARTBEAT)
+        self._reassert = redis.register_script(REASSERT)
 
-    async def heartbeat(self) -> None:
-        """Keep this instance's lines alive; call well within ttl_ms."""
-        await self._heartbeat(keys=[INSTANCES], args=[self.instance, self.ttl_ms])
+    async def heartbeat(self) -> bool:
+        """Keep this instance's lines alive (call well within ttl_ms); True after a lapse."""
+        lapsed = await self._heartbeat(keys=[INSTANCES], args=[self.instance, self.ttl_ms])
+        return bool(lapsed)
+
+    async def reassert(self, tenant_id: str, call_ids: list[str]) -> int:
+        """Write back the lines of our calls in progress; returns how many were missing."""
+        added = await self._reassert(keys=[lines_key(tenant_id)],
+                                     args=[self.node, self.instance, json.dumps(call_ids)])
+        return int(added)
 
     async def acquire(self, tenant_id: str, call_id: str, limit: int, shift: str) -> bool:
         """Take one line if the tenant's pool has one free; idempotent per call_id."""
         ok, _used = await self._acquire(
             keys=[lines_key(tenant_id), INSTANCES, status_key(tenant_id)],
-            args=[call_id, limit, self.instance, self.node, shift, tenant_id],
+            args=[call_id, limit, self.instance, self.node, shift, tenant_id, self.ttl_ms],
         )
         return bool(ok)
 
@@ -134,11 +171,13 @@ class LinePool:
         removed, _used = await self._release(keys=[lines_key(tenant_id)], args=[call_id, tenant_id])
         return bool(removed)
 
-    async def reconcile(self, tenant_id: str, live_call_ids: list[str]) -> tuple[int, int]:
-        """Make this node's lines exactly the live calls; returns (dropped, in_use)."""
+    async def reconcile(self, tenant_id: str, keep: list[str],
+                        adopt: list[str] | None = None) -> tuple[int, int]:
+        """Drop our lines of calls not in keep, take over adopt's; returns (dropped, in_use)."""
         dropped, used = await self._reconcile(
             keys=[lines_key(tenant_id), INSTANCES],
-            args=[self.node, self.instance, json.dumps(sorted(live_call_ids))],
+            args=[self.node, self.instance, json.dumps(sorted(keep)),
+                  json.dumps(sorted(adopt or []))],
         )
         return int(dropped), int(used)
 

@@ -124,7 +124,9 @@ class RecordJournal:
             except (IntegrityError, DataError) as e:
                 # This record, not the database, is the problem (a constraint, a value too
                 # long): retrying would block every later call's record behind it forever.
-                self._quarantine(path, REJECTED_DIR, f"database refused record {rec.id}: {e}")
+                # Only the first line: SQLAlchemy appends the parameters (caller numbers).
+                reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+                self._quarantine(path, REJECTED_DIR, f"database refused record {rec.id}: {reason}")
                 continue
             except SQLAlchemyError as e:
                 still = len(entries) - i

@@ -86,24 +86,62 @@ async def test_given_dead_instance_when_its_heartbeat_expires_then_lines_reclaim
     assert {json.loads(v)["i"] for v in held.values()} == {"inst-alive"}
 
 
-async def test_given_restart_when_reconciled_then_pool_is_exactly_live_channels(
+async def test_given_restart_when_reconciled_then_adopted_taken_over_and_own_stale_dropped(
         two_clients: tuple[aioredis.Redis, aioredis.Redis]) -> None:
     a, _ = two_clients
-    old = LinePool(a, "inst-old", "pbx1")
+    old = LinePool(a, "inst-old", "pbx1", ttl_ms=200)
     await old.heartbeat()
     for cid in ("c1", "c2", "c3"):
         assert await old.acquire("dongnai", cid, 5, "day")
-    other_node = LinePool(a, "inst-x", "pbx2")
-    await other_node.heartbeat()
-    assert await other_node.acquire("dongnai", "x1", 5, "day")
+    other = LinePool(a, "inst-x", "pbx1")  # another live instance on the same node
+    await other.heartbeat()
+    assert await other.acquire("dongnai", "x1", 5, "day")
+    await asyncio.sleep(0.3)  # the old instance died: its heartbeat expired
+    await other.heartbeat()
     new = LinePool(a, "inst-new", "pbx1")
     await new.heartbeat()
-    dropped, used = await new.reconcile("dongnai", ["c2"])  # c1, c3 hung up while we were away
-    assert (dropped, used) == (2, 2)  # c2 of this node + x1 of the other node
+    dropped, used = await new.reconcile("dongnai", keep=[], adopt=["c2"])
+    assert used == 2  # c2 adopted + x1 of the other live instance, never touched
     held = await a.hgetall(lines_key("dongnai"))
     assert sorted(k.decode() for k in held) == ["c2", "x1"]
     assert json.loads(held[b"c2"])["i"] == "inst-new"
+    assert json.loads(held[b"x1"])["i"] == "inst-x"
     assert await a.hexists(INSTANCES, "inst-new")
+
+
+async def test_given_reconnect_when_reconciled_then_own_gone_calls_dropped_kept_ones_stay(
+        two_clients: tuple[aioredis.Redis, aioredis.Redis]) -> None:
+    pool = LinePool(two_clients[0], "inst-a", "pbx1")
+    await pool.heartbeat()
+    for cid in ("c1", "c2", "c3"):
+        assert await pool.acquire("dongnai", cid, 5, "day")
+    dropped, used = await pool.reconcile("dongnai", keep=["c1", "c3", "c9"])
+    assert (dropped, used) == (1, 2)
+
+
+async def test_given_own_heartbeat_lapsed_when_acquiring_then_own_lines_not_reclaimed(
+        two_clients: tuple[aioredis.Redis, aioredis.Redis]) -> None:
+    pool = LinePool(two_clients[0], "inst-a", "pbx1", ttl_ms=200)
+    await pool.heartbeat()
+    for cid in ("c1", "c2", "c3"):
+        assert await pool.acquire("dongnai", cid, 3, "day")
+    await asyncio.sleep(0.3)  # e.g. Redis unreachable or the loop stalled past the TTL
+    assert not await pool.acquire("dongnai", "c4", 3, "day")  # still full: our calls count
+    assert (await pool.use("dongnai")).in_use == 3
+
+
+async def test_given_redis_lost_its_data_when_heartbeat_notices_then_lines_written_back(
+        two_clients: tuple[aioredis.Redis, aioredis.Redis]) -> None:
+    a, _ = two_clients
+    pool = LinePool(a, "inst-a", "pbx1")
+    assert await pool.heartbeat()  # the first beat reports a lapse (nothing before it)
+    assert not await pool.heartbeat()
+    for cid in ("c1", "c2"):
+        assert await pool.acquire("dongnai", cid, 2, "day")
+    await a.flushall()  # a shared Redis restarted empty
+    assert await pool.heartbeat()
+    assert await pool.reassert("dongnai", ["c1", "c2"]) == 2
+    assert not await pool.acquire("dongnai", "c3", 2, "day")
 
 
 async def test_given_pool_change_when_acquired_then_event_published(

@@ -1,0 +1,221 @@
+"""P1 — answer latency: what the ARI app adds to INVITE -> 200 OK, against plain dialplan.
+
+One `callcenter run` (one Asterisk). One SIPp run places interleaved calls, in random order
+within each pair (fixed seed), to:
+
+* the app:    1022 -> Stasis -> app takes a pool line in Redis -> ARI answer (200 OK);
+* the plain:  HOTLINE_BENCH_PLAIN_NUMBER -> [bench-plain] Answer() (no app at all).
+
+So machine noise hits both series alike. Each call: INVITE, 200 OK, ACK, ~200 ms, BYE, at a
+modest rate (default 10 calls/s, at most 10 at once): latency, not overload, is measured.
+The pool has 50 lines, so no app call is refused. Per-call INVITE -> 200 OK comes from SIPp's
+`-trace_msg` timestamps (microseconds). The first calls (warm-up) are left out of the figures.
+
+Target: the app adds at most 3 ms at the median and 10 ms at p95. Afterwards the pool's lines
+in use must be back to 0. Exit status 0 only when every call was answered and all targets are met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    PLAIN_NUMBER,
+    Hotline,
+    fmt_ms,
+    leftover_processes,
+    log,
+    machine_summary,
+    median,
+    ours_left,
+    parse_calls,
+    percentile,
+    run_sipp,
+    sipp_summary,
+    stop_on_signals,
+    table,
+)
+
+APP_NUMBER = "1022"
+TARGET_MEDIAN_MS = 3.0
+TARGET_P95_MS = 10.0
+
+
+def call_plan(per_series: int, warmup: int, seed: int) -> list[str]:
+    """Dialled numbers in call order: warm-up pairs first, then pairs in random order."""
+    rng = random.Random(seed)
+    plan: list[str] = []
+    for _ in range(warmup + per_series):
+        pair = [APP_NUMBER, PLAIN_NUMBER]
+        rng.shuffle(pair)
+        plan += pair
+    return plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--calls", type=int, default=250, help="measured calls per series")
+    ap.add_argument("--warmup", type=int, default=10, help="unmeasured calls per series first")
+    ap.add_argument("--rate", type=float, default=10.0, help="calls per second (both series)")
+    ap.add_argument("--concurrency", type=int, default=10, help="SIPp -l (calls at once)")
+    ap.add_argument("--lines", type=int, default=50, help="pool lines (none may be refused)")
+    ap.add_argument("--seed", type=int, default=1022)
+    ap.add_argument("--log-level", default="INFO", help="HOTLINE_LOG_LEVEL of the service")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (logs, traces)")
+    args = ap.parse_args(argv)
+
+    stop_on_signals()
+    machine = machine_summary()
+    log(f"P1 answer latency — {machine}")
+    plan = call_plan(args.calls, args.warmup, args.seed)
+    hotline = Hotline(args.lines, plain_number=PLAIN_NUMBER, keep=args.keep,
+                      log_level=args.log_level)
+    failures: list[str] = []
+    ok = False
+    try:
+        with hotline:
+            inf = hotline.workdir / "numbers.csv"
+            inf.write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in plan))
+            log(f"placing {len(plan)} calls ({args.warmup} + {args.calls} per series, "
+                f"interleaved) at {args.rate:g}/s, at most {args.concurrency} at once")
+            run = run_sipp("answer_latency.xml", hotline, APP_NUMBER, calls=len(plan),
+                           rate=args.rate, limit=args.concurrency, tag="p1",
+                           timeout_s=int(len(plan) / args.rate) + 60,
+                           extra=["-inf", str(inf)])
+            log(f"SIPp finished in {run.elapsed:.1f} s with exit code {run.returncode}")
+            if run.returncode != 0:
+                failures.append(f"SIPp exit code {run.returncode} (some calls failed)")
+                log(sipp_summary(run))
+            # Lines must come back: the last BYE has been answered; give the app a moment.
+            in_use_1s: dict[str, int | None] = {}
+            time.sleep(1.0)
+            in_use_1s = hotline.in_use()
+            in_use = in_use_1s
+            end = time.monotonic() + 4
+            while (in_use.get("api") or in_use.get("cli")) and time.monotonic() < end:
+                time.sleep(0.5)
+                in_use = hotline.in_use()
+            stasis_calls = hotline.count_log(r"callcenter\.ari: call=\S+ arrived")
+            answered_log = hotline.count_log(r"admitting -\[LineGranted\]-> greeting")
+            refused_log = hotline.count_log(r"admitting -\[LineRefused\]->")
+            warn_log = hotline.count_log(r" (WARNING|ERROR|CRITICAL) ")
+        ok = True
+    finally:
+        if not ok:
+            hotline.cleanup(keep=True)
+
+    calls = parse_calls(run.trace)
+    ordered = sorted(calls.values(), key=lambda c: c.msgs[0].t)
+    series: dict[str, list[float]] = {APP_NUMBER: [], PLAIN_NUMBER: []}
+    trying: dict[str, list[float]] = {APP_NUMBER: [], PLAIN_NUMBER: []}
+    seen = {APP_NUMBER: 0, PLAIN_NUMBER: 0}
+    unanswered: list[str] = []
+    slowest: list[tuple[float, str, str, float]] = []
+    t0 = ordered[0].msgs[0].t if ordered else 0.0
+    for c in ordered:
+        number = c.dialled
+        if number not in series:
+            unanswered.append(f"{c.call_id}: unexpected number {number!r}")
+            continue
+        seen[number] += 1
+        inv, ok200 = c.first_sent("INVITE"), c.first_response(200)
+        ms = c.ms(inv, ok200)
+        if ms is None or c.final_code() != 200:
+            unanswered.append(f"{c.call_id} ({number}): responses {c.responses()}")
+            continue
+        if seen[number] <= args.warmup:
+            continue
+        series[number].append(ms)
+        t100 = c.ms(inv, c.first_response(100))
+        if t100 is not None:
+            trying[number].append(t100)
+        assert inv is not None
+        slowest.append((ms, number, c.call_id, inv.t - t0))
+
+    app, plain = series[APP_NUMBER], series[PLAIN_NUMBER]
+    rows = []
+    for name, number, vals in (("app (1022 via Stasis)", APP_NUMBER, app),
+                               (f"plain dialplan ({PLAIN_NUMBER})", PLAIN_NUMBER, plain)):
+        rows.append([name, len(vals), fmt_ms(median(vals)), fmt_ms(percentile(vals, 95)),
+                     fmt_ms(percentile(vals, 99)), fmt_ms(max(vals) if vals else float("nan")),
+                     fmt_ms(median(trying[number]))])
+    d_med = median(app) - median(plain)
+    d_p95 = percentile(app, 95) - percentile(plain, 95)
+    r_med = median(app) / median(plain) if plain and median(plain) else float("nan")
+    r_p95 = percentile(app, 95) / percentile(plain, 95) if plain else float("nan")
+    pass_med = d_med <= TARGET_MEDIAN_MS
+    pass_p95 = d_p95 <= TARGET_P95_MS
+    pool_ok = in_use.get("api") == 0 and in_use.get("cli") == 0
+    enough = len(app) >= 200 and len(plain) >= 200
+    date = dt.date.today().isoformat()
+
+    print()
+    print(f"## P1 answer latency, {date} ({machine})")
+    print(f"{args.calls} measured calls per series (+{args.warmup} warm-up each), interleaved, "
+          f"{args.rate:g} calls/s, at most {args.concurrency} at once, pool {args.lines} lines; "
+          f"INVITE -> 200 OK per call from SIPp -trace_msg timestamps.")
+    print()
+    print(table(["series", "calls", "median ms", "p95 ms", "p99 ms", "max ms",
+                 "100 Trying median ms"], rows))
+    print()
+    print(table(["app - plain", "value", "target", "result"], [
+        ["median difference", f"{d_med:+.2f} ms", f"<= {TARGET_MEDIAN_MS:g} ms",
+         "PASS" if pass_med else f"FAIL (over by {d_med - TARGET_MEDIAN_MS:.2f} ms)"],
+        ["p95 difference", f"{d_p95:+.2f} ms", f"<= {TARGET_P95_MS:g} ms",
+         "PASS" if pass_p95 else f"FAIL (over by {d_p95 - TARGET_P95_MS:.2f} ms)"],
+        ["median ratio app/plain", f"{r_med:.2f}x", "-", "-"],
+        ["p95 ratio app/plain", f"{r_p95:.2f}x", "-", "-"],
+        ["calls not answered 200", str(len(unanswered)), "0",
+         "PASS" if not unanswered else "FAIL"],
+        ["pool in use after the run", f"{in_use.get('api')} (API) / {in_use.get('cli')} (CLI)"
+         f", 1 s after: {in_use_1s.get('api')}", "0", "PASS" if pool_ok else "FAIL"],
+    ]))
+    print()
+    if args.log_level.upper() in ("INFO", "DEBUG"):
+        print(f"app log: {stasis_calls} calls entered Stasis, {answered_log} got a line, "
+              f"{refused_log} refused, {warn_log} warning/error lines")
+    else:
+        print(f"app log (level {args.log_level}): {warn_log} warning/error lines")
+    slowest.sort(reverse=True)
+    print("slowest calls: " + ", ".join(
+        f"{ms:.1f} ms ({'app' if n == APP_NUMBER else 'plain'} at +{at:.1f} s)"
+        for ms, n, _cid, at in slowest[:5]))
+    for u in unanswered[:10]:
+        print(f"  not answered: {u}")
+
+    if not enough:
+        failures.append(f"too few measured calls: app {len(app)}, plain {len(plain)} (< 200)")
+    if unanswered:
+        failures.append(f"{len(unanswered)} calls not answered with 200 OK")
+    if not pass_med:
+        failures.append(f"median difference {d_med:.2f} ms > {TARGET_MEDIAN_MS:g} ms")
+    if not pass_p95:
+        failures.append(f"p95 difference {d_p95:.2f} ms > {TARGET_P95_MS:g} ms")
+    if not pool_ok:
+        failures.append(f"pool lines still in use after the run: {in_use}")
+    if hotline.failed:
+        failures.append("the hotline did not stop cleanly on SIGINT")
+    left = ours_left(hotline)
+    if left:
+        failures.append(f"processes left behind: {left}")
+    hotline.cleanup(keep=args.keep or bool(failures))
+    others = {k: v for k, v in leftover_processes().items() if v}
+    if others:
+        print(f"(other processes on this machine, not ours: {others})")
+    print()
+    if failures:
+        print("RESULT: FAIL — " + "; ".join(failures))
+        return 1
+    print("RESULT: PASS")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
