@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -106,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
             answered_log = hotline.count_log(r"admitting -\[LineGranted\]-> greeting")
             refused_log = hotline.count_log(r"admitting -\[LineRefused\]->")
             warn_log = hotline.count_log(r" (WARNING|ERROR|CRITICAL) ")
+            try:
+                records = hotline.records(2000)
+            except (RuntimeError, ValueError, subprocess.TimeoutExpired) as e:
+                log(f"reading call records failed: {e}")
+                records = []
         ok = True
     finally:
         if not ok:
@@ -183,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{refused_log} refused, {warn_log} warning/error lines")
     else:
         print(f"app log (level {args.log_level}): {warn_log} warning/error lines")
+    by_outcome: dict[str, int] = {}
+    for r in records:
+        key = f"{r.get('dialled')}:{r.get('outcome')}"
+        by_outcome[key] = by_outcome.get(key, 0) + 1
+    print("call records written (dialled:outcome count): "
+          + (", ".join(f"{k} {v}" for k, v in sorted(by_outcome.items())) or "none"))
     slowest.sort(reverse=True)
     print("slowest calls: " + ", ".join(
         f"{ms:.1f} ms ({'app' if n == APP_NUMBER else 'plain'} at +{at:.1f} s)"

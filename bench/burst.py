@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -125,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
             if in_use.get("api") or in_use.get("cli"):
                 time.sleep(5)  # tell a slow release apart from a leak
                 in_use_late = hotline.in_use()
+            try:
+                outcomes = Counter(r.get("outcome") for r in hotline.records(500))
+            except (RuntimeError, ValueError, subprocess.TimeoutExpired) as e:
+                log(f"reading call records failed: {e}")
+                outcomes = Counter()
             granted = hotline.count_log(r"admitting -\[LineGranted\]-> greeting")
             refused = hotline.count_log(r"admitting -\[LineRefused\]-> busy_message")
             warn_log = hotline.count_log(r" (WARNING|ERROR|CRITICAL) ")
@@ -158,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     spread_ms = (max(inv_times) - min(inv_times)) * 1000 if inv_times else float("nan")
 
     exp_answered = min(args.lines, args.calls)
+    # First come, first served? Positions (by INVITE send time) of the answered calls.
+    order = sorted((c for c in calls.values() if c.first_sent("INVITE") is not None),
+                   key=lambda c: c.msgs[0].t)
+    answered_ids = {c.call_id for c in answered}
+    positions = [i + 1 for i, c in enumerate(order) if c.call_id in answered_ids]
+    fifo = sum(1 for p in positions if p <= exp_answered)
     exp_busy = args.calls - exp_answered
     leaked = in_use_late.get("api")
     pass_counts = (len(answered) == exp_answered and len(busy) == exp_busy and not others
@@ -199,7 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         ["183 -> 486 (whole busy message) median / max",
          f"{fmt_ms(median(t486) / 1000)} / {fmt_ms(max(t486) / 1000 if t486 else float('nan'))} s"],
         ["183 responses carrying SDP (early media)", f"{sdp183} of {len(busy)}"],
+        ["refused calls that got more than one 183",
+         str(sum(1 for c in busy if c.responses().count(183) > 1))],
+        [f"answered calls among the first {exp_answered} INVITEs sent",
+         f"{fifo} of {len(answered)} (positions {', '.join(map(str, positions))})"],
         ["app log: lines granted / refused", f"{granted} / {refused}"],
+        ["call records written (outcome: count)",
+         ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items(), key=str)) or "none"],
         ["app log: warning/error lines", str(warn_log)],
         ["SIPp exit code", str(run.returncode)],
     ]))

@@ -373,6 +373,16 @@ class Hotline:
             raise RuntimeError(f"callcenter pool failed: {out.stderr.strip()}")
         return list(json.loads(out.stdout))
 
+    def records(self, last: int = 1000) -> list[dict[str, Any]]:
+        """`callcenter calls --last N --json`: the call records the service wrote."""
+        exe = ROOT / ".venv" / "bin" / "callcenter"
+        argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "callcenter"]
+        out = subprocess.run([*argv, "calls", "--last", str(last), "--json"], env=self.env(),
+                             cwd=ROOT, capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise RuntimeError(f"callcenter calls failed: {out.stderr.strip()}")
+        return list(json.loads(out.stdout))
+
     def in_use(self) -> dict[str, int | None]:
         """Lines in use for the tenant, seen by the app's API and by the CLI."""
         api = next((r for r in self.pool_api() if r.get("tenant") == TENANT), {})

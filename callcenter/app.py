@@ -132,7 +132,8 @@ async def _apply_to_pbx(app: web.Application, config: HotlineConfig) -> None:
     layout = app[LAYOUT]
     secrets = load_secrets(s.state_dir)
     changed = await asyncio.to_thread(render, config, layout, secrets, prompt_cache=s.prompt_cache,
-                                      sounds_override=s.sounds_override)
+                                      sounds_override=s.sounds_override,
+                                      bench_plain_number=s.bench_plain_number)
     ari = app[STASIS].ari
     if "extensions.conf" in changed:
         await ari.reload_module("pbx_config.so")

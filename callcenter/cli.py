@@ -27,7 +27,7 @@ def _setup_logging(level: str) -> None:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from callcenter.runner import run_all
 
-    run_all(settings, bench_plain_number=os.environ.get("HOTLINE_BENCH_PLAIN_NUMBER"))
+    run_all(settings)
     return 0
 
 
@@ -67,6 +67,15 @@ def cmd_reload(args: argparse.Namespace, settings: Settings) -> int:
         pid = int(settings.pid_file.read_text().strip())
     except (OSError, ValueError):
         print(f"error: no running hotline service (no pid file {settings.pid_file})",
+              file=sys.stderr)
+        return 2
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        cmdline = ""
+    if "callcenter" not in cmdline:
+        # A stale pid file (crash) may name a pid now reused by another program.
+        print(f"error: pid {pid} in {settings.pid_file} is not a running hotline service",
               file=sys.stderr)
         return 2
     os.kill(pid, signal.SIGHUP)

@@ -21,6 +21,7 @@ class Settings:
     sounds_override: Path  # recorded prompts: <dir>/<tenant>/<prompt_id>.wav
     log_level: str = "INFO"
     watch_config: bool = True  # reload when the file changes; off: only SIGHUP/`reload`
+    bench_plain_number: str | None = None  # bench/ only: a number answered by plain dialplan
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -37,6 +38,7 @@ class Settings:
                 os.environ.get("HOTLINE_SOUNDS", config.resolve().parent / "sounds")
             ),
             "log_level": os.environ.get("HOTLINE_LOG_LEVEL", "INFO"),
+            "bench_plain_number": os.environ.get("HOTLINE_BENCH_PLAIN_NUMBER") or None,
             "watch_config": os.environ.get("HOTLINE_WATCH_CONFIG", "1") not in ("0", "no", "off"),
         }
         values.update(overrides)

@@ -91,8 +91,9 @@ def find_host_asterisk() -> AsteriskInstall | None:
 
 def rootfs_install(root: Path) -> AsteriskInstall | None:
     """The Asterisk inside an already built rootfs, if it is complete."""
-    if not (root / READY_MARKER).exists():
-        return None
+    marker = root / READY_MARKER
+    if not marker.exists() or marker.read_text().split() != list(ROOTFS_PACKAGES):
+        return None  # missing, half-built, or built for another package list: rebuild
     version = _version_of(["chroot", str(root), "/usr/sbin/asterisk"])
     if not version:
         return None

@@ -6,9 +6,11 @@ the synthesised one. Music on hold is synthesised here too, so the PBX needs no 
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import logging
 import math
+import os
 import shutil
 import struct
 import subprocess
@@ -79,11 +81,17 @@ def place_prompts(specs: list[PromptSpec], sounds_dir: Path, overrides: Path | N
         target = sounds_dir / spec.tenant / f"{spec.prompt_id}.wav"
         target.parent.mkdir(parents=True, exist_ok=True)
         recorded = overrides / spec.tenant / f"{spec.prompt_id}.wav" if overrides else None
+        tmp = target.with_suffix(".new.wav")
         if recorded and recorded.exists():
-            convert(recorded, target)
+            convert(recorded, tmp)
             log.info("prompt %s/%s: recorded file %s", spec.tenant, spec.prompt_id, recorded)
         else:
-            shutil.copyfile(synthesise(spec.text, cache), target)
+            shutil.copyfile(synthesise(spec.text, cache), tmp)
+        if target.exists() and filecmp.cmp(tmp, target, shallow=False):
+            tmp.unlink()
+        else:
+            # Replace atomically: a caller hearing the old prompt right now keeps hearing it.
+            os.replace(tmp, target)
 
 
 def make_hold_music(target: Path, seconds: int = 24) -> None:

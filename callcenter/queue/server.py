@@ -75,14 +75,3 @@ class PrivateRedis:
                 self.proc.kill()
                 self.proc.wait(5)
             log.info("private Redis stopped")
-
-
-def resolve_redis(url: str | None, socket_path: Path) -> tuple[str, PrivateRedis | None]:
-    """Use url if given and answering; otherwise start (or reuse) the private server."""
-    if url:
-        if answers(url):
-            return url, None
-        log.warning("REDIS_URL does not answer; starting a private redis-server instead")
-    private = PrivateRedis(socket_path)
-    private.start()
-    return private.url, private

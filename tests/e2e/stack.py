@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import redis
 import yaml
 
 from callcenter.domain.config import load_config
@@ -22,6 +23,7 @@ from callcenter.pbx.install import cache_dir, ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess
 from callcenter.pbx.render import render
+from callcenter.queue.linepool import lines_key
 from callcenter.queue.server import PrivateRedis
 from callcenter.secrets import load_secrets
 from callcenter.store.migrate import upgrade_head
@@ -182,8 +184,16 @@ class Stack:
                               capture_output=True, text=True, cwd=ROOT, timeout=60)
 
     def pool_in_use(self) -> int:
-        out = self.cli("pool", "--json")
-        return int(json.loads(out.stdout)[0]["in_use"])
+        """Lines held now, read straight from Redis (no process start in the way)."""
+        client = redis.Redis.from_url(self.redis.url)
+        try:
+            return int(client.hlen(lines_key("dongnai")))
+        finally:
+            client.close()
+
+    def cli_pool(self) -> list[dict[str, Any]]:
+        """What an administrator sees with `callcenter pool --json`."""
+        return list(json.loads(self.cli("pool", "--json").stdout))
 
     def records(self, n: int = 200) -> list[dict[str, Any]]:
         out = self.cli("calls", "--last", str(n), "--json")

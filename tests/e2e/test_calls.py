@@ -23,6 +23,9 @@ def test_given_free_lines_when_citizen_dials_then_answered_with_audio(hotline: S
     assert answered, f"not answered:\n{hotline.app_log_tail()}"
     time.sleep(2.0)  # greeting then music on hold: both are audio
     assert wait_until(lambda: hotline.pool_in_use() == 1, 2)
+    (row,) = hotline.cli_pool()  # the administrator's view agrees
+    assert (row["tenant"], row["lines"], row["in_use"]) == ("dongnai", 3, 1)
+    assert row["shift"] in ("day", "night")
     (result,) = phone.finish()
     assert result["final_code"] == 200
     assert result["rtp_rx_packets"] > 50, result  # 20 ms packets: 2 s of audio is ~100

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from callcenter.pbx.install import ensure_asterisk
+from callcenter.pbx.layout import PbxLayout
 from callcenter.tools.softphone import PhoneGroup
 from tests.e2e.stack import ROOT, base_config, free_port, wait_until
 
@@ -29,10 +32,7 @@ def _pgrep(pattern: str) -> list[str]:
     return [line for line in out.splitlines() if "pgrep" not in line]
 
 
-def test_given_fresh_state_when_run_then_hotline_answers_reloads_and_stops_cleanly(
-        tmp_path: Path) -> None:
-    import socket
-
+def _start_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], dict, Path, dict, str, int, int]:
     sip, http = free_port(socket.SOCK_DGRAM), free_port()
     data = base_config(sip, free_port(), free_port(), http, lines_day=2, lines_night=2)
     data["service"]["stasis_app"] = "hotline-runtest"
@@ -49,6 +49,19 @@ def test_given_fresh_state_when_run_then_hotline_answers_reloads_and_stops_clean
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "callcenter", "run"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    return proc, env, config, data, instance, sip, http
+
+
+def _assert_nothing_left(instance: str, state: Path) -> None:
+    assert _pgrep(f"/srv/hotline/{instance}/") == [] and _pgrep(f"pbx-{instance}") == []
+    assert _pgrep(str(state / "redis.sock")) == []
+    PbxLayout.for_instance(ensure_asterisk(), instance, state).remove()
+
+
+def test_given_fresh_state_when_run_then_hotline_answers_reloads_and_stops_cleanly(
+        tmp_path: Path) -> None:
+    proc, env, config, data, instance, sip, http = _start_run(tmp_path)
+    log, state = tmp_path / "run.log", tmp_path / "state"
     try:
         health = wait_until(lambda: (_get(f"http://127.0.0.1:{http}/healthz") or {})
                             .get("ari_connected"), 60)
@@ -86,5 +99,16 @@ def test_given_fresh_state_when_run_then_hotline_answers_reloads_and_stops_clean
     assert code == 0, log.read_text()
     text = log.read_text()
     assert text.index("Asterisk stopped") < text.index("private Redis stopped")
-    assert _pgrep(f"/srv/hotline/{instance}/") == [] and _pgrep(f"pbx-{instance}") == []
-    assert _pgrep(str(state / "redis.sock")) == []
+    _assert_nothing_left(instance, state)
+
+
+def test_given_starting_hotline_when_sigterm_arrives_then_nothing_is_left_running(
+        tmp_path: Path) -> None:
+    proc, _env, _config, _data, instance, _sip, _http = _start_run(tmp_path)
+    log, state = tmp_path / "run.log", tmp_path / "state"
+    # Stop it mid-start: Redis is up, Asterisk is being prepared or started.
+    assert wait_until(lambda: "private Redis started" in log.read_text(), 60), log.read_text()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0, log.read_text()
+    assert "private Redis stopped" in log.read_text()
+    _assert_nothing_left(instance, state)

@@ -130,8 +130,8 @@ def test_given_ended_call_when_routed_then_illegal() -> None:
 
 
 EVENTS = st.sampled_from([
-    cm.LineGranted(T1), cm.Answered(T1), cm.LineRefused(T1), cm.PlaybackFinished(T1), cm.HungUp(T1, 16),
-    cm.Failed(T1, "x"),
+    cm.LineGranted(T1), cm.Answered(T1), cm.LineRefused(T1), cm.PlaybackFinished(T1),
+    cm.HungUp(T1, 16), cm.Failed(T1, "x"),
 ])
 
 
