@@ -133,9 +133,11 @@ def test_given_app_killed_when_citizen_calls_then_fallback_and_restart_rebuilds_
     assert rec and rec[0]["outcome"] == "answered"
 
 
+@pytest.mark.parametrize("from_user", ["0916000500", "trunk"])
 def test_given_stranger_outside_trusted_networks_when_inviting_then_refused(
-        hotline: Stack) -> None:
-    phone = hotline.phone("1022", caller="0916000500", bind="127.0.0.9")
+        hotline: Stack, from_user: str) -> None:
+    """Also when it pretends to be the trunk by name (From: sip:trunk@...)."""
+    phone = hotline.phone("1022", caller=from_user, bind="127.0.0.9")
     (result,) = phone.finish() if phone.wait_for("final", 1, 10) else phone.finish()
     assert result["final_code"] in (401, 403), result
     assert not result["answered"]
