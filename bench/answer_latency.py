@@ -60,6 +60,18 @@ def call_plan(per_series: int, warmup: int, seed: int) -> list[str]:
     return plan
 
 
+def bootstrap_ci(a: list[float], b: list[float], stat: str, seed: int,
+                 rounds: int = 2000) -> tuple[float, float]:
+    """95% bootstrap interval of stat(a) - stat(b) (stat: "median" or "p95")."""
+    if not a or not b:
+        return float("nan"), float("nan")
+    rng = random.Random(seed)
+    f = median if stat == "median" else (lambda v: percentile(v, 95))
+    diffs = sorted(f(rng.choices(a, k=len(a))) - f(rng.choices(b, k=len(b)))
+                   for _ in range(rounds))
+    return diffs[int(0.025 * rounds)], diffs[int(0.975 * rounds) - 1]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=250, help="measured calls per series")
@@ -156,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     d_p95 = percentile(app, 95) - percentile(plain, 95)
     r_med = median(app) / median(plain) if plain and median(plain) else float("nan")
     r_p95 = percentile(app, 95) / percentile(plain, 95) if plain else float("nan")
+    ci_med = bootstrap_ci(app, plain, "median", args.seed)
+    ci_p95 = bootstrap_ci(app, plain, "p95", args.seed)
     pass_med = d_med <= TARGET_MEDIAN_MS
     pass_p95 = d_p95 <= TARGET_P95_MS
     pool_ok = in_use.get("api") == 0 and in_use.get("cli") == 0
@@ -176,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
          "PASS" if pass_med else f"FAIL (over by {d_med - TARGET_MEDIAN_MS:.2f} ms)"],
         ["p95 difference", f"{d_p95:+.2f} ms", f"<= {TARGET_P95_MS:g} ms",
          "PASS" if pass_p95 else f"FAIL (over by {d_p95 - TARGET_P95_MS:.2f} ms)"],
+        ["median difference, 95% bootstrap interval",
+         f"{ci_med[0]:+.2f} .. {ci_med[1]:+.2f} ms", "-", "-"],
+        ["p95 difference, 95% bootstrap interval",
+         f"{ci_p95[0]:+.2f} .. {ci_p95[1]:+.2f} ms", "-", "-"],
         ["median ratio app/plain", f"{r_med:.2f}x", "-", "-"],
         ["p95 ratio app/plain", f"{r_p95:.2f}x", "-", "-"],
         ["calls not answered 200", str(len(unanswered)), "0",
