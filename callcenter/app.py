@@ -77,12 +77,18 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     client = aioredis.Redis.from_url(app[REDIS_URL])
     await client.ping()
     app[REDIS] = client
+    # The pool has its own single, already open connection: admissions reach Redis in the
+    # order calls arrived (first come, first served within a burst) and no caller waits for
+    # a new connection's handshake. Each script takes well under a millisecond.
+    pool_client = aioredis.Redis.from_url(app[REDIS_URL], single_connection_client=True)
+    await pool_client.ping()
     cfg = app[CONFIG]()
-    pool = LinePool(client, instance=f"{cfg.service.node}-{uuid.uuid4().hex[:8]}",
+    pool = LinePool(pool_client, instance=f"{cfg.service.node}-{uuid.uuid4().hex[:8]}",
                     node=cfg.service.node)
     await pool.heartbeat()
     app[POOL] = pool
     yield
+    await pool_client.aclose()
     await client.aclose()
 
 
