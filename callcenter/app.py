@@ -21,7 +21,7 @@ from aiohttp import web
 from callcenter.ari_app.calls import CallDeps, utcnow
 from callcenter.ari_app.client import AriClient
 from callcenter.ari_app.service import StasisService
-from callcenter.domain.config import load_config
+from callcenter.config_file import load_config
 from callcenter.domain.model import HotlineConfig
 from callcenter.domain.shifts import active_shift
 from callcenter.live_config import LiveConfig, summary

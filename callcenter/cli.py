@@ -54,7 +54,8 @@ def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
-    from callcenter.domain.config import ConfigError, load_config
+    from callcenter.config_file import load_config
+    from callcenter.domain.config import ConfigError
     from callcenter.live_config import summary
 
     try:
@@ -99,7 +100,7 @@ def _redis_url(settings: Settings) -> str:
 def cmd_pool(args: argparse.Namespace, settings: Settings) -> int:
     import redis.asyncio as aioredis
 
-    from callcenter.domain.config import load_config
+    from callcenter.config_file import load_config
     from callcenter.queue.linepool import LinePool
 
     config = load_config(settings.config_path)
@@ -154,7 +155,7 @@ def cmd_calls(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dial(args: argparse.Namespace, settings: Settings) -> int:
-    from callcenter.domain.config import load_config
+    from callcenter.config_file import load_config
     from callcenter.tools.softphone import place_calls
 
     config = load_config(settings.config_path)

@@ -13,7 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from callcenter.domain.config import ConfigError, load_config
+from callcenter.config_file import load_config
+from callcenter.domain.config import ConfigError
 from callcenter.domain.model import HotlineConfig
 
 log = logging.getLogger("callcenter.config")

@@ -12,7 +12,7 @@ import signal
 import socket
 
 from callcenter.app import build_app, serve
-from callcenter.domain.config import load_config
+from callcenter.config_file import load_config
 from callcenter.pbx.install import ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess, PbxStartError

@@ -22,10 +22,8 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import ipaddress
-import os
 import re
 from collections.abc import Hashable, Iterable, Sequence
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -673,17 +671,3 @@ def parse_yaml_text(text: str, source: str) -> object:
 def parse_config_text(text: str, source: str) -> HotlineConfig:
     """``parse_yaml_text`` then ``parse_config``."""
     return parse_config(parse_yaml_text(text, source), source)
-
-
-def load_config(path: str | os.PathLike[str]) -> HotlineConfig:
-    """Read and validate the config file; every problem raises ConfigError naming the file."""
-    source = os.fspath(path)
-    try:
-        text = Path(source).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(source, "<file>", exc.object[exc.start:exc.end],
-                          f"expected UTF-8 text (bad byte at offset {exc.start})") from exc
-    except OSError as exc:
-        raise ConfigError(source, "<file>", source,
-                          f"cannot read the file: {exc.strerror or exc}") from exc
-    return parse_config_text(text, source)

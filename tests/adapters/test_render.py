@@ -6,7 +6,7 @@ import os
 import wave
 from pathlib import Path
 
-from callcenter.domain.config import load_config
+from callcenter.config_file import load_config
 from callcenter.pbx.install import AsteriskInstall
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.render import render

@@ -18,7 +18,7 @@ from typing import Any
 import redis
 import yaml
 
-from callcenter.domain.config import load_config
+from callcenter.config_file import load_config
 from callcenter.pbx.install import cache_dir, ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess

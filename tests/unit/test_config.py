@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from callcenter.config_file import load_config
 from callcenter.domain.config import (
     ConfigError,
-    load_config,
     parse_config,
     parse_config_text,
 )
