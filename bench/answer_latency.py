@@ -30,12 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     PLAIN_NUMBER,
     Hotline,
+    finish,
     fmt_ms,
-    leftover_processes,
     log,
     machine_summary,
     median,
-    ours_left,
     parse_calls,
     percentile,
     run_sipp,
@@ -230,21 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         failures.append(f"p95 difference {d_p95:.2f} ms > {TARGET_P95_MS:g} ms")
     if not pool_ok:
         failures.append(f"pool lines still in use after the run: {in_use}")
-    if hotline.failed:
-        failures.append("the hotline did not stop cleanly on SIGINT")
-    left = ours_left(hotline)
-    if left:
-        failures.append(f"processes left behind: {left}")
-    hotline.cleanup(keep=args.keep or bool(failures))
-    others = {k: v for k, v in leftover_processes().items() if v}
-    if others:
-        print(f"(other processes on this machine, not ours: {others})")
-    print()
-    if failures:
-        print("RESULT: FAIL — " + "; ".join(failures))
-        return 1
-    print("RESULT: PASS")
-    return 0
+    return finish(hotline, failures, keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -27,12 +27,11 @@ from common import (  # noqa: E402
     TENANT,
     Hotline,
     SippCall,
+    finish,
     fmt_ms,
-    leftover_processes,
     log,
     machine_summary,
     median,
-    ours_left,
     parse_calls,
     percentile,
     run_sipp,
@@ -235,21 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         failures.append(f"lines leaked: {in_use} after {args.settle:g} s, {in_use_late} later")
     if watcher.peak > args.lines:
         failures.append(f"pool use peaked at {watcher.peak} > {args.lines} lines")
-    if hotline.failed:
-        failures.append("the hotline did not stop cleanly on SIGINT")
-    left = ours_left(hotline)
-    if left:
-        failures.append(f"processes left behind: {left}")
-    hotline.cleanup(keep=args.keep or bool(failures))
-    foreign = {k: v for k, v in leftover_processes().items() if v}
-    if foreign:
-        print(f"(other processes on this machine, not ours: {foreign})")
-    print()
-    if failures:
-        print("RESULT: FAIL — " + "; ".join(failures))
-        return 1
-    print("RESULT: PASS")
-    return 0
+    return finish(hotline, failures, keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -616,3 +616,22 @@ def ours_left(hotline: Hotline) -> list[str]:
                 continue
             lines.append(f"{pid} {argv.strip()}")
     return lines
+
+
+def finish(hotline: Hotline, failures: list[str], keep: bool) -> int:
+    """Common end of a benchmark: clean-stop checks, cleanup, the RESULT line, exit code."""
+    if hotline.failed:
+        failures.append("the hotline did not stop cleanly on SIGINT")
+    left = ours_left(hotline)
+    if left:
+        failures.append(f"processes left behind: {left}")
+    hotline.cleanup(keep=keep or bool(failures))
+    foreign = {k: v for k, v in leftover_processes().items() if v}
+    if foreign:
+        print(f"(other processes on this machine, not ours: {foreign})")
+    print()
+    if failures:
+        print("RESULT: FAIL — " + "; ".join(failures))
+        return 1
+    print("RESULT: PASS")
+    return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import sqlalchemy as sa
 from callcenter.store.data import CallRecordData
 from callcenter.store.journal import CORRUPT_DIR, REJECTED_DIR, RecordJournal, file_name
 from callcenter.store.records import CallRecordStore
+from tests.adapters.concurrency import run_together
 from tests.adapters.conftest import MakeRecord
 
 # Databases that are down: nothing listens on port 1; SQLite cannot open a file whose
@@ -197,21 +197,7 @@ def test_given_two_writers_flushing_the_same_journal_when_concurrent_then_each_r
         journal: RecordJournal, store: CallRecordStore, make_record: MakeRecord) -> None:
     for n in range(1, 21):
         journal.append(make_record(n))
-    errors: list[BaseException] = []
-    start = threading.Barrier(4)
-
-    def flush() -> None:
-        start.wait()
-        try:
-            journal.flush(store)
-        except BaseException as e:  # collected for the assertion below
-            errors.append(e)
-
-    threads = [threading.Thread(target=flush) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    errors = run_together(lambda: journal.flush(store), 4)
     assert errors == []
     assert journal.pending() == []
     assert store.count() == 20

@@ -7,7 +7,6 @@ import datetime as dt
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,6 +20,7 @@ from callcenter.store.migrate import upgrade_head
 from callcenter.store.models import Base
 from callcenter.store.records import CallRecordStore
 from callcenter.store.urls import normalise_url
+from tests.adapters.concurrency import run_together
 from tests.adapters.conftest import MakeRecord
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,21 +142,7 @@ def test_given_many_threads_when_same_record_inserted_concurrently_then_exactly_
         store: CallRecordStore, make_record: MakeRecord) -> None:
     rec = make_record(7)
     results: list[bool] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
-
-    def insert() -> None:
-        start.wait()
-        try:
-            results.append(store.insert_once(rec))
-        except BaseException as e:  # collected for the assertion below
-            errors.append(e)
-
-    threads = [threading.Thread(target=insert) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    errors = run_together(lambda: results.append(store.insert_once(rec)), 8)
     assert errors == []
     assert sorted(results) == [False] * 7 + [True]
     assert store.count() == 1
