@@ -30,7 +30,7 @@ from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.render import render
 from callcenter.queue.linepool import LinePool
 from callcenter.records import RecordWriter
-from callcenter.secrets import load_secrets
+from callcenter.secrets import Secrets, load_secrets
 from callcenter.settings import Settings
 from callcenter.store.journal import RecordJournal
 from callcenter.store.migrate import upgrade_head
@@ -46,6 +46,7 @@ POOL = web.AppKey("pool", LinePool)
 WRITER = web.AppKey("writer", RecordWriter)
 STASIS = web.AppKey("stasis", StasisService)
 LAYOUT = web.AppKey("layout", PbxLayout)
+SECRETS = web.AppKey("secrets", Secrets)
 TASKS = web.AppKey("tasks", list)
 
 
@@ -136,8 +137,8 @@ async def _apply_to_pbx(app: web.Application, config: HotlineConfig) -> None:
     """Numbers, trunk and prompts live in Asterisk's files: re-render and reload what changed."""
     s = app[SETTINGS]
     layout = app[LAYOUT]
-    secrets = load_secrets(s.state_dir)
-    changed = await asyncio.to_thread(render, config, layout, secrets, prompt_cache=s.prompt_cache,
+    changed = await asyncio.to_thread(render, config, layout, app[SECRETS],
+                                      prompt_cache=s.prompt_cache,
                                       sounds_override=s.sounds_override,
                                       bench_plain_number=s.bench_plain_number)
     ari = app[STASIS].ari
@@ -152,7 +153,7 @@ async def _apply_to_pbx(app: web.Application, config: HotlineConfig) -> None:
 async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     cfg = app[CONFIG]()
-    secrets = load_secrets(s.state_dir)
+    secrets = app[SECRETS] = load_secrets(s.state_dir)
     install = await asyncio.to_thread(ensure_asterisk)
     app[LAYOUT] = PbxLayout.for_instance(install, s.instance, s.state_dir)
     session = aiohttp.ClientSession(

@@ -45,7 +45,7 @@ def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
     from callcenter.queue.server import answers
     from callcenter.runner import run_app_until_signal
 
-    redis_url = settings.redis_url or f"unix://{settings.private_redis_socket}"
+    redis_url = _redis_url(settings)
     if not answers(redis_url):
         print(f"error: Redis at {redis_url} does not answer", file=sys.stderr)
         return 2

@@ -101,16 +101,6 @@ class AriClient:
     async def start_moh(self, channel_id: str, moh_class: str = "default") -> None:
         await self.request("POST", f"/channels/{channel_id}/moh", mohClass=moh_class)
 
-    async def set_var(self, channel_id: str, name: str, value: str) -> None:
-        await self.request("POST", f"/channels/{channel_id}/variable", variable=name, value=value)
-
-    async def get_var(self, channel_id: str, name: str) -> str | None:
-        try:
-            body = await self.request("GET", f"/channels/{channel_id}/variable", variable=name)
-        except ChannelGone:
-            return None
-        return body.get("value") if body else None
-
     async def subscribe_channel(self, channel_id: str) -> None:
         """Keep this channel's events after it leaves Stasis (ChannelDestroyed has the cause)."""
         await self.request("POST", f"/applications/{self.app}/subscription",

@@ -65,19 +65,21 @@ class PbxLayout:
         return d
 
     def create(self) -> None:
-        """Make the folders, owned by the asterisk user so it can write its spool and logs."""
-        uid, gid = self.install.uid_gid
+        """Make the folders (call `chown_tree` once everything is written into them)."""
         for sub in SUBDIRS:
-            p = self.host(sub)
-            p.mkdir(parents=True, exist_ok=True)
-        for root, dirs, files in os.walk(self.host()):
-            for name in (*dirs, *files):
-                os.lchown(os.path.join(root, name), uid, gid)
-        os.lchown(self.host(), uid, gid)
+            self.host(sub).mkdir(parents=True, exist_ok=True)
         if self.install.root is not None:
             # Asterisk must resolve the machine's own name locally, not via DNS: with the
             # rootfs's empty hosts file, calls stalled ~5 s in bursts (ARCHITECTURE.md).
             shutil.copyfile("/etc/hosts", self.install.host_path("/etc/hosts"))
+
+    def chown_tree(self) -> None:
+        """Give the instance to the asterisk user so it can read prompts, write spool and logs."""
+        uid, gid = self.install.uid_gid
+        os.lchown(self.host(), uid, gid)
+        for root, dirs, files in os.walk(self.host()):
+            for name in (*dirs, *files):
+                os.lchown(os.path.join(root, name), uid, gid)
 
     def remove(self) -> None:
         """Delete the instance folder (tests)."""

@@ -63,13 +63,12 @@ def prompt_specs(config: HotlineConfig) -> list[PromptSpec]:
     return specs
 
 
-def _write_if_changed(path: Path, text: str, uid: int, gid: int) -> bool:
+def _write_if_changed(path: Path, text: str) -> bool:
     if path.exists() and path.read_text() == text:
         return False
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
-    os.chmod(tmp, 0o640)  # contains ARI/AMI secrets: readable by asterisk only
-    os.chown(tmp, uid, gid)
+    os.chmod(tmp, 0o640)  # contains ARI/AMI secrets: readable by asterisk only (chown_tree)
     os.replace(tmp, path)
     return True
 
@@ -95,15 +94,12 @@ def render(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
         "verbose": verbose,
         "bench_plain_number": bench_plain_number,
     }
-    uid, gid = layout.install.uid_gid
     changed = []
     for name in TEMPLATES:
         text = env.get_template(f"{name}.j2").render(ctx)
-        if _write_if_changed(layout.host("etc") / name, text, uid, gid):
+        if _write_if_changed(layout.host("etc") / name, text):
             changed.append(name)
     place_prompts(prompt_specs(config), layout.host("sounds"), sounds_override, prompt_cache)
     make_hold_music(layout.host("moh") / "hotline-hold.wav")
-    for root, dirs, files in os.walk(layout.host("sounds")):
-        for n in (*dirs, *files):
-            os.lchown(os.path.join(root, n), uid, gid)
+    layout.chown_tree()
     return changed

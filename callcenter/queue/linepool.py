@@ -46,13 +46,13 @@ for i = 1, #held, 2 do
 end
 """
 
-# KEYS: lines, instances, status. ARGV: call_id, limit, instance, node, shift, tenant, ttl_ms
+# KEYS: lines, instances. ARGV: call_id, limit, instance, node, shift, tenant, ttl_ms
+# (the shift and limit in force are published by the heartbeat, not on every call)
 ACQUIRE = _NOW_MS + """
 local me = ARGV[3]
 redis.call('HSET', KEYS[2], me, now + tonumber(ARGV[7]))
 """ + _RECLAIM + """
 local limit = tonumber(ARGV[2])
-redis.call('HSET', KEYS[3], 'shift', ARGV[5], 'limit', limit, 'updated_ms', now)
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {1, redis.call('HLEN', KEYS[1])} end
 local used = redis.call('HLEN', KEYS[1])
 if used >= limit then return {0, used} end
@@ -161,7 +161,7 @@ class LinePool:
     async def acquire(self, tenant_id: str, call_id: str, limit: int, shift: str) -> bool:
         """Take one line if the tenant's pool has one free; idempotent per call_id."""
         ok, _used = await self._acquire(
-            keys=[lines_key(tenant_id), INSTANCES, status_key(tenant_id)],
+            keys=[lines_key(tenant_id), INSTANCES],
             args=[call_id, limit, self.instance, self.node, shift, tenant_id, self.ttl_ms],
         )
         return bool(ok)
