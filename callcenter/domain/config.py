@@ -19,19 +19,30 @@ Schema (see config/hotline.yaml for a commented example)::
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import ipaddress
 import re
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
 
+from callcenter.domain.config_base import (
+    _DAY,
+    BaseParser,
+    ConfigError,
+    fmt_seconds,
+    join_key,
+    seconds_of,
+)
+from callcenter.domain.ivr import IvrTree
+from callcenter.domain.ivr_config import parse_ivr
 from callcenter.domain.model import (
+    DEFAULT_FIELDS,
     DEFAULT_PROMPTS,
     DateOverride,
+    Field,
     HotlineConfig,
     Prompts,
     ServiceConfig,
@@ -40,271 +51,20 @@ from callcenter.domain.model import (
     TrunkConfig,
 )
 from callcenter.domain.shifts import normalise_number
+from callcenter.domain.ticket_config import TICKET_KEYS, parse_ticket_sections
 
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 MAX_LINES = 1000
 # "default" names the fallback extension/prompt folder in the rendered dialplan.
 RESERVED_TENANT_IDS = frozenset({"default"})
 
-_DAY = 24 * 3600
 _TENANT_ID = re.compile(r"[a-z0-9_-]{1,32}")
+_FIELD_ID = re.compile(r"[a-z0-9_]{1,32}")
 _NUMBER = re.compile(r"\+?[0-9]{2,20}")
-_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?")
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_HOSTNAME = re.compile(
-    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
-)
-_REPR_MAX = 120
 
 
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-MISSING: Any = _Missing()
-"""Stands for the value of a required key that is absent (shown as ``<missing>``)."""
-
-
-def _short_repr(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= _REPR_MAX else text[: _REPR_MAX - 3] + "..."
-
-
-class ConfigError(ValueError):
-    """An invalid configuration: which file, which key, which value, what was expected.
-
-    ``str()`` is one line, ``{source}: {key} = {value}: {reason}`` (``value`` already being the
-    repr of the bad value), followed by ``(+N more errors)`` when several problems were found;
-    ``errors`` holds all of them (the first is this error), ``format_all()`` lists them.
-    """
-
-    def __init__(
-        self,
-        source: str,
-        key: str,
-        value: object,
-        reason: str,
-        *,
-        line: int | None = None,
-    ) -> None:
-        self.source = source
-        self.key = key
-        self.raw_value = value
-        self.value = _short_repr(value)
-        self.reason = reason
-        self.line = line  # 1-based line in the file, when known (YAML syntax errors)
-        self.errors: list[ConfigError] = [self]
-        super().__init__(self.line_text())
-
-    @classmethod
-    def collect(cls, errors: Sequence[ConfigError]) -> ConfigError:
-        """One error to raise carrying all of ``errors`` (must not be empty)."""
-        first = errors[0]
-        first.errors = list(errors)
-        first.args = (str(first),)
-        return first
-
-    def line_text(self) -> str:
-        """This error alone, as one line."""
-        return f"{self.source}: {self.key} = {self.value}: {self.reason}"
-
-    def format_all(self) -> str:
-        """Every error found, one per line."""
-        return "\n".join(e.line_text() for e in self.errors)
-
-    def __str__(self) -> str:
-        more = len(self.errors) - 1
-        suffix = f" (+{more} more error{'s' if more > 1 else ''})" if more else ""
-        return self.line_text() + suffix
-
-
-def _join(parent: str, child: str | int) -> str:
-    if isinstance(child, int):
-        return f"{parent}[{child}]"
-    return f"{parent}.{child}" if parent else child
-
-
-def _fmt_seconds(secs: int) -> str:
-    h, rem = divmod(secs % _DAY, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h:02d}:{m:02d}" + (f":{s:02d}" if s else "")
-
-
-def _seconds(t: dt.time) -> int:
-    return t.hour * 3600 + t.minute * 60 + t.second
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "nothing (null)"
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-             list: "a list", dict: "a mapping", dt.date: "a date", dt.datetime: "a date-time"}
-    return names.get(type(value), type(value).__name__)
-
-
-class _Parser:
-    """Walks the loaded YAML, collecting every error instead of stopping at the first."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.errors: list[ConfigError] = []
-
-    def error(self, key: str, value: object, reason: str) -> None:
-        self.errors.append(ConfigError(self.source, key, value, reason))
-
-    # ---- generic shapes ------------------------------------------------------------------
-
-    def mapping(
-        self,
-        value: object,
-        key: str,
-        allowed: Sequence[str],
-        required: Iterable[str] = (),
-    ) -> dict[str, object] | None:
-        if not isinstance(value, dict):
-            self.error(key or "<root>", value, f"expected a mapping, got {_type_name(value)}")
-            return None
-        result: dict[str, object] = {}
-        for k, v in value.items():
-            if not isinstance(k, str) or k not in allowed:
-                hint = ""
-                if isinstance(k, str):
-                    close = difflib.get_close_matches(k, allowed, n=1)
-                    hint = f" (did you mean {close[0]!r}?)" if close else ""
-                elif isinstance(k, bool):
-                    hint = " (YAML reads unquoted yes/no/on/off as booleans: quote the key)"
-                self.error(
-                    _join(key, str(k)), v,
-                    f"unknown key{hint}; expected one of: {', '.join(allowed)}",
-                )
-                continue
-            result[k] = v
-        for k in required:
-            if k not in result:
-                self.error(_join(key, k), MISSING, "required key is missing")
-        return result
-
-    def list_(self, value: object, key: str, *, non_empty: bool = True) -> list[object] | None:
-        if not isinstance(value, list):
-            self.error(key, value, f"expected a list, got {_type_name(value)}")
-            return None
-        if non_empty and not value:
-            self.error(key, value, "expected a non-empty list")
-            return None
-        return value
-
-    def text(self, value: object, key: str, *, max_len: int = 200) -> str | None:
-        if not isinstance(value, str):
-            self.error(key, value, f"expected a string, got {_type_name(value)}")
-            return None
-        if not value.strip():
-            self.error(key, value, "expected a non-empty string")
-            return None
-        if len(value) > max_len:
-            self.error(key, value, f"expected at most {max_len} characters, got {len(value)}")
-            return None
-        return value
-
-    def token(self, value: object, key: str) -> str | None:
-        s = self.text(value, key)
-        if s is not None and not _TOKEN.fullmatch(s):
-            self.error(key, value, "expected 1-64 characters from A-Z a-z 0-9 _ . -")
-            return None
-        return s
-
-    def node_name(self, value: object, key: str) -> str | None:
-        # The node prefixes Asterisk's uniqueids and the record ids (at most 64 characters).
-        s = self.token(value, key)
-        if s is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,16}", s):
-            self.error(key, value, "expected 1-16 characters from A-Z a-z 0-9 _ -")
-            return None
-        return s
-
-    def integer(self, value: object, key: str, low: int, high: int) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.error(key, value, f"expected an integer {low}..{high}, got {_type_name(value)}")
-            return None
-        if not low <= value <= high:
-            self.error(key, value, f"expected an integer {low}..{high}")
-            return None
-        return value
-
-    def port(self, value: object, key: str) -> int | None:
-        return self.integer(value, key, 1, 65535)
-
-    def ip(self, value: object, key: str, *, ipv4_only: bool = False) -> str | None:
-        s = self.text(value, key)
-        if s is None:
-            return None
-        try:
-            addr = ipaddress.ip_address(s)
-        except ValueError:
-            self.error(key, value, "expected an IP address such as 127.0.0.1")
-            return None
-        if ipv4_only and addr.version != 4:
-            self.error(key, value, "expected an IPv4 address (the SIP transport binds IPv4)")
-            return None
-        return s
-
-    def host(self, value: object, key: str) -> str | None:
-        s = self.text(value, key)
-        if s is None:
-            return None
-        try:
-            ipaddress.ip_address(s)
-        except ValueError:
-            if not _HOSTNAME.fullmatch(s):
-                self.error(key, value, "expected an IP address or a host name")
-                return None
-        return s
-
-    def time(self, value: object, key: str, *, allow_24: bool = False) -> dt.time | None:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            self.error(key, value, f'expected a time "HH:MM" in quotes, got {_type_name(value)}')
-            return None
-        if isinstance(value, int):
-            # YAML 1.1 reads an unquoted 18:00 as the base-60 integer 1080 (07:00 stays a string).
-            guess = (
-                f"{value // 60:02d}:{value % 60:02d}" if 0 <= value <= 24 * 60
-                else _fmt_seconds(value) if 0 <= value < _DAY else None
-            )
-            was = f" (it was probably {guess})" if guess else ""
-            self.error(
-                key, value,
-                f'expected a time "HH:MM" in quotes; YAML read an unquoted time as the base-60 '
-                f'integer {value}{was}: write it quoted, e.g. "{guess or "18:00"}"',
-            )
-            return None
-        m = _TIME.fullmatch(value.strip())
-        if m is None:
-            self.error(key, value, 'expected a time "HH:MM" or "HH:MM:SS"')
-            return None
-        h, mi, s = int(m[1]), int(m[2]), int(m[3] or 0)
-        if allow_24 and (h, mi, s) == (24, 0, 0):
-            return dt.time(0, 0)  # "24:00" as an end is midnight
-        if h > 23 or mi > 59 or s > 59:
-            extra = ' ("24:00" is allowed only as an end)' if h == 24 else ""
-            self.error(key, value, f'expected a time 00:00..23:59:59{extra}')
-            return None
-        return dt.time(h, mi, s)
-
-    def date(self, value: object, key: str) -> dt.date | None:
-        if isinstance(value, dt.datetime):
-            self.error(key, value, 'expected a date "YYYY-MM-DD" without a time')
-            return None
-        if isinstance(value, dt.date):
-            return value
-        if isinstance(value, str) and _DATE.fullmatch(value.strip()):
-            try:
-                return dt.date.fromisoformat(value.strip())
-            except ValueError as exc:
-                self.error(key, value, f'expected a valid date "YYYY-MM-DD": {exc}')
-                return None
-        self.error(key, value, f'expected a date "YYYY-MM-DD", got {_type_name(value)}')
-        return None
+class _Parser(BaseParser):
+    """The hotline config's sections, on top of the generic shapes."""
 
     # ---- sections --------------------------------------------------------------------------
 
@@ -319,17 +79,19 @@ class _Parser:
             return d
         k = "service"
         result = ServiceConfig(
-            ari_bind=self.ip(m.get("ari_bind", d.ari_bind), _join(k, "ari_bind")) or d.ari_bind,
-            ari_port=self.port(m.get("ari_port", d.ari_port), _join(k, "ari_port")) or d.ari_port,
-            ami_bind=self.ip(m.get("ami_bind", d.ami_bind), _join(k, "ami_bind")) or d.ami_bind,
-            ami_port=self.port(m.get("ami_port", d.ami_port), _join(k, "ami_port")) or d.ami_port,
-            http_bind=self.host(m.get("http_bind", d.http_bind), _join(k, "http_bind"))
+            ari_bind=self.ip(m.get("ari_bind", d.ari_bind), join_key(k, "ari_bind")) or d.ari_bind,
+            ari_port=self.port(m.get("ari_port", d.ari_port), join_key(k, "ari_port"))
+            or d.ari_port,
+            ami_bind=self.ip(m.get("ami_bind", d.ami_bind), join_key(k, "ami_bind")) or d.ami_bind,
+            ami_port=self.port(m.get("ami_port", d.ami_port), join_key(k, "ami_port"))
+            or d.ami_port,
+            http_bind=self.host(m.get("http_bind", d.http_bind), join_key(k, "http_bind"))
             or d.http_bind,
-            http_port=self.port(m.get("http_port", d.http_port), _join(k, "http_port"))
+            http_port=self.port(m.get("http_port", d.http_port), join_key(k, "http_port"))
             or d.http_port,
-            stasis_app=self.token(m.get("stasis_app", d.stasis_app), _join(k, "stasis_app"))
+            stasis_app=self.token(m.get("stasis_app", d.stasis_app), join_key(k, "stasis_app"))
             or d.stasis_app,
-            node=self.node_name(m.get("node", d.node), _join(k, "node")) or d.node,
+            node=self.node_name(m.get("node", d.node), join_key(k, "node")) or d.node,
         )
         # The three TCP listeners must not collide (same address, or one on every address).
         listeners = [("ari", result.ari_bind, result.ari_port),
@@ -341,7 +103,7 @@ class _Parser:
                 same_addr = bind_a == bind_b or bind_a in wildcard or bind_b in wildcard
                 if port_a == port_b and same_addr:
                     self.error(
-                        _join(k, f"{name_b}_port"), port_b,
+                        join_key(k, f"{name_b}_port"), port_b,
                         f"expected a port different from service.{name_a}_port "
                         f"(both listen on {bind_b})",
                     )
@@ -358,9 +120,9 @@ class _Parser:
         k = "trunk"
         networks: list[str] = []
         raw_nets = m.get("trusted_networks", list(d.trusted_networks))
-        nets = self.list_(raw_nets, _join(k, "trusted_networks"))
+        nets = self.list_(raw_nets, join_key(k, "trusted_networks"))
         for i, net in enumerate(nets or []):
-            nk = _join(_join(k, "trusted_networks"), i)
+            nk = join_key(join_key(k, "trusted_networks"), i)
             s = self.text(net, nk)
             if s is None:
                 continue
@@ -370,22 +132,22 @@ class _Parser:
                 self.error(nk, net, f"expected a network in CIDR form such as 10.0.0.0/8: {exc}")
                 continue
             networks.append(s.strip())
-        rtp_start = self.port(m.get("rtp_start", d.rtp_start), _join(k, "rtp_start"))
-        rtp_end = self.port(m.get("rtp_end", d.rtp_end), _join(k, "rtp_end"))
+        rtp_start = self.port(m.get("rtp_start", d.rtp_start), join_key(k, "rtp_start"))
+        rtp_end = self.port(m.get("rtp_end", d.rtp_end), join_key(k, "rtp_end"))
         if rtp_start is not None and rtp_end is not None and rtp_start >= rtp_end:
-            self.error(_join(k, "rtp_end"), rtp_end,
+            self.error(join_key(k, "rtp_end"), rtp_end,
                        f"expected a port greater than trunk.rtp_start ({rtp_start})")
-        port = self.port(m.get("port", d.port), _join(k, "port"))
+        port = self.port(m.get("port", d.port), join_key(k, "port"))
         if (port is not None and rtp_start is not None and rtp_end is not None
                 and rtp_start <= port <= rtp_end):
-            self.error(_join(k, "port"), port,
+            self.error(join_key(k, "port"), port,
                        f"expected a SIP port outside the RTP range {rtp_start}..{rtp_end}")
         return TrunkConfig(
-            bind=self.ip(m.get("bind", d.bind), _join(k, "bind"), ipv4_only=True) or d.bind,
+            bind=self.ip(m.get("bind", d.bind), join_key(k, "bind"), ipv4_only=True) or d.bind,
             port=port or d.port,
             trusted_networks=tuple(networks) or d.trusted_networks,
             media_address=self.ip(m.get("media_address", d.media_address),
-                                  _join(k, "media_address")) or d.media_address,
+                                  join_key(k, "media_address")) or d.media_address,
             rtp_start=rtp_start or d.rtp_start,
             rtp_end=rtp_end or d.rtp_end,
         )
@@ -395,10 +157,10 @@ class _Parser:
                          ("name", "start", "end", "lines"))
         if m is None:
             return None
-        name = self.text(m["name"], _join(key, "name"), max_len=64) if "name" in m else None
-        start = self.time(m["start"], _join(key, "start")) if "start" in m else None
-        end = self.time(m["end"], _join(key, "end"), allow_24=True) if "end" in m else None
-        lines = (self.integer(m["lines"], _join(key, "lines"), 0, MAX_LINES)
+        name = self.text(m["name"], join_key(key, "name"), max_len=64) if "name" in m else None
+        start = self.time(m["start"], join_key(key, "start")) if "start" in m else None
+        end = self.time(m["end"], join_key(key, "end"), allow_24=True) if "end" in m else None
+        lines = (self.integer(m["lines"], join_key(key, "lines"), 0, MAX_LINES)
                  if "lines" in m else None)
         if name is None or start is None or end is None or lines is None:
             return None
@@ -408,7 +170,7 @@ class _Parser:
         items = self.list_(value, key)
         if items is None:
             return None
-        parsed = [self.shift(item, _join(key, i)) for i, item in enumerate(items)]
+        parsed = [self.shift(item, join_key(key, i)) for i, item in enumerate(items)]
         good = [s for s in parsed if s is not None]
         if len(good) != len(parsed):
             return None
@@ -416,7 +178,7 @@ class _Parser:
         ok = True
         for i, s in enumerate(good):
             if s.name in names:
-                self.error(_join(_join(key, i), "name"), s.name,
+                self.error(join_key(join_key(key, i), "name"), s.name,
                            f"expected a unique shift name; {key}[{names[s.name]}] has it too")
                 ok = False
             names.setdefault(s.name, i)
@@ -426,14 +188,16 @@ class _Parser:
 
     def partition(self, shifts: Sequence[Shift], key: str) -> bool:
         """Shifts must tile the 24 h circle: each ends exactly where the next one starts."""
-        order = sorted(shifts, key=lambda s: _seconds(s.start))
-        summary = [f"{s.name} {_fmt_seconds(_seconds(s.start))}-{_fmt_seconds(_seconds(s.end))}"
-                   for s in order]
+        order = sorted(shifts, key=lambda s: seconds_of(s.start))
+        summary = [
+            f"{s.name} {fmt_seconds(seconds_of(s.start))}-{fmt_seconds(seconds_of(s.end))}"
+            for s in order
+        ]
         ok = True
         same_start: set[tuple[str, str]] = set()
         for i, cur in enumerate(order):
             nxt = order[(i + 1) % len(order)]
-            s0, e0, s1 = _seconds(cur.start), _seconds(cur.end), _seconds(nxt.start)
+            s0, e0, s1 = seconds_of(cur.start), seconds_of(cur.end), seconds_of(nxt.start)
             length = (e0 - s0) % _DAY or _DAY  # start == end: the whole day
             dist = (s1 - s0) % _DAY
             if len(order) == 1:
@@ -444,19 +208,19 @@ class _Parser:
                 same_start.add((cur.name, nxt.name))
                 self.error(key, summary,
                            f"shifts must cover the 24 hours with no gap or overlap: "
-                           f"{cur.name!r} and {nxt.name!r} both start at {_fmt_seconds(s0)}")
+                           f"{cur.name!r} and {nxt.name!r} both start at {fmt_seconds(s0)}")
                 ok = False
                 continue
             if length < dist:
                 self.error(key, summary,
                            f"shifts must cover the 24 hours with no gap or overlap: gap "
-                           f"{_fmt_seconds(e0)}-{_fmt_seconds(s1)} after {cur.name!r}")
+                           f"{fmt_seconds(e0)}-{fmt_seconds(s1)} after {cur.name!r}")
                 ok = False
             elif length > dist:
                 self.error(key, summary,
                            f"shifts must cover the 24 hours with no gap or overlap: "
                            f"{cur.name!r} and {nxt.name!r} overlap "
-                           f"{_fmt_seconds(s1)}-{_fmt_seconds(e0)}")
+                           f"{fmt_seconds(s1)}-{fmt_seconds(e0)}")
                 ok = False
         return ok
 
@@ -465,12 +229,12 @@ class _Parser:
                          ("name", "from", "to", "shifts"))
         if m is None:
             return None
-        name = self.text(m["name"], _join(key, "name"), max_len=64) if "name" in m else None
-        start = self.date(m["from"], _join(key, "from")) if "from" in m else None
-        end = self.date(m["to"], _join(key, "to")) if "to" in m else None
-        shifts = self.shifts(m["shifts"], _join(key, "shifts")) if "shifts" in m else None
+        name = self.text(m["name"], join_key(key, "name"), max_len=64) if "name" in m else None
+        start = self.date(m["from"], join_key(key, "from")) if "from" in m else None
+        end = self.date(m["to"], join_key(key, "to")) if "to" in m else None
+        shifts = self.shifts(m["shifts"], join_key(key, "shifts")) if "shifts" in m else None
         if start is not None and end is not None and start > end:
-            self.error(_join(key, "to"), m["to"],
+            self.error(join_key(key, "to"), m["to"],
                        f"expected a date on or after from ({start.isoformat()})")
             return None
         if name is None or start is None or end is None or shifts is None:
@@ -483,14 +247,14 @@ class _Parser:
         items = self.list_(value, key, non_empty=False)
         if items is None:
             return None
-        parsed = [(i, self.override(item, _join(key, i))) for i, item in enumerate(items)]
+        parsed = [(i, self.override(item, join_key(key, i))) for i, item in enumerate(items)]
         good = [(i, o) for i, o in parsed if o is not None]
         ok = len(good) == len(parsed)
         by_start = sorted(good, key=lambda p: p[1].start_date)
         for (i_a, a), (i_b, b) in zip(by_start, by_start[1:], strict=False):
             if b.start_date <= a.end_date:
                 self.error(
-                    _join(_join(key, i_b), "from"), b.start_date.isoformat(),
+                    join_key(join_key(key, i_b), "from"), b.start_date.isoformat(),
                     f"expected override dates not overlapping {key}[{i_a}] {a.name!r} "
                     f"({a.start_date.isoformat()}..{a.end_date.isoformat()})",
                 )
@@ -504,11 +268,11 @@ class _Parser:
             return None
         d = DEFAULT_PROMPTS
         return Prompts(
-            greeting=self.text(m.get("greeting", d.greeting), _join(key, "greeting"),
+            greeting=self.text(m.get("greeting", d.greeting), join_key(key, "greeting"),
                                max_len=2000) or d.greeting,
-            all_busy=self.text(m.get("all_busy", d.all_busy), _join(key, "all_busy"),
+            all_busy=self.text(m.get("all_busy", d.all_busy), join_key(key, "all_busy"),
                                max_len=2000) or d.all_busy,
-            unavailable=self.text(m.get("unavailable", d.unavailable), _join(key, "unavailable"),
+            unavailable=self.text(m.get("unavailable", d.unavailable), join_key(key, "unavailable"),
                                   max_len=2000) or d.unavailable,
         )
 
@@ -533,7 +297,7 @@ class _Parser:
         result: list[str] = []
         ok = True
         for i, item in enumerate(items):
-            nk = _join(key, i)
+            nk = join_key(key, i)
             if isinstance(item, int) and not isinstance(item, bool):
                 self.error(nk, item, 'expected a quoted string of digits such as "02511022": '
                                      "YAML reads unquoted digits as an integer (a leading 0 is "
@@ -548,35 +312,76 @@ class _Parser:
         return tuple(result) if ok else None
 
     def tenant(self, value: object, key: str) -> Tenant | None:
-        keys = ("id", "name", "timezone", "numbers", "shifts", "overrides", "prompts")
+        keys = ("id", "name", "timezone", "numbers", "shifts", "overrides", "prompts", "fields",
+                "ivr", *TICKET_KEYS)
         m = self.mapping(value, key, keys, ("id", "name", "numbers", "shifts"))
         if m is None:
             return None
         tid: str | None = None
         if "id" in m:
-            tid = self.text(m["id"], _join(key, "id"))
+            tid = self.text(m["id"], join_key(key, "id"))
             if tid is not None and not _TENANT_ID.fullmatch(tid):
-                self.error(_join(key, "id"), tid, "expected 1-32 characters from a-z 0-9 _ -")
+                self.error(join_key(key, "id"), tid, "expected 1-32 characters from a-z 0-9 _ -")
                 tid = None
             elif tid is not None and tid in RESERVED_TENANT_IDS:
-                self.error(_join(key, "id"), tid,
+                self.error(join_key(key, "id"), tid,
                            f"expected an id other than {tid!r}, which the dialplan reserves")
                 tid = None
-        name = self.text(m["name"], _join(key, "name")) if "name" in m else None
-        tz = self.timezone(m.get("timezone", DEFAULT_TIMEZONE), _join(key, "timezone"))
-        numbers = self.numbers(m["numbers"], _join(key, "numbers")) if "numbers" in m else None
-        shifts = self.shifts(m["shifts"], _join(key, "shifts")) if "shifts" in m else None
-        overrides = self.overrides(m.get("overrides"), _join(key, "overrides"))
+        name = self.text(m["name"], join_key(key, "name")) if "name" in m else None
+        tz = self.timezone(m.get("timezone", DEFAULT_TIMEZONE), join_key(key, "timezone"))
+        numbers = self.numbers(m["numbers"], join_key(key, "numbers")) if "numbers" in m else None
+        shifts = self.shifts(m["shifts"], join_key(key, "shifts")) if "shifts" in m else None
+        overrides = self.overrides(m.get("overrides"), join_key(key, "overrides"))
         prompts: Prompts | None = None
         prompts_ok = True
         if m.get("prompts") is not None:
-            prompts = self.prompts(m["prompts"], _join(key, "prompts"))
+            prompts = self.prompts(m["prompts"], join_key(key, "prompts"))
             prompts_ok = prompts is not None
+        fields: tuple[Field, ...] | None = DEFAULT_FIELDS
+        if m.get("fields") is not None:
+            fields = self.fields(m["fields"], join_key(key, "fields"))
+        ivr: IvrTree | None = None
+        ivr_ok = True
+        if m.get("ivr") is not None and fields is not None:
+            ivr = parse_ivr(self, m["ivr"], join_key(key, "ivr"), fields)
+            ivr_ok = ivr is not None
+        tickets = parse_ticket_sections(self, m, key, fields or DEFAULT_FIELDS)
         if (tid is None or name is None or tz is None or numbers is None or shifts is None
-                or overrides is None or not prompts_ok):
+                or overrides is None or not prompts_ok or fields is None or not ivr_ok
+                or tickets is None):
             return None
         return Tenant(id=tid, name=name, timezone=tz, numbers=numbers, shifts=shifts,
-                      overrides=overrides, prompts=prompts)
+                      overrides=overrides, prompts=prompts, fields=fields, ivr=ivr,
+                      tickets=tickets)
+
+    def fields(self, value: object, key: str) -> tuple[Field, ...] | None:
+        items = self.list_(value, key)
+        if items is None:
+            return None
+        result: list[Field] = []
+        seen: dict[str, int] = {}
+        ok = True
+        for i, item in enumerate(items):
+            fk = join_key(key, i)
+            m = self.mapping(item, fk, ("id", "name"), ("id", "name"))
+            if m is None or "id" not in m or "name" not in m:
+                ok = False
+                continue
+            fid = self.text(m["id"], join_key(fk, "id"), max_len=32)
+            fname = self.text(m["name"], join_key(fk, "name"))
+            if fid is not None and not _FIELD_ID.fullmatch(fid):
+                self.error(join_key(fk, "id"), fid, "expected 1-32 characters from a-z 0-9 _")
+                fid = None
+            if fid is not None and fid in seen:
+                self.error(join_key(fk, "id"), fid,
+                           f"expected a unique field id; {key}[{seen[fid]}] has it too")
+                fid = None
+            if fid is None or fname is None:
+                ok = False
+                continue
+            seen[fid] = i
+            result.append(Field(fid, fname))
+        return tuple(result) if ok else None
 
     def tenants(self, value: object) -> tuple[Tenant, ...]:
         key = "tenants"
@@ -590,12 +395,12 @@ class _Parser:
         ids: dict[str, int] = {}
         numbers: dict[str, tuple[int, int]] = {}
         for i, item in enumerate(items):
-            tk = _join(key, i)
+            tk = join_key(key, i)
             tenant = self.tenant(item, tk)
             if tenant is None:
                 continue
             if tenant.id in ids:
-                self.error(_join(tk, "id"), tenant.id,
+                self.error(join_key(tk, "id"), tenant.id,
                            f"expected a unique tenant id; tenants[{ids[tenant.id]}] has it too")
             else:
                 ids[tenant.id] = i
@@ -603,7 +408,7 @@ class _Parser:
                 norm = normalise_number(number)
                 if norm in numbers:
                     ti, tj = numbers[norm]
-                    self.error(_join(_join(tk, "numbers"), j), number,
+                    self.error(join_key(join_key(tk, "numbers"), j), number,
                                f"expected a number unique across all tenants; "
                                f"tenants[{ti}].numbers[{tj}] is the same number ({norm})")
                 else:

@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from callcenter.domain.ivr import IvrTree
+    from callcenter.domain.ticket_config import TicketSections
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,31 @@ class Prompts:
 
 
 @dataclass(frozen=True)
+class Field:
+    """A field (lĩnh vực) petitions and FAQ items are classified by; each has a lead unit."""
+
+    id: str  # a-z 0-9 _ (used in CLI flags, routing rules, reports)
+    name: str  # Vietnamese name, as operators and FAQ sheets write it
+
+
+# The seeds' list of fields (Đồng Nai, Thanh Hóa, HCMC orders); a tenant may set its own.
+DEFAULT_FIELDS: tuple[Field, ...] = (
+    Field("health", "Y tế"),
+    Field("social_security", "An sinh xã hội"),
+    Field("essential_goods", "Hàng hóa thiết yếu"),
+    Field("transport", "Giao thông vận tải"),
+    Field("security_order", "An ninh trật tự"),
+    Field("information", "Thông tin, tin giả"),
+    Field("admin_procedures", "Thủ tục hành chính"),
+    Field("prices_fraud", "Giá vật tư y tế, lừa đảo"),
+    Field("suspected_infection", "Nghi nhiễm, người về từ vùng dịch"),
+    Field("humanitarian_aid", "Hỗ trợ nhân đạo"),
+    Field("civil_servant_conduct", "Thái độ công chức"),
+    Field("other", "Khác"),
+)
+
+
+@dataclass(frozen=True)
 class Tenant:
     """One province's hotline."""
 
@@ -49,6 +79,9 @@ class Tenant:
     shifts: tuple[Shift, ...]
     overrides: tuple[DateOverride, ...] = ()
     prompts: Prompts | None = None  # None: the defaults in DEFAULT_PROMPTS
+    fields: tuple[Field, ...] = DEFAULT_FIELDS
+    ivr: IvrTree | None = None  # None: greeting then hold (no menus)
+    tickets: TicketSections | None = None  # units, places, routing, deadlines, SMS texts
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,62 @@ class CallRecord(Base):
     cause_code: Mapped[int | None] = mapped_column(sa.Integer)  # Q.850 cause
     linkedid: Mapped[str] = mapped_column(sa.String, index=True)
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    # The caller's way through the IVR: [{"at", "event", "node"?, "digit"?, "faq"?, ...}]
+    ivr_path: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDocument)
     created_at: Mapped[dt.datetime] = mapped_column(
         UTCDateTime(), default=utcnow, server_default=sa.func.now()
     )
+
+
+class FaqVersion(Base):
+    """One imported version of a tenant's FAQ for one field; exactly one is active."""
+
+    __tablename__ = "faq_versions"
+    __table_args__ = (sa.UniqueConstraint("tenant", "field", "version"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(sa.String)
+    field: Mapped[str] = mapped_column(sa.String)
+    version: Mapped[int] = mapped_column(sa.Integer)
+    active: Mapped[bool] = mapped_column(sa.Boolean)
+    imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    imported_by: Mapped[str | None] = mapped_column(sa.String)
+    source_name: Mapped[str] = mapped_column(sa.String)  # file name as given, no directories
+    sha256: Mapped[str] = mapped_column(sa.String(64))  # of the imported file
+    item_count: Mapped[int] = mapped_column(sa.Integer)
+
+
+class FaqItem(Base):
+    """One question and its answer, in one FAQ version."""
+
+    __tablename__ = "faq_items"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("faq_versions.id", ondelete="CASCADE"), index=True)
+    tenant: Mapped[str] = mapped_column(sa.String)
+    field: Mapped[str] = mapped_column(sa.String)
+    position: Mapped[int] = mapped_column(sa.Integer)  # order in the sheet, from 1
+    # Stable across re-imports (hash of tenant, field and the normalised question), so the
+    # counts of heard/yes/no survive a new version of the sheet.
+    key: Mapped[str] = mapped_column(sa.String(16), index=True)
+    code: Mapped[str | None] = mapped_column(sa.String)  # the sheet's own id, if it has one
+    question: Mapped[str] = mapped_column(sa.Text)
+    answer: Mapped[str] = mapped_column(sa.Text)
+    keywords: Mapped[str | None] = mapped_column(sa.Text)
+    unit: Mapped[str | None] = mapped_column(sa.String)
+
+
+class FaqEvent(Base):
+    """A caller heard an FAQ answer, or said whether it answered their question."""
+
+    __tablename__ = "faq_events"
+    __table_args__ = (sa.CheckConstraint(sa.column("kind").in_(("heard", "yes", "no")),
+                                         name="kind"),)
+
+    call_id: Mapped[str] = mapped_column(sa.String(ID_MAX_LENGTH), primary_key=True)
+    seq: Mapped[int] = mapped_column(sa.Integer, primary_key=True)  # step in the IVR path
+    tenant: Mapped[str] = mapped_column(sa.String)
+    item_key: Mapped[str] = mapped_column(sa.String(16), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(8))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
