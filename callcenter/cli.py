@@ -55,7 +55,7 @@ def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     from callcenter.config_file import load_config
-    from callcenter.domain.config import ConfigError
+    from callcenter.domain.config_base import ConfigError
     from callcenter.live_config import summary
 
     try:

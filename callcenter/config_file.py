@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from callcenter.domain.config import ConfigError, parse_config_text
+from callcenter.domain.config import parse_config_text
+from callcenter.domain.config_base import ConfigError
 from callcenter.domain.model import HotlineConfig
 
 

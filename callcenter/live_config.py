@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from callcenter.config_file import load_config
-from callcenter.domain.config import ConfigError
+from callcenter.domain.config_base import ConfigError
 from callcenter.domain.model import HotlineConfig
 
 log = logging.getLogger("callcenter.config")

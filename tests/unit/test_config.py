@@ -12,11 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callcenter.config_file import load_config
-from callcenter.domain.config import (
-    ConfigError,
-    parse_config,
-    parse_config_text,
-)
+from callcenter.domain.config import parse_config, parse_config_text
+from callcenter.domain.config_base import ConfigError
 from callcenter.domain.model import DEFAULT_PROMPTS, ServiceConfig, TrunkConfig
 from callcenter.domain.shifts import active_shift, shift_contains, tenant_for_number
 
