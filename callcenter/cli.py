@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import importlib
 import json
 import logging
 import logging.handlers
@@ -189,7 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seconds", type=float, default=8.0)
     c.add_argument("--host")
     c.add_argument("--port", type=int)
+    for module in AREA_COMMANDS:
+        importlib.import_module(module).register(sub)
     return p
+
+
+# Areas that bring their own subcommands: each module has ``register(sub)``, which adds its
+# parsers and sets ``handler=fn(args, settings) -> int`` on them with ``set_defaults``.
+AREA_COMMANDS: tuple[str, ...] = ()
 
 
 COMMANDS = {
@@ -202,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
     _setup_logging(settings.log_level)
-    return COMMANDS[args.command](args, settings)
+    handler = getattr(args, "handler", None) or COMMANDS[args.command]
+    return int(handler(args, settings))
 
 
 if __name__ == "__main__":
