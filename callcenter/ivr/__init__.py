@@ -1,0 +1,1 @@
+"""IVR: menus, the FAQ knowledge base (sheets, CLI) and prompts."""
