@@ -14,7 +14,7 @@ ID_MAX_LENGTH = 64  # "<node>:<asterisk uniqueid>"; the primary key is String(64
 _TIME_FIELDS = ("arrived_at", "answered_at", "ended_at", "created_at")
 JSON_KEYS: tuple[str, ...] = (
     "id", "tenant", "dialled", "caller", "shift", "pool_limit", "outcome", "arrived_at",
-    "answered_at", "ended_at", "cause", "cause_code", "linkedid", "node",
+    "answered_at", "ended_at", "cause", "cause_code", "linkedid", "node", "ivr_path",
 )
 
 
@@ -48,6 +48,9 @@ class CallRecordData:
     cause_code: int | None
     linkedid: str
     extra: dict[str, Any] | None = None
+    # The caller's way through the IVR, one step a dict: {"at": ISO 8601 with offset,
+    # "event": ..., and optionally "node", "digit", "faq" (an FAQ item key), "answer"}.
+    ivr_path: list[dict[str, Any]] | None = None
     created_at: dt.datetime | None = field(default=None, compare=False)  # set by the store
 
     def __post_init__(self) -> None:
@@ -60,6 +63,10 @@ class CallRecordData:
             raise ValueError("arrived_at: required")
         if self.extra is not None and not isinstance(self.extra, dict):
             raise TypeError(f"extra: expected a dict or None, got {type(self.extra).__name__}")
+        if self.ivr_path is not None and (
+                not isinstance(self.ivr_path, list)
+                or not all(isinstance(step, dict) for step in self.ivr_path)):
+            raise TypeError("ivr_path: expected a list of objects or None")
         for name in _TIME_FIELDS:
             # Frozen: normalise in place once, so equal instants compare and serialise equal.
             object.__setattr__(self, name, _utc(name, getattr(self, name)))

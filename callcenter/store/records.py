@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from callcenter.store.data import OUTCOMES, CallRecordData
+from callcenter.store.faq import record_events
 from callcenter.store.models import CallRecord
 from callcenter.store.urls import normalise_url, sqlite_file
 
@@ -22,7 +23,8 @@ CONNECT_TIMEOUT_S = 5
 SQLITE_BUSY_TIMEOUT_S = 15
 
 
-def _engine(database_url: str) -> sa.Engine:
+def make_engine(database_url: str) -> sa.Engine:
+    """An engine for the store's tables: fast-failing connects, SQLite in WAL mode."""
     url = normalise_url(database_url)
     connect_args: dict[str, Any] = {}
     if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
@@ -53,7 +55,7 @@ class CallRecordStore:
     """Call records in SQL (SQLite or PostgreSQL). Blocking: run it in a thread executor."""
 
     def __init__(self, database_url: str):
-        self.engine = _engine(database_url)
+        self.engine = make_engine(database_url)
 
     def insert_once(self, rec: CallRecordData) -> bool:
         """Insert `rec`; False if a row with its id already exists (idempotent, race-safe)."""
@@ -63,6 +65,10 @@ class CallRecordStore:
         try:
             with self.engine.begin() as conn:
                 conn.execute(sa.insert(_TABLE).values(**values))
+                # Same transaction: the FAQ counts exist iff the record does, so a replay
+                # (the primary key refuses it above) never counts a hearing twice.
+                if rec.ivr_path:
+                    record_events(conn, rec.id, rec.tenant, rec.ivr_path)
         except IntegrityError:
             # The primary key decides between two writers of the same call (two app
             # instances, or a replay after a crash between commit and journal delete).

@@ -14,9 +14,10 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from callcenter.store.data import JSON_KEYS, CallRecordData
-from callcenter.store.migrate import upgrade_head
+from callcenter.store.migrate import alembic_config, upgrade_head
 from callcenter.store.models import Base
 from callcenter.store.records import CallRecordStore
 from callcenter.store.urls import normalise_url
@@ -25,6 +26,7 @@ from tests.adapters.conftest import MakeRecord
 
 REPO = Path(__file__).resolve().parents[2]
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
+HEAD = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
 def _inspect(database_url: str) -> tuple[set[str], set[str | None], list[str]]:
@@ -51,7 +53,7 @@ def test_given_empty_database_when_upgrade_head_twice_then_table_and_indexes_onc
     assert {"call_records", "alembic_version"} <= tables
     assert {"ix_call_records_tenant", "ix_call_records_linkedid",
             "ix_call_records_arrived_at"} <= indexes
-    assert versions == ["0001"]
+    assert versions == [HEAD]
 
     upgrade_head(database_url)  # already at head: nothing to do, nothing fails
     assert _inspect(database_url) == (tables, indexes, versions)
@@ -86,7 +88,7 @@ def test_given_relative_sqlite_url_when_upgrade_from_another_cwd_then_file_made_
     upgrade_head("sqlite:///var/hotline.db")
     assert (tmp_path / "var" / "hotline.db").is_file()
     tables, _, versions = _inspect(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}")
-    assert "call_records" in tables and versions == ["0001"]
+    assert "call_records" in tables and versions == [HEAD]
 
 
 def test_given_alembic_ini_and_database_url_env_when_cli_upgrade_then_migrated(
@@ -99,7 +101,7 @@ def test_given_alembic_ini_and_database_url_env_when_cli_upgrade_then_migrated(
     )
     assert done.returncode == 0, done.stderr
     tables, _, versions = _inspect(database_url)
-    assert "call_records" in tables and versions == ["0001"]
+    assert "call_records" in tables and versions == [HEAD]
 
 
 @pytest.mark.postgres
@@ -112,7 +114,7 @@ def test_given_postgres_when_three_instances_upgrade_at_once_then_all_succeed(
                               stderr=subprocess.PIPE, text=True) for _ in range(3)]
     results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
     assert [rc for rc, _ in results] == [0, 0, 0], results
-    assert _inspect(postgres_database)[2] == ["0001"]
+    assert _inspect(postgres_database)[2] == [HEAD]
 
 
 @pytest.mark.parametrize(("given", "expected"), [
