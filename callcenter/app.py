@@ -24,6 +24,8 @@ from callcenter.ari_app.service import StasisService
 from callcenter.config_file import load_config
 from callcenter.domain.model import HotlineConfig
 from callcenter.domain.shifts import active_shift
+from callcenter.ivr.prompt_library import PromptLibrary
+from callcenter.ivr.runtime import IvrRuntime
 from callcenter.live_config import LiveConfig, summary
 from callcenter.pbx.install import ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
@@ -32,6 +34,7 @@ from callcenter.queue.linepool import LinePool
 from callcenter.records import RecordWriter
 from callcenter.secrets import Secrets, load_secrets
 from callcenter.settings import Settings
+from callcenter.store.faq import FaqStore
 from callcenter.store.journal import RecordJournal
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.records import CallRecordStore
@@ -46,6 +49,7 @@ POOL = web.AppKey("pool", LinePool)
 WRITER = web.AppKey("writer", RecordWriter)
 STASIS = web.AppKey("stasis", StasisService)
 LAYOUT = web.AppKey("layout", PbxLayout)
+IVR = web.AppKey("ivr", IvrRuntime)
 SECRETS = web.AppKey("secrets", Secrets)
 TASKS = web.AppKey("tasks", list)
 
@@ -120,6 +124,9 @@ async def _config_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def apply(old: HotlineConfig, new: HotlineConfig) -> None:
         await _apply_to_pbx(app, new)
+        # New menus or prompt texts: new calls use them; build their sounds now.
+        await app[IVR].load([t.id for t in new.tenants], "config reloaded")
+        app[IVR].want_build()
 
     live.on_change = apply
     if app[SETTINGS].watch_config:
@@ -162,9 +169,17 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     ari = AriClient(f"http://{cfg.service.ari_bind}:{cfg.service.ari_port}",
                     secrets.ari_user, secrets.ari_password, cfg.service.stasis_app, session)
+    library = PromptLibrary(app[LAYOUT].host("sounds"), app[LAYOUT].pbx("sounds"),
+                            s.sounds_override)
+    runtime = app[IVR] = IvrRuntime(FaqStore(s.database_url), library, app[CONFIG])
+    await asyncio.to_thread(library.scan_recorded, [t.id for t in cfg.tenants])
+    _owned(app, runtime.watch(app[REDIS]), "faq-watch")
+    _owned(app, runtime.builder(), "prompt-builder")
+    runtime.want_build()
     deps = CallDeps(ari=ari, pool=app[POOL], redis=app[REDIS],
-                    sounds_dir=app[LAYOUT].pbx("sounds"), write_record=app[WRITER].write)
-    service = StasisService(ari, deps, app[CONFIG])
+                    sounds_dir=app[LAYOUT].pbx("sounds"), write_record=app[WRITER].write,
+                    prompts=library)
+    service = StasisService(ari, deps, app[CONFIG], runtime.context)
     app[STASIS] = service
     service.start()
     beat = _owned(app, _heartbeat(app[POOL], service, app[CONFIG]), "pool-heartbeat")

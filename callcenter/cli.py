@@ -143,7 +143,7 @@ def cmd_calls(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         store.close()
     keys = ("id", "tenant", "dialled", "caller", "shift", "outcome", "arrived_at",
-            "answered_at", "ended_at", "cause")
+            "answered_at", "ended_at", "cause", "ivr_path")
     if args.json:
         print(json.dumps([{k: r.to_json_dict()[k] for k in keys} | {"pool_limit": r.pool_limit}
                           for r in records], ensure_ascii=False))
@@ -152,7 +152,15 @@ def cmd_calls(args: argparse.Namespace, settings: Settings) -> int:
             d = r.to_json_dict()
             print(f"{d['arrived_at']}  {d['tenant']:<8} {d['dialled']:<10} {d['caller']:<12} "
                   f"{d['shift'] or '-':<6} {d['outcome']:<10} {d['cause'] or ''}")
+            if d["ivr_path"]:
+                print("    ivr: " + " ".join(_ivr_step_text(step) for step in d["ivr_path"]))
     return 0
+
+
+def _ivr_step_text(step: dict[str, Any]) -> str:
+    """One IVR step, short: enter:main digit:1 faq:ab12 feedback:yes ..."""
+    value = step.get("digit") or step.get("answer") or step.get("faq") or step.get("node") or ""
+    return f"{step['event']}:{value}" if value else str(step["event"])
 
 
 def cmd_dial(args: argparse.Namespace, settings: Settings) -> int:
@@ -197,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Areas that bring their own subcommands: each module has ``register(sub)``, which adds its
 # parsers and sets ``handler=fn(args, settings) -> int`` on them with ``set_defaults``.
-AREA_COMMANDS: tuple[str, ...] = ()
+AREA_COMMANDS: tuple[str, ...] = ("callcenter.ivr.cli",)
 
 
 COMMANDS = {

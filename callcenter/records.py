@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from callcenter.domain import menu
 from callcenter.domain.call import CallState
 from callcenter.store.journal import RecordJournal
 from callcenter.store.records import CallRecordData, CallRecordStore
@@ -31,6 +32,7 @@ def record_of(state: CallState) -> CallRecordData:
         cause_code=state.cause_code,
         linkedid=state.linkedid,
         extra=None,
+        ivr_path=menu.path_dicts(state.menu) if state.menu is not None else None,
     )
 
 

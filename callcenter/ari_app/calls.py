@@ -15,7 +15,9 @@ import redis.asyncio as aioredis
 
 from callcenter.ari_app.client import AriClient, AriError, ChannelGone
 from callcenter.domain import call as cm
+from callcenter.domain import menu as mn
 from callcenter.domain.causes import cause_text
+from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.queue.linepool import LinePool
 
 log = logging.getLogger("callcenter.call")
@@ -29,12 +31,22 @@ def utcnow() -> dt.datetime:
 
 
 def state_to_json(state: cm.CallState) -> str:
-    d = dataclasses.asdict(state)
+    """The call's state for Redis; of the IVR only the node, the token counter and the path
+    are kept (an adopted call starts its menus again at the root, path kept)."""
+    d = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
     d["phase"] = state.phase.value
     for k, v in d.items():
         if isinstance(v, dt.datetime):
             d[k] = v.isoformat()
+    if state.menu is not None:
+        d["menu"] = {"node": state.menu.node, "seq": state.menu.seq,
+                     "path": mn.path_dicts(state.menu)}
     return json.dumps(d)
+
+
+def _step_of(d: dict[str, str]) -> mn.Step:
+    return mn.Step(at=dt.datetime.fromisoformat(d["at"]), event=d["event"], node=d.get("node"),
+                   digit=d.get("digit"), faq=d.get("faq"), answer=d.get("answer"))
 
 
 def state_from_json(text: str | bytes) -> cm.CallState:
@@ -43,6 +55,10 @@ def state_from_json(text: str | bytes) -> cm.CallState:
     for k in ("arrived_at", "answered_at", "ended_at"):
         if d.get(k):
             d[k] = dt.datetime.fromisoformat(d[k])
+    menu = d.pop("menu", None)
+    if menu is not None:
+        d["menu"] = mn.MenuState(node=menu["node"], mode=mn.Mode.DONE, seq=menu["seq"],
+                                 path=tuple(_step_of(s) for s in menu["path"]))
     return cm.CallState(**d)
 
 
@@ -55,16 +71,19 @@ class CallDeps:
     redis: aioredis.Redis
     sounds_dir: str  # as Asterisk sees it
     write_record: Callable[[cm.CallState], Awaitable[None]]
+    prompts: PromptLibrary | None = None  # IVR prompts (None: no tenant has menus)
 
 
 class CallSession:
     """Owns one call's state; its events arrive through a queue, in order."""
 
-    def __init__(self, state: cm.CallState, deps: CallDeps):
+    def __init__(self, state: cm.CallState, deps: CallDeps, ivr: cm.IvrContext | None = None):
         self.state = state
         self.deps = deps
+        self.ivr = ivr  # the tenant's menus and FAQ as they were when the call arrived
         self.events: asyncio.Queue[cm.Event] = asyncio.Queue()
         self._playbacks = 0
+        self._timer: asyncio.TimerHandle | None = None
         self.cause_code: int | None = None  # last hang-up cause Asterisk told us
         self.task: asyncio.Task[None] | None = None
 
@@ -106,19 +125,36 @@ class CallSession:
         except Exception:
             log.exception("%s: call task failed; ending the call", self._label())
             await self._apply(cm.Failed(utcnow(), "internal error"))
+        finally:
+            self._disarm()
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self, token: int) -> None:
+        self._timer = None
+        self.events.put_nowait(mn.TimerFired(utcnow(), token))
 
     async def _apply(self, event: cm.Event) -> None:
         pending: collections.deque[cm.Event] = collections.deque([event])
         while pending:
             ev = pending.popleft()
             before = self.state.phase
+            node_before = self.state.menu.node if self.state.menu else None
             try:
-                self.state, commands = cm.step(self.state, ev)
+                self.state, commands = cm.step(self.state, ev, self.ivr)
             except cm.IllegalTransition as e:
                 log.warning("%s: ignored %s", self._label(), e)
                 continue
-            log.info("%s: %s -[%s]-> %s", self._label(), before.value, type(ev).__name__,
-                     self.state.phase.value)
+            if before is not self.state.phase:
+                log.info("%s: %s -[%s]-> %s", self._label(), before.value, type(ev).__name__,
+                         self.state.phase.value)
+            node = self.state.menu.node if self.state.menu else None
+            if node != node_before:
+                log.info("%s: ivr %s -[%s]-> %s", self._label(), node_before or "-",
+                         type(ev).__name__, node)
             for command in commands:
                 follow = await self._execute(command)
                 if follow is not None:
@@ -142,13 +178,28 @@ class CallSession:
                 case cm.Play(tenant_id, prompt_id):
                     self._playbacks += 1
                     media = f"sound:{d.sounds_dir}/{tenant_id}/{prompt_id}"
-                    await d.ari.play(s.call_id, media, f"{s.call_id}~{self._playbacks}")
+                    await d.ari.play(s.call_id, media, f"{s.call_id}~p{self._playbacks}")
                 case cm.StartMoh():
                     await d.ari.start_moh(s.call_id)
                 case cm.Hangup(reason):
                     await d.ari.hangup(s.call_id, reason)
                 case cm.WriteRecord():
+                    self._disarm()
                     await d.write_record(s)
+                case mn.Say(prompt, token):
+                    assert d.prompts is not None and s.tenant_id is not None
+                    media = await d.prompts.media(s.tenant_id, prompt)
+                    await d.ari.play(s.call_id, media, f"{s.call_id}~{token}")
+                case mn.StopSaying(token):
+                    # Barge-in: a 404 means the prompt ended on its own just now (its
+                    # PlaybackFinished carries a token the menu no longer waits for).
+                    await d.ari.stop_playback(f"{s.call_id}~{token}")
+                case mn.StartTimer(token, seconds):
+                    self._disarm()
+                    loop = asyncio.get_running_loop()
+                    self._timer = loop.call_later(seconds, self._fire, token)
+                case mn.CancelTimer():
+                    self._disarm()
         except ChannelGone:
             # The caller hung up while we acted: the ChannelDestroyed event ends the call too.
             if s.phase is not cm.Phase.ENDED:

@@ -98,6 +98,16 @@ class AriClient:
     async def play(self, channel_id: str, media: str, playback_id: str) -> None:
         await self.request("POST", f"/channels/{channel_id}/play/{playback_id}", media=media)
 
+    async def stop_playback(self, playback_id: str) -> bool:
+        """Stop a playback (barge-in); False if it had already finished (404)."""
+        try:
+            await self.request("DELETE", f"/playbacks/{playback_id}")
+        except AriError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
     async def start_moh(self, channel_id: str, moh_class: str = "default") -> None:
         await self.request("POST", f"/channels/{channel_id}/moh", mohClass=moh_class)
 

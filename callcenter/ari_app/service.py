@@ -13,22 +13,38 @@ import aiohttp
 from callcenter.ari_app.calls import CALL_KEY, CallDeps, CallSession, state_from_json, utcnow
 from callcenter.ari_app.client import AriClient, AriError
 from callcenter.domain import call as cm
+from callcenter.domain import menu as mn
 from callcenter.domain.causes import mask_number
-from callcenter.domain.model import HotlineConfig
+from callcenter.domain.model import HotlineConfig, Tenant
 from callcenter.domain.shifts import active_shift, tenant_for_number
 
 log = logging.getLogger("callcenter.ari")
 
-ADOPTABLE = (cm.Phase.GREETING, cm.Phase.HOLDING)
+ADOPTABLE = (cm.Phase.GREETING, cm.Phase.HOLDING, cm.Phase.IVR)
+
+IvrFor = Callable[[Tenant], cm.IvrContext | None]
+
+
+def no_ivr(tenant: Tenant) -> cm.IvrContext | None:
+    """Menus off: every admitted call hears the greeting, then music on hold."""
+    return None
+
+
+def playback_token(playback: dict[str, Any]) -> int:
+    """The IVR token in our playback id "<channel>~<token>"; 0 for the call's own prompts."""
+    _, _, tail = str(playback.get("id", "")).rpartition("~")
+    return int(tail) if tail.isdigit() else 0
 
 
 class StasisService:
     """Routes ARI events to call sessions; reconnects forever with backoff."""
 
-    def __init__(self, ari: AriClient, deps: CallDeps, config: Callable[[], HotlineConfig]):
+    def __init__(self, ari: AriClient, deps: CallDeps, config: Callable[[], HotlineConfig],
+                 ivr_for: IvrFor = no_ivr):
         self.ari = ari
         self.deps = deps
         self.config = config
+        self.ivr_for = ivr_for
         self.sessions: dict[str, CallSession] = {}
         self.connected = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -114,7 +130,9 @@ class StasisService:
             return
         now = utcnow()
         if kind == "PlaybackFinished":
-            session.events.put_nowait(cm.PlaybackFinished(now))
+            session.events.put_nowait(cm.PlaybackFinished(now, playback_token(event["playback"])))
+        elif kind == "ChannelDtmfReceived":
+            session.events.put_nowait(mn.Digit(now, str(event.get("digit", ""))))
         elif kind == "ChannelHangupRequest":
             session.note_cause(event.get("cause"))
         elif kind == "ChannelDestroyed":
@@ -149,7 +167,17 @@ class StasisService:
         log.info("call=%s arrived dialled=%s caller=%s tenant=%s", ch["id"], dialled,
                  mask_number(caller), tenant.id if tenant else "-")
         log.debug("call=%s caller number %s", ch["id"], caller)
-        self._spawn(CallSession(state, self.deps), [routed])
+        self._spawn(CallSession(state, self.deps, self._ivr(tenant)), [routed])
+
+    def _ivr(self, tenant: Tenant | None) -> cm.IvrContext | None:
+        """The tenant's menus and FAQ now; the call keeps them until it ends."""
+        if tenant is None or tenant.ivr is None:
+            return None
+        try:
+            return self.ivr_for(tenant)
+        except Exception:  # no menus beats no answer: the caller still gets greeting + hold
+            log.exception("tenant %s: IVR unavailable, calls get greeting and hold", tenant.id)
+            return None
 
     # -- reconcile ------------------------------------------------------------------------
     async def reconcile(self) -> None:
@@ -170,9 +198,15 @@ class StasisService:
                     and state.tenant_id is not None and state.tenant_id in adopted):
                 log.info("call=%s adopted in phase %s", call_id, state.phase.value)
                 adopted[state.tenant_id].append(call_id)
-                state = dataclasses.replace(state, phase=cm.Phase.GREETING)
-                # Re-enter the machine at GREETING: PlaybackFinished restarts music on hold.
-                self._spawn(CallSession(state, self.deps), [cm.PlaybackFinished(utcnow())])
+                tenant = next(t for t in self.config().tenants if t.id == state.tenant_id)
+                ivr = self._ivr(tenant)
+                if state.phase is cm.Phase.IVR and ivr is not None and state.menu is not None:
+                    # Menus start again at the root (the path so far is kept).
+                    self._spawn(CallSession(state, self.deps, ivr), [cm.Resume(utcnow())])
+                else:
+                    state = dataclasses.replace(state, phase=cm.Phase.GREETING)
+                    # Re-enter at GREETING: PlaybackFinished restarts music on hold.
+                    self._spawn(CallSession(state, self.deps), [cm.PlaybackFinished(utcnow())])
             elif state is not None:
                 # Known but caught mid-admission or mid-rejection: end it cleanly, with a record.
                 log.warning("call=%s found in phase %s after reconnect: ending it", call_id,

@@ -10,14 +10,19 @@ import datetime as dt
 import enum
 from dataclasses import dataclass, replace
 
+from callcenter.domain import menu as mn
+from callcenter.domain.ivr import IvrTree, Prompt
+
 
 class Phase(enum.Enum):
     ROUTING = "routing"  # in Stasis, not yet matched to a tenant
     ADMITTING = "admitting"  # asking the tenant's line pool for a line
-    GREETING = "greeting"  # answered, greeting playing
+    GREETING = "greeting"  # answered, greeting playing (tenants without IVR menus)
+    IVR = "ivr"  # answered, in the tenant's menus (callcenter.domain.menu)
     HOLDING = "holding"  # music on hold until IVR/queue give the call somewhere to go
     BUSY_MESSAGE = "busy_message"  # pool full: early media "all lines busy", never answered
     REJECTING = "rejecting"  # hang-up requested by us (busy after message, unknown number)
+    CLOSING = "closing"  # hang-up requested by us after the IVR said goodbye
     ENDED = "ended"
 
 
@@ -59,6 +64,14 @@ class LineRefused:
 @dataclass(frozen=True)
 class PlaybackFinished:
     at: dt.datetime
+    token: int = 0  # the IVR's prompt token; 0 for the call's own prompts
+
+
+@dataclass(frozen=True)
+class Resume:
+    """An adopted call in the IVR (another instance died): start its menus again at the root."""
+
+    at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -78,7 +91,8 @@ class Failed:
     reason: str
 
 
-Event = Routed | LineGranted | Answered | LineRefused | PlaybackFinished | HungUp | Failed
+Event = (Routed | LineGranted | Answered | LineRefused | PlaybackFinished | HungUp | Failed
+         | mn.Digit | mn.TimerFired | Resume)
 
 
 # ---- commands -----------------------------------------------------------------------------
@@ -124,7 +138,8 @@ class WriteRecord:
     pass
 
 
-Command = AcquireLine | ReleaseLine | Answer | Progress | Play | StartMoh | Hangup | WriteRecord
+Command = (AcquireLine | ReleaseLine | Answer | Progress | Play | StartMoh | Hangup | WriteRecord
+           | mn.Say | mn.StopSaying | mn.StartTimer | mn.CancelTimer)
 
 
 # ---- state --------------------------------------------------------------------------------
@@ -148,6 +163,19 @@ class CallState:
     outcome: str | None = None
     cause_code: int | None = None
     cause: str | None = None
+    menu: mn.MenuState | None = None  # where the caller is in the IVR (phase IVR and after)
+    operator_node: str | None = None  # IVR node that handed the call to the operators
+    urgent: bool = False  # asked for an urgent operator (e.g. urgent health)
+
+
+@dataclass(frozen=True)
+class IvrContext:
+    """The tenant's menus and FAQ as they were when the call arrived (a reload changes neither
+    for calls already in the menus)."""
+
+    tree: IvrTree
+    faq: mn.FaqSource
+    greeting: Prompt
 
 
 def new_call(call_id: str, node: str, dialled: str, caller: str, linkedid: str,
@@ -156,7 +184,8 @@ def new_call(call_id: str, node: str, dialled: str, caller: str, linkedid: str,
     return CallState(call_id, node, dialled, caller, linkedid, at)
 
 
-def _end(state: CallState, event: HungUp | Failed) -> tuple[CallState, list[Command]]:
+def _end(state: CallState, event: HungUp | Failed,
+         ivr: IvrContext | None) -> tuple[CallState, list[Command]]:
     if state.outcome is not None:
         outcome = state.outcome
     elif isinstance(event, Failed):
@@ -177,27 +206,73 @@ def _end(state: CallState, event: HungUp | Failed) -> tuple[CallState, list[Comm
         cause_code, cause = state.cause_code, event.reason
     else:
         cause_code, cause = event.cause_code, event.cause
+    menu = state.menu
+    if menu is not None and ivr is not None:
+        menu, menu_commands = mn.step(ivr.tree, ivr.faq, menu, mn.CallerLeft(event.at))
+        # Only CancelTimer can come back from CallerLeft: cancel the menu's timer first.
+        commands[:0] = [c for c in menu_commands if isinstance(c, mn.CancelTimer)]
     commands.append(WriteRecord())
     new = replace(state, phase=Phase.ENDED, line_held=False, ended_at=event.at, outcome=outcome,
-                  cause_code=cause_code, cause=cause)
+                  cause_code=cause_code, cause=cause, menu=menu)
     return new, commands
 
 
-def step(state: CallState, event: Event) -> tuple[CallState, list[Command]]:
-    """Apply one event; return the new state and exactly the commands to carry out."""
+def _menu(state: CallState, ivr: IvrContext | None,
+          event: mn.MenuEvent) -> tuple[CallState, list[Command]]:
+    """Feed the IVR; turn its hand-over and goodbye into the call's own moves."""
+    if ivr is None or state.menu is None:
+        raise IllegalTransition("an IVR event for a call without menus")
+    menu, menu_commands = mn.step(ivr.tree, ivr.faq, state.menu, event)
+    state = replace(state, menu=menu)
+    commands: list[Command] = []
+    for c in menu_commands:
+        if isinstance(c, mn.ToOperator):
+            # Until the operators' queue exists, the caller waits with music on hold.
+            state = replace(state, phase=Phase.HOLDING, operator_node=c.node, urgent=c.urgent)
+            commands.append(StartMoh())
+        elif isinstance(c, mn.EndCall):
+            state = replace(state, phase=Phase.CLOSING)
+            commands.append(Hangup("normal"))
+        else:
+            commands.append(c)
+    return state, commands
+
+
+def step(state: CallState, event: Event,
+         ivr: IvrContext | None = None) -> tuple[CallState, list[Command]]:
+    """Apply one event; return the new state and exactly the commands to carry out.
+
+    ``ivr`` is the tenant's menus for a call that has them (None: greeting, then hold).
+    """
     phase = state.phase
     if phase is Phase.ENDED:
         if isinstance(event, LineGranted):
             # The caller hung up while the pool was being asked: give the line straight back.
             assert state.tenant_id is not None
             return state, [ReleaseLine(state.tenant_id)]
-        if isinstance(event, (HungUp, LineRefused, PlaybackFinished, Answered, Failed)):
+        if isinstance(event, (HungUp, LineRefused, PlaybackFinished, Answered, Failed,
+                              mn.Digit, mn.TimerFired, Resume)):
             return state, []  # late echoes of a call already over
         raise IllegalTransition(f"{type(event).__name__} after the call ended")
     if isinstance(event, HungUp):
-        return _end(state, event)
+        return _end(state, event, ivr)
     if isinstance(event, Failed):
-        return _end(state, event)
+        return _end(state, event, ivr)
+    if isinstance(event, (mn.Digit, mn.TimerFired)):
+        if phase is Phase.IVR:
+            return _menu(state, ivr, event)
+        return state, []  # keys pressed outside the menus (on hold, in a message) do nothing
+    if phase is Phase.IVR and isinstance(event, PlaybackFinished):
+        return _menu(state, ivr, mn.PromptEnded(event.at, event.token))
+    if phase is Phase.IVR and isinstance(event, Answered):
+        return replace(state, answered_at=state.answered_at or event.at), []
+    if phase is Phase.IVR and isinstance(event, Resume):
+        if ivr is None or state.menu is None:
+            raise IllegalTransition("Resume for a call without menus")
+        menu = replace(mn.start_state(ivr.tree), path=state.menu.path, seq=state.menu.seq)
+        return _menu(replace(state, menu=menu), ivr, mn.Start(event.at))
+    if phase is Phase.CLOSING and isinstance(event, PlaybackFinished):
+        return state, []
     if phase is Phase.ROUTING and isinstance(event, Routed):
         if event.tenant_id is None:
             return (replace(state, phase=Phase.REJECTING, outcome="not_found"),
@@ -209,6 +284,11 @@ def step(state: CallState, event: Event) -> tuple[CallState, list[Command]]:
         return new, [AcquireLine(event.tenant_id, event.limit)]
     if phase is Phase.ADMITTING and isinstance(event, LineGranted):
         assert state.tenant_id is not None
+        if ivr is not None:
+            new = replace(state, phase=Phase.IVR, line_held=True,
+                          menu=mn.start_state(ivr.tree))
+            new, commands = _menu(new, ivr, mn.Start(event.at, ivr.greeting))
+            return new, [Answer(), *commands]
         new = replace(state, phase=Phase.GREETING, line_held=True)
         return new, [Answer(), Play(state.tenant_id, "greeting")]
     if phase in (Phase.GREETING, Phase.HOLDING) and isinstance(event, Answered):
@@ -221,6 +301,7 @@ def step(state: CallState, event: Event) -> tuple[CallState, list[Command]]:
         return replace(state, phase=Phase.HOLDING), [StartMoh()]
     if phase is Phase.BUSY_MESSAGE and isinstance(event, PlaybackFinished):
         return replace(state, phase=Phase.REJECTING), [Hangup("busy")]
-    if phase in (Phase.HOLDING, Phase.REJECTING) and isinstance(event, PlaybackFinished):
+    if phase in (Phase.HOLDING, Phase.REJECTING, Phase.CLOSING) \
+            and isinstance(event, PlaybackFinished):
         return state, []  # a playback stopped by MOH or by our hang-up
     raise IllegalTransition(f"{type(event).__name__} in phase {phase.value}")

@@ -14,6 +14,7 @@ import os
 import shutil
 import struct
 import subprocess
+import threading
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,8 @@ class PromptSpec:
     text: str
 
 
-def _cache_key(text: str) -> str:
+def cache_key(text: str) -> str:
+    """Hash of (voice, speed, rate, text): the cached file's name."""
     h = hashlib.sha256(f"{VOICE}|{SPEED_WPM}|{RATE}|{text}".encode()).hexdigest()
     return h[:32]
 
@@ -46,17 +48,20 @@ def _cache_key(text: str) -> str:
 def synthesise(text: str, cache: Path) -> Path:
     """Return a cached 8 kHz mono 16-bit WAV of text, making it if needed."""
     cache.mkdir(parents=True, exist_ok=True)
-    out = cache / f"{_cache_key(text)}.wav"
+    out = cache / f"{cache_key(text)}.wav"
     if out.exists():
         return out
     for tool in ("espeak-ng", "sox"):
         if not shutil.which(tool):
             raise PromptError(f"{tool} is not installed: run `make deps`")
-    raw = out.with_suffix(".raw.wav")
-    tmp = out.with_suffix(".tmp.wav")
+    # Unique temporary names: the app and `callcenter prompts build` may make the same prompt.
+    tag = f"{os.getpid()}-{threading.get_ident()}"
+    raw = out.with_suffix(f".{tag}.raw.wav")
+    tmp = out.with_suffix(f".{tag}.tmp.wav")
     subprocess.run(
-        ["espeak-ng", "-v", VOICE, "-s", str(SPEED_WPM), "-w", str(raw), text],
-        check=True, capture_output=True,
+        # Text on stdin: an FAQ answer starting with "-" must not be read as an option.
+        ["espeak-ng", "-v", VOICE, "-s", str(SPEED_WPM), "-w", str(raw), "--stdin"],
+        input=text.encode(), check=True, capture_output=True,
     )
     convert(raw, tmp)
     raw.unlink(missing_ok=True)

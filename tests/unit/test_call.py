@@ -157,3 +157,104 @@ def test_given_any_event_sequence_then_lines_taken_equal_lines_released(
     assert state.outcome in cm.OUTCOMES
     if state.outcome == "answered":
         assert state.answered_at is not None
+
+
+# ---- calls with IVR menus -------------------------------------------------------------------
+def _ivr() -> cm.IvrContext:
+    from callcenter.domain.config_base import BaseParser
+    from callcenter.domain.ivr import Prompt
+    from callcenter.domain.ivr_config import parse_ivr
+    from callcenter.domain.menu import NoFaq
+    from callcenter.domain.model import DEFAULT_FIELDS
+
+    p = BaseParser("t.yaml")
+    tree = parse_ivr(p, {"root": "main", "nodes": {
+        "main": {"type": "menu", "prompt": "Bấm 1 gặp tổng đài viên, bấm 2 kết thúc",
+                 "options": {"1": "op", "2": "bye"}},
+        "op": {"type": "operator", "prompt": "Xin giữ máy", "urgent": True},
+        "bye": {"type": "goodbye", "prompt": "Xin chào"}}}, "ivr", DEFAULT_FIELDS)
+    assert tree is not None and not p.errors
+    return cm.IvrContext(tree, NoFaq(), Prompt("greeting", "Kính chào"))
+
+
+def in_ivr() -> tuple[cm.CallState, cm.IvrContext]:
+    ivr = _ivr()
+    state, cmds = cm.step(admitting(), cm.LineGranted(T1), ivr)
+    return state, ivr
+
+
+def test_given_tenant_with_menus_when_line_granted_then_answer_and_greeting_prompt() -> None:
+    from callcenter.domain import menu as mn
+    from callcenter.domain.ivr import Prompt
+
+    ivr = _ivr()
+    state, cmds = cm.step(admitting(), cm.LineGranted(T1), ivr)
+    assert state.phase is cm.Phase.IVR and state.line_held and state.menu is not None
+    assert cmds == [cm.Answer(), mn.Say(Prompt("greeting", "Kính chào"), 1)]
+
+
+def test_given_ivr_when_prompt_ends_then_menu_goes_on() -> None:
+    from callcenter.domain import menu as mn
+
+    state, ivr = in_ivr()
+    state, cmds = cm.step(state, cm.PlaybackFinished(T1, 1), ivr)
+    assert cmds == [mn.Say(ivr.tree.node("main").prompt, 2)]  # type: ignore[union-attr]
+
+
+def test_given_ivr_when_operator_chosen_then_hold_with_music_and_urgent_kept() -> None:
+    from callcenter.domain import menu as mn
+
+    state, ivr = in_ivr()
+    state, cmds = cm.step(state, mn.Digit(T1, "1"), ivr)
+    assert cmds[0] == mn.StopSaying(1)
+    playing = state.menu.playing if state.menu else None
+    state, cmds = cm.step(state, cm.PlaybackFinished(T1, playing or 0), ivr)
+    assert state.phase is cm.Phase.HOLDING and state.urgent and state.operator_node == "op"
+    assert cmds == [cm.StartMoh()]
+
+
+def test_given_ivr_when_goodbye_ends_then_normal_hangup_and_answered_record() -> None:
+    from callcenter.domain import menu as mn
+
+    state, ivr = in_ivr()
+    state, _ = cm.step(state, cm.Answered(T1), ivr)
+    state, _ = cm.step(state, mn.Digit(T1, "2"), ivr)
+    playing = state.menu.playing if state.menu else 0
+    state, cmds = cm.step(state, cm.PlaybackFinished(T1, playing or 0), ivr)
+    assert state.phase is cm.Phase.CLOSING and cmds == [cm.Hangup("normal")]
+    state, cmds = cm.step(state, cm.HungUp(T1, 16, "16 Normal Clearing"), ivr)
+    assert state.outcome == "answered"
+    assert cmds == [cm.ReleaseLine("dongnai"), cm.WriteRecord()]
+    assert [s.event for s in state.menu.path] == ["enter", "digit", "enter", "goodbye"]  # type: ignore[union-attr]
+
+
+def test_given_ivr_waiting_when_caller_hangs_up_then_timer_cancelled_line_released() -> None:
+    from callcenter.domain import menu as mn
+
+    state, ivr = in_ivr()
+    state, _ = cm.step(state, cm.PlaybackFinished(T1, 1), ivr)
+    state, cmds = cm.step(state, cm.PlaybackFinished(T1, 2), ivr)
+    assert cmds == [mn.StartTimer(3, 6.0)]
+    state, cmds = cm.step(state, cm.HungUp(T1, 16, "16 Normal Clearing"), ivr)
+    assert cmds == [mn.CancelTimer(), cm.ReleaseLine("dongnai"), cm.WriteRecord()]
+    assert state.phase is cm.Phase.ENDED and state.menu is not None
+    assert state.menu.path[-1].event == "hangup"
+
+
+def test_given_no_menus_when_digits_or_timers_then_ignored() -> None:
+    from callcenter.domain import menu as mn
+
+    state, _ = cm.step(admitting(), cm.LineGranted(T1))
+    assert cm.step(state, mn.Digit(T1, "5")) == (state, [])
+    assert cm.step(state, mn.TimerFired(T1, 3)) == (state, [])
+
+
+def test_given_adopted_ivr_call_when_resumed_then_root_again_with_path_kept() -> None:
+    from callcenter.domain import menu as mn
+
+    state, ivr = in_ivr()
+    state, _ = cm.step(state, mn.Digit(T1, "7"), ivr)
+    before = len(state.menu.path)  # type: ignore[union-attr]
+    state, cmds = cm.step(state, cm.Resume(T1), ivr)
+    assert state.menu is not None and state.menu.node == "main"
+    assert len(state.menu.path) == before + 1 and isinstance(cmds[-1], mn.Say)
