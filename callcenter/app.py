@@ -27,6 +27,7 @@ from callcenter.domain.shifts import active_shift
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.ivr.runtime import IvrRuntime
 from callcenter.live_config import LiveConfig, summary
+from callcenter.loop_lag import LoopLag
 from callcenter.pbx.install import ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.render import render
@@ -52,6 +53,7 @@ LAYOUT = web.AppKey("layout", PbxLayout)
 IVR = web.AppKey("ivr", IvrRuntime)
 SECRETS = web.AppKey("secrets", Secrets)
 TASKS = web.AppKey("tasks", list)
+LAG = web.AppKey("loop_lag", LoopLag)
 
 
 def _owned(app: web.Application, coro: Coroutine[Any, Any, None],
@@ -72,6 +74,8 @@ def _owned(app: web.Application, coro: Coroutine[Any, Any, None],
 
 async def _tasks_ctx(app: web.Application) -> AsyncIterator[None]:
     app[TASKS] = []
+    app[LAG] = LoopLag()
+    _owned(app, app[LAG].run(), "loop-lag")
     yield
     for task in app[TASKS]:
         task.cancel()
@@ -233,6 +237,28 @@ async def pool_view(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
+async def ivr_view(request: web.Request) -> web.Response:
+    """Per tenant: the menus in force for new calls and the FAQ items they can read."""
+    app = request.app
+    out = []
+    for t in app[CONFIG]().tenants:
+        ctx = app[IVR].context(t)
+        faq = ctx.faq if ctx else None
+        items = {f.id: len(faq.for_field(f.id)) for f in t.fields} if faq else {}
+        out.append({"tenant": t.id, "root": t.ivr.root if t.ivr else None,
+                    "nodes": len(t.ivr.nodes) if t.ivr else 0,
+                    "faq_items": {k: v for k, v in items.items() if v}})
+    return web.json_response(out)
+
+
+async def lag_view(request: web.Request) -> web.Response:
+    """Event-loop lag over the last two minutes; POST resets it (benchmark steps)."""
+    lag = request.app[LAG]
+    if request.method == "POST":
+        lag.reset()
+    return web.json_response(lag.summary())
+
+
 async def reload_view(request: web.Request) -> web.Response:
     ok = await request.app[CONFIG].reload("HTTP reload")
     return web.json_response({"reloaded": ok, "error": request.app[CONFIG].last_error},
@@ -250,6 +276,9 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
     app.cleanup_ctx.extend([_tasks_ctx, _redis_ctx, _store_ctx, _ari_ctx, _config_ctx])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/pool", pool_view)
+    app.router.add_get("/api/ivr", ivr_view)
+    app.router.add_get("/api/loop-lag", lag_view)
+    app.router.add_post("/api/loop-lag", lag_view)
     app.router.add_post("/api/reload", reload_view)
     return app
 

@@ -165,6 +165,14 @@ class Softphone:
             self.poll(0.02)
         return predicate()
 
+    def dtmf(self, call: _Call, digits: str) -> None:
+        """Press keys on an answered call (RFC 2833); ignored if the call is not up."""
+        try:
+            call.sample_rtp()
+            call.dialDtmf(digits)
+        except pj.Error:
+            pass
+
     def hangup(self, call: _Call) -> None:
         if not call.result["disconnected"]:
             call.sample_rtp()
@@ -248,7 +256,8 @@ class PhoneGroup:
         return self.of(kind)
 
     def send(self, command: str) -> None:
-        """`hangup`, `hangup N` (N counted within each process), `report` or `quit`."""
+        """`hangup`, `hangup N` (N counted within each process), `dtmf DIGITS [N]`, `report`
+        or `quit`."""
         for proc in self.procs:
             try:
                 assert proc.stdin is not None
@@ -315,6 +324,11 @@ def main() -> int:
                     targets = phone.calls if len(words) == 1 else [phone.calls[int(words[1])]]
                     for c in targets:
                         phone.hangup(c)
+                elif len(words) >= 2 and words[0] == "dtmf":
+                    # RFC 2833 telephone-events, as a phone's keypad sends them.
+                    targets = phone.calls if len(words) == 2 else [phone.calls[int(words[2])]]
+                    for c in targets:
+                        phone.dtmf(c, words[1])
                 elif words and words[0] == "report":
                     for c in phone.calls:
                         out("report", c.result)
