@@ -275,6 +275,20 @@ class SmsOutbox:
         """
         return self._mark(msg_id, claim_token, last_error=error[:1000])
 
+    def release(self, msg_ids: list[int], claim_token: str) -> int:
+        """Give claimed messages back unsent (the dispatcher is stopping): queued, as before."""
+        if not msg_ids:
+            return 0
+        t = _TABLE.c
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sa.update(_TABLE)
+                .where(t.id.in_(msg_ids), t.status == "sending", t.claim_token == claim_token)
+                .values(status="queued", attempts=t.attempts - 1, claim_token=None,
+                        claimed_at=None)
+            )
+        return int(done.rowcount)
+
     def requeue_stuck(self, now: dt.datetime, older_than: dt.timedelta) -> int:
         """Messages "sending" for longer than `older_than` (dispatcher died) go back to queued."""
         t = _TABLE.c

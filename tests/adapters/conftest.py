@@ -105,3 +105,12 @@ def make_record() -> MakeRecord:
         return CallRecordData(**values)
 
     return make
+
+
+# SMS tests: a real Kannel, an outbox, a delivery-report server (see kannel_fixtures.py).
+from tests.adapters.kannel_fixtures import (  # noqa: E402, F401
+    dlr_server,
+    kannel,
+    own_kannel,
+    sms_outbox,
+)

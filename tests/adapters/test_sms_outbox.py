@@ -202,6 +202,15 @@ def test_given_rejected_request_when_marked_failed_then_final_and_not_billed(
     assert outbox.report("2026-11") == []
 
 
+def test_given_claimed_but_unsent_when_released_then_queued_as_before(outbox: SmsOutbox) -> None:
+    a, b = _add(outbox, 1), _add(outbox, 2)
+    claimed = outbox.claim_due(T0, 2)
+    assert outbox.release([a, b], "not-the-token") == 0
+    assert outbox.release([a, b], claimed[0].claim_token or "") == 2
+    again = outbox.claim_due(T0, 2)
+    assert [(m.id, m.attempts) for m in again] == [(a, 1), (b, 1)]
+
+
 def test_given_dispatcher_died_when_stuck_long_enough_then_requeued(outbox: SmsOutbox) -> None:
     msg_id = _add(outbox, 1)
     (m,) = outbox.claim_due(T0, 1)

@@ -1,0 +1,275 @@
+"""Kannel as a process we own: render kannel.conf, start bearerbox + smsbox (+ fakesmsc), stop.
+
+Debian's `kannel` package ships an init script and /etc/kannel/kannel.conf (wapbox on
+13000-13002); we use neither: our binaries run in the foreground with our own config in
+STATE_DIR/kannel/, on ports of our own (see `SmsSettings`), all bound to 127.0.0.1.
+
+Order up: bearerbox (admin HTTP answers), smsbox, and with the test SMSC fakesmsc; ready
+when bearerbox's status shows the smsbox on-line (and the fake SMSC online) and smsbox's
+sendsms port answers. Order down: smsbox (no new requests), bearerbox (its spool keeps what
+was accepted), fakesmsc; each SIGTERM, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import jinja2
+
+from callcenter.domain.sms_parts import MAX_PARTS
+from callcenter.sms.config import LOOPBACK, SmsSettings
+from callcenter.sms.credentials import KannelSecrets
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "kannel-config"
+SBIN = ("/usr/sbin", "/usr/local/sbin")
+FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")  # Debian's kannel-extras
+# fakesmsc needs one MO message template even with `-m 0` (send none); never sent.
+FAKESMSC_IDLE_MO = "1022 1022 text nop"
+
+
+class KannelUnavailable(RuntimeError):
+    """The Kannel binaries are not installed (Debian packages kannel, kannel-extras)."""
+
+
+class KannelStartError(RuntimeError):
+    """Kannel did not come up; carries the tail of its logs."""
+
+
+@dataclass(frozen=True)
+class KannelBinaries:
+    """Where bearerbox, smsbox and (for the test SMSC) fakesmsc are."""
+
+    bearerbox: str
+    smsbox: str
+    fakesmsc: str | None
+
+
+def _which(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for folder in SBIN:  # /usr/sbin is not on every user's PATH
+        path = Path(folder) / name
+        if os.access(path, os.X_OK):
+            return str(path)
+    return None
+
+
+def find_binaries(need_fakesmsc: bool = True) -> KannelBinaries:
+    """The installed binaries, or KannelUnavailable naming the missing package."""
+    bearerbox, smsbox = _which("bearerbox"), _which("smsbox")
+    if not bearerbox or not smsbox:
+        raise KannelUnavailable("bearerbox/smsbox not found: install the Debian package "
+                                "`kannel` (make deps)")
+    fake = str(FAKESMSC) if os.access(FAKESMSC, os.X_OK) else None
+    if need_fakesmsc and fake is None:
+        raise KannelUnavailable(f"{FAKESMSC} not found: install the Debian package "
+                                "`kannel-extras` (make deps), or configure a real SMSC "
+                                "(HOTLINE_KANNEL_SMSC=/path/to/smsc.conf)")
+    return KannelBinaries(bearerbox, smsbox, fake)
+
+
+def render_config(settings: SmsSettings, secrets: KannelSecrets, directory: Path) -> str:
+    """kannel.conf for these settings, with every file under `directory`."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - Kannel config, not HTML
+    )
+    if not settings.fake and not Path(settings.smsc).is_file():
+        raise KannelStartError(f"HOTLINE_KANNEL_SMSC={settings.smsc}: expected 'fake' or the "
+                               "path of a file with the SMSC's `group = smsc` block")
+    return env.get_template("kannel.conf.j2").render(
+        s=settings, secrets=secrets, dir=str(directory.resolve()), max_parts=MAX_PARTS)
+
+
+class KannelGateway:
+    """bearerbox + smsbox (+ fakesmsc) for one state folder; start() and stop() may repeat."""
+
+    def __init__(self, settings: SmsSettings, secrets: KannelSecrets, directory: Path):
+        self.settings = settings
+        self.secrets = secrets
+        self.directory = directory
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def conf_file(self) -> Path:
+        return self.directory / "kannel.conf"
+
+    @property
+    def fakesmsc_log(self) -> Path:
+        """What fakesmsc received (its debug log): see `callcenter.sms.fakesmsc`."""
+        return self.directory / "fakesmsc.log"
+
+    @property
+    def sendsms_url(self) -> str:
+        return self.settings.sendsms_url
+
+    def _ports(self) -> dict[str, int]:
+        s = self.settings
+        ports = {"admin": s.admin_port, "smsbox": s.smsbox_port, "sendsms": s.sendsms_port}
+        if s.fake:
+            ports["fake SMSC"] = s.fake_smsc_port
+        return ports
+
+    def _check_ports_free(self) -> None:
+        """Refuse to start over a leftover Kannel: it would answer with other credentials."""
+        for what, port in self._ports().items():
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                # As Kannel binds: connections of a just-stopped Kannel in TIME_WAIT are fine.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((LOOPBACK, port))
+                except OSError as e:
+                    raise KannelStartError(
+                        f"Kannel {what} port {LOOPBACK}:{port} is already in use ({e.strerror});"
+                        " is an earlier hotline's Kannel still running? (pgrep -a bearerbox)"
+                    ) from None
+
+    def _spawn(self, name: str, argv: list[str], out: Path) -> None:
+        f: IO[bytes] = open(out, "ab")  # noqa: SIM115 - handed to the child, closed below
+        try:
+            self.procs[name] = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=f, stderr=f, cwd=self.directory,
+                start_new_session=True,  # Ctrl-C goes to us; we stop Kannel in order
+            )
+        finally:
+            f.close()
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Render the config, start the boxes, and wait until sendsms is usable."""
+        if self.running():
+            return
+        bins = find_binaries(need_fakesmsc=self.settings.fake)
+        self._check_ports_free()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / "spool").mkdir(exist_ok=True)
+        text = render_config(self.settings, self.secrets, self.directory)
+        tmp = self.conf_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds passwords
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.conf_file)
+        conf = str(self.conf_file)
+        deadline = time.monotonic() + timeout
+        try:
+            # -v 4: only panics on stderr; the boxes' own logs (log-level 1) are in the folder.
+            self._spawn("bearerbox", [bins.bearerbox, "-v", "4", conf],
+                        self.directory / "bearerbox.out")
+            self._wait(lambda: self._status() is not None, deadline, "bearerbox admin HTTP")
+            self._spawn("smsbox", [bins.smsbox, "-v", "4", conf], self.directory / "smsbox.out")
+            if self.settings.fake:
+                assert bins.fakesmsc is not None
+                self._spawn("fakesmsc", [bins.fakesmsc, "-H", LOOPBACK, "-r",
+                                         str(self.settings.fake_smsc_port), "-m", "0",
+                                         FAKESMSC_IDLE_MO], self.fakesmsc_log)
+            self._wait(self.ready, deadline, "smsbox and SMSC on-line")
+        except BaseException:
+            self.stop()
+            raise
+        log.info("Kannel up: sendsms on %s (SMSC: %s)", self.sendsms_url,
+                 "fakesmsc" if self.settings.fake else self.settings.smsc)
+
+    def _wait(self, check: Callable[[], bool], deadline: float, what: str) -> None:
+        while time.monotonic() < deadline:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise KannelStartError(
+                        f"{name} exited with {proc.returncode}:\n{self.log_tail()}")
+            if check():
+                return
+            time.sleep(0.05)
+        raise KannelStartError(f"Kannel: no {what} in time:\n{self.log_tail()}")
+
+    def _status(self) -> str | None:
+        query = urllib.parse.urlencode({"password": self.secrets.admin_password})
+        url = f"http://{LOOPBACK}:{self.settings.admin_port}/status.txt?{query}"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback
+                return str(resp.read().decode("utf-8", "replace"))
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def ready(self) -> bool:
+        """Bearerbox sees the smsbox (and the fake SMSC) on-line, and sendsms answers."""
+        status = self._status()
+        if status is None or "smsbox:" not in status or "on-line" not in status:
+            return False
+        if self.settings.fake and "(online" not in status:
+            return False
+        try:
+            with socket.create_connection((LOOPBACK, self.settings.sendsms_port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def running(self) -> bool:
+        """True while any of our boxes is alive."""
+        return any(p.poll() is None for p in self.procs.values())
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines of each box's log, for error messages."""
+        texts = []
+        for name in ("bearerbox.log", "smsbox.log", "bearerbox.out", "smsbox.out",
+                     "fakesmsc.log"):
+            path = self.directory / name
+            if path.exists():
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+                texts.append(f"--- {name}\n" + "\n".join(tail))
+        return "\n".join(texts)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """smsbox, bearerbox, fakesmsc: SIGTERM, wait, then SIGKILL. Never leaves one behind."""
+        for name in ("smsbox", "bearerbox", "fakesmsc"):
+            proc = self.procs.pop(name, None)
+            if proc is None or proc.poll() is not None:
+                continue
+            for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+                try:
+                    proc.send_signal(sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    log.warning("%s did not stop on %s", name, signal.Signals(sig).name)
+        log.info("Kannel stopped")
+
+
+def start_for_run(settings: SmsSettings, secrets: KannelSecrets,
+                  state_dir: Path) -> KannelGateway | None:
+    """For `callcenter run`: our own Kannel, or None (SMS off, external gateway, not installed).
+
+    Without Kannel the hotline still runs: texts wait in the outbox until a gateway is there.
+    """
+    if not settings.enabled:
+        log.info("SMS off (HOTLINE_SMS=0): texts stay in the outbox")
+        return None
+    if settings.gateway_url:
+        log.info("SMS through the existing Kannel at %s", settings.gateway_url)
+        return None
+    gateway = KannelGateway(settings, secrets, state_dir / "kannel")
+    try:
+        gateway.start()
+    except (KannelUnavailable, KannelStartError) as e:
+        # Calls matter more than texts: the hotline runs, the texts wait in the outbox.
+        log.error("SMS gateway not started: %s; texts wait in the outbox", e)
+        return None
+    return gateway

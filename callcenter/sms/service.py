@@ -1,0 +1,58 @@
+"""Wiring for the composition root: the outbox, the dispatcher task and the DLR receiver.
+
+In `callcenter/app.py`, after the store's context (it migrates the database)::
+
+    app.cleanup_ctx.append(sms_context(settings.sms, settings.state_dir,
+                                       settings.database_url,
+                                       dlr_base_url(cfg.service.http_bind, cfg.service.http_port)))
+    add_routes(app)  # from callcenter.sms.dlr: GET /sms/dlr
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from callcenter.sms.config import LOOPBACK, SmsSettings
+from callcenter.sms.credentials import load_kannel_secrets
+from callcenter.sms.dispatcher import SendsmsTarget, SmsDispatcher
+from callcenter.sms.dlr import DLR_PATH, SMS_DLR, DlrReceiver
+from callcenter.store.sms import SmsOutbox
+
+SMS_OUTBOX = web.AppKey("sms_outbox", SmsOutbox)
+SMS_DISPATCHER = web.AppKey("sms_dispatcher", SmsDispatcher)
+
+
+def dlr_base_url(http_bind: str, http_port: int) -> str:
+    """Where Kannel (on this machine) reaches the app's delivery-report handler."""
+    host = LOOPBACK if http_bind in ("", "0.0.0.0", "::") else http_bind  # noqa: S104
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{http_port}{DLR_PATH}"
+
+
+def sms_context(sms: SmsSettings, state_dir: Path, database_url: str, dlr_base: str
+                ) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup_ctx: app[SMS_OUTBOX], app[SMS_DLR], and (SMS on) a running app[SMS_DISPATCHER]."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        secrets = load_kannel_secrets(state_dir)
+        outbox = SmsOutbox(database_url)
+        app[SMS_OUTBOX] = outbox
+        app[SMS_DLR] = DlrReceiver(outbox, secrets.dlr_key)
+        dispatcher = None
+        if sms.enabled:
+            target = SendsmsTarget(url=sms.sendsms_url, username=secrets.sendsms_user,
+                                   password=secrets.sendsms_password, sender=sms.sender,
+                                   dlr_base_url=dlr_base, dlr_key=secrets.dlr_key)
+            dispatcher = SmsDispatcher(outbox, target, concurrency=sms.concurrency)
+            app[SMS_DISPATCHER] = dispatcher
+            dispatcher.start()  # task "sms-dispatcher", owned by the dispatcher
+        yield
+        if dispatcher is not None:
+            await dispatcher.stop()
+        outbox.close()
+
+    return ctx
