@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the hotline needs on the machine (Asterisk itself comes from a debootstrap
 # rootfs when it is not on PATH): debootstrap for that rootfs, redis-server for live state,
-# espeak-ng + sox for Vietnamese prompts, sip-tester (SIPp) for benchmarks.
-DEB_PACKAGES := debootstrap redis-server espeak-ng sox sip-tester
+# espeak-ng + sox for Vietnamese prompts, sip-tester (SIPp) for benchmarks, kannel (bearerbox,
+# smsbox) + kannel-extras (the test SMSC fakesmsc) for SMS.
+DEB_PACKAGES := debootstrap redis-server espeak-ng sox sip-tester kannel kannel-extras
 
 .PHONY: run test deps venv unit pbx-test bench lint clean
 

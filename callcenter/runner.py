@@ -1,7 +1,8 @@
 """`callcenter run`: bring up the whole hotline in the foreground and stop it all on Ctrl-C.
 
-Order up: config, Redis, database (alembic upgrade head), Asterisk (provisioned if needed), app.
-Order down: app (records flushed), Asterisk, private Redis.
+Order up: config, Redis, database (alembic upgrade head), Kannel (SMS), Asterisk (provisioned
+if needed), app. Order down: app (records flushed, SMS dispatcher drained), Kannel, Asterisk,
+private Redis.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from callcenter.pbx.render import render
 from callcenter.queue.server import PrivateRedis, answers
 from callcenter.secrets import load_secrets
 from callcenter.settings import Settings
+from callcenter.sms.credentials import load_kannel_secrets
+from callcenter.sms.kannel import KannelGateway, start_for_run
 
 log = logging.getLogger("callcenter.run")
 
@@ -61,6 +64,7 @@ def run_all(settings: Settings) -> None:
     signal.signal(signal.SIGINT, _interrupt)
     private_redis: PrivateRedis | None = None
     pbx: AsteriskProcess | None = None
+    kannel: KannelGateway | None = None
     try:
         if settings.redis_url and answers(settings.redis_url):
             redis_url = settings.redis_url
@@ -72,6 +76,9 @@ def run_all(settings: Settings) -> None:
             redis_url = private_redis.url
         log.info("database: %s (alembic upgrade head on start)",
                  _safe_url(settings.database_url))
+        # SMS: our own Kannel unless off or external; not installed -> texts wait in the outbox.
+        kannel = start_for_run(settings.sms, load_kannel_secrets(settings.state_dir),
+                               settings.state_dir)
         install = ensure_asterisk()
         log.info("PBX: %s (%s)", install.version,
                  f"chroot {install.root}" if install.root else "host")
@@ -95,6 +102,8 @@ def run_all(settings: Settings) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         log.info("stopping")
         try:
+            if kannel is not None:
+                kannel.stop()
             if pbx is not None:
                 pbx.stop()
         finally:

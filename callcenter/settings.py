@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from callcenter.sms.config import SmsSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,6 +24,7 @@ class Settings:
     log_level: str = "INFO"
     watch_config: bool = True  # reload when the file changes; off: only SIGHUP/`reload`
     bench_plain_number: str | None = None  # bench/ only: a number answered by plain dialplan
+    sms: SmsSettings = field(default_factory=SmsSettings)  # HOTLINE_SMS, HOTLINE_KANNEL_*
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -40,6 +43,7 @@ class Settings:
             "log_level": os.environ.get("HOTLINE_LOG_LEVEL", "INFO"),
             "bench_plain_number": os.environ.get("HOTLINE_BENCH_PLAIN_NUMBER") or None,
             "watch_config": os.environ.get("HOTLINE_WATCH_CONFIG", "1") not in ("0", "no", "off"),
+            "sms": SmsSettings.from_env(),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
