@@ -296,17 +296,19 @@ def parse_faq(source: str, sheets: Sequence[Sheet], fields: Sequence[Field],
                 "for the whole file (--field)", sheet.name, header.row + 1))
             continue
         for i in range(header.row + 1, len(sheet.rows)):
-            row = _check_row(source, sheet, i, header, fields, field, errors)
+            row, key = _check_row(source, sheet, i, header, fields, field, errors)
+            if key is not None:
+                # Also for a row with other errors: its duplicate is a second thing to fix.
+                first = seen_questions.get(key)
+                if first is not None:
+                    errors.append(FaqError(
+                        source, f"duplicate question: same as {_where(first, sheet.name)}",
+                        sheet.name, i + 1, header.columns["question"],
+                        header.titles["question"]))
+                    continue
+                seen_questions[key] = (sheet.name, i + 1)
             if row is None:
                 continue
-            key = (row.field, normalise_question(row.question))
-            first = seen_questions.get(key)
-            if first is not None:
-                errors.append(FaqError(
-                    source, f"duplicate question: same as {_where(first, sheet.name)}",
-                    sheet.name, row.row, header.columns["question"], header.titles["question"]))
-                continue
-            seen_questions[key] = (sheet.name, row.row)
             if row.code is not None:
                 code_first = seen_codes.get(row.code.casefold())
                 if code_first is not None:
@@ -337,14 +339,16 @@ def _where(first: tuple[str, int], sheet: str) -> str:
 
 
 def _check_row(source: str, sheet: Sheet, i: int, header: Header, fields: Sequence[Field],
-               field: str | None, errors: list[FaqError]) -> FaqRow | None:
+               field: str | None, errors: list[FaqError],
+               ) -> tuple[FaqRow | None, tuple[str, str] | None]:
+    """The row if valid (else its errors are appended), and its (field, question) if known."""
     raw = sheet.rows[i]
     values: dict[str, str] = {}
     for role, j in header.columns.items():
         cell = raw[j] if j < len(raw) else ""
         values[role] = clean_cell(cell, multiline=(role == "answer"))
     if not any(values.values()):
-        return None
+        return None, None
     row_no = i + 1
     found: list[FaqError] = []
 
@@ -371,11 +375,14 @@ def _check_row(source: str, sheet: Sheet, i: int, header: Header, fields: Sequen
     elif not cell and field is None:
         err("field", "empty field")
     errors.extend(sorted(found, key=lambda e: e.column or 0))
+    key = None
+    if field_id is not None and values["question"]:
+        key = (field_id, normalise_question(values["question"]))
     if found or field_id is None:
-        return None
+        return None, key
     return FaqRow(field=field_id, question=values["question"], answer=values["answer"],
                   code=values.get("code") or None, keywords=values.get("keywords") or None,
-                  unit=values.get("unit") or None, sheet=sheet.name, row=row_no)
+                  unit=values.get("unit") or None, sheet=sheet.name, row=row_no), key
 
 
 def known_fields_hint(fields: Iterable[Field]) -> str:
@@ -566,7 +573,7 @@ class FaqCatalogue:
         """Field ids that have at least one item, sorted."""
         return tuple(self._by_field)
 
-    def in_field(self, field_id: str) -> tuple[FaqEntry, ...]:
+    def for_field(self, field_id: str) -> tuple[FaqEntry, ...]:
         """The field's items in position order (empty if none)."""
         return self._by_field.get(field_id, ())
 
@@ -577,3 +584,7 @@ class FaqCatalogue:
     def by_code(self, code: str) -> FaqEntry | None:
         """The item with this sheet code (case-insensitive), or None."""
         return self._by_code.get(code.strip().casefold())
+
+    def find(self, ref: str) -> FaqEntry | None:
+        """The item a menu names: by key, else by sheet code; None if neither."""
+        return self.by_key(ref) or self.by_code(ref)
