@@ -394,6 +394,7 @@ class _Parser(BaseParser):
         result: list[Tenant] = []
         ids: dict[str, int] = {}
         numbers: dict[str, tuple[int, int]] = {}
+        prefixes: dict[str, int] = {}
         for i, item in enumerate(items):
             tk = join_key(key, i)
             tenant = self.tenant(item, tk)
@@ -413,6 +414,15 @@ class _Parser(BaseParser):
                                f"tenants[{ti}].numbers[{tj}] is the same number ({norm})")
                 else:
                     numbers[norm] = (i, j)
+            # Ticket codes (DN-20261123-0042) must tell the provinces apart.
+            prefix = tenant.tickets.code_prefix if tenant.tickets is not None else None
+            if prefix is not None and prefix in prefixes:
+                self.error(join_key(tk, "tickets.code_prefix"), prefix,
+                           f"expected a ticket code prefix unique across tenants (the default "
+                           f"is the tenant id in capitals); tenants[{prefixes[prefix]}] uses it "
+                           f"too")
+            elif prefix is not None:
+                prefixes[prefix] = i
             result.append(tenant)
         return tuple(result)
 

@@ -330,6 +330,16 @@ def test_given_bad_code_prefix_when_parsed_then_error_names_it(prefix: str) -> N
     assert any(e.key == f"{T}.tickets.code_prefix" for e in errors(tenant))
 
 
+def test_given_two_tenants_with_one_code_prefix_when_parsed_then_error_names_the_second() -> None:
+    second = base()
+    second.update({"id": "dong-nai", "numbers": ["02511022"]})  # default prefix DONGNAI too
+    with pytest.raises(ConfigError) as info:
+        parse_config({"tenants": [base(), second]}, SOURCE)
+    err = info.value
+    assert err.key == "tenants[1].tickets.code_prefix" and err.raw_value == "DONGNAI"
+    assert "unique across tenants" in err.reason and "tenants[0]" in err.reason
+
+
 def test_given_unknown_tickets_key_when_parsed_then_error_suggests() -> None:
     tenant = with_tickets()
     tenant["tickets"]["fallback"] = "vp"
