@@ -177,8 +177,8 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
                             s.sounds_override)
     runtime = app[IVR] = IvrRuntime(FaqStore(s.database_url), library, app[CONFIG])
     await asyncio.to_thread(library.scan_recorded, [t.id for t in cfg.tenants])
-    _owned(app, runtime.watch(app[REDIS]), "faq-watch")
-    _owned(app, runtime.builder(), "prompt-builder")
+    ivr_tasks = [_owned(app, runtime.watch(app[REDIS]), "faq-watch"),
+                 _owned(app, runtime.builder(), "prompt-builder")]
     runtime.want_build()
     deps = CallDeps(ari=ari, pool=app[POOL], redis=app[REDIS],
                     sounds_dir=app[LAYOUT].pbx("sounds"), write_record=app[WRITER].write,
@@ -189,6 +189,9 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     beat = _owned(app, _heartbeat(app[POOL], service, app[CONFIG]), "pool-heartbeat")
     yield
     beat.cancel()
+    for task in ivr_tasks:  # before Redis closes under the FAQ watcher's subscription
+        task.cancel()
+    await asyncio.gather(*ivr_tasks, return_exceptions=True)
     await service.close()
     await session.close()
 

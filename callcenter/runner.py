@@ -33,8 +33,17 @@ async def run_app_until_signal(settings: Settings, redis_url: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
     app = build_app(settings, redis_url)
     await serve(app, stop)
+
+
+def dump_tasks() -> None:
+    """SIGUSR1: log where every task of the app is waiting (for a stuck service)."""
+    for task in asyncio.all_tasks():
+        frames = task.get_stack(limit=6)
+        where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames))
+        log.warning("task %s: %s", task.get_name(), where or "(not started)")
 
 
 def _interrupt(signum: int, frame: object) -> None:

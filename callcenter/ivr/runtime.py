@@ -148,6 +148,10 @@ class IvrRuntime:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # Redis away: poll the database meanwhile
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # redis-py turns a cancelled read into ConnectionError: we are stopping.
+                    raise asyncio.CancelledError from e
                 log.warning("FAQ change notices unavailable (%s); polling", e)
                 await asyncio.sleep(POLL_S)
                 await self.load([t.id for t in self.config().tenants], "poll")
