@@ -173,3 +173,28 @@ def test_given_caller_hangs_up_mid_prompt_then_record_says_so_and_nothing_leaks(
     rec = record_of(ivr, caller)
     assert rec["ivr_path"][-1]["event"] == "hangup"
     assert rec["outcome"] == "answered"
+
+
+def test_given_call_in_menus_when_menus_change_then_it_keeps_its_tree_and_new_calls_get_new(
+        ivr: Stack) -> None:
+    first = ivr.phone("1022", caller="0909555005")
+    assert first.wait_for("answered", 1), ivr.app_log_tail()
+    time.sleep(0.5)
+    # The administrator repoints option 4 of the main menu straight to the operators.
+    changed = json.loads(json.dumps(TREE))
+    changed["nodes"]["main"]["options"]["4"] = "operator"
+    ivr.config_data["tenants"][0]["ivr"] = changed
+    ivr.write_config(ivr.config_data)
+    assert wait_until(lambda: "config reloaded" in ivr.app_log_tail(5), 10)
+    second = ivr.phone("1022", caller="0909555006")
+    assert second.wait_for("answered", 1), ivr.app_log_tail()
+    time.sleep(0.5)
+    first.send("dtmf 4")
+    second.send("dtmf 4")
+    time.sleep(1.0)
+    first.finish()
+    second.finish()
+    old = record_of(ivr, "0909555005")
+    new = record_of(ivr, "0909555006")
+    assert steps(old, "enter")[-1] == ("enter", "sub")  # the tree it started with
+    assert steps(new, "enter")[-1] == ("enter", "operator")  # the new tree
