@@ -61,9 +61,10 @@ Decisions:
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -611,8 +612,35 @@ def _deadlines(p: BaseParser, value: object, key: str,
                           rules=rules)
 
 
+def _expected(value: str, choices: Collection[str], what: str, *, listed: bool = True) -> str:
+    """'did you mean ...?' when a choice is close, else the choices (or what they are)."""
+    close = difflib.get_close_matches(value, list(choices), n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    if not listed:
+        return f"expected {what}"
+    return f"expected one of: {', '.join(sorted(choices)) or f'(no {what})'}"
+
+
+def _written_ids(value: object) -> dict[str, str]:
+    """Ids as written in a list of mappings (and their communes): id -> district id.
+
+    References are checked against these, so that one bad unit or commune does not also turn
+    every rule naming it into an "unknown" error.
+    """
+    found: dict[str, str] = {}
+    for item in value if isinstance(value, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            found.setdefault(item["id"], item["id"])
+            communes = item.get("communes")
+            for c in communes if isinstance(communes, list) else []:
+                if isinstance(c, dict) and isinstance(c.get("id"), str):
+                    found.setdefault(c["id"], item["id"])
+    return found
+
+
 def _routing(p: BaseParser, value: object, key: str, field_ids: frozenset[str],
-             places: Mapping[str, str], units: Mapping[str, Level2Unit]) -> list[RoutingRule]:
+             places: Collection[str], units: Collection[str]) -> list[RoutingRule]:
     items = p.list_(value, key, non_empty=False) if value is not None else []
     result: list[RoutingRule] = []
     for i, item in enumerate(items or []):
@@ -627,15 +655,16 @@ def _routing(p: BaseParser, value: object, key: str, field_ids: frozenset[str],
         pid = p.text(m["place"], join_key(rk, "place"), max_len=64) if "place" in m else None
         uid = p.text(m["unit"], join_key(rk, "unit"), max_len=32) if "unit" in m else None
         if fid is not None and fid not in field_ids:
-            p.error(join_key(rk, "field"), fid, f"{label} names an unknown field; expected one "
-                                                f"of: {', '.join(sorted(field_ids))}")
+            p.error(join_key(rk, "field"), fid, f"{label} names an unknown field; "
+                                                f"{_expected(fid, field_ids, 'fields')}")
         if pid is not None and pid not in places:
             p.error(join_key(rk, "place"), pid,
-                    f"{label} names an unknown place; expected a district or commune id "
-                    "from places")
+                    f"{label} names an unknown place; "
+                    + _expected(pid, places, "a district or commune id from places",
+                                listed=False))
         if uid is not None and uid not in units:
-            p.error(join_key(rk, "unit"), uid, f"{label} names an unknown unit; expected one "
-                                               f"of: {', '.join(sorted(units)) or '(no units)'}")
+            p.error(join_key(rk, "unit"), uid, f"{label} names an unknown unit; "
+                                               f"{_expected(uid, units, 'units')}")
         if "field" not in m and "place" not in m:
             p.error(rk, item, "a routing rule needs a field, a place or both (the catch-all is "
                               "tickets.fallback_unit)")
@@ -655,21 +684,18 @@ def parse_ticket_sections(p: BaseParser, m: Mapping[str, object], key: str,
     districts: tuple[District, ...] = ()
     if m.get("places") is not None:
         districts = _places(p, m["places"], join_key(key, "places")) or ()
-    place_of: dict[str, str] = {}  # place id -> its district id
-    for d in districts:
-        place_of[d.id] = d.id
-        place_of.update((c.id, d.id) for c in d.communes)
+    place_ids = _written_ids(m.get("places"))  # for references (see _written_ids)
     units: tuple[Level2Unit, ...] = ()
     if m.get("units") is not None:
         units = _units(p, m["units"], join_key(key, "units")) or ()
-    by_id = {u.id: u for u in units}
+    unit_ids = sorted(_written_ids(m.get("units")))
     field_ids = frozenset(f.id for f in fields)
     # A unit's places stand for place-only rules; they must name known places.
     implied: list[tuple[RoutingRule, str]] = []
     for i, u in enumerate(units):
         for j, pid in enumerate(u.places):
             pk = join_key(join_key(join_key(key, "units"), i), "places")
-            if pid not in place_of:
+            if pid not in place_ids:
                 p.error(join_key(pk, j), pid, f"unit {u.id!r} covers an unknown place; expected "
                                               "a district or commune id from places")
             else:
@@ -688,8 +714,8 @@ def parse_ticket_sections(p: BaseParser, m: Mapping[str, object], key: str,
                     "expected 1-10 characters A-Z 0-9 starting with a letter, such as DN")
         elif got is not None:
             prefix = got
-    explicit = _routing(p, t.get("routing"), join_key(tk, "routing"), field_ids, place_of,
-                        by_id)
+    explicit = _routing(p, t.get("routing"), join_key(tk, "routing"), field_ids, place_ids,
+                        unit_ids)
     # The same (field, place) twice would leave the winner to list order: refuse it.
     where: dict[tuple[str | None, str | None], str] = {}
     for i, rule in enumerate(explicit):
@@ -712,10 +738,10 @@ def parse_ticket_sections(p: BaseParser, m: Mapping[str, object], key: str,
     fallback: str | None = None
     if t.get("fallback_unit") is not None:
         fallback = p.text(t["fallback_unit"], join_key(tk, "fallback_unit"), max_len=32)
-        if fallback is not None and fallback not in by_id:
+        if fallback is not None and fallback not in unit_ids:
             p.error(join_key(tk, "fallback_unit"), fallback,
-                    f"expected the id of a unit in units: {', '.join(sorted(by_id)) or '(none)'}")
-    elif units:
+                    f"expected the id of a unit in units; {_expected(fallback, unit_ids, 'units')}")
+    elif unit_ids:
         p.error(join_key(tk, "fallback_unit"), MISSING,
                 "required once units are given: the unit tickets go to when no rule matches")
     deadlines = base.deadlines

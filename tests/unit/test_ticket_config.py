@@ -311,9 +311,21 @@ def test_given_no_tickets_section_but_units_when_parsed_then_fallback_is_require
 
 def test_given_unknown_fallback_when_parsed_then_error_lists_units() -> None:
     tenant = with_tickets()
-    tenant["tickets"]["fallback_unit"] = "vpp"
+    tenant["tickets"]["fallback_unit"] = "van_phong"
     err = error_at(tenant, f"{T}.tickets.fallback_unit")
-    assert "so_y_te, ubnd_lt, vp" in err.reason
+    assert "expected one of: so_y_te, ubnd_lt, vp" in err.reason
+
+
+@pytest.mark.parametrize(("key", "value", "hint"), [
+    ("unit", "so_yte", "so_y_te"), ("field", "helth", "health"),
+    ("place", "long_thanh.an_phuoc_", "long_thanh.an_phuoc")])
+def test_given_misspelt_reference_when_parsed_then_error_suggests(
+        key: str, value: str, hint: str) -> None:
+    tenant = with_tickets()
+    rule = {"field": "health", "place": "bien_hoa", "unit": "vp", key: value}
+    tenant["tickets"]["routing"].append(rule)
+    err = error_at(tenant, f"{T}.tickets.routing[1].{key}")
+    assert f"did you mean {hint!r}?" in err.reason
 
 
 def test_given_places_only_when_parsed_then_no_fallback_needed() -> None:
@@ -482,6 +494,15 @@ def test_given_public_by_default_not_boolean_when_parsed_then_error() -> None:
     tenant = with_tickets()
     tenant["tickets"]["public_by_default"] = "yes"
     assert error_at(tenant, f"{T}.tickets.public_by_default").reason == "expected true or false"
+
+
+def test_given_one_bad_unit_and_commune_when_parsed_then_no_knock_on_reference_errors() -> None:
+    tenant = with_tickets()
+    tenant["units"][1]["focal_persons"][0]["phone"] = "123"  # so_y_te, named by a rule
+    tenant["places"][0]["communes"][0]["name"] = ""  # long_thanh.an_phuoc
+    tenant["tickets"]["routing"].append({"place": "long_thanh.an_phuoc", "unit": "so_y_te"})
+    assert sorted(e.key for e in errors(tenant)) == [
+        f"{T}.places[0].communes[0].name", f"{T}.units[1].focal_persons[0].phone"]
 
 
 # ---- collecting -------------------------------------------------------------------------------
