@@ -84,5 +84,6 @@ def summary(config: HotlineConfig) -> str:
     for t in config.tenants:
         shifts = ", ".join(f"{s.name} {s.start:%H:%M}-{s.end:%H:%M} {s.lines} lines"
                            for s in t.shifts)
-        parts.append(f"{t.id} [{shifts}]")
+        menus = f", menus: {len(t.ivr.nodes)} nodes from {t.ivr.root!r}" if t.ivr else ""
+        parts.append(f"{t.id} [{shifts}{menus}]")
     return "; ".join(parts)
