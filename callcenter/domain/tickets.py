@@ -257,6 +257,12 @@ class AuditEntry:
     to_state: TicketState
     detail: str = ""
 
+    def __str__(self) -> str:
+        start = self.from_state.value if self.from_state is not None else "-"
+        tail = f": {self.detail}" if self.detail else ""
+        return (f"{self.code} {start} -[{self.event}]-> {self.to_state.value} by {self.actor} "
+                f"at {self.at.isoformat()}{tail}")
+
 
 @dataclass(frozen=True)
 class NotifyUnit:

@@ -283,6 +283,16 @@ def test_given_new_ticket_when_forwarded_as_routed_then_unit_texted_and_clock_re
     ]
 
 
+def test_given_audit_entry_when_logged_then_one_line_from_event_to() -> None:
+    _, effects = tk.apply(new(), tk.Forward(T0 + 10 * M, OP, "so_y_te"), POLICY)
+    assert str(effects[0]) == (
+        "DN-20261123-0042 new -[forward]-> forwarded by operator:op1 at "
+        "2026-11-23T01:10:00+00:00: to so_y_te as routed (field rule field health -> so_y_te)")
+    _, effects = tk.open_ticket(POLICY, code=CODE, tenant="t", channel="web", content="x",
+                                field="other", at=T0, actor=tk.Actor("w", "system"))
+    assert str(effects[0]).startswith("DN-20261123-0042 - -[open]-> new by system:w at ")
+
+
 def test_given_operator_override_when_forwarded_then_audit_names_the_rules_choice() -> None:
     _, effects = tk.apply(new(), tk.Forward(T0 + 10 * M, OP, "vp", "Người dân yêu cầu"), POLICY)
     audit = effects[0]
