@@ -165,12 +165,17 @@ def _ivr_step_text(step: dict[str, Any]) -> str:
 
 def cmd_dial(args: argparse.Namespace, settings: Settings) -> int:
     from callcenter.config_file import load_config
-    from callcenter.tools.softphone import place_calls
+    from callcenter.tools.softphone import parse_keys, place_calls
 
     config = load_config(settings.config_path)
+    try:
+        keys = parse_keys(args.keys or "")
+    except ValueError as e:
+        print(f"error: --keys {e}", file=sys.stderr)
+        return 2
     results = place_calls(
         f"{args.host or config.trunk.bind}:{args.port or config.trunk.port}", args.number,
-        caller=args.caller, count=args.count, hold=args.seconds,
+        caller=args.caller, count=args.count, hold=args.seconds, keys=keys,
     )
     for r in results:
         print(json.dumps(r, ensure_ascii=False))
@@ -196,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--caller", default="0909000111")
     c.add_argument("--count", type=int, default=1)
     c.add_argument("--seconds", type=float, default=8.0)
+    c.add_argument("--keys", help='keys to press after the answer, e.g. "1@2 2@5 1@9" '
+                                  "(KEYS@SECONDS; RFC 2833)")
     c.add_argument("--host")
     c.add_argument("--port", type=int)
     for module in AREA_COMMANDS:

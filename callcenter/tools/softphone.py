@@ -281,10 +281,32 @@ class PhoneGroup:
         return sorted(self.of("final"), key=lambda r: r["index"])
 
 
+def parse_keys(spec: str) -> list[tuple[float, str]]:
+    """ "1@2 5@4.5" -> [(2.0, "1"), (4.5, "5")]: press these keys this many seconds after the
+    answer. Raises ValueError naming the bad item."""
+    plan: list[tuple[float, str]] = []
+    for item in spec.split():
+        digits, _, at = item.partition("@")
+        if not digits or any(d not in "0123456789*#" for d in digits):
+            raise ValueError(f"{item!r}: keys are 0-9 * #, e.g. 1@2")
+        try:
+            plan.append((float(at), digits))
+        except ValueError:
+            raise ValueError(f"{item!r}: expected KEYS@SECONDS, e.g. 1@2") from None
+    return sorted(plan)
+
+
 def place_calls(target: str, number: str, *, caller: str = "0909000111", count: int = 1,
-                hold: float = 8.0, bind: str = "127.0.0.1") -> list[dict[str, Any]]:
-    """Place count simultaneous calls, keep the answered ones for hold seconds, hang up."""
+                hold: float = 8.0, bind: str = "127.0.0.1",
+                keys: list[tuple[float, str]] | None = None) -> list[dict[str, Any]]:
+    """Place count simultaneous calls, keep the answered ones for hold seconds (pressing
+    ``keys`` at their times after the first answer), hang up."""
     group = PhoneGroup(target, number, count=count, hold=hold, caller=caller, bind=bind)
+    if keys and group.wait_for("answered", 1, timeout=30):
+        start = time.monotonic()
+        for at, digits in keys:
+            time.sleep(max(0.0, start + at - time.monotonic()))
+            group.send(f"dtmf {digits}")
     group.wait_for("final", count, timeout=hold + 30)
     return group.finish()
 

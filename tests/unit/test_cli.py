@@ -68,3 +68,13 @@ def test_given_file_only_prompt_without_recording_when_checked_then_error(
     (tmp_path / "sounds" / "dongnai").mkdir(parents=True)
     (tmp_path / "sounds" / "dongnai" / "yte-intro.wav").write_bytes(b"RIFF")
     assert main(["check-config", str(cfg)]) == 0
+
+
+def test_given_key_plan_then_parsed_in_time_order_and_bad_items_named() -> None:
+    from callcenter.tools.softphone import parse_keys
+
+    assert parse_keys("2@5 1@2.5 *#@7") == [(2.5, "1"), (5.0, "2"), (7.0, "*#")]
+    with pytest.raises(ValueError, match="'x@1'"):
+        parse_keys("x@1")
+    with pytest.raises(ValueError, match="'1@soon'"):
+        parse_keys("1@soon")
