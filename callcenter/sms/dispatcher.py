@@ -32,6 +32,7 @@ import aiohttp
 from sqlalchemy.exc import SQLAlchemyError
 from yarl import URL
 
+from callcenter.sms.batching import GroupCommit
 from callcenter.sms.dlr import DLR_MASK, dlr_url
 from callcenter.store.models import utcnow
 from callcenter.store.sms import OutboxMessage, SmsOutbox
@@ -66,7 +67,7 @@ class SendsmsTarget:
 class SmsDispatcher:
     """Sends due outbox messages through Kannel, `concurrency` requests in flight."""
 
-    def __init__(self, outbox: SmsOutbox, target: SendsmsTarget, *, concurrency: int = 16,
+    def __init__(self, outbox: SmsOutbox, target: SendsmsTarget, *, concurrency: int = 32,
                  poll_interval: float = 1.0, stuck_after: dt.timedelta = dt.timedelta(minutes=5),
                  backoff_base: float = 2.0, backoff_cap: float = 300.0,
                  request_timeout: float = 30.0, drain_timeout: float = 5.0,
@@ -87,6 +88,7 @@ class SmsDispatcher:
         self._inflight: set[asyncio.Task[None]] = set()
         self._gateway_ok: bool | None = None
         self._task: asyncio.Task[None] | None = None
+        self._sent = GroupCommit(self._mark_sent_many, name="sms-mark-sent")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -184,6 +186,7 @@ class SmsDispatcher:
         for task in pending:  # their rows stay "sending": reports or the sweep settle them
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        await self._sent.close()
 
     # -- one message -------------------------------------------------------------------------
 
@@ -221,7 +224,11 @@ class SmsDispatcher:
             return
         self._gateway(True)
         if 200 <= status < 300:
-            await self._db(self.outbox.mark_sent, msg.id, token, self.clock())
+            try:
+                await self._sent.submit((msg.id, token))
+            except SQLAlchemyError as e:  # stays "sending": its reports or the sweep settle it
+                log.error("SMS %d: could not record it as sent: %s", msg.id,
+                          str(e).splitlines()[0])
         elif status >= 500 or status in (401, 403, 429):
             # Kannel busy, or our credentials out of step with its config: not the text's
             # fault, so it waits (403 is logged: someone has to look).
@@ -233,6 +240,10 @@ class SmsDispatcher:
                       body)
             await self._db(self.outbox.mark_failed, msg.id, token, self.clock(),
                            f"HTTP {status}: {body}")
+
+    def _mark_sent_many(self, claims: list[tuple[int, str]]) -> list[None]:
+        self.outbox.mark_sent_many(claims, self.clock())
+        return [None] * len(claims)
 
     async def _retry(self, msg: OutboxMessage, token: str, error: str) -> None:
         delay = backoff_delay(msg.attempts, self.backoff_base, self.backoff_cap, self.rand())

@@ -10,7 +10,6 @@ by the SMSC, 16 rejected by the SMSC. See `SmsOutbox.mark_dlr` for what each doe
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -21,8 +20,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from callcenter.sms.batching import GroupCommit
 from callcenter.store.models import utcnow
-from callcenter.store.sms import DLR_TYPES, SmsOutbox
+from callcenter.store.sms import DLR_TYPES, DeliveryReport, SmsOutbox
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,26 @@ def dlr_url(base: str, key: str, msg_id: int) -> str:
 
 @dataclass
 class DlrReceiver:
-    """What the delivery-report handler needs: the outbox, the key, a clock."""
+    """What the delivery-report handler needs: the outbox, the key, a clock.
+
+    Reports arriving together are written in one transaction (`GroupCommit`); each request
+    is answered once its own report is committed.
+    """
 
     outbox: SmsOutbox
     key: str
     clock: Callable[[], dt.datetime] = field(default=utcnow)
+    writer: GroupCommit[DeliveryReport, str | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.writer = GroupCommit(self._apply, name="sms-dlr-writer")
+
+    def _apply(self, reports: list[DeliveryReport]) -> list[str | None]:
+        return self.outbox.apply_reports(reports, self.clock())
+
+    async def close(self) -> None:
+        """Wait for reports being written."""
+        await self.writer.close()
 
 
 SMS_DLR = web.AppKey("sms_dlr", DlrReceiver)
@@ -77,9 +92,9 @@ async def dlr_view(request: web.Request) -> web.Response:
     texts = {name: (q.get(name) or None) for name in ("smsc", "fid", "st")}
     if any(v is not None and len(v) > _MAX_TEXT for v in texts.values()):
         return _error(400, "sms_dlr_bad_request", f"smsc, fid and st: at most {_MAX_TEXT} chars")
-    status = await asyncio.to_thread(
-        receiver.outbox.mark_dlr, msg_id, dlr_type, receiver.clock(), detail=texts["st"],
-        smsc_id=texts["smsc"], smsc_message_id=texts["fid"])
+    status = await receiver.writer.submit(DeliveryReport(
+        msg_id, dlr_type, detail=texts["st"], smsc_id=texts["smsc"],
+        smsc_message_id=texts["fid"]))
     if status is None:
         return _error(404, "sms_dlr_unknown_message", f"no SMS {msg_id} in the outbox")
     log.debug("SMS %d: delivery report %d -> %s", msg_id, dlr_type, status)

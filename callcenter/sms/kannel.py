@@ -12,8 +12,10 @@ was accepted), fakesmsc; each SIGTERM, then SIGKILL.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -251,6 +253,40 @@ class KannelGateway:
                 except subprocess.TimeoutExpired:
                     log.warning("%s did not stop on %s", name, signal.Signals(sig).name)
         log.info("Kannel stopped")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_settings(base: SmsSettings | None = None) -> SmsSettings:
+    """`base` (default settings) with four free loopback ports: for tests and benchmarks.
+
+    The ports are drawn below the kernel's ephemeral range: a port the kernel may hand to an
+    outgoing connection at any moment (ours, Kannel's) could be gone by the time the boxes
+    bind it.
+    """
+    low, _ = _ephemeral_range()
+    rng = random.SystemRandom()
+    ports: list[int] = []
+    while len(ports) < 4:
+        port = rng.randrange(20000, max(20001, min(low, 32768)))
+        if port in ports:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+        ports.append(port)
+    return dataclasses.replace(base or SmsSettings(), admin_port=ports[0],
+                               smsbox_port=ports[1], fake_smsc_port=ports[2],
+                               sendsms_port=ports[3])
 
 
 def start_for_run(settings: SmsSettings, secrets: KannelSecrets,

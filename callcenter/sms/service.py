@@ -41,7 +41,7 @@ def sms_context(sms: SmsSettings, state_dir: Path, database_url: str, dlr_base: 
         secrets = load_kannel_secrets(state_dir)
         outbox = SmsOutbox(database_url)
         app[SMS_OUTBOX] = outbox
-        app[SMS_DLR] = DlrReceiver(outbox, secrets.dlr_key)
+        receiver = app[SMS_DLR] = DlrReceiver(outbox, secrets.dlr_key)
         dispatcher = None
         if sms.enabled:
             target = SendsmsTarget(url=sms.sendsms_url, username=secrets.sendsms_user,
@@ -53,6 +53,7 @@ def sms_context(sms: SmsSettings, state_dir: Path, database_url: str, dlr_base: 
         yield
         if dispatcher is not None:
             await dispatcher.stop()
+        await receiver.close()
         outbox.close()
 
     return ctx

@@ -22,9 +22,12 @@ timeout) cannot overwrite what another one did.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
+import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final, cast
 from zoneinfo import ZoneInfo
@@ -87,6 +90,38 @@ class SmsMessage(Base):
 _TABLE = cast(sa.Table, SmsMessage.__table__)
 _COLUMNS = tuple(c.name for c in _TABLE.columns)
 
+# Statements run many times (and with many parameter sets at once): built once.
+_C = _TABLE.c
+_NOW = sa.bindparam("b_now", type_=UTCDateTime())
+_SENT = (sa.update(_TABLE)
+         .where(_C.id == sa.bindparam("b_id"), _C.status == "sending",
+                _C.claim_token == sa.bindparam("b_token"))
+         .values(status="sent", sent_at=_NOW, last_error=None))
+# A delivery report may beat our own commit (Kannel answers, the SMSC acks at once): the
+# row is already sent or final. Then only record when it left.
+_SENT_LATE = (sa.update(_TABLE)
+              .where(_C.id == sa.bindparam("b_id"), _C.claim_token == sa.bindparam("b_token"),
+                     _C.status != "sending", _C.sent_at.is_(None))
+              .values(sent_at=_NOW))
+# A report for a message still "sending" (or already requeued after a timeout) proves the
+# gateway took it: a crash between its answer and our mark_sent then causes no second send
+# once the report is in. Final statuses are never touched again.
+_REPORT = (sa.update(_TABLE)
+           # OR of equalities, not IN: an expanding IN cannot run with many parameter sets.
+           .where(_C.id == sa.bindparam("b_id"),
+                  sa.or_(_C.status == "queued", _C.status == "sending", _C.status == "sent"))
+           .values(status=sa.bindparam("b_status"), dlr_type=sa.bindparam("b_type"),
+                   dlr_detail=sa.bindparam("b_detail"), dlr_at=_NOW,
+                   sent_at=sa.func.coalesce(_C.sent_at, _NOW),
+                   delivered_at=sa.func.coalesce(
+                       sa.bindparam("b_delivered", type_=UTCDateTime()), _C.delivered_at),
+                   smsc_id=sa.func.coalesce(sa.bindparam("b_smsc", type_=sa.String()),
+                                            _C.smsc_id),
+                   smsc_message_id=sa.func.coalesce(sa.bindparam("b_fid", type_=sa.String()),
+                                                    _C.smsc_message_id)))
+_DLR_STATUS = {DLR_DELIVERED: "delivered", DLR_UNDELIVERED: "failed", DLR_SMSC_REJECT: "failed",
+               DLR_BUFFERED: "sent", DLR_SMSC_ACK: "sent"}
+
 
 @dataclass(frozen=True)
 class OutboxMessage:
@@ -120,6 +155,17 @@ class OutboxMessage:
         """Plain JSON values (times as ISO 8601)."""
         return {k: v.isoformat() if isinstance(v, dt.datetime) else v
                 for k, v in self.__dict__.items() if k != "claim_token"}
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """One delivery report from the gateway, about one outbox message."""
+
+    msg_id: int
+    dlr_type: int  # 1, 2, 4, 8 or 16
+    detail: str | None = None  # the SMSC's words (%A)
+    smsc_id: str | None = None  # which SMSC (%i)
+    smsc_message_id: str | None = None  # its id for the message (%F)
 
 
 @dataclass(frozen=True)
@@ -196,6 +242,16 @@ class SmsOutbox:
     def __init__(self, database: str | sa.Engine):
         self.engine = make_engine(database) if isinstance(database, str) else database
         self._owns_engine = isinstance(database, str)
+        # SQLite has one writer: our threads queue on a lock (in order, at once) instead of
+        # meeting SQLite's busy handler, which sleeps 1, 2, 5 ... 100 ms between tries.
+        self._write_lock = (threading.Lock() if self.engine.dialect.name == "sqlite"
+                            else contextlib.nullcontext())
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        """A write transaction (behind the process's SQLite write lock)."""
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -203,7 +259,7 @@ class SmsOutbox:
                 dedupe_key: str, now: dt.datetime | None = None,
                 expires_at: dt.datetime | None = None) -> int | None:
         """`enqueue` in a transaction of its own."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return enqueue(conn, tenant=tenant, to_number=to_number, text=text,
                            purpose=purpose, dedupe_key=dedupe_key, now=now,
                            expires_at=expires_at)
@@ -214,7 +270,7 @@ class SmsOutbox:
             return []
         t = _TABLE.c
         token = uuid.uuid4().hex
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(sa.update(_TABLE)
                          .where(t.status == "queued", t.expires_at.is_not(None),
                                 t.expires_at <= now)
@@ -235,7 +291,7 @@ class SmsOutbox:
 
     def _mark(self, msg_id: int, token: str, **values: Any) -> bool:
         t = _TABLE.c
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             done = conn.execute(
                 sa.update(_TABLE)
                 .where(t.id == msg_id, t.status == "sending", t.claim_token == token)
@@ -245,17 +301,21 @@ class SmsOutbox:
 
     def mark_sent(self, msg_id: int, claim_token: str, now: dt.datetime) -> bool:
         """The gateway accepted it; False if the claim was lost or a report came first."""
-        if self._mark(msg_id, claim_token, status="sent", sent_at=now, last_error=None):
-            return True
-        # A delivery report may beat our own commit (Kannel answers, then the SMSC acks at
-        # once): the row is already sent or final. Record when it left, keep its status.
-        t = _TABLE.c
-        with self.engine.begin() as conn:
-            conn.execute(sa.update(_TABLE)
-                         .where(t.id == msg_id, t.claim_token == claim_token,
-                                t.status != "sending", t.sent_at.is_(None))
-                         .values(sent_at=now))
+        args = {"b_id": msg_id, "b_token": claim_token, "b_now": now}
+        with self._writing() as conn:
+            if conn.execute(_SENT, args).rowcount == 1:
+                return True
+            conn.execute(_SENT_LATE, args)
         return False
+
+    def mark_sent_many(self, claims: list[tuple[int, str]], now: dt.datetime) -> None:
+        """`mark_sent` for several (id, claim token) pairs in one transaction (one commit)."""
+        if not claims:
+            return
+        args = [{"b_id": i, "b_token": token, "b_now": now} for i, token in claims]
+        with self._writing() as conn:
+            conn.execute(_SENT, args)
+            conn.execute(_SENT_LATE, args)  # rows a report made "sent" or final first
 
     def mark_retry(self, msg_id: int, claim_token: str, now: dt.datetime,
                    backoff: dt.timedelta, error: str) -> bool:
@@ -280,7 +340,7 @@ class SmsOutbox:
         if not msg_ids:
             return 0
         t = _TABLE.c
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             done = conn.execute(
                 sa.update(_TABLE)
                 .where(t.id.in_(msg_ids), t.status == "sending", t.claim_token == claim_token)
@@ -292,7 +352,7 @@ class SmsOutbox:
     def requeue_stuck(self, now: dt.datetime, older_than: dt.timedelta) -> int:
         """Messages "sending" for longer than `older_than` (dispatcher died) go back to queued."""
         t = _TABLE.c
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             done = conn.execute(
                 sa.update(_TABLE)
                 .where(t.status == "sending", t.claimed_at < now - older_than)
@@ -311,29 +371,30 @@ class SmsOutbox:
         only confirm "sent". Reports arrive in any order (Kannel's fake SMSC sends 1 before
         8): a final status is never changed by a later report.
         """
-        if dlr_type not in DLR_TYPES:
-            raise ValueError(f"unknown delivery report type {dlr_type}")
+        report = DeliveryReport(msg_id, dlr_type, detail, smsc_id, smsc_message_id)
+        return self.apply_reports([report], now)[0]
+
+    def apply_reports(self, reports: list[DeliveryReport],
+                      now: dt.datetime) -> list[str | None]:
+        """`mark_dlr` for several reports in one transaction; each message's status after."""
+        if not reports:
+            return []
+        for r in reports:
+            if r.dlr_type not in DLR_TYPES:
+                raise ValueError(f"unknown delivery report type {r.dlr_type}")
+        args = [{
+            "b_id": r.msg_id, "b_type": r.dlr_type, "b_detail": r.detail, "b_now": now,
+            "b_status": _DLR_STATUS[r.dlr_type], "b_smsc": r.smsc_id or None,
+            "b_fid": r.smsc_message_id or None,
+            "b_delivered": now if r.dlr_type == DLR_DELIVERED else None,
+        } for r in reports]
         t = _TABLE.c
-        report = {"dlr_type": dlr_type, "dlr_detail": detail, "dlr_at": now}
-        if smsc_id:
-            report["smsc_id"] = smsc_id
-        if smsc_message_id:
-            report["smsc_message_id"] = smsc_message_id
-        if dlr_type == DLR_DELIVERED:
-            report |= {"status": "delivered", "delivered_at": now}
-        elif dlr_type in (DLR_UNDELIVERED, DLR_SMSC_REJECT):
-            report["status"] = "failed"
-        else:
-            report["status"] = "sent"
-        with self.engine.begin() as conn:
-            # A report for a message still "sending" (or already requeued after a timeout)
-            # proves the gateway took it: a crash between its answer and our mark_sent then
-            # causes no second send once the report is in.
-            conn.execute(sa.update(_TABLE)
-                         .where(t.id == msg_id, t.status.in_(("queued", "sending", "sent")))
-                         .values(sent_at=sa.func.coalesce(t.sent_at, now), **report))
-            status = conn.execute(sa.select(t.status).where(t.id == msg_id)).scalar()
-        return None if status is None else str(status)
+        with self._writing() as conn:
+            conn.execute(_REPORT, args)
+            ids = sorted({r.msg_id for r in reports})
+            statuses = dict(conn.execute(sa.select(t.id, t.status).where(t.id.in_(ids))).all())
+        return [None if statuses.get(r.msg_id) is None else str(statuses[r.msg_id])
+                for r in reports]
 
     # -- reading ---------------------------------------------------------------------------
 

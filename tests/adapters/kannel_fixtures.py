@@ -16,11 +16,17 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from callcenter.sms.config import LOOPBACK, SmsSettings
+from callcenter.sms.config import LOOPBACK
 from callcenter.sms.credentials import KannelSecrets, load_kannel_secrets
 from callcenter.sms.dispatcher import SendsmsTarget, SmsDispatcher
 from callcenter.sms.dlr import DLR_PATH, SMS_DLR, DlrReceiver, add_routes
-from callcenter.sms.kannel import KannelGateway, KannelUnavailable, find_binaries
+from callcenter.sms.kannel import (
+    KannelGateway,
+    KannelStartError,
+    KannelUnavailable,
+    find_binaries,
+    free_settings,
+)
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.sms import SmsOutbox
 
@@ -32,10 +38,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def kannel_settings() -> SmsSettings:
-    """Fake SMSC, every port free."""
-    return SmsSettings(admin_port=free_port(), smsbox_port=free_port(),
-                       fake_smsc_port=free_port(), sendsms_port=free_port())
 
 
 def _require_kannel() -> None:
@@ -45,18 +47,25 @@ def _require_kannel() -> None:
         pytest.skip(f"Kannel not installed ({e})")
 
 
-def make_gateway(directory: Path) -> KannelGateway:
-    """A Kannel gateway (not started) with its own folder, secrets and free ports."""
+def started_gateway(directory: Path) -> KannelGateway:
+    """A running Kannel with its own folder, secrets and free ports (new ports if taken)."""
     _require_kannel()
     secrets = load_kannel_secrets(directory)
-    return KannelGateway(kannel_settings(), secrets, directory / "kannel")
+    for attempt in range(3):
+        gateway = KannelGateway(free_settings(), secrets, directory / "kannel")
+        try:
+            gateway.start()
+            return gateway
+        except KannelStartError:  # a port taken between choosing and binding: choose again
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="session")
 def kannel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KannelGateway]:
     """One running Kannel for the session's tests (tests that stop Kannel make their own)."""
-    gateway = make_gateway(tmp_path_factory.mktemp("kannel"))
-    gateway.start()
+    gateway = started_gateway(tmp_path_factory.mktemp("kannel"))
     yield gateway
     gateway.stop()
 
@@ -64,8 +73,7 @@ def kannel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KannelGateway]:
 @pytest.fixture
 def own_kannel(tmp_path: Path) -> Iterator[KannelGateway]:
     """A running Kannel of this test's own, stopped afterwards."""
-    gateway = make_gateway(tmp_path)
-    gateway.start()
+    gateway = started_gateway(tmp_path)
     yield gateway
     gateway.stop()
 

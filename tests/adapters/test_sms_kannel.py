@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import secrets as pysecrets
 import stat
@@ -10,14 +11,23 @@ import zlib
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from callcenter.domain.sms_parts import sms_parts
 from callcenter.sms import fakesmsc
 from callcenter.sms.credentials import load_kannel_secrets
+from callcenter.sms.dlr import add_routes
 from callcenter.sms.kannel import KannelGateway
+from callcenter.sms.service import SMS_DISPATCHER, SMS_OUTBOX, dlr_base_url, sms_context
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.sms import BillingRow, SmsOutbox, enqueue
-from tests.adapters.kannel_fixtures import DlrServer, fast_dispatcher, target_for, wait_until
+from tests.adapters.kannel_fixtures import (
+    DlrServer,
+    fast_dispatcher,
+    free_port,
+    target_for,
+    wait_until,
+)
 
 NOTICE = "Tổng đài 1022 thông báo, kiến nghị của ông (bà) đã được giải quyết. Xin cảm ơn!"
 
@@ -173,3 +183,29 @@ async def test_given_two_dispatchers_on_postgres_when_sending_then_each_text_exa
     assert sorted(m.receiver for m in got) == sorted(numbers)  # each once, none twice
     assert attempts == {1}
 
+
+
+async def test_given_app_wired_with_sms_context_when_notice_queued_then_sent_and_delivered(
+        kannel: KannelGateway, tmp_path: Path) -> None:
+    # The wiring the composition root uses: sms_context in cleanup_ctx, add_routes.
+    port = free_port()
+    url = f"sqlite:///{tmp_path / 'hotline.db'}"
+    upgrade_head(url)
+    state = kannel.directory.parent  # the gateway's sms-secrets.env lives here
+    sms = dataclasses.replace(kannel.settings, concurrency=4)
+    app = web.Application()
+    app.cleanup_ctx.append(sms_context(sms, state, url, dlr_base_url("0.0.0.0", port)))
+    add_routes(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        outbox = app[SMS_OUTBOX]
+        msg_id = outbox.enqueue(tenant="dongnai", to_number=_number("55", 1), text=NOTICE,
+                                purpose="resolve_notice", dedupe_key="resolve:DN-APP-1")
+        app[SMS_DISPATCHER].wake()
+        await wait_until(lambda: (m := outbox.get(msg_id)) and m.status == "delivered",
+                         what="sent through the app and reported back to it")
+    finally:
+        await runner.cleanup()
+    assert [m.text for m in _received(kannel, {_number("55", 1)})] == [NOTICE]

@@ -22,6 +22,7 @@ from callcenter.store.sms import (
     DLR_SMSC_REJECT,
     DLR_UNDELIVERED,
     BillingRow,
+    DeliveryReport,
     SmsOutbox,
     enqueue,
     month_bounds,
@@ -261,6 +262,28 @@ def test_given_reports_in_any_order_when_applied_then_final_status_sticks(
         outbox.mark_dlr(msg_id, kind, T0 + (i + 1) * S, detail=f"r{i}")
     got = outbox.get(msg_id)
     assert got is not None and got.status == final
+
+
+def test_given_many_marks_and_reports_when_applied_in_one_batch_then_each_applied(
+        outbox: SmsOutbox) -> None:
+    ids = [_add(outbox, n) for n in range(4)]
+    claimed = outbox.claim_due(T0, 4)
+    # A report for the last one arrives before the dispatcher's batch is written.
+    assert outbox.mark_dlr(ids[3], DLR_SMSC_ACK, T0) == "sent"
+    outbox.mark_sent_many([(m.id, m.claim_token or "") for m in claimed], T0 + S)
+    assert [outbox.get(i).sent_at for i in ids] == [T0 + S] * 3 + [T0]  # type: ignore[union-attr]
+    statuses = outbox.apply_reports([
+        DeliveryReport(ids[0], DLR_DELIVERED, "DELIVRD", "fake", "f0"),
+        DeliveryReport(ids[1], DLR_SMSC_ACK),
+        DeliveryReport(ids[0], DLR_SMSC_ACK, "ACK/"),  # late: delivered stays
+        DeliveryReport(ids[2], DLR_SMSC_REJECT, "REJECTD"),
+        DeliveryReport(999, DLR_DELIVERED),
+    ], T0 + 2 * S)
+    assert statuses == ["delivered", "sent", "delivered", "failed", None]
+    first = outbox.get(ids[0])
+    assert first is not None
+    assert (first.dlr_type, first.dlr_detail, first.smsc_id, first.smsc_message_id,
+            first.delivered_at) == (DLR_DELIVERED, "DELIVRD", "fake", "f0", T0 + 2 * S)
 
 
 def test_given_unknown_message_or_type_when_reported_then_none_or_refused(
