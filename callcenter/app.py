@@ -35,6 +35,8 @@ from callcenter.queue.linepool import LinePool
 from callcenter.records import RecordWriter
 from callcenter.secrets import Secrets, load_secrets
 from callcenter.settings import Settings
+from callcenter.sms.dlr import add_routes as add_sms_routes
+from callcenter.sms.service import dlr_base_url, sms_context
 from callcenter.store.faq import FaqStore
 from callcenter.store.journal import RecordJournal
 from callcenter.store.migrate import upgrade_head
@@ -276,7 +278,11 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
     app[REDIS_URL] = redis_url
     app[CONFIG] = LiveConfig(settings.config_path, config)
     log.info("config %s: %s", settings.config_path, summary(config))
-    app.cleanup_ctx.extend([_tasks_ctx, _redis_ctx, _store_ctx, _ari_ctx, _config_ctx])
+    sms = sms_context(settings.sms, settings.state_dir, settings.database_url,
+                      dlr_base_url(config.service.http_bind, config.service.http_port))
+    # SMS after the store (which migrates the database), before calls start.
+    app.cleanup_ctx.extend([_tasks_ctx, _redis_ctx, _store_ctx, sms, _ari_ctx, _config_ctx])
+    add_sms_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/pool", pool_view)
     app.router.add_get("/api/ivr", ivr_view)

@@ -14,6 +14,7 @@ from logging.config import fileConfig
 import sqlalchemy as sa
 from alembic import context
 
+import callcenter.store.sms  # noqa: F401 - its table is part of Base.metadata
 from callcenter.store.models import Base
 from callcenter.store.urls import DEFAULT_DATABASE_URL, ensure_sqlite_parent, normalise_url
 

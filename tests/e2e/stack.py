@@ -105,6 +105,8 @@ class Stack:
             "HOTLINE_CONFIG": str(self.config_path), "HOTLINE_STATE": str(self.state),
             "DATABASE_URL": self.database_url, "REDIS_URL": self.redis.url,
             "HOTLINE_INSTANCE": self.instance, "HOTLINE_LOG_LEVEL": "INFO",
+            # SMS has its own tests against a real Kannel (tests/adapters/test_sms_*).
+            "HOTLINE_SMS": "0",
         })
         return env
 
