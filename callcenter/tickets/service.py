@@ -1,0 +1,721 @@
+"""The ticket service: the pure state machine (callcenter.domain.tickets) over the SQL store.
+
+Synchronous and thread-safe: the app calls it from a thread (``asyncio.to_thread``); one
+instance serves every request. Every change (a ticket, its audit entries, its call links, the
+SMS it causes, its clocks) commits in ONE transaction, or not at all.
+
+Public API (stable; the HTTP API in ``callcenter.console`` is built on it)::
+
+    svc = TicketService(database_url, config, files_dir, *, max_upload_bytes=10 MiB,
+                        clock=utcnow)
+    # config: Callable[[], HotlineConfig] (the app's LiveConfig); read at every call, so a
+    # reloaded config (units, deadlines, SMS texts) applies to the next action.
+
+    svc.open(tenant, actor, *, channel, content, field, place=None, citizen_name=None,
+             citizen_phone=None, urgent=False, call_ids=(), publishable=None, at=None,
+             answer=None, faq_item=None) -> Ticket
+        # at None: now. answer given: answered at level 1 from the FAQ, closed at once.
+    svc.open_many(tenant, actor, requests: Sequence[NewTicket]) -> list[Ticket]
+        # one transaction for many (intake of web/e-mail forms, imports, the benchmark)
+    svc.act(code, actor, event, *, expected_version=None) -> Ticket
+        # event: Answer | Forward | Accept | Resolve | Return | Close | Reopen | Reclassify
+        #        | SetPublishable | Remind | LinkCall, with event.actor == actor.
+        # Resolve.reply_document: an attachment of the ticket (its id or sha256); stored as
+        # the attachment id.
+    svc.get(code, actor) -> Ticket
+    svc.list(actor, tenant=None, state=None, unit=None, late=None, field=None, since=None,
+             until=None, limit=50, offset=0) -> list[Ticket]   # newest received first
+    svc.count(actor, <same filters>) -> int                      # for paging
+    svc.audit(code, actor) -> list[AuditEntry]                   # oldest first
+    svc.attach(code, actor, file_name, content_type, data: bytes) -> Attachment
+    svc.attachments(code, actor) -> list[Attachment]
+    svc.attachment_file(code, ref, actor) -> tuple[Attachment, Path]   # ref: id or sha256
+    svc.open_for_caller(tenant, phone) -> list[Ticket]           # open tickets of a number
+    svc.link_call(code, call_id, actor) -> Ticket
+    svc.tickets_of_call(call_id) -> list[Ticket]
+    svc.public_feed(tenant, field=None, unit=None, month=None, *, limit=200, offset=0)
+        -> list[dict]    # month "YYYY-MM" (local); personal data redacted
+    svc.sweep(now=None) -> SweepResult                           # the deadline job's work
+    svc.policy(tenant) -> TicketPolicy
+    svc.reports -> TicketReports                                 # callcenter.tickets.reports
+    svc.close()
+    ticket_dict(ticket, now) -> dict                             # JSON view with clocks
+
+Errors are ``TicketError`` with a stable ``id``: the domain's (``ticket.illegal_transition``
+409, ``ticket.forbidden`` 403, ``ticket.unknown_*``, ``ticket.invalid_*``, ``ticket.bad_code``
+...) and the service's own:
+
+================================  =====================================================
+``ticket.not_found``              no ticket with that code (404)
+``ticket.conflict``               ``expected_version`` is not the ticket's version (409)
+``ticket.unknown_tenant``         a tenant the config does not have (404)
+``ticket.unknown_attachment``     a reply document that is not an attachment of the ticket
+``ticket.upload_too_large``       an attachment over ``max_upload_bytes`` (413)
+``ticket.upload_type``            an attachment that is not PDF, DOC, DOCX, PNG or JPEG (415)
+================================  =====================================================
+
+Visibility: a ``unit`` actor reads only tickets its unit holds or has held (``ticket_units``),
+anything else is ``ticket.forbidden``; other roles read every ticket. Actors carry no tenant:
+the HTTP layer, which knows a user's tenant, passes ``tenant=`` to ``list`` and checks
+``ticket.tenant`` after ``get`` (unit ids are only unique within a tenant).
+
+SMS: ``NotifyUnit`` and ``NotifyCitizen`` effects go to the outbox (``callcenter.store.sms``)
+in the same transaction, dedupe key ``f"{code}:{template}:{at.isoformat()}"`` (plus
+``f":{phone}"`` for a unit's focal persons), purpose ``unit_notice`` (forwarded),
+``reminder`` or ``resolve_notice``. A text the outbox refuses (too many parts) does not undo
+the ticket's change: it is logged and written to the audit log as ``sms_refused``.
+
+Audit events beyond the domain's: ``late`` and ``forward_late`` (the deadline job found a
+clock run out), ``attach`` (a file was attached), ``sms_refused``. They do not change the
+ticket's version: a user's ``expected_version`` stays valid while the job works.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from callcenter.domain import deadlines as dl
+from callcenter.domain.model import HotlineConfig, Tenant
+from callcenter.domain.redact import redact
+from callcenter.domain.shifts import normalise_number
+from callcenter.domain.ticket_config import TicketPolicy, policy_of, vietnamese_phone
+from callcenter.domain.tickets import (
+    AT_UNIT,
+    LEVEL1,
+    OPEN,
+    Actor,
+    Answer,
+    AuditEntry,
+    Effect,
+    Event,
+    LinkCall,
+    NotifyCitizen,
+    NotifyUnit,
+    Remind,
+    Resolve,
+    Ticket,
+    TicketError,
+    TicketState,
+    apply,
+    code_date,
+    is_public,
+    open_ticket,
+    parse_ticket_code,
+    ticket_code,
+)
+from callcenter.store import tickets as st
+from callcenter.store.data import ID_MAX_LENGTH
+from callcenter.store.models import utcnow
+from callcenter.store.sms import enqueue, month_bounds
+from callcenter.tickets.files import DEFAULT_MAX_UPLOAD_BYTES, check_upload
+
+if TYPE_CHECKING:
+    from callcenter.tickets.reports import TicketReports
+
+log = logging.getLogger("callcenter.tickets")
+
+SYSTEM = Actor("deadline-job", "system")
+MAX_LIST = 1000
+SMS_PURPOSES = {"forwarded": "unit_notice", "reminder": "reminder", "resolved": "resolve_notice"}
+_S = TicketState
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    """One ticket to open with ``open_many`` (the keyword arguments of ``open``)."""
+
+    channel: str
+    content: str
+    field: str
+    place: str | None = None
+    citizen_name: str | None = None
+    citizen_phone: str | None = None
+    urgent: bool = False
+    call_ids: tuple[str, ...] = ()
+    publishable: bool | None = None
+    at: dt.datetime | None = None  # None: now
+    answer: str | None = None  # answered at level 1 (FAQ): closed at once
+    faq_item: str | None = None
+
+
+@dataclass(frozen=True)
+class LateMark:
+    """A ticket the deadline job found late (one log line each)."""
+
+    code: str
+    tenant: str
+    unit: str | None
+    clock: dl.ClockName
+    due: dt.datetime
+    days_late: int
+
+    def __str__(self) -> str:
+        holder = self.unit or "level 1"
+        return (f"ticket {self.code} ({self.tenant}, {holder}) is late: {self.clock} deadline "
+                f"{self.due.isoformat()} passed ({self.days_late} day(s) late)")
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one sweep did."""
+
+    late: tuple[LateMark, ...] = ()  # resolve clock ran out (marked now)
+    forward_late: tuple[LateMark, ...] = ()  # forward clock ran out (marked now)
+    reminded: tuple[str, ...] = ()  # codes whose unit was reminded
+    failed: tuple[str, ...] = ()  # "code: why" for reminders that could not be sent
+
+
+def _not_found(code: str) -> TicketError:
+    return TicketError("ticket.not_found", f"no ticket {code}")
+
+
+def _call_id(call_id: str) -> str:
+    cid = (call_id or "").strip()
+    if not cid or len(cid) > ID_MAX_LENGTH:
+        raise TicketError("ticket.invalid_text",
+                          f"call record id {call_id!r}: expected 1-{ID_MAX_LENGTH} characters")
+    return cid
+
+
+def masked(phone: str) -> str:
+    """A phone number for logs and audit details: 091****678 (logs carry no numbers)."""
+    return phone[:3] + "****" + phone[-3:] if len(phone) > 6 else "****"
+
+
+def caller_number(phone: str) -> str:
+    """A caller's number as tickets store it: national form (+84/84/0, dots, spaces)."""
+    n = normalise_number(phone or "")
+    # Some trunks deliver the national number without its leading 0.
+    if n.isdigit() and not n.startswith("0") and len(n) in (9, 10):
+        fixed = vietnamese_phone("0" + n)
+        if fixed is not None:
+            return fixed
+    return vietnamese_phone(n) or n
+
+
+def _phone_pattern(national: str) -> re.Pattern[str]:
+    """The citizen's own number in any common spelling (0.., +84.., 84..; dots, spaces)."""
+    digits = national[1:]
+    sep = r"[\s.\-]*"
+    body = sep.join(re.escape(d) for d in digits)
+    return re.compile(rf"(?:\+?\s*84|0){sep}(?:\(\s*)?{body}(?!\d)")
+
+
+def scrub(text: str, citizen_name: str | None, citizen_phone: str | None) -> str:
+    """Text for the public: ``redact`` with the citizen's name known, and their number gone."""
+    out = redact(text, [citizen_name] if citizen_name else [])
+    if citizen_phone and len(citizen_phone) >= 9:
+        out = _phone_pattern(citizen_phone).sub("[số điện thoại]", out)
+    return out
+
+
+def ticket_dict(ticket: Ticket, now: dt.datetime) -> dict[str, Any]:
+    """A ticket as plain JSON values, with its clocks at ``now`` (time left, late, days late)."""
+    d: dict[str, Any] = {}
+    for f in dataclasses.fields(ticket):
+        v = getattr(ticket, f.name)
+        if isinstance(v, dt.datetime):
+            v = v.isoformat()
+        elif isinstance(v, TicketState):
+            v = v.value
+        elif isinstance(v, tuple):
+            v = list(v)
+        d[f.name] = v
+    left = dl.time_left(ticket, now)
+    d["time_left_s"] = int(left.total_seconds()) if left is not None else None
+    d["late"] = dl.is_late(ticket, now)
+    d["days_late"] = dl.days_late(ticket, now)
+    d["forward_late"] = dl.is_forward_late(ticket, now)
+    d["open"] = ticket.state in OPEN
+    return d
+
+
+class TicketService:
+    """Petition tickets: open, act on, read, attach, sweep deadlines. Blocking (see module)."""
+
+    def __init__(self, database_url: str | sa.Engine, config: Callable[[], HotlineConfig],
+                 files_dir: Path, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+                 clock: Callable[[], dt.datetime] = utcnow):
+        self.db = st.TicketDatabase(database_url)
+        self.config = config
+        self.files_dir = Path(files_dir)
+        self.max_upload_bytes = max_upload_bytes
+        self.clock = clock
+        self._reports: TicketReports | None = None
+
+    def close(self) -> None:
+        """Close the database connections."""
+        self.db.close()
+
+    @property
+    def reports(self) -> TicketReports:
+        """Daily/weekly statistics, lists and the league table on the same database."""
+        if self._reports is None:
+            from callcenter.tickets.reports import TicketReports
+
+            self._reports = TicketReports(self.db, self.config, clock=self.clock)
+        return self._reports
+
+    # -- config ----------------------------------------------------------------------------
+    def tenant(self, tenant: str) -> Tenant:
+        """The tenant's config; TicketError ``ticket.unknown_tenant``."""
+        cfg = self.config()
+        found = next((t for t in cfg.tenants if t.id == tenant), None)
+        if found is None:
+            known = ", ".join(t.id for t in cfg.tenants)
+            raise TicketError("ticket.unknown_tenant",
+                              f"unknown tenant {tenant!r}: expected one of {known}")
+        return found
+
+    def policy(self, tenant: str) -> TicketPolicy:
+        """The tenant's ticket policy (units, places, deadlines, SMS texts) as configured now."""
+        return policy_of(self.tenant(tenant))
+
+    def _now(self) -> dt.datetime:
+        now = self.clock()
+        dl.require_aware(now, "the service clock")
+        return now.astimezone(dt.UTC)
+
+    # -- opening ---------------------------------------------------------------------------
+    def open(self, tenant: str, actor: Actor, *, channel: str, content: str, field: str,
+             place: str | None = None, citizen_name: str | None = None,
+             citizen_phone: str | None = None, urgent: bool = False,
+             call_ids: Sequence[str] = (), publishable: bool | None = None,
+             at: dt.datetime | None = None, answer: str | None = None,
+             faq_item: str | None = None) -> Ticket:
+        """Record a new ticket (answered and closed at once when ``answer`` is given)."""
+        req = NewTicket(channel=channel, content=content, field=field, place=place,
+                        citizen_name=citizen_name, citizen_phone=citizen_phone, urgent=urgent,
+                        call_ids=tuple(call_ids), publishable=publishable, at=at,
+                        answer=answer, faq_item=faq_item)
+        return self.open_many(tenant, actor, [req])[0]
+
+    def open_many(self, tenant: str, actor: Actor,
+                  requests: Sequence[NewTicket]) -> builtins.list[Ticket]:
+        """Record several tickets in one transaction (all or none); codes in request order."""
+        if not requests:
+            return []
+        policy = self.policy(tenant)
+        now = self._now()
+        days: builtins.list[dt.date] = []
+        for r in requests:
+            at = r.at or now
+            dl.require_aware(at, "the time of receipt")
+            days.append(code_date(at, policy.timezone))
+            for cid in r.call_ids:
+                _call_id(cid)
+        need: dict[dt.date, int] = {}
+        for d in days:
+            need[d] = need.get(d, 0) + 1
+        opened: builtins.list[Ticket] = []
+        effects: builtins.list[Effect] = []
+        with self.db.writing() as conn:
+            next_seq = {d: st.allocate_seq(conn, tenant, d, n) for d, n in need.items()}
+            for r, day in zip(requests, days, strict=True):
+                seq = next_seq[day]
+                next_seq[day] = seq + 1
+                at = r.at or now
+                ticket, fx = open_ticket(
+                    policy, code=ticket_code(policy.code_prefix, day, seq), tenant=tenant,
+                    channel=r.channel, content=r.content, field=r.field, at=at, actor=actor,
+                    place=r.place, citizen_name=r.citizen_name, citizen_phone=r.citizen_phone,
+                    urgent=r.urgent, call_ids=tuple(c.strip() for c in r.call_ids),
+                    publishable=r.publishable)
+                if r.answer is not None:
+                    ticket, more = apply(ticket, Answer(at, actor, r.answer, r.faq_item), policy)
+                    fx += more
+                opened.append(ticket)
+                effects += fx
+            st.insert_tickets(conn, [(t, dl.reminder_at(policy, t)) for t in opened], now)
+            audit = self._carry_out(conn, tenant, effects, now)
+        self._log(audit)
+        return opened
+
+    # -- acting ----------------------------------------------------------------------------
+    def act(self, code: str, actor: Actor, event: Event, *,
+            expected_version: int | None = None) -> Ticket:
+        """Apply one domain event; persist the ticket, audit, SMS and clocks together."""
+        if event.actor != actor:
+            raise TicketError("ticket.forbidden", f"{actor} may not act as {event.actor}")
+        if isinstance(event, LinkCall):
+            event = replace(event, call_id=_call_id(event.call_id))
+        now = self._now()
+        with self.db.writing() as conn:
+            stored = st.load(conn, code, for_update=True)
+            if stored is None:
+                raise _not_found(code)
+            old = stored.ticket
+            self._check_visible(conn, old, actor)
+            if expected_version is not None and old.version != expected_version:
+                raise TicketError("ticket.conflict",
+                                  f"ticket {code} is at version {old.version}, not "
+                                  f"{expected_version}: someone changed it; reload and retry")
+            policy = self.policy(old.tenant)
+            if isinstance(event, Resolve) and event.reply_document:
+                found = st.find_attachment(conn, code, event.reply_document.strip())
+                if found is None:
+                    raise TicketError("ticket.unknown_attachment",
+                                      f"{event.reply_document!r} is not an attachment of {code}; "
+                                      "attach the reply document first")
+                event = replace(event, reply_document=str(found.id))
+            new, effects = apply(old, event, policy)
+            if not st.update_ticket(conn, stored, new, dl.reminder_at(policy, new), now):
+                raise TicketError("ticket.conflict", f"ticket {code} changed meanwhile; retry")
+            if new.unit is not None and new.unit != old.unit:
+                st.add_holders(conn, [(code, new.unit)], now)
+            audit = self._carry_out(conn, new.tenant, effects, now)
+        self._log(audit)
+        return new
+
+    def link_call(self, code: str, call_id: str, actor: Actor) -> Ticket:
+        """Link a call record to the ticket (a later call about the same petition)."""
+        return self.act(code, actor, LinkCall(self._now(), actor, call_id))
+
+    def _carry_out(self, conn: sa.Connection, tenant: str, effects: Sequence[Effect],
+                   now: dt.datetime) -> builtins.list[AuditEntry]:
+        """Audit entries and SMS of ``effects`` into this transaction; the audit entries.
+
+        Clocks need nothing more here: their due times are the ticket's columns, and the
+        reminder time (``remind_at``) is written with the ticket.
+        """
+        audit = [e for e in effects if isinstance(e, AuditEntry)]
+        for e in effects:
+            texts: builtins.list[tuple[str, str, str]] = []  # (phone, key, purpose)
+            if isinstance(e, NotifyUnit):
+                key = f"{e.code}:{e.template}:{e.at.isoformat()}"
+                texts = [(p, f"{key}:{p}", SMS_PURPOSES[e.template]) for p in e.phones]
+            elif isinstance(e, NotifyCitizen):
+                texts = [(e.phone, f"{e.code}:{e.template}:{e.at.isoformat()}",
+                          SMS_PURPOSES[e.template])]
+            else:
+                continue
+            for phone, key, purpose in texts:
+                try:
+                    enqueue(conn, tenant=tenant, to_number=phone, text=e.text,
+                            purpose=purpose, dedupe_key=key, now=now)
+                except ValueError as err:  # checked before any SQL: the transaction is fine
+                    log.error("ticket %s: SMS %s to %s refused by the outbox: %s", e.code,
+                              purpose, masked(phone), err)
+                    to = next((a.to_state for a in reversed(audit) if a.code == e.code),
+                              _S.NEW)
+                    audit.append(AuditEntry(e.code, SYSTEM, now, "sms_refused", to, to,
+                                            f"{purpose} to {masked(phone)}: {err}"))
+        st.add_audit(conn, audit)
+        return audit
+
+    @staticmethod
+    def _log(audit: Sequence[AuditEntry]) -> None:
+        for entry in audit:
+            log.info("%s", entry)
+
+    # -- reading ---------------------------------------------------------------------------
+    def _check_visible(self, conn: sa.Connection, ticket: Ticket, actor: Actor) -> None:
+        if actor.role != "unit":
+            return
+        if actor.unit is not None and (ticket.unit == actor.unit
+                                       or st.has_held(conn, ticket.code, actor.unit)):
+            return
+        raise TicketError("ticket.forbidden",
+                          f"{actor} may not see ticket {ticket.code}: it is not with that unit")
+
+    def _stored_visible(self, conn: sa.Connection, code: str, actor: Actor) -> st.StoredTicket:
+        parse_ticket_code(code)  # ticket.bad_code for something that is no code at all
+        stored = st.load(conn, code)
+        if stored is None:
+            raise _not_found(code)
+        self._check_visible(conn, stored.ticket, actor)
+        return stored
+
+    def get(self, code: str, actor: Actor) -> Ticket:
+        """The ticket; ``ticket.not_found``, or ``ticket.forbidden`` for another unit's."""
+        with self.db.reading() as conn:
+            return self._stored_visible(conn, code, actor).ticket
+
+    def audit(self, code: str, actor: Actor) -> builtins.list[AuditEntry]:
+        """The ticket's audit log, oldest first (same visibility as ``get``)."""
+        with self.db.reading() as conn:
+            self._stored_visible(conn, code, actor)
+            return st.audit_of(conn, code)
+
+    def _filtered(self, actor: Actor, tenant: str | None, state: Any, unit: str | None,
+                  late: bool | None, field: str | None, since: dt.datetime | None,
+                  until: dt.datetime | None) -> builtins.list[sa.ColumnElement[bool]]:
+        t = st.TICKETS.c
+        where: builtins.list[sa.ColumnElement[bool]] = []
+        if actor.role == "unit":
+            if actor.unit is None:
+                raise TicketError("ticket.forbidden", f"{actor} belongs to no unit")
+            held = sa.select(st.UNITS.c.code).where(st.UNITS.c.unit == actor.unit)
+            where.append(sa.or_(t.unit == actor.unit, t.code.in_(held)))
+        if tenant is not None:
+            where.append(t.tenant == tenant)
+        if state is not None:
+            states = [state] if isinstance(state, (str, TicketState)) else builtins.list(state)
+            values = [TicketState(s).value for s in states]
+            where.append(t.state.in_(values))
+        if unit is not None:
+            where.append(t.unit == unit)
+        if field is not None:
+            where.append(t.field == field)
+        if since is not None:
+            dl.require_aware(since, "since")
+            where.append(t.received_at >= since)
+        if until is not None:
+            dl.require_aware(until, "until")
+            where.append(t.received_at < until)
+        if late is not None:
+            overdue = sa.and_(t.state.in_(st.OPEN_STATES), t.resolve_due < self._now())
+            where.append(overdue if late else sa.not_(overdue))
+        return where
+
+    def list(self, actor: Actor, tenant: str | None = None,
+             state: str | TicketState | Collection[str | TicketState] | None = None,
+             unit: str | None = None, late: bool | None = None, field: str | None = None,
+             since: dt.datetime | None = None, until: dt.datetime | None = None,
+             limit: int = 50, offset: int = 0) -> builtins.list[Ticket]:
+        """Tickets the actor may see, newest received first (``late``: open past due)."""
+        where = self._filtered(actor, tenant, state, unit, late, field, since, until)
+        t = st.TICKETS.c
+        q = (sa.select(st.TICKETS).where(*where)
+             .order_by(t.received_at.desc(), t.code.desc())
+             .limit(max(0, min(limit, MAX_LIST))).offset(max(0, offset)))
+        with self.db.reading() as conn:
+            return [s.ticket for s in st.tickets_from(conn, q)]
+
+    def count(self, actor: Actor, tenant: str | None = None,
+              state: str | TicketState | Collection[str | TicketState] | None = None,
+              unit: str | None = None, late: bool | None = None, field: str | None = None,
+              since: dt.datetime | None = None, until: dt.datetime | None = None) -> int:
+        """How many tickets ``list`` would give without limit and offset."""
+        where = self._filtered(actor, tenant, state, unit, late, field, since, until)
+        q = sa.select(sa.func.count()).select_from(st.TICKETS).where(*where)
+        with self.db.reading() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    def open_for_caller(self, tenant: str, phone: str) -> builtins.list[Ticket]:
+        """The open tickets of a caller's number (any of +84/84/0 forms, dots, spaces)."""
+        number = caller_number(phone)
+        if not number:
+            return []
+        t = st.TICKETS.c
+        q = (sa.select(st.TICKETS)
+             .where(t.citizen_phone == number, t.tenant == tenant,
+                    t.state.in_(st.OPEN_STATES))
+             .order_by(t.received_at.desc(), t.code.desc()).limit(MAX_LIST))
+        with self.db.reading() as conn:
+            return [s.ticket for s in st.tickets_from(conn, q)]
+
+    def tickets_of_call(self, call_id: str) -> builtins.list[Ticket]:
+        """The tickets a call record is linked to (oldest first)."""
+        t = st.TICKETS.c
+        q = (sa.select(st.TICKETS).join(st.CALLS, st.CALLS.c.code == t.code)
+             .where(st.CALLS.c.call_id == call_id).order_by(t.received_at, t.code))
+        with self.db.reading() as conn:
+            return [s.ticket for s in st.tickets_from(conn, q)]
+
+    # -- attachments -----------------------------------------------------------------------
+    def attach(self, code: str, actor: Actor, file_name: str, content_type: str | None,
+               data: bytes) -> st.Attachment:
+        """Store a file for the ticket (type by its bytes, size checked, kept under its hash).
+
+        Who may: level 1, supervisors, admins, the system, and the unit holding the ticket.
+        The same bytes attached twice to one ticket give the first attachment back.
+        """
+        checked = check_upload(file_name, content_type, data, self.max_upload_bytes)
+        digest = hashlib.sha256(data).hexdigest()
+        with self.db.reading() as conn:
+            ticket = self._stored_visible(conn, code, actor).ticket
+        if actor.role == "unit" and ticket.unit != actor.unit:
+            raise TicketError("ticket.forbidden", f"{actor} may not attach files to {code}: "
+                                                  f"it is with {ticket.unit or 'level 1'}")
+        rel = Path(ticket.tenant) / digest[:2] / digest
+        # The file first (content-addressed, so a retry or a twin is harmless); the row next.
+        # A row never names a file that is not on disk; a crash in between leaves an orphan.
+        self._write_file(self.files_dir / rel, data)
+        now = self._now()
+        with self.db.writing() as conn:
+            current = st.load(conn, code)
+            assert current is not None
+            att, new = st.add_attachment(
+                conn, code=code, file_name=checked.file_name,
+                content_type=checked.content_type, size=len(data), sha256=digest,
+                stored_path=rel.as_posix(), uploaded_by=str(actor), uploaded_at=now)
+            entry = AuditEntry(code, actor, now, "attach", current.ticket.state,
+                               current.ticket.state,
+                               f"{att.file_name} ({att.content_type}, {att.size} bytes, "
+                               f"sha256 {digest[:12]}, attachment {att.id})")
+            if new:
+                st.add_audit(conn, [entry])
+        if new:
+            self._log([entry])
+        return att
+
+    @staticmethod
+    def _write_file(path: Path, data: bytes) -> None:
+        if path.exists() and path.stat().st_size == len(data):
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())  # on disk before the row that names it commits
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def attachments(self, code: str, actor: Actor) -> builtins.list[st.Attachment]:
+        """The ticket's attachments, oldest first (same visibility as ``get``)."""
+        with self.db.reading() as conn:
+            self._stored_visible(conn, code, actor)
+            return st.attachments_of(conn, code)
+
+    def attachment_file(self, code: str, ref: str,
+                        actor: Actor) -> tuple[st.Attachment, Path]:
+        """An attachment (by id or sha256) and the path of its bytes, for downloading."""
+        with self.db.reading() as conn:
+            self._stored_visible(conn, code, actor)
+            att = st.find_attachment(conn, code, ref)
+        if att is None:
+            raise TicketError("ticket.unknown_attachment", f"no attachment {ref!r} of {code}")
+        return att, self.files_dir / att.stored_path
+
+    # -- public disclosure -----------------------------------------------------------------
+    def public_feed(self, tenant: str, field: str | None = None, unit: str | None = None,
+                    month: str | None = None, *, limit: int = 200,
+                    offset: int = 0) -> builtins.list[dict[str, Any]]:
+        """Answered/resolved tickets marked publishable, personal data removed, newest first.
+
+        Each item: code, field, field_name, unit, unit_name, received_date and answered_date
+        (local days, YYYY-MM-DD), question and answer (redacted; the citizen's name and number
+        never appear).
+        """
+        policy = self.policy(tenant)
+        zone = ZoneInfo(policy.timezone)
+        t = st.TICKETS.c
+        where = [t.tenant == tenant, t.publishable.is_(True), t.result.is_not(None),
+                 t.state.in_([_S.ANSWERED.value, _S.RESOLVED.value, _S.CLOSED.value])]
+        if field is not None:
+            where.append(t.field == field)
+        if unit is not None:
+            where.append(t.unit == unit)
+        if month is not None:
+            try:
+                start, end = month_bounds(month, zone)
+            except ValueError as e:
+                raise TicketError("ticket.invalid_text", str(e)) from None
+            where += [t.received_at >= start, t.received_at < end]
+        q = (sa.select(st.TICKETS).where(*where)
+             .order_by(t.received_at.desc(), t.code.desc())
+             .limit(max(0, min(limit, MAX_LIST))).offset(max(0, offset)))
+        with self.db.reading() as conn:
+            tickets = [s.ticket for s in st.tickets_from(conn, q)]
+        items = []
+        for tk in tickets:
+            if not is_public(tk) or tk.result is None:
+                continue
+            holder = policy.unit(tk.unit) if tk.unit is not None else None
+            answered = tk.resolved_at or tk.closed_at
+            items.append({
+                "code": tk.code,
+                "field": tk.field,
+                "field_name": policy.field_name(tk.field) or tk.field,
+                "unit": tk.unit,
+                "unit_name": holder.name if holder is not None else "Tổng đài 1022",
+                "received_date": tk.received_at.astimezone(zone).date().isoformat(),
+                "answered_date": (answered.astimezone(zone).date().isoformat()
+                                  if answered is not None else None),
+                "question": scrub(tk.content, tk.citizen_name, tk.citizen_phone),
+                "answer": scrub(tk.result, tk.citizen_name, tk.citizen_phone),
+            })
+        return items
+
+    # -- deadlines -------------------------------------------------------------------------
+    def sweep(self, now: dt.datetime | None = None) -> SweepResult:
+        """Mark tickets whose clocks ran out and send due reminders; safe to run any time.
+
+        Idempotent: a ticket is marked late once per due time (``late_at``,
+        ``forward_late_at``; reset when its due time moves) and reminded once per forwarding.
+        Reminders go only while the deadline is still ahead (after it, the ticket is late).
+        """
+        now = (now or self._now()).astimezone(dt.UTC)
+        late = self._mark_late(now, "resolve")
+        forward_late = self._mark_late(now, "forward")
+        reminded: builtins.list[str] = []
+        failed: builtins.list[str] = []
+        t = st.TICKETS.c
+        q = (sa.select(t.code).where(
+            t.state.in_([s.value for s in AT_UNIT]), t.remind_at <= now,
+            t.reminded_at.is_(None), t.resolve_due > now).order_by(t.remind_at))
+        with self.db.reading() as conn:
+            due = [r.code for r in conn.execute(q)]
+        for code in due:
+            try:
+                self.act(code, SYSTEM, Remind(now, SYSTEM))
+                reminded.append(code)
+            except TicketError as e:
+                if e.id == "ticket.reminder_not_due":
+                    self._reschedule_reminder(code)  # the config changed since it was set
+                else:
+                    failed.append(f"{code}: {e}")
+                    log.warning("reminder for ticket %s not sent: %s", code, e)
+        return SweepResult(tuple(late), tuple(forward_late), tuple(reminded), tuple(failed))
+
+    def _mark_late(self, now: dt.datetime, clock: dl.ClockName) -> builtins.list[LateMark]:
+        t = st.TICKETS.c
+        if clock == "resolve":
+            due_col, mark_col, states, event = t.resolve_due, t.late_at, OPEN, "late"
+        else:
+            due_col, mark_col, states, event = t.forward_due, t.forward_late_at, LEVEL1, \
+                "forward_late"
+        stmt = (sa.update(st.TICKETS)
+                .where(t.state.in_([s.value for s in states]), due_col < now,
+                       mark_col.is_(None))
+                .values({mark_col.name: now})
+                .returning(t.code, t.tenant, t.unit, t.state, due_col))
+        marks: builtins.list[LateMark] = []
+        with self.db.writing() as conn:
+            rows = conn.execute(stmt).all()
+            entries = []
+            for code, tenant, unit, state, due in rows:  # due: aware UTC (UTCDateTime)
+                days = max(1, -(-(now - due) // dt.timedelta(days=1)))  # started days
+                marks.append(LateMark(code, tenant, unit, clock, due, days))
+                entries.append(AuditEntry(
+                    code, SYSTEM, now, event, TicketState(state), TicketState(state),
+                    f"{clock} deadline {due.isoformat()} passed"
+                    + (f"; with {unit}" if unit else "; at level 1")))
+            st.add_audit(conn, entries)
+        for m in marks:
+            log.info("%s", m)
+        return marks
+
+    def _reschedule_reminder(self, code: str) -> None:
+        with self.db.writing() as conn:
+            stored = st.load(conn, code, for_update=True)
+            if stored is None:
+                return
+            at = dl.reminder_at(self.policy(stored.ticket.tenant), stored.ticket)
+            if at != stored.remind_at:
+                conn.execute(sa.update(st.TICKETS).where(st.TICKETS.c.code == code)
+                             .values(remind_at=at))
