@@ -358,7 +358,8 @@ def test_given_file_over_limit_when_attached_then_too_large(
         assert small.attach(code, YT, "ok.pdf", "application/pdf", pdf_bytes()).size < 1000
     finally:
         small.close()
-    assert 10 * 1024 * 1024 == TicketService.__init__.__kwdefaults__["max_upload_bytes"]
+    defaults = TicketService.__init__.__kwdefaults__ or {}
+    assert defaults["max_upload_bytes"] == 10 * 1024 * 1024
 
 
 def test_given_reply_document_when_resolving_then_must_be_an_attachment_of_the_ticket(
