@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Areas that bring their own subcommands: each module has ``register(sub)``, which adds its
 # parsers and sets ``handler=fn(args, settings) -> int`` on them with ``set_defaults``.
 AREA_COMMANDS: tuple[str, ...] = ("callcenter.ivr.cli", "callcenter.ivr.faq_cli",
-                                  "callcenter.sms.cli",
+                                  "callcenter.sms.cli", "callcenter.console.cli",
                                   "callcenter.tickets.cli")
 
 

@@ -1,0 +1,34 @@
+"""The console's typed app keys and small look-ups shared by the API and the public pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from aiohttp import web
+
+from callcenter.console.errors import ApiError
+from callcenter.domain.model import HotlineConfig, Tenant
+from callcenter.tickets.service import TicketService
+
+SERVICE = web.AppKey("console_ticket_service", TicketService)
+CONFIG: web.AppKey[Callable[[], HotlineConfig]] = web.AppKey("console_config")
+CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("console_clock")
+
+
+def utcnow() -> dt.datetime:
+    """Now, aware, in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+def find_tenant(app: web.Application, tenant_id: str) -> Tenant | None:
+    """The tenant in force with this id, or None."""
+    return next((t for t in app[CONFIG]().tenants if t.id == tenant_id), None)
+
+
+def tenant_or_404(app: web.Application, tenant_id: str) -> Tenant:
+    """The tenant in force; 404 ``tenant.not_found`` if the config has no such tenant."""
+    tenant = find_tenant(app, tenant_id)
+    if tenant is None:
+        raise ApiError("tenant.not_found", f"no tenant {tenant_id!r}")
+    return tenant

@@ -1,0 +1,263 @@
+"""The OpenAPI 3.1 document of the hotline's HTTP API, served at ``/api/v1/openapi.json``.
+
+Built from ``api.ROUTES`` (paths, roles, parameters, bodies) and the shared validation specs,
+so what is documented is what the handlers check; the shapes of answers are written here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+from callcenter.console import public
+from callcenter.console.api import API, ROUTES, Route
+from callcenter.console.errors import STATUS_BY_ID
+from callcenter.console.validation import Obj
+from callcenter.domain import tickets as tk
+from callcenter.tickets.files import KINDS
+
+DOCUMENT_TYPES = tuple(k.content_type for k in KINDS.values())
+
+TITLE = "Tổng đài 1022 — ticket API"
+VERSION = "1.0.0"
+
+ERROR_TEXT = {
+    401: "No valid bearer token (`auth.required`)",
+    403: "The role, tenant or unit may not do this (`auth.forbidden`, `ticket.forbidden`)",
+    404: "No such ticket or tenant (`ticket.not_found`, `tenant.not_found`)",
+    410: "The attachment's bytes are missing from the files folder "
+         "(`ticket.attachment_missing`)",
+    409: "Stale `version` (`ticket.conflict`) or not allowed in the ticket's state "
+         "(`ticket.illegal_transition`)",
+    413: "The upload passed the size limit while streaming (`ticket.upload_too_large`)",
+    415: "Not JSON/multipart (`request.unsupported_media`), or a document whose bytes are "
+         "not PDF, DOC, DOCX, JPEG or PNG (`ticket.upload_type`)",
+    422: "A body field or parameter is malformed (`request.invalid`, with `details.field`) "
+         "or refused by the ticket rules (`ticket.unknown_field`, `ticket.invalid_phone` ...)",
+    503: "The ticket store does not answer (`store.unavailable`); retry",
+}
+
+# Ticket dataclass annotations (strings: the module uses postponed annotations) -> schema.
+_TYPES: dict[str, dict[str, Any]] = {
+    "str": {"type": "string"},
+    "str | None": {"type": ["string", "null"]},
+    "int": {"type": "integer"},
+    "bool": {"type": "boolean"},
+    "dt.datetime": {"type": "string", "format": "date-time"},
+    "dt.datetime | None": {"type": ["string", "null"], "format": "date-time"},
+    "tuple[str, ...]": {"type": "array", "items": {"type": "string"}},
+    "Channel": {"type": "string", "enum": list(tk.CHANNELS)},
+    "TicketState": {"type": "string", "enum": [s.value for s in tk.TicketState]},
+}
+
+
+def _ticket_schema() -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    for f in dataclasses.fields(tk.Ticket):
+        props[f.name] = dict(_TYPES.get(str(f.type), {}))
+    props |= {
+        "time_left_s": {"type": ["integer", "null"],
+                        "description": "seconds to the resolve deadline; negative: late"},
+        "late": {"type": "boolean"},
+        "days_late": {"type": "integer", "minimum": 0},
+        "forward_late": {"type": "boolean"},
+        "open": {"type": "boolean", "description": "with level 1 or a unit"},
+    }
+    return {"type": "object", "properties": props, "required": ["code", "tenant", "state",
+                                                                "version"]}
+
+
+def _error_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {
+            "type": "object",
+            "required": ["id", "message"],
+            "properties": {
+                "id": {"type": "string", "description": "stable, e.g. "
+                       + ", ".join(sorted(STATUS_BY_ID))},
+                "message": {"type": "string"},
+                "details": {"type": "object",
+                            "properties": {"field": {"type": "string"}}},
+            },
+        }},
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    ticket = {"$ref": "#/components/schemas/Ticket"}
+    return {
+        "Error": _error_schema(),
+        "Ticket": _ticket_schema(),
+        "TicketPage": {"type": "object", "required": ["items", "total", "limit", "offset"],
+                       "properties": {"items": {"type": "array", "items": ticket},
+                                      "total": {"type": "integer"},
+                                      "limit": {"type": "integer"},
+                                      "offset": {"type": "integer"}}},
+        "TicketList": {"type": "object", "required": ["items"],
+                       "properties": {"items": {"type": "array", "items": ticket}}},
+        "AuditEntry": {"type": "object", "required": ["at", "actor", "event", "to"],
+                       "properties": {
+                           "at": {"type": "string", "format": "date-time"},
+                           "actor": {"type": "object", "properties": {
+                               "user": {"type": "string"}, "role": {"type": "string"},
+                               "unit": {"type": ["string", "null"]}}},
+                           "event": {"type": "string"},
+                           "from": {"type": ["string", "null"]},
+                           "to": {"type": "string"},
+                           "detail": {"type": "string"},
+                           "text": {"type": "string",
+                                    "description": "code from -[event]-> to by actor at time"},
+                       }},
+        "AuditLog": {"type": "object", "required": ["code", "entries"],
+                     "properties": {"code": {"type": "string"}, "entries": {
+                         "type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}}}},
+        "Attachment": {"type": "object",
+                       "required": ["id", "code", "file_name", "content_type", "size", "sha256"],
+                       "description": "a stored reply document; give its id as "
+                                      "`reply_document` when resolving",
+                       "properties": {"id": {"type": "integer"},
+                                      "code": {"type": "string"},
+                                      "file_name": {"type": "string"},
+                                      "content_type": {"type": "string"},
+                                      "size": {"type": "integer"},
+                                      "sha256": {"type": "string"},
+                                      "uploaded_by": {"type": "string"},
+                                      "uploaded_at": {"type": "string",
+                                                      "format": "date-time"}}},
+        "AttachmentList": {"type": "object", "required": ["items"], "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Attachment"}}}},
+        "Report": {"type": "object", "description": "rows of the report; `?format=csv` or "
+                                                    "`xlsx` downloads the same rows"},
+        "PublicFeed": {"type": "object", "required": ["tenant", "items"],
+                       "properties": {"tenant": {"type": "string"},
+                                      "name": {"type": "string"},
+                                      "items": {"type": "array",
+                                                "items": {"type": "object"}}}},
+    }
+
+
+def _responses() -> dict[str, Any]:
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    out: dict[str, Any] = {}
+    for status, text in ERROR_TEXT.items():
+        resp: dict[str, Any] = {"description": text, "content": error}
+        if status == 401:
+            resp["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+        out[str(status)] = resp
+    return out
+
+
+def _body(route: Route) -> dict[str, Any] | None:
+    if route.body is None:
+        return None
+    if route.body == "multipart":
+        return {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["file"],
+            "properties": {"file": {"type": "string", "format": "binary",
+                                    "description": "PDF, DOC, DOCX, JPEG or PNG"}}}}}}
+    schema: dict[str, Any]
+    if isinstance(route.body, Obj):
+        schema = {"$ref": f"#/components/schemas/{route.body.title}"}
+    else:
+        schema = {"oneOf": [{"$ref": f"#/components/schemas/{o.title}"} for o in route.body],
+                  "discriminator": {"propertyName": "action"}}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _body_schemas() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for route in ROUTES:
+        objs = [route.body] if isinstance(route.body, Obj) else (
+            list(route.body) if isinstance(route.body, tuple) else [])
+        for obj in objs:
+            assert obj.title
+            out[obj.title] = obj.schema()
+    return out
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    ok: dict[str, Any] = {"description": "OK", "content": {}}
+    if route.ok_schema is not None:
+        ok["content"] = {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{route.ok_schema}"}}}
+    if route.downloads:
+        ok["content"]["text/csv"] = {"schema": {"type": "string"}}
+        ok["content"]["application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"] = {
+            "schema": {"type": "string", "format": "binary"}}
+    if route.file_download:
+        ok["content"] = {ctype: {"schema": {"type": "string", "format": "binary"}}
+                         for ctype in DOCUMENT_TYPES}
+        ok["description"] = "The document (PDF, DOC, DOCX, JPEG or PNG) as stored"
+    responses: dict[str, Any] = {str(route.ok_status): ok}
+    for status in sorted({*route.errors, 401, 503}):
+        responses[str(status)] = {"$ref": f"#/components/responses/{status}"}
+    op: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "tags": [route.tag],
+        "description": f"Roles: {', '.join(route.roles)}.",
+        "x-roles": list(route.roles),
+        "parameters": [p.openapi() for p in route.params],
+        "responses": responses,
+    }
+    body = _body(route)
+    if body is not None:
+        op["requestBody"] = body
+    return op
+
+
+def _public_paths() -> dict[str, Any]:
+    ok_json = {"description": "OK", "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/PublicFeed"}}}}
+    ok_html = {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}
+    html_422 = {"description": "A filter is malformed: the page says which",
+                "content": {"text/html": {"schema": {"type": "string"}}}}
+    out: dict[str, Any] = {}
+    for path, op_id, summary, ok in (
+            (public.FEED_PATH, "publicFeed", "Resolved, publishable tickets with personal data "
+                                             "removed (no authentication)", ok_json),
+            (public.PAGE_PATH, "publicPage", "The same as a plain Vietnamese page with a "
+                                             "filter form (no authentication)", ok_html)):
+        out[path] = {"get": {
+            "operationId": op_id, "summary": summary, "tags": ["public"], "security": [],
+            "parameters": [p.openapi() for p in public.PARAMS],
+            "responses": {"200": ok, "404": {"$ref": "#/components/responses/404"},
+                          "422": (html_422 if path == public.PAGE_PATH
+                                  else {"$ref": "#/components/responses/422"}),
+                          "503": {"$ref": "#/components/responses/503"}},
+        }}
+    return out
+
+
+@functools.cache
+def spec() -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document (built once)."""
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        paths.setdefault(API + route.path, {})[route.method.lower()] = _operation(route)
+    paths[f"{API}/openapi.json"] = {"get": {
+        "operationId": "openapi", "summary": "This document", "tags": ["meta"],
+        "security": [], "responses": {"200": {"description": "OK", "content": {
+            "application/json": {"schema": {"type": "object"}}}}}}}
+    paths |= _public_paths()
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": TITLE, "version": VERSION,
+                 "description": "Petition tickets of Tổng đài 1022: record, forward, resolve, "
+                                "audit, reports. Errors: `{\"error\": {\"id\", \"message\", "
+                                "\"details\"?}}` with stable ids. Tokens: "
+                                "`callcenter user token NAME`."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "tags": [{"name": n} for n in ("tickets", "calls", "reports", "public", "meta")],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "bearerFormat": "hl1_<id>_<secret>"}},
+            "schemas": _schemas() | _body_schemas(),
+            "responses": _responses(),
+        },
+    }

@@ -1,0 +1,157 @@
+"""Reports over HTTP: daily and weekly figures, unprocessed and late lists, the league table.
+
+JSON by default; ``?format=csv`` (UTF-8 with BOM, so Excel reads the diacritics) or
+``?format=xlsx`` downloads the same rows as ``callcenter.tickets.reports`` lays them out
+(Vietnamese headers, the tenant's time zone). Periods are local: a day ``date=2026-11-23``
+(default today), an ISO week ``week=2026-W48`` (default this week), a month
+``month=2026-11`` for the league table (default this month).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from callcenter.console.auth import in_thread, require_tenant
+from callcenter.console.context import CLOCK, SERVICE, tenant_or_404
+from callcenter.console.errors import invalid
+from callcenter.console.validation import Param, parse_query
+from callcenter.domain.ticket_config import policy_of
+from callcenter.store.users import User
+from callcenter.tickets import reports as rp
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+FORMATS = ("json", "csv", "xlsx")
+P_TENANT = Param("tenant", pattern=r"[a-z0-9_-]{1,32}", max_len=32,
+                 description="tenant (province) id; default: the user's")
+P_FORMAT = Param("format", enum=FORMATS, default="json",
+                 description="json, or a csv / xlsx download")
+P_UNIT = Param("unit", pattern=r"[a-z0-9_-]{1,32}", max_len=32, description="one unit only")
+P_DATE = Param("date", kind="date", description="local day, YYYY-MM-DD (default: today)")
+P_WEEK = Param("week", pattern=r"[0-9]{4}-W[0-9]{2}", max_len=8,
+               description="ISO week, YYYY-Www (default: this week)")
+P_MONTH = Param("month", kind="month", description="YYYY-MM (default: this month)")
+
+Handler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
+
+
+def _tenant(request: web.Request, user: User, value: str | None) -> tuple[str, str, str]:
+    """(tenant id, its name, its time zone) after checking the user may see it."""
+    tenant_id = value or user.tenant
+    require_tenant(user, tenant_id)
+    tenant = tenant_or_404(request.app, tenant_id)
+    return tenant.id, tenant.name, policy_of(tenant).timezone
+
+
+def _today(request: web.Request, timezone: str) -> dt.date:
+    return request.app[CLOCK]().astimezone(ZoneInfo(timezone)).date()
+
+
+def _download(request: web.Request, fmt: str, name: str, csv_text: Callable[[], str],
+              xlsx: Callable[[], bytes]) -> web.StreamResponse:
+    if fmt == "csv":
+        return web.Response(body=("\ufeff" + csv_text()).encode("utf-8"),
+                            content_type="text/csv", charset="utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    return web.Response(body=xlsx(), content_type=XLSX,
+                        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+
+
+async def _summary(request: web.Request, user: User, kind: str) -> web.StreamResponse:
+    params = (P_TENANT, P_DATE, P_FORMAT) if kind == "daily" else (P_TENANT, P_WEEK, P_FORMAT)
+    q = parse_query(params, request.query)
+    tenant, _, tz = _tenant(request, user, q["tenant"])
+    reports = request.app[SERVICE].reports
+    if kind == "daily":
+        day = q["date"] or _today(request, tz)
+        summary = await in_thread(request.app, reports.daily, tenant, day)
+    else:
+        week = q["week"]
+        if week is None:
+            year, num, _ = _today(request, tz).isocalendar()
+            week = f"{year}-W{num:02d}"
+        summary = await in_thread(request.app, reports.weekly, tenant, week)
+    if q["format"] == "json":
+        return web.json_response(summary.to_json_dict())
+    name = f"bao-cao-{'ngay' if kind == 'daily' else 'tuan'}-{tenant}-{summary.period.label}"
+    return _download(request, q["format"], name, lambda: rp.summary_csv(summary),
+                     lambda: rp.xlsx_bytes(rp.summary_tables(summary)))
+
+
+async def daily(request: web.Request, user: User) -> web.StreamResponse:
+    return await _summary(request, user, "daily")
+
+
+async def weekly(request: web.Request, user: User) -> web.StreamResponse:
+    return await _summary(request, user, "weekly")
+
+
+async def _listing(request: web.Request, user: User, kind: str) -> web.StreamResponse:
+    q = parse_query(LIST_PARAMS, request.query)
+    tenant, tenant_name, tz = _tenant(request, user, q["tenant"])
+    reports = request.app[SERVICE].reports
+    now = request.app[CLOCK]()
+    fetch = reports.late if kind == "late" else reports.unprocessed
+    rows = await in_thread(request.app, fetch, tenant, unit=q["unit"], now=now)
+    if q["format"] == "json":
+        return web.json_response({"tenant": tenant, "tenant_name": tenant_name,
+                                  "generated_at": now.isoformat(),
+                                  "items": [r.to_json_dict() for r in rows]})
+    table = rp.list_table("late" if kind == "late" else "unprocessed", tenant_name, rows, now,
+                          tz)
+    name = f"{'tre-han' if kind == 'late' else 'chua-xu-ly'}-{tenant}-" \
+           f"{now.astimezone(ZoneInfo(tz)):%Y%m%d}"
+    return _download(request, q["format"], name, lambda: rp.table_csv(table),
+                     lambda: rp.xlsx_bytes([table]))
+
+
+async def late(request: web.Request, user: User) -> web.StreamResponse:
+    return await _listing(request, user, "late")
+
+
+async def unprocessed(request: web.Request, user: User) -> web.StreamResponse:
+    return await _listing(request, user, "unprocessed")
+
+
+async def league(request: web.Request, user: User) -> web.StreamResponse:
+    q = parse_query(LEAGUE_PARAMS, request.query)
+    tenant, tenant_name, tz = _tenant(request, user, q["tenant"])
+    given = {k: q[k] for k in ("date", "week", "month") if q[k] is not None}
+    if len(given) > 1:
+        raise invalid(sorted(given)[1], "give one of date, week or month")
+    if not given:
+        given = {"month": f"{_today(request, tz):%Y-%m}"}
+    reports = request.app[SERVICE].reports
+    period = await in_thread(request.app, reports.period, tenant, **given)
+    now = request.app[CLOCK]()
+    rows = await in_thread(request.app, reports.league, tenant, period, now=now)
+    if q["format"] == "json":
+        return web.json_response({"tenant": tenant, "tenant_name": tenant_name,
+                                  "period": period.to_json_dict(),
+                                  "generated_at": now.isoformat(),
+                                  "items": [r.to_json_dict() for r in rows]})
+    table = rp.league_table(tenant_name, rows, period, now)
+    return _download(request, q["format"], f"xep-hang-{tenant}-{period.label}",
+                     lambda: rp.table_csv(table), lambda: rp.xlsx_bytes([table]))
+
+
+LIST_PARAMS = (P_TENANT, P_UNIT, P_FORMAT)
+LEAGUE_PARAMS = (P_TENANT, P_DATE, P_WEEK, P_MONTH, P_FORMAT)
+
+REPORTS: tuple[tuple[str, Handler, str, tuple[Param, ...]], ...] = (
+    ("daily", daily, "Figures of one local day per unit and per field (received, answered "
+                     "at level 1, forwarded, resolved on time / late, open, late)",
+     (P_TENANT, P_DATE, P_FORMAT)),
+    ("weekly", weekly, "The same figures for an ISO week", (P_TENANT, P_WEEK, P_FORMAT)),
+    ("late", late, "Open tickets past their deadline, with days late (as of now)",
+     LIST_PARAMS),
+    ("unprocessed", unprocessed, "Tickets a unit has not accepted yet (as of now)",
+     LIST_PARAMS),
+    ("league", league, "Units ranked by on-time rate, with median resolve time",
+     LEAGUE_PARAMS),
+)
+
+__all__ = ["FORMATS", "REPORTS", "XLSX"]

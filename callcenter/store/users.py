@@ -1,0 +1,297 @@
+"""Users of the HTTP API and the console, and their API tokens (migration 0005).
+
+Synchronous SQLAlchemy like the other stores: the console calls it from a thread.
+
+* ``users``: one row per person or system account, with a role (operator, supervisor,
+  admin, unit), the tenant (province) it works for, and for ``unit`` users the level-2 unit
+  it speaks for. ``password_hash`` (argon2, set by the console's login), ``failed_logins``
+  and ``locked_until`` are here for the console's password login and lock-out; the API
+  itself only uses tokens.
+* ``api_tokens``: ``hl1_<token id>_<secret>``. Only the SHA-256 of the secret is stored,
+  so a copy of the database gives no working token; the token is shown once, at creation.
+  Lookup goes by the token id (the primary key), then the hashes are compared in constant
+  time. A token may expire and may be revoked; a user made inactive loses all access.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from callcenter.store.models import Base, UTCDateTime, utcnow
+from callcenter.store.records import make_engine
+
+USER_ROLES: Final = ("operator", "supervisor", "admin", "unit")
+TOKEN_PREFIX: Final = "hl1"
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
+_TENANT = re.compile(r"[a-z0-9_-]{1,32}")
+_UNIT = re.compile(r"[a-z0-9_-]{1,32}")
+_TOKEN = re.compile(r"hl1_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
+# A token used again within this time does not rewrite last_used_at: no write per request.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+MAX_LABEL = 100
+
+
+class UserError(ValueError):
+    """A refused user or token operation; ``id`` is stable (user.exists, user.not_found ...)."""
+
+    def __init__(self, error_id: str, message: str) -> None:
+        self.id = error_id
+        self.message = message
+        super().__init__(f"{error_id}: {message}")
+
+
+class UserRow(Base):
+    """A person (or system account) who may use the API or the console."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        sa.CheckConstraint(sa.column("role").in_(USER_ROLES), name="role"),
+        # A unit user speaks for exactly one unit; no other role has one.
+        sa.CheckConstraint("(role = 'unit') = (unit IS NOT NULL)", name="unit_role"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)  # login, lower-case ASCII
+    full_name: Mapped[str | None] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    tenant: Mapped[str] = mapped_column(sa.String(32), index=True)
+    unit: Mapped[str | None] = mapped_column(sa.String(32))
+    active: Mapped[bool] = mapped_column(sa.Boolean)
+    password_hash: Mapped[str | None] = mapped_column(sa.String(255))  # argon2 (console)
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    failed_logins: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ApiTokenRow(Base):
+    """A bearer token of a user: only the secret's SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(sa.String(16), primary_key=True)  # public part, hex
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_sha256: Mapped[str] = mapped_column(sa.String(64))
+    label: Mapped[str | None] = mapped_column(sa.String(MAX_LABEL))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    revoked: Mapped[bool] = mapped_column(sa.Boolean)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+_USERS = cast(sa.Table, UserRow.__table__)
+_TOKENS = cast(sa.Table, ApiTokenRow.__table__)
+
+
+@dataclass(frozen=True)
+class User:
+    """A user as the API sees it (never the password hash)."""
+
+    id: int
+    name: str
+    role: str
+    tenant: str
+    unit: str | None
+    active: bool
+    full_name: str | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """An API token's bookkeeping (never its secret)."""
+
+    id: str
+    user: str
+    label: str | None
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    revoked: bool
+
+    def usable(self, now: dt.datetime) -> bool:
+        """Not revoked and not expired at ``now``."""
+        return not self.revoked and (self.expires_at is None or now < self.expires_at)
+
+
+def _user(row: Any) -> User:
+    return User(id=row.id, name=row.name, role=row.role, tenant=row.tenant, unit=row.unit,
+                active=row.active, full_name=row.full_name, created_at=row.created_at)
+
+
+def _token(row: Any, user: str) -> TokenInfo:
+    return TokenInfo(id=row.id, user=user, label=row.label, created_at=row.created_at,
+                     last_used_at=row.last_used_at, expires_at=row.expires_at,
+                     revoked=row.revoked)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("ascii")).hexdigest()
+
+
+def check_user_fields(name: str, role: str, tenant: str, unit: str | None) -> None:
+    """Refuse a malformed user (UserError); the tenant and unit ids are checked by callers
+    against the configuration."""
+    if not _NAME.fullmatch(name):
+        raise UserError("user.invalid_name", f"user name {name!r}: expected 2-64 characters "
+                                             "a-z 0-9 . _ - starting with a letter or digit")
+    if role not in USER_ROLES:
+        raise UserError("user.invalid_role",
+                        f"role {role!r}: expected one of {', '.join(USER_ROLES)}")
+    if not _TENANT.fullmatch(tenant):
+        raise UserError("user.invalid_tenant", f"tenant {tenant!r}: expected a tenant id")
+    if role == "unit":
+        if unit is None or not _UNIT.fullmatch(unit):
+            raise UserError("user.unit_required",
+                            "a user of the unit role needs the id of its level-2 unit")
+    elif unit is not None:
+        raise UserError("user.unit_not_allowed",
+                        f"only users of the unit role belong to a unit, not a {role}")
+
+
+class UserStore:
+    """Users and API tokens in SQL (SQLite or PostgreSQL). Blocking: run it in a thread."""
+
+    def __init__(self, database_url: str):
+        self.engine = make_engine(database_url)
+
+    def close(self) -> None:
+        """Close the pool's connections."""
+        self.engine.dispose()
+
+    # -- users -----------------------------------------------------------------------------
+    def add_user(self, name: str, role: str, tenant: str, unit: str | None = None, *,
+                 full_name: str | None = None, now: dt.datetime | None = None) -> User:
+        """Create an active user; UserError user.exists if the name is taken."""
+        check_user_fields(name, role, tenant, unit)
+        if full_name is not None and len(full_name) > 200:
+            raise UserError("user.invalid_name", "the full name has more than 200 characters")
+        at = now or utcnow()
+        try:
+            with self.engine.begin() as conn:
+                new_id = conn.execute(sa.insert(_USERS).values(
+                    name=name, role=role, tenant=tenant, unit=unit, active=True,
+                    full_name=full_name, failed_logins=0, created_at=at, updated_at=at,
+                ).returning(_USERS.c.id)).scalar_one()
+        except IntegrityError:
+            if self.get_user(name) is not None:
+                raise UserError("user.exists", f"a user named {name!r} exists") from None
+            raise
+        return User(id=new_id, name=name, role=role, tenant=tenant, unit=unit, active=True,
+                    full_name=full_name, created_at=at)
+
+    def get_user(self, name: str) -> User | None:
+        """The user with this name, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(_USERS).where(_USERS.c.name == name)).first()
+        return None if row is None else _user(row)
+
+    def list_users(self, tenant: str | None = None) -> list[User]:
+        """Every user (of one tenant, if given), by tenant then name."""
+        q = sa.select(_USERS).order_by(_USERS.c.tenant, _USERS.c.name)
+        if tenant is not None:
+            q = q.where(_USERS.c.tenant == tenant)
+        with self.engine.connect() as conn:
+            return [_user(r) for r in conn.execute(q)]
+
+    def set_active(self, name: str, active: bool, *, now: dt.datetime | None = None) -> User:
+        """Enable or disable a user (a disabled user's tokens stop working at once)."""
+        with self.engine.begin() as conn:
+            done = conn.execute(sa.update(_USERS).where(_USERS.c.name == name).values(
+                active=active, updated_at=now or utcnow())).rowcount
+        user = self.get_user(name)
+        if not done or user is None:
+            raise UserError("user.not_found", f"no user named {name!r}")
+        return user
+
+    # -- tokens ----------------------------------------------------------------------------
+    def issue_token(self, name: str, *, label: str | None = None,
+                    expires_at: dt.datetime | None = None,
+                    now: dt.datetime | None = None) -> tuple[TokenInfo, str]:
+        """A new token for an active user: (its bookkeeping, the token text shown once)."""
+        if label is not None and len(label) > MAX_LABEL:
+            raise UserError("user.invalid_label", f"label longer than {MAX_LABEL} characters")
+        at = now or utcnow()
+        if expires_at is not None and expires_at <= at:
+            raise UserError("user.invalid_expiry", "the expiry is not in the future")
+        user = self.get_user(name)
+        if user is None:
+            raise UserError("user.not_found", f"no user named {name!r}")
+        if not user.active:
+            raise UserError("user.inactive", f"user {name!r} is disabled")
+        token_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)  # 256 bits, 43 characters
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(_TOKENS).values(
+                id=token_id, user_id=user.id, secret_sha256=_digest(secret), label=label,
+                created_at=at, last_used_at=None, expires_at=expires_at, revoked=False,
+                revoked_at=None))
+        info = TokenInfo(id=token_id, user=name, label=label, created_at=at, last_used_at=None,
+                         expires_at=expires_at, revoked=False)
+        return info, f"{TOKEN_PREFIX}_{token_id}_{secret}"
+
+    def tokens(self, name: str | None = None) -> list[TokenInfo]:
+        """Tokens (of one user, if given), newest first."""
+        q = (sa.select(_TOKENS, _USERS.c.name.label("user_name"))
+             .join(_USERS, _USERS.c.id == _TOKENS.c.user_id)
+             .order_by(_TOKENS.c.created_at.desc(), _TOKENS.c.id))
+        if name is not None:
+            q = q.where(_USERS.c.name == name)
+        with self.engine.connect() as conn:
+            return [_token(r, r.user_name) for r in conn.execute(q)]
+
+    def revoke(self, name: str, token_id: str | None = None, *,
+               now: dt.datetime | None = None) -> int:
+        """Revoke one token of a user, or all of them; how many were revoked."""
+        user = self.get_user(name)
+        if user is None:
+            raise UserError("user.not_found", f"no user named {name!r}")
+        q = sa.update(_TOKENS).where(_TOKENS.c.user_id == user.id, _TOKENS.c.revoked.is_(False))
+        if token_id is not None:
+            q = q.where(_TOKENS.c.id == token_id)
+        with self.engine.begin() as conn:
+            count = conn.execute(q.values(revoked=True, revoked_at=now or utcnow())).rowcount
+        if token_id is not None and not count:
+            raise UserError("user.token_not_found",
+                            f"user {name!r} has no unrevoked token {token_id!r}")
+        return int(count)
+
+    def authenticate(self, token: str, *, now: dt.datetime | None = None) -> User | None:
+        """The active user a bearer token belongs to, or None (unknown, wrong secret,
+        expired, revoked, user disabled). The secret's hash is compared in constant time."""
+        m = _TOKEN.fullmatch(token)
+        if m is None:
+            return None
+        token_id, secret = m[1], m[2]
+        at = now or utcnow()
+        q = (sa.select(_TOKENS.c.secret_sha256, _TOKENS.c.expires_at, _TOKENS.c.revoked,
+                       _TOKENS.c.last_used_at, _USERS)
+             .join(_USERS, _USERS.c.id == _TOKENS.c.user_id)
+             .where(_TOKENS.c.id == token_id))
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        # Compare even when the id is unknown, so the time taken says nothing about ids.
+        stored = row.secret_sha256 if row is not None else "0" * 64
+        if not hmac.compare_digest(stored.encode(), _digest(secret).encode()) or row is None:
+            return None
+        if row.revoked or not row.active or (row.expires_at is not None
+                                             and at >= row.expires_at):
+            return None
+        if row.last_used_at is None or at - row.last_used_at >= LAST_USED_RESOLUTION:
+            with self.engine.begin() as conn:
+                conn.execute(sa.update(_TOKENS).where(_TOKENS.c.id == token_id)
+                             .values(last_used_at=at))
+        return _user(row)
