@@ -368,7 +368,8 @@ async def call_tickets(request: web.Request, user: User) -> web.StreamResponse:
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/tickets", create_ticket, "createTicket",
           "Record a ticket (closed at once when an answer from the FAQ is given)",
-          LEVEL1, "tickets", body=OPEN_BODY, ok_status=201, ok_schema="Ticket"),
+          LEVEL1, "tickets", body=OPEN_BODY, ok_status=201, ok_schema="Ticket",
+          errors=(401, 403, 404, 413, 415, 422)),
     Route("GET", "/tickets", list_tickets, "listTickets",
           "Tickets of the tenant (a unit user: its own unit's only), newest first",
           ALL_ROLES, "tickets", params=LIST_PARAMS, ok_schema="TicketPage"),
@@ -378,7 +379,7 @@ ROUTES: tuple[Route, ...] = (
           "Move a ticket on: forward, accept, resolve, return, close, reopen, answer, "
           "reclassify, publish (send the version you saw)", ALL_ROLES, "tickets",
           params=(P_CODE,), body=tuple(ACTIONS.values()), ok_schema="Ticket",
-          errors=(401, 403, 404, 409, 415, 422)),
+          errors=(401, 403, 404, 409, 413, 415, 422)),
     Route("GET", "/tickets/{code}/audit", ticket_audit, "ticketAudit",
           "Who did what to a ticket, and when", ALL_ROLES, "tickets", params=(P_CODE,),
           ok_schema="AuditLog", errors=(401, 403, 404, 422)),

@@ -30,7 +30,8 @@ ERROR_TEXT = {
          "(`ticket.attachment_missing`)",
     409: "Stale `version` (`ticket.conflict`) or not allowed in the ticket's state "
          "(`ticket.illegal_transition`)",
-    413: "The upload passed the size limit while streaming (`ticket.upload_too_large`)",
+    413: "The upload passed the size limit while streaming (`ticket.upload_too_large`), or "
+         "a JSON body over 1 MiB (`request.too_large`)",
     415: "Not JSON/multipart (`request.unsupported_media`), or a document whose bytes are "
          "not PDF, DOC, DOCX, JPEG or PNG (`ticket.upload_type`)",
     422: "A body field or parameter is malformed (`request.invalid`, with `details.field`) "

@@ -1,15 +1,23 @@
 """Wire the console's HTTP side into the app: ticket API, public pages, OpenAPI, auth.
 
-Called once from the composition root (``callcenter.app.build_app``)::
+Called once from the composition root (``callcenter.app.build_app``), after the cleanup
+context that creates the app's TicketService (``callcenter.tickets.jobs`` shows it)::
 
+    app.cleanup_ctx.append(_tickets_ctx)          # sets app[TICKETS], runs the deadline job
     setup_console(app, database_url=settings.database_url, config=app[CONFIG],
-                  files_dir=settings.state_dir / "files")
+                  tickets=TICKETS)
+
+With ``tickets=`` the console uses that service (one engine, one files folder, shared with
+the deadline job); without it, it opens its own on ``files_dir`` (tests, or a console-only
+process) and closes it at shutdown. Either way the files folder must be the one the
+``callcenter ticket`` CLI uses (``$HOTLINE_STATE/ticket-files``): attachment rows name files
+relative to it.
 
 It adds the routes, the two middlewares (JSON errors, then bearer auth; both only act on
-``/api/v1`` and ``/public/``), and a cleanup context that opens the ticket service, the user
-store and the console's own thread pool (so slow report queries never hold up call records
-on the default pool) and closes them in reverse order. The database is migrated by the
-app's store context, which must come earlier in ``cleanup_ctx``.
+``/api/v1`` and ``/public/``), and a cleanup context that opens the user store and the
+console's own thread pool (so slow report queries never hold up call records on the default
+pool), and closes them in reverse order. The database is migrated by the app's store
+context, which must come earlier in ``cleanup_ctx``.
 """
 
 from __future__ import annotations
@@ -43,22 +51,34 @@ async def openapi_json(request: web.Request) -> web.StreamResponse:
 
 
 def setup_console(app: web.Application, *, database_url: str,
-                  config: Callable[[], HotlineConfig], files_dir: Path,
-                  max_upload_bytes: int | None = None,
+                  config: Callable[[], HotlineConfig],
+                  tickets: web.AppKey[TicketService] | None = None,
+                  files_dir: Path | None = None, max_upload_bytes: int | None = None,
                   clock: Callable[[], dt.datetime] = utcnow,
                   workers: int = DEFAULT_WORKERS) -> None:
     """Add the ticket API, the public pages and their resources to ``app`` (not yet started).
 
     ``config`` is read at every request (the app's LiveConfig), so reloads apply at once.
+    ``tickets``: the app key of a TicketService an earlier cleanup context sets; otherwise
+    give ``files_dir`` (and optionally ``max_upload_bytes``) and the console opens its own.
     """
+    if tickets is None and files_dir is None:
+        raise ValueError("setup_console: give tickets= (the app's TicketService key) or "
+                         "files_dir= (the console opens its own service)")
     app[CONFIG] = config
     app[CLOCK] = clock
 
     async def console_ctx(app: web.Application) -> AsyncIterator[None]:
         executor = concurrent.futures.ThreadPoolExecutor(workers,
                                                          thread_name_prefix="console")
-        kwargs = {} if max_upload_bytes is None else {"max_upload_bytes": max_upload_bytes}
-        service = TicketService(database_url, config, files_dir, clock=clock, **kwargs)
+        own: TicketService | None = None
+        if tickets is not None:
+            service = app[tickets]
+        else:
+            assert files_dir is not None
+            kwargs = {} if max_upload_bytes is None else {"max_upload_bytes": max_upload_bytes}
+            service = own = TicketService(database_url, config, files_dir, clock=clock,
+                                          **kwargs)
         users = UserStore(database_url)
         app[EXECUTOR], app[SERVICE], app[USERS] = executor, service, users
         log.info("ticket API on %s, public pages on /public/{tenant}/", API)
@@ -67,7 +87,8 @@ def setup_console(app: web.Application, *, database_url: str,
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
             users.close()
-            service.close()
+            if own is not None:
+                own.close()
 
     app.cleanup_ctx.append(console_ctx)
     app.middlewares.extend([error_middleware, auth_middleware])

@@ -8,6 +8,7 @@ import logging
 import pytest
 from aiohttp import FormData
 
+from callcenter.domain.tickets import Actor
 from tests.adapters import test_api_support as support
 from tests.adapters.test_api_support import EXE, MAX_UPLOAD, PDF, Api
 
@@ -343,3 +344,56 @@ async def test_given_workflow_when_logged_at_info_then_no_token_and_no_phone_num
     assert "0912345678" not in text and "912345678" not in text
     for token in api.tokens.values():
         assert token not in text and token[21:] not in text
+
+
+# ---- wiring as build_app does it ------------------------------------------------------------
+async def test_given_app_service_key_when_console_wired_then_it_shares_the_service_and_keeps_other_routes(  # noqa: E501
+        database_url: str, hotline_config, tmp_path) -> None:
+    from collections.abc import AsyncIterator
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from callcenter.console.setup import setup_console
+    from callcenter.store.migrate import upgrade_head
+    from callcenter.tickets.service import TicketService
+    from tests.adapters.test_api_support import make_tokens
+
+    upgrade_head(database_url)
+    tokens = make_tokens(database_url)
+    key = web.AppKey("tickets", TicketService)
+    closed: list[bool] = []
+
+    async def tickets_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[key] = TicketService(database_url, lambda: hotline_config, tmp_path / "files")
+        yield
+        closed.append(True)
+        app[key].close()
+
+    async def healthz(request: web.Request) -> web.Response:
+        raise web.HTTPServiceUnavailable(text="not ready")
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.cleanup_ctx.append(tickets_ctx)
+    setup_console(app, database_url=database_url, config=lambda: hotline_config, tickets=key)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.post(f"{V1}/tickets", json={
+            "channel": "web", "content": "Hỏi thủ tục cấp đổi CCCD", "field": "admin_procedures"},
+            headers={"Authorization": f"Bearer {tokens['tdv.an']}"})
+        assert resp.status == 201
+        code = (await resp.json())["code"]
+        assert client.app[key].get(code, Actor("t", "admin")).code == code
+        resp = await client.get("/healthz")  # other routes keep their own answers
+        assert resp.status == 503 and await resp.text() == "not ready"
+        assert not closed
+    assert closed == [True]
+
+
+async def test_given_huge_json_or_wrong_method_when_sent_then_json_error(api: Api) -> None:
+    body = await api.call("POST", f"{V1}/tickets", "tdv.an", 413,
+                          data=b'{"content": "' + b"x" * (2 * 1024 * 1024) + b'"}',
+                          headers={"Content-Type": "application/json"})
+    assert body["error"]["id"] == "request.too_large"
+    body = await api.call("DELETE", f"{V1}/tickets", "tdv.an", 405)
+    assert body["error"]["id"] == "http.method_not_allowed"
