@@ -22,6 +22,7 @@ from callcenter.ari_app.calls import CallDeps, utcnow
 from callcenter.ari_app.client import AriClient
 from callcenter.ari_app.service import StasisService
 from callcenter.config_file import load_config
+from callcenter.console.setup import setup_console
 from callcenter.domain.model import HotlineConfig
 from callcenter.domain.shifts import active_shift
 from callcenter.ivr.prompt_library import PromptLibrary
@@ -41,6 +42,8 @@ from callcenter.store.faq import FaqStore
 from callcenter.store.journal import RecordJournal
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.records import CallRecordStore
+from callcenter.tickets.jobs import deadline_job
+from callcenter.tickets.service import TicketService
 
 log = logging.getLogger("callcenter.app")
 
@@ -53,6 +56,7 @@ WRITER = web.AppKey("writer", RecordWriter)
 STASIS = web.AppKey("stasis", StasisService)
 LAYOUT = web.AppKey("layout", PbxLayout)
 IVR = web.AppKey("ivr", IvrRuntime)
+TICKETS = web.AppKey("tickets", TicketService)
 SECRETS = web.AppKey("secrets", Secrets)
 TASKS = web.AppKey("tasks", list)
 LAG = web.AppKey("loop_lag", LoopLag)
@@ -122,6 +126,18 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     except Exception as e:
         log.warning("records left in the journal at shutdown: %s", e)
     store.close()
+
+
+async def _tickets_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Petition tickets: the service (HTTP API, CLI share its rules) and the deadline job."""
+    s = app[SETTINGS]
+    service = TicketService(s.database_url, app[CONFIG], s.state_dir / "ticket-files")
+    app[TICKETS] = service
+    job = _owned(app, deadline_job(service), "ticket-deadlines")
+    yield
+    job.cancel()  # before the engine closes (_tasks_ctx's own cleanup runs last)
+    await asyncio.gather(job, return_exceptions=True)
+    service.close()
 
 
 async def _config_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -281,8 +297,11 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
     sms = sms_context(settings.sms, settings.state_dir, settings.database_url,
                       dlr_base_url(config.service.http_bind, config.service.http_port))
     # SMS after the store (which migrates the database), before calls start.
-    app.cleanup_ctx.extend([_tasks_ctx, _redis_ctx, _store_ctx, sms, _ari_ctx, _config_ctx])
+    app.cleanup_ctx.extend([_tasks_ctx, _redis_ctx, _store_ctx, sms, _tickets_ctx, _ari_ctx,
+                            _config_ctx])
     add_sms_routes(app)
+    setup_console(app, database_url=settings.database_url, config=app[CONFIG],
+                  tickets=TICKETS)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/pool", pool_view)
     app.router.add_get("/api/ivr", ivr_view)

@@ -14,7 +14,10 @@ from logging.config import fileConfig
 import sqlalchemy as sa
 from alembic import context
 
-import callcenter.store.sms  # noqa: F401 - its table is part of Base.metadata
+# Every module that defines tables on Base.metadata (autogenerate compares against all).
+import callcenter.store.sms  # noqa: F401
+import callcenter.store.tickets  # noqa: F401
+import callcenter.store.users  # noqa: F401
 from callcenter.store.models import Base
 from callcenter.store.urls import DEFAULT_DATABASE_URL, ensure_sqlite_parent, normalise_url
 
