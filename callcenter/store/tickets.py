@@ -301,16 +301,31 @@ def _upsert(conn: sa.Connection, table: sa.Table) -> Any:
 
 
 # ---- codes ----------------------------------------------------------------------------------
+def _allocate_statement(dialect: str) -> Any:
+    insert: Any = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    if insert is None:
+        raise NotImplementedError(f"tickets on {dialect}")
+    ins = insert(SEQUENCES)
+    return ins.values(tenant=sa.bindparam("b_tenant"), day=sa.bindparam("b_day"),
+                      last_seq=sa.bindparam("b_n")).on_conflict_do_update(
+        index_elements=["tenant", "day"],
+        set_={"last_seq": SEQUENCES.c.last_seq + ins.excluded.last_seq},
+    ).returning(SEQUENCES.c.last_seq)
+
+
+# Built once per backend: opening a ticket runs it every time (building it cost more than
+# running it).
+_ALLOCATE = {name: _allocate_statement(name) for name in ("postgresql", "sqlite")}
+
+
 def allocate_seq(conn: sa.Connection, tenant: str, day: dt.date, n: int = 1) -> int:
     """Reserve ``n`` consecutive sequence numbers for (tenant, day); the first of them."""
     if n < 1:
         raise ValueError("allocate at least one sequence number")
-    ins = _upsert(conn, SEQUENCES)
-    stmt = ins.values(tenant=tenant, day=day, last_seq=n).on_conflict_do_update(
-        index_elements=["tenant", "day"],
-        set_={"last_seq": SEQUENCES.c.last_seq + ins.excluded.last_seq},
-    ).returning(SEQUENCES.c.last_seq)
-    last = int(conn.execute(stmt).scalar_one())
+    stmt = _ALLOCATE.get(conn.dialect.name)
+    if stmt is None:
+        raise NotImplementedError(f"tickets on {conn.dialect.name}")
+    last = int(conn.execute(stmt, {"b_tenant": tenant, "b_day": day, "b_n": n}).scalar_one())
     return last - n + 1
 
 
