@@ -28,6 +28,8 @@ from callcenter.console.errors import ApiError, invalid
 from callcenter.console.uploads import read_upload
 from callcenter.console.validation import Bool, Int, Obj, Param, Str, StrList, parse_query
 from callcenter.domain import tickets as tk
+from callcenter.domain.routing import route as route_ticket
+from callcenter.domain.ticket_config import policy_of
 from callcenter.store.users import User
 from callcenter.tickets.service import ticket_dict
 
@@ -162,9 +164,11 @@ def _action(name: str, fields: dict[str, Any], required: tuple[str, ...] = (),
 
 
 ACTIONS: dict[str, Obj] = {
-    "forward": _action("forward", {"unit": Str(max_len=32, pattern=r"[a-z0-9_-]{1,32}"),
+    # No unit: the tenant's routing rules choose (field + place, most specific first).
+    "forward": _action("forward", {"unit": Str(max_len=32, pattern=r"[a-z0-9_-]{1,32}",
+                                               nullable=True),
                                    "note": Str(max_len=tk.MAX_REASON, nullable=True)},
-                       ("unit",), {"note": None}),
+                       (), {"note": None, "unit": None}),
     "accept": _action("accept", {}),
     "resolve": _action("resolve", {"result": TEXT,
                                    "reply_document": Str(max_len=64, nullable=True,
@@ -293,6 +297,13 @@ async def act_on_ticket(request: web.Request, user: User) -> web.StreamResponse:
     ticket = await _visible_ticket(request, user, code)
     actor = actor_of(user)
     now = _now(request)
+    if action == "forward" and body["unit"] is None:
+        policy = policy_of(tenant_or_404(request.app, ticket.tenant))
+        unit = route_ticket(policy, ticket.field, ticket.place)
+        if unit is None:
+            raise ApiError("ticket.no_route", f"no routing rule or fallback unit for field "
+                           f"{ticket.field!r}: name the unit", status=422)
+        body = {**body, "unit": unit}
     event = _event(action, body, ticket, actor, now)
     updated = await in_thread(request.app, request.app[SERVICE].act, code, actor, event,
                               expected_version=body["version"])

@@ -64,6 +64,22 @@ async def test_given_wrong_role_when_calling_then_403_auth_forbidden(
 
 
 # ---- the workflow ------------------------------------------------------------------------------
+async def test_given_forward_without_unit_then_the_routing_rules_choose(api: Api) -> None:
+    # Health has a province-wide lead unit; transport has none: the place decides, and with
+    # no place the fallback unit takes it.
+    t = await api.open_ticket()
+    t = await api.act(t["code"], "tdv.an", "forward", 0)
+    assert (t["state"], t["unit"]) == ("forwarded", "so_y_te")
+    local = await api.open_ticket(field="transport")
+    local = await api.act(local["code"], "tdv.an", "forward", 0)
+    assert local["unit"] == "ubnd_long_thanh"
+    nowhere = await api.open_ticket(field="transport", place=None)
+    nowhere = await api.act(nowhere["code"], "tdv.an", "forward", 0)
+    assert nowhere["unit"] == "vp_ubnd_tinh"
+    audit = await api.call("GET", f"{V1}/tickets/{local['code']}/audit", "giamsat.binh", 200)
+    assert "as routed" in audit["entries"][1]["text"]
+
+
 async def test_given_operator_when_open_forward_accept_resolve_close_then_audit_tells_it(
         api: Api) -> None:
     t = await api.open_ticket(call_ids=["pbx1:1763884800.17"])
