@@ -12,7 +12,9 @@ Writes (one "pair" = one call record + one ticket opened from it, linked, with i
 * **batched**: per batch, the call records in one transaction (``CallRecordStore.insert_many``
   is not in the product, so this is a plain multi-row INSERT of the same rows) and the
   tickets with ``TicketService.open_many`` (intake of forms and imports): two commits per
-  ``--batch`` pairs. Target: >= 3 000 pairs/s.
+  ``--batch`` pairs, ``--batch-threads`` threads; on PostgreSQL in ``--processes`` worker
+  processes (as several app instances would: one Python process is held to one CPU by the
+  GIL), on SQLite in one (it has one writer). Target: >= 3 000 pairs/s.
 
 Reports: ``--report-tickets`` tickets (default 1 000 000) of one tenant over ``--days`` days
 are bulk-loaded (SQLite: executemany in one transaction; PostgreSQL: COPY; then ANALYZE),
@@ -20,7 +22,8 @@ timed separately; then the daily report (target <= 2 s), the weekly and monthly 
 late and unprocessed lists and the league table are each run 5 times (median, max).
 
     .venv/bin/python bench/tickets_throughput.py [--pairs 3000] [--batched-pairs 30000]
-        [--batch 500] [--threads 8] [--report-tickets 1000000] [--days 120]
+        [--batch 500] [--threads 8] [--batch-threads 2] [--processes 2]
+        [--report-tickets 1000000] [--days 120]
         [--postgres-url postgresql://postgres@127.0.0.1:5432/test] [--no-postgres] [--keep]
 """
 
@@ -40,7 +43,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -172,13 +175,14 @@ def one_by_one(b: Backend, config: HotlineConfig, files: Path, pairs: int,
     return pairs / elapsed
 
 
-def batched(b: Backend, config: HotlineConfig, files: Path, pairs: int, batch: int,
-            threads: int) -> float:
-    """Pairs/s writing call records and tickets ``batch`` at a time (two commits a batch)."""
-    svc = TicketService(b.url, lambda: config, files)
-    records = CallRecord.__table__
+def _batched_part(url: str, first: int, last: int, batch: int, threads: int,
+                  tag: str) -> tuple[float, float]:
+    """Write pairs [first, last) in batches with ``threads`` threads; (start, end) monotonic."""
+    config = load_config(ROOT / "config" / "hotline.yaml")
+    svc = TicketService(url, lambda: config, Path(tempfile.gettempdir()))
+    records = cast(sa.Table, CallRecord.__table__)
     at = dt.datetime.now(dt.UTC)
-    starts = iter(range(0, pairs, batch))
+    starts = iter(range(first, last, batch))
     lock = threading.Lock()
     errors: list[BaseException] = []
     columns = [c.name for c in records.columns if c.name != "created_at"]
@@ -187,11 +191,11 @@ def batched(b: Backend, config: HotlineConfig, files: Path, pairs: int, batch: i
         try:
             while True:
                 with lock:
-                    first = next(starts, None)
-                if first is None:
+                    start = next(starts, None)
+                if start is None:
                     return
-                ns = range(first, min(first + batch, pairs))
-                recs = [call_record(n, at, "batch") for n in ns]
+                ns = range(start, min(start + batch, last))
+                recs = [call_record(n, at, tag) for n in ns]
                 rows = [{c: getattr(r, c) for c in columns} for r in recs]
                 with svc.db.writing() as conn:
                     conn.execute(sa.insert(records), rows)
@@ -201,16 +205,40 @@ def batched(b: Backend, config: HotlineConfig, files: Path, pairs: int, batch: i
             errors.append(e)
 
     workers = [threading.Thread(target=work) for _ in range(threads)]
-    started = time.perf_counter()
+    began = time.monotonic()
     for w in workers:
         w.start()
     for w in workers:
         w.join()
-    elapsed = time.perf_counter() - started
+    ended = time.monotonic()
     svc.close()
     if errors:
         raise RuntimeError(f"batched writes failed: {errors[0]!r}")
-    return pairs / elapsed
+    return began, ended
+
+
+def _process_part(args: tuple[str, int, int, int, int, str]) -> tuple[float, float]:
+    return _batched_part(*args)
+
+
+def batched(b: Backend, pairs: int, batch: int, threads: int, processes: int) -> float:
+    """Pairs/s writing call records and tickets ``batch`` at a time (two commits a batch).
+
+    ``processes`` > 1: that many worker processes (as several app instances would), each with
+    its own service and ``threads`` threads, share the pairs; wall time from the first start
+    to the last end (CLOCK_MONOTONIC is system-wide).
+    """
+    if processes <= 1:
+        began, ended = _batched_part(b.url, 0, pairs, batch, threads, "batch")
+        return pairs / (ended - began)
+    import multiprocessing
+
+    share = -(-pairs // processes)
+    parts = [(b.url, i * share, min(pairs, (i + 1) * share), batch, threads, f"batch{i}")
+             for i in range(processes)]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        spans = pool.map(_process_part, parts)
+    return pairs / (max(e for _, e in spans) - min(s for s, _ in spans))
 
 
 def check_writes(b: Backend, expected: int) -> None:
@@ -395,6 +423,10 @@ def main() -> int:
     p.add_argument("--batched-pairs", type=int, default=30000)
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--threads", type=int, default=8, help="writer threads on PostgreSQL")
+    p.add_argument("--batch-threads", type=int, default=2,
+                   help="threads per batched writer process")
+    p.add_argument("--processes", type=int, default=2,
+                   help="batched writer processes on PostgreSQL (SQLite: always 1)")
     p.add_argument("--sqlite-threads", type=int, default=1,
                    help="writer threads on SQLite (it has one writer at a time)")
     p.add_argument("--report-tickets", type=int, default=1_000_000, help="0: no reports")
@@ -423,12 +455,15 @@ def main() -> int:
             threads = args.sqlite_threads if w.name == "SQLite" else args.threads
             log(f"{w.name}: {args.pairs} pairs one by one, {threads} threads")
             one = one_by_one(w, config, work / "files", args.pairs, threads)
+            procs = args.processes if w.name == "PostgreSQL" else 1
+            bt = args.batch_threads
             log(f"{w.name}: {args.batched_pairs} pairs in batches of {args.batch}, "
-                f"{threads} threads")
-            many = batched(w, config, work / "files", args.batched_pairs, args.batch, threads)
+                f"{procs} process(es) x {bt} thread(s)")
+            many = batched(w, args.batched_pairs, args.batch, bt, procs)
             check_writes(w, args.pairs + args.batched_pairs)
             w.figures["durability"] = w.durability
-            w.figures["writer threads"] = str(threads)
+            w.figures["writers: one by one / batched"] = (
+                f"{threads} thread(s) / {procs} process(es) x {bt} thread(s)")
             w.figures["one by one (2 commits per pair)"] = f"{one:,.0f} pairs/s"
             w.figures[f"batched ({args.batch} pairs, 2 commits per batch)"] = (
                 f"{many:,.0f} pairs/s")

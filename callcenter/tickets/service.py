@@ -306,40 +306,47 @@ class TicketService:
 
     def open_many(self, tenant: str, actor: Actor,
                   requests: Sequence[NewTicket]) -> builtins.list[Ticket]:
-        """Record several tickets in one transaction (all or none); codes in request order."""
+        """Record several tickets in one transaction (all or none); codes in request order.
+
+        The tickets are built and checked first, under a provisional code; only then does the
+        transaction take the day's sequence numbers (a row lock on PostgreSQL, held until
+        commit), so other openings of the tenant wait for the inserts and the commit only.
+        """
         if not requests:
             return []
         policy = self.policy(tenant)
         now = self._now()
-        days: builtins.list[dt.date] = []
+        built: builtins.list[tuple[dt.date, Ticket, builtins.list[Effect]]] = []
         for r in requests:
             at = r.at or now
             dl.require_aware(at, "the time of receipt")
-            days.append(code_date(at, policy.timezone))
+            day = code_date(at, policy.timezone)
             for cid in r.call_ids:
                 _call_id(cid)
+            ticket, fx = open_ticket(
+                policy, code=ticket_code(policy.code_prefix, day, 1), tenant=tenant,
+                channel=r.channel, content=r.content, field=r.field, at=at, actor=actor,
+                place=r.place, citizen_name=r.citizen_name, citizen_phone=r.citizen_phone,
+                urgent=r.urgent, call_ids=tuple(c.strip() for c in r.call_ids),
+                publishable=r.publishable)
+            if r.answer is not None:
+                ticket, more = apply(ticket, Answer(at, actor, r.answer, r.faq_item), policy)
+                fx += more
+            # Opening texts nobody: the provisional code appears in no rendered message.
+            assert not any(isinstance(e, (NotifyUnit, NotifyCitizen)) for e in fx)
+            built.append((day, ticket, fx))
         need: dict[dt.date, int] = {}
-        for d in days:
-            need[d] = need.get(d, 0) + 1
+        for day, _, _ in built:
+            need[day] = need.get(day, 0) + 1
         opened: builtins.list[Ticket] = []
         effects: builtins.list[Effect] = []
         with self.db.writing() as conn:
             next_seq = {d: st.allocate_seq(conn, tenant, d, n) for d, n in need.items()}
-            for r, day in zip(requests, days, strict=True):
-                seq = next_seq[day]
-                next_seq[day] = seq + 1
-                at = r.at or now
-                ticket, fx = open_ticket(
-                    policy, code=ticket_code(policy.code_prefix, day, seq), tenant=tenant,
-                    channel=r.channel, content=r.content, field=r.field, at=at, actor=actor,
-                    place=r.place, citizen_name=r.citizen_name, citizen_phone=r.citizen_phone,
-                    urgent=r.urgent, call_ids=tuple(c.strip() for c in r.call_ids),
-                    publishable=r.publishable)
-                if r.answer is not None:
-                    ticket, more = apply(ticket, Answer(at, actor, r.answer, r.faq_item), policy)
-                    fx += more
-                opened.append(ticket)
-                effects += fx
+            for day, ticket, fx in built:
+                code = ticket_code(policy.code_prefix, day, next_seq[day])
+                next_seq[day] += 1
+                opened.append(replace(ticket, code=code))
+                effects += [replace(e, code=code) for e in fx]
             st.insert_tickets(conn, [(t, dl.reminder_at(policy, t)) for t in opened], now)
             audit = self._carry_out(conn, tenant, effects, now)
         self._log(audit)
