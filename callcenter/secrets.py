@@ -30,36 +30,37 @@ def _read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def load_secrets(state_dir: Path) -> Secrets:
-    """Environment first, then STATE_DIR/secrets.env; missing values generated, saved 0600."""
-    path = state_dir / "secrets.env"
+def load_env_secrets(path: Path, keys: tuple[str, ...],
+                     defaults: dict[str, str] | None = None) -> dict[str, str]:
+    """Each key from the environment, else from ``path``, else its default or a new random
+    value; new values are written back to ``path`` (mode 0600, replaced atomically)."""
     stored = _read_env_file(path)
-    defaults = {
-        "HOTLINE_ARI_USER": "hotline-ari",
-        "HOTLINE_AMI_USER": "hotline-ami",
-    }
     values: dict[str, str] = {}
     changed = False
-    for key in KEYS:
-        if os.environ.get(key):
-            values[key] = os.environ[key]
-        elif stored.get(key):
-            values[key] = stored[key]
-        else:
-            values[key] = defaults.get(key) or secrets.token_urlsafe(24)
-            stored[key] = values[key]
+    for key in keys:
+        value = os.environ.get(key) or stored.get(key)
+        if not value:
+            value = stored[key] = (defaults or {}).get(key) or secrets.token_urlsafe(24)
             changed = True
+        values[key] = value
     if changed:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write("# Generated at first run; keep private (mode 0600).\n")
-            for key in KEYS:
-                if key in stored:
-                    f.write(f"{key}={stored[key]}\n")
+            f.writelines(f"{k}={stored[k]}\n" for k in keys if k in stored)
         os.replace(tmp, path)
-    os.chmod(path, 0o600) if path.exists() else None
+    if path.exists():
+        os.chmod(path, 0o600)
+    return values
+
+
+def load_secrets(state_dir: Path) -> Secrets:
+    """Environment first, then STATE_DIR/secrets.env; missing values generated, saved 0600."""
+    values = load_env_secrets(state_dir / "secrets.env", KEYS,
+                              {"HOTLINE_ARI_USER": "hotline-ari",
+                               "HOTLINE_AMI_USER": "hotline-ami"})
     return Secrets(
         ari_user=values["HOTLINE_ARI_USER"],
         ari_password=values["HOTLINE_ARI_PASSWORD"],

@@ -9,13 +9,11 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.orm import Session
 
 from callcenter.store.migrate import alembic_config, upgrade_head
-from callcenter.store.models import Base
 from callcenter.store.sms import (
     DLR_BUFFERED,
     DLR_DELIVERED,
@@ -30,6 +28,7 @@ from callcenter.store.sms import (
 )
 from callcenter.store.urls import normalise_url
 from tests.adapters.concurrency import run_together
+from tests.adapters.schema import model_diff
 
 NOTICE = "Tổng đài 1022 thông báo, kiến nghị của ông (bà) đã được giải quyết. Xin cảm ơn!"
 T0 = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.UTC)  # 10:00 in Đồng Nai
@@ -83,15 +82,7 @@ def test_given_0003_when_upgraded_downgraded_and_upgraded_again_then_clean(
 
 def test_given_migrated_database_when_compared_to_outbox_model_then_no_difference(
         database_url: str) -> None:
-    upgrade_head(database_url)
-    engine = sa.create_engine(normalise_url(database_url))
-    try:
-        with engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-            diff = [d for d in compare_metadata(ctx, Base.metadata)
-                    if "sms_messages" in repr(d)]
-    finally:
-        engine.dispose()
+    diff = model_diff(database_url, ["sms_messages"])
     assert diff == []
 
 

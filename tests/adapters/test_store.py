@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
@@ -23,6 +22,7 @@ from callcenter.store.records import CallRecordStore
 from callcenter.store.urls import normalise_url
 from tests.adapters.concurrency import run_together
 from tests.adapters.conftest import MakeRecord
+from tests.adapters.schema import model_diff
 
 REPO = Path(__file__).resolve().parents[2]
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -61,14 +61,7 @@ def test_given_empty_database_when_upgrade_head_twice_then_table_and_indexes_onc
 
 def test_given_migrated_database_when_compared_to_models_then_no_difference(
         database_url: str) -> None:
-    upgrade_head(database_url)
-    engine = sa.create_engine(normalise_url(database_url))
-    try:
-        with engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-            diff = compare_metadata(ctx, Base.metadata)
-    finally:
-        engine.dispose()
+    diff = model_diff(database_url)
     assert diff == []
 
 

@@ -7,16 +7,15 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.exc import DBAPIError
 
 from callcenter.domain.tickets import Actor, AuditEntry, TicketState
 from callcenter.store import tickets as st
 from callcenter.store.migrate import alembic_config, upgrade_head
-from callcenter.store.models import Base
 from callcenter.store.urls import normalise_url
 from tests.adapters.concurrency import run_together
+from tests.adapters.schema import model_diff
 
 TABLES = {"tickets", "ticket_calls", "ticket_units", "ticket_audit", "ticket_attachments",
           "ticket_sequences"}
@@ -48,15 +47,7 @@ def test_given_0004_when_upgraded_downgraded_and_upgraded_again_then_clean(
 
 def test_given_migrated_database_when_compared_to_ticket_models_then_no_difference(
         database_url: str) -> None:
-    upgrade_head(database_url)
-    engine = sa.create_engine(normalise_url(database_url))
-    try:
-        with engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-            diff = [d for d in compare_metadata(ctx, Base.metadata)
-                    if any(name in repr(d) for name in TABLES)]
-    finally:
-        engine.dispose()
+    diff = model_diff(database_url, TABLES)
     assert diff == []
 
 

@@ -11,14 +11,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
 from callcenter.cli import main
 from callcenter.store.migrate import alembic_config, upgrade_head
-from callcenter.store.models import Base
 from callcenter.store.urls import normalise_url
 from callcenter.store.users import UserError, UserStore
+from tests.adapters.schema import model_diff
 
 T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
 MY_TABLES = {"users", "api_tokens"}
@@ -35,15 +33,7 @@ def users(database_url: str) -> Iterator[UserStore]:
 
 def test_given_migrated_database_when_compared_to_user_models_then_no_difference(
         database_url: str) -> None:
-    upgrade_head(database_url)
-    engine = sa.create_engine(normalise_url(database_url))
-    try:
-        with engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-            diff = [d for d in compare_metadata(ctx, Base.metadata)
-                    if any(t in repr(d) for t in MY_TABLES)]
-    finally:
-        engine.dispose()
+    diff = model_diff(database_url, MY_TABLES)
     assert diff == []
 
 
