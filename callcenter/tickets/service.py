@@ -25,6 +25,8 @@ Public API (stable; the HTTP API in ``callcenter.console`` is built on it)::
     svc.get(code, actor) -> Ticket
     svc.list(actor, tenant=None, state=None, unit=None, late=None, field=None, since=None,
              until=None, limit=50, offset=0) -> list[Ticket]   # newest received first
+        # state: a state (str or TicketState) or several; late: open and past resolve_due;
+        # since/until: received_at bounds (aware), until exclusive; limit at most 1000.
     svc.count(actor, <same filters>) -> int                      # for paging
     svc.audit(code, actor) -> list[AuditEntry]                   # oldest first
     svc.attach(code, actor, file_name, content_type, data: bytes) -> Attachment
@@ -37,9 +39,11 @@ Public API (stable; the HTTP API in ``callcenter.console`` is built on it)::
         -> list[dict]    # month "YYYY-MM" (local); personal data redacted
     svc.sweep(now=None) -> SweepResult                           # the deadline job's work
     svc.policy(tenant) -> TicketPolicy
+    svc.tenant(tenant) -> Tenant
     svc.reports -> TicketReports                                 # callcenter.tickets.reports
     svc.close()
     ticket_dict(ticket, now) -> dict                             # JSON view with clocks
+    caller_number(phone) -> str                                  # the stored form of a number
 
 Errors are ``TicketError`` with a stable ``id``: the domain's (``ticket.illegal_transition``
 409, ``ticket.forbidden`` 403, ``ticket.unknown_*``, ``ticket.invalid_*``, ``ticket.bad_code``
