@@ -19,9 +19,21 @@ from typing import Any
 from callcenter.settings import Settings
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a line is written (tests swap it per test)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _setup_logging(level: str) -> None:
     """Log lines are written by a thread: a slow terminal never delays answering a call."""
-    stream = logging.StreamHandler()
+    stream = _Stderr()
     stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(records, stream, respect_handler_level=True)
