@@ -41,6 +41,8 @@ pbx-test: deps venv
 bench: deps venv
 	$(BIN)/python bench/answer_latency.py
 	$(BIN)/python bench/burst.py
+	$(BIN)/python bench/ivr_dtmf.py
+	$(BIN)/python bench/ivr_capacity.py
 
 lint: venv
 	$(BIN)/ruff check callcenter tests bench

@@ -9,13 +9,19 @@ SIGINT to stop) with a temporary config and state folder. It always cleans up: o
 it sends SIGINT, waits, escalates, and finally removes any process left that names this run's
 own (unique) state folder or PBX instance.
 
-`run_sipp` runs one SIPp scenario in the foreground with `-trace_msg`; `parse_calls` turns that
-trace into one `SippCall` per Call-ID, with the time of every message sent and received at
-microsecond resolution, so any per-call interval (INVITE -> 200, INVITE -> 183) can be computed.
+`run_sipp` runs one SIPp scenario in the foreground with `-trace_msg` (`start_sipp`, the same in
+the background); `parse_calls` turns that trace into one `SippCall` per Call-ID, with the time of
+every message sent and received at microsecond resolution, so any per-call interval (INVITE ->
+200, INVITE -> 183) can be computed.
+
+The hotline may carry IVR menus (`Hotline(ivr=...)`); `Hotline.cli`, `.post`, `.ari` and
+`.ari_events_url` reach its CLI, HTTP API and ARI (credentials from its state folder);
+`cpu_seconds` and `machine_cpu` read /proc for CPU use.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -29,6 +35,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -176,20 +183,50 @@ def _proc_state(pid: int) -> str:
         return "Z"
 
 
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process, all its threads (from /proc/PID/stat); None if gone."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (fields 14, 15)
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine since boot (from /proc/stat)."""
+    vals = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
+    total = sum(vals[:8])  # guest time is already counted in user
+    return float(total - idle), float(total)
+
+
 # ---- the hotline under test ---------------------------------------------------------------
 def bench_config(*, sip_port: int, ari_port: int, ami_port: int, http_port: int,
-                 rtp: tuple[int, int], lines: int) -> dict[str, Any]:
-    """One tenant (dongnai: 1022, 02511022), one whole-day shift with `lines` lines."""
+                 rtp: tuple[int, int], lines: int, ivr: dict[str, Any] | None = None,
+                 tenant_extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One tenant (dongnai: 1022, 02511022), one whole-day shift with `lines` lines.
+
+    `ivr` is the tenant's menu tree (the `ivr:` schema of callcenter/domain/ivr_config.py);
+    `tenant_extra` adds or replaces other keys of the tenant (prompts, fields ...)."""
+    tenant: dict[str, Any] = {
+        "id": TENANT, "name": "Đồng Nai", "timezone": "Asia/Ho_Chi_Minh",
+        "numbers": ["1022", "02511022"],
+        "shifts": [{"name": "allday", "start": "00:00", "end": "00:00", "lines": lines}],
+    }
+    if ivr is not None:
+        tenant["ivr"] = ivr
+    tenant.update(tenant_extra or {})
     return {
         "service": {"ari_port": ari_port, "ami_port": ami_port, "http_port": http_port,
                     "stasis_app": "hotline-bench", "node": "benchpbx"},
         "trunk": {"port": sip_port, "trusted_networks": ["127.0.0.1/32"],
                   "media_address": LOOPBACK, "rtp_start": rtp[0], "rtp_end": rtp[1]},
-        "tenants": [{
-            "id": TENANT, "name": "Đồng Nai", "timezone": "Asia/Ho_Chi_Minh",
-            "numbers": ["1022", "02511022"],
-            "shifts": [{"name": "allday", "start": "00:00", "end": "00:00", "lines": lines}],
-        }],
+        "tenants": [tenant],
     }
 
 
@@ -199,11 +236,14 @@ class Hotline:
     Use as a context manager; stopping (SIGINT, as Ctrl-C would) always happens."""
 
     def __init__(self, lines: int, *, plain_number: str | None = None, keep: bool = False,
-                 log_level: str = "INFO"):
+                 log_level: str = "INFO", ivr: dict[str, Any] | None = None,
+                 tenant_extra: dict[str, Any] | None = None, rtp_ports: int = 1000):
         self.lines = lines
         self.plain_number = plain_number
         self.keep = keep
         self.log_level = log_level
+        self.ivr = ivr
+        self.tenant_extra = tenant_extra
         self.workdir = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
         self.state = self.workdir / "state"
         self.config_path = self.workdir / "hotline.yaml"
@@ -213,7 +253,8 @@ class Hotline:
         self.http_port = free_port()
         self.ari_port = free_port()
         self.ami_port = free_port()
-        self.rtp = free_udp_range(1000, start=32000)
+        # Asterisk takes an even RTP port and the odd one above it (RTCP) per call.
+        self.rtp = free_udp_range(rtp_ports + rtp_ports % 2, start=32000)
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_code: int | None = None
         self.failed = False
@@ -237,7 +278,7 @@ class Hotline:
         self.state.mkdir(parents=True)
         cfg = bench_config(sip_port=self.sip_port, ari_port=self.ari_port,
                            ami_port=self.ami_port, http_port=self.http_port, rtp=self.rtp,
-                           lines=self.lines)
+                           lines=self.lines, ivr=self.ivr, tenant_extra=self.tenant_extra)
         self.config_path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False))
         out = open(self.app_log, "ab")  # noqa: SIM115
         exe = ROOT / ".venv" / "bin" / "callcenter"
@@ -402,6 +443,69 @@ class Hotline:
         except OSError:
             return 0
 
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """`callcenter ARGS` with this run's environment (config, state, database, Redis)."""
+        exe = ROOT / ".venv" / "bin" / "callcenter"
+        argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "callcenter"]
+        return subprocess.run([*argv, *args], env=self.env(), cwd=ROOT, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def post(self, path: str) -> tuple[int, Any]:
+        """POST (empty body) to the service's HTTP API; (status, JSON) or (0, {})."""
+        req = urllib.request.Request(f"http://{LOOPBACK}:{self.http_port}{path}", data=b"",
+                                     method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=3) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, {}
+        except (OSError, ValueError):
+            return 0, {}
+
+    def ari_credentials(self) -> tuple[str, str]:
+        """(user, password) of this run's ARI (generated into its state folder at start)."""
+        from callcenter.secrets import load_secrets
+        s = load_secrets(self.state)
+        return s.ari_user, s.ari_password
+
+    def ari(self, path: str, method: str = "GET", timeout: float = 5) -> Any:
+        """One ARI REST request over HTTP, e.g. ari("/channels"); JSON or None."""
+        user, password = self.ari_credentials()
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        req = urllib.request.Request(f"http://{LOOPBACK}:{self.ari_port}/ari{path}",
+                                     method=method, headers={"Authorization": f"Basic {token}"})
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            body = r.read()
+        return json.loads(body) if body else None
+
+    def ari_events_url(self, app: str, subscribe_all: bool = True) -> str:
+        """The ARI websocket URL for another application (an observer beside the service)."""
+        user, password = self.ari_credentials()
+        query = urllib.parse.urlencode({"app": app, "subscribeAll": str(subscribe_all).lower(),
+                                        "api_key": f"{user}:{password}"})
+        return f"ws://{LOOPBACK}:{self.ari_port}/ari/events?{query}"
+
+    def asterisk_pid(self) -> int | None:
+        """The pid of this run's Asterisk (its argv names the run's PBX instance)."""
+        for pid in _pids_whose_cmdline_contains(f"/srv/hotline/{self.instance}/"):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"asterisk") and b"-f" in argv:
+                return pid
+        return None
+
+    def redis_pid(self) -> int | None:
+        """The pid of this run's private redis-server, if it started one."""
+        for pid in _pids_whose_cmdline_contains(str(self.state)):
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip().startswith("redis"):
+                    return pid
+            except OSError:
+                continue
+        return None
+
 
 # ---- SIPp ---------------------------------------------------------------------------------
 @dataclass
@@ -421,42 +525,76 @@ def run_sipp(scenario: str, hotline: Hotline, number: str, *, calls: int, rate: 
 
     UDP with one socket, SIP and media bound to 127.0.0.1, message trace on (timestamps to the
     microsecond), no stdin, global timeout so a stuck call cannot hang the benchmark."""
+    return start_sipp(scenario, hotline, number, calls=calls, rate=rate, limit=limit, tag=tag,
+                      rate_period_ms=rate_period_ms, timeout_s=timeout_s, extra=extra).wait()
+
+
+@dataclass
+class SippProcess:
+    """A SIPp run in the background (see start_sipp); `wait()` gives its SippRun."""
+
+    proc: subprocess.Popen[bytes]
+    out: Path
+    media_port: int
+    timeout_s: int
+    started: float
+
+    def wait(self, timeout: float | None = None) -> SippRun:
+        """Wait for SIPp to end (its own -timeout plus 30 s at most); kill it if it does not."""
+        try:
+            rc = self.proc.wait(self.timeout_s + 30 if timeout is None else timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait(5)
+        except BaseException:
+            self.kill()
+            raise
+        o = self.out
+        return SippRun(rc, time.monotonic() - self.started, o / "messages.log", o / "screen.log",
+                       o / "stat.csv", o / "errors.log")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def start_sipp(scenario: str | Path, hotline: Hotline, number: str, *, calls: int, rate: float,
+               limit: int, tag: str, rate_period_ms: int = 1000, timeout_s: int = 120,
+               extra: list[str] | None = None, trace_msg: bool = True,
+               media_port: int | None = None) -> SippProcess:
+    """Start one SIPp scenario (a name in bench/scenarios or a path) in the background.
+
+    Same settings as run_sipp. SIPp binds its media port (-mp) and the port 2 above it; give
+    each of several SIPp runs started together its own (free_udp_range(4 * runs)), as a port
+    found free is only taken once SIPp is up."""
     if shutil.which("sipp") is None:
         raise RuntimeError("sipp is not installed (Debian package sip-tester; `make deps`)")
     out = hotline.workdir / f"sipp-{tag}"
     out.mkdir(exist_ok=True)
-    trace = out / "messages.log"
-    screen = out / "screen.log"
-    errors = out / "errors.log"
-    stat_csv = out / "stat.csv"
+    if media_port is None:
+        media_port = free_even_udp_pair()
     argv = [
         "sipp", f"{LOOPBACK}:{hotline.sip_port}",
         "-sf", str(SCENARIOS / scenario), "-s", number,
         "-i", LOOPBACK, "-p", str(free_port(socket.SOCK_DGRAM)),
-        "-mi", LOOPBACK, "-mp", str(free_even_udp_pair()),
+        "-mi", LOOPBACK, "-mp", str(media_port),
         "-t", "u1", "-r", str(rate), "-rp", f"{rate_period_ms}ms", "-l", str(limit),
         "-m", str(calls), "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error",
-        "-trace_msg", "-message_file", str(trace),
-        "-trace_err", "-error_file", str(errors),
-        "-trace_screen", "-screen_file", str(screen),
-        "-trace_stat", "-stf", str(stat_csv), "-fd", "1",
+        *(["-trace_msg", "-message_file", str(out / "messages.log")] if trace_msg else []),
+        "-trace_err", "-error_file", str(out / "errors.log"),
+        "-trace_screen", "-screen_file", str(out / "screen.log"),
+        "-trace_stat", "-stf", str(out / "stat.csv"), "-fd", "1",
         "-cid_str", f"{tag}-%u-%p@%s",
         *(extra or []),
     ]
-    t0 = time.monotonic()
     with open(out / "stdout.log", "wb") as so:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=so,
                                 stderr=subprocess.STDOUT, cwd=out)
-        try:
-            rc = proc.wait(timeout_s + 30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait(5)
-        except BaseException:
-            proc.kill()
-            proc.wait(5)
-            raise
-    return SippRun(rc, time.monotonic() - t0, trace, screen, stat_csv, errors)
+    return SippProcess(proc, out, media_port, timeout_s, time.monotonic())
 
 
 @dataclass(frozen=True)
