@@ -88,8 +88,20 @@ async def _tasks_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(*app[TASKS], return_exceptions=True)
 
 
+# Calls share their state in Redis after every event. Under load (hundreds of calls while the
+# CPU is saturated) an unbounded burst of writes made redis-py open connection after
+# connection and fail at its default cap of 100 (MaxConnectionsError: state writes lost); a
+# bounded pool that waits for a free connection keeps them all. driver_info=None: no CLIENT
+# SETINFO, so no connection looks up redis-py's version on the event loop (bench/ivr_capacity).
+REDIS_CONNECTIONS = 32
+REDIS_WAIT_S = 10
+
+
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    client = aioredis.Redis.from_url(app[REDIS_URL])
+    shared = aioredis.BlockingConnectionPool.from_url(
+        app[REDIS_URL], max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_S,
+        driver_info=None)
+    client = aioredis.Redis(connection_pool=shared)
     await client.ping()
     app[REDIS] = client
     # The pool has its own single, already open connection: admissions reach Redis in the
@@ -105,6 +117,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await pool_client.aclose()
     await client.aclose()
+    await shared.disconnect()  # a pool given to Redis() is not closed by it
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
