@@ -266,9 +266,15 @@ _SEED_COLUMNS = ("code", "tenant", "channel", "content", "field", "received_at",
                  "updated_at")
 
 
-def seed_rows(n: int, days: int, end: dt.datetime,
-              seed: int = 1022) -> Iterator[tuple[Any, ...]]:
-    """``n`` tickets over ``days`` days before ``end``, in a realistic mix of fates (UTC)."""
+def _same(v: Any) -> Any:
+    return v
+
+
+def seed_rows(n: int, days: int, end: dt.datetime, seed: int = 1022,
+              t: Callable[[dt.datetime | None], Any] = _same,
+              b: Callable[[bool], Any] = _same) -> Iterator[tuple[Any, ...]]:
+    """``n`` tickets over ``days`` days before ``end``, in a realistic mix of fates (UTC);
+    times through ``t`` and booleans through ``b`` (the driver's form)."""
     rng = random.Random(seed)
     span = days * 86400
     start = end - dt.timedelta(seconds=span)
@@ -309,21 +315,20 @@ def seed_rows(n: int, days: int, end: dt.datetime,
                 "resolved", "Đã giải quyết", 3)
             closed = res + H if state == "closed" else None
         yield (f"DN-{day}-{seq:04d}", TENANT, "phone", CONTENT.format(i),
-               FIELDS[i % len(FIELDS)], received, state, f"09{i % 100_000_000:08d}",
-               False, unit, fwd, acc, res, closed, due, result, True, version,
-               closed or res or acc or fwd or received)
+               FIELDS[i % len(FIELDS)], t(received), state, f"09{i % 100_000_000:08d}",
+               b(False), unit, t(fwd), t(acc), t(res), t(closed), t(due), result, b(True),
+               version, t(closed or res or acc or fwd or received))
 
 
 def _sqlite_time(v: dt.datetime | None) -> str | None:
-    # The format SQLAlchemy's SQLite DateTime stores (naive UTC, microseconds): comparisons
-    # in the reports are string comparisons of this exact form.
-    return None if v is None else v.strftime("%Y-%m-%d %H:%M:%S.%f")
+    # The form SQLAlchemy's SQLite DateTime stores (naive UTC, microseconds): comparisons in
+    # the reports are string comparisons of this exact form.
+    return None if v is None else v.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def seed(b: Backend, n: int, days: int, end: dt.datetime) -> float:
     """Bulk-load ``n`` report tickets; seconds taken (load + ANALYZE)."""
     started = time.perf_counter()
-    rows = seed_rows(n, days, end)
     engine = sa.create_engine(normalise_url(b.url))
     try:
         if engine.dialect.name == "sqlite":
@@ -333,12 +338,9 @@ def seed(b: Backend, n: int, days: int, end: dt.datetime) -> float:
                 cur.execute("PRAGMA synchronous=OFF")  # a bulk load, not the product's writes
                 names, marks = ", ".join(_SEED_COLUMNS), ", ".join("?" * len(_SEED_COLUMNS))
                 sql = f"INSERT INTO tickets ({names}) VALUES ({marks})"  # noqa: S608
-                times = {5, 10, 11, 12, 13, 14, 18}
                 chunk: list[tuple[Any, ...]] = []
-                for row in rows:
-                    chunk.append(tuple(_sqlite_time(v) if i in times else
-                                       (int(v) if isinstance(v, bool) else v)
-                                       for i, v in enumerate(row)))
+                for row in seed_rows(n, days, end, t=_sqlite_time, b=int):
+                    chunk.append(row)
                     if len(chunk) == 50_000:
                         cur.executemany(sql, chunk)
                         chunk.clear()
@@ -355,7 +357,7 @@ def seed(b: Backend, n: int, days: int, end: dt.datetime) -> float:
                 dbapi: Any = raw.driver_connection
                 with dbapi.cursor() as cur:
                     with cur.copy(f"COPY tickets ({', '.join(_SEED_COLUMNS)}) FROM STDIN") as cp:
-                        for row in rows:
+                        for row in seed_rows(n, days, end):
                             cp.write_row(row)
                 dbapi.commit()
                 dbapi.autocommit = True
@@ -426,7 +428,9 @@ def main() -> int:
     p.add_argument("--batch-threads", type=int, default=2,
                    help="threads per batched writer process")
     p.add_argument("--processes", type=int, default=2,
-                   help="batched writer processes on PostgreSQL (SQLite: always 1)")
+                   help="batched writer processes on PostgreSQL")
+    p.add_argument("--sqlite-processes", type=int, default=1,
+                   help="batched writer processes on SQLite")
     p.add_argument("--sqlite-threads", type=int, default=1,
                    help="writer threads on SQLite (it has one writer at a time)")
     p.add_argument("--report-tickets", type=int, default=1_000_000, help="0: no reports")
@@ -455,7 +459,7 @@ def main() -> int:
             threads = args.sqlite_threads if w.name == "SQLite" else args.threads
             log(f"{w.name}: {args.pairs} pairs one by one, {threads} threads")
             one = one_by_one(w, config, work / "files", args.pairs, threads)
-            procs = args.processes if w.name == "PostgreSQL" else 1
+            procs = args.processes if w.name == "PostgreSQL" else args.sqlite_processes
             bt = args.batch_threads
             log(f"{w.name}: {args.batched_pairs} pairs in batches of {args.batch}, "
                 f"{procs} process(es) x {bt} thread(s)")

@@ -384,20 +384,32 @@ def tickets_from(conn: sa.Connection, query: sa.Select[Any]) -> list[StoredTicke
 
 
 # ---- writing --------------------------------------------------------------------------------
+_COPY_FROM_ROWS = 16  # PostgreSQL: COPY from this many rows on, plain INSERTs below
+
+
 def _bulk_insert(conn: sa.Connection, table: sa.Table, columns: Sequence[str],
                  rows: Sequence[tuple[Any, ...]]) -> None:
-    """executemany of positional rows already in the driver's form (see ``_to_driver``).
+    """Insert positional rows already in the driver's form (see ``_to_driver``).
 
     Opening tickets in bulk (intake, imports, P6) spent most of its time in SQLAlchemy's
-    per-value bind processing; the driver takes these values as they are.
+    per-value bind processing; the driver takes these values as they are. SQLite: one
+    executemany of a prepared statement. PostgreSQL: COPY for a batch (about a fifth cheaper
+    for the server than as many INSERTs, measured with two writers on two CPUs), executemany
+    (psycopg pipelines it) for a few rows; both inside the caller's transaction.
     """
     if not rows:
         return
     q = conn.dialect.identifier_preparer.quote
-    mark = "?" if conn.dialect.name == "sqlite" else "%s"
     names = ", ".join(q(c) for c in columns)
+    # Identifiers come from our own table metadata, values are bound or copied as data.
+    if conn.dialect.name == "postgresql" and len(rows) >= _COPY_FROM_ROWS:
+        raw: Any = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f"COPY {q(table.name)} ({names}) FROM STDIN") as cp:
+            for row in rows:
+                cp.write_row(row)
+        return
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
     marks = ", ".join([mark] * len(columns))
-    # Identifiers come from our own table metadata, values are bound: no injection here.
     conn.exec_driver_sql(f"INSERT INTO {q(table.name)} ({names}) VALUES ({marks})",  # noqa: S608
                          list(rows))
 

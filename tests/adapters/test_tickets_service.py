@@ -498,3 +498,24 @@ def test_given_unit_user_without_unit_when_listing_then_forbidden(svc: TicketSer
     with pytest.raises(TicketError) as e:
         svc.list(Actor("x", "unit"))
     assert e.value.id == "ticket.forbidden"
+
+
+def test_given_large_batch_with_awkward_text_when_opened_then_every_value_round_trips(
+        svc: TicketService) -> None:
+    from callcenter.tickets.service import NewTicket
+
+    awkward = "Tab\there, new\nline, back\\slash, 'quotes' \"double\", \\N, NULL, Ồ ữ ậ đ"
+    reqs = [NewTicket("email", f"{awkward} #{i}", "health" if i % 2 else "other",
+                      place="bien_hoa.tan_phong" if i % 3 else None,
+                      citizen_name="Phạm Thị \\ Hoa" if i % 4 else None,
+                      citizen_phone="0912345678" if i % 5 else None, urgent=i % 2 == 1,
+                      call_ids=(f"pbx1:{i}.1", f"pbx1:{i}.2"), publishable=i % 2 == 0,
+                      at=T0 + i * M, answer="Trả lời\tFAQ\n\\" if i % 7 == 0 else None,
+                      faq_item="f\\1" if i % 7 == 0 else None)
+            for i in range(40)]  # enough for the PostgreSQL COPY path
+    opened = svc.open_many("dongnai", OP, reqs)
+    for t in opened:
+        assert svc.get(t.code, OP) == t
+    assert opened[0].content == f"{awkward} #0" and opened[7].result == "Trả lời\tFAQ\n\\"
+    assert len(svc.audit(opened[7].code, OP)) == 2 and len(svc.audit(opened[1].code, OP)) == 1
+    assert [x.code for x in svc.tickets_of_call("pbx1:39.2")] == [opened[39].code]
