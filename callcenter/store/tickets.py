@@ -19,10 +19,12 @@ Tables (migration ``sql/versions/0004_tickets.py``):
 * ``ticket_sequences``: the last code sequence number per tenant and local day.
 
 Code allocation is one statement, ``INSERT .. ON CONFLICT (tenant, day) DO UPDATE SET
-last_seq = last_seq + n RETURNING last_seq``, inside the transaction that inserts the ticket:
-PostgreSQL row-locks the sequence row until commit, SQLite has one writer at a time (and the
-service begins its SQLite write transactions with BEGIN IMMEDIATE), so two openings never get
-the same number, and a failed opening gives its number back (no gaps from errors).
+last_seq = last_seq + n RETURNING last_seq`` (``allocate_seq``): atomic on both backends (a row
+lock on PostgreSQL; SQLite has one writer at a time, and the service begins its SQLite write
+transactions with BEGIN IMMEDIATE), so two openings never get the same number. Run in the
+opening's transaction (SQLite), a failed opening gives its number back; the service runs it in
+a short transaction of its own on PostgreSQL (see ``TicketService._reserve``: openings then
+do not queue behind each other's commits; a failure leaves a gap, never a duplicate).
 
 SQLite connections made by ``make_ticket_engine`` run with ``synchronous=FULL`` (every commit
 fsyncs the WAL: a committed ticket survives a power cut) and enforce foreign keys.
