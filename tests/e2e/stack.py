@@ -32,10 +32,18 @@ from callcenter.tools.softphone import PhoneGroup
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# RTP ranges the e2e configs give Asterisk (stack 31000-31999, run command 33000-33499): a
+# SIP or HTTP port must not fall inside them, or the config is rightly refused.
+RTP_RESERVED = range(30000, 36000)
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in RTP_RESERVED:
+            return port
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
