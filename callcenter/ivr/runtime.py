@@ -19,13 +19,13 @@ import redis.asyncio as aioredis
 
 from callcenter.domain import call as cm
 from callcenter.domain import menu as mn
+from callcenter.domain.faq import FAQ_CHANNEL
 from callcenter.domain.ivr import FaqNode, Prompt
 from callcenter.domain.model import DEFAULT_PROMPTS, HotlineConfig, Tenant
 from callcenter.ivr.prompt_library import PromptLibrary
 
 log = logging.getLogger("callcenter.ivr")
 
-FAQ_CHANNEL = "hotline:faq"
 POLL_S = 30.0
 
 
