@@ -51,6 +51,7 @@ from callcenter.domain.model import (
     TrunkConfig,
 )
 from callcenter.domain.shifts import normalise_number
+from callcenter.domain.agent_config import OPERATOR_KEYS, parse_operators_section
 from callcenter.domain.ticket_config import TICKET_KEYS, parse_ticket_sections
 
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
@@ -313,7 +314,7 @@ class _Parser(BaseParser):
 
     def tenant(self, value: object, key: str) -> Tenant | None:
         keys = ("id", "name", "timezone", "numbers", "shifts", "overrides", "prompts", "fields",
-                "ivr", *TICKET_KEYS)
+                "ivr", *TICKET_KEYS, *OPERATOR_KEYS)
         m = self.mapping(value, key, keys, ("id", "name", "numbers", "shifts"))
         if m is None:
             return None
@@ -346,13 +347,14 @@ class _Parser(BaseParser):
             ivr = parse_ivr(self, m["ivr"], join_key(key, "ivr"), fields)
             ivr_ok = ivr is not None
         tickets = parse_ticket_sections(self, m, key, fields or DEFAULT_FIELDS)
+        operators = parse_operators_section(self, m, key)
         if (tid is None or name is None or tz is None or numbers is None or shifts is None
                 or overrides is None or not prompts_ok or fields is None or not ivr_ok
-                or tickets is None):
+                or tickets is None or operators is None):
             return None
         return Tenant(id=tid, name=name, timezone=tz, numbers=numbers, shifts=shifts,
                       overrides=overrides, prompts=prompts, fields=fields, ivr=ivr,
-                      tickets=tickets)
+                      tickets=tickets, operators=operators)
 
     def fields(self, value: object, key: str) -> tuple[Field, ...] | None:
         items = self.list_(value, key)
@@ -395,6 +397,7 @@ class _Parser(BaseParser):
         ids: dict[str, int] = {}
         numbers: dict[str, tuple[int, int]] = {}
         prefixes: dict[str, int] = {}
+        extensions: dict[str, tuple[int, int]] = {}
         for i, item in enumerate(items):
             tk = join_key(key, i)
             tenant = self.tenant(item, tk)
@@ -423,6 +426,15 @@ class _Parser(BaseParser):
                            f"too")
             elif prefix is not None:
                 prefixes[prefix] = i
+            # PJSIP endpoint names are global: one extension belongs to one tenant.
+            for j, op in enumerate(tenant.operators.operators):
+                if op.extension in extensions:
+                    ti, tj = extensions[op.extension]
+                    self.error(join_key(join_key(tk, "operators"), j) + ".extension",
+                               op.extension, f"expected an extension unique across all "
+                               f"tenants; tenants[{ti}].operators[{tj}] has it too")
+                else:
+                    extensions[op.extension] = (i, j)
             result.append(tenant)
         return tuple(result)
 

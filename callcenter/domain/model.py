@@ -9,6 +9,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from callcenter.domain.agent_config import DEFAULT_OPERATORS, OperatorsConfig
+
 if TYPE_CHECKING:
     from callcenter.domain.ivr import IvrTree
     from callcenter.domain.ticket_config import TicketSections
@@ -82,6 +84,7 @@ class Tenant:
     fields: tuple[Field, ...] = DEFAULT_FIELDS
     ivr: IvrTree | None = None  # None: greeting then hold (no menus)
     tickets: TicketSections | None = None  # units, places, routing, deadlines, SMS texts
+    operators: OperatorsConfig = DEFAULT_OPERATORS  # softphone accounts and queue policy
 
 
 @dataclass(frozen=True)
