@@ -26,7 +26,10 @@ class Phase(enum.Enum):
     ENDED = "ended"
 
 
-OUTCOMES = ("answered", "busy", "abandoned", "not_found", "failed")
+# answered: served (by the IVR or an operator); abandoned: the caller left before being served
+# (in the menus' greeting never, in the queue or while an operator's phone rang yes); callback:
+# the caller chose to be called back instead of waiting.
+OUTCOMES = ("answered", "busy", "abandoned", "not_found", "failed", "callback")
 
 
 class IllegalTransition(ValueError):
@@ -144,6 +147,19 @@ Command = (AcquireLine | ReleaseLine | Answer | Progress | Play | StartMoh | Han
 
 # ---- state --------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class TransferRecord:
+    """One transfer of the caller to a level-2 unit's hotline, as the call record keeps it."""
+
+    at: dt.datetime
+    by: str  # operator extension
+    unit: str  # unit id (tenant config units[].id)
+    number: str  # the unit's hotline as dialled
+    kind: str  # "blind" | "attended"
+    answered: bool = False  # the unit picked up
+    result: str = "pending"  # completed | returned (to the operator) | no_answer | failed
+
+
+@dataclass(frozen=True)
 class CallState:
     """What the hotline knows about one call; serialisable so another instance can adopt it."""
 
@@ -166,6 +182,14 @@ class CallState:
     menu: mn.MenuState | None = None  # where the caller is in the IVR (phase IVR and after)
     operator_node: str | None = None  # IVR node that handed the call to the operators
     urgent: bool = False  # asked for an urgent operator (e.g. urgent health)
+    queued_at: dt.datetime | None = None  # entered the operators' queue
+    operator: str | None = None  # extension of the operator who answered
+    bridged_at: dt.datetime | None = None  # caller and operator connected
+    talk_ended_at: dt.datetime | None = None  # the operator's part of the call ended
+    wrap_up_s: int | None = None  # after-call work granted to the operator (tenant policy)
+    no_answers: int = 0  # operators' phones that rang out for this call
+    recording: str | None = None  # recording file, relative to the recordings folder
+    transfers: tuple[TransferRecord, ...] = ()
 
 
 @dataclass(frozen=True)
