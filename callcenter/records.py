@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from callcenter.domain import menu
-from callcenter.domain.call import CallState
+from callcenter.domain.call import CallState, TransferRecord
 from callcenter.store.journal import RecordJournal
 from callcenter.store.records import CallRecordData, CallRecordStore
 
@@ -33,7 +35,23 @@ def record_of(state: CallState) -> CallRecordData:
         linkedid=state.linkedid,
         extra=None,
         ivr_path=menu.path_dicts(state.menu) if state.menu is not None else None,
+        operator=state.operator,
+        queued_at=state.queued_at,
+        bridged_at=state.bridged_at,
+        talk_ended_at=state.talk_ended_at,
+        wrap_up_s=state.wrap_up_s,
+        no_answers=state.no_answers,
+        recording=state.recording,
+        transfers=[transfer_dict(t) for t in state.transfers] or None,
     )
+
+
+def transfer_dict(t: TransferRecord) -> dict[str, Any]:
+    """One transfer as the record's JSON keeps it (time ISO 8601, UTC, like the record's)."""
+    if t.at.tzinfo is None or t.at.utcoffset() is None:
+        raise ValueError(f"transfer at: expected a timezone-aware datetime, got {t.at!r}")
+    return {"at": t.at.astimezone(dt.UTC).isoformat(), "by": t.by, "unit": t.unit,
+            "number": t.number, "kind": t.kind, "answered": t.answered, "result": t.result}
 
 
 class RecordWriter:

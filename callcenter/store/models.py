@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from callcenter.store.data import ID_MAX_LENGTH, OUTCOMES
+from callcenter.store.data import ID_MAX_LENGTH, OPERATOR_MAX_LENGTH, OUTCOMES
 
 # Stable constraint/index names, so migrations can address them on every backend.
 NAMING_CONVENTION = {
@@ -91,9 +91,42 @@ class CallRecord(Base):
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     # The caller's way through the IVR: [{"at", "event", "node"?, "digit"?, "faq"?, ...}]
     ivr_path: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDocument)
+    # The operators' part of the call (migration 0006).
+    operator: Mapped[str | None] = mapped_column(sa.String(OPERATOR_MAX_LENGTH), index=True)
+    queued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    bridged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    talk_ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    wrap_up_s: Mapped[int | None] = mapped_column(sa.Integer)
+    no_answers: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    recording: Mapped[str | None] = mapped_column(sa.String)  # relative to recordings/
+    # [{"at", "by", "unit", "number", "kind", "answered", "result"}], oldest first
+    transfers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDocument)
     created_at: Mapped[dt.datetime] = mapped_column(
         UTCDateTime(), default=utcnow, server_default=sa.func.now()
     )
+
+
+CALLBACK_STATUSES: tuple[str, ...] = ("open", "done", "cancelled")
+
+
+class Callback(Base):
+    """A waiting caller asked to be called back (pressed 1): one row per call, at most."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (
+        sa.CheckConstraint(sa.column("status").in_(CALLBACK_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(sa.String(32), index=True)
+    # The call record's id ("<node>:<uniqueid>"); unique: pressing 1 twice asks once.
+    call_id: Mapped[str] = mapped_column(sa.String(ID_MAX_LENGTH), unique=True)
+    caller: Mapped[str] = mapped_column(sa.String(64))  # the number to call back, in full
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)
+    handled_by: Mapped[str | None] = mapped_column(sa.String(64))  # extension or user name
+    handled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    note: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class FaqVersion(Base):
