@@ -11,7 +11,8 @@ error is the first). Unknown keys are errors, so a typo never silently falls bac
 Schema (see config/hotline.yaml for a commented example)::
 
     service: {ari_bind, ari_port, ami_bind, ami_port, http_bind, http_port, stasis_app, node}
-    trunk: {bind, port, trusted_networks: [cidr, ...], media_address, rtp_start, rtp_end}
+    trunk: {bind, port, trusted_networks: [cidr, ...], media_address, rtp_start, rtp_end,
+            outbound: {host, port}}   # outbound optional: PJSIP endpoint trunk-out
     tenants:
       - id, name, timezone, numbers: [...], shifts: [{name, start, end, lines}, ...],
         overrides: [{name, from, to, shifts: [...]}], prompts: {greeting, all_busy, unavailable}
@@ -28,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
 
+from callcenter.domain.agent_config import OPERATOR_KEYS, parse_operators_section
 from callcenter.domain.config_base import (
     _DAY,
     BaseParser,
@@ -44,6 +46,7 @@ from callcenter.domain.model import (
     DateOverride,
     Field,
     HotlineConfig,
+    OutboundTrunk,
     Prompts,
     ServiceConfig,
     Shift,
@@ -51,7 +54,6 @@ from callcenter.domain.model import (
     TrunkConfig,
 )
 from callcenter.domain.shifts import normalise_number
-from callcenter.domain.agent_config import OPERATOR_KEYS, parse_operators_section
 from callcenter.domain.ticket_config import TICKET_KEYS, parse_ticket_sections
 
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
@@ -114,7 +116,8 @@ class _Parser(BaseParser):
         d = TrunkConfig()
         if value is None:
             return d
-        keys = ("bind", "port", "trusted_networks", "media_address", "rtp_start", "rtp_end")
+        keys = ("bind", "port", "trusted_networks", "media_address", "rtp_start", "rtp_end",
+                "outbound")
         m = self.mapping(value, "trunk", keys)
         if m is None:
             return d
@@ -143,15 +146,41 @@ class _Parser(BaseParser):
                 and rtp_start <= port <= rtp_end):
             self.error(join_key(k, "port"), port,
                        f"expected a SIP port outside the RTP range {rtp_start}..{rtp_end}")
+        bind = self.ip(m.get("bind", d.bind), join_key(k, "bind"), ipv4_only=True) or d.bind
+        outbound = None
+        if m.get("outbound") is not None:
+            outbound = self.outbound(m["outbound"], join_key(k, "outbound"), bind, port)
         return TrunkConfig(
-            bind=self.ip(m.get("bind", d.bind), join_key(k, "bind"), ipv4_only=True) or d.bind,
+            bind=bind,
             port=port or d.port,
             trusted_networks=tuple(networks) or d.trusted_networks,
             media_address=self.ip(m.get("media_address", d.media_address),
                                   join_key(k, "media_address")) or d.media_address,
             rtp_start=rtp_start or d.rtp_start,
             rtp_end=rtp_end or d.rtp_end,
+            outbound=outbound,
         )
+
+    def outbound(self, value: object, key: str, bind: str,
+                 port: int | None) -> OutboundTrunk | None:
+        m = self.mapping(value, key, ("host", "port"), ("host",))
+        if m is None or "host" not in m:
+            return None
+        host = self.host(m["host"], join_key(key, "host"))
+        if host is not None and ":" in host:
+            self.error(join_key(key, "host"), host,
+                       "expected an IPv4 address or a host name (the SIP transport is IPv4)")
+            return None
+        out_port = self.port(m.get("port", 5060), join_key(key, "port"))
+        if host is None or out_port is None:
+            return None
+        if host == bind and out_port == (port or TrunkConfig().port):
+            # Calls sent there would come straight back in as citizens' calls.
+            self.error(join_key(key, "port"), out_port,
+                       f"expected another address than the hotline's own SIP listener "
+                       f"({bind}:{out_port})")
+            return None
+        return OutboundTrunk(host=host, port=out_port)
 
     def shift(self, value: object, key: str) -> Shift | None:
         m = self.mapping(value, key, ("name", "start", "end", "lines"),

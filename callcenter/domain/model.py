@@ -88,6 +88,14 @@ class Tenant:
 
 
 @dataclass(frozen=True)
+class OutboundTrunk:
+    """Where calls out of the hotline go (units' hotlines): PJSIP endpoint ``trunk-out``."""
+
+    host: str  # IPv4 address or host name of the carrier's (or test phone's) SIP side
+    port: int = 5060
+
+
+@dataclass(frozen=True)
 class TrunkConfig:
     """The carrier trunk: where SIP listens and which sources may send unauthenticated INVITEs."""
 
@@ -101,6 +109,8 @@ class TrunkConfig:
     media_address: str = "127.0.0.1"
     rtp_start: int = 10000
     rtp_end: int = 10999
+    # None: no outbound trunk rendered (transfers to units' hotlines cannot be dialled).
+    outbound: OutboundTrunk | None = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,10 @@ Nothing in the rootfs is edited by hand: every file Asterisk reads for an instan
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -13,7 +16,7 @@ import jinja2
 from callcenter.domain.model import DEFAULT_PROMPTS, HotlineConfig
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.prompts import PromptSpec, make_hold_music, place_prompts
-from callcenter.secrets import Secrets
+from callcenter.secrets import Secrets, operator_passwords
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "asterisk-config"
 TEMPLATES = (
@@ -43,6 +46,10 @@ MODULES = (
     "res_ari_recordings.so", "res_ari_sounds.so", "app_stasis.so",
     "res_musiconhold.so", "app_playback.so", "app_echo.so", "app_dial.so",
     "app_mixmonitor.so", "res_format_attr_opus.so",
+    # Operators: SIP REFER (the softphone's transfer button), refusal of sources after repeated
+    # auth failures (type=acl), device state over AMI; app_queue is only the benchmark's
+    # reference (bench/ P5), never used by the hotline's own calls.
+    "res_pjsip_refer.so", "res_pjsip_acl.so", "res_manager_devicestate.so", "app_queue.so",
     "bridge_simple.so", "bridge_softmix.so", "bridge_native_rtp.so", "bridge_holding.so",
     "format_wav.so", "format_gsm.so", "format_pcm.so", "codec_ulaw.so", "codec_alaw.so",
     "codec_gsm.so", "codec_resample.so", "func_channel.so", "func_callerid.so",
@@ -63,21 +70,53 @@ def prompt_specs(config: HotlineConfig) -> list[PromptSpec]:
     return specs
 
 
-def _write_if_changed(path: Path, text: str) -> bool:
-    if path.exists() and path.read_text() == text:
-        return False
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.chmod(tmp, 0o640)  # contains ARI/AMI secrets: readable by asterisk only (chown_tree)
-    os.replace(tmp, path)
-    return True
+@dataclass(frozen=True)
+class OperatorAccount:
+    """What pjsip.conf needs of one operator whose password was found."""
+
+    tenant: str
+    extension: str
+    callerid: str  # already quoted and escaped: "Name" <101>
+    password: str  # escaped for Asterisk's config parser
 
 
-def render(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
-           prompt_cache: Path, sounds_override: Path | None = None,
-           verbose: bool = False, bench_plain_number: str | None = None) -> list[str]:
-    """Write all config files and prompts for the instance; return the names that changed."""
-    layout.create()
+def conf_escape(value: str) -> str:
+    """A value as Asterisk's config parser must read it back: ';' starts a comment unless
+    escaped (the parser turns \\; into ;)."""
+    return value.replace(";", "\\;")
+
+
+def _callerid(name: str, extension: str) -> str:
+    # Quotes, angle brackets and ';' would break the callerid syntax or the config line.
+    clean = "".join(c for c in name if c not in '"<>;\\' and ord(c) >= 0x20).strip()
+    return f'"{clean}" <{extension}>' if clean else f"<{extension}>"
+
+
+def operator_accounts(config: HotlineConfig, passwords: Mapping[str, str]) -> list[OperatorAccount]:
+    """Operators of every tenant that have a password, in config order."""
+    return [
+        OperatorAccount(t.id, op.extension, _callerid(op.name, op.extension),
+                        conf_escape(passwords[op.extension]))
+        for t in config.tenants for op in t.operators.operators if op.extension in passwords
+    ]
+
+
+def refused_sources(banned_sources: Sequence[str]) -> list[str]:
+    """Validated, sorted, de-duplicated IPv4 addresses; raise ValueError naming a bad one."""
+    result = set()
+    for s in banned_sources:
+        try:
+            result.add(ipaddress.IPv4Address(s.strip()))
+        except ValueError:
+            raise ValueError(f"banned source {s!r}: expected an IPv4 address") from None
+    return [str(a) for a in sorted(result)]
+
+
+def render_texts(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
+                 passwords: Mapping[str, str], banned_sources: Sequence[str] = (),
+                 verbose: bool = False, bench_plain_number: str | None = None
+                 ) -> dict[str, str]:
+    """Each config file's text by name (nothing written); ``passwords`` by extension."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         undefined=jinja2.StrictUndefined,
@@ -93,10 +132,41 @@ def render(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
         "modules": MODULES,
         "verbose": verbose,
         "bench_plain_number": bench_plain_number,
+        "operators": operator_accounts(config, passwords),
+        "banned_sources": refused_sources(banned_sources),
     }
+    return {name: env.get_template(f"{name}.j2").render(ctx) for name in TEMPLATES}
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    if path.exists() and path.read_text() == text:
+        return False
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o640)  # contains ARI/AMI secrets: readable by asterisk only (chown_tree)
+    os.replace(tmp, path)
+    return True
+
+
+def render(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
+           prompt_cache: Path, sounds_override: Path | None = None,
+           verbose: bool = False, bench_plain_number: str | None = None,
+           banned_sources: Sequence[str] = (),
+           environ: Mapping[str, str] | None = None) -> list[str]:
+    """Write all config files and prompts for the instance; return the names that changed.
+
+    Operators' passwords are read from ``environ`` (default: this process's environment) or
+    their files; an operator without one is left out and logged at ERROR. ``banned_sources``
+    (IPv4 addresses) are refused by a PJSIP ``type=acl`` section: 403 to every request from
+    them, registered operators and the trunk alike (``module reload res_pjsip.so`` applies it).
+    """
+    layout.create()
+    texts = render_texts(config, layout, secrets,
+                         passwords=operator_passwords(config, environ),
+                         banned_sources=banned_sources, verbose=verbose,
+                         bench_plain_number=bench_plain_number)
     changed = []
-    for name in TEMPLATES:
-        text = env.get_template(f"{name}.j2").render(ctx)
+    for name, text in texts.items():
         if _write_if_changed(layout.host("etc") / name, text):
             changed.append(name)
     place_prompts(prompt_specs(config), layout.host("sounds"), sounds_override, prompt_cache)

@@ -1,0 +1,261 @@
+"""Operators' PJSIP accounts, the outbound trunk, refused sources and the operators' dialplan,
+as rendered text (no Asterisk, nothing written); passwords from the environment or files."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from callcenter.domain.config import parse_config
+from callcenter.domain.config_base import ConfigError
+from callcenter.domain.model import HotlineConfig, OutboundTrunk
+from callcenter.pbx.install import AsteriskInstall
+from callcenter.pbx.layout import PbxLayout
+from callcenter.pbx.render import MODULES, render_texts
+from callcenter.secrets import (
+    OperatorSecretError,
+    Secrets,
+    operator_passwords,
+    resolve_operator_passwords,
+)
+
+SECRETS = Secrets("ari", "ari-pass", "ami", "ami-pass")
+
+
+def config_data(**trunk: Any) -> dict[str, Any]:
+    return {
+        "service": {"stasis_app": "hotline"},
+        "trunk": {"port": 5060, **trunk},
+        "tenants": [
+            {"id": "dongnai", "name": "Đồng Nai", "numbers": ["1022"],
+             "shifts": [{"name": "all", "start": "00:00", "end": "00:00", "lines": 2}],
+             "operators": [
+                 {"extension": "101", "name": "Nguyễn Thị Lan", "secret_env": "HOTLINE_OP_101"},
+                 {"extension": "102", "name": 'Trần "Minh" <x>', "secret_file": "op102.secret"},
+             ]},
+            {"id": "thanhhoa", "name": "Thanh Hóa", "numbers": ["02371022"],
+             "shifts": [{"name": "all", "start": "00:00", "end": "00:00", "lines": 2}],
+             "operators": [
+                 {"extension": "201", "name": "Lê Văn Hùng", "secret_env": "HOTLINE_OP_201"},
+             ]},
+        ],
+    }
+
+
+def load(tmp_path: Path, data: dict[str, Any]) -> HotlineConfig:
+    path = tmp_path / "hotline.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return parse_config(data, str(path))
+
+
+def layout(tmp_path: Path) -> PbxLayout:
+    install = AsteriskInstall(binary="/usr/sbin/asterisk", root=tmp_path / "rootfs",
+                              version="Asterisk 22")
+    return PbxLayout.for_instance(install, "unit", tmp_path / "state")
+
+
+def texts(tmp_path: Path, config: HotlineConfig, passwords: dict[str, str],
+          banned: tuple[str, ...] = ()) -> dict[str, str]:
+    return render_texts(config, layout(tmp_path), SECRETS, passwords=passwords,
+                        banned_sources=banned)
+
+
+def sections(conf: str) -> list[tuple[str, dict[str, list[str]]]]:
+    """Asterisk config text -> [(name, {key: [values]})], comments stripped (\\; kept as ;)."""
+    result: list[tuple[str, dict[str, list[str]]]] = []
+    for raw in conf.splitlines():
+        line = raw.replace("\\;", "\0").split(";", 1)[0].replace("\0", ";").strip()
+        if not line:
+            continue
+        if line.startswith("["):
+            result.append((line[1:line.index("]")], {}))
+            continue
+        key, _, value = line.partition("=")
+        result[-1][1].setdefault(key.strip().rstrip(">"), []).append(value.strip())
+    return result
+
+
+def section(conf: str, name: str, kind: str) -> dict[str, list[str]]:
+    found = [s for n, s in sections(conf) if n == name and s.get("type") == [kind]]
+    assert len(found) == 1, (name, kind, found)
+    return found[0]
+
+
+def test_given_operators_with_secrets_when_rendered_then_endpoint_auth_aor_each(
+        tmp_path: Path) -> None:
+    (tmp_path / "op102.secret").write_text("pass;102\n")
+    config = load(tmp_path, config_data())
+    pw = operator_passwords(config, {"HOTLINE_OP_101": "s3cret-101", "HOTLINE_OP_201": "x201"})
+    assert pw == {"101": "s3cret-101", "102": "pass;102", "201": "x201"}
+    pjsip = texts(tmp_path, config, pw)["pjsip.conf"]
+    ep = section(pjsip, "101", "endpoint")
+    assert ep["context"] == ["from-operators"]
+    assert ep["auth"] == ["101"] and ep["aors"] == ["101"]
+    assert ep["allow"] == ["ulaw,alaw"] and ep["disallow"] == ["all"]
+    assert ep["dtmf_mode"] == ["rfc4733"]
+    for key in ("rtp_symmetric", "force_rport", "rewrite_contact", "bind_rtp_to_media_address"):
+        assert ep[key] == ["yes"], key
+    assert ep["direct_media"] == ["no"]
+    assert ep["media_address"] == ["127.0.0.1"]
+    assert ep["callerid"] == ['"Nguyễn Thị Lan" <101>']
+    auth = section(pjsip, "101", "auth")
+    assert auth == {"type": ["auth"], "auth_type": ["userpass"], "username": ["101"],
+                    "password": ["s3cret-101"]}
+    aor = section(pjsip, "101", "aor")
+    assert aor["max_contacts"] == ["1"] and aor["remove_existing"] == ["yes"]
+    assert int(aor["qualify_frequency"][0]) > 0
+    # A ';' in a password is escaped (Asterisk reads it back as ';', not a comment).
+    assert section(pjsip, "102", "auth")["password"] == ["pass;102"]
+    assert "password = pass\\;102" in pjsip
+    # Quotes and angle brackets in a name cannot break the callerid.
+    assert section(pjsip, "102", "endpoint")["callerid"] == ['"Trần Minh x" <102>']
+    # Operators of every tenant; the trunk still identified by address only.
+    assert section(pjsip, "201", "endpoint")["context"] == ["from-operators"]
+    assert section(pjsip, "trunk", "endpoint")["identify_by"] == ["ip"]
+    assert sections(pjsip)[0][1]["endpoint_identifier_order"] == ["username,ip"]
+
+
+def test_given_operators_when_rendered_then_no_password_leaks_into_other_files(
+        tmp_path: Path) -> None:
+    config = load(tmp_path, config_data())
+    files = texts(tmp_path, config, {"101": "unique-pw-4711"})
+    assert [n for n, t in files.items() if "unique-pw-4711" in t] == ["pjsip.conf"]
+
+
+def test_given_config_file_then_yaml_holds_no_secret_only_references(tmp_path: Path) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "config/hotline.yaml"
+    data = yaml.safe_load(shipped.read_text())
+    ops = [op for t in data["tenants"] for op in t.get("operators", [])]
+    assert [op["extension"] for op in ops] == ["101", "102"]
+    assert all(set(op) == {"extension", "name", "secret_env"} for op in ops)
+    assert [op["secret_env"] for op in ops] == ["HOTLINE_OP_101", "HOTLINE_OP_102"]
+    with pytest.raises(ConfigError, match="never goes in the YAML"):
+        bad = config_data()
+        bad["tenants"][0]["operators"][0]["password"] = "clear"
+        parse_config(bad, "x.yaml")
+
+
+def test_given_missing_secrets_when_resolved_then_named_errors_and_others_rendered(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = load(tmp_path, config_data())  # op102.secret does not exist
+    env = {"HOTLINE_OP_101": "", "HOTLINE_OP_201": "ok"}
+    pw, problems = resolve_operator_passwords(config, env)
+    assert pw == {"201": "ok"}
+    assert [(p.tenant, p.extension) for p in problems] == [("dongnai", "101"), ("dongnai", "102")]
+    assert all(isinstance(p, OperatorSecretError) for p in problems)
+    assert str(problems[0]) == ("operator 101 of tenant dongnai: environment variable "
+                                "HOTLINE_OP_101: is empty")
+    assert str(problems[1]) == (f"operator 102 of tenant dongnai: secret file "
+                                f"{tmp_path / 'op102.secret'}: does not exist")
+    with caplog.at_level(logging.ERROR, logger="callcenter.secrets"):
+        pw = operator_passwords(config, {"HOTLINE_OP_201": "ok"})
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 2
+    assert "101" in errors[0] and "HOTLINE_OP_101" in errors[0] and "is not set" in errors[0]
+    assert "102" in errors[1] and "op102.secret" in errors[1]
+    pjsip = texts(tmp_path, config, pw)["pjsip.conf"]
+    names = {n for n, _ in sections(pjsip)}
+    assert "201" in names and "101" not in names and "102" not in names
+
+
+@pytest.mark.parametrize("value,reason", [
+    (" padded", "leading or trailing spaces"),
+    ("two\nlines", "control character"),
+    ("x" * 129, "longer than 128"),
+])
+def test_given_unusable_password_then_refused_not_altered(tmp_path: Path, value: str,
+                                                          reason: str) -> None:
+    config = load(tmp_path, config_data())
+    (tmp_path / "op102.secret").write_text(value)
+    _, problems = resolve_operator_passwords(config, {"HOTLINE_OP_101": "a", "HOTLINE_OP_201": "b"})
+    assert [p.extension for p in problems] == ["102"]
+    assert reason in problems[0].reason
+
+
+def test_given_file_secret_with_absolute_path_then_read_from_there(tmp_path: Path) -> None:
+    secret = tmp_path / "elsewhere" / "op"
+    secret.parent.mkdir()
+    secret.write_text("abs-pass\r\n")
+    data = config_data()
+    data["tenants"][0]["operators"][1]["secret_file"] = str(secret)
+    config = load(tmp_path, data)
+    pw = operator_passwords(config, {"HOTLINE_OP_101": "a", "HOTLINE_OP_201": "b"})
+    assert pw["102"] == "abs-pass"
+
+
+def test_given_outbound_trunk_when_rendered_then_trunk_out_endpoint_and_aor(
+        tmp_path: Path) -> None:
+    config = load(tmp_path, config_data(outbound={"host": "127.0.0.1", "port": 5090}))
+    assert config.trunk.outbound == OutboundTrunk("127.0.0.1", 5090)
+    pjsip = texts(tmp_path, config, {})["pjsip.conf"]
+    ep = section(pjsip, "trunk-out", "endpoint")
+    assert ep["aors"] == ["trunk-out"]
+    assert ep["media_address"] == ["127.0.0.1"] and ep["bind_rtp_to_media_address"] == ["yes"]
+    assert ep["allow"] == ["ulaw,alaw"] and ep["direct_media"] == ["no"]
+    # Never matched by a From user: nothing enters unauthenticated through it.
+    assert ep["identify_by"] == ["ip"]
+    assert not [s for n, s in sections(pjsip) if n == "trunk-out" and s["type"] == ["identify"]]
+    assert section(pjsip, "trunk-out", "aor")["contact"] == ["sip:127.0.0.1:5090"]
+
+
+def test_given_no_outbound_trunk_then_nothing_rendered(tmp_path: Path) -> None:
+    config = load(tmp_path, config_data())
+    assert config.trunk.outbound is None
+    assert "trunk-out]" not in texts(tmp_path, config, {})["pjsip.conf"]
+
+
+@pytest.mark.parametrize("outbound,key", [
+    ({"port": 5090}, "trunk.outbound.host"),
+    ({"host": "::1"}, "trunk.outbound.host"),
+    ({"host": "127.0.0.1", "port": 70000}, "trunk.outbound.port"),
+    ({"host": "127.0.0.1", "port": 5060}, "trunk.outbound.port"),  # our own listener
+    ({"host": "127.0.0.1", "prot": 5090}, "trunk.outbound.prot"),
+    ("127.0.0.1:5090", "trunk.outbound"),
+])
+def test_given_bad_outbound_trunk_then_error_names_key(outbound: Any, key: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config(config_data(outbound=outbound), "hotline.yaml")
+    assert e.value.errors[0].key == key
+
+
+def test_given_banned_sources_when_rendered_then_acl_denies_them(tmp_path: Path) -> None:
+    config = load(tmp_path, config_data())
+    pjsip = texts(tmp_path, config, {}, banned=("127.0.0.9", "10.1.2.3", "127.0.0.9"))["pjsip.conf"]
+    acl = section(pjsip, "refused-sources", "acl")
+    assert acl["deny"] == ["10.1.2.3", "127.0.0.9"]
+    assert "permit" not in acl  # everything else stays allowed
+    assert "type = acl" not in texts(tmp_path, config, {})["pjsip.conf"]
+    with pytest.raises(ValueError, match="'10.0.0.0/8'"):
+        texts(tmp_path, config, {}, banned=("10.0.0.0/8",))
+    assert "res_pjsip_acl.so" in MODULES
+
+
+def test_given_operators_dialplan_then_feature_codes_enter_stasis_with_contract_args(
+        tmp_path: Path) -> None:
+    ext = texts(tmp_path, load(tmp_path, config_data()), {})["extensions.conf"]
+    block = ext.split("[from-operators]")[1].split("\n[")[0]
+    for code, args in (("*11", "agent,login"), ("*12", "agent,logout"), ("*13", "agent,pause"),
+                       ("_*13[1-9]", "agent,pause,${EXTEN:3}"), ("*14", "agent,unpause"),
+                       ("*15", "agent,ready")):
+        assert f"exten => {code},1,Stasis(hotline,{args})\n" \
+               f" same => n,Goto(operator-feature-done,s,1)" in block, code
+    # Any other number: congestion (cause 34 -> SIP 503).
+    assert "exten => _[0-9*#+a-zA-Z].,1,Hangup(34)" in block
+    done = ext.split("[operator-feature-done]")[1].split("\n[")[0]
+    assert '"${STASISSTATUS}" = "FAILED"]?failed' in done
+    assert "Playback(${HOTLINE_FEATURE_PROMPT})" in done
+    assert "default/unavailable" in done
+    for app_module in ("app_stasis.so", "app_playback.so", "pbx_config.so", "res_pjsip_refer.so",
+                       "res_manager_devicestate.so", "app_queue.so"):
+        assert app_module in MODULES
+
+
+def test_given_manager_conf_then_security_events_and_timestamps(tmp_path: Path) -> None:
+    manager = texts(tmp_path, load(tmp_path, config_data()), {})["manager.conf"]
+    assert "timestampevents = yes" in manager
+    read = [line for line in manager.splitlines() if line.startswith("read =")]
+    assert read and "security" in read[0].split("=")[1].split(",")
