@@ -20,6 +20,7 @@ from aiohttp import web
 
 from callcenter.ari_app.calls import CallDeps, utcnow
 from callcenter.ari_app.client import AriClient
+from callcenter.ari_app.queue_driver import QueueDriver
 from callcenter.ari_app.service import StasisService
 from callcenter.config_file import load_config
 from callcenter.console.setup import setup_console
@@ -32,6 +33,7 @@ from callcenter.loop_lag import LoopLag
 from callcenter.pbx.install import ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.render import render
+from callcenter.queue.acd import AcdQueue
 from callcenter.queue.linepool import LinePool
 from callcenter.records import RecordWriter
 from callcenter.secrets import Secrets, load_secrets
@@ -60,6 +62,8 @@ TICKETS = web.AppKey("tickets", TicketService)
 SECRETS = web.AppKey("secrets", Secrets)
 TASKS = web.AppKey("tasks", list)
 LAG = web.AppKey("loop_lag", LoopLag)
+ACD = web.AppKey("acd", AcdQueue)
+DRIVER = web.AppKey("acd_driver", QueueDriver)
 
 
 def _owned(app: web.Application, coro: Coroutine[Any, Any, None],
@@ -114,6 +118,9 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
                     node=cfg.service.node)
     await pool.heartbeat()
     app[POOL] = pool
+    # The operators' queue shares the pool's instance name: one id per app process.
+    app[ACD] = AcdQueue(client, pool.instance, cfg.service.node)
+    await apply_queue_config(app[ACD], cfg)
     yield
     await pool_client.aclose()
     await client.aclose()
@@ -159,6 +166,7 @@ async def _config_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def apply(old: HotlineConfig, new: HotlineConfig) -> None:
         await _apply_to_pbx(app, new)
+        await apply_queue_config(app[ACD], new)
         # New menus or prompt texts: new calls use them; build their sounds now.
         await app[IVR].load([t.id for t in new.tenants], "config reloaded")
         app[IVR].want_build()
@@ -169,6 +177,15 @@ async def _config_ctx(app: web.Application) -> AsyncIterator[None]:
     loop.add_signal_handler(signal.SIGHUP, lambda: _owned(app, _reload(live, "SIGHUP"), "reload"))
     yield
     loop.remove_signal_handler(signal.SIGHUP)
+
+
+async def apply_queue_config(acd_queue: AcdQueue, config: HotlineConfig) -> None:
+    """Queue policies and the operator list of every tenant, from the config in force."""
+    for t in config.tenants:
+        acd_queue.set_policy(t.id, t.operators.queue)
+        changed = await acd_queue.sync_operators(t.id, t.operators.operators)
+        if changed:
+            log.info("queue %s: %d operator(s) added, renamed or removed", t.id, changed)
 
 
 async def _reload(live: LiveConfig, why: str) -> None:
@@ -213,9 +230,12 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     runtime.want_build()
     deps = CallDeps(ari=ari, pool=app[POOL], redis=app[REDIS],
                     sounds_dir=app[LAYOUT].pbx("sounds"), write_record=app[WRITER].write,
-                    prompts=library)
+                    prompts=library, acd=app[ACD])
     service = StasisService(ari, deps, app[CONFIG], runtime.context)
+    driver = app[DRIVER] = QueueDriver(app[ACD], app[REDIS], service.sessions, app[CONFIG])
+    deps.kick = driver.kick
     app[STASIS] = service
+    driver.start()
     service.start()
     beat = _owned(app, _heartbeat(app[POOL], service, app[CONFIG]), "pool-heartbeat")
     yield
@@ -224,6 +244,7 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
     await asyncio.gather(*ivr_tasks, return_exceptions=True)
     await service.close()
+    await driver.close()
     await session.close()
 
 

@@ -16,8 +16,10 @@ import redis.asyncio as aioredis
 from callcenter.ari_app.client import AriClient, AriError, ChannelGone
 from callcenter.domain import call as cm
 from callcenter.domain import menu as mn
+from callcenter.domain.acd import QueueConflict
 from callcenter.domain.causes import cause_text
 from callcenter.ivr.prompt_library import PromptLibrary
+from callcenter.queue.acd import AcdQueue
 from callcenter.queue.linepool import LinePool
 
 log = logging.getLogger("callcenter.call")
@@ -38,6 +40,7 @@ def state_to_json(state: cm.CallState) -> str:
     for k, v in d.items():
         if isinstance(v, dt.datetime):
             d[k] = v.isoformat()
+    d["transfers"] = [{**dataclasses.asdict(t), "at": t.at.isoformat()} for t in state.transfers]
     if state.menu is not None:
         d["menu"] = {"node": state.menu.node, "seq": state.menu.seq,
                      "path": mn.path_dicts(state.menu)}
@@ -52,9 +55,12 @@ def _step_of(d: dict[str, str]) -> mn.Step:
 def state_from_json(text: str | bytes) -> cm.CallState:
     d: dict[str, Any] = json.loads(text)
     d["phase"] = cm.Phase(d["phase"])
-    for k in ("arrived_at", "answered_at", "ended_at"):
+    for k in ("arrived_at", "answered_at", "ended_at", "queued_at", "bridged_at",
+              "talk_ended_at", "announced_at"):
         if d.get(k):
             d[k] = dt.datetime.fromisoformat(d[k])
+    d["transfers"] = tuple(cm.TransferRecord(**{**t, "at": dt.datetime.fromisoformat(t["at"])})
+                           for t in d.get("transfers") or ())
     menu = d.pop("menu", None)
     if menu is not None:
         d["menu"] = mn.MenuState(node=menu["node"], mode=mn.Mode.DONE, seq=menu["seq"],
@@ -72,6 +78,11 @@ class CallDeps:
     sounds_dir: str  # as Asterisk sees it
     write_record: Callable[[cm.CallState], Awaitable[None]]
     prompts: PromptLibrary | None = None  # IVR prompts (None: no tenant has menus)
+    acd: AcdQueue | None = None  # the operators' queue (None: calls wait on hold)
+    # The operators' legs of our calls: leg channel id -> the caller's call id.
+    legs: dict[str, str] = dataclasses.field(default_factory=dict)
+    kick: Callable[[str], None] = lambda tenant: None  # "look for an operator for this tenant"
+    save_callback: Callable[[cm.CallState], Awaitable[None]] | None = None
 
 
 class CallSession:
@@ -200,6 +211,8 @@ class CallSession:
                     self._timer = loop.call_later(seconds, self._fire, token)
                 case mn.CancelTimer():
                     self._disarm()
+                case _:
+                    return await self._execute_queue(command)
         except ChannelGone:
             # The caller hung up while we acted: the ChannelDestroyed event ends the call too.
             if s.phase is not cm.Phase.ENDED:
@@ -212,6 +225,93 @@ class CallSession:
             else:
                 log.error("%s: %s failed: %r", self._label(), what, e)
                 return cm.Failed(utcnow(), f"{what} failed")
+        return None
+
+    async def _execute_queue(self, command: cm.Command) -> cm.Event | None:
+        """The operators' queue, their legs and the bridge (errors other than the caller's own
+        channel vanishing end the call, as for every command)."""
+        s, d = self.state, self.deps
+        match command:
+            case cm.StopMoh():
+                try:
+                    await d.ari.stop_moh(s.call_id)
+                except AriError as e:  # no music playing; a hang-up also brings its own event
+                    log.debug("%s: stop music: %s", self._label(), e)
+            case cm.Enqueue(tenant_id, urgent):
+                assert d.acd is not None
+                await d.acd.enqueue(tenant_id, s.call_id, caller=s.caller, urgent=urgent)
+                log.info("%s: queued for an operator%s", self._label(),
+                         " (urgent)" if urgent else "")
+                d.kick(tenant_id)
+            case cm.Dequeue(tenant_id, reason, extension):
+                assert d.acd is not None
+                entry = await d.acd.dequeue(tenant_id, s.call_id, reason)
+                if entry is None and extension is not None:
+                    # The operator's answer was counted as the caller left: end their call.
+                    try:
+                        await d.acd.call_ended(tenant_id, extension, s.call_id)
+                    except QueueConflict:
+                        pass
+                d.kick(tenant_id)
+            case cm.RingOperator(extension, channel, timeout_s):
+                d.legs[channel] = s.call_id
+                try:
+                    await d.ari.originate(f"PJSIP/{extension}", channel,
+                                          app_args=f"operator,{s.call_id}",
+                                          timeout_s=timeout_s, caller_id=s.caller,
+                                          originator=s.call_id)
+                except AriError as e:  # not registered, or refused at once: a ring-out
+                    log.warning("%s: could not ring operator %s: %s", self._label(), extension, e)
+                    d.legs.pop(channel, None)
+                    return cm.OperatorGone(utcnow(), channel, None)
+                log.info("%s: ringing operator %s", self._label(), extension)
+            case cm.ReturnOffer(tenant_id, extension):
+                assert d.acd is not None
+                try:
+                    await d.acd.no_answer(tenant_id, s.call_id, extension)
+                except QueueConflict:
+                    pass  # the offer had lapsed already (taken back by the queue)
+                log.info("%s: operator %s did not answer; the call keeps its place",
+                         self._label(), extension)
+                d.kick(tenant_id)
+            case cm.HangupChannel(channel):
+                try:
+                    await d.ari.hangup(channel)
+                except AriError:
+                    pass  # already gone
+            case cm.BridgeOperator(bridge, operator_channel, recording):
+                await d.ari.create_bridge(bridge)
+                await d.ari.add_to_bridge(bridge, [s.call_id, operator_channel])
+                log.info("%s: bridged with operator %s", self._label(), s.operator)
+                try:
+                    await d.ari.record_bridge(bridge, recording)
+                except AriError as e:  # talking matters more than the recording
+                    log.error("%s: recording not started: %s", self._label(), e)
+                    self.state = dataclasses.replace(self.state, recording=None)
+            case cm.EndOperatorCall(tenant_id, extension):
+                assert d.acd is not None
+                try:
+                    await d.acd.call_ended(tenant_id, extension, s.call_id)
+                except QueueConflict as e:
+                    log.warning("%s: %s", self._label(), e)
+                d.kick(tenant_id)
+            case cm.DestroyBridge(bridge):
+                try:
+                    await d.ari.destroy_bridge(bridge)
+                except AriError as e:
+                    log.debug("%s: bridge %s: %s", self._label(), bridge, e)
+            case cm.SaveCallback():
+                if d.save_callback is None:
+                    log.error("%s: callback requested but no store to keep it", self._label())
+                else:
+                    try:
+                        await d.save_callback(s)
+                        log.info("%s: callback requested", self._label())
+                    except Exception as e:  # the call record (outcome callback) still keeps it
+                        log.error("%s: callback request not stored (%r); the call record "
+                                  "keeps it with outcome callback", self._label(), e)
+            case _:
+                raise TypeError(f"unknown command {command!r}")
         return None
 
     async def _persist(self) -> None:

@@ -111,6 +111,46 @@ class AriClient:
     async def start_moh(self, channel_id: str, moh_class: str = "default") -> None:
         await self.request("POST", f"/channels/{channel_id}/moh", mohClass=moh_class)
 
+    async def stop_moh(self, channel_id: str) -> None:
+        await self.request("DELETE", f"/channels/{channel_id}/moh")
+
+    async def originate(self, endpoint: str, channel_id: str, *, app_args: str, timeout_s: int,
+                        caller_id: str | None = None,
+                        originator: str | None = None) -> dict[str, Any]:
+        """Ring ``endpoint`` as ``channel_id``; when answered it enters our app with
+        ``app_args``. Events of the ringing channel reach the app from the start."""
+        return dict(await self.request(
+            "POST", f"/channels/{channel_id}", endpoint=endpoint, app=self.app,
+            appArgs=app_args, timeout=timeout_s, callerId=caller_id,
+            originator=originator) or {})
+
+    async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None:
+        await self.request("POST", f"/bridges/{bridge_id}", type=kind)
+
+    async def add_to_bridge(self, bridge_id: str, channels: list[str]) -> None:
+        await self.request("POST", f"/bridges/{bridge_id}/addChannel", channel=",".join(channels))
+
+    async def destroy_bridge(self, bridge_id: str) -> bool:
+        """Destroy a bridge; False when it was already gone."""
+        try:
+            await self.request("DELETE", f"/bridges/{bridge_id}")
+        except AriError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    async def record_bridge(self, bridge_id: str, name: str, fmt: str = "wav") -> None:
+        """Record the bridge's mixed audio to <recordings>/<name>.<fmt> until it is destroyed."""
+        await self.request("POST", f"/bridges/{bridge_id}/record", name=name, format=fmt,
+                           ifExists="overwrite", beep=False, terminateOn="none")
+
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/variable", variable=name, value=value)
+
+    async def continue_in_dialplan(self, channel_id: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/continue")
+
     async def subscribe_channel(self, channel_id: str) -> None:
         """Keep this channel's events after it leaves Stasis (ChannelDestroyed has the cause)."""
         await self.request("POST", f"/applications/{self.app}/subscription",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -14,13 +14,19 @@ from callcenter.ari_app.calls import CALL_KEY, CallDeps, CallSession, state_from
 from callcenter.ari_app.client import AriClient, AriError
 from callcenter.domain import call as cm
 from callcenter.domain import menu as mn
+from callcenter.domain.acd import QueueConflict
 from callcenter.domain.causes import mask_number
 from callcenter.domain.model import HotlineConfig, Tenant
 from callcenter.domain.shifts import active_shift, tenant_for_number
 
 log = logging.getLogger("callcenter.ari")
 
-ADOPTABLE = (cm.Phase.GREETING, cm.Phase.HOLDING, cm.Phase.IVR)
+ADOPTABLE = (cm.Phase.GREETING, cm.Phase.HOLDING, cm.Phase.IVR, cm.Phase.QUEUED,
+             cm.Phase.RINGING, cm.Phase.BRIDGED)
+# Adopted in these phases a call resumes where it was (queue place, bridge) with Resume.
+RESUMABLE = (cm.Phase.QUEUED, cm.Phase.RINGING, cm.Phase.BRIDGED)
+
+FeatureHandler = Callable[[dict[str, Any], list[str]], Coroutine[Any, Any, None]]
 
 IvrFor = Callable[[Tenant], cm.IvrContext | None]
 
@@ -40,11 +46,12 @@ class StasisService:
     """Routes ARI events to call sessions; reconnects forever with backoff."""
 
     def __init__(self, ari: AriClient, deps: CallDeps, config: Callable[[], HotlineConfig],
-                 ivr_for: IvrFor = no_ivr):
+                 ivr_for: IvrFor = no_ivr, features: FeatureHandler | None = None):
         self.ari = ari
         self.deps = deps
         self.config = config
         self.ivr_for = ivr_for
+        self.features = features  # operators' feature codes (*11 log in ...)
         self.sessions: dict[str, CallSession] = {}
         self.connected = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -127,6 +134,8 @@ class StasisService:
             channel_id = uri.split(":", 1)[1] if uri.startswith("channel:") else None
         session = self.sessions.get(channel_id or "")
         if session is None:
+            if channel_id in self.deps.legs:
+                self._on_leg_event(kind, channel_id, event)
             return
         now = utcnow()
         if kind == "PlaybackFinished":
@@ -148,9 +157,58 @@ class StasisService:
             timer = asyncio.get_running_loop().call_later(0.3, end_anyway)
             self._timers.add(timer)
 
+    def _on_leg_event(self, kind: str | None, leg: str, event: dict[str, Any]) -> None:
+        """An operator's leg: its end tells the caller's call (ring-out or operator hung up)."""
+        if kind != "ChannelDestroyed":
+            return
+        call_id = self.deps.legs.pop(leg)
+        session = self.sessions.get(call_id)
+        if session is not None:
+            session.events.put_nowait(cm.OperatorGone(utcnow(), leg, event.get("cause")))
+
+    async def _on_operator_answer(self, ch: dict[str, Any], call_id: str) -> None:
+        """The operator picked up: confirm the offer still stands, then connect the caller."""
+        leg = ch["id"]
+        session = self.sessions.get(call_id)
+        s = session.state if session is not None else None
+        if (session is None or s is None or s.phase is not cm.Phase.RINGING
+                or s.operator_channel != leg or s.ringing is None or s.tenant_id is None
+                or self.deps.acd is None):
+            log.info("call=%s: operator leg %s answered too late; hanging it up", call_id, leg)
+            await self._hangup_quietly(leg)
+            return
+        try:
+            await self.deps.acd.answered(s.tenant_id, call_id, s.ringing)
+        except QueueConflict as e:
+            # The caller left, or the offer lapsed and went to someone else, as they picked up.
+            log.info("call=%s: operator %s answered a withdrawn offer (%s); hanging up",
+                     call_id, s.ringing, e)
+            await self._hangup_quietly(leg)
+            return
+        session.events.put_nowait(cm.OperatorAnswered(utcnow(), s.ringing))
+
+    async def _hangup_quietly(self, channel: str) -> None:
+        try:
+            await self.ari.hangup(channel)
+        except AriError:
+            pass  # already gone
+
     async def _on_start(self, event: dict[str, Any]) -> None:
         ch = event["channel"]
         if ch["id"] in self.sessions:
+            return
+        args = [str(a) for a in event.get("args") or []]
+        if args[:1] == ["operator"] and len(args) >= 2:
+            await self._on_operator_answer(ch, args[1])
+            return
+        if args[:1] == ["agent"]:
+            if self.features is None:
+                await self.ari.continue_in_dialplan(ch["id"])
+            else:
+                task: asyncio.Task[None] = asyncio.create_task(
+                    self.features(ch, args[1:]), name=f"feature:{ch['id']}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             return
         now = utcnow()
         config = self.config()
@@ -163,7 +221,9 @@ class StasisService:
             routed = cm.Routed(now, None)
         else:
             shift, _override = active_shift(tenant, now)
-            routed = cm.Routed(now, tenant.id, shift.name, shift.lines)
+            routed = cm.Routed(now, tenant.id, shift.name, shift.lines,
+                               queue=self.deps.acd is not None
+                               and bool(tenant.operators.operators))
         log.info("call=%s arrived dialled=%s caller=%s tenant=%s", ch["id"], dialled,
                  mask_number(caller), tenant.id if tenant else "-")
         log.debug("call=%s caller number %s", ch["id"], caller)
@@ -191,6 +251,7 @@ class StasisService:
                 session.events.put_nowait(session.hung_up())
         tenants = {t.id for t in self.config().tenants}
         adopted: dict[str, list[str]] = {t: [] for t in tenants}
+        queued: dict[str, list[str]] = {t: [] for t in tenants}  # adopted queue places
         for call_id in sorted(in_app - set(self.sessions)):
             raw = await self.deps.redis.get(CALL_KEY.format(call_id))
             state = state_from_json(raw) if raw else None
@@ -200,7 +261,13 @@ class StasisService:
                 adopted[state.tenant_id].append(call_id)
                 tenant = next(t for t in self.config().tenants if t.id == state.tenant_id)
                 ivr = self._ivr(tenant)
-                if state.phase is cm.Phase.IVR and ivr is not None and state.menu is not None:
+                if state.phase in RESUMABLE:
+                    if state.phase is not cm.Phase.BRIDGED:
+                        queued[state.tenant_id].append(call_id)
+                    elif state.operator_channel is not None:
+                        self.deps.legs[state.operator_channel] = call_id
+                    self._spawn(CallSession(state, self.deps, ivr), [cm.Resume(utcnow())])
+                elif state.phase is cm.Phase.IVR and ivr is not None and state.menu is not None:
                     # Menus start again at the root (the path so far is kept).
                     self._spawn(CallSession(state, self.deps, ivr), [cm.Resume(utcnow())])
                 else:
@@ -224,6 +291,16 @@ class StasisService:
             dropped, used = await self.deps.pool.reconcile(tenant_id, keep, adopted[tenant_id])
             log.info("pool %s reconciled: in use %d (dropped %d stale lines)", tenant_id, used,
                      dropped)
+            if self.deps.acd is not None:
+                waiting = [c for c, ses in self.sessions.items()
+                           if ses.state.phase in cm.QUEUE_PHASES
+                           and ses.state.tenant_id == tenant_id]
+                dropped, taken = await self.deps.acd.reconcile(tenant_id, waiting,
+                                                               queued[tenant_id])
+                if dropped or taken:
+                    log.info("queue %s reconciled: %d stale places dropped, %d taken over",
+                             tenant_id, dropped, taken)
+                self.deps.kick(tenant_id)
 
     def held_lines(self) -> dict[str, list[str]]:
         """Calls of ours holding a line, per tenant (to write back after a heartbeat lapse)."""

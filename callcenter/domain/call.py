@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, replace
 
 from callcenter.domain import menu as mn
+from callcenter.domain.acd import CALLBACK_CONFIRM_TEXT
 from callcenter.domain.ivr import IvrTree, Prompt
 
 
@@ -19,7 +20,10 @@ class Phase(enum.Enum):
     ADMITTING = "admitting"  # asking the tenant's line pool for a line
     GREETING = "greeting"  # answered, greeting playing (tenants without IVR menus)
     IVR = "ivr"  # answered, in the tenant's menus (callcenter.domain.menu)
-    HOLDING = "holding"  # music on hold until IVR/queue give the call somewhere to go
+    HOLDING = "holding"  # music on hold; no operator queue (the tenant has no operators)
+    QUEUED = "queued"  # waiting for an operator: music on hold, announcements, callback offer
+    RINGING = "ringing"  # an operator's phone rings for the call (the caller keeps waiting)
+    BRIDGED = "bridged"  # talking with the operator, recorded
     BUSY_MESSAGE = "busy_message"  # pool full: early media "all lines busy", never answered
     REJECTING = "rejecting"  # hang-up requested by us (busy after message, unknown number)
     CLOSING = "closing"  # hang-up requested by us after the IVR said goodbye
@@ -30,6 +34,11 @@ class Phase(enum.Enum):
 # (in the menus' greeting never, in the queue or while an operator's phone rang yes); callback:
 # the caller chose to be called back instead of waiting.
 OUTCOMES = ("answered", "busy", "abandoned", "not_found", "failed", "callback")
+
+
+# Queue prompts' tokens start here, far above the menus' own (which count from 1 per call).
+QUEUE_TOKENS = 1_000_000
+QUEUE_PHASES = (Phase.QUEUED, Phase.RINGING)
 
 
 class IllegalTransition(ValueError):
@@ -45,6 +54,7 @@ class Routed:
     tenant_id: str | None
     shift: str | None = None
     limit: int | None = None
+    queue: bool = False  # the tenant has operators: callers wanting one are queued
 
 
 @dataclass(frozen=True)
@@ -94,8 +104,47 @@ class Failed:
     reason: str
 
 
+@dataclass(frozen=True)
+class Offered:
+    """The queue chose an operator for this call: ring their phone (this instance owns the call)."""
+
+    at: dt.datetime
+    extension: str
+    ring_timeout_s: int
+    wrap_up_s: int = 0  # the tenant's after-call work time, kept on the record
+
+
+@dataclass(frozen=True)
+class OperatorAnswered:
+    """The operator's phone answered the offer (the queue already confirmed the offer stood)."""
+
+    at: dt.datetime
+    extension: str
+
+
+@dataclass(frozen=True)
+class OperatorGone:
+    """The operator's leg ended: before the answer a ring-out/decline, after it the operator
+    hung up."""
+
+    at: dt.datetime
+    channel: str
+    cause_code: int | None = None
+
+
+@dataclass(frozen=True)
+class WaitTick:
+    """While queued: time to tell the caller their position (``announce``) or to offer a
+    callback (``callback``); ``text`` is what they hear."""
+
+    at: dt.datetime
+    kind: str  # "announce" | "callback"
+    text: str
+
+
 Event = (Routed | LineGranted | Answered | LineRefused | PlaybackFinished | HungUp | Failed
-         | mn.Digit | mn.TimerFired | Resume)
+         | mn.Digit | mn.TimerFired | Resume | Offered | OperatorAnswered | OperatorGone
+         | WaitTick)
 
 
 # ---- commands -----------------------------------------------------------------------------
@@ -141,8 +190,86 @@ class WriteRecord:
     pass
 
 
+@dataclass(frozen=True)
+class StopMoh:
+    pass
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    """Put the call in the tenant's operator queue (urgent calls go first)."""
+
+    tenant_id: str
+    urgent: bool
+
+
+@dataclass(frozen=True)
+class Dequeue:
+    """Take the call out of the queue; ``extension`` is the operator whose phone was ringing
+    (if the queue already counted the answer, the adapter ends that operator's call instead)."""
+
+    tenant_id: str
+    reason: str  # abandoned | callback | failed
+    extension: str | None = None
+
+
+@dataclass(frozen=True)
+class RingOperator:
+    """Originate ``channel`` to the operator's phone; it enters the app when answered."""
+
+    extension: str
+    channel: str
+    timeout_s: int
+
+
+@dataclass(frozen=True)
+class ReturnOffer:
+    """The operator's phone rang out or declined: the call keeps its place in the queue."""
+
+    tenant_id: str
+    extension: str
+
+
+@dataclass(frozen=True)
+class HangupChannel:
+    """Hang up one of the call's other legs (the operator's)."""
+
+    channel: str
+
+
+@dataclass(frozen=True)
+class BridgeOperator:
+    """Connect caller and operator in ``bridge`` (created by id) and record it to ``recording``."""
+
+    bridge: str
+    operator_channel: str
+    recording: str
+
+
+@dataclass(frozen=True)
+class EndOperatorCall:
+    """The operator's part is over: the queue moves them to wrap-up."""
+
+    tenant_id: str
+    extension: str
+
+
+@dataclass(frozen=True)
+class DestroyBridge:
+    bridge: str
+
+
+@dataclass(frozen=True)
+class SaveCallback:
+    """Store the caller's callback request (their number, listed for operators)."""
+
+    tenant_id: str
+
+
 Command = (AcquireLine | ReleaseLine | Answer | Progress | Play | StartMoh | Hangup | WriteRecord
-           | mn.Say | mn.StopSaying | mn.StartTimer | mn.CancelTimer)
+           | mn.Say | mn.StopSaying | mn.StartTimer | mn.CancelTimer | StopMoh | Enqueue
+           | Dequeue | RingOperator | ReturnOffer | HangupChannel | BridgeOperator
+           | EndOperatorCall | DestroyBridge | SaveCallback)
 
 
 # ---- state --------------------------------------------------------------------------------
@@ -190,6 +317,16 @@ class CallState:
     no_answers: int = 0  # operators' phones that rang out for this call
     recording: str | None = None  # recording file, relative to the recordings folder
     transfers: tuple[TransferRecord, ...] = ()
+    queue_enabled: bool = False  # the tenant has operators: the operator node queues the call
+    ringing: str | None = None  # extension whose phone rings for the call (phase RINGING)
+    operator_channel: str | None = None  # the operator's leg (ringing or bridged)
+    legs: int = 0  # operator legs originated so far (names the next one)
+    bridge: str | None = None  # the caller-operator bridge, once created
+    announcing: int | None = None  # token of the queue announcement playing
+    announced_at: dt.datetime | None = None  # last position announcement
+    callback_offered: bool = False  # "press 1 to be called back" was said
+    closing_token: int | None = None  # hang up when this prompt ends (callback confirmation)
+    queue_seq: int = 0  # last token handed to a queue prompt (above QUEUE_TOKENS)
 
 
 @dataclass(frozen=True)
@@ -210,18 +347,34 @@ def new_call(call_id: str, node: str, dialled: str, caller: str, linkedid: str,
 
 def _end(state: CallState, event: HungUp | Failed,
          ivr: IvrContext | None) -> tuple[CallState, list[Command]]:
+    phase = state.phase
     if state.outcome is not None:
         outcome = state.outcome
     elif isinstance(event, Failed):
         outcome = "failed"
+    elif phase in QUEUE_PHASES:
+        outcome = "abandoned"  # left before an operator answered, whatever the IVR did
     elif state.answered_at is not None:
         outcome = "answered"
     else:
         outcome = "abandoned"
     commands: list[Command] = []
+    talk_ended_at = state.talk_ended_at
+    if phase in QUEUE_PHASES and state.tenant_id is not None:
+        commands.append(Dequeue(state.tenant_id, "failed" if isinstance(event, Failed)
+                                else "abandoned", state.ringing))
+        if phase is Phase.RINGING and state.operator_channel is not None:
+            commands.append(HangupChannel(state.operator_channel))
+    elif phase is Phase.BRIDGED and state.tenant_id is not None and state.operator is not None:
+        talk_ended_at = event.at
+        if state.operator_channel is not None:
+            commands.append(HangupChannel(state.operator_channel))
+        commands.append(EndOperatorCall(state.tenant_id, state.operator))
+    if state.bridge is not None:
+        commands.append(DestroyBridge(state.bridge))
     # In ADMITTING the pool may have granted a line whose answer never reached us (a lost
     # reply): releasing is idempotent, so release then too.
-    if (state.line_held or state.phase is Phase.ADMITTING) and state.tenant_id is not None:
+    if (state.line_held or phase is Phase.ADMITTING) and state.tenant_id is not None:
         commands.append(ReleaseLine(state.tenant_id))
     cause_code: int | None
     cause: str | None
@@ -237,8 +390,118 @@ def _end(state: CallState, event: HungUp | Failed,
         commands[:0] = [c for c in menu_commands if isinstance(c, mn.CancelTimer)]
     commands.append(WriteRecord())
     new = replace(state, phase=Phase.ENDED, line_held=False, ended_at=event.at, outcome=outcome,
-                  cause_code=cause_code, cause=cause, menu=menu)
+                  cause_code=cause_code, cause=cause, menu=menu, talk_ended_at=talk_ended_at,
+                  ringing=None, announcing=None,
+                  wrap_up_s=state.wrap_up_s if state.operator is not None else None)
     return new, commands
+
+
+def _to_queue(state: CallState, at: dt.datetime) -> tuple[CallState, list[Command]]:
+    """The caller asked for (or is sent to) an operator: queue with music on hold."""
+    assert state.tenant_id is not None
+    if not state.queue_enabled:
+        # No operators configured for the tenant: the caller waits with music on hold.
+        return replace(state, phase=Phase.HOLDING), [StartMoh()]
+    new = replace(state, phase=Phase.QUEUED, queued_at=state.queued_at or at)
+    return new, [StartMoh(), Enqueue(state.tenant_id, state.urgent)]
+
+
+def _queue_say(state: CallState, prompt: Prompt) -> tuple[CallState, list[Command], int]:
+    """Stop music (and any queue prompt still playing) and say ``prompt``."""
+    token = max(state.queue_seq, QUEUE_TOKENS) + 1
+    commands: list[Command] = []
+    if state.announcing is not None:
+        commands.append(mn.StopSaying(state.announcing))
+    commands += [StopMoh(), mn.Say(prompt, token)]
+    return replace(state, queue_seq=token), commands, token
+
+
+def _queued(state: CallState, event: Event) -> tuple[CallState, list[Command]] | None:
+    """Events of a caller waiting for an operator (QUEUED, RINGING); None: not one of them."""
+    assert state.tenant_id is not None
+    if isinstance(event, Offered):
+        if state.phase is Phase.RINGING:
+            return state, []  # the same offer again (its announcement on pub/sub)
+        legs = state.legs + 1
+        channel = f"{state.call_id}-op{legs}"
+        new = replace(state, phase=Phase.RINGING, ringing=event.extension,
+                      operator_channel=channel, legs=legs, wrap_up_s=event.wrap_up_s)
+        return new, [RingOperator(event.extension, channel, event.ring_timeout_s)]
+    if isinstance(event, OperatorAnswered):
+        if state.phase is not Phase.RINGING or event.extension != state.ringing:
+            raise IllegalTransition(f"operator {event.extension} answered a call ringing "
+                                    f"{state.ringing}")
+        assert state.operator_channel is not None
+        bridge = f"{state.call_id}-bridge"
+        local = event.at.astimezone(dt.UTC)
+        recording = f"{state.tenant_id}/{local:%Y-%m-%d}/{state.call_id}"
+        commands: list[Command] = []
+        if state.announcing is not None:
+            commands.append(mn.StopSaying(state.announcing))
+        commands += [StopMoh(), BridgeOperator(bridge, state.operator_channel, recording)]
+        new = replace(state, phase=Phase.BRIDGED, operator=event.extension, ringing=None,
+                      bridged_at=event.at, bridge=bridge, recording=recording + ".wav",
+                      announcing=None, answered_at=state.answered_at or event.at)
+        return new, commands
+    if isinstance(event, OperatorGone):
+        if state.phase is Phase.RINGING and event.channel == state.operator_channel:
+            assert state.ringing is not None
+            new = replace(state, phase=Phase.QUEUED, ringing=None, operator_channel=None,
+                          no_answers=state.no_answers + 1)
+            return new, [ReturnOffer(state.tenant_id, state.ringing)]
+        return state, []  # a leg we already gave up on
+    if isinstance(event, WaitTick):
+        prompt_id = "queue_callback_offer" if event.kind == "callback" else "queue_position"
+        new, commands, token = _queue_say(state, Prompt(prompt_id, event.text))
+        if event.kind == "callback":
+            new = replace(new, announcing=token, callback_offered=True)
+        else:
+            new = replace(new, announcing=token, announced_at=event.at)
+        return new, commands
+    if isinstance(event, PlaybackFinished):
+        if state.announcing is not None and event.token == state.announcing:
+            return replace(state, announcing=None), [StartMoh()]
+        return state, []  # a prompt we stopped, or the IVR's last one
+    if isinstance(event, mn.Digit):
+        if not (state.callback_offered and event.digit == "1"):
+            return state, []  # keys while waiting do nothing, except 1 after the offer
+        new, say, token = _queue_say(state, Prompt("queue_callback_confirm",
+                                                   CALLBACK_CONFIRM_TEXT))
+        commands = [Dequeue(state.tenant_id, "callback", state.ringing)]
+        if state.phase is Phase.RINGING and state.operator_channel is not None:
+            commands.append(HangupChannel(state.operator_channel))
+        commands += [SaveCallback(state.tenant_id), *say]
+        new = replace(new, phase=Phase.CLOSING, outcome="callback", ringing=None,
+                      announcing=None, closing_token=token)
+        return new, commands
+    if isinstance(event, mn.TimerFired):
+        return state, []  # a menu timer that fired as the call left the menus
+    if isinstance(event, Resume):
+        # Adopted after its instance died: the queue entry was taken over (AcdQueue.reconcile);
+        # a phone the dead instance was ringing is hung up (the offer lapses by itself).
+        commands = [HangupChannel(state.operator_channel)] \
+            if state.phase is Phase.RINGING and state.operator_channel is not None else []
+        new = replace(state, phase=Phase.QUEUED, ringing=None, operator_channel=None,
+                      announcing=None)
+        return new, [*commands, StartMoh()]
+    if isinstance(event, Answered):
+        return replace(state, answered_at=state.answered_at or event.at), []
+    return None
+
+
+def _bridged(state: CallState, event: Event) -> tuple[CallState, list[Command]] | None:
+    """Events while caller and operator talk; None: not one of them."""
+    if isinstance(event, OperatorGone):
+        if event.channel != state.operator_channel:
+            return state, []
+        assert state.tenant_id is not None and state.operator is not None
+        new = replace(state, phase=Phase.CLOSING, talk_ended_at=event.at,
+                      operator_channel=None)
+        return new, [EndOperatorCall(state.tenant_id, state.operator), Hangup("normal")]
+    if isinstance(event, (PlaybackFinished, mn.Digit, mn.TimerFired, Offered, WaitTick,
+                          Answered, Resume)):
+        return state, []  # late queue events; keys pressed while talking; adopted: talk on
+    return None
 
 
 def _menu(state: CallState, ivr: IvrContext | None,
@@ -251,9 +514,9 @@ def _menu(state: CallState, ivr: IvrContext | None,
     commands: list[Command] = []
     for c in menu_commands:
         if isinstance(c, mn.ToOperator):
-            # Until the operators' queue exists, the caller waits with music on hold.
-            state = replace(state, phase=Phase.HOLDING, operator_node=c.node, urgent=c.urgent)
-            commands.append(StartMoh())
+            state = replace(state, operator_node=c.node, urgent=c.urgent)
+            state, queue_commands = _to_queue(state, event.at)
+            commands += queue_commands
         elif isinstance(c, mn.EndCall):
             state = replace(state, phase=Phase.CLOSING)
             commands.append(Hangup("normal"))
@@ -275,13 +538,29 @@ def step(state: CallState, event: Event,
             assert state.tenant_id is not None
             return state, [ReleaseLine(state.tenant_id)]
         if isinstance(event, (HungUp, LineRefused, PlaybackFinished, Answered, Failed,
-                              mn.Digit, mn.TimerFired, Resume)):
+                              mn.Digit, mn.TimerFired, Resume, Offered, OperatorGone,
+                              WaitTick)):
             return state, []  # late echoes of a call already over
         raise IllegalTransition(f"{type(event).__name__} after the call ended")
     if isinstance(event, HungUp):
         return _end(state, event, ivr)
     if isinstance(event, Failed):
         return _end(state, event, ivr)
+    if phase in QUEUE_PHASES:
+        handled = _queued(state, event)
+        if handled is not None:
+            return handled
+    if phase is Phase.BRIDGED:
+        handled = _bridged(state, event)
+        if handled is not None:
+            return handled
+    if phase is Phase.CLOSING:
+        if isinstance(event, PlaybackFinished) and event.token == state.closing_token \
+                and event.token is not None:
+            return replace(state, closing_token=None), [Hangup("normal")]
+        if isinstance(event, (PlaybackFinished, Offered, OperatorGone, WaitTick, mn.Digit,
+                              mn.TimerFired, Answered)):
+            return state, []  # the call is being hung up
     if isinstance(event, (mn.Digit, mn.TimerFired)):
         if phase is Phase.IVR:
             return _menu(state, ivr, event)
@@ -295,8 +574,6 @@ def step(state: CallState, event: Event,
             raise IllegalTransition("Resume for a call without menus")
         menu = replace(mn.start_state(ivr.tree), path=state.menu.path, seq=state.menu.seq)
         return _menu(replace(state, menu=menu), ivr, mn.Start(event.at))
-    if phase is Phase.CLOSING and isinstance(event, PlaybackFinished):
-        return state, []
     if phase is Phase.ROUTING and isinstance(event, Routed):
         if event.tenant_id is None:
             return (replace(state, phase=Phase.REJECTING, outcome="not_found"),
@@ -304,7 +581,7 @@ def step(state: CallState, event: Event,
         if event.limit is None:
             raise IllegalTransition("a routed call needs the pool limit")
         new = replace(state, phase=Phase.ADMITTING, tenant_id=event.tenant_id,
-                      shift=event.shift, limit=event.limit)
+                      shift=event.shift, limit=event.limit, queue_enabled=event.queue)
         return new, [AcquireLine(event.tenant_id, event.limit)]
     if phase is Phase.ADMITTING and isinstance(event, LineGranted):
         assert state.tenant_id is not None
@@ -322,7 +599,7 @@ def step(state: CallState, event: Event,
         new = replace(state, phase=Phase.BUSY_MESSAGE, outcome="busy")
         return new, [Progress(), Play(state.tenant_id, "all_busy")]
     if phase is Phase.GREETING and isinstance(event, PlaybackFinished):
-        return replace(state, phase=Phase.HOLDING), [StartMoh()]
+        return _to_queue(state, event.at)
     if phase is Phase.BUSY_MESSAGE and isinstance(event, PlaybackFinished):
         return replace(state, phase=Phase.REJECTING), [Hangup("busy")]
     if phase in (Phase.HOLDING, Phase.REJECTING, Phase.CLOSING) \
