@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 # parsers and sets ``handler=fn(args, settings) -> int`` on them with ``set_defaults``.
 AREA_COMMANDS: tuple[str, ...] = ("callcenter.ivr.cli", "callcenter.ivr.faq_cli",
                                   "callcenter.sms.cli", "callcenter.console.cli",
-                                  "callcenter.tickets.cli")
+                                  "callcenter.tickets.cli", "callcenter.agents.cli")
 
 
 COMMANDS = {

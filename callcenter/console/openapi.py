@@ -11,12 +11,16 @@ import functools
 from typing import Any
 
 from callcenter.console import public
-from callcenter.console.api import API, ROUTES, Route
+from callcenter.console.agents_api import AGENT_ROUTES
+from callcenter.console.api import API, Route
+from callcenter.console.api import ROUTES as TICKET_ROUTES
+from callcenter.console.callbacks_api import CALLBACK_ROUTES, CALLBACK_SCHEMAS
 from callcenter.console.errors import STATUS_BY_ID
 from callcenter.console.validation import Obj
 from callcenter.domain import tickets as tk
 from callcenter.tickets.files import KINDS
 
+ROUTES = (*TICKET_ROUTES, *CALLBACK_ROUTES)
 DOCUMENT_TYPES = tuple(k.content_type for k in KINDS.values())
 
 TITLE = "Tổng đài 1022 — ticket API"
@@ -25,18 +29,21 @@ VERSION = "1.0.0"
 ERROR_TEXT = {
     401: "No valid bearer token (`auth.required`)",
     403: "The role, tenant or unit may not do this (`auth.forbidden`, `ticket.forbidden`)",
-    404: "No such ticket or tenant (`ticket.not_found`, `tenant.not_found`)",
+    404: "No such ticket, tenant or operator (`ticket.not_found`, `tenant.not_found`, "
+         "`agent.unknown`)",
     410: "The attachment's bytes are missing from the files folder "
          "(`ticket.attachment_missing`)",
     409: "Stale `version` (`ticket.conflict`) or not allowed in the ticket's state "
-         "(`ticket.illegal_transition`)",
+         "(`ticket.illegal_transition`); an operator action not possible in the operator's "
+         "state (`agent.illegal`, `agent.busy`)",
     413: "The upload passed the size limit while streaming (`ticket.upload_too_large`), or "
          "a JSON body over 1 MiB (`request.too_large`)",
     415: "Not JSON/multipart (`request.unsupported_media`), or a document whose bytes are "
          "not PDF, DOC, DOCX, JPEG or PNG (`ticket.upload_type`)",
     422: "A body field or parameter is malformed (`request.invalid`, with `details.field`) "
          "or refused by the ticket rules (`ticket.unknown_field`, `ticket.invalid_phone` ...)",
-    503: "The ticket store does not answer (`store.unavailable`); retry",
+    503: "The ticket store or the live queue does not answer (`store.unavailable`, "
+         "`agent.unavailable`, `agent.not_loaded`); retry",
 }
 
 # Ticket dataclass annotations (strings: the module uses postponed annotations) -> schema.
@@ -132,11 +139,79 @@ def _schemas() -> dict[str, Any]:
             "items": {"type": "array", "items": {"$ref": "#/components/schemas/Attachment"}}}},
         "Report": {"type": "object", "description": "rows of the report; `?format=csv` or "
                                                     "`xlsx` downloads the same rows"},
+        **_agent_schemas(),
         "PublicFeed": {"type": "object", "required": ["tenant", "items"],
                        "properties": {"tenant": {"type": "string"},
                                       "name": {"type": "string"},
                                       "items": {"type": "array",
                                                 "items": {"type": "object"}}}},
+    }
+
+
+def _agent_schemas() -> dict[str, Any]:
+    """The live queue's shapes (docs/live-state.md) and an operator action's answer."""
+    ms = {"type": "integer", "description": "milliseconds since the Unix epoch"}
+    ms_or_null = {"type": ["integer", "null"], "description": ms["description"]}
+    text_or_null = {"type": ["string", "null"]}
+    agent_props: dict[str, Any] = {
+        "extension": {"type": "string"}, "name": {"type": "string"},
+        "state": {"type": "string", "enum": ["logged_out", "available", "ringing", "on_call",
+                                             "wrap_up", "paused"]},
+        "reason": text_or_null,
+        "pending": {"type": ["string", "null"], "enum": ["pause", "logout", None]},
+        "pending_reason": text_or_null, "reachable": {"type": "boolean"},
+        "since_ms": ms, "idle_since_ms": ms_or_null, "call_id": text_or_null,
+        "wrap_up_until_ms": ms_or_null, "last_call_end_ms": ms_or_null,
+    }
+    agent_required = list(agent_props)
+    live_agent: dict[str, Any] = {
+        "type": "object", "required": [*agent_required, "time_in_state_s"],
+        "properties": {**agent_props, "time_in_state_s": {"type": "integer"},
+                       "reason_label": text_or_null}}
+    call = {"type": "object",
+            "required": ["call_id", "state", "priority", "urgent", "position", "wait_s"],
+            "properties": {
+                "call_id": {"type": "string"},
+                "state": {"type": "string", "enum": ["waiting", "ringing"]},
+                "priority": {"type": "integer"}, "urgent": {"type": "boolean"},
+                "caller": {"type": "string"}, "node": {"type": "string"},
+                "instance": {"type": "string"}, "enqueued_ms": ms,
+                "ringing_extension": text_or_null,
+                "offered_to": {"type": "array", "items": {"type": "string"}},
+                "callback_offers": {"type": "integer"},
+                "position": {"type": "integer", "minimum": 1},
+                "wait_s": {"type": "integer"},
+                "estimated_wait_s": {"type": ["integer", "null"]}}}
+    return {
+        "QueueSnapshot": {
+            "type": "object", "description": "docs/live-state.md",
+            "required": ["type", "tenant", "at_ms", "counts", "average_handle_s", "calls",
+                         "agents"],
+            "properties": {"type": {"type": "string", "enum": ["snapshot"]},
+                           "tenant": {"type": "string"}, "at_ms": ms,
+                           "counts": {"type": "object"},
+                           "average_handle_s": {"type": ["number", "null"]},
+                           "calls": {"type": "array", "items": call},
+                           "agents": {"type": "array", "items": live_agent}}},
+        "Agent": {"type": "object", "required": ["tenant", *live_agent["required"],
+                                                 "state_label"],
+                  "properties": {"tenant": {"type": "string"}, **live_agent["properties"],
+                                 "state_label": {"type": "string",
+                                                 "description": "the state in Vietnamese"}}},
+        "AgentActionResult": {
+            "type": "object",
+            "required": ["tenant", "extension", "action", "changed", "pending", "message",
+                         "agent"],
+            "properties": {
+                "tenant": {"type": "string"}, "extension": {"type": "string"},
+                "action": {"type": "string"},
+                "changed": {"type": "boolean", "description": "false: nothing to do"},
+                "pending": {"type": "boolean", "description": "pause/log-out applied when "
+                                                              "the current call ends"},
+                "message": {"type": "string", "description": "confirmation in Vietnamese"},
+                "reason": text_or_null,
+                "agent": {"type": "object", "required": agent_required,
+                          "properties": agent_props}}},
     }
 
 
@@ -170,7 +245,7 @@ def _body(route: Route) -> dict[str, Any] | None:
 
 def _body_schemas() -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for route in ROUTES:
+    for route in (*ROUTES, *AGENT_ROUTES):
         objs = [route.body] if isinstance(route.body, Obj) else (
             list(route.body) if isinstance(route.body, tuple) else [])
         for obj in objs:
@@ -237,7 +312,7 @@ def _public_paths() -> dict[str, Any]:
 def spec() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document (built once)."""
     paths: dict[str, Any] = {}
-    for route in ROUTES:
+    for route in (*ROUTES, *AGENT_ROUTES):
         paths.setdefault(API + route.path, {})[route.method.lower()] = _operation(route)
     paths[f"{API}/openapi.json"] = {"get": {
         "operationId": "openapi", "summary": "This document", "tags": ["meta"],
@@ -248,17 +323,20 @@ def spec() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": TITLE, "version": VERSION,
                  "description": "Petition tickets of Tổng đài 1022: record, forward, resolve, "
-                                "audit, reports. Errors: `{\"error\": {\"id\", \"message\", "
-                                "\"details\"?}}` with stable ids. Tokens: "
+                                "audit, reports; the operators' live queue and their log-in, "
+                                "pause and ready controls. Errors: "
+                                "`{\"error\": {\"id\", \"message\", \"details\"?}}` with "
+                                "stable ids. Tokens: "
                                 "`callcenter user token NAME`."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "tags": [{"name": n} for n in ("tickets", "calls", "reports", "public", "meta")],
+        "tags": [{"name": n} for n in ("tickets", "calls", "reports", "agents",
+                                                "public", "meta")],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "bearerFormat": "hl1_<id>_<secret>"}},
-            "schemas": _schemas() | _body_schemas(),
+            "schemas": _schemas() | CALLBACK_SCHEMAS | _body_schemas(),
             "responses": _responses(),
         },
     }

@@ -30,13 +30,16 @@ from pathlib import Path
 
 from aiohttp import web
 
+from callcenter.console.agents_api import add_agent_routes
 from callcenter.console.api import API, add_routes
 from callcenter.console.auth import EXECUTOR, USERS, auth_middleware
+from callcenter.console.callbacks_api import add_callback_routes
 from callcenter.console.context import CLOCK, CONFIG, SERVICE, utcnow
 from callcenter.console.errors import error_middleware
 from callcenter.console.openapi import spec
 from callcenter.console.public import add_public_routes
 from callcenter.domain.model import HotlineConfig
+from callcenter.queue.acd import AcdQueue
 from callcenter.store.users import UserStore
 from callcenter.tickets.service import TicketService
 
@@ -55,12 +58,15 @@ def setup_console(app: web.Application, *, database_url: str,
                   tickets: web.AppKey[TicketService] | None = None,
                   files_dir: Path | None = None, max_upload_bytes: int | None = None,
                   clock: Callable[[], dt.datetime] = utcnow,
-                  workers: int = DEFAULT_WORKERS) -> None:
+                  workers: int = DEFAULT_WORKERS,
+                  acd: web.AppKey[AcdQueue] | None = None) -> None:
     """Add the ticket API, the public pages and their resources to ``app`` (not yet started).
 
     ``config`` is read at every request (the app's LiveConfig), so reloads apply at once.
     ``tickets``: the app key of a TicketService an earlier cleanup context sets; otherwise
     give ``files_dir`` (and optionally ``max_upload_bytes``) and the console opens its own.
+    ``acd``: the app key of the AcdQueue behind the queue and agent routes (``agents_api.py``);
+    without it those routes answer 503 ``agent.unavailable``.
     """
     if tickets is None and files_dir is None:
         raise ValueError("setup_console: give tickets= (the app's TicketService key) or "
@@ -94,4 +100,6 @@ def setup_console(app: web.Application, *, database_url: str,
     app.middlewares.extend([error_middleware, auth_middleware])
     app.router.add_get(f"{API}/openapi.json", openapi_json, name="openapi")
     add_routes(app)
+    add_callback_routes(app, database_url)
+    add_agent_routes(app, acd)
     add_public_routes(app)

@@ -1,0 +1,187 @@
+"""Operators and the live queue over HTTP, under ``/api/v1`` (bearer tokens, JSON errors):
+
+    GET  /api/v1/queue?tenant=T            the live snapshot (docs/live-state.md)
+    GET  /api/v1/agents/{ext}              one operator as in the snapshot
+    POST /api/v1/agents/{ext}/{action}     login | logout | pause | unpause | ready
+                                           body (optional) {"reason": "break" | 2}
+
+Roles operator, supervisor and admin, each within their own tenant (the user's ``tenant``).
+**Which extension is an operator's own:** the users table has no extension column, so an
+operator user may act only on the extension equal to their user name (create operator users
+named after their extension: ``callcenter user add 101 --role operator --tenant dongnai``);
+supervisors and admins may act on any operator of their tenant. Reading is open to every
+level-1 role of the tenant.
+
+The actions are ``callcenter.agents.control.apply_action`` (the phone's feature codes and the
+CLI do the same); its refusals keep their ids: ``agent.unknown`` 404, ``agent.illegal`` 409,
+``agent.busy`` 409, ``agent.bad_reason`` / ``agent.bad_action`` 422, ``agent.not_loaded`` and
+``agent.unavailable`` 503. The AcdQueue is the app's (``add_agent_routes(app, acd_key)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from callcenter.agents.control import (
+    ACTIONS,
+    AgentActionError,
+    apply_action,
+    result_json,
+    tenant_of,
+)
+from callcenter.console.api import API, LEVEL1, Route, _json_body, _tenant_param
+from callcenter.console.auth import current_user, require_role
+from callcenter.console.context import CONFIG
+from callcenter.console.errors import ApiError
+from callcenter.console.validation import Int, Obj, Param, Str, parse_query
+from callcenter.domain import agent_texts as tx
+from callcenter.domain.agents import AgentStatus
+from callcenter.queue.acd import AcdQueue
+from callcenter.store.users import User
+
+ACD_KEY: web.AppKey[web.AppKey[AcdQueue]] = web.AppKey("agents_acd_key")
+
+STATUS_BY_AGENT_ERROR: dict[str, int] = {
+    tx.UNKNOWN: 404,
+    tx.NOT_LOADED: 503,
+    tx.BAD_ACTION: 422,
+    tx.BAD_REASON: 422,
+    tx.ILLEGAL: 409,
+    tx.BUSY: 409,
+    tx.UNAVAILABLE: 503,
+}
+
+P_TENANT = Param("tenant", pattern=r"[a-z0-9_-]{1,32}", max_len=32,
+                 description="tenant (province) id; default: the user's")
+P_EXT = Param("ext", where="path", pattern=r"[0-9]{3,6}", max_len=6,
+              description="the operator's extension, e.g. 101")
+P_ACTION = Param("action", where="path", enum=ACTIONS,
+                 description="login, logout, pause, unpause or ready (end wrap-up now)")
+ACTION_BODY = Obj(
+    title="AgentAction",
+    fields={"reason": Str(max_len=32, pattern=r"[a-z0-9_]{1,32}", nullable=True,
+                          description="pause only: a reason id of the tenant's "
+                                      "queue.pause_reasons, or its position in that list as "
+                                      "on the phone (\"2\"; a JSON number is accepted too); "
+                                      "default: the first")},
+    defaults={"reason": None},
+)
+REASON_NUMBER = Int(1, 9, description="pause only: the reason's position (as on the phone)")
+
+
+def _acd(request: web.Request) -> AcdQueue:
+    key = request.app.get(ACD_KEY)
+    acd = request.app.get(key) if key is not None else None
+    if acd is None:  # a console without the queue (tests, a console-only process)
+        raise _unavailable()
+    return acd
+
+
+def _agent_error(e: AgentActionError) -> ApiError:
+    details: dict[str, Any] | None = None
+    if e.reasons:
+        details = {"field": "reason", "reasons": [r.id for r in e.reasons]}
+    return ApiError(e.id, e.message, status=STATUS_BY_AGENT_ERROR.get(e.id, 422),
+                    details=details)
+
+
+def _unavailable() -> ApiError:
+    text = tx.refusal(tx.UNAVAILABLE, "")
+    return ApiError(tx.UNAVAILABLE, text.text, status=503, headers={"Retry-After": "5"})
+
+
+def _own_tenant_of(request: web.Request, user: User, ext: str) -> str:
+    """The tenant of the operator ``ext``; 404 unknown, 403 another tenant's."""
+    tenant = tenant_of(request.app[CONFIG](), ext)
+    if tenant is None:
+        raise _agent_error(AgentActionError(tx.UNKNOWN, tx.refusal(tx.UNKNOWN, ext), ext))
+    if tenant.id != user.tenant:
+        raise ApiError("auth.forbidden", f"extension {ext} is an operator of another tenant")
+    return tenant.id
+
+
+async def get_queue(request: web.Request, user: User) -> web.StreamResponse:
+    q = parse_query((P_TENANT,), request.query)
+    tenant = _tenant_param(request, user, q["tenant"])
+    try:
+        snap = await _acd(request).snapshot(tenant)
+    except (RedisError, OSError):
+        raise _unavailable() from None
+    return web.json_response(snap)
+
+
+async def get_agent(request: web.Request, user: User) -> web.StreamResponse:
+    ext = P_EXT.parse(request.match_info.get("ext"))
+    tenant = _own_tenant_of(request, user, ext)
+    try:
+        snap = await _acd(request).snapshot(tenant)
+    except (RedisError, OSError):
+        raise _unavailable() from None
+    agents: list[dict[str, Any]] = snap["agents"]  # type: ignore[assignment]
+    found = next((a for a in agents if a["extension"] == ext), None)
+    if found is None:
+        raise _agent_error(AgentActionError(tx.NOT_LOADED, tx.refusal(tx.NOT_LOADED, ext),
+                                            ext, tenant))
+    return web.json_response({"tenant": tenant, **found,
+                              "state_label": tx.state_label(AgentStatus(found["state"]))})
+
+
+async def act_on_agent(request: web.Request, user: User) -> web.StreamResponse:
+    ext = P_EXT.parse(request.match_info.get("ext"))
+    action = P_ACTION.parse(request.match_info.get("action"))
+    _own_tenant_of(request, user, ext)
+    if user.role == "operator" and user.name != ext:
+        raise ApiError("auth.forbidden", f"an operator acts only on their own extension (the "
+                                         f"user name); {user.name} is not {ext}")
+    reason: str | None = None
+    if request.can_read_body:
+        raw = await _json_body(request)
+        if isinstance(raw, dict) and type(raw.get("reason")) is int:
+            # The phone's way: the reason's position in the tenant's list.
+            raw = {**raw, "reason": str(REASON_NUMBER.check(raw["reason"], "reason"))}
+        reason = ACTION_BODY.check(raw)["reason"]
+    try:
+        result = await apply_action(_acd(request), request.app[CONFIG](), ext, action, reason)
+    except AgentActionError as e:
+        raise _agent_error(e) from None
+    return web.json_response(result_json(result))
+
+
+AGENT_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/queue", get_queue, "getQueue",
+          "The live queue of the tenant: waiting calls, operators and their states, totals "
+          "(docs/live-state.md)", LEVEL1, "agents", params=(P_TENANT,),
+          ok_schema="QueueSnapshot", errors=(401, 403, 404, 422)),
+    Route("GET", "/agents/{ext}", get_agent, "getAgent",
+          "One operator's state as in the snapshot", LEVEL1, "agents", params=(P_EXT,),
+          ok_schema="Agent", errors=(401, 403, 404, 422)),
+    Route("POST", "/agents/{ext}/{action}", act_on_agent, "actOnAgent",
+          "Log an operator in or out, pause (with a reason), unpause, or end wrap-up "
+          "(\"ready\"); an operator only their own extension (user name = extension)",
+          LEVEL1, "agents", params=(P_EXT, P_ACTION), body=ACTION_BODY,
+          ok_schema="AgentActionResult", errors=(401, 403, 404, 409, 415, 422)),
+)
+
+
+def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        user = current_user(request)
+        require_role(user, route.roles, f"{route.method} {API}{route.path}")
+        return await route.handler(request, user)
+
+    handle.__name__ = route.operation_id
+    return handle
+
+
+def add_agent_routes(app: web.Application, acd_key: web.AppKey[AcdQueue] | None) -> None:
+    """Register the queue and agent routes; ``app[acd_key]`` is the AcdQueue at request time
+    (no key: they answer 503 ``agent.unavailable``, and stay in the OpenAPI document)."""
+    if acd_key is not None:
+        app[ACD_KEY] = acd_key
+    for route in AGENT_ROUTES:
+        app.router.add_route(route.method, API + route.path, _wrap(route),
+                             name=route.operation_id)
