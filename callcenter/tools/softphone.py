@@ -1,8 +1,10 @@
 """A scriptable SIP softphone (pjsua2, null audio) that places calls to the trunk over loopback.
 
-Used by `callcenter dial`, the end-to-end tests and bench/. Runs pjsua2 in the calling thread
-(no pjsua worker threads), so it is deterministic. As a program it prints one JSON line per call
-event and obeys `hangup [N]` / `quit` on stdin:
+Used by `callcenter dial`, the end-to-end tests and bench/. ``--mode operator`` registers one
+operator account and answers what the PBX offers; ``--mode unit`` is a level-2 unit's hotline
+that answers the outbound trunk's INVITEs on a fixed port (see SipAgent). Runs pjsua2 in the
+calling thread (no pjsua worker threads), so it is deterministic. As a program it prints one
+JSON line per call event and obeys `hangup [N]` / `quit` on stdin:
 
     python -m callcenter.tools.softphone --to 127.0.0.1:5060 --number 1022 --count 3 --hold 30
 """
@@ -311,6 +313,529 @@ def place_calls(target: str, number: str, *, caller: str = "0909000111", count: 
     return group.finish()
 
 
+# -- operator and unit phones ------------------------------------------------------------------
+# A caller (above) places calls to the trunk. An *operator* phone registers one account with
+# digest auth and is called by the PBX; a *unit* phone (a level-2 unit's hotline) registers
+# nothing and answers what the outbound trunk sends to its fixed port. Both send audio (a tone
+# or a wav through the conference bridge, clocked by the null sound device) so the other side
+# receives RTP, and report what they receive.
+
+RTP_SAMPLE_S = 0.5  # how often each live call's RTP counters are read and reported if changed
+
+
+def request_user(whole_msg: str) -> str:
+    """The user part of an INVITE's Request-URI ("INVITE sip:0251@h:p SIP/2.0" -> "0251")."""
+    first = whole_msg.split("\r\n", 1)[0].split("\n", 1)[0]
+    parts = first.split()
+    if len(parts) < 2:
+        return ""
+    uri = parts[1]
+    if ":" in uri:
+        uri = uri.split(":", 1)[1]
+    return uri.split("@", 1)[0] if "@" in uri else ""
+
+
+class _AgentCall(pj.Call):  # type: ignore[misc]
+    """One call of an operator or unit phone, incoming or dialled."""
+
+    def __init__(self, agent: SipAgent, acc: pj.Account, index: int,
+                 call_id: int = pj.PJSUA_INVALID_ID, direction: str = "in"):
+        super().__init__(acc, call_id)
+        self.agent: SipAgent | None = agent
+        self.index = index
+        self.direction = direction
+        self.state = "ringing" if direction == "in" else "calling"
+        self.created = time.monotonic()
+        self.answer_at: float | None = None  # auto-answer (or auto-reject) due at
+        self.reject_code: int | None = None
+        self.rtp_rx = 0
+        self.rtp_tx = 0
+        self.reported_rx = 0  # report once packets flow
+        self.media_status = ""
+        self.connected_media: pj.AudioMedia | None = None
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        if self.agent is not None:
+            self.agent.emit(kind, index=self.index, **fields)
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802 - pjsua2 API
+        ci = self.getInfo()
+        if ci.state == pj.PJSIP_INV_STATE_EARLY and self.direction == "out":
+            self.emit("progress", code=ci.lastStatusCode)
+        elif ci.state == pj.PJSIP_INV_STATE_CONFIRMED and self.state not in ("confirmed",):
+            if self.direction == "out":
+                self.emit("answered", code=200)
+            self.state = "confirmed"
+            self.emit("confirmed")
+        elif ci.state == pj.PJSIP_INV_STATE_DISCONNECTED and self.state != "disconnected":
+            self.sample_rtp()
+            self.state = "disconnected"
+            self.connected_media = None
+            self.emit("disconnected", code=ci.lastStatusCode, reason=ci.lastReason,
+                      rtp_rx=self.rtp_rx, rtp_tx=self.rtp_tx)
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
+        ci = self.getInfo()
+        for i, mi in enumerate(ci.media):
+            if mi.type != pj.PJMEDIA_TYPE_AUDIO:
+                continue
+            status = {pj.PJSUA_CALL_MEDIA_ACTIVE: "active",
+                      pj.PJSUA_CALL_MEDIA_LOCAL_HOLD: "local_hold",
+                      pj.PJSUA_CALL_MEDIA_REMOTE_HOLD: "remote_hold",
+                      pj.PJSUA_CALL_MEDIA_NONE: "none",
+                      pj.PJSUA_CALL_MEDIA_ERROR: "error"}.get(mi.status, str(mi.status))
+            if status != self.media_status:
+                self.media_status = status
+                self.emit("media", status=status)
+            if mi.status in (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD):
+                aud = self.getAudioMedia(i)
+                if self.agent is not None and self.agent.source is not None:
+                    self.agent.source.startTransmit(aud)
+                self.connected_media = aud
+            break
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
+        self.emit("dtmf_rx", digit=prm.digit)
+
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802
+        self.emit("transfer_status", code=prm.statusCode, reason=prm.reason,
+                  final=bool(prm.finalNotify))
+
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
+        self.emit("transfer_request", uri=prm.dstUri)
+
+    def sample_rtp(self) -> None:
+        """Read RTP counters while the stream exists (it is gone after disconnect)."""
+        try:
+            ci = self.getInfo()
+            if not any(m.status != pj.PJSUA_CALL_MEDIA_NONE for m in ci.media):
+                return
+            stat = self.getStreamStat(0)
+        except pj.Error:
+            return
+        self.rtp_rx = max(self.rtp_rx, stat.rtcp.rxStat.pkt)
+        self.rtp_tx = max(self.rtp_tx, stat.rtcp.txStat.pkt)
+
+
+class _AgentAccount(pj.Account):  # type: ignore[misc]
+    def __init__(self, agent: SipAgent):
+        super().__init__()
+        self.agent = agent
+
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802 - pjsua2 API
+        code = int(prm.code)
+        if 200 <= code < 300:
+            kind = "registered" if prm.expiration > 0 else "unregistered"
+            self.agent.emit(kind, code=code, expires=int(prm.expiration))
+        else:
+            self.agent.emit("reg_failed", code=code, reason=prm.reason)
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802
+        self.agent.incoming(self, prm)
+
+
+class SipAgent:
+    """An operator's (registering) or a unit's (listening) phone: one account, up to MAX_CALLS
+    calls at once, events to ``on_event(kind, fields)``, driven by ``poll``."""
+
+    def __init__(self, on_event: Callable[[str, dict[str, Any]], None], *,
+                 bind: str = "127.0.0.1", port: int = 0, audio: str = "tone",
+                 answer_after: float | None = None, reject_code: int | None = None,
+                 log_level: int = 0):
+        self.on_event = on_event
+        self.bind = bind
+        self.answer_after = answer_after
+        self.reject_code = reject_code
+        self.ep = pj.Endpoint()
+        self.ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = True
+        cfg.uaConfig.maxCalls = MAX_CALLS
+        cfg.logConfig.level = log_level
+        cfg.logConfig.consoleLevel = log_level
+        cfg.medConfig.hasIoqueue = True
+        cfg.medConfig.threadCnt = 0
+        cfg.medConfig.noVad = True  # send every frame: the far end counts packets
+        self.ep.libInit(cfg)
+        tcfg = pj.TransportConfig()
+        tcfg.boundAddress = bind
+        tcfg.publicAddress = bind
+        tcfg.port = port
+        tid = self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        self.port = int(self.ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
+        self.ep.libStart()
+        self.ep.audDevManager().setNullDev()
+        self.source: pj.AudioMedia | None = self._audio_source(audio)
+        self.acc: _AgentAccount | None = None
+        self.registrar = ""
+        self.calls: list[_AgentCall] = []
+        self.last_sample = 0.0
+
+    def _audio_source(self, audio: str) -> pj.AudioMedia | None:
+        if audio == "none":
+            return None
+        if audio.startswith("wav:"):
+            player = pj.AudioMediaPlayer()
+            player.createPlayer(audio[4:], 0)  # 0: loop
+            self._player = player
+            return player
+        tone = pj.ToneGenerator()
+        tone.createToneGenerator()
+        desc = pj.ToneDesc()
+        desc.freq1, desc.freq2, desc.on_msec, desc.off_msec = 425, 0, 1000, 0
+        tones = pj.ToneDescVector()
+        tones.append(desc)
+        tone.play(tones, True)
+        self._tone = tone
+        return tone
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        self.on_event(kind, {"t": round(time.time(), 3), **fields})
+
+    # -- account ------------------------------------------------------------------------
+    def create_account(self, user: str, *, registrar: str | None = None,
+                       password: str | None = None, reg_timeout: int = 300,
+                       reg_retry: int = 0) -> None:
+        """One account: registering with digest auth at ``registrar`` (host:port), or local."""
+        acfg = pj.AccountConfig()
+        host = registrar or f"{self.bind}:{self.port}"
+        acfg.idUri = f"sip:{user}@{host}"
+        if registrar:
+            self.registrar = registrar
+            acfg.regConfig.registrarUri = f"sip:{registrar}"
+            acfg.regConfig.timeoutSec = reg_timeout
+            acfg.regConfig.retryIntervalSec = reg_retry  # 0: a refused REGISTER is not retried
+            acfg.regConfig.firstRetryIntervalSec = reg_retry
+            acfg.sipConfig.authCreds.append(
+                pj.AuthCredInfo("digest", "*", user, 0, password or ""))
+        # A plain softphone: no RFC 5626 outbound, no contact/Via rewriting from responses.
+        acfg.natConfig.sipOutboundUse = 0
+        acfg.natConfig.contactRewriteUse = 0
+        acfg.natConfig.viaRewriteUse = 0
+        acfg.natConfig.sdpNatRewriteUse = 0
+        # Keep RTP on loopback, on the same address as SIP.
+        acfg.mediaConfig.transportConfig.boundAddress = self.bind
+        acfg.mediaConfig.transportConfig.publicAddress = self.bind
+        acfg.mediaConfig.transportConfig.port = 0
+        self.acc = _AgentAccount(self)
+        self.acc.create(acfg)
+
+    def register(self, on: bool = True) -> None:
+        if self.acc is not None and self.registrar:
+            try:
+                self.acc.setRegistration(on)
+            except pj.Error as e:
+                self.emit("error", command="register" if on else "unregister", reason=e.info())
+
+    # -- calls --------------------------------------------------------------------------
+    def live(self) -> list[_AgentCall]:
+        return [c for c in self.calls if c.state != "disconnected"]
+
+    def incoming(self, acc: pj.Account, prm: pj.OnIncomingCallParam) -> None:
+        call = _AgentCall(self, acc, len(self.calls), prm.callId, "in")
+        self.calls.append(call)
+        ci = call.getInfo()
+        src = prm.rdata.srcAddress
+        call.emit("incoming", remote_uri=ci.remoteUri, local_uri=ci.localUri,
+                  user=request_user(prm.rdata.wholeMsg), source=src)
+        if self.reject_code is not None and not self.answer_after:
+            self._respond(call, self.reject_code)
+            return
+        self._respond(call, 180)
+        if self.answer_after is not None:
+            call.answer_at = time.monotonic() + self.answer_after
+            call.reject_code = self.reject_code
+
+    def _respond(self, call: _AgentCall, code: int) -> None:
+        prm = pj.CallOpParam(True)
+        prm.statusCode = code
+        try:
+            if code < 300:
+                call.answer(prm)
+                if code == 200:
+                    call.emit("answered", code=200)
+            else:
+                call.hangup(prm)
+        except pj.Error as e:
+            call.emit("error", command=f"respond {code}", reason=e.info())
+
+    def _pick(self, index: int | None, ringing: bool = False) -> list[_AgentCall]:
+        if index is not None:
+            return [self.calls[index]] if 0 <= index < len(self.calls) else []
+        live = self.live()
+        if ringing:
+            live = [c for c in live if c.direction == "in" and c.state == "ringing"][:1]
+        return live
+
+    def answer(self, index: int | None = None) -> None:
+        for call in self._pick(index, ringing=True):
+            call.answer_at = None
+            call.state = "answering"
+            self._respond(call, 200)
+
+    def reject(self, index: int | None = None, code: int = 486) -> None:
+        for call in self._pick(index, ringing=True):
+            call.answer_at = None
+            self._respond(call, code)
+
+    def hangup(self, index: int | None = None) -> None:
+        for call in self._pick(index):
+            if call.state != "disconnected":
+                call.sample_rtp()
+                try:
+                    call.hangup(pj.CallOpParam(True))
+                except pj.Error:
+                    pass  # already ending
+
+    def hold(self, index: int | None = None, on: bool = True) -> None:
+        for call in self._pick(index):
+            prm = pj.CallOpParam(True)
+            try:
+                if on:
+                    call.setHold(prm)
+                else:
+                    prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+                    call.reinvite(prm)
+            except pj.Error as e:
+                call.emit("error", command="hold" if on else "unhold", reason=e.info())
+
+    def dtmf(self, digits: str, index: int | None = None) -> None:
+        for call in self._pick(index):
+            try:
+                call.dialDtmf(digits)
+            except pj.Error as e:
+                call.emit("error", command="dtmf", reason=e.info())
+
+    def target_uri(self, target: str) -> str:
+        """A number becomes sip:number@registrar (or @this phone's own address)."""
+        if target.startswith(("sip:", "sips:")):
+            return target
+        if "@" in target:
+            return f"sip:{target}"
+        return f"sip:{target}@{self.registrar or f'{self.bind}:{self.port}'}"
+
+    def dial(self, target: str) -> None:
+        """Call a number (a feature code such as *11, an extension) or a SIP URI."""
+        if self.acc is None:
+            return
+        if len(self.live()) >= MAX_CALLS:
+            self.emit("error", command="dial", reason=f"at most {MAX_CALLS} calls")
+            return
+        call = _AgentCall(self, self.acc, len(self.calls), direction="out")
+        self.calls.append(call)
+        uri = self.target_uri(target)
+        call.emit("dialing", uri=uri)
+        try:
+            call.makeCall(uri, pj.CallOpParam(True))
+        except pj.Error as e:
+            call.state = "disconnected"
+            call.emit("disconnected", code=0, reason=e.info(), rtp_rx=0, rtp_tx=0)
+
+    def xfer(self, index: int, target: str) -> None:
+        """Blind transfer: REFER the far end of call ``index`` to ``target``."""
+        for call in self._pick(index):
+            try:
+                call.xfer(self.target_uri(target), pj.CallOpParam(True))
+            except pj.Error as e:
+                call.emit("error", command="xfer", reason=e.info())
+
+    def xfer_replaces(self, index: int, other: int) -> None:
+        """Attended transfer: REFER the far end of ``index`` to replace call ``other``."""
+        calls, others = self._pick(index), self._pick(other)
+        for call in calls:
+            for dest in others:
+                try:
+                    call.xferReplaces(dest, pj.CallOpParam(True))
+                except pj.Error as e:
+                    call.emit("error", command="xfer_replaces", reason=e.info())
+
+    def report(self) -> None:
+        for c in self.calls:
+            c.sample_rtp()
+            c.emit("report", state=c.state, direction=c.direction, media=c.media_status,
+                   rtp_rx=c.rtp_rx, rtp_tx=c.rtp_tx)
+
+    # -- loop ---------------------------------------------------------------------------
+    def poll(self, seconds: float) -> None:
+        """Run pjsua2's events for up to seconds; auto-answer due calls; report RTP."""
+        end = time.monotonic() + seconds
+        while True:
+            self.ep.libHandleEvents(10)
+            now = time.monotonic()
+            for c in self.live():
+                if c.answer_at is not None and now >= c.answer_at:
+                    c.answer_at = None
+                    if c.reject_code is not None:
+                        self._respond(c, c.reject_code)
+                    else:
+                        c.state = "answering"
+                        self._respond(c, 200)
+            if now - self.last_sample >= RTP_SAMPLE_S:
+                self.last_sample = now
+                for c in self.live():
+                    c.sample_rtp()
+                    if c.rtp_rx != c.reported_rx:
+                        c.reported_rx = c.rtp_rx
+                        c.emit("rtp", rx=c.rtp_rx, tx=c.rtp_tx)
+            if now >= end:
+                return
+
+    def command(self, line: str) -> bool:
+        """Obey one stdin command; False on quit. Unknown commands are reported, not fatal.
+
+        answer [I] | reject [I|-] [CODE] | hangup [I] | hold [I] | unhold [I] | dtmf DIGITS [I]
+        | dial NUMBER|URI | xfer I NUMBER|URI | xfer_replaces I OTHER | register | unregister
+        | report | quit. Without I: answer/reject the oldest ringing call, others every call.
+        """
+        words = line.split()
+        if not words:
+            return True
+        verb, args = words[0], words[1:]
+
+        def idx(i: int) -> int | None:
+            return int(args[i]) if len(args) > i and args[i] != "-" else None  # "-": default
+
+        try:
+            if verb == "quit":
+                return False
+            if verb == "answer":
+                self.answer(idx(0))
+            elif verb == "reject":
+                self.reject(idx(0), int(args[1]) if len(args) > 1 else 486)
+            elif verb == "hangup":
+                self.hangup(idx(0))
+            elif verb in ("hold", "unhold"):
+                self.hold(idx(0), on=verb == "hold")
+            elif verb == "dtmf" and args:
+                self.dtmf(args[0], int(args[1]) if len(args) > 1 else None)
+            elif verb == "dial" and args:
+                self.dial(args[0])
+            elif verb == "xfer" and len(args) == 2:
+                self.xfer(int(args[0]), args[1])
+            elif verb == "xfer_replaces" and len(args) == 2:
+                self.xfer_replaces(int(args[0]), int(args[1]))
+            elif verb in ("register", "unregister"):
+                self.register(verb == "register")
+            elif verb == "report":
+                self.report()
+            else:
+                self.emit("error", command=line.strip(), reason="unknown command")
+        except (ValueError, IndexError) as e:
+            self.emit("error", command=line.strip(), reason=str(e))
+        return True
+
+    def close(self) -> None:
+        """Hang up, unregister, free every Call and Account, then destroy the library."""
+        self.hangup()
+        end = time.monotonic() + 5
+        while self.live() and time.monotonic() < end:
+            self.poll(0.05)
+        if self.acc is not None and self.registrar:
+            self.register(False)
+            self.poll(0.3)
+        while self.calls:
+            call = self.calls.pop()
+            call.agent = None
+            call.connected_media = None
+            del call
+        self.acc = None
+        self.source = None
+        self.__dict__.pop("_tone", None)
+        self.__dict__.pop("_player", None)
+        gc.collect()  # pjsua2 objects collected after libDestroy abort the process
+        self.ep.libDestroy()
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    """Operator or unit mode: JSON lines out, commands on stdin, until quit or stdin closes."""
+
+    def out(kind: str, fields: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps({"event": kind, **fields}) + "\n")
+        sys.stdout.flush()
+
+    agent = SipAgent(out, bind=args.bind, port=args.port, audio=args.audio,
+                     answer_after=None if args.answer_after < 0 else args.answer_after,
+                     reject_code=args.reject_code, log_level=args.log_level)
+    try:
+        if args.mode == "operator":
+            agent.create_account(args.extension, registrar=args.registrar or None,
+                                 password=args.password or os.environ.get("SOFTPHONE_PASSWORD"),
+                                 reg_timeout=args.reg_timeout, reg_retry=args.reg_retry)
+        else:
+            agent.create_account(args.user)
+        agent.emit("ready", mode=args.mode, port=agent.port, bind=args.bind)
+        while True:
+            agent.poll(0.02)
+            if select.select([sys.stdin], [], [], 0)[0]:
+                line = sys.stdin.readline()
+                if not line or not agent.command(line):
+                    break
+    finally:
+        agent.close()
+        out("closed", {"t": round(time.time(), 3)})
+        os._exit(0)  # pjsua2's destructors can crash at interpreter exit; all output is flushed
+
+
+class PhoneProcess:
+    """One operator or unit phone process (``--mode operator|unit``): its JSON events gathered
+    by a reader thread, commands written to its stdin."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None):
+        self.events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "callcenter.tools.softphone", *argv],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, env=env)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            with self._lock:
+                self.events.append(event)
+
+    def of(self, kind: str, **match: Any) -> list[dict[str, Any]]:
+        """Events of this kind whose fields equal ``match`` (e.g. index=0)."""
+        with self._lock:
+            return [e for e in self.events if e["event"] == kind
+                    and all(e.get(k) == v for k, v in match.items())]
+
+    def wait_for(self, kind: str, n: int = 1, timeout: float = 15.0,
+                 **match: Any) -> list[dict[str, Any]]:
+        """Wait until n such events arrived (or timeout, or the process ended); return them."""
+        end = time.monotonic() + timeout
+        while len(self.of(kind, **match)) < n and time.monotonic() < end:
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.02)
+        return self.of(kind, **match)
+
+    def send(self, command: str) -> None:
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass  # the phone has ended already
+
+    def close(self, timeout: float = 15.0) -> None:
+        """Hang up everything, unregister and end the process."""
+        self.send("quit")
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(5)
+
+
 def main() -> int:
     """The scriptable phone: JSON lines out, commands in."""
     ap = argparse.ArgumentParser()
@@ -322,7 +847,30 @@ def main() -> int:
     ap.add_argument("--total", type=int, default=0, help="calls placed by the whole group")
     ap.add_argument("--bind", default="127.0.0.1", help="loopback address to send from")
     ap.add_argument("--hold", type=float, default=60.0, help="hang up after this many seconds")
+    ap.add_argument("--mode", choices=("caller", "operator", "unit"), default="caller",
+                    help="caller: place --count calls; operator: register --extension at "
+                         "--registrar; unit: answer INVITEs sent to --bind:--port")
+    ap.add_argument("--extension", default="101", help="operator: SIP user")
+    ap.add_argument("--password", default="",
+                    help="operator: SIP password (or the SOFTPHONE_PASSWORD environment variable)")
+    ap.add_argument("--registrar", default="127.0.0.1:5060",
+                    help="operator: host:port (empty: no registration, dial SIP URIs)")
+    ap.add_argument("--reg-timeout", type=int, default=300, help="operator: REGISTER expiry")
+    ap.add_argument("--reg-retry", type=int, default=0,
+                    help="operator: retry a failed REGISTER after this many seconds (0: never)")
+    ap.add_argument("--user", default="unit", help="unit: the account's user part")
+    ap.add_argument("--port", type=int, default=0, help="operator/unit: SIP port (0: any)")
+    ap.add_argument("--answer-after", type=float, default=-1.0,
+                    help="operator/unit: answer incoming calls after this many seconds "
+                         "(negative: ring until told)")
+    ap.add_argument("--reject-code", type=int, default=None,
+                    help="operator/unit: reject incoming calls with this code instead "
+                         "(after --answer-after seconds, at once if that is negative or 0)")
+    ap.add_argument("--audio", default="tone", help="operator/unit: tone | wav:PATH | none")
+    ap.add_argument("--log-level", type=int, default=0, help="pjsua2 log level to stderr")
     args = ap.parse_args()
+    if args.mode != "caller":
+        return run_agent(args)
 
     def out(kind: str, result: dict[str, Any]) -> None:
         result = {**result, "index": result["index"] + args.index_base}

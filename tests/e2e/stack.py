@@ -73,10 +73,23 @@ def base_config(sip_port: int, ari_port: int, ami_port: int, http_port: int,
     }
 
 
-class Stack:
-    """Everything one test session needs, started once."""
+def operator_entry(extension: str, name: str | None = None) -> dict[str, str]:
+    """An operator as the config lists it: the password in HOTLINE_OP_<extension>."""
+    return {"extension": extension, "name": name or f"Tổng đài viên {extension}",
+            "secret_env": f"HOTLINE_OP_{extension}"}
 
-    def __init__(self, workdir: Path):
+
+class Stack:
+    """Everything one test session needs, started once.
+
+    Operators: ``Stack(workdir, operators={"101": "password"}, outbound_port=N)`` or, before or
+    after start(), ``add_operators({...})`` / ``set_outbound(N)`` (after start they re-render
+    the PBX config and reload PJSIP and the dialplan). Passwords go into the environment of the
+    renderer and the app as HOTLINE_OP_<extension>.
+    """
+
+    def __init__(self, workdir: Path, operators: dict[str, str] | None = None,
+                 outbound_port: int | None = None):
         self.workdir = workdir
         self.state = workdir / "state"
         self.state.mkdir(parents=True, exist_ok=True)
@@ -92,6 +105,11 @@ class Stack:
         self.app: subprocess.Popen[bytes] | None = None
         self.app_log = workdir / "app.log"
         self.pbx: AsteriskProcess | None = None
+        self.operator_passwords: dict[str, str] = {}
+        if operators:
+            self.add_operators(operators)
+        if outbound_port is not None:
+            self.set_outbound(outbound_port)
 
     # -- config ---------------------------------------------------------------------------
     def write_config(self, data: dict[str, Any] | str) -> None:
@@ -106,6 +124,44 @@ class Stack:
             shift["lines"] = lines
         self.write_config(self.config_data)
 
+    def add_operators(self, operators: dict[str, str], tenant: int = 0,
+                      names: dict[str, str] | None = None) -> None:
+        """Give tenant ``tenant`` these operators (extension -> SIP password); an extension
+        already listed keeps its entry and gets the new password. Re-renders if started."""
+        listed = self.config_data["tenants"][tenant].setdefault("operators", [])
+        known = {op["extension"] for op in listed}
+        for ext, password in operators.items():
+            if ext not in known:
+                listed.append(operator_entry(ext, (names or {}).get(ext)))
+            self.operator_passwords[ext] = password
+        self.write_config(self.config_data)
+        if self.pbx is not None:
+            self.reload_pbx()
+
+    def set_outbound(self, port: int, host: str = "127.0.0.1") -> None:
+        """Send the outbound trunk (``trunk-out``: units' hotlines) to host:port."""
+        self.config_data["trunk"]["outbound"] = {"host": host, "port": port}
+        self.write_config(self.config_data)
+        if self.pbx is not None:
+            self.reload_pbx()
+
+    def operator_env(self) -> dict[str, str]:
+        return {f"HOTLINE_OP_{ext}": pw for ext, pw in self.operator_passwords.items()}
+
+    def render_pbx(self) -> list[str]:
+        """Render Asterisk's config from the config file now; the names of changed files."""
+        return render(load_config(self.config_path), self.layout, self.secrets,
+                      prompt_cache=cache_dir() / "prompts", environ=self.env())
+
+    def reload_pbx(self) -> None:
+        """Re-render, then have the running Asterisk read PJSIP and the dialplan again."""
+        assert self.pbx is not None
+        changed = self.render_pbx()
+        if "pjsip.conf" in changed:
+            self.pbx.rx("module reload res_pjsip.so")
+        if "extensions.conf" in changed:
+            self.pbx.rx("dialplan reload")
+
     # -- lifecycle ------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -116,6 +172,7 @@ class Stack:
             # SMS has its own tests against a real Kannel (tests/adapters/test_sms_*).
             "HOTLINE_SMS": "0",
         })
+        env.update(self.operator_env())
         return env
 
     def start(self) -> None:
@@ -126,8 +183,7 @@ class Stack:
         self.layout.remove()
         secrets = load_secrets(self.state)
         self.secrets = secrets
-        render(load_config(self.config_path), self.layout, secrets,
-               prompt_cache=cache_dir() / "prompts")
+        self.render_pbx()
         self.pbx = AsteriskProcess(self.layout, f"http://127.0.0.1:{self.ari_port}",
                                    secrets.ari_user, secrets.ari_password)
         self.pbx.start()
@@ -212,3 +268,9 @@ class Stack:
     def phone(self, number: str = "1022", count: int = 1, hold: float = 60.0,
               caller: str = "0909000111", bind: str = "127.0.0.1") -> PhoneGroup:
         return PhoneGroup(f"127.0.0.1:{self.sip_port}", number, count, hold, caller, bind)
+
+    def operator_phone(self, extension: str, **kwargs: Any) -> Any:
+        """An OperatorPhone (tests/e2e/phones.py) registering ``extension`` with its password."""
+        from tests.e2e.phones import OperatorPhone  # phones imports this module
+
+        return OperatorPhone(self, extension, self.operator_passwords[extension], **kwargs)
