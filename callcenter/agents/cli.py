@@ -36,8 +36,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("agent", help="operators: log in/out, pause/unpause, ready, list")
     ag = p.add_subparsers(dest="agent_command", required=True)
     for action, text in (("login", "log the operator in (ready for calls)"),
-                         ("logout", "log the operator out (after the current call)"),
-                         ("pause", "pause the operator (after the current call)"),
+                         ("logout", "log the operator out (on a call: when it ends)"),
+                         ("pause", "pause the operator (on a call: when it ends)"),
                          ("unpause", "end the operator's pause"),
                          ("ready", "end the operator's wrap-up now")):
         c = ag.add_parser(action, help=text)
@@ -233,6 +233,7 @@ def queue_text(tenant_id: str, tenant_name: str, s: dict[str, Any]) -> list[str]
     by_state = ", ".join(f"{k} {v}" for k, v in counts["agents"].items())
     aht = s["average_handle_s"]
     lines.append(f"  totals: free {counts['agents_free']}, serving {counts['agents_serving']}, "
-                 f"reachable {counts['agents_reachable']}; {by_state}; average handle "
+                 f"reachable {counts['agents_reachable']}; average handle "
                  f"{'-' if aht is None else clock(aht)}")
+    lines.append(f"  by state: {by_state}")
     return lines
