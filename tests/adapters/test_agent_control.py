@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from callcenter.agents import cli as agents_cli
 from callcenter.agents.control import AgentActionError, apply_action, resolve_reason
 from callcenter.config_file import load_config
 from callcenter.domain import agents as ag
