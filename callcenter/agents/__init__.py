@@ -1,0 +1,2 @@
+"""Operators' phones through AMI: reachability (AmiWatcher) and refusing abusive SIP sources
+(AuthGuard)."""
