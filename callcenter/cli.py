@@ -155,7 +155,9 @@ def cmd_calls(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         store.close()
     keys = ("id", "tenant", "dialled", "caller", "shift", "outcome", "arrived_at",
-            "answered_at", "ended_at", "cause", "ivr_path")
+            "answered_at", "ended_at", "cause", "ivr_path", "operator", "queued_at",
+            "bridged_at", "talk_ended_at", "wait_s", "talk_s", "wrap_up_s", "no_answers",
+            "recording", "transfers")
     if args.json:
         print(json.dumps([{k: r.to_json_dict()[k] for k in keys} | {"pool_limit": r.pool_limit}
                           for r in records], ensure_ascii=False))
@@ -166,7 +168,35 @@ def cmd_calls(args: argparse.Namespace, settings: Settings) -> int:
                   f"{d['shift'] or '-':<6} {d['outcome']:<10} {d['cause'] or ''}")
             if d["ivr_path"]:
                 print("    ivr: " + " ".join(_ivr_step_text(step) for step in d["ivr_path"]))
+            if d["queued_at"] or d["operator"]:
+                print("    " + _operator_text(d))
+            for t in d["transfers"]:
+                print("    " + _transfer_text(t))
     return 0
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def _operator_text(d: dict[str, Any]) -> str:
+    """The operators' part, short: operator 101 wait 12.0s talk 65.2s wrap-up 10s ..."""
+    parts = [f"operator: {d['operator'] or '-'}", f"wait {_seconds(d['wait_s'])}",
+             f"talk {_seconds(d['talk_s'])}"]
+    if d["wrap_up_s"] is not None:
+        parts.append(f"wrap-up {d['wrap_up_s']}s")
+    if d["no_answers"]:
+        parts.append(f"no-answer {d['no_answers']}")
+    if d["recording"]:
+        parts.append(f"recording {d['recording']}")
+    return " ".join(parts)
+
+
+def _transfer_text(t: dict[str, Any]) -> str:
+    """One transfer: transfer: <at> 101 -> unit (number) blind answered completed."""
+    return (f"transfer: {t.get('at')} {t.get('by')} -> {t.get('unit')} ({t.get('number')}) "
+            f"{t.get('kind')} {'answered' if t.get('answered') else 'not answered'} "
+            f"{t.get('result')}")
 
 
 def _ivr_step_text(step: dict[str, Any]) -> str:
@@ -226,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
 # parsers and sets ``handler=fn(args, settings) -> int`` on them with ``set_defaults``.
 AREA_COMMANDS: tuple[str, ...] = ("callcenter.ivr.cli", "callcenter.ivr.faq_cli",
                                   "callcenter.sms.cli", "callcenter.console.cli",
-                                  "callcenter.tickets.cli", "callcenter.agents.cli")
+                                  "callcenter.tickets.cli", "callcenter.agents.cli",
+                                  "callcenter.store.callbacks_cli")
 
 
 COMMANDS = {
