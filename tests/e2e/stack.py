@@ -235,15 +235,22 @@ class Stack:
         except OSError:
             return None
 
-    def ari(self, path: str) -> Any:
+    def ari(self, path: str, method: str = "GET", body: dict[str, Any] | None = None) -> Any:
+        """One ARI request; the decoded JSON answer (None when ARI answers with no body)."""
         import base64
 
         auth = base64.b64encode(
             f"{self.secrets.ari_user}:{self.secrets.ari_password}".encode()).decode()
+        headers = {"Authorization": f"Basic {auth}"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
         req = urllib.request.Request(f"http://127.0.0.1:{self.ari_port}/ari{path}",
-                                     headers={"Authorization": f"Basic {auth}"})
+                                     data=data, headers=headers, method=method)
         with urllib.request.urlopen(req, timeout=5) as r:
-            return json.loads(r.read())
+            raw = r.read()
+            return json.loads(raw) if raw else None
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "callcenter", *args], env=self.env(),

@@ -3,6 +3,7 @@ loopback, and an operator phone registers with the real PBX and dials a feature 
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from callcenter.tools.softphone import request_user
 from tests.e2e.phones import OperatorPhone, UnitPhone
-from tests.e2e.stack import Stack, wait_until
+from tests.e2e.stack import Stack, free_port, wait_until
 
 
 def test_given_invite_text_when_request_user_then_dialled_number() -> None:
@@ -85,7 +86,9 @@ def test_given_rejecting_unit_when_called_then_caller_gets_the_code() -> None:
 @pytest.fixture(scope="module")
 def operator_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack of its own (the session one has no operators rendered)."""
-    s = Stack(Path(tmp_path_factory.mktemp("phones")), operators={"151": "mật-khẩu;151"})
+    unit_port = free_port(socket.SOCK_DGRAM)
+    s = Stack(Path(tmp_path_factory.mktemp("phones")), operators={"151": "mật-khẩu;151"},
+              outbound_port=unit_port)
     try:
         s.start()
         yield s
@@ -99,10 +102,12 @@ def test_given_operator_in_config_when_phone_registers_and_dials_login_code_then
     try:
         assert op.wait_registered() == 200, operator_stack.pbx and operator_stack.pbx.log_tail()
         op.dial("*11")
-        # The feature's outcome is another test's business: here the call reaches the PBX
-        # (something other than 401/404) and ends.
-        (down,) = op.wait_for("disconnected", 1, 20)
+        # The feature's outcome (and its prompt) is another test's business: here the call
+        # reaches the PBX (authenticated, not refused, the code known), is answered by the
+        # feature-code dialplan and ends by itself.
+        (down,) = op.wait_for("disconnected", 1, 30)
         assert down["code"] not in (401, 403, 404, 407), down
+        assert op.of("confirmed"), op.events
         assert op.of("dialing")[0]["uri"] == f"sip:*11@127.0.0.1:{operator_stack.sip_port}"
         op.unregister()
         assert op.wait_registered() == 200
@@ -118,3 +123,27 @@ def test_given_wrong_password_when_operator_registers_then_refused(
         assert op.wait_registered() in (401, 403)
     finally:
         op.close()
+
+
+def test_given_outbound_trunk_when_pbx_dials_a_unit_then_unit_phone_answers_and_hears_audio(
+        operator_stack: Stack) -> None:
+    port = operator_stack.config_data["trunk"]["outbound"]["port"]
+    unit = UnitPhone(port, answer_after=0.2)
+    try:
+        # What a transfer does, without the app: the PBX dials PJSIP/<number>@trunk-out; once
+        # the unit answers, the dialplan plays a prompt to it and hangs up.
+        prompt = f"{operator_stack.layout.paths()['sounds']}/default/unavailable"
+        operator_stack.ari("/channels", "POST", {
+            "endpoint": "PJSIP/02513822111@trunk-out", "context": "operator-feature-done",
+            "extension": "s", "priority": 1, "callerId": "1022",
+            "variables": {"HOTLINE_FEATURE_PROMPT": prompt}})
+        (incoming,) = unit.wait_for("incoming", 1, 10)
+        assert incoming["user"] == "02513822111"
+        assert incoming["source"].startswith("127.0.0.1:")
+        assert unit.wait_for("confirmed", 1, 5)
+        (down,) = unit.wait_for("disconnected", 1, 30)
+        assert down["rtp_rx"] > 10, down
+        assert down["rtp_tx"] > 10, down
+    finally:
+        unit.close()
+    assert wait_until(lambda: operator_stack.ari("/channels") == [], 5)
