@@ -450,3 +450,130 @@ def test_given_redis_down_when_cli_then_exit_2(
     assert "unreachable" in capsys.readouterr().err
     assert _main(["agent", "login", "101"], settings) == 2
     assert "agent.unavailable" in capsys.readouterr().err
+
+
+# ---- feature codes (fake ARI; real Redis, real prompt library) -----------------------------
+class FakeAri:
+    """Records REST calls; ``gone`` makes every channel call fail as a hung-up channel does."""
+
+    def __init__(self, gone: bool = False, fail_variable: bool = False) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self.gone = gone
+        self.fail_variable = fail_variable
+
+    async def request(self, method: str, path: str, **params: Any) -> Any:
+        from callcenter.ari_app.client import AriError, ChannelGone
+
+        self.calls.append((method, path, params))
+        if self.gone:
+            raise ChannelGone(method, path, 404, '{"message":"Channel not found"}')
+        if self.fail_variable and path.endswith("/variable"):
+            raise AriError(method, path, 500, "boom")
+        return None
+
+
+def channel(ext: str, cid: str = "1763859663.60") -> dict[str, Any]:
+    """A StasisStart channel of an operator's phone, as Asterisk 22 sends it."""
+    return {"id": cid, "name": f"PJSIP/{ext}-0000001a", "state": "Ring",
+            "protocol_id": "abc@127.0.0.1", "caller": {"name": "", "number": ext},
+            "connected": {"name": "", "number": ""}, "accountcode": "",
+            "dialplan": {"context": "from-operators", "exten": "*11", "priority": 1,
+                         "app_name": "Stasis", "app_data": "hotline,agent,login"},
+            "creationtime": "2026-11-23T08:00:00.000+0700", "language": "vi"}
+
+
+@pytest.fixture
+def prompts(tmp_path: Path) -> Any:
+    from callcenter.ivr.prompt_library import PromptLibrary
+
+    return PromptLibrary(tmp_path / "sounds", "/srv/hotline/main/sounds", None)
+
+
+def test_given_channel_names_then_extension_is_the_pjsip_endpoint() -> None:
+    from callcenter.agents.features import extension_of
+
+    assert extension_of({"name": "PJSIP/101-0000001a"}) == "101"
+    assert extension_of({"name": "PJSIP/trunk-out-00000002"}) == "trunk-out"
+    assert extension_of({"name": "SIP/101-0000001a"}) is None
+    assert extension_of({"name": "PJSIP/"}) is None
+    assert extension_of({}) is None
+
+
+async def test_given_login_code_then_prompt_variable_set_and_channel_continued(
+        acd: AcdQueue, config: HotlineConfig, prompts: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from callcenter.agents.features import handle_feature
+    from callcenter.pbx.prompts import cache_key
+
+    ari = FakeAri()
+    caplog.set_level("INFO", logger="callcenter.agents.features")
+    await handle_feature(ari, acd, config, prompts, channel("101"), ["agent", "login"])  # type: ignore[arg-type]
+    text = "Đã đăng nhập. Máy lẻ 101 sẵn sàng nhận cuộc gọi."
+    path = f"/srv/hotline/main/sounds/cache/{cache_key(text)}"
+    assert ari.calls == [
+        ("POST", "/channels/1763859663.60/variable",
+         {"variable": "HOTLINE_FEATURE_PROMPT", "value": path}),
+        ("POST", "/channels/1763859663.60/continue", {}),
+    ]
+    assert (prompts.cache_host / f"{cache_key(text)}.wav").stat().st_size > 1000  # spoken
+    stored = await acd.agent("dongnai", "101")
+    assert stored is not None and stored.status is S.AVAILABLE
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert lines == ["feature code: extension=101 tenant=dongnai action=login "
+                     "result=ok available"]
+
+
+async def test_given_pause_with_digit_then_reason_applied(
+        acd: AcdQueue, config: HotlineConfig, prompts: Any) -> None:
+    from callcenter.agents.features import handle_feature
+    from callcenter.pbx.prompts import cache_key
+
+    await apply_action(acd, config, "201", "login")
+    ari = FakeAri()
+    await handle_feature(ari, acd, config, prompts, channel("201"), ["agent", "pause", "2"])  # type: ignore[arg-type]
+    stored = await acd.agent("thanhhoa", "201")
+    assert stored is not None and stored.reason == "meeting"
+    assert ari.calls[0][2]["value"].endswith(cache_key("Đã tạm nghỉ: Họp giao ban."))
+
+
+async def test_given_refused_code_then_error_prompt_and_channel_continued(
+        acd: AcdQueue, config: HotlineConfig, prompts: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from callcenter.agents.features import handle_feature
+    from callcenter.pbx.prompts import cache_key
+
+    caplog.set_level("INFO", logger="callcenter.agents.features")
+    ari = FakeAri()
+    await handle_feature(ari, acd, config, prompts, channel("777"), ["agent", "login"])  # type: ignore[arg-type]
+    unknown = cache_key("Máy lẻ này chưa được khai báo là tổng đài viên.")
+    assert ari.calls[0][2]["value"] == f"/srv/hotline/main/sounds/cache/{unknown}"
+    assert ari.calls[1][:2] == ("POST", "/channels/1763859663.60/continue")
+    assert "extension=777 tenant=default action=login result=refused agent.unknown" in \
+        caplog.text
+
+
+async def test_given_failures_then_never_raises_and_channel_still_continued(
+        acd: AcdQueue, config: HotlineConfig, prompts: Any, tmp_path: Path) -> None:
+    from callcenter.agents.features import handle_feature
+
+    # Redis down: the operator hears the "unavailable" sentence.
+    client = aioredis.Redis.from_url(f"unix://{tmp_path}/none.sock", socket_connect_timeout=1)
+    try:
+        ari = FakeAri()
+        await handle_feature(ari, AcdQueue(client, "t", "pbx1"), config, prompts,  # type: ignore[arg-type]
+                             channel("101"), ["agent", "login"])
+    finally:
+        await client.aclose()
+    assert [c[1].rsplit("/", 1)[1] for c in ari.calls] == ["variable", "continue"]
+    # Setting the variable fails: still continued (no prompt, the dialplan hangs up).
+    ari = FakeAri(fail_variable=True)
+    await handle_feature(ari, acd, config, prompts, channel("101"), ["agent", "login"])  # type: ignore[arg-type]
+    assert [c[1].rsplit("/", 1)[1] for c in ari.calls] == ["variable", "continue"]
+    # Something unexpected (no args at all, a broken prompt library): still continued.
+    ari = FakeAri()
+    await handle_feature(ari, acd, config, None, channel("101"), [])  # type: ignore[arg-type]
+    assert [c[1].rsplit("/", 1)[1] for c in ari.calls] == ["continue"]
+    # The operator hung up: one try, no error.
+    ari = FakeAri(gone=True)
+    await handle_feature(ari, acd, config, prompts, channel("101"), ["agent", "logout"])  # type: ignore[arg-type]
+    assert [c[1].rsplit("/", 1)[1] for c in ari.calls] == ["variable"]
