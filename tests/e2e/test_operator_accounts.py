@@ -25,7 +25,7 @@ from tests.e2e.stack import ROOT, Stack, free_port, wait_until
 # One pjsua2 process per scenario (pjsua2 cannot be torn down and rebuilt safely in-process):
 # register, report the registrar's answer, optionally place one call, then unregister and quit.
 _PHONE = textwrap.dedent("""
-    import json, os, sys, time
+    import json, os, select, sys, time
     import pjsua2 as pj
     target, user, password, bind, dial = sys.argv[1:6]
     ep = pj.Endpoint(); ep.libCreate()
@@ -35,7 +35,7 @@ _PHONE = textwrap.dedent("""
     ep.libInit(cfg)
     t = pj.TransportConfig(); t.boundAddress = bind; t.publicAddress = bind; t.port = 0
     ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, t); ep.libStart(); ep.audDevManager().setNullDev()
-    out = {"reg": None, "reg_reason": None, "call": None}
+    out = {"reg": None, "reg_reason": None, "call": None, "answered_at": None, "ended_at": None}
     class Acc(pj.Account):
         def onRegState(self, prm):
             if prm.code != 100 and out["reg"] is None:
@@ -43,7 +43,10 @@ _PHONE = textwrap.dedent("""
     class Call(pj.Call):
         def onCallState(self, prm):
             ci = self.getInfo()
+            if ci.state == pj.PJSIP_INV_STATE_CONFIRMED:
+                out["answered_at"] = time.monotonic()
             if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                out["ended_at"] = time.monotonic()
                 out["call"] = ci.lastStatusCode
     a = pj.AccountConfig()
     a.idUri = f"sip:{user}@{target}"
@@ -61,10 +64,13 @@ _PHONE = textwrap.dedent("""
     print(json.dumps(out), flush=True)
     call = None
     if out["reg"] == 200:
-        sys.stdin.readline()   # the test looks at Asterisk meanwhile
+        # The test looks at Asterisk meanwhile; keep answering its OPTIONS (qualify).
+        while not select.select([sys.stdin], [], [], 0)[0]:
+            ep.libHandleEvents(10)
+        sys.stdin.readline()
         if dial != "-":
             call = Call(acc); call.makeCall(f"sip:{dial}@{target}", pj.CallOpParam(True))
-            pump(lambda: out["call"] is not None, 8)
+            pump(lambda: out["call"] is not None, 15)
             print(json.dumps(out), flush=True)
         acc.setRegistration(False)
         pump(lambda: False, 0.3)
@@ -203,6 +209,8 @@ def test_given_operators_when_phones_register_then_digest_auth_decides(ops_stack
     assert wait_until(lambda: _endpoint_state(s, "101") == "online", 5), s.ari("/endpoints")
     assert wait_until(lambda: _endpoint_state(s, "102") == "online", 5)
     # The carrier trunk still takes a citizen's call from loopback alongside.
+    if s.app is None or s.app.poll() is not None:
+        s.start_app()
     citizen = s.phone("1022", caller="0909000222")
     assert citizen.wait_for("answered", 1), s.app_log_tail()
     (result,) = citizen.finish()
@@ -250,3 +258,20 @@ def test_given_pbx_log_then_missing_secret_named(ops_stack: Stack, caplog: Any) 
     assert any("103" in m and "HOTLINE_OP_E2E_103" in m and "is not set" in m
                for m in messages), messages
     assert Path(ops_stack.layout.host("etc") / "pjsip.conf").stat().st_mode & 0o007 == 0
+
+
+def test_given_app_down_when_operator_dials_feature_code_then_unavailable_prompt_and_hangup(
+        ops_stack: Stack) -> None:
+    s = ops_stack
+    assert s.pbx is not None
+    shown = s.pbx.rx("dialplan show from-operators")
+    assert "Stasis(hotline-test,agent,login)" in shown
+    assert "Stasis(hotline-test,agent,pause,${EXTEN:3})" in shown
+    s.kill_app()  # Stasis() then returns at once with STASISSTATUS=FAILED (restarted lazily)
+    phone = Registration(s, "101", "env-pass-101", dial="*11")
+    assert phone.first["reg"] == 200, phone.first
+    result = phone.finish()
+    assert result is not None and result["answered_at"] is not None, result
+    assert result["ended_at"] is not None, result  # Asterisk hung up (the phone never does)
+    # Answered, the service-unavailable prompt (seconds of speech), then Asterisk hangs up.
+    assert result["ended_at"] - result["answered_at"] > 2.0, result
