@@ -18,12 +18,17 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from callcenter.agents.ami import AmiWatcher
+from callcenter.agents.features import handle_feature
+from callcenter.agents.guard import AuthGuard
 from callcenter.ari_app.calls import CallDeps, utcnow
 from callcenter.ari_app.client import AriClient
 from callcenter.ari_app.queue_driver import QueueDriver
 from callcenter.ari_app.service import StasisService
 from callcenter.config_file import load_config
 from callcenter.console.setup import setup_console
+from callcenter.domain import agents as ag
+from callcenter.domain.call import CallState
 from callcenter.domain.model import HotlineConfig
 from callcenter.domain.shifts import active_shift
 from callcenter.ivr.prompt_library import PromptLibrary
@@ -40,6 +45,7 @@ from callcenter.secrets import Secrets, load_secrets
 from callcenter.settings import Settings
 from callcenter.sms.dlr import add_routes as add_sms_routes
 from callcenter.sms.service import dlr_base_url, sms_context
+from callcenter.store.callbacks import CallbackStore
 from callcenter.store.faq import FaqStore
 from callcenter.store.journal import RecordJournal
 from callcenter.store.migrate import upgrade_head
@@ -64,6 +70,8 @@ TASKS = web.AppKey("tasks", list)
 LAG = web.AppKey("loop_lag", LoopLag)
 ACD = web.AppKey("acd", AcdQueue)
 DRIVER = web.AppKey("acd_driver", QueueDriver)
+AMI = web.AppKey("ami", AmiWatcher)
+BANNED: web.AppKey[tuple[str, ...]] = web.AppKey("banned_sources")
 
 
 def _owned(app: web.Application, coro: Coroutine[Any, Any, None],
@@ -199,7 +207,8 @@ async def _apply_to_pbx(app: web.Application, config: HotlineConfig) -> None:
     changed = await asyncio.to_thread(render, config, layout, app[SECRETS],
                                       prompt_cache=s.prompt_cache,
                                       sounds_override=s.sounds_override,
-                                      bench_plain_number=s.bench_plain_number)
+                                      bench_plain_number=s.bench_plain_number,
+                                      banned_sources=app[BANNED] if BANNED in app else ())
     ari = app[STASIS].ari
     if "extensions.conf" in changed:
         await ari.reload_module("pbx_config.so")
@@ -228,10 +237,20 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     ivr_tasks = [_owned(app, runtime.watch(app[REDIS]), "faq-watch"),
                  _owned(app, runtime.builder(), "prompt-builder")]
     runtime.want_build()
+    callbacks = CallbackStore(s.database_url)
+
+    async def save_callback(state: CallState) -> None:
+        assert state.tenant_id is not None
+        await asyncio.to_thread(callbacks.request, state.tenant_id, state.call_id,
+                                state.caller, utcnow())
+
+    async def features(channel: dict[str, Any], args: list[str]) -> None:
+        await handle_feature(ari, app[ACD], app[CONFIG](), library, channel, args)
+
     deps = CallDeps(ari=ari, pool=app[POOL], redis=app[REDIS],
                     sounds_dir=app[LAYOUT].pbx("sounds"), write_record=app[WRITER].write,
-                    prompts=library, acd=app[ACD])
-    service = StasisService(ari, deps, app[CONFIG], runtime.context)
+                    prompts=library, acd=app[ACD], save_callback=save_callback)
+    service = StasisService(ari, deps, app[CONFIG], runtime.context, features)
     driver = app[DRIVER] = QueueDriver(app[ACD], app[REDIS], service.sessions, app[CONFIG])
     deps.kick = driver.kick
     app[STASIS] = service
@@ -246,6 +265,44 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     await service.close()
     await driver.close()
     await session.close()
+    callbacks.close()
+
+
+async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
+    """AMI: operators' phones reachable or not (never offered a call when not), and sources
+    refused after repeated SIP authentication failures."""
+    cfg = app[CONFIG]()
+    secrets = app[SECRETS]
+
+    async def on_reachability(endpoint: str, reachable: bool) -> None:
+        tenant = next((t.id for t in app[CONFIG]().tenants
+                       for op in t.operators.operators if op.extension == endpoint), None)
+        if tenant is None:
+            return  # the trunk, or an endpoint no longer configured
+        event = ag.Reachable() if reachable else ag.Unreachable()
+        try:
+            await app[ACD].agent_event(tenant, endpoint, event)
+        except Exception as e:  # e.g. configured a moment ago, not yet synced
+            log.warning("operator %s reachability not recorded: %r", endpoint, e)
+        if reachable:
+            app[DRIVER].kick(tenant)
+
+    async def apply_bans(sources: tuple[str, ...]) -> None:
+        app[BANNED] = sources
+        await _apply_to_pbx(app, app[CONFIG]())
+
+    app[BANNED] = ()
+    guard = AuthGuard(cfg.trunk.trusted_networks, apply_bans)
+    watcher = app[AMI] = AmiWatcher(cfg.service.ami_bind, cfg.service.ami_port,
+                                    secrets.ami_user, secrets.ami_password,
+                                    on_reachability=on_reachability,
+                                    on_auth_failure=guard.record)
+    tasks = [_owned(app, watcher.run(), "ami"), _owned(app, guard.run(), "sip-guard")]
+    yield
+    for task in tasks:
+        task.cancel()
+    await watcher.close()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _heartbeat(pool: LinePool, service: StasisService, config: LiveConfig) -> None:
@@ -332,10 +389,10 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
                       dlr_base_url(config.service.http_bind, config.service.http_port))
     # SMS after the store (which migrates the database), before calls start.
     app.cleanup_ctx.extend([_tasks_ctx, _redis_ctx, _store_ctx, sms, _tickets_ctx, _ari_ctx,
-                            _config_ctx])
+                            _ami_ctx, _config_ctx])
     add_sms_routes(app)
     setup_console(app, database_url=settings.database_url, config=app[CONFIG],
-                  tickets=TICKETS)
+                  tickets=TICKETS, acd=ACD)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/pool", pool_view)
     app.router.add_get("/api/ivr", ivr_view)

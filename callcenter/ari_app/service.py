@@ -206,7 +206,7 @@ class StasisService:
                 await self.ari.continue_in_dialplan(ch["id"])
             else:
                 task: asyncio.Task[None] = asyncio.create_task(
-                    self.features(ch, args[1:]), name=f"feature:{ch['id']}")
+                    self.features(ch, args), name=f"feature:{ch['id']}")
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             return

@@ -434,7 +434,8 @@ def _queued(state: CallState, event: Event) -> tuple[CallState, list[Command]] |
         assert state.operator_channel is not None
         bridge = f"{state.call_id}-bridge"
         local = event.at.astimezone(dt.UTC)
-        recording = f"{state.tenant_id}/{local:%Y-%m-%d}/{state.call_id}"
+        # One folder: Asterisk does not create sub-folders for a bridge recording.
+        recording = f"{state.tenant_id}-{local:%Y%m%d}-{state.call_id}"
         commands: list[Command] = []
         if state.announcing is not None:
             commands.append(mn.StopSaying(state.announcing))

@@ -45,7 +45,7 @@ MODULES = (
     "res_ari_endpoints.so", "res_ari_events.so", "res_ari_playbacks.so",
     "res_ari_recordings.so", "res_ari_sounds.so", "app_stasis.so",
     "res_musiconhold.so", "app_playback.so", "app_echo.so", "app_dial.so",
-    "app_mixmonitor.so", "res_format_attr_opus.so",
+    "app_mixmonitor.so", "chan_bridge_media.so", "res_format_attr_opus.so",
     # Operators: SIP REFER (the softphone's transfer button), refusal of sources after repeated
     # auth failures (type=acl), device state over AMI; app_queue is only the benchmark's
     # reference (bench/ P5), never used by the hotline's own calls.

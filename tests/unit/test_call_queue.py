@@ -81,9 +81,9 @@ def test_given_ringing_when_operator_answers_then_bridge_and_record() -> None:
     state, cmds = cm.step(ringing(), cm.OperatorAnswered(at(9), "101"))
     assert state.phase is cm.Phase.BRIDGED and state.operator == "101"
     assert state.bridged_at == at(9) and state.bridge == "c1-bridge"
-    assert state.recording == "dongnai/2026-11-23/c1.wav"
+    assert state.recording == "dongnai-20261123-c1.wav"
     assert cmds == [cm.StopMoh(), cm.BridgeOperator("c1-bridge", "c1-op1",
-                                                    "dongnai/2026-11-23/c1")]
+                                                    "dongnai-20261123-c1")]
 
 
 def test_given_ringing_when_another_operator_answers_then_illegal() -> None:
