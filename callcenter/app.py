@@ -204,11 +204,12 @@ async def _apply_to_pbx(app: web.Application, config: HotlineConfig) -> None:
     """Numbers, trunk and prompts live in Asterisk's files: re-render and reload what changed."""
     s = app[SETTINGS]
     layout = app[LAYOUT]
+    banned: tuple[str, ...] = app[BANNED] if BANNED in app else ()
     changed = await asyncio.to_thread(render, config, layout, app[SECRETS],
                                       prompt_cache=s.prompt_cache,
                                       sounds_override=s.sounds_override,
                                       bench_plain_number=s.bench_plain_number,
-                                      banned_sources=app[BANNED] if BANNED in app else ())
+                                      banned_sources=banned)
     ari = app[STASIS].ari
     if "extensions.conf" in changed:
         await ari.reload_module("pbx_config.so")
