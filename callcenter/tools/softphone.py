@@ -206,6 +206,31 @@ class Softphone:
         self.ep.libDestroy()
 
 
+class StdinLines:
+    """Whole lines from stdin without blocking. (select() on sys.stdin then readline() loses
+    commands: readline buffers every line already sent, and select() then sees none left.)"""
+
+    def __init__(self, fd: int | None = None):
+        self.fd = sys.stdin.fileno() if fd is None else fd
+        self.buf = b""
+        self.eof = False
+
+    def ready(self) -> list[str]:
+        """The complete lines that arrived; after EOF a last partial line, then "quit"."""
+        while not self.eof and select.select([self.fd], [], [], 0)[0]:
+            chunk = os.read(self.fd, 4096)
+            if not chunk:
+                self.eof = True
+                break
+            self.buf += chunk
+        *lines, self.buf = self.buf.split(b"\n")
+        out = [line.decode(errors="replace") for line in lines]
+        if self.eof:
+            out += [self.buf.decode(errors="replace"), "quit"] if self.buf else ["quit"]
+            self.buf = b""
+        return out
+
+
 def caller_for(caller: str, index: int, total: int) -> str:
     """Each of several simultaneous calls gets its own caller number (last digits = index)."""
     return caller if total == 1 else f"{caller[:-2]}{index:02d}"
@@ -400,9 +425,33 @@ class _AgentCall(pj.Call):  # type: ignore[misc]
     def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802
         self.emit("transfer_status", code=prm.statusCode, reason=prm.reason,
                   final=bool(prm.finalNotify))
+        if prm.finalNotify and 200 <= prm.statusCode < 300:
+            # Transferred: hang up our leg as softphones do (the PBX may have done it already).
+            try:
+                self.hangup(pj.CallOpParam(True))
+            except pj.Error:
+                pass
 
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
+        # Accept the REFER (202) and place the new call as one of ours, so it reports too.
+        agent = self.agent
         self.emit("transfer_request", uri=prm.dstUri)
+        if agent is not None and agent.acc is not None:
+            new = _AgentCall(agent, agent.acc, len(agent.calls), direction="out")
+            agent.calls.append(new)
+            new.emit("dialing", uri=prm.dstUri, transferred_from=self.index)
+            prm.newCall = new
+
+    def onCallReplaced(self, prm: pj.OnCallReplacedParam) -> None:  # noqa: N802
+        # An INVITE with Replaces (attended transfer) took this call's place: the new call is
+        # one of ours too.
+        agent = self.agent
+        if agent is not None and agent.acc is not None:
+            new = _AgentCall(agent, agent.acc, len(agent.calls), prm.newCallId, "in")
+            new.state = "answering"
+            agent.calls.append(new)
+            new.emit("replaced", replaces=self.index, remote_uri=new.getInfo().remoteUri)
+            prm.newCall = new
 
     def sample_rtp(self) -> None:
         """Read RTP counters while the stream exists (it is gone after disconnect)."""
@@ -765,11 +814,13 @@ def run_agent(args: argparse.Namespace) -> int:
         else:
             agent.create_account(args.user)
         agent.emit("ready", mode=args.mode, port=agent.port, bind=args.bind)
-        while True:
+        stdin = StdinLines()
+        running = True
+        while running:
             agent.poll(0.02)
-            if select.select([sys.stdin], [], [], 0)[0]:
-                line = sys.stdin.readline()
-                if not line or not agent.command(line):
+            for line in stdin.ready():
+                if not agent.command(line):
+                    running = False
                     break
     finally:
         agent.close()
@@ -883,11 +934,13 @@ def main() -> int:
             phone.call(args.to, args.number, caller_for(args.caller, args.index_base + i,
                                                         args.total or args.count))
         end = time.monotonic() + args.hold
-        while time.monotonic() < end and not phone.all_done():
+        stdin = StdinLines()
+        quitting = False
+        while time.monotonic() < end and not phone.all_done() and not quitting:
             phone.poll(0.05)
-            if select.select([sys.stdin], [], [], 0)[0]:
-                line = sys.stdin.readline()
-                if not line or line.strip() == "quit":
+            for line in stdin.ready():
+                if line.strip() == "quit":
+                    quitting = True
                     break
                 words = line.split()
                 if words and words[0] == "hangup":

@@ -83,6 +83,50 @@ def test_given_rejecting_unit_when_called_then_caller_gets_the_code() -> None:
         unit.close()
 
 
+def test_given_call_when_operator_blind_transfers_then_far_end_calls_target_and_talks() -> None:
+    citizen, unit = UnitPhone(answer_after=0.1), UnitPhone(answer_after=0.1)
+    op = OperatorPhone(None, "104", "unused", bind="127.0.0.2")
+    try:
+        op.dial(f"sip:0909@127.0.0.1:{citizen.port}")
+        assert op.wait_for("confirmed", 1, 5)
+        op.xfer(0, f"sip:02513822111@127.0.0.1:{unit.port}")
+        (refer,) = citizen.wait_for("transfer_request", 1, 5)
+        assert refer["uri"].strip("<>") == f"sip:02513822111@127.0.0.1:{unit.port}"
+        assert op.wait_for("transfer_status", 1, 5, final=True)[0]["code"] == 200
+        assert op.wait_for("disconnected", 1, 5, index=0)  # transferred: the operator leaves
+        assert unit.wait_for("confirmed", 1, 5)
+        assert unit.dialled() == ["02513822111"]
+        assert wait_until(lambda: citizen.rtp_rx(1) > 20 and unit.rtp_rx(0) > 20, 5)
+    finally:
+        op.close()
+        citizen.close()
+        unit.close()
+
+
+def test_given_consultation_when_operator_attended_transfers_then_citizen_replaces_operator(
+) -> None:
+    citizen, unit = UnitPhone(answer_after=0.1), UnitPhone(answer_after=0.1)
+    op = OperatorPhone(None, "105", "unused", bind="127.0.0.2")
+    try:
+        op.dial(f"sip:0909@127.0.0.1:{citizen.port}")
+        assert op.wait_for("confirmed", 1, 5)
+        op.hold(0)  # two commands at once: both obeyed at once
+        op.dial(f"sip:02513822111@127.0.0.1:{unit.port}")
+        assert op.wait_for("media", 1, 5, index=0, status="local_hold")
+        assert op.wait_for("confirmed", 1, 5, index=1)
+        op.xfer_replaces(0, 1)
+        assert op.wait_for("transfer_status", 1, 5, final=True)[0]["code"] == 200
+        (replaced,) = unit.wait_for("replaced", 1, 5)
+        assert replaced["replaces"] == 0
+        assert unit.wait_for("disconnected", 1, 5, index=0)  # the consultation leg
+        assert op.wait_for("disconnected", 2, 5)
+        assert wait_until(lambda: citizen.rtp_rx(1) > 20 and unit.rtp_rx(1) > 20, 5)
+    finally:
+        op.close()
+        citizen.close()
+        unit.close()
+
+
 @pytest.fixture(scope="module")
 def operator_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack of its own (the session one has no operators rendered)."""
