@@ -82,6 +82,12 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
         print(f"invalid: {args.file}: {e}", file=sys.stderr)
         return 1
     print(f"ok: {args.file}: {summary(config)}")
+    # Not an error (the service starts without them), but those operators cannot register.
+    from callcenter.secrets import resolve_operator_passwords
+
+    for problem in resolve_operator_passwords(config)[1]:
+        print(f"warning: {problem}; this operator is left out of the PBX (in this "
+              f"environment)", file=sys.stderr)
     return 0
 
 

@@ -259,3 +259,21 @@ def test_given_manager_conf_then_security_events_and_timestamps(tmp_path: Path) 
     assert "timestampevents = yes" in manager
     read = [line for line in manager.splitlines() if line.startswith("read =")]
     assert read and "security" in read[0].split("=")[1].split(",")
+
+
+def test_given_unset_secret_when_config_checked_then_ok_with_warning_naming_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from callcenter.cli import main
+
+    path = tmp_path / "hotline.yaml"
+    path.write_text(yaml.safe_dump(config_data(), allow_unicode=True))
+    (tmp_path / "op102.secret").write_text("p102")
+    monkeypatch.setenv("HOTLINE_OP_101", "p101")
+    monkeypatch.delenv("HOTLINE_OP_201", raising=False)
+    assert main(["check-config", str(path)]) == 0  # the service would start
+    out = capsys.readouterr()
+    assert out.out.startswith("ok: ")
+    assert out.err.splitlines() == [
+        "warning: operator 201 of tenant thanhhoa: environment variable HOTLINE_OP_201: is not "
+        "set; this operator is left out of the PBX (in this environment)"]
