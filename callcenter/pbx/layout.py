@@ -48,6 +48,10 @@ class PbxLayout:
         p = self.install.host_path(self.base)
         return p / sub if sub else p
 
+    def recordings(self) -> Path:
+        """Where call recordings are written (host path); call records name files in it."""
+        return self.host("spool") / "recording"
+
     @property
     def conf_file(self) -> str:
         return self.pbx("etc/asterisk.conf")
@@ -68,6 +72,8 @@ class PbxLayout:
         """Make the folders (call `chown_tree` once everything is written into them)."""
         for sub in SUBDIRS:
             self.host(sub).mkdir(parents=True, exist_ok=True)
+        # Bridge recordings (ARI) go to <astspooldir>/recording, which Asterisk does not create.
+        self.recordings().mkdir(parents=True, exist_ok=True)
         if self.install.root is not None:
             # Asterisk must resolve the machine's own name locally, not via DNS: with the
             # rootfs's empty hosts file, calls stalled ~5 s in bursts (ARCHITECTURE.md).
