@@ -76,7 +76,7 @@ REASON_NUMBER = Int(1, 9, description="pause only: the reason's position (as on 
 def _acd(request: web.Request) -> AcdQueue:
     key = request.app.get(ACD_KEY)
     acd = request.app.get(key) if key is not None else None
-    if acd is None:  # a console without the queue (tests, a console-only process)
+    if acd is None:  # the app's cleanup context has not set it (or failed to)
         raise _unavailable()
     return acd
 
@@ -177,11 +177,10 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
     return handle
 
 
-def add_agent_routes(app: web.Application, acd_key: web.AppKey[AcdQueue] | None) -> None:
+def add_agent_routes(app: web.Application, acd_key: web.AppKey[AcdQueue]) -> None:
     """Register the queue and agent routes; ``app[acd_key]`` is the AcdQueue at request time
-    (no key: they answer 503 ``agent.unavailable``, and stay in the OpenAPI document)."""
-    if acd_key is not None:
-        app[ACD_KEY] = acd_key
+    (set by a cleanup context before the first request)."""
+    app[ACD_KEY] = acd_key
     for route in AGENT_ROUTES:
         app.router.add_route(route.method, API + route.path, _wrap(route),
                              name=route.operation_id)

@@ -245,7 +245,7 @@ def _body(route: Route) -> dict[str, Any] | None:
 
 def _body_schemas() -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for route in (*ROUTES, *AGENT_ROUTES):
+    for route in (*ROUTES, *AGENT_ROUTES):  # schemas of routes not served are harmless
         objs = [route.body] if isinstance(route.body, Obj) else (
             list(route.body) if isinstance(route.body, tuple) else [])
         for obj in objs:
@@ -309,10 +309,11 @@ def _public_paths() -> dict[str, Any]:
 
 
 @functools.cache
-def spec() -> dict[str, Any]:
-    """The whole OpenAPI 3.1 document (built once)."""
+def spec(*, agents: bool = False) -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document (built once); ``agents``: with the live queue and agent
+    routes, which the app serves when it has the queue (``setup_console(acd=...)``)."""
     paths: dict[str, Any] = {}
-    for route in (*ROUTES, *AGENT_ROUTES):
+    for route in (*ROUTES, *(AGENT_ROUTES if agents else ())):
         paths.setdefault(API + route.path, {})[route.method.lower()] = _operation(route)
     paths[f"{API}/openapi.json"] = {"get": {
         "operationId": "openapi", "summary": "This document", "tags": ["meta"],

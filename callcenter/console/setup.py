@@ -30,7 +30,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from callcenter.console.agents_api import add_agent_routes
+from callcenter.console.agents_api import ACD_KEY, add_agent_routes
 from callcenter.console.api import API, add_routes
 from callcenter.console.auth import EXECUTOR, USERS, auth_middleware
 from callcenter.console.callbacks_api import add_callback_routes
@@ -50,7 +50,8 @@ DEFAULT_WORKERS = 8
 
 async def openapi_json(request: web.Request) -> web.StreamResponse:
     """The OpenAPI 3.1 document of this API."""
-    return web.json_response(spec(), headers={"Cache-Control": "public, max-age=300"})
+    return web.json_response(spec(agents=ACD_KEY in request.app),
+                             headers={"Cache-Control": "public, max-age=300"})
 
 
 def setup_console(app: web.Application, *, database_url: str,
@@ -65,8 +66,8 @@ def setup_console(app: web.Application, *, database_url: str,
     ``config`` is read at every request (the app's LiveConfig), so reloads apply at once.
     ``tickets``: the app key of a TicketService an earlier cleanup context sets; otherwise
     give ``files_dir`` (and optionally ``max_upload_bytes``) and the console opens its own.
-    ``acd``: the app key of the AcdQueue behind the queue and agent routes (``agents_api.py``);
-    without it those routes answer 503 ``agent.unavailable``.
+    ``acd``: the app key of the AcdQueue; with it, the queue and agent routes are added
+    (``agents_api.py``) and the served OpenAPI document describes them.
     """
     if tickets is None and files_dir is None:
         raise ValueError("setup_console: give tickets= (the app's TicketService key) or "
@@ -101,5 +102,6 @@ def setup_console(app: web.Application, *, database_url: str,
     app.router.add_get(f"{API}/openapi.json", openapi_json, name="openapi")
     add_routes(app)
     add_callback_routes(app, database_url)
-    add_agent_routes(app, acd)
+    if acd is not None:
+        add_agent_routes(app, acd)
     add_public_routes(app)

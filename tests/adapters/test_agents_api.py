@@ -130,12 +130,12 @@ async def api(db_url: str, config: HotlineConfig, tokens: dict[str, str], acd: A
 
 
 def _schema(name: str) -> dict[str, Any]:
-    schema: dict[str, Any] = spec()["components"]["schemas"][name]
+    schema: dict[str, Any] = spec(agents=True)["components"]["schemas"][name]
     return schema
 
 
 def _op(path: str, method: str) -> dict[str, Any]:
-    op: dict[str, Any] = spec()["paths"][path][method]
+    op: dict[str, Any] = spec(agents=True)["paths"][path][method]
     return op
 
 
@@ -274,15 +274,72 @@ async def test_given_agent_missing_from_redis_then_503_not_loaded(
     assert body["error"]["id"] == "agent.not_loaded"
 
 
-async def test_given_console_without_queue_then_503_unavailable(
+async def test_given_console_without_queue_then_no_agent_routes_served_or_documented(
         db_url: str, config: HotlineConfig, tokens: dict[str, str], tmp_path: Path) -> None:
     app = web.Application()
     setup_console(app, database_url=db_url, config=lambda: config, files_dir=tmp_path / "f")
     async with await _client(app) as client:
         api = Api(client, tokens)
-        body = await api.call("GET", "/api/v1/queue", "giamsat", 503)
+        body = await api.call("GET", "/api/v1/queue", "giamsat", 404)
+        assert body["error"]["id"] == "http.not_found"
+        served = await api.call("GET", "/api/v1/openapi.json", None, 200)
+        assert served == spec() and "/api/v1/queue" not in served["paths"]
+
+
+async def test_given_app_with_queue_then_served_spec_has_agent_routes(api: Api) -> None:
+    served = await api.call("GET", "/api/v1/openapi.json", None, 200)
+    assert served == spec(agents=True)
+    assert {"/api/v1/queue", "/api/v1/agents/{ext}", "/api/v1/agents/{ext}/{action}"} <= \
+        set(served["paths"])
+
+
+async def test_given_queue_key_not_set_then_503_unavailable(
+        db_url: str, config: HotlineConfig, tokens: dict[str, str], tmp_path: Path) -> None:
+    app = web.Application()
+    setup_console(app, database_url=db_url, config=lambda: config, files_dir=tmp_path / "f",
+                  acd=ACD)  # ... but no cleanup context ever sets app[ACD]
+    async with await _client(app) as client:
+        body = await Api(client, tokens).call("GET", "/api/v1/queue", "giamsat", 503)
         assert body["error"]["id"] == "agent.unavailable"
-        await api.call("POST", "/api/v1/agents/101/login", "101", 503)
+
+
+def test_given_served_agent_routes_when_schemathesis_runs_then_no_5xx_and_answers_conform(
+        redis_server: PrivateRedis, db_url: str, config: HotlineConfig,
+        tokens: dict[str, str], tmp_path: Path) -> None:
+    import requests
+    import schemathesis
+
+    from tests.adapters.test_api_schema import _run
+    from tests.adapters.test_api_support import live_server
+
+    app = web.Application()
+    setup_console(app, database_url=db_url, config=lambda: config, files_dir=tmp_path / "f",
+                  acd=ACD)
+
+    async def acd_ctx(app: web.Application) -> AsyncIterator[None]:
+        # The queue lives on the server thread's loop: Redis connections belong to one loop.
+        client = aioredis.Redis.from_url(redis_server.url)
+        await client.flushall()
+        q = AcdQueue(client, "test", "pbx1", {t.id: t.operators.queue for t in config.tenants})
+        for t in config.tenants:
+            await q.sync_operators(t.id, t.operators.operators)
+        await q.enqueue("dongnai", "pbx1-1.1", caller="0909123456")
+        app[ACD] = q
+        yield
+        await client.aclose()
+
+    app.cleanup_ctx.append(acd_ctx)
+    with live_server(app) as base_url:
+        served = requests.get(f"{base_url}/api/v1/openapi.json", timeout=10).json()
+        mine = {p: ops for p, ops in served["paths"].items()
+                if p == "/api/v1/queue" or p.startswith("/api/v1/agents/")}
+        assert len(mine) == 3
+        schema = schemathesis.openapi.from_dict(served | {"paths": mine})
+        for user in ("quantri", "101"):
+            headers = {"Authorization": f"Bearer {tokens[user]}"}
+            failures = _run(schema, base_url, headers, None)
+            failures += _run(schema, base_url, headers, {"ext": "101"})
+            assert not failures, "\n\n".join(failures)
 
 
 def test_given_spec_then_agent_routes_documented_with_roles_and_errors() -> None:
@@ -296,4 +353,4 @@ def test_given_spec_then_agent_routes_documented_with_roles_and_errors() -> None
                                                   "ready"]
     assert _op("/api/v1/queue", "get")["responses"]["200"]["content"]["application/json"][
         "schema"] == {"$ref": "#/components/schemas/QueueSnapshot"}
-    assert "agents" in {t["name"] for t in spec()["tags"]}
+    assert "agents" in {t["name"] for t in spec(agents=True)["tags"]}
