@@ -128,6 +128,12 @@ class Stack:
                       names: dict[str, str] | None = None) -> None:
         """Give tenant ``tenant`` these operators (extension -> SIP password); an extension
         already listed keeps its entry and gets the new password. Re-renders if started."""
+        # The running app re-renders the PBX config when the file changes, from its own
+        # environment: it must be restarted with the new passwords, or it would render the
+        # new operators out again.
+        app_was_running = self.app is not None and self.app.poll() is None
+        if app_was_running:
+            self.kill_app(signal.SIGTERM)
         listed = self.config_data["tenants"][tenant].setdefault("operators", [])
         known = {op["extension"] for op in listed}
         for ext, password in operators.items():
@@ -137,6 +143,8 @@ class Stack:
         self.write_config(self.config_data)
         if self.pbx is not None:
             self.reload_pbx()
+        if app_was_running:
+            self.start_app()
 
     def set_outbound(self, port: int, host: str = "127.0.0.1") -> None:
         """Send the outbound trunk (``trunk-out``: units' hotlines) to host:port."""
@@ -154,13 +162,12 @@ class Stack:
                       prompt_cache=cache_dir() / "prompts", environ=self.env())
 
     def reload_pbx(self) -> None:
-        """Re-render, then have the running Asterisk read PJSIP and the dialplan again."""
+        """Re-render, then have the running Asterisk read PJSIP and the dialplan again (even
+        if unchanged here: the app may have rendered the same text first)."""
         assert self.pbx is not None
-        changed = self.render_pbx()
-        if "pjsip.conf" in changed:
-            self.pbx.rx("module reload res_pjsip.so")
-        if "extensions.conf" in changed:
-            self.pbx.rx("dialplan reload")
+        self.render_pbx()
+        self.pbx.rx("module reload res_pjsip.so")
+        self.pbx.rx("dialplan reload")
 
     # -- lifecycle ------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
