@@ -1,0 +1,330 @@
+"""End to end: the operators' queue on a real Asterisk with registered pjsua2 operator phones.
+
+One stack for the module (two operators, 101 and 102, short queue timings and a one-word
+greeting), the two operator phones reused by every test. Each test starts with both operators
+logged out and no call anywhere, and ends with nothing left: no channel or bridge in Asterisk,
+no line held, no call queued, no operator ringing or on a call.
+
+Agent states and the queue are read straight from Redis with ``AcdQueue.snapshot`` (what
+``callcenter queue --json`` prints; the CLI itself is run where the test is about it: a CLI
+process costs seconds on a busy machine). Records are read with ``CallRecordStore`` (what
+``callcenter calls --json`` prints).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+import yaml
+
+from callcenter.domain import agents as ag
+from callcenter.queue.acd import AcdQueue
+from callcenter.store.records import CallRecordStore
+from callcenter.tools.softphone import PhoneGroup
+from tests.e2e.phones import OperatorPhone
+from tests.e2e.stack import ROOT, Stack, free_port, wait_until
+
+TENANT = "dongnai"
+OPERATORS = {"101": "queue-e2e-101-pw", "102": "queue-e2e-102-pw"}
+RING_S = 5  # the config's lowest ring timeout
+WRAP_S = 2
+MAX_WAIT_S = 30  # the config's lowest max wait: the callback offer comes after 30 s
+POLICY = {"ring_timeout_s": RING_S, "retry_s": 1, "wrap_up_s": WRAP_S,
+          "max_wait_s": MAX_WAIT_S, "announce_every_s": 4, "callback_offer": True}
+
+# The IVR of the urgent-call test: 1 = urgent health (ahead in the queue), 2 = an operator.
+URGENT_TREE = {
+    "root": "main", "timeout": 5, "retries": 1, "inter_digit": 1, "fallback": "normal",
+    "nodes": {
+        "main": {"type": "menu", "prompt": "Bấm 1 khẩn cấp. Bấm 2 gặp tổng đài viên.",
+                 "options": {"1": "urgent", "2": "normal"}},
+        "urgent": {"type": "operator", "urgent": True, "prompt": "Ưu tiên."},
+        "normal": {"type": "operator", "prompt": "Xin giữ máy."},
+    },
+}
+
+
+# ---- Redis and store views ------------------------------------------------------------------
+def _acd_run(stack: Stack, work: Any) -> Any:
+    async def go() -> Any:
+        client = aioredis.Redis.from_url(stack.redis.url)
+        try:
+            return await work(AcdQueue(client, "e2e-test", "testpbx"))
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def snap(stack: Stack) -> dict[str, Any]:
+    """The tenant's live queue (the snapshot of docs/live-state.md)."""
+    return dict(_acd_run(stack, lambda acd: acd.snapshot(TENANT)))
+
+
+def agents(stack: Stack) -> dict[str, dict[str, Any]]:
+    return {a["extension"]: a for a in snap(stack)["agents"]}
+
+
+def agent_event(stack: Stack, ext: str, event: ag.Event) -> None:
+    _acd_run(stack, lambda acd: acd.agent_event(TENANT, ext, event))
+
+
+def login(stack: Stack, *exts: str) -> None:
+    """Log operators in, in this order (each later one has been idle for less time)."""
+    for ext in exts:
+        agent_event(stack, ext, ag.LogIn())
+        time.sleep(0.05)  # distinct idle_since: the order is the longest-idle order
+
+
+def call_ids(stack: Stack) -> dict[str, str]:
+    """Caller number -> call id of the queued calls."""
+    return {c["caller"]: c["call_id"] for c in snap(stack)["calls"]}
+
+
+def wait_queued(stack: Stack, n: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+    calls = wait_until(lambda: [c for c in snap(stack)["calls"]]
+                       if len(snap(stack)["calls"]) >= n else None, timeout, 0.1)
+    assert calls and len(calls) >= n, (snap(stack), stack.app_log_tail())
+    return list(calls)
+
+
+def record(stack: Stack, caller: str, timeout: float = 10.0) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        store = CallRecordStore(stack.database_url)
+        try:
+            rows = [r.to_json_dict() for r in store.last(50, tenant=TENANT)]
+        finally:
+            store.close()
+        return next((r for r in rows if r["caller"] == caller), None)
+
+    rec = wait_until(find, timeout, 0.2)
+    assert rec, f"no record for {caller}:\n{stack.app_log_tail()}"
+    return dict(rec)
+
+
+# ---- phone events since a mark ----------------------------------------------------------------
+def since(phone: OperatorPhone, mark: int, kind: str, **match: Any) -> list[dict[str, Any]]:
+    with phone._lock:
+        events = phone.events[mark:]
+    return [e for e in events if e["event"] == kind
+            and all(e.get(k) == v for k, v in match.items())]
+
+
+def wait_since(phone: OperatorPhone, mark: int, kind: str, n: int = 1, timeout: float = 15.0,
+               **match: Any) -> list[dict[str, Any]]:
+    found = wait_until(lambda: len(since(phone, mark, kind, **match)) >= n, timeout, 0.02)
+    return since(phone, mark, kind, **match) if found else []
+
+
+def ring(phone: OperatorPhone, mark: int, timeout: float = 15.0) -> dict[str, Any]:
+    """The next incoming call on ``phone`` since ``mark`` (asserted)."""
+    got = wait_since(phone, mark, "incoming", 1, timeout)
+    assert got, f"operator {phone.extension} never rang: {phone.events[mark:]}"
+    return got[0]
+
+
+def caller_rtp(phone: PhoneGroup) -> int:
+    before = len(phone.of("report"))
+    phone.send("report")
+    reports = phone.wait_for("report", before + 1, timeout=5)
+    return int(reports[-1]["rtp_rx_packets"])
+
+
+def feature(stack: Stack, phone: OperatorPhone, code: str) -> dict[str, Any]:
+    """Dial a feature code; the call is answered, plays the confirmation and ends."""
+    mark = len(phone.events)
+    phone.dial(code)
+    (dialing,) = wait_since(phone, mark, "dialing", 1, 5)
+    (down,) = wait_since(phone, mark, "disconnected", 1, 30, index=dialing["index"])
+    assert since(phone, mark, "confirmed", index=dialing["index"]), phone.events[mark:]
+    return down
+
+
+# ---- fixtures ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def qstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack of its own: operators 101 and 102, short queue timings, a short greeting."""
+    s = Stack(Path(tmp_path_factory.mktemp("queue")), operators=OPERATORS)
+    tenant = s.config_data["tenants"][0]
+    tenant["queue"] = dict(POLICY)
+    tenant["prompts"] = {"greeting": "Xin chào."}
+    s.write_config(s.config_data)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def ops(qstack: Stack) -> Iterator[dict[str, OperatorPhone]]:
+    """The operators' phones, registered; they ring until the test answers."""
+    phones: dict[str, OperatorPhone] = {}
+    try:
+        for ext in OPERATORS:
+            phones[ext] = qstack.operator_phone(ext)
+            assert phones[ext].wait_registered() == 200
+        assert wait_until(lambda: all(a["reachable"] for a in agents(qstack).values()), 15), (
+            agents(qstack))
+        yield phones
+    finally:
+        for p in phones.values():
+            p.close()
+
+
+@pytest.fixture
+def q(qstack: Stack, ops: dict[str, OperatorPhone]) -> Iterator[Stack]:
+    """Both operators logged out and reachable before; nothing left in Asterisk, the pool or the
+    queue after."""
+    assert wait_until(lambda: all(a["state"] in ("logged_out", "available", "paused")
+                                  for a in agents(qstack).values()), WRAP_S + 5), agents(qstack)
+    for ext, a in agents(qstack).items():
+        if a["state"] != "logged_out":
+            agent_event(qstack, ext, ag.LogOut())
+    assert wait_until(lambda: all(a["reachable"] for a in agents(qstack).values()), 10)
+    try:
+        yield qstack
+        assert wait_until(lambda: qstack.ari("/channels") == [], 10), (
+            f"channels left in Asterisk: {qstack.ari('/channels')}")
+        assert qstack.ari("/bridges") == [], "bridges left in Asterisk"
+        assert wait_until(lambda: qstack.pool_in_use() == 0, 5), "lines still held"
+        assert wait_until(lambda: not snap(qstack)["calls"], 5), snap(qstack)["calls"]
+        busy = [a for a in snap(qstack)["agents"] if a["state"] in ("ringing", "on_call")]
+        assert not busy, busy
+    finally:
+        for phone in ops.values():
+            phone.hangup()  # whatever a failed test left ringing or talking
+
+
+# ---- tests -------------------------------------------------------------------------------------
+def test_given_operators_when_logging_in_by_feature_code_and_cli_then_available_and_reachable(
+        q: Stack, ops: dict[str, OperatorPhone]) -> None:
+    down = feature(q, ops["101"], "*11")
+    assert down["rtp_rx"] > 25, down  # the Vietnamese confirmation was heard
+    assert agents(q)["101"]["state"] == "available"
+    assert "extension=101 tenant=dongnai action=login result=ok available" in q.app_log_tail(200)
+
+    out = q.cli("agent", "login", "102", "--json")
+    assert out.returncode == 0, out.stderr
+    done = json.loads(out.stdout)
+    assert (done["extension"], done["action"], done["agent"]["state"]) == (
+        "102", "login", "available")
+
+    out = q.cli("queue", "--json")
+    assert out.returncode == 0, out.stderr
+    (line,) = out.stdout.splitlines()
+    s = json.loads(line)
+    assert s["tenant"] == TENANT
+    by_ext = {a["extension"]: a for a in s["agents"]}
+    assert {e: (a["state"], a["reachable"]) for e, a in by_ext.items()} == {
+        "101": ("available", True), "102": ("available", True)}
+    assert s["counts"]["agents_free"] == 2 and s["counts"]["queued"] == 0
+
+
+def test_given_two_free_operators_when_a_call_queues_then_the_longest_idle_rings(
+        q: Stack, ops: dict[str, OperatorPhone]) -> None:
+    login(q, "102", "101")  # 102 has waited longer
+    marks = {e: len(p.events) for e, p in ops.items()}
+    caller = q.phone("1022", caller="0918100001")
+    try:
+        inc = ring(ops["102"], marks["102"])
+        assert "0918100001" in inc["remote_uri"]
+        assert not since(ops["101"], marks["101"], "incoming")
+        ops["102"].answer(inc["index"])
+        assert wait_until(lambda: agents(q)["102"]["state"] == "on_call", 5)
+        assert not since(ops["101"], marks["101"], "incoming")
+    finally:
+        caller.finish()
+    rec = record(q, "0918100001")
+    assert (rec["outcome"], rec["operator"], rec["no_answers"]) == ("answered", "102", 0)
+    assert wait_since(ops["102"], marks["102"], "disconnected", index=inc["index"])
+
+
+def test_given_paused_operator_when_a_call_queues_then_only_the_other_rings(
+        q: Stack, ops: dict[str, OperatorPhone]) -> None:
+    login(q, "101", "102")  # 101 would be first
+    down = feature(q, ops["101"], "*13")  # pause, first reason
+    assert down["rtp_rx"] > 25, down
+    a = agents(q)["101"]
+    assert (a["state"], a["reason"]) == ("paused", "break"), a
+    marks = {e: len(p.events) for e, p in ops.items()}
+    caller = q.phone("1022", caller="0918100002")
+    try:
+        inc = ring(ops["102"], marks["102"])
+        ops["102"].answer(inc["index"])
+        assert wait_until(lambda: agents(q)["102"]["state"] == "on_call", 5)
+    finally:
+        caller.finish()
+    assert not since(ops["101"], marks["101"], "incoming")
+    assert record(q, "0918100002")["operator"] == "102"
+    assert agents(q)["101"]["state"] == "paused"
+
+
+def test_given_ring_no_answer_when_ring_timeout_passes_then_next_operator_and_place_kept(
+        q: Stack, ops: dict[str, OperatorPhone]) -> None:
+    login(q, "101", "102")  # 101 first; its phone will not answer
+    marks = {e: len(p.events) for e, p in ops.items()}
+    caller = q.phone("1022", caller="0918100003")
+    try:
+        first = ring(ops["101"], marks["101"])
+        assert not since(ops["102"], marks["102"], "incoming")
+        (gone,) = wait_since(ops["101"], marks["101"], "disconnected", 1, RING_S + 5,
+                             index=first["index"])
+        rang_s = gone["t"] - first["t"]
+        assert RING_S - 1 <= rang_s <= RING_S + 2, rang_s
+        second = ring(ops["102"], marks["102"], 5)
+        assert "0918100003" in second["remote_uri"]
+        assert caller.of("disconnected") == [], "the caller lost the call"
+        (waiting,) = snap(q)["calls"]
+        assert waiting["offered_to"] == ["101", "102"] and waiting["position"] == 1
+        ops["102"].answer(second["index"])
+        assert wait_until(lambda: agents(q)["102"]["state"] == "on_call", 5)
+        assert agents(q)["101"]["state"] == "available"  # no auto-pause configured
+    finally:
+        caller.finish()
+    rec = record(q, "0918100003")
+    assert (rec["outcome"], rec["operator"]) == ("answered", "102")
+    assert rec["no_answers"] >= 1
+
+
+def test_given_call_ended_when_wrap_up_then_operator_not_offered_until_it_passes(
+        q: Stack, ops: dict[str, OperatorPhone]) -> None:
+    login(q, "101")
+    op = ops["101"]
+    mark = len(op.events)
+    first = q.phone("1022", caller="0918100004")
+    second = None
+    try:
+        inc = ring(op, mark)
+        op.answer(inc["index"])
+        assert wait_until(lambda: agents(q)["101"]["state"] == "on_call", 5)
+        second = q.phone("1022", caller="0918100005")
+        wait_queued(q, 1)  # waits while 101 talks
+        op.hangup(inc["index"])  # the operator ends the first call
+        (ended,) = wait_since(op, mark, "disconnected", 1, 5, index=inc["index"])
+        assert wait_until(lambda: agents(q)["101"]["state"] == "wrap_up", 2), agents(q)
+        assert agents(q)["101"]["wrap_up_until_ms"] is not None
+        nxt = wait_since(op, mark, "incoming", 2, WRAP_S + 5)[1]
+        waited = nxt["t"] - ended["t"]
+        assert WRAP_S - 0.2 <= waited <= WRAP_S + 3, waited
+        assert "0918100005" in nxt["remote_uri"]
+        op.answer(nxt["index"])
+        assert wait_until(lambda: agents(q)["101"]["state"] == "on_call", 5)
+    finally:
+        first.finish()
+        if second is not None:
+            second.finish()
+    rec = record(q, "0918100004")
+    assert rec["wrap_up_s"] == WRAP_S and rec["talk_ended_at"]
+    assert record(q, "0918100005")["operator"] == "101"
