@@ -328,3 +328,162 @@ def test_given_call_ended_when_wrap_up_then_operator_not_offered_until_it_passes
     rec = record(q, "0918100004")
     assert rec["wrap_up_s"] == WRAP_S and rec["talk_ended_at"]
     assert record(q, "0918100005")["operator"] == "101"
+
+
+def api(stack: Stack, path: str, port: int | None = None) -> Any:
+    url = f"http://127.0.0.1:{port or stack.http_port}{path}"
+    with urllib.request.urlopen(url, timeout=3) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture
+def urgent_ivr(q: Stack) -> Iterator[Stack]:
+    """The tenant with a two-key menu: 1 urgent, 2 an operator (switched off afterwards)."""
+    q.config_data["tenants"][0]["ivr"] = URGENT_TREE
+    q.write_config(q.config_data)
+    try:
+        assert wait_until(lambda: api(q, "/api/ivr")[0]["root"] == "main", 20, 0.2), (
+            q.app_log_tail())
+        yield q
+    finally:
+        del q.config_data["tenants"][0]["ivr"]
+        q.write_config(q.config_data)
+        assert wait_until(lambda: api(q, "/api/ivr")[0]["root"] is None, 20, 0.2)
+
+
+def test_given_normal_call_waiting_when_urgent_call_queues_then_urgent_is_bridged_first(
+        urgent_ivr: Stack, ops: dict[str, OperatorPhone]) -> None:
+    q = urgent_ivr
+    normal = q.phone("1022", caller="0918100006")
+    urgent = None
+    try:
+        assert normal.wait_for("answered", 1)
+        time.sleep(0.5)
+        normal.send("dtmf 2")
+        wait_queued(q, 1)
+        urgent = q.phone("1022", caller="0918100007")
+        assert urgent.wait_for("answered", 1)
+        time.sleep(0.5)
+        urgent.send("dtmf 1")
+        calls = wait_queued(q, 2)
+        assert [(c["caller"], c["urgent"], c["position"]) for c in calls] == [
+            ("0918100007", True, 1), ("0918100006", False, 2)]
+        mark = len(ops["101"].events)
+        login(q, "101")
+        inc = ring(ops["101"], mark)
+        assert "0918100007" in inc["remote_uri"]
+        ops["101"].answer(inc["index"])
+        assert wait_until(lambda: agents(q)["101"]["state"] == "on_call", 5)
+        (left,) = snap(q)["calls"]
+        assert left["caller"] == "0918100006" and left["position"] == 1
+    finally:
+        normal.finish()
+        if urgent is not None:
+            urgent.finish()
+    assert record(q, "0918100007")["operator"] == "101"
+    rec = record(q, "0918100006")
+    assert rec["outcome"] == "abandoned" and rec["operator"] is None
+
+
+def test_given_queued_caller_then_music_while_waiting_and_audio_both_ways_once_bridged(
+        q: Stack, ops: dict[str, OperatorPhone]) -> None:
+    # The citizen's phone sends a tone too, so the operator's side has something to receive.
+    citizen = OperatorPhone(None, "0918100008", "unused")
+    op = ops["101"]
+    try:
+        citizen.dial(f"sip:1022@127.0.0.1:{q.sip_port}")
+        assert citizen.wait_for("confirmed", 1, 10), citizen.events
+        wait_queued(q, 1)
+        start = citizen.rtp_rx(0)
+        time.sleep(1.5)
+        waiting = citizen.rtp_rx(0)
+        assert waiting > start + 40, (start, waiting)  # music on hold (or an announcement)
+        mark = len(op.events)
+        login(q, "101")
+        inc = ring(op, mark)
+        op.answer(inc["index"])
+        assert wait_until(lambda: agents(q)["101"]["state"] == "on_call", 5)
+        assert wait_until(lambda: op.rtp_rx(inc["index"]) > 50, 5), op.events[mark:]
+        bridged = citizen.rtp_rx(0)
+        assert wait_until(lambda: citizen.rtp_rx(0) > bridged + 50, 5)
+        assert op.rtp_tx(inc["index"]) > 50 and citizen.rtp_tx(0) > 50
+        citizen.hangup(0)
+        (down,) = wait_since(op, mark, "disconnected", 1, 5, index=inc["index"])
+        assert down["rtp_rx"] > 50
+    finally:
+        citizen.close()
+    rec = record(q, "0918100008")
+    assert rec["operator"] == "101" and rec["recording"]
+
+
+def test_given_caller_leaves_while_waiting_or_ringing_then_abandoned_and_operator_freed(
+        q: Stack, ops: dict[str, OperatorPhone]) -> None:
+    waiting = q.phone("1022", caller="0918100009")
+    wait_queued(q, 1)
+    waiting.finish()
+    assert wait_until(lambda: not snap(q)["calls"], 3), snap(q)
+    rec = record(q, "0918100009")
+    assert rec["outcome"] == "abandoned" and rec["queued_at"]
+
+    login(q, "101")
+    op = ops["101"]
+    mark = len(op.events)
+    ringing = q.phone("1022", caller="0918100010")
+    inc = ring(op, mark)
+    ringing.finish()
+    assert wait_since(op, mark, "disconnected", 1, 5, index=inc["index"]), "still ringing"
+    assert not since(op, mark, "confirmed")
+    assert wait_until(lambda: agents(q)["101"]["state"] == "available", 3), agents(q)
+    rec = record(q, "0918100010")
+    assert rec["outcome"] == "abandoned" and rec["operator"] is None
+
+
+def test_given_operator_phone_unregistered_then_call_waits_and_is_offered_once_registered(
+        q: Stack, ops: dict[str, OperatorPhone]) -> None:
+    op = ops["101"]
+    login(q, "101")
+    op.unregister()
+    assert op.wait_registered() == 200
+    assert wait_until(lambda: agents(q)["101"]["reachable"] is False, 10), agents(q)
+    mark = len(op.events)
+    caller = q.phone("1022", caller="0918100011")
+    try:
+        wait_queued(q, 1)
+        time.sleep(2.0)  # two offer ticks
+        assert not since(op, mark, "incoming")
+        (waiting,) = snap(q)["calls"]
+        assert waiting["state"] == "waiting" and waiting["offered_to"] == []
+        op.register()
+        assert op.wait_registered() == 200
+        inc = ring(op, mark, 10)
+        op.answer(inc["index"])
+        assert wait_until(lambda: agents(q)["101"]["state"] == "on_call", 5)
+    finally:
+        caller.finish()
+        if agents(q)["101"]["reachable"] is False:
+            op.register()
+    assert record(q, "0918100011")["operator"] == "101"
+
+
+def test_given_long_wait_when_caller_presses_1_then_callback_recorded_and_listed(
+        q: Stack) -> None:
+    caller = q.phone("1022", caller="0918100012", hold=MAX_WAIT_S + 40)
+    try:
+        wait_queued(q, 1)
+        offered = wait_until(lambda: snap(q)["calls"][0]["callback_offers"] >= 1,
+                             MAX_WAIT_S + 10, 0.2)
+        assert offered, q.app_log_tail()
+        time.sleep(1.0)  # the offer is being said
+        caller.send("dtmf 1")
+        pressed = time.monotonic()
+        assert caller.wait_for("disconnected", 1, 30), "the hotline did not end the call"
+        assert time.monotonic() - pressed > 3  # the confirmation was said first
+    finally:
+        (result,) = caller.finish()
+    assert result["answered"] and result["rtp_rx_packets"] > 50 * MAX_WAIT_S
+    rec = record(q, "0918100012")
+    assert rec["outcome"] == "callback"
+    out = q.cli("callbacks", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = [r for r in json.loads(out.stdout) if r["caller"] == "0918100012"]
+    assert len(rows) == 1 and rows[0]["tenant"] == TENANT, rows
