@@ -41,6 +41,9 @@ def state_to_json(state: cm.CallState) -> str:
         if isinstance(v, dt.datetime):
             d[k] = v.isoformat()
     d["transfers"] = [{**dataclasses.asdict(t), "at": t.at.isoformat()} for t in state.transfers]
+    if state.transfer is not None:
+        d["transfer"] = {**dataclasses.asdict(state.transfer),
+                         "at": state.transfer.at.isoformat()}
     if state.menu is not None:
         d["menu"] = {"node": state.menu.node, "seq": state.menu.seq,
                      "path": mn.path_dicts(state.menu)}
@@ -61,6 +64,9 @@ def state_from_json(text: str | bytes) -> cm.CallState:
             d[k] = dt.datetime.fromisoformat(d[k])
     d["transfers"] = tuple(cm.TransferRecord(**{**t, "at": dt.datetime.fromisoformat(t["at"])})
                            for t in d.get("transfers") or ())
+    if d.get("transfer"):
+        t = d["transfer"]
+        d["transfer"] = cm.Transfer(**{**t, "at": dt.datetime.fromisoformat(t["at"])})
     menu = d.pop("menu", None)
     if menu is not None:
         d["menu"] = mn.MenuState(node=menu["node"], mode=mn.Mode.DONE, seq=menu["seq"],
@@ -283,6 +289,7 @@ class CallSession:
                 await d.ari.create_bridge(bridge)
                 await d.ari.add_to_bridge(bridge, [s.call_id, operator_channel])
                 log.info("%s: bridged with operator %s", self._label(), s.operator)
+                await self._transfers_to_app(operator_channel)
                 try:
                     await d.ari.record_bridge(bridge, recording)
                 except AriError as e:  # talking matters more than the recording
@@ -311,8 +318,74 @@ class CallSession:
                         log.error("%s: callback request not stored (%r); the call record "
                                   "keeps it with outcome callback", self._label(), e)
             case _:
+                return await self._execute_transfer(command)
+        return None
+
+    async def _transfers_to_app(self, channel: str) -> None:
+        """The phone's transfer button reaches the app (ChannelTransfer) instead of Asterisk's
+        own transfer, which would leave the caller alone if the unit did not answer."""
+        try:
+            await self.deps.ari.set_variable(channel, "PJSIP_TRANSFER_HANDLING()", "ari-only")
+        except AriError as e:  # the call goes on; only the phone's button will not transfer
+            log.warning("%s: transfer button not handled by the app: %s", self._label(), e)
+
+    async def _execute_transfer(self, command: cm.Command) -> cm.Event | None:
+        """Transfers to units' hotlines: their legs, the consultation bridge, the REFER's answer.
+        Legs that vanished meanwhile are normal (each brings its own event)."""
+        s, d = self.state, self.deps
+        match command:
+            case cm.DialUnit(number, channel, timeout_s):
+                d.legs[channel] = s.call_id
+                try:
+                    await d.ari.originate(f"PJSIP/{number}@trunk-out", channel,
+                                          app_args=f"unit,{s.call_id}", timeout_s=timeout_s,
+                                          caller_id=s.caller, originator=s.call_id)
+                except AriError as e:  # no outbound trunk, or refused at once
+                    log.warning("%s: could not dial unit %s: %s", self._label(),
+                                s.transfer.unit if s.transfer else "-", e)
+                    d.legs.pop(channel, None)
+                    return cm.UnitGone(utcnow(), channel, None)
+                log.info("%s: dialling unit %s (%s transfer by %s)", self._label(),
+                         s.transfer.unit if s.transfer else "-",
+                         s.transfer.kind if s.transfer else "-", s.operator)
+            case cm.TransferProgress(channel, state):
+                try:
+                    await d.ari.transfer_progress(channel, state)
+                except AriError as e:  # the phone's leg is gone (or left Stasis)
+                    log.debug("%s: transfer progress %s: %s", self._label(), state, e)
+            case cm.AnswerLeg(channel):
+                await self._leg_op(d.ari.answer(channel), "answer", channel)
+            case cm.CreateBridge(bridge):
+                await d.ari.create_bridge(bridge)
+            case cm.MoveToBridge(channel, bridge, from_bridge):
+                if from_bridge is not None:
+                    await self._leg_op(d.ari.remove_from_bridge(from_bridge, [channel]),
+                                       "leave bridge", channel)
+                await self._leg_op(d.ari.add_to_bridge(bridge, [channel]), "join bridge",
+                                   channel)
+                if channel == s.operator_channel or channel == (
+                        s.transfer.consult_channel if s.transfer else None):
+                    await self._transfers_to_app(channel)
+            case cm.BridgeMoh(bridge, on):
+                try:
+                    if on:
+                        await d.ari.start_bridge_moh(bridge)
+                    else:
+                        await d.ari.stop_bridge_moh(bridge)
+                except AriError as e:  # music is comfort, not the call
+                    log.debug("%s: bridge music %s: %s", self._label(), on, e)
+            case _:
                 raise TypeError(f"unknown command {command!r}")
         return None
+
+    async def _leg_op(self, op: Awaitable[None], what: str, channel: str) -> None:
+        """One ARI action on another leg: that leg hanging up meanwhile is not the caller's."""
+        try:
+            await op
+        except AriError as e:
+            if e.status not in (404, 409, 422):
+                raise
+            log.info("%s: %s %s: %s", self._label(), what, channel, e)
 
     async def _persist(self) -> None:
         """Share the call's state in Redis so a restarted or other instance can adopt it."""

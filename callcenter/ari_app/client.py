@@ -130,6 +130,21 @@ class AriClient:
     async def add_to_bridge(self, bridge_id: str, channels: list[str]) -> None:
         await self.request("POST", f"/bridges/{bridge_id}/addChannel", channel=",".join(channels))
 
+    async def remove_from_bridge(self, bridge_id: str, channels: list[str]) -> None:
+        await self.request("POST", f"/bridges/{bridge_id}/removeChannel",
+                           channel=",".join(channels))
+
+    async def start_bridge_moh(self, bridge_id: str, moh_class: str = "default") -> None:
+        await self.request("POST", f"/bridges/{bridge_id}/moh", mohClass=moh_class)
+
+    async def stop_bridge_moh(self, bridge_id: str) -> None:
+        await self.request("DELETE", f"/bridges/{bridge_id}/moh")
+
+    async def transfer_progress(self, channel_id: str, state: str) -> None:
+        """Answer a phone's REFER handled by the app (PJSIP_TRANSFER_HANDLING()=ari-only):
+        channel_progress | channel_answered | channel_declined | channel_unavailable."""
+        await self.request("POST", f"/channels/{channel_id}/transfer_progress", states=state)
+
     async def destroy_bridge(self, bridge_id: str) -> bool:
         """Destroy a bridge; False when it was already gone."""
         try:

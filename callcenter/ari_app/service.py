@@ -14,6 +14,7 @@ from callcenter.ari_app.calls import CALL_KEY, CallDeps, CallSession, state_from
 from callcenter.ari_app.client import AriClient, AriError
 from callcenter.domain import call as cm
 from callcenter.domain import menu as mn
+from callcenter.domain import transfer as xf
 from callcenter.domain.acd import QueueConflict
 from callcenter.domain.causes import mask_number
 from callcenter.domain.model import HotlineConfig, Tenant
@@ -22,9 +23,20 @@ from callcenter.domain.shifts import active_shift, tenant_for_number
 log = logging.getLogger("callcenter.ari")
 
 ADOPTABLE = (cm.Phase.GREETING, cm.Phase.HOLDING, cm.Phase.IVR, cm.Phase.QUEUED,
-             cm.Phase.RINGING, cm.Phase.BRIDGED)
+             cm.Phase.RINGING, cm.Phase.BRIDGED, cm.Phase.TRANSFERRED)
 # Adopted in these phases a call resumes where it was (queue place, bridge) with Resume.
-RESUMABLE = (cm.Phase.QUEUED, cm.Phase.RINGING, cm.Phase.BRIDGED)
+RESUMABLE = (cm.Phase.QUEUED, cm.Phase.RINGING, cm.Phase.BRIDGED, cm.Phase.TRANSFERRED)
+
+
+def is_unit_leg(channel_id: str) -> bool:
+    """Our legs to units' hotlines are named "<call>-unit<n>" (operators' "<call>-op<n>")."""
+    return channel_id.rpartition("-")[2].startswith("unit")
+
+
+def operator_of(channel: dict[str, Any]) -> str:
+    """The operator's extension of a channel of their phone ("PJSIP/101-0000001a" -> "101")."""
+    name = str(channel.get("name", ""))
+    return name.partition("/")[2].rpartition("-")[0]
 
 FeatureHandler = Callable[[dict[str, Any], list[str]], Coroutine[Any, Any, None]]
 
@@ -126,6 +138,9 @@ class StasisService:
         if kind == "StasisStart":
             await self._on_start(event)
             return
+        if kind == "ChannelTransfer":
+            await self._on_transfer(event)
+            return
         channel_id = None
         if "channel" in event:
             channel_id = event["channel"]["id"]
@@ -158,13 +173,99 @@ class StasisService:
             self._timers.add(timer)
 
     def _on_leg_event(self, kind: str | None, leg: str, event: dict[str, Any]) -> None:
-        """An operator's leg: its end tells the caller's call (ring-out or operator hung up)."""
+        """An operator's or a unit's leg: its end tells the caller's call (ring-out, no answer,
+        hung up)."""
         if kind != "ChannelDestroyed":
             return
         call_id = self.deps.legs.pop(leg)
         session = self.sessions.get(call_id)
         if session is not None:
-            session.events.put_nowait(cm.OperatorGone(utcnow(), leg, event.get("cause")))
+            gone: cm.Event = (cm.UnitGone(utcnow(), leg, event.get("cause")) if is_unit_leg(leg)
+                              else cm.OperatorGone(utcnow(), leg, event.get("cause")))
+            session.events.put_nowait(gone)
+
+    # -- transfers to units' hotlines -----------------------------------------------------
+    def units_of(self, tenant_id: str | None) -> tuple[Any, ...]:
+        """The tenant's units one may transfer to (with a hotline)."""
+        tenant = next((t for t in self.config().tenants if t.id == tenant_id), None)
+        if tenant is None or tenant.tickets is None:
+            return ()
+        return xf.targets(tenant.tickets.units)
+
+    def session_of_operator(self, extension: str) -> CallSession | None:
+        """The call an operator is talking on now (phase BRIDGED), if this instance owns it."""
+        return next((ses for ses in self.sessions.values()
+                     if ses.state.operator == extension
+                     and ses.state.phase is cm.Phase.BRIDGED), None)
+
+    async def _transfer_reply(self, channel: str, state: str) -> None:
+        try:
+            await self.ari.transfer_progress(channel, state)
+        except AriError as e:  # the leg is gone, or never was ours
+            log.debug("transfer progress on %s: %s", channel, e)
+
+    async def _on_transfer(self, event: dict[str, Any]) -> None:
+        """The phone's transfer button (a REFER handled by the app): blind to a number, or
+        attended (Replaces) to complete a consultation."""
+        if "state" in event:
+            return  # the echo of our own transfer_progress
+        source = str(event.get("referred_by", {}).get("source_channel", {}).get("id", ""))
+        call_id = self.deps.legs.get(source)
+        session = self.sessions.get(call_id or "")
+        if session is None:
+            log.info("transfer from %s: not a leg of a call of ours; declined", source)
+            await self._transfer_reply(source, "channel_declined")
+            return
+        now = utcnow()
+        refer_to = event.get("refer_to", {})
+        if refer_to.get("destination_channel"):
+            session.events.put_nowait(cm.TransferCompleted(now, "button", source))
+            return
+        s = session.state
+        wanted = str(refer_to.get("requested_destination", {}).get("destination", ""))
+        unit = xf.unit_for_number(self.units_of(s.tenant_id), wanted)
+        why = xf.UNKNOWN_UNIT if unit is None else xf.request_refusal(s)
+        if unit is None or why is not None or s.operator is None:
+            log.info("call=%s: transfer by %s to %s refused: %s", s.call_id, s.operator,
+                     wanted, why)
+            await self._transfer_reply(source, "channel_declined")
+            return
+        assert unit.hotline is not None
+        session.events.put_nowait(cm.TransferRequested(
+            now, s.operator, unit.id, xf.dial_digits(unit.hotline), "blind", "button",
+            refer_channel=source))
+
+    async def _on_consult(self, ch: dict[str, Any], number: str) -> None:
+        """The operator's phone dialled a unit's hotline while on a call: a consultation (the
+        phone's transfer button completes it, hanging it up returns to the caller)."""
+        extension = operator_of(ch)
+        session = self.session_of_operator(extension)
+        unit = None
+        why: str | None = xf.NOT_BRIDGED
+        if session is not None:
+            unit = xf.unit_for_number(self.units_of(session.state.tenant_id), number)
+            why = xf.UNKNOWN_UNIT if unit is None else xf.request_refusal(session.state)
+        if session is None or unit is None or why is not None:
+            log.info("operator %s consulting %s refused: %s", extension, number, why)
+            try:
+                await self.ari.hangup(ch["id"], "congestion")
+            except AriError:
+                pass
+            return
+        assert unit.hotline is not None
+        self.deps.legs[ch["id"]] = session.call_id
+        session.events.put_nowait(cm.TransferRequested(
+            utcnow(), extension, unit.id, xf.dial_digits(unit.hotline), "attended", "button",
+            consult_channel=ch["id"]))
+
+    async def _on_unit_answer(self, ch: dict[str, Any], call_id: str) -> None:
+        session = self.sessions.get(call_id)
+        if session is None:
+            log.info("call=%s: unit leg %s answered after the call ended; hanging it up",
+                     call_id, ch["id"])
+            await self._hangup_quietly(ch["id"])
+            return
+        session.events.put_nowait(cm.UnitAnswered(utcnow(), ch["id"]))
 
     async def _on_operator_answer(self, ch: dict[str, Any], call_id: str) -> None:
         """The operator picked up: confirm the offer still stands, then connect the caller."""
@@ -200,6 +301,12 @@ class StasisService:
         args = [str(a) for a in event.get("args") or []]
         if args[:1] == ["operator"] and len(args) >= 2:
             await self._on_operator_answer(ch, args[1])
+            return
+        if args[:1] == ["unit"] and len(args) >= 2:
+            await self._on_unit_answer(ch, args[1])
+            return
+        if args[:1] == ["consult"] and len(args) >= 2:
+            await self._on_consult(ch, args[1])
             return
         if args[:1] == ["agent"]:
             if self.features is None:
@@ -262,10 +369,12 @@ class StasisService:
                 tenant = next(t for t in self.config().tenants if t.id == state.tenant_id)
                 ivr = self._ivr(tenant)
                 if state.phase in RESUMABLE:
-                    if state.phase is not cm.Phase.BRIDGED:
+                    if state.phase in cm.QUEUE_PHASES:
                         queued[state.tenant_id].append(call_id)
                     elif state.operator_channel is not None:
                         self.deps.legs[state.operator_channel] = call_id
+                    if state.unit_channel is not None:
+                        self.deps.legs[state.unit_channel] = call_id
                     self._spawn(CallSession(state, self.deps, ivr), [cm.Resume(utcnow())])
                 elif state.phase is cm.Phase.IVR and ivr is not None and state.menu is not None:
                     # Menus start again at the root (the path so far is kept).

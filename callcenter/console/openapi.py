@@ -16,11 +16,12 @@ from callcenter.console.api import API, Route
 from callcenter.console.api import ROUTES as TICKET_ROUTES
 from callcenter.console.callbacks_api import CALLBACK_ROUTES, CALLBACK_SCHEMAS
 from callcenter.console.errors import STATUS_BY_ID
+from callcenter.console.transfers_api import TRANSFER_ROUTES
 from callcenter.console.validation import Obj
 from callcenter.domain import tickets as tk
 from callcenter.tickets.files import KINDS
 
-ROUTES = (*TICKET_ROUTES, *CALLBACK_ROUTES)
+ROUTES = (*TICKET_ROUTES, *CALLBACK_ROUTES, *TRANSFER_ROUTES)
 DOCUMENT_TYPES = tuple(k.content_type for k in KINDS.values())
 
 TITLE = "Tổng đài 1022 — ticket API"

@@ -38,6 +38,7 @@ from callcenter.console.context import CLOCK, CONFIG, SERVICE, utcnow
 from callcenter.console.errors import error_middleware
 from callcenter.console.openapi import spec
 from callcenter.console.public import add_public_routes
+from callcenter.console.transfers_api import add_transfer_routes
 from callcenter.domain.model import HotlineConfig
 from callcenter.queue.acd import AcdQueue
 from callcenter.store.users import UserStore
@@ -104,4 +105,5 @@ def setup_console(app: web.Application, *, database_url: str,
     add_callback_routes(app, database_url)
     if acd is not None:
         add_agent_routes(app, acd)
+    add_transfer_routes(app)
     add_public_routes(app)

@@ -24,6 +24,7 @@ class Phase(enum.Enum):
     QUEUED = "queued"  # waiting for an operator: music on hold, announcements, callback offer
     RINGING = "ringing"  # an operator's phone rings for the call (the caller keeps waiting)
     BRIDGED = "bridged"  # talking with the operator, recorded
+    TRANSFERRED = "transferred"  # talking with a level-2 unit's hotline (the operator left)
     BUSY_MESSAGE = "busy_message"  # pool full: early media "all lines busy", never answered
     REJECTING = "rejecting"  # hang-up requested by us (busy after message, unknown number)
     CLOSING = "closing"  # hang-up requested by us after the IVR said goodbye
@@ -142,9 +143,59 @@ class WaitTick:
     text: str
 
 
+@dataclass(frozen=True)
+class TransferRequested:
+    """Transfer the bridged caller to a unit's hotline (the service checked the number is one of
+    the tenant's units). ``source`` "button": the phone's REFER on ``refer_channel`` (blind) or
+    its consultation call ``consult_channel`` (attended); "api": the HTTP API."""
+
+    at: dt.datetime
+    by_extension: str
+    unit_id: str
+    number: str
+    kind: str  # "blind" | "attended"
+    source: str  # "button" | "api"
+    refer_channel: str | None = None
+    consult_channel: str | None = None
+
+
+@dataclass(frozen=True)
+class UnitAnswered:
+    """The unit's hotline picked up the leg we dialled."""
+
+    at: dt.datetime
+    channel: str
+
+
+@dataclass(frozen=True)
+class UnitGone:
+    """The unit's leg ended: before the answer no answer/busy, after it the unit hung up."""
+
+    at: dt.datetime
+    channel: str
+    cause_code: int | None = None
+
+
+@dataclass(frozen=True)
+class TransferCompleted:
+    """Finish an attended transfer: the phone's REFER with Replaces, or the HTTP API."""
+
+    at: dt.datetime
+    source: str  # "button" | "api"
+    refer_channel: str | None = None
+
+
+@dataclass(frozen=True)
+class TransferCancelled:
+    """Give up the transfer in progress: the operator goes back to the caller."""
+
+    at: dt.datetime
+
+
 Event = (Routed | LineGranted | Answered | LineRefused | PlaybackFinished | HungUp | Failed
          | mn.Digit | mn.TimerFired | Resume | Offered | OperatorAnswered | OperatorGone
-         | WaitTick)
+         | WaitTick | TransferRequested | UnitAnswered | UnitGone | TransferCompleted
+         | TransferCancelled)
 
 
 # ---- commands -----------------------------------------------------------------------------
@@ -266,10 +317,66 @@ class SaveCallback:
     tenant_id: str
 
 
+@dataclass(frozen=True)
+class DialUnit:
+    """Originate ``channel`` to ``PJSIP/<number>@trunk-out``; it enters the app when answered."""
+
+    number: str
+    channel: str
+    timeout_s: int
+
+
+@dataclass(frozen=True)
+class TransferProgress:
+    """Answer the phone's REFER (NOTIFY): channel_progress | channel_answered |
+    channel_declined | channel_unavailable."""
+
+    channel: str
+    state: str
+
+
+@dataclass(frozen=True)
+class AnswerLeg:
+    """Answer one of the call's other legs (the operator's consultation call)."""
+
+    channel: str
+
+
+@dataclass(frozen=True)
+class CreateBridge:
+    """A bridge without recording (the operator's consultation with a unit)."""
+
+    bridge: str
+
+
+@dataclass(frozen=True)
+class MoveToBridge:
+    """Put ``channel`` into ``bridge``, out of ``from_bridge`` first when given."""
+
+    channel: str
+    bridge: str
+    from_bridge: str | None = None
+
+
+@dataclass(frozen=True)
+class BridgeMoh:
+    """Music on hold in a bridge on (the caller waits for a consultation) or off."""
+
+    bridge: str
+    on: bool
+
+
 Command = (AcquireLine | ReleaseLine | Answer | Progress | Play | StartMoh | Hangup | WriteRecord
            | mn.Say | mn.StopSaying | mn.StartTimer | mn.CancelTimer | StopMoh | Enqueue
            | Dequeue | RingOperator | ReturnOffer | HangupChannel | BridgeOperator
-           | EndOperatorCall | DestroyBridge | SaveCallback)
+           | EndOperatorCall | DestroyBridge | SaveCallback | DialUnit | TransferProgress
+           | AnswerLeg | CreateBridge | MoveToBridge | BridgeMoh)
+
+# How long a unit's hotline may ring before "no answer" (the caller goes back to the operator).
+UNIT_RING_TIMEOUT_S = 20
+TRANSFER_KINDS = ("blind", "attended")
+TRANSFER_SOURCES = ("button", "api")
+BUSY_CAUSE = 17  # User busy: the phone's REFER gets 503 (channel_unavailable), else 603
 
 
 # ---- state --------------------------------------------------------------------------------
@@ -284,6 +391,25 @@ class TransferRecord:
     kind: str  # "blind" | "attended"
     answered: bool = False  # the unit picked up
     result: str = "pending"  # completed | returned (to the operator) | no_answer | failed
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """The transfer in progress (one at a time); ``consult_bridge`` for attended ones."""
+
+    at: dt.datetime
+    by: str
+    unit: str
+    number: str
+    kind: str
+    source: str
+    unit_channel: str
+    refer_channel: str | None = None  # the operator leg whose REFER we answer (button)
+    consult_channel: str | None = None  # the phone's consultation call (button, attended)
+    consult_bridge: str | None = None
+    unit_answered: bool = False
+    operator_left: bool = False  # blind: the operator hung up while the unit rang
+    moh: bool = False  # music on hold started in the caller's bridge
 
 
 @dataclass(frozen=True)
@@ -327,6 +453,9 @@ class CallState:
     callback_offered: bool = False  # "press 1 to be called back" was said
     closing_token: int | None = None  # hang up when this prompt ends (callback confirmation)
     queue_seq: int = 0  # last token handed to a queue prompt (above QUEUE_TOKENS)
+    transfer: Transfer | None = None  # a transfer to a unit in progress (phase BRIDGED)
+    unit_channel: str | None = None  # the unit's leg once the caller was transferred
+    unit_legs: int = 0  # unit legs originated so far (names the next one)
 
 
 @dataclass(frozen=True)
@@ -366,10 +495,18 @@ def _end(state: CallState, event: HungUp | Failed,
         if phase is Phase.RINGING and state.operator_channel is not None:
             commands.append(HangupChannel(state.operator_channel))
     elif phase is Phase.BRIDGED and state.tenant_id is not None and state.operator is not None:
-        talk_ended_at = event.at
+        t, tenant_id, operator = state.transfer, state.tenant_id, state.operator
+        if t is not None:
+            # The caller left mid-transfer: the unit's leg and any consultation go too.
+            state, transfer_commands = _give_up(state, "failed", back=False)
+            commands += transfer_commands
+        talk_ended_at = state.talk_ended_at if t is not None and t.operator_left else event.at
         if state.operator_channel is not None:
             commands.append(HangupChannel(state.operator_channel))
-        commands.append(EndOperatorCall(state.tenant_id, state.operator))
+        if t is None or not t.operator_left:
+            commands.append(EndOperatorCall(tenant_id, operator))
+    elif phase is Phase.TRANSFERRED and state.unit_channel is not None:
+        commands.append(HangupChannel(state.unit_channel))
     if state.bridge is not None:
         commands.append(DestroyBridge(state.bridge))
     # In ADMITTING the pool may have granted a line whose answer never reached us (a lost
@@ -504,6 +641,179 @@ def _bridged(state: CallState, event: Event) -> tuple[CallState, list[Command]] 
         return state, []  # late queue events; keys pressed while talking; adopted: talk on
     return None
 
+# ---- transfers to level-2 units -----------------------------------------------------------
+def _record(t: Transfer, answered: bool, result: str) -> TransferRecord:
+    return TransferRecord(t.at, t.by, t.unit, t.number, t.kind, answered, result)
+
+
+def _refuse(event: TransferRequested | TransferCompleted, why: str) -> list[Command]:
+    """A transfer the call cannot make now: the phone hears 603; the API checked before."""
+    if event.source != "button":
+        raise IllegalTransition(why)
+    commands: list[Command] = []
+    if event.refer_channel is not None:
+        commands.append(TransferProgress(event.refer_channel, "channel_declined"))
+    if isinstance(event, TransferRequested) and event.consult_channel is not None:
+        commands.append(HangupChannel(event.consult_channel))
+    return commands
+
+
+def _start_transfer(state: CallState,
+                    event: TransferRequested) -> tuple[CallState, list[Command]]:
+    if state.transfer is not None:
+        return state, _refuse(event, "a transfer is already in progress")
+    if event.kind not in TRANSFER_KINDS or event.source not in TRANSFER_SOURCES:
+        raise IllegalTransition(f"transfer kind {event.kind!r} from {event.source!r}")
+    assert state.bridge is not None and state.operator_channel is not None
+    n = state.unit_legs + 1
+    unit_channel = f"{state.call_id}-unit{n}"
+    t = Transfer(event.at, event.by_extension, event.unit_id, event.number, event.kind,
+                 event.source, unit_channel, event.refer_channel, event.consult_channel)
+    commands: list[Command] = []
+    if event.kind == "blind":
+        # The caller keeps talking with the operator while the unit rings: if it does not
+        # answer, nothing has changed for them.
+        if event.refer_channel is not None:
+            commands.append(TransferProgress(event.refer_channel, "channel_progress"))
+    else:
+        # Consultation: the operator (their own leg from the API, or the phone's second call)
+        # talks with the unit in a bridge of their own; the caller hears music meanwhile.
+        consult = f"{state.call_id}-consult{n}"
+        t = replace(t, consult_bridge=consult, moh=True)
+        commands.append(CreateBridge(consult))
+        if event.consult_channel is not None:
+            commands += [AnswerLeg(event.consult_channel),
+                         MoveToBridge(event.consult_channel, consult)]
+        else:
+            commands.append(MoveToBridge(state.operator_channel, consult, state.bridge))
+        commands.append(BridgeMoh(state.bridge, True))
+    commands.append(DialUnit(event.number, unit_channel, UNIT_RING_TIMEOUT_S))
+    return replace(state, transfer=t, unit_legs=n), commands
+
+
+def _complete(state: CallState, at: dt.datetime) -> tuple[CallState, list[Command]]:
+    """The unit takes the caller; the operator's part of the call is over (wrap-up)."""
+    t = state.transfer
+    assert t is not None and state.bridge is not None and state.tenant_id is not None
+    commands: list[Command] = [MoveToBridge(t.unit_channel, state.bridge, t.consult_bridge)]
+    if t.refer_channel is not None:
+        commands.append(TransferProgress(t.refer_channel, "channel_answered"))
+    if t.moh:
+        commands.append(BridgeMoh(state.bridge, False))
+    for leg in (state.operator_channel, t.consult_channel):
+        if leg is not None:
+            commands.append(HangupChannel(leg))
+    if t.consult_bridge is not None:
+        commands.append(DestroyBridge(t.consult_bridge))
+    if not t.operator_left and state.operator is not None:
+        commands.append(EndOperatorCall(state.tenant_id, state.operator))
+    new = replace(state, phase=Phase.TRANSFERRED, transfer=None, operator_channel=None,
+                  unit_channel=t.unit_channel, talk_ended_at=state.talk_ended_at or at,
+                  transfers=(*state.transfers, _record(t, True, "completed")))
+    return new, commands
+
+
+def _give_up(state: CallState, result: str, cause_code: int | None = None,
+             hang_up_unit: bool = True, back: bool = True,
+             hang_up_consult: bool = True) -> tuple[CallState, list[Command]]:
+    """The transfer ends without the unit taking the caller: back to the operator."""
+    t = state.transfer
+    assert t is not None and state.bridge is not None
+    commands: list[Command] = []
+    if t.refer_channel is not None and not t.unit_answered:
+        reply = "channel_unavailable" if cause_code == BUSY_CAUSE else "channel_declined"
+        commands.append(TransferProgress(t.refer_channel, reply))
+    if hang_up_unit:
+        commands.append(HangupChannel(t.unit_channel))
+    if t.consult_channel is not None and hang_up_consult:
+        commands.append(HangupChannel(t.consult_channel))  # the phone's held call goes on
+    if t.moh and back:
+        commands.append(BridgeMoh(state.bridge, False))
+    if t.consult_bridge is not None:
+        if back and t.consult_channel is None and state.operator_channel is not None:
+            commands.append(MoveToBridge(state.operator_channel, state.bridge, t.consult_bridge))
+        commands.append(DestroyBridge(t.consult_bridge))
+    new = replace(state, transfer=None,
+                  transfers=(*state.transfers, _record(t, t.unit_answered, result)))
+    return new, commands
+
+
+def _transferring(state: CallState, event: Event) -> tuple[CallState, list[Command]] | None:
+    """Transfer events while caller and operator talk; None: not one of them."""
+    t = state.transfer
+    if isinstance(event, TransferRequested):
+        return _start_transfer(state, event)
+    if isinstance(event, UnitAnswered):
+        if t is None or event.channel != t.unit_channel or t.unit_answered:
+            return state, [HangupChannel(event.channel)]  # answered after we gave up on it
+        if t.kind == "blind":
+            return _complete(state, event.at)
+        assert t.consult_bridge is not None
+        new = replace(state, transfer=replace(t, unit_answered=True))
+        return new, [MoveToBridge(event.channel, t.consult_bridge)]
+    if isinstance(event, UnitGone):
+        if t is None or event.channel != t.unit_channel:
+            return state, []
+        if t.operator_left:
+            # Blind, the operator gone, the unit not answering: nobody is left for the caller.
+            new, commands = _give_up(state, "no_answer", event.cause_code, hang_up_unit=False,
+                                     back=False)
+            return replace(new, phase=Phase.CLOSING), [*commands, Hangup("normal")]
+        return _give_up(state, "returned" if t.unit_answered else "no_answer",
+                        event.cause_code, hang_up_unit=False)
+    if isinstance(event, TransferCompleted):
+        if t is None or t.kind != "attended" or not t.unit_answered:
+            return state, _refuse(event, "no answered consultation to complete")
+        if event.refer_channel is not None:
+            t = replace(t, refer_channel=event.refer_channel)
+        return _complete(replace(state, transfer=t), event.at)
+    if isinstance(event, TransferCancelled):
+        if t is None:
+            raise IllegalTransition("no transfer to cancel")
+        return _give_up(state, "returned" if t.unit_answered else "no_answer")
+    if isinstance(event, OperatorGone) and t is not None:
+        assert state.tenant_id is not None and state.operator is not None
+        if event.channel == t.consult_channel:
+            # The operator hung up the consultation without transferring: back to the caller.
+            return _give_up(state, "returned" if t.unit_answered else "no_answer",
+                            hang_up_consult=False)
+        if event.channel != state.operator_channel:
+            return state, []
+        if t.kind == "attended" and t.unit_answered:
+            return _complete(replace(state, operator_channel=None), event.at)
+        if t.kind == "blind" and not t.operator_left:
+            # The operator left before the unit answered: the caller waits for it with music.
+            commands = [EndOperatorCall(state.tenant_id, state.operator)]
+            if not t.moh:
+                commands.append(BridgeMoh(state.bridge or "", True))
+            new = replace(state, operator_channel=None, talk_ended_at=event.at,
+                          transfer=replace(t, operator_left=True, moh=True, refer_channel=None))
+            return new, commands
+        new, commands = _give_up(state, "failed")
+        new = replace(new, phase=Phase.CLOSING, talk_ended_at=event.at, operator_channel=None)
+        return new, [*commands, EndOperatorCall(state.tenant_id, state.operator),
+                     Hangup("normal")]
+    if isinstance(event, Resume) and t is not None:
+        # Adopted mid-transfer: the other instance's legs and answers are lost; give it up.
+        return _give_up(replace(state, transfer=replace(t, refer_channel=None)), "failed")
+    return None
+
+
+def _transferred(state: CallState, event: Event) -> tuple[CallState, list[Command]]:
+    """The caller talks with the unit; the unit hanging up ends the call."""
+    if isinstance(event, UnitGone) and event.channel == state.unit_channel:
+        return replace(state, phase=Phase.CLOSING, unit_channel=None), [Hangup("normal")]
+    if isinstance(event, UnitAnswered):
+        return state, [HangupChannel(event.channel)]
+    if isinstance(event, TransferRequested):
+        return state, _refuse(event, "the call was already transferred")
+    if isinstance(event, TransferCompleted) and event.source == "button":
+        return state, _refuse(event, "the call was already transferred")
+    if isinstance(event, (UnitGone, OperatorGone, PlaybackFinished, mn.Digit, mn.TimerFired,
+                          Offered, WaitTick, Answered, Resume)):
+        return state, []
+    raise IllegalTransition(f"{type(event).__name__} in phase {state.phase.value}")
+
 
 def _menu(state: CallState, ivr: IvrContext | None,
           event: mn.MenuEvent) -> tuple[CallState, list[Command]]:
@@ -538,9 +848,11 @@ def step(state: CallState, event: Event,
             # The caller hung up while the pool was being asked: give the line straight back.
             assert state.tenant_id is not None
             return state, [ReleaseLine(state.tenant_id)]
+        if isinstance(event, UnitAnswered):
+            return state, [HangupChannel(event.channel)]  # the caller left as the unit answered
         if isinstance(event, (HungUp, LineRefused, PlaybackFinished, Answered, Failed,
                               mn.Digit, mn.TimerFired, Resume, Offered, OperatorGone,
-                              WaitTick)):
+                              WaitTick, UnitGone)):
             return state, []  # late echoes of a call already over
         raise IllegalTransition(f"{type(event).__name__} after the call ended")
     if isinstance(event, HungUp):
@@ -552,15 +864,22 @@ def step(state: CallState, event: Event,
         if handled is not None:
             return handled
     if phase is Phase.BRIDGED:
+        handled = _transferring(state, event)
+        if handled is not None:
+            return handled
         handled = _bridged(state, event)
         if handled is not None:
             return handled
+    if phase is Phase.TRANSFERRED:
+        return _transferred(state, event)
     if phase is Phase.CLOSING:
         if isinstance(event, PlaybackFinished) and event.token == state.closing_token \
                 and event.token is not None:
             return replace(state, closing_token=None), [Hangup("normal")]
+        if isinstance(event, UnitAnswered):
+            return state, [HangupChannel(event.channel)]
         if isinstance(event, (PlaybackFinished, Offered, OperatorGone, WaitTick, mn.Digit,
-                              mn.TimerFired, Answered)):
+                              mn.TimerFired, Answered, UnitGone)):
             return state, []  # the call is being hung up
     if isinstance(event, (mn.Digit, mn.TimerFired)):
         if phase is Phase.IVR:
