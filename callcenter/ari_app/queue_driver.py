@@ -167,6 +167,10 @@ class QueueDriver:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # redis-py may turn the cancellation of a read into ConnectionError.
+                    raise asyncio.CancelledError from e
                 log.warning("queue events subscription lost: %r", e)
             finally:
                 try:
