@@ -24,6 +24,7 @@ TEMPLATES = (
     "rtp.conf", "musiconhold.conf", "pjsip.conf", "extensions.conf", "cdr.conf", "cel.conf",
     "features.conf", "indications.conf", "acl.conf", "udptl.conf", "pjproject.conf",
     "stasis.conf", "ccss.conf", "codecs.conf", "geolocation.conf", "websocket_client.conf",
+    "queues.conf",
 )
 
 # Only these are loaded (modules.conf autoload=no): each is needed for SIP calls, ARI, playback
