@@ -288,3 +288,35 @@ def test_given_number_not_a_unit_when_transfer_then_refused_and_call_goes_on(
         unit.close()
         citizen.close()
     assert record(x, call_id)["transfers"] == []
+
+
+def test_given_phone_consultation_when_transfer_button_with_replaces_then_unit_takes_caller(
+        x: Stack, op: OperatorPhone) -> None:
+    unit = UnitPhone(UNIT_PORT, answer_after=0.3)
+    citizen = UnitPhone(answer_after=None)
+    try:
+        call_id, index = connect(x, op, citizen)
+        mark = len(op.events)
+        op.hold(index)
+        op.dial(HOTLINE)  # from-operators: a unit's hotline is a consultation in the app
+        (dialing,) = wait_until(lambda: [e for e in op.events[mark:]
+                                         if e["event"] == "dialing"], 5)
+        consult_index = dialing["index"]
+        assert wait_until(lambda: [e for e in op.events[mark:] if e["event"] == "confirmed"
+                                   and e["index"] == consult_index], 10), op.events[mark:]
+        consult = f"{call_id}-consult1"
+        assert wait_until(lambda: len(bridges(x).get(consult, [])) == 2, 10), bridges(x)
+        assert wait_until(lambda: unit.rtp_rx(0) > 25, 5) and grows(op, consult_index)
+        op.xfer_replaces(index, consult_index)
+        assert transfer_final(op, mark) == 200
+        assert wait_until(lambda: sorted(bridges(x).get(f"{call_id}-bridge", [])) == sorted(
+            [call_id, f"{call_id}-unit1"]) and consult not in bridges(x), 5), bridges(x)
+        assert grows(unit, 0) and grows(citizen, 0)
+        citizen.hangup()
+        assert unit.wait_for("disconnected", 1, 10)
+    finally:
+        unit.close()
+        citizen.close()
+    (t,) = record(x, call_id)["transfers"]
+    assert (t["unit"], t["kind"], t["answered"], t["result"]) == (
+        "so_y_te", "attended", True, "completed")
