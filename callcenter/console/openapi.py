@@ -21,7 +21,8 @@ from callcenter.console.validation import Obj
 from callcenter.domain import tickets as tk
 from callcenter.tickets.files import KINDS
 
-ROUTES = (*TICKET_ROUTES, *CALLBACK_ROUTES, *TRANSFER_ROUTES)
+ROUTES = (*TICKET_ROUTES, *CALLBACK_ROUTES)
+LIVE_ROUTES = (*AGENT_ROUTES, *TRANSFER_ROUTES)  # served with the live queue and calls only
 DOCUMENT_TYPES = tuple(k.content_type for k in KINDS.values())
 
 TITLE = "Tổng đài 1022 — ticket API"
@@ -246,7 +247,7 @@ def _body(route: Route) -> dict[str, Any] | None:
 
 def _body_schemas() -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for route in (*ROUTES, *AGENT_ROUTES):  # schemas of routes not served are harmless
+    for route in (*ROUTES, *LIVE_ROUTES):  # schemas of routes not served are harmless
         objs = [route.body] if isinstance(route.body, Obj) else (
             list(route.body) if isinstance(route.body, tuple) else [])
         for obj in objs:
@@ -314,7 +315,7 @@ def spec(*, agents: bool = False) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document (built once); ``agents``: with the live queue and agent
     routes, which the app serves when it has the queue (``setup_console(acd=...)``)."""
     paths: dict[str, Any] = {}
-    for route in (*ROUTES, *(AGENT_ROUTES if agents else ())):
+    for route in (*ROUTES, *(LIVE_ROUTES if agents else ())):
         paths.setdefault(API + route.path, {})[route.method.lower()] = _operation(route)
     paths[f"{API}/openapi.json"] = {"get": {
         "operationId": "openapi", "summary": "This document", "tags": ["meta"],

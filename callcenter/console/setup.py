@@ -105,5 +105,5 @@ def setup_console(app: web.Application, *, database_url: str,
     add_callback_routes(app, database_url)
     if acd is not None:
         add_agent_routes(app, acd)
-    add_transfer_routes(app)
+        add_transfer_routes(app)  # calls live in the same app as the queue
     add_public_routes(app)
