@@ -43,6 +43,7 @@ bench: deps venv
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/ivr_dtmf.py
 	$(BIN)/python bench/ivr_capacity.py
+	$(BIN)/python bench/queue_ring.py
 
 lint: venv
 	$(BIN)/ruff check callcenter tests bench
