@@ -95,8 +95,11 @@ def call_ids(stack: Stack) -> dict[str, str]:
 
 
 def wait_queued(stack: Stack, n: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-    calls = wait_until(lambda: [c for c in snap(stack)["calls"]]
-                       if len(snap(stack)["calls"]) >= n else None, timeout, 0.1)
+    def enough() -> list[dict[str, Any]] | None:
+        calls = snap(stack)["calls"]
+        return list(calls) if len(calls) >= n else None
+
+    calls = wait_until(enough, timeout, 0.1)
     assert calls and len(calls) >= n, (snap(stack), stack.app_log_tail())
     return list(calls)
 
@@ -496,7 +499,7 @@ class Published:
 
     def __init__(self, stack: Stack) -> None:
         self.client = redis.Redis.from_url(stack.redis.url)
-        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         self.messages: list[dict[str, Any]] = []
         self.pubsub.subscribe(**{EVENTS: self._on})
         self.thread = self.pubsub.run_in_thread(sleep_time=0.05, daemon=True,
