@@ -242,7 +242,8 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def save_callback(state: CallState) -> None:
         assert state.tenant_id is not None
-        await asyncio.to_thread(callbacks.request, state.tenant_id, state.call_id,
+        await asyncio.to_thread(callbacks.request, state.tenant_id,
+                                f"{state.node}:{state.call_id}",  # the call record id
                                 state.caller, utcnow())
 
     async def features(channel: dict[str, Any], args: list[str]) -> None:
