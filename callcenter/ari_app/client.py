@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -181,7 +181,7 @@ class AriClient:
         await self.request("PUT", f"/asterisk/modules/{module}")
 
     # -- events ---------------------------------------------------------------------------
-    async def events(self, heartbeat: float = 5.0) -> AsyncIterator[dict[str, Any]]:
+    async def events(self, heartbeat: float = 5.0) -> AsyncGenerator[dict[str, Any], None]:
         """Yield events until the websocket closes; pings detect a half-open connection."""
         url = self.base.replace("http", "ws", 1) + "/events"
         params = {"app": self.app, "subscribeAll": "false"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Coroutine
@@ -79,17 +80,25 @@ class StasisService:
         """Connect, reconcile, dispatch; on loss wait and reconnect."""
         delay = 0.2
         while True:
+            replaced = False
             try:
-                async for event in self.ari.events():
-                    if event["type"] == "_Connected":
-                        await self.reconcile()
-                        self.connected.set()
-                        delay = 0.2
-                        continue
-                    try:
-                        await self.dispatch(event)
-                    except Exception:  # one odd event must not cost the connection
-                        log.exception("could not handle ARI event %s", event.get("type"))
+                async with contextlib.aclosing(self.ari.events()) as events:
+                    async for event in events:
+                        if event["type"] == "_Connected":
+                            await self.reconcile()
+                            self.connected.set()
+                            delay = 0.2
+                            continue
+                        if event["type"] == "ApplicationReplaced":
+                            replaced = True
+                            break
+                        try:
+                            await self.dispatch(event)
+                        except Exception:  # one odd event must not cost the connection
+                            log.exception("could not handle ARI event %s", event.get("type"))
+                if replaced:
+                    await self._stand_by()
+                    continue
             except asyncio.CancelledError:
                 raise
             except (aiohttp.ClientError, OSError, AriError) as e:
@@ -99,6 +108,32 @@ class StasisService:
             self.connected.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _stand_by(self) -> None:
+        """Another app instance registered our Stasis app on this PBX and now receives its
+        calls: hand them over (it adopts them from Redis: line, queue place, bridge), then
+        wait until the application is free again and take over (active/standby)."""
+        self.connected.clear()
+        handed = list(self.sessions.values())
+        log.warning("another instance took the Stasis app %s: handing over %d call(s) and "
+                    "standing by until it is free", self.ari.app, len(handed))
+        for session in handed:
+            if session.task is not None:
+                session.task.cancel()  # no hang-up, no record: the other instance goes on
+        await asyncio.gather(*(s.task for s in handed if s.task is not None),
+                             return_exceptions=True)
+        self.sessions.clear()
+        self.deps.legs.clear()
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                apps = await self.ari.request("GET", "/applications")
+            except (aiohttp.ClientError, OSError, AriError) as e:
+                log.debug("standby: PBX not answering: %s", e)
+                continue
+            if not any(a.get("name") == self.ari.app for a in apps or []):
+                log.warning("Stasis app %s is free again: taking over", self.ari.app)
+                return
 
     async def close(self, grace: float = 3.0) -> None:
         """Stop taking events, end every live call with its record, then stop the tasks."""
