@@ -1,0 +1,61 @@
+"""The running hotline refuses a SIP source after repeated authentication failures (AMI
+security events -> AuthGuard -> pjsip.conf ACL -> PJSIP reload), and only that source."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from callcenter.domain.auth_guard import GuardPolicy
+from tests.e2e.phones import OperatorPhone
+from tests.e2e.stack import Stack, free_port, wait_until
+
+PASSWORD = "đúng-mật-khẩu-171"
+
+
+@pytest.fixture(scope="module")
+def guard_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(Path(tmp_path_factory.mktemp("guard")), operators={"171": PASSWORD},
+              outbound_port=free_port(socket.SOCK_DGRAM))
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+def test_given_wrong_passwords_from_one_source_then_that_source_is_refused_not_others(
+        guard_stack: Stack) -> None:
+    attacker = OperatorPhone(guard_stack, "171", "sai-mật-khẩu", bind="127.0.0.2")
+    try:
+        codes = [attacker.wait_registered()]
+        for _ in range(GuardPolicy().max_failures - 1):
+            attacker.register()
+            codes.append(attacker.wait_registered())
+        assert all(c in (401, 403) for c in codes), codes
+        assert wait_until(lambda: "SIP source 127.0.0.2 refused" in guard_stack.app_log_tail(200),
+                          10), guard_stack.app_log_tail(40)
+    finally:
+        attacker.close()
+    # The right password from the refused source: 403 from the ACL, not a digest challenge.
+    refused = OperatorPhone(guard_stack, "171", PASSWORD, bind="127.0.0.2")
+    try:
+        codes = [refused.wait_registered()]
+        while codes[-1] != 403 and len(codes) < 5:  # the PJSIP reload may take a moment
+            refused.register()
+            codes.append(refused.wait_registered())
+        assert codes[-1] == 403 and 200 not in codes, codes
+    finally:
+        refused.close()
+    # The operator's own phone on another address still registers, and the trunk still works.
+    phone = OperatorPhone(guard_stack, "171", PASSWORD, bind="127.0.0.1")
+    try:
+        assert phone.wait_registered() == 200
+    finally:
+        phone.close()
+    caller = guard_stack.phone(hold=2)
+    [result] = caller.finish()
+    assert result["final_code"] == 200 and result["answered"]
