@@ -5,7 +5,8 @@ and, on the *same* PBX, Asterisk's own `app_queue` configured the same way (queu
 `benchq-dongnai`, rendered only for benchmarks: the same four phones as static members,
 `leastrecent` = longest idle, the tenant's ring timeout and retry, wrapuptime 0, ringinuse no,
 autofill). The operators' phones are four SIPp processes that REGISTER with digest auth, answer
-the qualify OPTIONS, and for each INVITE ring 100 ms, answer, talk 400 ms and hang up (BYE), so
+the qualify OPTIONS, and for each INVITE ring 100 ms, answer, talk 300-700 ms (uniform: a fixed
+talk time would lock the hang-ups to app_queue's once-a-second poll) and hang up (BYE), so
 calls cycle. The operators are logged in with `callcenter agent login`; the app sees them
 reachable through its AMI watcher.
 
@@ -74,7 +75,7 @@ APP_NUMBER = "1022"
 QUEUE_NUMBER = f"{PLAIN_NUMBER}q{TENANT}"  # extensions.conf.j2 [from-trunk], bench only
 OPERATORS = ("201", "202", "203", "204")
 RING_MS = 100
-TALK_MS = 400
+TALK_MS = (300, 700)  # uniform
 TARGET_P95_DIFF_MS = 20.0
 MIN_WAITING = 2  # measurement 2 counts a hang-up only with this many callers on hold
 FLOOD_LIMIT = 20  # measurement 2: callers at once (4 talking, the rest greeted or on hold)
@@ -145,8 +146,8 @@ OPERATOR_REGISTER = """<?xml version="1.0" encoding="UTF-8"?>
 OPERATOR_OOC = """<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <!-- P5 operator phone, each request from the PBX: OPTIONS (qualify) -> 200; INVITE -> 180,
-     ring RING_MS, 200 with SDP, ACK, talk TALK_MS, BYE (the operator hangs up). Tags and the
-     BYE's branch come from the PBX's Call-ID: [call_number] is not unique among SIPp's
+     ring RING_MS, 200 with SDP, ACK, talk TALK_MIN-TALK_MAX ms, BYE (the operator hangs up).
+     Tags and the BYE's branch come from the PBX's Call-ID: [call_number] is not unique among SIPp's
      out-of-call calls, and a repeated branch makes the PBX answer a BYE as a retransmission
      of an earlier call's BYE. -->
 <scenario name="P5 operator answers">
@@ -190,7 +191,7 @@ SDP
     ]]>
   </send>
   <recv request="ACK"/>
-  <pause milliseconds="TALK_MS"/>
+  <pause distribution="uniform" min="TALK_MIN" max="TALK_MAX"/>
   <send retrans="500">
     <![CDATA[
 
@@ -290,7 +291,7 @@ def write_scenarios(folder: Path) -> dict[str, Path]:
     for name, text in (("operator_register", OPERATOR_REGISTER), ("operator_ooc", OPERATOR_OOC),
                        ("caller", CALLER)):
         text = (text.replace("SDP\n", _SDP + "\n").replace("RING_MS", str(RING_MS))
-                .replace("TALK_MS", str(TALK_MS)))
+                .replace("TALK_MIN", str(TALK_MS[0])).replace("TALK_MAX", str(TALK_MS[1])))
         path = folder / f"queue_{name}.xml"
         path.write_text(text)
         out[name] = path
@@ -709,7 +710,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(f"## P5 queued caller -> operator rings, {date} ({machine})")
-    print(f"{len(OPERATORS)} operators (SIPp: ring {RING_MS} ms, talk {TALK_MS} ms, then BYE); "
+    print(f"{len(OPERATORS)} operators (SIPp: ring {RING_MS} ms, talk {TALK_MS[0]}-"
+          f"{TALK_MS[1]} ms, then BYE); "
           f"wrap-up 0; clock: AMI Timestamp (Asterisk), phone: SIPp trace (same machine).")
     print()
     print("Measurement 1 — free operator: caller's MusicOnHoldStart -> operator channel")
