@@ -11,17 +11,29 @@ Synchronous SQLAlchemy like the other stores: the console calls it from a thread
   so a copy of the database gives no working token; the token is shown once, at creation.
   Lookup goes by the token id (the primary key), then the hashes are compared in constant
   time. A token may expire and may be revoked; a user made inactive loses all access.
+* Console login (migration 0007): ``login`` checks a password against the argon2 hash (the
+  hashing itself is the caller's ``PasswordHashing``, ``callcenter.console.passwords``) and
+  keeps the lock-out books: consecutive failures count up in ``failed_logins``; the one that
+  reaches ``max_failures`` sets ``locked_until`` and starts the count again, a success or a
+  new password clears both. While locked, no password is even checked.
+* ``console_sessions``: a browser session. Only the SHA-256 of the session id (256 random
+  bits, in the cookie) and of its CSRF token are stored, so a copy of the table opens no
+  session. The CSRF token is derived from the session id (``csrf_token_of``), so a page can
+  put it in its forms without the server keeping it. A session ends at ``expires_at``
+  (absolute), after ``idle`` without a request (``last_seen_at``, written at most once a
+  minute), at logout, when the user is disabled or the password changes.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final, Literal, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +50,9 @@ _UNIT = re.compile(r"[a-z0-9_-]{1,32}")
 _TOKEN = re.compile(r"hl1_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 # A token used again within this time does not rewrite last_used_at: no write per request.
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
+_CSRF_CONTEXT = b"hotline1022 console csrf v1"
+MAX_USER_AGENT = 200
 MAX_LABEL = 100
 
 
@@ -92,8 +107,24 @@ class ApiTokenRow(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
+class ConsoleSessionRow(Base):
+    """A browser session of the console: only hashes of its id and CSRF token are kept."""
+
+    __tablename__ = "console_sessions"
+
+    id_sha256: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    csrf_sha256: Mapped[str] = mapped_column(sa.String(64))
+    user_agent: Mapped[str | None] = mapped_column(sa.String(MAX_USER_AGENT))
+
+
 _USERS = cast(sa.Table, UserRow.__table__)
 _TOKENS = cast(sa.Table, ApiTokenRow.__table__)
+_SESSIONS = cast(sa.Table, ConsoleSessionRow.__table__)
 
 
 @dataclass(frozen=True)
@@ -127,6 +158,57 @@ class TokenInfo:
         return not self.revoked and (self.expires_at is None or now < self.expires_at)
 
 
+class PasswordHashing(Protocol):
+    """What the store needs of a password hasher (``callcenter.console.passwords``)."""
+
+    def hash(self, password: str) -> str:
+        """A new hash of the password."""
+        ...
+
+    def verify(self, stored_hash: str | None, password: str) -> bool:
+        """Whether it matches (constant time; None: spend the time, say no)."""
+        ...
+
+    def needs_rehash(self, stored_hash: str) -> bool:
+        """Whether the hash was made with other parameters."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """The answer to a login: ``ok`` with the user, ``invalid`` (unknown name, wrong password,
+    disabled user or no password set: all alike), or ``locked`` until ``locked_until``."""
+
+    outcome: Literal["ok", "invalid", "locked"]
+    user: User | None = None
+    locked_until: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ConsoleSession:
+    """A live console session (never its id: only the cookie holds that)."""
+
+    id_sha256: str
+    user: User
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    last_seen_at: dt.datetime
+    csrf_sha256: str
+    user_agent: str | None
+
+    def csrf_ok(self, token: str | None) -> bool:
+        """Whether ``token`` is this session's CSRF token (hashes compared in constant time)."""
+        if not token or len(token) > 100:
+            return False
+        return hmac.compare_digest(_digest(token).encode(), self.csrf_sha256.encode())
+
+
+def csrf_token_of(session_id: str) -> str:
+    """The CSRF token bound to a session: HMAC-SHA256 keyed by the session id (base64url)."""
+    mac = hmac.new(session_id.encode("ascii"), _CSRF_CONTEXT, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+
 def _user(row: Any) -> User:
     return User(id=row.id, name=row.name, role=row.role, tenant=row.tenant, unit=row.unit,
                 active=row.active, full_name=row.full_name, created_at=row.created_at)
@@ -139,7 +221,7 @@ def _token(row: Any, user: str) -> TokenInfo:
 
 
 def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode("ascii")).hexdigest()
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def check_user_fields(name: str, role: str, tenant: str, unit: str | None) -> None:
@@ -295,3 +377,157 @@ class UserStore:
                 conn.execute(sa.update(_TOKENS).where(_TOKENS.c.id == token_id)
                              .values(last_used_at=at))
         return _user(row)
+
+    # -- console passwords and lock-out -----------------------------------------------------
+    def set_password(self, name: str, password_hash: str, *,
+                     now: dt.datetime | None = None) -> User:
+        """Store a new password hash; clears the lock-out and ends the user's sessions."""
+        at = now or utcnow()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(_USERS.c.id).where(_USERS.c.name == name)).first()
+            if row is None:
+                raise UserError("user.not_found", f"no user named {name!r}")
+            conn.execute(sa.update(_USERS).where(_USERS.c.id == row.id).values(
+                password_hash=password_hash, password_changed_at=at, failed_logins=0,
+                locked_until=None, updated_at=at))
+            conn.execute(sa.delete(_SESSIONS).where(_SESSIONS.c.user_id == row.id))
+        user = self.get_user(name)
+        assert user is not None
+        return user
+
+    def has_password(self, name: str) -> bool:
+        """Whether the user has a console password."""
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(_USERS.c.password_hash)
+                                 .where(_USERS.c.name == name)).scalar()
+        return value is not None
+
+    def unlock(self, name: str, *, now: dt.datetime | None = None) -> User:
+        """Clear a user's lock-out and failure count."""
+        with self.engine.begin() as conn:
+            done = conn.execute(sa.update(_USERS).where(_USERS.c.name == name).values(
+                failed_logins=0, locked_until=None, updated_at=now or utcnow())).rowcount
+        user = self.get_user(name)
+        if not done or user is None:
+            raise UserError("user.not_found", f"no user named {name!r}")
+        return user
+
+    def count_admins(self) -> int:
+        """How many active admins exist (the first-admin CLI refuses when there is one)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(_USERS).where(
+                _USERS.c.role == "admin", _USERS.c.active.is_(True))).scalar_one())
+
+    def login(self, name: str, password: str, *, passwords: PasswordHashing,
+              now: dt.datetime, max_failures: int, lock_for: dt.timedelta) -> LoginResult:
+        """Check a console password and keep the lock-out books (see the module doc)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(_USERS).where(_USERS.c.name == name)).first()
+        if row is None or not row.active:
+            passwords.verify(None, password)  # same time as a real check
+            return LoginResult("invalid")
+        if row.locked_until is not None and now < row.locked_until:
+            return LoginResult("locked", locked_until=row.locked_until)
+        if passwords.verify(row.password_hash, password):
+            values: dict[str, Any] = {"failed_logins": 0, "locked_until": None}
+            if row.password_hash is not None and passwords.needs_rehash(row.password_hash):
+                values["password_hash"] = passwords.hash(password)
+            if row.failed_logins or row.locked_until is not None or len(values) > 2:
+                with self.engine.begin() as conn:
+                    conn.execute(sa.update(_USERS).where(_USERS.c.id == row.id)
+                                 .values(**values))
+            return LoginResult("ok", user=_user(row))
+        # Counted in SQL, so two app instances (or two tabs) cannot lose a failure.
+        with self.engine.begin() as conn:
+            failures = conn.execute(
+                sa.update(_USERS).where(_USERS.c.id == row.id)
+                .values(failed_logins=_USERS.c.failed_logins + 1)
+                .returning(_USERS.c.failed_logins)).scalar_one()
+            if failures >= max_failures:
+                until = now + lock_for
+                conn.execute(sa.update(_USERS).where(_USERS.c.id == row.id).values(
+                    failed_logins=0, locked_until=until, updated_at=now))
+                return LoginResult("locked", locked_until=until)
+        return LoginResult("invalid")
+
+    # -- console sessions ------------------------------------------------------------------
+    def open_session(self, name: str, *, now: dt.datetime, lifetime: dt.timedelta,
+                     user_agent: str | None = None) -> tuple[ConsoleSession, str]:
+        """A new session of an active user: (its bookkeeping, the session id for the cookie).
+        The user's sessions that ran out are deleted on the way."""
+        user = self.get_user(name)
+        if user is None:
+            raise UserError("user.not_found", f"no user named {name!r}")
+        if not user.active:
+            raise UserError("user.inactive", f"user {name!r} is disabled")
+        session_id = secrets.token_urlsafe(32)  # 256 bits, 43 characters
+        agent = user_agent[:MAX_USER_AGENT] if user_agent else None
+        session = ConsoleSession(
+            id_sha256=_digest(session_id), user=user, created_at=now,
+            expires_at=now + lifetime, last_seen_at=now,
+            csrf_sha256=_digest(csrf_token_of(session_id)), user_agent=agent)
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(_SESSIONS).where(_SESSIONS.c.user_id == user.id,
+                                                    _SESSIONS.c.expires_at <= now))
+            conn.execute(sa.insert(_SESSIONS).values(
+                id_sha256=session.id_sha256, user_id=user.id, created_at=now,
+                expires_at=session.expires_at, last_seen_at=now,
+                csrf_sha256=session.csrf_sha256, user_agent=agent))
+        return session, session_id
+
+    def find_session(self, session_id: str, *, now: dt.datetime, idle: dt.timedelta,
+                     touch_every: dt.timedelta = LAST_USED_RESOLUTION
+                     ) -> ConsoleSession | None:
+        """The live session with this id, its last use noted; None when unknown, past its
+        expiry, idle too long, or its user is disabled (a dead session's row is deleted)."""
+        if not _SESSION_ID.fullmatch(session_id):
+            return None
+        # Looked up by the hash: whatever a lookup's timing leaks is about a hash the
+        # sender cannot steer, never about the id.
+        key = _digest(session_id)
+        q = (sa.select(_SESSIONS.c.id_sha256, _SESSIONS.c.created_at, _SESSIONS.c.expires_at,
+                       _SESSIONS.c.last_seen_at, _SESSIONS.c.csrf_sha256,
+                       _SESSIONS.c.user_agent, _USERS)
+             .join(_USERS, _USERS.c.id == _SESSIONS.c.user_id)
+             .where(_SESSIONS.c.id_sha256 == key))
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        if row is None:
+            return None
+        if now >= row.expires_at or now - row.last_seen_at >= idle or not row.active:
+            with self.engine.begin() as conn:
+                conn.execute(sa.delete(_SESSIONS).where(_SESSIONS.c.id_sha256 == key))
+            return None
+        seen = row.last_seen_at
+        if now - seen >= touch_every:
+            seen = now
+            with self.engine.begin() as conn:
+                conn.execute(sa.update(_SESSIONS).where(_SESSIONS.c.id_sha256 == key)
+                             .values(last_seen_at=now))
+        return ConsoleSession(id_sha256=key, user=_user(row), created_at=row.created_at,
+                              expires_at=row.expires_at, last_seen_at=seen,
+                              csrf_sha256=row.csrf_sha256, user_agent=row.user_agent)
+
+    def close_session(self, session_id: str) -> bool:
+        """End one session (logout); whether it existed."""
+        if not _SESSION_ID.fullmatch(session_id):
+            return False
+        with self.engine.begin() as conn:
+            return bool(conn.execute(sa.delete(_SESSIONS).where(
+                _SESSIONS.c.id_sha256 == _digest(session_id))).rowcount)
+
+    def close_sessions(self, name: str) -> int:
+        """End every session of a user; how many."""
+        user = self.get_user(name)
+        if user is None:
+            raise UserError("user.not_found", f"no user named {name!r}")
+        with self.engine.begin() as conn:
+            return int(conn.execute(sa.delete(_SESSIONS).where(
+                _SESSIONS.c.user_id == user.id)).rowcount)
+
+    def purge_sessions(self, *, now: dt.datetime, idle: dt.timedelta) -> int:
+        """Delete every session past its expiry or idle too long; how many."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(sa.delete(_SESSIONS).where(sa.or_(
+                _SESSIONS.c.expires_at <= now,
+                _SESSIONS.c.last_seen_at <= now - idle))).rowcount)
