@@ -1,11 +1,20 @@
 """`callcenter user ...`: API users and their tokens.
 
     callcenter user add NAME --role operator|supervisor|admin|unit --tenant T [--unit U]
-                        [--full-name TEXT]
+                        [--full-name TEXT] [--password-stdin]
+    callcenter user create-admin NAME --tenant T [--full-name TEXT] [--password-stdin]
+    callcenter user passwd NAME [--password-stdin]         # console password
+    callcenter user unlock NAME                            # clear a console lock-out
     callcenter user token NAME [--label TEXT] [--days N]   # prints a new token, once
     callcenter user list [--tenant T] [--json]
     callcenter user revoke NAME [--token ID]               # every token of NAME, or one
     callcenter user disable NAME | user enable NAME
+
+Console passwords are asked twice at a terminal; with ``--password-stdin`` (or when stdin
+is not a terminal) the first line of stdin is the password. They are hashed with argon2id
+(``callcenter.console.passwords``) and never printed. ``create-admin`` makes the first admin
+with a password, and refuses once an active admin exists. A new password clears the
+lock-out and ends the user's console sessions.
 
 The tenant and unit are checked against the configuration (HOTLINE_CONFIG). Exit codes:
 0 done, 1 refused (unknown tenant or unit, name taken, no such user), 2 the database is
@@ -28,7 +37,7 @@ from callcenter.store.users import USER_ROLES
 
 def register(sub: Any) -> None:
     """Add `user` and its subcommands to the top-level CLI's subparsers."""
-    p = sub.add_parser("user", help="API users and tokens: add, token, list, revoke")
+    p = sub.add_parser("user", help="users: add, create-admin, passwd, token, list, revoke")
     us = p.add_subparsers(dest="user_command", required=True)
     c = us.add_parser("add", help="create a user")
     c.add_argument("name", help="login name: a-z 0-9 . _ -")
@@ -36,7 +45,24 @@ def register(sub: Any) -> None:
     c.add_argument("--tenant", required=True, help="tenant (province) id from the config")
     c.add_argument("--unit", help="level-2 unit id (required for --role unit)")
     c.add_argument("--full-name")
+    c.add_argument("--password-stdin", action="store_true",
+                   help="set a console password read from the first line of stdin")
     c.set_defaults(handler=cmd_add)
+    c = us.add_parser("create-admin", help="create the first admin, with a console password")
+    c.add_argument("name", help="login name: a-z 0-9 . _ -")
+    c.add_argument("--tenant", required=True, help="tenant (province) id from the config")
+    c.add_argument("--full-name")
+    c.add_argument("--password-stdin", action="store_true",
+                   help="read the password from stdin instead of asking")
+    c.set_defaults(handler=cmd_create_admin)
+    c = us.add_parser("passwd", help="set a user's console password (asked, or from stdin)")
+    c.add_argument("name")
+    c.add_argument("--password-stdin", action="store_true",
+                   help="read the password from stdin instead of asking")
+    c.set_defaults(handler=cmd_passwd)
+    c = us.add_parser("unlock", help="clear a user's console lock-out after failed logins")
+    c.add_argument("name")
+    c.set_defaults(handler=cmd_unlock)
     c = us.add_parser("token", help="issue a new API token (printed once; keep it)")
     c.add_argument("name")
     c.add_argument("--label", help="what the token is for, e.g. 'desk 3'")
@@ -115,16 +141,76 @@ def _check_config(settings: Settings, tenant_id: str, unit_id: str | None) -> No
             raise _Refused(f"unknown unit {unit_id!r} of tenant {tenant_id} (known: {known})")
 
 
+def _read_password(name: str, from_stdin: bool) -> str:
+    """A new password: the first line of stdin, or asked twice at a terminal; checked."""
+    import getpass
+
+    from callcenter.console.passwords import PasswordRejected, check_password_rules
+
+    if from_stdin or not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        password = password[:-1] if password.endswith("\r") else password
+    else:
+        password = getpass.getpass(f"new console password for {name}: ")
+        if getpass.getpass("again: ") != password:
+            raise _Refused("the two passwords differ; nothing changed")
+    try:
+        check_password_rules(password, name)
+    except PasswordRejected as e:
+        raise _Refused(f"{e.id}: {e.message}") from None
+    return password
+
+
+def _set_password(store: Any, name: str, password: str) -> None:
+    from callcenter.console.passwords import Passwords
+
+    store.set_password(name, Passwords().hash(password))
+
+
 def _add(args: argparse.Namespace, settings: Settings, store: Any) -> int:
     from callcenter.store.users import check_user_fields
 
     check_user_fields(args.name, args.role, args.tenant, args.unit)
     _check_config(settings, args.tenant, args.unit)
+    password = _read_password(args.name, True) if args.password_stdin else None
     user = store.add_user(args.name, args.role, args.tenant, args.unit,
                           full_name=args.full_name)
+    if password is not None:
+        _set_password(store, user.name, password)
     where = f" of unit {user.unit}" if user.unit else ""
-    print(f"added {user.name}: {user.role} in {user.tenant}{where}; "
+    login = "; console password set" if password is not None else ""
+    print(f"added {user.name}: {user.role} in {user.tenant}{where}{login}; "
           f"`callcenter user token {user.name}` gives a token")
+    return 0
+
+
+def _create_admin(args: argparse.Namespace, settings: Settings, store: Any) -> int:
+    from callcenter.store.users import check_user_fields
+
+    check_user_fields(args.name, "admin", args.tenant, None)
+    _check_config(settings, args.tenant, None)
+    if store.count_admins():
+        raise _Refused("an active admin exists already: an admin adds users "
+                       "(`callcenter user add NAME --role admin ... --password-stdin`)")
+    password = _read_password(args.name, args.password_stdin)
+    user = store.add_user(args.name, "admin", args.tenant, full_name=args.full_name)
+    _set_password(store, user.name, password)
+    print(f"added the first admin {user.name} in {user.tenant}; log in at /console/login")
+    return 0
+
+
+def _passwd(args: argparse.Namespace, settings: Settings, store: Any) -> int:
+    if store.get_user(args.name) is None:
+        raise _Refused(f"user.not_found: no user named {args.name!r}")
+    _set_password(store, args.name, _read_password(args.name, args.password_stdin))
+    print(f"console password of {args.name} set; their console sessions ended")
+    return 0
+
+
+def _unlock(args: argparse.Namespace, settings: Settings, store: Any) -> int:
+    user = store.unlock(args.name)
+    print(f"{user.name} unlocked")
     return 0
 
 
@@ -208,3 +294,15 @@ def cmd_disable(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_enable(args: argparse.Namespace, settings: Settings) -> int:
     return _run(settings, _set_active(True), args)
+
+
+def cmd_create_admin(args: argparse.Namespace, settings: Settings) -> int:
+    return _run(settings, _create_admin, args)
+
+
+def cmd_passwd(args: argparse.Namespace, settings: Settings) -> int:
+    return _run(settings, _passwd, args)
+
+
+def cmd_unlock(args: argparse.Namespace, settings: Settings) -> int:
+    return _run(settings, _unlock, args)

@@ -38,6 +38,7 @@ from callcenter.console.context import CLOCK, CONFIG, SERVICE, utcnow
 from callcenter.console.errors import error_middleware
 from callcenter.console.openapi import spec
 from callcenter.console.public import add_public_routes
+from callcenter.console.sessions import add_login_routes
 from callcenter.console.transfers_api import add_transfer_routes
 from callcenter.domain.model import HotlineConfig
 from callcenter.queue.acd import AcdQueue
@@ -107,3 +108,4 @@ def setup_console(app: web.Application, *, database_url: str,
         add_agent_routes(app, acd)
         add_transfer_routes(app)  # calls live in the same app as the queue
     add_public_routes(app)
+    add_login_routes(app)  # /console/login, /console/logout, /console/ (sessions.py)

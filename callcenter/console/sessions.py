@@ -1,0 +1,425 @@
+"""Browser login of the console: login/logout pages, the session cookie, CSRF, lock-out, rate
+limit, and ``require_console_role`` for the pages that come later.
+
+* ``POST /console/login`` (form ``username``, ``password``, ``csrf``) opens a session and sets
+  the cookie ``hotline_session`` (HttpOnly, SameSite=Strict, Path=/, Secure over https or as
+  ``SessionPolicy.secure`` says). The store keeps only hashes (``UserStore.open_session``).
+* A session ends 8 h after login and after 30 min without a request (``SessionPolicy``: every
+  default is there), at logout, when the password changes or the user is disabled.
+* ``SessionPolicy.max_failures`` (5) wrong passwords in a row lock the account for
+  ``lock_for`` (15 min), counted in the database (``users.failed_logins/locked_until``), so
+  every app instance sees it.
+* Rate limit: ``attempts_per_ip`` (10) login attempts per ``attempts_window`` (1 min) from one
+  address, else 429 with Retry-After. Kept in this process's memory: with several app
+  instances each counts its own share, and behind a reverse proxy every browser shares the
+  proxy's address (``request.remote``; X-Forwarded-For is not trusted here).
+* CSRF: every unsafe request (POST, PUT, PATCH, DELETE) under ``/console/`` needs a live
+  session and its CSRF token (form field ``csrf`` or header ``X-CSRF-Token``), checked by the
+  middleware against the hash stored with the session; otherwise 403 ``csrf.invalid``. The
+  token is derived from the session id (``csrf_token_of``); pages get it with
+  ``console_csrf(request)``. The login form, which has no session yet, is protected by a
+  double-submit nonce in a SameSite=Strict cookie scoped to ``/console/login``.
+
+Error ids shown on the pages (``data-error-id``): ``login.invalid`` 401, ``login.locked`` 423,
+``login.rate_limited`` 429, ``csrf.invalid`` 403, ``auth.forbidden`` 403. Passwords are
+never logged; user names and addresses are.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import quote
+
+import jinja2
+from aiohttp import web
+
+from callcenter.console.auth import USERS, in_thread
+from callcenter.console.context import CLOCK
+from callcenter.console.errors import Handler
+from callcenter.console.passwords import MAX_LENGTH, Passwords
+from callcenter.store.users import ConsoleSession, User, csrf_token_of
+
+log = logging.getLogger("callcenter.console.sessions")
+
+CONSOLE_PREFIX: Final = "/console"
+LOGIN_PATH: Final = "/console/login"
+LOGOUT_PATH: Final = "/console/logout"
+HOME_PATH: Final = "/console/"
+LOGIN_NONCE_COOKIE: Final = "hotline_login_csrf"
+CSRF_FIELD: Final = "csrf"
+CSRF_HEADER: Final = "X-CSRF-Token"
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+ALL_ROLES: Final = ("operator", "supervisor", "admin", "unit")
+_NONCE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    """Every default of console login in one place."""
+
+    cookie: str = "hotline_session"
+    lifetime: dt.timedelta = dt.timedelta(hours=8)      # absolute, from login
+    idle: dt.timedelta = dt.timedelta(minutes=30)       # without a request
+    max_failures: int = 5                               # wrong passwords in a row ...
+    lock_for: dt.timedelta = dt.timedelta(minutes=15)   # ... lock the account this long
+    attempts_per_ip: int = 10                           # login POSTs from one address ...
+    attempts_window: dt.timedelta = dt.timedelta(minutes=1)  # ... per this window
+    secure: bool | None = None  # Secure cookies: None = when the request came over https
+
+
+class LoginRateLimiter:
+    """Sliding-window count of login attempts per client address, in this process's memory."""
+
+    MAX_ADDRESSES = 10_000  # beyond this the least recently seen address is forgotten
+
+    def __init__(self) -> None:
+        self._hits: collections.OrderedDict[str, collections.deque[dt.datetime]] = \
+            collections.OrderedDict()
+
+    def hit(self, address: str, now: dt.datetime, limit: int,
+            window: dt.timedelta) -> float | None:
+        """Count one attempt; None if allowed, else the seconds until the next is allowed."""
+        hits = self._hits.pop(address, None) or collections.deque()
+        while hits and now - hits[0] >= window:
+            hits.popleft()
+        self._hits[address] = hits  # now the most recently seen
+        if len(self._hits) > self.MAX_ADDRESSES:
+            self._hits.popitem(last=False)
+        if len(hits) >= limit:
+            return max(1.0, (hits[0] + window - now).total_seconds())
+        hits.append(now)
+        return None
+
+
+POLICY = web.AppKey("console_session_policy", SessionPolicy)
+PASSWORDS = web.AppKey("console_passwords", Passwords)
+LIMITER = web.AppKey("console_login_limiter", LoginRateLimiter)
+SESSION = web.RequestKey("console_session", ConsoleSession)
+SESSION_ID = web.RequestKey("console_session_id", str)
+
+ROLE_NAMES: Final = {"operator": "Điện thoại viên", "supervisor": "Giám sát viên",
+                     "admin": "Quản trị viên", "unit": "Đơn vị xử lý"}
+# The pages a role may open (they come with issue 7's later parts).
+ROLE_LINKS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "operator": (("/console/desk", "Bàn làm việc điện thoại viên"),),
+    "supervisor": (("/console/wallboard", "Màn hình giám sát"),),
+    "admin": (("/console/wallboard", "Màn hình giám sát"),
+              ("/console/admin", "Quản trị: người dùng, ca trực, số line")),
+    "unit": (("/console/tickets", "Phiếu phản ánh của đơn vị"),),
+}
+
+_PAGE = """<!doctype html>
+<html lang="vi">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }} — Tổng đài 1022</title>
+<style>
+ body { font-family: "Liberation Sans", "DejaVu Sans", Arial, sans-serif; margin: 2rem auto;
+        max-width: 28rem; padding: 0 1rem; line-height: 1.45; color: #1a1a1a; }
+ h1 { font-size: 1.35rem; } label { display: block; margin: .75rem 0 .25rem; }
+ input, button { font: inherit; padding: .4rem; width: 100%; box-sizing: border-box; }
+ button { margin-top: 1rem; cursor: pointer; } .error { color: #a00; font-weight: bold; }
+ nav a { display: block; padding: .5rem 0; } .meta { color: #555; }
+</style>
+</head>
+<body>
+{% block body %}{% endblock %}
+</body>
+</html>
+"""
+
+_LOGIN = """{% extends "page.html" %}{% block body %}
+<h1>Tổng đài 1022 — Đăng nhập</h1>
+{% if error %}<p class="error" role="alert" data-error-id="{{ error_id }}">{{ error }}</p>
+{% endif %}
+<form method="post" action="/console/login{% if next %}?next={{ next|urlencode }}{% endif %}">
+ <input type="hidden" name="csrf" value="{{ csrf }}">
+ <label for="username">Tên đăng nhập</label>
+ <input id="username" name="username" autocomplete="username" required
+        value="{{ username }}" autofocus>
+ <label for="password">Mật khẩu</label>
+ <input id="password" name="password" type="password" autocomplete="current-password"
+        required>
+ <button type="submit">Đăng nhập</button>
+</form>
+{% endblock %}"""
+
+_HOME = """{% extends "page.html" %}{% block body %}
+<h1>Tổng đài 1022</h1>
+<p>Xin chào <strong data-user="{{ user.name }}">{{ user.full_name or user.name }}</strong>
+ (<span data-role="{{ user.role }}">{{ role_name }}</span>, {{ user.tenant }}{% if user.unit %},
+ đơn vị {{ user.unit }}{% endif %}).</p>
+<nav>
+{% for href, label in links %} <a href="{{ href }}">{{ label }}</a>
+{% endfor %}</nav>
+<form method="post" action="/console/logout">
+ <input type="hidden" name="csrf" value="{{ csrf }}">
+ <button type="submit">Đăng xuất</button>
+</form>
+{% endblock %}"""
+
+_ERROR = """{% extends "page.html" %}{% block body %}
+<h1>{{ title }}</h1>
+<p class="error" role="alert" data-error-id="{{ error_id }}">{{ message }}</p>
+<p><a href="{{ back }}">{{ back_label }}</a></p>
+{% endblock %}"""
+
+_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
+                          loader=jinja2.DictLoader({"page.html": _PAGE, "login.html": _LOGIN,
+                                                    "home.html": _HOME,
+                                                    "error.html": _ERROR}))
+
+# Console pages are private and must not be framed (clickjacking of the login form).
+_PAGE_HEADERS: Final = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "frame-ancestors 'none'; form-action 'self'",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def _html(template: str, status: int = 200, headers: dict[str, str] | None = None,
+          **values: Any) -> web.Response:
+    body = _ENV.get_template(template).render(**values)
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8",
+                        headers=headers)
+
+
+def error_page(status: int, error_id: str, title: str, message: str, *,
+               back: str = HOME_PATH, back_label: str = "Về trang chính",
+               headers: dict[str, str] | None = None) -> web.Response:
+    """A console error page in Vietnamese carrying its stable id (``data-error-id``)."""
+    return _html("error.html", status, headers, title=title, error_id=error_id,
+                 message=message, back=back, back_label=back_label)
+
+
+def _see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+def _now(app: web.Application) -> dt.datetime:
+    return app[CLOCK]()
+
+
+def _secure(request: web.Request) -> bool:
+    setting = request.app[POLICY].secure
+    return request.secure if setting is None else setting
+
+
+def _safe_next(value: str | None) -> str | None:
+    """A place to go after login: only a path of the console (no other site, no scheme)."""
+    if not value or len(value) > 500 or "\\" in value or "//" in value:
+        return None
+    if value != CONSOLE_PREFIX and not value.startswith(CONSOLE_PREFIX + "/"):
+        return None
+    if value.startswith(LOGIN_PATH) or any(ord(c) < 0x21 for c in value):
+        return None
+    return value
+
+
+def _login_url(next_path: str | None) -> str:
+    safe = _safe_next(next_path)
+    return LOGIN_PATH if safe is None or safe == HOME_PATH else \
+        f"{LOGIN_PATH}?next={quote(safe, safe='/')}"
+
+
+def current_session(request: web.Request) -> ConsoleSession | None:
+    """The request's live console session (the middleware found it), or None."""
+    return request.get(SESSION)
+
+
+def console_csrf(request: web.Request) -> str:
+    """The CSRF token of the request's session, for the forms of a page."""
+    return csrf_token_of(request[SESSION_ID])
+
+
+def require_console_role(request: web.Request, roles: Collection[str]) -> User:
+    """The logged-in user if their role is one of ``roles``; without a session, a redirect
+    (303) to the login page that comes back here; with another role, a 403 page."""
+    session = current_session(request)
+    if session is None:
+        target = request.path_qs if request.method in SAFE_METHODS else None
+        raise web.HTTPSeeOther(location=_login_url(target))
+    if session.user.role not in roles:
+        log.info("console: %s (%s) refused %s %s", session.user.name, session.user.role,
+                 request.method, request.path)
+        page = error_page(403, "auth.forbidden", "Không có quyền truy cập",
+                          "Vai trò của bạn không được mở trang này.")
+        raise web.HTTPForbidden(text=page.text, content_type="text/html",
+                                headers=_PAGE_HEADERS)
+    return session.user
+
+
+async def _submitted_csrf(request: web.Request) -> str | None:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()  # aiohttp keeps it: the handler reads it again for free
+        value = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _csrf_refused(request: web.Request) -> web.Response:
+    log.info("console: CSRF token missing or wrong on %s %s from %s", request.method,
+             request.path, request.remote)
+    return error_page(403, "csrf.invalid", "Yêu cầu bị từ chối",
+                      "Phiên làm việc không hợp lệ hoặc đã hết hạn. Vui lòng tải lại trang, "
+                      "đăng nhập lại nếu cần, rồi thử lại.", headers=_PAGE_HEADERS)
+
+
+@web.middleware
+async def console_session_middleware(request: web.Request,
+                                     handler: Handler) -> web.StreamResponse:
+    """Under /console: find the session from its cookie; refuse unsafe requests without a
+    session and its CSRF token (403 ``csrf.invalid``); set the private pages' headers."""
+    path = request.path
+    if path != CONSOLE_PREFIX and not path.startswith(CONSOLE_PREFIX + "/"):
+        return await handler(request)
+    app = request.app
+    policy = app[POLICY]
+    raw = request.cookies.get(policy.cookie)
+    if raw:
+        session = await in_thread(app, app[USERS].find_session, raw, now=_now(app),
+                                  idle=policy.idle)
+        if session is not None:
+            request[SESSION] = session
+            request[SESSION_ID] = raw
+    if request.method not in SAFE_METHODS and path != LOGIN_PATH:
+        session = current_session(request)
+        if session is None or not session.csrf_ok(await _submitted_csrf(request)):
+            return _csrf_refused(request)
+    response = await handler(request)
+    for key, value in _PAGE_HEADERS.items():
+        response.headers.setdefault(key, value)
+    return response
+
+
+def _nonce_of(request: web.Request) -> str:
+    value = request.cookies.get(LOGIN_NONCE_COOKIE, "")
+    return value if _NONCE.fullmatch(value) else secrets.token_urlsafe(32)
+
+
+def _login_page(request: web.Request, status: int = 200, *, error_id: str | None = None,
+                error: str | None = None, username: str = "",
+                headers: dict[str, str] | None = None) -> web.Response:
+    nonce = _nonce_of(request)
+    resp = _html("login.html", status, headers, csrf=nonce, error=error, error_id=error_id,
+                 username=username, next=_safe_next(request.query.get("next")))
+    resp.set_cookie(LOGIN_NONCE_COOKIE, nonce, path=LOGIN_PATH, httponly=True,
+                    samesite="Strict", secure=_secure(request), max_age=3600)
+    return resp
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    """GET /console/login: the form (or home, when already logged in)."""
+    if current_session(request) is not None:
+        raise web.HTTPSeeOther(location=_safe_next(request.query.get("next")) or HOME_PATH)
+    return _login_page(request)
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    """POST /console/login: rate limit, login CSRF, password and lock-out, then a session."""
+    app = request.app
+    policy, now = app[POLICY], _now(app)
+    address = request.remote or "?"
+    wait = app[LIMITER].hit(address, now, policy.attempts_per_ip, policy.attempts_window)
+    if wait is not None:
+        log.warning("console: login rate limit for %s (%d per %s)", address,
+                    policy.attempts_per_ip, policy.attempts_window)
+        return _login_page(request, 429, error_id="login.rate_limited",
+                           error="Quá nhiều lần đăng nhập từ máy này. Vui lòng thử lại sau "
+                                 f"{int(wait + 0.999)} giây.",
+                           headers={"Retry-After": str(int(wait + 0.999))})
+    form = await request.post()
+    sent_nonce = form.get(CSRF_FIELD)
+    cookie_nonce = request.cookies.get(LOGIN_NONCE_COOKIE, "")
+    if not (isinstance(sent_nonce, str) and _NONCE.fullmatch(cookie_nonce)
+            and hmac.compare_digest(sent_nonce.encode(), cookie_nonce.encode())):
+        return _csrf_refused(request)
+    username = form.get("username")
+    password = form.get("password")
+    if not isinstance(username, str) or not isinstance(password, str) or not password:
+        return _login_page(request, 401, error_id="login.invalid",
+                           error="Vui lòng nhập tên đăng nhập và mật khẩu.")
+    name = username.strip().lower()[:64]
+    result = await in_thread(app, app[USERS].login, name, password[:MAX_LENGTH + 1],
+                             passwords=app[PASSWORDS], now=now,
+                             max_failures=policy.max_failures, lock_for=policy.lock_for)
+    if result.outcome == "locked":
+        assert result.locked_until is not None
+        minutes = max(1, int((result.locked_until - now).total_seconds() + 59) // 60)
+        log.warning("console: login of %s refused from %s: locked until %s", name, address,
+                    f"{result.locked_until:%H:%M:%S} UTC")
+        return _login_page(request, 423, error_id="login.locked", username=name,
+                           error="Tài khoản tạm thời bị khóa do nhập sai mật khẩu nhiều lần. "
+                                 f"Vui lòng thử lại sau {minutes} phút hoặc liên hệ "
+                                 "quản trị viên.")
+    if result.outcome != "ok" or result.user is None:
+        log.info("console: login of %s refused from %s (wrong name or password)", name,
+                 address)
+        return _login_page(request, 401, error_id="login.invalid", username=name,
+                           error="Tên đăng nhập hoặc mật khẩu không đúng.")
+    session, session_id = await in_thread(
+        app, app[USERS].open_session, result.user.name, now=now, lifetime=policy.lifetime,
+        user_agent=request.headers.get("User-Agent"))
+    log.info("console: %s (%s) logged in from %s", session.user.name, session.user.role,
+             address)
+    resp = _see_other(_safe_next(request.query.get("next")) or HOME_PATH)
+    resp.set_cookie(policy.cookie, session_id, path="/", httponly=True, samesite="Strict",
+                    secure=_secure(request), max_age=int(policy.lifetime.total_seconds()))
+    resp.del_cookie(LOGIN_NONCE_COOKIE, path=LOGIN_PATH)
+    return resp
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """POST /console/logout (the middleware checked the session and its CSRF token)."""
+    session = current_session(request)
+    if session is not None:
+        await in_thread(request.app, request.app[USERS].close_session, request[SESSION_ID])
+        log.info("console: %s logged out", session.user.name)
+    resp = _see_other(LOGIN_PATH)
+    resp.del_cookie(request.app[POLICY].cookie, path="/")
+    return resp
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    """GET /console/: who is logged in, and the pages their role may open."""
+    user = require_console_role(request, ALL_ROLES)
+    return _html("home.html", title="Trang chính", user=user,
+                 role_name=ROLE_NAMES.get(user.role, user.role),
+                 links=ROLE_LINKS.get(user.role, ()), csrf=console_csrf(request))
+
+
+async def _to_home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPMovedPermanently(location=HOME_PATH)
+
+
+def add_login_routes(app: web.Application, *, policy: SessionPolicy | None = None,
+                     passwords: Passwords | None = None) -> None:
+    """Add the login, logout and home pages and the session middleware to ``app``.
+
+    The app must have ``USERS``, ``EXECUTOR`` and ``CLOCK`` (``setup_console`` sets them).
+    ``POLICY`` and ``PASSWORDS`` are read per request: tests may replace them before start.
+    """
+    app[POLICY] = policy or SessionPolicy()
+    app[PASSWORDS] = passwords or Passwords()
+    app[LIMITER] = LoginRateLimiter()
+    app.middlewares.append(console_session_middleware)
+    app.router.add_get(CONSOLE_PREFIX, _to_home)
+    app.router.add_get(HOME_PATH, home, name="console_home")
+    app.router.add_get(LOGIN_PATH, login_form, name="console_login")
+    app.router.add_post(LOGIN_PATH, login_submit)
+    app.router.add_post(LOGOUT_PATH, logout, name="console_logout")
