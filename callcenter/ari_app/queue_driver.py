@@ -51,6 +51,7 @@ class QueueDriver:
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False  # redis-py may swallow a cancellation: the loops check this too
 
     @property
     def instance(self) -> str:
@@ -70,6 +71,8 @@ class QueueDriver:
                        asyncio.create_task(self._listen(), name="acd-events")]
 
     async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -78,7 +81,7 @@ class QueueDriver:
     async def _offer_loop(self) -> None:
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
-        while True:
+        while not self._closing:
             timeout = max(0.0, next_tick - loop.time())
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -157,7 +160,7 @@ class QueueDriver:
     async def _listen(self) -> None:
         """Follow hotline:events: offers other instances made for our calls, freed operators."""
         delay = 0.2
-        while True:
+        while not self._closing:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(EVENTS)
@@ -168,7 +171,7 @@ class QueueDriver:
                 raise
             except Exception as e:
                 task = asyncio.current_task()
-                if task is not None and task.cancelling():
+                if self._closing or (task is not None and task.cancelling()):
                     # redis-py may turn the cancellation of a read into ConnectionError.
                     raise asyncio.CancelledError from e
                 log.warning("queue events subscription lost: %r", e)
@@ -177,6 +180,8 @@ class QueueDriver:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 except Exception:
                     pass
+            if self._closing:
+                return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
