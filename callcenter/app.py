@@ -26,6 +26,7 @@ from callcenter.ari_app.client import AriClient
 from callcenter.ari_app.queue_driver import QueueDriver
 from callcenter.ari_app.service import StasisService
 from callcenter.config_file import load_config
+from callcenter.console.metrics import MetricsSample, OutcomeCounter, add_metrics_route, collect
 from callcenter.console.setup import setup_console
 from callcenter.domain import agents as ag
 from callcenter.domain.call import CallState
@@ -71,6 +72,8 @@ LAG = web.AppKey("loop_lag", LoopLag)
 ACD = web.AppKey("acd", AcdQueue)
 DRIVER = web.AppKey("acd_driver", QueueDriver)
 AMI = web.AppKey("ami", AmiWatcher)
+OUTCOMES = web.AppKey("outcomes", OutcomeCounter)
+METRICS_POOL = web.AppKey("metrics_pool", LinePool)
 BANNED: web.AppKey[tuple[str, ...]] = web.AppKey("banned_sources")
 
 
@@ -128,6 +131,8 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[POOL] = pool
     # The operators' queue shares the pool's instance name: one id per app process.
     app[ACD] = AcdQueue(client, pool.instance, cfg.service.node)
+    # /metrics reads pools over the shared client, never the admissions' single connection.
+    app[METRICS_POOL] = LinePool(client, pool.instance, cfg.service.node)
     await apply_queue_config(app[ACD], cfg)
     yield
     await pool_client.aclose()
@@ -145,7 +150,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         log.error("database unavailable at start (%s): call records go to the journal %s "
                   "until it is back", str(e).splitlines()[0][:200], s.journal_dir)
         prepare = functools.partial(upgrade_head, s.database_url)
-    writer = RecordWriter(RecordJournal(s.journal_dir), store, prepare)
+    writer = RecordWriter(RecordJournal(s.journal_dir), store, prepare,
+                          on_record=app[OUTCOMES].count)
     app[WRITER] = writer
     _owned(app, writer.run(), "record-writer")
     yield
@@ -328,6 +334,12 @@ async def _heartbeat(pool: LinePool, service: StasisService, config: LiveConfig)
 
 
 # -- HTTP --------------------------------------------------------------------------------
+async def _metrics_sample(app: web.Application) -> MetricsSample:
+    return await collect(config=app[CONFIG](), pool=app[METRICS_POOL], acd=app[ACD],
+                         stasis=app[STASIS], ami=app.get(AMI), lag=app[LAG],
+                         journal=app[WRITER].journal, outcomes=app[OUTCOMES], now=utcnow())
+
+
 async def healthz(request: web.Request) -> web.Response:
     app = request.app
     stasis = app[STASIS]
@@ -395,6 +407,8 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
     add_sms_routes(app)
     setup_console(app, database_url=settings.database_url, config=app[CONFIG],
                   tickets=TICKETS, acd=ACD)
+    app[OUTCOMES] = OutcomeCounter()
+    add_metrics_route(app, _metrics_sample)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/pool", pool_view)
     app.router.add_get("/api/ivr", ivr_view)

@@ -250,8 +250,11 @@ class OutcomeCounter:
 class StasisLike(Protocol):
     """What the collector reads of ``StasisService``."""
 
-    connected: asyncio.Event
-    sessions: Sized
+    @property
+    def connected(self) -> asyncio.Event: ...
+
+    @property
+    def sessions(self) -> Sized: ...
 
 
 class AmiLike(Protocol):
