@@ -316,8 +316,8 @@ def _login_page(request: web.Request, status: int = 200, *, error_id: str | None
                 error: str | None = None, username: str = "",
                 headers: dict[str, str] | None = None) -> web.Response:
     nonce = _nonce_of(request)
-    resp = _html("login.html", status, headers, csrf=nonce, error=error, error_id=error_id,
-                 username=username, next=_safe_next(request.query.get("next")))
+    resp = _html("login.html", status, headers, title="Đăng nhập", csrf=nonce, error=error,
+                 error_id=error_id, username=username, next=_safe_next(request.query.get("next")))
     resp.set_cookie(LOGIN_NONCE_COOKIE, nonce, path=LOGIN_PATH, httponly=True,
                     samesite="Strict", secure=_secure(request), max_age=3600)
     return resp

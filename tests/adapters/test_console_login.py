@@ -1,0 +1,584 @@
+"""Console browser login on SQLite and PostgreSQL, through aiohttp's test client: passwords,
+lock-out with an injected clock, the session cookie's flags, CSRF bound to the session,
+expiry, logout, the per-address rate limit, role landing links, the first-admin CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import io
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from alembic import command
+
+from callcenter.cli import main
+from callcenter.console.passwords import TEST_PARAMS, Passwords
+from callcenter.console.sessions import (
+    PASSWORDS,
+    POLICY,
+    SessionPolicy,
+    console_csrf,
+    require_console_role,
+)
+from callcenter.console.setup import setup_console
+from callcenter.domain.model import HotlineConfig
+from callcenter.store.migrate import alembic_config, upgrade_head
+from callcenter.store.urls import normalise_url
+from callcenter.store.users import UserStore
+from tests.adapters import test_api_support as support
+from tests.adapters.schema import model_diff
+
+hotline_config = support.hotline_config
+
+T0 = dt.datetime(2026, 11, 26, 1, 0, tzinfo=dt.UTC)  # 08:00 in Đồng Nai
+PASSWORD = "Mật khẩu đúng 2026"
+USERS = {
+    "tdv.an": ("operator", None),
+    "giamsat.binh": ("supervisor", None),
+    "quantri": ("admin", None),
+    "syt.dongnai": ("unit", "so_y_te"),
+}
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += dt.timedelta(**kwargs)
+
+
+@dataclass
+class Console:
+    client: TestClient[web.Request, web.Application]
+    clock: Clock
+    store: UserStore
+
+    async def login_page(self, path: str = "/console/login") -> tuple[int, str, str]:
+        resp = await self.client.get(path, allow_redirects=False)
+        text = await resp.text()
+        m = re.search(r'name="csrf" value="([^"]+)"', text)
+        return resp.status, text, m[1] if m else ""
+
+    async def login(self, name: str, password: str = PASSWORD, *,
+                    next_path: str | None = None, csrf: str | None = None):  # noqa: ANN201
+        _, _, token = await self.login_page()
+        url = "/console/login" + (f"?next={next_path}" if next_path else "")
+        return await self.client.post(url, data={
+            "username": name, "password": password,
+            "csrf": token if csrf is None else csrf}, allow_redirects=False)
+
+    def session_cookie(self) -> str | None:
+        for c in self.client.session.cookie_jar:
+            if c.key == "hotline_session":
+                return c.value
+        return None
+
+    async def home(self) -> tuple[int, str, str]:
+        resp = await self.client.get("/console/", allow_redirects=False)
+        return resp.status, await resp.text(), resp.headers.get("Location", "")
+
+
+async def _probe(request: web.Request) -> web.StreamResponse:
+    """A later page: supervisors and admins only."""
+    user = require_console_role(request, ("supervisor", "admin"))
+    return web.Response(text=f"wallboard of {user.name}; csrf={console_csrf(request)}")
+
+
+async def _change(request: web.Request) -> web.StreamResponse:
+    """A later state-changing form."""
+    require_console_role(request, ("admin",))
+    form = await request.post()
+    return web.Response(text=f"changed {form.get('lines')}")
+
+
+def _app(database_url: str, config: HotlineConfig, tmp_path: Path, clock: Clock,
+         policy: SessionPolicy | None = None) -> web.Application:
+    upgrade_head(database_url)
+    app = web.Application()
+    setup_console(app, database_url=database_url, config=lambda: config,
+                  files_dir=tmp_path / "files", clock=clock)
+    app[PASSWORDS] = Passwords(TEST_PARAMS)
+    if policy is not None:
+        app[POLICY] = policy
+    app.router.add_get("/console/probe", _probe)
+    app.router.add_post("/console/probe", _change)
+    return app
+
+
+def _users(database_url: str) -> UserStore:
+    store = UserStore(database_url)
+    hasher = Passwords(TEST_PARAMS)
+    for name, (role, unit) in USERS.items():
+        store.add_user(name, role, "dongnai", unit, full_name=f"Người dùng {name}", now=T0)
+        store.set_password(name, hasher.hash(PASSWORD), now=T0)
+    return store
+
+
+@pytest.fixture
+async def console(database_url: str, hotline_config: HotlineConfig,
+                  tmp_path: Path) -> AsyncIterator[Console]:
+    clock = Clock(T0)
+    app = _app(database_url, hotline_config, tmp_path, clock)
+    store = _users(database_url)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield Console(client, clock, store)
+    finally:
+        await client.close()
+        store.close()
+
+
+def _error_id(text: str) -> str | None:
+    m = re.search(r'data-error-id="([^"]+)"', text)
+    return m[1] if m else None
+
+
+# ---- schema ---------------------------------------------------------------------------------
+def test_given_migrated_database_when_compared_to_session_models_then_no_difference(
+        database_url: str) -> None:
+    assert model_diff(database_url, {"console_sessions", "users"}) == []
+
+
+def test_given_head_when_downgraded_to_0006_and_upgraded_then_sessions_go_and_come_back(
+        database_url: str) -> None:
+    upgrade_head(database_url)
+    cfg = alembic_config(database_url)
+    command.downgrade(cfg, "0006")
+    engine = sa.create_engine(normalise_url(database_url))
+    try:
+        names = set(sa.inspect(engine).get_table_names())
+        assert "console_sessions" not in names and "users" in names
+        command.upgrade(cfg, "head")
+        assert "console_sessions" in set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+# ---- login ----------------------------------------------------------------------------------
+async def test_given_login_page_then_vietnamese_form_with_nonce_cookie(
+        console: Console) -> None:
+    status, text, token = await console.login_page()
+    assert status == 200
+    for label in ("Đăng nhập", "Tên đăng nhập", "Mật khẩu"):
+        assert label in text
+    assert len(token) == 43
+    nonce = [c for c in console.client.session.cookie_jar if c.key == "hotline_login_csrf"]
+    assert nonce and nonce[0]["path"] == "/console/login" and nonce[0]["httponly"]
+
+
+async def test_given_right_password_when_login_then_session_cookie_with_safe_flags(
+        console: Console, database_url: str) -> None:
+    resp = await console.login("giamsat.binh")
+    assert resp.status == 303 and resp.headers["Location"] == "/console/"
+    cookie = resp.cookies["hotline_session"]
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Strict"
+    assert cookie["path"] == "/"
+    assert not cookie["secure"]  # plain http in this test; see the https test
+    assert cookie["max-age"] == str(8 * 3600)
+    raw = cookie.value
+    # Only hashes in the database: neither the id nor its CSRF token.
+    engine = sa.create_engine(normalise_url(database_url))
+    try:
+        with engine.connect() as conn:
+            rows = [tuple(r) for r in conn.execute(sa.text(
+                "SELECT id_sha256, csrf_sha256, user_agent FROM console_sessions"))]
+    finally:
+        engine.dispose()
+    assert len(rows) == 1
+    assert rows[0][0] == hashlib.sha256(raw.encode()).hexdigest()
+    assert raw not in repr(rows)
+    status, text, _ = await console.home()
+    assert status == 200 and 'data-user="giamsat.binh"' in text and "Giám sát viên" in text
+
+
+async def test_given_secure_policy_when_login_then_cookie_is_secure(
+        database_url: str, hotline_config: HotlineConfig, tmp_path: Path) -> None:
+    app = _app(database_url, hotline_config, tmp_path, Clock(T0), SessionPolicy(secure=True))
+    _users(database_url).close()
+    async with TestClient(TestServer(app)) as client:
+        c = Console(client, Clock(T0), UserStore(database_url))
+        try:
+            status, _, token = await c.login_page()
+            # The client keeps Secure cookies for https only: hand the login nonce back.
+            nonce = [m for m in client.session.cookie_jar if m.key == "hotline_login_csrf"]
+            assert status == 200 and nonce and nonce[0]["secure"]
+            resp = await client.post("/console/login", data={
+                "username": "quantri", "password": PASSWORD, "csrf": token},
+                cookies={"hotline_login_csrf": token}, allow_redirects=False)
+            assert resp.status == 303
+            assert resp.cookies["hotline_session"]["secure"] is True
+            assert "Secure" in resp.headers.getall("Set-Cookie")[0]
+        finally:
+            c.store.close()
+
+
+@pytest.mark.parametrize("name", ["tdv.an", "nobody"])
+async def test_given_wrong_password_or_unknown_user_when_login_then_same_refusal(
+        console: Console, name: str) -> None:
+    resp = await console.login(name, "sai mật khẩu rồi")
+    text = await resp.text()
+    assert resp.status == 401 and _error_id(text) == "login.invalid"
+    assert "Tên đăng nhập hoặc mật khẩu không đúng." in text
+    assert "hotline_session" not in resp.cookies
+    assert (await console.home())[2].startswith("/console/login")
+
+
+async def test_given_disabled_user_when_login_then_refused_like_a_wrong_password(
+        console: Console) -> None:
+    console.store.set_active("tdv.an", False)
+    resp = await console.login("tdv.an")
+    assert resp.status == 401 and _error_id(await resp.text()) == "login.invalid"
+
+
+async def test_given_five_failures_when_login_then_locked_15_min_then_unlocked(
+        console: Console) -> None:
+    for _ in range(4):
+        resp = await console.login("tdv.an", "sai mật khẩu rồi")
+        assert resp.status == 401
+    resp = await console.login("tdv.an", "sai mật khẩu rồi")
+    text = await resp.text()
+    assert resp.status == 423 and _error_id(text) == "login.locked"
+    assert "15 phút" in text
+    # Locked: even the right password is not checked.
+    console.clock.advance(minutes=14, seconds=59)
+    resp = await console.login("tdv.an")
+    assert resp.status == 423 and "hotline_session" not in resp.cookies
+    console.clock.advance(seconds=1)
+    resp = await console.login("tdv.an")
+    assert resp.status == 303 and "hotline_session" in resp.cookies
+
+
+async def test_given_failures_then_success_when_counted_then_count_starts_again(
+        console: Console) -> None:
+    for _ in range(4):
+        await console.login("tdv.an", "sai mật khẩu rồi")
+    assert (await console.login("tdv.an")).status == 303
+    console.client.session.cookie_jar.clear()
+    for _ in range(4):
+        assert (await console.login("tdv.an", "sai mật khẩu rồi")).status == 401
+    assert (await console.login("tdv.an")).status == 303
+
+
+async def test_given_lock_when_admin_sets_new_password_then_unlocked(console: Console) -> None:
+    for _ in range(5):
+        await console.login("tdv.an", "sai mật khẩu rồi")
+    console.store.set_password("tdv.an", Passwords(TEST_PARAMS).hash("Mật khẩu mới 2026"))
+    assert (await console.login("tdv.an", "Mật khẩu mới 2026")).status == 303
+
+
+async def test_given_eleven_attempts_in_a_minute_when_login_then_429_then_allowed_again(
+        console: Console) -> None:
+    for i in range(10):
+        resp = await console.login(f"nobody{i}", "sai mật khẩu rồi")
+        assert resp.status == 401, i
+    resp = await console.login("quantri")  # even the right password
+    assert resp.status == 429 and _error_id(await resp.text()) == "login.rate_limited"
+    assert int(resp.headers["Retry-After"]) == 60
+    assert "hotline_session" not in resp.cookies
+    console.clock.advance(seconds=60)
+    assert (await console.login("quantri")).status == 303
+
+
+async def test_given_passwords_when_logging_in_then_never_in_the_log(
+        console: Console, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    await console.login("tdv.an", "sai mật khẩu bí mật")
+    await console.login("tdv.an")
+    assert "tdv.an" in caplog.text
+    assert "bí mật" not in caplog.text and PASSWORD not in caplog.text
+
+
+async def test_given_old_hash_params_when_login_then_hash_upgraded(console: Console) -> None:
+    from argon2 import PasswordHasher
+
+    old = PasswordHasher(time_cost=2, memory_cost=2048, parallelism=1).hash(PASSWORD)
+    console.store.set_password("tdv.an", old)
+    assert (await console.login("tdv.an")).status == 303
+    with console.store.engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT password_hash FROM users WHERE name = 'tdv.an'")
+                              ).scalar_one()
+    assert stored != old and stored.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
+
+
+# ---- CSRF -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("csrf", ["", "A" * 43])
+async def test_given_login_without_matching_nonce_then_403(console: Console,
+                                                           csrf: str) -> None:
+    resp = await console.login("quantri", csrf=csrf)
+    assert resp.status == 403 and _error_id(await resp.text()) == "csrf.invalid"
+    assert "hotline_session" not in resp.cookies
+
+
+async def test_given_session_when_post_without_or_with_wrong_csrf_then_403(
+        console: Console) -> None:
+    assert (await console.login("quantri")).status == 303
+    for data in ({"lines": "3"}, {"lines": "3", "csrf": ""}, {"lines": "3", "csrf": "x" * 43}):
+        resp = await console.client.post("/console/probe", data=data, allow_redirects=False)
+        assert resp.status == 403 and _error_id(await resp.text()) == "csrf.invalid"
+    resp = await console.client.post("/console/logout", data={}, allow_redirects=False)
+    assert resp.status == 403
+    assert (await console.home())[0] == 200  # still logged in
+
+
+async def test_given_session_when_post_with_its_csrf_then_accepted(console: Console) -> None:
+    assert (await console.login("quantri")).status == 303
+    page = await (await console.client.get("/console/probe")).text()
+    token = page.rsplit("csrf=", 1)[1]
+    resp = await console.client.post("/console/probe", data={"lines": "3", "csrf": token})
+    assert resp.status == 200 and await resp.text() == "changed 3"
+    resp = await console.client.post("/console/probe", data={"lines": "4"},
+                                     headers={"X-CSRF-Token": token})
+    assert resp.status == 200 and await resp.text() == "changed 4"
+
+
+async def test_given_token_of_another_session_when_post_then_403(console: Console) -> None:
+    assert (await console.login("quantri")).status == 303
+    first = (await (await console.client.get("/console/probe")).text()).rsplit("csrf=", 1)[1]
+    console.client.session.cookie_jar.clear()
+    assert (await console.login("quantri")).status == 303
+    resp = await console.client.post("/console/probe", data={"lines": "3", "csrf": first},
+                                     allow_redirects=False)
+    assert resp.status == 403 and _error_id(await resp.text()) == "csrf.invalid"
+
+
+async def test_given_no_session_when_post_then_403(console: Console) -> None:
+    resp = await console.client.post("/console/probe", data={"csrf": "x"},
+                                     allow_redirects=False)
+    assert resp.status == 403
+
+
+# ---- expiry and logout ------------------------------------------------------------------------
+async def test_given_session_when_idle_30_min_then_back_to_login(console: Console) -> None:
+    assert (await console.login("tdv.an")).status == 303
+    for _ in range(3):  # requests every 29 minutes keep it alive
+        console.clock.advance(minutes=29)
+        assert (await console.home())[0] == 200
+    console.clock.advance(minutes=30)
+    status, _, location = await console.home()
+    assert status == 303 and location == "/console/login"
+
+
+async def test_given_active_session_when_8_hours_pass_then_it_ends(console: Console) -> None:
+    assert (await console.login("tdv.an")).status == 303
+    for _ in range(23):  # busy all day: 23 x 20 min = 7 h 40 min
+        console.clock.advance(minutes=20)
+        assert (await console.home())[0] == 200
+    console.clock.advance(minutes=19, seconds=59)
+    assert (await console.home())[0] == 200
+    console.clock.advance(seconds=1)
+    assert (await console.home())[0] == 303
+
+
+async def test_given_session_when_logout_then_cookie_cleared_and_id_dead(
+        console: Console) -> None:
+    assert (await console.login("tdv.an")).status == 303
+    raw = console.session_cookie()
+    assert raw is not None
+    page = (await console.home())[1]
+    token = re.findall(r'name="csrf" value="([^"]+)"', page)[-1]
+    resp = await console.client.post("/console/logout", data={"csrf": token},
+                                     allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/console/login"
+    assert resp.cookies["hotline_session"]["max-age"] == "0"
+    assert console.session_cookie() is None
+    # The old id, replayed, opens nothing.
+    resp = await console.client.get("/console/", allow_redirects=False,
+                                    cookies={"hotline_session": raw})
+    assert resp.status == 303
+
+
+async def test_given_session_when_user_disabled_or_password_changed_then_it_ends(
+        console: Console) -> None:
+    assert (await console.login("tdv.an")).status == 303
+    console.store.set_active("tdv.an", False)
+    assert (await console.home())[0] == 303
+    console.store.set_active("tdv.an", True)
+    console.client.session.cookie_jar.clear()
+    assert (await console.login("tdv.an")).status == 303
+    console.store.set_password("tdv.an", Passwords(TEST_PARAMS).hash("Mật khẩu mới 2026"))
+    assert (await console.home())[0] == 303
+
+
+async def test_given_forged_cookie_then_not_logged_in(console: Console) -> None:
+    for value in ("x", "A" * 43, "../../etc"):
+        resp = await console.client.get("/console/", allow_redirects=False,
+                                        cookies={"hotline_session": value})
+        assert resp.status == 303
+
+
+# ---- roles ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "links", "absent"), [
+    ("tdv.an", ["/console/desk"], ["/console/wallboard", "/console/admin", "/console/tickets"]),
+    ("giamsat.binh", ["/console/wallboard"], ["/console/admin", "/console/desk"]),
+    ("quantri", ["/console/wallboard", "/console/admin"], ["/console/desk"]),
+    ("syt.dongnai", ["/console/tickets"], ["/console/wallboard", "/console/admin",
+                                           "/console/desk"]),
+])
+async def test_given_role_when_home_opened_then_only_its_links(
+        console: Console, name: str, links: list[str], absent: list[str]) -> None:
+    assert (await console.login(name)).status == 303
+    status, text, _ = await console.home()
+    assert status == 200 and f'data-user="{name}"' in text
+    assert f'data-role="{USERS[name][0]}"' in text
+    for href in links:
+        assert f'href="{href}"' in text
+    for href in absent:
+        assert f'href="{href}"' not in text
+
+
+async def test_given_no_session_when_page_opened_then_login_and_back_after(
+        console: Console) -> None:
+    resp = await console.client.get("/console/probe", allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/console/login?next=/console/probe"
+    resp = await console.login("giamsat.binh", next_path="/console/probe")
+    assert resp.status == 303 and resp.headers["Location"] == "/console/probe"
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x",
+                                    "/api/v1/tickets", "/console/login"])
+async def test_given_foreign_next_when_login_then_home_instead(console: Console,
+                                                               target: str) -> None:
+    resp = await console.login("quantri", next_path=target)
+    assert resp.status == 303 and resp.headers["Location"] == "/console/"
+
+
+async def test_given_unit_user_when_wallboard_opened_then_403(console: Console) -> None:
+    assert (await console.login("syt.dongnai")).status == 303
+    resp = await console.client.get("/console/probe", allow_redirects=False)
+    text = await resp.text()
+    assert resp.status == 403 and _error_id(text) == "auth.forbidden"
+    assert "Không có quyền truy cập" in text
+
+
+async def test_given_console_pages_then_private_headers(console: Console) -> None:
+    resp = await console.client.get("/console/login")
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+
+
+# ---- CLI ------------------------------------------------------------------------------------
+CLI_CONFIG = """
+tenants:
+  - id: dongnai
+    name: "Đồng Nai"
+    numbers: ["1022"]
+    shifts:
+      - {name: day, start: "07:00", end: "18:00", lines: 15}
+      - {name: night, start: "18:00", end: "07:00", lines: 2}
+    units:
+      - id: so_y_te
+        name: "Sở Y tế"
+        kind: department
+        focal_persons: [{name: "Nguyễn Văn An", phone: "0912345678"}]
+    tickets:
+      code_prefix: DN
+      fallback_unit: so_y_te
+"""
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> str:
+    config = tmp_path / "hotline.yaml"
+    config.write_text(CLI_CONFIG, encoding="utf-8")
+    monkeypatch.setenv("HOTLINE_CONFIG", str(config))
+    monkeypatch.setenv("HOTLINE_STATE", str(tmp_path / "state"))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    return database_url
+
+
+@pytest.fixture
+def cli_store(cli_env: str) -> Iterator[UserStore]:
+    upgrade_head(cli_env)
+    store = UserStore(cli_env)
+    yield store
+    store.close()
+
+
+@functools.cache
+def _default_passwords() -> Passwords:
+    return Passwords()  # the CLI hashes with the production parameters
+
+
+def _login_ok(store: UserStore, name: str, password: str) -> bool:
+    result = store.login(name, password, passwords=_default_passwords(), now=T0,
+                         max_failures=5,
+                         lock_for=dt.timedelta(minutes=15))
+    return result.outcome == "ok"
+
+
+def test_given_cli_when_first_admin_created_then_it_logs_in_and_second_refused(
+        cli_store: UserStore, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("Quản trị Đồng Nai 2026\n"))
+    assert main(["user", "create-admin", "quantri", "--tenant", "dongnai",
+                 "--password-stdin"]) == 0
+    out = capsys.readouterr()
+    assert "Quản trị Đồng Nai 2026" not in out.out + out.err
+    assert _login_ok(cli_store, "quantri", "Quản trị Đồng Nai 2026")
+    assert not _login_ok(cli_store, "quantri", "Quản trị Đồng Nai 2026\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO("Một mật khẩu khác 2026\n"))
+    assert main(["user", "create-admin", "quantri2", "--tenant", "dongnai"]) == 1
+    assert "admin exists" in capsys.readouterr().err
+    assert cli_store.get_user("quantri2") is None
+
+
+def test_given_cli_when_passwd_then_new_password_works_and_lock_cleared(
+        cli_store: UserStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("Mật khẩu đầu tiên 1\n"))
+    assert main(["user", "add", "tdv.an", "--role", "operator", "--tenant", "dongnai",
+                 "--password-stdin"]) == 0
+    assert _login_ok(cli_store, "tdv.an", "Mật khẩu đầu tiên 1")
+    for _ in range(5):
+        _login_ok(cli_store, "tdv.an", "sai mật khẩu rồi")
+    assert not _login_ok(cli_store, "tdv.an", "Mật khẩu đầu tiên 1")  # locked
+    monkeypatch.setattr("sys.stdin", io.StringIO("Mật khẩu thứ hai 2\n"))
+    assert main(["user", "passwd", "tdv.an"]) == 0  # stdin is not a terminal: read it
+    assert _login_ok(cli_store, "tdv.an", "Mật khẩu thứ hai 2")
+    assert not _login_ok(cli_store, "tdv.an", "Mật khẩu đầu tiên 1")
+
+
+@pytest.mark.parametrize(("argv", "stdin", "message"), [
+    (["user", "passwd", "tdv.an"], "ngắn\n", "password.too_short"),
+    (["user", "passwd", "nobody"], "Mật khẩu đủ dài 123\n", "user.not_found"),
+    (["user", "add", "x1", "--role", "operator", "--tenant", "dongnai", "--password-stdin"],
+     "x1\n", "password.too_short"),
+])
+def test_given_cli_when_password_refused_then_exit_1_and_nothing_changed(
+        cli_store: UserStore, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], argv: list[str], stdin: str,
+        message: str) -> None:
+    cli_store.add_user("tdv.an", "operator", "dongnai")
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    assert main(argv) == 1
+    assert message in capsys.readouterr().err
+    assert not cli_store.has_password("tdv.an")
+    assert cli_store.get_user("x1") is None
+
+
+def test_given_cli_when_unlock_then_login_works_again(cli_store: UserStore,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    cli_store.add_user("tdv.an", "operator", "dongnai")
+    cli_store.set_password("tdv.an", Passwords().hash("Mật khẩu đầu tiên 1"))
+    for _ in range(5):
+        _login_ok(cli_store, "tdv.an", "sai mật khẩu rồi")
+    assert main(["user", "unlock", "tdv.an"]) == 0
+    assert _login_ok(cli_store, "tdv.an", "Mật khẩu đầu tiên 1")
