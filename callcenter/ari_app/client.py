@@ -124,6 +124,14 @@ class AriClient:
             appArgs=app_args, timeout=timeout_s, callerId=caller_id,
             originator=originator) or {})
 
+    async def snoop(self, channel_id: str, snoop_id: str, *, spy: str = "both",
+                    whisper: str = "none", app_args: str = "") -> dict[str, Any]:
+        """Snoop on a channel: a new channel ``snoop_id`` entering our app with ``app_args``
+        hears the channel (``spy``: in | out | both | none) and speaks into it (``whisper``)."""
+        return dict(await self.request(
+            "POST", f"/channels/{channel_id}/snoop", spy=spy, whisper=whisper, app=self.app,
+            appArgs=app_args, snoopId=snoop_id) or {})
+
     async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None:
         await self.request("POST", f"/bridges/{bridge_id}", type=kind)
 

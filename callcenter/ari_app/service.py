@@ -13,6 +13,7 @@ import aiohttp
 
 from callcenter.ari_app.calls import CALL_KEY, CallDeps, CallSession, state_from_json, utcnow
 from callcenter.ari_app.client import AriClient, AriError
+from callcenter.ari_app.listen import ListenManager
 from callcenter.domain import call as cm
 from callcenter.domain import menu as mn
 from callcenter.domain import transfer as xf
@@ -66,6 +67,7 @@ class StasisService:
         self.ivr_for = ivr_for
         self.features = features  # operators' feature codes (*11 log in ...)
         self.sessions: dict[str, CallSession] = {}
+        self.listen = ListenManager(ari, self.sessions)  # supervisors listening in (listen.py)
         self.connected = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
@@ -141,6 +143,7 @@ class StasisService:
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
         self.connected.clear()
+        await self.listen.close()
         for timer in self._timers:
             timer.cancel()
         for session in list(self.sessions.values()):
@@ -176,6 +179,8 @@ class StasisService:
         if kind == "ChannelTransfer":
             await self._on_transfer(event)
             return
+        if await self.listen.on_event(event):
+            return  # a supervisor's leg or snoop channel (the calls' legs are only watched)
         channel_id = None
         if "channel" in event:
             channel_id = event["channel"]["id"]
@@ -334,6 +339,8 @@ class StasisService:
         if ch["id"] in self.sessions:
             return
         args = [str(a) for a in event.get("args") or []]
+        if await self.listen.on_start(ch, args):
+            return
         if args[:1] == ["operator"] and len(args) >= 2:
             await self._on_operator_answer(ch, args[1])
             return
@@ -387,6 +394,7 @@ class StasisService:
         app = await self.ari.application()
         in_app = set(app.get("channel_ids", []))
         channels = {c["id"]: c for c in await self.ari.channels()}
+        in_app -= await self.listen.reconcile(channels)  # listen legs are no callers
         # Sessions whose channel vanished while we were away end now (record written).
         for call_id, session in list(self.sessions.items()):
             if call_id not in channels:

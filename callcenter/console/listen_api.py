@@ -1,0 +1,178 @@
+"""Supervisors listen in on a live call from their own softphone, under ``/api/v1``:
+
+    POST   /api/v1/calls/{call_id}/listen   {"extension": "109", "mode": "listen" | "whisper"
+                                            | "barge"}  -> 202, the supervisor's phone rings
+    GET    /api/v1/calls/{call_id}/listen   listen-ins on the call now, and its audit entries
+    DELETE /api/v1/calls/{call_id}/listen   stop every listen-in on the call -> 200
+
+Roles supervisor and admin of the call's tenant. ``extension`` is the supervisor's softphone:
+a PJSIP endpoint the PBX knows, i.e. configured as an operator of the tenant in
+``config/hotline.yaml`` (``operators:``) but never logged in to the queue (``callcenter agent
+login``), so the queue never offers it calls. What each mode does is in
+``callcenter.ari_app.listen``; the caller and the operator are told nothing in ``listen``.
+
+The call must be owned by this process (like ``transfers_api.py``). Every use is a row of
+``listen_audit`` (who, which call and operator, mode, requested / connected / ended, why).
+Refusal ids: ``listen.call_not_found`` 404, ``listen.none`` 404, ``listen.unknown_extension``
+/ ``listen.own_call`` 422, ``listen.not_bridged`` / ``listen.busy`` /
+``listen.other_instance`` 409, ``listen.ring_failed`` 502, ``listen.unavailable`` 503.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from callcenter.ari_app import listen as ls
+from callcenter.ari_app.calls import CALL_KEY, CallSession
+from callcenter.console.api import API, OVERSIGHT, _json_body
+from callcenter.console.auth import current_user, in_thread, require_role
+from callcenter.console.context import CONFIG
+from callcenter.console.errors import ApiError
+from callcenter.console.transfers_api import STASIS_KEY
+from callcenter.console.validation import Obj, Param, Str
+from callcenter.store.listen_audit import ListenAuditStore
+from callcenter.store.users import User
+
+if TYPE_CHECKING:
+    from callcenter.ari_app.service import StasisService
+
+AUDIT: web.AppKey[ListenAuditStore] = web.AppKey("listen_audit", ListenAuditStore)
+
+STATUS: dict[str, int] = {
+    ls.CALL_NOT_FOUND: 404, ls.NOT_LISTENING: 404, ls.UNKNOWN_EXTENSION: 422,
+    ls.OWN_CALL: 422, ls.NOT_BRIDGED: 409, ls.BUSY: 409, ls.OTHER_INSTANCE: 409,
+    ls.RING_FAILED: 502, ls.UNAVAILABLE: 503,
+}
+
+P_CALL = Param("call_id", where="path", pattern=r"[A-Za-z0-9._-]{1,64}", max_len=64,
+               description="the call's id (its Asterisk channel id)")
+LISTEN_BODY = Obj(
+    title="ListenRequest",
+    fields={
+        "extension": Str(max_len=32, pattern=r"[0-9A-Za-z_.-]{1,32}",
+                         description="the supervisor's softphone (configured as an operator "
+                                     "of the tenant, not logged in)"),
+        "mode": Str(max_len=8, enum=ls.MODES,
+                    description="listen: hear both, nobody hears you; whisper: the operator "
+                                "hears you, the caller does not; barge: join the call"),
+    },
+    required=("extension",),
+    defaults={"mode": "listen"},
+)
+
+
+def refusal(error_id: str) -> ApiError:
+    """The API error of a listen-in refusal (stable id, Vietnamese message)."""
+    headers = {"Retry-After": "5"} if error_id == ls.UNAVAILABLE else None
+    return ApiError(error_id, ls.MESSAGES[error_id], status=STATUS.get(error_id, 409),
+                    headers=headers)
+
+
+def _stasis(request: web.Request) -> StasisService:
+    key = request.app.get(STASIS_KEY)
+    if key is None:  # the composition root's key (imported late: it imports the console)
+        key = importlib.import_module("callcenter.app").STASIS
+    service = request.app.get(key)
+    if service is None:  # a console without calls
+        raise refusal(ls.UNAVAILABLE)
+    return service  # type: ignore[no-any-return]
+
+
+async def _call(request: web.Request, user: User) -> tuple[StasisService, str,
+                                                           CallSession | None]:
+    """The service, the call id and its session here (None: not live here), tenant checked."""
+    call_id = P_CALL.parse(request.match_info.get("call_id"))
+    service = _stasis(request)
+    session = service.sessions.get(call_id)
+    if session is not None and session.state.tenant_id != user.tenant:
+        raise ApiError("auth.forbidden", f"call {call_id} belongs to another tenant")
+    return service, call_id, session
+
+
+async def _live_session(service: StasisService, call_id: str,
+                        session: CallSession | None) -> CallSession:
+    if session is not None:
+        return session
+    try:
+        known = await service.deps.redis.exists(CALL_KEY.format(call_id))
+    except (RedisError, OSError):
+        raise refusal(ls.UNAVAILABLE) from None
+    raise refusal(ls.OTHER_INSTANCE if known else ls.CALL_NOT_FOUND)
+
+
+async def start_listen(request: web.Request, user: User) -> web.StreamResponse:
+    service, call_id, session = await _call(request, user)
+    body = LISTEN_BODY.check(await _json_body(request))
+    session = await _live_session(service, call_id, session)
+    tenant = next((t for t in request.app[CONFIG]().tenants
+                   if t.id == session.state.tenant_id), None)
+    operators = tuple(op.extension for op in tenant.operators.operators) if tenant else ()
+    try:
+        li = await service.listen.start(session, supervisor=user.name,
+                                        extension=body["extension"], mode=body["mode"],
+                                        operators=operators, audit=request.app.get(AUDIT))
+    except ls.ListenRefused as e:
+        raise refusal(e.id) from None
+    return web.json_response(li.json(), status=202)
+
+
+async def get_listen(request: web.Request, user: User) -> web.StreamResponse:
+    service, call_id, _session = await _call(request, user)
+    audit = request.app.get(AUDIT)
+    rows = [] if audit is None else await in_thread(request.app, audit.recent, user.tenant,
+                                                    call_id=call_id, limit=50)
+    return web.json_response({"call_id": call_id,
+                              "active": [li.json() for li in service.listen.of_call(call_id)],
+                              "audit": [r.to_json_dict() for r in rows]})
+
+
+async def stop_listen(request: web.Request, user: User) -> web.StreamResponse:
+    service, call_id, _session = await _call(request, user)
+    if any(li.tenant != user.tenant for li in service.listen.of_call(call_id)):
+        raise ApiError("auth.forbidden", f"call {call_id} belongs to another tenant")
+    ended = await service.listen.stop(call_id, f"stopped by {user.name}")
+    if not ended:
+        raise refusal(ls.NOT_LISTENING)
+    return web.json_response({"call_id": call_id, "stopped": [li.id for li in ended]})
+
+
+Handler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
+ROUTES: tuple[tuple[str, Handler], ...] = (
+    ("POST", start_listen), ("GET", get_listen), ("DELETE", stop_listen))
+
+
+def _wrap(method: str, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        user = current_user(request)
+        require_role(user, OVERSIGHT, f"{method} {API}/calls/{{call_id}}/listen")
+        return await handler(request, user)
+
+    handle.__name__ = handler.__name__
+    return handle
+
+
+def add_listen_routes(app: web.Application, database_url: str | None = None) -> None:
+    """Register the listen-in routes; with ``database_url`` every use is audit-logged in
+    ``listen_audit`` (the store is opened and closed with the app). The StasisService is
+    found like the transfer routes find it (``transfers_api.STASIS_KEY`` or
+    ``callcenter.app.STASIS``)."""
+    for method, handler in ROUTES:
+        app.router.add_route(method, f"{API}/calls/{{call_id}}/listen", _wrap(method, handler),
+                             name=handler.__name__)
+    if database_url is None:
+        return
+
+    async def audit_ctx(app: web.Application) -> AsyncIterator[None]:
+        store = app[AUDIT] = ListenAuditStore(database_url)
+        try:
+            yield
+        finally:
+            store.close()
+
+    app.cleanup_ctx.append(audit_ctx)
+

@@ -1,0 +1,214 @@
+"""End to end: a supervisor listens in on (and whispers to) a live operator call on a real
+Asterisk, from their own pjsua2 softphone (ARI snoop).
+
+One stack for the module: operator 101 (logged in with `callcenter agent login 101`,
+answering by itself), supervisor phone 109 configured as an operator of the tenant but never
+logged in (so the queue never offers it a call), a supervisor user with an API token. The
+citizen is a pjsua2 phone sending a tone. Each test ends with nothing left in Asterisk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from callcenter.queue.acd import AcdQueue
+from callcenter.store.listen_audit import ListenAuditStore
+from callcenter.store.users import UserStore
+from tests.e2e.phones import OperatorPhone, UnitPhone
+from tests.e2e.stack import Stack, wait_until
+
+pytestmark = pytest.mark.pbx
+
+TENANT = "dongnai"
+OPERATOR, SUPERVISOR = "101", "109"
+
+
+def snap(stack: Stack) -> dict[str, Any]:
+    async def go() -> Any:
+        client = aioredis.Redis.from_url(stack.redis.url)
+        try:
+            return await AcdQueue(client, "e2e-listen", "testpbx").snapshot(TENANT)
+        finally:
+            await client.aclose()
+
+    return dict(asyncio.run(go()))
+
+
+def agent(stack: Stack, ext: str) -> dict[str, Any]:
+    return dict(next(a for a in snap(stack)["agents"] if a["extension"] == ext))
+
+
+def api(stack: Stack, token: str, method: str, path: str,
+        body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{stack.http_port}/api/v1{path}", data=data, method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def bridges(stack: Stack) -> dict[str, list[str]]:
+    return {b["id"]: list(b["channels"]) for b in stack.ari("/bridges")}
+
+
+def grows(phone: Any, index: int, by: int = 25, timeout: float = 5.0) -> bool:
+    start = phone.rtp_rx(index)
+    return bool(wait_until(lambda: phone.rtp_rx(index) > start + by, timeout, 0.1))
+
+
+@pytest.fixture(scope="module")
+def lstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(Path(tmp_path_factory.mktemp("listen")),
+              operators={OPERATOR: "listen-e2e-101-pw", SUPERVISOR: "listen-e2e-109-pw"})
+    tenant = s.config_data["tenants"][0]
+    tenant["queue"] = {"ring_timeout_s": 10, "retry_s": 1, "wrap_up_s": 0}
+    tenant["prompts"] = {"greeting": "Xin chào."}
+    s.write_config(s.config_data)
+    try:
+        s.start()
+        users = UserStore(s.database_url)
+        try:
+            users.add_user("giamsat", "supervisor", TENANT)
+            s.token = users.issue_token("giamsat")[1]  # type: ignore[attr-defined]
+            users.add_user(OPERATOR, "operator", TENANT)
+            s.op_token = users.issue_token(OPERATOR)[1]  # type: ignore[attr-defined]
+        finally:
+            users.close()
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def phones(lstack: Stack) -> Iterator[tuple[OperatorPhone, OperatorPhone]]:
+    op = lstack.operator_phone(OPERATOR, auto_answer=0.2)
+    sup = lstack.operator_phone(SUPERVISOR, auto_answer=0.2)
+    try:
+        assert op.wait_registered() == 200 and sup.wait_registered() == 200
+        assert wait_until(lambda: agent(lstack, OPERATOR)["reachable"], 15), snap(lstack)
+        out = lstack.cli("agent", "login", OPERATOR)
+        assert out.returncode == 0, out.stderr
+        yield op, sup
+    finally:
+        op.close()
+        sup.close()
+
+
+@pytest.fixture
+def ls(lstack: Stack, phones: tuple[OperatorPhone, OperatorPhone]) -> Iterator[Stack]:
+    assert wait_until(lambda: agent(lstack, OPERATOR)["state"] == "available", 10)
+    try:
+        yield lstack
+        assert wait_until(lambda: lstack.ari("/channels") == [], 10), lstack.ari("/channels")
+        assert lstack.ari("/bridges") == [], "bridges left in Asterisk"
+        assert wait_until(lambda: lstack.pool_in_use() == 0, 5), "lines still held"
+        assert agent(lstack, SUPERVISOR)["state"] != "available"  # never logged in
+    finally:
+        phones[0].hangup()
+        phones[1].hangup()
+
+
+def connect(stack: Stack, op: OperatorPhone, citizen: UnitPhone) -> tuple[str, int]:
+    """The citizen calls 1022 and is bridged with operator 101: (call id, operator's index)."""
+    mark = len(op.events)
+    citizen.dial(f"sip:1022@127.0.0.1:{stack.sip_port}")
+    assert wait_until(lambda: [e for e in op.events[mark:] if e["event"] == "confirmed"], 20), (
+        stack.app_log_tail())
+    index = next(e["index"] for e in op.events[mark:] if e["event"] == "confirmed")
+    found = wait_until(lambda: [b for b, chans in bridges(stack).items()
+                                if b.endswith("-bridge") and len(chans) == 2], 5)
+    assert found, bridges(stack)
+    assert wait_until(lambda: citizen.rtp_rx(0) > 10 and op.rtp_rx(index) > 10, 5)
+    return found[0].removesuffix("-bridge"), int(index)
+
+
+def since(phone: Any, mark: int, kind: str) -> list[dict[str, Any]]:
+    return [e for e in phone.events[mark:] if e["event"] == kind]
+
+
+def new_sip_events(phone: Any, mark: int) -> list[dict[str, Any]]:
+    """Anything a phone would notice: a new call, a re-INVITE changing its media, a hang-up."""
+    return [e for e in phone.events[mark:]
+            if e["event"] in ("incoming", "media", "replaced", "disconnected", "dialing")]
+
+
+@pytest.mark.parametrize("mode", ["listen", "whisper"])
+def test_given_bridged_call_when_supervisor_listens_then_hears_it_and_nobody_notices(
+        ls: Stack, phones: tuple[OperatorPhone, OperatorPhone], mode: str) -> None:
+    op, sup = phones
+    token: str = ls.token  # type: ignore[attr-defined]
+    citizen = UnitPhone(answer_after=None)
+    try:
+        call_id, index = connect(ls, op, citizen)
+        op_mark, cit_mark, sup_mark = len(op.events), len(citizen.events), len(sup.events)
+        # An operator may not listen in; an unknown extension is refused.
+        status, body = api(ls, ls.op_token, "POST",  # type: ignore[attr-defined]
+                           f"/calls/{call_id}/listen", {"extension": SUPERVISOR})
+        assert (status, body["error"]["id"]) == (403, "auth.forbidden")
+        status, body = api(ls, token, "POST", f"/calls/{call_id}/listen",
+                           {"extension": "555", "mode": mode})
+        assert (status, body["error"]["id"]) == (422, "listen.unknown_extension")
+        status, body = api(ls, token, "POST", f"/calls/{call_id}/listen",
+                           {"extension": SUPERVISOR, "mode": mode})
+        assert status == 202, body
+        listen_id = body["listen_id"]
+        incoming = wait_until(lambda: since(sup, sup_mark, "incoming"), 10)
+        assert incoming, ls.app_log_tail()
+        sup_index = incoming[0]["index"]
+        assert wait_until(lambda: since(sup, sup_mark, "confirmed"), 10)
+        # The supervisor receives the call's audio.
+        assert wait_until(lambda: sup.rtp_rx(sup_index) > 50, 8), (sup.of("rtp"),
+                                                                   ls.app_log_tail())
+        assert grows(sup, sup_index)
+        listen_bridges = {b: c for b, c in bridges(ls).items() if "-listen" in b}
+        (chans,) = listen_bridges.values()
+        assert listen_id in chans and len(chans) == 2  # supervisor + snoop
+        call_bridge = bridges(ls)[f"{call_id}-bridge"]
+        assert call_id in call_bridge and len(call_bridge) == 2  # untouched: caller, operator
+        # Caller and operator talk on, noticing nothing: no new call, no re-INVITE.
+        assert grows(citizen, 0) and grows(op, index)
+        assert new_sip_events(op, op_mark) == [] and new_sip_events(citizen, cit_mark) == []
+        status, body = api(ls, token, "GET", f"/calls/{call_id}/listen")
+        assert status == 200 and [a["mode"] for a in body["active"]] == [mode]
+        if mode == "whisper":
+            # The supervisor speaks (tone) into the snoop that whispers to the operator.
+            assert wait_until(lambda: sup.rtp_tx(sup_index) > 50, 5)
+            status, body = api(ls, token, "DELETE", f"/calls/{call_id}/listen")
+            assert status == 200 and body["stopped"] == [listen_id]
+            assert wait_until(lambda: since(sup, sup_mark, "disconnected"), 10)
+            assert wait_until(lambda: not [b for b in bridges(ls) if "-listen" in b], 5)
+            assert grows(citizen, 0) and grows(op, index)  # the call goes on
+            citizen.hangup()
+        else:
+            # The caller hangs up: the call ends, and with it the listen-in.
+            citizen.hangup()
+            assert wait_until(lambda: since(sup, sup_mark, "disconnected"), 10)
+        assert wait_until(lambda: [e for e in op.events[op_mark:]
+                                   if e["event"] == "disconnected"], 10)
+        assert since(sup, sup_mark, "incoming") == incoming  # rung once, for the listen-in
+    finally:
+        citizen.close()
+    store = ListenAuditStore(ls.database_url)
+    try:
+        (use,) = wait_until(lambda: [u for u in store.recent(TENANT, call_id=call_id)
+                                     if u.ended_at is not None], 5)
+    finally:
+        store.close()
+    assert (use.supervisor, use.extension, use.operator, use.mode) == (
+        "giamsat", SUPERVISOR, OPERATOR, mode)
+    assert use.started_at is not None and use.end_reason == (
+        "stopped by giamsat" if mode == "whisper" else "call ended")
+    assert f"listen {listen_id}: ended" in ls.app_log.read_text()
