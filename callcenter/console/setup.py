@@ -36,6 +36,7 @@ from callcenter.console.auth import EXECUTOR, USERS, auth_middleware
 from callcenter.console.callbacks_api import add_callback_routes
 from callcenter.console.context import CLOCK, CONFIG, SERVICE, utcnow
 from callcenter.console.errors import error_middleware
+from callcenter.console.listen_api import add_listen_routes
 from callcenter.console.openapi import spec
 from callcenter.console.public import add_public_routes
 from callcenter.console.sessions import add_login_routes
@@ -107,5 +108,6 @@ def setup_console(app: web.Application, *, database_url: str,
     if acd is not None:
         add_agent_routes(app, acd)
         add_transfer_routes(app)  # calls live in the same app as the queue
+        add_listen_routes(app, database_url)  # supervisors listen in (listen_api.py)
     add_public_routes(app)
     add_login_routes(app)  # /console/login, /console/logout, /console/ (sessions.py)
