@@ -41,6 +41,7 @@ from callcenter.console.openapi import spec
 from callcenter.console.public import add_public_routes
 from callcenter.console.sessions import add_login_routes
 from callcenter.console.transfers_api import add_transfer_routes
+from callcenter.console.wallboard import add_wallboard_routes
 from callcenter.domain.model import HotlineConfig
 from callcenter.queue.acd import AcdQueue
 from callcenter.store.users import UserStore
@@ -108,6 +109,7 @@ def setup_console(app: web.Application, *, database_url: str,
     if acd is not None:
         add_agent_routes(app, acd)
         add_transfer_routes(app)  # calls live in the same app as the queue
+        add_wallboard_routes(app, database_url=database_url, acd=acd)  # wallboard.py
         add_listen_routes(app, database_url)  # supervisors listen in (listen_api.py)
     add_public_routes(app)
     add_login_routes(app)  # /console/login, /console/logout, /console/ (sessions.py)

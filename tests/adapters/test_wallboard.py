@@ -1,0 +1,338 @@
+"""The supervisors' wallboard over aiohttp's test client: a real private Redis (pool and queue
+events on ``hotline:events``), a real SQLite store (users, sessions, call records, tickets)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from callcenter.config_file import load_config
+from callcenter.console import wallboard
+from callcenter.console.context import SERVICE
+from callcenter.console.passwords import TEST_PARAMS, Passwords
+from callcenter.console.sessions import PASSWORDS
+from callcenter.console.setup import setup_console
+from callcenter.console.wallboard import HUB
+from callcenter.domain import agents as ag
+from callcenter.domain.model import HotlineConfig
+from callcenter.domain.tickets import Actor
+from callcenter.queue.acd import AcdQueue
+from callcenter.queue.linepool import LinePool
+from callcenter.queue.server import PrivateRedis
+from callcenter.store.data import CallRecordData
+from callcenter.store.migrate import upgrade_head
+from callcenter.store.records import CallRecordStore
+from callcenter.store.users import UserStore
+from tests.adapters.test_agent_control import CONFIG
+
+ACD = web.AppKey("test_wallboard_acd", AcdQueue)
+PASSWORD = "Mật khẩu đúng 2026"
+USERS: dict[str, tuple[str, str, str | None]] = {
+    "giamsat": ("supervisor", "dongnai", None),
+    "quantri": ("admin", "dongnai", None),
+    "tdv.an": ("operator", "dongnai", None),
+    "syt": ("unit", "dongnai", "so_y_te"),
+    "giamsat.th": ("supervisor", "thanhhoa", None),
+}
+Ws = aiohttp.ClientWebSocketResponse
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(Path(tmp_path_factory.mktemp("redis")) / "redis.sock")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> HotlineConfig:
+    path = tmp_path / "hotline.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    return load_config(path)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'hotline.db'}"
+    upgrade_head(url)
+    store = UserStore(url)
+    hasher = Passwords(TEST_PARAMS)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        for name, (role, tenant, unit) in USERS.items():
+            store.add_user(name, role, tenant, unit, now=now)
+            store.set_password(name, hasher.hash(PASSWORD), now=now)
+    finally:
+        store.close()
+    return url
+
+
+@pytest.fixture
+async def redis_client(redis_server: PrivateRedis) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_server.url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def acd(redis_client: aioredis.Redis, config: HotlineConfig) -> AcdQueue:
+    q = AcdQueue(redis_client, "test", "pbx1", {t.id: t.operators.queue for t in config.tenants})
+    for t in config.tenants:
+        await q.sync_operators(t.id, t.operators.operators)
+    return q
+
+
+@pytest.fixture
+async def client(db_url: str, config: HotlineConfig, acd: AcdQueue,
+                 tmp_path: Path) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    app = web.Application()
+    setup_console(app, database_url=db_url, config=lambda: config, files_dir=tmp_path / "f",
+                  acd=ACD)
+    app[ACD] = acd
+    app[PASSWORDS] = Passwords(TEST_PARAMS)
+    server = TestServer(app, host="127.0.0.1")
+    async with TestClient(server) as c:
+        yield c
+
+
+async def login(client: TestClient[web.Request, web.Application], name: str) -> None:
+    page = await (await client.get("/console/login")).text()
+    m = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert m
+    resp = await client.post("/console/login", allow_redirects=False,
+                             data={"username": name, "password": PASSWORD, "csrf": m[1]})
+    assert resp.status == 303, await resp.text()
+
+
+async def next_state(ws: Ws, timeout: float = 2.0) -> dict[str, Any]:
+    msg = await ws.receive(timeout=timeout)
+    assert msg.type is aiohttp.WSMsgType.TEXT, msg
+    data: dict[str, Any] = json.loads(msg.data)
+    return data
+
+
+async def state_where(ws: Ws, check: Any, within: float) -> tuple[dict[str, Any], float]:
+    """The first state for which ``check`` holds, and the seconds it took."""
+    start = time.monotonic()
+    while True:
+        left = within - (time.monotonic() - start)
+        assert left > 0, f"no matching state within {within} s"
+        state = await next_state(ws, left)
+        if state["type"] == "state" and check(state):
+            return state, time.monotonic() - start
+
+
+def record(n: int, arrived: dt.datetime, outcome: str, **kw: Any) -> CallRecordData:
+    return CallRecordData(id=f"pbx1:{n}", node="pbx1", tenant="dongnai", dialled="1022",
+                          caller="0909123456", shift="all", pool_limit=4, arrived_at=arrived,
+                          answered_at=arrived, ended_at=arrived + dt.timedelta(seconds=90),
+                          outcome=outcome, cause=None, cause_code=None, linkedid=f"l{n}", **kw)
+
+
+# ---- the page -------------------------------------------------------------------------------
+async def test_given_supervisor_when_open_wallboard_then_vietnamese_page_with_test_ids(
+        client: TestClient[web.Request, web.Application]) -> None:
+    await login(client, "giamsat")
+    resp = await client.get("/console/wallboard")
+    text = await resp.text()
+    assert resp.status == 200
+    assert "Màn hình giám sát — Tổng đài 1022 Đồng Nai" in text
+    for test_id in ("lines-in-use", "lines-limit", "waiting-count", "agents", "kpi-offered",
+                    "kpi-answered", "kpi-abandoned", "kpi-service-level", "kpi-asa", "kpi-aht",
+                    "kpi-rejected-busy", "stale-banner", "hours-chart", "tickets"):
+        assert f'data-testid="{test_id}"' in text, test_id
+    assert "Mất kết nối — dữ liệu có\n thể đã cũ" in text
+    assert 'data-timezone="Asia/Ho_Chi_Minh"' in text
+    assert "script-src" not in resp.headers["Content-Security-Policy"]  # default-src 'self'
+    js = await client.get("/console/static/wallboard.js")
+    assert js.status == 200 and js.content_type == "text/javascript"
+    assert "Mất kết nối" not in await js.text()  # the banner's text lives in the page
+    css = await client.get("/console/static/wallboard.css")
+    assert css.status == 200 and "Liberation Sans" in await css.text()
+    assert (await client.get("/console/static/other.js")).status == 404
+
+
+async def test_given_unit_or_operator_user_when_open_wallboard_then_403(
+        client: TestClient[web.Request, web.Application]) -> None:
+    for name in ("syt", "tdv.an"):
+        client.session.cookie_jar.clear()
+        await login(client, name)
+        resp = await client.get("/console/wallboard", allow_redirects=False)
+        assert resp.status == 403
+        assert 'data-error-id="auth.forbidden"' in await resp.text()
+        with pytest.raises(aiohttp.WSServerHandshakeError) as e:
+            await client.ws_connect("/console/wallboard/ws")
+        assert e.value.status == 403
+
+
+async def test_given_nobody_logged_in_when_open_wallboard_then_redirect_to_login(
+        client: TestClient[web.Request, web.Application]) -> None:
+    resp = await client.get("/console/wallboard?tenant=dongnai", allow_redirects=False)
+    assert resp.status == 303
+    assert resp.headers["Location"].startswith("/console/login?next=/console/wallboard")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as e:
+        await client.ws_connect("/console/wallboard/ws")
+    assert e.value.request_info.url.path == "/console/login"  # redirected, no websocket
+
+
+async def test_given_supervisor_of_another_province_when_open_board_then_403(
+        client: TestClient[web.Request, web.Application]) -> None:
+    await login(client, "giamsat.th")
+    assert (await client.get("/console/wallboard?tenant=dongnai")).status == 403
+    resp = await client.get("/console/wallboard")
+    assert resp.status == 200 and "Thanh Hóa" in await resp.text()
+
+
+# ---- the websocket --------------------------------------------------------------------------
+async def test_given_supervisor_when_ws_then_state_and_updates_within_a_second_of_events(
+        client: TestClient[web.Request, web.Application], acd: AcdQueue,
+        redis_client: aioredis.Redis) -> None:
+    await login(client, "giamsat")
+    async with client.ws_connect("/console/wallboard/ws") as ws:
+        first = await next_state(ws)
+        assert first["type"] == "state" and first["tenant"] == "dongnai"
+        assert first["lines"] == {"in_use": 0, "limit": 4, "full": False}
+        assert first["shift"]["lines"] == 4 and first["timezone"] == "Asia/Ho_Chi_Minh"
+        assert [(a["extension"], a["state_label"]) for a in first["agents"]] == [
+            ("101", "Chưa đăng nhập"), ("102", "Chưa đăng nhập")]
+        assert first["kpis"]["offered"] == 0 and first["kpis"]["service_level"] is None
+        assert len(first["hours"]) == 24
+        await asyncio.wait_for(client.app[HUB].subscribed.wait(), 2)
+
+        # A call takes a line: the pool publishes {"type": "pool"} on hotline:events.
+        pool = LinePool(redis_client, "test", "pbx1")
+        assert await pool.acquire("dongnai", "pbx1-1.1", 4, "all")
+        state, took = await state_where(ws, lambda s: s["lines"]["in_use"] == 1, 1.0)
+        assert took < 1.0 and state["lines"]["full"] is False
+
+        # An operator logs in: an agent event.
+        await acd.agent_event("dongnai", "101", ag.LogIn())
+        state, took = await state_where(
+            ws, lambda s: s["agents"][0]["state"] == "available", 1.0)
+        assert state["agents"][0]["state_label"] == "Sẵn sàng" and took < 1.0
+        assert state["agent_counts"]["available"] == 1
+
+        # The pool fills up: the bar turns red (full).
+        for i in range(2, 5):
+            await pool.acquire("dongnai", f"pbx1-1.{i}", 4, "all")
+        state, _ = await state_where(ws, lambda s: s["lines"]["in_use"] == 4, 1.5)
+        assert state["lines"]["full"] is True
+
+        # A caller waits in the queue; their number is masked on the board.
+        await acd.enqueue("dongnai", "pbx1-1.1", caller="0909123456")
+        state, _ = await state_where(ws, lambda s: s["queue"]["queued"] == 1, 1.5)
+        assert state["queue"]["calls"][0]["caller"] == "*******456"
+
+        # Another province's events do not wake this board's feed.
+        await LinePool(redis_client, "test", "pbx1").acquire("thanhhoa", "pbx1-9.9", 2, "all")
+        with pytest.raises(TimeoutError):
+            await ws.receive(timeout=1.0)
+
+
+async def test_given_two_browsers_when_watching_then_one_redis_subscription_and_both_fed(
+        client: TestClient[web.Request, web.Application], redis_client: aioredis.Redis) -> None:
+    await login(client, "giamsat")
+    async with client.ws_connect("/console/wallboard/ws") as one, \
+            client.ws_connect("/console/wallboard/ws") as two:
+        await next_state(one)
+        await next_state(two)
+        await asyncio.wait_for(client.app[HUB].subscribed.wait(), 2)
+        assert await redis_client.pubsub_numsub("hotline:events") == [(b"hotline:events", 1)]
+        await LinePool(redis_client, "test", "pbx1").acquire("dongnai", "pbx1-2.1", 4, "all")
+        for ws in (one, two):
+            await state_where(ws, lambda s: s["lines"]["in_use"] == 1, 1.0)
+
+
+async def test_given_records_and_late_tickets_when_ws_then_kpis_chart_and_tickets(
+        client: TestClient[web.Request, web.Application], db_url: str) -> None:
+    now = dt.datetime.now(dt.UTC)
+    t = now - dt.timedelta(seconds=300)
+    store = CallRecordStore(db_url)
+    try:
+        store.insert_once(record(1, t, "answered", operator="101", queued_at=t,
+                                 bridged_at=t + dt.timedelta(seconds=8),
+                                 talk_ended_at=t + dt.timedelta(seconds=68), wrap_up_s=30))
+        store.insert_once(record(2, t, "abandoned", queued_at=t))
+        store.insert_once(record(3, t, "busy"))
+    finally:
+        store.close()
+    service = None
+    await login(client, "giamsat")
+    service = client.app[SERVICE]
+    actor = Actor("giamsat", "supervisor")
+    late = await asyncio.to_thread(service.open, "dongnai", actor, channel="phone",
+                                   content="Đường ngập nước", field="transport",
+                                   at=now - dt.timedelta(hours=30))
+    await asyncio.to_thread(service.open, "dongnai", actor, channel="phone",
+                            content="Mới gọi", field="health")  # due in 24 h: not shown
+    async with client.ws_connect("/console/wallboard/ws") as ws:
+        state = await next_state(ws)
+    k = state["kpis"]
+    local_t = t.astimezone(dt.timezone(dt.timedelta(hours=7)))
+    if local_t.date() == now.astimezone(local_t.tzinfo).date():  # not across local midnight
+        assert (k["offered"], k["queued"], k["answered"], k["abandoned"],
+                k["rejected_busy"]) == (2, 2, 1, 1, 1)
+        assert k["service_level"] == 0.5 and k["asa_s"] == 8.0 and k["aht_s"] == 90.0
+        assert sum(h["calls"] for h in state["hours"]) == 3
+        assert state["hours"][local_t.hour]["busy"] == 1
+    assert [x["code"] for x in state["tickets"]] == [late.code]
+    row = state["tickets"][0]
+    assert row["late"] is True and row["time_left_s"] < 0
+    assert row["field_name"] == "Giao thông vận tải" and row["state_label"] == "Mới tiếp nhận"
+
+
+async def test_given_logout_when_ws_open_then_socket_closed_4401(
+        client: TestClient[web.Request, web.Application],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wallboard, "SESSION_CHECK_S", 0.2)
+    await login(client, "quantri")
+    home = await (await client.get("/console/")).text()
+    m = re.search(r'name="csrf" value="([^"]+)"', home)
+    assert m
+    async with client.ws_connect("/console/wallboard/ws") as ws:
+        await next_state(ws)
+        resp = await client.post("/console/logout", data={"csrf": m[1]},
+                                 allow_redirects=False)
+        assert resp.status == 303
+        deadline = time.monotonic() + 3
+        while True:
+            msg = await ws.receive(timeout=deadline - time.monotonic())
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                break
+        assert msg.type is aiohttp.WSMsgType.CLOSE and ws.close_code == 4401
+
+
+async def test_given_redis_gone_when_state_built_then_unavailable_with_stable_id(
+        db_url: str, config: HotlineConfig, tmp_path: Path) -> None:
+    dead = aioredis.Redis.from_url(f"unix://{tmp_path / 'nobody.sock'}",
+                                   socket_connect_timeout=0.5)
+    app = web.Application()
+    setup_console(app, database_url=db_url, config=lambda: config, files_dir=tmp_path / "f",
+                  acd=ACD)
+    app[ACD] = AcdQueue(dead, "test", "pbx1")
+    app[PASSWORDS] = Passwords(TEST_PARAMS)
+    try:
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            await login(client, "giamsat")
+            async with client.ws_connect("/console/wallboard/ws") as ws:
+                msg = await next_state(ws, 5)
+            assert msg["type"] == "unavailable"
+            assert msg["error"]["id"] == "wallboard.live_unavailable"
+            page = await client.get("/console/wallboard")  # the page itself still opens
+            assert page.status == 200
+    finally:
+        await dead.aclose()
