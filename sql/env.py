@@ -14,10 +14,9 @@ from logging.config import fileConfig
 import sqlalchemy as sa
 from alembic import context
 
-import callcenter.store.listen_audit  # noqa: F401 - listen-in audit table
-
 # Every module that defines tables on Base.metadata (autogenerate compares against all).
 import callcenter.store.config_audit  # noqa: F401
+import callcenter.store.listen_audit  # noqa: F401 - listen-in audit table
 import callcenter.store.sms  # noqa: F401
 import callcenter.store.tickets  # noqa: F401
 import callcenter.store.users  # noqa: F401

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from callcenter.console.admin_shifts import add_admin_shift_routes
 from callcenter.console.agents_api import ACD_KEY, add_agent_routes
 from callcenter.console.api import API, add_routes
 from callcenter.console.auth import EXECUTOR, USERS, auth_middleware
@@ -43,6 +44,7 @@ from callcenter.console.sessions import add_login_routes
 from callcenter.console.transfers_api import add_transfer_routes
 from callcenter.console.wallboard import add_wallboard_routes
 from callcenter.domain.model import HotlineConfig
+from callcenter.live_config import LiveConfig
 from callcenter.queue.acd import AcdQueue
 from callcenter.store.users import UserStore
 from callcenter.tickets.service import TicketService
@@ -64,7 +66,8 @@ def setup_console(app: web.Application, *, database_url: str,
                   files_dir: Path | None = None, max_upload_bytes: int | None = None,
                   clock: Callable[[], dt.datetime] = utcnow,
                   workers: int = DEFAULT_WORKERS,
-                  acd: web.AppKey[AcdQueue] | None = None) -> None:
+                  acd: web.AppKey[AcdQueue] | None = None,
+                  live_config: web.AppKey[LiveConfig] | None = None) -> None:
     """Add the ticket API, the public pages and their resources to ``app`` (not yet started).
 
     ``config`` is read at every request (the app's LiveConfig), so reloads apply at once.
@@ -72,6 +75,8 @@ def setup_console(app: web.Application, *, database_url: str,
     give ``files_dir`` (and optionally ``max_upload_bytes``) and the console opens its own.
     ``acd``: the app key of the AcdQueue; with it, the queue and agent routes are added
     (``agents_api.py``) and the served OpenAPI document describes them.
+    ``live_config``: the app key of the LiveConfig; with it, admins edit shifts in a form
+    (``admin_shifts.py``: the file is rewritten and reloaded).
     """
     if tickets is None and files_dir is None:
         raise ValueError("setup_console: give tickets= (the app's TicketService key) or "
@@ -113,3 +118,5 @@ def setup_console(app: web.Application, *, database_url: str,
         add_listen_routes(app, database_url)  # supervisors listen in (listen_api.py)
     add_public_routes(app)
     add_login_routes(app)  # /console/login, /console/logout, /console/ (sessions.py)
+    if live_config is not None:
+        add_admin_shift_routes(app, live_config, database_url=database_url)

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import callcenter.store.listen_audit  # noqa: F401 - listen-in audit table
 import callcenter.store.config_audit  # noqa: F401
+import callcenter.store.listen_audit  # noqa: F401 - listen-in audit table
 import callcenter.store.sms  # noqa: F401 - every table module, so Base.metadata is complete
 import callcenter.store.tickets  # noqa: F401
 import callcenter.store.users  # noqa: F401

@@ -1,0 +1,429 @@
+"""Administrators change their province's shift times and line counts: /console/admin/shifts.
+
+* ``GET``: the shifts in force (the running config, not the file), editable; the date
+  overrides read-only; the latest changes from the audit log. Times are the tenant's local
+  times (its ``timezone``). The form carries the file's SHA-256 and each value it showed.
+* ``POST``: ``callcenter.config_edit.ConfigEditor.save`` validates the edit with the service's
+  own parser, writes the file atomically (the previous version kept in ``.history/`` next to
+  it) and reloads the running config; then one audit row per changed field. On a refusal
+  nothing is written and the form shows why, next to the field when the parser's key names
+  one.
+
+Only role admin, and only for the admin's own tenant (403 ``auth.forbidden`` otherwise; no
+session: the login page). The session middleware checks CSRF on the POST. Error ids on the
+page (``data-error-id``): ``config.invalid`` 422, ``config.stale`` 409,
+``config.not_editable`` 409, ``config.write_failed`` 500, ``config.reload_failed`` 500.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+import jinja2
+from aiohttp import web
+
+from callcenter.config_edit import (
+    FIELDS,
+    ConfigEditError,
+    ConfigEditor,
+    FieldError,
+    SaveResult,
+    ShiftEdit,
+    same_value,
+)
+from callcenter.console.auth import in_thread
+from callcenter.console.context import CLOCK, find_tenant
+from callcenter.console.sessions import console_csrf, error_page, require_console_role
+from callcenter.domain.config import MAX_LINES
+from callcenter.domain.config_base import fmt_seconds, seconds_of
+from callcenter.domain.model import Shift, Tenant
+from callcenter.domain.shifts import active_shift
+from callcenter.live_config import LiveConfig
+from callcenter.store.config_audit import ConfigAuditStore, ConfigChange
+
+log = logging.getLogger("callcenter.console.admin_shifts")
+
+PATH: Final = "/console/admin/shifts"
+ROLES: Final = ("admin",)
+MAX_SHIFTS: Final = 48
+HISTORY_ROWS: Final = 15
+
+EDITOR = web.AppKey("console_config_editor", ConfigEditor)
+AUDIT = web.AppKey("console_config_audit", ConfigAuditStore)
+
+FIELD_NAMES: Final = {"start": "giờ bắt đầu", "end": "giờ kết thúc", "lines": "số line"}
+STATUS: Final = {"config.invalid": 422, "config.stale": 409, "config.not_editable": 409,
+                 "config.write_failed": 500}
+
+_PAGE = """<!doctype html>
+<html lang="vi">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Ca trực và số line — {{ tenant.name }} — Tổng đài 1022</title>
+<style>
+ body { font-family: "Liberation Sans", "DejaVu Sans", Arial, sans-serif; margin: 2rem auto;
+        max-width: 52rem; padding: 0 1rem; line-height: 1.45; color: #1a1a1a; }
+ h1 { font-size: 1.35rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
+ table { border-collapse: collapse; width: 100%; margin: .5rem 0; }
+ th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #ddd;
+          vertical-align: top; }
+ input, button { font: inherit; padding: .4rem; box-sizing: border-box; }
+ input { width: 7rem; } input[aria-invalid="true"] { border: 2px solid #a00; }
+ button { margin-top: 1rem; cursor: pointer; padding: .5rem 1.5rem; }
+ .error { color: #a00; font-weight: bold; } .field-error { display: block; color: #a00; }
+ .ok { color: #064; font-weight: bold; } .notice { background: #fff6d6; padding: .5rem; }
+ .meta { color: #555; } .now { background: #eef6ff; }
+</style>
+</head>
+<body>
+<p><a href="/console/">Về trang chính</a></p>
+<h1>Ca trực và số line — {{ tenant.name }}</h1>
+<p class="meta">Giờ địa phương theo múi giờ <strong data-timezone="{{ tenant.timezone }}">
+{{- tenant.timezone }}</strong> (UTC{{ utc_offset }}). Bây giờ là {{ now_local }};
+ca đang áp dụng: <strong data-active-shift="{{ active.name }}">{{ active.name }}</strong>
+({{ active.lines }} line{% if active_override %}, theo ngày đặc biệt
+«{{ active_override }}»{% endif %}).</p>
+
+{% if saved %}<div class="ok" role="status" data-saved="true">
+<p>Đã lưu. Cấu hình mới đã được áp dụng ngay, không cần khởi động lại.</p>
+<ul>{% for c in saved %}
+ <li data-change="{{ c.shift }}.{{ c.field }}">Ca {{ c.shift }}: {{ field_names[c.field] }}
+ {{ c.old }} → {{ c.new }}</li>{% endfor %}
+</ul>
+{% if previous %}<p class="meta">Bản trước được lưu tại {{ previous }}.</p>{% endif %}
+</div>{% endif %}
+{% if unchanged %}<p class="meta" role="status" data-unchanged="true">Không có thay đổi nào
+để lưu.</p>{% endif %}
+{% for e in general %}<p class="error" role="alert" data-error-id="{{ e.id }}">{{ e.text }}</p>
+{% endfor %}
+{% if disk_error %}<p class="notice" data-error-id="config.file_refused">Tệp cấu hình trên đĩa
+hiện có lỗi nên chưa được áp dụng; hệ thống vẫn chạy theo cấu hình trước đó.
+<span class="meta">{{ disk_error }}</span></p>{% endif %}
+{% if file_differs %}<p class="notice" data-notice="file-differs">Tệp cấu hình trên đĩa khác
+với cấu hình đang áp dụng (có thể vừa được sửa tay và đang chờ nạp lại). Dưới đây là cấu hình
+đang áp dụng.</p>{% endif %}
+
+<form method="post" action="{{ path }}" novalidate>
+ <input type="hidden" name="csrf" value="{{ csrf }}">
+ <input type="hidden" name="tenant" value="{{ tenant.id }}">
+ <input type="hidden" name="sha256" value="{{ sha256 }}">
+ <input type="hidden" name="count" value="{{ rows|length }}">
+ {% if errors.get("shifts") %}<p class="error" role="alert" data-error-id="config.invalid"
+    data-error-field="shifts">{{ errors["shifts"] }}</p>{% endif %}
+ <table>
+  <thead><tr><th>Ca</th><th>Bắt đầu</th><th>Kết thúc</th><th>Số line (0–{{ max_lines }})</th>
+  </tr></thead>
+  <tbody>
+  {% for r in rows %}{% set j = loop.index0 %}
+  <tr{% if r.name == active.name and not active_override %} class="now"{% endif %}
+     data-shift="{{ r.name }}">
+   <td><input type="hidden" name="name-{{ j }}" value="{{ r.name }}">{{ r.name }}</td>
+   {% for f in fields %}{% set key = f ~ "-" ~ j %}
+   <td><input type="hidden" name="seen-{{ key }}" value="{{ r.seen[f] }}">
+    <label class="meta" for="{{ key }}" hidden>{{ field_names[f] }} ca {{ r.name }}</label>
+    <input id="{{ key }}" name="{{ key }}" value="{{ r.value[f] }}"
+     {%- if f == "lines" %} type="number" min="0" max="{{ max_lines }}" inputmode="numeric"
+     {%- else %} type="text" inputmode="numeric" placeholder="HH:MM" maxlength="8"{% endif %}
+     {%- if errors.get(key) or (errors.get("shifts") and f != "lines") %}
+      aria-invalid="true"{% endif %}
+     {%- if errors.get(key) %} aria-describedby="err-{{ key }}"{% endif %}>
+    {% if errors.get(key) %}<span class="field-error" id="err-{{ key }}"
+      data-error-id="config.invalid" data-error-field="{{ key }}">{{ errors.get(key) }}</span>
+    {% endif %}</td>
+   {% endfor %}
+  </tr>
+  {% endfor %}
+  </tbody>
+ </table>
+ <p class="meta">Các ca phải phủ kín 24 giờ, không hở và không chồng lấn; một ca có thể qua
+ nửa đêm (giờ kết thúc trước giờ bắt đầu). Số line 0: ngoài giờ, người gọi nghe báo bận.</p>
+ <button type="submit">Lưu thay đổi</button>
+</form>
+
+<h2>Ngày đặc biệt (chỉ xem; sửa trong tệp cấu hình)</h2>
+{% if tenant.overrides %}
+<table data-overrides="true">
+ <thead><tr><th>Tên</th><th>Từ ngày</th><th>Đến ngày</th><th>Các ca</th></tr></thead>
+ <tbody>{% for o in tenant.overrides %}
+ <tr><td>{{ o.name }}</td><td>{{ o.start_date.strftime("%d/%m/%Y") }}</td>
+  <td>{{ o.end_date.strftime("%d/%m/%Y") }}</td>
+  <td>{% for s in o.shifts %}{{ s.name }}: {{ hhmm(s.start) }}–{{ hhmm(s.end) }},
+   {{ s.lines }} line{% if not loop.last %}<br>{% endif %}{% endfor %}</td></tr>
+ {% endfor %}</tbody>
+</table>
+{% else %}<p class="meta">Không có.</p>{% endif %}
+
+<h2>Lịch sử thay đổi</h2>
+{% if history %}
+<table data-history="true">
+ <thead><tr><th>Thời điểm</th><th>Người sửa</th><th>Ca</th><th>Nội dung</th></tr></thead>
+ <tbody>{% for h in history %}
+ <tr><td>{{ local(h.changed_at) }}</td><td>{{ h.user }}</td><td>{{ h.shift }}</td>
+  <td>{{ field_names.get(h.field, h.field) }}: {{ h.old }} → {{ h.new }}</td></tr>
+ {% endfor %}</tbody>
+</table>
+{% else %}<p class="meta">Chưa có thay đổi nào từ trang này.</p>{% endif %}
+</body>
+</html>
+"""
+
+_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
+                          loader=jinja2.DictLoader({"shifts.html": _PAGE}))
+
+
+@dataclass(frozen=True)
+class _Row:
+    name: str
+    seen: dict[str, str]   # what the form showed (the values in force)
+    value: dict[str, str]  # what the inputs hold (the submitted ones after a refusal)
+
+
+@dataclass(frozen=True)
+class _Notice:
+    id: str
+    text: str
+
+
+def hhmm(t: dt.time) -> str:
+    """A shift time as the config writes it (seconds only when set)."""
+    return fmt_seconds(seconds_of(t))
+
+
+def _shown(shift: Shift) -> dict[str, str]:
+    return {"start": hhmm(shift.start), "end": hhmm(shift.end), "lines": str(shift.lines)}
+
+
+_OVERLAP = re.compile(r"'([^']*)' and '([^']*)' overlap (\S+)-(\S+)")
+_GAP = re.compile(r"gap (\S+)-(\S+) after '([^']*)'")
+_SAME = re.compile(r"'([^']*)' and '([^']*)' both start at (\S+)")
+
+
+def vietnamese(error: FieldError) -> str:
+    """The form's Vietnamese message for a parser error placed on a field."""
+    if error.field == "lines":
+        return f"Số line phải là số nguyên từ 0 đến {MAX_LINES}."
+    if error.field == "start":
+        return 'Giờ bắt đầu phải có dạng "HH:MM", từ 00:00 đến 23:59.'
+    if error.field == "end":
+        return 'Giờ kết thúc phải có dạng "HH:MM", từ 00:00 đến 24:00.'
+    if error.field == "shifts":
+        base = "Các ca phải phủ kín 24 giờ, không hở và không chồng lấn"
+        if m := _OVERLAP.search(error.reason):
+            return f"{base}: ca {m[1]} và ca {m[2]} chồng lấn {m[3]}–{m[4]}."
+        if m := _GAP.search(error.reason):
+            return f"{base}: còn trống {m[1]}–{m[2]} sau ca {m[3]}."
+        if m := _SAME.search(error.reason):
+            return f"{base}: ca {m[1]} và ca {m[2]} cùng bắt đầu lúc {m[3]}."
+        return base + "."
+    return f"Tệp cấu hình có lỗi ở phần khác (sửa trực tiếp trong tệp): {error.text}"
+
+
+def _render(request: web.Request, tenant: Tenant, *, sha256: str, status: int = 200,
+            submitted: dict[str, dict[str, str]] | None = None,
+            errors: dict[str, str] | None = None, general: Sequence[_Notice] = (),
+            saved: SaveResult | None = None, unchanged: bool = False,
+            file_differs: bool = False, history: Sequence[ConfigChange] = ()) -> web.Response:
+    app = request.app
+    now = app[CLOCK]()
+    zone = ZoneInfo(tenant.timezone)
+    local_now = now.astimezone(zone)
+    active, override = active_shift(tenant, now)
+    offset = local_now.strftime("%z")
+    rows = []
+    for s in tenant.shifts:
+        seen = _shown(s)
+        value = dict(seen)
+        if submitted is not None and s.name in submitted:
+            value.update(submitted[s.name])
+        rows.append(_Row(s.name, seen, value))
+    previous = None
+    if saved is not None and saved.previous is not None:
+        live_path = app[EDITOR].path
+        try:
+            previous = str(saved.previous.relative_to(Path(live_path).resolve().parent))
+        except ValueError:
+            previous = str(saved.previous)
+    body = _ENV.get_template("shifts.html").render(
+        tenant=tenant, path=PATH, csrf=console_csrf(request), sha256=sha256, rows=rows,
+        fields=FIELDS, field_names=FIELD_NAMES, max_lines=MAX_LINES, errors=errors or {},
+        general=general, saved=saved.changes if saved is not None else (), previous=previous,
+        unchanged=unchanged, disk_error=app[EDITOR].live.last_error,
+        file_differs=file_differs, history=history, hhmm=hhmm,
+        local=lambda t: t.astimezone(zone).strftime("%d/%m/%Y %H:%M"),
+        now_local=local_now.strftime("%H:%M ngày %d/%m/%Y"),
+        utc_offset=f"{offset[:3]}:{offset[3:]}", active=active,
+        active_override=override.name if override is not None else None)
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+
+def _no_tenant(tenant_id: str) -> web.Response:
+    return error_page(404, "tenant.not_found", "Không tìm thấy tỉnh",
+                      f"Cấu hình đang áp dụng không có tỉnh {tenant_id!r}.")
+
+
+async def _page_state(request: web.Request, tenant: Tenant
+                      ) -> tuple[str, bool, list[ConfigChange]]:
+    """The file's SHA-256, whether its shifts differ from those in force, the history."""
+    app = request.app
+    state = await app[EDITOR].state(tenant.id)
+    history = await in_thread(app, app[AUDIT].recent, tenant.id, HISTORY_ROWS)
+    written = {s.name: s for s in state.shifts}
+    differs = len(written) != len(tenant.shifts) or any(
+        s.name not in written or not all(
+            same_value(f, getattr(written[s.name], f), _shown(s)[f]) for f in FIELDS)
+        for s in tenant.shifts)
+    return state.sha256, differs, history
+
+
+async def shifts_page(request: web.Request) -> web.StreamResponse:
+    """GET /console/admin/shifts: the shifts in force, as a form."""
+    user = require_console_role(request, ROLES)
+    tenant = find_tenant(request.app, user.tenant)
+    if tenant is None:
+        return _no_tenant(user.tenant)
+    try:
+        sha, differs, history = await _page_state(request, tenant)
+    except (ConfigEditError, OSError, UnicodeDecodeError) as e:
+        log.error("console: cannot read the config file for the shifts form: %s", e)
+        return error_page(409, "config.not_editable", "Không đọc được tệp cấu hình",
+                          f"Không thể sửa tệp cấu hình từ trang này: {e}")
+    return _render(request, tenant, sha256=sha, file_differs=differs, history=history)
+
+
+def _str(form: Any, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+async def shifts_submit(request: web.Request) -> web.StreamResponse:
+    """POST /console/admin/shifts: validate, write, reload, audit (the middleware did CSRF)."""
+    user = require_console_role(request, ROLES)
+    form = await request.post()
+    tenant_id = _str(form, "tenant") or user.tenant
+    if tenant_id != user.tenant:
+        log.warning("console: %s (admin of %s) refused editing the shifts of %s", user.name,
+                    user.tenant, tenant_id)
+        return error_page(403, "auth.forbidden", "Không có quyền truy cập",
+                          "Bạn chỉ được sửa ca trực của tỉnh mình.")
+    tenant = find_tenant(request.app, tenant_id)
+    if tenant is None:
+        return _no_tenant(tenant_id)
+    try:
+        count = min(int(_str(form, "count") or "0"), MAX_SHIFTS)
+    except ValueError:
+        count = 0
+    edits: list[ShiftEdit] = []
+    submitted: dict[str, dict[str, str]] = {}
+    for j in range(count):
+        name = _str(form, f"name-{j}")
+        if not name:
+            continue
+        for f in FIELDS:
+            key = f"{f}-{j}"
+            if key in form:
+                new = _str(form, key)
+                submitted.setdefault(name, {})[f] = new
+                edits.append(ShiftEdit(name, f, _str(form, f"seen-{key}"), new))
+    sha = _str(form, "sha256")
+    app = request.app
+    try:
+        result = await app[EDITOR].save(tenant.id, edits, expected_sha256=sha,
+                                        now=app[CLOCK](), who=user.name)
+    except ConfigEditError as e:
+        return await _refused(request, tenant, e, sha, submitted)
+    if not result.changes:
+        _, differs, history = await _page_state(request, tenant)
+        return _render(request, tenant, sha256=result.sha256_after, unchanged=True,
+                       file_differs=differs, history=history)
+    general: list[_Notice] = []
+    try:
+        await in_thread(app, app[AUDIT].record, user=user.name, tenant=tenant.id,
+                        changes=result.changes, at=app[CLOCK](),
+                        file_sha256=result.sha256_after,
+                        previous_copy=None if result.previous is None else str(result.previous))
+    except Exception:
+        # The file is written and in force; losing the audit row must be seen, not hidden.
+        log.exception("console: the config change by %s is in force but its audit row was "
+                      "not written", user.name)
+        general.append(_Notice("config.audit_failed", "Thay đổi đã được lưu nhưng không ghi "
+                                                      "được nhật ký thay đổi. Vui lòng báo "
+                                                      "cho bộ phận kỹ thuật."))
+    status = 200
+    if not result.reloaded:
+        status = 500
+        general.append(_Notice("config.reload_failed",
+                               "Tệp đã được ghi nhưng hệ thống chưa áp dụng được: "
+                               f"{result.reload_error}"))
+    tenant = find_tenant(app, tenant.id) or tenant  # now the new config's
+    _, differs, history = await _page_state(request, tenant)
+    return _render(request, tenant, sha256=result.sha256_after, saved=result, status=status,
+                   general=general, file_differs=differs, history=history)
+
+
+async def _refused(request: web.Request, tenant: Tenant, error: ConfigEditError, sha: str,
+                   submitted: dict[str, dict[str, str]]) -> web.Response:
+    """The form again, nothing written: field errors next to their fields."""
+    log.info("console: shift edit for %s refused (%s): %s", tenant.id, error.id, error.message)
+    status = STATUS.get(error.id, 409)
+    index_of = {s.name: j for j, s in enumerate(tenant.shifts)}
+    errors: dict[str, str] = {}
+    general: list[_Notice] = []
+    if error.id == "config.invalid":
+        general.append(_Notice(error.id, "Chưa lưu: có giá trị không hợp lệ (xem bên dưới). "
+                                         "Tệp cấu hình không bị thay đổi."))
+        for fe in error.errors:
+            j = index_of.get(fe.shift or "")
+            if fe.field in FIELDS and j is not None:
+                errors.setdefault(f"{fe.field}-{j}", vietnamese(fe))
+            elif fe.field == "shifts":
+                errors.setdefault("shifts", vietnamese(fe))
+            else:
+                general.append(_Notice(error.id, vietnamese(fe)))
+        _, differs, history = await _page_state(request, tenant)
+        return _render(request, tenant, sha256=sha, status=status, submitted=submitted,
+                       errors=errors, general=general, file_differs=differs, history=history)
+    if error.id == "config.stale":
+        general.append(_Notice(error.id, "Tệp cấu hình đã thay đổi kể từ khi bạn mở biểu mẫu "
+                                         "(có thể do người khác sửa). Chưa lưu gì. Biểu mẫu "
+                                         "dưới đây là cấu hình hiện hành; vui lòng nhập lại "
+                                         "thay đổi và lưu."))
+    elif error.id == "config.write_failed":
+        general.append(_Notice(error.id, f"Không ghi được tệp cấu hình: {error.message}"))
+    else:
+        general.append(_Notice(error.id, "Không thể sửa tệp cấu hình từ trang này; vui lòng "
+                                         f"sửa trực tiếp trong tệp. ({error.message})"))
+    try:
+        fresh, differs, history = await _page_state(request, tenant)
+    except (ConfigEditError, OSError, UnicodeDecodeError):
+        fresh, differs, history = sha, False, []
+    return _render(request, tenant, sha256=fresh, status=status, general=general,
+                   file_differs=differs, history=history)
+
+
+def add_admin_shift_routes(app: web.Application, live_config: web.AppKey[LiveConfig], *,
+                           database_url: str) -> None:
+    """Add GET/POST /console/admin/shifts; ``app[live_config]`` is read at startup.
+
+    Needs the console's session routes (``add_login_routes``), ``EXECUTOR`` and ``CLOCK``
+    (``setup_console`` sets them all).
+    """
+
+    async def admin_shifts_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[EDITOR] = ConfigEditor(app[live_config])
+        app[AUDIT] = audit = ConfigAuditStore(database_url)
+        try:
+            yield
+        finally:
+            audit.close()
+
+    app.cleanup_ctx.append(admin_shifts_ctx)
+    app.router.add_get(PATH, shifts_page, name="console_admin_shifts")
+    app.router.add_post(PATH, shifts_submit)
