@@ -112,7 +112,7 @@ ROLE_LINKS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "operator": (("/console/desk", "Bàn làm việc điện thoại viên"),),
     "supervisor": (("/console/wallboard", "Màn hình giám sát"),),
     "admin": (("/console/wallboard", "Màn hình giám sát"),
-              ("/console/admin", "Quản trị: người dùng, ca trực, số line")),
+              ("/console/admin/shifts", "Quản trị: ca trực và số line")),
     "unit": (("/console/tickets", "Phiếu phản ánh của đơn vị"),),
 }
 

@@ -425,10 +425,11 @@ async def test_given_forged_cookie_then_not_logged_in(console: Console) -> None:
 
 # ---- roles ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(("name", "links", "absent"), [
-    ("tdv.an", ["/console/desk"], ["/console/wallboard", "/console/admin", "/console/tickets"]),
-    ("giamsat.binh", ["/console/wallboard"], ["/console/admin", "/console/desk"]),
-    ("quantri", ["/console/wallboard", "/console/admin"], ["/console/desk"]),
-    ("syt.dongnai", ["/console/tickets"], ["/console/wallboard", "/console/admin",
+    ("tdv.an", ["/console/desk"], ["/console/wallboard", "/console/admin/shifts",
+                                   "/console/tickets"]),
+    ("giamsat.binh", ["/console/wallboard"], ["/console/admin/shifts", "/console/desk"]),
+    ("quantri", ["/console/wallboard", "/console/admin/shifts"], ["/console/desk"]),
+    ("syt.dongnai", ["/console/tickets"], ["/console/wallboard", "/console/admin/shifts",
                                            "/console/desk"]),
 ])
 async def test_given_role_when_home_opened_then_only_its_links(
