@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # rootfs when it is not on PATH): debootstrap for that rootfs, redis-server for live state,
 # espeak-ng + sox for Vietnamese prompts, sip-tester (SIPp) for benchmarks, kannel (bearerbox,
 # smsbox) + kannel-extras (the test SMSC fakesmsc) for SMS.
-DEB_PACKAGES := debootstrap redis-server espeak-ng sox sip-tester kannel kannel-extras
+DEB_PACKAGES := debootstrap redis-server espeak-ng sox sip-tester kannel kannel-extras chromium fonts-liberation2
 
 .PHONY: run test deps venv unit pbx-test bench lint clean
 

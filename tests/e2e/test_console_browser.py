@@ -1,0 +1,195 @@
+"""The console in a real browser (Debian's headless Chromium via Playwright) against a whole
+running hotline: login per role, the live wallboard while a real call comes and goes, the
+admin shift form lowering the line count to 0 (the next call hears busy), a refused value,
+and screenshots as test artefacts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.browser import add_user, base_url, chromium_missing, launch, login, screenshot
+from tests.e2e.stack import Stack, wait_until
+
+pytestmark = pytest.mark.skipif(chromium_missing() is not None,
+                                reason=chromium_missing() or "")
+
+PASSWORD = "Mật khẩu thử 2026"
+USERS = {  # name -> (role, unit)
+    "quantri": ("admin", None),
+    "giamsat": ("supervisor", None),
+    "dtv101": ("operator", None),
+    "soyte": ("unit", "so_y_te"),
+}
+EXPECT_TIMEOUT = 10_000  # ms
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(Path(tmp_path_factory.mktemp("console-browser")),
+              operators={"101": "pw-101-browser"})
+    tenant = s.config_data["tenants"][0]
+    tenant["units"] = [{"id": "so_y_te", "name": "Sở Y tế", "kind": "department",
+                        "focal_persons": [{"name": "Nguyễn Văn An", "phone": "0912345678"}]}]
+    tenant["tickets"] = {"fallback_unit": "so_y_te"}
+    s.write_config(s.config_data)
+    try:
+        s.start()
+        for name, (role, unit) in USERS.items():
+            add_user(s, name, role, PASSWORD, unit=unit)
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch(p)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    ctx = browser.new_context(locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh",
+                              viewport={"width": 1280, "height": 900})
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@pytest.fixture
+def hotline(stack: Stack) -> Iterator[Stack]:
+    """The stack idle before and after a test: nothing held in the pool."""
+    assert wait_until(lambda: stack.pool_in_use() == 0, 10), stack.app_log_tail()
+    yield stack
+    assert wait_until(lambda: stack.pool_in_use() == 0, 10), "lines still held after the test"
+
+
+def logged_in(context: Any, stack: Stack, name: str) -> Any:
+    page = context.new_page()
+    login(page, stack, name, PASSWORD)
+    return page
+
+
+@pytest.mark.parametrize(("name", "links"), [
+    ("quantri", ["/console/wallboard", "/console/admin/shifts"]),
+    ("giamsat", ["/console/wallboard"]),
+    ("dtv101", ["/console/desk"]),
+    ("soyte", ["/console/tickets"]),
+])
+def test_given_each_role_when_logging_in_then_home_shows_role_and_only_its_links(
+        stack: Stack, context: Any, name: str, links: list[str]) -> None:
+    from playwright.sync_api import expect
+
+    page = logged_in(context, stack, name)
+    assert page.url == base_url(stack) + "/console/"
+    expect(page.locator(f'[data-user="{name}"]')).to_be_visible()
+    expect(page.locator(f'[data-role="{USERS[name][0]}"]')).to_be_visible()
+    assert page.locator("nav a").evaluate_all("els => els.map(e => e.getAttribute('href'))") \
+        == links
+    session = [c for c in context.cookies() if c["name"] == "hotline_session"]
+    assert len(session) == 1 and session[0]["httpOnly"] and session[0]["sameSite"] == "Strict"
+    # Scripts in the page cannot read the session cookie.
+    assert "hotline_session" not in page.evaluate("document.cookie")
+
+
+def test_given_unit_user_when_opening_wallboard_then_403(stack: Stack, context: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = logged_in(context, stack, "soyte")
+    response = page.goto(base_url(stack) + "/console/wallboard")
+    assert response is not None and response.status == 403
+    expect(page.locator('[data-error-id="auth.forbidden"]')).to_be_visible()
+    assert page.locator("#lines-in-use").count() == 0
+
+
+def test_given_supervisor_on_wallboard_when_call_answered_then_hung_up_then_lines_1_then_0(
+        hotline: Stack, context: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = logged_in(context, hotline, "giamsat")
+    page.goto(base_url(hotline) + "/console/wallboard")
+    in_use = page.locator("#lines-in-use")
+    expect(in_use).to_have_text("0", timeout=EXPECT_TIMEOUT)
+    expect(page.locator("#lines-limit")).to_have_text("3", timeout=EXPECT_TIMEOUT)
+    expect(page.locator("#stale-banner")).to_be_hidden()
+    phone = hotline.phone("1022", hold=30, caller="0909777001")
+    try:
+        assert phone.wait_for("answered", 1, 15), phone.events
+        expect(in_use).to_have_text("1", timeout=EXPECT_TIMEOUT)
+        expect(page.locator("#lines-bar")).to_have_attribute("data-full", "0")
+        page.wait_for_timeout(300)  # let the chart and KPIs of the same state paint
+        screenshot(page, "wallboard")
+    finally:
+        results = phone.finish()
+    assert [r["final_code"] for r in results] == [200], results
+    expect(in_use).to_have_text("0", timeout=EXPECT_TIMEOUT)
+
+
+def _active_lines_input(page: Any) -> Any:
+    active = page.locator("[data-active-shift]").get_attribute("data-active-shift")
+    assert active, "the page names no shift in force"
+    return page.locator(f'tr[data-shift="{active}"] input[name^="lines-"]')
+
+
+def _save_lines(page: Any, value: str) -> None:
+    field = _active_lines_input(page)
+    field.fill(value)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+
+
+def test_given_admin_when_lowering_current_shift_to_0_then_saved_and_next_call_busy(
+        hotline: Stack, context: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = logged_in(context, hotline, "quantri")
+    page.goto(base_url(hotline) + "/console/admin/shifts")
+    expect(_active_lines_input(page)).to_have_value("3")
+    screenshot(page, "admin-shifts")
+    try:
+        _save_lines(page, "0")
+        expect(page.locator("[data-saved]")).to_be_visible()
+        screenshot(page, "admin-shifts-saved")
+        assert wait_until(lambda: hotline.app_lines() == 0, 5), hotline.app_log_tail()
+        phone = hotline.phone("1022", hold=30, caller="0909777002")
+        # The busy message plays as early media (183), then 486 ends the call by itself.
+        assert phone.wait_for("disconnected", 1, 30), phone.events
+        (result,) = phone.finish()
+        assert result["final_code"] == 486 and not result["answered"], result
+        assert result["early_media"] and result["rtp_rx_before_answer"] > 20, result
+    finally:
+        page.goto(base_url(hotline) + "/console/admin/shifts")
+        _save_lines(page, "3")
+    expect(page.locator("[data-saved]")).to_be_visible()
+    assert wait_until(lambda: hotline.app_lines() == 3, 5), hotline.app_log_tail()
+
+
+def test_given_admin_when_entering_negative_lines_then_field_error_and_file_unchanged(
+        hotline: Stack, context: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = logged_in(context, hotline, "quantri")
+    page.goto(base_url(hotline) + "/console/admin/shifts")
+    before = hotline.config_path.read_bytes()
+    field = _active_lines_input(page)
+    key = field.get_attribute("name")
+    _save_lines(page, "-1")
+    error = page.locator(f'[data-error-field="{key}"]')
+    expect(error).to_be_visible()
+    assert error.inner_text().strip()
+    expect(page.locator(f'input[name="{key}"]')).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("[data-saved]")).to_have_count(0)
+    screenshot(page, "admin-shifts-invalid")
+    assert hotline.config_path.read_bytes() == before
+    assert hotline.app_lines() == 3
