@@ -20,7 +20,6 @@ CLI do the same); its refusals keep their ids: ``agent.unknown`` 404, ``agent.il
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -33,8 +32,14 @@ from callcenter.agents.control import (
     result_json,
     tenant_of,
 )
-from callcenter.console.api import API, LEVEL1, Route, _json_body, _tenant_param
-from callcenter.console.auth import current_user, require_role
+from callcenter.console.api import (
+    LEVEL1,
+    P_TENANT,
+    Route,
+    _json_body,
+    _tenant_param,
+    add_route_table,
+)
 from callcenter.console.context import CONFIG
 from callcenter.console.errors import ApiError
 from callcenter.console.validation import Int, Obj, Param, Str, parse_query
@@ -55,8 +60,6 @@ STATUS_BY_AGENT_ERROR: dict[str, int] = {
     tx.UNAVAILABLE: 503,
 }
 
-P_TENANT = Param("tenant", pattern=r"[a-z0-9_-]{1,32}", max_len=32,
-                 description="tenant (province) id; default: the user's")
 P_EXT = Param("ext", where="path", pattern=r"[0-9]{3,6}", max_len=6,
               description="the operator's extension, e.g. 101")
 P_ACTION = Param("action", where="path", enum=ACTIONS,
@@ -167,20 +170,9 @@ AGENT_ROUTES: tuple[Route, ...] = (
 )
 
 
-def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        user = current_user(request)
-        require_role(user, route.roles, f"{route.method} {API}{route.path}")
-        return await route.handler(request, user)
-
-    handle.__name__ = route.operation_id
-    return handle
-
 
 def add_agent_routes(app: web.Application, acd_key: web.AppKey[AcdQueue]) -> None:
     """Register the queue and agent routes; ``app[acd_key]`` is the AcdQueue at request time
     (set by a cleanup context before the first request)."""
     app[ACD_KEY] = acd_key
-    for route in AGENT_ROUTES:
-        app.router.add_route(route.method, API + route.path, _wrap(route),
-                             name=route.operation_id)
+    add_route_table(app, AGENT_ROUTES)

@@ -15,7 +15,7 @@ import datetime as dt
 import enum
 import json
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -427,12 +427,18 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
     return handle
 
 
-def add_routes(app: web.Application) -> None:
-    """Register every route of ROUTES under /api/v1."""
-    for route in ROUTES:
+def add_route_table(app: web.Application, routes: Iterable[Route]) -> None:
+    """Register ``routes`` under /api/v1, each behind the bearer check of its roles."""
+    for route in routes:
         app.router.add_route(route.method, API + route.path, _wrap(route),
                              name=route.operation_id)
 
 
-__all__ = ["ACTIONS", "API", "CONFIG", "OPEN_BODY", "ROUTES", "Route", "add_routes",
+def add_routes(app: web.Application) -> None:
+    """Register every route of ROUTES under /api/v1."""
+    add_route_table(app, ROUTES)
+
+
+__all__ = ["ACTIONS", "API", "CONFIG", "OPEN_BODY", "P_TENANT", "ROUTES", "Route",
+           "add_route_table", "add_routes",
            "audit_json", "ticket_json"]

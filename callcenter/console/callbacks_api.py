@@ -15,13 +15,13 @@ context that opens the CallbackStore (on the console's database) and closes it.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
-from callcenter.console.api import API, Route
-from callcenter.console.auth import USERS, current_user, in_thread, require_role, require_tenant
+from callcenter.console.api import P_TENANT, Route, add_route_table
+from callcenter.console.auth import USERS, in_thread, require_tenant
 from callcenter.console.context import CLOCK, tenant_or_404
 from callcenter.console.errors import ApiError, invalid
 from callcenter.console.validation import Obj, Param, Str, parse_query
@@ -37,8 +37,6 @@ from callcenter.store.users import User
 ROLES = ("operator", "supervisor", "admin")
 CALLBACKS = web.AppKey("console_callbacks", CallbackStore)
 
-P_TENANT = Param("tenant", pattern=r"[a-z0-9_-]{1,32}", max_len=32,
-                 description="tenant (province) id; default: the user's")
 P_ALL = Param("all", kind="bool", default=False,
               description="also requests done or cancelled (default: open ones only)")
 P_ID = Param("id", kind="int", where="path", minimum=1, maximum=2**31 - 1,
@@ -131,15 +129,6 @@ CALLBACK_SCHEMAS: dict[str, Any] = {
 }
 
 
-def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        user = current_user(request)
-        require_role(user, route.roles, f"{route.method} {API}{route.path}")
-        return await route.handler(request, user)
-
-    handle.__name__ = route.operation_id
-    return handle
-
 
 def add_callback_routes(app: web.Application, database_url: str | None = None) -> None:
     """Add the callback routes and their store's cleanup context to ``app`` (not yet started).
@@ -158,6 +147,4 @@ def add_callback_routes(app: web.Application, database_url: str | None = None) -
             store.close()
 
     app.cleanup_ctx.append(callbacks_ctx)
-    for route in CALLBACK_ROUTES:
-        app.router.add_route(route.method, API + route.path, _wrap(route),
-                             name=route.operation_id)
+    add_route_table(app, CALLBACK_ROUTES)

@@ -23,15 +23,20 @@ stasis_key)``; without one, the composition root's ``callcenter.app.STASIS``).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
 from callcenter.ari_app.calls import CALL_KEY, CallSession, utcnow
-from callcenter.console.api import API, LEVEL1, Route, _json_body, _tenant_param
-from callcenter.console.auth import current_user, require_role
+from callcenter.console.api import (
+    LEVEL1,
+    P_TENANT,
+    Route,
+    _json_body,
+    _tenant_param,
+    add_route_table,
+)
 from callcenter.console.context import CONFIG
 from callcenter.console.errors import ApiError
 from callcenter.console.validation import Obj, Param, Str, parse_query
@@ -57,8 +62,6 @@ STATUS: dict[str, int] = {
     xf.UNAVAILABLE: 503,
 }
 
-P_TENANT = Param("tenant", pattern=r"[a-z0-9_-]{1,32}", max_len=32,
-                 description="tenant (province) id; default: the user's")
 P_CALL = Param("call_id", where="path", pattern=r"[A-Za-z0-9._-]{1,64}", max_len=64,
                description="the call's id (its Asterisk channel id)")
 TRANSFER_BODY = Obj(
@@ -187,15 +190,6 @@ TRANSFER_ROUTES: tuple[Route, ...] = (
 )
 
 
-def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        user = current_user(request)
-        require_role(user, route.roles, f"{route.method} {API}{route.path}")
-        return await route.handler(request, user)
-
-    handle.__name__ = route.operation_id
-    return handle
-
 
 def add_transfer_routes(app: web.Application,
                         stasis_key: web.AppKey[Any] | None = None) -> None:
@@ -203,6 +197,4 @@ def add_transfer_routes(app: web.Application,
     (default: ``callcenter.app.STASIS``; none in the app: 503 ``transfer.unavailable``)."""
     if stasis_key is not None:
         app[STASIS_KEY] = stasis_key
-    for route in TRANSFER_ROUTES:
-        app.router.add_route(route.method, API + route.path, _wrap(route),
-                             name=route.operation_id)
+    add_route_table(app, TRANSFER_ROUTES)
