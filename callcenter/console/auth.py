@@ -6,6 +6,12 @@ token, or one that is unknown, expired, revoked or whose user is disabled: 401
 ``auth.required`` (all alike, so the answer tells nothing about which tokens exist).
 A handler's roles are checked by ``require_role``; the tenant by ``require_tenant``.
 Tokens never reach a log line; the user name does.
+
+Console pages call the same API from the browser with the console session instead of a
+token: without an ``Authorization`` header the middleware asks ``SESSION_AUTH`` (set by
+``sessions.add_login_routes``) for the session cookie's user; unsafe methods then also need
+the session's CSRF token in ``X-CSRF-Token`` (403 ``csrf.invalid`` otherwise), so another
+site cannot make a logged-in browser act.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import concurrent.futures
 import datetime as dt
 import functools
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -29,6 +35,8 @@ log = logging.getLogger("callcenter.console.auth")
 USERS = web.AppKey("console_users", UserStore)
 EXECUTOR = web.AppKey("console_executor", concurrent.futures.ThreadPoolExecutor)
 USER = web.RequestKey("console_user", User)
+SessionAuth = Callable[[web.Request], Awaitable["User | None"]]
+SESSION_AUTH: web.AppKey[SessionAuth] = web.AppKey("console_session_auth")
 
 API_PREFIX = "/api/v1"
 PUBLIC_API_PATHS = frozenset({f"{API_PREFIX}/openapi.json"})
@@ -62,7 +70,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")) \
             or path in PUBLIC_API_PATHS:
         return await handler(request)
-    token = bearer_token(request.headers.get("Authorization"))
+    header = request.headers.get("Authorization")
+    if header is None and SESSION_AUTH in request.app:
+        session_user = await request.app[SESSION_AUTH](request)
+        if session_user is not None:
+            request[USER] = session_user
+            return await handler(request)
+    token = bearer_token(header)
     if token is None:
         raise ApiError("auth.required", "send Authorization: Bearer <token>", headers=CHALLENGE)
     user = await in_thread(request.app, request.app[USERS].authenticate, token,

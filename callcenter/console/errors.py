@@ -6,6 +6,7 @@ id (or family)                     status  when
 =================================  ======  ===============================================
 ``auth.required``                  401     no, malformed, unknown, expired or revoked token
 ``auth.forbidden``                 403     the user's role or tenant may not do this
+``csrf.invalid``                   403     console session without its X-CSRF-Token
 ``ticket.forbidden``               403     the service refused the actor (another unit's)
 ``*.not_found``                    404     no such ticket, tenant, route
 ``ticket.unknown_tenant``          404
@@ -47,6 +48,7 @@ JSON_PREFIXES = ("/api/v1", "/public/")
 STATUS_BY_ID: dict[str, int] = {
     "auth.required": 401,
     "auth.forbidden": 403,
+    "csrf.invalid": 403,
     "ticket.forbidden": 403,
     "ticket.not_found": 404,
     "ticket.unknown_tenant": 404,

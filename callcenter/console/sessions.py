@@ -41,9 +41,10 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
-from callcenter.console.auth import USERS, in_thread
+from callcenter.console.auth import SESSION_AUTH, USERS, in_thread
 from callcenter.console.context import CLOCK
-from callcenter.console.errors import Handler
+from callcenter.console.errors import ApiError, Handler
+from callcenter.console.pages import ROLE_LINKS, ROLE_NAMES
 from callcenter.console.passwords import MAX_LENGTH, Passwords
 from callcenter.store.users import ConsoleSession, User, csrf_token_of
 
@@ -104,17 +105,6 @@ PASSWORDS = web.AppKey("console_passwords", Passwords)
 LIMITER = web.AppKey("console_login_limiter", LoginRateLimiter)
 SESSION = web.RequestKey("console_session", ConsoleSession)
 SESSION_ID = web.RequestKey("console_session_id", str)
-
-ROLE_NAMES: Final = {"operator": "Điện thoại viên", "supervisor": "Giám sát viên",
-                     "admin": "Quản trị viên", "unit": "Đơn vị xử lý"}
-# The pages a role may open (they come with issue 7's later parts).
-ROLE_LINKS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
-    "operator": (("/console/desk", "Bàn làm việc điện thoại viên"),),
-    "supervisor": (("/console/wallboard", "Màn hình giám sát"),),
-    "admin": (("/console/wallboard", "Màn hình giám sát"),
-              ("/console/admin/shifts", "Quản trị: ca trực và số line")),
-    "unit": (("/console/tickets", "Phiếu phản ánh của đơn vị"),),
-}
 
 _PAGE = """<!doctype html>
 <html lang="vi">
@@ -307,6 +297,27 @@ async def console_session_middleware(request: web.Request,
     return response
 
 
+async def api_session_user(request: web.Request) -> User | None:
+    """The user of the request's console session, for ``/api/v1`` calls made by the pages
+    (``auth.SESSION_AUTH``); None without a live session. Unsafe methods need the session's
+    CSRF token in the ``X-CSRF-Token`` header: 403 ``csrf.invalid`` otherwise."""
+    app = request.app
+    policy = app[POLICY]
+    raw = request.cookies.get(policy.cookie)
+    if not raw:
+        return None
+    session = await in_thread(app, app[USERS].find_session, raw, now=_now(app),
+                              idle=policy.idle)
+    if session is None:
+        return None
+    if request.method not in SAFE_METHODS \
+            and not session.csrf_ok(request.headers.get(CSRF_HEADER)):
+        log.info("console: CSRF header missing or wrong on %s %s from %s", request.method,
+                 request.path, request.remote)
+        raise ApiError("csrf.invalid", f"send the page's CSRF token in {CSRF_HEADER}")
+    return session.user
+
+
 def _nonce_of(request: web.Request) -> str:
     value = request.cookies.get(LOGIN_NONCE_COOKIE, "")
     return value if _NONCE.fullmatch(value) else secrets.token_urlsafe(32)
@@ -417,6 +428,7 @@ def add_login_routes(app: web.Application, *, policy: SessionPolicy | None = Non
     app[POLICY] = policy or SessionPolicy()
     app[PASSWORDS] = passwords or Passwords()
     app[LIMITER] = LoginRateLimiter()
+    app[SESSION_AUTH] = api_session_user
     app.middlewares.append(console_session_middleware)
     app.router.add_get(CONSOLE_PREFIX, _to_home)
     app.router.add_get(HOME_PATH, home, name="console_home")

@@ -31,16 +31,20 @@ from pathlib import Path
 from aiohttp import web
 
 from callcenter.console.admin_shifts import add_admin_shift_routes
+from callcenter.console.admin_users import add_user_admin_routes
 from callcenter.console.agents_api import ACD_KEY, add_agent_routes
 from callcenter.console.api import API, add_routes
 from callcenter.console.auth import EXECUTOR, USERS, auth_middleware
 from callcenter.console.callbacks_api import add_callback_routes
 from callcenter.console.context import CLOCK, CONFIG, SERVICE, utcnow
+from callcenter.console.desk import add_desk_routes
 from callcenter.console.errors import error_middleware
 from callcenter.console.listen_api import add_listen_routes
 from callcenter.console.openapi import spec
+from callcenter.console.pages import add_static_routes
 from callcenter.console.public import add_public_routes
 from callcenter.console.sessions import add_login_routes
+from callcenter.console.ticket_pages import add_list_pages
 from callcenter.console.transfers_api import add_transfer_routes
 from callcenter.console.wallboard import add_wallboard_routes
 from callcenter.domain.model import HotlineConfig
@@ -116,7 +120,11 @@ def setup_console(app: web.Application, *, database_url: str,
         add_transfer_routes(app)  # calls live in the same app as the queue
         add_wallboard_routes(app, database_url=database_url, acd=acd)  # wallboard.py
         add_listen_routes(app, database_url)  # supervisors listen in (listen_api.py)
+        add_desk_routes(app, acd)  # the operator desk (desk.py)
     add_public_routes(app)
+    add_static_routes(app)  # /console/static/*.js|css (pages.py)
     add_login_routes(app)  # /console/login, /console/logout, /console/ (sessions.py)
+    add_list_pages(app, database_url)  # /console/tickets, /console/calls (ticket_pages.py)
+    add_user_admin_routes(app, database_url)  # /console/admin/users (admin_users.py)
     if live_config is not None:
         add_admin_shift_routes(app, live_config, database_url=database_url)

@@ -47,7 +47,6 @@ import logging
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -76,7 +75,6 @@ log = logging.getLogger("callcenter.console.wallboard")
 
 PAGE_PATH: Final = "/console/wallboard"
 WS_PATH: Final = "/console/wallboard/ws"
-STATIC_PREFIX: Final = "/console/static/"
 ROLES: Final = ("supervisor", "admin")
 DEBOUNCE_S: Final = 0.5
 TICK_S: Final = 5.0
@@ -87,8 +85,6 @@ MAX_CALLS_SHOWN: Final = 30
 NEAR_DEADLINE_DEFAULT: Final = dt.timedelta(hours=2)
 UNAVAILABLE_ID: Final = "wallboard.live_unavailable"
 CLOSE_SESSION_ENDED: Final = 4401
-STATIC_DIR: Final = Path(__file__).with_name("static")
-_STATIC_TYPES: Final = {"wallboard.js": "text/javascript", "wallboard.css": "text/css"}
 _LEVEL1_NAME: Final = "Tổng đài 1022 (cấp 1)"
 TICKET_STATE_LABELS: Final = {
     "new": "Mới tiếp nhận", "forwarded": "Đã chuyển đơn vị", "in_progress": "Đơn vị đang xử lý",
@@ -519,21 +515,10 @@ async def wallboard_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def static_file(request: web.Request) -> web.StreamResponse:
-    """GET /console/static/{name}: the wallboard's script and style."""
-    name = request.match_info["name"]
-    kind = _STATIC_TYPES.get(name)
-    if kind is None:
-        raise web.HTTPNotFound()
-    data = await asyncio.to_thread((STATIC_DIR / name).read_bytes)
-    return web.Response(body=data, content_type=kind, charset="utf-8",
-                        headers={"Cache-Control": "no-cache"})
-
-
 def add_wallboard_routes(app: web.Application, *, database_url: str,
                          acd: web.AppKey[AcdQueue],
                          redis_key: web.AppKey[aioredis.Redis] | None = None) -> None:
-    """Add the wallboard page, its websocket and static files to ``app`` (not yet started).
+    """Add the wallboard page and its websocket to ``app`` (not yet started).
 
     ``app[acd]`` must be set before the first browser connects (the app's Redis context);
     events are read over ``app[redis_key]`` when given, else over the AcdQueue's client.
@@ -558,4 +543,3 @@ def add_wallboard_routes(app: web.Application, *, database_url: str,
     app.on_shutdown.append(on_shutdown)
     app.router.add_get(PAGE_PATH, wallboard_page, name="console_wallboard")
     app.router.add_get(WS_PATH, wallboard_ws, name="console_wallboard_ws")
-    app.router.add_get(STATIC_PREFIX + "{name}", static_file, name="console_static")

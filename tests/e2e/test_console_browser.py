@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from callcenter.console.pages import ROLE_LINKS
 from tests.e2e.browser import add_user, base_url, chromium_missing, launch, login, screenshot
 from tests.e2e.stack import Stack, wait_until
 
@@ -82,8 +83,8 @@ def logged_in(context: Any, stack: Stack, name: str) -> Any:
 
 
 @pytest.mark.parametrize(("name", "links"), [
-    ("quantri", ["/console/wallboard", "/console/admin/shifts"]),
-    ("giamsat", ["/console/wallboard"]),
+    ("quantri", [href for href, _ in ROLE_LINKS["admin"]]),
+    ("giamsat", ["/console/wallboard", "/console/tickets", "/console/calls"]),
     ("dtv101", ["/console/desk"]),
     ("soyte", ["/console/tickets"]),
 ])

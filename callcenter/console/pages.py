@@ -1,0 +1,167 @@
+"""The console pages' common frame: one layout (header with the role's links, the user, a
+log-out button), one style sheet readable on a laptop and a tablet, and tenant-local times.
+
+A page module keeps its own templates and renders them through ``page_env``::
+
+    _ENV = page_env({"desk.html": '{% extends "layout.html" %}{% block main %}...'
+                                  '{% endblock %}'})
+    return render(request, _ENV, "desk.html", user, title="Bàn làm việc", ...)
+
+``render`` passes ``user``, ``role_name``, ``links`` (the role's pages), ``csrf``, ``here``
+(the path, to mark the current link), ``tz`` (the user's tenant's time zone) and the
+filters ``local`` (a datetime shown in that zone, ``dd/mm/yyyy HH:MM``) and ``local_s``
+(with seconds). Scripts read the CSRF token from ``<meta name="csrf-token">`` and send it
+as ``X-CSRF-Token`` on unsafe API calls. Blocks: ``head`` (extra ``<link>`` and
+``<script src>``: the CSP allows no inline script), ``main``.
+Static files are served under ``STATIC_PREFIX`` from ``static/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+import jinja2
+from aiohttp import web
+
+from callcenter.console.context import find_tenant
+from callcenter.store.users import User
+
+DEFAULT_TZ: Final = "Asia/Ho_Chi_Minh"
+STATIC_PREFIX: Final = "/console/static/"
+STATIC_DIR: Final = Path(__file__).with_name("static")
+_STATIC_NAME: Final = re.compile(r"[a-z0-9_-]{1,64}\.(js|css)")
+_STATIC_TYPES: Final = {"js": "text/javascript", "css": "text/css"}
+
+ROLE_NAMES: Final = {"operator": "Điện thoại viên", "supervisor": "Giám sát viên",
+                     "admin": "Quản trị viên", "unit": "Đơn vị xử lý"}
+# The pages a role may open, in menu order.
+ROLE_LINKS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "operator": (("/console/desk", "Bàn làm việc điện thoại viên"),),
+    "supervisor": (("/console/wallboard", "Màn hình giám sát"),
+                   ("/console/tickets", "Phiếu phản ánh"),
+                   ("/console/calls", "Cuộc gọi")),
+    "admin": (("/console/wallboard", "Màn hình giám sát"),
+              ("/console/tickets", "Phiếu phản ánh"),
+              ("/console/calls", "Cuộc gọi"),
+              ("/console/admin/shifts", "Quản trị: ca trực và số line"),
+              ("/console/admin/users", "Quản trị: người dùng")),
+    "unit": (("/console/tickets", "Phiếu phản ánh của đơn vị"),),
+}
+
+LAYOUT: Final = """<!doctype html>
+<html lang="vi">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="csrf-token" content="{{ csrf }}">
+<title>{{ title }} — Tổng đài 1022</title>
+<style>
+ *, *::before, *::after { box-sizing: border-box; }
+ body { font-family: "Liberation Sans", "DejaVu Sans", Arial, sans-serif; margin: 0;
+        line-height: 1.45; color: #1a1a1a; background: #f6f7f9; }
+ header.top { display: flex; flex-wrap: wrap; gap: .5rem 1.25rem; align-items: center;
+        padding: .5rem 1rem; background: #123a63; color: #fff; }
+ header.top a { color: #fff; text-decoration: none; padding: .25rem 0; }
+ header.top a[aria-current="page"] { border-bottom: 2px solid #ffd24d; }
+ header.top .who { margin-left: auto; font-size: .9rem; }
+ header.top form { margin: 0; } header.top button { font: inherit; padding: .2rem .6rem; }
+ main { max-width: 72rem; margin: 0 auto; padding: 1rem; }
+ h1 { font-size: 1.35rem; margin: .25rem 0 1rem; } h2 { font-size: 1.1rem; }
+ table { border-collapse: collapse; width: 100%; background: #fff; }
+ th, td { border: 1px solid #d5d9df; padding: .35rem .5rem; text-align: left;
+        vertical-align: top; }
+ th { background: #eef1f5; }
+ .scroll { overflow-x: auto; max-width: 100%; }
+ input, select, textarea, button { font: inherit; padding: .35rem; max-width: 100%; }
+ textarea { width: 100%; }
+ button { cursor: pointer; }
+ label { display: block; margin: .5rem 0 .2rem; }
+ .row { display: flex; flex-wrap: wrap; gap: .75rem; align-items: end; }
+ .row label { margin: 0; }
+ .card { background: #fff; border: 1px solid #d5d9df; border-radius: 4px; padding: .75rem 1rem;
+        margin: 0 0 1rem; }
+ .error, .field-error { color: #a00; font-weight: bold; }
+ .ok { color: #0a6b2d; } .meta { color: #555; font-size: .9rem; }
+ .late { color: #a00; } .near { color: #a65b00; }
+</style>
+{% block head %}{% endblock %}
+</head>
+<body>
+<header class="top">
+ <strong>Tổng đài 1022</strong>
+ <nav>{% for href, label in links %}<a href="{{ href }}"
+  {%- if here == href %} aria-current="page"{% endif %}>{{ label }}</a>{% if not loop.last %}
+  · {% endif %}{% endfor %}</nav>
+ <span class="who" data-user="{{ user.name }}">{{ user.full_name or user.name }}
+  ({{ role_name }}{% if user.unit %}, {{ user.unit }}{% endif %})</span>
+ <form method="post" action="/console/logout">
+  <input type="hidden" name="csrf" value="{{ csrf }}">
+  <button type="submit">Đăng xuất</button>
+ </form>
+</header>
+<main>
+{% block main %}{% endblock %}
+</main>
+</body>
+</html>
+"""
+
+
+def page_env(templates: Mapping[str, str]) -> jinja2.Environment:
+    """A Jinja2 environment (autoescaping, strict) with the layout and ``templates``."""
+    return jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
+                              loader=jinja2.DictLoader({"layout.html": LAYOUT, **templates}))
+
+
+def zone_of(request: web.Request, tenant_id: str) -> ZoneInfo:
+    """The tenant's time zone (the default when the config no longer has the tenant)."""
+    tenant = find_tenant(request.app, tenant_id)
+    return ZoneInfo(tenant.timezone if tenant is not None else DEFAULT_TZ)
+
+
+def local_time(value: dt.datetime | None, zone: ZoneInfo, *, seconds: bool = False) -> str:
+    """``dd/mm/yyyy HH:MM[:SS]`` in ``zone``; naive datetimes are taken as UTC; '' for None."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(zone).strftime("%d/%m/%Y %H:%M:%S" if seconds else
+                                           "%d/%m/%Y %H:%M")
+
+
+def render(request: web.Request, env: jinja2.Environment, template: str, user: User, *,
+           status: int = 200, title: str, **values: Any) -> web.Response:
+    """A console page for ``user``: the template inside the layout, as text/html."""
+    # Imported here: sessions imports this module for ROLE_NAMES/ROLE_LINKS.
+    from callcenter.console.sessions import console_csrf
+
+    zone = zone_of(request, user.tenant)
+    body = env.get_template(template).render(
+        title=title, user=user, role_name=ROLE_NAMES.get(user.role, user.role),
+        links=ROLE_LINKS.get(user.role, ()), csrf=console_csrf(request), here=request.path,
+        tz=zone.key, local=lambda t: local_time(t, zone),
+        local_s=lambda t: local_time(t, zone, seconds=True), **values)
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    """GET /console/static/{name}: the pages' scripts and style sheets (.js, .css only)."""
+    name = request.match_info["name"]
+    match = _STATIC_NAME.fullmatch(name)
+    path = STATIC_DIR / name
+    if match is None or not path.is_file():
+        raise web.HTTPNotFound()
+    data = await asyncio.to_thread(path.read_bytes)
+    return web.Response(body=data, content_type=_STATIC_TYPES[match.group(1)], charset="utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
+def add_static_routes(app: web.Application) -> None:
+    """Serve the console's static files (setup_console calls this once)."""
+    app.router.add_get(STATIC_PREFIX + "{name}", static_file, name="console_static")
