@@ -423,6 +423,55 @@ async def test_given_forged_cookie_then_not_logged_in(console: Console) -> None:
         assert resp.status == 303
 
 
+# ---- the API with the console session (the pages' scripts) ------------------------------------
+async def _page_csrf(console: Console) -> str:
+    page = await (await console.client.get("/console/probe")).text()
+    return page.rsplit("csrf=", 1)[1]
+
+
+async def test_given_console_session_when_api_read_then_the_sessions_user_is_used(
+        console: Console) -> None:
+    assert (await console.client.get("/api/v1/tickets")).status == 401  # no session yet
+    assert (await console.login("giamsat.binh")).status == 303
+    resp = await console.client.get("/api/v1/tickets")
+    assert resp.status == 200 and (await resp.json())["total"] == 0
+    assert (await console.client.get("/api/v1/agents/101")).status in (403, 404)
+
+
+async def test_given_console_session_when_api_write_without_csrf_header_then_403(
+        console: Console) -> None:
+    assert (await console.login("giamsat.binh")).status == 303
+    body = {"channel": "phone", "content": "Hỏi về BHYT", "field": "health"}
+    for headers in ({}, {"X-CSRF-Token": "x" * 43}):
+        resp = await console.client.post("/api/v1/tickets", json=body, headers=headers)
+        assert resp.status == 403
+        assert (await resp.json())["error"]["id"] == "csrf.invalid"
+    assert (await (await console.client.get("/api/v1/tickets")).json())["total"] == 0
+
+
+async def test_given_console_session_when_api_write_with_its_csrf_header_then_done_as_user(
+        console: Console) -> None:
+    assert (await console.login("giamsat.binh")).status == 303
+    token = await _page_csrf(console)
+    body = {"channel": "phone", "content": "Hỏi về BHYT", "field": "health"}
+    resp = await console.client.post("/api/v1/tickets", json=body,
+                                     headers={"X-CSRF-Token": token})
+    assert resp.status == 201, await resp.text()
+    code = (await resp.json())["code"]
+    audit = await (await console.client.get(f"/api/v1/tickets/{code}/audit")).json()
+    assert audit["entries"][0]["actor"]["user"] == "giamsat.binh"
+
+
+async def test_given_ended_or_forged_session_when_api_called_then_401(console: Console) -> None:
+    assert (await console.login("giamsat.binh")).status == 303
+    token = await _page_csrf(console)
+    assert (await console.client.post("/console/logout", data={"csrf": token},
+                                      allow_redirects=False)).status == 303
+    assert (await console.client.get("/api/v1/tickets")).status == 401
+    console.client.session.cookie_jar.update_cookies({"hotline_session": "forged" * 7})
+    assert (await console.client.get("/api/v1/tickets")).status == 401
+
+
 # ---- roles ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(("name", "links", "absent"), [
     ("tdv.an", ["/console/desk"], ["/console/wallboard", "/console/admin/shifts",
