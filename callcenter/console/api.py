@@ -49,7 +49,7 @@ ApiHandler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
 class Route:
     """One endpoint: what the router and the OpenAPI document need to know about it."""
 
-    method: Literal["GET", "POST"]
+    method: Literal["GET", "POST", "DELETE"]
     path: str  # under /api/v1
     handler: ApiHandler
     operation_id: str
@@ -262,8 +262,9 @@ async def get_ticket(request: web.Request, user: User) -> web.StreamResponse:
     return web.json_response(ticket_json(ticket, _now(request)))
 
 
-def _event(action: str, b: dict[str, Any], ticket: tk.Ticket, actor: tk.Actor,
-           at: dt.datetime) -> tk.Event:
+def event_of(action: str, b: dict[str, Any], ticket: tk.Ticket, actor: tk.Actor,
+             at: dt.datetime) -> tk.Event:
+    """The domain event of an action body checked by ``ACTIONS[action]`` (API and pages)."""
     if action == "forward":
         return tk.Forward(at, actor, b["unit"], b["note"])
     if action == "accept":
@@ -304,7 +305,7 @@ async def act_on_ticket(request: web.Request, user: User) -> web.StreamResponse:
             raise ApiError("ticket.no_route", f"no routing rule or fallback unit for field "
                            f"{ticket.field!r}: name the unit", status=422)
         body = {**body, "unit": unit}
-    event = _event(action, body, ticket, actor, now)
+    event = event_of(action, body, ticket, actor, now)
     updated = await in_thread(request.app, request.app[SERVICE].act, code, actor, event,
                               expected_version=body["version"])
     return web.json_response(ticket_json(updated, now))
@@ -440,5 +441,5 @@ def add_routes(app: web.Application) -> None:
 
 
 __all__ = ["ACTIONS", "API", "CONFIG", "OPEN_BODY", "P_TENANT", "ROUTES", "Route",
-           "add_route_table", "add_routes",
+           "add_route_table", "add_routes", "event_of",
            "audit_json", "ticket_json"]

@@ -21,7 +21,7 @@ Refusal ids: ``listen.call_not_found`` 404, ``listen.none`` 404, ``listen.unknow
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -29,8 +29,8 @@ from redis.exceptions import RedisError
 
 from callcenter.ari_app import listen as ls
 from callcenter.ari_app.calls import CALL_KEY, CallSession
-from callcenter.console.api import API, OVERSIGHT, _json_body
-from callcenter.console.auth import current_user, in_thread, require_role
+from callcenter.console.api import OVERSIGHT, Route, _json_body, add_route_table
+from callcenter.console.auth import in_thread
 from callcenter.console.context import CONFIG
 from callcenter.console.errors import ApiError
 from callcenter.console.transfers_api import STASIS_KEY
@@ -141,19 +141,18 @@ async def stop_listen(request: web.Request, user: User) -> web.StreamResponse:
     return web.json_response({"call_id": call_id, "stopped": [li.id for li in ended]})
 
 
-Handler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
-ROUTES: tuple[tuple[str, Handler], ...] = (
-    ("POST", start_listen), ("GET", get_listen), ("DELETE", stop_listen))
-
-
-def _wrap(method: str, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        user = current_user(request)
-        require_role(user, OVERSIGHT, f"{method} {API}/calls/{{call_id}}/listen")
-        return await handler(request, user)
-
-    handle.__name__ = handler.__name__
-    return handle
+LISTEN_ROUTES: tuple[Route, ...] = (
+    Route("POST", "/calls/{call_id}/listen", start_listen, "startListen",
+          "Ring the supervisor's softphone and let them listen to, whisper to or join a live "
+          "call (audit-logged); the answer is 202", OVERSIGHT, "calls", params=(P_CALL,),
+          body=LISTEN_BODY, ok_status=202, errors=(401, 403, 404, 409, 415, 422, 502)),
+    Route("GET", "/calls/{call_id}/listen", get_listen, "getListen",
+          "Listen-ins on the call now and its audit entries", OVERSIGHT, "calls",
+          params=(P_CALL,), errors=(401, 403, 404, 422)),
+    Route("DELETE", "/calls/{call_id}/listen", stop_listen, "stopListen",
+          "Stop every listen-in on the call", OVERSIGHT, "calls", params=(P_CALL,),
+          errors=(401, 403, 404, 422)),
+)
 
 
 def add_listen_routes(app: web.Application, database_url: str | None = None) -> None:
@@ -161,9 +160,7 @@ def add_listen_routes(app: web.Application, database_url: str | None = None) -> 
     ``listen_audit`` (the store is opened and closed with the app). The StasisService is
     found like the transfer routes find it (``transfers_api.STASIS_KEY`` or
     ``callcenter.app.STASIS``)."""
-    for method, handler in ROUTES:
-        app.router.add_route(method, f"{API}/calls/{{call_id}}/listen", _wrap(method, handler),
-                             name=handler.__name__)
+    add_route_table(app, LISTEN_ROUTES)
     if database_url is None:
         return
 

@@ -16,13 +16,15 @@ from callcenter.console.api import API, Route
 from callcenter.console.api import ROUTES as TICKET_ROUTES
 from callcenter.console.callbacks_api import CALLBACK_ROUTES, CALLBACK_SCHEMAS
 from callcenter.console.errors import STATUS_BY_ID
+from callcenter.console.listen_api import LISTEN_ROUTES
 from callcenter.console.transfers_api import TRANSFER_ROUTES
 from callcenter.console.validation import Obj
 from callcenter.domain import tickets as tk
 from callcenter.tickets.files import KINDS
 
 ROUTES = (*TICKET_ROUTES, *CALLBACK_ROUTES)
-LIVE_ROUTES = (*AGENT_ROUTES, *TRANSFER_ROUTES)  # served with the live queue and calls only
+# Served with the live queue and calls only.
+LIVE_ROUTES = (*AGENT_ROUTES, *TRANSFER_ROUTES, *LISTEN_ROUTES)
 DOCUMENT_TYPES = tuple(k.content_type for k in KINDS.values())
 
 TITLE = "Tổng đài 1022 — ticket API"
@@ -44,6 +46,7 @@ ERROR_TEXT = {
          "not PDF, DOC, DOCX, JPEG or PNG (`ticket.upload_type`)",
     422: "A body field or parameter is malformed (`request.invalid`, with `details.field`) "
          "or refused by the ticket rules (`ticket.unknown_field`, `ticket.invalid_phone` ...)",
+    502: "The PBX could not ring the supervisor's phone (`listen.ring_failed`)",
     503: "The ticket store or the live queue does not answer (`store.unavailable`, "
          "`agent.unavailable`, `agent.not_loaded`); retry",
 }

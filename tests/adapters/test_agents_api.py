@@ -291,6 +291,9 @@ async def test_given_app_with_queue_then_served_spec_has_agent_routes(api: Api) 
     assert served == spec(agents=True)
     assert {"/api/v1/queue", "/api/v1/agents/{ext}", "/api/v1/agents/{ext}/{action}"} <= \
         set(served["paths"])
+    listen = served["paths"]["/api/v1/calls/{call_id}/listen"]
+    assert set(listen) == {"get", "post", "delete"}
+    assert listen["post"]["x-roles"] == ["supervisor", "admin"]
 
 
 async def test_given_queue_key_not_set_then_503_unavailable(
