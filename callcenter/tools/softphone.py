@@ -28,6 +28,7 @@ import pjsua2 as pj
 # The pjsua2 wheel on PyPI is built with PJSUA_MAX_CALLS = 4 (a 5th call fails with
 # PJ_ETOOMANY whatever maxCalls says): more simultaneous calls need more phone processes.
 MAX_CALLS = 4
+TONE_HZ = 425  # the phones' default tone (a dial-tone pitch)
 
 
 class _Call(pj.Call):  # type: ignore[misc]
@@ -378,10 +379,27 @@ class _AgentCall(pj.Call):  # type: ignore[misc]
         self.reported_rx = 0  # report once packets flow
         self.media_status = ""
         self.connected_media: pj.AudioMedia | None = None
+        self.recorder: pj.AudioMediaRecorder | None = None  # what this phone hears (--record-dir)
 
     def emit(self, kind: str, **fields: Any) -> None:
         if self.agent is not None:
             self.agent.emit(kind, index=self.index, **fields)
+
+    def _record(self, aud: pj.AudioMedia) -> None:
+        """Record what the far end sends to ``<record_dir>/call-<index>.wav`` (once)."""
+        if self.agent is None or self.agent.record_dir is None or self.recorder is not None:
+            return
+        path = os.path.join(self.agent.record_dir, f"call-{self.index}.wav")
+        recorder = pj.AudioMediaRecorder()
+        recorder.createRecorder(path)
+        aud.startTransmit(recorder)
+        self.recorder = recorder
+        self.emit("recording", path=path)
+
+    def _stop_recording(self) -> None:
+        # Destroying the recorder writes the WAV header's sizes.
+        recorder, self.recorder = self.recorder, None
+        del recorder
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802 - pjsua2 API
         ci = self.getInfo()
@@ -396,6 +414,7 @@ class _AgentCall(pj.Call):  # type: ignore[misc]
             self.sample_rtp()
             self.state = "disconnected"
             self.connected_media = None
+            self._stop_recording()
             self.emit("disconnected", code=ci.lastStatusCode, reason=ci.lastReason,
                       rtp_rx=self.rtp_rx, rtp_tx=self.rtp_tx)
 
@@ -417,6 +436,7 @@ class _AgentCall(pj.Call):  # type: ignore[misc]
                 if self.agent is not None and self.agent.source is not None:
                     self.agent.source.startTransmit(aud)
                 self.connected_media = aud
+                self._record(aud)
             break
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
@@ -490,9 +510,10 @@ class SipAgent:
     def __init__(self, on_event: Callable[[str, dict[str, Any]], None], *,
                  bind: str = "127.0.0.1", port: int = 0, audio: str = "tone",
                  answer_after: float | None = None, reject_code: int | None = None,
-                 log_level: int = 0):
+                 log_level: int = 0, record_dir: str | None = None):
         self.on_event = on_event
         self.bind = bind
+        self.record_dir = record_dir
         self.answer_after = answer_after
         self.reject_code = reject_code
         self.ep = pj.Endpoint()
@@ -529,10 +550,11 @@ class SipAgent:
             player.createPlayer(audio[4:], 0)  # 0: loop
             self._player = player
             return player
+        freq = int(audio.partition(":")[2] or TONE_HZ)  # "tone" or "tone:FREQ"
         tone = pj.ToneGenerator()
         tone.createToneGenerator()
         desc = pj.ToneDesc()
-        desc.freq1, desc.freq2, desc.on_msec, desc.off_msec = 425, 0, 1000, 0
+        desc.freq1, desc.freq2, desc.on_msec, desc.off_msec = freq, 0, 1000, 0
         tones = pj.ToneDescVector()
         tones.append(desc)
         tone.play(tones, True)
@@ -785,6 +807,7 @@ class SipAgent:
             self.poll(0.3)
         while self.calls:
             call = self.calls.pop()
+            call._stop_recording()
             call.agent = None
             call.connected_media = None
             del call
@@ -805,7 +828,8 @@ def run_agent(args: argparse.Namespace) -> int:
 
     agent = SipAgent(out, bind=args.bind, port=args.port, audio=args.audio,
                      answer_after=None if args.answer_after < 0 else args.answer_after,
-                     reject_code=args.reject_code, log_level=args.log_level)
+                     reject_code=args.reject_code, log_level=args.log_level,
+                     record_dir=args.record_dir)
     try:
         if args.mode == "operator":
             agent.create_account(args.extension, registrar=args.registrar or None,
@@ -917,7 +941,10 @@ def main() -> int:
     ap.add_argument("--reject-code", type=int, default=None,
                     help="operator/unit: reject incoming calls with this code instead "
                          "(after --answer-after seconds, at once if that is negative or 0)")
-    ap.add_argument("--audio", default="tone", help="operator/unit: tone | wav:PATH | none")
+    ap.add_argument("--audio", default="tone",
+                    help=f"operator/unit: tone (a {TONE_HZ} Hz tone) | tone:FREQ | wav:PATH | none")
+    ap.add_argument("--record-dir", default=None,
+                    help="operator/unit: record what each call receives to DIR/call-N.wav")
     ap.add_argument("--log-level", type=int, default=0, help="pjsua2 log level to stderr")
     args = ap.parse_args()
     if args.mode != "caller":

@@ -6,7 +6,9 @@ Every event is a dict with ``event`` (kind), ``t`` (wall clock) and, for call ev
 reg_failed, unregistered, incoming (remote_uri, user = dialled user part, source), dialing,
 progress, answered, confirmed, media (status: active|local_hold|remote_hold|none), rtp (rx, tx:
 packets so far, every 0.5 s while they grow), dtmf_rx (digit), transfer_status (code, final),
-transfer_request (uri), disconnected (code, reason, rtp_rx, rtp_tx), report, error, closed.
+transfer_request (uri), disconnected (code, reason, rtp_rx, rtp_tx), recording (path: what
+the call receives, with ``record_dir``), report, error, closed. ``audio``: ``tone`` (425 Hz),
+``tone:FREQ``, ``wav:PATH`` or ``none``.
 """
 
 from __future__ import annotations
@@ -14,10 +16,16 @@ from __future__ import annotations
 import os
 import socket
 import time
+from pathlib import Path
 from typing import Any, Protocol
 
 from callcenter.tools.softphone import PhoneProcess
 from tests.e2e.stack import free_port
+
+
+def _record_args(record_dir: Path | None) -> list[str]:
+    """Record what each call receives to ``record_dir/call-<index>.wav`` (``recording``)."""
+    return [] if record_dir is None else ["--record-dir", str(record_dir)]
 
 
 class _HasSipPort(Protocol):
@@ -88,7 +96,7 @@ class OperatorPhone(_Phone):
     def __init__(self, stack_or_sip_port: _HasSipPort | int | None, extension: str,
                  password: str, bind: str = "127.0.0.1", auto_answer: float | None = None,
                  audio: str = "tone", reg_timeout: int = 300, reg_retry: int = 0,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, record_dir: Path | None = None):
         if stack_or_sip_port is None:
             registrar = ""
         else:
@@ -102,7 +110,8 @@ class OperatorPhone(_Phone):
             ["--mode", "operator", "--extension", extension, "--registrar", registrar,
              "--bind", bind, "--audio", audio, "--reg-timeout", str(reg_timeout),
              "--reg-retry", str(reg_retry),
-             "--answer-after", str(-1.0 if auto_answer is None else auto_answer)],
+             "--answer-after", str(-1.0 if auto_answer is None else auto_answer),
+             *_record_args(record_dir)],
             env={**os.environ, "SOFTPHONE_PASSWORD": password})
         self._wait_ready(timeout)
 
@@ -150,10 +159,11 @@ class UnitPhone(_Phone):
 
     def __init__(self, port: int | None = None, answer_after: float | None = 0.5,
                  reject_code: int | None = None, audio: str = "tone", bind: str = "127.0.0.1",
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, record_dir: Path | None = None):
         port = port or free_port(socket.SOCK_DGRAM)
         argv = ["--mode", "unit", "--port", str(port), "--bind", bind, "--audio", audio,
-                "--answer-after", str(-1.0 if answer_after is None else answer_after)]
+                "--answer-after", str(-1.0 if answer_after is None else answer_after),
+                *_record_args(record_dir)]
         if reject_code is not None:
             argv += ["--reject-code", str(reject_code)]
         super().__init__(argv)

@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from callcenter.queue.acd import AcdQueue
 from callcenter.store.listen_audit import ListenAuditStore
 from callcenter.store.users import UserStore
+from tests.e2e.audio import heard
 from tests.e2e.phones import OperatorPhone, UnitPhone
 from tests.e2e.stack import Stack, wait_until
 
@@ -30,6 +31,9 @@ pytestmark = pytest.mark.pbx
 
 TENANT = "dongnai"
 OPERATOR, SUPERVISOR = "101", "109"
+# Each party sends its own pure tone, so what a phone recorded tells whose voice reached it.
+CALLER_HZ, OPERATOR_HZ, SUPERVISOR_HZ = 425, 600, 1400
+HEARD, NOT_HEARD = 0.1, 0.01  # share of the received power at the supervisor's frequency
 
 
 def snap(stack: Stack) -> dict[str, Any]:
@@ -94,8 +98,10 @@ def lstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def phones(lstack: Stack) -> Iterator[tuple[OperatorPhone, OperatorPhone]]:
-    op = lstack.operator_phone(OPERATOR, auto_answer=0.2)
-    sup = lstack.operator_phone(SUPERVISOR, auto_answer=0.2)
+    (lstack.workdir / "heard-by-operator").mkdir(exist_ok=True)
+    op = lstack.operator_phone(OPERATOR, auto_answer=0.2, audio=f"tone:{OPERATOR_HZ}",
+                               record_dir=lstack.workdir / "heard-by-operator")
+    sup = lstack.operator_phone(SUPERVISOR, auto_answer=0.2, audio=f"tone:{SUPERVISOR_HZ}")
     try:
         assert op.wait_registered() == 200 and sup.wait_registered() == 200
         assert wait_until(lambda: agent(lstack, OPERATOR)["reachable"], 15), snap(lstack)
@@ -212,3 +218,43 @@ def test_given_bridged_call_when_supervisor_listens_then_hears_it_and_nobody_not
     assert use.started_at is not None and use.end_reason == (
         "stopped by giamsat" if mode == "whisper" else "call ended")
     assert f"listen {listen_id}: ended" in ls.app_log.read_text()
+
+
+@pytest.mark.parametrize(("mode", "operator_hears", "caller_hears"), [
+    ("listen", False, False), ("whisper", True, False), ("barge", True, True)])
+def test_given_mode_when_supervisor_speaks_then_only_the_right_people_hear_it(
+        ls: Stack, phones: tuple[OperatorPhone, OperatorPhone], tmp_path: Path, mode: str,
+        operator_hears: bool, caller_hears: bool) -> None:
+    op, sup = phones
+    token: str = ls.token  # type: ignore[attr-defined]
+    citizen = UnitPhone(answer_after=None, record_dir=tmp_path)
+    try:
+        call_id, index = connect(ls, op, citizen)
+        sup_mark, op_mark = len(sup.events), len(op.events)
+        status, body = api(ls, token, "POST", f"/calls/{call_id}/listen",
+                           {"extension": SUPERVISOR, "mode": mode})
+        assert status == 202, body
+        incoming = wait_until(lambda: since(sup, sup_mark, "incoming"), 10)
+        assert incoming, ls.app_log_tail()
+        sup_index = incoming[0]["index"]
+        assert wait_until(lambda: sup.rtp_tx(sup_index) > 10 and sup.rtp_rx(sup_index) > 10, 10)
+        # Three seconds of the supervisor speaking (150 packets of 20 ms sent) ...
+        start = sup.rtp_tx(sup_index)
+        assert wait_until(lambda: sup.rtp_tx(sup_index) > start + 150, 10)
+        citizen.hangup()  # ... then the call ends: the recordings close
+        assert wait_until(lambda: since(op, op_mark, "disconnected"), 10)
+        assert wait_until(lambda: citizen.of("disconnected"), 10)
+    finally:
+        citizen.close()
+    # The last two seconds of each recording lie inside the listen-in.
+    at_operator = heard(ls.workdir / "heard-by-operator" / f"call-{index}.wav", SUPERVISOR_HZ,
+                        last_s=2.0)
+    at_caller = heard(tmp_path / "call-0.wav", SUPERVISOR_HZ, last_s=2.0)
+    assert (at_operator >= HEARD) is operator_hears, (mode, at_operator)
+    assert (at_operator <= NOT_HEARD) is not operator_hears, (mode, at_operator)
+    assert (at_caller >= HEARD) is caller_hears, (mode, at_caller)
+    assert (at_caller <= NOT_HEARD) is not caller_hears, (mode, at_caller)
+    # The call itself went on: each heard the other's tone to the end.
+    assert heard(tmp_path / "call-0.wav", OPERATOR_HZ, last_s=2.0) >= HEARD
+    assert heard(ls.workdir / "heard-by-operator" / f"call-{index}.wav", CALLER_HZ,
+                 last_s=2.0) >= HEARD
