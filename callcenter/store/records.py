@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -99,6 +100,36 @@ class CallRecordStore:
         q = sa.select(sa.func.count()).select_from(_TABLE)
         if tenant is not None:
             q = q.where(_TABLE.c.tenant == tenant)
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    @staticmethod
+    def _matching(tenant: str, since: dt.datetime, until: dt.datetime, outcome: str | None,
+                  operator: str | None) -> list[sa.ColumnElement[bool]]:
+        c = _TABLE.c
+        where = [c.tenant == tenant, c.arrived_at >= since, c.arrived_at < until]
+        if outcome is not None:
+            where.append(c.outcome == outcome)
+        if operator is not None:
+            where.append(c.operator == operator)
+        return where
+
+    def find(self, tenant: str, since: dt.datetime, until: dt.datetime, *,
+             outcome: str | None = None, operator: str | None = None, limit: int = 50,
+             offset: int = 0) -> list[CallRecordData]:
+        """The tenant's calls that arrived in [since, until), oldest first, one page."""
+        q = (sa.select(_TABLE)
+             .where(*self._matching(tenant, since, until, outcome, operator))
+             .order_by(_TABLE.c.arrived_at, _TABLE.c.id)
+             .limit(max(0, limit)).offset(max(0, offset)))
+        with self.engine.connect() as conn:
+            return [_data(row) for row in conn.execute(q)]
+
+    def count_matching(self, tenant: str, since: dt.datetime, until: dt.datetime, *,
+                       outcome: str | None = None, operator: str | None = None) -> int:
+        """How many calls ``find`` would give without limit and offset."""
+        q = (sa.select(sa.func.count()).select_from(_TABLE)
+             .where(*self._matching(tenant, since, until, outcome, operator)))
         with self.engine.connect() as conn:
             return int(conn.execute(q).scalar_one())
 

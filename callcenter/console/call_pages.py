@@ -1,0 +1,171 @@
+"""``GET /console/calls`` and ``/console/calls.xlsx``: the tenant's call records of one local
+day (supervisors and admins), filtered by outcome and operator, 50 a page, and the same rows
+as an xlsx workbook. Records are stored in UTC; the day is the tenant's (a call at 23:30 on
+the 22nd in Đồng Nai is on the 22nd's page). Registered by ``ticket_pages.add_list_pages``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from callcenter.console.auth import in_thread
+from callcenter.console.context import CLOCK, find_tenant
+from callcenter.console.pages import page_env, render, zone_of
+from callcenter.console.sessions import error_page, require_console_role
+from callcenter.domain import listing as ls
+from callcenter.store.data import CallRecordData
+from callcenter.store.records import CallRecordStore
+from callcenter.store.users import User
+from callcenter.tickets.reports import Column, Table, xlsx_bytes
+
+PATH: Final = "/console/calls"
+ROLES: Final = ("supervisor", "admin")
+RECORDS = web.AppKey("console_call_records", CallRecordStore)
+_BATCH: Final = 1000
+
+_LIST = """{% extends "layout.html" %}
+{% block head %}<link rel="stylesheet" href="/console/static/lists.css">{% endblock %}
+{% block main %}
+<h1>Cuộc gọi ngày {{ f.day.strftime("%d/%m/%Y") }}</h1>
+<form method="get" action="/console/calls" class="card row filters">
+ <label>Ngày<br><input type="date" name="day" value="{{ f.day.isoformat() }}"></label>
+ <label>Kết quả<br><select name="outcome"><option value="">Tất cả</option>
+  {% for k, v in outcomes %}<option value="{{ k }}"{% if f.outcome == k %} selected
+ {% endif %}>{{ v }}</option>{% endfor %}
+ </select></label>
+ <label>Điện thoại viên (số máy)<br><input name="operator" value="{{ f.operator or '' }}" size="8"
+ maxlength="32"></label>
+ <button type="submit">Xem</button>
+</form>
+{% for k, v in f.errors.items() %}<p class="error" data-error-field="{{ k }}">{{ v }}</p>
+ {% endfor %}
+<p class="meta"><span data-total="{{ total }}">{{ total }} cuộc gọi
+</span> · trang {{ f.page }}/{{ pages }}
+ · giờ {{ tz }} · <a href="/console/calls.xlsx?{{ f.query() }}"
+ data-export="xlsx">Xuất Excel (xlsx)</a></p>
+<div class="scroll"><table class="list">
+<thead><tr><th>Thời điểm gọi đến</th><th>Số gọi đến</th><th>Số quay</th><th>Kết quả</th>
+<th>Chờ (giây)</th><th>Đàm thoại (giây)</th><th>Điện thoại viên</th><th>Nhánh IVR</th>
+<th>Chuyển tiếp</th><th>Ghi âm</th></tr></thead><tbody>
+{% for r in rows %}<tr data-call="{{ r.id }}">
+ <td>{{ local_s(r.arrived_at) }}</td><td>{{ r.caller }}</td><td>{{ r.dialled }}</td>
+ <td data-outcome="{{ r.outcome }}">{{ r.outcome_label }}</td>
+ <td>{{ r.wait_s if r.wait_s is not none else "" }}</td>
+ <td>{{ r.talk_s if r.talk_s is not none else "" }}</td><td>{{ r.operator }}</td><td>{{ r.ivr }}
+</td>
+ <td>{{ r.transfers }}</td><td class="file">{{ r.recording }}</td></tr>
+{% else %}<tr><td colspan="10">Không có cuộc gọi nào.</td></tr>{% endfor %}
+</tbody></table></div>
+<p class="paging">{% if f.page > 1 %}
+ <a href="/console/calls?{{ f.query(f.page - 1) }}" rel="prev">Trang trước</a>{% endif %}
+{% if f.page < pages %} <a href="/console/calls?{{ f.query(f.page + 1) }}" rel="next">Trang sau</a>
+ {% endif %}</p>
+{% endblock %}"""
+
+_ENV: Final = page_env({"calls.html": _LIST})
+
+CALL_COLUMNS: Final = (
+    Column("stt", "STT", 6, "int"), Column("arrived_at", "Thời điểm gọi đến", 17, "datetime"),
+    Column("arrived_s", "Giờ gọi đến (giây)", 10), Column("caller", "Số gọi đến", 14),
+    Column("dialled", "Số quay", 10), Column("outcome_label", "Kết quả", 16),
+    Column("wait_s", "Chờ (giây)", 9, "int"), Column("talk_s", "Đàm thoại (giây)", 10, "int"),
+    Column("operator", "Điện thoại viên", 12), Column("ivr", "Nhánh IVR", 30),
+    Column("transfers", "Chuyển tiếp", 24), Column("recording", "Tệp ghi âm", 36),
+    Column("id", "Mã cuộc gọi", 26),
+)
+
+
+def call_row(r: CallRecordData, zone_key: str) -> dict[str, Any]:
+    """One call record as a list row (the page and the export)."""
+    return {"id": r.id, "arrived_at": r.arrived_at,
+            "arrived_s": r.arrived_at.astimezone(ZoneInfo(zone_key)).strftime("%H:%M:%S"),
+            "caller": r.caller, "dialled": r.dialled, "outcome": r.outcome,
+            "outcome_label": ls.outcome_label(r.outcome), "wait_s": ls.seconds(r.wait_s),
+            "talk_s": ls.seconds(r.talk_s), "operator": r.operator or "",
+            "ivr": ls.ivr_summary(r.ivr_path), "transfers": ls.transfers_summary(r.transfers),
+            "recording": (r.recording or "").rsplit("/", 1)[-1]}
+
+
+def _filter(request: web.Request, user: User) -> tuple[ls.CallFilter, dt.datetime,
+                                                       dt.datetime, str]:
+    zone = zone_of(request, user.tenant)
+    f = ls.parse_call_filter(request.query, ls.local_day(request.app[CLOCK](), zone))
+    start, end = ls.day_bounds(f.day, zone)
+    return f, start, end, zone.key
+
+
+async def calls_page(request: web.Request) -> web.StreamResponse:
+    """GET /console/calls: one local day's calls of the user's tenant."""
+    user = require_console_role(request, ROLES)
+    if request.query.get("format") == "xlsx":
+        return await calls_xlsx(request)
+    f, start, end, zone_key = _filter(request, user)
+    store = request.app[RECORDS]
+    filters = {"outcome": f.outcome, "operator": f.operator}
+    records = await in_thread(request.app, store.find, user.tenant, start, end,
+                              limit=ls.PAGE_SIZE, offset=(f.page - 1) * ls.PAGE_SIZE,
+                              **filters)
+    total = await in_thread(request.app, store.count_matching, user.tenant, start, end,
+                            **filters)
+    return render(request, _ENV, "calls.html", user, title="Cuộc gọi", f=f,
+                  rows=[call_row(r, zone_key) for r in records], total=total,
+                  pages=max(1, -(-total // ls.PAGE_SIZE)),
+                  outcomes=list(ls.CALL_OUTCOME_LABELS.items()),
+                  status=422 if f.errors else 200)
+
+
+async def calls_xlsx(request: web.Request) -> web.StreamResponse:
+    """GET /console/calls.xlsx: the same day and filters as an xlsx workbook."""
+    user = require_console_role(request, ROLES)
+    f, start, end, zone_key = _filter(request, user)
+    if f.errors:
+        return error_page(422, "request.invalid", "Bộ lọc không hợp lệ",
+                          " ".join(f.errors.values()), back=PATH,
+                          back_label="Về danh sách cuộc gọi")
+    store = request.app[RECORDS]
+    filters = {"outcome": f.outcome, "operator": f.operator}
+    records: list[CallRecordData] = []
+    while len(records) < ls.EXPORT_CAP:
+        batch = await in_thread(request.app, store.find, user.tenant, start, end,
+                                limit=min(_BATCH, ls.EXPORT_CAP - len(records)),
+                                offset=len(records), **filters)
+        records += batch
+        if len(batch) < _BATCH:
+            break
+    total = await in_thread(request.app, store.count_matching, user.tenant, start, end,
+                            **filters)
+    rows = [{"stt": i, **call_row(r, zone_key)} for i, r in enumerate(records, 1)]
+    if total > len(rows):
+        rows.append({"caller": f"Chỉ xuất {len(rows)}/{total} cuộc gọi đầu tiên; lọc hẹp "
+                               "hơn để xuất phần còn lại."})
+    tenant = find_tenant(request.app, user.tenant)
+    title = (f"Danh sách cuộc gọi ngày {f.day:%d/%m/%Y} - Tổng đài 1022 "
+             f"{tenant.name if tenant else user.tenant}")
+    sub = f"Giờ {zone_key}; {total} cuộc gọi theo bộ lọc"
+    data = await in_thread(request.app, xlsx_bytes, [Table(
+        "Cuộc gọi", title, sub, CALL_COLUMNS, tuple(rows), zone_key)])
+    return web.Response(body=data, content_type="application/vnd.openxmlformats-"
+                        "officedocument.spreadsheetml.sheet", headers={
+                            "Content-Disposition": f'attachment; filename="cuoc-goi-'
+                                                   f'{user.tenant}-{f.day.isoformat()}.xlsx"',
+                            "Cache-Control": "private, no-store"})
+
+
+def add_call_pages(app: web.Application, database_url: str) -> None:
+    """Add GET /console/calls and /console/calls.xlsx (and the call-record store they read)."""
+
+    async def call_pages_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[RECORDS] = store = CallRecordStore(database_url)
+        try:
+            yield
+        finally:
+            store.close()
+
+    app.cleanup_ctx.append(call_pages_ctx)
+    app.router.add_get(PATH, calls_page, name="console_calls")
+    app.router.add_get(PATH + ".xlsx", calls_xlsx, name="console_calls_xlsx")
