@@ -46,7 +46,6 @@ CALL_OUTCOME_LABELS: Final = {
 TRANSFER_RESULT_LABELS: Final = {"completed": "thành công", "returned": "quay lại",
                                  "no_answer": "không trả lời"}
 
-_ID: Final = re.compile(r"[a-z0-9_.-]{1,64}")
 _OPERATOR: Final = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 
@@ -289,7 +288,3 @@ def unit_actions(state: str, holds: bool) -> tuple[str, ...]:
         return ("resolve", "return")
     return ()
 
-
-def safe_id(text: str) -> bool:
-    """True for an id of the config (unit, field): lower-case letters, digits, ``_.-``."""
-    return bool(_ID.fullmatch(text))
