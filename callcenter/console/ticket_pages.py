@@ -151,11 +151,13 @@ _DETAIL = """{% extends "layout.html" %}
  <label for="result">Kết quả giải quyết</label>
  <textarea id="result" name="result" rows="5"
  maxlength="10000" required>{{ typed.get("result", "") }}</textarea>
- {% if errors.get("result") %}<p class="field-error" data-error-field="result">{{ errors.result }}</p>
+ {% if errors.get("result") %}
+ <p class="field-error" data-error-field="result">{{ errors.result }}</p>
  {% endif %}
  <label for="file">Văn bản trả lời (PDF, DOC, DOCX, JPEG, PNG; không bắt buộc)</label>
  <input type="file" id="file" name="file" accept=".pdf,.doc,.docx,.jpg,.jpeg,.png">
- {% if errors.get("file") %}<p class="field-error" data-error-field="file">{{ errors.file }}</p>{% endif %}
+ {% if errors.get("file") %}
+ <p class="field-error" data-error-field="file">{{ errors.file }}</p>{% endif %}
  <p><button type="submit" data-action="resolve">Cập nhật kết quả giải quyết</button></p></form>
  {% endif %}
 {% if "return" in actions %}<form method="post" action="/console/tickets/{{ t.code }}" class="card">
@@ -166,7 +168,8 @@ _DETAIL = """{% extends "layout.html" %}
  <label for="reason">Lý do trả lại</label>
  <textarea id="reason" name="reason" rows="3"
  maxlength="2000" required>{{ typed.get("reason", "") }}</textarea>
- {% if errors.get("reason") %}<p class="field-error" data-error-field="reason">{{ errors.reason }}</p>
+ {% if errors.get("reason") %}
+ <p class="field-error" data-error-field="reason">{{ errors.reason }}</p>
  {% endif %}
  <p><button type="submit" data-action="return">Trả lại</button></p></form>{% endif %}
 <h2>Tệp đính kèm</h2>
