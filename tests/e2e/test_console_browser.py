@@ -194,3 +194,33 @@ def test_given_admin_when_entering_negative_lines_then_field_error_and_file_unch
     screenshot(page, "admin-shifts-invalid")
     assert hotline.config_path.read_bytes() == before
     assert hotline.app_lines() == 3
+
+
+# Every console page, as the role that uses it, must fit a tablet without sideways scrolling.
+TABLET_PAGES = {"quantri": ["/console/", "/console/admin/shifts"],
+                "giamsat": ["/console/wallboard"]}
+TABLETS = ({"width": 768, "height": 1024}, {"width": 1024, "height": 768})
+
+
+def test_given_tablet_when_console_pages_open_then_no_sideways_scrolling(
+        stack: Stack, browser: Any) -> None:
+    # One login per user: the login rate limit (10 a minute per address) counts them all.
+    for name, paths in TABLET_PAGES.items():
+        ctx = browser.new_context(locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh",
+                                  viewport=TABLETS[0], has_touch=True)
+        try:
+            page = ctx.new_page()
+            login(page, stack, name, PASSWORD)
+            for viewport in TABLETS:
+                page.set_viewport_size(viewport)
+                for path in paths:
+                    response = page.goto(base_url(stack) + path)
+                    assert response is not None and response.status == 200, path
+                    page.wait_for_load_state("networkidle")
+                    overflow = page.evaluate("document.documentElement.scrollWidth"
+                                             " - document.documentElement.clientWidth")
+                    assert overflow <= 0, (path, viewport, overflow)
+                    if viewport is TABLETS[0]:
+                        screenshot(page, "tablet-" + path.strip("/").replace("/", "-"))
+        finally:
+            ctx.close()
