@@ -15,6 +15,7 @@ from callcenter.console.agents_api import AGENT_ROUTES
 from callcenter.console.api import API, Route
 from callcenter.console.api import ROUTES as TICKET_ROUTES
 from callcenter.console.callbacks_api import CALLBACK_ROUTES, CALLBACK_SCHEMAS
+from callcenter.console.desk_api import DESK_ROUTES, DESK_SCHEMAS
 from callcenter.console.errors import STATUS_BY_ID
 from callcenter.console.listen_api import LISTEN_ROUTES
 from callcenter.console.transfers_api import TRANSFER_ROUTES
@@ -24,7 +25,7 @@ from callcenter.tickets.files import KINDS
 
 ROUTES = (*TICKET_ROUTES, *CALLBACK_ROUTES)
 # Served with the live queue and calls only.
-LIVE_ROUTES = (*AGENT_ROUTES, *TRANSFER_ROUTES, *LISTEN_ROUTES)
+LIVE_ROUTES = (*AGENT_ROUTES, *TRANSFER_ROUTES, *LISTEN_ROUTES, *DESK_ROUTES)
 DOCUMENT_TYPES = tuple(k.content_type for k in KINDS.values())
 
 TITLE = "Tổng đài 1022 — ticket API"
@@ -342,7 +343,7 @@ def spec(*, agents: bool = False) -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "bearerFormat": "hl1_<id>_<secret>"}},
-            "schemas": _schemas() | CALLBACK_SCHEMAS | _body_schemas(),
+            "schemas": _schemas() | CALLBACK_SCHEMAS | DESK_SCHEMAS | _body_schemas(),
             "responses": _responses(),
         },
     }

@@ -120,7 +120,7 @@ def setup_console(app: web.Application, *, database_url: str,
         add_transfer_routes(app)  # calls live in the same app as the queue
         add_wallboard_routes(app, database_url=database_url, acd=acd)  # wallboard.py
         add_listen_routes(app, database_url)  # supervisors listen in (listen_api.py)
-        add_desk_routes(app, acd)  # the operator desk (desk.py)
+        add_desk_routes(app, acd, database_url)  # the operator desk (desk.py)
     add_public_routes(app)
     add_static_routes(app)  # /console/static/*.js|css (pages.py)
     add_login_routes(app)  # /console/login, /console/logout, /console/ (sessions.py)
