@@ -19,6 +19,7 @@ import callcenter.store.config_audit  # noqa: F401
 import callcenter.store.listen_audit  # noqa: F401 - listen-in audit table
 import callcenter.store.sms  # noqa: F401
 import callcenter.store.tickets  # noqa: F401
+import callcenter.store.user_audit  # noqa: F401 - user administration audit table
 import callcenter.store.users  # noqa: F401
 from callcenter.store.models import Base
 from callcenter.store.urls import DEFAULT_DATABASE_URL, ensure_sqlite_parent, normalise_url

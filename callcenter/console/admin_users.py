@@ -1,10 +1,665 @@
-"""User administration in the console (``/console/admin/users``). (Being built: issue 7,
-part 1.)"""
+"""Administrators manage their province's console users: ``/console/admin/users``.
+
+* ``GET /console/admin/users`` (``?role=&active=``): the admin's tenant's users (name, full
+  name, role, unit, active, locked until, last password change, sessions still valid) and a
+  form to create one. ``GET /console/admin/users.xlsx``: the same list (same filters) as a
+  workbook, built with ``tickets.reports.xlsx_bytes``; never a hash.
+* ``POST /console/admin/users``: create (login name, full name, role, unit, the initial
+  password typed twice). A refusal shows the form again with Vietnamese field errors and what
+  was typed (never the password); nothing is saved. Success: 303 to the user's page.
+* ``GET /console/admin/users/{name}``: one user, a form to edit full name, role and unit,
+  buttons to disable/enable, unlock and reset the password, and the user's audit history.
+* ``POST /console/admin/users/{name}`` with ``action`` = ``update``, ``disable``, ``enable``,
+  ``unlock`` or ``reset_password``; every form carries the ``version`` of the user it showed
+  (``UserDetail.version``): if the user changed meanwhile (another admin, a lock-out) nothing
+  is written and the page shows the current values (409 ``user.stale``).
+
+Rules enforced in ``UserStore`` (one transaction with the audit rows): an admin touches only
+users of their own tenant (another tenant's user: 404 ``user.not_found``, as if unknown), no
+admin disables or demotes themselves (409 ``user.self``), a tenant keeps one active admin (409
+``user.last_admin``). Disabling deletes the user's sessions and their API tokens stop working;
+a password reset ends their sessions.
+
+Operators log in with their extension (the desk acts on the agent whose extension is the
+user name). When the name is not an extension of the tenant's ``operators`` config the user
+is still created, with a warning: softphone accounts live in the config file, edited by the
+technical staff and reloaded separately, and may well be added after the console account;
+until then the desk refuses that user's agent actions, so nothing unsafe can happen.
+
+Only role admin (others: the 403 page; no session: the login page). The session middleware
+checks CSRF on every POST. One INFO log line per change (admin, target, action, the fields
+changed; never a password).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import urlencode
+
 from aiohttp import web
+
+from callcenter.console.auth import USERS, in_thread
+from callcenter.console.context import CLOCK, find_tenant
+from callcenter.console.pages import ROLE_NAMES, local_time, page_env, render, zone_of
+from callcenter.console.passwords import (
+    MAX_LENGTH,
+    MIN_LENGTH,
+    PasswordRejected,
+    check_password_rules,
+)
+from callcenter.console.sessions import PASSWORDS, error_page, require_console_role
+from callcenter.domain.model import Tenant
+from callcenter.domain.ticket_config import policy_of
+from callcenter.store.user_audit import UserAuditStore, UserChange
+from callcenter.store.users import USER_ROLES, UserDetail, UserError, check_user_fields
+from callcenter.tickets.reports import Column, Table, xlsx_bytes
+
+log = logging.getLogger("callcenter.console.admin_users")
+
+PATH: Final = "/console/admin/users"
+ROLES: Final = ("admin",)
+ACTIONS: Final = ("update", "disable", "enable", "unlock", "reset_password")
+HISTORY_ROWS: Final = 50
+MAX_FULL_NAME: Final = 200
+NAME_PATTERN: Final = r"[a-z0-9][a-z0-9._-]{1,63}"
+
+AUDIT = web.AppKey("console_user_audit", UserAuditStore)
+
+ACTION_NAMES: Final = {"create": "Tạo người dùng", "update": "Sửa thông tin",
+                       "disable": "Vô hiệu hoá", "enable": "Kích hoạt lại",
+                       "reset_password": "Đặt lại mật khẩu", "unlock": "Mở khoá đăng nhập"}
+FIELD_NAMES: Final = {"role": "vai trò", "unit": "đơn vị", "full_name": "họ tên",
+                      "active": "đang hoạt động", "password": "mật khẩu",
+                      "locked_until": "khoá đến"}
+DONE: Final = {"create": "Đã tạo người dùng.", "update": "Đã lưu thay đổi.",
+               "unchanged": "Không có thay đổi nào để lưu.",
+               "disable": "Đã vô hiệu hoá người dùng: các phiên đăng nhập đã kết thúc và "
+                          "token API không còn dùng được.",
+               "enable": "Đã kích hoạt lại người dùng.",
+               "reset_password": "Đã đặt mật khẩu mới; các phiên đăng nhập của người dùng "
+                                 "đã kết thúc.",
+               "unlock": "Đã mở khoá đăng nhập."}
+GUARD_TEXT: Final = {
+    "user.self": "Bạn không thể tự vô hiệu hoá hoặc hạ vai trò của chính mình. Chưa lưu gì.",
+    "user.last_admin": "Không thể vô hiệu hoá hoặc hạ vai trò: đây là quản trị viên đang hoạt "
+                       "động cuối cùng của tỉnh. Hãy tạo hoặc kích hoạt một quản trị viên khác "
+                       "trước. Chưa lưu gì.",
+    "user.stale": "Người dùng này đã được thay đổi (bởi quản trị viên khác hoặc do bị khoá "
+                  "đăng nhập) kể từ khi bạn mở trang. Chưa lưu gì; dưới đây là thông tin hiện "
+                  "tại, vui lòng kiểm tra rồi thực hiện lại.",
+}
+STATUS: Final = {"user.self": 409, "user.last_admin": 409, "user.stale": 409}
+
+
+# ---- pure parts -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Filters:
+    """The list's filters: a role, and active (True), disabled (False) or both (None)."""
+
+    role: str | None = None
+    active: bool | None = None
+
+    def query(self) -> str:
+        """The query string that gives these filters ('' for none)."""
+        q = {}
+        if self.role:
+            q["role"] = self.role
+        if self.active is not None:
+            q["active"] = "1" if self.active else "0"
+        return urlencode(q)
+
+
+def parse_filters(query: Mapping[str, str]) -> tuple[Filters, dict[str, str]]:
+    """The filters of a query string, and Vietnamese errors for values that are not valid
+    (an invalid filter is left out, not guessed)."""
+    errors: dict[str, str] = {}
+    role = query.get("role", "") or None
+    if role is not None and role not in USER_ROLES:
+        errors["role"] = "Vai trò không hợp lệ; đã bỏ qua bộ lọc vai trò."
+        role = None
+    raw = query.get("active", "")
+    active: bool | None = None
+    if raw in ("1", "0"):
+        active = raw == "1"
+    elif raw:
+        errors["active"] = "Trạng thái không hợp lệ; đã bỏ qua bộ lọc trạng thái."
+    return Filters(role, active), errors
+
+
+def password_error(password: str, again: str, name: str) -> str | None:
+    """The Vietnamese error of a new password typed twice, or None when it may be used."""
+    try:
+        check_password_rules(password, name or None)
+    except PasswordRejected as e:
+        return {
+            "password.too_short": f"Mật khẩu cần ít nhất {MIN_LENGTH} ký tự.",
+            "password.too_long": f"Mật khẩu có tối đa {MAX_LENGTH} ký tự.",
+            "password.blank": "Mật khẩu không được chỉ gồm dấu cách.",
+            "password.is_name": "Mật khẩu không được trùng với tên đăng nhập.",
+        }.get(e.id, "Mật khẩu không hợp lệ.")
+    if password != again:
+        return "Hai lần nhập mật khẩu không khớp."
+    return None
+
+
+@dataclass
+class UserForm:
+    """What an admin typed in a create or edit form (never a password)."""
+
+    name: str = ""
+    full_name: str = ""
+    role: str = ""
+    unit: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def unit_or_none(self) -> str | None:
+        """The unit as stored (None when empty)."""
+        return self.unit or None
+
+    @property
+    def full_name_or_none(self) -> str | None:
+        """The full name as stored (None when empty)."""
+        return self.full_name or None
+
+
+def check_user_form(form: UserForm, *, units: Sequence[str], operator_extensions: Sequence[str],
+                    check_name: bool = True) -> UserForm:
+    """Fill ``form.errors`` (Vietnamese, per field) and ``form.warnings`` for these values;
+    ``units``: the tenant's unit ids; ``operator_extensions``: its softphone extensions."""
+    errors, warnings = form.errors, form.warnings
+    if check_name:
+        try:
+            check_user_fields(form.name, "admin", "t", None)
+        except UserError:
+            errors["name"] = ("Tên đăng nhập gồm 2–64 ký tự: chữ thường không dấu a–z, số "
+                              "0–9 và các dấu . _ -, bắt đầu bằng chữ hoặc số.")
+    if len(form.full_name) > MAX_FULL_NAME:
+        errors["full_name"] = f"Họ tên có tối đa {MAX_FULL_NAME} ký tự."
+    if form.role not in USER_ROLES:
+        errors["role"] = "Chọn một vai trò."
+    elif form.role == "unit":
+        if not form.unit:
+            errors["unit"] = "Người dùng vai trò Đơn vị xử lý phải thuộc một đơn vị: chọn đơn vị."
+        elif form.unit not in units:
+            errors["unit"] = "Đơn vị này không có trong cấu hình của tỉnh."
+    elif form.unit:
+        errors["unit"] = ("Chỉ người dùng vai trò Đơn vị xử lý mới thuộc một đơn vị: để trống "
+                          "ô đơn vị.")
+    if form.role == "operator" and "name" not in errors \
+            and form.name not in operator_extensions:
+        warnings.append(f"Máy lẻ {form.name} chưa có trong cấu hình điện thoại viên của tỉnh: "
+                        "người dùng vẫn được lưu nhưng chỉ dùng được bàn làm việc khi máy lẻ "
+                        "này được thêm vào cấu hình.")
+    return form
+
+
+def describe(changes: Sequence[UserChange]) -> str:
+    """The log line's account of an update: role and unit old -> new, other fields by name."""
+    parts = [f"{c.field} {c.old or '-'} -> {c.new or '-'}" if c.field in ("role", "unit")
+             else str(c.field) for c in changes]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def user_rows(users: Sequence[UserDetail], unit_names: Mapping[str, str],
+              now: dt.datetime) -> list[dict[str, Any]]:
+    """The list's rows (page and xlsx): display values, no hash."""
+    return [{
+        "name": u.name,
+        "full_name": u.full_name or "",
+        "role": ROLE_NAMES.get(u.role, u.role),
+        "unit": (unit_names.get(u.unit, u.unit) if u.unit else ""),
+        "active": "Đang hoạt động" if u.active else "Đã vô hiệu hoá",
+        "locked_until": u.locked_until if u.locked(now) else None,
+        "password_changed_at": u.password_changed_at,
+        "sessions": u.sessions,
+        "created_at": u.created_at,
+    } for u in users]
+
+
+XLSX_COLUMNS: Final = (
+    Column("name", "Tên đăng nhập", 18), Column("full_name", "Họ tên", 28),
+    Column("role", "Vai trò", 16), Column("unit", "Đơn vị", 28),
+    Column("active", "Trạng thái", 16), Column("locked_until", "Khoá đăng nhập đến", 18,
+                                                 "datetime"),
+    Column("password_changed_at", "Đổi mật khẩu lần cuối", 18, "datetime"),
+    Column("sessions", "Phiên đăng nhập còn hạn", 12, "int"),
+    Column("created_at", "Ngày tạo", 18, "datetime"),
+)
+
+
+def change_text(c: UserChange) -> str:
+    """One audit row in Vietnamese: the action, and the field's old → new when there is one."""
+    action = ACTION_NAMES.get(c.action, c.action)
+    if c.field is None or c.action in ("disable", "enable", "unlock"):
+        return action
+
+    def shown(v: str | None) -> str:
+        if c.field == "role" and v:
+            return ROLE_NAMES.get(v, v)
+        return {"yes": "có", "no": "không", "set": "đã đặt", "": "(trống)",
+                None: "(trống)"}.get(v, v or "")
+
+    if c.action == "create":
+        return f"{action}: {FIELD_NAMES.get(c.field, c.field)} {shown(c.new)}"
+    return f"{action}: {FIELD_NAMES.get(c.field, c.field)} {shown(c.old)} → {shown(c.new)}"
+
+
+# ---- templates ------------------------------------------------------------------------------
+_FORM_FIELDS = """
+ {% macro err(key) %}{% if form.errors.get(key) %}<span class="field-error" id="err-{{ key }}"
+   data-error-field="{{ key }}">{{ form.errors[key] }}</span>{% endif %}{% endmacro %}
+ {% macro inv(key) %}{% if form.errors.get(key) %} aria-invalid="true"
+   aria-describedby="err-{{ key }}"{% endif %}{% endmacro %}
+"""
+
+_LIST = """{% extends "layout.html" %}
+{% block head %}<link rel="stylesheet" href="/console/static/admin_users.css">
+<script src="/console/static/admin_users.js" defer></script>{% endblock %}
+{% block main %}""" + _FORM_FIELDS + """
+<h1>Quản trị người dùng — {{ tenant.name }}</h1>
+{% for key, text in filter_errors.items() %}<p class="error" role="alert"
+  data-error-id="filter.invalid" data-error-field="filter-{{ key }}">{{ text }}</p>{% endfor %}
+<form method="get" action="{{ path }}" class="card row" data-filters>
+ <div><label for="f-role">Vai trò</label>
+ <select id="f-role" name="role"><option value="">Tất cả</option>
+ {% for r in roles %}<option value="{{ r }}"{% if filters.role == r %} selected{% endif %}>
+  {{- role_names[r] }}</option>{% endfor %}</select></div>
+ <div><label for="f-active">Trạng thái</label>
+ <select id="f-active" name="active"><option value="">Tất cả</option>
+  <option value="1"{% if filters.active == true %} selected{% endif %}>Đang hoạt động</option>
+  <option value="0"{% if filters.active == false %} selected{% endif %}>Đã vô hiệu hoá</option>
+ </select></div>
+ <div><button type="submit">Lọc</button></div>
+ <div><a href="{{ path }}.xlsx{% if query %}?{{ query }}{% endif %}" data-export>Tải Excel
+  (.xlsx)</a></div>
+</form>
+
+<div class="scroll">
+<table data-users>
+ <thead><tr><th>Tên đăng nhập</th><th>Họ tên</th><th>Vai trò</th><th>Đơn vị</th>
+  <th>Trạng thái</th><th>Khoá đến</th><th>Đổi mật khẩu</th><th>Phiên</th></tr></thead>
+ <tbody>{% for r in rows %}
+ <tr data-user-row="{{ r.name }}"{% if r.active != active_text %} class="disabled"{% endif %}>
+  <td><a href="{{ path }}/{{ r.name }}">{{ r.name }}</a></td><td>{{ r.full_name }}</td>
+  <td>{{ r.role }}</td><td>{{ r.unit }}</td><td>{{ r.active }}</td>
+  <td class="late">{{ local(r.locked_until) }}</td><td>{{ local(r.password_changed_at) }}</td>
+  <td>{{ r.sessions }}</td></tr>
+ {% else %}<tr><td colspan="8" class="meta">Không có người dùng nào.</td></tr>{% endfor %}
+ </tbody>
+</table>
+</div>
+
+<h2 id="create">Tạo người dùng</h2>
+{% if form.errors %}<p class="error" role="alert" data-error-id="user.invalid">Chưa lưu: có
+ thông tin chưa hợp lệ (xem bên dưới).</p>{% endif %}
+{% for text in general %}<p class="error" role="alert" data-error-id="user.refused">
+ {{ text }}</p>{% endfor %}
+<form method="post" action="{{ path }}" class="card" novalidate data-create>
+ <input type="hidden" name="csrf" value="{{ csrf }}">
+ <div class="grid">
+ <div><label for="name">Tên đăng nhập</label>
+  <input id="name" name="name" value="{{ form.name }}" maxlength="64" autocomplete="off"
+   {{- inv("name") }}>
+  <span class="meta">Chữ thường không dấu, số, . _ -. Điện thoại viên: tên đăng nhập là số
+   máy lẻ của họ (ví dụ 101).</span> {{ err("name") }}</div>
+ <div><label for="full_name">Họ tên</label>
+  <input id="full_name" name="full_name" value="{{ form.full_name }}" maxlength="200"
+   {{- inv("full_name") }}> {{ err("full_name") }}</div>
+ <div><label for="role">Vai trò</label>
+  <select id="role" name="role"{{ inv("role") }} data-role-select>
+  <option value="">— Chọn —</option>
+  {% for r in roles %}<option value="{{ r }}"{% if form.role == r %} selected{% endif %}>
+   {{- role_names[r] }}</option>{% endfor %}</select> {{ err("role") }}</div>
+ <div><label for="unit">Đơn vị (chỉ cho vai trò Đơn vị xử lý)</label>
+  <select id="unit" name="unit"{{ inv("unit") }} data-unit-select>
+  <option value="">— Không —</option>
+  {% for id, uname in units %}<option value="{{ id }}"{% if form.unit == id %} selected
+   {%- endif %}>{{ uname }}</option>{% endfor %}</select> {{ err("unit") }}</div>
+ <div><label for="password">Mật khẩu ban đầu (ít nhất {{ min_length }} ký tự)</label>
+  <input id="password" name="password" type="password" autocomplete="new-password"
+   {{- inv("password") }}> {{ err("password") }}</div>
+ <div><label for="password2">Nhập lại mật khẩu</label>
+  <input id="password2" name="password2" type="password" autocomplete="new-password"
+   {{- inv("password") }}></div>
+ </div>
+ <p><button type="submit">Tạo người dùng</button></p>
+</form>
+{% endblock %}"""
+
+_DETAIL = """{% extends "layout.html" %}
+{% block head %}<link rel="stylesheet" href="/console/static/admin_users.css">
+<script src="/console/static/admin_users.js" defer></script>{% endblock %}
+{% block main %}""" + _FORM_FIELDS + """
+<p><a href="{{ path }}">← Danh sách người dùng</a></p>
+<h1>Người dùng {{ u.name }}</h1>
+{% if done %}<p class="ok" role="status" data-done="{{ done_id }}">{{ done }}</p>{% endif %}
+{% for text in warnings %}<p class="notice" role="status" data-warning>{{ text }}</p>
+{% endfor %}
+{% for e in general %}<p class="error" role="alert" data-error-id="{{ e[0] }}">{{ e[1] }}</p>
+{% endfor %}
+<div class="card" data-user="{{ u.name }}" data-version="{{ u.version }}">
+ <dl class="facts">
+  <dt>Họ tên</dt><dd data-fact="full_name">{{ u.full_name or "" }}</dd>
+  <dt>Vai trò</dt><dd data-fact="role">{{ role_names[u.role] }}</dd>
+  <dt>Đơn vị</dt><dd data-fact="unit">{{ unit_names.get(u.unit, u.unit) if u.unit else "" }}</dd>
+  <dt>Trạng thái</dt><dd data-fact="active">{{ "Đang hoạt động" if u.active
+   else "Đã vô hiệu hoá" }}</dd>
+  <dt>Khoá đăng nhập</dt><dd data-fact="locked">{% if locked %}<span class="late">đến
+   {{ local(u.locked_until) }}</span>{% else %}không{% endif %}</dd>
+  <dt>Đổi mật khẩu lần cuối</dt><dd>{{ local(u.password_changed_at) if u.password_changed_at
+   else ("chưa có mật khẩu" if not u.has_password else "") }}</dd>
+  <dt>Phiên đăng nhập còn hạn</dt><dd data-fact="sessions">{{ u.sessions }}</dd>
+  <dt>Ngày tạo</dt><dd>{{ local(u.created_at) }}</dd>
+ </dl>
+</div>
+
+<h2>Sửa thông tin</h2>
+<form method="post" action="{{ path }}/{{ u.name }}" class="card" novalidate data-edit>
+ <input type="hidden" name="csrf" value="{{ csrf }}">
+ <input type="hidden" name="action" value="update">
+ <input type="hidden" name="version" value="{{ u.version }}">
+ <div class="grid">
+ <div><label for="full_name">Họ tên</label>
+  <input id="full_name" name="full_name" value="{{ form.full_name }}" maxlength="200"
+   {{- inv("full_name") }}> {{ err("full_name") }}</div>
+ <div><label for="role">Vai trò</label>
+  <select id="role" name="role"{{ inv("role") }} data-role-select>
+  {% for r in roles %}<option value="{{ r }}"{% if form.role == r %} selected{% endif %}>
+   {{- role_names[r] }}</option>{% endfor %}</select> {{ err("role") }}</div>
+ <div><label for="unit">Đơn vị (chỉ cho vai trò Đơn vị xử lý)</label>
+  <select id="unit" name="unit"{{ inv("unit") }} data-unit-select>
+  <option value="">— Không —</option>
+  {% for id, uname in units %}<option value="{{ id }}"{% if form.unit == id %} selected
+   {%- endif %}>{{ uname }}</option>{% endfor %}</select> {{ err("unit") }}</div>
+ </div>
+ <p><button type="submit">Lưu thay đổi</button></p>
+</form>
+
+<h2>Tài khoản</h2>
+<div class="card actions">
+ <form method="post" action="{{ path }}/{{ u.name }}" data-action="{{ 'disable' if u.active
+   else 'enable' }}">
+  <input type="hidden" name="csrf" value="{{ csrf }}">
+  <input type="hidden" name="version" value="{{ u.version }}">
+  {% if u.active %}<input type="hidden" name="action" value="disable">
+  <button type="submit">Vô hiệu hoá</button>
+  <span class="meta">Kết thúc mọi phiên đăng nhập; token API ngừng hoạt động.</span>
+  {% else %}<input type="hidden" name="action" value="enable">
+  <button type="submit">Kích hoạt lại</button>{% endif %}
+ </form>
+ {% if locked or u.failed_logins %}
+ <form method="post" action="{{ path }}/{{ u.name }}" data-action="unlock">
+  <input type="hidden" name="csrf" value="{{ csrf }}">
+  <input type="hidden" name="version" value="{{ u.version }}">
+  <input type="hidden" name="action" value="unlock">
+  <button type="submit">Mở khoá đăng nhập</button>
+ </form>{% endif %}
+ <form method="post" action="{{ path }}/{{ u.name }}" novalidate data-action="reset_password">
+  <input type="hidden" name="csrf" value="{{ csrf }}">
+  <input type="hidden" name="version" value="{{ u.version }}">
+  <input type="hidden" name="action" value="reset_password">
+  <div class="grid">
+  <div><label for="password">Mật khẩu mới (ít nhất {{ min_length }} ký tự)</label>
+   <input id="password" name="password" type="password" autocomplete="new-password"
+    {{- inv("password") }}> {{ err("password") }}</div>
+  <div><label for="password2">Nhập lại mật khẩu mới</label>
+   <input id="password2" name="password2" type="password" autocomplete="new-password"
+    {{- inv("password") }}></div>
+  </div>
+  <p><button type="submit">Đặt lại mật khẩu</button>
+  <span class="meta">Người dùng sẽ phải đăng nhập lại.</span></p>
+ </form>
+</div>
+
+<h2>Lịch sử thay đổi</h2>
+{% if history %}
+<div class="scroll"><table data-history>
+ <thead><tr><th>Thời điểm</th><th>Người thực hiện</th><th>Nội dung</th></tr></thead>
+ <tbody>{% for h in history %}
+ <tr data-audit="{{ h.action }}"><td>{{ local(h.changed_at) }}</td><td>{{ h.actor }}</td>
+  <td>{{ change_text(h) }}</td></tr>{% endfor %}</tbody>
+</table></div>
+{% else %}<p class="meta">Chưa có thay đổi nào từ trang quản trị.</p>{% endif %}
+{% endblock %}"""
+
+_ENV = page_env({"users.html": _LIST, "user.html": _DETAIL})
+
+
+# ---- handlers -------------------------------------------------------------------------------
+def _tenant_of(request: web.Request, tenant_id: str) -> Tenant:
+    tenant = find_tenant(request.app, tenant_id)
+    if tenant is None:
+        page = error_page(404, "tenant.not_found", "Không tìm thấy tỉnh",
+                          f"Cấu hình đang áp dụng không có tỉnh {tenant_id!r}.")
+        raise web.HTTPNotFound(text=page.text, content_type="text/html")
+    return tenant
+
+
+def _units(tenant: Tenant) -> list[tuple[str, str]]:
+    return [(u.id, u.name) for u in policy_of(tenant).units]
+
+
+def _extensions(tenant: Tenant) -> list[str]:
+    return [o.extension for o in tenant.operators.operators]
+
+
+def _not_found(name: str) -> web.HTTPNotFound:
+    page = error_page(404, "user.not_found", "Không tìm thấy người dùng",
+                      f"Tỉnh của bạn không có người dùng {name!r}.", back=PATH,
+                      back_label="Về danh sách người dùng")
+    return web.HTTPNotFound(text=page.text, content_type="text/html")
+
+
+def _str(form: Any, key: str) -> str:
+    value = form.get(key)
+    return value if isinstance(value, str) else ""
+
+
+async def _list_page(request: web.Request, *, form: UserForm | None = None,
+                     general: Sequence[str] = (), status: int = 200) -> web.Response:
+    user = require_console_role(request, ROLES)
+    tenant = _tenant_of(request, user.tenant)
+    app = request.app
+    filters, filter_errors = parse_filters(request.query)
+    now = app[CLOCK]()
+    users = await in_thread(app, app[USERS].user_details, tenant.id, now=now,
+                            role=filters.role, active=filters.active)
+    units = _units(tenant)
+    return render(request, _ENV, "users.html", user, status=status,
+                  title="Quản trị người dùng", tenant=tenant, path=PATH, filters=filters,
+                  filter_errors=filter_errors, query=filters.query(), roles=USER_ROLES,
+                  role_names=ROLE_NAMES, rows=user_rows(users, dict(units), now),
+                  active_text="Đang hoạt động", form=form or UserForm(), general=general,
+                  units=units, min_length=MIN_LENGTH)
+
+
+async def users_page(request: web.Request) -> web.StreamResponse:
+    """GET /console/admin/users: the tenant's users and the create form."""
+    return await _list_page(request)
+
+
+async def users_xlsx(request: web.Request) -> web.StreamResponse:
+    """GET /console/admin/users.xlsx: the list (same filters) as a workbook."""
+    user = require_console_role(request, ROLES)
+    tenant = _tenant_of(request, user.tenant)
+    app = request.app
+    filters, _ = parse_filters(request.query)
+    now = app[CLOCK]()
+    users = await in_thread(app, app[USERS].user_details, tenant.id, now=now,
+                            role=filters.role, active=filters.active)
+    table = Table(sheet="Người dùng",
+                  title=f"Danh sách người dùng - Tổng đài 1022 {tenant.name}",
+                  subtitle=f"Lập lúc {local_time(now, zone_of(request, tenant.id))} "
+                           f"(giờ {tenant.timezone}) bởi {user.name}",
+                  columns=XLSX_COLUMNS, rows=tuple(user_rows(users, dict(_units(tenant)), now)),
+                  timezone=tenant.timezone)
+    body = await in_thread(app, xlsx_bytes, [table])
+    stamp = now.astimezone(zone_of(request, tenant.id)).strftime("%Y%m%d-%H%M")
+    log.info("console: admin %s exported the user list of %s (%d users)", user.name,
+             tenant.id, len(users))
+    return web.Response(body=body, headers={
+        "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "Content-Disposition": f'attachment; filename="nguoi-dung-{tenant.id}-{stamp}.xlsx"'})
+
+
+async def create_user(request: web.Request) -> web.StreamResponse:
+    """POST /console/admin/users: check, create with its password, audit; 303 to its page."""
+    user = require_console_role(request, ROLES)
+    tenant = _tenant_of(request, user.tenant)
+    app = request.app
+    data = await request.post()
+    form = UserForm(name=_str(data, "name").strip().lower(),
+                    full_name=" ".join(_str(data, "full_name").split()),
+                    role=_str(data, "role"), unit=_str(data, "unit"))
+    check_user_form(form, units=[u for u, _ in _units(tenant)],
+                    operator_extensions=_extensions(tenant))
+    problem = password_error(_str(data, "password"), _str(data, "password2"), form.name)
+    if problem:
+        form.errors["password"] = problem
+    if form.errors:
+        log.info("console: admin %s: creating user %r refused (fields %s)", user.name,
+                 form.name, ",".join(sorted(form.errors)))
+        return await _list_page(request, form=form, status=422)
+    password_hash = await in_thread(app, app[PASSWORDS].hash, _str(data, "password"))
+    try:
+        created = await in_thread(app, app[USERS].add_user, form.name, form.role, tenant.id,
+                                  form.unit_or_none, full_name=form.full_name_or_none,
+                                  now=app[CLOCK](), password_hash=password_hash,
+                                  actor=user.name)
+    except UserError as e:
+        if e.id == "user.exists":
+            form.errors["name"] = f"Tên đăng nhập «{form.name}» đã có người dùng."
+        else:
+            form.errors["name"] = "Không tạo được người dùng với thông tin này."
+        log.info("console: admin %s: creating user %r refused (%s)", user.name, form.name,
+                 e.id)
+        return await _list_page(request, form=form, status=409 if e.id == "user.exists"
+                                else 422)
+    log.info("console: admin %s created user %s (role %s, unit %s) in %s", user.name,
+             created.name, created.role, created.unit or "-", tenant.id)
+    raise web.HTTPSeeOther(location=f"{PATH}/{created.name}?done=create")
+
+
+async def _detail_page(request: web.Request, name: str, *, form: UserForm | None = None,
+                       general: Sequence[tuple[str, str]] = (), status: int = 200,
+                       done: str | None = None, bad_password: str | None = None
+                       ) -> web.Response:
+    user = require_console_role(request, ROLES)
+    tenant = _tenant_of(request, user.tenant)
+    app = request.app
+    now = app[CLOCK]()
+    detail = await in_thread(app, app[USERS].user_detail, name, now=now, tenant=tenant.id)
+    if detail is None:
+        raise _not_found(name)
+    history = await in_thread(app, app[AUDIT].recent, tenant.id, name, HISTORY_ROWS)
+    if form is None:
+        form = UserForm(name=detail.name, full_name=detail.full_name or "", role=detail.role,
+                        unit=detail.unit or "")
+    if bad_password:
+        form.errors["password"] = bad_password
+    units = _units(tenant)
+    warnings = check_user_form(UserForm(name=detail.name, role=detail.role,
+                                        unit=detail.unit or ""),
+                               units=[u for u, _ in units],
+                               operator_extensions=_extensions(tenant)).warnings
+    return render(request, _ENV, "user.html", user, status=status,
+                  title=f"Người dùng {detail.name}", path=PATH, u=detail, form=form,
+                  roles=USER_ROLES, role_names=ROLE_NAMES, units=units,
+                  unit_names=dict(units), locked=detail.locked(now), history=history,
+                  change_text=change_text, general=general, done=DONE.get(done or ""),
+                  done_id=done or "", warnings=warnings, min_length=MIN_LENGTH)
+
+
+async def user_page(request: web.Request) -> web.StreamResponse:
+    """GET /console/admin/users/{name}: one user, the edit and account forms, the history."""
+    return await _detail_page(request, request.match_info["name"],
+                              done=request.query.get("done"))
+
+
+async def user_action(request: web.Request) -> web.StreamResponse:
+    """POST /console/admin/users/{name}: update, disable, enable, unlock or reset_password."""
+    user = require_console_role(request, ROLES)
+    tenant = _tenant_of(request, user.tenant)
+    app = request.app
+    name = request.match_info["name"]
+    data = await request.post()
+    action = _str(data, "action")
+    version = _str(data, "version")
+    if action not in ACTIONS or not version:
+        return error_page(400, "user.bad_request", "Yêu cầu không hợp lệ",
+                          "Biểu mẫu thiếu thông tin; vui lòng tải lại trang rồi thử lại.",
+                          back=f"{PATH}/{name}", back_label="Về trang người dùng")
+    store = app[USERS]
+    now = app[CLOCK]()
+    scope: dict[str, Any] = {"now": now, "actor": user.name, "tenant": tenant.id,
+                             "expected_version": version}
+    done = action
+    what = ""
+    try:
+        if action == "update":
+            form = UserForm(name=name, full_name=" ".join(_str(data, "full_name").split()),
+                            role=_str(data, "role"), unit=_str(data, "unit"))
+            check_user_form(form, units=[u for u, _ in _units(tenant)],
+                            operator_extensions=_extensions(tenant), check_name=False)
+            if form.errors:
+                log.info("console: admin %s: editing user %s refused (fields %s)", user.name,
+                         name, ",".join(sorted(form.errors)))
+                return await _detail_page(request, name, form=form, status=422, general=[(
+                    "user.invalid", "Chưa lưu: có thông tin chưa hợp lệ (xem bên dưới).")])
+            _, changes = await in_thread(app, store.update_user, name,
+                                         full_name=form.full_name_or_none, role=form.role,
+                                         unit=form.unit_or_none, **scope)
+            if not changes:
+                done = "unchanged"
+            what = describe(changes)
+        elif action in ("disable", "enable"):
+            await in_thread(app, store.set_active, name, action == "enable", **scope)
+        elif action == "unlock":
+            await in_thread(app, store.unlock, name, **scope)
+        else:
+            password = _str(data, "password")
+            problem = password_error(password, _str(data, "password2"), name)
+            if problem:
+                log.info("console: admin %s: password reset of user %s refused", user.name,
+                         name)
+                return await _detail_page(request, name, status=422, bad_password=problem,
+                                          general=[("user.invalid",
+                                                    "Chưa đặt mật khẩu mới: " + problem)])
+            password_hash = await in_thread(app, app[PASSWORDS].hash, password)
+            await in_thread(app, store.set_password, name, password_hash, **scope)
+    except UserError as e:
+        if e.id == "user.not_found":
+            raise _not_found(name) from None
+        log.info("console: admin %s: %s of user %s refused (%s)", user.name, action, name,
+                 e.id)
+        text = GUARD_TEXT.get(e.id, "Không thực hiện được: thông tin không hợp lệ.")
+        # Nothing was written: the page shows the user's current values, not what was typed.
+        return await _detail_page(request, name, status=STATUS.get(e.id, 422),
+                                  general=[(e.id, text)])
+    log.info("console: admin %s: %s user %s in %s%s", user.name, done, name, tenant.id, what)
+    raise web.HTTPSeeOther(location=f"{PATH}/{name}?done={done}")
 
 
 def add_user_admin_routes(app: web.Application, database_url: str) -> None:
-    """Add the user administration pages to ``app``."""
+    """Add the user administration pages to ``app`` (needs ``setup_console``'s resources)."""
+
+    async def user_audit_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[AUDIT] = audit = UserAuditStore(database_url)
+        try:
+            yield
+        finally:
+            audit.close()
+
+    app.cleanup_ctx.append(user_audit_ctx)
+    app.router.add_get(PATH, users_page, name="console_admin_users")
+    app.router.add_post(PATH, create_user)
+    app.router.add_get(PATH + ".xlsx", users_xlsx, name="console_admin_users_xlsx")
+    app.router.add_get(PATH + "/{name:" + NAME_PATTERN + "}", user_page,
+                       name="console_admin_user")
+    app.router.add_post(PATH + "/{name:" + NAME_PATTERN + "}", user_action)

@@ -22,6 +22,13 @@ Synchronous SQLAlchemy like the other stores: the console calls it from a thread
   put it in its forms without the server keeping it. A session ends at ``expires_at``
   (absolute), after ``idle`` without a request (``last_seen_at``, written at most once a
   minute), at logout, when the user is disabled or the password changes.
+* Administration from the console (``callcenter.console.admin_users``): ``user_details``,
+  ``update_user``, ``set_active``, ``set_password``, ``unlock`` and ``add_user`` take the
+  admin's name as ``actor`` and the admin's ``tenant``; then the change is refused for a user
+  of another tenant (``user.not_found``), refused when the user changed since the admin's
+  page showed it (``expected_version``: ``user.stale``), refused when it would leave the
+  tenant without an active admin or let an admin disable or demote themselves
+  (``admin_guard``), and written with its ``user_audit`` rows in one transaction.
 """
 
 from __future__ import annotations
@@ -39,8 +46,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from callcenter.store import user_audit
 from callcenter.store.models import Base, UTCDateTime, utcnow
 from callcenter.store.records import make_engine
+from callcenter.store.user_audit import UserChange
 
 USER_ROLES: Final = ("operator", "supervisor", "admin", "unit")
 TOKEN_PREFIX: Final = "hl1"
@@ -142,6 +151,63 @@ class User:
 
 
 @dataclass(frozen=True)
+class UserDetail:
+    """A user as the admin pages see it: bookkeeping and lock-out, never the password hash."""
+
+    id: int
+    name: str
+    full_name: str | None
+    role: str
+    tenant: str
+    unit: str | None
+    active: bool
+    has_password: bool
+    password_changed_at: dt.datetime | None
+    failed_logins: int
+    locked_until: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    sessions: int  # console sessions not yet expired
+
+    def locked(self, now: dt.datetime) -> bool:
+        """Whether login is refused at ``now`` because of too many wrong passwords."""
+        return self.locked_until is not None and now < self.locked_until
+
+    @property
+    def version(self) -> str:
+        """A fingerprint of what the admin page shows; a form sends it back, so a change made
+        meanwhile (by another admin, a lock-out) is noticed even within one clock tick."""
+        return version_of(self.updated_at, self.full_name, self.role, self.unit, self.active,
+                          self.locked_until, self.password_changed_at)
+
+
+def version_of(updated_at: dt.datetime, full_name: str | None, role: str, unit: str | None,
+               active: bool, locked_until: dt.datetime | None,
+               password_changed_at: dt.datetime | None) -> str:
+    """The ``UserDetail.version`` of these values (16 hex digits)."""
+    def iso(t: dt.datetime | None) -> str:
+        return "" if t is None else t.astimezone(dt.UTC).isoformat()
+
+    text = "\x1f".join((iso(updated_at), full_name or "", role, unit or "", str(active),
+                        iso(locked_until), iso(password_changed_at)))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def admin_guard(*, actor: str, target: str, role: str, active: bool, new_role: str,
+                new_active: bool, other_active_admins: int) -> str | None:
+    """Why an admin may not make this change (an error id), or None: no admin disables or
+    demotes themselves, and a tenant keeps at least one active admin."""
+    loses_admin = role == "admin" and active and (new_role != "admin" or not new_active)
+    if not loses_admin:
+        return None
+    if actor == target:
+        return "user.self"
+    if other_active_admins == 0:
+        return "user.last_admin"
+    return None
+
+
+@dataclass(frozen=True)
 class TokenInfo:
     """An API token's bookkeeping (never its secret)."""
 
@@ -224,6 +290,29 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
+def _detail(row: Any, sessions: int) -> UserDetail:
+    return UserDetail(id=row.id, name=row.name, full_name=row.full_name, role=row.role,
+                      tenant=row.tenant, unit=row.unit, active=row.active,
+                      has_password=row.password_hash is not None,
+                      password_changed_at=row.password_changed_at,
+                      failed_logins=row.failed_logins, locked_until=row.locked_until,
+                      created_at=row.created_at, updated_at=row.updated_at, sessions=sessions)
+
+
+def _row_version(row: Any) -> str:
+    return version_of(row.updated_at, row.full_name, row.role, row.unit, row.active,
+                      row.locked_until, row.password_changed_at)
+
+
+def _shown(value: object) -> str:
+    """A value as the audit log writes it ('' for none; yes/no for flags)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
 def check_user_fields(name: str, role: str, tenant: str, unit: str | None) -> None:
     """Refuse a malformed user (UserError); the tenant and unit ids are checked by callers
     against the configuration."""
@@ -256,8 +345,11 @@ class UserStore:
 
     # -- users -----------------------------------------------------------------------------
     def add_user(self, name: str, role: str, tenant: str, unit: str | None = None, *,
-                 full_name: str | None = None, now: dt.datetime | None = None) -> User:
-        """Create an active user; UserError user.exists if the name is taken."""
+                 full_name: str | None = None, now: dt.datetime | None = None,
+                 password_hash: str | None = None, actor: str | None = None) -> User:
+        """Create an active user; UserError user.exists if the name is taken. With
+        ``password_hash`` its console password is set in the same transaction; with ``actor``
+        (the admin) the creation is audited there too."""
         check_user_fields(name, role, tenant, unit)
         if full_name is not None and len(full_name) > 200:
             raise UserError("user.invalid_name", "the full name has more than 200 characters")
@@ -267,7 +359,15 @@ class UserStore:
                 new_id = conn.execute(sa.insert(_USERS).values(
                     name=name, role=role, tenant=tenant, unit=unit, active=True,
                     full_name=full_name, failed_logins=0, created_at=at, updated_at=at,
+                    password_hash=password_hash,
+                    password_changed_at=at if password_hash is not None else None,
                 ).returning(_USERS.c.id)).scalar_one()
+                if actor is not None:
+                    user_audit.append(conn, [
+                        UserChange(0, at, actor, tenant, name, "create", f, None, _shown(v))
+                        for f, v in (("role", role), ("unit", unit), ("full_name", full_name),
+                                     ("password", "set" if password_hash else None))
+                        if v is not None])
         except IntegrityError:
             if self.get_user(name) is not None:
                 raise UserError("user.exists", f"a user named {name!r} exists") from None
@@ -289,14 +389,117 @@ class UserStore:
         with self.engine.connect() as conn:
             return [_user(r) for r in conn.execute(q)]
 
-    def set_active(self, name: str, active: bool, *, now: dt.datetime | None = None) -> User:
-        """Enable or disable a user (a disabled user's tokens stop working at once)."""
-        with self.engine.begin() as conn:
-            done = conn.execute(sa.update(_USERS).where(_USERS.c.name == name).values(
-                active=active, updated_at=now or utcnow())).rowcount
-        user = self.get_user(name)
-        if not done or user is None:
+    def user_details(self, tenant: str, *, now: dt.datetime, role: str | None = None,
+                     active: bool | None = None) -> list[UserDetail]:
+        """The tenant's users for the admin pages (filtered by role and active), by name."""
+        live = (sa.select(sa.func.count()).select_from(_SESSIONS)
+                .where(_SESSIONS.c.user_id == _USERS.c.id, _SESSIONS.c.expires_at > now)
+                .scalar_subquery())
+        q = (sa.select(_USERS, live.label("live_sessions")).where(_USERS.c.tenant == tenant)
+             .order_by(_USERS.c.name))
+        if role is not None:
+            q = q.where(_USERS.c.role == role)
+        if active is not None:
+            q = q.where(_USERS.c.active.is_(active))
+        with self.engine.connect() as conn:
+            return [_detail(r, int(r.live_sessions)) for r in conn.execute(q)]
+
+    def user_detail(self, name: str, *, now: dt.datetime,
+                    tenant: str | None = None) -> UserDetail | None:
+        """One user for the admin pages (None if unknown, or of another tenant than given)."""
+        q = sa.select(_USERS).where(_USERS.c.name == name)
+        if tenant is not None:
+            q = q.where(_USERS.c.tenant == tenant)
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+            if row is None:
+                return None
+            sessions = conn.execute(sa.select(sa.func.count()).select_from(_SESSIONS).where(
+                _SESSIONS.c.user_id == row.id, _SESSIONS.c.expires_at > now)).scalar_one()
+        return _detail(row, int(sessions))
+
+    def _admin_row(self, conn: sa.Connection, name: str, tenant: str | None,
+                   expected_version: str | None, *, lock_admins: bool = False) -> Any:
+        """The user's row, locked for this transaction (PostgreSQL); refusals as UserError.
+        ``lock_admins``: first lock the tenant's active admins, in id order, so that two
+        admins demoting or disabling each other at once are serialised (the second then sees
+        the first's change and is refused as the last admin) instead of both passing the
+        count. SQLite has one writer at a time: there the second transaction fails instead."""
+        if lock_admins and tenant is not None:
+            conn.execute(sa.select(_USERS.c.id).where(
+                _USERS.c.tenant == tenant, _USERS.c.role == "admin",
+                _USERS.c.active.is_(True)).order_by(_USERS.c.id).with_for_update()).all()
+        q = sa.select(_USERS).where(_USERS.c.name == name).with_for_update()
+        if tenant is not None:
+            q = q.where(_USERS.c.tenant == tenant)
+        row = conn.execute(q).first()
+        if row is None:
             raise UserError("user.not_found", f"no user named {name!r}")
+        if expected_version is not None and _row_version(row) != expected_version:
+            raise UserError("user.stale", f"user {name!r} changed since the form was shown")
+        return row
+
+    def _guard(self, conn: sa.Connection, actor: str, row: Any, new_role: str,
+               new_active: bool) -> None:
+        others = int(conn.execute(sa.select(sa.func.count()).select_from(_USERS).where(
+            _USERS.c.tenant == row.tenant, _USERS.c.role == "admin", _USERS.c.active.is_(True),
+            _USERS.c.id != row.id)).scalar_one())
+        refused = admin_guard(actor=actor, target=row.name, role=row.role, active=row.active,
+                              new_role=new_role, new_active=new_active,
+                              other_active_admins=others)
+        if refused == "user.self":
+            raise UserError(refused, "an admin cannot disable or demote themselves")
+        if refused == "user.last_admin":
+            raise UserError(refused, f"{row.name} is the last active admin of {row.tenant}")
+
+    def update_user(self, name: str, *, full_name: str | None, role: str, unit: str | None,
+                    now: dt.datetime, actor: str | None = None, tenant: str | None = None,
+                    expected_version: str | None = None) -> tuple[UserDetail, list[UserChange]]:
+        """Change a user's full name, role and unit (the unit_role rule holds); the user and
+        the changes made (none: nothing written). See the module doc for ``actor`` etc."""
+        if full_name is not None and len(full_name) > 200:
+            raise UserError("user.invalid_name", "the full name has more than 200 characters")
+        with self.engine.begin() as conn:
+            row = self._admin_row(conn, name, tenant, expected_version,
+                                  lock_admins=actor is not None)
+            check_user_fields(name, role, row.tenant, unit)
+            if actor is not None:
+                self._guard(conn, actor, row, role, row.active)
+            changes = [UserChange(0, now, actor or "", row.tenant, name, "update", f,
+                                  _shown(old), _shown(new))
+                       for f, old, new in (("full_name", row.full_name, full_name),
+                                           ("role", row.role, role), ("unit", row.unit, unit))
+                       if old != new]
+            if changes:
+                conn.execute(sa.update(_USERS).where(_USERS.c.id == row.id).values(
+                    full_name=full_name, role=role, unit=unit, updated_at=now))
+                if actor is not None:
+                    user_audit.append(conn, changes)
+        detail = self.user_detail(name, now=now)
+        assert detail is not None
+        return detail, changes
+
+    def set_active(self, name: str, active: bool, *, now: dt.datetime | None = None,
+                   actor: str | None = None, tenant: str | None = None,
+                   expected_version: str | None = None) -> User:
+        """Enable or disable a user. A disabled user's tokens stop working at once and their
+        console sessions are deleted. See the module doc for ``actor`` etc."""
+        at = now or utcnow()
+        with self.engine.begin() as conn:
+            row = self._admin_row(conn, name, tenant, expected_version,
+                                  lock_admins=actor is not None)
+            if actor is not None:
+                self._guard(conn, actor, row, row.role, active)
+            conn.execute(sa.update(_USERS).where(_USERS.c.id == row.id).values(
+                active=active, updated_at=at))
+            if not active:
+                conn.execute(sa.delete(_SESSIONS).where(_SESSIONS.c.user_id == row.id))
+            if actor is not None and row.active != active:
+                user_audit.append(conn, [UserChange(
+                    0, at, actor, row.tenant, name, "enable" if active else "disable",
+                    "active", _shown(row.active), _shown(active))])
+        user = self.get_user(name)
+        assert user is not None
         return user
 
     # -- tokens ----------------------------------------------------------------------------
@@ -380,17 +583,20 @@ class UserStore:
 
     # -- console passwords and lock-out -----------------------------------------------------
     def set_password(self, name: str, password_hash: str, *,
-                     now: dt.datetime | None = None) -> User:
-        """Store a new password hash; clears the lock-out and ends the user's sessions."""
+                     now: dt.datetime | None = None, actor: str | None = None,
+                     tenant: str | None = None, expected_version: str | None = None) -> User:
+        """Store a new password hash; clears the lock-out and ends the user's sessions. With
+        ``actor`` audited as a reset (the hash is never written to the audit log)."""
         at = now or utcnow()
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(_USERS.c.id).where(_USERS.c.name == name)).first()
-            if row is None:
-                raise UserError("user.not_found", f"no user named {name!r}")
+            row = self._admin_row(conn, name, tenant, expected_version)
             conn.execute(sa.update(_USERS).where(_USERS.c.id == row.id).values(
                 password_hash=password_hash, password_changed_at=at, failed_logins=0,
                 locked_until=None, updated_at=at))
             conn.execute(sa.delete(_SESSIONS).where(_SESSIONS.c.user_id == row.id))
+            if actor is not None:
+                user_audit.append(conn, [UserChange(0, at, actor, row.tenant, name,
+                                                    "reset_password")])
         user = self.get_user(name)
         assert user is not None
         return user
@@ -402,14 +608,20 @@ class UserStore:
                                  .where(_USERS.c.name == name)).scalar()
         return value is not None
 
-    def unlock(self, name: str, *, now: dt.datetime | None = None) -> User:
-        """Clear a user's lock-out and failure count."""
+    def unlock(self, name: str, *, now: dt.datetime | None = None, actor: str | None = None,
+               tenant: str | None = None, expected_version: str | None = None) -> User:
+        """Clear a user's lock-out and failure count (audited with ``actor``)."""
+        at = now or utcnow()
         with self.engine.begin() as conn:
-            done = conn.execute(sa.update(_USERS).where(_USERS.c.name == name).values(
-                failed_logins=0, locked_until=None, updated_at=now or utcnow())).rowcount
+            row = self._admin_row(conn, name, tenant, expected_version)
+            conn.execute(sa.update(_USERS).where(_USERS.c.id == row.id).values(
+                failed_logins=0, locked_until=None, updated_at=at))
+            if actor is not None:
+                user_audit.append(conn, [UserChange(
+                    0, at, actor, row.tenant, name, "unlock", "locked_until",
+                    _shown(row.locked_until.isoformat() if row.locked_until else None), "")])
         user = self.get_user(name)
-        if not done or user is None:
-            raise UserError("user.not_found", f"no user named {name!r}")
+        assert user is not None
         return user
 
     def count_admins(self) -> int:

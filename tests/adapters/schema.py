@@ -13,6 +13,7 @@ import callcenter.store.config_audit  # noqa: F401
 import callcenter.store.listen_audit  # noqa: F401 - listen-in audit table
 import callcenter.store.sms  # noqa: F401 - every table module, so Base.metadata is complete
 import callcenter.store.tickets  # noqa: F401
+import callcenter.store.user_audit  # noqa: F401 - user administration audit table
 import callcenter.store.users  # noqa: F401
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.models import Base
