@@ -51,6 +51,7 @@ from callcenter.store.faq import FaqStore
 from callcenter.store.journal import RecordJournal
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.records import CallRecordStore
+from callcenter.tickets.files import DEFAULT_MAX_UPLOAD_BYTES
 from callcenter.tickets.jobs import deadline_job
 from callcenter.tickets.service import TicketService
 
@@ -394,7 +395,9 @@ async def reload_view(request: web.Request) -> web.Response:
 def build_app(settings: Settings, redis_url: str) -> web.Application:
     """Wire the whole service; resources start in order and stop in reverse."""
     config = load_config(settings.config_path)
-    app = web.Application()
+    # The console's reply-document form is read whole (request.post(), for its CSRF field):
+    # room for the ticket service's upload limit and the form's other fields.
+    app = web.Application(client_max_size=DEFAULT_MAX_UPLOAD_BYTES + 256 * 1024)
     app[SETTINGS] = settings
     app[REDIS_URL] = redis_url
     app[CONFIG] = LiveConfig(settings.config_path, config)
@@ -406,7 +409,7 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
                             _ami_ctx, _config_ctx])
     add_sms_routes(app)
     setup_console(app, database_url=settings.database_url, config=app[CONFIG],
-                  tickets=TICKETS, acd=ACD, live_config=CONFIG)
+                  tickets=TICKETS, acd=ACD, live_config=CONFIG, redis=REDIS)
     app[OUTCOMES] = OutcomeCounter()
     add_metrics_route(app, _metrics_sample)
     app.router.add_get("/healthz", healthz)

@@ -109,7 +109,8 @@ _LIST = """{% extends "layout.html" %}
 {% endblock %}"""
 
 _DETAIL = """{% extends "layout.html" %}
-{% block head %}<link rel="stylesheet" href="/console/static/lists.css">{% endblock %}
+{% block head %}<link rel="stylesheet" href="/console/static/lists.css">
+<script src="/console/static/lists.js" defer></script>{% endblock %}
 {% block main %}
 <p><a href="/console/tickets">← Danh sách phiếu</a></p>
 <h1>Phiếu {{ t.code }}</h1>
@@ -143,7 +144,7 @@ _DETAIL = """{% extends "layout.html" %}
  <input type="hidden" name="version" value="{{ t.version }}">
  <button type="submit" data-action="accept">Tiếp nhận xử lý</button></form>{% endif %}
 {% if "resolve" in actions %}<form method="post" action="/console/tickets/{{ t.code }}" class="card"
- enctype="multipart/form-data" data-form="resolve">
+ enctype="multipart/form-data" data-form="resolve" data-max-bytes="{{ max_bytes }}">
  <h2>Cập nhật kết quả giải quyết</h2>
  <input type="hidden" name="csrf" value="{{ csrf }}">
  <input type="hidden" name="action" value="resolve">
@@ -364,7 +365,7 @@ async def _detail(request: web.Request, user: User, ticket: Ticket, policy: Tick
                 "actor": e.actor.user_id + (f" ({e.actor.unit})" if e.actor.unit else ""),
                 "to": ls.state_label(e.to_state.value), "detail": e.detail} for e in audit],
         done=done if done in ACTIONS else "", message=message, message_id=message_id,
-        errors=errors or {}, typed=typed or {})
+        errors=errors or {}, typed=typed or {}, max_bytes=service.max_upload_bytes)
 
 
 async def ticket_page(request: web.Request) -> web.StreamResponse:
@@ -386,7 +387,7 @@ def _ticket_message(e: TicketError, max_bytes: int) -> tuple[str, str | None]:
         return ("Tệp đính kèm phải là PDF, DOC, DOCX, JPEG hoặc PNG (kiểm tra theo nội dung "
                 "tệp, không theo tên).", "file")
     if e.id == "ticket.upload_too_large":
-        return f"Tệp đính kèm quá lớn (tối đa {max_bytes // (1024 * 1024)} MB).", "file"
+        return f"Tệp đính kèm quá lớn (tối đa {ls.size_text(max_bytes)}).", "file"
     if e.id == "ticket.conflict":
         return CONFLICT, None
     if e.id == "ticket.illegal_transition":

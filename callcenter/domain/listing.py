@@ -288,3 +288,9 @@ def unit_actions(state: str, holds: bool) -> tuple[str, ...]:
         return ("resolve", "return")
     return ()
 
+
+
+def size_text(n: int) -> str:
+    """A byte count for people: ``10 MB``, ``256 KB``."""
+    mib = 1024 * 1024
+    return f"{n // mib} MB" if n >= mib else f"{max(1, n // 1024)} KB"

@@ -26,7 +26,7 @@ from tests.adapters.lists_support import (
     xlsx_headers,
     xlsx_rows,
 )
-from tests.adapters.test_api_support import EXE, PDF
+from tests.adapters.test_api_support import EXE, MAX_UPLOAD, PDF
 
 hotline_config = api_support.hotline_config
 lists = support.lists
@@ -277,3 +277,21 @@ async def test_given_unit_when_returns_ticket_with_reason_then_back_at_level1(
     assert "data-action=" not in page  # no longer the unit's to act on
     assert codes_in(await (await client.get("/console/tickets")).text()) == [t.code]
     assert ticket.received_at.astimezone(DN).hour == 11
+
+
+async def test_given_reply_document_over_the_limit_then_vietnamese_error_and_nothing_stored(
+        lists: Lists) -> None:
+    t = lists.ticket(at=T0 - HOUR)
+    client = await lists.client(UNIT)
+    page = await (await client.get(f"/console/tickets/{t.code}")).text()
+    assert f'data-max-bytes="{MAX_UPLOAD}"' in page  # lists.js checks it before sending
+    big = PDF + b"%" * MAX_UPLOAD
+    resp = await _post(client, t.code, {"action": "resolve", "version": str(t.version),
+                                        "result": "Kết quả kèm văn bản quá lớn."},
+                       file=("lon.pdf", big, "application/pdf"))
+    page = await resp.text()
+    assert resp.status == 422, page
+    assert field_error(page, "file") == "Tệp đính kèm quá lớn (tối đa 256 KB)."
+    assert "Kết quả kèm văn bản quá lớn." in page
+    assert lists.service.attachments(t.code, support.OPERATOR) == []
+    assert lists.service.get(t.code, support.OPERATOR).version == t.version

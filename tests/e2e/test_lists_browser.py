@@ -121,6 +121,14 @@ def test_given_unit_on_a_tablet_when_recording_a_result_with_pdf_then_resolved_a
                                                               timeout=EXPECT_TIMEOUT)
     result = "Sở Y tế đã chỉ đạo cấp bổ sung thuốc hạ sốt cho trạm y tế phường Tân Phong."
     page.fill("#result", result)
+    # Over the 10 MB limit: refused in the page (lists.js) before anything is sent.
+    page.set_input_files("#file", files=[{"name": "qua-lon.pdf", "mimeType": "application/pdf",
+                                          "buffer": PDF + b"%" * (10 * 1024 * 1024)}])
+    page.click('button[data-action="resolve"]')
+    expect(page.locator("[data-error-field='file']")).to_have_text(
+        "Tệp đính kèm quá lớn (tối đa 10 MB).")
+    expect(page.locator("dd[data-state]")).to_have_attribute("data-state", "in_progress")
+    assert page.input_value("#result") == result
     page.set_input_files("#file", files=[{"name": "cong-van-tra-loi.pdf",
                                           "mimeType": "application/pdf", "buffer": PDF}])
     assert no_sideways_scroll(page), "the ticket page scrolls sideways at 768 px"

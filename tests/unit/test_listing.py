@@ -124,3 +124,8 @@ def test_given_unit_and_state_then_its_actions() -> None:
 def test_given_long_text_then_one_line_cut_with_ellipsis() -> None:
     assert ls.short("a\n b", 80) == "a b"
     assert ls.short("x" * 100, 10) == "x" * 9 + "…"
+
+
+def test_given_byte_counts_then_mb_or_kb() -> None:
+    assert (ls.size_text(10 * 1024 * 1024), ls.size_text(256 * 1024), ls.size_text(10)) == \
+        ("10 MB", "256 KB", "1 KB")
