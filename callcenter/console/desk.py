@@ -98,7 +98,7 @@ _DESK = """{% extends "layout.html" %}
    <span id="call-phase" class="meta"></span>
   </div>
   <dl class="facts">
-   <dt>Đơn vị tiếp nhận</dt><dd id="call-tenant"></dd>
+   <dt>Tỉnh</dt><dd id="call-tenant"></dd>
    <dt>Số gọi đến</dt><dd id="call-dialled"></dd>
    <dt>Thời gian đàm thoại</dt><dd id="call-talk"></dd>
    <dt>Gọi đến lúc</dt><dd id="call-arrived"></dd>

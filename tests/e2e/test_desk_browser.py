@@ -1,0 +1,223 @@
+"""The operator desk in a real browser (Debian's headless Chromium via Playwright) against a whole
+running hotline: a registered pjsua2 operator phone (101), a citizen's call through the IVR to
+the queue, the desk showing the call, a ticket answered from the FAQ, a ticket forwarded to a
+unit, then pause and the end of wrap-up from the desk's buttons."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from callcenter.queue.acd import AcdQueue
+from tests.e2e.browser import add_user, base_url, chromium_missing, launch, login, screenshot
+from tests.e2e.stack import ROOT, Stack, wait_until
+
+pytestmark = [pytest.mark.pbx,
+              pytest.mark.skipif(chromium_missing() is not None,
+                                 reason=chromium_missing() or "")]
+
+PASSWORD = "Mật khẩu thử 2026"
+OPERATOR_PW = "desk-e2e-101-pw"
+CALLER = "0918200001"
+EXPECT_MS = 10_000
+TREE = {  # 1 = an operator; nothing else, so the path is short and known
+    "root": "main", "timeout": 5, "retries": 1, "inter_digit": 1, "fallback": "normal",
+    "nodes": {
+        "main": {"type": "menu", "prompt": "Để gặp tổng đài viên, bấm phím 1.",
+                 "options": {"1": "normal"}},
+        "normal": {"type": "operator", "prompt": "Xin giữ máy."},
+    },
+}
+FAQ_CSV = ("Lĩnh vực,Câu hỏi,Trả lời,Từ khóa\n"
+           "Y tế,Giờ làm việc của bệnh viện tỉnh?,Bệnh viện làm việc từ 7 giờ đến 17 giờ.,"
+           "khám bệnh\n"
+           "Y tế,Thủ tục cấp thẻ bảo hiểm y tế?,Nộp hồ sơ tại bưu điện xã.,bhyt\n")
+
+
+def agent(stack: Stack, ext: str = "101") -> dict[str, Any]:
+    """The operator as the queue's snapshot shows it (Redis, no CLI process in the way)."""
+    async def go() -> dict[str, Any]:
+        client = aioredis.Redis.from_url(stack.redis.url)
+        try:
+            snap = await AcdQueue(client, "desk-test", "testpbx").snapshot("dongnai")
+        finally:
+            await client.aclose()
+        return next(a for a in snap["agents"] if a["extension"] == ext)  # type: ignore[union-attr]
+
+    # In a thread of its own: Playwright's sync API keeps an event loop in the test's thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(Path(tmp_path_factory.mktemp("desk-browser")), operators={"101": OPERATOR_PW})
+    tenant = s.config_data["tenants"][0]
+    tenant["queue"] = {"ring_timeout_s": 10, "retry_s": 1, "wrap_up_s": 120}
+    tenant["prompts"] = {"greeting": "Xin chào."}
+    tenant["ivr"] = TREE
+    tenant["units"] = [{"id": "so_y_te", "name": "Sở Y tế", "kind": "department",
+                        "hotline": "02513822222",
+                        "focal_persons": [{"name": "Nguyễn Văn An", "phone": "0912345678"}]}]
+    tenant["tickets"] = {"fallback_unit": "so_y_te"}
+    s.write_config(s.config_data)
+    try:
+        s.start()
+        add_user(s, "101", "operator", PASSWORD, full_name="Tổng đài viên 101")
+        faq = s.workdir / "faq.csv"
+        faq.write_text(FAQ_CSV, encoding="utf-8")
+        out = s.cli("faq", "import", str(faq), "--tenant", "dongnai")
+        assert out.returncode == 0, out.stdout + out.stderr
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def phone(stack: Stack) -> Iterator[Any]:
+    p = stack.operator_phone("101")
+    try:
+        assert p.wait_registered() == 200
+        assert wait_until(lambda: agent(stack)["reachable"], 15), agent(stack)
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.fixture
+def page(stack: Stack) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            # A tablet held upright: the desk must not scroll sideways.
+            ctx = browser.new_context(locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh",
+                                      viewport={"width": 768, "height": 1024})
+            pg = ctx.new_page()
+            login(pg, stack, "101", PASSWORD)
+            yield pg
+        finally:
+            browser.close()
+
+
+def api_get(page: Any, path: str) -> Any:
+    """GET an API path from inside the page (the session cookie, as the desk's script does)."""
+    return page.evaluate("async (p) => { const r = await fetch(p, {credentials: "
+                         "'same-origin'}); return {status: r.status, body: await r.json()}; }",
+                         path)
+
+
+def saved_code(page: Any, previous: str | None = None) -> str:
+    """The code of the ticket the form just saved (the success message carries it)."""
+    from playwright.sync_api import expect
+
+    msg = page.locator("#ticket-msg")
+    expect(msg).to_have_attribute("data-kind", "ok", timeout=EXPECT_MS)
+    if previous:
+        expect(msg).not_to_have_attribute("data-code", previous, timeout=EXPECT_MS)
+    code = msg.get_attribute("data-code")
+    assert code, msg.inner_text()
+    return str(code)
+
+
+def test_given_operator_on_desk_when_call_answered_then_call_shown_tickets_saved_and_paused(
+        stack: Stack, phone: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(base_url(stack) + "/console/desk")
+    state = page.locator("#agent-state")
+    expect(state).to_have_attribute("data-state", "logged_out", timeout=EXPECT_MS)
+    page.click("#btn-ready")  # logged out -> log in
+    expect(state).to_have_attribute("data-state", "available", timeout=EXPECT_MS)
+    assert agent(stack)["state"] == "available"
+
+    mark = len(phone.events)
+    caller = stack.phone("1022", caller=CALLER, hold=90)
+    try:
+        assert caller.wait_for("answered", 1), caller.events
+        time.sleep(0.5)  # the menu prompt has started: the digit is taken as a choice
+        caller.send("dtmf 1")
+        assert wait_until(lambda: any(e["event"] == "incoming" for e in phone.events[mark:]),
+                          15), (phone.events[mark:], stack.app_log_tail())
+        incoming = next(e for e in phone.events[mark:] if e["event"] == "incoming")
+        phone.answer(incoming["index"])
+        answered = time.monotonic()
+
+        # The desk shows the call within a few seconds: number, tenant, IVR path.
+        expect(page.locator("#call-caller")).to_have_text(CALLER, timeout=5_000)
+        shown_s = time.monotonic() - answered
+        expect(state).to_have_attribute("data-state", "on_call")
+        expect(page.locator("#call-tenant")).to_have_text("Đồng Nai")
+        path = page.locator("#ivr-path li")
+        digit = page.locator('#ivr-path li[data-event="digit"]')
+        expect(digit).to_have_count(1, timeout=EXPECT_MS)
+        expect(digit).to_contain_text("Bấm phím 1")
+        expect(page.locator('#ivr-path li[data-event="operator"]')).to_contain_text(
+            "Chọn gặp điện thoại viên")
+        expect(path.first).to_contain_text("Vào «Để gặp tổng đài viên, bấm phím 1.»")
+        record_id = page.locator("#call-record").inner_text().strip()
+        assert record_id.startswith("testpbx:"), record_id
+        expect(page.locator("#t-phone")).to_have_value(CALLER)
+        expect(page.locator("#t-call")).to_have_text(record_id)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 768  # no sideways scroll
+        expect(page.locator("#btn-transfer")).to_be_enabled()  # bridged with this operator
+        expect(page.locator("#transfer-progress")).to_be_hidden()
+
+        # Answer from the FAQ: search without diacritics, choose, save -> closed with the answer.
+        page.fill("#faq-q", "benh vien")
+        first = page.locator("#faq-results li").first
+        expect(first).to_contain_text("Giờ làm việc của bệnh viện tỉnh?", timeout=EXPECT_MS)
+        screenshot(page, "desk")
+        first.locator("button.choose").click()
+        expect(page.locator("#t-answer")).to_have_value("Bệnh viện làm việc từ 7 giờ đến 17 giờ.")
+        page.click("#btn-answer")
+        code1 = saved_code(page)
+        t1 = api_get(page, f"/api/v1/tickets/{code1}")
+        assert t1["status"] == 200, t1
+        t1 = t1["body"]
+        assert t1["state"] in ("answered", "closed") and not t1["open"], t1
+        assert t1["result"] == "Bệnh viện làm việc từ 7 giờ đến 17 giờ."
+        assert t1["faq_item"] and t1["call_ids"] == [record_id]
+        assert (t1["field"], t1["citizen_phone"]) == ("health", CALLER)
+        # The desk lists it under the call's tickets.
+        expect(page.locator(f'#call-tickets li[data-code="{code1}"]')).to_have_count(
+            1, timeout=EXPECT_MS)
+
+        # A second ticket, forwarded by the routing (the fallback unit).
+        page.fill("#t-content", "Đèn đường trước cổng bệnh viện bị hỏng.")
+        page.select_option("#t-field", "transport")
+        page.click("#btn-forward")
+        code2 = saved_code(page, code1)
+        t2 = api_get(page, f"/api/v1/tickets/{code2}")["body"]
+        assert (t2["state"], t2["unit"], t2["call_ids"]) == ("forwarded", "so_y_te",
+                                                            [record_id]), t2
+        expect(page.locator("#ticket-msg")).to_contain_text("Sở Y tế")
+    finally:
+        caller.finish()
+
+    # After the call: wrap-up; pausing now waits for its end, "Kết thúc xử lý" ends it.
+    expect(state).to_have_attribute("data-state", "wrap_up", timeout=EXPECT_MS)
+    page.select_option("#pause-reason", "meeting")
+    page.click("#btn-pause")
+    expect(page.locator("#desk")).to_have_attribute("data-pending", "pause", timeout=EXPECT_MS)
+    page.click("#btn-wrapup")
+    expect(state).to_have_attribute("data-state", "paused", timeout=EXPECT_MS)
+    expect(state).to_contain_text("Họp")
+    via_api = api_get(page, "/api/v1/agents/101")
+    assert via_api["status"] == 200 and (via_api["body"]["state"], via_api["body"]["reason"]) \
+        == ("paused", "meeting"), via_api
+    assert (agent(stack)["state"], agent(stack)["reason"]) == ("paused", "meeting")
+    assert shown_s < 5, shown_s
+
+    shots = ROOT / "docs" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROOT / "test-artifacts" / "screenshots" / "desk.png", shots / "desk.png")
