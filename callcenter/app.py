@@ -409,7 +409,7 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
                             _ami_ctx, _config_ctx])
     add_sms_routes(app)
     setup_console(app, database_url=settings.database_url, config=app[CONFIG],
-                  tickets=TICKETS, acd=ACD, live_config=CONFIG)
+                  tickets=TICKETS, acd=ACD, live_config=CONFIG, redis=REDIS)
     app[OUTCOMES] = OutcomeCounter()
     add_metrics_route(app, _metrics_sample)
     app.router.add_get("/healthz", healthz)

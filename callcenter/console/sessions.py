@@ -10,8 +10,9 @@ limit, and ``require_console_role`` for the pages that come later.
   ``lock_for`` (15 min), counted in the database (``users.failed_logins/locked_until``), so
   every app instance sees it.
 * Rate limit: ``attempts_per_ip`` (10) login attempts per ``attempts_window`` (1 min) from one
-  address, else 429 with Retry-After. Kept in this process's memory: with several app
-  instances each counts its own share, and behind a reverse proxy every browser shares the
+  address, else 429 with Retry-After. Counted in Redis when the app has it
+  (``SharedLoginRateLimiter``: every app instance sees every attempt), else, or while Redis
+  does not answer, in this process's memory. Behind a reverse proxy every browser shares the
   proxy's address (``request.remote``; X-Forwarded-For is not trusted here).
 * CSRF: every unsafe request (POST, PUT, PATCH, DELETE) under ``/console/`` needs a live
   session and its CSRF token (form field ``csrf`` or header ``X-CSRF-Token``), checked by the
@@ -33,13 +34,15 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
 import jinja2
+import redis.asyncio as aioredis
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from callcenter.console.auth import SESSION_AUTH, USERS, in_thread
 from callcenter.console.context import CLOCK
@@ -100,9 +103,52 @@ class LoginRateLimiter:
         return None
 
 
+# One sliding window per address in a sorted set (scores: attempt times in ms): drop what
+# left the window, refuse when full (answer: ms until the oldest leaves), else count this one.
+_RATE_LUA: Final = """
+local key, now, window = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if redis.call('ZCARD', key) >= tonumber(ARGV[3]) then
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + window - now
+end
+redis.call('ZADD', key, now, ARGV[4])
+redis.call('PEXPIRE', key, window)
+return -1
+"""
+
+
+class SharedLoginRateLimiter:
+    """The same sliding window counted in Redis, shared by every app instance; while Redis
+    does not answer, this process's own count stands in (never no limit at all)."""
+
+    KEY = "hotline:login-attempts:{}"
+
+    def __init__(self, redis: Callable[[], aioredis.Redis | None]) -> None:
+        self._redis = redis
+        self._local = LoginRateLimiter()
+
+    async def hit(self, address: str, now: dt.datetime, limit: int,
+                  window: dt.timedelta) -> float | None:
+        """Count one attempt; None if allowed, else the seconds until the next is allowed."""
+        client = self._redis()
+        if client is not None:
+            now_ms, window_ms = int(now.timestamp() * 1000), int(window.total_seconds() * 1000)
+            try:
+                wait_ms = await client.eval(
+                    _RATE_LUA, 1, self.KEY.format(address), now_ms, window_ms, limit,
+                    f"{now_ms}-{secrets.token_hex(4)}")
+            except (RedisError, OSError) as e:
+                log.warning("console: login attempts counted in this process only "
+                            "(Redis: %r)", e)
+            else:
+                return None if int(wait_ms) < 0 else max(1.0, int(wait_ms) / 1000)
+        return self._local.hit(address, now, limit, window)
+
+
 POLICY = web.AppKey("console_session_policy", SessionPolicy)
 PASSWORDS = web.AppKey("console_passwords", Passwords)
-LIMITER = web.AppKey("console_login_limiter", LoginRateLimiter)
+LIMITER = web.AppKey("console_login_limiter", SharedLoginRateLimiter)
 SESSION = web.RequestKey("console_session", ConsoleSession)
 SESSION_ID = web.RequestKey("console_session_id", str)
 
@@ -346,7 +392,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     app = request.app
     policy, now = app[POLICY], _now(app)
     address = request.remote or "?"
-    wait = app[LIMITER].hit(address, now, policy.attempts_per_ip, policy.attempts_window)
+    wait = await app[LIMITER].hit(address, now, policy.attempts_per_ip,
+                                  policy.attempts_window)
     if wait is not None:
         log.warning("console: login rate limit for %s (%d per %s)", address,
                     policy.attempts_per_ip, policy.attempts_window)
@@ -419,15 +466,19 @@ async def _to_home(request: web.Request) -> web.StreamResponse:
 
 
 def add_login_routes(app: web.Application, *, policy: SessionPolicy | None = None,
-                     passwords: Passwords | None = None) -> None:
+                     passwords: Passwords | None = None,
+                     redis: web.AppKey[aioredis.Redis] | None = None) -> None:
     """Add the login, logout and home pages and the session middleware to ``app``.
 
     The app must have ``USERS``, ``EXECUTOR`` and ``CLOCK`` (``setup_console`` sets them).
     ``POLICY`` and ``PASSWORDS`` are read per request: tests may replace them before start.
+    ``redis``: the app key of a Redis client (set by an earlier cleanup context); with it the
+    login rate limit is counted across app instances.
     """
     app[POLICY] = policy or SessionPolicy()
     app[PASSWORDS] = passwords or Passwords()
-    app[LIMITER] = LoginRateLimiter()
+    app[LIMITER] = SharedLoginRateLimiter(
+        lambda: app.get(redis) if redis is not None else None)
     app[SESSION_AUTH] = api_session_user
     app.middlewares.append(console_session_middleware)
     app.router.add_get(CONSOLE_PREFIX, _to_home)

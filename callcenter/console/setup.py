@@ -28,6 +28,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from callcenter.console.admin_shifts import add_admin_shift_routes
@@ -71,7 +72,8 @@ def setup_console(app: web.Application, *, database_url: str,
                   clock: Callable[[], dt.datetime] = utcnow,
                   workers: int = DEFAULT_WORKERS,
                   acd: web.AppKey[AcdQueue] | None = None,
-                  live_config: web.AppKey[LiveConfig] | None = None) -> None:
+                  live_config: web.AppKey[LiveConfig] | None = None,
+                  redis: web.AppKey[aioredis.Redis] | None = None) -> None:
     """Add the ticket API, the public pages and their resources to ``app`` (not yet started).
 
     ``config`` is read at every request (the app's LiveConfig), so reloads apply at once.
@@ -81,6 +83,8 @@ def setup_console(app: web.Application, *, database_url: str,
     (``agents_api.py``) and the served OpenAPI document describes them.
     ``live_config``: the app key of the LiveConfig; with it, admins edit shifts in a form
     (``admin_shifts.py``: the file is rewritten and reloaded).
+    ``redis``: the app key of the Redis client; with it login attempts are counted across app
+    instances (``sessions.SharedLoginRateLimiter``).
     """
     if tickets is None and files_dir is None:
         raise ValueError("setup_console: give tickets= (the app's TicketService key) or "
@@ -123,7 +127,7 @@ def setup_console(app: web.Application, *, database_url: str,
         add_desk_routes(app, acd, database_url)  # the operator desk (desk.py)
     add_public_routes(app)
     add_static_routes(app)  # /console/static/*.js|css (pages.py)
-    add_login_routes(app)  # /console/login, /console/logout, /console/ (sessions.py)
+    add_login_routes(app, redis=redis)  # /console/login, /console/logout, /console/ (sessions.py)
     add_list_pages(app, database_url)  # /console/tickets, /console/calls (ticket_pages.py)
     add_user_admin_routes(app, database_url)  # /console/admin/users (admin_users.py)
     if live_config is not None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from callcenter.queue.server import PrivateRedis
 from callcenter.store.data import CallRecordData
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.records import CallRecordStore
@@ -114,3 +115,12 @@ from tests.adapters.kannel_fixtures import (  # noqa: E402, F401
     own_kannel,
     sms_outbox,
 )
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    """A private redis-server on a unix socket, for the module's tests."""
+    server = PrivateRedis(Path(tmp_path_factory.mktemp("redis")) / "redis.sock")
+    server.start()
+    yield server
+    server.stop()

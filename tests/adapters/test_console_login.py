@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -31,6 +32,7 @@ from callcenter.console.sessions import (
 )
 from callcenter.console.setup import setup_console
 from callcenter.domain.model import HotlineConfig
+from callcenter.queue.server import PrivateRedis
 from callcenter.store.migrate import alembic_config, upgrade_head
 from callcenter.store.urls import normalise_url
 from callcenter.store.users import UserStore
@@ -107,11 +109,12 @@ async def _change(request: web.Request) -> web.StreamResponse:
 
 
 def _app(database_url: str, config: HotlineConfig, tmp_path: Path, clock: Clock,
-         policy: SessionPolicy | None = None) -> web.Application:
+         policy: SessionPolicy | None = None,
+         redis: web.AppKey[aioredis.Redis] | None = None) -> web.Application:
     upgrade_head(database_url)
     app = web.Application()
     setup_console(app, database_url=database_url, config=lambda: config,
-                  files_dir=tmp_path / "files", clock=clock)
+                  files_dir=tmp_path / "files", clock=clock, redis=redis)
     app[PASSWORDS] = Passwords(TEST_PARAMS)
     if policy is not None:
         app[POLICY] = policy
@@ -294,6 +297,59 @@ async def test_given_eleven_attempts_in_a_minute_when_login_then_429_then_allowe
     assert "hotline_session" not in resp.cookies
     console.clock.advance(seconds=60)
     assert (await console.login("quantri")).status == 303
+
+
+REDIS_KEY = web.AppKey("test_redis", aioredis.Redis)
+
+
+async def test_given_two_instances_on_one_redis_when_logins_then_attempts_counted_together(
+        database_url: str, hotline_config: HotlineConfig, tmp_path: Path,
+        redis_server: PrivateRedis) -> None:
+    clock = Clock(T0)
+    apps = [_app(database_url, hotline_config, tmp_path / f"i{i}", clock, redis=REDIS_KEY)
+            for i in range(2)]  # two app instances in front of one Redis
+    store = _users(database_url)
+    consoles = []
+    redis_client = aioredis.Redis.from_url(redis_server.url)
+    await redis_client.flushall()
+    try:
+        for app in apps:
+            app[REDIS_KEY] = redis_client
+            client = TestClient(TestServer(app))
+            await client.start_server()
+            consoles.append(Console(client, clock, store))
+        for i in range(10):
+            assert (await consoles[i % 2].login(f"nobody{i}", "sai")).status == 401
+        for c in consoles:  # each instance saw only 5, together they saw 10
+            resp = await c.login("quantri")
+            assert resp.status == 429 and int(resp.headers["Retry-After"]) == 60
+        clock.advance(seconds=60)
+        assert (await consoles[1].login("quantri")).status == 303
+    finally:
+        for c in consoles:
+            await c.client.close()
+        await redis_client.aclose()
+        store.close()
+
+
+async def test_given_redis_down_when_logins_then_still_limited_in_this_process(
+        database_url: str, hotline_config: HotlineConfig, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock(T0)
+    app = _app(database_url, hotline_config, tmp_path, clock, redis=REDIS_KEY)
+    store = _users(database_url)
+    app[REDIS_KEY] = aioredis.Redis.from_url("unix:///nonexistent/redis.sock")
+    console = Console(TestClient(TestServer(app)), clock, store)
+    await console.client.start_server()
+    try:
+        for i in range(10):
+            assert (await console.login(f"nobody{i}", "sai")).status == 401
+        assert (await console.login("quantri")).status == 429
+        assert "login attempts counted in this process only" in caplog.text
+    finally:
+        await console.client.close()
+        await app[REDIS_KEY].aclose()
+        store.close()
 
 
 async def test_given_passwords_when_logging_in_then_never_in_the_log(
