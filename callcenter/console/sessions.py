@@ -9,7 +9,8 @@ limit, and ``require_console_role`` for the pages that come later.
 * ``SessionPolicy.max_failures`` (5) wrong passwords in a row lock the account for
   ``lock_for`` (15 min), counted in the database (``users.failed_logins/locked_until``), so
   every app instance sees it.
-* Rate limit: ``attempts_per_ip`` (10) login attempts per ``attempts_window`` (1 min) from one
+* Rate limit: ``service.login_attempts_per_minute`` in the config (10; or
+  ``SessionPolicy.attempts_per_ip``) login attempts per ``attempts_window`` (1 min) from one
   address, else 429 with Retry-After. Counted in Redis when the app has it
   (``SharedLoginRateLimiter``: every app instance sees every attempt), else, or while Redis
   does not answer, in this process's memory. Behind a reverse proxy every browser shares the
@@ -45,7 +46,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from callcenter.console.auth import SESSION_AUTH, USERS, in_thread
-from callcenter.console.context import CLOCK
+from callcenter.console.context import CLOCK, CONFIG
 from callcenter.console.errors import ApiError, Handler
 from callcenter.console.pages import ROLE_LINKS, ROLE_NAMES
 from callcenter.console.passwords import MAX_LENGTH, Passwords
@@ -74,7 +75,8 @@ class SessionPolicy:
     idle: dt.timedelta = dt.timedelta(minutes=30)       # without a request
     max_failures: int = 5                               # wrong passwords in a row ...
     lock_for: dt.timedelta = dt.timedelta(minutes=15)   # ... lock the account this long
-    attempts_per_ip: int = 10                           # login POSTs from one address ...
+    attempts_per_ip: int | None = None  # login POSTs from one address (None: the config's
+    # service.login_attempts_per_minute, 10 by default) ...
     attempts_window: dt.timedelta = dt.timedelta(minutes=1)  # ... per this window
     secure: bool | None = None  # Secure cookies: None = when the request came over https
 
@@ -392,11 +394,11 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     app = request.app
     policy, now = app[POLICY], _now(app)
     address = request.remote or "?"
-    wait = await app[LIMITER].hit(address, now, policy.attempts_per_ip,
-                                  policy.attempts_window)
+    limit = policy.attempts_per_ip or app[CONFIG]().service.login_attempts_per_minute
+    wait = await app[LIMITER].hit(address, now, limit, policy.attempts_window)
     if wait is not None:
-        log.warning("console: login rate limit for %s (%d per %s)", address,
-                    policy.attempts_per_ip, policy.attempts_window)
+        log.warning("console: login rate limit for %s (%d per %s)", address, limit,
+                    policy.attempts_window)
         return _login_page(request, 429, error_id="login.rate_limited",
                            error="Quá nhiều lần đăng nhập từ máy này. Vui lòng thử lại sau "
                                  f"{int(wait + 0.999)} giây.",

@@ -10,7 +10,8 @@ error is the first). Unknown keys are errors, so a typo never silently falls bac
 
 Schema (see config/hotline.yaml for a commented example)::
 
-    service: {ari_bind, ari_port, ami_bind, ami_port, http_bind, http_port, stasis_app, node}
+    service: {ari_bind, ari_port, ami_bind, ami_port, http_bind, http_port, stasis_app, node,
+              login_attempts_per_minute}
     trunk: {bind, port, trusted_networks: [cidr, ...], media_address, rtp_start, rtp_end,
             outbound: {host, port}}   # outbound optional: PJSIP endpoint trunk-out
     tenants:
@@ -76,7 +77,7 @@ class _Parser(BaseParser):
         if value is None:
             return d
         keys = ("ari_bind", "ari_port", "ami_bind", "ami_port", "http_bind", "http_port",
-                "stasis_app", "node")
+                "stasis_app", "node", "login_attempts_per_minute")
         m = self.mapping(value, "service", keys)
         if m is None:
             return d
@@ -95,6 +96,10 @@ class _Parser(BaseParser):
             stasis_app=self.token(m.get("stasis_app", d.stasis_app), join_key(k, "stasis_app"))
             or d.stasis_app,
             node=self.node_name(m.get("node", d.node), join_key(k, "node")) or d.node,
+            login_attempts_per_minute=self.integer(
+                m.get("login_attempts_per_minute", d.login_attempts_per_minute),
+                join_key(k, "login_attempts_per_minute"), 3, 10_000)
+            or d.login_attempts_per_minute,
         )
         # The three TCP listeners must not collide (same address, or one on every address).
         listeners = [("ari", result.ari_bind, result.ari_port),

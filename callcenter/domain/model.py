@@ -125,6 +125,8 @@ class ServiceConfig:
     http_port: int = 8022
     stasis_app: str = "hotline"
     node: str = "pbx1"  # name of this Asterisk node; stored on every record
+    # Console logins allowed per minute from one address (operators behind one NAT share it).
+    login_attempts_per_minute: int = 10
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tenant["units"] = [{"id": "so_y_te", "name": "Sở Y tế", "kind": "department",
                         "focal_persons": [{"name": "Nguyễn Văn An", "phone": "0912345678"}]}]
     tenant["tickets"] = {"fallback_unit": "so_y_te"}
+    # Every test logs in again from 127.0.0.1: more than the default 10 a minute.
+    s.config_data["service"]["login_attempts_per_minute"] = 60
     s.write_config(s.config_data)
     try:
         s.start()
@@ -197,8 +199,9 @@ def test_given_admin_when_entering_negative_lines_then_field_error_and_file_unch
 
 
 # Every console page, as the role that uses it, must fit a tablet without sideways scrolling.
-TABLET_PAGES = {"quantri": ["/console/", "/console/admin/shifts"],
-                "giamsat": ["/console/wallboard"]}
+TABLET_PAGES = {"quantri": ["/console/", "/console/admin/shifts", "/console/admin/users"],
+                "giamsat": ["/console/wallboard", "/console/tickets", "/console/calls"],
+                "dtv101": ["/console/desk"], "soyte": ["/console/tickets"]}
 TABLETS = ({"width": 768, "height": 1024}, {"width": 1024, "height": 768})
 
 

@@ -173,11 +173,20 @@ def test_given_full_service_section_when_parsed_then_values_are_used() -> None:
     data["service"] = {
         "ari_bind": "127.0.0.2", "ari_port": 18088, "ami_bind": "127.0.0.3", "ami_port": 15038,
         "http_bind": "localhost", "http_port": 18022, "stasis_app": "hotline-test",
-        "node": "pbx2",
+        "node": "pbx2", "login_attempts_per_minute": 40,
     }
     service = parse_config(data, SOURCE).service
     assert service == ServiceConfig("127.0.0.2", 18088, "127.0.0.3", 15038, "localhost",
-                                    18022, "hotline-test", "pbx2")
+                                    18022, "hotline-test", "pbx2", 40)
+
+
+@pytest.mark.parametrize("value", [2, 10_001, "10", None, 1.5])
+def test_given_bad_login_attempts_when_parsed_then_error_names_the_key(value: object) -> None:
+    data = valid()
+    data["service"] = {"login_attempts_per_minute": value}
+    err = errors_of(data)
+    assert err.key == "service.login_attempts_per_minute"
+    assert "3..10000" in err.reason
 
 
 @pytest.mark.parametrize("port", [0, 65536, -1, "8088", True, 80.5, None])

@@ -17,6 +17,7 @@ from callcenter.console.passwords import (
     check_password_rules,
 )
 from callcenter.console.sessions import LoginRateLimiter, SessionPolicy
+from callcenter.domain.model import ServiceConfig
 from callcenter.store.users import csrf_token_of
 
 T0 = dt.datetime(2026, 11, 26, 1, 0, tzinfo=dt.UTC)
@@ -115,4 +116,5 @@ def test_given_defaults_then_they_are_the_documented_ones() -> None:
     assert (p.cookie, p.lifetime, p.idle, p.max_failures, p.lock_for, p.attempts_per_ip,
             p.attempts_window, p.secure) == (
         "hotline_session", dt.timedelta(hours=8), dt.timedelta(minutes=30), 5,
-        dt.timedelta(minutes=15), 10, dt.timedelta(minutes=1), None)
+        dt.timedelta(minutes=15), None, dt.timedelta(minutes=1), None)
+    assert ServiceConfig().login_attempts_per_minute == 10  # what None stands for
