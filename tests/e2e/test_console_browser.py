@@ -22,7 +22,7 @@ PASSWORD = "Mật khẩu thử 2026"
 USERS = {  # name -> (role, unit)
     "quantri": ("admin", None),
     "giamsat": ("supervisor", None),
-    "dtv101": ("operator", None),
+    "101": ("operator", None),
     "soyte": ("unit", "so_y_te"),
 }
 EXPECT_TIMEOUT = 10_000  # ms
@@ -87,7 +87,7 @@ def logged_in(context: Any, stack: Stack, name: str) -> Any:
 @pytest.mark.parametrize(("name", "links"), [
     ("quantri", [href for href, _ in ROLE_LINKS["admin"]]),
     ("giamsat", ["/console/wallboard", "/console/tickets", "/console/calls"]),
-    ("dtv101", ["/console/desk"]),
+    ("101", ["/console/desk"]),
     ("soyte", ["/console/tickets"]),
 ])
 def test_given_each_role_when_logging_in_then_home_shows_role_and_only_its_links(
@@ -201,7 +201,7 @@ def test_given_admin_when_entering_negative_lines_then_field_error_and_file_unch
 # Every console page, as the role that uses it, must fit a tablet without sideways scrolling.
 TABLET_PAGES = {"quantri": ["/console/", "/console/admin/shifts", "/console/admin/users"],
                 "giamsat": ["/console/wallboard", "/console/tickets", "/console/calls"],
-                "dtv101": ["/console/desk"], "soyte": ["/console/tickets"]}
+                "101": ["/console/desk"], "soyte": ["/console/tickets"]}
 TABLETS = ({"width": 768, "height": 1024}, {"width": 1024, "height": 768})
 
 
