@@ -424,7 +424,12 @@ class UserStore:
         ``lock_admins``: first lock the tenant's active admins, in id order, so that two
         admins demoting or disabling each other at once are serialised (the second then sees
         the first's change and is refused as the last admin) instead of both passing the
-        count. SQLite has one writer at a time: there the second transaction fails instead."""
+        count. On SQLite the transaction starts with BEGIN IMMEDIATE for the same reason:
+        pysqlite would begin it only at the first write, after the reads it depends on."""
+        if conn.dialect.name == "sqlite":
+            raw: Any = conn.connection.dbapi_connection
+            if not raw.in_transaction:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock first (busy timeout)
         if lock_admins and tenant is not None:
             conn.execute(sa.select(_USERS.c.id).where(
                 _USERS.c.tenant == tenant, _USERS.c.role == "admin",

@@ -7,10 +7,12 @@ its append-only table, the xlsx export, migration 0010 down and up."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import io
 import logging
 import re
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,7 @@ from callcenter.store.urls import normalise_url
 from callcenter.store.user_audit import UserAuditStore
 from callcenter.store.users import UserError, UserStore, admin_guard
 from tests.adapters import test_api_support as support
+from tests.adapters.concurrency import run_together
 from tests.adapters.schema import model_diff
 
 T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # 09:00 in Đồng Nai
@@ -289,11 +292,11 @@ async def test_given_no_session_then_login_and_other_roles_then_403(console: Con
             resp = await client.get(path, allow_redirects=False)
             assert resp.status == 403, (name, path)
             assert "auth.forbidden" in await resp.text()
-        page = await (await client.get("/console/")).text()
+        home = await (await client.get("/console/")).text()
+        token = re.search(r'name="csrf" value="([^"]+)"', home)  # the logout form's
+        assert token is not None
         resp = await client.post(PATH, data={
-            "csrf": csrf_of(page) if "csrf-token" in page else
-            re.search(r'name="csrf" value="([^"]+)"', page)[1],  # type: ignore[index]
-            "name": "hacker", "role": "admin", "password": NEW_PASSWORD,
+            "csrf": token[1], "name": "hacker", "role": "admin", "password": NEW_PASSWORD,
             "password2": NEW_PASSWORD}, allow_redirects=False)
         assert resp.status == 403
     assert console.store.get_user("hacker") is None
@@ -572,6 +575,37 @@ async def test_given_two_admins_then_one_may_demote_the_other_but_not_the_last(
         console.store.set_active("quantri", False, now=T0, actor="quantri2", tenant="dongnai")
     assert refused.value.id == "user.last_admin"
     assert console.store.count_admins() == 2  # quantri and quantri.th (Thanh Hóa)
+
+
+def _demote_the_other(store: UserStore, tenant: str, jobs: list[tuple[str, str]],
+                      lock: threading.Lock) -> None:
+    with lock:
+        actor, target = jobs.pop()
+    store.update_user(target, full_name=None, role="supervisor", unit=None, now=T0,
+                      actor=actor, tenant=tenant)
+
+
+def test_given_two_admins_when_demoting_each_other_at_once_then_one_admin_stays(
+        database_url: str) -> None:
+    upgrade_head(database_url)
+    store = UserStore(database_url)
+    try:
+        for round_ in range(4):
+            a, b = f"qt{round_}a", f"qt{round_}b"
+            tenant = f"t{round_}"
+            store.add_user(a, "admin", tenant, now=T0)
+            store.add_user(b, "admin", tenant, now=T0)
+            demote = functools.partial(_demote_the_other, store, tenant, [(a, b), (b, a)],
+                                       threading.Lock())
+            errors = run_together(demote, 2)
+            # The second waits for the first (row locks on PostgreSQL, BEGIN IMMEDIATE on
+            # SQLite), then sees one admin left and is refused. Never both.
+            assert len(errors) == 1, errors
+            assert isinstance(errors[0], UserError) and errors[0].id == "user.last_admin"
+            admins = [u.name for u in store.list_users(tenant) if u.role == "admin"]
+            assert len(admins) == 1, admins
+    finally:
+        store.close()
 
 
 async def test_given_unknown_action_or_missing_version_then_400_nothing_changed(
