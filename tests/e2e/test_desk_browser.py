@@ -172,13 +172,28 @@ def test_given_operator_on_desk_when_call_answered_then_call_shown_tickets_saved
         expect(page.locator("#btn-transfer")).to_be_enabled()  # bridged with this operator
         expect(page.locator("#transfer-progress")).to_be_hidden()
 
+        # A refused number: a Vietnamese error next to the form, nothing saved.
+        page.fill("#t-content", "Thử số sai")
+        page.fill("#t-phone", "12ab")
+        page.click("#btn-save")
+        expect(page.locator('#ticket-msg[data-kind="error"]')).to_have_text(
+            "Số điện thoại không hợp lệ.", timeout=EXPECT_MS)
+        assert api_get(page, f"/api/v1/calls/{record_id}/tickets")["body"]["items"] == []
+        page.fill("#t-phone", CALLER)
+        page.fill("#t-content", "")
+        expect(page.locator("#ticket-msg")).to_have_text("")  # the form changed: error gone
+
         # Answer from the FAQ: search without diacritics, choose, save -> closed with the answer.
         page.fill("#faq-q", "benh vien")
         first = page.locator("#faq-results li").first
         expect(first).to_contain_text("Giờ làm việc của bệnh viện tỉnh?", timeout=EXPECT_MS)
-        screenshot(page, "desk")
         first.locator("button.choose").click()
         expect(page.locator("#t-answer")).to_have_value("Bệnh viện làm việc từ 7 giờ đến 17 giờ.")
+        screenshot(page, "desk")
+        # A full-page screenshot resizes the viewport and back: let layout settle (two frames)
+        # before the next click, or Chromium may deliver it to where the button was.
+        page.evaluate("() => new Promise((r) => requestAnimationFrame(() => "
+                      "requestAnimationFrame(r)))")
         page.click("#btn-answer")
         code1 = saved_code(page)
         t1 = api_get(page, f"/api/v1/tickets/{code1}")

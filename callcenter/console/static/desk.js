@@ -28,10 +28,9 @@
     "ticket.illegal_transition": "Không thể thực hiện thao tác này ở trạng thái hiện tại của phiếu.",
     "ticket.no_route": "Chưa có quy tắc phân công cho lĩnh vực này: hãy chọn đơn vị nhận phiếu.",
     "ticket.unknown_field": "Lĩnh vực không hợp lệ.",
-    "ticket.unknown_place": "Địa bàn không hợp lệ.",
     "ticket.unknown_unit": "Đơn vị không hợp lệ.",
     "ticket.invalid_phone": "Số điện thoại không hợp lệ.",
-    "ticket.empty_content": "Vui lòng nhập nội dung phản ánh.",
+    "ticket.invalid_text": "Nội dung chưa hợp lệ (trống hoặc quá dài).",
     "request.invalid": "Dữ liệu nhập chưa hợp lệ.",
     "store.unavailable": "Cơ sở dữ liệu tạm thời không phản hồi. Vui lòng thử lại.",
     "agent.unavailable": "Hàng đợi tạm thời không phản hồi. Vui lòng thử lại.",
@@ -390,6 +389,7 @@
   }
   function choose(item) {
     chosen = item;
+    if ($("ticket-msg").dataset.kind === "error") say("ticket-msg", "");
     $("faq-chosen").hidden = false;
     $("faq-chosen-q").textContent = item.question;
     $("t-answer").value = item.answer;
@@ -482,6 +482,10 @@
   $("ticket-form").addEventListener("submit", (ev) => { ev.preventDefault(); saveTicket("save"); });
   $("btn-answer").addEventListener("click", () => saveTicket("answer"));
   $("btn-forward").addEventListener("click", () => saveTicket("forward"));
+  // An error stays until the operator changes something: then it no longer describes the form.
+  $("ticket-form").addEventListener("input", () => {
+    if ($("ticket-msg").dataset.kind === "error") say("ticket-msg", "");
+  });
   $("t-content").addEventListener("input", () => {
     if ($("t-content").value.trim()) $("t-content-error").hidden = true;
   });
