@@ -36,9 +36,9 @@ from callcenter.console.api import (
     LEVEL1,
     P_TENANT,
     Route,
-    _json_body,
-    _tenant_param,
     add_route_table,
+    json_body,
+    tenant_param,
 )
 from callcenter.console.context import CONFIG
 from callcenter.console.errors import ApiError
@@ -76,15 +76,17 @@ ACTION_BODY = Obj(
 REASON_NUMBER = Int(1, 9, description="pause only: the reason's position (as on the phone)")
 
 
-def _acd(request: web.Request) -> AcdQueue:
+def acd_of(request: web.Request) -> AcdQueue:
+    """The app's AcdQueue; 503 while the live queue is not there."""
     key = request.app.get(ACD_KEY)
     acd = request.app.get(key) if key is not None else None
     if acd is None:  # the app's cleanup context has not set it (or failed to)
-        raise _unavailable()
+        raise acd_unavailable()
     return acd
 
 
-def _agent_error(e: AgentActionError) -> ApiError:
+def agent_error(e: AgentActionError) -> ApiError:
+    """The API error of a refused agent action (stable id, Vietnamese text)."""
     details: dict[str, Any] | None = None
     if e.reasons:
         details = {"field": "reason", "reasons": [r.id for r in e.reasons]}
@@ -92,16 +94,17 @@ def _agent_error(e: AgentActionError) -> ApiError:
                     details=details)
 
 
-def _unavailable() -> ApiError:
+def acd_unavailable() -> ApiError:
+    """503 ``agent.unavailable``: the live queue (Redis) does not answer; retry."""
     text = tx.refusal(tx.UNAVAILABLE, "")
     return ApiError(tx.UNAVAILABLE, text.text, status=503, headers={"Retry-After": "5"})
 
 
-def _own_tenant_of(request: web.Request, user: User, ext: str) -> str:
+def own_tenant_of(request: web.Request, user: User, ext: str) -> str:
     """The tenant of the operator ``ext``; 404 unknown, 403 another tenant's."""
     tenant = tenant_of(request.app[CONFIG](), ext)
     if tenant is None:
-        raise _agent_error(AgentActionError(tx.UNKNOWN, tx.refusal(tx.UNKNOWN, ext), ext))
+        raise agent_error(AgentActionError(tx.UNKNOWN, tx.refusal(tx.UNKNOWN, ext), ext))
     if tenant.id != user.tenant:
         raise ApiError("auth.forbidden", f"extension {ext} is an operator of another tenant")
     return tenant.id
@@ -109,25 +112,25 @@ def _own_tenant_of(request: web.Request, user: User, ext: str) -> str:
 
 async def get_queue(request: web.Request, user: User) -> web.StreamResponse:
     q = parse_query((P_TENANT,), request.query)
-    tenant = _tenant_param(request, user, q["tenant"])
+    tenant = tenant_param(request, user, q["tenant"])
     try:
-        snap = await _acd(request).snapshot(tenant)
+        snap = await acd_of(request).snapshot(tenant)
     except (RedisError, OSError):
-        raise _unavailable() from None
+        raise acd_unavailable() from None
     return web.json_response(snap)
 
 
 async def get_agent(request: web.Request, user: User) -> web.StreamResponse:
     ext = P_EXT.parse(request.match_info.get("ext"))
-    tenant = _own_tenant_of(request, user, ext)
+    tenant = own_tenant_of(request, user, ext)
     try:
-        snap = await _acd(request).snapshot(tenant)
+        snap = await acd_of(request).snapshot(tenant)
     except (RedisError, OSError):
-        raise _unavailable() from None
+        raise acd_unavailable() from None
     agents: list[dict[str, Any]] = snap["agents"]  # type: ignore[assignment]
     found = next((a for a in agents if a["extension"] == ext), None)
     if found is None:
-        raise _agent_error(AgentActionError(tx.NOT_LOADED, tx.refusal(tx.NOT_LOADED, ext),
+        raise agent_error(AgentActionError(tx.NOT_LOADED, tx.refusal(tx.NOT_LOADED, ext),
                                             ext, tenant))
     return web.json_response({"tenant": tenant, **found,
                               "state_label": tx.state_label(AgentStatus(found["state"]))})
@@ -136,21 +139,21 @@ async def get_agent(request: web.Request, user: User) -> web.StreamResponse:
 async def act_on_agent(request: web.Request, user: User) -> web.StreamResponse:
     ext = P_EXT.parse(request.match_info.get("ext"))
     action = P_ACTION.parse(request.match_info.get("action"))
-    _own_tenant_of(request, user, ext)
+    own_tenant_of(request, user, ext)
     if user.role == "operator" and user.name != ext:
         raise ApiError("auth.forbidden", f"an operator acts only on their own extension (the "
                                          f"user name); {user.name} is not {ext}")
     reason: str | None = None
     if request.can_read_body:
-        raw = await _json_body(request)
+        raw = await json_body(request)
         if isinstance(raw, dict) and type(raw.get("reason")) is int:
             # The phone's way: the reason's position in the tenant's list.
             raw = {**raw, "reason": str(REASON_NUMBER.check(raw["reason"], "reason"))}
         reason = ACTION_BODY.check(raw)["reason"]
     try:
-        result = await apply_action(_acd(request), request.app[CONFIG](), ext, action, reason)
+        result = await apply_action(acd_of(request), request.app[CONFIG](), ext, action, reason)
     except AgentActionError as e:
-        raise _agent_error(e) from None
+        raise agent_error(e) from None
     return web.json_response(result_json(result))
 
 

@@ -188,7 +188,8 @@ ACTIONS: dict[str, Obj] = {
 }
 
 
-async def _json_body(request: web.Request) -> Any:
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON body; 415 unless it is JSON, 422 when it does not parse."""
     if request.content_type != "application/json":
         raise ApiError("request.unsupported_media", "send the body as application/json")
     raw = await request.read()
@@ -202,7 +203,8 @@ def _path(request: web.Request, param: Param) -> Any:
     return param.parse(request.match_info.get(param.name))
 
 
-def _tenant_param(request: web.Request, user: User, value: str | None) -> str:
+def tenant_param(request: web.Request, user: User, value: str | None) -> str:
+    """The tenant asked for (default: the user's), checked against the user and config."""
     tenant = value or user.tenant
     require_tenant(user, tenant)
     tenant_or_404(request.app, tenant)
@@ -224,8 +226,8 @@ def _now(request: web.Request) -> dt.datetime:
 
 # ---- handlers ---------------------------------------------------------------------------------
 async def create_ticket(request: web.Request, user: User) -> web.StreamResponse:
-    body = OPEN_BODY.check(await _json_body(request))
-    tenant = _tenant_param(request, user, body.pop("tenant"))
+    body = OPEN_BODY.check(await json_body(request))
+    tenant = tenant_param(request, user, body.pop("tenant"))
     now = _now(request)
     ticket = await in_thread(
         request.app, request.app[SERVICE].open, tenant, actor_of(user),
@@ -240,7 +242,7 @@ async def create_ticket(request: web.Request, user: User) -> web.StreamResponse:
 
 async def list_tickets(request: web.Request, user: User) -> web.StreamResponse:
     q = parse_query(LIST_PARAMS, request.query)
-    tenant = _tenant_param(request, user, q["tenant"])
+    tenant = tenant_param(request, user, q["tenant"])
     if q["since"] and q["until"] and q["until"] < q["since"]:
         raise invalid("until", "before since")
     now = _now(request)
@@ -288,7 +290,7 @@ def event_of(action: str, b: dict[str, Any], ticket: tk.Ticket, actor: tk.Actor,
 
 async def act_on_ticket(request: web.Request, user: User) -> web.StreamResponse:
     code = _path(request, P_CODE)
-    raw = await _json_body(request)
+    raw = await json_body(request)
     if not isinstance(raw, dict):
         raise invalid("body", "expected a JSON object")
     action = raw.get("action")
@@ -362,7 +364,7 @@ async def download_attachment(request: web.Request, user: User) -> web.StreamRes
 async def caller_tickets(request: web.Request, user: User) -> web.StreamResponse:
     phone = _path(request, P_PHONE)
     q = parse_query((P_TENANT,), request.query)
-    tenant = _tenant_param(request, user, q["tenant"])
+    tenant = tenant_param(request, user, q["tenant"])
     tickets = await in_thread(request.app, request.app[SERVICE].open_for_caller, tenant, phone)
     now = _now(request)
     return web.json_response({"items": [ticket_json(t, now) for t in tickets]})

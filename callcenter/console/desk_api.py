@@ -32,8 +32,8 @@ from redis.exceptions import RedisError
 
 from callcenter.agents.control import AgentActionError
 from callcenter.ari_app.calls import CALL_KEY, state_from_json
-from callcenter.console.agents_api import _acd, _agent_error, _own_tenant_of, _unavailable
-from callcenter.console.api import LEVEL1, P_TENANT, Route, _tenant_param, add_route_table
+from callcenter.console.agents_api import acd_of, acd_unavailable, agent_error, own_tenant_of
+from callcenter.console.api import LEVEL1, P_TENANT, Route, add_route_table, tenant_param
 from callcenter.console.auth import in_thread
 from callcenter.console.context import CLOCK, SERVICE, find_tenant
 from callcenter.console.errors import ApiError, invalid
@@ -182,18 +182,18 @@ async def get_desk(request: web.Request, user: User) -> web.StreamResponse:
     if user.role == "operator" and ext != user.name:
         raise ApiError("auth.forbidden", f"an operator sees only their own desk (the user "
                                          f"name); {user.name} is not {ext}")
-    tenant_id = _own_tenant_of(request, user, ext)
+    tenant_id = own_tenant_of(request, user, ext)
     tenant = find_tenant(request.app, tenant_id)
-    assert tenant is not None  # _own_tenant_of found it in the same config
-    acd = _acd(request)
+    assert tenant is not None  # own_tenant_of found it in the same config
+    acd = acd_of(request)
     try:
         agent = await acd.agent(tenant_id, ext)
         raw = (await acd.redis.get(CALL_KEY.format(agent.call_id))
                if agent is not None and agent.call_id else None)
     except (RedisError, OSError):
-        raise _unavailable() from None
+        raise acd_unavailable() from None
     if agent is None:
-        raise _agent_error(_not_loaded(ext, tenant_id))
+        raise agent_error(_not_loaded(ext, tenant_id))
     now = request.app[CLOCK]()
     state = state_from_json(raw) if raw else None
     if state is not None and state.tenant_id != tenant_id:
@@ -227,7 +227,7 @@ def _not_loaded(ext: str, tenant: str) -> AgentActionError:
 async def search_faq(request: web.Request, user: User) -> web.StreamResponse:
     query = {k: v for k, v in request.query.items() if not (k == "q" and v == "")}
     q = parse_query((P_QUERY, P_FIELD, P_TENANT, P_LIMIT), query)
-    tenant_id = _tenant_param(request, user, q["tenant"])
+    tenant_id = tenant_param(request, user, q["tenant"])
     tenant = find_tenant(request.app, tenant_id)
     assert tenant is not None
     generation, index = await _faq_cache(request).index(request.app, tenant_id)

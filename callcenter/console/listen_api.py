@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 
 from callcenter.ari_app import listen as ls
 from callcenter.ari_app.calls import CALL_KEY, CallSession
-from callcenter.console.api import OVERSIGHT, Route, _json_body, add_route_table
+from callcenter.console.api import OVERSIGHT, Route, add_route_table, json_body
 from callcenter.console.auth import in_thread
 from callcenter.console.context import CONFIG
 from callcenter.console.errors import ApiError
@@ -107,7 +107,7 @@ async def _live_session(service: StasisService, call_id: str,
 
 async def start_listen(request: web.Request, user: User) -> web.StreamResponse:
     service, call_id, session = await _call(request, user)
-    body = LISTEN_BODY.check(await _json_body(request))
+    body = LISTEN_BODY.check(await json_body(request))
     session = await _live_session(service, call_id, session)
     tenant = next((t for t in request.app[CONFIG]().tenants
                    if t.id == session.state.tenant_id), None)

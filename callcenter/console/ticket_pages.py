@@ -236,15 +236,23 @@ def ticket_row(t: Ticket, policy: TicketPolicy, now: dt.datetime) -> dict[str, A
 
 
 # ---- the list and its export ---------------------------------------------------------------------
-async def tickets_page(request: web.Request) -> web.StreamResponse:
-    """GET /console/tickets: the filtered list, or its xlsx with ``?format=xlsx``."""
+def _filtered(request: web.Request) -> tuple[User, TicketPolicy | None, ls.TicketFilter | None]:
+    """The user (role checked), the tenant's ticket policy and the list's filter (None, None:
+    the tenant is no longer in the config)."""
     user = require_console_role(request, ROLES)
     policy = _policy(request, user)
     if policy is None:
+        return user, None, None
+    return user, policy, ls.parse_ticket_filter(
+        request.query, units=[u.id for u in policy.units], fields=[x.id for x in policy.fields],
+        unit_user=user.role == "unit")
+
+
+async def tickets_page(request: web.Request) -> web.StreamResponse:
+    """GET /console/tickets: the filtered list, or its xlsx with ``?format=xlsx``."""
+    user, policy, f = _filtered(request)
+    if policy is None or f is None:
         return _no_tenant()
-    f = ls.parse_ticket_filter(request.query, units=[u.id for u in policy.units],
-                               fields=[x.id for x in policy.fields],
-                               unit_user=user.role == "unit")
     if request.query.get("format") == "xlsx":
         return await _export(request, user, policy, f)
     app, service, now = request.app, request.app[SERVICE], request.app[CLOCK]()
@@ -267,13 +275,9 @@ async def tickets_page(request: web.Request) -> web.StreamResponse:
 
 async def tickets_xlsx(request: web.Request) -> web.StreamResponse:
     """GET /console/tickets.xlsx: the filtered list as an xlsx workbook."""
-    user = require_console_role(request, ROLES)
-    policy = _policy(request, user)
-    if policy is None:
+    user, policy, f = _filtered(request)
+    if policy is None or f is None:
         return _no_tenant()
-    f = ls.parse_ticket_filter(request.query, units=[u.id for u in policy.units],
-                               fields=[x.id for x in policy.fields],
-                               unit_user=user.role == "unit")
     return await _export(request, user, policy, f)
 
 

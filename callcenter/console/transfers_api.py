@@ -33,9 +33,9 @@ from callcenter.console.api import (
     LEVEL1,
     P_TENANT,
     Route,
-    _json_body,
-    _tenant_param,
     add_route_table,
+    json_body,
+    tenant_param,
 )
 from callcenter.console.context import CONFIG
 from callcenter.console.errors import ApiError
@@ -118,7 +118,7 @@ async def _session(request: web.Request, user: User) -> CallSession:
 
 async def get_units(request: web.Request, user: User) -> web.StreamResponse:
     q = parse_query((P_TENANT,), request.query)
-    tenant = _tenant_param(request, user, q["tenant"])
+    tenant = tenant_param(request, user, q["tenant"])
     t = next(t for t in request.app[CONFIG]().tenants if t.id == tenant)
     units = xf.targets(t.tickets.units) if t.tickets is not None else ()
     return web.json_response({"tenant": tenant, "units": [
@@ -127,7 +127,7 @@ async def get_units(request: web.Request, user: User) -> web.StreamResponse:
 
 async def start_transfer(request: web.Request, user: User) -> web.StreamResponse:
     session = await _session(request, user)
-    body = TRANSFER_BODY.check(await _json_body(request)) if request.can_read_body \
+    body = TRANSFER_BODY.check(await json_body(request)) if request.can_read_body \
         else dict(TRANSFER_BODY.defaults)
     s = session.state
     units = _stasis(request).units_of(s.tenant_id)

@@ -7,8 +7,7 @@ import asyncio
 import datetime as dt
 import json
 import random
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -49,14 +48,6 @@ class Clock:
 def operators(n: int) -> list[Operator]:
     return [Operator(str(101 + i), f"Tổng đài viên {i + 1}", SecretRef("env", f"OP_{101 + i}"))
             for i in range(n)]
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(Path(tmp_path_factory.mktemp("redis")) / "redis.sock")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -104,14 +104,6 @@ class Clock:
 
     def __call__(self) -> dt.datetime:
         return self.t
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(Path(tmp_path_factory.mktemp("redis")) / "redis.sock")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
 from callcenter.queue.linepool import INSTANCES, LinePool, lines_key
 from callcenter.queue.server import PrivateRedis
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(Path(tmp_path_factory.mktemp("redis")) / "redis.sock")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

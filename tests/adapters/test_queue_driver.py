@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -55,14 +54,6 @@ def queued_session(call_id: str) -> FakeSession:
     state = dataclasses.replace(cm.new_call(call_id, "pbx1", "1022", "0909", call_id, T0),
                                 phase=cm.Phase.QUEUED, tenant_id=TENANT)
     return FakeSession(call_id, state)
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(Path(tmp_path_factory.mktemp("redis")) / "redis.sock")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +47,6 @@ USERS: dict[str, tuple[str, str, str | None]] = {
     "giamsat.th": ("supervisor", "thanhhoa", None),
 }
 Ws = aiohttp.ClientWebSocketResponse
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(Path(tmp_path_factory.mktemp("redis")) / "redis.sock")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -38,6 +38,18 @@ def launch(playwright: Any) -> Any:
                                       headless=True)
 
 
+def new_context(browser: Any, width: int = 1280, height: int = 900, **options: Any) -> Any:
+    """A browser context as a Vietnamese user sees the console: vi-VN, Asia/Ho_Chi_Minh."""
+    return browser.new_context(locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh",
+                               viewport={"width": width, "height": height}, **options)
+
+
+def no_sideways_scroll(page: Any) -> bool:
+    """Whether the page fits its viewport's width (no horizontal scrolling)."""
+    return bool(page.evaluate(
+        "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"))
+
+
 def add_user(stack: Stack, name: str, role: str, password: str, *,
              unit: str | None = None, full_name: str | None = None) -> None:
     """Create a console user of the test tenant with ``callcenter user add``."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.e2e.browser import chromium_missing, launch
 from tests.e2e.stack import Stack, wait_until
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -46,3 +48,19 @@ def hotline(stack: Stack) -> Iterator[Stack]:
         f"channels left in Asterisk: {stack.ari('/channels')}")
     assert stack.ari("/bridges") == [], "bridges left in Asterisk"
     assert wait_until(lambda: stack.pool_in_use() == 0, 5), "lines still held after the test"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright, for one test module."""
+    missing = chromium_missing()
+    if missing is not None:
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch(p)
+        try:
+            yield b
+        finally:
+            b.close()

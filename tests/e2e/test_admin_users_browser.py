@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.browser import add_user, base_url, chromium_missing, launch, login, screenshot
+from tests.e2e.browser import (
+    add_user,
+    base_url,
+    chromium_missing,
+    login,
+    new_context,
+    no_sideways_scroll,
+    screenshot,
+)
 from tests.e2e.stack import ROOT, Stack
 
 pytestmark = [pytest.mark.pbx,
@@ -45,27 +53,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         s.stop()
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch(p)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def new_context(browser: Any, width: int = 1280, height: int = 900) -> Any:
-    return browser.new_context(locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh",
-                               viewport={"width": width, "height": height})
-
-
-def no_sideways_scroll(page: Any) -> bool:
-    return bool(page.evaluate(
-        "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"))
 
 
 def test_given_admin_when_creating_then_disabling_a_supervisor_then_their_session_ends(

@@ -17,7 +17,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from callcenter.queue.acd import AcdQueue
-from tests.e2e.browser import add_user, base_url, chromium_missing, launch, login, screenshot
+from tests.e2e.browser import (
+    add_user,
+    base_url,
+    chromium_missing,
+    login,
+    new_context,
+    screenshot,
+)
 from tests.e2e.stack import ROOT, Stack, wait_until
 
 pytestmark = [pytest.mark.pbx,
@@ -93,20 +100,15 @@ def phone(stack: Stack) -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(stack: Stack) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch(p)
-        try:
-            # A tablet held upright: the desk must not scroll sideways.
-            ctx = browser.new_context(locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh",
-                                      viewport={"width": 768, "height": 1024})
-            pg = ctx.new_page()
-            login(pg, stack, "101", PASSWORD)
-            yield pg
-        finally:
-            browser.close()
+def page(stack: Stack, browser: Any) -> Iterator[Any]:
+    # A tablet held upright: the desk must not scroll sideways.
+    ctx = new_context(browser, 768, 1024)
+    try:
+        pg = ctx.new_page()
+        login(pg, stack, "101", PASSWORD)
+        yield pg
+    finally:
+        ctx.close()
 
 
 def api_get(page: Any, path: str) -> Any:

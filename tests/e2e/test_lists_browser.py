@@ -17,7 +17,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.browser import add_user, base_url, chromium_missing, launch, login, screenshot
+from tests.e2e.browser import (
+    add_user,
+    base_url,
+    chromium_missing,
+    login,
+    new_context,
+    no_sideways_scroll,
+    screenshot,
+)
 from tests.e2e.stack import ROOT, Stack
 
 pytestmark = [pytest.mark.pbx,
@@ -73,23 +81,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def page(stack: Stack) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch(p)
-        try:
-            ctx = browser.new_context(locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh",
-                                      viewport={"width": 768, "height": 1024},
-                                      accept_downloads=True)
-            yield ctx.new_page()
-        finally:
-            browser.close()
-
-
-def no_sideways_scroll(page: Any) -> bool:
-    return bool(page.evaluate(
-        "document.documentElement.scrollWidth <= window.innerWidth"))
+def page(stack: Stack, browser: Any) -> Iterator[Any]:
+    ctx = new_context(browser, 768, 1024, accept_downloads=True)
+    try:
+        yield ctx.new_page()
+    finally:
+        ctx.close()
 
 
 def test_given_unit_on_a_tablet_when_recording_a_result_with_pdf_then_resolved_and_exported(
