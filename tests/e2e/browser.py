@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ LAUNCH_ARGS: list[str] = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-us
                           "--disable-background-networking", "--disable-component-update",
                           "--disable-sync", "--no-first-run"]
 SCREENSHOTS: Path = ROOT / "test-artifacts" / "screenshots"
+DOCS_SCREENSHOTS: Path = ROOT / "docs" / "screenshots"
 
 
 def chromium_missing() -> str | None:
@@ -84,3 +86,11 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def to_docs(shot: Path, name: str) -> None:
+    """Copy a screenshot to docs/screenshots/<name> when HOTLINE_DOCS_SCREENSHOTS=1 (a
+    deliberate refresh: an ordinary test run leaves the tracked files alone)."""
+    if os.environ.get("HOTLINE_DOCS_SCREENSHOTS") == "1":
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, DOCS_SCREENSHOTS / name)

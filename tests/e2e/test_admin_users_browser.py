@@ -7,7 +7,6 @@ Screenshots in test-artifacts/screenshots/, one copy in docs/screenshots/admin-u
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,9 @@ from tests.e2e.browser import (
     new_context,
     no_sideways_scroll,
     screenshot,
+    to_docs,
 )
-from tests.e2e.stack import ROOT, Stack
+from tests.e2e.stack import Stack
 
 pytestmark = [pytest.mark.pbx,
               pytest.mark.skipif(chromium_missing() is not None,
@@ -33,7 +33,6 @@ PASSWORD = "Mật khẩu thử 2026"
 NEW_PASSWORD = "Giám sát mới 2026"
 PATH = "/console/admin/users"
 EXPECT_TIMEOUT = 10_000  # ms
-DOCS_SHOT = ROOT / "docs" / "screenshots" / "admin-users.png"
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +92,7 @@ def test_given_admin_when_creating_then_disabling_a_supervisor_then_their_sessio
         admin.goto(base_url(stack) + PATH)
         expect(admin.locator('[data-user-row="giamsat.moi"]')).to_contain_text("Giám sát viên")
         shot = screenshot(admin, "admin-users")
-        DOCS_SHOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, DOCS_SHOT)
+        to_docs(shot, "admin-users.png")
         with admin.expect_navigation():
             admin.click("header.top form button[type=submit]")  # log out
         assert "/console/login" in admin.url

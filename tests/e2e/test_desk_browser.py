@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.e2e.browser import (
     login,
     new_context,
     screenshot,
+    to_docs,
 )
 from tests.e2e.stack import ROOT, Stack, wait_until
 
@@ -235,6 +235,4 @@ def test_given_operator_on_desk_when_call_answered_then_call_shown_tickets_saved
     assert (agent(stack)["state"], agent(stack)["reason"]) == ("paused", "meeting")
     assert shown_s < 5, shown_s
 
-    shots = ROOT / "docs" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ROOT / "test-artifacts" / "screenshots" / "desk.png", shots / "desk.png")
+    to_docs(ROOT / "test-artifacts" / "screenshots" / "desk.png", "desk.png")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from tests.e2e.browser import (
     new_context,
     no_sideways_scroll,
     screenshot,
+    to_docs,
 )
 from tests.e2e.stack import ROOT, Stack
 
@@ -34,7 +34,6 @@ pytestmark = [pytest.mark.pbx,
 
 PASSWORD = "Mật khẩu thử 2026"
 EXPECT_TIMEOUT = 10_000  # ms
-DOCS_SHOT = ROOT / "docs" / "screenshots" / "tickets-unit.png"
 PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
        b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
        b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\n"
@@ -130,8 +129,7 @@ def test_given_unit_on_a_tablet_when_recording_a_result_with_pdf_then_resolved_a
                                           "mimeType": "application/pdf", "buffer": PDF}])
     assert no_sideways_scroll(page), "the ticket page scrolls sideways at 768 px"
     shot = screenshot(page, "tickets-unit")
-    DOCS_SHOT.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, DOCS_SHOT)
+    to_docs(shot, "tickets-unit.png")
     page.click('button[data-action="resolve"]')
     expect(page.locator("dd[data-state]")).to_have_attribute("data-state", "resolved",
                                                               timeout=EXPECT_TIMEOUT)
