@@ -54,18 +54,20 @@ import sqlalchemy as sa
 from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
 
+from callcenter.ari_app.calls import CALL_KEY, state_from_json
 from callcenter.console.auth import USERS, in_thread
 from callcenter.console.context import CLOCK, SERVICE, find_tenant
 from callcenter.console.sessions import POLICY, SESSION_ID, error_page, require_console_role
 from callcenter.domain.agent_texts import STATE_LABELS
 from callcenter.domain.agents import AgentStatus
+from callcenter.domain.call import Phase
 from callcenter.domain.causes import mask_number
-from callcenter.domain.kpis import DayKpis, day_kpis, local_day_bounds
+from callcenter.domain.kpis import DayKpis, LiveCall, day_kpis, local_day_bounds
 from callcenter.domain.model import Tenant
 from callcenter.domain.shifts import active_shift
 from callcenter.domain.ticket_config import policy_of
 from callcenter.queue.acd import AcdQueue
-from callcenter.queue.linepool import EVENTS, LinePool
+from callcenter.queue.linepool import EVENTS, LinePool, lines_key
 from callcenter.store import tickets as st
 from callcenter.store.data import CallRecordData
 from callcenter.store.models import CallRecord
@@ -134,8 +136,10 @@ def _kpis_json(k: DayKpis) -> dict[str, Any]:
 
 def build_state(tenant: Tenant, now: dt.datetime, *, in_use: int,
                 snapshot: Mapping[str, Any], records: Sequence[CallRecordData],
-                tickets: Sequence[DueTicket]) -> dict[str, Any]:
-    """The ``state`` message of one tenant at ``now`` from what was read."""
+                tickets: Sequence[DueTicket],
+                live: Mapping[str, LiveCall] | None = None) -> dict[str, Any]:
+    """The ``state`` message of one tenant at ``now`` from what was read; ``live``: the calls
+    in progress by record id (one already recorded counts as its record)."""
     try:
         shift, override = active_shift(tenant, now)
         shift_json: dict[str, Any] | None = {
@@ -150,7 +154,9 @@ def build_state(tenant: Tenant, now: dt.datetime, *, in_use: int,
               "urgent": bool(c.get("urgent")), "state": c.get("state"),
               "caller": mask_number(str(c.get("caller") or ""))}
              for c in list(snapshot.get("calls") or [])[:MAX_CALLS_SHOWN]]
-    kpis = day_kpis(records, now, tenant, lines_in_use_now=in_use)
+    recorded = {r.id for r in records}
+    in_progress = [c for rid, c in (live or {}).items() if rid not in recorded]
+    kpis = day_kpis(records, now, tenant, lines_in_use_now=in_use, live=in_progress)
     return {
         "type": "state", "tenant": tenant.id, "tenant_name": tenant.name,
         "timezone": tenant.timezone, "at_ms": _ms(now), "local_date": kpis.day.isoformat(),
@@ -174,6 +180,29 @@ def build_state(tenant: Tenant, now: dt.datetime, *, in_use: int,
                      "time_left_s": int((t.resolve_due - now).total_seconds())}
                     for t in tickets],
     }
+
+
+async def live_calls(redis: aioredis.Redis, tenant_id: str) -> dict[str, LiveCall]:
+    """The tenant's calls in progress (those holding a line), by record id, from their state
+    in Redis; a call whose state is gone or unreadable is left out."""
+    ids = await redis.hkeys(lines_key(tenant_id))
+    if not ids:
+        return {}
+    texts = await redis.mget([CALL_KEY.format(i.decode() if isinstance(i, bytes) else i)
+                              for i in ids])
+    out: dict[str, LiveCall] = {}
+    for text in texts:
+        if text is None:
+            continue
+        try:
+            state = state_from_json(text)
+        except (ValueError, KeyError, TypeError) as e:  # a state written by another version
+            log.debug("wallboard %s: a live call state not read: %r", tenant_id, e)
+            continue
+        if state.tenant_id == tenant_id and state.phase is not Phase.ENDED:
+            out[f"{state.node}:{state.call_id}"] = LiveCall(
+                state.arrived_at, queued_at=state.queued_at, bridged_at=state.bridged_at)
+    return out
 
 
 # ---- reading the stores (blocking; run in the console's pool) --------------------------------
@@ -252,6 +281,7 @@ class WallboardHub:
             async with asyncio.timeout(3.0):
                 use = await LinePool(acd.redis, acd.instance, acd.node).use(tenant.id)
                 snapshot = await acd.snapshot(tenant.id)
+                live = await live_calls(acd.redis, tenant.id)
         except (TimeoutError, OSError, RedisError, KeyError) as e:
             log.warning("wallboard %s: live state not read: %s", tenant.id,
                         str(e) or type(e).__name__)
@@ -264,7 +294,7 @@ class WallboardHub:
         if SERVICE in app:
             tickets = await in_thread(app, due_tickets, app[SERVICE].db, tenant, now)
         return build_state(tenant, now, in_use=use.in_use, snapshot=snapshot, records=records,
-                           tickets=tickets)
+                           tickets=tickets, live=live)
 
     # -- browsers ----------------------------------------------------------------------------
     def watch(self, tenant_id: str, ws: web.WebSocketResponse) -> None:

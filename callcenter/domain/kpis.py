@@ -18,7 +18,12 @@ wallboard, reports and tests agree):
   lines held at once (finished calls, plus ``lines_in_use_now`` for the current hour) and
   the shift's line limit at the start of the hour, so a supervisor sees a pool too small.
 
-Calls still in progress have no record yet: they count once they end.
+Calls still in progress (``live``: read from the live call state, no record yet) count at
+once: in ``offered`` and the hour's demand when they arrive, in ``queued`` when they queue, in
+``answered`` and the ASA when an operator takes them. For the service level a live call counts
+once it is decided: answered (within 20 s or not), or waiting longer than 20 s (it can no
+longer be answered in target); one still waiting less is left out until then. Abandons and
+handle times come from finished calls only.
 """
 
 from __future__ import annotations
@@ -56,6 +61,19 @@ class CallLike(Protocol):
     def talk_ended_at(self) -> dt.datetime | None: ...
     @property
     def wrap_up_s(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class LiveCall:
+    """A call in progress as the figures see it (no outcome and no end yet)."""
+
+    arrived_at: dt.datetime
+    queued_at: dt.datetime | None = None
+    bridged_at: dt.datetime | None = None
+    outcome: str = ""
+    ended_at: dt.datetime | None = None
+    talk_ended_at: dt.datetime | None = None
+    wrap_up_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -141,29 +159,47 @@ def _limit_at(tenant: Tenant, at: dt.datetime) -> int | None:
         return None
 
 
+def _waited(call: CallLike) -> float | None:
+    """Seconds from queueing to an operator, for a call that was answered after queueing."""
+    if call.bridged_at is None or call.queued_at is None:
+        return None
+    return (call.bridged_at - call.queued_at).total_seconds()
+
+
 def day_kpis(records: Iterable[CallLike], now: dt.datetime, tenant: Tenant, *,
-             lines_in_use_now: int = 0) -> DayKpis:
-    """Today's figures of ``tenant`` at ``now`` from its finished calls (others ignored)."""
+             lines_in_use_now: int = 0, live: Iterable[CallLike] = ()) -> DayKpis:
+    """Today's figures of ``tenant`` at ``now`` from its finished calls (``records``) and the
+    calls in progress (``live``, none of them also in ``records``)."""
     _aware(now, "now")
     start, end = local_day_bounds(tenant.timezone, now)
-    today = [r for r in records if start <= r.arrived_at < end and r.arrived_at <= now]
+
+    def of_today(calls: Iterable[CallLike]) -> list[CallLike]:
+        return [r for r in calls if start <= r.arrived_at < end and r.arrived_at <= now]
+
+    today, live_today = of_today(records), of_today(live)
     busy = [r for r in today if r.outcome == "busy"]
     offered = [r for r in today if r.outcome not in NOT_OFFERED]
     queued = [r for r in offered if r.queued_at is not None]
     answered = [r for r in offered if r.bridged_at is not None]
     abandoned = [r for r in queued if r.bridged_at is None and r.outcome == "abandoned"]
-    waits = [(r.bridged_at - r.queued_at).total_seconds() for r in answered
-             if r.bridged_at is not None and r.queued_at is not None]
+    live_queued = [r for r in live_today if r.queued_at is not None]
+    live_answered = [r for r in live_queued if r.bridged_at is not None]
+    # Waiting past the target: out of target whatever comes next (see the module docstring).
+    live_missed = [r for r in live_queued if r.bridged_at is None and r.queued_at is not None
+                   and (now - r.queued_at).total_seconds() > SERVICE_LEVEL_S]
+    waits = [w for r in (*answered, *live_answered) if (w := _waited(r)) is not None]
     in_target = sum(1 for w in waits if w <= SERVICE_LEVEL_S)
+    decided = len(queued) + len(live_answered) + len(live_missed)
     handles = [(r.talk_ended_at - r.bridged_at).total_seconds() + (r.wrap_up_s or 0)
                for r in answered if r.talk_ended_at is not None and r.bridged_at is not None]
     intervals = [(r.arrived_at, r.ended_at or r.arrived_at) for r in offered]
+    intervals += [(r.arrived_at, now) for r in live_today]
     hours: list[HourFigures] = []
     zone = ZoneInfo(tenant.timezone)
     h = start
     while h < end:
         h_end = min(h + _HOUR, end)
-        in_hour = [r for r in today if h <= r.arrived_at < h_end]
+        in_hour = [r for r in (*today, *live_today) if h <= r.arrived_at < h_end]
         peak = _peak(intervals, h, h_end)
         if h <= now < h_end:
             peak = max(peak, lines_in_use_now)
@@ -173,9 +209,10 @@ def day_kpis(records: Iterable[CallLike], now: dt.datetime, tenant: Tenant, *,
             limit=_limit_at(tenant, h), future=h > now))
         h = h_end
     return DayKpis(
-        day=now.astimezone(zone).date(), day_start=start, offered=len(offered),
-        queued=len(queued), answered=len(answered), abandoned=len(abandoned),
+        day=now.astimezone(zone).date(), day_start=start,
+        offered=len(offered) + len(live_today), queued=len(queued) + len(live_queued),
+        answered=len(answered) + len(live_answered), abandoned=len(abandoned),
         answered_in_target=in_target, rejected_busy=len(busy),
-        service_level=in_target / len(queued) if queued else None,
+        service_level=in_target / decided if decided else None,
         service_level_target=SERVICE_LEVEL_TARGET, asa_s=_mean(waits), aht_s=_mean(handles),
         hours=tuple(hours))

@@ -4,6 +4,7 @@ events on ``hotline:events``), a real SQLite store (users, sessions, call record
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -18,6 +19,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from callcenter.ari_app.calls import state_to_json
 from callcenter.config_file import load_config
 from callcenter.console import wallboard
 from callcenter.console.context import SERVICE
@@ -26,6 +28,7 @@ from callcenter.console.sessions import PASSWORDS
 from callcenter.console.setup import setup_console
 from callcenter.console.wallboard import HUB
 from callcenter.domain import agents as ag
+from callcenter.domain.call import CallState, Phase
 from callcenter.domain.model import HotlineConfig
 from callcenter.domain.tickets import Actor
 from callcenter.queue.acd import AcdQueue
@@ -285,6 +288,46 @@ async def test_given_records_and_late_tickets_when_ws_then_kpis_chart_and_ticket
     row = state["tickets"][0]
     assert row["late"] is True and row["time_left_s"] < 0
     assert row["field_name"] == "Giao thông vận tải" and row["state_label"] == "Mới tiếp nhận"
+
+
+def _live_state(call_id: str, arrived: dt.datetime, **kw: Any) -> str:
+    return state_to_json(CallState(call_id=call_id, node="pbx1", dialled="1022",
+                                   caller="0909123456", linkedid=call_id, arrived_at=arrived,
+                                   phase=Phase.BRIDGED if kw.get("bridged_at") else
+                                   Phase.QUEUED, tenant_id="dongnai", **kw))
+
+
+async def test_given_calls_in_progress_when_ws_then_kpis_count_them_before_they_end(
+        client: TestClient[web.Request, web.Application], db_url: str,
+        redis_client: aioredis.Redis) -> None:
+    now = dt.datetime.now(dt.UTC)
+    t = now - dt.timedelta(seconds=100)
+    pool = LinePool(redis_client, "test", "pbx1")
+    # On a call with an operator (answered after 5 s in the queue), and one just queued.
+    for call_id, kw in (("c1", {"queued_at": t, "bridged_at": t + dt.timedelta(seconds=5)}),
+                        ("c2", {"queued_at": now - dt.timedelta(seconds=3)}),
+                        ("c3", {"queued_at": t, "bridged_at": t + dt.timedelta(seconds=7)})):
+        assert await pool.acquire("dongnai", call_id, 4, "all")
+        await redis_client.set(f"hotline:call:{call_id}", _live_state(call_id, t, **kw))
+    assert await pool.acquire("dongnai", "c4", 4, "all")
+    await redis_client.set("hotline:call:c4", "{not json")  # unreadable: left out
+    store = CallRecordStore(db_url)
+    try:  # c3 has just ended: its record is there, its state not yet gone
+        store.insert_once(dataclasses.replace(
+            record(3, t, "answered", operator="101", queued_at=t,
+                   bridged_at=t + dt.timedelta(seconds=7)), id="pbx1:c3"))
+    finally:
+        store.close()
+    await login(client, "giamsat")
+    async with client.ws_connect("/console/wallboard/ws") as ws:
+        state = await next_state(ws)
+    k = state["kpis"]
+    if t.astimezone(dt.timezone(dt.timedelta(hours=7))).date() == \
+            now.astimezone(dt.timezone(dt.timedelta(hours=7))).date():
+        assert (k["offered"], k["queued"], k["answered"]) == (3, 3, 2)  # c3 once
+        assert k["service_level"] == 1.0  # c2 has waited 3 s: not decided yet
+        assert k["asa_s"] == 6.0
+    assert state["lines"]["in_use"] == 4
 
 
 async def test_given_logout_when_ws_open_then_socket_closed_4401(

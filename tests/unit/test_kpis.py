@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from callcenter.domain.kpis import SERVICE_LEVEL_TARGET, day_kpis, local_day_bounds
+from callcenter.domain.kpis import SERVICE_LEVEL_TARGET, LiveCall, day_kpis, local_day_bounds
 from callcenter.domain.model import Shift, Tenant
 from callcenter.store.data import CallRecordData
 
@@ -128,3 +128,44 @@ def test_given_records_of_other_days_or_later_when_day_kpis_then_ignored() -> No
 def test_given_a_naive_now_when_day_kpis_then_value_error() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         day_kpis([], dt.datetime(2026, 11, 26, 3, 0), TENANT)
+
+
+def live(arrived: dt.datetime, *, queued_s: float | None = None,
+         bridged_s: float | None = None) -> LiveCall:
+    """A call still in progress at NOW; its moments in seconds after arrival."""
+
+    def at(s: float | None) -> dt.datetime | None:
+        return None if s is None else arrived + dt.timedelta(seconds=s)
+
+    return LiveCall(arrived, queued_at=at(queued_s), bridged_at=at(bridged_s))
+
+
+def test_given_calls_in_progress_when_day_kpis_then_counted_at_once() -> None:
+    t = NOW - dt.timedelta(minutes=2)
+    in_menus = live(t)
+    answered_fast = live(t, queued_s=5, bridged_s=15)  # waited 10 s
+    answered_late = live(t, queued_s=5, bridged_s=40)  # waited 35 s
+    k = day_kpis([], NOW, TENANT, live=[in_menus, answered_fast, answered_late])
+    assert (k.offered, k.queued, k.answered, k.abandoned) == (3, 2, 2, 0)
+    assert k.answered_in_target == 1 and k.service_level == pytest.approx(1 / 2)
+    assert k.asa_s == pytest.approx((10 + 35) / 2)
+    assert k.aht_s is None  # nobody has finished talking
+    hour = next(h for h in k.hours if h.start <= t < h.start + dt.timedelta(hours=1))
+    assert hour.calls == 3 and hour.peak_lines == 3
+
+
+@pytest.mark.parametrize(("waiting_s", "decided"), [(20, False), (21, True)])
+def test_given_live_call_waiting_when_day_kpis_then_it_counts_against_the_target_only_past_20_s(
+        waiting_s: int, decided: bool) -> None:
+    answered = rec(NOW - dt.timedelta(minutes=10), queued_s=5, bridged_s=10, ended_s=100)
+    waiting = live(NOW - dt.timedelta(seconds=waiting_s + 3), queued_s=3)
+    k = day_kpis([answered], NOW, TENANT, live=[waiting])
+    assert (k.offered, k.queued, k.answered) == (2, 2, 1)
+    assert k.service_level == (0.5 if decided else 1.0)
+
+
+def test_given_live_call_from_yesterday_when_day_kpis_then_not_today() -> None:
+    start, _ = local_day_bounds(TENANT.timezone, NOW)
+    k = day_kpis([], NOW, TENANT, live=[live(start - dt.timedelta(seconds=1), queued_s=0,
+                                             bridged_s=1)])
+    assert (k.offered, k.answered) == (0, 0)
