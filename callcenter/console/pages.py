@@ -42,13 +42,16 @@ ROLE_NAMES: Final = {"operator": "Điện thoại viên", "supervisor": "Giám s
                      "admin": "Quản trị viên", "unit": "Đơn vị xử lý"}
 # The pages a role may open, in menu order.
 ROLE_LINKS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
-    "operator": (("/console/desk", "Bàn làm việc điện thoại viên"),),
+    "operator": (("/console/desk", "Bàn làm việc điện thoại viên"),
+                 ("/console/callbacks", "Yêu cầu gọi lại")),
     "supervisor": (("/console/wallboard", "Màn hình giám sát"),
                    ("/console/tickets", "Phiếu phản ánh"),
-                   ("/console/calls", "Cuộc gọi")),
+                   ("/console/calls", "Cuộc gọi"),
+                   ("/console/callbacks", "Yêu cầu gọi lại")),
     "admin": (("/console/wallboard", "Màn hình giám sát"),
               ("/console/tickets", "Phiếu phản ánh"),
               ("/console/calls", "Cuộc gọi"),
+              ("/console/callbacks", "Yêu cầu gọi lại"),
               ("/console/admin/shifts", "Quản trị: ca trực và số line"),
               ("/console/admin/users", "Quản trị: người dùng")),
     "unit": (("/console/tickets", "Phiếu phản ánh của đơn vị"),),

@@ -36,10 +36,12 @@ from callcenter.console.admin_users import add_user_admin_routes
 from callcenter.console.agents_api import ACD_KEY, add_agent_routes
 from callcenter.console.api import API, add_routes
 from callcenter.console.auth import EXECUTOR, USERS, auth_middleware
+from callcenter.console.callback_pages import add_callback_pages
 from callcenter.console.callbacks_api import add_callback_routes
 from callcenter.console.context import CLOCK, CONFIG, SERVICE, utcnow
 from callcenter.console.desk import add_desk_routes
 from callcenter.console.errors import error_middleware
+from callcenter.console.limits import add_size_limit_page
 from callcenter.console.listen_api import add_listen_routes
 from callcenter.console.openapi import spec
 from callcenter.console.pages import add_static_routes
@@ -129,6 +131,8 @@ def setup_console(app: web.Application, *, database_url: str,
     add_static_routes(app)  # /console/static/*.js|css (pages.py)
     add_login_routes(app, redis=redis)  # /console/login, /console/logout, /console/ (sessions.py)
     add_list_pages(app, database_url)  # /console/tickets, /console/calls (ticket_pages.py)
+    add_callback_pages(app)  # /console/callbacks (callback_pages.py)
+    add_size_limit_page(app)  # Vietnamese 413 page under /console (limits.py)
     add_user_admin_routes(app, database_url)  # /console/admin/users (admin_users.py)
     if live_config is not None:
         add_admin_shift_routes(app, live_config, database_url=database_url)

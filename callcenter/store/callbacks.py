@@ -131,14 +131,20 @@ class CallbackStore:
         return self.recent(tenant, statuses=("open",))
 
     def recent(self, tenant: str | None = None, *, statuses: tuple[str, ...] = CALLBACK_STATUSES,
-             limit: int = 200) -> list[CallbackRequest]:
-        """Requests with these statuses, open ones first, then oldest first; at most ``limit``."""
+             limit: int = 200,
+             handled_since: dt.datetime | None = None) -> list[CallbackRequest]:
+        """Requests with these statuses, open ones first, then oldest first; at most ``limit``.
+
+        ``handled_since``: only requests handled at or after it (so no open ones), e.g. the
+        last week's, which the oldest-first limit would otherwise crowd out."""
         q = (sa.select(_TABLE).where(_TABLE.c.status.in_(statuses))
              .order_by(sa.case((_TABLE.c.status == "open", 0), else_=1),
                        _TABLE.c.requested_at, _TABLE.c.id)
              .limit(max(0, limit)))
         if tenant is not None:
             q = q.where(_TABLE.c.tenant == tenant)
+        if handled_since is not None:
+            q = q.where(_TABLE.c.handled_at >= handled_since)
         with self.engine.connect() as conn:
             return [_request(row) for row in conn.execute(q)]
 
