@@ -36,7 +36,7 @@ from callcenter.console.sessions import error_page, require_console_role
 from callcenter.console.uploads import safe_file_name
 from callcenter.domain import listing as ls
 from callcenter.domain.ticket_config import TicketPolicy, policy_of
-from callcenter.domain.tickets import OPEN, Ticket, TicketError
+from callcenter.domain.tickets import OPEN, Resolve, Ticket, TicketError
 from callcenter.store.users import User
 from callcenter.tickets.reports import Column, Table, xlsx_bytes
 from callcenter.tickets.service import MAX_LIST
@@ -445,14 +445,17 @@ async def ticket_submit(request: web.Request) -> web.StreamResponse:
     actor = actor_of(user)
     try:
         upload = form.get("file")
-        if action == "resolve" and isinstance(upload, web.FileField) and upload.filename:
-            data = await in_thread(request.app, upload.file.read, service.max_upload_bytes + 1)
-            att = await in_thread(request.app, service.attach, code, actor,
-                                  safe_file_name(upload.filename), upload.content_type, data)
-            body["reply_document"] = str(att.id)
         event = event_of(action, body, ticket, actor, request.app[CLOCK]())
-        await in_thread(request.app, service.act, code, actor, event,
-                        expected_version=body["version"])
+        if isinstance(event, Resolve) and isinstance(upload, web.FileField) \
+                and upload.filename:
+            # The file and the result in one transaction: a refused resolve keeps no file.
+            data = await in_thread(request.app, upload.file.read, service.max_upload_bytes + 1)
+            await in_thread(request.app, service.resolve_with_document, code, actor, event,
+                            safe_file_name(upload.filename), upload.content_type, data,
+                            expected_version=body["version"])
+        else:
+            await in_thread(request.app, service.act, code, actor, event,
+                            expected_version=body["version"])
     except TicketError as e:
         message, where = _ticket_message(e, service.max_upload_bytes)
         status = 409 if e.id in ("ticket.conflict", "ticket.illegal_transition") else 422

@@ -30,6 +30,9 @@ Public API (stable; the HTTP API in ``callcenter.console`` is built on it)::
     svc.count(actor, <same filters>) -> int                      # for paging
     svc.audit(code, actor) -> list[AuditEntry]                   # oldest first
     svc.attach(code, actor, file_name, content_type, data: bytes) -> Attachment
+    svc.resolve_with_document(code, actor, resolve, file_name, content_type, data, *,
+                              expected_version=None) -> Ticket
+        # the reply document stored and the result recorded in one transaction (both or none)
     svc.attachments(code, actor) -> list[Attachment]
     svc.attachment_file(code, ref, actor) -> tuple[Attachment, Path]   # ref: id or sha256
     svc.open_for_caller(tenant, phone) -> list[Ticket]           # open tickets of a number
@@ -395,37 +398,80 @@ class TicketService:
     def act(self, code: str, actor: Actor, event: Event, *,
             expected_version: int | None = None) -> Ticket:
         """Apply one domain event; persist the ticket, audit, SMS and clocks together."""
+        event = self._own_event(actor, event)
+        now = self._now()
+        with self.db.writing() as conn:
+            new, audit = self._act_in(conn, code, actor, event, expected_version, now)
+        self._log(audit)
+        return new
+
+    def resolve_with_document(self, code: str, actor: Actor, event: Resolve, file_name: str,
+                              content_type: str | None, data: bytes, *,
+                              expected_version: int | None = None) -> Ticket:
+        """Store the reply document and record the result in ONE transaction: both or neither.
+
+        The file is written first (a row never names a missing file); if the transaction
+        fails (a concurrent change, an illegal transition, a refused text) the row is rolled
+        back and a file this call wrote is removed unless another attachment names it.
+        """
+        self._own_event(actor, event)
+        checked = check_upload(file_name, content_type, data, self.max_upload_bytes)
+        digest = hashlib.sha256(data).hexdigest()
+        ticket = self._attach_target(code, actor)
+        rel = Path(ticket.tenant) / digest[:2] / digest
+        wrote = self._write_file(self.files_dir / rel, data)
+        now = self._now()
+        try:
+            with self.db.writing() as conn:
+                current = st.load(conn, code, for_update=True)
+                if current is None:
+                    raise _not_found(code)
+                att, entry = self._add_attachment(conn, current.ticket, actor, checked.file_name,
+                                                  checked.content_type, data, digest, rel, now)
+                event = replace(event, reply_document=str(att.id))
+                new, audit = self._act_in(conn, code, actor, event, expected_version, now)
+        except BaseException:
+            if wrote:
+                self._drop_unused_file(rel)
+            raise
+        self._log(([entry] if entry is not None else []) + audit)
+        return new
+
+    @staticmethod
+    def _own_event(actor: Actor, event: Event) -> Event:
         if event.actor != actor:
             raise TicketError("ticket.forbidden", f"{actor} may not act as {event.actor}")
         if isinstance(event, LinkCall):
             event = replace(event, call_id=_call_id(event.call_id))
-        now = self._now()
-        with self.db.writing() as conn:
-            stored = st.load(conn, code, for_update=True)
-            if stored is None:
-                raise _not_found(code)
-            old = stored.ticket
-            self._check_visible(conn, old, actor)
-            if expected_version is not None and old.version != expected_version:
-                raise TicketError("ticket.conflict",
-                                  f"ticket {code} is at version {old.version}, not "
-                                  f"{expected_version}: someone changed it; reload and retry")
-            policy = self.policy(old.tenant)
-            if isinstance(event, Resolve) and event.reply_document:
-                found = st.find_attachment(conn, code, event.reply_document.strip())
-                if found is None:
-                    raise TicketError("ticket.unknown_attachment",
-                                      f"{event.reply_document!r} is not an attachment of {code}; "
-                                      "attach the reply document first")
-                event = replace(event, reply_document=str(found.id))
-            new, effects = apply(old, event, policy)
-            if not st.update_ticket(conn, stored, new, dl.reminder_at(policy, new), now):
-                raise TicketError("ticket.conflict", f"ticket {code} changed meanwhile; retry")
-            if new.unit is not None and new.unit != old.unit:
-                st.add_holders(conn, [(code, new.unit)], now)
-            audit = self._carry_out(conn, new.tenant, effects, now)
-        self._log(audit)
-        return new
+        return event
+
+    def _act_in(self, conn: sa.Connection, code: str, actor: Actor, event: Event,
+                expected_version: int | None,
+                now: dt.datetime) -> tuple[Ticket, builtins.list[AuditEntry]]:
+        """Apply ``event`` inside the caller's write transaction; the ticket and its audit."""
+        stored = st.load(conn, code, for_update=True)
+        if stored is None:
+            raise _not_found(code)
+        old = stored.ticket
+        self._check_visible(conn, old, actor)
+        if expected_version is not None and old.version != expected_version:
+            raise TicketError("ticket.conflict",
+                              f"ticket {code} is at version {old.version}, not "
+                              f"{expected_version}: someone changed it; reload and retry")
+        policy = self.policy(old.tenant)
+        if isinstance(event, Resolve) and event.reply_document:
+            found = st.find_attachment(conn, code, event.reply_document.strip())
+            if found is None:
+                raise TicketError("ticket.unknown_attachment",
+                                  f"{event.reply_document!r} is not an attachment of {code}; "
+                                  "attach the reply document first")
+            event = replace(event, reply_document=str(found.id))
+        new, effects = apply(old, event, policy)
+        if not st.update_ticket(conn, stored, new, dl.reminder_at(policy, new), now):
+            raise TicketError("ticket.conflict", f"ticket {code} changed meanwhile; retry")
+        if new.unit is not None and new.unit != old.unit:
+            st.add_holders(conn, [(code, new.unit)], now)
+        return new, self._carry_out(conn, new.tenant, effects, now)
 
     def link_call(self, code: str, call_id: str, actor: Actor) -> Ticket:
         """Link a call record to the ticket (a later call about the same petition)."""
@@ -583,11 +629,7 @@ class TicketService:
         """
         checked = check_upload(file_name, content_type, data, self.max_upload_bytes)
         digest = hashlib.sha256(data).hexdigest()
-        with self.db.reading() as conn:
-            ticket = self._stored_visible(conn, code, actor).ticket
-        if actor.role == "unit" and ticket.unit != actor.unit:
-            raise TicketError("ticket.forbidden", f"{actor} may not attach files to {code}: "
-                                                  f"it is with {ticket.unit or 'level 1'}")
+        ticket = self._attach_target(code, actor)
         rel = Path(ticket.tenant) / digest[:2] / digest
         # The file first (content-addressed, so a retry or a twin is harmless); the row next.
         # A row never names a file that is not on disk; a crash in between leaves an orphan.
@@ -596,24 +638,52 @@ class TicketService:
         with self.db.writing() as conn:
             current = st.load(conn, code)
             assert current is not None
-            att, new = st.add_attachment(
-                conn, code=code, file_name=checked.file_name,
-                content_type=checked.content_type, size=len(data), sha256=digest,
-                stored_path=rel.as_posix(), uploaded_by=str(actor), uploaded_at=now)
-            entry = AuditEntry(code, actor, now, "attach", current.ticket.state,
-                               current.ticket.state,
-                               f"{att.file_name} ({att.content_type}, {att.size} bytes, "
-                               f"sha256 {digest[:12]}, attachment {att.id})")
-            if new:
-                st.add_audit(conn, [entry])
-        if new:
+            att, entry = self._add_attachment(conn, current.ticket, actor, checked.file_name,
+                                              checked.content_type, data, digest, rel, now)
+        if entry is not None:
             self._log([entry])
         return att
 
+    def _attach_target(self, code: str, actor: Actor) -> Ticket:
+        """The ticket a file is for, if the actor may attach to it (a unit: while it holds it)."""
+        with self.db.reading() as conn:
+            ticket = self._stored_visible(conn, code, actor).ticket
+        if actor.role == "unit" and ticket.unit != actor.unit:
+            raise TicketError("ticket.forbidden", f"{actor} may not attach files to {code}: "
+                                                  f"it is with {ticket.unit or 'level 1'}")
+        return ticket
+
     @staticmethod
-    def _write_file(path: Path, data: bytes) -> None:
+    def _add_attachment(conn: sa.Connection, ticket: Ticket, actor: Actor, file_name: str,
+                        content_type: str, data: bytes, digest: str, rel: Path,
+                        now: dt.datetime) -> tuple[st.Attachment, AuditEntry | None]:
+        """The attachment row and its audit entry (None: the same bytes were there already)."""
+        att, new = st.add_attachment(
+            conn, code=ticket.code, file_name=file_name, content_type=content_type,
+            size=len(data), sha256=digest, stored_path=rel.as_posix(),
+            uploaded_by=str(actor), uploaded_at=now)
+        if not new:
+            return att, None
+        entry = AuditEntry(ticket.code, actor, now, "attach", ticket.state, ticket.state,
+                           f"{att.file_name} ({att.content_type}, {att.size} bytes, "
+                           f"sha256 {digest[:12]}, attachment {att.id})")
+        st.add_audit(conn, [entry])
+        return att, entry
+
+    def _drop_unused_file(self, rel: Path) -> None:
+        """Remove a stored file no attachment row names (after a rolled-back attach)."""
+        a = st.ATTACHMENTS.c
+        with self.db.reading() as conn:
+            used = conn.execute(sa.select(a.id).where(a.stored_path == rel.as_posix())
+                                .limit(1)).first()
+        if used is None:
+            (self.files_dir / rel).unlink(missing_ok=True)
+
+    @staticmethod
+    def _write_file(path: Path, data: bytes) -> bool:
+        """Write ``data`` at ``path`` durably; False if the same file was there already."""
         if path.exists() and path.stat().st_size == len(data):
-            return
+            return False
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
         try:
@@ -630,6 +700,7 @@ class TicketService:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+        return True
 
     def attachments(self, code: str, actor: Actor) -> builtins.list[st.Attachment]:
         """The ticket's attachments, oldest first (same visibility as ``get``)."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from aiohttp import FormData
 
 from callcenter.console.ticket_pages import CONFLICT
-from callcenter.domain.tickets import Actor, Close, TicketState
+from callcenter.domain.tickets import Accept, Actor, Close, Resolve, TicketError, TicketState
 from tests.adapters import lists_support as support
 from tests.adapters import test_api_support as api_support
 from tests.adapters.lists_support import (
@@ -277,6 +279,63 @@ async def test_given_unit_when_returns_ticket_with_reason_then_back_at_level1(
     assert "data-action=" not in page  # no longer the unit's to act on
     assert codes_in(await (await client.get("/console/tickets")).text()) == [t.code]
     assert ticket.received_at.astimezone(DN).hour == 11
+
+
+def _stored_files(lists: Lists) -> list[str]:
+    """The files under the service's files folder (relative paths)."""
+    root = lists.service.files_dir
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+async def test_given_change_landing_before_resolve_with_pdf_then_conflict_and_no_file_kept(
+        lists: Lists, monkeypatch: pytest.MonkeyPatch) -> None:
+    t = lists.ticket(at=T0 - 3 * HOUR)
+    client = await lists.client(UNIT)
+    service = lists.service
+    colleague = Actor("syt.khac", "unit", "so_y_te")
+    real = service.resolve_with_document
+
+    def colleague_first(*args: Any, **kwargs: Any) -> Any:
+        # A colleague's accept commits after the page read the ticket, before this write.
+        service.act(t.code, colleague, Accept(T0, colleague))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "resolve_with_document", colleague_first)
+    resp = await _post(client, t.code, {"action": "resolve", "version": str(t.version),
+                                        "result": "Kết quả viết trước khi đồng nghiệp nhận."},
+                       file=("tra-loi.pdf", PDF, "application/pdf"))
+    page = await resp.text()
+    assert resp.status == 409, page
+    assert 'data-error-id="ticket.conflict"' in page
+    ticket = service.get(t.code, support.OPERATOR)
+    assert ticket.state is TicketState.IN_PROGRESS and ticket.result is None
+    assert service.attachments(t.code, support.OPERATOR) == []
+    assert [e.event for e in service.audit(t.code, support.OPERATOR)][-1] == "accept"
+    assert _stored_files(lists) == []
+
+
+async def test_given_illegal_resolve_with_document_then_no_row_no_file_and_shared_file_kept(
+        lists: Lists) -> None:
+    service = lists.service
+    unit = Actor(UNIT, "unit", "so_y_te")
+    done = lists.ticket(at=T0 - 3 * HOUR)
+    service.act(done.code, unit, Resolve(T0, unit, "Đã giải quyết."))
+    other = lists.ticket(at=T0 - 2 * HOUR)
+    kept = service.attach(other.code, unit, "chung.pdf", "application/pdf", PDF)
+    before = _stored_files(lists)
+    assert len(before) == 1
+
+    for data in (PDF + b"% rieng\n", PDF):  # a new file, then bytes another ticket keeps
+        with pytest.raises(TicketError) as refused:
+            service.resolve_with_document(done.code, unit, Resolve(T0, unit, "Lần hai."),
+                                          "lan-hai.pdf", "application/pdf", data)
+        assert refused.value.id == "ticket.illegal_transition"
+        assert service.attachments(done.code, support.OPERATOR) == []
+        assert _stored_files(lists) == before
+    assert service.get(done.code, support.OPERATOR).result == "Đã giải quyết."
+    assert (await (await (await lists.client(UNIT)).get(
+        f"/api/v1/tickets/{other.code}/attachments/{kept.id}")).read()) == PDF
+
 
 
 async def test_given_reply_document_over_the_limit_then_vietnamese_error_and_nothing_stored(
