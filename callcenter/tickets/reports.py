@@ -593,13 +593,28 @@ def _cell_text(value: Any, column: Column, timezone: str) -> str:
     return str(value)
 
 
+# A cell starting with one of these is a formula to Excel and LibreOffice; text from citizens
+# (content, names, a forged caller number) must never run as one (CSV/formula injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert(text: str) -> str:
+    """CSV text that a spreadsheet shows as typed: a leading formula sign gets a ``'``."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _csv_cell(value: Any, column: Column, timezone: str) -> str:
+    text = _cell_text(value, column, timezone)
+    return inert(text) if isinstance(value, str) else text
+
+
 def table_csv(table: Table) -> str:
     """The table as CSV text: one header row, then the rows (write it as UTF-8 with BOM)."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow([c.header for c in table.columns])
     for row in table.rows:
-        w.writerow([_cell_text(row.get(c.key), c, table.timezone) for c in table.columns])
+        w.writerow([_csv_cell(row.get(c.key), c, table.timezone) for c in table.columns])
     return out.getvalue()
 
 
@@ -610,7 +625,7 @@ def summary_csv(s: Summary) -> str:
     w.writerow(["Nhóm", "Mã", "Tên", *(COUNT_HEADERS[k] for k in COUNT_KEYS)])
     names = {"total": "Tổng cộng", "unit": "Đơn vị", "field": "Lĩnh vực"}
     for row in s.rows():
-        w.writerow([names[row["group"]], row["key"] or "", row["name"],
+        w.writerow([names[row["group"]], inert(row["key"] or ""), inert(row["name"]),
                     *(row[k] for k in COUNT_KEYS)])
     return out.getvalue()
 
@@ -650,6 +665,8 @@ def xlsx_bytes(tables: Sequence[Table]) -> bytes:
                     # Excel has no time zones: write the tenant's wall-clock time.
                     value = value.astimezone(zone).replace(tzinfo=None)
                 c = ws.cell(row=i, column=j, value=value)
+                if isinstance(value, str) and value.startswith(FORMULA_START):
+                    c.data_type = "s"  # text as typed, never a formula (see FORMULA_START)
                 c.border = border
                 if col.kind == "datetime":
                     c.number_format = "dd/mm/yyyy hh:mm"
