@@ -116,6 +116,7 @@
 
   function sessionEnded() {
     ended = true;
+    setStale(false);  // nothing is retried any more: only the session banner speaks
     $("session-banner").hidden = false;
     root.dataset.session = "ended";
   }
@@ -253,10 +254,17 @@
     }
   }
 
+  let transferCall = null;
   function renderTransfer() {
     const btn = $("btn-transfer");
     if (!btn) return;
     const c = desk.call;
+    const id = c ? c.call_id : null;
+    if (id !== transferCall) {
+      // Another call (or none): the last transfer's message is about a call that is gone.
+      transferCall = id;
+      say("transfer-msg", "");
+    }
     const canStart = !!c && c.mine && c.phase === "bridged" && !c.transfer;
     btn.disabled = READONLY || busy || !canStart;
     const prog = $("transfer-progress");
@@ -490,11 +498,13 @@
     if ($("t-content").value.trim()) $("t-content-error").hidden = true;
   });
 
-  // The clocks tick between polls.
-  setInterval(() => { if (desk && !busy) { renderAgent(); renderTalk(); } }, 1000);
-  // No answer for a while (a hung request included): the banner says so.
-  setInterval(() => { if (lastOk && Date.now() - lastOk > TIMEOUT_MS + POLL_MS) setStale(true); },
-              1000);
+  // The clocks tick between polls (not once the session has ended: nothing is known any more).
+  setInterval(() => { if (desk && !busy && !ended) { renderAgent(); renderTalk(); } }, 1000);
+  // No answer for a while (a hung request included): the banner says so. After the session
+  // ended the desk no longer asks, so silence is expected there.
+  setInterval(() => {
+    if (!ended && lastOk && Date.now() - lastOk > TIMEOUT_MS + POLL_MS) setStale(true);
+  }, 1000);
   if (READONLY) {
     for (const b of root.querySelectorAll("button, select, input, textarea")) {
       if (b.closest("#ticket-card, #agent-card, #transfer-card")) b.disabled = true;
