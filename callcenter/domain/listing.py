@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo
 PAGE_SIZE: Final = 50
 EXPORT_CAP: Final = 10_000  # rows in one xlsx; beyond it a note row says how many were left
 MAX_PAGE: Final = 10_000
+MIN_YEAR: Final = 2000  # the days a filter accepts (the hotline's records are all in between)
+MAX_YEAR: Final = 2100
 
 TICKET_STATE_LABELS: Final = {
     "new": "Mới tiếp nhận", "answered": "Đã trả lời tại tổng đài",
@@ -72,13 +74,16 @@ def local_day(now: dt.datetime, zone: ZoneInfo) -> dt.date:
 
 
 def parse_day(text: str) -> dt.date | None:
-    """A ``yyyy-mm-dd`` date (what ``<input type=date>`` sends), else None."""
+    """A ``yyyy-mm-dd`` date (what ``<input type=date>`` sends) of years ``MIN_YEAR`` to
+    ``MAX_YEAR``, else None."""
     if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
         return None
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         return None
+    # Far years overflow the day bounds (9999-12-31 has no next day) and mean nothing here.
+    return day if MIN_YEAR <= day.year <= MAX_YEAR else None
 
 
 def _page(raw: str, errors: dict[str, str]) -> int:
@@ -178,7 +183,7 @@ def parse_ticket_filter(query: Mapping[str, str], *, units: Sequence[str],
             continue
         day = parse_day(raw)
         if day is None:
-            errors[key] = f"{label}: ngày không hợp lệ (dd/mm/yyyy)."
+            errors[key] = f"{label}: ngày không hợp lệ (dd/mm/yyyy, năm {MIN_YEAR}–{MAX_YEAR})."
         elif key == "from":
             since = day
         else:
@@ -220,7 +225,7 @@ def parse_call_filter(query: Mapping[str, str], today: dt.date) -> CallFilter:
     if raw_day:
         parsed = parse_day(raw_day)
         if parsed is None:
-            errors["day"] = "Ngày không hợp lệ (dd/mm/yyyy)."
+            errors["day"] = f"Ngày không hợp lệ (dd/mm/yyyy, năm {MIN_YEAR}–{MAX_YEAR})."
         else:
             day = parsed
     outcome = query.get("outcome", "") or None

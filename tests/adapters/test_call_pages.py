@@ -115,10 +115,22 @@ async def test_given_bad_filters_then_vietnamese_field_errors(lists: Lists) -> N
     resp = await client.get("/console/calls?day=22/11/2026&outcome=lost&operator=a%20b")
     page = await resp.text()
     assert resp.status == 422
-    assert field_error(page, "day") == "Ngày không hợp lệ (dd/mm/yyyy)."
+    assert field_error(page, "day") == "Ngày không hợp lệ (dd/mm/yyyy, năm 2000–2100)."
     assert field_error(page, "outcome") and field_error(page, "operator")
     resp = await client.get("/console/calls.xlsx?day=2026-13-01")
     assert resp.status == 422
+
+
+async def test_given_extreme_days_then_422_with_field_error_not_a_crash(lists: Lists) -> None:
+    client = await lists.client("quantri")
+    for day in ("9999-12-31", "0001-01-01", "1999-12-31", "2101-01-01"):
+        resp = await client.get(f"/console/calls?day={day}")
+        page = await resp.text()
+        assert resp.status == 422, (day, page[:300])
+        assert field_error(page, "day") == "Ngày không hợp lệ (dd/mm/yyyy, năm 2000–2100)."
+        assert (await client.get(f"/console/calls.xlsx?day={day}")).status == 422
+    for day in ("2000-01-01", "2100-12-31"):  # the edges are days like any other
+        assert (await client.get(f"/console/calls?day={day}")).status == 200
 
 
 async def test_given_55_calls_in_a_day_when_paged_then_50_then_5(

@@ -281,6 +281,19 @@ async def test_given_unit_when_returns_ticket_with_reason_then_back_at_level1(
     assert ticket.received_at.astimezone(DN).hour == 11
 
 
+async def test_given_extreme_dates_then_422_with_field_errors_not_a_crash(lists: Lists) -> None:
+    client = await lists.client("giamsat.binh")
+    for query in ("from=0001-01-01", "to=9999-12-31", "from=1999-12-31", "to=2101-01-01"):
+        key = query.split("=")[0]
+        resp = await client.get(f"/console/tickets?{query}")
+        page = await resp.text()
+        assert resp.status == 422, (query, page[:300])
+        assert "năm 2000–2100" in (field_error(page, key) or "")
+        assert (await client.get(f"/console/tickets.xlsx?{query}")).status == 422
+    resp = await client.get("/console/tickets?from=2000-01-01&to=2100-12-31")
+    assert resp.status == 200
+
+
 def _stored_files(lists: Lists) -> list[str]:
     """The files under the service's files folder (relative paths)."""
     root = lists.service.files_dir

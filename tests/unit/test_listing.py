@@ -51,6 +51,13 @@ def test_given_bad_values_when_parsed_then_vietnamese_errors_and_no_filter() -> 
     assert (f.states, f.unit, f.field, f.late, f.since, f.until, f.page) == \
         ((), None, None, None, None, None, 1)
     assert f.errors["unit"] == "Đơn vị không có trong cấu hình của tỉnh."
+    far = _parse(**{"from": "0001-01-01", "to": "9999-12-31"})
+    assert (far.since, far.until, set(far.errors)) == (None, None, {"from", "to"})
+    assert far.errors["to"] == "Đến ngày: ngày không hợp lệ (dd/mm/yyyy, năm 2000–2100)."
+    edges = _parse(**{"from": "2000-01-01", "to": "2100-12-31"})
+    assert (edges.since, edges.until, edges.errors) == \
+        (dt.date(2000, 1, 1), dt.date(2100, 12, 31), {})
+    assert edges.service_kwargs(DN)["until"] == dt.datetime(2100, 12, 31, 17, tzinfo=dt.UTC)
     backwards = _parse(**{"from": "2026-11-23", "to": "2026-11-22"})
     assert backwards.until is None and "to" in backwards.errors
 
@@ -86,6 +93,9 @@ def test_given_calls_query_then_today_by_default_and_errors_for_bad_values() -> 
     assert ls.parse_call_filter(dict(parse_qsl(f.query(2))), today) == f
     bad = ls.parse_call_filter({"day": "hôm qua", "outcome": "x", "operator": "1 0"}, today)
     assert bad == ls.CallFilter(today) and set(bad.errors) == {"day", "outcome", "operator"}
+    for day in ("9999-12-31", "0001-01-01", "2101-01-01"):
+        far = ls.parse_call_filter({"day": day}, today)
+        assert far.day == today and "day" in far.errors
 
 
 def test_given_deadlines_then_late_near_or_nothing() -> None:
@@ -129,3 +139,16 @@ def test_given_long_text_then_one_line_cut_with_ellipsis() -> None:
 def test_given_byte_counts_then_mb_or_kb() -> None:
     assert (ls.size_text(10 * 1024 * 1024), ls.size_text(256 * 1024), ls.size_text(10)) == \
         ("10 MB", "256 KB", "1 KB")
+
+
+@given(day=st.dates())
+def test_given_any_date_when_filtered_then_bounds_or_field_error_never_overflow(
+        day: dt.date) -> None:
+    text = f"{day.year:04d}-{day.month:02d}-{day.day:02d}"
+    f = _parse(**{"from": text, "to": text})
+    kw = f.service_kwargs(DN)  # must not overflow, whatever was accepted
+    assert (f.errors == {}) == (ls.MIN_YEAR <= day.year <= ls.MAX_YEAR)
+    assert (kw["since"] is None) == bool(f.errors)
+    calls = ls.parse_call_filter({"day": text}, dt.date(2026, 11, 23))
+    ls.day_bounds(calls.day, DN)
+    assert ("day" in calls.errors) == bool(f.errors)
