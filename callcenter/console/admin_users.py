@@ -51,6 +51,7 @@ from callcenter.console.passwords import (
     PasswordRejected,
     check_password_rules,
 )
+from callcenter.console.sessions import _PAGE_HEADERS as PAGE_HEADERS
 from callcenter.console.sessions import PASSWORDS, error_page, require_console_role
 from callcenter.domain.model import Tenant
 from callcenter.domain.ticket_config import policy_of
@@ -435,9 +436,9 @@ _ENV = page_env({"users.html": _LIST, "user.html": _DETAIL})
 def _tenant_of(request: web.Request, tenant_id: str) -> Tenant:
     tenant = find_tenant(request.app, tenant_id)
     if tenant is None:
-        page = error_page(404, "tenant.not_found", "Không tìm thấy tỉnh",
-                          f"Cấu hình đang áp dụng không có tỉnh {tenant_id!r}.")
-        raise web.HTTPNotFound(text=page.text, content_type="text/html")
+        raise _http_not_found(error_page(
+            404, "tenant.not_found", "Không tìm thấy tỉnh",
+            f"Cấu hình đang áp dụng không có tỉnh {tenant_id!r}."))
     return tenant
 
 
@@ -449,11 +450,18 @@ def _extensions(tenant: Tenant) -> list[str]:
     return [o.extension for o in tenant.operators.operators]
 
 
+def _http_not_found(page: web.Response) -> web.HTTPNotFound:
+    """A 404 to raise with ``page`` and the private pages' headers: a raised response skips
+    the session middleware that adds them to returned ones."""
+    return web.HTTPNotFound(text=page.text, content_type="text/html",
+                            headers=dict(PAGE_HEADERS))
+
+
 def _not_found(name: str) -> web.HTTPNotFound:
-    page = error_page(404, "user.not_found", "Không tìm thấy người dùng",
-                      f"Tỉnh của bạn không có người dùng {name!r}.", back=PATH,
-                      back_label="Về danh sách người dùng")
-    return web.HTTPNotFound(text=page.text, content_type="text/html")
+    return _http_not_found(error_page(
+        404, "user.not_found", "Không tìm thấy người dùng",
+        f"Tỉnh của bạn không có người dùng {name!r}.", back=PATH,
+        back_label="Về danh sách người dùng"))
 
 
 def _str(form: Any, key: str) -> str:

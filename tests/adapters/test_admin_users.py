@@ -618,3 +618,19 @@ async def test_given_unknown_action_or_missing_version_then_400_nothing_changed(
         assert resp.status == 400
     assert console.store.get_user("giamsat.binh").active  # type: ignore[union-attr]
     assert console.audit() == []
+
+
+async def test_given_unknown_or_other_tenants_user_then_404_page_with_private_headers(
+        console: Console) -> None:
+    client = await console.client("quantri")
+    page = await admin_page(client)
+    for resp in (await client.get(f"{PATH}/khong.co"),
+                 await client.get(f"{PATH}/quantri.th"),  # Thanh Hoá's: as if unknown
+                 await client.post(f"{PATH}/khong.co", data={
+                     "csrf": csrf_of(page), "action": "unlock", "version": "1"})):
+        text = await resp.text()
+        assert resp.status == 404, text
+        assert error_ids(text) == ["user.not_found"]
+        assert resp.headers["Cache-Control"] == "no-store"
+        assert resp.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
