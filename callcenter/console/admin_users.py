@@ -93,6 +93,7 @@ GUARD_TEXT: Final = {
                   "đăng nhập) kể từ khi bạn mở trang. Chưa lưu gì; dưới đây là thông tin hiện "
                   "tại, vui lòng kiểm tra rồi thực hiện lại.",
 }
+KEEP_TYPED: Final = ("user.self", "user.last_admin")  # refusals that show the typed values
 STATUS: Final = {"user.self": 409, "user.last_admin": 409, "user.stale": 409}
 
 
@@ -609,6 +610,7 @@ async def user_action(request: web.Request) -> web.StreamResponse:
                              "expected_version": version}
     done = action
     what = ""
+    form: UserForm | None = None
     try:
         if action == "update":
             form = UserForm(name=name, full_name=" ".join(_str(data, "full_name").split()),
@@ -647,9 +649,11 @@ async def user_action(request: web.Request) -> web.StreamResponse:
         log.info("console: admin %s: %s of user %s refused (%s)", user.name, action, name,
                  e.id)
         text = GUARD_TEXT.get(e.id, "Không thực hiện được: thông tin không hợp lệ.")
-        # Nothing was written: the page shows the user's current values, not what was typed.
+        # Nothing was written. A guard (self, last admin) keeps what was typed, to fix; a
+        # stale form shows the user's current values instead, to check before acting again.
         return await _detail_page(request, name, status=STATUS.get(e.id, 422),
-                                  general=[(e.id, text)])
+                                  general=[(e.id, text)],
+                                  form=form if e.id in KEEP_TYPED else None)
     log.info("console: admin %s: %s user %s in %s%s", user.name, done, name, tenant.id, what)
     raise web.HTTPSeeOther(location=f"{PATH}/{name}?done={done}")
 

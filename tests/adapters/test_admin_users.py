@@ -634,3 +634,27 @@ async def test_given_unknown_or_other_tenants_user_then_404_page_with_private_he
         assert resp.headers["Cache-Control"] == "no-store"
         assert resp.headers["X-Frame-Options"] == "DENY"
         assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+
+
+async def test_given_edit_refused_by_a_guard_then_typed_values_kept_but_stale_shows_current(
+        console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    admin = await console.client("quantri")
+    status, page, _ = await act(admin, "quantri", "update", full_name="Quản trị viên mới gõ",
+                                role="supervisor", unit="")
+    assert status == 409 and "user.self" in error_ids(page)
+    assert 'value="Quản trị viên mới gõ"' in page
+    assert re.search(r'<option value="supervisor" selected>', page)
+    assert console.store.get_user("quantri").full_name == "Người dùng quantri"  # type: ignore[union-attr]
+
+    # The last admin: only a race reaches it from the page (the store decides), so the store
+    # refuses here as it would when another admin was disabled meanwhile.
+    def last_admin(*args: object, **kwargs: object) -> None:
+        raise UserError("user.last_admin", "the tenant's last active admin")
+
+    monkeypatch.setattr(console.store.__class__, "update_user", last_admin)
+    status, page, _ = await act(admin, "giamsat.binh", "update", full_name="Tên gõ lần hai",
+                                role="unit", unit="so_y_te")
+    assert status == 409 and "user.last_admin" in error_ids(page)
+    assert 'value="Tên gõ lần hai"' in page
+    assert re.search(r'<option value="unit" selected>', page)
+    assert re.search(r'<option value="so_y_te"\s+selected>', page)
