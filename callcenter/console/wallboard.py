@@ -62,14 +62,13 @@ from callcenter.domain.agent_texts import STATE_LABELS
 from callcenter.domain.agents import AgentStatus
 from callcenter.domain.call import Phase
 from callcenter.domain.causes import mask_number
-from callcenter.domain.kpis import DayKpis, LiveCall, day_kpis, local_day_bounds
+from callcenter.domain.kpis import CallTimes, DayKpis, day_kpis, local_day_bounds
 from callcenter.domain.model import Tenant
 from callcenter.domain.shifts import active_shift
 from callcenter.domain.ticket_config import policy_of
 from callcenter.queue.acd import AcdQueue
 from callcenter.queue.linepool import EVENTS, LinePool, lines_key
 from callcenter.store import tickets as st
-from callcenter.store.data import CallRecordData
 from callcenter.store.models import CallRecord
 from callcenter.store.records import CallRecordStore
 
@@ -93,7 +92,10 @@ TICKET_STATE_LABELS: Final = {
     "returned": "Đơn vị trả lại", "reopened": "Mở lại",
 }
 _CALL_TABLE = CallRecord.__table__
-_COLUMNS = tuple(c.name for c in _CALL_TABLE.columns)
+# What the figures need of a record: not the whole row (a busy day has thousands).
+_KPI_COLUMNS = tuple(_CALL_TABLE.c[name] for name in (
+    "id", "outcome", "arrived_at", "ended_at", "queued_at", "bridged_at", "talk_ended_at",
+    "wrap_up_s"))
 
 
 def _ms(t: dt.datetime | None) -> int | None:
@@ -135,9 +137,9 @@ def _kpis_json(k: DayKpis) -> dict[str, Any]:
 
 
 def build_state(tenant: Tenant, now: dt.datetime, *, in_use: int,
-                snapshot: Mapping[str, Any], records: Sequence[CallRecordData],
+                snapshot: Mapping[str, Any], records: Sequence[CallTimes],
                 tickets: Sequence[DueTicket],
-                live: Mapping[str, LiveCall] | None = None) -> dict[str, Any]:
+                live: Mapping[str, CallTimes] | None = None) -> dict[str, Any]:
     """The ``state`` message of one tenant at ``now`` from what was read; ``live``: the calls
     in progress by record id (one already recorded counts as its record)."""
     try:
@@ -182,7 +184,7 @@ def build_state(tenant: Tenant, now: dt.datetime, *, in_use: int,
     }
 
 
-async def live_calls(redis: aioredis.Redis, tenant_id: str) -> dict[str, LiveCall]:
+async def live_calls(redis: aioredis.Redis, tenant_id: str) -> dict[str, CallTimes]:
     """The tenant's calls in progress (those holding a line), by record id, from their state
     in Redis; a call whose state is gone or unreadable is left out."""
     ids = await redis.hkeys(lines_key(tenant_id))
@@ -190,7 +192,7 @@ async def live_calls(redis: aioredis.Redis, tenant_id: str) -> dict[str, LiveCal
         return {}
     texts = await redis.mget([CALL_KEY.format(i.decode() if isinstance(i, bytes) else i)
                               for i in ids])
-    out: dict[str, LiveCall] = {}
+    out: dict[str, CallTimes] = {}
     for text in texts:
         if text is None:
             continue
@@ -200,21 +202,24 @@ async def live_calls(redis: aioredis.Redis, tenant_id: str) -> dict[str, LiveCal
             log.debug("wallboard %s: a live call state not read: %r", tenant_id, e)
             continue
         if state.tenant_id == tenant_id and state.phase is not Phase.ENDED:
-            out[f"{state.node}:{state.call_id}"] = LiveCall(
+            out[f"{state.node}:{state.call_id}"] = CallTimes(
                 state.arrived_at, queued_at=state.queued_at, bridged_at=state.bridged_at)
     return out
 
 
 # ---- reading the stores (blocking; run in the console's pool) --------------------------------
 def records_between(store: CallRecordStore, tenant: str, start: dt.datetime,
-                    end: dt.datetime) -> list[CallRecordData]:
-    """The tenant's call records that arrived in [start, end)."""
+                    end: dt.datetime) -> list[CallTimes]:
+    """The times and outcome of the tenant's calls recorded as arriving in [start, end)."""
     c = _CALL_TABLE.c
-    q = sa.select(_CALL_TABLE).where(c.tenant == tenant, c.arrived_at >= start,
-                                     c.arrived_at < end)
+    q = sa.select(*_KPI_COLUMNS).where(c.tenant == tenant, c.arrived_at >= start,
+                                       c.arrived_at < end)
     with store.engine.connect() as conn:
-        return [CallRecordData(**{n: getattr(row, n) for n in _COLUMNS})
-                for row in conn.execute(q)]
+        return [CallTimes(arrived_at=arrived, queued_at=queued, bridged_at=bridged,
+                          outcome=outcome, ended_at=ended, talk_ended_at=talk_ended,
+                          wrap_up_s=wrap_up, id=rid)
+                for rid, outcome, arrived, ended, queued, bridged, talk_ended, wrap_up
+                in conn.execute(q)]
 
 
 def due_tickets(db: st.TicketDatabase, tenant: Tenant, now: dt.datetime,

@@ -63,9 +63,10 @@ class CallLike(Protocol):
     def wrap_up_s(self) -> int | None: ...
 
 
-@dataclass(frozen=True)
-class LiveCall:
-    """A call in progress as the figures see it (no outcome and no end yet)."""
+@dataclass(frozen=True, slots=True)
+class CallTimes:
+    """What the figures read of one call: a finished one (its record: ``id`` and ``outcome``
+    set) or one in progress (no outcome and no end yet)."""
 
     arrived_at: dt.datetime
     queued_at: dt.datetime | None = None
@@ -74,6 +75,7 @@ class LiveCall:
     ended_at: dt.datetime | None = None
     talk_ended_at: dt.datetime | None = None
     wrap_up_s: int | None = None
+    id: str = ""  # the call record's id (finished calls)
 
 
 @dataclass(frozen=True)
@@ -134,22 +136,31 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _peak(intervals: Sequence[tuple[dt.datetime, dt.datetime]], start: dt.datetime,
-          end: dt.datetime) -> int:
-    """Most intervals ([a, b)) open at once within [start, end)."""
+def _hourly_peaks(intervals: Sequence[tuple[dt.datetime, dt.datetime]],
+                  hours: Sequence[tuple[dt.datetime, dt.datetime]]) -> list[int]:
+    """For each hour [start, end), the most intervals ([a, b)) open at one instant in it.
+
+    One sweep over the day's sorted start/end points (not one per hour): a busy day has
+    thousands of calls and the wallboard recomputes this on every update."""
     points: list[tuple[dt.datetime, int]] = []
     for a, b in intervals:
         b = max(b, a + _INSTANT)  # a call ended at once still held its line for an instant
-        lo, hi = max(a, start), min(b, end)
-        if lo < hi:
-            points += [(lo, 1), (hi, -1)]
+        points += [(a, 1), (b, -1)]
     # At equal times ends come first: a line freed and retaken at once is one line.
     points.sort()
-    best = cur = 0
-    for _, delta in points:
-        cur += delta
-        best = max(best, cur)
-    return best
+    peaks: list[int] = []
+    i = cur = 0
+    for h_start, h_end in hours:
+        while i < len(points) and points[i][0] <= h_start:  # open at the hour's first instant
+            cur += points[i][1]
+            i += 1
+        best = cur
+        while i < len(points) and points[i][0] < h_end:
+            cur += points[i][1]
+            best = max(best, cur)
+            i += 1
+        peaks.append(best)
+    return peaks
 
 
 def _limit_at(tenant: Tenant, at: dt.datetime) -> int | None:
@@ -194,20 +205,25 @@ def day_kpis(records: Iterable[CallLike], now: dt.datetime, tenant: Tenant, *,
                for r in answered if r.talk_ended_at is not None and r.bridged_at is not None]
     intervals = [(r.arrived_at, r.ended_at or r.arrived_at) for r in offered]
     intervals += [(r.arrived_at, now) for r in live_today]
-    hours: list[HourFigures] = []
     zone = ZoneInfo(tenant.timezone)
+    bounds: list[tuple[dt.datetime, dt.datetime]] = []
     h = start
     while h < end:
-        h_end = min(h + _HOUR, end)
-        in_hour = [r for r in (*today, *live_today) if h <= r.arrived_at < h_end]
-        peak = _peak(intervals, h, h_end)
-        if h <= now < h_end:
-            peak = max(peak, lines_in_use_now)
+        bounds.append((h, min(h + _HOUR, end)))
+        h += _HOUR
+    arrivals = [0] * len(bounds)
+    refusals = [0] * len(bounds)
+    for r in (*today, *live_today):  # whole hours from local midnight (zones keep minutes)
+        k = min(int((r.arrived_at - start) / _HOUR), len(bounds) - 1)
+        arrivals[k] += 1
+        refusals[k] += r.outcome == "busy"
+    peaks = _hourly_peaks(intervals, bounds)
+    hours: list[HourFigures] = []
+    for k, (h, h_end) in enumerate(bounds):
+        peak = max(peaks[k], lines_in_use_now) if h <= now < h_end else peaks[k]
         hours.append(HourFigures(
-            start=h, hour=h.astimezone(zone).hour, calls=len(in_hour),
-            busy=sum(1 for r in in_hour if r.outcome == "busy"), peak_lines=peak,
-            limit=_limit_at(tenant, h), future=h > now))
-        h = h_end
+            start=h, hour=h.astimezone(zone).hour, calls=arrivals[k], busy=refusals[k],
+            peak_lines=peak, limit=_limit_at(tenant, h), future=h > now))
     return DayKpis(
         day=now.astimezone(zone).date(), day_start=start,
         offered=len(offered) + len(live_today), queued=len(queued) + len(live_queued),

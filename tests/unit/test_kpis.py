@@ -6,8 +6,16 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from callcenter.domain.kpis import SERVICE_LEVEL_TARGET, LiveCall, day_kpis, local_day_bounds
+from callcenter.domain.kpis import (
+    SERVICE_LEVEL_TARGET,
+    CallTimes,
+    _hourly_peaks,
+    day_kpis,
+    local_day_bounds,
+)
 from callcenter.domain.model import Shift, Tenant
 from callcenter.store.data import CallRecordData
 
@@ -131,13 +139,13 @@ def test_given_a_naive_now_when_day_kpis_then_value_error() -> None:
 
 
 def live(arrived: dt.datetime, *, queued_s: float | None = None,
-         bridged_s: float | None = None) -> LiveCall:
+         bridged_s: float | None = None) -> CallTimes:
     """A call still in progress at NOW; its moments in seconds after arrival."""
 
     def at(s: float | None) -> dt.datetime | None:
         return None if s is None else arrived + dt.timedelta(seconds=s)
 
-    return LiveCall(arrived, queued_at=at(queued_s), bridged_at=at(bridged_s))
+    return CallTimes(arrived, queued_at=at(queued_s), bridged_at=at(bridged_s))
 
 
 def test_given_calls_in_progress_when_day_kpis_then_counted_at_once() -> None:
@@ -169,3 +177,24 @@ def test_given_live_call_from_yesterday_when_day_kpis_then_not_today() -> None:
     k = day_kpis([], NOW, TENANT, live=[live(start - dt.timedelta(seconds=1), queued_s=0,
                                              bridged_s=1)])
     assert (k.offered, k.answered) == (0, 0)
+
+
+def _peak_by_brute_force(intervals: list[tuple[dt.datetime, dt.datetime]],
+                         h_start: dt.datetime, h_end: dt.datetime) -> int:
+    """The most intervals open at one instant of [h_start, h_end), instant by instant."""
+    spans = [(a, max(b, a + dt.timedelta(microseconds=1))) for a, b in intervals]
+    instants = {h_start} | {t for a, b in spans for t in (a, b) if h_start <= t < h_end}
+    return max(sum(1 for a, b in spans if a <= x < b) for x in instants)
+
+
+@given(st.lists(st.tuples(st.integers(0, 200), st.integers(0, 90)), max_size=25))
+def test_given_any_calls_when_hourly_peaks_then_equal_to_counting_instant_by_instant(
+        calls: list[tuple[int, int]]) -> None:
+    day = dt.datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
+    # Starts and lengths in whole minutes, so calls often start as others end (and at
+    # the hour's first instant): the edge cases of the sweep.
+    intervals = [(day + dt.timedelta(minutes=s), day + dt.timedelta(minutes=s + n))
+                 for s, n in calls]
+    hours = [(day + dt.timedelta(hours=k), day + dt.timedelta(hours=k + 1)) for k in range(3)]
+    assert _hourly_peaks(intervals, hours) == [
+        _peak_by_brute_force(intervals, a, b) for a, b in hours]
