@@ -368,6 +368,8 @@ def test_given_desk_when_logged_out_in_another_tab_then_session_ended_banner_wit
     expect(banner).to_be_visible(timeout=EXPECT_MS)
     expect(banner).to_contain_text("Phiên đăng nhập đã hết hạn.")
     expect(page.locator("#desk")).to_have_attribute("data-session", "ended")
+    for button in ("#btn-pause", "#btn-save", "#btn-forward"):  # each would be refused now
+        expect(page.locator(button)).to_be_disabled()
     link = banner.get_by_role("link", name="Đăng nhập lại")
     expect(link).to_have_attribute("href", "/console/login?next=/console/desk")
     # The desk stops asking (nothing will answer until a new login): it must not claim to be
@@ -387,3 +389,4 @@ def test_given_desk_when_logged_out_in_another_tab_then_session_ended_banner_wit
     expect(page.locator("#agent-state")).to_have_attribute("data-state", "available",
                                                            timeout=EXPECT_MS)
     expect(page.locator("#session-banner")).to_be_hidden()
+    expect(page.locator("#btn-pause")).to_be_enabled()

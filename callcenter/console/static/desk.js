@@ -113,12 +113,16 @@
   // ---- live state -----------------------------------------------------------------------------
   let desk = null, receivedAt = 0, lastOk = 0, polls = 0, callId = null, timer = null;
   let busy = false, ended = false;
+  // No button acts while another action runs, on a read-only desk, or once the session ended
+  // (every request would be refused: the banner's link is the way on).
+  const locked = () => READONLY || busy || ended;
 
   function sessionEnded() {
     ended = true;
     setStale(false);  // nothing is retried any more: only the session banner speaks
     $("session-banner").hidden = false;
     root.dataset.session = "ended";
+    render();
   }
   function setStale(stale) {
     $("stale-banner").hidden = !stale;
@@ -183,12 +187,12 @@
     }
     $("agent-note").textContent = note;
     const s = a.state;
-    $("btn-ready").disabled = READONLY || busy ||
+    $("btn-ready").disabled = locked() ||
       !(s === "logged_out" || s === "paused" || a.pending === "pause");
-    $("btn-pause").disabled = READONLY || busy || s === "logged_out" || s === "paused" ||
+    $("btn-pause").disabled = locked() || s === "logged_out" || s === "paused" ||
       a.pending === "pause";
     $("pause-reason").disabled = $("btn-pause").disabled;
-    $("btn-wrapup").disabled = READONLY || busy || s !== "wrap_up";
+    $("btn-wrapup").disabled = locked() || s !== "wrap_up";
   }
 
   function ticketRow(t) {
@@ -266,7 +270,7 @@
       say("transfer-msg", "");
     }
     const canStart = !!c && c.mine && c.phase === "bridged" && !c.transfer;
-    btn.disabled = READONLY || busy || !canStart;
+    btn.disabled = locked() || !canStart;
     const prog = $("transfer-progress");
     if (c && c.transfer) {
       prog.hidden = false;
@@ -275,8 +279,8 @@
         ` (${t.kind === "attended" ? "trao đổi trước" : "chuyển thẳng"}): ` +
         (t.unit_answered ? "đơn vị đã nhấc máy." : "đang đổ chuông…");
       $("btn-transfer-complete").hidden = t.kind !== "attended";
-      $("btn-transfer-complete").disabled = READONLY || busy || !t.unit_answered;
-      $("btn-transfer-cancel").disabled = READONLY || busy;
+      $("btn-transfer-complete").disabled = locked() || !t.unit_answered;
+      $("btn-transfer-cancel").disabled = locked();
     } else {
       prog.hidden = true;
     }
@@ -296,8 +300,8 @@
       callId = null;
     }
     $("t-call").textContent = formCall ? formCall.record_id : "—";
-    for (const id of ["btn-save", "btn-forward"]) $(id).disabled = READONLY || busy;
-    $("btn-answer").disabled = READONLY || busy || !chosen;
+    for (const id of ["btn-save", "btn-forward"]) $(id).disabled = locked();
+    $("btn-answer").disabled = locked() || !chosen;
   }
 
   function render() {
