@@ -52,7 +52,7 @@ from callcenter.console.passwords import (
     check_password_rules,
 )
 from callcenter.console.sessions import _PAGE_HEADERS as PAGE_HEADERS
-from callcenter.console.sessions import PASSWORDS, error_page, require_console_role
+from callcenter.console.sessions import PASSWORDS, POLICY, error_page, require_console_role
 from callcenter.domain.model import Tenant
 from callcenter.domain.ticket_config import policy_of
 from callcenter.store.user_audit import UserAuditStore, UserChange
@@ -478,6 +478,7 @@ async def _list_page(request: web.Request, *, form: UserForm | None = None,
     filters, filter_errors = parse_filters(request.query)
     now = app[CLOCK]()
     users = await in_thread(app, app[USERS].user_details, tenant.id, now=now,
+                            idle=app[POLICY].idle,
                             role=filters.role, active=filters.active)
     units = _units(tenant)
     return render(request, _ENV, "users.html", user, status=status,
@@ -501,6 +502,7 @@ async def users_xlsx(request: web.Request) -> web.StreamResponse:
     filters, _ = parse_filters(request.query)
     now = app[CLOCK]()
     users = await in_thread(app, app[USERS].user_details, tenant.id, now=now,
+                            idle=app[POLICY].idle,
                             role=filters.role, active=filters.active)
     table = Table(sheet="Người dùng",
                   title=f"Danh sách người dùng - Tổng đài 1022 {tenant.name}",
@@ -563,7 +565,8 @@ async def _detail_page(request: web.Request, name: str, *, form: UserForm | None
     tenant = _tenant_of(request, user.tenant)
     app = request.app
     now = app[CLOCK]()
-    detail = await in_thread(app, app[USERS].user_detail, name, now=now, tenant=tenant.id)
+    detail = await in_thread(app, app[USERS].user_detail, name, now=now,
+                            idle=app[POLICY].idle, tenant=tenant.id)
     if detail is None:
         raise _not_found(name)
     history = await in_thread(app, app[AUDIT].recent, tenant.id, name, HISTORY_ROWS)

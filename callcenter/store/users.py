@@ -290,6 +290,16 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
+def _live_session(now: dt.datetime,
+                  idle: dt.timedelta | None) -> list[sa.ColumnElement[bool]]:
+    """A session ``find_session`` would still accept at ``now``: not expired and, with an
+    ``idle`` limit, seen within it (None: the expiry only)."""
+    live = [_SESSIONS.c.expires_at > now]
+    if idle is not None:
+        live.append(_SESSIONS.c.last_seen_at > now - idle)
+    return live
+
+
 def _detail(row: Any, sessions: int) -> UserDetail:
     return UserDetail(id=row.id, name=row.name, full_name=row.full_name, role=row.role,
                       tenant=row.tenant, unit=row.unit, active=row.active,
@@ -389,11 +399,12 @@ class UserStore:
         with self.engine.connect() as conn:
             return [_user(r) for r in conn.execute(q)]
 
-    def user_details(self, tenant: str, *, now: dt.datetime, role: str | None = None,
-                     active: bool | None = None) -> list[UserDetail]:
-        """The tenant's users for the admin pages (filtered by role and active), by name."""
+    def user_details(self, tenant: str, *, now: dt.datetime, idle: dt.timedelta | None,
+                     role: str | None = None, active: bool | None = None) -> list[UserDetail]:
+        """The tenant's users for the admin pages (filtered by role and active), by name, each
+        with its sessions still valid at ``now`` (``idle``: the console's idle limit)."""
         live = (sa.select(sa.func.count()).select_from(_SESSIONS)
-                .where(_SESSIONS.c.user_id == _USERS.c.id, _SESSIONS.c.expires_at > now)
+                .where(_SESSIONS.c.user_id == _USERS.c.id, *_live_session(now, idle))
                 .scalar_subquery())
         q = (sa.select(_USERS, live.label("live_sessions")).where(_USERS.c.tenant == tenant)
              .order_by(_USERS.c.name))
@@ -404,9 +415,10 @@ class UserStore:
         with self.engine.connect() as conn:
             return [_detail(r, int(r.live_sessions)) for r in conn.execute(q)]
 
-    def user_detail(self, name: str, *, now: dt.datetime,
+    def user_detail(self, name: str, *, now: dt.datetime, idle: dt.timedelta | None,
                     tenant: str | None = None) -> UserDetail | None:
-        """One user for the admin pages (None if unknown, or of another tenant than given)."""
+        """One user for the admin pages (None if unknown, or of another tenant than given),
+        with its sessions still valid at ``now`` (``idle``: the console's idle limit)."""
         q = sa.select(_USERS).where(_USERS.c.name == name)
         if tenant is not None:
             q = q.where(_USERS.c.tenant == tenant)
@@ -415,7 +427,7 @@ class UserStore:
             if row is None:
                 return None
             sessions = conn.execute(sa.select(sa.func.count()).select_from(_SESSIONS).where(
-                _SESSIONS.c.user_id == row.id, _SESSIONS.c.expires_at > now)).scalar_one()
+                _SESSIONS.c.user_id == row.id, *_live_session(now, idle))).scalar_one()
         return _detail(row, int(sessions))
 
     def _admin_row(self, conn: sa.Connection, name: str, tenant: str | None,
@@ -480,7 +492,8 @@ class UserStore:
                     full_name=full_name, role=role, unit=unit, updated_at=now))
                 if actor is not None:
                     user_audit.append(conn, changes)
-        detail = self.user_detail(name, now=now)
+        # Callers read the changes and the version; the session count is not the pages' here.
+        detail = self.user_detail(name, now=now, idle=None)
         assert detail is not None
         return detail, changes
 

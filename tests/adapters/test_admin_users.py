@@ -658,3 +658,26 @@ async def test_given_edit_refused_by_a_guard_then_typed_values_kept_but_stale_sh
     assert 'value="Tên gõ lần hai"' in page
     assert re.search(r'<option value="unit" selected>', page)
     assert re.search(r'<option value="so_y_te"\s+selected>', page)
+
+
+async def test_given_idle_expired_session_then_not_counted_in_list_detail_or_store(
+        console: Console) -> None:
+    minute = dt.timedelta(minutes=1)
+    lifetime = dt.timedelta(hours=8)
+    # Both within their 8 hours; the older one is past the 30 minutes without a request.
+    console.store.open_session("giamsat.binh", now=T0 - 31 * minute, lifetime=lifetime)
+    console.store.open_session("giamsat.binh", now=T0 - 29 * minute, lifetime=lifetime)
+    client = await console.client("quantri")
+    page = await admin_page(client)
+    row = re.search(r'data-user-row="giamsat.binh".*?<td>(\d+)</td></tr>', page, re.S)
+    assert row is not None and row[1] == "1", page
+    page = await admin_page(client, f"{PATH}/giamsat.binh")
+    assert 'data-fact="sessions">1<' in page
+    idle = 30 * minute
+    listed = {u.name: u.sessions for u in console.store.user_details("dongnai", now=T0,
+                                                                      idle=idle)}
+    assert listed["giamsat.binh"] == 1 and listed["quantri"] == 1
+    detail = console.store.user_detail("giamsat.binh", now=T0, idle=idle)
+    assert detail is not None and detail.sessions == 1
+    later = console.store.user_detail("giamsat.binh", now=T0 + minute, idle=idle)
+    assert later is not None and later.sessions == 0  # the second one went idle too
