@@ -58,6 +58,7 @@ from callcenter.ari_app.calls import CALL_KEY, state_from_json
 from callcenter.console.auth import USERS, in_thread
 from callcenter.console.context import CLOCK, SERVICE, find_tenant
 from callcenter.console.sessions import POLICY, SESSION_ID, error_page, require_console_role
+from callcenter.domain import listing
 from callcenter.domain.agent_texts import STATE_LABELS
 from callcenter.domain.agents import AgentStatus
 from callcenter.domain.call import Phase
@@ -87,10 +88,7 @@ NEAR_DEADLINE_DEFAULT: Final = dt.timedelta(hours=2)
 UNAVAILABLE_ID: Final = "wallboard.live_unavailable"
 CLOSE_SESSION_ENDED: Final = 4401
 _LEVEL1_NAME: Final = "Tổng đài 1022 (cấp 1)"
-TICKET_STATE_LABELS: Final = {
-    "new": "Mới tiếp nhận", "forwarded": "Đã chuyển đơn vị", "in_progress": "Đơn vị đang xử lý",
-    "returned": "Đơn vị trả lại", "reopened": "Mở lại",
-}
+TICKET_STATE_LABELS: Final = listing.TICKET_STATE_LABELS  # the one table (desk.py reads it here)
 _CALL_TABLE = CallRecord.__table__
 # What the figures need of a record: not the whole row (a busy day has thousands).
 _KPI_COLUMNS = tuple(_CALL_TABLE.c[name] for name in (

@@ -152,3 +152,13 @@ def test_given_any_date_when_filtered_then_bounds_or_field_error_never_overflow(
     calls = ls.parse_call_filter({"day": text}, dt.date(2026, 11, 23))
     ls.day_bounds(calls.day, DN)
     assert ("day" in calls.errors) == bool(f.errors)
+
+
+def test_given_every_ticket_state_then_one_vietnamese_label_table_wallboard_included() -> None:
+    from callcenter.console import wallboard
+    from callcenter.domain.tickets import TicketState
+
+    assert set(ls.TICKET_STATE_LABELS) == {s.value for s in TicketState}
+    assert all(label and label != state for state, label in ls.TICKET_STATE_LABELS.items())
+    assert set(ls.OPEN_STATES) <= set(ls.TICKET_STATE_LABELS)
+    assert wallboard.TICKET_STATE_LABELS is ls.TICKET_STATE_LABELS  # no second table
