@@ -238,7 +238,8 @@ async def desk_page(request: web.Request) -> web.StreamResponse:
     readonly = user.role != "operator"
     if user.role == "operator":
         if wanted and wanted != user.name:
-            log.info("desk: %s refused the desk of %s", user.name, wanted)
+            # %r: the extension is the raw query string (no forged log lines via CR/LF).
+            log.info("desk: %r refused the desk of %r", user.name, wanted)
             return error_page(403, "auth.forbidden", "Không có quyền truy cập",
                               "Điện thoại viên chỉ mở được bàn làm việc của máy lẻ mình.",
                               back=DESK_PATH, back_label="Về bàn làm việc của tôi")

@@ -428,3 +428,15 @@ def test_openapi_documents_the_desk_and_faq_routes() -> None:
     for name in ("Desk", "DeskCall", "FaqResults"):
         assert name in doc["components"]["schemas"]
     assert "/api/v1/desk" not in spec(agents=False)["paths"]
+
+
+async def test_given_forged_ext_when_operator_refused_then_log_line_not_forged(
+        client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    await login(client, "101")
+    forged = "102\n2026-11-23 INFO callcenter.console.desk: admin opened the desk of 101"
+    with caplog.at_level("INFO", logger="callcenter.console.desk"):
+        resp = await client.get("/console/desk", params={"ext": forged})
+    assert resp.status == 403
+    lines = [r.getMessage() for r in caplog.records if "refused the desk" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0], lines
+    assert repr(forged) in lines[0]
