@@ -150,12 +150,7 @@ def _load(request: web.Request, tenant: str, closed: bool, limit: int
         tenant, statuses=("done", "cancelled"), limit=limit,
         handled_since=request.app[CLOCK]() - dt.timedelta(days=CLOSED_DAYS))) if closed else []
     records = request.app.get(RECORDS)
-    found: dict[str, CallRecordData] = {}
-    if records is not None:
-        for c in (*open_, *closed_):
-            rec = records.get(c.call_id)
-            if rec is not None:
-                found[c.call_id] = rec
+    found = {} if records is None else records.get_many(c.call_id for c in (*open_, *closed_))
     return open_, closed_, found
 
 

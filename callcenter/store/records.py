@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -84,6 +85,16 @@ class CallRecordStore:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(_TABLE).where(_TABLE.c.id == id)).first()
         return None if row is None else _data(row)
+
+    def get_many(self, ids: Iterable[str]) -> dict[str, CallRecordData]:
+        """The records with these ids (those that exist), by id; one query per 500 ids."""
+        wanted = sorted(set(ids))
+        found: dict[str, CallRecordData] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(wanted), 500):
+                q = sa.select(_TABLE).where(_TABLE.c.id.in_(wanted[i:i + 500]))
+                found.update((row.id, _data(row)) for row in conn.execute(q))
+        return found
 
     def last(self, n: int, tenant: str | None = None) -> list[CallRecordData]:
         """The `n` most recent calls (newest arrived_at first), optionally of one tenant."""

@@ -133,6 +133,18 @@ def test_given_record_when_insert_once_twice_then_one_row_and_second_false(
     assert store.get(rec.id) == rec
 
 
+def test_given_records_when_got_many_then_those_that_exist_by_id(
+        store: CallRecordStore, make_record: MakeRecord) -> None:
+    recs = [make_record(n) for n in range(1, 1203)]  # more than one batch of 500
+    for rec in recs:
+        store.insert_once(rec)
+    wanted = [r.id for r in recs[::2]] + ["pbx1:missing", recs[0].id]
+    found = store.get_many(wanted)
+    assert set(found) == {r.id for r in recs[::2]}
+    assert found[recs[2].id] == recs[2]
+    assert store.get_many([]) == {}
+
+
 def test_given_many_threads_when_same_record_inserted_concurrently_then_exactly_one_row(
         store: CallRecordStore, make_record: MakeRecord) -> None:
     rec = make_record(7)
