@@ -197,8 +197,9 @@ def test_given_admin_when_entering_negative_lines_then_field_error_and_file_unch
 
 # Every console page, as the role that uses it, must fit a tablet without sideways scrolling.
 TABLET_PAGES = {"quantri": ["/console/", "/console/admin/shifts", "/console/admin/users"],
-                "giamsat": ["/console/wallboard", "/console/tickets", "/console/calls"],
-                "101": ["/console/desk"], "soyte": ["/console/tickets"]}
+                "giamsat": ["/console/wallboard", "/console/tickets", "/console/calls",
+                            "/console/callbacks"],
+                "101": ["/console/desk", "/console/callbacks"], "soyte": ["/console/tickets"]}
 TABLETS = ({"width": 768, "height": 1024}, {"width": 1024, "height": 768})
 
 
