@@ -111,7 +111,12 @@
   }
 
   // ---- live state -----------------------------------------------------------------------------
-  let desk = null, receivedAt = 0, lastOk = 0, polls = 0, callId = null, timer = null;
+  let desk = null, receivedAt = 0, lastOk = 0, polls = 0, timer = null;
+  // Polls overlap (an action's poll while the timed one is in flight): each is numbered and a
+  // reply older than the one shown is dropped, so the page never steps back in time.
+  // detailSeq: the poll whose IVR path and tickets are shown (light replies carry them over).
+  let pollSeq = 0, shownSeq = 0, detailSeq = 0;
+  const DETAIL_KEYS = ["ivr_path", "caller_tickets", "call_tickets"];
   let busy = false, ended = false;
   // No button acts while another action runs, on a read-only desk, or once the session ended
   // (every request would be refused: the banner's link is the way on).
@@ -133,24 +138,42 @@
   async function poll(forceDetail) {
     if (ended) return;
     polls += 1;
+    const seq = ++pollSeq;
     const detail = forceDetail || polls % DETAIL_EVERY === 1 || desk === null;
     try {
       let d = await api("GET", `/api/v1/desk?ext=${encodeURIComponent(EXT)}` +
                                 (detail ? "" : "&detail=false"));
       const newCall = d.call ? d.call.call_id : null;
-      if (!detail && newCall !== null && newCall !== callId) {
+      const shownCall = desk && desk.call ? desk.call.call_id : null;
+      if (!detail && newCall !== null && newCall !== shownCall) {
         // A new call: its path and tickets at once.
         d = await api("GET", `/api/v1/desk?ext=${encodeURIComponent(EXT)}`);
       }
-      if (d.call && !d.call.ivr_path && desk && desk.call &&
-          desk.call.call_id === d.call.call_id) {
-        // A light answer for the same call: keep what the last detailed one said.
-        for (const k of ["ivr_path", "caller_tickets", "call_tickets"]) d.call[k] = desk.call[k];
+      if (ended) return;
+      const sameCall = d.call && desk && desk.call && desk.call.call_id === d.call.call_id;
+      const detailed = !!(d.call && d.call.ivr_path);
+      if (seq < shownSeq) {
+        // Older than what is shown: its state is stale. Its tickets may still be newer than
+        // the ones shown (a later light reply only carried older ones over).
+        if (detailed && sameCall && seq > detailSeq) {
+          for (const k of DETAIL_KEYS) desk.call[k] = d.call[k];
+          detailSeq = seq;
+          render();
+        }
+        return;
       }
+      if (d.call && !detailed && sameCall) {
+        // A light answer for the same call: keep what the last detailed one said.
+        for (const k of DETAIL_KEYS) d.call[k] = desk.call[k];
+      } else {
+        detailSeq = seq;
+      }
+      shownSeq = seq;
       desk = d; receivedAt = Date.now(); lastOk = receivedAt;
       setStale(false);
       render();
     } catch (e) {
+      if (seq < shownSeq) return;  // a later reply has been shown: this failure is old news
       if (e instanceof ApiFailure && e.status && e.status !== 503) {
         say("agent-msg", errorText(e), false);
       }
@@ -288,7 +311,7 @@
 
   // The ticket form keeps the last call's number and record id until another call comes,
   // so a ticket can still be written during and after wrap-up.
-  let formCall = null;
+  let formCall = null, callId = null;
   function renderForm() {
     const c = desk.call;
     if (c && c.call_id !== callId) {
