@@ -141,7 +141,11 @@ _DESK = """{% extends "layout.html" %}
 
 <section class="card" id="ticket-card" aria-labelledby="ticket-title">
  <h2 id="ticket-title">Phiếu tiếp nhận</h2>
- <form id="ticket-form" novalidate>
+ <div id="draft-notice" class="notice" role="status" aria-live="polite" hidden>
+  <span id="draft-notice-text"></span>
+  <button type="button" id="btn-draft-clear">Xoá phiếu</button>
+ </div>
+ <form id="ticket-form" novalidate data-call="">
   <div class="grid">
    <label for="t-field">Lĩnh vực</label>
    <select id="t-field" name="field">{% for f in fields %}

@@ -310,18 +310,27 @@
   }
 
   // The ticket form keeps the last call's number and record id until another call comes,
-  // so a ticket can still be written during and after wrap-up.
-  let formCall = null, callId = null;
+  // so a ticket can still be written during and after wrap-up. Once the operator has edited
+  // the form (drafted), the draft belongs to its call until it is saved or cleared: a new
+  // call (wrap-up ended by itself, the next caller bridged) must not take it over.
+  let formCall = null, drafted = false;
+  function adoptCall(c) {
+    formCall = {call_id: c.call_id, record_id: c.record_id, caller: c.caller};
+    $("t-phone").value = c.caller || "";
+    $("t-urgent").checked = !!c.urgent;
+  }
   function renderForm() {
     const c = desk.call;
-    if (c && c.call_id !== callId) {
-      callId = c.call_id;
-      formCall = {record_id: c.record_id, caller: c.caller};
-      $("t-phone").value = c.caller || "";
-      $("t-urgent").checked = !!c.urgent;
-    } else if (!c) {
-      callId = null;
+    if (c && (!formCall || c.call_id !== formCall.call_id) && !drafted) adoptCall(c);
+    const waiting = !!c && (!formCall || c.call_id !== formCall.call_id);
+    $("draft-notice").hidden = !waiting;
+    if (waiting) {
+      $("draft-notice-text").textContent = "Có cuộc gọi mới — phiếu đang soạn vẫn " + (formCall ?
+        `gắn với cuộc gọi trước (số ${formCall.caller || "ẩn"}).` : "không gắn với cuộc gọi nào.") +
+        " Lưu hoặc xoá phiếu để chuyển sang cuộc gọi mới.";
     }
+    $("btn-draft-clear").disabled = locked();
+    $("ticket-form").dataset.call = formCall ? formCall.record_id : "";
     $("t-call").textContent = formCall ? formCall.record_id : "—";
     for (const id of ["btn-save", "btn-forward"]) $(id).disabled = locked();
     $("btn-answer").disabled = locked() || !chosen;
@@ -424,6 +433,7 @@
   }
   function choose(item) {
     chosen = item;
+    drafted = true;
     if ($("ticket-msg").dataset.kind === "error") say("ticket-msg", "");
     $("faq-chosen").hidden = false;
     $("faq-chosen-q").textContent = item.question;
@@ -472,6 +482,7 @@
     return !missing;
   }
   function resetForm() {
+    drafted = false;  // the draft is gone: the form follows the current call again
     $("t-content").value = "";
     $("t-name").value = "";
     $("t-place").value = "";
@@ -518,8 +529,18 @@
   $("btn-answer").addEventListener("click", () => saveTicket("answer"));
   $("btn-forward").addEventListener("click", () => saveTicket("forward"));
   // An error stays until the operator changes something: then it no longer describes the form.
-  $("ticket-form").addEventListener("input", () => {
+  $("ticket-form").addEventListener("input", (ev) => {
     if ($("ticket-msg").dataset.kind === "error") say("ticket-msg", "");
+    // Searching the FAQ is not drafting; any ticket field is.
+    if (ev.target.id !== "faq-q" && ev.target.id !== "faq-field") drafted = true;
+  });
+  $("ticket-form").addEventListener("change", (ev) => {
+    if (ev.target.id !== "faq-q" && ev.target.id !== "faq-field") drafted = true;
+  });
+  $("btn-draft-clear").addEventListener("click", () => {
+    resetForm();
+    say("ticket-msg", "");
+    render();  // an untouched form: it takes the new call's number and record
   });
   $("t-content").addEventListener("input", () => {
     if ($("t-content").value.trim()) $("t-content-error").hidden = true;
