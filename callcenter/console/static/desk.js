@@ -9,7 +9,10 @@
   const EXT = root.dataset.ext;
   const READONLY = root.dataset.readonly === "1";
   const POLL_MS = 1500;
-  const TIMEOUT_MS = 5000;
+  const TIMEOUT_MS = 5000;  // reads: the poll gives up and the stale banner speaks
+  // Writes wait longer: giving up on a POST the server is still doing invites a second one
+  // (a duplicate ticket); after a lost answer the desk looks before allowing another save.
+  const WRITE_TIMEOUT_MS = 30000;
   const DETAIL_EVERY = 10;  // re-read the tickets every 10th poll even if the call is the same
   const csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
   const tz = root.dataset.timezone || "Asia/Ho_Chi_Minh";
@@ -75,7 +78,7 @@
   }
   async function api(method, path, body) {
     const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), TIMEOUT_MS);
+    const timer = setTimeout(() => ctl.abort(), method === "GET" ? TIMEOUT_MS : WRITE_TIMEOUT_MS);
     const init = {method, credentials: "same-origin", cache: "no-store", signal: ctl.signal,
                   headers: {"Accept": "application/json"}};
     if (method !== "GET") init.headers["X-CSRF-Token"] = csrf;
@@ -490,6 +493,63 @@
     results = [];
     clearChoice();
   }
+  // A save whose answer was lost (network error, timeout): the server may have stored it. It
+  // stays "unsure" until a look at the call's tickets (or the tenant's latest, without a call)
+  // finds it, or a later save is answered; every save looks first while it is set.
+  let unsure = null;
+  const lostAnswer = (e) => !(e instanceof ApiFailure) || !e.status || e.status === 502 ||
+    e.status === 504;
+  async function findSent(u) {
+    const r = await api("GET", u.call ? `/api/v1/calls/${encodeURIComponent(u.call)}/tickets` :
+      `/api/v1/tickets?limit=50&since=${encodeURIComponent(u.since)}`);
+    const same = r.items.filter((t) => t.content === u.body.content && t.field === u.body.field);
+    same.sort((a, b) => (a.received_at < b.received_at ? 1 : -1));  // the latest first
+    return same[0] || null;
+  }
+  async function finishSave(t, outcome) {
+    let text = `Đã lưu phiếu ${t.code}`;
+    if (outcome === "forward" && t.state === "new") {
+      try {
+        t = await api("POST", `/api/v1/tickets/${encodeURIComponent(t.code)}/actions`,
+                      {action: "forward", version: t.version,
+                       unit: $("forward-unit").value || null});
+        text = `Đã lưu phiếu ${t.code} và chuyển cho ${DATA.unit_names[t.unit] || t.unit}`;
+      } catch (e) {
+        say("ticket-msg", `Đã lưu phiếu ${t.code} nhưng chưa chuyển được: ${errorText(e)}`,
+            false);
+        resetForm();
+        return;
+      }
+    } else if (outcome === "answer") {
+      text = `Đã lưu phiếu ${t.code} và trả lời người dân từ FAQ`;
+    }
+    say("ticket-msg", `${text} (${DATA.ticket_states[t.state] || t.state}).`, true);
+    $("ticket-msg").dataset.code = t.code;
+    $("ticket-msg").dataset.state = t.state;
+    resetForm();
+  }
+  // What the last unsure save became: true when it was found (and shown), false when not
+  // (it may be sent again), null when the look itself failed (still unsure).
+  async function settleUnsure(bodyNow) {
+    let t;
+    try {
+      t = await findSent(unsure);
+    } catch (e) {
+      say("ticket-msg", "Chưa kiểm tra được phiếu gửi lúc mất kết nối đã được lưu hay chưa; " +
+          "chưa lưu lại để tránh tạo phiếu trùng. Vui lòng thử lại sau giây lát.", false);
+      return null;
+    }
+    const was = unsure;
+    unsure = null;
+    if (!t) return false;
+    if (bodyNow.content === was.body.content) {
+      await finishSave(t, was.outcome);
+    } else {  // edited since: the earlier text is saved, the form's is not yet
+      say("ticket-msg", `Phiếu ${t.code} (gửi lúc mất kết nối) đã được lưu; nội dung đang ` +
+          "soạn chưa được lưu.", false);
+    }
+    return true;
+  }
   async function saveTicket(outcome) {
     const withAnswer = outcome === "answer";
     if (withAnswer && !chosen) return;
@@ -497,27 +557,27 @@
     busy = true; render();
     say("ticket-msg", "");
     try {
-      let t = await api("POST", "/api/v1/tickets", ticketBody(withAnswer));
-      let text = `Đã lưu phiếu ${t.code}`;
-      if (outcome === "forward") {
-        try {
-          t = await api("POST", `/api/v1/tickets/${encodeURIComponent(t.code)}/actions`,
-                        {action: "forward", version: t.version,
-                         unit: $("forward-unit").value || null});
-          text = `Đã lưu phiếu ${t.code} và chuyển cho ${DATA.unit_names[t.unit] || t.unit}`;
-        } catch (e) {
-          say("ticket-msg", `Đã lưu phiếu ${t.code} nhưng chưa chuyển được: ${errorText(e)}`,
-              false);
-          resetForm();
-          return;
+      const body = ticketBody(withAnswer);
+      if (unsure && await settleUnsure(body) !== false) return;
+      const sent = {body, outcome, call: formCall ? formCall.record_id : null,
+                    since: new Date(Date.now() - 10 * 60 * 1000).toISOString()};
+      let t;
+      try {
+        t = await api("POST", "/api/v1/tickets", body);
+      } catch (e) {
+        if (!lostAnswer(e)) throw e;
+        unsure = sent;
+        const found = await settleUnsure(body);
+        if (found === false) {
+          unsure = sent;  // it may still be on its way: the next save looks again first
+          say("ticket-msg", "Mất kết nối khi lưu; phiếu chưa được lưu. Vui lòng thử lại.", false);
+        } else if (found === null) {
+          unsure = sent;
         }
-      } else if (withAnswer) {
-        text = `Đã lưu phiếu ${t.code} và trả lời người dân từ FAQ`;
+        return;
       }
-      say("ticket-msg", `${text} (${DATA.ticket_states[t.state] || t.state}).`, true);
-      $("ticket-msg").dataset.code = t.code;
-      $("ticket-msg").dataset.state = t.state;
-      resetForm();
+      unsure = null;
+      await finishSave(t, outcome);
     } catch (e) {
       say("ticket-msg", errorText(e), false);
     } finally {
