@@ -284,7 +284,26 @@
     }
   }
 
-  let transferCall = null;
+  // After "Chuyển cuộc gọi" the message under the panel follows the transfer's state
+  // (ringing, the unit answered, its end) rather than staying at "Đang gọi đơn vị…".
+  let transferCall = null, following = null;  // following: {done: transfers before it}
+  const TRANSFER_ENDS = {
+    completed: ["Đã chuyển cuộc gọi cho đơn vị.", true],
+    returned: ["Đã hủy chuyển; người gọi trở lại với bạn.", true],
+    no_answer: ["Đơn vị không nhấc máy; người gọi trở lại với bạn.", false],
+    failed: ["Không gọi được đơn vị; người gọi trở lại với bạn.", false],
+  };
+  function transferNote(c, since) {
+    const t = c.transfer;
+    if (t && !t.unit_answered) return ["Đang gọi đơn vị…", true];
+    if (t) {
+      return [t.kind === "attended" ? "Đơn vị đã nhấc máy: trao đổi xong thì bấm “Hoàn tất " +
+        "chuyển”, hoặc “Hủy chuyển” để trở lại với người gọi." : "Đơn vị đã nhấc máy.", true];
+    }
+    const past = (c.transfers || []).slice(since.done);
+    if (!past.length) return ["Đang gọi đơn vị…", true];  // not in the call's state yet
+    return TRANSFER_ENDS[past[past.length - 1].result] || ["", true];
+  }
   function renderTransfer() {
     const btn = $("btn-transfer");
     if (!btn) return;
@@ -293,7 +312,13 @@
     if (id !== transferCall) {
       // Another call (or none): the last transfer's message is about a call that is gone.
       transferCall = id;
+      following = null;
       say("transfer-msg", "");
+    }
+    if (c && following) {
+      const [text, ok] = transferNote(c, following);
+      say("transfer-msg", text, ok);
+      if (!c.transfer && (c.transfers || []).length > following.done) following = null;
     }
     const canStart = !!c && c.mine && c.phase === "bridged" && !c.transfer;
     btn.disabled = locked() || !canStart;
@@ -374,9 +399,11 @@
     const c = desk && desk.call;
     if (!c) return;
     busy = true; render();
+    following = null;
     say("transfer-msg", "");
     try {
       await api("POST", `/api/v1/calls/${encodeURIComponent(c.call_id)}/transfer${suffix}`, body);
+      if (suffix === "") following = {done: (c.transfers || []).length};
       say("transfer-msg", suffix === "" ? "Đang gọi đơn vị…" :
         suffix === "/complete" ? "Đã chuyển cuộc gọi cho đơn vị." : "Đã hủy chuyển; "
         + "người gọi trở lại với bạn.", true);
