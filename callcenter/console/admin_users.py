@@ -3,7 +3,7 @@
 * ``GET /console/admin/users`` (``?role=&active=``): the admin's tenant's users (name, full
   name, role, unit, active, locked until, last password change, sessions still valid) and a
   form to create one. ``GET /console/admin/users.xlsx``: the same list (same filters) as a
-  workbook, built with ``tickets.reports.xlsx_bytes``; never a hash.
+  workbook, sent with ``console.exports.xlsx_response``; never a hash.
 * ``POST /console/admin/users``: create (login name, full name, role, unit, the initial
   password typed twice). A refusal shows the form again with Vietnamese field errors and what
   was typed (never the password); nothing is saved. Success: 303 to the user's page.
@@ -44,6 +44,7 @@ from aiohttp import web
 
 from callcenter.console.auth import USERS, in_thread
 from callcenter.console.context import CLOCK, find_tenant
+from callcenter.console.exports import xlsx_response
 from callcenter.console.pages import ROLE_NAMES, local_time, page_env, render, zone_of
 from callcenter.console.passwords import (
     MAX_LENGTH,
@@ -56,8 +57,14 @@ from callcenter.console.sessions import PASSWORDS, POLICY, error_page, require_c
 from callcenter.domain.model import Tenant
 from callcenter.domain.ticket_config import policy_of
 from callcenter.store.user_audit import UserAuditStore, UserChange
-from callcenter.store.users import USER_ROLES, UserDetail, UserError, check_user_fields
-from callcenter.tickets.reports import Column, Table, xlsx_bytes
+from callcenter.store.users import (
+    USER_ROLES,
+    User,
+    UserDetail,
+    UserError,
+    check_user_name,
+)
+from callcenter.tickets.reports import Column, Table
 
 log = logging.getLogger("callcenter.console.admin_users")
 
@@ -123,11 +130,11 @@ def parse_filters(query: Mapping[str, str]) -> tuple[Filters, dict[str, str]]:
     if role is not None and role not in USER_ROLES:
         errors["role"] = "Vai trò không hợp lệ; đã bỏ qua bộ lọc vai trò."
         role = None
-    raw = query.get("active", "")
+    active_value = query.get("active", "")
     active: bool | None = None
-    if raw in ("1", "0"):
-        active = raw == "1"
-    elif raw:
+    if active_value in ("1", "0"):
+        active = active_value == "1"
+    elif active_value:
         errors["active"] = "Trạng thái không hợp lệ; đã bỏ qua bộ lọc trạng thái."
     return Filters(role, active), errors
 
@@ -177,7 +184,7 @@ def check_user_form(form: UserForm, *, units: Sequence[str], operator_extensions
     errors, warnings = form.errors, form.warnings
     if check_name:
         try:
-            check_user_fields(form.name, "admin", "t", None)
+            check_user_name(form.name)
         except UserError:
             errors["name"] = ("Tên đăng nhập gồm 2–64 ký tự: chữ thường không dấu a–z, số "
                               "0–9 và các dấu . _ -, bắt đầu bằng chữ hoặc số.")
@@ -201,7 +208,7 @@ def check_user_form(form: UserForm, *, units: Sequence[str], operator_extensions
     return form
 
 
-def describe(changes: Sequence[UserChange]) -> str:
+def changes_for_log(changes: Sequence[UserChange]) -> str:
     """The log line's account of an update: role and unit old -> new, other fields by name."""
     parts = [f"{c.field} {c.old or '-'} -> {c.new or '-'}" if c.field in ("role", "unit")
              else str(c.field) for c in changes]
@@ -470,21 +477,39 @@ def _str(form: Any, key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-async def _list_page(request: web.Request, *, form: UserForm | None = None,
-                     general: Sequence[str] = (), status: int = 200) -> web.Response:
+@dataclass(frozen=True)
+class _UserList:
+    """What the list page and its xlsx share: the admin, the tenant, the filters, the users."""
+
+    admin: User
+    tenant: Tenant
+    filters: Filters
+    filter_errors: dict[str, str]
+    now: dt.datetime
+    users: list[UserDetail]
+
+
+async def _user_list(request: web.Request) -> _UserList:
+    """The role check, the admin's tenant, the query's filters and the matching users."""
     user = require_console_role(request, ROLES)
     tenant = _tenant_of(request, user.tenant)
     app = request.app
     filters, filter_errors = parse_filters(request.query)
     now = app[CLOCK]()
     users = await in_thread(app, app[USERS].user_details, tenant.id, now=now,
-                            idle=app[POLICY].idle,
-                            role=filters.role, active=filters.active)
-    units = _units(tenant)
-    return render(request, _ENV, "users.html", user, status=status,
-                  title="Quản trị người dùng", tenant=tenant, path=PATH, filters=filters,
-                  filter_errors=filter_errors, query=filters.query(), roles=USER_ROLES,
-                  role_names=ROLE_NAMES, rows=user_rows(users, dict(units), now),
+                            idle=app[POLICY].idle, role=filters.role, active=filters.active)
+    return _UserList(user, tenant, filters, filter_errors, now, users)
+
+
+async def _list_page(request: web.Request, *, form: UserForm | None = None,
+                     general: Sequence[str] = (), status: int = 200) -> web.Response:
+    listed = await _user_list(request)
+    units = _units(listed.tenant)
+    return render(request, _ENV, "users.html", listed.admin, status=status,
+                  title="Quản trị người dùng", tenant=listed.tenant, path=PATH,
+                  filters=listed.filters, filter_errors=listed.filter_errors,
+                  query=listed.filters.query(), roles=USER_ROLES, role_names=ROLE_NAMES,
+                  rows=user_rows(listed.users, dict(units), listed.now),
                   active_text="Đang hoạt động", form=form or UserForm(), general=general,
                   units=units, min_length=MIN_LENGTH)
 
@@ -496,27 +521,20 @@ async def users_page(request: web.Request) -> web.StreamResponse:
 
 async def users_xlsx(request: web.Request) -> web.StreamResponse:
     """GET /console/admin/users.xlsx: the list (same filters) as a workbook."""
-    user = require_console_role(request, ROLES)
-    tenant = _tenant_of(request, user.tenant)
-    app = request.app
-    filters, _ = parse_filters(request.query)
-    now = app[CLOCK]()
-    users = await in_thread(app, app[USERS].user_details, tenant.id, now=now,
-                            idle=app[POLICY].idle,
-                            role=filters.role, active=filters.active)
+    listed = await _user_list(request)
+    tenant, now = listed.tenant, listed.now
+    zone = zone_of(request, tenant.id)
     table = Table(sheet="Người dùng",
                   title=f"Danh sách người dùng - Tổng đài 1022 {tenant.name}",
-                  subtitle=f"Lập lúc {local_time(now, zone_of(request, tenant.id))} "
-                           f"(giờ {tenant.timezone}) bởi {user.name}",
-                  columns=XLSX_COLUMNS, rows=tuple(user_rows(users, dict(_units(tenant)), now)),
+                  subtitle=f"Lập lúc {local_time(now, zone)} (giờ {tenant.timezone}) bởi "
+                           f"{listed.admin.name}",
+                  columns=XLSX_COLUMNS,
+                  rows=tuple(user_rows(listed.users, dict(_units(tenant)), now)),
                   timezone=tenant.timezone)
-    body = await in_thread(app, xlsx_bytes, [table])
-    stamp = now.astimezone(zone_of(request, tenant.id)).strftime("%Y%m%d-%H%M")
-    log.info("console: admin %s exported the user list of %s (%d users)", user.name,
-             tenant.id, len(users))
-    return web.Response(body=body, headers={
-        "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "Content-Disposition": f'attachment; filename="nguoi-dung-{tenant.id}-{stamp}.xlsx"'})
+    log.info("console: admin %s exported the user list of %s (%d users)", listed.admin.name,
+             tenant.id, len(listed.users))
+    stamp = now.astimezone(zone).strftime("%Y%m%d-%H%M")
+    return await xlsx_response(request.app, [table], f"nguoi-dung-{tenant.id}-{stamp}.xlsx")
 
 
 async def create_user(request: web.Request) -> web.StreamResponse:
@@ -594,58 +612,31 @@ async def user_page(request: web.Request) -> web.StreamResponse:
                               done=request.query.get("done"))
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """What an action did (``done``: the DONE key) or, when refused before any write, the
+    page to show instead (``page``)."""
+
+    done: str = ""
+    log_text: str = ""
+    page: web.Response | None = None
+
+
 async def user_action(request: web.Request) -> web.StreamResponse:
     """POST /console/admin/users/{name}: update, disable, enable, unlock or reset_password."""
     user = require_console_role(request, ROLES)
     tenant = _tenant_of(request, user.tenant)
-    app = request.app
     name = request.match_info["name"]
     data = await request.post()
-    action = _str(data, "action")
-    version = _str(data, "version")
+    action, version = _str(data, "action"), _str(data, "version")
     if action not in ACTIONS or not version:
         return error_page(400, "user.bad_request", "Yêu cầu không hợp lệ",
                           "Biểu mẫu thiếu thông tin; vui lòng tải lại trang rồi thử lại.",
                           back=f"{PATH}/{name}", back_label="Về trang người dùng")
-    store = app[USERS]
-    now = app[CLOCK]()
-    scope: dict[str, Any] = {"now": now, "actor": user.name, "tenant": tenant.id,
-                             "expected_version": version}
-    done = action
-    what = ""
-    form: UserForm | None = None
+    form = _edit_form(name, data, tenant) if action == "update" else None
     try:
-        if action == "update":
-            form = UserForm(name=name, full_name=" ".join(_str(data, "full_name").split()),
-                            role=_str(data, "role"), unit=_str(data, "unit"))
-            check_user_form(form, units=[u for u, _ in _units(tenant)],
-                            operator_extensions=_extensions(tenant), check_name=False)
-            if form.errors:
-                log.info("console: admin %s: editing user %s refused (fields %s)", user.name,
-                         name, ",".join(sorted(form.errors)))
-                return await _detail_page(request, name, form=form, status=422, general=[(
-                    "user.invalid", "Chưa lưu: có thông tin chưa hợp lệ (xem bên dưới).")])
-            _, changes = await in_thread(app, store.update_user, name,
-                                         full_name=form.full_name_or_none, role=form.role,
-                                         unit=form.unit_or_none, **scope)
-            if not changes:
-                done = "unchanged"
-            what = describe(changes)
-        elif action in ("disable", "enable"):
-            await in_thread(app, store.set_active, name, action == "enable", **scope)
-        elif action == "unlock":
-            await in_thread(app, store.unlock, name, **scope)
-        else:
-            password = _str(data, "password")
-            problem = password_error(password, _str(data, "password2"), name)
-            if problem:
-                log.info("console: admin %s: password reset of user %s refused", user.name,
-                         name)
-                return await _detail_page(request, name, status=422, bad_password=problem,
-                                          general=[("user.invalid",
-                                                    "Chưa đặt mật khẩu mới: " + problem)])
-            password_hash = await in_thread(app, app[PASSWORDS].hash, password)
-            await in_thread(app, store.set_password, name, password_hash, **scope)
+        outcome = await _carry_out(request, user.name, tenant, name, action, version, data,
+                                   form)
     except UserError as e:
         if e.id == "user.not_found":
             raise _not_found(name) from None
@@ -657,8 +648,55 @@ async def user_action(request: web.Request) -> web.StreamResponse:
         return await _detail_page(request, name, status=STATUS.get(e.id, 422),
                                   general=[(e.id, text)],
                                   form=form if e.id in KEEP_TYPED else None)
-    log.info("console: admin %s: %s user %s in %s%s", user.name, done, name, tenant.id, what)
-    raise web.HTTPSeeOther(location=f"{PATH}/{name}?done={done}")
+    if outcome.page is not None:
+        return outcome.page
+    log.info("console: admin %s: %s user %s in %s%s", user.name, outcome.done, name,
+             tenant.id, outcome.log_text)
+    raise web.HTTPSeeOther(location=f"{PATH}/{name}?done={outcome.done}")
+
+
+def _edit_form(name: str, data: Any, tenant: Tenant) -> UserForm:
+    """The edit form as typed (spaces of the full name collapsed), checked."""
+    form = UserForm(name=name, full_name=" ".join(_str(data, "full_name").split()),
+                    role=_str(data, "role"), unit=_str(data, "unit"))
+    return check_user_form(form, units=[u for u, _ in _units(tenant)],
+                           operator_extensions=_extensions(tenant), check_name=False)
+
+
+async def _carry_out(request: web.Request, admin: str, tenant: Tenant, name: str, action: str,
+                     version: str, data: Any, form: UserForm | None) -> _Outcome:
+    """Apply one action through the store (UserError when it refuses: nothing written)."""
+    app = request.app
+    store = app[USERS]
+    change_context: dict[str, Any] = {"now": app[CLOCK](), "actor": admin,
+                                      "tenant": tenant.id, "expected_version": version}
+    if form is not None:  # update
+        if form.errors:
+            log.info("console: admin %s: editing user %s refused (fields %s)", admin, name,
+                     ",".join(sorted(form.errors)))
+            return _Outcome(page=await _detail_page(request, name, form=form, status=422,
+                                                    general=[("user.invalid", "Chưa lưu: có "
+                                                              "thông tin chưa hợp lệ (xem "
+                                                              "bên dưới).")]))
+        _, changes = await in_thread(app, store.update_user, name,
+                                     full_name=form.full_name_or_none, role=form.role,
+                                     unit=form.unit_or_none, **change_context)
+        return _Outcome("update" if changes else "unchanged", changes_for_log(changes))
+    if action in ("disable", "enable"):
+        await in_thread(app, store.set_active, name, action == "enable", **change_context)
+    elif action == "unlock":
+        await in_thread(app, store.unlock, name, **change_context)
+    else:
+        password = _str(data, "password")
+        problem = password_error(password, _str(data, "password2"), name)
+        if problem:
+            log.info("console: admin %s: password reset of user %s refused", admin, name)
+            return _Outcome(page=await _detail_page(
+                request, name, status=422, bad_password=problem,
+                general=[("user.invalid", "Chưa đặt mật khẩu mới: " + problem)]))
+        password_hash = await in_thread(app, app[PASSWORDS].hash, password)
+        await in_thread(app, store.set_password, name, password_hash, **change_context)
+    return _Outcome(action)
 
 
 def add_user_admin_routes(app: web.Application, database_url: str) -> None:

@@ -15,13 +15,14 @@ from aiohttp import web
 
 from callcenter.console.auth import in_thread
 from callcenter.console.context import CLOCK, find_tenant
+from callcenter.console.exports import fetch_capped, numbered, xlsx_response
 from callcenter.console.pages import page_env, render, zone_of
 from callcenter.console.sessions import error_page, require_console_role
 from callcenter.domain import listing as ls
 from callcenter.store.data import CallRecordData
 from callcenter.store.records import CallRecordStore
 from callcenter.store.users import User
-from callcenter.tickets.reports import Column, Table, xlsx_bytes
+from callcenter.tickets.reports import Column, Table
 
 PATH: Final = "/console/calls"
 ROLES: Final = ("supervisor", "admin")
@@ -102,8 +103,6 @@ def _filter(request: web.Request, user: User) -> tuple[ls.CallFilter, dt.datetim
 async def calls_page(request: web.Request) -> web.StreamResponse:
     """GET /console/calls: one local day's calls of the user's tenant."""
     user = require_console_role(request, ROLES)
-    if request.query.get("format") == "xlsx":
-        return await calls_xlsx(request)
     f, start, end, zone_key = _filter(request, user)
     store = request.app[RECORDS]
     filters = {"outcome": f.outcome, "operator": f.operator}
@@ -128,32 +127,18 @@ async def calls_xlsx(request: web.Request) -> web.StreamResponse:
                           " ".join(f.errors.values()), back=PATH,
                           back_label="Về danh sách cuộc gọi")
     store = request.app[RECORDS]
-    filters = {"outcome": f.outcome, "operator": f.operator}
-    records: list[CallRecordData] = []
-    while len(records) < ls.EXPORT_CAP:
-        batch = await in_thread(request.app, store.find, user.tenant, start, end,
-                                limit=min(_BATCH, ls.EXPORT_CAP - len(records)),
-                                offset=len(records), **filters)
-        records += batch
-        if len(batch) < _BATCH:
-            break
+    records = await fetch_capped(request.app, store.find, user.tenant, start, end,
+                                 batch=_BATCH, outcome=f.outcome, operator=f.operator)
     total = await in_thread(request.app, store.count_matching, user.tenant, start, end,
-                            **filters)
-    rows = [{"stt": i, **call_row(r, zone_key)} for i, r in enumerate(records, 1)]
-    if total > len(rows):
-        rows.append({"caller": f"Chỉ xuất {len(rows)}/{total} cuộc gọi đầu tiên; lọc hẹp "
-                               "hơn để xuất phần còn lại."})
+                            outcome=f.outcome, operator=f.operator)
+    rows = numbered([call_row(r, zone_key) for r in records], total, "caller", "cuộc gọi")
     tenant = find_tenant(request.app, user.tenant)
     title = (f"Danh sách cuộc gọi ngày {f.day:%d/%m/%Y} - Tổng đài 1022 "
              f"{tenant.name if tenant else user.tenant}")
     sub = f"Giờ {zone_key}; {total} cuộc gọi theo bộ lọc"
-    data = await in_thread(request.app, xlsx_bytes, [Table(
-        "Cuộc gọi", title, sub, CALL_COLUMNS, tuple(rows), zone_key)])
-    return web.Response(body=data, content_type="application/vnd.openxmlformats-"
-                        "officedocument.spreadsheetml.sheet", headers={
-                            "Content-Disposition": f'attachment; filename="cuoc-goi-'
-                                                   f'{user.tenant}-{f.day.isoformat()}.xlsx"',
-                            "Cache-Control": "private, no-store"})
+    return await xlsx_response(request.app, [Table("Cuộc gọi", title, sub, CALL_COLUMNS,
+                                                   rows, zone_key)],
+                               f"cuoc-goi-{user.tenant}-{f.day.isoformat()}.xlsx")
 
 
 def add_call_pages(app: web.Application, database_url: str) -> None:

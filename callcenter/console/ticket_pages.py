@@ -5,8 +5,8 @@
   ``unit`` parameter from a unit user is ignored. Oversight roles filter by state, unit,
   field, lateness and received day (the tenant's local days); quick links "Chưa xử lý" and
   "Trễ hạn". 50 a page.
-* ``GET /console/tickets.xlsx`` (or ``?format=xlsx``) — the same filter, every row up to
-  ``EXPORT_CAP``, built with ``tickets.reports`` (``Table``, ``xlsx_bytes``).
+* ``GET /console/tickets.xlsx`` — the same filter, every row up to ``EXPORT_CAP``, built
+  with ``console.exports`` (``tickets.reports.Table``/``xlsx_bytes`` underneath).
 * ``GET /console/tickets/{code}`` — one ticket, its audit trail and attachments; for the unit
   holding it, forms to accept, record the result (text and an optional reply document) or
   send it back. ``POST`` to the same path carries them out with the version the page showed
@@ -31,6 +31,7 @@ from callcenter.console.api import ACTIONS, CODE_PATTERN, event_of
 from callcenter.console.auth import actor_of, in_thread
 from callcenter.console.context import CLOCK, SERVICE, find_tenant
 from callcenter.console.errors import ApiError
+from callcenter.console.exports import fetch_capped, numbered, xlsx_response
 from callcenter.console.pages import page_env, render, zone_of
 from callcenter.console.sessions import error_page, require_console_role
 from callcenter.console.uploads import safe_file_name
@@ -38,7 +39,7 @@ from callcenter.domain import listing as ls
 from callcenter.domain.ticket_config import TicketPolicy, policy_of
 from callcenter.domain.tickets import OPEN, Resolve, Ticket, TicketError
 from callcenter.store.users import User
-from callcenter.tickets.reports import Column, Table, xlsx_bytes
+from callcenter.tickets.reports import Column, Table
 from callcenter.tickets.service import MAX_LIST
 
 log = logging.getLogger("callcenter.console.tickets")
@@ -249,12 +250,10 @@ def _filtered(request: web.Request) -> tuple[User, TicketPolicy | None, ls.Ticke
 
 
 async def tickets_page(request: web.Request) -> web.StreamResponse:
-    """GET /console/tickets: the filtered list, or its xlsx with ``?format=xlsx``."""
+    """GET /console/tickets: the filtered list (its xlsx: ``tickets_xlsx``)."""
     user, policy, f = _filtered(request)
     if policy is None or f is None:
         return _no_tenant()
-    if request.query.get("format") == "xlsx":
-        return await _export(request, user, policy, f)
     app, service, now = request.app, request.app[SERVICE], request.app[CLOCK]()
     kwargs = f.service_kwargs(zone_of(request, user.tenant))
     actor = actor_of(user)
@@ -303,32 +302,19 @@ async def _export(request: web.Request, user: User, policy: TicketPolicy,
     zone = zone_of(request, user.tenant)
     kwargs = f.service_kwargs(zone)
     actor = actor_of(user)
-    tickets: list[Ticket] = []
-    while len(tickets) < ls.EXPORT_CAP:
-        batch = await in_thread(app, service.list, actor, user.tenant,
-                                limit=min(MAX_LIST, ls.EXPORT_CAP - len(tickets)),
-                                offset=len(tickets), **kwargs)
-        tickets += batch
-        if len(batch) < MAX_LIST:
-            break
+    tickets = await fetch_capped(app, service.list, actor, user.tenant, batch=MAX_LIST,
+                                 **kwargs)
     total = await in_thread(app, service.count, actor, user.tenant, **kwargs)
-    rows = [{"stt": i, **ticket_row(t, policy, now)} for i, t in enumerate(tickets, 1)]
-    if total > len(rows):
-        rows.append({"code": f"Chỉ xuất {len(rows)}/{total} phiếu đầu tiên (mới nhất); "
-                             "lọc hẹp hơn để xuất phần còn lại."})
+    rows = numbered([ticket_row(t, policy, now) for t in tickets], total, "code", "phiếu",
+                    " (mới nhất)")
     tenant = find_tenant(app, user.tenant)
     who = f" — {_unit_name(policy, user.unit)}" if user.role == "unit" else ""
     title = f"Danh sách phiếu phản ánh - Tổng đài 1022 {tenant.name if tenant else ''}{who}"
     sub = (f"Lập lúc {now.astimezone(zone):%H:%M %d/%m/%Y} (giờ {zone.key}); "
            f"{total} phiếu theo bộ lọc")
-    data = await in_thread(app, xlsx_bytes, [Table("Phiếu", title, sub, TICKET_COLUMNS,
-                                                   tuple(rows), zone.key)])
     day = ls.local_day(now, zone).isoformat()
-    return web.Response(body=data, content_type="application/vnd.openxmlformats-"
-                        "officedocument.spreadsheetml.sheet", headers={
-                            "Content-Disposition": f'attachment; filename="phieu-{user.tenant}-'
-                                                   f'{day}.xlsx"',
-                            "Cache-Control": "private, no-store"})
+    return await xlsx_response(app, [Table("Phiếu", title, sub, TICKET_COLUMNS, rows,
+                                           zone.key)], f"phieu-{user.tenant}-{day}.xlsx")
 
 
 # ---- one ticket ----------------------------------------------------------------------------------
@@ -428,14 +414,15 @@ async def ticket_submit(request: web.Request) -> web.StreamResponse:
     if action not in ls.unit_actions(ticket.state.value, ticket.unit == user.unit):
         return await again(409, "Trạng thái hiện tại của phiếu không cho phép thao tác này.",
                            "ticket.illegal_transition")
-    raw: dict[str, Any] = {"action": action, "version": str(form.get("version", ""))}
-    raw["version"] = int(raw["version"]) if raw["version"].isdigit() else -1
+    version_text = str(form.get("version", ""))
+    submitted: dict[str, Any] = {"action": action, "version": int(version_text)
+                                 if version_text.isdigit() else -1}
     if action == "resolve":
-        raw["result"] = typed.get("result", "").strip()
+        submitted["result"] = typed.get("result", "").strip()
     elif action == "return":
-        raw["reason"] = typed.get("reason", "").strip()
+        submitted["reason"] = typed.get("reason", "").strip()
     try:
-        body = ACTIONS[action].check(raw)
+        body = ACTIONS[action].check(submitted)
     except ApiError as e:
         bad = str((e.details or {}).get("field", "action"))
         return await again(422, errors={bad: _FIELD_MESSAGES.get(bad, "Không hợp lệ.")})

@@ -239,6 +239,14 @@ def parse_call_filter(query: Mapping[str, str], today: dt.date) -> CallFilter:
     return CallFilter(day, outcome, operator, _page(query.get("page", ""), errors), errors)
 
 
+def export_note(shown: int, total: int, noun: str, order: str = "") -> str | None:
+    """The note under an export the cap cut short (None when every row is in it)."""
+    if total <= shown:
+        return None
+    return (f"Chỉ xuất {shown}/{total} {noun} đầu tiên{order}; lọc hẹp hơn để xuất phần "
+            "còn lại.")
+
+
 def deadline_mark(resolve_due: dt.datetime | None, is_open: bool, now: dt.datetime,
                   near: dt.timedelta) -> str:
     """``late`` (open and past due), ``near`` (open, due within ``near``) or ''."""

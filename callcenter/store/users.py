@@ -323,12 +323,17 @@ def _shown(value: object) -> str:
     return str(value)
 
 
-def check_user_fields(name: str, role: str, tenant: str, unit: str | None) -> None:
-    """Refuse a malformed user (UserError); the tenant and unit ids are checked by callers
-    against the configuration."""
+def check_user_name(name: str) -> None:
+    """Refuse a malformed login name (UserError ``user.invalid_name``)."""
     if not _NAME.fullmatch(name):
         raise UserError("user.invalid_name", f"user name {name!r}: expected 2-64 characters "
                                              "a-z 0-9 . _ - starting with a letter or digit")
+
+
+def check_user_fields(name: str, role: str, tenant: str, unit: str | None) -> None:
+    """Refuse a malformed user (UserError); the tenant and unit ids are checked by callers
+    against the configuration."""
+    check_user_name(name)
     if role not in USER_ROLES:
         raise UserError("user.invalid_role",
                         f"role {role!r}: expected one of {', '.join(USER_ROLES)}")

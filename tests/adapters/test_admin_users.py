@@ -681,3 +681,23 @@ async def test_given_idle_expired_session_then_not_counted_in_list_detail_or_sto
     assert detail is not None and detail.sessions == 1
     later = console.store.user_detail("giamsat.binh", now=T0 + minute, idle=idle)
     assert later is not None and later.sessions == 0  # the second one went idle too
+
+
+@pytest.mark.parametrize("name,ok", [("101", True), ("syt.dongnai", True), ("a", False),
+                                     ("Quantri", False), (".an", False), ("tên", False),
+                                     ("x" * 64, True), ("x" * 65, False)])
+def test_given_login_name_then_one_rule_for_the_store_and_the_form(name: str, ok: bool) -> None:
+    from callcenter.store.users import check_user_fields, check_user_name
+
+    outcomes = []
+    for check in (lambda: check_user_name(name),
+                  lambda: check_user_fields(name, "admin", "dongnai", None)):
+        try:
+            check()
+            outcomes.append(True)
+        except UserError as e:
+            assert e.id == "user.invalid_name"
+            outcomes.append(False)
+    form = check_user_form(UserForm(name=name, role="supervisor"), units=[],
+                           operator_extensions=[])
+    assert outcomes == [ok, ok] and ("name" not in form.errors) == ok

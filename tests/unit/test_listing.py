@@ -162,3 +162,16 @@ def test_given_every_ticket_state_then_one_vietnamese_label_table_wallboard_incl
     assert all(label and label != state for state, label in ls.TICKET_STATE_LABELS.items())
     assert set(ls.OPEN_STATES) <= set(ls.TICKET_STATE_LABELS)
     assert wallboard.TICKET_STATE_LABELS is ls.TICKET_STATE_LABELS  # no second table
+
+
+def test_given_capped_export_then_numbered_rows_and_a_note_only_when_rows_were_left_out(
+        ) -> None:
+    from callcenter.console.exports import numbered
+
+    assert ls.export_note(3, 3, "phiếu") is None
+    assert ls.export_note(2, 5, "phiếu", " (mới nhất)") == \
+        "Chỉ xuất 2/5 phiếu đầu tiên (mới nhất); lọc hẹp hơn để xuất phần còn lại."
+    rows = numbered([{"code": "a"}, {"code": "b"}], 5, "code", "phiếu")
+    assert rows[:2] == ({"stt": 1, "code": "a"}, {"stt": 2, "code": "b"})
+    assert rows[2] == {"code": ls.export_note(2, 5, "phiếu")}
+    assert numbered([{"caller": "x"}], 1, "caller", "cuộc gọi") == ({"stt": 1, "caller": "x"},)
