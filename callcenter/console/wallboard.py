@@ -57,7 +57,13 @@ from redis.exceptions import RedisError
 from callcenter.ari_app.calls import CALL_KEY, state_from_json
 from callcenter.console.auth import USERS, in_thread
 from callcenter.console.context import CLOCK, SERVICE, find_tenant
-from callcenter.console.sessions import POLICY, SESSION_ID, error_page, require_console_role
+from callcenter.console.sessions import (
+    POLICY,
+    SESSION_ID,
+    console_csrf,
+    error_page,
+    require_console_role,
+)
 from callcenter.domain import listing
 from callcenter.domain.agent_texts import STATE_LABELS
 from callcenter.domain.agents import AgentStatus
@@ -118,9 +124,12 @@ def _agent_row(a: Mapping[str, Any]) -> dict[str, Any]:
         label = STATE_LABELS[AgentStatus(a["state"])]
     except (KeyError, ValueError):
         label = str(a.get("state"))
+    on_call = a.get("state") == AgentStatus.ON_CALL.value
     return {"extension": a.get("extension"), "name": a.get("name"), "state": a.get("state"),
             "state_label": label, "reason_label": a.get("reason_label"),
-            "reachable": a.get("reachable"), "time_in_state_s": a.get("time_in_state_s")}
+            "reachable": a.get("reachable"), "time_in_state_s": a.get("time_in_state_s"),
+            # the live call a supervisor may listen in on (POST /api/v1/calls/{id}/listen)
+            "call_id": a.get("call_id") if on_call else None}
 
 
 def _kpis_json(k: DayKpis) -> dict[str, Any]:
@@ -441,6 +450,7 @@ _PAGE = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="csrf-token" content="{csrf}">
 <title>Màn hình giám sát — Tổng đài 1022 {tenant_name}</title>
 <link rel="stylesheet" href="/console/static/wallboard.css">
 <script src="/console/static/wallboard.js" defer></script>
@@ -472,7 +482,15 @@ _PAGE = """<!doctype html>
  <section class="card wide">
   <h2>Điện thoại viên</h2>
   <div id="agent-counts" data-testid="agent-counts"></div>
-  <table><thead><tr><th>Máy lẻ</th><th>Họ tên</th><th>Trạng thái</th><th>Thời gian</th></tr>
+  <div class="listen-bar">
+   <label for="listen-ext">Nghe xen từ máy lẻ của bạn</label>
+   <input id="listen-ext" data-testid="listen-ext" inputmode="numeric" maxlength="6"
+    pattern="[0-9]{{2,6}}" placeholder="vd. 109" autocomplete="off">
+   <span id="listen-status" data-testid="listen-status" role="status"></span>
+   <button type="button" id="listen-stop" data-testid="listen-stop" hidden>Dừng nghe</button>
+  </div>
+  <table><thead><tr><th>Máy lẻ</th><th>Họ tên</th><th>Trạng thái</th><th>Thời gian</th>
+   <th>Nghe xen</th></tr>
   </thead><tbody id="agents" data-testid="agents"></tbody></table>
  </section>
  <section class="card wide">
@@ -514,7 +532,8 @@ def _escape(value: str) -> str:
 async def wallboard_page(request: web.Request) -> web.StreamResponse:
     """GET /console/wallboard: the page; its script opens the websocket."""
     tenant = _tenant_of(request)
-    body = _PAGE.format(tenant=_escape(tenant.id), tenant_name=_escape(tenant.name),
+    body = _PAGE.format(csrf=_escape(console_csrf(request)),
+                        tenant=_escape(tenant.id), tenant_name=_escape(tenant.name),
                         timezone=_escape(tenant.timezone),
                         ws=_escape(f"{WS_PATH}?tenant={tenant.id}"))
     return web.Response(text=body, content_type="text/html", charset="utf-8")

@@ -371,3 +371,21 @@ async def test_given_redis_gone_when_state_built_then_unavailable_with_stable_id
             assert page.status == 200
     finally:
         await dead.aclose()
+
+
+@pytest.mark.parametrize(("state", "shown"), [("on_call", "c1"), ("wrap_up", None),
+                                              ("ringing", None)])
+def test_given_agent_when_row_built_then_only_a_call_in_progress_can_be_listened_to(
+        state: str, shown: str | None) -> None:
+    row = wallboard._agent_row({"extension": "101", "state": state, "call_id": "c1"})
+    assert row["call_id"] == shown
+
+
+async def test_given_wallboard_page_then_it_carries_the_csrf_token_for_listen_in(
+        client: TestClient[web.Request, web.Application]) -> None:
+    await login(client, "giamsat")
+    text = await (await client.get("/console/wallboard")).text()
+    home = await (await client.get("/console/")).text()
+    token = re.search(r'name="csrf" value="([^"]+)"', home)
+    assert token and f'<meta name="csrf-token" content="{token[1]}">' in text
+    assert 'id="listen-ext"' in text and "Nghe xen" in text

@@ -10,6 +10,7 @@ citizen is a pjsua2 phone sending a tone. Each test ends with nothing left in As
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import urllib.error
 import urllib.request
@@ -24,6 +25,7 @@ from callcenter.queue.acd import AcdQueue
 from callcenter.store.listen_audit import ListenAuditStore
 from callcenter.store.users import UserStore
 from tests.e2e.audio import heard
+from tests.e2e.browser import add_user, base_url, login, new_context, no_sideways_scroll, screenshot
 from tests.e2e.phones import OperatorPhone, UnitPhone
 from tests.e2e.stack import Stack, wait_until
 
@@ -44,7 +46,9 @@ def snap(stack: Stack) -> dict[str, Any]:
         finally:
             await client.aclose()
 
-    return dict(asyncio.run(go()))
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return dict(pool.submit(asyncio.run, go()).result())
 
 
 def agent(stack: Stack, ext: str) -> dict[str, Any]:
@@ -258,3 +262,51 @@ def test_given_mode_when_supervisor_speaks_then_only_the_right_people_hear_it(
     assert heard(tmp_path / "call-0.wav", OPERATOR_HZ, last_s=2.0) >= HEARD
     assert heard(ls.workdir / "heard-by-operator" / f"call-{index}.wav", CALLER_HZ,
                  last_s=2.0) >= HEARD
+
+
+WEB_SUPERVISOR, WEB_PASSWORD = "giamsat.web", "Mật khẩu giám sát 2026"
+
+
+def test_given_wallboard_when_supervisor_clicks_listen_then_their_phone_hears_the_call(
+        ls: Stack, phones: tuple[OperatorPhone, OperatorPhone], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    op, sup = phones
+    add_user(ls, WEB_SUPERVISOR, "supervisor", WEB_PASSWORD)
+    citizen = UnitPhone(answer_after=None)
+    ctx = new_context(browser, 768, 1024)
+    try:
+        call_id, _index = connect(ls, op, citizen)
+        page = ctx.new_page()
+        login(page, ls, WEB_SUPERVISOR, WEB_PASSWORD)
+        page.goto(base_url(ls) + "/console/wallboard")
+        row = page.locator(f'tr[data-extension="{OPERATOR}"]')
+        expect(row).to_have_attribute("data-state", "on_call", timeout=10_000)
+        # No extension typed yet: told to type one, nothing rings.
+        sup_mark = len(sup.events)
+        row.locator("button.listen-listen").click()
+        expect(page.locator("#listen-status")).to_contain_text("Nhập máy lẻ")
+        # An extension that is no phone of the province: the API's Vietnamese refusal.
+        page.fill("#listen-ext", "555")
+        row.locator("button.listen-listen").click()
+        expect(page.locator("#listen-status")).to_contain_text("không phải máy của tổng đài")
+        page.fill("#listen-ext", SUPERVISOR)
+        row.locator("button.listen-listen").click()
+        expect(page.locator("#listen-status")).to_contain_text(f"Máy lẻ {SUPERVISOR} đổ chuông")
+        incoming = wait_until(lambda: since(sup, sup_mark, "incoming"), 10)
+        assert incoming, ls.app_log_tail()
+        sup_index = incoming[0]["index"]
+        assert wait_until(lambda: sup.rtp_rx(sup_index) > 50, 10), ls.app_log_tail()
+        assert no_sideways_scroll(page)
+        screenshot(page, "wallboard-listen")
+        page.click("#listen-stop")
+        expect(page.locator("#listen-status")).to_contain_text("Đã dừng nghe xen")
+        assert wait_until(lambda: since(sup, sup_mark, "disconnected"), 10)
+        status, body = api(ls, ls.token, "GET",  # type: ignore[attr-defined]
+                           f"/calls/{call_id}/listen")
+        assert status == 200 and body["active"] == []
+        assert [a["supervisor"] for a in body["audit"]][:1] == [WEB_SUPERVISOR]
+        citizen.hangup()
+    finally:
+        ctx.close()
+        citizen.close()

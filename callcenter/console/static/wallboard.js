@@ -83,9 +83,90 @@
       st.append(el("span", "state st-" + a.state,
         a.state_label + (a.reason_label ? ` (${a.reason_label})` : "")));
       if (a.reachable === false) st.append(" ", el("span", "unreachable", "mất kết nối máy"));
-      tr.append(st, el("td", "", duration(a.time_in_state_s + extra)));
+      tr.append(st, el("td", "", duration(a.time_in_state_s + extra)), listenCell(a));
       return tr;
     }));
+  }
+
+  // ---- listen, whisper, barge (POST /api/v1/calls/{id}/listen with the session) -----------
+  const LISTEN_MODES = [["listen", "Nghe"], ["whisper", "Nhắc"], ["barge", "Tham gia"]];
+  const LISTEN_DONE = {listen: "nghe", whisper: "nhắc điện thoại viên trong",
+                       barge: "tham gia"};
+  const EXT_KEY = "hotline.listen.extension";
+  let listening = null;  // {callId, extension, mode} of the listen-in started here
+  const extInput = $("listen-ext");
+  if (extInput) {
+    extInput.value = localStorage.getItem(EXT_KEY) || "";
+    extInput.addEventListener("change", () => localStorage.setItem(EXT_KEY, extInput.value));
+  }
+
+  function listenStatus(message, error) {
+    const st = $("listen-status");
+    st.textContent = message;
+    st.classList.toggle("error", Boolean(error));
+    $("listen-stop").hidden = !listening;
+  }
+
+  async function listenApi(method, callId, bodyJson) {
+    const token = document.querySelector('meta[name="csrf-token"]').content;
+    const resp = await fetch(`/api/v1/calls/${encodeURIComponent(callId)}/listen`, {
+      method, credentials: "same-origin",
+      headers: {"X-CSRF-Token": token, "Content-Type": "application/json"},
+      body: bodyJson === undefined ? undefined : JSON.stringify(bodyJson)});
+    let data = null;
+    try { data = await resp.json(); } catch (e) { data = null; }
+    if (!resp.ok) {
+      const msg = data && data.error ? data.error.message : `Lỗi ${resp.status}`;
+      throw new Error(resp.status === 401 ? "Phiên đăng nhập đã hết hạn." : msg);
+    }
+    return data;
+  }
+
+  async function startListen(a, mode, label) {
+    const ext = (extInput.value || "").trim();
+    if (!/^[0-9]{2,6}$/.test(ext)) {
+      listenStatus("Nhập máy lẻ của bạn (2–6 chữ số) trước khi nghe xen.", true);
+      extInput.focus();
+      return;
+    }
+    localStorage.setItem(EXT_KEY, ext);
+    listenStatus(`${label}: đang gọi máy lẻ ${ext}…`, false);
+    try {
+      await listenApi("POST", a.call_id, {extension: ext, mode});
+      listening = {callId: a.call_id, extension: ext, mode};
+      listenStatus(`Máy lẻ ${ext} đổ chuông — nhấc máy để ${LISTEN_DONE[mode]} cuộc gọi của ` +
+        `${a.extension}.`, false);
+    } catch (e) {
+      listenStatus(e.message, true);
+    }
+  }
+
+  function listenCell(a) {
+    const td = el("td", "listen");
+    if (!a.call_id) return td;
+    for (const [mode, label] of LISTEN_MODES) {
+      const b = el("button", "listen-" + mode, label);
+      b.type = "button";
+      b.dataset.mode = mode;
+      b.addEventListener("click", () => startListen(a, mode, label));
+      td.append(b);
+    }
+    return td;
+  }
+
+  if ($("listen-stop")) {
+    $("listen-stop").addEventListener("click", async () => {
+      if (!listening) return;
+      const was = listening;
+      try {
+        await listenApi("DELETE", was.callId);
+        listening = null;
+        listenStatus("Đã dừng nghe xen.", false);
+      } catch (e) {
+        listening = null;
+        listenStatus(e.message, true);
+      }
+    });
   }
 
   function renderKpis(s) {
