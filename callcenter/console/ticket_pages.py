@@ -343,6 +343,8 @@ async def _detail(request: web.Request, user: User, ticket: Ticket, policy: Tick
     actions = ls.unit_actions(ticket.state.value, ticket.unit == user.unit) \
         if user.role == "unit" else ()
     done = request.query.get("done", "")
+    unit_names = {u.id: u.name for u in policy.units}
+    field_names = {f.id: f.name for f in policy.fields}
     return render(
         request, _ENV, "ticket.html", user, title=f"Phiếu {ticket.code}", status=status,
         t=ticket, state_label=ls.state_label(ticket.state.value),
@@ -353,7 +355,9 @@ async def _detail(request: web.Request, user: User, ticket: Ticket, policy: Tick
         actions=actions, attachments=attachments,
         audit=[{"at": e.at, "event": e.event, "label": ls.EVENT_LABELS.get(e.event, e.event),
                 "actor": e.actor.user_id + (f" ({e.actor.unit})" if e.actor.unit else ""),
-                "to": ls.state_label(e.to_state.value), "detail": e.detail} for e in audit],
+                "to": ls.state_label(e.to_state.value),
+                "detail": ls.audit_note(e.event, e.detail, units=unit_names,
+                                        fields=field_names)} for e in audit],
         done=done if done in ACTIONS else "", message=message, message_id=message_id,
         errors=errors or {}, typed=typed or {}, max_bytes=service.max_upload_bytes)
 

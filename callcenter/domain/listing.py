@@ -307,3 +307,78 @@ def size_text(n: int) -> str:
     """A byte count for people: ``10 MB``, ``256 KB``."""
     mib = 1024 * 1024
     return f"{n // mib} MB" if n >= mib else f"{max(1, n // 1024)} KB"
+
+
+# ---- audit details in Vietnamese ---------------------------------------------------------------
+# The ticket core writes its audit details in English (they also go to the logs); the console
+# shows them to units and supervisors in Vietnamese. Each pattern matches one detail the core
+# writes (callcenter/domain/tickets.py, callcenter/tickets/service.py); an unknown shape is
+# shown as written, so nothing is ever hidden.
+_FORWARD = re.compile(r"(?:from (?P<old>\S+) )?to (?P<unit>\S+) "
+                      r"(?:as routed \(.*?\)|override: the rules give (?P<rule>\S+) \(.*?\))"
+                      r"(?:; (?P<note>.*))?", re.S)
+_RESOLVE = re.compile(r"result recorded by (?P<unit>\S+)(?P<doc> with a reply document)?"
+                      r"(?:, (?P<days>\d+) day\(s\) late|, on time)")
+_LATE = re.compile(r"(?P<clock>\w+) deadline (?P<due>\S+) passed; "
+                   r"(?:with (?P<unit>\S+)|at level 1)")
+_CHANGE = re.compile(r"(?P<what>field|place|urgent) (?P<a>.*?) -> (?P<b>.*)")
+_CLOCKS: Final = {"forward": "hạn chuyển đơn vị", "resolve": "hạn giải quyết"}
+_YES_NO: Final = {"True": "có", "False": "không", "None": "không rõ"}
+
+
+def audit_note(event: str, detail: str, *, units: Mapping[str, str],
+               fields: Mapping[str, str]) -> str:
+    """An audit entry's detail in Vietnamese, with unit and field names from the config."""
+    def unit(unit_id: str) -> str:
+        return units.get(unit_id, unit_id)
+
+    m: re.Match[str] | None
+    if event == "open" and (m := re.fullmatch(r"(\w+), field (\S+)(, urgent)?", detail)):
+        return (f"Kênh: {CHANNEL_LABELS.get(m[1], m[1])}; lĩnh vực: {fields.get(m[2], m[2])}"
+                + ("; khẩn" if m[3] else ""))
+    if event == "answer" and (m := re.fullmatch(r"answered at level 1(?: from FAQ (.+))?",
+                                                 detail)):
+        return "Trả lời tại tổng đài" + (f" theo câu hỏi thường gặp {m[1]}" if m[1] else "")
+    if event == "forward" and (m := _FORWARD.fullmatch(detail)):
+        text = (f"Từ {unit(m['old'])} chuyển sang " if m["old"] else "Chuyển cho ") + \
+            unit(m["unit"])
+        text += (f" (khác phân công tự động: {unit(m['rule'])})" if m["rule"]
+                 else " theo phân công tự động")
+        return text + (f". Ghi chú: {m['note']}" if m["note"] else "")
+    if event == "accept" and (m := re.fullmatch(r"accepted by (\S+)", detail)):
+        return f"{unit(m[1])} tiếp nhận xử lý"
+    if event == "resolve" and (m := _RESOLVE.fullmatch(detail)):
+        return (f"{unit(m['unit'])} cập nhật kết quả"
+                + (", kèm văn bản trả lời" if m["doc"] else "")
+                + (f", trễ {m['days']} ngày" if m["days"] else ", đúng hạn"))
+    if event == "return" and (m := re.fullmatch(r"returned by (\S+): (.*)", detail, re.S)):
+        return f"{unit(m[1])} trả lại. Lý do: {m[2]}"
+    if event in ("reopen", "close") and (m := re.fullmatch(r"(?:reopened|closed)(?::\s(.*))?",
+                                                           detail, re.S)):
+        return f"Lý do: {m[1]}" if m[1] else ""
+    if event == "remind" and (m := re.fullmatch(r"reminded (\S+)", detail)):
+        return f"Đã nhắc {unit(m[1])}"
+    if event in ("late", "forward_late") and (m := _LATE.fullmatch(detail)):
+        where = f"đơn vị {unit(m['unit'])}" if m["unit"] else "tổng đài (cấp 1)"
+        return f"Quá {_CLOCKS.get(m['clock'], m['clock'])}; phiếu đang ở {where}"
+    if event == "reclassify":
+        if detail == "no change":
+            return "Không thay đổi"
+        parts = []
+        for change in detail.split(", "):
+            if (c := _CHANGE.fullmatch(change)) is None:
+                return detail
+            a, b = c["a"], c["b"]
+            if c["what"] == "field":
+                parts.append(f"lĩnh vực: {fields.get(a, a)} → {fields.get(b, b)}")
+            elif c["what"] == "place":
+                parts.append(f"địa bàn: {_YES_NO['None'] if a == 'None' else a} → "
+                             f"{_YES_NO['None'] if b == 'None' else b}")
+            else:
+                parts.append(f"khẩn: {_YES_NO.get(a, a)} → {_YES_NO.get(b, b)}")
+        return "; ".join(parts)
+    if event == "set_publishable" and detail in ("published", "withdrawn from publication"):
+        return "Cho phép công khai" if detail == "published" else "Không công khai"
+    if event == "link_call" and (m := re.fullmatch(r"call (\S+) (already )?linked", detail)):
+        return f"Cuộc gọi {m[1]}" + (" (đã gắn trước đó)" if m[2] else "")
+    return detail

@@ -86,6 +86,9 @@ async def test_given_two_units_when_unit_lists_opens_exports_then_only_its_own(
     detail = await (await client.get(f"/console/tickets/{mine.code}")).text()
     assert "0912345678" in detail and "Nguyễn Thị Hoa" in detail  # the unit calls back
     assert 'data-action="accept"' in detail and 'data-action="resolve"' in detail
+    # The audit trail reads in Vietnamese, unit and field by name (the core writes English).
+    assert "Kênh: Điện thoại" in detail and "Chuyển cho Sở Y tế" in detail
+    assert "field health" not in detail and "as routed" not in detail
 
     resp = await client.get("/console/tickets.xlsx?unit=ubnd_long_thanh")
     assert resp.status == 200
