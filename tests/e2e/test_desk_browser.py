@@ -1,7 +1,9 @@
 """The operator desk in a real browser (Debian's headless Chromium via Playwright) against a whole
 running hotline: a registered pjsua2 operator phone (101), a citizen's call through the IVR to
 the queue, the desk showing the call, a ticket answered from the FAQ, a ticket forwarded to a
-unit, then pause and the end of wrap-up from the desk's buttons."""
+unit (its first answer lost on the way back: the desk finds it saved rather than saving twice),
+then pause and the end of wrap-up from the desk's buttons; then two calls in a row with a
+ticket drafted during the first: it keeps the first call's number and record id."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ pytestmark = [pytest.mark.pbx,
 PASSWORD = "Mật khẩu thử 2026"
 OPERATOR_PW = "desk-e2e-101-pw"
 CALLER = "0918200001"
+CALLER_A, CALLER_B = "0918200002", "0918200003"
 EXPECT_MS = 10_000
 TREE = {  # 1 = an operator; nothing else, so the path is short and known
     "root": "main", "timeout": 5, "retries": 1, "inter_digit": 1, "fallback": "normal",
@@ -209,15 +212,32 @@ def test_given_operator_on_desk_when_call_answered_then_call_shown_tickets_saved
         expect(page.locator(f'#call-tickets li[data-code="{code1}"]')).to_have_count(
             1, timeout=EXPECT_MS)
 
-        # A second ticket, forwarded by the routing (the fallback unit).
+        # A second ticket, forwarded by the routing (the fallback unit). The server stores it
+        # but its answer is lost on the way back: the desk looks at the call's tickets, finds
+        # it and goes on with the forward instead of saving a second one.
+        lost: list[str] = []
+
+        def lose_answer(route: Any) -> None:
+            if route.request.method == "POST" and not lost:
+                route.fetch()  # the server does the work...
+                lost.append(route.request.url)
+                route.abort("connectionreset")  # ...and the desk never hears of it
+            else:
+                route.continue_()
+
+        page.route("**/api/v1/tickets", lose_answer)
         page.fill("#t-content", "Đèn đường trước cổng bệnh viện bị hỏng.")
         page.select_option("#t-field", "transport")
         page.click("#btn-forward")
         code2 = saved_code(page, code1)
+        page.unroute("**/api/v1/tickets", lose_answer)
+        assert lost, "the save's answer was not cut off"
         t2 = api_get(page, f"/api/v1/tickets/{code2}")["body"]
         assert (t2["state"], t2["unit"], t2["call_ids"]) == ("forwarded", "so_y_te",
                                                             [record_id]), t2
         expect(page.locator("#ticket-msg")).to_contain_text("Sở Y tế")
+        of_call = api_get(page, f"/api/v1/calls/{record_id}/tickets")["body"]["items"]
+        assert sorted(t["code"] for t in of_call) == sorted([code1, code2]), of_call
     finally:
         caller.finish()
 
@@ -236,3 +256,76 @@ def test_given_operator_on_desk_when_call_answered_then_call_shown_tickets_saved
     assert shown_s < 5, shown_s
 
     to_docs(ROOT / "test-artifacts" / "screenshots" / "desk.png", "desk.png")
+
+
+def call_in(stack: Stack, phone: Any, number: str) -> Any:
+    """A citizen calling from ``number`` chooses the operator; 101's phone answers."""
+    mark = len(phone.events)
+    caller = stack.phone("1022", caller=number, hold=90)
+    assert caller.wait_for("answered", 1), caller.events
+    time.sleep(0.5)  # the menu prompt has started: the digit is taken as a choice
+    caller.send("dtmf 1")
+    assert wait_until(lambda: any(e["event"] == "incoming" for e in phone.events[mark:]),
+                      15), (phone.events[mark:], stack.app_log_tail())
+    incoming = next(e for e in phone.events[mark:] if e["event"] == "incoming")
+    phone.answer(incoming["index"])
+    return caller
+
+
+def test_given_ticket_drafted_during_call_when_next_call_arrives_then_draft_keeps_its_call(
+        stack: Stack, phone: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(base_url(stack) + "/console/desk")
+    state = page.locator("#agent-state")
+    expect(state).not_to_have_attribute("data-state", "", timeout=EXPECT_MS)
+    if state.get_attribute("data-state") != "available":
+        page.click("#btn-ready")  # logged out or paused (the test before): ready
+    expect(state).to_have_attribute("data-state", "available", timeout=EXPECT_MS)
+    content = "Nước sinh hoạt ở khu phố 3 bị đục từ sáng nay."
+
+    first = call_in(stack, phone, CALLER_A)
+    try:
+        expect(page.locator("#call-caller")).to_have_text(CALLER_A, timeout=EXPECT_MS)
+        record_a = page.locator("#call-record").inner_text().strip()
+        expect(page.locator("#t-call")).to_have_text(record_a)
+        page.fill("#t-content", content)
+        page.check("#t-urgent")
+    finally:
+        first.finish()
+    # Wrap-up ends (here from the desk) and the next caller is put through at once.
+    expect(state).to_have_attribute("data-state", "wrap_up", timeout=EXPECT_MS)
+    page.click("#btn-wrapup")
+    expect(state).to_have_attribute("data-state", "available", timeout=EXPECT_MS)
+
+    second = call_in(stack, phone, CALLER_B)
+    try:
+        expect(page.locator("#call-caller")).to_have_text(CALLER_B, timeout=EXPECT_MS)
+        record_b = page.locator("#call-record").inner_text().strip()
+        assert record_b != record_a
+        notice = page.locator("#draft-notice")
+        expect(notice).to_be_visible(timeout=EXPECT_MS)
+        expect(notice).to_contain_text(f"gắn với cuộc gọi trước (số {CALLER_A})")
+        expect(notice.locator("#btn-draft-clear")).to_have_text("Xoá phiếu")
+        # The draft still belongs to the first call: its number, urgency and record.
+        expect(page.locator("#t-phone")).to_have_value(CALLER_A)
+        expect(page.locator("#t-urgent")).to_be_checked()
+        expect(page.locator("#t-call")).to_have_text(record_a)
+        expect(page.locator("#t-content")).to_have_value(content)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 768
+        page.click("#btn-save")
+        code = saved_code(page)
+        t = api_get(page, f"/api/v1/tickets/{code}")["body"]
+        assert (t["content"], t["citizen_phone"], t["urgent"], t["call_ids"]) == (
+            content, CALLER_A, True, [record_a]), t
+        assert api_get(page, f"/api/v1/calls/{record_b}/tickets")["body"]["items"] == []
+        # Saved: the form is free again and follows the call in progress.
+        expect(notice).to_be_hidden(timeout=EXPECT_MS)
+        expect(page.locator("#t-phone")).to_have_value(CALLER_B)
+        expect(page.locator("#t-urgent")).not_to_be_checked()
+        expect(page.locator("#t-call")).to_have_text(record_b)
+    finally:
+        second.finish()
+    expect(state).to_have_attribute("data-state", "wrap_up", timeout=EXPECT_MS)
+    page.click("#btn-wrapup")
+    expect(state).to_have_attribute("data-state", "available", timeout=EXPECT_MS)
