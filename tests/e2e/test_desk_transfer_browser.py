@@ -230,6 +230,9 @@ def test_given_call_on_desk_when_blind_transfer_pressed_then_caller_talks_to_uni
         assert grows(citizen, 0) and grows(unit, 0)  # both ways
         expect(page.locator("#call-phase")).to_have_text("Đã chuyển cho đơn vị",
                                                          timeout=EXPECT_MS)
+        # The message under the panel followed the transfer to its end.
+        expect(page.locator('#transfer-msg[data-kind="ok"]')).to_have_text(
+            "Đã chuyển cuộc gọi cho đơn vị.", timeout=EXPECT_MS)
         end_wrap_up(page)
         assert agent(stack)["state"] == "available"
         unit.hangup()  # the unit hanging up ends the call
@@ -261,6 +264,10 @@ def test_given_call_on_desk_when_attended_transfer_completed_then_unit_takes_cal
         assert wait_until(lambda: unit.rtp_rx(0) > 25, 5) and grows(op, index)
         expect(page.locator("#transfer-status")).to_have_text(
             "Đang chuyển tới Sở Y tế (trao đổi trước): đơn vị đã nhấc máy.", timeout=EXPECT_MS)
+        # The message no longer says the unit is being called.
+        expect(page.locator('#transfer-msg[data-kind="ok"]')).to_have_text(
+            "Đơn vị đã nhấc máy: trao đổi xong thì bấm “Hoàn tất chuyển”, hoặc “Hủy chuyển” "
+            "để trở lại với người gọi.", timeout=EXPECT_MS)
         complete = page.locator("#btn-transfer-complete")
         expect(complete).to_be_visible()
         expect(complete).to_be_enabled()
@@ -323,6 +330,45 @@ def test_given_consultation_on_desk_when_cancel_pressed_then_operator_back_with_
     (t,) = record(stack, call_id)["transfers"]
     assert (t["unit"], t["kind"], t["answered"], t["result"]) == (
         "so_y_te", "attended", True, "returned"), t
+
+
+def test_given_polls_overlapping_when_older_reply_comes_last_then_desk_keeps_newer_state(
+        stack: Stack, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    # Hold back one timed poll's reply (the server answered "available"), pause meanwhile
+    # (the pause's own poll shows "paused"), then let the old reply arrive.
+    held: list[tuple[Any, Any]] = []
+
+    def hold(route: Any) -> None:
+        if not held and "detail=false" in route.request.url:
+            held.append((route, route.fetch()))
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/desk*", hold)
+    assert wait_until(lambda: held or page.wait_for_timeout(100), 10), "no poll held"
+    assert held[0][1].json()["agent"]["state"] == "available"
+    state = page.locator("#agent-state")
+    page.select_option("#pause-reason", "meeting")
+    page.click("#btn-pause")
+    expect(state).to_have_attribute("data-state", "paused", timeout=EXPECT_MS)
+    page.evaluate("() => { window.deskStates = []; new MutationObserver(() => window.deskStates"
+                  ".push(document.getElementById('agent-state').dataset.state)).observe("
+                  "document.getElementById('agent-state'), {attributes: true}); }")
+    route, reply = held[0]
+    # Nothing else is asking now (the timed loop waits for this very reply).
+    with page.expect_response(lambda r: "/api/v1/desk" in r.url, timeout=EXPECT_MS):
+        route.fulfill(response=reply)
+    # The next timed poll has been answered too: the old reply has been handled by then.
+    with page.expect_response(lambda r: "/api/v1/desk" in r.url, timeout=EXPECT_MS):
+        pass
+    page.unroute("**/api/v1/desk*", hold)
+    seen = page.evaluate("window.deskStates")
+    assert seen and set(seen) == {"paused"}, seen  # never stepped back to "available"
+    expect(state).to_have_attribute("data-state", "paused")
+    page.click("#btn-ready")  # back to work for the next test
+    expect(state).to_have_attribute("data-state", "available", timeout=EXPECT_MS)
 
 
 def test_given_desk_when_api_cut_off_then_stale_banner_until_it_answers_again(
