@@ -26,9 +26,9 @@ from callcenter.console.context import find_tenant
 from callcenter.console.desk_api import add_desk_api
 from callcenter.console.pages import page_env, render
 from callcenter.console.sessions import error_page, require_console_role
-from callcenter.console.wallboard import TICKET_STATE_LABELS
 from callcenter.domain import transfer as xf
 from callcenter.domain.agent_texts import STATE_LABELS
+from callcenter.domain.listing import TICKET_STATE_LABELS
 from callcenter.domain.model import Tenant
 from callcenter.domain.ticket_config import policy_of
 from callcenter.queue.acd import AcdQueue
@@ -38,9 +38,6 @@ log = logging.getLogger("callcenter.console.desk")
 DESK_PATH: Final = "/console/desk"
 ROLES: Final = ("operator", "supervisor", "admin")
 _EXT: Final = re.compile(r"[0-9]{3,6}")
-# Ticket states the wallboard does not list (closed ones): the desk shows them after a save.
-_MORE_STATES: Final = {"answered": "Đã trả lời (đóng)", "resolved": "Đơn vị đã xử lý",
-                       "closed": "Đã đóng"}
 
 _DESK = """{% extends "layout.html" %}
 {% block head %}<link rel="stylesheet" href="/console/static/desk.css">
@@ -225,7 +222,7 @@ def page_data(tenant: Tenant) -> dict[str, Any]:
         "unit_names": {u.id: u.name for u in policy.units},
         "pause_reasons": [{"id": r.id, "label": r.label}
                           for r in tenant.operators.queue.pause_reasons],
-        "ticket_states": {**TICKET_STATE_LABELS, **_MORE_STATES},
+        "ticket_states": dict(TICKET_STATE_LABELS),  # the one table, every state
         "agent_states": {s.value: label for s, label in STATE_LABELS.items()},
     }
 

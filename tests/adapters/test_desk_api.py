@@ -29,8 +29,9 @@ from callcenter.domain import call as cm
 from callcenter.domain import menu as mn
 from callcenter.domain.agent_config import DEFAULT_PAUSE_REASONS
 from callcenter.domain.faq import FaqRow
+from callcenter.domain.listing import TICKET_STATE_LABELS
 from callcenter.domain.model import HotlineConfig
-from callcenter.domain.tickets import Actor
+from callcenter.domain.tickets import Actor, TicketState
 from callcenter.queue.acd import AcdQueue
 from callcenter.queue.server import PrivateRedis
 from callcenter.store.faq import FaqStore
@@ -397,6 +398,9 @@ async def test_given_operator_when_opening_desk_then_page_with_data_and_script(
     assert data["units"] == [{"id": "so_y_te", "name": "Sở Y tế"}]
     assert [r["id"] for r in data["pause_reasons"]] == [
         r.id for r in DEFAULT_PAUSE_REASONS]  # the config names none: the defaults
+    # Ticket states under the shared table's names (the ticket pages say the same).
+    assert data["ticket_states"] == TICKET_STATE_LABELS
+    assert set(data["ticket_states"]) == {s.value for s in TicketState}
     for label in ("Sẵn sàng", "Tạm nghỉ", "Kết thúc xử lý sau cuộc gọi", "Lưu phiếu",
                   "Trả lời từ FAQ", "Chuyển đơn vị", "Chuyển cuộc gọi"):
         assert label in page
