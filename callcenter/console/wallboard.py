@@ -45,6 +45,7 @@ import datetime as dt
 import json
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -86,6 +87,11 @@ WS_PATH: Final = "/console/wallboard/ws"
 ROLES: Final = ("supervisor", "admin")
 DEBOUNCE_S: Final = 0.5
 TICK_S: Final = 5.0
+# The day's records are read whole once, then only those written since (by created_at, with
+# an overlap for commits landing out of order and instances' clocks apart), and whole again
+# every FULL_READ_S so that anything missed (a clock far off) is caught.
+RECORDS_OVERLAP: Final = dt.timedelta(minutes=2)
+FULL_READ_S: Final = 300.0
 SESSION_CHECK_S: Final = 60.0
 SEND_TIMEOUT_S: Final = 5.0
 MAX_TICKETS: Final = 20
@@ -216,17 +222,42 @@ async def live_calls(redis: aioredis.Redis, tenant_id: str) -> dict[str, CallTim
 
 # ---- reading the stores (blocking; run in the console's pool) --------------------------------
 def records_between(store: CallRecordStore, tenant: str, start: dt.datetime,
-                    end: dt.datetime) -> list[CallTimes]:
-    """The times and outcome of the tenant's calls recorded as arriving in [start, end)."""
+                    end: dt.datetime, written_after: dt.datetime | None = None
+                    ) -> tuple[list[CallTimes], dt.datetime | None]:
+    """The times and outcome of the tenant's calls recorded as arriving in [start, end)
+    (only those written after ``written_after``, when given), and the latest write time."""
     c = _CALL_TABLE.c
-    q = sa.select(*_KPI_COLUMNS).where(c.tenant == tenant, c.arrived_at >= start,
-                                       c.arrived_at < end)
+    q = sa.select(*_KPI_COLUMNS, c.created_at).where(c.tenant == tenant, c.arrived_at >= start,
+                                                     c.arrived_at < end)
+    if written_after is not None:
+        q = q.where(c.created_at > written_after)
+    out: list[CallTimes] = []
+    latest: dt.datetime | None = None
     with store.engine.connect() as conn:
-        return [CallTimes(arrived_at=arrived, queued_at=queued, bridged_at=bridged,
-                          outcome=outcome, ended_at=ended, talk_ended_at=talk_ended,
-                          wrap_up_s=wrap_up, id=rid)
-                for rid, outcome, arrived, ended, queued, bridged, talk_ended, wrap_up
-                in conn.execute(q)]
+        for row in conn.execute(q):
+            # By position (the order of _KPI_COLUMNS, then created_at): the fastest way in.
+            rid, outcome, arrived, ended, queued, bridged, talk_ended, wrap_up = row[:8]
+            out.append(CallTimes(arrived_at=arrived, queued_at=queued, bridged_at=bridged,
+                                 outcome=outcome, ended_at=ended, talk_ended_at=talk_ended,
+                                 wrap_up_s=wrap_up, id=rid))
+            latest = row[8] if latest is None or row[8] > latest else latest
+    return out, latest
+
+
+@dataclass
+class DayRecords:
+    """One tenant's finished calls of the local day, kept between wallboard updates."""
+
+    day_start: dt.datetime
+    by_id: dict[str, CallTimes] = field(default_factory=dict)
+    written_until: dt.datetime | None = None  # latest created_at seen
+    full_read_at: float = 0.0  # monotonic time of the last whole read
+
+    def add(self, rows: Sequence[CallTimes], latest: dt.datetime | None) -> None:
+        """Keep ``rows`` (a record read twice counts once) and move the high-water mark."""
+        self.by_id.update((r.id, r) for r in rows)
+        if latest is not None and (self.written_until is None or latest > self.written_until):
+            self.written_until = latest
 
 
 def due_tickets(db: st.TicketDatabase, tenant: Tenant, now: dt.datetime,
@@ -271,6 +302,7 @@ class WallboardHub:
         self.redis_key = redis_key
         self.records = records
         self.feeds: dict[str, _Feed] = {}
+        self.days: dict[str, DayRecords] = {}  # per tenant
         self.subscribed = asyncio.Event()  # set while the subscription is up (tests wait on it)
         self._listener: asyncio.Task[None] | None = None
         self._closing = False
@@ -301,12 +333,29 @@ class WallboardHub:
                     "error": {"id": UNAVAILABLE_ID,
                               "message": "Không đọc được trạng thái trực tiếp."}}
         start, end = local_day_bounds(tenant.timezone, now)
-        records = await in_thread(app, records_between, self.records, tenant.id, start, end)
+        records = await self._day_records(tenant.id, start, end)
         tickets: list[DueTicket] = []
         if SERVICE in app:
             tickets = await in_thread(app, due_tickets, app[SERVICE].db, tenant, now)
         return build_state(tenant, now, in_use=use.in_use, snapshot=snapshot, records=records,
                            tickets=tickets, live=live)
+
+    async def _day_records(self, tenant_id: str, start: dt.datetime,
+                           end: dt.datetime) -> list[CallTimes]:
+        """The tenant's finished calls of the day: read whole at first, at midnight and every
+        FULL_READ_S; otherwise only those written since the last read (with an overlap)."""
+        day = self.days.get(tenant_id)
+        clock = time.monotonic()
+        if day is None or day.day_start != start or clock - day.full_read_at > FULL_READ_S:
+            day = DayRecords(start, full_read_at=clock)
+            after = None
+        else:
+            after = (day.written_until - RECORDS_OVERLAP) if day.written_until else None
+        rows, latest = await in_thread(self.app, records_between, self.records, tenant_id,
+                                       start, end, after)
+        day.add(rows, latest)
+        self.days[tenant_id] = day
+        return list(day.by_id.values())
 
     # -- browsers ----------------------------------------------------------------------------
     def watch(self, tenant_id: str, ws: web.WebSocketResponse) -> None:

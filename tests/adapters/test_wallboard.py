@@ -389,3 +389,38 @@ async def test_given_wallboard_page_then_it_carries_the_csrf_token_for_listen_in
     token = re.search(r'name="csrf" value="([^"]+)"', home)
     assert token and f'<meta name="csrf-token" content="{token[1]}">' in text
     assert 'id="listen-ext"' in text and "Nghe xen" in text
+
+
+async def test_given_day_read_once_when_records_added_then_only_the_new_ones_are_read(
+        client: TestClient[web.Request, web.Application], db_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = client.app[HUB]
+    now = dt.datetime.now(dt.UTC)
+    start, end = now - dt.timedelta(hours=1), now + dt.timedelta(hours=1)
+    reads: list[dt.datetime | None] = []
+    real = wallboard.records_between
+
+    def counting(*args: Any) -> Any:
+        reads.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(wallboard, "records_between", counting)
+    store = CallRecordStore(db_url)
+    try:
+        store.insert_once(record(1, now - dt.timedelta(minutes=5), "answered"))
+        assert [r.id for r in await hub._day_records("dongnai", start, end)] == ["pbx1:1"]
+        store.insert_once(record(2, now - dt.timedelta(minutes=4), "abandoned"))
+        second = await hub._day_records("dongnai", start, end)
+        # The second read asked only for what was written since (minus the overlap), and
+        # the first record, read again inside the overlap, counts once.
+        assert reads[0] is None and reads[1] is not None
+        assert sorted(r.id for r in second) == ["pbx1:1", "pbx1:2"]
+        # A new local day starts afresh with a whole read.
+        later = await hub._day_records("dongnai", end, end + dt.timedelta(days=1))
+        assert reads[2] is None and later == []
+        # ... and so does the next read once FULL_READ_S has passed.
+        monkeypatch.setattr(wallboard, "FULL_READ_S", -1.0)
+        await hub._day_records("dongnai", end, end + dt.timedelta(days=1))
+        assert reads[3] is None
+    finally:
+        store.close()
