@@ -37,7 +37,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -773,3 +773,26 @@ def finish(hotline: Hotline, failures: list[str], keep: bool) -> int:
         return 1
     print("RESULT: PASS")
     return 0
+
+
+def postgres_database(admin_url: str, tag: str) -> tuple[str, Callable[[], None]]:
+    """A fresh database ``hotline_bench_<tag>_<hex>`` on the server of ``admin_url``: its URL
+    and how to drop it (WITH (FORCE): a benchmark's pools may still hold connections)."""
+    import secrets
+
+    import sqlalchemy as sa
+
+    from callcenter.store.urls import normalise_url
+
+    admin = sa.create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT",
+                             poolclass=sa.pool.NullPool)
+    name = f"hotline_bench_{tag}_{secrets.token_hex(4)}"
+    with admin.connect() as conn:  # the name is ours (letters, digits, _): safe to quote
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return admin.url.set(database=name).render_as_string(hide_password=False), drop

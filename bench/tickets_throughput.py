@@ -36,7 +36,6 @@ import argparse
 import datetime as dt
 import os
 import random
-import secrets
 import shutil
 import statistics
 import sys
@@ -52,7 +51,13 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import log, machine_summary, stop_on_signals, table  # noqa: E402
+from common import (  # noqa: E402
+    log,
+    machine_summary,
+    postgres_database,
+    stop_on_signals,
+    table,
+)
 
 from callcenter.config_file import load_config  # noqa: E402
 from callcenter.domain.model import HotlineConfig  # noqa: E402
@@ -95,18 +100,7 @@ def sqlite_backend(work: Path, tag: str) -> Backend:
 
 
 def postgres_backend(admin_url: str, tag: str) -> Backend:
-    admin = sa.create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT",
-                             poolclass=sa.pool.NullPool)
-    name = f"hotline_bench_{tag}_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    url, drop = postgres_database(admin_url, tag)
     return Backend("PostgreSQL", url, drop=drop)
 
 

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import datetime as dt
 import random
-import secrets
 import sys
 import tempfile
 import time
@@ -34,7 +33,14 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import fmt_ms, log, machine_summary, percentile, table  # noqa: E402
+from common import (  # noqa: E402
+    fmt_ms,
+    log,
+    machine_summary,
+    percentile,
+    postgres_database,
+    table,
+)
 
 from callcenter.ari_app.calls import CALL_KEY, state_to_json  # noqa: E402
 from callcenter.config_file import load_config  # noqa: E402
@@ -53,25 +59,8 @@ from callcenter.queue.server import PrivateRedis  # noqa: E402
 from callcenter.store.migrate import upgrade_head  # noqa: E402
 from callcenter.store.models import CallRecord  # noqa: E402
 from callcenter.store.records import CallRecordStore  # noqa: E402
-from callcenter.store.urls import normalise_url  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def postgres_database(admin_url: str) -> tuple[str, Callable[[], None]]:
-    """A fresh database on the server of ``admin_url``: its URL and how to drop it."""
-    admin = sa.create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT",
-                             poolclass=sa.pool.NullPool)
-    name = f"hotline_bench_wall_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return admin.url.set(database=name).render_as_string(hide_password=False), drop
 
 
 def add_records(store: CallRecordStore, tenant: Tenant, now: dt.datetime, first: int,
@@ -186,7 +175,7 @@ async def main() -> int:
             rows = await measure("SQLite", f"sqlite:///{Path(tmp) / 'wall.db'}", tenant,
                                  sizes, args.live, args.repeat, redis)
             if not args.no_postgres:
-                url, drop = postgres_database(args.postgres_url)
+                url, drop = postgres_database(args.postgres_url, "wall")
                 try:
                     rows += await measure("PostgreSQL", url, tenant, sizes, args.live,
                                           args.repeat, redis)

@@ -265,6 +265,17 @@ _FORM_FIELDS = """
    data-error-field="{{ key }}">{{ form.errors[key] }}</span>{% endif %}{% endmacro %}
  {% macro inv(key) %}{% if form.errors.get(key) %} aria-invalid="true"
    aria-describedby="err-{{ key }}"{% endif %}{% endmacro %}
+ {% macro role_and_unit(choose) %}<select id="role" name="role"{{ inv("role") }}
+   data-role-select>
+  {% if choose %}<option value="">— Chọn —</option>{% endif %}
+  {% for r in roles %}<option value="{{ r }}"{% if form.role == r %} selected{% endif %}>
+   {{- role_names[r] }}</option>{% endfor %}</select> {{ err("role") }}</div>
+ <div><label for="unit">Đơn vị (chỉ cho vai trò Đơn vị xử lý)</label>
+  <select id="unit" name="unit"{{ inv("unit") }} data-unit-select>
+  <option value="">— Không —</option>
+  {% for id, uname in units %}<option value="{{ id }}"{% if form.unit == id %} selected
+   {%- endif %}>{{ uname }}</option>{% endfor %}</select> {{ err("unit") }}</div>
+ {%- endmacro %}
 """
 
 _LIST = """{% extends "layout.html" %}
@@ -321,15 +332,7 @@ _LIST = """{% extends "layout.html" %}
   <input id="full_name" name="full_name" value="{{ form.full_name }}" maxlength="200"
    {{- inv("full_name") }}> {{ err("full_name") }}</div>
  <div><label for="role">Vai trò</label>
-  <select id="role" name="role"{{ inv("role") }} data-role-select>
-  <option value="">— Chọn —</option>
-  {% for r in roles %}<option value="{{ r }}"{% if form.role == r %} selected{% endif %}>
-   {{- role_names[r] }}</option>{% endfor %}</select> {{ err("role") }}</div>
- <div><label for="unit">Đơn vị (chỉ cho vai trò Đơn vị xử lý)</label>
-  <select id="unit" name="unit"{{ inv("unit") }} data-unit-select>
-  <option value="">— Không —</option>
-  {% for id, uname in units %}<option value="{{ id }}"{% if form.unit == id %} selected
-   {%- endif %}>{{ uname }}</option>{% endfor %}</select> {{ err("unit") }}</div>
+  {{ role_and_unit(choose=True) }}
  <div><label for="password">Mật khẩu ban đầu (ít nhất {{ min_length }} ký tự)</label>
   <input id="password" name="password" type="password" autocomplete="new-password"
    {{- inv("password") }}> {{ err("password") }}</div>
@@ -378,14 +381,7 @@ _DETAIL = """{% extends "layout.html" %}
   <input id="full_name" name="full_name" value="{{ form.full_name }}" maxlength="200"
    {{- inv("full_name") }}> {{ err("full_name") }}</div>
  <div><label for="role">Vai trò</label>
-  <select id="role" name="role"{{ inv("role") }} data-role-select>
-  {% for r in roles %}<option value="{{ r }}"{% if form.role == r %} selected{% endif %}>
-   {{- role_names[r] }}</option>{% endfor %}</select> {{ err("role") }}</div>
- <div><label for="unit">Đơn vị (chỉ cho vai trò Đơn vị xử lý)</label>
-  <select id="unit" name="unit"{{ inv("unit") }} data-unit-select>
-  <option value="">— Không —</option>
-  {% for id, uname in units %}<option value="{{ id }}"{% if form.unit == id %} selected
-   {%- endif %}>{{ uname }}</option>{% endfor %}</select> {{ err("unit") }}</div>
+  {{ role_and_unit(choose=False) }}
  </div>
  <p><button type="submit">Lưu thay đổi</button></p>
 </form>

@@ -362,9 +362,11 @@ async def _detail(request: web.Request, user: User, ticket: Ticket, policy: Tick
         errors=errors or {}, typed=typed or {}, max_bytes=service.max_upload_bytes)
 
 
-async def ticket_page(request: web.Request) -> web.StreamResponse:
-    """GET /console/tickets/{code}: the ticket, its history, files and the unit's actions."""
-    user = require_console_role(request, ROLES)
+async def _ticket_of(request: web.Request, roles: tuple[str, ...]
+                     ) -> tuple[User, TicketPolicy, Ticket] | web.Response:
+    """The user (role checked), the tenant's policy and the ticket of the path, when this
+    user may see it; else the page to answer with (tenant gone, or 404)."""
+    user = require_console_role(request, roles)
     policy = _policy(request, user)
     if policy is None:
         return _no_tenant()
@@ -372,6 +374,15 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
     ticket = await _visible(request, user, code)
     if ticket is None:
         return _not_found(code[:40])
+    return user, policy, ticket
+
+
+async def ticket_page(request: web.Request) -> web.StreamResponse:
+    """GET /console/tickets/{code}: the ticket, its history, files and the unit's actions."""
+    found = await _ticket_of(request, ROLES)
+    if isinstance(found, web.Response):
+        return found
+    user, policy, ticket = found
     return await _detail(request, user, ticket, policy)
 
 
@@ -395,14 +406,11 @@ def _ticket_message(e: TicketError, max_bytes: int) -> tuple[str, str | None]:
 
 async def ticket_submit(request: web.Request) -> web.StreamResponse:
     """POST /console/tickets/{code}: a unit accepts, records the result or sends it back."""
-    user = require_console_role(request, ("unit",))
-    policy = _policy(request, user)
-    if policy is None:
-        return _no_tenant()
-    code = request.match_info["code"]
-    ticket = await _visible(request, user, code)
-    if ticket is None:
-        return _not_found(code[:40])
+    found = await _ticket_of(request, ("unit",))
+    if isinstance(found, web.Response):
+        return found
+    user, policy, ticket = found
+    code = ticket.code
     form = await request.post()  # the CSRF middleware read it already; aiohttp keeps it
     action = str(form.get("action", ""))
     typed = {k: str(form.get(k, "")) for k in ("result", "reason")
