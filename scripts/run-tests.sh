@@ -3,8 +3,9 @@
 # pytest's exit code 5 ("no tests collected") is a failure here, never a silent pass.
 #
 # With no arguments the end-to-end tests (a real Asterisk, mostly waiting on SIP timers) run in
-# one pytest process while the pure and adapter tests run in another: on 2 cores the whole
-# suite takes about as long as its longer half. Each half has its own temporary folder and
+# one pytest process while the pure and adapter tests run in two more (pytest-xdist, whole
+# files per worker so module fixtures start once): on 2 cores the CPU-bound half uses what the
+# waiting half leaves, and the whole suite takes about as long as its longer half. Each half has its own temporary folder and
 # junit file in test-artifacts/. With arguments, one pytest runs exactly what was asked.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,7 @@ echo "end-to-end tests run alongside; their output follows the others' (test-art
 .venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/e2e" \
   --junitxml=test-artifacts/junit-e2e.xml tests/e2e > test-artifacts/e2e.log 2>&1 &
 e2e_pid=$!
-.venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/core" \
+.venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/core" -n 2 --dist loadfile \
   --junitxml=test-artifacts/junit.xml tests/unit tests/adapters
 core_rc=$?
 wait "$e2e_pid"

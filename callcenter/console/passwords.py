@@ -73,8 +73,9 @@ class Passwords:
                                       hash_len=params.hash_len, salt_len=params.salt_len,
                                       type=Type.ID)
         # Verified against when the user is unknown or has no password, so the time a
-        # refusal takes does not tell which login names exist.
-        self._dummy = self._hasher.hash("hotline1022 dummy password, never valid")
+        # refusal takes does not tell which login names exist. Made at the first such login,
+        # not here: an app (or a test) that never sees one does not pay for a hash.
+        self._dummy: str | None = None
 
     def hash(self, password: str) -> str:
         """The argon2id hash (PHC string, salt and parameters inside) of a password."""
@@ -87,6 +88,8 @@ class Passwords:
             password = password[:MAX_LENGTH + 1]  # still wrong, but cheap to hash
         try:
             if stored_hash is None:
+                if self._dummy is None:
+                    self._dummy = self._hasher.hash("hotline1022 dummy password, never valid")
                 self._hasher.verify(self._dummy, password)
                 return False  # even if it matched the dummy
             return self._hasher.verify(stored_hash, password)
