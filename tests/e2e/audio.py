@@ -49,7 +49,13 @@ def tone_share(samples: list[int], rate: int, freq: float) -> float:
     return tone_power / total if total else 0.0
 
 
-def heard(path: Path, freq: float, *, last_s: float) -> float:
-    """``tone_share`` at ``freq`` over the last ``last_s`` seconds of a recording."""
+def heard(path: Path, freq: float, *, last_s: float | None = None,
+          between: tuple[float, float] | None = None) -> float:
+    """``tone_share`` at ``freq`` over the last ``last_s`` seconds of a recording, or over
+    ``between`` = (start, end) in seconds from its beginning."""
     rate, samples = read_pcm16(path)
+    if between is not None:
+        start, end = (max(0, int(rate * t)) for t in between)
+        return tone_share(samples[start:end], rate, freq)
+    assert last_s is not None, "give last_s or between"
     return tone_share(samples[-int(rate * last_s):], rate, freq)

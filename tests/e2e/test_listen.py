@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -245,24 +246,37 @@ def test_given_mode_when_supervisor_speaks_then_only_the_right_people_hear_it(
         # Three seconds of the supervisor speaking (150 packets of 20 ms sent) ...
         start = sup.rtp_tx(sup_index)
         assert wait_until(lambda: sup.rtp_tx(sup_index) > start + 150, 10)
+        hang_up_at = time.time()
         citizen.hangup()  # ... then the call ends: the recordings close
         assert wait_until(lambda: since(op, op_mark, "disconnected"), 10)
         assert wait_until(lambda: citizen.of("disconnected"), 10)
     finally:
         citizen.close()
-    # The last two seconds of each recording lie inside the listen-in.
-    at_operator = heard(ls.workdir / "heard-by-operator" / f"call-{index}.wav", SUPERVISOR_HZ,
-                        last_s=2.0)
-    at_caller = heard(tmp_path / "call-0.wav", SUPERVISOR_HZ, last_s=2.0)
+    # The two seconds before the hang-up, on each phone's own recording (its start is the
+    # phone's "recording" event): inside the listen-in, and before either side went quiet.
+    at_op = ls.workdir / "heard-by-operator" / f"call-{index}.wav"
+    at_cit = tmp_path / "call-0.wav"
+    op_window = _before(op, index, hang_up_at)
+    cit_window = _before(citizen, 0, hang_up_at)
+    at_operator = heard(at_op, SUPERVISOR_HZ, between=op_window)
+    at_caller = heard(at_cit, SUPERVISOR_HZ, between=cit_window)
     assert (at_operator >= HEARD) is operator_hears, (mode, at_operator)
     assert (at_operator <= NOT_HEARD) is not operator_hears, (mode, at_operator)
     assert (at_caller >= HEARD) is caller_hears, (mode, at_caller)
     assert (at_caller <= NOT_HEARD) is not caller_hears, (mode, at_caller)
-    # The call itself went on: each heard the other's tone to the end.
-    assert heard(tmp_path / "call-0.wav", OPERATOR_HZ, last_s=2.0) >= HEARD
-    assert heard(ls.workdir / "heard-by-operator" / f"call-{index}.wav", CALLER_HZ,
-                 last_s=2.0) >= HEARD
+    # The call itself went on: each heard the other's tone.
+    assert heard(at_cit, OPERATOR_HZ, between=cit_window) >= HEARD
+    assert heard(at_op, CALLER_HZ, between=op_window) >= HEARD
 
+
+def _before(phone: Any, index: int, moment: float, span: float = 2.0,
+            margin: float = 0.3) -> tuple[float, float]:
+    """The ``span`` seconds up to ``margin`` before ``moment`` (wall clock), in seconds from
+    the start of the phone's recording of call ``index``."""
+    (started,) = [e["t"] for e in phone.events
+                  if e["event"] == "recording" and e.get("index") == index]
+    end = moment - started - margin
+    return end - span, end
 
 WEB_SUPERVISOR, WEB_PASSWORD = "giamsat.web", "Mật khẩu giám sát 2026"
 

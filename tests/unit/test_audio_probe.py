@@ -47,6 +47,8 @@ def test_given_recording_when_tone_starts_late_then_only_the_tail_shows_it(
                 _tones(2.0, (425, 8000)) + _tones(1.0, (425, 8000), (1400, 8000)))
     assert heard(path, 1400, last_s=1.0) == pytest.approx(0.5, abs=0.03)
     assert heard(path, 1400, last_s=3.0) < 0.25
+    assert heard(path, 1400, between=(0.5, 1.5)) < 0.001  # before the tone started
+    assert heard(path, 1400, between=(2.2, 2.8)) == pytest.approx(0.5, abs=0.03)
 
 
 def test_given_header_sizes_never_written_then_read_to_the_end(tmp_path: Path) -> None:
