@@ -12,6 +12,7 @@ was accepted), fakesmsc; each SIGTERM, then SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -252,7 +253,39 @@ class KannelGateway:
                     break
                 except subprocess.TimeoutExpired:
                     log.warning("%s did not stop on %s", name, signal.Signals(sig).name)
+        self._stop_strays()
         log.info("Kannel stopped")
+
+    def _strays(self) -> list[int]:
+        """Processes started with this gateway's config file that we do not hold: a stop
+        signal landing between a box's start and its registration leaves one unowned."""
+        needle = str(self.conf_file).encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:  # gone meanwhile, or not ours to read
+                continue
+            if needle in argv and state != "Z":
+                found.append(int(entry.name))
+        return found
+
+    def _stop_strays(self, timeout: float = 5.0) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            strays = self._strays()
+            if not strays:
+                return
+            log.warning("stopping %d Kannel process(es) we did not hold: %s", len(strays),
+                        strays)
+            for pid in strays:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self._strays():
+                time.sleep(0.05)
 
 
 def _ephemeral_range() -> tuple[int, int]:

@@ -7,6 +7,9 @@ import dataclasses
 import datetime as dt
 import secrets as pysecrets
 import stat
+import subprocess
+import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from tests.adapters.kannel_fixtures import (
     DlrServer,
     fast_dispatcher,
     free_port,
+    started_gateway,
     target_for,
     wait_until,
 )
@@ -209,3 +213,24 @@ async def test_given_app_wired_with_sms_context_when_notice_queued_then_sent_and
     finally:
         await runner.cleanup()
     assert [m.text for m in _received(kannel, {_number("55", 1)})] == [NOTICE]
+
+
+def test_given_a_box_we_do_not_hold_when_stopping_then_it_is_stopped_too(
+        tmp_path: Path) -> None:
+    # As when a stop signal lands between a box's start and its registration: a process
+    # running with this gateway's config that the gateway does not hold.
+    gateway = started_gateway(tmp_path)
+    stray = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
+                              str(gateway.conf_file)])
+    try:
+        deadline = time.monotonic() + 5
+        while stray.pid not in gateway._strays() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stray.pid in gateway._strays()
+        gateway.stop()
+        assert stray.wait(10) is not None
+        assert gateway._strays() == []
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+            stray.wait()
