@@ -29,8 +29,18 @@ fi
 base=$(mktemp -d /tmp/hotline-tests.XXXXXX)  # short: unix socket paths live under it
 trap 'rm -rf "$base"' EXIT
 echo "end-to-end tests run alongside; their output follows the others' (test-artifacts/e2e.log)"
-.venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/e2e" -n 2 --dist loadfile \
-  --junitxml=test-artifacts/junit-e2e.xml tests/e2e > test-artifacts/e2e.log 2>&1 &
+# The listen-in audio tests measure what each phone heard, which needs Asterisk's mixing on
+# time: they run on their own after the others (with two e2e workers beside them, the
+# operator's recording twice lacked the caller while the supervisor was on).
+solo=tests/e2e/test_listen.py
+(
+  .venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/e2e" -n 2 --dist loadfile \
+    --junitxml=test-artifacts/junit-e2e.xml --ignore="$solo" tests/e2e
+  check "tests/e2e" $? || exit 1
+  .venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/e2e-solo" \
+    --junitxml=test-artifacts/junit-e2e-solo.xml "$solo"
+  check "$solo" $?
+) > test-artifacts/e2e.log 2>&1 &
 e2e_pid=$!
 .venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/core" -n 2 --dist loadfile \
   --junitxml=test-artifacts/junit.xml tests/unit tests/adapters
@@ -40,6 +50,5 @@ e2e_rc=$?
 echo "---- end-to-end tests (tests/e2e) ----"
 cat test-artifacts/e2e.log
 check "tests/unit tests/adapters" "$core_rc"; core_rc=$?
-check "tests/e2e" "$e2e_rc"; e2e_rc=$?
 echo "pure and adapter tests: exit $core_rc; end-to-end tests: exit $e2e_rc"
 [ "$core_rc" -eq 0 ] && [ "$e2e_rc" -eq 0 ]
