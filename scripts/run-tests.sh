@@ -2,11 +2,10 @@
 # The test command behind `make test`: every layer (pure, adapters, end to end on a real Asterisk).
 # pytest's exit code 5 ("no tests collected") is a failure here, never a silent pass.
 #
-# With no arguments the end-to-end tests (each module its own Asterisk and phones, mostly
-# waiting on SIP timers) and the pure and adapter tests run side by side, each in two
-# pytest-xdist workers (whole files per worker, so module fixtures start once): on 2 cores the
-# CPU-bound half uses what the waiting half leaves, and the suite takes about as long as its
-# longer half. Each half has its own temporary folder and
+# With no arguments the end-to-end tests (a real Asterisk, mostly waiting on SIP timers) run in
+# one pytest process while the pure and adapter tests run in two more (pytest-xdist, whole
+# files per worker so module fixtures start once): on 2 cores the CPU-bound half uses what the
+# waiting half leaves, and the whole suite takes about as long as its longer half. Each half has its own temporary folder and
 # junit file in test-artifacts/. With arguments, one pytest runs exactly what was asked.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,18 +28,8 @@ fi
 base=$(mktemp -d /tmp/hotline-tests.XXXXXX)  # short: unix socket paths live under it
 trap 'rm -rf "$base"' EXIT
 echo "end-to-end tests run alongside; their output follows the others' (test-artifacts/e2e.log)"
-# The listen-in audio tests measure what each phone heard, which needs Asterisk's mixing on
-# time: they run on their own after the others (with two e2e workers beside them, the
-# operator's recording twice lacked the caller while the supervisor was on).
-solo=tests/e2e/test_listen.py
-(
-  .venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/e2e" -n 2 --dist loadfile \
-    --junitxml=test-artifacts/junit-e2e.xml --ignore="$solo" tests/e2e
-  check "tests/e2e" $? || exit 1
-  .venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/e2e-solo" \
-    --junitxml=test-artifacts/junit-e2e-solo.xml "$solo"
-  check "$solo" $?
-) > test-artifacts/e2e.log 2>&1 &
+.venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/e2e" \
+  --junitxml=test-artifacts/junit-e2e.xml tests/e2e > test-artifacts/e2e.log 2>&1 &
 e2e_pid=$!
 .venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/core" -n 2 --dist loadfile \
   --junitxml=test-artifacts/junit.xml tests/unit tests/adapters
@@ -50,5 +39,6 @@ e2e_rc=$?
 echo "---- end-to-end tests (tests/e2e) ----"
 cat test-artifacts/e2e.log
 check "tests/unit tests/adapters" "$core_rc"; core_rc=$?
+check "tests/e2e" "$e2e_rc"; e2e_rc=$?
 echo "pure and adapter tests: exit $core_rc; end-to-end tests: exit $e2e_rc"
 [ "$core_rc" -eq 0 ] && [ "$e2e_rc" -eq 0 ]
