@@ -39,7 +39,7 @@ def _store(settings: Settings) -> Any:
 
 def _db_error(e: Exception) -> int:
     print(f"error: callback requests unavailable ({str(e).splitlines()[0]}); is the database "
-          "migrated (`callcenter run` once, or alembic upgrade head)?", file=sys.stderr)
+          "migrated (`callcenter db upgrade`)?", file=sys.stderr)
     return 2
 
 

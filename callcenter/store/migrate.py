@@ -7,10 +7,11 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from callcenter.store.urls import ensure_sqlite_parent, normalise_url
+from callcenter.store.urls import ensure_sqlite_parent, normalise_url, sqlite_file
 
-# The Alembic environment lives in the repository's sql/ folder, next to the package.
-SCRIPT_LOCATION = Path(__file__).resolve().parents[2] / "sql"
+# The Alembic environment and migrations are package data (callcenter/store/migrations/):
+# an installed wheel migrates from any folder, without alembic.ini.
+SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:
@@ -30,3 +31,27 @@ def upgrade_head(database_url: str) -> None:
     """Run every pending migration against `database_url` (a no-op when already at head)."""
     ensure_sqlite_parent(normalise_url(database_url))
     command.upgrade(alembic_config(database_url), "head")
+
+
+def current_revisions(database_url: str) -> tuple[str, ...]:
+    """The revisions the database is at (empty before its first migration)."""
+    import sqlalchemy as sa
+    from alembic.migration import MigrationContext
+
+    url = normalise_url(database_url)
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        return ()  # not made yet; connecting would create an empty file
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return tuple(MigrationContext.configure(conn).get_current_heads())
+    finally:
+        engine.dispose()
+
+
+def head_revisions() -> tuple[str, ...]:
+    """The newest revisions the shipped migrations lead to."""
+    from alembic.script import ScriptDirectory
+
+    return tuple(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())

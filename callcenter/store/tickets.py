@@ -4,7 +4,7 @@ Synchronous SQLAlchemy Core, like the other stores; ``callcenter.tickets.service
 (and owns the rules). Functions here take a Connection so that one ticket change, its audit
 entries, its call links and its SMS (``callcenter.store.sms.enqueue``) commit together.
 
-Tables (migration ``sql/versions/0004_tickets.py``):
+Tables (migration ``callcenter/store/migrations/versions/0004_tickets.py``):
 
 * ``tickets``: every field of ``callcenter.domain.tickets.Ticket`` except ``call_ids``, plus
   the scheduling columns the deadline job reads (``remind_at``; ``late_at`` and

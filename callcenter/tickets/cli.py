@@ -229,7 +229,7 @@ def _run(settings: Settings, body: Any) -> int:
         return 1
     except SQLAlchemyError as e:
         print(f"error: ticket store unavailable ({str(e).splitlines()[0][:200]}); is the "
-              "database migrated (`callcenter run` once, or alembic upgrade head)?",
+              "database migrated (`callcenter db upgrade`)?",
               file=sys.stderr)
         return 2
     finally:
