@@ -245,6 +245,9 @@ class Hotline:
         self.ivr = ivr
         self.tenant_extra = tenant_extra
         self.workdir = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
+        # `callcenter run` as root hands the app to its unprivileged user, which must walk
+        # down to the state folder inside (search only: nobody else can list it).
+        self.workdir.chmod(0o701)
         self.state = self.workdir / "state"
         self.config_path = self.workdir / "hotline.yaml"
         self.app_log = self.workdir / "callcenter-run.log"
@@ -396,7 +399,14 @@ class Hotline:
             return 0, {}
 
     def health(self) -> dict[str, Any]:
-        return dict(self._get("/healthz")[1] or {})
+        """/readyz's details (loopback sees them) in the keys the benchmarks read:
+        ari_connected, calls, journal_pending, config_error; {} when the app does not answer."""
+        checks = (self._get("/readyz")[1] or {}).get("checks") or {}
+        if not checks:
+            return {}
+        return {"ari_connected": bool(checks["ari"]["ok"]), "calls": checks["ari"].get("calls"),
+                "journal_pending": checks["journal"].get("pending"),
+                "config_error": checks["config"]["error"]}
 
     def pool_api(self) -> list[dict[str, Any]]:
         return list(self._get("/api/pool")[1] or [])

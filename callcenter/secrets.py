@@ -59,14 +59,30 @@ def load_env_secrets(path: Path, keys: tuple[str, ...],
             f.write("# Generated at first run; keep private (mode 0600).\n")
             f.writelines(f"{k}={stored[k]}\n" for k in keys if k in stored)
         os.replace(tmp, path)
-    if path.exists():
-        os.chmod(path, 0o600)
+    _keep_private(path)
     return values
 
 
-def load_secrets(state_dir: Path) -> Secrets:
-    """Environment first, then STATE_DIR/secrets.env; missing values generated, saved 0600."""
-    values = load_env_secrets(state_dir / "secrets.env", KEYS,
+def _keep_private(path: Path) -> None:
+    """Take away what other users may do with a secrets file, never what its owner or group
+    already have: an installer's 0640 root:hotline1022 file stays readable by the app."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return
+    if not mode & 0o037:
+        return
+    try:
+        os.chmod(path, mode & 0o640)
+    except OSError as e:  # not ours to change (read-only /etc under systemd): say so, go on
+        log.warning("%s is readable by other users (mode %o) and could not be tightened: %s",
+                    path, mode, e.strerror)
+
+
+def load_secrets(state_dir: Path, path: Path | None = None) -> Secrets:
+    """Environment first, then ``path`` (default STATE_DIR/secrets.env); missing values
+    generated, saved 0600."""
+    values = load_env_secrets(path or state_dir / "secrets.env", KEYS,
                               {"HOTLINE_ARI_USER": "hotline-ari",
                                "HOTLINE_AMI_USER": "hotline-ami"})
     return Secrets(

@@ -16,6 +16,7 @@ def build_prompts(settings: Settings, tenant_ids: list[str] | None = None,
     from callcenter.domain import menu as mn
     from callcenter.ivr.prompt_library import PromptLibrary
     from callcenter.ivr.runtime import tenant_prompts
+    from callcenter.ops.accounts import service_account
     from callcenter.pbx.install import ensure_asterisk
     from callcenter.pbx.layout import PbxLayout
     from callcenter.store.faq import FaqStore
@@ -37,7 +38,7 @@ def build_prompts(settings: Settings, tenant_ids: list[str] | None = None,
     finally:
         store.close()
     result = library.build(wanted, progress)
-    layout.chown_tree()
+    layout.set_ownership(service_account(settings.service_user))
     return result
 
 

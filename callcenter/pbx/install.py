@@ -65,8 +65,14 @@ class AsteriskInstall:
 
 
 def cache_dir() -> Path:
-    """The cache folder outside the clone (HOTLINE_CACHE, default ~/.cache/hotline1022)."""
-    return Path(os.environ.get("HOTLINE_CACHE", Path.home() / ".cache" / "hotline1022"))
+    """The cache folder outside the clone: HOTLINE_CACHE, else /var/cache/hotline1022 for root
+    (the unprivileged app must reach the rootfs's PBX instance: root's home is 0700), else
+    ~/.cache/hotline1022."""
+    if os.environ.get("HOTLINE_CACHE"):
+        return Path(os.environ["HOTLINE_CACHE"])
+    if os.geteuid() == 0:
+        return Path("/var/cache/hotline1022")
+    return Path.home() / ".cache" / "hotline1022"
 
 
 def _version_of(argv: list[str]) -> str | None:
@@ -89,12 +95,39 @@ def find_host_asterisk() -> AsteriskInstall | None:
     return AsteriskInstall(binary=path, root=None, version=version) if version else None
 
 
+def packaged_version(root: Path, package: str = "asterisk") -> str | None:
+    """``Asterisk X.Y.Z…`` from the rootfs's dpkg database (no chroot: any user can read it),
+    or None when the package is not installed there or older than MIN_MAJOR."""
+    try:
+        stanzas = (root / "var/lib/dpkg/status").read_text(errors="replace").split("\n\n")
+    except OSError:
+        return None
+    for stanza in stanzas:
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line)
+        if fields.get("Package") == package and "installed" in fields.get("Status", ""):
+            version = fields.get("Version", "").split(":", 1)[-1]  # without the epoch
+            m = re.match(r"(\d+)\.", version)
+            if m and int(m.group(1)) >= MIN_MAJOR:
+                return f"Asterisk {version}"
+    return None
+
+
 def rootfs_install(root: Path) -> AsteriskInstall | None:
-    """The Asterisk inside an already built rootfs, if it is complete."""
+    """The Asterisk inside an already built rootfs, if it is complete.
+
+    Root runs it once to be sure it starts; another user (the unprivileged app, which only
+    needs the instance's paths) cannot chroot and reads the version from dpkg's database.
+    """
     marker = root / READY_MARKER
-    if not marker.exists() or marker.read_text().split() != list(ROOTFS_PACKAGES):
-        return None  # missing, half-built, or built for another package list: rebuild
-    version = _version_of(["chroot", str(root), "/usr/sbin/asterisk"])
+    try:
+        if not marker.exists() or marker.read_text().split() != list(ROOTFS_PACKAGES):
+            return None  # missing, half-built, or built for another package list: rebuild
+    except PermissionError:
+        return None
+    if os.geteuid() == 0:
+        version = _version_of(["chroot", str(root), "/usr/sbin/asterisk"])
+    else:
+        version = packaged_version(root)
     if not version:
         return None
     return AsteriskInstall(binary="/usr/sbin/asterisk", root=root, version=version)
@@ -141,6 +174,10 @@ def ensure_asterisk(root: Path | None = None) -> AsteriskInstall:
     found = rootfs_install(root)
     if found:
         return found
+    if os.geteuid() != 0:
+        raise ProvisionError(
+            f"no Asterisk >= {MIN_MAJOR} on PATH and no ready rootfs at {root}: build it as "
+            f"root first (`callcenter pbx render`, or `make run`), or install asterisk")
     root.parent.mkdir(parents=True, exist_ok=True)
     with open(root.parent / (root.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a parallel test session waits for the same build

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from callcenter.ops.processes import release_guard, spawn
 from callcenter.pbx.layout import PbxLayout
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,16 @@ log = logging.getLogger(__name__)
 
 class PbxStartError(RuntimeError):
     """Asterisk did not come up; carries the tail of its log."""
+
+
+def asterisk_argv(layout: PbxLayout, *extra: str) -> list[str]:
+    """The command that runs this instance's Asterisk (chrooted when needed, as its user)."""
+    install = layout.install
+    args = ["-C", layout.conf_file, *extra]
+    if os.geteuid() == 0 and install.asterisk_user() is not None:
+        # Debian's files belong to the asterisk user: run as it, never as root.
+        args = ["-U", "asterisk", "-G", "asterisk", *args]
+    return install.command(*args)
 
 
 class AsteriskProcess:
@@ -31,18 +42,16 @@ class AsteriskProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _argv(self, *extra: str) -> list[str]:
-        install = self.layout.install
-        args = ["-C", self.layout.conf_file, *extra]
-        if os.geteuid() == 0 and install.asterisk_user() is not None:
-            # Debian's files belong to the asterisk user: run as it, never as root.
-            args = ["-U", "asterisk", "-G", "asterisk", *args]
-        return install.command(*args)
+        return asterisk_argv(self.layout, *extra)
 
     def start(self, timeout: float = 60.0) -> None:
         """Start in the foreground (-f) and wait until ARI answers."""
         out = open(self.layout.host("log") / "console.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            self._argv("-f", "-n"), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+        # guard: Asterisk drops to its own user, which clears the death signal; a watcher
+        # process stops it when we die without stopping it (kill -9, OOM killer).
+        self.proc = spawn(
+            "asterisk", self._argv("-f", "-n"), guard=True, stdin=subprocess.DEVNULL,
+            stdout=out, stderr=out,
             start_new_session=True,  # Ctrl-C in the terminal goes to us; we stop it in order
         )
         out.close()
@@ -87,7 +96,16 @@ class AsteriskProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         """core stop now, then SIGTERM, then SIGKILL: never leave an Asterisk behind."""
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None:
+            return
+        try:
+            self._stop(timeout)
+        finally:
+            release_guard(self.proc)
+
+    def _stop(self, timeout: float) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
             return
         try:
             self.rx("core stop now", timeout=5)

@@ -1,4 +1,4 @@
-"""Render Asterisk's configuration from the hotline config and the templates in asterisk-config/.
+"""Render Asterisk's configuration from the hotline config and the templates in templates/.
 
 Nothing in the rootfs is edited by hand: every file Asterisk reads for an instance is written here.
 """
@@ -14,11 +14,13 @@ from pathlib import Path
 import jinja2
 
 from callcenter.domain.model import DEFAULT_PROMPTS, HotlineConfig
+from callcenter.ops.processes import RunAs
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.prompts import PromptSpec, make_hold_music, place_prompts
 from callcenter.secrets import Secrets, operator_passwords
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "asterisk-config"
+# Package data (callcenter/pbx/templates/*.j2): found next to this module, installed or not.
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATES = (
     "asterisk.conf", "modules.conf", "logger.conf", "http.conf", "ari.conf", "manager.conf",
     "rtp.conf", "musiconhold.conf", "pjsip.conf", "extensions.conf", "cdr.conf", "cel.conf",
@@ -114,9 +116,8 @@ def refused_sources(banned_sources: Sequence[str]) -> list[str]:
 
 
 def render_texts(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
-                 passwords: Mapping[str, str], banned_sources: Sequence[str] = (),
-                 verbose: bool = False, bench_plain_number: str | None = None
-                 ) -> dict[str, str]:
+                 passwords: Mapping[str, str], verbose: bool = False,
+                 bench_plain_number: str | None = None) -> dict[str, str]:
     """Each config file's text by name (nothing written); ``passwords`` by extension."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
@@ -134,7 +135,7 @@ def render_texts(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
         "verbose": verbose,
         "bench_plain_number": bench_plain_number,
         "operators": operator_accounts(config, passwords),
-        "banned_sources": refused_sources(banned_sources),
+        "refused_file": REFUSED_FILE,
     }
     return {name: env.get_template(f"{name}.j2").render(ctx) for name in TEMPLATES}
 
@@ -144,33 +145,60 @@ def _write_if_changed(path: Path, text: str) -> bool:
         return False
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
-    os.chmod(tmp, 0o640)  # contains ARI/AMI secrets: readable by asterisk only (chown_tree)
+    os.chmod(tmp, 0o640)  # holds ARI/AMI secrets: owner and Asterisk's group (set_ownership)
     os.replace(tmp, path)
     return True
+
+
+REFUSED_FILE = "pjsip_refused.conf"  # included by pjsip.conf; the SIP guard rewrites it alone
+
+
+def refused_sources_text(banned_sources: Sequence[str]) -> str:
+    """The PJSIP ``type=acl`` section refusing these sources (a comment when there are none)."""
+    lines = ["; Sources refused after repeated authentication failures (the SIP guard, from AMI",
+             "; security events): every request from them gets 403, whatever endpoint it is for."]
+    refused = refused_sources(banned_sources)
+    if refused:
+        lines += ["[refused-sources]", "type = acl", *(f"deny = {ip}" for ip in refused)]
+    return "\n".join(lines) + "\n"
+
+
+def write_refused_sources(layout: PbxLayout, banned_sources: Sequence[str]) -> bool:
+    """Rewrite only the refused-sources ACL (``module reload res_pjsip.so`` applies it);
+    True when it changed. Prompts and the rest of the tree are left alone."""
+    with layout.locked():
+        return _write_if_changed(layout.host("etc") / REFUSED_FILE,
+                                 refused_sources_text(banned_sources))
 
 
 def render(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
            prompt_cache: Path, sounds_override: Path | None = None,
            verbose: bool = False, bench_plain_number: str | None = None,
-           banned_sources: Sequence[str] = (),
-           environ: Mapping[str, str] | None = None) -> list[str]:
+           banned_sources: Sequence[str] | None = (),
+           environ: Mapping[str, str] | None = None,
+           app_account: RunAs | None = None) -> list[str]:
     """Write all config files and prompts for the instance; return the names that changed.
 
     Operators' passwords are read from ``environ`` (default: this process's environment) or
     their files; an operator without one is left out and logged at ERROR. ``banned_sources``
-    (IPv4 addresses) are refused by a PJSIP ``type=acl`` section: 403 to every request from
-    them, registered operators and the trunk alike (``module reload res_pjsip.so`` applies it).
+    (IPv4 addresses) are refused by a PJSIP ``type=acl`` section in its own file: 403 to every
+    request from them, registered operators and the trunk alike (``module reload
+    res_pjsip.so`` applies it); None leaves that file as the SIP guard last wrote it (a config
+    reload while sources are refused). One render at a time per instance (``layout.locked``);
+    as root, ownership follows `PbxLayout.set_ownership` for ``app_account``.
     """
     layout.create()
     texts = render_texts(config, layout, secrets,
                          passwords=operator_passwords(config, environ),
-                         banned_sources=banned_sources, verbose=verbose,
-                         bench_plain_number=bench_plain_number)
+                         verbose=verbose, bench_plain_number=bench_plain_number)
+    if banned_sources is not None:
+        texts[REFUSED_FILE] = refused_sources_text(banned_sources)
     changed = []
-    for name, text in texts.items():
-        if _write_if_changed(layout.host("etc") / name, text):
-            changed.append(name)
-    place_prompts(prompt_specs(config), layout.host("sounds"), sounds_override, prompt_cache)
-    make_hold_music(layout.host("moh") / "hotline-hold.wav")
-    layout.chown_tree()
+    with layout.locked():
+        for name, text in texts.items():
+            if _write_if_changed(layout.host("etc") / name, text):
+                changed.append(name)
+        place_prompts(prompt_specs(config), layout.host("sounds"), sounds_override, prompt_cache)
+        make_hold_music(layout.host("moh") / "hotline-hold.wav")
+        layout.set_ownership(app_account)
     return changed

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import redis
 
+from callcenter.ops.processes import RunAs, spawn
+
 log = logging.getLogger(__name__)
 
 
@@ -31,8 +33,9 @@ def answers(url: str, timeout: float = 1.0) -> bool:
 class PrivateRedis:
     """A redis-server on a unix socket only (no TCP port), nothing kept on disk."""
 
-    def __init__(self, socket_path: Path):
+    def __init__(self, socket_path: Path, run_as: RunAs | None = None):
         self.socket_path = socket_path
+        self.run_as = run_as  # a root run starts it as the app's user (owner of the socket)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -49,11 +52,12 @@ class PrivateRedis:
             return
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
         self.socket_path.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(
-            [binary, "--port", "0", "--unixsocket", str(self.socket_path),
+        self.proc = spawn(
+            "redis-server", [binary, "--port", "0", "--unixsocket", str(self.socket_path),
              "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
              "--dir", str(self.socket_path.parent), "--logfile", "", "--loglevel", "warning"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
+            **(self.run_as.popen() if self.run_as else {}),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -33,12 +33,14 @@ from typing import IO
 import jinja2
 
 from callcenter.domain.sms_parts import MAX_PARTS
+from callcenter.ops.processes import RunAs, spawn
 from callcenter.sms.config import LOOPBACK, SmsSettings
 from callcenter.sms.credentials import KannelSecrets
 
 log = logging.getLogger(__name__)
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "kannel-config"
+# Package data (callcenter/sms/templates/kannel.conf.j2), next to this module.
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 SBIN = ("/usr/sbin", "/usr/local/sbin")
 FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")  # Debian's kannel-extras
 # fakesmsc needs one MO message template even with `-m 0` (send none); never sent.
@@ -105,10 +107,12 @@ def render_config(settings: SmsSettings, secrets: KannelSecrets, directory: Path
 class KannelGateway:
     """bearerbox + smsbox (+ fakesmsc) for one state folder; start() and stop() may repeat."""
 
-    def __init__(self, settings: SmsSettings, secrets: KannelSecrets, directory: Path):
+    def __init__(self, settings: SmsSettings, secrets: KannelSecrets, directory: Path,
+                 run_as: RunAs | None = None):
         self.settings = settings
         self.secrets = secrets
         self.directory = directory
+        self.run_as = run_as  # a root run starts the boxes unprivileged (smsbox serves HTTP)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
@@ -148,9 +152,10 @@ class KannelGateway:
     def _spawn(self, name: str, argv: list[str], out: Path) -> None:
         f: IO[bytes] = open(out, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
-            self.procs[name] = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=f, stderr=f, cwd=self.directory,
+            self.procs[name] = spawn(
+                name, argv, stdin=subprocess.DEVNULL, stdout=f, stderr=f, cwd=self.directory,
                 start_new_session=True,  # Ctrl-C goes to us; we stop Kannel in order
+                **(self.run_as.popen() if self.run_as else {}),
             )
         finally:
             f.close()
@@ -169,6 +174,8 @@ class KannelGateway:
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, self.conf_file)
+        if self.run_as is not None:  # the boxes read their config and write logs and spool here
+            self.run_as.chown(self.directory, recursive=True)
         conf = str(self.conf_file)
         deadline = time.monotonic() + timeout
         try:
@@ -323,7 +330,7 @@ def free_settings(base: SmsSettings | None = None) -> SmsSettings:
 
 
 def start_for_run(settings: SmsSettings, secrets: KannelSecrets,
-                  state_dir: Path) -> KannelGateway | None:
+                  state_dir: Path, run_as: RunAs | None = None) -> KannelGateway | None:
     """For `callcenter run`: our own Kannel, or None (SMS off, external gateway, not installed).
 
     Without Kannel the hotline still runs: texts wait in the outbox until a gateway is there.
@@ -334,7 +341,7 @@ def start_for_run(settings: SmsSettings, secrets: KannelSecrets,
     if settings.gateway_url:
         log.info("SMS through the existing Kannel at %s", settings.gateway_url)
         return None
-    gateway = KannelGateway(settings, secrets, state_dir / "kannel")
+    gateway = KannelGateway(settings, secrets, state_dir / "kannel", run_as)
     try:
         gateway.start()
     except (KannelUnavailable, KannelStartError) as e:

@@ -6,6 +6,8 @@ import os
 import wave
 from pathlib import Path
 
+import pytest
+
 from callcenter.config_file import load_config
 from callcenter.pbx.install import AsteriskInstall
 from callcenter.pbx.layout import PbxLayout
@@ -103,3 +105,107 @@ def test_given_recorded_prompt_when_rendered_then_it_overrides_speech(tmp_path: 
            prompt_cache=tmp_path / "prompts", sounds_override=tmp_path / "sounds")
     with wave.open(str(layout.host("sounds/dongnai/greeting.wav"))) as w:
         assert w.getframerate() == 8000 and w.getnframes() == 4000
+
+
+def _install(tmp_path: Path, uid: int, gid: int) -> AsteriskInstall:
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True, exist_ok=True)
+    (rootfs / "etc/passwd").write_text(f"asterisk:x:{uid}:{gid}::/:/bin/false\n")
+    return AsteriskInstall(binary="/usr/sbin/asterisk", root=rootfs, version="Asterisk 22")
+
+
+def test_given_renders_at_once_on_one_instance_then_each_completes_and_prompts_stay(
+        tmp_path: Path) -> None:
+    """The SIP guard, a config reload and an admin's edit can render at the same moment: two
+    renders at once lost a prompt's .new.wav (FileNotFoundError); one at a time now."""
+    import threading
+
+    layout = PbxLayout.for_instance(_install(tmp_path, os.getuid(), os.getgid()), "unit",
+                                    tmp_path / "state")
+    secrets = load_secrets(tmp_path / "state")
+    config = load_config(ROOT / "config/hotline.yaml")
+    render(config, layout, secrets, prompt_cache=tmp_path / "prompts")  # cache filled once
+    errors: list[BaseException] = []
+
+    def renders() -> None:
+        try:
+            for _ in range(8):
+                render(config, layout, secrets, prompt_cache=tmp_path / "prompts")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=renders) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert layout.host("sounds/dongnai/greeting.wav").exists()
+    assert not list(layout.host("sounds").rglob("*.new.wav"))
+
+
+def test_given_refused_sources_when_written_then_only_their_file_changes(
+        tmp_path: Path) -> None:
+    from callcenter.pbx.render import REFUSED_FILE, write_refused_sources
+
+    layout = PbxLayout.for_instance(_install(tmp_path, os.getuid(), os.getgid()), "unit",
+                                    tmp_path / "state")
+    render(load_config(ROOT / "config/hotline.yaml"), layout, load_secrets(tmp_path / "state"),
+           prompt_cache=tmp_path / "prompts")
+    others = {p: p.stat().st_mtime_ns for p in layout.host().rglob("*")
+              if p.is_file() and p.name not in (REFUSED_FILE, ".render.lock")}
+
+    assert write_refused_sources(layout, ("127.0.0.7",)) is True
+    assert "deny = 127.0.0.7" in (layout.host("etc") / REFUSED_FILE).read_text()
+    assert write_refused_sources(layout, ("127.0.0.7",)) is False  # unchanged: no reload
+    assert {p: p.stat().st_mtime_ns for p in others} == others
+    # A config render leaves the guard's file alone (banned_sources=None), a start clears it.
+    render(load_config(ROOT / "config/hotline.yaml"), layout, load_secrets(tmp_path / "state"),
+           prompt_cache=tmp_path / "prompts", banned_sources=None)
+    assert "deny = 127.0.0.7" in (layout.host("etc") / REFUSED_FILE).read_text()
+    render(load_config(ROOT / "config/hotline.yaml"), layout, load_secrets(tmp_path / "state"),
+           prompt_cache=tmp_path / "prompts")
+    assert "deny" not in (layout.host("etc") / REFUSED_FILE).read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ownership can only be given by root")
+def test_given_unprivileged_app_when_rendered_as_root_then_each_party_gets_only_its_rights(
+        tmp_path: Path) -> None:
+    import stat
+
+    from callcenter.ops.processes import RunAs
+
+    ast_uid, ast_gid = 4241, 4242  # the rootfs's asterisk user
+    app = RunAs("nobody", 65534, 65534)
+    layout = PbxLayout.for_instance(_install(tmp_path, ast_uid, ast_gid), "unit",
+                                    tmp_path / "state")
+    render(load_config(ROOT / "config/hotline.yaml"), layout, load_secrets(tmp_path / "state"),
+           prompt_cache=tmp_path / "prompts", app_account=app)
+
+    def owner(p: Path) -> tuple[int, int, int]:
+        st = p.lstat()
+        return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
+
+    # What the app rewrites while it runs: its own, readable by Asterisk's group, nobody else.
+    assert owner(layout.host("etc")) == (app.uid, ast_gid, 0o2750)
+    assert owner(layout.host("etc/pjsip.conf")) == (app.uid, ast_gid, 0o640)
+    assert owner(layout.host("sounds/dongnai")) == (app.uid, ast_gid, 0o2750)
+    assert owner(layout.host("sounds/dongnai/greeting.wav")) == (app.uid, ast_gid, 0o640)
+    # Asterisk's working folders; recordings shared with the app's group only.
+    assert owner(layout.host("log"))[:2] == (ast_uid, ast_gid)
+    assert owner(layout.host())[:2] == (ast_uid, app.gid) and owner(layout.host())[2] == 0o750
+    assert owner(layout.recordings()) == (ast_uid, app.gid, 0o2770)
+
+
+def test_given_installed_secrets_file_0640_when_loaded_then_group_keeps_reading_it(
+        tmp_path: Path) -> None:
+    """The installer's /etc/hotline1022/secrets.env is 0640 root:hotline1022: a root-run
+    render must not make it 0600 (the app could no longer read it); other users' bits go."""
+    path = tmp_path / "secrets.env"
+    load_secrets(tmp_path, path)
+    path.chmod(0o640)
+    load_secrets(tmp_path, path)
+    assert path.stat().st_mode & 0o777 == 0o640
+    path.chmod(0o664)
+    load_secrets(tmp_path, path)
+    assert path.stat().st_mode & 0o777 == 0o640

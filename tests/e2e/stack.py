@@ -19,6 +19,7 @@ import redis
 import yaml
 
 from callcenter.config_file import load_config
+from callcenter.ops.processes import spawn
 from callcenter.pbx.install import cache_dir, ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess
@@ -44,6 +45,24 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
             port = int(s.getsockname()[1])
         if port not in RTP_RESERVED:
             return port
+
+
+def readiness_summary(http_port: int) -> dict[str, Any]:
+    """``/readyz``'s details (a loopback request sees them) in the keys the tests read:
+    ari_connected, calls, journal_pending, config_error; {} when the app does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=5) as r:
+            body = json.loads(r.read())
+    except urllib.error.HTTPError as e:  # 503: not ready, the details still tell why
+        body = json.loads(e.read())
+    except (OSError, ValueError):
+        return {}
+    checks = body.get("checks") or {}
+    if not checks:
+        return {}
+    return {"ari_connected": bool(checks["ari"]["ok"]), "calls": checks["ari"].get("calls"),
+            "journal_pending": checks["journal"].get("pending"),
+            "config_error": checks["config"]["error"], "status": body.get("status")}
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
@@ -198,9 +217,10 @@ class Stack:
 
     def start_app(self, **extra_env: str) -> None:
         log = open(self.app_log, "ab")  # noqa: SIM115
-        self.app = subprocess.Popen([sys.executable, "-m", "callcenter", "app"],
-                                    env={**self.env(), **extra_env},
-                                    stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        # spawn: the app dies with this test process, and the session checks it is gone.
+        self.app = spawn("app", [sys.executable, "-m", "callcenter", "app"],
+                         env={**self.env(), **extra_env},
+                         stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         log.close()
         ok = wait_until(lambda: self.health().get("ari_connected"), 30)
         if not ok:
@@ -224,14 +244,9 @@ class Stack:
         return "\n".join(self.app_log.read_text(errors="replace").splitlines()[-n:])
 
     def health(self) -> dict[str, Any]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz",
-                                        timeout=2) as r:
-                return dict(json.loads(r.read()))
-        except urllib.error.HTTPError as e:
-            return dict(json.loads(e.read()))
-        except OSError:
-            return {}
+        """The app's readiness as the tests read it (``readiness_summary``); {} when it does
+        not answer."""
+        return readiness_summary(self.http_port)
 
     def app_lines(self) -> int | None:
         """The line limit the running app has in force for the test tenant now."""

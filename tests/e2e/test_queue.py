@@ -30,11 +30,12 @@ import redis.asyncio as aioredis
 import yaml
 
 from callcenter.domain import agents as ag
+from callcenter.ops.processes import spawn
 from callcenter.queue.acd import EVENTS, AcdQueue
 from callcenter.store.records import CallRecordStore
 from callcenter.tools.softphone import PhoneGroup
 from tests.e2e.phones import OperatorPhone
-from tests.e2e.stack import ROOT, Stack, free_port, wait_until
+from tests.e2e.stack import ROOT, Stack, free_port, readiness_summary, wait_until
 
 TENANT = "dongnai"
 STASIS_APP = "hotline-test"  # tests/e2e/stack.py base_config
@@ -537,13 +538,13 @@ def second_app(q: Stack) -> Iterator[subprocess.Popen[bytes]]:
     config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
     log_path = q.workdir / "app-second.log"
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "callcenter", "app"],
-                                env={**q.env(), "HOTLINE_CONFIG": str(config)},
-                                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = spawn("app", [sys.executable, "-m", "callcenter", "app"],
+                     env={**q.env(), "HOTLINE_CONFIG": str(config)},
+                     stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
     def up() -> bool:
         try:
-            return bool(api(q, "/healthz", port).get("ari_connected"))
+            return bool(readiness_summary(port).get("ari_connected"))
         except OSError:
             return False
 

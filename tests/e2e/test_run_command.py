@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
+import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 
+from callcenter.ops.processes import spawn
 from callcenter.pbx.install import ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.tools.softphone import PhoneGroup
-from tests.e2e.stack import ROOT, base_config, free_port, wait_until
+from tests.e2e.stack import ROOT, base_config, free_port, readiness_summary, wait_until
 
 
 def _get(url: str) -> object:
@@ -27,28 +35,58 @@ def _get(url: str) -> object:
         return None
 
 
+def _ari_up(http: int) -> bool:
+    """The app answers and is connected to Asterisk (calls can be served)."""
+    return bool(readiness_summary(http).get("ari_connected"))
+
+
 def _pgrep(pattern: str) -> list[str]:
     out = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if "pgrep" not in line]
 
 
-def _start_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], dict, Path, dict, str, int, int]:
-    sip, http = free_port(socket.SOCK_DGRAM), free_port()
+@pytest.fixture
+def run_dir() -> Iterator[Path]:
+    """A folder the app's unprivileged user can walk into, as an admin's HOTLINE_STATE must be:
+    pytest's own are 0700, and pytest closes its root again whenever another session starts."""
+    path = Path(tempfile.mkdtemp(prefix="hotline-run-"))
+    path.chmod(0o701)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _app_pid(state: Path) -> int | None:
+    try:
+        return int((state / "app.pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _uid_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Uid line for pid {pid}")
+
+
+def _start_run(run_dir: Path, ports: tuple[int, int] | None = None,
+               ) -> tuple[subprocess.Popen[bytes], dict, Path, dict, str, int, int]:
+    sip, http = ports or (free_port(socket.SOCK_DGRAM), free_port())
     data = base_config(sip, free_port(), free_port(), http, lines_day=2, lines_night=2)
     data["service"]["stasis_app"] = "hotline-runtest"
     data["service"]["node"] = "runpbx"
     data["trunk"]["rtp_start"], data["trunk"]["rtp_end"] = 33000, 33499
-    config = tmp_path / "hotline.yaml"
+    config = run_dir / "hotline.yaml"
     config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
-    state = tmp_path / "state"
+    state = run_dir / "state"
     instance = f"runtest-{os.getpid()}"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env.update({"HOTLINE_CONFIG": str(config), "HOTLINE_STATE": str(state),
                 "HOTLINE_INSTANCE": instance, "HOTLINE_WATCH_CONFIG": "0"})
-    log = tmp_path / "run.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "callcenter", "run"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    log = run_dir / "run.log"
+    with open(log, "ab") as out:
+        proc = spawn("run", [sys.executable, "-m", "callcenter", "run"], env=env,
+                     stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     return proc, env, config, data, instance, sip, http
 
 
@@ -59,12 +97,11 @@ def _assert_nothing_left(instance: str, state: Path) -> None:
 
 
 def test_given_fresh_state_when_run_then_hotline_answers_reloads_and_stops_cleanly(
-        tmp_path: Path) -> None:
-    proc, env, config, data, instance, sip, http = _start_run(tmp_path)
-    log, state = tmp_path / "run.log", tmp_path / "state"
+        run_dir: Path) -> None:
+    proc, env, config, data, instance, sip, http = _start_run(run_dir)
+    log, state = run_dir / "run.log", run_dir / "state"
     try:
-        health = wait_until(lambda: (_get(f"http://127.0.0.1:{http}/healthz") or {})
-                            .get("ari_connected"), 60)
+        health = wait_until(lambda: _ari_up(http), 60)
         assert health, log.read_text()
         # The first run generated private credentials, readable by the owner only.
         secrets = state / "secrets.env"
@@ -93,6 +130,26 @@ def test_given_fresh_state_when_run_then_hotline_answers_reloads_and_stops_clean
                                "arrived_at", "answered_at", "ended_at", "cause"}
         assert record["outcome"] == "answered" and record["dialled"] == "02511022"
         assert "0977000001" not in log.read_text(), "caller number logged above DEBUG"
+
+        # The web server runs unprivileged, as the service user; what it stores is private.
+        app_pid = _app_pid(state)
+        assert app_pid is not None and _uid_of(app_pid) == pwd.getpwnam("hotline1022").pw_uid
+        assert _uid_of(proc.pid) == 0  # the run itself: only to chroot Asterisk
+        assert stat.S_IMODE((state / "hotline.db").stat().st_mode) & 0o007 == 0
+        layout = PbxLayout.for_instance(ensure_asterisk(), instance, state)
+        recordings = layout.recordings()
+        assert stat.S_IMODE(recordings.stat().st_mode) & 0o007 == 0, "recordings open to all"
+        assert all(stat.S_IMODE(f.stat().st_mode) & 0o007 == 0 for f in recordings.iterdir())
+
+        # The app dies on its own (a crash): the run starts it again and calls are answered.
+        os.kill(app_pid, signal.SIGKILL)
+        assert wait_until(lambda: (_app_pid(state) or app_pid) != app_pid and _ari_up(http),
+                          30), log.read_text()[-3000:]
+        assert "app exited with -9; starting it again" in log.read_text()
+        phone = PhoneGroup(f"127.0.0.1:{sip}", "1022", caller="0977000002")
+        assert phone.wait_for("answered", 30), log.read_text()[-3000:]
+        (result,) = phone.finish()
+        assert result["final_code"] == 200
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(60)
@@ -103,12 +160,81 @@ def test_given_fresh_state_when_run_then_hotline_answers_reloads_and_stops_clean
 
 
 def test_given_starting_hotline_when_sigterm_arrives_then_nothing_is_left_running(
-        tmp_path: Path) -> None:
-    proc, _env, _config, _data, instance, _sip, _http = _start_run(tmp_path)
-    log, state = tmp_path / "run.log", tmp_path / "state"
+        run_dir: Path) -> None:
+    proc, _env, _config, _data, instance, _sip, _http = _start_run(run_dir)
+    log, state = run_dir / "run.log", run_dir / "state"
     # Stop it mid-start: Redis is up, Asterisk is being prepared or started.
     assert wait_until(lambda: "private Redis started" in log.read_text(), 60), log.read_text()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0, log.read_text()
     assert "private Redis stopped" in log.read_text()
     _assert_nothing_left(instance, state)
+
+
+def _guard_of(pid: int) -> int | None:
+    """The watcher process that stops Asterisk ``pid`` when its run dies."""
+    found = [int(line.split()[0]) for line in _pgrep(f"callcenter.ops.guard {pid} ")]
+    return found[0] if found else None
+
+
+def test_given_run_killed_when_started_again_then_leftovers_stopped_and_calls_answered(
+        run_dir: Path) -> None:
+    """kill -9 (the OOM killer): children die with the run; with the watcher killed as well,
+    the next run stops the orphaned Asterisk it finds in the run record; Ctrl-C and an
+    immediate restart work (ports in TIME_WAIT are no obstacle)."""
+    proc, env, _config, _data, instance, sip, http = _start_run(run_dir)
+    log, state = run_dir / "run.log", run_dir / "state"
+    try:
+        assert wait_until(lambda: _ari_up(http), 60), log.read_text()
+        record = json.loads((state / "run" / f"{instance}.json").read_text())
+        pids = {p["name"]: p["pid"] for p in record["processes"]}
+        assert {"run", "redis-server", "asterisk", "app"} <= set(pids), pids
+
+        # 1. kill -9 of the run alone: every child goes with it, within seconds.
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert wait_until(lambda: not any(Path(f"/proc/{pids[n]}").exists()
+                                          for n in ("app", "redis-server", "asterisk")), 20), (
+            _pgrep(instance))
+
+        # 2. A run that finds nothing of the last one alive starts as usual and answers.
+        proc, *_ = _start_run(run_dir, (sip, http))
+        assert wait_until(lambda: _ari_up(http), 60), log.read_text()[-4000:]
+        record = json.loads((state / "run" / f"{instance}.json").read_text())
+        pids = {p["name"]: p["pid"] for p in record["processes"]}
+
+        # 3. kill -9 of the run and of Asterisk's watcher: Asterisk is orphaned, still running.
+        guard = _guard_of(pids["asterisk"])
+        assert guard is not None, _pgrep("callcenter.ops.guard")
+        os.kill(guard, signal.SIGKILL)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert Path(f"/proc/{pids['asterisk']}").exists()
+
+        # The next run stops it (named in its log), then answers within 60 s.
+        started = time.monotonic()
+        proc, *_ = _start_run(run_dir, (sip, http))
+        assert wait_until(lambda: _ari_up(http), 60), log.read_text()[-4000:]
+        assert time.monotonic() - started < 60
+        assert (f"stopping asterisk (pid {pids['asterisk']}) left running by an earlier run"
+                in log.read_text())
+        assert not Path(f"/proc/{pids['asterisk']}").exists()
+        phone = PhoneGroup(f"127.0.0.1:{sip}", "1022", caller="0977000003")
+        assert phone.wait_for("answered", 30), log.read_text()[-3000:]
+        (result,) = phone.finish()
+        assert result["final_code"] == 200
+        assert wait_until(lambda: (_get(f"http://127.0.0.1:{http}/api/pool") or [{}])[0]
+                          .get("in_use") == 0, 10), "a line still held after the call ended"
+
+        # 4. Ctrl-C, then start again at once.
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0, log.read_text()[-3000:]
+        proc, *_ = _start_run(run_dir, (sip, http))
+        assert wait_until(lambda: _ari_up(http), 60), log.read_text()[-4000:]
+        assert "already in use" not in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(60) == 0, log.read_text()[-3000:]
+    _assert_nothing_left(instance, state)
+    assert not (state / "run" / f"{instance}.json").exists()

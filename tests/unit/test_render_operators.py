@@ -15,7 +15,7 @@ from callcenter.domain.config_base import ConfigError
 from callcenter.domain.model import HotlineConfig, OutboundTrunk
 from callcenter.pbx.install import AsteriskInstall
 from callcenter.pbx.layout import PbxLayout
-from callcenter.pbx.render import MODULES, render_texts
+from callcenter.pbx.render import MODULES, REFUSED_FILE, refused_sources_text, render_texts
 from callcenter.secrets import (
     OperatorSecretError,
     Secrets,
@@ -58,10 +58,8 @@ def layout(tmp_path: Path) -> PbxLayout:
     return PbxLayout.for_instance(install, "unit", tmp_path / "state")
 
 
-def texts(tmp_path: Path, config: HotlineConfig, passwords: dict[str, str],
-          banned: tuple[str, ...] = ()) -> dict[str, str]:
-    return render_texts(config, layout(tmp_path), SECRETS, passwords=passwords,
-                        banned_sources=banned)
+def texts(tmp_path: Path, config: HotlineConfig, passwords: dict[str, str]) -> dict[str, str]:
+    return render_texts(config, layout(tmp_path), SECRETS, passwords=passwords)
 
 
 def sections(conf: str) -> list[tuple[str, dict[str, list[str]]]]:
@@ -224,13 +222,16 @@ def test_given_bad_outbound_trunk_then_error_names_key(outbound: Any, key: str) 
 
 def test_given_banned_sources_when_rendered_then_acl_denies_them(tmp_path: Path) -> None:
     config = load(tmp_path, config_data())
-    pjsip = texts(tmp_path, config, {}, banned=("127.0.0.9", "10.1.2.3", "127.0.0.9"))["pjsip.conf"]
-    acl = section(pjsip, "refused-sources", "acl")
+    pjsip = texts(tmp_path, config, {})["pjsip.conf"]
+    assert f"#tryinclude {REFUSED_FILE}" in pjsip  # the guard's own file, rewritten alone
+    assert "type = acl" not in pjsip
+    acl = section(refused_sources_text(("127.0.0.9", "10.1.2.3", "127.0.0.9")),
+                  "refused-sources", "acl")
     assert acl["deny"] == ["10.1.2.3", "127.0.0.9"]
     assert "permit" not in acl  # everything else stays allowed
-    assert "type = acl" not in texts(tmp_path, config, {})["pjsip.conf"]
+    assert "type = acl" not in refused_sources_text(())
     with pytest.raises(ValueError, match="'10.0.0.0/8'"):
-        texts(tmp_path, config, {}, banned=("10.0.0.0/8",))
+        refused_sources_text(("10.0.0.0/8",))
     assert "res_pjsip_acl.so" in MODULES
 
 

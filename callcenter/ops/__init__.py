@@ -1,0 +1,1 @@
+"""Operations: process supervision, systemd integration, installer, backup and retention."""
