@@ -59,18 +59,18 @@ class RecordWriter:
 
     def __init__(self, journal: RecordJournal, store: CallRecordStore,
                  prepare: Callable[[], None] | None = None,
-                 on_record: Callable[[str, str], None] | None = None):
+                 on_record: Callable[[CallRecordData], None] | None = None):
         self.journal = journal
         self.store = store
         self._prepare = prepare  # schema migration, run once the database answers
-        self._on_record = on_record  # (tenant, outcome) of every record journalled (metrics)
+        self._on_record = on_record  # every record journalled (metrics: outcome, times)
         self._wake = asyncio.Event()
 
     async def write(self, state: CallState) -> None:
         rec = record_of(state)
         await asyncio.to_thread(self.journal.append, rec)
         if self._on_record is not None:
-            self._on_record(rec.tenant, rec.outcome)
+            self._on_record(rec)
         self._wake.set()
 
     async def flush_once(self) -> int:

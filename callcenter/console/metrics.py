@@ -1,14 +1,21 @@
-"""``GET /metrics``: the hotline's operational figures in the Prometheus text format 0.0.4.
+"""``GET /metrics``: the hotline's operational figures, exposed through ``prometheus-client``.
 
-Three parts, so each is tested on its own:
+Parts, so each is tested on its own:
 
-* ``render_metrics(sample)`` -- pure: a ``MetricsSample`` (frozen dataclasses) to the text.
+* ``sample_families(sample)`` -- pure: a ``MetricsSample`` (frozen dataclasses, read at one
+  moment) to prometheus-client metric families. ``SampleCollector`` is the custom collector
+  that yields them: one is made per scrape around the sample just read, so two scrapes at
+  once never share mutable state.
+* ``CallMetrics`` -- what finished calls add: outcomes per tenant and the answer, queue-wait
+  and talk histograms, fed by ``RecordWriter(on_record=...)`` with each call record.
 * ``collect(...)`` -- async: reads the line pools and the queue in Redis, the shift in force
   from the config, and the process's own state (ARI/AMI connection, call sessions, event-loop
-  lag, call records waiting in the journal, outcomes counted since start).
-* ``metrics_view`` / ``add_metrics_route(app, collect_fn)`` -- the aiohttp handler.
+  lag, call records waiting in the journal, the last config reload).
+* ``metrics_view`` / ``add_metrics_route(app, collect_fn, calls)`` -- the aiohttp handler and
+  the app's own ``CollectorRegistry`` (never the library's global one: several apps run in one
+  test process): ``CallMetrics``, process and platform collectors.
 
-Families (all prefixed ``hotline_``)::
+Families (prefix ``hotline_``; the process collectors add ``process_*`` and ``python_info``)::
 
   hotline_pool_lines_in_use{tenant,shift}      gauge    lines held now (Redis, all instances)
   hotline_pool_lines_limit{tenant,shift}       gauge    lines of the shift in force
@@ -16,28 +23,33 @@ Families (all prefixed ``hotline_``)::
   hotline_agents{tenant,state}                 gauge    operators per state, all six states
   hotline_agents_reachable{tenant}             gauge    operators whose phone is reachable
   hotline_calls_total{tenant,outcome}          counter  finished calls by outcome (this process)
+  hotline_call_answer_seconds{tenant}          histogram  arrival -> answered by the hotline
+  hotline_queue_wait_seconds{tenant}           histogram  queued -> bridged to an operator
+  hotline_talk_seconds{tenant}                 histogram  bridged -> the operator's part ended
   hotline_redis_up                             gauge    1 when this scrape could read Redis
   hotline_ari_connected / hotline_ami_connected gauge   1 while this process's session is up
-  hotline_event_loop_lag_p99_ms / _max_ms      gauge    over LoopLag's recent window
+  hotline_event_loop_lag_p99_seconds / _max_seconds  gauge  over LoopLag's recent window
   hotline_call_sessions                        gauge    calls this process is serving
   hotline_journal_records_pending              gauge    call records not yet in the database
+  hotline_config_reload_failed                 gauge    1 when the last reload was refused
+  hotline_build_info{version,python,asterisk}  gauge    always 1
+
+Base units: the event-loop lag was ``hotline_event_loop_lag_p99_ms``/``_max_ms`` before it
+became ``_seconds``; no alias is kept (no rule, dashboard or test outside this repository used
+the old names, and an alias would double the series). Histograms observe only what a record
+has: no ``answered_at``, no answer time; a caller who left the queue unbridged adds no queue
+wait (``hotline_calls_total{outcome="abandoned"}`` counts them).
 
 Pool, queue and agent figures are shared state (Redis): every app instance reports the same
-values, so aggregate them with ``max``, not ``sum``. Outcomes, sessions, connections, lag and
-the journal belong to the process: ``sum`` them across instances. Calls refused before a
-tenant is known (``not_found``) count under the tenant ``-``, as their call record does.
-When Redis does not answer within ``redis_timeout_s`` the scrape still answers, with
-``hotline_redis_up 0`` and no pool/queue/agent series (never stale numbers).
+values, so aggregate them with ``max``, not ``sum``. Outcomes, histograms, sessions,
+connections, lag and the journal belong to the process: ``sum`` them across instances. Calls
+refused before a tenant is known (``not_found``) count under the tenant ``-``, as their call
+record does. When Redis does not answer within ``redis_timeout_s`` the scrape still answers,
+with ``hotline_redis_up 0`` and no pool/queue/agent series (never stale numbers).
 
-Access (decided here): the service binds HTTP to loopback by default, and Prometheus usually
-scrapes from the same host. A request is let in without credentials only when its peer is a
-loopback address **and** it carries no proxy header (``Forwarded``, ``X-Forwarded-For``,
-``X-Real-IP``): a reverse proxy on the same host would otherwise make every outside request
-look local. Any other request needs ``Authorization: Bearer <token>`` of an active user
-whose role is supervisor or admin (the console's API tokens, ``callcenter.console.auth``);
-such a scrape sees only its own tenant's tenant-labelled series (the process-wide ones stay).
-Refusals are JSON with stable ids: 401 ``auth.required`` (no, unknown, expired or revoked
-token, or the console's user store is not wired), 403 ``auth.forbidden`` (another role).
+Access: ``callcenter.console.ops_access`` (loopback without proxy headers, or a supervisor or
+admin bearer token). A token's scrape sees only its own tenant's tenant-labelled series
+(the process-wide ones stay).
 """
 
 from __future__ import annotations
@@ -45,19 +57,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import ipaddress
+import functools
 import logging
-import math
+import platform
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sized
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
-from callcenter.console.auth import CHALLENGE, USERS, bearer_token, in_thread
-from callcenter.console.errors import error_response
+from callcenter.console.ops_access import ops_access
 from callcenter.domain.agents import AgentStatus
 from callcenter.domain.call import OUTCOMES
 from callcenter.domain.model import HotlineConfig
@@ -65,16 +82,21 @@ from callcenter.domain.shifts import active_shift
 from callcenter.loop_lag import LoopLag
 from callcenter.queue.acd import AcdQueue
 from callcenter.queue.linepool import LinePool
+from callcenter.store.data import CallRecordData
 from callcenter.store.journal import SUFFIX, RecordJournal
 
 log = logging.getLogger("callcenter.console.metrics")
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # text/plain; version=0.0.4; charset=utf-8
 AGENT_STATES: tuple[str, ...] = tuple(s.value for s in AgentStatus)
 QUEUE_STATES = ("waiting", "ringing")
-SCRAPE_ROLES = frozenset({"supervisor", "admin"})
-PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 NO_TENANT = "-"  # the call record's tenant when the dialled number matched none
+
+# Buckets (seconds) around what the hotline promises: the app answers within a second once a
+# line is free; citizens wait for an operator seconds to minutes; a call lasts minutes.
+ANSWER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+QUEUE_WAIT_BUCKETS = (1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+TALK_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 
 
 # ---- the sample ------------------------------------------------------------------------------
@@ -103,7 +125,7 @@ class OutcomeCount:
 
 @dataclass(frozen=True)
 class MetricsSample:
-    """Everything one scrape shows, read at one moment."""
+    """Everything one scrape shows of the live state, read at one moment."""
 
     tenants: tuple[str, ...]  # configured tenants: their outcome counters always render
     live: tuple[TenantLive, ...]  # empty when Redis did not answer
@@ -115,6 +137,8 @@ class MetricsSample:
     loop_lag_max_ms: float
     call_sessions: int
     journal_pending: int
+    config_reload_failed: bool = False
+    asterisk: str = ""  # "Asterisk 22.x" once located; empty before
 
 
 def only_tenant(sample: MetricsSample, tenant: str) -> MetricsSample:
@@ -126,107 +150,134 @@ def only_tenant(sample: MetricsSample, tenant: str) -> MetricsSample:
         outcomes=tuple(o for o in sample.outcomes if o.tenant == tenant))
 
 
-# ---- rendering (pure) ------------------------------------------------------------------------
-def escape_label(value: str) -> str:
-    """A label value as the text format wants it: backslash, double quote, newline escaped."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+@functools.cache
+def hotline_version() -> str:
+    """The installed package's version (``unknown`` when run from an uninstalled tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("hotline1022")
+    except PackageNotFoundError:
+        return "unknown"
 
 
-def escape_help(text: str) -> str:
-    """A HELP text as the text format wants it: backslash and newline escaped."""
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
+# ---- families (pure) -------------------------------------------------------------------------
+def _gauge(name: str, help_text: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, help_text, labels=list(labels))
 
 
-def format_value(value: float | int | bool) -> str:
-    """A sample value: integers without a point, floats shortest, NaN and infinities named."""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
-
-
-Labels = tuple[tuple[str, str], ...]
-
-
-def _family(name: str, kind: str, help_text: str,
-            samples: Iterable[tuple[Labels, float | int | bool]]) -> list[str]:
-    lines = [f"# HELP {name} {escape_help(help_text)}", f"# TYPE {name} {kind}"]
-    for labels, value in samples:
-        inner = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels)
-        lines.append(f"{name}{{{inner}}} {format_value(value)}" if inner
-                     else f"{name} {format_value(value)}")
-    return lines
-
-
-def _outcome_rows(sample: MetricsSample) -> list[tuple[Labels, int]]:
+def _outcome_rows(sample: MetricsSample) -> list[tuple[str, str, int]]:
     counted = {(o.tenant, o.outcome): o.count for o in sample.outcomes}
     keys = {(t, o) for t in sample.tenants for o in OUTCOMES} | set(counted)
     known = {o: i for i, o in enumerate(OUTCOMES)}
     tenant_order = {t: i for i, t in enumerate(sample.tenants)}
     ordered = sorted(keys, key=lambda k: (tenant_order.get(k[0], len(tenant_order)), k[0],
                                           known.get(k[1], len(known)), k[1]))
-    return [((("tenant", t), ("outcome", o)), counted.get((t, o), 0)) for t, o in ordered]
+    return [(t, o, counted.get((t, o), 0)) for t, o in ordered]
 
 
-def render_metrics(sample: MetricsSample) -> str:
-    """The exposition text (format 0.0.4) of one sample, newline-terminated."""
+def sample_families(sample: MetricsSample) -> list[Metric]:
+    """The metric families of one sample, in a fixed order."""
     live = sample.live
-    lines: list[str] = []
-    lines += _family(
-        "hotline_pool_lines_in_use", "gauge",
-        "Lines of the tenant's shift pool held by calls now (all instances).",
-        [((("tenant", t.tenant), ("shift", t.shift)), t.lines_in_use) for t in live])
-    lines += _family(
-        "hotline_pool_lines_limit", "gauge",
-        "Lines of the tenant's shift in force (the pool's size).",
-        [((("tenant", t.tenant), ("shift", t.shift)), t.lines_limit) for t in live])
-    lines += _family(
-        "hotline_queue_calls", "gauge",
-        "Calls in the operators' queue: waiting, or ringing an operator.",
-        [((("tenant", t.tenant), ("state", s)), t.waiting if s == "waiting" else t.ringing)
-         for t in live for s in QUEUE_STATES])
-    lines += _family(
-        "hotline_agents", "gauge", "Operators by state.",
-        [((("tenant", t.tenant), ("state", s)), dict(t.agents).get(s, 0))
-         for t in live for s in AGENT_STATES])
-    lines += _family(
-        "hotline_agents_reachable", "gauge",
-        "Operators whose softphone is registered and answers qualify.",
-        [((("tenant", t.tenant),), t.agents_reachable) for t in live])
-    lines += _family(
-        "hotline_calls_total", "counter",
-        "Finished calls by outcome since this process started.", _outcome_rows(sample))
-    lines += _family("hotline_redis_up", "gauge",
-                     "1 when this scrape read the live state from Redis.",
-                     [((), sample.redis_up)])
-    lines += _family("hotline_ari_connected", "gauge",
-                     "1 while this process's ARI websocket is connected.",
-                     [((), sample.ari_connected)])
-    lines += _family("hotline_ami_connected", "gauge",
-                     "1 while this process's AMI session is logged in.",
-                     [((), sample.ami_connected)])
-    lines += _family("hotline_event_loop_lag_p99_ms", "gauge",
-                     "Event-loop lag, 99th percentile over the recent window, milliseconds.",
-                     [((), sample.loop_lag_p99_ms)])
-    lines += _family("hotline_event_loop_lag_max_ms", "gauge",
-                     "Event-loop lag, maximum over the recent window, milliseconds.",
-                     [((), sample.loop_lag_max_ms)])
-    lines += _family("hotline_call_sessions", "gauge",
-                     "Calls this process is serving now.", [((), sample.call_sessions)])
-    lines += _family("hotline_journal_records_pending", "gauge",
-                     "Call records in the journal, not yet written to the database.",
-                     [((), sample.journal_pending)])
-    return "\n".join(lines) + "\n"
+    in_use = _gauge("hotline_pool_lines_in_use",
+                    "Lines of the tenant's shift pool held by calls now (all instances).",
+                    ("tenant", "shift"))
+    limit = _gauge("hotline_pool_lines_limit",
+                   "Lines of the tenant's shift in force (the pool's size).", ("tenant", "shift"))
+    queue = _gauge("hotline_queue_calls",
+                   "Calls in the operators' queue: waiting, or ringing an operator.",
+                   ("tenant", "state"))
+    agents = _gauge("hotline_agents", "Operators by state.", ("tenant", "state"))
+    reachable = _gauge("hotline_agents_reachable",
+                       "Operators whose softphone is registered and answers qualify.",
+                       ("tenant",))
+    for t in live:
+        in_use.add_metric([t.tenant, t.shift], t.lines_in_use)
+        limit.add_metric([t.tenant, t.shift], t.lines_limit)
+        for s in QUEUE_STATES:
+            queue.add_metric([t.tenant, s], t.waiting if s == "waiting" else t.ringing)
+        by_state = dict(t.agents)
+        for s in AGENT_STATES:
+            agents.add_metric([t.tenant, s], by_state.get(s, 0))
+        reachable.add_metric([t.tenant], t.agents_reachable)
+    calls = CounterMetricFamily("hotline_calls",
+                                "Finished calls by outcome since this process started.",
+                                labels=["tenant", "outcome"])
+    for tenant, outcome, n in _outcome_rows(sample):
+        calls.add_metric([tenant, outcome], n)
+    single = [
+        ("hotline_redis_up", "1 when this scrape read the live state from Redis.",
+         sample.redis_up),
+        ("hotline_ari_connected", "1 while this process's ARI websocket is connected.",
+         sample.ari_connected),
+        ("hotline_ami_connected", "1 while this process's AMI session is logged in.",
+         sample.ami_connected),
+        ("hotline_event_loop_lag_p99_seconds",
+         "Event-loop lag, 99th percentile over the recent window, seconds.",
+         sample.loop_lag_p99_ms / 1000),
+        ("hotline_event_loop_lag_max_seconds",
+         "Event-loop lag, maximum over the recent window, seconds.",
+         sample.loop_lag_max_ms / 1000),
+        ("hotline_call_sessions", "Calls this process is serving now.", sample.call_sessions),
+        ("hotline_journal_records_pending",
+         "Call records in the journal, not yet written to the database.",
+         sample.journal_pending),
+        ("hotline_config_reload_failed",
+         "1 when the last configuration reload was refused (the previous one stays in force).",
+         sample.config_reload_failed),
+    ]
+    out: list[Metric] = [in_use, limit, queue, agents, reachable, calls]
+    for name, help_text, value in single:
+        out.append(GaugeMetricFamily(name, help_text, value=float(value)))
+    build = _gauge("hotline_build_info", "Versions of this process: the hotline, Python, "
+                   "and the Asterisk it drives (empty until located).",
+                   ("version", "python", "asterisk"))
+    build.add_metric([hotline_version(), platform.python_version(), sample.asterisk], 1)
+    out.append(build)
+    return out
 
 
-# ---- collecting ------------------------------------------------------------------------------
+class SampleCollector:
+    """A prometheus-client collector over one sample read at scrape time."""
+
+    def __init__(self, sample: MetricsSample):
+        self.sample = sample
+
+    def collect(self) -> Iterable[Metric]:
+        """The sample's families."""
+        return sample_families(self.sample)
+
+
+class ScrapeView:
+    """What one scrape exposes: collectors in order, tenant-labelled series of one tenant only
+    when scoped (series without a tenant label are process-wide and stay)."""
+
+    def __init__(self, collectors: Iterable[Collector], tenant: str | None = None):
+        self.collectors = tuple(collectors)
+        self.tenant = tenant
+
+    def collect(self) -> Iterator[Metric]:
+        """Every family of every collector, filtered to the scope."""
+        for collector in self.collectors:
+            for metric in collector.collect():
+                if self.tenant is None:
+                    yield metric
+                    continue
+                kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+                kept.samples = [s for s in metric.samples
+                                if s.labels.get("tenant", self.tenant) == self.tenant]
+                yield kept
+
+
+def render_metrics(sample: MetricsSample, registry: Collector | None = None,
+                   tenant: str | None = None) -> str:
+    """The exposition text (format 0.0.4) of a sample, then ``registry``'s families."""
+    collectors: list[Collector] = [SampleCollector(sample)]
+    if registry is not None:
+        collectors.append(registry)
+    return generate_latest(ScrapeView(collectors, tenant)).decode("utf-8")
+
+
+# ---- finished calls --------------------------------------------------------------------------
 class OutcomeCounter:
     """Finished calls per (tenant, outcome) since the process started; thread-safe."""
 
@@ -247,6 +298,60 @@ class OutcomeCounter:
         return tuple(OutcomeCount(t, o, n) for (t, o), n in items)
 
 
+def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return max(0.0, (end - start).total_seconds())
+
+
+class CallMetrics:
+    """Outcomes and timing histograms of finished calls; a collector for the app's registry."""
+
+    def __init__(self) -> None:
+        self.outcomes = OutcomeCounter()
+        # registry=None: these belong to this object, which the app's registry collects.
+        self.answer = Histogram(
+            "hotline_call_answer_seconds",
+            "Time from the call's arrival until the hotline answered it.",
+            ("tenant",), buckets=ANSWER_BUCKETS, registry=None)
+        self.queue_wait = Histogram(
+            "hotline_queue_wait_seconds",
+            "Time from entering the operators' queue until bridged to an operator.",
+            ("tenant",), buckets=QUEUE_WAIT_BUCKETS, registry=None)
+        self.talk = Histogram(
+            "hotline_talk_seconds",
+            "Time the caller talked with the operator (bridged until the talk ended).",
+            ("tenant",), buckets=TALK_BUCKETS, registry=None)
+
+    def record(self, rec: CallRecordData) -> None:
+        """Count one finished call and observe the times its record has."""
+        self.outcomes.count(rec.tenant, rec.outcome)
+        for histogram, value in (
+                (self.answer, _seconds(rec.arrived_at, rec.answered_at)),
+                (self.queue_wait, _seconds(rec.queued_at, rec.bridged_at)),
+                (self.talk, rec.talk_s)):
+            if value is not None:
+                histogram.labels(tenant=rec.tenant).observe(value)
+
+    def collect(self) -> Iterator[Metric]:
+        """The three histograms, without the ``_created`` series (noise in format 0.0.4)."""
+        for histogram in (self.answer, self.queue_wait, self.talk):
+            for metric in histogram.collect():
+                metric.samples = [s for s in metric.samples if not s.name.endswith("_created")]
+                yield metric
+
+
+def make_registry(calls: CallMetrics | None = None) -> CollectorRegistry:
+    """The app's own registry: finished calls' figures, process and platform collectors."""
+    registry = CollectorRegistry()
+    if calls is not None:
+        registry.register(calls)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+# ---- collecting ------------------------------------------------------------------------------
 class StasisLike(Protocol):
     """What the collector reads of ``StasisService``."""
 
@@ -297,7 +402,8 @@ async def _tenant_live(config: HotlineConfig, tenant_id: str, pool: LinePool,
 async def collect(*, config: HotlineConfig, pool: LinePool, acd: AcdQueue,
                   stasis: StasisLike, ami: AmiLike | None, lag: LoopLag,
                   journal: RecordJournal, outcomes: OutcomeCounter, now: dt.datetime,
-                  redis_timeout_s: float = 2.0) -> MetricsSample:
+                  redis_timeout_s: float = 2.0, config_error: str | None = None,
+                  asterisk: str = "") -> MetricsSample:
     """Read every figure of one scrape; Redis trouble gives ``redis_up`` False, not an error."""
     tenant_ids = tuple(t.id for t in config.tenants)
     pending = asyncio.create_task(asyncio.to_thread(journal_count, journal),
@@ -316,53 +422,35 @@ async def collect(*, config: HotlineConfig, pool: LinePool, acd: AcdQueue,
         ari_connected=stasis.connected.is_set(),
         ami_connected=bool(ami.connected) if ami is not None else False,
         loop_lag_p99_ms=float(summary["p99_ms"]), loop_lag_max_ms=float(summary["max_ms"]),
-        call_sessions=len(stasis.sessions), journal_pending=await pending)
+        call_sessions=len(stasis.sessions), journal_pending=await pending,
+        config_reload_failed=config_error is not None, asterisk=asterisk)
 
 
 # ---- HTTP ------------------------------------------------------------------------------------
 CollectFn = Callable[[web.Application], Awaitable[MetricsSample]]
 COLLECT: web.AppKey[CollectFn] = web.AppKey("metrics_collect")
-
-
-def is_local(request: web.Request) -> bool:
-    """True when the peer is a loopback address and no proxy forwarded the request."""
-    if any(h in request.headers for h in PROXY_HEADERS):
-        return False
-    try:
-        return ipaddress.ip_address(request.remote or "").is_loopback
-    except ValueError:  # a unix socket or an unknown peer: not trusted
-        return False
-
-
-def _refuse_401(message: str) -> web.Response:
-    return error_response("auth.required", message, 401, headers=CHALLENGE)
+REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 
 
 async def metrics_view(request: web.Request) -> web.Response:
     """``GET /metrics``: all series for loopback, the token's tenant for supervisors/admins."""
     app = request.app
-    tenant: str | None = None
-    if not is_local(request):
-        token = bearer_token(request.headers.get("Authorization"))
-        if token is None or USERS not in app:
-            return _refuse_401("metrics from outside loopback need "
-                               "Authorization: Bearer <token> of a supervisor or admin")
-        user = await in_thread(app, app[USERS].authenticate, token,
-                               now=dt.datetime.now(dt.UTC))
-        if user is None:
-            return _refuse_401("the token is not valid (unknown, expired or revoked)")
-        if user.role not in SCRAPE_ROLES:
-            return error_response("auth.forbidden", f"metrics need the role admin or "
-                                  f"supervisor; {user.name} is {user.role}", 403)
-        tenant = user.tenant
+    access = await ops_access(request, "metrics")
+    if access.refusal is not None:
+        return access.refusal
     sample = await app[COLLECT](app)
-    if tenant is not None:
-        sample = only_tenant(sample, tenant)
-    return web.Response(body=render_metrics(sample).encode("utf-8"),
+    if access.tenant is not None:
+        sample = only_tenant(sample, access.tenant)
+    # Synchronous from here: the process collector reads /proc (microseconds), nothing waits.
+    text = render_metrics(sample, app[REGISTRY], access.tenant)
+    return web.Response(body=text.encode("utf-8"),
                         headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})
 
 
-def add_metrics_route(app: web.Application, collect_fn: CollectFn) -> None:
-    """Serve ``GET /metrics`` on ``app``; ``collect_fn(app)`` reads one sample per scrape."""
+def add_metrics_route(app: web.Application, collect_fn: CollectFn,
+                      calls: CallMetrics | None = None) -> None:
+    """Serve ``GET /metrics`` on ``app``: ``collect_fn(app)`` reads one sample per scrape;
+    ``calls`` (fed by the call records) and the process collectors join the app's registry."""
     app[COLLECT] = collect_fn
+    app[REGISTRY] = make_registry(calls)
     app.router.add_get("/metrics", metrics_view)

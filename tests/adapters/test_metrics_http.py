@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from callcenter.console.errors import Handler
 from callcenter.console.metrics import (
     AGENT_STATES,
     CONTENT_TYPE,
+    CallMetrics,
     MetricsSample,
     OutcomeCount,
     OutcomeCounter,
@@ -29,13 +31,17 @@ from callcenter.console.metrics import (
 )
 from callcenter.domain import agents as ag
 from callcenter.domain.agent_config import Operator, QueuePolicy, SecretRef
+from callcenter.domain.call import CallState
 from callcenter.domain.model import HotlineConfig
 from callcenter.loop_lag import LoopLag
 from callcenter.queue.acd import AcdQueue
 from callcenter.queue.linepool import LinePool
 from callcenter.queue.server import PrivateRedis
+from callcenter.records import RecordWriter
 from callcenter.store.data import CallRecordData
 from callcenter.store.journal import RecordJournal
+from callcenter.store.migrate import upgrade_head
+from callcenter.store.records import CallRecordStore
 from callcenter.store.users import UserStore
 from tests.adapters import test_api_support as support
 from tests.adapters.test_api_support import make_app, make_tokens
@@ -286,10 +292,11 @@ async def test_given_loopback_scrape_when_get_metrics_then_text_format_with_all_
     assert f["hotline_calls_total"][(("outcome", "answered"), ("tenant", "dongnai"))] == 2
     assert f["hotline_calls_total"][(("outcome", "callback"), ("tenant", "thanhhoa"))] == 0
     assert f["hotline_calls_total"][(("outcome", "not_found"), ("tenant", "-"))] == 1
-    assert {k: v[()] for k, v in f.items() if () in v} == {
+    assert {k: v[()] for k, v in f.items() if () in v and k.startswith("hotline_")} == {
         "hotline_redis_up": 1, "hotline_ari_connected": 1, "hotline_ami_connected": 0,
-        "hotline_event_loop_lag_p99_ms": 40.0, "hotline_event_loop_lag_max_ms": 40.0,
-        "hotline_call_sessions": 2, "hotline_journal_records_pending": 2}
+        "hotline_event_loop_lag_p99_seconds": 0.04, "hotline_event_loop_lag_max_seconds": 0.04,
+        "hotline_call_sessions": 2, "hotline_journal_records_pending": 2,
+        "hotline_config_reload_failed": 0}
 
 
 async def test_given_outside_peer_without_token_when_get_then_401_auth_required(
@@ -324,3 +331,66 @@ async def test_given_outside_supervisor_token_when_get_then_only_own_tenant_seri
     assert f["hotline_call_sessions"][()] == 2  # process-wide figures stay
     status, _, text = await http.get(peer="2001:db8::5", user="quantri")
     assert status == 200 and 'tenant="dongnai"' in text and "thanhhoa" not in text
+
+
+# ---- finished calls through the record hook --------------------------------------------------
+def finished(n: int, outcome: str, tenant: str | None = "dongnai", operator: str | None = None,
+             **seconds: float) -> CallState:
+    """A finished call's state; its times are ``T0`` plus the given seconds."""
+    at = {k: T0 + dt.timedelta(seconds=v) for k, v in seconds.items()}
+    return CallState(call_id=f"1762129900.{n}", node="pbx1", dialled="1022",
+                     caller=f"09{n:08d}", linkedid=f"1762129900.{n}", arrived_at=T0,
+                     tenant_id=tenant, shift="day", limit=15, outcome=outcome,
+                     operator=operator, ended_at=T0 + dt.timedelta(seconds=1000),
+                     **at)  # type: ignore[arg-type]
+
+
+async def test_given_calls_written_through_record_writer_when_scraped_then_histograms(
+        client: aioredis.Redis, hotline_config: HotlineConfig, tmp_path: Path) -> None:
+    """The app's wiring: RecordWriter(on_record=CallMetrics.record), then a real scrape."""
+    database_url = f"sqlite:///{tmp_path / 'hotline.db'}"
+    store = CallRecordStore(database_url)
+    calls = CallMetrics()
+    parts = make_parts(client, hotline_config, tmp_path / "journal")
+    writer = RecordWriter(parts.journal, store, functools.partial(upgrade_head, database_url),
+                          on_record=calls.record)
+    await writer.write(finished(1, "answered", answered_at=0.2, queued_at=3, bridged_at=13,
+                                talk_ended_at=193, operator="101"))
+    await writer.write(finished(2, "answered", answered_at=0.7, queued_at=2, bridged_at=47,
+                                talk_ended_at=50, operator="102"))
+    await writer.write(finished(3, "abandoned", answered_at=0.4, queued_at=2))
+    await writer.write(finished(4, "not_found", tenant=None))
+    assert await writer.flush_once() == 0  # the same records reached the database
+    store.close()
+    parts.outcomes = calls.outcomes
+
+    async def collect_fn(_app: web.Application) -> MetricsSample:
+        return await parts.collect()
+
+    app = web.Application()
+    add_metrics_route(app, collect_fn, calls)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server(access_log=None)
+    async with TestClient(server) as c, c.get("/metrics") as r:
+        assert r.status == 200
+        f = families(await r.text())
+    dn = (("tenant", "dongnai"),)
+
+    def bucket(name: str, le: str) -> float:
+        return f[f"{name}_bucket"][(("le", le), ("tenant", "dongnai"))]
+
+    assert [bucket("hotline_call_answer_seconds", le) for le in ("0.1", "0.25", "0.5", "1.0")] \
+        == [0, 1, 2, 3]
+    assert f["hotline_call_answer_seconds_count"][dn] == 3
+    assert [bucket("hotline_queue_wait_seconds", le) for le in ("5.0", "10.0", "20.0", "60.0")] \
+        == [0, 1, 1, 2]  # 10 s and 45 s; the abandoned caller was never bridged
+    assert f["hotline_queue_wait_seconds_sum"][dn] == 55
+    assert [bucket("hotline_talk_seconds", le) for le in ("30.0", "60.0", "300.0", "+Inf")] \
+        == [1, 1, 2, 2]
+    assert f["hotline_calls_total"][(("outcome", "abandoned"), ("tenant", "dongnai"))] == 1
+    assert f["hotline_calls_total"][(("outcome", "not_found"), ("tenant", "-"))] == 1
+    assert not any(k[0][0] == "tenant" and k[0][1] == "-" for k in
+                   f["hotline_call_answer_seconds_count"])  # not answered: nothing observed
+    (build,) = f["hotline_build_info"]
+    assert dict(build)["version"] and dict(build)["python"]
+    assert f["process_cpu_seconds_total"][()] > 0 and f["process_open_fds"][()] > 0

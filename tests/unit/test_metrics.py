@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import platform
 import re
 import threading
 
@@ -9,16 +11,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from callcenter.console.metrics import (
     AGENT_STATES,
+    CallMetrics,
     MetricsSample,
     OutcomeCount,
     OutcomeCounter,
     TenantLive,
-    escape_label,
-    format_value,
+    hotline_version,
+    make_registry,
     only_tenant,
     render_metrics,
 )
 from callcenter.domain.call import OUTCOMES
+from callcenter.store.data import CallRecordData
 
 DONGNAI = TenantLive(tenant="dongnai", shift="day", lines_in_use=3, lines_limit=15, waiting=2,
                      ringing=1, agents=(("available", 1), ("on_call", 2)), agents_reachable=3)
@@ -34,61 +38,69 @@ def sample(**overrides: object) -> MetricsSample:
     return MetricsSample(**values)  # type: ignore[arg-type]
 
 
+# What prometheus-client writes (labels sorted, values as floats), pinned so a change shows.
 EXPECTED = """\
 # HELP hotline_pool_lines_in_use Lines of the tenant's shift pool held by calls now (all instances).
 # TYPE hotline_pool_lines_in_use gauge
-hotline_pool_lines_in_use{tenant="dongnai",shift="day"} 3
+hotline_pool_lines_in_use{shift="day",tenant="dongnai"} 3.0
 # HELP hotline_pool_lines_limit Lines of the tenant's shift in force (the pool's size).
 # TYPE hotline_pool_lines_limit gauge
-hotline_pool_lines_limit{tenant="dongnai",shift="day"} 15
+hotline_pool_lines_limit{shift="day",tenant="dongnai"} 15.0
 # HELP hotline_queue_calls Calls in the operators' queue: waiting, or ringing an operator.
 # TYPE hotline_queue_calls gauge
-hotline_queue_calls{tenant="dongnai",state="waiting"} 2
-hotline_queue_calls{tenant="dongnai",state="ringing"} 1
+hotline_queue_calls{state="waiting",tenant="dongnai"} 2.0
+hotline_queue_calls{state="ringing",tenant="dongnai"} 1.0
 # HELP hotline_agents Operators by state.
 # TYPE hotline_agents gauge
-hotline_agents{tenant="dongnai",state="logged_out"} 0
-hotline_agents{tenant="dongnai",state="available"} 1
-hotline_agents{tenant="dongnai",state="ringing"} 0
-hotline_agents{tenant="dongnai",state="on_call"} 2
-hotline_agents{tenant="dongnai",state="wrap_up"} 0
-hotline_agents{tenant="dongnai",state="paused"} 0
+hotline_agents{state="logged_out",tenant="dongnai"} 0.0
+hotline_agents{state="available",tenant="dongnai"} 1.0
+hotline_agents{state="ringing",tenant="dongnai"} 0.0
+hotline_agents{state="on_call",tenant="dongnai"} 2.0
+hotline_agents{state="wrap_up",tenant="dongnai"} 0.0
+hotline_agents{state="paused",tenant="dongnai"} 0.0
 # HELP hotline_agents_reachable Operators whose softphone is registered and answers qualify.
 # TYPE hotline_agents_reachable gauge
-hotline_agents_reachable{tenant="dongnai"} 3
+hotline_agents_reachable{tenant="dongnai"} 3.0
 # HELP hotline_calls_total Finished calls by outcome since this process started.
 # TYPE hotline_calls_total counter
-hotline_calls_total{tenant="dongnai",outcome="answered"} 7
-hotline_calls_total{tenant="dongnai",outcome="busy"} 0
-hotline_calls_total{tenant="dongnai",outcome="abandoned"} 0
-hotline_calls_total{tenant="dongnai",outcome="not_found"} 0
-hotline_calls_total{tenant="dongnai",outcome="failed"} 0
-hotline_calls_total{tenant="dongnai",outcome="callback"} 0
-hotline_calls_total{tenant="-",outcome="not_found"} 1
+hotline_calls_total{outcome="answered",tenant="dongnai"} 7.0
+hotline_calls_total{outcome="busy",tenant="dongnai"} 0.0
+hotline_calls_total{outcome="abandoned",tenant="dongnai"} 0.0
+hotline_calls_total{outcome="not_found",tenant="dongnai"} 0.0
+hotline_calls_total{outcome="failed",tenant="dongnai"} 0.0
+hotline_calls_total{outcome="callback",tenant="dongnai"} 0.0
+hotline_calls_total{outcome="not_found",tenant="-"} 1.0
 # HELP hotline_redis_up 1 when this scrape read the live state from Redis.
 # TYPE hotline_redis_up gauge
-hotline_redis_up 1
+hotline_redis_up 1.0
 # HELP hotline_ari_connected 1 while this process's ARI websocket is connected.
 # TYPE hotline_ari_connected gauge
-hotline_ari_connected 1
+hotline_ari_connected 1.0
 # HELP hotline_ami_connected 1 while this process's AMI session is logged in.
 # TYPE hotline_ami_connected gauge
-hotline_ami_connected 0
-# HELP hotline_event_loop_lag_p99_ms Event-loop lag, 99th percentile over the recent window, \
-milliseconds.
-# TYPE hotline_event_loop_lag_p99_ms gauge
-hotline_event_loop_lag_p99_ms 1.25
-# HELP hotline_event_loop_lag_max_ms Event-loop lag, maximum over the recent window, \
-milliseconds.
-# TYPE hotline_event_loop_lag_max_ms gauge
-hotline_event_loop_lag_max_ms 7
+hotline_ami_connected 0.0
+# HELP hotline_event_loop_lag_p99_seconds Event-loop lag, 99th percentile over the recent window, \
+seconds.
+# TYPE hotline_event_loop_lag_p99_seconds gauge
+hotline_event_loop_lag_p99_seconds 0.00125
+# HELP hotline_event_loop_lag_max_seconds Event-loop lag, maximum over the recent window, seconds.
+# TYPE hotline_event_loop_lag_max_seconds gauge
+hotline_event_loop_lag_max_seconds 0.007
 # HELP hotline_call_sessions Calls this process is serving now.
 # TYPE hotline_call_sessions gauge
-hotline_call_sessions 4
+hotline_call_sessions 4.0
 # HELP hotline_journal_records_pending Call records in the journal, not yet written to the \
 database.
 # TYPE hotline_journal_records_pending gauge
-hotline_journal_records_pending 0
+hotline_journal_records_pending 0.0
+# HELP hotline_config_reload_failed 1 when the last configuration reload was refused (the \
+previous one stays in force).
+# TYPE hotline_config_reload_failed gauge
+hotline_config_reload_failed 0.0
+# HELP hotline_build_info Versions of this process: the hotline, Python, and the Asterisk it \
+drives (empty until located).
+# TYPE hotline_build_info gauge
+hotline_build_info{asterisk="",python="@PYTHON@",version="@VERSION@"} 1.0
 """
 
 # The text format 0.0.4, strictly: comment lines, or name{labels} value, nothing else.
@@ -115,12 +127,15 @@ def check_grammar(text: str) -> dict[str, str]:
         else:
             m = SAMPLE.fullmatch(line)
             assert m is not None, f"malformed line: {line!r}"
-            assert m[1] == current, f"sample {m[1]} outside its family {current}"
+            own = {current} | ({f"{current}_{x}" for x in ("bucket", "sum", "count")}
+                               if families.get(str(current)) == "histogram" else set())
+            assert m[1] in own, f"sample {m[1]} outside its family {current}"
     return families
 
 
 def test_given_small_sample_when_rendered_then_exact_text() -> None:
-    assert render_metrics(sample()) == EXPECTED
+    assert render_metrics(sample()) == EXPECTED.replace(
+        "@PYTHON@", platform.python_version()).replace("@VERSION@", hotline_version())
 
 
 def test_given_sample_when_rendered_then_strict_grammar_and_prefixed_names() -> None:
@@ -143,7 +158,7 @@ def test_given_no_agents_when_rendered_then_all_six_states_present_at_zero() -> 
     live = TenantLive("binhduong", "all", 0, 3, 0, 0, (), 0)
     text = render_metrics(sample(tenants=("binhduong",), live=(live,), outcomes=()))
     lines = [ln for ln in text.splitlines() if ln.startswith("hotline_agents{")]
-    assert lines == [f'hotline_agents{{tenant="binhduong",state="{s}"}} 0'
+    assert lines == [f'hotline_agents{{state="{s}",tenant="binhduong"}} 0.0'
                      for s in ("logged_out", "available", "ringing", "on_call", "wrap_up",
                                "paused")]
     assert len(AGENT_STATES) == 6
@@ -174,21 +189,22 @@ def test_given_quote_backslash_newline_in_label_when_rendered_then_escaped_and_p
     fams = {f.name: f for f in text_string_to_metric_families(text)}
     (used,) = fams["hotline_pool_lines_in_use"].samples
     assert used.labels == {"tenant": "dongnai", "shift": shift}
-    assert escape_label("a\\b") == "a\\\\b"
 
 
 def test_given_redis_down_when_rendered_then_no_live_series_but_counters_and_health() -> None:
     text = render_metrics(sample(live=(), redis_up=False))
     check_grammar(text)
-    assert "hotline_redis_up 0\n" in text
+    assert "hotline_redis_up 0.0\n" in text
     assert not re.search(r"^hotline_(pool|queue|agents)", text, re.M)
-    assert 'hotline_calls_total{tenant="dongnai",outcome="busy"} 0\n' in text
+    assert 'hotline_calls_total{outcome="busy",tenant="dongnai"} 0.0\n' in text
 
 
-def test_given_values_when_formatted_then_prometheus_spelling() -> None:
-    assert [format_value(v) for v in (True, False, 0, 12, 2.0, 0.125, float("nan"),
-                                      float("inf"), float("-inf"))] == \
-        ["1", "0", "0", "12", "2", "0.125", "NaN", "+Inf", "-Inf"]
+def test_given_lag_in_ms_when_rendered_then_base_unit_seconds_and_no_ms_family() -> None:
+    text = render_metrics(sample(loop_lag_p99_ms=40.0, loop_lag_max_ms=1500.0))
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    assert fams["hotline_event_loop_lag_p99_seconds"].samples[0].value == 0.04
+    assert fams["hotline_event_loop_lag_max_seconds"].samples[0].value == 1.5
+    assert "_ms" not in text
 
 
 def test_given_tenant_scope_when_filtered_then_other_tenants_gone_process_figures_kept() -> None:
@@ -219,3 +235,82 @@ def test_given_counts_from_threads_when_snapshot_then_exact_and_sorted() -> None
         t.join()
     assert counter.snapshot() == (OutcomeCount("-", "not_found", 8),
                                   OutcomeCount("dongnai", "answered", 8000))
+
+
+T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
+
+
+def finished(n: int, tenant: str = "dongnai", outcome: str = "answered",
+             **times: float) -> CallRecordData:
+    """A call record whose times are ``T0`` plus the given seconds (arrived at ``T0``)."""
+    at = {k: T0 + dt.timedelta(seconds=v) for k, v in times.items()}
+    return CallRecordData(
+        id=f"pbx1:{n}", node="pbx1", tenant=tenant, dialled="1022", caller="0900000000",
+        shift="day", pool_limit=15, arrived_at=T0, answered_at=at.get("answered_at"),
+        ended_at=at.get("ended_at", T0 + dt.timedelta(seconds=900)), outcome=outcome,
+        cause=None, cause_code=None, linkedid=str(n), queued_at=at.get("queued_at"),
+        bridged_at=at.get("bridged_at"), talk_ended_at=at.get("talk_ended_at"))
+
+
+def histogram(text: str, name: str, tenant: str) -> dict[str, float]:
+    """le -> cumulative count, plus "count" and "sum", of one tenant's histogram."""
+    fam = next(f for f in text_string_to_metric_families(text) if f.name == name)
+    assert fam.type == "histogram"
+    out: dict[str, float] = {}
+    for smp in fam.samples:
+        if smp.labels.get("tenant") != tenant:
+            continue
+        key = smp.labels["le"] if smp.name.endswith("_bucket") else smp.name.rsplit("_", 1)[1]
+        out[key] = smp.value
+    return out
+
+
+def test_given_finished_calls_when_recorded_then_outcomes_and_three_histograms() -> None:
+    calls = CallMetrics()
+    calls.record(finished(1, answered_at=0.3, queued_at=5, bridged_at=25, talk_ended_at=95))
+    calls.record(finished(2, answered_at=1.5, queued_at=2, bridged_at=3, talk_ended_at=4000))
+    calls.record(finished(3, "dongnai", "abandoned", answered_at=0.2, queued_at=1))  # left
+    calls.record(finished(4, "-", "not_found"))  # refused before answer: no times at all
+    text = render_metrics(sample(outcomes=calls.outcomes.snapshot()), make_registry(calls))
+    check_grammar(text)
+    answer = histogram(text, "hotline_call_answer_seconds", "dongnai")
+    assert (answer["0.25"], answer["0.5"], answer["2.0"], answer["+Inf"]) == (1, 2, 3, 3)
+    assert answer["count"] == 3 and abs(answer["sum"] - 2.0) < 1e-9
+    wait = histogram(text, "hotline_queue_wait_seconds", "dongnai")  # bridged calls only
+    assert (wait["1.0"], wait["5.0"], wait["20.0"], wait["+Inf"], wait["sum"]) == \
+        (1, 1, 2, 2, 21.0)
+    talk = histogram(text, "hotline_talk_seconds", "dongnai")
+    assert (talk["60.0"], talk["120.0"], talk["3600.0"], talk["+Inf"]) == (0, 1, 1, 2)
+    assert histogram(text, "hotline_call_answer_seconds", "-") == {}
+    assert 'hotline_calls_total{outcome="abandoned",tenant="dongnai"} 1.0' in text
+    assert 'hotline_calls_total{outcome="not_found",tenant="-"} 1.0' in text
+    assert "_created" not in text
+
+
+def test_given_registry_when_rendered_then_process_metrics_and_build_info() -> None:
+    text = render_metrics(sample(asterisk="Asterisk 22.5.2"), make_registry(CallMetrics()))
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    assert {"process_cpu_seconds", "process_resident_memory_bytes", "process_open_fds",
+            "python_info"} <= set(fams)
+    (build,) = fams["hotline_build_info"].samples
+    assert build.labels == {"version": hotline_version(), "python": platform.python_version(),
+                            "asterisk": "Asterisk 22.5.2"} and build.value == 1
+
+
+def test_given_two_registries_when_recorded_then_independent() -> None:
+    a, b = CallMetrics(), CallMetrics()  # two apps in one process: no global registry
+    a.record(finished(1, answered_at=0.3))
+    text_b = render_metrics(sample(), make_registry(b))
+    assert histogram(text_b, "hotline_call_answer_seconds", "dongnai") == {}
+    text_a = render_metrics(sample(), make_registry(a))
+    assert histogram(text_a, "hotline_call_answer_seconds", "dongnai")["count"] == 1
+
+
+def test_given_tenant_scope_when_rendered_then_other_tenants_histograms_gone() -> None:
+    calls = CallMetrics()
+    calls.record(finished(1, "dongnai", answered_at=0.3))
+    calls.record(finished(2, "binhduong", answered_at=0.4))
+    text = render_metrics(sample(), make_registry(calls), tenant="binhduong")
+    assert "dongnai" not in text
+    assert histogram(text, "hotline_call_answer_seconds", "binhduong")["count"] == 1
+    assert "process_cpu_seconds_total" in text and "hotline_build_info{" in text
