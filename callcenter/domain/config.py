@@ -54,6 +54,7 @@ from callcenter.domain.model import (
     Tenant,
     TrunkConfig,
 )
+from callcenter.domain.retention import RETENTION_KEYS, parse_recordings_section
 from callcenter.domain.shifts import normalise_number
 from callcenter.domain.ticket_config import TICKET_KEYS, parse_ticket_sections
 
@@ -348,7 +349,7 @@ class _Parser(BaseParser):
 
     def tenant(self, value: object, key: str) -> Tenant | None:
         keys = ("id", "name", "timezone", "numbers", "shifts", "overrides", "prompts", "fields",
-                "ivr", *TICKET_KEYS, *OPERATOR_KEYS)
+                "ivr", *TICKET_KEYS, *OPERATOR_KEYS, *RETENTION_KEYS)
         m = self.mapping(value, key, keys, ("id", "name", "numbers", "shifts"))
         if m is None:
             return None
@@ -382,13 +383,14 @@ class _Parser(BaseParser):
             ivr_ok = ivr is not None
         tickets = parse_ticket_sections(self, m, key, fields or DEFAULT_FIELDS)
         operators = parse_operators_section(self, m, key)
+        recordings = parse_recordings_section(self, m, key)
         if (tid is None or name is None or tz is None or numbers is None or shifts is None
                 or overrides is None or not prompts_ok or fields is None or not ivr_ok
-                or tickets is None or operators is None):
+                or tickets is None or operators is None or recordings is None):
             return None
         return Tenant(id=tid, name=name, timezone=tz, numbers=numbers, shifts=shifts,
                       overrides=overrides, prompts=prompts, fields=fields, ivr=ivr,
-                      tickets=tickets, operators=operators)
+                      tickets=tickets, operators=operators, recordings=recordings)
 
     def fields(self, value: object, key: str) -> tuple[Field, ...] | None:
         items = self.list_(value, key)

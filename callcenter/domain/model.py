@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from callcenter.domain.agent_config import DEFAULT_OPERATORS, OperatorsConfig
+from callcenter.domain.retention import DEFAULT_RECORDINGS, RecordingsPolicy
 
 if TYPE_CHECKING:
     from callcenter.domain.ivr import IvrTree
@@ -85,6 +86,7 @@ class Tenant:
     ivr: IvrTree | None = None  # None: greeting then hold (no menus)
     tickets: TicketSections | None = None  # units, places, routing, deadlines, SMS texts
     operators: OperatorsConfig = DEFAULT_OPERATORS  # softphone accounts and queue policy
+    recordings: RecordingsPolicy = DEFAULT_RECORDINGS  # how long call recordings are kept
 
 
 @dataclass(frozen=True)

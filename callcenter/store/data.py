@@ -17,7 +17,7 @@ OPERATOR_MAX_LENGTH = 32  # an operator's extension ("101"); the column is Strin
 TRANSFER_KEYS: tuple[str, ...] = ("at", "by", "unit", "number", "kind", "answered", "result")
 
 _TIME_FIELDS = ("arrived_at", "answered_at", "ended_at", "queued_at", "bridged_at",
-                "talk_ended_at", "created_at")
+                "talk_ended_at", "created_at", "recording_deleted_at")
 JSON_KEYS: tuple[str, ...] = (
     "id", "tenant", "dialled", "caller", "shift", "pool_limit", "outcome", "arrived_at",
     "answered_at", "ended_at", "cause", "cause_code", "linkedid", "node", "ivr_path",
@@ -71,6 +71,8 @@ class CallRecordData:
     # ISO 8601 with offset; kind blind|attended; result completed|returned|no_answer|...).
     transfers: list[dict[str, Any]] | None = None
     created_at: dt.datetime | None = field(default=None, compare=False)  # set by the store
+    # When retention deleted the recording (``recording`` is then None; migration 0011).
+    recording_deleted_at: dt.datetime | None = None
 
     def __post_init__(self) -> None:
         if not self.id or len(self.id) > ID_MAX_LENGTH:

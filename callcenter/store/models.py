@@ -1,4 +1,4 @@
-"""SQLAlchemy models of the hotline's tables; `sql/versions` holds the matching migrations."""
+"""SQLAlchemy models of the hotline's tables; `migrations/versions` holds their migrations."""
 
 from __future__ import annotations
 
@@ -99,6 +99,8 @@ class CallRecord(Base):
     wrap_up_s: Mapped[int | None] = mapped_column(sa.Integer)
     no_answers: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     recording: Mapped[str | None] = mapped_column(sa.String)  # relative to recordings/
+    # Set when retention deleted the recording (then `recording` is NULL; migration 0011).
+    recording_deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     # [{"at", "by", "unit", "number", "kind", "answered", "result"}], oldest first
     transfers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDocument)
     created_at: Mapped[dt.datetime] = mapped_column(

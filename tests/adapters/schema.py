@@ -11,6 +11,7 @@ from alembic.migration import MigrationContext
 
 import callcenter.store.config_audit  # noqa: F401
 import callcenter.store.listen_audit  # noqa: F401 - listen-in audit table
+import callcenter.store.recording_audit  # noqa: F401 - recording retention audit table
 import callcenter.store.sms  # noqa: F401 - every table module, so Base.metadata is complete
 import callcenter.store.tickets  # noqa: F401
 import callcenter.store.user_audit  # noqa: F401 - user administration audit table
