@@ -1,13 +1,16 @@
 # Tổng đài 1022 — the two commands: `make run` and `make test`.
 SHELL := /bin/bash
-PY ?= python3
+# The venv's Python must be one the app's unprivileged user can run (`make run` as root drops to
+# it): Debian's own, not one under root's 0700 home (pyenv).
+PY ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the hotline needs on the machine (Asterisk itself comes from a debootstrap
 # rootfs when it is not on PATH): debootstrap for that rootfs, redis-server for live state,
 # espeak-ng + sox for Vietnamese prompts, sip-tester (SIPp) for benchmarks, kannel (bearerbox,
-# smsbox) + kannel-extras (the test SMSC fakesmsc) for SMS.
-DEB_PACKAGES := debootstrap redis-server espeak-ng sox sip-tester kannel kannel-extras chromium fonts-liberation2
+# smsbox) + kannel-extras (the test SMSC fakesmsc) for SMS, logrotate (its file in deploy/ is
+# tested) and postgresql-client (pg_dump/pg_restore for `callcenter backup`/`restore`).
+DEB_PACKAGES := python3-venv debootstrap redis-server espeak-ng sox sip-tester kannel kannel-extras chromium fonts-liberation2 logrotate postgresql-client systemd
 
 .PHONY: run test deps venv unit pbx-test bench lint clean
 

@@ -26,7 +26,8 @@ from callcenter.ari_app.client import AriClient
 from callcenter.ari_app.queue_driver import QueueDriver
 from callcenter.ari_app.service import StasisService
 from callcenter.config_file import load_config
-from callcenter.console.metrics import MetricsSample, OutcomeCounter, add_metrics_route, collect
+from callcenter.console.health import ReadinessParts, add_health_routes
+from callcenter.console.metrics import CallMetrics, MetricsSample, add_metrics_route, collect
 from callcenter.console.setup import setup_console
 from callcenter.domain import agents as ag
 from callcenter.domain.call import CallState
@@ -36,9 +37,10 @@ from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.ivr.runtime import IvrRuntime
 from callcenter.live_config import LiveConfig, summary
 from callcenter.loop_lag import LoopLag
+from callcenter.ops.systemd import systemd_ctx, systemd_ready
 from callcenter.pbx.install import ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
-from callcenter.pbx.render import render
+from callcenter.pbx.render import render, write_refused_sources
 from callcenter.queue.acd import AcdQueue
 from callcenter.queue.linepool import LinePool
 from callcenter.records import RecordWriter
@@ -73,9 +75,8 @@ LAG = web.AppKey("loop_lag", LoopLag)
 ACD = web.AppKey("acd", AcdQueue)
 DRIVER = web.AppKey("acd_driver", QueueDriver)
 AMI = web.AppKey("ami", AmiWatcher)
-OUTCOMES = web.AppKey("outcomes", OutcomeCounter)
+OUTCOMES = web.AppKey("outcomes", CallMetrics)
 METRICS_POOL = web.AppKey("metrics_pool", LinePool)
-BANNED: web.AppKey[tuple[str, ...]] = web.AppKey("banned_sources")
 
 
 def _owned(app: web.Application, coro: Coroutine[Any, Any, None],
@@ -152,7 +153,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
                   "until it is back", str(e).splitlines()[0][:200], s.journal_dir)
         prepare = functools.partial(upgrade_head, s.database_url)
     writer = RecordWriter(RecordJournal(s.journal_dir), store, prepare,
-                          on_record=app[OUTCOMES].count)
+                          on_record=app[OUTCOMES].record)
     app[WRITER] = writer
     _owned(app, writer.run(), "record-writer")
     yield
@@ -173,6 +174,21 @@ async def _tickets_ctx(app: web.Application) -> AsyncIterator[None]:
     job.cancel()  # before the engine closes (_tasks_ctx's own cleanup runs last)
     await asyncio.gather(job, return_exceptions=True)
     service.close()
+
+
+async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Recording retention: the daily job deleting recordings past their keep_days."""
+    from callcenter.ops.retention import JOB_ACTOR, purge_recordings, retention_job
+    from callcenter.store.recording_audit import RecordingStore
+
+    store = RecordingStore(app[SETTINGS].database_url)
+    job = _owned(app, retention_job(lambda: purge_recordings(
+        store, app[LAYOUT].recordings(), app[CONFIG](), utcnow(), actor=JOB_ACTOR)),
+        "recording-retention")
+    yield
+    job.cancel()
+    await asyncio.gather(job, return_exceptions=True)
+    store.close()
 
 
 async def _config_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -211,12 +227,12 @@ async def _apply_to_pbx(app: web.Application, config: HotlineConfig) -> None:
     """Numbers, trunk and prompts live in Asterisk's files: re-render and reload what changed."""
     s = app[SETTINGS]
     layout = app[LAYOUT]
-    banned: tuple[str, ...] = app[BANNED] if BANNED in app else ()
+    # banned_sources=None: the refused-sources file stays as the SIP guard last wrote it.
     changed = await asyncio.to_thread(render, config, layout, app[SECRETS],
                                       prompt_cache=s.prompt_cache,
                                       sounds_override=s.sounds_override,
                                       bench_plain_number=s.bench_plain_number,
-                                      banned_sources=banned)
+                                      banned_sources=None)
     ari = app[STASIS].ari
     if "extensions.conf" in changed:
         await ari.reload_module("pbx_config.so")
@@ -229,7 +245,7 @@ async def _apply_to_pbx(app: web.Application, config: HotlineConfig) -> None:
 async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     cfg = app[CONFIG]()
-    secrets = app[SECRETS] = load_secrets(s.state_dir)
+    secrets = app[SECRETS] = load_secrets(s.state_dir, s.secrets_file)
     install = await asyncio.to_thread(ensure_asterisk)
     app[LAYOUT] = PbxLayout.for_instance(install, s.instance, s.state_dir)
     session = aiohttp.ClientSession(
@@ -297,10 +313,14 @@ async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
             app[DRIVER].kick(tenant)
 
     async def apply_bans(sources: tuple[str, ...]) -> None:
-        app[BANNED] = sources
-        await _apply_to_pbx(app, app[CONFIG]())
+        # Only the ACL file and PJSIP: no prompts, no ownership walk, no dialplan reload.
+        if await asyncio.to_thread(write_refused_sources, app[LAYOUT], sources):
+            await app[STASIS].ari.reload_module("res_pjsip.so")
 
-    app[BANNED] = ()
+    try:  # refusals of an earlier app process are not ours to keep (their clocks are gone)
+        await apply_bans(())
+    except Exception as e:
+        log.warning("refused SIP sources of an earlier run not cleared: %r", e)
     guard = AuthGuard(cfg.trunk.trusted_networks, apply_bans)
     watcher = app[AMI] = AmiWatcher(cfg.service.ami_bind, cfg.service.ami_port,
                                     secrets.ami_user, secrets.ami_password,
@@ -338,19 +358,21 @@ async def _heartbeat(pool: LinePool, service: StasisService, config: LiveConfig)
 async def _metrics_sample(app: web.Application) -> MetricsSample:
     return await collect(config=app[CONFIG](), pool=app[METRICS_POOL], acd=app[ACD],
                          stasis=app[STASIS], ami=app.get(AMI), lag=app[LAG],
-                         journal=app[WRITER].journal, outcomes=app[OUTCOMES], now=utcnow())
+                         journal=app[WRITER].journal, outcomes=app[OUTCOMES].outcomes,
+                         now=utcnow(), config_error=app[CONFIG].last_error,
+                         asterisk=app[LAYOUT].install.version if LAYOUT in app else "")
 
 
-async def healthz(request: web.Request) -> web.Response:
-    app = request.app
-    stasis = app[STASIS]
-    body = {
-        "ari_connected": stasis.connected.is_set(),
-        "calls": len(stasis.sessions),
-        "journal_pending": len(await asyncio.to_thread(app[WRITER].journal.pending)),
-        "config_error": app[CONFIG].last_error,
-    }
-    return web.json_response(body, status=200 if body["ari_connected"] else 503)
+def _readiness(app: web.Application) -> ReadinessParts:
+    """What /readyz checks (callcenter.console.health); parts not set up yet read as down."""
+    stasis = app.get(STASIS)
+    writer = app.get(WRITER)
+    return ReadinessParts(
+        ari_connected=stasis is not None and stasis.connected.is_set(),
+        calls=len(stasis.sessions) if stasis is not None else 0, redis=app.get(REDIS),
+        database_url=app[SETTINGS].database_url,
+        journal=writer.journal if writer is not None else None,
+        config_error=app[CONFIG].last_error)
 
 
 async def pool_view(request: web.Request) -> web.Response:
@@ -407,12 +429,14 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
     # SMS after the store (which migrates the database), before calls start.
     app.cleanup_ctx.extend([_tasks_ctx, _redis_ctx, _store_ctx, sms, _tickets_ctx, _ari_ctx,
                             _ami_ctx, _config_ctx])
+    app.cleanup_ctx.append(_retention_ctx)  # after _ari_ctx, which locates the recordings
+    app.cleanup_ctx.append(systemd_ctx)  # last: its cleanup (STOPPING=1) runs first
     add_sms_routes(app)
     setup_console(app, database_url=settings.database_url, config=app[CONFIG],
                   tickets=TICKETS, acd=ACD, live_config=CONFIG, redis=REDIS)
-    app[OUTCOMES] = OutcomeCounter()
-    add_metrics_route(app, _metrics_sample)
-    app.router.add_get("/healthz", healthz)
+    app[OUTCOMES] = CallMetrics()
+    add_metrics_route(app, _metrics_sample, app[OUTCOMES])
+    add_health_routes(app, _readiness)  # /healthz (liveness), /readyz (readiness)
     app.router.add_get("/api/pool", pool_view)
     app.router.add_get("/api/ivr", ivr_view)
     app.router.add_get("/api/loop-lag", lag_view)
@@ -433,6 +457,7 @@ async def serve(app: web.Application, stop: asyncio.Event,
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{os.getpid()}\n")
     log.info("hotline service up: HTTP on %s:%d", cfg.service.http_bind, cfg.service.http_port)
+    await systemd_ready(app, app[STASIS].connected)  # READY=1 once ARI is connected
     if on_ready:
         await on_ready()
     try:

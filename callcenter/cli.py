@@ -13,9 +13,11 @@ import os
 import queue
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
+from callcenter.cli_errors import EXIT_CODES_HELP, EXIT_INVALID, CommandError, explain
 from callcenter.settings import Settings
 
 
@@ -71,6 +73,7 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     from callcenter.domain.config_base import ConfigError
     from callcenter.live_config import summary
 
+    args.file = args.file or str(settings.config_path)
     try:
         config = load_config(Path(args.file))
     except ConfigError as e:
@@ -137,11 +140,7 @@ def cmd_pool(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await client.aclose()
 
-    try:
-        rows = asyncio.run(collect())
-    except OSError as e:
-        print(f"error: Redis at {_redis_url(settings)} unreachable: {e}", file=sys.stderr)
-        return 2
+    rows = asyncio.run(collect())  # Redis unreachable: cli_errors explains it
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
     else:
@@ -212,6 +211,11 @@ def _ivr_step_text(step: dict[str, Any]) -> str:
 
 
 def cmd_dial(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        import pjsua2  # noqa: F401 - only the `tools` extra installs it
+    except ImportError:
+        raise CommandError("pjsua2 is not installed: pip install 'hotline1022[tools]'",
+                           "install the test tools extra (the softphone needs pjsua2)") from None
     from callcenter.config_file import load_config
     from callcenter.tools.softphone import parse_keys, place_calls
 
@@ -219,8 +223,7 @@ def cmd_dial(args: argparse.Namespace, settings: Settings) -> int:
     try:
         keys = parse_keys(args.keys or "")
     except ValueError as e:
-        print(f"error: --keys {e}", file=sys.stderr)
-        return 2
+        raise CommandError(f"--keys {e}", code=EXIT_INVALID) from None
     results = place_calls(
         f"{args.host or config.trunk.bind}:{args.port or config.trunk.port}", args.number,
         caller=args.caller, count=args.count, hold=args.seconds, keys=keys,
@@ -230,13 +233,47 @@ def cmd_dial(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 1 (invalid input), like every other input error of `callcenter`."""
+
+    def error(self, message: str) -> Any:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_INVALID, f"{self.prog}: error: {message}\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"callcenter {version('hotline1022')}"
+    except PackageNotFoundError:
+        return "callcenter (not installed: run from a source tree)"
+
+
+def _add_global_options(parser: argparse.ArgumentParser, top: bool) -> None:
+    """--config and --debug on a parser; below the top their default is SUPPRESS, so an
+    option given before the subcommand is not reset by the subcommand's parser."""
+    default: Any = None if top else argparse.SUPPRESS
+    parser.add_argument("--config", metavar="PATH", default=default,
+                        help="the hotline config file (default: $HOTLINE_CONFIG, else "
+                             "config/hotline.yaml)")
+    parser.add_argument("--debug", action="store_true", default=False if top else default,
+                        help="log at DEBUG and show the traceback of a failure")
+    for action in parser._actions:  # every subcommand, however deep, takes them too
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                _add_global_options(child, top=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="callcenter", description="Tổng đài 1022 hotline service")
+    p = _Parser(prog="callcenter", description="Tổng đài 1022 hotline service",
+                epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="bring up the whole hotline (Redis, DB, Asterisk, app)")
     sub.add_parser("app", help="run only the ARI app against a running PBX and Redis")
     c = sub.add_parser("check-config", help="validate a hotline.yaml without applying it")
-    c.add_argument("file")
+    c.add_argument("file", nargs="?", help="the file to check (default: the --config file)")
     sub.add_parser("reload", help="ask the running service to reload its config")
     c = sub.add_parser("pool", help="line pools per tenant: shift, lines, in use")
     c.add_argument("--json", action="store_true")
@@ -255,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--port", type=int)
     for module in AREA_COMMANDS:
         importlib.import_module(module).register(sub)
+    _add_global_options(p, top=True)
     return p
 
 
@@ -263,7 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
 AREA_COMMANDS: tuple[str, ...] = ("callcenter.ivr.cli", "callcenter.ivr.faq_cli",
                                   "callcenter.sms.cli", "callcenter.console.cli",
                                   "callcenter.tickets.cli", "callcenter.agents.cli",
-                                  "callcenter.store.callbacks_cli")
+                                  "callcenter.store.callbacks_cli", "callcenter.pbx.cli",
+                                  "callcenter.store.db_cli", "callcenter.ops.cli",
+                                  "callcenter.ops.install_cli")
 
 
 COMMANDS = {
@@ -273,11 +313,27 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a failure prints what is wrong and how to fix it (see cli_errors)."""
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env()
-    _setup_logging(settings.log_level)
-    handler = getattr(args, "handler", None) or COMMANDS[args.command]
-    return int(handler(args, settings))
+    overrides: dict[str, object] = {}
+    if args.config:
+        overrides["config_path"] = Path(args.config)  # same as HOTLINE_CONFIG, which it beats
+    if args.debug:
+        overrides["log_level"] = "DEBUG"
+    settings: Settings | None = None
+    try:
+        settings = Settings.from_env(**overrides)
+        _setup_logging(settings.log_level)
+        handler = getattr(args, "handler", None) or COMMANDS[args.command]
+        return int(handler(args, settings))
+    except SystemExit:
+        raise
+    except BaseException as e:  # noqa: BLE001 - Ctrl-C included: every failure is explained
+        if args.debug:
+            traceback.print_exception(e, file=sys.stderr)
+        explained = explain(e, settings)
+        print("\n".join(explained.lines), file=sys.stderr)
+        return explained.code
 
 
 if __name__ == "__main__":

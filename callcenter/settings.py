@@ -25,12 +25,18 @@ class Settings:
     watch_config: bool = True  # reload when the file changes; off: only SIGHUP/`reload`
     bench_plain_number: str | None = None  # bench/ only: a number answered by plain dialplan
     sms: SmsSettings = field(default_factory=SmsSettings)  # HOTLINE_SMS, HOTLINE_KANNEL_*
+    secrets_path: Path | None = None  # ARI/AMI credentials; None: STATE_DIR/secrets.env
+    prompt_cache_dir: Path | None = None  # generated prompts; None: HOTLINE_CACHE/prompts
+    service_user: str = "hotline1022"  # the unprivileged user the app runs as when root starts it
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """HOTLINE_CONFIG, HOTLINE_STATE, DATABASE_URL, REDIS_URL, HOTLINE_INSTANCE, ..."""
-        state = Path(os.environ.get("HOTLINE_STATE", ROOT / "var")).resolve()
-        config = Path(os.environ.get("HOTLINE_CONFIG", ROOT / "config" / "hotline.yaml"))
+        default_config, default_state = default_places()
+        state = Path(os.environ.get("HOTLINE_STATE", default_state)).resolve()
+        given = overrides.get("config_path")  # `callcenter --config PATH`: sounds follow it too
+        config = Path(str(given)) if given else Path(
+            os.environ.get("HOTLINE_CONFIG", default_config))
         values: dict[str, object] = {
             "config_path": config,
             "state_dir": state,
@@ -44,6 +50,9 @@ class Settings:
             "bench_plain_number": os.environ.get("HOTLINE_BENCH_PLAIN_NUMBER") or None,
             "watch_config": os.environ.get("HOTLINE_WATCH_CONFIG", "1") not in ("0", "no", "off"),
             "sms": SmsSettings.from_env(),
+            "secrets_path": _path_or_none(os.environ.get("HOTLINE_SECRETS")),
+            "prompt_cache_dir": _path_or_none(os.environ.get("HOTLINE_PROMPT_CACHE")),
+            "service_user": os.environ.get("HOTLINE_USER") or "hotline1022",
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
@@ -61,7 +70,28 @@ class Settings:
         return self.state_dir / "app.pid"
 
     @property
+    def secrets_file(self) -> Path:
+        """Where the ARI/AMI credentials are kept (HOTLINE_SECRETS)."""
+        return self.secrets_path or self.state_dir / "secrets.env"
+
+    @property
     def prompt_cache(self) -> Path:
+        """Generated prompts (HOTLINE_PROMPT_CACHE, else HOTLINE_CACHE/prompts)."""
+        if self.prompt_cache_dir is not None:
+            return self.prompt_cache_dir
         from callcenter.pbx.install import cache_dir
 
         return cache_dir() / "prompts"
+
+
+def default_places() -> tuple[Path, Path]:
+    """Config file and state folder when the environment names none: the checkout's
+    ``config/`` and ``var/`` (``make run``), else the installed layout of a package install
+    (``/etc/hotline1022/hotline.yaml``, ``/var/lib/hotline1022``), never site-packages."""
+    if (ROOT / "config" / "hotline.yaml").exists() and (ROOT / "pyproject.toml").exists():
+        return ROOT / "config" / "hotline.yaml", ROOT / "var"
+    return Path("/etc/hotline1022/hotline.yaml"), Path("/var/lib/hotline1022")
+
+
+def _path_or_none(value: str | None) -> Path | None:
+    return Path(value) if value else None

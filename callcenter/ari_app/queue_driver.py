@@ -177,7 +177,7 @@ class QueueDriver:
                 log.warning("queue events subscription lost: %r", e)
             finally:
                 try:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
                 except Exception:
                     pass
             if self._closing:

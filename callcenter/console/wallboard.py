@@ -450,7 +450,7 @@ class WallboardHub:
                 self.subscribed.clear()
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()
 
     def _on_event(self, data: Any) -> None:
         try:
