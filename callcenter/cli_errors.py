@@ -90,12 +90,9 @@ def _first(exc: BaseException) -> str:
 def _safe_db_url(settings: Settings | None) -> str:
     if settings is None:
         return "DATABASE_URL"
-    try:
-        from sqlalchemy.engine import make_url
+    from callcenter.store.urls import shown_url
 
-        return make_url(settings.database_url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is shown as the variable's name
-        return "DATABASE_URL"
+    return shown_url(settings.database_url)
 
 
 def _redis_url(settings: Settings | None) -> str:

@@ -10,10 +10,10 @@ user itself) and hands everything that serves or stores to the unprivileged serv
 (``hotline1022``, created if missing): the app with its web server, the private Redis, Kannel.
 Files it writes are not readable by other users (umask 027).
 
-Every child is recorded with its start time in ``STATE/run/<instance>.json``; a run that finds
-processes an earlier, killed run left there stops them first. Children die with the run even
-when it is killed with SIGKILL (see `callcenter.ops.processes`). The app is restarted when it
-dies on its own.
+Every child is recorded with its start time in ``HOTLINE_CACHE/run/<instance>.json`` (root's
+folder, not the app's); a run that finds processes an earlier, killed run left there stops
+them first. Children die with the run even when it is killed with SIGKILL (see
+`callcenter.ops.processes`). The app is restarted when it dies on its own.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from callcenter.secrets import load_secrets
 from callcenter.settings import Settings
 from callcenter.sms.credentials import load_kannel_secrets
 from callcenter.sms.kannel import KannelGateway, start_for_run
+from callcenter.store.urls import shown_url
 
 log = logging.getLogger("callcenter.run")
 
@@ -218,7 +219,7 @@ def run_all(settings: Settings) -> None:
     os.umask(0o027)  # recordings, database, logs: not for other local users
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     account = ensure_service_account(settings.service_user) if os.geteuid() == 0 else None
-    record = RunRecord(settings.state_dir, settings.instance)
+    record = RunRecord(cache_dir() / "run", settings.instance)  # root's, not the app's
     record.claim(lambda m: log.warning(
         "stopping %s (pid %d) left running by an earlier run of instance %s",
         m.name, m.pid, settings.instance))
@@ -244,7 +245,7 @@ def run_all(settings: Settings) -> None:
                 record.add("redis-server", private_redis.proc.pid)
             redis_url = private_redis.url
         log.info("database: %s (alembic upgrade head on start)",
-                 _safe_url(settings.database_url))
+                 shown_url(settings.database_url))
         # SMS: our own Kannel unless off or external; not installed -> texts wait in the outbox.
         kannel = start_for_run(settings.sms, kannel_secrets, settings.state_dir, account)
         if kannel is not None:
@@ -275,24 +276,16 @@ def run_all(settings: Settings) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         log.info("stopping")
-        try:
-            if app is not None:
-                app.stop()
-            if kannel is not None:
-                kannel.stop()
-            if pbx is not None:
-                pbx.stop()
-        finally:
-            if private_redis is not None:
-                private_redis.stop()
-            record.clear()
+        stopped = True
+        for part in (app, kannel, pbx, private_redis):  # each on its own: one failing
+            if part is None:                           # must not leave the others running
+                continue
+            try:
+                part.stop()
+            except Exception as e:
+                stopped = False
+                log.error("stopping %s failed: %r", type(part).__name__, e)
+        if stopped:
+            record.clear()  # else the next run finds and stops what is left
         log.info("stopped")
 
-
-def _safe_url(url: str) -> str:
-    """Database URL without its password, for logs."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':')[0]}:***@{host}"
-    return url

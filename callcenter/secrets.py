@@ -6,10 +6,13 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from callcenter.ops.files import write_atomic
 
 if TYPE_CHECKING:
     from callcenter.domain.agent_config import SecretRef
@@ -53,12 +56,9 @@ def load_env_secrets(path: Path, keys: tuple[str, ...],
         values[key] = value
     if changed:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write("# Generated at first run; keep private (mode 0600).\n")
-            f.writelines(f"{k}={stored[k]}\n" for k in keys if k in stored)
-        os.replace(tmp, path)
+        text = "# Generated at first run; keep private (mode 0600).\n" + "".join(
+            f"{k}={stored[k]}\n" for k in keys if k in stored)
+        write_atomic(path, text, 0o600)
     _keep_private(path)
     return values
 
@@ -67,10 +67,11 @@ def _keep_private(path: Path) -> None:
     """Take away what other users may do with a secrets file, never what its owner or group
     already have: an installer's 0640 root:hotline1022 file stays readable by the app."""
     try:
-        mode = path.stat().st_mode & 0o777
+        st = path.lstat()
     except OSError:
         return
-    if not mode & 0o037:
+    mode = st.st_mode & 0o777
+    if stat.S_ISLNK(st.st_mode) or not mode & 0o037:  # never chmod through a link
         return
     try:
         os.chmod(path, mode & 0o640)

@@ -44,8 +44,9 @@ import sqlalchemy as sa
 import yaml
 
 from callcenter.cli_errors import EXIT_INVALID, CommandError
+from callcenter.ops.files import write_atomic
 from callcenter.settings import Settings
-from callcenter.store.urls import normalise_url, sqlite_file
+from callcenter.store.urls import normalise_url, shown_url, sqlite_file
 
 FORMAT = "hotline1022-backup"
 FORMAT_VERSION = 1
@@ -176,13 +177,9 @@ def database_kind(database_url: str) -> str:
     """``sqlite`` or ``postgresql`` (anything else is refused)."""
     backend = normalise_url(database_url).get_backend_name()
     if backend not in ("sqlite", "postgresql"):
-        raise CommandError(f"cannot back up a {backend} database ({_safe(database_url)})",
+        raise CommandError(f"cannot back up a {backend} database ({shown_url(database_url)})",
                            "use SQLite or PostgreSQL (DATABASE_URL)", code=EXIT_INVALID)
     return backend
-
-
-def _safe(database_url: str) -> str:
-    return normalise_url(database_url).render_as_string(hide_password=True)
 
 
 def _sqlite_path(database_url: str) -> Path:
@@ -297,7 +294,7 @@ def _dump_postgres(database_url: str, dest: Path) -> str | None:
     if client < server:
         raise CommandError(
             f"pg_dump {client} is older than the PostgreSQL {server} server at "
-            f"{_safe(database_url)}: it cannot dump it",
+            f"{shown_url(database_url)}: it cannot dump it",
             f"install postgresql-client-{server} (PostgreSQL's apt repository) and put its "
             f"pg_dump first on PATH")
     args, env = libpq_args(database_url)
@@ -393,7 +390,7 @@ def backup(places: Places, to: Path, *, with_secrets: bool = False,
     try:
         _copy_tree(w, places.journal, "journal", err)
         w.folder("database")
-        print(f"backup: database ({kind}, {_safe(places.database_url)})", file=err)
+        print(f"backup: database ({kind}, {shown_url(places.database_url)})", file=err)
         if kind == "sqlite":
             revision = _dump_sqlite(places.database_url, partial / SQLITE_NAME)
             w.add_written(SQLITE_NAME)
@@ -478,6 +475,42 @@ def read_manifest(source: Path) -> dict[str, Any]:
     return manifest
 
 
+# What each part of a backup may hold: names are checked before anything is restored, so a
+# backup written by another account cannot place, say, a hotline.env (root's units' environment).
+_CONFIG_SUFFIXES = (".yaml", ".yml")
+_SECRET_NAMES = ("secrets.env", "environment.env", "operators.env")
+
+
+def _allowed(rel: str) -> None:
+    """Refuse a path a `callcenter backup` never writes (each part holds its own kind)."""
+    section, _, rest = rel.partition("/")
+    parts = Path(rest).parts
+    ok = bool(parts) and ".." not in parts
+    if section == "config":
+        ok = ok and Path(rest).suffix in _CONFIG_SUFFIXES
+    elif section == "secrets":
+        sub, _, tail = rest.partition("/")
+        ok = ok and (rest in _SECRET_NAMES or sub in ("config", "absolute") and bool(tail))
+    if not ok:
+        raise CommandError(f"refused backup: {MANIFEST} names {rel!r}, which a hotline backup "
+                           f"never holds", "use a backup written by `callcenter backup`",
+                           code=EXIT_INVALID)
+
+
+def _named_secret_files(places: Places) -> set[Path]:
+    """Operators' secret files that the config in place names (absolute paths)."""
+    from callcenter.config_file import load_config
+
+    try:
+        config = load_config(places.config_path)
+    except Exception:
+        return set()
+    base = places.config_path.parent
+    return {(Path(op.secret.name) if Path(op.secret.name).is_absolute()
+             else base / op.secret.name).resolve()
+            for t in config.tenants for op in t.operators.operators if op.secret.kind == "file"}
+
+
 def verify(source: Path, manifest: dict[str, Any]) -> None:
     """Every file the manifest lists is there with its size and checksum, else refuse."""
     for entry in manifest["files"]:
@@ -486,6 +519,11 @@ def verify(source: Path, manifest: dict[str, Any]) -> None:
         if ".." in Path(rel).parts or Path(rel).is_absolute():
             raise CommandError(f"damaged backup: {MANIFEST} names {rel!r}, outside the backup",
                                "use another backup", code=EXIT_INVALID)
+        if path.is_symlink() or any(p.is_symlink() for p in path.parents
+                                     if p.is_relative_to(source) and p != source):
+            # A link would make root copy whatever it points at (/etc/shadow, say) into place.
+            raise CommandError(f"refused backup: {rel} in {source} is a symbolic link",
+                               "use a backup written by `callcenter backup`", code=EXIT_INVALID)
         if not path.is_file():
             raise CommandError(f"damaged backup: {rel} is missing from {source}",
                                "use another backup (or copy it again from its origin)",
@@ -542,7 +580,7 @@ def _non_empty(places: Places) -> list[str]:
     """What restoring would overwrite: a database with rows, folders with files."""
     found = []
     if _database_has_rows(places.database_url):
-        found.append(f"the database {_safe(places.database_url)} has rows")
+        found.append(f"the database {shown_url(places.database_url)} has rows")
     for label, folder in (("recordings", places.recordings),
                           ("ticket attachments", places.ticket_files),
                           ("journal", places.journal)):
@@ -570,16 +608,10 @@ def _place(src: Path, dest: Path, *, mode: int = 0o640) -> None:
     one takes the folder's owner and group (root) and ``mode``."""
     _mkdirs(dest.parent)
     before = dest.stat() if dest.exists() else None
-    tmp = dest.with_name(f".{dest.name}.restore.tmp")
-    with src.open("rb") as fin, open(tmp, "wb") as fout:
-        shutil.copyfileobj(fin, fout, CHUNK)
-        fout.flush()
-        os.fsync(fout.fileno())
-    os.chmod(tmp, before.st_mode & 0o7777 if before else mode)
-    if os.geteuid() == 0:
-        owner = before or dest.parent.stat()
-        os.chown(tmp, owner.st_uid, owner.st_gid)
-    os.replace(tmp, dest)
+    keep = before or dest.parent.stat()
+    # Never through a name another account could plant in a folder it owns (ops.files).
+    write_atomic(dest, src.read_bytes(), before.st_mode & 0o7777 if before else mode,
+                 owner=(keep.st_uid, keep.st_gid) if os.geteuid() == 0 else None)
 
 
 def _restore_sqlite(file: Path, database_url: str) -> None:
@@ -628,7 +660,7 @@ def restore(source: Path, places: Places, settings: Settings, *, force: bool = F
                            code=EXIT_INVALID)
     if kind != database_kind(places.database_url):
         raise CommandError(f"the backup holds a {kind} database, DATABASE_URL is "
-                           f"{_safe(places.database_url)}",
+                           f"{shown_url(places.database_url)}",
                            f"set DATABASE_URL to a {kind} database", code=EXIT_INVALID)
     if not force:
         found = _non_empty(places)
@@ -637,17 +669,36 @@ def restore(source: Path, places: Places, settings: Settings, *, force: bool = F
                                "restore into an empty installation, or give --force to "
                                "replace it")
     rels = [str(f["path"]) for f in manifest["files"]]
-    with _step(err, f"database ({kind}) into {_safe(places.database_url)}"):
+    # Everything that can refuse refuses before the first byte is written.
+    if places.recordings is None and any(r.startswith("recordings/") for r in rels):
+        raise CommandError("the backup has recordings but this machine has no PBX "
+                           "instance folder to put them in",
+                           "run `callcenter pbx render` (as root) first, then restore")
+    for rel in rels:
+        _allowed(rel)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    if kind == "sqlite":  # kept: a restore over a live database can be undone
+        current = _sqlite_path(places.database_url)
+        if current.is_file() and current.stat().st_size:
+            kept = current.with_name(f"{current.name}.before-restore-{stamp}")
+            shutil.copy2(current, kept)
+            print(f"restore: the current database is kept as {kept}", file=err)
+    with _step(err, f"database ({kind}) into {shown_url(places.database_url)}"):
         dump = source / manifest["database"]["file"]
         if kind == "sqlite":
             _restore_sqlite(dump, places.database_url)
         else:
             _restore_postgres(dump, places.database_url)
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
     config_file = manifest.get("config_file")
     env_for_operators = None
     counts: dict[str, int] = {}
+    # Files outside the hotline's folders are only ever operators' secret files that the
+    # config in place names; the config comes first so a restored one counts.
+    rels.sort(key=lambda r: r.startswith("secrets/absolute/"))
+    allowed_absolute: set[Path] = set()
     for rel in rels:
+        if rel.startswith("secrets/absolute/") and not allowed_absolute:
+            allowed_absolute = _named_secret_files(places) or {Path("/nonexistent")}
         section, _, rest = rel.partition("/")
         src = source / rel
         dest: Path | None
@@ -655,10 +706,7 @@ def restore(source: Path, places: Places, settings: Settings, *, force: bool = F
         if section in ("database",):
             continue
         if section == "recordings":
-            if places.recordings is None:
-                raise CommandError("the backup has recordings but this machine has no PBX "
-                                   "instance folder to put them in",
-                                   "run `callcenter pbx render` (as root) first, then restore")
+            assert places.recordings is not None  # checked before anything was written
             dest = places.recordings / rest
         elif section == "ticket-files":
             dest = places.ticket_files / rest
@@ -681,8 +729,23 @@ def restore(source: Path, places: Places, settings: Settings, *, force: bool = F
                 continue
             elif sub == "config":
                 dest = places.config_dir / tail
+                if tail not in SECRET_ENV_FILES and dest.resolve() not in (
+                        allowed_absolute or _named_secret_files(places)):
+                    print(f"restore: warning: {rel}: not a secrets file the config names; "
+                          f"left out", file=err)
+                    continue
+                if tail == "hotline.env":
+                    # Root's units read it (EnvironmentFile=); a backup is written by the
+                    # unprivileged service account: laid beside, for the admin to compare.
+                    dest = places.config_dir / f"hotline.env.from-backup-{stamp}"
+                    print(f"restore: hotline.env from the backup is in {dest}: compare it with "
+                          f"the one in place and copy what you need by hand", file=err)
             elif sub == "absolute":
                 dest = Path("/") / tail
+                if dest not in allowed_absolute:
+                    print(f"restore: warning: {rel}: the config does not name /{tail} as an "
+                          f"operator's secret file; left out", file=err)
+                    continue
             else:
                 continue
         else:

@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from callcenter.ops.files import write_atomic
 from callcenter.ops.package_data import deploy_dir, example_config_dir
 from callcenter.sms.config import SmsSettings
 
@@ -51,6 +52,8 @@ DEFAULT_PREFIX = Path(UNIT_PREFIX)
 
 ETC = "/etc/hotline1022"
 STATE = "/var/lib/hotline1022"
+# The Asterisk rootfs is root's, never under the app's state folder: root runs programs from it.
+PBX_ROOT = "/var/lib/hotline1022-pbx"
 KANNEL_STATE = "/var/lib/hotline1022-kannel"
 KANNEL_LOGS = "/var/log/kannel"
 UNIT_DIR = "/etc/systemd/system"
@@ -70,7 +73,7 @@ HOTLINE_SOUNDS={ETC}/sounds
 HOTLINE_SECRETS={ETC}/secrets.env
 HOTLINE_STATE={STATE}
 HOTLINE_CACHE={STATE}/cache
-HOTLINE_ROOTFS={STATE}/rootfs
+HOTLINE_ROOTFS={PBX_ROOT}/rootfs
 HOTLINE_INSTANCE=main
 HOTLINE_USER={SERVICE_USER}
 # SQLite in the state folder; PostgreSQL: postgresql+psycopg://hotline:PASSWORD@127.0.0.1/hotline
@@ -242,13 +245,7 @@ class Installer:
 
     @staticmethod
     def _write(path: Path, text: str, uid: int, gid: int, mode: int) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chown(tmp, uid, gid)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        write_atomic(path, text, mode, owner=(uid, gid))
 
     def ensure_secrets(self, path: Path, keys: tuple[str, ...], defaults: Mapping[str, str],
                        uid: int, gid: int, mode: int) -> dict[str, str]:
@@ -292,6 +289,7 @@ class Installer:
         self.write_new(etc / "operators.env", self._operators_placeholder(etc), 0, gid, 0o640,
                        "placeholder: set the operators' SIP passwords there")
         self.ensure_dir(state, uid, gid, 0o750)
+        self.ensure_dir(self.at(PBX_ROOT), 0, 0, 0o755)
         for sub in ("journal", "ticket-files", "cache"):
             self.ensure_dir(state / sub, uid, gid, 0o750)
         kannel_secrets = self.ensure_secrets(state / SMS_SECRETS, KANNEL_KEYS, KANNEL_DEFAULTS,

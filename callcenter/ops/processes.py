@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import logging
 import os
@@ -30,6 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from callcenter.ops.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +98,14 @@ def _leads_group(pid: int) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the parent thread ends (kill -9 included)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() == 1:  # the parent died between fork and prctl
-        os._exit(1)
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """For the child before exec: SIGTERM when the parent thread ends (kill -9 included)."""
+    def arm() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died between fork and prctl (any reaper)
+            os._exit(1)
+    return arm
 
 
 def spawn(name: str, argv: Sequence[str], *, guard: bool = False,
@@ -112,7 +117,7 @@ def spawn(name: str, argv: Sequence[str], *, guard: bool = False,
     their credentials (which clears the death signal) or are started from another thread.
     """
     if threading.current_thread() is threading.main_thread():
-        popen.setdefault("preexec_fn", _die_with_parent)
+        popen.setdefault("preexec_fn", _die_with_parent(os.getpid()))
     proc: subprocess.Popen[bytes] = subprocess.Popen(list(argv), **popen)
     if guard:
         proc._hotline_guard = _start_guard(proc.pid)  # type: ignore[attr-defined]
@@ -170,10 +175,17 @@ def spawned_alive(path: Path) -> list[ProcessMark]:
 
 
 class RunRecord:
-    """``STATE/run/<instance>.json``: the run's own pid and its children's, with start times."""
+    """``FOLDER/<instance>.json``: the run's own pid and its children's, with start times.
 
-    def __init__(self, state_dir: Path, instance: str):
-        self.path = state_dir / "run" / f"{instance}.json"
+    The folder must be root's when the run is (``HOTLINE_CACHE/run``), never the state folder
+    the app's account owns: root stops the processes it names. ``claim`` also holds an
+    exclusive lock on ``<instance>.lock`` for the whole run, so two runs started at once
+    cannot both pass; a killed run's lock goes with it.
+    """
+
+    def __init__(self, folder: Path, instance: str):
+        self.path = folder / f"{instance}.json"
+        self._lock: int | None = None
 
     def read(self) -> list[ProcessMark]:
         """The marks written by the last run (empty when none or unreadable)."""
@@ -185,9 +197,7 @@ class RunRecord:
 
     def _write(self, marks: list[ProcessMark]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps({"processes": [asdict(m) for m in marks]}))
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps({"processes": [asdict(m) for m in marks]}), 0o600)
 
     def add(self, name: str, pid: int) -> None:
         """Record a started process (a process already gone is not written)."""
@@ -200,17 +210,28 @@ class RunRecord:
         self._write([m for m in self.read() if m.name != name])
 
     def clear(self) -> None:
-        """The run ended cleanly."""
+        """The run ended cleanly: forget it and let the next run in."""
         self.path.unlink(missing_ok=True)
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def claim(self, on_leftover: Callable[[ProcessMark], None]) -> None:
         """Start a run: refuse while another run of this instance lives, stop what a dead one
         left behind (``on_leftover`` is told first), then record ourselves."""
-        for mark in self.read():
-            if mark.name == "run" and mark.alive() and mark.pid != os.getpid():
-                raise AlreadyRunning(
-                    f"this hotline instance is already running (pid {mark.pid}); stop it "
-                    f"first (Ctrl-C in its terminal, or kill {mark.pid})")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(self.path.with_suffix(".lock"),
+                       os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            other = next((m.pid for m in self.read() if m.name == "run" and m.alive()), None)
+            raise AlreadyRunning(
+                f"this hotline instance is already running (pid {other or '?'}); stop it "
+                f"first (Ctrl-C in its terminal{f', or kill {other}' if other else ''})"
+            ) from None
+        self._lock = lock
         for mark in self.read():
             if mark.name != "run" and mark.alive():
                 on_leftover(mark)

@@ -6,7 +6,6 @@ Nothing in the rootfs is edited by hand: every file Asterisk reads for an instan
 from __future__ import annotations
 
 import ipaddress
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import jinja2
 
 from callcenter.domain.model import DEFAULT_PROMPTS, HotlineConfig
+from callcenter.ops.files import write_atomic
 from callcenter.ops.processes import RunAs
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.prompts import PromptSpec, make_hold_music, place_prompts
@@ -143,10 +143,9 @@ def render_texts(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
 def _write_if_changed(path: Path, text: str) -> bool:
     if path.exists() and path.read_text() == text:
         return False
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.chmod(tmp, 0o640)  # holds ARI/AMI secrets: owner and Asterisk's group (set_ownership)
-    os.replace(tmp, path)
+    # 0640: holds ARI/AMI secrets, for the owner and Asterisk's group (set_ownership). Root
+    # writes here too, in a folder the app owns: never through a name the app could plant.
+    write_atomic(path, text, 0o640)
     return True
 
 

@@ -33,6 +33,7 @@ from typing import IO
 import jinja2
 
 from callcenter.domain.sms_parts import MAX_PARTS
+from callcenter.ops.files import write_atomic
 from callcenter.ops.processes import RunAs, spawn
 from callcenter.sms.config import LOOPBACK, SmsSettings
 from callcenter.sms.credentials import KannelSecrets
@@ -169,11 +170,7 @@ class KannelGateway:
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "spool").mkdir(exist_ok=True)
         text = render_config(self.settings, self.secrets, self.directory)
-        tmp = self.conf_file.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds passwords
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, self.conf_file)
+        write_atomic(self.conf_file, text, 0o600)  # holds passwords
         if self.run_as is not None:  # the boxes read their config and write logs and spool here
             self.run_as.chown(self.directory, recursive=True)
         conf = str(self.conf_file)

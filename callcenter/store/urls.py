@@ -17,6 +17,14 @@ def normalise_url(url: str | URL) -> URL:
     return u
 
 
+def shown_url(url: str | URL) -> str:
+    """The URL as logs and messages show it: never its password (unparsable: a placeholder)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - whatever it held stays out of the message
+        return "(unparsable database URL)"
+
+
 def sqlite_file(url: URL) -> Path | None:
     """The database file of a file-backed SQLite URL, else None (memory or other backends)."""
     if url.get_backend_name() != "sqlite":

@@ -338,3 +338,36 @@ def test_given_url_with_password_when_libpq_args_then_password_only_in_environme
     assert env == {"PGPASSWORD": "p@ss", "PGSSLMODE": "require"}
     args, env = libpq_args("postgresql:///hotline?host=/var/run/postgresql")
     assert args == ["--host", "/var/run/postgresql", "--dbname", "hotline"] and env == {}
+
+
+def test_given_backup_naming_foreign_files_or_links_when_restored_then_refused_before_writing(
+        installed: Install, tmp_path: Path) -> None:
+    """A backup is written by the unprivileged service account and restored by root: a name a
+    backup never holds (root's units' environment) or a link is refused, nothing written."""
+    import json
+
+    from callcenter.ops.backup import MANIFEST, sha256_of
+
+    p = installed.places
+    out = backup(p, tmp_path / "backups", now=NOW, err=io.StringIO())
+    _wipe(installed)
+    manifest = json.loads((out / MANIFEST).read_text())
+    planted = out / "config" / "hotline.env"
+    planted.write_text("LD_PRELOAD=/tmp/evil.so\n")
+    manifest["files"].append({"path": "config/hotline.env", "size": planted.stat().st_size,
+                              "sha256": sha256_of(planted)})
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(CommandError, match="names 'config/hotline.env', which a hotline backup"):
+        restore(out, p, installed.settings, err=io.StringIO())
+    assert not (p.config_dir / "hotline.env").exists()
+    manifest["files"].pop()
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    planted.unlink()
+    recording = out / "recordings" / "dongnai-1.wav"
+    secret = tmp_path / "not-in-the-backup.txt"
+    secret.write_bytes(recording.read_bytes())  # same bytes: the checksum alone would pass
+    recording.unlink()
+    recording.symlink_to(secret)
+    with pytest.raises(CommandError, match="recordings/dongnai-1.wav .* is a symbolic link"):
+        restore(out, p, installed.settings, err=io.StringIO())
+    assert _rows(p.database_url) == {k: [] for k in _rows(p.database_url)}  # nothing restored

@@ -11,7 +11,7 @@ import pytest
 
 from callcenter.ops.package_data import deploy_dir
 
-ROOTFS = "/var/lib/hotline1022/rootfs"
+ROOTFS = "/var/lib/hotline1022-pbx/rootfs"
 
 
 @pytest.fixture

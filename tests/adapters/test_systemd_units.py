@@ -86,9 +86,11 @@ def test_given_the_app_unit_then_it_is_unprivileged_notify_and_sandboxed():
         assert one.get(key) == value, key
     assert "@system-service" in service["SystemCallFilter"]
     # Writable: its state, and the config folder for the console's shift edits (sticky).
-    assert service["ReadWritePaths"] == ["/var/lib/hotline1022", "/etc/hotline1022"]
+    assert service["ReadWritePaths"] == ["/var/lib/hotline1022",
+                                       "/var/lib/hotline1022-pbx/rootfs/srv/hotline",
+                                       "/etc/hotline1022"]
     assert set(service["EnvironmentFile"]) == {"/etc/hotline1022/hotline.env",
-                                               "-/etc/hotline1022/operators.env"}
+                                               "/etc/hotline1022/operators.env"}
     after = unit("hotline1022-app.service")["Unit"]["After"][0].split()
     assert {"hotline1022-asterisk.service", "redis-server.service"} <= set(after)
 
