@@ -118,6 +118,11 @@ def hand_over(settings: Settings, account: RunAs) -> None:
     for entry in state.iterdir():
         if not entry.name.startswith("pbx-"):  # Asterisk's own, when it runs on the host
             account.chown(entry, recursive=True)
+    # The cache is root's (the rootfs is in it) but the app walks through it to its PBX
+    # instance: search only for others (a HOTLINE_CACHE made with mktemp is 0700).
+    root_cache = cache_dir()
+    if root_cache.is_dir() and not root_cache.stat().st_mode & stat.S_IXOTH:
+        os.chmod(root_cache, stat.S_IMODE(root_cache.stat().st_mode) | stat.S_IXOTH)
     cache = settings.prompt_cache
     cache.mkdir(parents=True, exist_ok=True)
     account.chown(cache, recursive=True)
