@@ -54,8 +54,8 @@ from callcenter.console.wallboard import (  # noqa: E402
 from callcenter.domain.call import CallState, Phase  # noqa: E402
 from callcenter.domain.kpis import local_day_bounds  # noqa: E402
 from callcenter.domain.model import Tenant  # noqa: E402
-from callcenter.queue.linepool import LinePool  # noqa: E402
-from callcenter.queue.server import PrivateRedis  # noqa: E402
+from callcenter.lines.redis import LinePool  # noqa: E402
+from callcenter.runtime.redis_server import PrivateRedis  # noqa: E402
 from callcenter.store.migrate import upgrade_head  # noqa: E402
 from callcenter.store.models import CallRecord  # noqa: E402
 from callcenter.store.records import CallRecordStore  # noqa: E402

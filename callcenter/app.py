@@ -18,31 +18,31 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from callcenter.agents.ami import AmiWatcher
-from callcenter.agents.features import handle_feature
-from callcenter.agents.guard import AuthGuard
 from callcenter.ari_app.calls import CallDeps, utcnow
 from callcenter.ari_app.client import AriClient
-from callcenter.ari_app.queue_driver import QueueDriver
 from callcenter.ari_app.service import StasisService
 from callcenter.config_file import load_config
 from callcenter.console.health import ReadinessParts, add_health_routes
 from callcenter.console.metrics import CallMetrics, MetricsSample, add_metrics_route, collect
 from callcenter.console.setup import setup_console
-from callcenter.domain import agents as ag
 from callcenter.domain.call import CallState
 from callcenter.domain.model import HotlineConfig
-from callcenter.domain.shifts import active_shift
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.ivr.runtime import IvrRuntime
+from callcenter.lines.redis import LinePool
+from callcenter.lines.shifts import active_shift
 from callcenter.live_config import LiveConfig, summary
 from callcenter.loop_lag import LoopLag
 from callcenter.ops.systemd import systemd_ctx, systemd_ready
 from callcenter.pbx.install import ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.render import render, write_refused_sources
-from callcenter.queue.acd import AcdQueue
-from callcenter.queue.linepool import LinePool
+from callcenter.phones.ami import AmiWatcher
+from callcenter.phones.guard import AuthGuard
+from callcenter.queue import agent as ag
+from callcenter.queue.driver import QueueDriver
+from callcenter.queue.features import handle_feature
+from callcenter.queue.redis import AcdQueue
 from callcenter.records import RecordWriter
 from callcenter.secrets import Secrets, load_secrets
 from callcenter.settings import Settings

@@ -57,8 +57,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
     """Only the ARI app + HTTP, against an Asterisk and Redis that are already running."""
-    from callcenter.queue.server import answers
     from callcenter.runner import run_app_until_signal
+    from callcenter.runtime.redis_server import answers
 
     redis_url = _redis_url(settings)
     if not answers(redis_url):
@@ -123,7 +123,7 @@ def cmd_pool(args: argparse.Namespace, settings: Settings) -> int:
     import redis.asyncio as aioredis
 
     from callcenter.config_file import load_config
-    from callcenter.queue.linepool import LinePool
+    from callcenter.lines.redis import LinePool
 
     config = load_config(settings.config_path)
 
@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 # parsers and sets ``handler=fn(args, settings) -> int`` on them with ``set_defaults``.
 AREA_COMMANDS: tuple[str, ...] = ("callcenter.ivr.cli", "callcenter.ivr.faq_cli",
                                   "callcenter.sms.cli", "callcenter.console.cli",
-                                  "callcenter.tickets.cli", "callcenter.agents.cli",
+                                  "callcenter.tickets.cli", "callcenter.queue.cli",
                                   "callcenter.store.callbacks_cli", "callcenter.pbx.cli",
                                   "callcenter.store.db_cli", "callcenter.ops.cli",
                                   "callcenter.ops.install_cli")

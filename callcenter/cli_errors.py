@@ -182,7 +182,7 @@ def explain(exc: BaseException, settings: Settings | None = None) -> Explained:
     if _is(exc, "callcenter.secrets", "OperatorSecretError"):
         return _error(EXIT_INVALID, f"missing or unusable secret: {exc}",
                       "set it where the config says (operators.env or the secret file)")
-    if _is(exc, "callcenter.queue.server", "RedisUnavailable"):
+    if _is(exc, "callcenter.runtime.redis_server", "RedisUnavailable"):
         return _error(EXIT_UNAVAILABLE, str(exc),
                       "start Redis (`systemctl start redis-server`) or set REDIS_URL to one "
                       "that answers")
@@ -210,7 +210,7 @@ def explain(exc: BaseException, settings: Settings | None = None) -> Explained:
                       "(HOTLINE_SMS=0: texts wait in the outbox)")
     if _is(exc, "callcenter.pbx.prompts", "PromptError"):
         return _error(EXIT_UNAVAILABLE, f"prompts: {exc}", None)
-    if _is(exc, "callcenter.agents.ami", "AmiUnavailable", "AmiLoginRefused"):
+    if _is(exc, "callcenter.phones.ami", "AmiUnavailable", "AmiLoginRefused"):
         return _error(EXIT_UNAVAILABLE, f"Asterisk's AMI: {exc}",
                       "is the hotline running? (`callcenter run`, or its systemd units)")
     if _is(exc, "callcenter.ops.processes", "AlreadyRunning") or _is(

@@ -37,7 +37,7 @@ from callcenter.pbx.install import cache_dir, ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess, PbxStartError
 from callcenter.pbx.render import render
-from callcenter.queue.server import PrivateRedis, answers
+from callcenter.runtime.redis_server import PrivateRedis, answers
 from callcenter.secrets import load_secrets
 from callcenter.settings import Settings
 from callcenter.sms.credentials import load_kannel_secrets

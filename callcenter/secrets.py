@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from callcenter.ops.files import write_atomic
 
 if TYPE_CHECKING:
-    from callcenter.domain.agent_config import SecretRef
     from callcenter.domain.model import HotlineConfig
+    from callcenter.queue.policy import SecretRef
 
 KEYS = ("HOTLINE_ARI_USER", "HOTLINE_ARI_PASSWORD", "HOTLINE_AMI_USER", "HOTLINE_AMI_PASSWORD")
 
@@ -95,7 +95,7 @@ def load_secrets(state_dir: Path, path: Path | None = None) -> Secrets:
 
 
 # ---- Operators' SIP passwords --------------------------------------------------------------
-# The config names where each password is kept (callcenter.domain.agent_config.SecretRef);
+# The config names where each password is kept (callcenter.queue.policy.SecretRef);
 # they are read here, at render time, by the process that writes pjsip.conf. Decision: one
 # operator whose secret is missing or unusable is left out of pjsip.conf (an ERROR names them)
 # and the rest of the hotline starts; that operator's phone gets 401 until the secret is set

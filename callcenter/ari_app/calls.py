@@ -16,11 +16,11 @@ import redis.asyncio as aioredis
 from callcenter.ari_app.client import AriClient, AriError, ChannelGone
 from callcenter.domain import call as cm
 from callcenter.domain import menu as mn
-from callcenter.domain.acd import QueueConflict
 from callcenter.domain.causes import cause_text
 from callcenter.ivr.prompt_library import PromptLibrary
-from callcenter.queue.acd import AcdQueue
-from callcenter.queue.linepool import LinePool
+from callcenter.lines.redis import LinePool
+from callcenter.queue.redis import AcdQueue
+from callcenter.queue.rules import QueueConflict
 
 log = logging.getLogger("callcenter.call")
 

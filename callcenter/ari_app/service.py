@@ -16,11 +16,11 @@ from callcenter.ari_app.client import AriClient, AriError
 from callcenter.ari_app.listen import ListenManager
 from callcenter.domain import call as cm
 from callcenter.domain import menu as mn
-from callcenter.domain import transfer as xf
-from callcenter.domain.acd import QueueConflict
 from callcenter.domain.causes import mask_number
 from callcenter.domain.model import HotlineConfig, Tenant
-from callcenter.domain.shifts import active_shift, tenant_for_number
+from callcenter.lines.shifts import active_shift, tenant_for_number
+from callcenter.queue.rules import QueueConflict
+from callcenter.transfers import rules as xf
 
 log = logging.getLogger("callcenter.ari")
 

@@ -44,7 +44,7 @@ from callcenter.console.sessions import console_csrf, error_page, require_consol
 from callcenter.domain.config import MAX_LINES
 from callcenter.domain.config_base import fmt_seconds, seconds_of
 from callcenter.domain.model import Shift, Tenant
-from callcenter.domain.shifts import active_shift
+from callcenter.lines.shifts import active_shift
 from callcenter.live_config import LiveConfig
 from callcenter.store.config_audit import ConfigAuditStore, ConfigChange
 

@@ -21,17 +21,17 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from callcenter.console.agents_api import ACD_KEY
 from callcenter.console.context import find_tenant
 from callcenter.console.desk_api import add_desk_api
 from callcenter.console.pages import page_env, render
 from callcenter.console.sessions import error_page, require_console_role
-from callcenter.domain import transfer as xf
-from callcenter.domain.agent_texts import STATE_LABELS
 from callcenter.domain.listing import TICKET_STATE_LABELS
 from callcenter.domain.model import Tenant
 from callcenter.domain.ticket_config import policy_of
-from callcenter.queue.acd import AcdQueue
+from callcenter.queue.http import ACD_KEY
+from callcenter.queue.redis import AcdQueue
+from callcenter.queue.texts import STATE_LABELS
+from callcenter.transfers import rules as xf
 
 log = logging.getLogger("callcenter.console.desk")
 

@@ -30,22 +30,22 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from callcenter.agents.control import AgentActionError
 from callcenter.ari_app.calls import CALL_KEY, state_from_json
-from callcenter.console.agents_api import acd_of, acd_unavailable, agent_error, own_tenant_of
 from callcenter.console.api import LEVEL1, P_TENANT, Route, add_route_table, tenant_param
 from callcenter.console.auth import in_thread
 from callcenter.console.context import CLOCK, SERVICE, find_tenant
 from callcenter.console.errors import ApiError, invalid
 from callcenter.console.validation import Param, parse_query
-from callcenter.domain import agent_texts as tx
 from callcenter.domain import call as cm
 from callcenter.domain import desk as dk
 from callcenter.domain import faq_search as fs
-from callcenter.domain.acd import agent_json
-from callcenter.domain.agents import AgentState
 from callcenter.domain.model import Tenant
 from callcenter.domain.ticket_config import policy_of
+from callcenter.queue import texts as tx
+from callcenter.queue.agent import AgentState
+from callcenter.queue.control import AgentActionError
+from callcenter.queue.http import acd_of, acd_unavailable, agent_error, own_tenant_of
+from callcenter.queue.rules import agent_json
 from callcenter.records import record_of
 from callcenter.store.faq import FaqStore
 from callcenter.store.users import User

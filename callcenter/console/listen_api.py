@@ -33,10 +33,10 @@ from callcenter.console.api import OVERSIGHT, Route, add_route_table, json_body
 from callcenter.console.auth import in_thread
 from callcenter.console.context import CONFIG
 from callcenter.console.errors import ApiError
-from callcenter.console.transfers_api import STASIS_KEY
 from callcenter.console.validation import Obj, Param, Str
 from callcenter.store.listen_audit import ListenAuditStore
 from callcenter.store.users import User
+from callcenter.transfers.http import STASIS_KEY
 
 if TYPE_CHECKING:
     from callcenter.ari_app.service import StasisService

@@ -75,13 +75,13 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from callcenter.console.ops_access import ops_access
-from callcenter.domain.agents import AgentStatus
 from callcenter.domain.call import OUTCOMES
 from callcenter.domain.model import HotlineConfig
-from callcenter.domain.shifts import active_shift
+from callcenter.lines.redis import LinePool
+from callcenter.lines.shifts import active_shift
 from callcenter.loop_lag import LoopLag
-from callcenter.queue.acd import AcdQueue
-from callcenter.queue.linepool import LinePool
+from callcenter.queue.agent import AgentStatus
+from callcenter.queue.redis import AcdQueue
 from callcenter.store.data import CallRecordData
 from callcenter.store.journal import SUFFIX, RecordJournal
 

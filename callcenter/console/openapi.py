@@ -11,17 +11,17 @@ import functools
 from typing import Any
 
 from callcenter.console import public
-from callcenter.console.agents_api import AGENT_ROUTES
 from callcenter.console.api import API, Route
 from callcenter.console.api import ROUTES as TICKET_ROUTES
 from callcenter.console.callbacks_api import CALLBACK_ROUTES, CALLBACK_SCHEMAS
 from callcenter.console.desk_api import DESK_ROUTES, DESK_SCHEMAS
 from callcenter.console.errors import STATUS_BY_ID
 from callcenter.console.listen_api import LISTEN_ROUTES
-from callcenter.console.transfers_api import TRANSFER_ROUTES
 from callcenter.console.validation import Obj
 from callcenter.domain import tickets as tk
+from callcenter.queue.http import AGENT_ROUTES
 from callcenter.tickets.files import KINDS
+from callcenter.transfers.http import TRANSFER_ROUTES
 
 ROUTES = (*TICKET_ROUTES, *CALLBACK_ROUTES)
 # Served with the live queue and calls only.

@@ -33,7 +33,6 @@ from aiohttp import web
 
 from callcenter.console.admin_shifts import add_admin_shift_routes
 from callcenter.console.admin_users import add_user_admin_routes
-from callcenter.console.agents_api import ACD_KEY, add_agent_routes
 from callcenter.console.api import API, add_routes
 from callcenter.console.auth import EXECUTOR, USERS, auth_middleware
 from callcenter.console.callback_pages import add_callback_pages
@@ -48,13 +47,14 @@ from callcenter.console.pages import add_static_routes
 from callcenter.console.public import add_public_routes
 from callcenter.console.sessions import add_login_routes
 from callcenter.console.ticket_pages import add_list_pages
-from callcenter.console.transfers_api import add_transfer_routes
 from callcenter.console.wallboard import add_wallboard_routes
 from callcenter.domain.model import HotlineConfig
 from callcenter.live_config import LiveConfig
-from callcenter.queue.acd import AcdQueue
+from callcenter.queue.http import ACD_KEY, add_agent_routes
+from callcenter.queue.redis import AcdQueue
 from callcenter.store.users import UserStore
 from callcenter.tickets.service import TicketService
+from callcenter.transfers.http import add_transfer_routes
 
 log = logging.getLogger("callcenter.console")
 

@@ -66,16 +66,16 @@ from callcenter.console.sessions import (
     require_console_role,
 )
 from callcenter.domain import listing
-from callcenter.domain.agent_texts import STATE_LABELS
-from callcenter.domain.agents import AgentStatus
 from callcenter.domain.call import Phase
 from callcenter.domain.causes import mask_number
 from callcenter.domain.kpis import CallTimes, DayKpis, day_kpis, local_day_bounds
 from callcenter.domain.model import Tenant
-from callcenter.domain.shifts import active_shift
 from callcenter.domain.ticket_config import policy_of
-from callcenter.queue.acd import AcdQueue
-from callcenter.queue.linepool import EVENTS, LinePool, lines_key
+from callcenter.lines.redis import EVENTS, LinePool, lines_key
+from callcenter.lines.shifts import active_shift
+from callcenter.queue.agent import AgentStatus
+from callcenter.queue.redis import AcdQueue
+from callcenter.queue.texts import STATE_LABELS
 from callcenter.store import tickets as st
 from callcenter.store.models import CallRecord
 from callcenter.store.records import CallRecordStore

@@ -11,8 +11,8 @@ import enum
 from dataclasses import dataclass, replace
 
 from callcenter.domain import menu as mn
-from callcenter.domain.acd import CALLBACK_CONFIRM_TEXT
 from callcenter.domain.ivr import IvrTree, Prompt
+from callcenter.queue.rules import CALLBACK_CONFIRM_TEXT
 
 
 class Phase(enum.Enum):

@@ -30,7 +30,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
 
-from callcenter.domain.agent_config import OPERATOR_KEYS, parse_operators_section
 from callcenter.domain.config_base import (
     _DAY,
     BaseParser,
@@ -55,8 +54,9 @@ from callcenter.domain.model import (
     TrunkConfig,
 )
 from callcenter.domain.retention import RETENTION_KEYS, parse_recordings_section
-from callcenter.domain.shifts import normalise_number
 from callcenter.domain.ticket_config import TICKET_KEYS, parse_ticket_sections
+from callcenter.lines.shifts import normalise_number
+from callcenter.queue.policy import OPERATOR_KEYS, parse_operators_section
 
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 MAX_LINES = 1000

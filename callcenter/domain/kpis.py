@@ -35,7 +35,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from callcenter.domain.model import Tenant
-from callcenter.domain.shifts import active_shift
+from callcenter.lines.shifts import active_shift
 
 SERVICE_LEVEL_S = 20
 SERVICE_LEVEL_TARGET = 0.8

@@ -9,8 +9,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from callcenter.domain.agent_config import DEFAULT_OPERATORS, OperatorsConfig
 from callcenter.domain.retention import DEFAULT_RECORDINGS, RecordingsPolicy
+from callcenter.queue.policy import DEFAULT_OPERATORS, OperatorsConfig
 
 if TYPE_CHECKING:
     from callcenter.domain.ivr import IvrTree

@@ -70,7 +70,7 @@ from typing import TYPE_CHECKING, Literal
 
 from callcenter.domain.config_base import MISSING, BaseParser, join_key, type_name
 from callcenter.domain.model import DEFAULT_FIELDS, Field
-from callcenter.domain.shifts import normalise_number
+from callcenter.lines.shifts import normalise_number
 
 if TYPE_CHECKING:
     from callcenter.domain.model import Tenant

@@ -36,8 +36,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from callcenter.domain.shifts import normalise_number
 from callcenter.domain.sms_parts import MAX_PARTS, normalise_text, sms_parts
+from callcenter.lines.shifts import normalise_number
 from callcenter.store.models import Base, UTCDateTime, utcnow
 from callcenter.store.records import make_engine
 

@@ -98,7 +98,6 @@ import sqlalchemy as sa
 from callcenter.domain import deadlines as dl
 from callcenter.domain.model import HotlineConfig, Tenant
 from callcenter.domain.redact import redact
-from callcenter.domain.shifts import normalise_number
 from callcenter.domain.ticket_config import TicketPolicy, policy_of, vietnamese_phone
 from callcenter.domain.tickets import (
     AT_UNIT,
@@ -124,6 +123,7 @@ from callcenter.domain.tickets import (
     parse_ticket_code,
     ticket_code,
 )
+from callcenter.lines.shifts import normalise_number
 from callcenter.store import tickets as st
 from callcenter.store.data import ID_MAX_LENGTH
 from callcenter.store.models import utcnow

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from callcenter.queue.server import PrivateRedis
+from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.data import CallRecordData
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.records import CallRecordStore

@@ -32,7 +32,7 @@ from callcenter.console.sessions import (
 )
 from callcenter.console.setup import setup_console
 from callcenter.domain.model import HotlineConfig
-from callcenter.queue.server import PrivateRedis
+from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.migrate import alembic_config, upgrade_head
 from callcenter.store.urls import normalise_url
 from callcenter.store.users import UserStore

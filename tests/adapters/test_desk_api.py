@@ -24,16 +24,16 @@ from callcenter.console.openapi import spec
 from callcenter.console.passwords import TEST_PARAMS, Passwords
 from callcenter.console.sessions import PASSWORDS
 from callcenter.console.setup import setup_console
-from callcenter.domain import agents as ag
 from callcenter.domain import call as cm
 from callcenter.domain import menu as mn
-from callcenter.domain.agent_config import DEFAULT_PAUSE_REASONS
 from callcenter.domain.faq import FaqRow
 from callcenter.domain.listing import TICKET_STATE_LABELS
 from callcenter.domain.model import HotlineConfig
 from callcenter.domain.tickets import Actor, TicketState
-from callcenter.queue.acd import AcdQueue
-from callcenter.queue.server import PrivateRedis
+from callcenter.queue import agent as ag
+from callcenter.queue.policy import DEFAULT_PAUSE_REASONS
+from callcenter.queue.redis import AcdQueue
+from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.faq import FaqStore
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.users import UserStore

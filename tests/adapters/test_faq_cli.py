@@ -13,7 +13,7 @@ import redis
 
 from callcenter.cli import main
 from callcenter.domain.faq import FAQ_CHANNEL, item_key
-from callcenter.queue.server import PrivateRedis
+from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.faq import FaqStore
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.records import CallRecordStore

@@ -26,7 +26,7 @@ from callcenter.console.health import (
     check_redis,
 )
 from callcenter.domain.model import HotlineConfig
-from callcenter.queue.server import PrivateRedis
+from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.journal import RecordJournal
 from callcenter.store.users import UserStore
 from tests.adapters import test_api_support as support

@@ -29,15 +29,15 @@ from callcenter.console.metrics import (
     add_metrics_route,
     collect,
 )
-from callcenter.domain import agents as ag
-from callcenter.domain.agent_config import Operator, QueuePolicy, SecretRef
 from callcenter.domain.call import CallState
 from callcenter.domain.model import HotlineConfig
+from callcenter.lines.redis import LinePool
 from callcenter.loop_lag import LoopLag
-from callcenter.queue.acd import AcdQueue
-from callcenter.queue.linepool import LinePool
-from callcenter.queue.server import PrivateRedis
+from callcenter.queue import agent as ag
+from callcenter.queue.policy import Operator, QueuePolicy, SecretRef
+from callcenter.queue.redis import AcdQueue
 from callcenter.records import RecordWriter
+from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.data import CallRecordData
 from callcenter.store.journal import RecordJournal
 from callcenter.store.migrate import upgrade_head

@@ -27,18 +27,18 @@ from callcenter.console.passwords import TEST_PARAMS, Passwords
 from callcenter.console.sessions import PASSWORDS
 from callcenter.console.setup import setup_console
 from callcenter.console.wallboard import HUB
-from callcenter.domain import agents as ag
 from callcenter.domain.call import CallState, Phase
 from callcenter.domain.model import HotlineConfig
 from callcenter.domain.tickets import Actor
-from callcenter.queue.acd import AcdQueue
-from callcenter.queue.linepool import LinePool
-from callcenter.queue.server import PrivateRedis
+from callcenter.lines.redis import LinePool
+from callcenter.queue import agent as ag
+from callcenter.queue.redis import AcdQueue
+from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.data import CallRecordData
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.records import CallRecordStore
 from callcenter.store.users import UserStore
-from tests.adapters.test_agent_control import CONFIG
+from tests.adapters.queue.test_control import CONFIG
 
 ACD = web.AppKey("test_wallboard_acd", AcdQueue)
 PASSWORD = "Mật khẩu đúng 2026"

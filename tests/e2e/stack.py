@@ -19,13 +19,13 @@ import redis
 import yaml
 
 from callcenter.config_file import load_config
+from callcenter.lines.redis import lines_key
 from callcenter.ops.processes import spawn
 from callcenter.pbx.install import cache_dir, ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess
 from callcenter.pbx.render import render
-from callcenter.queue.linepool import lines_key
-from callcenter.queue.server import PrivateRedis
+from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.secrets import load_secrets
 from callcenter.store.migrate import upgrade_head
 from callcenter.tools.softphone import PhoneGroup

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from callcenter.agents.ami import AmiWatcher
-from callcenter.agents.guard import AuthGuard
-from callcenter.domain.devices import AuthFailure
 from callcenter.pbx.render import write_refused_sources
+from callcenter.phones.ami import AmiWatcher
+from callcenter.phones.devices import AuthFailure
+from callcenter.phones.guard import AuthGuard
 from tests.e2e.phones import OperatorPhone
 from tests.e2e.stack import Stack
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from callcenter.queue.acd import AcdQueue
+from callcenter.queue.redis import AcdQueue
 from tests.e2e.browser import (
     add_user,
     base_url,

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from callcenter.queue.acd import AcdQueue
+from callcenter.queue.redis import AcdQueue
 from callcenter.store.records import CallRecordStore
 from tests.e2e.browser import (
     add_user,

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from callcenter.queue.acd import AcdQueue
+from callcenter.queue.redis import AcdQueue
 from callcenter.store.listen_audit import ListenAuditStore
 from callcenter.store.users import UserStore
 from tests.e2e.audio import heard

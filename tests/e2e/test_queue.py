@@ -29,9 +29,9 @@ import redis
 import redis.asyncio as aioredis
 import yaml
 
-from callcenter.domain import agents as ag
 from callcenter.ops.processes import spawn
-from callcenter.queue.acd import EVENTS, AcdQueue
+from callcenter.queue import agent as ag
+from callcenter.queue.redis import EVENTS, AcdQueue
 from callcenter.store.records import CallRecordStore
 from callcenter.tools.softphone import PhoneGroup
 from tests.e2e.phones import OperatorPhone

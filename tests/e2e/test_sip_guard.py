@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.domain.auth_guard import GuardPolicy
+from callcenter.phones.guard_rules import GuardPolicy
 from tests.e2e.phones import OperatorPhone
 from tests.e2e.stack import Stack, free_port, wait_until
 

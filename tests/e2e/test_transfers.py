@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from callcenter.domain import agents as ag
-from callcenter.queue.acd import AcdQueue
+from callcenter.queue import agent as ag
+from callcenter.queue.redis import AcdQueue
 from callcenter.store.records import CallRecordStore
 from callcenter.store.users import UserStore
 from tests.e2e.phones import OperatorPhone, UnitPhone

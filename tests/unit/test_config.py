@@ -15,7 +15,7 @@ from callcenter.config_file import load_config
 from callcenter.domain.config import parse_config, parse_config_text
 from callcenter.domain.config_base import ConfigError
 from callcenter.domain.model import DEFAULT_PROMPTS, ServiceConfig, TrunkConfig
-from callcenter.domain.shifts import active_shift, shift_contains, tenant_for_number
+from callcenter.lines.shifts import active_shift, shift_contains, tenant_for_number
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "hotline.yaml"
 SOURCE = "test.yaml"

@@ -1,2 +1,0 @@
-"""Operators' phones through AMI: reachability (AmiWatcher) and refusing abusive SIP sources
-(AuthGuard)."""

@@ -1,0 +1,1 @@
+"""Process code: programs a run starts and watches (Redis; Asterisk is in pbx/, Kannel in sms/)."""
