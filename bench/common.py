@@ -211,7 +211,7 @@ def bench_config(*, sip_port: int, ari_port: int, ami_port: int, http_port: int,
                  tenant_extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """One tenant (dongnai: 1022, 02511022), one whole-day shift with `lines` lines.
 
-    `ivr` is the tenant's menu tree (the `ivr:` schema of callcenter/domain/ivr_config.py);
+    `ivr` is the tenant's menu tree (the `ivr:` schema of callcenter/ivr/config.py);
     `tenant_extra` adds or replaces other keys of the tenant (prompts, fields ...)."""
     tenant: dict[str, Any] = {
         "id": TENANT, "name": "Đồng Nai", "timezone": "Asia/Ho_Chi_Minh",
@@ -474,7 +474,7 @@ class Hotline:
 
     def ari_credentials(self) -> tuple[str, str]:
         """(user, password) of this run's ARI (generated into its state folder at start)."""
-        from callcenter.secrets import load_secrets
+        from callcenter.config.secrets import load_secrets
         s = load_secrets(self.state)
         return s.ari_user, s.ari_password
 

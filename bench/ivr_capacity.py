@@ -300,7 +300,7 @@ class Profiler:
         lines.append("inclusive, callcenter / aiohttp / redis / json functions:")
         wanted = [(k, c) for k, c in inclusive.most_common()
                   if any(m in k for m in ("callcenter/", "aiohttp/", "redis/", "json/"))
-                  and not any(m in k for m in ("callcenter/cli.py", "callcenter/runner.py",
+                  and not any(m in k for m in ("callcenter/cli.py", "callcenter/runtime/runner.py",
                                                 "callcenter/app.py"))]
         lines += [f"  {c / total * 100:5.1f} %  {k}" for k, c in wanted[:top]]
         return lines

@@ -640,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     tap: AmiTap | None = None
     try:
         with hotline:
-            from callcenter.secrets import load_secrets
+            from callcenter.config.secrets import load_secrets
             s = load_secrets(hotline.state)
             scen = write_scenarios(hotline.workdir / "scenarios")
             tap = AmiTap(hotline.ami_port, s.ami_user, s.ami_password)

@@ -38,15 +38,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import LOOPBACK, free_port, log, machine_summary, stop_on_signals, table  # noqa: E402
 
-from callcenter.domain.sms_parts import sms_parts  # noqa: E402
 from callcenter.sms import fakesmsc  # noqa: E402
 from callcenter.sms.config import SmsSettings  # noqa: E402
 from callcenter.sms.credentials import load_kannel_secrets  # noqa: E402
 from callcenter.sms.dispatcher import SendsmsTarget, SmsDispatcher  # noqa: E402
 from callcenter.sms.dlr import DLR_PATH, SMS_DLR, DlrReceiver, add_routes  # noqa: E402
 from callcenter.sms.kannel import KannelGateway, KannelStartError, free_settings  # noqa: E402
+from callcenter.sms.parts import sms_parts  # noqa: E402
+from callcenter.sms.store import SmsOutbox, enqueue  # noqa: E402
 from callcenter.store.migrate import upgrade_head  # noqa: E402
-from callcenter.store.sms import SmsOutbox, enqueue  # noqa: E402
 from callcenter.store.urls import normalise_url  # noqa: E402
 
 NOTICE = "Tổng đài 1022 thông báo, kiến nghị của ông (bà) đã được giải quyết. Xin cảm ơn!"

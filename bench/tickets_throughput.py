@@ -59,15 +59,15 @@ from common import (  # noqa: E402
     table,
 )
 
-from callcenter.config_file import load_config  # noqa: E402
-from callcenter.domain.model import HotlineConfig  # noqa: E402
-from callcenter.domain.tickets import Actor  # noqa: E402
+from callcenter.config.file import load_config  # noqa: E402
+from callcenter.config.model import HotlineConfig  # noqa: E402
 from callcenter.store.data import CallRecordData  # noqa: E402
 from callcenter.store.migrate import upgrade_head  # noqa: E402
 from callcenter.store.models import CallRecord  # noqa: E402
 from callcenter.store.records import CallRecordStore  # noqa: E402
 from callcenter.store.urls import normalise_url  # noqa: E402
 from callcenter.tickets.reports import TicketReports  # noqa: E402
+from callcenter.tickets.rules import Actor  # noqa: E402
 from callcenter.tickets.service import NewTicket, TicketService  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

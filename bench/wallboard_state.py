@@ -3,7 +3,7 @@
 Every update of a tenant's wallboard (debounced to at most two a second while events arrive,
 and every 5 s) reads the day's finished call records (whole once every ``FULL_READ_S`` and
 at midnight, otherwise only those written in the last ``RECORDS_OVERLAP``), the calls in
-progress from Redis, and builds the figures (``callcenter.console.wallboard``:
+progress from Redis, and builds the figures (``callcenter.wallboard.http``:
 ``records_between``, ``live_calls``, ``build_state``). This measures those parts, through
 product code, for a day holding
 ``--records`` finished calls (arrivals spread over the local day so far; a third of them
@@ -43,22 +43,22 @@ from common import (  # noqa: E402
 )
 
 from callcenter.ari_app.calls import CALL_KEY, state_to_json  # noqa: E402
-from callcenter.config_file import load_config  # noqa: E402
-from callcenter.console.wallboard import (  # noqa: E402
+from callcenter.config.file import load_config  # noqa: E402
+from callcenter.config.model import Tenant  # noqa: E402
+from callcenter.domain.call import CallState, Phase  # noqa: E402
+from callcenter.lines.redis import LinePool  # noqa: E402
+from callcenter.runtime.redis_server import PrivateRedis  # noqa: E402
+from callcenter.store.migrate import upgrade_head  # noqa: E402
+from callcenter.store.models import CallRecord  # noqa: E402
+from callcenter.store.records import CallRecordStore  # noqa: E402
+from callcenter.wallboard.http import (  # noqa: E402
     FULL_READ_S,
     RECORDS_OVERLAP,
     build_state,
     live_calls,
     records_between,
 )
-from callcenter.domain.call import CallState, Phase  # noqa: E402
-from callcenter.domain.kpis import local_day_bounds  # noqa: E402
-from callcenter.domain.model import Tenant  # noqa: E402
-from callcenter.lines.redis import LinePool  # noqa: E402
-from callcenter.runtime.redis_server import PrivateRedis  # noqa: E402
-from callcenter.store.migrate import upgrade_head  # noqa: E402
-from callcenter.store.models import CallRecord  # noqa: E402
-from callcenter.store.records import CallRecordStore  # noqa: E402
+from callcenter.wallboard.kpis import local_day_bounds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,18 +21,21 @@ from aiohttp import web
 from callcenter.ari_app.calls import CallDeps, utcnow
 from callcenter.ari_app.client import AriClient
 from callcenter.ari_app.service import StasisService
-from callcenter.config_file import load_config
+from callcenter.callbacks.store import CallbackStore
+from callcenter.config.file import load_config
+from callcenter.config.live import LiveConfig, summary
+from callcenter.config.model import HotlineConfig
+from callcenter.config.secrets import Secrets, load_secrets
+from callcenter.config.settings import Settings
 from callcenter.console.health import ReadinessParts, add_health_routes
 from callcenter.console.metrics import CallMetrics, MetricsSample, add_metrics_route, collect
 from callcenter.console.setup import setup_console
 from callcenter.domain.call import CallState
-from callcenter.domain.model import HotlineConfig
+from callcenter.faq.store import FaqStore
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.ivr.runtime import IvrRuntime
 from callcenter.lines.redis import LinePool
 from callcenter.lines.shifts import active_shift
-from callcenter.live_config import LiveConfig, summary
-from callcenter.loop_lag import LoopLag
 from callcenter.ops.systemd import systemd_ctx, systemd_ready
 from callcenter.pbx.install import ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
@@ -43,15 +46,12 @@ from callcenter.queue import agent as ag
 from callcenter.queue.driver import QueueDriver
 from callcenter.queue.features import handle_feature
 from callcenter.queue.redis import AcdQueue
-from callcenter.records import RecordWriter
-from callcenter.secrets import Secrets, load_secrets
-from callcenter.settings import Settings
+from callcenter.runtime.loop_lag import LoopLag
 from callcenter.sms.dlr import add_routes as add_sms_routes
 from callcenter.sms.service import dlr_base_url, sms_context
-from callcenter.store.callbacks import CallbackStore
-from callcenter.store.faq import FaqStore
 from callcenter.store.journal import RecordJournal
 from callcenter.store.migrate import upgrade_head
+from callcenter.store.recorder import RecordWriter
 from callcenter.store.records import CallRecordStore
 from callcenter.tickets.files import DEFAULT_MAX_UPLOAD_BYTES
 from callcenter.tickets.jobs import deadline_job
@@ -178,8 +178,8 @@ async def _tickets_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
     """Recording retention: the daily job deleting recordings past their keep_days."""
-    from callcenter.ops.retention import JOB_ACTOR, purge_recordings, retention_job
-    from callcenter.store.recording_audit import RecordingStore
+    from callcenter.recordings.audit import RecordingStore
+    from callcenter.recordings.purge import JOB_ACTOR, purge_recordings, retention_job
 
     store = RecordingStore(app[SETTINGS].database_url)
     job = _owned(app, retention_job(lambda: purge_recordings(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from callcenter.cli_errors import EXIT_CODES_HELP, EXIT_INVALID, CommandError, explain
-from callcenter.settings import Settings
+from callcenter.config.settings import Settings
 
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
@@ -49,7 +49,7 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from callcenter.runner import run_all
+    from callcenter.runtime.runner import run_all
 
     run_all(settings)
     return 0
@@ -57,8 +57,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
     """Only the ARI app + HTTP, against an Asterisk and Redis that are already running."""
-    from callcenter.runner import run_app_until_signal
     from callcenter.runtime.redis_server import answers
+    from callcenter.runtime.runner import run_app_until_signal
 
     redis_url = _redis_url(settings)
     if not answers(redis_url):
@@ -69,9 +69,9 @@ def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
-    from callcenter.config_file import load_config
-    from callcenter.domain.config_base import ConfigError
-    from callcenter.live_config import summary
+    from callcenter.config.base import ConfigError
+    from callcenter.config.file import load_config
+    from callcenter.config.live import summary
 
     args.file = args.file or str(settings.config_path)
     try:
@@ -86,7 +86,7 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(f"ok: {args.file}: {summary(config)}")
     # Not an error (the service starts without them), but those operators cannot register.
-    from callcenter.secrets import resolve_operator_passwords
+    from callcenter.config.secrets import resolve_operator_passwords
 
     for problem in resolve_operator_passwords(config)[1]:
         print(f"warning: {problem}; this operator is left out of the PBX (in this "
@@ -122,7 +122,7 @@ def _redis_url(settings: Settings) -> str:
 def cmd_pool(args: argparse.Namespace, settings: Settings) -> int:
     import redis.asyncio as aioredis
 
-    from callcenter.config_file import load_config
+    from callcenter.config.file import load_config
     from callcenter.lines.redis import LinePool
 
     config = load_config(settings.config_path)
@@ -216,7 +216,7 @@ def cmd_dial(args: argparse.Namespace, settings: Settings) -> int:
     except ImportError:
         raise CommandError("pjsua2 is not installed: pip install 'hotline1022[tools]'",
                            "install the test tools extra (the softphone needs pjsua2)") from None
-    from callcenter.config_file import load_config
+    from callcenter.config.file import load_config
     from callcenter.tools.softphone import parse_keys, place_calls
 
     config = load_config(settings.config_path)
@@ -298,10 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Areas that bring their own subcommands: each module has ``register(sub)``, which adds its
 # parsers and sets ``handler=fn(args, settings) -> int`` on them with ``set_defaults``.
-AREA_COMMANDS: tuple[str, ...] = ("callcenter.ivr.cli", "callcenter.ivr.faq_cli",
+AREA_COMMANDS: tuple[str, ...] = ("callcenter.ivr.cli", "callcenter.faq.cli",
                                   "callcenter.sms.cli", "callcenter.console.cli",
                                   "callcenter.tickets.cli", "callcenter.queue.cli",
-                                  "callcenter.store.callbacks_cli", "callcenter.pbx.cli",
+                                  "callcenter.callbacks.cli", "callcenter.pbx.cli",
                                   "callcenter.store.db_cli", "callcenter.ops.cli",
                                   "callcenter.ops.install_cli")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from callcenter.settings import Settings
+    from callcenter.config.settings import Settings
 
 EXIT_OK = 0
 EXIT_INVALID = 1  # invalid config or input (a file, a value, the command line): fix it
@@ -174,12 +174,12 @@ def explain(exc: BaseException, settings: Settings | None = None) -> Explained:
         return Explained(EXIT_INTERRUPTED, ("interrupted",))
     if isinstance(exc, CommandError):
         return _error(exc.code, exc.problem, exc.fix)
-    if _is(exc, "callcenter.domain.config_base", "ConfigError"):
+    if _is(exc, "callcenter.config.base", "ConfigError"):
         return _config_error(exc)
     if _is(exc, "callcenter.sms.config", "SmsSettingsError"):
         return _error(EXIT_INVALID, f"invalid SMS setting: {exc}",
                       "correct that environment variable (see hotline.env)")
-    if _is(exc, "callcenter.secrets", "OperatorSecretError"):
+    if _is(exc, "callcenter.config.secrets", "OperatorSecretError"):
         return _error(EXIT_INVALID, f"missing or unusable secret: {exc}",
                       "set it where the config says (operators.env or the secret file)")
     if _is(exc, "callcenter.runtime.redis_server", "RedisUnavailable"):
@@ -215,7 +215,7 @@ def explain(exc: BaseException, settings: Settings | None = None) -> Explained:
                       "is the hotline running? (`callcenter run`, or its systemd units)")
     if _is(exc, "callcenter.ops.processes", "AlreadyRunning") or _is(
             exc, "callcenter.ops.accounts", "AccountError") or _is(
-            exc, "callcenter.runner", "AppCrashLoop"):
+            exc, "callcenter.runtime.runner", "AppCrashLoop"):
         return _error(EXIT_UNAVAILABLE, str(exc), None)
     if isinstance(exc, OSError):
         return _os_error(exc, settings)

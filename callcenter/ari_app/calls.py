@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 
 from callcenter.ari_app.client import AriClient, AriError, ChannelGone
 from callcenter.domain import call as cm
-from callcenter.domain import menu as mn
 from callcenter.domain.causes import cause_text
+from callcenter.ivr import menu as mn
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.lines.redis import LinePool
 from callcenter.queue.redis import AcdQueue

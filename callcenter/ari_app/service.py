@@ -14,10 +14,10 @@ import aiohttp
 from callcenter.ari_app.calls import CALL_KEY, CallDeps, CallSession, state_from_json, utcnow
 from callcenter.ari_app.client import AriClient, AriError
 from callcenter.ari_app.listen import ListenManager
+from callcenter.config.model import HotlineConfig, Tenant
 from callcenter.domain import call as cm
-from callcenter.domain import menu as mn
 from callcenter.domain.causes import mask_number
-from callcenter.domain.model import HotlineConfig, Tenant
+from callcenter.ivr import menu as mn
 from callcenter.lines.shifts import active_shift, tenant_for_number
 from callcenter.queue.rules import QueueConflict
 from callcenter.transfers import rules as xf

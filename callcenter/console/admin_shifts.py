@@ -3,7 +3,7 @@
 * ``GET``: the shifts in force (the running config, not the file), editable; the date
   overrides read-only; the latest changes from the audit log. Times are the tenant's local
   times (its ``timezone``). The form carries the file's SHA-256 and each value it showed.
-* ``POST``: ``callcenter.config_edit.ConfigEditor.save`` validates the edit with the service's
+* ``POST``: ``callcenter.config.edit.ConfigEditor.save`` validates the edit with the service's
   own parser, writes the file atomically (the previous version kept in ``.history/`` next to
   it) and reloads the running config; then one audit row per changed field. On a refusal
   nothing is written and the form shows why, next to the field when the parser's key names
@@ -29,7 +29,8 @@ from zoneinfo import ZoneInfo
 import jinja2
 from aiohttp import web
 
-from callcenter.config_edit import (
+from callcenter.config.base import fmt_seconds, seconds_of
+from callcenter.config.edit import (
     FIELDS,
     ConfigEditError,
     ConfigEditor,
@@ -38,14 +39,13 @@ from callcenter.config_edit import (
     ShiftEdit,
     same_value,
 )
+from callcenter.config.live import LiveConfig
+from callcenter.config.model import Shift, Tenant
+from callcenter.config.parse import MAX_LINES
 from callcenter.console.auth import in_thread
 from callcenter.console.context import CLOCK, find_tenant
 from callcenter.console.sessions import console_csrf, error_page, require_console_role
-from callcenter.domain.config import MAX_LINES
-from callcenter.domain.config_base import fmt_seconds, seconds_of
-from callcenter.domain.model import Shift, Tenant
 from callcenter.lines.shifts import active_shift
-from callcenter.live_config import LiveConfig
 from callcenter.store.config_audit import ConfigAuditStore, ConfigChange
 
 log = logging.getLogger("callcenter.console.admin_shifts")

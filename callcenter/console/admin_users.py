@@ -42,6 +42,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from callcenter.config.model import Tenant
 from callcenter.console.auth import USERS, in_thread
 from callcenter.console.context import CLOCK, find_tenant
 from callcenter.console.exports import xlsx_response
@@ -54,8 +55,6 @@ from callcenter.console.passwords import (
 )
 from callcenter.console.sessions import _PAGE_HEADERS as PAGE_HEADERS
 from callcenter.console.sessions import PASSWORDS, POLICY, error_page, require_console_role
-from callcenter.domain.model import Tenant
-from callcenter.domain.ticket_config import policy_of
 from callcenter.store.user_audit import UserAuditStore, UserChange
 from callcenter.store.users import (
     USER_ROLES,
@@ -64,6 +63,7 @@ from callcenter.store.users import (
     UserError,
     check_user_name,
 )
+from callcenter.tickets.config import policy_of
 from callcenter.tickets.reports import Column, Table
 
 log = logging.getLogger("callcenter.console.admin_users")

@@ -27,10 +27,10 @@ from callcenter.console.context import CLOCK, CONFIG, SERVICE, tenant_or_404
 from callcenter.console.errors import ApiError, invalid
 from callcenter.console.uploads import read_upload
 from callcenter.console.validation import Bool, Int, Obj, Param, Str, StrList, parse_query
-from callcenter.domain import tickets as tk
-from callcenter.domain.routing import route as route_ticket
-from callcenter.domain.ticket_config import policy_of
 from callcenter.store.users import User
+from callcenter.tickets import rules as tk
+from callcenter.tickets.config import policy_of
+from callcenter.tickets.routing import route as route_ticket
 from callcenter.tickets.service import ticket_dict
 
 API = "/api/v1"

@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from callcenter.console.errors import ApiError, Handler
-from callcenter.domain.tickets import Actor
 from callcenter.store.users import User, UserStore
+from callcenter.tickets.rules import Actor
 
 log = logging.getLogger("callcenter.console.auth")
 

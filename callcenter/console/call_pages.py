@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from callcenter.console import listing as ls
 from callcenter.console.auth import in_thread
 from callcenter.console.context import CLOCK, find_tenant
 from callcenter.console.exports import fetch_capped, numbered, xlsx_response
 from callcenter.console.pages import page_env, render, zone_of
 from callcenter.console.sessions import error_page, require_console_role
-from callcenter.domain import listing as ls
 from callcenter.store.data import CallRecordData
 from callcenter.store.records import CallRecordStore
 from callcenter.store.users import User

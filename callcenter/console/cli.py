@@ -31,7 +31,7 @@ import logging
 import sys
 from typing import Any
 
-from callcenter.settings import Settings
+from callcenter.config.settings import Settings
 from callcenter.store.users import USER_ROLES
 
 
@@ -119,9 +119,9 @@ def _run(settings: Settings, fn: Any, args: argparse.Namespace) -> int:
 
 
 def _check_config(settings: Settings, tenant_id: str, unit_id: str | None) -> None:
-    from callcenter.config_file import load_config
-    from callcenter.domain.config_base import ConfigError
-    from callcenter.domain.ticket_config import policy_of
+    from callcenter.config.base import ConfigError
+    from callcenter.config.file import load_config
+    from callcenter.tickets.config import policy_of
 
     try:
         config = load_config(settings.config_path)

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from callcenter.config.model import HotlineConfig, Tenant
 from callcenter.console.errors import ApiError
-from callcenter.domain.model import HotlineConfig, Tenant
 from callcenter.tickets.service import TicketService
 
 SERVICE = web.AppKey("console_ticket_service", TicketService)

@@ -35,8 +35,8 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.exc import OperationalError
 
-from callcenter.domain.ticket_config import TicketError
 from callcenter.store.users import UserError
+from callcenter.tickets.config import TicketError
 
 log = logging.getLogger("callcenter.console")
 

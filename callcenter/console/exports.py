@@ -10,8 +10,8 @@ from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
+from callcenter.console import listing as ls
 from callcenter.console.auth import in_thread
-from callcenter.domain import listing as ls
 from callcenter.tickets.reports import Table, xlsx_bytes
 
 XLSX_TYPE: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -74,14 +74,14 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
+from callcenter.config.model import HotlineConfig
 from callcenter.console.ops_access import ops_access
 from callcenter.domain.call import OUTCOMES
-from callcenter.domain.model import HotlineConfig
 from callcenter.lines.redis import LinePool
 from callcenter.lines.shifts import active_shift
-from callcenter.loop_lag import LoopLag
 from callcenter.queue.agent import AgentStatus
 from callcenter.queue.redis import AcdQueue
+from callcenter.runtime.loop_lag import LoopLag
 from callcenter.store.data import CallRecordData
 from callcenter.store.journal import SUFFIX, RecordJournal
 

@@ -10,16 +10,16 @@ import dataclasses
 import functools
 from typing import Any
 
+from callcenter.callbacks.http import CALLBACK_ROUTES, CALLBACK_SCHEMAS
 from callcenter.console import public
 from callcenter.console.api import API, Route
 from callcenter.console.api import ROUTES as TICKET_ROUTES
-from callcenter.console.callbacks_api import CALLBACK_ROUTES, CALLBACK_SCHEMAS
-from callcenter.console.desk_api import DESK_ROUTES, DESK_SCHEMAS
 from callcenter.console.errors import STATUS_BY_ID
 from callcenter.console.listen_api import LISTEN_ROUTES
 from callcenter.console.validation import Obj
-from callcenter.domain import tickets as tk
+from callcenter.desk.http import DESK_ROUTES, DESK_SCHEMAS
 from callcenter.queue.http import AGENT_ROUTES
+from callcenter.tickets import rules as tk
 from callcenter.tickets.files import KINDS
 from callcenter.transfers.http import TRANSFER_ROUTES
 

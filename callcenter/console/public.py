@@ -15,13 +15,13 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from callcenter.config.model import Tenant
 from callcenter.console.auth import in_thread
 from callcenter.console.context import SERVICE, tenant_or_404
 from callcenter.console.errors import ApiError, invalid
 from callcenter.console.templates import PUBLIC_PAGE
 from callcenter.console.validation import Param, parse_query
-from callcenter.domain.model import Tenant
-from callcenter.domain.ticket_config import policy_of
+from callcenter.tickets.config import policy_of
 
 FEED_PATH = "/public/{tenant}/tickets.json"
 PAGE_PATH = "/public/{tenant}/"

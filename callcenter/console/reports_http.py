@@ -19,9 +19,9 @@ from callcenter.console.auth import in_thread, require_tenant
 from callcenter.console.context import CLOCK, SERVICE, tenant_or_404
 from callcenter.console.errors import invalid
 from callcenter.console.validation import Param, parse_query
-from callcenter.domain.ticket_config import policy_of
 from callcenter.store.users import User
 from callcenter.tickets import reports as rp
+from callcenter.tickets.config import policy_of
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FORMATS = ("json", "csv", "xlsx")

@@ -31,14 +31,15 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from callcenter.callbacks.http import add_callback_routes
+from callcenter.callbacks.pages import add_callback_pages
+from callcenter.config.live import LiveConfig
+from callcenter.config.model import HotlineConfig
 from callcenter.console.admin_shifts import add_admin_shift_routes
 from callcenter.console.admin_users import add_user_admin_routes
 from callcenter.console.api import API, add_routes
 from callcenter.console.auth import EXECUTOR, USERS, auth_middleware
-from callcenter.console.callback_pages import add_callback_pages
-from callcenter.console.callbacks_api import add_callback_routes
 from callcenter.console.context import CLOCK, CONFIG, SERVICE, utcnow
-from callcenter.console.desk import add_desk_routes
 from callcenter.console.errors import error_middleware
 from callcenter.console.limits import add_size_limit_page
 from callcenter.console.listen_api import add_listen_routes
@@ -46,15 +47,14 @@ from callcenter.console.openapi import spec
 from callcenter.console.pages import add_static_routes
 from callcenter.console.public import add_public_routes
 from callcenter.console.sessions import add_login_routes
-from callcenter.console.ticket_pages import add_list_pages
-from callcenter.console.wallboard import add_wallboard_routes
-from callcenter.domain.model import HotlineConfig
-from callcenter.live_config import LiveConfig
+from callcenter.desk.pages import add_desk_routes
 from callcenter.queue.http import ACD_KEY, add_agent_routes
 from callcenter.queue.redis import AcdQueue
 from callcenter.store.users import UserStore
+from callcenter.tickets.pages import add_list_pages
 from callcenter.tickets.service import TicketService
 from callcenter.transfers.http import add_transfer_routes
+from callcenter.wallboard.http import add_wallboard_routes
 
 log = logging.getLogger("callcenter.console")
 

@@ -10,8 +10,8 @@ import datetime as dt
 import enum
 from dataclasses import dataclass, replace
 
-from callcenter.domain import menu as mn
-from callcenter.domain.ivr import IvrTree, Prompt
+from callcenter.ivr import menu as mn
+from callcenter.ivr.tree import IvrTree, Prompt
 from callcenter.queue.rules import CALLBACK_CONFIRM_TEXT
 
 
@@ -19,7 +19,7 @@ class Phase(enum.Enum):
     ROUTING = "routing"  # in Stasis, not yet matched to a tenant
     ADMITTING = "admitting"  # asking the tenant's line pool for a line
     GREETING = "greeting"  # answered, greeting playing (tenants without IVR menus)
-    IVR = "ivr"  # answered, in the tenant's menus (callcenter.domain.menu)
+    IVR = "ivr"  # answered, in the tenant's menus (callcenter.ivr.menu)
     HOLDING = "holding"  # music on hold; no operator queue (the tenant has no operators)
     QUEUED = "queued"  # waiting for an operator: music on hold, announcements, callback offer
     RINGING = "ringing"  # an operator's phone rings for the call (the caller keeps waiting)

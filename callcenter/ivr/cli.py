@@ -6,20 +6,20 @@ import argparse
 import sys
 from typing import Any
 
-from callcenter.settings import Settings
+from callcenter.config.settings import Settings
 
 
 def build_prompts(settings: Settings, tenant_ids: list[str] | None = None,
                   progress: Any = None) -> tuple[int, int]:
     """Synthesise the menus' and the FAQ's prompts not cached yet; (made, already there)."""
-    from callcenter.config_file import load_config
-    from callcenter.domain import menu as mn
+    from callcenter.config.file import load_config
+    from callcenter.faq.store import FaqStore
+    from callcenter.ivr import menu as mn
     from callcenter.ivr.prompt_library import PromptLibrary
     from callcenter.ivr.runtime import tenant_prompts
     from callcenter.ops.accounts import service_account
     from callcenter.pbx.install import ensure_asterisk
     from callcenter.pbx.layout import PbxLayout
-    from callcenter.store.faq import FaqStore
     from callcenter.store.migrate import upgrade_head
 
     config = load_config(settings.config_path)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from callcenter.domain.ivr import Prompt
+from callcenter.ivr.tree import Prompt
 from callcenter.pbx.prompts import PromptError, cache_key, convert, synthesise
 
 log = logging.getLogger("callcenter.ivr.prompts")

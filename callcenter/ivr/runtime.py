@@ -17,12 +17,12 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from callcenter.config.model import DEFAULT_PROMPTS, HotlineConfig, Tenant
 from callcenter.domain import call as cm
-from callcenter.domain import menu as mn
-from callcenter.domain.faq import FAQ_CHANNEL
-from callcenter.domain.ivr import FaqNode, Prompt
-from callcenter.domain.model import DEFAULT_PROMPTS, HotlineConfig, Tenant
+from callcenter.faq.rules import FAQ_CHANNEL
+from callcenter.ivr import menu as mn
 from callcenter.ivr.prompt_library import PromptLibrary
+from callcenter.ivr.tree import FaqNode, Prompt
 
 log = logging.getLogger("callcenter.ivr")
 

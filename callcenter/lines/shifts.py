@@ -17,7 +17,7 @@ import datetime as dt
 import re
 from zoneinfo import ZoneInfo
 
-from callcenter.domain.model import DateOverride, HotlineConfig, Shift, Tenant
+from callcenter.config.model import DateOverride, HotlineConfig, Shift, Tenant
 
 _SEPARATORS = re.compile(r"[\s.\-]+")
 _NATIONAL = re.compile(r"[0-9]{9,10}")

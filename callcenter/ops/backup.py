@@ -44,8 +44,8 @@ import sqlalchemy as sa
 import yaml
 
 from callcenter.cli_errors import EXIT_INVALID, CommandError
+from callcenter.config.settings import Settings
 from callcenter.ops.files import write_atomic
-from callcenter.settings import Settings
 from callcenter.store.urls import normalise_url, shown_url, sqlite_file
 
 FORMAT = "hotline1022-backup"
@@ -76,7 +76,7 @@ class Places:
     def of(cls, settings: Settings, recordings: Path | None = None) -> Places:
         """The places the settings name; recordings located without starting anything."""
         if recordings is None:
-            from callcenter.ops.retention import locate_recordings
+            from callcenter.recordings.purge import locate_recordings
 
             recordings = locate_recordings(settings)
         return cls(database_url=settings.database_url, recordings=recordings,
@@ -333,7 +333,7 @@ def _secret_sources(places: Places) -> tuple[list[tuple[Path, str]], dict[str, s
             env_text += (base / name).read_text(errors="replace")
     environment: dict[str, str] = {}
     try:
-        from callcenter.config_file import load_config
+        from callcenter.config.file import load_config
 
         config = load_config(places.config_path)
     except Exception:  # an invalid config still gets its files backed up
@@ -499,7 +499,7 @@ def _allowed(rel: str) -> None:
 
 def _named_secret_files(places: Places) -> set[Path]:
     """Operators' secret files that the config in place names (absolute paths)."""
-    from callcenter.config_file import load_config
+    from callcenter.config.file import load_config
 
     try:
         config = load_config(places.config_path)

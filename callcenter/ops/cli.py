@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from callcenter.cli_errors import CommandError
-from callcenter.settings import Settings
+from callcenter.config.settings import Settings
 
 
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
@@ -31,9 +31,9 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     """Apply recording retention now (what the app's daily job does)."""
-    from callcenter.config_file import load_config
-    from callcenter.ops.retention import CLI_ACTOR, locate_recordings, purge_recordings
-    from callcenter.store.recording_audit import RecordingStore
+    from callcenter.config.file import load_config
+    from callcenter.recordings.audit import RecordingStore
+    from callcenter.recordings.purge import CLI_ACTOR, locate_recordings, purge_recordings
 
     config = load_config(settings.config_path)
     recordings = locate_recordings(settings)

@@ -270,7 +270,7 @@ class Installer:
     # -- the steps ---------------------------------------------------------------------
     def run(self, *, render_pbx: bool = False, daemon_reload: bool = False) -> InstallReport:
         """Every step in order; the report says what each did."""
-        from callcenter.secrets import KEYS as ARI_AMI_KEYS
+        from callcenter.config.secrets import KEYS as ARI_AMI_KEYS
         from callcenter.sms.credentials import FILE_NAME as SMS_SECRETS
         from callcenter.sms.credentials import KEYS as KANNEL_KEYS
 

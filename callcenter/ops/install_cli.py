@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from callcenter.cli_errors import EXIT_INVALID, CommandError
-from callcenter.settings import Settings
+from callcenter.config.settings import Settings
 
 
 def default_prefix(root: Path) -> Path:

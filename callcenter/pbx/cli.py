@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from callcenter.settings import Settings
+from callcenter.config.settings import Settings
 
 
 def _layout(settings: Settings) -> Any:
@@ -24,10 +24,10 @@ def _layout(settings: Settings) -> Any:
 
 def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     """Write the instance's Asterisk configuration and prompts from the hotline config."""
-    from callcenter.config_file import load_config
+    from callcenter.config.file import load_config
+    from callcenter.config.secrets import load_secrets
     from callcenter.ops.accounts import service_account
     from callcenter.pbx.render import render
-    from callcenter.secrets import load_secrets
 
     config = load_config(settings.config_path)
     layout = _layout(settings)

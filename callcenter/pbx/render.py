@@ -12,12 +12,12 @@ from pathlib import Path
 
 import jinja2
 
-from callcenter.domain.model import DEFAULT_PROMPTS, HotlineConfig
+from callcenter.config.model import DEFAULT_PROMPTS, HotlineConfig
+from callcenter.config.secrets import Secrets, operator_passwords
 from callcenter.ops.files import write_atomic
 from callcenter.ops.processes import RunAs
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.prompts import PromptSpec, make_hold_music, place_prompts
-from callcenter.secrets import Secrets, operator_passwords
 
 # Package data (callcenter/pbx/templates/*.j2): found next to this module, installed or not.
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"

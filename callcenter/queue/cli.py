@@ -26,7 +26,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from callcenter.settings import Settings
+from callcenter.config.settings import Settings
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ def _with_acd(settings: Settings, work: Callable[[Any, Any], Awaitable[T]]) -> T
     """Run ``work(acd, config)`` on an AcdQueue over the hotline's Redis, policies set."""
     import redis.asyncio as aioredis
 
-    from callcenter.config_file import load_config
+    from callcenter.config.file import load_config
     from callcenter.queue.redis import AcdQueue
 
     config = load_config(settings.config_path)

@@ -27,7 +27,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from callcenter.domain.model import HotlineConfig, Tenant
+from callcenter.config.model import HotlineConfig, Tenant
 from callcenter.queue import agent as ag
 from callcenter.queue import texts as tx
 from callcenter.queue.policy import NO_ANSWER_REASON, PauseReason, QueuePolicy

@@ -23,8 +23,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from callcenter.ari_app.calls import CallSession, utcnow
+from callcenter.config.model import HotlineConfig
 from callcenter.domain import call as cm
-from callcenter.domain.model import HotlineConfig
 from callcenter.queue import rules as acd
 from callcenter.queue.redis import EVENTS, AcdQueue
 

@@ -15,9 +15,9 @@ import logging
 from typing import Any
 
 from callcenter.ari_app.client import AriClient, ChannelGone
-from callcenter.domain.ivr import Prompt
-from callcenter.domain.model import HotlineConfig
+from callcenter.config.model import HotlineConfig
 from callcenter.ivr.prompt_library import PromptLibrary
+from callcenter.ivr.tree import Prompt
 from callcenter.queue import texts as tx
 from callcenter.queue.control import AgentActionError, apply_action
 from callcenter.queue.redis import AcdQueue

@@ -45,7 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from callcenter.domain.config_base import MISSING, BaseParser, join_key, type_name
+from callcenter.config.base import MISSING, BaseParser, join_key, type_name
 
 # Tenant keys this module parses (config.py passes them on untouched).
 OPERATOR_KEYS: tuple[str, ...] = ("operators", "queue")

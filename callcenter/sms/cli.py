@@ -8,7 +8,7 @@ import sys
 import uuid
 from typing import Any
 
-from callcenter.settings import Settings
+from callcenter.config.settings import Settings
 
 STATUS_CHOICES = ("queued", "sending", "sent", "delivered", "failed", "expired")
 
@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
 
 
 def _outbox(settings: Settings) -> Any:
-    from callcenter.store.sms import SmsOutbox
+    from callcenter.sms.store import SmsOutbox
 
     return SmsOutbox(settings.database_url)
 

@@ -1,7 +1,7 @@
 """Kannel's sendsms and admin passwords and the delivery-report key: never defaults.
 
 From the environment, else generated once into STATE_DIR/sms-secrets.env (mode 0600), the
-way `callcenter.secrets` keeps the ARI and AMI ones (a file of its own: that module rewrites
+way `callcenter.config.secrets` keeps the ARI and AMI ones (a file of its own: that module rewrites
 its file with its own keys only).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from callcenter.secrets import load_env_secrets
+from callcenter.config.secrets import load_env_secrets
 
 FILE_NAME = "sms-secrets.env"
 KEYS = ("HOTLINE_KANNEL_USER", "HOTLINE_KANNEL_PASSWORD", "HOTLINE_KANNEL_ADMIN_PASSWORD",

@@ -34,8 +34,8 @@ from yarl import URL
 
 from callcenter.sms.batching import GroupCommit
 from callcenter.sms.dlr import DLR_MASK, dlr_url
+from callcenter.sms.store import OutboxMessage, SmsOutbox
 from callcenter.store.models import utcnow
-from callcenter.store.sms import OutboxMessage, SmsOutbox
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from callcenter.sms.batching import GroupCommit
+from callcenter.sms.store import DLR_TYPES, DeliveryReport, SmsOutbox
 from callcenter.store.models import utcnow
-from callcenter.store.sms import DLR_TYPES, DeliveryReport, SmsOutbox
 
 log = logging.getLogger(__name__)
 

@@ -32,11 +32,11 @@ from typing import IO
 
 import jinja2
 
-from callcenter.domain.sms_parts import MAX_PARTS
 from callcenter.ops.files import write_atomic
 from callcenter.ops.processes import RunAs, spawn
 from callcenter.sms.config import LOOPBACK, SmsSettings
 from callcenter.sms.credentials import KannelSecrets
+from callcenter.sms.parts import MAX_PARTS
 
 log = logging.getLogger(__name__)
 

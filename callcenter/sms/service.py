@@ -19,7 +19,7 @@ from callcenter.sms.config import LOOPBACK, SmsSettings
 from callcenter.sms.credentials import load_kannel_secrets
 from callcenter.sms.dispatcher import SendsmsTarget, SmsDispatcher
 from callcenter.sms.dlr import DLR_PATH, SMS_DLR, DlrReceiver
-from callcenter.store.sms import SmsOutbox
+from callcenter.sms.store import SmsOutbox
 
 SMS_OUTBOX = web.AppKey("sms_outbox", SmsOutbox)
 SMS_DISPATCHER = web.AppKey("sms_dispatcher", SmsDispatcher)

@@ -47,7 +47,7 @@ _TABLE = cast(sa.Table, ConfigAuditRow.__table__)
 
 
 class ChangeLike(Protocol):
-    """What ``record`` needs of a change (``callcenter.config_edit.FieldChange``)."""
+    """What ``record`` needs of a change (``callcenter.config.edit.FieldChange``)."""
 
     @property
     def shift(self) -> str: ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from callcenter.settings import Settings
+from callcenter.config.settings import Settings
 
 
 def _shown(revisions: tuple[str, ...]) -> str:

@@ -9,8 +9,8 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from callcenter.faq.store import record_events
 from callcenter.store.data import OUTCOMES, CallRecordData
-from callcenter.store.faq import record_events
 from callcenter.store.models import CallRecord
 from callcenter.store.urls import normalise_url, sqlite_file
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from callcenter.settings import Settings
+from callcenter.config.settings import Settings
 
 EVENTS = ("forward", "accept", "resolve", "return", "close", "reopen", "answer", "reclassify",
           "publish", "unpublish", "remind", "link-call")
@@ -172,7 +172,7 @@ class _Usage(Exception):
 
 def parse_actor(text: str) -> Any:
     """``ROLE:USER[:UNIT]`` as a domain Actor."""
-    from callcenter.domain.tickets import Actor
+    from callcenter.tickets.rules import Actor
 
     parts = text.split(":")
     if len(parts) not in (2, 3) or parts[0] not in ROLES or not parts[1]:
@@ -201,7 +201,7 @@ def _time(text: str | None, what: str, zone: str = DEFAULT_ZONE,
 
 
 def _service(settings: Settings) -> Any:
-    from callcenter.config_file import load_config
+    from callcenter.config.file import load_config
     from callcenter.tickets.service import TicketService
 
     config = load_config(settings.config_path)
@@ -212,7 +212,7 @@ def _run(settings: Settings, body: Any) -> int:
     """Run body(service) with the exit-code conventions of the module docstring."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from callcenter.domain.ticket_config import TicketError
+    from callcenter.tickets.config import TicketError
 
     try:
         svc = _service(settings)
@@ -237,7 +237,7 @@ def _run(settings: Settings, body: Any) -> int:
 
 
 def _print_ticket(t: Any, now: dt.datetime, as_json: bool) -> None:
-    from callcenter.domain import deadlines as dl
+    from callcenter.tickets import deadlines as dl
     from callcenter.tickets.service import ticket_dict
 
     if as_json:
@@ -309,8 +309,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _event(args: argparse.Namespace, svc: Any, actor: Any, code: str) -> Any:
-    from callcenter.domain import tickets as tk
-    from callcenter.domain.routing import route
+    from callcenter.tickets import rules as tk
+    from callcenter.tickets.routing import route
 
     at = _time(args.at, "--at") or svc.clock()
 

@@ -24,7 +24,7 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass
 
-from callcenter.domain.ticket_config import TicketError
+from callcenter.tickets.config import TicketError
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_FILE_NAME = 200

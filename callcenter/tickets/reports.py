@@ -66,10 +66,10 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from callcenter.domain.model import HotlineConfig, Tenant
-from callcenter.domain.ticket_config import TicketError, TicketPolicy, policy_of
-from callcenter.store import tickets as st
+from callcenter.config.model import HotlineConfig, Tenant
 from callcenter.store.models import utcnow
+from callcenter.tickets import store as st
+from callcenter.tickets.config import TicketError, TicketPolicy, policy_of
 
 LEVEL1_NAME = "Tổng đài 1022 (cấp 1)"
 CONTENT_CHARS = 200

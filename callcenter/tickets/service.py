@@ -1,4 +1,4 @@
-"""The ticket service: the pure state machine (callcenter.domain.tickets) over the SQL store.
+"""The ticket service: the pure state machine (callcenter.tickets.rules) over the SQL store.
 
 Synchronous and thread-safe: the app calls it from a thread (``asyncio.to_thread``); one
 instance serves every request. Every change (a ticket, its audit entries, its call links, the
@@ -66,7 +66,7 @@ anything else is ``ticket.forbidden``; other roles read every ticket. Actors car
 the HTTP layer, which knows a user's tenant, passes ``tenant=`` to ``list`` and checks
 ``ticket.tenant`` after ``get`` (unit ids are only unique within a tenant).
 
-SMS: ``NotifyUnit`` and ``NotifyCitizen`` effects go to the outbox (``callcenter.store.sms``)
+SMS: ``NotifyUnit`` and ``NotifyCitizen`` effects go to the outbox (``callcenter.sms.store``)
 in the same transaction, dedupe key ``f"{code}:{template}:{at.isoformat()}"`` (plus
 ``f":{phone}"`` for a unit's focal persons), purpose ``unit_notice`` (forwarded),
 ``reminder`` or ``resolve_notice``. A text the outbox refuses (too many parts) does not undo
@@ -95,11 +95,17 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from callcenter.domain import deadlines as dl
-from callcenter.domain.model import HotlineConfig, Tenant
-from callcenter.domain.redact import redact
-from callcenter.domain.ticket_config import TicketPolicy, policy_of, vietnamese_phone
-from callcenter.domain.tickets import (
+from callcenter.config.model import HotlineConfig, Tenant
+from callcenter.lines.shifts import normalise_number
+from callcenter.sms.store import enqueue, month_bounds
+from callcenter.store.data import ID_MAX_LENGTH
+from callcenter.store.models import utcnow
+from callcenter.tickets import deadlines as dl
+from callcenter.tickets import store as st
+from callcenter.tickets.config import TicketPolicy, policy_of, vietnamese_phone
+from callcenter.tickets.files import DEFAULT_MAX_UPLOAD_BYTES, check_upload
+from callcenter.tickets.redact import redact
+from callcenter.tickets.rules import (
     AT_UNIT,
     LEVEL1,
     OPEN,
@@ -123,12 +129,6 @@ from callcenter.domain.tickets import (
     parse_ticket_code,
     ticket_code,
 )
-from callcenter.lines.shifts import normalise_number
-from callcenter.store import tickets as st
-from callcenter.store.data import ID_MAX_LENGTH
-from callcenter.store.models import utcnow
-from callcenter.store.sms import enqueue, month_bounds
-from callcenter.tickets.files import DEFAULT_MAX_UPLOAD_BYTES, check_upload
 
 if TYPE_CHECKING:
     from callcenter.tickets.reports import TicketReports

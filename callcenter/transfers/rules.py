@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 
 from callcenter.domain import call as cm
-from callcenter.domain.ticket_config import Level2Unit
+from callcenter.tickets.config import Level2Unit
 
 UNKNOWN_UNIT = "transfer.unknown_unit"
 NOT_BRIDGED = "transfer.not_bridged"

@@ -109,7 +109,7 @@ def make_record() -> MakeRecord:
 
 
 # SMS tests: a real Kannel, an outbox, a delivery-report server (see kannel_fixtures.py).
-from tests.adapters.kannel_fixtures import (  # noqa: E402, F401
+from tests.support.kannel import (  # noqa: E402, F401
     dlr_server,
     kannel,
     own_kannel,

@@ -18,16 +18,16 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from callcenter.config_edit import HISTORY_DIR, sha256_of
-from callcenter.config_file import load_config
+from callcenter.config.edit import HISTORY_DIR, sha256_of
+from callcenter.config.file import load_config
+from callcenter.config.live import LiveConfig
 from callcenter.console.passwords import TEST_PARAMS, Passwords
 from callcenter.console.sessions import PASSWORDS
 from callcenter.console.setup import setup_console
-from callcenter.live_config import LiveConfig
 from callcenter.store.config_audit import ConfigAuditStore
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.users import UserStore
-from tests.adapters.schema import model_diff
+from tests.support.schema import model_diff
 
 T0 = dt.datetime(2026, 11, 26, 12, 30, tzinfo=dt.UTC)  # 19:30 in Đồng Nai: the night shift
 PASSWORD = "Mật khẩu đúng 2026"

@@ -23,7 +23,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from alembic import command
 
-from callcenter.config_file import load_config
+from callcenter.config.file import load_config
+from callcenter.config.model import HotlineConfig
 from callcenter.console.admin_users import (
     Filters,
     UserForm,
@@ -34,14 +35,13 @@ from callcenter.console.admin_users import (
 from callcenter.console.passwords import TEST_PARAMS, Passwords
 from callcenter.console.sessions import PASSWORDS
 from callcenter.console.setup import setup_console
-from callcenter.domain.model import HotlineConfig
 from callcenter.store.migrate import alembic_config, upgrade_head
 from callcenter.store.urls import normalise_url
 from callcenter.store.user_audit import UserAuditStore
 from callcenter.store.users import UserError, UserStore, admin_guard
-from tests.adapters import test_api_support as support
-from tests.adapters.concurrency import run_together
-from tests.adapters.schema import model_diff
+from tests.support import api as support
+from tests.support.concurrency import run_together
+from tests.support.schema import model_diff
 
 T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # 09:00 in Đồng Nai
 PASSWORD = "Mật khẩu đúng 2026"

@@ -8,9 +8,9 @@ import logging
 import pytest
 from aiohttp import FormData
 
-from callcenter.domain.tickets import Actor
-from tests.adapters import test_api_support as support
-from tests.adapters.test_api_support import EXE, MAX_UPLOAD, PDF, Api
+from callcenter.tickets.rules import Actor
+from tests.support import api as support
+from tests.support.api import EXE, MAX_UPLOAD, PDF, Api
 
 # Fixtures shared with the other API tests.
 api = support.api
@@ -373,7 +373,7 @@ async def test_given_app_service_key_when_console_wired_then_it_shares_the_servi
     from callcenter.console.setup import setup_console
     from callcenter.store.migrate import upgrade_head
     from callcenter.tickets.service import TicketService
-    from tests.adapters.test_api_support import make_tokens
+    from tests.support.api import make_tokens
 
     upgrade_head(database_url)
     tokens = make_tokens(database_url)

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from openpyxl import load_workbook
 
-from tests.adapters import test_api_support as support
-from tests.adapters.test_api_support import Api
+from tests.support import api as support
+from tests.support.api import Api
 
 # Fixtures shared with the other API tests.
 api = support.api

@@ -20,10 +20,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from callcenter.config.model import HotlineConfig
 from callcenter.console.openapi import spec
-from callcenter.domain.model import HotlineConfig
-from tests.adapters import test_api_support as support
-from tests.adapters.test_api_support import PDF, live_server, make_app, make_tokens
+from tests.support import api as support
+from tests.support.api import PDF, live_server, make_app, make_tokens
 
 # Fixtures shared with the other API tests.
 hotline_config = support.hotline_config

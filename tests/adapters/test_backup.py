@@ -22,15 +22,15 @@ import sqlalchemy as sa
 
 from callcenter.cli import main
 from callcenter.cli_errors import CommandError
+from callcenter.config.settings import Settings
 from callcenter.ops.backup import MANIFEST, Places, backup, libpq_args, restore
-from callcenter.ops.retention import locate_recordings
 from callcenter.pbx.install import READY_MARKER
-from callcenter.settings import Settings
+from callcenter.recordings.purge import locate_recordings
 from callcenter.store.journal import RecordJournal
 from callcenter.store.records import CallRecordStore
 from callcenter.store.urls import normalise_url
 from tests.adapters.conftest import MakeRecord
-from tests.adapters.test_tickets_support import OP, Clock, make_service, pdf_bytes
+from tests.support.tickets import OP, Clock, make_service, pdf_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 ARI_PASSWORD = "ari-secret-9f3b1c"

@@ -14,9 +14,9 @@ import pytest
 
 from callcenter.store.data import CallRecordData
 from callcenter.store.records import CallRecordStore
-from tests.adapters import lists_support as support
-from tests.adapters import test_api_support as api_support
-from tests.adapters.lists_support import Lists, field_error, xlsx_headers, xlsx_rows
+from tests.support import api as api_support
+from tests.support import lists as support
+from tests.support.lists import Lists, field_error, xlsx_headers, xlsx_rows
 
 hotline_config = api_support.hotline_config
 lists = support.lists

@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from alembic import command
 
 from callcenter.cli import main
+from callcenter.config.model import HotlineConfig
 from callcenter.console.passwords import TEST_PARAMS, Passwords
 from callcenter.console.sessions import (
     PASSWORDS,
@@ -31,13 +32,12 @@ from callcenter.console.sessions import (
     require_console_role,
 )
 from callcenter.console.setup import setup_console
-from callcenter.domain.model import HotlineConfig
 from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.migrate import alembic_config, upgrade_head
 from callcenter.store.urls import normalise_url
 from callcenter.store.users import UserStore
-from tests.adapters import test_api_support as support
-from tests.adapters.schema import model_diff
+from tests.support import api as support
+from tests.support.schema import model_diff
 
 hotline_config = support.hotline_config
 

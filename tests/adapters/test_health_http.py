@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from callcenter.config.model import HotlineConfig
 from callcenter.console.health import (
     JOURNAL_BACKLOG_WARN,
     DatabaseProbe,
@@ -25,13 +26,12 @@ from callcenter.console.health import (
     check_journal,
     check_redis,
 )
-from callcenter.domain.model import HotlineConfig
 from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.journal import RecordJournal
 from callcenter.store.users import UserStore
-from tests.adapters import test_api_support as support
-from tests.adapters.test_api_support import make_app, make_tokens
 from tests.adapters.test_metrics_http import fake_peer, record
+from tests.support import api as support
+from tests.support.api import make_app, make_tokens
 
 hotline_config = support.hotline_config
 OUTSIDE = "192.0.2.10"

@@ -162,7 +162,7 @@ def test_given_no_kannel_user_then_kannel_is_skipped_with_a_warning(root):
 
 def test_given_the_example_config_then_the_installed_copy_is_valid(root):
     """What the installer lays down passes the app's own config check."""
-    from callcenter.config_file import load_config
+    from callcenter.config.file import load_config
 
     Installer(root=root).run()
     config = load_config(root / "etc/hotline1022/hotline.yaml")

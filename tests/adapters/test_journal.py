@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from callcenter.store.data import CallRecordData
 from callcenter.store.journal import CORRUPT_DIR, REJECTED_DIR, RecordJournal, file_name
 from callcenter.store.records import CallRecordStore
-from tests.adapters.concurrency import run_together
 from tests.adapters.conftest import MakeRecord
+from tests.support.concurrency import run_together
 
 # Databases that are down: nothing listens on port 1; SQLite cannot open a file whose
 # folder does not exist (the store never creates folders; only migrations do).

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from callcenter.config.model import HotlineConfig
 from callcenter.console.errors import Handler
 from callcenter.console.metrics import (
     AGENT_STATES,
@@ -30,21 +31,20 @@ from callcenter.console.metrics import (
     collect,
 )
 from callcenter.domain.call import CallState
-from callcenter.domain.model import HotlineConfig
 from callcenter.lines.redis import LinePool
-from callcenter.loop_lag import LoopLag
 from callcenter.queue import agent as ag
 from callcenter.queue.policy import Operator, QueuePolicy, SecretRef
 from callcenter.queue.redis import AcdQueue
-from callcenter.records import RecordWriter
+from callcenter.runtime.loop_lag import LoopLag
 from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.data import CallRecordData
 from callcenter.store.journal import RecordJournal
 from callcenter.store.migrate import upgrade_head
+from callcenter.store.recorder import RecordWriter
 from callcenter.store.records import CallRecordStore
 from callcenter.store.users import UserStore
-from tests.adapters import test_api_support as support
-from tests.adapters.test_api_support import make_app, make_tokens
+from tests.support import api as support
+from tests.support.api import make_app, make_tokens
 
 T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)  # 08:00 in Đồng Nai: the day shift (15)
 NIGHT = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)  # 20:00: the night shift (2)

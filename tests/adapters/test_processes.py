@@ -22,7 +22,7 @@ from callcenter.ops.processes import (
     stop_process,
 )
 from callcenter.pbx.process import PbxStartError
-from callcenter.runner import check_free, reachable
+from callcenter.runtime.runner import check_free, reachable
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.adapters import test_api_support as support
-from tests.adapters.test_api_support import Api
+from tests.support import api as support
+from tests.support.api import Api
 
 # Fixtures shared with the other API tests.
 api = support.api

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from callcenter.cli import cmd_calls
-from callcenter.settings import Settings
+from callcenter.config.settings import Settings
 from callcenter.store.data import CallRecordData
 from callcenter.store.journal import FORMAT_VERSION, RecordJournal, file_name
 from callcenter.store.migrate import alembic_config, upgrade_head

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.config_file import load_config
+from callcenter.config.file import load_config
+from callcenter.config.secrets import load_secrets
 from callcenter.pbx.install import AsteriskInstall
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.render import render
-from callcenter.secrets import load_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 

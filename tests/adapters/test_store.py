@@ -20,9 +20,9 @@ from callcenter.store.migrate import alembic_config, upgrade_head
 from callcenter.store.models import Base
 from callcenter.store.records import CallRecordStore
 from callcenter.store.urls import normalise_url
-from tests.adapters.concurrency import run_together
 from tests.adapters.conftest import MakeRecord
-from tests.adapters.schema import model_diff
+from tests.support.concurrency import run_together
+from tests.support.schema import model_diff
 
 REPO = Path(__file__).resolve().parents[2]
 VN = ZoneInfo("Asia/Ho_Chi_Minh")

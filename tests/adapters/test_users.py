@@ -16,7 +16,7 @@ from callcenter.cli import main
 from callcenter.store.migrate import alembic_config, upgrade_head
 from callcenter.store.urls import normalise_url
 from callcenter.store.users import UserError, UserStore
-from tests.adapters.schema import model_diff
+from tests.support.schema import model_diff
 
 T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
 MY_TABLES = {"users", "api_tokens"}

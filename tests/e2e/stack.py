@@ -18,7 +18,8 @@ from typing import Any
 import redis
 import yaml
 
-from callcenter.config_file import load_config
+from callcenter.config.file import load_config
+from callcenter.config.secrets import load_secrets
 from callcenter.lines.redis import lines_key
 from callcenter.ops.processes import spawn
 from callcenter.pbx.install import cache_dir, ensure_asterisk
@@ -26,7 +27,6 @@ from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess
 from callcenter.pbx.render import render
 from callcenter.runtime.redis_server import PrivateRedis
-from callcenter.secrets import load_secrets
 from callcenter.store.migrate import upgrade_head
 from callcenter.tools.softphone import PhoneGroup
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from callcenter.config_file import load_config
+from callcenter.config.file import load_config
 from callcenter.pbx.install import cache_dir
 from callcenter.pbx.render import render, write_refused_sources
 from tests.e2e.stack import ROOT, Stack, free_port, wait_until
@@ -250,7 +250,7 @@ def test_given_pbx_log_then_missing_secret_named(ops_stack: Stack, caplog: Any) 
     """The operator without a secret is named at render time (ERROR), not silently dropped."""
     import logging
 
-    with caplog.at_level(logging.ERROR, logger="callcenter.secrets"):
+    with caplog.at_level(logging.ERROR, logger="callcenter.config.secrets"):
         render(load_config(ops_stack.config_path), ops_stack.layout, ops_stack.secrets,
                prompt_cache=cache_dir() / "prompts")
     messages = [r.getMessage() for r in caplog.records]

@@ -161,11 +161,11 @@ def test_given_any_event_sequence_then_lines_taken_equal_lines_released(
 
 # ---- calls with IVR menus -------------------------------------------------------------------
 def _ivr() -> cm.IvrContext:
-    from callcenter.domain.config_base import BaseParser
-    from callcenter.domain.ivr import Prompt
-    from callcenter.domain.ivr_config import parse_ivr
-    from callcenter.domain.menu import NoFaq
-    from callcenter.domain.model import DEFAULT_FIELDS
+    from callcenter.config.base import BaseParser
+    from callcenter.config.model import DEFAULT_FIELDS
+    from callcenter.ivr.config import parse_ivr
+    from callcenter.ivr.menu import NoFaq
+    from callcenter.ivr.tree import Prompt
 
     p = BaseParser("t.yaml")
     tree = parse_ivr(p, {"root": "main", "nodes": {
@@ -184,8 +184,8 @@ def in_ivr() -> tuple[cm.CallState, cm.IvrContext]:
 
 
 def test_given_tenant_with_menus_when_line_granted_then_answer_and_greeting_prompt() -> None:
-    from callcenter.domain import menu as mn
-    from callcenter.domain.ivr import Prompt
+    from callcenter.ivr import menu as mn
+    from callcenter.ivr.tree import Prompt
 
     ivr = _ivr()
     state, cmds = cm.step(admitting(), cm.LineGranted(T1), ivr)
@@ -194,7 +194,7 @@ def test_given_tenant_with_menus_when_line_granted_then_answer_and_greeting_prom
 
 
 def test_given_ivr_when_prompt_ends_then_menu_goes_on() -> None:
-    from callcenter.domain import menu as mn
+    from callcenter.ivr import menu as mn
 
     state, ivr = in_ivr()
     state, cmds = cm.step(state, cm.PlaybackFinished(T1, 1), ivr)
@@ -202,7 +202,7 @@ def test_given_ivr_when_prompt_ends_then_menu_goes_on() -> None:
 
 
 def test_given_ivr_when_operator_chosen_then_hold_with_music_and_urgent_kept() -> None:
-    from callcenter.domain import menu as mn
+    from callcenter.ivr import menu as mn
 
     state, ivr = in_ivr()
     state, cmds = cm.step(state, mn.Digit(T1, "1"), ivr)
@@ -214,7 +214,7 @@ def test_given_ivr_when_operator_chosen_then_hold_with_music_and_urgent_kept() -
 
 
 def test_given_ivr_when_goodbye_ends_then_normal_hangup_and_answered_record() -> None:
-    from callcenter.domain import menu as mn
+    from callcenter.ivr import menu as mn
 
     state, ivr = in_ivr()
     state, _ = cm.step(state, cm.Answered(T1), ivr)
@@ -229,7 +229,7 @@ def test_given_ivr_when_goodbye_ends_then_normal_hangup_and_answered_record() ->
 
 
 def test_given_ivr_waiting_when_caller_hangs_up_then_timer_cancelled_line_released() -> None:
-    from callcenter.domain import menu as mn
+    from callcenter.ivr import menu as mn
 
     state, ivr = in_ivr()
     state, _ = cm.step(state, cm.PlaybackFinished(T1, 1), ivr)
@@ -242,7 +242,7 @@ def test_given_ivr_waiting_when_caller_hangs_up_then_timer_cancelled_line_releas
 
 
 def test_given_no_menus_when_digits_or_timers_then_ignored() -> None:
-    from callcenter.domain import menu as mn
+    from callcenter.ivr import menu as mn
 
     state, _ = cm.step(admitting(), cm.LineGranted(T1))
     assert cm.step(state, mn.Digit(T1, "5")) == (state, [])
@@ -250,7 +250,7 @@ def test_given_no_menus_when_digits_or_timers_then_ignored() -> None:
 
 
 def test_given_adopted_ivr_call_when_resumed_then_root_again_with_path_kept() -> None:
-    from callcenter.domain import menu as mn
+    from callcenter.ivr import menu as mn
 
     state, ivr = in_ivr()
     state, _ = cm.step(state, mn.Digit(T1, "7"), ivr)

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callcenter.domain import call as cm
-from callcenter.domain import menu as mn
-from callcenter.domain.ivr import Prompt
+from callcenter.ivr import menu as mn
+from callcenter.ivr.tree import Prompt
 from callcenter.queue.rules import CALLBACK_CONFIRM_TEXT
 
 T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)

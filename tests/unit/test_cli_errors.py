@@ -211,7 +211,7 @@ def test_given_missing_program_then_named_with_its_debian_package() -> None:
 
 
 def test_given_missing_secret_then_exit_1_naming_operator_and_where() -> None:
-    from callcenter.secrets import OperatorSecretError
+    from callcenter.config.secrets import OperatorSecretError
 
     told = explain(OperatorSecretError("dongnai", "101", "environment variable HOTLINE_OP_101",
                                        "is not set"))

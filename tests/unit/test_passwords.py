@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from argon2 import PasswordHasher, extract_parameters
 
+from callcenter.config.model import ServiceConfig
 from callcenter.console.passwords import (
     DEFAULT_PARAMS,
     MAX_LENGTH,
@@ -17,7 +18,6 @@ from callcenter.console.passwords import (
     check_password_rules,
 )
 from callcenter.console.sessions import LoginRateLimiter, SessionPolicy
-from callcenter.domain.model import ServiceConfig
 from callcenter.store.users import csrf_token_of
 
 T0 = dt.datetime(2026, 11, 26, 1, 0, tzinfo=dt.UTC)

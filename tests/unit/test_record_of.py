@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from callcenter.domain import call as cm
-from callcenter.records import record_of
 from callcenter.store import data
+from callcenter.store.recorder import record_of
 
 T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
 VN = ZoneInfo("Asia/Ho_Chi_Minh")

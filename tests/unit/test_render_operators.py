@@ -10,18 +10,18 @@ from typing import Any
 import pytest
 import yaml
 
-from callcenter.domain.config import parse_config
-from callcenter.domain.config_base import ConfigError
-from callcenter.domain.model import HotlineConfig, OutboundTrunk
-from callcenter.pbx.install import AsteriskInstall
-from callcenter.pbx.layout import PbxLayout
-from callcenter.pbx.render import MODULES, REFUSED_FILE, refused_sources_text, render_texts
-from callcenter.secrets import (
+from callcenter.config.base import ConfigError
+from callcenter.config.model import HotlineConfig, OutboundTrunk
+from callcenter.config.parse import parse_config
+from callcenter.config.secrets import (
     OperatorSecretError,
     Secrets,
     operator_passwords,
     resolve_operator_passwords,
 )
+from callcenter.pbx.install import AsteriskInstall
+from callcenter.pbx.layout import PbxLayout
+from callcenter.pbx.render import MODULES, REFUSED_FILE, refused_sources_text, render_texts
 
 SECRETS = Secrets("ari", "ari-pass", "ami", "ami-pass")
 
@@ -149,7 +149,7 @@ def test_given_missing_secrets_when_resolved_then_named_errors_and_others_render
                                 "HOTLINE_OP_101: is empty")
     assert str(problems[1]) == (f"operator 102 of tenant dongnai: secret file "
                                 f"{tmp_path / 'op102.secret'}: does not exist")
-    with caplog.at_level(logging.ERROR, logger="callcenter.secrets"):
+    with caplog.at_level(logging.ERROR, logger="callcenter.config.secrets"):
         pw = operator_passwords(config, {"HOTLINE_OP_201": "ok"})
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 2

@@ -1,4 +1,4 @@
-// The operator desk (callcenter/console/desk.py): polls GET /api/v1/desk every 1.5 s and acts
+// The operator desk (callcenter/desk/pages.py): polls GET /api/v1/desk every 1.5 s and acts
 // through the API with the session cookie and the page's CSRF token. Vanilla JS, no build step.
 "use strict";
 (function () {

@@ -1,5 +1,5 @@
 // The supervisors' wallboard: one websocket, the server pushes the whole state (see
-// callcenter/console/wallboard.py for its shape). Vanilla JS, no build step.
+// callcenter/wallboard/http.py for its shape). Vanilla JS, no build step.
 "use strict";
 (function () {
   const STALE_AFTER_MS = 12000;   // the server sends at least every 5 s

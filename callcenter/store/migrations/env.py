@@ -14,13 +14,14 @@ from logging.config import fileConfig
 import sqlalchemy as sa
 from alembic import context
 
+import callcenter.sms.store  # noqa: F401
+
 # Every module that defines tables on Base.metadata (autogenerate compares against all).
 import callcenter.store.config_audit  # noqa: F401
 import callcenter.store.listen_audit  # noqa: F401 - listen-in audit table
-import callcenter.store.sms  # noqa: F401
-import callcenter.store.tickets  # noqa: F401
 import callcenter.store.user_audit  # noqa: F401 - user administration audit table
 import callcenter.store.users  # noqa: F401
+import callcenter.tickets.store  # noqa: F401
 from callcenter.store.models import Base
 from callcenter.store.urls import DEFAULT_DATABASE_URL, ensure_sqlite_parent, normalise_url
 

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from callcenter.config_file import load_config
-from callcenter.domain.model import HotlineConfig
+from callcenter.config.file import load_config
+from callcenter.config.model import HotlineConfig
+from callcenter.config.settings import Settings
 from callcenter.queue import agent as ag
 from callcenter.queue.control import AgentActionError, apply_action, resolve_reason
 from callcenter.queue.policy import QueuePolicy
 from callcenter.queue.redis import EVENTS, AcdQueue
 from callcenter.runtime.redis_server import PrivateRedis
-from callcenter.settings import Settings
 
 S = ag.AgentStatus
 T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)

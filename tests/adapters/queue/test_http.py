@@ -15,10 +15,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from callcenter.config_file import load_config
+from callcenter.config.file import load_config
+from callcenter.config.model import HotlineConfig
 from callcenter.console.openapi import spec
 from callcenter.console.setup import setup_console
-from callcenter.domain.model import HotlineConfig
 from callcenter.queue import agent as ag
 from callcenter.queue.redis import AcdQueue
 from callcenter.runtime.redis_server import PrivateRedis
@@ -305,7 +305,7 @@ def test_given_served_agent_routes_when_schemathesis_runs_then_no_5xx_and_answer
     import schemathesis
 
     from tests.adapters.test_api_schema import _run
-    from tests.adapters.test_api_support import live_server
+    from tests.support.api import live_server
 
     app = web.Application()
     setup_console(app, database_url=db_url, config=lambda: config, files_dir=tmp_path / "f",

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callcenter.domain.model import DateOverride, HotlineConfig, Shift, Tenant
+from callcenter.config.model import DateOverride, HotlineConfig, Shift, Tenant
 from callcenter.lines.shifts import (
     active_shift,
     normalise_number,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from callcenter.domain.config_base import BaseParser, ConfigError
+from callcenter.config.base import BaseParser, ConfigError
 from callcenter.queue import policy as acfg
 from callcenter.queue.policy import (
     DEFAULT_OPERATORS,

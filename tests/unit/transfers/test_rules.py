@@ -11,8 +11,8 @@ import pytest
 from callcenter.ari_app.calls import state_from_json, state_to_json
 from callcenter.ari_app.service import is_unit_leg, operator_of
 from callcenter.domain import call as cm
-from callcenter.domain.ticket_config import FocalPerson, Level2Unit
 from callcenter.pbx.render import render_texts
+from callcenter.tickets.config import FocalPerson, Level2Unit
 from callcenter.transfers import rules as xf
 from tests.unit.test_call_queue import at, bridged
 from tests.unit.test_render_operators import SECRETS, config_data, layout, load

@@ -1,0 +1,150 @@
+"""Callback requests over HTTP, under ``/api/v1`` (bearer auth as the rest of the API):
+
+* ``GET /api/v1/callbacks?tenant=&all=`` — open requests of the tenant (default: the user's),
+  oldest first; ``all=true`` adds the done and cancelled ones. Operators must dial the
+  callers back, so numbers are given in full (the access log never has them: no number in
+  the path).
+* ``POST /api/v1/callbacks/{id}/done`` — body optional, ``{"note": "..."}``: the request is
+  done, handled by the user (its login name). 404 ``callback.not_found`` (also for another
+  tenant's request), 409 ``callback.closed`` when it is no longer open.
+
+Roles: operator, supervisor, admin. ``add_callback_routes(app)`` adds the routes and a cleanup
+context that opens the CallbackStore (on the console's database) and closes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from callcenter.callbacks.store import (
+    CALLBACK_STATUSES,
+    MAX_NOTE,
+    CallbackError,
+    CallbackRequest,
+    CallbackStore,
+)
+from callcenter.console.api import P_TENANT, Route, add_route_table
+from callcenter.console.auth import USERS, in_thread, require_tenant
+from callcenter.console.context import CLOCK, tenant_or_404
+from callcenter.console.errors import ApiError, invalid
+from callcenter.console.validation import Obj, Param, Str, parse_query
+from callcenter.store.users import User
+
+ROLES = ("operator", "supervisor", "admin")
+CALLBACKS = web.AppKey("console_callbacks", CallbackStore)
+
+P_ALL = Param("all", kind="bool", default=False,
+              description="also requests done or cancelled (default: open ones only)")
+P_ID = Param("id", kind="int", where="path", minimum=1, maximum=2**31 - 1,
+             description="callback request id")
+DONE_BODY = Obj(title="CallbackDone",
+                fields={"note": Str(max_len=MAX_NOTE, nullable=True,
+                                    description="what came of the call back")})
+
+
+def _tenant(request: web.Request, user: User, value: str | None) -> str:
+    tenant = value or user.tenant
+    require_tenant(user, tenant)
+    tenant_or_404(request.app, tenant)
+    return tenant
+
+
+async def list_callbacks(request: web.Request, user: User) -> web.StreamResponse:
+    """The tenant's callback requests, open ones first, oldest first."""
+    q = parse_query((P_TENANT, P_ALL), request.query)
+    tenant = _tenant(request, user, q["tenant"])
+    statuses = CALLBACK_STATUSES if q["all"] else ("open",)
+    rows: list[CallbackRequest] = await in_thread(
+        request.app, request.app[CALLBACKS].recent, tenant, statuses=statuses)
+    return web.json_response({"items": [r.to_json_dict() for r in rows]})
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    if request.content_type != "application/json":
+        raise ApiError("request.unsupported_media", "send the body as application/json")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError("request.invalid_json", "the body is not valid JSON (UTF-8)") from None
+    return DONE_BODY.check(doc)
+
+
+async def callback_done(request: web.Request, user: User) -> web.StreamResponse:
+    """Mark one request done, handled by this user."""
+    callback_id = P_ID.parse(request.match_info.get("id"))
+    if callback_id is None:
+        raise invalid("id", "required")
+    body = await _body(request)
+    store = request.app[CALLBACKS]
+    current = await in_thread(request.app, store.get, callback_id)
+    if current is None or current.tenant != user.tenant:
+        # Another tenant's request is as good as absent: its existence is not this user's.
+        raise ApiError("callback.not_found", f"no callback request {callback_id}")
+    try:
+        done = await in_thread(request.app, store.done, callback_id, user.name,
+                               body.get("note"), at=request.app[CLOCK]())
+    except CallbackError as e:
+        raise ApiError(e.id, e.message, status=409 if e.id == "callback.closed" else None) \
+            from None
+    return web.json_response(done.to_json_dict())
+
+
+# Described in the OpenAPI document like the ticket routes (openapi.py adds these).
+CALLBACK_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/callbacks", list_callbacks, "listCallbacks",
+          "Callers waiting to be called back (open requests, oldest first; all=true adds "
+          "the done and cancelled ones)", ROLES, "calls", params=(P_TENANT, P_ALL),
+          ok_schema="CallbackList", errors=(401, 403, 404, 422)),
+    Route("POST", "/callbacks/{id}/done", callback_done, "callbackDone",
+          "Mark a callback request done (the caller was called back)", ROLES, "calls",
+          params=(P_ID,), body=DONE_BODY, ok_schema="CallbackRequest",
+          errors=(401, 403, 404, 409, 415, 422)),
+)
+
+_TIME = {"type": "string", "format": "date-time"}
+CALLBACK_SCHEMAS: dict[str, Any] = {
+    "CallbackRequest": {
+        "type": "object",
+        "required": ["id", "tenant", "call_id", "caller", "requested_at", "status"],
+        "properties": {
+            "id": {"type": "integer"},
+            "tenant": {"type": "string"},
+            "call_id": {"type": "string", "description": "the call record's id"},
+            "caller": {"type": "string", "description": "the number to call back, in full"},
+            "requested_at": _TIME,
+            "status": {"type": "string", "enum": list(CALLBACK_STATUSES)},
+            "handled_by": {"type": ["string", "null"]},
+            "handled_at": {"type": ["string", "null"], "format": "date-time"},
+            "note": {"type": ["string", "null"]},
+        }},
+    "CallbackList": {"type": "object", "required": ["items"], "properties": {
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/CallbackRequest"}}}},
+}
+
+
+
+def add_callback_routes(app: web.Application, database_url: str | None = None) -> None:
+    """Add the callback routes and their store's cleanup context to ``app`` (not yet started).
+
+    The store opens on ``database_url``, or by default on the console's user store's database
+    (so call this after ``setup_console`` has added its own context).
+    """
+
+    async def callbacks_ctx(app: web.Application) -> AsyncIterator[None]:
+        store = CallbackStore(database_url if database_url is not None
+                              else app[USERS].engine.url)
+        app[CALLBACKS] = store
+        try:
+            yield
+        finally:
+            store.close()
+
+    app.cleanup_ctx.append(callbacks_ctx)
+    add_route_table(app, CALLBACK_ROUTES)

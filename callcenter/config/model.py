@@ -1,0 +1,156 @@
+"""Typed configuration of the hotline: tenants (provinces), their numbers and shift line pools.
+
+Pure data: frozen dataclasses only, built and validated by ``callcenter.config.parse``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from callcenter.queue.policy import DEFAULT_OPERATORS, OperatorsConfig
+from callcenter.recordings.retention import DEFAULT_RECORDINGS, RecordingsPolicy
+
+if TYPE_CHECKING:
+    from callcenter.ivr.tree import IvrTree
+    from callcenter.tickets.config import TicketSections
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A daily time window with the number of simultaneous lines the province pays for."""
+
+    name: str
+    start: dt.time  # local time in the tenant's time zone, inclusive
+    end: dt.time  # exclusive; end <= start means the shift crosses midnight
+    lines: int
+
+
+@dataclass(frozen=True)
+class DateOverride:
+    """Shifts that replace the normal ones on given local dates (Tết, holidays)."""
+
+    name: str
+    start_date: dt.date  # inclusive
+    end_date: dt.date  # inclusive
+    shifts: tuple[Shift, ...]
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """Vietnamese texts the caller hears; a recorded file with the prompt's id overrides it."""
+
+    greeting: str
+    all_busy: str
+    unavailable: str
+
+
+@dataclass(frozen=True)
+class Field:
+    """A field (lĩnh vực) petitions and FAQ items are classified by; each has a lead unit."""
+
+    id: str  # a-z 0-9 _ (used in CLI flags, routing rules, reports)
+    name: str  # Vietnamese name, as operators and FAQ sheets write it
+
+
+# The seeds' list of fields (Đồng Nai, Thanh Hóa, HCMC orders); a tenant may set its own.
+DEFAULT_FIELDS: tuple[Field, ...] = (
+    Field("health", "Y tế"),
+    Field("social_security", "An sinh xã hội"),
+    Field("essential_goods", "Hàng hóa thiết yếu"),
+    Field("transport", "Giao thông vận tải"),
+    Field("security_order", "An ninh trật tự"),
+    Field("information", "Thông tin, tin giả"),
+    Field("admin_procedures", "Thủ tục hành chính"),
+    Field("prices_fraud", "Giá vật tư y tế, lừa đảo"),
+    Field("suspected_infection", "Nghi nhiễm, người về từ vùng dịch"),
+    Field("humanitarian_aid", "Hỗ trợ nhân đạo"),
+    Field("civil_servant_conduct", "Thái độ công chức"),
+    Field("other", "Khác"),
+)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One province's hotline."""
+
+    id: str
+    name: str
+    timezone: str
+    numbers: tuple[str, ...]
+    shifts: tuple[Shift, ...]
+    overrides: tuple[DateOverride, ...] = ()
+    prompts: Prompts | None = None  # None: the defaults in DEFAULT_PROMPTS
+    fields: tuple[Field, ...] = DEFAULT_FIELDS
+    ivr: IvrTree | None = None  # None: greeting then hold (no menus)
+    tickets: TicketSections | None = None  # units, places, routing, deadlines, SMS texts
+    operators: OperatorsConfig = DEFAULT_OPERATORS  # softphone accounts and queue policy
+    recordings: RecordingsPolicy = DEFAULT_RECORDINGS  # how long call recordings are kept
+
+
+@dataclass(frozen=True)
+class OutboundTrunk:
+    """Where calls out of the hotline go (units' hotlines): PJSIP endpoint ``trunk-out``."""
+
+    host: str  # IPv4 address or host name of the carrier's (or test phone's) SIP side
+    port: int = 5060
+
+
+@dataclass(frozen=True)
+class TrunkConfig:
+    """The carrier trunk: where SIP listens and which sources may send unauthenticated INVITEs."""
+
+    bind: str = "127.0.0.1"
+    port: int = 5060
+    # Sources identified as the carrier (PJSIP `identify` match). Operators are identified by
+    # username first (endpoint_identifier_order=username,ip), so softphones registering from
+    # these networks are still authenticated as themselves.
+    trusted_networks: tuple[str, ...] = ("127.0.0.0/8",)
+    # Address Asterisk puts in SDP/Contact; loopback keeps RTP off the machine's other interfaces.
+    media_address: str = "127.0.0.1"
+    rtp_start: int = 10000
+    rtp_end: int = 10999
+    # None: no outbound trunk rendered (transfers to units' hotlines cannot be dialled).
+    outbound: OutboundTrunk | None = None
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Where the app's own ports listen (all loopback by default)."""
+
+    ari_bind: str = "127.0.0.1"
+    ari_port: int = 8088
+    ami_bind: str = "127.0.0.1"
+    ami_port: int = 5038
+    http_bind: str = "127.0.0.1"
+    http_port: int = 8022
+    stasis_app: str = "hotline"
+    node: str = "pbx1"  # name of this Asterisk node; stored on every record
+    # Console logins allowed per minute from one address (operators behind one NAT share it).
+    login_attempts_per_minute: int = 10
+
+
+@dataclass(frozen=True)
+class HotlineConfig:
+    """The whole validated configuration."""
+
+    tenants: tuple[Tenant, ...]
+    trunk: TrunkConfig = field(default_factory=TrunkConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    source: str = "<memory>"  # file it was loaded from, for messages
+
+
+DEFAULT_PROMPTS = Prompts(
+    greeting=(
+        "Tổng đài 1022 xin kính chào quý khách. "
+        "Cuộc gọi của quý khách đang được kết nối, xin vui lòng chờ trong giây lát."
+    ),
+    all_busy=(
+        "Hiện tại tất cả các đường dây của Tổng đài 1022 đều bận. "
+        "Xin quý khách vui lòng gọi lại sau. Xin cảm ơn."
+    ),
+    unavailable=(
+        "Tổng đài 1022 tạm thời gián đoạn. Xin quý khách vui lòng gọi lại sau. Xin cảm ơn."
+    ),
+)

@@ -1,0 +1,536 @@
+"""Build and validate the typed ``HotlineConfig`` from YAML.
+
+* ``parse_config(data, source)``: pure; validates the structure ``yaml.safe_load`` produced.
+* ``parse_yaml_text(text, source)`` / ``parse_config_text(text, source)``: YAML text in memory.
+* ``load_config(path)``: the single place that reads a file.
+
+Every problem becomes a ``ConfigError`` naming the file, the dotted key path, the bad value and
+what was expected; all problems found are collected in ``ConfigError.errors`` (the raised
+error is the first). Unknown keys are errors, so a typo never silently falls back to a default.
+
+Schema (see config/hotline.yaml for a commented example)::
+
+    service: {ari_bind, ari_port, ami_bind, ami_port, http_bind, http_port, stasis_app, node,
+              login_attempts_per_minute}
+    trunk: {bind, port, trusted_networks: [cidr, ...], media_address, rtp_start, rtp_end,
+            outbound: {host, port}}   # outbound optional: PJSIP endpoint trunk-out
+    tenants:
+      - id, name, timezone, numbers: [...], shifts: [{name, start, end, lines}, ...],
+        overrides: [{name, from, to, shifts: [...]}], prompts: {greeting, all_busy, unavailable}
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Hashable, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import yaml
+
+from callcenter.config.base import (
+    _DAY,
+    BaseParser,
+    ConfigError,
+    fmt_seconds,
+    join_key,
+    seconds_of,
+)
+from callcenter.config.model import (
+    DEFAULT_FIELDS,
+    DEFAULT_PROMPTS,
+    DateOverride,
+    Field,
+    HotlineConfig,
+    OutboundTrunk,
+    Prompts,
+    ServiceConfig,
+    Shift,
+    Tenant,
+    TrunkConfig,
+)
+from callcenter.ivr.config import parse_ivr
+from callcenter.ivr.tree import IvrTree
+from callcenter.lines.shifts import normalise_number
+from callcenter.queue.policy import OPERATOR_KEYS, parse_operators_section
+from callcenter.recordings.retention import RETENTION_KEYS, parse_recordings_section
+from callcenter.tickets.config import TICKET_KEYS, parse_ticket_sections
+
+DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+MAX_LINES = 1000
+# "default" names the fallback extension/prompt folder in the rendered dialplan.
+RESERVED_TENANT_IDS = frozenset({"default"})
+
+_TENANT_ID = re.compile(r"[a-z0-9_-]{1,32}")
+_FIELD_ID = re.compile(r"[a-z0-9_]{1,32}")
+_NUMBER = re.compile(r"\+?[0-9]{2,20}")
+
+
+class _Parser(BaseParser):
+    """The hotline config's sections, on top of the generic shapes."""
+
+    # ---- sections --------------------------------------------------------------------------
+
+    def service(self, value: object) -> ServiceConfig:
+        d = ServiceConfig()
+        if value is None:
+            return d
+        keys = ("ari_bind", "ari_port", "ami_bind", "ami_port", "http_bind", "http_port",
+                "stasis_app", "node", "login_attempts_per_minute")
+        m = self.mapping(value, "service", keys)
+        if m is None:
+            return d
+        k = "service"
+        result = ServiceConfig(
+            ari_bind=self.ip(m.get("ari_bind", d.ari_bind), join_key(k, "ari_bind")) or d.ari_bind,
+            ari_port=self.port(m.get("ari_port", d.ari_port), join_key(k, "ari_port"))
+            or d.ari_port,
+            ami_bind=self.ip(m.get("ami_bind", d.ami_bind), join_key(k, "ami_bind")) or d.ami_bind,
+            ami_port=self.port(m.get("ami_port", d.ami_port), join_key(k, "ami_port"))
+            or d.ami_port,
+            http_bind=self.host(m.get("http_bind", d.http_bind), join_key(k, "http_bind"))
+            or d.http_bind,
+            http_port=self.port(m.get("http_port", d.http_port), join_key(k, "http_port"))
+            or d.http_port,
+            stasis_app=self.token(m.get("stasis_app", d.stasis_app), join_key(k, "stasis_app"))
+            or d.stasis_app,
+            node=self.node_name(m.get("node", d.node), join_key(k, "node")) or d.node,
+            login_attempts_per_minute=self.integer(
+                m.get("login_attempts_per_minute", d.login_attempts_per_minute),
+                join_key(k, "login_attempts_per_minute"), 3, 10_000)
+            or d.login_attempts_per_minute,
+        )
+        # The three TCP listeners must not collide (same address, or one on every address).
+        listeners = [("ari", result.ari_bind, result.ari_port),
+                     ("ami", result.ami_bind, result.ami_port),
+                     ("http", result.http_bind, result.http_port)]
+        wildcard = {"0.0.0.0", "::"}
+        for i, (name_a, bind_a, port_a) in enumerate(listeners):
+            for name_b, bind_b, port_b in listeners[i + 1:]:
+                same_addr = bind_a == bind_b or bind_a in wildcard or bind_b in wildcard
+                if port_a == port_b and same_addr:
+                    self.error(
+                        join_key(k, f"{name_b}_port"), port_b,
+                        f"expected a port different from service.{name_a}_port "
+                        f"(both listen on {bind_b})",
+                    )
+        return result
+
+    def trunk(self, value: object) -> TrunkConfig:
+        d = TrunkConfig()
+        if value is None:
+            return d
+        keys = ("bind", "port", "trusted_networks", "media_address", "rtp_start", "rtp_end",
+                "outbound")
+        m = self.mapping(value, "trunk", keys)
+        if m is None:
+            return d
+        k = "trunk"
+        networks: list[str] = []
+        raw_nets = m.get("trusted_networks", list(d.trusted_networks))
+        nets = self.list_(raw_nets, join_key(k, "trusted_networks"))
+        for i, net in enumerate(nets or []):
+            nk = join_key(join_key(k, "trusted_networks"), i)
+            s = self.text(net, nk)
+            if s is None:
+                continue
+            try:
+                ipaddress.ip_network(s.strip(), strict=True)
+            except ValueError as exc:
+                self.error(nk, net, f"expected a network in CIDR form such as 10.0.0.0/8: {exc}")
+                continue
+            networks.append(s.strip())
+        rtp_start = self.port(m.get("rtp_start", d.rtp_start), join_key(k, "rtp_start"))
+        rtp_end = self.port(m.get("rtp_end", d.rtp_end), join_key(k, "rtp_end"))
+        if rtp_start is not None and rtp_end is not None and rtp_start >= rtp_end:
+            self.error(join_key(k, "rtp_end"), rtp_end,
+                       f"expected a port greater than trunk.rtp_start ({rtp_start})")
+        port = self.port(m.get("port", d.port), join_key(k, "port"))
+        if (port is not None and rtp_start is not None and rtp_end is not None
+                and rtp_start <= port <= rtp_end):
+            self.error(join_key(k, "port"), port,
+                       f"expected a SIP port outside the RTP range {rtp_start}..{rtp_end}")
+        bind = self.ip(m.get("bind", d.bind), join_key(k, "bind"), ipv4_only=True) or d.bind
+        outbound = None
+        if m.get("outbound") is not None:
+            outbound = self.outbound(m["outbound"], join_key(k, "outbound"), bind, port)
+        return TrunkConfig(
+            bind=bind,
+            port=port or d.port,
+            trusted_networks=tuple(networks) or d.trusted_networks,
+            media_address=self.ip(m.get("media_address", d.media_address),
+                                  join_key(k, "media_address")) or d.media_address,
+            rtp_start=rtp_start or d.rtp_start,
+            rtp_end=rtp_end or d.rtp_end,
+            outbound=outbound,
+        )
+
+    def outbound(self, value: object, key: str, bind: str,
+                 port: int | None) -> OutboundTrunk | None:
+        m = self.mapping(value, key, ("host", "port"), ("host",))
+        if m is None or "host" not in m:
+            return None
+        host = self.host(m["host"], join_key(key, "host"))
+        if host is not None and ":" in host:
+            self.error(join_key(key, "host"), host,
+                       "expected an IPv4 address or a host name (the SIP transport is IPv4)")
+            return None
+        out_port = self.port(m.get("port", 5060), join_key(key, "port"))
+        if host is None or out_port is None:
+            return None
+        if host == bind and out_port == (port or TrunkConfig().port):
+            # Calls sent there would come straight back in as citizens' calls.
+            self.error(join_key(key, "port"), out_port,
+                       f"expected another address than the hotline's own SIP listener "
+                       f"({bind}:{out_port})")
+            return None
+        return OutboundTrunk(host=host, port=out_port)
+
+    def shift(self, value: object, key: str) -> Shift | None:
+        m = self.mapping(value, key, ("name", "start", "end", "lines"),
+                         ("name", "start", "end", "lines"))
+        if m is None:
+            return None
+        name = self.text(m["name"], join_key(key, "name"), max_len=64) if "name" in m else None
+        start = self.time(m["start"], join_key(key, "start")) if "start" in m else None
+        end = self.time(m["end"], join_key(key, "end"), allow_24=True) if "end" in m else None
+        lines = (self.integer(m["lines"], join_key(key, "lines"), 0, MAX_LINES)
+                 if "lines" in m else None)
+        if name is None or start is None or end is None or lines is None:
+            return None
+        return Shift(name=name, start=start, end=end, lines=lines)
+
+    def shifts(self, value: object, key: str) -> tuple[Shift, ...] | None:
+        items = self.list_(value, key)
+        if items is None:
+            return None
+        parsed = [self.shift(item, join_key(key, i)) for i, item in enumerate(items)]
+        good = [s for s in parsed if s is not None]
+        if len(good) != len(parsed):
+            return None
+        names: dict[str, int] = {}
+        ok = True
+        for i, s in enumerate(good):
+            if s.name in names:
+                self.error(join_key(join_key(key, i), "name"), s.name,
+                           f"expected a unique shift name; {key}[{names[s.name]}] has it too")
+                ok = False
+            names.setdefault(s.name, i)
+        if not self.partition(good, key):
+            ok = False
+        return tuple(good) if ok else None
+
+    def partition(self, shifts: Sequence[Shift], key: str) -> bool:
+        """Shifts must tile the 24 h circle: each ends exactly where the next one starts."""
+        order = sorted(shifts, key=lambda s: seconds_of(s.start))
+        summary = [
+            f"{s.name} {fmt_seconds(seconds_of(s.start))}-{fmt_seconds(seconds_of(s.end))}"
+            for s in order
+        ]
+        ok = True
+        same_start: set[tuple[str, str]] = set()
+        for i, cur in enumerate(order):
+            nxt = order[(i + 1) % len(order)]
+            s0, e0, s1 = seconds_of(cur.start), seconds_of(cur.end), seconds_of(nxt.start)
+            length = (e0 - s0) % _DAY or _DAY  # start == end: the whole day
+            dist = (s1 - s0) % _DAY
+            if len(order) == 1:
+                dist = _DAY
+            elif dist == 0:  # two shifts start at the same time
+                if (nxt.name, cur.name) in same_start:
+                    continue  # already reported from the other side (two shifts only)
+                same_start.add((cur.name, nxt.name))
+                self.error(key, summary,
+                           f"shifts must cover the 24 hours with no gap or overlap: "
+                           f"{cur.name!r} and {nxt.name!r} both start at {fmt_seconds(s0)}")
+                ok = False
+                continue
+            if length < dist:
+                self.error(key, summary,
+                           f"shifts must cover the 24 hours with no gap or overlap: gap "
+                           f"{fmt_seconds(e0)}-{fmt_seconds(s1)} after {cur.name!r}")
+                ok = False
+            elif length > dist:
+                self.error(key, summary,
+                           f"shifts must cover the 24 hours with no gap or overlap: "
+                           f"{cur.name!r} and {nxt.name!r} overlap "
+                           f"{fmt_seconds(s1)}-{fmt_seconds(e0)}")
+                ok = False
+        return ok
+
+    def override(self, value: object, key: str) -> DateOverride | None:
+        m = self.mapping(value, key, ("name", "from", "to", "shifts"),
+                         ("name", "from", "to", "shifts"))
+        if m is None:
+            return None
+        name = self.text(m["name"], join_key(key, "name"), max_len=64) if "name" in m else None
+        start = self.date(m["from"], join_key(key, "from")) if "from" in m else None
+        end = self.date(m["to"], join_key(key, "to")) if "to" in m else None
+        shifts = self.shifts(m["shifts"], join_key(key, "shifts")) if "shifts" in m else None
+        if start is not None and end is not None and start > end:
+            self.error(join_key(key, "to"), m["to"],
+                       f"expected a date on or after from ({start.isoformat()})")
+            return None
+        if name is None or start is None or end is None or shifts is None:
+            return None
+        return DateOverride(name=name, start_date=start, end_date=end, shifts=shifts)
+
+    def overrides(self, value: object, key: str) -> tuple[DateOverride, ...] | None:
+        if value is None:
+            return ()
+        items = self.list_(value, key, non_empty=False)
+        if items is None:
+            return None
+        parsed = [(i, self.override(item, join_key(key, i))) for i, item in enumerate(items)]
+        good = [(i, o) for i, o in parsed if o is not None]
+        ok = len(good) == len(parsed)
+        by_start = sorted(good, key=lambda p: p[1].start_date)
+        for (i_a, a), (i_b, b) in zip(by_start, by_start[1:], strict=False):
+            if b.start_date <= a.end_date:
+                self.error(
+                    join_key(join_key(key, i_b), "from"), b.start_date.isoformat(),
+                    f"expected override dates not overlapping {key}[{i_a}] {a.name!r} "
+                    f"({a.start_date.isoformat()}..{a.end_date.isoformat()})",
+                )
+                ok = False
+        return tuple(o for _, o in good) if ok else None
+
+    def prompts(self, value: object, key: str) -> Prompts | None:
+        keys = ("greeting", "all_busy", "unavailable")
+        m = self.mapping(value, key, keys)
+        if m is None:
+            return None
+        d = DEFAULT_PROMPTS
+        return Prompts(
+            greeting=self.text(m.get("greeting", d.greeting), join_key(key, "greeting"),
+                               max_len=2000) or d.greeting,
+            all_busy=self.text(m.get("all_busy", d.all_busy), join_key(key, "all_busy"),
+                               max_len=2000) or d.all_busy,
+            unavailable=self.text(m.get("unavailable", d.unavailable), join_key(key, "unavailable"),
+                                  max_len=2000) or d.unavailable,
+        )
+
+    def timezone(self, value: object, key: str) -> str | None:
+        s = self.text(value, key, max_len=64)
+        if s is None:
+            return None
+        try:
+            ZoneInfo(s)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            close = difflib.get_close_matches(s, sorted(available_timezones()), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            self.error(key, value, f"expected an IANA time zone such as "
+                                   f"{DEFAULT_TIMEZONE}{hint}")
+            return None
+        return s
+
+    def numbers(self, value: object, key: str) -> tuple[str, ...] | None:
+        items = self.list_(value, key)
+        if items is None:
+            return None
+        result: list[str] = []
+        ok = True
+        for i, item in enumerate(items):
+            nk = join_key(key, i)
+            if isinstance(item, int) and not isinstance(item, bool):
+                self.error(nk, item, 'expected a quoted string of digits such as "02511022": '
+                                     "YAML reads unquoted digits as an integer (a leading 0 is "
+                                     "lost, and 0-prefixed digits may be read as octal)")
+                ok = False
+                continue
+            if not isinstance(item, str) or not _NUMBER.fullmatch(item):
+                self.error(nk, item, "expected 2-20 digits, optionally after a leading +")
+                ok = False
+                continue
+            result.append(item)
+        return tuple(result) if ok else None
+
+    def tenant(self, value: object, key: str) -> Tenant | None:
+        keys = ("id", "name", "timezone", "numbers", "shifts", "overrides", "prompts", "fields",
+                "ivr", *TICKET_KEYS, *OPERATOR_KEYS, *RETENTION_KEYS)
+        m = self.mapping(value, key, keys, ("id", "name", "numbers", "shifts"))
+        if m is None:
+            return None
+        tid: str | None = None
+        if "id" in m:
+            tid = self.text(m["id"], join_key(key, "id"))
+            if tid is not None and not _TENANT_ID.fullmatch(tid):
+                self.error(join_key(key, "id"), tid, "expected 1-32 characters from a-z 0-9 _ -")
+                tid = None
+            elif tid is not None and tid in RESERVED_TENANT_IDS:
+                self.error(join_key(key, "id"), tid,
+                           f"expected an id other than {tid!r}, which the dialplan reserves")
+                tid = None
+        name = self.text(m["name"], join_key(key, "name")) if "name" in m else None
+        tz = self.timezone(m.get("timezone", DEFAULT_TIMEZONE), join_key(key, "timezone"))
+        numbers = self.numbers(m["numbers"], join_key(key, "numbers")) if "numbers" in m else None
+        shifts = self.shifts(m["shifts"], join_key(key, "shifts")) if "shifts" in m else None
+        overrides = self.overrides(m.get("overrides"), join_key(key, "overrides"))
+        prompts: Prompts | None = None
+        prompts_ok = True
+        if m.get("prompts") is not None:
+            prompts = self.prompts(m["prompts"], join_key(key, "prompts"))
+            prompts_ok = prompts is not None
+        fields: tuple[Field, ...] | None = DEFAULT_FIELDS
+        if m.get("fields") is not None:
+            fields = self.fields(m["fields"], join_key(key, "fields"))
+        ivr: IvrTree | None = None
+        ivr_ok = True
+        if m.get("ivr") is not None and fields is not None:
+            ivr = parse_ivr(self, m["ivr"], join_key(key, "ivr"), fields)
+            ivr_ok = ivr is not None
+        tickets = parse_ticket_sections(self, m, key, fields or DEFAULT_FIELDS)
+        operators = parse_operators_section(self, m, key)
+        recordings = parse_recordings_section(self, m, key)
+        if (tid is None or name is None or tz is None or numbers is None or shifts is None
+                or overrides is None or not prompts_ok or fields is None or not ivr_ok
+                or tickets is None or operators is None or recordings is None):
+            return None
+        return Tenant(id=tid, name=name, timezone=tz, numbers=numbers, shifts=shifts,
+                      overrides=overrides, prompts=prompts, fields=fields, ivr=ivr,
+                      tickets=tickets, operators=operators, recordings=recordings)
+
+    def fields(self, value: object, key: str) -> tuple[Field, ...] | None:
+        items = self.list_(value, key)
+        if items is None:
+            return None
+        result: list[Field] = []
+        seen: dict[str, int] = {}
+        ok = True
+        for i, item in enumerate(items):
+            fk = join_key(key, i)
+            m = self.mapping(item, fk, ("id", "name"), ("id", "name"))
+            if m is None or "id" not in m or "name" not in m:
+                ok = False
+                continue
+            fid = self.text(m["id"], join_key(fk, "id"), max_len=32)
+            fname = self.text(m["name"], join_key(fk, "name"))
+            if fid is not None and not _FIELD_ID.fullmatch(fid):
+                self.error(join_key(fk, "id"), fid, "expected 1-32 characters from a-z 0-9 _")
+                fid = None
+            if fid is not None and fid in seen:
+                self.error(join_key(fk, "id"), fid,
+                           f"expected a unique field id; {key}[{seen[fid]}] has it too")
+                fid = None
+            if fid is None or fname is None:
+                ok = False
+                continue
+            seen[fid] = i
+            result.append(Field(fid, fname))
+        return tuple(result) if ok else None
+
+    def tenants(self, value: object) -> tuple[Tenant, ...]:
+        key = "tenants"
+        if value is None:
+            self.error(key, value, "expected a list of at least one tenant")
+            return ()
+        items = self.list_(value, key)
+        if items is None:
+            return ()
+        result: list[Tenant] = []
+        ids: dict[str, int] = {}
+        numbers: dict[str, tuple[int, int]] = {}
+        prefixes: dict[str, int] = {}
+        extensions: dict[str, tuple[int, int]] = {}
+        for i, item in enumerate(items):
+            tk = join_key(key, i)
+            tenant = self.tenant(item, tk)
+            if tenant is None:
+                continue
+            if tenant.id in ids:
+                self.error(join_key(tk, "id"), tenant.id,
+                           f"expected a unique tenant id; tenants[{ids[tenant.id]}] has it too")
+            else:
+                ids[tenant.id] = i
+            for j, number in enumerate(tenant.numbers):
+                norm = normalise_number(number)
+                if norm in numbers:
+                    ti, tj = numbers[norm]
+                    self.error(join_key(join_key(tk, "numbers"), j), number,
+                               f"expected a number unique across all tenants; "
+                               f"tenants[{ti}].numbers[{tj}] is the same number ({norm})")
+                else:
+                    numbers[norm] = (i, j)
+            # Ticket codes (DN-20261123-0042) must tell the provinces apart.
+            prefix = tenant.tickets.code_prefix if tenant.tickets is not None else None
+            if prefix is not None and prefix in prefixes:
+                self.error(join_key(tk, "tickets.code_prefix"), prefix,
+                           f"expected a ticket code prefix unique across tenants (the default "
+                           f"is the tenant id in capitals); tenants[{prefixes[prefix]}] uses it "
+                           f"too")
+            elif prefix is not None:
+                prefixes[prefix] = i
+            # PJSIP endpoint names are global: one extension belongs to one tenant.
+            for j, op in enumerate(tenant.operators.operators):
+                if op.extension in extensions:
+                    ti, tj = extensions[op.extension]
+                    self.error(join_key(join_key(tk, "operators"), j) + ".extension",
+                               op.extension, f"expected an extension unique across all "
+                               f"tenants; tenants[{ti}].operators[{tj}] has it too")
+                else:
+                    extensions[op.extension] = (i, j)
+            result.append(tenant)
+        return tuple(result)
+
+
+def parse_config(data: object, source: str) -> HotlineConfig:
+    """Validate what ``yaml.safe_load`` returned; raise ConfigError listing every problem."""
+    parser = _Parser(source)
+    root = parser.mapping(data, "", ("service", "trunk", "tenants"), ("tenants",))
+    if root is None:
+        raise ConfigError.collect(parser.errors)
+    service = parser.service(root.get("service"))
+    trunk = parser.trunk(root.get("trunk"))
+    tenants = parser.tenants(root["tenants"]) if "tenants" in root else ()
+    if parser.errors:
+        raise ConfigError.collect(parser.errors)
+    return HotlineConfig(tenants=tenants, trunk=trunk, service=service, source=source)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(
+        self, node: yaml.MappingNode, deep: bool = False
+    ) -> dict[Hashable, Any]:
+        seen: dict[object, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
+                key_node, yaml.ScalarNode
+            ):
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                first = seen[key].start_mark
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {key!r} (first given at line {first.line + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml_text(text: str, source: str) -> object:
+    """YAML text to plain data; a syntax error or duplicate key raises ConfigError (``<yaml>``)."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        column = mark.column + 1 if mark is not None else None
+        lines = text.splitlines()
+        snippet = lines[line - 1].strip() if line is not None and line <= len(lines) else ""
+        what = " ".join(p for p in (exc.context, exc.problem) if p)
+        where = f"line {line}, column {column}" if line is not None else "unknown position"
+        raise ConfigError(source, "<yaml>", snippet, f"invalid YAML at {where}: {what}",
+                          line=line) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, "<yaml>", "", f"invalid YAML: {exc}") from exc
+
+
+def parse_config_text(text: str, source: str) -> HotlineConfig:
+    """``parse_yaml_text`` then ``parse_config``."""
+    return parse_config(parse_yaml_text(text, source), source)

@@ -1,0 +1,296 @@
+"""`callcenter run`: bring up the whole hotline in the foreground and stop it all on Ctrl-C.
+
+Order up: config, Redis, database (alembic upgrade head), Kannel (SMS), Asterisk (provisioned
+if needed), app. Order down: app (records flushed, SMS dispatcher drained), Kannel, Asterisk,
+private Redis.
+
+Started as root, the run does as root only what needs it (building the rootfs, rendering the
+PBX's files with their ownership, starting Asterisk in its chroot, which drops to the asterisk
+user itself) and hands everything that serves or stores to the unprivileged service account
+(``hotline1022``, created if missing): the app with its web server, the private Redis, Kannel.
+Files it writes are not readable by other users (umask 027).
+
+Every child is recorded with its start time in ``HOTLINE_CACHE/run/<instance>.json`` (root's
+folder, not the app's); a run that finds processes an earlier, killed run left there stops
+them first. Children die with the run even when it is killed with SIGKILL (see
+`callcenter.ops.processes`). The app is restarted when it dies on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from callcenter.app import build_app, serve
+from callcenter.config.file import load_config
+from callcenter.config.secrets import load_secrets
+from callcenter.config.settings import Settings
+from callcenter.ops.accounts import ensure_service_account
+from callcenter.ops.processes import RunAs, RunRecord, spawn
+from callcenter.pbx.install import cache_dir, ensure_asterisk
+from callcenter.pbx.layout import PbxLayout
+from callcenter.pbx.process import AsteriskProcess, PbxStartError
+from callcenter.pbx.render import render
+from callcenter.runtime.redis_server import PrivateRedis, answers
+from callcenter.sms.credentials import load_kannel_secrets
+from callcenter.sms.kannel import KannelGateway, start_for_run
+from callcenter.store.urls import shown_url
+
+log = logging.getLogger("callcenter.run")
+
+APP_RESTARTS = 5  # within APP_RESTART_WINDOW_S; then the run stops (a crash loop helps nobody)
+APP_RESTART_WINDOW_S = 60.0
+
+
+async def run_app_until_signal(settings: Settings, redis_url: str) -> None:
+    """Serve the app until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+    app = build_app(settings, redis_url)
+    await serve(app, stop)
+
+
+def dump_tasks() -> None:
+    """SIGUSR1: log where every task of the app is waiting (for a stuck service)."""
+    for task in asyncio.all_tasks():
+        frames = task.get_stack(limit=6)
+        where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames))
+        log.warning("task %s: %s", task.get_name(), where or "(not started)")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def check_free(bind: str, port: int, kind: int, what: str) -> None:
+    """Refuse to start over a leftover process: it would answer in our place.
+
+    TCP binds with SO_REUSEADDR, as the servers themselves do: connections of a just-stopped
+    run in TIME_WAIT do not hold the port (Ctrl-C and start again at once), a listener does.
+    """
+    with socket.socket(socket.AF_INET, kind) as s:
+        if kind == socket.SOCK_STREAM:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((bind, port))
+        except OSError as e:
+            raise PbxStartError(
+                f"{what} port {bind}:{port} is already in use ({e.strerror}); is another "
+                f"hotline or Asterisk running? (ss -lntup | grep {port})") from None
+
+
+def reachable(account: RunAs, path: Path, *, write: bool = False) -> bool:
+    """Whether ``account`` can reach ``path`` (search on every parent; read, or write)."""
+    def allows(p: Path, bit_user: int, bit_group: int, bit_other: int) -> bool:
+        st = p.stat()
+        if st.st_uid == account.uid:
+            return bool(st.st_mode & bit_user)
+        if st.st_gid == account.gid:
+            return bool(st.st_mode & bit_group)
+        return bool(st.st_mode & bit_other)
+
+    path = path.resolve()
+    for parent in reversed(path.parents):
+        if not allows(parent, stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH):
+            return False
+    if write:
+        return allows(path, stat.S_IWUSR, stat.S_IWGRP, stat.S_IWOTH)
+    return allows(path, stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH)
+
+
+def hand_over(settings: Settings, account: RunAs) -> None:
+    """Give the state folder (not a host PBX instance in it) and the prompt cache to the
+    app's account, and check it can reach what it needs; the message says what to change."""
+    state = settings.state_dir
+    os.chmod(state, 0o750)
+    account.chown(state)
+    for entry in state.iterdir():
+        if not entry.name.startswith("pbx-"):  # Asterisk's own, when it runs on the host
+            account.chown(entry, recursive=True)
+    # The cache is root's (the rootfs is in it) but the app walks through it to its PBX
+    # instance: search only for others (a HOTLINE_CACHE made with mktemp is 0700).
+    root_cache = cache_dir()
+    if root_cache.is_dir() and not root_cache.stat().st_mode & stat.S_IXOTH:
+        os.chmod(root_cache, stat.S_IMODE(root_cache.stat().st_mode) | stat.S_IXOTH)
+    cache = settings.prompt_cache
+    cache.mkdir(parents=True, exist_ok=True)
+    account.chown(cache, recursive=True)
+    for what, path, write in (("the config file", settings.config_path, False),
+                              ("the state folder", state, True),
+                              ("the prompt cache", cache, True),
+                              ("the hotline's code", Path(__file__).parent, False),
+                              ("the Python interpreter", Path(sys.executable), False)):
+        if not reachable(account, path, write=write):
+            raise PermissionError(
+                f"the app's user {account.name} cannot {'write' if write else 'read'} {what} "
+                f"{path} ({path.resolve()}): a folder on the way is closed to other users. "
+                + ("Make the venv with a Python every user can run (make venv PY=/usr/bin/"
+                   "python3)" if what.endswith("interpreter") else
+                   "Open it for search (chmod o+x on the folder), or set HOTLINE_STATE / "
+                   "HOTLINE_CONFIG to a place it can reach"))
+
+
+class AppProcess:
+    """The app (`callcenter app`) as a child: unprivileged when we are root, restarted when
+    it dies on its own, stopped with SIGTERM (its records are flushed) before the PBX."""
+
+    def __init__(self, settings: Settings, redis_url: str, account: RunAs | None,
+                 record: RunRecord):
+        self.settings = settings
+        self.redis_url = redis_url
+        self.account = account
+        self.record = record
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts: list[float] = []
+
+    def env(self) -> dict[str, str]:
+        """The child's settings: exactly the ones this run resolved."""
+        s = self.settings
+        env = dict(os.environ)
+        env.update({
+            "HOTLINE_CONFIG": str(s.config_path.resolve()), "HOTLINE_STATE": str(s.state_dir),
+            "DATABASE_URL": s.database_url, "REDIS_URL": self.redis_url,
+            "HOTLINE_INSTANCE": s.instance, "HOTLINE_SECRETS": str(s.secrets_file),
+            "HOTLINE_PROMPT_CACHE": str(s.prompt_cache), "HOTLINE_CACHE": str(cache_dir()),
+            "HOTLINE_SOUNDS": str(s.sounds_override), "HOTLINE_USER": s.service_user,
+            "HOTLINE_LOG_LEVEL": s.log_level,  # `callcenter --debug run` reaches the app too
+        })
+        return env
+
+    def start(self) -> None:
+        """Start the app; its own log lines go to our stderr."""
+        self.proc = spawn(
+            "app", [sys.executable, "-m", "callcenter", "app"], env=self.env(),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches us only: we stop the parts in order
+            **(self.account.popen() if self.account else {}))
+        self.record.add("app", self.proc.pid)
+        log.info("app started (pid %d%s)", self.proc.pid,
+                 f", user {self.account.name}" if self.account else "")
+
+    def watch(self) -> None:
+        """Until a signal interrupts us: restart the app whenever it exits on its own."""
+        assert self.proc is not None
+        while True:
+            code = self.proc.wait()
+            now = time.monotonic()
+            self.restarts = [t for t in self.restarts if now - t < APP_RESTART_WINDOW_S]
+            if len(self.restarts) >= APP_RESTARTS:
+                raise AppCrashLoop(f"the app exited {len(self.restarts) + 1} times within "
+                                   f"{APP_RESTART_WINDOW_S:.0f} s (last exit {code}); stopping "
+                                   f"the hotline: see the app's lines above")
+            self.restarts.append(now)
+            log.error("app exited with %s; starting it again", code)
+            time.sleep(1.0)
+            self.start()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, wait for its records to be flushed, SIGKILL as a last resort."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("app did not stop within %.0f s; killing it", timeout)
+            self.proc.kill()
+            self.proc.wait(5)
+        self.record.remove("app")
+        log.info("app stopped")
+
+
+class AppCrashLoop(RuntimeError):
+    """The app kept dying right after its start."""
+
+
+def run_all(settings: Settings) -> None:
+    """Provision and start every part, serve, then stop them in reverse order.
+
+    SIGINT and SIGTERM at any moment (even during the first rootfs build) stop what was
+    started; during the teardown itself they are ignored so it always completes.
+    """
+    config = load_config(settings.config_path)  # refuse to start on a broken config
+    os.umask(0o027)  # recordings, database, logs: not for other local users
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    account = ensure_service_account(settings.service_user) if os.geteuid() == 0 else None
+    record = RunRecord(cache_dir() / "run", settings.instance)  # root's, not the app's
+    record.claim(lambda m: log.warning(
+        "stopping %s (pid %d) left running by an earlier run of instance %s",
+        m.name, m.pid, settings.instance))
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    private_redis: PrivateRedis | None = None
+    pbx: AsteriskProcess | None = None
+    kannel: KannelGateway | None = None
+    app: AppProcess | None = None
+    try:
+        secrets = load_secrets(settings.state_dir, settings.secrets_file)
+        kannel_secrets = load_kannel_secrets(settings.state_dir)
+        if account is not None:
+            hand_over(settings, account)
+        if settings.redis_url and answers(settings.redis_url):
+            redis_url = settings.redis_url
+        else:
+            if settings.redis_url:
+                log.warning("REDIS_URL does not answer; starting a private redis-server")
+            private_redis = PrivateRedis(settings.private_redis_socket, account)
+            private_redis.start()
+            if private_redis.proc is not None:
+                record.add("redis-server", private_redis.proc.pid)
+            redis_url = private_redis.url
+        log.info("database: %s (alembic upgrade head on start)",
+                 shown_url(settings.database_url))
+        # SMS: our own Kannel unless off or external; not installed -> texts wait in the outbox.
+        kannel = start_for_run(settings.sms, kannel_secrets, settings.state_dir, account)
+        if kannel is not None:
+            for name, proc in kannel.procs.items():
+                record.add(name, proc.pid)
+        install = ensure_asterisk()
+        log.info("PBX: %s (%s)", install.version,
+                 f"chroot {install.root}" if install.root else "host")
+        layout = PbxLayout.for_instance(install, settings.instance, settings.state_dir)
+        render(config, layout, secrets, prompt_cache=settings.prompt_cache,
+               sounds_override=settings.sounds_override,
+               bench_plain_number=settings.bench_plain_number, app_account=account)
+        svc, trunk = config.service, config.trunk
+        check_free(svc.ari_bind, svc.ari_port, socket.SOCK_STREAM, "ARI")
+        check_free(trunk.bind, trunk.port, socket.SOCK_DGRAM, "SIP")
+        pbx = AsteriskProcess(layout, f"http://{svc.ari_bind}:{svc.ari_port}",
+                              secrets.ari_user, secrets.ari_password)
+        pbx.start()
+        if pbx.proc is not None:
+            record.add("asterisk", pbx.proc.pid)
+        log.info("SIP trunk listening on %s:%d (udp)", trunk.bind, trunk.port)
+        app = AppProcess(settings, redis_url, account, record)
+        app.start()
+        app.watch()
+    except KeyboardInterrupt as e:
+        log.info("interrupted (%s)", e or "SIGINT")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        log.info("stopping")
+        stopped = True
+        for part in (app, kannel, pbx, private_redis):  # each on its own: one failing
+            if part is None:                           # must not leave the others running
+                continue
+            try:
+                part.stop()
+            except Exception as e:
+                stopped = False
+                log.error("stopping %s failed: %r", type(part).__name__, e)
+        if stopped:
+            record.clear()  # else the next run finds and stops what is left
+        log.info("stopped")
+

@@ -1,0 +1,474 @@
+"""Ticket and call lists in the console, with xlsx exports (issue 7, parts 1 and 6).
+
+* ``GET /console/tickets`` — units, supervisors, admins. A unit user sees only the tickets
+  its unit holds or has held: ``TicketService.list`` with the user's actor enforces it, and a
+  ``unit`` parameter from a unit user is ignored. Oversight roles filter by state, unit,
+  field, lateness and received day (the tenant's local days); quick links "Chưa xử lý" and
+  "Trễ hạn". 50 a page.
+* ``GET /console/tickets.xlsx`` — the same filter, every row up to ``EXPORT_CAP``, built
+  with ``console.exports`` (``tickets.reports.Table``/``xlsx_bytes`` underneath).
+* ``GET /console/tickets/{code}`` — one ticket, its audit trail and attachments; for the unit
+  holding it, forms to accept, record the result (text and an optional reply document) or
+  send it back. ``POST`` to the same path carries them out with the version the page showed
+  (a stale one: "Phiếu đã được người khác cập nhật"). Supervisors read only: their actions
+  stay in the API.
+* ``/console/calls`` lives in ``call_pages.py`` (registered from here).
+
+Citizens' numbers are shown (units and supervisors call back) and never logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from typing import Any, Final
+
+from aiohttp import web
+
+from callcenter.console import call_pages
+from callcenter.console import listing as ls
+from callcenter.console.api import ACTIONS, CODE_PATTERN, event_of
+from callcenter.console.auth import actor_of, in_thread
+from callcenter.console.context import CLOCK, SERVICE, find_tenant
+from callcenter.console.errors import ApiError
+from callcenter.console.exports import fetch_capped, numbered, xlsx_response
+from callcenter.console.pages import page_env, render, zone_of
+from callcenter.console.sessions import error_page, require_console_role
+from callcenter.console.uploads import safe_file_name
+from callcenter.store.users import User
+from callcenter.tickets.config import TicketPolicy, policy_of
+from callcenter.tickets.reports import Column, Table
+from callcenter.tickets.rules import OPEN, Resolve, Ticket, TicketError
+from callcenter.tickets.service import MAX_LIST
+
+log = logging.getLogger("callcenter.console.tickets")
+
+PATH: Final = "/console/tickets"
+ROLES: Final = ("unit", "supervisor", "admin")
+_CODE: Final = re.compile(CODE_PATTERN)
+CONFLICT: Final = "Phiếu đã được người khác cập nhật, vui lòng xem lại"
+_FIELD_MESSAGES: Final = {
+    "result": "Vui lòng nhập kết quả giải quyết (tối đa 10 000 ký tự).",
+    "reason": "Vui lòng nhập lý do trả lại (tối đa 2 000 ký tự).",
+    "version": "Biểu mẫu không hợp lệ, vui lòng tải lại trang.",
+    "action": "Thao tác không hợp lệ.",
+}
+
+_LIST = """{% extends "layout.html" %}
+{% block head %}<link rel="stylesheet" href="/console/static/lists.css">{% endblock %}
+{% block main %}
+<h1>{{ heading }}</h1>
+<p class="quick"><a href="/console/tickets?view=unprocessed"
+ {%- if f.view == "unprocessed" %} aria-current="true"{% endif %}>Chưa xử lý</a> ·
+ <a href="/console/tickets?view=late"{% if f.view == "late" %} aria-current="true"
+ {% endif %}>Trễ hạn</a> ·
+ <a href="/console/tickets">Tất cả</a></p>
+<form method="get" action="/console/tickets" class="card row filters">
+ {% if f.view %}<input type="hidden" name="view" value="{{ f.view }}">{% endif %}
+ {% if not f.view %}<label>Trạng thái<br><select name="state"><option value="">Tất cả</option>
+  {% for k, v in states %}<option value="{{ k }}"{% if f.states == (k,) %} selected
+ {% endif %}>{{ v }}</option>{% endfor %}
+ </select></label>{% endif %}
+ {% if not unit_user %}<label>Đơn vị<br><select name="unit"><option value="">Tất cả</option>
+  {% for u in policy.units %}<option value="{{ u.id }}"{% if f.unit == u.id %} selected
+ {% endif %}>{{ u.name }}</option>{% endfor %}
+ </select></label>{% endif %}
+ <label>Lĩnh vực<br><select name="field"><option value="">Tất cả</option>
+  {% for x in policy.fields %}<option value="{{ x.id }}"{% if f.field == x.id %} selected
+ {% endif %}>{{ x.name }}</option>{% endfor %}
+ </select></label>
+ {% if f.view != "late" %}<label><input type="checkbox" name="late" value="1"
+  {%- if f.late %} checked{% endif %}> Chỉ phiếu trễ hạn</label>{% endif %}
+ <label>Tiếp nhận từ ngày<br><input type="date" name="from" value="{{ f.since or '' }}"></label>
+ <label>đến ngày<br><input type="date" name="to" value="{{ f.until or '' }}"></label>
+ <button type="submit">Lọc</button>
+</form>
+{% for k, v in f.errors.items() %}<p class="error" data-error-field="{{ k }}">{{ v }}</p>
+ {% endfor %}
+<p class="meta"><span data-total="{{ total }}">{{ total }} phiếu
+</span> · trang {{ f.page }}/{{ pages }}
+ · giờ {{ tz }} · <a href="/console/tickets.xlsx?{{ f.query() }}"
+ data-export="xlsx">Xuất Excel (xlsx)</a></p>
+<div class="scroll"><table class="list">
+<thead><tr><th>Mã phiếu</th><th>Tiếp nhận</th><th>Lĩnh vực</th><th>Đơn vị</th><th>Trạng thái</th>
+<th>Hạn xử lý</th><th>Nội dung</th></tr></thead>
+<tbody>
+{% for r in rows %}<tr data-code="{{ r.code }}">
+ <td><a href="/console/tickets/{{ r.code }}">{{ r.code }}</a></td>
+ <td>{{ local(r.received_at) }}</td><td>{{ r.field_name }}</td><td>{{ r.unit_name }}</td>
+ <td data-state="{{ r.state }}">{{ r.state_label }}</td>
+ <td class="{{ r.mark }}" data-mark="{{ r.mark }}">{{ local(r.resolve_due) }}
+  {%- if r.mark == "late" %} (trễ hạn){% elif r.mark == "near" %} (sắp đến hạn){% endif %}</td>
+ <td>{{ r.content }}</td></tr>
+{% else %}<tr><td colspan="7">Không có phiếu nào.</td></tr>{% endfor %}
+</tbody></table></div>
+<p class="paging">{% if f.page > 1 %}
+ <a href="/console/tickets?{{ f.query(f.page - 1) }}" rel="prev">Trang trước</a>{% endif %}
+{% if f.page < pages %}
+ <a href="/console/tickets?{{ f.query(f.page + 1) }}" rel="next">Trang sau</a>{% endif %}</p>
+{% endblock %}"""
+
+_DETAIL = """{% extends "layout.html" %}
+{% block head %}<link rel="stylesheet" href="/console/static/lists.css">
+<script src="/console/static/lists.js" defer></script>{% endblock %}
+{% block main %}
+<p><a href="/console/tickets">← Danh sách phiếu</a></p>
+<h1>Phiếu {{ t.code }}</h1>
+{% if done %}<p class="ok" role="status" data-done="{{ done }}">Đã cập nhật phiếu.</p>{% endif %}
+{% if message %}<p class="error" role="alert" data-error-id="{{ message_id }}">{{ message }}</p>
+ {% endif %}
+<div class="card"><dl class="fields">
+ <dt>Trạng thái</dt><dd data-state="{{ t.state.value }}">{{ state_label }}</dd>
+ <dt>Tiếp nhận</dt><dd>{{ local(t.received_at) }} ({{ channel }})</dd>
+ <dt>Lĩnh vực</dt><dd>{{ field_name }}{% if t.urgent %} — <strong>khẩn</strong>{% endif %}</dd>
+ <dt>Địa bàn</dt><dd>{{ t.place or "" }}</dd>
+ <dt>Đơn vị xử lý</dt><dd>{{ unit_name }}</dd>
+ <dt>Công dân</dt><dd>{{ t.citizen_name or "" }}{% if t.citizen_phone %} —
+ <a href="tel:{{ t.citizen_phone }}">{{ t.citizen_phone }}</a>{% endif %}</dd>
+ <dt>Hạn xử lý</dt><dd class="{{ mark }}">{{ local(t.resolve_due) }}
+ {% if mark == "late" %} (trễ hạn){% elif mark == "near" %} (sắp đến hạn){% endif %}</dd>
+ {% if t.forwarded_at %}<dt>Chuyển đơn vị</dt><dd>{{ local(t.forwarded_at) }}</dd>{% endif %}
+ {% if t.accepted_at %}<dt>Đơn vị tiếp nhận</dt><dd>{{ local(t.accepted_at) }}</dd>{% endif %}
+ {% if t.resolved_at %}<dt>Có kết quả</dt><dd>{{ local(t.resolved_at) }}</dd>{% endif %}
+ {% if t.closed_at %}<dt>Đóng</dt><dd>{{ local(t.closed_at) }}</dd>{% endif %}
+ <dt>Phiên bản</dt><dd data-version="{{ t.version }}">{{ t.version }}</dd>
+</dl>
+<h2>Nội dung</h2><p class="text">{{ t.content }}</p>
+{% if t.result %}<h2>Kết quả giải quyết</h2><p class="text" data-result>{{ t.result }}</p>
+ {% endif %}
+{% if t.return_reason %}<p class="meta">Lý do trả lại: {{ t.return_reason }}</p>{% endif %}
+</div>
+{% if "accept" in actions %}<form method="post" action="/console/tickets/{{ t.code }}" class="card">
+ <input type="hidden" name="csrf" value="{{ csrf }}">
+ <input type="hidden" name="action" value="accept">
+ <input type="hidden" name="version" value="{{ t.version }}">
+ <button type="submit" data-action="accept">Tiếp nhận xử lý</button></form>{% endif %}
+{% if "resolve" in actions %}<form method="post" action="/console/tickets/{{ t.code }}" class="card"
+ enctype="multipart/form-data" data-form="resolve" data-max-bytes="{{ max_bytes }}">
+ <h2>Cập nhật kết quả giải quyết</h2>
+ <input type="hidden" name="csrf" value="{{ csrf }}">
+ <input type="hidden" name="action" value="resolve">
+ <input type="hidden" name="version" value="{{ t.version }}">
+ <label for="result">Kết quả giải quyết</label>
+ <textarea id="result" name="result" rows="5"
+ maxlength="10000" required>{{ typed.get("result", "") }}</textarea>
+ {% if errors.get("result") %}
+ <p class="field-error" data-error-field="result">{{ errors.result }}</p>
+ {% endif %}
+ <label for="file">Văn bản trả lời (PDF, DOC, DOCX, JPEG, PNG; không bắt buộc)</label>
+ <input type="file" id="file" name="file" accept=".pdf,.doc,.docx,.jpg,.jpeg,.png">
+ {% if errors.get("file") %}
+ <p class="field-error" data-error-field="file">{{ errors.file }}</p>{% endif %}
+ <p><button type="submit" data-action="resolve">Cập nhật kết quả giải quyết</button></p></form>
+ {% endif %}
+{% if "return" in actions %}<form method="post" action="/console/tickets/{{ t.code }}" class="card">
+ <h2>Trả lại tổng đài</h2>
+ <input type="hidden" name="csrf" value="{{ csrf }}">
+ <input type="hidden" name="action" value="return">
+ <input type="hidden" name="version" value="{{ t.version }}">
+ <label for="reason">Lý do trả lại</label>
+ <textarea id="reason" name="reason" rows="3"
+ maxlength="2000" required>{{ typed.get("reason", "") }}</textarea>
+ {% if errors.get("reason") %}
+ <p class="field-error" data-error-field="reason">{{ errors.reason }}</p>
+ {% endif %}
+ <p><button type="submit" data-action="return">Trả lại</button></p></form>{% endif %}
+<h2>Tệp đính kèm</h2>
+<ul class="attachments">{% for a in attachments %}<li data-attachment="{{ a.id }}">
+ <a href="/api/v1/tickets/{{ t.code }}/attachments/{{ a.id }}">{{ a.file_name }}</a>
+ <span class="meta">({{ (a.size / 1024) | round(1) }} KB, {{ local(a.uploaded_at) }})</span></li>
+{% else %}<li class="meta">Chưa có tệp.</li>{% endfor %}</ul>
+<h2>Lịch sử xử lý</h2>
+<div class="scroll"><table class="audit"><thead><tr><th>Thời điểm</th><th>Thao tác</th>
+ <th>Người thực hiện</th>
+<th>Trạng thái</th><th>Ghi chú</th></tr></thead><tbody>
+{% for e in audit %}<tr data-event="{{ e.event }}"><td>{{ local_s(e.at) }}</td><td>{{ e.label }}
+</td>
+ <td>{{ e.actor }}</td><td>{{ e.to }}</td><td>{{ e.detail }}</td></tr>{% endfor %}
+</tbody></table></div>
+{% endblock %}"""
+
+_ENV: Final = page_env({"tickets.html": _LIST, "ticket.html": _DETAIL})
+
+
+# ---- shared look-ups ----------------------------------------------------------------------------
+def _policy(request: web.Request, user: User) -> TicketPolicy | None:
+    tenant = find_tenant(request.app, user.tenant)
+    return policy_of(tenant) if tenant is not None else None
+
+
+def _no_tenant() -> web.Response:
+    return error_page(404, "tenant.not_found", "Không tìm thấy tỉnh",
+                      "Cấu hình hiện hành không còn tỉnh của tài khoản này.")
+
+
+def _not_found(code: str) -> web.Response:
+    # Another unit's ticket looks exactly like a missing one: its existence is not told.
+    return error_page(404, "ticket.not_found", "Không tìm thấy phiếu",
+                      f"Không có phiếu {code} trong danh sách của bạn.", back=PATH,
+                      back_label="Về danh sách phiếu")
+
+
+def _near(policy: TicketPolicy) -> dt.timedelta:
+    """How close a deadline must be to be shown as near: the reminder lead, else a day."""
+    return policy.deadlines.reminder_before or dt.timedelta(days=1)
+
+
+def _unit_name(policy: TicketPolicy, unit: str | None) -> str:
+    if unit is None:
+        return "Tổng đài 1022"
+    found = policy.unit(unit)
+    return found.name if found is not None else unit
+
+
+def ticket_row(t: Ticket, policy: TicketPolicy, now: dt.datetime) -> dict[str, Any]:
+    """One ticket as a list row (the page and the export)."""
+    mark = ls.deadline_mark(t.resolve_due, t.state in OPEN, now, _near(policy))
+    return {"code": t.code, "received_at": t.received_at, "state": t.state.value,
+            "state_label": ls.state_label(t.state.value),
+            "field_name": policy.field_name(t.field) or t.field,
+            "unit_name": _unit_name(policy, t.unit), "resolve_due": t.resolve_due,
+            "mark": mark, "late": "Trễ hạn" if mark == "late" else "",
+            "content": ls.short(t.content), "full_content": t.content,
+            "channel": ls.CHANNEL_LABELS.get(t.channel, t.channel),
+            "citizen_name": t.citizen_name or "", "citizen_phone": t.citizen_phone or "",
+            "result": t.result or ""}
+
+
+# ---- the list and its export ---------------------------------------------------------------------
+def _filtered(request: web.Request) -> tuple[User, TicketPolicy | None, ls.TicketFilter | None]:
+    """The user (role checked), the tenant's ticket policy and the list's filter (None, None:
+    the tenant is no longer in the config)."""
+    user = require_console_role(request, ROLES)
+    policy = _policy(request, user)
+    if policy is None:
+        return user, None, None
+    return user, policy, ls.parse_ticket_filter(
+        request.query, units=[u.id for u in policy.units], fields=[x.id for x in policy.fields],
+        unit_user=user.role == "unit")
+
+
+async def tickets_page(request: web.Request) -> web.StreamResponse:
+    """GET /console/tickets: the filtered list (its xlsx: ``tickets_xlsx``)."""
+    user, policy, f = _filtered(request)
+    if policy is None or f is None:
+        return _no_tenant()
+    app, service, now = request.app, request.app[SERVICE], request.app[CLOCK]()
+    kwargs = f.service_kwargs(zone_of(request, user.tenant))
+    actor = actor_of(user)
+    tickets = await in_thread(app, service.list, actor, user.tenant, limit=ls.PAGE_SIZE,
+                              offset=(f.page - 1) * ls.PAGE_SIZE, **kwargs)
+    total = await in_thread(app, service.count, actor, user.tenant, **kwargs)
+    heading = {"unprocessed": "Phiếu chưa xử lý", "late": "Phiếu trễ hạn"}.get(
+        f.view, "Phiếu phản ánh")
+    if user.role == "unit":
+        heading += f" — {_unit_name(policy, user.unit)}"
+    return render(request, _ENV, "tickets.html", user, title=heading, heading=heading, f=f,
+                  rows=[ticket_row(t, policy, now) for t in tickets], total=total,
+                  pages=max(1, -(-total // ls.PAGE_SIZE)), policy=policy,
+                  unit_user=user.role == "unit",
+                  states=list(ls.TICKET_STATE_LABELS.items()),
+                  status=422 if f.errors else 200)
+
+
+async def tickets_xlsx(request: web.Request) -> web.StreamResponse:
+    """GET /console/tickets.xlsx: the filtered list as an xlsx workbook."""
+    user, policy, f = _filtered(request)
+    if policy is None or f is None:
+        return _no_tenant()
+    return await _export(request, user, policy, f)
+
+
+TICKET_COLUMNS: Final = (
+    Column("stt", "STT", 6, "int"), Column("code", "Mã phiếu", 20),
+    Column("received_at", "Thời điểm tiếp nhận", 17, "datetime"),
+    Column("channel", "Kênh", 12), Column("field_name", "Lĩnh vực", 20),
+    Column("unit_name", "Đơn vị xử lý", 28), Column("state_label", "Trạng thái", 18),
+    Column("resolve_due", "Hạn xử lý", 17, "datetime"), Column("late", "Trễ hạn", 9),
+    Column("citizen_name", "Họ tên công dân", 20),
+    Column("citizen_phone", "Số điện thoại", 14),
+    Column("full_content", "Nội dung", 60), Column("result", "Kết quả giải quyết", 50),
+)
+
+
+async def _export(request: web.Request, user: User, policy: TicketPolicy,
+                  f: ls.TicketFilter) -> web.StreamResponse:
+    if f.errors:
+        return error_page(422, "request.invalid", "Bộ lọc không hợp lệ",
+                          " ".join(f.errors.values()), back=PATH,
+                          back_label="Về danh sách phiếu")
+    app, service, now = request.app, request.app[SERVICE], request.app[CLOCK]()
+    zone = zone_of(request, user.tenant)
+    kwargs = f.service_kwargs(zone)
+    actor = actor_of(user)
+    tickets = await fetch_capped(app, service.list, actor, user.tenant, batch=MAX_LIST,
+                                 **kwargs)
+    total = await in_thread(app, service.count, actor, user.tenant, **kwargs)
+    rows = numbered([ticket_row(t, policy, now) for t in tickets], total, "code", "phiếu",
+                    " (mới nhất)")
+    tenant = find_tenant(app, user.tenant)
+    who = f" — {_unit_name(policy, user.unit)}" if user.role == "unit" else ""
+    title = f"Danh sách phiếu phản ánh - Tổng đài 1022 {tenant.name if tenant else ''}{who}"
+    sub = (f"Lập lúc {now.astimezone(zone):%H:%M %d/%m/%Y} (giờ {zone.key}); "
+           f"{total} phiếu theo bộ lọc")
+    day = ls.local_day(now, zone).isoformat()
+    return await xlsx_response(app, [Table("Phiếu", title, sub, TICKET_COLUMNS, rows,
+                                           zone.key)], f"phieu-{user.tenant}-{day}.xlsx")
+
+
+# ---- one ticket ----------------------------------------------------------------------------------
+async def _visible(request: web.Request, user: User, code: str) -> Ticket | None:
+    """The ticket if this user may see it, else None (missing, another unit's or tenant's)."""
+    if not _CODE.fullmatch(code):
+        return None
+    try:
+        ticket: Ticket = await in_thread(request.app, request.app[SERVICE].get, code,
+                                         actor_of(user))
+    except TicketError as e:
+        if e.id in ("ticket.not_found", "ticket.forbidden", "ticket.bad_code"):
+            return None
+        raise
+    return ticket if ticket.tenant == user.tenant else None
+
+
+async def _detail(request: web.Request, user: User, ticket: Ticket, policy: TicketPolicy, *,
+                  status: int = 200, message: str = "", message_id: str = "",
+                  errors: dict[str, str] | None = None,
+                  typed: dict[str, str] | None = None) -> web.Response:
+    app, service, now = request.app, request.app[SERVICE], request.app[CLOCK]()
+    actor = actor_of(user)
+    audit = await in_thread(app, service.audit, ticket.code, actor)
+    attachments = await in_thread(app, service.attachments, ticket.code, actor)
+    actions = ls.unit_actions(ticket.state.value, ticket.unit == user.unit) \
+        if user.role == "unit" else ()
+    done = request.query.get("done", "")
+    unit_names = {u.id: u.name for u in policy.units}
+    field_names = {f.id: f.name for f in policy.fields}
+    return render(
+        request, _ENV, "ticket.html", user, title=f"Phiếu {ticket.code}", status=status,
+        t=ticket, state_label=ls.state_label(ticket.state.value),
+        channel=ls.CHANNEL_LABELS.get(ticket.channel, ticket.channel),
+        field_name=policy.field_name(ticket.field) or ticket.field,
+        unit_name=_unit_name(policy, ticket.unit),
+        mark=ls.deadline_mark(ticket.resolve_due, ticket.state in OPEN, now, _near(policy)),
+        actions=actions, attachments=attachments,
+        audit=[{"at": e.at, "event": e.event, "label": ls.EVENT_LABELS.get(e.event, e.event),
+                "actor": e.actor.user_id + (f" ({e.actor.unit})" if e.actor.unit else ""),
+                "to": ls.state_label(e.to_state.value),
+                "detail": ls.audit_note(e.event, e.detail, units=unit_names,
+                                        fields=field_names)} for e in audit],
+        done=done if done in ACTIONS else "", message=message, message_id=message_id,
+        errors=errors or {}, typed=typed or {}, max_bytes=service.max_upload_bytes)
+
+
+async def _ticket_of(request: web.Request, roles: tuple[str, ...]
+                     ) -> tuple[User, TicketPolicy, Ticket] | web.Response:
+    """The user (role checked), the tenant's policy and the ticket of the path, when this
+    user may see it; else the page to answer with (tenant gone, or 404)."""
+    user = require_console_role(request, roles)
+    policy = _policy(request, user)
+    if policy is None:
+        return _no_tenant()
+    code = request.match_info["code"]
+    ticket = await _visible(request, user, code)
+    if ticket is None:
+        return _not_found(code[:40])
+    return user, policy, ticket
+
+
+async def ticket_page(request: web.Request) -> web.StreamResponse:
+    """GET /console/tickets/{code}: the ticket, its history, files and the unit's actions."""
+    found = await _ticket_of(request, ROLES)
+    if isinstance(found, web.Response):
+        return found
+    user, policy, ticket = found
+    return await _detail(request, user, ticket, policy)
+
+
+def _ticket_message(e: TicketError, max_bytes: int) -> tuple[str, str | None]:
+    """A refusal of the ticket service in Vietnamese, and the form field it belongs to."""
+    if e.id == "ticket.upload_type":
+        return ("Tệp đính kèm phải là PDF, DOC, DOCX, JPEG hoặc PNG (kiểm tra theo nội dung "
+                "tệp, không theo tên).", "file")
+    if e.id == "ticket.upload_too_large":
+        return f"Tệp đính kèm quá lớn (tối đa {ls.size_text(max_bytes)}).", "file"
+    if e.id == "ticket.conflict":
+        return CONFLICT, None
+    if e.id == "ticket.illegal_transition":
+        return "Trạng thái hiện tại của phiếu không cho phép thao tác này.", None
+    if e.id == "ticket.forbidden":
+        return "Đơn vị của bạn không được thực hiện thao tác này với phiếu.", None
+    if e.id == "ticket.invalid_text":
+        return "Nội dung không được để trống và không quá dài.", None
+    return f"Không thực hiện được thao tác ({e.id}).", None
+
+
+async def ticket_submit(request: web.Request) -> web.StreamResponse:
+    """POST /console/tickets/{code}: a unit accepts, records the result or sends it back."""
+    found = await _ticket_of(request, ("unit",))
+    if isinstance(found, web.Response):
+        return found
+    user, policy, ticket = found
+    code = ticket.code
+    form = await request.post()  # the CSRF middleware read it already; aiohttp keeps it
+    action = str(form.get("action", ""))
+    typed = {k: str(form.get(k, "")) for k in ("result", "reason")
+             if isinstance(form.get(k), str)}
+    service = request.app[SERVICE]
+
+    async def again(status: int, message: str = "", message_id: str = "",
+                    errors: dict[str, str] | None = None) -> web.Response:
+        current = await _visible(request, user, code) or ticket
+        return await _detail(request, user, current, policy, status=status, message=message,
+                             message_id=message_id, errors=errors, typed=typed)
+
+    if action not in ls.unit_actions(ticket.state.value, ticket.unit == user.unit):
+        return await again(409, "Trạng thái hiện tại của phiếu không cho phép thao tác này.",
+                           "ticket.illegal_transition")
+    version_text = str(form.get("version", ""))
+    submitted: dict[str, Any] = {"action": action, "version": int(version_text)
+                                 if version_text.isdigit() else -1}
+    if action == "resolve":
+        submitted["result"] = typed.get("result", "").strip()
+    elif action == "return":
+        submitted["reason"] = typed.get("reason", "").strip()
+    try:
+        body = ACTIONS[action].check(submitted)
+    except ApiError as e:
+        bad = str((e.details or {}).get("field", "action"))
+        return await again(422, errors={bad: _FIELD_MESSAGES.get(bad, "Không hợp lệ.")})
+    if body["version"] != ticket.version:
+        # Before the upload: a stale form must not leave a file on a ticket it never changed.
+        return await again(409, CONFLICT, "ticket.conflict")
+    actor = actor_of(user)
+    try:
+        upload = form.get("file")
+        event = event_of(action, body, ticket, actor, request.app[CLOCK]())
+        if isinstance(event, Resolve) and isinstance(upload, web.FileField) \
+                and upload.filename:
+            # The file and the result in one transaction: a refused resolve keeps no file.
+            data = await in_thread(request.app, upload.file.read, service.max_upload_bytes + 1)
+            await in_thread(request.app, service.resolve_with_document, code, actor, event,
+                            safe_file_name(upload.filename), upload.content_type, data,
+                            expected_version=body["version"])
+        else:
+            await in_thread(request.app, service.act, code, actor, event,
+                            expected_version=body["version"])
+    except TicketError as e:
+        message, where = _ticket_message(e, service.max_upload_bytes)
+        status = 409 if e.id in ("ticket.conflict", "ticket.illegal_transition") else 422
+        if where is None:
+            return await again(status, message, e.id)
+        return await again(status, errors={where: message})
+    log.info("console: %s did %s on ticket %s", user.name, action, code)
+    raise web.HTTPSeeOther(location=f"{PATH}/{code}?done={action}")
+
+
+def add_list_pages(app: web.Application, database_url: str) -> None:
+    """Add the ticket and call list pages to ``app``."""
+    app.router.add_get(PATH, tickets_page, name="console_tickets")
+    app.router.add_get(PATH + ".xlsx", tickets_xlsx, name="console_tickets_xlsx")
+    app.router.add_get(PATH + "/{code}", ticket_page, name="console_ticket")
+    app.router.add_post(PATH + "/{code}", ticket_submit)
+    call_pages.add_call_pages(app, database_url)

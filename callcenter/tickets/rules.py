@@ -1,0 +1,647 @@
+"""A petition ticket (phản ánh, kiến nghị) as a pure state machine: (ticket, event) -> effects.
+
+``open_ticket`` records a ticket; ``apply(ticket, event, policy)`` returns the new ticket and
+the effects the adapters carry out (audit entries, SMS to the unit or the citizen, clocks to
+schedule). Nothing here does I/O or reads the clock: every event carries its ``at`` and its
+``actor``. A refused event raises ``TicketError`` with a stable ``id``:
+
+================================  =====================================================
+``ticket.illegal_transition``     the event cannot happen in the ticket's state (409)
+``ticket.forbidden``              the actor's role or unit may not do it (403)
+``ticket.unknown_unit``           Forward to a unit the tenant does not have
+``ticket.unknown_field``          a field the tenant does not have
+``ticket.unknown_place``          a place id the tenant does not have
+``ticket.unknown_channel``        a channel outside CHANNELS
+``ticket.invalid_phone``          the citizen's phone is not a Vietnamese number
+``ticket.invalid_text``           empty or too long content, result, answer or reason
+``ticket.bad_code``               a ticket code not of the form DN-20261123-0042
+``ticket.same_unit``              forwarding a ticket to the unit that already holds it
+``ticket.reminder_not_due``       Remind before its time, or a second time
+``ticket.naive_time``             a time without a UTC offset
+``ticket.time_order``             an event dated before the ticket was received
+================================  =====================================================
+
+States: ``new`` → ``answered`` (answered at level 1 from the FAQ: closed at once with the
+answer) or ``forwarded`` → ``in_progress`` → ``resolved`` → ``closed``; a unit may send a
+ticket back (``returned``, with a reason) to level 1, which forwards it again, answers it
+or (a supervisor) closes it; an answered, resolved or closed ticket may be ``reopened``
+(with a reason) and goes back to level 1. ``TRANSITIONS`` is the full table; roles:
+
+* operators (and supervisors, admins) open, answer, forward, reclassify, reopen, and close
+  a resolved ticket once its result is checked;
+* only the unit holding a ticket (or a supervisor or admin) accepts, resolves or returns it;
+* supervisors and admins re-forward a ticket a unit holds, close one that was never handled
+  (duplicate, not a petition) and choose what is published;
+* the ``system`` role (jobs, intake of web/Zalo/e-mail forms) opens tickets, sends reminders
+  and links call records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from callcenter.tickets import deadlines as dl
+from callcenter.tickets.config import TicketError as TicketError
+from callcenter.tickets.config import TicketPolicy, vietnamese_mobile, vietnamese_phone
+from callcenter.tickets.routing import explain_route, resolve_place
+
+
+class TicketState(enum.Enum):
+    NEW = "new"
+    ANSWERED = "answered"  # answered at level 1 (FAQ): closed with the answer
+    FORWARDED = "forwarded"  # with a level-2 unit, not yet taken up
+    IN_PROGRESS = "in_progress"  # the unit accepted it
+    RESOLVED = "resolved"  # the unit recorded the result; the citizen was texted
+    CLOSED = "closed"
+    RETURNED = "returned"  # the unit sent it back to level 1 with a reason
+    REOPENED = "reopened"  # back at level 1 after an answer, result or closing
+
+
+S = TicketState
+LEVEL1 = frozenset({S.NEW, S.RETURNED, S.REOPENED})  # states in which level 1 holds the ticket
+AT_UNIT = frozenset({S.FORWARDED, S.IN_PROGRESS})  # states in which a unit holds it
+OPEN = LEVEL1 | AT_UNIT
+
+Channel = Literal["phone", "web", "email", "zalo", "facebook", "walk_in"]
+CHANNELS: tuple[Channel, ...] = ("phone", "web", "email", "zalo", "facebook", "walk_in")
+Role = Literal["operator", "supervisor", "admin", "unit", "system"]
+ROLES: tuple[Role, ...] = ("operator", "supervisor", "admin", "unit", "system")
+MAX_CONTENT = 10_000
+MAX_REASON = 2_000
+_CODE = re.compile(r"([A-Z][A-Z0-9]{0,9})-([0-9]{8})-([0-9]{4,6})")
+MAX_SEQ = 999_999
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does something: a user id and role; users of the ``unit`` role belong to a unit."""
+
+    user_id: str
+    role: Role
+    unit: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.role}:{self.user_id}" + (f"@{self.unit}" if self.unit else "")
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """One petition and everything that happened to it (the audit log holds the history)."""
+
+    code: str  # DN-20261123-0042
+    tenant: str
+    channel: Channel
+    content: str
+    field: str
+    received_at: dt.datetime
+    state: TicketState = S.NEW
+    citizen_name: str | None = None
+    citizen_phone: str | None = None  # national form, 0xxxxxxxxx / 02xxxxxxxxx
+    district: str | None = None
+    commune: str | None = None
+    urgent: bool = False
+    call_ids: tuple[str, ...] = ()  # call records it came from
+    unit: str | None = None  # the unit holding it (or that resolved it)
+    forwarded_at: dt.datetime | None = None  # the latest forwarding
+    accepted_at: dt.datetime | None = None
+    resolved_at: dt.datetime | None = None  # result recorded (or answered at level 1)
+    closed_at: dt.datetime | None = None
+    returned_at: dt.datetime | None = None  # the latest return
+    reopened_at: dt.datetime | None = None  # the latest reopening
+    forward_due: dt.datetime | None = None  # UTC; see callcenter.tickets.deadlines
+    resolve_due: dt.datetime | None = None
+    reminded_at: dt.datetime | None = None  # reminder sent for the current forwarding
+    result: str | None = None  # the unit's result or level 1's answer
+    reply_document: str | None = None  # reference to the stored reply document
+    faq_item: str | None = None  # the FAQ item level 1 answered from
+    returned_by: str | None = None  # the unit that last sent it back
+    return_reason: str | None = None
+    reopen_reason: str | None = None
+    close_reason: str | None = None
+    publishable: bool = False
+    version: int = 0  # +1 per applied event: optimistic locking for the store
+
+    @property
+    def place(self) -> str | None:
+        """The most precise place id known: the commune, else the district."""
+        return self.commune or self.district
+
+
+# ---- events -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Answer:
+    """Level 1 answers the citizen itself (from the FAQ): the ticket is closed with the answer."""
+
+    at: dt.datetime
+    actor: Actor
+    answer: str
+    faq_item: str | None = None
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Send the ticket to a level-2 unit (the rules' suggestion or the operator's choice)."""
+
+    at: dt.datetime
+    actor: Actor
+    unit: str
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Accept:
+    """The unit takes the ticket up."""
+
+    at: dt.datetime
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class Resolve:
+    """The unit records the result (and a reply document when one is needed)."""
+
+    at: dt.datetime
+    actor: Actor
+    result: str
+    reply_document: str | None = None
+
+
+@dataclass(frozen=True)
+class Return:
+    """The unit sends the ticket back to level 1 (not its competence, details missing ...)."""
+
+    at: dt.datetime
+    actor: Actor
+    reason: str
+
+
+@dataclass(frozen=True)
+class Close:
+    """Close a resolved ticket, or (supervisor) one never handled, with a reason."""
+
+    at: dt.datetime
+    actor: Actor
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Reopen:
+    """The citizen is not satisfied, or the result was wrong: back to level 1."""
+
+    at: dt.datetime
+    actor: Actor
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reclassify:
+    """Level 1 corrects the field, place or urgency (the clocks follow)."""
+
+    at: dt.datetime
+    actor: Actor
+    field: str
+    place: str | None
+    urgent: bool
+
+
+@dataclass(frozen=True)
+class SetPublishable:
+    """Mark the ticket for the public feed, or withdraw it."""
+
+    at: dt.datetime
+    actor: Actor
+    publishable: bool
+
+
+@dataclass(frozen=True)
+class Remind:
+    """The reminder job found the unit's deadline near (see deadlines.reminder_at)."""
+
+    at: dt.datetime
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class LinkCall:
+    """A call record (a later call about the same petition) is linked to the ticket."""
+
+    at: dt.datetime
+    actor: Actor
+    call_id: str
+
+
+Event = (Answer | Forward | Accept | Resolve | Return | Close | Reopen | Reclassify
+         | SetPublishable | Remind | LinkCall)
+
+EVENT_NAMES: dict[type[Event], str] = {
+    Answer: "answer", Forward: "forward", Accept: "accept", Resolve: "resolve",
+    Return: "return", Close: "close", Reopen: "reopen", Reclassify: "reclassify",
+    SetPublishable: "set_publishable", Remind: "remind", LinkCall: "link_call",
+}
+
+
+# ---- effects ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit log: who, when, from -[event]-> to, and a short detail."""
+
+    code: str
+    actor: Actor
+    at: dt.datetime
+    event: str
+    from_state: TicketState | None  # None when the ticket was opened
+    to_state: TicketState
+    detail: str = ""
+
+    def __str__(self) -> str:
+        start = self.from_state.value if self.from_state is not None else "-"
+        tail = f": {self.detail}" if self.detail else ""
+        return (f"{self.code} {start} -[{self.event}]-> {self.to_state.value} by {self.actor} "
+                f"at {self.at.isoformat()}{tail}")
+
+
+@dataclass(frozen=True)
+class NotifyUnit:
+    """SMS the unit's focal persons (``forwarded`` or ``reminder`` template, already filled)."""
+
+    code: str
+    unit: str
+    template: Literal["forwarded", "reminder"]
+    phones: tuple[str, ...]
+    text: str
+    at: dt.datetime  # the event's time: with code and template a key against sending twice
+
+
+@dataclass(frozen=True)
+class NotifyCitizen:
+    """SMS the citizen (the ``resolved`` notice); only for a mobile number."""
+
+    code: str
+    template: Literal["resolved"]
+    phone: str
+    text: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class StartClock:
+    """A clock starts or its due time (or the unit to remind) changed: (re)schedule it."""
+
+    code: str
+    clock: dl.ClockName
+    due: dt.datetime
+    remind_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class StopClock:
+    """A clock stopped: cancel what was scheduled for it."""
+
+    code: str
+    clock: dl.ClockName
+
+
+Effect = AuditEntry | NotifyUnit | NotifyCitizen | StartClock | StopClock
+
+# ---- the table ----------------------------------------------------------------------------------
+_ALL = frozenset(S)
+# event -> (states it may happen in, state it leads to; None: the state stays).
+TRANSITIONS: dict[type[Event], tuple[frozenset[TicketState], TicketState | None]] = {
+    Answer: (LEVEL1, S.ANSWERED),
+    Forward: (LEVEL1 | AT_UNIT, S.FORWARDED),
+    Accept: (frozenset({S.FORWARDED}), S.IN_PROGRESS),
+    Resolve: (AT_UNIT, S.RESOLVED),
+    Return: (AT_UNIT, S.RETURNED),
+    Close: (LEVEL1 | {S.RESOLVED}, S.CLOSED),
+    Reopen: (frozenset({S.ANSWERED, S.RESOLVED, S.CLOSED}), S.REOPENED),
+    Reclassify: (LEVEL1, None),
+    SetPublishable: (_ALL, None),
+    Remind: (AT_UNIT, None),
+    LinkCall: (_ALL, None),
+}
+_LEVEL1_ROLES = frozenset({"operator", "supervisor", "admin"})
+_OVERSIGHT = frozenset({"supervisor", "admin"})
+
+
+# ---- codes ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TicketCode:
+    """A ticket code's parts."""
+
+    prefix: str
+    date: dt.date  # local date of receipt in the tenant's zone
+    seq: int  # per tenant per local day, from 1
+
+
+def ticket_code(prefix: str, local_date: dt.date, seq: int) -> str:
+    """``DN-20261123-0042``: prefix, local date of receipt, per-day sequence (4-6 digits)."""
+    if not re.fullmatch(r"[A-Z][A-Z0-9]{0,9}", prefix):
+        raise TicketError("ticket.bad_code", f"prefix {prefix!r}: expected 1-10 characters "
+                                             "A-Z 0-9 starting with a letter")
+    if not 1 <= seq <= MAX_SEQ:
+        raise TicketError("ticket.bad_code", f"sequence {seq}: expected 1..{MAX_SEQ}")
+    return f"{prefix}-{local_date:%Y%m%d}-{seq:04d}"
+
+
+def parse_ticket_code(code: str) -> TicketCode:
+    """The parts of a ticket code; TicketError ``ticket.bad_code`` if it is not one."""
+    m = _CODE.fullmatch(code)
+    if m is None:
+        raise TicketError("ticket.bad_code", f"{code!r}: expected a code such as "
+                                             "DN-20261123-0042")
+    try:
+        date = dt.datetime.strptime(m[2], "%Y%m%d").date()
+    except ValueError:
+        raise TicketError("ticket.bad_code", f"{code!r}: {m[2]} is not a date") from None
+    seq = int(m[3])
+    if seq < 1:
+        raise TicketError("ticket.bad_code", f"{code!r}: the sequence starts at 1")
+    return TicketCode(m[1], date, seq)
+
+
+def code_date(received_at: dt.datetime, timezone: str) -> dt.date:
+    """The local date a ticket's code carries (the sequence restarts each local day)."""
+    return dl.local(received_at, timezone).date()
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+def _text(value: str | None, what: str, max_len: int) -> str:
+    if value is None or not value.strip():
+        raise TicketError("ticket.invalid_text", f"{what} must not be empty")
+    if len(value) > max_len:
+        raise TicketError("ticket.invalid_text",
+                          f"{what} has {len(value)} characters; expected at most {max_len}")
+    return value.strip()
+
+
+def _optional_text(value: str | None, what: str, max_len: int) -> str | None:
+    return None if value is None or not value.strip() else _text(value, what, max_len)
+
+
+def _place_text(policy: TicketPolicy, ticket: Ticket) -> str:
+    district, commune = resolve_place(policy, ticket.place)
+    if commune is not None and district is not None:
+        return f"{commune.name}, {district.name}"
+    return district.name if district is not None else "chưa rõ địa bàn"
+
+
+def render_sms(template: str, policy: TicketPolicy, ticket: Ticket) -> str:
+    """Fill an SMS template's placeholders for a ticket (texts validated by ticket_config)."""
+    unit = policy.unit(ticket.unit) if ticket.unit is not None else None
+    values = {
+        "code": ticket.code,
+        "field": policy.field_name(ticket.field) or ticket.field,
+        "place": _place_text(policy, ticket),
+        "unit": unit.name if unit is not None else "",
+        "deadline": (dl.format_local(ticket.resolve_due, policy.timezone)
+                     if ticket.resolve_due is not None else "không quy định"),
+        "received": dl.format_local(ticket.received_at, policy.timezone),
+    }
+    return template.format(**values)
+
+
+def _with_deadlines(policy: TicketPolicy, ticket: Ticket) -> Ticket:
+    d = dl.ticket_deadlines(policy, ticket)
+    return replace(ticket, forward_due=d.forward_due, resolve_due=d.resolve_due)
+
+
+def _clock_effects(policy: TicketPolicy, old: Ticket | None, new: Ticket) -> list[Effect]:
+    before = dl.running_clocks(old) if old is not None else {}
+    after = dl.running_clocks(new)
+    effects: list[Effect] = [StopClock(new.code, c) for c in before if c not in after]
+    for clock, due in after.items():
+        unit_changed = old is not None and clock == "resolve" and old.unit != new.unit
+        if before.get(clock) != due or unit_changed:
+            remind = dl.reminder_at(policy, new) if clock == "resolve" else None
+            effects.append(StartClock(new.code, clock, due, remind))
+    return effects
+
+
+def _check_time(ticket: Ticket | None, at: dt.datetime, received_at: dt.datetime) -> None:
+    dl.require_aware(at, "the event's time")
+    if at < received_at:
+        code = f" of {ticket.code}" if ticket is not None else ""
+        raise TicketError("ticket.time_order", f"{at.isoformat()} is before the receipt{code} "
+                                               f"({received_at.isoformat()})")
+
+
+def _forbidden(actor: Actor, what: str) -> TicketError:
+    return TicketError("ticket.forbidden", f"{actor} may not {what}")
+
+
+def _check_role(ticket: Ticket, event: Event) -> None:
+    actor, role, state = event.actor, event.actor.role, ticket.state
+    if isinstance(event, (Accept, Resolve, Return)):
+        holder = role == "unit" and actor.unit is not None and actor.unit == ticket.unit
+        if not (holder or role in _OVERSIGHT):
+            raise _forbidden(actor, f"{EVENT_NAMES[type(event)]} a ticket held by "
+                                    f"{ticket.unit}; only that unit, a supervisor or an admin")
+    elif isinstance(event, Forward):
+        allowed = _LEVEL1_ROLES if state in LEVEL1 else _OVERSIGHT
+        if role not in allowed:
+            raise _forbidden(actor, f"forward a ticket in state {state.value}")
+    elif isinstance(event, Close):
+        allowed = _LEVEL1_ROLES if state is S.RESOLVED else _OVERSIGHT
+        if role not in allowed:
+            raise _forbidden(actor, f"close a ticket in state {state.value}")
+    elif isinstance(event, (Answer, Reopen, Reclassify)):
+        if role not in _LEVEL1_ROLES:
+            raise _forbidden(actor, f"{EVENT_NAMES[type(event)]} a ticket")
+    elif isinstance(event, SetPublishable):
+        if role not in _OVERSIGHT:
+            raise _forbidden(actor, "choose what is published")
+    elif isinstance(event, Remind):
+        if role not in _OVERSIGHT | {"system"}:
+            raise _forbidden(actor, "send reminders")
+    elif isinstance(event, LinkCall) and role not in _LEVEL1_ROLES | {"system"}:
+        raise _forbidden(actor, "link call records")
+
+
+def is_public(ticket: Ticket) -> bool:
+    """True if the ticket belongs in the public feed (publishable, with an answer or result)."""
+    return (ticket.publishable and ticket.result is not None
+            and ticket.state in (S.ANSWERED, S.RESOLVED, S.CLOSED))
+
+
+# ---- opening ----------------------------------------------------------------------------------
+def open_ticket(policy: TicketPolicy, *, code: str, tenant: str, channel: str, content: str,
+                field: str, at: dt.datetime, actor: Actor, place: str | None = None,
+                citizen_name: str | None = None, citizen_phone: str | None = None,
+                urgent: bool = False, call_ids: tuple[str, ...] = (),
+                publishable: bool | None = None) -> tuple[Ticket, list[Effect]]:
+    """Record a new ticket received at ``at``; its clocks start.
+
+    ``place`` is a district or commune id; ``publishable`` None takes the tenant's default.
+    A ticket answered at once from the FAQ: open it, then ``apply`` an ``Answer``.
+    """
+    _check_time(None, at, at)
+    if actor.role not in _LEVEL1_ROLES and actor.role != "system":
+        raise _forbidden(actor, "record a ticket")
+    parsed = parse_ticket_code(code)
+    if parsed.prefix != policy.code_prefix:
+        raise TicketError("ticket.bad_code", f"{code!r}: expected the tenant's prefix "
+                                             f"{policy.code_prefix}")
+    found_channel = next((c for c in CHANNELS if c == channel), None)
+    if found_channel is None:
+        raise TicketError("ticket.unknown_channel",
+                          f"unknown channel {channel!r}: expected one of {', '.join(CHANNELS)}")
+    if policy.field_name(field) is None:
+        raise TicketError("ticket.unknown_field", f"unknown field {field!r}: expected one of "
+                                                  f"{', '.join(f.id for f in policy.fields)}")
+    district, commune = resolve_place(policy, place)
+    phone: str | None = None
+    if citizen_phone is not None and citizen_phone.strip():
+        phone = vietnamese_phone(citizen_phone)
+        if phone is None:
+            raise TicketError("ticket.invalid_phone", f"{citizen_phone!r} is not a Vietnamese "
+                                                      "mobile or fixed-line number")
+    ticket = Ticket(
+        code=code, tenant=tenant, channel=found_channel,
+        content=_text(content, "the content", MAX_CONTENT), field=field,
+        received_at=at.astimezone(dt.UTC),
+        citizen_name=_optional_text(citizen_name, "the citizen's name", 200),
+        citizen_phone=phone,
+        district=district.id if district is not None else None,
+        commune=commune.id if commune is not None else None,
+        urgent=urgent, call_ids=tuple(dict.fromkeys(call_ids)),
+        publishable=policy.public_by_default if publishable is None else publishable,
+    )
+    ticket = _with_deadlines(policy, ticket)
+    detail = f"{found_channel}, field {field}" + (", urgent" if urgent else "")
+    effects: list[Effect] = [AuditEntry(code, actor, ticket.received_at, "open", None, S.NEW,
+                                        detail)]
+    return ticket, effects + _clock_effects(policy, None, ticket)
+
+
+# ---- transitions ------------------------------------------------------------------------------
+def apply(ticket: Ticket, event: Event,
+          policy: TicketPolicy) -> tuple[Ticket, list[Effect]]:
+    """Apply one event; return the new ticket and exactly the effects to carry out."""
+    kind = type(event)
+    name = EVENT_NAMES[kind]
+    states, target = TRANSITIONS[kind]
+    if ticket.state not in states:
+        raise TicketError("ticket.illegal_transition",
+                          f"cannot {name} ticket {ticket.code} in state {ticket.state.value}; "
+                          f"{name} is allowed in: "
+                          f"{', '.join(sorted(s.value for s in states))}")
+    _check_time(ticket, event.at, ticket.received_at)
+    _check_role(ticket, event)
+    at = event.at.astimezone(dt.UTC)
+    new, detail, extra = _transition(ticket, event, policy, at)
+    new = replace(new, state=target or ticket.state, version=ticket.version + 1)
+    effects: list[Effect] = [AuditEntry(ticket.code, event.actor, at, name, ticket.state,
+                                        new.state, detail)]
+    effects += _clock_effects(policy, ticket, new)
+    effects += extra
+    return new, effects
+
+
+def _transition(t: Ticket, e: Event, policy: TicketPolicy,
+                at: dt.datetime) -> tuple[Ticket, str, list[Effect]]:
+    """The ticket after ``e`` (state aside), the audit detail and the notifications."""
+    if isinstance(e, Answer):
+        answer = _text(e.answer, "the answer", MAX_CONTENT)
+        new = replace(t, result=answer, faq_item=e.faq_item, resolved_at=at, closed_at=at)
+        return new, f"answered at level 1{f' from FAQ {e.faq_item}' if e.faq_item else ''}", []
+    if isinstance(e, Forward):
+        return _forward(t, e, policy, at)
+    if isinstance(e, Accept):
+        return replace(t, accepted_at=at), f"accepted by {t.unit}", []
+    if isinstance(e, Resolve):
+        result = _text(e.result, "the result", MAX_CONTENT)
+        new = replace(t, result=result, reply_document=e.reply_document, resolved_at=at)
+        late = dl.is_late(new, at)
+        detail = (f"result recorded by {t.unit}" + (" with a reply document"
+                                                    if e.reply_document else "")
+                  + (f", {dl.days_late(new, at)} day(s) late" if late else ", on time"))
+        effects: list[Effect] = []
+        mobile = vietnamese_mobile(t.citizen_phone) if t.citizen_phone else None
+        if mobile is not None:
+            effects.append(NotifyCitizen(t.code, "resolved", mobile,
+                                         render_sms(policy.sms.resolved, policy, new), at))
+        return new, detail, effects
+    if isinstance(e, Return):
+        reason = _text(e.reason, "the reason", MAX_REASON)
+        new = _with_deadlines(policy, replace(
+            t, unit=None, returned_at=at, returned_by=t.unit, return_reason=reason,
+            accepted_at=None, reminded_at=None))
+        return new, f"returned by {t.unit}: {reason}", []
+    if isinstance(e, Close):
+        why: str | None
+        if t.state is S.RESOLVED:
+            why = _optional_text(e.reason, "the reason", MAX_REASON)
+        else:
+            why = _text(e.reason, "the reason for closing a ticket never handled", MAX_REASON)
+        return (replace(t, closed_at=at, close_reason=why),
+                f"closed{': ' + why if why else ''}", [])
+    if isinstance(e, Reopen):
+        reason = _text(e.reason, "the reason", MAX_REASON)
+        new = _with_deadlines(policy, replace(
+            t, unit=None, reopened_at=at, reopen_reason=reason, resolved_at=None,
+            closed_at=None, accepted_at=None, reminded_at=None, result=None,
+            reply_document=None, faq_item=None, close_reason=None))
+        return new, f"reopened: {reason}", []
+    if isinstance(e, Reclassify):
+        if policy.field_name(e.field) is None:
+            raise TicketError("ticket.unknown_field", f"unknown field {e.field!r}")
+        district, commune = resolve_place(policy, e.place)
+        new = _with_deadlines(policy, replace(
+            t, field=e.field, urgent=e.urgent,
+            district=district.id if district is not None else None,
+            commune=commune.id if commune is not None else None))
+        changes = [f"{what} {a} -> {b}" for what, a, b in (
+            ("field", t.field, new.field), ("place", t.place, new.place),
+            ("urgent", t.urgent, new.urgent)) if a != b]
+        return new, ", ".join(changes) or "no change", []
+    if isinstance(e, SetPublishable):
+        return (replace(t, publishable=e.publishable),
+                "published" if e.publishable else "withdrawn from publication", [])
+    if isinstance(e, Remind):
+        if not dl.reminder_due(policy, t, at):
+            when = dl.reminder_at(policy, t)
+            why = ("already sent for this forwarding" if t.reminded_at is not None
+                   else f"due at {when.isoformat()}" if when is not None
+                   else "no reminder applies")
+            raise TicketError("ticket.reminder_not_due", f"no reminder for {t.code}: {why}")
+        assert t.unit is not None
+        unit = policy.unit(t.unit)
+        phones = tuple(p.phone for p in unit.focal_persons) if unit is not None else ()
+        new = replace(t, reminded_at=at)
+        return new, f"reminded {t.unit}", [
+            NotifyUnit(t.code, t.unit, "reminder", phones,
+                       render_sms(policy.sms.reminder, policy, new), at)]
+    # LinkCall
+    call_id = _text(e.call_id, "the call record id", 128)
+    if call_id in t.call_ids:
+        return t, f"call {call_id} already linked", []
+    return replace(t, call_ids=(*t.call_ids, call_id)), f"call {call_id} linked", []
+
+
+def _forward(t: Ticket, e: Forward, policy: TicketPolicy,
+             at: dt.datetime) -> tuple[Ticket, str, list[Effect]]:
+    unit = policy.unit(e.unit)
+    if unit is None:
+        raise TicketError("ticket.unknown_unit", f"unknown unit {e.unit!r}: expected one of "
+                                                 f"{', '.join(u.id for u in policy.units)}")
+    if t.unit == unit.id:
+        raise TicketError("ticket.same_unit", f"ticket {t.code} is already with {unit.id}")
+    note = _optional_text(e.note, "the note", MAX_REASON)
+    suggested = explain_route(policy, t.field, t.place)
+    new = _with_deadlines(policy, replace(t, unit=unit.id, forwarded_at=at, accepted_at=None,
+                                          reminded_at=None))
+    how = (f"as routed ({suggested.describe()})" if suggested.unit == unit.id
+           else f"override: the rules give {suggested.unit} ({suggested.describe()})")
+    detail = f"to {unit.id} " + how
+    if t.unit is not None:
+        detail = f"from {t.unit} " + detail
+    if note:
+        detail += f"; {note}"
+    notify = NotifyUnit(t.code, unit.id, "forwarded",
+                        tuple(p.phone for p in unit.focal_persons),
+                        render_sms(policy.sms.forwarded, policy, new), at)
+    return new, detail, [notify]

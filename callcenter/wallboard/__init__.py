@@ -1,0 +1,1 @@
+"""The supervisors' wallboard: today's figures (``kpis``, pure) and the live page (``http``)."""

@@ -1,0 +1,138 @@
+"""`callcenter ticket ...` and `callcenter report ...` on a real (SQLite) database."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from openpyxl import load_workbook
+
+from callcenter.cli import AREA_COMMANDS
+from callcenter.config.settings import Settings
+from callcenter.store.migrate import upgrade_head
+from callcenter.tickets import cli as ticket_cli
+from tests.support.tickets import REPO, pdf_bytes
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    url = f"sqlite:///{tmp_path / 'hotline.db'}"
+    upgrade_head(url)
+    return Settings.from_env(state_dir=tmp_path, database_url=url,
+                             config_path=REPO / "config" / "hotline.yaml")
+
+
+def _run(settings: Settings, *argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="callcenter")
+    ticket_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    return int(args.handler(args, settings))
+
+
+def _json(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    out = capsys.readouterr().out.strip().splitlines()
+    return dict(json.loads(out[-1]))
+
+
+def test_given_cli_when_built_then_ticket_area_registered() -> None:
+    assert "callcenter.tickets.cli" in AREA_COMMANDS
+
+
+def test_given_operator_and_unit_when_workflow_by_hand_then_ticket_closed_and_reported(
+        settings: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    op = ("--as", "operator:an")
+    unit = ("--as", "unit:binh:phong_y_te_long_thanh")
+    assert _run(settings, "ticket", "open", "--tenant", "dongnai", *op, "--field", "health",
+                "--place", "long_thanh.an_phuoc", "--content", "Trạm y tế xã không có bác sĩ",
+                "--phone", "0912 345 678", "--call", "pbx1:1.1", "--json") == 0
+    code = str(_json(capsys)["code"])
+    assert _run(settings, "ticket", "act", code, "forward", *op, "--json") == 0  # by the rules
+    assert _json(capsys)["unit"] == "phong_y_te_long_thanh"
+    assert _run(settings, "ticket", "act", code, "accept", "--as", "unit:x:so_y_te") == 1
+    assert "ticket.forbidden" in capsys.readouterr().err
+    assert _run(settings, "ticket", "act", code, "accept", *unit, "--expected-version",
+                "1") == 0
+    doc = tmp_path / "tra-loi.pdf"
+    doc.write_bytes(pdf_bytes())
+    assert _run(settings, "ticket", "attach", code, str(doc), *unit, "--json") == 0
+    att = _json(capsys)
+    assert att["content_type"] == "application/pdf"
+    assert _run(settings, "ticket", "act", code, "resolve", *unit, "--result",
+                "Đã bố trí bác sĩ", "--document", str(att["id"])) == 0
+    assert _run(settings, "ticket", "act", code, "close", *op) == 0
+    capsys.readouterr()
+    assert _run(settings, "ticket", "show", code, *unit, "--json") == 0
+    shown = _json(capsys)
+    assert shown["ticket"]["state"] == "closed"  # type: ignore[index]
+    assert len(shown["audit"]) == 6  # type: ignore[arg-type]
+    assert _run(settings, "ticket", "list", "--as", "supervisor:lan", "--state", "closed",
+                "--since", "2000-01-01") == 0
+    assert code in capsys.readouterr().out
+    received = datetime.fromisoformat(str(shown["ticket"]["received_at"]))  # type: ignore[index]
+    local_day = received.astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).date().isoformat()
+    xlsx, csv_path = tmp_path / "ngay.xlsx", tmp_path / "ngay.csv"
+    assert _run(settings, "report", "daily", "--tenant", "dongnai", "--date", local_day,
+                "--xlsx", str(xlsx), "--csv", str(csv_path), "--json") == 0
+    report = _json(capsys)
+    assert report["total"]["received"] == 1  # type: ignore[index]
+    assert report["total"]["resolved_on_time"] == 1  # type: ignore[index]
+    ws = load_workbook(xlsx)["Theo đơn vị"]
+    assert ws.cell(row=ws.max_row, column=3).value == 1  # totals row: received
+    raw = csv_path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel opens UTF-8 Vietnamese correctly
+    rows = list(csv.reader(raw.decode("utf-8-sig").splitlines()))
+    assert rows[1][:4] == ["Tổng cộng", "", "Tổng cộng", "1"]
+
+
+def test_given_open_tickets_when_sweep_and_lists_then_printed(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(settings, "ticket", "open", "--tenant", "dongnai", "--as", "operator:an",
+                "--field", "transport", "--content", "Đèn tín hiệu hỏng", "--at",
+                "2020-01-06T08:00:00+07:00", "--json") == 0
+    code = str(_json(capsys)["code"])
+    assert code == "DN-20200106-0001"
+    assert _run(settings, "ticket", "act", code, "forward", "--as", "operator:an", "--at",
+                "2020-01-06T08:05:00+07:00") == 0
+    capsys.readouterr()
+    assert _run(settings, "ticket", "sweep", "--json") == 0
+    assert _json(capsys)["late"] == [code]
+    assert _run(settings, "ticket", "sweep", "--json") == 0
+    assert _json(capsys)["late"] == []
+    assert _run(settings, "report", "late", "--tenant", "dongnai", "--json") == 0
+    assert [r["code"] for r in json.loads(capsys.readouterr().out)] == [code]
+    assert _run(settings, "report", "unprocessed", "--tenant", "dongnai") == 0
+    assert code in capsys.readouterr().out
+    assert _run(settings, "report", "league", "--tenant", "dongnai", "--week", "2020-W02",
+                "--json") == 0
+    league = {r["unit"]: r for r in json.loads(capsys.readouterr().out)}
+    assert league["so_gtvt"]["late_open"] == 1 and league["so_gtvt"]["on_time_rate"] == 0.0
+
+
+@pytest.mark.parametrize(("argv", "code", "message"), [
+    (("ticket", "list", "--as", "unit:binh"), 2, "needs the unit"),
+    (("ticket", "list", "--as", "boss:x"), 2, "ROLE one of"),
+    (("ticket", "open", "--tenant", "dongnai", "--as", "operator:an", "--field", "health",
+      "--content", "x", "--at", "2026-11-23T10:00"), 2, "offset"),
+    (("ticket", "show", "DN-20261123-0009", "--as", "operator:an"), 1, "ticket.not_found"),
+    (("ticket", "open", "--tenant", "hanoi", "--as", "operator:an", "--field", "health",
+      "--content", "x"), 1, "ticket.unknown_tenant"),
+    (("report", "weekly", "--tenant", "dongnai", "--week", "2026-48"), 1, "report.bad_period"),
+])
+def test_given_bad_input_when_run_then_exit_code_and_message(
+        settings: Settings, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...],
+        code: int, message: str) -> None:
+    assert _run(settings, *argv) == code
+    assert message in capsys.readouterr().err
+
+
+def test_given_unmigrated_database_when_listing_then_clear_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    s = Settings.from_env(state_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'x.db'}",
+                          config_path=REPO / "config" / "hotline.yaml")
+    assert _run(s, "ticket", "list", "--as", "operator:an") == 2
+    assert "migrated" in capsys.readouterr().err
