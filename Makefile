@@ -49,6 +49,7 @@ bench: deps venv
 	$(BIN)/python bench/queue_ring.py
 
 lint: venv
+	$(BIN)/lint-imports
 	$(BIN)/ruff check callcenter tests bench
 	$(BIN)/mypy callcenter
 

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from callcenter.ari_app.calls import CallDeps, utcnow
 from callcenter.ari_app.client import AriClient
-from callcenter.ari_app.service import StasisService
+from callcenter.ari_app.service import STASIS, StasisService
 from callcenter.callbacks.store import CallbackStore
 from callcenter.config.file import load_config
 from callcenter.config.live import LiveConfig, summary
@@ -65,7 +65,6 @@ REDIS_URL = web.AppKey("redis_url", str)
 REDIS = web.AppKey("redis", aioredis.Redis)
 POOL = web.AppKey("pool", LinePool)
 WRITER = web.AppKey("writer", RecordWriter)
-STASIS = web.AppKey("stasis", StasisService)
 LAYOUT = web.AppKey("layout", PbxLayout)
 IVR = web.AppKey("ivr", IvrRuntime)
 TICKETS = web.AppKey("tickets", TicketService)

@@ -25,6 +25,15 @@ if [ "$#" -gt 0 ]; then
   exit $?
 fi
 
+# The house rules first (seconds): pure rules do no I/O and import no adapter; nothing but the
+# entry points imports the composition root (pyproject.toml [tool.importlinter]).
+if ! .venv/bin/lint-imports --no-cache > test-artifacts/lint-imports.log 2>&1; then
+  cat test-artifacts/lint-imports.log
+  echo "error: an import breaks the house rules (lint-imports above)" >&2
+  exit 1
+fi
+echo "lint-imports: $(grep -c ' KEPT$' test-artifacts/lint-imports.log) contracts kept"
+
 base=$(mktemp -d /tmp/hotline-tests.XXXXXX)  # short: unix socket paths live under it
 trap 'rm -rf "$base"' EXIT
 echo "end-to-end tests run alongside; their output follows the others' (test-artifacts/e2e.log)"

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from callcenter.ari_app.calls import CALL_KEY, CallDeps, CallSession, state_from_json, utcnow
 from callcenter.ari_app.client import AriClient, AriError
@@ -477,3 +478,7 @@ class StasisService:
                      state.call_id)
             self._spawn(CallSession(state, self.deps),
                         [cm.HungUp(utcnow(), None, "ended while the hotline service was down")])
+
+
+# Where the composition root keeps the one StasisService; the console's call routes read it here.
+STASIS = web.AppKey("stasis", StasisService)

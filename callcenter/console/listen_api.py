@@ -20,15 +20,14 @@ Refusal ids: ``listen.call_not_found`` 404, ``listen.none`` 404, ``listen.unknow
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
 from callcenter.ari_app import listen as ls
 from callcenter.ari_app.calls import CALL_KEY, CallSession
+from callcenter.ari_app.service import STASIS, StasisService
 from callcenter.console.api import OVERSIGHT, Route, add_route_table, json_body
 from callcenter.console.auth import in_thread
 from callcenter.console.context import CONFIG
@@ -37,9 +36,6 @@ from callcenter.console.validation import Obj, Param, Str
 from callcenter.store.listen_audit import ListenAuditStore
 from callcenter.store.users import User
 from callcenter.transfers.http import STASIS_KEY
-
-if TYPE_CHECKING:
-    from callcenter.ari_app.service import StasisService
 
 AUDIT: web.AppKey[ListenAuditStore] = web.AppKey("listen_audit", ListenAuditStore)
 
@@ -75,8 +71,8 @@ def refusal(error_id: str) -> ApiError:
 
 def _stasis(request: web.Request) -> StasisService:
     key = request.app.get(STASIS_KEY)
-    if key is None:  # the composition root's key (imported late: it imports the console)
-        key = importlib.import_module("callcenter.app").STASIS
+    if key is None:  # the composition root's
+        key = STASIS
     service = request.app.get(key)
     if service is None:  # a console without calls
         raise refusal(ls.UNAVAILABLE)
@@ -159,7 +155,7 @@ def add_listen_routes(app: web.Application, database_url: str | None = None) -> 
     """Register the listen-in routes; with ``database_url`` every use is audit-logged in
     ``listen_audit`` (the store is opened and closed with the app). The StasisService is
     found like the transfer routes find it (``transfers_api.STASIS_KEY`` or
-    ``callcenter.app.STASIS``)."""
+    ``callcenter.ari_app.service.STASIS``)."""
     add_route_table(app, LISTEN_ROUTES)
     if database_url is None:
         return

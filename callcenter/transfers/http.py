@@ -17,18 +17,18 @@ rings); the call record keeps each transfer's outcome. Refusal ids: ``transfer.u
 ``transfer.other_instance`` 409, ``transfer.unavailable`` 503.
 
 The Stasis service is found at request time through an app key (``add_transfer_routes(app,
-stasis_key)``; without one, the composition root's ``callcenter.app.STASIS``).
+stasis_key)``; without one, the composition root's ``callcenter.ari_app.service.STASIS``).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
 from callcenter.ari_app.calls import CALL_KEY, CallSession, utcnow
+from callcenter.ari_app.service import STASIS, StasisService
 from callcenter.console.api import (
     LEVEL1,
     P_TENANT,
@@ -43,9 +43,6 @@ from callcenter.console.validation import Obj, Param, Str, parse_query
 from callcenter.domain import call as cm
 from callcenter.store.users import User
 from callcenter.transfers import rules as xf
-
-if TYPE_CHECKING:
-    from callcenter.ari_app.service import StasisService
 
 STASIS_KEY: web.AppKey[web.AppKey[Any]] = web.AppKey("transfers_stasis_key")
 
@@ -88,9 +85,8 @@ def refusal(error_id: str, details: dict[str, Any] | None = None) -> ApiError:
 
 def _stasis(request: web.Request) -> StasisService:
     key = request.app.get(STASIS_KEY)
-    if key is None:
-        # The composition root's key (imported late: callcenter.app imports the console).
-        key = importlib.import_module("callcenter.app").STASIS
+    if key is None:  # the composition root's
+        key = STASIS
     service = request.app.get(key)
     if service is None:  # a console without calls (tests, a console-only process)
         raise refusal(xf.UNAVAILABLE)
@@ -194,7 +190,7 @@ TRANSFER_ROUTES: tuple[Route, ...] = (
 def add_transfer_routes(app: web.Application,
                         stasis_key: web.AppKey[Any] | None = None) -> None:
     """Register the transfer routes; ``app[stasis_key]`` is the StasisService at request time
-    (default: ``callcenter.app.STASIS``; none in the app: 503 ``transfer.unavailable``)."""
+    (default: ``ari_app.service.STASIS``; none in the app: 503 ``transfer.unavailable``)."""
     if stasis_key is not None:
         app[STASIS_KEY] = stasis_key
     add_route_table(app, TRANSFER_ROUTES)
