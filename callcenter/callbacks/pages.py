@@ -9,7 +9,7 @@ them, when, and their note. Each open row has a "Đã gọi lại" form (optiona
 ``/console/callbacks/{id}/done``: the store's ``done`` operation by the user (one INFO log
 line from the store: id and user, never the number), then a redirect back with a message.
 Another tenant's request is a 404 page; one already closed, a 409 page saying so (nothing
-changed). Reuses the CallbackStore the API opens (``callbacks_api.CALLBACKS``) and the call
+changed). Reuses the CallbackStore the API opens (``callbacks.http.CALLBACKS``) and the call
 record store of the call list (``call_pages.RECORDS``).
 """
 

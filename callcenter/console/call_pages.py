@@ -1,7 +1,7 @@
 """``GET /console/calls`` and ``/console/calls.xlsx``: the tenant's call records of one local
 day (supervisors and admins), filtered by outcome and operator, 50 a page, and the same rows
 as an xlsx workbook. Records are stored in UTC; the day is the tenant's (a call at 23:30 on
-the 22nd in Đồng Nai is on the 22nd's page). Registered by ``ticket_pages.add_list_pages``.
+the 22nd in Đồng Nai is on the 22nd's page). Registered by ``tickets.pages.add_list_pages``.
 """
 
 from __future__ import annotations

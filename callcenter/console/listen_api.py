@@ -11,7 +11,7 @@ a PJSIP endpoint the PBX knows, i.e. configured as an operator of the tenant in
 login``), so the queue never offers it calls. What each mode does is in
 ``callcenter.ari_app.listen``; the caller and the operator are told nothing in ``listen``.
 
-The call must be owned by this process (like ``transfers_api.py``). Every use is a row of
+The call must be owned by this process (like ``transfers/http.py``). Every use is a row of
 ``listen_audit`` (who, which call and operator, mode, requested / connected / ended, why).
 Refusal ids: ``listen.call_not_found`` 404, ``listen.none`` 404, ``listen.unknown_extension``
 / ``listen.own_call`` 422, ``listen.not_bridged`` / ``listen.busy`` /
@@ -154,7 +154,7 @@ LISTEN_ROUTES: tuple[Route, ...] = (
 def add_listen_routes(app: web.Application, database_url: str | None = None) -> None:
     """Register the listen-in routes; with ``database_url`` every use is audit-logged in
     ``listen_audit`` (the store is opened and closed with the app). The StasisService is
-    found like the transfer routes find it (``transfers_api.STASIS_KEY`` or
+    found like the transfer routes find it (``transfers.http.STASIS_KEY`` or
     ``callcenter.ari_app.service.STASIS``)."""
     add_route_table(app, LISTEN_ROUTES)
     if database_url is None:

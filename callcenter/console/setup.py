@@ -82,7 +82,7 @@ def setup_console(app: web.Application, *, database_url: str,
     ``tickets``: the app key of a TicketService an earlier cleanup context sets; otherwise
     give ``files_dir`` (and optionally ``max_upload_bytes``) and the console opens its own.
     ``acd``: the app key of the AcdQueue; with it, the queue and agent routes are added
-    (``agents_api.py``) and the served OpenAPI document describes them.
+    (``queue/http.py``) and the served OpenAPI document describes them.
     ``live_config``: the app key of the LiveConfig; with it, admins edit shifts in a form
     (``admin_shifts.py``: the file is rewritten and reloaded).
     ``redis``: the app key of the Redis client; with it login attempts are counted across app
@@ -124,14 +124,14 @@ def setup_console(app: web.Application, *, database_url: str,
     if acd is not None:
         add_agent_routes(app, acd)
         add_transfer_routes(app)  # calls live in the same app as the queue
-        add_wallboard_routes(app, database_url=database_url, acd=acd)  # wallboard.py
+        add_wallboard_routes(app, database_url=database_url, acd=acd)  # wallboard/http.py
         add_listen_routes(app, database_url)  # supervisors listen in (listen_api.py)
-        add_desk_routes(app, acd, database_url)  # the operator desk (desk.py)
+        add_desk_routes(app, acd, database_url)  # the operator desk (desk/pages.py)
     add_public_routes(app)
     add_static_routes(app)  # /console/static/*.js|css (pages.py)
     add_login_routes(app, redis=redis)  # /console/login, /console/logout, /console/ (sessions.py)
-    add_list_pages(app, database_url)  # /console/tickets, /console/calls (ticket_pages.py)
-    add_callback_pages(app)  # /console/callbacks (callback_pages.py)
+    add_list_pages(app, database_url)  # /console/tickets, /console/calls (tickets/pages.py)
+    add_callback_pages(app)  # /console/callbacks (callbacks/pages.py)
     add_size_limit_page(app)  # Vietnamese 413 page under /console (limits.py)
     add_user_admin_routes(app, database_url)  # /console/admin/users (admin_users.py)
     if live_config is not None:

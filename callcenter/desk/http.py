@@ -10,9 +10,9 @@ path in Vietnamese, the caller's open tickets and the tickets linked to the call
 (``<node>:<call_id>``). ``detail=false`` leaves out the path and the tickets (two SQL queries):
 the page asks for them only when the call changes. A call whose state is gone from Redis (ended
 long ago, TTL) is shown as no call. An operator reads only their own extension (user name =
-extension, as in ``agents_api.py``); supervisors and admins any operator of their tenant.
+extension, as in ``queue/http.py``); supervisors and admins any operator of their tenant.
 
-``/faq``: ranked by ``domain.faq_search`` (diacritic-insensitive, question first); the tenant's
+``/faq``: ranked by ``faq.search`` (diacritic-insensitive, question first); the tenant's
 items are cached per process and reloaded when ``FaqStore.generation`` changes (one cheap query
 per search, never the whole catalogue per keystroke). Roles operator, supervisor, admin.
 

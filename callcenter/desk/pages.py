@@ -3,7 +3,7 @@ form with FAQ search, transfer, pause and wrap-up.
 
 The page is rendered once with what does not change during a shift (the tenant's fields,
 places, units, pause reasons, labels) as a JSON data block; ``static/desk.js`` then polls
-``GET /api/v1/desk`` (``desk_api.py``) every 1.5 s and acts through the existing API:
+``GET /api/v1/desk`` (``desk/http.py``) every 1.5 s and acts through the existing API:
 ``POST /api/v1/agents/{ext}/{action}`` (ready, pause, unpause, login), ``POST /api/v1/tickets``
 (+ ``/actions`` forward), ``POST /api/v1/calls/{call_id}/transfer`` (+ complete/cancel) and
 ``GET /api/v1/faq``, with the session cookie and the page's CSRF token.

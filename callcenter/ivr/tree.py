@@ -1,4 +1,4 @@
-"""IVR menu trees as pure data; ``callcenter.ivr.menu`` walks them, ``ivr_config`` builds them.
+"""IVR menu trees as pure data; ``ivr.menu`` walks them, ``ivr.config`` builds them.
 
 A tree is a set of named nodes:
 

@@ -1,6 +1,6 @@
 """A ticket's clocks: due times, time left, lateness and reminders; pure and time-zone aware.
 
-Two clocks, both set by the tenant's ``TicketPolicy.deadlines`` (see ticket_config):
+Two clocks, both set by the tenant's ``TicketPolicy.deadlines`` (see callcenter.tickets.config):
 
 * **forward** (optional; HCMC: 5 minutes): level 1 must pass the ticket to a unit. It runs
   while the ticket is at level 1, from receipt (or the latest return or reopening) until it is

@@ -8,7 +8,7 @@ tokens, JSON errors); the phone's transfer button does the same through the PBX:
     POST /api/v1/calls/{call_id}/transfer/cancel      back to the caller (unit hung up)
 
 Roles operator, supervisor and admin of the call's tenant; an operator only on the call they
-are talking on (user name = extension, as in ``agents_api.py``). The call must be owned by this
+are talking on (user name = extension, as in ``queue/http.py``). The call must be owned by this
 process (its task holds the call's state): a call of another app instance answers 409
 ``transfer.other_instance``. Answers are 202: the transfer goes on in the call's task (the unit
 rings); the call record keeps each transfer's outcome. Refusal ids: ``transfer.unknown_unit``
