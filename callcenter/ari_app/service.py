@@ -17,9 +17,9 @@ from callcenter.ari_app.client import AriClient, AriError
 from callcenter.ari_app.listen import ListenManager
 from callcenter.config.model import HotlineConfig, Tenant
 from callcenter.domain import call as cm
-from callcenter.domain.causes import mask_number
 from callcenter.ivr import menu as mn
 from callcenter.lines.shifts import active_shift, tenant_for_number
+from callcenter.numbers import dial_digits, mask_number
 from callcenter.queue.rules import QueueConflict
 from callcenter.transfers import rules as xf
 
@@ -273,7 +273,7 @@ class StasisService:
             return
         assert unit.hotline is not None
         session.events.put_nowait(cm.TransferRequested(
-            now, s.operator, unit.id, xf.dial_digits(unit.hotline), "blind", "button",
+            now, s.operator, unit.id, dial_digits(unit.hotline), "blind", "button",
             refer_channel=source))
 
     async def _on_consult(self, ch: dict[str, Any], number: str) -> None:
@@ -296,7 +296,7 @@ class StasisService:
         assert unit.hotline is not None
         self.deps.legs[ch["id"]] = session.call_id
         session.events.put_nowait(cm.TransferRequested(
-            utcnow(), extension, unit.id, xf.dial_digits(unit.hotline), "attended", "button",
+            utcnow(), extension, unit.id, dial_digits(unit.hotline), "attended", "button",
             consult_channel=ch["id"]))
 
     async def _on_unit_answer(self, ch: dict[str, Any], call_id: str) -> None:

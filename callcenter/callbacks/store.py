@@ -17,7 +17,7 @@ from typing import Any, Final, cast
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from callcenter.domain.causes import mask_number
+from callcenter.numbers import mask_number
 from callcenter.store.models import CALLBACK_STATUSES, Callback, utcnow
 from callcenter.store.records import make_engine
 

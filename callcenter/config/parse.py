@@ -53,7 +53,7 @@ from callcenter.config.model import (
 )
 from callcenter.ivr.config import parse_ivr
 from callcenter.ivr.tree import IvrTree
-from callcenter.lines.shifts import normalise_number
+from callcenter.numbers import normalise_number
 from callcenter.queue.policy import OPERATOR_KEYS, parse_operators_section
 from callcenter.recordings.retention import RETENTION_KEYS, parse_recordings_section
 from callcenter.tickets.config import TICKET_KEYS, parse_ticket_sections

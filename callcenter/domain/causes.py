@@ -1,4 +1,4 @@
-"""Q.850 hang-up causes seen on the hotline, and masking of citizens' numbers for logs."""
+"""Q.850 hang-up causes seen on the hotline, as text for records and logs."""
 
 from __future__ import annotations
 
@@ -24,10 +24,3 @@ def cause_text(code: int | None) -> str | None:
     if code is None:
         return None
     return f"{code} {CAUSES.get(code, 'Cause ' + str(code))}"
-
-
-def mask_number(number: str) -> str:
-    """Keep only the last three digits: citizens' numbers never appear whole above DEBUG."""
-    if len(number) <= 3:
-        return "*" * len(number)
-    return "*" * (len(number) - 3) + number[-3:]

@@ -14,13 +14,10 @@ exactly one shift.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from zoneinfo import ZoneInfo
 
 from callcenter.config.model import DateOverride, HotlineConfig, Shift, Tenant
-
-_SEPARATORS = re.compile(r"[\s.\-]+")
-_NATIONAL = re.compile(r"[0-9]{9,10}")
+from callcenter.numbers import normalise_number
 
 
 def _seconds(t: dt.time) -> int:
@@ -78,27 +75,6 @@ def active_shift(tenant: Tenant, now: dt.datetime) -> tuple[Shift, DateOverride 
             return shift, override
     where = f"override {override.name!r}" if override is not None else "normal shifts"
     raise LookupError(f"tenant {tenant.id!r}: no shift of the {where} contains {t.isoformat()}")
-
-
-def normalise_number(s: str) -> str:
-    """Canonical form of a Vietnamese number for matching.
-
-    Spaces, dots and dashes are removed. ``+84`` (international form, unambiguous) becomes ``0``;
-    ``0084`` likewise; a bare ``84`` becomes ``0`` only when followed by a 9-10 digit national
-    number, so that short or local numbers that merely start with 84 are left alone.
-    Anything else (short codes like ``1022``, other countries' ``+`` numbers) is returned as is.
-
-    >>> normalise_number("+84 251.1022")
-    '02511022'
-    """
-    n = _SEPARATORS.sub("", s.strip())
-    if n.startswith("+84") and n[3:].isdigit():
-        return "0" + n[3:]
-    if n.startswith("0084") and n[4:].isdigit():
-        return "0" + n[4:]
-    if n.startswith("84") and _NATIONAL.fullmatch(n[2:]):
-        return "0" + n[2:]
-    return n
 
 
 def tenant_for_number(config: HotlineConfig, dialled: str) -> Tenant | None:

@@ -207,7 +207,7 @@ def _agent_line(a: dict[str, Any]) -> str:
 
 def queue_text(tenant_id: str, tenant_name: str, s: dict[str, Any]) -> list[str]:
     """A tenant's snapshot as lines for a terminal (callers masked)."""
-    from callcenter.domain.causes import mask_number
+    from callcenter.numbers import mask_number
 
     def caller(number: object) -> str:
         return mask_number(str(number)) if number else "-"

@@ -70,7 +70,7 @@ from typing import TYPE_CHECKING, Literal
 
 from callcenter.config.base import MISSING, BaseParser, join_key, type_name
 from callcenter.config.model import DEFAULT_FIELDS, Field
-from callcenter.lines.shifts import normalise_number
+from callcenter.numbers import normalise_number, vietnamese_mobile
 
 if TYPE_CHECKING:
     from callcenter.config.model import Tenant
@@ -97,8 +97,6 @@ _DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?")
 _HOTLINE = re.compile(r"\+?[0-9]{2,20}")
 # Vietnamese numbers in national form: mobiles are 10 digits 03/05/07/08/09 (since the 2018
 # renumbering); fixed lines 11 digits 02 + area code + subscriber.
-_MOBILE = re.compile(r"0[35789][0-9]{8}")
-_FIXED = re.compile(r"02[0-9]{9}")
 _MIN_DURATION = dt.timedelta(minutes=1)
 _MAX_DURATION = dt.timedelta(days=60)
 
@@ -110,18 +108,6 @@ class TicketError(ValueError):
         self.id = error_id
         self.message = message
         super().__init__(f"{error_id}: {message}")
-
-
-def vietnamese_mobile(number: str) -> str | None:
-    """The national form (0xxxxxxxxx) of a Vietnamese mobile number, or None if it is not one."""
-    n = normalise_number(number)
-    return n if _MOBILE.fullmatch(n) else None
-
-
-def vietnamese_phone(number: str) -> str | None:
-    """The national form of a Vietnamese mobile or fixed-line number, or None."""
-    n = normalise_number(number)
-    return n if _MOBILE.fullmatch(n) or _FIXED.fullmatch(n) else None
 
 
 # ---- the policy -----------------------------------------------------------------------------

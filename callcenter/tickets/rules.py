@@ -44,9 +44,10 @@ import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from callcenter.numbers import vietnamese_mobile, vietnamese_phone
 from callcenter.tickets import deadlines as dl
 from callcenter.tickets.config import TicketError as TicketError
-from callcenter.tickets.config import TicketPolicy, vietnamese_mobile, vietnamese_phone
+from callcenter.tickets.config import TicketPolicy
 from callcenter.tickets.routing import explain_route, resolve_place
 
 

@@ -96,13 +96,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from callcenter.config.model import HotlineConfig, Tenant
-from callcenter.lines.shifts import normalise_number
+from callcenter.numbers import mask_number, normalise_number, vietnamese_phone
 from callcenter.sms.store import enqueue, month_bounds
 from callcenter.store.data import ID_MAX_LENGTH
 from callcenter.store.models import utcnow
 from callcenter.tickets import deadlines as dl
 from callcenter.tickets import store as st
-from callcenter.tickets.config import TicketPolicy, policy_of, vietnamese_phone
+from callcenter.tickets.config import TicketPolicy, policy_of
 from callcenter.tickets.files import DEFAULT_MAX_UPLOAD_BYTES, check_upload
 from callcenter.tickets.redact import redact
 from callcenter.tickets.rules import (
@@ -212,11 +212,6 @@ def _call_id(call_id: str) -> str:
         raise TicketError("ticket.invalid_text",
                           f"call record id {call_id!r}: expected 1-{ID_MAX_LENGTH} characters")
     return cid
-
-
-def masked(phone: str) -> str:
-    """A phone number for logs and audit details: 091****678 (logs carry no numbers)."""
-    return phone[:3] + "****" + phone[-3:] if len(phone) > 6 else "****"
 
 
 def caller_number(phone: str) -> str:
@@ -501,11 +496,11 @@ class TicketService:
                             purpose=purpose, dedupe_key=key, now=now)
                 except ValueError as err:  # checked before any SQL: the transaction is fine
                     log.error("ticket %s: SMS %s to %s refused by the outbox: %s", e.code,
-                              purpose, masked(phone), err)
+                              purpose, mask_number(phone), err)
                     to = next((a.to_state for a in reversed(audit) if a.code == e.code),
                               _S.NEW)
                     audit.append(AuditEntry(e.code, SYSTEM, now, "sms_refused", to, to,
-                                            f"{purpose} to {masked(phone)}: {err}"))
+                                            f"{purpose} to {mask_number(phone)}: {err}"))
         st.add_audit(conn, audit)
         return audit
 

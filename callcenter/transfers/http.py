@@ -41,6 +41,7 @@ from callcenter.console.context import CONFIG
 from callcenter.console.errors import ApiError
 from callcenter.console.validation import Obj, Param, Str, parse_query
 from callcenter.domain import call as cm
+from callcenter.numbers import dial_digits
 from callcenter.store.users import User
 from callcenter.transfers import rules as xf
 
@@ -141,7 +142,7 @@ async def start_transfer(request: web.Request, user: User) -> web.StreamResponse
     if why is not None or s.operator is None:
         raise refusal(why or xf.NOT_BRIDGED)
     session.events.put_nowait(cm.TransferRequested(
-        utcnow(), s.operator, unit.id, xf.dial_digits(unit.hotline), body["kind"], "api"))
+        utcnow(), s.operator, unit.id, dial_digits(unit.hotline), body["kind"], "api"))
     return web.json_response({"call_id": s.call_id, "unit": unit.id, "number": unit.hotline,
                               "kind": body["kind"], "by": s.operator, "status": "dialling"},
                              status=202)

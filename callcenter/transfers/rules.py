@@ -9,10 +9,10 @@ a Vietnamese message (operators read it).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from callcenter.domain import call as cm
+from callcenter.numbers import same_number
 from callcenter.tickets.config import Level2Unit
 
 UNKNOWN_UNIT = "transfer.unknown_unit"
@@ -40,24 +40,6 @@ MESSAGES: dict[str, str] = {
     UNAVAILABLE: "Dịch vụ cuộc gọi chưa sẵn sàng; vui lòng thử lại.",
 }
 
-_NOT_DIGITS = re.compile(r"[^0-9+]")
-
-
-def dial_digits(number: str) -> str:
-    """A number as dialled: digits and a leading +, spaces, dots and dashes dropped."""
-    return _NOT_DIGITS.sub("", number.strip())
-
-
-def _same_number(a: str, b: str) -> bool:
-    x, y = dial_digits(a), dial_digits(b)
-    if not x or not y:
-        return False
-    # +84 251 ... and 0251 ... name the same line.
-    if x.startswith("+84"):
-        x = "0" + x[3:]
-    if y.startswith("+84"):
-        y = "0" + y[3:]
-    return x == y
 
 
 def targets(units: Iterable[Level2Unit]) -> tuple[Level2Unit, ...]:
@@ -67,7 +49,7 @@ def targets(units: Iterable[Level2Unit]) -> tuple[Level2Unit, ...]:
 
 def unit_for_number(units: Iterable[Level2Unit], number: str) -> Level2Unit | None:
     """The unit whose hotline is ``number`` (as a phone or an operator wrote it), or None."""
-    return next((u for u in targets(units) if u.hotline and _same_number(u.hotline, number)),
+    return next((u for u in targets(units) if u.hotline and same_number(u.hotline, number)),
                 None)
 
 

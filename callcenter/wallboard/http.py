@@ -68,9 +68,9 @@ from callcenter.console.sessions import (
     require_console_role,
 )
 from callcenter.domain.call import Phase
-from callcenter.domain.causes import mask_number
 from callcenter.lines.redis import EVENTS, LinePool, lines_key
 from callcenter.lines.shifts import active_shift
+from callcenter.numbers import mask_number
 from callcenter.queue.agent import AgentStatus
 from callcenter.queue.redis import AcdQueue
 from callcenter.queue.texts import STATE_LABELS

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from callcenter.config.model import DateOverride, HotlineConfig, Shift, Tenant
 from callcenter.lines.shifts import (
     active_shift,
-    normalise_number,
     shift_contains,
     shifts_for_date,
     tenant_for_number,
@@ -197,27 +196,6 @@ def test_given_any_moment_when_active_shift_then_the_shift_contains_the_local_ti
 
 
 # ---- numbers ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("raw", "normalised"),
-    [
-        ("1022", "1022"),
-        ("02511022", "02511022"),
-        ("+842511022", "02511022"),
-        ("0251.1022", "02511022"),
-        ("0251 1022", "02511022"),
-        ("0251-1022", "02511022"),
-        (" +84 251 1022 ", "02511022"),
-        ("00842511022", "02511022"),
-        ("84912345678", "0912345678"),   # bare 84 + 9-10 digit national number
-        ("842511022", "842511022"),      # bare 84 + 7 digits: could be local, left alone
-        ("+14155550100", "+14155550100"),
-        ("", ""),
-    ],
-)
-def test_given_number_when_normalised_then_canonical(raw: str, normalised: str) -> None:
-    assert normalise_number(raw) == normalised
 
 
 @pytest.mark.parametrize(

@@ -25,8 +25,6 @@ from callcenter.tickets.config import (
     default_policy,
     parse_ticket_sections,
     policy_of,
-    vietnamese_mobile,
-    vietnamese_phone,
 )
 
 SHIPPED = Path(__file__).resolve().parents[3] / "config" / "hotline.yaml"
@@ -516,20 +514,3 @@ def test_given_several_ticket_errors_when_parsed_then_all_are_collected() -> Non
             f"{T}.tickets.routing[1].unit", f"{T}.tickets.deadlines.resolve"} <= keys
     err = errors(tenant)[0]
     assert str(err).startswith(f"{SOURCE}: ") and "more error" in str(err)
-
-
-@pytest.mark.parametrize(("number", "mobile", "phone"), [
-    ("0912345678", "0912345678", "0912345678"),
-    ("+84 912 345 678", "0912345678", "0912345678"),
-    ("84-35-123-4567", "0351234567", "0351234567"),
-    ("0084 789 000 111", "0789000111", "0789000111"),
-    ("028.3822.1234", None, "02838221234"),
-    ("0251 3822 000", None, "02513822000"),
-    ("1022", None, None),
-    ("0123456789", None, None),
-    ("091234567", None, None),
-])
-def test_given_number_when_checked_then_vietnamese_mobile_or_phone(
-        number: str, mobile: str | None, phone: str | None) -> None:
-    assert vietnamese_mobile(number) == mobile
-    assert vietnamese_phone(number) == phone

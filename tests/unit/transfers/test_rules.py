@@ -226,7 +226,6 @@ def test_given_units_when_number_looked_up_then_only_hotlines_match() -> None:
     assert xf.unit_for_number(UNITS, "") is None
     assert xf.unit_for_id(UNITS, "vp") is None  # no hotline: not a transfer target
     assert xf.unit_for_id(UNITS, "dien") == UNITS[2]
-    assert xf.dial_digits(" 0251-3822.000 ") == "02513822000"
     assert all(xf.MESSAGES[k] for k in xf.MESSAGES)
 
 
