@@ -18,10 +18,11 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from callcenter.ari_app.calls import CallDeps, utcnow
+from callcenter.ari_app.calls import CallDeps
 from callcenter.ari_app.client import AriClient
 from callcenter.ari_app.service import STASIS, StasisService
 from callcenter.callbacks.store import CallbackStore
+from callcenter.clock import utcnow
 from callcenter.config.file import load_config
 from callcenter.config.live import LiveConfig, summary
 from callcenter.config.model import HotlineConfig

@@ -14,6 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from callcenter.ari_app.client import AriClient, AriError, ChannelGone
+from callcenter.clock import utcnow
 from callcenter.domain import call as cm
 from callcenter.domain.causes import cause_text
 from callcenter.ivr import menu as mn
@@ -27,9 +28,6 @@ log = logging.getLogger("callcenter.call")
 CALL_KEY = "hotline:call:{}"
 CALL_TTL_S = 24 * 3600
 
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def state_to_json(state: cm.CallState) -> str:

@@ -12,9 +12,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from callcenter.ari_app.calls import CALL_KEY, CallDeps, CallSession, state_from_json, utcnow
+from callcenter.ari_app.calls import CALL_KEY, CallDeps, CallSession, state_from_json
 from callcenter.ari_app.client import AriClient, AriError
 from callcenter.ari_app.listen import ListenManager
+from callcenter.clock import utcnow
 from callcenter.config.model import HotlineConfig, Tenant
 from callcenter.domain import call as cm
 from callcenter.ivr import menu as mn
@@ -228,7 +229,7 @@ class StasisService:
     # -- transfers to units' hotlines -----------------------------------------------------
     def units_of(self, tenant_id: str | None) -> tuple[Any, ...]:
         """The tenant's units one may transfer to (with a hotline)."""
-        tenant = next((t for t in self.config().tenants if t.id == tenant_id), None)
+        tenant = self.config().tenant(tenant_id)
         if tenant is None or tenant.tickets is None:
             return ()
         return xf.targets(tenant.tickets.units)
@@ -410,7 +411,7 @@ class StasisService:
                     and state.tenant_id is not None and state.tenant_id in adopted):
                 log.info("call=%s adopted in phase %s", call_id, state.phase.value)
                 adopted[state.tenant_id].append(call_id)
-                tenant = next(t for t in self.config().tenants if t.id == state.tenant_id)
+                tenant = self.config().require_tenant(state.tenant_id)
                 ivr = self._ivr(tenant)
                 if state.phase in RESUMABLE:
                     if state.phase in cm.QUEUE_PHASES:

@@ -17,8 +17,9 @@ from typing import Any, Final, cast
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from callcenter.clock import utcnow
 from callcenter.numbers import mask_number
-from callcenter.store.models import CALLBACK_STATUSES, Callback, utcnow
+from callcenter.store.models import CALLBACK_STATUSES, Callback
 from callcenter.store.records import make_engine
 
 __all__ = ["CALLBACK_STATUSES", "CallbackError", "CallbackRequest", "CallbackStore"]

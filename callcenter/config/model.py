@@ -140,6 +140,18 @@ class HotlineConfig:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     source: str = "<memory>"  # file it was loaded from, for messages
 
+    def tenant(self, tenant_id: str | None) -> Tenant | None:
+        """The tenant with this id, or None: the one tenant lookup every room uses."""
+        return next((t for t in self.tenants if t.id == tenant_id), None)
+
+    def require_tenant(self, tenant_id: str | None) -> Tenant:
+        """The tenant with this id; LookupError naming the file and the known ids otherwise."""
+        found = self.tenant(tenant_id)
+        if found is None:
+            known = ", ".join(t.id for t in self.tenants) or "none"
+            raise LookupError(f"no tenant {tenant_id!r} in {self.source} (known: {known})")
+        return found
+
 
 DEFAULT_PROMPTS = Prompts(
     greeting=(

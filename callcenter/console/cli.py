@@ -129,7 +129,7 @@ def _check_config(settings: Settings, tenant_id: str, unit_id: str | None) -> No
         raise _Refused(f"invalid config: {e}") from e
     except OSError as e:
         raise _Refused(f"cannot read config {settings.config_path}: {e}") from e
-    tenant = next((t for t in config.tenants if t.id == tenant_id), None)
+    tenant = config.tenant(tenant_id)
     if tenant is None:
         known = ", ".join(t.id for t in config.tenants)
         raise _Refused(f"unknown tenant {tenant_id!r} in {settings.config_path} "

@@ -16,14 +16,10 @@ CONFIG: web.AppKey[Callable[[], HotlineConfig]] = web.AppKey("console_config")
 CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("console_clock")
 
 
-def utcnow() -> dt.datetime:
-    """Now, aware, in UTC."""
-    return dt.datetime.now(dt.UTC)
-
 
 def find_tenant(app: web.Application, tenant_id: str) -> Tenant | None:
     """The tenant in force with this id, or None."""
-    return next((t for t in app[CONFIG]().tenants if t.id == tenant_id), None)
+    return app[CONFIG]().tenant(tenant_id)
 
 
 def tenant_or_404(app: web.Application, tenant_id: str) -> Tenant:

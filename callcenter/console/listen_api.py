@@ -105,8 +105,7 @@ async def start_listen(request: web.Request, user: User) -> web.StreamResponse:
     service, call_id, session = await _call(request, user)
     body = LISTEN_BODY.check(await json_body(request))
     session = await _live_session(service, call_id, session)
-    tenant = next((t for t in request.app[CONFIG]().tenants
-                   if t.id == session.state.tenant_id), None)
+    tenant = request.app[CONFIG]().tenant(session.state.tenant_id)
     operators = tuple(op.extension for op in tenant.operators.operators) if tenant else ()
     try:
         li = await service.listen.start(session, supervisor=user.name,

@@ -384,7 +384,7 @@ async def _tenant_live(config: HotlineConfig, tenant_id: str, pool: LinePool,
     snap = await acd.snapshot(tenant_id)
     counts = snap["counts"]
     assert isinstance(counts, Mapping)
-    tenant = next(t for t in config.tenants if t.id == tenant_id)
+    tenant = config.require_tenant(tenant_id)
     try:
         shift, _ = active_shift(tenant, now)
         shift_name, limit = shift.name, shift.lines

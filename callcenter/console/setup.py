@@ -33,13 +33,14 @@ from aiohttp import web
 
 from callcenter.callbacks.http import add_callback_routes
 from callcenter.callbacks.pages import add_callback_pages
+from callcenter.clock import utcnow
 from callcenter.config.live import LiveConfig
 from callcenter.config.model import HotlineConfig
 from callcenter.console.admin_shifts import add_admin_shift_routes
 from callcenter.console.admin_users import add_user_admin_routes
 from callcenter.console.api import API, add_routes
 from callcenter.console.auth import EXECUTOR, USERS, auth_middleware
-from callcenter.console.context import CLOCK, CONFIG, SERVICE, utcnow
+from callcenter.console.context import CLOCK, CONFIG, SERVICE
 from callcenter.console.errors import error_middleware
 from callcenter.console.limits import add_size_limit_page
 from callcenter.console.listen_api import add_listen_routes

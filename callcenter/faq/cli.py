@@ -89,11 +89,10 @@ def _tenant(settings: Settings, tenant_id: str) -> Tenant:
         raise _Refused(f"invalid config: {e}") from e
     except OSError as e:
         raise _Refused(f"cannot read config {settings.config_path}: {e}") from e
-    for t in config.tenants:
-        if t.id == tenant_id:
-            return t
-    known = ", ".join(t.id for t in config.tenants)
-    raise _Refused(f"unknown tenant {tenant_id!r} in {settings.config_path} (known: {known})")
+    try:
+        return config.require_tenant(tenant_id)
+    except LookupError as e:
+        raise _Refused(str(e)) from e
 
 
 def _field_id(tenant: Tenant, text: str | None) -> str | None:

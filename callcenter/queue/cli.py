@@ -131,10 +131,10 @@ def cmd_action(args: argparse.Namespace, settings: Settings) -> int:
 def _tenants(config: Any, wanted: str | None) -> list[Any]:
     if wanted is None:
         return list(config.tenants)
-    found = [t for t in config.tenants if t.id == wanted]
-    if not found:
-        known = ", ".join(t.id for t in config.tenants)
-        raise _Refused(f"no tenant {wanted!r} in {config.source} (known: {known})")
+    try:
+        found = [config.require_tenant(wanted)]
+    except LookupError as e:
+        raise _Refused(str(e)) from e
     return found
 
 

@@ -32,10 +32,10 @@ import aiohttp
 from sqlalchemy.exc import SQLAlchemyError
 from yarl import URL
 
+from callcenter.clock import utcnow
 from callcenter.sms.batching import GroupCommit
 from callcenter.sms.dlr import DLR_MASK, dlr_url
 from callcenter.sms.store import OutboxMessage, SmsOutbox
-from callcenter.store.models import utcnow
 
 log = logging.getLogger(__name__)
 

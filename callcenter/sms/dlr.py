@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from callcenter.clock import utcnow
 from callcenter.sms.batching import GroupCommit
 from callcenter.sms.store import DLR_TYPES, DeliveryReport, SmsOutbox
-from callcenter.store.models import utcnow
 
 log = logging.getLogger(__name__)
 

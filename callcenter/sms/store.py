@@ -36,9 +36,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from callcenter.clock import utcnow
 from callcenter.numbers import normalise_number
 from callcenter.sms.parts import MAX_PARTS, normalise_text, sms_parts
-from callcenter.store.models import Base, UTCDateTime, utcnow
+from callcenter.store.models import Base, UTCDateTime
 from callcenter.store.records import make_engine
 
 STATUSES: Final = ("queued", "sending", "sent", "delivered", "failed", "expired")

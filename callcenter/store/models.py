@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from callcenter.clock import utcnow
 from callcenter.store.data import ID_MAX_LENGTH, OPERATOR_MAX_LENGTH, OUTCOMES
 
 # Stable constraint/index names, so migrations can address them on every backend.
@@ -21,10 +22,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-
-def utcnow() -> dt.datetime:
-    """Now, aware, in UTC."""
-    return dt.datetime.now(dt.UTC)
 
 
 class UTCDateTime(sa.TypeDecorator[dt.datetime]):

@@ -46,8 +46,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from callcenter.clock import utcnow
 from callcenter.store import user_audit
-from callcenter.store.models import Base, UTCDateTime, utcnow
+from callcenter.store.models import Base, UTCDateTime
 from callcenter.store.records import make_engine
 from callcenter.store.user_audit import UserChange
 

@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from callcenter.config.base import MISSING, BaseParser, join_key, type_name
-from callcenter.config.model import DEFAULT_FIELDS, Field
+from callcenter.config.model import DEFAULT_FIELDS, Field, HotlineConfig, Tenant
 from callcenter.numbers import normalise_number, vietnamese_mobile
 
 if TYPE_CHECKING:
@@ -108,6 +108,16 @@ class TicketError(ValueError):
         self.id = error_id
         self.message = message
         super().__init__(f"{error_id}: {message}")
+
+
+def ticket_tenant(config: HotlineConfig, tenant_id: str) -> Tenant:
+    """The tenant a ticket action names; TicketError ``ticket.unknown_tenant`` otherwise."""
+    found = config.tenant(tenant_id)
+    if found is None:
+        known = ", ".join(t.id for t in config.tenants)
+        raise TicketError("ticket.unknown_tenant",
+                          f"unknown tenant {tenant_id!r}: expected one of {known}")
+    return found
 
 
 # ---- the policy -----------------------------------------------------------------------------

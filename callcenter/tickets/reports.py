@@ -66,10 +66,10 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from callcenter.clock import utcnow
 from callcenter.config.model import HotlineConfig, Tenant
-from callcenter.store.models import utcnow
 from callcenter.tickets import store as st
-from callcenter.tickets.config import TicketError, TicketPolicy, policy_of
+from callcenter.tickets.config import TicketError, TicketPolicy, policy_of, ticket_tenant
 
 LEVEL1_NAME = "Tổng đài 1022 (cấp 1)"
 CONTENT_CHARS = 200
@@ -280,12 +280,7 @@ def _n(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
 
 
 def _tenant(config: HotlineConfig, tenant: str) -> Tenant:
-    found = next((t for t in config.tenants if t.id == tenant), None)
-    if found is None:
-        known = ", ".join(t.id for t in config.tenants)
-        raise TicketError("ticket.unknown_tenant",
-                          f"unknown tenant {tenant!r}: expected one of {known}")
-    return found
+    return ticket_tenant(config, tenant)
 
 
 def _shorten(text: str, limit: int = CONTENT_CHARS) -> str:

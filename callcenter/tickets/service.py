@@ -95,14 +95,14 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from callcenter.clock import utcnow
 from callcenter.config.model import HotlineConfig, Tenant
 from callcenter.numbers import mask_number, normalise_number, vietnamese_phone
 from callcenter.sms.store import enqueue, month_bounds
 from callcenter.store.data import ID_MAX_LENGTH
-from callcenter.store.models import utcnow
 from callcenter.tickets import deadlines as dl
 from callcenter.tickets import store as st
-from callcenter.tickets.config import TicketPolicy, policy_of
+from callcenter.tickets.config import TicketPolicy, policy_of, ticket_tenant
 from callcenter.tickets.files import DEFAULT_MAX_UPLOAD_BYTES, check_upload
 from callcenter.tickets.redact import redact
 from callcenter.tickets.rules import (
@@ -291,13 +291,7 @@ class TicketService:
     # -- config ----------------------------------------------------------------------------
     def tenant(self, tenant: str) -> Tenant:
         """The tenant's config; TicketError ``ticket.unknown_tenant``."""
-        cfg = self.config()
-        found = next((t for t in cfg.tenants if t.id == tenant), None)
-        if found is None:
-            known = ", ".join(t.id for t in cfg.tenants)
-            raise TicketError("ticket.unknown_tenant",
-                              f"unknown tenant {tenant!r}: expected one of {known}")
-        return found
+        return ticket_tenant(self.config(), tenant)
 
     def policy(self, tenant: str) -> TicketPolicy:
         """The tenant's ticket policy (units, places, deadlines, SMS texts) as configured now."""

@@ -27,8 +27,9 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from callcenter.ari_app.calls import CALL_KEY, CallSession, utcnow
+from callcenter.ari_app.calls import CALL_KEY, CallSession
 from callcenter.ari_app.service import STASIS, StasisService
+from callcenter.clock import utcnow
 from callcenter.console.api import (
     LEVEL1,
     P_TENANT,
@@ -116,7 +117,7 @@ async def _session(request: web.Request, user: User) -> CallSession:
 async def get_units(request: web.Request, user: User) -> web.StreamResponse:
     q = parse_query((P_TENANT,), request.query)
     tenant = tenant_param(request, user, q["tenant"])
-    t = next(t for t in request.app[CONFIG]().tenants if t.id == tenant)
+    t = request.app[CONFIG]().require_tenant(tenant)
     units = xf.targets(t.tickets.units) if t.tickets is not None else ()
     return web.json_response({"tenant": tenant, "units": [
         {"id": u.id, "name": u.name, "kind": u.kind, "hotline": u.hotline} for u in units]})

@@ -136,7 +136,7 @@ def test_given_broken_file_when_imported_then_every_error_printed_exit_1_nothing
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["import", str(EXAMPLE), "--tenant", "hanoi"], "unknown tenant 'hanoi'"),
+    (["import", str(EXAMPLE), "--tenant", "hanoi"], "no tenant 'hanoi'"),
     (["import", str(EXAMPLE), "--tenant", "dongnai", "--field", "nông nghiệp"],
      "unknown field 'nông nghiệp' for tenant dongnai; known fields: Y tế (health)"),
     (["import", "/nonexistent/faq.xlsx", "--tenant", "dongnai"], "faq.xlsx: cannot read"),
