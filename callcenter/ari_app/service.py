@@ -15,6 +15,7 @@ from aiohttp import web
 from callcenter.ari_app.calls import CALL_KEY, CallDeps, CallSession, state_from_json
 from callcenter.ari_app.client import AriClient, AriError
 from callcenter.ari_app.listen import ListenManager
+from callcenter.backoff import Backoff
 from callcenter.clock import utcnow
 from callcenter.config.model import HotlineConfig, Tenant
 from callcenter.domain import call as cm
@@ -82,7 +83,7 @@ class StasisService:
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self) -> None:
         """Connect, reconcile, dispatch; on loss wait and reconnect."""
-        delay = 0.2
+        backoff = Backoff(initial=0.2, cap=5.0)
         while True:
             replaced = False
             try:
@@ -91,7 +92,7 @@ class StasisService:
                         if event["type"] == "_Connected":
                             await self.reconcile()
                             self.connected.set()
-                            delay = 0.2
+                            backoff.reset()
                             continue
                         if event["type"] == "ApplicationReplaced":
                             replaced = True
@@ -110,8 +111,7 @@ class StasisService:
             except Exception:
                 log.exception("ARI event loop error")
             self.connected.clear()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            await asyncio.sleep(backoff.next())
 
     async def _stand_by(self) -> None:
         """Another app instance registered our Stasis app on this PBX and now receives its

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from typing import Any
 from panoramisk import Manager
 from panoramisk.message import Message
 
+from callcenter.backoff import Backoff
 from callcenter.phones import devices
 from callcenter.phones.devices import AuthFailure
 
@@ -129,7 +129,7 @@ class AmiWatcher:
 
     async def run(self) -> None:
         """Connect, seed, follow events; reconnect with backoff until close()."""
-        delay = self.backoff_initial_s
+        backoff = Backoff(initial=self.backoff_initial_s, cap=self.backoff_max_s, jitter=0.2)
         outage_since: float | None = None
         while not self._closing.is_set():
             try:
@@ -141,8 +141,7 @@ class AmiWatcher:
                     log.log(level, "AMI %s:%d unavailable (%s); retrying with backoff up to "
                             "%g s", self.host, self.port, e or type(e).__name__,
                             self.backoff_max_s)
-                await self._sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
-                delay = min(delay * 2, self.backoff_max_s)
+                await self._sleep(backoff.next())
                 continue
             if self._closing.is_set():
                 manager.close()
@@ -153,14 +152,14 @@ class AmiWatcher:
             else:
                 log.info("AMI %s:%d connected", self.host, self.port)
             outage_since = None
-            delay = self.backoff_initial_s
+            backoff.reset()
             reason = await self._session(manager)
             if self._closing.is_set():
                 break
             outage_since = time.monotonic()
             log.warning("AMI %s:%d session lost (%s); reconnecting", self.host, self.port,
                         reason)
-            await self._sleep(delay)
+            await self._sleep(backoff.current)
 
     async def close(self) -> None:
         """Stop run(): close the session and do not reconnect."""

@@ -32,6 +32,7 @@ import aiohttp
 from sqlalchemy.exc import SQLAlchemyError
 from yarl import URL
 
+from callcenter.backoff import backoff_delay
 from callcenter.clock import utcnow
 from callcenter.sms.batching import GroupCommit
 from callcenter.sms.dlr import DLR_MASK, dlr_url
@@ -40,16 +41,6 @@ from callcenter.sms.store import OutboxMessage, SmsOutbox
 log = logging.getLogger(__name__)
 
 KANNEL_CODING = {"gsm7": "0", "ucs2": "2"}
-
-
-def backoff_delay(attempt: int, base: float, cap: float, rand: float) -> float:
-    """Seconds before retry `attempt` (1, 2, ...): base * 2^(attempt-1), capped, jittered.
-
-    `rand` in [0, 1) spreads the delay over its upper half, so texts queued together while
-    the gateway was down do not all hit it again in the same instant.
-    """
-    delay = min(cap, base * 2.0 ** max(0, attempt - 1))
-    return delay * (0.5 + rand / 2)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from callcenter.backoff import Backoff
 from callcenter.domain.call import CallState, TransferRecord
 from callcenter.ivr import menu
 from callcenter.store.journal import RecordJournal
@@ -85,7 +86,7 @@ class RecordWriter:
 
     async def run(self) -> None:
         """Flush on every new record; while the database is down, retry with back-off."""
-        delay = 0.5
+        backoff = Backoff(initial=0.5, cap=30.0)
         self._wake.set()  # records left by a previous run are written first
         while True:
             await self._wake.wait()
@@ -97,8 +98,7 @@ class RecordWriter:
                             str(e).splitlines()[0][:200])
                 pending = 1
             if pending:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                await asyncio.sleep(backoff.next())
                 self._wake.set()
             else:
-                delay = 0.5
+                backoff.reset()

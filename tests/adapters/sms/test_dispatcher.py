@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 from aiohttp import web
-from hypothesis import given
-from hypothesis import strategies as st
 
-from callcenter.sms.dispatcher import SendsmsTarget, backoff_delay
+from callcenter.sms.dispatcher import SendsmsTarget
 from callcenter.sms.dlr import dlr_signature
 from callcenter.sms.store import SmsOutbox
 from tests.support.kannel import (
@@ -86,23 +84,6 @@ def _enqueue(box: SmsOutbox, n: int = 1, text: str = NOTICE) -> int:
 def _status(box: SmsOutbox, msg_id: int) -> str:
     m = box.get(msg_id)
     return m.status if m else "?"
-
-
-# -- back-off -----------------------------------------------------------------------------
-
-
-@given(st.integers(1, 60), st.floats(0, 0.999))
-def test_given_attempt_when_backing_off_then_exponential_capped_jittered(
-        attempt: int, rand: float) -> None:
-    delay = backoff_delay(attempt, base=2.0, cap=300.0, rand=rand)
-    full = min(300.0, 2.0 * 2 ** (attempt - 1))
-    assert full / 2 <= delay <= full
-
-
-def test_given_first_attempts_when_backing_off_then_doubling() -> None:
-    assert [backoff_delay(a, 2.0, 300.0, 0.999999) for a in (1, 2, 3, 4)] == pytest.approx(
-        [2.0, 4.0, 8.0, 16.0], rel=1e-5)
-    assert backoff_delay(20, 2.0, 300.0, 0.0) == 150.0
 
 
 # -- answers of the gateway ---------------------------------------------------------------
