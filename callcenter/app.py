@@ -50,6 +50,7 @@ from callcenter.queue.redis import AcdQueue
 from callcenter.runtime.loop_lag import LoopLag
 from callcenter.sms.dlr import add_routes as add_sms_routes
 from callcenter.sms.service import dlr_base_url, sms_context
+from callcenter.store.database import Database
 from callcenter.store.journal import RecordJournal
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.recorder import RecordWriter
@@ -67,6 +68,7 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 POOL = web.AppKey("pool", LinePool)
 WRITER = web.AppKey("writer", RecordWriter)
 LAYOUT = web.AppKey("layout", PbxLayout)
+DATABASE = web.AppKey("database", Database)
 IVR = web.AppKey("ivr", IvrRuntime)
 TICKETS = web.AppKey("tickets", TicketService)
 SECRETS = web.AppKey("secrets", Secrets)
@@ -142,9 +144,15 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     await shared.disconnect()  # a pool given to Redis() is not closed by it
 
 
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Close the shared connection pool once every store is done with it."""
+    yield
+    app[DATABASE].close()
+
+
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
-    store = CallRecordStore(s.database_url)
+    store = CallRecordStore(app[DATABASE])
     try:
         await asyncio.to_thread(upgrade_head, s.database_url)
         prepare = None
@@ -181,7 +189,7 @@ async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
     from callcenter.recordings.audit import RecordingStore
     from callcenter.recordings.purge import JOB_ACTOR, purge_recordings, retention_job
 
-    store = RecordingStore(app[SETTINGS].database_url)
+    store = RecordingStore(app[DATABASE])
     job = _owned(app, retention_job(lambda: purge_recordings(
         store, app[LAYOUT].recordings(), app[CONFIG](), utcnow(), actor=JOB_ACTOR)),
         "recording-retention")
@@ -256,12 +264,12 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
                     secrets.ari_user, secrets.ari_password, cfg.service.stasis_app, session)
     library = PromptLibrary(app[LAYOUT].host("sounds"), app[LAYOUT].pbx("sounds"),
                             s.sounds_override)
-    runtime = app[IVR] = IvrRuntime(FaqStore(s.database_url), library, app[CONFIG])
+    runtime = app[IVR] = IvrRuntime(FaqStore(app[DATABASE]), library, app[CONFIG])
     await asyncio.to_thread(library.scan_recorded, [t.id for t in cfg.tenants])
     ivr_tasks = [_owned(app, runtime.watch(app[REDIS]), "faq-watch"),
                  _owned(app, runtime.builder(), "prompt-builder")]
     runtime.want_build()
-    callbacks = CallbackStore(s.database_url)
+    callbacks = CallbackStore(app[DATABASE])
 
     async def save_callback(state: CallState) -> None:
         assert state.tenant_id is not None
@@ -424,15 +432,18 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
     app[REDIS_URL] = redis_url
     app[CONFIG] = LiveConfig(settings.config_path, config)
     log.info("config %s: %s", settings.config_path, summary(config))
-    sms = sms_context(settings.sms, settings.state_dir, settings.database_url,
+    # One database, one connection pool for every store of the process (tickets keep their own
+    # stricter engine, see store/database.py); closed after every store (cleanup in reverse).
+    app[DATABASE] = database = Database(settings.database_url)
+    sms = sms_context(settings.sms, settings.state_dir, database,
                       dlr_base_url(config.service.http_bind, config.service.http_port))
     # SMS after the store (which migrates the database), before calls start.
-    app.cleanup_ctx.extend([_tasks_ctx, _redis_ctx, _store_ctx, sms, _tickets_ctx, _ari_ctx,
-                            _ami_ctx, _config_ctx])
+    app.cleanup_ctx.extend([_tasks_ctx, _database_ctx, _redis_ctx, _store_ctx, sms, _tickets_ctx,
+                            _ari_ctx, _ami_ctx, _config_ctx])
     app.cleanup_ctx.append(_retention_ctx)  # after _ari_ctx, which locates the recordings
     app.cleanup_ctx.append(systemd_ctx)  # last: its cleanup (STOPPING=1) runs first
     add_sms_routes(app)
-    setup_console(app, database_url=settings.database_url, config=app[CONFIG],
+    setup_console(app, database_url=settings.database_url, database=database, config=app[CONFIG],
                   tickets=TICKETS, acd=ACD, live_config=CONFIG, redis=REDIS)
     app[OUTCOMES] = CallMetrics()
     add_metrics_route(app, _metrics_sample, app[OUTCOMES])

@@ -32,6 +32,7 @@ from callcenter.console.auth import USERS, in_thread, require_tenant
 from callcenter.console.context import CLOCK, tenant_or_404
 from callcenter.console.errors import ApiError, invalid
 from callcenter.console.validation import Obj, Param, Str, parse_query
+from callcenter.store.database import DatabaseRef
 from callcenter.store.users import User
 
 ROLES = ("operator", "supervisor", "admin")
@@ -130,16 +131,16 @@ CALLBACK_SCHEMAS: dict[str, Any] = {
 
 
 
-def add_callback_routes(app: web.Application, database_url: str | None = None) -> None:
+def add_callback_routes(app: web.Application, database: DatabaseRef | None = None) -> None:
     """Add the callback routes and their store's cleanup context to ``app`` (not yet started).
 
-    The store opens on ``database_url``, or by default on the console's user store's database
-    (so call this after ``setup_console`` has added its own context).
+    The store opens on ``database`` (the app's shared Database, or a URL), or by default on
+    the console's user store's database (so call this after ``setup_console`` has added its
+    own context).
     """
 
     async def callbacks_ctx(app: web.Application) -> AsyncIterator[None]:
-        store = CallbackStore(database_url if database_url is not None
-                              else app[USERS].engine.url)
+        store = CallbackStore(database if database is not None else app[USERS].engine.url)
         app[CALLBACKS] = store
         try:
             yield

@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from callcenter.clock import utcnow
 from callcenter.numbers import mask_number
+from callcenter.store.database import DatabaseRef, engine_for
 from callcenter.store.models import CALLBACK_STATUSES, Callback
-from callcenter.store.records import make_engine
 
 __all__ = ["CALLBACK_STATUSES", "CallbackError", "CallbackRequest", "CallbackStore"]
 
@@ -74,14 +74,15 @@ def _request(row: Any) -> CallbackRequest:
 class CallbackStore:
     """Callback requests in SQL (SQLite or PostgreSQL). Blocking: run it in a thread."""
 
-    def __init__(self, database_url: str | sa.URL):
-        url = database_url if isinstance(database_url, str) else \
-            database_url.render_as_string(hide_password=False)
-        self.engine = make_engine(url)
+    def __init__(self, database: DatabaseRef | sa.URL):
+        if isinstance(database, sa.URL):
+            database = database.render_as_string(hide_password=False)
+        self.engine, self._owns_engine = engine_for(database)
 
     def close(self) -> None:
         """Close the pool's connections."""
-        self.engine.dispose()
+        if self._owns_engine:
+            self.engine.dispose()
 
     def request(self, tenant: str, call_id: str, caller: str,
                 at: dt.datetime) -> CallbackRequest:

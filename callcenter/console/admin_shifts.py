@@ -47,6 +47,7 @@ from callcenter.console.context import CLOCK, find_tenant
 from callcenter.console.sessions import console_csrf, error_page, require_console_role
 from callcenter.lines.shifts import active_shift
 from callcenter.store.config_audit import ConfigAuditStore, ConfigChange
+from callcenter.store.database import DatabaseRef
 
 log = logging.getLogger("callcenter.console.admin_shifts")
 
@@ -409,7 +410,7 @@ async def _refused(request: web.Request, tenant: Tenant, error: ConfigEditError,
 
 
 def add_admin_shift_routes(app: web.Application, live_config: web.AppKey[LiveConfig], *,
-                           database_url: str) -> None:
+                           database: DatabaseRef) -> None:
     """Add GET/POST /console/admin/shifts; ``app[live_config]`` is read at startup.
 
     Needs the console's session routes (``add_login_routes``), ``EXECUTOR`` and ``CLOCK``
@@ -418,7 +419,7 @@ def add_admin_shift_routes(app: web.Application, live_config: web.AppKey[LiveCon
 
     async def admin_shifts_ctx(app: web.Application) -> AsyncIterator[None]:
         app[EDITOR] = ConfigEditor(app[live_config])
-        app[AUDIT] = audit = ConfigAuditStore(database_url)
+        app[AUDIT] = audit = ConfigAuditStore(database)
         try:
             yield
         finally:

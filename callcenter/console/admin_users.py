@@ -55,6 +55,7 @@ from callcenter.console.passwords import (
 )
 from callcenter.console.sessions import _PAGE_HEADERS as PAGE_HEADERS
 from callcenter.console.sessions import PASSWORDS, POLICY, error_page, require_console_role
+from callcenter.store.database import DatabaseRef
 from callcenter.store.user_audit import UserAuditStore, UserChange
 from callcenter.store.users import (
     USER_ROLES,
@@ -695,11 +696,11 @@ async def _carry_out(request: web.Request, admin: str, tenant: Tenant, name: str
     return _Outcome(action)
 
 
-def add_user_admin_routes(app: web.Application, database_url: str) -> None:
+def add_user_admin_routes(app: web.Application, database: DatabaseRef) -> None:
     """Add the user administration pages to ``app`` (needs ``setup_console``'s resources)."""
 
     async def user_audit_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[AUDIT] = audit = UserAuditStore(database_url)
+        app[AUDIT] = audit = UserAuditStore(database)
         try:
             yield
         finally:

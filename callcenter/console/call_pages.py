@@ -20,6 +20,7 @@ from callcenter.console.exports import fetch_capped, numbered, xlsx_response
 from callcenter.console.pages import page_env, render, zone_of
 from callcenter.console.sessions import error_page, require_console_role
 from callcenter.store.data import CallRecordData
+from callcenter.store.database import DatabaseRef
 from callcenter.store.records import CallRecordStore
 from callcenter.store.users import User
 from callcenter.tickets.reports import Column, Table
@@ -141,11 +142,11 @@ async def calls_xlsx(request: web.Request) -> web.StreamResponse:
                                f"cuoc-goi-{user.tenant}-{f.day.isoformat()}.xlsx")
 
 
-def add_call_pages(app: web.Application, database_url: str) -> None:
+def add_call_pages(app: web.Application, database: DatabaseRef) -> None:
     """Add GET /console/calls and /console/calls.xlsx (and the call-record store they read)."""
 
     async def call_pages_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[RECORDS] = store = CallRecordStore(database_url)
+        app[RECORDS] = store = CallRecordStore(database)
         try:
             yield
         finally:

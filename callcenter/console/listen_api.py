@@ -33,6 +33,7 @@ from callcenter.console.auth import in_thread
 from callcenter.console.context import CONFIG
 from callcenter.console.errors import ApiError
 from callcenter.console.validation import Obj, Param, Str
+from callcenter.store.database import DatabaseRef
 from callcenter.store.listen_audit import ListenAuditStore
 from callcenter.store.users import User
 from callcenter.transfers.http import STASIS_KEY
@@ -150,17 +151,17 @@ LISTEN_ROUTES: tuple[Route, ...] = (
 )
 
 
-def add_listen_routes(app: web.Application, database_url: str | None = None) -> None:
-    """Register the listen-in routes; with ``database_url`` every use is audit-logged in
+def add_listen_routes(app: web.Application, database: DatabaseRef | None = None) -> None:
+    """Register the listen-in routes; with ``database`` every use is audit-logged in
     ``listen_audit`` (the store is opened and closed with the app). The StasisService is
     found like the transfer routes find it (``transfers.http.STASIS_KEY`` or
     ``callcenter.ari_app.service.STASIS``)."""
     add_route_table(app, LISTEN_ROUTES)
-    if database_url is None:
+    if database is None:
         return
 
     async def audit_ctx(app: web.Application) -> AsyncIterator[None]:
-        store = app[AUDIT] = ListenAuditStore(database_url)
+        store = app[AUDIT] = ListenAuditStore(database)
         try:
             yield
         finally:

@@ -51,6 +51,7 @@ from callcenter.console.sessions import add_login_routes
 from callcenter.desk.pages import add_desk_routes
 from callcenter.queue.http import ACD_KEY, add_agent_routes
 from callcenter.queue.redis import AcdQueue
+from callcenter.store.database import Database
 from callcenter.store.users import UserStore
 from callcenter.tickets.pages import add_list_pages
 from callcenter.tickets.service import TicketService
@@ -69,6 +70,7 @@ async def openapi_json(request: web.Request) -> web.StreamResponse:
 
 
 def setup_console(app: web.Application, *, database_url: str,
+                  database: Database | None = None,
                   config: Callable[[], HotlineConfig],
                   tickets: web.AppKey[TicketService] | None = None,
                   files_dir: Path | None = None, max_upload_bytes: int | None = None,
@@ -79,6 +81,8 @@ def setup_console(app: web.Application, *, database_url: str,
                   redis: web.AppKey[aioredis.Redis] | None = None) -> None:
     """Add the ticket API, the public pages and their resources to ``app`` (not yet started).
 
+    ``database``: the app's shared Database (one connection pool for every store); without
+    one, the console opens its own on ``database_url`` and closes it when the app stops.
     ``config`` is read at every request (the app's LiveConfig), so reloads apply at once.
     ``tickets``: the app key of a TicketService an earlier cleanup context sets; otherwise
     give ``files_dir`` (and optionally ``max_upload_bytes``) and the console opens its own.
@@ -93,6 +97,15 @@ def setup_console(app: web.Application, *, database_url: str,
         raise ValueError("setup_console: give tickets= (the app's TicketService key) or "
                          "files_dir= (the console opens its own service)")
     app[CONFIG] = config
+    db = database
+    if db is None:
+        db = own_db = Database(database_url)
+
+        async def database_ctx(_app: web.Application) -> AsyncIterator[None]:
+            yield  # registered first: closed after every console store
+            own_db.close()
+
+        app.cleanup_ctx.append(database_ctx)
     app[CLOCK] = clock
 
     async def console_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -106,7 +119,7 @@ def setup_console(app: web.Application, *, database_url: str,
             kwargs = {} if max_upload_bytes is None else {"max_upload_bytes": max_upload_bytes}
             service = own = TicketService(database_url, config, files_dir, clock=clock,
                                           **kwargs)
-        users = UserStore(database_url)
+        users = UserStore(db)
         app[EXECUTOR], app[SERVICE], app[USERS] = executor, service, users
         log.info("ticket API on %s, public pages on /public/{tenant}/", API)
         try:
@@ -121,19 +134,19 @@ def setup_console(app: web.Application, *, database_url: str,
     app.middlewares.extend([error_middleware, auth_middleware])
     app.router.add_get(f"{API}/openapi.json", openapi_json, name="openapi")
     add_routes(app)
-    add_callback_routes(app, database_url)
+    add_callback_routes(app, db)
     if acd is not None:
         add_agent_routes(app, acd)
         add_transfer_routes(app)  # calls live in the same app as the queue
-        add_wallboard_routes(app, database_url=database_url, acd=acd)  # wallboard/http.py
-        add_listen_routes(app, database_url)  # supervisors listen in (listen_api.py)
-        add_desk_routes(app, acd, database_url)  # the operator desk (desk/pages.py)
+        add_wallboard_routes(app, database=db, acd=acd)  # wallboard/http.py
+        add_listen_routes(app, db)  # supervisors listen in (listen_api.py)
+        add_desk_routes(app, acd, db)  # the operator desk (desk/pages.py)
     add_public_routes(app)
     add_static_routes(app)  # /console/static/*.js|css (pages.py)
     add_login_routes(app, redis=redis)  # /console/login, /console/logout, /console/ (sessions.py)
-    add_list_pages(app, database_url)  # /console/tickets, /console/calls (tickets/pages.py)
+    add_list_pages(app, db)  # /console/tickets, /console/calls (tickets/pages.py)
     add_callback_pages(app)  # /console/callbacks (callbacks/pages.py)
     add_size_limit_page(app)  # Vietnamese 413 page under /console (limits.py)
-    add_user_admin_routes(app, database_url)  # /console/admin/users (admin_users.py)
+    add_user_admin_routes(app, db)  # /console/admin/users (admin_users.py)
     if live_config is not None:
-        add_admin_shift_routes(app, live_config, database_url=database_url)
+        add_admin_shift_routes(app, live_config, database=db)

@@ -46,6 +46,7 @@ from callcenter.queue.agent import AgentState
 from callcenter.queue.control import AgentActionError
 from callcenter.queue.http import acd_of, acd_unavailable, agent_error, own_tenant_of
 from callcenter.queue.rules import agent_json
+from callcenter.store.database import DatabaseRef
 from callcenter.store.recorder import record_of
 from callcenter.store.users import User
 from callcenter.tickets.config import policy_of
@@ -308,11 +309,11 @@ DESK_SCHEMAS: dict[str, Any] = {
 }
 
 
-def add_desk_api(app: web.Application, database_url: str) -> None:
+def add_desk_api(app: web.Application, database: DatabaseRef) -> None:
     """Register the desk and FAQ routes and a cleanup context opening the FAQ store."""
 
     async def faq_ctx(app: web.Application) -> AsyncIterator[None]:
-        store = FaqStore(database_url)
+        store = FaqStore(database)
         app[FAQ_CACHE] = FaqCache(store)
         try:
             yield

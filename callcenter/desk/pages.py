@@ -30,6 +30,7 @@ from callcenter.desk.http import add_desk_api
 from callcenter.queue.http import ACD_KEY
 from callcenter.queue.redis import AcdQueue
 from callcenter.queue.texts import STATE_LABELS
+from callcenter.store.database import DatabaseRef
 from callcenter.tickets.config import policy_of
 from callcenter.transfers import rules as xf
 
@@ -266,9 +267,9 @@ async def desk_page(request: web.Request) -> web.StreamResponse:
 
 
 def add_desk_routes(app: web.Application, acd: web.AppKey[AcdQueue],
-                    database_url: str) -> None:
+                    database: DatabaseRef) -> None:
     """Add the desk page and its API routes to ``app``; ``app[acd]`` is the AcdQueue at
-    request time, ``database_url`` the store the FAQ is read from."""
+    request time, ``database`` the store the FAQ is read from."""
     app[ACD_KEY] = acd  # the same key add_agent_routes sets: the desk reads agents like it
     app.router.add_get(DESK_PATH, desk_page, name="console_desk")
-    add_desk_api(app, database_url)
+    add_desk_api(app, database)

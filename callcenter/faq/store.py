@@ -28,6 +28,7 @@ from callcenter.faq.rules import (
     item_key,
     split_sentences,
 )
+from callcenter.store.database import DatabaseRef, engine_for
 from callcenter.store.models import FaqEvent, FaqItem, FaqVersion
 
 log = logging.getLogger("callcenter.faq.store")
@@ -110,11 +111,8 @@ def _version(row: sa.Row[Any], unchanged: bool = False) -> VersionInfo:
 class FaqStore:
     """FAQ versions, items and events in SQL (SQLite or PostgreSQL). Blocking."""
 
-    def __init__(self, database_url: str):
-        # Imported here: store/recorder.py imports this module (record_events) at load time.
-        from callcenter.store.records import make_engine
-
-        self.engine = make_engine(database_url)
+    def __init__(self, database: DatabaseRef):
+        self.engine, self._owns_engine = engine_for(database)
 
     # -- versions --------------------------------------------------------------------------
 
@@ -302,7 +300,8 @@ class FaqStore:
 
     def close(self) -> None:
         """Close the pool's connections."""
-        self.engine.dispose()
+        if self._owns_engine:
+            self.engine.dispose()
 
 
 def _stamp(version_ids: Sequence[int]) -> str:

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.recordings.retention import Recorded, cutoff
+from callcenter.store.database import DatabaseRef, engine_for
 from callcenter.store.models import Base, CallRecord, UTCDateTime
-from callcenter.store.records import make_engine
 
 __all__ = ["RecordingAuditRow", "RecordingDeletion", "RecordingStore"]
 
@@ -77,12 +77,13 @@ def _deletion(row: Any) -> RecordingDeletion:
 class RecordingStore:
     """Records' recordings and their deletion audit (SQLite or PostgreSQL). Blocking."""
 
-    def __init__(self, database_url: str) -> None:
-        self.engine = make_engine(database_url)
+    def __init__(self, database: DatabaseRef) -> None:
+        self.engine, self._owns_engine = engine_for(database)
 
     def close(self) -> None:
         """Release the engine's connections."""
-        self.engine.dispose()
+        if self._owns_engine:
+            self.engine.dispose()
 
     def ended_before(self, keep_days: int, now: dt.datetime, *,
                      tenants: Collection[str] | None = None,

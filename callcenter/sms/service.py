@@ -3,7 +3,7 @@
 In `callcenter/app.py`, after the store's context (it migrates the database)::
 
     app.cleanup_ctx.append(sms_context(settings.sms, settings.state_dir,
-                                       settings.database_url,
+                                       app[DATABASE],
                                        dlr_base_url(cfg.service.http_bind, cfg.service.http_port)))
     add_routes(app)  # from callcenter.sms.dlr: GET /sms/dlr
 """
@@ -20,6 +20,7 @@ from callcenter.sms.credentials import load_kannel_secrets
 from callcenter.sms.dispatcher import SendsmsTarget, SmsDispatcher
 from callcenter.sms.dlr import DLR_PATH, SMS_DLR, DlrReceiver
 from callcenter.sms.store import SmsOutbox
+from callcenter.store.database import DatabaseRef
 
 SMS_OUTBOX = web.AppKey("sms_outbox", SmsOutbox)
 SMS_DISPATCHER = web.AppKey("sms_dispatcher", SmsDispatcher)
@@ -33,13 +34,13 @@ def dlr_base_url(http_bind: str, http_port: int) -> str:
     return f"http://{host}:{http_port}{DLR_PATH}"
 
 
-def sms_context(sms: SmsSettings, state_dir: Path, database_url: str, dlr_base: str
+def sms_context(sms: SmsSettings, state_dir: Path, database: DatabaseRef, dlr_base: str
                 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup_ctx: app[SMS_OUTBOX], app[SMS_DLR], and (SMS on) a running app[SMS_DISPATCHER]."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         secrets = load_kannel_secrets(state_dir)
-        outbox = SmsOutbox(database_url)
+        outbox = SmsOutbox(database)
         app[SMS_OUTBOX] = outbox
         receiver = app[SMS_DLR] = DlrReceiver(outbox, secrets.dlr_key)
         dispatcher = None

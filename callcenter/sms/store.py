@@ -39,8 +39,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from callcenter.clock import utcnow
 from callcenter.numbers import normalise_number
 from callcenter.sms.parts import MAX_PARTS, normalise_text, sms_parts
+from callcenter.store.database import DatabaseRef, engine_for
 from callcenter.store.models import Base, UTCDateTime
-from callcenter.store.records import make_engine
 
 STATUSES: Final = ("queued", "sending", "sent", "delivered", "failed", "expired")
 FINAL_STATUSES: Final = ("delivered", "failed", "expired")
@@ -240,9 +240,11 @@ def month_bounds(month: str, tz: ZoneInfo = BILLING_TZ) -> tuple[dt.datetime, dt
 class SmsOutbox:
     """The outbox in SQL (SQLite or PostgreSQL). Blocking: run it in a thread executor."""
 
-    def __init__(self, database: str | sa.Engine):
-        self.engine = make_engine(database) if isinstance(database, str) else database
-        self._owns_engine = isinstance(database, str)
+    def __init__(self, database: DatabaseRef | sa.Engine):
+        if isinstance(database, sa.Engine):
+            self.engine, self._owns_engine = database, False
+        else:
+            self.engine, self._owns_engine = engine_for(database)
         # SQLite has one writer: our threads queue on a lock (in order, at once) instead of
         # meeting SQLite's busy handler, which sleeps 1, 2, 5 ... 100 ms between tries.
         self._write_lock = (threading.Lock() if self.engine.dialect.name == "sqlite"

@@ -17,8 +17,8 @@ from typing import Any, Protocol, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from callcenter.store.database import DatabaseRef, engine_for
 from callcenter.store.models import Base, UTCDateTime
-from callcenter.store.records import make_engine
 
 __all__ = ["ConfigAuditRow", "ConfigAuditStore", "ConfigChange"]
 
@@ -85,12 +85,13 @@ def _change(row: Any) -> ConfigChange:
 class ConfigAuditStore:
     """The config audit log in SQL (SQLite or PostgreSQL). Blocking: run it in a thread."""
 
-    def __init__(self, database_url: str) -> None:
-        self.engine = make_engine(database_url)
+    def __init__(self, database: DatabaseRef) -> None:
+        self.engine, self._owns_engine = engine_for(database)
 
     def close(self) -> None:
         """Release the engine's connections."""
-        self.engine.dispose()
+        if self._owns_engine:
+            self.engine.dispose()
 
     def record(self, *, user: str, tenant: str, changes: Iterable[ChangeLike],
                at: dt.datetime, file_sha256: str,

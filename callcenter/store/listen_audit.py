@@ -15,8 +15,8 @@ from typing import Any, Final, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from callcenter.store.database import DatabaseRef, engine_for
 from callcenter.store.models import Base, UTCDateTime
-from callcenter.store.records import make_engine
 
 LISTEN_MODES: Final = ("listen", "whisper", "barge")
 
@@ -83,12 +83,13 @@ def _use(row: Any) -> ListenUse:
 class ListenAuditStore:
     """The listen-in audit log in SQL (SQLite or PostgreSQL). Blocking: run it in a thread."""
 
-    def __init__(self, database_url: str):
-        self.engine = make_engine(database_url)
+    def __init__(self, database: DatabaseRef):
+        self.engine, self._owns_engine = engine_for(database)
 
     def close(self) -> None:
         """Close the pool's connections."""
-        self.engine.dispose()
+        if self._owns_engine:
+            self.engine.dispose()
 
     def requested(self, *, tenant: str, node: str | None, call_id: str, supervisor: str,
                   extension: str, operator: str | None, mode: str,

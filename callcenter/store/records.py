@@ -11,43 +11,13 @@ from sqlalchemy.exc import IntegrityError
 
 from callcenter.faq.store import record_events
 from callcenter.store.data import OUTCOMES, CallRecordData
+from callcenter.store.database import DatabaseRef, engine_for
 from callcenter.store.models import CallRecord
-from callcenter.store.urls import normalise_url, sqlite_file
 
 __all__ = ["OUTCOMES", "CallRecordData", "CallRecordStore"]
 
 _COLUMNS = tuple(c.name for c in CallRecord.__table__.columns)
 _TABLE = cast(sa.Table, CallRecord.__table__)
-
-# A PostgreSQL host that drops packets would otherwise hang the writer thread for minutes;
-# the journal keeps the record meanwhile, so failing fast and retrying is the better deal.
-CONNECT_TIMEOUT_S = 5
-SQLITE_BUSY_TIMEOUT_S = 15
-
-
-def make_engine(database_url: str) -> sa.Engine:
-    """An engine for the store's tables: fast-failing connects, SQLite in WAL mode."""
-    url = normalise_url(database_url)
-    connect_args: dict[str, Any] = {}
-    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
-        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
-    if url.get_backend_name() == "sqlite":
-        connect_args["timeout"] = SQLITE_BUSY_TIMEOUT_S
-    # pre_ping: after a PostgreSQL restart the pool's old connections are dead; test first.
-    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
-    if sqlite_file(url) is not None:
-        sa.event.listen(engine, "connect", _sqlite_wal)
-    return engine
-
-
-def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
-    # WAL: the console and `callcenter calls` read while the writer thread commits.
-    cur = dbapi_connection.cursor()
-    try:
-        cur.execute("PRAGMA journal_mode=WAL")
-    finally:
-        cur.close()
-
 
 def _data(row: sa.Row[Any]) -> CallRecordData:
     return CallRecordData(**{name: getattr(row, name) for name in _COLUMNS})
@@ -56,8 +26,8 @@ def _data(row: sa.Row[Any]) -> CallRecordData:
 class CallRecordStore:
     """Call records in SQL (SQLite or PostgreSQL). Blocking: run it in a thread executor."""
 
-    def __init__(self, database_url: str):
-        self.engine = make_engine(database_url)
+    def __init__(self, database: DatabaseRef):
+        self.engine, self._owns_engine = engine_for(database)
 
     def insert_once(self, rec: CallRecordData) -> bool:
         """Insert `rec`; False if a row with its id already exists (idempotent, race-safe)."""
@@ -146,4 +116,5 @@ class CallRecordStore:
 
     def close(self) -> None:
         """Close the pool's connections."""
-        self.engine.dispose()
+        if self._owns_engine:
+            self.engine.dispose()

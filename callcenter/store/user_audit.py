@@ -20,8 +20,8 @@ from typing import Any, Final, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from callcenter.store.database import DatabaseRef, engine_for
 from callcenter.store.models import Base, UTCDateTime
-from callcenter.store.records import make_engine
 
 __all__ = ["USER_ACTIONS", "UserAuditRow", "UserAuditStore", "UserChange", "append"]
 
@@ -91,12 +91,13 @@ def append(conn: sa.Connection, changes: Sequence[UserChange]) -> None:
 class UserAuditStore:
     """The user audit log in SQL (SQLite or PostgreSQL). Blocking: run it in a thread."""
 
-    def __init__(self, database_url: str) -> None:
-        self.engine = make_engine(database_url)
+    def __init__(self, database: DatabaseRef) -> None:
+        self.engine, self._owns_engine = engine_for(database)
 
     def close(self) -> None:
         """Release the engine's connections."""
-        self.engine.dispose()
+        if self._owns_engine:
+            self.engine.dispose()
 
     def recent(self, tenant: str, target: str | None = None,
                limit: int = 50) -> list[UserChange]:

@@ -48,8 +48,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.clock import utcnow
 from callcenter.store import user_audit
+from callcenter.store.database import DatabaseRef, engine_for
 from callcenter.store.models import Base, UTCDateTime
-from callcenter.store.records import make_engine
 from callcenter.store.user_audit import UserChange
 
 USER_ROLES: Final = ("operator", "supervisor", "admin", "unit")
@@ -352,12 +352,13 @@ def check_user_fields(name: str, role: str, tenant: str, unit: str | None) -> No
 class UserStore:
     """Users and API tokens in SQL (SQLite or PostgreSQL). Blocking: run it in a thread."""
 
-    def __init__(self, database_url: str):
-        self.engine = make_engine(database_url)
+    def __init__(self, database: DatabaseRef):
+        self.engine, self._owns_engine = engine_for(database)
 
     def close(self) -> None:
         """Close the pool's connections."""
-        self.engine.dispose()
+        if self._owns_engine:
+            self.engine.dispose()
 
     # -- users -----------------------------------------------------------------------------
     def add_user(self, name: str, role: str, tenant: str, unit: str | None = None, *,

@@ -36,6 +36,7 @@ from callcenter.console.exports import fetch_capped, numbered, xlsx_response
 from callcenter.console.pages import page_env, render, zone_of
 from callcenter.console.sessions import error_page, require_console_role
 from callcenter.console.uploads import safe_file_name
+from callcenter.store.database import DatabaseRef
 from callcenter.store.users import User
 from callcenter.tickets.config import TicketPolicy, policy_of
 from callcenter.tickets.reports import Column, Table
@@ -465,10 +466,10 @@ async def ticket_submit(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(location=f"{PATH}/{code}?done={action}")
 
 
-def add_list_pages(app: web.Application, database_url: str) -> None:
+def add_list_pages(app: web.Application, database: DatabaseRef) -> None:
     """Add the ticket and call list pages to ``app``."""
     app.router.add_get(PATH, tickets_page, name="console_tickets")
     app.router.add_get(PATH + ".xlsx", tickets_xlsx, name="console_tickets_xlsx")
     app.router.add_get(PATH + "/{code}", ticket_page, name="console_ticket")
     app.router.add_post(PATH + "/{code}", ticket_submit)
-    call_pages.add_call_pages(app, database_url)
+    call_pages.add_call_pages(app, database)

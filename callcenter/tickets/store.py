@@ -44,8 +44,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.store.data import ID_MAX_LENGTH
+from callcenter.store.database import make_engine
 from callcenter.store.models import Base, UTCDateTime
-from callcenter.store.records import make_engine
 from callcenter.store.urls import sqlite_file
 from callcenter.tickets.rules import (
     OPEN,

@@ -74,6 +74,7 @@ from callcenter.numbers import mask_number
 from callcenter.queue.agent import AgentStatus
 from callcenter.queue.redis import AcdQueue
 from callcenter.queue.texts import STATE_LABELS
+from callcenter.store.database import DatabaseRef
 from callcenter.store.models import CallRecord
 from callcenter.store.records import CallRecordStore
 from callcenter.tickets import store as st
@@ -616,7 +617,7 @@ async def wallboard_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def add_wallboard_routes(app: web.Application, *, database_url: str,
+def add_wallboard_routes(app: web.Application, *, database: DatabaseRef,
                          acd: web.AppKey[AcdQueue],
                          redis_key: web.AppKey[aioredis.Redis] | None = None) -> None:
     """Add the wallboard page and its websocket to ``app`` (not yet started).
@@ -627,7 +628,7 @@ def add_wallboard_routes(app: web.Application, *, database_url: str,
     """
 
     async def wallboard_ctx(app: web.Application) -> AsyncIterator[None]:
-        records = CallRecordStore(database_url)
+        records = CallRecordStore(database)
         app[HUB] = WallboardHub(app, acd, redis_key, records)
         try:
             yield

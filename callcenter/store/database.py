@@ -1,0 +1,67 @@
+"""The database of one process: one connection pool that every store shares.
+
+The composition root builds one ``Database`` and hands it to every store (call records,
+users, callbacks, the FAQ, SMS outbox, audits); a store given a URL instead (the CLI, tests)
+makes and owns its own engine. The ticket store keeps its own stricter engine on the same
+URL (``tickets.store.make_ticket_engine``: synchronous=FULL, explicit BEGIN IMMEDIATE on
+SQLite), so a process holds two pools, not one per store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from callcenter.store.urls import normalise_url, sqlite_file
+
+# A PostgreSQL host that drops packets would otherwise hang the writer thread for minutes;
+# the journal keeps the record meanwhile, so failing fast and retrying is the better deal.
+CONNECT_TIMEOUT_S = 5
+SQLITE_BUSY_TIMEOUT_S = 15
+
+
+def make_engine(database_url: str) -> sa.Engine:
+    """An engine for the store's tables: fast-failing connects, SQLite in WAL mode."""
+    url = normalise_url(database_url)
+    connect_args: dict[str, Any] = {}
+    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    if url.get_backend_name() == "sqlite":
+        connect_args["timeout"] = SQLITE_BUSY_TIMEOUT_S
+    # pre_ping: after a PostgreSQL restart the pool's old connections are dead; test first.
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    if sqlite_file(url) is not None:
+        sa.event.listen(engine, "connect", _sqlite_wal)
+    return engine
+
+
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    # WAL: the console and `callcenter calls` read while the writer thread commits.
+    cur = dbapi_connection.cursor()
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cur.close()
+
+
+class Database:
+    """One database URL and the one engine (connection pool) the process's stores share."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+
+    def close(self) -> None:
+        """Close the pool's connections (after every store using it is done)."""
+        self.engine.dispose()
+
+
+DatabaseRef = Database | str  # what a store is opened on: the shared database, or a URL
+
+
+def engine_for(database: DatabaseRef) -> tuple[sa.Engine, bool]:
+    """The engine a store uses, and whether the store owns it (and so disposes of it)."""
+    if isinstance(database, Database):
+        return database.engine, False
+    return make_engine(database), True
