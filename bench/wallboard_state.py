@@ -43,6 +43,7 @@ from common import (  # noqa: E402
 )
 
 from callcenter.ari_app.calls import CALL_KEY, state_to_json  # noqa: E402
+from callcenter.calls import CallState, Phase  # noqa: E402
 from callcenter.config_file import load_config  # noqa: E402
 from callcenter.console.wallboard import (  # noqa: E402
     FULL_READ_S,
@@ -51,7 +52,6 @@ from callcenter.console.wallboard import (  # noqa: E402
     live_calls,
     records_between,
 )
-from callcenter.domain.call import CallState, Phase  # noqa: E402
 from callcenter.domain.kpis import local_day_bounds  # noqa: E402
 from callcenter.domain.model import Tenant  # noqa: E402
 from callcenter.queue.linepool import LinePool  # noqa: E402

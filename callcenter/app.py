@@ -25,12 +25,12 @@ from callcenter.ari_app.calls import CallDeps, utcnow
 from callcenter.ari_app.client import AriClient
 from callcenter.ari_app.queue_driver import QueueDriver
 from callcenter.ari_app.service import StasisService
+from callcenter.calls import CallState
 from callcenter.config_file import load_config
 from callcenter.console.health import ReadinessParts, add_health_routes
 from callcenter.console.metrics import CallMetrics, MetricsSample, add_metrics_route, collect
 from callcenter.console.setup import setup_console
 from callcenter.domain import agents as ag
-from callcenter.domain.call import CallState
 from callcenter.domain.model import HotlineConfig
 from callcenter.domain.shifts import active_shift
 from callcenter.ivr.prompt_library import PromptLibrary

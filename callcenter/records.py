@@ -8,8 +8,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from callcenter.calls import CallState, TransferRecord
 from callcenter.domain import menu
-from callcenter.domain.call import CallState, TransferRecord
 from callcenter.store.journal import RecordJournal
 from callcenter.store.records import CallRecordData, CallRecordStore
 

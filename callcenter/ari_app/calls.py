@@ -13,8 +13,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from callcenter import calls as cm
 from callcenter.ari_app.client import AriClient, AriError, ChannelGone
-from callcenter.domain import call as cm
 from callcenter.domain import menu as mn
 from callcenter.domain.acd import QueueConflict
 from callcenter.domain.causes import cause_text

@@ -22,9 +22,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from callcenter import calls as cm
 from callcenter.ari_app.calls import CallSession, utcnow
 from callcenter.domain import acd
-from callcenter.domain import call as cm
 from callcenter.domain.model import HotlineConfig
 from callcenter.queue.acd import EVENTS, AcdQueue
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import aiohttp
 
+from callcenter import calls as cm
 from callcenter.ari_app.calls import CALL_KEY, CallDeps, CallSession, state_from_json, utcnow
 from callcenter.ari_app.client import AriClient, AriError
 from callcenter.ari_app.listen import ListenManager
-from callcenter.domain import call as cm
 from callcenter.domain import menu as mn
 from callcenter.domain import transfer as xf
 from callcenter.domain.acd import QueueConflict

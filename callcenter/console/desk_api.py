@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from callcenter import calls as cm
 from callcenter.agents.control import AgentActionError
 from callcenter.ari_app.calls import CALL_KEY, state_from_json
 from callcenter.console.agents_api import acd_of, acd_unavailable, agent_error, own_tenant_of
@@ -39,7 +40,6 @@ from callcenter.console.context import CLOCK, SERVICE, find_tenant
 from callcenter.console.errors import ApiError, invalid
 from callcenter.console.validation import Param, parse_query
 from callcenter.domain import agent_texts as tx
-from callcenter.domain import call as cm
 from callcenter.domain import desk as dk
 from callcenter.domain import faq_search as fs
 from callcenter.domain.acd import agent_json

@@ -74,9 +74,9 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
+from callcenter.calls import OUTCOMES
 from callcenter.console.ops_access import ops_access
 from callcenter.domain.agents import AgentStatus
-from callcenter.domain.call import OUTCOMES
 from callcenter.domain.model import HotlineConfig
 from callcenter.domain.shifts import active_shift
 from callcenter.loop_lag import LoopLag

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from callcenter import calls as cm
 from callcenter.ari_app.calls import CALL_KEY, CallSession, utcnow
 from callcenter.console.api import (
     LEVEL1,
@@ -40,7 +41,6 @@ from callcenter.console.api import (
 from callcenter.console.context import CONFIG
 from callcenter.console.errors import ApiError
 from callcenter.console.validation import Obj, Param, Str, parse_query
-from callcenter.domain import call as cm
 from callcenter.domain import transfer as xf
 from callcenter.store.users import User
 

@@ -56,6 +56,7 @@ from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
 
 from callcenter.ari_app.calls import CALL_KEY, state_from_json
+from callcenter.calls import Phase
 from callcenter.console.auth import USERS, in_thread
 from callcenter.console.context import CLOCK, SERVICE, find_tenant
 from callcenter.console.sessions import (
@@ -68,7 +69,6 @@ from callcenter.console.sessions import (
 from callcenter.domain import listing
 from callcenter.domain.agent_texts import STATE_LABELS
 from callcenter.domain.agents import AgentStatus
-from callcenter.domain.call import Phase
 from callcenter.domain.causes import mask_number
 from callcenter.domain.kpis import CallTimes, DayKpis, day_kpis, local_day_bounds
 from callcenter.domain.model import Tenant

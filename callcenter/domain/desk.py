@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from callcenter.domain import call as cm
+from callcenter import calls as cm
 from callcenter.domain.ivr import FaqNode, GoodbyeNode, IvrTree, MenuNode, OperatorNode
 from callcenter.domain.menu import Step
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
-from callcenter.domain import call as cm
+from callcenter import calls as cm
 from callcenter.domain import menu as mn
 from callcenter.domain.faq import FAQ_CHANNEL
 from callcenter.domain.ivr import FaqNode, Prompt

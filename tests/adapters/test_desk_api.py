@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from callcenter import calls as cm
 from callcenter.ari_app.calls import CALL_KEY, CALL_TTL_S, state_to_json
 from callcenter.config_file import load_config
 from callcenter.console.context import SERVICE
@@ -25,7 +26,6 @@ from callcenter.console.passwords import TEST_PARAMS, Passwords
 from callcenter.console.sessions import PASSWORDS
 from callcenter.console.setup import setup_console
 from callcenter.domain import agents as ag
-from callcenter.domain import call as cm
 from callcenter.domain import menu as mn
 from callcenter.domain.agent_config import DEFAULT_PAUSE_REASONS
 from callcenter.domain.faq import FaqRow

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from callcenter.calls import CallState
 from callcenter.console.errors import Handler
 from callcenter.console.metrics import (
     AGENT_STATES,
@@ -31,7 +32,6 @@ from callcenter.console.metrics import (
 )
 from callcenter.domain import agents as ag
 from callcenter.domain.agent_config import Operator, QueuePolicy, SecretRef
-from callcenter.domain.call import CallState
 from callcenter.domain.model import HotlineConfig
 from callcenter.loop_lag import LoopLag
 from callcenter.queue.acd import AcdQueue

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from callcenter import calls as cm
 from callcenter.ari_app.queue_driver import QueueDriver
 from callcenter.domain import acd
 from callcenter.domain import agents as ag
-from callcenter.domain import call as cm
 from callcenter.domain.agent_config import Operator, OperatorsConfig, QueuePolicy, SecretRef
 from callcenter.domain.model import HotlineConfig, Shift, Tenant
 from callcenter.queue.acd import AcdQueue

@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from callcenter.ari_app.calls import state_to_json
+from callcenter.calls import CallState, Phase
 from callcenter.config_file import load_config
 from callcenter.console import wallboard
 from callcenter.console.context import SERVICE
@@ -28,7 +29,6 @@ from callcenter.console.sessions import PASSWORDS
 from callcenter.console.setup import setup_console
 from callcenter.console.wallboard import HUB
 from callcenter.domain import agents as ag
-from callcenter.domain.call import CallState, Phase
 from callcenter.domain.model import HotlineConfig
 from callcenter.domain.tickets import Actor
 from callcenter.queue.acd import AcdQueue

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callcenter.domain import call as cm
+from callcenter import calls as cm
 from callcenter.domain import menu as mn
 from callcenter.domain.acd import CALLBACK_CONFIRM_TEXT
 from callcenter.domain.ivr import Prompt

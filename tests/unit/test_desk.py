@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from callcenter.domain import call as cm
+from callcenter import calls as cm
 from callcenter.domain.desk import ivr_steps, node_title, phase_label, seconds_since, shorten
 from callcenter.domain.ivr import FaqNode, IvrTree, MenuNode, OperatorNode, Prompt
 from callcenter.domain.menu import Step

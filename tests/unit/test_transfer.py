@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from callcenter import calls as cm
 from callcenter.ari_app.calls import state_from_json, state_to_json
 from callcenter.ari_app.service import is_unit_leg, operator_of
-from callcenter.domain import call as cm
 from callcenter.domain import transfer as xf
 from callcenter.domain.ticket_config import FocalPerson, Level2Unit
 from callcenter.pbx.render import render_texts
