@@ -120,64 +120,10 @@ def _menu(state: CallState, ivr: IvrContext | None,
     return state, commands
 
 
-def step(state: CallState, event: Event,
-         ivr: IvrContext | None = None) -> tuple[CallState, list[Command]]:
-    """Apply one event; return the new state and exactly the commands to carry out.
-
-    ``ivr`` is the tenant's menus for a call that has them (None: greeting, then hold).
-    """
+def _setting_up(state: CallState, event: Event,
+                ivr: IvrContext | None) -> tuple[CallState, list[Command]] | None:
+    """Routing, admission, greeting, hold, busy message, rejection; None: no move for this."""
     phase = state.phase
-    if phase is Phase.ENDED:
-        if isinstance(event, LineGranted):
-            # The caller hung up while the pool was being asked: give the line straight back.
-            assert state.tenant_id is not None
-            return state, [ReleaseLine(state.tenant_id)]
-        if isinstance(event, UnitAnswered):
-            return state, [HangupChannel(event.channel)]  # the caller left as the unit answered
-        if isinstance(event, (HungUp, LineRefused, PlaybackFinished, Answered, Failed,
-                              mn.Digit, mn.TimerFired, Resume, Offered, OperatorGone,
-                              WaitTick, UnitGone)):
-            return state, []  # late echoes of a call already over
-        raise IllegalTransition(f"{type(event).__name__} after the call ended")
-    if isinstance(event, HungUp):
-        return _end(state, event, ivr)
-    if isinstance(event, Failed):
-        return _end(state, event, ivr)
-    if phase in QUEUE_PHASES:
-        handled = queued(state, event)
-        if handled is not None:
-            return handled
-    if phase is Phase.BRIDGED:
-        handled = transferring(state, event)
-        if handled is not None:
-            return handled
-        handled = bridged(state, event)
-        if handled is not None:
-            return handled
-    if phase is Phase.TRANSFERRED:
-        return transferred(state, event)
-    if phase is Phase.CLOSING:
-        if isinstance(event, PlaybackFinished) and event.token == state.closing_token \
-                and event.token is not None:
-            return replace(state, closing_token=None), [Hangup("normal")]
-        if isinstance(event, UnitAnswered):
-            return state, [HangupChannel(event.channel)]
-        if isinstance(event, (PlaybackFinished, Offered, OperatorGone, WaitTick, mn.Digit,
-                              mn.TimerFired, Answered, UnitGone)):
-            return state, []  # the call is being hung up
-    if isinstance(event, (mn.Digit, mn.TimerFired)):
-        if phase is Phase.IVR:
-            return _menu(state, ivr, event)
-        return state, []  # keys pressed outside the menus (on hold, in a message) do nothing
-    if phase is Phase.IVR and isinstance(event, PlaybackFinished):
-        return _menu(state, ivr, mn.PromptEnded(event.at, event.token))
-    if phase is Phase.IVR and isinstance(event, Answered):
-        return replace(state, answered_at=state.answered_at or event.at), []
-    if phase is Phase.IVR and isinstance(event, Resume):
-        if ivr is None or state.menu is None:
-            raise IllegalTransition("Resume for a call without menus")
-        menu = replace(mn.start_state(ivr.tree), path=state.menu.path, seq=state.menu.seq)
-        return _menu(replace(state, menu=menu), ivr, mn.Start(event.at))
     if phase is Phase.ROUTING and isinstance(event, Routed):
         if event.tenant_id is None:
             return (replace(state, phase=Phase.REJECTING, outcome="not_found"),
@@ -206,7 +152,126 @@ def step(state: CallState, event: Event,
         return to_queue(state, event.at)
     if phase is Phase.BUSY_MESSAGE and isinstance(event, PlaybackFinished):
         return replace(state, phase=Phase.REJECTING), [Hangup("busy")]
-    if phase in (Phase.HOLDING, Phase.REJECTING, Phase.CLOSING) \
-            and isinstance(event, PlaybackFinished):
-        return state, []  # a playback stopped by MOH or by our hang-up
+    return None
+
+
+def _in_menus(state: CallState, event: Event,
+              ivr: IvrContext | None) -> tuple[CallState, list[Command]] | None:
+    """Events of a call in the tenant's menus (IVR); None: no move for this one."""
+    if isinstance(event, (mn.Digit, mn.TimerFired)):
+        return _menu(state, ivr, event)
+    if isinstance(event, PlaybackFinished):
+        return _menu(state, ivr, mn.PromptEnded(event.at, event.token))
+    if isinstance(event, Answered):
+        return replace(state, answered_at=state.answered_at or event.at), []
+    if isinstance(event, Resume):
+        if ivr is None or state.menu is None:
+            raise IllegalTransition("Resume for a call without menus")
+        menu = replace(mn.start_state(ivr.tree), path=state.menu.path, seq=state.menu.seq)
+        return _menu(replace(state, menu=menu), ivr, mn.Start(event.at))
+    return None
+
+
+def _closing(state: CallState, event: Event) -> tuple[CallState, list[Command]] | None:
+    """Events of a call we are hanging up (CLOSING); None: no move for this one."""
+    if isinstance(event, PlaybackFinished) and event.token == state.closing_token \
+            and event.token is not None:
+        return replace(state, closing_token=None), [Hangup("normal")]
+    if isinstance(event, UnitAnswered):
+        return state, [HangupChannel(event.channel)]
+    return None
+
+
+def _ended(state: CallState, event: Event) -> tuple[CallState, list[Command]] | None:
+    """Events after the call ended that still need an answer; None: no move for this one."""
+    if isinstance(event, LineGranted):
+        # The caller hung up while the pool was being asked: give the line straight back.
+        assert state.tenant_id is not None
+        return state, [ReleaseLine(state.tenant_id)]
+    if isinstance(event, UnitAnswered):
+        return state, [HangupChannel(event.channel)]  # the caller left as the unit answered
+    return None
+
+
+def _act(state: CallState, event: Event,
+         ivr: IvrContext | None) -> tuple[CallState, list[Command]] | None:
+    """The phase's own move for the event; None: the phase does not act on it."""
+    match state.phase:
+        case Phase.QUEUED | Phase.RINGING:
+            return queued(state, event)
+        case Phase.BRIDGED:
+            handled = transferring(state, event)
+            return handled if handled is not None else bridged(state, event)
+        case Phase.TRANSFERRED:
+            return transferred(state, event)
+        case Phase.IVR:
+            return _in_menus(state, event, ivr)
+        case Phase.CLOSING:
+            return _closing(state, event)
+        case Phase.ENDED:
+            return _ended(state, event)
+        case _:
+            return _setting_up(state, event, ivr)
+
+
+# Keys pressed outside the menus (on hold, in a message, while talking) do nothing; a menu timer
+# can fire as the call leaves the menus. Every phase but IVR ignores both.
+_KEYS: tuple[type[Event], ...] = (mn.Digit, mn.TimerFired)
+
+# What each phase ignores: an event of a type listed here that the phase's handler did not act
+# on (see _act) changes nothing and asks for nothing; any other event the handler did not act on
+# is an IllegalTransition. HungUp and Failed end the call in every phase but ENDED.
+IGNORED: dict[Phase, tuple[type[Event], ...]] = {
+    # Waiting for the number's lookup, for the pool, in the greeting or the busy message: keys.
+    Phase.ROUTING: _KEYS,
+    Phase.ADMITTING: _KEYS,
+    Phase.GREETING: _KEYS,
+    Phase.BUSY_MESSAGE: _KEYS,
+    # The menus take every key, timer and prompt end.
+    Phase.IVR: (),
+    # On hold, and as we hang up after the busy message or an unknown number: keys, and the
+    # end of a prompt that music on hold or our hang-up stopped.
+    Phase.HOLDING: (*_KEYS, PlaybackFinished),
+    Phase.REJECTING: (*_KEYS, PlaybackFinished),
+    # Waiting for an operator: keys other than 1 after the callback offer; the end of a prompt
+    # we stopped (or of the IVR's last one); an operator's leg we already gave up on.
+    Phase.QUEUED: (*_KEYS, PlaybackFinished, OperatorGone),
+    # ... and, while an operator's phone rings, the same offer again (its pub/sub announcement).
+    Phase.RINGING: (*_KEYS, PlaybackFinished, OperatorGone, Offered),
+    # Talking with the operator: late queue events (an offer, a wait tick, a prompt's end, the
+    # answer's confirmation), keys; adopted without a transfer in progress: talk on; a leg that
+    # is neither the operator's nor the consultation, a unit leg we gave up on.
+    Phase.BRIDGED: (*_KEYS, PlaybackFinished, Offered, WaitTick, Answered, Resume,
+                    OperatorGone, UnitGone),
+    # Talking with a unit: the same late queue events and keys; adopted: talk on; the
+    # operator's legs we hung up at the transfer, a unit leg that is not the one talking.
+    Phase.TRANSFERRED: (*_KEYS, PlaybackFinished, Offered, WaitTick, Answered, Resume,
+                        OperatorGone, UnitGone),
+    # We are hanging up: whatever the caller, the queue or the other legs still send, except
+    # the end of the callback confirmation (it triggers the hang-up) and a unit answering.
+    Phase.CLOSING: (*_KEYS, PlaybackFinished, Offered, WaitTick, Answered, OperatorGone,
+                    UnitGone),
+    # Late echoes of a call already over (a late line grant and a unit answering still get an
+    # answer: see _ended).
+    Phase.ENDED: (*_KEYS, HungUp, Failed, LineRefused, PlaybackFinished, Answered, Resume,
+                  Offered, OperatorGone, WaitTick, UnitGone),
+}
+
+
+def step(state: CallState, event: Event,
+         ivr: IvrContext | None = None) -> tuple[CallState, list[Command]]:
+    """Apply one event; return the new state and exactly the commands to carry out.
+
+    ``ivr`` is the tenant's menus for a call that has them (None: greeting, then hold).
+    """
+    phase = state.phase
+    if phase is not Phase.ENDED and isinstance(event, (HungUp, Failed)):
+        return _end(state, event, ivr)
+    handled = _act(state, event, ivr)
+    if handled is not None:
+        return handled
+    if isinstance(event, IGNORED[phase]):
+        return state, []
+    if phase is Phase.ENDED:
+        raise IllegalTransition(f"{type(event).__name__} after the call ended")
     raise IllegalTransition(f"{type(event).__name__} in phase {phase.value}")

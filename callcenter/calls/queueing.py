@@ -56,11 +56,10 @@ def _queue_say(state: CallState, prompt: Prompt) -> tuple[CallState, list[Comman
 
 
 def queued(state: CallState, event: Event) -> tuple[CallState, list[Command]] | None:
-    """Events of a caller waiting for an operator (QUEUED, RINGING); None: not one of them."""
+    """Events of a caller waiting for an operator (QUEUED, RINGING); None: no move for this one
+    (``machine.IGNORED`` tells whether it is ignored or illegal)."""
     assert state.tenant_id is not None
-    if isinstance(event, Offered):
-        if state.phase is Phase.RINGING:
-            return state, []  # the same offer again (its announcement on pub/sub)
+    if isinstance(event, Offered) and state.phase is Phase.QUEUED:
         legs = state.legs + 1
         channel = f"{state.call_id}-op{legs}"
         new = replace(state, phase=Phase.RINGING, ringing=event.extension,
@@ -83,13 +82,12 @@ def queued(state: CallState, event: Event) -> tuple[CallState, list[Command]] | 
                       bridged_at=event.at, bridge=bridge, recording=recording + ".wav",
                       announcing=None, answered_at=state.answered_at or event.at)
         return new, commands
-    if isinstance(event, OperatorGone):
-        if state.phase is Phase.RINGING and event.channel == state.operator_channel:
-            assert state.ringing is not None
-            new = replace(state, phase=Phase.QUEUED, ringing=None, operator_channel=None,
-                          no_answers=state.no_answers + 1)
-            return new, [ReturnOffer(state.tenant_id, state.ringing)]
-        return state, []  # a leg we already gave up on
+    if isinstance(event, OperatorGone) and state.phase is Phase.RINGING \
+            and event.channel == state.operator_channel:
+        assert state.ringing is not None
+        new = replace(state, phase=Phase.QUEUED, ringing=None, operator_channel=None,
+                      no_answers=state.no_answers + 1)
+        return new, [ReturnOffer(state.tenant_id, state.ringing)]
     if isinstance(event, WaitTick):
         prompt_id = "queue_callback_offer" if event.kind == "callback" else "queue_position"
         new, commands, token = _queue_say(state, Prompt(prompt_id, event.text))
@@ -98,13 +96,10 @@ def queued(state: CallState, event: Event) -> tuple[CallState, list[Command]] | 
         else:
             new = replace(new, announcing=token, announced_at=event.at)
         return new, commands
-    if isinstance(event, PlaybackFinished):
-        if state.announcing is not None and event.token == state.announcing:
-            return replace(state, announcing=None), [StartMoh()]
-        return state, []  # a prompt we stopped, or the IVR's last one
-    if isinstance(event, mn.Digit):
-        if not (state.callback_offered and event.digit == "1"):
-            return state, []  # keys while waiting do nothing, except 1 after the offer
+    if isinstance(event, PlaybackFinished) and state.announcing is not None \
+            and event.token == state.announcing:
+        return replace(state, announcing=None), [StartMoh()]
+    if isinstance(event, mn.Digit) and state.callback_offered and event.digit == "1":
         new, say, token = _queue_say(state, Prompt("queue_callback_confirm",
                                                    CALLBACK_CONFIRM_TEXT))
         commands = [Dequeue(state.tenant_id, "callback", state.ringing)]
@@ -114,8 +109,6 @@ def queued(state: CallState, event: Event) -> tuple[CallState, list[Command]] | 
         new = replace(new, phase=Phase.CLOSING, outcome="callback", ringing=None,
                       announcing=None, closing_token=token)
         return new, commands
-    if isinstance(event, mn.TimerFired):
-        return state, []  # a menu timer that fired as the call left the menus
     if isinstance(event, Resume):
         # Adopted after its instance died: the queue entry was taken over (AcdQueue.reconcile);
         # a phone the dead instance was ringing is hung up (the offer lapses by itself).
@@ -130,15 +123,10 @@ def queued(state: CallState, event: Event) -> tuple[CallState, list[Command]] | 
 
 
 def bridged(state: CallState, event: Event) -> tuple[CallState, list[Command]] | None:
-    """Events while caller and operator talk; None: not one of them."""
-    if isinstance(event, OperatorGone):
-        if event.channel != state.operator_channel:
-            return state, []
+    """Events while caller and operator talk; None: no move for this one."""
+    if isinstance(event, OperatorGone) and event.channel == state.operator_channel:
         assert state.tenant_id is not None and state.operator is not None
         new = replace(state, phase=Phase.CLOSING, talk_ended_at=event.at,
                       operator_channel=None)
         return new, [EndOperatorCall(state.tenant_id, state.operator), Hangup("normal")]
-    if isinstance(event, (PlaybackFinished, mn.Digit, mn.TimerFired, Offered, WaitTick,
-                          Answered, Resume)):
-        return state, []  # late queue events; keys pressed while talking; adopted: talk on
     return None

@@ -19,18 +19,14 @@ from callcenter.calls.commands import (
     TransferProgress,
 )
 from callcenter.calls.events import (
-    Answered,
     Event,
-    Offered,
     OperatorGone,
-    PlaybackFinished,
     Resume,
     TransferCancelled,
     TransferCompleted,
     TransferRequested,
     UnitAnswered,
     UnitGone,
-    WaitTick,
 )
 from callcenter.calls.state import (
     BUSY_CAUSE,
@@ -43,7 +39,6 @@ from callcenter.calls.state import (
     Transfer,
     TransferRecord,
 )
-from callcenter.domain import menu as mn
 
 
 def _record(t: Transfer, answered: bool, result: str) -> TransferRecord:
@@ -143,7 +138,7 @@ def give_up(state: CallState, result: str, cause_code: int | None = None,
 
 
 def transferring(state: CallState, event: Event) -> tuple[CallState, list[Command]] | None:
-    """Transfer events while caller and operator talk; None: not one of them."""
+    """Transfer events while caller and operator talk; None: no move for this one."""
     t = state.transfer
     if isinstance(event, TransferRequested):
         return _start_transfer(state, event)
@@ -155,9 +150,7 @@ def transferring(state: CallState, event: Event) -> tuple[CallState, list[Comman
         assert t.consult_bridge is not None
         new = replace(state, transfer=replace(t, unit_answered=True))
         return new, [MoveToBridge(event.channel, t.consult_bridge)]
-    if isinstance(event, UnitGone):
-        if t is None or event.channel != t.unit_channel:
-            return state, []
+    if isinstance(event, UnitGone) and t is not None and event.channel == t.unit_channel:
         if t.operator_left:
             # Blind, the operator gone, the unit not answering: nobody is left for the caller.
             new, commands = give_up(state, "no_answer", event.cause_code, hang_up_unit=False,
@@ -182,7 +175,7 @@ def transferring(state: CallState, event: Event) -> tuple[CallState, list[Comman
             return give_up(state, "returned" if t.unit_answered else "no_answer",
                             hang_up_consult=False)
         if event.channel != state.operator_channel:
-            return state, []
+            return None  # an old leg
         if t.kind == "attended" and t.unit_answered:
             return _complete(replace(state, operator_channel=None), event.at)
         if t.kind == "blind" and not t.operator_left:
@@ -203,8 +196,9 @@ def transferring(state: CallState, event: Event) -> tuple[CallState, list[Comman
     return None
 
 
-def transferred(state: CallState, event: Event) -> tuple[CallState, list[Command]]:
-    """The caller talks with the unit; the unit hanging up ends the call."""
+def transferred(state: CallState, event: Event) -> tuple[CallState, list[Command]] | None:
+    """The caller talks with the unit; the unit hanging up ends the call; None: no move for
+    this event (``machine.IGNORED`` tells whether it is ignored or illegal)."""
     if isinstance(event, UnitGone) and event.channel == state.unit_channel:
         return replace(state, phase=Phase.CLOSING, unit_channel=None), [Hangup("normal")]
     if isinstance(event, UnitAnswered):
@@ -213,7 +207,4 @@ def transferred(state: CallState, event: Event) -> tuple[CallState, list[Command
         return state, _refuse(event, "the call was already transferred")
     if isinstance(event, TransferCompleted) and event.source == "button":
         return state, _refuse(event, "the call was already transferred")
-    if isinstance(event, (UnitGone, OperatorGone, PlaybackFinished, mn.Digit, mn.TimerFired,
-                          Offered, WaitTick, Answered, Resume)):
-        return state, []
-    raise IllegalTransition(f"{type(event).__name__} in phase {state.phase.value}")
+    return None
