@@ -22,6 +22,7 @@ from callcenter.ari_app.calls import CallDeps
 from callcenter.ari_app.client import AriClient
 from callcenter.ari_app.service import STASIS, StasisService
 from callcenter.callbacks.store import CallbackStore
+from callcenter.calls import CallState
 from callcenter.clock import utcnow
 from callcenter.config.file import load_config
 from callcenter.config.live import LiveConfig, summary
@@ -31,7 +32,6 @@ from callcenter.config.settings import Settings
 from callcenter.console.health import ReadinessParts, add_health_routes
 from callcenter.console.metrics import CallMetrics, MetricsSample, add_metrics_route, collect
 from callcenter.console.setup import setup_console
-from callcenter.domain.call import CallState
 from callcenter.faq.store import FaqStore
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.ivr.runtime import IvrRuntime

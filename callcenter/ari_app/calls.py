@@ -13,10 +13,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from callcenter import calls as cm
 from callcenter.ari_app.client import AriClient, AriError, ChannelGone
+from callcenter.calls.causes import cause_text
 from callcenter.clock import utcnow
-from callcenter.domain import call as cm
-from callcenter.domain.causes import cause_text
 from callcenter.ivr import menu as mn
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.lines.redis import LinePool

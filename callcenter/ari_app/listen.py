@@ -36,10 +36,10 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Protocol
 
+from callcenter import calls as cm
 from callcenter.ari_app.calls import CallSession
 from callcenter.ari_app.client import AriClient, AriError
 from callcenter.clock import utcnow
-from callcenter.domain import call as cm
 
 log = logging.getLogger("callcenter.listen")
 

@@ -12,13 +12,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from callcenter import calls as cm
 from callcenter.ari_app.calls import CALL_KEY, CallDeps, CallSession, state_from_json
 from callcenter.ari_app.client import AriClient, AriError
 from callcenter.ari_app.listen import ListenManager
 from callcenter.backoff import Backoff
 from callcenter.clock import utcnow
 from callcenter.config.model import HotlineConfig, Tenant
-from callcenter.domain import call as cm
 from callcenter.ivr import menu as mn
 from callcenter.lines.shifts import active_shift, tenant_for_number
 from callcenter.numbers import dial_digits, mask_number

@@ -74,9 +74,9 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
+from callcenter.calls import OUTCOMES
 from callcenter.config.model import HotlineConfig
 from callcenter.console.ops_access import ops_access
-from callcenter.domain.call import OUTCOMES
 from callcenter.lines.redis import LinePool
 from callcenter.lines.shifts import active_shift
 from callcenter.queue.agent import AgentStatus

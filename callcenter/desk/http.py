@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from callcenter import calls as cm
 from callcenter.ari_app.calls import CALL_KEY, state_from_json
 from callcenter.config.model import Tenant
 from callcenter.console.api import LEVEL1, P_TENANT, Route, add_route_table, tenant_param
@@ -38,7 +39,6 @@ from callcenter.console.context import CLOCK, SERVICE, find_tenant
 from callcenter.console.errors import ApiError, invalid
 from callcenter.console.validation import Param, parse_query
 from callcenter.desk import rules as dk
-from callcenter.domain import call as cm
 from callcenter.faq import search as fs
 from callcenter.faq.store import FaqStore
 from callcenter.queue import texts as tx

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from callcenter.domain import call as cm
+from callcenter import calls as cm
 from callcenter.ivr.menu import Step
 from callcenter.ivr.tree import FaqNode, GoodbyeNode, IvrTree, MenuNode, OperatorNode
 

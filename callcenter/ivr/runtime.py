@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from callcenter import calls as cm
 from callcenter.config.model import DEFAULT_PROMPTS, HotlineConfig, Tenant
-from callcenter.domain import call as cm
 from callcenter.faq.rules import FAQ_CHANNEL
 from callcenter.ivr import menu as mn
 from callcenter.ivr.prompt_library import PromptLibrary

@@ -22,10 +22,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from callcenter import calls as cm
 from callcenter.ari_app.calls import CallSession
 from callcenter.clock import utcnow
 from callcenter.config.model import HotlineConfig
-from callcenter.domain import call as cm
 from callcenter.queue import rules as acd
 from callcenter.queue.redis import EVENTS, AcdQueue
 

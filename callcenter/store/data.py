@@ -7,11 +7,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from callcenter.domain import call
+from callcenter import calls
 
 # How a call ended, as the hotline counts it: the call state machine's set, one source
 # (the database enforces the same set; a migration widens its check when this grows).
-OUTCOMES: tuple[str, ...] = tuple(call.OUTCOMES)
+OUTCOMES: tuple[str, ...] = tuple(calls.OUTCOMES)
 ID_MAX_LENGTH = 64  # "<node>:<asterisk uniqueid>"; the primary key is String(64)
 OPERATOR_MAX_LENGTH = 32  # an operator's extension ("101"); the column is String(32)
 TRANSFER_KEYS: tuple[str, ...] = ("at", "by", "unit", "number", "kind", "answered", "result")

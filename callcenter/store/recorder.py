@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from callcenter.backoff import Backoff
-from callcenter.domain.call import CallState, TransferRecord
+from callcenter.calls import CallState, TransferRecord
 from callcenter.ivr import menu
 from callcenter.store.journal import RecordJournal
 from callcenter.store.records import CallRecordData, CallRecordStore

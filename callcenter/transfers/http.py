@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from callcenter import calls as cm
 from callcenter.ari_app.calls import CALL_KEY, CallSession
 from callcenter.ari_app.service import STASIS, StasisService
 from callcenter.clock import utcnow
@@ -41,7 +42,6 @@ from callcenter.console.api import (
 from callcenter.console.context import CONFIG
 from callcenter.console.errors import ApiError
 from callcenter.console.validation import Obj, Param, Str, parse_query
-from callcenter.domain import call as cm
 from callcenter.numbers import dial_digits
 from callcenter.store.users import User
 from callcenter.transfers import rules as xf

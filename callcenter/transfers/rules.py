@@ -1,6 +1,6 @@
 """Transfers of a bridged caller to level-2 units' hotlines: who may be dialled, what is refused.
 
-The call machine (``callcenter.domain.call``) carries transfers out; this module answers the
+The call machine (``callcenter.calls``) carries transfers out; this module answers the
 questions asked before an event reaches it, the same for the phone's transfer button and for
 the HTTP API: is this number (or unit id) one of the tenant's units' hotlines, and can the call
 be transferred, completed or cancelled now. Refusals carry stable ids (the API shows them) and
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from callcenter.domain import call as cm
+from callcenter import calls as cm
 from callcenter.numbers import same_number
 from callcenter.tickets.config import Level2Unit
 

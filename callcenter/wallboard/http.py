@@ -56,6 +56,7 @@ from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
 
 from callcenter.ari_app.calls import CALL_KEY, state_from_json
+from callcenter.calls import Phase
 from callcenter.config.model import Tenant
 from callcenter.console import listing
 from callcenter.console.auth import USERS, in_thread
@@ -67,7 +68,6 @@ from callcenter.console.sessions import (
     error_page,
     require_console_role,
 )
-from callcenter.domain.call import Phase
 from callcenter.lines.redis import EVENTS, LinePool, lines_key
 from callcenter.lines.shifts import active_shift
 from callcenter.numbers import mask_number

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from callcenter.calls import CallState
 from callcenter.config.model import HotlineConfig
 from callcenter.console.errors import Handler
 from callcenter.console.metrics import (
@@ -30,7 +31,6 @@ from callcenter.console.metrics import (
     add_metrics_route,
     collect,
 )
-from callcenter.domain.call import CallState
 from callcenter.lines.redis import LinePool
 from callcenter.queue import agent as ag
 from callcenter.queue.policy import Operator, QueuePolicy, SecretRef

@@ -10,9 +10,9 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+from callcenter import calls as cm
 from callcenter.ari_app.calls import CallDeps, CallSession
 from callcenter.ari_app.client import ChannelGone
-from callcenter.domain import call as cm
 
 T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
 

@@ -10,10 +10,10 @@ from typing import Any, cast
 
 import pytest
 
+from callcenter import calls as cm
 from callcenter.ari_app import listen as ls
 from callcenter.ari_app.calls import CallDeps, CallSession
 from callcenter.ari_app.client import AriClient, AriError
-from callcenter.domain import call as cm
 from callcenter.store.listen_audit import ListenAuditStore
 from callcenter.store.migrate import upgrade_head
 

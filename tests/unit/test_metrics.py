@@ -9,6 +9,7 @@ import threading
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from callcenter.calls import OUTCOMES
 from callcenter.console.metrics import (
     AGENT_STATES,
     CallMetrics,
@@ -21,7 +22,6 @@ from callcenter.console.metrics import (
     only_tenant,
     render_metrics,
 )
-from callcenter.domain.call import OUTCOMES
 from callcenter.store.data import CallRecordData
 
 DONGNAI = TenantLive(tenant="dongnai", shift="day", lines_in_use=3, lines_limit=15, waiting=2,

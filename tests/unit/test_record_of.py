@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from callcenter.domain import call as cm
+from callcenter import calls as cm
 from callcenter.store import data
 from callcenter.store.recorder import record_of
 

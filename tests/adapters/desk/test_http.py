@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from callcenter import calls as cm
 from callcenter.ari_app.calls import CALL_KEY, CALL_TTL_S, state_to_json
 from callcenter.config.file import load_config
 from callcenter.config.model import HotlineConfig
@@ -26,7 +27,6 @@ from callcenter.console.openapi import spec
 from callcenter.console.passwords import TEST_PARAMS, Passwords
 from callcenter.console.sessions import PASSWORDS
 from callcenter.console.setup import setup_console
-from callcenter.domain import call as cm
 from callcenter.faq.rules import FaqRow
 from callcenter.faq.store import FaqStore
 from callcenter.ivr import menu as mn

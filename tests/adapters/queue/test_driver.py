@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from callcenter import calls as cm
 from callcenter.config.model import HotlineConfig, Shift, Tenant
-from callcenter.domain import call as cm
 from callcenter.queue import agent as ag
 from callcenter.queue import rules as acd
 from callcenter.queue.driver import QueueDriver

@@ -20,13 +20,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from callcenter.ari_app.calls import state_to_json
+from callcenter.calls import CallState, Phase
 from callcenter.config.file import load_config
 from callcenter.config.model import HotlineConfig
 from callcenter.console.context import SERVICE
 from callcenter.console.passwords import TEST_PARAMS, Passwords
 from callcenter.console.sessions import PASSWORDS
 from callcenter.console.setup import setup_console
-from callcenter.domain.call import CallState, Phase
 from callcenter.lines.redis import LinePool
 from callcenter.queue import agent as ag
 from callcenter.queue.redis import AcdQueue

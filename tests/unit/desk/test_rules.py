@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from callcenter import calls as cm
 from callcenter.desk.rules import ivr_steps, node_title, phase_label, seconds_since, shorten
-from callcenter.domain import call as cm
 from callcenter.ivr.menu import Step
 from callcenter.ivr.tree import FaqNode, IvrTree, MenuNode, OperatorNode, Prompt
 

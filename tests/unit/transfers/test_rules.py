@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from callcenter import calls as cm
 from callcenter.ari_app.calls import state_from_json, state_to_json
 from callcenter.ari_app.service import is_unit_leg, operator_of
-from callcenter.domain import call as cm
 from callcenter.pbx.render import render_texts
 from callcenter.tickets.config import FocalPerson, Level2Unit
 from callcenter.transfers import rules as xf
-from tests.unit.test_call_queue import at, bridged
+from tests.unit.calls.test_queueing import at, bridged
 from tests.unit.test_render_operators import SECRETS, config_data, layout, load
 
 OP = "c1-op1"
@@ -200,7 +200,7 @@ def test_given_no_consultation_when_phone_refers_with_replaces_then_declined() -
 
 
 def test_given_not_bridged_then_request_refused() -> None:
-    from tests.unit.test_call_queue import ringing
+    from tests.unit.calls.test_queueing import ringing
 
     assert xf.request_refusal(ringing()) == xf.NOT_BRIDGED
     assert xf.request_refusal(bridged()) is None

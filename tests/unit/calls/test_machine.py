@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callcenter.domain import call as cm
+from callcenter import calls as cm
 
 T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(seconds=1)

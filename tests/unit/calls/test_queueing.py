@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callcenter.domain import call as cm
+from callcenter import calls as cm
 from callcenter.ivr import menu as mn
 from callcenter.ivr.tree import Prompt
 from callcenter.queue.rules import CALLBACK_CONFIRM_TEXT

@@ -1,0 +1,91 @@
+"""One citizen's call as a pure state machine: (state, event) -> (new state, commands)."""
+
+# The ARI adapter turns Asterisk events into these events and carries out the commands. Nothing
+# here does I/O or reads the clock: every event carries its time. Callers write
+# `from callcenter import calls as cm` and use `cm.step`, `cm.CallState`, `cm.Answered`, ...
+
+from callcenter.calls.commands import (
+    AcquireLine,
+    Answer,
+    AnswerLeg,
+    BridgeMoh,
+    BridgeOperator,
+    Command,
+    CreateBridge,
+    Dequeue,
+    DestroyBridge,
+    DialUnit,
+    EndOperatorCall,
+    Enqueue,
+    Hangup,
+    HangupChannel,
+    MoveToBridge,
+    Play,
+    Progress,
+    ReleaseLine,
+    ReturnOffer,
+    RingOperator,
+    SaveCallback,
+    StartMoh,
+    StopMoh,
+    TransferProgress,
+    WriteRecord,
+)
+from callcenter.calls.events import (
+    Answered,
+    Event,
+    Failed,
+    HungUp,
+    LineGranted,
+    LineRefused,
+    Offered,
+    OperatorAnswered,
+    OperatorGone,
+    PlaybackFinished,
+    Resume,
+    Routed,
+    TransferCancelled,
+    TransferCompleted,
+    TransferRequested,
+    UnitAnswered,
+    UnitGone,
+    WaitTick,
+)
+from callcenter.calls.machine import (
+    step,
+)
+from callcenter.calls.state import (
+    BUSY_CAUSE,
+    OUTCOMES,
+    QUEUE_PHASES,
+    QUEUE_TOKENS,
+    TRANSFER_KINDS,
+    TRANSFER_SOURCES,
+    UNIT_RING_TIMEOUT_S,
+    CallState,
+    IllegalTransition,
+    IvrContext,
+    Phase,
+    Transfer,
+    TransferRecord,
+    new_call,
+)
+
+__all__ = [
+    # state
+    "BUSY_CAUSE", "OUTCOMES", "QUEUE_PHASES", "QUEUE_TOKENS", "TRANSFER_KINDS", "TRANSFER_SOURCES",
+    "UNIT_RING_TIMEOUT_S", "CallState", "IllegalTransition", "IvrContext", "Phase", "Transfer",
+    "TransferRecord", "new_call",
+    # events
+    "Answered", "Event", "Failed", "HungUp", "LineGranted", "LineRefused", "Offered",
+    "OperatorAnswered", "OperatorGone", "PlaybackFinished", "Resume", "Routed",
+    "TransferCancelled", "TransferCompleted", "TransferRequested", "UnitAnswered", "UnitGone",
+    "WaitTick",
+    # commands
+    "AcquireLine", "Answer", "AnswerLeg", "BridgeMoh", "BridgeOperator", "Command", "CreateBridge",
+    "Dequeue", "DestroyBridge", "DialUnit", "EndOperatorCall", "Enqueue", "Hangup",
+    "HangupChannel", "MoveToBridge", "Play", "Progress", "ReleaseLine", "ReturnOffer",
+    "RingOperator", "SaveCallback", "StartMoh", "StopMoh", "TransferProgress", "WriteRecord",
+    # machine
+    "step",
+]
