@@ -47,7 +47,7 @@ LATE_AFTER: Final = dt.timedelta(minutes=30)
 STATUS_LABELS: Final = {"open": "Đang chờ gọi lại", "done": "Đã gọi lại",
                         "cancelled": "Đã hủy"}
 
-_LIST = """{% extends "layout.html" %}
+_LIST = """{% extends "base.html" %}
 {% block main %}
 <h1>Yêu cầu gọi lại</h1>
 {% if message %}<p class="ok card" role="status" data-message="done">{{ message }}</p>{% endif %}

@@ -278,7 +278,7 @@ _FORM_FIELDS = """
  {%- endmacro %}
 """
 
-_LIST = """{% extends "layout.html" %}
+_LIST = """{% extends "base.html" %}
 {% block head %}<link rel="stylesheet" href="/console/static/admin_users.css">
 <script src="/console/static/admin_users.js" defer></script>{% endblock %}
 {% block main %}""" + _FORM_FIELDS + """
@@ -344,7 +344,7 @@ _LIST = """{% extends "layout.html" %}
 </form>
 {% endblock %}"""
 
-_DETAIL = """{% extends "layout.html" %}
+_DETAIL = """{% extends "base.html" %}
 {% block head %}<link rel="stylesheet" href="/console/static/admin_users.css">
 <script src="/console/static/admin_users.js" defer></script>{% endblock %}
 {% block main %}""" + _FORM_FIELDS + """

@@ -29,7 +29,7 @@ ROLES: Final = ("supervisor", "admin")
 RECORDS = web.AppKey("console_call_records", CallRecordStore)
 _BATCH: Final = 1000
 
-_LIST = """{% extends "layout.html" %}
+_LIST = """{% extends "base.html" %}
 {% block head %}<link rel="stylesheet" href="/console/static/lists.css">{% endblock %}
 {% block main %}
 <h1>Cuộc gọi ngày {{ f.day.strftime("%d/%m/%Y") }}</h1>

@@ -39,7 +39,7 @@ DESK_PATH: Final = "/console/desk"
 ROLES: Final = ("operator", "supervisor", "admin")
 _EXT: Final = re.compile(r"[0-9]{3,6}")
 
-_DESK = """{% extends "layout.html" %}
+_DESK = """{% extends "base.html" %}
 {% block head %}<link rel="stylesheet" href="/console/static/desk.css">
 <script src="/console/static/desk.js" defer></script>{% endblock %}
 {% block main %}

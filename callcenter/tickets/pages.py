@@ -55,7 +55,7 @@ _FIELD_MESSAGES: Final = {
     "action": "Thao tác không hợp lệ.",
 }
 
-_LIST = """{% extends "layout.html" %}
+_LIST = """{% extends "base.html" %}
 {% block head %}<link rel="stylesheet" href="/console/static/lists.css">{% endblock %}
 {% block main %}
 <h1>{{ heading }}</h1>
@@ -109,7 +109,7 @@ _LIST = """{% extends "layout.html" %}
  <a href="/console/tickets?{{ f.query(f.page + 1) }}" rel="next">Trang sau</a>{% endif %}</p>
 {% endblock %}"""
 
-_DETAIL = """{% extends "layout.html" %}
+_DETAIL = """{% extends "base.html" %}
 {% block head %}<link rel="stylesheet" href="/console/static/lists.css">
 <script src="/console/static/lists.js" defer></script>{% endblock %}
 {% block main %}
