@@ -1,10 +1,11 @@
 """The console pages' common frame: one layout (header with the role's links, the user, a
 log-out button), one style sheet readable on a laptop and a tablet, and tenant-local times.
 
-A page module keeps its own templates and renders them through ``page_env``::
+The layout is ``templates/base.html``. A page is a template file beside the code that
+renders it (``<slice>/templates/desk.html``: ``{% extends "base.html" %}{% block main %}...
+{% endblock %}``), loaded through its package's environment (``console.rendering``)::
 
-    _ENV = page_env({"desk.html": '{% extends "layout.html" %}{% block main %}...'
-                                  '{% endblock %}'})
+    _ENV = environment("callcenter.desk")
     return render(request, _ENV, "desk.html", user, title="Bàn làm việc", ...)
 
 ``render`` passes ``user``, ``role_name``, ``links`` (the role's pages), ``csrf``, ``here``
@@ -21,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -30,7 +30,6 @@ import jinja2
 from aiohttp import web
 
 from callcenter.console.context import find_tenant
-from callcenter.console.rendering import CONSOLE_PACKAGE, TEMPLATE_FOLDER, environment
 from callcenter.store.users import User
 
 DEFAULT_TZ: Final = "Asia/Ho_Chi_Minh"
@@ -57,14 +56,6 @@ ROLE_LINKS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
               ("/console/admin/users", "Quản trị: người dùng")),
     "unit": (("/console/tickets", "Phiếu phản ánh của đơn vị"),),
 }
-
-
-def page_env(templates: Mapping[str, str]) -> jinja2.Environment:
-    """A Jinja2 environment (autoescaping, strict) with the console's ``base.html`` and
-    ``templates`` (the pages still kept as module text; see ``console.rendering``)."""
-    return environment(CONSOLE_PACKAGE).overlay(loader=jinja2.ChoiceLoader([
-        jinja2.DictLoader(dict(templates)),
-        jinja2.PackageLoader(CONSOLE_PACKAGE, TEMPLATE_FOLDER)]))
 
 
 def zone_of(request: web.Request, tenant_id: str) -> ZoneInfo:
