@@ -12,8 +12,9 @@ renders it (``<slice>/templates/desk.html``: ``{% extends "base.html" %}{% block
 (the path, to mark the current link), ``tz`` (the user's tenant's time zone) and the
 filters ``local`` (a datetime shown in that zone, ``dd/mm/yyyy HH:MM``) and ``local_s``
 (with seconds). Scripts read the CSRF token from ``<meta name="csrf-token">`` and send it
-as ``X-CSRF-Token`` on unsafe API calls. Blocks: ``head`` (extra ``<link>`` and
-``<script src>``: the CSP allows no inline script), ``main``.
+as ``X-CSRF-Token`` on unsafe API calls (``Hotline.send`` of ``static/console.js``, the
+helpers the pages' scripts share: a page loads it before its own script). Blocks: ``head``
+(extra ``<link>`` and ``<script src>``: the CSP allows no inline script), ``main``.
 Static files are served under ``STATIC_PREFIX`` from ``static/``.
 """
 

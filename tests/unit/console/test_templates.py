@@ -1,6 +1,7 @@
 """The pages' templates (``<package>/templates/*.html``, loaded by ``console.rendering``) fail
 here, without a server, when one does not parse, names a template that is not there, reads
-a name its page's code does not pass, lies unused, is not escaped, or would not be shipped.
+a name its page's code does not pass, lies unused, is not escaped, would not be shipped, or
+loads a script using the shared helpers (``Hotline.``, static/console.js) without them.
 
 "The code passes" is read from the source: every call naming a template (``render(request,
 _ENV, "x.html", user, a=..)``, ``_html("x.html", .., a=..)``,
@@ -12,6 +13,7 @@ and those of the templates it extends, includes or imports.
 from __future__ import annotations
 
 import ast
+import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from callcenter.console.rendering import CONSOLE_PACKAGE, environment
 
 ROOT = Path(__file__).resolve().parents[3]
 SOURCE = ROOT / "callcenter"
+STATIC = SOURCE / "console" / "static"
 
 
 def _packages() -> dict[str, list[str]]:
@@ -169,6 +172,16 @@ def test_given_pyproject_then_every_templates_folder_is_package_data() -> None:
     package_data = data["tool"]["setuptools"]["package-data"]
     for package in PACKAGES:
         assert "templates/*.html" in package_data.get(package, []), package
+
+
+@pytest.mark.parametrize(("package", "name"), ALL, ids=[f"{p}:{n}" for p, n in ALL])
+def test_given_page_scripts_then_each_exists_and_console_js_comes_before_those_using_it(
+        package: str, name: str) -> None:
+    scripts = re.findall(r'<script src="/console/static/([^"]+)"', _source(package, name))
+    for i, script in enumerate(scripts):
+        assert (STATIC / script).is_file(), script
+        if "Hotline." in (STATIC / script).read_text("utf-8"):
+            assert "console.js" in scripts[:i], f"{name} loads {script} without console.js"
 
 
 def test_given_markup_in_values_when_rendered_then_escaped() -> None:
