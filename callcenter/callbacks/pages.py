@@ -29,7 +29,8 @@ from callcenter.console import listing as ls
 from callcenter.console.auth import in_thread
 from callcenter.console.call_pages import RECORDS
 from callcenter.console.context import CLOCK, find_tenant
-from callcenter.console.pages import page_env, render, zone_of
+from callcenter.console.pages import render, zone_of
+from callcenter.console.rendering import environment
 from callcenter.console.sessions import error_page, require_console_role
 from callcenter.store.data import CallRecordData
 from callcenter.store.users import User
@@ -47,53 +48,7 @@ LATE_AFTER: Final = dt.timedelta(minutes=30)
 STATUS_LABELS: Final = {"open": "Đang chờ gọi lại", "done": "Đã gọi lại",
                         "cancelled": "Đã hủy"}
 
-_LIST = """{% extends "layout.html" %}
-{% block main %}
-<h1>Yêu cầu gọi lại</h1>
-{% if message %}<p class="ok card" role="status" data-message="done">{{ message }}</p>{% endif %}
-{% if error %}<p class="error card" role="alert" data-error-id="{{ error_id }}"
- {%- if error_field %} data-error-field="{{ error_field }}"{% endif %}>{{ error }}</p>{% endif %}
-<p class="meta"><span data-open-count="{{ open_rows|length }}">{{ open_rows|length }} yêu cầu
- đang chờ</span> · giờ {{ tz }} ·
- {% if show_closed %}<a href="{{ path }}" data-toggle="open">Chỉ hiện yêu cầu đang chờ</a>
- {% else %}<a href="{{ path }}?closed=1" data-toggle="closed">Hiện cả yêu cầu đã xử lý
- ({{ closed_days }} ngày qua)</a>{% endif %}
- · <a href="{{ path }}.xlsx{{ query }}" data-export="xlsx">Xuất Excel (xlsx)</a></p>
-{% if open_capped %}<p class="meta">Chỉ hiện {{ open_rows|length }} yêu cầu chờ lâu nhất.</p>
-{% endif %}
-<h2>Đang chờ gọi lại</h2>
-<div class="scroll"><table class="list" data-list="open">
-<thead><tr><th>STT</th><th>Số cần gọi lại</th><th>Yêu cầu lúc</th><th>Đã chờ trong hàng đợi
- (giây)</th><th>Mã cuộc gọi</th><th>Đánh dấu</th></tr></thead><tbody>
-{% for r in open_rows %}<tr data-callback="{{ r.id }}"{% if r.late %} class="late"{% endif %}>
- <td>{{ loop.index }}</td><td><strong data-caller>{{ r.caller }}</strong></td>
- <td>{{ local(r.requested_at) }}<br><span class="meta">{{ r.ago }}</span></td>
- <td>{{ r.waited_s if r.waited_s is not none else "" }}</td>
- <td class="meta">{{ r.call_id }}</td>
- <td><form method="post" action="{{ path }}/{{ r.id }}/done" class="row">
-  <input type="hidden" name="csrf" value="{{ csrf }}">
-  {% if show_closed %}<input type="hidden" name="closed" value="1">{% endif %}
-  <label>Ghi chú<br><input name="note" maxlength="{{ max_note }}" size="18"
-   {%- if r.id == error_row %} value="{{ note_value }}"{% endif %}></label>
-  <button type="submit">Đã gọi lại</button></form></td></tr>
-{% else %}<tr><td colspan="6">Không có ai đang chờ gọi lại.</td></tr>{% endfor %}
-</tbody></table></div>
-{% if show_closed %}
-<h2>Đã xử lý trong {{ closed_days }} ngày qua</h2>
-<div class="scroll"><table class="list" data-list="closed">
-<thead><tr><th>Số gọi lại</th><th>Yêu cầu lúc</th><th>Trạng thái</th><th>Người xử lý</th>
-<th>Xử lý lúc</th><th>Ghi chú</th><th>Mã cuộc gọi</th></tr></thead><tbody>
-{% for r in closed_rows %}<tr data-callback="{{ r.id }}" data-status="{{ r.status }}">
- <td>{{ r.caller }}</td><td>{{ local(r.requested_at) }}</td><td>{{ r.status_label }}</td>
- <td data-handled-by>{{ r.handled_by }}</td><td>{{ local(r.handled_at) }}</td>
- <td data-note>{{ r.note }}</td><td class="meta">{{ r.call_id }}</td></tr>
-{% else %}<tr><td colspan="7">Chưa có yêu cầu nào được xử lý trong {{ closed_days }} ngày
- qua.</td></tr>{% endfor %}
-</tbody></table></div>
-{% endif %}
-{% endblock %}"""
-
-_ENV: Final = page_env({"callbacks.html": _LIST})
+_ENV: Final = environment("callcenter.callbacks")  # templates/callbacks.html
 
 CALLBACK_COLUMNS: Final = (
     Column("stt", "STT", 6, "int"), Column("caller", "Số cần gọi lại", 15),

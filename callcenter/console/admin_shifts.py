@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-import jinja2
 from aiohttp import web
 
 from callcenter.config.base import fmt_seconds, seconds_of
@@ -44,6 +43,7 @@ from callcenter.config.model import Shift, Tenant
 from callcenter.config.parse import MAX_LINES
 from callcenter.console.auth import in_thread
 from callcenter.console.context import CLOCK, find_tenant
+from callcenter.console.rendering import environment
 from callcenter.console.sessions import console_csrf, error_page, require_console_role
 from callcenter.lines.shifts import active_shift
 from callcenter.store.config_audit import ConfigAuditStore, ConfigChange
@@ -63,121 +63,7 @@ FIELD_NAMES: Final = {"start": "giờ bắt đầu", "end": "giờ kết thúc",
 STATUS: Final = {"config.invalid": 422, "config.stale": 409, "config.not_editable": 409,
                  "config.write_failed": 500}
 
-_PAGE = """<!doctype html>
-<html lang="vi">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Ca trực và số line — {{ tenant.name }} — Tổng đài 1022</title>
-<style>
- body { font-family: "Liberation Sans", "DejaVu Sans", Arial, sans-serif; margin: 2rem auto;
-        max-width: 52rem; padding: 0 1rem; line-height: 1.45; color: #1a1a1a; }
- h1 { font-size: 1.35rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
- table { border-collapse: collapse; width: 100%; margin: .5rem 0; }
- th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #ddd;
-          vertical-align: top; }
- input, button { font: inherit; padding: .4rem; box-sizing: border-box; }
- input { width: 7rem; } input[aria-invalid="true"] { border: 2px solid #a00; }
- button { margin-top: 1rem; cursor: pointer; padding: .5rem 1.5rem; }
- .error { color: #a00; font-weight: bold; } .field-error { display: block; color: #a00; }
- .ok { color: #064; font-weight: bold; } .notice { background: #fff6d6; padding: .5rem; }
- .meta { color: #555; } .now { background: #eef6ff; }
-</style>
-</head>
-<body>
-<p><a href="/console/">Về trang chính</a></p>
-<h1>Ca trực và số line — {{ tenant.name }}</h1>
-<p class="meta">Giờ địa phương theo múi giờ <strong data-timezone="{{ tenant.timezone }}">
-{{- tenant.timezone }}</strong> (UTC{{ utc_offset }}). Bây giờ là {{ now_local }};
-ca đang áp dụng: <strong data-active-shift="{{ active.name }}">{{ active.name }}</strong>
-({{ active.lines }} line{% if active_override %}, theo ngày đặc biệt
-«{{ active_override }}»{% endif %}).</p>
-
-{% if saved %}<div class="ok" role="status" data-saved="true">
-<p>Đã lưu. Cấu hình mới đã được áp dụng ngay, không cần khởi động lại.</p>
-<ul>{% for c in saved %}
- <li data-change="{{ c.shift }}.{{ c.field }}">Ca {{ c.shift }}: {{ field_names[c.field] }}
- {{ c.old }} → {{ c.new }}</li>{% endfor %}
-</ul>
-{% if previous %}<p class="meta">Bản trước được lưu tại {{ previous }}.</p>{% endif %}
-</div>{% endif %}
-{% if unchanged %}<p class="meta" role="status" data-unchanged="true">Không có thay đổi nào
-để lưu.</p>{% endif %}
-{% for e in general %}<p class="error" role="alert" data-error-id="{{ e.id }}">{{ e.text }}</p>
-{% endfor %}
-{% if disk_error %}<p class="notice" data-error-id="config.file_refused">Tệp cấu hình trên đĩa
-hiện có lỗi nên chưa được áp dụng; hệ thống vẫn chạy theo cấu hình trước đó.
-<span class="meta">{{ disk_error }}</span></p>{% endif %}
-{% if file_differs %}<p class="notice" data-notice="file-differs">Tệp cấu hình trên đĩa khác
-với cấu hình đang áp dụng (có thể vừa được sửa tay và đang chờ nạp lại). Dưới đây là cấu hình
-đang áp dụng.</p>{% endif %}
-
-<form method="post" action="{{ path }}" novalidate>
- <input type="hidden" name="csrf" value="{{ csrf }}">
- <input type="hidden" name="tenant" value="{{ tenant.id }}">
- <input type="hidden" name="sha256" value="{{ sha256 }}">
- <input type="hidden" name="count" value="{{ rows|length }}">
- {% if errors.get("shifts") %}<p class="error" role="alert" data-error-id="config.invalid"
-    data-error-field="shifts">{{ errors["shifts"] }}</p>{% endif %}
- <table>
-  <thead><tr><th>Ca</th><th>Bắt đầu</th><th>Kết thúc</th><th>Số line (0–{{ max_lines }})</th>
-  </tr></thead>
-  <tbody>
-  {% for r in rows %}{% set j = loop.index0 %}
-  <tr{% if r.name == active.name and not active_override %} class="now"{% endif %}
-     data-shift="{{ r.name }}">
-   <td><input type="hidden" name="name-{{ j }}" value="{{ r.name }}">{{ r.name }}</td>
-   {% for f in fields %}{% set key = f ~ "-" ~ j %}
-   <td><input type="hidden" name="seen-{{ key }}" value="{{ r.seen[f] }}">
-    <label class="meta" for="{{ key }}" hidden>{{ field_names[f] }} ca {{ r.name }}</label>
-    <input id="{{ key }}" name="{{ key }}" value="{{ r.value[f] }}"
-     {%- if f == "lines" %} type="number" min="0" max="{{ max_lines }}" inputmode="numeric"
-     {%- else %} type="text" inputmode="numeric" placeholder="HH:MM" maxlength="8"{% endif %}
-     {%- if errors.get(key) or (errors.get("shifts") and f != "lines") %}
-      aria-invalid="true"{% endif %}
-     {%- if errors.get(key) %} aria-describedby="err-{{ key }}"{% endif %}>
-    {% if errors.get(key) %}<span class="field-error" id="err-{{ key }}"
-      data-error-id="config.invalid" data-error-field="{{ key }}">{{ errors.get(key) }}</span>
-    {% endif %}</td>
-   {% endfor %}
-  </tr>
-  {% endfor %}
-  </tbody>
- </table>
- <p class="meta">Các ca phải phủ kín 24 giờ, không hở và không chồng lấn; một ca có thể qua
- nửa đêm (giờ kết thúc trước giờ bắt đầu). Số line 0: ngoài giờ, người gọi nghe báo bận.</p>
- <button type="submit">Lưu thay đổi</button>
-</form>
-
-<h2>Ngày đặc biệt (chỉ xem; sửa trong tệp cấu hình)</h2>
-{% if tenant.overrides %}
-<table data-overrides="true">
- <thead><tr><th>Tên</th><th>Từ ngày</th><th>Đến ngày</th><th>Các ca</th></tr></thead>
- <tbody>{% for o in tenant.overrides %}
- <tr><td>{{ o.name }}</td><td>{{ o.start_date.strftime("%d/%m/%Y") }}</td>
-  <td>{{ o.end_date.strftime("%d/%m/%Y") }}</td>
-  <td>{% for s in o.shifts %}{{ s.name }}: {{ hhmm(s.start) }}–{{ hhmm(s.end) }},
-   {{ s.lines }} line{% if not loop.last %}<br>{% endif %}{% endfor %}</td></tr>
- {% endfor %}</tbody>
-</table>
-{% else %}<p class="meta">Không có.</p>{% endif %}
-
-<h2>Lịch sử thay đổi</h2>
-{% if history %}
-<table data-history="true">
- <thead><tr><th>Thời điểm</th><th>Người sửa</th><th>Ca</th><th>Nội dung</th></tr></thead>
- <tbody>{% for h in history %}
- <tr><td>{{ local(h.changed_at) }}</td><td>{{ h.user }}</td><td>{{ h.shift }}</td>
-  <td>{{ field_names.get(h.field, h.field) }}: {{ h.old }} → {{ h.new }}</td></tr>
- {% endfor %}</tbody>
-</table>
-{% else %}<p class="meta">Chưa có thay đổi nào từ trang này.</p>{% endif %}
-</body>
-</html>
-"""
-
-_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
-                          loader=jinja2.DictLoader({"shifts.html": _PAGE}))
+_ENV: Final = environment("callcenter.console")  # templates/admin_shifts.html
 
 
 @dataclass(frozen=True)
@@ -252,7 +138,7 @@ def _render(request: web.Request, tenant: Tenant, *, sha256: str, status: int = 
             previous = str(saved.previous.relative_to(Path(live_path).resolve().parent))
         except ValueError:
             previous = str(saved.previous)
-    body = _ENV.get_template("shifts.html").render(
+    body = _ENV.get_template("admin_shifts.html").render(
         tenant=tenant, path=PATH, csrf=console_csrf(request), sha256=sha256, rows=rows,
         fields=FIELDS, field_names=FIELD_NAMES, max_lines=MAX_LINES, errors=errors or {},
         general=general, saved=saved.changes if saved is not None else (), previous=previous,

@@ -46,13 +46,14 @@ from callcenter.config.model import Tenant
 from callcenter.console.auth import USERS, in_thread
 from callcenter.console.context import CLOCK, find_tenant
 from callcenter.console.exports import xlsx_response
-from callcenter.console.pages import ROLE_NAMES, local_time, page_env, render, zone_of
+from callcenter.console.pages import ROLE_NAMES, local_time, render, zone_of
 from callcenter.console.passwords import (
     MAX_LENGTH,
     MIN_LENGTH,
     PasswordRejected,
     check_password_rules,
 )
+from callcenter.console.rendering import environment
 from callcenter.console.sessions import _PAGE_HEADERS as PAGE_HEADERS
 from callcenter.console.sessions import PASSWORDS, POLICY, error_page, require_console_role
 from callcenter.store.database import DatabaseRef
@@ -260,181 +261,7 @@ def change_text(c: UserChange) -> str:
     return f"{action}: {FIELD_NAMES.get(c.field, c.field)} {shown(c.old)} → {shown(c.new)}"
 
 
-# ---- templates ------------------------------------------------------------------------------
-_FORM_FIELDS = """
- {% macro err(key) %}{% if form.errors.get(key) %}<span class="field-error" id="err-{{ key }}"
-   data-error-field="{{ key }}">{{ form.errors[key] }}</span>{% endif %}{% endmacro %}
- {% macro inv(key) %}{% if form.errors.get(key) %} aria-invalid="true"
-   aria-describedby="err-{{ key }}"{% endif %}{% endmacro %}
- {% macro role_and_unit(choose) %}<select id="role" name="role"{{ inv("role") }}
-   data-role-select>
-  {% if choose %}<option value="">— Chọn —</option>{% endif %}
-  {% for r in roles %}<option value="{{ r }}"{% if form.role == r %} selected{% endif %}>
-   {{- role_names[r] }}</option>{% endfor %}</select> {{ err("role") }}</div>
- <div><label for="unit">Đơn vị (chỉ cho vai trò Đơn vị xử lý)</label>
-  <select id="unit" name="unit"{{ inv("unit") }} data-unit-select>
-  <option value="">— Không —</option>
-  {% for id, uname in units %}<option value="{{ id }}"{% if form.unit == id %} selected
-   {%- endif %}>{{ uname }}</option>{% endfor %}</select> {{ err("unit") }}</div>
- {%- endmacro %}
-"""
-
-_LIST = """{% extends "layout.html" %}
-{% block head %}<link rel="stylesheet" href="/console/static/admin_users.css">
-<script src="/console/static/admin_users.js" defer></script>{% endblock %}
-{% block main %}""" + _FORM_FIELDS + """
-<h1>Quản trị người dùng — {{ tenant.name }}</h1>
-{% for key, text in filter_errors.items() %}<p class="error" role="alert"
-  data-error-id="filter.invalid" data-error-field="filter-{{ key }}">{{ text }}</p>{% endfor %}
-<form method="get" action="{{ path }}" class="card row" data-filters>
- <div><label for="f-role">Vai trò</label>
- <select id="f-role" name="role"><option value="">Tất cả</option>
- {% for r in roles %}<option value="{{ r }}"{% if filters.role == r %} selected{% endif %}>
-  {{- role_names[r] }}</option>{% endfor %}</select></div>
- <div><label for="f-active">Trạng thái</label>
- <select id="f-active" name="active"><option value="">Tất cả</option>
-  <option value="1"{% if filters.active == true %} selected{% endif %}>Đang hoạt động</option>
-  <option value="0"{% if filters.active == false %} selected{% endif %}>Đã vô hiệu hoá</option>
- </select></div>
- <div><button type="submit">Lọc</button></div>
- <div><a href="{{ path }}.xlsx{% if query %}?{{ query }}{% endif %}" data-export>Tải Excel
-  (.xlsx)</a></div>
-</form>
-
-<div class="scroll">
-<table data-users>
- <thead><tr><th>Tên đăng nhập</th><th>Họ tên</th><th>Vai trò</th><th>Đơn vị</th>
-  <th>Trạng thái</th><th>Khoá đến</th><th>Đổi mật khẩu</th><th>Phiên</th></tr></thead>
- <tbody>{% for r in rows %}
- <tr data-user-row="{{ r.name }}"{% if r.active != active_text %} class="disabled"{% endif %}>
-  <td><a href="{{ path }}/{{ r.name }}">{{ r.name }}</a></td><td>{{ r.full_name }}</td>
-  <td>{{ r.role }}</td><td>{{ r.unit }}</td><td>{{ r.active }}</td>
-  <td class="late">{{ local(r.locked_until) }}</td><td>{{ local(r.password_changed_at) }}</td>
-  <td>{{ r.sessions }}</td></tr>
- {% else %}<tr><td colspan="8" class="meta">Không có người dùng nào.</td></tr>{% endfor %}
- </tbody>
-</table>
-</div>
-
-<h2 id="create">Tạo người dùng</h2>
-{% if form.errors %}<p class="error" role="alert" data-error-id="user.invalid">Chưa lưu: có
- thông tin chưa hợp lệ (xem bên dưới).</p>{% endif %}
-{% for text in general %}<p class="error" role="alert" data-error-id="user.refused">
- {{ text }}</p>{% endfor %}
-<form method="post" action="{{ path }}" class="card" novalidate data-create>
- <input type="hidden" name="csrf" value="{{ csrf }}">
- <div class="grid">
- <div><label for="name">Tên đăng nhập</label>
-  <input id="name" name="name" value="{{ form.name }}" maxlength="64" autocomplete="off"
-   {{- inv("name") }}>
-  <span class="meta">Chữ thường không dấu, số, . _ -. Điện thoại viên: tên đăng nhập là số
-   máy lẻ của họ (ví dụ 101).</span> {{ err("name") }}</div>
- <div><label for="full_name">Họ tên</label>
-  <input id="full_name" name="full_name" value="{{ form.full_name }}" maxlength="200"
-   {{- inv("full_name") }}> {{ err("full_name") }}</div>
- <div><label for="role">Vai trò</label>
-  {{ role_and_unit(choose=True) }}
- <div><label for="password">Mật khẩu ban đầu (ít nhất {{ min_length }} ký tự)</label>
-  <input id="password" name="password" type="password" autocomplete="new-password"
-   {{- inv("password") }}> {{ err("password") }}</div>
- <div><label for="password2">Nhập lại mật khẩu</label>
-  <input id="password2" name="password2" type="password" autocomplete="new-password"
-   {{- inv("password") }}></div>
- </div>
- <p><button type="submit">Tạo người dùng</button></p>
-</form>
-{% endblock %}"""
-
-_DETAIL = """{% extends "layout.html" %}
-{% block head %}<link rel="stylesheet" href="/console/static/admin_users.css">
-<script src="/console/static/admin_users.js" defer></script>{% endblock %}
-{% block main %}""" + _FORM_FIELDS + """
-<p><a href="{{ path }}">← Danh sách người dùng</a></p>
-<h1>Người dùng {{ u.name }}</h1>
-{% if done %}<p class="ok" role="status" data-done="{{ done_id }}">{{ done }}</p>{% endif %}
-{% for text in warnings %}<p class="notice" role="status" data-warning>{{ text }}</p>
-{% endfor %}
-{% for e in general %}<p class="error" role="alert" data-error-id="{{ e[0] }}">{{ e[1] }}</p>
-{% endfor %}
-<div class="card" data-user="{{ u.name }}" data-version="{{ u.version }}">
- <dl class="facts">
-  <dt>Họ tên</dt><dd data-fact="full_name">{{ u.full_name or "" }}</dd>
-  <dt>Vai trò</dt><dd data-fact="role">{{ role_names[u.role] }}</dd>
-  <dt>Đơn vị</dt><dd data-fact="unit">{{ unit_names.get(u.unit, u.unit) if u.unit else "" }}</dd>
-  <dt>Trạng thái</dt><dd data-fact="active">{{ "Đang hoạt động" if u.active
-   else "Đã vô hiệu hoá" }}</dd>
-  <dt>Khoá đăng nhập</dt><dd data-fact="locked">{% if locked %}<span class="late">đến
-   {{ local(u.locked_until) }}</span>{% else %}không{% endif %}</dd>
-  <dt>Đổi mật khẩu lần cuối</dt><dd>{{ local(u.password_changed_at) if u.password_changed_at
-   else ("chưa có mật khẩu" if not u.has_password else "") }}</dd>
-  <dt>Phiên đăng nhập còn hạn</dt><dd data-fact="sessions">{{ u.sessions }}</dd>
-  <dt>Ngày tạo</dt><dd>{{ local(u.created_at) }}</dd>
- </dl>
-</div>
-
-<h2>Sửa thông tin</h2>
-<form method="post" action="{{ path }}/{{ u.name }}" class="card" novalidate data-edit>
- <input type="hidden" name="csrf" value="{{ csrf }}">
- <input type="hidden" name="action" value="update">
- <input type="hidden" name="version" value="{{ u.version }}">
- <div class="grid">
- <div><label for="full_name">Họ tên</label>
-  <input id="full_name" name="full_name" value="{{ form.full_name }}" maxlength="200"
-   {{- inv("full_name") }}> {{ err("full_name") }}</div>
- <div><label for="role">Vai trò</label>
-  {{ role_and_unit(choose=False) }}
- </div>
- <p><button type="submit">Lưu thay đổi</button></p>
-</form>
-
-<h2>Tài khoản</h2>
-<div class="card actions">
- <form method="post" action="{{ path }}/{{ u.name }}" data-action="{{ 'disable' if u.active
-   else 'enable' }}">
-  <input type="hidden" name="csrf" value="{{ csrf }}">
-  <input type="hidden" name="version" value="{{ u.version }}">
-  {% if u.active %}<input type="hidden" name="action" value="disable">
-  <button type="submit">Vô hiệu hoá</button>
-  <span class="meta">Kết thúc mọi phiên đăng nhập; token API ngừng hoạt động.</span>
-  {% else %}<input type="hidden" name="action" value="enable">
-  <button type="submit">Kích hoạt lại</button>{% endif %}
- </form>
- {% if locked or u.failed_logins %}
- <form method="post" action="{{ path }}/{{ u.name }}" data-action="unlock">
-  <input type="hidden" name="csrf" value="{{ csrf }}">
-  <input type="hidden" name="version" value="{{ u.version }}">
-  <input type="hidden" name="action" value="unlock">
-  <button type="submit">Mở khoá đăng nhập</button>
- </form>{% endif %}
- <form method="post" action="{{ path }}/{{ u.name }}" novalidate data-action="reset_password">
-  <input type="hidden" name="csrf" value="{{ csrf }}">
-  <input type="hidden" name="version" value="{{ u.version }}">
-  <input type="hidden" name="action" value="reset_password">
-  <div class="grid">
-  <div><label for="password">Mật khẩu mới (ít nhất {{ min_length }} ký tự)</label>
-   <input id="password" name="password" type="password" autocomplete="new-password"
-    {{- inv("password") }}> {{ err("password") }}</div>
-  <div><label for="password2">Nhập lại mật khẩu mới</label>
-   <input id="password2" name="password2" type="password" autocomplete="new-password"
-    {{- inv("password") }}></div>
-  </div>
-  <p><button type="submit">Đặt lại mật khẩu</button>
-  <span class="meta">Người dùng sẽ phải đăng nhập lại.</span></p>
- </form>
-</div>
-
-<h2>Lịch sử thay đổi</h2>
-{% if history %}
-<div class="scroll"><table data-history>
- <thead><tr><th>Thời điểm</th><th>Người thực hiện</th><th>Nội dung</th></tr></thead>
- <tbody>{% for h in history %}
- <tr data-audit="{{ h.action }}"><td>{{ local(h.changed_at) }}</td><td>{{ h.actor }}</td>
-  <td>{{ change_text(h) }}</td></tr>{% endfor %}</tbody>
-</table></div>
-{% else %}<p class="meta">Chưa có thay đổi nào từ trang quản trị.</p>{% endif %}
-{% endblock %}"""
-
-_ENV = page_env({"users.html": _LIST, "user.html": _DETAIL})
+_ENV = environment("callcenter.console")  # templates/admin_user*.html
 
 
 # ---- handlers -------------------------------------------------------------------------------
@@ -502,7 +329,7 @@ async def _list_page(request: web.Request, *, form: UserForm | None = None,
                      general: Sequence[str] = (), status: int = 200) -> web.Response:
     listed = await _user_list(request)
     units = _units(listed.tenant)
-    return render(request, _ENV, "users.html", listed.admin, status=status,
+    return render(request, _ENV, "admin_users.html", listed.admin, status=status,
                   title="Quản trị người dùng", tenant=listed.tenant, path=PATH,
                   filters=listed.filters, filter_errors=listed.filter_errors,
                   query=listed.filters.query(), roles=USER_ROLES, role_names=ROLE_NAMES,
@@ -595,7 +422,7 @@ async def _detail_page(request: web.Request, name: str, *, form: UserForm | None
                                         unit=detail.unit or ""),
                                units=[u for u, _ in units],
                                operator_extensions=_extensions(tenant)).warnings
-    return render(request, _ENV, "user.html", user, status=status,
+    return render(request, _ENV, "admin_user.html", user, status=status,
                   title=f"Người dùng {detail.name}", path=PATH, u=detail, form=form,
                   roles=USER_ROLES, role_names=ROLE_NAMES, units=units,
                   unit_names=dict(units), locked=detail.locked(now), history=history,

@@ -17,7 +17,8 @@ from callcenter.console import listing as ls
 from callcenter.console.auth import in_thread
 from callcenter.console.context import CLOCK, find_tenant
 from callcenter.console.exports import fetch_capped, numbered, xlsx_response
-from callcenter.console.pages import page_env, render, zone_of
+from callcenter.console.pages import render, zone_of
+from callcenter.console.rendering import environment
 from callcenter.console.sessions import error_page, require_console_role
 from callcenter.store.data import CallRecordData
 from callcenter.store.database import DatabaseRef
@@ -30,46 +31,7 @@ ROLES: Final = ("supervisor", "admin")
 RECORDS = web.AppKey("console_call_records", CallRecordStore)
 _BATCH: Final = 1000
 
-_LIST = """{% extends "layout.html" %}
-{% block head %}<link rel="stylesheet" href="/console/static/lists.css">{% endblock %}
-{% block main %}
-<h1>Cuộc gọi ngày {{ f.day.strftime("%d/%m/%Y") }}</h1>
-<form method="get" action="/console/calls" class="card row filters">
- <label>Ngày<br><input type="date" name="day" value="{{ f.day.isoformat() }}"></label>
- <label>Kết quả<br><select name="outcome"><option value="">Tất cả</option>
-  {% for k, v in outcomes %}<option value="{{ k }}"{% if f.outcome == k %} selected
- {% endif %}>{{ v }}</option>{% endfor %}
- </select></label>
- <label>Điện thoại viên (số máy)<br><input name="operator" value="{{ f.operator or '' }}" size="8"
- maxlength="32"></label>
- <button type="submit">Xem</button>
-</form>
-{% for k, v in f.errors.items() %}<p class="error" data-error-field="{{ k }}">{{ v }}</p>
- {% endfor %}
-<p class="meta"><span data-total="{{ total }}">{{ total }} cuộc gọi
-</span> · trang {{ f.page }}/{{ pages }}
- · giờ {{ tz }} · <a href="/console/calls.xlsx?{{ f.query() }}"
- data-export="xlsx">Xuất Excel (xlsx)</a></p>
-<div class="scroll"><table class="list">
-<thead><tr><th>Thời điểm gọi đến</th><th>Số gọi đến</th><th>Số quay</th><th>Kết quả</th>
-<th>Chờ (giây)</th><th>Đàm thoại (giây)</th><th>Điện thoại viên</th><th>Nhánh IVR</th>
-<th>Chuyển tiếp</th><th>Ghi âm</th></tr></thead><tbody>
-{% for r in rows %}<tr data-call="{{ r.id }}">
- <td>{{ local_s(r.arrived_at) }}</td><td>{{ r.caller }}</td><td>{{ r.dialled }}</td>
- <td data-outcome="{{ r.outcome }}">{{ r.outcome_label }}</td>
- <td>{{ r.wait_s if r.wait_s is not none else "" }}</td>
- <td>{{ r.talk_s if r.talk_s is not none else "" }}</td><td>{{ r.operator }}</td><td>{{ r.ivr }}
-</td>
- <td>{{ r.transfers }}</td><td class="file">{{ r.recording }}</td></tr>
-{% else %}<tr><td colspan="10">Không có cuộc gọi nào.</td></tr>{% endfor %}
-</tbody></table></div>
-<p class="paging">{% if f.page > 1 %}
- <a href="/console/calls?{{ f.query(f.page - 1) }}" rel="prev">Trang trước</a>{% endif %}
-{% if f.page < pages %} <a href="/console/calls?{{ f.query(f.page + 1) }}" rel="next">Trang sau</a>
- {% endif %}</p>
-{% endblock %}"""
-
-_ENV: Final = page_env({"calls.html": _LIST})
+_ENV: Final = environment("callcenter.console")  # templates/calls.html
 
 CALL_COLUMNS: Final = (
     Column("stt", "STT", 6, "int"), Column("arrived_at", "Thời điểm gọi đến", 17, "datetime"),

@@ -1,18 +1,20 @@
 """The console pages' common frame: one layout (header with the role's links, the user, a
 log-out button), one style sheet readable on a laptop and a tablet, and tenant-local times.
 
-A page module keeps its own templates and renders them through ``page_env``::
+The layout is ``templates/base.html``. A page is a template file beside the code that
+renders it (``<slice>/templates/desk.html``: ``{% extends "base.html" %}{% block main %}...
+{% endblock %}``), loaded through its package's environment (``console.rendering``)::
 
-    _ENV = page_env({"desk.html": '{% extends "layout.html" %}{% block main %}...'
-                                  '{% endblock %}'})
+    _ENV = environment("callcenter.desk")
     return render(request, _ENV, "desk.html", user, title="Bàn làm việc", ...)
 
 ``render`` passes ``user``, ``role_name``, ``links`` (the role's pages), ``csrf``, ``here``
 (the path, to mark the current link), ``tz`` (the user's tenant's time zone) and the
 filters ``local`` (a datetime shown in that zone, ``dd/mm/yyyy HH:MM``) and ``local_s``
 (with seconds). Scripts read the CSRF token from ``<meta name="csrf-token">`` and send it
-as ``X-CSRF-Token`` on unsafe API calls. Blocks: ``head`` (extra ``<link>`` and
-``<script src>``: the CSP allows no inline script), ``main``.
+as ``X-CSRF-Token`` on unsafe API calls (``Hotline.send`` of ``static/console.js``, the
+helpers the pages' scripts share: a page loads it before its own script). Blocks: ``head``
+(extra ``<link>`` and ``<script src>``: the CSP allows no inline script), ``main``.
 Static files are served under ``STATIC_PREFIX`` from ``static/``.
 """
 
@@ -21,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -56,70 +57,6 @@ ROLE_LINKS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
               ("/console/admin/users", "Quản trị: người dùng")),
     "unit": (("/console/tickets", "Phiếu phản ánh của đơn vị"),),
 }
-
-LAYOUT: Final = """<!doctype html>
-<html lang="vi">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="csrf-token" content="{{ csrf }}">
-<title>{{ title }} — Tổng đài 1022</title>
-<style>
- *, *::before, *::after { box-sizing: border-box; }
- body { font-family: "Liberation Sans", "DejaVu Sans", Arial, sans-serif; margin: 0;
-        line-height: 1.45; color: #1a1a1a; background: #f6f7f9; }
- header.top { display: flex; flex-wrap: wrap; gap: .5rem 1.25rem; align-items: center;
-        padding: .5rem 1rem; background: #123a63; color: #fff; }
- header.top a { color: #fff; text-decoration: none; padding: .25rem 0; }
- header.top a[aria-current="page"] { border-bottom: 2px solid #ffd24d; }
- header.top .who { margin-left: auto; font-size: .9rem; }
- header.top form { margin: 0; } header.top button { font: inherit; padding: .2rem .6rem; }
- main { max-width: 72rem; margin: 0 auto; padding: 1rem; }
- h1 { font-size: 1.35rem; margin: .25rem 0 1rem; } h2 { font-size: 1.1rem; }
- table { border-collapse: collapse; width: 100%; background: #fff; }
- th, td { border: 1px solid #d5d9df; padding: .35rem .5rem; text-align: left;
-        vertical-align: top; }
- th { background: #eef1f5; }
- .scroll { overflow-x: auto; max-width: 100%; }
- input, select, textarea, button { font: inherit; padding: .35rem; max-width: 100%; }
- textarea { width: 100%; }
- button { cursor: pointer; }
- label { display: block; margin: .5rem 0 .2rem; }
- .row { display: flex; flex-wrap: wrap; gap: .75rem; align-items: end; }
- .row label { margin: 0; }
- .card { background: #fff; border: 1px solid #d5d9df; border-radius: 4px; padding: .75rem 1rem;
-        margin: 0 0 1rem; }
- .error, .field-error { color: #a00; font-weight: bold; }
- .ok { color: #0a6b2d; } .meta { color: #555; font-size: .9rem; }
- .late { color: #a00; } .near { color: #a65b00; }
-</style>
-{% block head %}{% endblock %}
-</head>
-<body>
-<header class="top">
- <strong>Tổng đài 1022</strong>
- <nav>{% for href, label in links %}<a href="{{ href }}"
-  {%- if here == href %} aria-current="page"{% endif %}>{{ label }}</a>{% if not loop.last %}
-  · {% endif %}{% endfor %}</nav>
- <span class="who" data-user="{{ user.name }}">{{ user.full_name or user.name }}
-  ({{ role_name }}{% if user.unit %}, {{ user.unit }}{% endif %})</span>
- <form method="post" action="/console/logout">
-  <input type="hidden" name="csrf" value="{{ csrf }}">
-  <button type="submit">Đăng xuất</button>
- </form>
-</header>
-<main>
-{% block main %}{% endblock %}
-</main>
-</body>
-</html>
-"""
-
-
-def page_env(templates: Mapping[str, str]) -> jinja2.Environment:
-    """A Jinja2 environment (autoescaping, strict) with the layout and ``templates``."""
-    return jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
-                              loader=jinja2.DictLoader({"layout.html": LAYOUT, **templates}))
 
 
 def zone_of(request: web.Request, tenant_id: str) -> ZoneInfo:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import jinja2
 from aiohttp import web
 
 from callcenter.config.model import Tenant
 from callcenter.console.auth import in_thread
 from callcenter.console.context import SERVICE, tenant_or_404
 from callcenter.console.errors import ApiError, invalid
-from callcenter.console.templates import PUBLIC_PAGE
+from callcenter.console.rendering import environment
 from callcenter.console.validation import Param, parse_query
 from callcenter.tickets.config import policy_of
 
@@ -35,8 +34,7 @@ PARAMS = (
 )
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; "
        "frame-ancestors 'none'")
-_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
-                          loader=jinja2.DictLoader({"public.html": PUBLIC_PAGE}))
+_ENV = environment("callcenter.console")  # templates/public.html
 
 
 def _filters(request: web.Request, tenant: Tenant) -> dict[str, Any]:

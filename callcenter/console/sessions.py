@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
-import jinja2
 import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -50,6 +49,7 @@ from callcenter.console.context import CLOCK, CONFIG
 from callcenter.console.errors import ApiError, Handler
 from callcenter.console.pages import ROLE_LINKS, ROLE_NAMES
 from callcenter.console.passwords import MAX_LENGTH, Passwords
+from callcenter.console.rendering import environment
 from callcenter.store.users import ConsoleSession, User, csrf_token_of
 
 log = logging.getLogger("callcenter.console.sessions")
@@ -154,67 +154,9 @@ LIMITER = web.AppKey("console_login_limiter", SharedLoginRateLimiter)
 SESSION = web.RequestKey("console_session", ConsoleSession)
 SESSION_ID = web.RequestKey("console_session_id", str)
 
-_PAGE = """<!doctype html>
-<html lang="vi">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }} — Tổng đài 1022</title>
-<style>
- body { font-family: "Liberation Sans", "DejaVu Sans", Arial, sans-serif; margin: 2rem auto;
-        max-width: 28rem; padding: 0 1rem; line-height: 1.45; color: #1a1a1a; }
- h1 { font-size: 1.35rem; } label { display: block; margin: .75rem 0 .25rem; }
- input, button { font: inherit; padding: .4rem; width: 100%; box-sizing: border-box; }
- button { margin-top: 1rem; cursor: pointer; } .error { color: #a00; font-weight: bold; }
- nav a { display: block; padding: .5rem 0; } .meta { color: #555; }
-</style>
-</head>
-<body>
-{% block body %}{% endblock %}
-</body>
-</html>
-"""
-
-_LOGIN = """{% extends "page.html" %}{% block body %}
-<h1>Tổng đài 1022 — Đăng nhập</h1>
-{% if error %}<p class="error" role="alert" data-error-id="{{ error_id }}">{{ error }}</p>
-{% endif %}
-<form method="post" action="/console/login{% if next %}?next={{ next|urlencode }}{% endif %}">
- <input type="hidden" name="csrf" value="{{ csrf }}">
- <label for="username">Tên đăng nhập</label>
- <input id="username" name="username" autocomplete="username" required
-        value="{{ username }}" autofocus>
- <label for="password">Mật khẩu</label>
- <input id="password" name="password" type="password" autocomplete="current-password"
-        required>
- <button type="submit">Đăng nhập</button>
-</form>
-{% endblock %}"""
-
-_HOME = """{% extends "page.html" %}{% block body %}
-<h1>Tổng đài 1022</h1>
-<p>Xin chào <strong data-user="{{ user.name }}">{{ user.full_name or user.name }}</strong>
- (<span data-role="{{ user.role }}">{{ role_name }}</span>, {{ user.tenant }}{% if user.unit %},
- đơn vị {{ user.unit }}{% endif %}).</p>
-<nav>
-{% for href, label in links %} <a href="{{ href }}">{{ label }}</a>
-{% endfor %}</nav>
-<form method="post" action="/console/logout">
- <input type="hidden" name="csrf" value="{{ csrf }}">
- <button type="submit">Đăng xuất</button>
-</form>
-{% endblock %}"""
-
-_ERROR = """{% extends "page.html" %}{% block body %}
-<h1>{{ title }}</h1>
-<p class="error" role="alert" data-error-id="{{ error_id }}">{{ message }}</p>
-<p><a href="{{ back }}">{{ back_label }}</a></p>
-{% endblock %}"""
-
-_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
-                          loader=jinja2.DictLoader({"page.html": _PAGE, "login.html": _LOGIN,
-                                                    "home.html": _HOME,
-                                                    "error.html": _ERROR}))
+# templates/plain.html: the frame of the login, home and error pages (login.html, home.html,
+# error.html), smaller than the pages' (base.html): no menu before login.
+_ENV: Final = environment("callcenter.console")
 
 # Console pages are private and must not be framed (clickjacking of the login form).
 _PAGE_HEADERS: Final = {

@@ -33,7 +33,8 @@ from callcenter.console.auth import actor_of, in_thread
 from callcenter.console.context import CLOCK, SERVICE, find_tenant
 from callcenter.console.errors import ApiError
 from callcenter.console.exports import fetch_capped, numbered, xlsx_response
-from callcenter.console.pages import page_env, render, zone_of
+from callcenter.console.pages import render, zone_of
+from callcenter.console.rendering import environment
 from callcenter.console.sessions import error_page, require_console_role
 from callcenter.console.uploads import safe_file_name
 from callcenter.store.database import DatabaseRef
@@ -56,141 +57,7 @@ _FIELD_MESSAGES: Final = {
     "action": "Thao tác không hợp lệ.",
 }
 
-_LIST = """{% extends "layout.html" %}
-{% block head %}<link rel="stylesheet" href="/console/static/lists.css">{% endblock %}
-{% block main %}
-<h1>{{ heading }}</h1>
-<p class="quick"><a href="/console/tickets?view=unprocessed"
- {%- if f.view == "unprocessed" %} aria-current="true"{% endif %}>Chưa xử lý</a> ·
- <a href="/console/tickets?view=late"{% if f.view == "late" %} aria-current="true"
- {% endif %}>Trễ hạn</a> ·
- <a href="/console/tickets">Tất cả</a></p>
-<form method="get" action="/console/tickets" class="card row filters">
- {% if f.view %}<input type="hidden" name="view" value="{{ f.view }}">{% endif %}
- {% if not f.view %}<label>Trạng thái<br><select name="state"><option value="">Tất cả</option>
-  {% for k, v in states %}<option value="{{ k }}"{% if f.states == (k,) %} selected
- {% endif %}>{{ v }}</option>{% endfor %}
- </select></label>{% endif %}
- {% if not unit_user %}<label>Đơn vị<br><select name="unit"><option value="">Tất cả</option>
-  {% for u in policy.units %}<option value="{{ u.id }}"{% if f.unit == u.id %} selected
- {% endif %}>{{ u.name }}</option>{% endfor %}
- </select></label>{% endif %}
- <label>Lĩnh vực<br><select name="field"><option value="">Tất cả</option>
-  {% for x in policy.fields %}<option value="{{ x.id }}"{% if f.field == x.id %} selected
- {% endif %}>{{ x.name }}</option>{% endfor %}
- </select></label>
- {% if f.view != "late" %}<label><input type="checkbox" name="late" value="1"
-  {%- if f.late %} checked{% endif %}> Chỉ phiếu trễ hạn</label>{% endif %}
- <label>Tiếp nhận từ ngày<br><input type="date" name="from" value="{{ f.since or '' }}"></label>
- <label>đến ngày<br><input type="date" name="to" value="{{ f.until or '' }}"></label>
- <button type="submit">Lọc</button>
-</form>
-{% for k, v in f.errors.items() %}<p class="error" data-error-field="{{ k }}">{{ v }}</p>
- {% endfor %}
-<p class="meta"><span data-total="{{ total }}">{{ total }} phiếu
-</span> · trang {{ f.page }}/{{ pages }}
- · giờ {{ tz }} · <a href="/console/tickets.xlsx?{{ f.query() }}"
- data-export="xlsx">Xuất Excel (xlsx)</a></p>
-<div class="scroll"><table class="list">
-<thead><tr><th>Mã phiếu</th><th>Tiếp nhận</th><th>Lĩnh vực</th><th>Đơn vị</th><th>Trạng thái</th>
-<th>Hạn xử lý</th><th>Nội dung</th></tr></thead>
-<tbody>
-{% for r in rows %}<tr data-code="{{ r.code }}">
- <td><a href="/console/tickets/{{ r.code }}">{{ r.code }}</a></td>
- <td>{{ local(r.received_at) }}</td><td>{{ r.field_name }}</td><td>{{ r.unit_name }}</td>
- <td data-state="{{ r.state }}">{{ r.state_label }}</td>
- <td class="{{ r.mark }}" data-mark="{{ r.mark }}">{{ local(r.resolve_due) }}
-  {%- if r.mark == "late" %} (trễ hạn){% elif r.mark == "near" %} (sắp đến hạn){% endif %}</td>
- <td>{{ r.content }}</td></tr>
-{% else %}<tr><td colspan="7">Không có phiếu nào.</td></tr>{% endfor %}
-</tbody></table></div>
-<p class="paging">{% if f.page > 1 %}
- <a href="/console/tickets?{{ f.query(f.page - 1) }}" rel="prev">Trang trước</a>{% endif %}
-{% if f.page < pages %}
- <a href="/console/tickets?{{ f.query(f.page + 1) }}" rel="next">Trang sau</a>{% endif %}</p>
-{% endblock %}"""
-
-_DETAIL = """{% extends "layout.html" %}
-{% block head %}<link rel="stylesheet" href="/console/static/lists.css">
-<script src="/console/static/lists.js" defer></script>{% endblock %}
-{% block main %}
-<p><a href="/console/tickets">← Danh sách phiếu</a></p>
-<h1>Phiếu {{ t.code }}</h1>
-{% if done %}<p class="ok" role="status" data-done="{{ done }}">Đã cập nhật phiếu.</p>{% endif %}
-{% if message %}<p class="error" role="alert" data-error-id="{{ message_id }}">{{ message }}</p>
- {% endif %}
-<div class="card"><dl class="fields">
- <dt>Trạng thái</dt><dd data-state="{{ t.state.value }}">{{ state_label }}</dd>
- <dt>Tiếp nhận</dt><dd>{{ local(t.received_at) }} ({{ channel }})</dd>
- <dt>Lĩnh vực</dt><dd>{{ field_name }}{% if t.urgent %} — <strong>khẩn</strong>{% endif %}</dd>
- <dt>Địa bàn</dt><dd>{{ t.place or "" }}</dd>
- <dt>Đơn vị xử lý</dt><dd>{{ unit_name }}</dd>
- <dt>Công dân</dt><dd>{{ t.citizen_name or "" }}{% if t.citizen_phone %} —
- <a href="tel:{{ t.citizen_phone }}">{{ t.citizen_phone }}</a>{% endif %}</dd>
- <dt>Hạn xử lý</dt><dd class="{{ mark }}">{{ local(t.resolve_due) }}
- {% if mark == "late" %} (trễ hạn){% elif mark == "near" %} (sắp đến hạn){% endif %}</dd>
- {% if t.forwarded_at %}<dt>Chuyển đơn vị</dt><dd>{{ local(t.forwarded_at) }}</dd>{% endif %}
- {% if t.accepted_at %}<dt>Đơn vị tiếp nhận</dt><dd>{{ local(t.accepted_at) }}</dd>{% endif %}
- {% if t.resolved_at %}<dt>Có kết quả</dt><dd>{{ local(t.resolved_at) }}</dd>{% endif %}
- {% if t.closed_at %}<dt>Đóng</dt><dd>{{ local(t.closed_at) }}</dd>{% endif %}
- <dt>Phiên bản</dt><dd data-version="{{ t.version }}">{{ t.version }}</dd>
-</dl>
-<h2>Nội dung</h2><p class="text">{{ t.content }}</p>
-{% if t.result %}<h2>Kết quả giải quyết</h2><p class="text" data-result>{{ t.result }}</p>
- {% endif %}
-{% if t.return_reason %}<p class="meta">Lý do trả lại: {{ t.return_reason }}</p>{% endif %}
-</div>
-{% if "accept" in actions %}<form method="post" action="/console/tickets/{{ t.code }}" class="card">
- <input type="hidden" name="csrf" value="{{ csrf }}">
- <input type="hidden" name="action" value="accept">
- <input type="hidden" name="version" value="{{ t.version }}">
- <button type="submit" data-action="accept">Tiếp nhận xử lý</button></form>{% endif %}
-{% if "resolve" in actions %}<form method="post" action="/console/tickets/{{ t.code }}" class="card"
- enctype="multipart/form-data" data-form="resolve" data-max-bytes="{{ max_bytes }}">
- <h2>Cập nhật kết quả giải quyết</h2>
- <input type="hidden" name="csrf" value="{{ csrf }}">
- <input type="hidden" name="action" value="resolve">
- <input type="hidden" name="version" value="{{ t.version }}">
- <label for="result">Kết quả giải quyết</label>
- <textarea id="result" name="result" rows="5"
- maxlength="10000" required>{{ typed.get("result", "") }}</textarea>
- {% if errors.get("result") %}
- <p class="field-error" data-error-field="result">{{ errors.result }}</p>
- {% endif %}
- <label for="file">Văn bản trả lời (PDF, DOC, DOCX, JPEG, PNG; không bắt buộc)</label>
- <input type="file" id="file" name="file" accept=".pdf,.doc,.docx,.jpg,.jpeg,.png">
- {% if errors.get("file") %}
- <p class="field-error" data-error-field="file">{{ errors.file }}</p>{% endif %}
- <p><button type="submit" data-action="resolve">Cập nhật kết quả giải quyết</button></p></form>
- {% endif %}
-{% if "return" in actions %}<form method="post" action="/console/tickets/{{ t.code }}" class="card">
- <h2>Trả lại tổng đài</h2>
- <input type="hidden" name="csrf" value="{{ csrf }}">
- <input type="hidden" name="action" value="return">
- <input type="hidden" name="version" value="{{ t.version }}">
- <label for="reason">Lý do trả lại</label>
- <textarea id="reason" name="reason" rows="3"
- maxlength="2000" required>{{ typed.get("reason", "") }}</textarea>
- {% if errors.get("reason") %}
- <p class="field-error" data-error-field="reason">{{ errors.reason }}</p>
- {% endif %}
- <p><button type="submit" data-action="return">Trả lại</button></p></form>{% endif %}
-<h2>Tệp đính kèm</h2>
-<ul class="attachments">{% for a in attachments %}<li data-attachment="{{ a.id }}">
- <a href="/api/v1/tickets/{{ t.code }}/attachments/{{ a.id }}">{{ a.file_name }}</a>
- <span class="meta">({{ (a.size / 1024) | round(1) }} KB, {{ local(a.uploaded_at) }})</span></li>
-{% else %}<li class="meta">Chưa có tệp.</li>{% endfor %}</ul>
-<h2>Lịch sử xử lý</h2>
-<div class="scroll"><table class="audit"><thead><tr><th>Thời điểm</th><th>Thao tác</th>
- <th>Người thực hiện</th>
-<th>Trạng thái</th><th>Ghi chú</th></tr></thead><tbody>
-{% for e in audit %}<tr data-event="{{ e.event }}"><td>{{ local_s(e.at) }}</td><td>{{ e.label }}
-</td>
- <td>{{ e.actor }}</td><td>{{ e.to }}</td><td>{{ e.detail }}</td></tr>{% endfor %}
-</tbody></table></div>
-{% endblock %}"""
-
-_ENV: Final = page_env({"tickets.html": _LIST, "ticket.html": _DETAIL})
+_ENV: Final = environment("callcenter.tickets")  # templates/tickets.html, ticket.html
 
 
 # ---- shared look-ups ----------------------------------------------------------------------------

@@ -61,6 +61,7 @@ from callcenter.config.model import Tenant
 from callcenter.console import listing
 from callcenter.console.auth import USERS, in_thread
 from callcenter.console.context import CLOCK, SERVICE, find_tenant
+from callcenter.console.rendering import environment
 from callcenter.console.sessions import (
     POLICY,
     SESSION_ID,
@@ -495,97 +496,15 @@ def _tenant_of(request: web.Request) -> Tenant:
     return tenant
 
 
-_PAGE = """<!doctype html>
-<html lang="vi">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="csrf-token" content="{csrf}">
-<title>Màn hình giám sát — Tổng đài 1022 {tenant_name}</title>
-<link rel="stylesheet" href="/console/static/wallboard.css">
-<script src="/console/static/wallboard.js" defer></script>
-</head>
-<body data-tenant="{tenant}" data-timezone="{timezone}" data-ws="{ws}">
-<header>
- <h1>Tổng đài 1022 — {tenant_name}</h1>
- <div class="meta"><span id="clock" data-testid="clock">--:--:--</span>
-  · Ca trực: <strong id="shift" data-testid="shift">—</strong>
-  · <a href="/console/">Trang chính</a></div>
-</header>
-<div id="stale-banner" data-testid="stale-banner" role="alert" hidden>Mất kết nối — dữ liệu có
- thể đã cũ</div>
-<main>
- <section class="card" id="lines-card">
-  <h2>Line đang dùng</h2>
-  <div class="big"><span id="lines-in-use" data-testid="lines-in-use">–</span> /
-   <span id="lines-limit" data-testid="lines-limit">–</span></div>
-  <div class="bar" aria-hidden="true"><div id="lines-bar" data-testid="lines-bar"></div></div>
-  <p>Từ chối do bận hôm nay: <strong id="kpi-rejected-busy"
-     data-testid="kpi-rejected-busy">–</strong></p>
- </section>
- <section class="card">
-  <h2>Cuộc gọi đang chờ</h2>
-  <div class="big" id="waiting-count" data-testid="waiting-count">–</div>
-  <p>Chờ lâu nhất: <strong id="longest-wait" data-testid="longest-wait">–</strong></p>
-  <ol id="waiting-calls" data-testid="waiting-calls"></ol>
- </section>
- <section class="card wide">
-  <h2>Điện thoại viên</h2>
-  <div id="agent-counts" data-testid="agent-counts"></div>
-  <div class="listen-bar">
-   <label for="listen-ext">Nghe xen từ máy lẻ của bạn</label>
-   <input id="listen-ext" data-testid="listen-ext" inputmode="numeric" maxlength="6"
-    pattern="[0-9]{{2,6}}" placeholder="vd. 109" autocomplete="off">
-   <span id="listen-status" data-testid="listen-status" role="status"></span>
-   <button type="button" id="listen-stop" data-testid="listen-stop" hidden>Dừng nghe</button>
-  </div>
-  <table><thead><tr><th>Máy lẻ</th><th>Họ tên</th><th>Trạng thái</th><th>Thời gian</th>
-   <th>Nghe xen</th></tr>
-  </thead><tbody id="agents" data-testid="agents"></tbody></table>
- </section>
- <section class="card wide">
-  <h2>Chỉ số hôm nay <span class="meta" id="local-date"></span></h2>
-  <dl class="kpis">
-   <div><dt>Cuộc gọi đến</dt><dd id="kpi-offered" data-testid="kpi-offered">–</dd></div>
-   <div><dt>Đã trả lời</dt><dd id="kpi-answered" data-testid="kpi-answered">–</dd></div>
-   <div><dt>Bỏ cuộc khi chờ</dt><dd id="kpi-abandoned" data-testid="kpi-abandoned">–</dd></div>
-   <div><dt>Mức phục vụ (≤ 20 giây, mục tiêu 80 %)</dt>
-    <dd id="kpi-service-level" data-testid="kpi-service-level">–</dd></div>
-   <div><dt>Thời gian chờ trả lời TB</dt><dd id="kpi-asa" data-testid="kpi-asa">–</dd></div>
-   <div><dt>Thời gian xử lý TB</dt><dd id="kpi-aht" data-testid="kpi-aht">–</dd></div>
-  </dl>
- </section>
- <section class="card wide">
-  <h2>Cuộc gọi theo giờ và số line</h2>
-  <div id="hours-chart" data-testid="hours-chart"></div>
-  <p class="legend"><span class="sw calls"></span> Cuộc gọi đến
-   <span class="sw busy"></span> Từ chối do bận
-   <span class="sw peak"></span> Line dùng cao nhất
-   <span class="sw limit"></span> Số line của ca</p>
- </section>
- <section class="card wide">
-  <h2>Phản ánh sắp hoặc đã quá hạn</h2>
-  <table><thead><tr><th>Mã</th><th>Lĩnh vực</th><th>Đơn vị</th><th>Trạng thái</th>
-   <th>Hạn xử lý</th></tr></thead><tbody id="tickets" data-testid="tickets"></tbody></table>
- </section>
-</main>
-</body>
-</html>
-"""
-
-
-def _escape(value: str) -> str:
-    return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;"))
+_ENV: Final = environment("callcenter.wallboard")  # templates/wallboard.html
 
 
 async def wallboard_page(request: web.Request) -> web.StreamResponse:
     """GET /console/wallboard: the page; its script opens the websocket."""
     tenant = _tenant_of(request)
-    body = _PAGE.format(csrf=_escape(console_csrf(request)),
-                        tenant=_escape(tenant.id), tenant_name=_escape(tenant.name),
-                        timezone=_escape(tenant.timezone),
-                        ws=_escape(f"{WS_PATH}?tenant={tenant.id}"))
+    body = _ENV.get_template("wallboard.html").render(
+        csrf=console_csrf(request), tenant=tenant.id, tenant_name=tenant.name,
+        timezone=tenant.timezone, ws=f"{WS_PATH}?tenant={tenant.id}")
     return web.Response(text=body, content_type="text/html", charset="utf-8")
 
 

@@ -1,6 +1,7 @@
 """`pip install` of the built wheel gives a `callcenter` that runs from any folder (issue 13,
-point 6): the wheel carries its templates, migrations, static files, deploy files and example
-config, and the installed command works with the source tree out of reach.
+point 6): the wheel carries its templates (Asterisk's, Kannel's, the pages'), migrations, static
+files, deploy files and example config, and the installed command works with the source tree
+out of reach.
 
 Offline: the wheel is built without build isolation and installed with --no-index into a new
 venv whose dependencies come from this test run's venv (a .pth line; the .pth files found there,
@@ -102,6 +103,11 @@ def test_given_wheel_then_templates_migrations_static_deploy_and_config_inside(
         for p in _repo_files(REPO / "callcenter" / folder, pattern)
     }
     assert "callcenter/pbx/templates/extensions.conf.j2" in expected
+    pages = {f"callcenter/{p.relative_to(REPO / 'callcenter')}"
+             for p in _repo_files(REPO / "callcenter", "**/templates/*.html")}
+    assert {"callcenter/console/templates/base.html", "callcenter/tickets/templates/ticket.html",
+            "callcenter/wallboard/templates/wallboard.html"} <= pages
+    assert not pages - names, sorted(pages - names)  # the console's pages, every slice's
     assert "callcenter/store/migrations/versions/0001_call_records.py" in expected
     deploy = [f"callcenter/ops/deploy/{p.relative_to(REPO / 'deploy')}"
               for p in _repo_files(REPO / "deploy", "**/*")]
@@ -155,6 +161,22 @@ def test_given_installed_wheel_when_db_upgrade_then_tables_made_from_shipped_mig
     assert {"alembic_version", "call_records", "tickets", "sms_messages", "users"} <= tables
     done = installed.run("callcenter", "db", "current", DATABASE_URL=f"sqlite:///{db}")
     assert done.returncode == 0 and "up to date (head)" in done.stdout, done.stderr
+
+
+def test_given_installed_wheel_then_pages_rendered_from_the_venv_s_templates(
+        installed: Installed) -> None:
+    done = installed.run("python", "-c", (
+        "from callcenter.console.rendering import environment as e; "
+        "env = e('callcenter.tickets'); "
+        "print(env.get_template('tickets.html').filename, env.get_template('base.html')"
+        ".filename, sep='\\n'); "
+        "print(e('callcenter.console').get_template('error.html').render(title='<t>', "
+        "error_id='x', message='m', back='/', back_label='b').count('&lt;t&gt;'))"))
+    assert done.returncode == 0, done.stderr
+    ticket, base, count = done.stdout.split()
+    for file in (ticket, base):
+        assert Path(file).is_relative_to(installed.venv) and Path(file).is_file(), file
+    assert count == "2"
 
 
 def test_given_installed_wheel_then_templates_and_deploy_found_inside_the_venv(

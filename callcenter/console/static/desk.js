@@ -1,5 +1,6 @@
 // The operator desk (callcenter/desk/pages.py): polls GET /api/v1/desk every 1.5 s and acts
-// through the API with the session cookie and the page's CSRF token. Vanilla JS, no build step.
+// through the API with the session cookie and the page's CSRF token. Vanilla JS, no build step;
+// console.js first.
 "use strict";
 (function () {
   const root = document.getElementById("desk");
@@ -14,10 +15,8 @@
   // (a duplicate ticket); after a lost answer the desk looks before allowing another save.
   const WRITE_TIMEOUT_MS = 30000;
   const DETAIL_EVERY = 10;  // re-read the tickets every 10th poll even if the call is the same
-  const csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
   const tz = root.dataset.timezone || "Asia/Ho_Chi_Minh";
-  const timeFmt = new Intl.DateTimeFormat("vi-VN", {timeZone: tz, hour: "2-digit",
-    minute: "2-digit", second: "2-digit", hour12: false});
+  const timeFmt = Hotline.clockFormat(tz);
   const dueFmt = new Intl.DateTimeFormat("vi-VN", {timeZone: tz, hour: "2-digit",
     minute: "2-digit", day: "2-digit", month: "2-digit", year: "numeric", hour12: false});
   const fieldNames = Object.fromEntries(DATA.fields.map((f) => [f.id, f.name]));
@@ -43,20 +42,8 @@
   const FIELD_NAMES = {content: "nội dung", field: "lĩnh vực", place: "địa bàn",
     citizen_phone: "số điện thoại", citizen_name: "họ tên", unit: "đơn vị", answer: "câu trả lời"};
 
+  const {el, duration} = Hotline;
   const $ = (id) => document.getElementById(id);
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = text;
-    return e;
-  }
-  function duration(s) {
-    if (s === null || s === undefined) return "–";
-    s = Math.max(0, Math.floor(s));
-    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
-    const two = (n) => String(n).padStart(2, "0");
-    return h ? `${h}:${two(m)}:${two(r)}` : `${m}:${two(r)}`;
-  }
   function at(iso) { return iso ? timeFmt.format(new Date(iso)) : "–"; }
   function due(iso) { return iso ? dueFmt.format(new Date(iso)) : "–"; }
 
@@ -79,23 +66,15 @@
   async function api(method, path, body) {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), method === "GET" ? TIMEOUT_MS : WRITE_TIMEOUT_MS);
-    const init = {method, credentials: "same-origin", cache: "no-store", signal: ctl.signal,
-                  headers: {"Accept": "application/json"}};
-    if (method !== "GET") init.headers["X-CSRF-Token"] = csrf;
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
     let resp;
     try {
-      resp = await fetch(path, init);
+      resp = await Hotline.send(method, path, body, ctl.signal);
     } catch (err) {
       throw new ApiFailure("network", ERRORS.network, 0);
     } finally {
       clearTimeout(timer);
     }
-    let data = null;
-    try { data = await resp.json(); } catch (err) { data = null; }
+    const data = await Hotline.jsonOf(resp);
     if (resp.status === 401) sessionEnded();
     if (!resp.ok) {
       const e = (data && data.error) || {};
@@ -132,11 +111,7 @@
     root.dataset.session = "ended";
     render();
   }
-  function setStale(stale) {
-    $("stale-banner").hidden = !stale;
-    root.classList.toggle("stale", stale);
-    root.dataset.stale = stale ? "1" : "0";
-  }
+  function setStale(stale) { Hotline.showStale(root, stale); }
 
   async function poll(forceDetail) {
     if (ended) return;

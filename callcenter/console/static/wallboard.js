@@ -1,5 +1,5 @@
 // The supervisors' wallboard: one websocket, the server pushes the whole state (see
-// callcenter/wallboard/http.py for its shape). Vanilla JS, no build step.
+// callcenter/wallboard/http.py for its shape). Vanilla JS, no build step; console.js first.
 "use strict";
 (function () {
   const STALE_AFTER_MS = 12000;   // the server sends at least every 5 s
@@ -9,34 +9,17 @@
   const tz = body.dataset.timezone || "Asia/Ho_Chi_Minh";
   let state = null, receivedAt = 0, lastMessageAt = 0, socket = null, attempt = 0, ok = false;
 
+  const {el, duration} = Hotline;
   const $ = (id) => document.getElementById(id);
-  const clockFmt = new Intl.DateTimeFormat("vi-VN", {timeZone: tz, hour: "2-digit",
-    minute: "2-digit", second: "2-digit", hour12: false});
+  const clockFmt = Hotline.clockFormat(tz);
   const dueFmt = new Intl.DateTimeFormat("vi-VN", {timeZone: tz, hour: "2-digit",
     minute: "2-digit", day: "2-digit", month: "2-digit", hour12: false});
 
   function text(id, value) { const el = $(id); if (el) el.textContent = value; }
-  function el(tag, cls, content) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (content !== undefined) e.textContent = content;
-    return e;
-  }
-  function duration(s) {
-    if (s === null || s === undefined) return "–";
-    s = Math.max(0, Math.floor(s));
-    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
-    const two = (n) => String(n).padStart(2, "0");
-    return h ? `${h}:${two(m)}:${two(r)}` : `${m}:${two(r)}`;
-  }
   function seconds(v) { return v === null || v === undefined ? "–" : `${Math.round(v)} giây`; }
   function elapsed() { return state ? (Date.now() - receivedAt) / 1000 : 0; }
 
-  function setStale(stale) {
-    $("stale-banner").hidden = !stale;
-    body.classList.toggle("stale", stale);
-    body.dataset.stale = stale ? "1" : "0";
-  }
+  function setStale(stale) { Hotline.showStale(body, stale); }
 
   function renderLines(s) {
     const lines = s.lines, limit = lines.limit;
@@ -108,13 +91,9 @@
   }
 
   async function listenApi(method, callId, bodyJson) {
-    const token = document.querySelector('meta[name="csrf-token"]').content;
-    const resp = await fetch(`/api/v1/calls/${encodeURIComponent(callId)}/listen`, {
-      method, credentials: "same-origin",
-      headers: {"X-CSRF-Token": token, "Content-Type": "application/json"},
-      body: bodyJson === undefined ? undefined : JSON.stringify(bodyJson)});
-    let data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
+    const resp = await Hotline.send(method,
+      `/api/v1/calls/${encodeURIComponent(callId)}/listen`, bodyJson);
+    const data = await Hotline.jsonOf(resp);
     if (!resp.ok) {
       const msg = data && data.error ? data.error.message : `Lỗi ${resp.status}`;
       throw new Error(resp.status === 401 ? "Phiên đăng nhập đã hết hạn." : msg);
