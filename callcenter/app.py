@@ -18,7 +18,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from callcenter.ari_app.calls import CallDeps
+from callcenter.ari_app.calls import CallDeps, CallSession
 from callcenter.ari_app.client import AriClient
 from callcenter.ari_app.service import STASIS, StasisService
 from callcenter.callbacks.store import CallbackStore
@@ -210,12 +210,13 @@ async def _config_ctx(app: web.Application) -> AsyncIterator[None]:
         await app[IVR].load([t.id for t in new.tenants], "config reloaded")
         app[IVR].want_build()
 
-    live.on_change = apply
+    unsubscribe = live.subscribe(apply)
     if app[SETTINGS].watch_config:
         _owned(app, live.watch(), "config-watch")
     loop.add_signal_handler(signal.SIGHUP, lambda: _owned(app, _reload(live, "SIGHUP"), "reload"))
     yield
     loop.remove_signal_handler(signal.SIGHUP)
+    unsubscribe()
 
 
 async def apply_queue_config(acd_queue: AcdQueue, config: HotlineConfig) -> None:
@@ -280,12 +281,16 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     async def features(channel: dict[str, Any], args: list[str]) -> None:
         await handle_feature(ari, app[ACD], app[CONFIG](), library, channel, args)
 
+    # The calls this instance owns: the Stasis service adds and removes them, the queue driver
+    # reads them; both get the same map, and each call's task can kick the driver.
+    sessions: dict[str, CallSession] = {}
+    driver = app[DRIVER] = QueueDriver(app[ACD], app[REDIS], sessions, app[CONFIG])
     deps = CallDeps(ari=ari, pool=app[POOL], redis=app[REDIS],
                     sounds_dir=app[LAYOUT].pbx("sounds"), write_record=app[WRITER].write,
-                    prompts=library, acd=app[ACD], save_callback=save_callback)
-    service = StasisService(ari, deps, app[CONFIG], runtime.context, features)
-    driver = app[DRIVER] = QueueDriver(app[ACD], app[REDIS], service.sessions, app[CONFIG])
-    deps.kick = driver.kick
+                    prompts=library, acd=app[ACD], save_callback=save_callback,
+                    kick=driver.kick)
+    service = StasisService(ari, deps, app[CONFIG], runtime.context, features,
+                            sessions=sessions)
     app[STASIS] = service
     driver.start()
     service.start()

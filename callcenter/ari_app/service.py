@@ -63,13 +63,15 @@ class StasisService:
     """Routes ARI events to call sessions; reconnects forever with backoff."""
 
     def __init__(self, ari: AriClient, deps: CallDeps, config: Callable[[], HotlineConfig],
-                 ivr_for: IvrFor = no_ivr, features: FeatureHandler | None = None):
+                 ivr_for: IvrFor = no_ivr, features: FeatureHandler | None = None,
+                 sessions: dict[str, CallSession] | None = None):
         self.ari = ari
         self.deps = deps
         self.config = config
         self.ivr_for = ivr_for
         self.features = features  # operators' feature codes (*11 log in ...)
-        self.sessions: dict[str, CallSession] = {}
+        # Call id -> its session; given when another part (the queue driver) reads the same map.
+        self.sessions: dict[str, CallSession] = sessions if sessions is not None else {}
         self.listen = ListenManager(ari, self.sessions)  # supervisors listening in (listen.py)
         self.connected = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()

@@ -29,13 +29,22 @@ class LiveConfig:
                  on_change: OnChange | None = None):
         self.path = path
         self.current = initial
-        self.on_change = on_change
+        self._listeners: list[OnChange] = [on_change] if on_change is not None else []
         self._digest = self._read_digest()
         self._lock = asyncio.Lock()
         self.last_error: str | None = None
 
     def __call__(self) -> HotlineConfig:
         return self.current
+
+    def subscribe(self, on_change: OnChange) -> Callable[[], None]:
+        """Call ``on_change(old, new)`` after each accepted reload; returns the unsubscribe.
+
+        Parts built after the config (the PBX, the queue, the IVR) register here when they
+        start and leave when they stop, in the composition root's cleanup contexts.
+        """
+        self._listeners.append(on_change)
+        return lambda: self._listeners.remove(on_change)
 
     def _read_digest(self) -> str | None:
         try:
@@ -62,11 +71,12 @@ class LiveConfig:
             self.last_error = None
             old, self.current = self.current, new
             log.info("config reloaded (%s) from %s: %s", why, self.path, summary(new))
-            if self.on_change is not None:
+            for listener in list(self._listeners):
                 try:
-                    await self.on_change(old, new)
+                    await listener(old, new)
                 except Exception:
-                    log.exception("applying the new config to the PBX failed")
+                    log.exception("applying the new config failed (%s)",
+                                  getattr(listener, "__qualname__", listener))
             return True
 
     async def watch(self, interval: float = 0.5) -> None:

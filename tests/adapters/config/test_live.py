@@ -1,0 +1,60 @@
+"""LiveConfig: parts subscribe to accepted reloads and leave when they stop."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from callcenter.config.file import load_config
+from callcenter.config.live import LiveConfig
+from callcenter.config.model import HotlineConfig
+
+SHIPPED = Path(__file__).resolve().parents[3] / "config"
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    for f in SHIPPED.glob("*.yaml"):
+        shutil.copy(f, tmp_path / f.name)
+    return tmp_path / "hotline.yaml"
+
+
+async def test_given_listeners_when_reloaded_then_each_called_and_a_failing_one_stops_none(
+        config_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    live = LiveConfig(config_path, load_config(config_path))
+    seen: list[str] = []
+
+    async def broken(old: HotlineConfig, new: HotlineConfig) -> None:
+        raise RuntimeError("PBX unreachable")
+
+    async def queue(old: HotlineConfig, new: HotlineConfig) -> None:
+        seen.append("queue")
+
+    live.subscribe(broken)
+    leave = live.subscribe(queue)
+    with caplog.at_level(logging.ERROR, logger="callcenter.config"):
+        assert await live.reload("test")
+    assert seen == ["queue"]  # called although the listener before it failed
+    assert "applying the new config failed" in caplog.text and "broken" in caplog.text
+
+    leave()
+    assert await live.reload("test again")
+    assert seen == ["queue"]  # gone after unsubscribing
+
+
+async def test_given_invalid_file_when_reloaded_then_listeners_not_called_and_old_kept(
+        config_path: Path) -> None:
+    live = LiveConfig(config_path, load_config(config_path))
+    before = live()
+    called: list[bool] = []
+
+    async def listener(old: HotlineConfig, new: HotlineConfig) -> None:
+        called.append(True)
+
+    live.subscribe(listener)
+    config_path.write_text("tenants: [\n")
+    assert not await live.reload("broken file")
+    assert called == [] and live() is before and live.last_error
