@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
 from callcenter.queue import agent as ag
@@ -143,6 +144,25 @@ def assert_nothing_left(stack: Stack) -> None:
         f"channels left in Asterisk: {stack.ari('/channels')}")
     assert stack.ari("/bridges") == [], f"bridges left in Asterisk: {stack.ari('/bridges')}"
     assert wait_until(lambda: stack.pool_in_use() == 0, 5), "lines still held after the test"
+
+
+def nothing_left_after(stack_fixture: str) -> Any:
+    """A fixture for a module with a stack of its own (the fixture named ``stack_fixture``):
+    after each test that uses that stack, ``assert_nothing_left``. Tests that do not use it
+    (and so start no stack) are left alone. In the module::
+
+        nothing_left = nothing_left_after("guard_stack")
+    """
+    @pytest.fixture(autouse=True)
+    def nothing_left(request: pytest.FixtureRequest) -> Iterator[None]:
+        if stack_fixture not in request.fixturenames:
+            yield
+            return
+        stack = request.getfixturevalue(stack_fixture)
+        yield
+        assert_nothing_left(stack)
+
+    return nothing_left
 
 
 # ---- phones --------------------------------------------------------------------------------------

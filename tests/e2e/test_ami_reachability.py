@@ -16,7 +16,7 @@ from callcenter.phones.ami import AmiWatcher
 from callcenter.phones.devices import AuthFailure
 from callcenter.phones.guard import AuthGuard
 from tests.e2e.phones import OperatorPhone
-from tests.e2e.scenarios import running
+from tests.e2e.scenarios import nothing_left_after, running
 from tests.e2e.stack import Stack
 
 PASSWORDS = {"181": "ami-test-181-pw", "182": "ami-test-182-pw"}
@@ -28,6 +28,10 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = Stack(tmp_path_factory.mktemp("ami"), operators=PASSWORDS)
     with running(s):
         yield s
+
+
+# After each test on pbx: no channel, no bridge left in Asterisk, no line held.
+nothing_left = nothing_left_after("pbx")
 
 
 class Seen:

@@ -23,7 +23,7 @@ from tests.e2e.browser import (
     screenshot,
     to_docs,
 )
-from tests.e2e.scenarios import agent, configure_tenant, registered, running
+from tests.e2e.scenarios import agent, configure_tenant, nothing_left_after, registered, running
 from tests.e2e.stack import ROOT, Stack, wait_until
 from tests.support.config_files import config_data
 
@@ -65,6 +65,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         out = s.cli("faq", "import", str(faq), "--tenant", "dongnai")
         assert out.returncode == 0, out.stdout + out.stderr
         yield s
+
+
+# After each test on stack: no channel, no bridge left in Asterisk, no line held.
+nothing_left = nothing_left_after("stack")
 
 
 @pytest.fixture(scope="module")

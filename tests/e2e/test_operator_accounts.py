@@ -20,7 +20,7 @@ import pytest
 from callcenter.config.file import load_config
 from callcenter.pbx.install import cache_dir
 from callcenter.pbx.render import render, write_refused_sources
-from tests.e2e.scenarios import running
+from tests.e2e.scenarios import nothing_left_after, running
 from tests.e2e.stack import ROOT, Stack, free_port, wait_until
 
 # One pjsua2 process per scenario (pjsua2 cannot be torn down and rebuilt safely in-process):
@@ -137,6 +137,10 @@ def ops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             yield s
     finally:
         os.environ.pop("HOTLINE_OP_E2E_101", None)
+
+
+# After each test on ops_stack: no channel, no bridge left in Asterisk, no line held.
+nothing_left = nothing_left_after("ops_stack")
 
 
 class AmiEvents:
