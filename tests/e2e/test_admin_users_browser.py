@@ -23,7 +23,7 @@ from tests.e2e.browser import (
     screenshot,
     to_docs,
 )
-from tests.e2e.scenarios import configure_tenant, running
+from tests.e2e.scenarios import configure_tenant, nothing_left_after, running
 from tests.e2e.stack import Stack
 from tests.support.config_files import config_data
 
@@ -47,6 +47,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         add_user(s, "soyte", "unit", PASSWORD, unit="so_y_te", full_name="Văn thư Sở Y tế")
         yield s
 
+
+# After each test on stack: no channel, no bridge left in Asterisk, no line held.
+nothing_left = nothing_left_after("stack")
 
 
 def test_given_admin_when_creating_then_disabling_a_supervisor_then_their_session_ends(

@@ -21,7 +21,7 @@ from tests.e2e.browser import (
     no_sideways_scroll,
     screenshot,
 )
-from tests.e2e.scenarios import configure_tenant, running
+from tests.e2e.scenarios import configure_tenant, nothing_left_after, running
 from tests.e2e.stack import Stack, wait_until
 from tests.support.config_files import config_data
 
@@ -50,6 +50,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             add_user(s, name, role, PASSWORD, unit=unit)
         yield s
 
+
+# After each test on stack: no channel, no bridge left in Asterisk, no line held.
+nothing_left = nothing_left_after("stack")
 
 
 @pytest.fixture

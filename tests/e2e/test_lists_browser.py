@@ -26,7 +26,7 @@ from tests.e2e.browser import (
     screenshot,
     to_docs,
 )
-from tests.e2e.scenarios import running
+from tests.e2e.scenarios import nothing_left_after, running
 from tests.e2e.stack import ROOT, Stack
 
 pytestmark = [pytest.mark.pbx,
@@ -75,6 +75,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running(s):
         add_user(s, "soyte", "unit", PASSWORD, unit="so_y_te", full_name="Phạm Thu Hà")
         yield s
+
+
+# After each test on stack: no channel, no bridge left in Asterisk, no line held.
+nothing_left = nothing_left_after("stack")
 
 
 @pytest.fixture
