@@ -37,6 +37,7 @@ from callcenter.store.migrate import alembic_config, upgrade_head
 from callcenter.store.urls import normalise_url
 from callcenter.store.users import UserStore
 from tests.support import api as support
+from tests.support.config_files import config_text
 from tests.support.schema import model_diff
 
 hotline_config = support.hotline_config
@@ -583,29 +584,10 @@ async def test_given_console_pages_then_private_headers(console: Console) -> Non
 
 
 # ---- CLI ------------------------------------------------------------------------------------
-CLI_CONFIG = """
-tenants:
-  - id: dongnai
-    name: "Đồng Nai"
-    numbers: ["1022"]
-    shifts:
-      - {name: day, start: "07:00", end: "18:00", lines: 15}
-      - {name: night, start: "18:00", end: "07:00", lines: 2}
-    units:
-      - id: so_y_te
-        name: "Sở Y tế"
-        kind: department
-        focal_persons: [{name: "Nguyễn Văn An", phone: "0912345678"}]
-    tickets:
-      code_prefix: DN
-      fallback_unit: so_y_te
-"""
-
-
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> str:
     config = tmp_path / "hotline.yaml"
-    config.write_text(CLI_CONFIG, encoding="utf-8")
+    config.write_text(config_text("one_province_one_unit.yaml"), encoding="utf-8")
     monkeypatch.setenv("HOTLINE_CONFIG", str(config))
     monkeypatch.setenv("HOTLINE_STATE", str(tmp_path / "state"))
     monkeypatch.setenv("DATABASE_URL", database_url)

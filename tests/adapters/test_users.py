@@ -16,6 +16,7 @@ from callcenter.cli import main
 from callcenter.store.migrate import alembic_config, upgrade_head
 from callcenter.store.urls import normalise_url
 from callcenter.store.users import UserError, UserStore
+from tests.support.config_files import config_text
 from tests.support.schema import model_diff
 
 T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
@@ -153,29 +154,10 @@ def test_given_disabled_user_when_token_requested_then_refused(users: UserStore)
 
 
 # -- CLI ---------------------------------------------------------------------------------------
-CONFIG = """
-tenants:
-  - id: dongnai
-    name: "Đồng Nai"
-    numbers: ["1022"]
-    shifts:
-      - {name: day, start: "07:00", end: "18:00", lines: 15}
-      - {name: night, start: "18:00", end: "07:00", lines: 2}
-    units:
-      - id: so_y_te
-        name: "Sở Y tế"
-        kind: department
-        focal_persons: [{name: "Nguyễn Văn An", phone: "0912345678"}]
-    tickets:
-      code_prefix: DN
-      fallback_unit: so_y_te
-"""
-
-
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> str:
     config = tmp_path / "hotline.yaml"
-    config.write_text(CONFIG, encoding="utf-8")
+    config.write_text(config_text("one_province_one_unit.yaml"), encoding="utf-8")
     monkeypatch.setenv("HOTLINE_CONFIG", str(config))
     monkeypatch.setenv("HOTLINE_STATE", str(tmp_path / "state"))
     monkeypatch.setenv("DATABASE_URL", database_url)

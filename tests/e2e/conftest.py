@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.browser import chromium_missing, launch
+from tests.e2e.scenarios import assert_nothing_left
 from tests.e2e.stack import Stack, wait_until
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -44,10 +45,7 @@ def hotline(stack: Stack) -> Iterator[Stack]:
     yield stack
     if stack.app is None or stack.app.poll() is not None:
         stack.start_app()
-    assert wait_until(lambda: stack.ari("/channels") == [], 10), (
-        f"channels left in Asterisk: {stack.ari('/channels')}")
-    assert stack.ari("/bridges") == [], "bridges left in Asterisk"
-    assert wait_until(lambda: stack.pool_in_use() == 0, 5), "lines still held after the test"
+    assert_nothing_left(stack)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,9 @@ from tests.e2e.browser import (
     screenshot,
     to_docs,
 )
+from tests.e2e.scenarios import configure_tenant, nothing_left_after, running
 from tests.e2e.stack import Stack
+from tests.support.config_files import config_data
 
 pytestmark = [pytest.mark.pbx,
               pytest.mark.skipif(chromium_missing() is not None,
@@ -39,19 +41,15 @@ EXPECT_TIMEOUT = 10_000  # ms
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The hotline with no operators: these pages need no calls."""
     s = Stack(Path(tmp_path_factory.mktemp("admin-users-browser")))
-    tenant = s.config_data["tenants"][0]
-    tenant["units"] = [{"id": "so_y_te", "name": "Sở Y tế", "kind": "department",
-                        "focal_persons": [{"name": "Nguyễn Văn An", "phone": "0912345678"}]}]
-    tenant["tickets"] = {"fallback_unit": "so_y_te"}
-    s.write_config(s.config_data)
-    try:
-        s.start()
+    configure_tenant(s, **config_data("e2e_one_unit.yaml"))
+    with running(s):
         add_user(s, "quantri", "admin", PASSWORD, full_name="Quản trị tỉnh")
         add_user(s, "soyte", "unit", PASSWORD, unit="so_y_te", full_name="Văn thư Sở Y tế")
         yield s
-    finally:
-        s.stop()
 
+
+# After each test on stack: no channel, no bridge left in Asterisk, no line held.
+nothing_left = nothing_left_after("stack")
 
 
 def test_given_admin_when_creating_then_disabling_a_supervisor_then_their_session_ends(

@@ -16,6 +16,7 @@ from callcenter.phones.ami import AmiWatcher
 from callcenter.phones.devices import AuthFailure
 from callcenter.phones.guard import AuthGuard
 from tests.e2e.phones import OperatorPhone
+from tests.e2e.scenarios import nothing_left_after, running
 from tests.e2e.stack import Stack
 
 PASSWORDS = {"181": "ami-test-181-pw", "182": "ami-test-182-pw"}
@@ -25,11 +26,12 @@ PASSWORDS = {"181": "ami-test-181-pw", "182": "ami-test-182-pw"}
 def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack of its own: its operators and refused sources touch no other test."""
     s = Stack(tmp_path_factory.mktemp("ami"), operators=PASSWORDS)
-    try:
-        s.start()
+    with running(s):
         yield s
-    finally:
-        s.stop()
+
+
+# After each test on pbx: no channel, no bridge left in Asterisk, no line held.
+nothing_left = nothing_left_after("pbx")
 
 
 class Seen:

@@ -8,11 +8,8 @@ import time
 
 import pytest
 
+from tests.e2e.scenarios import record
 from tests.e2e.stack import Stack, wait_until
-
-
-def _record_for(stack: Stack, n: int = 50) -> list[dict]:
-    return stack.records(n)
 
 
 @pytest.mark.parametrize("number", ["1022", "02511022"])
@@ -29,12 +26,11 @@ def test_given_free_lines_when_citizen_dials_then_answered_with_audio(hotline: S
     (result,) = phone.finish()
     assert result["final_code"] == 200
     assert result["rtp_rx_packets"] > 50, result  # 20 ms packets: 2 s of audio is ~100
-    rec = wait_until(lambda: [r for r in _record_for(hotline) if r["dialled"] == number
-                              and r["caller"] == "0909123456"], 5)
-    assert rec, "no call record"
-    assert rec[0]["outcome"] == "answered"
-    assert rec[0]["tenant"] == "dongnai"
-    assert rec[0]["answered_at"] and rec[0]["ended_at"]
+    rec = record(hotline, caller="0909123456", dialled=number, last=50, timeout=5,
+                 interval=0.05, cli=True)
+    assert rec["outcome"] == "answered"
+    assert rec["tenant"] == "dongnai"
+    assert rec["answered_at"] and rec["ended_at"]
 
 
 def test_given_three_lines_when_six_call_at_once_then_three_answered_three_busy(
@@ -64,8 +60,8 @@ def test_given_unknown_number_when_dialled_then_404_and_recorded(hotline: Stack)
     phone = hotline.phone("5550199", caller="0909555000")
     (result,) = phone.finish() if phone.wait_for("final", 1, 10) else phone.finish()
     assert result["final_code"] == 404
-    rec = wait_until(lambda: [r for r in hotline.records(10) if r["dialled"] == "5550199"], 5)
-    assert rec and rec[0]["outcome"] == "not_found"
+    rec = record(hotline, dialled="5550199", last=10, timeout=5, interval=0.05, cli=True)
+    assert rec["outcome"] == "not_found"
 
 
 def test_given_answered_call_when_caller_hangs_up_then_line_free_within_a_second(
@@ -129,8 +125,8 @@ def test_given_app_killed_when_citizen_calls_then_fallback_and_restart_rebuilds_
     (kept_result,) = kept.finish()
     assert kept_result["final_code"] == 200
     assert wait_until(lambda: hotline.pool_in_use() == 0, 2)
-    rec = wait_until(lambda: [r for r in hotline.records(20) if r["caller"] == "0915000400"], 5)
-    assert rec and rec[0]["outcome"] == "answered"
+    rec = record(hotline, caller="0915000400", last=20, timeout=5, interval=0.05, cli=True)
+    assert rec["outcome"] == "answered"
 
 
 @pytest.mark.parametrize("from_user", ["0916000500", "trunk"])

@@ -21,7 +21,9 @@ from tests.e2e.browser import (
     no_sideways_scroll,
     screenshot,
 )
+from tests.e2e.scenarios import configure_tenant, nothing_left_after, running
 from tests.e2e.stack import Stack, wait_until
+from tests.support.config_files import config_data
 
 pytestmark = pytest.mark.skipif(chromium_missing() is not None,
                                 reason=chromium_missing() or "")
@@ -40,21 +42,17 @@ EXPECT_TIMEOUT = 10_000  # ms
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = Stack(Path(tmp_path_factory.mktemp("console-browser")),
               operators={"101": "pw-101-browser"})
-    tenant = s.config_data["tenants"][0]
-    tenant["units"] = [{"id": "so_y_te", "name": "Sở Y tế", "kind": "department",
-                        "focal_persons": [{"name": "Nguyễn Văn An", "phone": "0912345678"}]}]
-    tenant["tickets"] = {"fallback_unit": "so_y_te"}
     # Every test logs in again from 127.0.0.1: more than the default 10 a minute.
     s.config_data["service"]["login_attempts_per_minute"] = 60
-    s.write_config(s.config_data)
-    try:
-        s.start()
+    configure_tenant(s, **config_data("e2e_one_unit.yaml"))
+    with running(s):
         for name, (role, unit) in USERS.items():
             add_user(s, name, role, PASSWORD, unit=unit)
         yield s
-    finally:
-        s.stop()
 
+
+# After each test on stack: no channel, no bridge left in Asterisk, no line held.
+nothing_left = nothing_left_after("stack")
 
 
 @pytest.fixture

@@ -7,17 +7,13 @@ ticket drafted during the first: it keeps the first call's number and record id.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
-from callcenter.queue.redis import AcdQueue
 from tests.e2e.browser import (
     add_user,
     base_url,
@@ -27,7 +23,9 @@ from tests.e2e.browser import (
     screenshot,
     to_docs,
 )
+from tests.e2e.scenarios import agent, configure_tenant, nothing_left_after, registered, running
 from tests.e2e.stack import ROOT, Stack, wait_until
+from tests.support.config_files import config_data
 
 pytestmark = [pytest.mark.pbx,
               pytest.mark.skipif(chromium_missing() is not None,
@@ -52,54 +50,31 @@ FAQ_CSV = ("Lĩnh vực,Câu hỏi,Trả lời,Từ khóa\n"
            "Y tế,Thủ tục cấp thẻ bảo hiểm y tế?,Nộp hồ sơ tại bưu điện xã.,bhyt\n")
 
 
-def agent(stack: Stack, ext: str = "101") -> dict[str, Any]:
-    """The operator as the queue's snapshot shows it (Redis, no CLI process in the way)."""
-    async def go() -> dict[str, Any]:
-        client = aioredis.Redis.from_url(stack.redis.url)
-        try:
-            snap = await AcdQueue(client, "desk-test", "testpbx").snapshot("dongnai")
-        finally:
-            await client.aclose()
-        return next(a for a in snap["agents"] if a["extension"] == ext)  # type: ignore[union-attr]
-
-    # In a thread of its own: Playwright's sync API keeps an event loop in the test's thread.
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, go()).result()
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = Stack(Path(tmp_path_factory.mktemp("desk-browser")), operators={"101": OPERATOR_PW})
-    tenant = s.config_data["tenants"][0]
-    tenant["queue"] = {"ring_timeout_s": 10, "retry_s": 1, "wrap_up_s": 120}
-    tenant["prompts"] = {"greeting": "Xin chào."}
-    tenant["ivr"] = TREE
-    tenant["units"] = [{"id": "so_y_te", "name": "Sở Y tế", "kind": "department",
-                        "hotline": "02513822222",
-                        "focal_persons": [{"name": "Nguyễn Văn An", "phone": "0912345678"}]}]
-    tenant["tickets"] = {"fallback_unit": "so_y_te"}
-    s.write_config(s.config_data)
-    try:
-        s.start()
+    tenant = config_data("e2e_operator_tenant.yaml")
+    tenant["queue"]["wrap_up_s"] = 120
+    units = config_data("e2e_one_unit.yaml")
+    units["units"][0]["hotline"] = "02513822222"
+    configure_tenant(s, **tenant, ivr=TREE, **units)
+    with running(s):
         add_user(s, "101", "operator", PASSWORD, full_name="Tổng đài viên 101")
         faq = s.workdir / "faq.csv"
         faq.write_text(FAQ_CSV, encoding="utf-8")
         out = s.cli("faq", "import", str(faq), "--tenant", "dongnai")
         assert out.returncode == 0, out.stdout + out.stderr
         yield s
-    finally:
-        s.stop()
+
+
+# After each test on stack: no channel, no bridge left in Asterisk, no line held.
+nothing_left = nothing_left_after("stack")
 
 
 @pytest.fixture(scope="module")
 def phone(stack: Stack) -> Iterator[Any]:
-    p = stack.operator_phone("101")
-    try:
-        assert p.wait_registered() == 200
-        assert wait_until(lambda: agent(stack)["reachable"], 15), agent(stack)
+    with registered(stack, "101") as p:
         yield p
-    finally:
-        p.close()
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ tab). Each test ends with nothing left: no channel or bridge in Asterisk, no lin
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import re
 import socket
 from collections.abc import Iterator
@@ -21,10 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
-from callcenter.queue.redis import AcdQueue
-from callcenter.store.records import CallRecordStore
+from tests.e2e import scenarios
 from tests.e2e.browser import (
     add_user,
     base_url,
@@ -35,92 +31,47 @@ from tests.e2e.browser import (
     screenshot,
 )
 from tests.e2e.phones import OperatorPhone, UnitPhone
+from tests.e2e.scenarios import (
+    agent,
+    assert_nothing_left,
+    bridges,
+    configure_tenant,
+    grows,
+    record,
+    registered,
+    running,
+)
 from tests.e2e.stack import Stack, free_port, wait_until
+from tests.support.config_files import config_data
 
 pytestmark = [pytest.mark.pbx,
               pytest.mark.skipif(chromium_missing() is not None,
                                  reason=chromium_missing() or "")]
 
-TENANT = "dongnai"
-HOTLINE = "02513822000"
+UNITS = config_data("e2e_transfer_units.yaml")
+HOTLINE = UNITS["units"][0]["hotline"]  # so_y_te's: 02513822000
 UNIT_PORT = free_port(socket.SOCK_DGRAM)
 PASSWORD = "Mật khẩu thử 2026"
 OPERATOR_PW = "desk-xfer-e2e-101-pw"
 EXPECT_MS = 10_000
 
 
-def agent(stack: Stack, ext: str = "101") -> dict[str, Any]:
-    """The operator as the queue's snapshot shows it (Redis, no CLI process in the way)."""
-    async def go() -> dict[str, Any]:
-        client = aioredis.Redis.from_url(stack.redis.url)
-        try:
-            snap = await AcdQueue(client, "desk-xfer-test", "testpbx").snapshot(TENANT)
-        finally:
-            await client.aclose()
-        agents: list[dict[str, Any]] = list(snap["agents"])  # type: ignore[call-overload]
-        return next(a for a in agents if a["extension"] == ext)
-
-    # In a thread of its own: Playwright's sync API keeps an event loop in the test's thread.
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, go()).result()
-
-
-def record(stack: Stack, call_id: str, timeout: float = 10.0) -> dict[str, Any]:
-    """The call's record once written (the call has ended)."""
-    def find() -> dict[str, Any] | None:
-        store = CallRecordStore(stack.database_url)
-        try:
-            rows = [r.to_json_dict() for r in store.last(20, tenant=TENANT)]
-        finally:
-            store.close()
-        return next((r for r in rows if r["id"].endswith(":" + call_id)), None)
-
-    rec = wait_until(find, timeout, 0.2)
-    assert rec, f"no record for {call_id}:\n{stack.app_log_tail()}"
-    return dict(rec)
-
-
-def bridges(stack: Stack) -> dict[str, list[str]]:
-    return {b["id"]: list(b["channels"]) for b in stack.ari("/bridges")}
-
-
-def grows(phone: Any, index: int, by: int = 25, timeout: float = 5.0) -> bool:
-    """Whether call ``index`` of ``phone`` keeps receiving RTP (``by`` more packets)."""
-    start = phone.rtp_rx(index)
-    return bool(wait_until(lambda: phone.rtp_rx(index) > start + by, timeout, 0.1))
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = Stack(Path(tmp_path_factory.mktemp("desk-transfer")), operators={"101": OPERATOR_PW},
               outbound_port=UNIT_PORT)
-    tenant = s.config_data["tenants"][0]
-    tenant["queue"] = {"ring_timeout_s": 10, "retry_s": 1, "wrap_up_s": 120}
-    tenant["prompts"] = {"greeting": "Xin chào."}
-    tenant["units"] = [
-        {"id": "so_y_te", "name": "Sở Y tế", "kind": "department", "hotline": HOTLINE,
-         "focal_persons": [{"name": "Nguyễn Văn An", "phone": "0912345678"}]},
-        {"id": "vp_ubnd", "name": "Văn phòng UBND tỉnh", "kind": "department",
-         "focal_persons": [{"name": "Trần Thị Bình", "phone": "0912345679"}]}]
-    tenant["tickets"] = {"fallback_unit": "vp_ubnd"}
-    s.write_config(s.config_data)
-    try:
-        s.start()
+    tenant = config_data("e2e_operator_tenant.yaml")
+    tenant["queue"]["wrap_up_s"] = 120  # long enough to be seen and ended from the desk
+    configure_tenant(s, **tenant, **UNITS)
+    with running(s):
         add_user(s, "101", "operator", PASSWORD, full_name="Tổng đài viên 101")
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(scope="module")
 def op(stack: Stack) -> Iterator[OperatorPhone]:
-    phone = stack.operator_phone("101", auto_answer=0.2)
-    try:
-        assert phone.wait_registered() == 200
-        assert wait_until(lambda: agent(stack)["reachable"], 15), agent(stack)
+    with registered(stack, "101", auto_answer=0.2) as phone:
         yield phone
-    finally:
-        phone.close()
 
 
 @pytest.fixture
@@ -139,9 +90,7 @@ def page(stack: Stack, op: OperatorPhone, browser: Any) -> Iterator[Any]:
             pg.click("#btn-ready")  # logged out -> log in
         expect(state).to_have_attribute("data-state", "available", timeout=EXPECT_MS)
         yield pg
-        assert wait_until(lambda: stack.ari("/channels") == [], 10), stack.ari("/channels")
-        assert stack.ari("/bridges") == [], "bridges left in Asterisk"
-        assert wait_until(lambda: stack.pool_in_use() == 0, 5), "lines still held"
+        assert_nothing_left(stack)
     finally:
         op.hangup()
         ctx.close()
@@ -153,21 +102,12 @@ def connect(stack: Stack, op: OperatorPhone, page: Any,
     button enabled: (call id, the operator phone's call index)."""
     from playwright.sync_api import expect
 
-    mark = len(op.events)
-    citizen.dial(f"sip:1022@127.0.0.1:{stack.sip_port}")
-    assert wait_until(lambda: [e for e in op.events[mark:] if e["event"] == "confirmed"], 20), (
-        stack.app_log_tail())
-    index = next(e["index"] for e in op.events[mark:] if e["event"] == "confirmed")
-    found = wait_until(lambda: [b for b, chans in bridges(stack).items()
-                                if b.endswith("-bridge") and len(chans) == 2], 5)
-    assert found, bridges(stack)
-    call_id = found[0].removesuffix("-bridge")
-    assert wait_until(lambda: citizen.rtp_rx(0) > 10 and op.rtp_rx(index) > 10, 5)
+    call_id, index = scenarios.connect(stack, op, citizen)
     expect(page.locator("#call-card")).to_have_attribute("data-call", call_id, timeout=EXPECT_MS)
     expect(page.locator("#agent-state")).to_have_attribute("data-state", "on_call")
     expect(page.locator("#btn-transfer")).to_be_enabled(timeout=EXPECT_MS)
     expect(page.locator("#transfer-progress")).to_be_hidden()
-    return call_id, int(index)
+    return call_id, index
 
 
 def start_transfer(page: Any, kind: str) -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.e2e.scenarios import caller_rtp, ivr_in_force, record
 from tests.e2e.stack import Stack, wait_until
 
 TREE = {
@@ -38,11 +38,6 @@ Y tế;Khám bệnh ngoài giờ thế nào?;Bệnh viện tỉnh khám ngoài g
 """
 
 
-def api(stack: Stack, path: str) -> Any:
-    with urllib.request.urlopen(f"http://127.0.0.1:{stack.http_port}{path}", timeout=3) as r:
-        return json.loads(r.read())
-
-
 @pytest.fixture
 def ivr(hotline: Stack, tmp_path) -> Iterator[Stack]:
     """The test tenant with menus and a two-item health FAQ, prompts built ahead of time."""
@@ -53,22 +48,21 @@ def ivr(hotline: Stack, tmp_path) -> Iterator[Stack]:
     hotline.config_data["tenants"][0]["ivr"] = TREE
     hotline.write_config(hotline.config_data)
     try:
-        ok = wait_until(lambda: api(hotline, "/api/ivr")[0].get("faq_items") == {"health": 2}
-                        and api(hotline, "/api/ivr")[0]["root"] == "main", 40, 0.2)
-        assert ok, (api(hotline, "/api/ivr"), hotline.app_log_tail())
+        ok = wait_until(lambda: ivr_in_force(hotline)[0].get("faq_items") == {"health": 2}
+                        and ivr_in_force(hotline)[0]["root"] == "main", 40, 0.2)
+        assert ok, (ivr_in_force(hotline), hotline.app_log_tail())
         built = hotline.cli("prompts", "build")
         assert built.returncode == 0, built.stderr
         yield hotline
     finally:
         del hotline.config_data["tenants"][0]["ivr"]
         hotline.write_config(hotline.config_data)
-        assert wait_until(lambda: api(hotline, "/api/ivr")[0]["root"] is None, 10)
+        assert wait_until(lambda: ivr_in_force(hotline)[0]["root"] is None, 10)
 
 
 def record_of(stack: Stack, caller: str) -> dict[str, Any]:
-    rows = wait_until(lambda: [r for r in stack.records(30) if r["caller"] == caller], 10)
-    assert rows, f"no record for {caller}:\n{stack.app_log_tail()}"
-    return dict(rows[0])
+    """The caller's record, as ``callcenter calls --json`` lists it."""
+    return record(stack, caller=caller, last=30, timeout=10, interval=0.05, cli=True)
 
 
 def steps(record: dict[str, Any], *events: str) -> list[tuple[str, str]]:
@@ -77,24 +71,17 @@ def steps(record: dict[str, Any], *events: str) -> list[tuple[str, str]]:
             for s in record["ivr_path"] if not events or s["event"] in events]
 
 
-def rtp(phone) -> int:
-    before = len(phone.of("report"))
-    phone.send("report")
-    reports = phone.wait_for("report", before + 1, timeout=5)
-    return int(reports[-1]["rtp_rx_packets"])
-
-
 def test_given_menus_when_caller_picks_faq_and_says_yes_then_path_recorded_and_counted(
         ivr: Stack) -> None:
     caller = "0909555001"
     phone = ivr.phone("1022", caller=caller)
     assert phone.wait_for("answered", 1), ivr.app_log_tail()
     time.sleep(1.5)
-    heard_greeting = rtp(phone)
+    heard_greeting = caller_rtp(phone)
     assert heard_greeting > 40  # 1.5 s of the greeting
     phone.send("dtmf 1")  # barge-in: the greeting (about 8 s) is cut short
     time.sleep(1.5)
-    heard_list = rtp(phone)
+    heard_list = caller_rtp(phone)
     assert heard_list > heard_greeting + 40  # the FAQ list is playing
     phone.send("dtmf 2")  # "Khám bệnh ngoài giờ thế nào?"
     time.sleep(1.0)
@@ -137,9 +124,9 @@ def test_given_menu_when_three_invalid_digits_then_fallback_operator_and_hold(
         phone.send("dtmf 7")
         time.sleep(0.8)
     time.sleep(2.0)  # the operator prompt, then music on hold
-    before = rtp(phone)
+    before = caller_rtp(phone)
     time.sleep(1.0)
-    assert rtp(phone) > before + 30, "music on hold is playing"
+    assert caller_rtp(phone) > before + 30, "music on hold is playing"
     phone.finish()
     rec = record_of(ivr, caller)
     assert steps(rec, "invalid") == [("invalid", "7")] * 3

@@ -9,113 +9,66 @@ citizen is a pjsua2 phone sending a tone. Each test ends with nothing left in As
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
-from callcenter.queue.redis import AcdQueue
 from callcenter.store.listen_audit import ListenAuditStore
-from callcenter.store.users import UserStore
 from tests.e2e.audio import heard
 from tests.e2e.browser import add_user, base_url, login, new_context, no_sideways_scroll, screenshot
 from tests.e2e.phones import OperatorPhone, UnitPhone
+from tests.e2e.scenarios import (
+    TENANT,
+    agent,
+    api,
+    api_token,
+    assert_nothing_left,
+    bridges,
+    configure_tenant,
+    connect,
+    grows,
+    registered,
+    running,
+    since,
+)
 from tests.e2e.stack import Stack, wait_until
+from tests.support.config_files import config_data
 
 pytestmark = pytest.mark.pbx
 
-TENANT = "dongnai"
 OPERATOR, SUPERVISOR = "101", "109"
 # Each party sends its own pure tone, so what a phone recorded tells whose voice reached it.
 CALLER_HZ, OPERATOR_HZ, SUPERVISOR_HZ = 425, 600, 1400
 HEARD, NOT_HEARD = 0.1, 0.01  # share of the received power at the supervisor's frequency
 
 
-def snap(stack: Stack) -> dict[str, Any]:
-    async def go() -> Any:
-        client = aioredis.Redis.from_url(stack.redis.url)
-        try:
-            return await AcdQueue(client, "e2e-listen", "testpbx").snapshot(TENANT)
-        finally:
-            await client.aclose()
-
-    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return dict(pool.submit(asyncio.run, go()).result())
-
-
-def agent(stack: Stack, ext: str) -> dict[str, Any]:
-    return dict(next(a for a in snap(stack)["agents"] if a["extension"] == ext))
-
-
-def api(stack: Stack, token: str, method: str, path: str,
-        body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{stack.http_port}/api/v1{path}", data=data, method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def bridges(stack: Stack) -> dict[str, list[str]]:
-    return {b["id"]: list(b["channels"]) for b in stack.ari("/bridges")}
-
-
-def grows(phone: Any, index: int, by: int = 25, timeout: float = 5.0) -> bool:
-    start = phone.rtp_rx(index)
-    return bool(wait_until(lambda: phone.rtp_rx(index) > start + by, timeout, 0.1))
-
-
 @pytest.fixture(scope="module")
 def lstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = Stack(Path(tmp_path_factory.mktemp("listen")),
               operators={OPERATOR: "listen-e2e-101-pw", SUPERVISOR: "listen-e2e-109-pw"})
-    tenant = s.config_data["tenants"][0]
-    tenant["queue"] = {"ring_timeout_s": 10, "retry_s": 1, "wrap_up_s": 0}
-    tenant["prompts"] = {"greeting": "Xin chào."}
-    s.write_config(s.config_data)
-    try:
-        s.start()
-        users = UserStore(s.database_url)
-        try:
-            users.add_user("giamsat", "supervisor", TENANT)
-            s.token = users.issue_token("giamsat")[1]  # type: ignore[attr-defined]
-            users.add_user(OPERATOR, "operator", TENANT)
-            s.op_token = users.issue_token(OPERATOR)[1]  # type: ignore[attr-defined]
-        finally:
-            users.close()
+    configure_tenant(s, **config_data("e2e_operator_tenant.yaml"))
+    with running(s):
+        s.token = api_token(s, "giamsat", "supervisor")  # type: ignore[attr-defined]
+        s.op_token = api_token(s, OPERATOR, "operator")  # type: ignore[attr-defined]
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(scope="module")
 def phones(lstack: Stack) -> Iterator[tuple[OperatorPhone, OperatorPhone]]:
     (lstack.workdir / "heard-by-operator").mkdir(exist_ok=True)
-    op = lstack.operator_phone(OPERATOR, auto_answer=0.2, audio=f"tone:{OPERATOR_HZ}",
-                               record_dir=lstack.workdir / "heard-by-operator")
-    sup = lstack.operator_phone(SUPERVISOR, auto_answer=0.2, audio=f"tone:{SUPERVISOR_HZ}")
-    try:
-        assert op.wait_registered() == 200 and sup.wait_registered() == 200
-        assert wait_until(lambda: agent(lstack, OPERATOR)["reachable"], 15), snap(lstack)
-        out = lstack.cli("agent", "login", OPERATOR)
-        assert out.returncode == 0, out.stderr
-        yield op, sup
-    finally:
-        op.close()
-        sup.close()
+    with registered(lstack, OPERATOR, auto_answer=0.2, audio=f"tone:{OPERATOR_HZ}",
+                    record_dir=lstack.workdir / "heard-by-operator") as op:
+        sup = lstack.operator_phone(SUPERVISOR, auto_answer=0.2, audio=f"tone:{SUPERVISOR_HZ}")
+        try:
+            assert sup.wait_registered() == 200
+            out = lstack.cli("agent", "login", OPERATOR)
+            assert out.returncode == 0, out.stderr
+            yield op, sup
+        finally:
+            sup.close()
 
 
 @pytest.fixture
@@ -123,31 +76,11 @@ def ls(lstack: Stack, phones: tuple[OperatorPhone, OperatorPhone]) -> Iterator[S
     assert wait_until(lambda: agent(lstack, OPERATOR)["state"] == "available", 10)
     try:
         yield lstack
-        assert wait_until(lambda: lstack.ari("/channels") == [], 10), lstack.ari("/channels")
-        assert lstack.ari("/bridges") == [], "bridges left in Asterisk"
-        assert wait_until(lambda: lstack.pool_in_use() == 0, 5), "lines still held"
+        assert_nothing_left(lstack)
         assert agent(lstack, SUPERVISOR)["state"] != "available"  # never logged in
     finally:
         phones[0].hangup()
         phones[1].hangup()
-
-
-def connect(stack: Stack, op: OperatorPhone, citizen: UnitPhone) -> tuple[str, int]:
-    """The citizen calls 1022 and is bridged with operator 101: (call id, operator's index)."""
-    mark = len(op.events)
-    citizen.dial(f"sip:1022@127.0.0.1:{stack.sip_port}")
-    assert wait_until(lambda: [e for e in op.events[mark:] if e["event"] == "confirmed"], 20), (
-        stack.app_log_tail())
-    index = next(e["index"] for e in op.events[mark:] if e["event"] == "confirmed")
-    found = wait_until(lambda: [b for b, chans in bridges(stack).items()
-                                if b.endswith("-bridge") and len(chans) == 2], 5)
-    assert found, bridges(stack)
-    assert wait_until(lambda: citizen.rtp_rx(0) > 10 and op.rtp_rx(index) > 10, 5)
-    return found[0].removesuffix("-bridge"), int(index)
-
-
-def since(phone: Any, mark: int, kind: str) -> list[dict[str, Any]]:
-    return [e for e in phone.events[mark:] if e["event"] == kind]
 
 
 def new_sip_events(phone: Any, mark: int) -> list[dict[str, Any]]:
@@ -166,14 +99,14 @@ def test_given_bridged_call_when_supervisor_listens_then_hears_it_and_nobody_not
         call_id, index = connect(ls, op, citizen)
         op_mark, cit_mark, sup_mark = len(op.events), len(citizen.events), len(sup.events)
         # An operator may not listen in; an unknown extension is refused.
-        status, body = api(ls, ls.op_token, "POST",  # type: ignore[attr-defined]
-                           f"/calls/{call_id}/listen", {"extension": SUPERVISOR})
+        status, body = api(ls, "POST", f"/calls/{call_id}/listen", {"extension": SUPERVISOR},
+                           token=ls.op_token)  # type: ignore[attr-defined]
         assert (status, body["error"]["id"]) == (403, "auth.forbidden")
-        status, body = api(ls, token, "POST", f"/calls/{call_id}/listen",
-                           {"extension": "555", "mode": mode})
+        status, body = api(ls, "POST", f"/calls/{call_id}/listen",
+                           {"extension": "555", "mode": mode}, token=token)
         assert (status, body["error"]["id"]) == (422, "listen.unknown_extension")
-        status, body = api(ls, token, "POST", f"/calls/{call_id}/listen",
-                           {"extension": SUPERVISOR, "mode": mode})
+        status, body = api(ls, "POST", f"/calls/{call_id}/listen",
+                           {"extension": SUPERVISOR, "mode": mode}, token=token)
         assert status == 202, body
         listen_id = body["listen_id"]
         incoming = wait_until(lambda: since(sup, sup_mark, "incoming"), 10)
@@ -192,12 +125,12 @@ def test_given_bridged_call_when_supervisor_listens_then_hears_it_and_nobody_not
         # Caller and operator talk on, noticing nothing: no new call, no re-INVITE.
         assert grows(citizen, 0) and grows(op, index)
         assert new_sip_events(op, op_mark) == [] and new_sip_events(citizen, cit_mark) == []
-        status, body = api(ls, token, "GET", f"/calls/{call_id}/listen")
+        status, body = api(ls, "GET", f"/calls/{call_id}/listen", token=token)
         assert status == 200 and [a["mode"] for a in body["active"]] == [mode]
         if mode == "whisper":
             # The supervisor speaks (tone) into the snoop that whispers to the operator.
             assert wait_until(lambda: sup.rtp_tx(sup_index) > 50, 5)
-            status, body = api(ls, token, "DELETE", f"/calls/{call_id}/listen")
+            status, body = api(ls, "DELETE", f"/calls/{call_id}/listen", token=token)
             assert status == 200 and body["stopped"] == [listen_id]
             assert wait_until(lambda: since(sup, sup_mark, "disconnected"), 10)
             assert wait_until(lambda: not [b for b in bridges(ls) if "-listen" in b], 5)
@@ -236,8 +169,8 @@ def test_given_mode_when_supervisor_speaks_then_only_the_right_people_hear_it(
     try:
         call_id, index = connect(ls, op, citizen)
         sup_mark, op_mark = len(sup.events), len(op.events)
-        status, body = api(ls, token, "POST", f"/calls/{call_id}/listen",
-                           {"extension": SUPERVISOR, "mode": mode})
+        status, body = api(ls, "POST", f"/calls/{call_id}/listen",
+                           {"extension": SUPERVISOR, "mode": mode}, token=token)
         assert status == 202, body
         incoming = wait_until(lambda: since(sup, sup_mark, "incoming"), 10)
         assert incoming, ls.app_log_tail()
@@ -316,8 +249,8 @@ def test_given_wallboard_when_supervisor_clicks_listen_then_their_phone_hears_th
         page.click("#listen-stop")
         expect(page.locator("#listen-status")).to_contain_text("Đã dừng nghe xen")
         assert wait_until(lambda: since(sup, sup_mark, "disconnected"), 10)
-        status, body = api(ls, ls.token, "GET",  # type: ignore[attr-defined]
-                           f"/calls/{call_id}/listen")
+        status, body = api(ls, "GET", f"/calls/{call_id}/listen",
+                           token=ls.token)  # type: ignore[attr-defined]
         assert status == 200 and body["active"] == []
         assert [a["supervisor"] for a in body["audit"]][:1] == [WEB_SUPERVISOR]
         citizen.hangup()

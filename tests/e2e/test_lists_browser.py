@@ -26,6 +26,7 @@ from tests.e2e.browser import (
     screenshot,
     to_docs,
 )
+from tests.e2e.scenarios import nothing_left_after, running
 from tests.e2e.stack import ROOT, Stack
 
 pytestmark = [pytest.mark.pbx,
@@ -71,12 +72,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ]
     tenant["tickets"] = {"fallback_unit": "so_y_te"}
     s.write_config(s.config_data)
-    try:
-        s.start()
+    with running(s):
         add_user(s, "soyte", "unit", PASSWORD, unit="so_y_te", full_name="Phạm Thu Hà")
         yield s
-    finally:
-        s.stop()
+
+
+# After each test on stack: no channel, no bridge left in Asterisk, no line held.
+nothing_left = nothing_left_after("stack")
 
 
 @pytest.fixture

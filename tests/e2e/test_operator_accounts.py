@@ -20,6 +20,7 @@ import pytest
 from callcenter.config.file import load_config
 from callcenter.pbx.install import cache_dir
 from callcenter.pbx.render import render, write_refused_sources
+from tests.e2e.scenarios import nothing_left_after, running
 from tests.e2e.stack import ROOT, Stack, free_port, wait_until
 
 # One pjsua2 process per scenario (pjsua2 cannot be torn down and rebuilt safely in-process):
@@ -132,11 +133,14 @@ def ops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     os.environ["HOTLINE_OP_E2E_101"] = "env-pass-101"  # the renderer and the app read it
     os.environ.pop("HOTLINE_OP_E2E_103", None)
     try:
-        s.start()
-        yield s
+        with running(s):
+            yield s
     finally:
-        s.stop()
         os.environ.pop("HOTLINE_OP_E2E_101", None)
+
+
+# After each test on ops_stack: no channel, no bridge left in Asterisk, no line held.
+nothing_left = nothing_left_after("ops_stack")
 
 
 class AmiEvents:

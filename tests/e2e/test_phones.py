@@ -12,6 +12,7 @@ import pytest
 
 from callcenter.tools.softphone import request_user
 from tests.e2e.phones import OperatorPhone, UnitPhone
+from tests.e2e.scenarios import nothing_left_after, running
 from tests.e2e.stack import Stack, free_port, wait_until
 
 
@@ -133,11 +134,12 @@ def operator_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     unit_port = free_port(socket.SOCK_DGRAM)
     s = Stack(Path(tmp_path_factory.mktemp("phones")), operators={"151": "mật-khẩu;151"},
               outbound_port=unit_port)
-    try:
-        s.start()
+    with running(s):
         yield s
-    finally:
-        s.stop()
+
+
+# After each test on operator_stack: no channel, no bridge left in Asterisk, no line held.
+nothing_left = nothing_left_after("operator_stack")
 
 
 def test_given_operator_in_config_when_phone_registers_and_dials_login_code_then_pbx_answers(

@@ -13,31 +13,38 @@ process costs seconds on a busy machine). Records are read with ``CallRecordStor
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-import redis.asyncio as aioredis
 import yaml
 
 from callcenter.ops.processes import spawn
 from callcenter.queue import agent as ag
-from callcenter.queue.redis import EVENTS, AcdQueue
-from callcenter.store.records import CallRecordStore
-from callcenter.tools.softphone import PhoneGroup
+from callcenter.queue.redis import EVENTS
 from tests.e2e.phones import OperatorPhone
+from tests.e2e.scenarios import (
+    TENANT,
+    agent_event,
+    agents,
+    assert_nothing_left,
+    configure_tenant,
+    ivr_in_force,
+    record,
+    running,
+    since,
+    snap,
+)
 from tests.e2e.stack import ROOT, Stack, free_port, readiness_summary, wait_until
+from tests.support.config_files import config_data
 
-TENANT = "dongnai"
 STASIS_APP = "hotline-test"  # tests/e2e/stack.py base_config
 OPERATORS = {"101": "queue-e2e-101-pw", "102": "queue-e2e-102-pw"}
 RING_S = 5  # the config's lowest ring timeout
@@ -58,31 +65,7 @@ URGENT_TREE = {
 }
 
 
-# ---- Redis and store views ------------------------------------------------------------------
-def _acd_run(stack: Stack, work: Any) -> Any:
-    async def go() -> Any:
-        client = aioredis.Redis.from_url(stack.redis.url)
-        try:
-            return await work(AcdQueue(client, "e2e-test", "testpbx"))
-        finally:
-            await client.aclose()
-
-    return asyncio.run(go())
-
-
-def snap(stack: Stack) -> dict[str, Any]:
-    """The tenant's live queue (the snapshot of docs/live-state.md)."""
-    return dict(_acd_run(stack, lambda acd: acd.snapshot(TENANT)))
-
-
-def agents(stack: Stack) -> dict[str, dict[str, Any]]:
-    return {a["extension"]: a for a in snap(stack)["agents"]}
-
-
-def agent_event(stack: Stack, ext: str, event: ag.Event) -> None:
-    _acd_run(stack, lambda acd: acd.agent_event(TENANT, ext, event))
-
-
+# ---- the queue in Redis ----------------------------------------------------------------------
 def login(stack: Stack, *exts: str) -> None:
     """Log operators in, in this order (each later one has been idle for less time)."""
     for ext in exts:
@@ -105,28 +88,7 @@ def wait_queued(stack: Stack, n: int, timeout: float = 15.0) -> list[dict[str, A
     return list(calls)
 
 
-def record(stack: Stack, caller: str, timeout: float = 10.0) -> dict[str, Any]:
-    def find() -> dict[str, Any] | None:
-        store = CallRecordStore(stack.database_url)
-        try:
-            rows = [r.to_json_dict() for r in store.last(50, tenant=TENANT)]
-        finally:
-            store.close()
-        return next((r for r in rows if r["caller"] == caller), None)
-
-    rec = wait_until(find, timeout, 0.2)
-    assert rec, f"no record for {caller}:\n{stack.app_log_tail()}"
-    return dict(rec)
-
-
 # ---- phone events since a mark ----------------------------------------------------------------
-def since(phone: OperatorPhone, mark: int, kind: str, **match: Any) -> list[dict[str, Any]]:
-    with phone._lock:
-        events = phone.events[mark:]
-    return [e for e in events if e["event"] == kind
-            and all(e.get(k) == v for k, v in match.items())]
-
-
 def wait_since(phone: OperatorPhone, mark: int, kind: str, n: int = 1, timeout: float = 15.0,
                **match: Any) -> list[dict[str, Any]]:
     found = wait_until(lambda: len(since(phone, mark, kind, **match)) >= n, timeout, 0.02)
@@ -138,13 +100,6 @@ def ring(phone: OperatorPhone, mark: int, timeout: float = 15.0) -> dict[str, An
     got = wait_since(phone, mark, "incoming", 1, timeout)
     assert got, f"operator {phone.extension} never rang: {phone.events[mark:]}"
     return got[0]
-
-
-def caller_rtp(phone: PhoneGroup) -> int:
-    before = len(phone.of("report"))
-    phone.send("report")
-    reports = phone.wait_for("report", before + 1, timeout=5)
-    return int(reports[-1]["rtp_rx_packets"])
 
 
 def feature(stack: Stack, phone: OperatorPhone, code: str) -> dict[str, Any]:
@@ -162,15 +117,11 @@ def feature(stack: Stack, phone: OperatorPhone, code: str) -> dict[str, Any]:
 def qstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack of its own: operators 101 and 102, short queue timings, a short greeting."""
     s = Stack(Path(tmp_path_factory.mktemp("queue")), operators=OPERATORS)
-    tenant = s.config_data["tenants"][0]
+    tenant = config_data("e2e_operator_tenant.yaml")
     tenant["queue"] = dict(POLICY)
-    tenant["prompts"] = {"greeting": "Xin chào."}
-    s.write_config(s.config_data)
-    try:
-        s.start()
+    configure_tenant(s, **tenant)
+    with running(s):
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(scope="module")
@@ -201,10 +152,7 @@ def q(qstack: Stack, ops: dict[str, OperatorPhone]) -> Iterator[Stack]:
     assert wait_until(lambda: all(a["reachable"] for a in agents(qstack).values()), 10)
     try:
         yield qstack
-        assert wait_until(lambda: qstack.ari("/channels") == [], 10), (
-            f"channels left in Asterisk: {qstack.ari('/channels')}")
-        assert qstack.ari("/bridges") == [], "bridges left in Asterisk"
-        assert wait_until(lambda: qstack.pool_in_use() == 0, 5), "lines still held"
+        assert_nothing_left(qstack)
         assert wait_until(lambda: not snap(qstack)["calls"], 5), snap(qstack)["calls"]
         busy = [a for a in snap(qstack)["agents"] if a["state"] in ("ringing", "on_call")]
         assert not busy, busy
@@ -252,7 +200,7 @@ def test_given_two_free_operators_when_a_call_queues_then_the_longest_idle_rings
         assert not since(ops["101"], marks["101"], "incoming")
     finally:
         caller.finish()
-    rec = record(q, "0918100001")
+    rec = record(q, caller="0918100001", last=50)
     assert (rec["outcome"], rec["operator"], rec["no_answers"]) == ("answered", "102", 0)
     assert wait_since(ops["102"], marks["102"], "disconnected", index=inc["index"])
 
@@ -273,7 +221,7 @@ def test_given_paused_operator_when_a_call_queues_then_only_the_other_rings(
     finally:
         caller.finish()
     assert not since(ops["101"], marks["101"], "incoming")
-    assert record(q, "0918100002")["operator"] == "102"
+    assert record(q, caller="0918100002", last=50)["operator"] == "102"
     assert agents(q)["101"]["state"] == "paused"
 
 
@@ -299,7 +247,7 @@ def test_given_ring_no_answer_when_ring_timeout_passes_then_next_operator_and_pl
         assert agents(q)["101"]["state"] == "available"  # no auto-pause configured
     finally:
         caller.finish()
-    rec = record(q, "0918100003")
+    rec = record(q, caller="0918100003", last=50)
     assert (rec["outcome"], rec["operator"]) == ("answered", "102")
     assert rec["no_answers"] >= 1
 
@@ -331,15 +279,9 @@ def test_given_call_ended_when_wrap_up_then_operator_not_offered_until_it_passes
         first.finish()
         if second is not None:
             second.finish()
-    rec = record(q, "0918100004")
+    rec = record(q, caller="0918100004", last=50)
     assert rec["wrap_up_s"] == WRAP_S and rec["talk_ended_at"]
-    assert record(q, "0918100005")["operator"] == "101"
-
-
-def api(stack: Stack, path: str, port: int | None = None) -> Any:
-    url = f"http://127.0.0.1:{port or stack.http_port}{path}"
-    with urllib.request.urlopen(url, timeout=3) as r:
-        return json.loads(r.read())
+    assert record(q, caller="0918100005", last=50)["operator"] == "101"
 
 
 @pytest.fixture
@@ -348,13 +290,13 @@ def urgent_ivr(q: Stack) -> Iterator[Stack]:
     q.config_data["tenants"][0]["ivr"] = URGENT_TREE
     q.write_config(q.config_data)
     try:
-        assert wait_until(lambda: api(q, "/api/ivr")[0]["root"] == "main", 20, 0.2), (
+        assert wait_until(lambda: ivr_in_force(q)[0]["root"] == "main", 20, 0.2), (
             q.app_log_tail())
         yield q
     finally:
         del q.config_data["tenants"][0]["ivr"]
         q.write_config(q.config_data)
-        assert wait_until(lambda: api(q, "/api/ivr")[0]["root"] is None, 20, 0.2)
+        assert wait_until(lambda: ivr_in_force(q)[0]["root"] is None, 20, 0.2)
 
 
 def test_given_normal_call_waiting_when_urgent_call_queues_then_urgent_is_bridged_first(
@@ -386,8 +328,8 @@ def test_given_normal_call_waiting_when_urgent_call_queues_then_urgent_is_bridge
         normal.finish()
         if urgent is not None:
             urgent.finish()
-    assert record(q, "0918100007")["operator"] == "101"
-    rec = record(q, "0918100006")
+    assert record(q, caller="0918100007", last=50)["operator"] == "101"
+    rec = record(q, caller="0918100006", last=50)
     assert rec["outcome"] == "abandoned" and rec["operator"] is None
 
 
@@ -418,7 +360,7 @@ def test_given_queued_caller_then_music_while_waiting_and_audio_both_ways_once_b
         assert down["rtp_rx"] > 50
     finally:
         citizen.close()
-    rec = record(q, "0918100008")
+    rec = record(q, caller="0918100008", last=50)
     assert rec["operator"] == "101" and rec["recording"]
 
 
@@ -428,7 +370,7 @@ def test_given_caller_leaves_while_waiting_or_ringing_then_abandoned_and_operato
     wait_queued(q, 1)
     waiting.finish()
     assert wait_until(lambda: not snap(q)["calls"], 3), snap(q)
-    rec = record(q, "0918100009")
+    rec = record(q, caller="0918100009", last=50)
     assert rec["outcome"] == "abandoned" and rec["queued_at"]
 
     login(q, "101")
@@ -440,7 +382,7 @@ def test_given_caller_leaves_while_waiting_or_ringing_then_abandoned_and_operato
     assert wait_since(op, mark, "disconnected", 1, 5, index=inc["index"]), "still ringing"
     assert not since(op, mark, "confirmed")
     assert wait_until(lambda: agents(q)["101"]["state"] == "available", 3), agents(q)
-    rec = record(q, "0918100010")
+    rec = record(q, caller="0918100010", last=50)
     assert rec["outcome"] == "abandoned" and rec["operator"] is None
 
 
@@ -468,7 +410,7 @@ def test_given_operator_phone_unregistered_then_call_waits_and_is_offered_once_r
         caller.finish()
         if agents(q)["101"]["reachable"] is False:
             op.register()
-    assert record(q, "0918100011")["operator"] == "101"
+    assert record(q, caller="0918100011", last=50)["operator"] == "101"
 
 
 def test_given_long_wait_when_caller_presses_1_then_callback_recorded_and_listed(
@@ -487,7 +429,7 @@ def test_given_long_wait_when_caller_presses_1_then_callback_recorded_and_listed
     finally:
         (result,) = caller.finish()
     assert result["answered"] and result["rtp_rx_packets"] > 50 * MAX_WAIT_S
-    rec = record(q, "0918100012")
+    rec = record(q, caller="0918100012", last=50)
     assert rec["outcome"] == "callback"
     out = q.cli("callbacks", "--json")
     assert out.returncode == 0, out.stderr
@@ -611,7 +553,7 @@ def test_given_two_app_instances_when_calls_queue_then_no_call_is_offered_twice(
             (down,) = since(ops[ext], marks[ext], "disconnected", index=index)
             assert down["t"] <= next_t + 0.1, f"{ext} rang twice at once: {rang}"
     for c in callers:
-        assert record(q, c)["operator"] in OPERATORS
+        assert record(q, caller=c, last=50)["operator"] in OPERATORS
 
 
 def test_given_second_instance_stops_then_the_first_answers_calls_again(

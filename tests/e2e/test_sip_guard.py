@@ -11,6 +11,7 @@ import pytest
 
 from callcenter.phones.guard_rules import GuardPolicy
 from tests.e2e.phones import OperatorPhone
+from tests.e2e.scenarios import nothing_left_after, running
 from tests.e2e.stack import Stack, free_port, wait_until
 
 PASSWORD = "đúng-mật-khẩu-171"
@@ -20,11 +21,12 @@ PASSWORD = "đúng-mật-khẩu-171"
 def guard_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = Stack(Path(tmp_path_factory.mktemp("guard")), operators={"171": PASSWORD},
               outbound_port=free_port(socket.SOCK_DGRAM))
-    try:
-        s.start()
+    with running(s):
         yield s
-    finally:
-        s.stop()
+
+
+# After each test on guard_stack: no channel, no bridge left in Asterisk, no line held.
+nothing_left = nothing_left_after("guard_stack")
 
 
 def test_given_wrong_passwords_from_one_source_then_that_source_is_refused_not_others(

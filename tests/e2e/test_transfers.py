@@ -10,120 +10,59 @@ Asterisk, no queued call, operator not on a call.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import socket
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from callcenter.queue import agent as ag
-from callcenter.queue.redis import AcdQueue
-from callcenter.store.records import CallRecordStore
-from callcenter.store.users import UserStore
 from tests.e2e.phones import OperatorPhone, UnitPhone
+from tests.e2e.scenarios import (
+    agent,
+    agent_event,
+    api,
+    api_token,
+    assert_nothing_left,
+    bridges,
+    configure_tenant,
+    connect,
+    grows,
+    record,
+    registered,
+    running,
+    snap,
+)
 from tests.e2e.stack import Stack, free_port, wait_until
+from tests.support.config_files import config_data
 
 pytestmark = pytest.mark.pbx
 
-TENANT = "dongnai"
-HOTLINE = "02513822000"
+UNITS = config_data("e2e_transfer_units.yaml")
+HOTLINE = UNITS["units"][0]["hotline"]  # so_y_te's: 02513822000
 UNIT_PORT = free_port(socket.SOCK_DGRAM)
 PASSWORD = "xfer-e2e-101-pw"
 
 
-def _acd(stack: Stack, work: Any) -> Any:
-    async def go() -> Any:
-        client = aioredis.Redis.from_url(stack.redis.url)
-        try:
-            return await work(AcdQueue(client, "e2e-xfer", "testpbx"))
-        finally:
-            await client.aclose()
-
-    return asyncio.run(go())
-
-
-def snap(stack: Stack) -> dict[str, Any]:
-    return dict(_acd(stack, lambda acd: acd.snapshot(TENANT)))
-
-
 def agent_state(stack: Stack) -> str:
-    return str(next(a for a in snap(stack)["agents"] if a["extension"] == "101")["state"])
-
-
-def record(stack: Stack, call_id: str, timeout: float = 10.0) -> dict[str, Any]:
-    def find() -> dict[str, Any] | None:
-        store = CallRecordStore(stack.database_url)
-        try:
-            rows = [r.to_json_dict() for r in store.last(20, tenant=TENANT)]
-        finally:
-            store.close()
-        return next((r for r in rows if r["id"].endswith(":" + call_id)), None)
-
-    rec = wait_until(find, timeout, 0.2)
-    assert rec, f"no record for {call_id}:\n{stack.app_log_tail()}"
-    return dict(rec)
-
-
-def api(stack: Stack, token: str, method: str, path: str,
-        body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{stack.http_port}/api/v1{path}", data=data, method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def bridges(stack: Stack) -> dict[str, list[str]]:
-    return {b["id"]: list(b["channels"]) for b in stack.ari("/bridges")}
+    return str(agent(stack, "101")["state"])
 
 
 @pytest.fixture(scope="module")
 def xstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = Stack(Path(tmp_path_factory.mktemp("transfers")), operators={"101": PASSWORD},
               outbound_port=UNIT_PORT)
-    tenant = s.config_data["tenants"][0]
-    tenant["queue"] = {"ring_timeout_s": 10, "retry_s": 1, "wrap_up_s": 0}
-    tenant["prompts"] = {"greeting": "Xin chào."}
-    tenant["units"] = [
-        {"id": "so_y_te", "name": "Sở Y tế", "kind": "department", "hotline": HOTLINE,
-         "focal_persons": [{"name": "Nguyễn Văn An", "phone": "0912345678"}]},
-        {"id": "vp_ubnd", "name": "Văn phòng UBND tỉnh", "kind": "department",
-         "focal_persons": [{"name": "Trần Thị Bình", "phone": "0912345679"}]}]
-    tenant["tickets"] = {"fallback_unit": "vp_ubnd"}
-    s.write_config(s.config_data)
-    try:
-        s.start()
-        users = UserStore(s.database_url)
-        try:
-            users.add_user("101", "operator", TENANT)
-            s.token = users.issue_token("101")[1]  # type: ignore[attr-defined]
-        finally:
-            users.close()
+    configure_tenant(s, **config_data("e2e_operator_tenant.yaml"), **UNITS)
+    with running(s):
+        s.token = api_token(s, "101", "operator")  # type: ignore[attr-defined]
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(scope="module")
 def op(xstack: Stack) -> Iterator[OperatorPhone]:
-    phone = xstack.operator_phone("101", auto_answer=0.2)
-    try:
-        assert phone.wait_registered() == 200
-        assert wait_until(lambda: snap(xstack)["agents"][0]["reachable"], 15)
-        _acd(xstack, lambda acd: acd.agent_event(TENANT, "101", ag.LogIn()))
+    with registered(xstack, "101", auto_answer=0.2) as phone:
+        agent_event(xstack, "101", ag.LogIn())
         yield phone
-    finally:
-        phone.close()
 
 
 @pytest.fixture
@@ -131,34 +70,12 @@ def x(xstack: Stack, op: OperatorPhone) -> Iterator[Stack]:
     assert wait_until(lambda: agent_state(xstack) == "available", 10), snap(xstack)
     try:
         yield xstack
-        assert wait_until(lambda: xstack.ari("/channels") == [], 10), xstack.ari("/channels")
-        assert xstack.ari("/bridges") == [], "bridges left in Asterisk"
-        assert wait_until(lambda: xstack.pool_in_use() == 0, 5), "lines still held"
+        assert_nothing_left(xstack)
         s = snap(xstack)
         assert not s["calls"] and s["counts"]["queued"] == 0, s
         assert wait_until(lambda: agent_state(xstack) == "available", 5), snap(xstack)
     finally:
         op.hangup()
-
-
-def connect(stack: Stack, op: OperatorPhone, citizen: UnitPhone) -> tuple[str, int]:
-    """The citizen calls 1022 and is bridged with operator 101: (call id, operator's call
-    index)."""
-    mark = len(op.events)
-    citizen.dial(f"sip:1022@127.0.0.1:{stack.sip_port}")
-    assert wait_until(lambda: [e for e in op.events[mark:] if e["event"] == "confirmed"], 20), (
-        stack.app_log_tail())
-    index = next(e["index"] for e in op.events[mark:] if e["event"] == "confirmed")
-    found = wait_until(lambda: [b for b, chans in bridges(stack).items()
-                                if b.endswith("-bridge") and len(chans) == 2], 5)
-    assert found, bridges(stack)
-    assert wait_until(lambda: citizen.rtp_rx(0) > 10 and op.rtp_rx(index) > 10, 5)
-    return found[0].removesuffix("-bridge"), int(index)
-
-
-def grows(phone: Any, index: int, by: int = 25, timeout: float = 5.0) -> bool:
-    start = phone.rtp_rx(index)
-    return bool(wait_until(lambda: phone.rtp_rx(index) > start + by, timeout, 0.1))
 
 
 def transfer_final(op: OperatorPhone, mark: int, timeout: float = 25.0) -> int:
@@ -230,12 +147,12 @@ def test_given_bridged_call_when_attended_transfer_by_api_then_consult_then_comp
     citizen = UnitPhone(answer_after=None)
     try:
         call_id, index = connect(x, op, citizen)
-        status, body = api(x, token, "GET", "/units")
+        status, body = api(x, "GET", "/units", token=token)
         assert status == 200 and [u["id"] for u in body["units"]] == ["so_y_te"]
-        status, body = api(x, token, "POST", f"/calls/{call_id}/transfer/complete")
+        status, body = api(x, "POST", f"/calls/{call_id}/transfer/complete", token=token)
         assert (status, body["error"]["id"]) == (409, "transfer.none")
-        status, body = api(x, token, "POST", f"/calls/{call_id}/transfer",
-                           {"unit": "so_y_te", "kind": "attended"})
+        status, body = api(x, "POST", f"/calls/{call_id}/transfer",
+                           {"unit": "so_y_te", "kind": "attended"}, token=token)
         assert status == 202, body
         # Consultation: operator and unit talk in a bridge of their own, the caller waits.
         consult = f"{call_id}-consult1"
@@ -243,14 +160,14 @@ def test_given_bridged_call_when_attended_transfer_by_api_then_consult_then_comp
         assert bridges(x)[f"{call_id}-bridge"] == [call_id]
         assert wait_until(lambda: unit.rtp_rx(0) > 25, 5) and grows(op, index)
         assert grows(citizen, 0)  # music on hold
-        status, body = api(x, token, "POST", f"/calls/{call_id}/transfer/complete")
+        status, body = api(x, "POST", f"/calls/{call_id}/transfer/complete", token=token)
         assert status == 202, body
         assert wait_until(lambda: sorted(bridges(x).get(f"{call_id}-bridge", [])) == sorted(
             [call_id, f"{call_id}-unit1"]) and consult not in bridges(x), 5), bridges(x)
         assert wait_until(lambda: [e for e in op.events if e["event"] == "disconnected"
                                    and e["index"] == index], 5)
         assert grows(unit, 0) and grows(citizen, 0)
-        status, body = api(x, token, "POST", f"/calls/{call_id}/transfer/cancel")
+        status, body = api(x, "POST", f"/calls/{call_id}/transfer/cancel", token=token)
         assert (status, body["error"]["id"]) == (409, "transfer.none")
         citizen.hangup()
         assert unit.wait_for("disconnected", 1, 10)
@@ -272,12 +189,14 @@ def test_given_number_not_a_unit_when_transfer_then_refused_and_call_goes_on(
         mark = len(op.events)
         op.xfer(index, "0909999999")
         assert transfer_final(op, mark) == 603
-        status, body = api(x, token, "POST", f"/calls/{call_id}/transfer",
-                           {"number": "0909999999"})
+        status, body = api(x, "POST", f"/calls/{call_id}/transfer",
+                           {"number": "0909999999"}, token=token)
         assert (status, body["error"]["id"]) == (422, "transfer.unknown_unit")
-        status, body = api(x, token, "POST", f"/calls/{call_id}/transfer", {"unit": "vp_ubnd"})
+        status, body = api(x, "POST", f"/calls/{call_id}/transfer", {"unit": "vp_ubnd"},
+                           token=token)
         assert (status, body["error"]["id"]) == (422, "transfer.unknown_unit")  # no hotline
-        status, body = api(x, token, "POST", "/calls/nope-1.1/transfer", {"unit": "so_y_te"})
+        status, body = api(x, "POST", "/calls/nope-1.1/transfer", {"unit": "so_y_te"},
+                           token=token)
         assert (status, body["error"]["id"]) == (404, "transfer.call_not_found")
         assert grows(citizen, 0) and grows(op, index)
         assert unit.dialled() == []

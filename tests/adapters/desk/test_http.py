@@ -37,6 +37,7 @@ from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.users import UserStore
 from callcenter.tickets.rules import Actor, TicketState
+from tests.support.config_files import as_yaml, config_data
 
 Client = TestClient[web.Request, web.Application]
 ACD = web.AppKey("test_desk_acd", AcdQueue)
@@ -45,39 +46,21 @@ T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # 09:00 in Đồng Nai
 CALL_ID = "1763863200.42"
 CALLER = "0918100001"
 
-CONFIG = """
-service: {node: pbx1}
-tenants:
-  - id: dongnai
-    name: "Đồng Nai"
-    numbers: ["1022"]
-    shifts:
-      - {name: all, start: "00:00", end: "00:00", lines: 4}
-    operators:
-      - {extension: "101", name: "Nguyễn Thị Lan", secret_env: HOTLINE_OP_101}
-      - {extension: "102", name: "Trần Văn Minh", secret_env: HOTLINE_OP_102}
-    queue: {wrap_up_s: 30}
-    ivr:
-      root: main
-      nodes:
-        main: {type: menu, prompt: "Hỏi về y tế bấm 1. Gặp tổng đài viên bấm 2.",
-               options: {"1": yte, "2": op}}
-        yte: {type: faq, field: health}
-        op: {type: operator, prompt: "Xin giữ máy."}
-    units:
-      - {id: so_y_te, name: "Sở Y tế", kind: department, hotline: "02513822222",
-         focal_persons: [{name: "Đầu mối Sở Y tế", phone: "0900000102"}]}
-    tickets:
-      code_prefix: DN
-      fallback_unit: so_y_te
-  - id: thanhhoa
-    name: "Thanh Hóa"
-    numbers: ["02371022"]
-    shifts:
-      - {name: all, start: "00:00", end: "00:00", lines: 2}
-    operators:
-      - {extension: "201", name: "Lê Thu Hà", secret_env: HOTLINE_OP_201}
-"""
+# The queue tests' two provinces; dongnai gets menus, a unit with a hotline and tickets, and
+# thanhhoa keeps the default pause reasons.
+CONFIG = config_data("two_provinces_operators.yaml")
+CONFIG["tenants"][0].update({
+    "ivr": {"root": "main", "nodes": {
+        "main": {"type": "menu", "prompt": "Hỏi về y tế bấm 1. Gặp tổng đài viên bấm 2.",
+                 "options": {"1": "yte", "2": "op"}},
+        "yte": {"type": "faq", "field": "health"},
+        "op": {"type": "operator", "prompt": "Xin giữ máy."}}},
+    "units": [{"id": "so_y_te", "name": "Sở Y tế", "kind": "department",
+               "hotline": "02513822222",
+               "focal_persons": [{"name": "Đầu mối Sở Y tế", "phone": "0900000102"}]}],
+    "tickets": {"code_prefix": "DN", "fallback_unit": "so_y_te"},
+})
+del CONFIG["tenants"][1]["queue"]
 
 # name -> (role, tenant, unit). Operator users are named after their extension.
 USERS: dict[str, tuple[str, str, str | None]] = {
@@ -110,7 +93,7 @@ class Clock:
 @pytest.fixture
 def config(tmp_path: Path) -> HotlineConfig:
     path = tmp_path / "hotline.yaml"
-    path.write_text(CONFIG, encoding="utf-8")
+    path.write_text(as_yaml(CONFIG), encoding="utf-8")
     return load_config(path)
 
 

@@ -21,34 +21,10 @@ from callcenter.queue.control import AgentActionError, apply_action, resolve_rea
 from callcenter.queue.policy import QueuePolicy
 from callcenter.queue.redis import EVENTS, AcdQueue
 from callcenter.runtime.redis_server import PrivateRedis
+from tests.support.config_files import config_text
 
 S = ag.AgentStatus
 T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
-
-CONFIG = """
-service: {node: pbx1}
-tenants:
-  - id: dongnai
-    name: "Đồng Nai"
-    numbers: ["1022"]
-    shifts:
-      - {name: all, start: "00:00", end: "00:00", lines: 4}
-    operators:
-      - {extension: "101", name: "Nguyễn Thị Lan", secret_env: HOTLINE_OP_101}
-      - {extension: "102", name: "Trần Văn Minh", secret_env: HOTLINE_OP_102}
-    queue: {wrap_up_s: 30}
-  - id: thanhhoa
-    name: "Thanh Hóa"
-    numbers: ["02371022"]
-    shifts:
-      - {name: all, start: "00:00", end: "00:00", lines: 2}
-    operators:
-      - {extension: "201", name: "Lê Thu Hà", secret_env: HOTLINE_OP_201}
-    queue:
-      pause_reasons:
-        - {id: lunch, label: "Ăn trưa"}
-        - {id: meeting, label: "Họp giao ban"}
-"""
 
 
 class Clock:
@@ -62,7 +38,7 @@ class Clock:
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
     path = tmp_path / "hotline.yaml"
-    path.write_text(CONFIG, encoding="utf-8")
+    path.write_text(config_text("two_provinces_operators.yaml"), encoding="utf-8")
     return path
 
 

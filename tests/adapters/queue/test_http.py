@@ -24,7 +24,7 @@ from callcenter.queue.redis import AcdQueue
 from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.users import UserStore
-from tests.adapters.queue.test_control import CONFIG
+from tests.support.config_files import config_text
 
 T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
 ACD = web.AppKey("test_acd", AcdQueue)
@@ -51,7 +51,7 @@ class Clock:
 @pytest.fixture
 def config(tmp_path: Path) -> HotlineConfig:
     path = tmp_path / "hotline.yaml"
-    path.write_text(CONFIG, encoding="utf-8")
+    path.write_text(config_text("two_provinces_operators.yaml"), encoding="utf-8")
     return load_config(path)
 
 

@@ -19,19 +19,15 @@ from callcenter.recordings.audit import RecordingStore
 from callcenter.recordings.purge import JOB_ACTOR, purge_recordings
 from callcenter.store.records import CallRecordStore
 from tests.adapters.conftest import MakeRecord
+from tests.support.config_files import config_data
 
 NOW = dt.datetime(2026, 11, 28, 3, 0, tzinfo=dt.UTC)
 
 
 def _config(keep_days: object = 30) -> HotlineConfig:
-    return parse_config(yaml.safe_load(f"""
-tenants:
-  - id: dongnai
-    name: Đồng Nai
-    numbers: ["02511022"]
-    shifts: [{{name: day, start: "00:00", end: "00:00", lines: 2}}]
-    recordings: {{keep_days: {keep_days}}}
-"""), "hotline.yaml")
+    data = config_data("one_tenant_two_lines.yaml")
+    data["tenants"][0]["recordings"] = {"keep_days": keep_days}
+    return parse_config(data, "hotline.yaml")
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from callcenter.store.users import UserStore
 from callcenter.tickets.rules import Actor
 from callcenter.wallboard import http as wallboard
 from callcenter.wallboard.http import HUB
-from tests.adapters.queue.test_control import CONFIG
+from tests.support.config_files import config_text
 
 ACD = web.AppKey("test_wallboard_acd", AcdQueue)
 PASSWORD = "Mật khẩu đúng 2026"
@@ -55,7 +55,7 @@ Ws = aiohttp.ClientWebSocketResponse
 @pytest.fixture
 def config(tmp_path: Path) -> HotlineConfig:
     path = tmp_path / "hotline.yaml"
-    path.write_text(CONFIG, encoding="utf-8")
+    path.write_text(config_text("two_provinces_operators.yaml"), encoding="utf-8")
     return load_config(path)
 
 

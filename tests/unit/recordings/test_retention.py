@@ -21,21 +21,14 @@ from callcenter.recordings.retention import (
     longest_keep_days,
     unnamed_old_files,
 )
+from tests.support.config_files import config_data
 
 NOW = dt.datetime(2026, 11, 28, 3, 0, tzinfo=dt.UTC)
 HCM = dt.timezone(dt.timedelta(hours=7))
 
-BASE = """
-tenants:
-  - id: dongnai
-    name: Đồng Nai
-    numbers: ["02511022"]
-    shifts: [{name: day, start: "00:00", end: "00:00", lines: 2}]
-"""
-
 
 def _config(extra: str) -> Any:
-    data = yaml.safe_load(BASE)
+    data = config_data("one_tenant_two_lines.yaml")
     if extra:
         data["tenants"][0].update(yaml.safe_load(extra))
     return parse_config(data, "hotline.yaml")
