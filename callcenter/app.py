@@ -46,7 +46,7 @@ from callcenter.phones.guard import AuthGuard
 from callcenter.queue import agent as ag
 from callcenter.queue.driver import QueueDriver
 from callcenter.queue.features import handle_feature
-from callcenter.queue.redis import AcdQueue
+from callcenter.queue.redis import ACD, AcdQueue
 from callcenter.runtime.loop_lag import LoopLag
 from callcenter.sms.dlr import add_routes as add_sms_routes
 from callcenter.sms.service import dlr_base_url, sms_context
@@ -74,7 +74,6 @@ TICKETS = web.AppKey("tickets", TicketService)
 SECRETS = web.AppKey("secrets", Secrets)
 TASKS = web.AppKey("tasks", list)
 LAG = web.AppKey("loop_lag", LoopLag)
-ACD = web.AppKey("acd", AcdQueue)
 DRIVER = web.AppKey("acd_driver", QueueDriver)
 AMI = web.AppKey("ami", AmiWatcher)
 OUTCOMES = web.AppKey("outcomes", CallMetrics)
@@ -449,7 +448,7 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
     app.cleanup_ctx.append(systemd_ctx)  # last: its cleanup (STOPPING=1) runs first
     add_sms_routes(app)
     setup_console(app, database_url=settings.database_url, database=database, config=app[CONFIG],
-                  tickets=TICKETS, acd=ACD, live_config=CONFIG, redis=REDIS)
+                  tickets=TICKETS, queue=True, live_config=CONFIG, redis=REDIS)
     app[OUTCOMES] = CallMetrics()
     add_metrics_route(app, _metrics_sample, app[OUTCOMES])
     add_health_routes(app, _readiness)  # /healthz (liveness), /readyz (readiness)

@@ -36,7 +36,6 @@ from callcenter.console.validation import Obj, Param, Str
 from callcenter.store.database import DatabaseRef
 from callcenter.store.listen_audit import ListenAuditStore
 from callcenter.store.users import User
-from callcenter.transfers.http import STASIS_KEY
 
 AUDIT: web.AppKey[ListenAuditStore] = web.AppKey("listen_audit", ListenAuditStore)
 
@@ -71,13 +70,10 @@ def refusal(error_id: str) -> ApiError:
 
 
 def _stasis(request: web.Request) -> StasisService:
-    key = request.app.get(STASIS_KEY)
-    if key is None:  # the composition root's
-        key = STASIS
-    service = request.app.get(key)
+    service = request.app.get(STASIS)
     if service is None:  # a console without calls
         raise refusal(ls.UNAVAILABLE)
-    return service  # type: ignore[no-any-return]
+    return service
 
 
 async def _call(request: web.Request, user: User) -> tuple[StasisService, str,
@@ -154,8 +150,7 @@ LISTEN_ROUTES: tuple[Route, ...] = (
 def add_listen_routes(app: web.Application, database: DatabaseRef | None = None) -> None:
     """Register the listen-in routes; with ``database`` every use is audit-logged in
     ``listen_audit`` (the store is opened and closed with the app). The StasisService is
-    found like the transfer routes find it (``transfers.http.STASIS_KEY`` or
-    ``callcenter.ari_app.service.STASIS``)."""
+    found where the transfer routes find it (``app[ari_app.service.STASIS]``)."""
     add_route_table(app, LISTEN_ROUTES)
     if database is None:
         return

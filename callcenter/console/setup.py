@@ -49,8 +49,7 @@ from callcenter.console.pages import add_static_routes
 from callcenter.console.public import add_public_routes
 from callcenter.console.sessions import add_login_routes
 from callcenter.desk.pages import add_desk_routes
-from callcenter.queue.http import ACD_KEY, add_agent_routes
-from callcenter.queue.redis import AcdQueue
+from callcenter.queue.http import ROUTES_ADDED, add_agent_routes
 from callcenter.store.database import Database
 from callcenter.store.users import UserStore
 from callcenter.tickets.pages import add_list_pages
@@ -65,7 +64,7 @@ DEFAULT_WORKERS = 8
 
 async def openapi_json(request: web.Request) -> web.StreamResponse:
     """The OpenAPI 3.1 document of this API."""
-    return web.json_response(spec(agents=ACD_KEY in request.app),
+    return web.json_response(spec(agents=request.app.get(ROUTES_ADDED, False)),
                              headers={"Cache-Control": "public, max-age=300"})
 
 
@@ -76,7 +75,7 @@ def setup_console(app: web.Application, *, database_url: str,
                   files_dir: Path | None = None, max_upload_bytes: int | None = None,
                   clock: Callable[[], dt.datetime] = utcnow,
                   workers: int = DEFAULT_WORKERS,
-                  acd: web.AppKey[AcdQueue] | None = None,
+                  queue: bool = False,
                   live_config: web.AppKey[LiveConfig] | None = None,
                   redis: web.AppKey[aioredis.Redis] | None = None) -> None:
     """Add the ticket API, the public pages and their resources to ``app`` (not yet started).
@@ -86,7 +85,8 @@ def setup_console(app: web.Application, *, database_url: str,
     ``config`` is read at every request (the app's LiveConfig), so reloads apply at once.
     ``tickets``: the app key of a TicketService an earlier cleanup context sets; otherwise
     give ``files_dir`` (and optionally ``max_upload_bytes``) and the console opens its own.
-    ``acd``: the app key of the AcdQueue; with it, the queue and agent routes are added
+    ``queue``: the app runs the operators' queue (``app[queue.redis.ACD]``, set by a cleanup
+    context); the queue, agent, transfer, wallboard, listen-in and desk routes are added
     (``queue/http.py``) and the served OpenAPI document describes them.
     ``live_config``: the app key of the LiveConfig; with it, admins edit shifts in a form
     (``admin_shifts.py``: the file is rewritten and reloaded).
@@ -135,12 +135,12 @@ def setup_console(app: web.Application, *, database_url: str,
     app.router.add_get(f"{API}/openapi.json", openapi_json, name="openapi")
     add_routes(app)
     add_callback_routes(app, db)
-    if acd is not None:
-        add_agent_routes(app, acd)
+    if queue:
+        add_agent_routes(app)
         add_transfer_routes(app)  # calls live in the same app as the queue
-        add_wallboard_routes(app, database=db, acd=acd)  # wallboard/http.py
+        add_wallboard_routes(app, database=db)  # wallboard/http.py
         add_listen_routes(app, db)  # supervisors listen in (listen_api.py)
-        add_desk_routes(app, acd, db)  # the operator desk (desk/pages.py)
+        add_desk_routes(app, db)  # the operator desk (desk/pages.py)
     add_public_routes(app)
     add_static_routes(app)  # /console/static/*.js|css (pages.py)
     add_login_routes(app, redis=redis)  # /console/login, /console/logout, /console/ (sessions.py)

@@ -28,8 +28,6 @@ from callcenter.console.pages import render
 from callcenter.console.rendering import environment
 from callcenter.console.sessions import error_page, require_console_role
 from callcenter.desk.http import add_desk_api
-from callcenter.queue.http import ACD_KEY
-from callcenter.queue.redis import AcdQueue
 from callcenter.queue.texts import STATE_LABELS
 from callcenter.store.database import DatabaseRef
 from callcenter.tickets.config import policy_of
@@ -106,10 +104,8 @@ async def desk_page(request: web.Request) -> web.StreamResponse:
                   pause_reasons=tenant.operators.queue.pause_reasons)
 
 
-def add_desk_routes(app: web.Application, acd: web.AppKey[AcdQueue],
-                    database: DatabaseRef) -> None:
-    """Add the desk page and its API routes to ``app``; ``app[acd]`` is the AcdQueue at
-    request time, ``database`` the store the FAQ is read from."""
-    app[ACD_KEY] = acd  # the same key add_agent_routes sets: the desk reads agents like it
+def add_desk_routes(app: web.Application, database: DatabaseRef) -> None:
+    """Add the desk page and its API routes to ``app``; ``app[queue.redis.ACD]`` is the
+    AcdQueue at request time, ``database`` the store the FAQ is read from."""
     app.router.add_get(DESK_PATH, desk_page, name="console_desk")
     add_desk_api(app, database)

@@ -15,7 +15,7 @@ level-1 role of the tenant.
 The actions are ``callcenter.queue.control.apply_action`` (the phone's feature codes and the
 CLI do the same); its refusals keep their ids: ``agent.unknown`` 404, ``agent.illegal`` 409,
 ``agent.busy`` 409, ``agent.bad_reason`` / ``agent.bad_action`` 422, ``agent.not_loaded`` and
-``agent.unavailable`` 503. The AcdQueue is the app's (``add_agent_routes(app, acd_key)``).
+``agent.unavailable`` 503. The AcdQueue is the app's (``app[queue.redis.ACD]``).
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ from callcenter.queue.control import (
     result_json,
     tenant_of,
 )
-from callcenter.queue.redis import AcdQueue
+from callcenter.queue.redis import ACD, AcdQueue
 from callcenter.store.users import User
 
-ACD_KEY: web.AppKey[web.AppKey[AcdQueue]] = web.AppKey("agents_acd_key")
+ROUTES_ADDED = web.AppKey("queue_routes_added", bool)  # for the OpenAPI document
 
 STATUS_BY_AGENT_ERROR: dict[str, int] = {
     tx.UNKNOWN: 404,
@@ -78,8 +78,7 @@ REASON_NUMBER = Int(1, 9, description="pause only: the reason's position (as on 
 
 def acd_of(request: web.Request) -> AcdQueue:
     """The app's AcdQueue; 503 while the live queue is not there."""
-    key = request.app.get(ACD_KEY)
-    acd = request.app.get(key) if key is not None else None
+    acd = request.app.get(ACD)
     if acd is None:  # the app's cleanup context has not set it (or failed to)
         raise acd_unavailable()
     return acd
@@ -174,8 +173,8 @@ AGENT_ROUTES: tuple[Route, ...] = (
 
 
 
-def add_agent_routes(app: web.Application, acd_key: web.AppKey[AcdQueue]) -> None:
-    """Register the queue and agent routes; ``app[acd_key]`` is the AcdQueue at request time
+def add_agent_routes(app: web.Application) -> None:
+    """Register the queue and agent routes; ``app[ACD]`` is the AcdQueue at request time
     (set by a cleanup context before the first request)."""
-    app[ACD_KEY] = acd_key
+    app[ROUTES_ADDED] = True
     add_route_table(app, AGENT_ROUTES)

@@ -33,6 +33,7 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
+from aiohttp import web
 
 from callcenter.queue import agent as ag
 from callcenter.queue import rules as acd
@@ -400,3 +401,7 @@ _CAUSES: dict[type, str] = {
     ag.Reachable: "reachable", ag.Unreachable: "unreachable",
 }
 
+
+# Where the composition root keeps the one AcdQueue; the console's queue, desk and wallboard
+# routes read it there at request time (503 while it is not set).
+ACD = web.AppKey("acd", AcdQueue)

@@ -16,8 +16,8 @@ rings); the call record keeps each transfer's outcome. Refusal ids: ``transfer.u
 ``transfer.none`` / ``transfer.not_answered`` / ``transfer.not_attended`` /
 ``transfer.other_instance`` 409, ``transfer.unavailable`` 503.
 
-The Stasis service is found at request time through an app key (``add_transfer_routes(app,
-stasis_key)``; without one, the composition root's ``callcenter.ari_app.service.STASIS``).
+The Stasis service is found at request time at ``app[callcenter.ari_app.service.STASIS]``,
+where the composition root keeps it.
 """
 
 from __future__ import annotations
@@ -45,8 +45,6 @@ from callcenter.console.validation import Obj, Param, Str, parse_query
 from callcenter.numbers import dial_digits
 from callcenter.store.users import User
 from callcenter.transfers import rules as xf
-
-STASIS_KEY: web.AppKey[web.AppKey[Any]] = web.AppKey("transfers_stasis_key")
 
 STATUS: dict[str, int] = {
     xf.UNKNOWN_UNIT: 422,
@@ -86,13 +84,10 @@ def refusal(error_id: str, details: dict[str, Any] | None = None) -> ApiError:
 
 
 def _stasis(request: web.Request) -> StasisService:
-    key = request.app.get(STASIS_KEY)
-    if key is None:  # the composition root's
-        key = STASIS
-    service = request.app.get(key)
+    service = request.app.get(STASIS)
     if service is None:  # a console without calls (tests, a console-only process)
         raise refusal(xf.UNAVAILABLE)
-    return service  # type: ignore[no-any-return]
+    return service
 
 
 async def _session(request: web.Request, user: User) -> CallSession:
@@ -189,10 +184,7 @@ TRANSFER_ROUTES: tuple[Route, ...] = (
 
 
 
-def add_transfer_routes(app: web.Application,
-                        stasis_key: web.AppKey[Any] | None = None) -> None:
-    """Register the transfer routes; ``app[stasis_key]`` is the StasisService at request time
-    (default: ``ari_app.service.STASIS``; none in the app: 503 ``transfer.unavailable``)."""
-    if stasis_key is not None:
-        app[STASIS_KEY] = stasis_key
+def add_transfer_routes(app: web.Application) -> None:
+    """Register the transfer routes; ``app[ari_app.service.STASIS]`` is the StasisService at
+    request time (none in the app: 503 ``transfer.unavailable``)."""
     add_route_table(app, TRANSFER_ROUTES)

@@ -73,7 +73,7 @@ from callcenter.lines.redis import EVENTS, LinePool, lines_key
 from callcenter.lines.shifts import active_shift
 from callcenter.numbers import mask_number
 from callcenter.queue.agent import AgentStatus
-from callcenter.queue.redis import AcdQueue
+from callcenter.queue.redis import ACD, AcdQueue
 from callcenter.queue.texts import STATE_LABELS
 from callcenter.store.database import DatabaseRef
 from callcenter.store.models import CallRecord
@@ -297,10 +297,9 @@ class _Feed:
 class WallboardHub:
     """One Redis subscription to ``hotline:events`` per process, fanned out per tenant."""
 
-    def __init__(self, app: web.Application, acd_key: web.AppKey[AcdQueue],
-                 redis_key: web.AppKey[aioredis.Redis] | None, records: CallRecordStore) -> None:
+    def __init__(self, app: web.Application, redis_key: web.AppKey[aioredis.Redis] | None,
+                 records: CallRecordStore) -> None:
         self.app = app
-        self.acd_key = acd_key
         self.redis_key = redis_key
         self.records = records
         self.feeds: dict[str, _Feed] = {}
@@ -311,7 +310,7 @@ class WallboardHub:
 
     # -- live sources ------------------------------------------------------------------------
     def _acd(self) -> AcdQueue:
-        return self.app[self.acd_key]
+        return self.app[ACD]
 
     def _redis(self) -> aioredis.Redis:
         if self.redis_key is not None:
@@ -537,18 +536,17 @@ async def wallboard_ws(request: web.Request) -> web.StreamResponse:
 
 
 def add_wallboard_routes(app: web.Application, *, database: DatabaseRef,
-                         acd: web.AppKey[AcdQueue],
                          redis_key: web.AppKey[aioredis.Redis] | None = None) -> None:
     """Add the wallboard page and its websocket to ``app`` (not yet started).
 
-    ``app[acd]`` must be set before the first browser connects (the app's Redis context);
-    events are read over ``app[redis_key]`` when given, else over the AcdQueue's client.
+    ``app[queue.redis.ACD]`` must be set before the first browser connects (the app's Redis
+    context); events are read over ``app[redis_key]`` when given, else over the AcdQueue's client.
     Needs the console's user store and pool (``setup_console``, which calls this).
     """
 
     async def wallboard_ctx(app: web.Application) -> AsyncIterator[None]:
         records = CallRecordStore(database)
-        app[HUB] = WallboardHub(app, acd, redis_key, records)
+        app[HUB] = WallboardHub(app, redis_key, records)
         try:
             yield
         finally:

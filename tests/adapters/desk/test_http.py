@@ -32,7 +32,7 @@ from callcenter.faq.store import FaqStore
 from callcenter.ivr import menu as mn
 from callcenter.queue import agent as ag
 from callcenter.queue.policy import DEFAULT_PAUSE_REASONS
-from callcenter.queue.redis import AcdQueue
+from callcenter.queue.redis import ACD, AcdQueue
 from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.users import UserStore
@@ -40,7 +40,6 @@ from callcenter.tickets.rules import Actor, TicketState
 from tests.support.config_files import as_yaml, config_data
 
 Client = TestClient[web.Request, web.Application]
-ACD = web.AppKey("test_desk_acd", AcdQueue)
 PASSWORD = "Mật khẩu đúng 2026"
 T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # 09:00 in Đồng Nai
 CALL_ID = "1763863200.42"
@@ -130,7 +129,7 @@ async def app(db_url: str, config: HotlineConfig, acd: AcdQueue,
     a = web.Application()
     # The real clock: the session's idle timeout is checked against it.
     setup_console(a, database_url=db_url, config=lambda: config, files_dir=tmp_path / "f",
-                  acd=ACD)
+                  queue=True)
     a[ACD] = acd
     a[PASSWORDS] = Passwords(TEST_PARAMS)
     return a

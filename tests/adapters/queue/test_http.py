@@ -20,14 +20,13 @@ from callcenter.config.model import HotlineConfig
 from callcenter.console.openapi import spec
 from callcenter.console.setup import setup_console
 from callcenter.queue import agent as ag
-from callcenter.queue.redis import AcdQueue
+from callcenter.queue.redis import ACD, AcdQueue
 from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.users import UserStore
 from tests.support.config_files import config_text
 
 T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
-ACD = web.AppKey("test_acd", AcdQueue)
 
 # name -> (role, tenant, unit). Operator users named after their extension act on it.
 USERS: dict[str, tuple[str, str, str | None]] = {
@@ -115,7 +114,7 @@ async def api(db_url: str, config: HotlineConfig, tokens: dict[str, str], acd: A
               tmp_path: Path) -> AsyncIterator[Api]:
     app = web.Application()
     setup_console(app, database_url=db_url, config=lambda: config, files_dir=tmp_path / "f",
-                  acd=ACD)
+                  queue=True)
     app[ACD] = acd
     async with await _client(app) as client:
         yield Api(client, tokens)
@@ -292,7 +291,7 @@ async def test_given_queue_key_not_set_then_503_unavailable(
         db_url: str, config: HotlineConfig, tokens: dict[str, str], tmp_path: Path) -> None:
     app = web.Application()
     setup_console(app, database_url=db_url, config=lambda: config, files_dir=tmp_path / "f",
-                  acd=ACD)  # ... but no cleanup context ever sets app[ACD]
+                  queue=True)  # ... but no cleanup context ever sets app[ACD]
     async with await _client(app) as client:
         body = await Api(client, tokens).call("GET", "/api/v1/queue", "giamsat", 503)
         assert body["error"]["id"] == "agent.unavailable"
@@ -309,7 +308,7 @@ def test_given_served_agent_routes_when_schemathesis_runs_then_no_5xx_and_answer
 
     app = web.Application()
     setup_console(app, database_url=db_url, config=lambda: config, files_dir=tmp_path / "f",
-                  acd=ACD)
+                  queue=True)
 
     async def acd_ctx(app: web.Application) -> AsyncIterator[None]:
         # The queue lives on the server thread's loop: Redis connections belong to one loop.

@@ -29,7 +29,7 @@ from callcenter.console.sessions import PASSWORDS
 from callcenter.console.setup import setup_console
 from callcenter.lines.redis import LinePool
 from callcenter.queue import agent as ag
-from callcenter.queue.redis import AcdQueue
+from callcenter.queue.redis import ACD, AcdQueue
 from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.data import CallRecordData
 from callcenter.store.migrate import upgrade_head
@@ -40,7 +40,6 @@ from callcenter.wallboard import http as wallboard
 from callcenter.wallboard.http import HUB
 from tests.support.config_files import config_text
 
-ACD = web.AppKey("test_wallboard_acd", AcdQueue)
 PASSWORD = "Mật khẩu đúng 2026"
 USERS: dict[str, tuple[str, str, str | None]] = {
     "giamsat": ("supervisor", "dongnai", None),
@@ -96,7 +95,7 @@ async def client(db_url: str, config: HotlineConfig, acd: AcdQueue,
                  tmp_path: Path) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     app = web.Application()
     setup_console(app, database_url=db_url, config=lambda: config, files_dir=tmp_path / "f",
-                  acd=ACD)
+                  queue=True)
     app[ACD] = acd
     app[PASSWORDS] = Passwords(TEST_PARAMS)
     server = TestServer(app, host="127.0.0.1")
@@ -357,7 +356,7 @@ async def test_given_redis_gone_when_state_built_then_unavailable_with_stable_id
                                    socket_connect_timeout=0.5)
     app = web.Application()
     setup_console(app, database_url=db_url, config=lambda: config, files_dir=tmp_path / "f",
-                  acd=ACD)
+                  queue=True)
     app[ACD] = AcdQueue(dead, "test", "pbx1")
     app[PASSWORDS] = Passwords(TEST_PARAMS)
     try:
