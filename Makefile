@@ -49,7 +49,7 @@ bench: deps venv
 	$(BIN)/python bench/queue_ring.py
 
 lint: venv
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff check callcenter tests bench
 	$(BIN)/mypy callcenter
 
