@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from callcenter.redis_scripts import lua_script
+
 INSTANCES = "hotline:instances"
 EVENTS = "hotline:events"
 
@@ -28,101 +30,15 @@ def status_key(tenant_id: str) -> str:
     return f"hotline:pool:{tenant_id}"
 
 
-_NOW_MS = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
-
-# Frees lines of instances whose heartbeat expired, never the caller's own (ARGV[3] in ACQUIRE,
-# ARGV[2] in RECONCILE, passed as `me`): a lapse of our own heartbeat must not free our calls.
-_RECLAIM = """
-local held = redis.call('HGETALL', KEYS[1])
-for i = 1, #held, 2 do
-  local owner = cjson.decode(held[i + 1]).i
-  if owner ~= me then
-    local exp = tonumber(redis.call('HGET', KEYS[2], owner) or '0')
-    if exp < now then redis.call('HDEL', KEYS[1], held[i]) end
-  end
-end
-"""
-
-# KEYS: lines, instances. ARGV: call_id, limit, instance, node, shift, tenant, ttl_ms
-# (the shift and limit in force are published by the heartbeat, not on every call)
-ACQUIRE = _NOW_MS + """
-local me = ARGV[3]
-redis.call('HSET', KEYS[2], me, now + tonumber(ARGV[7]))
-""" + _RECLAIM + """
-local limit = tonumber(ARGV[2])
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {1, redis.call('HLEN', KEYS[1])} end
-local used = redis.call('HLEN', KEYS[1])
-if used >= limit then return {0, used} end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({i = ARGV[3], n = ARGV[4], t = now}))
-used = used + 1
-redis.call('PUBLISH', 'hotline:events', cjson.encode(
-  {type = 'pool', tenant = ARGV[6], in_use = used, limit = limit, shift = ARGV[5]}))
-return {1, used}
-"""
-
-# KEYS: lines. ARGV: call_id, tenant
-RELEASE = """
-local removed = redis.call('HDEL', KEYS[1], ARGV[1])
-local used = redis.call('HLEN', KEYS[1])
-if removed == 1 then
-  redis.call('PUBLISH', 'hotline:events', cjson.encode(
-    {type = 'pool', tenant = ARGV[2], in_use = used}))
-end
-return {removed, used}
-"""
-
-# KEYS: lines, instances. ARGV: node, instance, keep ids (JSON), adopt ids (JSON).
-# Drops this instance's lines whose calls are gone (not in keep); takes over the adopted calls'
-# lines (a restarted instance adopting its predecessor's calls). Other instances' lines are
-# left alone: they are freed by their owner, or reclaimed when its heartbeat expires.
-RECONCILE = _NOW_MS + """
-local me = ARGV[2]
-""" + _RECLAIM + """
-local keep = {}
-for _, id in ipairs(cjson.decode(ARGV[3])) do keep[id] = true end
-local adopt = cjson.decode(ARGV[4])
-for _, id in ipairs(adopt) do keep[id] = true end
-local held = redis.call('HGETALL', KEYS[1])
-local dropped = 0
-for i = 1, #held, 2 do
-  local entry = cjson.decode(held[i + 1])
-  if entry.i == me and not keep[held[i]] then
-    redis.call('HDEL', KEYS[1], held[i]); dropped = dropped + 1
-  end
-end
-for _, id in ipairs(adopt) do
-  redis.call('HSET', KEYS[1], id, cjson.encode({i = me, n = ARGV[1], t = now}))
-end
-return {dropped, redis.call('HLEN', KEYS[1])}
-"""
-
-# KEYS: lines. ARGV: node, instance, ids (JSON). After our own heartbeat lapsed (or Redis lost
-# its data) the lines of our calls in progress are written back, so they count again.
-REASSERT = _NOW_MS + """
-local added = 0
-for _, id in ipairs(cjson.decode(ARGV[3])) do
-  if redis.call('HEXISTS', KEYS[1], id) == 0 then
-    redis.call('HSET', KEYS[1], id, cjson.encode({i = ARGV[2], n = ARGV[1], t = now}))
-    added = added + 1
-  end
-end
-return added
-"""
-
-# KEYS: instances. ARGV: instance, ttl_ms. Returns 1 when our previous beat had lapsed.
-HEARTBEAT = _NOW_MS + """
-local before = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-redis.call('HSET', KEYS[1], ARGV[1], now + tonumber(ARGV[2]))
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  if tonumber(all[i + 1]) < now - 3600000 then redis.call('HDEL', KEYS[1], all[i]) end
-end
-if before < now then return 1 end
-return 0
-"""
+# ---- Lua ------------------------------------------------------------------------------------
+# The scripts are files in lua/ (package data); each file's first lines give its KEYS and ARGV.
+# now.lua (Redis's clock) and reclaim.lua (freeing lines of instances whose heartbeat expired)
+# are shared steps, included where a script says ``--#include``.
+ACQUIRE = lua_script("callcenter.lines", "acquire")
+RELEASE = lua_script("callcenter.lines", "release")
+RECONCILE = lua_script("callcenter.lines", "reconcile")
+REASSERT = lua_script("callcenter.lines", "reassert")
+HEARTBEAT = lua_script("callcenter.lines", "heartbeat")
 
 
 @dataclass(frozen=True)

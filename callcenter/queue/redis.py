@@ -29,7 +29,6 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -39,6 +38,7 @@ from callcenter.queue import agent as ag
 from callcenter.queue import rules as acd
 from callcenter.queue.policy import Operator, QueuePolicy
 from callcenter.queue.rules import QueueConflict, QueueEntry, TenantQueue, from_ms, to_ms
+from callcenter.redis_scripts import lua_script
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +80,8 @@ def _keys(tenant: str) -> list[str]:
 # KEYS = waiting, calls, agents, handled; ARGV[1] = now ms ('' = Redis TIME), ARGV[2] = tenant,
 # ARGV[3] = offer key prefix; each file's first lines give its own arguments and its reply.
 def _script(name: str) -> str:
-    """The Lua script ``lua/<name>.lua`` with the shared helpers in front."""
-    folder = resources.files("callcenter.queue") / "lua"
-    return (folder / "lib.lua").read_text(encoding="utf-8") + (
-        folder / f"{name}.lua").read_text(encoding="utf-8")
+    """The Lua script ``lua/<name>.lua`` with the shared helpers (``lua/lib.lua``) in front."""
+    return lua_script("callcenter.queue", name, prelude="lib")
 
 
 ENQUEUE = _script("enqueue")

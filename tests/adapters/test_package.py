@@ -99,10 +99,12 @@ def test_given_wheel_then_templates_migrations_static_deploy_and_config_inside(
         for folder, pattern in (("pbx/templates", "*.j2"), ("sms/templates", "*.j2"),
                                 ("store/migrations", "*.py"), ("store/migrations", "*.mako"),
                                 ("store/migrations/versions", "*.py"),
-                                ("console/static", "*.js"), ("console/static", "*.css"))
+                                ("console/static", "*.js"), ("console/static", "*.css"),
+                                ("queue/lua", "*.lua"), ("lines/lua", "*.lua"))
         for p in _repo_files(REPO / "callcenter" / folder, pattern)
     }
     assert "callcenter/pbx/templates/extensions.conf.j2" in expected
+    assert {"callcenter/queue/lua/lib.lua", "callcenter/lines/lua/acquire.lua"} <= expected
     pages = {f"callcenter/{p.relative_to(REPO / 'callcenter')}"
              for p in _repo_files(REPO / "callcenter", "**/templates/*.html")}
     assert {"callcenter/console/templates/base.html", "callcenter/tickets/templates/ticket.html",

@@ -1,0 +1,3 @@
+-- `now`: Redis's clock in milliseconds (every script starts with it).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
