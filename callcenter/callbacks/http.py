@@ -50,7 +50,7 @@ DONE_BODY = Obj(title="CallbackDone",
 def _tenant(request: web.Request, user: User, value: str | None) -> str:
     tenant = value or user.tenant
     require_tenant(user, tenant)
-    tenant_or_404(request.app, tenant)
+    tenant_or_404(request.config_dict, tenant)
     return tenant
 
 
@@ -60,7 +60,7 @@ async def list_callbacks(request: web.Request, user: User) -> web.StreamResponse
     tenant = _tenant(request, user, q["tenant"])
     statuses = CALLBACK_STATUSES if q["all"] else ("open",)
     rows: list[CallbackRequest] = await in_thread(
-        request.app, request.app[CALLBACKS].recent, tenant, statuses=statuses)
+        request.config_dict, request.config_dict[CALLBACKS].recent, tenant, statuses=statuses)
     return web.json_response({"items": [r.to_json_dict() for r in rows]})
 
 
@@ -83,14 +83,14 @@ async def callback_done(request: web.Request, user: User) -> web.StreamResponse:
     if callback_id is None:
         raise invalid("id", "required")
     body = await _body(request)
-    store = request.app[CALLBACKS]
-    current = await in_thread(request.app, store.get, callback_id)
+    store = request.config_dict[CALLBACKS]
+    current = await in_thread(request.config_dict, store.get, callback_id)
     if current is None or current.tenant != user.tenant:
         # Another tenant's request is as good as absent: its existence is not this user's.
         raise ApiError("callback.not_found", f"no callback request {callback_id}")
     try:
-        done = await in_thread(request.app, store.done, callback_id, user.name,
-                               body.get("note"), at=request.app[CLOCK]())
+        done = await in_thread(request.config_dict, store.done, callback_id, user.name,
+                               body.get("note"), at=request.config_dict[CLOCK]())
     except CallbackError as e:
         raise ApiError(e.id, e.message, status=409 if e.id == "callback.closed" else None) \
             from None

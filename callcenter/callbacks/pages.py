@@ -99,12 +99,13 @@ def show_closed(query: Mapping[str, str]) -> bool:
 def _load(request: web.Request, tenant: str, closed: bool, limit: int
           ) -> tuple[list[CallbackRequest], list[CallbackRequest], dict[str, CallRecordData]]:
     """Open (and closed) requests and their call records; blocking: run in the pool."""
-    store = request.app[CALLBACKS]
+    store = request.config_dict[CALLBACKS]
     open_ = store.recent(tenant, statuses=("open",), limit=limit)
     closed_ = closed_newest_first(store.recent(
         tenant, statuses=("done", "cancelled"), limit=limit,
-        handled_since=request.app[CLOCK]() - dt.timedelta(days=CLOSED_DAYS))) if closed else []
-    records = request.app.get(RECORDS)
+        handled_since=request.config_dict[CLOCK]() - dt.timedelta(days=CLOSED_DAYS))
+    ) if closed else []
+    records = request.config_dict.get(RECORDS)
     found = {} if records is None else records.get_many(c.call_id for c in (*open_, *closed_))
     return open_, closed_, found
 
@@ -115,9 +116,10 @@ async def _page(request: web.Request, user: User, *, status: int = 200,
                 error_row: int | None = None, note_value: str = "",
                 closed: bool | None = None) -> web.Response:
     show = show_closed(request.query) if closed is None else closed
-    open_, closed_, records = await in_thread(request.app, _load, request, user.tenant, show,
+    open_, closed_, records = await in_thread(request.config_dict, _load, request, user.tenant,
+                                              show,
                                               PAGE_LIMIT)
-    now = request.app[CLOCK]()
+    now = request.config_dict[CLOCK]()
     return render(request, _ENV, "callbacks.html", user, title="Yêu cầu gọi lại",
                   status=status, path=PATH, show_closed=show, closed_days=CLOSED_DAYS,
                   query="?closed=1" if show else "", max_note=MAX_NOTE,
@@ -156,8 +158,8 @@ async def callback_done(request: web.Request) -> web.StreamResponse:
     if not raw_id.isdigit() or len(raw_id) > 10:
         return not_found
     callback_id = int(raw_id)
-    store = request.app[CALLBACKS]
-    current = await in_thread(request.app, store.get, callback_id)
+    store = request.config_dict[CALLBACKS]
+    current = await in_thread(request.config_dict, store.get, callback_id)
     if current is None or current.tenant != user.tenant:
         # Another tenant's request is as good as absent: its existence is not this user's.
         return not_found
@@ -169,12 +171,12 @@ async def callback_done(request: web.Request) -> web.StreamResponse:
                            error=f"Ghi chú dài quá {MAX_NOTE} ký tự; vui lòng rút gọn.",
                            closed=closed)
     try:
-        await in_thread(request.app, store.done, callback_id, user.name, note or None,
-                        at=request.app[CLOCK]())
+        await in_thread(request.config_dict, store.done, callback_id, user.name, note or None,
+                        at=request.config_dict[CLOCK]())
     except CallbackError as e:
         if e.id != "callback.closed":
             return not_found
-        latest = await in_thread(request.app, store.get, callback_id)
+        latest = await in_thread(request.config_dict, store.get, callback_id)
         state = STATUS_LABELS.get(latest.status, "") if latest else ""
         by = f" bởi {latest.handled_by}" if latest and latest.handled_by else ""
         return await _page(request, user, status=409, error_id="callback.closed",
@@ -187,17 +189,18 @@ async def callbacks_xlsx(request: web.Request) -> web.StreamResponse:
     """GET /console/callbacks.xlsx: the same list (and filter) as an xlsx workbook."""
     user = require_console_role(request, ROLES)
     show = show_closed(request.query)
-    open_, closed_, records = await in_thread(request.app, _load, request, user.tenant, show,
+    open_, closed_, records = await in_thread(request.config_dict, _load, request, user.tenant,
+                                              show,
                                               EXPORT_LIMIT)
-    now = request.app[CLOCK]()
+    now = request.config_dict[CLOCK]()
     zone = zone_of(request, user.tenant)
     rows = export_rows([*open_, *closed_], records, now)
-    tenant = find_tenant(request.app, user.tenant)
+    tenant = find_tenant(request.config_dict, user.tenant)
     title = f"Yêu cầu gọi lại - Tổng đài 1022 {tenant.name if tenant else user.tenant}"
     what = (f"đang chờ và đã xử lý trong {CLOSED_DAYS} ngày qua" if show else "đang chờ")
     sub = (f"Giờ {zone.key}; {len(open_)} yêu cầu đang chờ; lập lúc "
            f"{now.astimezone(zone):%H:%M %d/%m/%Y}; danh sách {what}")
-    data = await in_thread(request.app, xlsx_bytes, [Table(
+    data = await in_thread(request.config_dict, xlsx_bytes, [Table(
         "Yêu cầu gọi lại", title, sub, CALLBACK_COLUMNS, tuple(rows), zone.key)])
     local_day = now.astimezone(zone).date().isoformat()
     return web.Response(body=data, content_type="application/vnd.openxmlformats-"

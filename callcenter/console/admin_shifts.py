@@ -118,7 +118,7 @@ def _render(request: web.Request, tenant: Tenant, *, sha256: str, status: int = 
             errors: dict[str, str] | None = None, general: Sequence[_Notice] = (),
             saved: SaveResult | None = None, unchanged: bool = False,
             file_differs: bool = False, history: Sequence[ConfigChange] = ()) -> web.Response:
-    app = request.app
+    app = request.config_dict
     now = app[CLOCK]()
     zone = ZoneInfo(tenant.timezone)
     local_now = now.astimezone(zone)
@@ -159,7 +159,7 @@ def _no_tenant(tenant_id: str) -> web.Response:
 async def _page_state(request: web.Request, tenant: Tenant
                       ) -> tuple[str, bool, list[ConfigChange]]:
     """The file's SHA-256, whether its shifts differ from those in force, the history."""
-    app = request.app
+    app = request.config_dict
     state = await app[EDITOR].state(tenant.id)
     history = await in_thread(app, app[AUDIT].recent, tenant.id, HISTORY_ROWS)
     written = {s.name: s for s in state.shifts}
@@ -173,7 +173,7 @@ async def _page_state(request: web.Request, tenant: Tenant
 async def shifts_page(request: web.Request) -> web.StreamResponse:
     """GET /console/admin/shifts: the shifts in force, as a form."""
     user = require_console_role(request, ROLES)
-    tenant = find_tenant(request.app, user.tenant)
+    tenant = find_tenant(request.config_dict, user.tenant)
     if tenant is None:
         return _no_tenant(user.tenant)
     try:
@@ -200,7 +200,7 @@ async def shifts_submit(request: web.Request) -> web.StreamResponse:
                     user.tenant, tenant_id)
         return error_page(403, "auth.forbidden", "Không có quyền truy cập",
                           "Bạn chỉ được sửa ca trực của tỉnh mình.")
-    tenant = find_tenant(request.app, tenant_id)
+    tenant = find_tenant(request.config_dict, tenant_id)
     if tenant is None:
         return _no_tenant(tenant_id)
     try:
@@ -220,7 +220,7 @@ async def shifts_submit(request: web.Request) -> web.StreamResponse:
                 submitted.setdefault(name, {})[f] = new
                 edits.append(ShiftEdit(name, f, _str(form, f"seen-{key}"), new))
     sha = _str(form, "sha256")
-    app = request.app
+    app = request.config_dict
     try:
         result = await app[EDITOR].save(tenant.id, edits, expected_sha256=sha,
                                         now=app[CLOCK](), who=user.name)

@@ -266,7 +266,7 @@ _ENV = environment("callcenter.console")  # templates/admin_user*.html
 
 # ---- handlers -------------------------------------------------------------------------------
 def _tenant_of(request: web.Request, tenant_id: str) -> Tenant:
-    tenant = find_tenant(request.app, tenant_id)
+    tenant = find_tenant(request.config_dict, tenant_id)
     if tenant is None:
         raise _http_not_found(error_page(
             404, "tenant.not_found", "Không tìm thấy tỉnh",
@@ -317,7 +317,7 @@ async def _user_list(request: web.Request) -> _UserList:
     """The role check, the admin's tenant, the query's filters and the matching users."""
     user = require_console_role(request, ROLES)
     tenant = _tenant_of(request, user.tenant)
-    app = request.app
+    app = request.config_dict
     filters, filter_errors = parse_filters(request.query)
     now = app[CLOCK]()
     users = await in_thread(app, app[USERS].user_details, tenant.id, now=now,
@@ -358,14 +358,14 @@ async def users_xlsx(request: web.Request) -> web.StreamResponse:
     log.info("console: admin %s exported the user list of %s (%d users)", listed.admin.name,
              tenant.id, len(listed.users))
     stamp = now.astimezone(zone).strftime("%Y%m%d-%H%M")
-    return await xlsx_response(request.app, [table], f"nguoi-dung-{tenant.id}-{stamp}.xlsx")
+    return await xlsx_response(request.config_dict, [table], f"nguoi-dung-{tenant.id}-{stamp}.xlsx")
 
 
 async def create_user(request: web.Request) -> web.StreamResponse:
     """POST /console/admin/users: check, create with its password, audit; 303 to its page."""
     user = require_console_role(request, ROLES)
     tenant = _tenant_of(request, user.tenant)
-    app = request.app
+    app = request.config_dict
     data = await request.post()
     form = UserForm(name=_str(data, "name").strip().lower(),
                     full_name=" ".join(_str(data, "full_name").split()),
@@ -405,7 +405,7 @@ async def _detail_page(request: web.Request, name: str, *, form: UserForm | None
                        ) -> web.Response:
     user = require_console_role(request, ROLES)
     tenant = _tenant_of(request, user.tenant)
-    app = request.app
+    app = request.config_dict
     now = app[CLOCK]()
     detail = await in_thread(app, app[USERS].user_detail, name, now=now,
                             idle=app[POLICY].idle, tenant=tenant.id)
@@ -490,7 +490,7 @@ def _edit_form(name: str, data: Any, tenant: Tenant) -> UserForm:
 async def _carry_out(request: web.Request, admin: str, tenant: Tenant, name: str, action: str,
                      version: str, data: Any, form: UserForm | None) -> _Outcome:
     """Apply one action through the store (UserError when it refuses: nothing written)."""
-    app = request.app
+    app = request.config_dict
     store = app[USERS]
     change_context: dict[str, Any] = {"now": app[CLOCK](), "actor": admin,
                                       "tenant": tenant.id, "expected_version": version}

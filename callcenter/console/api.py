@@ -207,21 +207,21 @@ def tenant_param(request: web.Request, user: User, value: str | None) -> str:
     """The tenant asked for (default: the user's), checked against the user and config."""
     tenant = value or user.tenant
     require_tenant(user, tenant)
-    tenant_or_404(request.app, tenant)
+    tenant_or_404(request.config_dict, tenant)
     return tenant
 
 
 async def _visible_ticket(request: web.Request, user: User, code: str) -> tk.Ticket:
     """The ticket if this user may see it (the service checks the unit; here the tenant)."""
-    service = request.app[SERVICE]
-    ticket: tk.Ticket = await in_thread(request.app, service.get, code, actor_of(user))
+    service = request.config_dict[SERVICE]
+    ticket: tk.Ticket = await in_thread(request.config_dict, service.get, code, actor_of(user))
     if ticket.tenant != user.tenant:
         raise ApiError("auth.forbidden", f"ticket {code} belongs to another tenant")
     return ticket
 
 
 def _now(request: web.Request) -> dt.datetime:
-    return request.app[CLOCK]()
+    return request.config_dict[CLOCK]()
 
 
 # ---- handlers ---------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ async def create_ticket(request: web.Request, user: User) -> web.StreamResponse:
     tenant = tenant_param(request, user, body.pop("tenant"))
     now = _now(request)
     ticket = await in_thread(
-        request.app, request.app[SERVICE].open, tenant, actor_of(user),
+        request.config_dict, request.config_dict[SERVICE].open, tenant, actor_of(user),
         channel=body["channel"], content=body["content"], field=body["field"],
         place=body["place"], citizen_name=body["citizen_name"],
         citizen_phone=body["citizen_phone"], urgent=body["urgent"],
@@ -246,14 +246,14 @@ async def list_tickets(request: web.Request, user: User) -> web.StreamResponse:
     if q["since"] and q["until"] and q["until"] < q["since"]:
         raise invalid("until", "before since")
     now = _now(request)
-    service = request.app[SERVICE]
+    service = request.config_dict[SERVICE]
     # A unit user: the service keeps to the tickets its unit holds or has held.
     filters = {"state": q["state"], "unit": q["unit"], "late": q["late"], "field": q["field"],
                "since": q["since"], "until": q["until"]}
     actor = actor_of(user)
-    tickets = await in_thread(request.app, service.list, actor, tenant, limit=q["limit"],
+    tickets = await in_thread(request.config_dict, service.list, actor, tenant, limit=q["limit"],
                               offset=q["offset"], **filters)
-    total = await in_thread(request.app, service.count, actor, tenant, **filters)
+    total = await in_thread(request.config_dict, service.count, actor, tenant, **filters)
     return web.json_response({"items": [ticket_json(t, now) for t in tickets],
                               "total": total, "limit": q["limit"], "offset": q["offset"]})
 
@@ -301,14 +301,15 @@ async def act_on_ticket(request: web.Request, user: User) -> web.StreamResponse:
     actor = actor_of(user)
     now = _now(request)
     if action == "forward" and body["unit"] is None:
-        policy = policy_of(tenant_or_404(request.app, ticket.tenant))
+        policy = policy_of(tenant_or_404(request.config_dict, ticket.tenant))
         unit = route_ticket(policy, ticket.field, ticket.place)
         if unit is None:
             raise ApiError("ticket.no_route", f"no routing rule or fallback unit for field "
                            f"{ticket.field!r}: name the unit", status=422)
         body = {**body, "unit": unit}
     event = event_of(action, body, ticket, actor, now)
-    updated = await in_thread(request.app, request.app[SERVICE].act, code, actor, event,
+    updated = await in_thread(request.config_dict, request.config_dict[SERVICE].act, code, actor,
+                              event,
                               expected_version=body["version"])
     return web.json_response(ticket_json(updated, now))
 
@@ -316,16 +317,17 @@ async def act_on_ticket(request: web.Request, user: User) -> web.StreamResponse:
 async def ticket_audit(request: web.Request, user: User) -> web.StreamResponse:
     code = _path(request, P_CODE)
     await _visible_ticket(request, user, code)
-    entries = await in_thread(request.app, request.app[SERVICE].audit, code, actor_of(user))
+    entries = await in_thread(request.config_dict, request.config_dict[SERVICE].audit, code,
+                              actor_of(user))
     return web.json_response({"code": code, "entries": [audit_json(e) for e in entries]})
 
 
 async def add_attachment(request: web.Request, user: User) -> web.StreamResponse:
     code = _path(request, P_CODE)
     await _visible_ticket(request, user, code)
-    service = request.app[SERVICE]
+    service = request.config_dict[SERVICE]
     upload = await read_upload(request, service.max_upload_bytes)
-    attachment = await in_thread(request.app, service.attach, code, actor_of(user),
+    attachment = await in_thread(request.config_dict, service.attach, code, actor_of(user),
                                  upload.file_name, upload.declared_type, upload.data)
     return web.json_response(attachment.to_json_dict(), status=201,
                              headers={"Location": f"{API}/tickets/{code}/attachments/"
@@ -339,7 +341,7 @@ P_ATTACHMENT = Param("attachment", where="path", pattern=r"[0-9]{1,9}|[0-9a-f]{6
 async def list_attachments(request: web.Request, user: User) -> web.StreamResponse:
     code = _path(request, P_CODE)
     await _visible_ticket(request, user, code)
-    items = await in_thread(request.app, request.app[SERVICE].attachments, code,
+    items = await in_thread(request.config_dict, request.config_dict[SERVICE].attachments, code,
                             actor_of(user))
     return web.json_response({"items": [a.to_json_dict() for a in items]})
 
@@ -348,7 +350,8 @@ async def download_attachment(request: web.Request, user: User) -> web.StreamRes
     code = _path(request, P_CODE)
     ref = _path(request, P_ATTACHMENT)
     await _visible_ticket(request, user, code)
-    att, path = await in_thread(request.app, request.app[SERVICE].attachment_file, code, ref,
+    att, path = await in_thread(request.config_dict, request.config_dict[SERVICE].attachment_file,
+                                code, ref,
                                 actor_of(user))
     if not path.is_file():
         raise ApiError("ticket.attachment_missing", f"the bytes of attachment {att.id} are "
@@ -365,14 +368,16 @@ async def caller_tickets(request: web.Request, user: User) -> web.StreamResponse
     phone = _path(request, P_PHONE)
     q = parse_query((P_TENANT,), request.query)
     tenant = tenant_param(request, user, q["tenant"])
-    tickets = await in_thread(request.app, request.app[SERVICE].open_for_caller, tenant, phone)
+    tickets = await in_thread(request.config_dict, request.config_dict[SERVICE].open_for_caller,
+                              tenant, phone)
     now = _now(request)
     return web.json_response({"items": [ticket_json(t, now) for t in tickets]})
 
 
 async def call_tickets(request: web.Request, user: User) -> web.StreamResponse:
     call_id = _path(request, P_CALL)
-    tickets = await in_thread(request.app, request.app[SERVICE].tickets_of_call, call_id)
+    tickets = await in_thread(request.config_dict, request.config_dict[SERVICE].tickets_of_call,
+                              call_id)
     now = _now(request)
     return web.json_response({"items": [ticket_json(t, now) for t in tickets
                                         if t.tenant == user.tenant]})

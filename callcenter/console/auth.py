@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from callcenter.console.context import Shared
 from callcenter.console.errors import ApiError, Handler
 from callcenter.store.users import User, UserStore
 from callcenter.tickets.rules import Actor
@@ -45,7 +46,7 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="hotline1022"'}
 T = TypeVar("T")
 
 
-async def in_thread(app: web.Application, fn: Callable[..., T], *args: Any,
+async def in_thread(app: Shared, fn: Callable[..., T], *args: Any,
                     **kwargs: Any) -> T:
     """Run blocking store work in the console's own pool (call records keep the default)."""
     loop = asyncio.get_running_loop()
@@ -71,15 +72,15 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             or path in PUBLIC_API_PATHS:
         return await handler(request)
     header = request.headers.get("Authorization")
-    if header is None and SESSION_AUTH in request.app:
-        session_user = await request.app[SESSION_AUTH](request)
+    if header is None and SESSION_AUTH in request.config_dict:
+        session_user = await request.config_dict[SESSION_AUTH](request)
         if session_user is not None:
             request[USER] = session_user
             return await handler(request)
     token = bearer_token(header)
     if token is None:
         raise ApiError("auth.required", "send Authorization: Bearer <token>", headers=CHALLENGE)
-    user = await in_thread(request.app, request.app[USERS].authenticate, token,
+    user = await in_thread(request.config_dict, request.config_dict[USERS].authenticate, token,
                            now=dt.datetime.now(dt.UTC))
     if user is None:
         log.info("refused a bearer token on %s %s (unknown, expired, revoked or user "

@@ -58,7 +58,7 @@ def call_row(r: CallRecordData, zone_key: str) -> dict[str, Any]:
 def _filter(request: web.Request, user: User) -> tuple[ls.CallFilter, dt.datetime,
                                                        dt.datetime, str]:
     zone = zone_of(request, user.tenant)
-    f = ls.parse_call_filter(request.query, ls.local_day(request.app[CLOCK](), zone))
+    f = ls.parse_call_filter(request.query, ls.local_day(request.config_dict[CLOCK](), zone))
     start, end = ls.day_bounds(f.day, zone)
     return f, start, end, zone.key
 
@@ -67,12 +67,12 @@ async def calls_page(request: web.Request) -> web.StreamResponse:
     """GET /console/calls: one local day's calls of the user's tenant."""
     user = require_console_role(request, ROLES)
     f, start, end, zone_key = _filter(request, user)
-    store = request.app[RECORDS]
+    store = request.config_dict[RECORDS]
     filters = {"outcome": f.outcome, "operator": f.operator}
-    records = await in_thread(request.app, store.find, user.tenant, start, end,
+    records = await in_thread(request.config_dict, store.find, user.tenant, start, end,
                               limit=ls.PAGE_SIZE, offset=(f.page - 1) * ls.PAGE_SIZE,
                               **filters)
-    total = await in_thread(request.app, store.count_matching, user.tenant, start, end,
+    total = await in_thread(request.config_dict, store.count_matching, user.tenant, start, end,
                             **filters)
     return render(request, _ENV, "calls.html", user, title="Cuộc gọi", f=f,
                   rows=[call_row(r, zone_key) for r in records], total=total,
@@ -89,17 +89,17 @@ async def calls_xlsx(request: web.Request) -> web.StreamResponse:
         return error_page(422, "request.invalid", "Bộ lọc không hợp lệ",
                           " ".join(f.errors.values()), back=PATH,
                           back_label="Về danh sách cuộc gọi")
-    store = request.app[RECORDS]
-    records = await fetch_capped(request.app, store.find, user.tenant, start, end,
+    store = request.config_dict[RECORDS]
+    records = await fetch_capped(request.config_dict, store.find, user.tenant, start, end,
                                  batch=_BATCH, outcome=f.outcome, operator=f.operator)
-    total = await in_thread(request.app, store.count_matching, user.tenant, start, end,
+    total = await in_thread(request.config_dict, store.count_matching, user.tenant, start, end,
                             outcome=f.outcome, operator=f.operator)
     rows = numbered([call_row(r, zone_key) for r in records], total, "caller", "cuộc gọi")
-    tenant = find_tenant(request.app, user.tenant)
+    tenant = find_tenant(request.config_dict, user.tenant)
     title = (f"Danh sách cuộc gọi ngày {f.day:%d/%m/%Y} - Tổng đài 1022 "
              f"{tenant.name if tenant else user.tenant}")
     sub = f"Giờ {zone_key}; {total} cuộc gọi theo bộ lọc"
-    return await xlsx_response(request.app, [Table("Cuộc gọi", title, sub, CALL_COLUMNS,
+    return await xlsx_response(request.config_dict, [Table("Cuộc gọi", title, sub, CALL_COLUMNS,
                                                    rows, zone_key)],
                                f"cuoc-goi-{user.tenant}-{f.day.isoformat()}.xlsx")
 

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.helpers import ChainMapProxy
 
 from callcenter.config.model import HotlineConfig, Tenant
 from callcenter.console.errors import ApiError
@@ -17,12 +18,17 @@ CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("console_clock")
 
 
 
-def find_tenant(app: web.Application, tenant_id: str) -> Tenant | None:
+# What a handler reads the app's resources from: ``request.config_dict`` (its own app and every
+# app it is mounted in: the console's sub-apps read what the composition root set), or an app.
+Shared = web.Application | ChainMapProxy
+
+
+def find_tenant(app: Shared, tenant_id: str) -> Tenant | None:
     """The tenant in force with this id, or None."""
     return app[CONFIG]().tenant(tenant_id)
 
 
-def tenant_or_404(app: web.Application, tenant_id: str) -> Tenant:
+def tenant_or_404(app: Shared, tenant_id: str) -> Tenant:
     """The tenant in force; 404 ``tenant.not_found`` if the config has no such tenant."""
     tenant = find_tenant(app, tenant_id)
     if tenant is None:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from callcenter.console import listing as ls
 from callcenter.console.auth import in_thread
+from callcenter.console.context import Shared
 from callcenter.tickets.reports import Table, xlsx_bytes
 
 XLSX_TYPE: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -19,7 +20,7 @@ XLSX_TYPE: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.
 _T = TypeVar("_T")
 
 
-async def fetch_capped(app: web.Application, find: Callable[..., Sequence[_T]], *args: Any,
+async def fetch_capped(app: Shared, find: Callable[..., Sequence[_T]], *args: Any,
                        batch: int, cap: int = ls.EXPORT_CAP, **filters: Any) -> list[_T]:
     """Up to ``cap`` rows of ``find(*args, limit=, offset=, **filters)``, ``batch`` at a time
     (each batch in the console's pool, so one export never holds a connection long)."""
@@ -44,7 +45,7 @@ def numbered(rows: Sequence[dict[str, Any]], total: int, note_column: str,
     return tuple(out)
 
 
-async def xlsx_response(app: web.Application, tables: Sequence[Table],
+async def xlsx_response(app: Shared, tables: Sequence[Table],
                         filename: str) -> web.Response:
     """The workbook of ``tables`` (built in the console's pool) as a private download named
     ``filename`` (ASCII: ids and dates)."""

@@ -70,7 +70,7 @@ def refusal(error_id: str) -> ApiError:
 
 
 def _stasis(request: web.Request) -> StasisService:
-    service = request.app.get(STASIS)
+    service = request.config_dict.get(STASIS)
     if service is None:  # a console without calls
         raise refusal(ls.UNAVAILABLE)
     return service
@@ -102,12 +102,12 @@ async def start_listen(request: web.Request, user: User) -> web.StreamResponse:
     service, call_id, session = await _call(request, user)
     body = LISTEN_BODY.check(await json_body(request))
     session = await _live_session(service, call_id, session)
-    tenant = request.app[CONFIG]().tenant(session.state.tenant_id)
+    tenant = request.config_dict[CONFIG]().tenant(session.state.tenant_id)
     operators = tuple(op.extension for op in tenant.operators.operators) if tenant else ()
     try:
         li = await service.listen.start(session, supervisor=user.name,
                                         extension=body["extension"], mode=body["mode"],
-                                        operators=operators, audit=request.app.get(AUDIT))
+                                        operators=operators, audit=request.config_dict.get(AUDIT))
     except ls.ListenRefused as e:
         raise refusal(e.id) from None
     return web.json_response(li.json(), status=202)
@@ -115,8 +115,8 @@ async def start_listen(request: web.Request, user: User) -> web.StreamResponse:
 
 async def get_listen(request: web.Request, user: User) -> web.StreamResponse:
     service, call_id, _session = await _call(request, user)
-    audit = request.app.get(AUDIT)
-    rows = [] if audit is None else await in_thread(request.app, audit.recent, user.tenant,
+    audit = request.config_dict.get(AUDIT)
+    rows = [] if audit is None else await in_thread(request.config_dict, audit.recent, user.tenant,
                                                     call_id=call_id, limit=50)
     return web.json_response({"call_id": call_id,
                               "active": [li.json() for li in service.listen.of_call(call_id)],

@@ -58,7 +58,7 @@ async def ops_access(request: web.Request, what: str) -> OpsAccess:
     """Apply the rule to ``request``; ``what`` names the endpoint's data in refusals."""
     if is_local(request):
         return OpsAccess()
-    app = request.app
+    app = request.config_dict
     token = bearer_token(request.headers.get("Authorization"))
     if token is None or USERS not in app:
         return _refuse_401(f"{what} from outside loopback need "

@@ -61,7 +61,7 @@ ROLE_LINKS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
 
 def zone_of(request: web.Request, tenant_id: str) -> ZoneInfo:
     """The tenant's time zone (the default when the config no longer has the tenant)."""
-    tenant = find_tenant(request.app, tenant_id)
+    tenant = find_tenant(request.config_dict, tenant_id)
     return ZoneInfo(tenant.timezone if tenant is not None else DEFAULT_TZ)
 
 

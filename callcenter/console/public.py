@@ -51,7 +51,7 @@ def _filters(request: web.Request, tenant: Tenant) -> dict[str, Any]:
 
 async def _feed(request: web.Request, tenant: Tenant, f: dict[str, Any]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = await in_thread(
-        request.app, request.app[SERVICE].public_feed, tenant.id, field=f["field"],
+        request.config_dict, request.config_dict[SERVICE].public_feed, tenant.id, field=f["field"],
         unit=f["unit"], month=f["month"])
     return items
 
@@ -62,7 +62,7 @@ def _tenant(request: web.Request) -> Tenant:
         tenant_id = P_TENANT.parse(raw)
     except ApiError:  # not even shaped like a tenant id: there is no such tenant
         raise ApiError("tenant.not_found", "no such tenant") from None
-    return tenant_or_404(request.app, tenant_id)
+    return tenant_or_404(request.config_dict, tenant_id)
 
 
 async def feed_json(request: web.Request) -> web.StreamResponse:

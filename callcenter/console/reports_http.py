@@ -42,12 +42,12 @@ def _tenant(request: web.Request, user: User, value: str | None) -> tuple[str, s
     """(tenant id, its name, its time zone) after checking the user may see it."""
     tenant_id = value or user.tenant
     require_tenant(user, tenant_id)
-    tenant = tenant_or_404(request.app, tenant_id)
+    tenant = tenant_or_404(request.config_dict, tenant_id)
     return tenant.id, tenant.name, policy_of(tenant).timezone
 
 
 def _today(request: web.Request, timezone: str) -> dt.date:
-    return request.app[CLOCK]().astimezone(ZoneInfo(timezone)).date()
+    return request.config_dict[CLOCK]().astimezone(ZoneInfo(timezone)).date()
 
 
 def _download(request: web.Request, fmt: str, name: str, csv_text: Callable[[], str],
@@ -64,16 +64,16 @@ async def _summary(request: web.Request, user: User, kind: str) -> web.StreamRes
     params = (P_TENANT, P_DATE, P_FORMAT) if kind == "daily" else (P_TENANT, P_WEEK, P_FORMAT)
     q = parse_query(params, request.query)
     tenant, _, tz = _tenant(request, user, q["tenant"])
-    reports = request.app[SERVICE].reports
+    reports = request.config_dict[SERVICE].reports
     if kind == "daily":
         day = q["date"] or _today(request, tz)
-        summary = await in_thread(request.app, reports.daily, tenant, day)
+        summary = await in_thread(request.config_dict, reports.daily, tenant, day)
     else:
         week = q["week"]
         if week is None:
             year, num, _ = _today(request, tz).isocalendar()
             week = f"{year}-W{num:02d}"
-        summary = await in_thread(request.app, reports.weekly, tenant, week)
+        summary = await in_thread(request.config_dict, reports.weekly, tenant, week)
     if q["format"] == "json":
         return web.json_response(summary.to_json_dict())
     name = f"bao-cao-{'ngay' if kind == 'daily' else 'tuan'}-{tenant}-{summary.period.label}"
@@ -92,10 +92,10 @@ async def weekly(request: web.Request, user: User) -> web.StreamResponse:
 async def _listing(request: web.Request, user: User, kind: str) -> web.StreamResponse:
     q = parse_query(LIST_PARAMS, request.query)
     tenant, tenant_name, tz = _tenant(request, user, q["tenant"])
-    reports = request.app[SERVICE].reports
-    now = request.app[CLOCK]()
+    reports = request.config_dict[SERVICE].reports
+    now = request.config_dict[CLOCK]()
     fetch = reports.late if kind == "late" else reports.unprocessed
-    rows = await in_thread(request.app, fetch, tenant, unit=q["unit"], now=now)
+    rows = await in_thread(request.config_dict, fetch, tenant, unit=q["unit"], now=now)
     if q["format"] == "json":
         return web.json_response({"tenant": tenant, "tenant_name": tenant_name,
                                   "generated_at": now.isoformat(),
@@ -124,10 +124,10 @@ async def league(request: web.Request, user: User) -> web.StreamResponse:
         raise invalid(sorted(given)[1], "give one of date, week or month")
     if not given:
         given = {"month": f"{_today(request, tz):%Y-%m}"}
-    reports = request.app[SERVICE].reports
-    period = await in_thread(request.app, reports.period, tenant, **given)
-    now = request.app[CLOCK]()
-    rows = await in_thread(request.app, reports.league, tenant, period, now=now)
+    reports = request.config_dict[SERVICE].reports
+    period = await in_thread(request.config_dict, reports.period, tenant, **given)
+    now = request.config_dict[CLOCK]()
+    rows = await in_thread(request.config_dict, reports.league, tenant, period, now=now)
     if q["format"] == "json":
         return web.json_response({"tenant": tenant, "tenant_name": tenant_name,
                                   "period": period.to_json_dict(),

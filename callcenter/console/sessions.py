@@ -45,7 +45,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from callcenter.console.auth import SESSION_AUTH, USERS, in_thread
-from callcenter.console.context import CLOCK, CONFIG
+from callcenter.console.context import CLOCK, CONFIG, Shared
 from callcenter.console.errors import ApiError, Handler
 from callcenter.console.pages import ROLE_LINKS, ROLE_NAMES
 from callcenter.console.passwords import MAX_LENGTH, Passwords
@@ -188,12 +188,12 @@ def _see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
-def _now(app: web.Application) -> dt.datetime:
+def _now(app: Shared) -> dt.datetime:
     return app[CLOCK]()
 
 
 def _secure(request: web.Request) -> bool:
-    setting = request.app[POLICY].secure
+    setting = request.config_dict[POLICY].secure
     return request.secure if setting is None else setting
 
 
@@ -268,7 +268,7 @@ async def console_session_middleware(request: web.Request,
     path = request.path
     if path != CONSOLE_PREFIX and not path.startswith(CONSOLE_PREFIX + "/"):
         return await handler(request)
-    app = request.app
+    app = request.config_dict
     policy = app[POLICY]
     raw = request.cookies.get(policy.cookie)
     if raw:
@@ -291,7 +291,7 @@ async def api_session_user(request: web.Request) -> User | None:
     """The user of the request's console session, for ``/api/v1`` calls made by the pages
     (``auth.SESSION_AUTH``); None without a live session. Unsafe methods need the session's
     CSRF token in the ``X-CSRF-Token`` header: 403 ``csrf.invalid`` otherwise."""
-    app = request.app
+    app = request.config_dict
     policy = app[POLICY]
     raw = request.cookies.get(policy.cookie)
     if not raw:
@@ -333,7 +333,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
     """POST /console/login: rate limit, login CSRF, password and lock-out, then a session."""
-    app = request.app
+    app = request.config_dict
     policy, now = app[POLICY], _now(app)
     address = request.remote or "?"
     limit = policy.attempts_per_ip or app[CONFIG]().service.login_attempts_per_minute
@@ -390,10 +390,11 @@ async def logout(request: web.Request) -> web.StreamResponse:
     """POST /console/logout (the middleware checked the session and its CSRF token)."""
     session = current_session(request)
     if session is not None:
-        await in_thread(request.app, request.app[USERS].close_session, request[SESSION_ID])
+        await in_thread(request.config_dict, request.config_dict[USERS].close_session,
+                        request[SESSION_ID])
         log.info("console: %s logged out", session.user.name)
     resp = _see_other(LOGIN_PATH)
-    resp.del_cookie(request.app[POLICY].cookie, path="/")
+    resp.del_cookie(request.config_dict[POLICY].cookie, path="/")
     return resp
 
 

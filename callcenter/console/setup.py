@@ -64,7 +64,7 @@ DEFAULT_WORKERS = 8
 
 async def openapi_json(request: web.Request) -> web.StreamResponse:
     """The OpenAPI 3.1 document of this API."""
-    return web.json_response(spec(agents=request.app.get(ROUTES_ADDED, False)),
+    return web.json_response(spec(agents=request.config_dict.get(ROUTES_ADDED, False)),
                              headers={"Cache-Control": "public, max-age=300"})
 
 

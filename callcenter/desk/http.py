@@ -35,7 +35,7 @@ from callcenter.ari_app.calls import CALL_KEY, state_from_json
 from callcenter.config.model import Tenant
 from callcenter.console.api import LEVEL1, P_TENANT, Route, add_route_table, tenant_param
 from callcenter.console.auth import in_thread
-from callcenter.console.context import CLOCK, SERVICE, find_tenant
+from callcenter.console.context import CLOCK, SERVICE, Shared, find_tenant
 from callcenter.console.errors import ApiError, invalid
 from callcenter.console.validation import Param, parse_query
 from callcenter.desk import rules as dk
@@ -81,7 +81,7 @@ class FaqCache:
         self._cached: dict[str, _Cached] = {}
         self._lock = asyncio.Lock()  # one reload at a time (a burst of keystrokes: one load)
 
-    async def index(self, app: web.Application, tenant: str) -> tuple[str, fs.FaqIndex]:
+    async def index(self, app: Shared, tenant: str) -> tuple[str, fs.FaqIndex]:
         """(generation, index) of the tenant's active items, loading them if they changed."""
         generation = await in_thread(app, self.store.generation, tenant)
         cached = self._cached.get(tenant)
@@ -100,7 +100,7 @@ class FaqCache:
             log.info("desk: FAQ of %s loaded for search (%d items)", tenant, len(index))
             return generation, index
 
-    async def questions(self, app: web.Application, tenant: str) -> dict[str, str]:
+    async def questions(self, app: Shared, tenant: str) -> dict[str, str]:
         """Item key -> question, for naming the FAQ steps of an IVR path."""
         _, index = await self.index(app, tenant)
         return {f.doc.key: f.doc.question for f in index.docs}
@@ -110,7 +110,7 @@ FAQ_CACHE = web.AppKey("desk_faq_cache", FaqCache)
 
 
 def _faq_cache(request: web.Request) -> FaqCache:
-    cache = request.app.get(FAQ_CACHE)
+    cache = request.config_dict.get(FAQ_CACHE)
     if cache is None:  # the cleanup context has not run (or failed)
         raise ApiError("store.unavailable", "the FAQ store is not open yet; retry", status=503)
     return cache
@@ -184,7 +184,7 @@ async def get_desk(request: web.Request, user: User) -> web.StreamResponse:
         raise ApiError("auth.forbidden", f"an operator sees only their own desk (the user "
                                          f"name); {user.name} is not {ext}")
     tenant_id = own_tenant_of(request, user, ext)
-    tenant = find_tenant(request.app, tenant_id)
+    tenant = find_tenant(request.config_dict, tenant_id)
     assert tenant is not None  # own_tenant_of found it in the same config
     acd = acd_of(request)
     try:
@@ -195,7 +195,7 @@ async def get_desk(request: web.Request, user: User) -> web.StreamResponse:
         raise acd_unavailable() from None
     if agent is None:
         raise agent_error(_not_loaded(ext, tenant_id))
-    now = request.app[CLOCK]()
+    now = request.config_dict[CLOCK]()
     state = state_from_json(raw) if raw else None
     if state is not None and state.tenant_id != tenant_id:
         state = None  # never show another tenant's call (ids are Asterisk's, not ours)
@@ -208,13 +208,13 @@ async def get_desk(request: web.Request, user: User) -> web.StreamResponse:
     call = call_view(state, tenant, ext, now)
     if q["detail"]:
         path = state.menu.path if state.menu is not None else ()
-        questions = (await _faq_cache(request).questions(request.app, tenant_id)
+        questions = (await _faq_cache(request).questions(request.config_dict, tenant_id)
                      if any(s.event == "faq" for s in path) else {})
         call["ivr_path"] = dk.ivr_steps(path, tenant.ivr, questions, _field_namer(tenant))
-        service = request.app[SERVICE]
-        caller_open = await in_thread(request.app, service.open_for_caller, tenant_id,
+        service = request.config_dict[SERVICE]
+        caller_open = await in_thread(request.config_dict, service.open_for_caller, tenant_id,
                                       state.caller) if state.caller else []
-        of_call = await in_thread(request.app, service.tickets_of_call, call["record_id"])
+        of_call = await in_thread(request.config_dict, service.tickets_of_call, call["record_id"])
         call["caller_tickets"] = [ticket_dict(t, now) for t in caller_open]
         call["call_tickets"] = [ticket_dict(t, now) for t in of_call if t.tenant == tenant_id]
     body["call"] = call
@@ -229,9 +229,9 @@ async def search_faq(request: web.Request, user: User) -> web.StreamResponse:
     query = {k: v for k, v in request.query.items() if not (k == "q" and v == "")}
     q = parse_query((P_QUERY, P_FIELD, P_TENANT, P_LIMIT), query)
     tenant_id = tenant_param(request, user, q["tenant"])
-    tenant = find_tenant(request.app, tenant_id)
+    tenant = find_tenant(request.config_dict, tenant_id)
     assert tenant is not None
-    generation, index = await _faq_cache(request).index(request.app, tenant_id)
+    generation, index = await _faq_cache(request).index(request.config_dict, tenant_id)
     found = fs.search(index, q["q"] or "", field=q["field"], limit=q["limit"])
     policy = policy_of(tenant)
     return web.json_response({

@@ -69,7 +69,7 @@ def page_data(tenant: Tenant) -> dict[str, Any]:
 async def desk_page(request: web.Request) -> web.StreamResponse:
     """GET /console/desk: an operator's own desk; a supervisor/admin: ?ext= read-only."""
     user = require_console_role(request, ROLES)
-    tenant = find_tenant(request.app, user.tenant)
+    tenant = find_tenant(request.config_dict, user.tenant)
     if tenant is None:
         return error_page(404, "tenant.not_found", "Không tìm thấy tỉnh",
                           "Cấu hình không còn tỉnh của tài khoản này.")

@@ -78,7 +78,7 @@ REASON_NUMBER = Int(1, 9, description="pause only: the reason's position (as on 
 
 def acd_of(request: web.Request) -> AcdQueue:
     """The app's AcdQueue; 503 while the live queue is not there."""
-    acd = request.app.get(ACD)
+    acd = request.config_dict.get(ACD)
     if acd is None:  # the app's cleanup context has not set it (or failed to)
         raise acd_unavailable()
     return acd
@@ -101,7 +101,7 @@ def acd_unavailable() -> ApiError:
 
 def own_tenant_of(request: web.Request, user: User, ext: str) -> str:
     """The tenant of the operator ``ext``; 404 unknown, 403 another tenant's."""
-    tenant = tenant_of(request.app[CONFIG](), ext)
+    tenant = tenant_of(request.config_dict[CONFIG](), ext)
     if tenant is None:
         raise agent_error(AgentActionError(tx.UNKNOWN, tx.refusal(tx.UNKNOWN, ext), ext))
     if tenant.id != user.tenant:
@@ -150,7 +150,8 @@ async def act_on_agent(request: web.Request, user: User) -> web.StreamResponse:
             raw = {**raw, "reason": str(REASON_NUMBER.check(raw["reason"], "reason"))}
         reason = ACTION_BODY.check(raw)["reason"]
     try:
-        result = await apply_action(acd_of(request), request.app[CONFIG](), ext, action, reason)
+        result = await apply_action(acd_of(request), request.config_dict[CONFIG](), ext, action,
+                                    reason)
     except AgentActionError as e:
         raise agent_error(e) from None
     return web.json_response(result_json(result))

@@ -77,7 +77,7 @@ def _error(status: int, error_id: str, detail: str) -> web.Response:
 
 async def dlr_view(request: web.Request) -> web.Response:
     """GET /sms/dlr?id=&k=&type=[&smsc=&fid=&st=]: apply one delivery report."""
-    receiver = request.app[SMS_DLR]
+    receiver = request.config_dict[SMS_DLR]
     q = request.query
     try:
         msg_id = int(q.get("id", ""))

@@ -62,7 +62,7 @@ _ENV: Final = environment("callcenter.tickets")  # templates/tickets.html, ticke
 
 # ---- shared look-ups ----------------------------------------------------------------------------
 def _policy(request: web.Request, user: User) -> TicketPolicy | None:
-    tenant = find_tenant(request.app, user.tenant)
+    tenant = find_tenant(request.config_dict, user.tenant)
     return policy_of(tenant) if tenant is not None else None
 
 
@@ -122,7 +122,8 @@ async def tickets_page(request: web.Request) -> web.StreamResponse:
     user, policy, f = _filtered(request)
     if policy is None or f is None:
         return _no_tenant()
-    app, service, now = request.app, request.app[SERVICE], request.app[CLOCK]()
+    app = request.config_dict
+    service, now = app[SERVICE], app[CLOCK]()
     kwargs = f.service_kwargs(zone_of(request, user.tenant))
     actor = actor_of(user)
     tickets = await in_thread(app, service.list, actor, user.tenant, limit=ls.PAGE_SIZE,
@@ -166,7 +167,8 @@ async def _export(request: web.Request, user: User, policy: TicketPolicy,
         return error_page(422, "request.invalid", "Bộ lọc không hợp lệ",
                           " ".join(f.errors.values()), back=PATH,
                           back_label="Về danh sách phiếu")
-    app, service, now = request.app, request.app[SERVICE], request.app[CLOCK]()
+    app = request.config_dict
+    service, now = app[SERVICE], app[CLOCK]()
     zone = zone_of(request, user.tenant)
     kwargs = f.service_kwargs(zone)
     actor = actor_of(user)
@@ -191,7 +193,8 @@ async def _visible(request: web.Request, user: User, code: str) -> Ticket | None
     if not _CODE.fullmatch(code):
         return None
     try:
-        ticket: Ticket = await in_thread(request.app, request.app[SERVICE].get, code,
+        ticket: Ticket = await in_thread(request.config_dict, request.config_dict[SERVICE].get,
+                                         code,
                                          actor_of(user))
     except TicketError as e:
         if e.id in ("ticket.not_found", "ticket.forbidden", "ticket.bad_code"):
@@ -204,7 +207,8 @@ async def _detail(request: web.Request, user: User, ticket: Ticket, policy: Tick
                   status: int = 200, message: str = "", message_id: str = "",
                   errors: dict[str, str] | None = None,
                   typed: dict[str, str] | None = None) -> web.Response:
-    app, service, now = request.app, request.app[SERVICE], request.app[CLOCK]()
+    app = request.config_dict
+    service, now = app[SERVICE], app[CLOCK]()
     actor = actor_of(user)
     audit = await in_thread(app, service.audit, ticket.code, actor)
     attachments = await in_thread(app, service.attachments, ticket.code, actor)
@@ -283,7 +287,7 @@ async def ticket_submit(request: web.Request) -> web.StreamResponse:
     action = str(form.get("action", ""))
     typed = {k: str(form.get(k, "")) for k in ("result", "reason")
              if isinstance(form.get(k), str)}
-    service = request.app[SERVICE]
+    service = request.config_dict[SERVICE]
 
     async def again(status: int, message: str = "", message_id: str = "",
                     errors: dict[str, str] | None = None) -> web.Response:
@@ -312,16 +316,17 @@ async def ticket_submit(request: web.Request) -> web.StreamResponse:
     actor = actor_of(user)
     try:
         upload = form.get("file")
-        event = event_of(action, body, ticket, actor, request.app[CLOCK]())
+        event = event_of(action, body, ticket, actor, request.config_dict[CLOCK]())
         if isinstance(event, Resolve) and isinstance(upload, web.FileField) \
                 and upload.filename:
             # The file and the result in one transaction: a refused resolve keeps no file.
-            data = await in_thread(request.app, upload.file.read, service.max_upload_bytes + 1)
-            await in_thread(request.app, service.resolve_with_document, code, actor, event,
+            data = await in_thread(request.config_dict, upload.file.read,
+                                   service.max_upload_bytes + 1)
+            await in_thread(request.config_dict, service.resolve_with_document, code, actor, event,
                             safe_file_name(upload.filename), upload.content_type, data,
                             expected_version=body["version"])
         else:
-            await in_thread(request.app, service.act, code, actor, event,
+            await in_thread(request.config_dict, service.act, code, actor, event,
                             expected_version=body["version"])
     except TicketError as e:
         message, where = _ticket_message(e, service.max_upload_bytes)

@@ -84,7 +84,7 @@ def refusal(error_id: str, details: dict[str, Any] | None = None) -> ApiError:
 
 
 def _stasis(request: web.Request) -> StasisService:
-    service = request.app.get(STASIS)
+    service = request.config_dict.get(STASIS)
     if service is None:  # a console without calls (tests, a console-only process)
         raise refusal(xf.UNAVAILABLE)
     return service
@@ -112,7 +112,7 @@ async def _session(request: web.Request, user: User) -> CallSession:
 async def get_units(request: web.Request, user: User) -> web.StreamResponse:
     q = parse_query((P_TENANT,), request.query)
     tenant = tenant_param(request, user, q["tenant"])
-    t = request.app[CONFIG]().require_tenant(tenant)
+    t = request.config_dict[CONFIG]().require_tenant(tenant)
     units = xf.targets(t.tickets.units) if t.tickets is not None else ()
     return web.json_response({"tenant": tenant, "units": [
         {"id": u.id, "name": u.name, "kind": u.kind, "hotline": u.hotline} for u in units]})

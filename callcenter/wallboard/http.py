@@ -487,7 +487,7 @@ def _tenant_of(request: web.Request) -> Tenant:
         page = error_page(403, "auth.forbidden", "Không có quyền truy cập",
                           "Bạn chỉ được xem màn hình giám sát của tỉnh mình.")
         raise web.HTTPForbidden(text=page.text, content_type="text/html")
-    tenant = find_tenant(request.app, wanted)
+    tenant = find_tenant(request.config_dict, wanted)
     if tenant is None:
         page = error_page(404, "tenant.not_found", "Không tìm thấy",
                           "Không có tổng đài của tỉnh này trong cấu hình.")
@@ -510,13 +510,13 @@ async def wallboard_page(request: web.Request) -> web.StreamResponse:
 async def wallboard_ws(request: web.Request) -> web.StreamResponse:
     """GET /console/wallboard/ws: the tenant's live state, pushed."""
     tenant = _tenant_of(request)
-    hub = request.app[HUB]
+    hub = request.config_dict[HUB]
     raw_session = request[SESSION_ID]
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
     await ws.prepare(request)
     await ws.send_str(json.dumps(await hub.state(tenant), ensure_ascii=False))
     hub.watch(tenant.id, ws)
-    app = request.app
+    app = request.config_dict
     try:
         while not ws.closed:
             try:
