@@ -29,7 +29,7 @@ from callcenter.callbacks.store import (
 )
 from callcenter.console.api import P_TENANT, Route, add_route_table
 from callcenter.console.auth import USERS, in_thread, require_tenant
-from callcenter.console.context import CLOCK, tenant_or_404
+from callcenter.console.context import CLOCK, ConsoleApps, tenant_or_404
 from callcenter.console.errors import ApiError, invalid
 from callcenter.console.validation import Obj, Param, Str, parse_query
 from callcenter.store.database import DatabaseRef
@@ -131,8 +131,9 @@ CALLBACK_SCHEMAS: dict[str, Any] = {
 
 
 
-def add_callback_routes(app: web.Application, database: DatabaseRef | None = None) -> None:
-    """Add the callback routes and their store's cleanup context to ``app`` (not yet started).
+def add_callback_routes(apps: ConsoleApps, database: DatabaseRef | None = None) -> None:
+    """Add the callback routes to the API sub-app and their store's cleanup context to the
+    root (not yet started).
 
     The store opens on ``database`` (the app's shared Database, or a URL), or by default on
     the console's user store's database (so call this after ``setup_console`` has added its
@@ -147,5 +148,5 @@ def add_callback_routes(app: web.Application, database: DatabaseRef | None = Non
         finally:
             store.close()
 
-    app.cleanup_ctx.append(callbacks_ctx)
-    add_route_table(app, CALLBACK_ROUTES)
+    apps.root.cleanup_ctx.append(callbacks_ctx)
+    add_route_table(apps.api, CALLBACK_ROUTES)

@@ -28,7 +28,7 @@ from callcenter.callbacks.store import MAX_NOTE, CallbackError, CallbackRequest
 from callcenter.console import listing as ls
 from callcenter.console.auth import in_thread
 from callcenter.console.call_pages import RECORDS
-from callcenter.console.context import CLOCK, find_tenant
+from callcenter.console.context import CLOCK, CONSOLE_PREFIX, ConsoleApps, find_tenant, sub_path
 from callcenter.console.pages import render, zone_of
 from callcenter.console.rendering import environment
 from callcenter.console.sessions import error_page, require_console_role
@@ -217,9 +217,11 @@ def export_rows(requests: Sequence[CallbackRequest], records: Mapping[str, CallR
             for i, c in enumerate(requests, 1)]
 
 
-def add_callback_pages(app: web.Application) -> None:
-    """Add the callback list, its "done" form and its xlsx export (after add_list_pages and
-    add_callback_routes, whose stores it reads)."""
-    app.router.add_get(PATH, callbacks_page, name="console_callbacks")
-    app.router.add_get(PATH + ".xlsx", callbacks_xlsx, name="console_callbacks_xlsx")
-    app.router.add_post(PATH + "/{id}/done", callback_done, name="console_callback_done")
+def add_callback_pages(apps: ConsoleApps) -> None:
+    """Add the callback list, its "done" form and its xlsx export to the console sub-app
+    (after add_list_pages and add_callback_routes, whose stores it reads)."""
+    path = sub_path(CONSOLE_PREFIX, PATH)
+    router = apps.console.router
+    router.add_get(path, callbacks_page, name="console_callbacks")
+    router.add_get(path + ".xlsx", callbacks_xlsx, name="console_callbacks_xlsx")
+    router.add_post(path + "/{id}/done", callback_done, name="console_callback_done")

@@ -42,7 +42,7 @@ from callcenter.config.live import LiveConfig
 from callcenter.config.model import Shift, Tenant
 from callcenter.config.parse import MAX_LINES
 from callcenter.console.auth import in_thread
-from callcenter.console.context import CLOCK, find_tenant
+from callcenter.console.context import CLOCK, CONSOLE_PREFIX, ConsoleApps, find_tenant, sub_path
 from callcenter.console.rendering import environment
 from callcenter.console.sessions import console_csrf, error_page, require_console_role
 from callcenter.lines.shifts import active_shift
@@ -295,9 +295,10 @@ async def _refused(request: web.Request, tenant: Tenant, error: ConfigEditError,
                    file_differs=differs, history=history)
 
 
-def add_admin_shift_routes(app: web.Application, live_config: web.AppKey[LiveConfig], *,
+def add_admin_shift_routes(apps: ConsoleApps, live_config: web.AppKey[LiveConfig], *,
                            database: DatabaseRef) -> None:
-    """Add GET/POST /console/admin/shifts; ``app[live_config]`` is read at startup.
+    """Add GET/POST /console/admin/shifts to the console sub-app; the root's
+    ``live_config`` is read at startup.
 
     Needs the console's session routes (``add_login_routes``), ``EXECUTOR`` and ``CLOCK``
     (``setup_console`` sets them all).
@@ -311,6 +312,7 @@ def add_admin_shift_routes(app: web.Application, live_config: web.AppKey[LiveCon
         finally:
             audit.close()
 
-    app.cleanup_ctx.append(admin_shifts_ctx)
-    app.router.add_get(PATH, shifts_page, name="console_admin_shifts")
-    app.router.add_post(PATH, shifts_submit)
+    apps.root.cleanup_ctx.append(admin_shifts_ctx)
+    path = sub_path(CONSOLE_PREFIX, PATH)
+    apps.console.router.add_get(path, shifts_page, name="console_admin_shifts")
+    apps.console.router.add_post(path, shifts_submit)

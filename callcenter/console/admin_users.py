@@ -44,7 +44,7 @@ from aiohttp import web
 
 from callcenter.config.model import Tenant
 from callcenter.console.auth import USERS, in_thread
-from callcenter.console.context import CLOCK, find_tenant
+from callcenter.console.context import CLOCK, CONSOLE_PREFIX, ConsoleApps, find_tenant, sub_path
 from callcenter.console.exports import xlsx_response
 from callcenter.console.pages import ROLE_NAMES, local_time, render, zone_of
 from callcenter.console.passwords import (
@@ -523,8 +523,9 @@ async def _carry_out(request: web.Request, admin: str, tenant: Tenant, name: str
     return _Outcome(action)
 
 
-def add_user_admin_routes(app: web.Application, database: DatabaseRef) -> None:
-    """Add the user administration pages to ``app`` (needs ``setup_console``'s resources)."""
+def add_user_admin_routes(apps: ConsoleApps, database: DatabaseRef) -> None:
+    """Add the user administration pages to the console sub-app, their audit store to the
+    root (needs ``setup_console``'s resources)."""
 
     async def user_audit_ctx(app: web.Application) -> AsyncIterator[None]:
         app[AUDIT] = audit = UserAuditStore(database)
@@ -533,10 +534,11 @@ def add_user_admin_routes(app: web.Application, database: DatabaseRef) -> None:
         finally:
             audit.close()
 
-    app.cleanup_ctx.append(user_audit_ctx)
-    app.router.add_get(PATH, users_page, name="console_admin_users")
-    app.router.add_post(PATH, create_user)
-    app.router.add_get(PATH + ".xlsx", users_xlsx, name="console_admin_users_xlsx")
-    app.router.add_get(PATH + "/{name:" + NAME_PATTERN + "}", user_page,
-                       name="console_admin_user")
-    app.router.add_post(PATH + "/{name:" + NAME_PATTERN + "}", user_action)
+    apps.root.cleanup_ctx.append(user_audit_ctx)
+    path = sub_path(CONSOLE_PREFIX, PATH)
+    router = apps.console.router
+    router.add_get(path, users_page, name="console_admin_users")
+    router.add_post(path, create_user)
+    router.add_get(path + ".xlsx", users_xlsx, name="console_admin_users_xlsx")
+    router.add_get(path + "/{name:" + NAME_PATTERN + "}", user_page, name="console_admin_user")
+    router.add_post(path + "/{name:" + NAME_PATTERN + "}", user_action)

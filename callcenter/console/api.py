@@ -23,7 +23,7 @@ from aiohttp import web
 
 from callcenter.console import reports_http
 from callcenter.console.auth import actor_of, current_user, in_thread, require_role, require_tenant
-from callcenter.console.context import CLOCK, CONFIG, SERVICE, tenant_or_404
+from callcenter.console.context import API_PREFIX, CLOCK, CONFIG, SERVICE, tenant_or_404
 from callcenter.console.errors import ApiError, invalid
 from callcenter.console.uploads import read_upload
 from callcenter.console.validation import Bool, Int, Obj, Param, Str, StrList, parse_query
@@ -33,7 +33,7 @@ from callcenter.tickets.config import policy_of
 from callcenter.tickets.routing import route as route_ticket
 from callcenter.tickets.service import ticket_dict
 
-API = "/api/v1"
+API = API_PREFIX
 LEVEL1 = ("operator", "supervisor", "admin")
 ALL_ROLES = ("operator", "supervisor", "admin", "unit")
 OVERSIGHT = ("supervisor", "admin")
@@ -435,16 +435,16 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
     return handle
 
 
-def add_route_table(app: web.Application, routes: Iterable[Route]) -> None:
-    """Register ``routes`` under /api/v1, each behind the bearer check of its roles."""
+def add_route_table(api: web.Application, routes: Iterable[Route]) -> None:
+    """Register ``routes`` on the API sub-app (mounted at /api/v1; ``Route.path`` is relative
+    to it), each behind the bearer check of its roles."""
     for route in routes:
-        app.router.add_route(route.method, API + route.path, _wrap(route),
-                             name=route.operation_id)
+        api.router.add_route(route.method, route.path, _wrap(route), name=route.operation_id)
 
 
-def add_routes(app: web.Application) -> None:
-    """Register every route of ROUTES under /api/v1."""
-    add_route_table(app, ROUTES)
+def add_routes(api: web.Application) -> None:
+    """Register every route of ROUTES on the API sub-app."""
+    add_route_table(api, ROUTES)
 
 
 __all__ = ["ACTIONS", "API", "CONFIG", "OPEN_BODY", "P_TENANT", "ROUTES", "Route",

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from callcenter.console.context import Shared
+from callcenter.console.context import API_PREFIX, Shared
 from callcenter.console.errors import ApiError, Handler
 from callcenter.store.users import User, UserStore
 from callcenter.tickets.rules import Actor
@@ -39,7 +39,6 @@ USER = web.RequestKey("console_user", User)
 SessionAuth = Callable[[web.Request], Awaitable["User | None"]]
 SESSION_AUTH: web.AppKey[SessionAuth] = web.AppKey("console_session_auth")
 
-API_PREFIX = "/api/v1"
 PUBLIC_API_PATHS = frozenset({f"{API_PREFIX}/openapi.json"})
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="hotline1022"'}
 
@@ -66,10 +65,9 @@ def bearer_token(header: str | None) -> str | None:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Authenticate every /api/v1 request except the spec; 401 ``auth.required`` otherwise."""
-    path = request.path
-    if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")) \
-            or path in PUBLIC_API_PATHS:
+    """Authenticate every request of the API sub-app (``/api/v1``) except the spec; 401
+    ``auth.required`` otherwise."""
+    if request.path in PUBLIC_API_PATHS:
         return await handler(request)
     header = request.headers.get("Authorization")
     if header is None and SESSION_AUTH in request.config_dict:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from callcenter.console import listing as ls
 from callcenter.console.auth import in_thread
-from callcenter.console.context import CLOCK, find_tenant
+from callcenter.console.context import CLOCK, CONSOLE_PREFIX, ConsoleApps, find_tenant, sub_path
 from callcenter.console.exports import fetch_capped, numbered, xlsx_response
 from callcenter.console.pages import render, zone_of
 from callcenter.console.rendering import environment
@@ -104,8 +104,9 @@ async def calls_xlsx(request: web.Request) -> web.StreamResponse:
                                f"cuoc-goi-{user.tenant}-{f.day.isoformat()}.xlsx")
 
 
-def add_call_pages(app: web.Application, database: DatabaseRef) -> None:
-    """Add GET /console/calls and /console/calls.xlsx (and the call-record store they read)."""
+def add_call_pages(apps: ConsoleApps, database: DatabaseRef) -> None:
+    """Add GET /console/calls and /console/calls.xlsx to the console sub-app (and the
+    call-record store they read to the root)."""
 
     async def call_pages_ctx(app: web.Application) -> AsyncIterator[None]:
         app[RECORDS] = store = CallRecordStore(database)
@@ -114,6 +115,7 @@ def add_call_pages(app: web.Application, database: DatabaseRef) -> None:
         finally:
             store.close()
 
-    app.cleanup_ctx.append(call_pages_ctx)
-    app.router.add_get(PATH, calls_page, name="console_calls")
-    app.router.add_get(PATH + ".xlsx", calls_xlsx, name="console_calls_xlsx")
+    apps.root.cleanup_ctx.append(call_pages_ctx)
+    path = sub_path(CONSOLE_PREFIX, PATH)
+    apps.console.router.add_get(path, calls_page, name="console_calls")
+    apps.console.router.add_get(path + ".xlsx", calls_xlsx, name="console_calls_xlsx")

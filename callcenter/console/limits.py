@@ -15,9 +15,10 @@ from typing import Final
 
 from aiohttp import web
 
+from callcenter.console.context import CONSOLE_PREFIX, ConsoleApps
 from callcenter.console.errors import Handler
 from callcenter.console.sessions import _PAGE_HEADERS as PAGE_HEADERS
-from callcenter.console.sessions import CONSOLE_PREFIX, error_page
+from callcenter.console.sessions import error_page
 
 log = logging.getLogger("callcenter.console.limits")
 
@@ -43,19 +44,16 @@ def too_large_page(max_size: int) -> web.Response:
 
 @web.middleware
 async def console_size_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Under /console: a body over the limit gets the Vietnamese 413 page."""
-    path = request.path
-    if path != CONSOLE_PREFIX and not path.startswith(CONSOLE_PREFIX + "/"):
-        return await handler(request)
+    """In the console sub-app (/console): a body over the limit gets the Vietnamese 413 page."""
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
-        log.info("console: %s %s from %s refused: body over %d bytes", request.method, path,
-                 request.remote, request.client_max_size)
+        log.info("console: %s %s from %s refused: body over %d bytes", request.method,
+                 request.path, request.remote, request.client_max_size)
         return too_large_page(request.client_max_size)
 
 
-def add_size_limit_page(app: web.Application) -> None:
-    """Put the middleware first (outermost), so it also sees what the session middleware
-    raises while it reads the form for the CSRF check."""
-    app.middlewares.insert(0, console_size_middleware)
+def add_size_limit_page(apps: ConsoleApps) -> None:
+    """Put the middleware first (outermost) in the console sub-app, so it also sees what the
+    session middleware raises while it reads the form for the CSRF check."""
+    apps.console.middlewares.insert(0, console_size_middleware)

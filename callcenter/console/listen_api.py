@@ -30,7 +30,7 @@ from callcenter.ari_app.calls import CALL_KEY, CallSession
 from callcenter.ari_app.service import STASIS, StasisService
 from callcenter.console.api import OVERSIGHT, Route, add_route_table, json_body
 from callcenter.console.auth import in_thread
-from callcenter.console.context import CONFIG
+from callcenter.console.context import CONFIG, ConsoleApps
 from callcenter.console.errors import ApiError
 from callcenter.console.validation import Obj, Param, Str
 from callcenter.store.database import DatabaseRef
@@ -147,11 +147,12 @@ LISTEN_ROUTES: tuple[Route, ...] = (
 )
 
 
-def add_listen_routes(app: web.Application, database: DatabaseRef | None = None) -> None:
-    """Register the listen-in routes; with ``database`` every use is audit-logged in
-    ``listen_audit`` (the store is opened and closed with the app). The StasisService is
-    found where the transfer routes find it (``app[ari_app.service.STASIS]``)."""
-    add_route_table(app, LISTEN_ROUTES)
+def add_listen_routes(apps: ConsoleApps, database: DatabaseRef | None = None) -> None:
+    """Register the listen-in routes on the API sub-app; with ``database`` every use is
+    audit-logged in ``listen_audit`` (the store is opened and closed with the app). The
+    StasisService is found where the transfer routes find it (the root's
+    ``ari_app.service.STASIS``)."""
+    add_route_table(apps.api, LISTEN_ROUTES)
     if database is None:
         return
 
@@ -162,5 +163,5 @@ def add_listen_routes(app: web.Application, database: DatabaseRef | None = None)
         finally:
             store.close()
 
-    app.cleanup_ctx.append(audit_ctx)
+    apps.root.cleanup_ctx.append(audit_ctx)
 

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from aiohttp import web
 
-from callcenter.console.context import find_tenant
+from callcenter.console.context import CONSOLE_PREFIX, ConsoleApps, find_tenant, sub_path
 from callcenter.store.users import User
 
 DEFAULT_TZ: Final = "Asia/Ho_Chi_Minh"
@@ -102,6 +102,8 @@ async def static_file(request: web.Request) -> web.StreamResponse:
                         headers={"Cache-Control": "no-cache"})
 
 
-def add_static_routes(app: web.Application) -> None:
-    """Serve the console's static files (setup_console calls this once)."""
-    app.router.add_get(STATIC_PREFIX + "{name}", static_file, name="console_static")
+def add_static_routes(apps: ConsoleApps) -> None:
+    """Serve the console's static files from the console sub-app (setup_console calls this
+    once)."""
+    apps.console.router.add_get(sub_path(CONSOLE_PREFIX, STATIC_PREFIX) + "{name}", static_file,
+                                name="console_static")

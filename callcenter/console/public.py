@@ -16,7 +16,13 @@ from aiohttp import web
 
 from callcenter.config.model import Tenant
 from callcenter.console.auth import in_thread
-from callcenter.console.context import SERVICE, tenant_or_404
+from callcenter.console.context import (
+    PUBLIC_PREFIX,
+    SERVICE,
+    ConsoleApps,
+    sub_path,
+    tenant_or_404,
+)
 from callcenter.console.errors import ApiError, invalid
 from callcenter.console.rendering import environment
 from callcenter.console.validation import Param, parse_query
@@ -128,7 +134,7 @@ async def page(request: web.Request) -> web.StreamResponse:
                                  "Referrer-Policy": "no-referrer"})
 
 
-def add_public_routes(app: web.Application) -> None:
-    """Register the public feed and page."""
-    app.router.add_get(FEED_PATH, feed_json, name="publicFeed")
-    app.router.add_get(PAGE_PATH, page, name="publicPage")
+def add_public_routes(apps: ConsoleApps) -> None:
+    """Register the public feed and page on the public sub-app."""
+    apps.public.router.add_get(sub_path(PUBLIC_PREFIX, FEED_PATH), feed_json, name="publicFeed")
+    apps.public.router.add_get(sub_path(PUBLIC_PREFIX, PAGE_PATH), page, name="publicPage")

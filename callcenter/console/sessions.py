@@ -45,7 +45,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from callcenter.console.auth import SESSION_AUTH, USERS, in_thread
-from callcenter.console.context import CLOCK, CONFIG, Shared
+from callcenter.console.context import CLOCK, CONFIG, CONSOLE_PREFIX, ConsoleApps, Shared, sub_path
 from callcenter.console.errors import ApiError, Handler
 from callcenter.console.pages import ROLE_LINKS, ROLE_NAMES
 from callcenter.console.passwords import MAX_LENGTH, Passwords
@@ -54,7 +54,6 @@ from callcenter.store.users import ConsoleSession, User, csrf_token_of
 
 log = logging.getLogger("callcenter.console.sessions")
 
-CONSOLE_PREFIX: Final = "/console"
 LOGIN_PATH: Final = "/console/login"
 LOGOUT_PATH: Final = "/console/logout"
 HOME_PATH: Final = "/console/"
@@ -263,11 +262,10 @@ def _csrf_refused(request: web.Request) -> web.Response:
 @web.middleware
 async def console_session_middleware(request: web.Request,
                                      handler: Handler) -> web.StreamResponse:
-    """Under /console: find the session from its cookie; refuse unsafe requests without a
-    session and its CSRF token (403 ``csrf.invalid``); set the private pages' headers."""
+    """In the console sub-app (/console): find the session from its cookie; refuse unsafe
+    requests without a session and its CSRF token (403 ``csrf.invalid``); set the private
+    pages' headers."""
     path = request.path
-    if path != CONSOLE_PREFIX and not path.startswith(CONSOLE_PREFIX + "/"):
-        return await handler(request)
     app = request.config_dict
     policy = app[POLICY]
     raw = request.cookies.get(policy.cookie)
@@ -410,24 +408,29 @@ async def _to_home(request: web.Request) -> web.StreamResponse:
     raise web.HTTPMovedPermanently(location=HOME_PATH)
 
 
-def add_login_routes(app: web.Application, *, policy: SessionPolicy | None = None,
+def add_login_routes(apps: ConsoleApps, *, policy: SessionPolicy | None = None,
                      passwords: Passwords | None = None,
                      redis: web.AppKey[aioredis.Redis] | None = None) -> None:
-    """Add the login, logout and home pages and the session middleware to ``app``.
+    """Add the login, logout and home pages and the session middleware to the console
+    sub-app; ``POLICY``, ``PASSWORDS``, ``LIMITER`` and ``SESSION_AUTH`` to the root.
 
-    The app must have ``USERS``, ``EXECUTOR`` and ``CLOCK`` (``setup_console`` sets them).
+    The root must have ``USERS``, ``EXECUTOR`` and ``CLOCK`` (``setup_console`` sets them).
     ``POLICY`` and ``PASSWORDS`` are read per request: tests may replace them before start.
     ``redis``: the app key of a Redis client (set by an earlier cleanup context); with it the
     login rate limit is counted across app instances.
     """
+    app = apps.root
     app[POLICY] = policy or SessionPolicy()
     app[PASSWORDS] = passwords or Passwords()
     app[LIMITER] = SharedLoginRateLimiter(
         lambda: app.get(redis) if redis is not None else None)
     app[SESSION_AUTH] = api_session_user
-    app.middlewares.append(console_session_middleware)
-    app.router.add_get(CONSOLE_PREFIX, _to_home)
-    app.router.add_get(HOME_PATH, home, name="console_home")
-    app.router.add_get(LOGIN_PATH, login_form, name="console_login")
-    app.router.add_post(LOGIN_PATH, login_submit)
-    app.router.add_post(LOGOUT_PATH, logout, name="console_logout")
+    pages = apps.console
+    pages.middlewares.append(console_session_middleware)
+    pages.router.add_get(sub_path(CONSOLE_PREFIX, CONSOLE_PREFIX), _to_home)
+    pages.router.add_get(sub_path(CONSOLE_PREFIX, HOME_PATH), home, name="console_home")
+    pages.router.add_get(sub_path(CONSOLE_PREFIX, LOGIN_PATH), login_form,
+                         name="console_login")
+    pages.router.add_post(sub_path(CONSOLE_PREFIX, LOGIN_PATH), login_submit)
+    pages.router.add_post(sub_path(CONSOLE_PREFIX, LOGOUT_PATH), logout,
+                          name="console_logout")

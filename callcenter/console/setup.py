@@ -13,11 +13,17 @@ process) and closes it at shutdown. Either way the files folder must be the one 
 ``callcenter ticket`` CLI uses (``$HOTLINE_STATE/ticket-files``): attachment rows name files
 relative to it.
 
-It adds the routes, the two middlewares (JSON errors, then bearer auth; both only act on
-``/api/v1`` and ``/public/``), and a cleanup context that opens the user store and the
-console's own thread pool (so slow report queries never hold up call records on the default
-pool), and closes them in reverse order. The database is migrated by the app's store
-context, which must come earlier in ``cleanup_ctx``.
+The console is three aiohttp sub-apps mounted on ``app``: the API (``/api/v1``, behind the
+bearer-auth middleware), the pages (``/console``, behind the size-limit and session
+middlewares) and the public disclosure (``/public``). Each slice's ``add_*`` function takes
+the ``ConsoleApps`` (``context.py``) and adds its routes to its sub-app, with paths relative
+to the prefix; shared resources, app keys and cleanup contexts go on ``app`` itself, and
+handlers read them through ``request.config_dict``. The JSON-error middleware stays on
+``app`` (it acts on every path starting ``/api/v1`` or ``/public/``, also those no sub-app
+owns). A cleanup context opens the user store and the console's own thread pool (so slow
+report queries never hold up call records on the default pool), and closes them in reverse
+order. The database is migrated by the app's store context, which must come earlier in
+``cleanup_ctx``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -40,7 +46,7 @@ from callcenter.console.admin_shifts import add_admin_shift_routes
 from callcenter.console.admin_users import add_user_admin_routes
 from callcenter.console.api import API, add_routes
 from callcenter.console.auth import EXECUTOR, USERS, auth_middleware
-from callcenter.console.context import CLOCK, CONFIG, SERVICE
+from callcenter.console.context import CLOCK, CONFIG, SERVICE, ConsoleApps
 from callcenter.console.errors import error_middleware
 from callcenter.console.limits import add_size_limit_page
 from callcenter.console.listen_api import add_listen_routes
@@ -77,8 +83,11 @@ def setup_console(app: web.Application, *, database_url: str,
                   workers: int = DEFAULT_WORKERS,
                   queue: bool = False,
                   live_config: web.AppKey[LiveConfig] | None = None,
-                  redis: web.AppKey[aioredis.Redis] | None = None) -> None:
-    """Add the ticket API, the public pages and their resources to ``app`` (not yet started).
+                  redis: web.AppKey[aioredis.Redis] | None = None,
+                  extra_routes: Iterable[Callable[[ConsoleApps], None]] = ()) -> None:
+    """Mount the console's sub-apps (API, pages, public) on ``app`` (not yet started) and put
+    their shared resources on ``app``. Call it once: every console route is added here, before
+    the sub-apps are mounted (aiohttp freezes a sub-app when it is mounted).
 
     ``database``: the app's shared Database (one connection pool for every store); without
     one, the console opens its own on ``database_url`` and closes it when the app stops.
@@ -92,6 +101,8 @@ def setup_console(app: web.Application, *, database_url: str,
     (``admin_shifts.py``: the file is rewritten and reloaded).
     ``redis``: the app key of the Redis client; with it login attempts are counted across app
     instances (``sessions.SharedLoginRateLimiter``).
+    ``extra_routes``: more ``add_*`` functions, run after the console's own and before the
+    sub-apps are mounted (mounting freezes them).
     """
     if tickets is None and files_dir is None:
         raise ValueError("setup_console: give tickets= (the app's TicketService key) or "
@@ -131,22 +142,28 @@ def setup_console(app: web.Application, *, database_url: str,
                 own.close()
 
     app.cleanup_ctx.append(console_ctx)
-    app.middlewares.extend([error_middleware, auth_middleware])
-    app.router.add_get(f"{API}/openapi.json", openapi_json, name="openapi")
-    add_routes(app)
-    add_callback_routes(app, db)
+    # JSON errors for /api/v1 and /public/ (on the root: also for paths no sub-app owns).
+    app.middlewares.append(error_middleware)
+    apps = ConsoleApps(root=app, api=web.Application(middlewares=[auth_middleware]),
+                       console=web.Application(), public=web.Application())
+    apps.api.router.add_get("/openapi.json", openapi_json, name="openapi")
+    add_routes(apps.api)
+    add_callback_routes(apps, db)
     if queue:
-        add_agent_routes(app)
-        add_transfer_routes(app)  # calls live in the same app as the queue
-        add_wallboard_routes(app, database=db)  # wallboard/http.py
-        add_listen_routes(app, db)  # supervisors listen in (listen_api.py)
-        add_desk_routes(app, db)  # the operator desk (desk/pages.py)
-    add_public_routes(app)
-    add_static_routes(app)  # /console/static/*.js|css (pages.py)
-    add_login_routes(app, redis=redis)  # /console/login, /console/logout, /console/ (sessions.py)
-    add_list_pages(app, db)  # /console/tickets, /console/calls (tickets/pages.py)
-    add_callback_pages(app)  # /console/callbacks (callbacks/pages.py)
-    add_size_limit_page(app)  # Vietnamese 413 page under /console (limits.py)
-    add_user_admin_routes(app, db)  # /console/admin/users (admin_users.py)
+        add_agent_routes(apps)
+        add_transfer_routes(apps)  # calls live in the same app as the queue
+        add_wallboard_routes(apps, database=db)  # wallboard/http.py
+        add_listen_routes(apps, db)  # supervisors listen in (listen_api.py)
+        add_desk_routes(apps, db)  # the operator desk (desk/pages.py)
+    add_public_routes(apps)
+    add_static_routes(apps)  # /console/static/*.js|css (pages.py)
+    add_login_routes(apps, redis=redis)  # /console/login, /console/logout, /console/ (sessions.py)
+    add_list_pages(apps, db)  # /console/tickets, /console/calls (tickets/pages.py)
+    add_callback_pages(apps)  # /console/callbacks (callbacks/pages.py)
+    add_size_limit_page(apps)  # Vietnamese 413 page under /console (limits.py)
+    add_user_admin_routes(apps, db)  # /console/admin/users (admin_users.py)
     if live_config is not None:
-        add_admin_shift_routes(app, live_config, database=db)
+        add_admin_shift_routes(apps, live_config, database=db)
+    for add in extra_routes:
+        add(apps)
+    apps.mount()

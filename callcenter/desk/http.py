@@ -35,7 +35,7 @@ from callcenter.ari_app.calls import CALL_KEY, state_from_json
 from callcenter.config.model import Tenant
 from callcenter.console.api import LEVEL1, P_TENANT, Route, add_route_table, tenant_param
 from callcenter.console.auth import in_thread
-from callcenter.console.context import CLOCK, SERVICE, Shared, find_tenant
+from callcenter.console.context import CLOCK, SERVICE, ConsoleApps, Shared, find_tenant
 from callcenter.console.errors import ApiError, invalid
 from callcenter.console.validation import Param, parse_query
 from callcenter.desk import rules as dk
@@ -309,8 +309,9 @@ DESK_SCHEMAS: dict[str, Any] = {
 }
 
 
-def add_desk_api(app: web.Application, database: DatabaseRef) -> None:
-    """Register the desk and FAQ routes and a cleanup context opening the FAQ store."""
+def add_desk_api(apps: ConsoleApps, database: DatabaseRef) -> None:
+    """Register the desk and FAQ routes (API sub-app) and a cleanup context opening the FAQ
+    store (root)."""
 
     async def faq_ctx(app: web.Application) -> AsyncIterator[None]:
         store = FaqStore(database)
@@ -320,5 +321,5 @@ def add_desk_api(app: web.Application, database: DatabaseRef) -> None:
         finally:
             store.close()
 
-    app.cleanup_ctx.append(faq_ctx)
-    add_route_table(app, DESK_ROUTES)
+    apps.root.cleanup_ctx.append(faq_ctx)
+    add_route_table(apps.api, DESK_ROUTES)

@@ -22,7 +22,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from callcenter.config.model import Tenant
-from callcenter.console.context import find_tenant
+from callcenter.console.context import CONSOLE_PREFIX, ConsoleApps, find_tenant, sub_path
 from callcenter.console.listing import TICKET_STATE_LABELS
 from callcenter.console.pages import render
 from callcenter.console.rendering import environment
@@ -104,8 +104,10 @@ async def desk_page(request: web.Request) -> web.StreamResponse:
                   pause_reasons=tenant.operators.queue.pause_reasons)
 
 
-def add_desk_routes(app: web.Application, database: DatabaseRef) -> None:
-    """Add the desk page and its API routes to ``app``; ``app[queue.redis.ACD]`` is the
-    AcdQueue at request time, ``database`` the store the FAQ is read from."""
-    app.router.add_get(DESK_PATH, desk_page, name="console_desk")
-    add_desk_api(app, database)
+def add_desk_routes(apps: ConsoleApps, database: DatabaseRef) -> None:
+    """Add the desk page (console sub-app) and its API routes (API sub-app); the root's
+    ``queue.redis.ACD`` is the AcdQueue at request time, ``database`` the store the FAQ is
+    read from."""
+    apps.console.router.add_get(sub_path(CONSOLE_PREFIX, DESK_PATH), desk_page,
+                                name="console_desk")
+    add_desk_api(apps, database)

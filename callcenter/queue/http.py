@@ -33,7 +33,7 @@ from callcenter.console.api import (
     json_body,
     tenant_param,
 )
-from callcenter.console.context import CONFIG
+from callcenter.console.context import CONFIG, ConsoleApps
 from callcenter.console.errors import ApiError
 from callcenter.console.validation import Int, Obj, Param, Str, parse_query
 from callcenter.queue import texts as tx
@@ -174,8 +174,8 @@ AGENT_ROUTES: tuple[Route, ...] = (
 
 
 
-def add_agent_routes(app: web.Application) -> None:
-    """Register the queue and agent routes; ``app[ACD]`` is the AcdQueue at request time
-    (set by a cleanup context before the first request)."""
-    app[ROUTES_ADDED] = True
-    add_route_table(app, AGENT_ROUTES)
+def add_agent_routes(apps: ConsoleApps) -> None:
+    """Register the queue and agent routes on the API sub-app; the root's ``ACD`` is the
+    AcdQueue at request time (set by a cleanup context before the first request)."""
+    apps.root[ROUTES_ADDED] = True
+    add_route_table(apps.api, AGENT_ROUTES)

@@ -30,7 +30,14 @@ from callcenter.console import call_pages
 from callcenter.console import listing as ls
 from callcenter.console.api import ACTIONS, CODE_PATTERN, event_of
 from callcenter.console.auth import actor_of, in_thread
-from callcenter.console.context import CLOCK, SERVICE, find_tenant
+from callcenter.console.context import (
+    CLOCK,
+    CONSOLE_PREFIX,
+    SERVICE,
+    ConsoleApps,
+    find_tenant,
+    sub_path,
+)
 from callcenter.console.errors import ApiError
 from callcenter.console.exports import fetch_capped, numbered, xlsx_response
 from callcenter.console.pages import render, zone_of
@@ -338,10 +345,12 @@ async def ticket_submit(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(location=f"{PATH}/{code}?done={action}")
 
 
-def add_list_pages(app: web.Application, database: DatabaseRef) -> None:
-    """Add the ticket and call list pages to ``app``."""
-    app.router.add_get(PATH, tickets_page, name="console_tickets")
-    app.router.add_get(PATH + ".xlsx", tickets_xlsx, name="console_tickets_xlsx")
-    app.router.add_get(PATH + "/{code}", ticket_page, name="console_ticket")
-    app.router.add_post(PATH + "/{code}", ticket_submit)
-    call_pages.add_call_pages(app, database)
+def add_list_pages(apps: ConsoleApps, database: DatabaseRef) -> None:
+    """Add the ticket and call list pages to the console sub-app."""
+    path = sub_path(CONSOLE_PREFIX, PATH)
+    router = apps.console.router
+    router.add_get(path, tickets_page, name="console_tickets")
+    router.add_get(path + ".xlsx", tickets_xlsx, name="console_tickets_xlsx")
+    router.add_get(path + "/{code}", ticket_page, name="console_ticket")
+    router.add_post(path + "/{code}", ticket_submit)
+    call_pages.add_call_pages(apps, database)

@@ -39,7 +39,7 @@ from callcenter.console.api import (
     json_body,
     tenant_param,
 )
-from callcenter.console.context import CONFIG
+from callcenter.console.context import CONFIG, ConsoleApps
 from callcenter.console.errors import ApiError
 from callcenter.console.validation import Obj, Param, Str, parse_query
 from callcenter.numbers import dial_digits
@@ -184,7 +184,8 @@ TRANSFER_ROUTES: tuple[Route, ...] = (
 
 
 
-def add_transfer_routes(app: web.Application) -> None:
-    """Register the transfer routes; ``app[ari_app.service.STASIS]`` is the StasisService at
-    request time (none in the app: 503 ``transfer.unavailable``)."""
-    add_route_table(app, TRANSFER_ROUTES)
+def add_transfer_routes(apps: ConsoleApps) -> None:
+    """Register the transfer routes on the API sub-app; the root's
+    ``ari_app.service.STASIS`` is the StasisService at request time (none: 503
+    ``transfer.unavailable``)."""
+    add_route_table(apps.api, TRANSFER_ROUTES)

@@ -60,7 +60,14 @@ from callcenter.calls import Phase
 from callcenter.config.model import Tenant
 from callcenter.console import listing
 from callcenter.console.auth import USERS, in_thread
-from callcenter.console.context import CLOCK, SERVICE, find_tenant
+from callcenter.console.context import (
+    CLOCK,
+    CONSOLE_PREFIX,
+    SERVICE,
+    ConsoleApps,
+    find_tenant,
+    sub_path,
+)
 from callcenter.console.rendering import environment
 from callcenter.console.sessions import (
     POLICY,
@@ -535,11 +542,12 @@ async def wallboard_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def add_wallboard_routes(app: web.Application, *, database: DatabaseRef,
+def add_wallboard_routes(apps: ConsoleApps, *, database: DatabaseRef,
                          redis_key: web.AppKey[aioredis.Redis] | None = None) -> None:
-    """Add the wallboard page and its websocket to ``app`` (not yet started).
+    """Add the wallboard page and its websocket to the console sub-app, the hub's cleanup
+    context to the root (not yet started).
 
-    ``app[queue.redis.ACD]`` must be set before the first browser connects (the app's Redis
+    The root's ``queue.redis.ACD`` must be set before the first browser connects (the app's Redis
     context); events are read over ``app[redis_key]`` when given, else over the AcdQueue's client.
     Needs the console's user store and pool (``setup_console``, which calls this).
     """
@@ -558,7 +566,10 @@ def add_wallboard_routes(app: web.Application, *, database: DatabaseRef,
         if HUB in app:
             await app[HUB].close()
 
-    app.cleanup_ctx.append(wallboard_ctx)
-    app.on_shutdown.append(on_shutdown)
-    app.router.add_get(PAGE_PATH, wallboard_page, name="console_wallboard")
-    app.router.add_get(WS_PATH, wallboard_ws, name="console_wallboard_ws")
+    apps.root.cleanup_ctx.append(wallboard_ctx)
+    apps.root.on_shutdown.append(on_shutdown)
+    pages = apps.console
+    pages.router.add_get(sub_path(CONSOLE_PREFIX, PAGE_PATH), wallboard_page,
+                         name="console_wallboard")
+    pages.router.add_get(sub_path(CONSOLE_PREFIX, WS_PATH), wallboard_ws,
+                         name="console_wallboard_ws")

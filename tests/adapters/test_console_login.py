@@ -23,6 +23,7 @@ from alembic import command
 
 from callcenter.cli import main
 from callcenter.config.model import HotlineConfig
+from callcenter.console.context import CONSOLE_PREFIX, ConsoleApps, sub_path
 from callcenter.console.passwords import TEST_PARAMS, Passwords
 from callcenter.console.sessions import (
     PASSWORDS,
@@ -115,13 +116,18 @@ def _app(database_url: str, config: HotlineConfig, tmp_path: Path, clock: Clock,
     upgrade_head(database_url)
     app = web.Application()
     setup_console(app, database_url=database_url, config=lambda: config,
-                  files_dir=tmp_path / "files", clock=clock, redis=redis)
+                  files_dir=tmp_path / "files", clock=clock, redis=redis,
+                  extra_routes=[_add_probe])
     app[PASSWORDS] = Passwords(TEST_PARAMS)
     if policy is not None:
         app[POLICY] = policy
-    app.router.add_get("/console/probe", _probe)
-    app.router.add_post("/console/probe", _change)
     return app
+
+
+def _add_probe(apps: ConsoleApps) -> None:
+    """/console/probe on the console sub-app, behind its middlewares."""
+    apps.console.router.add_get(sub_path(CONSOLE_PREFIX, "/console/probe"), _probe)
+    apps.console.router.add_post(sub_path(CONSOLE_PREFIX, "/console/probe"), _change)
 
 
 def _users(database_url: str) -> UserStore:
