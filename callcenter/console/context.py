@@ -53,7 +53,7 @@ class ConsoleApps:
     public: web.Application   # mounted at PUBLIC_PREFIX
 
     def mount(self) -> None:
-        """Add the sub-apps to the root (last: routes added later would miss the prefix)."""
+        """Add the sub-apps to the root, last: aiohttp freezes a sub-app when it is mounted."""
         self.root[SUBAPPS] = {API_PREFIX: self.api, CONSOLE_PREFIX: self.console,
                               PUBLIC_PREFIX: self.public}
         for prefix, sub in self.root[SUBAPPS].items():
