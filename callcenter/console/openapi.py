@@ -317,7 +317,7 @@ def _public_paths() -> dict[str, Any]:
 @functools.cache
 def spec(*, agents: bool = False) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document (built once); ``agents``: with the live queue and agent
-    routes, which the app serves when it has the queue (``setup_console(acd=...)``)."""
+    routes, which the app serves when it has the queue (``setup_console(queue=True)``)."""
     paths: dict[str, Any] = {}
     for route in (*ROUTES, *(LIVE_ROUTES if agents else ())):
         paths.setdefault(API + route.path, {})[route.method.lower()] = _operation(route)
