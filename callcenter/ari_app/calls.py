@@ -17,6 +17,7 @@ from callcenter import calls as cm
 from callcenter.ari_app.client import AriClient, AriError, ChannelGone
 from callcenter.calls.causes import cause_text
 from callcenter.clock import utcnow
+from callcenter.dialplan.contract import Verb, stasis_args
 from callcenter.ivr import menu as mn
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.lines.redis import LinePool
@@ -261,7 +262,7 @@ class CallSession:
                 d.legs[channel] = s.call_id
                 try:
                     await d.ari.originate(f"PJSIP/{extension}", channel,
-                                          app_args=f"operator,{s.call_id}",
+                                          app_args=stasis_args(Verb.OPERATOR, s.call_id),
                                           timeout_s=timeout_s, caller_id=s.caller,
                                           originator=s.call_id)
                 except AriError as e:  # not registered, or refused at once: a ring-out
@@ -336,7 +337,8 @@ class CallSession:
                 d.legs[channel] = s.call_id
                 try:
                     await d.ari.originate(f"PJSIP/{number}@trunk-out", channel,
-                                          app_args=f"unit,{s.call_id}", timeout_s=timeout_s,
+                                          app_args=stasis_args(Verb.UNIT, s.call_id),
+                                          timeout_s=timeout_s,
                                           caller_id=s.caller, originator=s.call_id)
                 except AriError as e:  # no outbound trunk, or refused at once
                     log.warning("%s: could not dial unit %s: %s", self._label(),

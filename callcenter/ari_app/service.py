@@ -19,6 +19,7 @@ from callcenter.ari_app.listen import ListenManager
 from callcenter.backoff import Backoff
 from callcenter.clock import utcnow
 from callcenter.config.model import HotlineConfig, Tenant
+from callcenter.dialplan.contract import Verb, parse_stasis_args
 from callcenter.ivr import menu as mn
 from callcenter.lines.shifts import active_shift, tenant_for_number
 from callcenter.numbers import dial_digits, mask_number
@@ -345,16 +346,17 @@ class StasisService:
         args = [str(a) for a in event.get("args") or []]
         if await self.listen.on_start(ch, args):
             return
-        if args[:1] == ["operator"] and len(args) >= 2:
-            await self._on_operator_answer(ch, args[1])
+        verb, rest = parse_stasis_args(args)
+        if verb is Verb.OPERATOR:
+            await self._on_operator_answer(ch, rest[0])
             return
-        if args[:1] == ["unit"] and len(args) >= 2:
-            await self._on_unit_answer(ch, args[1])
+        if verb is Verb.UNIT:
+            await self._on_unit_answer(ch, rest[0])
             return
-        if args[:1] == ["consult"] and len(args) >= 2:
-            await self._on_consult(ch, args[1])
+        if verb is Verb.CONSULT:
+            await self._on_consult(ch, rest[0])
             return
-        if args[:1] == ["agent"]:
+        if verb is Verb.AGENT:
             if self.features is None:
                 await self.ari.continue_in_dialplan(ch["id"])
             else:
