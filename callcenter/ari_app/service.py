@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -45,6 +46,18 @@ def operator_of(channel: dict[str, Any]) -> str:
     return name.partition("/")[2].rpartition("-")[0]
 
 FeatureHandler = Callable[[dict[str, Any], list[str]], Coroutine[Any, Any, None]]
+# Dispatch tables: an event of a type; a session's event; a StasisStart by its first argument
+# (the channel and the args after the verb).
+EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
+SessionHandler = Callable[[CallSession, dict[str, Any]], None]
+StartHandler = Callable[[dict[str, Any], list[str]], Awaitable[None]]
+
+
+def _first_arg(handler: Callable[[dict[str, Any], str], Awaitable[None]]) -> StartHandler:
+    """A StasisStart handler of a verb that needs one argument (the contract checked it)."""
+    async def on_start(channel: dict[str, Any], rest: list[str]) -> None:
+        await handler(channel, rest[0])
+    return on_start
 
 IvrFor = Callable[[Tenant], cm.IvrContext | None]
 
@@ -78,6 +91,27 @@ class StasisService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
         self._runner: asyncio.Task[None] | None = None
+        # Routing, in order: these event types first; then the listen-ins' legs; then the
+        # events of a call's own channel (others ignored). StasisStart by the Stasis verb.
+        self.event_handlers: dict[str, EventHandler] = {
+            "StasisStart": self._on_start,
+            "ChannelTransfer": self._on_transfer,
+        }
+        self.session_handlers: dict[str, SessionHandler] = {
+            "PlaybackFinished": self._on_playback_finished,
+            "ChannelDtmfReceived": self._on_dtmf,
+            "ChannelHangupRequest": self._on_hangup_request,
+            "ChannelDestroyed": self._on_destroyed,
+            "StasisEnd": self._on_stasis_end,
+        }
+        self.start_handlers: dict[Verb, StartHandler] = {
+            Verb.OPERATOR: _first_arg(self._on_operator_answer),
+            Verb.UNIT: _first_arg(self._on_unit_answer),
+            Verb.CONSULT: _first_arg(self._on_consult),
+            Verb.AGENT: self._on_feature,
+            Verb.SUPERVISOR: functools.partial(self._on_listen_leg, Verb.SUPERVISOR),
+            Verb.SNOOP: functools.partial(self._on_listen_leg, Verb.SNOOP),
+        }
 
     def start(self) -> None:
         """Start the event loop task (owned here; `close` stops it first)."""
@@ -178,11 +212,9 @@ class StasisService:
         kind = event.get("type")
         log.debug("ARI event %s %s cause=%s", kind, event.get("channel", {}).get("id"),
                   event.get("cause"))
-        if kind == "StasisStart":
-            await self._on_start(event)
-            return
-        if kind == "ChannelTransfer":
-            await self._on_transfer(event)
+        first = self.event_handlers.get(kind) if isinstance(kind, str) else None
+        if first is not None:
+            await first(event)
             return
         if await self.listen.on_event(event):
             return  # a supervisor's leg or snoop channel (the calls' legs are only watched)
@@ -197,25 +229,33 @@ class StasisService:
             if channel_id in self.deps.legs:
                 self._on_leg_event(kind, channel_id, event)
             return
-        now = utcnow()
-        if kind == "PlaybackFinished":
-            session.events.put_nowait(cm.PlaybackFinished(now, playback_token(event["playback"])))
-        elif kind == "ChannelDtmfReceived":
-            session.events.put_nowait(mn.Digit(now, str(event.get("digit", ""))))
-        elif kind == "ChannelHangupRequest":
-            session.note_cause(event.get("cause"))
-        elif kind == "ChannelDestroyed":
-            session.note_cause(event.get("cause"))
-            session.events.put_nowait(session.hung_up())
-        elif kind == "StasisEnd":
-            # ChannelDestroyed (with the cause) follows within milliseconds; should it not come,
-            # end the call anyway so the line is freed well within a second.
-            def end_anyway() -> None:
-                self._timers.discard(timer)
-                session.events.put_nowait(session.hung_up())
+        handler = self.session_handlers.get(kind) if isinstance(kind, str) else None
+        if handler is not None:
+            handler(session, event)
 
-            timer = asyncio.get_running_loop().call_later(0.3, end_anyway)
-            self._timers.add(timer)
+    def _on_playback_finished(self, session: CallSession, event: dict[str, Any]) -> None:
+        session.events.put_nowait(cm.PlaybackFinished(utcnow(),
+                                                      playback_token(event["playback"])))
+
+    def _on_dtmf(self, session: CallSession, event: dict[str, Any]) -> None:
+        session.events.put_nowait(mn.Digit(utcnow(), str(event.get("digit", ""))))
+
+    def _on_hangup_request(self, session: CallSession, event: dict[str, Any]) -> None:
+        session.note_cause(event.get("cause"))
+
+    def _on_destroyed(self, session: CallSession, event: dict[str, Any]) -> None:
+        session.note_cause(event.get("cause"))
+        session.events.put_nowait(session.hung_up())
+
+    def _on_stasis_end(self, session: CallSession, event: dict[str, Any]) -> None:
+        # ChannelDestroyed (with the cause) follows within milliseconds; should it not come,
+        # end the call anyway so the line is freed well within a second.
+        def end_anyway() -> None:
+            self._timers.discard(timer)
+            session.events.put_nowait(session.hung_up())
+
+        timer = asyncio.get_running_loop().call_later(0.3, end_anyway)
+        self._timers.add(timer)
 
     def _on_leg_event(self, kind: str | None, leg: str, event: dict[str, Any]) -> None:
         """An operator's or a unit's leg: its end tells the caller's call (ring-out, no answer,
@@ -343,28 +383,30 @@ class StasisService:
         ch = event["channel"]
         if ch["id"] in self.sessions:
             return
-        args = [str(a) for a in event.get("args") or []]
-        if await self.listen.on_start(ch, args):
+        verb, rest = parse_stasis_args(event.get("args") or [])
+        handler = self.start_handlers.get(verb) if verb is not None else None
+        if handler is not None:
+            await handler(ch, rest)
+        else:
+            self._on_new_call(ch)
+
+    async def _on_listen_leg(self, verb: Verb, ch: dict[str, Any], rest: list[str]) -> None:
+        """A supervisor's leg or a snoop channel of a listen-in (listen.py)."""
+        await self.listen.on_start(ch, [verb.value, *rest])
+
+    async def _on_feature(self, ch: dict[str, Any], rest: list[str]) -> None:
+        """An operator's feature code (``*11`` ...): its own task; without one, straight back
+        to the dialplan."""
+        if self.features is None:
+            await self.ari.continue_in_dialplan(ch["id"])
             return
-        verb, rest = parse_stasis_args(args)
-        if verb is Verb.OPERATOR:
-            await self._on_operator_answer(ch, rest[0])
-            return
-        if verb is Verb.UNIT:
-            await self._on_unit_answer(ch, rest[0])
-            return
-        if verb is Verb.CONSULT:
-            await self._on_consult(ch, rest[0])
-            return
-        if verb is Verb.AGENT:
-            if self.features is None:
-                await self.ari.continue_in_dialplan(ch["id"])
-            else:
-                task: asyncio.Task[None] = asyncio.create_task(
-                    self.features(ch, args), name=f"feature:{ch['id']}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            return
+        task: asyncio.Task[None] = asyncio.create_task(
+            self.features(ch, [Verb.AGENT.value, *rest]), name=f"feature:{ch['id']}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_new_call(self, ch: dict[str, Any]) -> None:
+        """A citizen's call: its tenant and shift, then its own task."""
         now = utcnow()
         config = self.config()
         dialled = ch.get("dialplan", {}).get("exten", "")
