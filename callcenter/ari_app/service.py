@@ -14,10 +14,11 @@ import aiohttp
 from aiohttp import web
 
 from callcenter import calls as cm
-from callcenter.ari_app.calls import CALL_KEY, CallDeps, CallSession, state_from_json
+from callcenter.ari_app.calls import CallDeps, CallSession
 from callcenter.ari_app.client import AriClient, AriError
 from callcenter.ari_app.listen import ListenManager
 from callcenter.backoff import Backoff
+from callcenter.calls.codec import CALL_KEY, state_from_json
 from callcenter.clock import utcnow
 from callcenter.config.model import HotlineConfig, Tenant
 from callcenter.dialplan.contract import Verb, parse_stasis_args

@@ -28,8 +28,9 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from callcenter import calls as cm
-from callcenter.ari_app.calls import CALL_KEY, CallSession
+from callcenter.ari_app.calls import CallSession
 from callcenter.ari_app.service import STASIS, StasisService
+from callcenter.calls.codec import CALL_KEY
 from callcenter.clock import utcnow
 from callcenter.console.api import (
     LEVEL1,
