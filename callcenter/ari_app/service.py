@@ -24,9 +24,9 @@ from callcenter.config.model import HotlineConfig, Tenant
 from callcenter.dialplan.contract import Verb, parse_stasis_args
 from callcenter.ivr import menu as mn
 from callcenter.lines.shifts import active_shift, tenant_for_number
-from callcenter.numbers import dial_digits, mask_number
+from callcenter.numbers import mask_number
 from callcenter.queue.rules import QueueConflict
-from callcenter.transfers import rules as xf
+from callcenter.transfers.ari import TransferEvents
 
 log = logging.getLogger("callcenter.ari")
 
@@ -40,11 +40,6 @@ def is_unit_leg(channel_id: str) -> bool:
     """Our legs to units' hotlines are named "<call>-unit<n>" (operators' "<call>-op<n>")."""
     return channel_id.rpartition("-")[2].startswith("unit")
 
-
-def operator_of(channel: dict[str, Any]) -> str:
-    """The operator's extension of a channel of their phone ("PJSIP/101-0000001a" -> "101")."""
-    name = str(channel.get("name", ""))
-    return name.partition("/")[2].rpartition("-")[0]
 
 FeatureHandler = Callable[[dict[str, Any], list[str]], Coroutine[Any, Any, None]]
 # Dispatch tables: an event of a type; a session's event; a StasisStart by its first argument
@@ -88,6 +83,8 @@ class StasisService:
         # Call id -> its session; given when another part (the queue driver) reads the same map.
         self.sessions: dict[str, CallSession] = sessions if sessions is not None else {}
         self.listen = ListenManager(ari, self.sessions)  # supervisors listening in (listen.py)
+        # Transfers to units' hotlines: the phone's button, consultations, units' legs.
+        self.transfers = TransferEvents(ari, deps, self.sessions, config)
         self.connected = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
@@ -96,7 +93,7 @@ class StasisService:
         # events of a call's own channel (others ignored). StasisStart by the Stasis verb.
         self.event_handlers: dict[str, EventHandler] = {
             "StasisStart": self._on_start,
-            "ChannelTransfer": self._on_transfer,
+            "ChannelTransfer": self.transfers.on_transfer,
         }
         self.session_handlers: dict[str, SessionHandler] = {
             "PlaybackFinished": self._on_playback_finished,
@@ -107,8 +104,8 @@ class StasisService:
         }
         self.start_handlers: dict[Verb, StartHandler] = {
             Verb.OPERATOR: _first_arg(self._on_operator_answer),
-            Verb.UNIT: _first_arg(self._on_unit_answer),
-            Verb.CONSULT: _first_arg(self._on_consult),
+            Verb.UNIT: _first_arg(self.transfers.on_unit_answer),
+            Verb.CONSULT: _first_arg(self.transfers.on_consult),
             Verb.AGENT: self._on_feature,
             Verb.SUPERVISOR: functools.partial(self._on_listen_leg, Verb.SUPERVISOR),
             Verb.SNOOP: functools.partial(self._on_listen_leg, Verb.SNOOP),
@@ -269,89 +266,6 @@ class StasisService:
             gone: cm.Event = (cm.UnitGone(utcnow(), leg, event.get("cause")) if is_unit_leg(leg)
                               else cm.OperatorGone(utcnow(), leg, event.get("cause")))
             session.events.put_nowait(gone)
-
-    # -- transfers to units' hotlines -----------------------------------------------------
-    def units_of(self, tenant_id: str | None) -> tuple[Any, ...]:
-        """The tenant's units one may transfer to (with a hotline)."""
-        tenant = self.config().tenant(tenant_id)
-        if tenant is None or tenant.tickets is None:
-            return ()
-        return xf.targets(tenant.tickets.units)
-
-    def session_of_operator(self, extension: str) -> CallSession | None:
-        """The call an operator is talking on now (phase BRIDGED), if this instance owns it."""
-        return next((ses for ses in self.sessions.values()
-                     if ses.state.operator == extension
-                     and ses.state.phase is cm.Phase.BRIDGED), None)
-
-    async def _transfer_reply(self, channel: str, state: str) -> None:
-        try:
-            await self.ari.transfer_progress(channel, state)
-        except AriError as e:  # the leg is gone, or never was ours
-            log.debug("transfer progress on %s: %s", channel, e)
-
-    async def _on_transfer(self, event: dict[str, Any]) -> None:
-        """The phone's transfer button (a REFER handled by the app): blind to a number, or
-        attended (Replaces) to complete a consultation."""
-        if "state" in event:
-            return  # the echo of our own transfer_progress
-        source = str(event.get("referred_by", {}).get("source_channel", {}).get("id", ""))
-        call_id = self.deps.legs.get(source)
-        session = self.sessions.get(call_id or "")
-        if session is None:
-            log.info("transfer from %s: not a leg of a call of ours; declined", source)
-            await self._transfer_reply(source, "channel_declined")
-            return
-        now = utcnow()
-        refer_to = event.get("refer_to", {})
-        if refer_to.get("destination_channel"):
-            session.events.put_nowait(cm.TransferCompleted(now, "button", source))
-            return
-        s = session.state
-        wanted = str(refer_to.get("requested_destination", {}).get("destination", ""))
-        unit = xf.unit_for_number(self.units_of(s.tenant_id), wanted)
-        why = xf.UNKNOWN_UNIT if unit is None else xf.request_refusal(s)
-        if unit is None or why is not None or s.operator is None:
-            log.info("call=%s: transfer by %s to %s refused: %s", s.call_id, s.operator,
-                     wanted, why)
-            await self._transfer_reply(source, "channel_declined")
-            return
-        assert unit.hotline is not None
-        session.events.put_nowait(cm.TransferRequested(
-            now, s.operator, unit.id, dial_digits(unit.hotline), "blind", "button",
-            refer_channel=source))
-
-    async def _on_consult(self, ch: dict[str, Any], number: str) -> None:
-        """The operator's phone dialled a unit's hotline while on a call: a consultation (the
-        phone's transfer button completes it, hanging it up returns to the caller)."""
-        extension = operator_of(ch)
-        session = self.session_of_operator(extension)
-        unit = None
-        why: str | None = xf.NOT_BRIDGED
-        if session is not None:
-            unit = xf.unit_for_number(self.units_of(session.state.tenant_id), number)
-            why = xf.UNKNOWN_UNIT if unit is None else xf.request_refusal(session.state)
-        if session is None or unit is None or why is not None:
-            log.info("operator %s consulting %s refused: %s", extension, number, why)
-            try:
-                await self.ari.hangup(ch["id"], "congestion")
-            except AriError:
-                pass
-            return
-        assert unit.hotline is not None
-        self.deps.legs[ch["id"]] = session.call_id
-        session.events.put_nowait(cm.TransferRequested(
-            utcnow(), extension, unit.id, dial_digits(unit.hotline), "attended", "button",
-            consult_channel=ch["id"]))
-
-    async def _on_unit_answer(self, ch: dict[str, Any], call_id: str) -> None:
-        session = self.sessions.get(call_id)
-        if session is None:
-            log.info("call=%s: unit leg %s answered after the call ended; hanging it up",
-                     call_id, ch["id"])
-            await self._hangup_quietly(ch["id"])
-            return
-        session.events.put_nowait(cm.UnitAnswered(utcnow(), ch["id"]))
 
     async def _on_operator_answer(self, ch: dict[str, Any], call_id: str) -> None:
         """The operator picked up: confirm the offer still stands, then connect the caller."""

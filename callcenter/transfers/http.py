@@ -124,7 +124,7 @@ async def start_transfer(request: web.Request, user: User) -> web.StreamResponse
     body = TRANSFER_BODY.check(await json_body(request)) if request.can_read_body \
         else dict(TRANSFER_BODY.defaults)
     s = session.state
-    units = _stasis(request).units_of(s.tenant_id)
+    units = _stasis(request).transfers.units_of(s.tenant_id)
     unit = None
     if body["unit"] is not None:
         unit = xf.unit_for_id(units, body["unit"])

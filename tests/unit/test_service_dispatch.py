@@ -15,6 +15,7 @@ from callcenter.ari_app.calls import CallDeps, CallSession
 from callcenter.ari_app.client import AriClient
 from callcenter.config.model import HotlineConfig
 from callcenter.ivr import menu as mn
+from callcenter.transfers.ari import TransferEvents
 
 T0 = dt.datetime(2026, 12, 6, 9, 0, tzinfo=dt.UTC)
 CALL = "1765000000.7"
@@ -60,20 +61,20 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
     calls: Seen = []
 
     def recorder(name: str) -> Any:
-        async def handler(self: sv.StasisService, ch: dict[str, Any], arg: str) -> None:
+        async def handler(self: object, ch: dict[str, Any], arg: str) -> None:
             calls.append((name, (ch["id"], arg)))
         return handler
 
-    async def on_transfer(self: sv.StasisService, event: dict[str, Any]) -> None:
+    async def on_transfer(self: TransferEvents, event: dict[str, Any]) -> None:
         calls.append(("transfer", event["referred_by"]))
 
     def on_new_call(self: sv.StasisService, ch: dict[str, Any]) -> None:
         calls.append(("new call", ch["id"]))
 
     monkeypatch.setattr(sv.StasisService, "_on_operator_answer", recorder("operator"))
-    monkeypatch.setattr(sv.StasisService, "_on_unit_answer", recorder("unit"))
-    monkeypatch.setattr(sv.StasisService, "_on_consult", recorder("consult"))
-    monkeypatch.setattr(sv.StasisService, "_on_transfer", on_transfer)
+    monkeypatch.setattr(TransferEvents, "on_unit_answer", recorder("unit"))
+    monkeypatch.setattr(TransferEvents, "on_consult", recorder("consult"))
+    monkeypatch.setattr(TransferEvents, "on_transfer", on_transfer)
     monkeypatch.setattr(sv.StasisService, "_on_new_call", on_new_call)
     return calls
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from callcenter import calls as cm
-from callcenter.ari_app.service import is_unit_leg, operator_of
+from callcenter.ari_app.service import is_unit_leg
 from callcenter.pbx.render import render_texts
 from callcenter.tickets.config import FocalPerson, Level2Unit
 from callcenter.transfers import rules as xf
+from callcenter.transfers.ari import operator_of
 from tests.unit.calls.test_queueing import at, bridged
 from tests.unit.test_render_operators import SECRETS, config_data, layout, load
 
