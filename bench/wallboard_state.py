@@ -42,8 +42,8 @@ from common import (  # noqa: E402
     table,
 )
 
-from callcenter.ari_app.calls import CALL_KEY, state_to_json  # noqa: E402
 from callcenter.calls import CallState, Phase  # noqa: E402
+from callcenter.calls.codec import CALL_KEY, state_to_json  # noqa: E402
 from callcenter.config.file import load_config  # noqa: E402
 from callcenter.config.model import Tenant  # noqa: E402
 from callcenter.lines.redis import LinePool  # noqa: E402

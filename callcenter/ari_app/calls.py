@@ -5,18 +5,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import datetime as dt
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import redis.asyncio as aioredis
 
 from callcenter import calls as cm
 from callcenter.ari_app.client import AriClient, AriError, ChannelGone
 from callcenter.calls.causes import cause_text
+from callcenter.calls.codec import CALL_KEY, CALL_TTL_S, state_to_json
 from callcenter.clock import utcnow
+from callcenter.dialplan.contract import Verb, stasis_args
 from callcenter.ivr import menu as mn
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.lines.redis import LinePool
@@ -24,52 +23,6 @@ from callcenter.queue.redis import AcdQueue
 from callcenter.queue.rules import QueueConflict
 
 log = logging.getLogger("callcenter.call")
-
-CALL_KEY = "hotline:call:{}"
-CALL_TTL_S = 24 * 3600
-
-
-
-def state_to_json(state: cm.CallState) -> str:
-    """The call's state for Redis; of the IVR only the node, the token counter and the path
-    are kept (an adopted call starts its menus again at the root, path kept)."""
-    d = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
-    d["phase"] = state.phase.value
-    for k, v in d.items():
-        if isinstance(v, dt.datetime):
-            d[k] = v.isoformat()
-    d["transfers"] = [{**dataclasses.asdict(t), "at": t.at.isoformat()} for t in state.transfers]
-    if state.transfer is not None:
-        d["transfer"] = {**dataclasses.asdict(state.transfer),
-                         "at": state.transfer.at.isoformat()}
-    if state.menu is not None:
-        d["menu"] = {"node": state.menu.node, "seq": state.menu.seq,
-                     "path": mn.path_dicts(state.menu)}
-    return json.dumps(d)
-
-
-def _step_of(d: dict[str, str]) -> mn.Step:
-    return mn.Step(at=dt.datetime.fromisoformat(d["at"]), event=d["event"], node=d.get("node"),
-                   digit=d.get("digit"), faq=d.get("faq"), answer=d.get("answer"))
-
-
-def state_from_json(text: str | bytes) -> cm.CallState:
-    d: dict[str, Any] = json.loads(text)
-    d["phase"] = cm.Phase(d["phase"])
-    for k in ("arrived_at", "answered_at", "ended_at", "queued_at", "bridged_at",
-              "talk_ended_at", "announced_at"):
-        if d.get(k):
-            d[k] = dt.datetime.fromisoformat(d[k])
-    d["transfers"] = tuple(cm.TransferRecord(**{**t, "at": dt.datetime.fromisoformat(t["at"])})
-                           for t in d.get("transfers") or ())
-    if d.get("transfer"):
-        t = d["transfer"]
-        d["transfer"] = cm.Transfer(**{**t, "at": dt.datetime.fromisoformat(t["at"])})
-    menu = d.pop("menu", None)
-    if menu is not None:
-        d["menu"] = mn.MenuState(node=menu["node"], mode=mn.Mode.DONE, seq=menu["seq"],
-                                 path=tuple(_step_of(s) for s in menu["path"]))
-    return cm.CallState(**d)
 
 
 @dataclasses.dataclass
@@ -261,7 +214,7 @@ class CallSession:
                 d.legs[channel] = s.call_id
                 try:
                     await d.ari.originate(f"PJSIP/{extension}", channel,
-                                          app_args=f"operator,{s.call_id}",
+                                          app_args=stasis_args(Verb.OPERATOR, s.call_id),
                                           timeout_s=timeout_s, caller_id=s.caller,
                                           originator=s.call_id)
                 except AriError as e:  # not registered, or refused at once: a ring-out
@@ -336,7 +289,8 @@ class CallSession:
                 d.legs[channel] = s.call_id
                 try:
                     await d.ari.originate(f"PJSIP/{number}@trunk-out", channel,
-                                          app_args=f"unit,{s.call_id}", timeout_s=timeout_s,
+                                          app_args=stasis_args(Verb.UNIT, s.call_id),
+                                          timeout_s=timeout_s,
                                           caller_id=s.caller, originator=s.call_id)
                 except AriError as e:  # no outbound trunk, or refused at once
                     log.warning("%s: could not dial unit %s: %s", self._label(),

@@ -40,6 +40,7 @@ from callcenter import calls as cm
 from callcenter.ari_app.calls import CallSession
 from callcenter.ari_app.client import AriClient, AriError
 from callcenter.clock import utcnow
+from callcenter.dialplan.contract import Verb, parse_stasis_args, stasis_args
 
 log = logging.getLogger("callcenter.listen")
 
@@ -185,7 +186,7 @@ class ListenManager:
             self.listens[li.id] = li
             try:
                 await self.ari.originate(
-                    f"PJSIP/{extension}", li.id, app_args=f"supervisor,{li.id}",
+                    f"PJSIP/{extension}", li.id, app_args=stasis_args(Verb.SUPERVISOR, li.id),
                     timeout_s=RING_TIMEOUT_S,
                     caller_id=f'"Giám sát {s.operator or ""}" <{s.operator or ""}>')
             except AriError as e:  # not registered, or refused at once
@@ -214,15 +215,16 @@ class ListenManager:
     # -- events ---------------------------------------------------------------------------
     async def on_start(self, channel: dict[str, Any], args: list[str]) -> bool:
         """StasisStart of a supervisor's leg or a snoop channel; False if not ours."""
-        if args[:1] not in (["supervisor"], ["snoop"]):
+        verb, rest = parse_stasis_args(args)
+        if verb not in (Verb.SUPERVISOR, Verb.SNOOP):
             return False
         async with self._lock:
-            li = self.listens.get(args[1] if len(args) > 1 else "")
+            li = self.listens.get(rest[0] if rest else "")
             if li is None:
                 log.info("listen leg %s entered after its listen-in ended; hanging it up",
                          channel.get("id"))
                 await self._hangup(str(channel.get("id")))
-            elif args[0] == "supervisor":
+            elif verb is Verb.SUPERVISOR:
                 await self._connect(li)
             else:
                 await self._add_snoop(li, str(channel["id"]))
@@ -298,7 +300,7 @@ class ListenManager:
                 snoop = f"{li.call_id}-snoop{tag}"
                 li.snoop = snoop
                 await self.ari.snoop(li.operator_channel, snoop, spy=spy, whisper=whisper,
-                                     app_args=f"snoop,{li.id}")
+                                     app_args=stasis_args(Verb.SNOOP, li.id))
         except AriError as e:  # a leg went meanwhile (its own event follows); end it all
             log.info("listen %s: not connected: %s", li.id, e)
             await self._end(li, "leg gone while connecting")

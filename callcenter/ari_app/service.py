@@ -5,25 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from callcenter import calls as cm
-from callcenter.ari_app.calls import CALL_KEY, CallDeps, CallSession, state_from_json
+from callcenter.ari_app.calls import CallDeps, CallSession
 from callcenter.ari_app.client import AriClient, AriError
 from callcenter.ari_app.listen import ListenManager
 from callcenter.backoff import Backoff
+from callcenter.calls.codec import CALL_KEY, state_from_json
 from callcenter.clock import utcnow
 from callcenter.config.model import HotlineConfig, Tenant
+from callcenter.dialplan.contract import Verb, parse_stasis_args
 from callcenter.ivr import menu as mn
 from callcenter.lines.shifts import active_shift, tenant_for_number
-from callcenter.numbers import dial_digits, mask_number
+from callcenter.numbers import mask_number
 from callcenter.queue.rules import QueueConflict
-from callcenter.transfers import rules as xf
+from callcenter.transfers.ari import TransferEvents
 
 log = logging.getLogger("callcenter.ari")
 
@@ -38,12 +41,19 @@ def is_unit_leg(channel_id: str) -> bool:
     return channel_id.rpartition("-")[2].startswith("unit")
 
 
-def operator_of(channel: dict[str, Any]) -> str:
-    """The operator's extension of a channel of their phone ("PJSIP/101-0000001a" -> "101")."""
-    name = str(channel.get("name", ""))
-    return name.partition("/")[2].rpartition("-")[0]
-
 FeatureHandler = Callable[[dict[str, Any], list[str]], Coroutine[Any, Any, None]]
+# Dispatch tables: an event of a type; a session's event; a StasisStart by its first argument
+# (the channel and the args after the verb).
+EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
+SessionHandler = Callable[[CallSession, dict[str, Any]], None]
+StartHandler = Callable[[dict[str, Any], list[str]], Awaitable[None]]
+
+
+def _first_arg(handler: Callable[[dict[str, Any], str], Awaitable[None]]) -> StartHandler:
+    """A StasisStart handler of a verb that needs one argument (the contract checked it)."""
+    async def on_start(channel: dict[str, Any], rest: list[str]) -> None:
+        await handler(channel, rest[0])
+    return on_start
 
 IvrFor = Callable[[Tenant], cm.IvrContext | None]
 
@@ -73,10 +83,33 @@ class StasisService:
         # Call id -> its session; given when another part (the queue driver) reads the same map.
         self.sessions: dict[str, CallSession] = sessions if sessions is not None else {}
         self.listen = ListenManager(ari, self.sessions)  # supervisors listening in (listen.py)
+        # Transfers to units' hotlines: the phone's button, consultations, units' legs.
+        self.transfers = TransferEvents(ari, deps, self.sessions, config)
         self.connected = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
         self._runner: asyncio.Task[None] | None = None
+        # Routing, in order: these event types first; then the listen-ins' legs; then the
+        # events of a call's own channel (others ignored). StasisStart by the Stasis verb.
+        self.event_handlers: dict[str, EventHandler] = {
+            "StasisStart": self._on_start,
+            "ChannelTransfer": self.transfers.on_transfer,
+        }
+        self.session_handlers: dict[str, SessionHandler] = {
+            "PlaybackFinished": self._on_playback_finished,
+            "ChannelDtmfReceived": self._on_dtmf,
+            "ChannelHangupRequest": self._on_hangup_request,
+            "ChannelDestroyed": self._on_destroyed,
+            "StasisEnd": self._on_stasis_end,
+        }
+        self.start_handlers: dict[Verb, StartHandler] = {
+            Verb.OPERATOR: _first_arg(self._on_operator_answer),
+            Verb.UNIT: _first_arg(self.transfers.on_unit_answer),
+            Verb.CONSULT: _first_arg(self.transfers.on_consult),
+            Verb.AGENT: self._on_feature,
+            Verb.SUPERVISOR: functools.partial(self._on_listen_leg, Verb.SUPERVISOR),
+            Verb.SNOOP: functools.partial(self._on_listen_leg, Verb.SNOOP),
+        }
 
     def start(self) -> None:
         """Start the event loop task (owned here; `close` stops it first)."""
@@ -177,11 +210,9 @@ class StasisService:
         kind = event.get("type")
         log.debug("ARI event %s %s cause=%s", kind, event.get("channel", {}).get("id"),
                   event.get("cause"))
-        if kind == "StasisStart":
-            await self._on_start(event)
-            return
-        if kind == "ChannelTransfer":
-            await self._on_transfer(event)
+        first = self.event_handlers.get(kind) if isinstance(kind, str) else None
+        if first is not None:
+            await first(event)
             return
         if await self.listen.on_event(event):
             return  # a supervisor's leg or snoop channel (the calls' legs are only watched)
@@ -196,25 +227,33 @@ class StasisService:
             if channel_id in self.deps.legs:
                 self._on_leg_event(kind, channel_id, event)
             return
-        now = utcnow()
-        if kind == "PlaybackFinished":
-            session.events.put_nowait(cm.PlaybackFinished(now, playback_token(event["playback"])))
-        elif kind == "ChannelDtmfReceived":
-            session.events.put_nowait(mn.Digit(now, str(event.get("digit", ""))))
-        elif kind == "ChannelHangupRequest":
-            session.note_cause(event.get("cause"))
-        elif kind == "ChannelDestroyed":
-            session.note_cause(event.get("cause"))
-            session.events.put_nowait(session.hung_up())
-        elif kind == "StasisEnd":
-            # ChannelDestroyed (with the cause) follows within milliseconds; should it not come,
-            # end the call anyway so the line is freed well within a second.
-            def end_anyway() -> None:
-                self._timers.discard(timer)
-                session.events.put_nowait(session.hung_up())
+        handler = self.session_handlers.get(kind) if isinstance(kind, str) else None
+        if handler is not None:
+            handler(session, event)
 
-            timer = asyncio.get_running_loop().call_later(0.3, end_anyway)
-            self._timers.add(timer)
+    def _on_playback_finished(self, session: CallSession, event: dict[str, Any]) -> None:
+        session.events.put_nowait(cm.PlaybackFinished(utcnow(),
+                                                      playback_token(event["playback"])))
+
+    def _on_dtmf(self, session: CallSession, event: dict[str, Any]) -> None:
+        session.events.put_nowait(mn.Digit(utcnow(), str(event.get("digit", ""))))
+
+    def _on_hangup_request(self, session: CallSession, event: dict[str, Any]) -> None:
+        session.note_cause(event.get("cause"))
+
+    def _on_destroyed(self, session: CallSession, event: dict[str, Any]) -> None:
+        session.note_cause(event.get("cause"))
+        session.events.put_nowait(session.hung_up())
+
+    def _on_stasis_end(self, session: CallSession, event: dict[str, Any]) -> None:
+        # ChannelDestroyed (with the cause) follows within milliseconds; should it not come,
+        # end the call anyway so the line is freed well within a second.
+        def end_anyway() -> None:
+            self._timers.discard(timer)
+            session.events.put_nowait(session.hung_up())
+
+        timer = asyncio.get_running_loop().call_later(0.3, end_anyway)
+        self._timers.add(timer)
 
     def _on_leg_event(self, kind: str | None, leg: str, event: dict[str, Any]) -> None:
         """An operator's or a unit's leg: its end tells the caller's call (ring-out, no answer,
@@ -227,89 +266,6 @@ class StasisService:
             gone: cm.Event = (cm.UnitGone(utcnow(), leg, event.get("cause")) if is_unit_leg(leg)
                               else cm.OperatorGone(utcnow(), leg, event.get("cause")))
             session.events.put_nowait(gone)
-
-    # -- transfers to units' hotlines -----------------------------------------------------
-    def units_of(self, tenant_id: str | None) -> tuple[Any, ...]:
-        """The tenant's units one may transfer to (with a hotline)."""
-        tenant = self.config().tenant(tenant_id)
-        if tenant is None or tenant.tickets is None:
-            return ()
-        return xf.targets(tenant.tickets.units)
-
-    def session_of_operator(self, extension: str) -> CallSession | None:
-        """The call an operator is talking on now (phase BRIDGED), if this instance owns it."""
-        return next((ses for ses in self.sessions.values()
-                     if ses.state.operator == extension
-                     and ses.state.phase is cm.Phase.BRIDGED), None)
-
-    async def _transfer_reply(self, channel: str, state: str) -> None:
-        try:
-            await self.ari.transfer_progress(channel, state)
-        except AriError as e:  # the leg is gone, or never was ours
-            log.debug("transfer progress on %s: %s", channel, e)
-
-    async def _on_transfer(self, event: dict[str, Any]) -> None:
-        """The phone's transfer button (a REFER handled by the app): blind to a number, or
-        attended (Replaces) to complete a consultation."""
-        if "state" in event:
-            return  # the echo of our own transfer_progress
-        source = str(event.get("referred_by", {}).get("source_channel", {}).get("id", ""))
-        call_id = self.deps.legs.get(source)
-        session = self.sessions.get(call_id or "")
-        if session is None:
-            log.info("transfer from %s: not a leg of a call of ours; declined", source)
-            await self._transfer_reply(source, "channel_declined")
-            return
-        now = utcnow()
-        refer_to = event.get("refer_to", {})
-        if refer_to.get("destination_channel"):
-            session.events.put_nowait(cm.TransferCompleted(now, "button", source))
-            return
-        s = session.state
-        wanted = str(refer_to.get("requested_destination", {}).get("destination", ""))
-        unit = xf.unit_for_number(self.units_of(s.tenant_id), wanted)
-        why = xf.UNKNOWN_UNIT if unit is None else xf.request_refusal(s)
-        if unit is None or why is not None or s.operator is None:
-            log.info("call=%s: transfer by %s to %s refused: %s", s.call_id, s.operator,
-                     wanted, why)
-            await self._transfer_reply(source, "channel_declined")
-            return
-        assert unit.hotline is not None
-        session.events.put_nowait(cm.TransferRequested(
-            now, s.operator, unit.id, dial_digits(unit.hotline), "blind", "button",
-            refer_channel=source))
-
-    async def _on_consult(self, ch: dict[str, Any], number: str) -> None:
-        """The operator's phone dialled a unit's hotline while on a call: a consultation (the
-        phone's transfer button completes it, hanging it up returns to the caller)."""
-        extension = operator_of(ch)
-        session = self.session_of_operator(extension)
-        unit = None
-        why: str | None = xf.NOT_BRIDGED
-        if session is not None:
-            unit = xf.unit_for_number(self.units_of(session.state.tenant_id), number)
-            why = xf.UNKNOWN_UNIT if unit is None else xf.request_refusal(session.state)
-        if session is None or unit is None or why is not None:
-            log.info("operator %s consulting %s refused: %s", extension, number, why)
-            try:
-                await self.ari.hangup(ch["id"], "congestion")
-            except AriError:
-                pass
-            return
-        assert unit.hotline is not None
-        self.deps.legs[ch["id"]] = session.call_id
-        session.events.put_nowait(cm.TransferRequested(
-            utcnow(), extension, unit.id, dial_digits(unit.hotline), "attended", "button",
-            consult_channel=ch["id"]))
-
-    async def _on_unit_answer(self, ch: dict[str, Any], call_id: str) -> None:
-        session = self.sessions.get(call_id)
-        if session is None:
-            log.info("call=%s: unit leg %s answered after the call ended; hanging it up",
-                     call_id, ch["id"])
-            await self._hangup_quietly(ch["id"])
-            return
-        session.events.put_nowait(cm.UnitAnswered(utcnow(), ch["id"]))
 
     async def _on_operator_answer(self, ch: dict[str, Any], call_id: str) -> None:
         """The operator picked up: confirm the offer still stands, then connect the caller."""
@@ -342,27 +298,30 @@ class StasisService:
         ch = event["channel"]
         if ch["id"] in self.sessions:
             return
-        args = [str(a) for a in event.get("args") or []]
-        if await self.listen.on_start(ch, args):
+        verb, rest = parse_stasis_args(event.get("args") or [])
+        handler = self.start_handlers.get(verb) if verb is not None else None
+        if handler is not None:
+            await handler(ch, rest)
+        else:
+            self._on_new_call(ch)
+
+    async def _on_listen_leg(self, verb: Verb, ch: dict[str, Any], rest: list[str]) -> None:
+        """A supervisor's leg or a snoop channel of a listen-in (listen.py)."""
+        await self.listen.on_start(ch, [verb.value, *rest])
+
+    async def _on_feature(self, ch: dict[str, Any], rest: list[str]) -> None:
+        """An operator's feature code (``*11`` ...): its own task; without one, straight back
+        to the dialplan."""
+        if self.features is None:
+            await self.ari.continue_in_dialplan(ch["id"])
             return
-        if args[:1] == ["operator"] and len(args) >= 2:
-            await self._on_operator_answer(ch, args[1])
-            return
-        if args[:1] == ["unit"] and len(args) >= 2:
-            await self._on_unit_answer(ch, args[1])
-            return
-        if args[:1] == ["consult"] and len(args) >= 2:
-            await self._on_consult(ch, args[1])
-            return
-        if args[:1] == ["agent"]:
-            if self.features is None:
-                await self.ari.continue_in_dialplan(ch["id"])
-            else:
-                task: asyncio.Task[None] = asyncio.create_task(
-                    self.features(ch, args), name=f"feature:{ch['id']}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            return
+        task: asyncio.Task[None] = asyncio.create_task(
+            self.features(ch, [Verb.AGENT.value, *rest]), name=f"feature:{ch['id']}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_new_call(self, ch: dict[str, Any]) -> None:
+        """A citizen's call: its tenant and shift, then its own task."""
         now = utcnow()
         config = self.config()
         dialled = ch.get("dialplan", {}).get("exten", "")

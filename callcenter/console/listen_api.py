@@ -26,8 +26,9 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from callcenter.ari_app import listen as ls
-from callcenter.ari_app.calls import CALL_KEY, CallSession
+from callcenter.ari_app.calls import CallSession
 from callcenter.ari_app.service import STASIS, StasisService
+from callcenter.calls.codec import CALL_KEY
 from callcenter.console.api import OVERSIGHT, Route, add_route_table, json_body
 from callcenter.console.auth import in_thread
 from callcenter.console.context import CONFIG, ConsoleApps

@@ -31,7 +31,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from callcenter import calls as cm
-from callcenter.ari_app.calls import CALL_KEY, state_from_json
+from callcenter.calls.codec import CALL_KEY, state_from_json
 from callcenter.config.model import Tenant
 from callcenter.console.api import LEVEL1, P_TENANT, Route, add_route_table, tenant_param
 from callcenter.console.auth import in_thread

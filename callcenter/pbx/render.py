@@ -14,6 +14,7 @@ import jinja2
 
 from callcenter.config.model import DEFAULT_PROMPTS, HotlineConfig
 from callcenter.config.secrets import Secrets, operator_passwords
+from callcenter.dialplan.contract import Context, Verb
 from callcenter.ops.files import write_atomic
 from callcenter.ops.processes import RunAs
 from callcenter.pbx.layout import PbxLayout
@@ -136,6 +137,8 @@ def render_texts(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
         "bench_plain_number": bench_plain_number,
         "operators": operator_accounts(config, passwords),
         "refused_file": REFUSED_FILE,
+        "contexts": Context,  # the dialplan's contract with the app (dialplan/contract.py)
+        "verbs": Verb,
     }
     return {name: env.get_template(f"{name}.j2").render(ctx) for name in TEMPLATES}
 

@@ -28,8 +28,9 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from callcenter import calls as cm
-from callcenter.ari_app.calls import CALL_KEY, CallSession
+from callcenter.ari_app.calls import CallSession
 from callcenter.ari_app.service import STASIS, StasisService
+from callcenter.calls.codec import CALL_KEY
 from callcenter.clock import utcnow
 from callcenter.console.api import (
     LEVEL1,
@@ -123,7 +124,7 @@ async def start_transfer(request: web.Request, user: User) -> web.StreamResponse
     body = TRANSFER_BODY.check(await json_body(request)) if request.can_read_body \
         else dict(TRANSFER_BODY.defaults)
     s = session.state
-    units = _stasis(request).units_of(s.tenant_id)
+    units = _stasis(request).transfers.units_of(s.tenant_id)
     unit = None
     if body["unit"] is not None:
         unit = xf.unit_for_id(units, body["unit"])

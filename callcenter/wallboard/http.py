@@ -55,8 +55,8 @@ import sqlalchemy as sa
 from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
 
-from callcenter.ari_app.calls import CALL_KEY, state_from_json
 from callcenter.calls import Phase
+from callcenter.calls.codec import CALL_KEY, state_from_json
 from callcenter.config.model import Tenant
 from callcenter.console import listing
 from callcenter.console.auth import USERS, in_thread

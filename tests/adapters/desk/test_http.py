@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from callcenter import calls as cm
-from callcenter.ari_app.calls import CALL_KEY, CALL_TTL_S, state_to_json
+from callcenter.calls.codec import CALL_KEY, CALL_TTL_S, state_to_json
 from callcenter.config.file import load_config
 from callcenter.config.model import HotlineConfig
 from callcenter.console.context import SERVICE

@@ -19,8 +19,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from callcenter.ari_app.calls import state_to_json
 from callcenter.calls import CallState, Phase
+from callcenter.calls.codec import state_to_json
 from callcenter.config.file import load_config
 from callcenter.config.model import HotlineConfig
 from callcenter.console.context import SERVICE

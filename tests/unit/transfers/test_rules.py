@@ -1,5 +1,6 @@
 """Transfers of a bridged caller to level-2 units' hotlines: the call machine (blind, attended,
-from the phone's button and from the API), the unit checks, state in Redis, the dialplan."""
+from the phone's button and from the API), the unit checks, the dialplan (the state in Redis
+is tested in tests/unit/calls/test_codec.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from callcenter import calls as cm
-from callcenter.ari_app.calls import state_from_json, state_to_json
-from callcenter.ari_app.service import is_unit_leg, operator_of
+from callcenter.ari_app.service import is_unit_leg
 from callcenter.pbx.render import render_texts
 from callcenter.tickets.config import FocalPerson, Level2Unit
 from callcenter.transfers import rules as xf
+from callcenter.transfers.ari import operator_of
 from tests.unit.calls.test_queueing import at, bridged
 from tests.unit.test_render_operators import SECRETS, config_data, layout, load
 
@@ -232,14 +233,6 @@ def test_given_units_when_number_looked_up_then_only_hotlines_match() -> None:
 def test_given_channels_then_legs_and_operators_named() -> None:
     assert is_unit_leg("pbx-17.3-unit2") and not is_unit_leg("pbx-17.3-op1")
     assert operator_of({"name": "PJSIP/101-0000001a"}) == "101"
-
-
-def test_given_transfer_in_progress_when_state_shared_then_read_back_equal() -> None:
-    state, _ = cm.step(bridged(), attended_api())
-    state, _ = cm.step(state, cm.UnitAnswered(at(24), UNIT))
-    assert state_from_json(state_to_json(state)) == state
-    state, _ = cm.step(state, cm.TransferCompleted(at(40), "api"))
-    assert state_from_json(state_to_json(state)) == state
 
 
 def test_given_adopted_mid_transfer_when_resumed_then_transfer_given_up() -> None:

@@ -1,0 +1,58 @@
+"""A call's state as shared in Redis (``CALL_KEY``) for another instance to adopt, and read by
+the desk, the wallboard and the console's call routes. Pure: JSON and dataclasses only."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from typing import Any
+
+from callcenter.calls.state import CallState, Phase, Transfer, TransferRecord
+from callcenter.ivr import menu as mn
+
+CALL_KEY = "hotline:call:{}"
+CALL_TTL_S = 24 * 3600
+
+
+def state_to_json(state: CallState) -> str:
+    """The call's state for Redis; of the IVR only the node, the token counter and the path
+    are kept (an adopted call starts its menus again at the root, path kept)."""
+    d = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+    d["phase"] = state.phase.value
+    for k, v in d.items():
+        if isinstance(v, dt.datetime):
+            d[k] = v.isoformat()
+    d["transfers"] = [{**dataclasses.asdict(t), "at": t.at.isoformat()} for t in state.transfers]
+    if state.transfer is not None:
+        d["transfer"] = {**dataclasses.asdict(state.transfer),
+                         "at": state.transfer.at.isoformat()}
+    if state.menu is not None:
+        d["menu"] = {"node": state.menu.node, "seq": state.menu.seq,
+                     "path": mn.path_dicts(state.menu)}
+    return json.dumps(d)
+
+
+def _step_of(d: dict[str, str]) -> mn.Step:
+    return mn.Step(at=dt.datetime.fromisoformat(d["at"]), event=d["event"], node=d.get("node"),
+                   digit=d.get("digit"), faq=d.get("faq"), answer=d.get("answer"))
+
+
+def state_from_json(text: str | bytes) -> CallState:
+    """The state ``state_to_json`` wrote (its menu, if any, DONE at its node)."""
+    d: dict[str, Any] = json.loads(text)
+    d["phase"] = Phase(d["phase"])
+    for k in ("arrived_at", "answered_at", "ended_at", "queued_at", "bridged_at",
+              "talk_ended_at", "announced_at"):
+        if d.get(k):
+            d[k] = dt.datetime.fromisoformat(d[k])
+    d["transfers"] = tuple(TransferRecord(**{**t, "at": dt.datetime.fromisoformat(t["at"])})
+                           for t in d.get("transfers") or ())
+    if d.get("transfer"):
+        t = d["transfer"]
+        d["transfer"] = Transfer(**{**t, "at": dt.datetime.fromisoformat(t["at"])})
+    menu = d.pop("menu", None)
+    if menu is not None:
+        d["menu"] = mn.MenuState(node=menu["node"], mode=mn.Mode.DONE, seq=menu["seq"],
+                                 path=tuple(_step_of(s) for s in menu["path"]))
+    return CallState(**d)

@@ -1,0 +1,245 @@
+"""StasisService's routing of ARI events: each event type and each Stasis verb reaches its
+handler, in the order of precedence; unknown events and verbs change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any, cast
+
+import pytest
+
+from callcenter import calls as cm
+from callcenter.ari_app import service as sv
+from callcenter.ari_app.calls import CallDeps, CallSession
+from callcenter.ari_app.client import AriClient
+from callcenter.config.model import HotlineConfig
+from callcenter.ivr import menu as mn
+from callcenter.transfers.ari import TransferEvents
+
+T0 = dt.datetime(2026, 12, 6, 9, 0, tzinfo=dt.UTC)
+CALL = "1765000000.7"
+OP_LEG = f"{CALL}-op1"
+UNIT_LEG = f"{CALL}-unit1"
+
+
+class FakeAri:
+    app = "hotline-test"
+
+    def __init__(self) -> None:
+        self.continued: list[str] = []
+
+    async def continue_in_dialplan(self, channel_id: str) -> None:
+        self.continued.append(channel_id)
+
+
+class FakeListen:
+    """The listen-in manager: what it was given; ``owns`` the channels it claims."""
+
+    def __init__(self) -> None:
+        self.starts: list[tuple[str, list[str]]] = []
+        self.events: list[str] = []
+        self.owns: set[str] = set()
+
+    async def on_start(self, channel: dict[str, Any], args: list[str]) -> bool:
+        if args[:1] not in (["supervisor"], ["snoop"]):  # as ListenManager.on_start
+            return False
+        self.starts.append((channel["id"], args))
+        return True
+
+    async def on_event(self, event: dict[str, Any]) -> bool:
+        self.events.append(str(event.get("type")))
+        return event.get("channel", {}).get("id") in self.owns
+
+
+Seen = list[tuple[str, Any]]
+
+
+@pytest.fixture
+def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
+    """The service's own handlers, replaced by recorders (before any service is built)."""
+    calls: Seen = []
+
+    def recorder(name: str) -> Any:
+        async def handler(self: object, ch: dict[str, Any], arg: str) -> None:
+            calls.append((name, (ch["id"], arg)))
+        return handler
+
+    async def on_transfer(self: TransferEvents, event: dict[str, Any]) -> None:
+        calls.append(("transfer", event["referred_by"]))
+
+    def on_new_call(self: sv.StasisService, ch: dict[str, Any]) -> None:
+        calls.append(("new call", ch["id"]))
+
+    monkeypatch.setattr(sv.StasisService, "_on_operator_answer", recorder("operator"))
+    monkeypatch.setattr(TransferEvents, "on_unit_answer", recorder("unit"))
+    monkeypatch.setattr(TransferEvents, "on_consult", recorder("consult"))
+    monkeypatch.setattr(TransferEvents, "on_transfer", on_transfer)
+    monkeypatch.setattr(sv.StasisService, "_on_new_call", on_new_call)
+    return calls
+
+
+def service(features: sv.FeatureHandler | None = None
+            ) -> tuple[sv.StasisService, FakeAri, FakeListen]:
+    ari = FakeAri()
+    deps = CallDeps(ari=cast(AriClient, ari), pool=cast(Any, None), redis=cast(Any, None),
+                    sounds_dir="/sounds", write_record=cast(Any, None))
+    svc = sv.StasisService(cast(AriClient, ari), deps,
+                           lambda: cast(HotlineConfig, None), features=features)
+    listen = FakeListen()
+    svc.listen = cast(Any, listen)
+    return svc, ari, listen
+
+
+def with_session(svc: sv.StasisService) -> CallSession:
+    session = CallSession(cm.new_call(CALL, "pbx1", "1022", "0909000111", CALL, T0), svc.deps)
+    svc.sessions[CALL] = session
+    return session
+
+
+def queued(session: CallSession) -> list[cm.Event]:
+    out = []
+    while not session.events.empty():
+        out.append(session.events.get_nowait())
+    return out
+
+
+def start(channel: str, *args: str) -> dict[str, Any]:
+    return {"type": "StasisStart", "channel": {"id": channel}, "args": list(args)}
+
+
+# ---- StasisStart by verb ------------------------------------------------------------------
+
+@pytest.mark.parametrize("args,expected", [
+    (("operator", CALL), ("operator", ("leg", CALL))),
+    (("unit", CALL), ("unit", ("leg", CALL))),
+    (("consult", "02513822000"), ("consult", ("leg", "02513822000"))),
+    ((), ("new call", "leg")),
+    (("1022",), ("new call", "leg")),
+    (("operator",), ("new call", "leg")),  # a verb without its call id: not one of our legs
+    (("unit",), ("new call", "leg")),
+])
+async def test_given_stasis_args_then_the_verbs_handler(seen: Seen, args: tuple[str, ...],
+                                                       expected: tuple[str, Any]) -> None:
+    svc, _ari, listen = service()
+    await svc.dispatch(start("leg", *args))
+    assert seen == [expected]
+    assert listen.starts == [] and listen.events == []
+
+
+@pytest.mark.parametrize("args", [("supervisor", "c-sup1a2b3c"), ("snoop", "c-sup1a2b3c"),
+                                  ("supervisor",)])
+async def test_given_a_listen_leg_then_the_listen_manager_with_every_arg(
+        seen: Seen, args: tuple[str, ...]) -> None:
+    svc, _ari, listen = service()
+    await svc.dispatch(start("leg", *args))
+    assert listen.starts == [("leg", list(args))]
+    assert seen == []
+
+
+async def test_given_a_feature_code_then_its_own_task_with_every_arg(seen: Seen) -> None:
+    got: list[tuple[str, list[str]]] = []
+
+    async def features(ch: dict[str, Any], args: list[str]) -> None:
+        got.append((ch["id"], args))
+
+    svc, ari, _listen = service(features)
+    await svc.dispatch(start("leg", "agent", "pause", "2"))
+    await asyncio.gather(*svc._tasks)
+    assert got == [("leg", ["agent", "pause", "2"])]
+    assert seen == [] and ari.continued == []
+
+
+async def test_given_a_feature_code_and_no_handler_then_back_to_the_dialplan(seen: Seen) -> None:
+    svc, ari, _listen = service()
+    await svc.dispatch(start("leg", "agent", "login"))
+    assert ari.continued == ["leg"]
+    assert seen == []
+
+
+async def test_given_a_known_call_when_started_again_then_ignored(seen: Seen) -> None:
+    svc, _ari, listen = service()
+    with_session(svc)
+    await svc.dispatch(start(CALL))
+    await svc.dispatch(start(CALL, "supervisor", "x"))
+    assert seen == [] and listen.starts == []
+
+
+# ---- other events -------------------------------------------------------------------------
+
+async def test_given_a_transfer_then_its_handler_before_the_listen_ins(seen: Seen) -> None:
+    svc, _ari, listen = service()
+    listen.owns.add(OP_LEG)
+    await svc.dispatch({"type": "ChannelTransfer", "channel": {"id": OP_LEG},
+                        "referred_by": {"source_channel": {"id": OP_LEG}}})
+    assert seen == [("transfer", {"source_channel": {"id": OP_LEG}})]
+    assert listen.events == []
+
+
+async def test_given_a_listen_leg_event_then_not_the_calls(seen: Seen) -> None:
+    svc, _ari, listen = service()
+    session = with_session(svc)
+    listen.owns.add(CALL)
+    await svc.dispatch({"type": "ChannelDestroyed", "channel": {"id": CALL}, "cause": 16})
+    assert listen.events == ["ChannelDestroyed"]
+    assert queued(session) == []
+
+
+async def test_given_a_calls_events_then_each_reaches_the_session(seen: Seen) -> None:
+    svc, _ari, listen = service()
+    session = with_session(svc)
+    await svc.dispatch({"type": "PlaybackFinished",
+                        "playback": {"id": f"{CALL}~7", "target_uri": f"channel:{CALL}"}})
+    await svc.dispatch({"type": "ChannelDtmfReceived", "channel": {"id": CALL}, "digit": "5"})
+    await svc.dispatch({"type": "ChannelHangupRequest", "channel": {"id": CALL}, "cause": 17})
+    events = queued(session)
+    assert [type(e) for e in events] == [cm.PlaybackFinished, mn.Digit]
+    assert cast(cm.PlaybackFinished, events[0]).token == 7
+    assert cast(mn.Digit, events[1]).digit == "5"
+    assert session.cause_code == 17  # noted, nothing queued
+    await svc.dispatch({"type": "ChannelDestroyed", "channel": {"id": CALL}, "cause": 16})
+    [gone] = queued(session)
+    assert isinstance(gone, cm.HungUp) and gone.cause_code == 16
+    assert listen.events == ["PlaybackFinished", "ChannelDtmfReceived", "ChannelHangupRequest",
+                             "ChannelDestroyed"]
+
+
+async def test_given_stasis_end_then_the_call_ends_shortly_even_without_destroyed(
+        seen: Seen) -> None:
+    svc, _ari, _listen = service()
+    session = with_session(svc)
+    await svc.dispatch({"type": "StasisEnd", "channel": {"id": CALL}})
+    assert queued(session) == []
+    await asyncio.sleep(0.4)
+    [gone] = queued(session)
+    assert isinstance(gone, cm.HungUp)
+    assert not svc._timers
+
+
+@pytest.mark.parametrize("event", [
+    {"type": "ChannelVarset", "channel": {"id": CALL}, "variable": "X"},
+    {"type": "ChannelStateChange", "channel": {"id": CALL}},
+    {"type": "BridgeCreated", "bridge": {"id": "b1"}},
+    {"type": "DeviceStateChanged"},
+    {"channel": {"id": CALL}},
+])
+async def test_given_an_unknown_event_then_ignored(seen: Seen, event: dict[str, Any]) -> None:
+    svc, _ari, listen = service()
+    session = with_session(svc)
+    await svc.dispatch(event)
+    assert queued(session) == [] and seen == []
+    assert listen.events == [str(event.get("type"))]  # the listen-ins still watch every event
+
+
+@pytest.mark.parametrize("leg,kind", [(OP_LEG, cm.OperatorGone), (UNIT_LEG, cm.UnitGone)])
+async def test_given_a_legs_end_then_the_call_hears_of_it(seen: Seen, leg: str,
+                                                          kind: type) -> None:
+    svc, _ari, _listen = service()
+    session = with_session(svc)
+    svc.deps.legs[leg] = CALL
+    await svc.dispatch({"type": "ChannelStateChange", "channel": {"id": leg}})
+    assert queued(session) == [] and svc.deps.legs == {leg: CALL}
+    await svc.dispatch({"type": "ChannelDestroyed", "channel": {"id": leg}, "cause": 19})
+    [gone] = queued(session)
+    assert isinstance(gone, kind) and gone.channel == leg and gone.cause_code == 19
+    assert svc.deps.legs == {}

@@ -1,0 +1,155 @@
+"""The transfer-specific ARI events: the phone's transfer button (ChannelTransfer), an
+operator's consultation (Stasis verb consult) and a unit's leg answering (verb unit)."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+from typing import Any, cast
+
+from callcenter import calls as cm
+from callcenter.ari_app.calls import CallDeps, CallSession
+from callcenter.ari_app.client import AriClient, AriError
+from callcenter.config.model import HotlineConfig
+from callcenter.transfers.ari import TransferEvents
+from tests.unit.calls.test_queueing import bridged, ringing
+from tests.unit.transfers.test_rules import OP, UNITS
+
+CALL = "c1"
+CONSULT = "PJSIP/101-0000002b"
+
+
+class FakeAri:
+    def __init__(self, gone: bool = False) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.gone = gone
+
+    async def transfer_progress(self, channel: str, state: str) -> None:
+        self.calls.append(("transfer_progress", channel, state))
+        if self.gone:
+            raise AriError("POST", "/channels", 404, "Channel not found")
+
+    async def hangup(self, channel: str, reason: str = "normal") -> None:
+        self.calls.append(("hangup", channel, reason))
+        if self.gone:
+            raise AriError("POST", "/channels", 404, "Channel not found")
+
+
+def config() -> HotlineConfig:
+    tenant = SimpleNamespace(tickets=SimpleNamespace(units=UNITS))
+    return cast(HotlineConfig, SimpleNamespace(
+        tenant=lambda tid: tenant if tid == "dongnai" else None))
+
+
+def events(state: cm.CallState | None = None,
+           gone: bool = False) -> tuple[TransferEvents, FakeAri, CallSession | None]:
+    ari = FakeAri(gone)
+    deps = CallDeps(ari=cast(AriClient, ari), pool=cast(Any, None), redis=cast(Any, None),
+                    sounds_dir="/sounds", write_record=cast(Any, None))
+    sessions: dict[str, CallSession] = {}
+    session = None
+    if state is not None:
+        session = CallSession(state, deps)
+        sessions[state.call_id] = session
+        deps.legs[OP] = state.call_id
+    return TransferEvents(cast(AriClient, ari), deps, sessions, config), ari, session
+
+
+def queued(session: CallSession | None) -> list[cm.Event]:
+    assert session is not None
+    out = []
+    while not session.events.empty():
+        out.append(session.events.get_nowait())
+    return out
+
+
+def refer(source: str, destination: str = "", replaces: str | None = None) -> dict[str, Any]:
+    refer_to: dict[str, Any] = {"requested_destination": {"destination": destination}}
+    if replaces:
+        refer_to["destination_channel"] = {"id": replaces}
+    return {"type": "ChannelTransfer", "referred_by": {"source_channel": {"id": source}},
+            "refer_to": refer_to}
+
+
+def test_units_of_a_tenant_are_those_with_a_hotline() -> None:
+    te, _ari, _s = events()
+    assert [u.id for u in te.units_of("dongnai")] == ["so_y_te", "dien"]
+    assert te.units_of("nowhere") == () and te.units_of(None) == ()
+
+
+def test_the_operators_call_is_the_one_bridged_with_them() -> None:
+    te, _ari, session = events(bridged())
+    assert te.session_of_operator("101") is session
+    assert te.session_of_operator("102") is None
+    te, _ari, _s = events(ringing())
+    assert te.session_of_operator("101") is None
+
+
+async def test_given_button_blind_transfer_to_a_units_number_then_requested() -> None:
+    te, ari, session = events(bridged())
+    await te.on_transfer(refer(OP, "0251 3822 000"))
+    [req] = queued(session)
+    assert isinstance(req, cm.TransferRequested)
+    assert (req.by_extension, req.unit_id, req.number, req.kind, req.source, req.refer_channel) == (
+        "101", "so_y_te", "02513822000", "blind", "button", OP)
+    assert ari.calls == []
+
+
+async def test_given_button_with_replaces_then_the_consultation_completed() -> None:
+    te, _ari, session = events(bridged())
+    await te.on_transfer(refer(OP, replaces="PJSIP/unit-1"))
+    [done] = queued(session)
+    assert isinstance(done, cm.TransferCompleted) and done.refer_channel == OP
+
+
+async def test_given_the_echo_of_our_own_progress_then_ignored() -> None:
+    te, ari, session = events(bridged())
+    await te.on_transfer({**refer(OP, "02513822000"), "state": "channel_progress"})
+    assert queued(session) == [] and ari.calls == []
+
+
+async def test_given_a_refused_transfer_then_declined_and_the_call_untouched() -> None:
+    te, ari, session = events(bridged())
+    await te.on_transfer(refer(OP, "0909000111"))  # no unit's hotline
+    await te.on_transfer(refer("PJSIP/999-1", "02513822000"))  # no leg of ours
+    assert queued(session) == []
+    assert ari.calls == [("transfer_progress", OP, "channel_declined"),
+                         ("transfer_progress", "PJSIP/999-1", "channel_declined")]
+    te, ari, _s = events(bridged(), gone=True)
+    await te.on_transfer(refer("PJSIP/999-1", "02513822000"))  # the leg went meanwhile
+    assert ari.calls == [("transfer_progress", "PJSIP/999-1", "channel_declined")]
+
+
+async def test_given_an_operator_on_a_call_dials_a_unit_then_a_consultation() -> None:
+    te, ari, session = events(bridged())
+    await te.on_consult({"id": CONSULT, "name": "PJSIP/101-0000002b"}, "02513822000")
+    [req] = queued(session)
+    assert isinstance(req, cm.TransferRequested)
+    assert (req.by_extension, req.unit_id, req.kind, req.source, req.consult_channel) == (
+        "101", "so_y_te", "attended", "button", CONSULT)
+    assert te.deps.legs[CONSULT] == CALL and ari.calls == []
+
+
+async def test_given_a_consultation_without_a_call_or_unit_then_refused_with_congestion(
+        ) -> None:
+    te, ari, session = events(bridged())
+    await te.on_consult({"id": "x1", "name": "PJSIP/102-00000001"}, "02513822000")  # no call
+    await te.on_consult({"id": "x2", "name": "PJSIP/101-00000002"}, "0909000111")  # no unit
+    assert queued(session) == [] and set(te.deps.legs) == {OP}
+    assert ari.calls == [("hangup", "x1", "congestion"), ("hangup", "x2", "congestion")]
+
+
+async def test_given_a_units_leg_answers_then_the_call_hears_of_it() -> None:
+    te, ari, session = events(bridged())
+    await te.on_unit_answer({"id": "c1-unit1"}, CALL)
+    [answered] = queued(session)
+    assert isinstance(answered, cm.UnitAnswered) and answered.channel == "c1-unit1"
+    assert ari.calls == []
+
+
+async def test_given_a_units_leg_answers_after_the_call_ended_then_hung_up() -> None:
+    te, ari, _s = events(dataclasses.replace(bridged(), call_id="other"))
+    await te.on_unit_answer({"id": "c1-unit1"}, CALL)
+    te2, ari2, _s = events(gone=True)
+    await te2.on_unit_answer({"id": "c1-unit1"}, CALL)  # already gone: quietly
+    assert ari.calls == ari2.calls == [("hangup", "c1-unit1", "normal")]
