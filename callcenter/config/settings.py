@@ -8,7 +8,7 @@ from pathlib import Path
 
 from callcenter.sms.config import SmsSettings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (callcenter/config/ is two below)
 
 
 @dataclass(frozen=True)

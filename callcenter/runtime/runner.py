@@ -129,7 +129,7 @@ def hand_over(settings: Settings, account: RunAs) -> None:
     for what, path, write in (("the config file", settings.config_path, False),
                               ("the state folder", state, True),
                               ("the prompt cache", cache, True),
-                              ("the hotline's code", Path(__file__).parent, False),
+                              ("the hotline's code", Path(__file__).parents[1], False),
                               ("the Python interpreter", Path(sys.executable), False)):
         if not reachable(account, path, write=write):
             raise PermissionError(
