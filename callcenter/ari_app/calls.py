@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from callcenter import calls as cm
-from callcenter.ari_app.client import AriClient, AriError, ChannelGone
+from callcenter.ari_app.client import AriClient, AriError, ChannelGone, hangup_quietly
 from callcenter.calls.causes import cause_text
 from callcenter.calls.codec import CALL_KEY, CALL_TTL_S, state_to_json
 from callcenter.clock import utcnow
@@ -232,10 +232,7 @@ class CallSession:
                          self._label(), extension)
                 d.kick(tenant_id)
             case cm.HangupChannel(channel):
-                try:
-                    await d.ari.hangup(channel)
-                except AriError:
-                    pass  # already gone
+                await hangup_quietly(d.ari, channel)
             case cm.BridgeOperator(bridge, operator_channel, recording):
                 await d.ari.create_bridge(bridge)
                 await d.ari.add_to_bridge(bridge, [s.call_id, operator_channel])

@@ -27,6 +27,14 @@ class ChannelGone(AriError):
     """404/409 on a channel: the caller hung up while we acted (normal in telephony)."""
 
 
+async def hangup_quietly(ari: AriClient, channel_id: str, reason: str = "normal") -> None:
+    """Hang a channel up; one already gone (hung up on its own, never ours) is no error."""
+    try:
+        await ari.hangup(channel_id, reason)
+    except AriError:
+        pass
+
+
 class AriClient:
     """REST + events for one Stasis application.
 

@@ -38,7 +38,7 @@ from typing import Any, Final, Protocol
 
 from callcenter import calls as cm
 from callcenter.ari_app.calls import CallSession
-from callcenter.ari_app.client import AriClient, AriError
+from callcenter.ari_app.client import AriClient, AriError, hangup_quietly
 from callcenter.clock import utcnow
 from callcenter.dialplan.contract import Verb, parse_stasis_args, stasis_args
 
@@ -340,10 +340,7 @@ class ListenManager:
                  reason, li.call_id, li.operator, li.extension, li.mode)
 
     async def _hangup(self, channel: str) -> None:
-        try:
-            await self.ari.hangup(channel)
-        except AriError:
-            pass  # already gone (hung up on its own, or died with the spied channel)
+        await hangup_quietly(self.ari, channel)  # or died with the spied channel
 
     async def _destroy(self, bridge: str) -> None:
         try:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from callcenter import calls as cm
 from callcenter.ari_app.calls import CallDeps, CallSession
-from callcenter.ari_app.client import AriClient, AriError
+from callcenter.ari_app.client import AriClient, AriError, hangup_quietly
 from callcenter.ari_app.listen import ListenManager
 from callcenter.backoff import Backoff
 from callcenter.calls.codec import CALL_KEY, state_from_json
@@ -276,7 +276,7 @@ class StasisService:
                 or s.operator_channel != leg or s.ringing is None or s.tenant_id is None
                 or self.deps.acd is None):
             log.info("call=%s: operator leg %s answered too late; hanging it up", call_id, leg)
-            await self._hangup_quietly(leg)
+            await hangup_quietly(self.ari, leg)
             return
         try:
             await self.deps.acd.answered(s.tenant_id, call_id, s.ringing)
@@ -284,15 +284,9 @@ class StasisService:
             # The caller left, or the offer lapsed and went to someone else, as they picked up.
             log.info("call=%s: operator %s answered a withdrawn offer (%s); hanging up",
                      call_id, s.ringing, e)
-            await self._hangup_quietly(leg)
+            await hangup_quietly(self.ari, leg)
             return
         session.events.put_nowait(cm.OperatorAnswered(utcnow(), s.ringing))
-
-    async def _hangup_quietly(self, channel: str) -> None:
-        try:
-            await self.ari.hangup(channel)
-        except AriError:
-            pass  # already gone
 
     async def _on_start(self, event: dict[str, Any]) -> None:
         ch = event["channel"]

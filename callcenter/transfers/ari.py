@@ -10,7 +10,7 @@ from typing import Any
 
 from callcenter import calls as cm
 from callcenter.ari_app.calls import CallDeps, CallSession
-from callcenter.ari_app.client import AriClient, AriError
+from callcenter.ari_app.client import AriClient, AriError, hangup_quietly
 from callcenter.clock import utcnow
 from callcenter.config.model import HotlineConfig
 from callcenter.numbers import dial_digits
@@ -98,10 +98,7 @@ class TransferEvents:
             why = xf.UNKNOWN_UNIT if unit is None else xf.request_refusal(session.state)
         if session is None or unit is None or why is not None:
             log.info("operator %s consulting %s refused: %s", extension, number, why)
-            try:
-                await self.ari.hangup(ch["id"], "congestion")
-            except AriError:
-                pass
+            await hangup_quietly(self.ari, ch["id"], "congestion")
             return
         assert unit.hotline is not None
         self.deps.legs[ch["id"]] = session.call_id
@@ -115,9 +112,6 @@ class TransferEvents:
         if session is None:
             log.info("call=%s: unit leg %s answered after the call ended; hanging it up",
                      call_id, ch["id"])
-            try:
-                await self.ari.hangup(ch["id"])
-            except AriError:
-                pass  # already gone
+            await hangup_quietly(self.ari, ch["id"])
             return
         session.events.put_nowait(cm.UnitAnswered(utcnow(), ch["id"]))
