@@ -30,11 +30,18 @@ from callcenter.config.model import HotlineConfig
 from callcenter.config.secrets import Secrets, load_secrets
 from callcenter.config.settings import Settings
 from callcenter.console.health import ReadinessParts, add_health_routes
-from callcenter.console.metrics import CallMetrics, MetricsSample, add_metrics_route, collect
+from callcenter.console.metrics import (
+    CallMetrics,
+    FaultCounts,
+    MetricsSample,
+    add_metrics_route,
+    collect,
+)
 from callcenter.console.setup import setup_console
 from callcenter.faq.store import FaqStore
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.ivr.runtime import IvrRuntime
+from callcenter.lines.fallback import REDIS_DOWN, ResilientPool
 from callcenter.lines.redis import LinePool
 from callcenter.lines.shifts import active_shift
 from callcenter.ops.systemd import systemd_ctx, systemd_ready
@@ -65,7 +72,7 @@ SETTINGS = web.AppKey("settings", Settings)
 CONFIG = web.AppKey("config", LiveConfig)
 REDIS_URL = web.AppKey("redis_url", str)
 REDIS = web.AppKey("redis", aioredis.Redis)
-POOL = web.AppKey("pool", LinePool)
+POOL = web.AppKey("pool", ResilientPool)
 WRITER = web.AppKey("writer", RecordWriter)
 LAYOUT = web.AppKey("layout", PbxLayout)
 DATABASE = web.AppKey("database", Database)
@@ -113,30 +120,38 @@ async def _tasks_ctx(app: web.Application) -> AsyncIterator[None]:
 # SETINFO, so no connection looks up redis-py's version on the event loop (bench/ivr_capacity).
 REDIS_CONNECTIONS = 32
 REDIS_WAIT_S = 10
+REDIS_CONNECT_S = 2.0  # a connection not made by then: Redis counts as unreachable
+REDIS_POOL_TIMEOUT_S = 2.0  # a line pool script not answered by then: likewise
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     shared = aioredis.BlockingConnectionPool.from_url(
         app[REDIS_URL], max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_S,
-        driver_info=None)
+        driver_info=None, socket_connect_timeout=REDIS_CONNECT_S)
     client = aioredis.Redis(connection_pool=shared)
-    await client.ping()
     app[REDIS] = client
     # The pool has its own single, already open connection: admissions reach Redis in the
     # order calls arrived (first come, first served within a burst) and no caller waits for
-    # a new connection's handshake. Each script takes well under a millisecond.
-    pool_client = aioredis.Redis.from_url(app[REDIS_URL], single_connection_client=True)
-    await pool_client.ping()
+    # a new connection's handshake. Each script takes well under a millisecond; a Redis that
+    # stopped answering is given up on after REDIS_POOL_TIMEOUT_S (the call is then admitted
+    # on the local count, lines/fallback.py).
+    pool_client = aioredis.Redis.from_url(app[REDIS_URL], single_connection_client=True,
+                                          socket_timeout=REDIS_POOL_TIMEOUT_S,
+                                          socket_connect_timeout=REDIS_CONNECT_S)
     cfg = app[CONFIG]()
-    pool = LinePool(pool_client, instance=f"{cfg.service.node}-{uuid.uuid4().hex[:8]}",
-                    node=cfg.service.node)
-    await pool.heartbeat()
-    app[POOL] = pool
+    shared_pool = LinePool(pool_client, instance=f"{cfg.service.node}-{uuid.uuid4().hex[:8]}",
+                           node=cfg.service.node)
+    pool = app[POOL] = ResilientPool(shared_pool)
     # The operators' queue shares the pool's instance name: one id per app process.
     app[ACD] = AcdQueue(client, pool.instance, cfg.service.node)
     # /metrics reads pools over the shared client, never the admissions' single connection.
     app[METRICS_POOL] = LinePool(client, pool.instance, cfg.service.node)
-    await apply_queue_config(app[ACD], cfg)
+    try:
+        await client.ping()
+        await shared_pool.heartbeat()
+        await apply_queue_config(app[ACD], cfg)
+    except REDIS_DOWN as e:  # answer calls all the same; the heartbeat finds Redis again
+        pool.lost(e)
     yield
     await pool_client.aclose()
     await client.aclose()
@@ -293,7 +308,7 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STASIS] = service
     driver.start()
     service.start()
-    beat = _owned(app, _heartbeat(app[POOL], service, app[CONFIG]), "pool-heartbeat")
+    beat = _owned(app, _heartbeat(app), "pool-heartbeat")
     yield
     beat.cancel()
     for task in ivr_tasks:  # before Redis closes under the FAQ watcher's subscription
@@ -346,33 +361,58 @@ async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _heartbeat(pool: LinePool, service: StasisService, config: LiveConfig) -> None:
+async def _heartbeat(app: web.Application) -> None:
     """Every second: keep our lines alive, publish the shift in force; after a lapse of our
-    heartbeat (Redis away, or restarted empty) write our calls' lines back."""
+    heartbeat (Redis away, or restarted empty) write our calls' lines back. While Redis is
+    unreachable (DEGRADED), look for it; once back, rebuild the live state (_redis_back)."""
+    pool, service, config = app[POOL], app[STASIS], app[CONFIG]
     while True:
         try:
-            if await pool.heartbeat():
+            if pool.degraded:
+                if await pool.recover() is not None:
+                    await _redis_back(app)
+            elif await pool.heartbeat():
                 for tenant_id, call_ids in service.held_lines().items():
                     added = await pool.reassert(tenant_id, call_ids)
                     if added:
                         log.warning("pool %s: %d line(s) of calls in progress written back "
                                     "after a Redis lapse", tenant_id, added)
-            now = utcnow()
-            for t in config().tenants:
-                shift, _ = active_shift(t, now)
-                await pool.set_in_force(t.id, shift.name, shift.lines)
-        except Exception as e:  # Redis blip: the next beat retries well within the TTL
-            log.warning("pool heartbeat failed: %s", e)
+            if not pool.degraded:
+                now = utcnow()
+                for t in config().tenants:
+                    shift, _ = active_shift(t, now)
+                    await pool.set_in_force(t.id, shift.name, shift.lines)
+        except REDIS_DOWN as e:  # calls are admitted on the local count from now on
+            pool.lost(e)
+        except Exception as e:  # the next beat retries well within the TTL
+            log.warning("pool heartbeat failed: %r", e)
         await asyncio.sleep(1.0)
+
+
+async def _redis_back(app: web.Application) -> None:
+    """After an outage (Redis may have restarted empty): the operators and queue policies from
+    the config, our calls' state, lines and queue places from our own view and Asterisk's
+    channels, and the phones' reachability from AMI."""
+    await apply_queue_config(app[ACD], app[CONFIG]())
+    await app[STASIS].redis_back()
+    if AMI in app:
+        await app[AMI].replay()
+    for t in app[CONFIG]().tenants:
+        app[DRIVER].kick(t.id)
 
 
 # -- HTTP --------------------------------------------------------------------------------
 async def _metrics_sample(app: web.Application) -> MetricsSample:
+    pool = app[POOL]
     return await collect(config=app[CONFIG](), pool=app[METRICS_POOL], acd=app[ACD],
                          stasis=app[STASIS], ami=app.get(AMI), lag=app[LAG],
                          journal=app[WRITER].journal, outcomes=app[OUTCOMES].outcomes,
                          now=utcnow(), config_error=app[CONFIG].last_error,
-                         asterisk=app[LAYOUT].install.version if LAYOUT in app else "")
+                         asterisk=app[LAYOUT].install.version if LAYOUT in app else "",
+                         faults=FaultCounts(degraded=pool.degraded,
+                                            redis_outages=pool.outages,
+                                            degraded_admissions=pool.local_admissions,
+                                            asterisk_restarts=app[STASIS].asterisk_restarts))
 
 
 def _readiness(app: web.Application) -> ReadinessParts:
@@ -384,7 +424,17 @@ def _readiness(app: web.Application) -> ReadinessParts:
         calls=len(stasis.sessions) if stasis is not None else 0, redis=app.get(REDIS),
         database_url=app[SETTINGS].database_url,
         journal=writer.journal if writer is not None else None,
-        config_error=app[CONFIG].last_error)
+        config_error=app[CONFIG].last_error, fallback=_fallback_figures(app))
+
+
+def _fallback_figures(app: web.Application) -> dict[str, Any] | None:
+    """While the line pool counts locally: for how long, and this instance's lines per tenant."""
+    pool = app.get(POOL)
+    away = pool.degraded_for() if pool is not None else None
+    if pool is None or away is None:
+        return None
+    return {"degraded_s": round(away, 1),
+            "lines_here": {t.id: pool.local_use(t.id) for t in app[CONFIG]().tenants}}
 
 
 async def pool_view(request: web.Request) -> web.Response:
@@ -394,7 +444,7 @@ async def pool_view(request: web.Request) -> web.Response:
         use = await app[POOL].use(t.id)
         shift, _ = active_shift(t, utcnow())
         out.append({"tenant": t.id, "name": t.name, "shift": shift.name, "lines": shift.lines,
-                    "in_use": use.in_use})
+                    "in_use": use.in_use, "degraded": app[POOL].degraded})
     return web.json_response(out)
 
 

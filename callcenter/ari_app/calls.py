@@ -18,9 +18,9 @@ from callcenter.clock import utcnow
 from callcenter.dialplan.contract import Verb, stasis_args
 from callcenter.ivr import menu as mn
 from callcenter.ivr.prompt_library import PromptLibrary
-from callcenter.lines.redis import LinePool
+from callcenter.lines.fallback import REDIS_DOWN, ResilientPool
 from callcenter.queue.redis import AcdQueue
-from callcenter.queue.rules import QueueConflict
+from callcenter.queue.rules import QUEUE_UNAVAILABLE_TEXT, QueueConflict
 
 log = logging.getLogger("callcenter.call")
 
@@ -30,7 +30,7 @@ class CallDeps:
     """What a call's task needs from the service (all owned by the composition root)."""
 
     ari: AriClient
-    pool: LinePool
+    pool: ResilientPool
     redis: aioredis.Redis
     sounds_dir: str  # as Asterisk sees it
     write_record: Callable[[cm.CallState], Awaitable[None]]
@@ -40,6 +40,11 @@ class CallDeps:
     legs: dict[str, str] = dataclasses.field(default_factory=dict)
     kick: Callable[[str], None] = lambda tenant: None  # "look for an operator for this tenant"
     save_callback: Callable[[cm.CallState], Awaitable[None]] | None = None
+    # Calls whose state in Redis is out of date (not written while Redis was unreachable):
+    # written again, or deleted if they ended, when it is back (StasisService.redis_back).
+    unshared: set[str] = dataclasses.field(default_factory=set)
+    # Operators' calls that ended while Redis was unreachable: (tenant, extension, call id).
+    unended: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
 
 
 class CallSession:
@@ -196,13 +201,26 @@ class CallSession:
                     log.debug("%s: stop music: %s", self._label(), e)
             case cm.Enqueue(tenant_id, urgent):
                 assert d.acd is not None
-                await d.acd.enqueue(tenant_id, s.call_id, caller=s.caller, urgent=urgent)
+                try:
+                    await d.acd.enqueue(tenant_id, s.call_id, caller=s.caller, urgent=urgent)
+                except REDIS_DOWN as e:
+                    # The queue lives in Redis: tell the caller, offer a callback, keep them on
+                    # hold; they are queued in their place when Redis is back (redis_back).
+                    d.pool.lost(e)
+                    log.warning("%s: queue unreachable (Redis): callback offered", self._label())
+                    return cm.WaitTick(utcnow(), "unavailable", QUEUE_UNAVAILABLE_TEXT)
                 log.info("%s: queued for an operator%s", self._label(),
                          " (urgent)" if urgent else "")
                 d.kick(tenant_id)
             case cm.Dequeue(tenant_id, reason, extension):
                 assert d.acd is not None
-                entry = await d.acd.dequeue(tenant_id, s.call_id, reason)
+                try:
+                    entry = await d.acd.dequeue(tenant_id, s.call_id, reason)
+                except REDIS_DOWN as e:
+                    # Not in a queue we can reach: the rebuild after Redis drops its place.
+                    d.pool.lost(e)
+                    log.warning("%s: queue place not removed (Redis unreachable)", self._label())
+                    return None
                 if entry is None and extension is not None:
                     # The operator's answer was counted as the caller left: end their call.
                     try:
@@ -228,6 +246,8 @@ class CallSession:
                     await d.acd.no_answer(tenant_id, s.call_id, extension)
                 except QueueConflict:
                     pass  # the offer had lapsed already (taken back by the queue)
+                except REDIS_DOWN as e:  # the offer lapses in Redis by itself
+                    d.pool.lost(e)
                 log.info("%s: operator %s did not answer; the call keeps its place",
                          self._label(), extension)
                 d.kick(tenant_id)
@@ -249,6 +269,12 @@ class CallSession:
                     await d.acd.call_ended(tenant_id, extension, s.call_id)
                 except QueueConflict as e:
                     log.warning("%s: %s", self._label(), e)
+                except REDIS_DOWN as e:
+                    # The operator is freed when Redis is back (StasisService.redis_back).
+                    d.pool.lost(e)
+                    d.unended.append((tenant_id, extension, s.call_id))
+                    log.warning("%s: operator %s not freed yet (Redis unreachable)",
+                                self._label(), extension)
                 d.kick(tenant_id)
             case cm.DestroyBridge(bridge):
                 try:
@@ -339,11 +365,15 @@ class CallSession:
     async def _persist(self) -> None:
         """Share the call's state in Redis so a restarted or other instance can adopt it."""
         key = CALL_KEY.format(self.state.call_id)
+        if self.deps.pool.degraded:  # not tried per event: written when Redis is back
+            self.deps.unshared.add(self.state.call_id)
+            return
         try:
             if self.state.phase is cm.Phase.ENDED:
                 await self.deps.redis.delete(key)
             else:
                 await self.deps.redis.set(key, state_to_json(self.state), ex=CALL_TTL_S)
         except Exception as e:  # best effort: a Redis blip must not cut the caller off
+            self.deps.unshared.add(self.state.call_id)
             log.warning("%s: call state not shared in Redis: %r", self._label(), e)
 

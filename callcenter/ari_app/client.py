@@ -193,6 +193,13 @@ class AriClient:
     async def application(self) -> dict[str, Any]:
         return dict(await self.request("GET", f"/applications/{self.app}") or {})
 
+    async def startup_time(self) -> str | None:
+        """When this Asterisk process started (``/asterisk/info``), to tell a restart."""
+        info = await self.request("GET", "/asterisk/info", only="status")
+        status = (info or {}).get("status") or {}
+        started = status.get("startup_time")
+        return str(started) if started else None
+
     async def reload_module(self, module: str) -> None:
         await self.request("PUT", f"/asterisk/modules/{module}")
 

@@ -18,11 +18,12 @@ from callcenter.ari_app.calls import CallDeps, CallSession
 from callcenter.ari_app.client import AriClient, AriError, hangup_quietly
 from callcenter.ari_app.listen import ListenManager
 from callcenter.backoff import Backoff
-from callcenter.calls.codec import CALL_KEY, state_from_json
+from callcenter.calls.codec import CALL_KEY, CALL_TTL_S, state_from_json, state_to_json
 from callcenter.clock import utcnow
 from callcenter.config.model import HotlineConfig, Tenant
 from callcenter.dialplan.contract import Verb, parse_stasis_args
 from callcenter.ivr import menu as mn
+from callcenter.lines.fallback import REDIS_DOWN
 from callcenter.lines.shifts import active_shift, tenant_for_number
 from callcenter.numbers import mask_number
 from callcenter.queue.rules import QueueConflict
@@ -39,6 +40,13 @@ RESUMABLE = (cm.Phase.QUEUED, cm.Phase.RINGING, cm.Phase.BRIDGED, cm.Phase.TRANS
 def is_unit_leg(channel_id: str) -> bool:
     """Our legs to units' hotlines are named "<call>-unit<n>" (operators' "<call>-op<n>")."""
     return channel_id.rpartition("-")[2].startswith("unit")
+
+
+def is_leg(channel_id: str) -> bool:
+    """A leg we dialled for a call (an operator's or a unit's), never a citizen's call."""
+    head, _, tail = channel_id.rpartition("-")
+    kind = tail.rstrip("0123456789")
+    return bool(head) and kind in ("op", "unit") and tail != kind
 
 
 FeatureHandler = Callable[[dict[str, Any], list[str]], Coroutine[Any, Any, None]]
@@ -86,6 +94,8 @@ class StasisService:
         # Transfers to units' hotlines: the phone's button, consultations, units' legs.
         self.transfers = TransferEvents(ari, deps, self.sessions, config)
         self.connected = asyncio.Event()
+        self.pbx_started: str | None = None  # Asterisk's start time, as last connected
+        self.asterisk_restarts = 0  # times a reconnect found a new Asterisk (metrics)
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
         self._runner: asyncio.Task[None] | None = None
@@ -125,6 +135,7 @@ class StasisService:
                 async with contextlib.aclosing(self.ari.events()) as events:
                     async for event in events:
                         if event["type"] == "_Connected":
+                            await self._note_pbx_start()
                             await self.reconcile()
                             self.connected.set()
                             backoff.reset()
@@ -147,6 +158,22 @@ class StasisService:
                 log.exception("ARI event loop error")
             self.connected.clear()
             await asyncio.sleep(backoff.next())
+
+    async def _note_pbx_start(self) -> None:
+        """On each ARI connect: a new Asterisk start time means Asterisk restarted (its calls
+        are gone; reconcile ends ours with their records). Logged and counted (/metrics)."""
+        try:
+            started = await self.ari.startup_time()
+        except (aiohttp.ClientError, OSError, AriError) as e:
+            log.debug("Asterisk start time not read: %s", e)
+            return
+        if started is None:
+            return
+        if self.pbx_started is not None and started != self.pbx_started:
+            self.asterisk_restarts += 1
+            log.warning("Asterisk restarted (up since %s, was %s): %d call(s) of ours to end, "
+                        "reconciling", started, self.pbx_started, len(self.sessions))
+        self.pbx_started = started
 
     async def _stand_by(self) -> None:
         """Another app instance registered our Stasis app on this PBX and now receives its
@@ -360,8 +387,14 @@ class StasisService:
         adopted: dict[str, list[str]] = {t: [] for t in tenants}
         queued: dict[str, list[str]] = {t: [] for t in tenants}  # adopted queue places
         for call_id in sorted(in_app - set(self.sessions)):
-            raw = await self.deps.redis.get(CALL_KEY.format(call_id))
-            state = state_from_json(raw) if raw else None
+            if call_id in self.deps.legs:
+                continue  # the leg of a call of ours (adopted just above, or live)
+            if is_leg(call_id):
+                # A leg whose call we could not adopt: it is nobody's call now.
+                log.info("leg %s has no call any more: hanging it up", call_id)
+                await hangup_quietly(self.ari, call_id)
+                continue
+            state = await self._shared_state(call_id)
             if (state is not None and state.phase in ADOPTABLE
                     and state.tenant_id is not None and state.tenant_id in adopted):
                 log.info("call=%s adopted in phase %s", call_id, state.phase.value)
@@ -394,7 +427,10 @@ class StasisService:
                 # still buffered (then ignored, as the call is known): treat it as a new call.
                 log.info("call=%s entered while we were away: handling it now", call_id)
                 await self._on_start({"channel": channels[call_id]})
-        await self._close_orphans(set(channels))
+        try:
+            await self._close_orphans(set(channels))
+        except REDIS_DOWN as e:  # done when Redis is back (redis_back reconciles again)
+            self.deps.pool.lost(e)
         keep = sorted(self.sessions)  # never drop a line a call of ours may hold or be taking
         for tenant_id in sorted(tenants):
             dropped, used = await self.deps.pool.reconcile(tenant_id, keep, adopted[tenant_id])
@@ -404,12 +440,64 @@ class StasisService:
                 waiting = [c for c, ses in self.sessions.items()
                            if ses.state.phase in cm.QUEUE_PHASES
                            and ses.state.tenant_id == tenant_id]
-                dropped, taken = await self.deps.acd.reconcile(tenant_id, waiting,
-                                                               queued[tenant_id])
+                try:
+                    dropped, taken = await self.deps.acd.reconcile(tenant_id, waiting,
+                                                                   queued[tenant_id])
+                except REDIS_DOWN as e:
+                    self.deps.pool.lost(e)
+                    continue
                 if dropped or taken:
                     log.info("queue %s reconciled: %d stale places dropped, %d taken over",
                              tenant_id, dropped, taken)
                 self.deps.kick(tenant_id)
+
+    async def _shared_state(self, call_id: str) -> cm.CallState | None:
+        """The call's state as Redis shares it; None when unknown or Redis is unreachable."""
+        if self.deps.pool.degraded:
+            return None
+        try:
+            raw = await self.deps.redis.get(CALL_KEY.format(call_id))
+        except REDIS_DOWN as e:
+            self.deps.pool.lost(e)
+            return None
+        return state_from_json(raw) if raw else None
+
+    async def redis_back(self) -> None:
+        """Redis answers again after an outage (the pool wrote our lines back): share our calls'
+        states again and forget those that ended, free operators whose calls ended meanwhile,
+        reconcile with Asterisk (lines of calls gone are dropped), and put callers who waited
+        on hold back into the queue in their place (by the time they were queued)."""
+        deps = self.deps
+        for call_id in sorted(deps.unshared):
+            session = self.sessions.get(call_id)
+            key = CALL_KEY.format(call_id)
+            if session is not None and session.state.phase is not cm.Phase.ENDED:
+                await deps.redis.set(key, state_to_json(session.state), ex=CALL_TTL_S)
+            else:
+                await deps.redis.delete(key)
+            deps.unshared.discard(call_id)
+        if deps.acd is not None:
+            while deps.unended:
+                tenant_id, extension, call_id = deps.unended[0]
+                try:
+                    await deps.acd.call_ended(tenant_id, extension, call_id)
+                except QueueConflict as e:
+                    log.info("operator %s after Redis came back: %s", extension, e)
+                deps.unended.pop(0)
+        if self.connected.is_set():
+            await self.reconcile()
+        if deps.acd is None:
+            return
+        for session in list(self.sessions.values()):
+            s = session.state
+            if s.phase is not cm.Phase.QUEUED or s.tenant_id is None:
+                continue
+            placed = await deps.acd.enqueue(s.tenant_id, s.call_id, caller=s.caller,
+                                            urgent=s.urgent, enqueued_at=s.queued_at)
+            if placed:
+                log.info("call=%s put back in the queue %s after the Redis outage", s.call_id,
+                         s.tenant_id)
+                deps.kick(s.tenant_id)
 
     def held_lines(self) -> dict[str, list[str]]:
         """Calls of ours holding a line, per tenant (to write back after a heartbeat lapse)."""

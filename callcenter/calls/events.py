@@ -97,10 +97,11 @@ class OperatorGone:
 @dataclass(frozen=True)
 class WaitTick:
     """While queued: time to tell the caller their position (``announce``) or to offer a
-    callback (``callback``); ``text`` is what they hear."""
+    callback (``callback``), or the queue could not take the call (``unavailable``: Redis is
+    gone; the caller is told and offered a callback at once); ``text`` is what they hear."""
 
     at: dt.datetime
-    kind: str  # "announce" | "callback"
+    kind: str  # "announce" | "callback" | "unavailable"
     text: str
 
 

@@ -34,6 +34,10 @@ from callcenter.ivr import menu as mn
 from callcenter.ivr.tree import Prompt
 from callcenter.queue.rules import CALLBACK_CONFIRM_TEXT
 
+# The prompt each kind of WaitTick says (a tenant may record its own file under that id).
+WAIT_PROMPTS = {"announce": "queue_position", "callback": "queue_callback_offer",
+                "unavailable": "queue_unavailable"}
+
 
 def to_queue(state: CallState, at: dt.datetime) -> tuple[CallState, list[Command]]:
     """The caller asked for (or is sent to) an operator: queue with music on hold."""
@@ -89,9 +93,8 @@ def queued(state: CallState, event: Event) -> tuple[CallState, list[Command]] | 
                       no_answers=state.no_answers + 1)
         return new, [ReturnOffer(state.tenant_id, state.ringing)]
     if isinstance(event, WaitTick):
-        prompt_id = "queue_callback_offer" if event.kind == "callback" else "queue_position"
-        new, commands, token = _queue_say(state, Prompt(prompt_id, event.text))
-        if event.kind == "callback":
+        new, commands, token = _queue_say(state, Prompt(WAIT_PROMPTS[event.kind], event.text))
+        if event.kind in ("callback", "unavailable"):
             new = replace(new, announcing=token, callback_offered=True)
         else:
             new = replace(new, announcing=token, announced_at=event.at)

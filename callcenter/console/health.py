@@ -11,14 +11,18 @@ says the process is alive, nothing more, and never touches Redis, the database o
 check      critical  what it reads
 =========  ========  ===========================================================================
 ari        yes       this process's ARI websocket is connected (no call is answered without it)
-redis      yes       ``PING`` within ``REDIS_TIMEOUT_S`` (line pools and the operators' queue
-                     live there: no call is admitted without it)
+redis      no        ``PING`` within ``REDIS_TIMEOUT_S`` (line pools and the operators' queue
+                     live there; without it each instance admits calls on its own line count
+                     and offers callers a callback: ``lines.fallback``, DEGRADED)
 database   no        ``SELECT 1`` in a thread within ``DATABASE_TIMEOUT_S``
 journal    no        call records not yet in the database; fails above ``JOURNAL_BACKLOG_WARN``
 config     no        the last configuration reload was refused (``LiveConfig.last_error``)
 =========  ========  ===========================================================================
 
 Ready means "this instance answers and routes calls now": only the critical checks decide.
+Redis is not critical since issue 15: during its outage the instance goes on answering (lines
+counted locally, callers offered a callback instead of the queue), so taking it out of a
+load balancer would refuse citizens for nothing.
 A failing non-critical check is reported (``degraded`` in the details, the metrics, the alert
 rules) but keeps the instance ready, decided so because: during a database outage calls are
 still answered and their records wait in the journal (nothing is lost), and the database is
@@ -59,7 +63,7 @@ log = logging.getLogger("callcenter.console.health")
 REDIS_TIMEOUT_S = 1.0
 DATABASE_TIMEOUT_S = 2.0
 JOURNAL_BACKLOG_WARN = 100  # records; a few calls' worth is a normal moment, 100 is an outage
-CRITICAL = frozenset({"ari", "redis"})
+CRITICAL = frozenset({"ari"})
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -73,6 +77,8 @@ class ReadinessParts:
     database_url: str
     journal: RecordJournal | None
     config_error: str | None
+    # While the line pool counts locally (Redis lost): figures for the redis check.
+    fallback: dict[str, Any] | None = None
 
 
 PartsFn = Callable[[web.Application], ReadinessParts]
@@ -131,8 +137,10 @@ def check_ari(parts: ReadinessParts) -> Check:
                  {"calls": parts.calls})
 
 
-async def check_redis(redis: aioredis.Redis | None, timeout_s: float = REDIS_TIMEOUT_S) -> Check:
-    """``PING`` within ``timeout_s``; the round trip as a figure."""
+async def check_redis(redis: aioredis.Redis | None, timeout_s: float = REDIS_TIMEOUT_S,
+                      fallback: dict[str, Any] | None = None) -> Check:
+    """``PING`` within ``timeout_s``; the round trip as a figure. ``fallback``: the line pool
+    counts locally (its figures are added, and the error says so)."""
     if redis is None:
         return Check("redis", False, "Redis client not set up (the app is starting)")
     t0 = time.monotonic()
@@ -140,10 +148,16 @@ async def check_redis(redis: aioredis.Redis | None, timeout_s: float = REDIS_TIM
         async with asyncio.timeout(timeout_s):
             await redis.ping()
     except TimeoutError:
-        return Check("redis", False, f"no answer to PING within {timeout_s:g} s")
+        error = f"no answer to PING within {timeout_s:g} s"
     except Exception as e:  # any failure of the probe is the check's answer, not a 500
-        return Check("redis", False, _error_text(e))
-    return Check("redis", True, figures={"seconds": round(time.monotonic() - t0, 6)})
+        error = _error_text(e)
+    else:
+        return Check("redis", True, figures={"seconds": round(time.monotonic() - t0, 6),
+                                             **({"fallback": fallback} if fallback else {})})
+    if fallback is not None:
+        error += ("; DEGRADED: calls admitted on this instance's own line count, callers "
+                  "offered a callback instead of the queue")
+    return Check("redis", False, error, {"fallback": fallback} if fallback else {})
 
 
 def _sqlite_rw(path: Path) -> Callable[[], sqlite3.Connection]:
@@ -224,7 +238,8 @@ def check_config(error: str | None) -> Check:
 async def readiness(parts: ReadinessParts, database: DatabaseProbe) -> Readiness:
     """Run every check at once."""
     redis, db, journal = await asyncio.gather(
-        check_redis(parts.redis), database.check(), check_journal(parts.journal))
+        check_redis(parts.redis, fallback=parts.fallback), database.check(),
+        check_journal(parts.journal))
     return Readiness((check_ari(parts), redis, db, journal, check_config(parts.config_error)))
 
 

@@ -33,6 +33,11 @@ Families (prefix ``hotline_``; the process collectors add ``process_*`` and ``py
   hotline_journal_records_pending              gauge    call records not yet in the database
   hotline_config_reload_failed                 gauge    1 when the last reload was refused
   hotline_build_info{version,python,asterisk}  gauge    always 1
+  hotline_lines_degraded                       gauge    1 while this process admits calls on
+                                                        its own line count (Redis unreachable)
+  hotline_redis_outages_total                  counter  times this process lost Redis
+  hotline_degraded_admissions_total            counter  calls admitted on the local count
+  hotline_asterisk_restarts_total              counter  Asterisk found restarted on reconnect
 
 Base units: the event-loop lag was ``hotline_event_loop_lag_p99_ms``/``_max_ms`` before it
 became ``_seconds``; no alias is kept (no rule, dashboard or test outside this repository used
@@ -62,7 +67,7 @@ import logging
 import platform
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sized
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import web
@@ -124,6 +129,16 @@ class OutcomeCount:
 
 
 @dataclass(frozen=True)
+class FaultCounts:
+    """This process's own view of the faults it survived (issue 15)."""
+
+    degraded: bool = False  # admitting on the local line count now
+    redis_outages: int = 0
+    degraded_admissions: int = 0
+    asterisk_restarts: int = 0
+
+
+@dataclass(frozen=True)
 class MetricsSample:
     """Everything one scrape shows of the live state, read at one moment."""
 
@@ -139,6 +154,8 @@ class MetricsSample:
     journal_pending: int
     config_reload_failed: bool = False
     asterisk: str = ""  # "Asterisk 22.x" once located; empty before
+    faults: FaultCounts = field(default_factory=FaultCounts)
+
 
 
 def only_tenant(sample: MetricsSample, tenant: str) -> MetricsSample:
@@ -225,9 +242,22 @@ def sample_families(sample: MetricsSample) -> list[Metric]:
          "1 when the last configuration reload was refused (the previous one stays in force).",
          sample.config_reload_failed),
     ]
+    f = sample.faults
+    single.append(("hotline_lines_degraded", "1 while this process admits calls on its own "
+                   "line count because Redis is unreachable.", f.degraded))
+    counters = [
+        ("hotline_redis_outages", "Times this process lost Redis (and went DEGRADED).",
+         f.redis_outages),
+        ("hotline_degraded_admissions", "Calls admitted on this process's own line count "
+         "while Redis was unreachable.", f.degraded_admissions),
+        ("hotline_asterisk_restarts", "Times this process found Asterisk restarted when its "
+         "ARI session came back.", f.asterisk_restarts),
+    ]
     out: list[Metric] = [in_use, limit, queue, agents, reachable, calls]
     for name, help_text, value in single:
         out.append(GaugeMetricFamily(name, help_text, value=float(value)))
+    for name, help_text, value in counters:
+        out.append(CounterMetricFamily(name, help_text, value=float(value)))
     build = _gauge("hotline_build_info", "Versions of this process: the hotline, Python, "
                    "and the Asterisk it drives (empty until located).",
                    ("version", "python", "asterisk"))
@@ -403,7 +433,7 @@ async def collect(*, config: HotlineConfig, pool: LinePool, acd: AcdQueue,
                   stasis: StasisLike, ami: AmiLike | None, lag: LoopLag,
                   journal: RecordJournal, outcomes: OutcomeCounter, now: dt.datetime,
                   redis_timeout_s: float = 2.0, config_error: str | None = None,
-                  asterisk: str = "") -> MetricsSample:
+                  asterisk: str = "", faults: FaultCounts | None = None) -> MetricsSample:
     """Read every figure of one scrape; Redis trouble gives ``redis_up`` False, not an error."""
     tenant_ids = tuple(t.id for t in config.tenants)
     pending = asyncio.create_task(asyncio.to_thread(journal_count, journal),
@@ -423,7 +453,8 @@ async def collect(*, config: HotlineConfig, pool: LinePool, acd: AcdQueue,
         ami_connected=bool(ami.connected) if ami is not None else False,
         loop_lag_p99_ms=float(summary["p99_ms"]), loop_lag_max_ms=float(summary["max_ms"]),
         call_sessions=len(stasis.sessions), journal_pending=await pending,
-        config_reload_failed=config_error is not None, asterisk=asterisk)
+        config_reload_failed=config_error is not None, asterisk=asterisk,
+        faults=faults or FaultCounts())
 
 
 # ---- HTTP ------------------------------------------------------------------------------------

@@ -321,6 +321,14 @@ class AmiWatcher:
             except Exception:
                 log.exception("on_auth_failure failed for %s", failure.source_ip)
 
+    async def replay(self) -> int:
+        """Report every endpoint's last known reachability again (the live state was lost,
+        e.g. Redis restarted empty); how many were reported."""
+        known = dict(self._reachable)
+        for endpoint, reachable in known.items():
+            await self._report(endpoint, reachable)
+        return len(known)
+
     async def _report(self, endpoint: str, reachable: bool) -> None:
         try:
             await self._on_reachability(endpoint, reachable)

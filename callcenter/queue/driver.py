@@ -50,6 +50,7 @@ class QueueDriver:
         self.config = config
         self.tick_s = tick_s
         self._dirty: set[str] = set()
+        self._failing: set[str] = set()  # tenants whose last offers failed (logged once)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False  # redis-py may swallow a cancellation: the loops check this too
@@ -102,7 +103,14 @@ class QueueDriver:
                 except asyncio.CancelledError:
                     raise
                 except Exception as e:  # Redis blip: the next tick tries again
-                    log.warning("queue %s: offers failed: %r", tenant, e)
+                    # Once per failing spell (Redis down for minutes must not flood the log).
+                    level = logging.DEBUG if tenant in self._failing else logging.WARNING
+                    self._failing.add(tenant)
+                    log.log(level, "queue %s: offers failed: %r", tenant, e)
+                else:
+                    if tenant in self._failing:
+                        self._failing.discard(tenant)
+                        log.warning("queue %s: offers work again", tenant)
 
     async def offer_all(self, tenant: str) -> int:
         """Make every offer possible now; returns how many were made."""

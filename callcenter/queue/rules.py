@@ -485,6 +485,11 @@ CALLBACK_OFFER_TEXT = (
     "Quý khách đã chờ khá lâu. Để được tổng đài viên gọi lại theo số máy đang gọi, "
     "xin bấm phím 1. Để tiếp tục chờ, xin quý khách vui lòng giữ máy."
 )
+# Said when the queue cannot take the call (its live state, in Redis, is unreachable).
+QUEUE_UNAVAILABLE_TEXT = (
+    "Xin lỗi quý khách, hệ thống tổng đài đang gặp sự cố. Để được tổng đài viên gọi lại theo "
+    "số máy đang gọi, xin bấm phím 1. Để tiếp tục chờ, xin quý khách vui lòng giữ máy."
+)
 CALLBACK_CONFIRM_TEXT = (
     "Tổng đài 1022 đã ghi nhận yêu cầu gọi lại. Tổng đài viên sẽ gọi lại cho quý khách "
     "trong thời gian sớm nhất. Xin cảm ơn."

@@ -13,7 +13,8 @@ Files it writes are not readable by other users (umask 027).
 Every child is recorded with its start time in ``HOTLINE_CACHE/run/<instance>.json`` (root's
 folder, not the app's); a run that finds processes an earlier, killed run left there stops
 them first. Children die with the run even when it is killed with SIGKILL (see
-`callcenter.ops.processes`). The app is restarted when it dies on its own.
+`callcenter.ops.processes`). The app, Asterisk and a private Redis are restarted when one
+dies on its own (``Supervisor``; under systemd, its units' ``Restart=`` do the same).
 """
 
 from __future__ import annotations
@@ -27,14 +28,16 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from callcenter.app import build_app, serve
 from callcenter.config.file import load_config
 from callcenter.config.secrets import load_secrets
 from callcenter.config.settings import Settings
 from callcenter.ops.accounts import ensure_service_account
-from callcenter.ops.processes import RunAs, RunRecord, spawn
+from callcenter.ops.processes import RunAs, RunRecord, release_guard, spawn
 from callcenter.pbx.install import cache_dir, ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess, PbxStartError
@@ -142,8 +145,11 @@ def hand_over(settings: Settings, account: RunAs) -> None:
 
 
 class AppProcess:
-    """The app (`callcenter app`) as a child: unprivileged when we are root, restarted when
-    it dies on its own, stopped with SIGTERM (its records are flushed) before the PBX."""
+    """The app (`callcenter app`) as a supervised part: unprivileged when we are root,
+    restarted when it dies on its own, stopped with SIGTERM (its records are flushed) before
+    the PBX."""
+
+    name = "app"
 
     def __init__(self, settings: Settings, redis_url: str, account: RunAs | None,
                  record: RunRecord):
@@ -152,7 +158,6 @@ class AppProcess:
         self.account = account
         self.record = record
         self.proc: subprocess.Popen[bytes] | None = None
-        self.restarts: list[float] = []
 
     def env(self) -> dict[str, str]:
         """The child's settings: exactly the ones this run resolved."""
@@ -179,21 +184,13 @@ class AppProcess:
         log.info("app started (pid %d%s)", self.proc.pid,
                  f", user {self.account.name}" if self.account else "")
 
-    def watch(self) -> None:
-        """Until a signal interrupts us: restart the app whenever it exits on its own."""
-        assert self.proc is not None
-        while True:
-            code = self.proc.wait()
-            now = time.monotonic()
-            self.restarts = [t for t in self.restarts if now - t < APP_RESTART_WINDOW_S]
-            if len(self.restarts) >= APP_RESTARTS:
-                raise AppCrashLoop(f"the app exited {len(self.restarts) + 1} times within "
-                                   f"{APP_RESTART_WINDOW_S:.0f} s (last exit {code}); stopping "
-                                   f"the hotline: see the app's lines above")
-            self.restarts.append(now)
-            log.error("app exited with %s; starting it again", code)
-            time.sleep(1.0)
-            self.start()
+    def exited(self) -> int | None:
+        """The exit code once the app has ended; None while it runs."""
+        return self.proc.poll() if self.proc is not None else None
+
+    def restart(self) -> None:
+        time.sleep(1.0)  # a crash at start must not spin
+        self.start()
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM, wait for its records to be flushed, SIGKILL as a last resort."""
@@ -211,7 +208,87 @@ class AppProcess:
 
 
 class AppCrashLoop(RuntimeError):
-    """The app kept dying right after its start."""
+    """A part kept dying right after its start (the app, Asterisk, Redis)."""
+
+
+class PbxPart:
+    """Asterisk as a supervised part: restarted (same rendered config) when it dies."""
+
+    name = "Asterisk"
+
+    def __init__(self, pbx: AsteriskProcess, record: RunRecord):
+        self.pbx = pbx
+        self.record = record
+
+    def exited(self) -> int | None:
+        return self.pbx.proc.poll() if self.pbx.proc is not None else None
+
+    def restart(self) -> None:
+        if self.pbx.proc is not None:
+            release_guard(self.pbx.proc)  # its watcher has nothing left to stop
+        self.pbx.start()
+        if self.pbx.proc is not None:
+            self.record.add("asterisk", self.pbx.proc.pid)
+        log.warning("Asterisk started again (pid %d): the app reconnects and reconciles",
+                    self.pbx.proc.pid if self.pbx.proc else -1)
+
+
+class RedisPart:
+    """Our private Redis as a supervised part (it keeps nothing on disk: the app rebuilds the
+    live state from its own view and Asterisk when it answers again)."""
+
+    name = "Redis"
+
+    def __init__(self, redis: PrivateRedis, record: RunRecord):
+        self.redis = redis
+        self.record = record
+
+    def exited(self) -> int | None:
+        return self.redis.proc.poll() if self.redis.proc is not None else None
+
+    def restart(self) -> None:
+        self.redis.start()
+        if self.redis.proc is not None:
+            self.record.add("redis-server", self.redis.proc.pid)
+
+
+class Part(Protocol):
+    name: str
+
+    def exited(self) -> int | None: ...
+
+    def restart(self) -> None: ...
+
+
+class Supervisor:
+    """Until a signal interrupts us: restart each part that exits on its own; a part that
+    dies ``APP_RESTARTS`` times within ``APP_RESTART_WINDOW_S`` stops the run (a crash loop
+    helps nobody). Every restart is logged at ERROR with the exit code."""
+
+    def __init__(self, parts: Sequence[Part], poll_s: float = 0.5):
+        self.parts = list(parts)
+        self.poll_s = poll_s
+        self.restarts: dict[str, list[float]] = {p.name: [] for p in self.parts}
+
+    def check_once(self) -> None:
+        for part in self.parts:
+            code = part.exited()
+            if code is None:
+                continue
+            now = time.monotonic()
+            recent = [t for t in self.restarts[part.name] if now - t < APP_RESTART_WINDOW_S]
+            if len(recent) >= APP_RESTARTS:
+                raise AppCrashLoop(f"{part.name} exited {len(recent) + 1} times within "
+                                   f"{APP_RESTART_WINDOW_S:.0f} s (last exit {code}); stopping "
+                                   f"the hotline: see its lines above")
+            self.restarts[part.name] = [*recent, now]
+            log.error("%s exited with %s; starting it again", part.name, code)
+            part.restart()
+
+    def watch(self) -> None:
+        while True:
+            self.check_once()
+            time.sleep(self.poll_s)
 
 
 def run_all(settings: Settings) -> None:
@@ -274,7 +351,10 @@ def run_all(settings: Settings) -> None:
         log.info("SIP trunk listening on %s:%d (udp)", trunk.bind, trunk.port)
         app = AppProcess(settings, redis_url, account, record)
         app.start()
-        app.watch()
+        parts: list[Part] = [app, PbxPart(pbx, record)]
+        if private_redis is not None and private_redis.proc is not None:
+            parts.append(RedisPart(private_redis, record))
+        Supervisor(parts).watch()
     except KeyboardInterrupt as e:
         log.info("interrupted (%s)", e or "SIGINT")
     finally:

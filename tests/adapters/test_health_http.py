@@ -57,11 +57,13 @@ class World:
     ari_connected: bool = True
     calls: int = 2
     config_error: str | None = None
+    fallback: dict[str, Any] | None = None
 
     def parts(self, _app: web.Application) -> ReadinessParts:
         return ReadinessParts(ari_connected=self.ari_connected, calls=self.calls,
                               redis=self.redis, database_url=self.database_url,
-                              journal=self.journal, config_error=self.config_error)
+                              journal=self.journal, config_error=self.config_error,
+                              fallback=self.fallback)
 
 
 @dataclass
@@ -125,22 +127,28 @@ async def test_given_everything_up_when_loopback_get_readyz_then_ready_with_deta
     assert tuple(body["checks"]) == CHECKS and failing(body) == set()
     checks = body["checks"]
     assert checks["ari"] == {"ok": True, "critical": True, "error": None, "calls": 2}
-    assert checks["redis"]["critical"] and checks["redis"]["seconds"] < 1
+    assert not checks["redis"]["critical"] and checks["redis"]["seconds"] < 1
     assert not checks["database"]["critical"] and checks["database"]["seconds"] < 2
     assert checks["journal"] == {"ok": True, "critical": False, "error": None, "pending": 1,
                                  "warn_above": JOURNAL_BACKLOG_WARN}
     assert checks["config"] == {"ok": True, "critical": False, "error": None}
 
 
-async def test_given_redis_stopped_when_get_readyz_then_503_redis_failing_alone(
+async def test_given_redis_stopped_when_get_readyz_then_ready_and_redis_degraded_alone(
         http: Http, own_redis: PrivateRedis) -> None:
     assert (await http.get())[0] == 200
     own_redis.stop()
+    # The app's line pool counts locally meanwhile (lines/fallback.py): its figures shown.
+    http.world.fallback = {"degraded_s": 1.5, "lines_here": {"dongnai": 2}}
     status, body = await http.get()
-    assert status == 503 and body["status"] == "not_ready"
-    assert failing(body) == {"redis"} and body["checks"]["redis"]["error"]
-    own_redis.start()  # back: ready again, on the same client
+    assert status == 200 and body["status"] == "ready" and body["degraded"] == ["redis"]
+    assert failing(body) == {"redis"} and "DEGRADED" in body["checks"]["redis"]["error"]
+    assert body["checks"]["redis"]["fallback"] == {"degraded_s": 1.5,
+                                                   "lines_here": {"dongnai": 2}}
+    own_redis.start()  # back: no longer degraded, on the same client
+    http.world.fallback = None
     assert await _eventually_ready(http)
+    assert (await http.get())[1]["degraded"] == []
 
 
 async def _eventually_ready(http: Http) -> bool:

@@ -10,9 +10,13 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from callcenter import calls as cm
 from callcenter.ari_app.calls import CallDeps, CallSession
 from callcenter.ari_app.client import ChannelGone
+from callcenter.ivr import menu as mn
+from callcenter.queue.rules import QUEUE_UNAVAILABLE_TEXT
 
 T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
 
@@ -51,6 +55,10 @@ class FakePool:
                  acquire_fails: bool = False):
         self.grant, self.release_fails, self.acquire_fails = grant, release_fails, acquire_fails
         self.released: list[str] = []
+        self.degraded = False  # as ResilientPool: never falls back here
+
+    def lost(self, error: BaseException) -> None:
+        self.degraded = True
 
     async def acquire(self, tenant: str, cid: str, limit: int, shift: str) -> bool:
         if self.acquire_fails:
@@ -137,3 +145,71 @@ async def test_given_redis_blip_when_sharing_state_then_caller_kept() -> None:
     session.events.put_nowait(cm.HungUp(T0, 16))
     await asyncio.wait_for(task, 2)
     assert [w.outcome for w in written] == ["answered"]
+
+
+class DownAcd:
+    """The operators' queue with Redis unreachable (every call fails as redis-py does)."""
+
+    def __init__(self) -> None:
+        self.tried: list[str] = []
+
+    async def enqueue(self, tenant: str, cid: str, **kwargs: Any) -> bool:
+        self.tried.append("enqueue")
+        raise RedisConnectionError("Connection refused")
+
+    async def dequeue(self, tenant: str, cid: str, reason: str) -> None:
+        self.tried.append(f"dequeue:{reason}")
+        raise RedisConnectionError("Connection refused")
+
+
+class Prompts:
+    def __init__(self) -> None:
+        self.said: list[tuple[str, str | None]] = []
+
+    async def media(self, tenant: str, prompt: Any) -> str:
+        self.said.append((prompt.id, prompt.text))
+        return f"sound:{prompt.id}"
+
+
+class QueueAri(FakeAri):
+    async def stop_moh(self, cid: str) -> None:
+        await self._do("stop-moh")
+
+    async def stop_playback(self, pid: str) -> bool:
+        await self._do("stop-playback")
+        return True
+
+
+async def test_given_redis_down_when_caller_queued_then_told_offered_callback_and_kept() -> None:
+    """Issue 15: no 500 and no hang-up when the queue (Redis) is gone: the caller hears that
+    the system has a fault, may press 1 for a callback (kept in the database), and waits on
+    hold meanwhile; the line is freed at the end as always."""
+    written: list[cm.CallState] = []
+    saved: list[str] = []
+    pool, acd, prompts, ari = FakePool(), DownAcd(), Prompts(), QueueAri()
+
+    async def write(state: cm.CallState) -> None:
+        written.append(state)
+
+    async def save_callback(state: cm.CallState) -> None:
+        saved.append(state.caller)
+
+    deps = CallDeps(ari=ari, pool=pool, redis=FakeRedis(), sounds_dir="/s",  # type: ignore[arg-type]
+                    write_record=write, acd=acd, prompts=prompts,  # type: ignore[arg-type]
+                    save_callback=save_callback)
+    session = CallSession(cm.new_call("c1", "pbx1", "1022", "0909", "c1", T0), deps)
+    task = asyncio.create_task(session.run([cm.Routed(T0, "dongnai", "day", 3, queue=True)]))
+    await asyncio.sleep(0.02)
+    session.events.put_nowait(cm.PlaybackFinished(T0))  # the greeting ended: to the queue
+    await asyncio.sleep(0.05)
+    assert acd.tried == ["enqueue"] and pool.degraded
+    assert session.state.phase is cm.Phase.QUEUED and session.state.callback_offered
+    assert prompts.said == [("queue_unavailable", QUEUE_UNAVAILABLE_TEXT)]
+    assert "hangup:failure" not in ari.calls
+    session.events.put_nowait(mn.Digit(T0, "1"))
+    await asyncio.sleep(0.05)
+    assert saved == ["0909"] and acd.tried == ["enqueue", "dequeue:callback"]
+    assert session.state.phase is cm.Phase.CLOSING
+    session.events.put_nowait(cm.HungUp(T0, 16))
+    await asyncio.wait_for(task, 2)
+    assert [w.outcome for w in written] == ["callback"] and pool.released == ["c1"]

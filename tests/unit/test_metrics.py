@@ -13,6 +13,7 @@ from callcenter.calls import OUTCOMES
 from callcenter.console.metrics import (
     AGENT_STATES,
     CallMetrics,
+    FaultCounts,
     MetricsSample,
     OutcomeCount,
     OutcomeCounter,
@@ -33,7 +34,9 @@ def sample(**overrides: object) -> MetricsSample:
         tenants=("dongnai",), live=(DONGNAI,),
         outcomes=(OutcomeCount("dongnai", "answered", 7), OutcomeCount("-", "not_found", 1)),
         redis_up=True, ari_connected=True, ami_connected=False, loop_lag_p99_ms=1.25,
-        loop_lag_max_ms=7.0, call_sessions=4, journal_pending=0)
+        loop_lag_max_ms=7.0, call_sessions=4, journal_pending=0,
+        faults=FaultCounts(degraded=True, redis_outages=1, degraded_admissions=3,
+                           asterisk_restarts=2))
     values.update(overrides)
     return MetricsSample(**values)  # type: ignore[arg-type]
 
@@ -97,6 +100,21 @@ hotline_journal_records_pending 0.0
 previous one stays in force).
 # TYPE hotline_config_reload_failed gauge
 hotline_config_reload_failed 0.0
+# HELP hotline_lines_degraded 1 while this process admits calls on its own line count because \
+Redis is unreachable.
+# TYPE hotline_lines_degraded gauge
+hotline_lines_degraded 1.0
+# HELP hotline_redis_outages_total Times this process lost Redis (and went DEGRADED).
+# TYPE hotline_redis_outages_total counter
+hotline_redis_outages_total 1.0
+# HELP hotline_degraded_admissions_total Calls admitted on this process's own line count while \
+Redis was unreachable.
+# TYPE hotline_degraded_admissions_total counter
+hotline_degraded_admissions_total 3.0
+# HELP hotline_asterisk_restarts_total Times this process found Asterisk restarted when its ARI \
+session came back.
+# TYPE hotline_asterisk_restarts_total counter
+hotline_asterisk_restarts_total 2.0
 # HELP hotline_build_info Versions of this process: the hotline, Python, and the Asterisk it \
 drives (empty until located).
 # TYPE hotline_build_info gauge
@@ -142,7 +160,9 @@ def test_given_sample_when_rendered_then_strict_grammar_and_prefixed_names() -> 
     families = check_grammar(render_metrics(sample()))
     assert all(name.startswith("hotline_") for name in families)
     assert families["hotline_calls_total"] == "counter"
-    assert {k for k, v in families.items() if v == "counter"} == {"hotline_calls_total"}
+    assert {k for k, v in families.items() if v == "counter"} == {
+        "hotline_calls_total", "hotline_redis_outages_total",
+        "hotline_degraded_admissions_total", "hotline_asterisk_restarts_total"}
     # the checker itself refuses what the format forbids
     for bad in ('# HELP a x\n# TYPE a gauge\na{t="x"y"} 1\n',  # unescaped quote
                 '# HELP a x\n# TYPE a gauge\na 1\n# HELP a x\n# TYPE a gauge\na 2\n',

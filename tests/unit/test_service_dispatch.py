@@ -243,3 +243,12 @@ async def test_given_a_legs_end_then_the_call_hears_of_it(seen: Seen, leg: str,
     [gone] = queued(session)
     assert isinstance(gone, kind) and gone.channel == leg and gone.cause_code == 19
     assert svc.deps.legs == {}
+
+
+def test_given_channel_ids_when_is_leg_then_only_our_operator_and_unit_legs() -> None:
+    from callcenter.ari_app.service import is_leg
+
+    assert is_leg("pbx-1796594552.1-op1") and is_leg("pbx-17.2-unit12")
+    for not_leg in ("pbx-1796594552.1", "pbx-17.2-op", "op1", "pbx-17.2-sup3", "x-bridge",
+                    "pbx-17.2-snoop1", "-op1"):
+        assert not is_leg(not_leg), not_leg
