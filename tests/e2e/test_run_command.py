@@ -178,6 +178,64 @@ def test_given_starting_hotline_when_sigterm_arrives_then_nothing_is_left_runnin
     _assert_nothing_left(instance, state)
 
 
+def _run_pids(instance: str) -> dict[str, int]:
+    """The run record's processes by name (what the run started and watches)."""
+    record = json.loads((cache_dir() / "run" / f"{instance}.json").read_text())
+    return {p["name"]: p["pid"] for p in record["processes"]}
+
+
+def _metric(http: int, name: str) -> float | None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return None
+
+
+def test_given_asterisk_killed_under_run_when_calls_up_then_restarted_and_answering_in_60s(
+        run_dir: Path) -> None:
+    """Issue 15.2: Asterisk dies (SIGKILL) with a citizen on the line: the run starts it again,
+    the app reconnects and reconciles (the lost call gets its record, its line is freed), new
+    calls are answered within 60 s, and the restart is logged and counted in /metrics."""
+    proc, env, _config, _data, instance, sip, http = _start_run(run_dir)
+    log, state = run_dir / "run.log", run_dir / "state"
+    try:
+        assert wait_until(lambda: _ari_up(http), 60), log.read_text()
+        held = PhoneGroup(f"127.0.0.1:{sip}", "1022", hold=120, caller="0977000010")
+        assert held.wait_for("answered", 1, 20), log.read_text()[-3000:]
+        assert wait_until(lambda: (_get(f"http://127.0.0.1:{http}/api/pool") or [{}])[0]
+                          .get("in_use") == 1, 5)
+        pbx_pid = _run_pids(instance)["asterisk"]
+        os.kill(pbx_pid, signal.SIGKILL)
+        killed = time.monotonic()
+        assert wait_until(lambda: _ended(pbx_pid), 10)
+        restarted = wait_until(lambda: _run_pids(instance).get("asterisk") not in (None, pbx_pid)
+                               and _ari_up(http), 60)
+        assert restarted, log.read_text()[-4000:]
+        phone = PhoneGroup(f"127.0.0.1:{sip}", "1022", caller="0977000011")
+        answered = phone.wait_for("answered", 1, max(1.0, 60 - (time.monotonic() - killed)))
+        (result,) = phone.finish()
+        assert answered and result["final_code"] == 200, log.read_text()[-4000:]
+        assert time.monotonic() - killed < 60
+        text = log.read_text()
+        assert "Asterisk exited with -9; starting it again" in text
+        assert "Asterisk restarted (up since" in text
+        assert _metric(http, "hotline_asterisk_restarts_total") == 1
+        held.finish()
+        # The call Asterisk lost: its record is written, its line no longer counted.
+        assert wait_until(lambda: (_get(f"http://127.0.0.1:{http}/api/pool") or [{}])[0]
+                          .get("in_use") == 0, 10), "a line of a lost call still held"
+        calls = subprocess.run([sys.executable, "-m", "callcenter", "calls", "--json"],
+                               env=env, capture_output=True, text=True, cwd=ROOT)
+        callers = sorted(r["caller"] for r in json.loads(calls.stdout))
+        assert callers == ["0977000010", "0977000011"], calls.stdout
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(60)
+    assert code == 0, log.read_text()[-3000:]
+    _assert_nothing_left(instance, state)
+
+
 def _guard_of(pid: int) -> int | None:
     """The watcher process that stops Asterisk ``pid`` when its run dies."""
     found = [int(line.split()[0]) for line in _pgrep(f"callcenter.ops.guard {pid} ")]

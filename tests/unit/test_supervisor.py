@@ -1,0 +1,50 @@
+"""`callcenter run`'s supervisor (runtime/runner.py): a part that dies on its own is started
+again, with an ERROR line; one that keeps dying stops the run. Fake parts; the real ones are
+killed in tests/e2e/test_run_command.py."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from callcenter.runtime.runner import APP_RESTARTS, AppCrashLoop, Supervisor
+
+
+class FakePart:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.code: int | None = None
+        self.starts = 0
+
+    def exited(self) -> int | None:
+        return self.code
+
+    def restart(self) -> None:
+        self.starts += 1
+        self.code = None
+
+
+def test_given_asterisk_killed_when_checked_then_restarted_alone_and_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    app, pbx = FakePart("app"), FakePart("Asterisk")
+    sup = Supervisor([app, pbx])
+    sup.check_once()
+    assert (app.starts, pbx.starts) == (0, 0)
+    pbx.code = -9
+    with caplog.at_level(logging.ERROR, "callcenter.run"):
+        sup.check_once()
+    assert (app.starts, pbx.starts) == (0, 1)
+    assert "Asterisk exited with -9; starting it again" in caplog.text
+
+
+def test_given_part_dying_again_and_again_when_checked_then_run_stops() -> None:
+    pbx = FakePart("Asterisk")
+    sup = Supervisor([pbx])
+    for _ in range(APP_RESTARTS):
+        pbx.code = 1
+        sup.check_once()
+    assert pbx.starts == APP_RESTARTS
+    pbx.code = 1
+    with pytest.raises(AppCrashLoop, match="Asterisk exited 6 times"):
+        sup.check_once()
