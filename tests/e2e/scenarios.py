@@ -139,11 +139,18 @@ def bridges(stack: Stack) -> dict[str, list[str]]:
 
 
 def assert_nothing_left(stack: Stack) -> None:
-    """No channel (within 10 s) and no bridge left in Asterisk, no line held (within 5 s)."""
+    """The app still running (a test that stops it on purpose starts it again), no channel
+    (within 10 s) and no bridge left in Asterisk, no line held and no call queued (within 5 s),
+    no call record waiting in the journal (within 10 s)."""
+    code = stack.app.poll() if stack.app is not None else "never started"
+    assert code is None, f"the app died during the test (exit {code}):\n{stack.app_log_tail()}"
     assert wait_until(lambda: stack.ari("/channels") == [], 10), (
         f"channels left in Asterisk: {stack.ari('/channels')}")
     assert stack.ari("/bridges") == [], f"bridges left in Asterisk: {stack.ari('/bridges')}"
     assert wait_until(lambda: stack.pool_in_use() == 0, 5), "lines still held after the test"
+    assert wait_until(lambda: snap(stack)["calls"] == [], 5), f"calls left queued: {snap(stack)}"
+    assert wait_until(lambda: stack.health().get("journal_pending") == 0, 10), (
+        f"call records left in the journal: {stack.health()}")
 
 
 def nothing_left_after(stack_fixture: str) -> Any:

@@ -271,9 +271,12 @@ def test_given_app_down_when_operator_dials_feature_code_then_unavailable_prompt
     assert "Stasis(hotline-test,agent,login)" in shown
     assert "Stasis(hotline-test,agent,pause,${EXTEN:3})" in shown
     s.kill_app()  # Stasis() then returns at once with STASISSTATUS=FAILED (restarted lazily)
-    phone = Registration(s, "101", "env-pass-101", dial="*11")
-    assert phone.first["reg"] == 200, phone.first
-    result = phone.finish()
+    try:
+        phone = Registration(s, "101", "env-pass-101", dial="*11")
+        assert phone.first["reg"] == 200, phone.first
+        result = phone.finish()
+    finally:
+        s.start_app()  # the clean-up check wants the app running again
     assert result is not None and result["answered_at"] is not None, result
     assert result["ended_at"] is not None, result  # Asterisk hung up (the phone never does)
     # Answered, the service-unavailable prompt (seconds of speech), then Asterisk hangs up.
