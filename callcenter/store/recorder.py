@@ -111,6 +111,7 @@ class RecordWriter:
         self.dropped = 0
         self._journal_error: str | None = None
         self._database_down = False  # the last direct write found the database unavailable
+        self._database_error: str | None = None
         self._failed_since_summary = 0
         self._clock = clock
         self._last_summary = 0.0
@@ -224,6 +225,7 @@ class RecordWriter:
             return False
         except Exception as e:  # down or unreachable: hold it, the loop retries
             log.debug("call record %s not written to the database: %s", rec.id, _reason(e))
+            self._database_error = _reason(e)
             self._database_down = True
             return False
         self._database_down = False
@@ -246,10 +248,15 @@ class RecordWriter:
                       "unavailable and %d records are already held in memory (%d dropped "
                       "so far)", rec.id, len(self._held), self.dropped)
             return
+        if not self._held:  # once per episode, not per record
+            log.error("call records now held in memory only (lost if the process stops): the "
+                      "journal is unwritable and the database unavailable (%s); retried until "
+                      "one of them takes them", self._database_error or "refused")
         self._held[rec.id] = rec
 
     def _release(self, rec: CallRecordData) -> None:
-        self._held.pop(rec.id, None)
+        if self._held.pop(rec.id, None) is not None and not self._held:
+            log.warning("call records held in memory all written (journal or database)")
         self._refused.discard(rec.id)
 
     def _journal_failed(self, e: BaseException) -> None:

@@ -185,13 +185,17 @@ async def test_given_journal_disk_full_or_read_only_when_call_ends_then_record_i
 
 # ---- the journal and the database fail: held in memory until either comes back ---------------
 async def test_given_journal_full_and_database_down_when_database_back_then_held_record_lands(
-        small_disk: SmallDisk, db_down: Db) -> None:
+        small_disk: SmallDisk, db_down: Db, caplog: pytest.LogCaptureFixture) -> None:
     journal = RecordJournal(small_disk.mount / "journal")
     writer = RecordWriter(journal, db_down.store)
     small_disk.fill()
-    await writer.write(call(1))
-    await writer.write(call(2))
+    with caplog.at_level(logging.WARNING, logger=RECORDER):
+        await writer.write(call(1))
+        await writer.write(call(2))
     assert [r.id for r in writer.held()] == [rid(1), rid(2)]
+    # Two ERROR lines for two records: the journal's failure, then "held in memory" once.
+    lines = journal_error_lines(caplog)
+    assert len(lines) == 2 and "held in memory only" in lines[1], lines
     assert await writer.flush_once() == 2  # a retry while both are down: still held
     # What /readyz and /metrics show meanwhile.
     status = writer.status()
@@ -203,7 +207,9 @@ async def test_given_journal_full_and_database_down_when_database_back_then_held
     assert "hotline_journal_write_failures_total 2.0" in text
 
     db_down.back()  # the database returns, the disk is still full
-    assert await writer.flush_once() == 0
+    with caplog.at_level(logging.WARNING, logger=RECORDER):
+        assert await writer.flush_once() == 0
+    assert "held in memory all written" in caplog.text
     assert db_down.ids() == {rid(1), rid(2)} and writer.held() == []
     assert journal_files(journal) == []
     assert (await check_journal(journal, writer=writer.status())).figures["held_in_memory"] == 0
