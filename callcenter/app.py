@@ -179,10 +179,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[WRITER] = writer
     _owned(app, writer.run(), "record-writer")
     yield
-    try:
-        await writer.flush_once()
-    except Exception as e:
-        log.warning("records left in the journal at shutdown: %s", e)
+    await writer.close()  # a last try; records only in memory are logged by id if left
     store.close()
 
 
@@ -406,7 +403,8 @@ async def _metrics_sample(app: web.Application) -> MetricsSample:
     pool = app[POOL]
     return await collect(config=app[CONFIG](), pool=app[METRICS_POOL], acd=app[ACD],
                          stasis=app[STASIS], ami=app.get(AMI), lag=app[LAG],
-                         journal=app[WRITER].journal, outcomes=app[OUTCOMES].outcomes,
+                         journal=app[WRITER].journal, writer=app[WRITER].status(),
+                         outcomes=app[OUTCOMES].outcomes,
                          now=utcnow(), config_error=app[CONFIG].last_error,
                          asterisk=app[LAYOUT].install.version if LAYOUT in app else "",
                          faults=FaultCounts(degraded=pool.degraded,
@@ -424,6 +422,7 @@ def _readiness(app: web.Application) -> ReadinessParts:
         calls=len(stasis.sessions) if stasis is not None else 0, redis=app.get(REDIS),
         database_url=app[SETTINGS].database_url,
         journal=writer.journal if writer is not None else None,
+        writer=writer.status() if writer is not None else None,
         config_error=app[CONFIG].last_error, fallback=_fallback_figures(app))
 
 

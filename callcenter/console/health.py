@@ -15,7 +15,8 @@ redis      no        ``PING`` within ``REDIS_TIMEOUT_S`` (line pools and the ope
                      live there; without it each instance admits calls on its own line count
                      and offers callers a callback: ``lines.fallback``, DEGRADED)
 database   no        ``SELECT 1`` in a thread within ``DATABASE_TIMEOUT_S``
-journal    no        call records not yet in the database; fails above ``JOURNAL_BACKLOG_WARN``
+journal    no        call records not yet in the database; fails above ``JOURNAL_BACKLOG_WARN``,
+                     and while the journal cannot be written or records wait in memory
 config     no        the last configuration reload was refused (``LiveConfig.last_error``)
 =========  ========  ===========================================================================
 
@@ -56,6 +57,7 @@ from aiohttp import web
 from callcenter.console.metrics import journal_count
 from callcenter.console.ops_access import ops_access
 from callcenter.store.journal import RecordJournal
+from callcenter.store.recorder import WriterStatus
 from callcenter.store.urls import normalise_url, sqlite_file
 
 log = logging.getLogger("callcenter.console.health")
@@ -79,6 +81,7 @@ class ReadinessParts:
     config_error: str | None
     # While the line pool counts locally (Redis lost): figures for the redis check.
     fallback: dict[str, Any] | None = None
+    writer: WriterStatus | None = None  # the record writer's view: held records, last error
 
 
 PartsFn = Callable[[web.Application], ReadinessParts]
@@ -216,16 +219,30 @@ class DatabaseProbe:
 
 
 async def check_journal(journal: RecordJournal | None,
-                        warn_above: int = JOURNAL_BACKLOG_WARN) -> Check:
-    """Records waiting for the database; fails (not critically) above ``warn_above``."""
+                        warn_above: int = JOURNAL_BACKLOG_WARN,
+                        writer: WriterStatus | None = None) -> Check:
+    """Records waiting for the database; fails (not critically) above ``warn_above``, while
+    records are held in memory, and while the journal cannot be written."""
     if journal is None:
         return Check("journal", False, "call record journal not set up (the app is starting)")
     pending = await asyncio.to_thread(journal_count, journal)
+    figures: dict[str, Any] = {"pending": pending, "warn_above": warn_above}
+    if writer is not None:
+        figures |= {"held_in_memory": writer.held, "not_journalled": writer.not_journalled,
+                    "dropped": writer.dropped}
+        if writer.held:
+            return Check("journal", False,
+                         f"{writer.held} call records held in memory only: the journal is "
+                         f"unwritable ({writer.journal_error or 'see the log'}) and the "
+                         f"database unavailable; a restart now would lose them", figures)
+        if writer.journal_error is not None:
+            return Check("journal", False,
+                         f"call record journal unwritable ({writer.journal_error}): records go "
+                         f"to the database directly, unprotected; is the disk full?", figures)
     ok = pending <= warn_above
     return Check("journal", ok,
                  None if ok else f"{pending} call records wait for the database "
-                 f"(more than {warn_above}): is the database reachable?",
-                 {"pending": pending, "warn_above": warn_above})
+                 f"(more than {warn_above}): is the database reachable?", figures)
 
 
 def check_config(error: str | None) -> Check:
@@ -239,7 +256,7 @@ async def readiness(parts: ReadinessParts, database: DatabaseProbe) -> Readiness
     """Run every check at once."""
     redis, db, journal = await asyncio.gather(
         check_redis(parts.redis, fallback=parts.fallback), database.check(),
-        check_journal(parts.journal))
+        check_journal(parts.journal, writer=parts.writer))
     return Readiness((check_ari(parts), redis, db, journal, check_config(parts.config_error)))
 
 

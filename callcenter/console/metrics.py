@@ -31,6 +31,10 @@ Families (prefix ``hotline_``; the process collectors add ``process_*`` and ``py
   hotline_event_loop_lag_p99_seconds / _max_seconds  gauge  over LoopLag's recent window
   hotline_call_sessions                        gauge    calls this process is serving
   hotline_journal_records_pending              gauge    call records not yet in the database
+  hotline_journal_write_failures_total         counter  records the journal could not take
+  hotline_call_records_held                    gauge    records only in memory (journal and
+                                                        database both failed; retried)
+  hotline_call_records_dropped_total           counter  records lost beyond the memory bound
   hotline_config_reload_failed                 gauge    1 when the last reload was refused
   hotline_build_info{version,python,asterisk}  gauge    always 1
   hotline_lines_degraded                       gauge    1 while this process admits calls on
@@ -89,6 +93,7 @@ from callcenter.queue.redis import AcdQueue
 from callcenter.runtime.loop_lag import LoopLag
 from callcenter.store.data import CallRecordData
 from callcenter.store.journal import SUFFIX, RecordJournal
+from callcenter.store.recorder import WriterStatus
 
 log = logging.getLogger("callcenter.console.metrics")
 
@@ -154,8 +159,10 @@ class MetricsSample:
     journal_pending: int
     config_reload_failed: bool = False
     asterisk: str = ""  # "Asterisk 22.x" once located; empty before
+    records_not_journalled: int = 0  # the journal refused them (disk full, read-only ...)
+    records_held: int = 0  # only in memory now: neither the journal nor the database took them
+    records_dropped: int = 0  # lost beyond the memory bound (each logged at ERROR by id)
     faults: FaultCounts = field(default_factory=FaultCounts)
-
 
 
 def only_tenant(sample: MetricsSample, tenant: str) -> MetricsSample:
@@ -221,7 +228,16 @@ def sample_families(sample: MetricsSample) -> list[Metric]:
                                 labels=["tenant", "outcome"])
     for tenant, outcome, n in _outcome_rows(sample):
         calls.add_metric([tenant, outcome], n)
-    single = [
+    not_journalled = CounterMetricFamily(
+        "hotline_journal_write_failures",
+        "Call records the journal could not take (disk full, read-only, unwritable) since "
+        "this process started; each went to the database directly or was held in memory.",
+        value=sample.records_not_journalled)
+    dropped = CounterMetricFamily(
+        "hotline_call_records_dropped",
+        "Call records lost because the journal and the database failed and the memory bound "
+        "was reached, since this process started.", value=sample.records_dropped)
+    single: list[Metric | tuple[str, str, float]] = [
         ("hotline_redis_up", "1 when this scrape read the live state from Redis.",
          sample.redis_up),
         ("hotline_ari_connected", "1 while this process's ARI websocket is connected.",
@@ -238,6 +254,11 @@ def sample_families(sample: MetricsSample) -> list[Metric]:
         ("hotline_journal_records_pending",
          "Call records in the journal, not yet written to the database.",
          sample.journal_pending),
+        not_journalled,
+        ("hotline_call_records_held",
+         "Call records held only in memory (the journal and the database both failed), "
+         "retried until they land.", sample.records_held),
+        dropped,
         ("hotline_config_reload_failed",
          "1 when the last configuration reload was refused (the previous one stays in force).",
          sample.config_reload_failed),
@@ -254,7 +275,11 @@ def sample_families(sample: MetricsSample) -> list[Metric]:
          "ARI session came back.", f.asterisk_restarts),
     ]
     out: list[Metric] = [in_use, limit, queue, agents, reachable, calls]
-    for name, help_text, value in single:
+    for item in single:
+        if isinstance(item, Metric):
+            out.append(item)
+            continue
+        name, help_text, value = item
         out.append(GaugeMetricFamily(name, help_text, value=float(value)))
     for name, help_text, value in counters:
         out.append(CounterMetricFamily(name, help_text, value=float(value)))
@@ -433,7 +458,8 @@ async def collect(*, config: HotlineConfig, pool: LinePool, acd: AcdQueue,
                   stasis: StasisLike, ami: AmiLike | None, lag: LoopLag,
                   journal: RecordJournal, outcomes: OutcomeCounter, now: dt.datetime,
                   redis_timeout_s: float = 2.0, config_error: str | None = None,
-                  asterisk: str = "", faults: FaultCounts | None = None) -> MetricsSample:
+                  asterisk: str = "", writer: WriterStatus | None = None,
+                  faults: FaultCounts | None = None) -> MetricsSample:
     """Read every figure of one scrape; Redis trouble gives ``redis_up`` False, not an error."""
     tenant_ids = tuple(t.id for t in config.tenants)
     pending = asyncio.create_task(asyncio.to_thread(journal_count, journal),
@@ -454,6 +480,9 @@ async def collect(*, config: HotlineConfig, pool: LinePool, acd: AcdQueue,
         loop_lag_p99_ms=float(summary["p99_ms"]), loop_lag_max_ms=float(summary["max_ms"]),
         call_sessions=len(stasis.sessions), journal_pending=await pending,
         config_reload_failed=config_error is not None, asterisk=asterisk,
+        records_not_journalled=writer.not_journalled if writer is not None else 0,
+        records_held=writer.held if writer is not None else 0,
+        records_dropped=writer.dropped if writer is not None else 0,
         faults=faults or FaultCounts())
 
 

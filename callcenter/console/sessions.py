@@ -4,6 +4,8 @@ limit, and ``require_console_role`` for the pages that come later.
 * ``POST /console/login`` (form ``username``, ``password``, ``csrf``) opens a session and sets
   the cookie ``hotline_session`` (HttpOnly, SameSite=Strict, Path=/, Secure over https or as
   ``SessionPolicy.secure`` says). The store keeps only hashes (``UserStore.open_session``).
+  No session fixation: the id is always a new one made by the server, never a cookie value
+  the browser sent, and a live session the browser carried into the login is closed.
 * A session ends 8 h after login and after 30 min without a request (``SessionPolicy``: every
   default is there), at logout, when the password changes or the user is disabled.
 * ``SessionPolicy.max_failures`` (5) wrong passwords in a row lock the account for
@@ -372,6 +374,14 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
                  address)
         return _login_page(request, 401, error_id="login.invalid", username=name,
                            error="Tên đăng nhập hoặc mật khẩu không đúng.")
+    # Session fixation: the id always comes from the server at login, never from the
+    # request; a live session the browser already carried (planted, or an earlier login) is
+    # closed, so no id known before this login is worth anything after it.
+    earlier = request.get(SESSION_ID)
+    if earlier is not None:
+        await in_thread(app, app[USERS].close_session, earlier)
+        log.info("console: the session this browser carried before the login of %s closed",
+                 name)
     session, session_id = await in_thread(
         app, app[USERS].open_session, result.user.name, now=now, lifetime=policy.lifetime,
         user_agent=request.headers.get("User-Agent"))

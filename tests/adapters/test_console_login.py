@@ -10,6 +10,7 @@ import hashlib
 import io
 import logging
 import re
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,12 +80,18 @@ class Console:
         return resp.status, text, m[1] if m else ""
 
     async def login(self, name: str, password: str = PASSWORD, *,
-                    next_path: str | None = None, csrf: str | None = None):  # noqa: ANN201
-        _, _, token = await self.login_page()
+                    next_path: str | None = None, csrf: str | None = None,
+                    open_form: bool = True):  # noqa: ANN201
+        token = (await self.login_page())[2] if open_form else ""
         url = "/console/login" + (f"?next={next_path}" if next_path else "")
         return await self.client.post(url, data={
             "username": name, "password": password,
             "csrf": token if csrf is None else csrf}, allow_redirects=False)
+
+    def plant_session_cookie(self, value: str) -> None:
+        """Set ``hotline_session`` as the server's own would be (same host, Path=/)."""
+        self.client.session.cookie_jar.update_cookies(
+            {"hotline_session": value}, response_url=self.client.make_url("/"))
 
     def session_cookie(self) -> str | None:
         for c in self.client.session.cookie_jar:
@@ -484,6 +491,49 @@ async def test_given_forged_cookie_then_not_logged_in(console: Console) -> None:
         resp = await console.client.get("/console/", allow_redirects=False,
                                         cookies={"hotline_session": value})
         assert resp.status == 303
+
+
+# Issue 15, fault 8a: session fixation. An attacker who can set a cookie in the victim's browser
+# (a sibling subdomain, a shared computer) plants a session id before the victim logs in.
+async def test_given_cookie_planted_before_login_when_logged_in_then_new_id_planted_dead(
+        console: Console) -> None:
+    planted = secrets.token_urlsafe(32)  # well formed: 43 characters, like a real id
+    console.plant_session_cookie(planted)
+    assert console.session_cookie() == planted
+    assert (await console.login("giamsat.binh")).status == 303
+    after = console.session_cookie()
+    assert after is not None and after != planted
+    assert (await console.home())[0] == 200  # the new cookie is the session
+    # The planted value, replayed alone, authenticates nowhere: pages nor API.
+    console.client.session.cookie_jar.clear()
+    resp = await console.client.get("/console/", allow_redirects=False,
+                                    cookies={"hotline_session": planted})
+    assert resp.status == 303 and resp.headers["Location"].startswith("/console/login")
+    resp = await console.client.get("/api/v1/tickets", cookies={"hotline_session": planted})
+    assert resp.status == 401
+
+
+async def test_given_live_session_planted_when_another_user_logs_in_then_it_is_closed(
+        console: Console) -> None:
+    # The attacker's own live session id, planted: after the victim's login it is no session
+    # at all (so nothing the victim does can happen under an id the attacker knows).
+    assert (await console.login("tdv.an")).status == 303
+    planted = console.session_cookie()
+    assert planted is not None
+    console.client.session.cookie_jar.clear()
+    # The victim has the login form open (its nonce) when the cookie is planted; opened
+    # afterwards, the form would show the attacker's session instead (a different attack).
+    _, _, nonce = await console.login_page()
+    console.plant_session_cookie(planted)
+    assert (await console.login("giamsat.binh", csrf=nonce, open_form=False)).status == 303
+    after = console.session_cookie()
+    assert after is not None and after != planted
+    resp = await console.client.get("/console/probe", allow_redirects=False)
+    assert resp.status == 200 and "wallboard of giamsat.binh" in await resp.text()
+    console.client.session.cookie_jar.clear()
+    resp = await console.client.get("/console/", allow_redirects=False,
+                                    cookies={"hotline_session": planted})
+    assert resp.status == 303
 
 
 # ---- the API with the console session (the pages' scripts) ------------------------------------

@@ -28,6 +28,7 @@ from callcenter.console.health import (
 )
 from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.journal import RecordJournal
+from callcenter.store.recorder import WriterStatus
 from callcenter.store.users import UserStore
 from tests.adapters.test_metrics_http import fake_peer, record
 from tests.support import api as support
@@ -58,12 +59,13 @@ class World:
     calls: int = 2
     config_error: str | None = None
     fallback: dict[str, Any] | None = None
+    writer: WriterStatus | None = None
 
     def parts(self, _app: web.Application) -> ReadinessParts:
         return ReadinessParts(ari_connected=self.ari_connected, calls=self.calls,
                               redis=self.redis, database_url=self.database_url,
                               journal=self.journal, config_error=self.config_error,
-                              fallback=self.fallback)
+                              fallback=self.fallback, writer=self.writer)
 
 
 @dataclass
@@ -264,6 +266,28 @@ async def test_given_journal_backlog_above_threshold_when_checked_then_reported_
     check = await check_journal(journal, warn_above=3)
     assert not check.ok and not check.critical and check.figures["pending"] == 4
     assert "4 call records wait for the database" in (check.error or "")
+
+
+async def test_given_records_held_in_memory_when_get_readyz_then_journal_degraded_still_ready(
+        http: Http) -> None:
+    """Journal and database failing (fault 3): the instance still answers calls, so it stays
+    ready, but the journal check fails and says how many records only memory holds."""
+    http.world.writer = WriterStatus(held=3, not_journalled=5, dropped=0,
+                                     journal_error="OSError: [Errno 28] No space left on device")
+    status, body = await http.get()
+    assert status == 200 and body["status"] == "ready" and "journal" in body["degraded"]
+    journal = body["checks"]["journal"]
+    assert journal["held_in_memory"] == 3 and journal["not_journalled"] == 5
+    assert "3 call records held in memory only" in journal["error"]
+    assert "No space left on device" in journal["error"]
+    # Written straight to the database, nothing held: still degraded (unprotected records).
+    http.world.writer = WriterStatus(held=0, not_journalled=5, dropped=0,
+                                     journal_error="OSError: [Errno 30] Read-only file system")
+    _, body = await http.get()
+    assert "journal" in body["degraded"] and "unwritable" in body["checks"]["journal"]["error"]
+    http.world.writer = WriterStatus(held=0, not_journalled=5, dropped=0, journal_error=None)
+    _, body = await http.get()
+    assert body["checks"]["journal"]["ok"]
 
 
 # ---- who sees the details --------------------------------------------------------------------

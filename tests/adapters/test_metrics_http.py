@@ -296,9 +296,10 @@ async def test_given_loopback_scrape_when_get_metrics_then_text_format_with_all_
         "hotline_redis_up": 1, "hotline_ari_connected": 1, "hotline_ami_connected": 0,
         "hotline_event_loop_lag_p99_seconds": 0.04, "hotline_event_loop_lag_max_seconds": 0.04,
         "hotline_call_sessions": 2, "hotline_journal_records_pending": 2,
-        "hotline_config_reload_failed": 0, "hotline_lines_degraded": 0,
-        "hotline_redis_outages_total": 0, "hotline_degraded_admissions_total": 0,
-        "hotline_asterisk_restarts_total": 0}
+        "hotline_journal_write_failures_total": 0, "hotline_call_records_held": 0,
+        "hotline_call_records_dropped_total": 0, "hotline_config_reload_failed": 0,
+        "hotline_lines_degraded": 0, "hotline_redis_outages_total": 0,
+        "hotline_degraded_admissions_total": 0, "hotline_asterisk_restarts_total": 0}
 
 
 async def test_given_outside_peer_without_token_when_get_then_401_auth_required(

@@ -96,6 +96,19 @@ hotline_call_sessions 4.0
 database.
 # TYPE hotline_journal_records_pending gauge
 hotline_journal_records_pending 0.0
+# HELP hotline_journal_write_failures_total Call records the journal could not take (disk full, \
+read-only, unwritable) since this process started; each went to the database directly or was \
+held in memory.
+# TYPE hotline_journal_write_failures_total counter
+hotline_journal_write_failures_total 0.0
+# HELP hotline_call_records_held Call records held only in memory (the journal and the database \
+both failed), retried until they land.
+# TYPE hotline_call_records_held gauge
+hotline_call_records_held 0.0
+# HELP hotline_call_records_dropped_total Call records lost because the journal and the database \
+failed and the memory bound was reached, since this process started.
+# TYPE hotline_call_records_dropped_total counter
+hotline_call_records_dropped_total 0.0
 # HELP hotline_config_reload_failed 1 when the last configuration reload was refused (the \
 previous one stays in force).
 # TYPE hotline_config_reload_failed gauge
@@ -161,7 +174,8 @@ def test_given_sample_when_rendered_then_strict_grammar_and_prefixed_names() -> 
     assert all(name.startswith("hotline_") for name in families)
     assert families["hotline_calls_total"] == "counter"
     assert {k for k, v in families.items() if v == "counter"} == {
-        "hotline_calls_total", "hotline_redis_outages_total",
+        "hotline_calls_total", "hotline_journal_write_failures_total",
+        "hotline_call_records_dropped_total", "hotline_redis_outages_total",
         "hotline_degraded_admissions_total", "hotline_asterisk_restarts_total"}
     # the checker itself refuses what the format forbids
     for bad in ('# HELP a x\n# TYPE a gauge\na{t="x"y"} 1\n',  # unescaped quote
