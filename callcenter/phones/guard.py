@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
+from callcenter.clock import steady_now
 from callcenter.phones import guard_rules as auth_guard
 from callcenter.phones.devices import AuthFailure
 from callcenter.phones.guard_rules import GuardPolicy, GuardState
@@ -22,15 +23,12 @@ log = logging.getLogger(__name__)
 Apply = Callable[[tuple[str, ...]], Awaitable[None]]
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class AuthGuard:
-    """Counts failures per source, refuses a source for a while, never a trusted network."""
+    """Counts failures per source, refuses a source for a while, never a trusted network.
+    Windows and bans run on the steady clock (a wall-clock step changes neither)."""
 
     def __init__(self, trusted_networks: Iterable[str], apply: Apply,
-                 clock: Callable[[], datetime] = _utc_now, *,
+                 clock: Callable[[], datetime] = steady_now, *,
                  policy: GuardPolicy | None = None):
         self.trusted = auth_guard.parse_networks(trusted_networks)
         self.policy = policy or GuardPolicy()
