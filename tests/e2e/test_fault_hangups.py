@@ -107,8 +107,10 @@ def test_given_bridged_with_operator_when_citizen_hangs_up_then_line_free_within
     assert rec["bridged_at"] and rec["ended_at"]
 
 
+@pytest.mark.parametrize("operator_hangs_up_first", [False, True],
+                         ids=["operator_on_the_line", "operator_gone_caller_on_music"])
 def test_given_blind_transfer_unit_ringing_when_citizen_hangs_up_then_line_free_in_1s_unit_stops(
-        h: Stack, op: OperatorPhone) -> None:
+        h: Stack, op: OperatorPhone, operator_hangs_up_first: bool) -> None:
     unit = UnitPhone(UNIT_PORT, answer_after=None)  # rings until the call is withdrawn
     citizen = UnitPhone(answer_after=None)
     try:
@@ -117,7 +119,14 @@ def test_given_blind_transfer_unit_ringing_when_citizen_hangs_up_then_line_free_
         op.xfer(index, HOTLINE)  # the phone's transfer button (REFER)
         assert wait_until(lambda: unit.of("incoming"), 10), h.app_log_tail()
         assert unit.dialled() == [HOTLINE] and not unit.of("disconnected")
-        hang_up_and_time_release(h, citizen.hangup, "blind transfer, unit ringing")
+        state = "blind transfer, unit ringing"
+        if operator_hangs_up_first:
+            # The operator's part is over; the caller waits for the unit with music.
+            op.hangup(index)
+            assert operator_left(op, mark, index)
+            assert wait_until(lambda: agent_state(h) == "available", 5), snap(h)
+            state += ", operator gone"
+        hang_up_and_time_release(h, citizen.hangup, state)
         assert wait_until(lambda: unit.of("disconnected"), 5), "the unit's phone still rings"
         assert not unit.of("confirmed")
         assert operator_left(op, mark, index)
