@@ -19,6 +19,7 @@ import pytest
 from callcenter.store.listen_audit import ListenAuditStore
 from tests.e2e.audio import heard
 from tests.e2e.browser import add_user, base_url, login, new_context, no_sideways_scroll, screenshot
+from tests.e2e.line_release import hang_up_and_time_release
 from tests.e2e.phones import OperatorPhone, UnitPhone
 from tests.e2e.scenarios import (
     TENANT,
@@ -30,6 +31,7 @@ from tests.e2e.scenarios import (
     configure_tenant,
     connect,
     grows,
+    record,
     registered,
     running,
     since,
@@ -137,8 +139,9 @@ def test_given_bridged_call_when_supervisor_listens_then_hears_it_and_nobody_not
             assert grows(citizen, 0) and grows(op, index)  # the call goes on
             citizen.hangup()
         else:
-            # The caller hangs up: the call ends, and with it the listen-in.
-            citizen.hangup()
+            # The caller hangs up: the call ends, and with it the listen-in; the line is free
+            # within 1 s (issue 15: hang-up in every state).
+            hang_up_and_time_release(ls, citizen.hangup, "supervisor listening in")
             assert wait_until(lambda: since(sup, sup_mark, "disconnected"), 10)
         assert wait_until(lambda: [e for e in op.events[op_mark:]
                                    if e["event"] == "disconnected"], 10)
@@ -156,6 +159,8 @@ def test_given_bridged_call_when_supervisor_listens_then_hears_it_and_nobody_not
     assert use.started_at is not None and use.end_reason == (
         "stopped by giamsat" if mode == "whisper" else "call ended")
     assert f"listen {listen_id}: ended" in ls.app_log.read_text()
+    rec = record(ls, call_id)
+    assert (rec["outcome"], rec["operator"]) == ("answered", OPERATOR)
 
 
 @pytest.mark.parametrize(("mode", "operator_hears", "caller_hears"), [

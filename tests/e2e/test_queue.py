@@ -29,6 +29,7 @@ import yaml
 from callcenter.ops.processes import spawn
 from callcenter.queue import agent as ag
 from callcenter.queue.redis import EVENTS
+from tests.e2e.line_release import hang_up_and_time_release
 from tests.e2e.phones import OperatorPhone
 from tests.e2e.scenarios import (
     TENANT,
@@ -364,10 +365,11 @@ def test_given_queued_caller_then_music_while_waiting_and_audio_both_ways_once_b
     assert rec["operator"] == "101" and rec["recording"]
 
 
-def test_given_caller_leaves_while_waiting_or_ringing_then_abandoned_and_operator_freed(
+def test_given_caller_leaves_while_waiting_or_ringing_then_line_free_in_1s_abandoned_op_freed(
         q: Stack, ops: dict[str, OperatorPhone]) -> None:
     waiting = q.phone("1022", caller="0918100009")
     wait_queued(q, 1)
+    hang_up_and_time_release(q, lambda: waiting.send("hangup"), "queued, no operator free")
     waiting.finish()
     assert wait_until(lambda: not snap(q)["calls"], 3), snap(q)
     rec = record(q, caller="0918100009", last=50)
@@ -378,8 +380,11 @@ def test_given_caller_leaves_while_waiting_or_ringing_then_abandoned_and_operato
     mark = len(op.events)
     ringing = q.phone("1022", caller="0918100010")
     inc = ring(op, mark)
+    hang_up_and_time_release(q, lambda: ringing.send("hangup"), "an operator's phone ringing")
     ringing.finish()
-    assert wait_since(op, mark, "disconnected", 1, 5, index=inc["index"]), "still ringing"
+    # The operator's phone stops ringing: Asterisk withdraws the INVITE (CANCEL, 487).
+    (gone,) = wait_since(op, mark, "disconnected", 1, 5, index=inc["index"])
+    assert gone["code"] == 487, gone
     assert not since(op, mark, "confirmed")
     assert wait_until(lambda: agents(q)["101"]["state"] == "available", 3), agents(q)
     rec = record(q, caller="0918100010", last=50)
