@@ -255,7 +255,16 @@ class CallSession:
                 await hangup_quietly(d.ari, channel)
             case cm.BridgeOperator(bridge, operator_channel, recording):
                 await d.ari.create_bridge(bridge)
-                await d.ari.add_to_bridge(bridge, [s.call_id, operator_channel])
+                try:
+                    await d.ari.add_to_bridge(bridge, [s.call_id, operator_channel])
+                except AriError as e:
+                    if e.status not in (400, 422):
+                        raise
+                    # 400 "channel not found" / 422 "not in Stasis": the caller or the
+                    # operator hung up as the operator answered. That channel's own end
+                    # (HungUp, OperatorGone) ends the call as usual; not a failure.
+                    log.info("%s: a leg left as the operator answered: %s", self._label(), e)
+                    return None
                 log.info("%s: bridged with operator %s", self._label(), s.operator)
                 await self._transfers_to_app(operator_channel)
                 try:

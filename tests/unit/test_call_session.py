@@ -213,3 +213,57 @@ async def test_given_redis_down_when_caller_queued_then_told_offered_callback_an
     session.events.put_nowait(cm.HungUp(T0, 16))
     await asyncio.wait_for(task, 2)
     assert [w.outcome for w in written] == ["callback"] and pool.released == ["c1"]
+
+
+class LeavingAri(QueueAri):
+    """The caller's channel vanished as the operator answered: addChannel says 400."""
+
+    async def create_bridge(self, bridge: str) -> None:
+        await self._do("create-bridge")
+
+    async def add_to_bridge(self, bridge: str, channels: list[str]) -> None:
+        from callcenter.ari_app.client import AriError
+        self.calls.append("add-to-bridge")
+        raise AriError("POST", f"/bridges/{bridge}/addChannel", 400,
+                       '{"message":"Channel not found"}')
+
+    async def destroy_bridge(self, bridge: str) -> bool:
+        await self._do("destroy-bridge")
+        return True
+
+
+class FreeAcd:
+    def __init__(self) -> None:
+        self.ended: list[str] = []
+
+    async def call_ended(self, tenant: str, ext: str, cid: str) -> None:
+        self.ended.append(ext)
+
+
+async def test_given_caller_gone_as_operator_answers_when_bridging_then_no_failure() -> None:
+    """Found by hand (issue 15.5): the caller hangs up at the moment the operator picks up;
+    the bridge cannot take the vanished channel (400). The call ends through the caller's own
+    hang-up, not as an internal failure, and the operator is freed."""
+    import dataclasses
+
+    written: list[cm.CallState] = []
+    pool, acd, ari = FakePool(), FreeAcd(), LeavingAri()
+
+    async def write(state: cm.CallState) -> None:
+        written.append(state)
+
+    deps = CallDeps(ari=ari, pool=pool, redis=FakeRedis(), sounds_dir="/s",  # type: ignore[arg-type]
+                    write_record=write, acd=acd)  # type: ignore[arg-type]
+    ringing = dataclasses.replace(
+        cm.new_call("c1", "pbx1", "1022", "0909", "c1", T0), phase=cm.Phase.RINGING,
+        tenant_id="dongnai", shift="day", limit=3, line_held=True, answered_at=T0,
+        queued_at=T0, queue_enabled=True, ringing="101", operator_channel="c1-op1", legs=1)
+    session = CallSession(ringing, deps)
+    task = asyncio.create_task(session.run([cm.OperatorAnswered(T0, "101")]))
+    await asyncio.sleep(0.05)
+    assert "add-to-bridge" in ari.calls and "hangup:failure" not in ari.calls
+    session.events.put_nowait(cm.HungUp(T0, 16, "16 Normal Clearing"))
+    await asyncio.wait_for(task, 2)
+    assert len(written) == 1 and written[0].outcome == "answered"  # bridged_at was set
+    assert written[0].cause != "BridgeOperator failed"
+    assert acd.ended == ["101"] and pool.released == ["c1"]
