@@ -272,8 +272,13 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
         connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=60),
         timeout=aiohttp.ClientTimeout(total=10),
     )
+    apps = cfg.service.stasis_apps
+    if s.app_slot > len(apps):
+        raise ValueError(f"HOTLINE_APP_SLOT={s.app_slot} but service.app_instances is "
+                         f"{len(apps)}: slots go from 1 to {len(apps)}")
+    app_name = apps[s.app_slot - 1]
     ari = AriClient(f"http://{cfg.service.ari_bind}:{cfg.service.ari_port}",
-                    secrets.ari_user, secrets.ari_password, cfg.service.stasis_app, session)
+                    secrets.ari_user, secrets.ari_password, app_name, session)
     library = PromptLibrary(app[LAYOUT].host("sounds"), app[LAYOUT].pbx("sounds"),
                             s.sounds_override)
     runtime = app[IVR] = IvrRuntime(FaqStore(app[DATABASE]), library, app[CONFIG])
@@ -301,7 +306,7 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
                     prompts=library, acd=app[ACD], save_callback=save_callback,
                     kick=driver.kick)
     service = StasisService(ari, deps, app[CONFIG], runtime.context, features,
-                            sessions=sessions)
+                            sessions=sessions, peers=tuple(a for a in apps if a != app_name))
     app[STASIS] = service
     driver.start()
     service.start()
@@ -379,6 +384,8 @@ async def _heartbeat(app: web.Application) -> None:
                 for t in config().tenants:
                     shift, _ = active_shift(t, now)
                     await pool.set_in_force(t.id, shift.name, shift.lines)
+                await service.announce()
+                await service.take_over_peers()
         except REDIS_DOWN as e:  # calls are admitted on the local count from now on
             pool.lost(e)
         except Exception as e:  # the next beat retries well within the TTL
@@ -515,12 +522,14 @@ async def serve(app: web.Application, stop: asyncio.Event,
     cfg = app[CONFIG]()
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, cfg.service.http_bind, cfg.service.http_port)
+    port = app[SETTINGS].http_port(cfg.service.http_port)
+    site = web.TCPSite(runner, cfg.service.http_bind, port)
     await site.start()
     pid_file = app[SETTINGS].pid_file
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{os.getpid()}\n")
-    log.info("hotline service up: HTTP on %s:%d", cfg.service.http_bind, cfg.service.http_port)
+    log.info("hotline service up: HTTP on %s:%d (Stasis application %s)", cfg.service.http_bind,
+             port, app[STASIS].ari.app)
     await systemd_ready(app, app[STASIS].connected)  # READY=1 once ARI is connected
     if on_ready:
         await on_ready()

@@ -193,6 +193,19 @@ class AriClient:
     async def application(self) -> dict[str, Any]:
         return dict(await self.request("GET", f"/applications/{self.app}") or {})
 
+    async def application_named(self, name: str) -> dict[str, Any] | None:
+        """Another Stasis application's state (its channels); None when Asterisk has none."""
+        try:
+            return dict(await self.request("GET", f"/applications/{name}"))
+        except AriError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def move(self, channel_id: str, app: str) -> None:
+        """Move a channel from the Stasis application it is in to ``app``."""
+        await self.request("POST", f"/channels/{channel_id}/move", app=app)
+
     async def startup_time(self) -> str | None:
         """When this Asterisk process started (``/asterisk/info``), to tell a restart."""
         info = await self.request("GET", "/asterisk/info", only="status")

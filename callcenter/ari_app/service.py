@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -30,6 +31,13 @@ from callcenter.queue.rules import QueueConflict
 from callcenter.transfers.ari import TransferEvents
 
 log = logging.getLogger("callcenter.ari")
+
+# Each app instance says it serves its Stasis application (SET with expiry, every second);
+# a peer finding the key gone for APP_ALIVE_MS takes the application's calls over.
+APP_ALIVE_KEY = "hotline:stasis:{}"
+APP_ALIVE_MS = 5000
+PEER_GRACE_S = 2.0  # a peer's key must stay missing this long before its calls are taken
+MOVE_WAIT_S = 60.0  # a channel asked to move that never arrived is forgotten after this
 
 ADOPTABLE = (cm.Phase.GREETING, cm.Phase.HOLDING, cm.Phase.IVR, cm.Phase.QUEUED,
              cm.Phase.RINGING, cm.Phase.BRIDGED, cm.Phase.TRANSFERRED)
@@ -82,8 +90,15 @@ class StasisService:
 
     def __init__(self, ari: AriClient, deps: CallDeps, config: Callable[[], HotlineConfig],
                  ivr_for: IvrFor = no_ivr, features: FeatureHandler | None = None,
-                 sessions: dict[str, CallSession] | None = None):
+                 sessions: dict[str, CallSession] | None = None,
+                 peers: tuple[str, ...] = ()):
         self.ari = ari
+        # The other app instances' Stasis applications on this PBX (service.app_instances):
+        # when one stops announcing itself, we take over its calls (take_over_peers).
+        self.peers = peers
+        # Channels asked to move to us from a dead peer (-> when): adopted, not new calls.
+        self._taking_over: dict[str, float] = {}
+        self._peer_missing: dict[str, float] = {}  # peer -> monotonic time first found silent
         self.deps = deps
         self.config = config
         self.ivr_for = ivr_for
@@ -135,6 +150,9 @@ class StasisService:
                 async with contextlib.aclosing(self.ari.events()) as events:
                     async for event in events:
                         if event["type"] == "_Connected":
+                            self.connected.set()  # (for announce; reconcile comes first)
+                            await self._announce_quietly()
+                            self.connected.clear()
                             await self._note_pbx_start()
                             await self.reconcile()
                             self.connected.set()
@@ -319,6 +337,9 @@ class StasisService:
         ch = event["channel"]
         if ch["id"] in self.sessions:
             return
+        if self._taking_over.pop(ch["id"], None) is not None:
+            await self._adopt_moved(ch)  # moved to us from a dead peer
+            return
         verb, rest = parse_stasis_args(event.get("args") or [])
         handler = self.start_handlers.get(verb) if verb is not None else None
         if handler is not None:
@@ -394,62 +415,79 @@ class StasisService:
                 log.info("leg %s has no call any more: hanging it up", call_id)
                 await hangup_quietly(self.ari, call_id)
                 continue
-            state = await self._shared_state(call_id)
-            if (state is not None and state.phase in ADOPTABLE
-                    and state.tenant_id is not None and state.tenant_id in adopted):
-                log.info("call=%s adopted in phase %s", call_id, state.phase.value)
-                adopted[state.tenant_id].append(call_id)
-                tenant = self.config().require_tenant(state.tenant_id)
-                ivr = self._ivr(tenant)
-                if state.phase in RESUMABLE:
-                    if state.phase in cm.QUEUE_PHASES:
-                        queued[state.tenant_id].append(call_id)
-                    elif state.operator_channel is not None:
-                        self.deps.legs[state.operator_channel] = call_id
-                    if state.unit_channel is not None:
-                        self.deps.legs[state.unit_channel] = call_id
-                    self._spawn(CallSession(state, self.deps, ivr), [cm.Resume(utcnow())])
-                elif state.phase is cm.Phase.IVR and ivr is not None and state.menu is not None:
-                    # Menus start again at the root (the path so far is kept).
-                    self._spawn(CallSession(state, self.deps, ivr), [cm.Resume(utcnow())])
-                else:
-                    state = dataclasses.replace(state, phase=cm.Phase.GREETING)
-                    # Re-enter at GREETING: PlaybackFinished restarts music on hold.
-                    self._spawn(CallSession(state, self.deps), [cm.PlaybackFinished(utcnow())])
-            elif state is not None:
-                # Known but caught mid-admission or mid-rejection: end it cleanly, with a record.
-                log.warning("call=%s found in phase %s after reconnect: ending it", call_id,
-                            state.phase.value)
-                self._spawn(CallSession(state, self.deps),
-                            [cm.Failed(utcnow(), "service restarted during the call")])
-            elif call_id in channels:
-                # Entered Stasis while we were (re)connecting; its StasisStart may be lost or
-                # still buffered (then ignored, as the call is known): treat it as a new call.
-                log.info("call=%s entered while we were away: handling it now", call_id)
-                await self._on_start({"channel": channels[call_id]})
+            await self._adopt(call_id, channels.get(call_id), adopted, queued)
         try:
             await self._close_orphans(set(channels))
         except REDIS_DOWN as e:  # done when Redis is back (redis_back reconciles again)
             self.deps.pool.lost(e)
-        keep = sorted(self.sessions)  # never drop a line a call of ours may hold or be taking
-        for tenant_id in sorted(tenants):
-            dropped, used = await self.deps.pool.reconcile(tenant_id, keep, adopted[tenant_id])
-            log.info("pool %s reconciled: in use %d (dropped %d stale lines)", tenant_id, used,
-                     dropped)
-            if self.deps.acd is not None:
-                waiting = [c for c, ses in self.sessions.items()
-                           if ses.state.phase in cm.QUEUE_PHASES
-                           and ses.state.tenant_id == tenant_id]
+        await self._take_places(sorted(tenants), adopted, queued)
+
+    # -- several app instances on one PBX ---------------------------------------------------
+    async def announce(self) -> None:
+        """While connected: tell the peers (Redis, expiring) that our application is served."""
+        if self.connected.is_set():
+            await self.deps.redis.set(APP_ALIVE_KEY.format(self.ari.app), self.deps.pool.instance,
+                                      px=APP_ALIVE_MS)
+
+    async def _announce_quietly(self) -> None:
+        """Announce at once on connect: calls arrive before the first heartbeat, and a peer
+        must not take them for a dead instance's."""
+        try:
+            await self.announce()
+        except REDIS_DOWN as e:
+            self.deps.pool.lost(e)
+
+    async def take_over_peers(self) -> int:
+        """Peers whose process stopped announcing (killed, crashed): move the channels still in
+        their Stasis application into ours; each is adopted when its StasisStart reaches us
+        (_adopt_moved: state, line and queue place from Redis). A channel hearing a prompt
+        moves when the prompt ends. How many moves were asked for."""
+        if not self.connected.is_set() or not self.peers or self.deps.pool.degraded:
+            return 0
+        now = time.monotonic()
+        for channel_id, asked in list(self._taking_over.items()):
+            if now - asked > MOVE_WAIT_S:  # hung up before it could move
+                del self._taking_over[channel_id]
+        moving = 0
+        for peer in self.peers:
+            if await self.deps.redis.exists(APP_ALIVE_KEY.format(peer)):
+                self._peer_missing.pop(peer, None)
+                continue
+            # Gone for a while, not just between its connect and its first word.
+            since = self._peer_missing.setdefault(peer, now)
+            if now - since < PEER_GRACE_S:
+                continue
+            app = await self.ari.application_named(peer)
+            # The dead application may go on listing channels already moved to us: those
+            # are ours (a second move would take them out of Stasis and end the call).
+            ids = [str(c) for c in (app or {}).get("channel_ids", [])
+                   if str(c) not in self._taking_over and str(c) not in self.sessions
+                   and str(c) not in self.deps.legs]
+            if not ids:
+                continue
+            log.warning("app instance %s stopped serving its calls: taking over its %d "
+                        "channel(s)", peer, len(ids))
+            for channel_id in ids:
+                self._taking_over[channel_id] = now
                 try:
-                    dropped, taken = await self.deps.acd.reconcile(tenant_id, waiting,
-                                                                   queued[tenant_id])
-                except REDIS_DOWN as e:
-                    self.deps.pool.lost(e)
-                    continue
-                if dropped or taken:
-                    log.info("queue %s reconciled: %d stale places dropped, %d taken over",
-                             tenant_id, dropped, taken)
-                self.deps.kick(tenant_id)
+                    await self.ari.move(channel_id, self.ari.app)
+                    moving += 1
+                except AriError as e:  # hung up meanwhile
+                    self._taking_over.pop(channel_id, None)
+                    log.info("channel %s of %s not moved: %s", channel_id, peer, e)
+        return moving
+
+    async def _adopt_moved(self, channel: dict[str, Any]) -> None:
+        """A channel moved to us from a dead peer entered our application: adopt its call (a
+        leg is registered with its call, which is moved too)."""
+        call_id = str(channel["id"])
+        if call_id in self.deps.legs or is_leg(call_id):
+            return
+        tenants = sorted(t.id for t in self.config().tenants)
+        adopted: dict[str, list[str]] = {t: [] for t in tenants}
+        queued: dict[str, list[str]] = {t: [] for t in tenants}
+        await self._adopt(call_id, channel, adopted, queued)
+        await self._take_places([t for t in tenants if adopted[t]], adopted, queued)
 
     async def _shared_state(self, call_id: str) -> cm.CallState | None:
         """The call's state as Redis shares it; None when unknown or Redis is unreachable."""
@@ -498,6 +536,70 @@ class StasisService:
                 log.info("call=%s put back in the queue %s after the Redis outage", s.call_id,
                          s.tenant_id)
                 deps.kick(s.tenant_id)
+
+    async def _take_places(self, tenants: list[str], adopted: dict[str, list[str]],
+                           queued: dict[str, list[str]]) -> None:
+        """Per tenant: drop our lines of calls gone, take the adopted calls' lines and queue
+        places, and look for operators."""
+        keep = sorted(self.sessions)  # never drop a line a call of ours may hold or be taking
+        for tenant_id in tenants:
+            dropped, used = await self.deps.pool.reconcile(tenant_id, keep,
+                                                           adopted.get(tenant_id, []))
+            log.info("pool %s reconciled: in use %d (dropped %d stale lines)", tenant_id, used,
+                     dropped)
+            if self.deps.acd is not None:
+                waiting = [c for c, ses in self.sessions.items()
+                           if ses.state.phase in cm.QUEUE_PHASES
+                           and ses.state.tenant_id == tenant_id]
+                try:
+                    dropped, taken = await self.deps.acd.reconcile(tenant_id, waiting,
+                                                                   queued.get(tenant_id, []))
+                except REDIS_DOWN as e:
+                    self.deps.pool.lost(e)
+                    continue
+                if dropped or taken:
+                    log.info("queue %s reconciled: %d stale places dropped, %d taken over",
+                             tenant_id, dropped, taken)
+                self.deps.kick(tenant_id)
+
+    async def _adopt(self, call_id: str, channel: dict[str, Any] | None,
+                     adopted: dict[str, list[str]], queued: dict[str, list[str]]) -> None:
+        """Continue a call found in our application that no session of ours serves (after a
+        restart, or moved to us from a dead peer) from its state in Redis; collect its line
+        (``adopted``) and queue place (``queued``) per tenant for _take_places."""
+        state = await self._shared_state(call_id)
+        if (state is not None and state.phase in ADOPTABLE
+                and state.tenant_id is not None and state.tenant_id in adopted):
+            log.info("call=%s adopted in phase %s", call_id, state.phase.value)
+            adopted[state.tenant_id].append(call_id)
+            tenant = self.config().require_tenant(state.tenant_id)
+            ivr = self._ivr(tenant)
+            if state.phase in RESUMABLE:
+                if state.phase in cm.QUEUE_PHASES:
+                    queued[state.tenant_id].append(call_id)
+                elif state.operator_channel is not None:
+                    self.deps.legs[state.operator_channel] = call_id
+                if state.unit_channel is not None:
+                    self.deps.legs[state.unit_channel] = call_id
+                self._spawn(CallSession(state, self.deps, ivr), [cm.Resume(utcnow())])
+            elif state.phase is cm.Phase.IVR and ivr is not None and state.menu is not None:
+                # Menus start again at the root (the path so far is kept).
+                self._spawn(CallSession(state, self.deps, ivr), [cm.Resume(utcnow())])
+            else:
+                state = dataclasses.replace(state, phase=cm.Phase.GREETING)
+                # Re-enter at GREETING: PlaybackFinished restarts music on hold.
+                self._spawn(CallSession(state, self.deps), [cm.PlaybackFinished(utcnow())])
+        elif state is not None:
+            # Known but caught mid-admission or mid-rejection: end it cleanly, with a record.
+            log.warning("call=%s found in phase %s after reconnect: ending it", call_id,
+                        state.phase.value)
+            self._spawn(CallSession(state, self.deps),
+                        [cm.Failed(utcnow(), "service restarted during the call")])
+        elif channel is not None:
+            # Entered Stasis while we were (re)connecting; its StasisStart may be lost or
+            # still buffered (then ignored, as the call is known): treat it as a new call.
+            log.info("call=%s entered while we were away: handling it now", call_id)
+            self._on_new_call(channel)
 
     def held_lines(self) -> dict[str, list[str]]:
         """Calls of ours holding a line, per tenant (to write back after a heartbeat lapse)."""

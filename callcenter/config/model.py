@@ -129,6 +129,18 @@ class ServiceConfig:
     node: str = "pbx1"  # name of this Asterisk node; stored on every record
     # Console logins allowed per minute from one address (operators behind one NAT share it).
     login_attempts_per_minute: int = 10
+    # App processes serving this PBX at once, each under its own Stasis application (Asterisk
+    # gives one application to one websocket): the dialplan picks one at random and falls
+    # through to the next when it is not connected; a survivor takes over a dead one's calls.
+    app_instances: int = 1
+
+    @property
+    def stasis_apps(self) -> tuple[str, ...]:
+        """The Stasis application names, in slot order (slot 1 first): ``stasis_app`` itself
+        for one instance, ``<stasis_app>-1`` ... ``-N`` for several."""
+        if self.app_instances == 1:
+            return (self.stasis_app,)
+        return tuple(f"{self.stasis_app}-{i}" for i in range(1, self.app_instances + 1))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ error is the first). Unknown keys are errors, so a typo never silently falls bac
 Schema (see config/hotline.yaml for a commented example)::
 
     service: {ari_bind, ari_port, ami_bind, ami_port, http_bind, http_port, stasis_app, node,
+              app_instances,
               login_attempts_per_minute}
     trunk: {bind, port, trusted_networks: [cidr, ...], media_address, rtp_start, rtp_end,
             outbound: {host, port}}   # outbound optional: PJSIP endpoint trunk-out
@@ -78,7 +79,7 @@ class _Parser(BaseParser):
         if value is None:
             return d
         keys = ("ari_bind", "ari_port", "ami_bind", "ami_port", "http_bind", "http_port",
-                "stasis_app", "node", "login_attempts_per_minute")
+                "stasis_app", "node", "login_attempts_per_minute", "app_instances")
         m = self.mapping(value, "service", keys)
         if m is None:
             return d
@@ -101,6 +102,9 @@ class _Parser(BaseParser):
                 m.get("login_attempts_per_minute", d.login_attempts_per_minute),
                 join_key(k, "login_attempts_per_minute"), 3, 10_000)
             or d.login_attempts_per_minute,
+            app_instances=self.integer(m.get("app_instances", d.app_instances),
+                                       join_key(k, "app_instances"), 1, 8)
+            or d.app_instances,
         )
         # The three TCP listeners must not collide (same address, or one on every address).
         listeners = [("ari", result.ari_bind, result.ari_port),

@@ -28,6 +28,7 @@ class Settings:
     secrets_path: Path | None = None  # ARI/AMI credentials; None: STATE_DIR/secrets.env
     prompt_cache_dir: Path | None = None  # generated prompts; None: HOTLINE_CACHE/prompts
     service_user: str = "hotline1022"  # the unprivileged user the app runs as when root starts it
+    app_slot: int = 1  # HOTLINE_APP_SLOT: which of service.app_instances this process is
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -53,6 +54,7 @@ class Settings:
             "secrets_path": _path_or_none(os.environ.get("HOTLINE_SECRETS")),
             "prompt_cache_dir": _path_or_none(os.environ.get("HOTLINE_PROMPT_CACHE")),
             "service_user": os.environ.get("HOTLINE_USER") or "hotline1022",
+            "app_slot": _slot(os.environ.get("HOTLINE_APP_SLOT")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
@@ -67,7 +69,12 @@ class Settings:
 
     @property
     def pid_file(self) -> Path:
-        return self.state_dir / "app.pid"
+        """The app process's pid (``app.pid``; ``app-<slot>.pid`` for slots after the first)."""
+        return self.state_dir / ("app.pid" if self.app_slot == 1 else f"app-{self.app_slot}.pid")
+
+    def http_port(self, base: int) -> int:
+        """This app process's HTTP port: service.http_port for slot 1, the next ones after."""
+        return base + self.app_slot - 1
 
     @property
     def secrets_file(self) -> Path:
@@ -95,3 +102,13 @@ def default_places() -> tuple[Path, Path]:
 
 def _path_or_none(value: str | None) -> Path | None:
     return Path(value) if value else None
+
+
+def _slot(value: str | None) -> int:
+    """HOTLINE_APP_SLOT: a whole number from 1 (unset: 1)."""
+    if not value:
+        return 1
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"HOTLINE_APP_SLOT={value!r}: expected a whole number from 1 "
+                         "(which of service.app_instances this app process is)")
+    return int(value)

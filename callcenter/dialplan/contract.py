@@ -21,6 +21,7 @@ class Context(enum.StrEnum):
     TRUNK_OUT_INBOUND = "trunk-out-inbound"  # anything entering through the outbound trunk
     HOTLINE_BUSY = "hotline-busy"  # a tenant's "all lines busy" message, then 486
     HOTLINE_UNAVAILABLE = "hotline-unavailable"  # the app is not connected
+    HOTLINE_STASIS = "hotline-stasis"  # several app instances: Stasis() into one that answers
     BENCH_PLAIN = "bench-plain"  # bench/: Asterisk alone, no app
     BENCH_QUEUE = "bench-queue"  # bench/: Asterisk's own app_queue
 

@@ -58,6 +58,9 @@ MODULES = (
     "format_wav.so", "format_gsm.so", "format_pcm.so", "codec_ulaw.so", "codec_alaw.so",
     "codec_gsm.so", "codec_resample.so", "func_channel.so", "func_callerid.so",
     "func_strings.so", "pbx_config.so",
+    # Several app instances (service.app_instances > 1): Gosub into hotline-stasis, which
+    # picks one at random (RAND) and builds the Stasis args (IF).
+    "app_stack.so", "func_rand.so", "func_logic.so",
 )
 
 

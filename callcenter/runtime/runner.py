@@ -149,14 +149,14 @@ class AppProcess:
     restarted when it dies on its own, stopped with SIGTERM (its records are flushed) before
     the PBX."""
 
-    name = "app"
-
     def __init__(self, settings: Settings, redis_url: str, account: RunAs | None,
-                 record: RunRecord):
+                 record: RunRecord, slot: int = 1):
         self.settings = settings
         self.redis_url = redis_url
         self.account = account
         self.record = record
+        self.slot = slot  # which of service.app_instances (HOTLINE_APP_SLOT)
+        self.name = "app" if slot == 1 else f"app-{slot}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
@@ -170,18 +170,19 @@ class AppProcess:
             "HOTLINE_PROMPT_CACHE": str(s.prompt_cache), "HOTLINE_CACHE": str(cache_dir()),
             "HOTLINE_SOUNDS": str(s.sounds_override), "HOTLINE_USER": s.service_user,
             "HOTLINE_LOG_LEVEL": s.log_level,  # `callcenter --debug run` reaches the app too
+            "HOTLINE_APP_SLOT": str(self.slot),
         })
         return env
 
     def start(self) -> None:
         """Start the app; its own log lines go to our stderr."""
         self.proc = spawn(
-            "app", [sys.executable, "-m", "callcenter", "app"], env=self.env(),
+            self.name, [sys.executable, "-m", "callcenter", "app"], env=self.env(),
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches us only: we stop the parts in order
             **(self.account.popen() if self.account else {}))
-        self.record.add("app", self.proc.pid)
-        log.info("app started (pid %d%s)", self.proc.pid,
+        self.record.add(self.name, self.proc.pid)
+        log.info("%s started (pid %d%s)", self.name, self.proc.pid,
                  f", user {self.account.name}" if self.account else "")
 
     def exited(self) -> int | None:
@@ -203,8 +204,8 @@ class AppProcess:
             log.warning("app did not stop within %.0f s; killing it", timeout)
             self.proc.kill()
             self.proc.wait(5)
-        self.record.remove("app")
-        log.info("app stopped")
+        self.record.remove(self.name)
+        log.info("%s stopped", self.name)
 
 
 class AppCrashLoop(RuntimeError):
@@ -310,7 +311,7 @@ def run_all(settings: Settings) -> None:
     private_redis: PrivateRedis | None = None
     pbx: AsteriskProcess | None = None
     kannel: KannelGateway | None = None
-    app: AppProcess | None = None
+    apps: list[AppProcess] = []
     try:
         secrets = load_secrets(settings.state_dir, settings.secrets_file)
         kannel_secrets = load_kannel_secrets(settings.state_dir)
@@ -349,9 +350,12 @@ def run_all(settings: Settings) -> None:
         if pbx.proc is not None:
             record.add("asterisk", pbx.proc.pid)
         log.info("SIP trunk listening on %s:%d (udp)", trunk.bind, trunk.port)
-        app = AppProcess(settings, redis_url, account, record)
-        app.start()
-        parts: list[Part] = [app, PbxPart(pbx, record)]
+        # One app process per Stasis application (service.app_instances), slot 1 first.
+        apps = [AppProcess(settings, redis_url, account, record, slot)
+                for slot in range(1, svc.app_instances + 1)]
+        for app in apps:
+            app.start()
+        parts: list[Part] = [*apps, PbxPart(pbx, record)]
         if private_redis is not None and private_redis.proc is not None:
             parts.append(RedisPart(private_redis, record))
         Supervisor(parts).watch()
@@ -362,7 +366,7 @@ def run_all(settings: Settings) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         log.info("stopping")
         stopped = True
-        for part in (app, kannel, pbx, private_redis):  # each on its own: one failing
+        for part in (*apps, kannel, pbx, private_redis):  # each on its own: one failing
             if part is None:                           # must not leave the others running
                 continue
             try:

@@ -180,6 +180,22 @@ def test_given_full_service_section_when_parsed_then_values_are_used() -> None:
                                     18022, "hotline-test", "pbx2", 40)
 
 
+def test_given_app_instances_when_parsed_then_one_stasis_application_per_slot() -> None:
+    data = valid()
+    assert parse_config(data, SOURCE).service.stasis_apps == ("hotline",)  # one: unchanged
+    data["service"] = {"stasis_app": "hl", "app_instances": 3}
+    service = parse_config(data, SOURCE).service
+    assert service.app_instances == 3 and service.stasis_apps == ("hl-1", "hl-2", "hl-3")
+
+
+@pytest.mark.parametrize("value", [0, 9, "2", None, 1.5])
+def test_given_bad_app_instances_when_parsed_then_error_names_the_key(value: object) -> None:
+    data = valid()
+    data["service"] = {"app_instances": value}
+    err = errors_of(data)
+    assert err.key == "service.app_instances" and "1..8" in err.reason
+
+
 @pytest.mark.parametrize("value", [2, 10_001, "10", None, 1.5])
 def test_given_bad_login_attempts_when_parsed_then_error_names_the_key(value: object) -> None:
     data = valid()

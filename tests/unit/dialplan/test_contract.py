@@ -85,16 +85,18 @@ def test_every_context_and_verb_in_the_templates_comes_from_the_contract() -> No
     for name, text in texts.items():
         for used in re.findall(r"^context\s*=\s*(.+)$", text, re.M):
             member(used, "contexts")
-        for args in re.findall(r"Stasis\(([^)]*)\)", text):
-            parts = args.split(",")
-            assert parts[0] == "{{ service.stasis_app }}", (name, args)
-            if len(parts) > 1:
-                member(parts[1], "verbs")
+        for args in re.findall(r"Stasis\((.*)\)$", text, re.M):
+            assert args.startswith("{{ service.stasis_app }}"), (name, args)
+        for verb in re.findall(r"\{\{ stasis\(verbs\.(\w+)", text):  # the template's macro
+            member(f"{{{{ verbs.{verb} }}}}", "verbs")
     assert "{{ contexts." in texts["pjsip.conf.j2"]
 
 
-def test_rendered_dialplan_defines_every_context_and_nothing_else(tmp_path: Path) -> None:
+@pytest.mark.parametrize("instances", [1, 2])
+def test_rendered_dialplan_defines_every_context_and_nothing_else(tmp_path: Path,
+                                                                  instances: int) -> None:
     data = config_data(outbound={"host": "127.0.0.1", "port": 5090})
+    data["service"] = {"app_instances": instances}
     data["tenants"][0]["units"] = [
         {"id": "so_y_te", "name": "Sở Y tế", "kind": "department", "hotline": "02513822000",
          "focal_persons": [{"name": "An", "phone": "0912345678"}]}]
@@ -104,9 +106,14 @@ def test_rendered_dialplan_defines_every_context_and_nothing_else(tmp_path: Path
                          bench_plain_number="19001022")
     ext = texts["extensions.conf"]
     sections = set(re.findall(r"^\[(.+)\]$", ext, re.M)) - {"general"}
-    assert sections == {c.value for c in Context}
-    verbs = {args.split(",")[1] for args in re.findall(r"Stasis\(([^)]*)\)", ext)
-             if "," in args}
-    assert verbs == {Verb.AGENT.value, Verb.CONSULT.value}
+    # hotline-stasis (try each app instance) only when there are several
+    assert sections == {c.value for c in Context} - (
+        {Context.HOTLINE_STASIS.value} if instances == 1 else set())
+    entered = (re.findall(r"Stasis\(hotline,([^)]*)\)", ext) if instances == 1 else
+               re.findall(r"Gosub\(hotline-stasis,\$\{EXTEN\},1\(([^)]*)\)\)", ext))
+    assert {args.split(",")[0] for args in entered} == {Verb.AGENT.value, Verb.CONSULT.value}
+    if instances > 1:
+        assert "Stasis(hotline," not in ext and "Stasis(hotline)" not in ext
+        assert "Stasis(hotline-${slot}" in ext and "RAND(1,2)" in ext
     used = set(re.findall(r"^context = (.+)$", texts["pjsip.conf"], re.M))
     assert used == {Context.FROM_TRUNK, Context.FROM_OPERATORS, Context.TRUNK_OUT_INBOUND}
