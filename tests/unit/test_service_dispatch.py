@@ -252,3 +252,64 @@ def test_given_channel_ids_when_is_leg_then_only_our_operator_and_unit_legs() ->
     for not_leg in ("pbx-1796594552.1", "pbx-17.2-op", "op1", "pbx-17.2-sup3", "x-bridge",
                     "pbx-17.2-snoop1", "-op1"):
         assert not is_leg(not_leg), not_leg
+
+
+class PeerAri(FakeAri):
+    """A PBX where the peer application ``hotline-test-2`` still lists these channels."""
+
+    def __init__(self, listed: list[str]) -> None:
+        super().__init__()
+        self.listed = listed
+        self.moved: list[str] = []
+
+    async def application_named(self, name: str) -> dict[str, Any] | None:
+        return {"name": name, "channel_ids": list(self.listed)}
+
+    async def move(self, channel_id: str, app: str) -> None:
+        self.moved.append(channel_id)
+
+
+class Alive:
+    """Redis's liveness keys: present for the peers named."""
+
+    def __init__(self, alive: set[str]) -> None:
+        self.alive = alive
+
+    async def exists(self, key: str) -> int:
+        return int(key.removeprefix("hotline:stasis:") in self.alive)
+
+
+class NotDegraded:
+    degraded = False
+
+
+async def test_given_peer_silent_when_grace_passed_then_its_channels_moved_once(
+        seen: Seen, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(sv.time, "monotonic", lambda: clock[0])
+    svc, _, _ = service()
+    ari = PeerAri([CALL, OP_LEG, "already-ours"])
+    svc.ari = cast(AriClient, ari)
+    svc.peers = ("hotline-test-2",)
+    redis = Alive({"hotline-test-2"})
+    svc.deps.redis, svc.deps.pool = cast(Any, redis), cast(Any, NotDegraded())
+    svc.connected.set()
+    svc.sessions["already-ours"] = cast(Any, object())  # moved earlier, adopted: ours now
+    assert await svc.take_over_peers() == 0  # the peer announces itself: alive
+    redis.alive.clear()
+    assert await svc.take_over_peers() == 0  # silent, but not yet for PEER_GRACE_S
+    clock[0] += sv.PEER_GRACE_S
+    assert await svc.take_over_peers() == 2
+    assert ari.moved == [CALL, OP_LEG]  # never a channel we already serve
+    assert await svc.take_over_peers() == 0  # asked once: adopted when its StasisStart comes
+    assert ari.moved == [CALL, OP_LEG]
+    # The moved call's StasisStart is an adoption, not a new citizen's call.
+    adopted: list[str] = []
+
+    async def adopt(self: sv.StasisService, ch: dict[str, Any]) -> None:
+        adopted.append(ch["id"])
+
+    monkeypatch.setattr(sv.StasisService, "_adopt_moved", adopt)
+    await svc.dispatch(start(CALL))
+    await svc.dispatch(start("1765000000.9"))  # a new call all the same
+    assert adopted == [CALL] and seen == [("new call", "1765000000.9")]
