@@ -112,7 +112,7 @@ class StasisService:
         self.pbx_started: str | None = None  # Asterisk's start time, as last connected
         self.asterisk_restarts = 0  # times a reconnect found a new Asterisk (metrics)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # StasisEnd -> end, by call id
         self._runner: asyncio.Task[None] | None = None
         # Routing, in order: these event types first; then the listen-ins' legs; then the
         # events of a call's own channel (others ignored). StasisStart by the Stasis verb.
@@ -226,7 +226,7 @@ class StasisService:
             await asyncio.gather(self._runner, return_exceptions=True)
         self.connected.clear()
         await self.listen.close()
-        for timer in self._timers:
+        for timer in self._timers.values():
             timer.cancel()
         for session in list(self.sessions.values()):
             # Asterisk stops after us: write these calls' records now (line freed as well).
@@ -292,13 +292,17 @@ class StasisService:
 
     def _on_stasis_end(self, session: CallSession, event: dict[str, Any]) -> None:
         # ChannelDestroyed (with the cause) follows within milliseconds; should it not come,
-        # end the call anyway so the line is freed well within a second.
-        def end_anyway() -> None:
-            self._timers.discard(timer)
-            session.events.put_nowait(session.hung_up())
+        # end the call anyway so the line is freed well within a second. The timer is kept
+        # by call id rather than named in its own callback: a handle whose callback refers to
+        # the handle is a reference cycle, which kept each ended call's session alive until
+        # the cyclic garbage collector came by (a soak, bench/soak.py, found 16 such).
+        if session.call_id not in self._timers:
+            self._timers[session.call_id] = asyncio.get_running_loop().call_later(
+                0.3, self._end_anyway, session)
 
-        timer = asyncio.get_running_loop().call_later(0.3, end_anyway)
-        self._timers.add(timer)
+    def _end_anyway(self, session: CallSession) -> None:
+        self._timers.pop(session.call_id, None)
+        session.events.put_nowait(session.hung_up())
 
     def _on_leg_event(self, kind: str | None, leg: str, event: dict[str, Any]) -> None:
         """An operator's or a unit's leg: its end tells the caller's call (ring-out, no answer,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
+import weakref
 from typing import Any, cast
 
 import pytest
@@ -214,6 +216,27 @@ async def test_given_stasis_end_then_the_call_ends_shortly_even_without_destroye
     [gone] = queued(session)
     assert isinstance(gone, cm.HungUp)
     assert not svc._timers
+
+
+async def test_given_stasis_end_when_its_timer_fired_then_nothing_keeps_the_session(
+        seen: Seen) -> None:
+    """No reference cycle through the timer: an ended call's session (state, menus, event
+    queue) is freed as soon as the service lets go of it, not at the next full collection
+    (bench/soak.py found ended sessions piling up until one)."""
+    svc, _ari, _listen = service()
+    session = with_session(svc)
+    await svc.dispatch({"type": "StasisEnd", "channel": {"id": CALL}})
+    gc.disable()
+    try:
+        await asyncio.sleep(0.4)
+        [gone] = queued(session)
+        assert isinstance(gone, cm.HungUp)
+        del svc.sessions[CALL]
+        ref = weakref.ref(session)
+        del session, gone
+        assert ref() is None
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("event", [
