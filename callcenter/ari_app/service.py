@@ -177,6 +177,41 @@ class StasisService:
             self.connected.clear()
             await asyncio.sleep(backoff.next())
 
+    async def _hand_over(self) -> bool:
+        """Stopping while another app instance serves this PBX: leave our calls to it instead
+        of ending them (no record here: the adopter writes it at the call's end). Their state
+        is in Redis already (written after every event); our announcement is withdrawn so the
+        peer takes them over after its grace. False (nothing done) without a live peer."""
+        if not self.peers or not self.sessions or self.deps.pool.degraded:
+            return False
+        try:
+            alive = [p for p in self.peers
+                     if await self.deps.redis.exists(APP_ALIVE_KEY.format(p))]
+            if not alive:
+                return False
+            handed = list(self.sessions.values())
+            for session in handed:
+                if session.task is not None:
+                    session.task.cancel()
+            await asyncio.gather(*(s.task for s in handed if s.task is not None),
+                                 return_exceptions=True)
+            for session in handed:
+                if session.state.phase is not cm.Phase.ENDED:
+                    await self.deps.redis.set(CALL_KEY.format(session.call_id),
+                                              state_to_json(session.state), ex=CALL_TTL_S)
+            await self.deps.redis.delete(APP_ALIVE_KEY.format(self.ari.app))
+        except REDIS_DOWN as e:
+            log.error("stopping: calls not handed over (Redis unreachable: %s)", e)
+            return False
+        log.warning("stopping: %d call(s) left to the other app instance(s) %s", len(handed),
+                    ", ".join(alive))
+        self.sessions.clear()
+        self.deps.legs.clear()
+        for task in list(self._tasks):  # feature codes in progress
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        return True
+
     async def _note_pbx_start(self) -> None:
         """On each ARI connect: a new Asterisk start time means Asterisk restarted (its calls
         are gone; reconcile ends ours with their records). Logged and counted (/metrics)."""
@@ -228,6 +263,8 @@ class StasisService:
         await self.listen.close()
         for timer in self._timers.values():
             timer.cancel()
+        if await self._hand_over():
+            return
         for session in list(self.sessions.values()):
             # Asterisk stops after us: write these calls' records now (line freed as well).
             session.events.put_nowait(cm.HungUp(utcnow(), None, "hotline service stopped"))

@@ -20,6 +20,8 @@ dies on its own (``Supervisor``; under systemd, its units' ``Restart=`` do the s
 from __future__ import annotations
 
 import asyncio
+import collections
+import gc
 import logging
 import os
 import signal
@@ -28,6 +30,7 @@ import stat
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -60,8 +63,37 @@ async def run_app_until_signal(settings: Settings, redis_url: str) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+    loop.add_signal_handler(signal.SIGUSR2, MemoryReport().log)
     app = build_app(settings, redis_url)
     await serve(app, stop)
+
+
+class MemoryReport:
+    """SIGUSR2: what grew in the app's memory since the last report (for a service whose RSS
+    keeps rising): live objects by type, and, when started with PYTHONTRACEMALLOC=1 (e.g. 5),
+    the source lines that allocated most since then."""
+
+    def __init__(self, top: int = 15):
+        self.top = top
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.snapshot: tracemalloc.Snapshot | None = None
+
+    def log(self) -> None:
+        gc.collect()
+        counts = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
+        grown = (counts - self.counts).most_common(self.top)
+        log.warning("memory: %d objects tracked by gc; grown since the last report: %s",
+                    sum(counts.values()), ", ".join(f"{n} +{c}" for n, c in grown) or "none")
+        self.counts = counts
+        if not tracemalloc.is_tracing():
+            log.warning("memory: no allocation sites (start the app with PYTHONTRACEMALLOC=5)")
+            return
+        snapshot = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)])
+        if self.snapshot is not None:
+            for stat in snapshot.compare_to(self.snapshot, "lineno")[:self.top]:
+                log.warning("memory: %s", stat)
+        self.snapshot = snapshot
 
 
 def dump_tasks() -> None:

@@ -182,3 +182,40 @@ def test_given_instance_killed_with_calls_up_when_survivor_takes_over_then_calls
     rows = wait_until(records, 10)
     assert rows and sorted(r["caller"] for r in rows) == callers, rows  # one each
     assert {r["outcome"] for r in rows} == {"answered"}, rows
+
+
+def test_given_instance_stopped_cleanly_with_calls_up_then_peer_continues_them_one_record(
+        duo: Stack, second: Second) -> None:
+    """SIGTERM (an upgrade, `systemctl restart` of one slot): the stopping instance leaves its
+    calls to the live peer instead of ending them; they are not greeted again, and each has
+    one record, written by the instance that served its end."""
+    phones: list[PhoneGroup] = []
+    try:
+        for i in range(10):
+            phone = duo.phone("1022", hold=90, caller=f"09194004{i:02d}")
+            phones.append(phone)
+            assert phone.wait_for("answered", 1, 20), duo.app_log_tail()
+            if in_app(duo, APPS[1]):
+                break
+        theirs = in_app(duo, APPS[1])
+        assert theirs
+        second.stop(signal.SIGTERM)
+        assert "call(s) left to the other app instance(s) hotline-test-1" in (
+            second.log.read_text(errors="replace"))
+        text = lambda: duo.app_log.read_text(errors="replace")  # noqa: E731
+        adopted = wait_until(lambda: all(f"call={c} adopted in phase" in text()
+                                         for c in theirs), 25, 0.2)
+        assert adopted, duo.app_log_tail()
+        for phone in phones:
+            assert phone.of("disconnected") == [], "a call was dropped"
+        assert duo.pool_in_use() == len(phones)
+    finally:
+        for phone in phones:
+            phone.finish()
+    assert wait_until(lambda: duo.pool_in_use() == 0, 5)
+    callers = [f"09194004{i:02d}" for i in range(len(phones))]
+    rows = wait_until(lambda: [r for r in duo.records(60) if r["caller"] in callers]
+                      if len([r for r in duo.records(60) if r["caller"] in callers])
+                      >= len(callers) else None, 10)
+    assert rows and sorted(r["caller"] for r in rows) == callers, rows  # one each
+    assert {r["outcome"] for r in rows} == {"answered"}, rows

@@ -48,3 +48,29 @@ def test_given_part_dying_again_and_again_when_checked_then_run_stops() -> None:
     pbx.code = 1
     with pytest.raises(AppCrashLoop, match="Asterisk exited 6 times"):
         sup.check_once()
+
+
+def test_given_objects_piling_up_when_memory_report_then_type_and_line_named(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """SIGUSR2's report (an operator's tool for a rising RSS): the type that grew, and with
+    tracemalloc on, the line that allocated it."""
+    import tracemalloc
+
+    from callcenter.runtime.runner import MemoryReport
+
+    class Leaky:
+        pass
+
+    kept: list[Leaky] = []
+    report = MemoryReport()
+    tracemalloc.start(1)
+    try:
+        with caplog.at_level(logging.WARNING, "callcenter.run"):
+            report.log()
+            kept.extend(Leaky() for _ in range(5000))
+            caplog.clear()
+            report.log()
+    finally:
+        tracemalloc.stop()
+    text = caplog.text
+    assert "Leaky +5000" in text and "test_supervisor.py" in text
