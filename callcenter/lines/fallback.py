@@ -173,6 +173,15 @@ class ResilientPool:
             return None
         away = self.clock() - self.degraded_since
         self.degraded_since = None
+        # Calls that ended while their line was being written back released it only here
+        # (degraded): free those lines in Redis too, or they would stay taken for good.
+        ended = sorted(done - {(t, c) for t, ids in self.held.items() for c in ids})
+        try:
+            for tenant_id, call_id in ended:
+                await self.pool.release(tenant_id, call_id)
+        except REDIS_DOWN as e:
+            self.lost(e)
+            return None
         log.warning("Redis is back after %.1f s: leaving DEGRADED mode; %s", away,
                     ", ".join(f"{t}: {n} line(s) written back" for t, n in written.items())
                     or "no line to write back")

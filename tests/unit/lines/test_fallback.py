@@ -158,3 +158,43 @@ async def test_given_script_error_when_acquiring_then_raised_not_degraded() -> N
     with pytest.raises(ValueError):
         await pool.acquire("dn", "c1", 1, "day")
     assert not pool.degraded
+
+
+async def test_given_heartbeat_lapse_when_calls_end_during_write_back_then_their_lines_freed(
+        ) -> None:
+    """app.write_back_lines: a call that ended while its line was being written back (its
+    own release found nothing to free) does not keep that line for good."""
+    from callcenter.app import write_back_lines
+
+    pool, shared, _ = _pool()
+    live = {"dn": ["a", "b", "c"]}
+    reassert = shared.reassert
+
+    async def slow_reassert(tenant: str, calls: list[str]) -> int:
+        added = await reassert(tenant, calls)
+        live["dn"] = ["a"]  # b and c ended meanwhile (released before the write-back landed)
+        return added
+
+    shared.reassert = slow_reassert  # type: ignore[method-assign]
+    await write_back_lines(pool, lambda: {t: list(ids) for t, ids in live.items()})
+    assert shared.lines["dn"] == {"a": "pbx1-test"}
+
+
+async def test_given_degraded_when_call_ends_during_recovery_then_line_not_left_in_redis(
+        ) -> None:
+    pool, shared, _ = _pool()
+    shared.down = True
+    assert await pool.acquire("dn", "c1", 3, "day")
+    assert await pool.acquire("dn", "c2", 3, "day")
+    shared.down = False
+    reassert = shared.reassert
+
+    async def ending_reassert(tenant: str, calls: list[str]) -> int:
+        added = await reassert(tenant, calls)
+        if "c2" in calls:
+            await pool.release("dn", "c2")  # ends while still degraded: local release only
+        return added
+
+    shared.reassert = ending_reassert  # type: ignore[method-assign]
+    assert await pool.recover() is not None
+    assert shared.lines["dn"] == {"c1": "pbx1-test"} and not pool.degraded
