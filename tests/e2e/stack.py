@@ -3,6 +3,7 @@ subprocess (so a test can kill and restart it), and pjsua2 phones as subprocesse
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -36,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # RTP ranges the e2e configs give Asterisk (stack 31000-31999, run command 33000-33499): a
 # SIP or HTTP port must not fall inside them, or the config is rightly refused.
 RTP_RESERVED = range(30000, 36000)
+STACK_NUMBERS = itertools.count(1)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -120,7 +122,9 @@ class Stack:
         self.write_config(self.config_data)
         self.database_url = f"sqlite:///{self.state / 'hotline.db'}"
         self.redis = PrivateRedis(self.state / "redis.sock")
-        self.instance = f"test-{os.getpid()}"
+        # Each stack its own PBX folder (rootfs/srv/hotline/<instance>): a module's stack
+        # stopping (layout.remove) must not delete the session stack's logs and config.
+        self.instance = f"test-{os.getpid()}-{next(STACK_NUMBERS)}"
         self.app: subprocess.Popen[bytes] | None = None
         self.app_log = workdir / "app.log"
         self.pbx: AsteriskProcess | None = None
