@@ -26,6 +26,7 @@ from callcenter.store.records import CallRecordStore
 from callcenter.store.users import UserStore
 from tests.e2e.phones import OperatorPhone, UnitPhone
 from tests.e2e.stack import Stack, wait_until
+from tests.support.config_files import config_data
 
 TENANT = "dongnai"
 
@@ -237,3 +238,44 @@ def running(stack: Stack) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+
+
+# ---- operator 101 and the units' hotlines (transfers, hang-ups mid-transfer) ------------------
+UNITS = config_data("e2e_transfer_units.yaml")
+
+
+@contextmanager
+def transfer_stack(workdir: Any, password: str, unit_port: int) -> Iterator[Stack]:
+    """A started stack of a module's own: operator 101 (API token in ``.token``), the units of
+    e2e_transfer_units.yaml, the outbound trunk to ``unit_port``."""
+    s = Stack(workdir, operators={"101": password}, outbound_port=unit_port)
+    configure_tenant(s, **config_data("e2e_operator_tenant.yaml"), **UNITS)
+    with running(s):
+        s.token = api_token(s, "101", "operator")  # type: ignore[attr-defined]
+        yield s
+
+
+@contextmanager
+def logged_in_101(stack: Stack) -> Iterator[OperatorPhone]:
+    """Operator 101's phone, answering by itself, registered and logged in."""
+    with registered(stack, "101", auto_answer=0.2) as phone:
+        agent_event(stack, "101", ag.LogIn())
+        yield phone
+
+
+@contextmanager
+def operator_free_around(stack: Stack, op: OperatorPhone) -> Iterator[Stack]:
+    """Operator 101 free before; after: nothing left (assert_nothing_left), no queued call,
+    the operator free again; the phone hung up whatever happened."""
+    def state() -> str:
+        return str(agent(stack, "101")["state"])
+
+    assert wait_until(lambda: state() == "available", 10), snap(stack)
+    try:
+        yield stack
+        assert_nothing_left(stack)
+        s = snap(stack)
+        assert not s["calls"] and s["counts"]["queued"] == 0, s
+        assert wait_until(lambda: state() == "available", 5), snap(stack)
+    finally:
+        op.hangup()

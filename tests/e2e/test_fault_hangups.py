@@ -23,30 +23,25 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.queue import agent as ag
 from tests.e2e.line_release import hang_up_and_time_release
 from tests.e2e.phones import OperatorPhone, UnitPhone
 from tests.e2e.scenarios import (
+    UNITS,
     agent,
-    agent_event,
     api,
-    api_token,
-    assert_nothing_left,
     bridges,
-    configure_tenant,
     connect,
+    logged_in_101,
+    operator_free_around,
     record,
-    registered,
-    running,
     since,
     snap,
+    transfer_stack,
 )
 from tests.e2e.stack import Stack, free_port, wait_until
-from tests.support.config_files import config_data
 
 pytestmark = pytest.mark.pbx
 
-UNITS = config_data("e2e_transfer_units.yaml")
 HOTLINE = UNITS["units"][0]["hotline"]  # so_y_te's: 02513822000
 UNIT_PORT = free_port(socket.SOCK_DGRAM)
 
@@ -57,18 +52,14 @@ def agent_state(stack: Stack) -> str:
 
 @pytest.fixture(scope="module")
 def hstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(Path(tmp_path_factory.mktemp("hangups")), operators={"101": "hangup-e2e-101-pw"},
-              outbound_port=UNIT_PORT)
-    configure_tenant(s, **config_data("e2e_operator_tenant.yaml"), **UNITS)
-    with running(s):
-        s.token = api_token(s, "101", "operator")  # type: ignore[attr-defined]
+    with transfer_stack(Path(tmp_path_factory.mktemp("hangups")), "hangup-e2e-101-pw",
+                        UNIT_PORT) as s:
         yield s
 
 
 @pytest.fixture(scope="module")
 def op(hstack: Stack) -> Iterator[OperatorPhone]:
-    with registered(hstack, "101", auto_answer=0.2) as phone:
-        agent_event(hstack, "101", ag.LogIn())
+    with logged_in_101(hstack) as phone:
         yield phone
 
 
@@ -76,15 +67,8 @@ def op(hstack: Stack) -> Iterator[OperatorPhone]:
 def h(hstack: Stack, op: OperatorPhone) -> Iterator[Stack]:
     """Operator 101 free before; after: nothing in Asterisk, no line, no queued call, the
     operator free again."""
-    assert wait_until(lambda: agent_state(hstack) == "available", 10), snap(hstack)
-    try:
-        yield hstack
-        assert_nothing_left(hstack)
-        s = snap(hstack)
-        assert not s["calls"] and s["counts"]["queued"] == 0, s
-        assert wait_until(lambda: agent_state(hstack) == "available", 5), snap(hstack)
-    finally:
-        op.hangup()
+    with operator_free_around(hstack, op) as s:
+        yield s
 
 
 def operator_left(op: OperatorPhone, mark: int, index: int) -> bool:

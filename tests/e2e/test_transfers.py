@@ -16,29 +16,23 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.queue import agent as ag
 from tests.e2e.phones import OperatorPhone, UnitPhone
 from tests.e2e.scenarios import (
+    UNITS,
     agent,
-    agent_event,
     api,
-    api_token,
-    assert_nothing_left,
     bridges,
-    configure_tenant,
     connect,
     grows,
+    logged_in_101,
+    operator_free_around,
     record,
-    registered,
-    running,
-    snap,
+    transfer_stack,
 )
 from tests.e2e.stack import Stack, free_port, wait_until
-from tests.support.config_files import config_data
 
 pytestmark = pytest.mark.pbx
 
-UNITS = config_data("e2e_transfer_units.yaml")
 HOTLINE = UNITS["units"][0]["hotline"]  # so_y_te's: 02513822000
 UNIT_PORT = free_port(socket.SOCK_DGRAM)
 PASSWORD = "xfer-e2e-101-pw"
@@ -50,32 +44,21 @@ def agent_state(stack: Stack) -> str:
 
 @pytest.fixture(scope="module")
 def xstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(Path(tmp_path_factory.mktemp("transfers")), operators={"101": PASSWORD},
-              outbound_port=UNIT_PORT)
-    configure_tenant(s, **config_data("e2e_operator_tenant.yaml"), **UNITS)
-    with running(s):
-        s.token = api_token(s, "101", "operator")  # type: ignore[attr-defined]
+    with transfer_stack(Path(tmp_path_factory.mktemp("transfers")), PASSWORD,
+                        UNIT_PORT) as s:
         yield s
 
 
 @pytest.fixture(scope="module")
 def op(xstack: Stack) -> Iterator[OperatorPhone]:
-    with registered(xstack, "101", auto_answer=0.2) as phone:
-        agent_event(xstack, "101", ag.LogIn())
+    with logged_in_101(xstack) as phone:
         yield phone
 
 
 @pytest.fixture
 def x(xstack: Stack, op: OperatorPhone) -> Iterator[Stack]:
-    assert wait_until(lambda: agent_state(xstack) == "available", 10), snap(xstack)
-    try:
-        yield xstack
-        assert_nothing_left(xstack)
-        s = snap(xstack)
-        assert not s["calls"] and s["counts"]["queued"] == 0, s
-        assert wait_until(lambda: agent_state(xstack) == "available", 5), snap(xstack)
-    finally:
-        op.hangup()
+    with operator_free_around(xstack, op) as s:
+        yield s
 
 
 def transfer_final(op: OperatorPhone, mark: int, timeout: float = 25.0) -> int:
