@@ -97,6 +97,20 @@ def record(stack: Stack, call_id: str | None = None, *, caller: str | None = Non
     return dict(rec)
 
 
+def records_of(stack: Stack, callers: Any, last: int = 60,
+               timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The records (``callcenter calls``) of these callers once there is one for each, waiting
+    up to ``timeout``; what there is by then otherwise (the caller's assertion tells)."""
+    wanted = set(callers)
+
+    def complete() -> list[dict[str, Any]] | None:
+        found = [r for r in stack.records(last) if r["caller"] in wanted]
+        return found if len(found) >= len(wanted) else None
+
+    done = wait_until(complete, timeout)
+    return list(done) if done else [r for r in stack.records(last) if r["caller"] in wanted]
+
+
 # ---- the HTTP API --------------------------------------------------------------------------------
 def api(stack: Stack, method: str, path: str, body: dict[str, Any] | None = None, *,
         token: str | None = None, prefix: str = "/api/v1",

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.scenarios import nothing_left_after, record, running
+from tests.e2e.scenarios import nothing_left_after, record, records_of, running
 from tests.e2e.stack import Stack, wait_until
 
 OPERATORS = {"101": "redis-fault-e2e-101-password"}
@@ -97,12 +97,7 @@ def test_given_redis_stopped_when_citizens_call_then_answered_on_local_count_bus
     assert wait_until(lambda: rs.pool_in_use() == 0, 5)
     # The three waited for an operator and left: abandoned, each with its record.
     callers = {"0918200100", "0918200101", "0918200102"}  # softphone.caller_for
-
-    def three() -> list[dict] | None:
-        rows = [r for r in rs.records(50) if r["caller"] in callers]
-        return rows if len(rows) == 3 else None
-
-    recs = wait_until(three, 10)
+    recs = records_of(rs, callers, last=50)
     assert recs and sorted(r["outcome"] for r in recs) == ["abandoned"] * 3, recs
     assert record(rs, caller="0918200199", last=50)["outcome"] == "busy"
 

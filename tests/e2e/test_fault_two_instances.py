@@ -20,14 +20,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import yaml
 
 from callcenter.ops.processes import spawn
 from callcenter.tools.softphone import PhoneGroup
-from tests.e2e.scenarios import caller_rtp, nothing_left_after, running
+from tests.e2e.scenarios import caller_rtp, nothing_left_after, records_of, running
 from tests.e2e.stack import ROOT, RTP_RESERVED, Stack, free_port, readiness_summary, wait_until
 
 LINES = 10
@@ -174,12 +173,7 @@ def test_given_instance_killed_with_calls_up_when_survivor_takes_over_then_calls
             phone.finish()
     assert wait_until(lambda: duo.pool_in_use() == 0, 5)
     callers = [f"09194002{i:02d}" for i in range(len(phones))]
-
-    def records() -> list[dict[str, Any]] | None:
-        rows = [r for r in duo.records(60) if r["caller"] in callers]
-        return rows if len(rows) >= len(callers) else None
-
-    rows = wait_until(records, 10)
+    rows = records_of(duo, callers)
     assert rows and sorted(r["caller"] for r in rows) == callers, rows  # one each
     assert {r["outcome"] for r in rows} == {"answered"}, rows
 
@@ -214,8 +208,6 @@ def test_given_instance_stopped_cleanly_with_calls_up_then_peer_continues_them_o
             phone.finish()
     assert wait_until(lambda: duo.pool_in_use() == 0, 5)
     callers = [f"09194004{i:02d}" for i in range(len(phones))]
-    rows = wait_until(lambda: [r for r in duo.records(60) if r["caller"] in callers]
-                      if len([r for r in duo.records(60) if r["caller"] in callers])
-                      >= len(callers) else None, 10)
+    rows = records_of(duo, callers)
     assert rows and sorted(r["caller"] for r in rows) == callers, rows  # one each
     assert {r["outcome"] for r in rows} == {"answered"}, rows
