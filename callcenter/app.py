@@ -374,7 +374,7 @@ async def _heartbeat(app: web.Application) -> None:
                 if await pool.recover() is not None:
                     await _redis_back(app)
             elif await pool.heartbeat():
-                await write_back_lines(pool, service.held_lines)
+                await pool.write_back(service.held_lines)
             if not pool.degraded:
                 now = utcnow()
                 for t in config().tenants:
@@ -387,23 +387,6 @@ async def _heartbeat(app: web.Application) -> None:
         except Exception as e:  # the next beat retries well within the TTL
             log.warning("pool heartbeat failed: %r", e)
         await asyncio.sleep(1.0)
-
-
-async def write_back_lines(pool: ResilientPool,
-                           held: Callable[[], dict[str, list[str]]]) -> None:
-    """After our heartbeat lapsed (Redis away, restarted empty, or the loop stalled longer than
-    the TTL, so other instances reclaimed our lines): write back the lines of our calls in
-    progress, then free again those of calls that ended meanwhile (their own release came
-    before the write-back and found nothing to free)."""
-    for tenant_id, call_ids in held().items():
-        added = await pool.reassert(tenant_id, call_ids)
-        if added:
-            log.warning("pool %s: %d line(s) of calls in progress written back after a "
-                        "Redis lapse", tenant_id, added)
-        still = set(held().get(tenant_id, []))
-        for call_id in call_ids:
-            if call_id not in still:
-                await pool.release(tenant_id, call_id)
 
 
 async def _redis_back(app: web.Application) -> None:

@@ -146,6 +146,21 @@ class ResilientPool:
     async def reassert(self, tenant_id: str, call_ids: list[str]) -> int:
         return await self.pool.reassert(tenant_id, call_ids)
 
+    async def write_back(self, held: Callable[[], dict[str, list[str]]]) -> None:
+        """After our heartbeat lapsed (Redis away, restarted empty, or the loop stalled longer
+        than the TTL): write back the lines of our calls in progress (``held()``: tenant ->
+        call ids), then free again those of calls that ended meanwhile (their own release came
+        before the write-back and found nothing to free)."""
+        for tenant_id, call_ids in held().items():
+            added = await self.pool.reassert(tenant_id, call_ids)
+            if added:
+                log.warning("pool %s: %d line(s) of calls in progress written back after a "
+                            "Redis lapse", tenant_id, added)
+            still = set(held().get(tenant_id, []))
+            for call_id in call_ids:
+                if call_id not in still:
+                    await self.release(tenant_id, call_id)
+
     # -- recovery ---------------------------------------------------------------------------
     async def recover(self) -> dict[str, int] | None:
         """While degraded: if Redis answers again, write our lines back and leave the degraded

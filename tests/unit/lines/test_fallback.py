@@ -162,10 +162,8 @@ async def test_given_script_error_when_acquiring_then_raised_not_degraded() -> N
 
 async def test_given_heartbeat_lapse_when_calls_end_during_write_back_then_their_lines_freed(
         ) -> None:
-    """app.write_back_lines: a call that ended while its line was being written back (its
+    """ResilientPool.write_back: a call that ended while its line was being written back (its
     own release found nothing to free) does not keep that line for good."""
-    from callcenter.app import write_back_lines
-
     pool, shared, _ = _pool()
     live = {"dn": ["a", "b", "c"]}
     reassert = shared.reassert
@@ -176,7 +174,7 @@ async def test_given_heartbeat_lapse_when_calls_end_during_write_back_then_their
         return added
 
     shared.reassert = slow_reassert  # type: ignore[method-assign]
-    await write_back_lines(pool, lambda: {t: list(ids) for t, ids in live.items()})
+    await pool.write_back(lambda: {t: list(ids) for t, ids in live.items()})
     assert shared.lines["dn"] == {"a": "pbx1-test"}
 
 
