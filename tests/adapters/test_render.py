@@ -263,3 +263,37 @@ def test_given_newline_in_a_config_value_when_escaped_then_refused() -> None:
     assert conf_escape("a;b") == "a\\;b"
     with pytest.raises(ValueError):
         conf_escape("a\n[admin]")
+
+
+def test_given_files_with_secrets_when_written_then_private_before_the_first_byte(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """secrets.env, manager.conf, ari.conf, pjsip.conf: each is a fresh 0600 file when its
+    bytes go in (then renamed over the old one), never written first and chmod-ed after."""
+    modes: list[int] = []
+    real_fdopen = os.fdopen
+
+    def fdopen(fd: int, *args: object, **kwargs: object) -> object:
+        modes.append(os.fstat(fd).st_mode & 0o777)
+        return real_fdopen(fd, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    old = os.umask(0)  # nothing left to the umask
+    try:
+        layout, files = _rendered(tmp_path)
+    finally:
+        os.umask(old)
+    assert len(modes) == len([n for n in files if n.endswith(".conf")]) + 1  # + secrets.env
+    assert set(modes) == {0o600}
+    for name in ("manager.conf", "ari.conf", "pjsip.conf"):
+        assert (layout.host("etc") / name).stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "state/secrets.env").stat().st_mode & 0o777 == 0o600
+
+
+def test_given_default_config_when_rendered_then_messages_log_leaves_out_notices_with_numbers(
+        tmp_path: Path) -> None:
+    _, files = _rendered(tmp_path)
+    channels = {line.split("=>")[0].strip(): line.split("=>")[1].strip()
+                for line in files["logger.conf"].splitlines()
+                if "=>" in line and not line.startswith(";")}
+    # NOTICE names the From user of every refused INVITE; verbose every dialplan step.
+    assert channels == {"messages.log": "warning,error"}
