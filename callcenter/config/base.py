@@ -199,6 +199,12 @@ class BaseParser:
     def port(self, value: object, key: str) -> int | None:
         return self.integer(value, key, 1, 65535)
 
+    def boolean(self, value: object, key: str) -> bool | None:
+        if not isinstance(value, bool):
+            self.error(key, value, f"expected true or false, got {type_name(value)}")
+            return None
+        return value
+
     def ip(self, value: object, key: str, *, ipv4_only: bool = False) -> str | None:
         s = self.text(value, key)
         if s is None:

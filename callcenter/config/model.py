@@ -133,6 +133,8 @@ class ServiceConfig:
     # gives one application to one websocket): the dialplan picks one at random and falls
     # through to the next when it is not connected; a survivor takes over a dead one's calls.
     app_instances: int = 1
+    # ARI and AMI may listen off loopback only when this says so (they can run the PBX).
+    allow_remote: bool = False
 
     @property
     def stasis_apps(self) -> tuple[str, ...]:

@@ -11,8 +11,7 @@ error is the first). Unknown keys are errors, so a typo never silently falls bac
 Schema (see config/hotline.yaml for a commented example)::
 
     service: {ari_bind, ari_port, ami_bind, ami_port, http_bind, http_port, stasis_app, node,
-              app_instances,
-              login_attempts_per_minute}
+              app_instances, login_attempts_per_minute, allow_remote}
     trunk: {bind, port, trusted_networks: [cidr, ...], media_address, rtp_start, rtp_end,
             outbound: {host, port}}   # outbound optional: PJSIP endpoint trunk-out
     tenants:
@@ -79,7 +78,8 @@ class _Parser(BaseParser):
         if value is None:
             return d
         keys = ("ari_bind", "ari_port", "ami_bind", "ami_port", "http_bind", "http_port",
-                "stasis_app", "node", "login_attempts_per_minute", "app_instances")
+                "stasis_app", "node", "login_attempts_per_minute", "app_instances",
+                "allow_remote")
         m = self.mapping(value, "service", keys)
         if m is None:
             return d
@@ -105,7 +105,17 @@ class _Parser(BaseParser):
             app_instances=self.integer(m.get("app_instances", d.app_instances),
                                        join_key(k, "app_instances"), 1, 8)
             or d.app_instances,
+            allow_remote=bool(self.boolean(m.get("allow_remote", d.allow_remote),
+                                           join_key(k, "allow_remote"))),
         )
+        # ARI and AMI control the PBX (originate, hang up, reload): never reachable from the
+        # network by accident.
+        if not result.allow_remote:
+            for name, bind in (("ari_bind", result.ari_bind), ("ami_bind", result.ami_bind)):
+                if not ipaddress.ip_address(bind).is_loopback:
+                    self.error(join_key(k, name), bind,
+                               "expected a loopback address (127.0.0.1 or ::1); set "
+                               "service.allow_remote: true to listen on another address")
         # The three TCP listeners must not collide (same address, or one on every address).
         listeners = [("ari", result.ari_bind, result.ari_port),
                      ("ami", result.ami_bind, result.ami_port),

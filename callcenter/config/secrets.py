@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import stat
 from collections.abc import Mapping
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from callcenter.config.base import ConfigError
 from callcenter.ops.files import write_atomic
 
 if TYPE_CHECKING:
@@ -80,12 +82,37 @@ def _keep_private(path: Path) -> None:
                     path, mode, e.strerror)
 
 
+class _Hidden:
+    def __repr__(self) -> str:
+        return "<hidden>"
+
+
+# A user name is a section name in ari.conf/manager.conf ([name]) and the user of HTTP basic
+# auth (no ':'): letters, digits and _ . - only.
+_ACCOUNT_USER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _check_pbx_secrets(values: Mapping[str, str], path: Path) -> None:
+    """Raise ConfigError naming the variable and where it came from when a value would break
+    (or inject lines into) ari.conf/manager.conf or the AMI login."""
+    for key, value in values.items():
+        if key.endswith("_USER"):
+            problem = None if _ACCOUNT_USER.fullmatch(value) else \
+                "expected 1-64 characters from A-Z a-z 0-9 _ . -"
+        else:
+            problem = _check_password(value)
+        if problem is not None:
+            source = "environment" if os.environ.get(key) else str(path)
+            raise ConfigError(source, key, _Hidden(), problem)
+
+
 def load_secrets(state_dir: Path, path: Path | None = None) -> Secrets:
     """Environment first, then ``path`` (default STATE_DIR/secrets.env); missing values
-    generated, saved 0600."""
-    values = load_env_secrets(path or state_dir / "secrets.env", KEYS,
-                              {"HOTLINE_ARI_USER": "hotline-ari",
-                               "HOTLINE_AMI_USER": "hotline-ami"})
+    generated, saved 0600. ConfigError for a value that cannot go into Asterisk's config."""
+    path = path or state_dir / "secrets.env"
+    values = load_env_secrets(path, KEYS, {"HOTLINE_ARI_USER": "hotline-ari",
+                                           "HOTLINE_AMI_USER": "hotline-ami"})
+    _check_pbx_secrets(values, path)
     return Secrets(
         ari_user=values["HOTLINE_ARI_USER"],
         ari_password=values["HOTLINE_ARI_PASSWORD"],
@@ -103,8 +130,9 @@ def load_secrets(state_dir: Path, path: Path | None = None) -> Secrets:
 
 log = logging.getLogger("callcenter.config.secrets")
 
-# Asterisk's config parser trims values and cuts them at ';' (comment) unless escaped; a line
-# break or NUL would end the line. Such passwords are refused rather than silently altered.
+# Asterisk's config parser trims values and cuts them at ';' (comment) unless escaped (the
+# templates escape it); a line break or NUL would end the line and start one of the secret's
+# choosing. Such passwords are refused rather than silently altered.
 _MAX_PASSWORD = 128
 
 

@@ -89,7 +89,11 @@ class OperatorAccount:
 
 def conf_escape(value: str) -> str:
     """A value as Asterisk's config parser must read it back: ';' starts a comment unless
-    escaped (the parser turns \\; into ;)."""
+    escaped (the parser turns \\; into ;). A line break cannot be escaped (it would start a
+    line of its own: a new key or section), so it and other control characters raise
+    ValueError; secrets are checked for them when loaded (config.secrets)."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("a line break or control character cannot go into Asterisk's config")
     return value.replace(";", "\\;")
 
 
@@ -129,6 +133,7 @@ def render_texts(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
         keep_trailing_newline=True,
         autoescape=False,  # noqa: S701 - Asterisk config, not HTML
     )
+    env.filters["conf"] = conf_escape  # every secret written into a config value
     ctx = {
         "paths": layout.paths(),
         "service": config.service,

@@ -6,6 +6,14 @@ Kannel fills in the report's type (%d), SMSC (%i), SMSC message id (%F) and repl
 
 Kannel's types: 1 delivered to the phone, 2 undelivered, 4 buffered at the SMSC, 8 accepted
 by the SMSC, 16 rejected by the SMSC. See `SmsOutbox.mark_dlr` for what each does.
+
+The signature cannot cover the report's type: Kannel takes one dlr-url per message when it
+is sent and puts the type into its %d for each report, so every other byte of the URL is the
+same for all types, and a signature per type would have to sit in that URL for every type,
+readable by whoever sees one report. Whoever holds a filled-in URL can therefore report
+another type for that message; what bounds it is that a final status (delivered, failed) is
+never changed by a later report (`SmsOutbox.mark_dlr`). Input that is not plain ASCII where
+Kannel sends ASCII (id, type, k, smsc, fid) is a 400, never an error of ours.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
+import re
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,6 +80,19 @@ class DlrReceiver:
 SMS_DLR = web.AppKey("sms_dlr", DlrReceiver)
 
 
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+
+
+def _printable(text: str | None) -> str | None:
+    """The SMSC's free text (%A) with control characters replaced: an SMPP receipt's "text:"
+    may hold raw bytes of a UCS-2 message (NUL among them, which PostgreSQL refuses); the
+    report itself is still good."""
+    if text is None:
+        return None
+    return "".join("\ufffd" if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 else c for c in text)
+
+
 def _error(status: int, error_id: str, detail: str) -> web.Response:
     return web.json_response({"error": error_id, "detail": detail}, status=status)
 
@@ -79,21 +101,27 @@ async def dlr_view(request: web.Request) -> web.Response:
     """GET /sms/dlr?id=&k=&type=[&smsc=&fid=&st=]: apply one delivery report."""
     receiver = request.config_dict[SMS_DLR]
     q = request.query
-    try:
-        msg_id = int(q.get("id", ""))
-        dlr_type = int(q.get("type", ""))
-    except ValueError:
+    # ASCII digits only: int() would take "１" (fullwidth) or "٨" (Arabic-Indic) for 1 and 8.
+    if not (_DIGITS.fullmatch(q.get("id", "")) and _DIGITS.fullmatch(q.get("type", ""))):
         return _error(400, "sms_dlr_bad_request", "id and type must be whole numbers")
+    msg_id, dlr_type = int(q["id"]), int(q["type"])
     if msg_id <= 0 or dlr_type not in DLR_TYPES:
         return _error(400, "sms_dlr_bad_request",
                       f"id must be positive, type one of {', '.join(map(str, DLR_TYPES))}")
-    if not hmac.compare_digest(q.get("k", ""), dlr_signature(receiver.key, msg_id)):
+    # compare_digest refuses (TypeError) a str with non-ASCII characters: check first.
+    given = q.get("k", "")
+    if not (_PRINTABLE_ASCII.fullmatch(given)
+            and hmac.compare_digest(given, dlr_signature(receiver.key, msg_id))):
         return _error(403, "sms_dlr_bad_signature", "signature does not match the message")
     texts = {name: (q.get(name) or None) for name in ("smsc", "fid", "st")}
     if any(v is not None and len(v) > _MAX_TEXT for v in texts.values()):
         return _error(400, "sms_dlr_bad_request", f"smsc, fid and st: at most {_MAX_TEXT} chars")
+    # Kannel's SMSC id and the SMSC's message id are ASCII names; anything else is not a report.
+    if any(v is not None and not _PRINTABLE_ASCII.fullmatch(v)
+           for v in (texts["smsc"], texts["fid"])):
+        return _error(400, "sms_dlr_bad_request", "smsc and fid must be printable ASCII")
     status = await receiver.writer.submit(DeliveryReport(
-        msg_id, dlr_type, detail=texts["st"], smsc_id=texts["smsc"],
+        msg_id, dlr_type, detail=_printable(texts["st"]), smsc_id=texts["smsc"],
         smsc_message_id=texts["fid"]))
     if status is None:
         return _error(404, "sms_dlr_unknown_message", f"no SMS {msg_id} in the outbox")

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from callcenter.store.urls import normalise_url, sqlite_file
+from callcenter.store.urls import ensure_sqlite_file, normalise_url, sqlite_file
 
 # A PostgreSQL host that drops packets would otherwise hang the writer thread for minutes;
 # the journal keeps the record meanwhile, so failing fast and retrying is the better deal.
@@ -32,6 +32,7 @@ def make_engine(database_url: str) -> sa.Engine:
     # pre_ping: after a PostgreSQL restart the pool's old connections are dead; test first.
     engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if sqlite_file(url) is not None:
+        ensure_sqlite_file(url)  # SQLite would create it by the umask
         sa.event.listen(engine, "connect", _sqlite_wal)
     return engine
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from callcenter.store.urls import ensure_sqlite_parent, normalise_url, sqlite_file
+from callcenter.store.urls import ensure_sqlite_file, normalise_url, sqlite_file
 
 # The Alembic environment and migrations are package data (callcenter/store/migrations/):
 # an installed wheel migrates from any folder, without alembic.ini.
@@ -29,7 +29,7 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade_head(database_url: str) -> None:
     """Run every pending migration against `database_url` (a no-op when already at head)."""
-    ensure_sqlite_parent(normalise_url(database_url))
+    ensure_sqlite_file(normalise_url(database_url))
     command.upgrade(alembic_config(database_url), "head")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -35,8 +36,16 @@ def sqlite_file(url: URL) -> Path | None:
     return Path(db)
 
 
-def ensure_sqlite_parent(url: URL) -> None:
-    """Create the folder of a SQLite file (SQLite creates the file, never its folder)."""
+def ensure_sqlite_file(url: URL) -> None:
+    """Create the folder (0750) and the empty file (0640) of a SQLite database that is not
+    there yet: SQLite never creates the folder, and would create the file by the process's
+    umask (0644 under a login shell's 022: call records readable by every local user). Its
+    -wal and -shm files take the database file's mode."""
     path = sqlite_file(url)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if path is None:
+        return
+    path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+    try:  # a stricter umask (0077) still applies
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640))
+    except FileExistsError:
+        pass

@@ -69,3 +69,21 @@ async def test_given_console_without_database_when_started_then_its_stores_share
         assert len(engines) == 1
     finally:
         await server.close()
+
+
+def test_given_login_shell_umask_when_sqlite_database_created_then_other_users_cannot_read_it(
+        tmp_path: Path) -> None:
+    import os
+
+    url = f"sqlite:///{tmp_path / 'var' / 'hotline.db'}"
+    old = os.umask(0o022)  # `runuser ... callcenter db upgrade` from a root shell
+    try:
+        upgrade_head(url)
+        store = CallRecordStore(url)
+        store.close()
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "var").iterdir() if p.name.startswith("hotline.db")]
+    assert tmp_path / "var" / "hotline.db" in files
+    for p in [tmp_path / "var", *files]:
+        assert p.stat().st_mode & 0o007 == 0, (p, oct(p.stat().st_mode))

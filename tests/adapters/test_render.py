@@ -209,3 +209,91 @@ def test_given_installed_secrets_file_0640_when_loaded_then_group_keeps_reading_
     path.chmod(0o664)
     load_secrets(tmp_path, path)
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+def _ami_account(manager_conf: str) -> dict[str, set[str]]:
+    """The AMI account's read/write classes as rendered."""
+    rights = {}
+    for line in manager_conf.splitlines():
+        key, sep, value = line.partition(" = ")
+        if sep and key in ("read", "write"):
+            rights[key] = {c.strip() for c in value.split(",")}
+    return rights
+
+
+def test_given_default_config_when_rendered_then_ami_account_cannot_originate_or_run_commands(
+        tmp_path: Path) -> None:
+    _, files = _rendered(tmp_path)
+    rights = _ami_account(files["manager.conf"])
+    # What the app reads and sends (phones/ami.py), and the P5 bench's tap (agent) — no more.
+    assert rights == {"read": {"system", "call", "security", "agent"}, "write": {"system"}}
+
+
+def test_given_pbx_secret_with_semicolon_when_rendered_then_it_is_escaped_not_a_comment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOTLINE_AMI_PASSWORD", "s3cret;write = command")
+    monkeypatch.setenv("HOTLINE_ARI_PASSWORD", "ari;pass")
+    _, files = _rendered(tmp_path)
+    assert "secret = s3cret\\;write = command\n" in files["manager.conf"]
+    assert "password = ari\\;pass\n" in files["ari.conf"]
+    assert _ami_account(files["manager.conf"])["write"] == {"system"}
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("HOTLINE_AMI_PASSWORD", "x\nwrite = system,command,originate"),
+    ("HOTLINE_ARI_PASSWORD", "x\r\n[admin]"),
+    ("HOTLINE_AMI_USER", "hotline]\nwrite = command\n[x"),
+    ("HOTLINE_ARI_USER", "user:with-colon"),
+    ("HOTLINE_AMI_PASSWORD", " padded "),
+])
+def test_given_pbx_secret_that_would_inject_config_lines_when_loaded_then_refused_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, value: str) -> None:
+    from callcenter.config.base import ConfigError
+
+    monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as err:
+        load_secrets(tmp_path)
+    assert err.value.key == key and err.value.source == "environment"
+    assert value not in str(err.value)  # the secret itself is never printed
+
+
+def test_given_newline_in_a_config_value_when_escaped_then_refused() -> None:
+    from callcenter.pbx.render import conf_escape
+
+    assert conf_escape("a;b") == "a\\;b"
+    with pytest.raises(ValueError):
+        conf_escape("a\n[admin]")
+
+
+def test_given_files_with_secrets_when_written_then_private_before_the_first_byte(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """secrets.env, manager.conf, ari.conf, pjsip.conf: each is a fresh 0600 file when its
+    bytes go in (then renamed over the old one), never written first and chmod-ed after."""
+    modes: list[int] = []
+    real_fdopen = os.fdopen
+
+    def fdopen(fd: int, *args: object, **kwargs: object) -> object:
+        modes.append(os.fstat(fd).st_mode & 0o777)
+        return real_fdopen(fd, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    old = os.umask(0)  # nothing left to the umask
+    try:
+        layout, files = _rendered(tmp_path)
+    finally:
+        os.umask(old)
+    assert len(modes) == len([n for n in files if n.endswith(".conf")]) + 1  # + secrets.env
+    assert set(modes) == {0o600}
+    for name in ("manager.conf", "ari.conf", "pjsip.conf"):
+        assert (layout.host("etc") / name).stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "state/secrets.env").stat().st_mode & 0o777 == 0o600
+
+
+def test_given_default_config_when_rendered_then_messages_log_leaves_out_notices_with_numbers(
+        tmp_path: Path) -> None:
+    _, files = _rendered(tmp_path)
+    channels = {line.split("=>")[0].strip(): line.split("=>")[1].strip()
+                for line in files["logger.conf"].splitlines()
+                if "=>" in line and not line.startswith(";")}
+    # NOTICE names the From user of every refused INVITE; verbose every dialplan step.
+    assert channels == {"messages.log": "warning,error"}

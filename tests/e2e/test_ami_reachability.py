@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from callcenter.pbx.render import write_refused_sources
-from callcenter.phones.ami import AmiWatcher
+from callcenter.phones.ami import AmiActionError, AmiWatcher
 from callcenter.phones.devices import AuthFailure
 from callcenter.phones.guard import AuthGuard
 from tests.e2e.phones import OperatorPhone
@@ -89,6 +89,12 @@ async def test_given_an_operator_phone_when_it_registers_and_unregisters_then_am
         rows = await watcher.send_action({"Action": "PJSIPShowEndpoint", "Endpoint": "181"})
         assert rows[0]["Response"] == "Success"
         assert any(r.get("Event") == "EndpointDetail" for r in rows)
+        # Least privilege (manager.conf write = system): what the app never sends is refused.
+        for action in ({"Action": "UserEvent", "UserEvent": "probe"},
+                       {"Action": "Originate", "Channel": "Local/0@nowhere",
+                        "Application": "Wait", "Data": "0"}):
+            with pytest.raises(AmiActionError, match="Permission denied"):
+                await watcher.send_action(action)
     finally:
         await watcher.close()
         await asyncio.wait_for(task, 5)

@@ -23,7 +23,7 @@ import callcenter.store.user_audit  # noqa: F401 - user administration audit tab
 import callcenter.store.users  # noqa: F401
 import callcenter.tickets.store  # noqa: F401
 from callcenter.store.models import Base
-from callcenter.store.urls import DEFAULT_DATABASE_URL, ensure_sqlite_parent, normalise_url
+from callcenter.store.urls import DEFAULT_DATABASE_URL, ensure_sqlite_file, normalise_url
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -84,7 +84,7 @@ def run_migrations_online() -> None:
         _migrate(given)
         return
     url = database_url()
-    ensure_sqlite_parent(url)
+    ensure_sqlite_file(url)
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as connection:

@@ -261,3 +261,36 @@ async def test_given_reports_when_posted_then_validated_and_applied(
     assert got is not None
     assert (got.status, got.dlr_type, got.smsc_id, got.smsc_message_id, got.dlr_detail) == (
         "delivered", 1, "fake", "abc-1", "DELIVRD")
+
+
+@pytest.mark.parametrize("query", [
+    "id={id}&k=%C3%A9{k1}&type=1",        # non-ASCII signature: compare_digest raised (500)
+    "id={id}&k=%FF&type=1",               # not UTF-8 at all
+    "id=%EF%BC%91&k={k}&type=1",          # fullwidth "1": int() took it as message 1
+    "id={id}&k={k}&type=%D9%A8",          # Arabic-Indic "8": int() took it as type 8
+    "id={id}&k={k}&type=1&fid=%00",       # NUL into the database (PostgreSQL refuses it)
+    "id={id}&k={k}&type=1&smsc=s%C3%A9",  # SMSC ids are ASCII names
+])
+async def test_given_non_ascii_in_a_delivery_report_when_requested_then_400_or_403_not_500(
+        sms_outbox: SmsOutbox, dlr_server: DlrServer, query: str) -> None:
+    msg_id = _enqueue(sms_outbox)
+    sig = dlr_signature(dlr_server.key, msg_id)
+    url = f"{dlr_server.base_url}?{query.format(id=msg_id, k=sig, k1=sig[1:])}"
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        body = await resp.json()
+    assert (resp.status, body["error"]) in ((400, "sms_dlr_bad_request"),
+                                            (403, "sms_dlr_bad_signature")), body
+    assert _status(sms_outbox, msg_id) == "queued"  # nothing applied
+
+
+async def test_given_smsc_reply_with_raw_bytes_when_reported_then_applied_with_text_cleaned(
+        sms_outbox: SmsOutbox, dlr_server: DlrServer) -> None:
+    msg_id = _enqueue(sms_outbox)
+    sig = dlr_signature(dlr_server.key, msg_id)
+    query = f"id={msg_id}&k={sig}&type=1&st=stat:DELIVRD%20text:%00T%C4%90"
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{dlr_server.base_url}?{query}") as resp:
+        assert resp.status == 200
+    got = sms_outbox.get(msg_id)
+    assert got is not None and got.status == "delivered"
+    assert got.dlr_detail == "stat:DELIVRD text:\ufffdTĐ"

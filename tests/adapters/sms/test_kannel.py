@@ -234,3 +234,27 @@ def test_given_a_box_we_do_not_hold_when_stopping_then_it_is_stopped_too(
         if stray.poll() is None:
             stray.kill()
             stray.wait()
+
+
+async def test_given_texts_sent_and_reported_when_kannel_logs_read_then_no_number_or_text_in_clear(
+        kannel: KannelGateway, sms_outbox: SmsOutbox, dlr_server: DlrServer) -> None:
+    gsm_text, to_gsm, to_ucs2 = "Ho so 4711 cua ong da xong", _number("33", 71), _number("33", 72)
+    ids = [sms_outbox.enqueue(tenant="dongnai", to_number=to, text=text, purpose="reminder",
+                              dedupe_key=f"privacy:{to}")
+           for to, text in ((to_gsm, gsm_text), (to_ucs2, NOTICE))]
+    dispatcher = fast_dispatcher(sms_outbox, target_for(kannel, dlr_server))
+    dispatcher.start()
+    try:
+        await wait_until(lambda: all((m := sms_outbox.get(i)) and m.status == "delivered"
+                                     for i in ids if i is not None), what="both reports")
+    finally:
+        await dispatcher.stop()
+    # What Kannel keeps (fakesmsc.log is the test SMSC's own output, not a production file).
+    logs = {p.name: p.read_text(errors="replace") for p in kannel.directory.glob("*.log")
+            if p.name != "fakesmsc.log"}
+    assert "Sent SMS [SMSC:fake]" in logs["bearerbox-access.log"]  # still says what went
+    ucs2_hex = NOTICE[:20].encode("utf-16-be").hex()
+    for name, text in logs.items():
+        for secret in (to_gsm[1:], to_ucs2[1:], "4711", NOTICE[:20], ucs2_hex,
+                       ucs2_hex.upper()):
+            assert secret not in text, (name, secret)

@@ -913,3 +913,30 @@ def test_given_override_partition_with_gap_or_overlap_when_parsed_then_error_nam
     override["shifts"] = shifts
     tenant0(data)["overrides"] = [override]
     assert set(keys_of(data)) == {"tenants[0].overrides[0].shifts"}
+
+
+@pytest.mark.parametrize("field", ["ari_bind", "ami_bind"])
+@pytest.mark.parametrize("address", ["0.0.0.0", "192.0.2.10", "::"])
+def test_given_ari_or_ami_bound_off_loopback_when_parsed_then_refused_naming_the_key(
+        field: str, address: str) -> None:
+    data = valid()
+    data["service"] = {field: address}
+    err = errors_of(data)
+    assert err.key == f"service.{field}" and "allow_remote" in err.reason
+
+
+def test_given_allow_remote_when_ari_and_ami_bound_off_loopback_then_accepted() -> None:
+    data = valid()
+    data["service"] = {"ari_bind": "192.0.2.10", "ami_bind": "192.0.2.10",
+                       "allow_remote": True}
+    service = parse_config(data, SOURCE).service
+    assert service.allow_remote and service.ami_bind == "192.0.2.10"
+    assert ServiceConfig().allow_remote is False
+    data["service"] = {"ami_bind": "::1"}  # loopback needs no permission
+    assert parse_config(data, SOURCE).service.ami_bind == "::1"
+
+
+def test_given_allow_remote_not_a_boolean_when_parsed_then_error_names_the_key() -> None:
+    data = valid()
+    data["service"] = {"allow_remote": "yes"}
+    assert keys_of(data) == ["service.allow_remote"]
