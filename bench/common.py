@@ -15,7 +15,8 @@ every message sent and received at microsecond resolution, so any per-call inter
 200, INVITE -> 183) can be computed.
 
 The hotline may carry IVR menus (`Hotline(ivr=...)`); `Hotline.cli`, `.post`, `.ari` and
-`.ari_events_url` reach its CLI, HTTP API and ARI (credentials from its state folder);
+`.ari_events_url` reach its CLI, HTTP API (with an admin's token, made at start) and ARI
+(credentials from its state folder);
 `cpu_seconds` and `machine_cpu` read /proc for CPU use.
 """
 
@@ -259,10 +260,15 @@ class Hotline:
         # Asterisk takes an even RTP port and the odd one above it (RTCP) per call.
         self.rtp = free_udp_range(rtp_ports + rtp_ports % 2, start=32000)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.token = ""  # an admin's bearer token for the control routes (start() makes it)
         self.exit_code: int | None = None
         self.failed = False
 
     # -- lifecycle ------------------------------------------------------------------------
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.state / 'hotline.db'}"
+
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
                if k not in ("REDIS_URL", "DATABASE_URL", "HOTLINE_SOUNDS")}
@@ -271,7 +277,7 @@ class Hotline:
             "HOTLINE_STATE": str(self.state),
             "HOTLINE_INSTANCE": self.instance,
             "HOTLINE_LOG_LEVEL": self.log_level,
-            "DATABASE_URL": f"sqlite:///{self.state / 'hotline.db'}",
+            "DATABASE_URL": self.database_url,
         })
         if self.plain_number:
             env["HOTLINE_BENCH_PLAIN_NUMBER"] = self.plain_number
@@ -301,6 +307,10 @@ class Hotline:
                                    f"{self.log_tail()}")
             if self.health().get("ari_connected"):
                 log(f"hotline ready in {time.monotonic() - t0:.1f} s")
+                # The control routes (/api/pool, /api/ivr, /api/loop-lag) need an admin's
+                # token; made now that the app has migrated its database and holds it open.
+                from callcenter.store.users import control_token
+                self.token = control_token(self.database_url, TENANT)
                 return
             time.sleep(0.2)
         raise RuntimeError(f"hotline not healthy within {timeout:.0f} s:\n{self.log_tail()}")
@@ -385,10 +395,14 @@ class Hotline:
         except OSError:
             return ""
 
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
     def _get(self, path: str) -> tuple[int, Any]:
+        req = urllib.request.Request(f"http://{LOOPBACK}:{self.http_port}{path}",
+                                     headers=self._auth())
         try:
-            with urllib.request.urlopen(f"http://{LOOPBACK}:{self.http_port}{path}",
-                                        timeout=3) as r:
+            with urllib.request.urlopen(req, timeout=3) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
             try:
@@ -463,7 +477,7 @@ class Hotline:
     def post(self, path: str) -> tuple[int, Any]:
         """POST (empty body) to the service's HTTP API; (status, JSON) or (0, {})."""
         req = urllib.request.Request(f"http://{LOOPBACK}:{self.http_port}{path}", data=b"",
-                                     method="POST")
+                                     method="POST", headers=self._auth())
         try:
             with urllib.request.urlopen(req, timeout=3) as r:
                 return r.status, json.loads(r.read())

@@ -29,6 +29,7 @@ from callcenter.config.live import LiveConfig, summary
 from callcenter.config.model import HotlineConfig
 from callcenter.config.secrets import Secrets, load_secrets
 from callcenter.config.settings import Settings
+from callcenter.console.auth import guarded
 from callcenter.console.health import ReadinessParts, add_health_routes
 from callcenter.console.metrics import (
     CallMetrics,
@@ -37,6 +38,7 @@ from callcenter.console.metrics import (
     add_metrics_route,
     collect,
 )
+from callcenter.console.ops_access import OPS_ROLES
 from callcenter.console.setup import setup_console
 from callcenter.faq.store import FaqStore
 from callcenter.ivr.prompt_library import PromptLibrary
@@ -504,12 +506,20 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
     app[OUTCOMES] = CallMetrics()
     add_metrics_route(app, _metrics_sample, app[OUTCOMES])
     add_health_routes(app, _readiness)  # /healthz (liveness), /readyz (readiness)
-    app.router.add_get("/api/pool", pool_view)
-    app.router.add_get("/api/ivr", ivr_view)
-    app.router.add_get("/api/loop-lag", lag_view)
-    app.router.add_post("/api/loop-lag", lag_view)
-    app.router.add_post("/api/reload", reload_view)
+    add_control_routes(app)
     return app
+
+
+def add_control_routes(app: web.Application) -> None:
+    """The control routes, behind the console's API authentication (a session or a bearer
+    token): supervisors and admins read the pool, the IVR in force and the loop lag; only
+    admins reset the lag or reload the config (which re-renders the PBX)."""
+    read, admin = OPS_ROLES, ("admin",)
+    app.router.add_get("/api/pool", guarded(pool_view, read, "the line pools"))
+    app.router.add_get("/api/ivr", guarded(ivr_view, read, "the IVR in force"))
+    app.router.add_get("/api/loop-lag", guarded(lag_view, read, "the event-loop lag"))
+    app.router.add_post("/api/loop-lag", guarded(lag_view, admin, "resetting the loop lag"))
+    app.router.add_post("/api/reload", guarded(reload_view, admin, "a config reload"))
 
 
 async def serve(app: web.Application, stop: asyncio.Event,

@@ -142,7 +142,9 @@ OPEN_BODY = Obj(
         "citizen_phone": Str(max_len=24, nullable=True, min_len=0),
         "urgent": Bool(),
         "call_ids": StrList(Str(max_len=64, pattern=r"[A-Za-z0-9_.:-]{1,64}"), max_items=20),
-        "publishable": Bool(nullable=True, description="null: the tenant's default"),
+        "publishable": Bool(nullable=True, description="null: the tenant's default; true "
+                                                       "only by a supervisor or admin "
+                                                       "(403 ticket.forbidden otherwise)"),
         "answer": Str(max_len=tk.MAX_CONTENT, nullable=True,
                       description="answered at level 1 (from the FAQ): closed at once"),
         "faq_item": Str(max_len=64, nullable=True),

@@ -12,6 +12,9 @@ token: without an ``Authorization`` header the middleware asks ``SESSION_AUTH`` 
 ``sessions.add_login_routes``) for the session cookie's user; unsafe methods then also need
 the session's CSRF token in ``X-CSRF-Token`` (403 ``csrf.invalid`` otherwise), so another
 site cannot make a logged-in browser act.
+
+The app's control routes outside ``/api/v1`` (``/api/pool``, ``/api/reload`` ...) use the same
+check through ``guarded``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from callcenter.console.context import API_PREFIX, Shared
-from callcenter.console.errors import ApiError, Handler
+from callcenter.console.errors import ApiError, Handler, error_response
 from callcenter.store.users import User, UserStore
 from callcenter.tickets.rules import Actor
 
@@ -69,14 +72,21 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     ``auth.required`` otherwise."""
     if request.path in PUBLIC_API_PATHS:
         return await handler(request)
+    request[USER] = await authenticate(request)
+    return await handler(request)
+
+
+async def authenticate(request: web.Request) -> User:
+    """The user of the request's console session (no ``Authorization`` header) or bearer token;
+    ApiError ``auth.required`` without either, ``csrf.invalid`` for a session's unsafe request
+    without its CSRF token."""
     header = request.headers.get("Authorization")
     if header is None and SESSION_AUTH in request.config_dict:
         session_user = await request.config_dict[SESSION_AUTH](request)
         if session_user is not None:
-            request[USER] = session_user
-            return await handler(request)
+            return session_user
     token = bearer_token(header)
-    if token is None:
+    if token is None or USERS not in request.config_dict:
         raise ApiError("auth.required", "send Authorization: Bearer <token>", headers=CHALLENGE)
     user = await in_thread(request.config_dict, request.config_dict[USERS].authenticate, token,
                            now=dt.datetime.now(dt.UTC))
@@ -85,8 +95,25 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                  "disabled)", request.method, _canonical(request))
         raise ApiError("auth.required", "the token is not valid (unknown, expired or revoked)",
                        headers=CHALLENGE)
-    request[USER] = user
-    return await handler(request)
+    return user
+
+
+def guarded(handler: Handler, roles: Collection[str], what: str) -> Handler:
+    """``handler`` behind the API's authentication (session or bearer token) and ``roles``,
+    for routes outside ``/api/v1`` (the app's control routes): refusals are the API's JSON
+    errors, 401 ``auth.required`` or 403 ``auth.forbidden`` / ``csrf.invalid``."""
+    @functools.wraps(handler)
+    async def guarded_handler(request: web.Request) -> web.StreamResponse:
+        try:
+            user = await authenticate(request)
+            require_role(user, roles, what)
+        except ApiError as e:
+            return error_response(e.id, e.message, e.status, details=e.details,
+                                  headers=e.headers)
+        request[USER] = user
+        return await handler(request)
+
+    return guarded_handler
 
 
 def _canonical(request: web.Request) -> str:

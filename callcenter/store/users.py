@@ -768,3 +768,15 @@ class UserStore:
             return int(conn.execute(sa.delete(_SESSIONS).where(sa.or_(
                 _SESSIONS.c.expires_at <= now,
                 _SESSIONS.c.last_seen_at <= now - idle))).rowcount)
+
+
+def control_token(database: DatabaseRef, tenant: str, name: str = "control") -> str:
+    """A new API token of ``name``, an admin of ``tenant`` made if missing: what a script on the
+    host (tests, benchmarks) sends to the app's control routes (``/api/pool``, ``/api/reload``)."""
+    store = UserStore(database)
+    try:
+        if store.get_user(name) is None:
+            store.add_user(name, "admin", tenant, full_name="control routes (scripts)")
+        return store.issue_token(name, label="control routes")[1]
+    finally:
+        store.close()

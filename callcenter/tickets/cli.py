@@ -69,7 +69,8 @@ def register(sub: Any) -> None:
     c.add_argument("--phone", help="the citizen's phone number")
     c.add_argument("--urgent", action="store_true")
     c.add_argument("--call", action="append", default=[], help="call record id (repeatable)")
-    c.add_argument("--publishable", choices=("yes", "no"))
+    c.add_argument("--publishable", choices=("yes", "no"),
+                   help="yes: shown on the public page once answered (supervisor or admin)")
     c.add_argument("--answer", help="answered at level 1 (FAQ): the ticket is closed at once")
     c.add_argument("--faq-item")
     c.add_argument("--at", help="time of receipt, ISO 8601 with offset (default now)")

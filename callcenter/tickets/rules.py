@@ -31,7 +31,8 @@ or (a supervisor) closes it; an answered, resolved or closed ticket may be ``reo
   a resolved ticket once its result is checked;
 * only the unit holding a ticket (or a supervisor or admin) accepts, resolves or returns it;
 * supervisors and admins re-forward a ticket a unit holds, close one that was never handled
-  (duplicate, not a petition) and choose what is published;
+  (duplicate, not a petition) and choose what is published (also when opening one:
+  ``publishable=True`` from anyone else is ``ticket.forbidden``);
 * the ``system`` role (jobs, intake of web/Zalo/e-mail forms) opens tickets, sends reminders
   and links call records.
 """
@@ -477,11 +478,18 @@ def open_ticket(policy: TicketPolicy, *, code: str, tenant: str, channel: str, c
     """Record a new ticket received at ``at``; its clocks start.
 
     ``place`` is a district or commune id; ``publishable`` None takes the tenant's default.
+    Only a supervisor or an admin may ask for ``publishable=True`` (``ticket.forbidden``
+    otherwise, as for ``SetPublishable``); anyone opening may keep a ticket off the public
+    page with ``False``, which publishes nothing.
     A ticket answered at once from the FAQ: open it, then ``apply`` an ``Answer``.
     """
     _check_time(None, at, at)
     if actor.role not in _LEVEL1_ROLES and actor.role != "system":
         raise _forbidden(actor, "record a ticket")
+    if publishable is True and actor.role not in _OVERSIGHT:
+        raise TicketError("ticket.forbidden", "Chỉ giám sát viên hoặc quản trị viên được chọn "
+                                              "công khai phản ánh trên trang công khai; "
+                                              f"{actor} không có quyền này.")
     parsed = parse_ticket_code(code)
     if parsed.prefix != policy.code_prefix:
         raise TicketError("ticket.bad_code", f"{code!r}: expected the tenant's prefix "

@@ -59,6 +59,25 @@ async def test_given_resolved_publishable_ticket_when_feed_read_then_no_name_or_
     assert "citizen_phone" not in item and "citizen_name" not in item
 
 
+async def test_given_operator_token_when_opening_answered_publishable_ticket_then_403_unpublished(
+        api: Api) -> None:
+    """Answered at once from the FAQ and publishable: public at once, so only a supervisor or an
+    admin may ask for it; an operator's request is refused whole (no ticket recorded)."""
+    body = {"channel": "phone", "content": "Hỏi giờ làm việc của bộ phận một cửa.",
+            "field": "health", "answer": "Từ 7 giờ 30 đến 17 giờ các ngày làm việc.",
+            "publishable": True}
+    refused = await api.call("POST", f"{V1}/tickets", "tdv.an", 403, json=body)
+    assert refused["error"]["id"] == "ticket.forbidden"
+    assert "giám sát viên hoặc quản trị viên" in refused["error"]["message"]
+    assert (await api.call("GET", f"{V1}/tickets", "giamsat.binh", 200))["total"] == 0
+    assert (await api.call("GET", "/public/dongnai/tickets.json", None, 200))["items"] == []
+    withheld = await api.open_ticket("tdv.an", publishable=False)  # keeping it off: allowed
+    assert withheld["publishable"] is False
+    shown = await api.call("POST", f"{V1}/tickets", "giamsat.binh", 201, json=body)
+    feed = await api.call("GET", "/public/dongnai/tickets.json", None, 200)
+    assert [i["code"] for i in feed["items"]] == [shown["code"]]
+
+
 async def test_given_feed_when_filtered_by_field_unit_month_then_only_matching(
         api: Api) -> None:
     road = await _published(api)

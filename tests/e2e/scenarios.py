@@ -132,7 +132,8 @@ def api(stack: Stack, method: str, path: str, body: dict[str, Any] | None = None
 
 def ivr_in_force(stack: Stack) -> list[dict[str, Any]]:
     """``/api/ivr``: per tenant, the menus the running app has in force (root, FAQ items)."""
-    status, body = api(stack, "GET", "/api/ivr", prefix="", timeout=3)
+    status, body = api(stack, "GET", "/api/ivr", prefix="", token=stack.control_token,
+                       timeout=3)
     assert status == 200, (status, body)
     return list(body)
 

@@ -29,6 +29,7 @@ from callcenter.pbx.process import AsteriskProcess
 from callcenter.pbx.render import render
 from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.migrate import upgrade_head
+from callcenter.store.users import control_token
 from callcenter.tools.softphone import PhoneGroup
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +66,19 @@ def readiness_summary(http_port: int) -> dict[str, Any]:
     return {"ari_connected": bool(checks["ari"]["ok"]), "calls": checks["ari"].get("calls"),
             "journal_pending": checks["journal"].get("pending"),
             "config_error": checks["config"]["error"], "status": body.get("status")}
+
+
+def control_get(http_port: int, path: str, token: str) -> Any:
+    """GET one of the app's control routes (``/api/pool``, ``/api/ivr`` ...) with an admin's
+    bearer token (``callcenter.store.users.control_token``): the decoded JSON answer, or None
+    when the app does not answer."""
+    req = urllib.request.Request(f"http://127.0.0.1:{http_port}{path}",
+                                 headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=2) as r:
+            return json.loads(r.read())
+    except (OSError, ValueError):
+        return None
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
@@ -122,6 +136,7 @@ class Stack:
         self.write_config(self.config_data)
         self.database_url = f"sqlite:///{self.state / 'hotline.db'}"
         self.redis = PrivateRedis(self.state / "redis.sock")
+        self.control_token = ""  # an admin's, for the app's control routes: made by start()
         # Each stack its own PBX folder (rootfs/srv/hotline/<instance>): a module's stack
         # stopping (layout.remove) must not delete the session stack's logs and config.
         self.instance = f"test-{os.getpid()}-{next(STACK_NUMBERS)}"
@@ -208,6 +223,7 @@ class Stack:
     def start(self) -> None:
         self.redis.start()
         upgrade_head(self.database_url)
+        self.control_token = control_token(self.database_url, "dongnai")
         install = ensure_asterisk()
         self.layout = PbxLayout.for_instance(install, self.instance, self.state)
         self.layout.remove()
@@ -254,12 +270,8 @@ class Stack:
 
     def app_lines(self) -> int | None:
         """The line limit the running app has in force for the test tenant now."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/api/pool",
-                                        timeout=2) as r:
-                return int(json.loads(r.read())[0]["lines"])
-        except OSError:
-            return None
+        pools = control_get(self.http_port, "/api/pool", self.control_token)
+        return int(pools[0]["lines"]) if pools else None
 
     def ari(self, path: str, method: str = "GET", body: dict[str, Any] | None = None) -> Any:
         """One ARI request; the decoded JSON answer (None when ARI answers with no body)."""

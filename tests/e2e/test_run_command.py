@@ -23,16 +23,28 @@ import yaml
 from callcenter.ops.processes import spawn, start_time
 from callcenter.pbx.install import cache_dir, ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
+from callcenter.store.users import control_token
 from callcenter.tools.softphone import PhoneGroup
-from tests.e2e.stack import ROOT, base_config, free_port, readiness_summary, wait_until
+from tests.e2e.stack import (
+    ROOT,
+    base_config,
+    control_get,
+    free_port,
+    readiness_summary,
+    wait_until,
+)
 
 
-def _get(url: str) -> object:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return json.loads(r.read())
-    except OSError:
-        return None
+def _pool(http: int, token: str) -> dict:
+    """The test tenant's line pool as ``/api/pool`` shows an admin ({} if the app is away)."""
+    return dict((control_get(http, "/api/pool", token) or [{}])[0])
+
+
+def _admin_token(state: Path) -> str:
+    """An admin's token for the control routes, made as root once the app is up: the app
+    (the run's own account) has migrated the database and holds it open, so root's passing
+    use leaves its files, WAL included, to that account."""
+    return control_token(f"sqlite:///{state / 'hotline.db'}", "dongnai")
 
 
 def _ari_up(http: int) -> bool:
@@ -109,6 +121,7 @@ def test_given_fresh_state_when_run_then_hotline_answers_reloads_and_stops_clean
     try:
         health = wait_until(lambda: _ari_up(http), 60)
         assert health, log.read_text()
+        token = _admin_token(state)
         # The first run generated private credentials, readable by the owner only.
         secrets = state / "secrets.env"
         assert secrets.stat().st_mode & 0o777 == 0o600
@@ -126,8 +139,7 @@ def test_given_fresh_state_when_run_then_hotline_answers_reloads_and_stops_clean
         reload = subprocess.run([sys.executable, "-m", "callcenter", "reload"], env=env,
                                 capture_output=True, text=True, cwd=ROOT)
         assert reload.returncode == 0, reload.stderr
-        assert wait_until(lambda: (_get(f"http://127.0.0.1:{http}/api/pool") or [{}])[0]
-                          .get("lines") == 7, 2.0)
+        assert wait_until(lambda: _pool(http, token).get("lines") == 7, 2.0)
 
         calls = subprocess.run([sys.executable, "-m", "callcenter", "calls", "--json"],
                                env=env, capture_output=True, text=True, cwd=ROOT)
@@ -201,10 +213,10 @@ def test_given_asterisk_killed_under_run_when_calls_up_then_restarted_and_answer
     log, state = run_dir / "run.log", run_dir / "state"
     try:
         assert wait_until(lambda: _ari_up(http), 60), log.read_text()
+        token = _admin_token(state)
         held = PhoneGroup(f"127.0.0.1:{sip}", "1022", hold=120, caller="0977000010")
         assert held.wait_for("answered", 1, 20), log.read_text()[-3000:]
-        assert wait_until(lambda: (_get(f"http://127.0.0.1:{http}/api/pool") or [{}])[0]
-                          .get("in_use") == 1, 5)
+        assert wait_until(lambda: _pool(http, token).get("in_use") == 1, 5)
         pbx_pid = _run_pids(instance)["asterisk"]
         os.kill(pbx_pid, signal.SIGKILL)
         killed = time.monotonic()
@@ -223,8 +235,8 @@ def test_given_asterisk_killed_under_run_when_calls_up_then_restarted_and_answer
         assert _metric(http, "hotline_asterisk_restarts_total") == 1
         held.finish()
         # The call Asterisk lost: its record is written, its line no longer counted.
-        assert wait_until(lambda: (_get(f"http://127.0.0.1:{http}/api/pool") or [{}])[0]
-                          .get("in_use") == 0, 10), "a line of a lost call still held"
+        assert wait_until(lambda: _pool(http, token).get("in_use") == 0, 10), (
+            "a line of a lost call still held")
         calls = subprocess.run([sys.executable, "-m", "callcenter", "calls", "--json"],
                                env=env, capture_output=True, text=True, cwd=ROOT)
         callers = sorted(r["caller"] for r in json.loads(calls.stdout))
@@ -288,8 +300,9 @@ def test_given_run_killed_when_started_again_then_leftovers_stopped_and_calls_an
         assert phone.wait_for("answered", 30), log.read_text()[-3000:]
         (result,) = phone.finish()
         assert result["final_code"] == 200
-        assert wait_until(lambda: (_get(f"http://127.0.0.1:{http}/api/pool") or [{}])[0]
-                          .get("in_use") == 0, 10), "a line still held after the call ended"
+        token = _admin_token(state)
+        assert wait_until(lambda: _pool(http, token).get("in_use") == 0, 10), (
+            "a line still held after the call ended")
 
         # 4. Ctrl-C, then start again at once.
         proc.send_signal(signal.SIGINT)

@@ -113,6 +113,19 @@ def test_given_open_tickets_when_sweep_and_lists_then_printed(
     assert league["so_gtvt"]["late_open"] == 1 and league["so_gtvt"]["on_time_rate"] == 0.0
 
 
+def test_given_operator_when_cli_opens_publishable_ticket_then_refused_and_nothing_recorded(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    opening = ("ticket", "open", "--tenant", "dongnai", "--field", "health", "--content",
+               "Hỏi giờ tiêm chủng", "--answer", "Sáng thứ Tư hằng tuần", "--publishable", "yes")
+    assert _run(settings, *opening, "--as", "operator:an") == 1
+    err = capsys.readouterr().err
+    assert "ticket.forbidden" in err and "giám sát viên hoặc quản trị viên" in err
+    assert _run(settings, "ticket", "list", "--as", "supervisor:lan", "--json") == 0
+    assert capsys.readouterr().out.strip() == ""  # nothing recorded
+    assert _run(settings, *opening, "--as", "supervisor:lan", "--json") == 0
+    assert _json(capsys)["publishable"] is True
+
+
 @pytest.mark.parametrize(("argv", "code", "message"), [
     (("ticket", "list", "--as", "unit:binh"), 2, "needs the unit"),
     (("ticket", "list", "--as", "boss:x"), 2, "ROLE one of"),

@@ -513,7 +513,7 @@ def test_given_large_batch_with_awkward_text_when_opened_then_every_value_round_
                       at=T0 + i * M, answer="Trả lời\tFAQ\n\\" if i % 7 == 0 else None,
                       faq_item="f\\1" if i % 7 == 0 else None)
             for i in range(40)]  # enough for the PostgreSQL COPY path
-    opened = svc.open_many("dongnai", OP, reqs)
+    opened = svc.open_many("dongnai", SUP, reqs)  # a supervisor: half are publishable
     for t in opened:
         assert svc.get(t.code, OP) == t
     assert opened[0].content == f"{awkward} #0" and opened[7].result == "Trả lời\tFAQ\n\\"

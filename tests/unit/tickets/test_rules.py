@@ -240,6 +240,25 @@ def test_given_tenant_publishing_by_default_when_opened_then_publishable() -> No
     assert t.publishable is False
 
 
+@pytest.mark.parametrize("actor", [OP, SYSTEM])
+def test_given_operator_or_system_when_opening_publishable_then_forbidden(
+        actor: tk.Actor) -> None:
+    for policy in (POLICY, TicketPolicy(code_prefix="DN", public_by_default=True)):
+        with pytest.raises(TicketError) as info:
+            tk.open_ticket(policy, code=CODE, tenant="dongnai", channel="phone", content="Hỏi",
+                           field="other", at=T0, actor=actor, publishable=True)
+        assert info.value.id == "ticket.forbidden"
+        assert "giám sát viên hoặc quản trị viên" in info.value.message
+
+
+@pytest.mark.parametrize("actor", [SUP, ADMIN])
+def test_given_supervisor_or_admin_when_opening_publishable_then_publishable(
+        actor: tk.Actor) -> None:
+    t, _ = tk.open_ticket(POLICY, code=CODE, tenant="dongnai", channel="phone", content="Hỏi",
+                          field="other", at=T0, actor=actor, publishable=True)
+    assert t.publishable is True
+
+
 @pytest.mark.parametrize(("changes", "error_id"), [
     ({"channel": "sms"}, "ticket.unknown_channel"),
     ({"field": "helth"}, "ticket.unknown_field"),
