@@ -42,8 +42,8 @@ Families (prefix ``hotline_``; the process collectors add ``process_*`` and ``py
   hotline_redis_outages_total                  counter  times this process lost Redis
   hotline_degraded_admissions_total            counter  calls admitted on the local count
   hotline_asterisk_restarts_total              counter  Asterisk found restarted on reconnect
-  hotline_sip_scanner_requests_total           counter  SIP requests refused for a scanner's
-                                                        User-Agent (403 without a challenge)
+  hotline_sip_scanner_requests_total           counter  SIP requests denied for a scanner's
+                                                        User-Agent (source refused at once)
   hotline_sip_sources_refused                  gauge    sources the SIP guard refuses now
 
 Base units: the event-loop lag was ``hotline_event_loop_lag_p99_ms``/``_max_ms`` before it
@@ -281,8 +281,9 @@ def sample_families(sample: MetricsSample) -> list[Metric]:
          "while Redis was unreachable.", f.degraded_admissions),
         ("hotline_asterisk_restarts", "Times this process found Asterisk restarted when its "
          "ARI session came back.", f.asterisk_restarts),
-        ("hotline_sip_scanner_requests", "SIP requests refused (403, no challenge) for "
-         "carrying a known SIP scanner's User-Agent.", f.sip_scanner_requests),
+        ("hotline_sip_scanner_requests", "SIP requests denied for carrying a known SIP "
+         "scanner's User-Agent (their source is refused at once unless trusted).",
+         f.sip_scanner_requests),
     ]
     out: list[Metric] = [in_use, limit, queue, agents, reachable, calls]
     for item in single:

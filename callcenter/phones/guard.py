@@ -76,7 +76,7 @@ class AuthGuard:
 
     def _log_scanner(self, failure: AuthFailure, verdict: auth_guard.Verdict) -> None:
         if verdict.trusted:
-            log.warning("SIP scanner User-Agent from trusted %s refused (403): the source is "
+            log.warning("SIP scanner User-Agent from trusted %s: request denied, the source "
                         "never refused as a whole (carrier network)", failure.source_ip)
         elif verdict.banned_until is not None:
             log.warning("SIP source %s refused for %.0f s: a SIP scanner's User-Agent",

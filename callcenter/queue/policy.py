@@ -10,7 +10,7 @@ Schema (tenant keys ``operators`` and ``queue``; both optional)::
         name: "Trần Văn Minh"
         secret_file: secrets/op102      # ... or from this file (relative: to the config file)
         permit: ["10.20.0.0/24"]        # optional: the phone is accepted only from these
-                                        #   networks (other sources get 403, no challenge)
+                                        #   networks (from others no password passes)
     queue:
       strategy: longest_idle            # the only strategy: longest-idle available operator
       ring_timeout_s: 15                # ring an operator this long, then the next one

@@ -3,6 +3,7 @@ as rendered text (no Asterisk, nothing written); passwords from the environment 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,13 @@ from callcenter.config.secrets import (
 )
 from callcenter.pbx.install import AsteriskInstall
 from callcenter.pbx.layout import PbxLayout
-from callcenter.pbx.render import MODULES, REFUSED_FILE, refused_sources_text, render_texts
+from callcenter.pbx.render import (
+    MODULES,
+    REFUSED_FILE,
+    SIP_REALM,
+    refused_sources_text,
+    render_texts,
+)
 
 SECRETS = Secrets("ari", "ari-pass", "ami", "ami-pass")
 
@@ -83,12 +90,16 @@ def section(conf: str, name: str, kind: str) -> dict[str, list[str]]:
     return found[0]
 
 
+PW101, PW102, PW201 = "s3cret-101-long-pw", "pass;102-long-enough", "x201-long-enough!"
+STRONG = {"HOTLINE_OP_101": PW101, "HOTLINE_OP_201": PW201}
+
+
 def test_given_operators_with_secrets_when_rendered_then_endpoint_auth_aor_each(
         tmp_path: Path) -> None:
-    (tmp_path / "op102.secret").write_text("pass;102\n")
+    (tmp_path / "op102.secret").write_text(PW102 + "\n")
     config = load(tmp_path, config_data())
-    pw = operator_passwords(config, {"HOTLINE_OP_101": "s3cret-101", "HOTLINE_OP_201": "x201"})
-    assert pw == {"101": "s3cret-101", "102": "pass;102", "201": "x201"}
+    pw = operator_passwords(config, STRONG)
+    assert pw == {"101": PW101, "102": PW102, "201": PW201}
     pjsip = texts(tmp_path, config, pw)["pjsip.conf"]
     ep = section(pjsip, "101", "endpoint")
     assert ep["context"] == ["from-operators"]
@@ -100,28 +111,39 @@ def test_given_operators_with_secrets_when_rendered_then_endpoint_auth_aor_each(
     assert ep["direct_media"] == ["no"]
     assert ep["media_address"] == ["127.0.0.1"]
     assert ep["callerid"] == ['"Nguyễn Thị Lan" <101>']
-    auth = section(pjsip, "101", "auth")
-    assert auth == {"type": ["auth"], "auth_type": ["userpass"], "username": ["101"],
-                    "password": ["s3cret-101"]}
+    assert "deny" not in ep and "permit" not in ep  # no permit: any source may register
     aor = section(pjsip, "101", "aor")
     assert aor["max_contacts"] == ["1"] and aor["remove_existing"] == ["yes"]
     assert int(aor["qualify_frequency"][0]) > 0
-    # A ';' in a password is escaped (Asterisk reads it back as ';', not a comment).
-    assert section(pjsip, "102", "auth")["password"] == ["pass;102"]
-    assert "password = pass\\;102" in pjsip
     # Quotes and angle brackets in a name cannot break the callerid.
     assert section(pjsip, "102", "endpoint")["callerid"] == ['"Trần Minh x" <102>']
     # Operators of every tenant; the trunk still identified by address only.
     assert section(pjsip, "201", "endpoint")["context"] == ["from-operators"]
     assert section(pjsip, "trunk", "endpoint")["identify_by"] == ["ip"]
-    assert sections(pjsip)[0][1]["endpoint_identifier_order"] == ["username,ip"]
+    assert sections(pjsip)[0][1]["endpoint_identifier_order"] == ["header,username,ip"]
+
+
+def test_given_stolen_pjsip_conf_when_read_then_it_holds_digests_never_passwords(
+        tmp_path: Path) -> None:
+    (tmp_path / "op102.secret").write_text(PW102)
+    config = load(tmp_path, config_data())
+    pjsip = texts(tmp_path, config, operator_passwords(config, STRONG))["pjsip.conf"]
+    for ext, pw in (("101", PW101), ("102", PW102), ("201", PW201)):
+        assert pw not in pjsip
+        ha1 = hashlib.md5(f"{ext}:{SIP_REALM}:{pw}".encode()).hexdigest()
+        assert section(pjsip, ext, "auth") == {
+            "type": ["auth"], "auth_type": ["digest"], "realm": [SIP_REALM],
+            "username": [ext], "password_digest": [f"md5:{ha1}"]}
+    # The realm the digests were made with is the one every challenge carries.
+    assert sections(pjsip)[0][1]["default_realm"] == [SIP_REALM]
+    assert "password =" not in pjsip and "userpass" not in pjsip
 
 
 def test_given_operators_when_rendered_then_no_password_leaks_into_other_files(
         tmp_path: Path) -> None:
     config = load(tmp_path, config_data())
-    files = texts(tmp_path, config, {"101": "unique-pw-4711"})
-    assert [n for n, t in files.items() if "unique-pw-4711" in t] == ["pjsip.conf"]
+    files = texts(tmp_path, config, {"101": "unique-pw-4711-long"})
+    assert not [n for n, t in files.items() if "unique-pw-4711-long" in t]
 
 
 def test_given_config_file_then_yaml_holds_no_secret_only_references(tmp_path: Path) -> None:
@@ -140,9 +162,9 @@ def test_given_config_file_then_yaml_holds_no_secret_only_references(tmp_path: P
 def test_given_missing_secrets_when_resolved_then_named_errors_and_others_rendered(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = load(tmp_path, config_data())  # op102.secret does not exist
-    env = {"HOTLINE_OP_101": "", "HOTLINE_OP_201": "ok"}
+    env = {"HOTLINE_OP_101": "", "HOTLINE_OP_201": PW201}
     pw, problems = resolve_operator_passwords(config, env)
-    assert pw == {"201": "ok"}
+    assert pw == {"201": PW201}
     assert [(p.tenant, p.extension) for p in problems] == [("dongnai", "101"), ("dongnai", "102")]
     assert all(isinstance(p, OperatorSecretError) for p in problems)
     assert str(problems[0]) == ("operator 101 of tenant dongnai: environment variable "
@@ -150,7 +172,7 @@ def test_given_missing_secrets_when_resolved_then_named_errors_and_others_render
     assert str(problems[1]) == (f"operator 102 of tenant dongnai: secret file "
                                 f"{tmp_path / 'op102.secret'}: does not exist")
     with caplog.at_level(logging.ERROR, logger="callcenter.config.secrets"):
-        pw = operator_passwords(config, {"HOTLINE_OP_201": "ok"})
+        pw = operator_passwords(config, {"HOTLINE_OP_201": PW201})
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 2
     assert "101" in errors[0] and "HOTLINE_OP_101" in errors[0] and "is not set" in errors[0]
@@ -169,7 +191,7 @@ def test_given_unusable_password_then_refused_not_altered(tmp_path: Path, value:
                                                           reason: str) -> None:
     config = load(tmp_path, config_data())
     (tmp_path / "op102.secret").write_text(value)
-    _, problems = resolve_operator_passwords(config, {"HOTLINE_OP_101": "a", "HOTLINE_OP_201": "b"})
+    _, problems = resolve_operator_passwords(config, STRONG)
     assert [p.extension for p in problems] == ["102"]
     assert reason in problems[0].reason
 
@@ -177,12 +199,12 @@ def test_given_unusable_password_then_refused_not_altered(tmp_path: Path, value:
 def test_given_file_secret_with_absolute_path_then_read_from_there(tmp_path: Path) -> None:
     secret = tmp_path / "elsewhere" / "op"
     secret.parent.mkdir()
-    secret.write_text("abs-pass\r\n")
+    secret.write_text("abs-pass-long-enough\r\n")
     data = config_data()
     data["tenants"][0]["operators"][1]["secret_file"] = str(secret)
     config = load(tmp_path, data)
-    pw = operator_passwords(config, {"HOTLINE_OP_101": "a", "HOTLINE_OP_201": "b"})
-    assert pw["102"] == "abs-pass"
+    pw = operator_passwords(config, STRONG)
+    assert pw["102"] == "abs-pass-long-enough"
 
 
 def test_given_outbound_trunk_when_rendered_then_trunk_out_endpoint_and_aor(
@@ -269,8 +291,8 @@ def test_given_unset_secret_when_config_checked_then_ok_with_warning_naming_it(
 
     path = tmp_path / "hotline.yaml"
     path.write_text(yaml.safe_dump(config_data(), allow_unicode=True))
-    (tmp_path / "op102.secret").write_text("p102")
-    monkeypatch.setenv("HOTLINE_OP_101", "p101")
+    (tmp_path / "op102.secret").write_text(PW102)
+    monkeypatch.setenv("HOTLINE_OP_101", PW101)
     monkeypatch.delenv("HOTLINE_OP_201", raising=False)
     assert main(["check-config", str(path)]) == 0  # the service would start
     out = capsys.readouterr()
