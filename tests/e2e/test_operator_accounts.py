@@ -127,7 +127,8 @@ def ops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                                           "port": free_port(socket.SOCK_DGRAM)}
     s.config_data["tenants"][0]["operators"] = [
         {"extension": "101", "name": "Nguyễn Thị Lan", "secret_env": "HOTLINE_OP_E2E_101"},
-        {"extension": "102", "name": "Trần Văn Minh", "secret_file": "secrets/op102"},
+        {"extension": "102", "name": "Trần Văn Minh", "secret_file": "secrets/op102",
+         "permit": ["127.0.0.1/32"]},
         {"extension": "103", "name": "Chưa có mật khẩu", "secret_env": "HOTLINE_OP_E2E_103"},
     ]
     s.write_config(s.config_data)
@@ -284,3 +285,23 @@ def test_given_app_down_when_operator_dials_feature_code_then_unavailable_prompt
     assert result["ended_at"] is not None, result  # Asterisk hung up (the phone never does)
     # Answered, the service-unavailable prompt (seconds of speech), then Asterisk hangs up.
     assert result["ended_at"] - result["answered_at"] > 2.0, result
+
+
+def test_given_stolen_pjsip_conf_or_a_phone_outside_permit_then_no_registration(
+        ops_stack: Stack) -> None:
+    s = ops_stack
+    pjsip = (s.layout.host("etc") / "pjsip.conf").read_text()
+    assert ENV_PW_101 not in pjsip and FILE_PW_102 not in pjsip  # digests only
+    assert "password_digest = md5:" in pjsip
+    # 102 may register from 127.0.0.1 only: the right password from elsewhere is refused.
+    outside = Registration(s, "102", FILE_PW_102, bind="127.0.0.9")
+    try:
+        assert outside.first["reg"] in (401, 403), outside.first
+    finally:
+        outside.finish()
+    assert "102/" not in s.pbx.rx("pjsip show contacts")  # type: ignore[union-attr]
+    inside = Registration(s, "102", FILE_PW_102)
+    try:
+        assert inside.first["reg"] == 200, inside.first
+    finally:
+        inside.finish()
