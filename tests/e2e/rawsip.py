@@ -206,16 +206,29 @@ class RawSipCaller:
 
     def bye(self, call: Call, timeout: float = 5.0) -> int:
         """End an answered call; the BYE's final code (0: none within ``timeout``)."""
+        return self.in_dialog(call, "BYE", timeout=timeout)
+
+    def refer(self, call: Call, target: str, timeout: float = 5.0) -> int:
+        """Ask to transfer an answered call to ``target`` (a SIP URI), as a carrier would;
+        the REFER's final code (0: none within ``timeout``)."""
+        return self.in_dialog(call, "REFER", (
+            f"Refer-To: <{target}>", f"Referred-By: <sip:carrier@127.0.0.1:{self.port}>",
+            f"Contact: <sip:carrier@127.0.0.1:{self.port}>"), timeout=timeout)
+
+    def in_dialog(self, call: Call, method: str, headers: tuple[str, ...] = (), *,
+                  timeout: float = 5.0) -> int:
+        """Send ``method`` in an answered call's dialog; its final code (0: none in time)."""
         assert call.final is not None and call.final.code == 200
         contact = re.search(r"<([^>]+)>", call.final.header("contact"))
         ruri = (contact.group(1) if contact else call.ruri.decode()).encode()
         self.cseq += 1
         branch = "z9hG4bK" + secrets.token_hex(8)
         msg = b"\r\n".join([
-            b"BYE " + ruri + b" SIP/2.0", b"Via: " + self._via(branch), b"Max-Forwards: 70",
+            method.encode() + b" " + ruri + b" SIP/2.0", b"Via: " + self._via(branch),
+            b"Max-Forwards: 70",
             b"From: " + call.from_hdr, b"To: " + call.final.header("to").encode(),
-            b"Call-ID: " + call.call_id.encode(), f"CSeq: {self.cseq} BYE".encode(),
-            b"Content-Length: 0"]) + b"\r\n\r\n"
+            b"Call-ID: " + call.call_id.encode(), f"CSeq: {self.cseq} {method}".encode(),
+            *(h.encode() for h in headers), b"Content-Length: 0"]) + b"\r\n\r\n"
         end = time.monotonic() + timeout
         next_send = 0.0
         while time.monotonic() < end:
@@ -228,11 +241,10 @@ class RawSipCaller:
             except TimeoutError:
                 continue
             resp = parse_response(data)
-            if resp and call.call_id in resp.header("call-id") and "BYE" in resp.header("cseq") \
+            if resp and call.call_id in resp.header("call-id") and method in resp.header("cseq") \
                     and resp.code >= 200:
                 return resp.code
         return 0
-
 
 def sip_request(target: int, method: str, user: str, *, user_agent: str,
                 bind: str = "127.0.0.1", timeout: float = 5.0) -> Response | None:
