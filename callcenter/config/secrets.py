@@ -104,8 +104,9 @@ def load_secrets(state_dir: Path, path: Path | None = None) -> Secrets:
 
 log = logging.getLogger("callcenter.config.secrets")
 
-# Asterisk's config parser trims values and cuts them at ';' (comment) unless escaped; a line
-# break or NUL would end the line. Such passwords are refused rather than silently altered.
+# Surrounding spaces, line breaks and NUL are trimmed or cut somewhere between a file, a
+# softphone's form and a digest: such passwords are refused rather than silently altered
+# (pjsip.conf itself holds only the digest, see pbx/render.py).
 _MAX_PASSWORD = 128
 # Scanners on the Internet guess short numeric passwords (101, 1234...) within minutes; the
 # SIP guard only slows them down. Shorter ones are a config error (`check_operator_secrets`).
@@ -217,7 +218,6 @@ def check_operator_secrets(config: HotlineConfig,
 
     A weak password is refused like any invalid config (a reload keeps the old config in
     force); an unset one is not (the operator is left out, see above)."""
-
     weak = {(p.tenant, p.extension): p for p in resolve_operator_passwords(config, environ)[1]
             if p.weak}
     errors = []
