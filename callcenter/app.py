@@ -85,6 +85,7 @@ TASKS = web.AppKey("tasks", list)
 LAG = web.AppKey("loop_lag", LoopLag)
 DRIVER = web.AppKey("acd_driver", QueueDriver)
 AMI = web.AppKey("ami", AmiWatcher)
+SIP_GUARD = web.AppKey("sip_guard", AuthGuard)
 OUTCOMES = web.AppKey("outcomes", CallMetrics)
 METRICS_POOL = web.AppKey("metrics_pool", LinePool)
 
@@ -352,7 +353,7 @@ async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
         await apply_bans(())
     except Exception as e:
         log.warning("refused SIP sources of an earlier run not cleared: %r", e)
-    guard = AuthGuard(cfg.trunk.trusted_networks, apply_bans)
+    guard = app[SIP_GUARD] = AuthGuard(cfg.trunk.trusted_networks, apply_bans)
     watcher = app[AMI] = AmiWatcher(cfg.service.ami_bind, cfg.service.ami_port,
                                     secrets.ami_user, secrets.ami_password,
                                     on_reachability=on_reachability,
@@ -415,7 +416,15 @@ async def _metrics_sample(app: web.Application) -> MetricsSample:
                          faults=FaultCounts(degraded=pool.degraded,
                                             redis_outages=pool.outages,
                                             degraded_admissions=pool.local_admissions,
-                                            asterisk_restarts=app[STASIS].asterisk_restarts))
+                                            asterisk_restarts=app[STASIS].asterisk_restarts,
+                                            **_guard_counts(app.get(SIP_GUARD))))
+
+
+def _guard_counts(guard: AuthGuard | None) -> dict[str, int]:
+    if guard is None:
+        return {}
+    return {"sip_scanner_requests": guard.scanner_requests,
+            "sip_sources_refused": len(guard.banned)}
 
 
 def _readiness(app: web.Application) -> ReadinessParts:

@@ -13,6 +13,7 @@ from pathlib import Path
 from callcenter.config.base import ConfigError
 from callcenter.config.model import HotlineConfig
 from callcenter.config.parse import parse_config, parse_yaml_text
+from callcenter.config.secrets import check_operator_secrets
 from callcenter.ivr.tree import Prompt
 
 
@@ -83,8 +84,12 @@ def _check_recorded(config: HotlineConfig, sounds: Path, source: str) -> None:
         raise ConfigError.collect(errors)
 
 
-def load_config(path: str | os.PathLike[str], sounds: Path | None = None) -> HotlineConfig:
-    """Read and validate the config file; every problem raises ConfigError naming the file."""
+def load_config(path: str | os.PathLike[str], sounds: Path | None = None, *,
+                check_secrets: bool = True) -> HotlineConfig:
+    """Read and validate the config file; every problem raises ConfigError naming the file.
+
+    ``check_secrets``: operators' SIP passwords that are set (environment or file) must be
+    strong (``secrets.check_operator_secrets``); off only to replace a weak one."""
     source = os.fspath(path)
     data = parse_yaml_text(_read(source), source)
     included = _include_ivr_files(data, source)
@@ -93,4 +98,6 @@ def load_config(path: str | os.PathLike[str], sounds: Path | None = None) -> Hot
     except ConfigError as e:
         raise _blame_included(e, included) from None
     _check_recorded(config, sounds or Path(source).resolve().parent / "sounds", source)
+    if check_secrets:
+        check_operator_secrets(config)
     return config

@@ -104,7 +104,7 @@ class TrunkConfig:
     bind: str = "127.0.0.1"
     port: int = 5060
     # Sources identified as the carrier (PJSIP `identify` match). Operators are identified by
-    # username first (endpoint_identifier_order=username,ip), so softphones registering from
+    # username first (endpoint_identifier_order=header,username,ip), so softphones registering from
     # these networks are still authenticated as themselves.
     trusted_networks: tuple[str, ...] = ("127.0.0.0/8",)
     # Address Asterisk puts in SDP/Contact; loopback keeps RTP off the machine's other interfaces.

@@ -132,15 +132,22 @@ log = logging.getLogger("callcenter.config.secrets")
 
 # Asterisk's config parser trims values and cuts them at ';' (comment) unless escaped (the
 # templates escape it); a line break or NUL would end the line and start one of the secret's
-# choosing. Such passwords are refused rather than silently altered.
+# choosing; spaces or NUL are also trimmed or cut between a file, a softphone's form and a
+# digest. Such passwords are refused rather than silently altered (pjsip.conf itself holds
+# only the operators' digests, see pbx/render.py).
 _MAX_PASSWORD = 128
+# Scanners on the Internet guess short numeric passwords (101, 1234...) within minutes; the
+# SIP guard only slows them down. Shorter ones are a config error (`check_operator_secrets`).
+MIN_PASSWORD = 16
 
 
 class OperatorSecretError(ValueError):
     """An operator's SIP password cannot be read; names tenant, extension and where it was."""
 
-    def __init__(self, tenant: str, extension: str, where: str, reason: str):
+    def __init__(self, tenant: str, extension: str, where: str, reason: str,
+                 *, weak: bool = False):
         self.tenant, self.extension, self.where, self.reason = tenant, extension, where, reason
+        self.weak = weak  # set, but too short to keep out a password-guessing scanner
         super().__init__(f"operator {extension} of tenant {tenant}: {where}: {reason}")
 
 
@@ -187,7 +194,18 @@ def read_operator_password(ref: SecretRef, tenant: str, extension: str, base: Pa
     problem = _check_password(value)
     if problem is not None:
         raise OperatorSecretError(tenant, extension, where, problem)
+    if len(value) < MIN_PASSWORD:
+        raise OperatorSecretError(
+            tenant, extension, where,
+            f"is {len(value)} characters long: expected at least {MIN_PASSWORD} "
+            f"(`callcenter operator secret {extension}` writes a strong one)", weak=True)
     return value
+
+
+def _config_dir(config: HotlineConfig) -> Path:
+    """Where relative secret files are: the config file's folder (``config.source``; the
+    current folder for a config built in memory)."""
+    return Path(config.source).resolve().parent if config.source != "<memory>" else Path.cwd()
 
 
 def resolve_operator_passwords(
@@ -195,10 +213,9 @@ def resolve_operator_passwords(
 ) -> tuple[dict[str, str], list[OperatorSecretError]]:
     """Every operator's password by extension, and the problems of those that have none.
 
-    Files are relative to the config file's folder (``config.source``; the current folder
-    for a config built in memory)."""
+    Files are relative to the config file's folder (see ``_config_dir``)."""
     env = os.environ if environ is None else environ
-    base = Path(config.source).resolve().parent if config.source != "<memory>" else Path.cwd()
+    base = _config_dir(config)
     passwords: dict[str, str] = {}
     problems: list[OperatorSecretError] = []
     for tenant in config.tenants:
@@ -220,3 +237,99 @@ def operator_passwords(config: HotlineConfig,
         log.error("%s; this operator is left out of the PBX (cannot register) until it is "
                   "fixed and the config reloaded", p)
     return passwords
+
+
+def check_operator_secrets(config: HotlineConfig,
+                           environ: Mapping[str, str] | None = None) -> None:
+    """Raise ConfigError (every weak one listed) when an operator's password is set but
+    shorter than MIN_PASSWORD; the error names the key and where the password is, never it.
+
+    A weak password is refused like any invalid config (a reload keeps the old config in
+    force); an unset one is not (the operator is left out, see above)."""
+    weak = {(p.tenant, p.extension): p for p in resolve_operator_passwords(config, environ)[1]
+            if p.weak}
+    errors = []
+    for ti, tenant in enumerate(config.tenants):
+        for oi, op in enumerate(tenant.operators.operators):
+            problem = weak.get((tenant.id, op.extension))
+            if problem is not None:
+                key = f"tenants[{ti}].operators[{oi}].secret_{op.secret.kind}"
+                errors.append(ConfigError(
+                    config.source, key, op.secret.name,
+                    f"the SIP password of operator {op.extension} in {problem.where} "
+                    f"{problem.reason}"))
+    if errors:
+        raise ConfigError.collect(errors)
+
+
+# ---- `callcenter operator secret EXT` ------------------------------------------------------
+OPERATORS_ENV = "operators.env"  # next to the config: systemd's EnvironmentFile= for the units
+
+
+@dataclass(frozen=True)
+class WrittenSecret:
+    """Where a new operator password went, and the password (shown once to the admin)."""
+
+    path: Path
+    variable: str | None  # the environment variable's name when it went into OPERATORS_ENV
+    password: str
+
+
+def _set_env_line(text: str, key: str, value: str) -> str:
+    """``text`` of a KEY=value file with ``key`` set: its line replaced (a later duplicate
+    would win in systemd's EnvironmentFile=, so duplicates go), else its commented placeholder
+    ``#KEY=``, else a line added; every other line kept as it was."""
+    lines = text.splitlines()
+
+    def named(line: str) -> bool:
+        return "=" in line and line.lstrip("#").partition("=")[0].strip() == key
+
+    active = [i for i, line in enumerate(lines) if named(line) and not line.startswith("#")]
+    placeholders = [i for i, line in enumerate(lines) if named(line) and line.startswith("#")]
+    if active:
+        lines[active[0]] = f"{key}={value}"
+        lines = [line for i, line in enumerate(lines) if i not in active[1:]]
+    elif placeholders:
+        lines[placeholders[0]] = f"{key}={value}"
+    else:
+        lines.append(f"{key}={value}")
+    return "\n".join(lines) + "\n"
+
+
+def _replace_private(path: Path, text: str) -> None:
+    """Write ``path`` at once, mode 0600; an existing file keeps its owner and group (and at
+    most 0640: an installer's root:hotline1022 file stays readable by the app)."""
+    try:
+        st = path.stat()
+        owner: tuple[int, int] | None = (st.st_uid, st.st_gid)
+        mode = stat.S_IMODE(st.st_mode) & 0o640 | 0o600
+    except FileNotFoundError:
+        owner, mode = None, 0o600
+    if owner is not None and os.geteuid() != 0:
+        owner = None  # only root can give a file away; ours stays ours
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text, mode, owner)
+
+
+def write_operator_secret(config: HotlineConfig, extension: str) -> WrittenSecret:
+    """A new random password for this operator, written where the config says it is kept:
+    their secret file, or their variable's line in OPERATORS_ENV next to the config.
+    Raise LookupError when no tenant lists the extension."""
+    op = next((o for t in config.tenants for o in t.operators.operators
+               if o.extension == extension), None)
+    if op is None:
+        raise LookupError(extension)
+    password = secrets.token_urlsafe(24)  # 32 characters of A-Z a-z 0-9 - _
+    base = _config_dir(config)
+    if op.secret.kind == "file":
+        _, path = _where(op.secret, base)
+        assert path is not None
+        _replace_private(path, password + "\n")
+        return WrittenSecret(path, None, password)
+    path = base / OPERATORS_ENV
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = "# Operators' SIP passwords, one per line: HOTLINE_OP_<extension>=password\n"
+    _replace_private(path, _set_env_line(text, op.secret.name, password))
+    return WrittenSecret(path, op.secret.name, password)

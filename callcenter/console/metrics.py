@@ -42,6 +42,9 @@ Families (prefix ``hotline_``; the process collectors add ``process_*`` and ``py
   hotline_redis_outages_total                  counter  times this process lost Redis
   hotline_degraded_admissions_total            counter  calls admitted on the local count
   hotline_asterisk_restarts_total              counter  Asterisk found restarted on reconnect
+  hotline_sip_scanner_requests_total           counter  SIP requests denied for a scanner's
+                                                        User-Agent (source refused at once)
+  hotline_sip_sources_refused                  gauge    sources the SIP guard refuses now
 
 Base units: the event-loop lag was ``hotline_event_loop_lag_p99_ms``/``_max_ms`` before it
 became ``_seconds``; no alias is kept (no rule, dashboard or test outside this repository used
@@ -141,6 +144,8 @@ class FaultCounts:
     redis_outages: int = 0
     degraded_admissions: int = 0
     asterisk_restarts: int = 0
+    sip_scanner_requests: int = 0  # refused for a SIP scanner's User-Agent (the SIP guard)
+    sip_sources_refused: int = 0  # sources the SIP guard refuses now
 
 
 @dataclass(frozen=True)
@@ -266,6 +271,9 @@ def sample_families(sample: MetricsSample) -> list[Metric]:
     f = sample.faults
     single.append(("hotline_lines_degraded", "1 while this process admits calls on its own "
                    "line count because Redis is unreachable.", f.degraded))
+    single.append(("hotline_sip_sources_refused", "SIP source addresses this process's SIP "
+                   "guard refuses now (authentication failures, scanners).",
+                   f.sip_sources_refused))
     counters = [
         ("hotline_redis_outages", "Times this process lost Redis (and went DEGRADED).",
          f.redis_outages),
@@ -273,6 +281,9 @@ def sample_families(sample: MetricsSample) -> list[Metric]:
          "while Redis was unreachable.", f.degraded_admissions),
         ("hotline_asterisk_restarts", "Times this process found Asterisk restarted when its "
          "ARI session came back.", f.asterisk_restarts),
+        ("hotline_sip_scanner_requests", "SIP requests denied for carrying a known SIP "
+         "scanner's User-Agent (their source is refused at once unless trusted).",
+         f.sip_scanner_requests),
     ]
     out: list[Metric] = [in_use, limit, queue, agents, reachable, calls]
     for item in single:

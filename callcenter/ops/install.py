@@ -328,7 +328,8 @@ class Installer:
     def _operators_placeholder(self, etc: Path) -> str:
         names = self._operator_env_names(etc / "hotline.yaml")
         lines = ["# Operators' SIP passwords, one per line: HOTLINE_OP_<extension>=password",
-                 "# (the names the config's secret_env keys give). Read by the app and by",
+                 "# (the names the config's secret_env keys give), at least 16 characters:",
+                 "# `callcenter operator secret EXT` writes one. Read by the app and by",
                  "# `callcenter pbx render` (EnvironmentFile=); an operator without one cannot",
                  "# register. After a change: systemctl restart hotline1022.target"]
         lines += [f"#{name}=" for name in names] or ["#HOTLINE_OP_101="]

@@ -1,4 +1,5 @@
-"""`callcenter pbx render|run`: the PBX half of the service, for systemd units and admins.
+"""`callcenter pbx render|run`: the PBX half of the service, for systemd units and admins;
+`callcenter operator secret EXT`: a new strong SIP password for an operator's softphone.
 
 ``render`` (as root) provisions or finds Asterisk and writes the instance's configuration and
 prompts with their ownership (the app's account may rewrite them later); ``run`` replaces
@@ -57,11 +58,43 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0  # not reached
 
 
+def cmd_operator_secret(args: argparse.Namespace, settings: Settings) -> int:
+    """Write a new random SIP password where the config keeps this operator's; print it once."""
+    from callcenter.cli_errors import EXIT_INVALID, CommandError
+    from callcenter.config.file import load_config
+    from callcenter.config.secrets import write_operator_secret
+
+    # Not checked: replacing a weak password is what this command is for.
+    config = load_config(settings.config_path, check_secrets=False)
+    try:
+        written = write_operator_secret(config, args.extension)
+    except LookupError:
+        raise CommandError(f"no operator {args.extension} in {settings.config_path}",
+                           "give an extension listed under a tenant's operators",
+                           EXIT_INVALID) from None
+    where = (f"{written.variable} in {written.path}" if written.variable is not None
+             else str(written.path))
+    print(f"wrote a new SIP password for operator {args.extension} to {where}")
+    print(f"password (shown once; type it into the softphone): {written.password}")
+    if written.variable is not None:
+        print("the service reads it at start: systemctl restart hotline1022.target (or export "
+              f"{written.variable} before `make run`)")
+    else:
+        print("applied by `callcenter reload`")
+    return 0
+
+
 def register(sub: Any) -> None:
-    """Add `pbx render` and `pbx run`."""
+    """Add `pbx render`, `pbx run` and `operator secret`."""
     c = sub.add_parser("pbx", help="the Asterisk instance: render its files, run it")
     psub = c.add_subparsers(dest="pbx_command", required=True)
     r = psub.add_parser("render", help="write Asterisk's configuration and prompts (as root)")
     r.set_defaults(handler=cmd_render)
     r = psub.add_parser("run", help="run Asterisk in the foreground (for a service manager)")
     r.set_defaults(handler=cmd_run)
+    c = sub.add_parser("operator", help="operators' SIP accounts")
+    osub = c.add_subparsers(dest="operator_command", required=True)
+    r = osub.add_parser("secret", help="write a new strong SIP password for an operator where "
+                                       "the config keeps it (secret file or operators.env)")
+    r.add_argument("extension", help="the operator's extension, e.g. 101")
+    r.set_defaults(handler=cmd_operator_secret)

@@ -5,6 +5,7 @@ Nothing in the rootfs is edited by hand: every file Asterisk reads for an instan
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from callcenter.ops.files import write_atomic
 from callcenter.ops.processes import RunAs
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.prompts import PromptSpec, make_hold_music, place_prompts
+from callcenter.phones.devices import SCANNER_ENDPOINT, SCANNER_USER_AGENTS
 
 # Package data (callcenter/pbx/templates/*.j2): found next to this module, installed or not.
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -77,6 +79,11 @@ def prompt_specs(config: HotlineConfig) -> list[PromptSpec]:
     return specs
 
 
+# The digest realm of every challenge (global default_realm and each operator's auth): fixed,
+# because the stored credential is md5("extension:realm:password") and changes with it.
+SIP_REALM = "hotline1022"
+
+
 @dataclass(frozen=True)
 class OperatorAccount:
     """What pjsip.conf needs of one operator whose password was found."""
@@ -84,7 +91,8 @@ class OperatorAccount:
     tenant: str
     extension: str
     callerid: str  # already quoted and escaped: "Name" <101>
-    password: str  # escaped for Asterisk's config parser
+    password_digest: str  # md5 hex of "extension:SIP_REALM:password": pjsip.conf holds no password
+    permit: tuple[str, ...] = ()  # networks the phone may use; empty: any
 
 
 def conf_escape(value: str) -> str:
@@ -97,6 +105,22 @@ def conf_escape(value: str) -> str:
     return value.replace(";", "\\;")
 
 
+def password_digest(extension: str, password: str, realm: str = SIP_REALM) -> str:
+    """The digest credential (RFC 2617 HA1) PJSIP's ``password_digest = md5:...`` takes."""
+    # MD5 is what SIP digest authentication is built on (HA1), not our choice of hash.
+    ha1 = hashlib.md5(f"{extension}:{realm}:{password}".encode(), usedforsecurity=False)
+    return ha1.hexdigest()
+
+
+def scanner_user_agent_regex(names: Sequence[str] = SCANNER_USER_AGENTS) -> str:
+    """A POSIX extended regex matching any of ``names`` in any letter case (regcomp has no
+    flag for that in match_header): friendly-scanner -> [Ff][Rr]..."""
+    def caseless(name: str) -> str:
+        return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c if c in "-_0123456789"
+                       else f"[{c}]" for c in name)
+    return "(" + "|".join(caseless(n) for n in names) + ")"
+
+
 def _callerid(name: str, extension: str) -> str:
     # Quotes, angle brackets and ';' would break the callerid syntax or the config line.
     clean = "".join(c for c in name if c not in '"<>;\\' and ord(c) >= 0x20).strip()
@@ -107,7 +131,7 @@ def operator_accounts(config: HotlineConfig, passwords: Mapping[str, str]) -> li
     """Operators of every tenant that have a password, in config order."""
     return [
         OperatorAccount(t.id, op.extension, _callerid(op.name, op.extension),
-                        conf_escape(passwords[op.extension]))
+                        password_digest(op.extension, passwords[op.extension]), op.permit)
         for t in config.tenants for op in t.operators.operators if op.extension in passwords
     ]
 
@@ -145,6 +169,9 @@ def render_texts(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
         "bench_plain_number": bench_plain_number,
         "operators": operator_accounts(config, passwords),
         "refused_file": REFUSED_FILE,
+        "realm": SIP_REALM,
+        "scanner_endpoint": SCANNER_ENDPOINT,
+        "scanner_user_agents": scanner_user_agent_regex(),
         "contexts": Context,  # the dialplan's contract with the app (dialplan/contract.py)
         "verbs": Verb,
     }

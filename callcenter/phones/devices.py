@@ -24,6 +24,10 @@ main/stasis_endpoints.c, main/security_events.c, res/res_pjsip/pjsip_configurati
   REGISTER with an unknown account raises InvalidAccountID twice (before and after the
   challenge) and ChallengeResponseFailed once (AccountID ``<unknown>``); one REGISTER with a
   wrong password raises ChallengeResponseFailed once.
+* ``FailedACL`` (class security): a request refused by an ACL before any challenge, with
+  ``AccountID`` the endpoint it was for and ``ACLName`` (``not_match_endpoint_acl`` for an
+  endpoint's own deny/permit). Only those for ``SCANNER_ENDPOINT`` are kept: pjsip.conf
+  sends every request carrying a known scanner's User-Agent there, and denies it everything.
 """
 
 from __future__ import annotations
@@ -33,7 +37,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-AUTH_FAILURE_EVENTS = ("ChallengeResponseFailed", "InvalidPassword", "InvalidAccountID")
+AUTH_FAILURE_EVENTS = ("ChallengeResponseFailed", "InvalidPassword", "InvalidAccountID",
+                       "FailedACL")
+# The PJSIP endpoint that requests with a SIP scanner's User-Agent are identified as (its
+# identify section matches the User-Agent header); it denies every source, so each gets 403.
+SCANNER_ENDPOINT = "sip-scanner"
+# User-Agent substrings of the SIP scanners seen on the Internet (SIPVicious and its forks,
+# sipcli, VaxSIP's SDK, sundayddr, iWar, sip-scan); matched ignoring case.
+SCANNER_USER_AGENTS = ("friendly-scanner", "sipvicious", "sipcli", "vaxsipuseragent",
+                       "sundayddr", "iwar", "sip-scan", "sipscan")
 REACHABILITY_EVENTS = ("PeerStatus", "DeviceStateChange")
 
 # DeviceStateChange's State (ast_devstate2str's enum names) -> reachable; absent: no verdict.
@@ -77,6 +89,11 @@ class AuthFailure:
     kind: str = "ChallengeResponseFailed"
     service: str = "PJSIP"
     session: str = ""
+
+    @property
+    def scanner(self) -> bool:
+        """A request refused for carrying a SIP scanner's User-Agent (see SCANNER_ENDPOINT)."""
+        return self.kind == "FailedACL" and self.account == SCANNER_ENDPOINT
 
 
 def _get(event: Mapping[str, object], key: str) -> str:
@@ -160,6 +177,8 @@ def auth_failure(event: Mapping[str, object], now: datetime) -> AuthFailure | No
     name = _get(event, "Event")
     if name not in AUTH_FAILURE_EVENTS:
         return None
+    if name == "FailedACL" and _get(event, "AccountID") != SCANNER_ENDPOINT:
+        return None  # the refused sources' ACL (already refused) or an operator's permit
     source = parse_remote_address(_get(event, "RemoteAddress"))
     if source is None:
         return None

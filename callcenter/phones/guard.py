@@ -37,6 +37,7 @@ class AuthGuard:
         self._state = GuardState()
         self._applied: tuple[str, ...] = ()
         self._lock = asyncio.Lock()
+        self.scanner_requests = 0  # requests refused for a scanner's User-Agent (/metrics)
 
     @property
     def banned(self) -> tuple[str, ...]:
@@ -54,7 +55,10 @@ class AuthGuard:
             verdict = auth_guard.record_failure(self._state, failure, self._clock(),
                                                 self.trusted, self.policy)
             self._state = verdict.state
-            if verdict.trusted:
+            if failure.scanner:
+                self.scanner_requests += 1
+                self._log_scanner(failure, verdict)
+            elif verdict.trusted:
                 log.warning("SIP authentication failure from trusted %s (account %r, %s), "
                             "%d in %.0f s: never refused (carrier network)",
                             failure.source_ip, failure.account, failure.kind,
@@ -69,6 +73,14 @@ class AuthGuard:
                          "%.0f s", failure.source_ip, failure.account, failure.kind,
                          verdict.failures, self.policy.max_failures, self.policy.window_s)
             await self._sync()
+
+    def _log_scanner(self, failure: AuthFailure, verdict: auth_guard.Verdict) -> None:
+        if verdict.trusted:
+            log.warning("SIP scanner User-Agent from trusted %s: request denied, the source "
+                        "never refused as a whole (carrier network)", failure.source_ip)
+        elif verdict.banned_until is not None:
+            log.warning("SIP source %s refused for %.0f s: a SIP scanner's User-Agent",
+                        failure.source_ip, self.policy.ban_s)
 
     async def expire(self) -> tuple[str, ...]:
         """Lift the bans that ended; return the sources lifted."""

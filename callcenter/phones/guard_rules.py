@@ -7,7 +7,9 @@ would cut every citizen off; their failures are still reported so the log shows 
 
 Each failure event counts once. With Asterisk 22 one REGISTER from an unknown account raises
 three failure events (see devices.py), one with a wrong password raises one: an unknown
-account is refused after two attempts, a wrong password after five (defaults).
+account is refused after two attempts, a wrong password after five (defaults). A request
+refused for carrying a SIP scanner's User-Agent (``AuthFailure.scanner``) refuses its source at
+once: no phone of ours sends one.
 Time is the caller's clock (``now``), for the window and the bans alike.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from callcenter.phones.devices import AuthFailure
@@ -88,7 +90,10 @@ def is_trusted(source: str, trusted: Iterable[Network]) -> bool:
 
 def record_failure(state: GuardState, failure: AuthFailure, now: datetime,
                    trusted: Iterable[Network], policy: GuardPolicy = GuardPolicy()) -> Verdict:
-    """Count one failure at ``now``; refuse the source once it reaches the policy's limit."""
+    """Count one failure at ``now``; refuse the source once it reaches the policy's limit
+    (at the first request with a scanner's User-Agent)."""
+    if failure.scanner:
+        policy = replace(policy, max_failures=1)
     source = failure.source_ip
     window_start = now - timedelta(seconds=policy.window_s)
     recent = tuple(t for t in state.failures.get(source, ()) if t > window_start) + (now,)

@@ -9,6 +9,8 @@ Schema (tenant keys ``operators`` and ``queue``; both optional)::
       - extension: "102"
         name: "Trần Văn Minh"
         secret_file: secrets/op102      # ... or from this file (relative: to the config file)
+        permit: ["10.20.0.0/24"]        # optional: the phone is accepted only from these
+                                        #   networks (from others no password passes)
     queue:
       strategy: longest_idle            # the only strategy: longest-idle available operator
       ring_timeout_s: 15                # ring an operator this long, then the next one
@@ -40,6 +42,7 @@ Decisions:
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -76,6 +79,7 @@ class Operator:
     extension: str  # 3-6 digits: PJSIP endpoint/auth user and what other phones dial
     name: str
     secret: SecretRef
+    permit: tuple[str, ...] = ()  # networks the phone may use (CIDR); empty: any source
 
 
 @dataclass(frozen=True)
@@ -203,16 +207,37 @@ def _operator(p: BaseParser, value: object, key: str) -> Operator | None:
                         "a password never goes in the YAML; expected secret_env (environment "
                         "variable) or secret_file (file path) naming where it is kept")
         value = {k: v for k, v in value.items() if k not in _SECRET_KEYS}
-    m = p.mapping(value, key, ("extension", "name", "secret_env", "secret_file"),
+    m = p.mapping(value, key, ("extension", "name", "secret_env", "secret_file", "permit"),
                   ("extension", "name"))
     if m is None:
         return None
     ext = _extension(p, m["extension"], join_key(key, "extension")) if "extension" in m else None
     name = p.text(m["name"], join_key(key, "name"), max_len=100) if "name" in m else None
     secret = _secret(p, m, key)
-    if ext is None or name is None or secret is None:
+    permit = _networks(p, m["permit"], join_key(key, "permit")) if "permit" in m else ()
+    if ext is None or name is None or secret is None or permit is None:
         return None
-    return Operator(ext, name.strip(), secret)
+    return Operator(ext, name.strip(), secret, permit)
+
+
+def _networks(p: BaseParser, value: object, key: str) -> tuple[str, ...] | None:
+    """A non-empty list of IPv4/IPv6 networks (CIDR; a bare address is one host)."""
+    items = p.list_(value, key)
+    if items is None:
+        return None
+    nets = []
+    for i, item in enumerate(items):
+        k = join_key(key, i)
+        s = p.text(item, k, max_len=64)
+        if s is None:
+            return None
+        try:
+            nets.append(str(ipaddress.ip_network(s.strip())))
+        except ValueError:
+            p.error(k, item, "expected a network such as 10.20.0.0/24 (address/prefix, no "
+                             "host bits set) or one address")
+            return None
+    return tuple(nets)
 
 
 def _operators(p: BaseParser, value: object, key: str,

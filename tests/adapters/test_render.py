@@ -69,7 +69,7 @@ def test_given_tenants_when_rendered_then_trunk_matches_networks_and_numbers_rea
         tmp_path: Path) -> None:
     _, files = _rendered(tmp_path)
     pjsip = files["pjsip.conf"]
-    assert "endpoint_identifier_order = username,ip" in pjsip
+    assert "endpoint_identifier_order = header,username,ip" in pjsip
     assert "match = 127.0.0.0/8" in pjsip
     ext = files["extensions.conf"]
     assert "exten => 1022,1,Stasis(hotline)" in ext

@@ -206,16 +206,29 @@ class RawSipCaller:
 
     def bye(self, call: Call, timeout: float = 5.0) -> int:
         """End an answered call; the BYE's final code (0: none within ``timeout``)."""
+        return self.in_dialog(call, "BYE", timeout=timeout)
+
+    def refer(self, call: Call, target: str, timeout: float = 5.0) -> int:
+        """Ask to transfer an answered call to ``target`` (a SIP URI), as a carrier would;
+        the REFER's final code (0: none within ``timeout``)."""
+        return self.in_dialog(call, "REFER", (
+            f"Refer-To: <{target}>", f"Referred-By: <sip:carrier@127.0.0.1:{self.port}>",
+            f"Contact: <sip:carrier@127.0.0.1:{self.port}>"), timeout=timeout)
+
+    def in_dialog(self, call: Call, method: str, headers: tuple[str, ...] = (), *,
+                  timeout: float = 5.0) -> int:
+        """Send ``method`` in an answered call's dialog; its final code (0: none in time)."""
         assert call.final is not None and call.final.code == 200
         contact = re.search(r"<([^>]+)>", call.final.header("contact"))
         ruri = (contact.group(1) if contact else call.ruri.decode()).encode()
         self.cseq += 1
         branch = "z9hG4bK" + secrets.token_hex(8)
         msg = b"\r\n".join([
-            b"BYE " + ruri + b" SIP/2.0", b"Via: " + self._via(branch), b"Max-Forwards: 70",
+            method.encode() + b" " + ruri + b" SIP/2.0", b"Via: " + self._via(branch),
+            b"Max-Forwards: 70",
             b"From: " + call.from_hdr, b"To: " + call.final.header("to").encode(),
-            b"Call-ID: " + call.call_id.encode(), f"CSeq: {self.cseq} BYE".encode(),
-            b"Content-Length: 0"]) + b"\r\n\r\n"
+            b"Call-ID: " + call.call_id.encode(), f"CSeq: {self.cseq} {method}".encode(),
+            *(h.encode() for h in headers), b"Content-Length: 0"]) + b"\r\n\r\n"
         end = time.monotonic() + timeout
         next_send = 0.0
         while time.monotonic() < end:
@@ -228,7 +241,41 @@ class RawSipCaller:
             except TimeoutError:
                 continue
             resp = parse_response(data)
-            if resp and call.call_id in resp.header("call-id") and "BYE" in resp.header("cseq") \
+            if resp and call.call_id in resp.header("call-id") and method in resp.header("cseq") \
                     and resp.code >= 200:
                 return resp.code
         return 0
+
+def sip_request(target: int, method: str, user: str, *, user_agent: str,
+                bind: str = "127.0.0.1", timeout: float = 5.0) -> Response | None:
+    """One out-of-dialog request (REGISTER, OPTIONS) for ``user`` to 127.0.0.1:``target`` from
+    ``bind``, with this User-Agent, as a scanner sends it; its final answer (None: none came).
+    Retransmitted like a UAC's non-INVITE transaction (timer E: 0.5 s doubling to 4 s)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((bind, 0))
+        port = sock.getsockname()[1]
+        call_id = f"{secrets.token_hex(8)}@{bind}"
+        branch = "z9hG4bK" + secrets.token_hex(8)
+        host = f"127.0.0.1:{target}"
+        uri = f"sip:{host}" if method == "REGISTER" else f"sip:{user}@{host}"
+        message = "\r\n".join([
+            f"{method} {uri} SIP/2.0", f"Via: SIP/2.0/UDP {bind}:{port};branch={branch};rport",
+            "Max-Forwards: 70", f"From: <sip:{user}@127.0.0.1>;tag={secrets.token_hex(4)}",
+            f"To: <sip:{user}@127.0.0.1>", f"Call-ID: {call_id}", f"CSeq: 1 {method}",
+            f"Contact: <sip:{user}@{bind}:{port}>", f"User-Agent: {user_agent}",
+            "Content-Length: 0"]).encode() + b"\r\n\r\n"
+        end, retransmit, next_send = time.monotonic() + timeout, 0.5, 0.0
+        while time.monotonic() < end:
+            now = time.monotonic()
+            if now >= next_send:
+                sock.sendto(message, ("127.0.0.1", target))
+                next_send, retransmit = now + retransmit, min(retransmit * 2, 4.0)
+            sock.settimeout(max(0.01, min(next_send, end) - time.monotonic()))
+            try:
+                data, _addr = sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            resp = parse_response(data)
+            if resp is not None and call_id in resp.header("call-id") and resp.code >= 200:
+                return resp
+    return None

@@ -263,6 +263,15 @@ class Stack:
     def app_log_tail(self, n: int = 60) -> str:
         return "\n".join(self.app_log.read_text(errors="replace").splitlines()[-n:])
 
+    def metric(self, name: str) -> float | None:
+        """One unlabelled series' value from the app's /metrics (None: not exposed)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics",
+                                    timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return None
+
     def health(self) -> dict[str, Any]:
         """The app's readiness as the tests read it (``readiness_summary``); {} when it does
         not answer."""

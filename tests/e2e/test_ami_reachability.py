@@ -19,7 +19,7 @@ from tests.e2e.phones import OperatorPhone
 from tests.e2e.scenarios import nothing_left_after, running
 from tests.e2e.stack import Stack
 
-PASSWORDS = {"181": "ami-test-181-pw", "182": "ami-test-182-pw"}
+PASSWORDS = {"181": "ami-test-181-password", "182": "ami-test-182-password"}
 
 
 @pytest.fixture(scope="module")

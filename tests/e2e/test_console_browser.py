@@ -41,7 +41,7 @@ EXPECT_TIMEOUT = 10_000  # ms
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = Stack(Path(tmp_path_factory.mktemp("console-browser")),
-              operators={"101": "pw-101-browser"})
+              operators={"101": "pw-101-browser-e2e"})
     # Every test logs in again from 127.0.0.1: more than the default 10 a minute.
     s.config_data["service"]["login_attempts_per_minute"] = 60
     configure_tenant(s, **config_data("e2e_one_unit.yaml"))

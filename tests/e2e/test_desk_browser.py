@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.pbx,
                                  reason=chromium_missing() or "")]
 
 PASSWORD = "Mật khẩu thử 2026"
-OPERATOR_PW = "desk-e2e-101-pw"
+OPERATOR_PW = "desk-e2e-101-password"
 CALLER = "0918200001"
 CALLER_A, CALLER_B = "0918200002", "0918200003"
 EXPECT_MS = 10_000

@@ -172,3 +172,15 @@ def test_given_hostile_caller_id_to_1022_when_invite_then_answered_stored_litera
     if len(stored) > 5:
         assert stored not in logged
     assert_next_call_answered(hotline, trunk)
+
+
+def test_given_answered_call_when_carrier_sends_refer_then_declined_and_call_stays(
+        hotline: Stack, trunk: RawSipCaller) -> None:
+    call = trunk.invite("1022", from_user="0909000444", timeout=INVITE_TIMEOUT)
+    assert call.code == 200, ([r.code for r in call.responses], hotline.app_log_tail())
+    # A REFER from the carrier side would move the citizen's call to any number it names.
+    code = trunk.refer(call, f"sip:0999888777@127.0.0.1:{hotline.sip_port}")
+    assert code == 603, code  # allow_transfer = no on the trunk endpoint
+    assert wait_until(lambda: hotline.pool_in_use() == 1, 3)  # still the hotline's call
+    assert trunk.bye(call) == 200
+    assert_nothing_held(hotline)

@@ -45,11 +45,7 @@ def readyz(stack: Stack) -> dict:
 
 
 def metric(stack: Stack, name: str) -> float | None:
-    with urllib.request.urlopen(f"http://127.0.0.1:{stack.http_port}/metrics", timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return None
+    return stack.metric(name)
 
 
 def test_given_redis_stopped_when_citizens_call_then_answered_on_local_count_busy_above_it(

@@ -23,6 +23,9 @@ from callcenter.pbx.render import render, write_refused_sources
 from tests.e2e.scenarios import nothing_left_after, running
 from tests.e2e.stack import ROOT, Stack, free_port, wait_until
 
+ENV_PW_101 = "env-pass-101-e2e-long"  # at least 16 characters (weaker ones are refused)
+FILE_PW_102 = "file;pass-102-e2e-long"  # a ';' Asterisk would read as a comment if unescaped
+
 # One pjsua2 process per scenario (pjsua2 cannot be torn down and rebuilt safely in-process):
 # register, report the registrar's answer, optionally place one call, then unregister and quit.
 _PHONE = textwrap.dedent("""
@@ -124,13 +127,14 @@ def ops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                                           "port": free_port(socket.SOCK_DGRAM)}
     s.config_data["tenants"][0]["operators"] = [
         {"extension": "101", "name": "Nguyễn Thị Lan", "secret_env": "HOTLINE_OP_E2E_101"},
-        {"extension": "102", "name": "Trần Văn Minh", "secret_file": "secrets/op102"},
+        {"extension": "102", "name": "Trần Văn Minh", "secret_file": "secrets/op102",
+         "permit": ["127.0.0.1/32"]},
         {"extension": "103", "name": "Chưa có mật khẩu", "secret_env": "HOTLINE_OP_E2E_103"},
     ]
     s.write_config(s.config_data)
     (workdir / "secrets").mkdir()
-    (workdir / "secrets/op102").write_text("file;pass-102\n")
-    os.environ["HOTLINE_OP_E2E_101"] = "env-pass-101"  # the renderer and the app read it
+    (workdir / "secrets/op102").write_text(FILE_PW_102 + "\n")
+    os.environ["HOTLINE_OP_E2E_101"] = ENV_PW_101  # the renderer and the app read it
     os.environ.pop("HOTLINE_OP_E2E_103", None)
     try:
         with running(s):
@@ -207,8 +211,8 @@ def test_given_operators_when_phones_register_then_digest_auth_decides(ops_stack
     assert _endpoint_state(s, "102") != "online"
     assert "102/" not in s.pbx.rx("pjsip show contacts")
     # Right passwords (one from the environment, one from a file with ';' in it): 200, online.
-    good = Registration(s, "101", "env-pass-101", dial="0909123456")
-    other = Registration(s, "102", "file;pass-102")
+    good = Registration(s, "101", ENV_PW_101, dial="0909123456")
+    other = Registration(s, "102", FILE_PW_102)
     assert good.first["reg"] == 200 and other.first["reg"] == 200, (good.first, other.first)
     assert wait_until(lambda: _endpoint_state(s, "101") == "online", 5), s.ari("/endpoints")
     assert wait_until(lambda: _endpoint_state(s, "102") == "online", 5)
@@ -237,15 +241,15 @@ def test_given_banned_source_when_rendered_and_reloaded_then_refused_with_403(
 
     apply(("127.0.0.7",))
     try:
-        refused = Registration(s, "101", "env-pass-101", bind="127.0.0.7")
+        refused = Registration(s, "101", ENV_PW_101, bind="127.0.0.7")
         assert refused.first["reg"] == 403, refused.first
         refused.finish()
-        allowed = Registration(s, "101", "env-pass-101")  # other sources unaffected
+        allowed = Registration(s, "101", ENV_PW_101)  # other sources unaffected
         assert allowed.first["reg"] == 200, allowed.first
         allowed.finish()
     finally:
         apply(())
-    again = Registration(s, "101", "env-pass-101", bind="127.0.0.7")
+    again = Registration(s, "101", ENV_PW_101, bind="127.0.0.7")
     assert again.first["reg"] == 200, again.first  # lifted by the next render + reload
     again.finish()
 
@@ -272,7 +276,7 @@ def test_given_app_down_when_operator_dials_feature_code_then_unavailable_prompt
     assert "Stasis(hotline-test,agent,pause,${EXTEN:3})" in shown
     s.kill_app()  # Stasis() then returns at once with STASISSTATUS=FAILED (restarted lazily)
     try:
-        phone = Registration(s, "101", "env-pass-101", dial="*11")
+        phone = Registration(s, "101", ENV_PW_101, dial="*11")
         assert phone.first["reg"] == 200, phone.first
         result = phone.finish()
     finally:
@@ -281,3 +285,23 @@ def test_given_app_down_when_operator_dials_feature_code_then_unavailable_prompt
     assert result["ended_at"] is not None, result  # Asterisk hung up (the phone never does)
     # Answered, the service-unavailable prompt (seconds of speech), then Asterisk hangs up.
     assert result["ended_at"] - result["answered_at"] > 2.0, result
+
+
+def test_given_stolen_pjsip_conf_or_a_phone_outside_permit_then_no_registration(
+        ops_stack: Stack) -> None:
+    s = ops_stack
+    pjsip = (s.layout.host("etc") / "pjsip.conf").read_text()
+    assert ENV_PW_101 not in pjsip and FILE_PW_102 not in pjsip  # digests only
+    assert "password_digest = md5:" in pjsip
+    # 102 may register from 127.0.0.1 only: the right password from elsewhere is refused.
+    outside = Registration(s, "102", FILE_PW_102, bind="127.0.0.9")
+    try:
+        assert outside.first["reg"] in (401, 403), outside.first
+    finally:
+        outside.finish()
+    assert "102/" not in s.pbx.rx("pjsip show contacts")  # type: ignore[union-attr]
+    inside = Registration(s, "102", FILE_PW_102)
+    try:
+        assert inside.first["reg"] == 200, inside.first
+    finally:
+        inside.finish()

@@ -132,7 +132,7 @@ def test_given_consultation_when_operator_attended_transfers_then_citizen_replac
 def operator_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack of its own (the session one has no operators rendered)."""
     unit_port = free_port(socket.SOCK_DGRAM)
-    s = Stack(Path(tmp_path_factory.mktemp("phones")), operators={"151": "mật-khẩu;151"},
+    s = Stack(Path(tmp_path_factory.mktemp("phones")), operators={"151": "mật-khẩu;151-đủ-dài"},
               outbound_port=unit_port)
     with running(s):
         yield s

@@ -11,6 +11,7 @@ import pytest
 
 from callcenter.phones.guard_rules import GuardPolicy
 from tests.e2e.phones import OperatorPhone
+from tests.e2e.rawsip import Response, sip_request
 from tests.e2e.scenarios import nothing_left_after, running
 from tests.e2e.stack import Stack, free_port, wait_until
 
@@ -58,6 +59,50 @@ def test_given_wrong_passwords_from_one_source_then_that_source_is_refused_not_o
         assert phone.wait_registered() == 200
     finally:
         phone.close()
+    caller = guard_stack.phone(hold=2)
+    [result] = caller.finish()
+    assert result["final_code"] == 200 and result["answered"]
+
+
+def test_given_scanner_user_agent_from_outside_when_registering_then_denied_refused_and_counted(
+        guard_stack: Stack) -> None:
+    before = guard_stack.metric("hotline_sip_scanner_requests_total") or 0.0
+    # SIPVicious' default User-Agent, for a real operator's account: the scanner endpoint's
+    # ACL denies it. Asterisk 22 answers an endpoint ACL failure with its artificial
+    # endpoint's challenge (no password passes it); the FailedACL event refuses the source.
+    scan = sip_request(guard_stack.sip_port, "REGISTER", "171", user_agent="friendly-scanner",
+                       bind="127.0.0.3")
+    assert scan is not None and scan.code in (401, 403), scan
+    assert wait_until(lambda: "SIP source 127.0.0.3 refused" in guard_stack.app_log_tail(200),
+                      10), guard_stack.app_log_tail(40)
+    assert wait_until(lambda: (guard_stack.metric("hotline_sip_scanner_requests_total") or 0)
+                      >= before + 1, 10)
+    assert (guard_stack.metric("hotline_sip_sources_refused") or 0) >= 1
+    # Refused as a whole after one request: 403 without a challenge, whatever it sends next.
+    for ua in ("friendly-scanner", "Zoiper rv2.10"):
+        assert wait_until(lambda ua=ua: _code(sip_request(
+            guard_stack.sip_port, "REGISTER", "171", user_agent=ua, bind="127.0.0.3")) == 403,
+            10), ua
+    again = sip_request(guard_stack.sip_port, "REGISTER", "171", user_agent="friendly-scanner",
+                        bind="127.0.0.3")
+    assert again is not None and not again.header("www-authenticate")
+    # An ordinary softphone on another address is challenged as always.
+    plain = sip_request(guard_stack.sip_port, "REGISTER", "171", user_agent="Zoiper rv2.10",
+                        bind="127.0.0.4")
+    assert plain is not None and plain.code == 401 and plain.header("www-authenticate")
+
+
+def _code(resp: Response | None) -> int:
+    return resp.code if resp is not None else 0
+
+
+def test_given_scanner_user_agent_from_trusted_network_then_denied_but_carrier_not_cut_off(
+        guard_stack: Stack) -> None:
+    scan = sip_request(guard_stack.sip_port, "OPTIONS", "1022", user_agent="sipvicious 0.3.4",
+                       bind="127.0.0.1")
+    assert scan is not None and scan.code in (401, 403), scan
+    assert wait_until(lambda: "SIP scanner User-Agent from trusted 127.0.0.1"
+                      in guard_stack.app_log_tail(200), 10), guard_stack.app_log_tail(40)
     caller = guard_stack.phone(hold=2)
     [result] = caller.finish()
     assert result["final_code"] == 200 and result["answered"]

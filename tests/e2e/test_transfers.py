@@ -35,7 +35,7 @@ pytestmark = pytest.mark.pbx
 
 HOTLINE = UNITS["units"][0]["hotline"]  # so_y_te's: 02513822000
 UNIT_PORT = free_port(socket.SOCK_DGRAM)
-PASSWORD = "xfer-e2e-101-pw"
+PASSWORD = "xfer-e2e-101-password"
 
 
 def agent_state(stack: Stack) -> str:

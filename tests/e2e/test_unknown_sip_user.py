@@ -23,7 +23,7 @@ import pytest
 from tests.e2e.scenarios import nothing_left_after, running
 from tests.e2e.stack import Stack, free_port
 
-PASSWORD = "mật-khẩu-181"
+PASSWORD = "mật-khẩu-181-đủ-dài"
 UNKNOWN = "999"  # no operator has this extension
 REGISTER_FROM = "127.0.0.21"
 INVITE_FROM = "127.0.0.22"

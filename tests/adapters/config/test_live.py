@@ -58,3 +58,18 @@ async def test_given_invalid_file_when_reloaded_then_listeners_not_called_and_ol
     config_path.write_text("tenants: [\n")
     assert not await live.reload("broken file")
     assert called == [] and live() is before and live.last_error
+
+
+async def test_given_operator_password_101_when_reloaded_then_refused_and_old_config_kept(
+        config_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv("HOTLINE_OP_101", raising=False)  # unset: left out, not an error
+    live = LiveConfig(config_path, load_config(config_path))
+    before = live()
+    monkeypatch.setenv("HOTLINE_OP_101", "101")  # what a scanner tries first
+    with caplog.at_level(logging.ERROR, logger="callcenter.config"):
+        assert not await live.reload("weak password")
+    assert live() is before and live.last_error is not None
+    assert "tenants[0].operators[0].secret_env" in live.last_error
+    assert "HOTLINE_OP_101" in live.last_error and "at least 16" in live.last_error
+    assert "'101'" not in caplog.text.replace("'HOTLINE_OP_101'", "")  # never the secret

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from callcenter.phones.devices import (
+    SCANNER_ENDPOINT,
     AuthFailure,
     ContactChange,
     Reachability,
@@ -163,3 +164,26 @@ def test_given_event_tv_without_fraction_when_parsed_then_aware_datetime() -> No
     assert parse_event_tv("2026-11-23T13:11:30+0000") == datetime(2026, 11, 23, 13, 11, 30,
                                                                   tzinfo=UTC)
     assert parse_event_tv("yesterday") is None
+
+
+def failed_acl(account: str, acl: str = "not_match_endpoint_acl") -> dict[str, str]:
+    """A FailedACL security event in the shape Asterisk 22's res_pjsip raises it."""
+    return {"Event": "FailedACL", "Privilege": "security,all", "Severity": "Error",
+            "Service": "PJSIP", "EventVersion": "1", "AccountID": account,
+            "SessionID": "5f1c@127.0.0.3", "LocalAddress": "IPV4/UDP/127.0.0.1/5060",
+            "RemoteAddress": "IPV4/UDP/127.0.0.3/40112", "ACLName": acl,
+            "EventTV": "2026-12-07T01:20:00.000+0000"}
+
+
+def test_given_a_scanner_user_agent_denied_when_read_then_a_scanner_failure_of_its_source(
+        ) -> None:
+    failure = auth_failure(failed_acl(SCANNER_ENDPOINT), NOW)
+    assert failure is not None and failure.scanner
+    assert (failure.source_ip, failure.kind) == ("127.0.0.3", "FailedACL")
+
+
+def test_given_other_acl_denials_when_read_then_not_counted_as_failures() -> None:
+    # An operator's own permit, and the refused sources' ACL (already refused).
+    assert auth_failure(failed_acl("101"), NOW) is None
+    assert auth_failure(failed_acl("<unknown>", "refused-sources"), NOW) is None
+    assert not AuthFailure("127.0.0.2", SCANNER_ENDPOINT, NOW).scanner  # a wrong password

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callcenter.phones import guard_rules as ag
-from callcenter.phones.devices import AuthFailure
+from callcenter.phones.devices import SCANNER_ENDPOINT, AuthFailure
 from callcenter.phones.guard import AuthGuard
 
 T0 = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
@@ -210,3 +210,40 @@ async def test_given_ami_login_failures_when_recorded_then_not_counted_for_sip()
     for _ in range(6):
         await guard.record(AuthFailure("127.0.0.9", "admin", T0, "InvalidPassword", "AMI"))
     assert applied == [] and guard.banned == ()
+
+
+def scanner(source: str) -> AuthFailure:
+    return AuthFailure(source, SCANNER_ENDPOINT, T0, kind="FailedACL")
+
+
+def test_given_a_scanner_user_agent_from_outside_when_one_request_comes_then_refused_at_once(
+        ) -> None:
+    v = ag.record_failure(ag.GuardState(), scanner("203.0.113.9"), T0, TRUSTED, POLICY)
+    assert v.changed and v.banned_until == T0 + timedelta(seconds=POLICY.ban_s)
+    assert v.state.banned_sources() == ("203.0.113.9",)
+
+
+def test_given_a_scanner_user_agent_from_the_carrier_then_never_refused() -> None:
+    v = ag.record_failure(ag.GuardState(), scanner("10.20.1.1"), T0, TRUSTED, POLICY)
+    assert v.trusted and not v.changed and v.state.banned_sources() == ()
+
+
+async def test_given_scanner_requests_when_recorded_then_counted_and_outsiders_applied(
+        caplog: pytest.LogCaptureFixture) -> None:
+    applied: list[tuple[str, ...]] = []
+
+    async def apply(sources: tuple[str, ...]) -> None:
+        applied.append(sources)
+
+    guard = AuthGuard(["127.0.0.1/32"], apply, Clock())
+    caplog.set_level(logging.INFO, logger="callcenter.phones.guard")
+    await guard.record(scanner("127.0.0.3"))
+    await guard.record(scanner("127.0.0.1"))
+    await guard.record(fail("127.0.0.4"))  # a wrong password: one of five, not a scanner
+    assert guard.scanner_requests == 2
+    assert applied == [("127.0.0.3",)] and guard.banned == ("127.0.0.3",)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "SIP source 127.0.0.3 refused for 600 s: a SIP scanner's User-Agent",
+        "SIP scanner User-Agent from trusted 127.0.0.1: request denied, the source never "
+        "refused as a whole (carrier network)"]

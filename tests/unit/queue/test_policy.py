@@ -74,7 +74,8 @@ def test_given_documented_example_when_parsed_then_exactly_those_values() -> Non
     cfg = ok(tenant(**example))
     assert cfg.operators == (
         Operator("101", "Nguyễn Thị Lan", SecretRef("env", "HOTLINE_OP_101")),
-        Operator("102", "Trần Văn Minh", SecretRef("file", "secrets/op102")),
+        Operator("102", "Trần Văn Minh", SecretRef("file", "secrets/op102"),
+                 permit=("10.20.0.0/24",)),
     )
     assert cfg.queue == QueuePolicy(pause_reasons=(
         PauseReason("break", "Nghỉ giải lao"), PauseReason("meeting", "Họp"),
