@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         s.stop()
         ARTIFACTS.mkdir(exist_ok=True)
         if s.app_log.exists():
-            shutil.copyfile(s.app_log, ARTIFACTS / "e2e-app.log")
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # one log per xdist worker
+            shutil.copyfile(s.app_log, ARTIFACTS / f"e2e-app{'-' + worker if worker else ''}.log")
 
 
 @pytest.fixture
