@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 # tested) and postgresql-client (pg_dump/pg_restore for `callcenter backup`/`restore`).
 DEB_PACKAGES := python3-venv debootstrap redis-server espeak-ng sox sip-tester kannel kannel-extras chromium fonts-liberation2 logrotate postgresql-client systemd faketime
 
-.PHONY: run test deps venv unit pbx-test bench lint clean
+.PHONY: run test deps venv lock unit pbx-test bench lint clean
 
 run: deps venv
 	$(BIN)/callcenter run
@@ -30,10 +30,24 @@ deps:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Every package from requirements.lock, each checked against its hashes (a tampered or
+# substituted download fails the install), then the project itself without its dependencies.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
+
+# Re-pin requirements.lock (versions and hashes) after a change of pyproject.toml's dependencies;
+# pip-tools runs from a venv of its own. The project's own line (dev's hotline1022[tools]) is
+# dropped: `make venv` installs the project itself, editable.
+lock:
+	$(PY) -m venv var/lock-venv
+	var/lock-venv/bin/pip install -q pip-tools
+	var/lock-venv/bin/pip-compile -q --allow-unsafe --extra=dev --extra=tools --generate-hashes \
+	  --no-emit-index-url --no-emit-find-links \
+	  --strip-extras --output-file=requirements.lock pyproject.toml
+	$(PY) scripts/lock_drop_self.py requirements.lock
 
 unit: venv
 	$(BIN)/pytest -q tests/unit
