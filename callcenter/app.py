@@ -12,7 +12,7 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -51,7 +51,7 @@ from callcenter.pbx.install import ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.render import render, write_refused_sources
 from callcenter.phones.ami import AmiWatcher
-from callcenter.phones.guard import AuthGuard
+from callcenter.phones.guard import Apply, AuthGuard, guard_policy
 from callcenter.queue import agent as ag
 from callcenter.queue.driver import QueueDriver
 from callcenter.queue.features import handle_feature
@@ -256,6 +256,9 @@ async def _apply_to_pbx(app: web.Application, config: HotlineConfig) -> None:
                                       sounds_override=s.sounds_override,
                                       bench_plain_number=s.bench_plain_number,
                                       banned_sources=None)
+    if SIP_GUARD in app:
+        app[SIP_GUARD].configure(config.trunk.trusted_networks, config.sip_guard.never_refuse,
+                                 guard_policy(config.sip_guard))
     ari = app[STASIS].ari
     if "extensions.conf" in changed:
         await ari.reload_module("pbx_config.so")
@@ -325,6 +328,19 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     callbacks.close()
 
 
+class _ModuleReloader(Protocol):
+    async def reload_module(self, module: str) -> None: ...
+
+
+def refused_sources_applier(layout: PbxLayout, ari: _ModuleReloader) -> Apply:
+    """The SIP guard's ``apply``: rewrite only pjsip_refused.conf and reload res_pjsip.so when
+    it changed; no full render (no prompts, no ownership walk, no dialplan reload)."""
+    async def apply_bans(sources: tuple[str, ...]) -> None:
+        if await asyncio.to_thread(write_refused_sources, layout, sources):
+            await ari.reload_module("res_pjsip.so")
+    return apply_bans
+
+
 async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
     """AMI: operators' phones reachable or not (never offered a call when not), and sources
     refused after repeated SIP authentication failures."""
@@ -344,16 +360,14 @@ async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
         if reachable:
             app[DRIVER].kick(tenant)
 
-    async def apply_bans(sources: tuple[str, ...]) -> None:
-        # Only the ACL file and PJSIP: no prompts, no ownership walk, no dialplan reload.
-        if await asyncio.to_thread(write_refused_sources, app[LAYOUT], sources):
-            await app[STASIS].ari.reload_module("res_pjsip.so")
-
+    apply_bans = refused_sources_applier(app[LAYOUT], app[STASIS].ari)
     try:  # refusals of an earlier app process are not ours to keep (their clocks are gone)
         await apply_bans(())
     except Exception as e:
         log.warning("refused SIP sources of an earlier run not cleared: %r", e)
-    guard = app[SIP_GUARD] = AuthGuard(cfg.trunk.trusted_networks, apply_bans)
+    guard = app[SIP_GUARD] = AuthGuard(cfg.trunk.trusted_networks, apply_bans,
+                                       never_refuse=cfg.sip_guard.never_refuse,
+                                       policy=guard_policy(cfg.sip_guard))
     watcher = app[AMI] = AmiWatcher(cfg.service.ami_bind, cfg.service.ami_port,
                                     secrets.ami_user, secrets.ami_password,
                                     on_reachability=on_reachability,
@@ -424,7 +438,10 @@ def _guard_counts(guard: AuthGuard | None) -> dict[str, int]:
     if guard is None:
         return {}
     return {"sip_scanner_requests": guard.scanner_requests,
-            "sip_sources_refused": len(guard.banned)}
+            "sip_sources_refused": len(guard.banned),
+            "sip_account_probes": guard.account_probes,
+            "sip_refusals": guard.refusals,
+            "sip_refusals_evicted": guard.refusals_evicted}
 
 
 def _readiness(app: web.Application) -> ReadinessParts:

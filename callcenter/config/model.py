@@ -116,6 +116,18 @@ class TrunkConfig:
 
 
 @dataclass(frozen=True)
+class SipGuardConfig:
+    """The SIP guard (phones/guard.py): wrong passwords from one source address refuse it."""
+
+    max_failures: int = 5  # wrong digest answers for a real account ...
+    window_s: int = 60  # ... within this many seconds refuse the source ...
+    ban_s: int = 600  # ... for this long
+    max_refused: int = 1000  # sources refused at once; beyond, the oldest refusals are lifted
+    # Networks never refused, besides trunk.trusted_networks (e.g. the operators' office).
+    never_refuse: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     """Where the app's own ports listen (all loopback by default)."""
 
@@ -152,6 +164,7 @@ class HotlineConfig:
     tenants: tuple[Tenant, ...]
     trunk: TrunkConfig = field(default_factory=TrunkConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    sip_guard: SipGuardConfig = field(default_factory=SipGuardConfig)
     source: str = "<memory>"  # file it was loaded from, for messages
 
     def tenant(self, tenant_id: str | None) -> Tenant | None:

@@ -14,6 +14,7 @@ Schema (see config/hotline.yaml for a commented example)::
               app_instances, login_attempts_per_minute, allow_remote}
     trunk: {bind, port, trusted_networks: [cidr, ...], media_address, rtp_start, rtp_end,
             outbound: {host, port}}   # outbound optional: PJSIP endpoint trunk-out
+    sip_guard: {max_failures, window_s, ban_s, max_refused, never_refuse: [cidr, ...]}
     tenants:
       - id, name, timezone, numbers: [...], shifts: [{name, start, end, lines}, ...],
         overrides: [{name, from, to, shifts: [...]}], prompts: {greeting, all_busy, unavailable}
@@ -48,6 +49,7 @@ from callcenter.config.model import (
     Prompts,
     ServiceConfig,
     Shift,
+    SipGuardConfig,
     Tenant,
     TrunkConfig,
 )
@@ -142,20 +144,8 @@ class _Parser(BaseParser):
         if m is None:
             return d
         k = "trunk"
-        networks: list[str] = []
-        raw_nets = m.get("trusted_networks", list(d.trusted_networks))
-        nets = self.list_(raw_nets, join_key(k, "trusted_networks"))
-        for i, net in enumerate(nets or []):
-            nk = join_key(join_key(k, "trusted_networks"), i)
-            s = self.text(net, nk)
-            if s is None:
-                continue
-            try:
-                ipaddress.ip_network(s.strip(), strict=True)
-            except ValueError as exc:
-                self.error(nk, net, f"expected a network in CIDR form such as 10.0.0.0/8: {exc}")
-                continue
-            networks.append(s.strip())
+        networks = self.networks(m.get("trusted_networks", list(d.trusted_networks)),
+                                 join_key(k, "trusted_networks"))
         rtp_start = self.port(m.get("rtp_start", d.rtp_start), join_key(k, "rtp_start"))
         rtp_end = self.port(m.get("rtp_end", d.rtp_end), join_key(k, "rtp_end"))
         if rtp_start is not None and rtp_end is not None and rtp_start >= rtp_end:
@@ -179,6 +169,45 @@ class _Parser(BaseParser):
             rtp_start=rtp_start or d.rtp_start,
             rtp_end=rtp_end or d.rtp_end,
             outbound=outbound,
+        )
+
+    def networks(self, value: object, key: str, *, non_empty: bool = True) -> list[str]:
+        """A list of networks in CIDR form; each malformed one is an error naming its key."""
+        networks: list[str] = []
+        for i, net in enumerate(self.list_(value, key, non_empty=non_empty) or []):
+            nk = join_key(key, i)
+            s = self.text(net, nk)
+            if s is None:
+                continue
+            try:
+                ipaddress.ip_network(s.strip(), strict=True)
+            except ValueError as exc:
+                self.error(nk, net, f"expected a network in CIDR form such as 10.0.0.0/8: {exc}")
+                continue
+            networks.append(s.strip())
+        return networks
+
+    def sip_guard(self, value: object) -> SipGuardConfig:
+        d = SipGuardConfig()
+        if value is None:
+            return d
+        m = self.mapping(value, "sip_guard", ("max_failures", "window_s", "ban_s",
+                                              "max_refused", "never_refuse"))
+        if m is None:
+            return d
+        k = "sip_guard"
+
+        def number(name: str, low: int, high: int) -> int:
+            default: int = getattr(d, name)
+            return self.integer(m.get(name, default), join_key(k, name), low, high) or default
+
+        return SipGuardConfig(
+            max_failures=number("max_failures", 1, 1000),
+            window_s=number("window_s", 1, 86_400),
+            ban_s=number("ban_s", 1, 30 * 86_400),
+            max_refused=number("max_refused", 1, 100_000),
+            never_refuse=tuple(self.networks(m.get("never_refuse", []),
+                                             join_key(k, "never_refuse"), non_empty=False)),
         )
 
     def outbound(self, value: object, key: str, bind: str,
@@ -492,15 +521,17 @@ class _Parser(BaseParser):
 def parse_config(data: object, source: str) -> HotlineConfig:
     """Validate what ``yaml.safe_load`` returned; raise ConfigError listing every problem."""
     parser = _Parser(source)
-    root = parser.mapping(data, "", ("service", "trunk", "tenants"), ("tenants",))
+    root = parser.mapping(data, "", ("service", "trunk", "sip_guard", "tenants"), ("tenants",))
     if root is None:
         raise ConfigError.collect(parser.errors)
     service = parser.service(root.get("service"))
     trunk = parser.trunk(root.get("trunk"))
+    sip_guard = parser.sip_guard(root.get("sip_guard"))
     tenants = parser.tenants(root["tenants"]) if "tenants" in root else ()
     if parser.errors:
         raise ConfigError.collect(parser.errors)
-    return HotlineConfig(tenants=tenants, trunk=trunk, service=service, source=source)
+    return HotlineConfig(tenants=tenants, trunk=trunk, service=service, sip_guard=sip_guard,
+                         source=source)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -43,7 +43,11 @@ Families (prefix ``hotline_``; the process collectors add ``process_*`` and ``py
   hotline_degraded_admissions_total            counter  calls admitted on the local count
   hotline_asterisk_restarts_total              counter  Asterisk found restarted on reconnect
   hotline_sip_scanner_requests_total           counter  SIP requests denied for a scanner's
-                                                        User-Agent (source refused at once)
+                                                        User-Agent (source never refused)
+  hotline_sip_account_probes_total             counter  failures for accounts that do not
+                                                        exist (source never refused)
+  hotline_sip_refusals_total                   counter  sources refused for wrong passwords
+  hotline_sip_refusals_evicted_total           counter  refusals lifted early (list full)
   hotline_sip_sources_refused                  gauge    sources the SIP guard refuses now
 
 Base units: the event-loop lag was ``hotline_event_loop_lag_p99_ms``/``_max_ms`` before it
@@ -146,6 +150,9 @@ class FaultCounts:
     asterisk_restarts: int = 0
     sip_scanner_requests: int = 0  # refused for a SIP scanner's User-Agent (the SIP guard)
     sip_sources_refused: int = 0  # sources the SIP guard refuses now
+    sip_account_probes: int = 0  # failures for accounts that do not exist (never refuse)
+    sip_refusals: int = 0  # sources refused for wrong passwords, since start
+    sip_refusals_evicted: int = 0  # refusals lifted early to stay within max_refused
 
 
 @dataclass(frozen=True)
@@ -272,7 +279,7 @@ def sample_families(sample: MetricsSample) -> list[Metric]:
     single.append(("hotline_lines_degraded", "1 while this process admits calls on its own "
                    "line count because Redis is unreachable.", f.degraded))
     single.append(("hotline_sip_sources_refused", "SIP source addresses this process's SIP "
-                   "guard refuses now (authentication failures, scanners).",
+                   "guard refuses now (wrong passwords).",
                    f.sip_sources_refused))
     counters = [
         ("hotline_redis_outages", "Times this process lost Redis (and went DEGRADED).",
@@ -282,8 +289,15 @@ def sample_families(sample: MetricsSample) -> list[Metric]:
         ("hotline_asterisk_restarts", "Times this process found Asterisk restarted when its "
          "ARI session came back.", f.asterisk_restarts),
         ("hotline_sip_scanner_requests", "SIP requests denied for carrying a known SIP "
-         "scanner's User-Agent (their source is refused at once unless trusted).",
+         "scanner's User-Agent (their source is never refused for it: it may be forged).",
          f.sip_scanner_requests),
+        ("hotline_sip_account_probes", "SIP authentication failures for accounts that do "
+         "not exist (their source is never refused for them: it may be forged).",
+         f.sip_account_probes),
+        ("hotline_sip_refusals", "SIP sources refused for repeated wrong passwords.",
+         f.sip_refusals),
+        ("hotline_sip_refusals_evicted", "SIP refusals lifted before their end because the "
+         "refused list was full (sip_guard.max_refused).", f.sip_refusals_evicted),
     ]
     out: list[Metric] = [in_use, limit, queue, agents, reachable, calls]
     for item in single:

@@ -23,7 +23,11 @@ main/stasis_endpoints.c, main/security_events.c, res/res_pjsip/pjsip_configurati
   (SIP Call-ID) and ``EventTV: 2026-11-23T13:11:30.607+0000``. Seen with Asterisk 22: one
   REGISTER with an unknown account raises InvalidAccountID twice (before and after the
   challenge) and ChallengeResponseFailed once (AccountID ``<unknown>``); one REGISTER with a
-  wrong password raises ChallengeResponseFailed once.
+  wrong password raises ChallengeResponseFailed once (with ``Challenge``, the nonce answered, and
+  ``Response``). One forged packet raises any of them: a REGISTER without credentials for no
+  account raises InvalidAccountID; one with a made-up ``Authorization`` (a nonce we never sent)
+  raises ChallengeResponseFailed, for a real account too (Asterisk checks the nonce only after
+  a correct digest). ``ChallengeSent`` carries no nonce, so nonces cannot be matched either.
 * ``FailedACL`` (class security): a request refused by an ACL before any challenge, with
   ``AccountID`` the endpoint it was for and ``ACLName`` (``not_match_endpoint_acl`` for an
   endpoint's own deny/permit). Only those for ``SCANNER_ENDPOINT`` are kept: pjsip.conf

@@ -247,9 +247,11 @@ class RawSipCaller:
         return 0
 
 def sip_request(target: int, method: str, user: str, *, user_agent: str,
-                bind: str = "127.0.0.1", timeout: float = 5.0) -> Response | None:
+                bind: str = "127.0.0.1", timeout: float = 5.0,
+                headers: tuple[str, ...] = ()) -> Response | None:
     """One out-of-dialog request (REGISTER, OPTIONS) for ``user`` to 127.0.0.1:``target`` from
-    ``bind``, with this User-Agent, as a scanner sends it; its final answer (None: none came).
+    ``bind``, with this User-Agent and any extra ``headers`` (e.g. a forged Authorization), as a
+    scanner sends it; its final answer (None: none came).
     Retransmitted like a UAC's non-INVITE transaction (timer E: 0.5 s doubling to 4 s)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((bind, 0))
@@ -262,7 +264,7 @@ def sip_request(target: int, method: str, user: str, *, user_agent: str,
             f"{method} {uri} SIP/2.0", f"Via: SIP/2.0/UDP {bind}:{port};branch={branch};rport",
             "Max-Forwards: 70", f"From: <sip:{user}@127.0.0.1>;tag={secrets.token_hex(4)}",
             f"To: <sip:{user}@127.0.0.1>", f"Call-ID: {call_id}", f"CSeq: 1 {method}",
-            f"Contact: <sip:{user}@{bind}:{port}>", f"User-Agent: {user_agent}",
+            f"Contact: <sip:{user}@{bind}:{port}>", f"User-Agent: {user_agent}", *headers,
             "Content-Length: 0"]).encode() + b"\r\n\r\n"
         end, retransmit, next_send = time.monotonic() + timeout, 0.5, 0.0
         while time.monotonic() < end:

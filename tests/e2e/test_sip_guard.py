@@ -1,5 +1,6 @@
-"""The running hotline refuses a SIP source after repeated authentication failures (AMI
-security events -> AuthGuard -> pjsip.conf ACL -> PJSIP reload), and only that source."""
+"""The running hotline refuses a SIP source after repeated wrong passwords (AMI security events
+-> AuthGuard -> pjsip_refused.conf ACL -> PJSIP reload), and only that source; forgeable
+failures (unknown accounts, a scanner's User-Agent) are counted, never refused."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.pbx.render import SIP_REALM
 from callcenter.phones.guard_rules import GuardPolicy
 from tests.e2e.phones import OperatorPhone
 from tests.e2e.rawsip import Response, sip_request
@@ -64,32 +66,57 @@ def test_given_wrong_passwords_from_one_source_then_that_source_is_refused_not_o
     assert result["final_code"] == 200 and result["answered"]
 
 
-def test_given_scanner_user_agent_from_outside_when_registering_then_denied_refused_and_counted(
+def test_given_scanner_user_agent_from_outside_when_registering_then_denied_counted_not_refused(
         guard_stack: Stack) -> None:
     before = guard_stack.metric("hotline_sip_scanner_requests_total") or 0.0
     # SIPVicious' default User-Agent, for a real operator's account: the scanner endpoint's
     # ACL denies it. Asterisk 22 answers an endpoint ACL failure with its artificial
-    # endpoint's challenge (no password passes it); the FailedACL event refuses the source.
+    # endpoint's challenge (no password passes it). One such packet proves nothing about its
+    # source address (UDP), so the source is counted, never refused for it.
     scan = sip_request(guard_stack.sip_port, "REGISTER", "171", user_agent="friendly-scanner",
                        bind="127.0.0.3")
     assert scan is not None and scan.code in (401, 403), scan
-    assert wait_until(lambda: "SIP source 127.0.0.3 refused" in guard_stack.app_log_tail(200),
-                      10), guard_stack.app_log_tail(40)
     assert wait_until(lambda: (guard_stack.metric("hotline_sip_scanner_requests_total") or 0)
                       >= before + 1, 10)
-    assert (guard_stack.metric("hotline_sip_sources_refused") or 0) >= 1
-    # Refused as a whole after one request: 403 without a challenge, whatever it sends next.
-    for ua in ("friendly-scanner", "Zoiper rv2.10"):
-        assert wait_until(lambda ua=ua: _code(sip_request(
-            guard_stack.sip_port, "REGISTER", "171", user_agent=ua, bind="127.0.0.3")) == 403,
-            10), ua
+    assert "SIP scanner User-Agent from 127.0.0.3" in guard_stack.app_log_tail(200)
+    # Every request with the scanner's User-Agent is still denied ...
     again = sip_request(guard_stack.sip_port, "REGISTER", "171", user_agent="friendly-scanner",
                         bind="127.0.0.3")
-    assert again is not None and not again.header("www-authenticate")
-    # An ordinary softphone on another address is challenged as always.
-    plain = sip_request(guard_stack.sip_port, "REGISTER", "171", user_agent="Zoiper rv2.10",
-                        bind="127.0.0.4")
-    assert plain is not None and plain.code == 401 and plain.header("www-authenticate")
+    assert again is not None and again.code in (401, 403), again
+    # ... while an ordinary softphone on that address is challenged as always (not refused).
+    for source in ("127.0.0.3", "127.0.0.4"):
+        plain = sip_request(guard_stack.sip_port, "REGISTER", "171", user_agent="Zoiper rv2.10",
+                            bind=source)
+        assert plain is not None and plain.code == 401 and plain.header("www-authenticate")
+    assert "SIP source 127.0.0.3 refused" not in guard_stack.app_log_tail(400)
+
+
+def test_given_forged_registers_for_unknown_accounts_from_an_operator_address_then_not_refused(
+        guard_stack: Stack) -> None:
+    """The review's attack: unauthenticated REGISTERs for accounts that do not exist, "from"
+    the address an operator works at (UDP: anybody can forge it), then the same with a made-up
+    digest answer. The operator at that address must still register with the right password."""
+    before = guard_stack.metric("hotline_sip_account_probes_total") or 0.0
+    refused_before = guard_stack.metric("hotline_sip_sources_refused") or 0.0
+    forged = (f'Authorization: Digest username="5559", realm="{SIP_REALM}", '
+              f'nonce="1700000000/0123456789abcdef0123456789abcdef", '
+              f'uri="sip:127.0.0.1:{guard_stack.sip_port}", '
+              'response="00000000000000000000000000000000", algorithm=MD5',)
+    for i in range(GuardPolicy().max_failures + 1):
+        for headers in ((), forged):
+            probe = sip_request(guard_stack.sip_port, "REGISTER", f"55{i}",
+                                user_agent="Zoiper rv2.10", bind="127.0.0.7", headers=headers)
+            assert probe is not None and probe.code == 401, probe
+    # 6 InvalidAccountID, then 6 more and 6 digest answers for no account (<unknown>).
+    assert wait_until(lambda: (guard_stack.metric("hotline_sip_account_probes_total") or 0)
+                      >= before + 18, 10), guard_stack.app_log_tail(40)
+    assert (guard_stack.metric("hotline_sip_sources_refused") or 0) == refused_before
+    phone = OperatorPhone(guard_stack, "171", PASSWORD, bind="127.0.0.7")
+    try:
+        assert phone.wait_registered() == 200
+    finally:
+        phone.close()
+    assert "SIP source 127.0.0.7 refused" not in guard_stack.app_log_tail(400)
 
 
 def _code(resp: Response | None) -> int:
@@ -101,7 +128,7 @@ def test_given_scanner_user_agent_from_trusted_network_then_denied_but_carrier_n
     scan = sip_request(guard_stack.sip_port, "OPTIONS", "1022", user_agent="sipvicious 0.3.4",
                        bind="127.0.0.1")
     assert scan is not None and scan.code in (401, 403), scan
-    assert wait_until(lambda: "SIP scanner User-Agent from trusted 127.0.0.1"
+    assert wait_until(lambda: "SIP scanner User-Agent from 127.0.0.1 (trusted)"
                       in guard_stack.app_log_tail(200), 10), guard_stack.app_log_tail(40)
     caller = guard_stack.phone(hold=2)
     [result] = caller.finish()

@@ -36,7 +36,8 @@ def sample(**overrides: object) -> MetricsSample:
         redis_up=True, ari_connected=True, ami_connected=False, loop_lag_p99_ms=1.25,
         loop_lag_max_ms=7.0, call_sessions=4, journal_pending=0,
         faults=FaultCounts(degraded=True, redis_outages=1, degraded_admissions=3,
-                           asterisk_restarts=2, sip_scanner_requests=5, sip_sources_refused=2))
+                           asterisk_restarts=2, sip_scanner_requests=5, sip_sources_refused=2,
+                           sip_account_probes=6, sip_refusals=3, sip_refusals_evicted=1))
     values.update(overrides)
     return MetricsSample(**values)  # type: ignore[arg-type]
 
@@ -118,7 +119,7 @@ Redis is unreachable.
 # TYPE hotline_lines_degraded gauge
 hotline_lines_degraded 1.0
 # HELP hotline_sip_sources_refused SIP source addresses this process's SIP guard refuses now \
-(authentication failures, scanners).
+(wrong passwords).
 # TYPE hotline_sip_sources_refused gauge
 hotline_sip_sources_refused 2.0
 # HELP hotline_redis_outages_total Times this process lost Redis (and went DEGRADED).
@@ -133,9 +134,20 @@ session came back.
 # TYPE hotline_asterisk_restarts_total counter
 hotline_asterisk_restarts_total 2.0
 # HELP hotline_sip_scanner_requests_total SIP requests denied for carrying a known SIP scanner's \
-User-Agent (their source is refused at once unless trusted).
+User-Agent (their source is never refused for it: it may be forged).
 # TYPE hotline_sip_scanner_requests_total counter
 hotline_sip_scanner_requests_total 5.0
+# HELP hotline_sip_account_probes_total SIP authentication failures for accounts that do not \
+exist (their source is never refused for them: it may be forged).
+# TYPE hotline_sip_account_probes_total counter
+hotline_sip_account_probes_total 6.0
+# HELP hotline_sip_refusals_total SIP sources refused for repeated wrong passwords.
+# TYPE hotline_sip_refusals_total counter
+hotline_sip_refusals_total 3.0
+# HELP hotline_sip_refusals_evicted_total SIP refusals lifted before their end because the \
+refused list was full (sip_guard.max_refused).
+# TYPE hotline_sip_refusals_evicted_total counter
+hotline_sip_refusals_evicted_total 1.0
 # HELP hotline_build_info Versions of this process: the hotline, Python, and the Asterisk it \
 drives (empty until located).
 # TYPE hotline_build_info gauge
@@ -185,7 +197,8 @@ def test_given_sample_when_rendered_then_strict_grammar_and_prefixed_names() -> 
         "hotline_calls_total", "hotline_journal_write_failures_total",
         "hotline_call_records_dropped_total", "hotline_redis_outages_total",
         "hotline_degraded_admissions_total", "hotline_asterisk_restarts_total",
-        "hotline_sip_scanner_requests_total"}
+        "hotline_sip_scanner_requests_total", "hotline_sip_account_probes_total",
+        "hotline_sip_refusals_total", "hotline_sip_refusals_evicted_total"}
     # the checker itself refuses what the format forbids
     for bad in ('# HELP a x\n# TYPE a gauge\na{t="x"y"} 1\n',  # unescaped quote
                 '# HELP a x\n# TYPE a gauge\na 1\n# HELP a x\n# TYPE a gauge\na 2\n',

@@ -448,3 +448,39 @@ def test_given_scanner_user_agents_when_rendered_then_identified_by_header_and_d
                "MicroSIP/3.21.3", "Asterisk PBX 22.1.0"):
         assert not pattern.search(ua), ua
     assert sections(pjsip)[0][1]["endpoint_identifier_order"][0].startswith("header,")
+
+
+class ReloadRecorder:
+    """Records the modules the SIP guard asks Asterisk to reload (the ARI call it makes)."""
+
+    def __init__(self) -> None:
+        self.modules: list[str] = []
+
+    async def reload_module(self, module: str) -> None:
+        self.modules.append(module)
+
+
+async def test_given_a_flood_of_refusals_when_applied_then_no_full_render_only_the_acl_file(
+        tmp_path: Path) -> None:
+    # Each refusal rewrites pjsip_refused.conf alone and reloads res_pjsip.so alone: a flood of
+    # refusals never re-renders the dialplan or prompts, nor reloads anything else.
+    from callcenter.app import refused_sources_applier
+
+    pbx = layout(tmp_path)
+    etc = pbx.host("etc")
+    etc.mkdir(parents=True)
+    rendered = texts(tmp_path, load(tmp_path, config_data()), {"101": PW101, "201": PW201})
+    for name, text in rendered.items():
+        (etc / name).write_text(text)
+    before = {p.name: (p.stat().st_mtime_ns, p.read_text()) for p in etc.iterdir()}
+    ari = ReloadRecorder()
+    apply = refused_sources_applier(pbx, ari)
+    await apply(("203.0.113.9",))
+    await apply(("203.0.113.9",))  # unchanged: no second reload
+    await apply(("203.0.113.9", "203.0.113.10"))
+    assert ari.modules == ["res_pjsip.so", "res_pjsip.so"]
+    after = {p.name: (p.stat().st_mtime_ns, p.read_text()) for p in etc.iterdir()
+             if p.name not in (REFUSED_FILE, ".render.lock")}
+    assert after == {k: v for k, v in before.items() if k != REFUSED_FILE}
+    acl = section((etc / REFUSED_FILE).read_text(), "refused-sources", "acl")
+    assert acl["deny"] == ["203.0.113.9", "203.0.113.10"]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from callcenter.config.base import ConfigError
 from callcenter.config.file import load_config
-from callcenter.config.model import DEFAULT_PROMPTS, ServiceConfig, TrunkConfig
+from callcenter.config.model import DEFAULT_PROMPTS, ServiceConfig, SipGuardConfig, TrunkConfig
 from callcenter.config.parse import parse_config, parse_config_text
 from callcenter.lines.shifts import active_shift, shift_contains, tenant_for_number
 
@@ -330,6 +330,40 @@ def test_given_unknown_trunk_key_when_parsed_then_error_names_it() -> None:
     err = errors_of(data)
     assert err.key == "trunk.trusted_network"
     assert "trusted_networks" in err.reason
+
+
+# ---- sip_guard -----------------------------------------------------------------------------
+
+
+def test_given_no_sip_guard_section_when_parsed_then_defaults_refuse_nobody_extra() -> None:
+    assert parse_config(valid(), SOURCE).sip_guard == SipGuardConfig(5, 60, 600, 1000, ())
+
+
+def test_given_operators_office_in_never_refuse_when_parsed_then_values_are_used() -> None:
+    data = valid()
+    data["sip_guard"] = {"max_failures": 8, "window_s": 120, "ban_s": 3600, "max_refused": 50,
+                         "never_refuse": ["203.0.113.0/24", "2001:db8:5::/48"]}
+    assert parse_config(data, SOURCE).sip_guard == SipGuardConfig(
+        8, 120, 3600, 50, ("203.0.113.0/24", "2001:db8:5::/48"))
+
+
+@pytest.mark.parametrize("net", ["203.0.113.0/33", "203.0.113.1/24", "office", 10])
+def test_given_malformed_never_refuse_network_when_parsed_then_error_names_the_key(
+        net: object) -> None:
+    data = valid()
+    data["sip_guard"] = {"never_refuse": ["198.51.100.0/24", net]}
+    err = errors_of(data)
+    assert keys_of(data) == ["sip_guard.never_refuse[1]"]
+    assert SOURCE in str(err) and "sip_guard.never_refuse[1]" in str(err)
+
+
+@pytest.mark.parametrize(("field", "value"), [("max_failures", 0), ("max_refused", 0),
+                                              ("ban_s", "600"), ("window_s", -1)])
+def test_given_bad_sip_guard_number_when_parsed_then_error_names_it(field: str,
+                                                                    value: object) -> None:
+    data = valid()
+    data["sip_guard"] = {field: value}
+    assert keys_of(data) == [f"sip_guard.{field}"]
 
 
 # ---- tenants: id, name, timezone, numbers -------------------------------------------------

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from callcenter.config.model import SipGuardConfig
 from callcenter.phones import guard_rules as ag
 from callcenter.phones.devices import SCANNER_ENDPOINT, AuthFailure
-from callcenter.phones.guard import AuthGuard
+from callcenter.phones.guard import AuthGuard, guard_policy
 
 T0 = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
 TRUSTED = ag.parse_networks(["127.0.0.1/32", "10.20.0.0/16"])
@@ -158,7 +159,7 @@ async def test_given_the_guard_when_a_source_is_refused_then_apply_once_and_one_
         await guard.record(fail("127.0.0.2", "102"))
     assert applied == [("127.0.0.2",)]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == ["SIP source 127.0.0.2 refused for 600 s: 5 authentication failures in "
+    assert warnings == ["SIP source 127.0.0.2 refused for 600 s: 5 wrong passwords in "
                         "60 s (last account '102', ChallengeResponseFailed)"]
     assert guard.banned == ("127.0.0.2",)
 
@@ -216,19 +217,111 @@ def scanner(source: str) -> AuthFailure:
     return AuthFailure(source, SCANNER_ENDPOINT, T0, kind="FailedACL")
 
 
-def test_given_a_scanner_user_agent_from_outside_when_one_request_comes_then_refused_at_once(
-        ) -> None:
+def probe(source: str, account: str = "5551", kind: str = "InvalidAccountID") -> AuthFailure:
+    return AuthFailure(source, account, T0, kind=kind)
+
+
+def test_given_six_invalid_account_ids_from_one_source_when_recorded_then_not_refused() -> None:
+    # Unauthenticated REGISTERs for accounts that do not exist, "from" an operator's address:
+    # Asterisk raises InvalidAccountID before any challenge, so the source may be forged.
+    state = ag.GuardState()
+    for i in range(6):
+        v = ag.record_failure(state, probe("127.0.0.7", f"55{i}"), T0 + timedelta(seconds=i),
+                              TRUSTED, POLICY)
+        assert not v.counted and not v.changed
+        state = v.state
+    assert state.banned_sources() == () and state.failures == {}
+
+
+@given(st.lists(st.sampled_from([("InvalidAccountID", "999"),
+                                 ("ChallengeResponseFailed", ag.UNKNOWN_ACCOUNT),
+                                 ("InvalidPassword", "101"), ("FailedACL", SCANNER_ENDPOINT)]),
+                max_size=300))
+def test_given_any_flood_of_forgeable_failures_when_recorded_then_never_refused(
+        kinds: list[tuple[str, str]]) -> None:
+    state = ag.GuardState()
+    for i, (kind, account) in enumerate(kinds):
+        state = ag.record_failure(state, probe("203.0.113.7", account, kind),
+                                  T0 + timedelta(milliseconds=i), TRUSTED, POLICY).state
+    assert state == ag.GuardState()
+
+
+def test_given_forged_digest_answers_for_no_account_when_recorded_then_not_refused() -> None:
+    # A REGISTER with a made-up Authorization header for an unknown account: Asterisk's
+    # artificial endpoint raises ChallengeResponseFailed with AccountID <unknown>.
+    state = ag.GuardState()
+    for i in range(10):
+        state = ag.record_failure(state, probe("127.0.0.7", ag.UNKNOWN_ACCOUNT,
+                                               "ChallengeResponseFailed"),
+                                  T0 + timedelta(seconds=i), TRUSTED, POLICY).state
+    assert state.banned_sources() == ()
+
+
+def test_given_five_challenge_response_failures_for_a_real_account_then_refused() -> None:
+    state = ag.GuardState()
+    for i in range(5):
+        v = ag.record_failure(state, AuthFailure("127.0.0.7", "101", T0, "ChallengeResponseFailed"),
+                              T0 + timedelta(seconds=i), TRUSTED, POLICY)
+        state = v.state
+    assert v.counted and v.changed and state.banned_sources() == ("127.0.0.7",)
+
+
+def test_given_a_never_refuse_network_when_it_sends_wrong_passwords_then_never_refused() -> None:
+    office = ag.parse_networks(["127.0.0.1/32", "198.51.100.0/24"])
+    state, verdicts = ag.GuardState(), []
+    for i in range(20):
+        v = ag.record_failure(state, fail("198.51.100.20"), T0 + timedelta(seconds=i), office,
+                              POLICY)
+        state = v.state
+        verdicts.append(v)
+    assert all(v.trusted and not v.changed for v in verdicts)
+    assert state.banned_sources() == ()
+
+
+def refuse(state: ag.GuardState, source: str, at: datetime,
+           policy: ag.GuardPolicy) -> ag.Verdict:
+    for i in range(policy.max_failures):
+        v = ag.record_failure(state, fail(source), at + timedelta(milliseconds=i), TRUSTED, policy)
+        state = v.state
+    return v
+
+
+def test_given_the_refused_list_full_when_another_source_is_refused_then_the_oldest_goes() -> None:
+    # A flood of (possibly forged) wrong passwords from many addresses cannot grow the ACL
+    # file, and the PJSIP reload with it, without bound.
+    policy = ag.GuardPolicy(max_refused=3)
+    state = ag.GuardState()
+    for n in range(3):
+        state = refuse(state, f"203.0.113.{n}", T0 + timedelta(seconds=n), policy).state
+    v = refuse(state, "203.0.113.9", T0 + timedelta(seconds=10), policy)
+    assert v.changed and v.evicted == ("203.0.113.0",)
+    assert v.state.banned_sources() == ("203.0.113.1", "203.0.113.2", "203.0.113.9")
+
+
+@given(st.integers(1, 20), st.integers(0, 60))
+def test_given_any_number_of_refusals_then_never_more_than_max_refused(cap: int,
+                                                                       sources: int) -> None:
+    policy = ag.GuardPolicy(max_refused=cap)
+    state = ag.GuardState()
+    for n in range(sources):
+        state = refuse(state, f"203.0.113.{n}", T0 + timedelta(seconds=n), policy).state
+    assert len(state.banned) == min(cap, sources)
+    assert set(state.banned) == {f"203.0.113.{n}" for n in range(max(0, sources - cap), sources)}
+
+
+def test_given_a_bad_cap_when_the_policy_is_built_then_refused() -> None:
+    with pytest.raises(ValueError):
+        ag.GuardPolicy(max_refused=0)
+
+
+def test_given_a_forged_scanner_user_agent_when_one_request_comes_then_not_refused() -> None:
+    # One packet with "friendly-scanner" "from" an operator's address must not cut it off;
+    # Asterisk's scanner endpoint denies the request itself.
     v = ag.record_failure(ag.GuardState(), scanner("203.0.113.9"), T0, TRUSTED, POLICY)
-    assert v.changed and v.banned_until == T0 + timedelta(seconds=POLICY.ban_s)
-    assert v.state.banned_sources() == ("203.0.113.9",)
+    assert not v.counted and not v.changed and v.state.banned_sources() == ()
 
 
-def test_given_a_scanner_user_agent_from_the_carrier_then_never_refused() -> None:
-    v = ag.record_failure(ag.GuardState(), scanner("10.20.1.1"), T0, TRUSTED, POLICY)
-    assert v.trusted and not v.changed and v.state.banned_sources() == ()
-
-
-async def test_given_scanner_requests_when_recorded_then_counted_and_outsiders_applied(
+async def test_given_scanner_requests_and_probes_when_recorded_then_counted_never_applied(
         caplog: pytest.LogCaptureFixture) -> None:
     applied: list[tuple[str, ...]] = []
 
@@ -239,11 +332,46 @@ async def test_given_scanner_requests_when_recorded_then_counted_and_outsiders_a
     caplog.set_level(logging.INFO, logger="callcenter.phones.guard")
     await guard.record(scanner("127.0.0.3"))
     await guard.record(scanner("127.0.0.1"))
-    await guard.record(fail("127.0.0.4"))  # a wrong password: one of five, not a scanner
-    assert guard.scanner_requests == 2
-    assert applied == [("127.0.0.3",)] and guard.banned == ("127.0.0.3",)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [
-        "SIP source 127.0.0.3 refused for 600 s: a SIP scanner's User-Agent",
-        "SIP scanner User-Agent from trusted 127.0.0.1: request denied, the source never "
-        "refused as a whole (carrier network)"]
+    for i in range(6):
+        await guard.record(probe("127.0.0.7", f"55{i}"))
+    await guard.record(fail("127.0.0.4"))  # a wrong password: one of five
+    assert (guard.scanner_requests, guard.account_probes) == (2, 6)
+    assert applied == [] and guard.banned == ()
+    guard.log_probes()
+    guard.log_probes()  # nothing new: no second line
+    infos = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert infos == [
+        "SIP scanner User-Agent from 127.0.0.3: request denied, the source not refused (one "
+        "packet proves no source address)",
+        "SIP scanner User-Agent from 127.0.0.1 (trusted): request denied, the source not "
+        "refused (one packet proves no source address)",
+        "SIP authentication failure from 127.0.0.4 (account '101', ChallengeResponseFailed), "
+        "1 of 5 in 60 s",
+        "6 SIP unknown-account probe(s) since the last tick (last from 127.0.0.7, account "
+        "'555', InvalidAccountID): counted, never refused (the source may be forged)"]
+
+
+async def test_given_never_refuse_networks_and_a_small_cap_when_configured_then_both_hold(
+        caplog: pytest.LogCaptureFixture) -> None:
+    applied: list[tuple[str, ...]] = []
+
+    async def apply(sources: tuple[str, ...]) -> None:
+        applied.append(sources)
+
+    clock = Clock()
+    guard = AuthGuard(["127.0.0.1/32"], apply, clock, never_refuse=["198.51.100.0/24"],
+                      policy=guard_policy(SipGuardConfig(max_refused=1)))
+    for source in ("198.51.100.7", "203.0.113.1", "203.0.113.2"):
+        for _ in range(5):
+            clock.now += timedelta(seconds=1)
+            await guard.record(fail(source))
+    assert guard.banned == ("203.0.113.2",)
+    assert applied == [("203.0.113.1",), ("203.0.113.2",)]
+    assert (guard.refusals, guard.refusals_evicted) == (2, 1)
+    assert any("SIP refused list full (1): lifted the oldest refusal(s) of 203.0.113.1"
+               in r.getMessage() for r in caplog.records)
+    # A config reload that lists the office no more: its address counts again from now on.
+    guard.configure(["127.0.0.1/32"], [], guard.policy)
+    for _ in range(5):
+        await guard.record(fail("198.51.100.7"))
+    assert guard.banned == ("198.51.100.7",)
