@@ -299,7 +299,10 @@ async def test_given_loopback_scrape_when_get_metrics_then_text_format_with_all_
         "hotline_journal_write_failures_total": 0, "hotline_call_records_held": 0,
         "hotline_call_records_dropped_total": 0, "hotline_config_reload_failed": 0,
         "hotline_lines_degraded": 0, "hotline_redis_outages_total": 0,
-        "hotline_degraded_admissions_total": 0, "hotline_asterisk_restarts_total": 0}
+        "hotline_degraded_admissions_total": 0, "hotline_asterisk_restarts_total": 0,
+        "hotline_sip_account_probes_total": 0, "hotline_sip_scanner_requests_total": 0,
+        "hotline_sip_refusals_total": 0, "hotline_sip_refusals_evicted_total": 0,
+        "hotline_sip_sources_refused": 0}
 
 
 async def test_given_outside_peer_without_token_when_get_then_401_auth_required(
