@@ -153,3 +153,35 @@ def test_given_unit_on_a_tablet_when_recording_a_result_with_pdf_then_resolved_a
     exported = [r for r in ws.iter_rows(min_row=5, values_only=True)]
     assert [r[1] for r in exported] == [mine]
     assert exported[0][6] == "Đã có kết quả"
+
+
+def test_given_other_units_reply_document_when_its_user_fetches_it_by_id_then_refused_no_bytes(
+        stack: Stack, browser: Any, tmp_path: Path) -> None:
+    # A reply document is the unit's and the oversight's: another unit's logged-in user who
+    # learns (or guesses) its id gets neither through the ticket's URL nor under its own.
+    theirs = forwarded_ticket(stack, "so_y_te", "health",
+                              "Bệnh viện huyện thu thêm phí khám ngoài quy định.")
+    ours = forwarded_ticket(stack, "so_gtvt", "transport",
+                            "Xe buýt tuyến 5 bỏ trạm Hố Nai vào giờ cao điểm.")
+    doc = tmp_path / "cong-van-so-y-te.pdf"
+    doc.write_bytes(PDF)
+    attached = cli(stack, "attach", theirs, str(doc), "--as", "unit:soyte:so_y_te")
+    add_user(stack, "sogtvt", "unit", PASSWORD, unit="so_gtvt", full_name="Lê Thị Cúc")
+    api = base_url(stack) + "/api/v1/tickets"
+    ctx = new_context(browser, 768, 1024)
+    try:
+        page = ctx.new_page()
+        login(page, stack, "sogtvt", PASSWORD)  # a real console session (cookie)
+        by_id = page.request.get(f"{api}/{theirs}/attachments/{attached['id']}")
+        assert by_id.status == 403 and PDF not in by_id.body(), by_id.text()
+        assert by_id.json()["error"]["id"] == "ticket.forbidden"
+        under_own = page.request.get(f"{api}/{ours}/attachments/{attached['id']}")
+        assert under_own.status in (403, 404, 422) and PDF not in under_own.body()
+        # The owner's user, logged in the same way, gets the document: the refusal is the rule.
+        owner = ctx.new_page()
+        ctx.clear_cookies()
+        login(owner, stack, "soyte", PASSWORD)
+        mine = owner.request.get(f"{api}/{theirs}/attachments/{attached['id']}")
+        assert mine.status == 200 and mine.body() == PDF
+    finally:
+        ctx.close()
