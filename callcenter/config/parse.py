@@ -14,6 +14,7 @@ Schema (see config/hotline.yaml for a commented example)::
               app_instances, login_attempts_per_minute, allow_remote}
     trunk: {bind, port, trusted_networks: [cidr, ...], media_address, rtp_start, rtp_end,
             outbound: {host, port}}   # outbound optional: PJSIP endpoint trunk-out
+    console: {tls_cert, tls_key, trusted_proxies: [cidr, ...]}   # optional
     tenants:
       - id, name, timezone, numbers: [...], shifts: [{name, start, end, lines}, ...],
         overrides: [{name, from, to, shifts: [...]}], prompts: {greeting, all_busy, unavailable}
@@ -32,6 +33,7 @@ import yaml
 
 from callcenter.config.base import (
     _DAY,
+    MISSING,
     BaseParser,
     ConfigError,
     fmt_seconds,
@@ -41,6 +43,7 @@ from callcenter.config.base import (
 from callcenter.config.model import (
     DEFAULT_FIELDS,
     DEFAULT_PROMPTS,
+    ConsoleConfig,
     DateOverride,
     Field,
     HotlineConfig,
@@ -142,20 +145,8 @@ class _Parser(BaseParser):
         if m is None:
             return d
         k = "trunk"
-        networks: list[str] = []
-        raw_nets = m.get("trusted_networks", list(d.trusted_networks))
-        nets = self.list_(raw_nets, join_key(k, "trusted_networks"))
-        for i, net in enumerate(nets or []):
-            nk = join_key(join_key(k, "trusted_networks"), i)
-            s = self.text(net, nk)
-            if s is None:
-                continue
-            try:
-                ipaddress.ip_network(s.strip(), strict=True)
-            except ValueError as exc:
-                self.error(nk, net, f"expected a network in CIDR form such as 10.0.0.0/8: {exc}")
-                continue
-            networks.append(s.strip())
+        networks = self.networks(m.get("trusted_networks", list(d.trusted_networks)),
+                                 join_key(k, "trusted_networks"))
         rtp_start = self.port(m.get("rtp_start", d.rtp_start), join_key(k, "rtp_start"))
         rtp_end = self.port(m.get("rtp_end", d.rtp_end), join_key(k, "rtp_end"))
         if rtp_start is not None and rtp_end is not None and rtp_start >= rtp_end:
@@ -180,6 +171,47 @@ class _Parser(BaseParser):
             rtp_end=rtp_end or d.rtp_end,
             outbound=outbound,
         )
+
+    def networks(self, value: object, key: str, *, non_empty: bool = True) -> list[str]:
+        """A list of networks in CIDR form (the valid ones; each bad one is an error)."""
+        networks: list[str] = []
+        for i, net in enumerate(self.list_(value, key, non_empty=non_empty) or []):
+            nk = join_key(key, i)
+            s = self.text(net, nk)
+            if s is None:
+                continue
+            try:
+                ipaddress.ip_network(s.strip(), strict=True)
+            except ValueError as exc:
+                self.error(nk, net, f"expected a network in CIDR form such as 10.0.0.0/8: {exc}")
+                continue
+            networks.append(s.strip())
+        return networks
+
+    def console(self, value: object) -> ConsoleConfig:
+        d = ConsoleConfig()
+        if value is None:
+            return d
+        k = "console"
+        m = self.mapping(value, k, ("tls_cert", "tls_key", "trusted_proxies"))
+        if m is None:
+            return d
+        files: dict[str, str | None] = {}
+        for name in ("tls_cert", "tls_key"):
+            raw = m.get(name)
+            files[name] = None if raw is None else self.text(raw, join_key(k, name),
+                                                              max_len=4096)
+        # One without the other would serve plain HTTP while the admin believes it is HTTPS.
+        for name, other in (("tls_cert", "tls_key"), ("tls_key", "tls_cert")):
+            if m.get(name) is None and m.get(other) is not None:
+                self.error(join_key(k, name), MISSING,
+                           f"expected a PEM file path: console.{other} is set, and HTTPS "
+                           "needs both the certificate and its private key")
+        return ConsoleConfig(
+            tls_cert=files["tls_cert"], tls_key=files["tls_key"],
+            trusted_proxies=tuple(self.networks(m.get("trusted_proxies", []),
+                                                join_key(k, "trusted_proxies"),
+                                                non_empty=False)))
 
     def outbound(self, value: object, key: str, bind: str,
                  port: int | None) -> OutboundTrunk | None:
@@ -492,15 +524,17 @@ class _Parser(BaseParser):
 def parse_config(data: object, source: str) -> HotlineConfig:
     """Validate what ``yaml.safe_load`` returned; raise ConfigError listing every problem."""
     parser = _Parser(source)
-    root = parser.mapping(data, "", ("service", "trunk", "tenants"), ("tenants",))
+    root = parser.mapping(data, "", ("service", "trunk", "console", "tenants"), ("tenants",))
     if root is None:
         raise ConfigError.collect(parser.errors)
     service = parser.service(root.get("service"))
     trunk = parser.trunk(root.get("trunk"))
+    console = parser.console(root.get("console"))
     tenants = parser.tenants(root["tenants"]) if "tenants" in root else ()
     if parser.errors:
         raise ConfigError.collect(parser.errors)
-    return HotlineConfig(tenants=tenants, trunk=trunk, service=service, source=source)
+    return HotlineConfig(tenants=tenants, trunk=trunk, service=service, console=console,
+                         source=source)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
