@@ -6,8 +6,11 @@ import shutil
 import ssl
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 
+from callcenter.app import apply_tls
 from callcenter.config.base import ConfigError
 from callcenter.config.file import load_config
 from callcenter.config.live import LiveConfig
@@ -89,3 +92,43 @@ async def test_given_broken_pair_when_reloaded_then_old_config_kept(
     assert not await live.reload("test")
     assert live() is before and live.last_error is not None
     assert "console.tls_key" in live.last_error
+
+
+async def _served_certificate(context: ssl.SSLContext, trust: Path) -> bool:
+    """Whether an HTTPS client trusting only ``trust`` completes a request to a site served
+    with ``context``."""
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", ok)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        client_context = ssl.create_default_context(cafile=str(trust))
+        async with aiohttp.ClientSession() as http:
+            try:
+                async with http.get(f"https://127.0.0.1:{port}/", ssl=client_context) as resp:
+                    return await resp.text() == "ok"
+            except aiohttp.ClientConnectorCertificateError:
+                return False
+    finally:
+        await runner.cleanup()
+
+
+# A certificate renewed in place (or moved) must reach the running site without a restart that
+# would drop the operators' sessions' connections and the calls' websockets.
+async def test_given_renewed_certificate_when_config_reloaded_then_next_handshakes_use_it(
+        config_path: Path, pair: CertPair) -> None:
+    old = load_config(_with_console(config_path, str(pair.cert), str(pair.key)))
+    context = server_ssl_context(old.console)
+    assert context is not None
+    renewed = make_cert(config_path.parent / "tls", "renewed")
+    assert await _served_certificate(context, pair.cert)
+    assert not await _served_certificate(context, renewed.cert)
+    new = load_config(_with_console(config_path, str(renewed.cert), str(renewed.key)))
+    await apply_tls(context, old, new)
+    assert await _served_certificate(context, renewed.cert)
