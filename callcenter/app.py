@@ -505,7 +505,8 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
     # stricter engine, see store/database.py); closed after every store (cleanup in reverse).
     app[DATABASE] = database = Database(settings.database_url)
     sms = sms_context(settings.sms, settings.state_dir, database,
-                      dlr_base_url(config.service.http_bind, config.service.http_port))
+                      dlr_base_url(config.service.http_bind, config.service.http_port,
+                                   https=config.console.tls))
     # SMS after the store (which migrates the database), before calls start.
     app.cleanup_ctx.extend([_tasks_ctx, _database_ctx, _redis_ctx, _store_ctx, sms, _tickets_ctx,
                             _ari_ctx, _ami_ctx, _config_ctx])
