@@ -10,6 +10,7 @@ import functools
 import logging
 import os
 import signal
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Protocol
@@ -29,6 +30,7 @@ from callcenter.config.live import LiveConfig, summary
 from callcenter.config.model import HotlineConfig
 from callcenter.config.secrets import Secrets, load_secrets
 from callcenter.config.settings import Settings
+from callcenter.config.tls import load_pair, server_ssl_context
 from callcenter.console.auth import guarded
 from callcenter.console.health import ReadinessParts, add_health_routes
 from callcenter.console.metrics import (
@@ -520,7 +522,8 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
     # stricter engine, see store/database.py); closed after every store (cleanup in reverse).
     app[DATABASE] = database = Database(settings.database_url)
     sms = sms_context(settings.sms, settings.state_dir, database,
-                      dlr_base_url(config.service.http_bind, config.service.http_port))
+                      dlr_base_url(config.service.http_bind, config.service.http_port,
+                                   https=config.console.tls))
     # SMS after the store (which migrates the database), before calls start.
     app.cleanup_ctx.extend([_tasks_ctx, _database_ctx, _redis_ctx, _store_ctx, sms, _tickets_ctx,
                             _ari_ctx, _ami_ctx, _config_ctx])
@@ -550,23 +553,40 @@ def add_control_routes(app: web.Application) -> None:
 
 async def serve(app: web.Application, stop: asyncio.Event,
                 on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
-    """Run the app's HTTP site on loopback until stop is set."""
+    """Run the app's HTTP site (HTTPS with ``console.tls_cert``) until stop is set."""
     cfg = app[CONFIG]()
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     port = app[SETTINGS].http_port(cfg.service.http_port)
-    site = web.TCPSite(runner, cfg.service.http_bind, port)
+    ssl_context = server_ssl_context(cfg.console)  # console.tls_cert/tls_key: HTTPS
+    site = web.TCPSite(runner, cfg.service.http_bind, port, ssl_context=ssl_context)
     await site.start()
+    unsubscribe = app[CONFIG].subscribe(functools.partial(apply_tls, ssl_context))
     pid_file = app[SETTINGS].pid_file
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{os.getpid()}\n")
-    log.info("hotline service up: HTTP on %s:%d (Stasis application %s)", cfg.service.http_bind,
-             port, app[STASIS].ari.app)
+    log.info("hotline service up: %s on %s:%d (Stasis application %s)",
+             "HTTPS" if ssl_context else "HTTP", cfg.service.http_bind, port,
+             app[STASIS].ari.app)
     await systemd_ready(app, app[STASIS].connected)  # READY=1 once ARI is connected
     if on_ready:
         await on_ready()
     try:
         await stop.wait()
     finally:
+        unsubscribe()
         pid_file.unlink(missing_ok=True)
         await runner.cleanup()
+
+
+async def apply_tls(context: ssl.SSLContext | None, old: HotlineConfig,
+                    new: HotlineConfig) -> None:
+    """After a reload (SIGHUP after a certificate renewal) the next TLS handshakes use the
+    files now configured; turning HTTPS on or off needs a restart (the socket is open)."""
+    if new.console.tls != (context is not None):
+        log.warning("console.tls_cert/tls_key: HTTPS %s in the config; restart the service "
+                    "to apply it", "turned on" if new.console.tls else "turned off")
+        return
+    if context is not None and new.console.tls_cert and new.console.tls_key:
+        load_pair(context, new.console.tls_cert, new.console.tls_key)  # checked by the reload
+        log.info("console: TLS certificate %s loaded", new.console.tls_cert)

@@ -1,8 +1,9 @@
 """Reading the hotline config file: the one place where the config touches the disk.
 
 Validation itself is pure (callcenter.config.parse); this adapter reads the bytes, follows a
-tenant's ``ivr: FILE.yaml`` to the file it names (relative to the config file), and checks that
-a prompt given only as a recorded file has that file.
+tenant's ``ivr: FILE.yaml`` to the file it names (relative to the config file), checks that
+a prompt given only as a recorded file has that file, and that the console's TLS files load
+(``callcenter.config.tls``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from callcenter.config.base import ConfigError
 from callcenter.config.model import HotlineConfig
 from callcenter.config.parse import parse_config, parse_yaml_text
 from callcenter.config.secrets import check_operator_secrets
+from callcenter.config.tls import check_tls
 from callcenter.ivr.tree import Prompt
 
 
@@ -98,6 +100,7 @@ def load_config(path: str | os.PathLike[str], sounds: Path | None = None, *,
     except ConfigError as e:
         raise _blame_included(e, included) from None
     _check_recorded(config, sounds or Path(source).resolve().parent / "sounds", source)
+    config = check_tls(config, source)
     if check_secrets:
         check_operator_secrets(config)
     return config

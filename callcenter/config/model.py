@@ -158,6 +158,21 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    """How the console's HTTP is reached: TLS served by the app itself, and the reverse proxies
+    whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed."""
+
+    tls_cert: str | None = None  # PEM certificate chain; with tls_key the app serves HTTPS
+    tls_key: str | None = None  # PEM private key (unencrypted) of tls_cert
+    trusted_proxies: tuple[str, ...] = ()  # networks (CIDR) of the proxies in front of it
+
+    @property
+    def tls(self) -> bool:
+        """Whether the app serves HTTPS itself."""
+        return self.tls_cert is not None and self.tls_key is not None
+
+
+@dataclass(frozen=True)
 class HotlineConfig:
     """The whole validated configuration."""
 
@@ -165,6 +180,7 @@ class HotlineConfig:
     trunk: TrunkConfig = field(default_factory=TrunkConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     sip_guard: SipGuardConfig = field(default_factory=SipGuardConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     source: str = "<memory>"  # file it was loaded from, for messages
 
     def tenant(self, tenant_id: str | None) -> Tenant | None:

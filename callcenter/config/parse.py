@@ -15,6 +15,7 @@ Schema (see config/hotline.yaml for a commented example)::
     trunk: {bind, port, trusted_networks: [cidr, ...], media_address, rtp_start, rtp_end,
             outbound: {host, port}}   # outbound optional: PJSIP endpoint trunk-out
     sip_guard: {max_failures, window_s, ban_s, max_refused, never_refuse: [cidr, ...]}
+    console: {tls_cert, tls_key, trusted_proxies: [cidr, ...]}   # optional
     tenants:
       - id, name, timezone, numbers: [...], shifts: [{name, start, end, lines}, ...],
         overrides: [{name, from, to, shifts: [...]}], prompts: {greeting, all_busy, unavailable}
@@ -33,6 +34,7 @@ import yaml
 
 from callcenter.config.base import (
     _DAY,
+    MISSING,
     BaseParser,
     ConfigError,
     fmt_seconds,
@@ -42,6 +44,7 @@ from callcenter.config.base import (
 from callcenter.config.model import (
     DEFAULT_FIELDS,
     DEFAULT_PROMPTS,
+    ConsoleConfig,
     DateOverride,
     Field,
     HotlineConfig,
@@ -209,6 +212,31 @@ class _Parser(BaseParser):
             never_refuse=tuple(self.networks(m.get("never_refuse", []),
                                              join_key(k, "never_refuse"), non_empty=False)),
         )
+
+    def console(self, value: object) -> ConsoleConfig:
+        d = ConsoleConfig()
+        if value is None:
+            return d
+        k = "console"
+        m = self.mapping(value, k, ("tls_cert", "tls_key", "trusted_proxies"))
+        if m is None:
+            return d
+        files: dict[str, str | None] = {}
+        for name in ("tls_cert", "tls_key"):
+            raw = m.get(name)
+            files[name] = None if raw is None else self.text(raw, join_key(k, name),
+                                                              max_len=4096)
+        # One without the other would serve plain HTTP while the admin believes it is HTTPS.
+        for name, other in (("tls_cert", "tls_key"), ("tls_key", "tls_cert")):
+            if m.get(name) is None and m.get(other) is not None:
+                self.error(join_key(k, name), MISSING,
+                           f"expected a PEM file path: console.{other} is set, and HTTPS "
+                           "needs both the certificate and its private key")
+        return ConsoleConfig(
+            tls_cert=files["tls_cert"], tls_key=files["tls_key"],
+            trusted_proxies=tuple(self.networks(m.get("trusted_proxies", []),
+                                                join_key(k, "trusted_proxies"),
+                                                non_empty=False)))
 
     def outbound(self, value: object, key: str, bind: str,
                  port: int | None) -> OutboundTrunk | None:
@@ -521,17 +549,19 @@ class _Parser(BaseParser):
 def parse_config(data: object, source: str) -> HotlineConfig:
     """Validate what ``yaml.safe_load`` returned; raise ConfigError listing every problem."""
     parser = _Parser(source)
-    root = parser.mapping(data, "", ("service", "trunk", "sip_guard", "tenants"), ("tenants",))
+    root = parser.mapping(data, "", ("service", "trunk", "sip_guard", "console", "tenants"),
+                          ("tenants",))
     if root is None:
         raise ConfigError.collect(parser.errors)
     service = parser.service(root.get("service"))
     trunk = parser.trunk(root.get("trunk"))
     sip_guard = parser.sip_guard(root.get("sip_guard"))
+    console = parser.console(root.get("console"))
     tenants = parser.tenants(root["tenants"]) if "tenants" in root else ()
     if parser.errors:
         raise ConfigError.collect(parser.errors)
     return HotlineConfig(tenants=tenants, trunk=trunk, service=service, sip_guard=sip_guard,
-                         source=source)
+                         console=console, source=source)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

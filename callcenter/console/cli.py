@@ -4,7 +4,7 @@
                         [--full-name TEXT] [--password-stdin]
     callcenter user create-admin NAME --tenant T [--full-name TEXT] [--password-stdin]
     callcenter user passwd NAME [--password-stdin]         # console password
-    callcenter user unlock NAME                            # clear a console lock-out
+    callcenter user unlock NAME                            # clear the wait after failures
     callcenter user token NAME [--label TEXT] [--days N]   # prints a new token, once
     callcenter user list [--tenant T] [--json]
     callcenter user revoke NAME [--token ID]               # every token of NAME, or one
@@ -13,8 +13,8 @@
 Console passwords are asked twice at a terminal; with ``--password-stdin`` (or when stdin
 is not a terminal) the first line of stdin is the password. They are hashed with argon2id
 (``callcenter.console.passwords``) and never printed. ``create-admin`` makes the first admin
-with a password, and refuses once an active admin exists. A new password clears the
-lock-out and ends the user's console sessions.
+with a password, and refuses once an active admin exists. A new password clears the wait
+after wrong passwords and ends the user's console sessions.
 
 The tenant and unit are checked against the configuration (HOTLINE_CONFIG). Exit codes:
 0 done, 1 refused (unknown tenant or unit, name taken, no such user), 2 the database is
@@ -60,7 +60,7 @@ def register(sub: Any) -> None:
     c.add_argument("--password-stdin", action="store_true",
                    help="read the password from stdin instead of asking")
     c.set_defaults(handler=cmd_passwd)
-    c = us.add_parser("unlock", help="clear a user's console lock-out after failed logins")
+    c = us.add_parser("unlock", help="clear a user's console login wait after wrong passwords")
     c.add_argument("name")
     c.set_defaults(handler=cmd_unlock)
     c = us.add_parser("token", help="issue a new API token (printed once; keep it)")

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from callcenter.console.context import CONSOLE_PREFIX, ConsoleApps
 from callcenter.console.errors import Handler
+from callcenter.console.proxies import client_address
 from callcenter.console.sessions import _PAGE_HEADERS as PAGE_HEADERS
 from callcenter.console.sessions import error_page
 
@@ -49,7 +50,7 @@ async def console_size_middleware(request: web.Request, handler: Handler) -> web
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
         log.info("console: %s %s from %s refused: body over %d bytes", request.method,
-                 request.path, request.remote, request.client_max_size)
+                 request.path, client_address(request), request.client_max_size)
         return too_large_page(request.client_max_size)
 
 

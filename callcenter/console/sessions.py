@@ -2,21 +2,28 @@
 limit, and ``require_console_role`` for the pages that come later.
 
 * ``POST /console/login`` (form ``username``, ``password``, ``csrf``) opens a session and sets
-  the cookie ``hotline_session`` (HttpOnly, SameSite=Strict, Path=/, Secure over https or as
+  the cookie ``hotline_session`` (HttpOnly, SameSite=Strict, Path=/, Secure over https — the
+  app's own TLS or a trusted proxy's ``X-Forwarded-Proto``, ``proxies.is_https`` — or as
   ``SessionPolicy.secure`` says). The store keeps only hashes (``UserStore.open_session``).
   No session fixation: the id is always a new one made by the server, never a cookie value
   the browser sent, and a live session the browser carried into the login is closed.
 * A session ends 8 h after login and after 30 min without a request (``SessionPolicy``: every
   default is there), at logout, when the password changes or the user is disabled.
-* ``SessionPolicy.max_failures`` (5) wrong passwords in a row lock the account for
-  ``lock_for`` (15 min), counted in the database (``users.failed_logins/locked_until``), so
-  every app instance sees it.
+* Wrong passwords slow an account down, they never lock its owner out: after
+  ``SessionPolicy.free_failures`` (3) in a row, each further attempt on that account must wait
+  2^(n-3) s after the n-th failure (1 s, 2 s, 4 s ... at most ``max_delay``, 15 min); an
+  attempt inside the wait gets 429 ``login.rate_limited`` saying how long, and its password is
+  not even checked. The right password after the wait logs in and clears the count (so does a
+  new password, or ``callcenter user unlock``). Counted in the database
+  (``users.failed_logins``, the wait in ``users.locked_until``), so every app instance sees it.
 * Rate limit: ``service.login_attempts_per_minute`` in the config (10; or
   ``SessionPolicy.attempts_per_ip``) login attempts per ``attempts_window`` (1 min) from one
-  address, else 429 with Retry-After. Counted in Redis when the app has it
-  (``SharedLoginRateLimiter``: every app instance sees every attempt), else, or while Redis
-  does not answer, in this process's memory. Behind a reverse proxy every browser shares the
-  proxy's address (``request.remote``; X-Forwarded-For is not trusted here).
+  address, and as many password checks of one account, else 429 with Retry-After. Counted in
+  Redis when the app has it (``SharedLoginRateLimiter``: every app instance sees every
+  attempt), else, or while Redis does not answer, in this process's memory. The address is
+  ``proxies.client_address``: the peer's, or behind a proxy of ``console.trusted_proxies`` the
+  client's from ``X-Forwarded-For`` (never believed from anyone else: a forged header would
+  give every attempt a fresh address).
 * CSRF: every unsafe request (POST, PUT, PATCH, DELETE) under ``/console/`` needs a live
   session and its CSRF token (form field ``csrf`` or header ``X-CSRF-Token``), checked by the
   middleware against the hash stored with the session; otherwise 403 ``csrf.invalid``. The
@@ -24,9 +31,10 @@ limit, and ``require_console_role`` for the pages that come later.
   ``console_csrf(request)``. The login form, which has no session yet, is protected by a
   double-submit nonce in a SameSite=Strict cookie scoped to ``/console/login``.
 
-Error ids shown on the pages (``data-error-id``): ``login.invalid`` 401, ``login.locked`` 423,
-``login.rate_limited`` 429, ``csrf.invalid`` 403, ``auth.forbidden`` 403. Passwords are
-never logged; user names and addresses are.
+Error ids shown on the pages (``data-error-id``): ``login.invalid`` 401,
+``login.rate_limited`` 429 (per address, per account, or the account's wait after failures),
+``csrf.invalid`` 403, ``auth.forbidden`` 403. Passwords are never logged; user names and
+addresses are.
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ from callcenter.console.context import CLOCK, CONFIG, CONSOLE_PREFIX, ConsoleApp
 from callcenter.console.errors import ApiError, Handler
 from callcenter.console.pages import ROLE_LINKS, ROLE_NAMES
 from callcenter.console.passwords import MAX_LENGTH, Passwords
+from callcenter.console.proxies import client_address, is_https
 from callcenter.console.rendering import environment
 from callcenter.store.users import ConsoleSession, User, csrf_token_of
 
@@ -74,16 +83,18 @@ class SessionPolicy:
     cookie: str = "hotline_session"
     lifetime: dt.timedelta = dt.timedelta(hours=8)      # absolute, from login
     idle: dt.timedelta = dt.timedelta(minutes=30)       # without a request
-    max_failures: int = 5                               # wrong passwords in a row ...
-    lock_for: dt.timedelta = dt.timedelta(minutes=15)   # ... lock the account this long
-    attempts_per_ip: int | None = None  # login POSTs from one address (None: the config's
-    # service.login_attempts_per_minute, 10 by default) ...
+    free_failures: int = 3                              # wrong passwords in a row, then ...
+    max_delay: dt.timedelta = dt.timedelta(minutes=15)  # ... a doubling wait up to this
+    attempts_per_ip: int | None = None  # login POSTs from one address, and password checks of
+    # one account (None: the config's service.login_attempts_per_minute, 10 by default) ...
     attempts_window: dt.timedelta = dt.timedelta(minutes=1)  # ... per this window
     secure: bool | None = None  # Secure cookies: None = when the request came over https
+    # (proxies.is_https)
 
 
 class LoginRateLimiter:
-    """Sliding-window count of login attempts per client address, in this process's memory."""
+    """Sliding-window count of login attempts per key (an address or an account), in this
+    process's memory."""
 
     MAX_ADDRESSES = 10_000  # beyond this the least recently seen address is forgotten
 
@@ -91,13 +102,13 @@ class LoginRateLimiter:
         self._hits: collections.OrderedDict[str, collections.deque[dt.datetime]] = \
             collections.OrderedDict()
 
-    def hit(self, address: str, now: dt.datetime, limit: int,
+    def hit(self, key: str, now: dt.datetime, limit: int,
             window: dt.timedelta) -> float | None:
         """Count one attempt; None if allowed, else the seconds until the next is allowed."""
-        hits = self._hits.pop(address, None) or collections.deque()
+        hits = self._hits.pop(key, None) or collections.deque()
         while hits and now - hits[0] >= window:
             hits.popleft()
-        self._hits[address] = hits  # now the most recently seen
+        self._hits[key] = hits  # now the most recently seen
         if len(self._hits) > self.MAX_ADDRESSES:
             self._hits.popitem(last=False)
         if len(hits) >= limit:
@@ -106,8 +117,9 @@ class LoginRateLimiter:
         return None
 
 
-# One sliding window per address in a sorted set (scores: attempt times in ms): drop what
-# left the window, refuse when full (answer: ms until the oldest leaves), else count this one.
+# One sliding window per key (an address, an account) in a sorted set (scores: attempt times in
+# ms): drop what left the window, refuse when full (answer: ms until the oldest leaves), else
+# count this one.
 _RATE_LUA: Final = """
 local key, now, window = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
@@ -131,7 +143,7 @@ class SharedLoginRateLimiter:
         self._redis = redis
         self._local = LoginRateLimiter()
 
-    async def hit(self, address: str, now: dt.datetime, limit: int,
+    async def hit(self, key: str, now: dt.datetime, limit: int,
                   window: dt.timedelta) -> float | None:
         """Count one attempt; None if allowed, else the seconds until the next is allowed."""
         client = self._redis()
@@ -139,14 +151,14 @@ class SharedLoginRateLimiter:
             now_ms, window_ms = int(now.timestamp() * 1000), int(window.total_seconds() * 1000)
             try:
                 wait_ms = await client.eval(
-                    _RATE_LUA, 1, self.KEY.format(address), now_ms, window_ms, limit,
+                    _RATE_LUA, 1, self.KEY.format(key), now_ms, window_ms, limit,
                     f"{now_ms}-{secrets.token_hex(4)}")
             except (RedisError, OSError) as e:
                 log.warning("console: login attempts counted in this process only "
                             "(Redis: %r)", e)
             else:
                 return None if int(wait_ms) < 0 else max(1.0, int(wait_ms) / 1000)
-        return self._local.hit(address, now, limit, window)
+        return self._local.hit(key, now, limit, window)
 
 
 POLICY = web.AppKey("console_session_policy", SessionPolicy)
@@ -195,7 +207,7 @@ def _now(app: Shared) -> dt.datetime:
 
 def _secure(request: web.Request) -> bool:
     setting = request.config_dict[POLICY].secure
-    return request.secure if setting is None else setting
+    return is_https(request) if setting is None else setting
 
 
 def _safe_next(value: str | None) -> str | None:
@@ -255,7 +267,7 @@ async def _submitted_csrf(request: web.Request) -> str | None:
 
 def _csrf_refused(request: web.Request) -> web.Response:
     log.info("console: CSRF token missing or wrong on %s %s from %s", request.method,
-             request.path, request.remote)
+             request.path, client_address(request))
     return error_page(403, "csrf.invalid", "Yêu cầu bị từ chối",
                       "Phiên làm việc không hợp lệ hoặc đã hết hạn. Vui lòng tải lại trang, "
                       "đăng nhập lại nếu cần, rồi thử lại.", headers=_PAGE_HEADERS)
@@ -303,7 +315,7 @@ async def api_session_user(request: web.Request) -> User | None:
     if request.method not in SAFE_METHODS \
             and not session.csrf_ok(request.headers.get(CSRF_HEADER)):
         log.info("console: CSRF header missing or wrong on %s %s from %s", request.method,
-                 request.path, request.remote)
+                 request.path, client_address(request))
         raise ApiError("csrf.invalid", f"send the page's CSRF token in {CSRF_HEADER}")
     return session.user
 
@@ -331,20 +343,28 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     return _login_page(request)
 
 
+def _throttled(request: web.Request, wait: float, message: str,
+               username: str = "") -> web.Response:
+    """429 ``login.rate_limited``: ``message`` and the wait in Vietnamese, and Retry-After."""
+    seconds = max(1, int(wait + 0.999))
+    when = f"{seconds} giây" if seconds < 120 else f"{(seconds + 59) // 60} phút"
+    return _login_page(request, 429, error_id="login.rate_limited", username=username,
+                       error=f"{message} Vui lòng thử lại sau {when}.",
+                       headers={"Retry-After": str(seconds)})
+
+
 async def login_submit(request: web.Request) -> web.StreamResponse:
-    """POST /console/login: rate limit, login CSRF, password and lock-out, then a session."""
+    """POST /console/login: the address's rate limit, login CSRF, the account's wait after
+    failures and its rate limit, the password, then a session."""
     app = request.config_dict
     policy, now = app[POLICY], _now(app)
-    address = request.remote or "?"
+    address = client_address(request)
     limit = policy.attempts_per_ip or app[CONFIG]().service.login_attempts_per_minute
-    wait = await app[LIMITER].hit(address, now, limit, policy.attempts_window)
+    wait = await app[LIMITER].hit(f"addr:{address}", now, limit, policy.attempts_window)
     if wait is not None:
         log.warning("console: login rate limit for %s (%d per %s)", address, limit,
                     policy.attempts_window)
-        return _login_page(request, 429, error_id="login.rate_limited",
-                           error="Quá nhiều lần đăng nhập từ máy này. Vui lòng thử lại sau "
-                                 f"{int(wait + 0.999)} giây.",
-                           headers={"Retry-After": str(int(wait + 0.999))})
+        return _throttled(request, wait, "Quá nhiều lần đăng nhập từ máy này.")
     form = await request.post()
     sent_nonce = form.get(CSRF_FIELD)
     cookie_nonce = request.cookies.get(LOGIN_NONCE_COOKIE, "")
@@ -357,19 +377,28 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return _login_page(request, 401, error_id="login.invalid",
                            error="Vui lòng nhập tên đăng nhập và mật khẩu.")
     name = username.strip().lower()[:64]
-    result = await in_thread(app, app[USERS].login, name, password[:MAX_LENGTH + 1],
-                             passwords=app[PASSWORDS], now=now,
-                             max_failures=policy.max_failures, lock_for=policy.lock_for)
-    if result.outcome == "locked":
-        assert result.locked_until is not None
-        minutes = max(1, int((result.locked_until - now).total_seconds() + 59) // 60)
-        log.warning("console: login of %s refused from %s: locked until %s", name, address,
-                    f"{result.locked_until:%H:%M:%S} UTC")
-        return _login_page(request, 423, error_id="login.locked", username=name,
-                           error="Tài khoản tạm thời bị khóa do nhập sai mật khẩu nhiều lần. "
-                                 f"Vui lòng thử lại sau {minutes} phút hoặc liên hệ "
-                                 "quản trị viên.")
-    if result.outcome != "ok" or result.user is None:
+    # The account's wait first: an attempt inside it is neither checked nor counted, so
+    # guesses from anywhere cannot keep the account's own window full against its owner.
+    until = await in_thread(app, app[USERS].login_wait, name, now=now)
+    result = None
+    if until is None:
+        wait = await app[LIMITER].hit(f"user:{name}", now, limit, policy.attempts_window)
+        if wait is not None:  # a burst from many addresses at once (not one after another)
+            log.warning("console: login rate limit for the account %s (from %s)", name,
+                        address)
+            return _throttled(request, wait, "Quá nhiều lần đăng nhập vào tài khoản này.",
+                              name)
+        result = await in_thread(app, app[USERS].login, name, password[:MAX_LENGTH + 1],
+                                 passwords=app[PASSWORDS], now=now,
+                                 free_failures=policy.free_failures,
+                                 max_delay=policy.max_delay)
+        until = result.wait_until if result.outcome == "waiting" else None
+    if until is not None:
+        log.warning("console: login of %s refused from %s: wrong passwords, next attempt "
+                    "after %s", name, address, f"{until:%H:%M:%S} UTC")
+        return _throttled(request, (until - now).total_seconds(),
+                          "Tài khoản này vừa bị nhập sai mật khẩu nhiều lần.", name)
+    if result is None or result.outcome != "ok" or result.user is None:
         log.info("console: login of %s refused from %s (wrong name or password)", name,
                  address)
         return _login_page(request, 401, error_id="login.invalid", username=name,

@@ -52,6 +52,7 @@ from callcenter.console.limits import add_size_limit_page
 from callcenter.console.listen_api import add_listen_routes
 from callcenter.console.openapi import spec
 from callcenter.console.pages import add_static_routes
+from callcenter.console.proxies import add_hsts
 from callcenter.console.public import add_public_routes
 from callcenter.console.sessions import add_login_routes
 from callcenter.desk.pages import add_desk_routes
@@ -144,6 +145,7 @@ def setup_console(app: web.Application, *, database_url: str,
     app.cleanup_ctx.append(console_ctx)
     # JSON errors for /api/v1 and /public/ (on the root: also for paths no sub-app owns).
     app.middlewares.append(error_middleware)
+    add_hsts(app)  # Strict-Transport-Security over https (proxies.py)
     apps = ConsoleApps(root=app, api=web.Application(middlewares=[auth_middleware]),
                        console=web.Application(), public=web.Application())
     apps.api.router.add_get("/openapi.json", openapi_json, name="openapi")

@@ -26,12 +26,14 @@ SMS_OUTBOX = web.AppKey("sms_outbox", SmsOutbox)
 SMS_DISPATCHER = web.AppKey("sms_dispatcher", SmsDispatcher)
 
 
-def dlr_base_url(http_bind: str, http_port: int) -> str:
-    """Where Kannel (on this machine) reaches the app's delivery-report handler."""
+def dlr_base_url(http_bind: str, http_port: int, *, https: bool = False) -> str:
+    """Where Kannel (on this machine) reaches the app's delivery-report handler; ``https``
+    when the app serves its port over TLS (``console.tls_cert``: Kannel, without
+    ``ssl-trusted-ca-file``, does not check the certificate of a loopback callback)."""
     host = LOOPBACK if http_bind in ("", "0.0.0.0", "::") else http_bind  # noqa: S104
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{http_port}{DLR_PATH}"
+    return f"{'https' if https else 'http'}://{host}:{http_port}{DLR_PATH}"
 
 
 def sms_context(sms: SmsSettings, state_dir: Path, database: DatabaseRef, dlr_base: str

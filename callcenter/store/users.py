@@ -5,17 +5,18 @@ Synchronous SQLAlchemy like the other stores: the console calls it from a thread
 * ``users``: one row per person or system account, with a role (operator, supervisor,
   admin, unit), the tenant (province) it works for, and for ``unit`` users the level-2 unit
   it speaks for. ``password_hash`` (argon2, set by the console's login), ``failed_logins``
-  and ``locked_until`` are here for the console's password login and lock-out; the API
-  itself only uses tokens.
+  and ``locked_until`` (the wait after failures) are here for the console's password login;
+  the API itself only uses tokens.
 * ``api_tokens``: ``hl1_<token id>_<secret>``. Only the SHA-256 of the secret is stored,
   so a copy of the database gives no working token; the token is shown once, at creation.
   Lookup goes by the token id (the primary key), then the hashes are compared in constant
   time. A token may expire and may be revoked; a user made inactive loses all access.
 * Console login (migration 0007): ``login`` checks a password against the argon2 hash (the
   hashing itself is the caller's ``PasswordHashing``, ``callcenter.console.passwords``) and
-  keeps the lock-out books: consecutive failures count up in ``failed_logins``; the one that
-  reaches ``max_failures`` sets ``locked_until`` and starts the count again, a success or a
-  new password clears both. While locked, no password is even checked.
+  keeps the books of failures: consecutive failures count up in ``failed_logins``; from the
+  ``free_failures``-th on, each sets ``locked_until`` to when the next attempt may come
+  (``login_delay``: a doubling wait, capped), a success or a new password clears both. Inside
+  the wait no password is even checked. Nobody is locked out: the owner logs in after it.
 * ``console_sessions``: a browser session. Only the SHA-256 of the session id (256 random
   bits, in the cookie) and of its CSRF token are stored, so a copy of the table opens no
   session. The CSRF token is derived from the session id (``csrf_token_of``), so a page can
@@ -171,7 +172,7 @@ class UserDetail:
     sessions: int  # console sessions not yet expired
 
     def locked(self, now: dt.datetime) -> bool:
-        """Whether login is refused at ``now`` because of too many wrong passwords."""
+        """Whether login waits at ``now`` because of wrong passwords (``login_delay``)."""
         return self.locked_until is not None and now < self.locked_until
 
     @property
@@ -244,11 +245,22 @@ class PasswordHashing(Protocol):
 @dataclass(frozen=True)
 class LoginResult:
     """The answer to a login: ``ok`` with the user, ``invalid`` (unknown name, wrong password,
-    disabled user or no password set: all alike), or ``locked`` until ``locked_until``."""
+    disabled user or no password set: all alike), or ``waiting`` (not checked) until
+    ``wait_until`` after wrong passwords."""
 
-    outcome: Literal["ok", "invalid", "locked"]
+    outcome: Literal["ok", "invalid", "waiting"]
     user: User | None = None
-    locked_until: dt.datetime | None = None
+    wait_until: dt.datetime | None = None
+
+
+def login_delay(failures: int, free_failures: int,
+                max_delay: dt.timedelta) -> dt.timedelta | None:
+    """How long an account waits for its next attempt after ``failures`` wrong passwords in a
+    row: none before ``free_failures``, then 2^(failures - free_failures) s, at most
+    ``max_delay``."""
+    if failures < free_failures:
+        return None
+    return min(dt.timedelta(seconds=2 ** min(failures - free_failures, 30)), max_delay)
 
 
 @dataclass(frozen=True)
@@ -606,11 +618,11 @@ class UserStore:
                              .values(last_used_at=at))
         return _user(row)
 
-    # -- console passwords and lock-out -----------------------------------------------------
+    # -- console passwords and the wait after failures ---------------------------------------------
     def set_password(self, name: str, password_hash: str, *,
                      now: dt.datetime | None = None, actor: str | None = None,
                      tenant: str | None = None, expected_version: str | None = None) -> User:
-        """Store a new password hash; clears the lock-out and ends the user's sessions. With
+        """Store a new password hash; clears the failures' wait and ends the user's sessions. With
         ``actor`` audited as a reset (the hash is never written to the audit log)."""
         at = now or utcnow()
         with self.engine.begin() as conn:
@@ -635,7 +647,7 @@ class UserStore:
 
     def unlock(self, name: str, *, now: dt.datetime | None = None, actor: str | None = None,
                tenant: str | None = None, expected_version: str | None = None) -> User:
-        """Clear a user's lock-out and failure count (audited with ``actor``)."""
+        """Clear a user's wait after failures and their count (audited with ``actor``)."""
         at = now or utcnow()
         with self.engine.begin() as conn:
             row = self._admin_row(conn, name, tenant, expected_version)
@@ -655,16 +667,23 @@ class UserStore:
             return int(conn.execute(sa.select(sa.func.count()).select_from(_USERS).where(
                 _USERS.c.role == "admin", _USERS.c.active.is_(True))).scalar_one())
 
+    def login_wait(self, name: str, *, now: dt.datetime) -> dt.datetime | None:
+        """Until when the account's next login attempt must wait (wrong passwords), or None."""
+        with self.engine.connect() as conn:
+            until = conn.execute(sa.select(_USERS.c.locked_until)
+                                 .where(_USERS.c.name == name)).scalar()
+        return until if until is not None and now < until else None
+
     def login(self, name: str, password: str, *, passwords: PasswordHashing,
-              now: dt.datetime, max_failures: int, lock_for: dt.timedelta) -> LoginResult:
-        """Check a console password and keep the lock-out books (see the module doc)."""
+              now: dt.datetime, free_failures: int, max_delay: dt.timedelta) -> LoginResult:
+        """Check a console password and keep the books of failures (see the module doc)."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(_USERS).where(_USERS.c.name == name)).first()
         if row is None or not row.active:
             passwords.verify(None, password)  # same time as a real check
             return LoginResult("invalid")
         if row.locked_until is not None and now < row.locked_until:
-            return LoginResult("locked", locked_until=row.locked_until)
+            return LoginResult("waiting", wait_until=row.locked_until)
         if passwords.verify(row.password_hash, password):
             values: dict[str, Any] = {"failed_logins": 0, "locked_until": None}
             if row.password_hash is not None and passwords.needs_rehash(row.password_hash):
@@ -680,11 +699,10 @@ class UserStore:
                 sa.update(_USERS).where(_USERS.c.id == row.id)
                 .values(failed_logins=_USERS.c.failed_logins + 1)
                 .returning(_USERS.c.failed_logins)).scalar_one()
-            if failures >= max_failures:
-                until = now + lock_for
+            delay = login_delay(failures, free_failures, max_delay)
+            if delay is not None:
                 conn.execute(sa.update(_USERS).where(_USERS.c.id == row.id).values(
-                    failed_logins=0, locked_until=until, updated_at=now))
-                return LoginResult("locked", locked_until=until)
+                    locked_until=now + delay, updated_at=now))
         return LoginResult("invalid")
 
     # -- console sessions ------------------------------------------------------------------

@@ -1,9 +1,12 @@
 """Console browser login on SQLite and PostgreSQL, through aiohttp's test client: passwords,
-lock-out with an injected clock, the session cookie's flags, CSRF bound to the session,
-expiry, logout, the per-address rate limit, role landing links, the first-admin CLI."""
+the growing wait after wrong passwords with an injected clock, the session cookie's flags,
+CSRF bound to the session, expiry, logout, the per-address and per-account rate limits, the
+client's address and scheme behind trusted proxies only, HTTPS served by the app itself, role
+landing links, the first-admin CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -11,10 +14,12 @@ import io
 import logging
 import re
 import secrets
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 import sqlalchemy as sa
@@ -23,9 +28,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from alembic import command
 
 from callcenter.cli import main
-from callcenter.config.model import HotlineConfig
-from callcenter.console.context import CONSOLE_PREFIX, ConsoleApps, sub_path
+from callcenter.config.model import ConsoleConfig, HotlineConfig
+from callcenter.config.tls import server_ssl_context
+from callcenter.console.context import CONFIG, CONSOLE_PREFIX, ConsoleApps, sub_path
 from callcenter.console.passwords import TEST_PARAMS, Passwords
+from callcenter.console.proxies import HSTS, client_address, is_https
 from callcenter.console.sessions import (
     PASSWORDS,
     POLICY,
@@ -41,6 +48,7 @@ from callcenter.store.users import UserStore
 from tests.support import api as support
 from tests.support.config_files import config_text
 from tests.support.schema import model_diff
+from tests.support.tls import make_cert
 
 hotline_config = support.hotline_config
 
@@ -81,12 +89,13 @@ class Console:
 
     async def login(self, name: str, password: str = PASSWORD, *,
                     next_path: str | None = None, csrf: str | None = None,
-                    open_form: bool = True):  # noqa: ANN201
+                    open_form: bool = True,
+                    headers: dict[str, str] | None = None):  # noqa: ANN201
         token = (await self.login_page())[2] if open_form else ""
         url = "/console/login" + (f"?next={next_path}" if next_path else "")
         return await self.client.post(url, data={
             "username": name, "password": password,
-            "csrf": token if csrf is None else csrf}, allow_redirects=False)
+            "csrf": token if csrf is None else csrf}, allow_redirects=False, headers=headers)
 
     def plant_session_cookie(self, value: str) -> None:
         """Set ``hotline_session`` as the server's own would be (same host, Path=/)."""
@@ -208,6 +217,7 @@ async def test_given_right_password_when_login_then_session_cookie_with_safe_fla
     assert cookie["samesite"] == "Strict"
     assert cookie["path"] == "/"
     assert not cookie["secure"]  # plain http in this test; see the https test
+    assert "Strict-Transport-Security" not in resp.headers
     assert cookie["max-age"] == str(8 * 3600)
     raw = cookie.value
     # Only hashes in the database: neither the id nor its CSRF token.
@@ -264,38 +274,79 @@ async def test_given_disabled_user_when_login_then_refused_like_a_wrong_password
     assert resp.status == 401 and _error_id(await resp.text()) == "login.invalid"
 
 
-async def test_given_five_failures_when_login_then_locked_15_min_then_unlocked(
+def _failures(console: Console, name: str) -> int:
+    with console.store.engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT failed_logins FROM users WHERE name = :n"),
+                                {"n": name}).scalar_one())
+
+
+async def test_given_three_wrong_passwords_when_next_attempt_inside_the_wait_then_429_unchecked(
         console: Console) -> None:
-    for _ in range(4):
+    for _ in range(3):
         resp = await console.login("tdv.an", "sai mật khẩu rồi")
-        assert resp.status == 401
-    resp = await console.login("tdv.an", "sai mật khẩu rồi")
-    text = await resp.text()
-    assert resp.status == 423 and _error_id(text) == "login.locked"
-    assert "15 phút" in text
-    # Locked: even the right password is not checked.
-    console.clock.advance(minutes=14, seconds=59)
+        assert resp.status == 401 and _error_id(await resp.text()) == "login.invalid"
+    # The third failure starts a 1 s wait: inside it even the right password is not checked,
+    # and a wrong one is not counted.
     resp = await console.login("tdv.an")
-    assert resp.status == 423 and "hotline_session" not in resp.cookies
+    text = await resp.text()
+    assert resp.status == 429 and _error_id(text) == "login.rate_limited"
+    assert "Vui lòng thử lại sau 1 giây." in text and resp.headers["Retry-After"] == "1"
+    assert "hotline_session" not in resp.cookies
+    assert (await console.login("tdv.an", "sai mật khẩu rồi")).status == 429
+    assert _failures(console, "tdv.an") == 3
+    # After the wait one more wrong password doubles it (2 s), the next (4 s) ...
     console.clock.advance(seconds=1)
+    assert (await console.login("tdv.an", "sai mật khẩu rồi")).status == 401
+    console.clock.advance(seconds=1.9)
+    assert (await console.login("tdv.an")).status == 429
+    console.clock.advance(seconds=0.1)
+    assert (await console.login("tdv.an", "sai mật khẩu rồi")).status == 401
+    resp = await console.login("tdv.an")
+    assert resp.status == 429 and resp.headers["Retry-After"] == "4"
+
+
+# Issue, item 8: five guesses by anyone used to lock the owner out for 15 minutes.
+async def test_given_guesses_by_anyone_when_owner_logs_in_after_the_delay_then_in(
+        console: Console) -> None:
+    waited = dt.timedelta()
+    for n in range(1, 13):  # an attacker guessing as fast as the account lets them
+        resp = await console.login("tdv.an", f"đoán sai lần {n}")
+        assert resp.status == 401, n
+        wait = 0 if n < 3 else 2 ** (n - 3)
+        console.clock.advance(seconds=wait)  # the next guess comes right at the end of it
+        waited += dt.timedelta(seconds=wait)
+    assert waited == dt.timedelta(seconds=1023)  # 12 guesses took the attacker 17 minutes
+    resp = await console.login("tdv.an", "đoán sai lần 13")
+    assert resp.status == 401
+    resp = await console.login("tdv.an")  # the owner, right after guess 13: a capped wait
+    text = await resp.text()
+    assert resp.status == 429 and resp.headers["Retry-After"] == "900"
+    assert "Vui lòng thử lại sau 15 phút." in text
+    console.clock.advance(minutes=15)  # the owner waits it out: in, and the count is gone
     resp = await console.login("tdv.an")
     assert resp.status == 303 and "hotline_session" in resp.cookies
+    assert _failures(console, "tdv.an") == 0
+    assert console.store.login_wait("tdv.an", now=console.clock.now) is None
 
 
 async def test_given_failures_then_success_when_counted_then_count_starts_again(
         console: Console) -> None:
-    for _ in range(4):
-        await console.login("tdv.an", "sai mật khẩu rồi")
+    for _ in range(3):
+        assert (await console.login("tdv.an", "sai mật khẩu rồi")).status == 401
+    console.clock.advance(seconds=1)
     assert (await console.login("tdv.an")).status == 303
     console.client.session.cookie_jar.clear()
-    for _ in range(4):
+    for _ in range(3):  # three free failures again, not a doubled wait
         assert (await console.login("tdv.an", "sai mật khẩu rồi")).status == 401
+    console.clock.advance(seconds=1)
     assert (await console.login("tdv.an")).status == 303
 
 
-async def test_given_lock_when_admin_sets_new_password_then_unlocked(console: Console) -> None:
+async def test_given_wait_after_failures_when_admin_sets_new_password_then_no_wait(
+        console: Console) -> None:
     for _ in range(5):
         await console.login("tdv.an", "sai mật khẩu rồi")
+    assert (await console.login("tdv.an")).status == 429
     console.store.set_password("tdv.an", Passwords(TEST_PARAMS).hash("Mật khẩu mới 2026"))
     assert (await console.login("tdv.an", "Mật khẩu mới 2026")).status == 303
 
@@ -364,6 +415,180 @@ async def test_given_redis_down_when_logins_then_still_limited_in_this_process(
         await console.client.close()
         await app[REDIS_KEY].aclose()
         store.close()
+
+
+# ---- the client's address and scheme: proxies, HTTPS, HSTS ------------------------------------
+def _behind(config: HotlineConfig, *networks: str) -> HotlineConfig:
+    """``config`` with ``console.trusted_proxies`` set (the test client comes from 127.0.0.1)."""
+    return dataclasses.replace(config, console=ConsoleConfig(trusted_proxies=networks))
+
+
+@pytest.fixture
+async def proxied(database_url: str, hotline_config: HotlineConfig,
+                  tmp_path: Path) -> AsyncIterator[Console]:
+    """The console behind a reverse proxy on loopback (``console.trusted_proxies``)."""
+    clock = Clock(T0)
+    app = _app(database_url, _behind(hotline_config, "127.0.0.0/8"), tmp_path, clock)
+    store = _users(database_url)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield Console(client, clock, store)
+    finally:
+        await client.close()
+        store.close()
+
+
+# An attacker rotating X-Forwarded-For would get a fresh address, so a fresh rate limit, for
+# every guess, if the header were believed from anyone.
+async def test_given_forged_x_forwarded_for_from_untrusted_peer_when_logging_in_then_own_address_counted(  # noqa: E501
+        console: Console) -> None:
+    for i in range(10):
+        resp = await console.login(f"nobody{i}", "sai mật khẩu rồi",
+                                   headers={"X-Forwarded-For": f"203.0.113.{i}"})
+        assert resp.status == 401, i
+    resp = await console.login("quantri", headers={"X-Forwarded-For": "203.0.113.99"})
+    assert resp.status == 429 and _error_id(await resp.text()) == "login.rate_limited"
+
+
+async def test_given_forged_x_forwarded_proto_from_untrusted_peer_then_no_secure_nor_hsts(
+        console: Console) -> None:
+    resp = await console.login("quantri", headers={"X-Forwarded-Proto": "https"})
+    assert resp.status == 303 and not resp.cookies["hotline_session"]["secure"]
+    assert "Strict-Transport-Security" not in resp.headers
+
+
+async def test_given_trusted_proxy_when_clients_log_in_then_each_client_counted_apart(
+        proxied: Console) -> None:
+    for i in range(10):
+        resp = await proxied.login(f"nobody{i}", "sai mật khẩu rồi",
+                                   headers={"X-Forwarded-For": "198.51.100.7"})
+        assert resp.status == 401, i
+    # The same client, writing its own X-Forwarded-For in front of what the proxy appends:
+    # the right-most address the proxy did not vouch for is still its own.
+    resp = await proxied.login("quantri", headers={
+        "X-Forwarded-For": "10.9.8.7, 198.51.100.7"})
+    assert resp.status == 429
+    resp = await proxied.login("quantri", headers={"X-Forwarded-For": "198.51.100.8"})
+    assert resp.status == 303  # another client behind the same proxy
+
+
+async def test_given_trusted_proxy_says_https_when_login_then_secure_cookie_and_hsts(
+        proxied: Console) -> None:
+    https = {"X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "https"}
+    _, _, token = await proxied.login_page()
+    resp = await proxied.client.post("/console/login", data={
+        "username": "quantri", "password": PASSWORD, "csrf": token}, headers=https,
+        cookies={"hotline_login_csrf": token}, allow_redirects=False)
+    assert resp.status == 303
+    cookie = resp.cookies["hotline_session"]
+    assert cookie["secure"] is True and cookie["httponly"] is True
+    assert cookie["samesite"] == "Strict"
+    assert resp.headers["Strict-Transport-Security"] == HSTS
+    # The proxy says the client came over plain http: no HSTS (it is the proxy's to redirect).
+    resp = await proxied.client.get("/console/login", headers={"X-Forwarded-Proto": "http"})
+    assert "Strict-Transport-Security" not in resp.headers
+
+
+async def _whoami(request: web.Request) -> web.StreamResponse:
+    return web.Response(text=f"{client_address(request)} {is_https(request)}")
+
+
+@pytest.mark.parametrize(("trusted", "headers", "seen"), [
+    ((), {"X-Forwarded-For": "203.0.113.5", "X-Forwarded-Proto": "https"}, "127.0.0.1 False"),
+    (("10.0.0.0/8",), {"X-Forwarded-For": "203.0.113.5"}, "127.0.0.1 False"),  # peer not one
+    (("127.0.0.0/8",), {}, "127.0.0.1 False"),
+    (("127.0.0.0/8",), {"X-Forwarded-For": "203.0.113.5"}, "203.0.113.5 False"),
+    (("127.0.0.0/8",), {"X-Forwarded-For": "6.6.6.6, 203.0.113.5"}, "203.0.113.5 False"),
+    (("127.0.0.0/8", "10.0.0.0/8"), {"X-Forwarded-For": "6.6.6.6, 203.0.113.5, 10.1.2.3"},
+     "203.0.113.5 False"),  # two proxies: the first untrusted from the right
+    (("127.0.0.0/8",), {"X-Forwarded-For": "not-an-address"}, "127.0.0.1 False"),
+    (("127.0.0.0/8",), {"X-Forwarded-Proto": "http, https"}, "127.0.0.1 True"),
+    (("127.0.0.0/8",), {"X-Forwarded-Proto": "https, http"}, "127.0.0.1 False"),
+])
+async def test_given_peer_and_forwarded_headers_when_read_then_only_trusted_proxies_believed(
+        hotline_config: HotlineConfig, trusted: tuple[str, ...], headers: dict[str, str],
+        seen: str) -> None:
+    app = web.Application()
+    config = _behind(hotline_config, *trusted)
+    app[CONFIG] = lambda: config
+    app.router.add_get("/whoami", _whoami)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        resp = await client.get("/whoami", headers=headers)
+        assert await resp.text() == seen
+
+
+# Many addresses (a botnet) guessing one account at once, faster than its wait can be written.
+async def test_given_guesses_from_many_addresses_when_over_the_account_limit_then_429(
+        database_url: str, hotline_config: HotlineConfig, tmp_path: Path) -> None:
+    clock = Clock(T0)
+    app = _app(database_url, _behind(hotline_config, "127.0.0.0/8"), tmp_path, clock,
+               SessionPolicy(free_failures=1000))  # no wait: only the account's window
+    store = _users(database_url)
+    async with TestClient(TestServer(app)) as client:
+        c = Console(client, clock, store)
+        try:
+            for i in range(10):
+                resp = await c.login("tdv.an", f"đoán {i}",
+                                     headers={"X-Forwarded-For": f"198.51.100.{i}"})
+                assert resp.status == 401, i
+            resp = await c.login("tdv.an", headers={"X-Forwarded-For": "198.51.100.200"})
+            text = await resp.text()
+            assert resp.status == 429 and _error_id(text) == "login.rate_limited"
+            assert "tài khoản này" in text and resp.headers["Retry-After"] == "60"
+            # Another account from the same address is not held up by it.
+            resp = await c.login("quantri", headers={"X-Forwarded-For": "198.51.100.200"})
+            assert resp.status == 303
+            clock.advance(seconds=60)
+            client.session.cookie_jar.clear()
+            resp = await c.login("tdv.an", headers={"X-Forwarded-For": "198.51.100.201"})
+            assert resp.status == 303
+        finally:
+            store.close()
+
+
+async def test_given_tls_cert_when_served_then_https_secure_cookie_and_hsts(
+        database_url: str, hotline_config: HotlineConfig, tmp_path: Path) -> None:
+    pair = make_cert(tmp_path / "tls")
+    config = dataclasses.replace(hotline_config, console=ConsoleConfig(
+        tls_cert=str(pair.cert), tls_key=str(pair.key)))
+    app = _app(database_url, config, tmp_path, Clock(T0))
+    _users(database_url).close()
+    runner = web.AppRunner(app)
+    await runner.setup()
+    # What app.serve does with console.tls_cert/tls_key.
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ssl_context(config.console))
+    await site.start()
+    port = runner.addresses[0][1]
+    trust = ssl.create_default_context(cafile=str(pair.cert))
+    try:
+        async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=trust),
+                cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:  # unsafe: an IP host
+            base = f"https://127.0.0.1:{port}"
+            async with http.get(f"{base}/console/login") as resp:
+                assert resp.status == 200
+                assert resp.headers["Strict-Transport-Security"] == HSTS
+                assert resp.cookies["hotline_login_csrf"]["secure"] is True
+                m = re.search(r'name="csrf" value="([^"]+)"', await resp.text())
+                assert m is not None
+            async with http.post(f"{base}/console/login", allow_redirects=False, data={
+                    "username": "quantri", "password": PASSWORD, "csrf": m[1]}) as resp:
+                assert resp.status == 303
+                cookie = resp.cookies["hotline_session"]
+                assert cookie["secure"] is True and cookie["httponly"] is True
+                assert cookie["samesite"] == "Strict"
+                assert resp.headers["Strict-Transport-Security"] == HSTS
+            async with http.get(f"{base}/console/", allow_redirects=False) as resp:
+                assert resp.status == 200  # the Secure cookie came back over TLS
+                assert 'data-user="quantri"' in await resp.text()
+            # Plain HTTP on the HTTPS port gets no page.
+            with pytest.raises(aiohttp.ClientError):
+                async with aiohttp.ClientSession() as plain:
+                    async with plain.get(f"http://127.0.0.1:{port}/console/login") as resp:
+                        await resp.read()
+    finally:
+        await runner.cleanup()
 
 
 async def test_given_passwords_when_logging_in_then_never_in_the_log(
@@ -665,8 +890,7 @@ def _default_passwords() -> Passwords:
 
 def _login_ok(store: UserStore, name: str, password: str) -> bool:
     result = store.login(name, password, passwords=_default_passwords(), now=T0,
-                         max_failures=5,
-                         lock_for=dt.timedelta(minutes=15))
+                         free_failures=3, max_delay=dt.timedelta(minutes=15))
     return result.outcome == "ok"
 
 
@@ -686,7 +910,7 @@ def test_given_cli_when_first_admin_created_then_it_logs_in_and_second_refused(
     assert cli_store.get_user("quantri2") is None
 
 
-def test_given_cli_when_passwd_then_new_password_works_and_lock_cleared(
+def test_given_cli_when_passwd_then_new_password_works_and_wait_cleared(
         cli_store: UserStore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("Mật khẩu đầu tiên 1\n"))
     assert main(["user", "add", "tdv.an", "--role", "operator", "--tenant", "dongnai",
@@ -694,7 +918,7 @@ def test_given_cli_when_passwd_then_new_password_works_and_lock_cleared(
     assert _login_ok(cli_store, "tdv.an", "Mật khẩu đầu tiên 1")
     for _ in range(5):
         _login_ok(cli_store, "tdv.an", "sai mật khẩu rồi")
-    assert not _login_ok(cli_store, "tdv.an", "Mật khẩu đầu tiên 1")  # locked
+    assert not _login_ok(cli_store, "tdv.an", "Mật khẩu đầu tiên 1")  # waiting (T0 stands)
     monkeypatch.setattr("sys.stdin", io.StringIO("Mật khẩu thứ hai 2\n"))
     assert main(["user", "passwd", "tdv.an"]) == 0  # stdin is not a terminal: read it
     assert _login_ok(cli_store, "tdv.an", "Mật khẩu thứ hai 2")

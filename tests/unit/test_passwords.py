@@ -18,7 +18,7 @@ from callcenter.console.passwords import (
     check_password_rules,
 )
 from callcenter.console.sessions import LoginRateLimiter, SessionPolicy
-from callcenter.store.users import csrf_token_of
+from callcenter.store.users import csrf_token_of, login_delay
 
 T0 = dt.datetime(2026, 11, 26, 1, 0, tzinfo=dt.UTC)
 
@@ -113,8 +113,18 @@ def test_given_many_addresses_when_counted_then_memory_stays_bounded() -> None:
 
 def test_given_defaults_then_they_are_the_documented_ones() -> None:
     p = SessionPolicy()
-    assert (p.cookie, p.lifetime, p.idle, p.max_failures, p.lock_for, p.attempts_per_ip,
+    assert (p.cookie, p.lifetime, p.idle, p.free_failures, p.max_delay, p.attempts_per_ip,
             p.attempts_window, p.secure) == (
-        "hotline_session", dt.timedelta(hours=8), dt.timedelta(minutes=30), 5,
+        "hotline_session", dt.timedelta(hours=8), dt.timedelta(minutes=30), 3,
         dt.timedelta(minutes=15), None, dt.timedelta(minutes=1), None)
     assert ServiceConfig().login_attempts_per_minute == 10  # what None stands for
+
+
+# Wrong passwords slow an account down without ever shutting its owner out for long.
+@pytest.mark.parametrize(("failures", "seconds"), [
+    (0, None), (2, None), (3, 1), (4, 2), (5, 4), (12, 512), (13, 900), (50, 900),
+    (10_000, 900)])
+def test_given_failures_in_a_row_when_delay_computed_then_doubles_from_the_third_capped_15_min(
+        failures: int, seconds: int | None) -> None:
+    delay = login_delay(failures, 3, dt.timedelta(minutes=15))
+    assert delay == (None if seconds is None else dt.timedelta(seconds=seconds))

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from callcenter.config.model import ConsoleConfig
+from callcenter.config.tls import server_ssl_context
 from callcenter.sms import fakesmsc
 from callcenter.sms.credentials import load_kannel_secrets
 from callcenter.sms.dlr import add_routes
@@ -32,6 +34,7 @@ from tests.support.kannel import (
     target_for,
     wait_until,
 )
+from tests.support.tls import make_cert
 
 NOTICE = "Tổng đài 1022 thông báo, kiến nghị của ông (bà) đã được giải quyết. Xin cảm ơn!"
 
@@ -189,8 +192,11 @@ async def test_given_two_dispatchers_on_postgres_when_sending_then_each_text_exa
 
 
 
+# With console.tls_cert the app's port speaks only TLS: Kannel's delivery reports must come
+# back over https, or every SMS would stay "sent" forever.
+@pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
 async def test_given_app_wired_with_sms_context_when_notice_queued_then_sent_and_delivered(
-        kannel: KannelGateway, tmp_path: Path) -> None:
+        kannel: KannelGateway, tmp_path: Path, https: bool) -> None:
     # The wiring the composition root uses: sms_context in cleanup_ctx, add_routes.
     port = free_port()
     url = f"sqlite:///{tmp_path / 'hotline.db'}"
@@ -198,21 +204,27 @@ async def test_given_app_wired_with_sms_context_when_notice_queued_then_sent_and
     state = kannel.directory.parent  # the gateway's sms-secrets.env lives here
     sms = dataclasses.replace(kannel.settings, concurrency=4)
     app = web.Application()
-    app.cleanup_ctx.append(sms_context(sms, state, url, dlr_base_url("0.0.0.0", port)))
+    app.cleanup_ctx.append(sms_context(sms, state, url,
+                                       dlr_base_url("0.0.0.0", port, https=https)))
     add_routes(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    tls = None
+    if https:
+        pair = make_cert(tmp_path / "tls")
+        tls = server_ssl_context(ConsoleConfig(tls_cert=str(pair.cert), tls_key=str(pair.key)))
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls).start()
     try:
         outbox = app[SMS_OUTBOX]
-        msg_id = outbox.enqueue(tenant="dongnai", to_number=_number("55", 1), text=NOTICE,
-                                purpose="resolve_notice", dedupe_key="resolve:DN-APP-1")
+        msg_id = outbox.enqueue(tenant="dongnai", to_number=_number("55", 1 + https),
+                                text=NOTICE, purpose="resolve_notice",
+                                dedupe_key="resolve:DN-APP-1")
         app[SMS_DISPATCHER].wake()
         await wait_until(lambda: (m := outbox.get(msg_id)) and m.status == "delivered",
                          what="sent through the app and reported back to it")
     finally:
         await runner.cleanup()
-    assert [m.text for m in _received(kannel, {_number("55", 1)})] == [NOTICE]
+    assert [m.text for m in _received(kannel, {_number("55", 1 + https)})] == [NOTICE]
 
 
 def test_given_a_box_we_do_not_hold_when_stopping_then_it_is_stopped_too(

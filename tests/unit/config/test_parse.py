@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 from callcenter.config.base import ConfigError
 from callcenter.config.file import load_config
-from callcenter.config.model import DEFAULT_PROMPTS, ServiceConfig, SipGuardConfig, TrunkConfig
+from callcenter.config.model import (
+    DEFAULT_PROMPTS,
+    ConsoleConfig,
+    ServiceConfig,
+    SipGuardConfig,
+    TrunkConfig,
+)
 from callcenter.config.parse import parse_config, parse_config_text
 from callcenter.lines.shifts import active_shift, shift_contains, tenant_for_number
 
@@ -974,3 +980,47 @@ def test_given_allow_remote_not_a_boolean_when_parsed_then_error_names_the_key()
     data = valid()
     data["service"] = {"allow_remote": "yes"}
     assert keys_of(data) == ["service.allow_remote"]
+
+
+# ---- console: TLS files and trusted proxies ------------------------------------------------
+def test_given_no_console_section_when_parsed_then_plain_http_and_no_proxy_trusted() -> None:
+    console = parse_config(valid(), SOURCE).console
+    assert console == ConsoleConfig() and not console.tls and console.trusted_proxies == ()
+
+
+def test_given_console_section_when_parsed_then_values_are_used() -> None:
+    data = valid()
+    data["console"] = {"tls_cert": "tls/console.crt", "tls_key": "tls/console.key",
+                       "trusted_proxies": ["10.0.0.0/24", "::1/128"]}
+    console = parse_config(data, SOURCE).console
+    assert console.tls and (console.tls_cert, console.tls_key) == ("tls/console.crt",
+                                                                   "tls/console.key")
+    assert console.trusted_proxies == ("10.0.0.0/24", "::1/128")
+
+
+# A certificate without its key (or the reverse) would quietly serve plain HTTP while the
+# administrator believes the console is on HTTPS.
+@pytest.mark.parametrize(("given", "missing"), [("tls_cert", "console.tls_key"),
+                                                ("tls_key", "console.tls_cert")])
+def test_given_only_one_tls_file_when_parsed_then_error_names_the_missing_key(
+        given: str, missing: str) -> None:
+    data = valid()
+    data["console"] = {given: "/etc/hotline1022/tls/console.pem"}
+    err = errors_of(data)
+    assert [e.key for e in err.errors] == [missing]
+    assert "HTTPS needs both" in err.reason and SOURCE in str(err)
+
+
+@pytest.mark.parametrize(("section", "key"), [
+    ({"trusted_proxies": ["10.0.0.1/24"]}, "console.trusted_proxies[0]"),  # host bits set
+    ({"trusted_proxies": ["nginx"]}, "console.trusted_proxies[0]"),
+    ({"trusted_proxies": "10.0.0.0/8"}, "console.trusted_proxies"),
+    ({"tls_cert": 5, "tls_key": "k.pem"}, "console.tls_cert"),
+    ({"tls_cert": "c.pem", "tls_key": ""}, "console.tls_key"),
+    ({"trusted_proxy": ["10.0.0.0/8"]}, "console.trusted_proxy"),
+])
+def test_given_bad_console_value_when_parsed_then_error_names_the_key(
+        section: dict[str, Any], key: str) -> None:
+    data = valid()
+    data["console"] = section
+    assert keys_of(data) == [key]
