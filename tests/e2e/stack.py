@@ -99,7 +99,9 @@ def base_config(sip_port: int, ari_port: int, ami_port: int, http_port: int,
                     "stasis_app": "hotline-test", "node": "testpbx"},
         "trunk": {"port": sip_port, "trusted_networks": ["127.0.0.1/32"],
                   "rtp_start": 31000, "rtp_end": 31999},
-        **({"sip_tls": {"port": tls_port}} if tls_port else {}),
+        # Its own TLS port: `callcenter run` always listens on one (default 5061, which
+        # stacks running side by side would share).
+        "sip_tls": {"port": tls_port or free_port()},
         "tenants": [{
             "id": "dongnai", "name": "Đồng Nai", "timezone": "Asia/Ho_Chi_Minh",
             "numbers": ["1022", "02511022"],
@@ -138,7 +140,7 @@ class Stack:
         # tls: a TLS transport on its own port with a self-signed pair made as `callcenter run`
         # makes it (in the state folder, where the app's re-render finds it too).
         self.tls = tls
-        self.tls_port = free_port() if tls else 0
+        self.tls_port = free_port()
         self.config_data = base_config(self.sip_port, self.ari_port, free_port(), self.http_port,
                                        tls_port=self.tls_port)
         self.write_config(self.config_data)
