@@ -227,6 +227,8 @@ def bench_config(*, sip_port: int, ari_port: int, ami_port: int, http_port: int,
                     "stasis_app": "hotline-bench", "node": "benchpbx"},
         "trunk": {"port": sip_port, "trusted_networks": ["127.0.0.1/32"],
                   "media_address": LOOPBACK, "rtp_start": rtp[0], "rtp_end": rtp[1]},
+        # `callcenter run` listens for operators over TLS too: not on the shared default 5061.
+        "sip_tls": {"port": free_port()},
         "tenants": [tenant],
     }
 

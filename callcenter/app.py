@@ -257,7 +257,7 @@ async def _apply_to_pbx(app: web.Application, config: HotlineConfig) -> None:
                                       prompt_cache=s.prompt_cache,
                                       sounds_override=s.sounds_override,
                                       bench_plain_number=s.bench_plain_number,
-                                      banned_sources=None)
+                                      banned_sources=None, state_dir=s.state_dir)
     if SIP_GUARD in app:
         app[SIP_GUARD].configure(config.trunk.trusted_networks, config.sip_guard.never_refuse,
                                  guard_policy(config.sip_guard))

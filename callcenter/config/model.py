@@ -116,6 +116,17 @@ class TrunkConfig:
 
 
 @dataclass(frozen=True)
+class SipTlsConfig:
+    """Operators' softphones over TLS: PJSIP ``transport-tls`` on ``trunk.bind``."""
+
+    port: int = 5061
+    # PEM files (relative: to the config file). None: `callcenter run` makes a self-signed
+    # pair in the state folder on its first start (pbx/tls.py) and reuses it.
+    cert: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True)
 class SipGuardConfig:
     """The SIP guard (phones/guard.py): wrong passwords from one source address refuse it."""
 
@@ -181,6 +192,7 @@ class HotlineConfig:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     sip_guard: SipGuardConfig = field(default_factory=SipGuardConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    sip_tls: SipTlsConfig = field(default_factory=SipTlsConfig)
     source: str = "<memory>"  # file it was loaded from, for messages
 
     def tenant(self, tenant_id: str | None) -> Tenant | None:

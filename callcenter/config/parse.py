@@ -16,6 +16,8 @@ Schema (see config/hotline.yaml for a commented example)::
             outbound: {host, port}}   # outbound optional: PJSIP endpoint trunk-out
     sip_guard: {max_failures, window_s, ban_s, max_refused, never_refuse: [cidr, ...]}
     console: {tls_cert, tls_key, trusted_proxies: [cidr, ...]}   # optional
+    sip_tls: {port, cert, key}   # operators over TLS (transport-tls on trunk.bind); cert and
+                                 # key together, or neither (`callcenter run` makes a pair)
     tenants:
       - id, name, timezone, numbers: [...], shifts: [{name, start, end, lines}, ...],
         overrides: [{name, from, to, shifts: [...]}], prompts: {greeting, all_busy, unavailable}
@@ -53,6 +55,7 @@ from callcenter.config.model import (
     ServiceConfig,
     Shift,
     SipGuardConfig,
+    SipTlsConfig,
     Tenant,
     TrunkConfig,
 )
@@ -237,6 +240,24 @@ class _Parser(BaseParser):
             trusted_proxies=tuple(self.networks(m.get("trusted_proxies", []),
                                                 join_key(k, "trusted_proxies"),
                                                 non_empty=False)))
+
+    def sip_tls(self, value: object) -> SipTlsConfig:
+        d = SipTlsConfig()
+        if value is None:
+            return d
+        m = self.mapping(value, "sip_tls", ("port", "cert", "key"))
+        if m is None:
+            return d
+        k = "sip_tls"
+        files = {name: self.text(m[name], join_key(k, name), max_len=1000)
+                 for name in ("cert", "key") if m.get(name) is not None}
+        for name, other in (("cert", "key"), ("key", "cert")):
+            if name in files and other not in m:
+                self.error(join_key(k, other), None,
+                           f"expected the {'private key' if other == 'key' else 'certificate'} "
+                           f"file that goes with sip_tls.{name} (PEM)")
+        return SipTlsConfig(port=self.port(m.get("port", d.port), join_key(k, "port")) or d.port,
+                            cert=files.get("cert"), key=files.get("key"))
 
     def outbound(self, value: object, key: str, bind: str,
                  port: int | None) -> OutboundTrunk | None:
@@ -549,7 +570,8 @@ class _Parser(BaseParser):
 def parse_config(data: object, source: str) -> HotlineConfig:
     """Validate what ``yaml.safe_load`` returned; raise ConfigError listing every problem."""
     parser = _Parser(source)
-    root = parser.mapping(data, "", ("service", "trunk", "sip_guard", "console", "tenants"),
+    root = parser.mapping(data, "", ("service", "trunk", "sip_guard", "console", "sip_tls",
+                                     "tenants"),
                           ("tenants",))
     if root is None:
         raise ConfigError.collect(parser.errors)
@@ -557,11 +579,12 @@ def parse_config(data: object, source: str) -> HotlineConfig:
     trunk = parser.trunk(root.get("trunk"))
     sip_guard = parser.sip_guard(root.get("sip_guard"))
     console = parser.console(root.get("console"))
+    sip_tls = parser.sip_tls(root.get("sip_tls"))
     tenants = parser.tenants(root["tenants"]) if "tenants" in root else ()
     if parser.errors:
         raise ConfigError.collect(parser.errors)
     return HotlineConfig(tenants=tenants, trunk=trunk, service=service, sip_guard=sip_guard,
-                         console=console, source=source)
+                         console=console, sip_tls=sip_tls, source=source)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -202,7 +202,7 @@ def read_operator_password(ref: SecretRef, tenant: str, extension: str, base: Pa
     return value
 
 
-def _config_dir(config: HotlineConfig) -> Path:
+def config_dir(config: HotlineConfig) -> Path:
     """Where relative secret files are: the config file's folder (``config.source``; the
     current folder for a config built in memory)."""
     return Path(config.source).resolve().parent if config.source != "<memory>" else Path.cwd()
@@ -213,9 +213,9 @@ def resolve_operator_passwords(
 ) -> tuple[dict[str, str], list[OperatorSecretError]]:
     """Every operator's password by extension, and the problems of those that have none.
 
-    Files are relative to the config file's folder (see ``_config_dir``)."""
+    Files are relative to the config file's folder (see ``config_dir``)."""
     env = os.environ if environ is None else environ
-    base = _config_dir(config)
+    base = config_dir(config)
     passwords: dict[str, str] = {}
     problems: list[OperatorSecretError] = []
     for tenant in config.tenants:
@@ -320,7 +320,7 @@ def write_operator_secret(config: HotlineConfig, extension: str) -> WrittenSecre
     if op is None:
         raise LookupError(extension)
     password = secrets.token_urlsafe(24)  # 32 characters of A-Z a-z 0-9 - _
-    base = _config_dir(config)
+    base = config_dir(config)
     if op.secret.kind == "file":
         _, path = _where(op.secret, base)
         assert path is not None

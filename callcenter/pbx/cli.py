@@ -35,7 +35,8 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     secrets = load_secrets(settings.state_dir, settings.secrets_file)
     account = service_account(settings.service_user)
     changed = render(config, layout, secrets, prompt_cache=settings.prompt_cache,
-                     sounds_override=settings.sounds_override, app_account=account)
+                     sounds_override=settings.sounds_override, app_account=account,
+                     state_dir=settings.state_dir)
     if account is not None and settings.prompt_cache.exists():  # the app rewrites prompts later
         account.chown(settings.prompt_cache, recursive=True)
     print(f"rendered {layout.host('etc')}: "

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jinja2
 
+from callcenter.config.base import ConfigError
 from callcenter.config.model import DEFAULT_PROMPTS, HotlineConfig
 from callcenter.config.secrets import Secrets, operator_passwords
 from callcenter.dialplan.contract import Context, Verb
@@ -20,6 +21,7 @@ from callcenter.ops.files import write_atomic
 from callcenter.ops.processes import RunAs
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.prompts import PromptSpec, make_hold_music, place_prompts
+from callcenter.pbx.tls import tls_pair
 from callcenter.phones.devices import SCANNER_ENDPOINT, SCANNER_USER_AGENTS
 
 # Package data (callcenter/pbx/templates/*.j2): found next to this module, installed or not.
@@ -63,6 +65,8 @@ MODULES = (
     # Several app instances (service.app_instances > 1): Gosub into hotline-stasis, which
     # picks one at random (RAND) and builds the Stasis args (IF).
     "app_stack.so", "func_rand.so", "func_logic.so",
+    # Operators required to use TLS get SRTP (SDES keys in the TLS-protected SDP).
+    "res_srtp.so",
 )
 
 
@@ -93,6 +97,7 @@ class OperatorAccount:
     callerid: str  # already quoted and escaped: "Name" <101>
     password_digest: str  # md5 hex of "extension:SIP_REALM:password": pjsip.conf holds no password
     permit: tuple[str, ...] = ()  # networks the phone may use; empty: any
+    tls: bool = False  # registers over transport-tls only, media SRTP (SDES) only
 
 
 def conf_escape(value: str) -> str:
@@ -112,13 +117,28 @@ def password_digest(extension: str, password: str, realm: str = SIP_REALM) -> st
     return ha1.hexdigest()
 
 
+def _caseless(text: str) -> str:
+    """``text`` as a POSIX extended regex in any letter case (regcomp has no flag for that in
+    match_header): friendly-scanner -> [Ff][Rr]..."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c if c in "-_0123456789"
+                   else f"[{c}]" for c in text)
+
+
 def scanner_user_agent_regex(names: Sequence[str] = SCANNER_USER_AGENTS) -> str:
-    """A POSIX extended regex matching any of ``names`` in any letter case (regcomp has no
-    flag for that in match_header): friendly-scanner -> [Ff][Rr]..."""
-    def caseless(name: str) -> str:
-        return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c if c in "-_0123456789"
-                       else f"[{c}]" for c in name)
-    return "(" + "|".join(caseless(n) for n in names) + ")"
+    """A POSIX extended regex matching any of ``names`` in any letter case."""
+    return "(" + "|".join(_caseless(n) for n in names) + ")"
+
+
+def plain_contact_regex(extension: str) -> str:
+    """A POSIX extended regex matching a Contact of ``extension`` that is not reached over TLS:
+    ``<sip:101@host:port>``, ``;transport=udp`` ... but neither ``sips:`` nor any parameter
+    ``transport=tls`` (letter case aside). ERE has no negative look-ahead: each parameter must
+    differ from ``transport=tls`` at some position, or be shorter."""
+    word = "transport=tls"
+    not_tls = "|".join(
+        f"{_caseless(word[:i])}([^{word[i].lower()}{word[i].upper()};>][^;>]*)?"
+        for i in range(len(word)))
+    return f"{_caseless('sip:')}{extension}@[^;>]*([;]({not_tls}))*(>|$)"
 
 
 def _callerid(name: str, extension: str) -> str:
@@ -131,7 +151,8 @@ def operator_accounts(config: HotlineConfig, passwords: Mapping[str, str]) -> li
     """Operators of every tenant that have a password, in config order."""
     return [
         OperatorAccount(t.id, op.extension, _callerid(op.name, op.extension),
-                        password_digest(op.extension, passwords[op.extension]), op.permit)
+                        password_digest(op.extension, passwords[op.extension]), op.permit,
+                        t.operators.tls_required(op))
         for t in config.tenants for op in t.operators.operators if op.extension in passwords
     ]
 
@@ -147,10 +168,25 @@ def refused_sources(banned_sources: Sequence[str]) -> list[str]:
     return [str(a) for a in sorted(result)]
 
 
+TLS_CERT_FILE, TLS_KEY_FILE = "sip-tls.crt", "sip-tls.key"  # in etc/, with the config
+# Where a request of an operator who must use TLS arrives when it is not over TLS: denied.
+TLS_REQUIRED_ENDPOINT = "tls-required"
+
+
 def render_texts(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
                  passwords: Mapping[str, str], verbose: bool = False,
-                 bench_plain_number: str | None = None) -> dict[str, str]:
-    """Each config file's text by name (nothing written); ``passwords`` by extension."""
+                 bench_plain_number: str | None = None, tls: bool = False) -> dict[str, str]:
+    """Each config file's text by name (nothing written); ``passwords`` by extension.
+
+    ``tls``: a certificate and key are in etc/ (TLS_CERT_FILE, TLS_KEY_FILE), so PJSIP gets
+    ``transport-tls``; without them an operator who must use TLS is a ConfigError."""
+    operators = operator_accounts(config, passwords)
+    tls_only = [op.extension for op in operators if op.tls]
+    if tls_only and not tls:
+        raise ConfigError(config.source, "sip_tls.cert", None,
+                          f"expected a certificate and key (sip_tls.cert, sip_tls.key) for the "
+                          f"operators who must use TLS ({', '.join(tls_only)}); `callcenter run` "
+                          f"makes a self-signed pair when none is set")
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         undefined=jinja2.StrictUndefined,
@@ -167,7 +203,11 @@ def render_texts(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
         "modules": MODULES,
         "verbose": verbose,
         "bench_plain_number": bench_plain_number,
-        "operators": operator_accounts(config, passwords),
+        "operators": operators,
+        "tls": {"port": config.sip_tls.port, "cert": layout.pbx(f"etc/{TLS_CERT_FILE}"),
+                "key": layout.pbx(f"etc/{TLS_KEY_FILE}")} if tls else None,
+        "plain_contact": plain_contact_regex,
+        "tls_required_endpoint": TLS_REQUIRED_ENDPOINT,
         "refused_file": REFUSED_FILE,
         "realm": SIP_REALM,
         "scanner_endpoint": SCANNER_ENDPOINT,
@@ -213,7 +253,7 @@ def render(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
            verbose: bool = False, bench_plain_number: str | None = None,
            banned_sources: Sequence[str] | None = (),
            environ: Mapping[str, str] | None = None,
-           app_account: RunAs | None = None) -> list[str]:
+           app_account: RunAs | None = None, state_dir: Path | None = None) -> list[str]:
     """Write all config files and prompts for the instance; return the names that changed.
 
     Operators' passwords are read from ``environ`` (default: this process's environment) or
@@ -223,11 +263,19 @@ def render(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
     res_pjsip.so`` applies it); None leaves that file as the SIP guard last wrote it (a config
     reload while sources are refused). One render at a time per instance (``layout.locked``);
     as root, ownership follows `PbxLayout.set_ownership` for ``app_account``.
+
+    SIP TLS: the configured ``sip_tls`` pair, else the self-signed one `callcenter run` made
+    in ``state_dir`` (pbx/tls.py), is copied into etc/ like the other secret files (0640,
+    Asterisk's group); with neither, no ``transport-tls`` (ConfigError if an operator needs it).
     """
     layout.create()
+    pair = tls_pair(config, state_dir)
     texts = render_texts(config, layout, secrets,
                          passwords=operator_passwords(config, environ),
-                         verbose=verbose, bench_plain_number=bench_plain_number)
+                         verbose=verbose, bench_plain_number=bench_plain_number,
+                         tls=pair is not None)
+    if pair is not None:
+        texts[TLS_CERT_FILE], texts[TLS_KEY_FILE] = pair.cert_pem, pair.key_pem
     if banned_sources is not None:
         texts[REFUSED_FILE] = refused_sources_text(banned_sources)
     changed = []
@@ -235,6 +283,9 @@ def render(config: HotlineConfig, layout: PbxLayout, secrets: Secrets, *,
         for name, text in texts.items():
             if _write_if_changed(layout.host("etc") / name, text):
                 changed.append(name)
+        if pair is None:  # TLS turned off: no private key left behind in the instance
+            for name in (TLS_CERT_FILE, TLS_KEY_FILE):
+                (layout.host("etc") / name).unlink(missing_ok=True)
         place_prompts(prompt_specs(config), layout.host("sounds"), sounds_override, prompt_cache)
         make_hold_music(layout.host("moh") / "hotline-hold.wav")
         layout.set_ownership(app_account)

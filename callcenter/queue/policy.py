@@ -11,6 +11,9 @@ Schema (tenant keys ``operators`` and ``queue``; both optional)::
         secret_file: secrets/op102      # ... or from this file (relative: to the config file)
         permit: ["10.20.0.0/24"]        # optional: the phone is accepted only from these
                                         #   networks (from others no password passes)
+        require_tls: false              # optional: overrides operators_require_tls
+    operators_require_tls: true         # softphones register over TLS (sip_tls) and send
+                                        #   SRTP (SDES) only; plain UDP is refused
     queue:
       strategy: longest_idle            # the only strategy: longest-idle available operator
       ring_timeout_s: 15                # ring an operator this long, then the next one
@@ -51,7 +54,7 @@ from typing import Literal
 from callcenter.config.base import MISSING, BaseParser, join_key, type_name
 
 # Tenant keys this module parses (config.py passes them on untouched).
-OPERATOR_KEYS: tuple[str, ...] = ("operators", "queue")
+OPERATOR_KEYS: tuple[str, ...] = ("operators", "queue", "operators_require_tls")
 
 Strategy = Literal["longest_idle"]
 STRATEGIES: tuple[Strategy, ...] = ("longest_idle",)
@@ -80,6 +83,7 @@ class Operator:
     name: str
     secret: SecretRef
     permit: tuple[str, ...] = ()  # networks the phone may use (CIDR); empty: any source
+    require_tls: bool | None = None  # None: the tenant's operators_require_tls
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,12 @@ class OperatorsConfig:
 
     operators: tuple[Operator, ...] = ()
     queue: QueuePolicy = QueuePolicy()
+    require_tls: bool = False  # operators_require_tls: TLS signalling and SRTP media only
+
+    def tls_required(self, op: Operator) -> bool:
+        """Whether ``op``'s softphone must use TLS and SRTP (its own setting, else the
+        tenant's)."""
+        return self.require_tls if op.require_tls is None else op.require_tls
 
     def operator(self, extension: str) -> Operator | None:
         """The configured operator with this extension, or None."""
@@ -207,17 +217,19 @@ def _operator(p: BaseParser, value: object, key: str) -> Operator | None:
                         "a password never goes in the YAML; expected secret_env (environment "
                         "variable) or secret_file (file path) naming where it is kept")
         value = {k: v for k, v in value.items() if k not in _SECRET_KEYS}
-    m = p.mapping(value, key, ("extension", "name", "secret_env", "secret_file", "permit"),
-                  ("extension", "name"))
+    m = p.mapping(value, key, ("extension", "name", "secret_env", "secret_file", "permit",
+                               "require_tls"), ("extension", "name"))
     if m is None:
         return None
     ext = _extension(p, m["extension"], join_key(key, "extension")) if "extension" in m else None
     name = p.text(m["name"], join_key(key, "name"), max_len=100) if "name" in m else None
     secret = _secret(p, m, key)
     permit = _networks(p, m["permit"], join_key(key, "permit")) if "permit" in m else ()
+    require_tls = (p.boolean(m["require_tls"], join_key(key, "require_tls"))
+                   if "require_tls" in m else None)
     if ext is None or name is None or secret is None or permit is None:
         return None
-    return Operator(ext, name.strip(), secret, permit)
+    return Operator(ext, name.strip(), secret, permit, require_tls)
 
 
 def _networks(p: BaseParser, value: object, key: str) -> tuple[str, ...] | None:
@@ -375,6 +387,10 @@ def parse_operators_section(p: BaseParser, m: Mapping[str, object],
     queue = DEFAULT_OPERATORS.queue
     if m.get("queue") is not None:
         queue = _queue(p, m["queue"], join_key(key, "queue")) or queue
+    require_tls = False
+    if m.get("operators_require_tls") is not None:
+        require_tls = bool(p.boolean(m["operators_require_tls"],
+                                     join_key(key, "operators_require_tls")))
     if len(p.errors) > before:
         return None
-    return OperatorsConfig(operators=operators, queue=queue)
+    return OperatorsConfig(operators=operators, queue=queue, require_tls=require_tls)

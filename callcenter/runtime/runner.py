@@ -45,6 +45,7 @@ from callcenter.pbx.install import cache_dir, ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess, PbxStartError
 from callcenter.pbx.render import render
+from callcenter.pbx.tls import ensure_self_signed
 from callcenter.runtime.redis_server import PrivateRedis, answers
 from callcenter.sms.credentials import load_kannel_secrets
 from callcenter.sms.kannel import KannelGateway, start_for_run
@@ -346,6 +347,8 @@ def run_all(settings: Settings) -> None:
     apps: list[AppProcess] = []
     try:
         secrets = load_secrets(settings.state_dir, settings.secrets_file)
+        # Before hand_over: the self-signed pair goes to the app's account with the state.
+        tls = ensure_self_signed(config, settings.state_dir)
         kannel_secrets = load_kannel_secrets(settings.state_dir)
         if account is not None:
             hand_over(settings, account)
@@ -372,16 +375,20 @@ def run_all(settings: Settings) -> None:
         layout = PbxLayout.for_instance(install, settings.instance, settings.state_dir)
         render(config, layout, secrets, prompt_cache=settings.prompt_cache,
                sounds_override=settings.sounds_override,
-               bench_plain_number=settings.bench_plain_number, app_account=account)
+               bench_plain_number=settings.bench_plain_number, app_account=account,
+               state_dir=settings.state_dir)
         svc, trunk = config.service, config.trunk
         check_free(svc.ari_bind, svc.ari_port, socket.SOCK_STREAM, "ARI")
         check_free(trunk.bind, trunk.port, socket.SOCK_DGRAM, "SIP")
+        check_free(trunk.bind, config.sip_tls.port, socket.SOCK_STREAM, "SIP TLS")
         pbx = AsteriskProcess(layout, f"http://{svc.ari_bind}:{svc.ari_port}",
                               secrets.ari_user, secrets.ari_password)
         pbx.start()
         if pbx.proc is not None:
             record.add("asterisk", pbx.proc.pid)
         log.info("SIP trunk listening on %s:%d (udp)", trunk.bind, trunk.port)
+        log.info("SIP TLS for operators on %s:%d (certificate SHA-256 %s)", trunk.bind,
+                 config.sip_tls.port, tls.fingerprint)
         # One app process per Stasis application (service.app_instances), slot 1 first.
         apps = [AppProcess(settings, redis_url, account, record, slot)
                 for slot in range(1, svc.app_instances + 1)]

@@ -430,7 +430,7 @@ class _AgentCall(pj.Call):  # type: ignore[misc]
                       pj.PJSUA_CALL_MEDIA_ERROR: "error"}.get(mi.status, str(mi.status))
             if status != self.media_status:
                 self.media_status = status
-                self.emit("media", status=status)
+                self.emit("media", status=status, srtp=self.srtp_active())
             if mi.status in (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD):
                 aud = self.getAudioMedia(i)
                 if self.agent is not None and self.agent.source is not None:
@@ -441,6 +441,14 @@ class _AgentCall(pj.Call):  # type: ignore[misc]
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
         self.emit("dtmf_rx", digit=prm.digit)
+
+    def srtp_active(self) -> bool:
+        """Whether the call's media goes through an active SRTP session (pjsua's own call
+        dump says "SRTP status: Active" only once keys were negotiated)."""
+        try:
+            return "SRTP status: Active" in self.dump(True, "")
+        except pj.Error:
+            return False
 
     def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802
         self.emit("transfer_status", code=prm.statusCode, reason=prm.reason,
@@ -510,7 +518,7 @@ class SipAgent:
     def __init__(self, on_event: Callable[[str, dict[str, Any]], None], *,
                  bind: str = "127.0.0.1", port: int = 0, audio: str = "tone",
                  answer_after: float | None = None, reject_code: int | None = None,
-                 log_level: int = 0, record_dir: str | None = None):
+                 log_level: int = 0, record_dir: str | None = None, transport: str = "udp"):
         self.on_event = on_event
         self.bind = bind
         self.record_dir = record_dir
@@ -534,6 +542,15 @@ class SipAgent:
         tcfg.port = port
         tid = self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
         self.port = int(self.ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
+        # "tls": the account signals over TLS (its own transport; the server's certificate is
+        # not verified: a test PBX's is self-signed) and sends SRTP only (SDES).
+        self.tls_transport: int | None = None
+        if transport == "tls":
+            tls = pj.TransportConfig()
+            tls.boundAddress = bind
+            tls.publicAddress = bind
+            tls.port = 0
+            self.tls_transport = self.ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tls)
         self.ep.libStart()
         self.ep.audDevManager().setNullDev()
         self.source: pj.AudioMedia | None = self._audio_source(audio)
@@ -574,7 +591,8 @@ class SipAgent:
         acfg.idUri = f"sip:{user}@{host}"
         if registrar:
             self.registrar = registrar
-            acfg.regConfig.registrarUri = f"sip:{registrar}"
+            acfg.regConfig.registrarUri = f"sip:{registrar}" + (
+                ";transport=tls" if self.tls_transport is not None else "")
             acfg.regConfig.timeoutSec = reg_timeout
             acfg.regConfig.retryIntervalSec = reg_retry  # 0: a refused REGISTER is not retried
             acfg.regConfig.firstRetryIntervalSec = reg_retry
@@ -589,6 +607,10 @@ class SipAgent:
         acfg.mediaConfig.transportConfig.boundAddress = self.bind
         acfg.mediaConfig.transportConfig.publicAddress = self.bind
         acfg.mediaConfig.transportConfig.port = 0
+        if self.tls_transport is not None:
+            acfg.sipConfig.transportId = self.tls_transport
+            acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
+            acfg.mediaConfig.srtpSecureSignaling = 1  # SDES keys only over TLS
         self.acc = _AgentAccount(self)
         self.acc.create(acfg)
 
@@ -829,7 +851,7 @@ def run_agent(args: argparse.Namespace) -> int:
     agent = SipAgent(out, bind=args.bind, port=args.port, audio=args.audio,
                      answer_after=None if args.answer_after < 0 else args.answer_after,
                      reject_code=args.reject_code, log_level=args.log_level,
-                     record_dir=args.record_dir)
+                     record_dir=args.record_dir, transport=args.transport)
     try:
         if args.mode == "operator":
             agent.create_account(args.extension, registrar=args.registrar or None,
@@ -930,6 +952,8 @@ def main() -> int:
                     help="operator: SIP password (or the SOFTPHONE_PASSWORD environment variable)")
     ap.add_argument("--registrar", default="127.0.0.1:5060",
                     help="operator: host:port (empty: no registration, dial SIP URIs)")
+    ap.add_argument("--transport", choices=("udp", "tls"), default="udp",
+                    help="operator: register and call over TLS with mandatory SRTP (SDES)")
     ap.add_argument("--reg-timeout", type=int, default=300, help="operator: REGISTER expiry")
     ap.add_argument("--reg-retry", type=int, default=0,
                     help="operator: retry a failed REGISTER after this many seconds (0: never)")

@@ -4,7 +4,8 @@
 Every event is a dict with ``event`` (kind), ``t`` (wall clock) and, for call events, ``index``
 (the phone's own count of calls, incoming and dialled, from 0). Kinds: ready, registered,
 reg_failed, unregistered, incoming (remote_uri, user = dialled user part, source), dialing,
-progress, answered, confirmed, media (status: active|local_hold|remote_hold|none), rtp (rx, tx:
+progress, answered, confirmed, media (status: active|local_hold|remote_hold|none; srtp: bool),
+rtp (rx, tx:
 packets so far, every 0.5 s while they grow), dtmf_rx (digit), transfer_status (code, final),
 transfer_request (uri), disconnected (code, reason, rtp_rx, rtp_tx), recording (path: what
 the call receives, with ``record_dir``), report, error, closed. ``audio``: ``tone`` (425 Hz),
@@ -30,6 +31,7 @@ def _record_args(record_dir: Path | None) -> list[str]:
 
 class _HasSipPort(Protocol):
     sip_port: int
+    tls_port: int
 
 
 class _Phone(PhoneProcess):
@@ -91,16 +93,19 @@ class OperatorPhone(_Phone):
     """An operator's softphone: registers ``extension`` with digest auth at the stack's SIP
     port (``None``: registers nowhere, dials SIP URIs), from ``bind`` (any 127.x address; SIP
     and RTP both). ``auto_answer``: seconds before answering an incoming call; None rings until
-    ``answer()``."""
+    ``answer()``. ``transport="tls"``: registers at the stack's TLS port (an int port is taken
+    as that port) and sends SRTP only."""
 
     def __init__(self, stack_or_sip_port: _HasSipPort | int | None, extension: str,
                  password: str, bind: str = "127.0.0.1", auto_answer: float | None = None,
                  audio: str = "tone", reg_timeout: int = 300, reg_retry: int = 0,
-                 timeout: float = 10.0, record_dir: Path | None = None):
+                 timeout: float = 10.0, record_dir: Path | None = None,
+                 transport: str = "udp"):
         if stack_or_sip_port is None:
             registrar = ""
         else:
             port = (stack_or_sip_port if isinstance(stack_or_sip_port, int)
+                    else stack_or_sip_port.tls_port if transport == "tls"
                     else stack_or_sip_port.sip_port)
             registrar = f"127.0.0.1:{port}"
         self.extension = extension
@@ -109,7 +114,7 @@ class OperatorPhone(_Phone):
         super().__init__(
             ["--mode", "operator", "--extension", extension, "--registrar", registrar,
              "--bind", bind, "--audio", audio, "--reg-timeout", str(reg_timeout),
-             "--reg-retry", str(reg_retry),
+             "--reg-retry", str(reg_retry), "--transport", transport,
              "--answer-after", str(-1.0 if auto_answer is None else auto_answer),
              *_record_args(record_dir)],
             env={**os.environ, "SOFTPHONE_PASSWORD": password})

@@ -27,6 +27,7 @@ from callcenter.pbx.install import cache_dir, ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess
 from callcenter.pbx.render import render
+from callcenter.pbx.tls import ensure_self_signed
 from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.users import control_token
@@ -91,12 +92,16 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
 
 
 def base_config(sip_port: int, ari_port: int, ami_port: int, http_port: int,
-                lines_day: int = 3, lines_night: int = 3) -> dict[str, Any]:
+                lines_day: int = 3, lines_night: int = 3,
+                tls_port: int | None = None) -> dict[str, Any]:
     return {
         "service": {"ari_port": ari_port, "ami_port": ami_port, "http_port": http_port,
                     "stasis_app": "hotline-test", "node": "testpbx"},
         "trunk": {"port": sip_port, "trusted_networks": ["127.0.0.1/32"],
                   "rtp_start": 31000, "rtp_end": 31999},
+        # Its own TLS port: `callcenter run` always listens on one (default 5061, which
+        # stacks running side by side would share).
+        "sip_tls": {"port": tls_port or free_port()},
         "tenants": [{
             "id": "dongnai", "name": "Đồng Nai", "timezone": "Asia/Ho_Chi_Minh",
             "numbers": ["1022", "02511022"],
@@ -124,7 +129,7 @@ class Stack:
     """
 
     def __init__(self, workdir: Path, operators: dict[str, str] | None = None,
-                 outbound_port: int | None = None):
+                 outbound_port: int | None = None, tls: bool = False):
         self.workdir = workdir
         self.state = workdir / "state"
         self.state.mkdir(parents=True, exist_ok=True)
@@ -132,7 +137,12 @@ class Stack:
         self.sip_port = free_port(socket.SOCK_DGRAM)
         self.ari_port = free_port()
         self.http_port = free_port()
-        self.config_data = base_config(self.sip_port, self.ari_port, free_port(), self.http_port)
+        # tls: a TLS transport on its own port with a self-signed pair made as `callcenter run`
+        # makes it (in the state folder, where the app's re-render finds it too).
+        self.tls = tls
+        self.tls_port = free_port()
+        self.config_data = base_config(self.sip_port, self.ari_port, free_port(), self.http_port,
+                                       tls_port=self.tls_port)
         self.write_config(self.config_data)
         self.database_url = f"sqlite:///{self.state / 'hotline.db'}"
         self.redis = PrivateRedis(self.state / "redis.sock")
@@ -196,8 +206,11 @@ class Stack:
 
     def render_pbx(self) -> list[str]:
         """Render Asterisk's config from the config file now; the names of changed files."""
-        return render(load_config(self.config_path), self.layout, self.secrets,
-                      prompt_cache=cache_dir() / "prompts", environ=self.env())
+        config = load_config(self.config_path)
+        if self.tls:
+            ensure_self_signed(config, self.state)
+        return render(config, self.layout, self.secrets, prompt_cache=cache_dir() / "prompts",
+                      environ=self.env(), state_dir=self.state)
 
     def reload_pbx(self) -> None:
         """Re-render, then have the running Asterisk read PJSIP and the dialplan again (even
