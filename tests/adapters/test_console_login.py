@@ -6,6 +6,7 @@ landing links, the first-admin CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -155,11 +156,12 @@ def _users(database_url: str) -> UserStore:
     return store
 
 
-@pytest.fixture
-async def console(database_url: str, hotline_config: HotlineConfig,
-                  tmp_path: Path) -> AsyncIterator[Console]:
+@contextlib.asynccontextmanager
+async def _serving(database_url: str, config: HotlineConfig,
+                   tmp_path: Path) -> AsyncIterator[Console]:
+    """The console app of ``config`` on a test server, its clock at T0 and its user store."""
     clock = Clock(T0)
-    app = _app(database_url, hotline_config, tmp_path, clock)
+    app = _app(database_url, config, tmp_path, clock)
     store = _users(database_url)
     client = TestClient(TestServer(app))
     await client.start_server()
@@ -168,6 +170,13 @@ async def console(database_url: str, hotline_config: HotlineConfig,
     finally:
         await client.close()
         store.close()
+
+
+@pytest.fixture
+async def console(database_url: str, hotline_config: HotlineConfig,
+                  tmp_path: Path) -> AsyncIterator[Console]:
+    async with _serving(database_url, hotline_config, tmp_path) as c:
+        yield c
 
 
 def _error_id(text: str) -> str | None:
@@ -427,16 +436,8 @@ def _behind(config: HotlineConfig, *networks: str) -> HotlineConfig:
 async def proxied(database_url: str, hotline_config: HotlineConfig,
                   tmp_path: Path) -> AsyncIterator[Console]:
     """The console behind a reverse proxy on loopback (``console.trusted_proxies``)."""
-    clock = Clock(T0)
-    app = _app(database_url, _behind(hotline_config, "127.0.0.0/8"), tmp_path, clock)
-    store = _users(database_url)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        yield Console(client, clock, store)
-    finally:
-        await client.close()
-        store.close()
+    async with _serving(database_url, _behind(hotline_config, "127.0.0.0/8"), tmp_path) as c:
+        yield c
 
 
 # An attacker rotating X-Forwarded-For would get a fresh address, so a fresh rate limit, for

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,15 +10,6 @@ import pytest
 from callcenter.config.file import load_config
 from callcenter.config.live import LiveConfig
 from callcenter.config.model import HotlineConfig
-
-SHIPPED = Path(__file__).resolve().parents[3] / "config"
-
-
-@pytest.fixture
-def config_path(tmp_path: Path) -> Path:
-    for f in SHIPPED.glob("*.yaml"):
-        shutil.copy(f, tmp_path / f.name)
-    return tmp_path / "hotline.yaml"
 
 
 async def test_given_listeners_when_reloaded_then_each_called_and_a_failing_one_stops_none(

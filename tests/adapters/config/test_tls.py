@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import ssl
 from pathlib import Path
 
@@ -16,15 +15,6 @@ from callcenter.config.file import load_config
 from callcenter.config.live import LiveConfig
 from callcenter.config.tls import server_ssl_context
 from tests.support.tls import CertPair, encrypt_key, make_cert
-
-SHIPPED = Path(__file__).resolve().parents[3] / "config"
-
-
-@pytest.fixture
-def config_path(tmp_path: Path) -> Path:
-    for f in SHIPPED.glob("*.yaml"):
-        shutil.copy(f, tmp_path / f.name)
-    return tmp_path / "hotline.yaml"
 
 
 @pytest.fixture
