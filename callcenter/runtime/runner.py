@@ -105,8 +105,24 @@ def dump_tasks() -> None:
         log.warning("task %s: %s", task.get_name(), where or "(not started)")
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+class StopRequest:
+    """SIGINT/SIGTERM during ``callcenter run``: raised at once as KeyboardInterrupt where the
+    main thread is, and remembered for ``check``. Python swallows an exception raised in a
+    callback it runs for itself ("Exception ignored in"): seen, a SIGTERM landing in logging's
+    at-fork lock release while Kannel's boxes were spawned, and the run went on starting
+    everything. So each start step and each supervisor poll checks again."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.signal_name = signal.Signals(signum).name
+        raise KeyboardInterrupt(self.signal_name)
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a stop was asked for (even one whose raise was lost)."""
+        if self.signal_name is not None:
+            raise KeyboardInterrupt(self.signal_name)
 
 
 def check_free(bind: str, port: int, kind: int, what: str) -> None:
@@ -299,9 +315,11 @@ class Supervisor:
     dies ``APP_RESTARTS`` times within ``APP_RESTART_WINDOW_S`` stops the run (a crash loop
     helps nobody). Every restart is logged at ERROR with the exit code."""
 
-    def __init__(self, parts: Sequence[Part], poll_s: float = 0.5):
+    def __init__(self, parts: Sequence[Part], poll_s: float = 0.5,
+                 stop: StopRequest | None = None):
         self.parts = list(parts)
         self.poll_s = poll_s
+        self.stop = stop or StopRequest()
         self.restarts: dict[str, list[float]] = {p.name: [] for p in self.parts}
 
     def check_once(self) -> None:
@@ -321,6 +339,7 @@ class Supervisor:
 
     def watch(self) -> None:
         while True:
+            self.stop.check()
             self.check_once()
             time.sleep(self.poll_s)
 
@@ -339,8 +358,9 @@ def run_all(settings: Settings) -> None:
     record.claim(lambda m: log.warning(
         "stopping %s (pid %d) left running by an earlier run of instance %s",
         m.name, m.pid, settings.instance))
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
+    stop = StopRequest()
+    signal.signal(signal.SIGTERM, stop.handle)
+    signal.signal(signal.SIGINT, stop.handle)
     private_redis: PrivateRedis | None = None
     pbx: AsteriskProcess | None = None
     kannel: KannelGateway | None = None
@@ -362,6 +382,7 @@ def run_all(settings: Settings) -> None:
             if private_redis.proc is not None:
                 record.add("redis-server", private_redis.proc.pid)
             redis_url = private_redis.url
+        stop.check()
         log.info("database: %s (alembic upgrade head on start)",
                  shown_url(settings.database_url))
         # SMS: our own Kannel unless off or external; not installed -> texts wait in the outbox.
@@ -369,6 +390,7 @@ def run_all(settings: Settings) -> None:
         if kannel is not None:
             for name, proc in kannel.procs.items():
                 record.add(name, proc.pid)
+        stop.check()
         install = ensure_asterisk()
         log.info("PBX: %s (%s)", install.version,
                  f"chroot {install.root}" if install.root else "host")
@@ -377,6 +399,7 @@ def run_all(settings: Settings) -> None:
                sounds_override=settings.sounds_override,
                bench_plain_number=settings.bench_plain_number, app_account=account,
                state_dir=settings.state_dir)
+        stop.check()
         svc, trunk = config.service, config.trunk
         check_free(svc.ari_bind, svc.ari_port, socket.SOCK_STREAM, "ARI")
         check_free(trunk.bind, trunk.port, socket.SOCK_DGRAM, "SIP")
@@ -393,11 +416,12 @@ def run_all(settings: Settings) -> None:
         apps = [AppProcess(settings, redis_url, account, record, slot)
                 for slot in range(1, svc.app_instances + 1)]
         for app in apps:
+            stop.check()
             app.start()
         parts: list[Part] = [*apps, PbxPart(pbx, record)]
         if private_redis is not None and private_redis.proc is not None:
             parts.append(RedisPart(private_redis, record))
-        Supervisor(parts).watch()
+        Supervisor(parts, stop=stop).watch()
     except KeyboardInterrupt as e:
         log.info("interrupted (%s)", e or "SIGINT")
     finally:

@@ -87,6 +87,19 @@ def _uid_of(pid: int) -> int:
     raise AssertionError(f"no Uid line for pid {pid}")
 
 
+def _exit_code(proc: subprocess.Popen[bytes], log: Path, timeout: float) -> int:
+    """The run's exit code; a run still going after ``timeout`` fails the test with what it
+    logged and the children it was waiting on."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        children = subprocess.run(["ps", "-o", "pid,stat,etime,args", "--ppid", str(proc.pid)],
+                                  capture_output=True, text=True).stdout
+        text = log.read_text()
+        pytest.fail(f"the run (pid {proc.pid}) still ran {timeout:.0f} s after SIGTERM; its "
+                    f"log:\n{text[:3000]}\n[...]\n{text[-2000:]}\nits children:\n{children}")
+
+
 def _start_run(run_dir: Path, ports: tuple[int, int] | None = None,
                ) -> tuple[subprocess.Popen[bytes], dict, Path, dict, str, int, int]:
     sip, http = ports or (free_port(socket.SOCK_DGRAM), free_port())
@@ -185,7 +198,7 @@ def test_given_starting_hotline_when_sigterm_arrives_then_nothing_is_left_runnin
     # Stop it mid-start: Redis is up, Asterisk is being prepared or started.
     assert wait_until(lambda: "private Redis started" in log.read_text(), 60), log.read_text()
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == 0, log.read_text()
+    assert _exit_code(proc, log, 60) == 0, log.read_text()
     assert "private Redis stopped" in log.read_text()
     _assert_nothing_left(instance, state)
 

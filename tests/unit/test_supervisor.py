@@ -5,10 +5,11 @@ killed in tests/e2e/test_run_command.py."""
 from __future__ import annotations
 
 import logging
+import signal
 
 import pytest
 
-from callcenter.runtime.runner import APP_RESTARTS, AppCrashLoop, Supervisor
+from callcenter.runtime.runner import APP_RESTARTS, AppCrashLoop, StopRequest, Supervisor
 
 
 class FakePart:
@@ -74,3 +75,20 @@ def test_given_objects_piling_up_when_memory_report_then_type_and_line_named(
         tracemalloc.stop()
     text = caplog.text
     assert "Leaky +5000" in text and "test_supervisor.py" in text
+
+
+def test_given_sigterm_whose_raise_python_swallowed_when_supervisor_polls_then_run_stops() -> None:
+    # A SIGTERM landing in a callback Python runs for itself (logging's at-fork lock release
+    # while a child is spawned) is printed as "Exception ignored" and lost; the request stays.
+    stop = StopRequest()
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        stop.handle(signal.SIGTERM, None)  # the raise, as if swallowed by its caller
+    sup = Supervisor([FakePart("app")], poll_s=0.01, stop=stop)
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        sup.watch()  # would poll forever without the remembered request
+
+
+def test_given_no_signal_when_checked_then_nothing_raised() -> None:
+    stop = StopRequest()
+    stop.check()
+    assert stop.signal_name is None
