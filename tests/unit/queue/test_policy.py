@@ -75,8 +75,10 @@ def test_given_documented_example_when_parsed_then_exactly_those_values() -> Non
     assert cfg.operators == (
         Operator("101", "Nguyễn Thị Lan", SecretRef("env", "HOTLINE_OP_101")),
         Operator("102", "Trần Văn Minh", SecretRef("file", "secrets/op102"),
-                 permit=("10.20.0.0/24",)),
+                 permit=("10.20.0.0/24",), require_tls=False),
     )
+    assert cfg.require_tls is True  # the tenant's operators_require_tls ...
+    assert [cfg.tls_required(op) for op in cfg.operators] == [True, False]  # ... 102 opts out
     assert cfg.queue == QueuePolicy(pause_reasons=(
         PauseReason("break", "Nghỉ giải lao"), PauseReason("meeting", "Họp"),
         PauseReason("paperwork", "Xử lý hồ sơ")))
@@ -205,5 +207,5 @@ def test_given_several_problems_when_parsed_then_all_reported() -> None:
                     f"{SOURCE}: {T}.queue.wrap_up_s"]
 
 
-def test_operator_keys_are_the_two_tenant_keys() -> None:
-    assert acfg.OPERATOR_KEYS == ("operators", "queue")
+def test_operator_keys_are_the_three_tenant_keys() -> None:
+    assert acfg.OPERATOR_KEYS == ("operators", "queue", "operators_require_tls")
