@@ -46,6 +46,7 @@ SBIN = ("/usr/sbin", "/usr/local/sbin")
 FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")  # Debian's kannel-extras
 # fakesmsc needs one MO message template even with `-m 0` (send none); never sent.
 FAKESMSC_IDLE_MO = "1022 1022 text nop"
+SMSBOX_STARTS = 3  # smsbox may panic on its first link to a just-started bearerbox (below)
 
 
 class KannelUnavailable(RuntimeError):
@@ -180,18 +181,43 @@ class KannelGateway:
             self._spawn("bearerbox", [bins.bearerbox, "-v", "4", conf],
                         self.directory / "bearerbox.out")
             self._wait(lambda: self._status() is not None, deadline, "bearerbox admin HTTP")
-            self._spawn("smsbox", [bins.smsbox, "-v", "4", conf], self.directory / "smsbox.out")
+            smsbox = [bins.smsbox, "-v", "4", conf]
+            self._spawn("smsbox", smsbox, self.directory / "smsbox.out")
             if self.settings.fake:
                 assert bins.fakesmsc is not None
                 self._spawn("fakesmsc", [bins.fakesmsc, "-H", LOOPBACK, "-r",
                                          str(self.settings.fake_smsc_port), "-m", "0",
                                          FAKESMSC_IDLE_MO], self.fakesmsc_log)
-            self._wait(self.ready, deadline, "smsbox and SMSC on-line")
+            for attempt in range(1, SMSBOX_STARTS + 1):
+                try:
+                    self._wait(self.ready, deadline, "smsbox and SMSC on-line")
+                    break
+                except KannelStartError:
+                    if attempt == SMSBOX_STARTS or not self._only_smsbox_died():
+                        raise
+                # Seen with Kannel 1.4.5 under load: smsbox connects to a just-started
+                # bearerbox, the link drops at once and smsbox panics (gwlib/conn.c lock_out:
+                # conn != NULL). Bearerbox is fine; a second smsbox connects.
+                log.warning("smsbox exited with %s while starting (%s); starting it again",
+                            self.procs["smsbox"].returncode, self._last_line("smsbox.log"))
+                self._spawn("smsbox", smsbox, self.directory / "smsbox.out")
         except BaseException:
             self.stop()
             raise
         log.info("Kannel up: sendsms on %s (SMSC: %s)", self.sendsms_url,
                  "fakesmsc" if self.settings.fake else self.settings.smsc)
+
+    def _only_smsbox_died(self) -> bool:
+        """smsbox has exited while bearerbox (and the fake SMSC) still run."""
+        return self.procs["smsbox"].poll() is not None and all(
+            proc.poll() is None for name, proc in self.procs.items() if name != "smsbox")
+
+    def _last_line(self, name: str) -> str:
+        try:
+            lines = (self.directory / name).read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        return lines[-1] if lines else "empty log"
 
     def _wait(self, check: Callable[[], bool], deadline: float, what: str) -> None:
         while time.monotonic() < deadline:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import logging
+import os
 import secrets as pysecrets
 import stat
 import subprocess
@@ -21,7 +23,7 @@ from callcenter.config.tls import server_ssl_context
 from callcenter.sms import fakesmsc
 from callcenter.sms.credentials import load_kannel_secrets
 from callcenter.sms.dlr import add_routes
-from callcenter.sms.kannel import KannelGateway
+from callcenter.sms.kannel import KannelGateway, find_binaries, free_settings
 from callcenter.sms.parts import sms_parts
 from callcenter.sms.service import SMS_DISPATCHER, SMS_OUTBOX, dlr_base_url, sms_context
 from callcenter.sms.store import BillingRow, SmsOutbox, enqueue
@@ -270,3 +272,29 @@ async def test_given_texts_sent_and_reported_when_kannel_logs_read_then_no_numbe
         for secret in (to_gsm[1:], to_ucs2[1:], "4711", NOTICE[:20], ucs2_hex,
                        ucs2_hex.upper()):
             assert secret not in text, (name, secret)
+
+
+def test_given_smsbox_panicking_on_its_first_link_when_started_then_started_again_and_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Seen under load: smsbox links to a just-started bearerbox, the link drops and smsbox
+    # panics (exit 1). The real bearerbox and SMSC stay up; a second smsbox must be started.
+    real = find_binaries(need_fakesmsc=True)
+    marker = tmp_path / "panicked-once"
+    wrapper = tmp_path / "bin" / "smsbox"
+    wrapper.parent.mkdir()
+    wrapper.write_text("#!/bin/sh\n"
+                       f"if [ ! -e {marker} ]; then touch {marker}; "
+                       "echo 'PANIC: lock_out: Assertion failed' >&2; exit 1; fi\n"
+                       f"exec {real.smsbox} \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
+    gateway = KannelGateway(free_settings(), load_kannel_secrets(tmp_path), tmp_path / "kannel")
+    try:
+        with caplog.at_level(logging.WARNING, "callcenter.sms.kannel"):
+            gateway.start()
+        assert marker.exists() and gateway.ready()
+        assert "smsbox exited with 1 while starting" in caplog.text
+    finally:
+        gateway.stop()
+    assert not gateway.running()
