@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
@@ -80,6 +81,21 @@ def format_local(at: dt.datetime, timezone: str) -> str:
     """Vietnamese style local time for SMS and lists: ``14:30 23/11/2026``."""
     t = local(at, timezone)
     return f"{t:%H:%M %d/%m/%Y}"
+
+
+def receipt_time(saved_at: dt.datetime, call_arrivals: Iterable[dt.datetime] = ()) -> dt.datetime:
+    """When the hotline received a petition: the earliest arrival of the calls it came from.
+
+    The clocks count "kể từ khi tiếp nhận phản ánh trên Tổng đài 1022": from the call, not
+    from the moment the operator saved the form. An arrival after ``saved_at`` (clocks of two
+    machines apart) is not a receipt: the save time stands then.
+    """
+    require_aware(saved_at, "the time of receipt")
+    earliest = saved_at.astimezone(dt.UTC)
+    for arrived in call_arrivals:
+        require_aware(arrived, "a call's arrival")
+        earliest = min(earliest, arrived.astimezone(dt.UTC))
+    return earliest
 
 
 def matching_rules(policy: TicketPolicy, field: str, urgent: bool) -> tuple[DeadlineRule, ...]:

@@ -168,6 +168,40 @@ def test_given_rule_naming_a_group_when_computed_then_only_fields_of_that_group_
     assert due == {"covid": vn(2026, 1, 1, 4), "land": vn(2026, 1, 2)}
 
 
+# ---- receipt: when the citizen called ---------------------------------------------------------
+def test_given_call_arrival_when_ticket_opened_later_then_clocks_start_at_the_arrival(
+        ) -> None:
+    code = tk.ticket_code("DN", vn(2026, 11, 23).date(), 1)
+    ticket, effects = tk.open_ticket(
+        DN, code=code, tenant="t", channel="phone", content="Nội dung", field="suspected_infection",
+        at=vn(2026, 11, 23, 9, 12), actor=OP, urgent=True, call_ids=("pbx1:1.1",),
+        call_arrivals=(vn(2026, 11, 23, 9, 0),))
+    assert ticket.received_at == vn(2026, 11, 23, 9, 0)
+    assert ticket.resolve_due == vn(2026, 11, 23, 13, 0)
+    opened_entry = effects[0]
+    assert isinstance(opened_entry, tk.AuditEntry)
+    assert opened_entry.at == vn(2026, 11, 23, 9, 12)  # the log says when it was recorded
+    assert "received 2026-11-23T02:00:00+00:00 (the call's arrival)" in opened_entry.detail
+
+
+def test_given_several_calls_when_receipt_computed_then_earliest_arrival() -> None:
+    saved = vn(2026, 11, 23, 9, 12)
+    assert dl.receipt_time(saved, [vn(2026, 11, 23, 8, 50), vn(2026, 11, 22, 16, 0)]) == vn(
+        2026, 11, 22, 16, 0)
+    assert dl.receipt_time(saved) == saved
+
+
+def test_given_arrival_after_saving_when_receipt_computed_then_save_time_stands() -> None:
+    saved = vn(2026, 11, 23, 9, 12)
+    assert dl.receipt_time(saved, [vn(2026, 11, 23, 9, 13)]) == saved
+
+
+def test_given_naive_arrival_when_receipt_computed_then_ticket_error() -> None:
+    with pytest.raises(TicketError) as info:
+        dl.receipt_time(vn(2026, 11, 23, 9, 12), [dt.datetime(2026, 11, 23, 9, 0)])
+    assert info.value.id == "ticket.naive_time"
+
+
 def test_given_hcmc_when_received_before_midnight_then_forward_due_5_min_after() -> None:
     t = opened(vn(2026, 12, 31, 23, 58), policy=HCMC)
     assert t.forward_due == vn(2027, 1, 1, 0, 3)
