@@ -172,6 +172,14 @@ class BaseParser:
             return None
         return value
 
+    def choice(self, value: object, key: str, choices: Sequence[str]) -> str | None:
+        """A string that is one of ``choices``; else an error listing them."""
+        s = self.text(value, key, max_len=64)
+        if s is not None and s not in choices:
+            self.error(key, value, f"expected one of: {', '.join(choices)}")
+            return None
+        return s
+
     def token(self, value: object, key: str) -> str | None:
         s = self.text(value, key)
         if s is not None and not _TOKEN.fullmatch(s):

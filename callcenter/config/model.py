@@ -52,19 +52,25 @@ class Field:
 
     id: str  # a-z 0-9 _ (used in CLI flags, routing rules, reports)
     name: str  # Vietnamese name, as operators and FAQ sheets write it
+    group: str | None = None  # one of FIELD_GROUPS: deadline rules may name the group
+
+
+# Groups of fields a deadline rule may name (``groups: [health]``): the orders give urgent
+# petitions "thuộc lĩnh vực y tế" 4 hours, whichever health-related field they are filed under.
+FIELD_GROUPS: tuple[str, ...] = ("health",)
 
 
 # The seeds' list of fields (Đồng Nai, Thanh Hóa, HCMC orders); a tenant may set its own.
 DEFAULT_FIELDS: tuple[Field, ...] = (
-    Field("health", "Y tế"),
+    Field("health", "Y tế", "health"),
     Field("social_security", "An sinh xã hội"),
     Field("essential_goods", "Hàng hóa thiết yếu"),
     Field("transport", "Giao thông vận tải"),
     Field("security_order", "An ninh trật tự"),
     Field("information", "Thông tin, tin giả"),
     Field("admin_procedures", "Thủ tục hành chính"),
-    Field("prices_fraud", "Giá vật tư y tế, lừa đảo"),
-    Field("suspected_infection", "Nghi nhiễm, người về từ vùng dịch"),
+    Field("prices_fraud", "Giá vật tư y tế, lừa đảo", "health"),
+    Field("suspected_infection", "Nghi nhiễm, người về từ vùng dịch", "health"),
     Field("humanitarian_aid", "Hỗ trợ nhân đạo"),
     Field("civil_servant_conduct", "Thái độ công chức"),
     Field("other", "Khác"),

@@ -46,6 +46,7 @@ from callcenter.config.base import (
 from callcenter.config.model import (
     DEFAULT_FIELDS,
     DEFAULT_PROMPTS,
+    FIELD_GROUPS,
     ConsoleConfig,
     DateOverride,
     Field,
@@ -493,12 +494,16 @@ class _Parser(BaseParser):
         ok = True
         for i, item in enumerate(items):
             fk = join_key(key, i)
-            m = self.mapping(item, fk, ("id", "name"), ("id", "name"))
+            m = self.mapping(item, fk, ("id", "name", "group"), ("id", "name"))
             if m is None or "id" not in m or "name" not in m:
                 ok = False
                 continue
             fid = self.text(m["id"], join_key(fk, "id"), max_len=32)
             fname = self.text(m["name"], join_key(fk, "name"))
+            group = (self.choice(m["group"], join_key(fk, "group"), FIELD_GROUPS)
+                     if m.get("group") is not None else None)
+            if group is None and m.get("group") is not None:
+                ok = False
             if fid is not None and not _FIELD_ID.fullmatch(fid):
                 self.error(join_key(fk, "id"), fid, "expected 1-32 characters from a-z 0-9 _")
                 fid = None
@@ -510,7 +515,7 @@ class _Parser(BaseParser):
                 ok = False
                 continue
             seen[fid] = i
-            result.append(Field(fid, fname))
+            result.append(Field(fid, fname, group))
         return tuple(result) if ok else None
 
     def tenants(self, value: object) -> tuple[Tenant, ...]:

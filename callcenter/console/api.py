@@ -14,24 +14,30 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
+from callcenter.calls.codec import CALL_KEY, state_from_json
 from callcenter.console import reports_http
 from callcenter.console.auth import actor_of, current_user, in_thread, require_role, require_tenant
 from callcenter.console.context import API_PREFIX, CLOCK, CONFIG, SERVICE, tenant_or_404
 from callcenter.console.errors import ApiError, invalid
 from callcenter.console.uploads import read_upload
 from callcenter.console.validation import Bool, Int, Obj, Param, Str, StrList, parse_query
+from callcenter.queue.redis import ACD
 from callcenter.store.users import User
 from callcenter.tickets import rules as tk
 from callcenter.tickets.config import policy_of
 from callcenter.tickets.routing import route as route_ticket
 from callcenter.tickets.service import ticket_dict
+
+log = logging.getLogger("callcenter.console.api")
 
 API = API_PREFIX
 LEVEL1 = ("operator", "supervisor", "admin")
@@ -226,18 +232,50 @@ def _now(request: web.Request) -> dt.datetime:
     return request.config_dict[CLOCK]()
 
 
+async def live_arrivals(request: web.Request, tenant: str,
+                        record_ids: Iterable[str]) -> dict[str, dt.datetime]:
+    """When the tenant's calls still up among ``record_ids`` (``<node>:<uniqueid>``) arrived.
+
+    Read from the live state the call's task writes (``hotline:call:<uniqueid>``): an operator
+    usually saves the ticket during the call, before its record is written. A call the live
+    state does not have (ended long ago, another tenant's, Redis down) is left out: its record
+    in the store, or the time of saving, stands.
+    """
+    parts = {rid: rid.partition(":") for rid in record_ids}
+    ids = [(rid, node, call_id) for rid, (node, sep, call_id) in parts.items()
+           if sep and call_id]
+    acd = request.config_dict.get(ACD)
+    if acd is None or not ids:
+        return {}
+    try:
+        raws = await acd.redis.mget([CALL_KEY.format(call_id) for _, _, call_id in ids])
+    except (RedisError, OSError) as e:
+        log.warning("live call state unreadable (%r): ticket receipt from call records only", e)
+        return {}
+    found: dict[str, dt.datetime] = {}
+    for (rid, node, _), raw in zip(ids, raws, strict=True):
+        try:
+            state = state_from_json(raw) if raw else None
+        except (ValueError, KeyError, TypeError):
+            state = None  # a state another version wrote: the record will tell
+        if state is not None and state.tenant_id == tenant and state.node == node:
+            found[rid] = state.arrived_at
+    return found
+
+
 # ---- handlers ---------------------------------------------------------------------------------
 async def create_ticket(request: web.Request, user: User) -> web.StreamResponse:
     body = OPEN_BODY.check(await json_body(request))
     tenant = tenant_param(request, user, body.pop("tenant"))
     now = _now(request)
+    live = await live_arrivals(request, tenant, body["call_ids"])
     ticket = await in_thread(
         request.config_dict, request.config_dict[SERVICE].open, tenant, actor_of(user),
         channel=body["channel"], content=body["content"], field=body["field"],
         place=body["place"], citizen_name=body["citizen_name"],
         citizen_phone=body["citizen_phone"], urgent=body["urgent"],
         call_ids=tuple(body["call_ids"]), publishable=body["publishable"], at=now,
-        answer=body["answer"], faq_item=body["faq_item"])
+        answer=body["answer"], faq_item=body["faq_item"], live_arrivals=live)
     return web.json_response(ticket_json(ticket, now), status=201,
                              headers={"Location": f"{API}/tickets/{ticket.code}"})
 

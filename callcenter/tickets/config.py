@@ -27,7 +27,7 @@ Schema (durations are quoted strings such as "24h", "4h", "60m", "5m", "1h30m", 
         forward: "5m"                  # optional: level 1 must forward within this (HCMC)
         reminder_before: "2h"          # SMS the unit this long before the deadline; null: never
         rules:                         # replaces the built-in list (urgent health: 4h)
-          - {name: urgent_health, fields: [health], urgent: true, resolve: "4h"}
+          - {name: urgent_health, groups: [health], urgent: true, resolve: "4h"}
           - {name: violation, fields: [security_order], resolve: "60m", from: forwarded}
       sms:                             # {code} {field} {place} {unit} {deadline} {received}
         resolved: "Tổng đài 1022 thông báo, kiến nghị của ông (bà) đã được giải quyết. Xin cảm ơn!"
@@ -47,7 +47,9 @@ Decisions:
   out (Long Thành's Phòng Y tế for health there). A district rule also covers its communes.
   Two rules for the same (field, place) are an error, whether written in ``routing`` or
   implied by a unit's ``places``.
-* **Deadline rules** match by field (none listed: any field) and urgency (absent: either).
+* **Deadline rules** match by field or field group (``groups: [health]``: every field the
+  tenant's ``fields`` mark ``group: health``; neither listed: any field) and urgency (absent:
+  either).
   When several rules set the same clock the earliest due time wins; a clock no rule sets uses
   the tenant default (so a rule may also loosen it, e.g. 72 h for land disputes).
   ``from: forwarded`` starts a rule's resolve clock when the unit receives the ticket (HCMC:
@@ -69,7 +71,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from callcenter.config.base import MISSING, BaseParser, join_key, type_name
-from callcenter.config.model import DEFAULT_FIELDS, Field, HotlineConfig, Tenant
+from callcenter.config.model import DEFAULT_FIELDS, FIELD_GROUPS, Field, HotlineConfig, Tenant
 from callcenter.numbers import normalise_number, vietnamese_mobile
 
 if TYPE_CHECKING:
@@ -179,15 +181,17 @@ class DeadlineRule:
     """Tickets matching fields/urgency get these clocks instead of the tenant defaults."""
 
     name: str
-    fields: tuple[str, ...] = ()  # empty: any field
+    fields: tuple[str, ...] = ()  # with groups empty too: any field
     urgent: bool | None = None  # None: urgent or not
     resolve: dt.timedelta | None = None  # result due this long after the anchor
     forward: dt.timedelta | None = None  # level 1 must forward within this
     resolve_from: ClockAnchor = "received"
+    groups: tuple[str, ...] = ()  # fields of these groups match too (FIELD_GROUPS)
 
-    def matches(self, field: str, urgent: bool) -> bool:
-        """True if a ticket of this field and urgency falls under the rule."""
-        return ((not self.fields or field in self.fields)
+    def matches(self, field: str, urgent: bool, group: str | None = None) -> bool:
+        """True if a ticket of this field (in ``group``) and urgency falls under the rule."""
+        any_field = not self.fields and not self.groups
+        return ((any_field or field in self.fields or (group is not None and group in self.groups))
                 and (self.urgent is None or self.urgent == urgent))
 
 
@@ -217,8 +221,11 @@ class SmsTemplates:
     reminder: str = REMINDER_TEXT  # to the focal persons before the deadline
 
 
+# "thông tin thuộc lĩnh vực y tế mang tính cấp bách ... không quá 04 tiếng": every field of the
+# health group (health, suspected infection, medical goods prices), not the field health alone;
+# a tenant's own field ``health`` not marked with the group still counts.
 URGENT_HEALTH = DeadlineRule("urgent_health", fields=("health",), urgent=True,
-                             resolve=dt.timedelta(hours=4))
+                             resolve=dt.timedelta(hours=4), groups=("health",))
 
 
 @dataclass(frozen=True)
@@ -245,6 +252,10 @@ class TicketPolicy:
         """The Vietnamese name of a field, or None if the tenant has no such field."""
         return next((f.name for f in self.fields if f.id == field_id), None)
 
+    def field_group(self, field_id: str) -> str | None:
+        """The group of a field (see FIELD_GROUPS), or None."""
+        return next((f.group for f in self.fields if f.id == field_id), None)
+
     def place(self, place_id: str) -> tuple[District, Commune | None] | None:
         """The district (and commune, if the id names one) a place id stands for, or None."""
         for d in self.districts:
@@ -270,7 +281,8 @@ def _default_prefix(tenant_id: object) -> str:
 def default_policy(fields: tuple[Field, ...] = DEFAULT_FIELDS, timezone: str = DEFAULT_TIMEZONE,
                    tenant_id: str = "") -> TicketPolicy:
     """The policy of a tenant without ticket sections."""
-    rules = (URGENT_HEALTH,) if any(f.id == "health" for f in fields) else ()
+    rules = (URGENT_HEALTH,) if any(URGENT_HEALTH.matches(f.id, True, f.group)
+                                    for f in fields) else ()
     return TicketPolicy(code_prefix=_default_prefix(tenant_id), timezone=timezone, fields=fields,
                         deadlines=DeadlinePolicy(rules=rules))
 
@@ -521,8 +533,8 @@ def _sms(p: BaseParser, value: object, key: str) -> SmsTemplates | None:
 
 def _deadline_rule(p: BaseParser, value: object, key: str,
                    field_ids: frozenset[str]) -> DeadlineRule | None:
-    m = p.mapping(value, key, ("name", "fields", "urgent", "resolve", "forward", "from"),
-                  ("name",))
+    m = p.mapping(value, key, ("name", "fields", "groups", "urgent", "resolve", "forward",
+                               "from"), ("name",))
     if m is None:
         return None
     before = len(p.errors)
@@ -539,6 +551,13 @@ def _deadline_rule(p: BaseParser, value: object, key: str,
                                               f"of: {', '.join(sorted(field_ids))}")
             elif fid is not None:
                 fields.append(fid)
+    groups: list[str] = []
+    if m.get("groups") is not None:
+        gk = join_key(key, "groups")
+        for i, g in enumerate(p.list_(m["groups"], gk) or []):
+            group = p.choice(g, join_key(gk, i), FIELD_GROUPS)
+            if group is not None:
+                groups.append(group)
     urgent: bool | None = None
     if m.get("urgent") is not None:
         if isinstance(m["urgent"], bool):
@@ -566,7 +585,7 @@ def _deadline_rule(p: BaseParser, value: object, key: str,
         p.error(join_key(key, "from"), m["from"],
                 f"{label}: from applies to the resolve clock, which the rule does not set")
         return None
-    return DeadlineRule(name, tuple(fields), urgent, resolve, forward, anchor)
+    return DeadlineRule(name, tuple(fields), urgent, resolve, forward, anchor, tuple(groups))
 
 
 def _deadlines(p: BaseParser, value: object, key: str,

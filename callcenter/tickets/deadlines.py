@@ -5,9 +5,9 @@ Two clocks, both set by the tenant's ``TicketPolicy.deadlines`` (see callcenter.
 * **forward** (optional; HCMC: 5 minutes): level 1 must pass the ticket to a unit. It runs
   while the ticket is at level 1, from receipt (or the latest return or reopening) until it is
   forwarded, answered or closed.
-* **resolve** (24 h by default, urgent health 4 h, HCMC violation reports 60 min from the
-  unit's receipt): the result is due. It runs until the unit records the result, level 1
-  answers, or a supervisor closes the ticket.
+* **resolve** (24 h by default, urgent health 4 h in every field of the health group, HCMC
+  violation reports 60 min from the unit's receipt): the result is due. It runs until the
+  unit records the result, level 1 answers, or a supervisor closes the ticket.
 
 Arithmetic is on elapsed time: "24 giờ" is 24 real hours, so durations are added in UTC and
 due times are returned in UTC (``local`` and ``format_local`` show them in the tenant's zone).
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
@@ -82,9 +83,25 @@ def format_local(at: dt.datetime, timezone: str) -> str:
     return f"{t:%H:%M %d/%m/%Y}"
 
 
+def receipt_time(saved_at: dt.datetime, call_arrivals: Iterable[dt.datetime] = ()) -> dt.datetime:
+    """When the hotline received a petition: the earliest arrival of the calls it came from.
+
+    The clocks count "kể từ khi tiếp nhận phản ánh trên Tổng đài 1022": from the call, not
+    from the moment the operator saved the form. An arrival after ``saved_at`` (clocks of two
+    machines apart) is not a receipt: the save time stands then.
+    """
+    require_aware(saved_at, "the time of receipt")
+    earliest = saved_at.astimezone(dt.UTC)
+    for arrived in call_arrivals:
+        require_aware(arrived, "a call's arrival")
+        earliest = min(earliest, arrived.astimezone(dt.UTC))
+    return earliest
+
+
 def matching_rules(policy: TicketPolicy, field: str, urgent: bool) -> tuple[DeadlineRule, ...]:
     """The tenant's deadline rules that apply to a ticket of this field and urgency."""
-    return tuple(r for r in policy.deadlines.rules if r.matches(field, urgent))
+    group = policy.field_group(field)
+    return tuple(r for r in policy.deadlines.rules if r.matches(field, urgent, group))
 
 
 def compute_deadlines(policy: TicketPolicy, *, field: str, urgent: bool,

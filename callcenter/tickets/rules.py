@@ -42,6 +42,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -474,9 +475,12 @@ def open_ticket(policy: TicketPolicy, *, code: str, tenant: str, channel: str, c
                 field: str, at: dt.datetime, actor: Actor, place: str | None = None,
                 citizen_name: str | None = None, citizen_phone: str | None = None,
                 urgent: bool = False, call_ids: tuple[str, ...] = (),
-                publishable: bool | None = None) -> tuple[Ticket, list[Effect]]:
-    """Record a new ticket received at ``at``; its clocks start.
+                publishable: bool | None = None,
+                call_arrivals: Sequence[dt.datetime] = ()) -> tuple[Ticket, list[Effect]]:
+    """Record a new ticket, recorded at ``at``; its clocks start at its receipt.
 
+    The receipt is ``at``, or the earliest of ``call_arrivals`` (when the calls the ticket came
+    from arrived; see ``deadlines.receipt_time``): the clocks start when the citizen called.
     ``place`` is a district or commune id; ``publishable`` None takes the tenant's default.
     Only a supervisor or an admin may ask for ``publishable=True`` (``ticket.forbidden``
     otherwise, as for ``SetPublishable``); anyone opening may keep a ticket off the public
@@ -511,7 +515,7 @@ def open_ticket(policy: TicketPolicy, *, code: str, tenant: str, channel: str, c
     ticket = Ticket(
         code=code, tenant=tenant, channel=found_channel,
         content=_text(content, "the content", MAX_CONTENT), field=field,
-        received_at=at.astimezone(dt.UTC),
+        received_at=dl.receipt_time(at, call_arrivals),
         citizen_name=_optional_text(citizen_name, "the citizen's name", 200),
         citizen_phone=phone,
         district=district.id if district is not None else None,
@@ -521,7 +525,9 @@ def open_ticket(policy: TicketPolicy, *, code: str, tenant: str, channel: str, c
     )
     ticket = _with_deadlines(policy, ticket)
     detail = f"{found_channel}, field {field}" + (", urgent" if urgent else "")
-    effects: list[Effect] = [AuditEntry(code, actor, ticket.received_at, "open", None, S.NEW,
+    if ticket.received_at != at:
+        detail += f", received {ticket.received_at.isoformat()} (the call's arrival)"
+    effects: list[Effect] = [AuditEntry(code, actor, at.astimezone(dt.UTC), "open", None, S.NEW,
                                         detail)]
     return ticket, effects + _clock_effects(policy, None, ticket)
 

@@ -13,8 +13,11 @@ Public API (stable; the HTTP API in ``callcenter.console`` is built on it)::
 
     svc.open(tenant, actor, *, channel, content, field, place=None, citizen_name=None,
              citizen_phone=None, urgent=False, call_ids=(), publishable=None, at=None,
-             answer=None, faq_item=None) -> Ticket
+             answer=None, faq_item=None, live_arrivals=None) -> Ticket
         # at None: now. answer given: answered at level 1 from the FAQ, closed at once.
+        # Opened from calls (call_ids): received when the earliest of them arrived, from its
+        # call record, else from live_arrivals (record id -> arrival of a call still up, read
+        # by the caller from the live state), else at.
     svc.open_many(tenant, actor, requests: Sequence[NewTicket]) -> list[Ticket]
         # one transaction for many (intake of web/e-mail forms, imports, the benchmark)
     svc.act(code, actor, event, *, expected_version=None) -> Ticket
@@ -87,7 +90,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -157,6 +160,9 @@ class NewTicket:
     at: dt.datetime | None = None  # None: now
     answer: str | None = None  # answered at level 1 (FAQ): closed at once
     faq_item: str | None = None
+    # Arrival of linked calls still up (record id -> arrival), read from the live state; a
+    # call record in the store wins.
+    live_arrivals: Mapping[str, dt.datetime] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -308,12 +314,13 @@ class TicketService:
              citizen_phone: str | None = None, urgent: bool = False,
              call_ids: Sequence[str] = (), publishable: bool | None = None,
              at: dt.datetime | None = None, answer: str | None = None,
-             faq_item: str | None = None) -> Ticket:
+             faq_item: str | None = None,
+             live_arrivals: Mapping[str, dt.datetime] | None = None) -> Ticket:
         """Record a new ticket (answered and closed at once when ``answer`` is given)."""
         req = NewTicket(channel=channel, content=content, field=field, place=place,
                         citizen_name=citizen_name, citizen_phone=citizen_phone, urgent=urgent,
                         call_ids=tuple(call_ids), publishable=publishable, at=at,
-                        answer=answer, faq_item=faq_item)
+                        answer=answer, faq_item=faq_item, live_arrivals=live_arrivals or {})
         return self.open_many(tenant, actor, [req])[0]
 
     def open_many(self, tenant: str, actor: Actor,
@@ -328,19 +335,21 @@ class TicketService:
             return []
         policy = self.policy(tenant)
         now = self._now()
+        stored = self._call_arrivals(tenant, requests)
         built: builtins.list[tuple[dt.date, Ticket, builtins.list[Effect]]] = []
         for r in requests:
             at = r.at or now
             dl.require_aware(at, "the time of receipt")
-            day = code_date(at, policy.timezone)
-            for cid in r.call_ids:
-                _call_id(cid)
+            call_ids = tuple(_call_id(c) for c in r.call_ids)
+            arrivals = [a for a in (stored.get(c) or r.live_arrivals.get(c) for c in call_ids)
+                        if a is not None]
+            day = code_date(dl.receipt_time(at, arrivals), policy.timezone)
             ticket, fx = open_ticket(
                 policy, code=ticket_code(policy.code_prefix, day, 1), tenant=tenant,
                 channel=r.channel, content=r.content, field=r.field, at=at, actor=actor,
                 place=r.place, citizen_name=r.citizen_name, citizen_phone=r.citizen_phone,
-                urgent=r.urgent, call_ids=tuple(c.strip() for c in r.call_ids),
-                publishable=r.publishable)
+                urgent=r.urgent, call_ids=call_ids, publishable=r.publishable,
+                call_arrivals=arrivals)
             if r.answer is not None:
                 ticket, more = apply(ticket, Answer(at, actor, r.answer, r.faq_item), policy)
                 fx += more
@@ -365,6 +374,15 @@ class TicketService:
             audit = self._carry_out(conn, tenant, effects, now)
         self._log(audit)
         return opened
+
+    def _call_arrivals(self, tenant: str,
+                       requests: Sequence[NewTicket]) -> dict[str, dt.datetime]:
+        """Arrival times of the tenant's call records the requests name (one read, if any)."""
+        ids = {_call_id(c) for r in requests for c in r.call_ids}
+        if not ids:
+            return {}
+        with self.db.reading() as conn:
+            return st.call_arrivals(conn, tenant, ids)
 
     def _reserve(self, tenant: str, need: dict[dt.date, int]) -> dict[dt.date, int]:
         """PostgreSQL: take code numbers in a short transaction of their own.

@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -45,7 +45,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.store.data import ID_MAX_LENGTH
 from callcenter.store.database import make_engine
-from callcenter.store.models import Base, UTCDateTime
+from callcenter.store.models import Base, CallRecord, UTCDateTime
 from callcenter.store.urls import sqlite_file
 from callcenter.tickets.rules import (
     OPEN,
@@ -364,6 +364,20 @@ def calls_by_code(conn: sa.Connection, codes: Sequence[str]) -> dict[str, list[s
              .order_by(c.code, c.linked_at, c.call_id))
         for code, call_id in conn.execute(q):
             found[code].append(call_id)
+    return found
+
+
+def call_arrivals(conn: sa.Connection, tenant: str,
+                  call_ids: Collection[str]) -> dict[str, dt.datetime]:
+    """When each of these call records of ``tenant`` arrived; ids without a record are absent
+    (the call is still up, or its record is still in the journal)."""
+    table = cast(sa.Table, CallRecord.__table__)
+    ids = sorted(call_ids)
+    found: dict[str, dt.datetime] = {}
+    for start in range(0, len(ids), 500):
+        q = (sa.select(table.c.id, table.c.arrived_at)
+             .where(table.c.id.in_(ids[start:start + 500]), table.c.tenant == tenant))
+        found.update((cid, arrived) for cid, arrived in conn.execute(q))
     return found
 
 

@@ -363,6 +363,30 @@ async def test_given_session_when_posting_with_and_without_csrf_header_then_ok_a
     assert (forwarded["state"], forwarded["unit"]) == ("forwarded", "so_y_te")
 
 
+async def test_given_call_still_up_when_ticket_saved_from_desk_then_received_at_its_arrival(
+        client: Client, acd: AcdQueue) -> None:
+    # The operator saves the form during the call: no call record yet, the live state has it.
+    token = await login(client, "101")
+    # The console runs on the real clock: the call came in 10 minutes ago.
+    arrived = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=10)
+    state = dataclasses.replace(call_state(), arrived_at=arrived)
+    await acd.redis.set(CALL_KEY.format(CALL_ID), state_to_json(state), ex=CALL_TTL_S)
+    foreign = dataclasses.replace(state, call_id="1763863200.43", tenant_id="thanhhoa")
+    await acd.redis.set(CALL_KEY.format(foreign.call_id), state_to_json(foreign))
+    bodies = []
+    for call_id in (CALL_ID, foreign.call_id):
+        resp = await client.post("/api/v1/tickets", headers={"X-CSRF-Token": token}, json={
+            "channel": "phone", "content": "Nghi nhiễm, sốt cao", "field": "suspected_infection",
+            "urgent": True, "citizen_phone": CALLER, "call_ids": ["pbx1:" + call_id]})
+        assert resp.status == 201, await resp.text()
+        bodies.append(await resp.json())
+    mine, other = bodies
+    assert dt.datetime.fromisoformat(mine["received_at"]) == arrived
+    assert dt.datetime.fromisoformat(mine["resolve_due"]) == arrived + dt.timedelta(hours=4)
+    # Another tenant's call says nothing about this ticket: received when saved.
+    assert dt.datetime.fromisoformat(other["received_at"]) >= arrived + dt.timedelta(minutes=10)
+
+
 # ---- the page --------------------------------------------------------------------------------
 async def test_given_operator_when_opening_desk_then_page_with_data_and_script(
         client: Client) -> None:

@@ -8,10 +8,12 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from callcenter.sms.store import SmsOutbox
+from callcenter.store.records import CallRecordData, CallRecordStore
 from callcenter.tickets.config import RESOLVED_TEXT
 from callcenter.tickets.rules import (
     Accept,
@@ -27,6 +29,7 @@ from callcenter.tickets.rules import (
     TicketState,
 )
 from callcenter.tickets.service import TicketService, caller_number, ticket_dict
+from tests.adapters.conftest import MakeRecord
 from tests.support.concurrency import run_together
 from tests.support.tickets import (
     GT,
@@ -455,6 +458,62 @@ def test_given_call_links_when_queried_both_ways_then_consistent(svc: TicketServ
     assert [x.code for x in svc.tickets_of_call("pbx1:200.7")] == [b]
     assert svc.get(b, OP).call_ids == ("pbx1:100.1", "pbx1:200.7")
     assert svc.link_call(b, "pbx1:200.7", OP).call_ids == t.call_ids  # twice: one link
+
+
+# ---- receipt: when the citizen called (the orders count "kể từ khi tiếp nhận ... 1022") --------
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def _record_calls(database_url: str, *records: CallRecordData) -> None:
+    store = CallRecordStore(database_url)
+    try:
+        for r in records:
+            assert store.insert_once(r)
+    finally:
+        store.close()
+
+
+def test_given_call_arrived_at_0900_when_ticket_saved_at_0912_then_received_0900_and_due_from_0900(
+        svc: TicketService, database_url: str, make_record: MakeRecord) -> None:
+    arrived = dt.datetime(2026, 11, 23, 9, 0, tzinfo=VN)
+    call = make_record(7, arrived_at=arrived)
+    _record_calls(database_url, call)
+    saved = arrived + 12 * M
+    urgent = _open(svc, field="suspected_infection", urgent=True, call_ids=[call.id], at=saved)
+    plain = _open(svc, field="transport", call_ids=[call.id], at=saved)
+    for t in (urgent, plain, svc.get(urgent.code, OP)):  # type: ignore[attr-defined]
+        assert t.received_at == arrived  # type: ignore[attr-defined]
+    assert urgent.resolve_due == arrived + 4 * H  # type: ignore[attr-defined]
+    assert plain.resolve_due == arrived + 24 * H  # type: ignore[attr-defined]
+    opened = svc.audit(urgent.code, OP)[0]  # type: ignore[attr-defined]
+    assert opened.event == "open" and opened.at == saved  # recorded when it was saved
+
+
+def test_given_call_still_up_when_ticket_saved_then_received_at_live_arrival_record_wins_later(
+        svc: TicketService, database_url: str, make_record: MakeRecord) -> None:
+    live = {"pbx1:1762129800.8": T0 - 5 * M}
+    t = _open(svc, call_ids=list(live), at=T0, live_arrivals=live)
+    assert t.received_at == T0 - 5 * M  # type: ignore[attr-defined]
+    # Once the record is written it is the truth, whatever the live state said.
+    _record_calls(database_url, make_record(8, arrived_at=T0 - 7 * M))
+    t = _open(svc, call_ids=list(live), at=T0, live_arrivals=live)
+    assert t.received_at == T0 - 7 * M  # type: ignore[attr-defined]
+
+
+def test_given_call_of_another_tenant_or_unknown_when_ticket_saved_then_received_when_saved(
+        svc: TicketService, database_url: str, make_record: MakeRecord) -> None:
+    foreign = make_record(9, tenant="thanhhoa", arrived_at=T0 - H)
+    _record_calls(database_url, foreign)
+    t = _open(svc, call_ids=[foreign.id, "pbx1:404.1"], at=T0)
+    assert t.received_at == T0 and t.resolve_due == T0 + 24 * H  # type: ignore[attr-defined]
+
+
+def test_given_call_before_midnight_when_ticket_saved_after_then_code_has_the_call_date(
+        svc: TicketService, database_url: str, make_record: MakeRecord) -> None:
+    call = make_record(10, arrived_at=dt.datetime(2026, 11, 23, 23, 55, tzinfo=VN))
+    _record_calls(database_url, call)
+    t = _open(svc, call_ids=[call.id], at=dt.datetime(2026, 11, 24, 0, 5, tzinfo=VN))
+    assert t.code == "DN-20261123-0001"  # type: ignore[attr-defined]
 
 
 def test_given_publishable_resolved_tickets_when_feed_read_then_personal_data_removed(

@@ -26,6 +26,7 @@ from callcenter.tickets.config import (
     parse_ticket_sections,
     policy_of,
 )
+from callcenter.tickets.deadlines import matching_rules
 
 SHIPPED = Path(__file__).resolve().parents[3] / "config" / "hotline.yaml"
 SOURCE = "test.yaml"
@@ -431,6 +432,62 @@ def test_given_rule_with_unknown_field_when_parsed_then_error_names_rule_and_ind
                                         "resolve": "1h"}]})
     err = error_at(tenant, f"{T}.tickets.deadlines.rules[0].fields[1]")
     assert "deadline rule 'x' names an unknown field" in err.reason
+
+
+def with_fields(*fields: dict[str, Any]) -> dict[str, Any]:
+    tenant = base()
+    tenant["fields"] = [dict(f) for f in fields]
+    return tenant
+
+
+def test_given_field_with_group_when_parsed_then_group_kept_and_urgent_health_matches() -> None:
+    p = policy(with_fields({"id": "covid", "name": "Nghi nhiễm", "group": "health"},
+                           {"id": "land", "name": "Đất đai"}))
+    assert p.field_group("covid") == "health" and p.field_group("land") is None
+    assert p.deadlines.rules == (URGENT_HEALTH,)  # a health-group field brings the 4 h rule
+
+
+def test_given_default_fields_when_loaded_then_health_fields_marked() -> None:
+    marked = {f.id for f in DEFAULT_FIELDS if f.group == "health"}
+    assert marked == {"health", "suspected_infection", "prices_fraud"}
+
+
+@pytest.mark.parametrize(("group", "reason"), [
+    ("helth", "expected one of: health"),  # unknown
+    (["health"], "expected a string, got a list"),  # malformed
+    (4, "expected a string"),
+])
+def test_given_field_with_unknown_or_malformed_group_when_parsed_then_error_names_key(
+        group: object, reason: str) -> None:
+    tenant = with_fields({"id": "health", "name": "Y tế"},
+                         {"id": "covid", "name": "Nghi nhiễm", "group": group})
+    err = error_at(tenant, f"{T}.fields[1].group")
+    assert reason in err.reason
+
+
+def test_given_rule_naming_groups_when_parsed_then_groups_kept() -> None:
+    p = policy(with_deadlines({"rules": [
+        {"name": "urgent_health", "groups": ["health"], "urgent": True, "resolve": "4h"}]}))
+    assert p.deadlines.rules == (DeadlineRule("urgent_health", (), True, dt.timedelta(hours=4),
+                                              groups=("health",)),)
+
+
+@pytest.mark.parametrize(("groups", "key", "reason"), [
+    (["helth"], "groups[0]", "expected one of: health"),
+    (["health", 3], "groups[1]", "expected a string"),
+    ("health", "groups", "expected a list"),
+])
+def test_given_rule_with_unknown_or_malformed_group_when_parsed_then_error_names_key(
+        groups: object, key: str, reason: str) -> None:
+    tenant = with_deadlines({"rules": [{"name": "x", "groups": groups, "resolve": "4h"}]})
+    err = error_at(tenant, f"{T}.tickets.deadlines.rules[0].{key}")
+    assert reason in err.reason
+
+
+def test_given_shipped_config_when_urgent_suspected_infection_then_urgent_health_rule() -> None:
+    p = policy_of(load_config(str(SHIPPED)).tenants[0])
+    assert [r.name for r in matching_rules(p, "suspected_infection", True)] == ["urgent_health"]
+    assert matching_rules(p, "essential_goods", True) == ()
 
 
 def test_given_rule_setting_no_clock_when_parsed_then_error() -> None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from callcenter.config.model import Field
 from callcenter.tickets import deadlines as dl
 from callcenter.tickets import rules as tk
 from callcenter.tickets.config import (
@@ -133,6 +134,72 @@ def test_given_health_not_urgent_or_urgent_other_when_received_then_24h(
         field: str, urgent: bool) -> None:
     received = vn(2026, 11, 23, 8, 0)
     assert opened(received, field, urgent).resolve_due == received + 24 * H
+
+
+@pytest.mark.parametrize("field", ["suspected_infection", "prices_fraud"])
+def test_given_urgent_suspected_infection_when_opened_then_due_in_4_hours(field: str) -> None:
+    # The orders' 4 h is for urgent petitions "thuộc lĩnh vực y tế": every health-group field.
+    received = vn(2026, 11, 23, 22, 30)
+    assert opened(received, field, urgent=True).resolve_due == vn(2026, 11, 24, 2, 30)
+
+
+@pytest.mark.parametrize("field", ["essential_goods", "social_security", "other"])
+def test_given_urgent_field_outside_health_group_when_opened_then_due_in_24_hours(
+        field: str) -> None:
+    received = vn(2026, 11, 23, 8, 0)
+    assert opened(received, field, urgent=True).resolve_due == received + 24 * H
+
+
+def test_given_urgent_ticket_reclassified_to_suspected_infection_then_due_moves_to_4_hours(
+        ) -> None:
+    t = opened(vn(2026, 11, 23, 8, 0), "other", urgent=True)
+    t = step(t, tk.Reclassify(vn(2026, 11, 23, 8, 5), OP, "suspected_infection", None, True))
+    assert t.resolve_due == vn(2026, 11, 23, 12, 0)
+
+
+def test_given_rule_naming_a_group_when_computed_then_only_fields_of_that_group_match() -> None:
+    fields = (Field("covid", "Nghi nhiễm", "health"), Field("land", "Đất đai"))
+    policy = TicketPolicy(fields=fields, deadlines=DeadlinePolicy(rules=(
+        DeadlineRule("urgent_health", urgent=True, resolve=4 * H, groups=("health",)),)))
+    start = vn(2026, 1, 1)
+    due = {f.id: dl.compute_deadlines(policy, field=f.id, urgent=True, clock_start=start,
+                                      level1_since=start, forwarded_at=None).resolve_due
+           for f in fields}
+    assert due == {"covid": vn(2026, 1, 1, 4), "land": vn(2026, 1, 2)}
+
+
+# ---- receipt: when the citizen called ---------------------------------------------------------
+def test_given_call_arrival_when_ticket_opened_later_then_clocks_start_at_the_arrival(
+        ) -> None:
+    code = tk.ticket_code("DN", vn(2026, 11, 23).date(), 1)
+    ticket, effects = tk.open_ticket(
+        DN, code=code, tenant="t", channel="phone", content="Nội dung", field="suspected_infection",
+        at=vn(2026, 11, 23, 9, 12), actor=OP, urgent=True, call_ids=("pbx1:1.1",),
+        call_arrivals=(vn(2026, 11, 23, 9, 0),))
+    assert ticket.received_at == vn(2026, 11, 23, 9, 0)
+    assert ticket.resolve_due == vn(2026, 11, 23, 13, 0)
+    opened_entry = effects[0]
+    assert isinstance(opened_entry, tk.AuditEntry)
+    assert opened_entry.at == vn(2026, 11, 23, 9, 12)  # the log says when it was recorded
+    assert "received 2026-11-23T02:00:00+00:00 (the call's arrival)" in opened_entry.detail
+
+
+def test_given_several_calls_when_receipt_computed_then_earliest_arrival() -> None:
+    saved = vn(2026, 11, 23, 9, 12)
+    assert dl.receipt_time(saved, [vn(2026, 11, 23, 8, 50), vn(2026, 11, 22, 16, 0)]) == vn(
+        2026, 11, 22, 16, 0)
+    assert dl.receipt_time(saved) == saved
+
+
+def test_given_arrival_after_saving_when_receipt_computed_then_save_time_stands() -> None:
+    saved = vn(2026, 11, 23, 9, 12)
+    assert dl.receipt_time(saved, [vn(2026, 11, 23, 9, 13)]) == saved
+
+
+def test_given_naive_arrival_when_receipt_computed_then_ticket_error() -> None:
+    with pytest.raises(TicketError) as info:
+        dl.receipt_time(vn(2026, 11, 23, 9, 12), [dt.datetime(2026, 11, 23, 9, 0)])
+    assert info.value.id == "ticket.naive_time"
 
 
 def test_given_hcmc_when_received_before_midnight_then_forward_due_5_min_after() -> None:
