@@ -66,7 +66,7 @@ from callcenter.store.journal import RecordJournal
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.recorder import RecordWriter
 from callcenter.store.records import CallRecordStore
-from callcenter.tickets.files import DEFAULT_MAX_UPLOAD_BYTES
+from callcenter.tickets.files import DOCUMENT_MAX_BYTES
 from callcenter.tickets.jobs import deadline_job
 from callcenter.tickets.service import TicketService
 
@@ -511,9 +511,10 @@ async def reload_view(request: web.Request) -> web.Response:
 def build_app(settings: Settings, redis_url: str) -> web.Application:
     """Wire the whole service; resources start in order and stop in reverse."""
     config = load_config(settings.config_path)
-    # The console's reply-document form is read whole (request.post(), for its CSRF field):
-    # room for the ticket service's upload limit and the form's other fields.
-    app = web.Application(client_max_size=DEFAULT_MAX_UPLOAD_BYTES + 256 * 1024)
+    # Console forms are read whole (request.post(), for their CSRF field): room for a document
+    # and the form's other fields. The ticket reply form takes a video (console/limits.py's
+    # large_body); the API's attachment route streams and has its own limits.
+    app = web.Application(client_max_size=DOCUMENT_MAX_BYTES + 256 * 1024)
     app[SETTINGS] = settings
     app[REDIS_URL] = redis_url
     app[CONFIG] = LiveConfig(settings.config_path, config)

@@ -28,12 +28,13 @@ from callcenter.console import reports_http
 from callcenter.console.auth import actor_of, current_user, in_thread, require_role, require_tenant
 from callcenter.console.context import API_PREFIX, CLOCK, CONFIG, SERVICE, tenant_or_404
 from callcenter.console.errors import ApiError, invalid
-from callcenter.console.uploads import read_upload
+from callcenter.console.uploads import read_upload, too_large_error
 from callcenter.console.validation import Bool, Int, Obj, Param, Str, StrList, parse_query
 from callcenter.queue.redis import ACD
 from callcenter.store.users import User
 from callcenter.tickets import rules as tk
 from callcenter.tickets.config import policy_of
+from callcenter.tickets.files import UploadTooLarge
 from callcenter.tickets.routing import route as route_ticket
 from callcenter.tickets.service import ticket_dict
 
@@ -366,9 +367,12 @@ async def add_attachment(request: web.Request, user: User) -> web.StreamResponse
     code = _path(request, P_CODE)
     await _visible_ticket(request, user, code)
     service = request.config_dict[SERVICE]
-    upload = await read_upload(request, service.max_upload_bytes)
-    attachment = await in_thread(request.config_dict, service.attach, code, actor_of(user),
-                                 upload.file_name, upload.declared_type, upload.data)
+    upload = await read_upload(request, service.upload_limits)
+    try:
+        attachment = await in_thread(request.config_dict, service.attach, code, actor_of(user),
+                                     upload.file_name, upload.declared_type, upload.data)
+    except UploadTooLarge as e:
+        raise too_large_error(e) from None
     return web.json_response(attachment.to_json_dict(), status=201,
                              headers={"Location": f"{API}/tickets/{code}/attachments/"
                                                   f"{attachment.id}"})
@@ -443,7 +447,8 @@ ROUTES: tuple[Route, ...] = (
           "Who did what to a ticket, and when", ALL_ROLES, "tickets", params=(P_CODE,),
           ok_schema="AuditLog", errors=(401, 403, 404, 422)),
     Route("POST", "/tickets/{code}/attachments", add_attachment, "addAttachment",
-          "Attach a reply document (PDF, DOC, DOCX, JPEG, PNG), checked by its bytes",
+          "Attach a document (PDF, DOC, DOCX), photo (JPEG, PNG, WEBP, HEIC) or video "
+          "(MP4, MOV, 3GP, 3G2), checked by its bytes; limit per kind (10/10/100 MiB)",
           ALL_ROLES, "tickets", params=(P_CODE,), body="multipart", ok_status=201,
           ok_schema="Attachment", errors=(401, 403, 404, 409, 413, 415, 422)),
     Route("GET", "/tickets/{code}/attachments", list_attachments, "listAttachments",

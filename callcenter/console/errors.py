@@ -17,7 +17,7 @@ id (or family)                     status  when
 ``ticket.same_unit``               409
 ``ticket.reminder_not_due``        409
 ``ticket.upload_too_large``        413     checked while the upload streams in
-``ticket.upload_type``             415     the bytes are not PDF, DOC(X) or an image
+``ticket.upload_type``             415     the bytes are no accepted document, photo or video
 ``request.unsupported_media``      415     not JSON (or not multipart for uploads)
 ``request.*`` / other ``ticket.*`` 422     the body or a parameter is malformed (field named)
 ``store.unavailable``              503     the database does not answer

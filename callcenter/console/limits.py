@@ -6,6 +6,10 @@ aiohttp refuses a body larger than the app's ``client_max_size`` by raising
 CSRF check of the session middleware (it reads the form first) or the page's handler. This
 middleware, outermost, turns that one exception into the console's error page (id
 ``request.too_large``, 413). The API keeps its JSON error (``errors.error_middleware``).
+
+A handler wrapped in ``large_body`` (the ticket page's reply form, whose document may be a
+video) reads a body up to the ticket service's largest upload limit plus room for the form's
+other fields; every other route keeps the app's ``client_max_size``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Final
 
 from aiohttp import web
 
-from callcenter.console.context import CONSOLE_PREFIX, ConsoleApps
+from callcenter.console.context import CONSOLE_PREFIX, SERVICE, ConsoleApps
 from callcenter.console.errors import Handler
 from callcenter.console.proxies import client_address
 from callcenter.console.sessions import _PAGE_HEADERS as PAGE_HEADERS
@@ -24,6 +28,23 @@ from callcenter.console.sessions import error_page
 log = logging.getLogger("callcenter.console.limits")
 
 _MB: Final = 1024 * 1024
+FORM_SLACK: Final = 256 * 1024  # the form's other fields around an upload
+
+
+def large_body(handler: Handler) -> Handler:
+    """Mark a console handler whose form carries an upload up to the largest upload limit."""
+    setattr(handler, "large_body", True)  # noqa: B010 (a function attribute, read below)
+    return handler
+
+
+def _with_body_limit(request: web.Request) -> web.Request:
+    """The request with the upload's body limit when its route is marked ``large_body``."""
+    info = request.match_info
+    if request.method != "POST" or not getattr(info.handler, "large_body", False) or \
+            SERVICE not in request.config_dict:
+        return request
+    limit = request.config_dict[SERVICE].upload_limits.largest + FORM_SLACK
+    return request.clone(client_max_size=max(limit, request.client_max_size))
 
 
 def size_in_mb(size: int) -> str:
@@ -46,6 +67,7 @@ def too_large_page(max_size: int) -> web.Response:
 @web.middleware
 async def console_size_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """In the console sub-app (/console): a body over the limit gets the Vietnamese 413 page."""
+    request = _with_body_limit(request)
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:

@@ -309,6 +309,16 @@ def size_text(n: int) -> str:
     return f"{n // mib} MB" if n >= mib else f"{max(1, n // 1024)} KB"
 
 
+UPLOAD_CATEGORY = {"document": "văn bản", "image": "hình ảnh", "video": "đoạn phim",
+                   "file": "tệp"}
+
+
+def upload_too_large_text(category: str, max_bytes: int) -> str:
+    """The refusal of an attachment over its category's limit, naming the category and limit."""
+    return (f"Tệp đính kèm quá lớn: {UPLOAD_CATEGORY.get(category, 'tệp')} "
+            f"tối đa {size_text(max_bytes)}.")
+
+
 # ---- audit details in Vietnamese ---------------------------------------------------------------
 # The ticket core writes its audit details in English (they also go to the logs); the console
 # shows them to units and supervisors in Vietnamese. Each pattern matches one detail the core

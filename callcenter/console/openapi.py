@@ -43,8 +43,8 @@ ERROR_TEXT = {
          "state (`agent.illegal`, `agent.busy`)",
     413: "The upload passed the size limit while streaming (`ticket.upload_too_large`), or "
          "a JSON body over 1 MiB (`request.too_large`)",
-    415: "Not JSON/multipart (`request.unsupported_media`), or a document whose bytes are "
-         "not PDF, DOC, DOCX, JPEG or PNG (`ticket.upload_type`)",
+    415: "Not JSON/multipart (`request.unsupported_media`), or a file whose bytes are "
+         "no accepted document, photo or video (`ticket.upload_type`)",
     422: "A body field or parameter is malformed (`request.invalid`, with `details.field`) "
          "or refused by the ticket rules (`ticket.unknown_field`, `ticket.invalid_phone` ...)",
     502: "The PBX could not ring the supervisor's phone (`listen.ring_failed`)",
@@ -239,7 +239,7 @@ def _body(route: Route) -> dict[str, Any] | None:
         return {"required": True, "content": {"multipart/form-data": {"schema": {
             "type": "object", "required": ["file"],
             "properties": {"file": {"type": "string", "format": "binary",
-                                    "description": "PDF, DOC, DOCX, JPEG or PNG"}}}}}}
+                                    "description": "a document, photo or video"}}}}}}
     schema: dict[str, Any]
     if isinstance(route.body, Obj):
         schema = {"$ref": f"#/components/schemas/{route.body.title}"}
@@ -272,7 +272,7 @@ def _operation(route: Route) -> dict[str, Any]:
     if route.file_download:
         ok["content"] = {ctype: {"schema": {"type": "string", "format": "binary"}}
                          for ctype in DOCUMENT_TYPES}
-        ok["description"] = "The document (PDF, DOC, DOCX, JPEG or PNG) as stored"
+        ok["description"] = "The document, photo or video as stored"
     responses: dict[str, Any] = {str(route.ok_status): ok}
     for status in sorted({*route.errors, 401, 503}):
         responses[str(status)] = {"$ref": f"#/components/responses/{status}"}

@@ -59,6 +59,7 @@ from callcenter.desk.pages import add_desk_routes
 from callcenter.queue.http import ROUTES_ADDED, add_agent_routes
 from callcenter.store.database import Database
 from callcenter.store.users import UserStore
+from callcenter.tickets.files import UploadLimits
 from callcenter.tickets.pages import add_list_pages
 from callcenter.tickets.service import TicketService
 from callcenter.transfers.http import add_transfer_routes
@@ -79,7 +80,7 @@ def setup_console(app: web.Application, *, database_url: str,
                   database: Database | None = None,
                   config: Callable[[], HotlineConfig],
                   tickets: web.AppKey[TicketService] | None = None,
-                  files_dir: Path | None = None, max_upload_bytes: int | None = None,
+                  files_dir: Path | None = None, upload_limits: UploadLimits | None = None,
                   clock: Callable[[], dt.datetime] = utcnow,
                   workers: int = DEFAULT_WORKERS,
                   queue: bool = False,
@@ -94,7 +95,7 @@ def setup_console(app: web.Application, *, database_url: str,
     one, the console opens its own on ``database_url`` and closes it when the app stops.
     ``config`` is read at every request (the app's LiveConfig), so reloads apply at once.
     ``tickets``: the app key of a TicketService an earlier cleanup context sets; otherwise
-    give ``files_dir`` (and optionally ``max_upload_bytes``) and the console opens its own.
+    give ``files_dir`` (and optionally ``upload_limits``) and the console opens its own.
     ``queue``: the app runs the operators' queue (``app[queue.redis.ACD]``, set by a cleanup
     context); the queue, agent, transfer, wallboard, listen-in and desk routes are added
     (``queue/http.py``) and the served OpenAPI document describes them.
@@ -128,9 +129,8 @@ def setup_console(app: web.Application, *, database_url: str,
             service = app[tickets]
         else:
             assert files_dir is not None
-            kwargs = {} if max_upload_bytes is None else {"max_upload_bytes": max_upload_bytes}
             service = own = TicketService(database_url, config, files_dir, clock=clock,
-                                          **kwargs)
+                                          upload_limits=upload_limits or UploadLimits())
         users = UserStore(db)
         app[EXECUTOR], app[SERVICE], app[USERS] = executor, service, users
         log.info("ticket API on %s, public pages on /public/{tenant}/", API)

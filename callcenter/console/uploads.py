@@ -1,11 +1,14 @@
 """Reply documents arriving as multipart/form-data: size checked while the bytes stream in,
 type checked by magic bytes on the first chunk, both before anything reaches the store.
 
-An upload larger than the limit is refused with 413 ``ticket.upload_too_large`` as soon as
-the announced length or the bytes read so far pass it: the rest is never read into memory.
-A first chunk that is not a PDF, DOC, DOCX/ZIP, JPEG or PNG is refused with 415
-``ticket.upload_type`` (an .exe renamed .pdf starts with ``MZ``); the ticket service checks
-the whole file again when it stores it.
+An upload larger than its limit is refused with 413 ``ticket.upload_too_large`` as soon as
+the announced length passes the largest limit, or the bytes read so far pass the limit of
+the kind their first bytes show (``UploadLimits``: a video may be larger than a document):
+the rest is never read into memory. A first chunk that is no accepted kind
+(``callcenter.tickets.files``) is refused with 415 ``ticket.upload_type`` (an .exe renamed .pdf
+starts with ``MZ``); the ticket service checks the whole file again when it stores it.
+This route streams the body (``request.multipart()``), so the app's ``client_max_size``,
+which bounds ``request.post()``/``read()`` elsewhere, does not apply to it.
 """
 
 from __future__ import annotations
@@ -18,21 +21,20 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from callcenter.console.errors import ApiError, invalid
+from callcenter.console.listing import upload_too_large_text
+from callcenter.tickets.files import (
+    ALLOWED_TEXT,
+    DEFAULT_UPLOAD_LIMITS,
+    SNIFF_BYTES,
+    FileKind,
+    UploadLimits,
+    UploadTooLarge,
+    sniff_kind,
+)
 
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 CHUNK = 64 * 1024
 MULTIPART_SLACK = 16 * 1024  # boundaries and part headers around the file
 MAX_FIELDS_BYTES = 8 * 1024  # other form fields (ignored) may not be large either
-SNIFF_BYTES = 8
-
-# (magic prefix, content type): what a reply document may be.
-MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"%PDF-", "application/pdf"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "application/msword"),  # OLE2: .doc
-    (b"PK\x03\x04", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-)
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,6 @@ class Upload:
     data: bytes
 
 
-def sniff(head: bytes) -> str | None:
-    """The content type the first bytes show, or None if they are not an accepted type."""
-    return next((ctype for magic, ctype in MAGIC if head.startswith(magic)), None)
-
-
 def safe_file_name(name: str | None) -> str:
     """The base name, without control characters or path parts, at most 200 characters."""
     if not name:
@@ -60,17 +57,19 @@ def safe_file_name(name: str | None) -> str:
     return base[:200] or "document"
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError("ticket.upload_too_large",
-                    f"the file is larger than {limit // (1024 * 1024)} MiB ({limit} bytes)",
-                    details={"field": "file", "max_bytes": limit})
+def too_large_error(e: UploadTooLarge) -> ApiError:
+    """The API's 413: the category's limit in ``details``, and in Vietnamese for people."""
+    return ApiError("ticket.upload_too_large", e.message,
+                    details={"field": "file", "category": e.category, "max_bytes": e.max_bytes,
+                             "message_vi": upload_too_large_text(e.category, e.max_bytes)})
 
 
-async def read_upload(request: web.Request, max_bytes: int = DEFAULT_MAX_BYTES) -> Upload:
+async def read_upload(request: web.Request,
+                      limits: UploadLimits = DEFAULT_UPLOAD_LIMITS) -> Upload:
     """The ``file`` part of a multipart request, read in chunks with the limits above."""
     if request.content_length is not None and \
-            request.content_length > max_bytes + MULTIPART_SLACK:
-        raise _too_large(max_bytes)
+            request.content_length > limits.largest + MULTIPART_SLACK:
+        raise too_large_error(UploadTooLarge("file", limits.largest))
     if request.content_type != "multipart/form-data":
         raise ApiError("request.unsupported_media",
                        "send the document as multipart/form-data with a part named 'file'")
@@ -92,7 +91,7 @@ async def read_upload(request: web.Request, max_bytes: int = DEFAULT_MAX_BYTES) 
                     if other > MAX_FIELDS_BYTES:
                         raise invalid(part.name or "body", "form field too large")
                 continue
-            return await _read_file(part, max_bytes)
+            return await _read_file(part, limits)
     except ApiError:
         raise
     except (ValueError, AssertionError, KeyError, UnicodeDecodeError, HttpProcessingError) as e:
@@ -101,28 +100,29 @@ async def read_upload(request: web.Request, max_bytes: int = DEFAULT_MAX_BYTES) 
     raise invalid("file", "required: a part named 'file' with the document")
 
 
-async def _read_file(part: BodyPartReader, max_bytes: int) -> Upload:
+async def _read_file(part: BodyPartReader, limits: UploadLimits) -> Upload:
     data = bytearray()
-    content_type: str | None = None
+    kind: FileKind | None = None
     while chunk := await part.read_chunk(CHUNK):
         data += chunk
-        if len(data) > max_bytes:
-            raise _too_large(max_bytes)
-        if content_type is None and len(data) >= SNIFF_BYTES:
-            content_type = _type_or_415(bytes(data[:SNIFF_BYTES]))
+        if kind is None and len(data) >= SNIFF_BYTES:
+            kind = _kind_or_415(bytes(data[:SNIFF_BYTES]))
+        limit = limits.of(kind.category) if kind is not None else limits.largest
+        if len(data) > limit:
+            raise too_large_error(UploadTooLarge(kind.category if kind else "file", limit))
     if not data:
         raise invalid("file", "the file is empty")
-    if content_type is None:
-        content_type = _type_or_415(bytes(data))
+    if kind is None:
+        kind = _kind_or_415(bytes(data))
     declared = part.headers.get("Content-Type")
-    return Upload(safe_file_name(part.filename), content_type,
+    return Upload(safe_file_name(part.filename), kind.content_type,
                   declared.split(";")[0].strip().lower() if declared else None, bytes(data))
 
 
-def _type_or_415(head: bytes) -> str:
-    ctype = sniff(head)
-    if ctype is None:
-        raise ApiError("ticket.upload_type", "the file is not a PDF, DOC, DOCX, JPEG or PNG "
-                                             "document (checked by its content, not its name)",
+def _kind_or_415(head: bytes) -> FileKind:
+    kind = sniff_kind(head)
+    if kind is None:
+        raise ApiError("ticket.upload_type", f"the file is not a {ALLOWED_TEXT} file (checked "
+                                             "by its content, not its name)",
                        details={"field": "file"})
-    return ctype
+    return kind

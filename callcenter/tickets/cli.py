@@ -122,7 +122,8 @@ def register(sub: Any) -> None:
     c.add_argument("--json", action="store_true")
     c.set_defaults(handler=cmd_act)
 
-    c = ts.add_parser("attach", help="attach a file (PDF, DOC, DOCX, PNG, JPEG)")
+    c = ts.add_parser("attach", help="attach a document, photo or video (PDF, DOC, DOCX, "
+                                     "JPEG, PNG, WEBP, HEIC, MP4, MOV, 3GP, 3G2)")
     actor_arg(c)
     c.add_argument("code")
     c.add_argument("file", type=Path)

@@ -40,6 +40,7 @@ from callcenter.console.context import (
 )
 from callcenter.console.errors import ApiError
 from callcenter.console.exports import fetch_capped, numbered, xlsx_response
+from callcenter.console.limits import large_body
 from callcenter.console.pages import render, zone_of
 from callcenter.console.rendering import environment
 from callcenter.console.sessions import error_page, require_console_role
@@ -47,6 +48,7 @@ from callcenter.console.uploads import safe_file_name
 from callcenter.store.database import DatabaseRef
 from callcenter.store.users import User
 from callcenter.tickets.config import TicketPolicy, policy_of
+from callcenter.tickets.files import UploadTooLarge
 from callcenter.tickets.reports import Column, Table
 from callcenter.tickets.rules import OPEN, Resolve, Ticket, TicketError
 from callcenter.tickets.service import MAX_LIST
@@ -238,7 +240,8 @@ async def _detail(request: web.Request, user: User, ticket: Ticket, policy: Tick
                 "detail": ls.audit_note(e.event, e.detail, units=unit_names,
                                         fields=field_names)} for e in audit],
         done=done if done in ACTIONS else "", message=message, message_id=message_id,
-        errors=errors or {}, typed=typed or {}, max_bytes=service.max_upload_bytes)
+        errors=errors or {}, typed=typed or {}, limits=service.upload_limits,
+        size_text=ls.size_text)
 
 
 async def _ticket_of(request: web.Request, roles: tuple[str, ...]
@@ -265,13 +268,14 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
     return await _detail(request, user, ticket, policy)
 
 
-def _ticket_message(e: TicketError, max_bytes: int) -> tuple[str, str | None]:
+def _ticket_message(e: TicketError) -> tuple[str, str | None]:
     """A refusal of the ticket service in Vietnamese, and the form field it belongs to."""
     if e.id == "ticket.upload_type":
-        return ("Tệp đính kèm phải là PDF, DOC, DOCX, JPEG hoặc PNG (kiểm tra theo nội dung "
-                "tệp, không theo tên).", "file")
-    if e.id == "ticket.upload_too_large":
-        return f"Tệp đính kèm quá lớn (tối đa {ls.size_text(max_bytes)}).", "file"
+        return ("Tệp đính kèm phải là văn bản PDF, DOC, DOCX, hình ảnh JPEG, PNG, WEBP, HEIC "
+                "hoặc đoạn phim MP4, MOV, 3GP (kiểm tra theo nội dung tệp, không theo tên).",
+                "file")
+    if isinstance(e, UploadTooLarge):
+        return ls.upload_too_large_text(e.category, e.max_bytes), "file"
     if e.id == "ticket.conflict":
         return CONFLICT, None
     if e.id == "ticket.illegal_transition":
@@ -328,7 +332,7 @@ async def ticket_submit(request: web.Request) -> web.StreamResponse:
                 and upload.filename:
             # The file and the result in one transaction: a refused resolve keeps no file.
             data = await in_thread(request.config_dict, upload.file.read,
-                                   service.max_upload_bytes + 1)
+                                   service.upload_limits.largest + 1)
             await in_thread(request.config_dict, service.resolve_with_document, code, actor, event,
                             safe_file_name(upload.filename), upload.content_type, data,
                             expected_version=body["version"])
@@ -336,7 +340,7 @@ async def ticket_submit(request: web.Request) -> web.StreamResponse:
             await in_thread(request.config_dict, service.act, code, actor, event,
                             expected_version=body["version"])
     except TicketError as e:
-        message, where = _ticket_message(e, service.max_upload_bytes)
+        message, where = _ticket_message(e)
         status = 409 if e.id in ("ticket.conflict", "ticket.illegal_transition") else 422
         if where is None:
             return await again(status, message, e.id)
@@ -352,5 +356,6 @@ def add_list_pages(apps: ConsoleApps, database: DatabaseRef) -> None:
     router.add_get(path, tickets_page, name="console_tickets")
     router.add_get(path + ".xlsx", tickets_xlsx, name="console_tickets_xlsx")
     router.add_get(path + "/{code}", ticket_page, name="console_ticket")
-    router.add_post(path + "/{code}", ticket_submit)
+    # The reply document may be a video: this form's body may be larger than the app's limit.
+    router.add_post(path + "/{code}", large_body(ticket_submit))
     call_pages.add_call_pages(apps, database)

@@ -6,8 +6,8 @@ SMS it causes, its clocks) commits in ONE transaction, or not at all.
 
 Public API (stable; the HTTP API in ``callcenter.console`` is built on it)::
 
-    svc = TicketService(database_url, config, files_dir, *, max_upload_bytes=10 MiB,
-                        clock=utcnow)
+    svc = TicketService(database_url, config, files_dir, *,
+                        upload_limits=UploadLimits(), clock=utcnow)
     # config: Callable[[], HotlineConfig] (the app's LiveConfig); read at every call, so a
     # reloaded config (units, deadlines, SMS texts) applies to the next action.
 
@@ -60,8 +60,9 @@ Errors are ``TicketError`` with a stable ``id``: the domain's (``ticket.illegal_
 ``ticket.conflict``               ``expected_version`` is not the ticket's version (409)
 ``ticket.unknown_tenant``         a tenant the config does not have (404)
 ``ticket.unknown_attachment``     a reply document that is not an attachment of the ticket
-``ticket.upload_too_large``       an attachment over ``max_upload_bytes`` (413)
-``ticket.upload_type``            an attachment that is not PDF, DOC, DOCX, PNG or JPEG (415)
+``ticket.upload_too_large``       an attachment over its category's ``upload_limits`` (413)
+``ticket.upload_type``            an attachment that is no accepted document, photo or video
+                                  (``callcenter.tickets.files``) (415)
 ================================  =====================================================
 
 Visibility: a ``unit`` actor reads only tickets its unit holds or has held (``ticket_units``),
@@ -106,7 +107,7 @@ from callcenter.store.data import ID_MAX_LENGTH
 from callcenter.tickets import deadlines as dl
 from callcenter.tickets import store as st
 from callcenter.tickets.config import TicketPolicy, policy_of, ticket_tenant
-from callcenter.tickets.files import DEFAULT_MAX_UPLOAD_BYTES, check_upload
+from callcenter.tickets.files import DEFAULT_UPLOAD_LIMITS, UploadLimits, check_upload
 from callcenter.tickets.redact import redact
 from callcenter.tickets.rules import (
     AT_UNIT,
@@ -272,12 +273,12 @@ class TicketService:
     """Petition tickets: open, act on, read, attach, sweep deadlines. Blocking (see module)."""
 
     def __init__(self, database_url: str | sa.Engine, config: Callable[[], HotlineConfig],
-                 files_dir: Path, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+                 files_dir: Path, *, upload_limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
                  clock: Callable[[], dt.datetime] = utcnow):
         self.db = st.TicketDatabase(database_url)
         self.config = config
         self.files_dir = Path(files_dir)
-        self.max_upload_bytes = max_upload_bytes
+        self.upload_limits = upload_limits
         self.clock = clock
         self._reports: TicketReports | None = None
 
@@ -422,7 +423,7 @@ class TicketService:
         back and a file this call wrote is removed unless another attachment names it.
         """
         self._own_event(actor, event)
-        checked = check_upload(file_name, content_type, data, self.max_upload_bytes)
+        checked = check_upload(file_name, content_type, data, self.upload_limits)
         digest = hashlib.sha256(data).hexdigest()
         ticket = self._attach_target(code, actor)
         rel = Path(ticket.tenant) / digest[:2] / digest
@@ -634,7 +635,7 @@ class TicketService:
         Who may: level 1, supervisors, admins, the system, and the unit holding the ticket.
         The same bytes attached twice to one ticket give the first attachment back.
         """
-        checked = check_upload(file_name, content_type, data, self.max_upload_bytes)
+        checked = check_upload(file_name, content_type, data, self.upload_limits)
         digest = hashlib.sha256(data).hexdigest()
         ticket = self._attach_target(code, actor)
         rel = Path(ticket.tenant) / digest[:2] / digest

@@ -124,7 +124,7 @@ def test_given_unit_on_a_tablet_when_recording_a_result_with_pdf_then_resolved_a
                                           "buffer": PDF + b"%" * (10 * 1024 * 1024)}])
     page.click('button[data-action="resolve"]')
     expect(page.locator("[data-error-field='file']")).to_have_text(
-        "Tệp đính kèm quá lớn (tối đa 10 MB).")
+        "Tệp đính kèm quá lớn: văn bản tối đa 10 MB.")
     expect(page.locator("dd[data-state]")).to_have_attribute("data-state", "in_progress")
     assert page.input_value("#result") == result
     page.set_input_files("#file", files=[{"name": "cong-van-tra-loi.pdf",

@@ -21,8 +21,11 @@ from callcenter.config.model import HotlineConfig
 from callcenter.console.setup import setup_console
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.users import UserStore
+from callcenter.tickets.files import UploadLimits
 
-MAX_UPLOAD = 256 * 1024  # small, so "too large" is quick to send
+MAX_UPLOAD = 256 * 1024  # documents and photos: small, so "too large" is quick to send
+MAX_VIDEO_UPLOAD = 2 * 1024 * 1024  # videos: over aiohttp's default body limit, still quick
+UPLOAD_LIMITS = UploadLimits(document=MAX_UPLOAD, image=MAX_UPLOAD, video=MAX_VIDEO_UPLOAD)
 
 CONFIG = """
 tenants:
@@ -96,7 +99,7 @@ def make_app(database_url: str, config: HotlineConfig, files_dir: Path) -> web.A
     upgrade_head(database_url)
     app = web.Application()
     setup_console(app, database_url=database_url, config=lambda: config, files_dir=files_dir,
-                  max_upload_bytes=MAX_UPLOAD)
+                  upload_limits=UPLOAD_LIMITS)
     return app
 
 

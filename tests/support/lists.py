@@ -25,7 +25,7 @@ from callcenter.store.migrate import upgrade_head
 from callcenter.store.users import UserStore
 from callcenter.tickets.rules import Actor, Forward, Ticket
 from callcenter.tickets.service import TicketService
-from tests.support.api import MAX_UPLOAD, USERS
+from tests.support.api import UPLOAD_LIMITS, USERS
 
 T0 = dt.datetime(2026, 11, 23, 5, 0, tzinfo=dt.UTC)  # 12:00 in Đồng Nai (UTC+7)
 PASSWORD = "Mật khẩu đúng 2026"
@@ -126,7 +126,8 @@ async def lists(database_url: str, hotline_config: HotlineConfig,
     clock = Clock(T0)
     app = web.Application()
     setup_console(app, database_url=database_url, config=lambda: hotline_config,
-                  files_dir=tmp_path / "files", max_upload_bytes=MAX_UPLOAD, clock=clock)
+                  files_dir=tmp_path / "files", upload_limits=UPLOAD_LIMITS,
+                  clock=clock)
     app[PASSWORDS] = hasher = Passwords(TEST_PARAMS)
     store = UserStore(database_url)
     try:

@@ -19,7 +19,7 @@ from callcenter.tickets.pages import CONFLICT
 from callcenter.tickets.rules import Accept, Actor, Close, Resolve, TicketError, TicketState
 from tests.support import api as api_support
 from tests.support import lists as support
-from tests.support.api import EXE, MAX_UPLOAD, PDF
+from tests.support.api import EXE, MAX_UPLOAD, MAX_VIDEO_UPLOAD, PDF
 from tests.support.lists import (
     T0,
     Lists,
@@ -153,7 +153,8 @@ async def test_given_exe_as_reply_document_then_vietnamese_error_text_kept_nothi
                        file=("tra-loi.pdf", EXE, "application/pdf"))
     page = await resp.text()
     assert resp.status == 422, page
-    assert "PDF, DOC, DOCX, JPEG hoặc PNG" in (field_error(page, "file") or "")
+    assert "hình ảnh JPEG, PNG, WEBP, HEIC hoặc đoạn phim MP4, MOV, 3GP" in (
+        field_error(page, "file") or "")
     area = re.search(r'<textarea id="result"[^>]*>([^<]*)</textarea>', page)
     assert area is not None and html.unescape(area[1]) == typed  # escaped, and kept
     ticket = lists.service.get(t.code, support.OPERATOR)
@@ -356,19 +357,51 @@ async def test_given_illegal_resolve_with_document_then_no_row_no_file_and_share
 
 
 
+async def test_given_video_over_the_apps_body_limit_when_resolving_then_only_that_form_takes_it(
+        lists: Lists) -> None:
+    # The app's client_max_size (aiohttp's default 1 MiB here) bounds every console form but the
+    # ticket's reply form, whose file may be a video up to the video limit (2 MiB here).
+    video = (b"\x00\x00\x00\x14ftypmp42\x00\x00\x00\x00isom"
+             + b"\x00" * (3 * MAX_VIDEO_UPLOAD // 4))
+    assert 1024 * 1024 < len(video) < MAX_VIDEO_UPLOAD
+    t = lists.ticket(at=T0 - HOUR)
+    client = await lists.client(UNIT)
+    resp = await _post(client, t.code, {"action": "resolve", "version": str(t.version),
+                                        "result": "Đã xử lý, kèm đoạn phim hiện trường."},
+                       file=("hien-truong.mp4", video, "video/mp4"))
+    assert resp.status in (200, 303), await resp.text()
+    [att] = lists.service.attachments(t.code, support.OPERATOR)
+    assert (att.content_type, att.size) == ("video/mp4", len(video))
+    # Another console form (the login form) still refuses such a body.
+    login = await client.post("/console/login", data={"user": "x" * len(video)})
+    assert login.status == 413
+    assert "request.too_large" in await login.text()
+    too_big = video + b"\x00" * MAX_VIDEO_UPLOAD
+    t2 = lists.ticket(at=T0 - HOUR)
+    resp = await _post(client, t2.code, {"action": "resolve", "version": str(t2.version),
+                                         "result": "Kết quả kèm đoạn phim quá lớn."},
+                       file=("lon.mp4", too_big, "video/mp4"))
+    page = await resp.text()
+    assert resp.status == 413, page[:300]
+    assert "request.too_large" in page
+    assert lists.service.attachments(t2.code, support.OPERATOR) == []
+
+
 async def test_given_reply_document_over_the_limit_then_vietnamese_error_and_nothing_stored(
         lists: Lists) -> None:
     t = lists.ticket(at=T0 - HOUR)
     client = await lists.client(UNIT)
     page = await (await client.get(f"/console/tickets/{t.code}")).text()
-    assert f'data-max-bytes="{MAX_UPLOAD}"' in page  # lists.js checks it before sending
+    # lists.js checks them before sending
+    assert f'data-max-document="{MAX_UPLOAD}"' in page
+    assert f'data-max-video="{MAX_VIDEO_UPLOAD}"' in page
     big = PDF + b"%" * MAX_UPLOAD
     resp = await _post(client, t.code, {"action": "resolve", "version": str(t.version),
                                         "result": "Kết quả kèm văn bản quá lớn."},
                        file=("lon.pdf", big, "application/pdf"))
     page = await resp.text()
     assert resp.status == 422, page
-    assert field_error(page, "file") == "Tệp đính kèm quá lớn (tối đa 256 KB)."
+    assert field_error(page, "file") == "Tệp đính kèm quá lớn: văn bản tối đa 256 KB."
     assert "Kết quả kèm văn bản quá lớn." in page
     assert lists.service.attachments(t.code, support.OPERATOR) == []
     assert lists.service.get(t.code, support.OPERATOR).version == t.version

@@ -15,6 +15,7 @@ import pytest
 from callcenter.sms.store import SmsOutbox
 from callcenter.store.records import CallRecordData, CallRecordStore
 from callcenter.tickets.config import RESOLVED_TEXT
+from callcenter.tickets.files import UploadLimits
 from callcenter.tickets.rules import (
     Accept,
     Actor,
@@ -352,7 +353,8 @@ def test_given_wrong_type_when_attached_then_refused_and_nothing_stored(
 
 def test_given_file_over_limit_when_attached_then_too_large(
         database_url: str, tmp_path: Path, clock: Clock) -> None:
-    small = make_service(database_url, tmp_path / "f", clock, max_upload_bytes=1000)
+    small = make_service(database_url, tmp_path / "f", clock,
+                         upload_limits=UploadLimits(document=1000, image=1000, video=5000))
     try:
         code = _forwarded(small)
         with pytest.raises(TicketError) as e:
@@ -362,7 +364,9 @@ def test_given_file_over_limit_when_attached_then_too_large(
     finally:
         small.close()
     defaults = TicketService.__init__.__kwdefaults__ or {}
-    assert defaults["max_upload_bytes"] == 10 * 1024 * 1024
+    assert defaults["upload_limits"] == UploadLimits(document=10 * 1024 * 1024,
+                                                     image=10 * 1024 * 1024,
+                                                     video=100 * 1024 * 1024)
 
 
 def test_given_reply_document_when_resolving_then_must_be_an_attachment_of_the_ticket(
