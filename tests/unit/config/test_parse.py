@@ -811,6 +811,7 @@ def test_given_shipped_config_when_loaded_then_dongnai_with_tet_override() -> No
     assert tenant.numbers == ("1022", "02511022")
     assert [(s.start, s.end, s.lines) for s in tenant.shifts] == [
         (dt.time(7), dt.time(18), 15), (dt.time(18), dt.time(7), 2)]
+    assert [s.min_operators for s in tenant.shifts] == [2, 0]  # "02 người/ca trực" by day
     (override,) = tenant.overrides
     assert override.start_date <= dt.date(2027, 2, 6) <= override.end_date
     assert [(s.start, s.end, s.lines) for s in override.shifts] == [
