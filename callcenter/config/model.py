@@ -25,6 +25,7 @@ class Shift:
     start: dt.time  # local time in the tenant's time zone, inclusive
     end: dt.time  # exclusive; end <= start means the shift crosses midnight
     lines: int
+    min_operators: int = 0  # operators who must be logged in during the shift; 0: no minimum
 
 
 @dataclass(frozen=True)

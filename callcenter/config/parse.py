@@ -19,7 +19,7 @@ Schema (see config/hotline.yaml for a commented example)::
     sip_tls: {port, cert, key}   # operators over TLS (transport-tls on trunk.bind); cert and
                                  # key together, or neither (`callcenter run` makes a pair)
     tenants:
-      - id, name, timezone, numbers: [...], shifts: [{name, start, end, lines}, ...],
+      - id, name, timezone, numbers: [...], shifts: [{name, start, end, lines, min_operators}, ...],
         overrides: [{name, from, to, shifts: [...]}], prompts: {greeting, all_busy, unavailable}
 """
 
@@ -69,6 +69,7 @@ from callcenter.tickets.config import TICKET_KEYS, parse_ticket_sections
 
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 MAX_LINES = 1000
+MAX_MIN_OPERATORS = 1000
 # "default" names the fallback extension/prompt folder in the rendered dialplan.
 RESERVED_TENANT_IDS = frozenset({"default"})
 
@@ -282,7 +283,7 @@ class _Parser(BaseParser):
         return OutboundTrunk(host=host, port=out_port)
 
     def shift(self, value: object, key: str) -> Shift | None:
-        m = self.mapping(value, key, ("name", "start", "end", "lines"),
+        m = self.mapping(value, key, ("name", "start", "end", "lines", "min_operators"),
                          ("name", "start", "end", "lines"))
         if m is None:
             return None
@@ -291,9 +292,11 @@ class _Parser(BaseParser):
         end = self.time(m["end"], join_key(key, "end"), allow_24=True) if "end" in m else None
         lines = (self.integer(m["lines"], join_key(key, "lines"), 0, MAX_LINES)
                  if "lines" in m else None)
-        if name is None or start is None or end is None or lines is None:
+        min_operators = self.integer(m.get("min_operators", 0), join_key(key, "min_operators"),
+                                     0, MAX_MIN_OPERATORS)
+        if name is None or start is None or end is None or lines is None or min_operators is None:
             return None
-        return Shift(name=name, start=start, end=end, lines=lines)
+        return Shift(name=name, start=start, end=end, lines=lines, min_operators=min_operators)
 
     def shifts(self, value: object, key: str) -> tuple[Shift, ...] | None:
         items = self.list_(value, key)

@@ -22,6 +22,10 @@ Families (prefix ``hotline_``; the process collectors add ``process_*`` and ``py
   hotline_queue_calls{tenant,state}            gauge    queued calls, state waiting|ringing
   hotline_agents{tenant,state}                 gauge    operators per state, all six states
   hotline_agents_reachable{tenant}             gauge    operators whose phone is reachable
+  hotline_operators_min{tenant,shift}          gauge    operators the shift in force requires
+                                                        logged in (min_operators; 0: none)
+  hotline_shift_understaffed{tenant,shift}     gauge    1 while fewer operators are logged in
+                                                        (any state but logged_out) than that
   hotline_calls_total{tenant,outcome}          counter  finished calls by outcome (this process)
   hotline_call_answer_seconds{tenant}          histogram  arrival -> answered by the hotline
   hotline_queue_wait_seconds{tenant}           histogram  queued -> bridged to an operator
@@ -94,8 +98,8 @@ from callcenter.calls import OUTCOMES
 from callcenter.config.model import HotlineConfig
 from callcenter.console.ops_access import ops_access
 from callcenter.lines.redis import LinePool
-from callcenter.lines.shifts import active_shift
-from callcenter.queue.agent import AgentStatus
+from callcenter.lines.shifts import Staffing, active_shift
+from callcenter.queue.agent import AgentStatus, logged_in_count
 from callcenter.queue.redis import AcdQueue
 from callcenter.runtime.loop_lag import LoopLag
 from callcenter.store.data import CallRecordData
@@ -129,6 +133,7 @@ class TenantLive:
     ringing: int
     agents: tuple[tuple[str, int], ...]  # (state, count); states missing here render as 0
     agents_reachable: int
+    operators_min: int = 0  # the shift's min_operators
 
 
 @dataclass(frozen=True)
@@ -226,6 +231,12 @@ def sample_families(sample: MetricsSample) -> list[Metric]:
     reachable = _gauge("hotline_agents_reachable",
                        "Operators whose softphone is registered and answers qualify.",
                        ("tenant",))
+    minimum = _gauge("hotline_operators_min",
+                     "Operators the tenant's shift in force requires logged in (0: no minimum).",
+                     ("tenant", "shift"))
+    understaffed = _gauge("hotline_shift_understaffed",
+                          "1 while fewer operators are logged in than the shift's minimum.",
+                          ("tenant", "shift"))
     for t in live:
         in_use.add_metric([t.tenant, t.shift], t.lines_in_use)
         limit.add_metric([t.tenant, t.shift], t.lines_limit)
@@ -235,6 +246,9 @@ def sample_families(sample: MetricsSample) -> list[Metric]:
         for s in AGENT_STATES:
             agents.add_metric([t.tenant, s], by_state.get(s, 0))
         reachable.add_metric([t.tenant], t.agents_reachable)
+        staffed = Staffing(t.shift, logged_in_count(by_state), t.operators_min)
+        minimum.add_metric([t.tenant, t.shift], staffed.minimum)
+        understaffed.add_metric([t.tenant, t.shift], float(staffed.understaffed))
     calls = CounterMetricFamily("hotline_calls",
                                 "Finished calls by outcome since this process started.",
                                 labels=["tenant", "outcome"])
@@ -299,7 +313,7 @@ def sample_families(sample: MetricsSample) -> list[Metric]:
         ("hotline_sip_refusals_evicted", "SIP refusals lifted before their end because the "
          "refused list was full (sip_guard.max_refused).", f.sip_refusals_evicted),
     ]
-    out: list[Metric] = [in_use, limit, queue, agents, reachable, calls]
+    out: list[Metric] = [in_use, limit, queue, agents, reachable, minimum, understaffed, calls]
     for item in single:
         if isinstance(item, Metric):
             out.append(item)
@@ -467,16 +481,16 @@ async def _tenant_live(config: HotlineConfig, tenant_id: str, pool: LinePool,
     tenant = config.require_tenant(tenant_id)
     try:
         shift, _ = active_shift(tenant, now)
-        shift_name, limit = shift.name, shift.lines
+        shift_name, limit, minimum = shift.name, shift.lines, shift.min_operators
     except LookupError:  # ruled out by validation; fall back on what Redis says is in force
-        shift_name, limit = use.shift or "", use.limit or 0
+        shift_name, limit, minimum = use.shift or "", use.limit or 0, 0
     by_state = counts["agents"]
     assert isinstance(by_state, Mapping)
     return TenantLive(
         tenant=tenant_id, shift=shift_name, lines_in_use=use.in_use, lines_limit=limit,
         waiting=int(counts["waiting"]), ringing=int(counts["ringing"]),
         agents=tuple((s, int(by_state.get(s, 0))) for s in AGENT_STATES),
-        agents_reachable=int(counts["agents_reachable"]))
+        agents_reachable=int(counts["agents_reachable"]), operators_min=minimum)
 
 
 async def collect(*, config: HotlineConfig, pool: LinePool, acd: AcdQueue,

@@ -14,6 +14,7 @@ exactly one shift.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from callcenter.config.model import DateOverride, HotlineConfig, Shift, Tenant
@@ -75,6 +76,31 @@ def active_shift(tenant: Tenant, now: dt.datetime) -> tuple[Shift, DateOverride 
             return shift, override
     where = f"override {override.name!r}" if override is not None else "normal shifts"
     raise LookupError(f"tenant {tenant.id!r}: no shift of the {where} contains {t.isoformat()}")
+
+
+@dataclass(frozen=True)
+class Staffing:
+    """Operators logged in against the minimum of the shift in force (orders: "02 người/ca")."""
+
+    shift: str
+    logged_in: int
+    minimum: int  # the shift's ``min_operators``; 0: no minimum
+
+    @property
+    def understaffed(self) -> bool:
+        """Fewer operators logged in than the shift's minimum."""
+        return self.logged_in < self.minimum
+
+
+def staffing(tenant: Tenant, logged_in: int, now: dt.datetime) -> Staffing:
+    """How the shift in force at ``now`` is staffed with ``logged_in`` operators logged in.
+
+    Raises ValueError for a negative count or a naive ``now``, LookupError as ``active_shift``.
+    """
+    if logged_in < 0:
+        raise ValueError(f"logged_in must be >= 0, got {logged_in}")
+    shift, _ = active_shift(tenant, now)
+    return Staffing(shift=shift.name, logged_in=logged_in, minimum=shift.min_operators)
 
 
 def tenant_for_number(config: HotlineConfig, dialled: str) -> Tenant | None:

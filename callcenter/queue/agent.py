@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from callcenter.queue.policy import NO_ANSWER_REASON, QueuePolicy
@@ -78,6 +79,12 @@ class AgentState:
 def new_agent(extension: str, now: dt.datetime, name: str = "") -> AgentState:
     """A configured operator not logged in yet, phone reachability unknown (False)."""
     return AgentState(extension, AgentStatus.LOGGED_OUT, now, name=name)
+
+
+def logged_in_count(by_state: Mapping[str, int]) -> int:
+    """Operators logged in, from counts per status value: every status but ``logged_out``
+    (paused, ringing, on a call and in wrap-up count: they are at their post)."""
+    return sum(n for state, n in by_state.items() if state != AgentStatus.LOGGED_OUT.value)
 
 
 # ---- events -------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ tenant's ``timezone``)::
 
   {"type": "state", "tenant", "tenant_name", "timezone", "at_ms", "local_date",
    "shift": {"name", "start", "end", "lines", "override"},
+   "staffing": {"logged_in", "minimum", "understaffed"},  # operators logged in (any state but
+                                     # logged_out) against the shift's min_operators (0: none)
    "lines": {"in_use", "limit", "full"},
    "queue": {"waiting", "ringing", "queued", "longest_wait_s", "calls": [{"position",
              "wait_s", "urgent", "state", "caller"}]},             # caller masked: ***456
@@ -77,9 +79,9 @@ from callcenter.console.sessions import (
     require_console_role,
 )
 from callcenter.lines.redis import EVENTS, LinePool, lines_key
-from callcenter.lines.shifts import active_shift
+from callcenter.lines.shifts import active_shift, staffing
 from callcenter.numbers import mask_number
-from callcenter.queue.agent import AgentStatus
+from callcenter.queue.agent import AgentStatus, logged_in_count
 from callcenter.queue.redis import ACD, AcdQueue
 from callcenter.queue.texts import STATE_LABELS
 from callcenter.store.database import DatabaseRef
@@ -164,6 +166,7 @@ def build_state(tenant: Tenant, now: dt.datetime, *, in_use: int,
                 live: Mapping[str, CallTimes] | None = None) -> dict[str, Any]:
     """The ``state`` message of one tenant at ``now`` from what was read; ``live``: the calls
     in progress by record id (one already recorded counts as its record)."""
+    counts = snapshot.get("counts") or {}
     try:
         shift, override = active_shift(tenant, now)
         shift_json: dict[str, Any] | None = {
@@ -171,9 +174,12 @@ def build_state(tenant: Tenant, now: dt.datetime, *, in_use: int,
             "end": shift.end.strftime("%H:%M"), "lines": shift.lines,
             "override": override.name if override is not None else None}
         limit: int | None = shift.lines
+        staffed = staffing(tenant, logged_in_count(counts.get("agents") or {}), now)
+        staffing_json: dict[str, Any] | None = {
+            "logged_in": staffed.logged_in, "minimum": staffed.minimum,
+            "understaffed": staffed.understaffed}
     except LookupError:  # ruled out by a validated config
-        shift_json, limit = None, None
-    counts = snapshot.get("counts") or {}
+        shift_json, limit, staffing_json = None, None, None
     calls = [{"position": c.get("position"), "wait_s": c.get("wait_s"),
               "urgent": bool(c.get("urgent")), "state": c.get("state"),
               "caller": mask_number(str(c.get("caller") or ""))}
@@ -185,6 +191,7 @@ def build_state(tenant: Tenant, now: dt.datetime, *, in_use: int,
         "type": "state", "tenant": tenant.id, "tenant_name": tenant.name,
         "timezone": tenant.timezone, "at_ms": _ms(now), "local_date": kpis.day.isoformat(),
         "shift": shift_json,
+        "staffing": staffing_json,
         "lines": {"in_use": in_use, "limit": limit,
                   "full": limit is not None and in_use >= limit},
         "queue": {"waiting": int(counts.get("waiting", 0)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from callcenter.console.metrics import (
     OutcomeCounter,
     add_metrics_route,
     collect,
+    render_metrics,
 )
 from callcenter.lines.redis import LinePool
 from callcenter.queue import agent as ag
@@ -161,6 +163,35 @@ async def test_given_busy_hotline_when_collected_then_every_figure_read_from_rea
     assert (s.ari_connected, s.ami_connected) == (True, False)
     assert (s.loop_lag_p99_ms, s.loop_lag_max_ms) == (40.0, 40.0)
     assert (s.call_sessions, s.journal_pending) == (2, 2)
+
+
+def with_day_minimum(config: HotlineConfig, tenant_id: str, minimum: int) -> HotlineConfig:
+    """The config with ``min_operators`` of the tenant's day shift set to ``minimum``."""
+    tenants = tuple(
+        dataclasses.replace(t, shifts=tuple(
+            dataclasses.replace(s, min_operators=minimum) if s.name == "day" else s
+            for s in t.shifts)) if t.id == tenant_id else t
+        for t in config.tenants)
+    return dataclasses.replace(config, tenants=tenants)
+
+
+async def test_given_three_logged_in_and_day_minimum_four_when_scraped_then_understaffed(
+        client: aioredis.Redis, hotline_config: HotlineConfig, tmp_path: Path) -> None:
+    p = make_parts(client, with_day_minimum(hotline_config, "dongnai", 4), tmp_path / "journal")
+    await busy_hotline(p)  # 101 ringing, 102 and 103 paused: 3 logged in; 104 logged out
+    day = (("shift", "day"), ("tenant", "dongnai"))
+    f = families(render_metrics(await p.collect()))
+    assert f["hotline_operators_min"][day] == 4
+    assert f["hotline_shift_understaffed"][day] == 1
+    assert f["hotline_shift_understaffed"][(("shift", "day"), ("tenant", "thanhhoa"))] == 0
+
+    await p.acd.agent_event("dongnai", "104", ag.LogIn())  # unreachable, yet logged in
+    f = families(render_metrics(await p.collect()))
+    assert f["hotline_shift_understaffed"][day] == 0
+
+    p.now = NIGHT  # the night shift sets no minimum
+    f = families(render_metrics(await p.collect()))
+    assert f["hotline_operators_min"][(("shift", "night"), ("tenant", "dongnai"))] == 0
 
 
 async def test_given_night_and_journal_flushed_when_collected_then_night_limit_and_zero(

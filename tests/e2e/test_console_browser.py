@@ -1,10 +1,12 @@
 """The console in a real browser (Debian's headless Chromium via Playwright) against a whole
-running hotline: login per role, the live wallboard while a real call comes and goes, the
-admin shift form lowering the line count to 0 (the next call hears busy), a refused value,
-and screenshots as test artefacts."""
+running hotline: login per role, the live wallboard while a real call comes and goes (and its
+warning of fewer operators logged in than the shift's minimum), the admin shift form lowering
+the line count to 0 (the next call hears busy), a refused value, and screenshots as test
+artefacts."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
               operators={"101": "pw-101-browser-e2e"})
     # Every test logs in again from 127.0.0.1: more than the default 10 a minute.
     s.config_data["service"]["login_attempts_per_minute"] = 60
+    for shift in s.config_data["tenants"][0]["shifts"]:
+        shift["min_operators"] = 2  # Thanh Hóa's "02 người/ca trực"; only 101 exists here
     configure_tenant(s, **config_data("e2e_one_unit.yaml"))
     with running(s):
         for name, (role, unit) in USERS.items():
@@ -121,6 +125,11 @@ def test_given_supervisor_on_wallboard_when_call_answered_then_hung_up_then_line
     expect(in_use).to_have_text("0", timeout=EXPECT_TIMEOUT)
     expect(page.locator("#lines-limit")).to_have_text("3", timeout=EXPECT_TIMEOUT)
     expect(page.locator("#stale-banner")).to_be_hidden()
+    understaffed = page.locator('[data-testid="understaffed-banner"]')
+    expect(understaffed).to_have_attribute("data-understaffed", "1", timeout=EXPECT_TIMEOUT)
+    expect(understaffed).to_be_visible()
+    expect(understaffed).to_have_text(re.compile(
+        r"Ca trực hiện có [01]/2 tổng đài viên đăng nhập — dưới mức tối thiểu"))
     phone = hotline.phone("1022", hold=30, caller="0909777001")
     try:
         assert phone.wait_for("answered", 1, 15), phone.events

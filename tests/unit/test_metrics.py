@@ -65,6 +65,13 @@ hotline_agents{state="paused",tenant="dongnai"} 0.0
 # HELP hotline_agents_reachable Operators whose softphone is registered and answers qualify.
 # TYPE hotline_agents_reachable gauge
 hotline_agents_reachable{tenant="dongnai"} 3.0
+# HELP hotline_operators_min Operators the tenant's shift in force requires logged in (0: no \
+minimum).
+# TYPE hotline_operators_min gauge
+hotline_operators_min{shift="day",tenant="dongnai"} 0.0
+# HELP hotline_shift_understaffed 1 while fewer operators are logged in than the shift's minimum.
+# TYPE hotline_shift_understaffed gauge
+hotline_shift_understaffed{shift="day",tenant="dongnai"} 0.0
 # HELP hotline_calls_total Finished calls by outcome since this process started.
 # TYPE hotline_calls_total counter
 hotline_calls_total{outcome="answered",tenant="dongnai"} 7.0
@@ -234,6 +241,19 @@ def test_given_two_tenants_when_rendered_then_every_state_of_each_and_parser_agr
                           | {("-", "not_found")})
     assert fams["hotline_calls"].type == "counter"
     assert calls[("dongnai", "answered")] == 7 and calls[("binhduong", "answered")] == 0
+
+
+def test_given_fewer_logged_in_than_shift_minimum_when_rendered_then_understaffed_1() -> None:
+    # 1 available + 2 paused + 4 logged out: 3 logged in.
+    agents = (("available", 1), ("paused", 2), ("logged_out", 4))
+    cases = [(4, 1.0), (3, 0.0), (0, 0.0)]
+    for minimum, expected in cases:
+        live = TenantLive("thanhhoa", "ca-sang", 0, 4, 0, 0, agents, 3, operators_min=minimum)
+        text = render_metrics(sample(tenants=("thanhhoa",), live=(live,), outcomes=()))
+        f = {s.name: s for m in text_string_to_metric_families(text) for s in m.samples}
+        assert f["hotline_operators_min"].value == minimum
+        assert f["hotline_operators_min"].labels == {"tenant": "thanhhoa", "shift": "ca-sang"}
+        assert f["hotline_shift_understaffed"].value == expected, minimum
 
 
 def test_given_quote_backslash_newline_in_label_when_rendered_then_escaped_and_parsed() -> None:

@@ -37,6 +37,14 @@
       (sh.override ? ` · ${sh.override}` : "") : "–");
   }
 
+  function renderStaffing(s) {  // the banner's words live in the page
+    const st = s.staffing, banner = $("understaffed-banner");
+    const under = Boolean(st && st.understaffed);
+    if (st) { text("staff-logged-in", st.logged_in); text("staff-minimum", st.minimum); }
+    banner.hidden = !under;
+    banner.dataset.understaffed = under ? "1" : "0";
+  }
+
   function renderQueue(s) {
     const q = s.queue, extra = elapsed();
     text("waiting-count", q.queued);
@@ -228,7 +236,7 @@
 
   function render() {
     if (!state) return;
-    renderLines(state); renderQueue(state); renderAgents(state); renderKpis(state);
+    renderLines(state); renderStaffing(state); renderQueue(state); renderAgents(state); renderKpis(state);
     renderTickets(state); renderChart(state);
     body.dataset.atMs = state.at_ms;
   }

@@ -237,6 +237,41 @@ async def test_given_supervisor_when_ws_then_state_and_updates_within_a_second_o
             await ws.receive(timeout=1.0)
 
 
+async def test_given_thanhhoa_two_per_shift_when_one_operator_logged_in_then_understaffed_warning(
+        client: TestClient[web.Request, web.Application], acd: AcdQueue) -> None:
+    await login(client, "giamsat.th")
+    page = await (await client.get("/console/wallboard")).text()
+    banner = re.search(r'<div id="understaffed-banner"[^>]*>(.*?)</div>', page, re.S)
+    assert banner is not None
+    assert 'data-testid="understaffed-banner"' in banner[0]
+    assert 'data-understaffed="0"' in banner[0] and " hidden>" in banner[0]
+    words = re.sub(r"<[^>]+>", "", banner[1])  # what the page shows once the script fills in
+    assert words == "Ca trực hiện có –/– tổng đài viên đăng nhập — dưới mức tối thiểu"
+    async with client.ws_connect("/console/wallboard/ws?tenant=thanhhoa") as ws:
+        first = await next_state(ws)
+        assert first["staffing"] == {"logged_in": 0, "minimum": 2, "understaffed": True}
+        await asyncio.wait_for(client.app[HUB].subscribed.wait(), 2)
+        await acd.agent_event("thanhhoa", "201", ag.LogIn())
+        state, _ = await state_where(ws, lambda s: s["staffing"]["logged_in"] == 1, 1.5)
+        assert state["staffing"] == {"logged_in": 1, "minimum": 2, "understaffed": True}
+
+
+async def test_given_minimum_one_when_operator_logs_in_then_warning_cleared_and_back_on_logout(
+        client: TestClient[web.Request, web.Application], acd: AcdQueue) -> None:
+    await login(client, "giamsat")
+    async with client.ws_connect("/console/wallboard/ws") as ws:
+        assert (await next_state(ws))["staffing"] == {
+            "logged_in": 0, "minimum": 1, "understaffed": True}
+        await asyncio.wait_for(client.app[HUB].subscribed.wait(), 2)
+        await acd.agent_event("dongnai", "101", ag.LogIn())
+        await acd.agent_event("dongnai", "101", ag.Pause("break"))  # paused is still at post
+        state, _ = await state_where(ws, lambda s: s["agents"][0]["state"] == "paused", 1.5)
+        assert state["staffing"] == {"logged_in": 1, "minimum": 1, "understaffed": False}
+        await acd.agent_event("dongnai", "101", ag.LogOut())
+        state, _ = await state_where(ws, lambda s: s["agents"][0]["state"] == "logged_out", 1.5)
+        assert state["staffing"]["understaffed"] is True
+
+
 async def test_given_two_browsers_when_watching_then_one_redis_subscription_and_both_fed(
         client: TestClient[web.Request, web.Application], redis_client: aioredis.Redis) -> None:
     await login(client, "giamsat")

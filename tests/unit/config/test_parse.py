@@ -623,6 +623,24 @@ def test_given_lines_at_the_bounds_when_parsed_then_accepted(lines: int) -> None
     assert config.tenants[0].shifts[0].lines == lines
 
 
+def test_given_min_operators_when_parsed_then_kept_and_defaults_to_no_minimum() -> None:
+    data = valid()
+    tenant0(data)["shifts"][0]["min_operators"] = 2
+    shifts = parse_config(data, SOURCE).tenants[0].shifts
+    assert [(s.name, s.min_operators) for s in shifts] == [("day", 2), ("night", 0)]
+
+
+@pytest.mark.parametrize("value", [-1, 1001, "2", 1.5, True, None])
+def test_given_min_operators_not_an_integer_0_to_1000_when_parsed_then_error_names_the_key(
+    value: object,
+) -> None:
+    data = valid()
+    tenant0(data)["shifts"][1]["min_operators"] = value
+    err = errors_of(data)
+    assert err.key == "tenants[0].shifts[1].min_operators"
+    assert "expected an integer 0..1000" in err.reason
+
+
 def test_given_duplicate_shift_names_when_parsed_then_error_names_the_second_name() -> None:
     data = valid()
     tenant0(data)["shifts"][1]["name"] = "day"
@@ -793,6 +811,7 @@ def test_given_shipped_config_when_loaded_then_dongnai_with_tet_override() -> No
     assert tenant.numbers == ("1022", "02511022")
     assert [(s.start, s.end, s.lines) for s in tenant.shifts] == [
         (dt.time(7), dt.time(18), 15), (dt.time(18), dt.time(7), 2)]
+    assert [s.min_operators for s in tenant.shifts] == [2, 0]  # "02 người/ca trực" by day
     (override,) = tenant.overrides
     assert override.start_date <= dt.date(2027, 2, 6) <= override.end_date
     assert [(s.start, s.end, s.lines) for s in override.shifts] == [

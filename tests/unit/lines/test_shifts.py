@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from callcenter.config.model import DateOverride, HotlineConfig, Shift, Tenant
 from callcenter.lines.shifts import (
+    Staffing,
     active_shift,
     shift_contains,
     shifts_for_date,
+    staffing,
     tenant_for_number,
 )
 
@@ -213,3 +215,52 @@ def test_given_configured_number_in_another_form_when_routed_then_binhduong(dial
 @pytest.mark.parametrize("dialled", ["", "113", "10222", "2511022", "+12511022", " "])
 def test_given_unknown_number_when_routed_then_none(dialled: str) -> None:
     assert tenant_for_number(CONFIG, dialled) is None
+
+
+# ---- minimum operators per shift (Thanh Hóa: "02 người/ca trực") ---------------------------
+
+STAFFED = Tenant(
+    id="thanhhoa", name="Thanh Hóa", timezone="Asia/Ho_Chi_Minh", numbers=("02371022",),
+    shifts=(Shift("day", dt.time(7), dt.time(18), 4, min_operators=2),
+            Shift("night", dt.time(18), dt.time(7), 2, min_operators=1)),
+    overrides=(DateOverride("tet", dt.date(2027, 2, 5), dt.date(2027, 2, 10),
+                            (Shift("tet-all", dt.time(0), dt.time(0), 2, min_operators=3),)),))
+
+
+@pytest.mark.parametrize(("hms", "logged_in", "expected"), [
+    ((6, 59, 59), 1, Staffing("night", 1, 1)),
+    ((7, 0, 0), 1, Staffing("day", 1, 2)),
+    ((17, 59, 59), 2, Staffing("day", 2, 2)),
+    ((18, 0, 0), 0, Staffing("night", 0, 1)),
+])
+def test_given_shift_boundary_when_staffing_then_minimum_of_the_shift_in_force(
+    hms: tuple[int, int, int], logged_in: int, expected: Staffing,
+) -> None:
+    assert staffing(STAFFED, logged_in, local(2026, 6, 15, *hms)) == expected
+
+
+def test_given_one_of_two_logged_in_when_day_shift_starts_then_understaffed() -> None:
+    assert not staffing(STAFFED, 1, local(2026, 6, 15, 6, 59, 59)).understaffed
+    assert staffing(STAFFED, 1, local(2026, 6, 15, 7)).understaffed
+    assert not staffing(STAFFED, 2, local(2026, 6, 15, 7)).understaffed
+    assert not staffing(STAFFED, 5, local(2026, 6, 15, 7)).understaffed
+
+
+def test_given_override_minimum_when_staffing_on_tet_then_the_override_decides() -> None:
+    tet = staffing(STAFFED, 2, local(2027, 2, 5, 12))
+    assert tet == Staffing("tet-all", 2, 3) and tet.understaffed
+
+
+@given(st.integers(min_value=0, max_value=50), MOMENTS)
+def test_given_no_minimum_when_any_count_at_any_moment_then_never_understaffed(
+    logged_in: int, now: dt.datetime,
+) -> None:
+    result = staffing(DONGNAI, logged_in, now)
+    assert result.minimum == 0 and not result.understaffed
+
+
+def test_given_negative_count_or_naive_time_when_staffing_then_value_error() -> None:
+    with pytest.raises(ValueError, match="logged_in"):
+        staffing(STAFFED, -1, local(2026, 6, 15, 7))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        staffing(STAFFED, 1, dt.datetime(2026, 6, 15, 7))

@@ -333,3 +333,11 @@ def test_given_any_events_then_state_stays_consistent(
             assert before.offerable
         if any(isinstance(c, ag.OfferCalls) for c in cmds):
             assert a.status is S.AVAILABLE
+
+
+def test_given_counts_per_state_when_logged_in_counted_then_every_state_but_logged_out() -> None:
+    by_state = {s.value: 1 for s in ag.AgentStatus}
+    by_state["logged_out"] = 7
+    assert ag.logged_in_count(by_state) == len(ag.AgentStatus) - 1
+    assert ag.logged_in_count({"logged_out": 3}) == 0
+    assert ag.logged_in_count({}) == 0
