@@ -26,7 +26,9 @@ What each kind gets, and why:
 
 from __future__ import annotations
 
+import urllib.error
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -46,9 +48,20 @@ def trunk(hotline: Stack) -> Iterator[RawSipCaller]:
         yield caller
 
 
+def channels(stack: Stack) -> list[Any] | str:
+    """ARI's channel list; while a channel whose name holds bytes that are not UTF-8 still
+    exists (the caller's garbage, before its 404 is out), ARI answers 500: not empty yet."""
+    try:
+        return list(stack.ari("/channels"))
+    except urllib.error.HTTPError as e:
+        if e.code != 500:
+            raise
+        return f"ARI 500 listing channels: {e.read().decode(errors='replace')}"
+
+
 def assert_nothing_held(stack: Stack) -> None:
-    """No channel (ARI can list them all) and no line held, within 5 s."""
-    assert wait_until(lambda: stack.ari("/channels") == [], 5), stack.ari("/channels")
+    """No channel and no line held, within 5 s."""
+    assert wait_until(lambda: channels(stack) == [], 5), channels(stack)
     assert wait_until(lambda: stack.pool_in_use() == 0, 5), stack.pool_in_use()
 
 
