@@ -259,16 +259,31 @@ class Stack:
         if not ok:
             raise RuntimeError(f"app did not connect to ARI:\n{self.app_log_tail()}")
 
-    def kill_app(self, sig: int = signal.SIGKILL) -> None:
-        if self.app and self.app.poll() is None:
-            self.app.send_signal(sig)
-            self.app.wait(15)
+    def kill_app(self, sig: int = signal.SIGKILL, timeout: float = 30.0) -> None:
+        """Send ``sig`` and wait for the app to exit. An app still running after ``timeout``
+        (a graceful stop flushes records and hands calls over: seconds, more on a loaded
+        machine) dumps its tasks into its log (SIGUSR1), is killed, and fails the test with
+        that log, leaving nothing running."""
+        if not self.app or self.app.poll() is not None:
+            return
+        self.app.send_signal(sig)
+        try:
+            self.app.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.app.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            self.app.kill()
+            self.app.wait(10)
+            raise RuntimeError(f"the app did not exit {timeout:.0f} s after signal {sig}:\n"
+                               f"{self.app_log_tail(120)}") from None
 
     def stop(self) -> None:
-        self.kill_app(signal.SIGTERM)
-        if self.pbx:
-            self.pbx.stop()
-        self.redis.stop()
+        try:
+            self.kill_app(signal.SIGTERM)
+        finally:  # a stuck app still fails the test, after the rest is stopped
+            if self.pbx:
+                self.pbx.stop()
+            self.redis.stop()
         if hasattr(self, "layout"):
             self.layout.remove()
 
