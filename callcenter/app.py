@@ -555,9 +555,26 @@ def add_control_routes(app: web.Application) -> None:
 async def serve(app: web.Application, stop: asyncio.Event,
                 on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
     """Run the app's HTTP site (HTTPS with ``console.tls_cert``) until stop is set."""
-    cfg = app[CONFIG]()
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    try:
+        await _serve(app, runner, stop, on_ready)
+    except BaseException:
+        # A failed start (no Asterisk, port taken): the contexts already entered (Redis
+        # clients, the database) are closed here, not left to the garbage collector once the
+        # loop is gone ("Event loop is closed" tracebacks under the real error), which stays
+        # the error reported.
+        try:
+            await runner.cleanup()
+        except Exception as e:
+            log.warning("clean-up after the failed run: %r", e)
+        raise
+    await runner.cleanup()
+
+
+async def _serve(app: web.Application, runner: web.AppRunner, stop: asyncio.Event,
+                 on_ready: Callable[[], Awaitable[None]] | None) -> None:
     await runner.setup()
+    cfg = app[CONFIG]()
     port = app[SETTINGS].http_port(cfg.service.http_port)
     ssl_context = server_ssl_context(cfg.console)  # console.tls_cert/tls_key: HTTPS
     site = web.TCPSite(runner, cfg.service.http_bind, port, ssl_context=ssl_context)
@@ -577,7 +594,6 @@ async def serve(app: web.Application, stop: asyncio.Event,
     finally:
         unsubscribe()
         pid_file.unlink(missing_ok=True)
-        await runner.cleanup()
 
 
 async def apply_tls(context: ssl.SSLContext | None, old: HotlineConfig,
