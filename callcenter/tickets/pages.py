@@ -147,9 +147,8 @@ async def tickets_page(request: web.Request) -> web.StreamResponse:
     if user.role == "unit":
         heading += f" — {_unit_name(policy, user.unit)}"
     rows = [ticket_row(t, policy, now) for t in tickets]
-    if user.role == "unit":
-        for row, t in zip(rows, tickets, strict=True):
-            row["read_only"] = t.unit != user.unit  # held before, or overseen
+    for row, t in zip(rows, tickets, strict=True):
+        row["read_only"] = user.role == "unit" and t.unit != user.unit  # held, or overseen
     overseer = user.role == "unit" and bool(oversight_scope(policy, user.unit))
     return render(request, _ENV, "tickets.html", user, title=heading, heading=heading, f=f,
                   rows=rows, total=total,
