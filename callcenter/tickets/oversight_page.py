@@ -50,7 +50,8 @@ def _late_row(t: Any, policy: TicketPolicy, now: dt.datetime) -> dict[str, Any]:
     place = policy.place(t.place) if t.place else None
     return {"code": t.code, "received_at": t.received_at, "resolve_due": t.resolve_due,
             "field_name": policy.field_name(t.field) or t.field,
-            "place": (place[1].name if place and place[1] else place[0].name) if place else "",
+            "place": (f"{place[1].name}, {place[0].name}" if place[1] else place[0].name)
+            if place else "",
             "unit_name": _unit_name(policy, t.unit), "state_label": ls.state_label(t.state.value),
             "days_late": dl.days_late(t, now), "urgent": t.urgent}
 
