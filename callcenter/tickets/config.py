@@ -144,8 +144,9 @@ class FocalPerson:
 class Oversight:
     """What a unit follows read-only: tickets of these fields, or in these places, anywhere."""
 
-    fields: tuple[str, ...] = ()  # field ids (a ``groups`` entry is expanded to its fields)
+    fields: tuple[str, ...] = ()  # field ids, the groups' fields included (what counts)
     places: tuple[str, ...] = ()  # district or commune ids; a district covers its communes
+    groups: tuple[str, ...] = ()  # as written (FIELD_GROUPS); their fields are in ``fields``
 
 
 @dataclass(frozen=True)
@@ -469,8 +470,8 @@ def _oversees(p: BaseParser, value: object, key: str) -> Oversight | None:
     if not (fields or groups or places):
         p.error(key, value, "expected fields, groups and/or places the unit follows")
         return None
-    # Groups stay as "group:<name>" entries until the tenant's fields are known.
-    return Oversight(tuple(fields) + tuple(f"group:{g}" for g in groups), tuple(places))
+    # The groups' fields are added once the tenant's fields are known (_resolve_oversight).
+    return Oversight(tuple(fields), tuple(places), tuple(groups))
 
 
 def _units(p: BaseParser, value: object, key: str) -> tuple[Level2Unit, ...] | None:
@@ -762,15 +763,13 @@ def _resolve_oversight(p: BaseParser, units: tuple[Level2Unit, ...], key: str,
         ok_key = join_key(join_key(key, i), "oversees")
         label = f"unit {u.id!r} oversees"
         chosen: list[str] = []
-        plain = [f for f in u.oversees.fields if not f.startswith("group:")]
-        groups = [f.removeprefix("group:") for f in u.oversees.fields if f.startswith("group:")]
-        for j, fid in enumerate(plain):
+        for j, fid in enumerate(u.oversees.fields):
             if fid not in field_ids:
                 p.error(join_key(join_key(ok_key, "fields"), j), fid,
                         f"{label} an unknown field; {_expected(fid, field_ids, 'fields')}")
             elif fid not in chosen:
                 chosen.append(fid)
-        for j, g in enumerate(groups):
+        for j, g in enumerate(u.oversees.groups):
             members = [f.id for f in fields if f.group == g]
             if g not in FIELD_GROUPS or not members:
                 p.error(join_key(join_key(ok_key, "groups"), j), g,
@@ -783,7 +782,7 @@ def _resolve_oversight(p: BaseParser, units: tuple[Level2Unit, ...], key: str,
                         f"{label} an unknown place; "
                         + _expected(pid, place_ids, "a district or commune id from places",
                                     listed=False))
-        result.append(replace(u, oversees=Oversight(tuple(chosen), u.oversees.places)))
+        result.append(replace(u, oversees=replace(u.oversees, fields=tuple(chosen))))
     return tuple(result)
 
 

@@ -49,7 +49,8 @@ def test_given_oversees_when_parsed_then_groups_become_their_fields_and_places_k
     p = policy(overseeing())
     yt, lt, vp = p.unit("so_y_te"), p.unit("ubnd_lt"), p.unit("vp")
     assert yt is not None and lt is not None and vp is not None
-    assert yt.oversees == Oversight(fields=("health", "prices_fraud", "suspected_infection"))
+    assert yt.oversees == Oversight(fields=("health", "prices_fraud", "suspected_infection"),
+                                    groups=("health",))
     assert lt.oversees == Oversight(places=("long_thanh",))
     assert vp.oversees is None
 
