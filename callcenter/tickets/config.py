@@ -8,6 +8,10 @@ Schema (durations are quoted strings such as "24h", "4h", "60m", "5m", "1h30m", 
         kind: department               # department | district | other (water, power ...)
         hotline: "02513822000"         # optional: the number operators transfer calls to
         places: [long_thanh]           # optional: places it covers (= place-only routing rules)
+        oversees:                      # optional: it follows (reads) every ticket of these
+          fields: [health]             #   fields and/or places, whoever holds it
+          groups: [health]             #   (groups: every field of the group)
+          places: [long_thanh]         #   (a district covers its communes)
         focal_persons:                 # at least one; they get the forward and reminder SMS
           - {name: "Nguyễn Văn An", phone: "0912345678"}   # a Vietnamese mobile number
     places:                            # districts (huyện, thành phố) and their communes
@@ -56,6 +60,11 @@ Decisions:
   60 minutes "kể từ khi tiếp nhận thông tin"); the default is from receipt at the hotline.
 * **Clocks run around the clock** (the hotline is 24/7 and the orders say "24 giờ"): no
   working hours or holidays are skipped. See ``callcenter.tickets.deadlines``.
+* **Oversight** (``oversees``): a lead department follows its whole field, a district office
+  its district ("theo dõi phản ánh ... và hỗ trợ các địa phương"): its users read every ticket
+  of those fields or places, level-1 answers included, wherever it is held, and act on none
+  they do not hold (``callcenter.tickets.rules.read_access``). A field and a place listed
+  together widen the view (either matches), never narrow it.
 * **Public disclosure is off by default**: redaction is heuristic, so a tenant (or a
   supervisor, ticket by ticket) opts in.
 """
@@ -67,7 +76,7 @@ import difflib
 import re
 import string
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from callcenter.config.base import MISSING, BaseParser, join_key, type_name
@@ -132,6 +141,15 @@ class FocalPerson:
 
 
 @dataclass(frozen=True)
+class Oversight:
+    """What a unit follows read-only: tickets of these fields, or in these places, anywhere."""
+
+    fields: tuple[str, ...] = ()  # field ids, the groups' fields included (what counts)
+    places: tuple[str, ...] = ()  # district or commune ids; a district covers its communes
+    groups: tuple[str, ...] = ()  # as written (FIELD_GROUPS); their fields are in ``fields``
+
+
+@dataclass(frozen=True)
 class Level2Unit:
     """A level-2 unit (đơn vị cấp 2): a provincial department or a district People's Committee."""
 
@@ -141,6 +159,7 @@ class Level2Unit:
     focal_persons: tuple[FocalPerson, ...]
     hotline: str | None = None  # where operators transfer a caller (digits, maybe a leading +)
     places: tuple[str, ...] = ()  # place ids it covers (each is a place-only routing rule)
+    oversees: Oversight | None = None  # what it follows read-only (see Oversight)
 
 
 @dataclass(frozen=True)
@@ -349,7 +368,7 @@ def _id(p: BaseParser, value: object, key: str, pattern: re.Pattern[str], what: 
 
 
 def _unit(p: BaseParser, value: object, key: str) -> Level2Unit | None:
-    keys = ("id", "name", "kind", "focal_persons", "hotline", "places")
+    keys = ("id", "name", "kind", "focal_persons", "hotline", "places", "oversees")
     m = p.mapping(value, key, keys, ("id", "name", "kind", "focal_persons"))
     if m is None:
         return None
@@ -407,10 +426,52 @@ def _unit(p: BaseParser, value: object, key: str) -> Level2Unit | None:
                 places_ok = False
             else:
                 places.append(pid)
+    oversees: Oversight | None = None
+    oversees_ok = True
+    if m.get("oversees") is not None:
+        oversees = _oversees(p, m["oversees"], join_key(key, "oversees"))
+        oversees_ok = oversees is not None
     if (uid is None or name is None or kind is None or not persons_ok or not hotline_ok
-            or not places_ok):
+            or not places_ok or not oversees_ok):
         return None
-    return Level2Unit(uid, name.strip(), kind, tuple(persons), hotline, tuple(places))
+    return Level2Unit(uid, name.strip(), kind, tuple(persons), hotline, tuple(places),
+                      oversees)
+
+
+def _id_list(p: BaseParser, value: object, key: str, max_len: int) -> list[str] | None:
+    """A list of ids, each once (whether they exist is checked with the whole tenant)."""
+    items = p.list_(value, key, non_empty=False) if value is not None else []
+    if items is None:
+        return None
+    found: list[str] = []
+    ok = True
+    for i, item in enumerate(items):
+        s = p.text(item, join_key(key, i), max_len=max_len)
+        if s is None:
+            ok = False
+        elif s in found:
+            p.error(join_key(key, i), s, "expected each id once")
+            ok = False
+        else:
+            found.append(s)
+    return found if ok else None
+
+
+def _oversees(p: BaseParser, value: object, key: str) -> Oversight | None:
+    """``oversees: {fields, groups, places}`` as written; groups and ids are checked later."""
+    m = p.mapping(value, key, ("fields", "groups", "places"))
+    if m is None:
+        return None
+    fields = _id_list(p, m.get("fields"), join_key(key, "fields"), 32)
+    groups = _id_list(p, m.get("groups"), join_key(key, "groups"), 32)
+    places = _id_list(p, m.get("places"), join_key(key, "places"), 64)
+    if fields is None or groups is None or places is None:
+        return None
+    if not (fields or groups or places):
+        p.error(key, value, "expected fields, groups and/or places the unit follows")
+        return None
+    # The groups' fields are added once the tenant's fields are known (_resolve_oversight).
+    return Oversight(tuple(fields), tuple(places), tuple(groups))
 
 
 def _units(p: BaseParser, value: object, key: str) -> tuple[Level2Unit, ...] | None:
@@ -688,6 +749,43 @@ def _routing(p: BaseParser, value: object, key: str, field_ids: frozenset[str],
     return result
 
 
+def _resolve_oversight(p: BaseParser, units: tuple[Level2Unit, ...], key: str,
+                       fields: tuple[Field, ...],
+                       place_ids: Collection[str]) -> tuple[Level2Unit, ...]:
+    """Units with their ``oversees`` checked against the tenant: groups become their fields,
+    an unknown field, group or place is an error naming its key."""
+    field_ids = [f.id for f in fields]
+    result: list[Level2Unit] = []
+    for i, u in enumerate(units):
+        if u.oversees is None:
+            result.append(u)
+            continue
+        ok_key = join_key(join_key(key, i), "oversees")
+        label = f"unit {u.id!r} oversees"
+        chosen: list[str] = []
+        for j, fid in enumerate(u.oversees.fields):
+            if fid not in field_ids:
+                p.error(join_key(join_key(ok_key, "fields"), j), fid,
+                        f"{label} an unknown field; {_expected(fid, field_ids, 'fields')}")
+            elif fid not in chosen:
+                chosen.append(fid)
+        for j, g in enumerate(u.oversees.groups):
+            members = [f.id for f in fields if f.group == g]
+            if g not in FIELD_GROUPS or not members:
+                p.error(join_key(join_key(ok_key, "groups"), j), g,
+                        f"{label} an unknown group (or one no field of the tenant has); "
+                        f"expected one of: {', '.join(FIELD_GROUPS)}")
+            chosen += [f for f in members if f not in chosen]
+        for j, pid in enumerate(u.oversees.places):
+            if pid not in place_ids:
+                p.error(join_key(join_key(ok_key, "places"), j), pid,
+                        f"{label} an unknown place; "
+                        + _expected(pid, place_ids, "a district or commune id from places",
+                                    listed=False))
+        result.append(replace(u, oversees=replace(u.oversees, fields=tuple(chosen))))
+    return tuple(result)
+
+
 def parse_ticket_sections(p: BaseParser, m: Mapping[str, object], key: str,
                           fields: tuple[Field, ...]) -> TicketPolicy | None:
     """Validate the tenant's ``units``, ``places`` and ``tickets`` keys; errors go to ``p``."""
@@ -715,6 +813,8 @@ def parse_ticket_sections(p: BaseParser, m: Mapping[str, object], key: str,
                                               "a district or commune id from places")
             else:
                 implied.append((RoutingRule(u.id, None, pid), join_key(pk, j)))
+
+    units = _resolve_oversight(p, units, join_key(key, "units"), fields, place_ids)
 
     t: dict[str, object] = {}
     tk = join_key(key, "tickets")

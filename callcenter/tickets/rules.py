@@ -35,6 +35,11 @@ or (a supervisor) closes it; an answered, resolved or closed ticket may be ``reo
   ``publishable=True`` from anyone else is ``ticket.forbidden``);
 * the ``system`` role (jobs, intake of web/Zalo/e-mail forms) opens tickets, sends reminders
   and links call records.
+
+Who may read a ticket (``read_access``): every role but ``unit`` reads all of its tenant's; a
+unit's users read what their unit holds, has held, or oversees (``oversees`` in the tenant's
+units: a lead department's fields, a district's places; ``OversightScope``) — reading is all
+an overseer may do: every event above still needs the holder or a level-1/oversight role.
 """
 
 from __future__ import annotations
@@ -462,6 +467,68 @@ def _check_role(ticket: Ticket, event: Event) -> None:
             raise _forbidden(actor, "send reminders")
     elif isinstance(event, LinkCall) and role not in _LEVEL1_ROLES | {"system"}:
         raise _forbidden(actor, "link call records")
+
+
+# ---- who may read ------------------------------------------------------------------------------
+Access = Literal["all", "holder", "held", "overseer"]
+
+
+@dataclass(frozen=True)
+class OversightScope:
+    """The tickets a unit oversees, in the terms tickets are stored in (for the store query)."""
+
+    fields: frozenset[str] = frozenset()
+    districts: frozenset[str] = frozenset()  # every ticket of these districts (and communes)
+    communes: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.fields or self.districts or self.communes)
+
+    def covers(self, ticket: Ticket) -> bool:
+        """True if the ticket's field or place is one this scope follows."""
+        return (ticket.field in self.fields
+                or (ticket.district is not None and ticket.district in self.districts)
+                or (ticket.commune is not None and ticket.commune in self.communes))
+
+
+def oversight_scope(policy: TicketPolicy, unit_id: str | None) -> OversightScope:
+    """What ``unit_id`` oversees in this tenant (empty: nothing, or no such unit)."""
+    unit = policy.unit(unit_id) if unit_id is not None else None
+    if unit is None or unit.oversees is None:
+        return OversightScope()
+    districts: set[str] = set()
+    communes: set[str] = set()
+    for pid in unit.oversees.places:
+        found = policy.place(pid)
+        if found is None:
+            continue  # the config checked it; a place gone since is simply not followed
+        district, commune = found
+        if commune is not None:
+            communes.add(commune.id)
+        else:
+            districts.add(district.id)
+    return OversightScope(frozenset(unit.oversees.fields), frozenset(districts),
+                          frozenset(communes))
+
+
+def read_access(policy: TicketPolicy, actor: Actor, ticket: Ticket, *,
+                held: bool) -> Access | None:
+    """How the actor may read the ticket (None: not at all); ``held``: its unit held it once.
+
+    ``holder`` is the only unit access that may act (the events' own checks decide what);
+    ``held`` and ``overseer`` read only. Tenants are the caller's business (actors carry none).
+    """
+    if actor.role != "unit":
+        return "all"
+    if actor.unit is None:
+        return None
+    if ticket.unit == actor.unit:
+        return "holder"
+    if held:
+        return "held"
+    if oversight_scope(policy, actor.unit).covers(ticket):
+        return "overseer"
+    return None
 
 
 def is_public(ticket: Ticket) -> bool:

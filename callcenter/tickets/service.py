@@ -32,6 +32,9 @@ Public API (stable; the HTTP API in ``callcenter.console`` is built on it)::
         # since/until: received_at bounds (aware), until exclusive; limit at most 1000.
     svc.count(actor, <same filters>) -> int                      # for paging
     svc.audit(code, actor) -> list[AuditEntry]                   # oldest first
+    svc.access(code, actor) -> "all" | "holder" | "held" | "overseer"   # how it may be read
+    svc.oversight(actor, tenant, unit=None) -> OversightOverview
+        # what a unit oversees: late tickets (most overdue first), counts by state and holder
     svc.attach(code, actor, file_name, content_type, data: bytes) -> Attachment
     svc.resolve_with_document(code, actor, resolve, file_name, content_type, data, *,
                               expected_version=None) -> Ticket
@@ -65,10 +68,12 @@ Errors are ``TicketError`` with a stable ``id``: the domain's (``ticket.illegal_
                                   (``callcenter.tickets.files``) (415)
 ================================  =====================================================
 
-Visibility: a ``unit`` actor reads only tickets its unit holds or has held (``ticket_units``),
-anything else is ``ticket.forbidden``; other roles read every ticket. Actors carry no tenant:
-the HTTP layer, which knows a user's tenant, passes ``tenant=`` to ``list`` and checks
-``ticket.tenant`` after ``get`` (unit ids are only unique within a tenant).
+Visibility: a ``unit`` actor reads only tickets its unit holds or has held (``ticket_units``)
+or oversees (``oversees`` in the config: ``rules.read_access``), anything else is
+``ticket.forbidden``; other roles read every ticket. An overseer acts on none of the tickets
+it only oversees (``ticket.forbidden`` in every state; ``access`` tells which it holds).
+Actors carry no tenant: the HTTP layer, which knows a user's tenant, passes ``tenant=`` to
+``list`` and checks ``ticket.tenant`` after ``get`` (unit ids are only unique within a tenant).
 
 SMS: ``NotifyUnit`` and ``NotifyCitizen`` effects go to the outbox (``callcenter.sms.store``)
 in the same transaction, dedupe key ``f"{code}:{template}:{at.isoformat()}"`` (plus
@@ -113,6 +118,7 @@ from callcenter.tickets.rules import (
     AT_UNIT,
     LEVEL1,
     OPEN,
+    Access,
     Actor,
     Answer,
     AuditEntry,
@@ -121,6 +127,7 @@ from callcenter.tickets.rules import (
     LinkCall,
     NotifyCitizen,
     NotifyUnit,
+    OversightScope,
     Remind,
     Resolve,
     Ticket,
@@ -130,7 +137,9 @@ from callcenter.tickets.rules import (
     code_date,
     is_public,
     open_ticket,
+    oversight_scope,
     parse_ticket_code,
+    read_access,
     ticket_code,
 )
 
@@ -191,6 +200,38 @@ class SweepResult:
     forward_late: tuple[LateMark, ...] = ()  # forward clock ran out (marked now)
     reminded: tuple[str, ...] = ()  # codes whose unit was reminded
     failed: tuple[str, ...] = ()  # "code: why" for reminders that could not be sent
+
+
+@dataclass(frozen=True)
+class HolderCounts:
+    """An overseen unit's share: its tickets by state and how many of them are late."""
+
+    unit: str | None  # None: level 1 (not forwarded, or answered there)
+    by_state: Mapping[str, int]
+    late: int
+
+    @property
+    def total(self) -> int:
+        """Every ticket of the holder in the scope."""
+        return sum(self.by_state.values())
+
+
+@dataclass(frozen=True)
+class OversightOverview:
+    """What an overseeing unit follows: late tickets first, then counts (``oversight``)."""
+
+    tenant: str
+    unit: str
+    scope: OversightScope
+    late: tuple[Ticket, ...]  # open and past resolve_due, the most overdue first
+    late_total: int
+    by_state: Mapping[str, int]  # every state, 0 included
+    by_holder: tuple[HolderCounts, ...]  # most late first, then most tickets
+
+    @property
+    def total(self) -> int:
+        """Every ticket in the scope."""
+        return sum(self.by_state.values())
 
 
 _T = TypeVar("_T")
@@ -461,7 +502,10 @@ class TicketService:
         if stored is None:
             raise _not_found(code)
         old = stored.ticket
-        self._check_visible(conn, old, actor)
+        if self._access(conn, old, actor) == "overseer":
+            # Before the state machine, so the refusal is the same in every state.
+            raise TicketError("ticket.forbidden", f"{actor} oversees ticket {code} and may only "
+                                                  f"read it: it is with {old.unit or 'level 1'}")
         if expected_version is not None and old.version != expected_version:
             raise TicketError("ticket.conflict",
                               f"ticket {code} is at version {old.version}, not "
@@ -523,14 +567,39 @@ class TicketService:
             log.info("%s", entry)
 
     # -- reading ---------------------------------------------------------------------------
+    def _reading_policy(self, tenant: str) -> TicketPolicy:
+        """The tenant's policy for visibility; none (nothing overseen) for a tenant gone."""
+        found = self.config().tenant(tenant)
+        return policy_of(found) if found is not None else TicketPolicy()
+
+    def _access(self, conn: sa.Connection, ticket: Ticket, actor: Actor) -> Access:
+        """How ``actor`` may read ``ticket`` (``rules.read_access``); ticket.forbidden: not."""
+        held = (actor.role == "unit" and actor.unit is not None and ticket.unit != actor.unit
+                and st.has_held(conn, ticket.code, actor.unit))
+        access = read_access(self._reading_policy(ticket.tenant), actor, ticket, held=held)
+        if access is None:
+            raise TicketError("ticket.forbidden", f"{actor} may not see ticket {ticket.code}: "
+                                                  "it is not with that unit")
+        return access
+
     def _check_visible(self, conn: sa.Connection, ticket: Ticket, actor: Actor) -> None:
-        if actor.role != "unit":
-            return
-        if actor.unit is not None and (ticket.unit == actor.unit
-                                       or st.has_held(conn, ticket.code, actor.unit)):
-            return
-        raise TicketError("ticket.forbidden",
-                          f"{actor} may not see ticket {ticket.code}: it is not with that unit")
+        self._access(conn, ticket, actor)
+
+    def access(self, code: str, actor: Actor) -> Access:
+        """How the actor may read the ticket: all, holder, held or overseer (read only)."""
+        with self.db.reading() as conn:
+            stored = self._stored_visible(conn, code, actor)
+            return self._access(conn, stored.ticket, actor)
+
+    def _scopes(self, unit: str, tenant: str | None) -> dict[str, OversightScope]:
+        """What ``unit`` oversees, per tenant (only ``tenant`` when given)."""
+        found: dict[str, OversightScope] = {}
+        for t in self.config().tenants:
+            if tenant is None or t.id == tenant:
+                scope = oversight_scope(policy_of(t), unit)
+                if scope:
+                    found[t.id] = scope
+        return found
 
     def _stored_visible(self, conn: sa.Connection, code: str, actor: Actor) -> st.StoredTicket:
         parse_ticket_code(code)  # ticket.bad_code for something that is no code at all
@@ -559,8 +628,9 @@ class TicketService:
         if actor.role == "unit":
             if actor.unit is None:
                 raise TicketError("ticket.forbidden", f"{actor} belongs to no unit")
-            held = sa.select(st.UNITS.c.code).where(st.UNITS.c.unit == actor.unit)
-            where.append(sa.or_(t.unit == actor.unit, t.code.in_(held)))
+            overseen = st.overseen(self._scopes(actor.unit, tenant))
+            mine = st.held_by(actor.unit)
+            where.append(mine if overseen is None else sa.or_(mine, overseen))
         if tenant is not None:
             where.append(t.tenant == tenant)
         if state is not None:
@@ -605,6 +675,53 @@ class TicketService:
         q = sa.select(sa.func.count()).select_from(st.TICKETS).where(*where)
         with self.db.reading() as conn:
             return int(conn.execute(q).scalar_one())
+
+    def oversight(self, actor: Actor, tenant: str, unit: str | None = None, *,
+                  late_limit: int = 200) -> OversightOverview:
+        """The overview of what ``unit`` oversees in ``tenant`` (a unit user: its own unit).
+
+        Supervisors and admins choose the unit; a unit user sees its own (``unit`` another
+        is ``ticket.forbidden``); operators are refused. A unit that oversees nothing gets an
+        empty overview. Late: open and past the holder's resolve deadline.
+        """
+        if actor.role == "unit":
+            if actor.unit is None or unit not in (None, actor.unit):
+                raise TicketError("ticket.forbidden",
+                                  f"{actor} may see only its own unit's oversight")
+            unit = actor.unit
+        elif actor.role not in ("supervisor", "admin"):
+            raise TicketError("ticket.forbidden", f"{actor} may not see oversight overviews")
+        policy = self.policy(tenant)
+        if unit is None or policy.unit(unit) is None:
+            raise TicketError("ticket.unknown_unit", f"unknown unit {unit!r} in {tenant}")
+        scope = oversight_scope(policy, unit)
+        by_state = {s.value: 0 for s in TicketState}
+        empty = OversightOverview(tenant, unit, scope, (), 0, by_state, ())
+        clause = st.overseen({tenant: scope})
+        if clause is None:
+            return empty
+        t = st.TICKETS.c
+        now = self._now()
+        overdue = sa.and_(t.state.in_(st.OPEN_STATES), t.resolve_due < now)
+        late_q = (sa.select(st.TICKETS).where(clause, overdue)
+                  .order_by(t.resolve_due, t.code).limit(max(0, min(late_limit, MAX_LIST))))
+        count_q = (sa.select(t.unit, t.state, sa.func.count(),
+                             sa.func.sum(sa.case((overdue, 1), else_=0)))
+                   .where(clause).group_by(t.unit, t.state))
+        with self.db.reading() as conn:
+            late = tuple(s.ticket for s in st.tickets_from(conn, late_q))
+            rows = conn.execute(count_q).all()
+        holders: dict[str | None, tuple[dict[str, int], builtins.list[int]]] = {}
+        for holder, state, n, n_late in rows:
+            states, late_n = holders.setdefault(holder, ({}, [0]))
+            states[state] = int(n)
+            late_n[0] += int(n_late or 0)
+            by_state[state] = by_state.get(state, 0) + int(n)
+        by_holder = sorted((HolderCounts(h, states, n[0]) for h, (states, n) in holders.items()),
+                           key=lambda c: (-c.late, -c.total, c.unit or ""))
+        late_total = sum(c.late for c in by_holder)
+        return OversightOverview(tenant, unit, scope, late, late_total, by_state,
+                                 tuple(by_holder))
 
     def open_for_caller(self, tenant: str, phone: str) -> builtins.list[Ticket]:
         """The open tickets of a caller's number (any of +84/84/0 forms, dots, spaces)."""

@@ -14,6 +14,8 @@ Tables (migration ``callcenter/store/migrations/versions/0004_tickets.py``):
   ``call_records``: a ticket is often linked while its call is still up, and call records
   reach the database later, through the journal).
 * ``ticket_units``: every unit that has held a ticket (a unit's users may read what they held).
+  What a unit oversees (``oversees`` in the config) is no table: ``overseen`` turns the
+  tenant's scopes into a WHERE clause on ``field``, ``district`` and ``commune``.
 * ``ticket_audit``: append-only (triggers refuse UPDATE and DELETE on both backends).
 * ``ticket_attachments``: reply documents and other files, content-addressed on disk.
 * ``ticket_sequences``: the last code sequence number per tenant and local day.
@@ -35,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -51,6 +53,7 @@ from callcenter.tickets.rules import (
     OPEN,
     Actor,
     AuditEntry,
+    OversightScope,
     Ticket,
     TicketState,
 )
@@ -518,6 +521,33 @@ def add_holders(conn: sa.Connection, rows: Sequence[tuple[str, str]],
         conn.execute(_upsert(conn, UNITS).on_conflict_do_nothing(
             index_elements=["code", "unit"]),
             [{"code": code, "unit": unit, "first_at": now} for code, unit in rows])
+
+
+def overseen(scopes: Mapping[str, OversightScope]) -> sa.ColumnElement[bool] | None:
+    """Tickets some tenant's scope covers (``OversightScope.covers`` in SQL); None: none.
+
+    Per tenant, because unit ids (and so what a unit oversees) are only unique within one.
+    """
+    t = TICKETS.c
+    parts: list[sa.ColumnElement[bool]] = []
+    for tenant, scope in sorted(scopes.items()):
+        if not scope:
+            continue
+        which: list[sa.ColumnElement[bool]] = []
+        if scope.fields:
+            which.append(t.field.in_(sorted(scope.fields)))
+        if scope.districts:
+            which.append(t.district.in_(sorted(scope.districts)))
+        if scope.communes:
+            which.append(t.commune.in_(sorted(scope.communes)))
+        parts.append(sa.and_(t.tenant == tenant, sa.or_(*which)))
+    return sa.or_(*parts) if parts else None
+
+
+def held_by(unit: str) -> sa.ColumnElement[bool]:
+    """Tickets ``unit`` holds or has held."""
+    held = sa.select(UNITS.c.code).where(UNITS.c.unit == unit)
+    return sa.or_(TICKETS.c.unit == unit, TICKETS.c.code.in_(held))
 
 
 def has_held(conn: sa.Connection, code: str, unit: str) -> bool:
