@@ -880,8 +880,14 @@ class TicketService:
                     ) -> tuple[builtins.list[str], builtins.list[str]]:
         """Chase the units of late tickets whose next chase slot has come (see ``sweep``)."""
         t = st.TICKETS.c
+        # Tickets forwarded before chasing was switched on (or before this schema) have no
+        # chase_at yet: late ones of a chasing tenant never chased are looked at too.
+        chasing = [tn.id for tn in self.config().tenants if policy_of(tn).chasing is not None]
+        unscheduled = sa.and_(t.chase_at.is_(None), t.chased_at.is_(None),
+                              t.resolve_due <= now, t.tenant.in_(chasing))
         q = (sa.select(t.code).where(t.state.in_([s.value for s in AT_UNIT]),
-                                     t.chase_at <= now).order_by(t.chase_at))
+                                     sa.or_(t.chase_at <= now, unscheduled))
+             .order_by(t.resolve_due))
         with self.db.reading() as conn:
             due = [r.code for r in conn.execute(q)]
         chased: builtins.list[str] = []

@@ -258,3 +258,22 @@ def _stored(svc: TicketService, code: str) -> st.StoredTicket:
         found = st.load(conn, code)
     assert found is not None
     return found
+
+
+def test_given_chasing_switched_on_after_forwarding_when_swept_then_late_ticket_chased(
+        database_url: str, tmp_path: Path, clock: Clock) -> None:
+    dongnai = hotline_config().tenants[0]
+    off = replace(dongnai, tickets=replace(policy_of(dongnai), chasing=None))
+    cfg: list[HotlineConfig] = [replace(hotline_config(), tenants=(off,))]
+    s = make_service(database_url, tmp_path / "files", clock, config=cfg[0])
+    s.config = lambda: cfg[0]
+    try:
+        code = forwarded(s)
+        assert _stored(s, code).chase_at is None  # forwarded while chasing was off
+        assert s.sweep(local(25, 7, 30)).chased == ()
+        cfg[0] = hotline_config()  # switched on (a reloaded config)
+        assert s.sweep(local(25, 7, 31)).chased == (code,)
+        assert _stored(s, code).chase_at == local(26, 7, 30)
+        assert s.sweep(local(25, 7, 32)).chased == ()
+    finally:
+        s.close()
