@@ -142,7 +142,8 @@ def register(sub: Any) -> None:
     c.add_argument("--json", action="store_true")
     c.set_defaults(handler=cmd_oversight)
 
-    c = ts.add_parser("sweep", help="run the deadline job once: mark late, send reminders")
+    c = ts.add_parser("sweep", help="run the deadline job once: mark late, send reminders, chase "
+                                      "late units")
     c.add_argument("--json", action="store_true")
     c.set_defaults(handler=cmd_sweep)
 
@@ -427,17 +428,23 @@ def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print(json.dumps({"late": [m.code for m in r.late],
                               "forward_late": [m.code for m in r.forward_late],
-                              "reminded": list(r.reminded), "failed": list(r.failed)},
+                              "reminded": list(r.reminded), "chased": list(r.chased),
+                              "escalated": list(r.escalated), "failed": list(r.failed)},
                              ensure_ascii=False))
         else:
             for m in (*r.late, *r.forward_late):
                 print(m)
             for code in r.reminded:
                 print(f"reminded the unit of {code}")
+            for code in r.chased:
+                print(f"chased the late unit of {code}"
+                      + (" and told its head and the province office"
+                         if code in r.escalated else ""))
             for why in r.failed:
-                print(f"reminder failed: {why}")
+                print(f"reminder or chase failed: {why}")
             print(f"{len(r.late)} late, {len(r.forward_late)} forward-late, "
-                  f"{len(r.reminded)} reminded")
+                  f"{len(r.reminded)} reminded, {len(r.chased)} chased, "
+                  f"{len(r.escalated)} escalated")
         return 0
     return _run(settings, body)
 

@@ -7,7 +7,8 @@ SMS it causes, its clocks) commits in ONE transaction, or not at all.
 Public API (stable; the HTTP API in ``callcenter.console`` is built on it)::
 
     svc = TicketService(database_url, config, files_dir, *,
-                        upload_limits=UploadLimits(), clock=utcnow)
+                        upload_limits=UploadLimits(), clock=utcnow, mail=None)
+    # mail: a MailSender (e.g. the mail outbox) for the chase and escalation e-mails
     # config: Callable[[], HotlineConfig] (the app's LiveConfig); read at every call, so a
     # reloaded config (units, deadlines, SMS texts) applies to the next action.
 
@@ -81,6 +82,16 @@ in the same transaction, dedupe key ``f"{code}:{template}:{at.isoformat()}"`` (p
 ``reminder`` or ``resolve_notice``. A text the outbox refuses (too many parts) does not undo
 the ticket's change: it is logged and written to the audit log as ``sms_refused``.
 
+Chasing (``tickets.chasing``): ``sweep`` applies a versioned ``Chase`` event to each ticket
+whose ``chase_at`` (next chase slot, ``deadlines.next_chase_at``) has come; its SMS keys are
+``f"{code}:chase:{slot}:{phone}"`` and ``f"{code}:escalation:{slot}:{phone}"`` (purposes
+``chase`` and ``escalation``), the same for every instance and sweep that finds the slot.
+E-mails (``SendEmail`` effects) are recorded in the audit log (``email``) with the ticket's
+change and handed to ``mail.enqueue`` after the commit (the outbox may share the database,
+whose SQLite write lock the transaction holds); the dedupe key makes a retry harmless. Without
+a ``mail`` sender they are audited as ``email_unsent``; a sender that raises is audited as
+``email_failed`` and logged.
+
 Audit events beyond the domain's: ``late`` and ``forward_late`` (the deadline job found a
 clock run out), ``attach`` (a file was attached), ``sms_refused``. They do not change the
 ticket's version: a user's ``expected_version`` stays valid while the job works.
@@ -99,7 +110,7 @@ import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -122,6 +133,7 @@ from callcenter.tickets.rules import (
     Actor,
     Answer,
     AuditEntry,
+    Chase,
     Effect,
     Event,
     LinkCall,
@@ -130,6 +142,7 @@ from callcenter.tickets.rules import (
     OversightScope,
     Remind,
     Resolve,
+    SendEmail,
     Ticket,
     TicketError,
     TicketState,
@@ -150,8 +163,19 @@ log = logging.getLogger("callcenter.tickets")
 
 SYSTEM = Actor("deadline-job", "system")
 MAX_LIST = 1000
-SMS_PURPOSES = {"forwarded": "unit_notice", "reminder": "reminder", "resolved": "resolve_notice"}
+SMS_PURPOSES = {"forwarded": "unit_notice", "reminder": "reminder", "resolved": "resolve_notice",
+                "chase": "chase", "escalation": "escalation"}
 _S = TicketState
+
+
+class MailSender(Protocol):
+    """Where chase and escalation e-mails go (the mail outbox): queue one, at most once."""
+
+    def enqueue(self, tenant: str, to: str, subject: str, body: str,
+                attachments: Sequence[Any] = (), *, purpose: str, dedupe_key: str,
+                now: dt.datetime) -> object:
+        """Queue one e-mail; a second call with the same ``dedupe_key`` queues nothing."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -199,7 +223,9 @@ class SweepResult:
     late: tuple[LateMark, ...] = ()  # resolve clock ran out (marked now)
     forward_late: tuple[LateMark, ...] = ()  # forward clock ran out (marked now)
     reminded: tuple[str, ...] = ()  # codes whose unit was reminded
-    failed: tuple[str, ...] = ()  # "code: why" for reminders that could not be sent
+    failed: tuple[str, ...] = ()  # "code: why" for reminders (or chases) that could not be sent
+    chased: tuple[str, ...] = ()  # codes whose late unit was chased
+    escalated: tuple[str, ...] = ()  # codes whose unit's head and province office were told
 
 
 @dataclass(frozen=True)
@@ -315,8 +341,9 @@ class TicketService:
 
     def __init__(self, database_url: str | sa.Engine, config: Callable[[], HotlineConfig],
                  files_dir: Path, *, upload_limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
-                 clock: Callable[[], dt.datetime] = utcnow):
+                 clock: Callable[[], dt.datetime] = utcnow, mail: MailSender | None = None):
         self.db = st.TicketDatabase(database_url)
+        self.mail = mail
         self.config = config
         self.files_dir = Path(files_dir)
         self.upload_limits = upload_limits
@@ -449,9 +476,11 @@ class TicketService:
         """Apply one domain event; persist the ticket, audit, SMS and clocks together."""
         event = self._own_event(actor, event)
         now = self._now()
+        emails: builtins.list[SendEmail] = []
         with self.db.writing() as conn:
-            new, audit = self._act_in(conn, code, actor, event, expected_version, now)
+            new, audit = self._act_in(conn, code, actor, event, expected_version, now, emails)
         self._log(audit)
+        self._send_emails(new, emails, now)
         return new
 
     def resolve_with_document(self, code: str, actor: Actor, event: Resolve, file_name: str,
@@ -495,9 +524,13 @@ class TicketService:
         return event
 
     def _act_in(self, conn: sa.Connection, code: str, actor: Actor, event: Event,
-                expected_version: int | None,
-                now: dt.datetime) -> tuple[Ticket, builtins.list[AuditEntry]]:
-        """Apply ``event`` inside the caller's write transaction; the ticket and its audit."""
+                expected_version: int | None, now: dt.datetime,
+                emails: builtins.list[SendEmail] | None = None,
+                ) -> tuple[Ticket, builtins.list[AuditEntry]]:
+        """Apply ``event`` inside the caller's write transaction; the ticket and its audit.
+
+        E-mails the event causes are appended to ``emails`` (sent after the commit).
+        """
         stored = st.load(conn, code, for_update=True)
         if stored is None:
             raise _not_found(code)
@@ -519,25 +552,36 @@ class TicketService:
                                   "attach the reply document first")
             event = replace(event, reply_document=str(found.id))
         new, effects = apply(old, event, policy)
-        if not st.update_ticket(conn, stored, new, dl.reminder_at(policy, new), now):
+        if not st.update_ticket(conn, stored, new, dl.reminder_at(policy, new), now,
+                                chase_at=dl.next_chase_at(policy, new)):
             raise TicketError("ticket.conflict", f"ticket {code} changed meanwhile; retry")
         if new.unit is not None and new.unit != old.unit:
             st.add_holders(conn, [(code, new.unit)], now)
-        return new, self._carry_out(conn, new.tenant, effects, now)
+        return new, self._carry_out(conn, new.tenant, effects, now, emails)
 
     def link_call(self, code: str, call_id: str, actor: Actor) -> Ticket:
         """Link a call record to the ticket (a later call about the same petition)."""
         return self.act(code, actor, LinkCall(self._now(), actor, call_id))
 
     def _carry_out(self, conn: sa.Connection, tenant: str, effects: Sequence[Effect],
-                   now: dt.datetime) -> builtins.list[AuditEntry]:
+                   now: dt.datetime,
+                   emails: builtins.list[SendEmail] | None = None) -> builtins.list[AuditEntry]:
         """Audit entries and SMS of ``effects`` into this transaction; the audit entries.
 
         Clocks need nothing more here: their due times are the ticket's columns, and the
-        reminder time (``remind_at``) is written with the ticket.
+        reminder time (``remind_at``) is written with the ticket. ``SendEmail`` effects go
+        to ``emails`` for sending after the commit (without a mail sender: audited unsent).
         """
         audit = [e for e in effects if isinstance(e, AuditEntry)]
         for e in effects:
+            if isinstance(e, SendEmail):
+                if self.mail is not None and emails is not None:
+                    emails.append(e)
+                else:
+                    to = next((a.to_state for a in reversed(audit) if a.code == e.code), _S.NEW)
+                    audit.append(AuditEntry(e.code, SYSTEM, now, "email_unsent", to, to,
+                                            f"{e.purpose} e-mail to {e.to}: no mail outbox "
+                                            f"configured (key {e.dedupe_key})"))
             texts: builtins.list[tuple[str, str, str]] = []  # (phone, key, purpose)
             if isinstance(e, NotifyUnit):
                 key = f"{e.code}:{e.template}:{e.at.isoformat()}"
@@ -560,6 +604,27 @@ class TicketService:
                                             f"{purpose} to {mask_number(phone)}: {err}"))
         st.add_audit(conn, audit)
         return audit
+
+    def _send_emails(self, ticket: Ticket, emails: Sequence[SendEmail],
+                     now: dt.datetime) -> None:
+        """Hand committed e-mails to the mail sender; a failure is logged and audited."""
+        if self.mail is None:
+            return
+        failed: builtins.list[AuditEntry] = []
+        for e in emails:
+            try:
+                self.mail.enqueue(ticket.tenant, e.to, e.subject, e.body, (),
+                                  purpose=e.purpose, dedupe_key=e.dedupe_key, now=now)
+            except Exception as err:  # the ticket's change is committed: record, don't undo
+                log.error("ticket %s: %s e-mail to %s not queued: %s", e.code, e.purpose,
+                          e.to, err)
+                failed.append(AuditEntry(e.code, SYSTEM, now, "email_failed", ticket.state,
+                                         ticket.state, f"{e.purpose} e-mail to {e.to}: "
+                                                       f"{str(err)[:300]} (key {e.dedupe_key})"))
+        if failed:
+            with self.db.writing() as conn:
+                st.add_audit(conn, failed)
+            self._log(failed)
 
     @staticmethod
     def _log(audit: Sequence[AuditEntry]) -> None:
@@ -900,6 +965,8 @@ class TicketService:
         Idempotent: a ticket is marked late once per due time (``late_at``,
         ``forward_late_at``; reset when its due time moves) and reminded once per forwarding.
         Reminders go only while the deadline is still ahead (after it, the ticket is late).
+        Then the units of late tickets are chased (``tickets.chasing``): once per chase slot,
+        with the escalation once per forwarding (``deadlines.chase_due``).
         """
         now = (now or self._now()).astimezone(dt.UTC)
         late = self._mark_late(now, "resolve")
@@ -922,7 +989,49 @@ class TicketService:
                 else:
                     failed.append(f"{code}: {e}")
                     log.warning("reminder for ticket %s not sent: %s", code, e)
-        return SweepResult(tuple(late), tuple(forward_late), tuple(reminded), tuple(failed))
+        chased, escalated = self._chase_late(now, failed)
+        return SweepResult(tuple(late), tuple(forward_late), tuple(reminded), tuple(failed),
+                           tuple(chased), tuple(escalated))
+
+    def _chase_late(self, now: dt.datetime, failed: builtins.list[str],
+                    ) -> tuple[builtins.list[str], builtins.list[str]]:
+        """Chase the units of late tickets whose next chase slot has come (see ``sweep``)."""
+        t = st.TICKETS.c
+        # Tickets forwarded before chasing was switched on (or before this schema) have no
+        # chase_at yet: late ones of a chasing tenant never chased are looked at too.
+        chasing = [tn.id for tn in self.config().tenants if policy_of(tn).chasing is not None]
+        unscheduled = sa.and_(t.chase_at.is_(None), t.chased_at.is_(None),
+                              t.resolve_due <= now, t.tenant.in_(chasing))
+        q = (sa.select(t.code).where(t.state.in_([s.value for s in AT_UNIT]),
+                                     sa.or_(t.chase_at <= now, unscheduled))
+             .order_by(t.resolve_due))
+        with self.db.reading() as conn:
+            due = [r.code for r in conn.execute(q)]
+        chased: builtins.list[str] = []
+        escalated: builtins.list[str] = []
+        for code in due:
+            try:
+                new = self.act(code, SYSTEM, Chase(now, SYSTEM))
+                chased.append(code)
+                if new.escalated_at == now:  # this chase escalated (rules._chase stamps it)
+                    escalated.append(code)
+            except TicketError as e:
+                if e.id in ("ticket.chase_not_due", "ticket.conflict"):
+                    self._reschedule_chase(code)  # another instance chased it, or the config
+                else:                             # changed since the slot was set
+                    failed.append(f"{code}: {e}")
+                    log.warning("chase for ticket %s not sent: %s", code, e)
+        return chased, escalated
+
+    def _reschedule_chase(self, code: str) -> None:
+        with self.db.writing() as conn:
+            stored = st.load(conn, code, for_update=True)
+            if stored is None:
+                return
+            at = dl.next_chase_at(self.policy(stored.ticket.tenant), stored.ticket)
+            if at != stored.chase_at:
+                conn.execute(sa.update(st.TICKETS).where(st.TICKETS.c.code == code)
+                             .values(chase_at=at))
 
     def _mark_late(self, now: dt.datetime, clock: dl.ClockName) -> builtins.list[LateMark]:
         t = st.TICKETS.c

@@ -7,7 +7,7 @@ entries, its call links and its SMS (``callcenter.sms.store.enqueue``) commit to
 Tables (migration ``callcenter/store/migrations/versions/0004_tickets.py``):
 
 * ``tickets``: every field of ``callcenter.tickets.rules.Ticket`` except ``call_ids``, plus
-  the scheduling columns the deadline job reads (``remind_at``; ``late_at`` and
+  the scheduling columns the deadline job reads (``remind_at``, ``chase_at``; ``late_at`` and
   ``forward_late_at``: when the job found a clock run out, reset when the due time moves) and
   ``version`` for optimistic locking (``update_ticket`` writes only ``WHERE version = old``).
 * ``ticket_calls``: ticket code <-> call record id, both ways (no foreign key to
@@ -73,6 +73,7 @@ class TicketRow(Base):
         sa.Index("ix_tickets_unit_state", "unit", "state"),
         sa.Index("ix_tickets_state_resolve_due", "state", "resolve_due"),
         sa.Index("ix_tickets_citizen_phone", "citizen_phone"),
+        sa.Index("ix_tickets_state_chase_at", "state", "chase_at"),
     )
 
     code: Mapped[str] = mapped_column(sa.String(CODE_LENGTH), primary_key=True)
@@ -98,6 +99,9 @@ class TicketRow(Base):
     resolve_due: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     remind_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     reminded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    chase_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())  # next chase slot
+    chased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     late_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     forward_late_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     result: Mapped[str | None] = mapped_column(sa.Text)
@@ -191,8 +195,8 @@ _TICKET_FIELDS: tuple[str, ...] = (
     "code", "tenant", "channel", "content", "field", "received_at", "state", "citizen_name",
     "citizen_phone", "district", "commune", "urgent", "unit", "forwarded_at", "accepted_at",
     "resolved_at", "closed_at", "returned_at", "reopened_at", "forward_due", "resolve_due",
-    "reminded_at", "result", "reply_document", "faq_item", "returned_by", "return_reason",
-    "reopen_reason", "close_reason", "publishable", "version",
+    "reminded_at", "chased_at", "escalated_at", "result", "reply_document", "faq_item",
+    "returned_by", "return_reason", "reopen_reason", "close_reason", "publishable", "version",
 )
 _MUTABLE_FIELDS = tuple(f for f in _TICKET_FIELDS if f not in ("code", "tenant", "channel",
                                                                 "received_at"))
@@ -207,6 +211,7 @@ class StoredTicket:
     late_at: dt.datetime | None
     forward_late_at: dt.datetime | None
     updated_at: dt.datetime
+    chase_at: dt.datetime | None = None  # when the unit is next due a chase (deadlines)
 
 
 @dataclass(frozen=True)
@@ -352,7 +357,7 @@ def _ticket(row: Any, call_ids: Sequence[str]) -> Ticket:
 
 def _stored(row: Any, call_ids: Sequence[str]) -> StoredTicket:
     return StoredTicket(_ticket(row, call_ids), row.remind_at, row.late_at,
-                        row.forward_late_at, row.updated_at)
+                        row.forward_late_at, row.updated_at, row.chase_at)
 
 
 def calls_by_code(conn: sa.Connection, codes: Sequence[str]) -> dict[str, list[str]]:
@@ -483,10 +488,11 @@ def insert_tickets(conn: sa.Connection, items: Sequence[tuple[Ticket, dt.datetim
 
 
 def update_ticket(conn: sa.Connection, old: StoredTicket, new: Ticket,
-                  remind_at: dt.datetime | None, now: dt.datetime) -> bool:
+                  remind_at: dt.datetime | None, now: dt.datetime, *,
+                  chase_at: dt.datetime | None = None) -> bool:
     """Write ``new`` over ``old``; False if the row's version is no longer ``old``'s."""
     values = {k: v for k, v in ticket_values(new).items() if k in _MUTABLE_FIELDS}
-    values.update(remind_at=remind_at, updated_at=now)
+    values.update(remind_at=remind_at, chase_at=chase_at, updated_at=now)
     # A clock that moved (reopened, reclassified, forwarded under a from-forwarded rule) may
     # run out again: the job marks it anew.
     if new.resolve_due != old.ticket.resolve_due:

@@ -100,9 +100,13 @@ def test_given_open_tickets_when_sweep_and_lists_then_printed(
                 "2020-01-06T08:05:00+07:00") == 0
     capsys.readouterr()
     assert _run(settings, "ticket", "sweep", "--json") == 0
-    assert _json(capsys)["late"] == [code]
+    swept = _json(capsys)
+    assert swept["late"] == [code]
+    # Years late (2020): the shipped config chases the unit and escalates at once, once.
+    assert swept["chased"] == [code] and swept["escalated"] == [code]
     assert _run(settings, "ticket", "sweep", "--json") == 0
-    assert _json(capsys)["late"] == []
+    again = _json(capsys)
+    assert again["late"] == [] and again["chased"] == [] and again["escalated"] == []
     assert _run(settings, "report", "late", "--tenant", "dongnai", "--json") == 0
     assert [r["code"] for r in json.loads(capsys.readouterr().out)] == [code]
     assert _run(settings, "report", "unprocessed", "--tenant", "dongnai") == 0
