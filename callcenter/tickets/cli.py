@@ -498,7 +498,9 @@ def cmd_report_send(args: argparse.Namespace, settings: Settings) -> int:
             print(f"mail {mail.id}: {mail.subject}")
             print(f"  to {', '.join(mail.to)}: {mail.status}"
                   + (f" ({mail.last_error})" if mail.last_error else ""))
-        return 0 if mail.status == "sent" else 1
+        # Not sent yet (server unreachable): 2, the running app's dispatcher retries it;
+        # refused for good (a bad address): 1.
+        return 0 if mail.status == "sent" else 1 if mail.status == "failed" else 2
     return _run(settings, body)
 
 
