@@ -15,7 +15,8 @@ it, and the row says what happened to it.
   Message-ID is the same on every try, so a recipient's mail system can tell the copies.
 
 Several mails go one after the other, each on its own SMTP connection, in a worker thread:
-reports are a handful a day.
+reports are a handful a day. ``stuck_after`` (30 min) is well above a batch's worst case
+(``batch`` 10 x the 60 s SMTP timeout), so a slow server does not make a live claim look dead.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class MailDispatcher:
 
     def __init__(self, outbox: MailOutbox, server: Callable[[], MailServer | None], *,
                  poll_interval: float = 5.0, batch: int = 10,
-                 stuck_after: dt.timedelta = dt.timedelta(minutes=10),
+                 stuck_after: dt.timedelta = dt.timedelta(minutes=30),
                  clock: Callable[[], dt.datetime] = utcnow,
                  rand: Callable[[], float] = random.random, send: SendFn = send_mail):
         self.outbox = outbox

@@ -289,3 +289,47 @@ def test_given_send_now_when_called_then_mail_sent_at_once_under_its_own_key(
     assert queued.dedupe_key.startswith("report:daily:dongnai:2026-12-06:manual:")
     assert [m.message["Subject"] for m in smtp.mails] == [
         "[Tổng đài 1022 Đồng Nai] Báo cáo ngày 06/12/2026"]
+
+
+async def test_given_job_and_dispatcher_tasks_running_when_report_due_then_mail_arrives_alone(
+        outbox: MailOutbox, service: TicketService, smtp: SmtpServer) -> None:
+    """The app's two tasks (as app.py's _mail_ctx runs them): nobody calls anything."""
+    from callcenter.mail.reports import report_job
+
+    cfg = _config(smtp.port)
+    clock = Clock(REPORT_TIME - dt.timedelta(seconds=1))
+    mailer = ReportMailer(outbox, lambda: service.reports, lambda: cfg)
+    dispatcher = MailDispatcher(outbox, lambda: server_of(cfg.mail), clock=clock,
+                                poll_interval=30.0)
+    tasks = [asyncio.create_task(dispatcher.run()),
+             asyncio.create_task(report_job(mailer, dispatcher.wake, interval_s=0.2,
+                                            clock=clock))]
+    def subjects() -> list[str]:
+        return sorted(str(m.message["Subject"]) for m in smtp.mails)
+
+    async def until(n: int) -> None:
+        for _ in range(150):
+            if len(smtp.mails) >= n:
+                return
+            await asyncio.sleep(0.1)
+
+    try:
+        # Started at 07:29:59 on Monday 7/12: the latest reports due (yesterday's daily, for
+        # 5/12, and last Monday's weekly) were never sent: they go out at once (catch-up).
+        await until(2)
+        assert subjects() == [
+            "[Tổng đài 1022 Đồng Nai] Báo cáo ngày 05/12/2026",
+            "[Tổng đài 1022 Đồng Nai] Báo cáo tuần 48/2026 (23/11/2026 - 29/11/2026)"]
+        await asyncio.sleep(0.5)
+        assert len(smtp.mails) == 2  # the job keeps running: nothing twice
+        clock.now = REPORT_TIME  # 07:30: today's reports fall due
+        await until(4)
+        await asyncio.sleep(0.5)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert subjects()[:2] == [
+        "[Tổng đài 1022 Đồng Nai] Báo cáo ngày 05/12/2026",
+        "[Tổng đài 1022 Đồng Nai] Báo cáo ngày 06/12/2026"]
+    assert len(smtp.mails) == 4
