@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from callcenter.config.base import ConfigError
 from callcenter.config.parse import parse_config
@@ -269,3 +271,30 @@ def test_given_failures_when_retry_delay_then_doubles_to_one_hour_with_jitter() 
     assert retry_delay(20, 0.0) == dt.timedelta(minutes=30)
     assert retry_delay(20, 0.999999) < dt.timedelta(hours=1)
     assert not gives_up(MAX_ATTEMPTS - 1) and gives_up(MAX_ATTEMPTS)
+
+
+# ---- properties over any instant ------------------------------------------------------------
+_INSTANTS = st.datetimes(min_value=dt.datetime(2025, 1, 1), max_value=dt.datetime(2030, 12, 31),
+                         timezones=st.just(dt.UTC))
+_RULES = st.builds(ReportRule, st.sampled_from(["daily", "weekly", "monthly", "quarterly"]),
+                   st.times(), st.just(("a@b.vn",)), st.integers(0, 6))
+
+
+@given(now=_INSTANTS, rule=_RULES)
+def test_given_any_instant_when_due_then_latest_before_next_and_periods_end_before_sending(
+        now: dt.datetime, rule: ReportRule) -> None:
+    last = latest_due("dongnai", rule, HCM, now)
+    nxt = next_due("dongnai", rule, HCM, now)
+    assert last is not None and last.due_at <= now < nxt.due_at
+    for d in (last, nxt):
+        send_day = d.due_at.astimezone(VN).date()
+        # the period is whole and over before the day the report is sent
+        assert d.period.first_day <= d.period.last_day < send_day
+        assert d.period.last_day + dt.timedelta(days=1) == {
+            "daily": send_day,
+            "weekly": send_day - dt.timedelta(days=send_day.weekday()),
+            "monthly": send_day.replace(day=1),
+            "quarterly": send_day.replace(day=1),
+        }[rule.kind]
+    # consecutive occurrences cover consecutive periods (nothing skipped, nothing twice)
+    assert last.period.last_day + dt.timedelta(days=1) == nxt.period.first_day
