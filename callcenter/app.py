@@ -235,6 +235,26 @@ async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
     store.close()
 
 
+async def _mail_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Mail: the outbox's dispatcher and the mailed reports' schedule (callcenter/mail/).
+    Without a ``mail:`` section (or with ``enabled: false``) nothing is queued or sent."""
+    from callcenter.mail.dispatcher import MailDispatcher
+    from callcenter.mail.reports import ReportMailer, report_job
+    from callcenter.mail.sender import server_of
+    from callcenter.mail.store import MailOutbox
+
+    outbox = MailOutbox(app[DATABASE])
+    dispatcher = MailDispatcher(outbox, lambda: server_of(app[CONFIG]().mail))
+    mailer = ReportMailer(outbox, lambda: app[TICKETS].reports, app[CONFIG])
+    tasks = [_owned(app, dispatcher.run(), "mail-dispatcher"),
+             _owned(app, report_job(mailer, dispatcher.wake), "report-mails")]
+    yield
+    for task in tasks:  # before the engine closes (_tasks_ctx's own cleanup runs last)
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    outbox.close()
+
+
 async def _config_ctx(app: web.Application) -> AsyncIterator[None]:
     live = app[CONFIG]
     loop = asyncio.get_running_loop()
@@ -549,6 +569,7 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
     app.cleanup_ctx.extend([_tasks_ctx, _database_ctx, _redis_ctx, _store_ctx, sms, _tickets_ctx,
                             _ari_ctx, _ami_ctx, _config_ctx])
     app.cleanup_ctx.append(_retention_ctx)  # after _ari_ctx, which locates the recordings
+    app.cleanup_ctx.append(_mail_ctx)  # after _tickets_ctx: reports read the tickets
     app.cleanup_ctx.append(systemd_ctx)  # last: its cleanup (STOPPING=1) runs first
     add_sms_routes(app)
     setup_console(app, database_url=settings.database_url, database=database, config=app[CONFIG],

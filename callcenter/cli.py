@@ -303,7 +303,7 @@ AREA_COMMANDS: tuple[str, ...] = ("callcenter.ivr.cli", "callcenter.faq.cli",
                                   "callcenter.tickets.cli", "callcenter.queue.cli",
                                   "callcenter.callbacks.cli", "callcenter.pbx.cli",
                                   "callcenter.store.db_cli", "callcenter.ops.cli",
-                                  "callcenter.ops.install_cli")
+                                  "callcenter.ops.install_cli", "callcenter.mail.cli")
 
 
 COMMANDS = {

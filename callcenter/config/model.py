@@ -9,6 +9,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from callcenter.mail.rules import NO_REPORTS, MailConfig, ReportsPolicy
 from callcenter.queue.policy import DEFAULT_OPERATORS, OperatorsConfig
 from callcenter.recordings.retention import DEFAULT_RECORDINGS, RecordingsPolicy
 
@@ -94,6 +95,7 @@ class Tenant:
     tickets: TicketSections | None = None  # units, places, routing, deadlines, SMS texts
     operators: OperatorsConfig = DEFAULT_OPERATORS  # softphone accounts and queue policy
     recordings: RecordingsPolicy = DEFAULT_RECORDINGS  # how long call recordings are kept
+    reports: ReportsPolicy = NO_REPORTS  # reports mailed daily ... quarterly (mail/rules.py)
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,7 @@ class HotlineConfig:
     sip_guard: SipGuardConfig = field(default_factory=SipGuardConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     sip_tls: SipTlsConfig = field(default_factory=SipTlsConfig)
+    mail: MailConfig | None = None  # the SMTP server; None: no mail is sent
     source: str = "<memory>"  # file it was loaded from, for messages
 
     def tenant(self, tenant_id: str | None) -> Tenant | None:

@@ -18,6 +18,8 @@ Schema (see config/hotline.yaml for a commented example)::
     console: {tls_cert, tls_key, trusted_proxies: [cidr, ...]}   # optional
     sip_tls: {port, cert, key}   # operators over TLS (transport-tls on trunk.bind); cert and
                                  # key together, or neither (`callcenter run` makes a pair)
+    mail: {host, port, from, starttls, ca_file, username_env, password_env, enabled}
+                                 # optional: the SMTP server of mailed reports (mail/rules.py)
     tenants:
       - id, name, timezone, numbers: [...], shifts: [{name, start, end, lines, min_operators}, ...],
         overrides: [{name, from, to, shifts: [...]}], prompts: {greeting, all_busy, unavailable}
@@ -62,6 +64,7 @@ from callcenter.config.model import (
 )
 from callcenter.ivr.config import parse_ivr
 from callcenter.ivr.tree import IvrTree
+from callcenter.mail.rules import REPORTS_KEYS, parse_mail_section, parse_reports_section
 from callcenter.numbers import normalise_number
 from callcenter.queue.policy import OPERATOR_KEYS, parse_operators_section
 from callcenter.recordings.retention import RETENTION_KEYS, parse_recordings_section
@@ -445,7 +448,7 @@ class _Parser(BaseParser):
 
     def tenant(self, value: object, key: str) -> Tenant | None:
         keys = ("id", "name", "timezone", "numbers", "shifts", "overrides", "prompts", "fields",
-                "ivr", *TICKET_KEYS, *OPERATOR_KEYS, *RETENTION_KEYS)
+                "ivr", *TICKET_KEYS, *OPERATOR_KEYS, *RETENTION_KEYS, *REPORTS_KEYS)
         m = self.mapping(value, key, keys, ("id", "name", "numbers", "shifts"))
         if m is None:
             return None
@@ -480,13 +483,16 @@ class _Parser(BaseParser):
         tickets = parse_ticket_sections(self, m, key, fields or DEFAULT_FIELDS)
         operators = parse_operators_section(self, m, key)
         recordings = parse_recordings_section(self, m, key)
+        reports = parse_reports_section(self, m, key)
         if (tid is None or name is None or tz is None or numbers is None or shifts is None
                 or overrides is None or not prompts_ok or fields is None or not ivr_ok
-                or tickets is None or operators is None or recordings is None):
+                or tickets is None or operators is None or recordings is None
+                or reports is None):
             return None
         return Tenant(id=tid, name=name, timezone=tz, numbers=numbers, shifts=shifts,
                       overrides=overrides, prompts=prompts, fields=fields, ivr=ivr,
-                      tickets=tickets, operators=operators, recordings=recordings)
+                      tickets=tickets, operators=operators, recordings=recordings,
+                      reports=reports)
 
     def fields(self, value: object, key: str) -> tuple[Field, ...] | None:
         items = self.list_(value, key)
@@ -579,7 +585,7 @@ def parse_config(data: object, source: str) -> HotlineConfig:
     """Validate what ``yaml.safe_load`` returned; raise ConfigError listing every problem."""
     parser = _Parser(source)
     root = parser.mapping(data, "", ("service", "trunk", "sip_guard", "console", "sip_tls",
-                                     "tenants"),
+                                     "mail", "tenants"),
                           ("tenants",))
     if root is None:
         raise ConfigError.collect(parser.errors)
@@ -588,11 +594,12 @@ def parse_config(data: object, source: str) -> HotlineConfig:
     sip_guard = parser.sip_guard(root.get("sip_guard"))
     console = parser.console(root.get("console"))
     sip_tls = parser.sip_tls(root.get("sip_tls"))
+    mail = parse_mail_section(parser, root.get("mail"))
     tenants = parser.tenants(root["tenants"]) if "tenants" in root else ()
     if parser.errors:
         raise ConfigError.collect(parser.errors)
     return HotlineConfig(tenants=tenants, trunk=trunk, service=service, sip_guard=sip_guard,
-                         console=console, sip_tls=sip_tls, source=source)
+                         console=console, sip_tls=sip_tls, mail=mail, source=source)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

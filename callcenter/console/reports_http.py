@@ -1,10 +1,11 @@
-"""Reports over HTTP: daily and weekly figures, unprocessed and late lists, the league table.
+"""Reports over HTTP: daily, weekly, monthly and quarterly figures, unprocessed and late lists,
+the league table.
 
 JSON by default; ``?format=csv`` (UTF-8 with BOM, so Excel reads the diacritics) or
 ``?format=xlsx`` downloads the same rows as ``callcenter.tickets.reports`` lays them out
 (Vietnamese headers, the tenant's time zone). Periods are local: a day ``date=2026-11-23``
 (default today), an ISO week ``week=2026-W48`` (default this week), a month
-``month=2026-11`` for the league table (default this month).
+``month=2026-11`` (default this month), a quarter ``quarter=2026-Q4`` (default this quarter).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ P_DATE = Param("date", kind="date", description="local day, YYYY-MM-DD (default:
 P_WEEK = Param("week", pattern=r"[0-9]{4}-W[0-9]{2}", max_len=8,
                description="ISO week, YYYY-Www (default: this week)")
 P_MONTH = Param("month", kind="month", description="YYYY-MM (default: this month)")
+P_QUARTER = Param("quarter", pattern=r"[0-9]{4}-Q[1-4]", max_len=7,
+                  description="YYYY-Qn, e.g. 2026-Q4 (default: this quarter)")
 
 Handler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
 
@@ -60,23 +63,35 @@ def _download(request: web.Request, fmt: str, name: str, csv_text: Callable[[], 
                         headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
 
 
+_SUMMARY_PARAM = {"daily": P_DATE, "weekly": P_WEEK, "monthly": P_MONTH, "quarterly": P_QUARTER}
+_FILE_WORD = {"daily": "ngay", "weekly": "tuan", "monthly": "thang", "quarterly": "quy"}
+
+
+def _default_period(kind: str, today: dt.date) -> str:
+    if kind == "weekly":
+        year, num, _ = today.isocalendar()
+        return f"{year}-W{num:02d}"
+    if kind == "monthly":
+        return f"{today:%Y-%m}"
+    return f"{today.year}-Q{(today.month - 1) // 3 + 1}"
+
+
 async def _summary(request: web.Request, user: User, kind: str) -> web.StreamResponse:
-    params = (P_TENANT, P_DATE, P_FORMAT) if kind == "daily" else (P_TENANT, P_WEEK, P_FORMAT)
-    q = parse_query(params, request.query)
+    param = _SUMMARY_PARAM[kind]
+    q = parse_query((P_TENANT, param, P_FORMAT), request.query)
     tenant, _, tz = _tenant(request, user, q["tenant"])
     reports = request.config_dict[SERVICE].reports
     if kind == "daily":
         day = q["date"] or _today(request, tz)
         summary = await in_thread(request.config_dict, reports.daily, tenant, day)
     else:
-        week = q["week"]
-        if week is None:
-            year, num, _ = _today(request, tz).isocalendar()
-            week = f"{year}-W{num:02d}"
-        summary = await in_thread(request.config_dict, reports.weekly, tenant, week)
+        value = q[param.name] or _default_period(kind, _today(request, tz))
+        arg = {"weekly": "week", "monthly": "month", "quarterly": "quarter"}[kind]
+        period = await in_thread(request.config_dict, reports.period, tenant, **{arg: value})
+        summary = await in_thread(request.config_dict, reports.summary, tenant, period)
     if q["format"] == "json":
         return web.json_response(summary.to_json_dict())
-    name = f"bao-cao-{'ngay' if kind == 'daily' else 'tuan'}-{tenant}-{summary.period.label}"
+    name = f"bao-cao-{_FILE_WORD[kind]}-{tenant}-{summary.period.label}"
     return _download(request, q["format"], name, lambda: rp.summary_csv(summary),
                      lambda: rp.xlsx_bytes(rp.summary_tables(summary)))
 
@@ -87,6 +102,14 @@ async def daily(request: web.Request, user: User) -> web.StreamResponse:
 
 async def weekly(request: web.Request, user: User) -> web.StreamResponse:
     return await _summary(request, user, "weekly")
+
+
+async def monthly(request: web.Request, user: User) -> web.StreamResponse:
+    return await _summary(request, user, "monthly")
+
+
+async def quarterly(request: web.Request, user: User) -> web.StreamResponse:
+    return await _summary(request, user, "quarterly")
 
 
 async def _listing(request: web.Request, user: User, kind: str) -> web.StreamResponse:
@@ -146,6 +169,10 @@ REPORTS: tuple[tuple[str, Handler, str, tuple[Param, ...]], ...] = (
                      "at level 1, forwarded, resolved on time / late, open, late)",
      (P_TENANT, P_DATE, P_FORMAT)),
     ("weekly", weekly, "The same figures for an ISO week", (P_TENANT, P_WEEK, P_FORMAT)),
+    ("monthly", monthly, "The same figures for a calendar month",
+     (P_TENANT, P_MONTH, P_FORMAT)),
+    ("quarterly", quarterly, "The same figures for a calendar quarter",
+     (P_TENANT, P_QUARTER, P_FORMAT)),
     ("late", late, "Open tickets past their deadline, with days late (as of now)",
      LIST_PARAMS),
     ("unprocessed", unprocessed, "Tickets a unit has not accepted yet (as of now)",

@@ -19,6 +19,9 @@
     callcenter report weekly --tenant T --week YYYY-Www [...]
     callcenter report late|unprocessed --tenant T [--unit U] [...]
     callcenter report league --tenant T (--date D | --week W | --month YYYY-MM) [...]
+    callcenter report send daily|weekly|monthly|quarterly --tenant T [--date D] [--to ADDR]...
+        mail one report now (callcenter/mail/): the period holding D (default: the last
+        whole one), to the tenant's reports.<kind>.to unless --to is given
 
 ``--as operator:an``, ``--as unit:binh:so_y_te``, ``--as supervisor:lan``. Times: ``--at``
 ISO 8601 with an offset (default now); ``--since/--until`` a local date or ISO time.
@@ -177,6 +180,14 @@ def register(sub: Any) -> None:
     when.add_argument("--week")
     when.add_argument("--month", help="YYYY-MM")
     c.set_defaults(handler=cmd_report_league)
+    c = rs.add_parser("send", help="mail one report now, through the mail outbox")
+    c.add_argument("kind", choices=("daily", "weekly", "monthly", "quarterly"))
+    c.add_argument("--tenant", required=True)
+    c.add_argument("--date", type=dt.date.fromisoformat,
+                   help="YYYY-MM-DD: a local day of the period (default: the last whole one)")
+    c.add_argument("--to", action="append", help="recipient (repeat); default: the config's")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(handler=cmd_report_send)
 
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -506,6 +517,35 @@ def cmd_report_list(args: argparse.Namespace, settings: Settings) -> int:
                   f"{x.days_late:>3} ngày  {x.content[:60]}")
         print(f"{len(rows)} phản ánh")
         return 0
+    return _run(settings, body)
+
+
+def cmd_report_send(args: argparse.Namespace, settings: Settings) -> int:
+    def body(svc: Any) -> int:
+        from callcenter.mail.reports import send_report_now
+        from callcenter.mail.store import MailOutbox
+        from callcenter.store.migrate import upgrade_head
+
+        upgrade_head(settings.database_url)
+        box = MailOutbox(settings.database_url)
+        try:
+            queued, mail = send_report_now(box, svc.reports, svc.config(), args.tenant,
+                                           args.kind, svc.clock(), day=args.date,
+                                           to=tuple(args.to) if args.to else None)
+        except (ValueError, LookupError) as e:
+            raise _Usage(str(e)) from None
+        finally:
+            box.close()
+        assert mail is not None
+        if args.json:
+            print(json.dumps(mail.to_json_dict(), ensure_ascii=False))
+        else:
+            print(f"mail {mail.id}: {mail.subject}")
+            print(f"  to {', '.join(mail.to)}: {mail.status}"
+                  + (f" ({mail.last_error})" if mail.last_error else ""))
+        # Not sent yet (server unreachable): 2, the running app's dispatcher retries it;
+        # refused for good (a bad address): 1.
+        return 0 if mail.status == "sent" else 1 if mail.status == "failed" else 2
     return _run(settings, body)
 
 

@@ -37,7 +37,7 @@ median resolve time from the unit's receipt (latest forwarding) to the result.
 API (blocking; ``TicketService.reports`` gives one on the service's database)::
 
     r = TicketReports(database, config, *, clock=utcnow)
-    r.period(tenant, date=... | week="2026-W48" | month="2026-11") -> Period
+    r.period(tenant, date=... | week="2026-W48" | month="2026-11" | quarter="2026-Q4") -> Period
     r.daily(tenant, date, *, now=None) -> Summary       # date: datetime.date or "YYYY-MM-DD"
     r.weekly(tenant, week, *, now=None) -> Summary
     r.summary(tenant, period, *, now=None) -> Summary
@@ -76,7 +76,8 @@ CONTENT_CHARS = 200
 MAX_LIST_ROWS = 10_000
 _DAY = dt.timedelta(days=1)
 
-PeriodKind = Literal["day", "week", "month"]
+PeriodKind = Literal["day", "week", "month", "quarter"]
+_ROMAN = ("I", "II", "III", "IV")
 
 
 # ---- periods --------------------------------------------------------------------------------
@@ -85,7 +86,7 @@ class Period:
     """A local calendar period of a tenant: [start, end) in UTC."""
 
     kind: PeriodKind
-    label: str  # 2026-11-23, 2026-W48, 2026-11
+    label: str  # 2026-11-23, 2026-W48, 2026-11, 2026-Q4
     first_day: dt.date  # local, inclusive
     last_day: dt.date  # local, inclusive
     timezone: str
@@ -108,6 +109,8 @@ class Period:
             year, week, _ = self.first_day.isocalendar()
             return (f"tuần {week:02d}/{year} ({self.first_day:%d/%m/%Y} - "
                     f"{self.last_day:%d/%m/%Y})")
+        if self.kind == "quarter":
+            return f"quý {_ROMAN[(self.first_day.month - 1) // 3]}/{self.first_day.year}"
         return f"tháng {self.first_day:%m/%Y}"
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -156,6 +159,17 @@ def month_period(month: str, timezone: str) -> Period:
     first = dt.date(int(m[1]), int(m[2]), 1)
     nxt = dt.date(first.year + first.month // 12, first.month % 12 + 1, 1)
     return Period("month", f"{first:%Y-%m}", first, nxt - _DAY, timezone)
+
+
+def quarter_period(quarter: str, timezone: str) -> Period:
+    """One calendar quarter (``2026-Q4``: October to December)."""
+    m = re.fullmatch(r"([0-9]{4})-?Q([1-4])", quarter.strip().upper())
+    if m is None:
+        raise _bad("quarter", quarter, "YYYY-Qn, e.g. 2026-Q4")
+    year, q = int(m[1]), int(m[2])
+    first = dt.date(year, 3 * (q - 1) + 1, 1)
+    nxt = dt.date(year + q // 4, (3 * q) % 12 + 1, 1)
+    return Period("quarter", f"{year}-Q{q}", first, nxt - _DAY, timezone)
 
 
 # ---- results --------------------------------------------------------------------------------
@@ -323,15 +337,19 @@ class TicketReports:
         return value.astimezone(dt.UTC)
 
     def period(self, tenant: str, *, date: dt.date | str | None = None,
-               week: str | None = None, month: str | None = None) -> Period:
-        """The tenant's local day, ISO week or month (exactly one of them)."""
-        if sum(x is not None for x in (date, week, month)) != 1:
-            raise TicketError("report.bad_period", "give exactly one of date, week, month")
+               week: str | None = None, month: str | None = None,
+               quarter: str | None = None) -> Period:
+        """The tenant's local day, ISO week, month or quarter (exactly one of them)."""
+        if sum(x is not None for x in (date, week, month, quarter)) != 1:
+            raise TicketError("report.bad_period",
+                              "give exactly one of date, week, month, quarter")
         tz = self._tenant_policy(tenant)[1].timezone
         if date is not None:
             return day_period(date, tz)
         if week is not None:
             return week_period(week, tz)
+        if quarter is not None:
+            return quarter_period(quarter, tz)
         assert month is not None
         return month_period(month, tz)
 

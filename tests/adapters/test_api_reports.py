@@ -106,7 +106,28 @@ async def test_given_tickets_when_league_read_then_units_ranked_for_the_month(
     assert text.splitlines()[0].startswith("Hạng,Đơn vị")
 
 
+async def test_given_tickets_when_monthly_and_quarterly_read_then_same_figures_and_xlsx(
+        api: Api) -> None:
+    await _day_of_tickets(api)
+    today = dt.date.fromisoformat(_today())
+    month = await api.call("GET", f"{V1}/reports/monthly", "giamsat.binh", 200)
+    assert month["period"]["kind"] == "month" and month["period"]["label"] == f"{today:%Y-%m}"
+    assert month["total"]["received"] == 3
+    quarter = f"{today.year}-Q{(today.month - 1) // 3 + 1}"
+    body = await api.call("GET", f"{V1}/reports/quarterly?quarter={quarter}", "giamsat.binh",
+                          200)
+    assert body["period"]["kind"] == "quarter" and body["total"]["received"] == 3
+    resp = await api.client.get(f"{V1}/reports/quarterly?format=xlsx",
+                                headers=api.auth("giamsat.binh"))
+    assert resp.status == 200 and resp.content_type == XLSX
+    assert f"bao-cao-quy-dongnai-{quarter}.xlsx" in resp.headers["Content-Disposition"]
+    wb = load_workbook(io.BytesIO(await resp.read()))
+    assert "quý" in str(wb["Theo đơn vị"]["A1"].value)
+
+
 @pytest.mark.parametrize(("path", "status", "error_id"), [
+    ("/reports/quarterly?quarter=2026-Q5", 422, "request.invalid"),
+    ("/reports/monthly?month=2026-13", 422, "request.invalid"),
     ("/reports/daily?date=2026-02-30", 422, "request.invalid"),
     ("/reports/daily?format=pdf", 422, "request.invalid"),
     ("/reports/weekly?week=2026-W99", 422, "report.bad_period"),
