@@ -210,14 +210,21 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _tickets_ctx(app: web.Application) -> AsyncIterator[None]:
     """Petition tickets: the service (HTTP API, CLI share its rules) and the deadline job."""
+    from callcenter.mail.store import MailOutbox
+
     s = app[SETTINGS]
-    service = TicketService(s.database_url, app[CONFIG], s.state_dir / "ticket-files")
+    # Chase and escalation e-mails go to the mail outbox; without a ``mail:`` section they
+    # wait there (``callcenter mail list``) until one is configured.
+    mail = MailOutbox(app[DATABASE])
+    service = TicketService(s.database_url, app[CONFIG], s.state_dir / "ticket-files",
+                            mail=mail)
     app[TICKETS] = service
     job = _owned(app, deadline_job(service), "ticket-deadlines")
     yield
     job.cancel()  # before the engine closes (_tasks_ctx's own cleanup runs last)
     await asyncio.gather(job, return_exceptions=True)
     service.close()
+    mail.close()
 
 
 async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:

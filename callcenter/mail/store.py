@@ -216,10 +216,13 @@ class MailOutbox:
             yield conn
 
     # -- writing ---------------------------------------------------------------------------
-    def enqueue(self, tenant: str, to: Sequence[str], subject: str, body: str,
+    def enqueue(self, tenant: str, to: str | Sequence[str], subject: str, body: str,
                 attachments: Sequence[Attachment] = (), *, purpose: str, dedupe_key: str,
                 now: dt.datetime | None = None) -> int | None:
-        """`enqueue` in a transaction of its own: the new id, or None if the key exists."""
+        """`enqueue` in a transaction of its own: the new id, or None if the key exists.
+        One address (a unit's chase e-mail, ``tickets.service.MailSender``) or several."""
+        if isinstance(to, str):
+            to = [to]
         with self._writing() as conn:
             return enqueue(conn, tenant=tenant, to=to, subject=subject, body=body,
                            purpose=purpose, dedupe_key=dedupe_key, attachments=attachments,

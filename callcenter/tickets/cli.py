@@ -229,8 +229,12 @@ def _service(settings: Settings) -> Any:
     from callcenter.config.file import load_config
     from callcenter.tickets.service import TicketService
 
+    from callcenter.mail.store import MailOutbox
+
     config = load_config(settings.config_path)
-    return TicketService(settings.database_url, lambda: config, files_dir(settings))
+    # `ticket sweep` queues chase e-mails as the app's job does (the app's dispatcher sends).
+    return TicketService(settings.database_url, lambda: config, files_dir(settings),
+                         mail=MailOutbox(settings.database_url))
 
 
 def _run(settings: Settings, body: Any) -> int:

@@ -277,3 +277,25 @@ def test_given_chasing_switched_on_after_forwarding_when_swept_then_late_ticket_
         assert s.sweep(local(25, 7, 32)).chased == ()
     finally:
         s.close()
+
+
+def test_given_real_mail_outbox_when_escalating_then_one_mail_per_address_queued_once(
+        database_url: str, tmp_path: Path, clock: Clock) -> None:
+    """As the app wires it: the mail outbox (callcenter/mail) takes the escalation e-mails,
+    one address each, and a second sweep of the same slot queues nothing more."""
+    from callcenter.mail.store import MailOutbox
+
+    box = MailOutbox(database_url)
+    s = make_service(database_url, tmp_path / "files", clock, mail=box)
+    try:
+        code = forwarded(s, field="social_security")
+        for now in (DUE + M, local(25, 7, 30), local(26, 7, 30), local(27, 7, 30)):
+            s.sweep(now)
+        s.sweep(local(27, 7, 31))
+        queued = [m for m in box.recent(limit=100) if m.purpose == "escalation"]
+        assert sorted(tuple(m.to) for m in queued) == sorted([(HEAD_MAIL,), (OFFICE_MAIL,)])
+        assert all(code in m.subject and m.status == "queued" for m in queued)
+        assert events(s, code).count("email") == 2
+    finally:
+        s.close()
+        box.close()

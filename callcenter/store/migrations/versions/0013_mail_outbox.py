@@ -1,8 +1,8 @@
 """Mail outbox: mail_messages (queued before any SMTP server sees them, one row per dedupe
 key) and mail_attachments (the reports' xlsx files)
 
-Revision ID: 0012_mail
-Revises: 0011
+Revision ID: 0013_mail
+Revises: 0012_chasing
 Create Date: 2026-12-07
 """
 
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # Migrations are history: write literal types and values here, never import app constants.
-revision: str = "0012_mail"
-down_revision: str | Sequence[str] | None = "0011"
+revision: str = "0013_mail"
+down_revision: str | Sequence[str] | None = "0012_chasing"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
