@@ -227,9 +227,8 @@ def _time(text: str | None, what: str, zone: str = DEFAULT_ZONE,
 
 def _service(settings: Settings) -> Any:
     from callcenter.config.file import load_config
-    from callcenter.tickets.service import TicketService
-
     from callcenter.mail.store import MailOutbox
+    from callcenter.tickets.service import TicketService
 
     config = load_config(settings.config_path)
     # `ticket sweep` queues chase e-mails as the app's job does (the app's dispatcher sends).
