@@ -9,6 +9,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from callcenter.quality.rules import DEFAULT_QUALITY, QualityPolicy
 from callcenter.queue.policy import DEFAULT_OPERATORS, OperatorsConfig
 from callcenter.recordings.retention import DEFAULT_RECORDINGS, RecordingsPolicy
 
@@ -94,6 +95,7 @@ class Tenant:
     tickets: TicketSections | None = None  # units, places, routing, deadlines, SMS texts
     operators: OperatorsConfig = DEFAULT_OPERATORS  # softphone accounts and queue policy
     recordings: RecordingsPolicy = DEFAULT_RECORDINGS  # how long call recordings are kept
+    quality: QualityPolicy = DEFAULT_QUALITY  # weekly review sample (quality/rules.py)
 
 
 @dataclass(frozen=True)

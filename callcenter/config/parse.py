@@ -63,6 +63,7 @@ from callcenter.config.model import (
 from callcenter.ivr.config import parse_ivr
 from callcenter.ivr.tree import IvrTree
 from callcenter.numbers import normalise_number
+from callcenter.quality.rules import QUALITY_KEYS, parse_quality_section
 from callcenter.queue.policy import OPERATOR_KEYS, parse_operators_section
 from callcenter.recordings.retention import RETENTION_KEYS, parse_recordings_section
 from callcenter.tickets.config import TICKET_KEYS, parse_ticket_sections
@@ -445,7 +446,7 @@ class _Parser(BaseParser):
 
     def tenant(self, value: object, key: str) -> Tenant | None:
         keys = ("id", "name", "timezone", "numbers", "shifts", "overrides", "prompts", "fields",
-                "ivr", *TICKET_KEYS, *OPERATOR_KEYS, *RETENTION_KEYS)
+                "ivr", *TICKET_KEYS, *OPERATOR_KEYS, *RETENTION_KEYS, *QUALITY_KEYS)
         m = self.mapping(value, key, keys, ("id", "name", "numbers", "shifts"))
         if m is None:
             return None
@@ -480,13 +481,16 @@ class _Parser(BaseParser):
         tickets = parse_ticket_sections(self, m, key, fields or DEFAULT_FIELDS)
         operators = parse_operators_section(self, m, key)
         recordings = parse_recordings_section(self, m, key)
+        quality = parse_quality_section(self, m, key)
         if (tid is None or name is None or tz is None or numbers is None or shifts is None
                 or overrides is None or not prompts_ok or fields is None or not ivr_ok
-                or tickets is None or operators is None or recordings is None):
+                or tickets is None or operators is None or recordings is None
+                or quality is None):
             return None
         return Tenant(id=tid, name=name, timezone=tz, numbers=numbers, shifts=shifts,
                       overrides=overrides, prompts=prompts, fields=fields, ivr=ivr,
-                      tickets=tickets, operators=operators, recordings=recordings)
+                      tickets=tickets, operators=operators, recordings=recordings,
+                      quality=quality)
 
     def fields(self, value: object, key: str) -> tuple[Field, ...] | None:
         items = self.list_(value, key)

@@ -14,6 +14,7 @@ from logging.config import fileConfig
 import sqlalchemy as sa
 from alembic import context
 
+import callcenter.quality.store  # noqa: F401 - quality reviews and their audit
 import callcenter.sms.store  # noqa: F401
 
 # Every module that defines tables on Base.metadata (autogenerate compares against all).
