@@ -177,7 +177,7 @@ async def sample_page(request: web.Request) -> web.StreamResponse:
 
 
 def _call_url(call_id: str) -> str:
-    return f"{PATH}/calls/{quote(call_id, safe='')}"
+    return f"{PATH}/calls/{quote(call_id, safe=':')}"
 
 
 # --- one call: player, form, reviews -------------------------------------------------------
