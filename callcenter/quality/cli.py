@@ -4,8 +4,9 @@
     callcenter quality report --tenant T (--week 2026-W49 | --month 2026-12) [--xlsx FILE]
                               [--json]
 
-Without ``--week``/``--month`` the current local week. Exit 0 on success, 2 when the config,
-the tenant, the period or the database is wrong (the message says which).
+Without ``--week``/``--month`` the current local week. Exit 0 on success; 1 for an invalid
+config, tenant or period; 2 when the config file or the database is unavailable (the message
+says which).
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from callcenter.config.settings import Settings
 
 
 class _Refused(Exception):
-    """A usage or setup error: printed, exit 2."""
+    """A usage or setup error: printed, exit ``code`` (1: invalid input, 2: unavailable)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def register(sub: Any) -> None:
@@ -55,7 +60,7 @@ def _setup(settings: Settings, tenant_id: str, period_text: str | None) -> tuple
     except ConfigError as e:
         raise _Refused(f"invalid config: {e}") from e
     except OSError as e:
-        raise _Refused(f"cannot read config {settings.config_path}: {e}") from e
+        raise _Refused(f"cannot read config {settings.config_path}: {e}", 2) from e
     tenant = config.tenant(tenant_id)
     if tenant is None:
         known = ", ".join(t.id for t in config.tenants)
@@ -86,7 +91,7 @@ def cmd_sample(args: argparse.Namespace, settings: Settings) -> int:
             raise _Refused("the sample is drawn per week: give --week 2026-W49")
     except _Refused as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return e.code
     store = QualityStore(settings.database_url)
     try:
         drawn = weekly_sample(store.candidates(tenant.id, week), tenant=tenant.id, week=week,
@@ -124,7 +129,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         tenant, period = _setup(settings, args.tenant, args.week or args.month)
     except _Refused as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return e.code
     store = QualityStore(settings.database_url)
     try:
         reviews = store.reviews_in(tenant.id, period)

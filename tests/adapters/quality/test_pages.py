@@ -377,3 +377,14 @@ async def test_given_reviews_when_report_opened_then_averages_buck_passing_and_x
     rows = xlsx_rows(await xlsx.read())
     assert [(r[1], r[3], r[5], r[8], r[9]) for r in rows] == [
         ("101", 2, 4.0, 1.0, 0), ("102", 1, 2.0, 0.0, 1)]
+
+
+async def test_given_call_list_when_call_has_recording_then_it_links_to_the_review_page(
+        quality: Quality) -> None:
+    quality.records.insert_once(record(2, T0, recording=None, outcome="abandoned"))
+    client = await quality.client("giamsat.binh")
+    page = await (await client.get("/console/calls?day=2026-12-01")).text()
+    links = re.findall(r'<a\s+href="([^"]+)" data-listen>', page)
+    assert links == [f"{PAGE}/calls/pbx1%3A1763800000.1"]
+    resp = await client.get(links[0])
+    assert resp.status == 200 and "<audio" in await resp.text()
