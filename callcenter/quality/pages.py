@@ -3,7 +3,8 @@
 * ``GET /console/quality?week=2026-W49`` — the week's sample: per operator, the calls to review
   (``rules.weekly_sample``: the same for every supervisor), who reviewed each already.
 * ``GET /console/quality/calls/{call_id}`` — one call: its facts, an ``<audio>`` player of its
-  recording, the scoring form (the user's own review, editable) and the others' reviews.
+  recording (``preload="none"``: nothing is fetched, and no play audited, until play is
+  pressed), the scoring form (the user's own review, editable) and the others' reviews.
 * ``POST /console/quality/calls/{call_id}/review`` — save the user's scores (one review per
   call per reviewer; new or edited, each audited), then back to the call's page (303).
 * ``GET /console/quality/calls/{call_id}/recording`` — the recording, streamed with HTTP Range

@@ -255,7 +255,7 @@ async def test_given_call_page_then_audio_element_plays_route_and_download_link_
         quality: Quality) -> None:
     supervisor = await quality.client("giamsat.binh")
     page = await (await supervisor.get(CALL_PAGE)).text()
-    m = re.search(r'<audio controls preload="metadata" src="([^"]+)"', page)
+    m = re.search(r'<audio controls preload="none" src="([^"]+)"', page)
     assert m is not None and html.unescape(m[1]) == PLAY
     assert "data-download" not in page
     for label in ("Chào hỏi", "Trả lời chính xác", "Thái độ", "Không đùn đẩy"):
