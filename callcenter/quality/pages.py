@@ -42,6 +42,7 @@ from callcenter.console.sessions import error_page, require_console_role
 from callcenter.quality.report import REPORT_COLUMNS, report_rows, report_table
 from callcenter.quality.rules import (
     CRITERIA,
+    DEFAULT_SAMPLE,
     MAX_NOTES,
     PASS_LABELS,
     SCORE_LABELS,
@@ -145,7 +146,8 @@ def _sample(request: web.Request, user: User, week: Period
     """The week's sample with its call records and reviewers; blocking: run in the pool."""
     quality = request.config_dict[QUALITY]
     tenant = request.config_dict[CONFIG]().tenant(user.tenant)
-    per_operator = tenant.quality.sample_per_operator if tenant is not None else 5
+    per_operator = (tenant.quality.sample_per_operator if tenant is not None
+                    else DEFAULT_SAMPLE)
     drawn = weekly_sample(quality.candidates(user.tenant, week), tenant=user.tenant, week=week,
                           per_operator=per_operator)
     ids = [i for calls in drawn.values() for i in calls]
@@ -168,7 +170,7 @@ async def sample_page(request: web.Request) -> web.StreamResponse:
     return render(request, _ENV, "quality_sample.html", user, title="Kiểm tra chất lượng",
                   status=422 if error else 200, week=week, error=error,
                   prev_week=shift_week(week, -1, tz).key, next_week=shift_week(week, 1, tz).key,
-                  per_operator=tenant.quality.sample_per_operator if tenant else 5,
+                  per_operator=tenant.quality.sample_per_operator if tenant else DEFAULT_SAMPLE,
                   groups=[(op, names.get(op, ""), [
                       {"id": r.id, "arrived_at": r.arrived_at, "talk_s": ls.seconds(r.talk_s),
                        "reviewers": reviewed.get(r.id, []),
