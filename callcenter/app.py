@@ -580,7 +580,8 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
     app.cleanup_ctx.append(systemd_ctx)  # last: its cleanup (STOPPING=1) runs first
     add_sms_routes(app)
     setup_console(app, database_url=settings.database_url, database=database, config=app[CONFIG],
-                  tickets=TICKETS, queue=True, live_config=CONFIG, redis=REDIS)
+                  tickets=TICKETS, queue=True, live_config=CONFIG, redis=REDIS,
+                  recordings=lambda: app[LAYOUT].recordings() if LAYOUT in app else None)
     app[OUTCOMES] = CallMetrics()
     add_metrics_route(app, _metrics_sample, app[OUTCOMES])
     add_health_routes(app, _readiness)  # /healthz (liveness), /readyz (readiness)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from callcenter.mail.rules import NO_REPORTS, MailConfig, ReportsPolicy
+from callcenter.quality.rules import DEFAULT_QUALITY, QualityPolicy
 from callcenter.queue.policy import DEFAULT_OPERATORS, OperatorsConfig
 from callcenter.recordings.retention import DEFAULT_RECORDINGS, RecordingsPolicy
 
@@ -96,6 +97,7 @@ class Tenant:
     operators: OperatorsConfig = DEFAULT_OPERATORS  # softphone accounts and queue policy
     recordings: RecordingsPolicy = DEFAULT_RECORDINGS  # how long call recordings are kept
     reports: ReportsPolicy = NO_REPORTS  # reports mailed daily ... quarterly (mail/rules.py)
+    quality: QualityPolicy = DEFAULT_QUALITY  # weekly review sample (quality/rules.py)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ from callcenter.ivr.config import parse_ivr
 from callcenter.ivr.tree import IvrTree
 from callcenter.mail.rules import REPORTS_KEYS, parse_mail_section, parse_reports_section
 from callcenter.numbers import normalise_number
+from callcenter.quality.rules import QUALITY_KEYS, parse_quality_section
 from callcenter.queue.policy import OPERATOR_KEYS, parse_operators_section
 from callcenter.recordings.retention import RETENTION_KEYS, parse_recordings_section
 from callcenter.tickets.config import TICKET_KEYS, parse_ticket_sections
@@ -448,7 +449,8 @@ class _Parser(BaseParser):
 
     def tenant(self, value: object, key: str) -> Tenant | None:
         keys = ("id", "name", "timezone", "numbers", "shifts", "overrides", "prompts", "fields",
-                "ivr", *TICKET_KEYS, *OPERATOR_KEYS, *RETENTION_KEYS, *REPORTS_KEYS)
+                "ivr", *TICKET_KEYS, *OPERATOR_KEYS, *RETENTION_KEYS, *REPORTS_KEYS,
+                *QUALITY_KEYS)
         m = self.mapping(value, key, keys, ("id", "name", "numbers", "shifts"))
         if m is None:
             return None
@@ -484,15 +486,16 @@ class _Parser(BaseParser):
         operators = parse_operators_section(self, m, key)
         recordings = parse_recordings_section(self, m, key)
         reports = parse_reports_section(self, m, key)
+        quality = parse_quality_section(self, m, key)
         if (tid is None or name is None or tz is None or numbers is None or shifts is None
                 or overrides is None or not prompts_ok or fields is None or not ivr_ok
                 or tickets is None or operators is None or recordings is None
-                or reports is None):
+                or reports is None or quality is None):
             return None
         return Tenant(id=tid, name=name, timezone=tz, numbers=numbers, shifts=shifts,
                       overrides=overrides, prompts=prompts, fields=fields, ivr=ivr,
                       tickets=tickets, operators=operators, recordings=recordings,
-                      reports=reports)
+                      reports=reports, quality=quality)
 
     def fields(self, value: object, key: str) -> tuple[Field, ...] | None:
         items = self.list_(value, key)

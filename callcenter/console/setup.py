@@ -56,6 +56,7 @@ from callcenter.console.proxies import add_hsts
 from callcenter.console.public import add_public_routes
 from callcenter.console.sessions import add_login_routes
 from callcenter.desk.pages import add_desk_routes
+from callcenter.quality.pages import RecordingsFolder, add_quality_pages
 from callcenter.queue.http import ROUTES_ADDED, add_agent_routes
 from callcenter.store.database import Database
 from callcenter.store.users import UserStore
@@ -86,6 +87,7 @@ def setup_console(app: web.Application, *, database_url: str,
                   queue: bool = False,
                   live_config: web.AppKey[LiveConfig] | None = None,
                   redis: web.AppKey[aioredis.Redis] | None = None,
+                  recordings: RecordingsFolder | None = None,
                   extra_routes: Iterable[Callable[[ConsoleApps], None]] = ()) -> None:
     """Mount the console's sub-apps (API, pages, public) on ``app`` (not yet started) and put
     their shared resources on ``app``. Call it once: every console route is added here, before
@@ -103,6 +105,8 @@ def setup_console(app: web.Application, *, database_url: str,
     (``admin_shifts.py``: the file is rewritten and reloaded).
     ``redis``: the app key of the Redis client; with it login attempts are counted across app
     instances (``sessions.SharedLoginRateLimiter``).
+    ``recordings``: where the PBX's call recordings are (asked at each request); without it the
+    quality pages play none (``quality/pages.py``).
     ``extra_routes``: more ``add_*`` functions, run after the console's own and before the
     sub-apps are mounted (mounting freezes them).
     """
@@ -162,6 +166,7 @@ def setup_console(app: web.Application, *, database_url: str,
     add_login_routes(apps, redis=redis)  # /console/login, /console/logout, /console/ (sessions.py)
     add_list_pages(apps, db)  # /console/tickets, /console/calls (tickets/pages.py)
     add_callback_pages(apps)  # /console/callbacks (callbacks/pages.py)
+    add_quality_pages(apps, db, recordings)  # /console/quality (quality/pages.py)
     add_size_limit_page(apps)  # Vietnamese 413 page under /console (limits.py)
     add_user_admin_routes(apps, db)  # /console/admin/users (admin_users.py)
     if live_config is not None:

@@ -814,13 +814,14 @@ async def test_given_ended_or_forged_session_when_api_called_then_401(console: C
 # ---- roles ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(("name", "links", "absent"), [
     ("tdv.an", ["/console/desk", "/console/callbacks"],
-     ["/console/wallboard", "/console/admin/shifts", "/console/tickets"]),
-    ("giamsat.binh", ["/console/wallboard", "/console/callbacks"],
+     ["/console/wallboard", "/console/admin/shifts", "/console/tickets", "/console/quality"]),
+    ("giamsat.binh", ["/console/wallboard", "/console/callbacks", "/console/quality"],
      ["/console/admin/shifts", "/console/desk"]),
-    ("quantri", ["/console/wallboard", "/console/admin/shifts", "/console/callbacks"],
-     ["/console/desk"]),
+    ("quantri", ["/console/wallboard", "/console/admin/shifts", "/console/callbacks",
+                 "/console/quality"], ["/console/desk"]),
     ("syt.dongnai", ["/console/tickets"], ["/console/wallboard", "/console/admin/shifts",
-                                           "/console/desk", "/console/callbacks"]),
+                                           "/console/desk", "/console/callbacks",
+                                           "/console/quality"]),
 ])
 async def test_given_role_when_home_opened_then_only_its_links(
         console: Console, name: str, links: list[str], absent: list[str]) -> None:
