@@ -575,12 +575,16 @@ class TicketService:
         audit = [e for e in effects if isinstance(e, AuditEntry)]
         for e in effects:
             if isinstance(e, SendEmail):
-                if self.mail is not None and emails is not None:
+                server = self.config().mail
+                mail_on = server is not None and server.enabled
+                if self.mail is not None and emails is not None and mail_on:
                     emails.append(e)
                 else:
+                    why = ("no mail outbox" if self.mail is None or emails is None
+                           else "no mail server (the config's mail: section)")
                     to = next((a.to_state for a in reversed(audit) if a.code == e.code), _S.NEW)
                     audit.append(AuditEntry(e.code, SYSTEM, now, "email_unsent", to, to,
-                                            f"{e.purpose} e-mail to {e.to}: no mail outbox "
+                                            f"{e.purpose} e-mail to {e.to}: {why} "
                                             f"configured (key {e.dedupe_key})"))
             texts: builtins.list[tuple[str, str, str]] = []  # (phone, key, purpose)
             if isinstance(e, NotifyUnit):

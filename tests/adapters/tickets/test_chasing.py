@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from callcenter.config.model import HotlineConfig
+from callcenter.mail.rules import MailConfig
 from callcenter.sms.store import SmsOutbox
 from callcenter.tickets import store as st
 from callcenter.tickets.config import policy_of
@@ -69,6 +70,10 @@ class MailRecorder:
         return None
 
 
+# The shipped config mails nothing (its mail: section is an example); chase e-mails need one.
+MAILING = replace(hotline_config(), mail=MailConfig(host="127.0.0.1", sender="t@dn.example"))
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock(T0)
@@ -82,7 +87,7 @@ def mail() -> MailRecorder:
 @pytest.fixture
 def svc(database_url: str, tmp_path: Path, clock: Clock,
         mail: MailRecorder) -> Iterator[TicketService]:
-    s = make_service(database_url, tmp_path / "files", clock, mail=mail)
+    s = make_service(database_url, tmp_path / "files", clock, MAILING, mail=mail)
     yield s
     s.close()
 
@@ -206,7 +211,7 @@ def test_given_no_mail_sender_when_escalating_then_emails_audited_unsent_sms_sti
 def test_given_failing_mail_sender_when_escalating_then_chase_kept_and_failure_audited(
         database_url: str, tmp_path: Path, clock: Clock) -> None:
     broken = MailRecorder(fail=True)
-    s = make_service(database_url, tmp_path / "files", clock, mail=broken)
+    s = make_service(database_url, tmp_path / "files", clock, MAILING, mail=broken)
     try:
         code = forwarded(s)
         assert s.sweep(local(27, 7, 30)).escalated == (code,)
@@ -286,7 +291,7 @@ def test_given_real_mail_outbox_when_escalating_then_one_mail_per_address_queued
     from callcenter.mail.store import MailOutbox
 
     box = MailOutbox(database_url)
-    s = make_service(database_url, tmp_path / "files", clock, mail=box)
+    s = make_service(database_url, tmp_path / "files", clock, MAILING, mail=box)
     try:
         code = forwarded(s, field="social_security")
         for now in (DUE + M, local(25, 7, 30), local(26, 7, 30), local(27, 7, 30)):
@@ -296,6 +301,26 @@ def test_given_real_mail_outbox_when_escalating_then_one_mail_per_address_queued
         assert sorted(tuple(m.to) for m in queued) == sorted([(HEAD_MAIL,), (OFFICE_MAIL,)])
         assert all(code in m.subject and m.status == "queued" for m in queued)
         assert events(s, code).count("email") == 2
+    finally:
+        s.close()
+        box.close()
+
+
+def test_given_no_mail_server_configured_when_escalating_then_emails_unsent_not_queued(
+        database_url: str, tmp_path: Path, clock: Clock) -> None:
+    """Without a mail: section the outbox would hold chase e-mails that nobody sends: they are
+    audited as unsent instead (the SMS still go)."""
+    from callcenter.mail.store import MailOutbox
+
+    box = MailOutbox(database_url)
+    s = make_service(database_url, tmp_path / "files", clock, mail=box)  # shipped: no mail
+    try:
+        code = forwarded(s, field="social_security")
+        for now in (DUE + M, local(25, 7, 30), local(26, 7, 30), local(27, 7, 30)):
+            s.sweep(now)
+        assert box.recent(limit=100) == []
+        unsent = [e.detail for e in s.audit(code, SUP) if e.event == "email_unsent"]
+        assert len(unsent) == 2 and all("no mail server" in d for d in unsent)
     finally:
         s.close()
         box.close()
