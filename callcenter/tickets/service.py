@@ -134,8 +134,8 @@ from callcenter.tickets.rules import (
     code_date,
     is_public,
     open_ticket,
-    review_status,
     parse_ticket_code,
+    review_status,
     ticket_code,
 )
 
