@@ -139,3 +139,15 @@ def test_given_withdrawn_by_set_publishable_when_asked_then_back_to_pending() ->
 def test_given_code_of_ticket_when_published_then_audit_names_it() -> None:
     _, effects = tk.apply(in_state(S.RESOLVED), tk.Publish(AT, SUP, Q, A), POLICY)
     assert _audit(effects).code == CODE
+
+
+def test_given_review_audit_details_when_shown_in_console_then_vietnamese() -> None:
+    from callcenter.console.listing import EVENT_LABELS, audit_note
+
+    _, effects = tk.apply(in_state(S.RESOLVED), tk.Publish(AT, SUP, None, A), POLICY)
+    note = audit_note("publish", _audit(effects).detail, units={}, fields={})
+    assert note == ("Công khai; câu hỏi: bản gốc đã che thông tin cá nhân; "
+                    f"trả lời đã biên tập: «{A}»")
+    assert audit_note("decline", "declined for publication: Riêng tư", units={},
+                      fields={}) == "Không công khai, lý do: Riêng tư"
+    assert EVENT_LABELS["publish"] == "Rà soát: công khai"
