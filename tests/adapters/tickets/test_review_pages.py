@@ -184,6 +184,10 @@ async def test_given_no_session_when_review_opened_then_login(lists: Lists) -> N
 async def test_given_supervisor_session_when_sms_report_downloaded_then_xlsx(
         lists: Lists) -> None:
     client = await lists.client("giamsat.binh")
+    tickets = await (await client.get("/console/tickets")).text()
+    assert 'href="/api/v1/reports/sms?format=xlsx"' in tickets  # the console's link
+    unit = await lists.client("syt.dongnai")
+    assert "reports/sms" not in await (await unit.get("/console/tickets")).text()
     resp = await client.get("/api/v1/reports/sms?month=2026-11&format=xlsx")
     assert resp.status == 200
     assert resp.content_type.endswith("spreadsheetml.sheet")
