@@ -11,7 +11,7 @@ import datetime as dt
 import html
 import re
 
-from callcenter.tickets.rules import Accept, Actor, Resolve, Ticket
+from callcenter.tickets.rules import Accept, Actor, Answer, Resolve, Ticket
 from tests.support import api as api_support
 from tests.support import lists as support
 from tests.support.lists import T0, Lists, codes_in, csrf_of
@@ -193,3 +193,21 @@ async def test_given_supervisor_session_when_sms_report_downloaded_then_xlsx(
     assert resp.content_type.endswith("spreadsheetml.sheet")
     operator = await lists.client("tdv.an")
     assert (await operator.get("/api/v1/reports/sms?month=2026-11")).status == 403
+
+
+async def test_given_other_provinces_ticket_when_supervisor_reviews_then_not_found(
+        lists: Lists) -> None:
+    op = Actor("tdv.thanhhoa", "operator")
+    theirs = lists.service.open("thanhhoa", op, channel="phone", field="health",
+                                content="Hỏi lịch tiêm chủng.", at=T0 - HOUR)
+    theirs = lists.service.act(theirs.code, op, Answer(T0 - HOUR, op, "Sáng thứ Tư."))
+    client = await lists.client("giamsat.binh")
+    assert theirs.code not in await (await client.get("/console/review")).text()
+    resp = await client.get(f"/console/review/{theirs.code}")
+    assert resp.status == 404
+    resp = await client.post(f"/console/review/{theirs.code}", allow_redirects=False,
+                             data={"csrf": await csrf_of(client, "/console/review"),
+                                   "action": "publish", "version": str(theirs.version),
+                                   "question": PUBLIC_Q, "answer": PUBLIC_A})
+    assert resp.status == 404
+    assert not lists.service.get(theirs.code, SUP).publishable
