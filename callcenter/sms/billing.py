@@ -10,6 +10,8 @@ purpose                audience    sent when
 ``resolve_notice``     citizen     the unit recorded the result (the citizen's notice)
 ``unit_notice``        official    a ticket was forwarded to the unit
 ``reminder``           official    the unit's deadline is near
+``chase``              official    the unit is late: chasing its focal persons
+``escalation``         official    the unit is late: its head (lãnh đạo đơn vị)
 anything else          other       test texts (``callcenter sms send``), future purposes
 =====================  ==========  ================================================
 
@@ -40,6 +42,8 @@ AUDIENCE_OF_PURPOSE: Final[Mapping[str, Audience]] = {
     "resolve_notice": "citizen",
     "unit_notice": "official",
     "reminder": "official",
+    "chase": "official",  # the late-unit chasing (tickets.chasing, on main since 'chasing')
+    "escalation": "official",
 }
 AUDIENCE_NAMES: Final[Mapping[Audience, str]] = {
     "citizen": "Người dân",

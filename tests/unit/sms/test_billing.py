@@ -24,7 +24,9 @@ def test_given_ticket_purposes_when_mapped_then_citizens_and_officials_apart() -
     assert audience_of("resolve_notice") == "citizen"
     assert audience_of("unit_notice") == "official"
     assert audience_of("reminder") == "official"
-    assert set(AUDIENCE_OF_PURPOSE) == {"resolve_notice", "unit_notice", "reminder"}
+    assert audience_of("chase") == audience_of("escalation") == "official"
+    assert set(AUDIENCE_OF_PURPOSE) == {"resolve_notice", "unit_notice", "reminder", "chase",
+                                        "escalation"}
 
 
 @pytest.mark.parametrize("purpose", ["test", "", "Resolve_Notice", "callback_notice"])
