@@ -59,6 +59,7 @@ from callcenter.queue.driver import QueueDriver
 from callcenter.queue.features import handle_feature
 from callcenter.queue.redis import ACD, AcdQueue
 from callcenter.runtime.loop_lag import LoopLag
+from callcenter.runtime.memory import heap_trim_job
 from callcenter.sms.dlr import add_routes as add_sms_routes
 from callcenter.sms.service import dlr_base_url, sms_context
 from callcenter.store.database import Database
@@ -112,6 +113,7 @@ async def _tasks_ctx(app: web.Application) -> AsyncIterator[None]:
     app[TASKS] = []
     app[LAG] = LoopLag()
     _owned(app, app[LAG].run(), "loop-lag")
+    _owned(app, heap_trim_job(), "heap-trim")  # RSS flat over long runs (runtime/memory.py)
     yield
     for task in app[TASKS]:
         task.cancel()
@@ -124,9 +126,26 @@ async def _tasks_ctx(app: web.Application) -> AsyncIterator[None]:
 # bounded pool that waits for a free connection keeps them all. driver_info=None: no CLIENT
 # SETINFO, so no connection looks up redis-py's version on the event loop (bench/ivr_capacity).
 REDIS_CONNECTIONS = 32
+# Opened at start and kept: the shared pool opens a connection whenever more requests are in
+# flight than ever before, so an app that only grew its pool under a burst showed its fds
+# creeping up through a long run (soak, P9: 24 -> 26). Eight cover the soak's 5 calls/s.
+REDIS_WARM_CONNECTIONS = 8
 REDIS_WAIT_S = 10
 REDIS_CONNECT_S = 2.0  # a connection not made by then: Redis counts as unreachable
 REDIS_POOL_TIMEOUT_S = 2.0  # a line pool script not answered by then: likewise
+
+
+async def warm_up(pool: aioredis.ConnectionPool, count: int) -> None:
+    """Open ``count`` connections of ``pool`` now and give them back to it, connected."""
+    taken: list[Any] = []
+    try:
+        for _ in range(count):
+            taken.append(await pool.get_connection())  # type: ignore[no-untyped-call]
+        for connection in taken:
+            await connection.connect()  # a no-op when the pool connected it already
+    finally:
+        for connection in taken:
+            await pool.release(connection)
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -152,6 +171,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     # /metrics reads pools over the shared client, never the admissions' single connection.
     app[METRICS_POOL] = LinePool(client, pool.instance, cfg.service.node)
     try:
+        await warm_up(shared, REDIS_WARM_CONNECTIONS)
         await client.ping()
         await shared_pool.heartbeat()
         await apply_queue_config(app[ACD], cfg)
@@ -555,9 +575,26 @@ def add_control_routes(app: web.Application) -> None:
 async def serve(app: web.Application, stop: asyncio.Event,
                 on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
     """Run the app's HTTP site (HTTPS with ``console.tls_cert``) until stop is set."""
-    cfg = app[CONFIG]()
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    try:
+        await _serve(app, runner, stop, on_ready)
+    except BaseException:
+        # A failed start (no Asterisk, port taken): the contexts already entered (Redis
+        # clients, the database) are closed here, not left to the garbage collector once the
+        # loop is gone ("Event loop is closed" tracebacks under the real error), which stays
+        # the error reported.
+        try:
+            await runner.cleanup()
+        except Exception as e:
+            log.warning("clean-up after the failed run: %r", e)
+        raise
+    await runner.cleanup()
+
+
+async def _serve(app: web.Application, runner: web.AppRunner, stop: asyncio.Event,
+                 on_ready: Callable[[], Awaitable[None]] | None) -> None:
     await runner.setup()
+    cfg = app[CONFIG]()
     port = app[SETTINGS].http_port(cfg.service.http_port)
     ssl_context = server_ssl_context(cfg.console)  # console.tls_cert/tls_key: HTTPS
     site = web.TCPSite(runner, cfg.service.http_bind, port, ssl_context=ssl_context)
@@ -577,7 +614,6 @@ async def serve(app: web.Application, stop: asyncio.Event,
     finally:
         unsubscribe()
         pid_file.unlink(missing_ok=True)
-        await runner.cleanup()
 
 
 async def apply_tls(context: ssl.SSLContext | None, old: HotlineConfig,

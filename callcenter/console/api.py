@@ -421,6 +421,30 @@ async def download_attachment(request: web.Request, user: User) -> web.StreamRes
         "Cache-Control": "private, no-store"})
 
 
+P_OVERSEER = Param("unit", pattern=r"[a-z0-9_-]{1,32}", max_len=32,
+                   description="the overseeing unit (supervisors, admins; a unit user: its own)")
+
+
+def oversight_json(o: Any, now: dt.datetime) -> dict[str, Any]:
+    """An oversight overview (``TicketService.oversight``) as plain JSON."""
+    return {"tenant": o.tenant, "unit": o.unit, "total": o.total, "late_total": o.late_total,
+            "fields": sorted(o.scope.fields), "districts": sorted(o.scope.districts),
+            "communes": sorted(o.scope.communes), "by_state": dict(o.by_state),
+            "by_holder": [{"unit": h.unit, "by_state": dict(h.by_state), "late": h.late,
+                           "total": h.total} for h in o.by_holder],
+            "late": [ticket_json(t, now) for t in o.late]}
+
+
+async def oversight(request: web.Request, user: User) -> web.StreamResponse:
+    q = parse_query((P_TENANT, P_OVERSEER), request.query)
+    tenant = tenant_param(request, user, q["tenant"])
+    if user.role != "unit" and q["unit"] is None:
+        raise invalid("unit", "name the overseeing unit")
+    found = await in_thread(request.config_dict, request.config_dict[SERVICE].oversight,
+                            actor_of(user), tenant, q["unit"])
+    return web.json_response(oversight_json(found, _now(request)))
+
+
 async def caller_tickets(request: web.Request, user: User) -> web.StreamResponse:
     phone = _path(request, P_PHONE)
     q = parse_query((P_TENANT,), request.query)
@@ -447,7 +471,8 @@ ROUTES: tuple[Route, ...] = (
           LEVEL1, "tickets", body=OPEN_BODY, ok_status=201, ok_schema="Ticket",
           errors=(401, 403, 404, 413, 415, 422)),
     Route("GET", "/tickets", list_tickets, "listTickets",
-          "Tickets of the tenant (a unit user: its own unit's only), newest first",
+          "Tickets of the tenant (a unit user: what its unit holds, has held or oversees, "
+          "the last two read only), newest first",
           ALL_ROLES, "tickets", params=LIST_PARAMS, ok_schema="TicketPage"),
     Route("GET", "/tickets/{code}", get_ticket, "getTicket", "One ticket", ALL_ROLES,
           "tickets", params=(P_CODE,), ok_schema="Ticket", errors=(401, 403, 404, 422)),
@@ -471,6 +496,10 @@ ROUTES: tuple[Route, ...] = (
           "downloadAttachment", "The bytes of one attachment", ALL_ROLES, "tickets",
           params=(P_CODE, P_ATTACHMENT), ok_schema=None, errors=(401, 403, 404, 410, 422),
           file_download=True),
+    Route("GET", "/oversight", oversight, "oversight",
+          "What a unit oversees (its fields or district, wherever held): late tickets, most "
+          "overdue first, then counts by state and by holder unit", ("unit", *OVERSIGHT),
+          "tickets", params=(P_TENANT, P_OVERSEER), ok_schema="Oversight"),
     Route("GET", "/callers/{phone}/tickets", caller_tickets, "callerTickets",
           "The caller's open tickets (the operator sees them while the call rings)",
           LEVEL1, "calls", params=(P_PHONE, P_TENANT), ok_schema="TicketList"),

@@ -33,6 +33,11 @@ TICKET_STATE_LABELS: Final = {
 OPEN_STATES: Final = ("new", "forwarded", "in_progress", "returned", "reopened")
 CHANNEL_LABELS: Final = {"phone": "Điện thoại", "web": "Cổng thông tin", "email": "Thư điện tử",
                          "zalo": "Zalo", "facebook": "Facebook", "walk_in": "Trực tiếp"}
+_CHASE = re.compile(r"chased (?P<unit>\S+) \((?P<days>\d+) day\(s\) late, slot \S+\): SMS to "
+                    r"(?P<n>\d+) focal person\(s\)(?P<esc>; escalated)?")
+_ESCALATE = re.compile(r"(?P<unit>\S+) (?P<days>\d+) day\(s\) late: told (?P<told>.*)")
+_EMAIL = re.compile(r"(?P<kind>chase|escalation) e-mail to (?P<name>.+?) <(?P<to>[^>]+)>: "
+                    r"(?P<subject>.*) \(key \S+\)")
 EVENT_LABELS: Final = {
     "open": "Tiếp nhận", "answer": "Trả lời tại tổng đài", "forward": "Chuyển đơn vị",
     "accept": "Đơn vị tiếp nhận xử lý", "resolve": "Cập nhật kết quả giải quyết",
@@ -40,6 +45,9 @@ EVENT_LABELS: Final = {
     "reclassify": "Phân loại lại", "set_publishable": "Công khai", "remind": "Nhắc hạn",
     "link_call": "Gắn cuộc gọi", "attach": "Đính kèm tệp", "late": "Quá hạn xử lý",
     "forward_late": "Quá hạn chuyển", "sms_refused": "Tin nhắn bị từ chối",
+    "chase": "Đôn đốc đơn vị trễ hạn", "escalate": "Báo cáo lãnh đạo (trễ hạn)",
+    "email": "Gửi thư điện tử", "email_unsent": "Thư điện tử chưa gửi",
+    "email_failed": "Gửi thư điện tử lỗi",
     "publish": "Rà soát: công khai", "decline": "Rà soát: không công khai",
 }
 _REVIEW_PARTS: Final = (
@@ -378,6 +386,16 @@ def audit_note(event: str, detail: str, *, units: Mapping[str, str],
         return f"Lý do: {m[1]}" if m[1] else ""
     if event == "remind" and (m := re.fullmatch(r"reminded (\S+)", detail)):
         return f"Đã nhắc {unit(m[1])}"
+    if event == "chase" and (m := _CHASE.fullmatch(detail)):
+        return (f"Đã đôn đốc {unit(m['unit'])} (trễ {m['days']} ngày): nhắn tin {m['n']} "
+                "đầu mối" + ("; đã báo cáo lãnh đạo" if m["esc"] else ""))
+    if event == "escalate" and (m := _ESCALATE.fullmatch(detail)):
+        told = ("chưa cấu hình lãnh đạo đơn vị, văn phòng UBND tỉnh" if m["told"].startswith(
+            "nobody") else m["told"])
+        return f"{unit(m['unit'])} trễ hạn {m['days']} ngày: đã báo {told}"
+    if event == "email" and (m := _EMAIL.fullmatch(detail)):
+        kind = "báo cáo" if m["kind"] == "escalation" else "đôn đốc"
+        return f"Thư {kind} gửi {m['name']} <{m['to']}>: {m['subject']}"
     if event in ("late", "forward_late") and (m := _LATE.fullmatch(detail)):
         where = f"đơn vị {unit(m['unit'])}" if m["unit"] else "tổng đài (cấp 1)"
         return f"Quá {_CLOCKS.get(m['clock'], m['clock'])}; phiếu đang ở {where}"

@@ -146,6 +146,26 @@ def _schemas() -> dict[str, Any]:
                                                       "format": "date-time"}}},
         "AttachmentList": {"type": "object", "required": ["items"], "properties": {
             "items": {"type": "array", "items": {"$ref": "#/components/schemas/Attachment"}}}},
+        "Oversight": {"type": "object", "required": ["tenant", "unit", "late", "by_state",
+                                                     "by_holder"],
+                      "properties": {
+                          "tenant": {"type": "string"}, "unit": {"type": "string"},
+                          "total": {"type": "integer"}, "late_total": {"type": "integer"},
+                          "fields": {"type": "array", "items": {"type": "string"}},
+                          "districts": {"type": "array", "items": {"type": "string"}},
+                          "communes": {"type": "array", "items": {"type": "string"}},
+                          "by_state": {"type": "object",
+                                       "additionalProperties": {"type": "integer"}},
+                          "by_holder": {"type": "array", "items": {
+                              "type": "object", "properties": {
+                                  "unit": {"type": ["string", "null"],
+                                           "description": "null: level 1"},
+                                  "by_state": {"type": "object",
+                                               "additionalProperties": {"type": "integer"}},
+                                  "late": {"type": "integer"}, "total": {"type": "integer"}}}},
+                          "late": {"type": "array", "items": ticket,
+                                   "description": "open past the holder's deadline, most "
+                                                  "overdue first (at most 200)"}}},
         "Report": {"type": "object", "description": "rows of the report; `?format=csv` or "
                                                     "`xlsx` downloads the same rows"},
         **_agent_schemas(),

@@ -48,16 +48,19 @@ ROLE_LINKS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "supervisor": (("/console/wallboard", "Màn hình giám sát"),
                    ("/console/tickets", "Phiếu phản ánh"),
                    ("/console/review", "Rà soát công khai"),
+                   ("/console/oversight", "Theo dõi theo lĩnh vực, địa bàn"),
                    ("/console/calls", "Cuộc gọi"),
                    ("/console/callbacks", "Yêu cầu gọi lại")),
     "admin": (("/console/wallboard", "Màn hình giám sát"),
               ("/console/tickets", "Phiếu phản ánh"),
               ("/console/review", "Rà soát công khai"),
+              ("/console/oversight", "Theo dõi theo lĩnh vực, địa bàn"),
               ("/console/calls", "Cuộc gọi"),
               ("/console/callbacks", "Yêu cầu gọi lại"),
               ("/console/admin/shifts", "Quản trị: ca trực và số line"),
               ("/console/admin/users", "Quản trị: người dùng")),
-    "unit": (("/console/tickets", "Phiếu phản ánh của đơn vị"),),
+    "unit": (("/console/tickets", "Phiếu phản ánh của đơn vị"),
+             ("/console/oversight", "Theo dõi lĩnh vực, địa bàn")),
 }
 
 

@@ -159,7 +159,13 @@ def build_rootfs(root: Path, mirror: str | None = None) -> None:
     # The mirror serves a frozen unstable: apt inside the rootfs must not reject old Release files.
     apt_conf = tmp / "etc/apt/apt.conf.d/99hotline-frozen-mirror"
     apt_conf.write_text('Acquire::Check-Valid-Until "false";\n')
-    (tmp / READY_MARKER).write_text(f"{' '.join(ROOTFS_PACKAGES)}\n")
+    marker = tmp / READY_MARKER
+    marker.write_text(f"{' '.join(ROOTFS_PACKAGES)}\n")
+    # The unprivileged app reads the marker (rootfs_install) and the rootfs's files: under
+    # `callcenter run`'s umask 027 the marker was root's alone, and on a fresh machine the app
+    # then found "no ready rootfs" right after the run had built it and started its Asterisk.
+    os.chmod(marker, 0o644)
+    os.chmod(tmp, 0o755)
     shutil.rmtree(root, ignore_errors=True)
     tmp.rename(root)
     log.info("Asterisk rootfs ready in %.0f s", time.monotonic() - started)

@@ -46,6 +46,7 @@ from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess, PbxStartError
 from callcenter.pbx.render import render
 from callcenter.pbx.tls import ensure_self_signed
+from callcenter.runtime.memory import malloc_figures, sqlite_memory
 from callcenter.runtime.redis_server import PrivateRedis, answers
 from callcenter.sms.credentials import load_kannel_secrets
 from callcenter.sms.kannel import KannelGateway, start_for_run
@@ -80,6 +81,14 @@ class MemoryReport:
         self.snapshot: tracemalloc.Snapshot | None = None
 
     def log(self) -> None:
+        heap = malloc_figures()
+        if heap is not None:
+            log.warning("memory: C heap (glibc mallinfo2): %s",
+                        ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in heap.items()))
+        sqlite = sqlite_memory()
+        if sqlite is not None:
+            log.warning("memory: SQLite %.1f MiB in use (page caches of every connection; "
+                        "peak %.1f MiB)", sqlite[0] / 2**20, sqlite[1] / 2**20)
         gc.collect()
         counts = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
         grown = (counts - self.counts).most_common(self.top)

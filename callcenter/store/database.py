@@ -19,6 +19,7 @@ from callcenter.store.urls import ensure_sqlite_file, normalise_url, sqlite_file
 # the journal keeps the record meanwhile, so failing fast and retrying is the better deal.
 CONNECT_TIMEOUT_S = 5
 SQLITE_BUSY_TIMEOUT_S = 15
+SQLITE_POOL_SIZE = 2
 
 
 def make_engine(database_url: str) -> sa.Engine:
@@ -27,10 +28,18 @@ def make_engine(database_url: str) -> sa.Engine:
     connect_args: dict[str, Any] = {}
     if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    pool_args: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         connect_args["timeout"] = SQLITE_BUSY_TIMEOUT_S
+        # Each SQLite connection keeps its own page cache (up to ~2 MiB); a pool that cycled
+        # through five (the default, first in first out) warmed every one of them. Two are
+        # kept, the last returned reused first; a burst's extra connections close on return.
+        # (Their descriptors stay: SQLite keeps a closed connection's file open while others
+        # of the process hold locks on it, and reuses it for the next connection.)
+        if sqlite_file(url) is not None:  # in-memory databases have a pool of their own kind
+            pool_args = {"pool_size": SQLITE_POOL_SIZE, "pool_use_lifo": True}
     # pre_ping: after a PostgreSQL restart the pool's old connections are dead; test first.
-    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **pool_args)
     if sqlite_file(url) is not None:
         ensure_sqlite_file(url)  # SQLite would create it by the umask
         sa.event.listen(engine, "connect", _sqlite_wal)

@@ -16,6 +16,8 @@
     callcenter ticket review --tenant T --as supervisor:USER [--status pending|published|
         declined] [--json]                            the disclosure review list
     callcenter ticket attach CODE FILE --as ... [--type CONTENT-TYPE]
+    callcenter ticket oversight --as ... --tenant T [--unit U] [--json]
+        what a unit oversees: late tickets first, counts by state and by holder unit
     callcenter ticket sweep [--json]                  the deadline job, once
     callcenter report daily --tenant T --date YYYY-MM-DD [--xlsx FILE] [--csv FILE] [--json]
     callcenter report weekly --tenant T --week YYYY-Www [...]
@@ -24,6 +26,8 @@
 
 ``--as operator:an``, ``--as unit:binh:so_y_te``, ``--as supervisor:lan``. Times: ``--at``
 ISO 8601 with an offset (default now); ``--since/--until`` a local date or ISO time.
+A unit user's ``list`` includes what its unit oversees (``oversees`` in the config); rows it
+does not hold are marked ``[chỉ xem]`` (read only), with the holder and the holder's deadline.
 Exit codes: 0 done, 1 refused (a ticket error: its id is printed), 2 database unavailable or
 bad arguments. Attachments are stored under ``$HOTLINE_STATE/ticket-files``.
 """
@@ -148,7 +152,15 @@ def register(sub: Any) -> None:
     c.add_argument("--json", action="store_true")
     c.set_defaults(handler=cmd_attach)
 
-    c = ts.add_parser("sweep", help="run the deadline job once: mark late, send reminders")
+    c = ts.add_parser("oversight", help="what a unit oversees: late tickets, counts")
+    actor_arg(c)
+    c.add_argument("--tenant", required=True)
+    c.add_argument("--unit", help="the overseeing unit (supervisor, admin; a unit user: its own)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(handler=cmd_oversight)
+
+    c = ts.add_parser("sweep", help="run the deadline job once: mark late, send reminders, chase "
+                                      "late units")
     c.add_argument("--json", action="store_true")
     c.set_defaults(handler=cmd_sweep)
 
@@ -255,7 +267,7 @@ def _run(settings: Settings, body: Any) -> int:
         svc.close()
 
 
-def _print_ticket(t: Any, now: dt.datetime, as_json: bool) -> None:
+def _print_ticket(t: Any, now: dt.datetime, as_json: bool, actor: Any = None) -> None:
     from callcenter.tickets import deadlines as dl
     from callcenter.tickets.service import ticket_dict
 
@@ -267,8 +279,10 @@ def _print_ticket(t: Any, now: dt.datetime, as_json: bool) -> None:
     if left is not None:
         hours = left.total_seconds() / 3600
         clock = f"  còn {hours:.1f} giờ" if hours >= 0 else f"  QUÁ HẠN {-hours:.1f} giờ"
+    read_only = (actor is not None and actor.role == "unit" and t.unit != actor.unit)
     print(f"{t.code}  {t.state.value:<11} {t.field:<18} {t.unit or '-':<24} v{t.version}"
-          f"  {dl.format_local(t.received_at, DEFAULT_ZONE)}{clock}")
+          f"  {dl.format_local(t.received_at, DEFAULT_ZONE)}{clock}"
+          + ("  [chỉ xem]" if read_only else ""))
 
 
 # ---- ticket commands --------------------------------------------------------------------------
@@ -322,7 +336,32 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
                          limit=args.limit, offset=args.offset)
         now = svc.clock()
         for t in found:
-            _print_ticket(t, now, args.json)
+            _print_ticket(t, now, args.json, actor)
+        return 0
+    return _run(settings, body)
+
+
+def cmd_oversight(args: argparse.Namespace, settings: Settings) -> int:
+    def body(svc: Any) -> int:
+        from callcenter.tickets.service import ticket_dict
+
+        actor = parse_actor(args.actor)
+        o = svc.oversight(actor, args.tenant, args.unit)
+        now = svc.clock()
+        if args.json:
+            print(json.dumps({
+                "tenant": o.tenant, "unit": o.unit, "total": o.total,
+                "late_total": o.late_total, "by_state": dict(o.by_state),
+                "by_holder": [{"unit": h.unit, "by_state": dict(h.by_state), "late": h.late,
+                               "total": h.total} for h in o.by_holder],
+                "late": [ticket_dict(t, now) for t in o.late]}, ensure_ascii=False))
+            return 0
+        print(f"Theo dõi của {o.unit} ({o.tenant}): {o.total} phiếu, {o.late_total} trễ hạn")
+        for t in o.late:
+            _print_ticket(t, now, False)
+        print("Theo trạng thái: " + ", ".join(f"{k} {v}" for k, v in o.by_state.items()))
+        for h in o.by_holder:
+            print(f"  {h.unit or 'Tổng đài 1022':<28} {h.total:>5} phiếu  {h.late:>4} trễ hạn")
         return 0
     return _run(settings, body)
 
@@ -436,17 +475,23 @@ def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print(json.dumps({"late": [m.code for m in r.late],
                               "forward_late": [m.code for m in r.forward_late],
-                              "reminded": list(r.reminded), "failed": list(r.failed)},
+                              "reminded": list(r.reminded), "chased": list(r.chased),
+                              "escalated": list(r.escalated), "failed": list(r.failed)},
                              ensure_ascii=False))
         else:
             for m in (*r.late, *r.forward_late):
                 print(m)
             for code in r.reminded:
                 print(f"reminded the unit of {code}")
+            for code in r.chased:
+                print(f"chased the late unit of {code}"
+                      + (" and told its head and the province office"
+                         if code in r.escalated else ""))
             for why in r.failed:
-                print(f"reminder failed: {why}")
+                print(f"reminder or chase failed: {why}")
             print(f"{len(r.late)} late, {len(r.forward_late)} forward-late, "
-                  f"{len(r.reminded)} reminded")
+                  f"{len(r.reminded)} reminded, {len(r.chased)} chased, "
+                  f"{len(r.escalated)} escalated")
         return 0
     return _run(settings, body)
 

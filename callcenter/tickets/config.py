@@ -8,8 +8,15 @@ Schema (durations are quoted strings such as "24h", "4h", "60m", "5m", "1h30m", 
         kind: department               # department | district | other (water, power ...)
         hotline: "02513822000"         # optional: the number operators transfer calls to
         places: [long_thanh]           # optional: places it covers (= place-only routing rules)
+        oversees:                      # optional: it follows (reads) every ticket of these
+          fields: [health]             #   fields and/or places, whoever holds it
+          groups: [health]             #   (groups: every field of the group)
+          places: [long_thanh]         #   (a district covers its communes)
         focal_persons:                 # at least one; they get the forward and reminder SMS
           - {name: "Nguyễn Văn An", phone: "0912345678"}   # a Vietnamese mobile number
+          - {name: "Lê Thị Bình", phone: "0912345679", fields: [health], email: "b@x.gov.vn"}
+        email: "soyte@dongnai.gov.vn"  # optional: the unit's mailbox (chase e-mails)
+        head: {name: "Giám đốc Sở Y tế", phone: "0912000000", email: "gd@x.gov.vn"}  # optional
     places:                            # districts (huyện, thành phố) and their communes
       - id: long_thanh                 # a-z 0-9 _ . - (max 64); unique over districts and
         name: "Huyện Long Thành"       #   communes together, so one id names any place
@@ -33,7 +40,16 @@ Schema (durations are quoted strings such as "24h", "4h", "60m", "5m", "1h30m", 
         resolved: "Tổng đài 1022 thông báo, kiến nghị của ông (bà) đã được giải quyết. Xin cảm ơn!"
         forwarded: "..."               # to the unit's focal persons when a ticket reaches it
         reminder: "..."                # to the same, reminder_before the deadline
+        chase: "..."                   # {days_late} too: to the same, once late (chasing)
+        escalation: "..."              # to the unit's head and the province office
       public_by_default: false         # may resolved tickets appear in the public feed
+      chasing:                         # optional; left out: late units are not chased
+        at_deadline: true              # SMS the focal persons when the deadline passes
+        daily_at: "07:30"              # and every working morning after it (null: never)
+        escalate_after: "2d"           # this late: tell the head and the province office, once
+        working_days: [mon, tue, wed, thu, fri]   # the default
+        holidays: ["2027-02-08"]       # local dates without a morning chase
+      province_office: {name: "Văn phòng UBND tỉnh", phone: "0912000001", email: "vp@x.gov.vn"}
 
 Decisions:
 
@@ -56,6 +72,18 @@ Decisions:
   60 minutes "kể từ khi tiếp nhận thông tin"); the default is from receipt at the hotline.
 * **Clocks run around the clock** (the hotline is 24/7 and the orders say "24 giờ"): no
   working hours or holidays are skipped. See ``callcenter.tickets.deadlines``.
+* **Oversight** (``oversees``): a lead department follows its whole field, a district office
+  its district ("theo dõi phản ánh ... và hỗ trợ các địa phương"): its users read every ticket
+  of those fields or places, level-1 answers included, wherever it is held, and act on none
+  they do not hold (``callcenter.tickets.rules.read_access``). A field and a place listed
+  together widen the view (either matches), never narrow it.
+* **Focal persons per field** (Đồng Nai: a district sends one person for social security, one
+  for health): ``fields`` lists field ids or field groups (``health`` covers every field of
+  that group). A ticket's SMS goes to the persons who list its field or group; if none does,
+  to those who list no fields; if every person lists other fields, to all of them.
+* **Chasing** (``tickets.chasing``; see ``deadlines.chase_due``): off unless configured.
+  Escalation (SMS and e-mail to the unit's ``head`` and ``tickets.province_office``) goes
+  once per forwarding, with the first chase at least ``escalate_after`` past the deadline.
 * **Public disclosure is off by default**: redaction is heuristic, so a tenant (or a
   supervisor, ticket by ticket) opts in.
 """
@@ -67,7 +95,7 @@ import difflib
 import re
 import string
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from callcenter.config.base import MISSING, BaseParser, join_key, type_name
@@ -86,7 +114,8 @@ UNIT_KINDS: tuple[UnitKind, ...] = ("department", "district", "other")
 ClockAnchor = Literal["received", "forwarded"]
 CLOCK_ANCHORS: tuple[ClockAnchor, ...] = ("received", "forwarded")
 # Placeholders an SMS template may use (filled in by callcenter.tickets.rules).
-SMS_PLACEHOLDERS: tuple[str, ...] = ("code", "field", "place", "unit", "deadline", "received")
+SMS_PLACEHOLDERS: tuple[str, ...] = ("code", "field", "place", "unit", "deadline", "received",
+                                     "days_late")
 MAX_SMS_TEMPLATE = 480
 MAX_UNITS = 500
 MAX_PLACES = 5000
@@ -97,6 +126,8 @@ _RULE_NAME = re.compile(r"[a-z0-9_-]{1,32}")
 _PREFIX = re.compile(r"[A-Z][A-Z0-9]{0,9}")
 _DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?")
 _HOTLINE = re.compile(r"\+?[0-9]{2,20}")
+_EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;.]+")
+_CLOCK_TIME = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 # Vietnamese numbers in national form: mobiles are 10 digits 03/05/07/08/09 (since the 2018
 # renumbering); fixed lines 11 digits 02 + area code + subscriber.
 _MIN_DURATION = dt.timedelta(minutes=1)
@@ -129,6 +160,31 @@ class FocalPerson:
 
     name: str
     phone: str  # national form of a Vietnamese mobile, e.g. 0912345678
+    # Field ids or field groups (FIELD_GROUPS) this person answers for; empty: every field.
+    fields: tuple[str, ...] = ()
+    email: str | None = None
+
+    def covers(self, field: str, group: str | None) -> bool:
+        """True if this person lists the field (or its group); False if they list none."""
+        return field in self.fields or (group is not None and group in self.fields)
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Someone told when a unit is late: a unit's head, the province office (SMS, e-mail)."""
+
+    name: str
+    phone: str | None = None  # a Vietnamese mobile (national form): gets the SMS
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class Oversight:
+    """What a unit follows read-only: tickets of these fields, or in these places, anywhere."""
+
+    fields: tuple[str, ...] = ()  # field ids, the groups' fields included (what counts)
+    places: tuple[str, ...] = ()  # district or commune ids; a district covers its communes
+    groups: tuple[str, ...] = ()  # as written (FIELD_GROUPS); their fields are in ``fields``
 
 
 @dataclass(frozen=True)
@@ -141,6 +197,22 @@ class Level2Unit:
     focal_persons: tuple[FocalPerson, ...]
     hotline: str | None = None  # where operators transfer a caller (digits, maybe a leading +)
     places: tuple[str, ...] = ()  # place ids it covers (each is a place-only routing rule)
+    oversees: Oversight | None = None  # what it follows read-only (see Oversight)
+    email: str | None = None  # the unit's mailbox: gets the chase e-mails
+    head: Contact | None = None  # its head (thủ trưởng): told when a ticket is long late
+
+    def focal_for(self, field: str, group: str | None = None) -> tuple[FocalPerson, ...]:
+        """The focal persons a ticket of this field (in ``group``) goes to.
+
+        Those who list the field or its group; when nobody does, those who list no fields
+        (the unit's generalists); when everybody lists other fields, all of them: a ticket
+        never reaches a unit unannounced.
+        """
+        matching = tuple(p for p in self.focal_persons if p.covers(field, group))
+        if matching:
+            return matching
+        general = tuple(p for p in self.focal_persons if not p.fields)
+        return general or self.focal_persons
 
 
 @dataclass(frozen=True)
@@ -195,6 +267,20 @@ class DeadlineRule:
                 and (self.urgent is None or self.urgent == urgent))
 
 
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class ChasingPolicy:
+    """Chasing late units (đôn đốc, nhắc nhở các đơn vị chậm trễ); see deadlines.chase_due."""
+
+    at_deadline: bool = True  # SMS the focal persons the moment the deadline passes
+    daily_at: dt.time | None = dt.time(7, 30)  # and every working morning after it, local time
+    escalate_after: dt.timedelta | None = dt.timedelta(days=2)  # then tell head + office, once
+    working_days: tuple[int, ...] = (0, 1, 2, 3, 4)  # Monday = 0 (datetime.weekday)
+    holidays: tuple[dt.date, ...] = ()  # local dates without a morning chase
+
+
 @dataclass(frozen=True)
 class DeadlinePolicy:
     """The tenant's clocks: defaults plus rules for particular fields or urgency."""
@@ -210,6 +296,10 @@ RESOLVED_TEXT = "Tổng đài 1022 thông báo, kiến nghị của ông (bà) �
 FORWARDED_TEXT = ("Tổng đài 1022 chuyển phản ánh {code} ({field}, {place}) đến {unit}. "
                   "Hạn xử lý: {deadline}.")
 REMINDER_TEXT = "Tổng đài 1022 nhắc: phản ánh {code} đến hạn xử lý lúc {deadline}."
+CHASE_TEXT = ("Tổng đài 1022 đôn đốc: phản ánh {code} đã quá hạn xử lý ({deadline}), "
+              "trễ {days_late} ngày. Đề nghị {unit} khẩn trương xử lý.")
+ESCALATION_TEXT = ("Tổng đài 1022 báo cáo: phản ánh {code} giao {unit} đã trễ hạn {days_late} "
+                   "ngày (hạn {deadline}), chưa có kết quả. Đề nghị chỉ đạo xử lý.")
 
 
 @dataclass(frozen=True)
@@ -219,6 +309,8 @@ class SmsTemplates:
     resolved: str = RESOLVED_TEXT  # to the citizen when the unit records the result
     forwarded: str = FORWARDED_TEXT  # to the focal persons when a ticket reaches their unit
     reminder: str = REMINDER_TEXT  # to the focal persons before the deadline
+    chase: str = CHASE_TEXT  # to the focal persons at the deadline and on mornings after it
+    escalation: str = ESCALATION_TEXT  # to the unit's head and the province office
 
 
 # "thông tin thuộc lĩnh vực y tế mang tính cấp bách ... không quá 04 tiếng": every field of the
@@ -243,6 +335,8 @@ class TicketPolicy:
         rules=(URGENT_HEALTH,)))
     sms: SmsTemplates = field(default_factory=SmsTemplates)
     public_by_default: bool = False
+    chasing: ChasingPolicy | None = None  # None: late units are not chased
+    province_office: Contact | None = None  # told (with the unit's head) when one is long late
 
     def unit(self, unit_id: str) -> Level2Unit | None:
         """The unit with this id, or None."""
@@ -321,10 +415,41 @@ def _phone_text(p: BaseParser, value: object, key: str) -> str | None:
     return p.text(value, key, max_len=32)
 
 
-def _focal_person(p: BaseParser, value: object, key: str) -> FocalPerson | None:
-    m = p.mapping(value, key, ("name", "phone"), ("name", "phone"))
+def _email(p: BaseParser, value: object, key: str) -> str | None:
+    s = p.text(value, key, max_len=254)
+    if s is not None and not _EMAIL.fullmatch(s.strip()):
+        p.error(key, value, "expected one e-mail address such as \"ubnd@dongnai.gov.vn\"")
+        return None
+    return s.strip() if s is not None else None
+
+
+def _fields_list(p: BaseParser, value: object, key: str,
+                 field_ids: Collection[str]) -> tuple[str, ...] | None:
+    """Field ids or field groups a focal person answers for."""
+    items = p.list_(value, key)
+    if items is None:
+        return None
+    known = sorted(set(field_ids) | set(FIELD_GROUPS))
+    result: list[str] = []
+    for i, item in enumerate(items):
+        fid = p.text(item, join_key(key, i), max_len=32)
+        if fid is None:
+            return None
+        if fid not in known:
+            p.error(join_key(key, i), fid, "expected a field id of the tenant or a field group; "
+                                           + _expected(fid, known, "fields"))
+            return None
+        if fid not in result:
+            result.append(fid)
+    return tuple(result)
+
+
+def _focal_person(p: BaseParser, value: object, key: str,
+                  field_ids: Collection[str] = ()) -> FocalPerson | None:
+    m = p.mapping(value, key, ("name", "phone", "fields", "email"), ("name", "phone"))
     if m is None:
         return None
+    before = len(p.errors)
     name = p.text(m["name"], join_key(key, "name"), max_len=100) if "name" in m else None
     phone: str | None = None
     if "phone" in m:
@@ -335,9 +460,39 @@ def _focal_person(p: BaseParser, value: object, key: str) -> FocalPerson | None:
                 p.error(join_key(key, "phone"), raw,
                         "expected a Vietnamese mobile number (10 digits 03/05/07/08/09..., or "
                         "+84 ...): focal persons are sent SMS")
-    if name is None or phone is None:
+    fields: tuple[str, ...] | None = ()
+    if m.get("fields") is not None:
+        fields = _fields_list(p, m["fields"], join_key(key, "fields"), field_ids)
+    email = _email(p, m["email"], join_key(key, "email")) if m.get("email") is not None else None
+    if name is None or phone is None or fields is None or len(p.errors) > before:
         return None
-    return FocalPerson(name.strip(), phone)
+    return FocalPerson(name.strip(), phone, fields, email)
+
+
+def _contact(p: BaseParser, value: object, key: str, what: str) -> Contact | None:
+    """``{name, phone, email}``: phone (a mobile, for SMS) and/or e-mail."""
+    m = p.mapping(value, key, ("name", "phone", "email"), ("name",))
+    if m is None:
+        return None
+    before = len(p.errors)
+    name = p.text(m["name"], join_key(key, "name"), max_len=200) if "name" in m else None
+    phone: str | None = None
+    if m.get("phone") is not None:
+        raw = _phone_text(p, m["phone"], join_key(key, "phone"))
+        if raw is not None:
+            phone = vietnamese_mobile(raw)
+            if phone is None:
+                p.error(join_key(key, "phone"), raw,
+                        f"expected a Vietnamese mobile number (10 digits 03/05/07/08/09...): "
+                        f"{what} is sent SMS")
+    email = _email(p, m["email"], join_key(key, "email")) if m.get("email") is not None else None
+    if len(p.errors) > before or name is None:
+        return None
+    if phone is None and email is None:
+        p.error(key, value, f"expected a phone and/or an email: {what} is told by SMS and "
+                            "e-mail when a unit is long late")
+        return None
+    return Contact(name.strip(), phone, email)
 
 
 def _id(p: BaseParser, value: object, key: str, pattern: re.Pattern[str], what: str) -> str | None:
@@ -348,8 +503,10 @@ def _id(p: BaseParser, value: object, key: str, pattern: re.Pattern[str], what: 
     return s
 
 
-def _unit(p: BaseParser, value: object, key: str) -> Level2Unit | None:
-    keys = ("id", "name", "kind", "focal_persons", "hotline", "places")
+def _unit(p: BaseParser, value: object, key: str,
+          field_ids: Collection[str] = ()) -> Level2Unit | None:
+    keys = ("id", "name", "kind", "focal_persons", "hotline", "places", "oversees", "email",
+            "head")
     m = p.mapping(value, key, keys, ("id", "name", "kind", "focal_persons"))
     if m is None:
         return None
@@ -369,7 +526,7 @@ def _unit(p: BaseParser, value: object, key: str) -> Level2Unit | None:
         persons_ok = items is not None
         seen: dict[str, int] = {}
         for i, item in enumerate(items or []):
-            person = _focal_person(p, item, join_key(pk, i))
+            person = _focal_person(p, item, join_key(pk, i), field_ids)
             if person is None:
                 persons_ok = False
                 continue
@@ -407,13 +564,61 @@ def _unit(p: BaseParser, value: object, key: str) -> Level2Unit | None:
                 places_ok = False
             else:
                 places.append(pid)
+    oversees: Oversight | None = None
+    oversees_ok = True
+    if m.get("oversees") is not None:
+        oversees = _oversees(p, m["oversees"], join_key(key, "oversees"))
+        oversees_ok = oversees is not None
+    before = len(p.errors)
+    email = _email(p, m["email"], join_key(key, "email")) if m.get("email") is not None else None
+    head = (_contact(p, m["head"], join_key(key, "head"), "the unit's head")
+            if m.get("head") is not None else None)
+    contacts_ok = len(p.errors) == before
     if (uid is None or name is None or kind is None or not persons_ok or not hotline_ok
-            or not places_ok):
+            or not places_ok or not oversees_ok or not contacts_ok):
         return None
-    return Level2Unit(uid, name.strip(), kind, tuple(persons), hotline, tuple(places))
+    return Level2Unit(uid, name.strip(), kind, tuple(persons), hotline, tuple(places),
+                      oversees=oversees, email=email, head=head)
 
 
-def _units(p: BaseParser, value: object, key: str) -> tuple[Level2Unit, ...] | None:
+def _id_list(p: BaseParser, value: object, key: str, max_len: int) -> list[str] | None:
+    """A list of ids, each once (whether they exist is checked with the whole tenant)."""
+    items = p.list_(value, key, non_empty=False) if value is not None else []
+    if items is None:
+        return None
+    found: list[str] = []
+    ok = True
+    for i, item in enumerate(items):
+        s = p.text(item, join_key(key, i), max_len=max_len)
+        if s is None:
+            ok = False
+        elif s in found:
+            p.error(join_key(key, i), s, "expected each id once")
+            ok = False
+        else:
+            found.append(s)
+    return found if ok else None
+
+
+def _oversees(p: BaseParser, value: object, key: str) -> Oversight | None:
+    """``oversees: {fields, groups, places}`` as written; groups and ids are checked later."""
+    m = p.mapping(value, key, ("fields", "groups", "places"))
+    if m is None:
+        return None
+    fields = _id_list(p, m.get("fields"), join_key(key, "fields"), 32)
+    groups = _id_list(p, m.get("groups"), join_key(key, "groups"), 32)
+    places = _id_list(p, m.get("places"), join_key(key, "places"), 64)
+    if fields is None or groups is None or places is None:
+        return None
+    if not (fields or groups or places):
+        p.error(key, value, "expected fields, groups and/or places the unit follows")
+        return None
+    # The groups' fields are added once the tenant's fields are known (_resolve_oversight).
+    return Oversight(tuple(fields), tuple(places), tuple(groups))
+
+
+def _units(p: BaseParser, value: object, key: str,
+           field_ids: Collection[str] = ()) -> tuple[Level2Unit, ...] | None:
     items = p.list_(value, key, non_empty=False)
     if items is None:
         return None
@@ -424,7 +629,7 @@ def _units(p: BaseParser, value: object, key: str) -> tuple[Level2Unit, ...] | N
     seen: dict[str, int] = {}
     ok = True
     for i, item in enumerate(items):
-        unit = _unit(p, item, join_key(key, i))
+        unit = _unit(p, item, join_key(key, i), field_ids)
         if unit is None:
             ok = False
             continue
@@ -519,7 +724,7 @@ def _template(p: BaseParser, value: object, key: str) -> str | None:
 
 
 def _sms(p: BaseParser, value: object, key: str) -> SmsTemplates | None:
-    m = p.mapping(value, key, ("resolved", "forwarded", "reminder"))
+    m = p.mapping(value, key, ("resolved", "forwarded", "reminder", "chase", "escalation"))
     if m is None:
         return None
     d = SmsTemplates()
@@ -528,7 +733,9 @@ def _sms(p: BaseParser, value: object, key: str) -> SmsTemplates | None:
         return None
     return SmsTemplates(resolved=got.get("resolved") or d.resolved,
                         forwarded=got.get("forwarded") or d.forwarded,
-                        reminder=got.get("reminder") or d.reminder)
+                        reminder=got.get("reminder") or d.reminder,
+                        chase=got.get("chase") or d.chase,
+                        escalation=got.get("escalation") or d.escalation)
 
 
 def _deadline_rule(p: BaseParser, value: object, key: str,
@@ -627,6 +834,66 @@ def _deadlines(p: BaseParser, value: object, key: str,
                           rules=rules)
 
 
+def _chasing(p: BaseParser, value: object, key: str) -> ChasingPolicy | None:
+    keys = ("at_deadline", "daily_at", "escalate_after", "working_days", "holidays")
+    m = p.mapping(value, key, keys)
+    if m is None:
+        return None
+    before = len(p.errors)
+    d = ChasingPolicy()
+    at_deadline = d.at_deadline
+    if "at_deadline" in m:
+        if isinstance(m["at_deadline"], bool):
+            at_deadline = m["at_deadline"]
+        else:
+            p.error(join_key(key, "at_deadline"), m["at_deadline"], "expected true or false")
+    daily_at = d.daily_at
+    if "daily_at" in m:  # null: no morning chases
+        daily_at = None
+        raw = m["daily_at"]
+        if raw is not None:
+            match = _CLOCK_TIME.fullmatch(raw.strip()) if isinstance(raw, str) else None
+            if match is None:
+                p.error(join_key(key, "daily_at"), raw,
+                        'expected a quoted local time "HH:MM" such as "07:30" (null: no '
+                        "morning chases)")
+            else:
+                daily_at = dt.time(int(match[1]), int(match[2]))
+    escalate = d.escalate_after
+    if "escalate_after" in m:  # null: never escalate
+        escalate = (_duration(p, m["escalate_after"], join_key(key, "escalate_after"))
+                    if m["escalate_after"] is not None else None)
+    working = d.working_days
+    if m.get("working_days") is not None:
+        wk = join_key(key, "working_days")
+        days: list[int] = []
+        for i, item in enumerate(p.list_(m["working_days"], wk) or []):
+            day = p.choice(item, join_key(wk, i), WEEKDAYS)
+            if day is not None and WEEKDAYS.index(day) not in days:
+                days.append(WEEKDAYS.index(day))
+        working = tuple(sorted(days))
+    holidays: list[dt.date] = []
+    if m.get("holidays") is not None:
+        hk = join_key(key, "holidays")
+        for i, item in enumerate(p.list_(m["holidays"], hk, non_empty=False) or []):
+            try:
+                if isinstance(item, dt.date) and not isinstance(item, dt.datetime):
+                    holidays.append(item)
+                elif isinstance(item, str):
+                    holidays.append(dt.date.fromisoformat(item.strip()))
+                else:
+                    raise ValueError
+            except ValueError:
+                p.error(join_key(hk, i), item, 'expected a date "YYYY-MM-DD"')
+    if len(p.errors) > before:
+        return None
+    if not at_deadline and daily_at is None and escalate is None:
+        p.error(key, value, "chases nothing: expected at_deadline: true, a daily_at time or "
+                            "an escalate_after duration (leave chasing out to switch it off)")
+        return None
+    return ChasingPolicy(at_deadline, daily_at, escalate, working, tuple(sorted(set(holidays))))
+
+
 def _expected(value: str, choices: Collection[str], what: str, *, listed: bool = True) -> str:
     """'did you mean ...?' when a choice is close, else the choices (or what they are)."""
     close = difflib.get_close_matches(value, list(choices), n=1)
@@ -688,6 +955,43 @@ def _routing(p: BaseParser, value: object, key: str, field_ids: frozenset[str],
     return result
 
 
+def _resolve_oversight(p: BaseParser, units: tuple[Level2Unit, ...], key: str,
+                       fields: tuple[Field, ...],
+                       place_ids: Collection[str]) -> tuple[Level2Unit, ...]:
+    """Units with their ``oversees`` checked against the tenant: groups become their fields,
+    an unknown field, group or place is an error naming its key."""
+    field_ids = [f.id for f in fields]
+    result: list[Level2Unit] = []
+    for i, u in enumerate(units):
+        if u.oversees is None:
+            result.append(u)
+            continue
+        ok_key = join_key(join_key(key, i), "oversees")
+        label = f"unit {u.id!r} oversees"
+        chosen: list[str] = []
+        for j, fid in enumerate(u.oversees.fields):
+            if fid not in field_ids:
+                p.error(join_key(join_key(ok_key, "fields"), j), fid,
+                        f"{label} an unknown field; {_expected(fid, field_ids, 'fields')}")
+            elif fid not in chosen:
+                chosen.append(fid)
+        for j, g in enumerate(u.oversees.groups):
+            members = [f.id for f in fields if f.group == g]
+            if g not in FIELD_GROUPS or not members:
+                p.error(join_key(join_key(ok_key, "groups"), j), g,
+                        f"{label} an unknown group (or one no field of the tenant has); "
+                        f"expected one of: {', '.join(FIELD_GROUPS)}")
+            chosen += [f for f in members if f not in chosen]
+        for j, pid in enumerate(u.oversees.places):
+            if pid not in place_ids:
+                p.error(join_key(join_key(ok_key, "places"), j), pid,
+                        f"{label} an unknown place; "
+                        + _expected(pid, place_ids, "a district or commune id from places",
+                                    listed=False))
+        result.append(replace(u, oversees=replace(u.oversees, fields=tuple(chosen))))
+    return tuple(result)
+
+
 def parse_ticket_sections(p: BaseParser, m: Mapping[str, object], key: str,
                           fields: tuple[Field, ...]) -> TicketPolicy | None:
     """Validate the tenant's ``units``, ``places`` and ``tickets`` keys; errors go to ``p``."""
@@ -702,7 +1006,8 @@ def parse_ticket_sections(p: BaseParser, m: Mapping[str, object], key: str,
     place_ids = _written_ids(m.get("places"))  # for references (see _written_ids)
     units: tuple[Level2Unit, ...] = ()
     if m.get("units") is not None:
-        units = _units(p, m["units"], join_key(key, "units")) or ()
+        units = _units(p, m["units"], join_key(key, "units"),
+                       frozenset(f.id for f in fields)) or ()
     unit_ids = sorted(_written_ids(m.get("units")))
     field_ids = frozenset(f.id for f in fields)
     # A unit's places stand for place-only rules; they must name known places.
@@ -716,11 +1021,14 @@ def parse_ticket_sections(p: BaseParser, m: Mapping[str, object], key: str,
             else:
                 implied.append((RoutingRule(u.id, None, pid), join_key(pk, j)))
 
+    units = _resolve_oversight(p, units, join_key(key, "units"), fields, place_ids)
+
     t: dict[str, object] = {}
     tk = join_key(key, "tickets")
     if m.get("tickets") is not None:
         t = p.mapping(m["tickets"], tk, ("code_prefix", "fallback_unit", "routing", "deadlines",
-                                         "sms", "public_by_default")) or {}
+                                         "sms", "public_by_default", "chasing",
+                                         "province_office")) or {}
     prefix = base.code_prefix
     if "code_prefix" in t:
         got = p.text(t["code_prefix"], join_key(tk, "code_prefix"), max_len=10)
@@ -772,10 +1080,17 @@ def parse_ticket_sections(p: BaseParser, m: Mapping[str, object], key: str,
         else:
             p.error(join_key(tk, "public_by_default"), t["public_by_default"],
                     "expected true or false")
+    chasing: ChasingPolicy | None = None
+    if t.get("chasing") is not None:
+        chasing = _chasing(p, t["chasing"], join_key(tk, "chasing"))
+    office: Contact | None = None
+    if t.get("province_office") is not None:
+        office = _contact(p, t["province_office"], join_key(tk, "province_office"),
+                          "the province office")
     if len(p.errors) > before:
         return None
     return TicketPolicy(code_prefix=prefix, timezone=timezone, fields=fields, units=units,
                         districts=districts,
                         routing=tuple(explicit) + tuple(r for r, _ in implied),
                         fallback_unit=fallback, deadlines=deadlines, sms=sms,
-                        public_by_default=public)
+                        public_by_default=public, chasing=chasing, province_office=office)

@@ -29,18 +29,29 @@ Decisions:
 * **Reminder:** ``reminder_before`` the resolve due time, only while a unit holds the ticket
   and only if that moment comes after the forwarding (otherwise the forward SMS, which gives
   the deadline, is the reminder).
+* **Chasing** (``TicketPolicy.chasing``; "đôn đốc, nhắc nhở các đơn vị chậm trễ"): once the
+  resolve deadline has passed with the ticket still at a unit, the unit is chased at *chase
+  slots*: the deadline itself (``at_deadline``; the hotline is 24/7, so this one may fall at
+  night or on a Sunday, like the deadline) and ``daily_at`` local time on every working day
+  after it (Monday-Friday unless ``working_days`` says otherwise, minus ``holidays``). A sweep
+  sends one chase for the latest slot that has passed and was not yet chased, never a backlog
+  (an app down for three days sends one chase, not three). Slots at or before the forwarding
+  are skipped (the forward SMS gives the deadline). Escalation to the unit's head and the
+  province office rides on the first slot at least ``escalate_after`` past the deadline, so
+  it never wakes anyone at night unless only ``at_deadline`` is configured (then it has a
+  slot of its own, the deadline plus ``escalate_after``); once per forwarding.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
-from callcenter.tickets.config import DeadlineRule, TicketError, TicketPolicy
+from callcenter.tickets.config import ChasingPolicy, DeadlineRule, TicketError, TicketPolicy
 
 if TYPE_CHECKING:
     from callcenter.tickets.rules import Ticket
@@ -238,3 +249,114 @@ def reminder_due(policy: TicketPolicy, ticket: Ticket, now: dt.datetime) -> bool
     require_aware(now, "now")
     at = reminder_at(policy, ticket)
     return at is not None and now >= at and ticket.reminded_at is None
+
+
+# ---- chasing late units -----------------------------------------------------------------------
+_MAX_SEARCH_DAYS = 400  # a config whose working days are all holidays finds no morning
+
+
+@dataclass(frozen=True)
+class ChaseDue:
+    """A chase to send now: the slot it is for (UTC) and whether it escalates."""
+
+    slot: dt.datetime  # the chase moment; the SMS dedupe keys carry it
+    escalate: bool  # tell the unit's head and the province office too (once)
+
+
+def is_working_day(chasing: ChasingPolicy, day: dt.date) -> bool:
+    """True if ``day`` (a local date) gets a morning chase."""
+    return day.weekday() in chasing.working_days and day not in chasing.holidays
+
+
+def _morning(chasing: ChasingPolicy, zone: ZoneInfo, day: dt.date) -> dt.datetime:
+    assert chasing.daily_at is not None
+    return dt.datetime.combine(day, chasing.daily_at, tzinfo=zone).astimezone(dt.UTC)
+
+
+def _mornings(chasing: ChasingPolicy, zone: ZoneInfo, start: dt.date,
+              step: int) -> Iterator[tuple[dt.date, dt.datetime]]:
+    day = start
+    for _ in range(_MAX_SEARCH_DAYS):
+        if is_working_day(chasing, day):
+            yield day, _morning(chasing, zone, day)
+        day += dt.timedelta(days=step)
+
+
+def _extra_slots(chasing: ChasingPolicy, due: dt.datetime) -> list[dt.datetime]:
+    """Slots other than the mornings: the deadline, and escalation's own when no mornings."""
+    slots = [due] if chasing.at_deadline else []
+    if chasing.daily_at is None and chasing.escalate_after is not None:
+        slots.append(due + chasing.escalate_after)
+    return slots
+
+
+def latest_chase_slot(chasing: ChasingPolicy, timezone: str, due: dt.datetime,
+                      now: dt.datetime) -> dt.datetime | None:
+    """The latest chase slot at or before ``now`` for a deadline ``due``; None: none yet."""
+    require_aware(due, "the deadline")
+    require_aware(now, "now")
+    due, now = due.astimezone(dt.UTC), now.astimezone(dt.UTC)
+    found = [s for s in _extra_slots(chasing, due) if s <= now]
+    if chasing.daily_at is not None and now > due:
+        zone = ZoneInfo(timezone)
+        for _, at in _mornings(chasing, zone, now.astimezone(zone).date(), -1):
+            if at <= due:
+                break
+            if at <= now:
+                found.append(at)
+                break
+    return max(found) if found else None
+
+
+def next_chase_slot(chasing: ChasingPolicy, timezone: str, due: dt.datetime,
+                    after: dt.datetime) -> dt.datetime | None:
+    """The first chase slot strictly after ``after`` for a deadline ``due``; None: none."""
+    require_aware(due, "the deadline")
+    require_aware(after, "after")
+    due, after = due.astimezone(dt.UTC), after.astimezone(dt.UTC)
+    found = [s for s in _extra_slots(chasing, due) if s > after]
+    if chasing.daily_at is not None:
+        zone = ZoneInfo(timezone)
+        floor = max(after, due)
+        for _, at in _mornings(chasing, zone, floor.astimezone(zone).date(), 1):
+            if at > floor:
+                found.append(at)
+                break
+    return min(found) if found else None
+
+
+def _chase_floor(ticket: Ticket) -> dt.datetime | None:
+    """Slots at or before this are done: the forwarding, or the last chase sent."""
+    if ticket.forwarded_at is None:
+        return None
+    return max(t for t in (ticket.forwarded_at, ticket.chased_at) if t is not None)
+
+
+def _chaseable(policy: TicketPolicy, ticket: Ticket) -> bool:
+    return (policy.chasing is not None and ticket.unit is not None
+            and ticket.resolve_due is not None and ticket.forwarded_at is not None
+            and resolve_stopped_at(ticket) is None)
+
+
+def chase_due(policy: TicketPolicy, ticket: Ticket, now: dt.datetime) -> ChaseDue | None:
+    """The chase the unit holding a late ticket should get now; None: nothing is due."""
+    require_aware(now, "now")
+    if not _chaseable(policy, ticket):
+        return None
+    chasing, due, floor = policy.chasing, ticket.resolve_due, _chase_floor(ticket)
+    assert chasing is not None and due is not None and floor is not None
+    slot = latest_chase_slot(chasing, policy.timezone, due, now)
+    if slot is None or slot <= floor:
+        return None
+    escalate = (chasing.escalate_after is not None and ticket.escalated_at is None
+                and slot >= due + chasing.escalate_after)
+    return ChaseDue(slot, escalate)
+
+
+def next_chase_at(policy: TicketPolicy, ticket: Ticket) -> dt.datetime | None:
+    """When the ticket's unit is next due a chase (the deadline job's schedule); None: never."""
+    if not _chaseable(policy, ticket):
+        return None
+    chasing, due, floor = policy.chasing, ticket.resolve_due, _chase_floor(ticket)
+    assert chasing is not None and due is not None and floor is not None
+    return next_chase_slot(chasing, policy.timezone, due, floor)

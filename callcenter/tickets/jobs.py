@@ -1,10 +1,12 @@
 """The deadline job: ``TicketService.sweep`` in a thread, every ``interval_s`` seconds.
 
 It marks tickets whose forward or resolve clock ran out (one log line per ticket, once per due
-time) and sends the units' reminders before their deadlines. A failing sweep (the database is
-down) is logged and tried again at the next interval; the job only ends when cancelled.
-Several app instances may run it at once: marking is one conditional UPDATE and a reminder is
-a versioned domain event whose SMS has a dedupe key, so nothing is marked or sent twice.
+time), sends the units' reminders before their deadlines and chases late units after them
+(``tickets.chasing``: at the deadline, every working morning, escalation once). A failing
+sweep (the database is down) is logged and tried again at the next interval; the job only
+ends when cancelled. Several app instances may run it at once: marking is one conditional
+UPDATE and a reminder or chase is a versioned domain event whose SMS has a dedupe key, so
+nothing is marked or sent twice.
 
 Wiring, in ``callcenter/app.py`` (after ``_store_ctx``, which migrates the database)::
 
@@ -50,8 +52,10 @@ async def deadline_job(service: TicketService, interval_s: float = 60) -> None:
                       str(e).splitlines()[0][:300] if str(e) else repr(e))
         else:
             # sweep already logs each ticket it marks (callcenter.tickets); one summary here.
-            if result.late or result.forward_late or result.reminded or result.failed:
+            if (result.late or result.forward_late or result.reminded or result.failed
+                    or result.chased):
                 log.info("ticket deadline sweep: %d late, %d forward-late, %d reminded, "
-                         "%d reminders failed", len(result.late), len(result.forward_late),
-                         len(result.reminded), len(result.failed))
+                         "%d chased, %d escalated, %d failed", len(result.late),
+                         len(result.forward_late), len(result.reminded), len(result.chased),
+                         len(result.escalated), len(result.failed))
         await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))

@@ -1,10 +1,12 @@
 """Ticket and call lists in the console, with xlsx exports (issue 7, parts 1 and 6).
 
 * ``GET /console/tickets`` — units, supervisors, admins. A unit user sees only the tickets
-  its unit holds or has held: ``TicketService.list`` with the user's actor enforces it, and a
-  ``unit`` parameter from a unit user is ignored. Oversight roles filter by state, unit,
-  field, lateness and received day (the tenant's local days); quick links "Chưa xử lý" and
-  "Trễ hạn". 50 a page.
+  its unit holds, has held or oversees (``oversees``; those it does not hold are marked "Chỉ
+  xem"): ``TicketService.list`` with the user's actor enforces it, and a ``unit`` parameter
+  from a unit user is ignored unless its unit oversees others (then it filters by holder).
+  The overview of what a unit oversees is ``GET /console/oversight`` (``oversight_page.py``).
+  Oversight roles filter by state, unit, field, lateness and received day (the tenant's local
+  days); quick links "Chưa xử lý" and "Trễ hạn". 50 a page.
 * ``GET /console/tickets.xlsx`` — the same filter, every row up to ``EXPORT_CAP``, built
   with ``console.exports`` (``tickets.reports.Table``/``xlsx_bytes`` underneath).
 * ``GET /console/tickets/{code}`` — one ticket, its audit trail and attachments; for the unit
@@ -50,7 +52,7 @@ from callcenter.store.users import User
 from callcenter.tickets.config import TicketPolicy, policy_of
 from callcenter.tickets.files import UploadTooLarge
 from callcenter.tickets.reports import Column, Table
-from callcenter.tickets.rules import OPEN, Resolve, Ticket, TicketError
+from callcenter.tickets.rules import OPEN, Resolve, Ticket, TicketError, oversight_scope
 from callcenter.tickets.service import MAX_LIST
 
 log = logging.getLogger("callcenter.console.tickets")
@@ -121,9 +123,11 @@ def _filtered(request: web.Request) -> tuple[User, TicketPolicy | None, ls.Ticke
     policy = _policy(request, user)
     if policy is None:
         return user, None, None
+    # A unit that oversees others' tickets may filter them by holder (the service still keeps
+    # it to what it may read); any other unit user's unit filter is ignored.
     return user, policy, ls.parse_ticket_filter(
         request.query, units=[u.id for u in policy.units], fields=[x.id for x in policy.fields],
-        unit_user=user.role == "unit")
+        unit_user=user.role == "unit" and not oversight_scope(policy, user.unit))
 
 
 async def tickets_page(request: web.Request) -> web.StreamResponse:
@@ -142,10 +146,14 @@ async def tickets_page(request: web.Request) -> web.StreamResponse:
         f.view, "Phiếu phản ánh")
     if user.role == "unit":
         heading += f" — {_unit_name(policy, user.unit)}"
+    rows = [ticket_row(t, policy, now) for t in tickets]
+    for row, t in zip(rows, tickets, strict=True):
+        row["read_only"] = user.role == "unit" and t.unit != user.unit  # held, or overseen
+    overseer = user.role == "unit" and bool(oversight_scope(policy, user.unit))
     return render(request, _ENV, "tickets.html", user, title=heading, heading=heading, f=f,
-                  rows=[ticket_row(t, policy, now) for t in tickets], total=total,
+                  rows=rows, total=total,
                   pages=max(1, -(-total // ls.PAGE_SIZE)), policy=policy,
-                  unit_user=user.role == "unit",
+                  unit_user=user.role == "unit" and not overseer, overseer=overseer,
                   states=list(ls.TICKET_STATE_LABELS.items()),
                   status=422 if f.errors else 200)
 
@@ -359,3 +367,7 @@ def add_list_pages(apps: ConsoleApps, database: DatabaseRef) -> None:
     # The reply document may be a video: this form's body may be larger than the app's limit.
     router.add_post(path + "/{code}", large_body(ticket_submit))
     call_pages.add_call_pages(apps, database)
+    # Imported here: the overview page reuses this module's look-ups.
+    from callcenter.tickets.oversight_page import add_oversight_page
+
+    add_oversight_page(apps)

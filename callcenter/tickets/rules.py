@@ -17,6 +17,7 @@ schedule). Nothing here does I/O or reads the clock: every event carries its ``a
 ``ticket.bad_code``               a ticket code not of the form DN-20261123-0042
 ``ticket.same_unit``              forwarding a ticket to the unit that already holds it
 ``ticket.reminder_not_due``       Remind before its time, or a second time
+``ticket.chase_not_due``          Chase when no chase slot is due (deadlines.chase_due)
 ``ticket.naive_time``             a time without a UTC offset
 ``ticket.time_order``             an event dated before the ticket was received
 ``ticket.personal_data``          a reviewed public text with the citizen's number or name
@@ -35,7 +36,12 @@ or (a supervisor) closes it; an answered, resolved or closed ticket may be ``reo
   (duplicate, not a petition) and choose what is published (also when opening one:
   ``publishable=True`` from anyone else is ``ticket.forbidden``);
 * the ``system`` role (jobs, intake of web/Zalo/e-mail forms) opens tickets, sends reminders
-  and links call records.
+  and chases, and links call records.
+
+Who may read a ticket (``read_access``): every role but ``unit`` reads all of its tenant's; a
+unit's users read what their unit holds, has held, or oversees (``oversees`` in the tenant's
+units: a lead department's fields, a district's places; ``OversightScope``) — reading is all
+an overseer may do: every event above still needs the holder or a level-1/oversight role.
 
 Disclosure after review ("rà soát, công khai … theo quy định"). A ticket with an answer or a
 result (answered, resolved, or closed after one) waits for review (``review_status``
@@ -61,8 +67,8 @@ from typing import Literal
 
 from callcenter.numbers import vietnamese_mobile, vietnamese_phone
 from callcenter.tickets import deadlines as dl
+from callcenter.tickets.config import Level2Unit, TicketPolicy
 from callcenter.tickets.config import TicketError as TicketError
-from callcenter.tickets.config import TicketPolicy
 from callcenter.tickets.routing import explain_route, resolve_place
 
 
@@ -131,6 +137,8 @@ class Ticket:
     forward_due: dt.datetime | None = None  # UTC; see callcenter.tickets.deadlines
     resolve_due: dt.datetime | None = None
     reminded_at: dt.datetime | None = None  # reminder sent for the current forwarding
+    chased_at: dt.datetime | None = None  # slot of the latest chase for the current forwarding
+    escalated_at: dt.datetime | None = None  # the unit's head and province office were told
     result: str | None = None  # the unit's result or level 1's answer
     reply_document: str | None = None  # reference to the stored reply document
     faq_item: str | None = None  # the FAQ item level 1 answered from
@@ -264,6 +272,14 @@ class Remind:
 
 
 @dataclass(frozen=True)
+class Chase:
+    """The deadline job found a late ticket's chase slot due (see deadlines.chase_due)."""
+
+    at: dt.datetime
+    actor: Actor
+
+
+@dataclass(frozen=True)
 class LinkCall:
     """A call record (a later call about the same petition) is linked to the ticket."""
 
@@ -273,13 +289,13 @@ class LinkCall:
 
 
 Event = (Answer | Forward | Accept | Resolve | Return | Close | Reopen | Reclassify
-         | SetPublishable | Publish | Decline | Remind | LinkCall)
+         | SetPublishable | Publish | Decline | Remind | Chase | LinkCall)
 
 EVENT_NAMES: dict[type[Event], str] = {
     Answer: "answer", Forward: "forward", Accept: "accept", Resolve: "resolve",
     Return: "return", Close: "close", Reopen: "reopen", Reclassify: "reclassify",
     SetPublishable: "set_publishable", Publish: "publish", Decline: "decline",
-    Remind: "remind", LinkCall: "link_call",
+    Remind: "remind", Chase: "chase", LinkCall: "link_call",
 }
 
 
@@ -305,14 +321,30 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class NotifyUnit:
-    """SMS the unit's focal persons (``forwarded`` or ``reminder`` template, already filled)."""
+    """SMS about a unit's ticket (template already filled): its focal persons (``forwarded``,
+    ``reminder``, ``chase``), or its head and the province office (``escalation``)."""
 
     code: str
     unit: str
-    template: Literal["forwarded", "reminder"]
+    template: Literal["forwarded", "reminder", "chase", "escalation"]
     phones: tuple[str, ...]
     text: str
-    at: dt.datetime  # the event's time: with code and template a key against sending twice
+    # With code and template a key against sending twice: the event's time, or for chases
+    # and escalations the chase slot (the same for every instance and sweep that finds it).
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class SendEmail:
+    """E-mail someone about a late ticket (chase or escalation); sent after the commit."""
+
+    code: str
+    purpose: Literal["chase", "escalation"]
+    to: str
+    to_name: str
+    subject: str
+    body: str
+    dedupe_key: str  # code, purpose, chase slot and address: never sent twice
 
 
 @dataclass(frozen=True)
@@ -344,7 +376,7 @@ class StopClock:
     clock: dl.ClockName
 
 
-Effect = AuditEntry | NotifyUnit | NotifyCitizen | StartClock | StopClock
+Effect = AuditEntry | NotifyUnit | NotifyCitizen | SendEmail | StartClock | StopClock
 
 # ---- the table ----------------------------------------------------------------------------------
 _ALL = frozenset(S)
@@ -362,6 +394,7 @@ TRANSITIONS: dict[type[Event], tuple[frozenset[TicketState], TicketState | None]
     Publish: (frozenset({S.ANSWERED, S.RESOLVED, S.CLOSED}), None),
     Decline: (frozenset({S.ANSWERED, S.RESOLVED, S.CLOSED}), None),
     Remind: (AT_UNIT, None),
+    Chase: (AT_UNIT, None),
     LinkCall: (_ALL, None),
 }
 _LEVEL1_ROLES = frozenset({"operator", "supervisor", "admin"})
@@ -430,8 +463,12 @@ def _place_text(policy: TicketPolicy, ticket: Ticket) -> str:
     return district.name if district is not None else "chưa rõ địa bàn"
 
 
-def render_sms(template: str, policy: TicketPolicy, ticket: Ticket) -> str:
-    """Fill an SMS template's placeholders for a ticket (texts validated by ticket_config)."""
+def render_sms(template: str, policy: TicketPolicy, ticket: Ticket,
+               now: dt.datetime | None = None) -> str:
+    """Fill an SMS template's placeholders for a ticket (texts validated by ticket_config).
+
+    ``{days_late}`` counts at ``now`` (0 without it).
+    """
     unit = policy.unit(ticket.unit) if ticket.unit is not None else None
     values = {
         "code": ticket.code,
@@ -441,6 +478,7 @@ def render_sms(template: str, policy: TicketPolicy, ticket: Ticket) -> str:
         "deadline": (dl.format_local(ticket.resolve_due, policy.timezone)
                      if ticket.resolve_due is not None else "không quy định"),
         "received": dl.format_local(ticket.received_at, policy.timezone),
+        "days_late": str(dl.days_late(ticket, now) if now is not None else 0),
     }
     return template.format(**values)
 
@@ -495,7 +533,7 @@ def _check_role(ticket: Ticket, event: Event) -> None:
     elif isinstance(event, (SetPublishable, Publish, Decline)):
         if role not in _OVERSIGHT:
             raise _forbidden(actor, "choose what is published")
-    elif isinstance(event, Remind):
+    elif isinstance(event, (Remind, Chase)):
         if role not in _OVERSIGHT | {"system"}:
             raise _forbidden(actor, "send reminders")
     elif isinstance(event, LinkCall) and role not in _LEVEL1_ROLES | {"system"}:
@@ -519,6 +557,68 @@ def review_status(ticket: Ticket) -> ReviewStatus:
     if ticket.publishable:
         return "published"
     return "declined" if ticket.decline_reason is not None else "pending"
+
+
+# ---- who may read ------------------------------------------------------------------------------
+Access = Literal["all", "holder", "held", "overseer"]
+
+
+@dataclass(frozen=True)
+class OversightScope:
+    """The tickets a unit oversees, in the terms tickets are stored in (for the store query)."""
+
+    fields: frozenset[str] = frozenset()
+    districts: frozenset[str] = frozenset()  # every ticket of these districts (and communes)
+    communes: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.fields or self.districts or self.communes)
+
+    def covers(self, ticket: Ticket) -> bool:
+        """True if the ticket's field or place is one this scope follows."""
+        return (ticket.field in self.fields
+                or (ticket.district is not None and ticket.district in self.districts)
+                or (ticket.commune is not None and ticket.commune in self.communes))
+
+
+def oversight_scope(policy: TicketPolicy, unit_id: str | None) -> OversightScope:
+    """What ``unit_id`` oversees in this tenant (empty: nothing, or no such unit)."""
+    unit = policy.unit(unit_id) if unit_id is not None else None
+    if unit is None or unit.oversees is None:
+        return OversightScope()
+    districts: set[str] = set()
+    communes: set[str] = set()
+    for pid in unit.oversees.places:
+        found = policy.place(pid)
+        if found is None:
+            continue  # the config checked it; a place gone since is simply not followed
+        district, commune = found
+        if commune is not None:
+            communes.add(commune.id)
+        else:
+            districts.add(district.id)
+    return OversightScope(frozenset(unit.oversees.fields), frozenset(districts),
+                          frozenset(communes))
+
+
+def read_access(policy: TicketPolicy, actor: Actor, ticket: Ticket, *,
+                held: bool) -> Access | None:
+    """How the actor may read the ticket (None: not at all); ``held``: its unit held it once.
+
+    ``holder`` is the only unit access that may act (the events' own checks decide what);
+    ``held`` and ``overseer`` read only. Tenants are the caller's business (actors carry none).
+    """
+    if actor.role != "unit":
+        return "all"
+    if actor.unit is None:
+        return None
+    if ticket.unit == actor.unit:
+        return "holder"
+    if held:
+        return "held"
+    if oversight_scope(policy, actor.unit).covers(ticket):
+        return "overseer"
+    return None
 
 
 def is_public(ticket: Ticket) -> bool:
@@ -663,7 +763,7 @@ def _transition(t: Ticket, e: Event, policy: TicketPolicy,
         reason = _text(e.reason, "the reason", MAX_REASON)
         new = _with_deadlines(policy, replace(
             t, unit=None, returned_at=at, returned_by=t.unit, return_reason=reason,
-            accepted_at=None, reminded_at=None))
+            accepted_at=None, reminded_at=None, chased_at=None, escalated_at=None))
         return new, f"returned by {t.unit}: {reason}", []
     if isinstance(e, Close):
         why: str | None
@@ -677,7 +777,8 @@ def _transition(t: Ticket, e: Event, policy: TicketPolicy,
         reason = _text(e.reason, "the reason", MAX_REASON)
         new = _with_deadlines(policy, replace(
             t, unit=None, reopened_at=at, reopen_reason=reason, resolved_at=None,
-            closed_at=None, accepted_at=None, reminded_at=None, result=None,
+            closed_at=None, accepted_at=None, reminded_at=None, chased_at=None,
+            escalated_at=None, result=None,
             reply_document=None, faq_item=None, close_reason=None,
             publishable=False, public_question=None, public_answer=None,
             decline_reason=None))
@@ -717,11 +818,13 @@ def _transition(t: Ticket, e: Event, policy: TicketPolicy,
             raise TicketError("ticket.reminder_not_due", f"no reminder for {t.code}: {why}")
         assert t.unit is not None
         unit = policy.unit(t.unit)
-        phones = tuple(p.phone for p in unit.focal_persons) if unit is not None else ()
+        phones = _focal_phones(policy, unit, t.field) if unit is not None else ()
         new = replace(t, reminded_at=at)
         return new, f"reminded {t.unit}", [
             NotifyUnit(t.code, t.unit, "reminder", phones,
                        render_sms(policy.sms.reminder, policy, new), at)]
+    if isinstance(e, Chase):
+        return _chase(t, e, policy, at)
     # LinkCall
     call_id = _text(e.call_id, "the call record id", 128)
     if call_id in t.call_ids:
@@ -766,7 +869,7 @@ def _forward(t: Ticket, e: Forward, policy: TicketPolicy,
     note = _optional_text(e.note, "the note", MAX_REASON)
     suggested = explain_route(policy, t.field, t.place)
     new = _with_deadlines(policy, replace(t, unit=unit.id, forwarded_at=at, accepted_at=None,
-                                          reminded_at=None))
+                                          reminded_at=None, chased_at=None, escalated_at=None))
     how = (f"as routed ({suggested.describe()})" if suggested.unit == unit.id
            else f"override: the rules give {suggested.unit} ({suggested.describe()})")
     detail = f"to {unit.id} " + how
@@ -774,7 +877,93 @@ def _forward(t: Ticket, e: Forward, policy: TicketPolicy,
         detail = f"from {t.unit} " + detail
     if note:
         detail += f"; {note}"
-    notify = NotifyUnit(t.code, unit.id, "forwarded",
-                        tuple(p.phone for p in unit.focal_persons),
+    notify = NotifyUnit(t.code, unit.id, "forwarded", _focal_phones(policy, unit, t.field),
                         render_sms(policy.sms.forwarded, policy, new), at)
     return new, detail, [notify]
+
+
+def _focal_phones(policy: TicketPolicy, unit: Level2Unit, field: str) -> tuple[str, ...]:
+    """The phones of the unit's focal persons for this field (Level2Unit.focal_for)."""
+    return tuple(p.phone for p in unit.focal_for(field, policy.field_group(field)))
+
+
+def _email_text(policy: TicketPolicy, t: Ticket, at: dt.datetime,
+                escalation: bool) -> tuple[str, str]:
+    """Subject and body of a chase or escalation e-mail (Vietnamese: officials read it)."""
+    unit = policy.unit(t.unit) if t.unit is not None else None
+    unit_name = unit.name if unit is not None else (t.unit or "")
+    days = dl.days_late(t, at)
+    due = dl.format_local(t.resolve_due, policy.timezone) if t.resolve_due else ""
+    if escalation:
+        subject = f"Tổng đài 1022: phản ánh {t.code} giao {unit_name} đã trễ hạn {days} ngày"
+        lead = (f"Phản ánh {t.code} giao {unit_name} xử lý đã trễ hạn {days} ngày (hạn "
+                f"{due}) và chưa có kết quả. Đề nghị chỉ đạo đơn vị khẩn trương xử lý.")
+    else:
+        subject = f"Tổng đài 1022 đôn đốc: phản ánh {t.code} đã quá hạn xử lý"
+        lead = (f"Phản ánh {t.code} đã quá hạn xử lý ({due}), trễ {days} ngày. Đề nghị "
+                f"{unit_name} khẩn trương xử lý và cập nhật kết quả trên hệ thống Tổng đài 1022.")
+    body = "\n".join([
+        lead, "",
+        f"Mã phản ánh: {t.code}",
+        f"Lĩnh vực: {policy.field_name(t.field) or t.field}",
+        f"Địa bàn: {_place_text(policy, t)}",
+        f"Tiếp nhận: {dl.format_local(t.received_at, policy.timezone)}",
+        f"Hạn xử lý: {due}",
+        f"Đơn vị xử lý: {unit_name}", "",
+        "Thư này do hệ thống Tổng đài 1022 gửi tự động.",
+    ])
+    return subject, body
+
+
+def _chase(t: Ticket, e: Chase, policy: TicketPolicy,
+           at: dt.datetime) -> tuple[Ticket, str, list[Effect]]:
+    """SMS (and e-mail) the late unit; with ``escalate``, its head and the province office."""
+    due = dl.chase_due(policy, t, at)
+    if due is None:
+        raise TicketError("ticket.chase_not_due", f"no chase for {t.code} at {at.isoformat()}: "
+                                                  "not late at a unit, or this slot was chased")
+    assert t.unit is not None
+    unit = policy.unit(t.unit)
+    new = replace(t, chased_at=due.slot,
+                  escalated_at=at if due.escalate else t.escalated_at)
+    days = dl.days_late(t, at)
+    slot = due.slot.isoformat()
+    effects: list[Effect] = []
+    emails: list[tuple[str, str, str]] = []  # (purpose, address, name)
+    persons = unit.focal_for(t.field, policy.field_group(t.field)) if unit is not None else ()
+    if persons:
+        effects.append(NotifyUnit(t.code, t.unit, "chase", tuple(p.phone for p in persons),
+                                  render_sms(policy.sms.chase, policy, new, at), due.slot))
+    if unit is not None and unit.email:
+        emails.append(("chase", unit.email, unit.name))
+    emails += [("chase", p.email, p.name) for p in persons if p.email]
+    told: list[str] = []
+    if due.escalate:
+        contacts = [c for c in ((unit.head if unit is not None else None),
+                                policy.province_office) if c is not None]
+        phones = tuple(dict.fromkeys(c.phone for c in contacts if c.phone))
+        if phones:
+            effects.append(NotifyUnit(t.code, t.unit, "escalation", phones,
+                                      render_sms(policy.sms.escalation, policy, new, at),
+                                      due.slot))
+        emails += [("escalation", c.email, c.name) for c in contacts if c.email]
+        told = [c.name for c in contacts]
+        effects.append(AuditEntry(
+            t.code, e.actor, at, "escalate", t.state, t.state,
+            f"{t.unit} {days} day(s) late: told " + (", ".join(told) or "nobody (no head or "
+                                                     "province office configured)")))
+    seen: set[tuple[str, str]] = set()
+    for purpose, address, name in emails:
+        if (purpose, address.lower()) in seen:
+            continue
+        seen.add((purpose, address.lower()))
+        subject, body = _email_text(policy, new, at, purpose == "escalation")
+        key = f"{t.code}:{purpose}:{slot}:{address.lower()}"
+        effects.append(SendEmail(t.code, "escalation" if purpose == "escalation" else "chase",
+                                 address, name, subject, body, key))
+        effects.append(AuditEntry(t.code, e.actor, at, "email", t.state, t.state,
+                                  f"{purpose} e-mail to {name} <{address}>: {subject} "
+                                  f"(key {key})"))
+    detail = (f"chased {t.unit} ({days} day(s) late, slot {slot}): SMS to "
+              f"{len(persons)} focal person(s)" + ("; escalated" if due.escalate else ""))
+    return new, detail, effects

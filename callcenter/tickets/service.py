@@ -7,7 +7,8 @@ SMS it causes, its clocks) commits in ONE transaction, or not at all.
 Public API (stable; the HTTP API in ``callcenter.console`` is built on it)::
 
     svc = TicketService(database_url, config, files_dir, *,
-                        upload_limits=UploadLimits(), clock=utcnow)
+                        upload_limits=UploadLimits(), clock=utcnow, mail=None)
+    # mail: a MailSender (e.g. the mail outbox) for the chase and escalation e-mails
     # config: Callable[[], HotlineConfig] (the app's LiveConfig); read at every call, so a
     # reloaded config (units, deadlines, SMS texts) applies to the next action.
 
@@ -33,6 +34,9 @@ Public API (stable; the HTTP API in ``callcenter.console`` is built on it)::
         # since/until: received_at bounds (aware), until exclusive; limit at most 1000.
     svc.count(actor, <same filters>) -> int                      # for paging
     svc.audit(code, actor) -> list[AuditEntry]                   # oldest first
+    svc.access(code, actor) -> "all" | "holder" | "held" | "overseer"   # how it may be read
+    svc.oversight(actor, tenant, unit=None) -> OversightOverview
+        # what a unit oversees: late tickets (most overdue first), counts by state and holder
     svc.attach(code, actor, file_name, content_type, data: bytes) -> Attachment
     svc.resolve_with_document(code, actor, resolve, file_name, content_type, data, *,
                               expected_version=None) -> Ticket
@@ -68,16 +72,28 @@ Errors are ``TicketError`` with a stable ``id``: the domain's (``ticket.illegal_
                                   (``callcenter.tickets.files``) (415)
 ================================  =====================================================
 
-Visibility: a ``unit`` actor reads only tickets its unit holds or has held (``ticket_units``),
-anything else is ``ticket.forbidden``; other roles read every ticket. Actors carry no tenant:
-the HTTP layer, which knows a user's tenant, passes ``tenant=`` to ``list`` and checks
-``ticket.tenant`` after ``get`` (unit ids are only unique within a tenant).
+Visibility: a ``unit`` actor reads only tickets its unit holds or has held (``ticket_units``)
+or oversees (``oversees`` in the config: ``rules.read_access``), anything else is
+``ticket.forbidden``; other roles read every ticket. An overseer acts on none of the tickets
+it only oversees (``ticket.forbidden`` in every state; ``access`` tells which it holds).
+Actors carry no tenant: the HTTP layer, which knows a user's tenant, passes ``tenant=`` to
+``list`` and checks ``ticket.tenant`` after ``get`` (unit ids are only unique within a tenant).
 
 SMS: ``NotifyUnit`` and ``NotifyCitizen`` effects go to the outbox (``callcenter.sms.store``)
 in the same transaction, dedupe key ``f"{code}:{template}:{at.isoformat()}"`` (plus
 ``f":{phone}"`` for a unit's focal persons), purpose ``unit_notice`` (forwarded),
 ``reminder`` or ``resolve_notice``. A text the outbox refuses (too many parts) does not undo
 the ticket's change: it is logged and written to the audit log as ``sms_refused``.
+
+Chasing (``tickets.chasing``): ``sweep`` applies a versioned ``Chase`` event to each ticket
+whose ``chase_at`` (next chase slot, ``deadlines.next_chase_at``) has come; its SMS keys are
+``f"{code}:chase:{slot}:{phone}"`` and ``f"{code}:escalation:{slot}:{phone}"`` (purposes
+``chase`` and ``escalation``), the same for every instance and sweep that finds the slot.
+E-mails (``SendEmail`` effects) are recorded in the audit log (``email``) with the ticket's
+change and handed to ``mail.enqueue`` after the commit (the outbox may share the database,
+whose SQLite write lock the transaction holds); the dedupe key makes a retry harmless. Without
+a ``mail`` sender they are audited as ``email_unsent``; a sender that raises is audited as
+``email_failed`` and logged.
 
 Audit events beyond the domain's: ``late`` and ``forward_late`` (the deadline job found a
 clock run out), ``attach`` (a file was attached), ``sms_refused``. They do not change the
@@ -97,7 +113,7 @@ import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -116,17 +132,21 @@ from callcenter.tickets.rules import (
     AT_UNIT,
     LEVEL1,
     OPEN,
+    Access,
     Actor,
     Answer,
     AuditEntry,
+    Chase,
     Effect,
     Event,
     LinkCall,
     NotifyCitizen,
     NotifyUnit,
+    OversightScope,
     Remind,
     Resolve,
     ReviewStatus,
+    SendEmail,
     Ticket,
     TicketError,
     TicketState,
@@ -134,7 +154,9 @@ from callcenter.tickets.rules import (
     code_date,
     is_public,
     open_ticket,
+    oversight_scope,
     parse_ticket_code,
+    read_access,
     review_status,
     ticket_code,
 )
@@ -146,8 +168,19 @@ log = logging.getLogger("callcenter.tickets")
 
 SYSTEM = Actor("deadline-job", "system")
 MAX_LIST = 1000
-SMS_PURPOSES = {"forwarded": "unit_notice", "reminder": "reminder", "resolved": "resolve_notice"}
+SMS_PURPOSES = {"forwarded": "unit_notice", "reminder": "reminder", "resolved": "resolve_notice",
+                "chase": "chase", "escalation": "escalation"}
 _S = TicketState
+
+
+class MailSender(Protocol):
+    """Where chase and escalation e-mails go (the mail outbox): queue one, at most once."""
+
+    def enqueue(self, tenant: str, to: str, subject: str, body: str,
+                attachments: Sequence[Any] = (), *, purpose: str, dedupe_key: str,
+                now: dt.datetime) -> object:
+        """Queue one e-mail; a second call with the same ``dedupe_key`` queues nothing."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -195,7 +228,41 @@ class SweepResult:
     late: tuple[LateMark, ...] = ()  # resolve clock ran out (marked now)
     forward_late: tuple[LateMark, ...] = ()  # forward clock ran out (marked now)
     reminded: tuple[str, ...] = ()  # codes whose unit was reminded
-    failed: tuple[str, ...] = ()  # "code: why" for reminders that could not be sent
+    failed: tuple[str, ...] = ()  # "code: why" for reminders (or chases) that could not be sent
+    chased: tuple[str, ...] = ()  # codes whose late unit was chased
+    escalated: tuple[str, ...] = ()  # codes whose unit's head and province office were told
+
+
+@dataclass(frozen=True)
+class HolderCounts:
+    """An overseen unit's share: its tickets by state and how many of them are late."""
+
+    unit: str | None  # None: level 1 (not forwarded, or answered there)
+    by_state: Mapping[str, int]
+    late: int
+
+    @property
+    def total(self) -> int:
+        """Every ticket of the holder in the scope."""
+        return sum(self.by_state.values())
+
+
+@dataclass(frozen=True)
+class OversightOverview:
+    """What an overseeing unit follows: late tickets first, then counts (``oversight``)."""
+
+    tenant: str
+    unit: str
+    scope: OversightScope
+    late: tuple[Ticket, ...]  # open and past resolve_due, the most overdue first
+    late_total: int
+    by_state: Mapping[str, int]  # every state, 0 included
+    by_holder: tuple[HolderCounts, ...]  # most late first, then most tickets
+
+    @property
+    def total(self) -> int:
+        """Every ticket in the scope."""
+        return sum(self.by_state.values())
 
 
 _T = TypeVar("_T")
@@ -280,8 +347,9 @@ class TicketService:
 
     def __init__(self, database_url: str | sa.Engine, config: Callable[[], HotlineConfig],
                  files_dir: Path, *, upload_limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
-                 clock: Callable[[], dt.datetime] = utcnow):
+                 clock: Callable[[], dt.datetime] = utcnow, mail: MailSender | None = None):
         self.db = st.TicketDatabase(database_url)
+        self.mail = mail
         self.config = config
         self.files_dir = Path(files_dir)
         self.upload_limits = upload_limits
@@ -414,9 +482,11 @@ class TicketService:
         """Apply one domain event; persist the ticket, audit, SMS and clocks together."""
         event = self._own_event(actor, event)
         now = self._now()
+        emails: builtins.list[SendEmail] = []
         with self.db.writing() as conn:
-            new, audit = self._act_in(conn, code, actor, event, expected_version, now)
+            new, audit = self._act_in(conn, code, actor, event, expected_version, now, emails)
         self._log(audit)
+        self._send_emails(new, emails, now)
         return new
 
     def resolve_with_document(self, code: str, actor: Actor, event: Resolve, file_name: str,
@@ -460,14 +530,21 @@ class TicketService:
         return event
 
     def _act_in(self, conn: sa.Connection, code: str, actor: Actor, event: Event,
-                expected_version: int | None,
-                now: dt.datetime) -> tuple[Ticket, builtins.list[AuditEntry]]:
-        """Apply ``event`` inside the caller's write transaction; the ticket and its audit."""
+                expected_version: int | None, now: dt.datetime,
+                emails: builtins.list[SendEmail] | None = None,
+                ) -> tuple[Ticket, builtins.list[AuditEntry]]:
+        """Apply ``event`` inside the caller's write transaction; the ticket and its audit.
+
+        E-mails the event causes are appended to ``emails`` (sent after the commit).
+        """
         stored = st.load(conn, code, for_update=True)
         if stored is None:
             raise _not_found(code)
         old = stored.ticket
-        self._check_visible(conn, old, actor)
+        if self._access(conn, old, actor) == "overseer":
+            # Before the state machine, so the refusal is the same in every state.
+            raise TicketError("ticket.forbidden", f"{actor} oversees ticket {code} and may only "
+                                                  f"read it: it is with {old.unit or 'level 1'}")
         if expected_version is not None and old.version != expected_version:
             raise TicketError("ticket.conflict",
                               f"ticket {code} is at version {old.version}, not "
@@ -481,25 +558,36 @@ class TicketService:
                                   "attach the reply document first")
             event = replace(event, reply_document=str(found.id))
         new, effects = apply(old, event, policy)
-        if not st.update_ticket(conn, stored, new, dl.reminder_at(policy, new), now):
+        if not st.update_ticket(conn, stored, new, dl.reminder_at(policy, new), now,
+                                chase_at=dl.next_chase_at(policy, new)):
             raise TicketError("ticket.conflict", f"ticket {code} changed meanwhile; retry")
         if new.unit is not None and new.unit != old.unit:
             st.add_holders(conn, [(code, new.unit)], now)
-        return new, self._carry_out(conn, new.tenant, effects, now)
+        return new, self._carry_out(conn, new.tenant, effects, now, emails)
 
     def link_call(self, code: str, call_id: str, actor: Actor) -> Ticket:
         """Link a call record to the ticket (a later call about the same petition)."""
         return self.act(code, actor, LinkCall(self._now(), actor, call_id))
 
     def _carry_out(self, conn: sa.Connection, tenant: str, effects: Sequence[Effect],
-                   now: dt.datetime) -> builtins.list[AuditEntry]:
+                   now: dt.datetime,
+                   emails: builtins.list[SendEmail] | None = None) -> builtins.list[AuditEntry]:
         """Audit entries and SMS of ``effects`` into this transaction; the audit entries.
 
         Clocks need nothing more here: their due times are the ticket's columns, and the
-        reminder time (``remind_at``) is written with the ticket.
+        reminder time (``remind_at``) is written with the ticket. ``SendEmail`` effects go
+        to ``emails`` for sending after the commit (without a mail sender: audited unsent).
         """
         audit = [e for e in effects if isinstance(e, AuditEntry)]
         for e in effects:
+            if isinstance(e, SendEmail):
+                if self.mail is not None and emails is not None:
+                    emails.append(e)
+                else:
+                    to = next((a.to_state for a in reversed(audit) if a.code == e.code), _S.NEW)
+                    audit.append(AuditEntry(e.code, SYSTEM, now, "email_unsent", to, to,
+                                            f"{e.purpose} e-mail to {e.to}: no mail outbox "
+                                            f"configured (key {e.dedupe_key})"))
             texts: builtins.list[tuple[str, str, str]] = []  # (phone, key, purpose)
             if isinstance(e, NotifyUnit):
                 key = f"{e.code}:{e.template}:{e.at.isoformat()}"
@@ -523,20 +611,66 @@ class TicketService:
         st.add_audit(conn, audit)
         return audit
 
+    def _send_emails(self, ticket: Ticket, emails: Sequence[SendEmail],
+                     now: dt.datetime) -> None:
+        """Hand committed e-mails to the mail sender; a failure is logged and audited."""
+        if self.mail is None:
+            return
+        failed: builtins.list[AuditEntry] = []
+        for e in emails:
+            try:
+                self.mail.enqueue(ticket.tenant, e.to, e.subject, e.body, (),
+                                  purpose=e.purpose, dedupe_key=e.dedupe_key, now=now)
+            except Exception as err:  # the ticket's change is committed: record, don't undo
+                log.error("ticket %s: %s e-mail to %s not queued: %s", e.code, e.purpose,
+                          e.to, err)
+                failed.append(AuditEntry(e.code, SYSTEM, now, "email_failed", ticket.state,
+                                         ticket.state, f"{e.purpose} e-mail to {e.to}: "
+                                                       f"{str(err)[:300]} (key {e.dedupe_key})"))
+        if failed:
+            with self.db.writing() as conn:
+                st.add_audit(conn, failed)
+            self._log(failed)
+
     @staticmethod
     def _log(audit: Sequence[AuditEntry]) -> None:
         for entry in audit:
             log.info("%s", entry)
 
     # -- reading ---------------------------------------------------------------------------
+    def _reading_policy(self, tenant: str) -> TicketPolicy:
+        """The tenant's policy for visibility; none (nothing overseen) for a tenant gone."""
+        found = self.config().tenant(tenant)
+        return policy_of(found) if found is not None else TicketPolicy()
+
+    def _access(self, conn: sa.Connection, ticket: Ticket, actor: Actor) -> Access:
+        """How ``actor`` may read ``ticket`` (``rules.read_access``); ticket.forbidden: not."""
+        held = (actor.role == "unit" and actor.unit is not None and ticket.unit != actor.unit
+                and st.has_held(conn, ticket.code, actor.unit))
+        access = read_access(self._reading_policy(ticket.tenant), actor, ticket, held=held)
+        if access is None:
+            raise TicketError("ticket.forbidden", f"{actor} may not see ticket {ticket.code}: "
+                                                  "it is not with that unit")
+        return access
+
     def _check_visible(self, conn: sa.Connection, ticket: Ticket, actor: Actor) -> None:
-        if actor.role != "unit":
-            return
-        if actor.unit is not None and (ticket.unit == actor.unit
-                                       or st.has_held(conn, ticket.code, actor.unit)):
-            return
-        raise TicketError("ticket.forbidden",
-                          f"{actor} may not see ticket {ticket.code}: it is not with that unit")
+        self._access(conn, ticket, actor)
+
+    def access(self, code: str, actor: Actor) -> Access:
+        """How the actor may read the ticket: all, holder, held or overseer (read only)."""
+        with self.db.reading() as conn:
+            stored = self._stored_visible(conn, code, actor)
+            return self._access(conn, stored.ticket, actor)
+
+    def _scopes(self, unit: str, tenant: str | None) -> dict[str, OversightScope]:
+        """What ``unit`` oversees, per tenant (only ``tenant`` when given)."""
+        found: dict[str, OversightScope] = {}
+        for t in self.config().tenants:
+            if tenant is None or t.id == tenant:
+                scope = oversight_scope(policy_of(t), unit)
+                if scope:
+                    found[t.id] = scope
+        return found
 
     def _stored_visible(self, conn: sa.Connection, code: str, actor: Actor) -> st.StoredTicket:
         parse_ticket_code(code)  # ticket.bad_code for something that is no code at all
@@ -565,8 +699,9 @@ class TicketService:
         if actor.role == "unit":
             if actor.unit is None:
                 raise TicketError("ticket.forbidden", f"{actor} belongs to no unit")
-            held = sa.select(st.UNITS.c.code).where(st.UNITS.c.unit == actor.unit)
-            where.append(sa.or_(t.unit == actor.unit, t.code.in_(held)))
+            overseen = st.overseen(self._scopes(actor.unit, tenant))
+            mine = st.held_by(actor.unit)
+            where.append(mine if overseen is None else sa.or_(mine, overseen))
         if tenant is not None:
             where.append(t.tenant == tenant)
         if state is not None:
@@ -611,6 +746,53 @@ class TicketService:
         q = sa.select(sa.func.count()).select_from(st.TICKETS).where(*where)
         with self.db.reading() as conn:
             return int(conn.execute(q).scalar_one())
+
+    def oversight(self, actor: Actor, tenant: str, unit: str | None = None, *,
+                  late_limit: int = 200) -> OversightOverview:
+        """The overview of what ``unit`` oversees in ``tenant`` (a unit user: its own unit).
+
+        Supervisors and admins choose the unit; a unit user sees its own (``unit`` another
+        is ``ticket.forbidden``); operators are refused. A unit that oversees nothing gets an
+        empty overview. Late: open and past the holder's resolve deadline.
+        """
+        if actor.role == "unit":
+            if actor.unit is None or unit not in (None, actor.unit):
+                raise TicketError("ticket.forbidden",
+                                  f"{actor} may see only its own unit's oversight")
+            unit = actor.unit
+        elif actor.role not in ("supervisor", "admin"):
+            raise TicketError("ticket.forbidden", f"{actor} may not see oversight overviews")
+        policy = self.policy(tenant)
+        if unit is None or policy.unit(unit) is None:
+            raise TicketError("ticket.unknown_unit", f"unknown unit {unit!r} in {tenant}")
+        scope = oversight_scope(policy, unit)
+        by_state = {s.value: 0 for s in TicketState}
+        empty = OversightOverview(tenant, unit, scope, (), 0, by_state, ())
+        clause = st.overseen({tenant: scope})
+        if clause is None:
+            return empty
+        t = st.TICKETS.c
+        now = self._now()
+        overdue = sa.and_(t.state.in_(st.OPEN_STATES), t.resolve_due < now)
+        late_q = (sa.select(st.TICKETS).where(clause, overdue)
+                  .order_by(t.resolve_due, t.code).limit(max(0, min(late_limit, MAX_LIST))))
+        count_q = (sa.select(t.unit, t.state, sa.func.count(),
+                             sa.func.sum(sa.case((overdue, 1), else_=0)))
+                   .where(clause).group_by(t.unit, t.state))
+        with self.db.reading() as conn:
+            late = tuple(s.ticket for s in st.tickets_from(conn, late_q))
+            rows = conn.execute(count_q).all()
+        holders: dict[str | None, tuple[dict[str, int], builtins.list[int]]] = {}
+        for holder, state, n, n_late in rows:
+            states, late_n = holders.setdefault(holder, ({}, [0]))
+            states[state] = int(n)
+            late_n[0] += int(n_late or 0)
+            by_state[state] = by_state.get(state, 0) + int(n)
+        by_holder = sorted((HolderCounts(h, states, n[0]) for h, (states, n) in holders.items()),
+                           key=lambda c: (-c.late, -c.total, c.unit or ""))
+        late_total = sum(c.late for c in by_holder)
+        return OversightOverview(tenant, unit, scope, late, late_total, by_state,
+                                 tuple(by_holder))
 
     def open_for_caller(self, tenant: str, phone: str) -> builtins.list[Ticket]:
         """The open tickets of a caller's number (any of +84/84/0 forms, dots, spaces)."""
@@ -816,6 +998,8 @@ class TicketService:
         Idempotent: a ticket is marked late once per due time (``late_at``,
         ``forward_late_at``; reset when its due time moves) and reminded once per forwarding.
         Reminders go only while the deadline is still ahead (after it, the ticket is late).
+        Then the units of late tickets are chased (``tickets.chasing``): once per chase slot,
+        with the escalation once per forwarding (``deadlines.chase_due``).
         """
         now = (now or self._now()).astimezone(dt.UTC)
         late = self._mark_late(now, "resolve")
@@ -838,7 +1022,49 @@ class TicketService:
                 else:
                     failed.append(f"{code}: {e}")
                     log.warning("reminder for ticket %s not sent: %s", code, e)
-        return SweepResult(tuple(late), tuple(forward_late), tuple(reminded), tuple(failed))
+        chased, escalated = self._chase_late(now, failed)
+        return SweepResult(tuple(late), tuple(forward_late), tuple(reminded), tuple(failed),
+                           tuple(chased), tuple(escalated))
+
+    def _chase_late(self, now: dt.datetime, failed: builtins.list[str],
+                    ) -> tuple[builtins.list[str], builtins.list[str]]:
+        """Chase the units of late tickets whose next chase slot has come (see ``sweep``)."""
+        t = st.TICKETS.c
+        # Tickets forwarded before chasing was switched on (or before this schema) have no
+        # chase_at yet: late ones of a chasing tenant never chased are looked at too.
+        chasing = [tn.id for tn in self.config().tenants if policy_of(tn).chasing is not None]
+        unscheduled = sa.and_(t.chase_at.is_(None), t.chased_at.is_(None),
+                              t.resolve_due <= now, t.tenant.in_(chasing))
+        q = (sa.select(t.code).where(t.state.in_([s.value for s in AT_UNIT]),
+                                     sa.or_(t.chase_at <= now, unscheduled))
+             .order_by(t.resolve_due))
+        with self.db.reading() as conn:
+            due = [r.code for r in conn.execute(q)]
+        chased: builtins.list[str] = []
+        escalated: builtins.list[str] = []
+        for code in due:
+            try:
+                new = self.act(code, SYSTEM, Chase(now, SYSTEM))
+                chased.append(code)
+                if new.escalated_at == now:  # this chase escalated (rules._chase stamps it)
+                    escalated.append(code)
+            except TicketError as e:
+                if e.id in ("ticket.chase_not_due", "ticket.conflict"):
+                    self._reschedule_chase(code)  # another instance chased it, or the config
+                else:                             # changed since the slot was set
+                    failed.append(f"{code}: {e}")
+                    log.warning("chase for ticket %s not sent: %s", code, e)
+        return chased, escalated
+
+    def _reschedule_chase(self, code: str) -> None:
+        with self.db.writing() as conn:
+            stored = st.load(conn, code, for_update=True)
+            if stored is None:
+                return
+            at = dl.next_chase_at(self.policy(stored.ticket.tenant), stored.ticket)
+            if at != stored.chase_at:
+                conn.execute(sa.update(st.TICKETS).where(st.TICKETS.c.code == code)
+                             .values(chase_at=at))
 
     def _mark_late(self, now: dt.datetime, clock: dl.ClockName) -> builtins.list[LateMark]:
         t = st.TICKETS.c

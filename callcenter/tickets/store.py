@@ -7,13 +7,15 @@ entries, its call links and its SMS (``callcenter.sms.store.enqueue``) commit to
 Tables (migration ``callcenter/store/migrations/versions/0004_tickets.py``):
 
 * ``tickets``: every field of ``callcenter.tickets.rules.Ticket`` except ``call_ids``, plus
-  the scheduling columns the deadline job reads (``remind_at``; ``late_at`` and
+  the scheduling columns the deadline job reads (``remind_at``, ``chase_at``; ``late_at`` and
   ``forward_late_at``: when the job found a clock run out, reset when the due time moves) and
   ``version`` for optimistic locking (``update_ticket`` writes only ``WHERE version = old``).
 * ``ticket_calls``: ticket code <-> call record id, both ways (no foreign key to
   ``call_records``: a ticket is often linked while its call is still up, and call records
   reach the database later, through the journal).
 * ``ticket_units``: every unit that has held a ticket (a unit's users may read what they held).
+  What a unit oversees (``oversees`` in the config) is no table: ``overseen`` turns the
+  tenant's scopes into a WHERE clause on ``field``, ``district`` and ``commune``.
 * ``ticket_audit``: append-only (triggers refuse UPDATE and DELETE on both backends).
 * ``ticket_attachments``: reply documents and other files, content-addressed on disk.
 * ``ticket_sequences``: the last code sequence number per tenant and local day.
@@ -35,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -51,6 +53,7 @@ from callcenter.tickets.rules import (
     OPEN,
     Actor,
     AuditEntry,
+    OversightScope,
     Ticket,
     TicketState,
 )
@@ -70,6 +73,7 @@ class TicketRow(Base):
         sa.Index("ix_tickets_unit_state", "unit", "state"),
         sa.Index("ix_tickets_state_resolve_due", "state", "resolve_due"),
         sa.Index("ix_tickets_citizen_phone", "citizen_phone"),
+        sa.Index("ix_tickets_state_chase_at", "state", "chase_at"),
     )
 
     code: Mapped[str] = mapped_column(sa.String(CODE_LENGTH), primary_key=True)
@@ -95,6 +99,9 @@ class TicketRow(Base):
     resolve_due: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     remind_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     reminded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    chase_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())  # next chase slot
+    chased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     late_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     forward_late_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     result: Mapped[str | None] = mapped_column(sa.Text)
@@ -192,9 +199,9 @@ _TICKET_FIELDS: tuple[str, ...] = (
     "code", "tenant", "channel", "content", "field", "received_at", "state", "citizen_name",
     "citizen_phone", "district", "commune", "urgent", "unit", "forwarded_at", "accepted_at",
     "resolved_at", "closed_at", "returned_at", "reopened_at", "forward_due", "resolve_due",
-    "reminded_at", "result", "reply_document", "faq_item", "returned_by", "return_reason",
-    "reopen_reason", "close_reason", "publishable", "public_question", "public_answer",
-    "decline_reason", "version",
+    "reminded_at", "chased_at", "escalated_at", "result", "reply_document", "faq_item",
+    "returned_by", "return_reason", "reopen_reason", "close_reason", "publishable",
+    "public_question", "public_answer", "decline_reason", "version",
 )
 _MUTABLE_FIELDS = tuple(f for f in _TICKET_FIELDS if f not in ("code", "tenant", "channel",
                                                                 "received_at"))
@@ -209,6 +216,7 @@ class StoredTicket:
     late_at: dt.datetime | None
     forward_late_at: dt.datetime | None
     updated_at: dt.datetime
+    chase_at: dt.datetime | None = None  # when the unit is next due a chase (deadlines)
 
 
 @dataclass(frozen=True)
@@ -354,7 +362,7 @@ def _ticket(row: Any, call_ids: Sequence[str]) -> Ticket:
 
 def _stored(row: Any, call_ids: Sequence[str]) -> StoredTicket:
     return StoredTicket(_ticket(row, call_ids), row.remind_at, row.late_at,
-                        row.forward_late_at, row.updated_at)
+                        row.forward_late_at, row.updated_at, row.chase_at)
 
 
 def calls_by_code(conn: sa.Connection, codes: Sequence[str]) -> dict[str, list[str]]:
@@ -485,10 +493,11 @@ def insert_tickets(conn: sa.Connection, items: Sequence[tuple[Ticket, dt.datetim
 
 
 def update_ticket(conn: sa.Connection, old: StoredTicket, new: Ticket,
-                  remind_at: dt.datetime | None, now: dt.datetime) -> bool:
+                  remind_at: dt.datetime | None, now: dt.datetime, *,
+                  chase_at: dt.datetime | None = None) -> bool:
     """Write ``new`` over ``old``; False if the row's version is no longer ``old``'s."""
     values = {k: v for k, v in ticket_values(new).items() if k in _MUTABLE_FIELDS}
-    values.update(remind_at=remind_at, updated_at=now)
+    values.update(remind_at=remind_at, chase_at=chase_at, updated_at=now)
     # A clock that moved (reopened, reclassified, forwarded under a from-forwarded rule) may
     # run out again: the job marks it anew.
     if new.resolve_due != old.ticket.resolve_due:
@@ -523,6 +532,33 @@ def add_holders(conn: sa.Connection, rows: Sequence[tuple[str, str]],
         conn.execute(_upsert(conn, UNITS).on_conflict_do_nothing(
             index_elements=["code", "unit"]),
             [{"code": code, "unit": unit, "first_at": now} for code, unit in rows])
+
+
+def overseen(scopes: Mapping[str, OversightScope]) -> sa.ColumnElement[bool] | None:
+    """Tickets some tenant's scope covers (``OversightScope.covers`` in SQL); None: none.
+
+    Per tenant, because unit ids (and so what a unit oversees) are only unique within one.
+    """
+    t = TICKETS.c
+    parts: list[sa.ColumnElement[bool]] = []
+    for tenant, scope in sorted(scopes.items()):
+        if not scope:
+            continue
+        which: list[sa.ColumnElement[bool]] = []
+        if scope.fields:
+            which.append(t.field.in_(sorted(scope.fields)))
+        if scope.districts:
+            which.append(t.district.in_(sorted(scope.districts)))
+        if scope.communes:
+            which.append(t.commune.in_(sorted(scope.communes)))
+        parts.append(sa.and_(t.tenant == tenant, sa.or_(*which)))
+    return sa.or_(*parts) if parts else None
+
+
+def held_by(unit: str) -> sa.ColumnElement[bool]:
+    """Tickets ``unit`` holds or has held."""
+    held = sa.select(UNITS.c.code).where(UNITS.c.unit == unit)
+    return sa.or_(TICKETS.c.unit == unit, TICKETS.c.code.in_(held))
 
 
 def has_held(conn: sa.Connection, code: str, unit: str) -> bool:

@@ -87,3 +87,24 @@ def test_given_login_shell_umask_when_sqlite_database_created_then_other_users_c
     assert tmp_path / "var" / "hotline.db" in files
     for p in [tmp_path / "var", *files]:
         assert p.stat().st_mode & 0o007 == 0, (p, oct(p.stat().st_mode))
+
+
+def test_given_burst_of_concurrent_threads_when_done_then_sqlite_keeps_two_connections_open(
+        tmp_path: Path) -> None:
+    """Soak (P9): every new high-water mark of threads in the database added a connection
+    kept for good, each with a page cache of its own; only two are kept now, the last
+    returned reused first."""
+    import sqlalchemy as sa
+
+    db = Database(_url(tmp_path))
+    held = [db.engine.connect() for _ in range(6)]  # six threads at once
+    raw = [c.connection.dbapi_connection for c in held]
+    for c in held:
+        c.execute(sa.text("SELECT 1"))
+    assert db.engine.pool.checkedout() == 6  # type: ignore[attr-defined]
+    for c in held:
+        c.close()
+    assert db.engine.pool.checkedin() == 2  # type: ignore[attr-defined]
+    with db.engine.connect() as c:
+        assert c.connection.dbapi_connection is raw[1]  # last in, first out
+    db.close()

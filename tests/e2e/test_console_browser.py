@@ -85,9 +85,9 @@ def logged_in(context: Any, stack: Stack, name: str) -> Any:
 @pytest.mark.parametrize(("name", "links"), [
     ("quantri", [href for href, _ in ROLE_LINKS["admin"]]),
     ("giamsat", ["/console/wallboard", "/console/tickets", "/console/review",
-                 "/console/calls", "/console/callbacks"]),
+                 "/console/oversight", "/console/calls", "/console/callbacks"]),
     ("101", ["/console/desk", "/console/callbacks"]),
-    ("soyte", ["/console/tickets"]),
+    ("soyte", ["/console/tickets", "/console/oversight"]),
 ])
 def test_given_each_role_when_logging_in_then_home_shows_role_and_only_its_links(
         stack: Stack, context: Any, name: str, links: list[str]) -> None:

@@ -92,3 +92,25 @@ def test_given_no_signal_when_checked_then_nothing_raised() -> None:
     stop = StopRequest()
     stop.check()
     assert stop.signal_name is None
+
+
+def test_given_sqlite_pages_cached_when_memory_report_then_c_heap_and_sqlite_figures_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Below Python's objects: glibc's heap and SQLite's page caches (a rising RSS with flat
+    objects was traced to those)."""
+    import sqlite3
+
+    from callcenter.runtime.runner import MemoryReport, sqlite_memory
+
+    before = sqlite_memory()
+    assert before is not None
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (x BLOB)")
+    db.executemany("INSERT INTO t VALUES (?)", [(b"x" * 100,)] * 20000)
+    after = sqlite_memory()
+    assert after is not None and after[0] - before[0] > 1 << 20  # ~2 MiB of pages
+    with caplog.at_level(logging.WARNING, "callcenter.run"):
+        MemoryReport().log()
+    db.close()
+    assert "C heap (glibc mallinfo2): arenas" in caplog.text
+    assert "memory: SQLite" in caplog.text and "MiB in use" in caplog.text

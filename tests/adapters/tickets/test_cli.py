@@ -100,9 +100,13 @@ def test_given_open_tickets_when_sweep_and_lists_then_printed(
                 "2020-01-06T08:05:00+07:00") == 0
     capsys.readouterr()
     assert _run(settings, "ticket", "sweep", "--json") == 0
-    assert _json(capsys)["late"] == [code]
+    swept = _json(capsys)
+    assert swept["late"] == [code]
+    # Years late (2020): the shipped config chases the unit and escalates at once, once.
+    assert swept["chased"] == [code] and swept["escalated"] == [code]
     assert _run(settings, "ticket", "sweep", "--json") == 0
-    assert _json(capsys)["late"] == []
+    again = _json(capsys)
+    assert again["late"] == [] and again["chased"] == [] and again["escalated"] == []
     assert _run(settings, "report", "late", "--tenant", "dongnai", "--json") == 0
     assert [r["code"] for r in json.loads(capsys.readouterr().out)] == [code]
     assert _run(settings, "report", "unprocessed", "--tenant", "dongnai") == 0
@@ -149,3 +153,44 @@ def test_given_unmigrated_database_when_listing_then_clear_error(
                           config_path=REPO / "config" / "hotline.yaml")
     assert _run(s, "ticket", "list", "--as", "operator:an") == 2
     assert "migrated" in capsys.readouterr().err
+
+
+def test_given_lead_department_when_listing_by_hand_then_overseen_tickets_read_only(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    # Sở Y tế oversees the health group: a health ticket Long Thành's Phòng Y tế holds is in
+    # its list, marked read only, with the holder and the holder's deadline; acting is refused.
+    op = ("--as", "operator:an")
+    yt = ("--as", "unit:binh:so_y_te")
+    assert _run(settings, "ticket", "open", "--tenant", "dongnai", *op, "--field", "health",
+                "--place", "long_thanh", "--content", "Trạm y tế không có bác sĩ", "--urgent",
+                "--json") == 0
+    code = str(_json(capsys)["code"])
+    assert _run(settings, "ticket", "act", code, "forward", *op) == 0  # Phòng Y tế Long Thành
+    assert _run(settings, "ticket", "open", "--tenant", "dongnai", *op, "--field", "transport",
+                "--place", "long_thanh", "--content", "Đường ngập", "--json") == 0
+    road = str(_json(capsys)["code"])
+    assert _run(settings, "ticket", "list", *yt, "--tenant", "dongnai") == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith(code))
+    assert "phong_y_te_long_thanh" in row and "[chỉ xem]" in row and "còn" in row
+    assert road not in out
+    assert _run(settings, "ticket", "list", *yt, "--tenant", "dongnai", "--json") == 0
+    item = _json(capsys)
+    assert item["code"] == code and item["unit"] == "phong_y_te_long_thanh"
+    assert item["resolve_due"] is not None and item["time_left_s"] <= 4 * 3600  # type: ignore
+    for event in ("accept", "return", "close"):
+        assert _run(settings, "ticket", "act", code, event, *yt, "--reason", "x") == 1
+        assert "ticket.forbidden" in capsys.readouterr().err
+    assert _run(settings, "ticket", "show", code, *yt, "--json") == 0
+    assert _json(capsys)["ticket"]["state"] == "forwarded"  # type: ignore[index]
+    assert _run(settings, "ticket", "oversight", *yt, "--tenant", "dongnai", "--json") == 0
+    overview = _json(capsys)
+    assert overview["unit"] == "so_y_te" and overview["total"] == 1
+    assert overview["by_holder"] == [{"unit": "phong_y_te_long_thanh",  # type: ignore
+                                      "by_state": {"forwarded": 1}, "late": 0, "total": 1}]
+    assert _run(settings, "ticket", "oversight", *yt, "--tenant", "dongnai", "--unit",
+                "ubnd_long_thanh") == 1
+    assert "ticket.forbidden" in capsys.readouterr().err
+    assert _run(settings, "ticket", "oversight", "--as", "supervisor:lan", "--tenant",
+                "dongnai", "--unit", "ubnd_long_thanh") == 0
+    assert "2 phiếu" in capsys.readouterr().out

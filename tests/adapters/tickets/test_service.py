@@ -400,7 +400,10 @@ def test_given_forwarded_ticket_when_swept_then_reminded_once_then_marked_late_o
     assert svc.sweep(T0 + 30 * H).late == ()
     events = [e.event for e in svc.audit(code, OP)]
     assert events.count("remind") == 1 and events.count("late") == 1
-    assert svc.get(code, OP).version == 2  # open, forward, remind; 'late' leaves the version
+    # The shipped config chases at the deadline (tickets.chasing): forward, remind, chase;
+    # 'late' leaves the version.
+    assert events.count("chase") == 1
+    assert svc.get(code, OP).version == 3
     assert len(_keys(outbox, "reminder")) == 1
 
 

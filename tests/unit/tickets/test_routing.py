@@ -120,7 +120,9 @@ def test_given_specificity_when_listed_then_order_is_documented_one() -> None:
     ("social_security", "nhon_trach.phu_hoi", "so_ldtbxh"),
     ("admin_procedures", "long_thanh.an_phuoc", "ubnd_long_thanh"),
     ("other", "bien_hoa", "ubnd_bien_hoa"),
-    ("other", "vinh_cuu", "vp_ubnd_tinh"),  # no unit covers Vĩnh Cửu in the example
+    ("other", "vinh_cuu", "ubnd_vinh_cuu"),  # every district's People's Committee is a unit
+    ("essential_goods", "long_thanh.an_phuoc", "phong_kinh_te_long_thanh"),  # 9567 item 5
+    ("essential_goods", "bien_hoa", "so_cong_thuong"),
     ("civil_servant_conduct", "cam_my", "so_noi_vu"),
     ("other", None, "vp_ubnd_tinh"),
 ])

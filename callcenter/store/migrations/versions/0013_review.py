@@ -1,8 +1,8 @@
 """Disclosure review: tickets.public_question, public_answer (the texts the public reads, as a
 supervisor edited them; content and result stay as they were) and decline_reason
 
-Revision ID: 0012_review
-Revises: 0011
+Revision ID: 0013_review
+Revises: 0012_chasing
 Create Date: 2026-12-07
 """
 
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # Migrations are history: write literal types and values here, never import app constants.
-revision: str = "0012_review"
-down_revision: str | Sequence[str] | None = "0011"
+revision: str = "0013_review"
+down_revision: str | Sequence[str] | None = "0012_chasing"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
