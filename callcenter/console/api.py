@@ -193,7 +193,16 @@ ACTIONS: dict[str, Obj] = {
         "field": Str(max_len=64, pattern=ID),
         "place": Str(max_len=64, pattern=ID, nullable=True),
         "urgent": Bool()}),
-    "publish": _action("publish", {"publishable": Bool()}, (), {"publishable": True}),
+    # Disclosure review: publish with the texts the public reads (null: keep the current
+    # edit, or the masked original), or ``publishable: false`` to send it back to review.
+    "publish": _action("publish", {
+        "publishable": Bool(),
+        "question": Str(max_len=tk.MAX_CONTENT, nullable=True,
+                        description="the question as the public reads it (edited)"),
+        "answer": Str(max_len=tk.MAX_CONTENT, nullable=True,
+                      description="the answer as the public reads it (edited)")},
+        (), {"publishable": True, "question": None, "answer": None}),
+    "decline": _action("decline", {"reason": REASON}, ("reason",)),
 }
 
 
@@ -326,6 +335,10 @@ def event_of(action: str, b: dict[str, Any], ticket: tk.Ticket, actor: tk.Actor,
         return tk.Reclassify(at, actor, b.get("field", ticket.field),
                              b["place"] if "place" in b else ticket.place,
                              b.get("urgent", ticket.urgent))
+    if action == "decline":
+        return tk.Decline(at, actor, b["reason"])
+    if b["publishable"] and (b["question"] is not None or b["answer"] is not None):
+        return tk.Publish(at, actor, b["question"], b["answer"])
     return tk.SetPublishable(at, actor, b["publishable"])
 
 
@@ -465,7 +478,7 @@ ROUTES: tuple[Route, ...] = (
           "tickets", params=(P_CODE,), ok_schema="Ticket", errors=(401, 403, 404, 422)),
     Route("POST", "/tickets/{code}/actions", act_on_ticket, "actOnTicket",
           "Move a ticket on: forward, accept, resolve, return, close, reopen, answer, "
-          "reclassify, publish (send the version you saw)", ALL_ROLES, "tickets",
+          "reclassify, publish, decline (send the version you saw)", ALL_ROLES, "tickets",
           params=(P_CODE,), body=tuple(ACTIONS.values()), ok_schema="Ticket",
           errors=(401, 403, 404, 409, 413, 415, 422)),
     Route("GET", "/tickets/{code}/audit", ticket_audit, "ticketAudit",

@@ -48,7 +48,17 @@ EVENT_LABELS: Final = {
     "chase": "Đôn đốc đơn vị trễ hạn", "escalate": "Báo cáo lãnh đạo (trễ hạn)",
     "email": "Gửi thư điện tử", "email_unsent": "Thư điện tử chưa gửi",
     "email_failed": "Gửi thư điện tử lỗi",
+    "publish": "Rà soát: công khai", "decline": "Rà soát: không công khai",
 }
+_REVIEW_PARTS: Final = (
+    ("published again", "Công khai lại"), ("published", "Công khai"),
+    ("question edited: ", "câu hỏi đã biên tập: "), ("answer edited: ", "trả lời đã biên tập: "),
+    ("question: masked original", "câu hỏi: bản gốc đã che thông tin cá nhân"),
+    ("answer: masked original", "trả lời: bản gốc đã che thông tin cá nhân"),
+    ("question unchanged", "câu hỏi giữ nguyên"), ("answer unchanged", "trả lời giữ nguyên"),
+    ("withdrawn and declined for publication: ", "Gỡ khỏi trang công khai, lý do: "),
+    ("declined for publication: ", "Không công khai, lý do: "),
+)
 CALL_OUTCOME_LABELS: Final = {
     "answered": "Đã phục vụ", "busy": "Máy bận (hết line)", "abandoned": "Bỏ máy",
     "not_found": "Số không đúng", "failed": "Lỗi", "callback": "Hẹn gọi lại",
@@ -407,6 +417,15 @@ def audit_note(event: str, detail: str, *, units: Mapping[str, str],
         return "; ".join(parts)
     if event == "set_publishable" and detail in ("published", "withdrawn from publication"):
         return "Cho phép công khai" if detail == "published" else "Không công khai"
+    if event in ("publish", "decline"):
+        parts = []
+        for part in detail.split("; "):
+            for english, vietnamese in _REVIEW_PARTS:
+                if part.startswith(english):
+                    part = vietnamese + part[len(english):]
+                    break
+            parts.append(part)
+        return "; ".join(parts)
     if event == "link_call" and (m := re.fullmatch(r"call (\S+) (already )?linked", detail)):
         return f"Cuộc gọi {m[1]}" + (" (đã gắn trước đó)" if m[2] else "")
     return detail

@@ -77,6 +77,9 @@ def _ticket_schema() -> dict[str, Any]:
         "days_late": {"type": "integer", "minimum": 0},
         "forward_late": {"type": "boolean"},
         "open": {"type": "boolean", "description": "with level 1 or a unit"},
+        "review": {"type": "string", "enum": list(tk.REVIEW_STATUSES),
+                   "description": "disclosure review: not_ready (no answer or result yet), "
+                                  "pending, published, declined"},
     }
     return {"type": "object", "properties": props, "required": ["code", "tenant", "state",
                                                                 "version"]}

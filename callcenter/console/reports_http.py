@@ -6,6 +6,8 @@ JSON by default; ``?format=csv`` (UTF-8 with BOM, so Excel reads the diacritics)
 (Vietnamese headers, the tenant's time zone). Periods are local: a day ``date=2026-11-23``
 (default today), an ISO week ``week=2026-W48`` (default this week), a month
 ``month=2026-11`` (default this month), a quarter ``quarter=2026-Q4`` (default this quarter).
+The SMS report takes a month or a quarter (default this month) and counts the outbox's texts
+to citizens and to officials in billed parts (``callcenter.sms.billing``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from callcenter.console.auth import in_thread, require_tenant
 from callcenter.console.context import CLOCK, SERVICE, tenant_or_404
 from callcenter.console.errors import invalid
 from callcenter.console.validation import Param, parse_query
+from callcenter.sms import billing as sms_billing
+from callcenter.sms import billing_tables as sms_tables
+from callcenter.sms.store import SmsOutbox
 from callcenter.store.users import User
 from callcenter.tickets import reports as rp
 from callcenter.tickets.config import policy_of
@@ -161,7 +166,30 @@ async def league(request: web.Request, user: User) -> web.StreamResponse:
                      lambda: rp.table_csv(table), lambda: rp.xlsx_bytes([table]))
 
 
+P_QUARTER = Param("quarter", pattern=r"[0-9]{4}-Q[1-4]", max_len=7,
+                  description="a quarter, YYYY-Qn (instead of month)")
+
+
+async def sms(request: web.Request, user: User) -> web.StreamResponse:
+    q = parse_query(SMS_PARAMS, request.query)
+    tenant, tenant_name, tz = _tenant(request, user, q["tenant"])
+    if q["month"] is not None and q["quarter"] is not None:
+        raise invalid("quarter", "give a month or a quarter, not both")
+    month = q["month"]
+    if month is None and q["quarter"] is None:
+        month = f"{_today(request, tz):%Y-%m}"
+    period = sms_billing.billing_period(month, q["quarter"])
+    outbox = SmsOutbox(request.config_dict[SERVICE].db.engine)  # the same database
+    report = await in_thread(request.config_dict, outbox.billing_report, tenant, period, tz)
+    if q["format"] == "json":
+        return web.json_response(sms_tables.report_json(report, tenant_name))
+    table = sms_tables.billing_table(report, tenant_name, request.config_dict[CLOCK]())
+    return _download(request, q["format"], f"tin-nhan-sms-{tenant}-{period.label}",
+                     lambda: rp.table_csv(table), lambda: rp.xlsx_bytes([table]))
+
+
 LIST_PARAMS = (P_TENANT, P_UNIT, P_FORMAT)
+SMS_PARAMS = (P_TENANT, P_MONTH, P_QUARTER, P_FORMAT)
 LEAGUE_PARAMS = (P_TENANT, P_DATE, P_WEEK, P_MONTH, P_FORMAT)
 
 REPORTS: tuple[tuple[str, Handler, str, tuple[Param, ...]], ...] = (
@@ -179,6 +207,8 @@ REPORTS: tuple[tuple[str, Handler, str, tuple[Param, ...]], ...] = (
      LIST_PARAMS),
     ("league", league, "Units ranked by on-time rate, with median resolve time",
      LEAGUE_PARAMS),
+    ("sms", sms, "SMS texts to citizens and to officials per month (or quarter), in billed "
+                 "parts", SMS_PARAMS),
 )
 
 __all__ = ["FORMATS", "REPORTS", "XLSX"]

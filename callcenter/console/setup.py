@@ -62,6 +62,7 @@ from callcenter.store.database import Database
 from callcenter.store.users import UserStore
 from callcenter.tickets.files import UploadLimits
 from callcenter.tickets.pages import add_list_pages
+from callcenter.tickets.review_pages import add_review_pages
 from callcenter.tickets.service import TicketService
 from callcenter.transfers.http import add_transfer_routes
 from callcenter.wallboard.http import add_wallboard_routes
@@ -165,6 +166,7 @@ def setup_console(app: web.Application, *, database_url: str,
     add_static_routes(apps)  # /console/static/*.js|css (pages.py)
     add_login_routes(apps, redis=redis)  # /console/login, /console/logout, /console/ (sessions.py)
     add_list_pages(apps, db)  # /console/tickets, /console/calls (tickets/pages.py)
+    add_review_pages(apps)  # /console/review: disclosure review (tickets/review_pages.py)
     add_callback_pages(apps)  # /console/callbacks (callbacks/pages.py)
     add_quality_pages(apps, db, recordings)  # /console/quality (quality/pages.py)
     add_size_limit_page(apps)  # Vietnamese 413 page under /console (limits.py)

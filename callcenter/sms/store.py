@@ -38,6 +38,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callcenter.clock import utcnow
 from callcenter.numbers import normalise_number
+from callcenter.sms import billing as bl
 from callcenter.sms.parts import MAX_PARTS, normalise_text, sms_parts
 from callcenter.store.database import DatabaseRef, engine_for
 from callcenter.store.models import Base, UTCDateTime
@@ -448,6 +449,28 @@ class SmsOutbox:
         with self.engine.connect() as conn:
             return [BillingRow(str(tenant), int(n), int(parts or 0), int(ok or 0), int(bad or 0))
                     for tenant, n, parts, ok, bad in conn.execute(q)]
+
+    def billing_groups(self, tenant: str, period: bl.BillingPeriod,
+                       timezone: str) -> list[bl.OutboxGroup]:
+        """A tenant's accepted messages per local month, purpose and status (count, parts)."""
+        t = _TABLE.c
+        out: list[bl.OutboxGroup] = []
+        with self.engine.connect() as conn:
+            for month in period.months:
+                start, end = bl.month_utc_bounds(month, timezone)
+                q = (sa.select(t.purpose, t.status, sa.func.count(), sa.func.sum(t.parts))
+                     .where(t.tenant == tenant, t.sent_at >= start, t.sent_at < end,
+                            t.status.in_(sorted(bl.ACCEPTED_STATUSES)))
+                     .group_by(t.purpose, t.status).order_by(t.purpose, t.status))
+                out += [bl.OutboxGroup(month, str(purpose), str(status), int(n), int(parts or 0))
+                        for purpose, status, n, parts in conn.execute(q)]
+        return out
+
+    def billing_report(self, tenant: str, period: bl.BillingPeriod,
+                       timezone: str) -> bl.BillingReport:
+        """The tenant's SMS of a month or quarter per audience (see callcenter.sms.billing)."""
+        return bl.billing_report(tenant, period, timezone,
+                                 self.billing_groups(tenant, period, timezone))
 
     def close(self) -> None:
         """Close the pool's connections (when the outbox made its own engine)."""

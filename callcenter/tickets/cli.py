@@ -10,7 +10,11 @@
         EVENT: forward [--unit U (default: the routing rules)] [--note], accept,
         resolve --result TEXT [--document ATTACHMENT], return --reason, close [--reason],
         reopen --reason, answer --answer [--faq-item], reclassify [--field] [--place]
-        [--urgent|--not-urgent], publish, unpublish, remind, link-call --call ID
+        [--urgent|--not-urgent], publish [--question TEXT] [--answer TEXT] (the texts the
+        public reads; the ticket must have an answer or result), decline --reason, unpublish
+        (back to review), remind, link-call --call ID
+    callcenter ticket review --tenant T --as supervisor:USER [--status pending|published|
+        declined] [--json]                            the disclosure review list
     callcenter ticket attach CODE FILE --as ... [--type CONTENT-TYPE]
     callcenter ticket oversight --as ... --tenant T [--unit U] [--json]
         what a unit oversees: late tickets first, counts by state and by holder unit
@@ -45,7 +49,7 @@ from zoneinfo import ZoneInfo
 from callcenter.config.settings import Settings
 
 EVENTS = ("forward", "accept", "resolve", "return", "close", "reopen", "answer", "reclassify",
-          "publish", "unpublish", "remind", "link-call")
+          "publish", "decline", "unpublish", "remind", "link-call")
 ROLES = ("operator", "supervisor", "admin", "unit", "system")
 DEFAULT_ZONE = "Asia/Ho_Chi_Minh"
 
@@ -115,8 +119,12 @@ def register(sub: Any) -> None:
     c.add_argument("--note", help="forward: a note for the unit")
     c.add_argument("--result", help="resolve: the result")
     c.add_argument("--document", help="resolve: an attachment id or sha256 (attach first)")
-    c.add_argument("--reason", help="return, close, reopen: the reason")
-    c.add_argument("--answer", help="answer: the answer")
+    c.add_argument("--reason", help="return, close, reopen, decline: the reason")
+    c.add_argument("--answer", help="answer: the answer; publish: the answer as the public "
+                                    "reads it (default: the current edit, else the masked "
+                                    "result)")
+    c.add_argument("--question", help="publish: the question as the public reads it (default: "
+                                      "the current edit, else the masked content)")
     c.add_argument("--faq-item")
     c.add_argument("--field", help="reclassify: the new field")
     c.add_argument("--place", help="reclassify: the new place ('-' for none)")
@@ -128,6 +136,15 @@ def register(sub: Any) -> None:
     c.add_argument("--at", help="time of the event, ISO 8601 with offset (default now)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(handler=cmd_act)
+
+    c = ts.add_parser("review", help="the disclosure review: tickets waiting for a decision "
+                                     "(or published, declined)")
+    actor_arg(c)
+    c.add_argument("--tenant", required=True)
+    c.add_argument("--status", choices=("pending", "published", "declined"), default="pending")
+    c.add_argument("--limit", type=int, default=50)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(handler=cmd_review)
 
     c = ts.add_parser("attach", help="attach a document, photo or video (PDF, DOC, DOCX, "
                                      "JPEG, PNG, WEBP, HEIC, MP4, MOV, 3GP, 3G2)")
@@ -401,8 +418,12 @@ def _event(args: argparse.Namespace, svc: Any, actor: Any, code: str) -> Any:
                                                           else args.place)
         return tk.Reclassify(at, actor, args.field or current.field, place,
                              current.urgent if args.urgent is None else args.urgent)
-    if e in ("publish", "unpublish"):
-        return tk.SetPublishable(at, actor, e == "publish")
+    if e == "publish":
+        return tk.Publish(at, actor, args.question, args.answer)
+    if e == "decline":
+        return tk.Decline(at, actor, need(args.reason, "--reason"))
+    if e == "unpublish":
+        return tk.SetPublishable(at, actor, False)
     if e == "remind":
         return tk.Remind(at, actor)
     return tk.LinkCall(at, actor, need(args.call, "--call"))
@@ -414,6 +435,32 @@ def cmd_act(args: argparse.Namespace, settings: Settings) -> int:
         event = _event(args, svc, actor, args.code)
         t = svc.act(args.code, actor, event, expected_version=args.expected_version)
         _print_ticket(t, svc.clock(), args.json)
+        return 0
+    return _run(settings, body)
+
+
+def cmd_review(args: argparse.Namespace, settings: Settings) -> int:
+    from callcenter.tickets.service import scrub
+
+    def body(svc: Any) -> int:
+        actor = parse_actor(args.actor)
+        tickets = svc.review_list(actor, args.tenant, args.status, limit=args.limit)
+        items = [{"code": t.code, "field": t.field, "unit": t.unit,
+                  "answered_at": (t.resolved_at or t.closed_at).isoformat()
+                  if (t.resolved_at or t.closed_at) else None,
+                  "question": scrub(t.public_question or t.content, t.citizen_name,
+                                    t.citizen_phone),
+                  "answer": scrub(t.public_answer or t.result or "", t.citizen_name,
+                                  t.citizen_phone),
+                  "decline_reason": t.decline_reason} for t in tickets]
+        if args.json:
+            print(json.dumps({"status": args.status, "items": items}, ensure_ascii=False))
+            return 0
+        for it in items:
+            print(f"{it['code']}  {it['field']:<18} {it['unit'] or '-':<24} "
+                  f"{it['question'][:60]}")
+        if not items:
+            print(f"no tickets ({args.status})")
         return 0
     return _run(settings, body)
 

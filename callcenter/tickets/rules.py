@@ -20,6 +20,7 @@ schedule). Nothing here does I/O or reads the clock: every event carries its ``a
 ``ticket.chase_not_due``          Chase when no chase slot is due (deadlines.chase_due)
 ``ticket.naive_time``             a time without a UTC offset
 ``ticket.time_order``             an event dated before the ticket was received
+``ticket.personal_data``          a reviewed public text with the citizen's number or name
 ================================  =====================================================
 
 States: ``new`` → ``answered`` (answered at level 1 from the FAQ: closed at once with the
@@ -41,6 +42,18 @@ Who may read a ticket (``read_access``): every role but ``unit`` reads all of it
 unit's users read what their unit holds, has held, or oversees (``oversees`` in the tenant's
 units: a lead department's fields, a district's places; ``OversightScope``) — reading is all
 an overseer may do: every event above still needs the holder or a level-1/oversight role.
+
+Disclosure after review ("rà soát, công khai … theo quy định"). A ticket with an answer or a
+result (answered, resolved, or closed after one) waits for review (``review_status``
+"pending"); a supervisor or admin reads its masked text and either ``Publish``es it, with the
+question and answer the public will read (``public_question``/``public_answer``, stored apart:
+``content`` and ``result`` are never changed; None shows the masked original), or
+``Decline``s it with a reason. Publishing again replaces the edited texts; a declined ticket
+may still be published, a published one declined (withdrawn). Reopening a ticket withdraws it
+and clears its review: the new result is reviewed afresh. The edited texts may not carry the
+citizen's phone number or name (``ticket.personal_data``). ``SetPublishable`` (older API)
+publishes without edits (True) or sends the ticket back to review (False). A tenant with
+``public_by_default: true`` marks tickets published when they are opened (no review).
 """
 
 from __future__ import annotations
@@ -133,7 +146,10 @@ class Ticket:
     return_reason: str | None = None
     reopen_reason: str | None = None
     close_reason: str | None = None
-    publishable: bool = False
+    publishable: bool = False  # published (after review, or the tenant's default)
+    public_question: str | None = None  # the question as the public reads it (edited)
+    public_answer: str | None = None  # the answer as the public reads it (edited)
+    decline_reason: str | None = None  # why review kept it off the public page
     version: int = 0  # +1 per applied event: optimistic locking for the store
 
     @property
@@ -229,6 +245,25 @@ class SetPublishable:
 
 
 @dataclass(frozen=True)
+class Publish:
+    """Review: publish the ticket with the texts the public reads (None: keep the current)."""
+
+    at: dt.datetime
+    actor: Actor
+    question: str | None = None
+    answer: str | None = None
+
+
+@dataclass(frozen=True)
+class Decline:
+    """Review: keep the ticket off the public page, with the reason."""
+
+    at: dt.datetime
+    actor: Actor
+    reason: str
+
+
+@dataclass(frozen=True)
 class Remind:
     """The reminder job found the unit's deadline near (see deadlines.reminder_at)."""
 
@@ -254,12 +289,13 @@ class LinkCall:
 
 
 Event = (Answer | Forward | Accept | Resolve | Return | Close | Reopen | Reclassify
-         | SetPublishable | Remind | Chase | LinkCall)
+         | SetPublishable | Publish | Decline | Remind | Chase | LinkCall)
 
 EVENT_NAMES: dict[type[Event], str] = {
     Answer: "answer", Forward: "forward", Accept: "accept", Resolve: "resolve",
     Return: "return", Close: "close", Reopen: "reopen", Reclassify: "reclassify",
-    SetPublishable: "set_publishable", Remind: "remind", Chase: "chase", LinkCall: "link_call",
+    SetPublishable: "set_publishable", Publish: "publish", Decline: "decline",
+    Remind: "remind", Chase: "chase", LinkCall: "link_call",
 }
 
 
@@ -355,6 +391,8 @@ TRANSITIONS: dict[type[Event], tuple[frozenset[TicketState], TicketState | None]
     Reopen: (frozenset({S.ANSWERED, S.RESOLVED, S.CLOSED}), S.REOPENED),
     Reclassify: (LEVEL1, None),
     SetPublishable: (_ALL, None),
+    Publish: (frozenset({S.ANSWERED, S.RESOLVED, S.CLOSED}), None),
+    Decline: (frozenset({S.ANSWERED, S.RESOLVED, S.CLOSED}), None),
     Remind: (AT_UNIT, None),
     Chase: (AT_UNIT, None),
     LinkCall: (_ALL, None),
@@ -492,7 +530,7 @@ def _check_role(ticket: Ticket, event: Event) -> None:
     elif isinstance(event, (Answer, Reopen, Reclassify)):
         if role not in _LEVEL1_ROLES:
             raise _forbidden(actor, f"{EVENT_NAMES[type(event)]} a ticket")
-    elif isinstance(event, SetPublishable):
+    elif isinstance(event, (SetPublishable, Publish, Decline)):
         if role not in _OVERSIGHT:
             raise _forbidden(actor, "choose what is published")
     elif isinstance(event, (Remind, Chase)):
@@ -500,6 +538,25 @@ def _check_role(ticket: Ticket, event: Event) -> None:
             raise _forbidden(actor, "send reminders")
     elif isinstance(event, LinkCall) and role not in _LEVEL1_ROLES | {"system"}:
         raise _forbidden(actor, "link call records")
+
+
+REVIEWABLE = frozenset({S.ANSWERED, S.RESOLVED, S.CLOSED})
+ReviewStatus = Literal["not_ready", "pending", "published", "declined"]
+REVIEW_STATUSES: tuple[ReviewStatus, ...] = ("not_ready", "pending", "published", "declined")
+
+
+def is_reviewable(ticket: Ticket) -> bool:
+    """True if the ticket has an answer or result to disclose (answered, resolved, closed)."""
+    return ticket.result is not None and ticket.state in REVIEWABLE
+
+
+def review_status(ticket: Ticket) -> ReviewStatus:
+    """Where the ticket stands in the disclosure review (see the module's docs)."""
+    if not is_reviewable(ticket):
+        return "not_ready"
+    if ticket.publishable:
+        return "published"
+    return "declined" if ticket.decline_reason is not None else "pending"
 
 
 # ---- who may read ------------------------------------------------------------------------------
@@ -565,9 +622,31 @@ def read_access(policy: TicketPolicy, actor: Actor, ticket: Ticket, *,
 
 
 def is_public(ticket: Ticket) -> bool:
-    """True if the ticket belongs in the public feed (publishable, with an answer or result)."""
-    return (ticket.publishable and ticket.result is not None
-            and ticket.state in (S.ANSWERED, S.RESOLVED, S.CLOSED))
+    """True if the ticket belongs in the public feed (published, with an answer or result)."""
+    return ticket.publishable and is_reviewable(ticket)
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def check_public_text(ticket: Ticket, text: str, what: str) -> None:
+    """``ticket.personal_data`` if an edited public text carries the citizen's number or name."""
+    phone = ticket.citizen_phone
+    if phone:
+        national = _digits(phone)
+        digits = _digits(text)
+        if national in digits or (national.startswith("0") and "84" + national[1:] in digits):
+            raise TicketError("ticket.personal_data",
+                              f"{what} contains the citizen's phone number")
+    name = (ticket.citizen_name or "").strip()
+    if name and " ".join(name.split()).casefold() in " ".join(text.split()).casefold():
+        raise TicketError("ticket.personal_data", f"{what} contains the citizen's name")
+
+
+def _quoted(text: str, limit: int = 300) -> str:
+    one_line = " ".join(text.split())
+    return f"«{one_line if len(one_line) <= limit else one_line[:limit - 1] + '…'}»"
 
 
 # ---- opening ----------------------------------------------------------------------------------
@@ -700,8 +779,11 @@ def _transition(t: Ticket, e: Event, policy: TicketPolicy,
             t, unit=None, reopened_at=at, reopen_reason=reason, resolved_at=None,
             closed_at=None, accepted_at=None, reminded_at=None, chased_at=None,
             escalated_at=None, result=None,
-            reply_document=None, faq_item=None, close_reason=None))
-        return new, f"reopened: {reason}", []
+            reply_document=None, faq_item=None, close_reason=None,
+            publishable=False, public_question=None, public_answer=None,
+            decline_reason=None))
+        withdrawn = "; withdrawn from publication" if t.publishable else ""
+        return new, f"reopened: {reason}{withdrawn}", []
     if isinstance(e, Reclassify):
         if policy.field_name(e.field) is None:
             raise TicketError("ticket.unknown_field", f"unknown field {e.field!r}")
@@ -715,8 +797,18 @@ def _transition(t: Ticket, e: Event, policy: TicketPolicy,
             ("urgent", t.urgent, new.urgent)) if a != b]
         return new, ", ".join(changes) or "no change", []
     if isinstance(e, SetPublishable):
-        return (replace(t, publishable=e.publishable),
+        return (replace(t, publishable=e.publishable, decline_reason=None),
                 "published" if e.publishable else "withdrawn from publication", [])
+    if isinstance(e, Publish):
+        return _publish(t, e)
+    if isinstance(e, Decline):
+        if not is_reviewable(t):
+            raise TicketError("ticket.illegal_transition",
+                              f"{t.code} has no answer or result to review")
+        reason = _text(e.reason, "the reason", MAX_REASON)
+        was = "withdrawn and declined" if t.publishable else "declined"
+        return (replace(t, publishable=False, decline_reason=reason),
+                f"{was} for publication: {reason}", [])
     if isinstance(e, Remind):
         if not dl.reminder_due(policy, t, at):
             when = dl.reminder_at(policy, t)
@@ -738,6 +830,32 @@ def _transition(t: Ticket, e: Event, policy: TicketPolicy,
     if call_id in t.call_ids:
         return t, f"call {call_id} already linked", []
     return replace(t, call_ids=(*t.call_ids, call_id)), f"call {call_id} linked", []
+
+
+def _publish(t: Ticket, e: Publish) -> tuple[Ticket, str, list[Effect]]:
+    """Publish with the reviewed texts; the audit says what the public reads from now on."""
+    if not is_reviewable(t):
+        raise TicketError("ticket.illegal_transition",
+                          f"{t.code} has no answer or result to publish")
+    question = _optional_text(e.question, "the public question", MAX_CONTENT)
+    answer = _optional_text(e.answer, "the public answer", MAX_CONTENT)
+    if question is not None:
+        check_public_text(t, question, "the public question")
+    if answer is not None:
+        check_public_text(t, answer, "the public answer")
+    new = replace(t, publishable=True, decline_reason=None,
+                  public_question=question if question is not None else t.public_question,
+                  public_answer=answer if answer is not None else t.public_answer)
+    parts = ["published again" if t.publishable else "published"]
+    for what, before, after in (("question", t.public_question, new.public_question),
+                                ("answer", t.public_answer, new.public_answer)):
+        if after is None:
+            parts.append(f"{what}: masked original")
+        elif after != before:
+            parts.append(f"{what} edited: {_quoted(after)}")
+        else:
+            parts.append(f"{what} unchanged")
+    return new, "; ".join(parts), []
 
 
 def _forward(t: Ticket, e: Forward, policy: TicketPolicy,

@@ -23,7 +23,8 @@ Public API (stable; the HTTP API in ``callcenter.console`` is built on it)::
         # one transaction for many (intake of web/e-mail forms, imports, the benchmark)
     svc.act(code, actor, event, *, expected_version=None) -> Ticket
         # event: Answer | Forward | Accept | Resolve | Return | Close | Reopen | Reclassify
-        #        | SetPublishable | Remind | LinkCall, with event.actor == actor.
+        #        | SetPublishable | Publish | Decline | Remind | LinkCall,
+        #        with event.actor == actor.
         # Resolve.reply_document: an attachment of the ticket (its id or sha256); stored as
         # the attachment id.
     svc.get(code, actor) -> Ticket
@@ -46,7 +47,9 @@ Public API (stable; the HTTP API in ``callcenter.console`` is built on it)::
     svc.link_call(code, call_id, actor) -> Ticket
     svc.tickets_of_call(call_id) -> list[Ticket]
     svc.public_feed(tenant, field=None, unit=None, month=None, *, limit=200, offset=0)
-        -> list[dict]    # month "YYYY-MM" (local); personal data redacted
+        -> list[dict]    # month "YYYY-MM" (local); personal data redacted; reviewed texts
+    svc.review_list(actor, tenant, status="pending", *, limit=50, offset=0) -> list[Ticket]
+        # the disclosure review (supervisor, admin): pending, published or declined
     svc.sweep(now=None) -> SweepResult                           # the deadline job's work
     svc.policy(tenant) -> TicketPolicy
     svc.tenant(tenant) -> Tenant
@@ -142,6 +145,7 @@ from callcenter.tickets.rules import (
     OversightScope,
     Remind,
     Resolve,
+    ReviewStatus,
     SendEmail,
     Ticket,
     TicketError,
@@ -153,6 +157,7 @@ from callcenter.tickets.rules import (
     oversight_scope,
     parse_ticket_code,
     read_access,
+    review_status,
     ticket_code,
 )
 
@@ -333,6 +338,7 @@ def ticket_dict(ticket: Ticket, now: dt.datetime) -> dict[str, Any]:
     d["days_late"] = dl.days_late(ticket, now)
     d["forward_late"] = dl.is_forward_late(ticket, now)
     d["open"] = ticket.state in OPEN
+    d["review"] = review_status(ticket)
     return d
 
 
@@ -913,14 +919,39 @@ class TicketService:
         return att, self.files_dir / att.stored_path
 
     # -- public disclosure -----------------------------------------------------------------
+    def review_list(self, actor: Actor, tenant: str, status: ReviewStatus = "pending", *,
+                    limit: int = 50, offset: int = 0) -> builtins.list[Ticket]:
+        """Tickets of the disclosure review in ``status`` (pending: waiting for a decision),
+        the oldest answer first; supervisors and admins only (``ticket.forbidden``)."""
+        if actor.role not in ("supervisor", "admin"):
+            raise TicketError("ticket.forbidden", f"{actor} may not review what is published")
+        t = st.TICKETS.c
+        where = [t.tenant == tenant, t.result.is_not(None),
+                 t.state.in_([_S.ANSWERED.value, _S.RESOLVED.value, _S.CLOSED.value])]
+        if status == "published":
+            where.append(t.publishable.is_(True))
+        elif status == "declined":
+            where += [t.publishable.is_(False), t.decline_reason.is_not(None)]
+        elif status == "pending":
+            where += [t.publishable.is_(False), t.decline_reason.is_(None)]
+        else:
+            raise TicketError("ticket.invalid_text", f"review status {status!r}: expected "
+                                                     "pending, published or declined")
+        q = (sa.select(st.TICKETS).where(*where)
+             .order_by(sa.func.coalesce(t.resolved_at, t.closed_at, t.received_at), t.code)
+             .limit(max(0, min(limit, MAX_LIST))).offset(max(0, offset)))
+        with self.db.reading() as conn:
+            return [s.ticket for s in st.tickets_from(conn, q)]
+
     def public_feed(self, tenant: str, field: str | None = None, unit: str | None = None,
                     month: str | None = None, *, limit: int = 200,
                     offset: int = 0) -> builtins.list[dict[str, Any]]:
         """Answered/resolved tickets marked publishable, personal data removed, newest first.
 
         Each item: code, field, field_name, unit, unit_name, received_date and answered_date
-        (local days, YYYY-MM-DD), question and answer (redacted; the citizen's name and number
-        never appear).
+        (local days, YYYY-MM-DD), question and answer: the texts the review published
+        (``public_question``/``public_answer``), else the original's; redacted either way (the
+        citizen's name and number never appear).
         """
         policy = self.policy(tenant)
         zone = ZoneInfo(policy.timezone)
@@ -957,8 +988,10 @@ class TicketService:
                 "received_date": tk.received_at.astimezone(zone).date().isoformat(),
                 "answered_date": (answered.astimezone(zone).date().isoformat()
                                   if answered is not None else None),
-                "question": scrub(tk.content, tk.citizen_name, tk.citizen_phone),
-                "answer": scrub(tk.result, tk.citizen_name, tk.citizen_phone),
+                "question": scrub(tk.public_question or tk.content, tk.citizen_name,
+                                  tk.citizen_phone),
+                "answer": scrub(tk.public_answer or tk.result, tk.citizen_name,
+                                tk.citizen_phone),
             })
         return items
 

@@ -112,6 +112,10 @@ class TicketRow(Base):
     reopen_reason: Mapped[str | None] = mapped_column(sa.Text)
     close_reason: Mapped[str | None] = mapped_column(sa.Text)
     publishable: Mapped[bool] = mapped_column(sa.Boolean)
+    # Disclosure review: what the public reads (edited), or why it was declined.
+    public_question: Mapped[str | None] = mapped_column(sa.Text)
+    public_answer: Mapped[str | None] = mapped_column(sa.Text)
+    decline_reason: Mapped[str | None] = mapped_column(sa.Text)
     version: Mapped[int] = mapped_column(sa.Integer)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
@@ -196,7 +200,8 @@ _TICKET_FIELDS: tuple[str, ...] = (
     "citizen_phone", "district", "commune", "urgent", "unit", "forwarded_at", "accepted_at",
     "resolved_at", "closed_at", "returned_at", "reopened_at", "forward_due", "resolve_due",
     "reminded_at", "chased_at", "escalated_at", "result", "reply_document", "faq_item",
-    "returned_by", "return_reason", "reopen_reason", "close_reason", "publishable", "version",
+    "returned_by", "return_reason", "reopen_reason", "close_reason", "publishable",
+    "public_question", "public_answer", "decline_reason", "version",
 )
 _MUTABLE_FIELDS = tuple(f for f in _TICKET_FIELDS if f not in ("code", "tenant", "channel",
                                                                 "received_at"))

@@ -84,8 +84,8 @@ def logged_in(context: Any, stack: Stack, name: str) -> Any:
 
 @pytest.mark.parametrize(("name", "links"), [
     ("quantri", [href for href, _ in ROLE_LINKS["admin"]]),
-    ("giamsat", ["/console/wallboard", "/console/tickets", "/console/oversight",
-                 "/console/calls", "/console/callbacks"]),
+    ("giamsat", ["/console/wallboard", "/console/tickets", "/console/review",
+                 "/console/oversight", "/console/calls", "/console/callbacks"]),
     ("101", ["/console/desk", "/console/callbacks"]),
     ("soyte", ["/console/tickets", "/console/oversight"]),
 ])
@@ -204,8 +204,8 @@ def test_given_admin_when_entering_negative_lines_then_field_error_and_file_unch
 
 # Every console page, as the role that uses it, must fit a tablet without sideways scrolling.
 TABLET_PAGES = {"quantri": ["/console/", "/console/admin/shifts", "/console/admin/users"],
-                "giamsat": ["/console/wallboard", "/console/tickets", "/console/calls",
-                            "/console/callbacks"],
+                "giamsat": ["/console/wallboard", "/console/tickets", "/console/review",
+                            "/console/calls", "/console/callbacks"],
                 "101": ["/console/desk", "/console/callbacks"], "soyte": ["/console/tickets"]}
 TABLETS = ({"width": 768, "height": 1024}, {"width": 1024, "height": 768})
 

@@ -530,6 +530,9 @@ def test_given_publishable_resolved_tickets_when_feed_read_then_personal_data_re
                               "CCCD 075123456789: trạm y tế xã An Phước đóng cửa")
     svc.act(code, YT, Resolve(T0 + H, YT, "Sở Y tế đã liên hệ ông Bình qua số 0912345678 và "
                                           "trạm đã mở cửa lại"))
+    # The shipped config publishes nothing by itself: a supervisor's review does.
+    assert svc.public_feed("dongnai") == []
+    svc.act(code, SUP, SetPublishable(T0 + H, SUP, True))
     hidden = _forwarded(svc, publishable=False)
     svc.act(hidden, YT, Resolve(T0 + H, YT, "xong"))
     _forwarded(svc)  # still open: not in the feed

@@ -152,7 +152,7 @@ def test_given_shipped_config_when_loaded_then_dong_nai_has_ticket_policy() -> N
     assert p.unit("so_y_te") is not None
     assert p.place("long_thanh.an_phuoc") is not None
     assert p.sms.resolved == RESOLVED_TEXT
-    assert p.public_by_default is True
+    assert p.public_by_default is False  # published only after review (/console/review)
     assert [r.name for r in p.deadlines.rules] == ["urgent_health"]
 
 

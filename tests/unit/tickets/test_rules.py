@@ -113,6 +113,8 @@ def event(kind: type[tk.Event], state: tk.TicketState, actor: tk.Actor = SUP) ->
         tk.Reopen: lambda: tk.Reopen(AT, actor, "Chưa thỏa đáng"),
         tk.Reclassify: lambda: tk.Reclassify(AT, actor, "transport", "long_thanh", False),
         tk.SetPublishable: lambda: tk.SetPublishable(AT, actor, True),
+        tk.Publish: lambda: tk.Publish(AT, actor, "Câu hỏi đã biên tập", None),
+        tk.Decline: lambda: tk.Decline(AT, actor, "Nội dung riêng tư"),
         tk.Remind: lambda: tk.Remind(AT, actor),
         tk.Chase: lambda: tk.Chase(AT, actor),
         tk.LinkCall: lambda: tk.LinkCall(AT, actor, "pbx1-1700000999.7"),
@@ -133,6 +135,8 @@ EXPECTED: dict[type[tk.Event], dict[tk.TicketState, tk.TicketState]] = {
     tk.Reopen: {A: RO, R: RO, C: RO},
     tk.Reclassify: {N: N, RT: RT, RO: RO},
     tk.SetPublishable: {s: s for s in S},
+    tk.Publish: {A: A, R: R, C: C},
+    tk.Decline: {A: A, R: R, C: C},
     tk.Remind: {F: F, P: P},
     tk.Chase: {F: F, P: P},
     tk.LinkCall: {s: s for s in S},
@@ -187,6 +191,7 @@ def allowed(kind: type[tk.Event], state: tk.TicketState) -> set[str]:
     return {
         tk.Answer: L1, tk.Accept: UNIT_SIDE, tk.Resolve: UNIT_SIDE, tk.Return: UNIT_SIDE,
         tk.Reopen: L1, tk.Reclassify: L1, tk.SetPublishable: OVERSIGHT,
+        tk.Publish: OVERSIGHT, tk.Decline: OVERSIGHT,
         tk.Remind: OVERSIGHT | {"system"}, tk.Chase: OVERSIGHT | {"system"},
         tk.LinkCall: L1 | {"system"},
     }[kind]
