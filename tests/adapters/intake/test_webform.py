@@ -351,6 +351,10 @@ async def test_given_two_from_one_phone_when_third_sent_then_429_until_a_day_pas
     assert status == 429 and "Số điện thoại này đã gửi 2 phản ánh trong 24 giờ" in html
     assert value_of(html, "name") == "Nguyễn Thị Hoa"
     assert len(redis_form.tickets()) == 2
+    # Counted in Redis (shared by app instances), under hashed keys: no number, no address.
+    keys = [k.decode() for k in await redis_form.app[REDIS_KEY].keys("hotline:webform:*")]
+    assert {k.split(":")[3] for k in keys} == {"address", "phone"}
+    assert not any("0912345678" in k or "203.0.113" in k for k in keys)
     other = {**FIELDS, "phone": "0987654321"}
     status, _, _ = await redis_form.post(other, headers={"X-Forwarded-For": "203.0.113.10"})
     assert status == 303  # another number is not held back
