@@ -43,6 +43,7 @@ from callcenter.console.metrics import (
 from callcenter.console.ops_access import OPS_ROLES
 from callcenter.console.setup import setup_console
 from callcenter.faq.store import FaqStore
+from callcenter.intake.webform import add_webform_routes, load_secret
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.ivr.runtime import IvrRuntime
 from callcenter.lines.fallback import REDIS_DOWN, ResilientPool
@@ -581,7 +582,11 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
     add_sms_routes(app)
     setup_console(app, database_url=settings.database_url, database=database, config=app[CONFIG],
                   tickets=TICKETS, queue=True, live_config=CONFIG, redis=REDIS,
-                  recordings=lambda: app[LAYOUT].recordings() if LAYOUT in app else None)
+                  recordings=lambda: app[LAYOUT].recordings() if LAYOUT in app else None,
+                  # the citizens' petition form, /public/{tenant}/petition (intake/webform.py)
+                  extra_routes=[functools.partial(add_webform_routes,
+                                                  secret=load_secret(settings.state_dir),
+                                                  redis=REDIS)])
     app[OUTCOMES] = CallMetrics()
     add_metrics_route(app, _metrics_sample, app[OUTCOMES])
     add_health_routes(app, _readiness)  # /healthz (liveness), /readyz (readiness)

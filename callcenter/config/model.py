@@ -9,6 +9,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from callcenter.intake.policy import DEFAULT_WEBFORM, WebFormPolicy
 from callcenter.mail.rules import NO_REPORTS, MailConfig, ReportsPolicy
 from callcenter.quality.rules import DEFAULT_QUALITY, QualityPolicy
 from callcenter.queue.policy import DEFAULT_OPERATORS, OperatorsConfig
@@ -98,6 +99,7 @@ class Tenant:
     recordings: RecordingsPolicy = DEFAULT_RECORDINGS  # how long call recordings are kept
     reports: ReportsPolicy = NO_REPORTS  # reports mailed daily ... quarterly (mail/rules.py)
     quality: QualityPolicy = DEFAULT_QUALITY  # weekly review sample (quality/rules.py)
+    webform: WebFormPolicy = DEFAULT_WEBFORM  # public petition form (intake/policy.py)
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ from callcenter.config.model import (
     Tenant,
     TrunkConfig,
 )
+from callcenter.intake.policy import WEBFORM_KEYS, parse_webform_section
 from callcenter.ivr.config import parse_ivr
 from callcenter.ivr.tree import IvrTree
 from callcenter.mail.rules import REPORTS_KEYS, parse_mail_section, parse_reports_section
@@ -450,7 +451,7 @@ class _Parser(BaseParser):
     def tenant(self, value: object, key: str) -> Tenant | None:
         keys = ("id", "name", "timezone", "numbers", "shifts", "overrides", "prompts", "fields",
                 "ivr", *TICKET_KEYS, *OPERATOR_KEYS, *RETENTION_KEYS, *REPORTS_KEYS,
-                *QUALITY_KEYS)
+                *QUALITY_KEYS, *WEBFORM_KEYS)
         m = self.mapping(value, key, keys, ("id", "name", "numbers", "shifts"))
         if m is None:
             return None
@@ -487,15 +488,16 @@ class _Parser(BaseParser):
         recordings = parse_recordings_section(self, m, key)
         reports = parse_reports_section(self, m, key)
         quality = parse_quality_section(self, m, key)
+        webform = parse_webform_section(self, m, key)
         if (tid is None or name is None or tz is None or numbers is None or shifts is None
                 or overrides is None or not prompts_ok or fields is None or not ivr_ok
                 or tickets is None or operators is None or recordings is None
-                or reports is None or quality is None):
+                or reports is None or quality is None or webform is None):
             return None
         return Tenant(id=tid, name=name, timezone=tz, numbers=numbers, shifts=shifts,
                       overrides=overrides, prompts=prompts, fields=fields, ivr=ivr,
                       tickets=tickets, operators=operators, recordings=recordings,
-                      reports=reports, quality=quality)
+                      reports=reports, quality=quality, webform=webform)
 
     def fields(self, value: object, key: str) -> tuple[Field, ...] | None:
         items = self.list_(value, key)

@@ -42,6 +42,7 @@ Schema (durations are quoted strings such as "24h", "4h", "60m", "5m", "1h30m", 
         reminder: "..."                # to the same, reminder_before the deadline
         chase: "..."                   # {days_late} too: to the same, once late (chasing)
         escalation: "..."              # to the unit's head and the province office
+        web_receipt: "..."             # to the citizen when the web form records a petition
       public_by_default: false         # may resolved tickets appear in the public feed
       chasing:                         # optional; left out: late units are not chased
         at_deadline: true              # SMS the focal persons when the deadline passes
@@ -298,6 +299,9 @@ FORWARDED_TEXT = ("Tổng đài 1022 chuyển phản ánh {code} ({field}, {plac
 REMINDER_TEXT = "Tổng đài 1022 nhắc: phản ánh {code} đến hạn xử lý lúc {deadline}."
 CHASE_TEXT = ("Tổng đài 1022 đôn đốc: phản ánh {code} đã quá hạn xử lý ({deadline}), "
               "trễ {days_late} ngày. Đề nghị {unit} khẩn trương xử lý.")
+# The citizen's receipt for a petition sent through the public web form (intake/webform.py).
+WEB_RECEIPT_TEXT = ("Tổng đài 1022 đã tiếp nhận phản ánh, kiến nghị của ông (bà) gửi qua trang "
+                    "web, mã số {code}. Xin cảm ơn!")
 ESCALATION_TEXT = ("Tổng đài 1022 báo cáo: phản ánh {code} giao {unit} đã trễ hạn {days_late} "
                    "ngày (hạn {deadline}), chưa có kết quả. Đề nghị chỉ đạo xử lý.")
 
@@ -311,6 +315,7 @@ class SmsTemplates:
     reminder: str = REMINDER_TEXT  # to the focal persons before the deadline
     chase: str = CHASE_TEXT  # to the focal persons at the deadline and on mornings after it
     escalation: str = ESCALATION_TEXT  # to the unit's head and the province office
+    web_receipt: str = WEB_RECEIPT_TEXT  # to the citizen: the web form recorded the petition
 
 
 # "thông tin thuộc lĩnh vực y tế mang tính cấp bách ... không quá 04 tiếng": every field of the
@@ -724,7 +729,8 @@ def _template(p: BaseParser, value: object, key: str) -> str | None:
 
 
 def _sms(p: BaseParser, value: object, key: str) -> SmsTemplates | None:
-    m = p.mapping(value, key, ("resolved", "forwarded", "reminder", "chase", "escalation"))
+    m = p.mapping(value, key, ("resolved", "forwarded", "reminder", "chase", "escalation",
+                               "web_receipt"))
     if m is None:
         return None
     d = SmsTemplates()
@@ -735,7 +741,8 @@ def _sms(p: BaseParser, value: object, key: str) -> SmsTemplates | None:
                         forwarded=got.get("forwarded") or d.forwarded,
                         reminder=got.get("reminder") or d.reminder,
                         chase=got.get("chase") or d.chase,
-                        escalation=got.get("escalation") or d.escalation)
+                        escalation=got.get("escalation") or d.escalation,
+                        web_receipt=got.get("web_receipt") or d.web_receipt)
 
 
 def _deadline_rule(p: BaseParser, value: object, key: str,

@@ -349,10 +349,10 @@ class SendEmail:
 
 @dataclass(frozen=True)
 class NotifyCitizen:
-    """SMS the citizen (the ``resolved`` notice); only for a mobile number."""
+    """SMS the citizen (the ``resolved`` notice, the ``web_receipt``); only for a mobile."""
 
     code: str
-    template: Literal["resolved"]
+    template: Literal["resolved", "web_receipt"]
     phone: str
     text: str
     at: dt.datetime
@@ -709,6 +709,19 @@ def open_ticket(policy: TicketPolicy, *, code: str, tenant: str, channel: str, c
     effects: list[Effect] = [AuditEntry(code, actor, at.astimezone(dt.UTC), "open", None, S.NEW,
                                         detail)]
     return ticket, effects + _clock_effects(policy, None, ticket)
+
+
+def receipt_notice(policy: TicketPolicy, ticket: Ticket,
+                   at: dt.datetime) -> NotifyCitizen | None:
+    """The citizen's receipt with the ticket's final code (``sms.web_receipt``), for a petition
+    sent through the web form; None without a mobile number. Built after the code is given
+    (``open_ticket`` works under a provisional one), in the opening's transaction."""
+    mobile = vietnamese_mobile(ticket.citizen_phone) if ticket.citizen_phone else None
+    if mobile is None:
+        return None
+    return NotifyCitizen(ticket.code, "web_receipt", mobile,
+                         render_sms(policy.sms.web_receipt, policy, ticket),
+                         at.astimezone(dt.UTC))
 
 
 # ---- transitions ------------------------------------------------------------------------------

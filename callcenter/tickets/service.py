@@ -21,6 +21,10 @@ Public API (stable; the HTTP API in ``callcenter.console`` is built on it)::
         # by the caller from the live state), else at.
     svc.open_many(tenant, actor, requests: Sequence[NewTicket]) -> list[Ticket]
         # one transaction for many (intake of web/e-mail forms, imports, the benchmark)
+    svc.open_with_files(tenant, actor, request: NewTicket, files, *, receipt=False,
+                        categories=None) -> tuple[Ticket, list[Attachment]]
+        # one ticket, its files and (receipt) the citizen's receipt SMS in one transaction
+        # (the public web form, callcenter.intake.webform)
     svc.act(code, actor, event, *, expected_version=None) -> Ticket
         # event: Answer | Forward | Accept | Resolve | Return | Close | Reopen | Reclassify
         #        | SetPublishable | Publish | Decline | Remind | LinkCall,
@@ -82,8 +86,9 @@ Actors carry no tenant: the HTTP layer, which knows a user's tenant, passes ``te
 SMS: ``NotifyUnit`` and ``NotifyCitizen`` effects go to the outbox (``callcenter.sms.store``)
 in the same transaction, dedupe key ``f"{code}:{template}:{at.isoformat()}"`` (plus
 ``f":{phone}"`` for a unit's focal persons), purpose ``unit_notice`` (forwarded),
-``reminder`` or ``resolve_notice``. A text the outbox refuses (too many parts) does not undo
-the ticket's change: it is logged and written to the audit log as ``sms_refused``.
+``reminder``, ``resolve_notice`` or ``web_receipt`` (``open_with_files`` with ``receipt``).
+A text the outbox refuses (too many parts) does not undo the ticket's change: it is logged
+and written to the audit log as ``sms_refused``.
 
 Chasing (``tickets.chasing``): ``sweep`` applies a versioned ``Chase`` event to each ticket
 whose ``chase_at`` (next chase slot, ``deadlines.next_chase_at``) has come; its SMS keys are
@@ -157,6 +162,7 @@ from callcenter.tickets.rules import (
     oversight_scope,
     parse_ticket_code,
     read_access,
+    receipt_notice,
     review_status,
     ticket_code,
 )
@@ -169,7 +175,7 @@ log = logging.getLogger("callcenter.tickets")
 SYSTEM = Actor("deadline-job", "system")
 MAX_LIST = 1000
 SMS_PURPOSES = {"forwarded": "unit_notice", "reminder": "reminder", "resolved": "resolve_notice",
-                "chase": "chase", "escalation": "escalation"}
+                "chase": "chase", "escalation": "escalation", "web_receipt": "web_receipt"}
 _S = TicketState
 
 
@@ -408,6 +414,67 @@ class TicketService:
         """
         if not requests:
             return []
+        policy, now, built = self._build_openings(tenant, actor, requests)
+        reserved = self._reserve_codes(tenant, built)
+        with self.db.writing() as conn:
+            opened, audit = self._insert_openings(conn, tenant, policy, built, reserved, now)
+        self._log(audit)
+        return opened
+
+    def open_with_files(self, tenant: str, actor: Actor, request: NewTicket,
+                        files: Sequence[tuple[str, str | None, bytes]], *,
+                        receipt: bool = False,
+                        categories: Collection[str] | None = None,
+                        ) -> tuple[Ticket, builtins.list[st.Attachment]]:
+        """Open one ticket with the citizen's files (``(name, declared type, bytes)``) and,
+        with ``receipt``, the citizen's receipt SMS (``sms.web_receipt``) — ONE transaction.
+
+        Each file is checked as ``attach`` checks it (``ticket.upload_*``; ``categories``: only
+        these, e.g. photos and videos) before anything is stored; the files are written first
+        (a row never names a missing file) and removed again if the transaction fails.
+        """
+        checked = []
+        for name, declared, data in files:
+            c = check_upload(name, declared, data, self.upload_limits)
+            if categories is not None and c.kind.category not in categories:
+                raise TicketError("ticket.upload_type",
+                                  f"{c.file_name} is a {c.kind.category}; expected "
+                                  f"{' or '.join(sorted(categories))}")
+            checked.append((c, data, hashlib.sha256(data).hexdigest()))
+        policy, now, built = self._build_openings(tenant, actor, [request])
+        written: builtins.list[Path] = []
+        try:
+            rels = []
+            for _, data, digest in checked:
+                rel = Path(tenant) / digest[:2] / digest
+                if self._write_file(self.files_dir / rel, data):
+                    written.append(rel)
+                rels.append(rel)
+            reserved = self._reserve_codes(tenant, built)
+            with self.db.writing() as conn:
+                opened, audit = self._insert_openings(conn, tenant, policy, built, reserved,
+                                                      now)
+                ticket = opened[0]
+                attachments = []
+                for (c, data, digest), rel in zip(checked, rels, strict=True):
+                    att, entry = self._add_attachment(conn, ticket, actor, c.file_name,
+                                                      c.content_type, data, digest, rel, now)
+                    attachments.append(att)
+                    audit += [entry] if entry is not None else []
+                notice = receipt_notice(policy, ticket, now) if receipt else None
+                if notice is not None:
+                    audit += self._carry_out(conn, tenant, [notice], now)
+        except BaseException:
+            for rel in written:
+                self._drop_unused_file(rel)
+            raise
+        self._log(audit)
+        return ticket, attachments
+
+    def _build_openings(self, tenant: str, actor: Actor, requests: Sequence[NewTicket],
+                        ) -> tuple[TicketPolicy, dt.datetime,
+                                   builtins.list[tuple[dt.date, Ticket, builtins.list[Effect]]]]:
+        """The tenant's policy, now, and each request's ticket (provisional code) and effects."""
         policy = self.policy(tenant)
         now = self._now()
         stored = self._call_arrivals(tenant, requests)
@@ -431,24 +498,39 @@ class TicketService:
             # Opening texts nobody: the provisional code appears in no rendered message.
             assert not any(isinstance(e, (NotifyUnit, NotifyCitizen)) for e in fx)
             built.append((day, ticket, fx))
+        return policy, now, built
+
+    @staticmethod
+    def _days_needed(built: Sequence[tuple[dt.date, Ticket, Sequence[Effect]]],
+                     ) -> dict[dt.date, int]:
         need: dict[dt.date, int] = {}
         for day, _, _ in built:
             need[day] = need.get(day, 0) + 1
+        return need
+
+    def _reserve_codes(self, tenant: str,
+                       built: Sequence[tuple[dt.date, Ticket, Sequence[Effect]]],
+                       ) -> dict[dt.date, int] | None:
+        """PostgreSQL: the code numbers, taken before the opening's transaction (``_reserve``)."""
+        return None if self.db.is_sqlite else self._reserve(tenant, self._days_needed(built))
+
+    def _insert_openings(self, conn: sa.Connection, tenant: str, policy: TicketPolicy,
+                         built: Sequence[tuple[dt.date, Ticket, Sequence[Effect]]],
+                         reserved: dict[dt.date, int] | None, now: dt.datetime,
+                         ) -> tuple[builtins.list[Ticket], builtins.list[AuditEntry]]:
+        """Inside the caller's transaction: final codes, the tickets and their effects."""
+        need = self._days_needed(built)
+        next_seq = reserved or {d: st.allocate_seq(conn, tenant, d, need[d])
+                                for d in sorted(need)}
         opened: builtins.list[Ticket] = []
         effects: builtins.list[Effect] = []
-        reserved = None if self.db.is_sqlite else self._reserve(tenant, need)
-        with self.db.writing() as conn:
-            next_seq = reserved or {d: st.allocate_seq(conn, tenant, d, need[d])
-                                    for d in sorted(need)}
-            for day, ticket, fx in built:
-                code = ticket_code(policy.code_prefix, day, next_seq[day])
-                next_seq[day] += 1
-                opened.append(_recoded(ticket, code))
-                effects += [_recoded(e, code) for e in fx]
-            st.insert_tickets(conn, [(t, dl.reminder_at(policy, t)) for t in opened], now)
-            audit = self._carry_out(conn, tenant, effects, now)
-        self._log(audit)
-        return opened
+        for day, ticket, fx in built:
+            code = ticket_code(policy.code_prefix, day, next_seq[day])
+            next_seq[day] += 1
+            opened.append(_recoded(ticket, code))
+            effects += [_recoded(e, code) for e in fx]
+        st.insert_tickets(conn, [(t, dl.reminder_at(policy, t)) for t in opened], now)
+        return opened, self._carry_out(conn, tenant, effects, now)
 
     def _call_arrivals(self, tenant: str,
                        requests: Sequence[NewTicket]) -> dict[str, dt.datetime]:
