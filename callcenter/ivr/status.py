@@ -15,9 +15,14 @@ with none (or after hearing them) may key in a ticket's number and ``#``:
 How it is spoken: dynamic data is never synthesised per call. Every sentence is a sequence of
 fixed fragments (numbers 0-99, "14 giờ", "30 phút", "ngày 12", "tháng 3", each unit's name,
 each state's phrase) that ``fragments`` lists, so the prompt builder makes them all ahead of
-time and a lookup plays cached files at once; this is how mature IVRs speak numbers and dates
-(Asterisk's own SayNumber/SayDate). One-off synthesis of a whole sentence would cost the caller
-espeak-ng + sox time on every lookup and fill the cache with one file per ticket and minute.
+time and a lookup plays cached files at once, one after another (the menu's prompt queue);
+this is how mature IVRs speak numbers and dates (Asterisk's own SayNumber/SayDate). One-off
+synthesis would work too (the prompt library synthesises an unknown text on first use: here
+about 20-150 ms for a sentence with espeak-ng + sox), but it puts espeak in every lookup's
+path, makes one cache file per ticket, state and due minute (never cleaned), and cannot be
+replaced by a recorded voice; fragments are a fixed set (about 250 plus the units) that a
+province can record (``st-*.wav``). Fragments are clipped (``Prompt.clip``): espeak pads each
+with ~0.4 s of silence, which would make "không không bốn hai" last 2.7 s instead of ~1.2 s.
 """
 
 from __future__ import annotations
@@ -162,33 +167,33 @@ _F = {
 
 
 def _f(fid: str) -> Prompt:
-    return Prompt(fid, _F[fid])
+    return Prompt(fid, _F[fid], clip=True)
 
 
 def number_prompt(n: int) -> Prompt:
     """A number 0..99 as a fragment."""
-    return Prompt(f"st-n-{n}", vi_number(n))
+    return Prompt(f"st-n-{n}", vi_number(n), clip=True)
 
 
 def unit_prompt(unit_id: str, name: str) -> Prompt:
     """A unit's name as a fragment (a recorded ``st-unit-<id>.wav`` replaces it)."""
-    return Prompt(f"st-unit-{unit_id}", name)
+    return Prompt(f"st-unit-{unit_id}", name, clip=True)
 
 
 def _hour(h: int) -> Prompt:
-    return Prompt(f"st-h-{h}", f"{vi_number(h)} giờ")
+    return Prompt(f"st-h-{h}", f"{vi_number(h)} giờ", clip=True)
 
 
 def _minute(m: int) -> Prompt:
-    return Prompt(f"st-min-{m}", f"{vi_number(m)} phút")
+    return Prompt(f"st-min-{m}", f"{vi_number(m)} phút", clip=True)
 
 
 def _day(d: int) -> Prompt:
-    return Prompt(f"st-d-{d}", f"ngày {vi_number(d)}")
+    return Prompt(f"st-d-{d}", f"ngày {vi_number(d)}", clip=True)
 
 
 def _month(m: int) -> Prompt:
-    return Prompt(f"st-mo-{m}", "tháng tư" if m == 4 else f"tháng {vi_number(m)}")
+    return Prompt(f"st-mo-{m}", "tháng tư" if m == 4 else f"tháng {vi_number(m)}", clip=True)
 
 
 def when_prompts(at: dt.datetime) -> list[Prompt]:

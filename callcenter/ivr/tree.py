@@ -33,6 +33,7 @@ class Prompt:
 
     id: str
     text: str | None
+    clip: bool = False  # a fragment said in a row with others: speech padding trimmed
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def seconds_of(prompts: list[Any], cache: Path) -> float:
     """How long these prompts last, synthesised exactly as the hotline does."""
     total = 0.0
     for p in prompts:
-        with wave.open(str(synthesise(p.text, cache))) as w:
+        with wave.open(str(synthesise(p.text, cache, p.clip))) as w:
             total += w.getnframes() / w.getframerate()
     return total
 
