@@ -131,6 +131,7 @@ def test_given_open_ticket_when_caller_presses_7_then_hears_it_and_path_names_th
     prompts = [intro, *s.readout(s.LookupResult(tuple(said), 1)), s.TEXTS.again, s.TEXTS.ask]
     want = seconds_of(prompts, tmp_path)
     heard = (after - before) * 0.020
+    print(f"status readout: heard {heard:.1f} s, expected {want:.1f} s")
     assert 0.8 * want < heard < 1.2 * want, (heard, want)
 
 
