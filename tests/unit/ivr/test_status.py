@@ -454,3 +454,13 @@ async def test_given_lookup_command_then_call_task_asks_the_store_and_feeds_the_
     deps.lookup = None  # no ticket store wired: the caller hears "interrupted", not silence
     back = await CallSession(state, deps)._execute(command)
     assert isinstance(back, m.LookupDone) and back.result == s.UNAVAILABLE
+
+
+def test_given_status_step_then_calls_listing_shows_the_codes_read():
+    from callcenter.cli import _ivr_step_text
+
+    step = m.Step(T0, "status", node="status", answer="found",
+                  codes="DN-20261207-0042 DN-20261206-0007").as_dict()
+    assert _ivr_step_text(step) == "status:DN-20261207-0042,DN-20261206-0007"
+    none = m.Step(T0, "status", node="status", digit="42", answer="none").as_dict()
+    assert _ivr_step_text(none) == "status:42"
