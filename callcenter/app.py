@@ -44,6 +44,7 @@ from callcenter.console.ops_access import OPS_ROLES
 from callcenter.console.setup import setup_console
 from callcenter.faq.store import FaqStore
 from callcenter.intake.webform import add_webform_routes, load_secret
+from callcenter.ivr.lookup import TicketLookup
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.ivr.runtime import IvrRuntime
 from callcenter.lines.fallback import REDIS_DOWN, ResilientPool
@@ -343,6 +344,7 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
                  _owned(app, runtime.builder(), "prompt-builder")]
     runtime.want_build()
     callbacks = CallbackStore(app[DATABASE])
+    lookup = TicketLookup(app[TICKETS])  # status by phone (IVR status_lookup nodes)
 
     async def save_callback(state: CallState) -> None:
         assert state.tenant_id is not None
@@ -360,7 +362,7 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     deps = CallDeps(ari=ari, pool=app[POOL], redis=app[REDIS],
                     sounds_dir=app[LAYOUT].pbx("sounds"), write_record=app[WRITER].write,
                     prompts=library, acd=app[ACD], save_callback=save_callback,
-                    kick=driver.kick)
+                    kick=driver.kick, lookup=lookup)
     service = StasisService(ari, deps, app[CONFIG], runtime.context, features,
                             sessions=sessions, peers=tuple(a for a in apps if a != app_name))
     app[STASIS] = service
@@ -376,6 +378,7 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     await driver.close()
     await session.close()
     callbacks.close()
+    lookup.close()
 
 
 class _ModuleReloader(Protocol):

@@ -205,8 +205,10 @@ def _transfer_text(t: dict[str, Any]) -> str:
 
 
 def _ivr_step_text(step: dict[str, Any]) -> str:
-    """One IVR step, short: enter:main digit:1 faq:ab12 feedback:yes ..."""
+    """One IVR step, short: enter:main digit:1 faq:ab12 feedback:yes status:DN-…,DN-… ..."""
     value = step.get("digit") or step.get("answer") or step.get("faq") or step.get("node") or ""
+    if step.get("codes"):  # status by phone: the ticket codes read out
+        value = str(step["codes"]).replace(" ", ",")
     return f"{step['event']}:{value}" if value else str(step["event"])
 
 

@@ -17,6 +17,7 @@ from callcenter.calls.codec import CALL_KEY, CALL_TTL_S, state_to_json
 from callcenter.clock import utcnow
 from callcenter.dialplan.contract import Verb, stasis_args
 from callcenter.ivr import menu as mn
+from callcenter.ivr import status as ivr_status
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.lines.fallback import REDIS_DOWN, ResilientPool
 from callcenter.queue.redis import AcdQueue
@@ -45,6 +46,10 @@ class CallDeps:
     unshared: set[str] = dataclasses.field(default_factory=set)
     # Operators' calls that ended while Redis was unreachable: (tenant, extension, call id).
     unended: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    # Status by phone: (tenant, caller, command) -> the tickets to read (callcenter.ivr.lookup;
+    # never raises, answers ``failed`` on an outage). None: every lookup is "interrupted".
+    lookup: Callable[[str, str, mn.LookupTickets],
+                     Awaitable[ivr_status.LookupResult]] | None = None
 
 
 class CallSession:
@@ -173,6 +178,14 @@ class CallSession:
                     self._timer = loop.call_later(seconds, self._fire, token)
                 case mn.CancelTimer():
                     self._disarm()
+                case mn.LookupTickets(token):
+                    result = ivr_status.UNAVAILABLE
+                    if d.lookup is not None and s.tenant_id is not None:
+                        result = await d.lookup(s.tenant_id, s.caller, command)
+                    log.info("%s: status lookup (%s): %s", self._label(),
+                             "keyed-in code" if command.code else "caller's number",
+                             "interrupted" if result.failed else f"{result.total} found")
+                    return mn.LookupDone(utcnow(), token, result)
                 case _:
                     return await self._execute_queue(command)
         except ChannelGone:

@@ -35,7 +35,8 @@ def state_to_json(state: CallState) -> str:
 
 def _step_of(d: dict[str, str]) -> mn.Step:
     return mn.Step(at=dt.datetime.fromisoformat(d["at"]), event=d["event"], node=d.get("node"),
-                   digit=d.get("digit"), faq=d.get("faq"), answer=d.get("answer"))
+                   digit=d.get("digit"), faq=d.get("faq"), answer=d.get("answer"),
+                   codes=d.get("codes"))
 
 
 def state_from_json(text: str | bytes) -> CallState:

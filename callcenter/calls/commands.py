@@ -175,7 +175,7 @@ class BridgeMoh:
 
 
 Command = (AcquireLine | ReleaseLine | Answer | Progress | Play | StartMoh | Hangup | WriteRecord
-           | mn.Say | mn.StopSaying | mn.StartTimer | mn.CancelTimer | StopMoh | Enqueue
-           | Dequeue | RingOperator | ReturnOffer | HangupChannel | BridgeOperator
+           | mn.Say | mn.StopSaying | mn.StartTimer | mn.CancelTimer | mn.LookupTickets | StopMoh
+           | Enqueue | Dequeue | RingOperator | ReturnOffer | HangupChannel | BridgeOperator
            | EndOperatorCall | DestroyBridge | SaveCallback | DialUnit | TransferProgress
            | AnswerLeg | CreateBridge | MoveToBridge | BridgeMoh)

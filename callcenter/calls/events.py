@@ -155,6 +155,6 @@ class TransferCancelled:
 
 
 Event = (Routed | LineGranted | Answered | LineRefused | PlaybackFinished | HungUp | Failed
-         | mn.Digit | mn.TimerFired | Resume | Offered | OperatorAnswered | OperatorGone
-         | WaitTick | TransferRequested | UnitAnswered | UnitGone | TransferCompleted
+         | mn.Digit | mn.TimerFired | mn.LookupDone | Resume | Offered | OperatorAnswered
+         | OperatorGone | WaitTick | TransferRequested | UnitAnswered | UnitGone | TransferCompleted
          | TransferCancelled)

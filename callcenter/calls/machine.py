@@ -158,7 +158,7 @@ def _setting_up(state: CallState, event: Event,
 def _in_menus(state: CallState, event: Event,
               ivr: IvrContext | None) -> tuple[CallState, list[Command]] | None:
     """Events of a call in the tenant's menus (IVR); None: no move for this one."""
-    if isinstance(event, (mn.Digit, mn.TimerFired)):
+    if isinstance(event, (mn.Digit, mn.TimerFired, mn.LookupDone)):
         return _menu(state, ivr, event)
     if isinstance(event, PlaybackFinished):
         return _menu(state, ivr, mn.PromptEnded(event.at, event.token))
@@ -215,8 +215,9 @@ def _act(state: CallState, event: Event,
 
 
 # Keys pressed outside the menus (on hold, in a message, while talking) do nothing; a menu timer
-# can fire as the call leaves the menus. Every phase but IVR ignores both.
-_KEYS: tuple[type[Event], ...] = (mn.Digit, mn.TimerFired)
+# can fire, and a status lookup answer, as the call leaves the menus. Every phase but IVR
+# ignores them.
+_KEYS: tuple[type[Event], ...] = (mn.Digit, mn.TimerFired, mn.LookupDone)
 
 # What each phase ignores: an event of a type listed here that the phase's handler did not act
 # on (see _act) changes nothing and asks for nothing; any other event the handler did not act on

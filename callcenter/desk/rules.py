@@ -91,6 +91,13 @@ def step_text(step: Step, tree: IvrTree | None, questions: Mapping[str, str],
         return "Nghe lời chào kết thúc"
     if event == "hangup":
         return "Gác máy"
+    if event == "status":
+        what = f"mã số {step.digit}" if step.digit else "theo số điện thoại"
+        if step.answer == "unavailable":
+            return f"Tra cứu phản ánh ({what}): hệ thống gián đoạn"
+        if step.codes:
+            return f"Tra cứu phản ánh ({what}): nghe phiếu {', '.join(step.codes.split())}"
+        return f"Tra cứu phản ánh ({what}): không có phiếu"
     return f"{event} ({title})"
 
 

@@ -18,6 +18,10 @@ Schema (all durations in seconds)::
         faq_mask: {type: faq, item: "YT-01"}                     # one answer (code or key)
         operator: {type: operator, prompt: "...", urgent: false}
         bye: {type: goodbye, prompt: "..."}
+        status: {type: status_lookup, prompt: "...", codes: own}   # status by phone:
+            # the caller's open tickets read out, or one keyed in; codes: own (a keyed-in code
+            # finds only the caller's number's tickets, the default) or any (any of the
+            # tenant's); timeout/retries as menus; fallback: default back to the calling menu
 
 A prompt is a text, or ``{text: ..., file: ID}`` where ``file`` names a recorded
 ``config/sounds/<tenant>/<ID>.wav`` that replaces the synthesised text (a prompt may be a file
@@ -33,6 +37,7 @@ from typing import TYPE_CHECKING
 from callcenter.config.base import BaseParser, join_key
 from callcenter.ivr.tree import (
     BACK,
+    CODES_SCOPES,
     DEFAULT_INTER_DIGIT_S,
     DEFAULT_INVALID,
     DEFAULT_RETRIES,
@@ -48,6 +53,7 @@ from callcenter.ivr.tree import (
     Node,
     OperatorNode,
     Prompt,
+    StatusNode,
 )
 
 if TYPE_CHECKING:
@@ -58,7 +64,7 @@ _PROMPT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _OPTION = re.compile(r"[1-9][0-9]?")
 MAX_NODES = 200
 MAX_OPTIONS = 20
-NODE_TYPES = ("menu", "faq", "operator", "goodbye")
+NODE_TYPES = ("menu", "faq", "operator", "goodbye", "status_lookup")
 _TREE_KEYS = ("root", "operator", "timeout", "retries", "fallback", "invalid", "inter_digit",
               "texts", "nodes")
 _NODE_KEYS = {
@@ -66,6 +72,7 @@ _NODE_KEYS = {
     "faq": ("type", "prompt", "field", "item", "timeout", "retries", "fallback"),
     "operator": ("type", "prompt", "urgent"),
     "goodbye": ("type", "prompt"),
+    "status_lookup": ("type", "prompt", "codes", "timeout", "retries", "fallback"),
 }
 
 
@@ -185,7 +192,7 @@ def _node(p: BaseParser, node_id: str, value: object, key: str, defaults: _Defau
         prompt = _prompt(p, m["prompt"], join_key(key, "prompt"), node_id)
         if prompt is None:
             return None
-    elif kind != "faq":
+    elif kind not in ("faq", "status_lookup"):
         p.error(join_key(key, "prompt"), m.get("prompt"),
                 f"node {node_id!r} needs a prompt (a text or a recorded file)")
         return None
@@ -195,7 +202,8 @@ def _node(p: BaseParser, node_id: str, value: object, key: str, defaults: _Defau
     retries = defaults.retries
     if "retries" in m:
         retries = p.integer(m["retries"], join_key(key, "retries"), 1, 10) or 0
-    fallback = defaults.fallback
+    # A status lookup goes back to the calling menu unless it names its own fallback.
+    fallback = defaults.fallback if kind != "status_lookup" else ""
     if "fallback" in m:
         fallback = p.text(m["fallback"], join_key(key, "fallback"), max_len=32)
     if not timeout or not retries:
@@ -233,6 +241,15 @@ def _node(p: BaseParser, node_id: str, value: object, key: str, defaults: _Defau
             return None
         return FaqNode(node_id, prompt, field=field, item=item, timeout_s=timeout,
                        retries=retries, fallback=fallback or "")
+    if kind == "status_lookup":
+        codes = m.get("codes", "own")
+        if codes not in CODES_SCOPES:
+            p.error(join_key(key, "codes"), codes,
+                    "expected own (a keyed-in code finds only the caller's number's tickets) "
+                    "or any (any ticket of the tenant)")
+            return None
+        return StatusNode(node_id, prompt, codes=str(codes), timeout_s=timeout,
+                          retries=retries, fallback=fallback or "")
     assert prompt is not None
     if kind == "operator":
         urgent = m.get("urgent", False)
@@ -314,7 +331,8 @@ def parse_ivr(p: BaseParser, value: object, key: str,
                     p.error(join_key(join_key(k, "options"), digit), target,
                             f"option {digit} of menu {nid!r} points to no node "
                             f"(nodes: {', '.join(sorted(nodes))})")
-        if isinstance(n, (MenuNode, FaqNode)) and n.fallback and n.fallback not in nodes:
+        if isinstance(n, (MenuNode, FaqNode, StatusNode)) and n.fallback \
+                and n.fallback not in nodes:
             p.error(join_key(k, "fallback"), n.fallback,
                     f"fallback of {nid!r} points to no node")
         if isinstance(n, FaqNode) and n.field is not None and not n.fallback:
@@ -323,6 +341,9 @@ def parse_ivr(p: BaseParser, value: object, key: str,
     root = m["root"]
     if root not in nodes:
         p.error(join_key(key, "root"), root, "expected the id of a node in ivr.nodes")
+    elif isinstance(nodes[root], StatusNode):
+        p.error(join_key(key, "root"), root, "a status_lookup node returns to the menu the "
+                                             "caller came from: the root must be another node")
     operator = m.get("operator")
     if operator is None:
         operator = next((nid for nid, n in nodes.items() if isinstance(n, OperatorNode)), None)

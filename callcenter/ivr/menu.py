@@ -12,6 +12,11 @@ the invalid prompt and the menu again; the ``retries``-th failure sends the call
 node's fallback. While an FAQ answer is read (sentence by sentence), any other digit skips to
 the next sentence; after the answer the caller is asked whether it helped: 1 yes (thanks,
 goodbye), 2 operator. Every step is written to the call's IVR path.
+
+A ``status_lookup`` node asks the adapter to look up the caller's tickets (``LookupTickets``,
+answered by ``LookupDone``; callcenter.ivr.status says what is read). While a code is keyed in,
+``0`` is a digit (sequence numbers start with 0), ``#`` ends it (alone: back to the menu), a
+pause of the node's timeout after some digits ends it too, and ``*`` repeats what was read.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from callcenter.ivr import status as st
 from callcenter.ivr.tree import (
     BACK,
     DIGITS,
@@ -35,6 +41,7 @@ from callcenter.ivr.tree import (
     MenuNode,
     OperatorNode,
     Prompt,
+    StatusNode,
 )
 
 MAX_PATH = 300  # steps kept in a call's IVR path; a caller pressing keys for an hour stops there
@@ -75,6 +82,7 @@ class Mode(enum.Enum):
     ANSWERING = "answering"  # reading an FAQ answer, sentence by sentence
     LEAVING = "leaving"  # goodbye or thanks playing; the call ends after it
     TO_OPERATOR = "to_operator"  # the operator node's prompt playing; handed over after it
+    LOOKING = "looking"  # a status lookup asked of the ticket store; waiting for LookupDone
     DONE = "done"
 
 
@@ -84,6 +92,7 @@ class Ask(enum.Enum):
     MENU = "menu"
     LIST = "list"  # a page of a field's FAQ items
     FEEDBACK = "feedback"  # "did this answer your question?"
+    CODE = "code"  # a status lookup's ticket number, keyed in digit by digit
 
 
 @dataclass(frozen=True)
@@ -91,16 +100,18 @@ class Step:
     """One line of the IVR path kept in the call record."""
 
     at: dt.datetime
-    event: str  # enter, digit, invalid, timeout, faq, feedback, operator, goodbye, hangup
+    # enter, digit, invalid, timeout, faq, feedback, operator, goodbye, hangup, status
+    event: str
     node: str | None = None
-    digit: str | None = None
+    digit: str | None = None  # status: the number keyed in (none: by the caller's number)
     faq: str | None = None  # FAQ item key
-    answer: str | None = None  # feedback: yes / no
+    answer: str | None = None  # feedback: yes / no; status: found / none / unavailable
+    codes: str | None = None  # status: the ticket codes read out, space-separated
 
     def as_dict(self) -> dict[str, str]:
         """JSON form: ISO time with offset, empty fields left out."""
         d = {"at": self.at.isoformat(), "event": self.event}
-        for k in ("node", "digit", "faq", "answer"):
+        for k in ("node", "digit", "faq", "answer", "codes"):
             v = getattr(self, k)
             if v is not None:
                 d[k] = v
@@ -125,6 +136,9 @@ class MenuState:
     sentence: int = 0
     page: int = 0
     path: tuple[Step, ...] = ()
+    lookup: int | None = None  # token of the status lookup asked for (mode LOOKING)
+    query: str | None = None  # the digits keyed in for that lookup (None: by caller number)
+    said: tuple[Prompt, ...] = ()  # the status last read out ('*' says it again)
 
 
 # ---- events -------------------------------------------------------------------------------
@@ -157,7 +171,16 @@ class CallerLeft:
     at: dt.datetime
 
 
-MenuEvent = Start | Digit | PromptEnded | TimerFired | CallerLeft
+@dataclass(frozen=True)
+class LookupDone:
+    """The ticket store's answer to ``LookupTickets(token)`` (failed: it did not answer)."""
+
+    at: dt.datetime
+    token: int
+    result: st.LookupResult
+
+
+MenuEvent = Start | Digit | PromptEnded | TimerFired | CallerLeft | LookupDone
 
 
 # ---- commands -----------------------------------------------------------------------------
@@ -196,7 +219,17 @@ class EndCall:
     pass
 
 
-MenuCommand = Say | StopSaying | StartTimer | CancelTimer | ToOperator | EndCall
+@dataclass(frozen=True)
+class LookupTickets:
+    """Look up the caller's tickets (``code`` None: the open ones of the caller's number;
+    else that code, the caller's own unless ``any_caller``); answer with LookupDone(token)."""
+
+    token: int
+    code: st.TypedCode | None = None
+    any_caller: bool = False
+
+
+MenuCommand = Say | StopSaying | StartTimer | CancelTimer | ToOperator | EndCall | LookupTickets
 Result = tuple[MenuState, list[MenuCommand]]
 
 
@@ -272,7 +305,7 @@ class _Run:
         self.set(timer=token)
 
     # -- what the caller is asked
-    def node(self) -> MenuNode | FaqNode | OperatorNode | GoodbyeNode:
+    def node(self) -> MenuNode | FaqNode | OperatorNode | GoodbyeNode | StatusNode:
         return self.tree.node(self.st.node)
 
     def items(self) -> Sequence[FaqItemLike]:
@@ -286,6 +319,8 @@ class _Run:
         node = self.node()
         if self.st.ask is Ask.FEEDBACK:
             return [self.tree.texts.feedback]
+        if self.st.ask is Ask.CODE:
+            return [st.TEXTS.ask]
         if self.st.ask is Ask.LIST:
             assert isinstance(node, FaqNode)
             pages = list_pages(self.tree, node, self.items())
@@ -312,8 +347,8 @@ class _Run:
     def limits(self) -> tuple[float, int, str]:
         """(no-input timeout, failures allowed, fallback node) of the current choice."""
         node = self.node()
-        if isinstance(node, MenuNode):
-            return node.timeout_s, node.retries, node.fallback
+        if isinstance(node, (MenuNode, StatusNode)):
+            return node.timeout_s, node.retries, node.fallback  # status: "" = back to the menu
         assert isinstance(node, FaqNode)
         fallback = node.fallback or self.tree.operator or self.tree.root
         return node.timeout_s, node.retries, fallback
@@ -323,7 +358,8 @@ class _Run:
         """Go to a node; ``push`` remembers the current menu for ``#``."""
         if push and self.st.node != node_id and self.st.mode is not Mode.DONE:
             self.set(history=(*self.st.history, self.st.node)[-20:])
-        self.set(node=node_id, failures=0, buffer="", item=None, sentence=0, page=0)
+        self.set(node=node_id, ask=Ask.MENU, failures=0, buffer="", item=None, sentence=0,
+                 page=0, lookup=None, query=None, said=())
         self.log("enter", node=node_id)
         node = self.tree.node(node_id)
         if isinstance(node, MenuNode):
@@ -337,8 +373,84 @@ class _Run:
             self.set(mode=Mode.LEAVING)
             self.log("goodbye", node=node_id)
             self.say([*before, node.prompt])
+        elif isinstance(node, StatusNode):
+            self.enter_status(node, before)
         else:
             self.enter_faq(node, before)
+
+    # -- status by phone
+    def enter_status(self, node: StatusNode, before: Sequence[Prompt]) -> None:
+        """Say the intro and, while it plays, look up the caller's open tickets."""
+        self.set(mode=Mode.LOOKING, ask=Ask.MENU)
+        self.say([*before, *([node.prompt] if node.prompt is not None else [])])
+        token = self.token()
+        self.set(lookup=token, query=None)
+        self.out.append(LookupTickets(token, None, node.codes == "any"))
+
+    def submit(self, digits: str) -> None:
+        """A keyed-in number ended (# or a pause): look it up, or say it cannot be a code."""
+        node = self.node()
+        assert isinstance(node, StatusNode)
+        self.set(buffer="")
+        code = st.parse_typed(digits)
+        if code is None:
+            self.log("invalid", node=node.id, digit=digits)
+            self.fail(st.TEXTS.bad_code)
+            return
+        token = self.token()
+        self.set(mode=Mode.LOOKING, lookup=token, query=digits)
+        self.out.append(LookupTickets(token, code, node.codes == "any"))
+
+    def lookup_done(self, result: st.LookupResult) -> None:
+        """Read what was found (after the intro, if it still plays), then ask for a code."""
+        node = self.node()
+        assert isinstance(node, StatusNode)
+        query = self.st.query
+        self.set(lookup=None, query=None, mode=Mode.CHOOSING, ask=Ask.CODE, buffer="")
+        if result.failed:
+            self.log("status", node=node.id, digit=query, answer="unavailable")
+            self.leave_status([st.TEXTS.unavailable])
+            return
+        codes = st.codes_text(result) or None
+        self.log("status", node=node.id, digit=query,
+                 answer="found" if result.tickets else "none", codes=codes)
+        if query is None:
+            said = [*st.readout(result), st.TEXTS.again] if result.tickets else [st.TEXTS.none]
+        elif result.tickets:
+            said = [*st.ticket_prompts(result.tickets[0]), st.TEXTS.again]
+            self.set(failures=0)
+        else:
+            self.fail(st.TEXTS.not_found)  # counts: guessing codes ends in the menu
+            return
+        self.set(said=tuple(said))
+        prompts = [*said, *self.question()]
+        if self.st.playing is not None:  # the intro still plays: the answer follows it
+            self.set(queue=(*self.st.queue, *prompts))
+        else:
+            self.say(prompts)
+
+    def leave_status(self, before: Sequence[Prompt]) -> None:
+        """Back to the menu the caller came from (the root if none)."""
+        back = self.st.history[-1] if self.st.history else self.tree.root
+        self.set(history=self.st.history[:-1])
+        self.enter(back, push=False, before=before)
+
+    def code_digit(self, d: str) -> None:
+        """A key while a ticket number is asked for (0 is a digit here)."""
+        buffer = self.st.buffer
+        if d == REPEAT:
+            self.repeat()
+        elif d == BACK:
+            if buffer:
+                self.submit(buffer)
+            else:
+                self.leave_status([])
+        elif len(buffer) >= st.MAX_TYPED:
+            self.log("invalid", node=self.st.node, digit=buffer + d)
+            self.fail(st.TEXTS.bad_code)
+        else:
+            self.set(buffer=buffer + d)
+            self.arm(self.limits()[0])
 
     def enter_faq(self, node: FaqNode, before: Sequence[Prompt]) -> None:
         intro = [node.prompt] if node.prompt is not None else []
@@ -416,6 +528,9 @@ class _Run:
     def repeat(self) -> None:
         """``*``: say the current question (or the answer) again."""
         self.set(buffer="")
+        if self.st.ask is Ask.CODE and self.st.mode is Mode.CHOOSING:
+            self.say([*self.st.said, *self.question()])
+            return
         if self.st.mode is Mode.ANSWERING:
             item = self.current_item()
             if item is not None:
@@ -428,30 +543,39 @@ class _Run:
         """The last queued prompt ended."""
         mode = self.st.mode
         if mode is Mode.CHOOSING:
-            timeout = self.tree.inter_digit_s if self.st.buffer else self.limits()[0]
+            short = self.st.buffer and self.st.ask is not Ask.CODE
+            timeout = self.tree.inter_digit_s if short else self.limits()[0]
             self.arm(timeout)
         elif mode is Mode.ANSWERING:
             self.next_sentence()
         elif mode is Mode.LEAVING:
             self.set(mode=Mode.DONE)
             self.out.append(EndCall())
+        elif mode is Mode.LOOKING:
+            pass  # the intro ended before the ticket store answered: LookupDone goes on
         elif mode is Mode.TO_OPERATOR:
             node = self.node()
             self.set(mode=Mode.DONE)
             urgent = isinstance(node, OperatorNode) and node.urgent
             self.out.append(ToOperator(self.st.node, urgent))
 
-    def fail(self) -> None:
-        """An invalid or missing answer; the last allowed one goes to the fallback."""
+    def fail(self, why: Prompt | None = None, *, silent: bool = False) -> None:
+        """An invalid or missing answer; the last allowed one goes to the fallback (a status
+        lookup without one: back to the menu). ``why`` replaces the invalid prompt; ``silent``
+        (no key in a status lookup) says the question again only."""
         _, retries, fallback = self.limits()
         failures = self.st.failures + 1
         self.set(failures=failures, buffer="")
-        if failures >= retries:
-            self.enter(fallback, push=True)
-            return
         node = self.node()
-        invalid = node.invalid if isinstance(node, MenuNode) else self.tree.invalid
-        self.say([invalid, *self.question()])
+        if failures >= retries:
+            if isinstance(node, StatusNode) and not fallback:
+                self.leave_status([why] if why is not None else [])
+            else:
+                self.enter(fallback, push=True)
+            return
+        if why is None:
+            why = node.invalid if isinstance(node, MenuNode) else self.tree.invalid
+        self.say([*([] if silent else [why]), *self.question()])
 
     def choose(self, digits: str) -> None:
         """A complete choice in a CHOOSING state."""
@@ -487,6 +611,15 @@ class _Run:
         self.log("digit", node=self.st.node, digit=d)
         self.silence()  # barge-in
         self.disarm()
+        if mode is Mode.LOOKING:  # waiting for the ticket store: only 0 and # do something
+            if d == OPERATOR and self.to_operator():
+                return
+            if d == BACK:
+                self.leave_status([])  # the store's answer will find nobody waiting for it
+            return
+        if self.st.ask is Ask.CODE and mode is Mode.CHOOSING:
+            self.code_digit(d)
+            return
         if d == OPERATOR and not self.st.buffer:
             if self.to_operator():
                 return
@@ -521,6 +654,13 @@ class _Run:
     def timer(self) -> None:
         self.set(timer=None)
         if self.st.mode is not Mode.CHOOSING:
+            return
+        if self.st.ask is Ask.CODE:
+            if self.st.buffer:
+                self.submit(self.st.buffer)  # a pause after the digits ends the number too
+            else:
+                self.log("timeout", node=self.st.node)
+                self.fail(silent=True)
             return
         if self.st.buffer:
             buffer = self.st.buffer
@@ -568,6 +708,10 @@ def step(tree: IvrTree, faq: FaqSource, state: MenuState, event: MenuEvent) -> R
         if event.token != state.timer:
             return state, []  # a timer replaced or cancelled meanwhile
         run.timer()
+    elif isinstance(event, LookupDone):
+        if event.token != state.lookup or state.mode is not Mode.LOOKING:
+            return state, []  # the caller left the lookup (# or 0) before it answered
+        run.lookup_done(event.result)
     return run.st, run.out
 
 

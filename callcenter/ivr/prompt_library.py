@@ -72,7 +72,7 @@ class PromptLibrary:
             return rec
         if prompt.text is None:
             return None
-        key = cache_key(prompt.text)
+        key = cache_key(prompt.text, prompt.clip)
         if key not in self._known:
             if not (self.cache_host / f"{key}.wav").exists():
                 return None
@@ -86,12 +86,12 @@ class PromptLibrary:
             return found
         if prompt.text is None:
             raise PromptError(f"prompt {prompt.id!r} of {tenant}: no recorded file and no text")
-        key = cache_key(prompt.text)
+        key = cache_key(prompt.text, prompt.clip)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             if key not in self._known:
                 log.info("prompt %s/%s not built yet: synthesising it now", tenant, prompt.id)
-                await asyncio.to_thread(synthesise, prompt.text, self.cache_host)
+                await asyncio.to_thread(synthesise, prompt.text, self.cache_host, prompt.clip)
                 self._known.add(key)
         self._locks.pop(key, None)
         return f"sound:{self.sounds_pbx}/cache/{key}"
@@ -101,20 +101,20 @@ class PromptLibrary:
               progress: Callable[[int, int], None] | None = None,
               workers: int = 2) -> tuple[int, int]:
         """Synthesise every prompt not cached yet (blocking). Returns (made, already there)."""
-        todo: dict[str, str] = {}
+        todo: dict[str, tuple[str, bool]] = {}
         there = 0
         for tenant, prompt in prompts:
             if self.cached_media(tenant, prompt) is not None:
                 there += 1
             elif prompt.text is not None:
-                todo.setdefault(cache_key(prompt.text), prompt.text)
+                todo.setdefault(cache_key(prompt.text, prompt.clip), (prompt.text, prompt.clip))
         texts = list(todo.values())
         done = 0
         if progress:
             progress(0, len(texts))
         self.cache_host.mkdir(parents=True, exist_ok=True)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prompts") as pool:
-            for _ in pool.map(lambda t: synthesise(t, self.cache_host), texts):
+            for _ in pool.map(lambda t: synthesise(t[0], self.cache_host, t[1]), texts):
                 done += 1
                 if progress:
                     progress(done, len(texts))

@@ -21,8 +21,10 @@ from callcenter import calls as cm
 from callcenter.config.model import DEFAULT_PROMPTS, HotlineConfig, Tenant
 from callcenter.faq.rules import FAQ_CHANNEL
 from callcenter.ivr import menu as mn
+from callcenter.ivr import status as ivr_status
 from callcenter.ivr.prompt_library import PromptLibrary
-from callcenter.ivr.tree import FaqNode, Prompt
+from callcenter.ivr.tree import FaqNode, Prompt, StatusNode
+from callcenter.tickets.config import policy_of
 
 log = logging.getLogger("callcenter.ivr")
 
@@ -47,6 +49,10 @@ def tenant_prompts(tenant: Tenant, faq: mn.FaqSource) -> list[Prompt]:
     if tree is None:
         return []
     out = [greeting_of(tenant), *tree.prompts()]
+    if any(isinstance(n, StatusNode) for n in tree.nodes):
+        # Status by phone speaks in fragments, all made ahead (callcenter.ivr.status).
+        units = [(u.id, u.name) for u in policy_of(tenant).units]
+        out += ivr_status.fragments(units)
     for node in tree.nodes:
         if not isinstance(node, FaqNode):
             continue

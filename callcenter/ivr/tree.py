@@ -9,6 +9,8 @@ A tree is a set of named nodes:
   After an answer the caller is asked whether it answered the question (1 yes, 2 operator).
 * ``operator``: says its prompt ("please hold") and hands the call to the operators' queue.
 * ``goodbye``: says its prompt and hangs up.
+* ``status_lookup``: reads the state of the caller's open tickets, or of one whose number the
+  caller keys in (callcenter.ivr.status); then back to the menu the caller came from.
 
 Anywhere: ``*`` repeats, ``#`` goes back one menu, ``0`` goes to the operator node.
 """
@@ -31,6 +33,7 @@ class Prompt:
 
     id: str
     text: str | None
+    clip: bool = False  # a fragment said in a row with others: speech padding trimmed
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,26 @@ class GoodbyeNode:
     prompt: Prompt
 
 
-Node = MenuNode | FaqNode | OperatorNode | GoodbyeNode
+CODES_SCOPES = ("own", "any")
+
+
+@dataclass(frozen=True)
+class StatusNode:
+    """Status by phone: the caller's open tickets, or one keyed in (callcenter.ivr.status).
+
+    ``codes``: whose tickets a keyed-in whole code may find: ``own`` (the caller's number's
+    only) or ``any`` (any of the tenant's). ``fallback``: where too many invalid or silent
+    answers go; empty: back to the menu the caller came from."""
+
+    id: str
+    prompt: Prompt | None  # said first (e.g. "Tra cứu tình trạng phản ánh"); None: nothing
+    codes: str = "own"
+    timeout_s: float = 6.0
+    retries: int = 3
+    fallback: str = ""
+
+
+Node = MenuNode | FaqNode | OperatorNode | GoodbyeNode | StatusNode
 
 
 @dataclass(frozen=True)

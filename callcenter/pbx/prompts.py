@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 VOICE = "vi-vn-x-south"
 SPEED_WPM = 150
 RATE = 8000
+# Fragments played one after another (a status readout: "Phiếu số", "không", "bốn" ...): espeak
+# pads each with ~0.4 s of silence; clipped, the silence at both ends goes and a short gap stays.
+CLIP_GAP_S = 0.06
 
 
 class PromptError(RuntimeError):
@@ -39,16 +42,18 @@ class PromptSpec:
     text: str
 
 
-def cache_key(text: str) -> str:
-    """Hash of (voice, speed, rate, text): the cached file's name."""
-    h = hashlib.sha256(f"{VOICE}|{SPEED_WPM}|{RATE}|{text}".encode()).hexdigest()
+def cache_key(text: str, clip: bool = False) -> str:
+    """Hash of (voice, speed, rate, text[, clipped]): the cached file's name."""
+    tail = f"|clip{CLIP_GAP_S}" if clip else ""
+    h = hashlib.sha256(f"{VOICE}|{SPEED_WPM}|{RATE}|{text}{tail}".encode()).hexdigest()
     return h[:32]
 
 
-def synthesise(text: str, cache: Path) -> Path:
-    """Return a cached 8 kHz mono 16-bit WAV of text, making it if needed."""
+def synthesise(text: str, cache: Path, clip: bool = False) -> Path:
+    """Return a cached 8 kHz mono 16-bit WAV of text, making it if needed (``clip``: the
+    silence at both ends trimmed to CLIP_GAP_S at the end, for fragments said in a row)."""
     cache.mkdir(parents=True, exist_ok=True)
-    out = cache / f"{cache_key(text)}.wav"
+    out = cache / f"{cache_key(text, clip)}.wav"
     if out.exists():
         return out
     for tool in ("espeak-ng", "sox"):
@@ -63,16 +68,18 @@ def synthesise(text: str, cache: Path) -> Path:
         ["espeak-ng", "-v", VOICE, "-s", str(SPEED_WPM), "-w", str(raw), "--stdin"],
         input=text.encode(), check=True, capture_output=True,
     )
-    convert(raw, tmp)
+    convert(raw, tmp, clip=clip)
     raw.unlink(missing_ok=True)
     tmp.replace(out)
     return out
 
 
-def convert(src: Path, dst: Path) -> None:
+def convert(src: Path, dst: Path, clip: bool = False) -> None:
     """Any audio sox reads -> 8 kHz mono 16-bit WAV, as Asterisk's format_wav wants."""
+    trim = (["silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%",
+             "reverse", "pad", "0", str(CLIP_GAP_S)] if clip else [])
     proc = subprocess.run(
-        ["sox", str(src), "-r", str(RATE), "-c", "1", "-b", "16", str(dst)],
+        ["sox", str(src), "-r", str(RATE), "-c", "1", "-b", "16", str(dst), *trim],
         capture_output=True, text=True,
     )
     if proc.returncode != 0:
