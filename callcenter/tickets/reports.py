@@ -202,6 +202,7 @@ class Counts:
 
 
 COUNT_KEYS: tuple[str, ...] = tuple(f.name for f in fields(Counts))
+SURVEY_KEYS: tuple[str, ...] = ("satisfied", "not_resolved", "no_answer")
 COUNT_HEADERS: dict[str, str] = {
     "received": "Tiếp nhận",
     "answered_l1": "Trả lời tại cấp 1",
