@@ -63,6 +63,7 @@ from callcenter.queue.redis import ACD, AcdQueue
 from callcenter.runtime.loop_lag import LoopLag
 from callcenter.runtime.memory import heap_trim_job
 from callcenter.sms.dlr import add_routes as add_sms_routes
+from callcenter.sms.mo import add_routes as add_sms_mo_routes
 from callcenter.sms.service import dlr_base_url, sms_context
 from callcenter.store.database import Database
 from callcenter.store.journal import RecordJournal
@@ -71,6 +72,7 @@ from callcenter.store.recorder import RecordWriter
 from callcenter.store.records import CallRecordStore
 from callcenter.tickets.files import DOCUMENT_MAX_BYTES
 from callcenter.tickets.jobs import deadline_job
+from callcenter.tickets.replies import reply_handler
 from callcenter.tickets.service import TicketService
 
 log = logging.getLogger("callcenter.app")
@@ -575,7 +577,8 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
     app[DATABASE] = database = Database(settings.database_url)
     sms = sms_context(settings.sms, settings.state_dir, database,
                       dlr_base_url(config.service.http_bind, config.service.http_port,
-                                   https=config.console.tls))
+                                   https=config.console.tls),
+                      mo_handler=reply_handler(lambda: app[TICKETS]))  # survey answers
     # SMS after the store (which migrates the database), before calls start.
     app.cleanup_ctx.extend([_tasks_ctx, _database_ctx, _redis_ctx, _store_ctx, sms, _tickets_ctx,
                             _ari_ctx, _ami_ctx, _config_ctx])
@@ -583,6 +586,7 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
     app.cleanup_ctx.append(_mail_ctx)  # after _tickets_ctx: reports read the tickets
     app.cleanup_ctx.append(systemd_ctx)  # last: its cleanup (STOPPING=1) runs first
     add_sms_routes(app)
+    add_sms_mo_routes(app)  # GET /sms/mo: citizens' SMS from Kannel (key, loopback)
     setup_console(app, database_url=settings.database_url, database=database, config=app[CONFIG],
                   tickets=TICKETS, queue=True, live_config=CONFIG, redis=REDIS,
                   recordings=lambda: app[LAYOUT].recordings() if LAYOUT in app else None,

@@ -366,9 +366,31 @@ class Installer:
             self.report.add("kept", logs, "exists")
         else:
             self.ensure_dir(logs, k_uid, 0, 0o755)  # as Debian's kannel package makes it
-        self.write_rendered(conf, self.kannel_conf(sms, kannel_secrets), 0, 0, 0o600)
+        self.write_rendered(conf, self.kannel_conf(sms, kannel_secrets, self._mo_url(
+            kannel_secrets)), 0, 0, 0o600)
 
-    def kannel_conf(self, sms: SmsSettings, kannel_secrets: Mapping[str, str]) -> str:
+    def _mo_url(self, kannel_secrets: Mapping[str, str]) -> str | None:
+        """Where smsbox passes citizens' SMS (the survey's answers): the app's port from
+        hotline.yaml; None (with a warning) when the config cannot be read yet."""
+        from callcenter.config.file import load_config
+        from callcenter.sms.service import app_mo_url
+
+        config_file = self.at(ETC) / "hotline.yaml"
+        try:
+            config = load_config(config_file)
+        except Exception as e:  # noqa: BLE001 - any config error: Kannel still sends texts
+            self.report.add("warning", "citizens' SMS not passed to the app",
+                            f"{config_file}: {str(e).splitlines()[0][:200]}; fix it and run "
+                            "`callcenter install` again")
+            return None
+        key = kannel_secrets.get("HOTLINE_SMS_MO_KEY")
+        if not key:
+            return None
+        return app_mo_url(config.service.http_bind, config.service.http_port, key,
+                          https=config.console.tls)
+
+    def kannel_conf(self, sms: SmsSettings, kannel_secrets: Mapping[str, str],
+                    mo_url: str | None = None) -> str:
         """kannel.conf for the units: spool in KANNEL_STATE, logs in /var/log/kannel, and the
         carrier's SMSC block written in (the kannel user cannot read /etc/hotline1022)."""
         from callcenter.sms.credentials import KannelSecrets
@@ -377,7 +399,8 @@ class Installer:
         creds = KannelSecrets(sendsms_user=kannel_secrets["HOTLINE_KANNEL_USER"],
                               sendsms_password=kannel_secrets["HOTLINE_KANNEL_PASSWORD"],
                               admin_password=kannel_secrets["HOTLINE_KANNEL_ADMIN_PASSWORD"],
-                              dlr_key=kannel_secrets["HOTLINE_SMS_DLR_KEY"])
+                              dlr_key=kannel_secrets["HOTLINE_SMS_DLR_KEY"],
+                              mo_key=kannel_secrets.get("HOTLINE_SMS_MO_KEY", ""))
         smsc_block = None
         if not sms.fake:
             smsc_file = self.at(sms.smsc)
@@ -389,7 +412,7 @@ class Installer:
                                    f"put the carrier's `group = smsc` block there, or set "
                                    f"it to fake") from None
             given, sms = sms.smsc, replace(sms, smsc=str(smsc_file))
-        text = render_config(sms, creds, Path(KANNEL_STATE))
+        text = render_config(sms, creds, Path(KANNEL_STATE), mo_url)
         for box in ("bearerbox", "smsbox"):
             for kind in ("", "-access"):
                 text = text.replace(f'"{KANNEL_STATE}/{box}{kind}.log"',

@@ -50,6 +50,7 @@ from callcenter.runtime.memory import malloc_figures, sqlite_memory
 from callcenter.runtime.redis_server import PrivateRedis, answers
 from callcenter.sms.credentials import load_kannel_secrets
 from callcenter.sms.kannel import KannelGateway, start_for_run
+from callcenter.sms.service import app_mo_url
 from callcenter.store.urls import shown_url
 
 log = logging.getLogger("callcenter.run")
@@ -395,7 +396,11 @@ def run_all(settings: Settings) -> None:
         log.info("database: %s (alembic upgrade head on start)",
                  shown_url(settings.database_url))
         # SMS: our own Kannel unless off or external; not installed -> texts wait in the outbox.
-        kannel = start_for_run(settings.sms, kannel_secrets, settings.state_dir, account)
+        # Citizens' SMS (the survey's answers) go to the app's /sms/mo with the MO key.
+        mo = app_mo_url(config.service.http_bind, config.service.http_port,
+                        kannel_secrets.mo_key, https=config.console.tls)
+        kannel = start_for_run(settings.sms, kannel_secrets, settings.state_dir, account,
+                               mo_url=mo)
         if kannel is not None:
             for name, proc in kannel.procs.items():
                 record.add(name, proc.pid)

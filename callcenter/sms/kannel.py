@@ -46,6 +46,7 @@ SBIN = ("/usr/sbin", "/usr/local/sbin")
 FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")  # Debian's kannel-extras
 # fakesmsc needs one MO message template even with `-m 0` (send none); never sent.
 FAKESMSC_IDLE_MO = "1022 1022 text nop"
+_FORBIDDEN_IN_CONF = set('"\\\n\r#')  # what would end a quoted kannel.conf value
 SMSBOX_STARTS = 3  # smsbox may panic on its first link to a just-started bearerbox (below)
 
 
@@ -91,8 +92,10 @@ def find_binaries(need_fakesmsc: bool = True) -> KannelBinaries:
     return KannelBinaries(bearerbox, smsbox, fake)
 
 
-def render_config(settings: SmsSettings, secrets: KannelSecrets, directory: Path) -> str:
-    """kannel.conf for these settings, with every file under `directory`."""
+def render_config(settings: SmsSettings, secrets: KannelSecrets, directory: Path,
+                  mo_url: str | None = None) -> str:
+    """kannel.conf for these settings, with every file under `directory`; citizens' SMS go
+    to `mo_url` (see `callcenter.sms.mo.mo_url`), or nowhere without it."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         undefined=jinja2.StrictUndefined,
@@ -102,20 +105,30 @@ def render_config(settings: SmsSettings, secrets: KannelSecrets, directory: Path
     if not settings.fake and not Path(settings.smsc).is_file():
         raise KannelStartError(f"HOTLINE_KANNEL_SMSC={settings.smsc}: expected 'fake' or the "
                                "path of a file with the SMSC's `group = smsc` block")
+    if mo_url is not None and _FORBIDDEN_IN_CONF & set(mo_url):
+        raise KannelStartError(f"{mo_url!r}: the MO URL must not hold quotes, '#' or newlines")
     return env.get_template("kannel.conf.j2").render(
-        s=settings, secrets=secrets, dir=str(directory.resolve()), max_parts=MAX_PARTS)
+        s=settings, secrets=secrets, dir=str(directory.resolve()), max_parts=MAX_PARTS,
+        mo_url=mo_url)
 
 
 class KannelGateway:
     """bearerbox + smsbox (+ fakesmsc) for one state folder; start() and stop() may repeat."""
 
     def __init__(self, settings: SmsSettings, secrets: KannelSecrets, directory: Path,
-                 run_as: RunAs | None = None):
+                 run_as: RunAs | None = None, *, mo_url: str | None = None,
+                 interactive_fakesmsc: bool = False):
         self.settings = settings
         self.secrets = secrets
         self.directory = directory
         self.run_as = run_as  # a root run starts the boxes unprivileged (smsbox serves HTTP)
+        self.mo_url = mo_url  # where smsbox passes citizens' SMS (callcenter.sms.mo)
+        # Tests: fakesmsc reads MO lines ("FROM TO text WORDS") on its stdin (`send_mo`).
+        # It then reads what bearerbox sends only between lines (every ~3 s): not for tests
+        # that wait for texts or delivery reports.
+        self.interactive_fakesmsc = interactive_fakesmsc
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._stdins: list[IO[bytes]] = []
 
     @property
     def conf_file(self) -> Path:
@@ -151,11 +164,12 @@ class KannelGateway:
                         " is an earlier hotline's Kannel still running? (pgrep -a bearerbox)"
                     ) from None
 
-    def _spawn(self, name: str, argv: list[str], out: Path) -> None:
+    def _spawn(self, name: str, argv: list[str], out: Path, stdin: int = subprocess.DEVNULL
+               ) -> None:
         f: IO[bytes] = open(out, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
             self.procs[name] = spawn(
-                name, argv, stdin=subprocess.DEVNULL, stdout=f, stderr=f, cwd=self.directory,
+                name, argv, stdin=stdin, stdout=f, stderr=f, cwd=self.directory,
                 start_new_session=True,  # Ctrl-C goes to us; we stop Kannel in order
                 **(self.run_as.popen() if self.run_as else {}),
             )
@@ -170,7 +184,7 @@ class KannelGateway:
         self._check_ports_free()
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "spool").mkdir(exist_ok=True)
-        text = render_config(self.settings, self.secrets, self.directory)
+        text = render_config(self.settings, self.secrets, self.directory, self.mo_url)
         write_atomic(self.conf_file, text, 0o600)  # holds passwords
         if self.run_as is not None:  # the boxes read their config and write logs and spool here
             self.run_as.chown(self.directory, recursive=True)
@@ -185,9 +199,12 @@ class KannelGateway:
             self._spawn("smsbox", smsbox, self.directory / "smsbox.out")
             if self.settings.fake:
                 assert bins.fakesmsc is not None
-                self._spawn("fakesmsc", [bins.fakesmsc, "-H", LOOPBACK, "-r",
-                                         str(self.settings.fake_smsc_port), "-m", "0",
-                                         FAKESMSC_IDLE_MO], self.fakesmsc_log)
+                fake = [bins.fakesmsc, "-H", LOOPBACK, "-r", str(self.settings.fake_smsc_port)]
+                if self.interactive_fakesmsc:  # no message argument: MO lines from stdin
+                    self._spawn("fakesmsc", fake, self.fakesmsc_log, stdin=subprocess.PIPE)
+                else:
+                    self._spawn("fakesmsc", [*fake, "-m", "0", FAKESMSC_IDLE_MO],
+                                self.fakesmsc_log)
             for attempt in range(1, SMSBOX_STARTS + 1):
                 try:
                     self._wait(self.ready, deadline, "smsbox and SMSC on-line")
@@ -206,6 +223,22 @@ class KannelGateway:
             raise
         log.info("Kannel up: sendsms on %s (SMSC: %s)", self.sendsms_url,
                  "fakesmsc" if self.settings.fake else self.settings.smsc)
+
+    def send_mo(self, sender: str, receiver: str, text: str) -> None:
+        """The fake SMSC delivers an SMS from `sender` (a phone) to `receiver` (tests).
+
+        Needs ``interactive_fakesmsc``; `text` is sent as a plain ("text") message. Send the
+        next one after this one arrived: fakesmsc reads its stdin through stdio and waits on
+        the descriptor, so a second line written at once sits in its buffer until a third.
+        """
+        proc = self.procs.get("fakesmsc")
+        if not self.interactive_fakesmsc or proc is None or proc.stdin is None:
+            raise RuntimeError("send_mo needs a gateway started with interactive_fakesmsc")
+        line = f"{sender} {receiver} text {text}"
+        if "\n" in line or "\r" in line:
+            raise ValueError("one line per message: no newline in the text")
+        proc.stdin.write(line.encode() + b"\n")
+        proc.stdin.flush()
 
     def _only_smsbox_died(self) -> bool:
         """smsbox has exited while bearerbox (and the fake SMSC) still run."""
@@ -271,6 +304,9 @@ class KannelGateway:
         """smsbox, bearerbox, fakesmsc: SIGTERM, wait, then SIGKILL. Never leaves one behind."""
         for name in ("smsbox", "bearerbox", "fakesmsc"):
             proc = self.procs.pop(name, None)
+            if proc is not None and proc.stdin is not None:
+                # Closed after the process ends: fakesmsc (interactive) crashes on EOF.
+                self._stdins.append(proc.stdin)
             if proc is None or proc.poll() is not None:
                 continue
             for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
@@ -284,6 +320,10 @@ class KannelGateway:
                 except subprocess.TimeoutExpired:
                     log.warning("%s did not stop on %s", name, signal.Signals(sig).name)
         self._stop_strays()
+        for pipe in self._stdins:
+            with contextlib.suppress(OSError):
+                pipe.close()
+        self._stdins.clear()
         log.info("Kannel stopped")
 
     def _strays(self) -> list[int]:
@@ -353,7 +393,8 @@ def free_settings(base: SmsSettings | None = None) -> SmsSettings:
 
 
 def start_for_run(settings: SmsSettings, secrets: KannelSecrets,
-                  state_dir: Path, run_as: RunAs | None = None) -> KannelGateway | None:
+                  state_dir: Path, run_as: RunAs | None = None,
+                  mo_url: str | None = None) -> KannelGateway | None:
     """For `callcenter run`: our own Kannel, or None (SMS off, external gateway, not installed).
 
     Without Kannel the hotline still runs: texts wait in the outbox until a gateway is there.
@@ -364,7 +405,7 @@ def start_for_run(settings: SmsSettings, secrets: KannelSecrets,
     if settings.gateway_url:
         log.info("SMS through the existing Kannel at %s", settings.gateway_url)
         return None
-    gateway = KannelGateway(settings, secrets, state_dir / "kannel", run_as)
+    gateway = KannelGateway(settings, secrets, state_dir / "kannel", run_as, mo_url=mo_url)
     try:
         gateway.start()
     except (KannelUnavailable, KannelStartError) as e:

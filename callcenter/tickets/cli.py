@@ -617,6 +617,9 @@ def cmd_report_league(args: argparse.Namespace, settings: Settings) -> int:
             rate = f"{x.on_time_rate * 100:5.1f}%" if x.on_time_rate is not None else "    -"
             med = (f"{x.median_resolve_hours:7.2f} h" if x.median_resolve_hours is not None
                    else "      -")
-            print(f"{x.rank or '-':>3} {x.unit_name[:36]:<36} {x.assigned:>5} {rate} {med}")
+            survey = (f"  hài lòng {x.satisfied}, chưa giải quyết {x.not_resolved}, chưa phản "
+                      f"hồi {x.no_answer}" if x.satisfied + x.not_resolved + x.no_answer else "")
+            print(f"{x.rank or '-':>3} {x.unit_name[:36]:<36} {x.assigned:>5} {rate} {med}"
+                  + survey)
         return 0
     return _run(settings, body)

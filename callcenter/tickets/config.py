@@ -43,6 +43,11 @@ Schema (durations are quoted strings such as "24h", "4h", "60m", "5m", "1h30m", 
         chase: "..."                   # {days_late} too: to the same, once late (chasing)
         escalation: "..."              # to the unit's head and the province office
         web_receipt: "..."             # to the citizen when the web form records a petition
+        reopened: "..."                # to the focal persons when the citizen replies 2
+      survey:                          # optional; left out: the resolve SMS asks nothing
+        enabled: true                  # the default once the section is given
+        question: "Hài lòng nhắn 1, chưa được giải quyết nhắn 2."  # after sms.resolved
+        reply_days: 7                  # a reply counts this many days after the notice
       public_by_default: false         # may resolved tickets appear in the public feed
       chasing:                         # optional; left out: late units are not chased
         at_deadline: true              # SMS the focal persons when the deadline passes
@@ -302,6 +307,12 @@ CHASE_TEXT = ("Tổng đài 1022 đôn đốc: phản ánh {code} đã quá hạ
 # The citizen's receipt for a petition sent through the public web form (intake/webform.py).
 WEB_RECEIPT_TEXT = ("Tổng đài 1022 đã tiếp nhận phản ánh, kiến nghị của ông (bà) gửi qua trang "
                     "web, mã số {code}. Xin cảm ơn!")
+REOPENED_TEXT = ("Tổng đài 1022: công dân phản hồi phản ánh {code} ({field}, {place}) chưa được "
+                 "giải quyết; phản ánh đã được mở lại.")
+# Appended to the resolve notice after a space. The notice is UCS-2 anyway (diacritics): its
+# 79 characters, the space and these 45 make 125 UTF-16 units, still 2 parts (2 x 67 = 134):
+# asking costs no extra SMS. A question longer than 54 characters makes it 3.
+SURVEY_QUESTION = "Hài lòng nhắn 1, chưa được giải quyết nhắn 2."
 ESCALATION_TEXT = ("Tổng đài 1022 báo cáo: phản ánh {code} giao {unit} đã trễ hạn {days_late} "
                    "ngày (hạn {deadline}), chưa có kết quả. Đề nghị chỉ đạo xử lý.")
 
@@ -316,6 +327,16 @@ class SmsTemplates:
     chase: str = CHASE_TEXT  # to the focal persons at the deadline and on mornings after it
     escalation: str = ESCALATION_TEXT  # to the unit's head and the province office
     web_receipt: str = WEB_RECEIPT_TEXT  # to the citizen: the web form recorded the petition
+    reopened: str = REOPENED_TEXT  # to the focal persons when the citizen replies "not resolved"
+
+
+@dataclass(frozen=True)
+class SurveyPolicy:
+    """The satisfaction question asked in the resolve SMS (see callcenter.tickets.survey)."""
+
+    enabled: bool = False
+    question: str = SURVEY_QUESTION  # appended to the resolve notice, after a space
+    reply_days: int = 7  # a reply counts this many days after the notice
 
 
 # "thông tin thuộc lĩnh vực y tế mang tính cấp bách ... không quá 04 tiếng": every field of the
@@ -339,6 +360,7 @@ class TicketPolicy:
     deadlines: DeadlinePolicy = field(default_factory=lambda: DeadlinePolicy(
         rules=(URGENT_HEALTH,)))
     sms: SmsTemplates = field(default_factory=SmsTemplates)
+    survey: SurveyPolicy = field(default_factory=SurveyPolicy)
     public_by_default: bool = False
     chasing: ChasingPolicy | None = None  # None: late units are not chased
     province_office: Contact | None = None  # told (with the unit's head) when one is long late
@@ -730,7 +752,7 @@ def _template(p: BaseParser, value: object, key: str) -> str | None:
 
 def _sms(p: BaseParser, value: object, key: str) -> SmsTemplates | None:
     m = p.mapping(value, key, ("resolved", "forwarded", "reminder", "chase", "escalation",
-                               "web_receipt"))
+                               "web_receipt", "reopened"))
     if m is None:
         return None
     d = SmsTemplates()
@@ -742,7 +764,44 @@ def _sms(p: BaseParser, value: object, key: str) -> SmsTemplates | None:
                         reminder=got.get("reminder") or d.reminder,
                         chase=got.get("chase") or d.chase,
                         escalation=got.get("escalation") or d.escalation,
-                        web_receipt=got.get("web_receipt") or d.web_receipt)
+                        web_receipt=got.get("web_receipt") or d.web_receipt,
+                        reopened=got.get("reopened") or d.reopened)
+
+
+MAX_REPLY_DAYS = 60
+
+
+def _survey(p: BaseParser, value: object, key: str) -> SurveyPolicy | None:
+    m = p.mapping(value, key, ("enabled", "question", "reply_days"))
+    if m is None:
+        return None
+    before = len(p.errors)
+    d = SurveyPolicy()
+    enabled = True
+    if "enabled" in m:
+        if isinstance(m["enabled"], bool):
+            enabled = m["enabled"]
+        else:
+            p.error(join_key(key, "enabled"), m["enabled"], "expected true or false")
+    question = d.question
+    if m.get("question") is not None:
+        # No placeholders: the question is the same for every ticket.
+        got = p.text(m["question"], join_key(key, "question"), max_len=160)
+        if got is not None and ("{" in got or "}" in got):
+            p.error(join_key(key, "question"), got, "expected plain text without braces")
+        elif got is not None:
+            question = got.strip()
+    days = d.reply_days
+    if "reply_days" in m:
+        raw = m["reply_days"]
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_REPLY_DAYS:
+            p.error(join_key(key, "reply_days"), raw,
+                    f"expected a whole number of days, 1..{MAX_REPLY_DAYS}")
+        else:
+            days = raw
+    if len(p.errors) > before:
+        return None
+    return SurveyPolicy(enabled, question, days)
 
 
 def _deadline_rule(p: BaseParser, value: object, key: str,
@@ -1035,7 +1094,7 @@ def parse_ticket_sections(p: BaseParser, m: Mapping[str, object], key: str,
     if m.get("tickets") is not None:
         t = p.mapping(m["tickets"], tk, ("code_prefix", "fallback_unit", "routing", "deadlines",
                                          "sms", "public_by_default", "chasing",
-                                         "province_office")) or {}
+                                         "province_office", "survey")) or {}
     prefix = base.code_prefix
     if "code_prefix" in t:
         got = p.text(t["code_prefix"], join_key(tk, "code_prefix"), max_len=10)
@@ -1080,6 +1139,9 @@ def parse_ticket_sections(p: BaseParser, m: Mapping[str, object], key: str,
     sms = base.sms
     if t.get("sms") is not None:
         sms = _sms(p, t["sms"], join_key(tk, "sms")) or sms
+    survey = base.survey
+    if t.get("survey") is not None:
+        survey = _survey(p, t["survey"], join_key(tk, "survey")) or survey
     public = base.public_by_default
     if "public_by_default" in t:
         if isinstance(t["public_by_default"], bool):
@@ -1100,4 +1162,5 @@ def parse_ticket_sections(p: BaseParser, m: Mapping[str, object], key: str,
                         districts=districts,
                         routing=tuple(explicit) + tuple(r for r, _ in implied),
                         fallback_unit=fallback, deadlines=deadlines, sms=sms,
-                        public_by_default=public, chasing=chasing, province_office=office)
+                        survey=survey, public_by_default=public, chasing=chasing,
+                        province_office=office)

@@ -18,7 +18,15 @@ resolved_late          result recorded after the due time
 still_open             not answered, resolved or closed yet (Đang xử lý)
 late                   still open and past the resolve due time at ``now`` (Quá hạn)
 closed_unhandled       closed by a supervisor without a result (duplicate, not a petition)
+satisfied              resolve SMS whose satisfaction question the citizen answered "1"
+not_resolved           ... answered "2" (chưa được giải quyết: the ticket was reopened)
+no_answer              ... not answered (yet: a reply counts ``reply_days`` after the SMS)
 =====================  ================================================================
+
+The three survey figures (``callcenter.tickets.survey``) count resolve notices that asked the
+question, of the tickets received in the period: a ticket reopened by a "2" and resolved
+again asked twice and counts twice. They go to the unit that resolved the ticket then (not
+the holder now: a reopened ticket is back at level 1).
 
 received = answered_l1 + resolved_on_time + resolved_late + still_open + closed_unhandled;
 ``late`` is part of ``still_open``; ``forwarded`` overlaps the others. Per unit means the unit
@@ -185,12 +193,16 @@ class Counts:
     still_open: int = 0
     late: int = 0
     closed_unhandled: int = 0
+    satisfied: int = 0  # survey answers (see the module docstring)
+    not_resolved: int = 0
+    no_answer: int = 0
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
 
 COUNT_KEYS: tuple[str, ...] = tuple(f.name for f in fields(Counts))
+SURVEY_KEYS: tuple[str, ...] = ("satisfied", "not_resolved", "no_answer")
 COUNT_HEADERS: dict[str, str] = {
     "received": "Tiếp nhận",
     "answered_l1": "Trả lời tại cấp 1",
@@ -200,6 +212,9 @@ COUNT_HEADERS: dict[str, str] = {
     "still_open": "Đang xử lý",
     "late": "Quá hạn",
     "closed_unhandled": "Đóng không xử lý",
+    "satisfied": "Hài lòng",
+    "not_resolved": "Chưa được giải quyết",
+    "no_answer": "Chưa phản hồi",
 }
 
 
@@ -282,6 +297,9 @@ class LeagueRow:
     late_open: int
     on_time_rate: float | None  # 0..1
     median_resolve_hours: float | None
+    satisfied: int = 0  # survey answers to the unit's resolve SMS (module docstring)
+    not_resolved: int = 0
+    no_answer: int = 0
 
     def to_json_dict(self) -> dict[str, Any]:
         """Plain JSON values."""
@@ -400,6 +418,10 @@ class TicketReports:
             by_unit[unit] = by_unit.get(unit, Counts()) + counts
             by_field[fld] = by_field.get(fld, Counts()) + counts
             total += counts
+        for unit, fld, counts in self._survey_groups(tenant, period):
+            by_unit[unit] = by_unit.get(unit, Counts()) + counts
+            by_field[fld] = by_field.get(fld, Counts()) + counts
+            total += counts
         by_unit.setdefault(None, Counts())  # level 1 always has its row, last
         unit_rows = [CountRow(u, self._unit_name(policy, u), c)
                      for u, c in by_unit.items() if u is not None]
@@ -407,6 +429,20 @@ class TicketReports:
         field_rows = [CountRow(f, policy.field_name(f) or f, c) for f, c in by_field.items()]
         return Summary(tenant, cfg_tenant.name, period, now, total, tuple(unit_rows),
                        tuple(field_rows))
+
+    def _survey_groups(self, tenant: str,
+                       period: Period) -> list[tuple[str | None, str, Counts]]:
+        """Survey answers per (unit that resolved, field) of the tickets received in period."""
+        t, sv = st.TICKETS.c, st.SURVEYS.c
+        q = (sa.select(sv.unit, t.field, _n(sv.answer == "satisfied"),
+                       _n(sv.answer == "not_resolved"), _n(sv.answer.is_(None)))
+             .select_from(st.SURVEYS.join(st.TICKETS, t.code == sv.code))
+             .where(t.tenant == tenant, t.received_at >= period.start,
+                    t.received_at < period.end)
+             .group_by(sv.unit, t.field))
+        with self.db.reading() as conn:
+            return [(unit, fld, Counts(satisfied=int(a), not_resolved=int(b), no_answer=int(c)))
+                    for unit, fld, a, b, c in conn.execute(q)]
 
     # -- lists -----------------------------------------------------------------------------
     def _list(self, tenant: str, where: Sequence[sa.ColumnElement[bool]], order: Sequence[Any],
@@ -483,8 +519,14 @@ class TicketReports:
                         .group_by(ranked.c.unit))
             counts = {u: [int(x) for x in rest] for u, *rest in conn.execute(counts_q)}
             medians = {u: float(m) for u, m in conn.execute(median_q) if m is not None}
-        units = [u.id for u in policy.units] + sorted(set(counts) - {u.id for u in
-                                                                     policy.units})
+        surveys: dict[str, list[int]] = {}
+        for unit, _, c in self._survey_groups(tenant, period):
+            if unit is not None:
+                got = surveys.setdefault(unit, [0, 0, 0])
+                for i, n in enumerate((c.satisfied, c.not_resolved, c.no_answer)):
+                    got[i] += n
+        units = [u.id for u in policy.units] + sorted((set(counts) | set(surveys))
+                                                      - {u.id for u in policy.units})
         rows = []
         for u in units:
             assigned, res, on_time, res_late, still, late_open = counts.get(u, [0] * 6)
@@ -493,7 +535,8 @@ class TicketReports:
             med = medians.get(u)
             rows.append(LeagueRow(None, u, self._unit_name(policy, u), assigned, res, on_time,
                                   res_late, still, late_open, rate,
-                                  round(med / 3600, 2) if med is not None else None))
+                                  round(med / 3600, 2) if med is not None else None,
+                                  *surveys.get(u, [0, 0, 0])))
         rows.sort(key=lambda r: (r.on_time_rate is None, -(r.on_time_rate or 0),
                                  r.median_resolve_hours is None,
                                  r.median_resolve_hours or 0, r.unit_name))
@@ -589,7 +632,10 @@ def league_table(tenant_name: str, rows: Sequence[LeagueRow], period: Period,
             Column("still_open", "Đang xử lý", 10, "int"),
             Column("late_open", "Quá hạn chưa xử lý", 14, "int"),
             Column("on_time_rate", "Tỷ lệ đúng hạn", 12, "percent"),
-            Column("median_resolve_hours", "Thời gian xử lý trung vị (giờ)", 16, "number"))
+            Column("median_resolve_hours", "Thời gian xử lý trung vị (giờ)", 16, "number"),
+            Column("satisfied", COUNT_HEADERS["satisfied"], 10, "int"),
+            Column("not_resolved", COUNT_HEADERS["not_resolved"], 12, "int"),
+            Column("no_answer", COUNT_HEADERS["no_answer"], 10, "int"))
     return Table("Xếp hạng", f"Xếp hạng đơn vị theo tỷ lệ xử lý đúng hạn - Tổng đài 1022 "
                              f"{tenant_name} - {period.describe()}",
                  _generated(now, period.timezone), cols,

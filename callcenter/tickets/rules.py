@@ -36,7 +36,10 @@ or (a supervisor) closes it; an answered, resolved or closed ticket may be ``reo
   (duplicate, not a petition) and choose what is published (also when opening one:
   ``publishable=True`` from anyone else is ``ticket.forbidden``);
 * the ``system`` role (jobs, intake of web/Zalo/e-mail forms) opens tickets, sends reminders
-  and chases, and links call records.
+  and chases, and links call records; it also speaks for the citizen who answers the
+  satisfaction question of the resolve SMS (``callcenter.tickets.survey``): ``Satisfied``
+  records a "1", ``Reopen`` a "2" (and, by ``system`` only, tells the unit that had resolved
+  it: ``NotifyUnit`` ``reopened``).
 
 Who may read a ticket (``read_access``): every role but ``unit`` reads all of its tenant's; a
 unit's users read what their unit holds, has held, or oversees (``oversees`` in the tenant's
@@ -225,6 +228,14 @@ class Reopen:
 
 
 @dataclass(frozen=True)
+class Satisfied:
+    """The citizen answered the resolve SMS's question with "satisfied" (the state stays)."""
+
+    at: dt.datetime
+    actor: Actor
+
+
+@dataclass(frozen=True)
 class Reclassify:
     """Level 1 corrects the field, place or urgency (the clocks follow)."""
 
@@ -289,13 +300,13 @@ class LinkCall:
 
 
 Event = (Answer | Forward | Accept | Resolve | Return | Close | Reopen | Reclassify
-         | SetPublishable | Publish | Decline | Remind | Chase | LinkCall)
+         | SetPublishable | Publish | Decline | Remind | Chase | LinkCall | Satisfied)
 
 EVENT_NAMES: dict[type[Event], str] = {
     Answer: "answer", Forward: "forward", Accept: "accept", Resolve: "resolve",
     Return: "return", Close: "close", Reopen: "reopen", Reclassify: "reclassify",
     SetPublishable: "set_publishable", Publish: "publish", Decline: "decline",
-    Remind: "remind", Chase: "chase", LinkCall: "link_call",
+    Remind: "remind", Chase: "chase", LinkCall: "link_call", Satisfied: "satisfied",
 }
 
 
@@ -322,11 +333,12 @@ class AuditEntry:
 @dataclass(frozen=True)
 class NotifyUnit:
     """SMS about a unit's ticket (template already filled): its focal persons (``forwarded``,
-    ``reminder``, ``chase``), or its head and the province office (``escalation``)."""
+    ``reminder``, ``chase``, ``reopened``), or its head and the province office
+    (``escalation``)."""
 
     code: str
     unit: str
-    template: Literal["forwarded", "reminder", "chase", "escalation"]
+    template: Literal["forwarded", "reminder", "chase", "escalation", "reopened"]
     phones: tuple[str, ...]
     text: str
     # With code and template a key against sending twice: the event's time, or for chases
@@ -349,13 +361,20 @@ class SendEmail:
 
 @dataclass(frozen=True)
 class NotifyCitizen:
-    """SMS the citizen (the ``resolved`` notice, the ``web_receipt``); only for a mobile."""
+    """SMS the citizen (the ``resolved`` notice, the ``web_receipt``); only for a mobile number.
+
+    ``survey_until``: the text asks the satisfaction question, and a reply counts until then
+    (the adapter records the question with the SMS); with it, ``unit`` is the unit that
+    resolved the ticket (the answer counts for it in the reports).
+    """
 
     code: str
     template: Literal["resolved", "web_receipt"]
     phone: str
     text: str
     at: dt.datetime
+    survey_until: dt.datetime | None = None
+    unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -396,6 +415,7 @@ TRANSITIONS: dict[type[Event], tuple[frozenset[TicketState], TicketState | None]
     Remind: (AT_UNIT, None),
     Chase: (AT_UNIT, None),
     LinkCall: (_ALL, None),
+    Satisfied: (frozenset({S.RESOLVED, S.CLOSED}), None),
 }
 _LEVEL1_ROLES = frozenset({"operator", "supervisor", "admin"})
 _OVERSIGHT = frozenset({"supervisor", "admin"})
@@ -527,7 +547,14 @@ def _check_role(ticket: Ticket, event: Event) -> None:
         allowed = _LEVEL1_ROLES if state is S.RESOLVED else _OVERSIGHT
         if role not in allowed:
             raise _forbidden(actor, f"close a ticket in state {state.value}")
-    elif isinstance(event, (Answer, Reopen, Reclassify)):
+    elif isinstance(event, Reopen):
+        # system: the citizen's "not resolved" reply to the resolve SMS (tickets.survey).
+        if role not in _LEVEL1_ROLES | {"system"}:
+            raise _forbidden(actor, "reopen a ticket")
+    elif isinstance(event, Satisfied):
+        if role not in _OVERSIGHT | {"system"}:
+            raise _forbidden(actor, "record the citizen's satisfaction")
+    elif isinstance(event, (Answer, Reclassify)):
         if role not in _LEVEL1_ROLES:
             raise _forbidden(actor, f"{EVENT_NAMES[type(event)]} a ticket")
     elif isinstance(event, (SetPublishable, Publish, Decline)):
@@ -769,8 +796,13 @@ def _transition(t: Ticket, e: Event, policy: TicketPolicy,
         effects: list[Effect] = []
         mobile = vietnamese_mobile(t.citizen_phone) if t.citizen_phone else None
         if mobile is not None:
-            effects.append(NotifyCitizen(t.code, "resolved", mobile,
-                                         render_sms(policy.sms.resolved, policy, new), at))
+            text = render_sms(policy.sms.resolved, policy, new)
+            until = None
+            if policy.survey.enabled:
+                text = f"{text} {policy.survey.question}"
+                until = at + dt.timedelta(days=policy.survey.reply_days)
+            effects.append(NotifyCitizen(t.code, "resolved", mobile, text, at, until,
+                                         t.unit if until is not None else None))
         return new, detail, effects
     if isinstance(e, Return):
         reason = _text(e.reason, "the reason", MAX_REASON)
@@ -796,7 +828,17 @@ def _transition(t: Ticket, e: Event, policy: TicketPolicy,
             publishable=False, public_question=None, public_answer=None,
             decline_reason=None))
         withdrawn = "; withdrawn from publication" if t.publishable else ""
-        return new, f"reopened: {reason}{withdrawn}", []
+        tell: list[Effect] = []
+        unit = policy.unit(t.unit) if t.unit is not None else None
+        if e.actor.role == "system" and unit is not None:
+            # The citizen says the unit's result did not solve it: the unit hears it at once
+            # (the ticket itself goes back to level 1, which forwards it again).
+            tell.append(NotifyUnit(t.code, unit.id, "reopened",
+                                   _focal_phones(policy, unit, t.field),
+                                   render_sms(policy.sms.reopened, policy, t), at))
+        return new, f"reopened: {reason}{withdrawn}", tell
+    if isinstance(e, Satisfied):
+        return t, "the citizen replied: satisfied (hài lòng)", []
     if isinstance(e, Reclassify):
         if policy.field_name(e.field) is None:
             raise TicketError("ticket.unknown_field", f"unknown field {e.field!r}")

@@ -86,9 +86,12 @@ Actors carry no tenant: the HTTP layer, which knows a user's tenant, passes ``te
 SMS: ``NotifyUnit`` and ``NotifyCitizen`` effects go to the outbox (``callcenter.sms.store``)
 in the same transaction, dedupe key ``f"{code}:{template}:{at.isoformat()}"`` (plus
 ``f":{phone}"`` for a unit's focal persons), purpose ``unit_notice`` (forwarded),
-``reminder``, ``resolve_notice`` or ``web_receipt`` (``open_with_files`` with ``receipt``).
+``reminder``, ``resolve_notice``, ``web_receipt`` (``open_with_files`` with ``receipt``) or
+``reopen_notice`` (the citizen answered "not resolved").
 A text the outbox refuses (too many parts) does not undo the ticket's change: it is logged
-and written to the audit log as ``sms_refused``.
+and written to the audit log as ``sms_refused``. A resolve notice that asks the satisfaction
+question (``tickets.survey``) is recorded in ``ticket_surveys`` with it; ``citizen_reply``
+takes the citizen's answer (Kannel's MO, ``callcenter.tickets.replies``).
 
 Chasing (``tickets.chasing``): ``sweep`` applies a versioned ``Chase`` event to each ticket
 whose ``chase_at`` (next chase slot, ``deadlines.next_chase_at``) has come; its SMS keys are
@@ -101,7 +104,8 @@ a ``mail`` sender they are audited as ``email_unsent``; a sender that raises is 
 ``email_failed`` and logged.
 
 Audit events beyond the domain's: ``late`` and ``forward_late`` (the deadline job found a
-clock run out), ``attach`` (a file was attached), ``sms_refused``. They do not change the
+clock run out), ``attach`` (a file was attached), ``sms_refused``, ``survey_reply`` (a
+citizen's answer the ticket could no longer take: reopened meanwhile). They do not change the
 ticket's version: a user's ``expected_version`` stays valid while the job works.
 """
 
@@ -149,8 +153,10 @@ from callcenter.tickets.rules import (
     NotifyUnit,
     OversightScope,
     Remind,
+    Reopen,
     Resolve,
     ReviewStatus,
+    Satisfied,
     SendEmail,
     Ticket,
     TicketError,
@@ -166,6 +172,7 @@ from callcenter.tickets.rules import (
     review_status,
     ticket_code,
 )
+from callcenter.tickets.survey import MAX_REPLY_TEXT, REOPEN_REASON, match_reply
 
 if TYPE_CHECKING:
     from callcenter.tickets.reports import TicketReports
@@ -173,8 +180,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("callcenter.tickets")
 
 SYSTEM = Actor("deadline-job", "system")
+# The citizen answering the resolve SMS's question (tickets.survey): acts through the system.
+CITIZEN_SMS = Actor("citizen-sms", "system")
 MAX_LIST = 1000
 SMS_PURPOSES = {"forwarded": "unit_notice", "reminder": "reminder", "resolved": "resolve_notice",
+                "reopened": "reopen_notice",
                 "chase": "chase", "escalation": "escalation", "web_receipt": "web_receipt"}
 _S = TicketState
 
@@ -208,6 +218,26 @@ class NewTicket:
     # Arrival of linked calls still up (record id -> arrival), read from the live state; a
     # call record in the store wins.
     live_arrivals: Mapping[str, dt.datetime] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReplyResult:
+    """What a citizen's SMS did: a survey outcome (tickets.survey.Outcome) or "duplicate"
+    (this Kannel message was handled before), and the ticket it concerned."""
+
+    outcome: str
+    code: str | None = None
+    reopened: bool = False
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Plain JSON values."""
+        return {"outcome": self.outcome, "code": self.code, "reopened": self.reopened}
+
+
+def _printable(text: str) -> str:
+    """A citizen's text as stored: control characters (NUL: PostgreSQL refuses it) replaced."""
+    return "".join("\ufffd" if ord(c) < 0x20 and c not in "\n\t" or 0x7F <= ord(c) < 0xA0
+                   else c for c in text[:MAX_REPLY_TEXT])
 
 
 @dataclass(frozen=True)
@@ -687,6 +717,10 @@ class TicketService:
                 try:
                     enqueue(conn, tenant=tenant, to_number=phone, text=e.text,
                             purpose=purpose, dedupe_key=key, now=now)
+                    if isinstance(e, NotifyCitizen) and e.survey_until is not None:
+                        # The question went out with the notice: a reply can now match it.
+                        st.add_survey_ask(conn, code=e.code, tenant=tenant, unit=e.unit,
+                                          phone=phone, asked_at=e.at, until=e.survey_until)
                 except ValueError as err:  # checked before any SQL: the transaction is fine
                     log.error("ticket %s: SMS %s to %s refused by the outbox: %s", e.code,
                               purpose, mask_number(phone), err)
@@ -717,6 +751,64 @@ class TicketService:
             with self.db.writing() as conn:
                 st.add_audit(conn, failed)
             self._log(failed)
+
+    # -- the citizen's reply to the resolve SMS (tickets.survey) ---------------------------
+    def citizen_reply(self, *, message_id: str | None, from_number: str, to_number: str,
+                      text: str) -> ReplyResult:
+        """Record an SMS a citizen sent (Kannel's MO) and act on a survey answer, at once.
+
+        "1" records satisfaction (audit ``satisfied``); "2" reopens the ticket as the citizen
+        (``CITIZEN_SMS``), which tells the unit that resolved it. Everything else is recorded
+        with its outcome and changes nothing. The same ``message_id`` a second time (Kannel
+        retrying) returns "duplicate" and changes nothing; a second answer to one notice is
+        ``already_answered`` (the first one counts).
+        """
+        now = self._now()
+        phone = caller_number(from_number)
+        audit: builtins.list[AuditEntry] = []
+        reopened = False
+        with self.db.writing() as conn:
+            if message_id:
+                seen = st.reply_by_message_id(conn, message_id)
+                if seen is not None:
+                    return ReplyResult("duplicate", seen[1])
+            reply_id = st.add_reply(conn, message_id=message_id or None, received_at=now,
+                                    from_number=_printable(from_number)[:32],
+                                    to_number=_printable(to_number)[:32],
+                                    text=_printable(text))
+            if reply_id is None:  # the same message recorded meanwhile (another instance)
+                return ReplyResult("duplicate", None)
+            asks = st.asks_of_phone(conn, phone, now) if phone else []
+            match = match_reply(text, asks, now)
+            ask = match.ask
+            if ask is not None and match.outcome in ("satisfied", "not_resolved"):
+                st.set_survey_answer(conn, ask.id, match.outcome, now)
+                event: Event = (Satisfied(now, CITIZEN_SMS) if match.outcome == "satisfied"
+                                else Reopen(now, CITIZEN_SMS, REOPEN_REASON))
+                try:
+                    new, audit = self._act_in(conn, ask.code, CITIZEN_SMS, event, None, now)
+                    reopened = isinstance(event, Reopen)
+                except TicketError as err:
+                    # The ticket moved on since the notice (an operator reopened or it was
+                    # resolved again): the answer is recorded, the ticket is left as it is.
+                    stored = st.load(conn, ask.code)
+                    state = stored.ticket.state if stored is not None else _S.RESOLVED
+                    audit = [AuditEntry(ask.code, CITIZEN_SMS, now, "survey_reply", state, state,
+                                        f"the citizen replied {match.outcome}; ticket left "
+                                        f"as it is ({err.id})")]
+                    st.add_audit(conn, audit)
+            st.judge_reply(conn, reply_id, match.outcome, ask.code if ask else None,
+                           ask.id if ask else None)
+        self._log(audit)
+        log.info("SMS reply from %s: %s%s", mask_number(phone or from_number), match.outcome,
+                 f" (ticket {ask.code})" if ask else "")
+        return ReplyResult(match.outcome, ask.code if ask else None, reopened)
+
+    def survey_asks(self, code: str, actor: Actor) -> builtins.list[Any]:
+        """The ticket's satisfaction questions and answers (``SurveyAsk``), oldest first."""
+        with self.db.reading() as conn:
+            self._stored_visible(conn, code, actor)
+            return st.asks_of(conn, code)
 
     @staticmethod
     def _log(audit: Sequence[AuditEntry]) -> None:

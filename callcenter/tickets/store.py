@@ -19,6 +19,10 @@ Tables (migration ``callcenter/store/migrations/versions/0004_tickets.py``):
 * ``ticket_audit``: append-only (triggers refuse UPDATE and DELETE on both backends).
 * ``ticket_attachments``: reply documents and other files, content-addressed on disk.
 * ``ticket_sequences``: the last code sequence number per tenant and local day.
+* ``ticket_surveys`` (migration ``0016_survey``): one row per resolve SMS that asked the
+  satisfaction question, with the citizen's answer once it comes; ``ticket_survey_replies``:
+  every SMS a citizen sent back (Kannel's MO), unique by Kannel's message id, with what it
+  meant (``callcenter.tickets.survey``).
 
 Code allocation is one statement, ``INSERT .. ON CONFLICT (tenant, day) DO UPDATE SET
 last_seq = last_seq + n RETURNING last_seq`` (``allocate_seq``): atomic on both backends (a row
@@ -57,6 +61,7 @@ from callcenter.tickets.rules import (
     Ticket,
     TicketState,
 )
+from callcenter.tickets.survey import OUTCOMES, SurveyAsk
 
 STATES: tuple[str, ...] = tuple(s.value for s in TicketState)
 OPEN_STATES: tuple[str, ...] = tuple(sorted(s.value for s in OPEN))
@@ -187,12 +192,57 @@ class TicketSequence(Base):
     last_seq: Mapped[int] = mapped_column(sa.Integer)
 
 
+class TicketSurveyRow(Base):
+    """A resolve SMS that asked the satisfaction question, and the citizen's answer."""
+
+    __tablename__ = "ticket_surveys"
+    __table_args__ = (
+        sa.UniqueConstraint("code", "asked_at", name="uq_ticket_surveys_code_asked_at"),
+        sa.CheckConstraint(sa.column("answer").in_(("satisfied", "not_resolved")),
+                           name="answer"),
+        sa.Index("ix_ticket_surveys_phone_asked_at", "phone", "asked_at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(sa.ForeignKey("tickets.code"), index=True)
+    tenant: Mapped[str] = mapped_column(sa.String(32))
+    unit: Mapped[str | None] = mapped_column(sa.String(32))  # the unit that resolved it
+    phone: Mapped[str] = mapped_column(sa.String(16))  # national form
+    asked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    until: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    answer: Mapped[str | None] = mapped_column(sa.String(16))
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class TicketSurveyReplyRow(Base):
+    """An SMS a citizen sent to the hotline's number, and what it meant."""
+
+    __tablename__ = "ticket_survey_replies"
+    __table_args__ = (
+        sa.UniqueConstraint("message_id", name="uq_ticket_survey_replies_message_id"),
+        sa.CheckConstraint(sa.column("outcome").in_(OUTCOMES), name="outcome"),
+        sa.Index("ix_ticket_survey_replies_received_at", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str | None] = mapped_column(sa.String(64))  # Kannel's (a UUID)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    from_number: Mapped[str] = mapped_column(sa.String(32))
+    to_number: Mapped[str] = mapped_column(sa.String(32))
+    text: Mapped[str] = mapped_column(sa.Text)
+    outcome: Mapped[str] = mapped_column(sa.String(16))
+    code: Mapped[str | None] = mapped_column(sa.String(CODE_LENGTH))  # the ticket it concerns
+    survey_id: Mapped[int | None] = mapped_column(sa.Integer)
+
+
 TICKETS = cast(sa.Table, TicketRow.__table__)
 CALLS = cast(sa.Table, TicketCall.__table__)
 UNITS = cast(sa.Table, TicketUnit.__table__)
 AUDIT = cast(sa.Table, TicketAuditRow.__table__)
 ATTACHMENTS = cast(sa.Table, TicketAttachmentRow.__table__)
 SEQUENCES = cast(sa.Table, TicketSequence.__table__)
+SURVEYS = cast(sa.Table, TicketSurveyRow.__table__)
+REPLIES = cast(sa.Table, TicketSurveyReplyRow.__table__)
 
 # Ticket fields stored as columns of the same name (all but code-level extras and call_ids).
 _TICKET_FIELDS: tuple[str, ...] = (
@@ -633,3 +683,66 @@ def find_attachment(conn: sa.Connection, code: str, ref: str) -> Attachment | No
         return None
     rows = conn.execute(q.limit(2)).all()
     return _attachment(rows[0]) if len(rows) == 1 else None
+
+
+# ---- satisfaction survey --------------------------------------------------------------------
+def add_survey_ask(conn: sa.Connection, *, code: str, tenant: str, unit: str | None,
+                   phone: str, asked_at: dt.datetime, until: dt.datetime) -> None:
+    """Record that a resolve SMS asked the question (once per ticket and notice time)."""
+    conn.execute(_upsert(conn, SURVEYS).values(
+        code=code, tenant=tenant, unit=unit, phone=phone, asked_at=asked_at, until=until,
+    ).on_conflict_do_nothing(index_elements=["code", "asked_at"]))
+
+
+def _ask(row: Any) -> SurveyAsk:
+    return SurveyAsk(row.id, row.code, row.tenant, row.phone, row.asked_at, row.until,
+                     row.answer)
+
+
+def asks_of_phone(conn: sa.Connection, phone: str, since: dt.datetime) -> list[SurveyAsk]:
+    """The asks sent to ``phone`` whose reply window ends at ``since`` or later."""
+    s = SURVEYS.c
+    rows = conn.execute(sa.select(SURVEYS).where(s.phone == phone, s.until >= since)
+                        .order_by(s.asked_at, s.id)).all()
+    return [_ask(r) for r in rows]
+
+
+def asks_of(conn: sa.Connection, code: str) -> list[SurveyAsk]:
+    """A ticket's asks, oldest first."""
+    s = SURVEYS.c
+    rows = conn.execute(sa.select(SURVEYS).where(s.code == code).order_by(s.asked_at, s.id))
+    return [_ask(r) for r in rows]
+
+
+def set_survey_answer(conn: sa.Connection, ask_id: int, answer: str, at: dt.datetime) -> bool:
+    """Record the answer to an ask that has none yet; False if it had one (first one wins)."""
+    s = SURVEYS.c
+    done = conn.execute(sa.update(SURVEYS).where(s.id == ask_id, s.answer.is_(None))
+                        .values(answer=answer, answered_at=at))
+    return bool(done.rowcount == 1)
+
+
+def add_reply(conn: sa.Connection, *, message_id: str | None, received_at: dt.datetime,
+              from_number: str, to_number: str, text: str) -> int | None:
+    """Record a received SMS (outcome "unrecognised" until judged); None if its message id
+    was recorded before (Kannel delivered it again)."""
+    stmt = _upsert(conn, REPLIES).values(
+        message_id=message_id, received_at=received_at, from_number=from_number,
+        to_number=to_number, text=text, outcome="unrecognised",
+    ).on_conflict_do_nothing(index_elements=["message_id"]).returning(REPLIES.c.id)
+    new_id = conn.execute(stmt).scalar_one_or_none()
+    return None if new_id is None else int(new_id)
+
+
+def judge_reply(conn: sa.Connection, reply_id: int, outcome: str, code: str | None,
+                survey_id: int | None) -> None:
+    """Write what a recorded reply meant."""
+    conn.execute(sa.update(REPLIES).where(REPLIES.c.id == reply_id)
+                 .values(outcome=outcome, code=code, survey_id=survey_id))
+
+
+def reply_by_message_id(conn: sa.Connection, message_id: str) -> tuple[str, str | None] | None:
+    """The outcome and ticket of the reply with this Kannel message id, or None."""
+    r = REPLIES.c
+    row = conn.execute(sa.select(r.outcome, r.code).where(r.message_id == message_id)).first()
+    return None if row is None else (str(row.outcome), row.code)

@@ -83,6 +83,9 @@ def test_given_an_empty_root_when_installed_twice_then_laid_out_once_and_nothing
     assert f'password = "{sms["HOTLINE_KANNEL_PASSWORD"]}"' in kannel  # the app's own creds
     assert 'log-file = "/var/log/kannel/hotline1022-bearerbox.log"' in kannel
     assert 'store-location = "/var/lib/hotline1022-kannel/spool"' in kannel
+    # Citizens' SMS (survey answers) go to the app's port from hotline.yaml, with the MO key.
+    assert (f'get-url = "http://127.0.0.1:8022/sms/mo?k={sms["HOTLINE_SMS_MO_KEY"]}'
+            '&id=%I&from=%p&to=%P&text=%a"') in kannel
     assert any(line.startswith("created  user hotline1022") for line in first)
     assert "systemctl daemon-reload && systemctl enable --now hotline1022.target" in \
         "\n".join(first)

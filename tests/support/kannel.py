@@ -47,12 +47,15 @@ def _require_kannel() -> None:
         pytest.skip(f"Kannel not installed ({e})")
 
 
-def started_gateway(directory: Path) -> KannelGateway:
-    """A running Kannel with its own folder, secrets and free ports (new ports if taken)."""
+def started_gateway(directory: Path, *, mo_url: str | None = None,
+                    interactive_fakesmsc: bool = False) -> KannelGateway:
+    """A running Kannel with its own folder, secrets and free ports (new ports if taken);
+    citizens' SMS to `mo_url`, and with `interactive_fakesmsc` sent by `gateway.send_mo`."""
     _require_kannel()
     secrets = load_kannel_secrets(directory)
     for attempt in range(3):
-        gateway = KannelGateway(free_settings(), secrets, directory / "kannel")
+        gateway = KannelGateway(free_settings(), secrets, directory / "kannel", mo_url=mo_url,
+                                interactive_fakesmsc=interactive_fakesmsc)
         try:
             gateway.start()
             return gateway

@@ -187,7 +187,8 @@ def test_given_month_plan_when_generated_then_every_fate_and_lateness_occurs() -
     plans = month_plan()
     assert set(Counter(p.kind for p in plans)) == set(KINDS)
     exp = expected_counts(plans)
-    assert all(exp[k] > 0 for k in KEYS), exp
+    # The survey's figures (rp.SURVEY_KEYS) stay 0 here (no survey): see test_survey.py.
+    assert all(exp[k] > 0 for k in KEYS if k not in rp.SURVEY_KEYS), exp
     assert exp["late"] < exp["still_open"]  # some open ones are not due yet at NOW
     assert month_plan() == plans  # deterministic
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from callcenter.sms.parts import sms_parts
 from callcenter.tickets import deadlines as dl
 from callcenter.tickets import rules as tk
 from callcenter.tickets.config import (
@@ -22,6 +23,7 @@ from callcenter.tickets.config import (
     FocalPerson,
     Level2Unit,
     RoutingRule,
+    SurveyPolicy,
     TicketError,
     TicketPolicy,
 )
@@ -118,6 +120,7 @@ def event(kind: type[tk.Event], state: tk.TicketState, actor: tk.Actor = SUP) ->
         tk.Remind: lambda: tk.Remind(AT, actor),
         tk.Chase: lambda: tk.Chase(AT, actor),
         tk.LinkCall: lambda: tk.LinkCall(AT, actor, "pbx1-1700000999.7"),
+        tk.Satisfied: lambda: tk.Satisfied(AT, actor),
     }
     return makers[kind]()
 
@@ -140,6 +143,7 @@ EXPECTED: dict[type[tk.Event], dict[tk.TicketState, tk.TicketState]] = {
     tk.Remind: {F: F, P: P},
     tk.Chase: {F: F, P: P},
     tk.LinkCall: {s: s for s in S},
+    tk.Satisfied: {R: R, C: C},
 }
 
 
@@ -190,10 +194,11 @@ def allowed(kind: type[tk.Event], state: tk.TicketState) -> set[str]:
         return L1 if state is R else OVERSIGHT
     return {
         tk.Answer: L1, tk.Accept: UNIT_SIDE, tk.Resolve: UNIT_SIDE, tk.Return: UNIT_SIDE,
-        tk.Reopen: L1, tk.Reclassify: L1, tk.SetPublishable: OVERSIGHT,
+        # system: the citizen's survey answers by SMS (tickets.survey)
+        tk.Reopen: L1 | {"system"}, tk.Reclassify: L1, tk.SetPublishable: OVERSIGHT,
         tk.Publish: OVERSIGHT, tk.Decline: OVERSIGHT,
         tk.Remind: OVERSIGHT | {"system"}, tk.Chase: OVERSIGHT | {"system"},
-        tk.LinkCall: L1 | {"system"},
+        tk.LinkCall: L1 | {"system"}, tk.Satisfied: OVERSIGHT | {"system"},
     }[kind]
 
 
@@ -592,3 +597,59 @@ def test_given_any_events_when_applied_then_refused_cleanly_or_invariants_hold(
             if isinstance(x, tk.NotifyUnit):
                 assert x.unit == t2.unit and x.phones
         t = t2
+
+
+# ---- satisfaction survey (tickets.survey) ------------------------------------------------------
+SURVEY_POLICY = replace(POLICY, survey=SurveyPolicy(enabled=True))
+CITIZEN = tk.Actor("citizen-sms", "system")
+
+
+def test_given_survey_on_when_resolved_then_the_seeds_text_and_the_question_in_two_parts() -> None:
+    at = T0 + 2 * H
+    _, effects = tk.apply(in_state(P), tk.Resolve(at, YT, "Đã tiêm"), SURVEY_POLICY)
+    notice = [x for x in effects if isinstance(x, tk.NotifyCitizen)]
+    assert notice == [tk.NotifyCitizen(
+        CODE, "resolved", "0912345678",
+        RESOLVED_TEXT + " Hài lòng nhắn 1, chưa được giải quyết nhắn 2.", at,
+        survey_until=at + dt.timedelta(days=7), unit="so_y_te")]
+    enc = sms_parts(notice[0].text)
+    assert (enc.coding, enc.units, enc.parts) == ("ucs2", 125, 2)
+    assert sms_parts(RESOLVED_TEXT).parts == 2  # asking costs no extra part
+
+
+def test_given_survey_off_when_resolved_then_no_question_and_no_window() -> None:
+    _, effects = tk.apply(in_state(P), tk.Resolve(T0 + 2 * H, YT, "Đã tiêm"), POLICY)
+    notice = next(x for x in effects if isinstance(x, tk.NotifyCitizen))
+    assert notice.text == RESOLVED_TEXT and notice.survey_until is None
+
+
+def test_given_resolved_when_the_citizen_reopens_then_level1_holds_it_and_the_unit_is_told(
+        ) -> None:
+    t, effects = tk.apply(in_state(R), tk.Reopen(AT, CITIZEN, "chưa được giải quyết"),
+                          SURVEY_POLICY)
+    assert (t.state, t.unit, t.reopen_reason) == (S.REOPENED, None, "chưa được giải quyết")
+    tell = [x for x in effects if isinstance(x, tk.NotifyUnit)]
+    assert tell == [tk.NotifyUnit(
+        CODE, "so_y_te", "reopened", ("0987654321", "0903111222"),
+        f"Tổng đài 1022: công dân phản hồi phản ánh {CODE} (Y tế, Xã An Phước, Huyện Long "
+        "Thành) chưa được giải quyết; phản ánh đã được mở lại.", AT.astimezone(dt.UTC))]
+
+
+def test_given_resolved_when_an_operator_reopens_then_no_sms_to_the_unit() -> None:
+    _, effects = tk.apply(in_state(R), tk.Reopen(AT, OP, "Sai kết quả"), SURVEY_POLICY)
+    assert not any(isinstance(x, tk.NotifyUnit) for x in effects)
+
+
+def test_given_resolved_when_satisfied_then_state_stays_and_audited() -> None:
+    t = in_state(R)
+    t2, effects = tk.apply(t, tk.Satisfied(AT, CITIZEN), SURVEY_POLICY)
+    assert (t2.state, t2.result, t2.version) == (S.RESOLVED, t.result, t.version + 1)
+    assert effects == [tk.AuditEntry(CODE, CITIZEN, AT.astimezone(dt.UTC), "satisfied",
+                                     S.RESOLVED, S.RESOLVED,
+                                     "the citizen replied: satisfied (hài lòng)")]
+
+
+def test_given_a_unit_user_when_recording_satisfaction_then_forbidden() -> None:
+    with pytest.raises(TicketError) as info:
+        tk.apply(in_state(R), tk.Satisfied(AT, YT), SURVEY_POLICY)
+    assert info.value.id == "ticket.forbidden"
