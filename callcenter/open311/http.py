@@ -18,8 +18,9 @@ name is in the ticket's audit log) and keeps ``media_url`` as a link (never fetc
 
 Errors are the spec's: a list of ``{code, description}`` (``<errors><error>`` in XML) with
 HTTP 400 (missing or invalid argument), 403 (missing, invalid or revoked key, or another
-tenant's), 404 (jurisdiction, service, request or path not found); beyond the spec, 503 when
-the database is unavailable (with Retry-After) and 500 for a fault (logged, never shown).
+tenant's), 404 (jurisdiction, service, request or path not found), 405 (a known path, another
+method); beyond the spec, 503 when the database is unavailable (with Retry-After) and 500 for
+a fault (logged, never shown).
 """
 
 from __future__ import annotations
@@ -243,7 +244,13 @@ async def get_discovery(request: web.Request) -> web.StreamResponse:
 
 
 async def not_found(request: web.Request) -> web.StreamResponse:
-    """Any other path under the prefix: the spec's 404."""
+    """Any other path or method under the prefix: the spec's 404 (405 for a known path)."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not request.match_info.route.resource:
+            allowed |= (await resource.resolve(request))[1]
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, sorted(allowed))
     raise Open311Error(404, "no such resource: see services.json and requests.json "
                             "(or .xml) under /open311/v2/")
 

@@ -261,23 +261,42 @@ def _name_forms(name: str) -> list[str]:
     return forms
 
 
-def _mentions(text: str, name: str) -> bool:
-    return any(re.search(rf"(?<![\w]){re.escape(form)}(?![\w])", text)
-               for form in _name_forms(name))
+def _found(text: str, form: str) -> bool:
+    return re.search(rf"(?<![\w]){re.escape(form)}(?![\w])", text) is not None
+
+
+def _mention(text: str, name: str) -> int:
+    """2 if the text names the place in full ("xã an phuoc"), 1 without its prefix, else 0."""
+    forms = _name_forms(name)
+    if _found(text, forms[0]):
+        return 2
+    return 1 if any(_found(text, form) for form in forms[1:]) else 0
 
 
 def match_place(address: str | None, policy: TicketPolicy) -> str | None:
     """The tenant's commune or district an address names, or None if none or several do.
 
     Names are compared without diacritics or case, with or without "Xã", "Huyện" ... A commune
-    wins over its district; two communes of different districts are told apart by the district
-    named too; anything still ambiguous gives None (level 1 classifies it by hand).
+    wins over its district; one named in full ("Thị trấn Long Thành") over one named only
+    without its prefix; a commune named only like a district also named ("Long Thành": the
+    district, not its Thị trấn) does not count; two communes of different districts are told
+    apart by the district named too; anything still ambiguous gives None (level 1 places it).
     """
     if not address or not address.strip():
         return None
     text = " ".join(fold(address).replace(",", " , ").split())
-    districts = [d for d in policy.districts if _mentions(text, d.name)]
-    communes = [(d, c) for d in policy.districts for c in d.communes if _mentions(text, c.name)]
+    districts = [d for d in policy.districts if _mention(text, d.name)]
+    district_forms = {form for d in districts for form in _name_forms(d.name)}
+    scored = []
+    for d in policy.districts:
+        for c in d.communes:
+            score = _mention(text, c.name)
+            if score == 1 and set(_name_forms(c.name)[1:]) <= district_forms:
+                score = 0  # "Long Thành" names the district; its Thị trấn needs its prefix
+            if score:
+                scored.append((score, d, c))
+    best = max((score for score, _, _ in scored), default=0)
+    communes = [(d, c) for score, d, c in scored if score == best]
     if len(communes) > 1 and districts:
         named = {d.id for d in districts}
         communes = [(d, c) for d, c in communes if d.id in named]

@@ -15,7 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from callcenter.config.model import DEFAULT_FIELDS
+from callcenter.console.auth import USERS
 from callcenter.console.context import SERVICE
+from callcenter.open311.http import STORE
 from callcenter.open311.store import Open311Store
 from callcenter.tickets.rules import Actor
 from tests.support import api as support
@@ -85,6 +87,11 @@ def spec_error(body: Any, status: int, words: str) -> None:
     """The spec's error body: a list of {code, description}."""
     assert isinstance(body, list) and len(body) == 1, body
     assert body[0]["code"] == status and words in body[0]["description"], body
+
+
+def test_given_console_when_started_then_open311_store_shares_its_pool(api: Api) -> None:
+    app = api.client.app
+    assert app[STORE].engine is app[USERS].engine
 
 
 # ---- services ----------------------------------------------------------------------------------
@@ -310,6 +317,9 @@ async def test_given_unknown_path_or_format_when_read_then_spec_404(api: Api) ->
         spec_error(body, 404, "no such resource")
     root, _ = await fetch(api, f"{O3}/tokens/12345.xml", 404)
     assert root.tag == "errors"
+    body, resp = await fetch(api, f"{O3}/requests.json", 405, "PUT")
+    spec_error(body, 405, "Method Not Allowed")
+    assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD", "POST"}
 
 
 # ---- personal data -----------------------------------------------------------------------------

@@ -37,7 +37,8 @@ POLICY = TicketPolicy(
                       (FocalPerson("Phạm Văn Dũng", "0912000111"),), places=("long_thanh",)),),
     districts=(
         District("long_thanh", "Huyện Long Thành",
-                 (Commune("long_thanh.an_phuoc", "Xã An Phước", "long_thanh"),
+                 (Commune("long_thanh.tt_long_thanh", "Thị trấn Long Thành", "long_thanh"),
+                  Commune("long_thanh.an_phuoc", "Xã An Phước", "long_thanh"),
                   Commune("long_thanh.long_an", "Xã Long An", "long_thanh"))),
         District("nhon_trach", "Huyện Nhơn Trạch",
                  (Commune("nhon_trach.long_an", "Xã Long An", "nhon_trach"),)),
@@ -222,6 +223,9 @@ def test_given_service_code_when_defined_then_no_attributes_unknown_404() -> Non
     ("Khu phố 2, Thành phố Biên Hòa", "bien_hoa"),
     ("gần chợ Biên Hòa", "bien_hoa"),
     ("Huyện Long Thành", "long_thanh"),
+    ("Long Thành", "long_thanh"),  # the district, not its Thị trấn of the same name
+    ("ấp 1, xã An Phước, Long Thành", "long_thanh.an_phuoc"),
+    ("khu 5, Thị trấn Long Thành", "long_thanh.tt_long_thanh"),
     ("Xã Long An, Huyện Nhơn Trạch", "nhon_trach.long_an"),  # two Long An: the district tells
     ("Xã Long An", None),  # which Long An? level 1 decides
     ("Quận 1, Hà Nội", None),
