@@ -304,6 +304,7 @@ AREA_COMMANDS: tuple[str, ...] = ("callcenter.ivr.cli", "callcenter.faq.cli",
                                   "callcenter.sms.cli", "callcenter.console.cli",
                                   "callcenter.tickets.cli", "callcenter.queue.cli",
                                   "callcenter.callbacks.cli", "callcenter.quality.cli",
+                                  "callcenter.open311.cli",
                                   "callcenter.pbx.cli",
                                   "callcenter.store.db_cli", "callcenter.ops.cli",
                                   "callcenter.ops.install_cli", "callcenter.mail.cli")

@@ -32,7 +32,8 @@ TICKET_STATE_LABELS: Final = {
 }
 OPEN_STATES: Final = ("new", "forwarded", "in_progress", "returned", "reopened")
 CHANNEL_LABELS: Final = {"phone": "Điện thoại", "web": "Cổng thông tin", "email": "Thư điện tử",
-                         "zalo": "Zalo", "facebook": "Facebook", "walk_in": "Trực tiếp"}
+                         "zalo": "Zalo", "facebook": "Facebook", "walk_in": "Trực tiếp",
+                         "open311": "Ứng dụng (Open311)"}
 _CHASE = re.compile(r"chased (?P<unit>\S+) \((?P<days>\d+) day\(s\) late, slot \S+\): SMS to "
                     r"(?P<n>\d+) focal person\(s\)(?P<esc>; escalated)?")
 _ESCALATE = re.compile(r"(?P<unit>\S+) (?P<days>\d+) day\(s\) late: told (?P<told>.*)")

@@ -56,6 +56,7 @@ from callcenter.console.proxies import add_hsts
 from callcenter.console.public import add_public_routes
 from callcenter.console.sessions import add_login_routes
 from callcenter.desk.pages import add_desk_routes
+from callcenter.open311.http import add_open311_routes
 from callcenter.quality.pages import RecordingsFolder, add_quality_pages
 from callcenter.queue.http import ROUTES_ADDED, add_agent_routes
 from callcenter.store.database import Database
@@ -163,6 +164,7 @@ def setup_console(app: web.Application, *, database_url: str,
         add_listen_routes(apps, db)  # supervisors listen in (listen_api.py)
         add_desk_routes(apps, db)  # the operator desk (desk/pages.py)
     add_public_routes(apps)
+    add_open311_routes(apps, db)  # /open311/v2/: GeoReport v2 (open311/http.py)
     add_static_routes(apps)  # /console/static/*.js|css (pages.py)
     add_login_routes(apps, redis=redis)  # /console/login, /console/logout, /console/ (sessions.py)
     add_list_pages(apps, db)  # /console/tickets, /console/calls (tickets/pages.py)

@@ -72,7 +72,7 @@ def register(sub: Any) -> None:
     actor_arg(c)
     c.add_argument("--tenant", required=True)
     c.add_argument("--channel", default="phone",
-                   help="phone, web, email, zalo, facebook, walk_in (default phone)")
+                   help="phone, web, email, zalo, facebook, walk_in, open311 (default phone)")
     c.add_argument("--field", required=True, help="field id, e.g. health")
     c.add_argument("--content", required=True)
     c.add_argument("--place", help="district or commune id")

@@ -91,8 +91,10 @@ LEVEL1 = frozenset({S.NEW, S.RETURNED, S.REOPENED})  # states in which level 1 h
 AT_UNIT = frozenset({S.FORWARDED, S.IN_PROGRESS})  # states in which a unit holds it
 OPEN = LEVEL1 | AT_UNIT
 
-Channel = Literal["phone", "web", "email", "zalo", "facebook", "walk_in"]
-CHANNELS: tuple[Channel, ...] = ("phone", "web", "email", "zalo", "facebook", "walk_in")
+# open311: a third-party app through Open311 GeoReport v2 (callcenter.open311)
+Channel = Literal["phone", "web", "email", "zalo", "facebook", "walk_in", "open311"]
+CHANNELS: tuple[Channel, ...] = ("phone", "web", "email", "zalo", "facebook", "walk_in",
+                                 "open311")
 Role = Literal["operator", "supervisor", "admin", "unit", "system"]
 ROLES: tuple[Role, ...] = ("operator", "supervisor", "admin", "unit", "system")
 MAX_CONTENT = 10_000
