@@ -433,8 +433,11 @@ def request_view(ticket: Ticket, policy: TicketPolicy, *, media_url: str | None,
     published = is_public(ticket)
     holder = policy.unit(ticket.unit) if ticket.unit is not None else None
     notes = STATE_NOTES[ticket.state]
-    if published and ticket.result:
-        notes += " Kết quả: " + public_text(ticket.result)
+    # The texts a supervisor edited for the public in the review (public_question/answer)
+    # when there are, as on the public page; else the originals, masked.
+    answer = ticket.public_answer or ticket.result
+    if published and answer:
+        notes += " Kết quả: " + public_text(answer)
     status = status_of(ticket.state)
     due = ticket.resolve_due if status == "open" else None
     return {
@@ -443,7 +446,8 @@ def request_view(ticket: Ticket, policy: TicketPolicy, *, media_url: str | None,
         "status_notes": notes,
         "service_name": policy.field_name(ticket.field) or ticket.field,
         "service_code": ticket.field,
-        "description": public_text(description_part(ticket.content)) if published else None,
+        "description": (public_text(ticket.public_question or description_part(ticket.content))
+                        if published else None),
         "agency_responsible": holder.name if holder is not None else HOTLINE_NAME,
         "service_notice": None,
         "requested_datetime": w3_time(ticket.received_at, policy.timezone),

@@ -371,3 +371,23 @@ async def test_given_ticket_with_personal_data_when_read_before_and_after_public
     assert "đã bơm thoát nước" in shown["status_notes"]
     assert shown["media_url"] == "https://anh.example.vn/h/1.jpg"
     assert shown["agency_responsible"] == "UBND huyện Long Thành"
+
+
+async def test_given_supervisor_edited_public_texts_when_request_read_then_those_texts_shown(
+        api: Api, keys: dict[str, str]) -> None:
+    """The review's edited question and answer are what the public reads, here as on the
+    public page; the citizen's own words and the unit's raw result stay inside."""
+    form = FORM | {"api_key": keys["dvc-app"]}
+    code = (await post(api, form, 200))[0]["service_request_id"]
+    await api.act(code, "tdv.an", "forward", 0, unit="ubnd_long_thanh")
+    await api.act(code, "ubnd.longthanh", "accept", 1)
+    await api.act(code, "ubnd.longthanh", "resolve", 2,
+                  result="Đã gọi bà Nguyễn Thị Hoa (0912345678): đã bơm thoát nước.")
+    await api.act(code, "giamsat.binh", "publish", 3,
+                  question="Đường tỉnh ĐT769 bị ngập sau mưa lớn.",
+                  answer="UBND huyện đã cho bơm thoát nước, đường đã thông.")
+    shown = json.loads((await _every_read(api, code))[3])[0]
+    assert shown["description"] == "Đường tỉnh ĐT769 bị ngập sau mưa lớn."
+    assert shown["status_notes"].endswith("Kết quả: UBND huyện đã cho bơm thoát nước, đường đã "
+                                          "thông.")
+    assert "Nguyễn Thị Hoa" not in json.dumps(shown, ensure_ascii=False)
