@@ -44,6 +44,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callcenter.clock import utcnow
 from callcenter.mail.rules import MAX_RECIPIENTS, is_address
+from callcenter.store import outbox
 from callcenter.store.database import DatabaseRef, engine_for
 from callcenter.store.models import Base, UTCDateTime
 
@@ -234,32 +235,14 @@ class MailOutbox:
         "sending", attempts + 1)."""
         if limit <= 0:
             return []
-        t = _TABLE.c
-        token = uuid.uuid4().hex
-        only = [t.id.in_(list(ids))] if ids is not None else []
+        only = [_TABLE.c.id.in_(list(ids))] if ids is not None else []
         with self._writing() as conn:
-            due = (sa.select(t.id)
-                   .where(t.status == "queued", t.next_attempt_at <= now, *only)
-                   .order_by(t.next_attempt_at, t.id)
-                   .limit(limit)
-                   .with_for_update(skip_locked=True))  # nothing on SQLite: single writer
-            rows = conn.execute(
-                sa.update(_TABLE)
-                .where(t.id.in_(due.scalar_subquery()), t.status == "queued")
-                .values(status="sending", attempts=t.attempts + 1, claim_token=token,
-                        claimed_at=now)
-                .returning(*_TABLE.columns)
-            ).all()
+            rows = outbox.claim_due(conn, _TABLE, now, limit, uuid.uuid4().hex, *only)
         return sorted((_mail(r) for r in rows), key=lambda m: (m.next_attempt_at, m.id))
 
     def _mark(self, mail_id: int, token: str, **values: Any) -> bool:
-        t = _TABLE.c
         with self._writing() as conn:
-            done = conn.execute(
-                sa.update(_TABLE)
-                .where(t.id == mail_id, t.status == "sending", t.claim_token == token)
-                .values(**values))
-        return bool(done.rowcount == 1)
+            return outbox.mark_claimed(conn, _TABLE, mail_id, token, **values)
 
     def mark_sent(self, mail_id: int, claim_token: str, now: dt.datetime) -> bool:
         """The server took it; False if the claim was lost meanwhile."""
@@ -279,28 +262,13 @@ class MailOutbox:
 
     def release(self, mail_ids: list[int], claim_token: str) -> int:
         """Give claimed mails back unsent (the dispatcher is stopping)."""
-        if not mail_ids:
-            return 0
-        t = _TABLE.c
         with self._writing() as conn:
-            done = conn.execute(
-                sa.update(_TABLE)
-                .where(t.id.in_(mail_ids), t.status == "sending", t.claim_token == claim_token)
-                .values(status="queued", attempts=t.attempts - 1, claim_token=None,
-                        claimed_at=None))
-        return int(done.rowcount)
+            return outbox.release(conn, _TABLE, mail_ids, claim_token)
 
     def requeue_stuck(self, now: dt.datetime, older_than: dt.timedelta) -> int:
         """Mails "sending" for longer than `older_than` (their dispatcher died) are queued."""
-        t = _TABLE.c
         with self._writing() as conn:
-            done = conn.execute(
-                sa.update(_TABLE)
-                .where(t.status == "sending", t.claimed_at < now - older_than)
-                .values(status="queued", next_attempt_at=now, claim_token=None,
-                        last_error=sa.func.coalesce(t.last_error, "")
-                        + " [requeued: no outcome from its dispatcher]"))
-        return int(done.rowcount)
+            return outbox.requeue_stuck(conn, _TABLE, now, older_than)
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, mail_id: int) -> OutboxMail | None:

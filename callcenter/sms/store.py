@@ -40,6 +40,7 @@ from callcenter.clock import utcnow
 from callcenter.numbers import normalise_number
 from callcenter.sms import billing as bl
 from callcenter.sms.parts import MAX_PARTS, normalise_text, sms_parts
+from callcenter.store import outbox
 from callcenter.store.database import DatabaseRef, engine_for
 from callcenter.store.models import Base, UTCDateTime
 
@@ -273,35 +274,17 @@ class SmsOutbox:
         if limit <= 0:
             return []
         t = _TABLE.c
-        token = uuid.uuid4().hex
         with self._writing() as conn:
             conn.execute(sa.update(_TABLE)
                          .where(t.status == "queued", t.expires_at.is_not(None),
                                 t.expires_at <= now)
                          .values(status="expired", claim_token=None))
-            due = (sa.select(t.id)
-                   .where(t.status == "queued", t.next_attempt_at <= now)
-                   .order_by(t.next_attempt_at, t.id)
-                   .limit(limit)
-                   .with_for_update(skip_locked=True))  # nothing on SQLite: single writer
-            rows = conn.execute(
-                sa.update(_TABLE)
-                .where(t.id.in_(due.scalar_subquery()), t.status == "queued")
-                .values(status="sending", attempts=t.attempts + 1, claim_token=token,
-                        claimed_at=now)
-                .returning(*_TABLE.columns)
-            ).all()
+            rows = outbox.claim_due(conn, _TABLE, now, limit, uuid.uuid4().hex)
         return sorted((_message(r) for r in rows), key=lambda m: (m.next_attempt_at, m.id))
 
     def _mark(self, msg_id: int, token: str, **values: Any) -> bool:
-        t = _TABLE.c
         with self._writing() as conn:
-            done = conn.execute(
-                sa.update(_TABLE)
-                .where(t.id == msg_id, t.status == "sending", t.claim_token == token)
-                .values(**values)
-            )
-        return bool(done.rowcount == 1)
+            return outbox.mark_claimed(conn, _TABLE, msg_id, token, **values)
 
     def mark_sent(self, msg_id: int, claim_token: str, now: dt.datetime) -> bool:
         """The gateway accepted it; False if the claim was lost or a report came first."""
@@ -341,30 +324,13 @@ class SmsOutbox:
 
     def release(self, msg_ids: list[int], claim_token: str) -> int:
         """Give claimed messages back unsent (the dispatcher is stopping): queued, as before."""
-        if not msg_ids:
-            return 0
-        t = _TABLE.c
         with self._writing() as conn:
-            done = conn.execute(
-                sa.update(_TABLE)
-                .where(t.id.in_(msg_ids), t.status == "sending", t.claim_token == claim_token)
-                .values(status="queued", attempts=t.attempts - 1, claim_token=None,
-                        claimed_at=None)
-            )
-        return int(done.rowcount)
+            return outbox.release(conn, _TABLE, msg_ids, claim_token)
 
     def requeue_stuck(self, now: dt.datetime, older_than: dt.timedelta) -> int:
         """Messages "sending" for longer than `older_than` (dispatcher died) go back to queued."""
-        t = _TABLE.c
         with self._writing() as conn:
-            done = conn.execute(
-                sa.update(_TABLE)
-                .where(t.status == "sending", t.claimed_at < now - older_than)
-                .values(status="queued", next_attempt_at=now, claim_token=None,
-                        last_error=sa.func.coalesce(t.last_error, "")
-                        + " [requeued: no outcome from its dispatcher]")
-            )
-        return int(done.rowcount)
+            return outbox.requeue_stuck(conn, _TABLE, now, older_than)
 
     def mark_dlr(self, msg_id: int, dlr_type: int, now: dt.datetime, *,
                  detail: str | None = None, smsc_id: str | None = None,

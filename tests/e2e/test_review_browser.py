@@ -6,9 +6,6 @@ The ticket is recorded with the ``callcenter ticket`` CLI, as an operator would.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,8 @@ from tests.e2e.browser import (
     screenshot,
 )
 from tests.e2e.scenarios import nothing_left_after, running
-from tests.e2e.stack import ROOT, Stack
+from tests.e2e.stack import Stack
+from tests.e2e.test_lists_browser import cli
 
 pytestmark = [pytest.mark.pbx,
               pytest.mark.skipif(chromium_missing() is not None,
@@ -35,15 +33,6 @@ PASSWORD = "Mật khẩu thử 2026"
 EXPECT_TIMEOUT = 10_000  # ms
 QUESTION = "Người dân hỏi lịch tiêm chủng mở rộng tại trạm y tế phường Tân Phong."
 ANSWER = "Trạm y tế phường Tân Phong tiêm chủng mở rộng vào sáng thứ Tư hằng tuần."
-
-
-def cli(stack: Stack, *args: str) -> Any:
-    """Run ``python -m callcenter ticket ... --json`` against the stack; its JSON answer."""
-    done = subprocess.run([sys.executable, "-m", "callcenter", "ticket", *args, "--json"],
-                          env=stack.env(), capture_output=True, text=True, cwd=ROOT,
-                          timeout=60)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
