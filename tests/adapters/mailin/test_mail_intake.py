@@ -56,7 +56,8 @@ class Intake:
             code, text = e.recipients[to]
             return code, text.decode()
         except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as e:
-            return e.smtp_code, e.smtp_error.decode()
+            err = e.smtp_error
+            return e.smtp_code, err.decode() if isinstance(err, bytes) else err
         raise AssertionError("the message was taken")
 
     def tickets(self) -> list[Ticket]:

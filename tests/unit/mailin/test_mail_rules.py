@@ -9,9 +9,12 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 
 import pytest
+import yaml
 
-from callcenter.config.base import BaseParser
+from callcenter.config.base import BaseParser, ConfigError
+from callcenter.config.parse import parse_config
 from callcenter.mailin import rules
+from tests.support.api import CONFIG
 
 OWN = ["tongdai1022@dongnai.gov.vn", "noreply@dongnai.gov.vn"]
 
@@ -74,8 +77,9 @@ def test_given_windows_1258_base64_body_when_read_then_decoded() -> None:
     msg["Subject"] = "Hỏi"
     msg.set_content("Xin hỏi thủ tục", charset="utf-8", cte="base64")
     assert "Xin hỏi thủ tục" == rules.parse_message(msg.as_bytes()).text
-    raw = ("From: b@example.vn\r\nSubject: x\r\nContent-Type: text/plain; charset=windows-1258"
-           "\r\nContent-Transfer-Encoding: 8bit\r\n\r\n").encode() + "Xin chào".encode("cp1258")
+    raw = (b"From: b@example.vn\r\nSubject: x\r\nContent-Type: text/plain; "
+           b"charset=windows-1258\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+           + "Xin chào".encode("cp1258"))
     assert rules.parse_message(raw).text == "Xin chào"
 
 
@@ -153,7 +157,8 @@ def test_given_auto_submitted_no_when_read_then_not_automatic() -> None:
 # -- texts ---------------------------------------------------------------------------------------
 def test_given_message_when_content_built_then_contact_email_appended() -> None:
     m = rules.parse_message(_multipart("Nước ngập."))
-    assert rules.ticket_content(m) == "Đường ngập sâu\n\nNước ngập.\n\nE-mail liên hệ: hoa@example.vn"
+    assert rules.ticket_content(m) == ("Đường ngập sâu\n\nNước ngập.\n\n"
+                                       "E-mail liên hệ: hoa@example.vn")
 
 
 def test_given_refused_files_when_reply_built_then_code_and_names_in_it() -> None:
@@ -161,3 +166,14 @@ def test_given_refused_files_when_reply_built_then_code_and_names_in_it() -> Non
     assert reply.subject == "[DN-20261207-0001] Đã tiếp nhận phản ánh: Đường ngập"
     assert "Mã phản ánh: DN-20261207-0001" in reply.body and "- virus.exe" in reply.body
     assert "không được tiếp nhận" not in rules.receipt_reply("DN-1", "", []).body
+
+
+def test_given_hotline_file_when_mail_in_names_unknown_tenant_then_error_names_key() -> None:
+    data = yaml.safe_load(CONFIG)
+    data["mail_in"] = {"port": 2525, "tenants": {"dongnai": ["tongdai1022@dongnai.gov.vn"]}}
+    cfg = parse_config(data, "hotline.yaml")
+    assert cfg.mail_in is not None and cfg.mail_in.port == 2525
+    data["mail_in"]["tenants"] = {"hanoi": ["a@hanoi.gov.vn"]}
+    with pytest.raises(ConfigError) as e:
+        parse_config(data, "hotline.yaml")
+    assert "mail_in.tenants.hanoi" in str(e.value) and "no tenant has this id" in str(e.value)
