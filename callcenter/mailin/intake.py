@@ -7,14 +7,17 @@ listens on loopback by default. SMTP answers:
 * RCPT to an address not configured: ``550`` (no open relay);
 * a message over ``mail_in.max_bytes``: ``552`` (aiosmtpd's ``data_size_limit``);
 * too many messages from one sender in 24 hours: ``550 5.7.1``;
-* the database failing: ``451`` (the relay keeps the message and retries);
+* the database failing: ``451`` (the relay keeps the message and retries); the ticket rules
+  refusing it (e.g. ``mail_in.field`` not a field of the tenant): ``554``;
+* a bounce (delivery report, null or MAILER-DAEMON sender): ``250``, nothing stored;
 * ``250`` only once the ticket (or note), the record of the message and the automatic reply
   in the mail outbox are committed — one transaction.
 
 A message quoting our automatic reply or an earlier message (In-Reply-To/References), or with a
 ticket code of the tenant in its subject, is added to that ticket's audit trail
 (``citizen_mail``) with its files, not opened as a new ticket. Automatic messages (rules.py)
-open a ticket but are never answered (no mail loops); notes are never answered either.
+open a ticket but are never answered (no mail loops); an automatic message in a ticket's thread
+(an out-of-office answer to our reply) is dropped; notes are never answered.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ ACTOR = Actor("mail-in", "system")
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one message did: ``ticket``, ``note``, ``duplicate`` or ``limited``."""
+    """What one message did: ``ticket``, ``note``, ``duplicate``, ``limited`` or ``ignored``
+    (a bounce, or an automatic reply in a ticket's thread: kept out of the ticket)."""
 
     kind: str
     code: str | None = None
@@ -78,6 +82,9 @@ class MailIntake:
         if cfg is None:
             raise RuntimeError("mail_in is not configured")
         m = rules.parse_message(raw, own_addresses=self._own(cfg))
+        if m.bounce:  # e.g. our reply bounced: nothing for level 1 to do, and never answered
+            log.info("mail in (%s): bounce %s ignored", tenant, m.message_id)
+            return Outcome("ignored")
         now = self.clock()
         db = self.service.db
         with db.reading() as conn:
@@ -91,6 +98,9 @@ class MailIntake:
             if code is None and (c := m.code_in_subject()) is not None:
                 found = st.load(conn, c)
                 code = c if found is not None and found.ticket.tenant == tenant else None
+        if code is not None and m.automatic:  # an out-of-office answer to our reply
+            log.info("mail in (%s): automatic reply about %s ignored", tenant, code)
+            return Outcome("ignored", code)
         files, refused = self._checked(m)
         try:
             if code is not None:
@@ -183,6 +193,9 @@ class IntakeHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         try:
             outcomes = [await asyncio.to_thread(self.intake.take, t, raw) for t in tenants]
+        except TicketError as e:  # for good (e.g. mail_in.field unknown): retrying won't help
+            log.error("mail in: message refused by the ticket rules: %s", e)
+            return "554 5.3.0 Message not accepted"
         except Exception:  # the database (or a bug): the relay keeps the message and retries
             log.exception("mail in: message not taken (451)")
             return "451 4.3.0 Temporary failure, please retry"

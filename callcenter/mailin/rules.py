@@ -10,7 +10,8 @@ attachment, checked later by its bytes like any ticket attachment (tickets/files
 A message is *automatic* (never auto-replied to, so two robots do not answer each other
 forever) when it says so: ``Auto-Submitted`` other than ``no``, ``Precedence: bulk/list/junk``,
 ``X-Autoreply``/``X-Autorespond``, a ``List-Id``, an empty or ``MAILER-DAEMON`` sender, or our
-own address as sender.
+own address as sender. A *bounce* (``multipart/report``, a null, MAILER-DAEMON or postmaster
+sender) is automatic and not a petition at all.
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ class Incoming:
     files: tuple[InFile, ...]
     refers_to: tuple[str, ...]  # In-Reply-To then References, newest first
     automatic: bool
+    bounce: bool = False  # a delivery report or a null/MAILER-DAEMON sender: not a petition
 
     def code_in_subject(self) -> str | None:
         """A ticket code written in the subject (``Re: ... DN-20261207-0001``), or None."""
@@ -171,7 +173,10 @@ def html_to_text(html: str) -> str:
 
 
 def tidy(text: str) -> str:
-    """Lines right-stripped, runs of blank lines collapsed to one, spaces inside lines folded."""
+    """Lines stripped, runs of blank lines collapsed to one, spaces inside lines folded, control
+    characters (NUL: PostgreSQL refuses it) replaced."""
+    text = "".join("\ufffd" if (ord(c) < 0x20 and c not in "\n\t\r") or 0x7F <= ord(c) < 0xA0
+                   else c for c in text)
     lines = [re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in text.splitlines()]
     out: list[str] = []
     for line in lines:
@@ -240,10 +245,12 @@ def parse_message(raw: bytes, *, own_addresses: Sequence[str] = ()) -> Incoming:
     text = tidy("\n\n".join(plain)) if any(p.strip() for p in plain) else html_to_text(
         "\n".join(html))
     own = [a.lower() for a in own_addresses]
-    return Incoming(message_id=message_id, sender_name=name.strip()[:100],
-                    sender_address=addr, subject=subject, text=text[:MAX_TEXT],
+    bounce = (msg.get_content_type() == "multipart/report" or not addr
+              or addr.split("@", 1)[0] in ("mailer-daemon", "postmaster"))
+    return Incoming(message_id=message_id, sender_name=tidy(name)[:100],
+                    sender_address=addr, subject=tidy(subject), text=text[:MAX_TEXT],
                     files=tuple(files), refers_to=tuple(dict.fromkeys(refers)),
-                    automatic=_automatic(msg, addr, own))
+                    automatic=bounce or _automatic(msg, addr, own), bounce=bounce)
 
 
 def ticket_content(m: Incoming) -> str:

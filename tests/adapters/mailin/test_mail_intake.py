@@ -68,7 +68,12 @@ class Intake:
 
 
 @pytest.fixture
-async def intake(database_url: str, tmp_path: Path) -> AsyncIterator[Intake]:
+def field() -> str:
+    return "other"
+
+
+@pytest.fixture
+async def intake(database_url: str, tmp_path: Path, field: str) -> AsyncIterator[Intake]:
     upgrade_head(database_url)
     path = tmp_path / "hotline.yaml"
     path.write_text(support.CONFIG, encoding="utf-8")
@@ -76,7 +81,7 @@ async def intake(database_url: str, tmp_path: Path) -> AsyncIterator[Intake]:
     service = TicketService(database_url, lambda: config, tmp_path / "files",
                             upload_limits=support.UPLOAD_LIMITS)
     cfg = MailInConfig(addresses={ADDRESS: "dongnai"}, port=0, max_bytes=200_000,
-                       per_sender_per_day=3)
+                       per_sender_per_day=3, field=field)
     woken: list[int] = []
     handler = IntakeHandler(MailIntake(service, lambda: cfg, lambda: "noreply@dongnai.gov.vn"),
                             lambda: woken.append(1))
@@ -206,3 +211,28 @@ async def test_given_auto_submitted_when_sent_then_ticket_but_no_reply(intake: I
     await intake.send(msg)
     assert len(intake.tickets()) == 1 and intake.mails() == []
     assert not intake.woken
+
+
+async def test_given_bounce_when_sent_then_taken_but_nothing_stored(intake: Intake) -> None:
+    msg = petition("<bounce@mx.example.vn>", sender="MAILER-DAEMON@mx.example.vn",
+                   subject="Undelivered Mail Returned to Sender")
+    await intake.send(msg)
+    assert intake.tickets() == [] and intake.mails() == []
+
+
+async def test_given_out_of_office_in_thread_when_sent_then_not_added(intake: Intake) -> None:
+    await intake.send(petition())
+    [ticket] = intake.tickets()
+    ooo = petition("<ooo@example.vn>", subject=f"Vắng mặt: {ticket.code}", body="Tôi nghỉ phép")
+    ooo["Auto-Submitted"] = "auto-replied"
+    await intake.send(ooo)
+    assert len(intake.tickets()) == 1
+    assert [e for e in intake.service.audit(ticket.code, SUPERVISOR)
+            if e.event == "citizen_mail"] == []
+
+
+@pytest.mark.parametrize("field", ["no_such_field"])
+async def test_given_ticket_rules_refuse_when_sent_then_554_not_retried(
+        intake: Intake) -> None:
+    code, _ = await intake.refused(petition())
+    assert code == 554 and intake.tickets() == []

@@ -149,6 +149,27 @@ def test_given_automatic_signs_when_read_then_automatic(headers: str) -> None:
     assert rules.parse_message(raw, own_addresses=OWN).automatic
 
 
+@pytest.mark.parametrize("headers", [
+    "From: MAILER-DAEMON@mx.example.vn\r\n",
+    "From: <>\r\n",
+    "From: a@example.vn\r\nContent-Type: multipart/report; report-type=delivery-status; "
+    "boundary=b\r\n",
+])
+def test_given_delivery_failure_when_read_then_bounce(headers: str) -> None:
+    assert rules.parse_message((headers + "Subject: x\r\n\r\nbody\r\n").encode()).bounce
+
+
+def test_given_out_of_office_when_read_then_automatic_not_bounce() -> None:
+    raw = b"From: a@example.vn\r\nAuto-Submitted: auto-replied\r\nSubject: x\r\n\r\nb\r\n"
+    m = rules.parse_message(raw)
+    assert m.automatic and not m.bounce
+
+
+def test_given_control_characters_when_read_then_replaced() -> None:
+    m = rules.parse_message(b"From: a@example.vn\r\nSubject: x\r\n\r\nab\x00c\r\n")
+    assert m.text == "ab\ufffdc"
+
+
 def test_given_auto_submitted_no_when_read_then_not_automatic() -> None:
     raw = b"From: a@example.vn\r\nAuto-Submitted: no\r\nSubject: x\r\n\r\nbody\r\n"
     assert not rules.parse_message(raw, own_addresses=OWN).automatic
