@@ -255,7 +255,8 @@ def parse_message(raw: bytes, *, own_addresses: Sequence[str] = ()) -> Incoming:
 
 def ticket_content(m: Incoming) -> str:
     """The new ticket's content: subject, text and the sender's address (as the web form)."""
-    parts = [p for p in (m.subject, m.text) if p]
+    subject = "" if m.text.startswith(m.subject) else m.subject  # not said twice
+    parts = [p for p in (subject, m.text) if p]
     body = "\n\n".join(parts) or "(thư không có nội dung)"
     if m.sender_address:
         body += f"\n\nE-mail liên hệ: {m.sender_address}"

@@ -182,6 +182,13 @@ def test_given_message_when_content_built_then_contact_email_appended() -> None:
                                        "E-mail liên hệ: hoa@example.vn")
 
 
+def test_given_text_starting_with_subject_when_content_built_then_subject_not_repeated() -> None:
+    m = rules.parse_message("From: a@example.vn\r\nSubject: Đèn hỏng\r\n"
+                            "Content-Type: text/plain; charset=utf-8\r\n\r\nĐèn hỏng ở ấp 3\r\n"
+                            .encode())
+    assert rules.ticket_content(m) == "Đèn hỏng ở ấp 3\n\nE-mail liên hệ: a@example.vn"
+
+
 def test_given_refused_files_when_reply_built_then_code_and_names_in_it() -> None:
     reply = rules.receipt_reply("DN-20261207-0001", "Re: Đường ngập", ["virus.exe"])
     assert reply.subject == "[DN-20261207-0001] Đã tiếp nhận phản ánh: Đường ngập"
