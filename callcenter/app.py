@@ -95,6 +95,7 @@ AMI = web.AppKey("ami", AmiWatcher)
 SIP_GUARD = web.AppKey("sip_guard", AuthGuard)
 OUTCOMES = web.AppKey("outcomes", CallMetrics)
 METRICS_POOL = web.AppKey("metrics_pool", LinePool)
+MAIL_WAKE: web.AppKey[Callable[[], None]] = web.AppKey("mail_wake")  # dispatcher.wake
 
 
 def _owned(app: web.Application, coro: Coroutine[Any, Any, None],
@@ -257,6 +258,7 @@ async def _mail_ctx(app: web.Application) -> AsyncIterator[None]:
     outbox = MailOutbox(app[DATABASE])
     dispatcher = MailDispatcher(outbox, lambda: server_of(app[CONFIG]().mail))
     mailer = ReportMailer(outbox, lambda: app[TICKETS].reports, app[CONFIG])
+    app[MAIL_WAKE] = dispatcher.wake
     tasks = [_owned(app, dispatcher.run(), "mail-dispatcher"),
              _owned(app, report_job(mailer, dispatcher.wake), "report-mails")]
     yield
@@ -264,6 +266,32 @@ async def _mail_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     outbox.close()
+
+
+async def _mail_in_ctx(app: web.Application) -> AsyncIterator[None]:
+    """E-mail in (callcenter/mailin/): the SMTP intake the province's mail server relays the
+    tenants' addresses to. Without a ``mail_in:`` section nothing listens; bind and port are
+    read at start (a reload changes the addresses and limits, not the socket)."""
+    cfg = app[CONFIG]().mail_in
+    if cfg is None:
+        yield
+        return
+    from callcenter.mailin.intake import IntakeHandler, MailIntake, start_intake
+
+    def own_sender() -> str | None:
+        mail = app[CONFIG]().mail
+        return mail.sender if mail is not None else None
+
+    intake = MailIntake(app[TICKETS], lambda: app[CONFIG]().mail_in, own_sender)
+    server = await start_intake(IntakeHandler(intake, lambda: app[MAIL_WAKE]()), cfg)
+    log.info("mail in: listening on %s:%d for %d address(es)", cfg.bind, cfg.port,
+             len(cfg.addresses))
+    yield
+    server.close()  # stops listening; a session still open is cut after a short wait
+    try:
+        await asyncio.wait_for(server.wait_closed(), 5)
+    except TimeoutError:
+        log.warning("mail in: sessions still open at shutdown")
 
 
 async def _config_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -584,6 +612,7 @@ def build_app(settings: Settings, redis_url: str) -> web.Application:
                             _ari_ctx, _ami_ctx, _config_ctx])
     app.cleanup_ctx.append(_retention_ctx)  # after _ari_ctx, which locates the recordings
     app.cleanup_ctx.append(_mail_ctx)  # after _tickets_ctx: reports read the tickets
+    app.cleanup_ctx.append(_mail_in_ctx)  # after _mail_ctx: wakes its dispatcher
     app.cleanup_ctx.append(systemd_ctx)  # last: its cleanup (STOPPING=1) runs first
     add_sms_routes(app)
     add_sms_mo_routes(app)  # GET /sms/mo: citizens' SMS from Kannel (key, loopback)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from callcenter.intake.policy import DEFAULT_WEBFORM, WebFormPolicy
 from callcenter.mail.rules import NO_REPORTS, MailConfig, ReportsPolicy
+from callcenter.mailin.rules import MailInConfig
 from callcenter.quality.rules import DEFAULT_QUALITY, QualityPolicy
 from callcenter.queue.policy import DEFAULT_OPERATORS, OperatorsConfig
 from callcenter.recordings.retention import DEFAULT_RECORDINGS, RecordingsPolicy
@@ -207,6 +208,7 @@ class HotlineConfig:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     sip_tls: SipTlsConfig = field(default_factory=SipTlsConfig)
     mail: MailConfig | None = None  # the SMTP server; None: no mail is sent
+    mail_in: MailInConfig | None = None  # e-mail in (mailin/): None: no intake listens
     source: str = "<memory>"  # file it was loaded from, for messages
 
     def tenant(self, tenant_id: str | None) -> Tenant | None:

@@ -20,6 +20,8 @@ Schema (see config/hotline.yaml for a commented example)::
                                  # key together, or neither (`callcenter run` makes a pair)
     mail: {host, port, from, starttls, ca_file, username_env, password_env, enabled}
                                  # optional: the SMTP server of mailed reports (mail/rules.py)
+    mail_in: {bind, port, max_bytes, per_sender_per_day, field, tenants: {tenant: [address]}}
+                                 # optional: e-mail in, the tenants' mailboxes (mailin/rules.py)
     tenants:
       - id, name, timezone, numbers: [...], shifts: [{name, start, end, lines, min_operators}, ...],
         overrides: [{name, from, to, shifts: [...]}], prompts: {greeting, all_busy, unavailable}
@@ -66,6 +68,7 @@ from callcenter.intake.policy import WEBFORM_KEYS, parse_webform_section
 from callcenter.ivr.config import parse_ivr
 from callcenter.ivr.tree import IvrTree
 from callcenter.mail.rules import REPORTS_KEYS, parse_mail_section, parse_reports_section
+from callcenter.mailin.rules import parse_mail_in_section
 from callcenter.numbers import normalise_number
 from callcenter.quality.rules import QUALITY_KEYS, parse_quality_section
 from callcenter.queue.policy import OPERATOR_KEYS, parse_operators_section
@@ -590,7 +593,7 @@ def parse_config(data: object, source: str) -> HotlineConfig:
     """Validate what ``yaml.safe_load`` returned; raise ConfigError listing every problem."""
     parser = _Parser(source)
     root = parser.mapping(data, "", ("service", "trunk", "sip_guard", "console", "sip_tls",
-                                     "mail", "tenants"),
+                                     "mail", "mail_in", "tenants"),
                           ("tenants",))
     if root is None:
         raise ConfigError.collect(parser.errors)
@@ -600,11 +603,16 @@ def parse_config(data: object, source: str) -> HotlineConfig:
     console = parser.console(root.get("console"))
     sip_tls = parser.sip_tls(root.get("sip_tls"))
     mail = parse_mail_section(parser, root.get("mail"))
+    mail_in = parse_mail_in_section(parser, root.get("mail_in"))
     tenants = parser.tenants(root["tenants"]) if "tenants" in root else ()
+    for at, tenant in (mail_in.addresses.items() if mail_in else ()):
+        if tenant not in {t.id for t in tenants}:
+            parser.error(f"mail_in.tenants.{tenant}", at, "no tenant has this id")
     if parser.errors:
         raise ConfigError.collect(parser.errors)
     return HotlineConfig(tenants=tenants, trunk=trunk, service=service, sip_guard=sip_guard,
-                         console=console, sip_tls=sip_tls, mail=mail, source=source)
+                         console=console, sip_tls=sip_tls, mail=mail, mail_in=mail_in,
+                         source=source)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

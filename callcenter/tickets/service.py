@@ -455,6 +455,7 @@ class TicketService:
                         files: Sequence[tuple[str, str | None, bytes]], *,
                         receipt: bool = False,
                         categories: Collection[str] | None = None,
+                        also: Callable[[sa.Connection, Ticket], None] | None = None,
                         ) -> tuple[Ticket, builtins.list[st.Attachment]]:
         """Open one ticket with the citizen's files (``(name, declared type, bytes)``) and,
         with ``receipt``, the citizen's receipt SMS (``sms.web_receipt``) — ONE transaction.
@@ -462,6 +463,8 @@ class TicketService:
         Each file is checked as ``attach`` checks it (``ticket.upload_*``; ``categories``: only
         these, e.g. photos and videos) before anything is stored; the files are written first
         (a row never names a missing file) and removed again if the transaction fails.
+        ``also(conn, ticket)`` runs last in the same transaction (e-mail in: its record of the
+        message and the automatic reply in the mail outbox).
         """
         checked = []
         for name, declared, data in files:
@@ -494,6 +497,8 @@ class TicketService:
                 notice = receipt_notice(policy, ticket, now) if receipt else None
                 if notice is not None:
                     audit += self._carry_out(conn, tenant, [notice], now)
+                if also is not None:
+                    also(conn, ticket)
         except BaseException:
             for rel in written:
                 self._drop_unused_file(rel)
@@ -1017,6 +1022,52 @@ class TicketService:
         if entry is not None:
             self._log([entry])
         return att
+
+    def note_with_files(self, code: str, actor: Actor, event: str, detail: str,
+                        files: Sequence[tuple[str, str | None, bytes]],
+                        also: Callable[[sa.Connection, Ticket], None] | None = None,
+                        ) -> builtins.list[st.Attachment]:
+        """Add a line ``event`` (e.g. ``citizen_mail``: the citizen wrote again) to the ticket's
+        audit trail with files (checked as ``attach`` checks them), state unchanged; ``also``
+        runs in the same transaction. The actor is the system (no visibility check)."""
+        checked = [(check_upload(name, declared, data, self.upload_limits), data,
+                    hashlib.sha256(data).hexdigest()) for name, declared, data in files]
+        with self.db.reading() as conn:
+            found = st.load(conn, code)
+        if found is None:
+            raise _not_found(code)
+        tenant = found.ticket.tenant
+        written: builtins.list[Path] = []
+        now = self._now()
+        try:
+            rels = []
+            for _, data, digest in checked:
+                rel = Path(tenant) / digest[:2] / digest
+                if self._write_file(self.files_dir / rel, data):
+                    written.append(rel)
+                rels.append(rel)
+            with self.db.writing() as conn:
+                current = st.load(conn, code, for_update=True)
+                assert current is not None
+                ticket = current.ticket
+                text = "".join("\ufffd" if ord(c) < 0x20 and c not in "\n\t"
+                               or 0x7F <= ord(c) < 0xA0 else c for c in detail)
+                audit = [AuditEntry(code, actor, now, event, ticket.state, ticket.state, text)]
+                st.add_audit(conn, audit)
+                atts = []
+                for (c, data, digest), rel in zip(checked, rels, strict=True):
+                    att, entry = self._add_attachment(conn, ticket, actor, c.file_name,
+                                                      c.content_type, data, digest, rel, now)
+                    atts.append(att)
+                    audit += [entry] if entry is not None else []
+                if also is not None:
+                    also(conn, ticket)
+        except BaseException:
+            for rel in written:
+                self._drop_unused_file(rel)
+            raise
+        self._log(audit)
+        return atts
 
     def _attach_target(self, code: str, actor: Actor) -> Ticket:
         """The ticket a file is for, if the actor may attach to it (a unit: while it holds it)."""

@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import callcenter.mail.store  # noqa: F401 - mail outbox
+import callcenter.mailin.store  # noqa: F401 - e-mail in: the messages taken
 import callcenter.open311.store  # noqa: F401 - Open311 keys and requests
 import callcenter.quality.store  # noqa: F401 - quality reviews and their audit
 import callcenter.recordings.audit  # noqa: F401 - recording retention audit table

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from alembic import context
 
 import callcenter.mail.store  # noqa: F401
+import callcenter.mailin.store  # noqa: F401 - e-mail in: the messages taken
 import callcenter.open311.store  # noqa: F401 - Open311 keys and requests
 import callcenter.quality.store  # noqa: F401 - quality reviews and their audit
 import callcenter.sms.store  # noqa: F401
