@@ -72,7 +72,7 @@ def seconds_of(ticket: xf.WarmTicket, cache: Path) -> float:
 def rms(path: Path, start: float, end: float) -> float:
     rate, samples = read_pcm16(path)
     part = samples[int(rate * start):int(rate * end)]
-    return (sum(s * s for s in part) / max(1, len(part))) ** 0.5
+    return float((sum(s * s for s in part) / max(1, len(part))) ** 0.5)
 
 
 def test_given_call_linked_to_a_ticket_when_unit_answers_consultation_then_hears_ticket_first(

@@ -74,3 +74,13 @@ def test_given_no_ticket_then_the_record_is_as_before() -> None:
     (rec,) = state.transfers
     assert rec.ticket is None and "ticket" not in transfer_dict(rec)
     assert rec.at.tzinfo is not None and rec.at == at(20) and isinstance(rec.at, dt.datetime)
+
+
+def test_callcenter_calls_names_the_ticket_of_a_warm_transfer() -> None:
+    from callcenter.cli import _transfer_text
+
+    t = {"at": "2026-12-07T05:00:00+00:00", "by": "101", "unit": "so_y_te",
+         "number": "02513822000", "kind": "attended", "answered": True, "result": "completed"}
+    assert _transfer_text(t).endswith("attended answered completed")
+    assert _transfer_text({**t, "ticket": TICKET.code}).endswith(
+        "completed ticket DN-20261207-0042")
