@@ -4,12 +4,16 @@ when it hears it, and the transfer record naming the ticket (pure parts)."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from callcenter import calls as cm
 from callcenter.config.model import DEFAULT_FIELDS, Field
+from callcenter.ivr.menu import NoFaq
+from callcenter.ivr.runtime import tenant_prompts
 from callcenter.store.recorder import transfer_dict
 from callcenter.transfers import rules as xf
 from tests.unit.calls.test_queueing import at, bridged
+from tests.unit.test_render_operators import config_data, load
 from tests.unit.transfers.test_rules import UNIT, attended_api, blind_button
 
 TICKET = xf.WarmTicket("DN-20261207-0042", "y_te", "Y tế")
@@ -84,3 +88,16 @@ def test_callcenter_calls_names_the_ticket_of_a_warm_transfer() -> None:
     assert _transfer_text(t).endswith("attended answered completed")
     assert _transfer_text({**t, "ticket": TICKET.code}).endswith(
         "completed ticket DN-20261207-0042")
+
+
+def test_tenants_with_unit_hotlines_build_the_announcement_ahead(tmp_path: Path) -> None:
+    data = config_data()
+    data["tenants"][0]["units"] = [
+        {"id": "so_y_te", "name": "Sở Y tế", "kind": "department", "hotline": "02513822000",
+         "focal_persons": [{"name": "An", "phone": "0912345678"}]}]
+    data["tenants"][0]["tickets"] = {"fallback_unit": "so_y_te"}
+    with_hotline = load(tmp_path, data).tenants[0]
+    ids = {p.id for p in tenant_prompts(with_hotline, NoFaq())}  # no menus: only these
+    assert {"xf-intro", "xf-field", "st-n-0", "st-n-9", "xf-field-health"} <= ids
+    del data["tenants"][0]["units"][0]["hotline"]
+    assert tenant_prompts(load(tmp_path, data).tenants[0], NoFaq()) == []  # nobody to call
