@@ -80,6 +80,7 @@ class TransferEvents:
         self.deps = deps  # deps.legs: our legs (operators', units', consultations) -> call id
         self.sessions = sessions  # the service's own map: call id -> its session
         self.config = config
+        self.pending: set[asyncio.Task[None]] = set()  # warm transfers' lookups and prompts
 
     def units_of(self, tenant_id: str | None) -> tuple[Level2Unit, ...]:
         """The tenant's units one may transfer to (with a hotline)."""
@@ -160,14 +161,26 @@ class TransferEvents:
             await hangup_quietly(self.ari, ch["id"])
             return
         s = session.state
-        ticket = None
         if (self.deps.call_ticket is not None and s.tenant_id is not None
                 and xf.announces(s, ch["id"])):
-            ticket = await self.deps.call_ticket(s.tenant_id, f"{s.node}:{s.call_id}")
-        session.events.put_nowait(cm.UnitAnswered(utcnow(), ch["id"],
+            # The ticket store and prompt synthesis may be slow: not in the ARI event loop.
+            task = asyncio.create_task(self._warm(session, s.tenant_id, ch["id"]),
+                                       name=f"warm:{ch['id']}")
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+            return
+        session.events.put_nowait(cm.UnitAnswered(utcnow(), ch["id"]))
+
+    async def _warm(self, session: CallSession, tenant: str, channel: str) -> None:
+        """The unit answered a consultation: the call's ticket (if any) told to the call, then
+        to the unit's leg."""
+        assert self.deps.call_ticket is not None
+        s = session.state
+        ticket = await self.deps.call_ticket(tenant, f"{s.node}:{s.call_id}")
+        session.events.put_nowait(cm.UnitAnswered(utcnow(), channel,
                                                   ticket.code if ticket else None))
-        if ticket is not None and s.tenant_id is not None:
-            await self.announce(s.tenant_id, ch["id"], ticket)
+        if ticket is not None:
+            await self.announce(tenant, channel, ticket)
 
     async def announce(self, tenant: str, channel: str, ticket: xf.WarmTicket) -> None:
         """Play the ticket's announcement to the unit's leg (one playback of the fragments,

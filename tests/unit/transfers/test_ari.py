@@ -3,6 +3,7 @@ operator's consultation (Stasis verb consult) and a unit's leg answering (verb u
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from types import SimpleNamespace
 from typing import Any, cast
@@ -195,6 +196,12 @@ def warm(state: cm.CallState, ticket: xf.WarmTicket | None = TICKET, gone: bool 
     return te, ari, session, asked
 
 
+async def answer(te: TransferEvents) -> None:
+    """The unit's leg answers; the warm transfer's own task (if any) done."""
+    await te.on_unit_answer({"id": "c1-unit1"}, CALL)
+    await asyncio.gather(*te.pending)
+
+
 def consulting() -> cm.CallState:
     state, _ = cm.step(bridged(), attended_api())
     return state
@@ -203,7 +210,7 @@ def consulting() -> cm.CallState:
 async def test_given_attended_and_a_linked_ticket_when_unit_answers_then_it_hears_the_ticket(
         ) -> None:
     te, ari, session, asked = warm(consulting())
-    await te.on_unit_answer({"id": "c1-unit1"}, CALL)
+    await answer(te)
     assert asked == [("dongnai", f"{session.state.node}:{CALL}")]  # the call record's id
     [answered] = queued(session)
     assert isinstance(answered, cm.UnitAnswered) and answered.ticket == TICKET.code
@@ -214,13 +221,13 @@ async def test_given_attended_and_a_linked_ticket_when_unit_answers_then_it_hear
 
 async def test_given_no_linked_ticket_or_blind_then_the_unit_hears_nothing() -> None:
     te, ari, session, asked = warm(consulting(), ticket=None)
-    await te.on_unit_answer({"id": "c1-unit1"}, CALL)
+    await answer(te)
     [answered] = queued(session)
     assert isinstance(answered, cm.UnitAnswered) and answered.ticket is None
     assert ari.calls == []
     blind, _ = cm.step(bridged(), blind_button())
     te, ari, session, asked = warm(blind)
-    await te.on_unit_answer({"id": "c1-unit1"}, CALL)
+    await answer(te)
     assert asked == [] and ari.calls == []  # not even looked up
     [answered] = queued(session)
     assert isinstance(answered, cm.UnitAnswered) and answered.ticket is None
@@ -228,11 +235,11 @@ async def test_given_no_linked_ticket_or_blind_then_the_unit_hears_nothing() -> 
 
 async def test_given_prompts_or_channel_failing_then_the_consultation_goes_on() -> None:
     te, ari, session, _ = warm(consulting(), broken=True)
-    await te.on_unit_answer({"id": "c1-unit1"}, CALL)  # no prompt files: logged
+    await answer(te)  # no prompt files: logged
     [answered] = queued(session)
     assert isinstance(answered, cm.UnitAnswered) and ari.calls == []
     te, ari, session, _ = warm(consulting(), gone=True)
-    await te.on_unit_answer({"id": "c1-unit1"}, CALL)  # the unit hung up at once: logged
+    await answer(te)  # the unit hung up at once: logged
     [answered] = queued(session)
     assert isinstance(answered, cm.UnitAnswered) and [c[0] for c in ari.calls] == ["play"]
 
@@ -256,3 +263,21 @@ class FakeTickets:
 async def test_the_call_ticket_is_the_tenants_newest_and_store_failures_mean_none() -> None:
     assert await CallTickets(FakeTickets())("dongnai", "pbx1:c1") == TICKET
     assert await CallTickets(FakeTickets(fail=True))("dongnai", "pbx1:c1") is None
+
+
+async def test_a_slow_ticket_store_does_not_hold_the_ari_events() -> None:
+    te, ari, session, _ = warm(consulting())
+    release = asyncio.Event()
+
+    async def slow(tenant: str, record_id: str) -> xf.WarmTicket | None:
+        await release.wait()
+        return TICKET
+
+    te.deps.call_ticket = slow
+    await te.on_unit_answer({"id": "c1-unit1"}, CALL)  # returns at once: the next event
+    assert queued(session) == [] and len(te.pending) == 1
+    release.set()
+    await asyncio.gather(*te.pending)
+    [answered] = queued(session)
+    assert isinstance(answered, cm.UnitAnswered) and answered.ticket == TICKET.code
+    assert [c[0] for c in ari.calls] == ["play"]
