@@ -74,6 +74,7 @@ from callcenter.tickets.files import DOCUMENT_MAX_BYTES
 from callcenter.tickets.jobs import deadline_job
 from callcenter.tickets.replies import reply_handler
 from callcenter.tickets.service import TicketService
+from callcenter.transfers.ari import CallTickets
 
 log = logging.getLogger("callcenter.app")
 
@@ -392,7 +393,8 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     deps = CallDeps(ari=ari, pool=app[POOL], redis=app[REDIS],
                     sounds_dir=app[LAYOUT].pbx("sounds"), write_record=app[WRITER].write,
                     prompts=library, acd=app[ACD], save_callback=save_callback,
-                    kick=driver.kick, lookup=lookup)
+                    kick=driver.kick, lookup=lookup,
+                    call_ticket=CallTickets(app[TICKETS]))  # warm transfers
     service = StasisService(ari, deps, app[CONFIG], runtime.context, features,
                             sessions=sessions, peers=tuple(a for a in apps if a != app_name))
     app[STASIS] = service

@@ -201,7 +201,7 @@ def _transfer_text(t: dict[str, Any]) -> str:
     """One transfer: transfer: <at> 101 -> unit (number) blind answered completed."""
     return (f"transfer: {t.get('at')} {t.get('by')} -> {t.get('unit')} ({t.get('number')}) "
             f"{t.get('kind')} {'answered' if t.get('answered') else 'not answered'} "
-            f"{t.get('result')}")
+            f"{t.get('result')}" + (f" ticket {t['ticket']}" if t.get("ticket") else ""))
 
 
 def _ivr_step_text(step: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ import collections
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
@@ -22,6 +23,9 @@ from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.lines.fallback import REDIS_DOWN, ResilientPool
 from callcenter.queue.redis import AcdQueue
 from callcenter.queue.rules import QUEUE_UNAVAILABLE_TEXT, QueueConflict
+
+if TYPE_CHECKING:
+    from callcenter.transfers.rules import WarmTicket
 
 log = logging.getLogger("callcenter.call")
 
@@ -50,6 +54,9 @@ class CallDeps:
     # never raises, answers ``failed`` on an outage). None: every lookup is "interrupted".
     lookup: Callable[[str, str, mn.LookupTickets],
                      Awaitable[ivr_status.LookupResult]] | None = None
+    # Warm transfers: (tenant, call record id) -> the ticket linked to the call, or None
+    # (callcenter.transfers.ari.CallTickets; never raises). None: units hear no ticket.
+    call_ticket: Callable[[str, str], Awaitable[WarmTicket | None]] | None = None
 
 
 class CallSession:

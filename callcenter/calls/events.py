@@ -123,10 +123,12 @@ class TransferRequested:
 
 @dataclass(frozen=True)
 class UnitAnswered:
-    """The unit's hotline picked up the leg we dialled."""
+    """The unit's hotline picked up the leg we dialled; ``ticket``: the code of the call's
+    ticket the unit is told about (warm transfer, callcenter.transfers.rules.announcement)."""
 
     at: dt.datetime
     channel: str
+    ticket: str | None = None
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class TransferRecord:
     kind: str  # "blind" | "attended"
     answered: bool = False  # the unit picked up
     result: str = "pending"  # completed | returned (to the operator) | no_answer | failed
+    ticket: str | None = None  # the ticket announced to the unit (warm transfer), if any
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Transfer:
     unit_answered: bool = False
     operator_left: bool = False  # blind: the operator hung up while the unit rang
     moh: bool = False  # music on hold started in the caller's bridge
+    ticket: str | None = None  # the ticket announced to the unit when it answered (attended)
 
 
 @dataclass(frozen=True)

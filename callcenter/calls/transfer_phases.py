@@ -42,7 +42,7 @@ from callcenter.calls.state import (
 
 
 def _record(t: Transfer, answered: bool, result: str) -> TransferRecord:
-    return TransferRecord(t.at, t.by, t.unit, t.number, t.kind, answered, result)
+    return TransferRecord(t.at, t.by, t.unit, t.number, t.kind, answered, result, t.ticket)
 
 
 def _refuse(event: TransferRequested | TransferCompleted, why: str) -> list[Command]:
@@ -148,7 +148,7 @@ def transferring(state: CallState, event: Event) -> tuple[CallState, list[Comman
         if t.kind == "blind":
             return _complete(state, event.at)
         assert t.consult_bridge is not None
-        new = replace(state, transfer=replace(t, unit_answered=True))
+        new = replace(state, transfer=replace(t, unit_answered=True, ticket=event.ticket))
         return new, [MoveToBridge(event.channel, t.consult_bridge)]
     if isinstance(event, UnitGone) and t is not None and event.channel == t.unit_channel:
         if t.operator_left:

@@ -295,12 +295,15 @@ def ivr_summary(path: Sequence[Mapping[str, Any]] | None) -> str:
 
 
 def transfers_summary(transfers: Sequence[Mapping[str, Any]] | None) -> str:
-    """The transfers of a call: ``so_y_te (thành công); ubnd_x (không trả lời)``."""
+    """The transfers of a call: ``so_y_te (thành công); ubnd_x (không trả lời)``; a warm
+    transfer names the ticket told to the unit: ``so_y_te (thành công, phiếu DN-…)``."""
     parts = []
     for t in transfers or ():
         where = str(t.get("unit") or t.get("number") or "?")
         result = t.get("result")
         label = TRANSFER_RESULT_LABELS.get(str(result), str(result)) if result else ""
+        if t.get("ticket"):
+            label = f"{label}, phiếu {t['ticket']}" if label else f"phiếu {t['ticket']}"
         parts.append(f"{where} ({label})" if label else where)
     return "; ".join(parts)
 

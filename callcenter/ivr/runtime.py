@@ -25,6 +25,7 @@ from callcenter.ivr import status as ivr_status
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.ivr.tree import FaqNode, Prompt, StatusNode
 from callcenter.tickets.config import policy_of
+from callcenter.transfers import rules as xf
 
 log = logging.getLogger("callcenter.ivr")
 
@@ -45,13 +46,16 @@ def greeting_of(tenant: Tenant) -> Prompt:
 
 def tenant_prompts(tenant: Tenant, faq: mn.FaqSource) -> list[Prompt]:
     """Every prompt a caller of this tenant's menus can hear, FAQ answers and lists included."""
+    policy = policy_of(tenant)
+    # Warm transfers: what a unit answering a consultation hears of the call's ticket.
+    warm = (xf.warm_fragments(policy.fields) if xf.targets(policy.units) else [])
     tree = tenant.ivr
     if tree is None:
-        return []
-    out = [greeting_of(tenant), *tree.prompts()]
+        return warm
+    out = [greeting_of(tenant), *tree.prompts(), *warm]
     if any(isinstance(n, StatusNode) for n in tree.nodes):
         # Status by phone speaks in fragments, all made ahead (callcenter.ivr.status).
-        units = [(u.id, u.name) for u in policy_of(tenant).units]
+        units = [(u.id, u.name) for u in policy.units]
         out += ivr_status.fragments(units)
     for node in tree.nodes:
         if not isinstance(node, FaqNode):

@@ -68,8 +68,12 @@ def transfer_dict(t: TransferRecord) -> dict[str, Any]:
     """One transfer as the record's JSON keeps it (time ISO 8601, UTC, like the record's)."""
     if t.at.tzinfo is None or t.at.utcoffset() is None:
         raise ValueError(f"transfer at: expected a timezone-aware datetime, got {t.at!r}")
-    return {"at": t.at.astimezone(dt.UTC).isoformat(), "by": t.by, "unit": t.unit,
-            "number": t.number, "kind": t.kind, "answered": t.answered, "result": t.result}
+    d: dict[str, Any] = {"at": t.at.astimezone(dt.UTC).isoformat(), "by": t.by, "unit": t.unit,
+                         "number": t.number, "kind": t.kind, "answered": t.answered,
+                         "result": t.result}
+    if t.ticket is not None:  # warm transfer: the ticket the unit was told about
+        d["ticket"] = t.ticket
+    return d
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,18 @@
 """Transfers to units' hotlines through ARI: the phone's transfer button (``ChannelTransfer``),
 an operator's consultation (Stasis verb ``consult``) and a unit's leg answering (verb
-``unit``). The Stasis service registers these handlers in its dispatch tables."""
+``unit``). The Stasis service registers these handlers in its dispatch tables.
+
+Warm transfer: when the unit answers an operator's consultation and the call is linked to a
+ticket, its leg hears the ticket's number and field (``rules.announcement``) as one ARI
+playback of the prompt fragments; the transfer record names the ticket. Any failure there
+(store slow or down, prompt not buildable, channel gone) is logged and the transfer goes on."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from callcenter import calls as cm
 from callcenter.ari_app.calls import CallDeps, CallSession
@@ -14,7 +20,8 @@ from callcenter.ari_app.client import AriClient, AriError, hangup_quietly
 from callcenter.clock import utcnow
 from callcenter.config.model import HotlineConfig
 from callcenter.numbers import dial_digits
-from callcenter.tickets.config import Level2Unit
+from callcenter.tickets.config import Level2Unit, TicketPolicy
+from callcenter.tickets.rules import Ticket
 from callcenter.transfers import rules as xf
 
 log = logging.getLogger("callcenter.ari")  # the Stasis service's log, as before the move
@@ -26,6 +33,44 @@ def operator_of(channel: dict[str, Any]) -> str:
     return name.partition("/")[2].rpartition("-")[0]
 
 
+TICKET_TIMEOUT_S = 2.0  # the unit waits at most this long for the ticket store
+
+
+class TicketsOfCalls(Protocol):
+    """What the warm transfer needs of the ticket service (blocking)."""
+
+    def tickets_of_call(self, call_id: str) -> list[Ticket]: ...
+    def policy(self, tenant: str) -> TicketPolicy: ...
+
+
+class CallTickets:
+    """The ticket linked to a live call (the desk's LinkCall on its record id), for warm
+    transfers; the store is asked in a thread with a timeout, and nothing raises."""
+
+    def __init__(self, tickets: TicketsOfCalls, timeout_s: float = TICKET_TIMEOUT_S):
+        self.tickets = tickets
+        self.timeout_s = timeout_s
+
+    def find(self, tenant: str, record_id: str) -> xf.WarmTicket | None:
+        """Blocking: the newest of the tenant's tickets linked to the call record."""
+        policy = self.tickets.policy(tenant)
+        return xf.pick_ticket(xf.WarmTicket(t.code, t.field, policy.field_name(t.field))
+                              for t in self.tickets.tickets_of_call(record_id)
+                              if t.tenant == tenant)
+
+    async def __call__(self, tenant: str, record_id: str) -> xf.WarmTicket | None:
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self.find, tenant, record_id),
+                                          self.timeout_s)
+        except TimeoutError:
+            log.warning("call %s: no ticket from the store in %.1f s; no announcement",
+                        record_id, self.timeout_s)
+        except Exception as e:  # database away, tenant gone from the config ...
+            log.warning("call %s: ticket lookup failed (%s); no announcement", record_id,
+                        str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
+        return None
+
+
 class TransferEvents:
     """The transfer-specific ARI events of the calls this instance owns."""
 
@@ -35,6 +80,7 @@ class TransferEvents:
         self.deps = deps  # deps.legs: our legs (operators', units', consultations) -> call id
         self.sessions = sessions  # the service's own map: call id -> its session
         self.config = config
+        self.pending: set[asyncio.Task[None]] = set()  # warm transfers' lookups and prompts
 
     def units_of(self, tenant_id: str | None) -> tuple[Level2Unit, ...]:
         """The tenant's units one may transfer to (with a hotline)."""
@@ -114,4 +160,39 @@ class TransferEvents:
                      call_id, ch["id"])
             await hangup_quietly(self.ari, ch["id"])
             return
+        s = session.state
+        if (self.deps.call_ticket is not None and s.tenant_id is not None
+                and xf.announces(s, ch["id"])):
+            # The ticket store and prompt synthesis may be slow: not in the ARI event loop.
+            task = asyncio.create_task(self._warm(session, s.tenant_id, ch["id"]),
+                                       name=f"warm:{ch['id']}")
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+            return
         session.events.put_nowait(cm.UnitAnswered(utcnow(), ch["id"]))
+
+    async def _warm(self, session: CallSession, tenant: str, channel: str) -> None:
+        """The unit answered a consultation: the call's ticket (if any) told to the call, then
+        to the unit's leg."""
+        assert self.deps.call_ticket is not None
+        s = session.state
+        ticket = await self.deps.call_ticket(tenant, f"{s.node}:{s.call_id}")
+        session.events.put_nowait(cm.UnitAnswered(utcnow(), channel,
+                                                  ticket.code if ticket else None))
+        if ticket is not None:
+            await self.announce(tenant, channel, ticket)
+
+    async def announce(self, tenant: str, channel: str, ticket: xf.WarmTicket) -> None:
+        """Play the ticket's announcement to the unit's leg (one playback of the fragments,
+        in order); a failure is logged and the consultation goes on without it."""
+        prompts = xf.announcement(ticket)
+        library = self.deps.prompts
+        if not prompts or library is None:
+            return
+        try:
+            media = [await library.media(tenant, p) for p in prompts]
+            await self.ari.play(channel, ",".join(media), f"warm-{channel}")
+            log.info("unit leg %s: told ticket %s", channel, ticket.code)
+        except Exception as e:  # no prompt files, espeak missing, the channel gone ...
+            log.warning("unit leg %s: ticket %s not announced: %s", channel, ticket.code,
+                        str(e).splitlines()[0][:200] if str(e) else type(e).__name__)

@@ -10,8 +10,12 @@ a Vietnamese message (operators read it).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from callcenter import calls as cm
+from callcenter.config.model import Field
+from callcenter.ivr import status as sts
+from callcenter.ivr.tree import Prompt
 from callcenter.numbers import same_number
 from callcenter.tickets.config import Level2Unit
 
@@ -84,3 +88,63 @@ def cancel_refusal(state: cm.CallState) -> str | None:
     if state.phase is not cm.Phase.BRIDGED or state.transfer is None:
         return NO_TRANSFER
     return None
+
+
+# -- warm transfer: what the unit hears of the ticket before the citizen is joined ----------
+#
+# When a unit answers an operator's consultation (attended transfer) and the call is linked
+# to a ticket (the desk's LinkCall: ticket_calls holds the call record id), the unit's leg
+# hears "Tổng đài 1022 chuyển phản ánh mã số <digits> lĩnh vực <field>" before it is put
+# with the operator. Spoken like the IVR's status lookup (callcenter.ivr.status): fixed
+# fragments built ahead (the digits are the status lookup's own ``st-n-*``), never one-off
+# synthesis per ticket; a recorded ``xf-*.wav`` replaces any of them.
+
+WARM_INTRO = Prompt("xf-intro", "Tổng đài 1022 chuyển phản ánh mã số", clip=True)
+WARM_FIELD = Prompt("xf-field", "lĩnh vực", clip=True)
+
+
+@dataclass(frozen=True)
+class WarmTicket:
+    """The ticket an attended transfer carries: its code and field (name None: unknown)."""
+
+    code: str
+    field: str
+    field_name: str | None = None
+
+
+def field_prompt(field_id: str, name: str) -> Prompt:
+    """A field's name as a fragment (a recorded ``xf-field-<id>.wav`` replaces it)."""
+    return Prompt(f"xf-field-{field_id}", name, clip=True)
+
+
+def announces(state: cm.CallState, unit_channel: str) -> bool:
+    """Whether the unit answering on ``unit_channel`` hears a ticket: only the leg of the
+    attended transfer in progress, before it was answered (a blind transfer joins the caller
+    at once; a late or stray answer is hung up)."""
+    t = state.transfer
+    return (state.phase is cm.Phase.BRIDGED and t is not None and t.kind == "attended"
+            and t.unit_channel == unit_channel and not t.unit_answered)
+
+
+def pick_ticket(tickets: Iterable[WarmTicket]) -> WarmTicket | None:
+    """The ticket to announce among those linked to the call (oldest first): the newest."""
+    found = list(tickets)
+    return found[-1] if found else None
+
+
+def announcement(ticket: WarmTicket | None) -> list[Prompt]:
+    """What the unit hears: nothing without a ticket; else intro, the code's number digit by
+    digit (as the status lookup reads it), and the field when the tenant knows it."""
+    if ticket is None:
+        return []
+    digits = [sts.number_prompt(int(c)) for c in sts.code_number(ticket.code) if c.isdigit()]
+    out = [WARM_INTRO, *digits]
+    if ticket.field_name:
+        out += [WARM_FIELD, field_prompt(ticket.field, ticket.field_name)]
+    return out
+
+
+def warm_fragments(fields: Iterable[Field]) -> list[Prompt]:
+    """Every fragment an announcement can use, for building ahead."""
+    return [WARM_INTRO, WARM_FIELD, *(sts.number_prompt(n) for n in range(10)),
+            *(field_prompt(f.id, f.name) for f in fields)]

@@ -124,6 +124,12 @@ def test_given_transfers_then_unit_and_result_in_vietnamese() -> None:
         "so_y_te (thành công); 0251 (không trả lời); x"
 
 
+def test_given_a_warm_transfer_then_the_ticket_told_to_the_unit_is_named() -> None:
+    assert ls.transfers_summary([{"unit": "so_y_te", "result": "completed",
+                                  "ticket": "DN-20261207-0042"}, {"unit": "x", "ticket": "T-1"}]) \
+        == "so_y_te (thành công, phiếu DN-20261207-0042); x (phiếu T-1)"
+
+
 def test_given_unit_and_state_then_its_actions() -> None:
     assert ls.unit_actions("forwarded", True) == ("accept", "resolve", "return")
     assert ls.unit_actions("in_progress", True) == ("resolve", "return")

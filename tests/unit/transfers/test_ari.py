@@ -3,6 +3,7 @@ operator's consultation (Stasis verb consult) and a unit's leg answering (verb u
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from types import SimpleNamespace
 from typing import Any, cast
@@ -11,9 +12,12 @@ from callcenter import calls as cm
 from callcenter.ari_app.calls import CallDeps, CallSession
 from callcenter.ari_app.client import AriClient, AriError
 from callcenter.config.model import HotlineConfig
-from callcenter.transfers.ari import TransferEvents
+from callcenter.ivr.prompt_library import PromptLibrary
+from callcenter.ivr.tree import Prompt
+from callcenter.transfers import rules as xf
+from callcenter.transfers.ari import CallTickets, TransferEvents
 from tests.unit.calls.test_queueing import bridged, ringing
-from tests.unit.transfers.test_rules import OP, UNITS
+from tests.unit.transfers.test_rules import OP, UNITS, attended_api, blind_button
 
 CALL = "c1"
 CONSULT = "PJSIP/101-0000002b"
@@ -26,6 +30,11 @@ class FakeAri:
 
     async def transfer_progress(self, channel: str, state: str) -> None:
         self.calls.append(("transfer_progress", channel, state))
+        if self.gone:
+            raise AriError("POST", "/channels", 404, "Channel not found")
+
+    async def play(self, channel: str, media: str, playback_id: str) -> None:
+        self.calls.append(("play", channel, media, playback_id))
         if self.gone:
             raise AriError("POST", "/channels", 404, "Channel not found")
 
@@ -153,3 +162,122 @@ async def test_given_a_units_leg_answers_after_the_call_ended_then_hung_up() -> 
     te2, ari2, _s = events(gone=True)
     await te2.on_unit_answer({"id": "c1-unit1"}, CALL)  # already gone: quietly
     assert ari.calls == ari2.calls == [("hangup", "c1-unit1", "normal")]
+
+
+# ---- warm transfer: the unit hears the call's ticket --------------------------------------
+TICKET = xf.WarmTicket("DN-20261207-0042", "y_te", "Y tế")
+
+
+class FakeLibrary:
+    def __init__(self, broken: bool = False) -> None:
+        self.broken = broken
+
+    async def media(self, tenant: str, prompt: Prompt) -> str:
+        if self.broken:
+            raise OSError("espeak-ng: not found")
+        return f"sound:/s/{tenant}/{prompt.id}"
+
+
+Warm = tuple[TransferEvents, FakeAri, CallSession, list[tuple[str, str]]]
+
+
+def warm(state: cm.CallState, ticket: xf.WarmTicket | None = TICKET, gone: bool = False,
+         broken: bool = False) -> Warm:
+    te, ari, session = events(state, gone)
+    asked: list[tuple[str, str]] = []
+
+    async def call_ticket(tenant: str, record_id: str) -> xf.WarmTicket | None:
+        asked.append((tenant, record_id))
+        return ticket
+
+    te.deps.call_ticket = call_ticket
+    te.deps.prompts = cast(PromptLibrary, FakeLibrary(broken))
+    assert session is not None
+    return te, ari, session, asked
+
+
+async def answer(te: TransferEvents) -> None:
+    """The unit's leg answers; the warm transfer's own task (if any) done."""
+    await te.on_unit_answer({"id": "c1-unit1"}, CALL)
+    await asyncio.gather(*te.pending)
+
+
+def consulting() -> cm.CallState:
+    state, _ = cm.step(bridged(), attended_api())
+    return state
+
+
+async def test_given_attended_and_a_linked_ticket_when_unit_answers_then_it_hears_the_ticket(
+        ) -> None:
+    te, ari, session, asked = warm(consulting())
+    await answer(te)
+    assert asked == [("dongnai", f"{session.state.node}:{CALL}")]  # the call record's id
+    [answered] = queued(session)
+    assert isinstance(answered, cm.UnitAnswered) and answered.ticket == TICKET.code
+    media = ",".join(f"sound:/s/dongnai/{p.id}" for p in xf.announcement(TICKET))
+    assert ari.calls == [("play", "c1-unit1", media, "warm-c1-unit1")]
+    assert media.split(",")[1:5] == [f"sound:/s/dongnai/st-n-{d}" for d in (0, 0, 4, 2)]
+
+
+async def test_given_no_linked_ticket_or_blind_then_the_unit_hears_nothing() -> None:
+    te, ari, session, asked = warm(consulting(), ticket=None)
+    await answer(te)
+    [answered] = queued(session)
+    assert isinstance(answered, cm.UnitAnswered) and answered.ticket is None
+    assert ari.calls == []
+    blind, _ = cm.step(bridged(), blind_button())
+    te, ari, session, asked = warm(blind)
+    await answer(te)
+    assert asked == [] and ari.calls == []  # not even looked up
+    [answered] = queued(session)
+    assert isinstance(answered, cm.UnitAnswered) and answered.ticket is None
+
+
+async def test_given_prompts_or_channel_failing_then_the_consultation_goes_on() -> None:
+    te, ari, session, _ = warm(consulting(), broken=True)
+    await answer(te)  # no prompt files: logged
+    [answered] = queued(session)
+    assert isinstance(answered, cm.UnitAnswered) and ari.calls == []
+    te, ari, session, _ = warm(consulting(), gone=True)
+    await answer(te)  # the unit hung up at once: logged
+    [answered] = queued(session)
+    assert isinstance(answered, cm.UnitAnswered) and [c[0] for c in ari.calls] == ["play"]
+
+
+class FakeTickets:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+
+    def tickets_of_call(self, call_id: str) -> list[Any]:
+        if self.fail:
+            raise OSError("database is away")
+        assert call_id == "pbx1:c1"
+        return [SimpleNamespace(code="DN-20261206-0003", field="dien", tenant="dongnai"),
+                SimpleNamespace(code="DN-20261207-0042", field="y_te", tenant="dongnai"),
+                SimpleNamespace(code="BD-20261207-0001", field="y_te", tenant="binhduong")]
+
+    def policy(self, tenant: str) -> Any:
+        return SimpleNamespace(field_name=lambda f: {"y_te": "Y tế"}.get(f))
+
+
+async def test_the_call_ticket_is_the_tenants_newest_and_store_failures_mean_none() -> None:
+    assert await CallTickets(FakeTickets())("dongnai", "pbx1:c1") == TICKET
+    assert await CallTickets(FakeTickets(fail=True))("dongnai", "pbx1:c1") is None
+
+
+async def test_a_slow_ticket_store_does_not_hold_the_ari_events() -> None:
+    te, ari, session, _ = warm(consulting())
+    release = asyncio.Event()
+
+    async def slow(tenant: str, record_id: str) -> xf.WarmTicket | None:
+        await release.wait()
+        return TICKET
+
+    te.deps.call_ticket = slow
+    await te.on_unit_answer({"id": "c1-unit1"}, CALL)  # returns at once: the next event
+    assert queued(session) == [] and len(te.pending) == 1
+    release.set()
+    await asyncio.gather(*te.pending)
+    [answered] = queued(session)
+    assert isinstance(answered, cm.UnitAnswered) and answered.ticket == TICKET.code
+    assert [c[0] for c in ari.calls] == ["play"]
