@@ -85,7 +85,8 @@ def logged_in(context: Any, stack: Stack, name: str) -> Any:
 @pytest.mark.parametrize(("name", "links"), [
     ("quantri", [href for href, _ in ROLE_LINKS["admin"]]),
     ("giamsat", ["/console/wallboard", "/console/tickets", "/console/review",
-                 "/console/oversight", "/console/calls", "/console/callbacks"]),
+                 "/console/oversight", "/console/calls", "/console/callbacks",
+                 "/console/quality"]),
     ("101", ["/console/desk", "/console/callbacks"]),
     ("soyte", ["/console/tickets", "/console/oversight"]),
 ])
