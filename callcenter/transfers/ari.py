@@ -76,7 +76,8 @@ class CallTickets:
 
     async def transferred(self, code: str, unit: str, record_id: str) -> bool:
         """Record on the ticket that the call was transferred to ``unit`` (which may then read
-        it); in a thread with the same time limit; a failure is logged, never raised."""
+        it); in a thread with the same time limit; a failure is logged, never raised. True:
+        the ticket has it (now, or from before); False: not recorded."""
         try:
             new = await asyncio.wait_for(asyncio.to_thread(
                 self.tickets.transfer_call, code, unit, record_id, WARM_TRANSFER),
