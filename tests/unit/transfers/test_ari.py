@@ -15,8 +15,8 @@ from callcenter.ari_app.client import AriClient, AriError
 from callcenter.config.model import HotlineConfig
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.ivr.tree import Prompt
-from callcenter.transfers import rules as xf
 from callcenter.tickets.rules import Actor
+from callcenter.transfers import rules as xf
 from callcenter.transfers.ari import WARM_TRANSFER, CallTickets, TransferEvents
 from tests.unit.calls.test_queueing import bridged, ringing
 from tests.unit.transfers.test_rules import OP, UNITS, attended_api, blind_button
