@@ -256,6 +256,7 @@ async def _detail(request: web.Request, user: User, ticket: Ticket, policy: Tick
         unit_name=_unit_name(policy, ticket.unit),
         mark=ls.deadline_mark(ticket.resolve_due, ticket.state in OPEN, now, _near(policy)),
         actions=actions, attachments=attachments,
+        read_only=user.role == "unit" and ticket.unit != user.unit,
         audit=[{"at": e.at, "event": e.event, "label": ls.EVENT_LABELS.get(e.event, e.event),
                 "actor": e.actor.user_id + (f" ({e.actor.unit})" if e.actor.unit else ""),
                 "to": ls.state_label(e.to_state.value),

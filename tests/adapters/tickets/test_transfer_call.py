@@ -144,7 +144,8 @@ async def test_given_call_transferred_when_unit_opens_console_then_notice_and_pa
     resp = await client.get(f"/console/tickets/{code}")
     detail = await resp.text()
     assert resp.status == 200
-    assert "data-action" not in detail
+    assert "data-action" not in detail and "data-read-only" in detail
+    assert "tổng đài chưa chuyển giao phiếu" in detail
     assert "Chuyển cuộc gọi đến UBND huyện Long Thành" in detail
     assert (await client.get(f"/console/tickets/{other}")).status == 404
     # Another unit: no notice, and the ticket is still not found for it.
