@@ -390,11 +390,12 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     # reads them; both get the same map, and each call's task can kick the driver.
     sessions: dict[str, CallSession] = {}
     driver = app[DRIVER] = QueueDriver(app[ACD], app[REDIS], sessions, app[CONFIG])
+    warm = CallTickets(app[TICKETS])  # warm transfers
     deps = CallDeps(ari=ari, pool=app[POOL], redis=app[REDIS],
                     sounds_dir=app[LAYOUT].pbx("sounds"), write_record=app[WRITER].write,
                     prompts=library, acd=app[ACD], save_callback=save_callback,
                     kick=driver.kick, lookup=lookup,
-                    call_ticket=CallTickets(app[TICKETS]))  # warm transfers
+                    call_ticket=warm, call_transferred=warm.transferred)
     service = StasisService(ari, deps, app[CONFIG], runtime.context, features,
                             sessions=sessions, peers=tuple(a for a in apps if a != app_name))
     app[STASIS] = service

@@ -57,6 +57,9 @@ class CallDeps:
     # Warm transfers: (tenant, call record id) -> the ticket linked to the call, or None
     # (callcenter.transfers.ari.CallTickets; never raises). None: units hear no ticket.
     call_ticket: Callable[[str, str], Awaitable[WarmTicket | None]] | None = None
+    # ... and (ticket code, unit, call record id) -> recorded on the ticket, so the unit may
+    # read it (CallTickets.transferred; never raises). None: not recorded.
+    call_transferred: Callable[[str, str, str], Awaitable[bool]] | None = None
 
 
 class CallSession:

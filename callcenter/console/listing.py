@@ -50,6 +50,7 @@ EVENT_LABELS: Final = {
     "email": "Gửi thư điện tử", "email_unsent": "Thư điện tử chưa gửi",
     "email_failed": "Gửi thư điện tử lỗi",
     "publish": "Rà soát: công khai", "decline": "Rà soát: không công khai",
+    "transfer_call": "Chuyển cuộc gọi đến đơn vị",
 }
 _REVIEW_PARTS: Final = (
     ("published again", "Công khai lại"), ("published", "Công khai"),
@@ -388,6 +389,9 @@ def audit_note(event: str, detail: str, *, units: Mapping[str, str],
     if event in ("reopen", "close") and (m := re.fullmatch(r"(?:reopened|closed)(?::\s(.*))?",
                                                            detail, re.S)):
         return f"Lý do: {m[1]}" if m[1] else ""
+    if event == "transfer_call" and (m := re.fullmatch(r"call (\S+) transferred to (\S+)",
+                                                       detail)):
+        return f"Chuyển cuộc gọi đến {unit(m[2])} (đơn vị được xem phiếu)"
     if event == "remind" and (m := re.fullmatch(r"reminded (\S+)", detail)):
         return f"Đã nhắc {unit(m[1])}"
     if event == "chase" and (m := _CHASE.fullmatch(detail)):

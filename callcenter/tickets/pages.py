@@ -5,6 +5,9 @@
   xem"): ``TicketService.list`` with the user's actor enforces it, and a ``unit`` parameter
   from a unit user is ignored unless its unit oversees others (then it filters by holder).
   The overview of what a unit oversees is ``GET /console/oversight`` (``oversight_page.py``).
+  A unit user's list starts with "Cuộc gọi chuyển đến": the tickets whose calls an operator
+  transferred to the unit in the last 24 h (``TicketService.transferred_to``), newest first;
+  the unit reads them (read only) until they are forwarded to it.
   Oversight roles filter by state, unit, field, lateness and received day (the tenant's local
   days); quick links "Chưa xử lý" and "Trễ hạn". 50 a page.
 * ``GET /console/tickets.xlsx`` — the same filter, every row up to ``EXPORT_CAP``, built
@@ -58,6 +61,7 @@ from callcenter.tickets.service import MAX_LIST
 log = logging.getLogger("callcenter.console.tickets")
 
 PATH: Final = "/console/tickets"
+TRANSFERRED_HOURS: Final = 24  # how long a unit's list shows a call transferred to it
 ROLES: Final = ("unit", "supervisor", "admin")
 _CODE: Final = re.compile(CODE_PATTERN)
 CONFLICT: Final = "Phiếu đã được người khác cập nhật, vui lòng xem lại"
@@ -150,8 +154,18 @@ async def tickets_page(request: web.Request) -> web.StreamResponse:
     for row, t in zip(rows, tickets, strict=True):
         row["read_only"] = user.role == "unit" and t.unit != user.unit  # held, or overseen
     overseer = user.role == "unit" and bool(oversight_scope(policy, user.unit))
+    transferred: list[dict[str, Any]] = []
+    if user.role == "unit":
+        # Calls an operator transferred to this unit (warm transfer): the ticket the person
+        # who took the call just heard announced, to read before it is forwarded.
+        found = await in_thread(app, service.transferred_to, actor, user.tenant,
+                                hours=TRANSFERRED_HOURS)
+        transferred = [{"code": x.ticket.code, "at": x.at,
+                        "field_name": policy.field_name(x.ticket.field) or x.ticket.field,
+                        "state_label": ls.state_label(x.ticket.state.value)} for x in found]
     return render(request, _ENV, "tickets.html", user, title=heading, heading=heading, f=f,
-                  rows=rows, total=total,
+                  rows=rows, total=total, transferred=transferred,
+                  transferred_hours=TRANSFERRED_HOURS,
                   pages=max(1, -(-total // ls.PAGE_SIZE)), policy=policy,
                   unit_user=user.role == "unit" and not overseer, overseer=overseer,
                   states=list(ls.TICKET_STATE_LABELS.items()),
@@ -242,6 +256,7 @@ async def _detail(request: web.Request, user: User, ticket: Ticket, policy: Tick
         unit_name=_unit_name(policy, ticket.unit),
         mark=ls.deadline_mark(ticket.resolve_due, ticket.state in OPEN, now, _near(policy)),
         actions=actions, attachments=attachments,
+        read_only=user.role == "unit" and ticket.unit != user.unit,
         audit=[{"at": e.at, "event": e.event, "label": ls.EVENT_LABELS.get(e.event, e.event),
                 "actor": e.actor.user_id + (f" ({e.actor.unit})" if e.actor.unit else ""),
                 "to": ls.state_label(e.to_state.value),

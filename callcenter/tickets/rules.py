@@ -42,9 +42,11 @@ or (a supervisor) closes it; an answered, resolved or closed ticket may be ``reo
   it: ``NotifyUnit`` ``reopened``).
 
 Who may read a ticket (``read_access``): every role but ``unit`` reads all of its tenant's; a
-unit's users read what their unit holds, has held, or oversees (``oversees`` in the tenant's
-units: a lead department's fields, a district's places; ``OversightScope``) — reading is all
-an overseer may do: every event above still needs the holder or a level-1/oversight role.
+unit's users read what their unit holds, has held, took a call about (``TransferCall``: an
+operator's attended transfer to the unit's hotline, the ticket announced to it), or oversees
+(``oversees`` in the tenant's units: a lead department's fields, a district's places;
+``OversightScope``) — reading is all such a unit may do: every event above still needs the
+holder or a level-1/oversight role (the operator forwards the ticket as usual).
 
 Disclosure after review ("rà soát, công khai … theo quy định"). A ticket with an answer or a
 result (answered, resolved, or closed after one) waits for review (``review_status``
@@ -301,14 +303,28 @@ class LinkCall:
     call_id: str
 
 
+@dataclass(frozen=True)
+class TransferCall:
+    """A call about the ticket was transferred to a unit's hotline, and the unit answered
+    (attended transfer, callcenter.transfers): that unit may READ the ticket from now on
+    (``read_access`` "transferred"); it acts on it only once it is forwarded to it."""
+
+    at: dt.datetime
+    actor: Actor
+    unit: str
+    call_id: str
+
+
 Event = (Answer | Forward | Accept | Resolve | Return | Close | Reopen | Reclassify
-         | SetPublishable | Publish | Decline | Remind | Chase | LinkCall | Satisfied)
+         | SetPublishable | Publish | Decline | Remind | Chase | LinkCall | Satisfied
+         | TransferCall)
 
 EVENT_NAMES: dict[type[Event], str] = {
     Answer: "answer", Forward: "forward", Accept: "accept", Resolve: "resolve",
     Return: "return", Close: "close", Reopen: "reopen", Reclassify: "reclassify",
     SetPublishable: "set_publishable", Publish: "publish", Decline: "decline",
     Remind: "remind", Chase: "chase", LinkCall: "link_call", Satisfied: "satisfied",
+    TransferCall: "transfer_call",
 }
 
 
@@ -397,7 +413,18 @@ class StopClock:
     clock: dl.ClockName
 
 
-Effect = AuditEntry | NotifyUnit | NotifyCitizen | SendEmail | StartClock | StopClock
+@dataclass(frozen=True)
+class GrantTransferRead:
+    """Record that ``unit`` took a call about the ticket (``TransferCall``): it may read it."""
+
+    code: str
+    unit: str
+    call_id: str
+    at: dt.datetime
+
+
+Effect = (AuditEntry | NotifyUnit | NotifyCitizen | SendEmail | StartClock | StopClock
+          | GrantTransferRead)
 
 # ---- the table ----------------------------------------------------------------------------------
 _ALL = frozenset(S)
@@ -417,6 +444,7 @@ TRANSITIONS: dict[type[Event], tuple[frozenset[TicketState], TicketState | None]
     Remind: (AT_UNIT, None),
     Chase: (AT_UNIT, None),
     LinkCall: (_ALL, None),
+    TransferCall: (_ALL, None),
     Satisfied: (frozenset({S.RESOLVED, S.CLOSED}), None),
 }
 _LEVEL1_ROLES = frozenset({"operator", "supervisor", "admin"})
@@ -567,6 +595,8 @@ def _check_role(ticket: Ticket, event: Event) -> None:
             raise _forbidden(actor, "send reminders")
     elif isinstance(event, LinkCall) and role not in _LEVEL1_ROLES | {"system"}:
         raise _forbidden(actor, "link call records")
+    elif isinstance(event, TransferCall) and role not in _LEVEL1_ROLES | {"system"}:
+        raise _forbidden(actor, "record a call transferred to a unit")
 
 
 REVIEWABLE = frozenset({S.ANSWERED, S.RESOLVED, S.CLOSED})
@@ -589,7 +619,7 @@ def review_status(ticket: Ticket) -> ReviewStatus:
 
 
 # ---- who may read ------------------------------------------------------------------------------
-Access = Literal["all", "holder", "held", "overseer"]
+Access = Literal["all", "holder", "held", "transferred", "overseer"]
 
 
 @dataclass(frozen=True)
@@ -631,11 +661,13 @@ def oversight_scope(policy: TicketPolicy, unit_id: str | None) -> OversightScope
 
 
 def read_access(policy: TicketPolicy, actor: Actor, ticket: Ticket, *,
-                held: bool) -> Access | None:
-    """How the actor may read the ticket (None: not at all); ``held``: its unit held it once.
+                held: bool, transferred: bool = False) -> Access | None:
+    """How the actor may read the ticket (None: not at all); ``held``: its unit held it once;
+    ``transferred``: a call about it was transferred to its unit (``TransferCall``).
 
     ``holder`` is the only unit access that may act (the events' own checks decide what);
-    ``held`` and ``overseer`` read only. Tenants are the caller's business (actors carry none).
+    ``held``, ``transferred`` and ``overseer`` read only. Tenants are the caller's business
+    (actors carry none).
     """
     if actor.role != "unit":
         return "all"
@@ -645,6 +677,8 @@ def read_access(policy: TicketPolicy, actor: Actor, ticket: Ticket, *,
         return "holder"
     if held:
         return "held"
+    if transferred:
+        return "transferred"
     if oversight_scope(policy, actor.unit).covers(ticket):
         return "overseer"
     return None
@@ -882,6 +916,15 @@ def _transition(t: Ticket, e: Event, policy: TicketPolicy,
                        render_sms(policy.sms.reminder, policy, new), at)]
     if isinstance(e, Chase):
         return _chase(t, e, policy, at)
+    if isinstance(e, TransferCall):
+        unit = policy.unit(e.unit)
+        if unit is None:
+            raise TicketError("ticket.unknown_unit",
+                              f"unknown unit {e.unit!r}: expected one of "
+                              f"{', '.join(u.id for u in policy.units)}")
+        call_id = _text(e.call_id, "the call record id", 128)
+        return t, f"call {call_id} transferred to {unit.id}", [
+            GrantTransferRead(t.code, unit.id, call_id, at)]
     # LinkCall
     call_id = _text(e.call_id, "the call record id", 128)
     if call_id in t.call_ids:

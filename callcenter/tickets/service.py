@@ -38,7 +38,7 @@ Public API (stable; the HTTP API in ``callcenter.console`` is built on it)::
         # since/until: received_at bounds (aware), until exclusive; limit at most 1000.
     svc.count(actor, <same filters>) -> int                      # for paging
     svc.audit(code, actor) -> list[AuditEntry]                   # oldest first
-    svc.access(code, actor) -> "all" | "holder" | "held" | "overseer"   # how it may be read
+    svc.access(code, actor) -> "all" | "holder" | "held" | "transferred" | "overseer"
     svc.oversight(actor, tenant, unit=None) -> OversightOverview
         # what a unit oversees: late tickets (most overdue first), counts by state and holder
     svc.attach(code, actor, file_name, content_type, data: bytes) -> Attachment
@@ -49,6 +49,11 @@ Public API (stable; the HTTP API in ``callcenter.console`` is built on it)::
     svc.attachment_file(code, ref, actor) -> tuple[Attachment, Path]   # ref: id or sha256
     svc.open_for_caller(tenant, phone) -> list[Ticket]           # open tickets of a number
     svc.link_call(code, call_id, actor) -> Ticket
+    svc.transfer_call(code, unit, call_id, actor) -> bool
+        # a call about the ticket was transferred to ``unit``, which answered (TransferCall):
+        # the unit may read the ticket; once per (call, unit): False the second time
+    svc.transferred_to(actor, tenant, *, hours=24, limit=20) -> list[TransferredTicket]
+        # a unit user's tickets whose calls were transferred to its unit lately, newest first
     svc.tickets_of_call(call_id) -> list[Ticket]
     svc.public_feed(tenant, field=None, unit=None, month=None, *, limit=200, offset=0)
         -> list[dict]    # month "YYYY-MM" (local); personal data redacted; reviewed texts
@@ -76,8 +81,9 @@ Errors are ``TicketError`` with a stable ``id``: the domain's (``ticket.illegal_
                                   (``callcenter.tickets.files``) (415)
 ================================  =====================================================
 
-Visibility: a ``unit`` actor reads only tickets its unit holds or has held (``ticket_units``)
-or oversees (``oversees`` in the config: ``rules.read_access``), anything else is
+Visibility: a ``unit`` actor reads only tickets its unit holds or has held (``ticket_units``),
+took a call about (``ticket_transfers``: read only, like an overseer's) or oversees
+(``oversees`` in the config: ``rules.read_access``), anything else is
 ``ticket.forbidden``; other roles read every ticket. An overseer acts on none of the tickets
 it only oversees (``ticket.forbidden`` in every state; ``access`` tells which it holds).
 Actors carry no tenant: the HTTP layer, which knows a user's tenant, passes ``tenant=`` to
@@ -148,6 +154,7 @@ from callcenter.tickets.rules import (
     Chase,
     Effect,
     Event,
+    GrantTransferRead,
     LinkCall,
     NotifyCitizen,
     NotifyUnit,
@@ -161,6 +168,7 @@ from callcenter.tickets.rules import (
     Ticket,
     TicketError,
     TicketState,
+    TransferCall,
     apply,
     code_date,
     is_public,
@@ -302,6 +310,15 @@ class OversightOverview:
 
 
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class TransferredTicket:
+    """A ticket whose call was transferred to a unit (``TicketService.transferred_to``)."""
+
+    ticket: Ticket
+    call_id: str  # the call record id
+    at: dt.datetime  # when the unit answered
 
 
 def _recoded(obj: _T, code: str) -> _T:
@@ -658,9 +675,11 @@ class TicketService:
         if stored is None:
             raise _not_found(code)
         old = stored.ticket
-        if self._access(conn, old, actor) == "overseer":
+        access = self._access(conn, old, actor)
+        if access in ("overseer", "transferred"):
             # Before the state machine, so the refusal is the same in every state.
-            raise TicketError("ticket.forbidden", f"{actor} oversees ticket {code} and may only "
+            why = "oversees" if access == "overseer" else "took a call about"
+            raise TicketError("ticket.forbidden", f"{actor} {why} ticket {code} and may only "
                                                   f"read it: it is with {old.unit or 'level 1'}")
         if expected_version is not None and old.version != expected_version:
             raise TicketError("ticket.conflict",
@@ -682,6 +701,34 @@ class TicketService:
             st.add_holders(conn, [(code, new.unit)], now)
         return new, self._carry_out(conn, new.tenant, effects, now, emails)
 
+    def transfer_call(self, code: str, unit: str, call_id: str, actor: Actor) -> bool:
+        """Record that a call about the ticket (``call_id``: its call record) was transferred
+        to ``unit``, which answered (``TransferCall``): the unit's users may read the ticket
+        from now on, and its console lists it. The same call and unit again changes nothing
+        and returns False (a retry, or another instance's report)."""
+        call_id = _call_id(call_id)
+        now = self._now()
+        event = TransferCall(now, actor, unit, call_id)
+        with self.db.writing() as conn:
+            if st.load(conn, code, for_update=True) is None:
+                raise _not_found(code)
+            if st.has_transfer(conn, code, unit, call_id):
+                return False
+            _, audit = self._act_in(conn, code, actor, event, None, now)
+        self._log(audit)
+        return True
+
+    def transferred_to(self, actor: Actor, tenant: str, *, hours: int = 24,
+                       limit: int = 20) -> builtins.list[TransferredTicket]:
+        """The tickets whose calls were transferred to the actor's unit in the last ``hours``
+        (newest transfer first): what the unit's console shows as "Cuộc gọi chuyển đến"."""
+        if actor.role != "unit" or actor.unit is None:
+            raise TicketError("ticket.forbidden", f"{actor} is no unit's user")
+        since = self._now() - dt.timedelta(hours=hours)
+        with self.db.reading() as conn:
+            rows = st.transfers_to(conn, actor.unit, tenant, since, max(0, min(limit, MAX_LIST)))
+        return [TransferredTicket(t, call_id, at) for t, call_id, at in rows]
+
     def link_call(self, code: str, call_id: str, actor: Actor) -> Ticket:
         """Link a call record to the ticket (a later call about the same petition)."""
         return self.act(code, actor, LinkCall(self._now(), actor, call_id))
@@ -697,6 +744,9 @@ class TicketService:
         """
         audit = [e for e in effects if isinstance(e, AuditEntry)]
         for e in effects:
+            if isinstance(e, GrantTransferRead):
+                st.add_transfer(conn, e.code, e.unit, e.call_id, e.at)
+                continue
             if isinstance(e, SendEmail):
                 server = self.config().mail
                 mail_on = server is not None and server.enabled
@@ -828,9 +878,12 @@ class TicketService:
 
     def _access(self, conn: sa.Connection, ticket: Ticket, actor: Actor) -> Access:
         """How ``actor`` may read ``ticket`` (``rules.read_access``); ticket.forbidden: not."""
-        held = (actor.role == "unit" and actor.unit is not None and ticket.unit != actor.unit
-                and st.has_held(conn, ticket.code, actor.unit))
-        access = read_access(self._reading_policy(ticket.tenant), actor, ticket, held=held)
+        other = actor.role == "unit" and actor.unit is not None and ticket.unit != actor.unit
+        held = other and actor.unit is not None and st.has_held(conn, ticket.code, actor.unit)
+        transferred = (other and not held and actor.unit is not None
+                       and st.has_transfer(conn, ticket.code, actor.unit))
+        access = read_access(self._reading_policy(ticket.tenant), actor, ticket, held=held,
+                             transferred=transferred)
         if access is None:
             raise TicketError("ticket.forbidden", f"{actor} may not see ticket {ticket.code}: "
                                                   "it is not with that unit")

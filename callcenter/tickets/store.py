@@ -147,6 +147,19 @@ class TicketUnit(Base):
     first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
+class TicketTransfer(Base):
+    """A call about the ticket transferred to a unit that answered (``rules.TransferCall``):
+    the unit's users may read the ticket; its console lists the recent ones."""
+
+    __tablename__ = "ticket_transfers"
+    __table_args__ = (sa.Index("ix_ticket_transfers_unit_at", "unit", "at"),)
+
+    code: Mapped[str] = mapped_column(sa.ForeignKey("tickets.code"), primary_key=True)
+    unit: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    call_id: Mapped[str] = mapped_column(sa.String(ID_MAX_LENGTH), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 class TicketAuditRow(Base):
     """One audit entry; never updated or deleted (triggers in the migration refuse it)."""
 
@@ -238,6 +251,7 @@ class TicketSurveyReplyRow(Base):
 TICKETS = cast(sa.Table, TicketRow.__table__)
 CALLS = cast(sa.Table, TicketCall.__table__)
 UNITS = cast(sa.Table, TicketUnit.__table__)
+TRANSFERS = cast(sa.Table, TicketTransfer.__table__)
 AUDIT = cast(sa.Table, TicketAuditRow.__table__)
 ATTACHMENTS = cast(sa.Table, TicketAttachmentRow.__table__)
 SEQUENCES = cast(sa.Table, TicketSequence.__table__)
@@ -616,6 +630,37 @@ def has_held(conn: sa.Connection, code: str, unit: str) -> bool:
     u = UNITS.c
     return conn.execute(sa.select(sa.literal(1)).where(u.code == code, u.unit == unit)
                         ).first() is not None
+
+
+def has_transfer(conn: sa.Connection, code: str, unit: str, call_id: str | None = None) -> bool:
+    """True if a call (``call_id``, or any) about the ticket was transferred to ``unit``."""
+    x = TRANSFERS.c
+    where = [x.code == code, x.unit == unit]
+    if call_id is not None:
+        where.append(x.call_id == call_id)
+    return conn.execute(sa.select(sa.literal(1)).where(*where)).first() is not None
+
+
+def add_transfer(conn: sa.Connection, code: str, unit: str, call_id: str,
+                 at: dt.datetime) -> None:
+    """Record a call about the ticket transferred to ``unit`` (once per call and unit)."""
+    conn.execute(_upsert(conn, TRANSFERS).on_conflict_do_nothing(
+        index_elements=["code", "unit", "call_id"]),
+        [{"code": code, "unit": unit, "call_id": call_id, "at": at}])
+
+
+def transfers_to(conn: sa.Connection, unit: str, tenant: str, since: dt.datetime,
+                 limit: int) -> list[tuple[Ticket, str, dt.datetime]]:
+    """The tenant's tickets with a call transferred to ``unit`` at ``since`` or later:
+    (ticket, call record id, when), newest transfer first."""
+    x = TRANSFERS.c
+    q = (sa.select(x.code, x.call_id, x.at).join(TICKETS, TICKETS.c.code == x.code)
+         .where(x.unit == unit, x.at >= since, TICKETS.c.tenant == tenant)
+         .order_by(x.at.desc(), x.code.desc()).limit(limit))
+    rows = conn.execute(q).all()
+    tickets = {s.ticket.code: s.ticket for s in tickets_from(
+        conn, sa.select(TICKETS).where(TICKETS.c.code.in_({r.code for r in rows})))}
+    return [(tickets[r.code], r.call_id, r.at) for r in rows if r.code in tickets]
 
 
 _AUDIT_COLUMNS = ("code", "actor_id", "actor_role", "actor_unit", "at", "event", "from_state",

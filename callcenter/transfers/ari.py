@@ -4,8 +4,10 @@ an operator's consultation (Stasis verb ``consult``) and a unit's leg answering 
 
 Warm transfer: when the unit answers an operator's consultation and the call is linked to a
 ticket, its leg hears the ticket's number and field (``rules.announcement``) as one ARI
-playback of the prompt fragments; the transfer record names the ticket. Any failure there
-(store slow or down, prompt not buildable, channel gone) is logged and the transfer goes on."""
+playback of the prompt fragments; the transfer record names the ticket, and the ticket's
+audit trail records the call transferred to the unit (``TicketService.transfer_call``: the
+unit's users may read the ticket, their console lists it). Any failure there (store slow or
+down, prompt not buildable, channel gone) is logged and the transfer goes on."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from callcenter.clock import utcnow
 from callcenter.config.model import HotlineConfig
 from callcenter.numbers import dial_digits
 from callcenter.tickets.config import Level2Unit, TicketPolicy
-from callcenter.tickets.rules import Ticket
+from callcenter.tickets.rules import Actor, Ticket
 from callcenter.transfers import rules as xf
 
 log = logging.getLogger("callcenter.ari")  # the Stasis service's log, as before the move
@@ -34,6 +36,7 @@ def operator_of(channel: dict[str, Any]) -> str:
 
 
 TICKET_TIMEOUT_S = 2.0  # the unit waits at most this long for the ticket store
+WARM_TRANSFER = Actor("warm-transfer", "system")  # who records a call transferred to a unit
 
 
 class TicketsOfCalls(Protocol):
@@ -41,6 +44,7 @@ class TicketsOfCalls(Protocol):
 
     def tickets_of_call(self, call_id: str) -> list[Ticket]: ...
     def policy(self, tenant: str) -> TicketPolicy: ...
+    def transfer_call(self, code: str, unit: str, call_id: str, actor: Actor) -> bool: ...
 
 
 class CallTickets:
@@ -67,8 +71,33 @@ class CallTickets:
                         record_id, self.timeout_s)
         except Exception as e:  # database away, tenant gone from the config ...
             log.warning("call %s: ticket lookup failed (%s); no announcement", record_id,
-                        str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
+                        _first_line(e))
         return None
+
+    async def transferred(self, code: str, unit: str, record_id: str) -> bool:
+        """Record on the ticket that the call was transferred to ``unit`` (which may then read
+        it); in a thread with the same time limit; a failure is logged, never raised. True:
+        the ticket has it (now, or from before); False: not recorded."""
+        try:
+            new = await asyncio.wait_for(asyncio.to_thread(
+                self.tickets.transfer_call, code, unit, record_id, WARM_TRANSFER),
+                self.timeout_s)
+        except TimeoutError:
+            log.warning("call %s: ticket %s: transfer to %s not recorded in %.1f s", record_id,
+                        code, unit, self.timeout_s)
+            return False
+        except Exception as e:  # database away, the unit gone from the config ...
+            log.warning("call %s: ticket %s: transfer to %s not recorded (%s)", record_id,
+                        code, unit, _first_line(e))
+            return False
+        if new:
+            log.info("call %s: ticket %s: transferred to %s (the unit may read it)", record_id,
+                     code, unit)
+        return True
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
 
 
 class TransferEvents:
@@ -176,11 +205,16 @@ class TransferEvents:
         to the unit's leg."""
         assert self.deps.call_ticket is not None
         s = session.state
-        ticket = await self.deps.call_ticket(tenant, f"{s.node}:{s.call_id}")
+        unit = s.transfer.unit if s.transfer is not None else None
+        record_id = f"{s.node}:{s.call_id}"
+        ticket = await self.deps.call_ticket(tenant, record_id)
         session.events.put_nowait(cm.UnitAnswered(utcnow(), channel,
                                                   ticket.code if ticket else None))
         if ticket is not None:
             await self.announce(tenant, channel, ticket)
+            if unit is not None and self.deps.call_transferred is not None:
+                # After the announcement: the unit's console shows the ticket (read only).
+                await self.deps.call_transferred(ticket.code, unit, record_id)
 
     async def announce(self, tenant: str, channel: str, ticket: xf.WarmTicket) -> None:
         """Play the ticket's announcement to the unit's leg (one playback of the fragments,

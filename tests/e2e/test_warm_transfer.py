@@ -1,7 +1,9 @@
 """End to end: a warm transfer carries the ticket. The operator has linked the call to a
 ticket; when the unit answers the consultation, its phone first hears "Tổng đài 1022 chuyển
 phản ánh mã số … lĩnh vực Y tế" (fragments built ahead, played on its leg), then the operator;
-the operator completes the transfer and the call record's transfer names the ticket.
+the operator completes the transfer and the call record's transfer names the ticket; the
+unit's user, logged in to the console over HTTP, finds the ticket under "Cuộc gọi chuyển đến"
+and may open it (read only), while another unit still may not.
 
 Its own stack (as tests/e2e/test_transfers.py's): operator 101 answering by itself, the unit
 so_y_te's hotline over the outbound trunk (a pjsua2 phone recording what it receives). All
@@ -11,7 +13,12 @@ recording, and "the unit hears the announcement" is sound that is not that tone.
 
 from __future__ import annotations
 
+import http.cookiejar
+import re
 import socket
+import urllib.error
+import urllib.parse
+import urllib.request
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +28,7 @@ import pytest
 from callcenter.pbx.prompts import synthesise
 from callcenter.transfers import rules as xf
 from tests.e2e.audio import heard, read_pcm16
+from tests.e2e.browser import add_user
 from tests.e2e.phones import OperatorPhone, UnitPhone
 from tests.e2e.scenarios import (
     api,
@@ -67,6 +75,29 @@ def seconds_of(ticket: xf.WarmTicket, cache: Path) -> float:
         with wave.open(str(synthesise(p.text, cache, p.clip))) as w:
             total += w.getnframes() / w.getframerate()
     return total
+
+
+class Console:
+    """A console user's session over plain HTTP (cookies, the login form's CSRF token)."""
+
+    def __init__(self, stack: Stack, name: str, password: str) -> None:
+        self.base = f"http://127.0.0.1:{stack.http_port}"
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        _, page = self.get("/console/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert token is not None, page
+        form = urllib.parse.urlencode({"username": name, "password": password,
+                                       "csrf": token[1]}).encode()
+        with self.opener.open(self.base + "/console/login", form, timeout=10) as r:
+            assert "/console/login" not in r.geturl(), r.geturl()
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with self.opener.open(self.base + path, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
 
 
 def rms(path: Path, start: float, end: float) -> float:
@@ -131,3 +162,19 @@ def test_given_call_linked_to_a_ticket_when_unit_answers_consultation_then_hears
     (t,) = record(x, call_id)["transfers"]
     assert (t["unit"], t["kind"], t["answered"], t["result"], t["ticket"]) == (
         "so_y_te", "attended", True, "completed", code)
+    # The unit's console shows the ticket (not forwarded: still "new"), read only; another
+    # unit does not see it.
+    add_user(x, "syt.warm", "unit", PASSWORD, unit="so_y_te")
+    add_user(x, "vp.warm", "unit", PASSWORD, unit="vp_ubnd")
+    unit_user = Console(x, "syt.warm", PASSWORD)
+    status, page = unit_user.get("/console/tickets")
+    assert status == 200 and "Cuộc gọi chuyển đến" in page, page
+    row = re.search(rf'<tr data-transferred="{code}">.*?</tr>', page, re.S)
+    assert row is not None and f'href="/console/tickets/{code}"' in row[0], page
+    status, detail = unit_user.get(f"/console/tickets/{code}")
+    assert status == 200 and "data-action" not in detail
+    assert "Chuyển cuộc gọi đến" in detail
+    other = Console(x, "vp.warm", PASSWORD)
+    status, page = other.get("/console/tickets")
+    assert status == 200 and code not in page
+    assert other.get(f"/console/tickets/{code}")[0] == 404

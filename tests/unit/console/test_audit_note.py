@@ -70,3 +70,9 @@ def test_given_a_detail_of_unknown_shape_then_shown_as_written() -> None:
     assert audit_note("late", "resolve deadline 2026-11-24T01:00:00+00:00 passed; with so_y_te",
                       units=UNITS, fields=FIELDS) == \
         "Quá hạn giải quyết; phiếu đang ở đơn vị Sở Y tế"
+
+
+def test_given_a_call_transferred_to_a_unit_then_vietnamese_with_the_units_name() -> None:
+    system = tk.Actor("warm-transfer", "system")
+    assert notes(tk.TransferCall(T0 + M, system, "ubnd_lt", "pbx1:1764910000.42")) == [
+        ("transfer_call", "Chuyển cuộc gọi đến UBND huyện Long Thành (đơn vị được xem phiếu)")]

@@ -7,6 +7,7 @@ wherever the ticket is held, level-1 answers included; reading is all it may do.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -151,6 +152,65 @@ VP = tk.Actor("vp1", "unit", "vp")
 def test_given_actor_and_ticket_when_read_access_then_expected(
         actor: tk.Actor, t: tk.Ticket, held: bool, expected: str | None) -> None:
     assert tk.read_access(_policy(), actor, t, held=held) == expected
+
+
+# A call about the ticket transferred to the unit (TransferCall): read only, in every state,
+# after holding and having held, before oversight; never for a user without a unit.
+TRANSFER_CASES = [
+    (actor, t, held, transferred, expected)
+    for state in tk.S
+    for actor, t, held, transferred, expected in [
+        (VP, ticket("health", "bien_hoa", None, state), False, True, "transferred"),
+        (VP, ticket("health", "bien_hoa", "so_y_te", state), False, True, "transferred"),
+        (VP, ticket("health", "bien_hoa", "so_y_te", state), True, True, "held"),
+        (VP, ticket("health", "bien_hoa", "vp", state), False, True, "holder"),
+        (VP, ticket("health", "bien_hoa", "so_y_te", state), False, False, None),
+        (LT, ticket("transport", "long_thanh", "vp", state), False, True, "transferred"),
+        (YT, ticket("transport", "bien_hoa", None, state), False, True, "transferred"),
+        (YT, ticket("transport", "bien_hoa", None, state), False, False, None),
+        (tk.Actor("x", "unit", None), ticket(state=state), False, True, None),
+        (OP, ticket(state=state), False, True, "all"),
+        (SUP, ticket(state=state), False, False, "all"),
+    ]]
+
+
+@pytest.mark.parametrize(("actor", "t", "held", "transferred", "expected"), TRANSFER_CASES)
+def test_given_call_transferred_when_read_access_then_read_only_grant(
+        actor: tk.Actor, t: tk.Ticket, held: bool, transferred: bool,
+        expected: str | None) -> None:
+    assert tk.read_access(_policy(), actor, t, held=held,
+                          transferred=transferred) == expected
+
+
+@pytest.mark.parametrize("kind", sorted(tk.TRANSITIONS, key=lambda k: k.__name__),
+                         ids=lambda k: k.__name__)
+def test_given_unit_a_call_was_transferred_to_when_any_event_then_forbidden(
+        kind: type[tk.Event]) -> None:
+    # VP took a call about a ticket at level 1 or with another unit: it may not act on it.
+    makers: dict[type[tk.Event], tk.Event] = {
+        tk.Answer: tk.Answer(T0, VP, "Trả lời"), tk.Forward: tk.Forward(T0, VP, "vp"),
+        tk.Accept: tk.Accept(T0, VP), tk.Resolve: tk.Resolve(T0, VP, "Đã xử lý"),
+        tk.Return: tk.Return(T0, VP, "Không thuộc thẩm quyền"),
+        tk.Close: tk.Close(T0, VP, "trùng"), tk.Reopen: tk.Reopen(T0, VP, "chưa thỏa đáng"),
+        tk.Reclassify: tk.Reclassify(T0, VP, "health", None, True),
+        tk.SetPublishable: tk.SetPublishable(T0, VP, True),
+        tk.Publish: tk.Publish(T0, VP), tk.Decline: tk.Decline(T0, VP, "riêng tư"),
+        tk.Remind: tk.Remind(T0, VP), tk.Chase: tk.Chase(T0, VP),
+        tk.LinkCall: tk.LinkCall(T0, VP, "pbx1:1.5"), tk.Satisfied: tk.Satisfied(T0, VP),
+        tk.TransferCall: tk.TransferCall(T0, VP, "vp", "pbx1:1.5"),
+    }
+    assert set(makers) == set(tk.TRANSITIONS)
+    for state in tk.TRANSITIONS[kind][0]:
+        holder = "so_y_te" if state in tk.AT_UNIT else None
+        t = ticket("health", "bien_hoa", holder, state)
+        if kind is tk.Chase:
+            t = dataclasses.replace(t, resolve_due=T0 - dt.timedelta(hours=1))
+        if kind in (tk.Publish, tk.Decline):
+            t = dataclasses.replace(t, result="Kết quả")
+        assert tk.read_access(_policy(), VP, t, held=False, transferred=True) == "transferred"
+        with pytest.raises(tk.TicketError) as info:
+            tk.apply(t, makers[kind], _policy())
+        assert info.value.id == "ticket.forbidden", (kind, state)
 
 
 def test_given_a_commune_overseen_when_scoped_then_only_that_commune() -> None:

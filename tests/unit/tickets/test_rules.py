@@ -121,6 +121,7 @@ def event(kind: type[tk.Event], state: tk.TicketState, actor: tk.Actor = SUP) ->
         tk.Chase: lambda: tk.Chase(AT, actor),
         tk.LinkCall: lambda: tk.LinkCall(AT, actor, "pbx1-1700000999.7"),
         tk.Satisfied: lambda: tk.Satisfied(AT, actor),
+        tk.TransferCall: lambda: tk.TransferCall(AT, actor, "ubnd_lt", "pbx1:1700000999.7"),
     }
     return makers[kind]()
 
@@ -144,6 +145,7 @@ EXPECTED: dict[type[tk.Event], dict[tk.TicketState, tk.TicketState]] = {
     tk.Chase: {F: F, P: P},
     tk.LinkCall: {s: s for s in S},
     tk.Satisfied: {R: R, C: C},
+    tk.TransferCall: {s: s for s in S},  # a call about it may come in any state
 }
 
 
@@ -199,6 +201,8 @@ def allowed(kind: type[tk.Event], state: tk.TicketState) -> set[str]:
         tk.Publish: OVERSIGHT, tk.Decline: OVERSIGHT,
         tk.Remind: OVERSIGHT | {"system"}, tk.Chase: OVERSIGHT | {"system"},
         tk.LinkCall: L1 | {"system"}, tk.Satisfied: OVERSIGHT | {"system"},
+        # system: the warm transfer (callcenter.transfers.ari); units never record it
+        tk.TransferCall: L1 | {"system"},
     }[kind]
 
 
@@ -484,6 +488,33 @@ def test_given_forwarded_when_reminder_due_then_unit_reminded_once() -> None:
 def test_given_call_linked_twice_when_applied_then_listed_once() -> None:
     t = run(new(), tk.LinkCall(AT, OP, "c9"), tk.LinkCall(AT, SYSTEM, "c9"))
     assert t.call_ids == ("pbx1-1700000000.1", "c9") and t.version == 2
+
+
+# ---- a call transferred to a unit (warm transfer) ----------------------------------------
+@pytest.mark.parametrize("state", list(S), ids=[s.value for s in S])
+def test_given_any_state_when_call_transferred_then_grant_and_audit_only(
+        state: tk.TicketState) -> None:
+    t = in_state(state)
+    t2, effects = tk.apply(t, tk.TransferCall(AT, SYSTEM, "ubnd_lt", " pbx1:1.9 "), POLICY)
+    assert t2 == replace(t, version=t.version + 1)  # nothing but the version changes
+    audit, grant = effects
+    assert isinstance(audit, tk.AuditEntry)
+    assert (audit.event, audit.from_state, audit.to_state, audit.detail) == (
+        "transfer_call", state, state, "call pbx1:1.9 transferred to ubnd_lt")
+    assert grant == tk.GrantTransferRead(CODE, "ubnd_lt", "pbx1:1.9", AT.astimezone(dt.UTC))
+
+
+def test_given_unknown_unit_when_call_transferred_then_refused() -> None:
+    with pytest.raises(TicketError) as info:
+        tk.apply(new(), tk.TransferCall(AT, SYSTEM, "nowhere", "pbx1:1.9"), POLICY)
+    assert info.value.id == "ticket.unknown_unit"
+
+
+@pytest.mark.parametrize("call_id", ["", "   ", "x" * 129])
+def test_given_bad_call_id_when_call_transferred_then_invalid_text(call_id: str) -> None:
+    with pytest.raises(TicketError) as info:
+        tk.apply(new(), tk.TransferCall(AT, SYSTEM, "ubnd_lt", call_id), POLICY)
+    assert info.value.id == "ticket.invalid_text"
 
 
 def test_given_resolved_ticket_when_published_then_public() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -14,8 +15,9 @@ from callcenter.ari_app.client import AriClient, AriError
 from callcenter.config.model import HotlineConfig
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.ivr.tree import Prompt
+from callcenter.tickets.rules import Actor
 from callcenter.transfers import rules as xf
-from callcenter.transfers.ari import CallTickets, TransferEvents
+from callcenter.transfers.ari import WARM_TRANSFER, CallTickets, TransferEvents
 from tests.unit.calls.test_queueing import bridged, ringing
 from tests.unit.transfers.test_rules import OP, UNITS, attended_api, blind_button
 
@@ -281,3 +283,75 @@ async def test_a_slow_ticket_store_does_not_hold_the_ari_events() -> None:
     [answered] = queued(session)
     assert isinstance(answered, cm.UnitAnswered) and answered.ticket == TICKET.code
     assert [c[0] for c in ari.calls] == ["play"]
+
+
+# ---- warm transfer: the unit may read the ticket (its console shows it) --------------------
+class RecordingTickets(FakeTickets):
+    """The ticket service's ``transfer_call``: recorded, failing, or slow."""
+
+    def __init__(self, fail: bool = False, transfer_fails: bool = False,
+                 slow: threading.Event | None = None) -> None:
+        super().__init__(fail)
+        self.transfer_fails = transfer_fails
+        self.slow = slow
+        self.transfers: list[tuple[str, str, str, Actor]] = []
+
+    def transfer_call(self, code: str, unit: str, call_id: str, actor: Actor) -> bool:
+        if self.slow is not None:
+            self.slow.wait(5)
+        if self.transfer_fails:
+            raise OSError("database is locked")
+        self.transfers.append((code, unit, call_id, actor))
+        return len(self.transfers) == 1
+
+
+def with_record(w: Warm, tickets: RecordingTickets) -> Warm:
+    w[0].deps.call_transferred = CallTickets(tickets, timeout_s=0.2).transferred
+    return w
+
+
+async def test_given_attended_and_a_linked_ticket_when_unit_answers_then_transfer_recorded(
+        ) -> None:
+    tickets = RecordingTickets()
+    te, ari, session, _ = with_record(warm(consulting()), tickets)
+    unit = session.state.transfer.unit if session.state.transfer else None
+    assert unit is not None
+    await answer(te)
+    assert tickets.transfers == [(TICKET.code, unit, f"{session.state.node}:{CALL}",
+                                  WARM_TRANSFER)]
+    assert WARM_TRANSFER.role == "system"
+    [answered] = queued(session)
+    assert isinstance(answered, cm.UnitAnswered) and [c[0] for c in ari.calls] == ["play"]
+
+
+async def test_given_no_ticket_or_blind_when_unit_answers_then_nothing_recorded() -> None:
+    tickets = RecordingTickets()
+    te, _, session, _ = with_record(warm(consulting(), ticket=None), tickets)
+    await answer(te)
+    blind, _ = cm.step(bridged(), blind_button())
+    te, _, session, _ = with_record(warm(blind), tickets)
+    await answer(te)
+    assert tickets.transfers == []
+
+
+async def test_given_the_store_failing_or_slow_when_recording_then_the_transfer_goes_on(
+        ) -> None:
+    for tickets in (RecordingTickets(transfer_fails=True),
+                    RecordingTickets(slow=threading.Event())):
+        te, ari, session, _ = with_record(warm(consulting()), tickets)
+        await answer(te)  # logged, not raised; at most the time limit
+        [answered] = queued(session)
+        assert isinstance(answered, cm.UnitAnswered) and answered.ticket == TICKET.code
+        assert [c[0] for c in ari.calls] == ["play"] and tickets.transfers == []
+        if tickets.slow is not None:
+            tickets.slow.set()  # let the worker thread end
+
+
+async def test_recording_a_transfer_reports_whether_it_was_kept() -> None:
+    tickets = RecordingTickets()
+    calls = CallTickets(tickets)
+    assert await calls.transferred("DN-20261207-0042", "so_y_te", "pbx1:c1") is True
+    assert await calls.transferred("DN-20261207-0042", "so_y_te", "pbx1:c1") is True  # again
+    assert len(tickets.transfers) == 2  # the service decides it is the same (idempotent)
+    assert await CallTickets(RecordingTickets(transfer_fails=True)).transferred(
+        "DN-20261207-0042", "so_y_te", "pbx1:c1") is False
