@@ -4,12 +4,13 @@ import a web slice.)
 
 ``DialbackManager.start`` rings the operator's softphone (``PJSIP/<extension>``) as channel
 ``cb<request>-<hex>-op`` with Stasis args ``dialback,<dialback id>,operator``. Nothing is
-dialled out before the operator answers: when they do, their leg goes into a bridge of its
-own (``cb<request>-<hex>``) and the hotline calls the citizen through the outbound trunk
-(``PJSIP/<number>@trunk-out``, caller id ``trunk.outbound.caller_id``) as channel
-``cb<request>-<hex>-out``, args ``dialback,<id>,citizen``. When the citizen answers they join
-the bridge and the bridge is recorded (``<tenant>-<yyyymmdd>-cb<request>-<hex>.wav`` in the
-recordings folder, like inbound calls). The end:
+dialled out before the operator answers: when they do, their leg goes into a bridge of its own
+(``cb<request>-<hex>``, music on hold while dialling) and the hotline calls the citizen
+through the outbound trunk (``PJSIP/<number>@trunk-out``, caller id
+``trunk.outbound.caller_id``) as channel ``cb<request>-<hex>-out``, args
+``dialback,<id>,citizen``. When the citizen answers they join the bridge and the bridge is
+recorded (``<tenant>-<yyyymmdd>-cb<request>-<hex>.wav`` in the recordings folder, like inbound
+calls). The end:
 
 * the operator does not answer (or rejects): nothing was dialled; the request stays open,
   nothing counted;
@@ -240,6 +241,10 @@ class DialbackManager:
         await self.ari.create_bridge(d.id)
         await self.ari.add_to_bridge(d.id, [d.operator_leg])
         d.state = "dialling"
+        try:  # the operator hears music, not silence, while the citizen's phone rings
+            await self.ari.start_bridge_moh(d.id)
+        except AriError as e:
+            log.debug("dialback %s: no music while dialling: %s", d.id, e)
         try:
             await self.ari.originate(
                 f"PJSIP/{d.number}@trunk-out", d.citizen_leg,
@@ -255,6 +260,10 @@ class DialbackManager:
     async def _connect(self, d: Dialback) -> None:
         d.state = "connected"
         d.answered_at = self.clock()
+        try:
+            await self.ari.stop_bridge_moh(d.id)
+        except AriError as e:
+            log.debug("dialback %s: music not stopped: %s", d.id, e)
         await self.ari.add_to_bridge(d.id, [d.citizen_leg])
         try:
             await self.ari.record_bridge(d.id, d.recording)

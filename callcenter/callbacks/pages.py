@@ -91,7 +91,7 @@ def callback_row(c: CallbackRequest, record: CallRecordData | None,
             "handled_by": c.handled_by or "", "handled_at": c.handled_at,
             "note": c.note or "", "attempts": c.attempts,
             "last_result": rules.RESULT_LABELS.get(c.last_result or "", c.last_result or ""),
-            "recording": c.recording or "",
+            "recording": c.recording or "", "pool_full": c.source == rules.POOL_FULL,
             "late": c.status == "open" and now - c.requested_at >= LATE_AFTER}
 
 
@@ -109,7 +109,7 @@ def _load(request: web.Request, tenant: str, closed: bool, limit: int
           ) -> tuple[list[CallbackRequest], list[CallbackRequest], dict[str, CallRecordData]]:
     """Open (and closed) requests and their call records; blocking: run in the pool."""
     store = request.config_dict[CALLBACKS]
-    open_ = store.recent(tenant, statuses=("open",), limit=limit)
+    open_ = rules.call_back_order(store.recent(tenant, statuses=("open",), limit=limit))
     closed_ = closed_newest_first(store.recent(
         tenant, statuses=("done", "cancelled"), limit=limit,
         handled_since=request.config_dict[CLOCK]() - dt.timedelta(days=CLOSED_DAYS))

@@ -30,6 +30,7 @@ _TABLE = cast(sa.Table, Callback.__table__)
 MAX_NOTE: Final = 2000
 MAX_BY: Final = 64
 MAX_CALLER: Final = 64
+CALLBACK_SOURCES: Final = ("queue", "pool_full")
 
 
 class CallbackError(ValueError):
@@ -59,6 +60,7 @@ class CallbackRequest:
     last_attempt_at: dt.datetime | None = None
     dial_call_id: str | None = None  # the call that reached the caller (called back)
     recording: str | None = None  # its recording, relative to the recordings folder
+    source: str = "queue"  # queue (pressed 1 while waiting) | pool_full (lines were full)
 
     def to_json_dict(self) -> dict[str, Any]:
         """For the API and the CLI: times ISO 8601 with offset; the number in full."""
@@ -70,7 +72,8 @@ class CallbackRequest:
                 "last_result": self.last_result,
                 "last_attempt_at": None if self.last_attempt_at is None
                 else self.last_attempt_at.isoformat(),
-                "dial_call_id": self.dial_call_id, "recording": self.recording}
+                "dial_call_id": self.dial_call_id, "recording": self.recording,
+                "source": self.source}
 
 
 def _request(row: Any) -> CallbackRequest:
@@ -80,7 +83,8 @@ def _request(row: Any) -> CallbackRequest:
                            handled_at=row.handled_at, note=row.note,
                            attempts=row.attempts or 0, last_result=row.last_result,
                            last_attempt_at=row.last_attempt_at,
-                           dial_call_id=row.dial_call_id, recording=row.recording)
+                           dial_call_id=row.dial_call_id, recording=row.recording,
+                           source=row.source or "queue")
 
 
 class CallbackStore:
@@ -97,8 +101,12 @@ class CallbackStore:
             self.engine.dispose()
 
     def request(self, tenant: str, call_id: str, caller: str,
-                at: dt.datetime) -> CallbackRequest:
-        """Store the request of call ``call_id``; the existing one if that call asked before."""
+                at: dt.datetime, *, source: str = "queue") -> CallbackRequest:
+        """Store the request of call ``call_id``; the existing one if that call asked before.
+        ``source``: ``queue`` (pressed 1 while waiting) or ``pool_full`` (lines were full)."""
+        if source not in CALLBACK_SOURCES:
+            raise ValueError(f"callback source: expected one of {CALLBACK_SOURCES}, "
+                             f"got {source!r}")
         if not tenant or not call_id or len(call_id) > 64:
             raise ValueError("callback: tenant and call_id (1..64 characters) are required")
         if not caller or len(caller) > MAX_CALLER:
@@ -112,7 +120,7 @@ class CallbackStore:
             with self.engine.begin() as conn:
                 new_id = conn.execute(
                     sa.insert(_TABLE).values(tenant=tenant, call_id=call_id, caller=caller,
-                                             requested_at=at, status="open")
+                                             requested_at=at, status="open", source=source)
                     .returning(_TABLE.c.id)).scalar_one()
         except IntegrityError:
             # Another writer (a second app instance, a double press) stored it first: the

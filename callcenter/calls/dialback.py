@@ -8,8 +8,8 @@ without being answered.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Final
+from collections.abc import Collection, Iterable
+from typing import Final, Protocol, TypeVar
 
 # Refusal ids (stable, for the API) and their Vietnamese messages (for operators).
 NOT_FOUND: Final = "callback.not_found"
@@ -82,3 +82,25 @@ def attempt_result(cause: int | None) -> str:
     if cause in (16, 18, 19, None):  # cleared before answer, no user responding, no answer
         return NO_ANSWER
     return FAILED
+
+
+class _Ordered(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def requested_at(self) -> object: ...
+
+
+R = TypeVar("R", bound=_Ordered)
+POOL_FULL: Final = "pool_full"
+
+
+def call_back_order(requests: Iterable[R]) -> list[R]:
+    """Open requests in the order to call back: those of callers turned away while every line
+    was taken (``pool_full``, typically the night's) first, then the others; oldest first in
+    each group."""
+    return sorted(requests, key=lambda r: (r.source != POOL_FULL, r.requested_at, r.id))

@@ -133,6 +133,9 @@ class Callback(Base):
     last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     dial_call_id: Mapped[str | None] = mapped_column(sa.String(128))
     recording: Mapped[str | None] = mapped_column(sa.String(255))
+    # queue: pressed 1 after the maximum wait; pool_full: offered when every line was taken.
+    source: Mapped[str] = mapped_column(sa.String(16), default="queue",
+                                        server_default="queue")
 
 
 class FaqVersion(Base):

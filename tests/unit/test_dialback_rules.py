@@ -55,3 +55,14 @@ def test_given_every_refusal_then_vietnamese_message_and_busy_is_409() -> None:
     (16, rules.NO_ANSWER), (None, rules.NO_ANSWER), (34, rules.FAILED), (1, rules.FAILED)])
 def test_given_hangup_cause_then_attempt_result(cause: int | None, result: str) -> None:
     assert rules.attempt_result(cause) == result
+
+
+def test_given_night_pool_full_requests_then_listed_first_oldest_first_in_each_group() -> None:
+    from types import SimpleNamespace as R
+
+    queue_old = R(id=1, source="queue", requested_at=1)
+    night_late = R(id=2, source="pool_full", requested_at=5)
+    night_early = R(id=3, source="pool_full", requested_at=3)
+    queue_new = R(id=4, source="queue", requested_at=6)
+    ordered = rules.call_back_order([queue_old, night_late, night_early, queue_new])
+    assert [r.id for r in ordered] == [3, 2, 1, 4]

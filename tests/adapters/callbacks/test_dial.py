@@ -269,10 +269,13 @@ async def test_given_operator_answers_and_citizen_answers_then_done_with_call_an
     assert out[1:4] == ("PJSIP/0900000001@trunk-out", d.citizen_leg, "02511022")
     assert ("answer", d.operator_leg) in dial.ari.calls
     assert ("add_to_bridge", d.id, [d.operator_leg]) in dial.ari.calls
+    assert ("start_bridge_moh", d.id) in dial.ari.calls  # music while the citizen rings
     assert callbacks.get(req.id).status == "open"  # type: ignore[union-attr]
 
     await dial.manager.on_start({"id": d.citizen_leg}, [d.id, "citizen"])
     assert ("add_to_bridge", d.id, [d.citizen_leg]) in dial.ari.calls
+    assert dial.ari.calls.index(("stop_bridge_moh", d.id)) < dial.ari.calls.index(
+        ("add_to_bridge", d.id, [d.citizen_leg]))
     assert ("record_bridge", d.id, f"dongnai-20261123-{d.id}") in dial.ari.calls
 
     assert await dial.manager.on_event({"type": "ChannelDestroyed", "cause": 16,

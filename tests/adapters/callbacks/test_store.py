@@ -122,6 +122,16 @@ def test_given_call_back_answered_then_done_with_its_call_recording_and_attempt(
     assert e.value.id == "callback.not_found"
 
 
+def test_given_source_when_requested_then_kept_default_queue_unknown_refused(
+        callbacks: CallbackStore) -> None:
+    plain = callbacks.request("dongnai", "pbx1:4.1", CALLER, T0)
+    night = callbacks.request("dongnai", "pbx1:4.2", CALLER, T0, source="pool_full")
+    assert (plain.source, night.source) == ("queue", "pool_full")
+    assert callbacks.get(night.id).to_json_dict()["source"] == "pool_full"  # type: ignore
+    with pytest.raises(ValueError, match="source"):
+        callbacks.request("dongnai", "pbx1:4.3", CALLER, T0, source="sms")
+
+
 def test_given_unknown_id_when_done_then_not_found(callbacks: CallbackStore) -> None:
     with pytest.raises(CallbackError) as e:
         callbacks.done(4242, "101")

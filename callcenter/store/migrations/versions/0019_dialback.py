@@ -1,5 +1,6 @@
-"""Callbacks that dial: attempts on a callback request (how many, the last result and when)
-and the call that reached the caller (its id and recording)
+"""Callbacks that dial: attempts on a callback request (how many, the last result and when),
+the call that reached the caller (its id and recording), and where the request came from
+(source: queue = pressed 1 after the maximum wait, pool_full = offered when the lines were full)
 
 Revision ID: 0019_dialback
 Revises: 0018_mailin
@@ -21,7 +22,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Add attempts, last_result, last_attempt_at, dial_call_id, recording to callbacks."""
+    """Add attempts, last_result, last_attempt_at, dial_call_id, recording, source."""
     with op.batch_alter_table("callbacks") as batch:
         batch.add_column(sa.Column("attempts", sa.Integer(), nullable=False,
                                    server_default="0"))
@@ -30,10 +31,12 @@ def upgrade() -> None:
                                    nullable=True))
         batch.add_column(sa.Column("dial_call_id", sa.String(128), nullable=True))
         batch.add_column(sa.Column("recording", sa.String(255), nullable=True))
+        batch.add_column(sa.Column("source", sa.String(16), nullable=False,
+                                   server_default="queue"))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("callbacks") as batch:
-        for name in ("recording", "dial_call_id", "last_attempt_at", "last_result",
+        for name in ("source", "recording", "dial_call_id", "last_attempt_at", "last_result",
                      "attempts"):
             batch.drop_column(name)
