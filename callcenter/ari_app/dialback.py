@@ -14,8 +14,9 @@ calls). The end:
 
 * the operator does not answer (or rejects): nothing was dialled; the request stays open,
   nothing counted;
-* the citizen is busy / does not answer / the trunk fails: the operator's leg is hung up, the
-  attempt is counted on the request (``attempts``, ``last_result``), which stays open;
+* the citizen is busy / does not answer / the trunk fails: the operator hears the busy tone
+  (``BUSY_TONE_S``), then their leg is hung up; the attempt is counted on the request
+  (``attempts``, ``last_result``), which stays open;
 * after they talked, either side hanging up ends both: the request is done, handled by the
   user, with the citizen leg's channel id and the recording.
 
@@ -44,6 +45,8 @@ log = logging.getLogger("callcenter.ari_app.dialback")
 
 RING_OPERATOR_S: Final = 30
 RING_CITIZEN_S: Final = 40
+# The citizen was not reached: the operator hears the busy tone this long, then the call ends.
+BUSY_TONE_S: Final = 2.5
 OWN_LEG: Final = re.compile(r"cb[0-9]+-[0-9a-f]{6}-(op|out)$")
 
 
@@ -113,8 +116,11 @@ class DialbackManager:
     """Call backs of this app instance, keyed by their id."""
 
     def __init__(self, ari: AriClient, clock: Callable[[], dt.datetime] = utcnow,
-                 in_thread: Callable[..., Awaitable[Any]] = asyncio.to_thread):
+                 in_thread: Callable[..., Awaitable[Any]] = asyncio.to_thread,
+                 busy_tone_s: float = BUSY_TONE_S):
         self.ari = ari
+        self.busy_tone_s = busy_tone_s
+        self._lingering: set[asyncio.Task[None]] = set()  # operator legs hearing the tone
         self.clock = clock
         self.in_thread = in_thread
         self.dialbacks: dict[str, Dialback] = {}
@@ -234,8 +240,26 @@ class DialbackManager:
         async with self._lock:
             for d in list(self.dialbacks.values()):
                 await self._end(d, "service stopped", None)
+        for task in list(self._lingering):
+            task.cancel()  # its finally hangs the leg up
+        await asyncio.gather(*self._lingering, return_exceptions=True)
 
     # -- carrying out ---------------------------------------------------------------------
+    def _linger(self, leg: str) -> None:
+        """Play the busy tone to the operator's leg, then hang it up (its own task)."""
+        async def tone_then_hangup() -> None:
+            try:
+                await self.ari.play(leg, "tone:busy", f"{leg}~busy")
+                await asyncio.sleep(self.busy_tone_s)
+            except AriError as e:  # hung up meanwhile
+                log.debug("dialback leg %s: no busy tone: %s", leg, e)
+            finally:
+                await hangup_quietly(self.ari, leg)
+
+        task = asyncio.create_task(tone_then_hangup(), name=f"dialback-busy:{leg}")
+        self._lingering.add(task)
+        task.add_done_callback(self._lingering.discard)
+
     async def _dial_citizen(self, d: Dialback) -> None:
         await self.ari.answer(d.operator_leg)
         await self.ari.create_bridge(d.id)
@@ -277,8 +301,11 @@ class DialbackManager:
         (``result``: an unanswered attempt's; None and connected: done)."""
         if self.dialbacks.pop(d.id, None) is None:
             return
-        for leg in (d.citizen_leg, d.operator_leg):
-            await hangup_quietly(self.ari, leg)
+        await hangup_quietly(self.ari, d.citizen_leg)
+        if result is not None and d.state == "dialling" and self.busy_tone_s > 0:
+            self._linger(d.operator_leg)  # busy tone first, so they know it did not go through
+        else:
+            await hangup_quietly(self.ari, d.operator_leg)
         if d.state != "ringing_operator":
             try:
                 await self.ari.destroy_bridge(d.id)

@@ -6,6 +6,7 @@ with its call and recording; a busy citizen is an attempt; an unanswered operato
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -118,7 +119,7 @@ async def dial(database_url: str, config: HotlineConfig,
     setup_console(app, database_url=database_url, config=lambda: config,
                   files_dir=tmp_path / "files", upload_limits=UPLOAD_LIMITS, clock=Clock(T0))
     ari, acd = FakeAri(), FakeAcd()
-    manager = DialbackManager(ari, clock=lambda: T0)  # type: ignore[arg-type]
+    manager = DialbackManager(ari, clock=lambda: T0, busy_tone_s=0.01)  # type: ignore[arg-type]
     app[STASIS] = SimpleNamespace(dialback=manager)  # type: ignore[misc]
     app[ACD] = acd  # type: ignore[misc]
     app[PASSWORDS] = hasher = Passwords(TEST_PARAMS)
@@ -304,7 +305,11 @@ async def test_given_citizen_busy_then_attempt_counted_and_still_open(
     assert got is not None
     assert (got.status, got.attempts, got.last_result, got.last_attempt_at) == (
         "open", 1, "busy", T0)
-    assert ("hangup", d.operator_leg) in [c[:2] for c in dial.ari.calls]
+    # The operator hears the busy tone, then their leg is hung up.
+    assert ("play", d.operator_leg, "tone:busy", f"{d.operator_leg}~busy") in dial.ari.calls
+    await asyncio.sleep(0.1)
+    legs = [c[:2] for c in dial.ari.calls]
+    assert legs.index(("hangup", d.citizen_leg)) < legs.index(("hangup", d.operator_leg))
     page = await (await client.get(PAGE)).text()
     assert 'data-attempts="1"' in page and "máy bận" in page
 
