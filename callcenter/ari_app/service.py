@@ -17,6 +17,7 @@ from aiohttp import web
 from callcenter import calls as cm
 from callcenter.ari_app.calls import CallDeps, CallSession
 from callcenter.ari_app.client import AriClient, AriError, hangup_quietly
+from callcenter.ari_app.dialback import DialbackManager
 from callcenter.ari_app.listen import ListenManager
 from callcenter.backoff import Backoff
 from callcenter.calls.codec import CALL_KEY, CALL_TTL_S, state_from_json, state_to_json
@@ -106,6 +107,7 @@ class StasisService:
         # Call id -> its session; given when another part (the queue driver) reads the same map.
         self.sessions: dict[str, CallSession] = sessions if sessions is not None else {}
         self.listen = ListenManager(ari, self.sessions)  # supervisors listening in (listen.py)
+        self.dialback = DialbackManager(ari)  # operators calling callers back (callbacks/)
         # Transfers to units' hotlines: the phone's button, consultations, units' legs.
         self.transfers = TransferEvents(ari, deps, self.sessions, config)
         self.connected = asyncio.Event()
@@ -134,6 +136,7 @@ class StasisService:
             Verb.AGENT: self._on_feature,
             Verb.SUPERVISOR: functools.partial(self._on_listen_leg, Verb.SUPERVISOR),
             Verb.SNOOP: functools.partial(self._on_listen_leg, Verb.SNOOP),
+            Verb.DIALBACK: self.dialback_start,
         }
 
     def start(self) -> None:
@@ -261,6 +264,7 @@ class StasisService:
             await asyncio.gather(self._runner, return_exceptions=True)
         self.connected.clear()
         await self.listen.close()
+        await self.dialback.close()
         for timer in self._timers.values():
             timer.cancel()
         if await self._hand_over():
@@ -298,6 +302,8 @@ class StasisService:
             return
         if await self.listen.on_event(event):
             return  # a supervisor's leg or snoop channel (the calls' legs are only watched)
+        if await self.dialback.on_event(event):
+            return  # a call back's leg (the operator's or the citizen's)
         channel_id = None
         if "channel" in event:
             channel_id = event["channel"]["id"]
@@ -388,6 +394,10 @@ class StasisService:
         else:
             self._on_new_call(ch)
 
+    async def dialback_start(self, ch: dict[str, Any], rest: list[str]) -> None:
+        """A call back's leg answered (ari_app/dialback.py)."""
+        await self.dialback.on_start(ch, rest)
+
     async def _on_listen_leg(self, verb: Verb, ch: dict[str, Any], rest: list[str]) -> None:
         """A supervisor's leg or a snoop channel of a listen-in (listen.py)."""
         await self.listen.on_start(ch, [verb.value, *rest])
@@ -441,6 +451,7 @@ class StasisService:
         in_app = set(app.get("channel_ids", []))
         channels = {c["id"]: c for c in await self.ari.channels()}
         in_app -= await self.listen.reconcile(channels)  # listen legs are no callers
+        in_app -= await self.dialback.reconcile(channels)  # nor call backs' legs
         # Sessions whose channel vanished while we were away end now (record written).
         for call_id, session in list(self.sessions.items()):
             if call_id not in channels:

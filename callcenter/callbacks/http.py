@@ -4,12 +4,18 @@
   oldest first; ``all=true`` adds the done and cancelled ones. Operators must dial the
   callers back, so numbers are given in full (the access log never has them: no number in
   the path).
+* ``POST /api/v1/callbacks/{id}/dial`` — body optional, ``{"extension": "101"}`` (supervisors:
+  the operator phone to ring; operators always ring their own, the user name): the user's
+  phone rings, and when answered the hotline calls the caller through the outbound trunk
+  (``ari_app/dialback.py``). 202 with the call back's id; refusals as in ``calls/dialback``
+  (409 ``callback.operator_busy`` when that phone is on a call, 403 for units and admins).
 * ``POST /api/v1/callbacks/{id}/done`` — body optional, ``{"note": "..."}``: the request is
   done, handled by the user (its login name). 404 ``callback.not_found`` (also for another
   tenant's request), 409 ``callback.closed`` when it is no longer open.
 
-Roles: operator, supervisor, admin. ``add_callback_routes(app)`` adds the routes and a cleanup
-context that opens the CallbackStore (on the console's database) and closes it.
+Roles: operator, supervisor, admin (dial: operator, supervisor). ``add_callback_routes(app)``
+adds the routes and a cleanup context that opens the CallbackStore (on the console's
+database) and closes it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from typing import Any
 
 from aiohttp import web
 
+from callcenter.ari_app.dialback import DialRefused
+from callcenter.callbacks.dial import start_dialback
 from callcenter.callbacks.store import (
     CALLBACK_STATUSES,
     MAX_NOTE,
@@ -27,6 +35,7 @@ from callcenter.callbacks.store import (
     CallbackRequest,
     CallbackStore,
 )
+from callcenter.calls import dialback as rules
 from callcenter.console.api import P_TENANT, Route, add_route_table
 from callcenter.console.auth import USERS, in_thread, require_tenant
 from callcenter.console.context import CLOCK, ConsoleApps, tenant_or_404
@@ -42,6 +51,9 @@ P_ALL = Param("all", kind="bool", default=False,
               description="also requests done or cancelled (default: open ones only)")
 P_ID = Param("id", kind="int", where="path", minimum=1, maximum=2**31 - 1,
              description="callback request id")
+DIAL_BODY = Obj(title="CallbackDial",
+                fields={"extension": Str(max_len=16, nullable=True,
+                                         description="supervisors: the operator phone to ring")})
 DONE_BODY = Obj(title="CallbackDone",
                 fields={"note": Str(max_len=MAX_NOTE, nullable=True,
                                     description="what came of the call back")})
@@ -64,7 +76,7 @@ async def list_callbacks(request: web.Request, user: User) -> web.StreamResponse
     return web.json_response({"items": [r.to_json_dict() for r in rows]})
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def _body(request: web.Request, schema: Obj | None = None) -> dict[str, Any]:
     raw = await request.read()
     if not raw.strip():
         return {}
@@ -74,7 +86,22 @@ async def _body(request: web.Request) -> dict[str, Any]:
         doc = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise ApiError("request.invalid_json", "the body is not valid JSON (UTF-8)") from None
-    return DONE_BODY.check(doc)
+    return (schema or DONE_BODY).check(doc)
+
+
+async def callback_dial(request: web.Request, user: User) -> web.StreamResponse:
+    """Call the caller back: ring the user's phone, then the caller (202)."""
+    callback_id = P_ID.parse(request.match_info.get("id"))
+    if callback_id is None:
+        raise invalid("id", "required")
+    body = await _body(request, DIAL_BODY)
+    try:
+        d = await start_dialback(request, request.config_dict[CALLBACKS], user, callback_id,
+                                 body.get("extension"))
+    except DialRefused as e:
+        raise ApiError(e.id, rules.MESSAGES[e.id], status=rules.STATUS.get(e.id, 409)) \
+            from None
+    return web.json_response(d.json(), status=202)
 
 
 async def callback_done(request: web.Request, user: User) -> web.StreamResponse:
@@ -103,6 +130,11 @@ CALLBACK_ROUTES: tuple[Route, ...] = (
           "Callers waiting to be called back (open requests, oldest first; all=true adds "
           "the done and cancelled ones)", ROLES, "calls", params=(P_TENANT, P_ALL),
           ok_schema="CallbackList", errors=(401, 403, 404, 422)),
+    Route("POST", "/callbacks/{id}/dial", callback_dial, "callbackDial",
+          "Call the caller back: the user's softphone rings first; when answered the hotline "
+          "calls the caller out through the trunk, bridged and recorded (202)",
+          rules.DIAL_ROLES, "calls", params=(P_ID,), body=DIAL_BODY, ok_schema="CallbackDial",
+          errors=(401, 403, 404, 409, 415, 422, 502, 503)),
     Route("POST", "/callbacks/{id}/done", callback_done, "callbackDone",
           "Mark a callback request done (the caller was called back)", ROLES, "calls",
           params=(P_ID,), body=DONE_BODY, ok_schema="CallbackRequest",
@@ -124,7 +156,21 @@ CALLBACK_SCHEMAS: dict[str, Any] = {
             "handled_by": {"type": ["string", "null"]},
             "handled_at": {"type": ["string", "null"], "format": "date-time"},
             "note": {"type": ["string", "null"]},
+            "attempts": {"type": "integer", "description": "calls back tried from the console"},
+            "last_result": {"type": ["string", "null"],
+                            "enum": ["answered", "busy", "no_answer", "failed", None]},
+            "last_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+            "dial_call_id": {"type": ["string", "null"],
+                             "description": "the call that reached the caller"},
+            "recording": {"type": ["string", "null"],
+                          "description": "its recording, in the recordings folder"},
         }},
+    "CallbackDial": {"type": "object", "required": ["dialback_id", "callback_id", "status"],
+                     "properties": {"dialback_id": {"type": "string"},
+                                    "callback_id": {"type": "integer"},
+                                    "extension": {"type": "string"},
+                                    "user": {"type": "string"},
+                                    "status": {"type": "string"}}},
     "CallbackList": {"type": "object", "required": ["items"], "properties": {
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/CallbackRequest"}}}},
 }

@@ -4,13 +4,17 @@ admins), and ``/console/callbacks.xlsx``, the same list as an xlsx workbook.
 The tenant's open requests, oldest first (call back in that order), with the number in full
 (operators dial it), when it was asked (tenant-local time, and how long ago), how long the
 caller had waited in the queue (from the call record, when it is stored) and the call record's
-id. ``?closed=1`` adds the requests done or cancelled in the last 7 days, with who handled
-them, when, and their note. Each open row has a "Đã gọi lại" form (optional note) posting to
+id, and the attempts made from the console. ``?closed=1`` adds the requests done or
+cancelled in the last 7 days, with who handled them, when, their note and recording.
+Each open row has a "Đã gọi lại" form (optional note) posting to
 ``/console/callbacks/{id}/done``: the store's ``done`` operation by the user (one INFO log
 line from the store: id and user, never the number), then a redirect back with a message.
 Another tenant's request is a 404 page; one already closed, a 409 page saying so (nothing
-changed). Reuses the CallbackStore the API opens (``callbacks.http.CALLBACKS``) and the call
-record store of the call list (``call_pages.RECORDS``).
+changed). Operators and supervisors also get a "Gọi lại" form posting to
+``/console/callbacks/{id}/dial`` (``callbacks/dial.py``): their phone rings, then the caller
+(supervisors name the operator phone to ring); a refusal (409 phone on a call, ...) is the
+page again with the Vietnamese reason. Reuses the CallbackStore the API opens
+(``callbacks.http.CALLBACKS``) and the call record store of the call list (``call_pages.RECORDS``).
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from callcenter.ari_app.dialback import DialRefused
+from callcenter.callbacks.dial import start_dialback
 from callcenter.callbacks.http import CALLBACKS
 from callcenter.callbacks.store import MAX_NOTE, CallbackError, CallbackRequest
+from callcenter.calls import dialback as rules
 from callcenter.console import listing as ls
 from callcenter.console.auth import in_thread
 from callcenter.console.call_pages import RECORDS
@@ -82,7 +89,9 @@ def callback_row(c: CallbackRequest, record: CallRecordData | None,
             "call_id": c.call_id, "status": c.status,
             "status_label": STATUS_LABELS.get(c.status, c.status),
             "handled_by": c.handled_by or "", "handled_at": c.handled_at,
-            "note": c.note or "",
+            "note": c.note or "", "attempts": c.attempts,
+            "last_result": rules.RESULT_LABELS.get(c.last_result or "", c.last_result or ""),
+            "recording": c.recording or "", "pool_full": c.source == rules.POOL_FULL,
             "late": c.status == "open" and now - c.requested_at >= LATE_AFTER}
 
 
@@ -100,7 +109,7 @@ def _load(request: web.Request, tenant: str, closed: bool, limit: int
           ) -> tuple[list[CallbackRequest], list[CallbackRequest], dict[str, CallRecordData]]:
     """Open (and closed) requests and their call records; blocking: run in the pool."""
     store = request.config_dict[CALLBACKS]
-    open_ = store.recent(tenant, statuses=("open",), limit=limit)
+    open_ = rules.call_back_order(store.recent(tenant, statuses=("open",), limit=limit))
     closed_ = closed_newest_first(store.recent(
         tenant, statuses=("done", "cancelled"), limit=limit,
         handled_since=request.config_dict[CLOCK]() - dt.timedelta(days=CLOSED_DAYS))
@@ -127,7 +136,8 @@ async def _page(request: web.Request, user: User, *, status: int = 200,
                   open_capped=len(open_) >= PAGE_LIMIT,
                   closed_rows=[callback_row(c, records.get(c.call_id), now) for c in closed_],
                   message=message, error=error, error_id=error_id, error_field=error_field,
-                  error_row=error_row, note_value=note_value)
+                  error_row=error_row, note_value=note_value,
+                  can_dial=user.role in rules.DIAL_ROLES, ask_extension=user.role != "operator")
 
 
 async def callbacks_page(request: web.Request) -> web.StreamResponse:
@@ -135,8 +145,12 @@ async def callbacks_page(request: web.Request) -> web.StreamResponse:
     user = require_console_role(request, ROLES)
     message = None
     done = request.query.get("done", "")
+    dialling = request.query.get("dialling", "")
     if done.isdigit() and len(done) < 12:
         message = f"Đã ghi nhận: yêu cầu số {int(done)} đã được gọi lại."
+    elif dialling.isdigit() and len(dialling) < 12:
+        message = (f"Đang đổ chuông máy của bạn cho yêu cầu số {int(dialling)}: nhấc máy, "
+                   "tổng đài sẽ gọi cho người dân và ghi âm cuộc gọi.")
     return await _page(request, user, message=message)
 
 
@@ -185,6 +199,33 @@ async def callback_done(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(location=_back(closed, done=str(callback_id)))
 
 
+async def callback_dial(request: web.Request) -> web.StreamResponse:
+    """POST /console/callbacks/{id}/dial: ring the user's phone, then call the caller back
+    (operators: their own extension; supervisors: the form's ``extension``)."""
+    user = require_console_role(request, ROLES)
+    raw_id = request.match_info["id"]
+    form = await request.post()
+    closed = show_closed({"closed": str(form.get("closed", ""))})
+    if not raw_id.isdigit() or len(raw_id) > 10:
+        return error_page(404, rules.NOT_FOUND, "Không tìm thấy yêu cầu gọi lại",
+                          rules.MESSAGES[rules.NOT_FOUND], back=PATH,
+                          back_label="Về danh sách yêu cầu gọi lại")
+    callback_id = int(raw_id)
+    ext_field = form.get("extension", "")
+    extension = ext_field.strip()[:16] if isinstance(ext_field, str) else ""
+    try:
+        await start_dialback(request, request.config_dict[CALLBACKS], user, callback_id,
+                             extension or None)
+    except DialRefused as e:
+        if e.id == rules.NOT_FOUND:
+            return error_page(404, rules.NOT_FOUND, "Không tìm thấy yêu cầu gọi lại",
+                              rules.MESSAGES[rules.NOT_FOUND], back=PATH,
+                              back_label="Về danh sách yêu cầu gọi lại")
+        return await _page(request, user, status=rules.STATUS.get(e.id, 409), error_id=e.id,
+                           error=rules.MESSAGES[e.id], error_row=callback_id, closed=closed)
+    raise web.HTTPSeeOther(location=_back(closed, dialling=str(callback_id)))
+
+
 async def callbacks_xlsx(request: web.Request) -> web.StreamResponse:
     """GET /console/callbacks.xlsx: the same list (and filter) as an xlsx workbook."""
     user = require_console_role(request, ROLES)
@@ -225,3 +266,4 @@ def add_callback_pages(apps: ConsoleApps) -> None:
     router.add_get(path, callbacks_page, name="console_callbacks")
     router.add_get(path + ".xlsx", callbacks_xlsx, name="console_callbacks_xlsx")
     router.add_post(path + "/{id}/done", callback_done, name="console_callback_done")
+    router.add_post(path + "/{id}/dial", callback_dial, name="console_callback_dial")

@@ -30,6 +30,7 @@ _TABLE = cast(sa.Table, Callback.__table__)
 MAX_NOTE: Final = 2000
 MAX_BY: Final = 64
 MAX_CALLER: Final = 64
+CALLBACK_SOURCES: Final = ("queue", "pool_full")
 
 
 class CallbackError(ValueError):
@@ -54,6 +55,12 @@ class CallbackRequest:
     handled_by: str | None = None
     handled_at: dt.datetime | None = None
     note: str | None = None
+    attempts: int = 0
+    last_result: str | None = None  # answered | busy | no_answer | failed | operator_*
+    last_attempt_at: dt.datetime | None = None
+    dial_call_id: str | None = None  # the call that reached the caller (called back)
+    recording: str | None = None  # its recording, relative to the recordings folder
+    source: str = "queue"  # queue (pressed 1 while waiting) | pool_full (lines were full)
 
     def to_json_dict(self) -> dict[str, Any]:
         """For the API and the CLI: times ISO 8601 with offset; the number in full."""
@@ -61,14 +68,23 @@ class CallbackRequest:
                 "caller": self.caller, "requested_at": self.requested_at.isoformat(),
                 "status": self.status, "handled_by": self.handled_by,
                 "handled_at": None if self.handled_at is None else self.handled_at.isoformat(),
-                "note": self.note}
+                "note": self.note, "attempts": self.attempts,
+                "last_result": self.last_result,
+                "last_attempt_at": None if self.last_attempt_at is None
+                else self.last_attempt_at.isoformat(),
+                "dial_call_id": self.dial_call_id, "recording": self.recording,
+                "source": self.source}
 
 
 def _request(row: Any) -> CallbackRequest:
     return CallbackRequest(id=row.id, tenant=row.tenant, call_id=row.call_id,
                            caller=row.caller, requested_at=row.requested_at,
                            status=row.status, handled_by=row.handled_by,
-                           handled_at=row.handled_at, note=row.note)
+                           handled_at=row.handled_at, note=row.note,
+                           attempts=row.attempts or 0, last_result=row.last_result,
+                           last_attempt_at=row.last_attempt_at,
+                           dial_call_id=row.dial_call_id, recording=row.recording,
+                           source=row.source or "queue")
 
 
 class CallbackStore:
@@ -85,8 +101,12 @@ class CallbackStore:
             self.engine.dispose()
 
     def request(self, tenant: str, call_id: str, caller: str,
-                at: dt.datetime) -> CallbackRequest:
-        """Store the request of call ``call_id``; the existing one if that call asked before."""
+                at: dt.datetime, *, source: str = "queue") -> CallbackRequest:
+        """Store the request of call ``call_id``; the existing one if that call asked before.
+        ``source``: ``queue`` (pressed 1 while waiting) or ``pool_full`` (lines were full)."""
+        if source not in CALLBACK_SOURCES:
+            raise ValueError(f"callback source: expected one of {CALLBACK_SOURCES}, "
+                             f"got {source!r}")
         if not tenant or not call_id or len(call_id) > 64:
             raise ValueError("callback: tenant and call_id (1..64 characters) are required")
         if not caller or len(caller) > MAX_CALLER:
@@ -100,7 +120,7 @@ class CallbackStore:
             with self.engine.begin() as conn:
                 new_id = conn.execute(
                     sa.insert(_TABLE).values(tenant=tenant, call_id=call_id, caller=caller,
-                                             requested_at=at, status="open")
+                                             requested_at=at, status="open", source=source)
                     .returning(_TABLE.c.id)).scalar_one()
         except IntegrityError:
             # Another writer (a second app instance, a double press) stored it first: the
@@ -151,9 +171,35 @@ class CallbackStore:
             return [_request(row) for row in conn.execute(q)]
 
     def done(self, id: int, by: str, note: str | None = None, *,
-             at: dt.datetime | None = None) -> CallbackRequest:
-        """Mark an open request done by ``by`` (an extension or a user name)."""
-        return self._close(id, "done", by, note, at)
+             at: dt.datetime | None = None, dial_call_id: str | None = None,
+             recording: str | None = None) -> CallbackRequest:
+        """Mark an open request done by ``by`` (an extension or a user name); a call back
+        from the console also names its call and recording (and counts as an attempt)."""
+        extra: dict[str, Any] = {}
+        if dial_call_id is not None:
+            extra = {"dial_call_id": dial_call_id, "recording": recording,
+                     "attempts": _TABLE.c.attempts + 1, "last_result": "answered",
+                     "last_attempt_at": at or utcnow()}
+        return self._close(id, "done", by, note, at, extra)
+
+    def attempt(self, id: int, result: str, *, at: dt.datetime) -> CallbackRequest:
+        """A call back that did not reach the caller (busy, no answer, failed): counted on
+        the request, which stays open. Raises CallbackError if it is unknown or closed."""
+        if not result or len(result) > 16:
+            raise ValueError("callback attempt: result expected, 1..16 characters")
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                sa.update(_TABLE).where(_TABLE.c.id == id, _TABLE.c.status == "open")
+                .values(attempts=_TABLE.c.attempts + 1, last_result=result,
+                        last_attempt_at=at)).rowcount
+        current = self.get(id)
+        if current is None:
+            raise CallbackError("callback.not_found", f"no callback request {id}")
+        if not changed:
+            raise CallbackError("callback.closed",
+                                f"callback request {id} is already {current.status}")
+        log.info("callback request %d: attempt %d %s", id, current.attempts, result)
+        return current
 
     def cancel(self, id: int, by: str, note: str | None = None, *,
                at: dt.datetime | None = None) -> CallbackRequest:
@@ -161,7 +207,8 @@ class CallbackStore:
         return self._close(id, "cancelled", by, note, at)
 
     def _close(self, id: int, status: str, by: str, note: str | None,
-               at: dt.datetime | None) -> CallbackRequest:
+               at: dt.datetime | None,
+               extra: dict[str, Any] | None = None) -> CallbackRequest:
         if not by or len(by) > MAX_BY:
             raise ValueError(f"callback: 'by' expected, 1..{MAX_BY} characters")
         if note is not None and len(note) > MAX_NOTE:
@@ -171,7 +218,8 @@ class CallbackStore:
             # Only an open request moves: two operators pressing "done" at once, one wins.
             changed = conn.execute(
                 sa.update(_TABLE).where(_TABLE.c.id == id, _TABLE.c.status == "open")
-                .values(status=status, handled_by=by, handled_at=when, note=note)).rowcount
+                .values(status=status, handled_by=by, handled_at=when, note=note,
+                        **(extra or {}))).rowcount
         current = self.get(id)
         if current is None:
             raise CallbackError("callback.not_found", f"no callback request {id}")

@@ -109,6 +109,9 @@ class OutboundTrunk:
 
     host: str  # IPv4 address or host name of the carrier's (or test phone's) SIP side
     port: int = 5060
+    # The number citizens see when the hotline calls them back (callbacks); None: the
+    # carrier's default.
+    caller_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ Schema (see config/hotline.yaml for a commented example)::
     service: {ari_bind, ari_port, ami_bind, ami_port, http_bind, http_port, stasis_app, node,
               app_instances, login_attempts_per_minute, allow_remote}
     trunk: {bind, port, trusted_networks: [cidr, ...], media_address, rtp_start, rtp_end,
-            outbound: {host, port}}   # outbound optional: PJSIP endpoint trunk-out
+            outbound: {host, port, caller_id}}   # outbound optional: PJSIP endpoint
+                                                # trunk-out; caller_id: shown on call backs
     sip_guard: {max_failures, window_s, ban_s, max_refused, never_refuse: [cidr, ...]}
     console: {tls_cert, tls_key, trusted_proxies: [cidr, ...]}   # optional
     sip_tls: {port, cert, key}   # operators over TLS (transport-tls on trunk.bind); cert and
@@ -271,7 +272,7 @@ class _Parser(BaseParser):
 
     def outbound(self, value: object, key: str, bind: str,
                  port: int | None) -> OutboundTrunk | None:
-        m = self.mapping(value, key, ("host", "port"), ("host",))
+        m = self.mapping(value, key, ("host", "port", "caller_id"), ("host",))
         if m is None or "host" not in m:
             return None
         host = self.host(m["host"], join_key(key, "host"))
@@ -280,6 +281,13 @@ class _Parser(BaseParser):
                        "expected an IPv4 address or a host name (the SIP transport is IPv4)")
             return None
         out_port = self.port(m.get("port", 5060), join_key(key, "port"))
+        caller_id = None
+        if m.get("caller_id") is not None:
+            caller_id = self.text(m["caller_id"], join_key(key, "caller_id"))
+            if caller_id is not None and not re.fullmatch(r"\+?[0-9]{2,20}", caller_id):
+                self.error(join_key(key, "caller_id"), caller_id,
+                           "expected the hotline's number, digits only (e.g. \"02511022\")")
+                caller_id = None
         if host is None or out_port is None:
             return None
         if host == bind and out_port == (port or TrunkConfig().port):
@@ -288,7 +296,7 @@ class _Parser(BaseParser):
                        f"expected another address than the hotline's own SIP listener "
                        f"({bind}:{out_port})")
             return None
-        return OutboundTrunk(host=host, port=out_port)
+        return OutboundTrunk(host=host, port=out_port, caller_id=caller_id)
 
     def shift(self, value: object, key: str) -> Shift | None:
         m = self.mapping(value, key, ("name", "start", "end", "lines", "min_operators"),

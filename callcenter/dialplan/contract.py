@@ -35,12 +35,13 @@ class Verb(enum.StrEnum):
     AGENT = "agent"  # an operator's feature code: agent,<action>[,<N>]
     SUPERVISOR = "supervisor"  # a supervisor's leg listening in: supervisor,<listen id>
     SNOOP = "snoop"  # the snoop channel of a listen-in: snoop,<listen id>
+    DIALBACK = "dialback"  # a call back's legs: dialback,<dialback id>,operator|citizen
 
 
 _VERBS: Final = frozenset(v.value for v in Verb)
 # Verbs that mean nothing without their first argument: without it the channel is taken as a
 # citizen's call (the listen-in and feature-code handlers cope with a missing one themselves).
-NEEDS_ARGUMENT: Final = frozenset({Verb.OPERATOR, Verb.UNIT, Verb.CONSULT})
+NEEDS_ARGUMENT: Final = frozenset({Verb.OPERATOR, Verb.UNIT, Verb.CONSULT, Verb.DIALBACK})
 
 
 def parse_stasis_args(args: Sequence[str]) -> tuple[Verb | None, list[str]]:

@@ -126,6 +126,16 @@ class Callback(Base):
     handled_by: Mapped[str | None] = mapped_column(sa.String(64))  # extension or user name
     handled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     note: Mapped[str | None] = mapped_column(sa.Text)
+    # Calls back from the console (migration 0019): tries, the last one's result, and the
+    # call that reached the caller (its id and recording file).
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    last_result: Mapped[str | None] = mapped_column(sa.String(16))
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    dial_call_id: Mapped[str | None] = mapped_column(sa.String(128))
+    recording: Mapped[str | None] = mapped_column(sa.String(255))
+    # queue: pressed 1 after the maximum wait; pool_full: offered when every line was taken.
+    source: Mapped[str] = mapped_column(sa.String(16), default="queue",
+                                        server_default="queue")
 
 
 class FaqVersion(Base):

@@ -225,6 +225,12 @@ def test_given_outbound_trunk_when_rendered_then_trunk_out_endpoint_and_aor(
     assert section(pjsip, "trunk-out", "aor")["contact"] == ["sip:127.0.0.1:5090"]
 
 
+def test_given_outbound_caller_id_then_parsed_for_call_backs(tmp_path: Path) -> None:
+    config = load(tmp_path, config_data(outbound={"host": "127.0.0.1", "port": 5090,
+                                                  "caller_id": "02511022"}))
+    assert config.trunk.outbound == OutboundTrunk("127.0.0.1", 5090, caller_id="02511022")
+
+
 def test_given_no_outbound_trunk_then_nothing_rendered(tmp_path: Path) -> None:
     config = load(tmp_path, config_data())
     assert config.trunk.outbound is None
@@ -238,6 +244,9 @@ def test_given_no_outbound_trunk_then_nothing_rendered(tmp_path: Path) -> None:
     ({"host": "127.0.0.1", "port": 5060}, "trunk.outbound.port"),  # our own listener
     ({"host": "127.0.0.1", "prot": 5090}, "trunk.outbound.prot"),
     ("127.0.0.1:5090", "trunk.outbound"),
+    ({"host": "127.0.0.1", "port": 5090, "caller_id": 2511022}, "trunk.outbound.caller_id"),
+    ({"host": "127.0.0.1", "port": 5090, "caller_id": "Tổng đài"}, "trunk.outbound.caller_id"),
+    ({"host": "127.0.0.1", "port": 5090, "callerid": "1022"}, "trunk.outbound.callerid"),
 ])
 def test_given_bad_outbound_trunk_then_error_names_key(outbound: Any, key: str) -> None:
     with pytest.raises(ConfigError) as e:

@@ -111,8 +111,22 @@ async def test_given_requests_of_two_tenants_when_operator_opens_list_then_own_o
     assert "<td>125</td>" in row and older.call_id in row
     assert row.startswith(' class="late"')  # waiting over 30 min: shown in red
     assert 'href="/console/callbacks" aria-current="page"' in page
-    assert page.count('action="/console/callbacks/') == 2
+    assert len(re.findall(r'action="/console/callbacks/\d+/done"', page)) == 2
+    assert len(re.findall(r'action="/console/callbacks/\d+/dial"', page)) == 2  # "Gọi lại"
     assert closed_rows(page) == []
+
+
+async def test_given_night_pool_full_requests_when_listed_then_first_and_marked(
+        lists: Lists, callbacks: CallbackStore) -> None:
+    queued = ask(callbacks, 1, T0 - 15 * 60 * MIN)  # yesterday afternoon, pressed 1 in queue
+    night = callbacks.request("dongnai", "pbx1:1763800000.2", "0900000002", T0 - 5 * 60 * MIN,
+                              source="pool_full")
+    later = callbacks.request("dongnai", "pbx1:1763800000.3", "0900000003", T0 - 4 * 60 * MIN,
+                              source="pool_full")
+    client = await lists.client("tdv.an")
+    page = await (await client.get(PAGE)).text()
+    assert open_ids(page) == [night.id, later.id, queued.id]
+    assert page.count('data-source="pool_full"') == 2
 
 
 async def test_given_open_request_when_marked_done_then_stored_with_user_and_note_once(

@@ -90,6 +90,48 @@ def test_given_open_request_when_done_then_closed_and_not_open_any_more(
     assert callbacks.get(req.id) == done
 
 
+def test_given_unanswered_attempts_then_counted_last_result_kept_still_open(
+        callbacks: CallbackStore) -> None:
+    req = callbacks.request("dongnai", "pbx1:4.1", CALLER, T0)
+    assert (req.attempts, req.last_result) == (0, None)
+    first = callbacks.attempt(req.id, "busy", at=T0 + dt.timedelta(minutes=5))
+    second = callbacks.attempt(req.id, "no_answer", at=T0 + dt.timedelta(minutes=35))
+    assert (first.attempts, first.last_result) == (1, "busy")
+    assert (second.status, second.attempts, second.last_result, second.last_attempt_at) == (
+        "open", 2, "no_answer", T0 + dt.timedelta(minutes=35))
+    assert callbacks.open() == [second]
+    assert second.to_json_dict()["attempts"] == 2
+
+
+def test_given_call_back_answered_then_done_with_its_call_recording_and_attempt(
+        callbacks: CallbackStore) -> None:
+    req = callbacks.request("dongnai", "pbx1:4.1", CALLER, T0)
+    callbacks.attempt(req.id, "busy", at=T0 + dt.timedelta(minutes=5))
+    at = T0 + dt.timedelta(minutes=40)
+    done = callbacks.done(req.id, "101", "Gọi lại từ máy 101", at=at,
+                          dial_call_id="cb1-abcdef-out", recording="dongnai-x.wav")
+    assert (done.status, done.handled_by, done.attempts, done.last_result,
+            done.last_attempt_at, done.dial_call_id, done.recording) == (
+        "done", "101", 2, "answered", at, "cb1-abcdef-out", "dongnai-x.wav")
+    with pytest.raises(CallbackError) as e:  # closed: no more attempts
+        callbacks.attempt(req.id, "busy", at=at)
+    assert e.value.id == "callback.closed"
+    assert callbacks.get(req.id) == done
+    with pytest.raises(CallbackError) as e:
+        callbacks.attempt(4242, "busy", at=at)
+    assert e.value.id == "callback.not_found"
+
+
+def test_given_source_when_requested_then_kept_default_queue_unknown_refused(
+        callbacks: CallbackStore) -> None:
+    plain = callbacks.request("dongnai", "pbx1:4.1", CALLER, T0)
+    night = callbacks.request("dongnai", "pbx1:4.2", CALLER, T0, source="pool_full")
+    assert (plain.source, night.source) == ("queue", "pool_full")
+    assert callbacks.get(night.id).to_json_dict()["source"] == "pool_full"  # type: ignore
+    with pytest.raises(ValueError, match="source"):
+        callbacks.request("dongnai", "pbx1:4.3", CALLER, T0, source="sms")
+
+
 def test_given_unknown_id_when_done_then_not_found(callbacks: CallbackStore) -> None:
     with pytest.raises(CallbackError) as e:
         callbacks.done(4242, "101")
