@@ -2,8 +2,8 @@
 the call that reached the caller (its id and recording), and where the request came from
 (source: queue = pressed 1 after the maximum wait, pool_full = offered when the lines were full)
 
-Revision ID: 0019_dialback
-Revises: 0018_mailin
+Revision ID: 0020_dialback
+Revises: 0019_unitcall
 Create Date: 2026-12-07
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # Migrations are history: write literal types and values here, never import app constants.
-revision: str = "0019_dialback"
-down_revision: str | Sequence[str] | None = "0018_mailin"
+revision: str = "0020_dialback"
+down_revision: str | Sequence[str] | None = "0019_unitcall"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
