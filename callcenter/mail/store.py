@@ -304,19 +304,13 @@ class MailOutbox:
     def recent(self, status: str | None = None, limit: int = 50,
                tenant: str | None = None) -> list[OutboxMail]:
         """The newest mails first, optionally of one status and tenant."""
-        q = sa.select(_TABLE).order_by(_TABLE.c.id.desc()).limit(limit)
-        if status is not None:
-            q = q.where(_TABLE.c.status == status)
-        if tenant is not None:
-            q = q.where(_TABLE.c.tenant == tenant)
         with self.engine.connect() as conn:
-            return [_mail(r) for r in conn.execute(q)]
+            return [_mail(r) for r in conn.execute(outbox.recent(_TABLE, status, limit, tenant))]
 
     def counts(self) -> dict[str, int]:
         """How many mails are in each status (statuses with none are left out)."""
-        q = sa.select(_TABLE.c.status, sa.func.count()).group_by(_TABLE.c.status)
         with self.engine.connect() as conn:
-            return {str(s): int(n) for s, n in conn.execute(q)}
+            return outbox.counts(conn, _TABLE)
 
     def close(self) -> None:
         """Close the pool's connections (when the outbox made its own engine)."""

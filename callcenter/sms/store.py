@@ -384,19 +384,13 @@ class SmsOutbox:
     def recent(self, status: str | None = None, limit: int = 50,
              tenant: str | None = None) -> list[OutboxMessage]:
         """The newest messages first, optionally of one status and tenant."""
-        q = sa.select(_TABLE).order_by(_TABLE.c.id.desc()).limit(limit)
-        if status is not None:
-            q = q.where(_TABLE.c.status == status)
-        if tenant is not None:
-            q = q.where(_TABLE.c.tenant == tenant)
         with self.engine.connect() as conn:
-            return [_message(r) for r in conn.execute(q)]
+            return [_message(r) for r in conn.execute(outbox.recent(_TABLE, status, limit, tenant))]
 
     def counts(self) -> dict[str, int]:
         """How many messages are in each status (statuses with none are left out)."""
-        q = sa.select(_TABLE.c.status, sa.func.count()).group_by(_TABLE.c.status)
         with self.engine.connect() as conn:
-            return {str(s): int(n) for s, n in conn.execute(q)}
+            return outbox.counts(conn, _TABLE)
 
     def report(self, month: str, tz: ZoneInfo = BILLING_TZ) -> list[BillingRow]:
         """Per tenant, the messages handed to the gateway in a local month (for billing).

@@ -67,3 +67,20 @@ def requeue_stuck(conn: sa.Connection, table: sa.Table, now: dt.datetime,
                 last_error=sa.func.coalesce(t.last_error, "")
                 + " [requeued: no outcome from its dispatcher]"))
     return int(done.rowcount)
+
+
+def recent(table: sa.Table, status: str | None, limit: int,
+           tenant: str | None) -> sa.Select[Any]:
+    """The newest rows first, optionally of one status and tenant (the outbox CLIs' lists)."""
+    q = sa.select(table).order_by(table.c.id.desc()).limit(limit)
+    if status is not None:
+        q = q.where(table.c.status == status)
+    if tenant is not None:
+        q = q.where(table.c.tenant == tenant)
+    return q
+
+
+def counts(conn: sa.Connection, table: sa.Table) -> dict[str, int]:
+    """How many rows are in each status (statuses with none are left out)."""
+    q = sa.select(table.c.status, sa.func.count()).group_by(table.c.status)
+    return {str(s): int(n) for s, n in conn.execute(q)}

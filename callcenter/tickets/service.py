@@ -1339,14 +1339,20 @@ class TicketService:
         return chased, escalated
 
     def _reschedule_chase(self, code: str) -> None:
+        self._reschedule(code, "chase_at", dl.next_chase_at)
+
+    def _reschedule(self, code: str, column: str,
+                    when: Callable[[TicketPolicy, Ticket], dt.datetime | None]) -> None:
+        """Set the ticket's next job time (``remind_at``, ``chase_at``) afresh from the rules
+        (another instance acted first, or the config changed since it was set)."""
         with self.db.writing() as conn:
             stored = st.load(conn, code, for_update=True)
             if stored is None:
                 return
-            at = dl.next_chase_at(self.policy(stored.ticket.tenant), stored.ticket)
-            if at != stored.chase_at:
+            at = when(self.policy(stored.ticket.tenant), stored.ticket)
+            if at != getattr(stored, column):
                 conn.execute(sa.update(st.TICKETS).where(st.TICKETS.c.code == code)
-                             .values(chase_at=at))
+                             .values({column: at}))
 
     def _mark_late(self, now: dt.datetime, clock: dl.ClockName) -> builtins.list[LateMark]:
         t = st.TICKETS.c
@@ -1377,11 +1383,4 @@ class TicketService:
         return marks
 
     def _reschedule_reminder(self, code: str) -> None:
-        with self.db.writing() as conn:
-            stored = st.load(conn, code, for_update=True)
-            if stored is None:
-                return
-            at = dl.reminder_at(self.policy(stored.ticket.tenant), stored.ticket)
-            if at != stored.remind_at:
-                conn.execute(sa.update(st.TICKETS).where(st.TICKETS.c.code == code)
-                             .values(remind_at=at))
+        self._reschedule(code, "remind_at", dl.reminder_at)
