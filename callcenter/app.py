@@ -650,6 +650,13 @@ async def serve(app: web.Application, stop: asyncio.Event,
     """Run the app's HTTP site (HTTPS with ``console.tls_cert``) until stop is set."""
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     try:
+        # A stop asked for while the contexts start (the database migrating, Redis or
+        # Asterisk slow to answer) is obeyed then, not once they are all up: the start is
+        # cancelled and what it opened is closed below.
+        if not await _unless_stopped(runner.setup(), stop):
+            log.info("stop requested during start-up: stopping before serving")
+            await runner.cleanup()
+            return
         await _serve(app, runner, stop, on_ready)
     except BaseException:
         # A failed start (no Asterisk, port taken): the contexts already entered (Redis
@@ -664,9 +671,25 @@ async def serve(app: web.Application, stop: asyncio.Event,
     await runner.cleanup()
 
 
+async def _unless_stopped(start: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Await ``start`` unless ``stop`` is set first (then cancel it); True: it finished."""
+    task = asyncio.ensure_future(start)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        return False
+    task.result()  # the start's own error, if any
+    return True
+
+
 async def _serve(app: web.Application, runner: web.AppRunner, stop: asyncio.Event,
                  on_ready: Callable[[], Awaitable[None]] | None) -> None:
-    await runner.setup()
     cfg = app[CONFIG]()
     port = app[SETTINGS].http_port(cfg.service.http_port)
     ssl_context = server_ssl_context(cfg.console)  # console.tls_cert/tls_key: HTTPS

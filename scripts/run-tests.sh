@@ -3,13 +3,14 @@
 # pytest's exit code 5 ("no tests collected") is a failure here, never a silent pass.
 #
 # With no arguments the end-to-end tests (a real Asterisk, mostly waiting on SIP timers) run in
-# one pytest process while the pure and adapter tests run in two more (pytest-xdist, whole
-# files per worker so module fixtures start once): on 2 cores the CPU-bound half uses what the
-# waiting half leaves, and the whole suite takes about as long as its longer half (~20 min).
-# Two e2e workers (each its own hotline) took it to ~11 min, but on 2 cores the extra load made
-# timing-bound e2e tests fail now and then (an app stopped right after its start ignored its
-# SIGTERM for 30 s in 2 of 2 runs): back to one until that is understood. Each half has its own temporary folder and
-# junit file in test-artifacts/. With arguments, one pytest runs exactly what was asked.
+# two pytest workers (pytest-xdist, whole files per worker: each worker its own hotline, module
+# fixtures start once) while the pure and adapter tests run in two more: on 2 cores the
+# CPU-bound half uses what the waiting half leaves, and the whole suite takes about as long as
+# its longer half (~12 min). With one e2e worker it took ~20 min. Two e2e workers once made an
+# app stopped during its start ignore SIGTERM until its start finished (30 s): `serve` now
+# cancels a start that a stop overtakes (tests/adapters/test_serve_cleanup.py). Each half has
+# its own temporary folder and junit file in test-artifacts/. With arguments, one pytest runs
+# exactly what was asked.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p test-artifacts
@@ -40,8 +41,8 @@ echo "lint-imports: $(grep -c ' KEPT' test-artifacts/lint-imports.log) contracts
 base=$(mktemp -d /tmp/hotline-tests.XXXXXX)  # short: unix socket paths live under it
 trap 'rm -rf "$base"' EXIT
 echo "end-to-end tests run alongside; their output follows the others' (test-artifacts/e2e.log)"
-.venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/e2e" \
-  --junitxml=test-artifacts/junit-e2e.xml tests/e2e > test-artifacts/e2e.log 2>&1 &
+.venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/e2e" -n 2 --dist loadfile \
+  --durations=25 --junitxml=test-artifacts/junit-e2e.xml tests/e2e > test-artifacts/e2e.log 2>&1 &
 e2e_pid=$!
 .venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/core" -n 2 --dist loadfile \
   --junitxml=test-artifacts/junit.xml tests/unit tests/adapters
