@@ -98,6 +98,10 @@ def _safe_db_url(settings: Settings | None) -> str:
 def _redis_url(settings: Settings | None) -> str:
     if settings is None:
         return "REDIS_URL"
+    if settings.redis_sentinels:
+        from callcenter.redis_clients import RedisTarget
+
+        return str(RedisTarget.of(settings))
     return settings.redis_url or f"unix://{settings.private_redis_socket} (private Redis)"
 
 
@@ -176,6 +180,9 @@ def explain(exc: BaseException, settings: Settings | None = None) -> Explained:
         return _error(exc.code, exc.problem, exc.fix)
     if _is(exc, "callcenter.config.base", "ConfigError"):
         return _config_error(exc)
+    if _is(exc, "callcenter.config.settings", "RedisSettingsError"):
+        return _error(EXIT_INVALID, f"invalid Redis setting: {exc}",
+                      "correct that environment variable (docs/sentinel.md)")
     if _is(exc, "callcenter.sms.config", "SmsSettingsError"):
         return _error(EXIT_INVALID, f"invalid SMS setting: {exc}",
                       "correct that environment variable (see hotline.env)")

@@ -147,7 +147,7 @@ class SentinelSet:
 
     def stop(self) -> None:
         """Stop every part we started (SIGTERM, SIGKILL after 5 s), by pid."""
-        for port, proc in reversed(list(self.procs.items())):
+        for proc in reversed(list(self.procs.values())):
             if proc.poll() is None:
                 proc.terminate()
         for proc in self.procs.values():
@@ -207,13 +207,11 @@ class SentinelSet:
     def _name(self, port: int) -> str:
         return f"sentinel-{port}" if port in self.sentinel_ports else f"redis-{port}"
 
-    def _auth(self) -> dict[str, str]:
-        return {"password": self.password} if self.password else {}
 
     def _role(self, port: int) -> str | None:
         try:
             with redis.Redis(self.host, port, socket_timeout=1, socket_connect_timeout=1,
-                             **self._auth()) as r:
+                             password=self.password) as r:
                 return str(r.info("replication")["role"])
         except (redis.RedisError, OSError):
             return None

@@ -1,0 +1,160 @@
+"""Every Redis client of the app and the CLIs comes from here: REDIS_URL, or Sentinel.
+
+``RedisTarget.of(settings)`` says where live state is: a URL (REDIS_URL, else the private
+server's socket), or a service watched by sentinels (REDIS_SENTINELS + REDIS_SENTINEL_MASTER,
+docs/sentinel.md). The clients built for a Sentinel target are redis-py's Sentinel clients:
+each new connection asks the sentinels for the primary's address, and a connection to a
+primary that died or was demoted fails and is made again to the promoted replica.
+
+Those connection pools count the switches of primary they saw (``master_switches``): writes the
+old primary acknowledged but had not yet copied to its replica are lost in a failover, so the
+app writes its lines back and reconciles after each switch (app.py's heartbeat, lines/fallback).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.sentinel import Sentinel as SyncSentinel
+
+from callcenter.config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where live state is: ``url``, unless ``sentinels`` and ``master`` are given."""
+
+    url: str
+    sentinels: tuple[Address, ...] = ()
+    master: str | None = None
+    password: str | None = None  # the data nodes' (Sentinel mode; a URL carries its own)
+    sentinel_password: str | None = None
+
+    @classmethod
+    def of(cls, settings: Settings, url: str | None = None) -> RedisTarget:
+        """From the settings; ``url`` (a private server's) stands in for an unset REDIS_URL."""
+        return cls(url or settings.redis_url or f"unix://{settings.private_redis_socket}",
+                   settings.redis_sentinels, settings.redis_sentinel_master,
+                   settings.redis_password, settings.redis_sentinel_password)
+
+    @property
+    def uses_sentinel(self) -> bool:
+        return bool(self.sentinels and self.master)
+
+    def __str__(self) -> str:
+        """For logs and errors: never a password."""
+        if self.uses_sentinel:
+            return (f"Sentinel service {self.master!r} via "
+                    + ",".join(f"{h}:{p}" for h, p in self.sentinels))
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        hidden = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=hidden))
+
+    def _sentinel_kwargs(self, timeout: float | None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        if self.sentinel_password:
+            kwargs["password"] = self.sentinel_password
+        return kwargs
+
+    def _data_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
+        if self.password and "password" not in options:
+            return {**options, "password": self.password}
+        return options
+
+
+class FollowingPool(SentinelConnectionPool):
+    """redis-py's Sentinel pool that also counts the switches of primary it has seen."""
+
+    switches = 0
+
+    async def get_master_address(self) -> Any:
+        before = self.master_address
+        address = await super().get_master_address()  # type: ignore[no-untyped-call]
+        if before is not None and address != before:
+            self.switches += 1
+            log.warning("Redis primary of %r moved from %s:%s to %s:%s (Sentinel failover)",
+                        self.service_name, before[0], before[1], address[0], address[1])
+        return address
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        if inuse_connections:  # the client is closing (a switch closes idle ones only)
+            await self.sentinel_manager.aclose()
+
+
+class BlockingFollowingPool(FollowingPool, aioredis.BlockingConnectionPool):
+    """``FollowingPool`` that waits for a free connection instead of failing at the cap."""
+
+
+def _async_sentinel(target: RedisTarget, timeout: float | None) -> AsyncSentinel:
+    return AsyncSentinel(list(target.sentinels), sentinel_kwargs=target._sentinel_kwargs(timeout))
+
+
+def async_client(target: RedisTarget, *, single_connection_client: bool = False,
+                 **options: Any) -> aioredis.Redis:
+    """A redis.asyncio client of ``target``'s primary (``options``: socket timeouts ...)."""
+    if not target.uses_sentinel:
+        return aioredis.Redis.from_url(
+            target.url, single_connection_client=single_connection_client, **options)
+    sentinel = _async_sentinel(target, options.get("socket_connect_timeout"))
+    pool = FollowingPool(target.master, sentinel,  # type: ignore[no-untyped-call]
+                         **target._data_kwargs(options))
+    client = aioredis.Redis(connection_pool=pool,
+                            single_connection_client=single_connection_client)
+    client.auto_close_connection_pool = True  # aclose() closes the pool (and the sentinels')
+    return client
+
+
+def blocking_pool(target: RedisTarget, *, max_connections: int, timeout: float,
+                  **options: Any) -> aioredis.BlockingConnectionPool:
+    """A bounded pool of connections to ``target``'s primary: a request past
+    ``max_connections`` waits up to ``timeout`` s for a free one (app.py's shared client)."""
+    if not target.uses_sentinel:
+        return aioredis.BlockingConnectionPool.from_url(
+            target.url, max_connections=max_connections, timeout=timeout, **options)
+    sentinel = _async_sentinel(target, options.get("socket_connect_timeout"))
+    return BlockingFollowingPool(  # type: ignore[no-untyped-call]
+        target.master, sentinel, max_connections=max_connections, timeout=timeout,
+        **target._data_kwargs(options))
+
+
+def sync_client(target: RedisTarget, **options: Any) -> redis.Redis:
+    """A blocking (sync) client of ``target``'s primary."""
+    if not target.uses_sentinel:
+        return redis.Redis.from_url(target.url, **options)
+    timeout = options.get("socket_connect_timeout")
+    sentinel = SyncSentinel(list(target.sentinels),
+                            sentinel_kwargs=target._sentinel_kwargs(timeout))
+    client: redis.Redis = sentinel.master_for(str(target.master),
+                                              **target._data_kwargs(options))
+    return client
+
+
+def answers(target: RedisTarget, timeout: float = 1.0) -> bool:
+    """True when ``target``'s primary answers PING (through the sentinels when so set)."""
+    try:
+        client = sync_client(target, socket_timeout=timeout, socket_connect_timeout=timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.RedisError, OSError):
+        return False
+
+
+def master_switches(client: aioredis.Redis) -> int:
+    """How many times ``client``'s pool found the primary moved (0 without Sentinel)."""
+    return int(getattr(client.connection_pool, "switches", 0))
