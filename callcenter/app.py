@@ -60,7 +60,7 @@ from callcenter.queue import agent as ag
 from callcenter.queue.driver import QueueDriver
 from callcenter.queue.features import handle_feature
 from callcenter.queue.redis import ACD, AcdQueue
-from callcenter.redis_clients import RedisTarget, async_client, blocking_pool, master_switches
+from callcenter.redis_clients import RedisTarget, async_client, blocking_pool
 from callcenter.runtime.loop_lag import LoopLag
 from callcenter.runtime.memory import heap_trim_job
 from callcenter.sms.dlr import add_routes as add_sms_routes
@@ -473,22 +473,17 @@ async def _heartbeat(app: web.Application) -> None:
     heartbeat (Redis away, or restarted empty) write our calls' lines back. While Redis is
     unreachable (DEGRADED), look for it; once back, rebuild the live state (_redis_back)."""
     pool, service, config = app[POOL], app[STASIS], app[CONFIG]
-    # Sentinel promoted another primary (redis_clients.py): what the old one acknowledged but
-    # had not yet copied to its replica is gone (a line taken, a line freed, a queue place).
-    # Rebuild as after an outage: our lines written back, stale ones dropped (reconcile).
-    switches = master_switches(pool.pool.redis)
     while True:
         try:
             if pool.degraded:
                 if await pool.recover() is not None:
-                    switches = master_switches(pool.pool.redis)  # the rebuild covers it
                     await _redis_back(app)
             elif await pool.heartbeat():
                 await pool.write_back(service.held_lines)
-            if not pool.degraded and master_switches(pool.pool.redis) != switches:
-                switches = master_switches(pool.pool.redis)
-                log.warning("Redis primary switched (Sentinel failover): writing our lines "
-                            "back and reconciling with Asterisk")
+            # Sentinel promoted another primary: what the old one acknowledged but had not yet
+            # copied to its replica is gone (a line taken or freed, a queue place). Rebuild as
+            # after an outage: our lines written back, stale ones dropped (reconcile).
+            if not pool.degraded and pool.primary_switched():
                 await pool.write_back(service.held_lines)
                 await _redis_back(app)
             if not pool.degraded:

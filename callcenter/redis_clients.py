@@ -155,6 +155,6 @@ def answers(target: RedisTarget, timeout: float = 1.0) -> bool:
         return False
 
 
-def master_switches(client: aioredis.Redis) -> int:
+def master_switches(client: object) -> int:
     """How many times ``client``'s pool found the primary moved (0 without Sentinel)."""
-    return int(getattr(client.connection_pool, "switches", 0))
+    return int(getattr(getattr(client, "connection_pool", None), "switches", 0))
