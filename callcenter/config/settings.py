@@ -126,8 +126,11 @@ def redis_sentinel_settings(env: Mapping[str, str]) -> dict[str, Any]:
     sentinels: list[tuple[str, int]] = []
     for item in (part.strip() for part in raw.split(",")) if raw else ():
         host, sep, port = item.rpartition(":")
-        host = host.strip("[]")  # [::1]:26379
-        if not item or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        bracketed = host.startswith("[") and host.endswith("]")  # [::1]:26379
+        host = host[1:-1] if bracketed else host
+        plain = all(c.isalnum() or c in ".-_" or (bracketed and c == ":") for c in host)
+        if (not sep or not host or not plain or not port.isdigit()
+                or not 0 < int(port) < 65536):
             raise RedisSettingsError(
                 f"REDIS_SENTINELS={raw!r}: {item!r} is not host:port (expected e.g. "
                 "127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381)")
