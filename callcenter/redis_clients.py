@@ -20,9 +20,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection as AsyncConnection
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.asyncio.sentinel import SentinelManagedConnection as AsyncSentinelConnection
+from redis.connection import Connection as SyncConnection
 from redis.sentinel import Sentinel as SyncSentinel
+from redis.sentinel import SentinelManagedConnection as SyncSentinelConnection
 
 from callcenter.config.settings import Settings
 
@@ -75,10 +79,53 @@ class RedisTarget:
         return options
 
 
+# redis-py 8.2's connections reconnect, when a command finds their socket closed, through
+# connect_check_health() to the host and port they last had, not through the Sentinel
+# connection's connect() that asks the sentinels: a single-connection client (the line pool's)
+# then knocked at the dead primary for good (seen here: every beat refused after the replica
+# was promoted). These ask the sentinels on every reconnection of a primary's connection.
+class FollowingConnection(AsyncSentinelConnection):
+    """A primary's connection that asks the sentinels where the primary is on reconnecting."""
+
+    async def connect_to(self, address: Any) -> None:
+        self.host, self.port = address
+        await AsyncConnection.connect_check_health(
+            self, check_health=self.connection_pool.check_connection, retry_socket_connect=False)
+
+    async def connect_check_health(self, check_health: bool = True,
+                                   retry_socket_connect: bool = True) -> None:
+        if self.is_connected:
+            return
+        if self.connection_pool.is_master:
+            self.host, self.port = await self.connection_pool.get_master_address()
+        await AsyncConnection.connect_check_health(self, check_health, retry_socket_connect)
+
+
+class SyncFollowingConnection(SyncSentinelConnection):
+    """``FollowingConnection`` for the blocking client."""
+
+    def connect_to(self, address: Any) -> None:
+        self.host, self.port = address
+        SyncConnection.connect_check_health(
+            self, check_health=self.connection_pool.check_connection, retry_socket_connect=False)
+
+    def connect_check_health(self, check_health: bool = True,
+                             retry_socket_connect: bool = True) -> None:
+        if self.is_connected:
+            return
+        if self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        SyncConnection.connect_check_health(self, check_health, retry_socket_connect)
+
+
 class FollowingPool(SentinelConnectionPool):
     """redis-py's Sentinel pool that also counts the switches of primary it has seen."""
 
     switches = 0
+
+    def __init__(self, service_name: str, sentinel_manager: AsyncSentinel, **kwargs: Any):
+        kwargs.setdefault("connection_class", FollowingConnection)
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
 
     async def get_master_address(self) -> Any:
         before = self.master_address
@@ -110,8 +157,7 @@ def async_client(target: RedisTarget, *, single_connection_client: bool = False,
         return aioredis.Redis.from_url(
             target.url, single_connection_client=single_connection_client, **options)
     sentinel = _async_sentinel(target, options.get("socket_connect_timeout"))
-    pool = FollowingPool(target.master, sentinel,  # type: ignore[no-untyped-call]
-                         **target._data_kwargs(options))
+    pool = FollowingPool(str(target.master), sentinel, **target._data_kwargs(options))
     client = aioredis.Redis(connection_pool=pool,
                             single_connection_client=single_connection_client)
     client.auto_close_connection_pool = True  # aclose() closes the pool (and the sentinels')
@@ -126,8 +172,8 @@ def blocking_pool(target: RedisTarget, *, max_connections: int, timeout: float,
         return aioredis.BlockingConnectionPool.from_url(
             target.url, max_connections=max_connections, timeout=timeout, **options)
     sentinel = _async_sentinel(target, options.get("socket_connect_timeout"))
-    return BlockingFollowingPool(  # type: ignore[no-untyped-call]
-        target.master, sentinel, max_connections=max_connections, timeout=timeout,
+    return BlockingFollowingPool(
+        str(target.master), sentinel, max_connections=max_connections, timeout=timeout,
         **target._data_kwargs(options))
 
 
@@ -138,8 +184,9 @@ def sync_client(target: RedisTarget, **options: Any) -> redis.Redis:
     timeout = options.get("socket_connect_timeout")
     sentinel = SyncSentinel(list(target.sentinels),
                             sentinel_kwargs=target._sentinel_kwargs(timeout))
-    client: redis.Redis = sentinel.master_for(str(target.master),
-                                              **target._data_kwargs(options))
+    client: redis.Redis = sentinel.master_for(
+        str(target.master), connection_class=SyncFollowingConnection,
+        **target._data_kwargs(options))
     return client
 
 
