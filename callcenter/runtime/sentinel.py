@@ -188,20 +188,35 @@ class SentinelSet:
             time.sleep(0.05)
         raise SentinelSetError(f"no failover from {old} within {timeout:.0f} s")
 
-    def revive(self, addr: Address, timeout: float = 20.0) -> None:
-        """Start the data node at ``addr`` again (after kill_primary); the sentinels make it a
-        replica of the new primary (it starts as one, so it never serves stale writes)."""
+    def revive(self, addr: Address, timeout: float = 30.0) -> None:
+        """Start the data node at ``addr`` again (after kill_primary) as a replica of the new
+        primary (so it never serves stale writes); return once every sentinel lists it as a
+        healthy replica, i.e. once it can be promoted in turn. Sentinels learn of replicas from
+        the primary's INFO, every 10 s: a primary lost before that has no replica to promote."""
         binary = shutil.which("redis-server") or "redis-server"
         now = self.master()
         if now is None:
             raise SentinelSetError("no agreed primary to follow")
         self._start_data(binary, addr[1], now[1])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._role(addr[1]) == "slave":
-                return
-            time.sleep(0.05)
-        raise SentinelSetError(f"{addr} did not come back as a replica within {timeout:.0f} s")
+
+        def promotable() -> bool:
+            if self._role(addr[1]) != "slave":
+                return False
+            for port in self.sentinel_ports:
+                try:
+                    with redis.Redis(self.host, port, socket_timeout=1,
+                                     socket_connect_timeout=1) as s:
+                        replicas = s.sentinel_slaves(self.master_name)
+                except (redis.RedisError, OSError):
+                    return False
+                if not any(int(r["port"]) == addr[1] and not r["is_sdown"]
+                           and r.get("role-reported") == "slave"
+                           and r.get("master-link-status") == "ok" for r in replicas):
+                    return False
+            return True
+
+        self._wait(promotable, timeout, f"{addr} known as a healthy replica by every sentinel",
+                   addr[1])
 
     # -- parts ---------------------------------------------------------------------------
     def _name(self, port: int) -> str:
