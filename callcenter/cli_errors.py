@@ -193,6 +193,12 @@ def explain(exc: BaseException, settings: Settings | None = None) -> Explained:
         return _error(EXIT_UNAVAILABLE, str(exc),
                       "start Redis (`systemctl start redis-server`) or set REDIS_URL to one "
                       "that answers")
+    if _is(exc, "redis.exceptions", "ConnectionError", "TimeoutError") and settings is not None \
+            and settings.redis_sentinels:
+        return _error(EXIT_UNAVAILABLE, f"Redis at {_redis_url(settings)} is unreachable: "
+                      f"{_first(exc)}",
+                      "start the sentinels and their primary, or correct REDIS_SENTINELS / "
+                      "REDIS_SENTINEL_MASTER (docs/sentinel.md)")
     if _is(exc, "redis.exceptions", "ConnectionError", "TimeoutError"):
         return _error(EXIT_UNAVAILABLE, f"Redis at {_redis_url(settings)} is unreachable: "
                       f"{_first(exc)}",

@@ -91,3 +91,21 @@ def test_given_no_redis_url_then_private_socket_as_before(
     for name in ("REDIS_URL", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER"):
         monkeypatch.delenv(name, raising=False)
     assert RedisTarget.of(Settings.from_env()).url == f"unix://{tmp_path / 'redis.sock'}"
+
+
+def test_given_sentinels_when_run_starts_an_app_then_child_gets_them(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from callcenter.ops.processes import RunRecord
+    from callcenter.runtime.runner import AppProcess
+
+    monkeypatch.setenv("HOTLINE_STATE", str(tmp_path))
+    for name in ("REDIS_URL", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings.from_env(redis_sentinels=(("127.0.0.1", 26379), ("127.0.0.1", 26380)),
+                                 redis_sentinel_master="hotline")
+    env = AppProcess(settings, "", None, RunRecord(tmp_path, "main")).env()
+    assert env["REDIS_SENTINELS"] == "127.0.0.1:26379,127.0.0.1:26380"
+    assert env["REDIS_SENTINEL_MASTER"] == "hotline"
+    plain = AppProcess(Settings.from_env(), "unix:///x.sock", None,
+                       RunRecord(tmp_path, "main")).env()
+    assert plain["REDIS_URL"] == "unix:///x.sock" and "REDIS_SENTINELS" not in plain
