@@ -9,8 +9,9 @@ BIN := $(VENV)/bin
 # rootfs when it is not on PATH): debootstrap for that rootfs, redis-server for live state,
 # espeak-ng + sox for Vietnamese prompts, sip-tester (SIPp) for benchmarks, kannel (bearerbox,
 # smsbox) + kannel-extras (the test SMSC fakesmsc) for SMS, logrotate (its file in deploy/ is
-# tested) and postgresql-client (pg_dump/pg_restore for `callcenter backup`/`restore`).
-DEB_PACKAGES := python3-venv debootstrap redis-server espeak-ng sox sip-tester kannel kannel-extras chromium fonts-liberation2 logrotate postgresql-client systemd faketime
+# tested) and postgresql-client (pg_dump/pg_restore for `callcenter backup`/`restore`);
+# redis-sentinel for the cluster's Redis (docs/sentinel.md; `redis-server --sentinel` stands in).
+DEB_PACKAGES := python3-venv debootstrap redis-server redis-sentinel espeak-ng sox sip-tester kannel kannel-extras chromium fonts-liberation2 logrotate postgresql-client systemd faketime
 
 .PHONY: run test deps venv lock unit pbx-test bench lint clean
 

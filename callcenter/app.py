@@ -60,6 +60,7 @@ from callcenter.queue import agent as ag
 from callcenter.queue.driver import QueueDriver
 from callcenter.queue.features import handle_feature
 from callcenter.queue.redis import ACD, AcdQueue
+from callcenter.redis_clients import RedisTarget, async_client, blocking_pool
 from callcenter.runtime.loop_lag import LoopLag
 from callcenter.runtime.memory import heap_trim_job
 from callcenter.sms.dlr import add_routes as add_sms_routes
@@ -155,9 +156,10 @@ async def warm_up(pool: aioredis.ConnectionPool, count: int) -> None:
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    shared = aioredis.BlockingConnectionPool.from_url(
-        app[REDIS_URL], max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_S,
-        driver_info=None, socket_connect_timeout=REDIS_CONNECT_S)
+    # REDIS_URL, or the primary the sentinels name (REDIS_SENTINELS; redis_clients.py).
+    target = RedisTarget.of(app[SETTINGS], app[REDIS_URL])
+    shared = blocking_pool(target, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_S,
+                           driver_info=None, socket_connect_timeout=REDIS_CONNECT_S)
     client = aioredis.Redis(connection_pool=shared)
     app[REDIS] = client
     # The pool has its own single, already open connection: admissions reach Redis in the
@@ -165,9 +167,9 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     # a new connection's handshake. Each script takes well under a millisecond; a Redis that
     # stopped answering is given up on after REDIS_POOL_TIMEOUT_S (the call is then admitted
     # on the local count, lines/fallback.py).
-    pool_client = aioredis.Redis.from_url(app[REDIS_URL], single_connection_client=True,
-                                          socket_timeout=REDIS_POOL_TIMEOUT_S,
-                                          socket_connect_timeout=REDIS_CONNECT_S)
+    pool_client = async_client(target, single_connection_client=True,
+                               socket_timeout=REDIS_POOL_TIMEOUT_S,
+                               socket_connect_timeout=REDIS_CONNECT_S)
     cfg = app[CONFIG]()
     shared_pool = LinePool(pool_client, instance=f"{cfg.service.node}-{uuid.uuid4().hex[:8]}",
                            node=cfg.service.node)
@@ -478,6 +480,12 @@ async def _heartbeat(app: web.Application) -> None:
                     await _redis_back(app)
             elif await pool.heartbeat():
                 await pool.write_back(service.held_lines)
+            # Sentinel promoted another primary: what the old one acknowledged but had not yet
+            # copied to its replica is gone (a line taken or freed, a queue place). Rebuild as
+            # after an outage: our lines written back, stale ones dropped (reconcile).
+            if not pool.degraded and pool.primary_switched():
+                await pool.write_back(service.held_lines)
+                await _redis_back(app)
             if not pool.degraded:
                 now = utcnow()
                 for t in config().tenants:

@@ -57,12 +57,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
     """Only the ARI app + HTTP, against an Asterisk and Redis that are already running."""
-    from callcenter.runtime.redis_server import answers
+    from callcenter.redis_clients import RedisTarget, answers
     from callcenter.runtime.runner import run_app_until_signal
 
     redis_url = _redis_url(settings)
-    if not answers(redis_url):
-        print(f"error: Redis at {redis_url} does not answer", file=sys.stderr)
+    target = RedisTarget.of(settings)  # REDIS_SENTINELS, when set, name the primary instead
+    if not answers(target):
+        print(f"error: Redis at {target} does not answer", file=sys.stderr)
         return 2
     asyncio.run(run_app_until_signal(settings, redis_url))  # migrates the database itself
     return 0
@@ -120,15 +121,14 @@ def _redis_url(settings: Settings) -> str:
 
 
 def cmd_pool(args: argparse.Namespace, settings: Settings) -> int:
-    import redis.asyncio as aioredis
-
     from callcenter.config.file import load_config
     from callcenter.lines.redis import LinePool
+    from callcenter.redis_clients import RedisTarget, async_client
 
     config = load_config(settings.config_path)
 
     async def collect() -> list[dict[str, Any]]:
-        client = aioredis.Redis.from_url(_redis_url(settings))
+        client = async_client(RedisTarget.of(settings))
         try:
             pool = LinePool(client, instance="cli", node=config.service.node)
             rows = []

@@ -98,6 +98,10 @@ def _safe_db_url(settings: Settings | None) -> str:
 def _redis_url(settings: Settings | None) -> str:
     if settings is None:
         return "REDIS_URL"
+    if settings.redis_sentinels:
+        from callcenter.redis_clients import RedisTarget
+
+        return str(RedisTarget.of(settings))
     return settings.redis_url or f"unix://{settings.private_redis_socket} (private Redis)"
 
 
@@ -176,6 +180,9 @@ def explain(exc: BaseException, settings: Settings | None = None) -> Explained:
         return _error(exc.code, exc.problem, exc.fix)
     if _is(exc, "callcenter.config.base", "ConfigError"):
         return _config_error(exc)
+    if _is(exc, "callcenter.config.settings", "RedisSettingsError"):
+        return _error(EXIT_INVALID, f"invalid Redis setting: {exc}",
+                      "correct that environment variable (docs/sentinel.md)")
     if _is(exc, "callcenter.sms.config", "SmsSettingsError"):
         return _error(EXIT_INVALID, f"invalid SMS setting: {exc}",
                       "correct that environment variable (see hotline.env)")
@@ -186,6 +193,12 @@ def explain(exc: BaseException, settings: Settings | None = None) -> Explained:
         return _error(EXIT_UNAVAILABLE, str(exc),
                       "start Redis (`systemctl start redis-server`) or set REDIS_URL to one "
                       "that answers")
+    if _is(exc, "redis.exceptions", "ConnectionError", "TimeoutError") and settings is not None \
+            and settings.redis_sentinels:
+        return _error(EXIT_UNAVAILABLE, f"Redis at {_redis_url(settings)} is unreachable: "
+                      f"{_first(exc)}",
+                      "start the sentinels and their primary, or correct REDIS_SENTINELS / "
+                      "REDIS_SENTINEL_MASTER (docs/sentinel.md)")
     if _is(exc, "redis.exceptions", "ConnectionError", "TimeoutError"):
         return _error(EXIT_UNAVAILABLE, f"Redis at {_redis_url(settings)} is unreachable: "
                       f"{_first(exc)}",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from callcenter.sms.config import SmsSettings
 
@@ -29,6 +31,13 @@ class Settings:
     prompt_cache_dir: Path | None = None  # generated prompts; None: HOTLINE_CACHE/prompts
     service_user: str = "hotline1022"  # the unprivileged user the app runs as when root starts it
     app_slot: int = 1  # HOTLINE_APP_SLOT: which of service.app_instances this process is
+    # Redis behind Sentinel (docs/sentinel.md): REDIS_SENTINELS (host:port,...) and
+    # REDIS_SENTINEL_MASTER; set, they replace REDIS_URL. REDIS_PASSWORD: the data nodes',
+    # REDIS_SENTINEL_PASSWORD: the sentinels' own (both optional).
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str | None = None
+    redis_password: str | None = None
+    redis_sentinel_password: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -55,6 +64,7 @@ class Settings:
             "prompt_cache_dir": _path_or_none(os.environ.get("HOTLINE_PROMPT_CACHE")),
             "service_user": os.environ.get("HOTLINE_USER") or "hotline1022",
             "app_slot": _slot(os.environ.get("HOTLINE_APP_SLOT")),
+            **redis_sentinel_settings(os.environ),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
@@ -98,6 +108,43 @@ def default_places() -> tuple[Path, Path]:
     if (ROOT / "config" / "hotline.yaml").exists() and (ROOT / "pyproject.toml").exists():
         return ROOT / "config" / "hotline.yaml", ROOT / "var"
     return Path("/etc/hotline1022/hotline.yaml"), Path("/var/lib/hotline1022")
+
+
+class RedisSettingsError(ValueError):
+    """REDIS_SENTINELS / REDIS_SENTINEL_MASTER are unusable (the message names the variable)."""
+
+
+def redis_sentinel_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The Sentinel fields of Settings from ``env``: REDIS_SENTINELS (``host:port`` list, comma
+    separated), REDIS_SENTINEL_MASTER (the service name the sentinels monitor),
+    REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD. Either both of the first two or neither."""
+    raw = (env.get("REDIS_SENTINELS") or "").strip()
+    master = (env.get("REDIS_SENTINEL_MASTER") or "").strip()
+    if not raw and master:
+        raise RedisSettingsError(f"REDIS_SENTINEL_MASTER={master!r} is set but REDIS_SENTINELS "
+                                 "is not: expected the sentinels as host:port[,host:port...]")
+    sentinels: list[tuple[str, int]] = []
+    for item in (part.strip() for part in raw.split(",")) if raw else ():
+        host, sep, port = item.rpartition(":")
+        bracketed = host.startswith("[") and host.endswith("]")  # [::1]:26379
+        host = host[1:-1] if bracketed else host
+        plain = all(c.isalnum() or c in ".-_" or (bracketed and c == ":") for c in host)
+        if (not sep or not host or not plain or not port.isdigit()
+                or not 0 < int(port) < 65536):
+            raise RedisSettingsError(
+                f"REDIS_SENTINELS={raw!r}: {item!r} is not host:port (expected e.g. "
+                "127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381)")
+        sentinels.append((host, int(port)))
+    if sentinels and not master:
+        raise RedisSettingsError("REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER is not: "
+                                 "expected the name the sentinels monitor (sentinel monitor "
+                                 "<name> ...), e.g. hotline")
+    if master and not master.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise RedisSettingsError(f"REDIS_SENTINEL_MASTER={master!r}: expected a plain name "
+                                 "(letters, digits, - _ .)")
+    return {"redis_sentinels": tuple(sentinels), "redis_sentinel_master": master or None,
+            "redis_password": env.get("REDIS_PASSWORD") or None,
+            "redis_sentinel_password": env.get("REDIS_SENTINEL_PASSWORD") or None}
 
 
 def _path_or_none(value: str | None) -> Path | None:

@@ -191,10 +191,12 @@ def _announce(settings: Settings, tenant_id: str) -> None:
     """Best effort: tell running app instances to reload this tenant's FAQ now."""
     import redis
 
-    # The same Redis the app uses: REDIS_URL, else the private server's socket.
-    url = settings.redis_url or f"unix://{settings.private_redis_socket}"
+    from callcenter.redis_clients import RedisTarget, sync_client
+
+    # The same Redis the app uses: REDIS_URL (or Sentinel's primary), else the private socket.
+    url = RedisTarget.of(settings)
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        client = sync_client(url, socket_connect_timeout=2, socket_timeout=2)
         try:
             listeners = client.publish(FAQ_CHANNEL, json.dumps({"tenant": tenant_id}))
         finally:

@@ -10,6 +10,10 @@ length of the outage (answering beats refusing; issue 15).
 
 When Redis is back, ``recover`` writes this instance's lines back (``reassert``) and leaves
 the rest of the rebuild (channels from Asterisk, queue places) to the caller (``app.py``).
+
+Behind Sentinel, a failover may pass without an outage being seen (redis-py retries a command
+until the promoted replica answers), yet what the old primary acknowledged and had not copied
+is gone: ``primary_switched`` tells the heartbeat to run the same rebuild (docs/sentinel.md).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from callcenter.lines.pool import PoolView, admit
 from callcenter.lines.redis import LinePool, PoolUse
+from callcenter.redis_clients import master_switches
 
 log = logging.getLogger("callcenter.lines")
 
@@ -48,6 +53,8 @@ class ResilientPool:
         self.outages = 0  # times Redis was lost (metrics)
         self.local_admissions = 0  # calls admitted on the local count (metrics)
         self.local_refusals = 0
+        # How many primaries the pool's client has seen replaced (Sentinel; 0 otherwise).
+        self._switches = master_switches(getattr(pool, "redis", None))
 
     @property
     def instance(self) -> str:
@@ -78,6 +85,18 @@ class ResilientPool:
         log.error("Redis unreachable (%s): DEGRADED, calls are admitted on this instance's own "
                   "line count up to each shift's limit until it is back",
                   str(error) or type(error).__name__)
+
+    def primary_switched(self) -> bool:
+        """True once after each failover the pool's client followed (Sentinel promoted another
+        primary): writes the old one acknowledged may be lost, so lines must be written back
+        (``write_back``) and stale ones dropped (``reconcile``)."""
+        now = master_switches(getattr(self.pool, "redis", None))
+        if now == self._switches:
+            return False
+        self._switches = now
+        log.warning("Redis primary switched (Sentinel failover): writes the old primary had not "
+                    "copied to its replica may be lost; writing our lines back")
+        return True
 
     # -- the pool's methods ---------------------------------------------------------------
     async def acquire(self, tenant_id: str, call_id: str, limit: int, shift: str) -> bool:
@@ -188,6 +207,8 @@ class ResilientPool:
             return None
         away = self.clock() - self.degraded_since
         self.degraded_since = None
+        # This rebuild covers a failover seen meanwhile too.
+        self._switches = master_switches(getattr(self.pool, "redis", None))
         # Calls that ended while their line was being written back released it only here
         # (degraded): free those lines in Redis too, or they would stay taken for good.
         ended = sorted(done - {(t, c) for t, ids in self.held.items() for c in ids})

@@ -59,21 +59,23 @@ def register(sub: Any) -> None:
 
 
 def _redis_url(settings: Settings) -> str:
-    return settings.redis_url or f"unix://{settings.private_redis_socket}"
+    """Where the hotline's Redis is, for messages (REDIS_URL, the private socket, Sentinel)."""
+    from callcenter.redis_clients import RedisTarget
+
+    return str(RedisTarget.of(settings))
 
 
 def _with_acd(settings: Settings, work: Callable[[Any, Any], Awaitable[T]]) -> T:
     """Run ``work(acd, config)`` on an AcdQueue over the hotline's Redis, policies set."""
-    import redis.asyncio as aioredis
-
     from callcenter.config.file import load_config
     from callcenter.queue.redis import AcdQueue
+    from callcenter.redis_clients import RedisTarget, async_client
 
     config = load_config(settings.config_path)
 
     async def run() -> T:
-        client = aioredis.Redis.from_url(_redis_url(settings), socket_connect_timeout=2,
-                                         socket_timeout=5)
+        client = async_client(RedisTarget.of(settings), socket_connect_timeout=2,
+                              socket_timeout=5)
         try:
             acd = AcdQueue(client, instance="cli", node=config.service.node)
             for t in config.tenants:

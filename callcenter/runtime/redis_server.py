@@ -8,8 +8,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import redis
-
 from callcenter.ops.processes import RunAs, spawn
 
 log = logging.getLogger(__name__)
@@ -21,13 +19,10 @@ class RedisUnavailable(RuntimeError):
 
 def answers(url: str, timeout: float = 1.0) -> bool:
     """True when a Redis at url answers PING."""
-    try:
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        ok = bool(client.ping())
-        client.close()
-        return ok
-    except (redis.RedisError, OSError):
-        return False
+    from callcenter.redis_clients import RedisTarget
+    from callcenter.redis_clients import answers as target_answers
+
+    return target_answers(RedisTarget(url), timeout)
 
 
 class PrivateRedis:

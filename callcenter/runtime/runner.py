@@ -46,8 +46,10 @@ from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess, PbxStartError
 from callcenter.pbx.render import render
 from callcenter.pbx.tls import ensure_self_signed
+from callcenter.redis_clients import RedisTarget
+from callcenter.redis_clients import answers as target_answers
 from callcenter.runtime.memory import malloc_figures, sqlite_memory
-from callcenter.runtime.redis_server import PrivateRedis, answers
+from callcenter.runtime.redis_server import PrivateRedis, RedisUnavailable, answers
 from callcenter.sms.credentials import load_kannel_secrets
 from callcenter.sms.kannel import KannelGateway, start_for_run
 from callcenter.sms.service import app_mo_url
@@ -231,6 +233,9 @@ class AppProcess:
             "HOTLINE_LOG_LEVEL": s.log_level,  # `callcenter --debug run` reaches the app too
             "HOTLINE_APP_SLOT": str(self.slot),
         })
+        if s.redis_sentinels and s.redis_sentinel_master:  # these win over REDIS_URL
+            env["REDIS_SENTINELS"] = ",".join(f"{h}:{p}" for h, p in s.redis_sentinels)
+            env["REDIS_SENTINEL_MASTER"] = s.redis_sentinel_master
         return env
 
     def start(self) -> None:
@@ -382,7 +387,14 @@ def run_all(settings: Settings) -> None:
         kannel_secrets = load_kannel_secrets(settings.state_dir)
         if account is not None:
             hand_over(settings, account)
-        if settings.redis_url and answers(settings.redis_url):
+        target = RedisTarget.of(settings)
+        if target.uses_sentinel:  # a cluster's Redis: never a private stand-in for it
+            if not target_answers(target, timeout=2.0):
+                raise RedisUnavailable(f"Redis through {target} does not answer (start the "
+                                       "sentinels and their primary, or unset REDIS_SENTINELS)")
+            redis_url = settings.redis_url or ""
+            log.info("Redis: %s", target)
+        elif settings.redis_url and answers(settings.redis_url):
             redis_url = settings.redis_url
         else:
             if settings.redis_url:

@@ -1,0 +1,313 @@
+"""A private Redis Sentinel set on loopback: one primary, one replica, three sentinels.
+
+What ``make cluster`` and the adapter tests run so that the apps follow a real failover
+(docs/sentinel.md). Every part is a child process of ours, stopped by its pid::
+
+    with SentinelSet(folder) as redis_set:          # or .start() / .stop()
+        redis_set.sentinels                          # [("127.0.0.1", 26379), ...]
+        redis_set.master_name                        # "hotline"
+        redis_set.kill_primary()                     # SIGKILL; returns the address killed
+        redis_set.wait_failover(old)                 # the replica's address once promoted
+
+Sentinel needs TCP addresses (it hands them to clients), so the parts listen on 127.0.0.1
+ports: given, or free ones picked at start. Nothing is kept on disk but each part's config
+(the sentinels rewrite theirs) and log under ``folder``. ``redis-sentinel`` (Debian's
+package) is used when installed, else ``redis-server --sentinel`` (the same binary).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from callcenter.ops.processes import spawn
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+Address = tuple[str, int]
+
+
+class SentinelSetError(RuntimeError):
+    """A part of the set did not start, or the sentinels did not agree in time."""
+
+
+def free_ports(count: int, host: str = HOST) -> list[int]:
+    """``count`` TCP ports free on ``host`` now (the kernel's picks, all different)."""
+    held: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            held.append(s)
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
+class SentinelSet:
+    """One primary, one replica and three sentinels watching them, all ours (by pid)."""
+
+    def __init__(self, folder: Path, ports: tuple[int, int, int, int, int] | None = None, *,
+                 master_name: str = "hotline", host: str = HOST,
+                 down_after_ms: int = 1000, failover_timeout_ms: int = 5000,
+                 password: str | None = None):
+        """``ports``: primary, replica, sentinel 1-3 (None: free ones at start).
+        ``down_after_ms``: how long the primary may not answer before a sentinel counts it
+        down (the larger part of a failover's time); ``password``: requirepass/masterauth of
+        the data nodes (sentinels themselves are open, on loopback)."""
+        self.folder = Path(folder)
+        self.ports = ports
+        self.master_name = master_name
+        self.host = host
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+        self.password = password
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}  # port -> process
+        self.data_ports: list[int] = []
+        self.sentinel_ports: list[int] = []
+
+    # -- what clients need -------------------------------------------------------------
+    @property
+    def sentinels(self) -> list[Address]:
+        """The sentinels' addresses (REDIS_SENTINELS)."""
+        return [(self.host, p) for p in self.sentinel_ports]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The app's settings for this set (REDIS_SENTINELS, REDIS_SENTINEL_MASTER, ...)."""
+        env = {"REDIS_SENTINELS": ",".join(f"{h}:{p}" for h, p in self.sentinels),
+               "REDIS_SENTINEL_MASTER": self.master_name}
+        if self.password:
+            env["REDIS_PASSWORD"] = self.password
+        return env
+
+    def master(self) -> Address | None:
+        """The primary's address as the sentinels agree on it now (None: they do not agree,
+        or none answers)."""
+        seen: set[Address] = set()
+        for port in self.sentinel_ports:
+            try:
+                with redis.Redis(self.host, port, socket_timeout=1,
+                                 socket_connect_timeout=1) as s:
+                    addr = s.sentinel_get_master_addr_by_name(self.master_name)
+            except (redis.RedisError, OSError):
+                return None
+            if not addr:
+                return None
+            host = addr[0].decode() if isinstance(addr[0], bytes) else str(addr[0])
+            seen.add((host, int(addr[1])))
+        return seen.pop() if len(seen) == 1 else None
+
+    @property
+    def primary_pid(self) -> int | None:
+        """The pid of the process serving as primary now (None while there is none)."""
+        addr = self.master()
+        proc = self.procs.get(addr[1]) if addr else None
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """Every running part by name (``redis-<port>``, ``sentinel-<port>``)."""
+        return {self._name(port): p.pid for port, p in self.procs.items() if p.poll() is None}
+
+    # -- life ----------------------------------------------------------------------------
+    def start(self, timeout: float = 20.0) -> None:
+        """Start the five parts; return once every sentinel sees the primary, its replica
+        and the two other sentinels."""
+        binary = shutil.which("redis-server")
+        if not binary:
+            raise SentinelSetError("redis-server is not installed (run `make deps`)")
+        ports = list(self.ports) if self.ports else free_ports(5, self.host)
+        self.data_ports, self.sentinel_ports = ports[:2], ports[2:]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            primary, replica = self.data_ports
+            self._start_data(binary, primary, None)
+            self._start_data(binary, replica, primary)
+            for port in self.sentinel_ports:
+                self._start_sentinel(binary, port, primary)
+            self._wait_agreed((self.host, primary), timeout, replicas=1)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("Redis Sentinel set: primary %s:%d, replica %s:%d, sentinels %s (master %r)",
+                 self.host, primary, self.host, replica,
+                 ", ".join(str(p) for p in self.sentinel_ports), self.master_name)
+
+    def stop(self) -> None:
+        """Stop every part we started (SIGTERM, SIGKILL after 5 s), by pid."""
+        for proc in reversed(list(self.procs.values())):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        self.procs.clear()
+
+    def __enter__(self) -> SentinelSet:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- failover ------------------------------------------------------------------------
+    def kill_primary(self) -> Address:
+        """SIGKILL the process serving as primary now; its address."""
+        addr = self.master()
+        if addr is None or addr[1] not in self.procs:
+            raise SentinelSetError(f"no agreed primary of ours to kill (sentinels say {addr})")
+        proc = self.procs[addr[1]]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(5)
+        log.warning("Redis primary %s:%d (pid %d) killed", addr[0], addr[1], proc.pid)
+        return addr
+
+    def wait_failover(self, old: Address, timeout: float = 30.0) -> Address:
+        """Wait until every sentinel names a primary other than ``old``; that address."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            addr = self.master()
+            if addr is not None and addr != old and self._role(addr[1]) == "master":
+                return addr
+            time.sleep(0.05)
+        raise SentinelSetError(f"no failover from {old} within {timeout:.0f} s")
+
+    def revive(self, addr: Address, timeout: float = 30.0) -> None:
+        """Start the data node at ``addr`` again (after kill_primary) as a replica of the new
+        primary (so it never serves stale writes); return once every sentinel lists it as a
+        healthy replica, i.e. once it can be promoted in turn. Sentinels learn of replicas from
+        the primary's INFO, every 10 s: a primary lost before that has no replica to promote."""
+        binary = shutil.which("redis-server") or "redis-server"
+        now = self.master()
+        if now is None:
+            raise SentinelSetError("no agreed primary to follow")
+        self._start_data(binary, addr[1], now[1])
+
+        def promotable() -> bool:
+            if self._role(addr[1]) != "slave":
+                return False
+            for port in self.sentinel_ports:
+                try:
+                    with redis.Redis(self.host, port, socket_timeout=1,
+                                     socket_connect_timeout=1) as s:
+                        replicas = s.sentinel_slaves(self.master_name)
+                except (redis.RedisError, OSError):
+                    return False
+                if not any(int(r["port"]) == addr[1] and not r["is_sdown"]
+                           and r.get("role-reported") == "slave"
+                           and r.get("master-link-status") == "ok" for r in replicas):
+                    return False
+            return True
+
+        self._wait(promotable, timeout, f"{addr} known as a healthy replica by every sentinel",
+                   addr[1])
+
+    # -- parts ---------------------------------------------------------------------------
+    def _name(self, port: int) -> str:
+        return f"sentinel-{port}" if port in self.sentinel_ports else f"redis-{port}"
+
+
+    def _role(self, port: int) -> str | None:
+        try:
+            with redis.Redis(self.host, port, socket_timeout=1, socket_connect_timeout=1,
+                             password=self.password) as r:
+                return str(r.info("replication")["role"])
+        except (redis.RedisError, OSError):
+            return None
+
+    def _start_data(self, binary: str, port: int, primary: int | None) -> None:
+        place = self.folder / f"redis-{port}"
+        place.mkdir(parents=True, exist_ok=True)
+        argv = [binary, "--port", str(port), "--bind", self.host, "--save", "",
+                "--appendonly", "no", "--dir", str(place),
+                "--logfile", str(place / "redis.log"), "--loglevel", "notice",
+                # A fresh replica copies the primary over the socket at once (no RDB file).
+                "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"]
+        if self.password:
+            argv += ["--requirepass", self.password, "--masterauth", self.password]
+        if primary is not None:
+            argv += ["--replicaof", self.host, str(primary)]
+        self._spawn(port, argv)
+        self._wait(lambda: self._role(port) is not None, 10.0, f"redis-server on {port}", port)
+
+    def _start_sentinel(self, binary: str, port: int, primary: int) -> None:
+        place = self.folder / f"sentinel-{port}"
+        place.mkdir(parents=True, exist_ok=True)
+        conf = place / "sentinel.conf"  # Sentinel rewrites its own file (state, epochs)
+        name = self.master_name
+        lines = [f"port {port}", f"bind {self.host}", "daemonize no", f"dir {place}",
+                 f"logfile {place / 'sentinel.log'}",
+                 f"sentinel monitor {name} {self.host} {primary} 2",  # quorum: 2 of 3
+                 f"sentinel down-after-milliseconds {name} {self.down_after_ms}",
+                 f"sentinel failover-timeout {name} {self.failover_timeout_ms}",
+                 f"sentinel parallel-syncs {name} 1"]
+        if self.password:
+            lines.append(f"sentinel auth-pass {name} {self.password}")
+        conf.write_text("\n".join(lines) + "\n")
+        own = shutil.which("redis-sentinel")
+        argv = [own, str(conf)] if own else [binary, str(conf), "--sentinel"]
+        self._spawn(port, argv)
+
+        def answers() -> bool:
+            try:
+                with redis.Redis(self.host, port, socket_timeout=1,
+                                 socket_connect_timeout=1) as s:
+                    return bool(s.ping())
+            except (redis.RedisError, OSError):
+                return False
+
+        self._wait(answers, 10.0, f"sentinel on {port}", port)
+
+    def _spawn(self, port: int, argv: list[str]) -> None:
+        proc = spawn(self._name(port), argv, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, start_new_session=True)
+        self.procs[port] = proc
+
+    def _wait(self, ready: Callable[[], bool], timeout: float, what: str,
+              port: int | None = None) -> None:
+        """Poll ``ready`` until true; fail early when the part on ``port`` has exited."""
+        deadline = time.monotonic() + timeout
+        proc = self.procs.get(port) if port is not None else None
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            if proc is not None and proc.poll() is not None:
+                raise SentinelSetError(f"{what} exited with {proc.returncode} (its log is "
+                                       f"under {self.folder})")
+            time.sleep(0.05)
+        raise SentinelSetError(f"{what} did not answer within {timeout:.0f} s")
+
+    def _wait_agreed(self, primary: Address, timeout: float, replicas: int) -> None:
+        """Every sentinel names ``primary``, knows ``replicas`` replica(s) and the others."""
+        def agreed() -> bool:
+            for port in self.sentinel_ports:
+                try:
+                    with redis.Redis(self.host, port, socket_timeout=1,
+                                     socket_connect_timeout=1) as s:
+                        state = s.sentinel_master(self.master_name)
+                except (redis.RedisError, OSError):
+                    return False
+                if ((str(state["ip"]), int(state["port"])) != primary
+                        or int(state["num-slaves"]) < replicas
+                        or int(state["num-other-sentinels"]) < len(self.sentinel_ports) - 1):
+                    return False
+            return True
+
+        self._wait(agreed, timeout, f"the sentinels' agreement on {primary} with {replicas} "
+                   f"replica(s) (logs under {self.folder})")
