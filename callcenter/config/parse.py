@@ -34,7 +34,7 @@ import difflib
 import ipaddress
 import re
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
@@ -626,7 +626,10 @@ def parse_config(data: object, source: str) -> HotlineConfig:
 # libyaml's parser when PyYAML was built with it (Debian's and the wheels' are): the pure-Python
 # one takes ~3 ms per province of the national config (210 ms of 243 for 63, bench/provinces.py),
 # libyaml a tenth of that. Construction (safe types, the duplicate-key check) stays in Python.
-_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    _SafeLoader = yaml.SafeLoader
+else:
+    _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _UniqueKeyLoader(_SafeLoader):
