@@ -2,8 +2,10 @@
 `callcenter config provinces` on one hotline, several provinces called at once, each answering
 exactly its own line limit while the rest of its callers hear busy.
 
-One node: the cluster (Kamailio in front of several nodes) is tested on its own; the pools
-are per tenant in Redis either way.
+Once with one app process and once with two (``service.app_instances: 2``: each call goes to
+one of them at random), so a province's burst is admitted by two processes sharing its pool in
+Redis, as app instances on several nodes do. One Asterisk: the cluster (Kamailio in front of
+several nodes) is tested on its own.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from callcenter.config.provinces import PROVINCES, by_code
 from callcenter.lines.redis import lines_key
 from tests.e2e.scenarios import assert_nothing_left, nothing_left_after, running
 from tests.e2e.stack import Stack, control_get, wait_until
+from tests.e2e.test_fault_two_instances import Second
 
 # Three provinces with small pools (both shifts, so the time of day does not matter) and a
 # burst of calls each, larger than the pool.
@@ -33,9 +36,12 @@ def _province(code: str) -> Any:
     return p
 
 
-@pytest.fixture(scope="module")
-def national(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A stack of this module's own running the 63-province config."""
+@pytest.fixture(scope="module", params=[1, 2], ids=["one-app", "two-apps"])
+def national(request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack of this module's own running the 63-province config; with two app processes
+    (``service.app_instances: 2``, the second as in test_fault_two_instances.py), calls are
+    spread over both at random and the pools are shared through Redis, as across nodes."""
     stack = Stack(tmp_path_factory.mktemp("provinces"))
     tenants = national_config()["tenants"]
     for code, lines in LINES.items():
@@ -43,9 +49,19 @@ def national(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for shift in tenant["shifts"]:
             shift["lines"] = lines
     stack.config_data["tenants"] = tenants
+    stack.config_data["service"]["app_instances"] = request.param
     stack.write_config(stack.config_data)
     with running(stack):
-        yield stack
+        second = None
+        if request.param == 2:
+            second = Second(stack)
+            second.start()
+        stack.second = second  # type: ignore[attr-defined]
+        try:
+            yield stack
+        finally:
+            if second is not None:
+                second.stop()
 
 
 nothing_left = nothing_left_after("national")
@@ -74,6 +90,9 @@ def test_given_the_national_config_when_running_then_all_63_pools_are_in_force(
 def test_given_three_provinces_when_each_gets_a_burst_at_once_then_each_answers_exactly_its_limit(
         national: Stack) -> None:
     before = len(national.records(500))
+    second = national.second  # type: ignore[attr-defined]
+    logs = [national.app_log] + ([second.log] if second is not None else [])
+    seen = [len(log.read_text(errors="replace")) for log in logs]
     # The phones number their calls' callers: the last two digits are the call's index.
     callers = {code: f"0912{code.lstrip('0'):0>4}00" for code in LINES}
 
@@ -128,4 +147,9 @@ def test_given_three_provinces_when_each_gets_a_burst_at_once_then_each_answers_
                             + ["busy"] * (CALLS[code] - LINES[code])), (code, mine)
     for code in LINES:
         assert wait_until(lambda c=code: lines_in_use(national, _province(c).id) == 0, 5)
+    # Which process took the calls: with two, both did (15 calls at random: all on one has
+    # a chance of 1 in 16 384).
+    served = [log.read_text(errors="replace")[at:].count(" arrived dialled=")
+              for log, at in zip(logs, seen, strict=True)]
+    assert sum(served) == total and all(served), served
     assert_nothing_left(national)
