@@ -167,7 +167,9 @@ def test_given_a_province_whose_shifts_alias_another_when_edited_then_refused() 
     start = tail.index("  shifts:")
     end = tail.index("  prompts:")
     text = head + "- id: dongnai" + tail[:start] + "  shifts: *std\n" + tail[end:]
-    assert [t.shifts for t in parse_config_text(text, "x").tenants][0] is not None
+    thanhhoa, dongnai = parse_config_text(text, "x").tenants  # valid: one pool shape for both
+    assert (thanhhoa.id, dongnai.id) == ("thanhhoa", "dongnai")
+    assert thanhhoa.shifts == dongnai.shifts
     for tenant in ("thanhhoa", "dongnai"):
         with pytest.raises(ConfigEditError) as e:
             patch_shifts(text, tenant, [ShiftEdit("day", "lines", "15", "1")])
