@@ -48,6 +48,7 @@ from callcenter.ivr.lookup import TicketLookup
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.ivr.runtime import IvrRuntime
 from callcenter.lines.fallback import REDIS_DOWN, ResilientPool
+from callcenter.lines.offers import OfferSlots
 from callcenter.lines.redis import LinePool
 from callcenter.lines.shifts import active_shift
 from callcenter.ops.systemd import systemd_ctx, systemd_ready
@@ -377,11 +378,12 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     callbacks = CallbackStore(app[DATABASE])
     lookup = TicketLookup(app[TICKETS])  # status by phone (IVR status_lookup nodes)
 
-    async def save_callback(state: CallState) -> None:
+    async def save_callback(state: CallState, source: str) -> None:
         assert state.tenant_id is not None
-        await asyncio.to_thread(callbacks.request, state.tenant_id,
-                                f"{state.node}:{state.call_id}",  # the call record id
-                                state.caller, utcnow())
+        await asyncio.to_thread(functools.partial(
+            callbacks.request, state.tenant_id,
+            f"{state.node}:{state.call_id}",  # the call record id
+            state.caller, utcnow(), source=source))
 
     async def features(channel: dict[str, Any], args: list[str]) -> None:
         await handle_feature(ari, app[ACD], app[CONFIG](), library, channel, args)
@@ -394,6 +396,7 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     deps = CallDeps(ari=ari, pool=app[POOL], redis=app[REDIS],
                     sounds_dir=app[LAYOUT].pbx("sounds"), write_record=app[WRITER].write,
                     prompts=library, acd=app[ACD], save_callback=save_callback,
+                    offers=OfferSlots(app[REDIS]),
                     kick=driver.kick, lookup=lookup,
                     call_ticket=warm, call_transferred=warm.transferred)
     service = StasisService(ari, deps, app[CONFIG], runtime.context, features,

@@ -428,7 +428,8 @@ class StasisService:
             shift, _override = active_shift(tenant, now)
             routed = cm.Routed(now, tenant.id, shift.name, shift.lines,
                                queue=self.deps.acd is not None
-                               and bool(tenant.operators.operators))
+                               and bool(tenant.operators.operators),
+                               callback_when_full=shift.callback_when_full)
         log.info("call=%s arrived dialled=%s caller=%s tenant=%s", ch["id"], dialled,
                  mask_number(caller), tenant.id if tenant else "-")
         log.debug("call=%s caller number %s", ch["id"], caller)

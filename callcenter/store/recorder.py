@@ -52,7 +52,7 @@ def record_of(state: CallState) -> CallRecordData:
         cause_code=state.cause_code,
         linkedid=state.linkedid,
         extra=None,
-        ivr_path=menu.path_dicts(state.menu) if state.menu is not None else None,
+        ivr_path=ivr_path(state),
         operator=state.operator,
         queued_at=state.queued_at,
         bridged_at=state.bridged_at,
@@ -62,6 +62,13 @@ def record_of(state: CallState) -> CallRecordData:
         recording=state.recording,
         transfers=[transfer_dict(t) for t in state.transfers] or None,
     )
+
+
+def ivr_path(state: CallState) -> list[dict[str, str]] | None:
+    """The menus' path, else the pool-full callback offer's steps; None for neither."""
+    if state.menu is not None:
+        return menu.path_dicts(state.menu)
+    return [s.as_dict() for s in state.offer_path] or None
 
 
 def transfer_dict(t: TransferRecord) -> dict[str, Any]:

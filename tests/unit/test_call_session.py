@@ -191,7 +191,8 @@ async def test_given_redis_down_when_caller_queued_then_told_offered_callback_an
     async def write(state: cm.CallState) -> None:
         written.append(state)
 
-    async def save_callback(state: cm.CallState) -> None:
+    async def save_callback(state: cm.CallState, source: str) -> None:
+        assert source == "queue"
         saved.append(state.caller)
 
     deps = CallDeps(ari=ari, pool=pool, redis=FakeRedis(), sounds_dir="/s",  # type: ignore[arg-type]
