@@ -67,13 +67,14 @@ def _tenant(request: web.Request, user: User, value: str | None) -> str:
 
 
 async def list_callbacks(request: web.Request, user: User) -> web.StreamResponse:
-    """The tenant's callback requests, open ones first, oldest first."""
+    """The tenant's callback requests, open ones first in the order to call back (pool-full
+    requests first), then oldest first."""
     q = parse_query((P_TENANT, P_ALL), request.query)
     tenant = _tenant(request, user, q["tenant"])
     statuses = CALLBACK_STATUSES if q["all"] else ("open",)
     rows: list[CallbackRequest] = await in_thread(
         request.config_dict, request.config_dict[CALLBACKS].recent, tenant, statuses=statuses)
-    return web.json_response({"items": [r.to_json_dict() for r in rows]})
+    return web.json_response({"items": [r.to_json_dict() for r in rules.to_do_order(rows)]})
 
 
 async def _body(request: web.Request, schema: Obj | None = None) -> dict[str, Any]:
