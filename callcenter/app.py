@@ -396,7 +396,7 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     deps = CallDeps(ari=ari, pool=app[POOL], redis=app[REDIS],
                     sounds_dir=app[LAYOUT].pbx("sounds"), write_record=app[WRITER].write,
                     prompts=library, acd=app[ACD], save_callback=save_callback,
-                    offers=OfferSlots(app[REDIS]),
+                    offers=OfferSlots(app[REDIS]), write_dialback=app[WRITER].write_data,
                     kick=driver.kick, lookup=lookup,
                     call_ticket=warm, call_transferred=warm.transferred)
     service = StasisService(ari, deps, app[CONFIG], runtime.context, features,

@@ -24,6 +24,7 @@ from callcenter.lines.fallback import REDIS_DOWN, ResilientPool
 from callcenter.lines.offers import OfferSlots
 from callcenter.queue.redis import AcdQueue
 from callcenter.queue.rules import QUEUE_UNAVAILABLE_TEXT, QueueConflict
+from callcenter.store.data import CallRecordData
 
 if TYPE_CHECKING:
     from callcenter.transfers.rules import WarmTicket
@@ -49,6 +50,8 @@ class CallDeps:
     save_callback: Callable[[cm.CallState, str], Awaitable[None]] | None = None
     # Pool-full callback offer slots (None: no offer, the busy message as before).
     offers: OfferSlots | None = None
+    # A call back's call record (RecordWriter.write_data; None: not written).
+    write_dialback: Callable[[CallRecordData], Awaitable[None]] | None = None
     # Calls whose state in Redis is out of date (not written while Redis was unreachable):
     # written again, or deleted if they ended, when it is back (StasisService.redis_back).
     unshared: set[str] = dataclasses.field(default_factory=set)

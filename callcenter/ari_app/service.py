@@ -107,7 +107,9 @@ class StasisService:
         # Call id -> its session; given when another part (the queue driver) reads the same map.
         self.sessions: dict[str, CallSession] = sessions if sessions is not None else {}
         self.listen = ListenManager(ari, self.sessions)  # supervisors listening in (listen.py)
-        self.dialback = DialbackManager(ari)  # operators calling callers back (callbacks/)
+        # Operators calling callers back (callbacks/); each call back's own call record.
+        self.dialback = DialbackManager(ari, record=deps.write_dialback,
+                                        node=lambda: self.config().service.node)
         # Transfers to units' hotlines: the phone's button, consultations, units' legs.
         self.transfers = TransferEvents(ari, deps, self.sessions, config)
         self.connected = asyncio.Event()
