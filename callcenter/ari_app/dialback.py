@@ -367,7 +367,8 @@ class DialbackManager:
             if d.state == "connected":
                 await self.in_thread(
                     d.store.done, d.callback_id, d.user,
-                    f"Gọi lại từ máy {d.extension}", at=now, dial_call_id=d.citizen_leg,
+                    f"Gọi lại từ máy {d.extension}", at=now,
+                    dial_call_id=f"{self.node()}:{d.citizen_leg}",  # its call record's id
                     recording=f"{d.recording}.wav" if d.recording else None)
             elif result is not None:
                 await self.in_thread(d.store.attempt, d.callback_id, result, at=now)

@@ -28,6 +28,7 @@ from callcenter.console.passwords import TEST_PARAMS, Passwords
 from callcenter.console.sessions import PASSWORDS
 from callcenter.console.setup import setup_console
 from callcenter.queue.redis import ACD
+from callcenter.store.data import CallRecordData
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.users import UserStore
 from tests.support.api import CONFIG, UPLOAD_LIMITS
@@ -87,6 +88,7 @@ class Dial:
     def __init__(self, app: web.Application, server: TestServer, ari: FakeAri,
                  manager: DialbackManager, acd: FakeAcd) -> None:
         self.app, self.server, self.ari, self.manager, self.acd = app, server, ari, manager, acd
+        self.records: list[CallRecordData] = []  # the calls back's call records
         self.clients: list[TestClient[web.Request, web.Application]] = []
 
     async def client(self, name: str) -> TestClient[web.Request, web.Application]:
@@ -119,7 +121,13 @@ async def dial(database_url: str, config: HotlineConfig,
     setup_console(app, database_url=database_url, config=lambda: config,
                   files_dir=tmp_path / "files", upload_limits=UPLOAD_LIMITS, clock=Clock(T0))
     ari, acd = FakeAri(), FakeAcd()
-    manager = DialbackManager(ari, clock=lambda: T0, busy_tone_s=0.01)  # type: ignore[arg-type]
+    records: list[CallRecordData] = []
+
+    async def record(rec: CallRecordData) -> None:
+        records.append(rec)
+
+    manager = DialbackManager(ari, clock=lambda: T0, busy_tone_s=0.01,  # type: ignore[arg-type]
+                              record=record, node=lambda: "pbx1")
     app[STASIS] = SimpleNamespace(dialback=manager)  # type: ignore[misc]
     app[ACD] = acd  # type: ignore[misc]
     app[PASSWORDS] = hasher = Passwords(TEST_PARAMS)
@@ -134,6 +142,7 @@ async def dial(database_url: str, config: HotlineConfig,
     server = TestServer(app, host="127.0.0.1")
     await server.start_server(access_log=None)
     holder = Dial(app, server, ari, manager, acd)
+    holder.records = records
     try:
         yield holder
     finally:
@@ -284,10 +293,19 @@ async def test_given_operator_answers_and_citizen_answers_then_done_with_call_an
     got = callbacks.get(req.id)
     assert got is not None
     assert (got.status, got.handled_by, got.dial_call_id, got.recording, got.attempts,
-            got.last_result) == ("done", "101", d.citizen_leg,
+            got.last_result) == ("done", "101", f"pbx1:{d.citizen_leg}",
                                  f"dongnai-20261123-{d.id}.wav", 1, "answered")
     assert ("hangup", d.operator_leg) in [c[:2] for c in dial.ari.calls]
     assert dial.manager.dialbacks == {}
+    # The call back's own call record: outbound, the operator, the recording, the request.
+    [rec] = dial.records
+    assert (rec.id, rec.outcome, rec.tenant, rec.dialled, rec.caller, rec.operator) == (
+        f"pbx1:{d.citizen_leg}", "dialback", "dongnai", "0900000001", "02511022", "101")
+    assert (rec.arrived_at, rec.answered_at, rec.bridged_at, rec.ended_at) == (T0, T0, T0, T0)
+    assert rec.recording == f"dongnai-20261123-{d.id}.wav" and rec.linkedid == d.id
+    assert (rec.cause_code, rec.cause) == (16, "16 Normal Clearing")
+    assert rec.extra == {"direction": "outbound", "callback_id": req.id, "by": "101",
+                         "result": "answered", "ticket": None}
 
 
 async def test_given_citizen_busy_then_attempt_counted_and_still_open(
@@ -312,6 +330,11 @@ async def test_given_citizen_busy_then_attempt_counted_and_still_open(
     assert legs.index(("hangup", d.citizen_leg)) < legs.index(("hangup", d.operator_leg))
     page = await (await client.get(PAGE)).text()
     assert 'data-attempts="1"' in page and "máy bận" in page
+    # A record too: the citizen was dialled, never answered; no recording.
+    [rec] = dial.records
+    assert (rec.outcome, rec.answered_at, rec.recording, rec.cause_code) == (
+        "dialback", None, None, 17)
+    assert rec.extra is not None and rec.extra["result"] == "busy"
 
 
 async def test_given_operator_does_not_answer_then_nothing_dialled_and_request_untouched(
@@ -327,6 +350,7 @@ async def test_given_operator_does_not_answer_then_nothing_dialled_and_request_u
     assert len(dial.ari.originates()) == 1  # only the operator's phone
     assert callbacks.get(req.id) == req
     assert dial.manager.dialbacks == {}
+    assert dial.records == []  # nobody was called: no call record
 
 
 async def test_given_operator_phone_unregistered_when_dialling_then_502_message(
