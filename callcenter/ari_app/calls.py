@@ -50,8 +50,10 @@ class CallDeps:
     save_callback: Callable[[cm.CallState, str], Awaitable[None]] | None = None
     # Pool-full callback offer slots (None: no offer, the busy message as before).
     offers: OfferSlots | None = None
-    # A call back's call record (RecordWriter.write_data; None: not written).
+    # A call back's call record (RecordWriter.write_data; None: not written) and the link of
+    # that record to its request's ticket (ticket code, record id; None: not linked).
     write_dialback: Callable[[CallRecordData], Awaitable[None]] | None = None
+    link_dialback: Callable[[str, str], Awaitable[None]] | None = None
     # Calls whose state in Redis is out of date (not written while Redis was unreachable):
     # written again, or deleted if they ended, when it is back (StasisService.redis_back).
     unshared: set[str] = dataclasses.field(default_factory=set)

@@ -144,15 +144,18 @@ def dialback_record(d: Dialback, node: str, ended_at: dt.datetime, result: str,
 class DialbackManager:
     """Call backs of this app instance, keyed by their id. ``record``: writes a call back's
     call record (the RecordWriter's ``write_data``; None: none written); ``node``: this
-    Asterisk node's name (config ``service.node``), the records' id prefix."""
+    Asterisk node's name (config ``service.node``), the records' id prefix; ``link_call``:
+    links that record to the request's ticket, when it names one."""
 
     def __init__(self, ari: AriClient, clock: Callable[[], dt.datetime] = utcnow,
                  in_thread: Callable[..., Awaitable[Any]] = asyncio.to_thread,
                  busy_tone_s: float = BUSY_TONE_S,
                  record: Callable[[CallRecordData], Awaitable[None]] | None = None,
-                 node: Callable[[], str] = lambda: "pbx1"):
+                 node: Callable[[], str] = lambda: "pbx1",
+                 link_call: Callable[[str, str], Awaitable[None]] | None = None):
         self.ari = ari
         self.record = record
+        self.link_call = link_call  # (ticket code, call record id): on the ticket's history
         self.node = node
         self.busy_tone_s = busy_tone_s
         self._lingering: set[asyncio.Task[None]] = set()  # operator legs hearing the tone
@@ -327,10 +330,16 @@ class DialbackManager:
             ticket = getattr(current, "ticket", None)
         except Exception as e:  # the record matters more than naming the ticket in it
             log.warning("dialback %s: ticket of request %d unknown: %r", d.id, d.callback_id, e)
+        rec = dialback_record(d, self.node(), now, result, ticket)
         try:
-            await self.record(dialback_record(d, self.node(), now, result, ticket))
+            await self.record(rec)
         except Exception as e:  # the writer holds what it cannot store; this is a bug
             log.error("dialback %s: call record not written: %r", d.id, e)
+        if ticket is not None and self.link_call is not None:
+            try:
+                await self.link_call(ticket, rec.id)
+            except Exception as e:  # the call and its record stand; the link can be redone
+                log.warning("dialback %s: call not linked to ticket %s: %r", d.id, ticket, e)
 
     async def _connect(self, d: Dialback) -> None:
         d.state = "connected"

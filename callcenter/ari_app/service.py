@@ -109,7 +109,8 @@ class StasisService:
         self.listen = ListenManager(ari, self.sessions)  # supervisors listening in (listen.py)
         # Operators calling callers back (callbacks/); each call back's own call record.
         self.dialback = DialbackManager(ari, record=deps.write_dialback,
-                                        node=lambda: self.config().service.node)
+                                        node=lambda: self.config().service.node,
+                                        link_call=deps.link_dialback)
         # Transfers to units' hotlines: the phone's button, consultations, units' legs.
         self.transfers = TransferEvents(ari, deps, self.sessions, config)
         self.connected = asyncio.Event()
