@@ -28,7 +28,9 @@ from callcenter.console.passwords import TEST_PARAMS, Passwords
 from callcenter.console.sessions import PASSWORDS
 from callcenter.console.setup import setup_console
 from callcenter.queue.redis import ACD
+from callcenter.console.context import SERVICE
 from callcenter.store.data import CallRecordData
+from callcenter.tickets.rules import Actor
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.users import UserStore
 from tests.support.api import CONFIG, UPLOAD_LIMITS
@@ -126,8 +128,12 @@ async def dial(database_url: str, config: HotlineConfig,
     async def record(rec: CallRecordData) -> None:
         records.append(rec)
 
+    async def link_call(code: str, record_id: str) -> None:  # as app.py links them
+        await asyncio.to_thread(app[SERVICE].link_call, code, record_id,
+                                Actor("dialback", "system"))
+
     manager = DialbackManager(ari, clock=lambda: T0, busy_tone_s=0.01,  # type: ignore[arg-type]
-                              record=record, node=lambda: "pbx1")
+                              record=record, node=lambda: "pbx1", link_call=link_call)
     app[STASIS] = SimpleNamespace(dialback=manager)  # type: ignore[misc]
     app[ACD] = acd  # type: ignore[misc]
     app[PASSWORDS] = hasher = Passwords(TEST_PARAMS)
@@ -361,3 +367,116 @@ async def test_given_operator_phone_unregistered_when_dialling_then_502_message(
     resp = await client.post(f"{PAGE}/{req.id}/dial", data={"csrf": await csrf_of(client, PAGE)})
     assert resp.status == 502 and error_id(await resp.text()) == "callback.ring_failed"
     assert dial.manager.dialbacks == {} and callbacks.get(req.id) == req
+
+
+# ---- linking a request to its ticket ---------------------------------------------------------
+def open_ticket(dial: Dial, tenant: str = "dongnai") -> str:
+    """A ticket of ``tenant`` opened by an operator there; its code."""
+    actor = Actor("101" if tenant == "dongnai" else "tdv.thanhhoa", "operator")
+    return str(dial.app[SERVICE].open(tenant, actor, channel="phone", content="Đèn đường hỏng",
+                                      field="transport").code)
+
+
+def calls_of(dial: Dial, code: str) -> tuple[str, ...]:
+    return tuple(dial.app[SERVICE].get(code, Actor("101", "operator")).call_ids)
+
+
+async def test_given_ticket_of_the_tenant_when_linked_over_api_then_request_and_calls_linked(
+        dial: Dial, callbacks: CallbackStore) -> None:
+    req = ask(callbacks)
+    code = open_ticket(dial)
+    client = await dial.client("101")
+    token = await csrf_of(client, PAGE)
+    resp = await client.post(f"/api/v1/callbacks/{req.id}/ticket", json={"ticket": code},
+                             headers={"X-CSRF-Token": token})
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["ticket"] == code
+    assert callbacks.get(req.id).ticket == code  # type: ignore[union-attr]
+    assert calls_of(dial, code) == (req.call_id,)  # the call that asked, on its history
+    assert [r.id for r in callbacks.by_ticket(code)] == [req.id]
+    listed = await (await client.get("/api/v1/callbacks")).json()
+    assert listed["items"][0]["ticket"] == code
+    # null unlinks the request (the ticket's history keeps the call)
+    resp = await client.post(f"/api/v1/callbacks/{req.id}/ticket", json={"ticket": None},
+                             headers={"X-CSRF-Token": token})
+    assert resp.status == 200 and (await resp.json())["ticket"] is None
+    assert calls_of(dial, code) == (req.call_id,)
+
+
+@pytest.mark.parametrize("body, status, error", [
+    ({"ticket": "DN-20261123-9999"}, 404, "ticket.not_found"),
+    ({"ticket": "not a code"}, 422, "ticket.bad_code"),
+    ({}, 422, "request.invalid"),
+])
+async def test_given_no_such_ticket_when_linking_then_refused_and_nothing_linked(
+        dial: Dial, callbacks: CallbackStore, body: dict[str, Any], status: int,
+        error: str) -> None:
+    req = ask(callbacks)
+    client = await dial.client("101")
+    resp = await client.post(f"/api/v1/callbacks/{req.id}/ticket", json=body,
+                             headers={"X-CSRF-Token": await csrf_of(client, PAGE)})
+    assert resp.status == status, await resp.text()
+    assert (await resp.json())["error"]["id"] == error
+    assert callbacks.get(req.id).ticket is None  # type: ignore[union-attr]
+
+
+async def test_given_another_tenants_ticket_when_linking_then_404_as_if_absent(
+        dial: Dial, callbacks: CallbackStore) -> None:
+    req = ask(callbacks)
+    theirs = open_ticket(dial, "thanhhoa")
+    client = await dial.client("101")
+    resp = await client.post(f"/api/v1/callbacks/{req.id}/ticket", json={"ticket": theirs},
+                             headers={"X-CSRF-Token": await csrf_of(client, PAGE)})
+    assert resp.status == 404
+    assert (await resp.json())["error"]["id"] == "ticket.not_found"
+    assert callbacks.get(req.id).ticket is None  # type: ignore[union-attr]
+    # ... and another tenant's request is not this user's to link at all
+    own = open_ticket(dial)
+    other = ask(callbacks, 2, tenant="thanhhoa")
+    resp = await client.post(f"/api/v1/callbacks/{other.id}/ticket", json={"ticket": own},
+                             headers={"X-CSRF-Token": await csrf_of(client, PAGE)})
+    assert resp.status == 404 and (await resp.json())["error"]["id"] == "callback.not_found"
+
+
+async def test_given_page_form_when_ticket_linked_then_shown_and_bad_code_explained(
+        dial: Dial, callbacks: CallbackStore) -> None:
+    req = ask(callbacks)
+    code = open_ticket(dial)
+    client = await dial.client("101")
+    token = await csrf_of(client, PAGE)
+    page = await (await client.get(PAGE)).text()
+    assert f'action="{PAGE}/{req.id}/ticket"' in page
+    resp = await client.post(f"{PAGE}/{req.id}/ticket", data={"csrf": token, "ticket": code},
+                             allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == f"{PAGE}?ticket={req.id}"
+    page = await (await client.get(resp.headers["Location"])).text()
+    assert f'value="{code}"' in page and "Đã cập nhật phiếu" in page
+    resp = await client.post(f"{PAGE}/{req.id}/ticket",
+                             data={"csrf": token, "ticket": "DN-20261123-9999"})
+    page = await resp.text()
+    assert resp.status == 422 and error_id(page) == "ticket.not_found"
+    assert "Không gắn được phiếu" in page
+    assert callbacks.get(req.id).ticket == code  # type: ignore[union-attr]
+
+
+async def test_given_linked_request_when_called_back_then_record_names_ticket_and_is_linked(
+        dial: Dial, callbacks: CallbackStore) -> None:
+    req = ask(callbacks)
+    code = open_ticket(dial)
+    client = await dial.client("101")
+    token = await csrf_of(client, PAGE)
+    await client.post(f"/api/v1/callbacks/{req.id}/ticket", json={"ticket": code},
+                      headers={"X-CSRF-Token": token})
+    await client.post(f"{PAGE}/{req.id}/dial", data={"csrf": token}, allow_redirects=False)
+    [d] = dial.manager.dialbacks.values()
+    await dial.manager.on_start({"id": d.operator_leg}, [d.id, "operator"])
+    await dial.manager.on_start({"id": d.citizen_leg}, [d.id, "citizen"])
+    await dial.manager.on_event({"type": "ChannelDestroyed", "cause": 16,
+                                 "channel": {"id": d.citizen_leg}})
+    [rec] = dial.records
+    assert rec.extra is not None and rec.extra["ticket"] == code
+    assert calls_of(dial, code) == (req.call_id, rec.id)  # the call back on its history
+    # Linked again after the call back: nothing twice.
+    await client.post(f"/api/v1/callbacks/{req.id}/ticket", json={"ticket": code},
+                      headers={"X-CSRF-Token": token})
+    assert calls_of(dial, code) == (req.call_id, rec.id)
