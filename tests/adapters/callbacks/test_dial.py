@@ -24,15 +24,15 @@ from callcenter.ari_app.service import STASIS
 from callcenter.callbacks.store import CallbackRequest, CallbackStore
 from callcenter.config.file import load_config
 from callcenter.config.model import HotlineConfig
+from callcenter.console.context import SERVICE
 from callcenter.console.passwords import TEST_PARAMS, Passwords
 from callcenter.console.sessions import PASSWORDS
 from callcenter.console.setup import setup_console
 from callcenter.queue.redis import ACD
-from callcenter.console.context import SERVICE
 from callcenter.store.data import CallRecordData
-from callcenter.tickets.rules import Actor
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.users import UserStore
+from callcenter.tickets.rules import Actor
 from tests.support.api import CONFIG, UPLOAD_LIMITS
 from tests.support.lists import PASSWORD, T0, Clock, csrf_of
 
