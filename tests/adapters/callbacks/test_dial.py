@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+from urllib.parse import quote
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,6 +32,7 @@ from callcenter.console.setup import setup_console
 from callcenter.queue.redis import ACD
 from callcenter.store.data import CallRecordData
 from callcenter.store.migrate import upgrade_head
+from callcenter.store.records import CallRecordStore
 from callcenter.store.users import UserStore
 from callcenter.tickets.rules import Actor
 from tests.support.api import CONFIG, UPLOAD_LIMITS
@@ -460,7 +462,7 @@ async def test_given_page_form_when_ticket_linked_then_shown_and_bad_code_explai
 
 
 async def test_given_linked_request_when_called_back_then_record_names_ticket_and_is_linked(
-        dial: Dial, callbacks: CallbackStore) -> None:
+        dial: Dial, callbacks: CallbackStore, database_url: str) -> None:
     req = ask(callbacks)
     code = open_ticket(dial)
     client = await dial.client("101")
@@ -480,3 +482,16 @@ async def test_given_linked_request_when_called_back_then_record_names_ticket_an
     await client.post(f"/api/v1/callbacks/{req.id}/ticket", json={"ticket": code},
                       headers={"X-CSRF-Token": token})
     assert calls_of(dial, code) == (req.call_id, rec.id)
+    # Once the writer stored the record, the ticket's page shows the call back with the link
+    # to listen to its recording (the asking call has no record here: not listed).
+    records = CallRecordStore(database_url)
+    try:
+        assert records.insert_once(rec)
+    finally:
+        records.close()
+    boss = await dial.client("giamsat.binh")
+    page = await (await boss.get(f"/console/tickets/{code}")).text()
+    assert f'data-call="{rec.id}" data-dialback' in page and "Gọi lại cho công dân" in page
+    assert page.count("data-call=") == 1
+    assert f'href="/console/quality/calls/{quote(rec.id)}"' in page
+    assert f"dongnai-20261123-{d.id}.wav" in page
