@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-from urllib.parse import quote
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aiohttp import web
