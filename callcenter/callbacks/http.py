@@ -1,7 +1,8 @@
 """Callback requests over HTTP, under ``/api/v1`` (bearer auth as the rest of the API):
 
 * ``GET /api/v1/callbacks?tenant=&all=`` — open requests of the tenant (default: the user's),
-  oldest first; ``all=true`` adds the done and cancelled ones. Operators must dial the
+  those of callers turned away while the lines were full (``pool_full``) first, then oldest
+  first; ``all=true`` adds the done and cancelled ones. Operators must dial the
   callers back, so numbers are given in full (the access log never has them: no number in
   the path).
 * ``POST /api/v1/callbacks/{id}/dial`` — body optional, ``{"extension": "101"}`` (supervisors:
@@ -150,8 +151,8 @@ async def callback_ticket(request: web.Request, user: User) -> web.StreamRespons
 # Described in the OpenAPI document like the ticket routes (openapi.py adds these).
 CALLBACK_ROUTES: tuple[Route, ...] = (
     Route("GET", "/callbacks", list_callbacks, "listCallbacks",
-          "Callers waiting to be called back (open requests, oldest first; all=true adds "
-          "the done and cancelled ones)", ROLES, "calls", params=(P_TENANT, P_ALL),
+          "Callers waiting to be called back (open requests, pool-full ones first, then "
+          "oldest first; all=true adds the done and cancelled ones)", ROLES, "calls", params=(P_TENANT, P_ALL),
           ok_schema="CallbackList", errors=(401, 403, 404, 422)),
     Route("POST", "/callbacks/{id}/dial", callback_dial, "callbackDial",
           "Call the caller back: the user's softphone rings first; when answered the hotline "
