@@ -152,7 +152,8 @@ async def callback_ticket(request: web.Request, user: User) -> web.StreamRespons
 CALLBACK_ROUTES: tuple[Route, ...] = (
     Route("GET", "/callbacks", list_callbacks, "listCallbacks",
           "Callers waiting to be called back (open requests, pool-full ones first, then "
-          "oldest first; all=true adds the done and cancelled ones)", ROLES, "calls", params=(P_TENANT, P_ALL),
+          "oldest first; all=true adds the done and cancelled ones)", ROLES, "calls",
+          params=(P_TENANT, P_ALL),
           ok_schema="CallbackList", errors=(401, 403, 404, 422)),
     Route("POST", "/callbacks/{id}/dial", callback_dial, "callbackDial",
           "Call the caller back: the user's softphone rings first; when answered the hotline "
