@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from callcenter.callbacks.store import CallbackStore
+from callcenter.tools.softphone import PhoneGroup
 from tests.e2e.scenarios import TENANT, api, api_token, nothing_left_after, record, running
 from tests.e2e.stack import Stack, wait_until
 
@@ -54,6 +55,18 @@ def fstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield s
 
 
+def hold_the_line(stack: Stack) -> PhoneGroup:
+    """A citizen answered and holding the only line (before anyone else dials)."""
+    holder = stack.phone("1022", caller=HOLDER)
+    try:
+        assert holder.wait_for("answered", 1), stack.app_log_tail()
+        assert wait_until(lambda: stack.pool_in_use() == 1, 5)
+    except BaseException:
+        holder.finish()
+        raise
+    return holder
+
+
 def callbacks_cli(stack: Stack) -> list[dict[str, Any]]:
     out = stack.cli("callbacks", "--json")
     assert out.returncode == 0, out.stderr
@@ -69,12 +82,9 @@ def test_given_lines_full_and_offer_on_when_caller_presses_1_then_pool_full_requ
                               dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20))
     finally:
         store.close()
-    holder = fstack.phone("1022", caller=HOLDER)
+    holder = hold_the_line(fstack)
     caller = fstack.phone("1022", caller="0918300001")
     try:
-        assert holder.wait_for("answered", 1), fstack.app_log_tail()
-        assert wait_until(lambda: fstack.pool_in_use() == 1, 5)
-        time.sleep(0.3)
         # The pool is full: the offer answers (the line stays the holder's).
         assert caller.wait_for("answered", 1, 10), fstack.app_log_tail()
         assert fstack.pool_in_use() == 1
@@ -105,11 +115,9 @@ def test_given_lines_full_and_offer_on_when_caller_presses_1_then_pool_full_requ
 
 def test_given_lines_full_and_offer_on_when_caller_presses_2_then_busy_message_no_request(
         fstack: Stack) -> None:
-    holder = fstack.phone("1022", caller=HOLDER)
+    holder = hold_the_line(fstack)
     caller = fstack.phone("1022", caller="0918300002")
     try:
-        assert holder.wait_for("answered", 1), fstack.app_log_tail()
-        assert wait_until(lambda: fstack.pool_in_use() == 1, 5)
         assert caller.wait_for("answered", 1, 10), fstack.app_log_tail()
         time.sleep(1.0)
         caller.send("dtmf 2")
@@ -128,10 +136,8 @@ def test_given_lines_full_and_offer_off_when_citizen_calls_then_busy_in_early_me
     before = reloads(fstack)
     offer(fstack, False)
     assert wait_until(lambda: reloads(fstack) > before, 10), fstack.app_log_tail()
-    holder = fstack.phone("1022", caller=HOLDER)
+    holder = hold_the_line(fstack)
     try:
-        assert holder.wait_for("answered", 1), fstack.app_log_tail()
-        assert wait_until(lambda: fstack.pool_in_use() == 1, 5)
         late = fstack.phone("1022", caller="0918300003")
         assert late.wait_for("final", 1, 30), fstack.app_log_tail()
         (result,) = late.finish()
