@@ -107,7 +107,10 @@ class StasisService:
         # Call id -> its session; given when another part (the queue driver) reads the same map.
         self.sessions: dict[str, CallSession] = sessions if sessions is not None else {}
         self.listen = ListenManager(ari, self.sessions)  # supervisors listening in (listen.py)
-        self.dialback = DialbackManager(ari)  # operators calling callers back (callbacks/)
+        # Operators calling callers back (callbacks/); each call back's own call record.
+        self.dialback = DialbackManager(ari, record=deps.write_dialback,
+                                        node=lambda: self.config().service.node,
+                                        link_call=deps.link_dialback)
         # Transfers to units' hotlines: the phone's button, consultations, units' legs.
         self.transfers = TransferEvents(ari, deps, self.sessions, config)
         self.connected = asyncio.Event()
@@ -428,7 +431,8 @@ class StasisService:
             shift, _override = active_shift(tenant, now)
             routed = cm.Routed(now, tenant.id, shift.name, shift.lines,
                                queue=self.deps.acd is not None
-                               and bool(tenant.operators.operators))
+                               and bool(tenant.operators.operators),
+                               callback_when_full=shift.callback_when_full)
         log.info("call=%s arrived dialled=%s caller=%s tenant=%s", ch["id"], dialled,
                  mask_number(caller), tenant.id if tenant else "-")
         log.debug("call=%s caller number %s", ch["id"], caller)

@@ -24,8 +24,10 @@ Schema (see config/hotline.yaml for a commented example)::
     mail_in: {bind, port, max_bytes, per_sender_per_day, field, tenants: {tenant: [address]}}
                                  # optional: e-mail in, the tenants' mailboxes (mailin/rules.py)
     tenants:
-      - id, name, timezone, numbers: [...], shifts: [{name, start, end, lines, min_operators}, ...],
-        overrides: [{name, from, to, shifts: [...]}], prompts: {greeting, all_busy, unavailable}
+      - id, name, timezone, numbers: [...],
+        shifts: [{name, start, end, lines, min_operators, callback_when_full}, ...],
+        overrides: [{name, from, to, shifts: [...]}],
+        prompts: {greeting, all_busy, unavailable, callback_offer, callback_confirm}
 """
 
 from __future__ import annotations
@@ -299,7 +301,8 @@ class _Parser(BaseParser):
         return OutboundTrunk(host=host, port=out_port, caller_id=caller_id)
 
     def shift(self, value: object, key: str) -> Shift | None:
-        m = self.mapping(value, key, ("name", "start", "end", "lines", "min_operators"),
+        m = self.mapping(value, key, ("name", "start", "end", "lines", "min_operators",
+                                      "callback_when_full"),
                          ("name", "start", "end", "lines"))
         if m is None:
             return None
@@ -310,9 +313,13 @@ class _Parser(BaseParser):
                  if "lines" in m else None)
         min_operators = self.integer(m.get("min_operators", 0), join_key(key, "min_operators"),
                                      0, MAX_MIN_OPERATORS)
-        if name is None or start is None or end is None or lines is None or min_operators is None:
+        offer = self.boolean(m.get("callback_when_full", False),
+                             join_key(key, "callback_when_full"))
+        if (name is None or start is None or end is None or lines is None
+                or min_operators is None or offer is None):
             return None
-        return Shift(name=name, start=start, end=end, lines=lines, min_operators=min_operators)
+        return Shift(name=name, start=start, end=end, lines=lines, min_operators=min_operators,
+                     callback_when_full=offer)
 
     def shifts(self, value: object, key: str) -> tuple[Shift, ...] | None:
         items = self.list_(value, key)
@@ -410,12 +417,18 @@ class _Parser(BaseParser):
         return tuple(o for _, o in good) if ok else None
 
     def prompts(self, value: object, key: str) -> Prompts | None:
-        keys = ("greeting", "all_busy", "unavailable")
+        keys = ("greeting", "all_busy", "unavailable", "callback_offer", "callback_confirm")
         m = self.mapping(value, key, keys)
         if m is None:
             return None
         d = DEFAULT_PROMPTS
         return Prompts(
+            callback_offer=self.text(m.get("callback_offer", d.callback_offer),
+                                     join_key(key, "callback_offer"), max_len=2000)
+            or d.callback_offer,
+            callback_confirm=self.text(m.get("callback_confirm", d.callback_confirm),
+                                       join_key(key, "callback_confirm"), max_len=2000)
+            or d.callback_confirm,
             greeting=self.text(m.get("greeting", d.greeting), join_key(key, "greeting"),
                                max_len=2000) or d.greeting,
             all_busy=self.text(m.get("all_busy", d.all_busy), join_key(key, "all_busy"),
