@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # espeak-ng + sox for Vietnamese prompts, sip-tester (SIPp) for benchmarks, kannel (bearerbox,
 # smsbox) + kannel-extras (the test SMSC fakesmsc) for SMS, logrotate (its file in deploy/ is
 # tested) and postgresql-client (pg_dump/pg_restore for `callcenter backup`/`restore`).
-DEB_PACKAGES := python3-venv debootstrap redis-server espeak-ng sox sip-tester kannel kannel-extras chromium fonts-liberation2 logrotate postgresql-client systemd faketime
+DEB_PACKAGES := python3-venv debootstrap redis-server espeak-ng sox sip-tester kannel kannel-extras chromium fonts-liberation2 logrotate postgresql-client systemd faketime kamailio
 
 .PHONY: run test deps venv lock unit pbx-test bench lint clean
 
