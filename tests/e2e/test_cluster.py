@@ -1,0 +1,177 @@
+"""Two Asterisk nodes behind a Kamailio edge (issue 19, items 1-3): the carrier's calls enter
+at Kamailio only, are spread over both nodes, share one line pool exactly (Redis keyed per
+tenant), scanners get no answer, and a node whose Asterisk dies leaves the edge's set within
+seconds (new calls go to the survivor) and comes back when it answers again.
+
+Each node is a whole hotline of its own (tests/e2e/stack.py: Asterisk, one app instance with
+its own ``service.node`` and Stasis application) sharing the first node's Redis and database.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter.cluster.edge import EdgeNode, EdgeSettings, Kamailio, kamailio_binary
+from callcenter.ops.processes import release_guard
+from callcenter.runtime.redis_server import PrivateRedis
+from callcenter.tools.softphone import PhoneGroup
+from tests.e2e.rawsip import sip_request
+from tests.e2e.scenarios import assert_nothing_left, records_of
+from tests.e2e.stack import Stack, free_port, wait_until
+
+LINES = 10
+
+
+@dataclass
+class Cluster:
+    nodes: list[Stack]
+    edge: Kamailio
+
+    def phone(self, count: int, hold: float, caller: str) -> PhoneGroup:
+        """Calls to 1022 through the edge (the carrier's only entry)."""
+        return PhoneGroup(f"127.0.0.1:{self.edge.settings.listen_port}", "1022", count, hold,
+                          caller)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    try:
+        kamailio_binary()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    base = tmp_path_factory.mktemp("cluster")
+    nodes = [Stack(base / f"node{i}") for i in (1, 2)]
+    # One Redis and one database for both: the second node's Redis is the first's socket,
+    # not a process of its own (stopping it stops nothing).
+    nodes[1].redis = PrivateRedis(nodes[0].redis.socket_path)
+    nodes[1].database_url = nodes[0].database_url
+    for i, node in enumerate(nodes, 1):
+        node.config_data["service"]["node"] = f"node{i}"
+        node.config_data["service"]["stasis_app"] = f"hotline-node{i}"
+        node.set_lines(LINES)
+    edge = Kamailio(base / "edge", EdgeSettings(listen_port=free_port(socket.SOCK_DGRAM)),
+                    [EdgeNode(f"node{i}", "127.0.0.1", n.sip_port)
+                     for i, n in enumerate(nodes, 1)])
+    started: list[Stack] = []
+    try:
+        for node in nodes:
+            node.start()
+            started.append(node)
+        edge.start()
+        up = wait_until(lambda: set(edge.node_states().values()) == {"up"}, 10, 0.2)
+        assert up, (edge.node_states(), edge.log_tail())
+        yield Cluster(nodes, edge)
+    finally:
+        edge.stop()
+        for node in reversed(started):  # the first node's Redis last
+            node.stop()
+
+
+def in_use(cluster: Cluster) -> int:
+    return cluster.nodes[0].pool_in_use()
+
+
+def node_of(record: dict[str, Any]) -> str:
+    """The node that handled a call: its record's id is ``<node>:<uniqueid>``."""
+    return str(record["id"]).split(":", 1)[0]
+
+
+def nothing_left(cluster: Cluster) -> None:
+    for node in cluster.nodes:
+        assert_nothing_left(node)
+
+
+def test_given_two_nodes_when_burst_of_20_on_10_lines_through_edge_then_exactly_10_answered_on_both(
+        cluster: Cluster) -> None:
+    peak = 0
+    stop = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, in_use(cluster))
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    group = cluster.phone(20, hold=10, caller="0919500100")
+    try:
+        assert wait_until(lambda: len(group.of("answered")) >= LINES, 20)
+        assert wait_until(lambda: len(group.of("disconnected")) >= 20, 30)
+    finally:
+        results = group.finish(40)
+        stop.set()
+        watcher.join(5)
+    codes = sorted(r["final_code"] for r in results)
+    assert codes == [200] * LINES + [486] * LINES, codes  # exact across the two nodes
+    assert peak == LINES, peak
+    rows = records_of(cluster.nodes[0], [f"09195001{i:02d}" for i in range(20)])
+    assert len(rows) == 20, rows
+    assert {node_of(r) for r in rows} == {"node1", "node2"}, rows  # round robin over both
+    answered = [r for r in rows if r["outcome"] == "answered"]
+    assert len(answered) == LINES, rows
+    nothing_left(cluster)
+
+
+def test_given_scanner_user_agent_when_it_calls_or_registers_at_edge_then_no_answer(
+        cluster: Cluster) -> None:
+    port = cluster.edge.settings.listen_port
+    for method in ("INVITE", "REGISTER", "OPTIONS"):
+        assert sip_request(port, method, "1022", user_agent="friendly-scanner",
+                           timeout=3) is None, method
+    assert sip_request(port, "INVITE", "1022", user_agent="VaxSIPUserAgent/3.1",
+                       timeout=3) is None
+    # The same request with an ordinary user agent is answered (operators are not served by
+    # this edge yet: 403), so the silence above is the filter's.
+    answer = sip_request(port, "REGISTER", "101", user_agent="Zoiper 5", timeout=3)
+    assert answer is not None and answer.code == 403
+    assert "scanner dropped" in cluster.edge.log_tail(200)
+
+
+def test_given_node_asterisk_killed_when_calls_arrive_then_survivor_answers_and_node_returns(
+        cluster: Cluster) -> None:
+    second = cluster.nodes[1]
+    assert second.pbx is not None and second.pbx.proc is not None
+    second.pbx.proc.send_signal(signal.SIGKILL)
+    second.pbx.proc.wait(10)
+    killed = time.monotonic()
+    assert wait_until(lambda: cluster.edge.node_states()["node2"] == "down", 10, 0.1), (
+        cluster.edge.node_states())
+    out_after = time.monotonic() - killed
+    assert out_after < 5, out_after
+    group = cluster.phone(4, hold=2, caller="0919500200")
+    try:
+        assert len(group.wait_for("answered", 4, 20)) == 4
+    finally:
+        group.finish(30)
+    rows = records_of(cluster.nodes[0], [f"09195002{i:02d}" for i in range(4)])
+    assert {node_of(r) for r in rows} == {"node1"} and len(rows) == 4, rows
+    # Back: Asterisk answers the probes again, the edge takes it back, calls reach it.
+    release_guard(second.pbx.proc)  # the dead one's watcher has nothing left to stop
+    second.pbx.start()
+    assert wait_until(lambda: cluster.edge.node_states()["node2"] == "up", 10, 0.2)
+    assert wait_until(lambda: second.health().get("ari_connected"), 30), second.app_log_tail()
+    group = cluster.phone(4, hold=2, caller="0919500300")
+    try:
+        assert len(group.wait_for("answered", 4, 20)) == 4
+    finally:
+        group.finish(30)
+    rows = records_of(cluster.nodes[0], [f"09195003{i:02d}" for i in range(4)])
+    assert {node_of(r) for r in rows} == {"node1", "node2"}, rows
+    nothing_left(cluster)
+
+
+def test_edge_config_lists_every_node(cluster: Cluster) -> None:
+    listing = (cluster.edge.workdir / "dispatcher.list").read_text()
+    for node in cluster.nodes:
+        assert f"sip:127.0.0.1:{node.sip_port}" in listing
+    assert Path(cluster.edge.workdir / "kamailio.cfg").read_text().startswith("#!KAMAILIO")
