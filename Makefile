@@ -9,13 +9,19 @@ BIN := $(VENV)/bin
 # rootfs when it is not on PATH): debootstrap for that rootfs, redis-server for live state,
 # espeak-ng + sox for Vietnamese prompts, sip-tester (SIPp) for benchmarks, kannel (bearerbox,
 # smsbox) + kannel-extras (the test SMSC fakesmsc) for SMS, logrotate (its file in deploy/ is
-# tested) and postgresql-client (pg_dump/pg_restore for `callcenter backup`/`restore`).
+# tested), postgresql-client (pg_dump/pg_restore for `callcenter backup`/`restore`) and kamailio
+# (the SIP edge of `make cluster`).
 DEB_PACKAGES := python3-venv debootstrap redis-server espeak-ng sox sip-tester kannel kannel-extras chromium fonts-liberation2 logrotate postgresql-client systemd faketime kamailio
 
-.PHONY: run test deps venv lock unit pbx-test bench lint clean
+.PHONY: run test deps venv lock unit pbx-test bench lint clean cluster
 
 run: deps venv
 	$(BIN)/callcenter run
+
+# Kamailio at 127.0.0.1:5060 in front of NODES Asterisk nodes, each with its app (docs/scale-out.md).
+NODES ?= 2
+cluster: deps venv
+	$(BIN)/callcenter cluster run --nodes $(NODES)
 
 test: deps venv
 	bash scripts/run-tests.sh
