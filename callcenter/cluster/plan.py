@@ -33,11 +33,6 @@ class NodePlan:
     http_port: int
     config: dict[str, Any]
 
-    @property
-    def instance(self) -> str:
-        """Its PBX instance (folder under the rootfs's /srv/hotline) and run record name."""
-        return f"cluster-{self.name}"
-
 
 def plan_nodes(base: dict[str, Any], count: int, edge_host: str = "127.0.0.1",
                edge_port: int = 5060) -> list[NodePlan]:

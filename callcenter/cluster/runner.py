@@ -124,12 +124,23 @@ class EdgePart:
             self.record.add("kamailio", self.edge.proc.pid)
 
 
-def write_state(folder: Path, edge: EdgeSettings, nodes: list[NodePlan]) -> None:
+def cluster_name(settings: Settings) -> str:
+    """The run's name: "cluster", or HOTLINE_INSTANCE when set (two clusters side by side,
+    tests). Node N's PBX instance and run record are "<name>-nodeN"."""
+    return "cluster" if settings.instance == "main" else settings.instance
+
+
+def node_instance(settings: Settings, plan: NodePlan) -> str:
+    return f"{cluster_name(settings)}-{plan.name}"
+
+
+def write_state(folder: Path, edge: EdgeSettings, nodes: list[NodePlan],
+                instances: list[str]) -> None:
     """What `callcenter cluster status` reads: the nodes, their SIP address and run record."""
     data = {
         "edge": {"sip": f"{edge.listen_host}:{edge.listen_port}", "workdir": str(folder / "edge")},
-        "nodes": [{"name": p.name, "sip": f"{p.sip_host}:{p.sip_port}", "instance": p.instance,
-                   "http_port": p.http_port} for p in nodes],
+        "nodes": [{"name": p.name, "sip": f"{p.sip_host}:{p.sip_port}", "instance": instance,
+                   "http_port": p.http_port} for p, instance in zip(nodes, instances, strict=True)],
     }
     write_atomic(folder / STATE_FILE, json.dumps(data, indent=2), 0o644)
 
@@ -155,7 +166,7 @@ def live_state_url(settings: Settings, account: RunAs | None, record: RunRecord,
 
 def node_settings(settings: Settings, plan: NodePlan, folder: Path) -> Settings:
     return replace(settings, config_path=node_config_path(settings, plan),
-                   state_dir=folder / plan.name, instance=plan.instance)
+                   state_dir=folder / plan.name, instance=node_instance(settings, plan))
 
 
 def start_node(node: Node, redis_url: str, account: RunAs | None, stop: StopRequest) -> None:
@@ -208,7 +219,7 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
         os.chmod(settings.state_dir, 0o750)
         account.chown(settings.state_dir)
         account.chown(folder)
-    record = RunRecord(cache_dir() / "run", "cluster")
+    record = RunRecord(cache_dir() / "run", cluster_name(settings))
     record.claim(lambda m: log.warning("stopping %s (pid %d) left by an earlier cluster run",
                                        m.name, m.pid))
     stop = StopRequest()
@@ -231,7 +242,7 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
             if account is not None:
                 account.chown(node_config_path(settings, plan))
         edge.check()  # Kamailio parses its config before anything starts
-        write_state(folder, edge_settings, plans)
+        write_state(folder, edge_settings, plans, [node_instance(settings, p) for p in plans])
         check_free(edge_host, edge_port, socket.SOCK_DGRAM, "edge SIP")
         redis_url, private_redis = live_state_url(settings, account, record, folder)
         log.info("live state: %s", redis_url)
@@ -243,7 +254,7 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
         for plan in plans:
             stop.check()
             node = Node(plan, node_settings(settings, plan, folder),
-                        RunRecord(cache_dir() / "run", plan.instance))
+                        RunRecord(cache_dir() / "run", node_instance(settings, plan)))
             nodes.append(node)
             start_node(node, redis_url, account, stop)
         stop.check()
