@@ -24,7 +24,7 @@ from callcenter.ops.processes import spawn
 from callcenter.pbx.install import ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.tools.softphone import PhoneGroup
-from tests.e2e.stack import RTP_RESERVED, ROOT, base_config, readiness_summary, wait_until
+from tests.e2e.stack import ROOT, RTP_RESERVED, base_config, readiness_summary, wait_until
 
 LINES = 2
 
