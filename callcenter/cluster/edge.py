@@ -18,7 +18,7 @@ import jinja2
 
 from callcenter.ops.files import write_atomic
 from callcenter.ops.processes import release_guard, spawn
-from callcenter.pbx.render import scanner_user_agent_regex
+from callcenter.pbx.render import SIP_REALM, scanner_user_agent_regex
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ class EdgeSettings:
     children: int = 2
     debug: int = 2
     pike: Pike = field(default_factory=Pike)
+    # (extension, md5 of "extension:realm:password") of each operator registering here.
+    operators: tuple[tuple[str, str], ...] = ()
 
 
 def module_dir() -> str:
@@ -109,6 +111,9 @@ def render_edge_texts(settings: EdgeSettings, nodes: Sequence[EdgeNode],
         "carrier_networks": list(settings.carrier_networks),
         "trusted_networks": sorted({*settings.carrier_networks, *node_nets}),
         "algorithm": ROUND_ROBIN,
+        "realm": SIP_REALM,
+        "operators": [(ext, ha1) for ext, ha1 in settings.operators
+                      if ext.isdigit() and all(c in "0123456789abcdef" for c in ha1)],
     }
     return {"kamailio.cfg": env.get_template("kamailio.cfg.j2").render(ctx),
             "dispatcher.list": dispatcher_list_text(nodes)}
@@ -122,7 +127,7 @@ def render_edge(settings: EdgeSettings, nodes: Sequence[EdgeNode], workdir: Path
     """Write the edge's files into ``workdir``; the path of kamailio.cfg."""
     workdir.mkdir(parents=True, exist_ok=True)
     for name, text in render_edge_texts(settings, nodes, workdir).items():
-        write_atomic(workdir / name, text, 0o644)
+        write_atomic(workdir / name, text, 0o640)  # operators' digests: not for all
     return workdir / "kamailio.cfg"
 
 

@@ -9,7 +9,8 @@ through Redis (keyed per tenant), so limits hold across nodes.
 
 Ports, with the edge on ``edge_port`` (5060): node i's SIP on edge_port + 10*i (5070, 5080 ...),
 its operators' TLS one above; ARI, AMI and the console 10*(i-1) above the config's; the
-config's RTP range cut into equal parts.
+config's RTP range cut into equal parts. Operators register at the edge (``trunk.edge``),
+which any node reaches them through.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def plan_nodes(base: dict[str, Any], count: int, edge_host: str = "127.0.0.1",
         t["port"] = sip_port
         # Only the edge reaches a node's trunk: the carrier's networks are the edge's business.
         t["trusted_networks"] = [f"{edge_host}/32"]
+        # Operators register at the edge; the node reaches them through it.
+        t["edge"] = {"host": edge_host, "port": edge_port}
         t["rtp_start"] = rtp_start + share * (i - 1)
         t["rtp_end"] = rtp_start + share * i - 1
         tls = data.get("sip_tls") or {}

@@ -32,7 +32,8 @@ import yaml
 from callcenter.cluster.edge import EdgeNode, EdgeSettings, Kamailio
 from callcenter.cluster.plan import NodePlan, plan_nodes
 from callcenter.config.file import load_config
-from callcenter.config.secrets import load_secrets
+from callcenter.config.model import HotlineConfig
+from callcenter.config.secrets import load_secrets, operator_passwords
 from callcenter.config.settings import Settings
 from callcenter.ops.accounts import ensure_service_account
 from callcenter.ops.files import write_atomic
@@ -40,7 +41,7 @@ from callcenter.ops.processes import RunAs, RunRecord
 from callcenter.pbx.install import cache_dir, ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess
-from callcenter.pbx.render import render
+from callcenter.pbx.render import operator_accounts, render
 from callcenter.pbx.tls import ensure_self_signed
 from callcenter.runtime.redis_server import PrivateRedis, answers
 from callcenter.runtime.runner import (
@@ -164,6 +165,14 @@ def live_state_url(settings: Settings, account: RunAs | None, record: RunRecord,
     return private.url, private
 
 
+def edge_operators(config: HotlineConfig) -> tuple[tuple[str, str], ...]:
+    """(extension, HA1) of the operators who register at the edge: all but those who must use
+    TLS (the edge listens on UDP only; they register at a node's TLS port, as without an
+    edge). Passwords as `callcenter run` finds them (environment or files)."""
+    accounts = operator_accounts(config, operator_passwords(config))
+    return tuple((a.extension, a.password_digest) for a in accounts if not a.tls)
+
+
 def node_settings(settings: Settings, plan: NodePlan, folder: Path) -> Settings:
     return replace(settings, config_path=node_config_path(settings, plan),
                    state_dir=folder / plan.name, instance=node_instance(settings, plan))
@@ -228,7 +237,8 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
     edge_settings = EdgeSettings(listen_host=edge_host, listen_port=edge_port,
                                  carrier_networks=tuple(
                                      (base.get("trunk") or {}).get("trusted_networks")
-                                     or ["127.0.0.1/32"]))
+                                     or ["127.0.0.1/32"]),
+                                 operators=edge_operators(load_config(settings.config_path)))
     edge = Kamailio(folder / "edge", edge_settings,
                     [EdgeNode(p.name, p.sip_host, p.sip_port) for p in plans])
     private_redis: PrivateRedis | None = None

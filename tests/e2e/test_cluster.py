@@ -22,13 +22,16 @@ import pytest
 
 from callcenter.cluster.edge import EdgeNode, EdgeSettings, Kamailio, kamailio_binary
 from callcenter.ops.processes import release_guard
+from callcenter.pbx.render import password_digest
 from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.tools.softphone import PhoneGroup
+from tests.e2e.phones import OperatorPhone
 from tests.e2e.rawsip import sip_request
 from tests.e2e.scenarios import assert_nothing_left, records_of
 from tests.e2e.stack import Stack, free_port, wait_until
 
 LINES = 10
+OPERATOR_PW = "cluster-op-101-secret"
 
 
 @dataclass
@@ -49,7 +52,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     except RuntimeError as e:
         pytest.skip(str(e))
     base = tmp_path_factory.mktemp("cluster")
-    nodes = [Stack(base / f"node{i}") for i in (1, 2)]
+    edge_port = free_port(socket.SOCK_DGRAM)
+    nodes = [Stack(base / f"node{i}", operators={"101": OPERATOR_PW}) for i in (1, 2)]
     # One Redis and one database for both: the second node's Redis is the first's socket,
     # not a process of its own (stopping it stops nothing).
     nodes[1].redis = PrivateRedis(nodes[0].redis.socket_path)
@@ -57,8 +61,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     for i, node in enumerate(nodes, 1):
         node.config_data["service"]["node"] = f"node{i}"
         node.config_data["service"]["stasis_app"] = f"hotline-node{i}"
+        # Operators register at the edge; each node reaches them through it.
+        node.config_data["trunk"]["edge"] = {"host": "127.0.0.1", "port": edge_port}
         node.set_lines(LINES)
-    edge = Kamailio(base / "edge", EdgeSettings(listen_port=free_port(socket.SOCK_DGRAM)),
+    operators = (("101", password_digest("101", OPERATOR_PW)),)
+    edge = Kamailio(base / "edge", EdgeSettings(listen_port=edge_port, operators=operators),
                     [EdgeNode(f"node{i}", "127.0.0.1", n.sip_port)
                      for i, n in enumerate(nodes, 1)])
     started: list[Stack] = []
@@ -117,8 +124,10 @@ def test_given_two_nodes_when_burst_of_20_on_10_lines_through_edge_then_exactly_
     rows = records_of(cluster.nodes[0], [f"09195001{i:02d}" for i in range(20)])
     assert len(rows) == 20, rows
     assert {node_of(r) for r in rows} == {"node1", "node2"}, rows  # round robin over both
-    answered = [r for r in rows if r["outcome"] == "answered"]
-    assert len(answered) == LINES, rows
+    # Answered by the hotline (then queued for operator 101, not logged in: the callers hung
+    # up waiting), or refused as busy: ten each.
+    outcomes = sorted(r["outcome"] for r in rows)
+    assert outcomes.count("busy") == LINES, outcomes
     nothing_left(cluster)
 
 
@@ -130,10 +139,10 @@ def test_given_scanner_user_agent_when_it_calls_or_registers_at_edge_then_no_ans
                            timeout=3) is None, method
     assert sip_request(port, "INVITE", "1022", user_agent="VaxSIPUserAgent/3.1",
                        timeout=3) is None
-    # The same request with an ordinary user agent is answered (operators are not served by
-    # this edge yet: 403), so the silence above is the filter's.
+    # The same request with an ordinary user agent is answered (challenged), so the silence
+    # above is the filter's.
     answer = sip_request(port, "REGISTER", "101", user_agent="Zoiper 5", timeout=3)
-    assert answer is not None and answer.code == 403
+    assert answer is not None and answer.code == 401
     assert "scanner dropped" in cluster.edge.log_tail(200)
 
 
@@ -175,3 +184,41 @@ def test_edge_config_lists_every_node(cluster: Cluster) -> None:
     for node in cluster.nodes:
         assert f"sip:127.0.0.1:{node.sip_port}" in listing
     assert Path(cluster.edge.workdir / "kamailio.cfg").read_text().startswith("#!KAMAILIO")
+
+
+def endpoint_state(node: Stack, extension: str) -> str:
+    return str(node.ari(f"/endpoints/PJSIP/{extension}").get("state"))
+
+
+def test_given_operator_registered_at_edge_when_either_node_rings_then_phone_answers(
+        cluster: Cluster) -> None:
+    port = cluster.edge.settings.listen_port
+    wrong = OperatorPhone(port, "101", "not-the-password")
+    try:
+        assert wrong.wait_registered() == 401
+    finally:
+        wrong.close()
+    phone = OperatorPhone(port, "101", OPERATOR_PW, auto_answer=0.2)
+    try:
+        assert phone.wait_registered() == 200
+        # Each node's qualify reaches the phone through the edge (contact sip:101@edge).
+        for node in cluster.nodes:
+            assert wait_until(lambda n=node: endpoint_state(n, "101") == "online", 25, 0.5), (
+                node.pbx.rx("pjsip show aor 101") if node.pbx else "")
+        for index, node in enumerate(cluster.nodes):
+            assert node.pbx is not None
+            # The node rings PJSIP/101 (what the queue does when it offers a call); once
+            # answered, the channel plays a message from the dialplan.
+            node.ari("/channels?endpoint=PJSIP/101&context=hotline-busy&extension=dongnai"
+                     "&priority=1", method="POST")
+            assert phone.wait_for("answered", index + 1, 10), (phone.events[-5:],
+                                                               cluster.edge.log_tail(30))
+            assert wait_until(lambda n=node: len(n.ari("/channels")) == 1, 5)
+            phone.hangup()
+            assert phone.wait_for("disconnected", index + 1, 10)
+            assert wait_until(lambda n=node: n.ari("/channels") == [], 5)
+    finally:
+        phone.close()
+    # Unregistered (closed): the nodes' qualify goes unanswered, the operator is unreachable.
+    for node in cluster.nodes:
+        assert wait_until(lambda n=node: endpoint_state(n, "101") == "offline", 40, 0.5)

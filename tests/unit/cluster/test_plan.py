@@ -29,6 +29,7 @@ def test_given_shipped_config_when_planned_then_each_node_is_apart_and_valid(cou
         svc, trunk = p.config["service"], p.config["trunk"]
         assert svc["node"] == p.name and svc["stasis_app"] == f"hotline-{p.name}"
         assert trunk["port"] == p.sip_port and trunk["trusted_networks"] == ["127.0.0.1/32"]
+        assert trunk["edge"] == {"host": "127.0.0.1", "port": 5060}
         ports += [svc["ari_port"], svc["ami_port"], svc["http_port"], trunk["port"],
                   p.config["sip_tls"]["port"]]
         ranges.append(range(trunk["rtp_start"], trunk["rtp_end"] + 1))
