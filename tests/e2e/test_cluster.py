@@ -222,3 +222,39 @@ def test_given_operator_registered_at_edge_when_either_node_rings_then_phone_ans
     # Unregistered (closed): the nodes' qualify goes unanswered, the operator is unreachable.
     for node in cluster.nodes:
         assert wait_until(lambda n=node: endpoint_state(n, "101") == "offline", 40, 0.5)
+
+
+def burst_answers(edge_port: int, bind: str, count: int) -> int:
+    """Send ``count`` OPTIONS for a user (each its own transaction) from ``bind`` at once; how
+    many were answered within a second after the last."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((bind, 0))
+        port = sock.getsockname()[1]
+        for i in range(count):
+            sock.sendto("\r\n".join([
+                f"OPTIONS sip:1022@127.0.0.1:{edge_port} SIP/2.0",
+                f"Via: SIP/2.0/UDP {bind}:{port};branch=z9hG4bKflood{i}x{port};rport",
+                "Max-Forwards: 70", f"From: <sip:flood@{bind}>;tag=f{i}",
+                "To: <sip:1022@127.0.0.1>", f"Call-ID: flood-{i}-{port}@{bind}",
+                "CSeq: 1 OPTIONS", "User-Agent: flood-test", "Content-Length: 0", "", ""]).encode(),
+                ("127.0.0.1", edge_port))
+        answered = 0
+        sock.settimeout(1.0)
+        try:
+            while True:
+                sock.recvfrom(65535)
+                answered += 1
+        except TimeoutError:
+            return answered
+
+
+def test_given_flood_from_one_source_when_not_the_carrier_then_pike_drops_it(
+        cluster: Cluster) -> None:
+    port = cluster.edge.settings.listen_port
+    assert burst_answers(port, "127.0.0.3", 5) == 5  # a few from anyone: answered (403)
+    # 30 requests per 2 s are let through per source; beyond, the source gets nothing.
+    flooded = burst_answers(port, "127.0.0.2", 80)
+    assert flooded < 80, flooded
+    assert "flood from 127.0.0.2" in cluster.edge.log_tail(300)
+    # The carrier (one address carrying every citizen's call) is never rate limited.
+    assert burst_answers(port, "127.0.0.1", 80) == 80
