@@ -33,6 +33,9 @@ from callcenter.transfers.ari import TransferEvents
 
 log = logging.getLogger("callcenter.ari")
 
+# The cause on the record of a call Asterisk lost when it stopped under it (seen on the next
+# connect: a new Asterisk start time).
+PBX_LOST_CAUSE = "Asterisk restarted: call lost"
 # Each app instance says it serves its Stasis application (SET with expiry, every second);
 # a peer finding the key gone for APP_ALIVE_MS takes the application's calls over.
 APP_ALIVE_KEY = "hotline:stasis:{}"
@@ -113,6 +116,7 @@ class StasisService:
         self.connected = asyncio.Event()
         self.pbx_started: str | None = None  # Asterisk's start time, as last connected
         self.asterisk_restarts = 0  # times a reconnect found a new Asterisk (metrics)
+        self._pbx_lost_calls = False  # the last connect found a new Asterisk: ours were lost
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}  # StasisEnd -> end, by call id
         self._runner: asyncio.Task[None] | None = None
@@ -227,6 +231,7 @@ class StasisService:
             return
         if self.pbx_started is not None and started != self.pbx_started:
             self.asterisk_restarts += 1
+            self._pbx_lost_calls = True
             log.warning("Asterisk restarted (up since %s, was %s): %d call(s) of ours to end, "
                         "reconciling", started, self.pbx_started, len(self.sessions))
         self.pbx_started = started
@@ -452,10 +457,14 @@ class StasisService:
         channels = {c["id"]: c for c in await self.ari.channels()}
         in_app -= await self.listen.reconcile(channels)  # listen legs are no callers
         in_app -= await self.dialback.reconcile(channels)  # nor call backs' legs
-        # Sessions whose channel vanished while we were away end now (record written).
+        # Sessions whose channel vanished while we were away end now (record written). When
+        # Asterisk itself restarted (killed, crashed) the calls were lost, not ended by their
+        # callers: their records say failed, with that cause.
+        lost, self._pbx_lost_calls = self._pbx_lost_calls, False
         for call_id, session in list(self.sessions.items()):
             if call_id not in channels:
-                session.events.put_nowait(session.hung_up())
+                session.events.put_nowait(cm.Failed(utcnow(), PBX_LOST_CAUSE) if lost
+                                          else session.hung_up())
         tenants = {t.id for t in self.config().tenants}
         adopted: dict[str, list[str]] = {t: [] for t in tenants}
         queued: dict[str, list[str]] = {t: [] for t in tenants}  # adopted queue places

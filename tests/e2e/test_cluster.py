@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from callcenter.ari_app.service import PBX_LOST_CAUSE
 from callcenter.cluster.edge import EdgeNode, EdgeSettings, Kamailio, kamailio_binary
 from callcenter.ops.processes import release_guard
 from callcenter.pbx.render import password_digest
@@ -27,7 +28,7 @@ from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.tools.softphone import PhoneGroup
 from tests.e2e.phones import OperatorPhone
 from tests.e2e.rawsip import sip_request
-from tests.e2e.scenarios import assert_nothing_left, records_of
+from tests.e2e.scenarios import assert_nothing_left, caller_rtp, records_of
 from tests.e2e.stack import Stack, free_port, wait_until
 
 LINES = 10
@@ -144,6 +145,55 @@ def test_given_scanner_user_agent_when_it_calls_or_registers_at_edge_then_no_ans
     answer = sip_request(port, "REGISTER", "101", user_agent="Zoiper 5", timeout=3)
     assert answer is not None and answer.code == 401
     assert "scanner dropped" in cluster.edge.log_tail(200)
+
+
+def channels(node: Stack) -> int:
+    return len(node.ari("/channels"))
+
+
+def test_given_calls_on_both_nodes_when_one_asterisk_killed_then_others_go_on_and_lines_freed(
+        cluster: Cluster) -> None:
+    """Issue 19 point 4, the part a restarted Asterisk covers (systemd's Restart=, the
+    cluster run's supervisor): the calls on the other node go on, the dead node's lines are
+    free again within 10 s, its calls' records are closed as failed with a cause."""
+    one, two = cluster.nodes
+    phones: list[tuple[PhoneGroup, Stack]] = []
+    try:
+        for i in range(4):
+            before = (channels(one), channels(two))
+            phone = cluster.phone(1, hold=90, caller=f"09195004{i:02d}")
+            assert phone.wait_for("answered", 1, 20)
+            assert wait_until(lambda b=before: (channels(one), channels(two)) != b, 5)
+            phones.append((phone, one if channels(one) > before[0] else two))
+        mine = [p for p, node in phones if node is one]
+        assert len(mine) == 2 and in_use(cluster) == 4, phones
+        assert two.pbx is not None and two.pbx.proc is not None
+        two.pbx.proc.send_signal(signal.SIGKILL)
+        two.pbx.proc.wait(10)
+        killed = time.monotonic()
+        release_guard(two.pbx.proc)
+        two.pbx.start()  # as the supervisor does
+        assert wait_until(lambda: in_use(cluster) == 2, 10, 0.2), (in_use(cluster),
+                                                                   two.app_log_tail())
+        print(f"node2's lines free {time.monotonic() - killed:.2f} s after SIGKILL")
+        for phone in mine:  # the survivor's calls go on, with audio
+            assert phone.of("disconnected") == []
+            before_rtp = caller_rtp(phone)
+            assert wait_until(lambda p=phone, b=before_rtp: caller_rtp(p) > b + 25, 5)
+    finally:
+        for phone, _node in phones:
+            phone.finish()
+    rows = records_of(one, [f"09195004{i:02d}" for i in range(4)])
+    assert len(rows) == 4, rows
+    on = {n: [r for r in rows if node_of(r) == n] for n in ("node1", "node2")}
+    # The survivor's calls ended by their callers (they waited in the queue for operator 101,
+    # who is not logged in); the dead node's are closed as lost, with the cause.
+    assert [r["outcome"] for r in on["node1"]] == ["abandoned", "abandoned"], rows
+    assert [(r["outcome"], r["cause"]) for r in on["node2"]] == [
+        ("failed", PBX_LOST_CAUSE)] * 2, rows
+    assert wait_until(lambda: in_use(cluster) == 0, 5)
+    assert wait_until(lambda: two.health().get("ari_connected"), 30)
+    nothing_left(cluster)
 
 
 def test_given_node_asterisk_killed_when_calls_arrive_then_survivor_answers_and_node_returns(
