@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import functools
 import logging
 import time
@@ -674,6 +675,7 @@ class StasisService:
     async def _close_orphans(self, live: set[str]) -> None:
         """Calls of this node that ended while no app was connected still get their record."""
         node = self.config().service.node
+        started = _ari_time(self.pbx_started)
         async for key in self.deps.redis.scan_iter(match=CALL_KEY.format("*"), count=500):
             raw = await self.deps.redis.get(key)
             if not raw:
@@ -683,8 +685,27 @@ class StasisService:
                 continue
             log.info("call=%s ended while the service was away: writing its record",
                      state.call_id)
-            self._spawn(CallSession(state, self.deps),
-                        [cm.HungUp(utcnow(), None, "ended while the hotline service was down")])
+            # Arrived before this Asterisk started: lost with the one before (killed, crashed,
+            # its whole machine down), not ended by its caller.
+            end: cm.Event = (
+                cm.Failed(utcnow(), PBX_LOST_CAUSE) if started is not None
+                and _aware(state.arrived_at) < started
+                else cm.HungUp(utcnow(), None, "ended while the hotline service was down"))
+            self._spawn(CallSession(state, self.deps), [end])
+
+
+def _ari_time(text: str | None) -> dt.datetime | None:
+    """ARI's time (``2026-12-07T11:38:00.123+0000``) as an aware datetime; None if unreadable."""
+    if not text:
+        return None
+    try:
+        return _aware(dt.datetime.fromisoformat(text))
+    except ValueError:
+        return None
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
 
 
 # Where the composition root keeps the one StasisService; the console's call routes read it here.

@@ -196,6 +196,55 @@ def test_given_calls_on_both_nodes_when_one_asterisk_killed_then_others_go_on_an
     nothing_left(cluster)
 
 
+def test_given_whole_node_lost_when_its_heartbeat_lapses_then_its_lines_serve_the_survivor(
+        cluster: Cluster) -> None:
+    """A whole node lost (its Asterisk and its app SIGKILLed, nothing restarting them): the
+    survivor's calls go on, and once the dead instance's heartbeat has lapsed (the pool's
+    instance TTL, 10 s) its lines are taken back by the next admissions: exact again. When
+    the node is back, its app closes the lost calls' records as failed."""
+    one, two = cluster.nodes
+    full = cluster.phone(LINES, hold=60, caller="0919500500")
+    late: PhoneGroup | None = None
+    try:
+        assert len(full.wait_for("answered", LINES, 20)) == LINES
+        assert wait_until(lambda: in_use(cluster) == LINES, 5)
+        survivors = channels(one)
+        assert 0 < survivors < LINES
+        assert two.pbx is not None and two.pbx.proc is not None
+        two.kill_app(signal.SIGKILL)
+        two.pbx.proc.send_signal(signal.SIGKILL)
+        two.pbx.proc.wait(10)
+        lost = time.monotonic()
+        assert wait_until(lambda: cluster.edge.node_states()["node2"] == "down", 10, 0.1)
+        time.sleep(max(0.0, lost + 11 - time.monotonic()))
+        freed = LINES - survivors
+        late = cluster.phone(freed + 1, hold=12, caller="0919500600")
+        assert wait_until(lambda: len(late.of("disconnected")) >= 1, 25)  # the busy one
+        assert len(late.of("answered")) == freed, late.events[-5:]
+        assert channels(one) == survivors + freed  # all on the survivor
+        assert in_use(cluster) == LINES
+        results = late.finish(30)
+        assert sorted(r["final_code"] for r in results) == [200] * freed + [486]
+    finally:
+        if late is not None:
+            late.finish(30)
+        full.finish(30)
+        # Back for the next tests: Asterisk first, then its app.
+        if two.pbx is not None and two.pbx.proc is not None:
+            release_guard(two.pbx.proc)
+            if two.pbx.proc.poll() is not None:
+                two.pbx.start()
+        if two.app is None or two.app.poll() is not None:
+            two.start_app()
+    assert wait_until(lambda: cluster.edge.node_states()["node2"] == "up", 10, 0.2)
+    lost_rows = [r for r in records_of(one, [f"09195005{i:02d}" for i in range(LINES)])
+                 if node_of(r) == "node2"]
+    # Closed by the node's app once it is back: lost with the Asterisk that died.
+    assert lost_rows and {(r["outcome"], r["cause"]) for r in lost_rows} == {
+        ("failed", PBX_LOST_CAUSE)}, lost_rows
+    nothing_left(cluster)
+
+
 def test_given_node_asterisk_killed_when_calls_arrive_then_survivor_answers_and_node_returns(
         cluster: Cluster) -> None:
     second = cluster.nodes[1]
