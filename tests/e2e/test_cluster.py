@@ -24,11 +24,19 @@ from callcenter.ari_app.service import PBX_LOST_CAUSE
 from callcenter.cluster.edge import EdgeNode, EdgeSettings, Kamailio, kamailio_binary
 from callcenter.ops.processes import release_guard
 from callcenter.pbx.render import password_digest
+from callcenter.queue import agent as ag
 from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.tools.softphone import PhoneGroup
 from tests.e2e.phones import OperatorPhone
 from tests.e2e.rawsip import sip_request
-from tests.e2e.scenarios import assert_nothing_left, caller_rtp, records_of
+from tests.e2e.scenarios import (
+    agent,
+    agent_event,
+    assert_nothing_left,
+    caller_rtp,
+    records_of,
+    snap,
+)
 from tests.e2e.stack import Stack, free_port, wait_until
 
 LINES = 10
@@ -64,6 +72,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         node.config_data["service"]["stasis_app"] = f"hotline-node{i}"
         # Operators register at the edge; each node reaches them through it.
         node.config_data["trunk"]["edge"] = {"host": "127.0.0.1", "port": edge_port}
+        node.config_data["tenants"][0]["queue"] = {"wrap_up_s": 0}
         node.set_lines(LINES)
     operators = (("101", password_digest("101", OPERATOR_PW)),)
     edge = Kamailio(base / "edge", EdgeSettings(listen_port=edge_port, operators=operators),
@@ -361,3 +370,42 @@ def test_given_flood_from_one_source_when_not_the_carrier_then_pike_drops_it(
     assert "flood from 127.0.0.2" in cluster.edge.log_tail(300)
     # The carrier (one address carrying every citizen's call) is never rate limited.
     assert burst_answers(port, "127.0.0.1", 80) == 80
+
+
+def test_given_one_operator_when_calls_wait_on_both_nodes_then_offered_one_at_a_time(
+        cluster: Cluster) -> None:
+    """The queue is one across nodes (Redis, per tenant): operator 101, registered at the edge,
+    gets the call of one node, and the other node's waiting caller only once that call ends —
+    never two at once; both calls end up answered by 101, one on each node."""
+    one = cluster.nodes[0]
+    phone = OperatorPhone(cluster.edge.settings.listen_port, "101", OPERATOR_PW,
+                          auto_answer=0.3)
+    citizens: list[PhoneGroup] = []
+    try:
+        assert phone.wait_registered() == 200
+        assert wait_until(lambda: agent(one, "101")["reachable"], 25), snap(one)
+        agent_event(one, "101", ag.LogIn())
+        # Each hears the greeting (~9 s) first; the first talks to 101 for a few seconds.
+        citizens.append(cluster.phone(1, hold=16, caller="0919500700"))
+        assert citizens[0].wait_for("answered", 1, 15)
+        citizens.append(cluster.phone(1, hold=50, caller="0919500701"))
+        assert wait_until(lambda: len(phone.of("confirmed")) >= 2, 45), (
+            [e for e in phone.events if e["event"] != "rtp"], snap(one))
+    finally:
+        for citizen in citizens:
+            citizen.finish(30)
+        phone.close()
+        agent_event(one, "101", ag.LogOut())
+    # The operator's phone never had two calls at once.
+    live, most = 0, 0
+    for event in phone.events:
+        if event["event"] == "incoming":
+            live += 1
+            most = max(most, live)
+        elif event["event"] == "disconnected":
+            live -= 1
+    assert most == 1, phone.events
+    rows = records_of(one, ["0919500700", "0919500701"])
+    assert sorted((r["outcome"], r["operator"]) for r in rows) == [("answered", "101")] * 2, rows
+    assert {node_of(r) for r in rows} == {"node1", "node2"}, rows
+    nothing_left(cluster)
