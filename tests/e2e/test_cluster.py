@@ -1,11 +1,8 @@
-"""Two Asterisk nodes behind a Kamailio edge (issue 19, items 1-3): the carrier's calls enter
+"""Two Asterisk nodes behind a Kamailio edge (issue 19, items 1-4): the carrier's calls enter
 at Kamailio only, are spread over both nodes, share one line pool exactly (Redis keyed per
-tenant), scanners get no answer, and a node whose Asterisk dies leaves the edge's set within
-seconds (new calls go to the survivor) and comes back when it answers again.
-
-Each node is a whole hotline of its own (tests/e2e/stack.py: Asterisk, one app instance with
-its own ``service.node`` and Stasis application) sharing the first node's Redis and database.
-"""
+tenant), scanners and floods get no answer, and losing a node (its Asterisk, or all of it)
+loses only its calls: the survivor takes the new ones, the lost calls' lines come back and
+their records say failed. The nodes: tests/e2e/cluster_stack.py."""
 
 from __future__ import annotations
 
@@ -14,97 +11,23 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from callcenter.ari_app.service import PBX_LOST_CAUSE
-from callcenter.cluster.edge import EdgeNode, EdgeSettings, Kamailio, kamailio_binary
 from callcenter.ops.processes import release_guard
-from callcenter.pbx.render import password_digest
-from callcenter.queue import agent as ag
-from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.tools.softphone import PhoneGroup
-from tests.e2e.phones import OperatorPhone
+from tests.e2e.cluster_stack import LINES, Cluster, node_of, running_cluster
 from tests.e2e.rawsip import sip_request
-from tests.e2e.scenarios import (
-    agent,
-    agent_event,
-    assert_nothing_left,
-    caller_rtp,
-    records_of,
-    snap,
-)
-from tests.e2e.stack import Stack, free_port, wait_until
-
-LINES = 10
-OPERATOR_PW = "cluster-op-101-secret"
-
-
-@dataclass
-class Cluster:
-    nodes: list[Stack]
-    edge: Kamailio
-
-    def phone(self, count: int, hold: float, caller: str) -> PhoneGroup:
-        """Calls to 1022 through the edge (the carrier's only entry)."""
-        return PhoneGroup(f"127.0.0.1:{self.edge.settings.listen_port}", "1022", count, hold,
-                          caller)
+from tests.e2e.scenarios import caller_rtp, records_of
+from tests.e2e.stack import Stack, wait_until
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    try:
-        kamailio_binary()
-    except RuntimeError as e:
-        pytest.skip(str(e))
-    base = tmp_path_factory.mktemp("cluster")
-    edge_port = free_port(socket.SOCK_DGRAM)
-    nodes = [Stack(base / f"node{i}", operators={"101": OPERATOR_PW}) for i in (1, 2)]
-    # One Redis and one database for both: the second node's Redis is the first's socket,
-    # not a process of its own (stopping it stops nothing).
-    nodes[1].redis = PrivateRedis(nodes[0].redis.socket_path)
-    nodes[1].database_url = nodes[0].database_url
-    for i, node in enumerate(nodes, 1):
-        node.config_data["service"]["node"] = f"node{i}"
-        node.config_data["service"]["stasis_app"] = f"hotline-node{i}"
-        # Operators register at the edge; each node reaches them through it.
-        node.config_data["trunk"]["edge"] = {"host": "127.0.0.1", "port": edge_port}
-        node.config_data["tenants"][0]["queue"] = {"wrap_up_s": 0}
-        node.set_lines(LINES)
-    operators = (("101", password_digest("101", OPERATOR_PW)),)
-    edge = Kamailio(base / "edge", EdgeSettings(listen_port=edge_port, operators=operators),
-                    [EdgeNode(f"node{i}", "127.0.0.1", n.sip_port)
-                     for i, n in enumerate(nodes, 1)])
-    started: list[Stack] = []
-    try:
-        for node in nodes:
-            node.start()
-            started.append(node)
-        edge.start()
-        up = wait_until(lambda: set(edge.node_states().values()) == {"up"}, 10, 0.2)
-        assert up, (edge.node_states(), edge.log_tail())
-        yield Cluster(nodes, edge)
-    finally:
-        edge.stop()
-        for node in reversed(started):  # the first node's Redis last
-            node.stop()
-
-
-def in_use(cluster: Cluster) -> int:
-    return cluster.nodes[0].pool_in_use()
-
-
-def node_of(record: dict[str, Any]) -> str:
-    """The node that handled a call: its record's id is ``<node>:<uniqueid>``."""
-    return str(record["id"]).split(":", 1)[0]
-
-
-def nothing_left(cluster: Cluster) -> None:
-    for node in cluster.nodes:
-        assert_nothing_left(node)
+    with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
+        yield c
 
 
 def test_given_two_nodes_when_burst_of_20_on_10_lines_through_edge_then_exactly_10_answered_on_both(
@@ -115,7 +38,7 @@ def test_given_two_nodes_when_burst_of_20_on_10_lines_through_edge_then_exactly_
     def watch() -> None:
         nonlocal peak
         while not stop.is_set():
-            peak = max(peak, in_use(cluster))
+            peak = max(peak, cluster.in_use())
             time.sleep(0.01)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -138,7 +61,7 @@ def test_given_two_nodes_when_burst_of_20_on_10_lines_through_edge_then_exactly_
     # up waiting), or refused as busy: ten each.
     outcomes = sorted(r["outcome"] for r in rows)
     assert outcomes.count("busy") == LINES, outcomes
-    nothing_left(cluster)
+    cluster.nothing_left()
 
 
 def test_given_scanner_user_agent_when_it_calls_or_registers_at_edge_then_no_answer(
@@ -175,14 +98,14 @@ def test_given_calls_on_both_nodes_when_one_asterisk_killed_then_others_go_on_an
             assert wait_until(lambda b=before: (channels(one), channels(two)) != b, 5)
             phones.append((phone, one if channels(one) > before[0] else two))
         mine = [p for p, node in phones if node is one]
-        assert len(mine) == 2 and in_use(cluster) == 4, phones
+        assert len(mine) == 2 and cluster.in_use() == 4, phones
         assert two.pbx is not None and two.pbx.proc is not None
         two.pbx.proc.send_signal(signal.SIGKILL)
         two.pbx.proc.wait(10)
         killed = time.monotonic()
         release_guard(two.pbx.proc)
         two.pbx.start()  # as the supervisor does
-        assert wait_until(lambda: in_use(cluster) == 2, 10, 0.2), (in_use(cluster),
+        assert wait_until(lambda: cluster.in_use() == 2, 10, 0.2), (cluster.in_use(),
                                                                    two.app_log_tail())
         print(f"node2's lines free {time.monotonic() - killed:.2f} s after SIGKILL")
         for phone in mine:  # the survivor's calls go on, with audio
@@ -200,9 +123,9 @@ def test_given_calls_on_both_nodes_when_one_asterisk_killed_then_others_go_on_an
     assert [r["outcome"] for r in on["node1"]] == ["abandoned", "abandoned"], rows
     assert [(r["outcome"], r["cause"]) for r in on["node2"]] == [
         ("failed", PBX_LOST_CAUSE)] * 2, rows
-    assert wait_until(lambda: in_use(cluster) == 0, 5)
+    assert wait_until(lambda: cluster.in_use() == 0, 5)
     assert wait_until(lambda: two.health().get("ari_connected"), 30)
-    nothing_left(cluster)
+    cluster.nothing_left()
 
 
 def test_given_whole_node_lost_when_its_heartbeat_lapses_then_its_lines_serve_the_survivor(
@@ -216,7 +139,7 @@ def test_given_whole_node_lost_when_its_heartbeat_lapses_then_its_lines_serve_th
     late: PhoneGroup | None = None
     try:
         assert len(full.wait_for("answered", LINES, 20)) == LINES
-        assert wait_until(lambda: in_use(cluster) == LINES, 5)
+        assert wait_until(lambda: cluster.in_use() == LINES, 5)
         survivors = channels(one)
         assert 0 < survivors < LINES
         assert two.pbx is not None and two.pbx.proc is not None
@@ -231,7 +154,7 @@ def test_given_whole_node_lost_when_its_heartbeat_lapses_then_its_lines_serve_th
         assert wait_until(lambda: len(late.of("disconnected")) >= 1, 25)  # the busy one
         assert len(late.of("answered")) == freed, late.events[-5:]
         assert channels(one) == survivors + freed  # all on the survivor
-        assert in_use(cluster) == LINES
+        assert cluster.in_use() == LINES
         results = late.finish(30)
         assert sorted(r["final_code"] for r in results) == [200] * freed + [486]
     finally:
@@ -251,7 +174,7 @@ def test_given_whole_node_lost_when_its_heartbeat_lapses_then_its_lines_serve_th
     # Closed by the node's app once it is back: lost with the Asterisk that died.
     assert lost_rows and {(r["outcome"], r["cause"]) for r in lost_rows} == {
         ("failed", PBX_LOST_CAUSE)}, lost_rows
-    nothing_left(cluster)
+    cluster.nothing_left()
 
 
 def test_given_node_asterisk_killed_when_calls_arrive_then_survivor_answers_and_node_returns(
@@ -288,7 +211,7 @@ def test_given_node_asterisk_killed_when_calls_arrive_then_survivor_answers_and_
         group.finish(30)
     rows = records_of(cluster.nodes[0], [f"09195003{i:02d}" for i in range(4)])
     assert {node_of(r) for r in rows} == {"node1", "node2"}, rows
-    nothing_left(cluster)
+    cluster.nothing_left()
 
 
 def test_edge_config_lists_every_node(cluster: Cluster) -> None:
@@ -296,44 +219,6 @@ def test_edge_config_lists_every_node(cluster: Cluster) -> None:
     for node in cluster.nodes:
         assert f"sip:127.0.0.1:{node.sip_port}" in listing
     assert Path(cluster.edge.workdir / "kamailio.cfg").read_text().startswith("#!KAMAILIO")
-
-
-def endpoint_state(node: Stack, extension: str) -> str:
-    return str(node.ari(f"/endpoints/PJSIP/{extension}").get("state"))
-
-
-def test_given_operator_registered_at_edge_when_either_node_rings_then_phone_answers(
-        cluster: Cluster) -> None:
-    port = cluster.edge.settings.listen_port
-    wrong = OperatorPhone(port, "101", "not-the-password")
-    try:
-        assert wrong.wait_registered() == 401
-    finally:
-        wrong.close()
-    phone = OperatorPhone(port, "101", OPERATOR_PW, auto_answer=0.2)
-    try:
-        assert phone.wait_registered() == 200
-        # Each node's qualify reaches the phone through the edge (contact sip:101@edge).
-        for node in cluster.nodes:
-            assert wait_until(lambda n=node: endpoint_state(n, "101") == "online", 25, 0.5), (
-                node.pbx.rx("pjsip show aor 101") if node.pbx else "")
-        for index, node in enumerate(cluster.nodes):
-            assert node.pbx is not None
-            # The node rings PJSIP/101 (what the queue does when it offers a call); once
-            # answered, the channel plays a message from the dialplan.
-            node.ari("/channels?endpoint=PJSIP/101&context=hotline-busy&extension=dongnai"
-                     "&priority=1", method="POST")
-            assert phone.wait_for("answered", index + 1, 10), (phone.events[-5:],
-                                                               cluster.edge.log_tail(30))
-            assert wait_until(lambda n=node: len(n.ari("/channels")) == 1, 5)
-            phone.hangup()
-            assert phone.wait_for("disconnected", index + 1, 10)
-            assert wait_until(lambda n=node: n.ari("/channels") == [], 5)
-    finally:
-        phone.close()
-    # Unregistered (closed): the nodes' qualify goes unanswered, the operator is unreachable.
-    for node in cluster.nodes:
-        assert wait_until(lambda n=node: endpoint_state(n, "101") == "offline", 40, 0.5)
 
 
 def burst_answers(edge_port: int, bind: str, count: int) -> int:
@@ -370,42 +255,3 @@ def test_given_flood_from_one_source_when_not_the_carrier_then_pike_drops_it(
     assert "flood from 127.0.0.2" in cluster.edge.log_tail(300)
     # The carrier (one address carrying every citizen's call) is never rate limited.
     assert burst_answers(port, "127.0.0.1", 80) == 80
-
-
-def test_given_one_operator_when_calls_wait_on_both_nodes_then_offered_one_at_a_time(
-        cluster: Cluster) -> None:
-    """The queue is one across nodes (Redis, per tenant): operator 101, registered at the edge,
-    gets the call of one node, and the other node's waiting caller only once that call ends —
-    never two at once; both calls end up answered by 101, one on each node."""
-    one = cluster.nodes[0]
-    phone = OperatorPhone(cluster.edge.settings.listen_port, "101", OPERATOR_PW,
-                          auto_answer=0.3)
-    citizens: list[PhoneGroup] = []
-    try:
-        assert phone.wait_registered() == 200
-        assert wait_until(lambda: agent(one, "101")["reachable"], 25), snap(one)
-        agent_event(one, "101", ag.LogIn())
-        # Each hears the greeting (~9 s) first; the first talks to 101 for a few seconds.
-        citizens.append(cluster.phone(1, hold=16, caller="0919500700"))
-        assert citizens[0].wait_for("answered", 1, 15)
-        citizens.append(cluster.phone(1, hold=50, caller="0919500701"))
-        assert wait_until(lambda: len(phone.of("confirmed")) >= 2, 45), (
-            [e for e in phone.events if e["event"] != "rtp"], snap(one))
-    finally:
-        for citizen in citizens:
-            citizen.finish(30)
-        phone.close()
-        agent_event(one, "101", ag.LogOut())
-    # The operator's phone never had two calls at once.
-    live, most = 0, 0
-    for event in phone.events:
-        if event["event"] == "incoming":
-            live += 1
-            most = max(most, live)
-        elif event["event"] == "disconnected":
-            live -= 1
-    assert most == 1, phone.events
-    rows = records_of(one, ["0919500700", "0919500701"])
-    assert sorted((r["outcome"], r["operator"]) for r in rows) == [("answered", "101")] * 2, rows
-    assert {node_of(r) for r in rows} == {"node1", "node2"}, rows
-    nothing_left(cluster)
