@@ -124,6 +124,15 @@ class OutboundTrunk:
 
 
 @dataclass(frozen=True)
+class SipEdge:
+    """The cluster's SIP edge (Kamailio, `callcenter cluster run`): the operators' registrar.
+    A node reaches each operator through it, so any node rings any operator."""
+
+    host: str
+    port: int = 5060
+
+
+@dataclass(frozen=True)
 class TrunkConfig:
     """The carrier trunk: where SIP listens and which sources may send unauthenticated INVITEs."""
 
@@ -139,6 +148,8 @@ class TrunkConfig:
     rtp_end: int = 10999
     # None: no outbound trunk rendered (transfers to units' hotlines cannot be dialled).
     outbound: OutboundTrunk | None = None
+    # None: operators register here, at this node. Set (a cluster): they register at the edge.
+    edge: SipEdge | None = None
 
 
 @dataclass(frozen=True)

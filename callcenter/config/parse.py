@@ -15,6 +15,7 @@ Schema (see config/hotline.yaml for a commented example)::
     trunk: {bind, port, trusted_networks: [cidr, ...], media_address, rtp_start, rtp_end,
             outbound: {host, port, caller_id}}   # outbound optional: PJSIP endpoint
                                                 # trunk-out; caller_id: shown on call backs
+            edge: {host, port}}   # a cluster's SIP edge (Kamailio): operators register there
     sip_guard: {max_failures, window_s, ban_s, max_refused, never_refuse: [cidr, ...]}
     console: {tls_cert, tls_key, trusted_proxies: [cidr, ...]}   # optional
     sip_tls: {port, cert, key}   # operators over TLS (transport-tls on trunk.bind); cert and
@@ -62,6 +63,7 @@ from callcenter.config.model import (
     Prompts,
     ServiceConfig,
     Shift,
+    SipEdge,
     SipGuardConfig,
     SipTlsConfig,
     Tenant,
@@ -158,7 +160,7 @@ class _Parser(BaseParser):
         if value is None:
             return d
         keys = ("bind", "port", "trusted_networks", "media_address", "rtp_start", "rtp_end",
-                "outbound")
+                "outbound", "edge")
         m = self.mapping(value, "trunk", keys)
         if m is None:
             return d
@@ -179,6 +181,7 @@ class _Parser(BaseParser):
         outbound = None
         if m.get("outbound") is not None:
             outbound = self.outbound(m["outbound"], join_key(k, "outbound"), bind, port)
+        edge = self.edge(m["edge"], join_key(k, "edge")) if m.get("edge") is not None else None
         return TrunkConfig(
             bind=bind,
             port=port or d.port,
@@ -188,7 +191,17 @@ class _Parser(BaseParser):
             rtp_start=rtp_start or d.rtp_start,
             rtp_end=rtp_end or d.rtp_end,
             outbound=outbound,
+            edge=edge,
         )
+
+    def edge(self, value: object, key: str) -> SipEdge | None:
+        """trunk.edge: {host: IPv4, port} of the cluster's SIP edge."""
+        m = self.mapping(value, key, ("host", "port"), ("host",))
+        if m is None or "host" not in m:
+            return None
+        host = self.ip(m["host"], join_key(key, "host"), ipv4_only=True)
+        port = self.port(m.get("port", 5060), join_key(key, "port"))
+        return SipEdge(host, port) if host is not None and port is not None else None
 
     def networks(self, value: object, key: str, *, non_empty: bool = True) -> list[str]:
         """A list of networks in CIDR form; each malformed one is an error naming its key."""

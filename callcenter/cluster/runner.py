@@ -1,0 +1,307 @@
+"""`callcenter cluster run` (``make cluster``): Kamailio in front of several Asterisk nodes on
+this machine, in the foreground; Ctrl-C stops everything.
+
+Each node is what `callcenter run` brings up for one hotline (its Asterisk instance and one app
+process), with a config derived from the hotline's (cluster/plan.py) written beside it as
+``.cluster-nodeN.yaml`` (the IVR and secret files it names are found there). All nodes share
+one Redis (live state: pools and queue keyed per tenant, so limits are exact across nodes) and
+one database. Order up: Redis, database (alembic upgrade head, once), each node (Asterisk, then
+its app), the edge last, when every node answers. Order down: the edge first (no new calls),
+then each node's app (its records flushed) and Asterisk, then Redis.
+
+What the run started is recorded as `callcenter run` records it (ops/processes.RunRecord): one
+record for the cluster (the run itself, Kamailio, a private Redis), one per node (its Asterisk
+and app), so a killed run's leftovers are stopped by the next; children die with the run
+(PDEATHSIG, guards). ``STATE/cluster/cluster.json`` lists the nodes for `callcenter cluster
+status`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from callcenter.cluster.edge import EdgeNode, EdgeSettings, Kamailio
+from callcenter.cluster.plan import NodePlan, plan_nodes
+from callcenter.config.file import load_config
+from callcenter.config.model import HotlineConfig
+from callcenter.config.secrets import load_secrets, operator_passwords
+from callcenter.config.settings import Settings
+from callcenter.ops.accounts import ensure_service_account
+from callcenter.ops.files import write_atomic
+from callcenter.ops.processes import RunAs, RunRecord
+from callcenter.pbx.install import cache_dir, ensure_asterisk
+from callcenter.pbx.layout import PbxLayout
+from callcenter.pbx.process import AsteriskProcess
+from callcenter.pbx.render import operator_accounts, render
+from callcenter.pbx.tls import ensure_self_signed
+from callcenter.runtime.redis_server import PrivateRedis, answers
+from callcenter.runtime.runner import (
+    AppProcess,
+    Part,
+    PbxPart,
+    RedisPart,
+    StopRequest,
+    Supervisor,
+    check_free,
+    hand_over,
+)
+from callcenter.store.migrate import upgrade_head
+from callcenter.store.urls import shown_url
+
+log = logging.getLogger("callcenter.cluster")
+
+STATE_FILE = "cluster.json"
+
+
+def cluster_dir(settings: Settings) -> Path:
+    return settings.state_dir / "cluster"
+
+
+def node_config_path(settings: Settings, plan: NodePlan) -> Path:
+    """Beside the hotline's config: its IVR files and relative secret files resolve alike."""
+    return settings.config_path.resolve().parent / f".cluster-{plan.name}.yaml"
+
+
+@dataclass
+class Node:
+    """One running node: its plan, settings, Asterisk and app."""
+
+    plan: NodePlan
+    settings: Settings
+    record: RunRecord
+    pbx: AsteriskProcess | None = None
+    app: AppProcess | None = None
+
+    def stop(self) -> None:
+        for part in (self.app, self.pbx):
+            if part is None:
+                continue
+            try:
+                part.stop()
+            except Exception as e:  # one failing must not leave the others running
+                log.error("%s: stopping %s failed: %r", self.plan.name, type(part).__name__, e)
+        self.record.clear()
+
+
+class Named:
+    """A supervised part under a name of its node (the supervisor counts restarts by name)."""
+
+    def __init__(self, name: str, part: Part):
+        self.name = name
+        self.part = part
+
+    def exited(self) -> int | None:
+        return self.part.exited()
+
+    def restart(self) -> None:
+        self.part.restart()
+
+
+class EdgePart:
+    """Kamailio as a supervised part: started again with the same config when it dies."""
+
+    name = "Kamailio"
+
+    def __init__(self, edge: Kamailio, record: RunRecord):
+        self.edge = edge
+        self.record = record
+
+    def exited(self) -> int | None:
+        return self.edge.exited()
+
+    def restart(self) -> None:
+        self.edge.stop()  # releases the dead one's guard
+        self.edge.start()
+        if self.edge.proc is not None:
+            self.record.add("kamailio", self.edge.proc.pid)
+
+
+def cluster_name(settings: Settings) -> str:
+    """The run's name: "cluster", or HOTLINE_INSTANCE when set (two clusters side by side,
+    tests). Node N's PBX instance and run record are "<name>-nodeN"."""
+    return "cluster" if settings.instance == "main" else settings.instance
+
+
+def node_instance(settings: Settings, plan: NodePlan) -> str:
+    return f"{cluster_name(settings)}-{plan.name}"
+
+
+def write_state(folder: Path, edge: EdgeSettings, nodes: list[NodePlan],
+                instances: list[str]) -> None:
+    """What `callcenter cluster status` reads: the nodes, their SIP address and run record."""
+    data = {
+        "edge": {"sip": f"{edge.listen_host}:{edge.listen_port}", "workdir": str(folder / "edge")},
+        "nodes": [{"name": p.name, "sip": f"{p.sip_host}:{p.sip_port}", "instance": instance,
+                   "http_port": p.http_port} for p, instance in zip(nodes, instances, strict=True)],
+    }
+    write_atomic(folder / STATE_FILE, json.dumps(data, indent=2), 0o644)
+
+
+def live_state_url(settings: Settings, account: RunAs | None, record: RunRecord,
+                   folder: Path) -> tuple[str, PrivateRedis | None]:
+    """The Redis every node's app shares: REDIS_URL when it answers, else a private one.
+
+    Issue 19 point 5 starts here: a Redis Sentinel set (one primary, one replica, three
+    sentinels: callcenter/runtime/sentinel.py's ``SentinelSet``) started in place of the
+    private Redis, its addresses passed to the apps as REDIS_SENTINELS/REDIS_SENTINEL_MASTER.
+    """
+    if settings.redis_url and answers(settings.redis_url):
+        return settings.redis_url, None
+    if settings.redis_url:
+        log.warning("REDIS_URL does not answer; starting a private redis-server")
+    private = PrivateRedis(folder / "redis.sock", account)
+    private.start()
+    if private.proc is not None:
+        record.add("redis-server", private.proc.pid)
+    return private.url, private
+
+
+def edge_operators(config: HotlineConfig) -> tuple[tuple[str, str], ...]:
+    """(extension, HA1) of the operators who register at the edge: all but those who must use
+    TLS (the edge listens on UDP only; they register at a node's TLS port, as without an
+    edge). Passwords as `callcenter run` finds them (environment or files)."""
+    accounts = operator_accounts(config, operator_passwords(config))
+    return tuple((a.extension, a.password_digest) for a in accounts if not a.tls)
+
+
+def node_settings(settings: Settings, plan: NodePlan, folder: Path) -> Settings:
+    return replace(settings, config_path=node_config_path(settings, plan),
+                   state_dir=folder / plan.name, instance=node_instance(settings, plan))
+
+
+def start_node(node: Node, redis_url: str, account: RunAs | None, stop: StopRequest) -> None:
+    """Render and start the node's Asterisk, then its app."""
+    s, plan = node.settings, node.plan
+    s.state_dir.mkdir(parents=True, exist_ok=True)
+    node.record.claim(lambda m: log.warning("%s: stopping %s (pid %d) left by an earlier run",
+                                            plan.name, m.name, m.pid))
+    config = load_config(s.config_path)
+    secrets = load_secrets(s.state_dir, s.secrets_file)
+    ensure_self_signed(config, s.state_dir)
+    if account is not None:
+        hand_over(s, account)
+    layout = PbxLayout.for_instance(ensure_asterisk(), s.instance, s.state_dir)
+    render(config, layout, secrets, prompt_cache=s.prompt_cache,
+           sounds_override=s.sounds_override, app_account=account, state_dir=s.state_dir)
+    svc, trunk = config.service, config.trunk
+    check_free(svc.ari_bind, svc.ari_port, socket.SOCK_STREAM, f"{plan.name} ARI")
+    check_free(trunk.bind, trunk.port, socket.SOCK_DGRAM, f"{plan.name} SIP")
+    stop.check()
+    node.pbx = AsteriskProcess(layout, f"http://{svc.ari_bind}:{svc.ari_port}",
+                               secrets.ari_user, secrets.ari_password)
+    node.pbx.start()
+    if node.pbx.proc is not None:
+        node.record.add("asterisk", node.pbx.proc.pid)
+    stop.check()
+    node.app = AppProcess(s, redis_url, account, node.record)
+    node.app.start()
+    log.info("%s: SIP %s:%d, console http://%s:%d", plan.name, trunk.bind, trunk.port,
+             svc.http_bind, svc.http_port)
+
+
+def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
+                edge_host: str = "127.0.0.1") -> None:
+    """Bring up the edge and ``count`` nodes; serve until SIGINT/SIGTERM; stop them all."""
+    base = yaml.safe_load(settings.config_path.read_text())
+    load_config(settings.config_path)  # refuse to start on a broken config
+    plans = plan_nodes(base, count, edge_host, edge_port)
+    os.umask(0o027)
+    folder = cluster_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("HOTLINE_SMS", "0")  # SMS: `make run`'s business, not the cluster's
+    if "DATABASE_URL" not in os.environ:
+        settings = replace(settings, database_url=f"sqlite:///{folder / 'hotline.db'}")
+        log.warning("DATABASE_URL is not set: the nodes share one SQLite file (%s); fine for a "
+                    "demo on one machine, PostgreSQL in production (docs/scale-out.md)",
+                    folder / "hotline.db")
+    account = ensure_service_account(settings.service_user) if os.geteuid() == 0 else None
+    if account is not None:
+        os.chmod(settings.state_dir, 0o750)
+        account.chown(settings.state_dir)
+        account.chown(folder)
+    record = RunRecord(cache_dir() / "run", cluster_name(settings))
+    record.claim(lambda m: log.warning("stopping %s (pid %d) left by an earlier cluster run",
+                                       m.name, m.pid))
+    stop = StopRequest()
+    signal.signal(signal.SIGTERM, stop.handle)
+    signal.signal(signal.SIGINT, stop.handle)
+    edge_settings = EdgeSettings(listen_host=edge_host, listen_port=edge_port,
+                                 carrier_networks=tuple(
+                                     (base.get("trunk") or {}).get("trusted_networks")
+                                     or ["127.0.0.1/32"]),
+                                 operators=edge_operators(load_config(settings.config_path)))
+    edge = Kamailio(folder / "edge", edge_settings,
+                    [EdgeNode(p.name, p.sip_host, p.sip_port) for p in plans])
+    private_redis: PrivateRedis | None = None
+    nodes: list[Node] = []
+    try:
+        for plan in plans:
+            text = yaml.safe_dump(plan.config, allow_unicode=True, sort_keys=False)
+            write_atomic(node_config_path(settings, plan),
+                         f"# Derived by `callcenter cluster run` from {settings.config_path.name}"
+                         f" for {plan.name}: edit that file, not this one.\n{text}", 0o640)
+            if account is not None:
+                account.chown(node_config_path(settings, plan))
+        edge.check()  # Kamailio parses its config before anything starts
+        write_state(folder, edge_settings, plans, [node_instance(settings, p) for p in plans])
+        check_free(edge_host, edge_port, socket.SOCK_DGRAM, "edge SIP")
+        redis_url, private_redis = live_state_url(settings, account, record, folder)
+        log.info("live state: %s", redis_url)
+        log.info("database: %s (alembic upgrade head, once for every node)",
+                 shown_url(settings.database_url))
+        upgrade_head(settings.database_url)
+        if account is not None and settings.database_url.startswith("sqlite:///"):
+            account.chown(Path(settings.database_url.removeprefix("sqlite:///")))
+        for plan in plans:
+            stop.check()
+            node = Node(plan, node_settings(settings, plan, folder),
+                        RunRecord(cache_dir() / "run", node_instance(settings, plan)))
+            nodes.append(node)
+            start_node(node, redis_url, account, stop)
+        stop.check()
+        edge.start()
+        if edge.proc is not None:
+            record.add("kamailio", edge.proc.pid)
+        log.info("cluster up: carrier -> %s:%d -> %s", edge_host, edge_port,
+                 ", ".join(f"{p.name} {p.sip_host}:{p.sip_port}" for p in plans))
+        parts: list[Part] = [EdgePart(edge, record)]
+        for node in nodes:
+            assert node.app is not None and node.pbx is not None
+            parts += [Named(f"{node.plan.name} app", node.app),
+                      Named(f"{node.plan.name} Asterisk", PbxPart(node.pbx, node.record))]
+        if private_redis is not None and private_redis.proc is not None:
+            parts.append(RedisPart(private_redis, record))
+        Supervisor(parts, stop=stop).watch()
+    except KeyboardInterrupt as e:
+        log.info("interrupted (%s)", e or "SIGINT")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        log.info("stopping the cluster")
+        try:
+            edge.stop()
+        except Exception as e:
+            log.error("stopping Kamailio failed: %r", e)
+        for node in nodes:
+            node.stop()
+        if private_redis is not None:
+            private_redis.stop()
+        record.clear()
+        log.info("stopped")
+
+
+def node_files(settings: Settings) -> dict[str, Any]:
+    """The state file of the last run (empty when none)."""
+    try:
+        return dict(json.loads((cluster_dir(settings) / STATE_FILE).read_text()))
+    except (OSError, ValueError):
+        return {}
