@@ -32,6 +32,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         print("no cluster has run here (make cluster)")
         return 1
     print(f"edge {state.get('edge', {}).get('sip', '?')}")
+    if status.get("redis"):
+        r = status["redis"]
+        print(f"redis {r['master_name']}: primary {r['primary'] or '?'}, sentinels "
+              f"{', '.join(r['sentinels'])}")
     for n in status["nodes"]:
         apps = ",".join(str(p) for p in n["app_pids"]) or "-"
         print(f"{n['name']:8} {n['state']:8} sip {n['sip']:16} asterisk "

@@ -54,6 +54,7 @@ from callcenter.runtime.runner import (
     check_free,
     hand_over,
 )
+from callcenter.runtime.sentinel import SentinelSet
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.urls import shown_url
 
@@ -136,33 +137,68 @@ def node_instance(settings: Settings, plan: NodePlan) -> str:
 
 
 def write_state(folder: Path, edge: EdgeSettings, nodes: list[NodePlan],
-                instances: list[str]) -> None:
-    """What `callcenter cluster status` reads: the nodes, their SIP address and run record."""
-    data = {
+                instances: list[str], live: LiveState | None = None) -> None:
+    """What `callcenter cluster status` reads: the nodes, their SIP address and run record;
+    the Redis Sentinel service the apps use, when there is one."""
+    data: dict[str, Any] = {
         "edge": {"sip": f"{edge.listen_host}:{edge.listen_port}", "workdir": str(folder / "edge")},
         "nodes": [{"name": p.name, "sip": f"{p.sip_host}:{p.sip_port}", "instance": instance,
                    "http_port": p.http_port} for p, instance in zip(nodes, instances, strict=True)],
     }
+    if live is not None and live.settings.redis_sentinels and live.settings.redis_sentinel_master:
+        data["redis"] = {"master_name": live.settings.redis_sentinel_master,
+                         "sentinels": [f"{h}:{p}" for h, p in live.settings.redis_sentinels],
+                         "private": live.sentinels is not None}
     write_atomic(folder / STATE_FILE, json.dumps(data, indent=2), 0o644)
 
 
-def live_state_url(settings: Settings, account: RunAs | None, record: RunRecord,
-                   folder: Path) -> tuple[str, PrivateRedis | None]:
-    """The Redis every node's app shares: REDIS_URL when it answers, else a private one.
+@dataclass
+class LiveState:
+    """The Redis every node's app shares, and what this run started for it."""
 
-    Issue 19 point 5 starts here: a Redis Sentinel set (one primary, one replica, three
-    sentinels: callcenter/runtime/sentinel.py's ``SentinelSet``) started in place of the
-    private Redis, its addresses passed to the apps as REDIS_SENTINELS/REDIS_SENTINEL_MASTER.
-    """
+    settings: Settings  # with REDIS_SENTINELS/REDIS_SENTINEL_MASTER when a set serves
+    url: str
+    private: PrivateRedis | None = None
+    sentinels: SentinelSet | None = None
+
+    def describe(self) -> str:
+        if self.settings.redis_sentinels and self.settings.redis_sentinel_master:
+            return (f"Redis Sentinel service {self.settings.redis_sentinel_master!r} via "
+                    + ",".join(f"{h}:{p}" for h, p in self.settings.redis_sentinels))
+        return self.url
+
+    def stop(self) -> None:
+        if self.sentinels is not None:
+            self.sentinels.stop()
+            log.info("Redis Sentinel set stopped")
+        if self.private is not None:
+            self.private.stop()
+
+
+def live_state_url(settings: Settings, account: RunAs | None, record: RunRecord,
+                   folder: Path) -> LiveState:
+    """The Redis every node's app shares (issue 19 point 5).
+
+    REDIS_SENTINELS (with REDIS_SENTINEL_MASTER) given: that Sentinel service. Else REDIS_URL
+    when it is given and answers (the operator's own Redis). Else a private Redis Sentinel
+    set under the run's folder: one primary, one replica, three sentinels on loopback ports
+    (callcenter/runtime/sentinel.py), the apps told of it by REDIS_SENTINELS, so they follow
+    a failover."""
+    if settings.redis_sentinels and settings.redis_sentinel_master:
+        return LiveState(settings, settings.redis_url or "")
     if settings.redis_url and answers(settings.redis_url):
-        return settings.redis_url, None
+        return LiveState(settings, settings.redis_url)
     if settings.redis_url:
-        log.warning("REDIS_URL does not answer; starting a private redis-server")
-    private = PrivateRedis(folder / "redis.sock", account)
-    private.start()
-    if private.proc is not None:
-        record.add("redis-server", private.proc.pid)
-    return private.url, private
+        log.warning("REDIS_URL does not answer; starting a private Redis Sentinel set")
+    redis_set = SentinelSet(folder / "redis", run_as=account)
+    redis_set.start()
+    for name, pid in redis_set.pids.items():
+        record.add(name, pid)
+    primary = redis_set.master()
+    url = f"redis://{primary[0]}:{primary[1]}/0" if primary else ""
+    with_set = replace(settings, redis_sentinels=tuple(redis_set.sentinels),
+                       redis_sentinel_master=redis_set.master_name)
+    return LiveState(with_set, url, sentinels=redis_set)
 
 
 def edge_operators(config: HotlineConfig) -> tuple[tuple[str, str], ...]:
@@ -241,7 +277,7 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
                                  operators=edge_operators(load_config(settings.config_path)))
     edge = Kamailio(folder / "edge", edge_settings,
                     [EdgeNode(p.name, p.sip_host, p.sip_port) for p in plans])
-    private_redis: PrivateRedis | None = None
+    live: LiveState | None = None
     nodes: list[Node] = []
     try:
         for plan in plans:
@@ -254,8 +290,11 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
         edge.check()  # Kamailio parses its config before anything starts
         write_state(folder, edge_settings, plans, [node_instance(settings, p) for p in plans])
         check_free(edge_host, edge_port, socket.SOCK_DGRAM, "edge SIP")
-        redis_url, private_redis = live_state_url(settings, account, record, folder)
-        log.info("live state: %s", redis_url)
+        live = live_state_url(settings, account, record, folder)
+        settings, redis_url = live.settings, live.url
+        write_state(folder, edge_settings, plans, [node_instance(settings, p) for p in plans],
+                    live)
+        log.info("live state: %s", live.describe())
         log.info("database: %s (alembic upgrade head, once for every node)",
                  shown_url(settings.database_url))
         upgrade_head(settings.database_url)
@@ -278,8 +317,8 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
             assert node.app is not None and node.pbx is not None
             parts += [Named(f"{node.plan.name} app", node.app),
                       Named(f"{node.plan.name} Asterisk", PbxPart(node.pbx, node.record))]
-        if private_redis is not None and private_redis.proc is not None:
-            parts.append(RedisPart(private_redis, record))
+        if live.private is not None and live.private.proc is not None:
+            parts.append(RedisPart(live.private, record))
         Supervisor(parts, stop=stop).watch()
     except KeyboardInterrupt as e:
         log.info("interrupted (%s)", e or "SIGINT")
@@ -293,8 +332,11 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
             log.error("stopping Kamailio failed: %r", e)
         for node in nodes:
             node.stop()
-        if private_redis is not None:
-            private_redis.stop()
+        if live is not None:
+            try:
+                live.stop()
+            except Exception as e:
+                log.error("stopping Redis failed: %r", e)
         record.clear()
         log.info("stopped")
 

@@ -42,4 +42,30 @@ def node_status(state: dict[str, Any], run_folder: Path) -> dict[str, Any]:
             status = "running"
         out.append({"name": n["name"], "state": status, "sip": n["sip"],
                     "asterisk_pid": asterisk, "app_pids": apps, "edge": seen})
-    return {"nodes": out}
+    result: dict[str, Any] = {"nodes": out}
+    if state.get("redis"):
+        result["redis"] = redis_status(state["redis"])
+    return result
+
+
+def redis_status(redis_info: dict[str, Any]) -> dict[str, Any]:
+    """``{"master_name", "sentinels", "primary"}``: the primary as the first sentinel that
+    answers names it now (None when none answers)."""
+    import redis
+
+    name = str(redis_info.get("master_name", "hotline"))
+    sentinels = [str(s) for s in redis_info.get("sentinels") or []]
+    primary: str | None = None
+    for address in sentinels:
+        host, _, port = address.rpartition(":")
+        try:
+            with redis.Redis(host, int(port), socket_timeout=1, socket_connect_timeout=1) as s:
+                addr = s.sentinel_get_master_addr_by_name(name)
+        except (redis.RedisError, OSError, ValueError):
+            continue
+        if addr:
+            h = addr[0].decode() if isinstance(addr[0], bytes) else str(addr[0])
+            primary = f"{h}:{int(addr[1])}"
+            break
+    return {"master_name": name, "sentinels": sentinels, "primary": primary,
+            "private": bool(redis_info.get("private"))}

@@ -29,7 +29,7 @@ from types import TracebackType
 
 import redis
 
-from callcenter.ops.processes import spawn
+from callcenter.ops.processes import RunAs, spawn
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,12 @@ class SentinelSet:
     def __init__(self, folder: Path, ports: tuple[int, int, int, int, int] | None = None, *,
                  master_name: str = "hotline", host: str = HOST,
                  down_after_ms: int = 1000, failover_timeout_ms: int = 5000,
-                 password: str | None = None):
+                 password: str | None = None, run_as: RunAs | None = None):
         """``ports``: primary, replica, sentinel 1-3 (None: free ones at start).
         ``down_after_ms``: how long the primary may not answer before a sentinel counts it
         down (the larger part of a failover's time); ``password``: requirepass/masterauth of
-        the data nodes (sentinels themselves are open, on loopback)."""
+        the data nodes (sentinels themselves are open, on loopback); ``run_as``: the account a
+        root run starts the parts as (it owns their folders)."""
         self.folder = Path(folder)
         self.ports = ports
         self.master_name = master_name
@@ -73,6 +74,7 @@ class SentinelSet:
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
         self.password = password
+        self.run_as = run_as
         self.procs: dict[int, subprocess.Popen[bytes]] = {}  # port -> process
         self.data_ports: list[int] = []
         self.sentinel_ports: list[int] = []
@@ -131,6 +133,7 @@ class SentinelSet:
         ports = list(self.ports) if self.ports else free_ports(5, self.host)
         self.data_ports, self.sentinel_ports = ports[:2], ports[2:]
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._give(self.folder)
         try:
             primary, replica = self.data_ports
             self._start_data(binary, primary, None)
@@ -234,6 +237,7 @@ class SentinelSet:
     def _start_data(self, binary: str, port: int, primary: int | None) -> None:
         place = self.folder / f"redis-{port}"
         place.mkdir(parents=True, exist_ok=True)
+        self._give(place)
         argv = [binary, "--port", str(port), "--bind", self.host, "--save", "",
                 "--appendonly", "no", "--dir", str(place),
                 "--logfile", str(place / "redis.log"), "--loglevel", "notice",
@@ -260,6 +264,8 @@ class SentinelSet:
         if self.password:
             lines.append(f"sentinel auth-pass {name} {self.password}")
         conf.write_text("\n".join(lines) + "\n")
+        self._give(place)
+        self._give(conf)
         own = shutil.which("redis-sentinel")
         argv = [own, str(conf)] if own else [binary, str(conf), "--sentinel"]
         self._spawn(port, argv)
@@ -274,9 +280,14 @@ class SentinelSet:
 
         self._wait(answers, 10.0, f"sentinel on {port}", port)
 
+    def _give(self, path: Path) -> None:
+        if self.run_as is not None:
+            self.run_as.chown(path)
+
     def _spawn(self, port: int, argv: list[str]) -> None:
         proc = spawn(self._name(port), argv, stdin=subprocess.DEVNULL,
-                     stdout=subprocess.DEVNULL, start_new_session=True)
+                     stdout=subprocess.DEVNULL, start_new_session=True,
+                     **(self.run_as.popen() if self.run_as else {}))
         self.procs[port] = proc
 
     def _wait(self, ready: Callable[[], bool], timeout: float, what: str,

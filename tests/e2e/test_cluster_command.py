@@ -1,5 +1,5 @@
 """`callcenter cluster run` (what `make cluster` runs) as an administrator uses it: Kamailio and
-two nodes up, `callcenter cluster status --json` lists them, calls through the edge land on both
+two nodes up with a private Redis Sentinel set, `callcenter cluster status --json` lists them, calls through the edge land on both
 nodes with the pool's limit exact, Ctrl-C stops everything and leaves nothing running."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 
 from callcenter.cluster.edge import kamailio_binary
@@ -105,6 +106,14 @@ def test_given_cluster_command_when_calls_through_edge_then_both_nodes_serve_and
         for n in nodes:
             assert set(n) >= {"name", "state", "sip", "asterisk_pid", "app_pids"}
             assert n["asterisk_pid"] and len(n["app_pids"]) == 1
+        # Live state: the run's own Redis Sentinel set (one primary, one replica, three
+        # sentinels), the apps told of it by REDIS_SENTINELS.
+        redis_view = _status(env)["redis"]
+        assert redis_view["private"] and len(redis_view["sentinels"]) == 3, redis_view
+        assert redis_view["primary"] and redis_view["primary"] not in redis_view["sentinels"]
+        host, _, port = redis_view["primary"].rpartition(":")
+        primary = redis.Redis(host, int(port), socket_timeout=2)
+        assert primary.info("replication")["connected_slaves"] == 1
 
         group = PhoneGroup(f"127.0.0.1:{edge}", "1022", 4, 4.0, "0919600100")
         results = group.finish(40)
@@ -119,6 +128,10 @@ def test_given_cluster_command_when_calls_through_edge_then_both_nodes_serve_and
         assert len(rows) == 4, calls.stdout
         assert {r["id"].split(":")[0] for r in rows} == {"node1", "node2"}, rows
         assert len([r for r in rows if r["outcome"] == "answered"]) == LINES, rows
+        # The calls were counted in the Sentinel set's primary (the apps' live state).
+        assert primary.dbsize() > 0
+        assert "Redis Sentinel service 'hotline'" in log.read_text()
+        primary.close()
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(90)
