@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 # tested), postgresql-client (pg_dump/pg_restore for `callcenter backup`/`restore`), kamailio
 # (the SIP edge of `make cluster`) and redis-sentinel for the cluster's Redis (docs/sentinel.md;
 # `redis-server --sentinel` stands in).
-DEB_PACKAGES := python3-venv debootstrap redis-server redis-sentinel espeak-ng sox sip-tester kannel kannel-extras chromium fonts-liberation2 logrotate postgresql-client systemd faketime kamailio
+DEB_PACKAGES := python3-venv debootstrap redis-server redis-sentinel espeak-ng sox sip-tester kannel kannel-extras chromium fonts-liberation2 logrotate postgresql postgresql-client systemd faketime kamailio
 
 .PHONY: run test deps venv lock unit pbx-test bench lint clean cluster
 

@@ -4,16 +4,18 @@ this machine, in the foreground; Ctrl-C stops everything.
 Each node is what `callcenter run` brings up for one hotline (its Asterisk instance and one app
 process), with a config derived from the hotline's (cluster/plan.py) written beside it as
 ``.cluster-nodeN.yaml`` (the IVR and secret files it names are found there). All nodes share
-one Redis (live state: pools and queue keyed per tenant, so limits are exact across nodes) and
-one database. Order up: Redis, database (alembic upgrade head, once), each node (Asterisk, then
-its app), the edge last, when every node answers. Order down: the edge first (no new calls),
-then each node's app (its records flushed) and Asterisk, then Redis.
+one Redis (live state: pools and queue keyed per tenant, so limits are exact across nodes; a
+private Sentinel set when none is given) and one database (a private PostgreSQL cluster when
+DATABASE_URL is not set). Order up: Redis, database (alembic upgrade head, once), each node
+(Asterisk, then its app), the edge last, when every node answers. Order down: the edge first
+(no new calls), then each node's app (its records flushed) and Asterisk, then Redis, then
+PostgreSQL.
 
 What the run started is recorded as `callcenter run` records it (ops/processes.RunRecord): one
-record for the cluster (the run itself, Kamailio, a private Redis), one per node (its Asterisk
-and app), so a killed run's leftovers are stopped by the next; children die with the run
-(PDEATHSIG, guards). ``STATE/cluster/cluster.json`` lists the nodes for `callcenter cluster
-status`.
+record for the cluster (the run itself, Kamailio, Redis and sentinels, PostgreSQL), one per
+node (its Asterisk and app), so a killed run's leftovers are stopped by the next; children
+die with the run (PDEATHSIG, guards). ``STATE/cluster/cluster.json`` lists the nodes (and the
+Sentinel set, the private database) for `callcenter cluster status`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess
 from callcenter.pbx.render import operator_accounts, render
 from callcenter.pbx.tls import ensure_self_signed
+from callcenter.runtime.postgres_server import PrivatePostgres
 from callcenter.runtime.redis_server import PrivateRedis, answers
 from callcenter.runtime.runner import (
     AppProcess,
@@ -137,7 +140,8 @@ def node_instance(settings: Settings, plan: NodePlan) -> str:
 
 
 def write_state(folder: Path, edge: EdgeSettings, nodes: list[NodePlan],
-                instances: list[str], live: LiveState | None = None) -> None:
+                instances: list[str], live: LiveState | None = None,
+                database_url: str | None = None) -> None:
     """What `callcenter cluster status` reads: the nodes, their SIP address and run record;
     the Redis Sentinel service the apps use, when there is one."""
     data: dict[str, Any] = {
@@ -149,6 +153,8 @@ def write_state(folder: Path, edge: EdgeSettings, nodes: list[NodePlan],
         data["redis"] = {"master_name": live.settings.redis_sentinel_master,
                          "sentinels": [f"{h}:{p}" for h, p in live.settings.redis_sentinels],
                          "private": live.sentinels is not None}
+    if database_url is not None:  # the private PostgreSQL's (no password in it)
+        data["database"] = database_url
     write_atomic(folder / STATE_FILE, json.dumps(data, indent=2), 0o644)
 
 
@@ -254,11 +260,6 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
     folder = cluster_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HOTLINE_SMS", "0")  # SMS: `make run`'s business, not the cluster's
-    if "DATABASE_URL" not in os.environ:
-        settings = replace(settings, database_url=f"sqlite:///{folder / 'hotline.db'}")
-        log.warning("DATABASE_URL is not set: the nodes share one SQLite file (%s); fine for a "
-                    "demo on one machine, PostgreSQL in production (docs/scale-out.md)",
-                    folder / "hotline.db")
     account = ensure_service_account(settings.service_user) if os.geteuid() == 0 else None
     if account is not None:
         os.chmod(settings.state_dir, 0o750)
@@ -267,6 +268,8 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
     record = RunRecord(cache_dir() / "run", cluster_name(settings))
     record.claim(lambda m: log.warning("stopping %s (pid %d) left by an earlier cluster run",
                                        m.name, m.pid))
+    private_db = None if "DATABASE_URL" in os.environ else PrivatePostgres(folder / "postgres",
+                                                                              account)
     stop = StopRequest()
     signal.signal(signal.SIGTERM, stop.handle)
     signal.signal(signal.SIGINT, stop.handle)
@@ -295,6 +298,13 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
         write_state(folder, edge_settings, plans, [node_instance(settings, p) for p in plans],
                     live)
         log.info("live state: %s", live.describe())
+        if private_db is not None:  # DATABASE_URL not set: one private PostgreSQL cluster
+            private_db.start()
+            if private_db.proc is not None:
+                record.add("postgres", private_db.proc.pid)
+            settings = replace(settings, database_url=private_db.url)
+            write_state(folder, edge_settings, plans,
+                        [node_instance(settings, p) for p in plans], live, settings.database_url)
         log.info("database: %s (alembic upgrade head, once for every node)",
                  shown_url(settings.database_url))
         upgrade_head(settings.database_url)
@@ -337,6 +347,11 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
                 live.stop()
             except Exception as e:
                 log.error("stopping Redis failed: %r", e)
+        if private_db is not None:
+            try:
+                private_db.stop()
+            except Exception as e:
+                log.error("stopping PostgreSQL failed: %r", e)
         record.clear()
         log.info("stopped")
 

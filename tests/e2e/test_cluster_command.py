@@ -1,6 +1,7 @@
 """`callcenter cluster run` (what `make cluster` runs) as an administrator uses it: Kamailio and
-two nodes up with a private Redis Sentinel set, `callcenter cluster status --json` lists them, calls through the edge land on both
-nodes with the pool's limit exact, Ctrl-C stops everything and leaves nothing running."""
+two nodes up with a private Redis Sentinel set and a private PostgreSQL, `callcenter cluster
+status --json` lists them, calls through the edge land on both nodes with the pool's limit
+exact, the records in PostgreSQL, Ctrl-C stops everything and leaves nothing running."""
 
 from __future__ import annotations
 
@@ -115,6 +116,9 @@ def test_given_cluster_command_when_calls_through_edge_then_both_nodes_serve_and
         primary = redis.Redis(host, int(port), socket_timeout=2)
         assert primary.info("replication")["connected_slaves"] == 1
 
+        # One database: the run's private PostgreSQL cluster (DATABASE_URL is not set).
+        database = json.loads((state / "cluster" / "cluster.json").read_text())["database"]
+        assert database.startswith("postgresql+psycopg://"), database
         group = PhoneGroup(f"127.0.0.1:{edge}", "1022", 4, 4.0, "0919600100")
         results = group.finish(40)
         codes = sorted(r["final_code"] for r in results)
@@ -122,7 +126,7 @@ def test_given_cluster_command_when_calls_through_edge_then_both_nodes_serve_and
         calls = subprocess.run(
             [sys.executable, "-m", "callcenter", "calls", "--json", "--last", "10"],
             env={**env, "HOTLINE_CONFIG": str(run_dir / ".cluster-node1.yaml"),
-                 "DATABASE_URL": f"sqlite:///{state / 'cluster' / 'hotline.db'}"},
+                 "DATABASE_URL": database},
             capture_output=True, text=True, cwd=ROOT, timeout=30)
         rows = [r for r in json.loads(calls.stdout) if r["caller"].startswith("09196001")]
         assert len(rows) == 4, calls.stdout
@@ -142,5 +146,5 @@ def test_given_cluster_command_when_calls_through_edge_then_both_nodes_serve_and
         node_instance = f"{instance}-{name}"
         assert _pgrep(f"/srv/hotline/{node_instance}/") == []
         PbxLayout.for_instance(ensure_asterisk(), node_instance, state / "cluster" / name).remove()
-    assert _pgrep(str(run_dir)) == []  # Kamailio (its config is in the state folder), Redis
+    assert _pgrep(str(run_dir)) == []  # Kamailio, Redis, sentinels, PostgreSQL (all in there)
     assert [n["state"] for n in _status(env)["nodes"]] == ["stopped", "stopped"]
