@@ -6,7 +6,7 @@ whole hotline of its own (tests/e2e/stack.py: Asterisk, one app instance with it
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +45,11 @@ class Cluster:
 
 
 @contextmanager
-def running_cluster(base: Path) -> Iterator[Cluster]:
-    """Both nodes, then the edge once it sees both up; all stopped however the block ends."""
+def running_cluster(base: Path,
+                    configure: Callable[[Stack], None] | None = None) -> Iterator[Cluster]:
+    """Both nodes, then the edge once it sees both up; all stopped however the block ends.
+    ``configure``: called with each node before it starts, to change its ``config_data`` (it
+    writes the file itself)."""
     try:
         kamailio_binary()
     except RuntimeError as e:
@@ -64,6 +67,8 @@ def running_cluster(base: Path) -> Iterator[Cluster]:
         node.config_data["trunk"]["edge"] = {"host": "127.0.0.1", "port": edge_port}
         node.config_data["tenants"][0]["queue"] = {"wrap_up_s": 0}
         node.set_lines(LINES)
+        if configure is not None:
+            configure(node)
     operators = (("101", password_digest("101", OPERATOR_PW)),)
     edge = Kamailio(base / "edge", EdgeSettings(listen_port=edge_port, operators=operators),
                     [EdgeNode(f"node{i}", "127.0.0.1", n.sip_port)

@@ -146,5 +146,9 @@ def test_given_cluster_command_when_calls_through_edge_then_both_nodes_serve_and
         node_instance = f"{instance}-{name}"
         assert _pgrep(f"/srv/hotline/{node_instance}/") == []
         PbxLayout.for_instance(ensure_asterisk(), node_instance, state / "cluster" / name).remove()
-    assert _pgrep(str(run_dir)) == []  # Kamailio, Redis, sentinels, PostgreSQL (all in there)
+    assert _pgrep(str(run_dir)) == []  # Kamailio, Redis, PostgreSQL (all in there)
+    for address in redis_view["sentinels"]:  # sentinels retitle themselves: by their port
+        host, _, port = address.rpartition(":")
+        with pytest.raises(redis.ConnectionError):
+            redis.Redis(host, int(port), socket_connect_timeout=1).ping()
     assert [n["state"] for n in _status(env)["nodes"]] == ["stopped", "stopped"]
