@@ -25,7 +25,7 @@ import logging
 import os
 import signal
 import socket
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +83,10 @@ class Node:
     settings: Settings
     record: RunRecord
     pbx: AsteriskProcess | None = None
-    app: AppProcess | None = None
+    apps: list[AppProcess] = field(default_factory=list)  # service.app_instances, slot 1 first
 
     def stop(self) -> None:
-        for part in (self.app, self.pbx):
+        for part in (*self.apps, self.pbx):
             if part is None:
                 continue
             try:
@@ -221,7 +221,7 @@ def node_settings(settings: Settings, plan: NodePlan, folder: Path) -> Settings:
 
 
 def start_node(node: Node, redis_url: str, account: RunAs | None, stop: StopRequest) -> None:
-    """Render and start the node's Asterisk, then its app."""
+    """Render and start the node's Asterisk, then its app(s)."""
     s, plan = node.settings, node.plan
     s.state_dir.mkdir(parents=True, exist_ok=True)
     node.record.claim(lambda m: log.warning("%s: stopping %s (pid %d) left by an earlier run",
@@ -243,9 +243,13 @@ def start_node(node: Node, redis_url: str, account: RunAs | None, stop: StopRequ
     node.pbx.start()
     if node.pbx.proc is not None:
         node.record.add("asterisk", node.pbx.proc.pid)
-    stop.check()
-    node.app = AppProcess(s, redis_url, account, node.record)
-    node.app.start()
+    # One app process per Stasis application (service.app_instances), as `callcenter run`:
+    # with two or more, a killed one's calls are adopted by its node's other(s).
+    for slot in range(1, svc.app_instances + 1):
+        stop.check()
+        app = AppProcess(s, redis_url, account, node.record, slot)
+        node.apps.append(app)
+        app.start()
     log.info("%s: SIP %s:%d, console http://%s:%d", plan.name, trunk.bind, trunk.port,
              svc.http_bind, svc.http_port)
 
@@ -324,9 +328,9 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
                  ", ".join(f"{p.name} {p.sip_host}:{p.sip_port}" for p in plans))
         parts: list[Part] = [EdgePart(edge, record)]
         for node in nodes:
-            assert node.app is not None and node.pbx is not None
-            parts += [Named(f"{node.plan.name} app", node.app),
-                      Named(f"{node.plan.name} Asterisk", PbxPart(node.pbx, node.record))]
+            assert node.apps and node.pbx is not None
+            parts += [Named(f"{node.plan.name} {app.name}", app) for app in node.apps]
+            parts.append(Named(f"{node.plan.name} Asterisk", PbxPart(node.pbx, node.record)))
         if live.private is not None and live.private.proc is not None:
             parts.append(RedisPart(live.private, record))
         Supervisor(parts, stop=stop).watch()
