@@ -11,7 +11,8 @@ BIN := $(VENV)/bin
 # smsbox) + kannel-extras (the test SMSC fakesmsc) for SMS, logrotate (its file in deploy/ is
 # tested), postgresql-client (pg_dump/pg_restore for `callcenter backup`/`restore`), kamailio
 # (the SIP edge of `make cluster`) and redis-sentinel for the cluster's Redis (docs/sentinel.md;
-# `redis-server --sentinel` stands in).
+# `redis-server --sentinel` stands in), postgresql (the server binaries for the cluster's
+# private database when DATABASE_URL is not set; Debian's own cluster is not needed).
 DEB_PACKAGES := python3-venv debootstrap redis-server redis-sentinel espeak-ng sox sip-tester kannel kannel-extras chromium fonts-liberation2 logrotate postgresql postgresql-client systemd faketime kamailio
 
 .PHONY: run test deps venv lock unit pbx-test bench lint clean cluster

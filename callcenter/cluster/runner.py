@@ -196,7 +196,9 @@ def live_state_url(settings: Settings, account: RunAs | None, record: RunRecord,
         return LiveState(settings, settings.redis_url)
     if settings.redis_url:
         log.warning("REDIS_URL does not answer; starting a private Redis Sentinel set")
-    redis_set = SentinelSet(folder / "redis", run_as=account)
+    # 3 s before a silent primary counts as down: a stall on a busy machine is no failover
+    # (docs/sentinel.md); most of a failover's time.
+    redis_set = SentinelSet(folder / "redis", run_as=account, down_after_ms=3000)
     redis_set.start()
     for name, pid in redis_set.pids.items():
         record.add(name, pid)
