@@ -1,7 +1,8 @@
 """`callcenter cluster run` (what `make cluster` runs) as an administrator uses it: Kamailio and
 two nodes up with a private Redis Sentinel set and a private PostgreSQL, `callcenter cluster
 status --json` lists them, calls through the edge land on both nodes with the pool's limit
-exact, the records in PostgreSQL, Ctrl-C stops everything and leaves nothing running."""
+exact, the records in PostgreSQL, Redis's primary killed and the calls still answered exactly,
+Ctrl-C stops everything and leaves nothing running."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ import redis
 import yaml
 
 from callcenter.cluster.edge import kamailio_binary
-from callcenter.ops.processes import spawn
-from callcenter.pbx.install import ensure_asterisk
+from callcenter.ops.processes import RunRecord, spawn
+from callcenter.pbx.install import cache_dir, ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.tools.softphone import PhoneGroup
 from tests.e2e.stack import ROOT, RTP_RESERVED, base_config, readiness_summary, wait_until
@@ -136,6 +137,17 @@ def test_given_cluster_command_when_calls_through_edge_then_both_nodes_serve_and
         assert primary.dbsize() > 0
         assert "Redis Sentinel service 'hotline'" in log.read_text()
         primary.close()
+        # Redis's primary lost (SIGKILL): the sentinels promote the replica, the apps follow
+        # it, calls are answered again and the pool is exact (no line counted twice).
+        marks = {m.name: m.pid for m in RunRecord(cache_dir() / "run", instance).read()}
+        os.kill(marks[f"redis-{port}"], signal.SIGKILL)
+        promoted = wait_until(lambda: (_status(env).get("redis") or {}).get("primary")
+                              not in (None, redis_view["primary"]), 30, 0.5)
+        assert promoted, log.read_text()[-3000:]
+        after = PhoneGroup(f"127.0.0.1:{edge}", "1022", LINES + 1, 4.0, "0919600200")
+        assert len(after.wait_for("answered", LINES, 30)) == LINES, log.read_text()[-3000:]
+        late = sorted(r["final_code"] for r in after.finish(40))
+        assert late[:LINES] == [200] * LINES and 200 not in late[LINES:], late
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(90)
