@@ -129,6 +129,29 @@ class EdgePart:
             self.record.add("kamailio", self.edge.proc.pid)
 
 
+class RedisSetPart:
+    """One process of the private Sentinel set as a supervised part: a data node that dies
+    comes back as a replica (once the sentinels have promoted the other, when it was the
+    primary), a sentinel from its own file. The restart waits for that (seconds; up to 30)."""
+
+    def __init__(self, redis_set: SentinelSet, port: int, record: RunRecord):
+        self.redis_set = redis_set
+        self.port = port
+        self.record = record
+        kind = "sentinel" if port in redis_set.sentinel_ports else "redis"
+        self.name = f"{kind} {port}"
+
+    def exited(self) -> int | None:
+        proc = self.redis_set.procs.get(self.port)
+        return proc.poll() if proc is not None else None
+
+    def restart(self) -> None:
+        self.redis_set.restart(self.port)
+        proc = self.redis_set.procs.get(self.port)
+        if proc is not None:
+            self.record.add(self.name.replace(" ", "-"), proc.pid)
+
+
 def cluster_name(settings: Settings) -> str:
     """The run's name: "cluster", or HOTLINE_INSTANCE when set (two clusters side by side,
     tests). Node N's PBX instance and run record are "<name>-nodeN"."""
@@ -335,6 +358,9 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
             parts.append(Named(f"{node.plan.name} Asterisk", PbxPart(node.pbx, node.record)))
         if live.private is not None and live.private.proc is not None:
             parts.append(RedisPart(live.private, record))
+        if live.sentinels is not None:
+            parts += [RedisSetPart(live.sentinels, port, record)
+                      for port in (*live.sentinels.data_ports, *live.sentinels.sentinel_ports)]
         Supervisor(parts, stop=stop).watch()
     except KeyboardInterrupt as e:
         log.info("interrupted (%s)", e or "SIGINT")

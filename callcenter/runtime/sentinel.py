@@ -221,6 +221,31 @@ class SentinelSet:
         self._wait(promotable, timeout, f"{addr} known as a healthy replica by every sentinel",
                    addr[1])
 
+    def restart(self, port: int, timeout: float = 30.0) -> None:
+        """Start the part on ``port`` again after it died (a supervisor's restart). A data
+        node comes back as a replica of the primary the sentinels name (after their failover,
+        when it was the primary), so it never serves stale writes; a sentinel restarts from
+        the file it rewrote itself (the epochs and the primary it knew)."""
+        if port in self.sentinel_ports:
+            place = self.folder / f"sentinel-{port}"
+            own = shutil.which("redis-sentinel")
+            binary = shutil.which("redis-server") or "redis-server"
+            conf = place / "sentinel.conf"
+            self._spawn(port, [own, str(conf)] if own else [binary, str(conf), "--sentinel"])
+            self._wait(lambda: self._pings(port), 10.0, f"sentinel on {port}", port)
+            return
+        old = (self.host, port)
+        if self.master() == old:
+            self.wait_failover(old, timeout)
+        self.revive(old, timeout)
+
+    def _pings(self, port: int) -> bool:
+        try:
+            with redis.Redis(self.host, port, socket_timeout=1, socket_connect_timeout=1) as s:
+                return bool(s.ping())
+        except (redis.RedisError, OSError):
+            return False
+
     # -- parts ---------------------------------------------------------------------------
     def _name(self, port: int) -> str:
         return f"sentinel-{port}" if port in self.sentinel_ports else f"redis-{port}"

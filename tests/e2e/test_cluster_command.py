@@ -148,6 +148,12 @@ def test_given_cluster_command_when_calls_through_edge_then_both_nodes_serve_and
         assert len(after.wait_for("answered", LINES, 30)) == LINES, log.read_text()[-3000:]
         late = sorted(r["final_code"] for r in after.finish(40))
         assert late[:LINES] == [200] * LINES and 200 not in late[LINES:], late
+        # The run's supervisor brings the killed one back as the new primary's replica.
+        new_host, _, new_port = _status(env)["redis"]["primary"].rpartition(":")
+        promoted_primary = redis.Redis(new_host, int(new_port), socket_timeout=2)
+        assert wait_until(lambda: promoted_primary.info("replication")["connected_slaves"] == 1,
+                          30, 0.5), log.read_text()[-3000:]
+        promoted_primary.close()
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(90)
