@@ -45,7 +45,7 @@ from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess
 from callcenter.pbx.render import operator_accounts, render
 from callcenter.pbx.tls import ensure_self_signed
-from callcenter.runtime.postgres_server import PrivatePostgres
+from callcenter.runtime.postgres_server import PostgresUnavailable, PrivatePostgres
 from callcenter.runtime.redis_server import PrivateRedis, answers
 from callcenter.runtime.runner import (
     AppProcess,
@@ -150,6 +150,30 @@ class RedisSetPart:
         proc = self.redis_set.procs.get(self.port)
         if proc is not None:
             self.record.add(self.name.replace(" ", "-"), proc.pid)
+
+
+class PostgresPart:
+    """The private PostgreSQL as a supervised part: started again on its data when it dies
+    (the apps' database-outage handling covers the seconds between)."""
+
+    name = "PostgreSQL"
+
+    def __init__(self, db: PrivatePostgres, record: RunRecord):
+        self.db = db
+        self.record = record
+
+    def exited(self) -> int | None:
+        return self.db.proc.poll() if self.db.proc is not None else None
+
+    def restart(self) -> None:
+        self.db.stop()  # releases the dead one's guard
+        try:
+            self.db.start()
+        except PostgresUnavailable as e:  # e.g. its old children still hold the shared
+            log.error("PostgreSQL did not start again: %s", e)  # memory: tried again
+            return
+        if self.db.proc is not None:
+            self.record.add("postgres", self.db.proc.pid)
 
 
 def cluster_name(settings: Settings) -> str:
@@ -358,6 +382,8 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
             parts.append(Named(f"{node.plan.name} Asterisk", PbxPart(node.pbx, node.record)))
         if live.private is not None and live.private.proc is not None:
             parts.append(RedisPart(live.private, record))
+        if private_db is not None and private_db.proc is not None:
+            parts.append(PostgresPart(private_db, record))
         if live.sentinels is not None:
             parts += [RedisSetPart(live.sentinels, port, record)
                       for port in (*live.sentinels.data_ports, *live.sentinels.sentinel_ports)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -74,6 +75,14 @@ def test_given_no_database_url_when_private_postgres_starts_then_migrated_over_s
     again = PrivatePostgres(place / "postgres", _account())
     again.start()  # the data kept: no initdb, the tables still there
     try:
+        assert {"call_records", "callbacks"} <= _tables(again.url)
+        # Killed (SIGKILL, its lock file left behind): what `make cluster`'s supervisor does,
+        # stop (releases the guard) and start, brings it back on the same data.
+        assert again.proc is not None
+        again.proc.send_signal(signal.SIGKILL)
+        again.proc.wait(10)
+        again.stop()
+        again.start()
         assert {"call_records", "callbacks"} <= _tables(again.url)
     finally:
         again.stop()
