@@ -142,9 +142,12 @@ def fast_dispatcher(outbox: SmsOutbox, target: SendsmsTarget, **kw: object) -> S
     return SmsDispatcher(outbox, target, **options)  # type: ignore[arg-type]
 
 
-async def wait_until(check: Callable[[], object], timeout: float = 10.0,
+async def wait_until(check: Callable[[], object], timeout: float = 30.0,
                      what: str = "condition") -> None:
-    """Poll `check` (sync, run in a thread) until truthy; fail the test after `timeout`."""
+    """Poll `check` (sync, run in a thread) until truthy; fail the test after `timeout`.
+    Generous: on a loaded 2-core machine smsbox has held a sendsms request past the
+    dispatcher's 5 s request timeout (a text then arrives on the retry, ~12 s after it was
+    queued; seen once in CI with four other suites running)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await asyncio.to_thread(check):
