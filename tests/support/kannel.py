@@ -145,9 +145,9 @@ def fast_dispatcher(outbox: SmsOutbox, target: SendsmsTarget, **kw: object) -> S
 async def wait_until(check: Callable[[], object], timeout: float = 30.0,
                      what: str = "condition") -> None:
     """Poll `check` (sync, run in a thread) until truthy; fail the test after `timeout`.
-    Generous: on a loaded 2-core machine smsbox has held a sendsms request past the
-    dispatcher's 5 s request timeout (a text then arrives on the retry, ~12 s after it was
-    queued; seen once in CI with four other suites running)."""
+    Generous: once in CI, on a 2-core machine loaded by four other suites, a 3-part text had
+    not reached fakesmsc after 10 s and the dispatcher's stop then took 15 s more (a sendsms
+    request held by smsbox, we think; not reproduced since)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await asyncio.to_thread(check):
