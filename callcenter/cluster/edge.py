@@ -17,7 +17,7 @@ from pathlib import Path
 import jinja2
 
 from callcenter.ops.files import write_atomic
-from callcenter.ops.processes import release_guard, spawn
+from callcenter.ops.processes import release_guard, spawn, stop_child_group
 from callcenter.pbx.render import SIP_REALM, scanner_user_agent_regex
 
 log = logging.getLogger(__name__)
@@ -229,16 +229,7 @@ class Kamailio:
             return
         try:
             if self.proc.poll() is None:
-                for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-                    try:
-                        os.killpg(self.proc.pid, sig)
-                    except ProcessLookupError:
-                        break
-                    try:
-                        self.proc.wait(wait)
-                        break
-                    except subprocess.TimeoutExpired:
-                        continue
+                stop_child_group(self.proc, ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)))
             log.info("Kamailio edge stopped")
         finally:
             release_guard(self.proc)
