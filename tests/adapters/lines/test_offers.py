@@ -4,24 +4,10 @@ instances, idempotent per call, released, and freed by themselves when an instan
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 import redis.asyncio as aioredis
 
 from callcenter.lines.offers import OfferSlots, offers_key
-from callcenter.runtime.redis_server import PrivateRedis
-
-
-@pytest.fixture
-async def two_clients(
-        redis_server: PrivateRedis) -> AsyncIterator[tuple[aioredis.Redis, aioredis.Redis]]:
-    a = aioredis.Redis.from_url(redis_server.url)
-    b = aioredis.Redis.from_url(redis_server.url)
-    await a.flushall()
-    yield a, b
-    await a.aclose()
-    await b.aclose()
 
 
 async def test_given_two_instances_when_a_flood_asks_then_never_more_than_the_cap(
