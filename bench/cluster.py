@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -74,8 +75,6 @@ from common import (  # noqa: E402
     stop_on_signals,
     table,
 )
-
-import redis  # noqa: E402
 
 from callcenter.cluster.status import node_status  # noqa: E402
 from callcenter.lines.redis import lines_key  # noqa: E402
@@ -353,13 +352,15 @@ class Stream:
 
 
 def short_calls(target: SipTarget, *, rate: float, calls: int, tag: str, limit: int,
-                warmup: int = 0) -> Any:
-    """Start SIPp placing ``calls`` short calls to 1022 at ``rate``/s (in the background)."""
+                warmup: int = 0, media_port: int | None = None) -> Any:
+    """Start SIPp placing ``calls`` short calls to 1022 at ``rate``/s (in the background);
+    SIPp runs started together need their own ``media_port`` (see start_sipp)."""
     inf = target.workdir / f"numbers-{tag}.csv"
     inf.write_text("SEQUENTIAL\n" + f"{APP_NUMBER};\n" * (calls + warmup))
     return start_sipp("answer_latency.xml", target, APP_NUMBER,  # type: ignore[arg-type]
                       calls=calls + warmup, rate=rate, limit=limit, tag=tag,
-                      timeout_s=int((calls + warmup) / rate) + 60, extra=["-inf", str(inf)])
+                      timeout_s=int((calls + warmup) / rate) + 60, extra=["-inf", str(inf)],
+                      media_port=media_port)
 
 
 def read_stream(run: Any, placed: int, warmup: int = 0) -> Stream:
@@ -417,10 +418,11 @@ def edge_vs_direct(cluster: ClusterRun, calls: int, rate: float,
                    warmup: int) -> tuple[Stream, Stream]:
     """Short calls through the edge and straight to node1's trunk, side by side."""
     log(f"edge vs direct: {calls} (+{warmup}) calls each at {rate:g}/s, side by side")
+    media, _ = free_udp_range(8, start=40000)  # SIPp binds its media port and the one 2 above
     via = short_calls(cluster.edge, rate=rate, calls=calls, tag="via-edge", limit=20,
-                      warmup=warmup)
+                      warmup=warmup, media_port=media)
     direct = short_calls(cluster.node_sip(1), rate=rate, calls=calls, tag="direct", limit=20,
-                         warmup=warmup)
+                         warmup=warmup, media_port=media + 4)
     a, b = via.wait(), direct.wait()
     cluster.wait_lines_free()
     return read_stream(a, calls, warmup), read_stream(b, calls, warmup)
@@ -430,6 +432,12 @@ def first_answer_after(stream: Stream, t: float) -> float | None:
     """The time the first call whose INVITE left after ``t`` was answered (epoch)."""
     after = [ok for inv, ok in stream.invite_200 if inv >= t]
     return min(after) if after else None
+
+
+def last_failed(stream: Stream, t: float) -> float | None:
+    """Seconds from ``t`` to the INVITE of the last failed call placed after ``t - 2``."""
+    late = [f for f in stream.failed_at if f >= t - 2]
+    return max(late) - t if late else None
 
 
 def node_failover(cluster: ClusterRun, stream_s: float, limit: int) -> dict[str, Any]:
@@ -477,6 +485,7 @@ def node_failover(cluster: ClusterRun, stream_s: float, limit: int) -> dict[str,
         out["stream"] = stream
         out["first_after_s"] = None if first is None else first - t_kill
         out["failed_after_kill"] = sum(1 for t in stream.failed_at if t >= t_kill - 2)
+        out["last_failed_s"] = last_failed(stream, t_kill)
         out["slow_after_kill"] = sum(1 for inv, ok in stream.invite_200
                                      if inv >= t_kill - 2 and ok - inv > ANSWER_WITHIN_MS / 1000)
     finally:
@@ -531,6 +540,7 @@ def redis_failover(cluster: ClusterRun, stream_s: float, limit: int) -> dict[str
         first = None if apps_s is None else first_answer_after(stream, t_kill + apps_s)
         out["first_after_s"] = None if first is None else first - t_kill
         out["failed_after_kill"] = sum(1 for t in stream.failed_at if t >= t_kill - 2)
+        out["last_failed_s"] = last_failed(stream, t_kill)
     finally:
         if sipp is not None:
             sipp.kill()
@@ -682,6 +692,7 @@ def main(argv: list[str] | None = None) -> int:
                 ["  stream calls failed / answered > 1 s from 2 s before the kill",
                  f"{node_fo.get('failed_after_kill')} / {node_fo.get('slow_after_kill')} of "
                  f"{st.placed if st else '?'}"],
+                ["  last failed call placed (INVITE sent)", secs(node_fo.get("last_failed_s"))],
                 ["  lines in use after", str(node_fo.get("lines_left"))],
             ]
             if node_fo.get("out_s") is None or node_fo["out_s"] > MAX_FAILOVER_S:
@@ -701,6 +712,7 @@ def main(argv: list[str] | None = None) -> int:
                 ["  first call placed after that answered", secs(redis_fo.get("first_after_s"))],
                 ["  stream calls failed from 2 s before the kill",
                  f"{redis_fo.get('failed_after_kill')} of {st.placed if st else '?'}"],
+                ["  last failed call placed (INVITE sent)", secs(redis_fo.get("last_failed_s"))],
                 ["  lines in use after (none counted twice)", str(redis_fo.get("lines_left"))],
             ]
             if redis_fo.get("apps_s") is None or redis_fo["apps_s"] > MAX_FAILOVER_S:
