@@ -607,6 +607,9 @@ def main(argv: list[str] | None = None) -> int:
     failover_in = 2 if 2 in counts else max(counts)
 
     stop_on_signals()
+    # Ctrl-C raises KeyboardInterrupt even when started where SIGINT was ignored (a shell's
+    # background job): whatever happens, the clusters and the Redis set are stopped.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     cpu = "?"
     for ln in Path("/proc/cpuinfo").read_text().splitlines():
