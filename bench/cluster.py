@@ -278,7 +278,8 @@ class ClusterRun:
     def asterisk_pid(self, i: int) -> int | None:
         for n in self.node_states():
             if n["name"] == f"node{i}":
-                return n["asterisk_pid"]
+                pid = n["asterisk_pid"]
+                return int(pid) if pid is not None else None
         return None
 
     def ready(self, i: int) -> dict[str, bool]:
