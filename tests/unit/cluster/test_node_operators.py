@@ -61,3 +61,15 @@ def test_given_operators_when_edge_rendered_then_same_digest_as_the_nodes(tmp_pa
     assert f'$sht(operators=>101) = "{password_digest("101", PW101)}";' in text
     assert PW101 not in text
     assert 'pv_auth_check("hotline1022", "$sht(operators=>$tU)", "1", "1")' in text
+
+
+def test_given_edge_when_app_not_connected_then_503_at_once_so_the_edge_tries_the_next_node(
+        tmp_path: Path) -> None:
+    config = load(tmp_path, config_data(edge={"host": "127.0.0.1", "port": 5060}))
+    ext = texts(tmp_path, config, PASSWORDS)["extensions.conf"]
+    unavailable = ext.split("[hotline-unavailable]")[1].split("\n[")[0]
+    lines = [line for line in unavailable.splitlines() if line.startswith(("exten", " same"))]
+    assert lines and all(line.endswith(",1,Hangup(41)") for line in lines), lines
+    alone = texts(tmp_path, load(tmp_path, config_data()), PASSWORDS)["extensions.conf"]
+    single = alone.split("[hotline-unavailable]")[1].split("\n[")[0]
+    assert "Playback(" in single and "Progress()" in single  # one node: the caller is told
