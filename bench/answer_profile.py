@@ -65,13 +65,11 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import TENANT, bench_config, table  # noqa: E402
+from common import bench_config, table  # noqa: E402
 
 from callcenter import calls as cm  # noqa: E402
 from callcenter import cli  # noqa: E402
-from callcenter.ari_app import calls as ari_calls  # noqa: E402
 from callcenter.ari_app import client as ari_client  # noqa: E402
-from callcenter.ari_app import service as ari_service  # noqa: E402
 from callcenter.ari_app.calls import CallDeps, CallSession  # noqa: E402
 from callcenter.ari_app.client import AriClient  # noqa: E402
 from callcenter.ari_app.service import StasisService  # noqa: E402
@@ -373,6 +371,7 @@ async def run_pass(redis_url: str, calls: int, warmup: int, steps: Steps,
     while not service.connected.is_set():
         await asyncio.sleep(0.01)
     counter = itertools.count(1)
+    loop = asyncio.get_running_loop()
     p1: list[int] = []
     whole: list[int] = []
     before_cmds: dict[str, int] = {}
@@ -385,9 +384,9 @@ async def run_pass(redis_url: str, calls: int, warmup: int, steps: Steps,
             before_ari = len(fake.requests)
             steps.on = True
         call_id = f"1765100000.{next(counter)}"
-        loop = asyncio.get_running_loop()
         answered: asyncio.Future[None] = loop.create_future()
-        fake.answered[call_id] = lambda f=answered: loop.call_soon_threadsafe(f.set_result, None)
+        fake.answered[call_id] = functools.partial(loop.call_soon_threadsafe,
+                                                   answered.set_result, None)
         cpu0 = time.thread_time_ns()
         steps.p1 = steps.on
         await fake.send(_event("StasisStart", _channel(call_id), args=[]), call_id)
