@@ -63,7 +63,6 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import bench_config, table  # noqa: E402
 
