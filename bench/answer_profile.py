@@ -45,6 +45,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import inspect
 import itertools
 import json
 import logging
@@ -66,8 +67,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import bench_config, table  # noqa: E402
 
+from callcenter import (
+    app,  # noqa: E402
+    cli,  # noqa: E402
+)
 from callcenter import calls as cm  # noqa: E402
-from callcenter import cli  # noqa: E402
 from callcenter.ari_app import client as ari_client  # noqa: E402
 from callcenter.ari_app.calls import CallDeps, CallSession  # noqa: E402
 from callcenter.ari_app.client import AriClient  # noqa: E402
@@ -75,6 +79,7 @@ from callcenter.ari_app.service import StasisService  # noqa: E402
 from callcenter.config.parse import parse_config  # noqa: E402
 from callcenter.lines.fallback import ResilientPool  # noqa: E402
 from callcenter.lines.redis import LinePool  # noqa: E402
+from callcenter.redis_clients import RedisTarget, async_client, blocking_pool  # noqa: E402
 from callcenter.runtime.redis_server import PrivateRedis  # noqa: E402
 
 APP = "hotline-bench"
@@ -174,20 +179,15 @@ class FakeAsterisk:
         assert self.ws is not None
         await self.ws.send_str(json.dumps(event))
 
-    async def send(self, event: dict[str, Any], measure: str | None = None) -> None:
-        """Send an event (awaited from the app's loop); ``measure``: note the app's CPU
-        clock first."""
+    def send(self, events: list[dict[str, Any]], measure: str | None = None) -> None:
+        """Send events in order, from the server's thread (nothing of it runs on the app's
+        loop); ``measure``: note the app's CPU clock first."""
         async def go() -> None:
             if measure is not None:
                 self.p1_cpu_ns[measure] = thread_cpu_ns(self.app_thread)
-            await self._send(event)
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(go(), self.loop))
-
-    async def send_all(self, events: list[dict[str, Any]]) -> None:
-        async def go() -> None:
             for event in events:
                 await self._send(event)
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(go(), self.loop))
+        asyncio.run_coroutine_threadsafe(go(), self.loop)
 
     def stop(self) -> None:
         async def down() -> None:
@@ -337,8 +337,11 @@ class Pass:
 
 
 async def _commandstats(r: aioredis.Redis) -> dict[str, int]:
+    """Calls per command, and Redis's own time per command as "<command> µs"."""
     info = await r.info("commandstats")
-    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
+    out = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
+    out.update({k.removeprefix("cmdstat_") + " µs": int(v["usec"]) for k, v in info.items()})
+    return out
 
 
 async def run_pass(redis_url: str, calls: int, warmup: int, steps: Steps,
@@ -349,12 +352,25 @@ async def run_pass(redis_url: str, calls: int, warmup: int, steps: Steps,
     config = parse_config(bench_config(sip_port=5060, ari_port=fake.port, ami_port=5038,
                                        http_port=8088, rtp=(32000, 32100), lines=50),
                           "answer_profile")
-    pool_client = aioredis.Redis.from_url(redis_url, single_connection_client=True)
-    client = aioredis.Redis.from_url(redis_url)
+    # The Redis clients as app.py makes them: the pool's own single connection with its
+    # timeouts, the shared client over a bounded pool of warm connections.
+    target = RedisTarget(redis_url)
+    # (Since issue 20 the scripts' timeout is LinePool's, before it the client's.)
+    pool_timeout_in_pool = "timeout_s" in inspect.signature(LinePool).parameters
+    pool_client = async_client(
+        target, single_connection_client=True, socket_connect_timeout=app.REDIS_CONNECT_S,
+        socket_timeout=None if pool_timeout_in_pool else app.REDIS_POOL_TIMEOUT_S)
+    shared = blocking_pool(target, max_connections=app.REDIS_CONNECTIONS,
+                           timeout=app.REDIS_WAIT_S, driver_info=None,
+                           socket_connect_timeout=app.REDIS_CONNECT_S)
+    client = aioredis.Redis(connection_pool=shared)
+    await app.warm_up(shared, app.REDIS_WARM_CONNECTIONS)
     stats = aioredis.Redis.from_url(redis_url)
     session = aiohttp.ClientSession()
     ari = AriClient(f"http://127.0.0.1:{fake.port}", "u", "p", APP, session)
-    line_pool = LinePool(pool_client, instance=f"{NODE}-profile", node=NODE)
+    line_pool = LinePool(pool_client, instance=f"{NODE}-profile", node=NODE,
+                         **({"timeout_s": app.REDIS_POOL_TIMEOUT_S} if pool_timeout_in_pool
+                            else {}))
     pool = ResilientPool(line_pool)
     await client.ping()
     await line_pool.heartbeat()
@@ -388,12 +404,12 @@ async def run_pass(redis_url: str, calls: int, warmup: int, steps: Steps,
                                                    answered.set_result, None)
         cpu0 = time.thread_time_ns()
         steps.p1 = steps.on
-        await fake.send(_event("StasisStart", _channel(call_id), args=[]), call_id)
+        fake.send([_event("StasisStart", _channel(call_id), args=[])], call_id)
         await answered
         await asyncio.sleep(0.005)  # greeting playback request and its event
         task = service.sessions[call_id].task
         ch = _channel(call_id, "Up")
-        await fake.send_all([
+        fake.send([
             _event("ChannelHangupRequest", ch, cause=16),
             _event("PlaybackFinished",
                    playback={**_playback(f"{call_id}~p1", call_id), "state": "done"}),
@@ -411,13 +427,13 @@ async def run_pass(redis_url: str, calls: int, warmup: int, steps: Steps,
     after_cmds = await _commandstats(stats)
     cmds = {k: v - before_cmds.get(k, 0) for k, v in after_cmds.items()
             if v - before_cmds.get(k, 0) > 0}
-    cmds["info"] = cmds.get("info", 1) - 1  # our own reading
     ari_counts: collections.Counter[str] = collections.Counter(
         f"{m} {_shape(u)}" for m, u in fake.requests[before_ari:])
     await service.close()
     await session.close()
     for r in (pool_client, client, stats):
         await r.aclose()
+    await shared.disconnect()
     fake.stop()
     if len(records) != warmup + calls:
         raise SystemExit(f"{len(records)} call records for {warmup + calls} calls")
@@ -472,9 +488,13 @@ def report(base: Pass, probed: Pass | None, calls: int, log_level: str) -> str:
                         us(p1_probed - sum(s.p1_totals.values()) / n)])
         p1_rows.append(["**P1 total, probed**", us(p1_probed)])
         out.append(table(["step", "µs per call"], p1_rows))
-    out += ["", "Redis commands per call (INFO commandstats):", ""]
-    out.append(table(["command", "per call"],
-                     [[k, f"{v / calls:.2f}"] for k, v in sorted(base.redis_cmds.items())]))
+    out += ["", "Redis commands per call (INFO commandstats; those inside Lua scripts too), "
+            "and Redis's own time for them:", ""]
+    cmds = base.redis_cmds
+    out.append(table(["command", "per call", "µs in Redis per call"],
+                     [[k, f"{v / calls:.2f}", f"{cmds.get(k + ' µs', 0) / calls:.1f}"]
+                      for k, v in sorted(cmds.items()) if not k.endswith(" µs")
+                      and k != "info"]))
     out += ["", "ARI requests per call:", ""]
     out.append(table(["request", "per call"],
                      [[k, f"{v / calls:.2f}"] for k, v in sorted(base.ari.items())]))
