@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from callcenter.calls.commands import (
     AcquireLine,
     Answer,
@@ -34,6 +32,7 @@ from callcenter.calls.events import (
     UnitGone,
     WaitTick,
 )
+from callcenter.calls.evolve import replace
 from callcenter.calls.queueing import bridged, queued, to_queue
 from callcenter.calls.state import (
     QUEUE_PHASES,

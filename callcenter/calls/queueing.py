@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 
 from callcenter.calls.commands import (
     BridgeOperator,
@@ -29,6 +28,7 @@ from callcenter.calls.events import (
     Resume,
     WaitTick,
 )
+from callcenter.calls.evolve import replace
 from callcenter.calls.state import (
     QUEUE_TOKENS,
     CallState,
