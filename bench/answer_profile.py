@@ -32,8 +32,11 @@ Calls are placed one at a time (nothing else runs), so for each call:
 * the whole call's CPU (arrival to the last event) and its Redis commands (INFO commandstats)
   and ARI requests, per call.
 
+* with ``--bare``, the same P1 total for a bare ARI application (``BareApp``: the same client
+  and pool, only the Lua call and ``answer``): the floor of this design in Python.
+
 Usage: ``.venv/bin/python bench/answer_profile.py [--calls 400] [--warmup 50] [--steps]
-[--log-level INFO] [--ivr]`` (about 10-20 s). Prints Markdown tables.
+[--bare] [--log-level INFO]`` (about 10-30 s). Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import bench_config, table  # noqa: E402
+from common import TENANT, bench_config, table  # noqa: E402
 
 from callcenter import (
     app,  # noqa: E402
@@ -326,6 +329,44 @@ def instrument(steps: Steps) -> None:
     AriClient.request = steps.coro(which, AriClient.request)  # type: ignore[method-assign]
 
 
+# ---- the floor: a bare ARI application ------------------------------------------------------
+class BareApp:
+    """The least any Python ARI application of this shape does (the issue's "bare ARI app"):
+    the same websocket client and line pool, and for a StasisStart only the pool's Lua call
+    and ``answer``, inline in the event loop (no routing, no call task, no state, no log);
+    the line is freed at ChannelDestroyed."""
+
+    def __init__(self, ari: AriClient, pool: LinePool) -> None:
+        self.ari, self.pool = ari, pool
+        self.connected = asyncio.Event()
+        self.done: dict[str, asyncio.Event] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="bare-ari")
+
+    async def _run(self) -> None:
+        async with contextlib.aclosing(self.ari.events()) as events:
+            async for event in events:
+                kind = event["type"]
+                if kind == "_Connected":
+                    self.connected.set()
+                elif kind == "StasisStart":
+                    call_id = event["channel"]["id"]
+                    self.done[call_id] = asyncio.Event()
+                    if await self.pool.acquire(TENANT, call_id, 50, "allday"):
+                        await self.ari.answer(call_id)
+                elif kind == "ChannelDestroyed":
+                    call_id = event["channel"]["id"]
+                    await self.pool.release(TENANT, call_id)
+                    self.done.pop(call_id, asyncio.Event()).set()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
 # ---- the run ------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class Pass:
@@ -345,7 +386,7 @@ async def _commandstats(r: aioredis.Redis) -> dict[str, int]:
 
 
 async def run_pass(redis_url: str, calls: int, warmup: int, steps: Steps,
-                   ivr: bool) -> Pass:
+                   bare: bool = False) -> Pass:
     fake = FakeAsterisk()
     fake.app_thread = threading.get_ident()
     fake.start()
@@ -381,7 +422,8 @@ async def run_pass(redis_url: str, calls: int, warmup: int, steps: Steps,
 
     deps = CallDeps(ari=ari, pool=pool, redis=client, sounds_dir="/var/lib/hotline/sounds",
                     write_record=write_record)
-    service = StasisService(ari, deps, lambda: config)
+    service: StasisService | BareApp = (BareApp(ari, line_pool) if bare
+                                        else StasisService(ari, deps, lambda: config))
     service.start()
     while not service.connected.is_set():
         await asyncio.sleep(0.01)
@@ -407,7 +449,12 @@ async def run_pass(redis_url: str, calls: int, warmup: int, steps: Steps,
         fake.send([_event("StasisStart", _channel(call_id), args=[])], call_id)
         await answered
         await asyncio.sleep(0.005)  # greeting playback request and its event
-        task = service.sessions[call_id].task
+        if isinstance(service, BareApp):
+            ended: asyncio.Future[Any] = asyncio.ensure_future(service.done[call_id].wait())
+        else:
+            task = service.sessions[call_id].task
+            assert task is not None
+            ended = task
         ch = _channel(call_id, "Up")
         fake.send([
             _event("ChannelHangupRequest", ch, cause=16),
@@ -415,8 +462,7 @@ async def run_pass(redis_url: str, calls: int, warmup: int, steps: Steps,
                    playback={**_playback(f"{call_id}~p1", call_id), "state": "done"}),
             _event("StasisEnd", ch),
             _event("ChannelDestroyed", ch, cause=16, cause_txt="Normal Clearing")])
-        assert task is not None
-        await asyncio.wait([task])
+        await asyncio.wait([ended])
         if measured:
             whole.append(time.thread_time_ns() - cpu0)
             p1.append(fake.p1_total_ns.pop(call_id))
@@ -435,7 +481,7 @@ async def run_pass(redis_url: str, calls: int, warmup: int, steps: Steps,
         await r.aclose()
     await shared.disconnect()
     fake.stop()
-    if len(records) != warmup + calls:
+    if not bare and len(records) != warmup + calls:
         raise SystemExit(f"{len(records)} call records for {warmup + calls} calls")
     return Pass(p1, whole, steps, cmds, ari_counts)
 
@@ -460,7 +506,8 @@ P1_STEPS = ("event decode", "dispatch", "routing", "session + task creation",
             "answer request")
 
 
-def report(base: Pass, probed: Pass | None, calls: int, log_level: str) -> str:
+def report(base: Pass, probed: Pass | None, floor: Pass | None, calls: int,
+           log_level: str) -> str:
     out = [f"calls: {calls} (one at a time), log level {log_level}, Python "
            f"{sys.version.split()[0]}, pid {os.getpid()}", ""]
     rows = [["P1: StasisStart -> `answer` sent (app thread CPU, no probes)",
@@ -469,6 +516,10 @@ def report(base: Pass, probed: Pass | None, calls: int, log_level: str) -> str:
             ["whole call: arrival .. last event (incl. the P1 part)",
              us(statistics.median(base.call_ns)), us(statistics.mean(base.call_ns)),
              us(sorted(base.call_ns)[int(len(base.call_ns) * 0.95) - 1])]]
+    if floor is not None:
+        rows.append(["P1 of a bare ARI app (BareApp: pool + `answer` only)",
+                     us(statistics.median(floor.p1_ns)), us(statistics.mean(floor.p1_ns)),
+                     us(sorted(floor.p1_ns)[int(len(floor.p1_ns) * 0.95) - 1])])
     out.append(table(["app thread CPU per call", "median µs", "mean µs", "p95 µs"], rows))
     if probed is not None:
         s = probed.steps
@@ -507,7 +558,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--log-level", default="INFO")
     ap.add_argument("--steps", action="store_true", help="also the per-step pass")
-    ap.add_argument("--ivr", action="store_true", help="(reserved) a tenant with menus")
+    ap.add_argument("--bare", action="store_true",
+                    help="also the floor: a bare ARI application (BareApp) on the same parts")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="hotline-profile-") as tmp:
         redis = PrivateRedis(Path(tmp) / "redis.sock")
@@ -517,18 +569,21 @@ def main() -> int:
         try:
             sys.stderr = devnull
             cli._setup_logging(args.log_level)
-            base = asyncio.run(run_pass(redis.url, args.calls, args.warmup, Steps(), args.ivr))
+            base = asyncio.run(run_pass(redis.url, args.calls, args.warmup, Steps()))
+            floor = None
+            if args.bare:
+                floor = asyncio.run(run_pass(redis.url, args.calls, args.warmup, Steps(),
+                                             bare=True))
             probed = None
             if args.steps:
                 steps = Steps()
                 instrument(steps)
-                probed = asyncio.run(run_pass(redis.url, args.calls, args.warmup, steps,
-                                              args.ivr))
+                probed = asyncio.run(run_pass(redis.url, args.calls, args.warmup, steps))
         finally:
             sys.stderr = real_stderr
             redis.stop()
             devnull.close()
-    print(report(base, probed, args.calls, args.log_level))
+    print(report(base, probed, floor, args.calls, args.log_level))
     return 0
 
 
