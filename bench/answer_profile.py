@@ -58,6 +58,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,8 @@ from callcenter.ari_app.service import StasisService  # noqa: E402
 from callcenter.config.parse import parse_config  # noqa: E402
 from callcenter.lines.fallback import ResilientPool  # noqa: E402
 from callcenter.lines.redis import LinePool  # noqa: E402
+from callcenter.queue.driver import QueueDriver  # noqa: E402
+from callcenter.queue.redis import AcdQueue  # noqa: E402
 from callcenter.redis_clients import RedisTarget, async_client, blocking_pool  # noqa: E402
 from callcenter.runtime.redis_server import PrivateRedis  # noqa: E402
 
@@ -159,20 +162,21 @@ class FakeAsterisk:
             status, body = 200, json.dumps({"status": {"startup_time": "2026-12-07T09:00:00"}})
         elif method == "POST" and "/play/" in uri:
             status, body = 201, json.dumps({"id": uri.rsplit("/", 1)[1], "state": "queued"})
-        if uri.endswith("/answer"):
-            call_id = uri.split("/")[1]
+        ends = window_end(method, uri)
+        if ends is not None:
             await asyncio.sleep(self.answer_delay_s)  # the app waits, idle, for this response
-            if call_id in self.p1_cpu_ns:
-                self.p1_total_ns[call_id] = (thread_cpu_ns(self.app_thread)
-                                             - self.p1_cpu_ns.pop(call_id))
+            if ends in self.p1_cpu_ns:
+                self.p1_total_ns[ends] = (thread_cpu_ns(self.app_thread)
+                                          - self.p1_cpu_ns.pop(ends))
         await ws.send_str(json.dumps({
             "type": "RESTResponse", "request_id": data["request_id"], "status_code": status,
             "reason_phrase": "OK", "uri": data["uri"],
             "content_type": "application/json" if body else "", "message_body": body}))
-        if uri.endswith("/answer"):
-            told = self.answered.pop(uri.split("/")[1], None)
+        if ends is not None:
+            told = self.answered.pop(ends, None)
             if told is not None:
                 told()
+        if uri.endswith("/answer"):
             await self._send(_event("ChannelStateChange", _channel(uri.split("/")[1], "Up")))
         elif method == "POST" and "/play/" in uri:
             call_id, playback = uri.split("/")[1], uri.rsplit("/", 1)[1]
@@ -206,9 +210,21 @@ class FakeAsterisk:
 _T = dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC).isoformat()
 
 
+def window_end(method: str, uri: str) -> str | None:
+    """The call whose measured window a request ends: its ``answer`` (P1), or the originate
+    of its first operator leg "<call>-op1" (P5, bench/queue_profile.py)."""
+    parts = uri.split("/")
+    if method == "POST" and len(parts) == 3 and parts[0] == "channels" and parts[2] == "answer":
+        return parts[1]
+    if method == "POST" and len(parts) == 2 and parts[0] == "channels" \
+            and parts[1].endswith("-op1"):
+        return parts[1].removesuffix("-op1")
+    return None
+
+
 def _channel(call_id: str, state: str = "Ring") -> dict[str, Any]:
     """A channel as Asterisk 22 describes a trunk call to 1022."""
-    return {"id": call_id, "name": f"PJSIP/trunk-{int(call_id.split('.')[1]):08x}",
+    return {"id": call_id, "name": f"PJSIP/trunk-{zlib.crc32(call_id.encode()):08x}",
             "state": state, "protocol_id": f"{call_id}-sipp@127.0.0.1",
             "caller": {"name": "", "number": "0912345678"},
             "connected": {"name": "", "number": ""}, "accountcode": "",
@@ -260,8 +276,8 @@ class Steps:
             self.counts[step] += 1
             if self.p1:
                 self.p1_totals[step] += spent - children
-                if step == "answer request":
-                    self.p1 = False
+                if step in ("answer request", "originate request"):
+                    self.p1 = False  # the window's last step (P1; P5 in queue_profile)
             if self._stack:
                 self._stack[-1][0] += spent
 
@@ -325,8 +341,19 @@ def instrument(steps: Steps) -> None:
     logging.Logger._log = steps.sync("logging", logging.Logger._log)  # type: ignore[method-assign]
 
     def which(self: AriClient, method: str, path: str, **params: Any) -> str:
-        return "answer request" if path.endswith("/answer") else "other ARI requests"
+        ends = window_end(method, path.lstrip("/"))
+        if ends is None:
+            return "other ARI requests"
+        return "answer request" if path.endswith("/answer") else "originate request"
     AriClient.request = steps.coro(which, AriClient.request)  # type: ignore[method-assign]
+    # The operators' queue (bench/queue_profile.py): its scripts and the offer loop.
+    for name in ("enqueue", "dequeue", "offer_next", "call_ended", "no_answer"):
+        setattr(AcdQueue, name, steps.coro("queue (Redis Lua)", getattr(AcdQueue, name)))
+    timed_loop = steps.coro("queue driver (offer loop)", QueueDriver._offer_loop)
+
+    async def offer_loop(self: QueueDriver) -> None:  # create_task wants a coroutine
+        await timed_loop(self)
+    QueueDriver._offer_loop = offer_loop  # type: ignore[method-assign]
 
 
 # ---- the floor: a bare ARI application ------------------------------------------------------
