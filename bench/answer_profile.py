@@ -36,7 +36,7 @@ Calls are placed one at a time (nothing else runs), so for each call:
   and pool, only the Lua call and ``answer``): the floor of this design in Python.
 
 Usage: ``.venv/bin/python bench/answer_profile.py [--calls 400] [--warmup 50] [--steps]
-[--bare] [--log-level INFO]`` (about 10-30 s). Prints Markdown tables.
+[--bare] [--log-level INFO]`` (about 20 s). Prints Markdown tables.
 """
 
 from __future__ import annotations
