@@ -9,14 +9,21 @@ BIN := $(VENV)/bin
 # rootfs when it is not on PATH): debootstrap for that rootfs, redis-server for live state,
 # espeak-ng + sox for Vietnamese prompts, sip-tester (SIPp) for benchmarks, kannel (bearerbox,
 # smsbox) + kannel-extras (the test SMSC fakesmsc) for SMS, logrotate (its file in deploy/ is
-# tested) and postgresql-client (pg_dump/pg_restore for `callcenter backup`/`restore`);
-# redis-sentinel for the cluster's Redis (docs/sentinel.md; `redis-server --sentinel` stands in).
-DEB_PACKAGES := python3-venv debootstrap redis-server redis-sentinel espeak-ng sox sip-tester kannel kannel-extras chromium fonts-liberation2 logrotate postgresql-client systemd faketime
+# tested), postgresql-client (pg_dump/pg_restore for `callcenter backup`/`restore`), kamailio
+# (the SIP edge of `make cluster`) and redis-sentinel for the cluster's Redis (docs/sentinel.md;
+# `redis-server --sentinel` stands in), postgresql (the server binaries for the cluster's
+# private database when DATABASE_URL is not set; Debian's own cluster is not needed).
+DEB_PACKAGES := python3-venv debootstrap redis-server redis-sentinel espeak-ng sox sip-tester kannel kannel-extras chromium fonts-liberation2 logrotate postgresql postgresql-client systemd faketime kamailio
 
-.PHONY: run test deps venv lock unit pbx-test bench lint clean
+.PHONY: run test deps venv lock unit pbx-test bench lint clean cluster
 
 run: deps venv
 	$(BIN)/callcenter run
+
+# Kamailio at 127.0.0.1:5060 in front of NODES Asterisk nodes, each with its app (docs/scale-out.md).
+NODES ?= 2
+cluster: deps venv
+	$(BIN)/callcenter cluster run --nodes $(NODES)
 
 test: deps venv
 	bash scripts/run-tests.sh

@@ -48,6 +48,7 @@ from callcenter.ivr.lookup import TicketLookup
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.ivr.runtime import IvrRuntime
 from callcenter.lines.fallback import REDIS_DOWN, ResilientPool
+from callcenter.lines.offers import OfferSlots
 from callcenter.lines.redis import LinePool
 from callcenter.lines.shifts import active_shift
 from callcenter.ops.systemd import systemd_ctx, systemd_ready
@@ -74,6 +75,7 @@ from callcenter.store.records import CallRecordStore
 from callcenter.tickets.files import DOCUMENT_MAX_BYTES
 from callcenter.tickets.jobs import deadline_job
 from callcenter.tickets.replies import reply_handler
+from callcenter.tickets.rules import Actor
 from callcenter.tickets.service import TicketService
 from callcenter.transfers.ari import CallTickets
 
@@ -96,6 +98,8 @@ DRIVER = web.AppKey("acd_driver", QueueDriver)
 AMI = web.AppKey("ami", AmiWatcher)
 SIP_GUARD = web.AppKey("sip_guard", AuthGuard)
 OUTCOMES = web.AppKey("outcomes", CallMetrics)
+# Who links a call back's record to its request's ticket (the ticket's history names it).
+DIALBACK_ACTOR = Actor("dialback", "system")
 METRICS_POOL = web.AppKey("metrics_pool", LinePool)
 MAIL_WAKE: web.AppKey[Callable[[], None]] = web.AppKey("mail_wake")  # dispatcher.wake
 
@@ -379,11 +383,16 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     callbacks = CallbackStore(app[DATABASE])
     lookup = TicketLookup(app[TICKETS])  # status by phone (IVR status_lookup nodes)
 
-    async def save_callback(state: CallState) -> None:
+    async def save_callback(state: CallState, source: str) -> None:
         assert state.tenant_id is not None
-        await asyncio.to_thread(callbacks.request, state.tenant_id,
-                                f"{state.node}:{state.call_id}",  # the call record id
-                                state.caller, utcnow())
+        await asyncio.to_thread(functools.partial(
+            callbacks.request, state.tenant_id,
+            f"{state.node}:{state.call_id}",  # the call record id
+            state.caller, utcnow(), source=source))
+
+    async def link_dialback(code: str, record_id: str) -> None:
+        # A call back of a request linked to a ticket goes on the ticket's history.
+        await asyncio.to_thread(app[TICKETS].link_call, code, record_id, DIALBACK_ACTOR)
 
     async def features(channel: dict[str, Any], args: list[str]) -> None:
         await handle_feature(ari, app[ACD], app[CONFIG](), library, channel, args)
@@ -396,6 +405,8 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     deps = CallDeps(ari=ari, pool=app[POOL], redis=app[REDIS],
                     sounds_dir=app[LAYOUT].pbx("sounds"), write_record=app[WRITER].write,
                     prompts=library, acd=app[ACD], save_callback=save_callback,
+                    offers=OfferSlots(app[REDIS]), write_dialback=app[WRITER].write_data,
+                    link_dialback=link_dialback,
                     kick=driver.kick, lookup=lookup,
                     call_ticket=warm, call_transferred=warm.transferred)
     service = StasisService(ari, deps, app[CONFIG], runtime.context, features,

@@ -348,7 +348,9 @@ AREA_COMMANDS: tuple[str, ...] = ("callcenter.ivr.cli", "callcenter.faq.cli",
                                   "callcenter.open311.cli",
                                   "callcenter.pbx.cli",
                                   "callcenter.store.db_cli", "callcenter.ops.cli",
-                                  "callcenter.ops.install_cli", "callcenter.mail.cli")
+                                  "callcenter.ops.install_cli", "callcenter.mail.cli",
+                                  "callcenter.config.cli",
+                                  "callcenter.cluster.cli")
 
 
 COMMANDS = {

@@ -21,8 +21,10 @@ from callcenter.ivr import menu as mn
 from callcenter.ivr import status as ivr_status
 from callcenter.ivr.prompt_library import PromptLibrary
 from callcenter.lines.fallback import REDIS_DOWN, ResilientPool
+from callcenter.lines.offers import OfferSlots
 from callcenter.queue.redis import AcdQueue
 from callcenter.queue.rules import QUEUE_UNAVAILABLE_TEXT, QueueConflict
+from callcenter.store.data import CallRecordData
 
 if TYPE_CHECKING:
     from callcenter.transfers.rules import WarmTicket
@@ -44,7 +46,14 @@ class CallDeps:
     # The operators' legs of our calls: leg channel id -> the caller's call id.
     legs: dict[str, str] = dataclasses.field(default_factory=dict)
     kick: Callable[[str], None] = lambda tenant: None  # "look for an operator for this tenant"
-    save_callback: Callable[[cm.CallState], Awaitable[None]] | None = None
+    # (call, source) -> the callback request stored; source queue | pool_full.
+    save_callback: Callable[[cm.CallState, str], Awaitable[None]] | None = None
+    # Pool-full callback offer slots (None: no offer, the busy message as before).
+    offers: OfferSlots | None = None
+    # A call back's call record (RecordWriter.write_data; None: not written) and the link of
+    # that record to its request's ticket (ticket code, record id; None: not linked).
+    write_dialback: Callable[[CallRecordData], Awaitable[None]] | None = None
+    link_dialback: Callable[[str, str], Awaitable[None]] | None = None
     # Calls whose state in Redis is out of date (not written while Redis was unreachable):
     # written again, or deleted if they ended, when it is back (StasisService.redis_back).
     unshared: set[str] = dataclasses.field(default_factory=set)
@@ -160,15 +169,22 @@ class CallSession:
                     return cm.LineGranted(utcnow()) if ok else cm.LineRefused(utcnow())
                 case cm.ReleaseLine(tenant_id):
                     await d.pool.release(tenant_id, s.call_id)
+                case cm.HoldOffer(tenant_id, slots):
+                    return await self._hold_offer(tenant_id, slots)
+                case cm.ReleaseOffer(tenant_id):
+                    if d.offers is not None:
+                        await d.offers.release(tenant_id, s.call_id)
                 case cm.Answer():
                     await d.ari.answer(s.call_id)
                     return cm.Answered(utcnow())
                 case cm.Progress():
                     await d.ari.progress(s.call_id)
-                case cm.Play(tenant_id, prompt_id):
+                case cm.Play(tenant_id, prompt_id, token):
                     self._playbacks += 1
                     media = f"sound:{d.sounds_dir}/{tenant_id}/{prompt_id}"
-                    await d.ari.play(s.call_id, media, f"{s.call_id}~p{self._playbacks}")
+                    # A token names the playback as mn.Say does (StopSaying, PlaybackFinished).
+                    name = f"{s.call_id}~{token}" if token else f"{s.call_id}~p{self._playbacks}"
+                    await d.ari.play(s.call_id, media, name)
                 case cm.StartMoh():
                     await d.ari.start_moh(s.call_id)
                 case cm.Hangup(reason):
@@ -213,6 +229,22 @@ class CallSession:
                 log.error("%s: %s failed: %r", self._label(), what, e)
                 return cm.Failed(utcnow(), f"{what} failed")
         return None
+
+    async def _hold_offer(self, tenant_id: str, slots: int) -> cm.Event:
+        """One of the tenant's pool-full offer slots, or the plain busy message: without the
+        slots' store, or with Redis unreachable, no call is answered past the paid lines."""
+        d = self.deps
+        if d.offers is None or d.pool.degraded:
+            return cm.OfferRefused(utcnow())
+        try:
+            ok = await d.offers.hold(tenant_id, self.call_id, slots)
+        except REDIS_DOWN as e:
+            d.pool.lost(e)
+            return cm.OfferRefused(utcnow())
+        if not ok:
+            log.info("%s: lines full and every callback offer slot taken: busy message",
+                     self._label())
+        return cm.OfferGranted(utcnow()) if ok else cm.OfferRefused(utcnow())
 
     async def _execute_queue(self, command: cm.Command) -> cm.Event | None:
         """The operators' queue, their legs and the bridge (errors other than the caller's own
@@ -315,13 +347,13 @@ class CallSession:
                     await d.ari.destroy_bridge(bridge)
                 except AriError as e:
                     log.debug("%s: bridge %s: %s", self._label(), bridge, e)
-            case cm.SaveCallback():
+            case cm.SaveCallback(_tenant, source):
                 if d.save_callback is None:
                     log.error("%s: callback requested but no store to keep it", self._label())
                 else:
                     try:
-                        await d.save_callback(s)
-                        log.info("%s: callback requested", self._label())
+                        await d.save_callback(s, source)
+                        log.info("%s: callback requested (%s)", self._label(), source)
                     except Exception as e:  # the call record (outcome callback) still keeps it
                         log.error("%s: callback request not stored (%r); the call record "
                                   "keeps it with outcome callback", self._label(), e)

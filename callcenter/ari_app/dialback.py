@@ -20,6 +20,11 @@ calls). The end:
 * after they talked, either side hanging up ends both: the request is done, handled by the
   user, with the citizen leg's channel id and the recording.
 
+Once the citizen was dialled, the call back leaves a call record of its own
+(``<node>:<citizen leg>``, outcome ``dialback``, ``dialback_record``): the number called, the
+operator, when the citizen answered, the recording, and in ``extra`` the direction, the
+callback request, its ticket and the attempt's result.
+
 The service routes StasisStart with verb ``dialback`` to ``on_start`` and every other event
 to ``on_event`` first (``ari_app/service.py``). One lock keeps requests and events in order.
 Log lines never carry the citizen's number.
@@ -38,8 +43,10 @@ from typing import Any, Final, Protocol
 
 from callcenter.ari_app.client import AriClient, AriError, hangup_quietly
 from callcenter.calls import dialback as rules
+from callcenter.calls.causes import cause_text
 from callcenter.clock import utcnow
 from callcenter.dialplan.contract import Verb, stasis_args
+from callcenter.store.data import DIALBACK, CallRecordData
 
 log = logging.getLogger("callcenter.ari_app.dialback")
 
@@ -67,6 +74,8 @@ class CallbackWriter(Protocol):
              recording: str | None = None) -> Any: ...
 
     def attempt(self, id: int, result: str, *, at: dt.datetime) -> Any: ...
+
+    def get(self, id: int) -> Any: ...
 
 
 class CallbackLike(Protocol):
@@ -96,7 +105,10 @@ class Dialback:
     store: CallbackWriter
     caller_id: str | None = None  # what the citizen sees (trunk.outbound.caller_id)
     state: str = "ringing_operator"  # ringing_operator | dialling | connected
-    answered_at: dt.datetime | None = None
+    answered_at: dt.datetime | None = None  # the citizen answered
+    started_at: dt.datetime | None = None  # the operator asked to call back
+    dialled_at: dt.datetime | None = None  # the citizen's leg was originated
+    cause: int | None = None  # the citizen leg's hang-up cause (ChannelDestroyed)
 
     @property
     def operator_leg(self) -> str:
@@ -112,13 +124,39 @@ class Dialback:
                 "extension": self.extension, "user": self.user, "status": self.state}
 
 
+def dialback_record(d: Dialback, node: str, ended_at: dt.datetime, result: str,
+                    ticket: str | None = None) -> CallRecordData:
+    """The call record of a call back whose citizen leg was dialled (``result``: answered,
+    or the attempt's busy | no_answer | failed)."""
+    talked = d.state == "connected"
+    return CallRecordData(
+        id=f"{node}:{d.citizen_leg}", node=node, tenant=d.tenant, dialled=d.number,
+        caller=d.caller_id or "-", shift=None, pool_limit=None,
+        arrived_at=d.started_at or d.dialled_at or ended_at, answered_at=d.answered_at,
+        ended_at=ended_at, outcome=DIALBACK, cause=cause_text(d.cause), cause_code=d.cause,
+        linkedid=d.id, operator=d.extension, bridged_at=d.answered_at,
+        talk_ended_at=ended_at if talked else None,
+        recording=f"{d.recording}.wav" if talked and d.recording else None,
+        extra={"direction": "outbound", "callback_id": d.callback_id, "by": d.user,
+               "result": result, "ticket": ticket})
+
+
 class DialbackManager:
-    """Call backs of this app instance, keyed by their id."""
+    """Call backs of this app instance, keyed by their id. ``record``: writes a call back's
+    call record (the RecordWriter's ``write_data``; None: none written); ``node``: this
+    Asterisk node's name (config ``service.node``), the records' id prefix; ``link_call``:
+    links that record to the request's ticket, when it names one."""
 
     def __init__(self, ari: AriClient, clock: Callable[[], dt.datetime] = utcnow,
                  in_thread: Callable[..., Awaitable[Any]] = asyncio.to_thread,
-                 busy_tone_s: float = BUSY_TONE_S):
+                 busy_tone_s: float = BUSY_TONE_S,
+                 record: Callable[[CallRecordData], Awaitable[None]] | None = None,
+                 node: Callable[[], str] = lambda: "pbx1",
+                 link_call: Callable[[str, str], Awaitable[None]] | None = None):
         self.ari = ari
+        self.record = record
+        self.link_call = link_call  # (ticket code, call record id): on the ticket's history
+        self.node = node
         self.busy_tone_s = busy_tone_s
         self._lingering: set[asyncio.Task[None]] = set()  # operator legs hearing the tone
         self.clock = clock
@@ -147,7 +185,7 @@ class DialbackManager:
             d = Dialback(id=did, callback_id=callback.id, tenant=callback.tenant, user=user,
                          extension=extension, number=callback.caller,
                          recording=f"{callback.tenant}-{now:%Y%m%d}-{did}", store=store,
-                         caller_id=caller_id)
+                         caller_id=caller_id, started_at=now)
             self.dialbacks[did] = d
             try:
                 await self.ari.originate(
@@ -210,6 +248,7 @@ class DialbackManager:
                 else:
                     await self._end(d, "operator hung up", None)
             else:
+                d.cause = cause if isinstance(cause, int) and cause else None
                 if d.state == "connected":
                     await self._end(d, "citizen hung up", None)
                 else:
@@ -265,6 +304,7 @@ class DialbackManager:
         await self.ari.create_bridge(d.id)
         await self.ari.add_to_bridge(d.id, [d.operator_leg])
         d.state = "dialling"
+        d.dialled_at = self.clock()
         try:  # the operator hears music, not silence, while the citizen's phone rings
             await self.ari.start_bridge_moh(d.id)
         except AriError as e:
@@ -280,6 +320,26 @@ class DialbackManager:
             await self._end(d, "citizen not dialled", rules.FAILED)
             return
         log.info("dialback %s: operator %s answered; calling the citizen", d.id, d.extension)
+
+    async def _write_record(self, d: Dialback, now: dt.datetime, result: str) -> None:
+        if self.record is None:
+            return
+        ticket: str | None = None
+        try:
+            current = await self.in_thread(d.store.get, d.callback_id)
+            ticket = getattr(current, "ticket", None)
+        except Exception as e:  # the record matters more than naming the ticket in it
+            log.warning("dialback %s: ticket of request %d unknown: %r", d.id, d.callback_id, e)
+        rec = dialback_record(d, self.node(), now, result, ticket)
+        try:
+            await self.record(rec)
+        except Exception as e:  # the writer holds what it cannot store; this is a bug
+            log.error("dialback %s: call record not written: %r", d.id, e)
+        if ticket is not None and self.link_call is not None:
+            try:
+                await self.link_call(ticket, rec.id)
+            except Exception as e:  # the call and its record stand; the link can be redone
+                log.warning("dialback %s: call not linked to ticket %s: %r", d.id, ticket, e)
 
     async def _connect(self, d: Dialback) -> None:
         d.state = "connected"
@@ -316,7 +376,8 @@ class DialbackManager:
             if d.state == "connected":
                 await self.in_thread(
                     d.store.done, d.callback_id, d.user,
-                    f"Gọi lại từ máy {d.extension}", at=now, dial_call_id=d.citizen_leg,
+                    f"Gọi lại từ máy {d.extension}", at=now,
+                    dial_call_id=f"{self.node()}:{d.citizen_leg}",  # its call record's id
                     recording=f"{d.recording}.wav" if d.recording else None)
             elif result is not None:
                 await self.in_thread(d.store.attempt, d.callback_id, result, at=now)
@@ -324,5 +385,8 @@ class DialbackManager:
             log.info("dialback %s: request not updated: %s", d.id, e)
         except Exception as e:  # the call happened; a lost write is logged
             log.error("dialback %s: request %d not updated: %r", d.id, d.callback_id, e)
+        if d.state != "ringing_operator":  # the citizen was dialled: the call's own record
+            await self._write_record(d, now, rules.ANSWERED if d.state == "connected"
+                                     else result or rules.FAILED)
         log.info("dialback %s: ended (%s) callback request %d state %s result %s", d.id,
                  reason, d.callback_id, d.state, result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import functools
 import logging
 import time
@@ -33,6 +34,9 @@ from callcenter.transfers.ari import TransferEvents
 
 log = logging.getLogger("callcenter.ari")
 
+# The cause on the record of a call Asterisk lost when it stopped under it (seen on the next
+# connect: a new Asterisk start time).
+PBX_LOST_CAUSE = "Asterisk restarted: call lost"
 # Each app instance says it serves its Stasis application (SET with expiry, every second);
 # a peer finding the key gone for APP_ALIVE_MS takes the application's calls over.
 APP_ALIVE_KEY = "hotline:stasis:{}"
@@ -107,12 +111,16 @@ class StasisService:
         # Call id -> its session; given when another part (the queue driver) reads the same map.
         self.sessions: dict[str, CallSession] = sessions if sessions is not None else {}
         self.listen = ListenManager(ari, self.sessions)  # supervisors listening in (listen.py)
-        self.dialback = DialbackManager(ari)  # operators calling callers back (callbacks/)
+        # Operators calling callers back (callbacks/); each call back's own call record.
+        self.dialback = DialbackManager(ari, record=deps.write_dialback,
+                                        node=lambda: self.config().service.node,
+                                        link_call=deps.link_dialback)
         # Transfers to units' hotlines: the phone's button, consultations, units' legs.
         self.transfers = TransferEvents(ari, deps, self.sessions, config)
         self.connected = asyncio.Event()
         self.pbx_started: str | None = None  # Asterisk's start time, as last connected
         self.asterisk_restarts = 0  # times a reconnect found a new Asterisk (metrics)
+        self._pbx_lost_calls = False  # the last connect found a new Asterisk: ours were lost
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}  # StasisEnd -> end, by call id
         self._runner: asyncio.Task[None] | None = None
@@ -228,6 +236,7 @@ class StasisService:
             return
         if self.pbx_started is not None and started != self.pbx_started:
             self.asterisk_restarts += 1
+            self._pbx_lost_calls = True
             log.warning("Asterisk restarted (up since %s, was %s): %d call(s) of ours to end, "
                         "reconciling", started, self.pbx_started, len(self.sessions))
         self.pbx_started = started
@@ -429,7 +438,8 @@ class StasisService:
             shift, _override = active_shift(tenant, now)
             routed = cm.Routed(now, tenant.id, shift.name, shift.lines,
                                queue=self.deps.acd is not None
-                               and bool(tenant.operators.operators))
+                               and bool(tenant.operators.operators),
+                               callback_when_full=shift.callback_when_full)
         log.info("call=%s arrived dialled=%s caller=%s tenant=%s", ch["id"], dialled,
                  mask_number(caller), tenant.id if tenant else "-")
         log.debug("call=%s caller number %s", ch["id"], caller)
@@ -453,10 +463,14 @@ class StasisService:
         channels = {c["id"]: c for c in await self.ari.channels()}
         in_app -= await self.listen.reconcile(channels)  # listen legs are no callers
         in_app -= await self.dialback.reconcile(channels)  # nor call backs' legs
-        # Sessions whose channel vanished while we were away end now (record written).
+        # Sessions whose channel vanished while we were away end now (record written). When
+        # Asterisk itself restarted (killed, crashed) the calls were lost, not ended by their
+        # callers: their records say failed, with that cause.
+        lost, self._pbx_lost_calls = self._pbx_lost_calls, False
         for call_id, session in list(self.sessions.items()):
             if call_id not in channels:
-                session.events.put_nowait(session.hung_up())
+                session.events.put_nowait(cm.Failed(utcnow(), PBX_LOST_CAUSE) if lost
+                                          else session.hung_up())
         tenants = {t.id for t in self.config().tenants}
         adopted: dict[str, list[str]] = {t: [] for t in tenants}
         queued: dict[str, list[str]] = {t: [] for t in tenants}  # adopted queue places
@@ -666,6 +680,7 @@ class StasisService:
     async def _close_orphans(self, live: set[str]) -> None:
         """Calls of this node that ended while no app was connected still get their record."""
         node = self.config().service.node
+        started = _ari_time(self.pbx_started)
         async for key in self.deps.redis.scan_iter(match=CALL_KEY.format("*"), count=500):
             raw = await self.deps.redis.get(key)
             if not raw:
@@ -675,8 +690,27 @@ class StasisService:
                 continue
             log.info("call=%s ended while the service was away: writing its record",
                      state.call_id)
-            self._spawn(CallSession(state, self.deps),
-                        [cm.HungUp(utcnow(), None, "ended while the hotline service was down")])
+            # Arrived before this Asterisk started: lost with the one before (killed, crashed,
+            # its whole machine down), not ended by its caller.
+            end: cm.Event = (
+                cm.Failed(utcnow(), PBX_LOST_CAUSE) if started is not None
+                and _aware(state.arrived_at) < started
+                else cm.HungUp(utcnow(), None, "ended while the hotline service was down"))
+            self._spawn(CallSession(state, self.deps), [end])
+
+
+def _ari_time(text: str | None) -> dt.datetime | None:
+    """ARI's time (``2026-12-07T11:38:00.123+0000``) as an aware datetime; None if unreadable."""
+    if not text:
+        return None
+    try:
+        return _aware(dt.datetime.fromisoformat(text))
+    except ValueError:
+        return None
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
 
 
 # Where the composition root keeps the one StasisService; the console's call routes read it here.

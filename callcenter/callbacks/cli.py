@@ -47,11 +47,13 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from callcenter.callbacks.store import CALLBACK_STATUSES
+    from callcenter.calls.dialback import to_do_order
 
     store = _store(settings)
     try:
         statuses = CALLBACK_STATUSES if args.all else ("open",)
-        rows = store.recent(args.tenant, statuses=statuses, limit=args.last)
+        # The night's pool-full requests first (calls.dialback.call_back_order).
+        rows = to_do_order(store.recent(args.tenant, statuses=statuses, limit=args.last))
     except SQLAlchemyError as e:
         return _db_error(e)
     finally:

@@ -1,7 +1,8 @@
 """Callback requests over HTTP, under ``/api/v1`` (bearer auth as the rest of the API):
 
 * ``GET /api/v1/callbacks?tenant=&all=`` — open requests of the tenant (default: the user's),
-  oldest first; ``all=true`` adds the done and cancelled ones. Operators must dial the
+  those of callers turned away while the lines were full (``pool_full``) first, then oldest
+  first; ``all=true`` adds the done and cancelled ones. Operators must dial the
   callers back, so numbers are given in full (the access log never has them: no number in
   the path).
 * ``POST /api/v1/callbacks/{id}/dial`` — body optional, ``{"extension": "101"}`` (supervisors:
@@ -12,6 +13,9 @@
 * ``POST /api/v1/callbacks/{id}/done`` — body optional, ``{"note": "..."}``: the request is
   done, handled by the user (its login name). 404 ``callback.not_found`` (also for another
   tenant's request), 409 ``callback.closed`` when it is no longer open.
+* ``POST /api/v1/callbacks/{id}/ticket`` — ``{"ticket": "DN-20261123-0042"}`` (null: unlink):
+  the request is about this ticket of its tenant (``ticket_link.py``; 404 ``ticket.not_found``,
+  422 ``ticket.bad_code``); its calls are linked to the ticket too.
 
 Roles: operator, supervisor, admin (dial: operator, supervisor). ``add_callback_routes(app)``
 adds the routes and a cleanup context that opens the CallbackStore (on the console's
@@ -31,10 +35,12 @@ from callcenter.callbacks.dial import start_dialback
 from callcenter.callbacks.store import (
     CALLBACK_STATUSES,
     MAX_NOTE,
+    MAX_TICKET,
     CallbackError,
     CallbackRequest,
     CallbackStore,
 )
+from callcenter.callbacks.ticket_link import link_ticket
 from callcenter.calls import dialback as rules
 from callcenter.console.api import P_TENANT, Route, add_route_table
 from callcenter.console.auth import USERS, in_thread, require_tenant
@@ -57,6 +63,10 @@ DIAL_BODY = Obj(title="CallbackDial",
 DONE_BODY = Obj(title="CallbackDone",
                 fields={"note": Str(max_len=MAX_NOTE, nullable=True,
                                     description="what came of the call back")})
+TICKET_BODY = Obj(title="CallbackTicket",
+                  fields={"ticket": Str(max_len=MAX_TICKET, nullable=True,
+                                        description="the ticket's code (null: unlink)")},
+                  required=("ticket",))
 
 
 def _tenant(request: web.Request, user: User, value: str | None) -> str:
@@ -67,13 +77,14 @@ def _tenant(request: web.Request, user: User, value: str | None) -> str:
 
 
 async def list_callbacks(request: web.Request, user: User) -> web.StreamResponse:
-    """The tenant's callback requests, open ones first, oldest first."""
+    """The tenant's callback requests, open ones first in the order to call back (pool-full
+    requests first), then oldest first."""
     q = parse_query((P_TENANT, P_ALL), request.query)
     tenant = _tenant(request, user, q["tenant"])
     statuses = CALLBACK_STATUSES if q["all"] else ("open",)
     rows: list[CallbackRequest] = await in_thread(
         request.config_dict, request.config_dict[CALLBACKS].recent, tenant, statuses=statuses)
-    return web.json_response({"items": [r.to_json_dict() for r in rows]})
+    return web.json_response({"items": [r.to_json_dict() for r in rules.to_do_order(rows)]})
 
 
 async def _body(request: web.Request, schema: Obj | None = None) -> dict[str, Any]:
@@ -124,11 +135,25 @@ async def callback_done(request: web.Request, user: User) -> web.StreamResponse:
     return web.json_response(done.to_json_dict())
 
 
+async def callback_ticket(request: web.Request, user: User) -> web.StreamResponse:
+    """Link one request to a ticket of its tenant (null: unlink)."""
+    callback_id = P_ID.parse(request.match_info.get("id"))
+    if callback_id is None:
+        raise invalid("id", "required")
+    body = await _body(request, TICKET_BODY)
+    if "ticket" not in body:
+        raise invalid("ticket", "required (null to unlink)")
+    linked = await link_ticket(request, request.config_dict[CALLBACKS], user, callback_id,
+                               body.get("ticket"))
+    return web.json_response(linked.to_json_dict())
+
+
 # Described in the OpenAPI document like the ticket routes (openapi.py adds these).
 CALLBACK_ROUTES: tuple[Route, ...] = (
     Route("GET", "/callbacks", list_callbacks, "listCallbacks",
-          "Callers waiting to be called back (open requests, oldest first; all=true adds "
-          "the done and cancelled ones)", ROLES, "calls", params=(P_TENANT, P_ALL),
+          "Callers waiting to be called back (open requests, pool-full ones first, then "
+          "oldest first; all=true adds the done and cancelled ones)", ROLES, "calls",
+          params=(P_TENANT, P_ALL),
           ok_schema="CallbackList", errors=(401, 403, 404, 422)),
     Route("POST", "/callbacks/{id}/dial", callback_dial, "callbackDial",
           "Call the caller back: the user's softphone rings first; when answered the hotline "
@@ -139,6 +164,10 @@ CALLBACK_ROUTES: tuple[Route, ...] = (
           "Mark a callback request done (the caller was called back)", ROLES, "calls",
           params=(P_ID,), body=DONE_BODY, ok_schema="CallbackRequest",
           errors=(401, 403, 404, 409, 415, 422)),
+    Route("POST", "/callbacks/{id}/ticket", callback_ticket, "callbackTicket",
+          "Link a callback request to a ticket of its tenant (null: unlink); its calls are "
+          "linked to the ticket too", rules.DIAL_ROLES, "calls", params=(P_ID,),
+          body=TICKET_BODY, ok_schema="CallbackRequest", errors=(401, 403, 404, 415, 422)),
 )
 
 _TIME = {"type": "string", "format": "date-time"}
@@ -164,6 +193,11 @@ CALLBACK_SCHEMAS: dict[str, Any] = {
                              "description": "the call that reached the caller"},
             "recording": {"type": ["string", "null"],
                           "description": "its recording, in the recordings folder"},
+            "source": {"type": "string", "enum": ["queue", "pool_full"],
+                       "description": "queue: pressed 1 while waiting; pool_full: pressed 1 "
+                                      "when every line was taken"},
+            "ticket": {"type": ["string", "null"],
+                       "description": "the ticket this request is about"},
         }},
     "CallbackDial": {"type": "object", "required": ["dialback_id", "callback_id", "status"],
                      "properties": {"dialback_id": {"type": "string"},

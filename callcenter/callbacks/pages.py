@@ -30,17 +30,20 @@ from aiohttp import web
 from callcenter.ari_app.dialback import DialRefused
 from callcenter.callbacks.dial import start_dialback
 from callcenter.callbacks.http import CALLBACKS
-from callcenter.callbacks.store import MAX_NOTE, CallbackError, CallbackRequest
+from callcenter.callbacks.store import MAX_NOTE, MAX_TICKET, CallbackError, CallbackRequest
+from callcenter.callbacks.ticket_link import link_ticket
 from callcenter.calls import dialback as rules
 from callcenter.console import listing as ls
 from callcenter.console.auth import in_thread
 from callcenter.console.call_pages import RECORDS
 from callcenter.console.context import CLOCK, CONSOLE_PREFIX, ConsoleApps, find_tenant, sub_path
+from callcenter.console.errors import ApiError
 from callcenter.console.pages import render, zone_of
 from callcenter.console.rendering import environment
 from callcenter.console.sessions import error_page, require_console_role
 from callcenter.store.data import CallRecordData
 from callcenter.store.users import User
+from callcenter.tickets.config import TicketError
 from callcenter.tickets.reports import Column, Table, xlsx_bytes
 
 log = logging.getLogger("callcenter.console.callbacks")
@@ -92,6 +95,7 @@ def callback_row(c: CallbackRequest, record: CallRecordData | None,
             "note": c.note or "", "attempts": c.attempts,
             "last_result": rules.RESULT_LABELS.get(c.last_result or "", c.last_result or ""),
             "recording": c.recording or "", "pool_full": c.source == rules.POOL_FULL,
+            "ticket": c.ticket or "",
             "late": c.status == "open" and now - c.requested_at >= LATE_AFTER}
 
 
@@ -148,6 +152,8 @@ async def callbacks_page(request: web.Request) -> web.StreamResponse:
     dialling = request.query.get("dialling", "")
     if done.isdigit() and len(done) < 12:
         message = f"Đã ghi nhận: yêu cầu số {int(done)} đã được gọi lại."
+    elif (linked := request.query.get("ticket", "")).isdigit() and len(linked) < 12:
+        message = f"Đã cập nhật phiếu của yêu cầu số {int(linked)}."
     elif dialling.isdigit() and len(dialling) < 12:
         message = (f"Đang đổ chuông máy của bạn cho yêu cầu số {int(dialling)}: nhấc máy, "
                    "tổng đài sẽ gọi cho người dân và ghi âm cuộc gọi.")
@@ -226,6 +232,37 @@ async def callback_dial(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(location=_back(closed, dialling=str(callback_id)))
 
 
+async def callback_ticket(request: web.Request) -> web.StreamResponse:
+    """POST /console/callbacks/{id}/ticket: the request is about this ticket (its code; empty:
+    none); checked like the API's (ticket_link.py)."""
+    user = require_console_role(request, rules.DIAL_ROLES)
+    raw_id = request.match_info["id"]
+    form = await request.post()
+    closed = show_closed({"closed": str(form.get("closed", ""))})
+    not_found = error_page(404, rules.NOT_FOUND, "Không tìm thấy yêu cầu gọi lại",
+                           rules.MESSAGES[rules.NOT_FOUND], back=PATH,
+                           back_label="Về danh sách yêu cầu gọi lại")
+    if not raw_id.isdigit() or len(raw_id) > 10:
+        return not_found
+    callback_id = int(raw_id)
+    field = form.get("ticket", "")
+    code = field.strip()[:MAX_TICKET + 1] if isinstance(field, str) else ""
+    try:
+        linked = await link_ticket(request, request.config_dict[CALLBACKS], user, callback_id,
+                                   code or None)
+    except ApiError as e:
+        if e.id == rules.NOT_FOUND:
+            return not_found
+        raise
+    except (TicketError, ValueError) as e:
+        error_id = e.id if isinstance(e, TicketError) else "request.invalid"
+        return await _page(request, user, status=422, error_id=error_id,
+                           error_field="ticket", error_row=callback_id, closed=closed,
+                           error=f"Không gắn được phiếu «{code}»: không có phiếu này trong "
+                                 "tỉnh của bạn (mã dạng DN-20261123-0042).")
+    raise web.HTTPSeeOther(location=_back(closed, ticket=str(linked.id)))
+
+
 async def callbacks_xlsx(request: web.Request) -> web.StreamResponse:
     """GET /console/callbacks.xlsx: the same list (and filter) as an xlsx workbook."""
     user = require_console_role(request, ROLES)
@@ -267,3 +304,4 @@ def add_callback_pages(apps: ConsoleApps) -> None:
     router.add_get(path + ".xlsx", callbacks_xlsx, name="console_callbacks_xlsx")
     router.add_post(path + "/{id}/done", callback_done, name="console_callback_done")
     router.add_post(path + "/{id}/dial", callback_dial, name="console_callback_dial")
+    router.add_post(path + "/{id}/ticket", callback_ticket, name="console_callback_ticket")

@@ -30,6 +30,7 @@ _TABLE = cast(sa.Table, Callback.__table__)
 MAX_NOTE: Final = 2000
 MAX_BY: Final = 64
 MAX_CALLER: Final = 64
+MAX_TICKET: Final = 32  # a ticket code (tickets.code is String(32))
 CALLBACK_SOURCES: Final = ("queue", "pool_full")
 
 
@@ -61,6 +62,7 @@ class CallbackRequest:
     dial_call_id: str | None = None  # the call that reached the caller (called back)
     recording: str | None = None  # its recording, relative to the recordings folder
     source: str = "queue"  # queue (pressed 1 while waiting) | pool_full (lines were full)
+    ticket: str | None = None  # the ticket this request is about (linked by an operator)
 
     def to_json_dict(self) -> dict[str, Any]:
         """For the API and the CLI: times ISO 8601 with offset; the number in full."""
@@ -73,7 +75,7 @@ class CallbackRequest:
                 "last_attempt_at": None if self.last_attempt_at is None
                 else self.last_attempt_at.isoformat(),
                 "dial_call_id": self.dial_call_id, "recording": self.recording,
-                "source": self.source}
+                "source": self.source, "ticket": self.ticket}
 
 
 def _request(row: Any) -> CallbackRequest:
@@ -84,7 +86,7 @@ def _request(row: Any) -> CallbackRequest:
                            attempts=row.attempts or 0, last_result=row.last_result,
                            last_attempt_at=row.last_attempt_at,
                            dial_call_id=row.dial_call_id, recording=row.recording,
-                           source=row.source or "queue")
+                           source=row.source or "queue", ticket=row.ticket)
 
 
 class CallbackStore:
@@ -200,6 +202,28 @@ class CallbackStore:
                                 f"callback request {id} is already {current.status}")
         log.info("callback request %d: attempt %d %s", id, current.attempts, result)
         return current
+
+    def link_ticket(self, id: int, code: str | None) -> CallbackRequest:
+        """Name the ticket this request is about (None: none); open or closed alike (a call
+        back may show what the petition is). The caller checks the code is a ticket of the
+        request's tenant. Raises CallbackError callback.not_found."""
+        if code is not None and not 0 < len(code) <= MAX_TICKET:
+            raise ValueError(f"callback ticket: expected 1..{MAX_TICKET} characters")
+        with self.engine.begin() as conn:
+            changed = conn.execute(sa.update(_TABLE).where(_TABLE.c.id == id)
+                                   .values(ticket=code)).rowcount
+        current = self.get(id)
+        if not changed or current is None:
+            raise CallbackError("callback.not_found", f"no callback request {id}")
+        log.info("callback request %d: ticket %s", id, code or "-")
+        return current
+
+    def by_ticket(self, code: str) -> list[CallbackRequest]:
+        """The requests linked to this ticket, oldest first."""
+        q = (sa.select(_TABLE).where(_TABLE.c.ticket == code)
+             .order_by(_TABLE.c.requested_at, _TABLE.c.id))
+        with self.engine.connect() as conn:
+            return [_request(row) for row in conn.execute(q)]
 
     def cancel(self, id: int, by: str, note: str | None = None, *,
                at: dt.datetime | None = None) -> CallbackRequest:

@@ -19,10 +19,12 @@ from callcenter.calls.commands import (
     Enqueue,
     Hangup,
     HangupChannel,
+    HoldOffer,
     MoveToBridge,
     Play,
     Progress,
     ReleaseLine,
+    ReleaseOffer,
     ReturnOffer,
     RingOperator,
     SaveCallback,
@@ -39,6 +41,8 @@ from callcenter.calls.events import (
     LineGranted,
     LineRefused,
     Offered,
+    OfferGranted,
+    OfferRefused,
     OperatorAnswered,
     OperatorGone,
     PlaybackFinished,
@@ -56,6 +60,9 @@ from callcenter.calls.machine import (
 )
 from callcenter.calls.state import (
     BUSY_CAUSE,
+    FULL_OFFER_KEY_S,
+    FULL_OFFER_NODE,
+    FULL_OFFER_SLOTS,
     OUTCOMES,
     QUEUE_PHASES,
     QUEUE_TOKENS,
@@ -73,19 +80,21 @@ from callcenter.calls.state import (
 
 __all__ = [
     # state
-    "BUSY_CAUSE", "OUTCOMES", "QUEUE_PHASES", "QUEUE_TOKENS", "TRANSFER_KINDS", "TRANSFER_SOURCES",
+    "BUSY_CAUSE", "FULL_OFFER_KEY_S", "FULL_OFFER_NODE", "FULL_OFFER_SLOTS", "OUTCOMES",
+    "QUEUE_PHASES", "QUEUE_TOKENS", "TRANSFER_KINDS", "TRANSFER_SOURCES",
     "UNIT_RING_TIMEOUT_S", "CallState", "IllegalTransition", "IvrContext", "Phase", "Transfer",
     "TransferRecord", "new_call",
     # events
-    "Answered", "Event", "Failed", "HungUp", "LineGranted", "LineRefused", "Offered",
-    "OperatorAnswered", "OperatorGone", "PlaybackFinished", "Resume", "Routed",
-    "TransferCancelled", "TransferCompleted", "TransferRequested", "UnitAnswered", "UnitGone",
-    "WaitTick",
+    "Answered", "Event", "Failed", "HungUp", "LineGranted", "LineRefused", "OfferGranted",
+    "OfferRefused", "Offered", "OperatorAnswered", "OperatorGone", "PlaybackFinished", "Resume",
+    "Routed", "TransferCancelled", "TransferCompleted", "TransferRequested", "UnitAnswered",
+    "UnitGone", "WaitTick",
     # commands
     "AcquireLine", "Answer", "AnswerLeg", "BridgeMoh", "BridgeOperator", "Command", "CreateBridge",
     "Dequeue", "DestroyBridge", "DialUnit", "EndOperatorCall", "Enqueue", "Hangup",
-    "HangupChannel", "MoveToBridge", "Play", "Progress", "ReleaseLine", "ReturnOffer",
-    "RingOperator", "SaveCallback", "StartMoh", "StopMoh", "TransferProgress", "WriteRecord",
+    "HangupChannel", "HoldOffer", "MoveToBridge", "Play", "Progress", "ReleaseLine",
+    "ReleaseOffer", "ReturnOffer", "RingOperator", "SaveCallback", "StartMoh", "StopMoh",
+    "TransferProgress", "WriteRecord",
     # machine
     "step",
 ]

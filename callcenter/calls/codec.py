@@ -38,6 +38,7 @@ def state_to_json(state: CallState) -> str:
     if state.menu is not None:
         d["menu"] = {"node": state.menu.node, "seq": state.menu.seq,
                      "path": mn.path_dicts(state.menu)}
+    d["offer_path"] = [s.as_dict() for s in state.offer_path]
     return json.dumps(d)
 
 
@@ -79,6 +80,7 @@ def state_from_json(text: str | bytes) -> CallState:
     if d.get("transfer"):
         t = d["transfer"]
         d["transfer"] = Transfer(**{**t, "at": dt.datetime.fromisoformat(t["at"])})
+    d["offer_path"] = tuple(_step_of(s) for s in d.get("offer_path") or ())
     menu = d.pop("menu", None)
     if menu is not None:
         d["menu"] = mn.MenuState(node=menu["node"], mode=mn.Mode.DONE, seq=menu["seq"],

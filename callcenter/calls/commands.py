@@ -30,8 +30,27 @@ class Progress:
 
 @dataclass(frozen=True)
 class Play:
+    """Play the tenant's rendered prompt; ``token`` names the playback (its PlaybackFinished
+    carries it, StopSaying stops it); 0: the call's own unnamed prompts."""
+
     tenant_id: str
     prompt_id: str
+    token: int = 0
+
+
+@dataclass(frozen=True)
+class HoldOffer:
+    """Take one of the tenant's pool-full offer slots (at most ``slots`` calls at a time)."""
+
+    tenant_id: str
+    slots: int
+
+
+@dataclass(frozen=True)
+class ReleaseOffer:
+    """Give the call's offer slot back (idempotent)."""
+
+    tenant_id: str
 
 
 @dataclass(frozen=True)
@@ -120,9 +139,11 @@ class DestroyBridge:
 
 @dataclass(frozen=True)
 class SaveCallback:
-    """Store the caller's callback request (their number, listed for operators)."""
+    """Store the caller's callback request (their number, listed for operators); ``source``:
+    queue (pressed 1 while waiting) | pool_full (pressed 1 when the lines were full)."""
 
     tenant_id: str
+    source: str = "queue"
 
 
 @dataclass(frozen=True)
@@ -174,7 +195,8 @@ class BridgeMoh:
     on: bool
 
 
-Command = (AcquireLine | ReleaseLine | Answer | Progress | Play | StartMoh | Hangup | WriteRecord
+Command = (AcquireLine | ReleaseLine | HoldOffer | ReleaseOffer | Answer | Progress | Play
+           | StartMoh | Hangup | WriteRecord
            | mn.Say | mn.StopSaying | mn.StartTimer | mn.CancelTimer | mn.LookupTickets | StopMoh
            | Enqueue | Dequeue | RingOperator | ReturnOffer | HangupChannel | BridgeOperator
            | EndOperatorCall | DestroyBridge | SaveCallback | DialUnit | TransferProgress

@@ -94,6 +94,9 @@ class _Ordered(Protocol):
     @property
     def requested_at(self) -> object: ...
 
+    @property
+    def status(self) -> str: ...
+
 
 R = TypeVar("R", bound=_Ordered)
 POOL_FULL: Final = "pool_full"
@@ -104,3 +107,11 @@ def call_back_order(requests: Iterable[R]) -> list[R]:
     was taken (``pool_full``, typically the night's) first, then the others; oldest first in
     each group."""
     return sorted(requests, key=lambda r: (r.source != POOL_FULL, r.requested_at, r.id))
+
+
+def to_do_order(requests: Iterable[R]) -> list[R]:
+    """A listing as given (open first), with its open requests in ``call_back_order``: the
+    operators' to-do list in the morning starts with the night's pool-full requests."""
+    rows = list(requests)
+    return call_back_order(r for r in rows if r.status == "open") \
+        + [r for r in rows if r.status != "open"]

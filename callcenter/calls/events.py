@@ -17,6 +17,7 @@ class Routed:
     shift: str | None = None
     limit: int | None = None
     queue: bool = False  # the tenant has operators: callers wanting one are queued
+    callback_when_full: bool = False  # the shift offers a callback when its lines are full
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,20 @@ class Answered:
 
 @dataclass(frozen=True)
 class LineRefused:
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class OfferGranted:
+    """One of the tenant's pool-full offer slots was taken for this call."""
+
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class OfferRefused:
+    """Every offer slot is taken (or Redis cannot say): the plain busy message."""
+
     at: dt.datetime
 
 
@@ -156,7 +171,8 @@ class TransferCancelled:
     at: dt.datetime
 
 
-Event = (Routed | LineGranted | Answered | LineRefused | PlaybackFinished | HungUp | Failed
+Event = (Routed | LineGranted | Answered | LineRefused | OfferGranted | OfferRefused
+         | PlaybackFinished | HungUp | Failed
          | mn.Digit | mn.TimerFired | mn.LookupDone | Resume | Offered | OperatorAnswered
          | OperatorGone | WaitTick | TransferRequested | UnitAnswered | UnitGone | TransferCompleted
          | TransferCancelled)

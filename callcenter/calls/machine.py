@@ -12,8 +12,8 @@ from callcenter.calls.commands import (
     Hangup,
     HangupChannel,
     Play,
-    Progress,
     ReleaseLine,
+    ReleaseOffer,
     WriteRecord,
 )
 from callcenter.calls.events import (
@@ -24,6 +24,8 @@ from callcenter.calls.events import (
     LineGranted,
     LineRefused,
     Offered,
+    OfferGranted,
+    OfferRefused,
     OperatorGone,
     PlaybackFinished,
     Resume,
@@ -33,6 +35,7 @@ from callcenter.calls.events import (
     WaitTick,
 )
 from callcenter.calls.evolve import replace
+from callcenter.calls.full_offer import line_refused, offering
 from callcenter.calls.queueing import bridged, queued, to_queue
 from callcenter.calls.state import (
     QUEUE_PHASES,
@@ -85,6 +88,9 @@ def _end(state: CallState, event: HungUp | Failed,
     # reply): releasing is idempotent, so release then too.
     if (state.line_held or phase is Phase.ADMITTING) and state.tenant_id is not None:
         commands.append(ReleaseLine(state.tenant_id))
+    # The same for the pool-full offer's slot (held, or maybe granted by a lost reply).
+    if (state.offer_held or phase is Phase.OFFER_ADMITTING) and state.tenant_id is not None:
+        commands.append(ReleaseOffer(state.tenant_id))
     cause_code: int | None
     cause: str | None
     if isinstance(event, Failed):
@@ -98,7 +104,8 @@ def _end(state: CallState, event: HungUp | Failed,
         # Only CancelTimer can come back from CallerLeft: cancel the menu's timer first.
         commands[:0] = [c for c in menu_commands if isinstance(c, mn.CancelTimer)]
     commands.append(WriteRecord())
-    new = replace(state, phase=Phase.ENDED, line_held=False, ended_at=event.at, outcome=outcome,
+    new = replace(state, phase=Phase.ENDED, line_held=False, offer_held=False, ended_at=event.at,
+                  outcome=outcome,
                   cause_code=cause_code, cause=cause, menu=menu, talk_ended_at=talk_ended_at,
                   ringing=None, announcing=None,
                   wrap_up_s=state.wrap_up_s if state.operator is not None else None)
@@ -128,7 +135,8 @@ def _menu(state: CallState, ivr: IvrContext | None,
 
 def _setting_up(state: CallState, event: Event,
                 ivr: IvrContext | None) -> tuple[CallState, list[Command]] | None:
-    """Routing, admission, greeting, hold, busy message, rejection; None: no move for this."""
+    """Routing, admission, greeting, hold, busy message (or the pool-full callback offer:
+    full_offer.py), rejection; None: no move for this."""
     phase = state.phase
     if phase is Phase.ROUTING and isinstance(event, Routed):
         if event.tenant_id is None:
@@ -137,7 +145,8 @@ def _setting_up(state: CallState, event: Event,
         if event.limit is None:
             raise IllegalTransition("a routed call needs the pool limit")
         new = replace(state, phase=Phase.ADMITTING, tenant_id=event.tenant_id,
-                      shift=event.shift, limit=event.limit, queue_enabled=event.queue)
+                      shift=event.shift, limit=event.limit, queue_enabled=event.queue,
+                      callback_when_full=event.callback_when_full)
         return new, [AcquireLine(event.tenant_id, event.limit)]
     if phase is Phase.ADMITTING and isinstance(event, LineGranted):
         assert state.tenant_id is not None
@@ -151,9 +160,7 @@ def _setting_up(state: CallState, event: Event,
     if phase in (Phase.GREETING, Phase.HOLDING) and isinstance(event, Answered):
         return replace(state, answered_at=state.answered_at or event.at), []
     if phase is Phase.ADMITTING and isinstance(event, LineRefused):
-        assert state.tenant_id is not None
-        new = replace(state, phase=Phase.BUSY_MESSAGE, outcome="busy")
-        return new, [Progress(), Play(state.tenant_id, "all_busy")]
+        return line_refused(state, event)
     if phase is Phase.GREETING and isinstance(event, PlaybackFinished):
         return to_queue(state, event.at)
     if phase is Phase.BUSY_MESSAGE and isinstance(event, PlaybackFinished):
@@ -195,6 +202,9 @@ def _ended(state: CallState, event: Event) -> tuple[CallState, list[Command]] | 
         # The caller hung up while the pool was being asked: give the line straight back.
         assert state.tenant_id is not None
         return state, [ReleaseLine(state.tenant_id)]
+    if isinstance(event, OfferGranted):
+        assert state.tenant_id is not None  # the same for an offer slot
+        return state, [ReleaseOffer(state.tenant_id)]
     if isinstance(event, UnitAnswered):
         return state, [HangupChannel(event.channel)]  # the caller left as the unit answered
     return None
@@ -213,6 +223,8 @@ def _act(state: CallState, event: Event,
             return transferred(state, event)
         case Phase.IVR:
             return _in_menus(state, event, ivr)
+        case Phase.OFFER_ADMITTING | Phase.CALLBACK_OFFER:
+            return offering(state, event)
         case Phase.CLOSING:
             return _closing(state, event)
         case Phase.ENDED:
@@ -235,6 +247,10 @@ IGNORED: dict[Phase, tuple[type[Event], ...]] = {
     Phase.ADMITTING: _KEYS,
     Phase.GREETING: _KEYS,
     Phase.BUSY_MESSAGE: _KEYS,
+    # Asking for a pool-full offer slot: keys. Offering: a timer or the end of a prompt that is
+    # not the offer's (stopped, replaced), a lookup answer (never asked here); keys all count.
+    Phase.OFFER_ADMITTING: _KEYS,
+    Phase.CALLBACK_OFFER: (mn.TimerFired, mn.LookupDone, PlaybackFinished),
     # The menus take every key, timer and prompt end.
     Phase.IVR: (),
     # On hold, and as we hang up after the busy message or an unknown number: keys, and the
@@ -262,7 +278,7 @@ IGNORED: dict[Phase, tuple[type[Event], ...]] = {
     # Late echoes of a call already over (a late line grant and a unit answering still get an
     # answer: see _ended).
     Phase.ENDED: (*_KEYS, HungUp, Failed, LineRefused, PlaybackFinished, Answered, Resume,
-                  Offered, OperatorGone, WaitTick, UnitGone),
+                  Offered, OperatorGone, WaitTick, UnitGone, OfferRefused),
 }
 
 

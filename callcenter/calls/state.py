@@ -21,6 +21,9 @@ class Phase(enum.Enum):
     BRIDGED = "bridged"  # talking with the operator, recorded
     TRANSFERRED = "transferred"  # talking with a level-2 unit's hotline (the operator left)
     BUSY_MESSAGE = "busy_message"  # pool full: early media "all lines busy", never answered
+    # Pool full and the shift offers callbacks (Shift.callback_when_full):
+    OFFER_ADMITTING = "offer_admitting"  # asking for one of the few offer slots (not a line)
+    CALLBACK_OFFER = "callback_offer"  # answered: "press 1 to be called back", key awaited
     REJECTING = "rejecting"  # hang-up requested by us (busy after message, unknown number)
     CLOSING = "closing"  # hang-up requested by us after the IVR said goodbye
     ENDED = "ended"
@@ -44,6 +47,18 @@ def resume_tokens(seq: int) -> int:
     """An adopted call's token counter: the first of the block after the shared ``seq``."""
     return (seq // TOKEN_BLOCK + 1) * TOKEN_BLOCK
 QUEUE_PHASES = (Phase.QUEUED, Phase.RINGING)
+
+
+# The pool-full callback offer (phase CALLBACK_OFFER). The offer answers the call: callers'
+# phones and carriers rarely send keys during early media (RFC 4733 events before the 200 OK
+# are dropped by many), so a key can only be trusted once answered. Answered calls hold no line
+# of the pool, so they are capped apart: at most FULL_OFFER_SLOTS per tenant at a time (in
+# Redis, across instances; over it the plain busy message as before), and each waits at most
+# FULL_OFFER_KEY_S for the key once the offer was said.
+FULL_OFFER_SLOTS = 4
+FULL_OFFER_KEY_S = 6
+# The node name the offer's steps carry in the call record's ivr_path.
+FULL_OFFER_NODE = "pool_full"
 
 
 class IllegalTransition(ValueError):
@@ -105,7 +120,11 @@ class CallState:
     tenant_id: str | None = None
     shift: str | None = None
     limit: int | None = None
+    callback_when_full: bool = False  # the shift offers a callback when its lines are full
     line_held: bool = False
+    offer_held: bool = False  # holds one of the tenant's FULL_OFFER_SLOTS (CALLBACK_OFFER)
+    # The pool-full offer's steps (offer said, key, timeout, callback), for the record's ivr_path.
+    offer_path: tuple[mn.Step, ...] = ()
     answered_at: dt.datetime | None = None
     ended_at: dt.datetime | None = None
     outcome: str | None = None

@@ -30,6 +30,9 @@ class Shift:
     end: dt.time  # exclusive; end <= start means the shift crosses midnight
     lines: int
     min_operators: int = 0  # operators who must be logged in during the shift; 0: no minimum
+    # When every line is taken: answer and offer "press 1 to be called back" (a few calls at a
+    # time, calls.state.FULL_OFFER_SLOTS) instead of only the busy message.
+    callback_when_full: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,12 @@ class Prompts:
     greeting: str
     all_busy: str
     unavailable: str
+    # Lines full and the shift offers a callback (Shift.callback_when_full): the offer, then
+    # the confirmation after the caller pressed 1.
+    callback_offer: str = (
+        "Hiện tất cả các đường dây đều bận. Quý vị muốn được gọi lại, xin bấm phím 1."
+    )
+    callback_confirm: str = "Tổng đài 1022 sẽ gọi lại quý vị sớm nhất. Xin cảm ơn."
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,15 @@ class OutboundTrunk:
 
 
 @dataclass(frozen=True)
+class SipEdge:
+    """The cluster's SIP edge (Kamailio, `callcenter cluster run`): the operators' registrar.
+    A node reaches each operator through it, so any node rings any operator."""
+
+    host: str
+    port: int = 5060
+
+
+@dataclass(frozen=True)
 class TrunkConfig:
     """The carrier trunk: where SIP listens and which sources may send unauthenticated INVITEs."""
 
@@ -130,6 +148,8 @@ class TrunkConfig:
     rtp_end: int = 10999
     # None: no outbound trunk rendered (transfers to units' hotlines cannot be dialled).
     outbound: OutboundTrunk | None = None
+    # None: operators register here, at this node. Set (a cluster): they register at the edge.
+    edge: SipEdge | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ Schema (see config/hotline.yaml for a commented example)::
     trunk: {bind, port, trusted_networks: [cidr, ...], media_address, rtp_start, rtp_end,
             outbound: {host, port, caller_id}}   # outbound optional: PJSIP endpoint
                                                 # trunk-out; caller_id: shown on call backs
+            edge: {host, port}}   # a cluster's SIP edge (Kamailio): operators register there
     sip_guard: {max_failures, window_s, ban_s, max_refused, never_refuse: [cidr, ...]}
     console: {tls_cert, tls_key, trusted_proxies: [cidr, ...]}   # optional
     sip_tls: {port, cert, key}   # operators over TLS (transport-tls on trunk.bind); cert and
@@ -24,8 +25,10 @@ Schema (see config/hotline.yaml for a commented example)::
     mail_in: {bind, port, max_bytes, per_sender_per_day, field, tenants: {tenant: [address]}}
                                  # optional: e-mail in, the tenants' mailboxes (mailin/rules.py)
     tenants:
-      - id, name, timezone, numbers: [...], shifts: [{name, start, end, lines, min_operators}, ...],
-        overrides: [{name, from, to, shifts: [...]}], prompts: {greeting, all_busy, unavailable}
+      - id, name, timezone, numbers: [...],
+        shifts: [{name, start, end, lines, min_operators, callback_when_full}, ...],
+        overrides: [{name, from, to, shifts: [...]}],
+        prompts: {greeting, all_busy, unavailable, callback_offer, callback_confirm}
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import difflib
 import ipaddress
 import re
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
@@ -60,6 +63,7 @@ from callcenter.config.model import (
     Prompts,
     ServiceConfig,
     Shift,
+    SipEdge,
     SipGuardConfig,
     SipTlsConfig,
     Tenant,
@@ -156,7 +160,7 @@ class _Parser(BaseParser):
         if value is None:
             return d
         keys = ("bind", "port", "trusted_networks", "media_address", "rtp_start", "rtp_end",
-                "outbound")
+                "outbound", "edge")
         m = self.mapping(value, "trunk", keys)
         if m is None:
             return d
@@ -177,6 +181,7 @@ class _Parser(BaseParser):
         outbound = None
         if m.get("outbound") is not None:
             outbound = self.outbound(m["outbound"], join_key(k, "outbound"), bind, port)
+        edge = self.edge(m["edge"], join_key(k, "edge")) if m.get("edge") is not None else None
         return TrunkConfig(
             bind=bind,
             port=port or d.port,
@@ -186,7 +191,17 @@ class _Parser(BaseParser):
             rtp_start=rtp_start or d.rtp_start,
             rtp_end=rtp_end or d.rtp_end,
             outbound=outbound,
+            edge=edge,
         )
+
+    def edge(self, value: object, key: str) -> SipEdge | None:
+        """trunk.edge: {host: IPv4, port} of the cluster's SIP edge."""
+        m = self.mapping(value, key, ("host", "port"), ("host",))
+        if m is None or "host" not in m:
+            return None
+        host = self.ip(m["host"], join_key(key, "host"), ipv4_only=True)
+        port = self.port(m.get("port", 5060), join_key(key, "port"))
+        return SipEdge(host, port) if host is not None and port is not None else None
 
     def networks(self, value: object, key: str, *, non_empty: bool = True) -> list[str]:
         """A list of networks in CIDR form; each malformed one is an error naming its key."""
@@ -299,7 +314,8 @@ class _Parser(BaseParser):
         return OutboundTrunk(host=host, port=out_port, caller_id=caller_id)
 
     def shift(self, value: object, key: str) -> Shift | None:
-        m = self.mapping(value, key, ("name", "start", "end", "lines", "min_operators"),
+        m = self.mapping(value, key, ("name", "start", "end", "lines", "min_operators",
+                                      "callback_when_full"),
                          ("name", "start", "end", "lines"))
         if m is None:
             return None
@@ -310,9 +326,13 @@ class _Parser(BaseParser):
                  if "lines" in m else None)
         min_operators = self.integer(m.get("min_operators", 0), join_key(key, "min_operators"),
                                      0, MAX_MIN_OPERATORS)
-        if name is None or start is None or end is None or lines is None or min_operators is None:
+        offer = self.boolean(m.get("callback_when_full", False),
+                             join_key(key, "callback_when_full"))
+        if (name is None or start is None or end is None or lines is None
+                or min_operators is None or offer is None):
             return None
-        return Shift(name=name, start=start, end=end, lines=lines, min_operators=min_operators)
+        return Shift(name=name, start=start, end=end, lines=lines, min_operators=min_operators,
+                     callback_when_full=offer)
 
     def shifts(self, value: object, key: str) -> tuple[Shift, ...] | None:
         items = self.list_(value, key)
@@ -410,12 +430,18 @@ class _Parser(BaseParser):
         return tuple(o for _, o in good) if ok else None
 
     def prompts(self, value: object, key: str) -> Prompts | None:
-        keys = ("greeting", "all_busy", "unavailable")
+        keys = ("greeting", "all_busy", "unavailable", "callback_offer", "callback_confirm")
         m = self.mapping(value, key, keys)
         if m is None:
             return None
         d = DEFAULT_PROMPTS
         return Prompts(
+            callback_offer=self.text(m.get("callback_offer", d.callback_offer),
+                                     join_key(key, "callback_offer"), max_len=2000)
+            or d.callback_offer,
+            callback_confirm=self.text(m.get("callback_confirm", d.callback_confirm),
+                                       join_key(key, "callback_confirm"), max_len=2000)
+            or d.callback_confirm,
             greeting=self.text(m.get("greeting", d.greeting), join_key(key, "greeting"),
                                max_len=2000) or d.greeting,
             all_busy=self.text(m.get("all_busy", d.all_busy), join_key(key, "all_busy"),
@@ -623,7 +649,16 @@ def parse_config(data: object, source: str) -> HotlineConfig:
                          source=source)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it (Debian's and the wheels' are): the pure-Python
+# one takes ~3 ms per province of the national config (210 ms of 243 for 63, bench/provinces.py),
+# libyaml a tenth of that. Construction (safe types, the duplicate-key check) stays in Python.
+if TYPE_CHECKING:
+    _SafeLoader = yaml.SafeLoader
+else:
+    _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):
     """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
 
     def construct_mapping(

@@ -64,6 +64,7 @@ _REVIEW_PARTS: Final = (
 CALL_OUTCOME_LABELS: Final = {
     "answered": "Đã phục vụ", "busy": "Máy bận (hết line)", "abandoned": "Bỏ máy",
     "not_found": "Số không đúng", "failed": "Lỗi", "callback": "Hẹn gọi lại",
+    "dialback": "Gọi lại cho công dân",
 }
 TRANSFER_RESULT_LABELS: Final = {"completed": "thành công", "returned": "quay lại",
                                  "no_answer": "không trả lời"}

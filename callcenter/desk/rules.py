@@ -24,6 +24,8 @@ PHASE_LABELS: dict[cm.Phase, str] = {
     cm.Phase.BRIDGED: "Đang đàm thoại",
     cm.Phase.TRANSFERRED: "Đã chuyển cho đơn vị",
     cm.Phase.BUSY_MESSAGE: "Báo hết line",
+    cm.Phase.OFFER_ADMITTING: "Hết line, xét đề nghị gọi lại",
+    cm.Phase.CALLBACK_OFFER: "Hết line, đề nghị gọi lại",
     cm.Phase.REJECTING: "Đang kết thúc",
     cm.Phase.CLOSING: "Đang kết thúc",
     cm.Phase.ENDED: "Đã kết thúc",
@@ -91,6 +93,10 @@ def step_text(step: Step, tree: IvrTree | None, questions: Mapping[str, str],
         return "Nghe lời chào kết thúc"
     if event == "hangup":
         return "Gác máy"
+    if event == "callback_offer":
+        return "Hết line: nghe đề nghị gọi lại (bấm phím 1)"
+    if event == "callback":
+        return "Đăng ký được gọi lại"
     if event == "status":
         what = f"mã số {step.digit}" if step.digit else "theo số điện thoại"
         if step.answer == "unavailable":

@@ -91,6 +91,24 @@ def stop_process(mark: ProcessMark, timeout: float = 10.0) -> bool:
     return True
 
 
+def stop_child_group(proc: subprocess.Popen[bytes],
+                     steps: Sequence[tuple[int | None, float]]) -> None:
+    """Stop a child that leads its process group: each step sends its signal to the group
+    (None: none, only wait, e.g. after asking the program itself to stop) and waits that long
+    for the child to exit; the next step only when it has not."""
+    for sig, wait in steps:
+        if sig is not None:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                return
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def _leads_group(pid: int) -> bool:
     try:
         return os.getpgid(pid) == pid

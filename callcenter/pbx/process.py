@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from callcenter.ops.processes import release_guard, spawn
+from callcenter.ops.processes import release_guard, spawn, stop_child_group
 from callcenter.pbx.layout import PbxLayout
 
 log = logging.getLogger(__name__)
@@ -111,15 +111,6 @@ class AsteriskProcess:
             self.rx("core stop now", timeout=5)
         except (subprocess.TimeoutExpired, OSError):
             pass
-        for sig, wait in ((None, timeout), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            if sig is not None:
-                try:
-                    os.killpg(self.proc.pid, sig)
-                except ProcessLookupError:
-                    break
-            try:
-                self.proc.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_child_group(self.proc, ((None, timeout), (signal.SIGTERM, 5.0),
+                                     (signal.SIGKILL, 5.0)))
         log.info("Asterisk stopped")

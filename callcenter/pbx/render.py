@@ -79,6 +79,9 @@ def prompt_specs(config: HotlineConfig) -> list[PromptSpec]:
             PromptSpec(t.id, "greeting", p.greeting),
             PromptSpec(t.id, "all_busy", p.all_busy),
             PromptSpec(t.id, "unavailable", p.unavailable),
+            # Lines full: the callback offer and its confirmation (Shift.callback_when_full).
+            PromptSpec(t.id, "callback_offer", p.callback_offer),
+            PromptSpec(t.id, "callback_confirm", p.callback_confirm),
         ]
     return specs
 

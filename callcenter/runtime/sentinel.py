@@ -29,7 +29,7 @@ from types import TracebackType
 
 import redis
 
-from callcenter.ops.processes import spawn
+from callcenter.ops.processes import RunAs, spawn
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,12 @@ class SentinelSet:
     def __init__(self, folder: Path, ports: tuple[int, int, int, int, int] | None = None, *,
                  master_name: str = "hotline", host: str = HOST,
                  down_after_ms: int = 1000, failover_timeout_ms: int = 5000,
-                 password: str | None = None):
+                 password: str | None = None, run_as: RunAs | None = None):
         """``ports``: primary, replica, sentinel 1-3 (None: free ones at start).
         ``down_after_ms``: how long the primary may not answer before a sentinel counts it
         down (the larger part of a failover's time); ``password``: requirepass/masterauth of
-        the data nodes (sentinels themselves are open, on loopback)."""
+        the data nodes (sentinels themselves are open, on loopback); ``run_as``: the account a
+        root run starts the parts as (it owns their folders)."""
         self.folder = Path(folder)
         self.ports = ports
         self.master_name = master_name
@@ -73,6 +74,7 @@ class SentinelSet:
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
         self.password = password
+        self.run_as = run_as
         self.procs: dict[int, subprocess.Popen[bytes]] = {}  # port -> process
         self.data_ports: list[int] = []
         self.sentinel_ports: list[int] = []
@@ -131,6 +133,7 @@ class SentinelSet:
         ports = list(self.ports) if self.ports else free_ports(5, self.host)
         self.data_ports, self.sentinel_ports = ports[:2], ports[2:]
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._give(self.folder)
         try:
             primary, replica = self.data_ports
             self._start_data(binary, primary, None)
@@ -218,6 +221,31 @@ class SentinelSet:
         self._wait(promotable, timeout, f"{addr} known as a healthy replica by every sentinel",
                    addr[1])
 
+    def restart(self, port: int, timeout: float = 30.0) -> None:
+        """Start the part on ``port`` again after it died (a supervisor's restart). A data
+        node comes back as a replica of the primary the sentinels name (after their failover,
+        when it was the primary), so it never serves stale writes; a sentinel restarts from
+        the file it rewrote itself (the epochs and the primary it knew)."""
+        if port in self.sentinel_ports:
+            place = self.folder / f"sentinel-{port}"
+            own = shutil.which("redis-sentinel")
+            binary = shutil.which("redis-server") or "redis-server"
+            conf = place / "sentinel.conf"
+            self._spawn(port, [own, str(conf)] if own else [binary, str(conf), "--sentinel"])
+            self._wait(lambda: self._pings(port), 10.0, f"sentinel on {port}", port)
+            return
+        old = (self.host, port)
+        if self.master() == old:
+            self.wait_failover(old, timeout)
+        self.revive(old, timeout)
+
+    def _pings(self, port: int) -> bool:
+        try:
+            with redis.Redis(self.host, port, socket_timeout=1, socket_connect_timeout=1) as s:
+                return bool(s.ping())
+        except (redis.RedisError, OSError):
+            return False
+
     # -- parts ---------------------------------------------------------------------------
     def _name(self, port: int) -> str:
         return f"sentinel-{port}" if port in self.sentinel_ports else f"redis-{port}"
@@ -234,6 +262,7 @@ class SentinelSet:
     def _start_data(self, binary: str, port: int, primary: int | None) -> None:
         place = self.folder / f"redis-{port}"
         place.mkdir(parents=True, exist_ok=True)
+        self._give(place)
         argv = [binary, "--port", str(port), "--bind", self.host, "--save", "",
                 "--appendonly", "no", "--dir", str(place),
                 "--logfile", str(place / "redis.log"), "--loglevel", "notice",
@@ -260,6 +289,8 @@ class SentinelSet:
         if self.password:
             lines.append(f"sentinel auth-pass {name} {self.password}")
         conf.write_text("\n".join(lines) + "\n")
+        self._give(place)
+        self._give(conf)
         own = shutil.which("redis-sentinel")
         argv = [own, str(conf)] if own else [binary, str(conf), "--sentinel"]
         self._spawn(port, argv)
@@ -274,9 +305,14 @@ class SentinelSet:
 
         self._wait(answers, 10.0, f"sentinel on {port}", port)
 
+    def _give(self, path: Path) -> None:
+        if self.run_as is not None:
+            self.run_as.chown(path)
+
     def _spawn(self, port: int, argv: list[str]) -> None:
         proc = spawn(self._name(port), argv, stdin=subprocess.DEVNULL,
-                     stdout=subprocess.DEVNULL, start_new_session=True)
+                     stdout=subprocess.DEVNULL, start_new_session=True,
+                     **(self.run_as.popen() if self.run_as else {}))
         self.procs[port] = proc
 
     def _wait(self, ready: Callable[[], bool], timeout: float, what: str,

@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from callcenter import calls
 
 # How a call ended, as the hotline counts it: the call state machine's set, one source
-# (the database enforces the same set; a migration widens its check when this grows).
-OUTCOMES: tuple[str, ...] = tuple(calls.OUTCOMES)
+# (the database enforces the same set; a migration widens its check when this grows), and
+# "dialback": the hotline calling a citizen back from the console (ari_app/dialback.py,
+# migration 0021), an outbound call kept out of the inbound figures (wallboard, metrics).
+DIALBACK: Final = "dialback"
+OUTCOMES: tuple[str, ...] = (*calls.OUTCOMES, DIALBACK)
 ID_MAX_LENGTH = 64  # "<node>:<asterisk uniqueid>"; the primary key is String(64)
 OPERATOR_MAX_LENGTH = 32  # an operator's extension ("101"); the column is String(32)
 TRANSFER_KEYS: tuple[str, ...] = ("at", "by", "unit", "number", "kind", "answered", "result")

@@ -136,6 +136,9 @@ class Callback(Base):
     # queue: pressed 1 after the maximum wait; pool_full: offered when every line was taken.
     source: Mapped[str] = mapped_column(sa.String(16), default="queue",
                                         server_default="queue")
+    # The ticket this callback is about (a code of the same tenant, checked when linked;
+    # migration 0021): its page shows the call back and the recording.
+    ticket: Mapped[str | None] = mapped_column(sa.String(32), index=True)
 
 
 class FaqVersion(Base):

@@ -52,7 +52,7 @@ def record_of(state: CallState) -> CallRecordData:
         cause_code=state.cause_code,
         linkedid=state.linkedid,
         extra=None,
-        ivr_path=menu.path_dicts(state.menu) if state.menu is not None else None,
+        ivr_path=ivr_path(state),
         operator=state.operator,
         queued_at=state.queued_at,
         bridged_at=state.bridged_at,
@@ -62,6 +62,13 @@ def record_of(state: CallState) -> CallRecordData:
         recording=state.recording,
         transfers=[transfer_dict(t) for t in state.transfers] or None,
     )
+
+
+def ivr_path(state: CallState) -> list[dict[str, str]] | None:
+    """The menus' path, else the pool-full callback offer's steps; None for neither."""
+    if state.menu is not None:
+        return menu.path_dicts(state.menu)
+    return [s.as_dict() for s in state.offer_path] or None
 
 
 def transfer_dict(t: TransferRecord) -> dict[str, Any]:
@@ -125,6 +132,13 @@ class RecordWriter:
     async def write(self, state: CallState) -> None:
         """Journal the finished call's record; if the journal fails, database or memory."""
         rec = record_of(state)
+        await self.write_data(rec)
+        if self._on_record is not None:
+            self._on_record(rec)
+
+    async def write_data(self, rec: CallRecordData) -> None:
+        """``write`` for a record made elsewhere (a call back's): the same way in, but not
+        counted in the inbound calls' figures (``on_record``)."""
         try:
             await asyncio.to_thread(self.journal.append, rec)
         except Exception as e:  # disk full, read-only, unwritable: the record must survive
@@ -137,8 +151,6 @@ class RecordWriter:
                 self._hold(rec)
         else:
             self._journal_ok()
-        if self._on_record is not None:
-            self._on_record(rec)
         self._wake.set()
 
     def status(self) -> WriterStatus:

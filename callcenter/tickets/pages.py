@@ -234,6 +234,25 @@ async def _visible(request: web.Request, user: User, code: str) -> Ticket | None
     return ticket if ticket.tenant == user.tenant else None
 
 
+# Who may open a call's recording from the ticket (the quality pages' listeners).
+LISTEN_ROLES: Final = ("supervisor", "admin")
+
+
+async def _calls(request: web.Request, user: User, ticket: Ticket) -> list[dict[str, Any]]:
+    """The ticket's linked calls with their records (the call that asked, calls back from the
+    console, ...), oldest first; none for units' users (the hotline's calls are not theirs)."""
+    records = request.config_dict.get(call_pages.RECORDS)
+    if records is None or user.role == "unit" or not ticket.call_ids:
+        return []
+    found = await in_thread(request.config_dict, records.get_many, ticket.call_ids)
+    rows = [{"id": r.id, "at": r.arrived_at, "outcome": ls.outcome_label(r.outcome),
+             "dialback": r.outcome == "dialback", "operator": r.operator or "",
+             "recording": (r.recording or "").rsplit("/", 1)[-1],
+             "listen": bool(r.recording) and user.role in LISTEN_ROLES}
+            for r in found.values() if r.tenant == ticket.tenant]
+    return sorted(rows, key=lambda r: (r["at"], r["id"]))
+
+
 async def _detail(request: web.Request, user: User, ticket: Ticket, policy: TicketPolicy, *,
                   status: int = 200, message: str = "", message_id: str = "",
                   errors: dict[str, str] | None = None,
@@ -243,6 +262,7 @@ async def _detail(request: web.Request, user: User, ticket: Ticket, policy: Tick
     actor = actor_of(user)
     audit = await in_thread(app, service.audit, ticket.code, actor)
     attachments = await in_thread(app, service.attachments, ticket.code, actor)
+    calls = await _calls(request, user, ticket)
     actions = ls.unit_actions(ticket.state.value, ticket.unit == user.unit) \
         if user.role == "unit" else ()
     done = request.query.get("done", "")
@@ -255,7 +275,7 @@ async def _detail(request: web.Request, user: User, ticket: Ticket, policy: Tick
         field_name=policy.field_name(ticket.field) or ticket.field,
         unit_name=_unit_name(policy, ticket.unit),
         mark=ls.deadline_mark(ticket.resolve_due, ticket.state in OPEN, now, _near(policy)),
-        actions=actions, attachments=attachments,
+        actions=actions, attachments=attachments, calls=calls,
         read_only=user.role == "unit" and ticket.unit != user.unit,
         audit=[{"at": e.at, "event": e.event, "label": ls.EVENT_LABELS.get(e.event, e.event),
                 "actor": e.actor.user_id + (f" ({e.actor.unit})" if e.actor.unit else ""),

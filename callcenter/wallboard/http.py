@@ -84,6 +84,7 @@ from callcenter.numbers import mask_number
 from callcenter.queue.agent import AgentStatus, logged_in_count
 from callcenter.queue.redis import ACD, AcdQueue
 from callcenter.queue.texts import STATE_LABELS
+from callcenter.store.data import DIALBACK
 from callcenter.store.database import DatabaseRef
 from callcenter.store.models import CallRecord
 from callcenter.store.records import CallRecordStore
@@ -241,10 +242,12 @@ def records_between(store: CallRecordStore, tenant: str, start: dt.datetime,
                     end: dt.datetime, written_after: dt.datetime | None = None
                     ) -> tuple[list[CallTimes], dt.datetime | None]:
     """The times and outcome of the tenant's calls recorded as arriving in [start, end)
-    (only those written after ``written_after``, when given), and the latest write time."""
+    (only those written after ``written_after``, when given), and the latest write time.
+    Calls back (outcome ``dialback``) are the hotline's outbound calls: not counted."""
     c = _CALL_TABLE.c
     q = sa.select(*_KPI_COLUMNS, c.created_at).where(c.tenant == tenant, c.arrived_at >= start,
-                                                     c.arrived_at < end)
+                                                     c.arrived_at < end,
+                                                     c.outcome != DIALBACK)
     if written_after is not None:
         q = q.where(c.created_at > written_after)
     out: list[CallTimes] = []

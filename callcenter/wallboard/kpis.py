@@ -40,6 +40,12 @@ from callcenter.lines.shifts import active_shift
 SERVICE_LEVEL_S = 20
 SERVICE_LEVEL_TARGET = 0.8
 NOT_OFFERED = frozenset({"busy", "not_found"})
+
+
+def refused_busy(r: CallLike) -> bool:
+    """Turned away because every line was taken: the busy message, or the pool-full callback
+    offer (answered, outside the pool: outcome ``busy``, or ``callback`` never queued)."""
+    return r.outcome == "busy" or (r.outcome == "callback" and r.queued_at is None)
 _HOUR = dt.timedelta(hours=1)
 _INSTANT = dt.timedelta(microseconds=1)
 
@@ -188,8 +194,8 @@ def day_kpis(records: Iterable[CallLike], now: dt.datetime, tenant: Tenant, *,
         return [r for r in calls if start <= r.arrived_at < end and r.arrived_at <= now]
 
     today, live_today = of_today(records), of_today(live)
-    busy = [r for r in today if r.outcome == "busy"]
-    offered = [r for r in today if r.outcome not in NOT_OFFERED]
+    busy = [r for r in today if refused_busy(r)]
+    offered = [r for r in today if r.outcome not in NOT_OFFERED and not refused_busy(r)]
     queued = [r for r in offered if r.queued_at is not None]
     answered = [r for r in offered if r.bridged_at is not None]
     abandoned = [r for r in queued if r.bridged_at is None and r.outcome == "abandoned"]
@@ -216,7 +222,7 @@ def day_kpis(records: Iterable[CallLike], now: dt.datetime, tenant: Tenant, *,
     for r in (*today, *live_today):  # whole hours from local midnight (zones keep minutes)
         k = min(int((r.arrived_at - start) / _HOUR), len(bounds) - 1)
         arrivals[k] += 1
-        refusals[k] += r.outcome == "busy"
+        refusals[k] += refused_busy(r)
     peaks = _hourly_peaks(intervals, bounds)
     hours: list[HourFigures] = []
     for k, (h, h_end) in enumerate(bounds):

@@ -6,11 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 import sqlalchemy as sa
 
 from callcenter.runtime.redis_server import PrivateRedis
@@ -124,3 +125,15 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRe
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def two_clients(
+        redis_server: PrivateRedis) -> AsyncIterator[tuple[aioredis.Redis, aioredis.Redis]]:
+    """Two clients of the module's private Redis (two app instances), emptied first."""
+    a = aioredis.Redis.from_url(redis_server.url)
+    b = aioredis.Redis.from_url(redis_server.url)
+    await a.flushall()
+    yield a, b
+    await a.aclose()
+    await b.aclose()

@@ -19,6 +19,7 @@ from callcenter.ops.processes import (
     RunAs,
     RunRecord,
     start_time,
+    stop_child_group,
     stop_process,
 )
 from callcenter.pbx.process import PbxStartError
@@ -172,3 +173,28 @@ def test_given_test_leaving_a_child_when_session_ends_then_session_fails_and_chi
                                  "session (stopped now): redis-server (pid *)*"])
     pid = int((pytester.path / "child.pid").read_text())
     assert _gone(pid), "the leftover was not stopped"
+
+
+def test_given_a_child_ignoring_sigterm_when_stopped_then_sigkill_ends_its_whole_group() -> None:
+    """Asterisk and Kamailio stop this way: the polite step first, the next one only when the
+    child is still there; its children (the group) go with it."""
+    script = ("import signal, subprocess, sys, time\n"
+              "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+              "child = subprocess.Popen(['sleep', '60'])\n"
+              "print(child.pid, flush=True)\n"
+              "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            start_new_session=True)
+    assert proc.stdout is not None
+    grandchild = int(proc.stdout.readline())
+    started = time.monotonic()
+    stop_child_group(proc, ((signal.SIGTERM, 0.5), (signal.SIGKILL, 5.0)))
+    assert proc.returncode == -signal.SIGKILL
+    assert time.monotonic() - started < 30.0  # did not wait for the 60 s sleep
+    assert _gone(grandchild)
+
+
+def test_given_a_child_that_exits_when_asked_then_no_signal_is_sent() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    stop_child_group(proc, ((None, 5.0), (signal.SIGKILL, 5.0)))
+    assert proc.returncode == 0

@@ -154,3 +154,28 @@ def test_given_operator_records_when_calls_command_then_new_columns_and_old_keys
                                 "dongnai/2025/11/03/pbx1-1.wav"]
     assert lines[2].split() == ["transfer:", TRANSFER["at"], "101", "->", "so_y_te",
                                 "(0900000102)", "attended", "answered", "returned"]
+
+
+def test_given_call_back_record_when_stored_then_outcome_dialback_and_downgrade_maps_it(
+        database_url: str, make_record: MakeRecord) -> None:
+    upgrade_head(database_url)
+    store = CallRecordStore(database_url)
+    try:
+        rec = dataclasses.replace(
+            _operator_record(make_record, 7), outcome="dialback", queued_at=None,
+            transfers=None, wrap_up_s=None, no_answers=0,
+            extra={"direction": "outbound", "callback_id": 3, "by": "101",
+                   "result": "answered", "ticket": None})
+        missed = dataclasses.replace(rec, id="pbx1:cb3-abcdef-out", outcome="dialback",
+                                     answered_at=None, bridged_at=None, talk_ended_at=None,
+                                     recording=None)
+        assert store.insert_once(rec) and store.insert_once(missed)
+        got = store.get(rec.id)
+        assert got is not None and (got.outcome, got.extra) == ("dialback", rec.extra)
+    finally:
+        store.close()
+    # Back to 0020: talked calls back become "answered", the others "failed".
+    command.downgrade(alembic_config(database_url), "0020_dialback")
+    assert _count(database_url, "SELECT count(*) FROM call_records "
+                                "WHERE outcome IN ('answered', 'failed')") == 2
+    upgrade_head(database_url)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -268,3 +269,23 @@ async def test_given_failover_then_shared_pool_sync_client_follow_and_old_primar
         sync.close()
         await client.aclose()
         await shared.disconnect()
+
+
+def test_given_a_part_killed_when_restarted_then_sentinel_rejoins_and_primary_returns_as_replica(
+        sentinel_set: SentinelSet) -> None:
+    """What `make cluster`'s supervisor does with a dead part (SentinelSet.restart)."""
+    port = sentinel_set.sentinel_ports[0]
+    old_pid = sentinel_set.procs[port].pid
+    sentinel_set.procs[port].send_signal(signal.SIGKILL)
+    sentinel_set.procs[port].wait(5)
+    sentinel_set.restart(port)
+    assert sentinel_set.procs[port].pid != old_pid
+    assert sentinel_set.master() == (sentinel_set.host, sentinel_set.data_ports[0])
+    old = sentinel_set.kill_primary()
+    sentinel_set.restart(old[1])  # waits for the failover, then brings it back as a replica
+    new = sentinel_set.master()
+    assert new is not None and new != old
+    with redis.Redis(*old, socket_timeout=2) as r:
+        assert r.info("replication")["role"] == "slave"
+    with redis.Redis(*new, socket_timeout=2) as r:
+        assert r.info("replication")["connected_slaves"] == 1

@@ -81,7 +81,7 @@ def test_given_tenants_when_rendered_then_trunk_matches_networks_and_numbers_rea
 
 def test_given_prompts_when_rendered_then_8khz_mono_wav_per_tenant(tmp_path: Path) -> None:
     layout, _ = _rendered(tmp_path)
-    for prompt in ("greeting", "all_busy", "unavailable"):
+    for prompt in ("greeting", "all_busy", "unavailable", "callback_offer", "callback_confirm"):
         with wave.open(str(layout.host("sounds") / "dongnai" / f"{prompt}.wav")) as w:
             assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
             assert w.getnframes() > 8000  # over a second of speech

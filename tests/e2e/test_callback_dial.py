@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from callcenter.callbacks.store import CallbackRequest, CallbackStore
+from callcenter.store.data import CallRecordData
+from callcenter.store.records import CallRecordStore
 from tests.e2e.audio import heard
 from tests.e2e.phones import OperatorPhone, UnitPhone
 from tests.e2e.scenarios import (
@@ -27,6 +29,7 @@ from tests.e2e.scenarios import (
     api_token,
     assert_nothing_left,
     configure_tenant,
+    record,
     running,
     since,
 )
@@ -68,6 +71,17 @@ def store(cstack: Stack) -> Iterator[CallbackStore]:
 def ask(store: CallbackStore, n: int) -> CallbackRequest:
     return store.request(TENANT, f"pbx1:e2e-dialback.{n}", CITIZEN,
                          dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20))
+
+
+def stored_record(stack: Stack, record_id: str) -> CallRecordData:
+    """The call record as stored (with ``extra``, which the CLI does not show)."""
+    records = CallRecordStore(stack.database_url)
+    try:
+        rec = wait_until(lambda: records.get(record_id), 10)
+    finally:
+        records.close()
+    assert rec is not None, record_id
+    return rec  # type: ignore[no-any-return]
 
 
 def operator_phone(stack: Stack, tmp_path: Path, **kw: object) -> OperatorPhone:
@@ -123,6 +137,15 @@ def test_given_callback_when_operator_dials_then_own_phone_first_then_citizen_re
     assert wait_until(lambda: recording.exists() and recording.stat().st_size > 8000, 10), (
         recording)
     assert store.get(other.id) == other  # the refused one untouched
+    # The call back's own call record: outbound to the citizen, the operator, the recording.
+    listed = record(cstack, done.dial_call_id.split(":", 1)[1], last=50, cli=True)
+    assert (listed["id"], listed["outcome"]) == (done.dial_call_id, "dialback")
+    rec = stored_record(cstack, done.dial_call_id)
+    assert (rec.outcome, rec.dialled, rec.caller, rec.operator, rec.tenant) == (
+        "dialback", CITIZEN, CALLER_ID, OPERATOR, TENANT), rec
+    assert rec.answered_at and rec.ended_at and rec.recording == done.recording
+    assert rec.extra == {"direction": "outbound", "callback_id": req.id, "by": OPERATOR,
+                         "result": "answered", "ticket": None}, rec
     assert_nothing_left(cstack)
 
 
@@ -167,4 +190,12 @@ def test_given_citizen_busy_then_attempt_counted_and_request_stays_open(
     got = wait_until(lambda: (r := store.get(req.id)) is not None and r.attempts == 1 and r, 10)
     assert got, store.get(req.id)
     assert (got.status, got.last_result, got.dial_call_id) == ("open", "busy", None)
+    # Recorded all the same: dialled, never answered, no recording, the carrier's 486 cause.
+    listed = wait_until(lambda: [r for r in cstack.records(20) if r["outcome"] == "dialback"
+                                 and r["answered_at"] is None], 10)
+    assert listed, cstack.records(20)
+    rec = stored_record(cstack, listed[0]["id"])
+    assert (rec.dialled, rec.recording, rec.cause_code) == (CITIZEN, None, 17), rec
+    assert rec.extra is not None and (rec.extra["callback_id"], rec.extra["result"]) == (
+        req.id, "busy")
     assert_nothing_left(cstack)

@@ -142,9 +142,12 @@ def fast_dispatcher(outbox: SmsOutbox, target: SendsmsTarget, **kw: object) -> S
     return SmsDispatcher(outbox, target, **options)  # type: ignore[arg-type]
 
 
-async def wait_until(check: Callable[[], object], timeout: float = 10.0,
+async def wait_until(check: Callable[[], object], timeout: float = 30.0,
                      what: str = "condition") -> None:
-    """Poll `check` (sync, run in a thread) until truthy; fail the test after `timeout`."""
+    """Poll `check` (sync, run in a thread) until truthy; fail the test after `timeout`.
+    Generous: once in CI, on a 2-core machine loaded by four other suites, a 3-part text had
+    not reached fakesmsc after 10 s and the dispatcher's stop then took 15 s more (a sendsms
+    request held by smsbox, we think; not reproduced since)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await asyncio.to_thread(check):

@@ -191,7 +191,8 @@ async def test_given_redis_down_when_caller_queued_then_told_offered_callback_an
     async def write(state: cm.CallState) -> None:
         written.append(state)
 
-    async def save_callback(state: cm.CallState) -> None:
+    async def save_callback(state: cm.CallState, source: str) -> None:
+        assert source == "queue"
         saved.append(state.caller)
 
     deps = CallDeps(ari=ari, pool=pool, redis=FakeRedis(), sounds_dir="/s",  # type: ignore[arg-type]
@@ -267,3 +268,80 @@ async def test_given_caller_gone_as_operator_answers_when_bridging_then_no_failu
     assert len(written) == 1 and written[0].outcome == "answered"  # bridged_at was set
     assert written[0].cause != "BridgeOperator failed"
     assert acd.ended == ["101"] and pool.released == ["c1"]
+
+
+# ---- the pool-full callback offer: its slots (calls/full_offer.py, lines/offers.py) --------
+class FakeOffers:
+    def __init__(self, grant: bool = True, fails: bool = False):
+        self.grant, self.fails = grant, fails
+        self.held: list[tuple[str, str, int]] = []
+        self.released: list[str] = []
+
+    async def hold(self, tenant: str, cid: str, slots: int) -> bool:
+        if self.fails:
+            raise RedisConnectionError("redis down")
+        self.held.append((tenant, cid, slots))
+        return self.grant
+
+    async def release(self, tenant: str, cid: str) -> bool:
+        self.released.append(cid)
+        return True
+
+
+class PlayAri(FakeAri):
+    """Also keeps what was played under which playback id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.played: list[tuple[str, str]] = []
+
+    async def play(self, cid: str, media: str, pid: str) -> None:
+        self.played.append((media, pid))
+        await self._do("play")
+
+
+async def _offer_run(offers: FakeOffers | None, pool: FakePool | None = None,
+                     *events: cm.Event) -> tuple[PlayAri, list[cm.CallState]]:
+    written: list[cm.CallState] = []
+    ari = PlayAri()
+
+    async def write(state: cm.CallState) -> None:
+        written.append(state)
+
+    deps = CallDeps(ari=ari, pool=pool or FakePool(grant=False),  # type: ignore[arg-type]
+                    redis=FakeRedis(), sounds_dir="/s", write_record=write,  # type: ignore[arg-type]
+                    offers=offers)  # type: ignore[arg-type]
+    session = CallSession(cm.new_call("c1", "pbx1", "1022", "0909123456", "c1", T0), deps)
+    routed = cm.Routed(T0, "dongnai", "night", 2, callback_when_full=True)
+    task = asyncio.create_task(session.run([routed]))
+    for ev in events:
+        await asyncio.sleep(0.01)
+        session.events.put_nowait(ev)
+    await asyncio.wait_for(task, 2)
+    return ari, written
+
+
+async def test_given_lines_full_and_a_slot_when_offered_then_answered_offer_released() -> None:
+    offers = FakeOffers()
+    ari, written = await _offer_run(offers, None, cm.HungUp(T0, 16))
+    assert offers.held == [("dongnai", "c1", cm.FULL_OFFER_SLOTS)]
+    assert ari.calls[:2] == ["answer", "play"]  # answered: no early media, no busy message
+    assert ari.played == [("sound:/s/dongnai/callback_offer", f"c1~{cm.QUEUE_TOKENS + 1}")]
+    assert offers.released == ["c1"]
+    assert [w.outcome for w in written] == ["busy"]
+
+
+async def test_given_no_slot_left_when_lines_full_then_plain_busy_message_in_early_media() -> None:
+    offers = FakeOffers(grant=False)
+    ari, written = await _offer_run(offers, None, cm.HungUp(T0, 17))
+    assert ari.calls[:2] == ["progress", "play"] and "answer" not in ari.calls
+    assert ari.played == [("sound:/s/dongnai/all_busy", "c1~p1")]
+    assert offers.released == []  # none was held
+
+
+async def test_given_redis_down_or_no_offer_store_when_lines_full_then_busy_message() -> None:
+    pool = FakePool(grant=False)
+    ari, _ = await _offer_run(FakeOffers(fails=True), pool, cm.HungUp(T0, 17))
+    assert "answer" not in ari.calls and pool.degraded  # the outage noted, nobody answered
+    ari, _ = await _offer_run(None, None, cm.HungUp(T0, 17))
+    assert "answer" not in ari.calls and ari.played[0][0].endswith("/all_busy")

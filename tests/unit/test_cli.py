@@ -21,7 +21,8 @@ def test_given_shipped_config_when_checked_then_ok_with_summary(
 
 def test_given_broken_lines_when_checked_then_exit_1_naming_file_key_and_value(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    text = (ROOT / "config" / "hotline.yaml").read_text().replace("lines: 2}", "lines: many}")
+    text = (ROOT / "config" / "hotline.yaml").read_text().replace("lines: 2, callback",
+                                                                  "lines: many, callback")
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
     shutil.copy(ROOT / "config" / "ivr-dongnai.yaml", tmp_path)

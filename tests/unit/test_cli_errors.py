@@ -43,8 +43,9 @@ def _bad_lines_config(tmp_path: Path) -> Path:
     folder = tmp_path / "etc"
     folder.mkdir()
     text = (ROOT / "config" / "hotline.yaml").read_text()
-    assert "lines: 2}" in text
-    (folder / "hotline.yaml").write_text(text.replace("lines: 2}", "lines: -4}", 1))
+    assert "lines: 2, callback_when_full" in text  # the night shift
+    (folder / "hotline.yaml").write_text(text.replace("lines: 2, callback_when_full",
+                                                      "lines: -4, callback_when_full", 1))
     shutil.copy(ROOT / "config" / "ivr-dongnai.yaml", folder)
     return folder / "hotline.yaml"
 

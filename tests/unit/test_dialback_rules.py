@@ -66,3 +66,14 @@ def test_given_night_pool_full_requests_then_listed_first_oldest_first_in_each_g
     queue_new = R(id=4, source="queue", requested_at=6)
     ordered = rules.call_back_order([queue_old, night_late, night_early, queue_new])
     assert [r.id for r in ordered] == [3, 2, 1, 4]
+
+
+def test_given_open_and_closed_requests_then_to_do_list_has_pool_full_first_closed_after(
+        ) -> None:
+    from types import SimpleNamespace as R
+
+    rows = [R(id=1, source="queue", requested_at=1, status="open"),
+            R(id=2, source="pool_full", requested_at=5, status="open"),
+            R(id=3, source="pool_full", requested_at=0, status="done"),
+            R(id=4, source="queue", requested_at=2, status="cancelled")]
+    assert [r.id for r in rules.to_do_order(rows)] == [2, 1, 3, 4]  # closed ones keep their order

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aiohttp import web
@@ -24,12 +25,16 @@ from callcenter.ari_app.service import STASIS
 from callcenter.callbacks.store import CallbackRequest, CallbackStore
 from callcenter.config.file import load_config
 from callcenter.config.model import HotlineConfig
+from callcenter.console.context import SERVICE
 from callcenter.console.passwords import TEST_PARAMS, Passwords
 from callcenter.console.sessions import PASSWORDS
 from callcenter.console.setup import setup_console
 from callcenter.queue.redis import ACD
+from callcenter.store.data import CallRecordData
 from callcenter.store.migrate import upgrade_head
+from callcenter.store.records import CallRecordStore
 from callcenter.store.users import UserStore
+from callcenter.tickets.rules import Actor
 from tests.support.api import CONFIG, UPLOAD_LIMITS
 from tests.support.lists import PASSWORD, T0, Clock, csrf_of
 
@@ -87,6 +92,7 @@ class Dial:
     def __init__(self, app: web.Application, server: TestServer, ari: FakeAri,
                  manager: DialbackManager, acd: FakeAcd) -> None:
         self.app, self.server, self.ari, self.manager, self.acd = app, server, ari, manager, acd
+        self.records: list[CallRecordData] = []  # the calls back's call records
         self.clients: list[TestClient[web.Request, web.Application]] = []
 
     async def client(self, name: str) -> TestClient[web.Request, web.Application]:
@@ -119,7 +125,17 @@ async def dial(database_url: str, config: HotlineConfig,
     setup_console(app, database_url=database_url, config=lambda: config,
                   files_dir=tmp_path / "files", upload_limits=UPLOAD_LIMITS, clock=Clock(T0))
     ari, acd = FakeAri(), FakeAcd()
-    manager = DialbackManager(ari, clock=lambda: T0, busy_tone_s=0.01)  # type: ignore[arg-type]
+    records: list[CallRecordData] = []
+
+    async def record(rec: CallRecordData) -> None:
+        records.append(rec)
+
+    async def link_call(code: str, record_id: str) -> None:  # as app.py links them
+        await asyncio.to_thread(app[SERVICE].link_call, code, record_id,
+                                Actor("dialback", "system"))
+
+    manager = DialbackManager(ari, clock=lambda: T0, busy_tone_s=0.01,  # type: ignore[arg-type]
+                              record=record, node=lambda: "pbx1", link_call=link_call)
     app[STASIS] = SimpleNamespace(dialback=manager)  # type: ignore[misc]
     app[ACD] = acd  # type: ignore[misc]
     app[PASSWORDS] = hasher = Passwords(TEST_PARAMS)
@@ -134,6 +150,7 @@ async def dial(database_url: str, config: HotlineConfig,
     server = TestServer(app, host="127.0.0.1")
     await server.start_server(access_log=None)
     holder = Dial(app, server, ari, manager, acd)
+    holder.records = records
     try:
         yield holder
     finally:
@@ -284,10 +301,19 @@ async def test_given_operator_answers_and_citizen_answers_then_done_with_call_an
     got = callbacks.get(req.id)
     assert got is not None
     assert (got.status, got.handled_by, got.dial_call_id, got.recording, got.attempts,
-            got.last_result) == ("done", "101", d.citizen_leg,
+            got.last_result) == ("done", "101", f"pbx1:{d.citizen_leg}",
                                  f"dongnai-20261123-{d.id}.wav", 1, "answered")
     assert ("hangup", d.operator_leg) in [c[:2] for c in dial.ari.calls]
     assert dial.manager.dialbacks == {}
+    # The call back's own call record: outbound, the operator, the recording, the request.
+    [rec] = dial.records
+    assert (rec.id, rec.outcome, rec.tenant, rec.dialled, rec.caller, rec.operator) == (
+        f"pbx1:{d.citizen_leg}", "dialback", "dongnai", "0900000001", "02511022", "101")
+    assert (rec.arrived_at, rec.answered_at, rec.bridged_at, rec.ended_at) == (T0, T0, T0, T0)
+    assert rec.recording == f"dongnai-20261123-{d.id}.wav" and rec.linkedid == d.id
+    assert (rec.cause_code, rec.cause) == (16, "16 Normal Clearing")
+    assert rec.extra == {"direction": "outbound", "callback_id": req.id, "by": "101",
+                         "result": "answered", "ticket": None}
 
 
 async def test_given_citizen_busy_then_attempt_counted_and_still_open(
@@ -312,6 +338,11 @@ async def test_given_citizen_busy_then_attempt_counted_and_still_open(
     assert legs.index(("hangup", d.citizen_leg)) < legs.index(("hangup", d.operator_leg))
     page = await (await client.get(PAGE)).text()
     assert 'data-attempts="1"' in page and "máy bận" in page
+    # A record too: the citizen was dialled, never answered; no recording.
+    [rec] = dial.records
+    assert (rec.outcome, rec.answered_at, rec.recording, rec.cause_code) == (
+        "dialback", None, None, 17)
+    assert rec.extra is not None and rec.extra["result"] == "busy"
 
 
 async def test_given_operator_does_not_answer_then_nothing_dialled_and_request_untouched(
@@ -327,6 +358,7 @@ async def test_given_operator_does_not_answer_then_nothing_dialled_and_request_u
     assert len(dial.ari.originates()) == 1  # only the operator's phone
     assert callbacks.get(req.id) == req
     assert dial.manager.dialbacks == {}
+    assert dial.records == []  # nobody was called: no call record
 
 
 async def test_given_operator_phone_unregistered_when_dialling_then_502_message(
@@ -337,3 +369,129 @@ async def test_given_operator_phone_unregistered_when_dialling_then_502_message(
     resp = await client.post(f"{PAGE}/{req.id}/dial", data={"csrf": await csrf_of(client, PAGE)})
     assert resp.status == 502 and error_id(await resp.text()) == "callback.ring_failed"
     assert dial.manager.dialbacks == {} and callbacks.get(req.id) == req
+
+
+# ---- linking a request to its ticket ---------------------------------------------------------
+def open_ticket(dial: Dial, tenant: str = "dongnai") -> str:
+    """A ticket of ``tenant`` opened by an operator there; its code."""
+    actor = Actor("101" if tenant == "dongnai" else "tdv.thanhhoa", "operator")
+    return str(dial.app[SERVICE].open(tenant, actor, channel="phone", content="Đèn đường hỏng",
+                                      field="transport").code)
+
+
+def calls_of(dial: Dial, code: str) -> tuple[str, ...]:
+    return tuple(dial.app[SERVICE].get(code, Actor("101", "operator")).call_ids)
+
+
+async def test_given_ticket_of_the_tenant_when_linked_over_api_then_request_and_calls_linked(
+        dial: Dial, callbacks: CallbackStore) -> None:
+    req = ask(callbacks)
+    code = open_ticket(dial)
+    client = await dial.client("101")
+    token = await csrf_of(client, PAGE)
+    resp = await client.post(f"/api/v1/callbacks/{req.id}/ticket", json={"ticket": code},
+                             headers={"X-CSRF-Token": token})
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["ticket"] == code
+    assert callbacks.get(req.id).ticket == code  # type: ignore[union-attr]
+    assert calls_of(dial, code) == (req.call_id,)  # the call that asked, on its history
+    assert [r.id for r in callbacks.by_ticket(code)] == [req.id]
+    listed = await (await client.get("/api/v1/callbacks")).json()
+    assert listed["items"][0]["ticket"] == code
+    # null unlinks the request (the ticket's history keeps the call)
+    resp = await client.post(f"/api/v1/callbacks/{req.id}/ticket", json={"ticket": None},
+                             headers={"X-CSRF-Token": token})
+    assert resp.status == 200 and (await resp.json())["ticket"] is None
+    assert calls_of(dial, code) == (req.call_id,)
+
+
+@pytest.mark.parametrize("body, status, error", [
+    ({"ticket": "DN-20261123-9999"}, 404, "ticket.not_found"),
+    ({"ticket": "not a code"}, 422, "ticket.bad_code"),
+    ({}, 422, "request.invalid"),
+])
+async def test_given_no_such_ticket_when_linking_then_refused_and_nothing_linked(
+        dial: Dial, callbacks: CallbackStore, body: dict[str, Any], status: int,
+        error: str) -> None:
+    req = ask(callbacks)
+    client = await dial.client("101")
+    resp = await client.post(f"/api/v1/callbacks/{req.id}/ticket", json=body,
+                             headers={"X-CSRF-Token": await csrf_of(client, PAGE)})
+    assert resp.status == status, await resp.text()
+    assert (await resp.json())["error"]["id"] == error
+    assert callbacks.get(req.id).ticket is None  # type: ignore[union-attr]
+
+
+async def test_given_another_tenants_ticket_when_linking_then_404_as_if_absent(
+        dial: Dial, callbacks: CallbackStore) -> None:
+    req = ask(callbacks)
+    theirs = open_ticket(dial, "thanhhoa")
+    client = await dial.client("101")
+    resp = await client.post(f"/api/v1/callbacks/{req.id}/ticket", json={"ticket": theirs},
+                             headers={"X-CSRF-Token": await csrf_of(client, PAGE)})
+    assert resp.status == 404
+    assert (await resp.json())["error"]["id"] == "ticket.not_found"
+    assert callbacks.get(req.id).ticket is None  # type: ignore[union-attr]
+    # ... and another tenant's request is not this user's to link at all
+    own = open_ticket(dial)
+    other = ask(callbacks, 2, tenant="thanhhoa")
+    resp = await client.post(f"/api/v1/callbacks/{other.id}/ticket", json={"ticket": own},
+                             headers={"X-CSRF-Token": await csrf_of(client, PAGE)})
+    assert resp.status == 404 and (await resp.json())["error"]["id"] == "callback.not_found"
+
+
+async def test_given_page_form_when_ticket_linked_then_shown_and_bad_code_explained(
+        dial: Dial, callbacks: CallbackStore) -> None:
+    req = ask(callbacks)
+    code = open_ticket(dial)
+    client = await dial.client("101")
+    token = await csrf_of(client, PAGE)
+    page = await (await client.get(PAGE)).text()
+    assert f'action="{PAGE}/{req.id}/ticket"' in page
+    resp = await client.post(f"{PAGE}/{req.id}/ticket", data={"csrf": token, "ticket": code},
+                             allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == f"{PAGE}?ticket={req.id}"
+    page = await (await client.get(resp.headers["Location"])).text()
+    assert f'value="{code}"' in page and "Đã cập nhật phiếu" in page
+    resp = await client.post(f"{PAGE}/{req.id}/ticket",
+                             data={"csrf": token, "ticket": "DN-20261123-9999"})
+    page = await resp.text()
+    assert resp.status == 422 and error_id(page) == "ticket.not_found"
+    assert "Không gắn được phiếu" in page
+    assert callbacks.get(req.id).ticket == code  # type: ignore[union-attr]
+
+
+async def test_given_linked_request_when_called_back_then_record_names_ticket_and_is_linked(
+        dial: Dial, callbacks: CallbackStore, database_url: str) -> None:
+    req = ask(callbacks)
+    code = open_ticket(dial)
+    client = await dial.client("101")
+    token = await csrf_of(client, PAGE)
+    await client.post(f"/api/v1/callbacks/{req.id}/ticket", json={"ticket": code},
+                      headers={"X-CSRF-Token": token})
+    await client.post(f"{PAGE}/{req.id}/dial", data={"csrf": token}, allow_redirects=False)
+    [d] = dial.manager.dialbacks.values()
+    await dial.manager.on_start({"id": d.operator_leg}, [d.id, "operator"])
+    await dial.manager.on_start({"id": d.citizen_leg}, [d.id, "citizen"])
+    await dial.manager.on_event({"type": "ChannelDestroyed", "cause": 16,
+                                 "channel": {"id": d.citizen_leg}})
+    [rec] = dial.records
+    assert rec.extra is not None and rec.extra["ticket"] == code
+    assert calls_of(dial, code) == (req.call_id, rec.id)  # the call back on its history
+    # Linked again after the call back: nothing twice.
+    await client.post(f"/api/v1/callbacks/{req.id}/ticket", json={"ticket": code},
+                      headers={"X-CSRF-Token": token})
+    assert calls_of(dial, code) == (req.call_id, rec.id)
+    # Once the writer stored the record, the ticket's page shows the call back with the link
+    # to listen to its recording (the asking call has no record here: not listed).
+    records = CallRecordStore(database_url)
+    try:
+        assert records.insert_once(rec)
+    finally:
+        records.close()
+    boss = await dial.client("giamsat.binh")
+    page = await (await boss.get(f"/console/tickets/{code}")).text()
+    assert f'data-call="{rec.id}" data-dialback' in page and "Gọi lại cho công dân" in page
+    assert page.count("data-call=") == 1
+    assert f'href="/console/quality/calls/{quote(rec.id)}"' in page
+    assert f"dongnai-20261123-{d.id}.wav" in page

@@ -132,6 +132,24 @@ def test_given_source_when_requested_then_kept_default_queue_unknown_refused(
         callbacks.request("dongnai", "pbx1:4.3", CALLER, T0, source="sms")
 
 
+def test_given_request_when_ticket_linked_then_kept_listed_by_ticket_and_unlinked(
+        callbacks: CallbackStore) -> None:
+    a = callbacks.request("dongnai", "pbx1:4.5", CALLER, T0)
+    b = callbacks.request("dongnai", "pbx1:4.6", CALLER, T0 + dt.timedelta(minutes=1))
+    assert a.ticket is None and a.to_json_dict()["ticket"] is None
+    callbacks.done(b.id, "101")
+    for req in (b, a):  # a closed request may be linked too
+        assert callbacks.link_ticket(req.id, "DN-20261123-0042").ticket == "DN-20261123-0042"
+    assert [r.id for r in callbacks.by_ticket("DN-20261123-0042")] == [a.id, b.id]
+    assert callbacks.link_ticket(a.id, None).ticket is None
+    assert [r.id for r in callbacks.by_ticket("DN-20261123-0042")] == [b.id]
+    with pytest.raises(CallbackError) as e:
+        callbacks.link_ticket(4242, "DN-20261123-0042")
+    assert e.value.id == "callback.not_found"
+    with pytest.raises(ValueError, match="ticket"):
+        callbacks.link_ticket(a.id, "X" * 33)
+
+
 def test_given_unknown_id_when_done_then_not_found(callbacks: CallbackStore) -> None:
     with pytest.raises(CallbackError) as e:
         callbacks.done(4242, "101")

@@ -7,24 +7,12 @@ import json
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
 from callcenter.lines.redis import INSTANCES, LinePool, lines_key
 from callcenter.runtime.redis_server import PrivateRedis
-
-
-@pytest.fixture
-async def two_clients(
-        redis_server: PrivateRedis) -> AsyncIterator[tuple[aioredis.Redis, aioredis.Redis]]:
-    a = aioredis.Redis.from_url(redis_server.url)
-    b = aioredis.Redis.from_url(redis_server.url)
-    await a.flushall()
-    yield a, b
-    await a.aclose()
-    await b.aclose()
 
 
 async def test_given_two_instances_when_many_acquire_concurrently_then_never_over_limit(

@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 import json
 import random
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -25,7 +24,6 @@ from callcenter.queue.redis import (
     waiting_key,
 )
 from callcenter.queue.rules import QueueConflict, QueueEntry, TenantQueue
-from callcenter.runtime.redis_server import PrivateRedis
 
 T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
 TENANT = "dongnai"
@@ -48,17 +46,6 @@ class Clock:
 def operators(n: int) -> list[Operator]:
     return [Operator(str(101 + i), f"Tổng đài viên {i + 1}", SecretRef("env", f"OP_{101 + i}"))
             for i in range(n)]
-
-
-@pytest.fixture
-async def two_clients(
-        redis_server: PrivateRedis) -> AsyncIterator[tuple[aioredis.Redis, aioredis.Redis]]:
-    a = aioredis.Redis.from_url(redis_server.url)
-    b = aioredis.Redis.from_url(redis_server.url)
-    await a.flushall()
-    yield a, b
-    await a.aclose()
-    await b.aclose()
 
 
 async def staffed(q: AcdQueue, n: int, clock: Clock | None = None,

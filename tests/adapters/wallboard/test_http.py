@@ -458,3 +458,15 @@ async def test_given_day_read_once_when_records_added_then_only_the_new_ones_are
         assert reads[3] is None
     finally:
         store.close()
+
+
+def test_given_call_back_records_when_kpis_read_then_only_inbound_calls_counted(
+        store: CallRecordStore, make_record: Any) -> None:
+    inbound = make_record(1)
+    call_back = make_record(2, outcome="dialback", dialled="0912345678", caller="02511022",
+                            id="pbx1:cb3-abcdef-out")
+    assert store.insert_once(inbound) and store.insert_once(call_back)
+    start, end = inbound.arrived_at - dt.timedelta(hours=1), inbound.arrived_at + \
+        dt.timedelta(hours=1)
+    calls, _latest = wallboard.records_between(store, "dongnai", start, end)
+    assert [c.id for c in calls] == [inbound.id]  # the hotline's own outbound call is not one

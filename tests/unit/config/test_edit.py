@@ -86,8 +86,8 @@ def test_given_shipped_config_when_night_lines_lowered_then_only_that_token_chan
     text = SHIPPED.read_text(encoding="utf-8")
     new, changes = patch_shifts(text, "dongnai", [ShiftEdit("night", "lines", "2", "1")])
     assert _diff(text, new) == [
-        '-      - {name: night, start: "18:00", end: "07:00", lines: 2}',
-        '+      - {name: night, start: "18:00", end: "07:00", lines: 1}',
+        '-      - {name: night, start: "18:00", end: "07:00", lines: 2, callback_when_full: true}',
+        '+      - {name: night, start: "18:00", end: "07:00", lines: 1, callback_when_full: true}',
     ]
     assert [(c.shift, c.field, c.old, c.new) for c in changes] == [("night", "lines", "2", "1")]
     assert "# Tết is 2027-02-06" in new  # comments kept

@@ -641,6 +641,34 @@ def test_given_min_operators_not_an_integer_0_to_1000_when_parsed_then_error_nam
     assert "expected an integer 0..1000" in err.reason
 
 
+def test_given_callback_when_full_on_a_shift_when_parsed_then_kept_and_defaults_off() -> None:
+    data = valid()
+    tenant0(data)["shifts"][1]["callback_when_full"] = True
+    shifts = parse_config(data, SOURCE).tenants[0].shifts
+    assert [(s.name, s.callback_when_full) for s in shifts] == [("day", False), ("night", True)]
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_given_callback_when_full_not_a_boolean_when_parsed_then_error_names_the_key(
+    value: object,
+) -> None:
+    data = valid()
+    tenant0(data)["shifts"][0]["callback_when_full"] = value
+    err = errors_of(data)
+    assert err.key == "tenants[0].shifts[0].callback_when_full"
+    assert "expected true or false" in err.reason
+
+
+def test_given_callback_offer_prompts_when_parsed_then_kept_else_vietnamese_defaults() -> None:
+    data = valid()
+    tenant0(data)["prompts"] = {"callback_offer": "Bấm phím 1 để được gọi lại."}
+    prompts = parse_config(data, SOURCE).tenants[0].prompts
+    assert prompts is not None
+    assert prompts.callback_offer == "Bấm phím 1 để được gọi lại."
+    assert prompts.callback_confirm == DEFAULT_PROMPTS.callback_confirm
+    assert "bấm phím 1" in DEFAULT_PROMPTS.callback_offer
+
+
 def test_given_duplicate_shift_names_when_parsed_then_error_names_the_second_name() -> None:
     data = valid()
     tenant0(data)["shifts"][1]["name"] = "day"
@@ -812,6 +840,8 @@ def test_given_shipped_config_when_loaded_then_dongnai_with_tet_override() -> No
     assert [(s.start, s.end, s.lines) for s in tenant.shifts] == [
         (dt.time(7), dt.time(18), 15), (dt.time(18), dt.time(7), 2)]
     assert [s.min_operators for s in tenant.shifts] == [2, 0]  # "02 người/ca trực" by day
+    # Night lines full: callers are offered a callback (issue 18); by day the busy message.
+    assert [s.callback_when_full for s in tenant.shifts] == [False, True]
     (override,) = tenant.overrides
     assert override.start_date <= dt.date(2027, 2, 6) <= override.end_date
     assert [(s.start, s.end, s.lines) for s in override.shifts] == [

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from callcenter.config.model import SipGuardConfig
@@ -104,14 +104,17 @@ def test_given_a_bad_policy_when_built_then_refused() -> None:
 
 
 @given(st.lists(st.floats(min_value=0, max_value=3600, allow_nan=False), max_size=40))
+@example([1.0, 1.0, 1.0, 60.0, 5.960464477539063e-08])
 def test_given_any_failure_times_when_recorded_then_banned_iff_five_within_60_s(
         raw: list[float]) -> None:
     offsets = sorted(raw)
     state, verdicts = run(offsets)
     first_ban = next((i for i, v in enumerate(verdicts) if v.changed), None)
-    # Reference: the first failure that has 4 more within the 60 s before it (inclusive).
-    expected = next((i for i, t in enumerate(offsets)
-                     if sum(1 for u in offsets[:i + 1] if t - u < 60) >= 5), None)
+    # Reference: the first failure that has 4 more within the 60 s before it (inclusive), on
+    # the datetimes the rules see (whole microseconds: found, 6e-08 s and 60 s are 60 s apart).
+    at = [timedelta(seconds=x) for x in offsets]
+    expected = next((i for i, t in enumerate(at)
+                     if sum(1 for u in at[:i + 1] if t - u < timedelta(seconds=60)) >= 5), None)
     assert first_ban == expected
     if first_ban is not None:
         assert verdicts[first_ban].banned_until == (

@@ -114,6 +114,18 @@ def test_given_busy_refusals_when_day_kpis_then_counted_apart_and_in_the_hour_de
     assert (k.hours[9].calls, k.hours[9].busy, k.hours[9].peak_lines) == (4, 2, 1)
 
 
+def test_given_pool_full_callback_offers_when_day_kpis_then_refusals_not_offered_calls(
+        ) -> None:
+    t = dt.datetime(2026, 11, 26, 2, 10, tzinfo=UTC)  # 09:10 local
+    calls = [rec(t, queued_s=1, bridged_s=2, talk_s=300, ended_s=400),  # holds the line
+             rec(t, "callback", ended_s=15),  # lines full: pressed 1 (answered, never queued)
+             rec(t, "busy", ended_s=12),  # lines full: heard the offer, no key
+             rec(t, "callback", queued_s=1, ended_s=301)]  # waited, then pressed 1: offered
+    k = day_kpis(calls, NOW, TENANT)
+    assert (k.rejected_busy, k.offered, k.queued) == (2, 2, 2)
+    assert (k.hours[9].calls, k.hours[9].busy, k.hours[9].peak_lines) == (4, 2, 2)
+
+
 def test_given_overlapping_calls_when_day_kpis_then_peak_lines_per_hour() -> None:
     nine = dt.datetime(2026, 11, 26, 2, 0, tzinfo=UTC)  # 09:00 local
     calls = [rec(nine + dt.timedelta(minutes=10), "abandoned", ended_s=600),

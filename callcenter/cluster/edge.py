@@ -1,0 +1,251 @@
+"""The cluster's SIP edge: Kamailio's config rendered from templates/kamailio.cfg.j2, and
+Kamailio itself run in the foreground (``kamailio -f CFG -DD -E -w DIR``), owned by us."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from callcenter.ops.files import write_atomic
+from callcenter.ops.processes import release_guard, spawn, stop_child_group
+from callcenter.pbx.render import SIP_REALM, scanner_user_agent_regex
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/kamailio/modules")
+DISPATCHER_SET = 1
+ROUND_ROBIN = 4  # ds_select_dst's algorithm 4
+
+
+class EdgeError(RuntimeError):
+    """Kamailio is missing, refused its config or did not come up."""
+
+
+@dataclass(frozen=True)
+class EdgeNode:
+    """One Asterisk node as the edge reaches it (its trunk transport)."""
+
+    name: str
+    host: str
+    port: int
+
+    @property
+    def uri(self) -> str:
+        return f"sip:{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Pike:
+    """Flood limit per source: more than ``requests`` requests in ``unit_s`` seconds blocks the
+    source until it has been quiet for ``remove_latency_s``."""
+
+    unit_s: int = 2
+    requests: int = 30
+    remove_latency_s: int = 4
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    """Where the edge listens and who it trusts.
+
+    ``carrier_networks``: sources whose INVITEs are citizens' calls (the carrier's SBCs);
+    anything else is refused. They and the nodes are never rate limited (one carrier address
+    carries every citizen's call).
+    """
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 5060
+    carrier_networks: tuple[str, ...] = ("127.0.0.1/32",)
+    ping_interval_s: int = 1
+    fr_timer_ms: int = 1500
+    children: int = 2
+    debug: int = 2
+    pike: Pike = field(default_factory=Pike)
+    # (extension, md5 of "extension:realm:password") of each operator registering here.
+    operators: tuple[tuple[str, str], ...] = ()
+
+
+def module_dir() -> str:
+    """Where Debian's kamailio package keeps its modules."""
+    for d in MODULE_DIRS:
+        if Path(d).is_dir():
+            return d
+    return MODULE_DIRS[0]
+
+
+def dispatcher_list_text(nodes: Sequence[EdgeNode]) -> str:
+    """dispatcher.list: every node in set 1, its name as the destination's attribute."""
+    lines = ["# setid destination flags priority attributes (rendered: do not edit)"]
+    lines += [f"{DISPATCHER_SET} {n.uri} 0 0 name={n.name}" for n in nodes]
+    return "\n".join(lines) + "\n"
+
+
+def render_edge_texts(settings: EdgeSettings, nodes: Sequence[EdgeNode],
+                      workdir: Path) -> dict[str, str]:
+    """kamailio.cfg and dispatcher.list by name (nothing written)."""
+    if not nodes:
+        raise ValueError("the edge needs at least one Asterisk node")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)  # noqa: S701 - Kamailio's config, not HTML
+    node_nets = sorted({f"{n.host}/32" for n in nodes})
+    ctx = {
+        "debug": settings.debug, "children": settings.children,
+        "listen_host": settings.listen_host, "listen_port": settings.listen_port,
+        "module_dir": module_dir(), "fr_timer_ms": settings.fr_timer_ms,
+        "pike": settings.pike, "ping_interval_s": settings.ping_interval_s,
+        "dispatcher_list": str(workdir / "dispatcher.list"),
+        "ctl_socket": str(ctl_socket(workdir)),
+        "scanner_user_agents": scanner_user_agent_regex(),
+        "carrier_networks": list(settings.carrier_networks),
+        "trusted_networks": sorted({*settings.carrier_networks, *node_nets}),
+        "algorithm": ROUND_ROBIN,
+        "realm": SIP_REALM,
+        "operators": [(ext, ha1) for ext, ha1 in settings.operators
+                      if ext.isdigit() and all(c in "0123456789abcdef" for c in ha1)],
+    }
+    return {"kamailio.cfg": env.get_template("kamailio.cfg.j2").render(ctx),
+            "dispatcher.list": dispatcher_list_text(nodes)}
+
+
+def ctl_socket(workdir: Path) -> Path:
+    return workdir / "kamailio_ctl"
+
+
+def render_edge(settings: EdgeSettings, nodes: Sequence[EdgeNode], workdir: Path) -> Path:
+    """Write the edge's files into ``workdir``; the path of kamailio.cfg."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name, text in render_edge_texts(settings, nodes, workdir).items():
+        write_atomic(workdir / name, text, 0o640)  # operators' digests: not for all
+    return workdir / "kamailio.cfg"
+
+
+def kamailio_binary() -> str:
+    binary = shutil.which("kamailio") or shutil.which("kamailio", path="/usr/sbin:/sbin")
+    if not binary:
+        raise EdgeError("kamailio is not installed (run `make deps`: Debian's kamailio)")
+    return binary
+
+
+# `kamcmd dispatcher.list` prints, per destination: URI, FLAGS (A active / I inactive /
+# D disabled, then P probing / X not), then its attributes.
+_DS_ENTRY = re.compile(r"URI:\s*(?P<uri>\S+)\s+FLAGS:\s*(?P<flags>\S+)")
+
+
+def parse_dispatcher_list(text: str) -> dict[str, str]:
+    """``kamcmd dispatcher.list``'s text -> {uri: "up" | "down" | "disabled"}."""
+    states = {}
+    for m in _DS_ENTRY.finditer(text):
+        first = m.group("flags")[:1]
+        states[m.group("uri")] = {"A": "up", "I": "down", "D": "disabled"}.get(first, "unknown")
+    return states
+
+
+class Kamailio:
+    """A Kamailio edge in the foreground: its own process group, stopped with SIGTERM."""
+
+    def __init__(self, workdir: Path, settings: EdgeSettings, nodes: Sequence[EdgeNode]):
+        self.workdir = workdir
+        self.settings = settings
+        self.nodes = list(nodes)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "kamailio.log"
+
+    def render(self) -> Path:
+        return render_edge(self.settings, self.nodes, self.workdir)
+
+    def check(self) -> None:
+        """``kamailio -c``: the rendered config parses and its modules load."""
+        cfg = self.render()
+        out = subprocess.run([kamailio_binary(), "-c", "-f", str(cfg)], capture_output=True,
+                             text=True, timeout=30)
+        if out.returncode != 0:
+            raise EdgeError(f"kamailio refused {cfg}:\n{out.stderr[-3000:]}")
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Render, start, and wait until its control socket answers."""
+        cfg = self.render()
+        argv = [kamailio_binary(), "-f", str(cfg), "-DD", "-E", "-w", str(self.workdir)]
+        if os.geteuid() == 0 and _has_user("kamailio"):
+            # Never as root: the Debian package's account owns only what it is given here.
+            shutil.chown(self.workdir, "kamailio", "kamailio")
+            argv += ["-u", "kamailio", "-g", "kamailio"]
+        ctl_socket(self.workdir).unlink(missing_ok=True)
+        out = open(self.log_path, "ab")  # noqa: SIM115
+        # guard: Kamailio drops to its own user, which clears the death signal.
+        self.proc = spawn("kamailio", argv, guard=True, stdin=subprocess.DEVNULL, stdout=out,
+                          stderr=out, start_new_session=True)
+        out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise EdgeError(f"kamailio exited with {self.proc.returncode}:\n"
+                                f"{self.log_tail()}")
+            if self.rpc("core.version") is not None:
+                log.info("Kamailio edge up on %s:%d (pid %d)", self.settings.listen_host,
+                         self.settings.listen_port, self.proc.pid)
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise EdgeError(f"kamailio did not answer on its control socket:\n{self.log_tail()}")
+
+    def rpc(self, *command: str, timeout: float = 3.0) -> str | None:
+        """One ``kamcmd`` command on the control socket; its output, None when it fails."""
+        kamcmd = shutil.which("kamcmd") or "/usr/sbin/kamcmd"
+        try:
+            out = subprocess.run([kamcmd, "-s", f"unix:{ctl_socket(self.workdir)}", *command],
+                                 capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout if out.returncode == 0 else None
+
+    def node_states(self) -> dict[str, str]:
+        """{node name: "up" | "down" | ...} as the edge's dispatcher sees them now."""
+        return states_by_name(self.rpc("dispatcher.list"), self.nodes)
+
+    def exited(self) -> int | None:
+        return self.proc.poll() if self.proc is not None else None
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM to its process group (the main process and its children), then SIGKILL."""
+        if self.proc is None:
+            return
+        try:
+            if self.proc.poll() is None:
+                stop_child_group(self.proc, ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)))
+            log.info("Kamailio edge stopped")
+        finally:
+            release_guard(self.proc)
+
+
+def states_by_name(listing: str | None, nodes: Sequence[EdgeNode]) -> dict[str, str]:
+    """The dispatcher's view by node name ("unknown" for all when the edge does not answer)."""
+    by_uri = parse_dispatcher_list(listing or "")
+    return {n.name: by_uri.get(n.uri, "unknown") for n in nodes}
+
+
+def _has_user(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
