@@ -171,12 +171,12 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     # a new connection's handshake. Each script takes well under a millisecond; a Redis that
     # stopped answering is given up on after REDIS_POOL_TIMEOUT_S (the call is then admitted
     # on the local count, lines/fallback.py).
+    # (The scripts' timeout is the pool's, not the client's socket_timeout: LinePool.)
     pool_client = async_client(target, single_connection_client=True,
-                               socket_timeout=REDIS_POOL_TIMEOUT_S,
                                socket_connect_timeout=REDIS_CONNECT_S)
     cfg = app[CONFIG]()
     shared_pool = LinePool(pool_client, instance=f"{cfg.service.node}-{uuid.uuid4().hex[:8]}",
-                           node=cfg.service.node)
+                           node=cfg.service.node, timeout_s=REDIS_POOL_TIMEOUT_S)
     pool = app[POOL] = ResilientPool(shared_pool)
     # The operators' queue shares the pool's instance name: one id per app process.
     app[ACD] = AcdQueue(client, pool.instance, cfg.service.node)

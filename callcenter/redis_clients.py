@@ -13,6 +13,8 @@ app writes its lines back and reconciles after each switch (app.py's heartbeat, 
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +22,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.connection import Connection as AsyncConnection
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.asyncio.sentinel import SentinelManagedConnection as AsyncSentinelConnection
 from redis.connection import Connection as SyncConnection
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.sentinel import Sentinel as SyncSentinel
 from redis.sentinel import SentinelManagedConnection as SyncSentinelConnection
 
@@ -146,6 +150,42 @@ class BlockingFollowingPool(FollowingPool, aioredis.BlockingConnectionPool):
     """``FollowingPool`` that waits for a free connection instead of failing at the cap."""
 
 
+@functools.cache
+def _sending_in_loop(base: type[AbstractConnection]) -> type[AbstractConnection]:
+    """``base`` whose commands leave in the caller's own turn of the event loop.
+
+    redis-py (8.x) gives every connection a socket_timeout (5 s unless set) and sends each
+    command of such a connection through ``asyncio.wait_for``: a task of its own per command,
+    the command leaving one loop turn late and its caller woken two turns later (9 of the 28
+    turns between a queued caller and the operator's ring, issue 20: bench/queue_profile.py).
+    Here the send keeps the same limit with ``asyncio.timeout`` (no task) and fails as redis-py
+    does, with its TimeoutError, the connection closed; reads are untouched (redis-py already
+    times them with ``asyncio.timeout``)."""
+
+    async def send_packed_command(self: AbstractConnection, command: Any,
+                                  check_health: bool = True) -> None:
+        limit = self.socket_timeout
+        if not limit:
+            await base.send_packed_command(self, command, check_health)
+            return
+        self.socket_timeout = None  # (only for this send: no wait_for inside)
+        try:
+            async with asyncio.timeout(limit):
+                await base.send_packed_command(self, command, check_health)
+        except TimeoutError:
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        finally:
+            self.socket_timeout = limit
+
+    return type(f"{base.__name__}SendingInLoop", (base,),
+                {"send_packed_command": send_packed_command, "__doc__": base.__doc__})
+
+
+def _sends_in_loop(pool: aioredis.ConnectionPool) -> None:
+    """Make the pool's connections send in the caller's loop turn (before any is made)."""
+    pool.connection_class = _sending_in_loop(pool.connection_class)  # type: ignore[arg-type]
+
+
 def _async_sentinel(target: RedisTarget, timeout: float | None) -> AsyncSentinel:
     return AsyncSentinel(list(target.sentinels), sentinel_kwargs=target._sentinel_kwargs(timeout))
 
@@ -154,10 +194,13 @@ def async_client(target: RedisTarget, *, single_connection_client: bool = False,
                  **options: Any) -> aioredis.Redis:
     """A redis.asyncio client of ``target``'s primary (``options``: socket timeouts ...)."""
     if not target.uses_sentinel:
-        return aioredis.Redis.from_url(
+        client = aioredis.Redis.from_url(
             target.url, single_connection_client=single_connection_client, **options)
+        _sends_in_loop(client.connection_pool)
+        return client
     sentinel = _async_sentinel(target, options.get("socket_connect_timeout"))
     pool = FollowingPool(str(target.master), sentinel, **target._data_kwargs(options))
+    _sends_in_loop(pool)
     client = aioredis.Redis(connection_pool=pool,
                             single_connection_client=single_connection_client)
     client.auto_close_connection_pool = True  # aclose() closes the pool (and the sentinels')
@@ -169,12 +212,15 @@ def blocking_pool(target: RedisTarget, *, max_connections: int, timeout: float,
     """A bounded pool of connections to ``target``'s primary: a request past
     ``max_connections`` waits up to ``timeout`` s for a free one (app.py's shared client)."""
     if not target.uses_sentinel:
-        return aioredis.BlockingConnectionPool.from_url(
+        pool: aioredis.BlockingConnectionPool = aioredis.BlockingConnectionPool.from_url(
             target.url, max_connections=max_connections, timeout=timeout, **options)
-    sentinel = _async_sentinel(target, options.get("socket_connect_timeout"))
-    return BlockingFollowingPool(
-        str(target.master), sentinel, max_connections=max_connections, timeout=timeout,
-        **target._data_kwargs(options))
+    else:
+        sentinel = _async_sentinel(target, options.get("socket_connect_timeout"))
+        pool = BlockingFollowingPool(
+            str(target.master), sentinel, max_connections=max_connections, timeout=timeout,
+            **target._data_kwargs(options))
+    _sends_in_loop(pool)
+    return pool
 
 
 def sync_client(target: RedisTarget, **options: Any) -> redis.Redis:

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from callcenter import calls as cm
 from callcenter.ari_app.client import AriClient, AriError, ChannelGone, hangup_quietly
 from callcenter.calls.causes import cause_text
-from callcenter.calls.codec import CALL_KEY, CALL_TTL_S, state_to_json
+from callcenter.calls.codec import CALL_KEY, CALL_TTL_S, shared_view, state_to_json
 from callcenter.clock import utcnow
 from callcenter.dialplan.contract import Verb, stasis_args
 from callcenter.ivr import menu as mn
@@ -83,6 +83,8 @@ class CallSession:
         self._timer: asyncio.TimerHandle | None = None
         self.cause_code: int | None = None  # last hang-up cause Asterisk told us
         self.task: asyncio.Task[None] | None = None
+        self._shared: tuple[object, ...] | None = None  # shared_view as last written to Redis
+        self.writes = 0  # state writes to Redis (set and delete), for tests and benchmarks
 
     def note_cause(self, code: int | None) -> None:
         """Remember a real cause (ChannelHangupRequest/ChannelDestroyed; 0 means none)."""
@@ -427,16 +429,24 @@ class CallSession:
             log.info("%s: %s %s: %s", self._label(), what, channel, e)
 
     async def _persist(self) -> None:
-        """Share the call's state in Redis so a restarted or other instance can adopt it."""
+        """Share the call's state in Redis so a restarted or other instance can adopt it:
+        only when what it reads changed (codec.shared_view), not after every event (a prompt
+        ending, a timer, a queue announcement change nothing another instance needs)."""
         key = CALL_KEY.format(self.state.call_id)
+        ended = self.state.phase is cm.Phase.ENDED
+        shared = () if ended else shared_view(self.state)  # (): deleted
+        if shared == self._shared:
+            return
         if self.deps.pool.degraded:  # not tried per event: written when Redis is back
             self.deps.unshared.add(self.state.call_id)
             return
         try:
-            if self.state.phase is cm.Phase.ENDED:
+            self.writes += 1
+            if ended:
                 await self.deps.redis.delete(key)
             else:
                 await self.deps.redis.set(key, state_to_json(self.state), ex=CALL_TTL_S)
+            self._shared = shared
         except Exception as e:  # best effort: a Redis blip must not cut the caller off
             self.deps.unshared.add(self.state.call_id)
             log.warning("%s: call state not shared in Redis: %r", self._label(), e)

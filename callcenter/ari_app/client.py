@@ -81,7 +81,9 @@ class AriClient:
         try:
             await ws.send_str(json.dumps({"type": "RESTRequest", "request_id": request_id,
                                           "method": method, "uri": uri}))
-            return await asyncio.wait_for(future, timeout=10)
+            # (Not asyncio.wait_for: its waiter wakes us one loop turn after the response.)
+            async with asyncio.timeout(10):
+                return await future
         except (TimeoutError, ConnectionError) as e:
             raise AriError(method, path, 0, f"no answer over the websocket: {e!r}") from e
         finally:

@@ -191,8 +191,9 @@ class StasisService:
     async def _hand_over(self) -> bool:
         """Stopping while another app instance serves this PBX: leave our calls to it instead
         of ending them (no record here: the adopter writes it at the call's end). Their state
-        is in Redis already (written after every event); our announcement is withdrawn so the
-        peer takes them over after its grace. False (nothing done) without a live peer."""
+        is written once more in full (between changes only what adoption needs is kept up to
+        date: CallSession._persist); our announcement is withdrawn so the peer takes them over
+        after its grace. False (nothing done) without a live peer."""
         if not self.peers or not self.sessions or self.deps.pool.degraded:
             return False
         try:

@@ -6,9 +6,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import operator
 from typing import Any
 
-from callcenter.calls.state import CallState, Phase, Transfer, TransferRecord
+from callcenter.calls.state import (
+    QUEUE_TOKENS,
+    TOKEN_BLOCK,
+    CallState,
+    Phase,
+    Transfer,
+    TransferRecord,
+)
 from callcenter.ivr import menu as mn
 
 CALL_KEY = "hotline:call:{}"
@@ -32,6 +40,25 @@ def state_to_json(state: CallState) -> str:
                      "path": mn.path_dicts(state.menu)}
     d["offer_path"] = [s.as_dict() for s in state.offer_path]
     return json.dumps(d)
+
+
+# What changes often without anything another reader needs changing: the menus' state beyond
+# its node, path and token block (below), the queue prompt playing and when the position was
+# last said (an adopted call stops the prompt and announces again), the queue's token counter
+# (its block below).
+_VOLATILE = ("menu", "queue_seq", "announcing", "announced_at")
+_SHARED = operator.attrgetter(*(f.name for f in dataclasses.fields(CallState)
+                                if f.name not in _VOLATILE))
+
+
+def shared_view(state: CallState) -> tuple[object, ...]:
+    """What the shared state holds that another instance adopting the call (service._adopt),
+    the desk, the wallboard and the console read: the call is written to Redis again only when
+    this changes. Everything but _VOLATILE; of the menus the node, the path's length (each step
+    goes into the call record) and the token block (state.resume_tokens)."""
+    menu = state.menu
+    return (_SHARED(state), max(state.queue_seq, QUEUE_TOKENS) // TOKEN_BLOCK,
+            None if menu is None else (menu.node, len(menu.path), menu.seq // TOKEN_BLOCK))
 
 
 def _step_of(d: dict[str, str]) -> mn.Step:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from callcenter.calls.commands import (
     AcquireLine,
     Answer,
@@ -36,9 +34,17 @@ from callcenter.calls.events import (
     UnitGone,
     WaitTick,
 )
+from callcenter.calls.evolve import replace
 from callcenter.calls.full_offer import line_refused, offering
 from callcenter.calls.queueing import bridged, queued, to_queue
-from callcenter.calls.state import QUEUE_PHASES, CallState, IllegalTransition, IvrContext, Phase
+from callcenter.calls.state import (
+    QUEUE_PHASES,
+    CallState,
+    IllegalTransition,
+    IvrContext,
+    Phase,
+    resume_tokens,
+)
 from callcenter.calls.transfer_phases import give_up, transferred, transferring
 from callcenter.ivr import menu as mn
 
@@ -174,7 +180,8 @@ def _in_menus(state: CallState, event: Event,
     if isinstance(event, Resume):
         if ivr is None or state.menu is None:
             raise IllegalTransition("Resume for a call without menus")
-        menu = replace(mn.start_state(ivr.tree), path=state.menu.path, seq=state.menu.seq)
+        menu = replace(mn.start_state(ivr.tree), path=state.menu.path,
+                       seq=resume_tokens(state.menu.seq))
         return _menu(replace(state, menu=menu), ivr, mn.Start(event.at))
     return None
 

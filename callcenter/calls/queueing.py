@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 
 from callcenter.calls.commands import (
     BridgeOperator,
@@ -29,7 +28,14 @@ from callcenter.calls.events import (
     Resume,
     WaitTick,
 )
-from callcenter.calls.state import QUEUE_TOKENS, CallState, IllegalTransition, Phase
+from callcenter.calls.evolve import replace
+from callcenter.calls.state import (
+    QUEUE_TOKENS,
+    CallState,
+    IllegalTransition,
+    Phase,
+    resume_tokens,
+)
 from callcenter.ivr import menu as mn
 from callcenter.ivr.tree import Prompt
 from callcenter.queue.rules import CALLBACK_CONFIRM_TEXT
@@ -118,7 +124,8 @@ def queued(state: CallState, event: Event) -> tuple[CallState, list[Command]] | 
         commands = [HangupChannel(state.operator_channel)] \
             if state.phase is Phase.RINGING and state.operator_channel is not None else []
         new = replace(state, phase=Phase.QUEUED, ringing=None, operator_channel=None,
-                      announcing=None)
+                      announcing=None,
+                      queue_seq=resume_tokens(max(state.queue_seq, QUEUE_TOKENS)))
         return new, [*commands, StartMoh()]
     if isinstance(event, Answered):
         return replace(state, answered_at=state.answered_at or event.at), []

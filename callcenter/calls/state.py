@@ -37,6 +37,15 @@ OUTCOMES = ("answered", "busy", "abandoned", "not_found", "failed", "callback")
 
 # Queue prompts' tokens start here, far above the menus' own (which count from 1 per call).
 QUEUE_TOKENS = 1_000_000
+# A call's token counters (the menus' and the queue's) are shared in Redis when they enter a
+# new block of this many (codec.shared_view), not at every prompt: an adopted call goes on
+# from the next block, above every token the instance that died could have handed out.
+TOKEN_BLOCK = 64
+
+
+def resume_tokens(seq: int) -> int:
+    """An adopted call's token counter: the first of the block after the shared ``seq``."""
+    return (seq // TOKEN_BLOCK + 1) * TOKEN_BLOCK
 QUEUE_PHASES = (Phase.QUEUED, Phase.RINGING)
 
 

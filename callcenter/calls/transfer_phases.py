@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 
 from callcenter.calls.commands import (
     AnswerLeg,
@@ -28,6 +27,7 @@ from callcenter.calls.events import (
     UnitAnswered,
     UnitGone,
 )
+from callcenter.calls.evolve import replace
 from callcenter.calls.state import (
     BUSY_CAUSE,
     TRANSFER_KINDS,

@@ -11,10 +11,13 @@ instance never leaks lines. Lua keeps check-and-take atomic across instances.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 from callcenter.redis_scripts import lua_script
 
@@ -52,49 +55,61 @@ class PoolUse:
 class LinePool:
     """Atomic line accounting for every tenant, shared by all app instances."""
 
-    def __init__(self, redis: aioredis.Redis, instance: str, node: str, ttl_ms: int = 10_000):
+    def __init__(self, redis: aioredis.Redis, instance: str, node: str, ttl_ms: int = 10_000,
+                 timeout_s: float | None = None):
         self.redis = redis
         self.instance = instance
         self.node = node
         self.ttl_ms = ttl_ms
+        # A script not answered within timeout_s raises TimeoutError (redis-py closes the
+        # connection it was read from). Given here rather than as the client's socket_timeout:
+        # redis-py sends each command of a client with a socket_timeout through
+        # asyncio.wait_for, a task of its own and two more turns of the event loop before and
+        # after the line pool's command leaves (issue 20: bench/answer_profile.py).
+        self.timeout_s = timeout_s
         self._acquire = redis.register_script(ACQUIRE)
         self._release = redis.register_script(RELEASE)
         self._reconcile = redis.register_script(RECONCILE)
         self._heartbeat = redis.register_script(HEARTBEAT)
         self._reassert = redis.register_script(REASSERT)
 
+    async def _run(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
+        if self.timeout_s is None:
+            return await script(keys=keys, args=args)
+        async with asyncio.timeout(self.timeout_s):
+            return await script(keys=keys, args=args)
+
     async def heartbeat(self) -> bool:
         """Keep this instance's lines alive (call well within ttl_ms); True after a lapse."""
-        lapsed = await self._heartbeat(keys=[INSTANCES], args=[self.instance, self.ttl_ms])
+        lapsed = await self._run(self._heartbeat, [INSTANCES], [self.instance, self.ttl_ms])
         return bool(lapsed)
 
     async def reassert(self, tenant_id: str, call_ids: list[str]) -> int:
         """Write back the lines of our calls in progress; returns how many were missing."""
-        added = await self._reassert(keys=[lines_key(tenant_id)],
-                                     args=[self.node, self.instance, json.dumps(call_ids)])
+        added = await self._run(self._reassert, [lines_key(tenant_id)],
+                                [self.node, self.instance, json.dumps(call_ids)])
         return int(added)
 
     async def acquire(self, tenant_id: str, call_id: str, limit: int, shift: str) -> bool:
         """Take one line if the tenant's pool has one free; idempotent per call_id."""
-        ok, _used = await self._acquire(
-            keys=[lines_key(tenant_id), INSTANCES],
-            args=[call_id, limit, self.instance, self.node, shift, tenant_id, self.ttl_ms],
-        )
+        ok, _used = await self._run(
+            self._acquire, [lines_key(tenant_id), INSTANCES],
+            [call_id, limit, self.instance, self.node, shift, tenant_id, self.ttl_ms])
         return bool(ok)
 
     async def release(self, tenant_id: str, call_id: str) -> bool:
         """Free the call's line; False if it held none."""
-        removed, _used = await self._release(keys=[lines_key(tenant_id)], args=[call_id, tenant_id])
+        removed, _used = await self._run(self._release, [lines_key(tenant_id)],
+                                         [call_id, tenant_id])
         return bool(removed)
 
     async def reconcile(self, tenant_id: str, keep: list[str],
                         adopt: list[str] | None = None) -> tuple[int, int]:
         """Drop our lines of calls not in keep, take over adopt's; returns (dropped, in_use)."""
-        dropped, used = await self._reconcile(
-            keys=[lines_key(tenant_id), INSTANCES],
-            args=[self.node, self.instance, json.dumps(sorted(keep)),
-                  json.dumps(sorted(adopt or []))],
-        )
+        dropped, used = await self._run(
+            self._reconcile, [lines_key(tenant_id), INSTANCES],
+            [self.node, self.instance, json.dumps(sorted(keep)),
+             json.dumps(sorted(adopt or []))])
         return int(dropped), int(used)
 
     async def use(self, tenant_id: str) -> PoolUse:

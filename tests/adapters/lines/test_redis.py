@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import time
 
+import pytest
 import redis.asyncio as aioredis
 
 from callcenter.lines.redis import INSTANCES, LinePool, lines_key
+from callcenter.runtime.redis_server import PrivateRedis
 
 
 async def test_given_two_instances_when_many_acquire_concurrently_then_never_over_limit(
@@ -135,3 +140,30 @@ async def test_given_pool_change_when_acquired_then_event_published(
     assert json.loads(msg["data"]) == {"type": "pool", "tenant": "dongnai", "in_use": 1,
                                        "limit": 3, "shift": "day"}
     await pubsub.aclose()
+
+
+async def test_given_redis_silent_when_acquiring_then_timeout_and_later_replies_not_mixed_up(
+        redis_server: PrivateRedis) -> None:
+    """The pool's own timeout (not the client's socket_timeout, issue 20): a Redis that stops
+    answering (SIGSTOP) fails the script within timeout_s; the late reply of that script never
+    answers the next one (the connection it was sent on is closed)."""
+    client = aioredis.Redis.from_url(redis_server.url, single_connection_client=True)
+    pool = LinePool(client, "inst-a", "pbx1", timeout_s=0.3)
+    await client.flushall()
+    await pool.heartbeat()
+    assert redis_server.proc is not None
+    pid = redis_server.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await pool.acquire("dongnai", "c1", 1, "day")
+        assert time.monotonic() - started < 1.5
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # Redis ran the first script once it could (c1 holds the only line): c2 is refused, and
+    # the first script's "granted" is not read as c2's answer.
+    assert not await pool.acquire("dongnai", "c2", 1, "day")
+    assert await pool.acquire("dongnai", "c1", 1, "day")
+    assert (await pool.use("dongnai")).in_use == 1
+    await client.aclose()
