@@ -53,7 +53,8 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 def readiness_summary(http_port: int) -> dict[str, Any]:
     """``/readyz``'s details (a loopback request sees them) in the keys the tests read:
-    ari_connected, calls, journal_pending, config_error; {} when the app does not answer."""
+    ari_connected, calls, journal_pending, config_error, status, degraded (what runs in a
+    degraded mode, e.g. ["redis"]); {} when the app does not answer."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=5) as r:
             body = json.loads(r.read())
@@ -66,7 +67,8 @@ def readiness_summary(http_port: int) -> dict[str, Any]:
         return {}
     return {"ari_connected": bool(checks["ari"]["ok"]), "calls": checks["ari"].get("calls"),
             "journal_pending": checks["journal"].get("pending"),
-            "config_error": checks["config"]["error"], "status": body.get("status")}
+            "config_error": checks["config"]["error"], "status": body.get("status"),
+            "degraded": body.get("degraded")}
 
 
 def control_get(http_port: int, path: str, token: str) -> Any:
@@ -288,6 +290,12 @@ class Stack:
             self.layout.remove()
 
     # -- observation ----------------------------------------------------------------------
+    def logged(self, text: str, n: int = 400, timeout: float = 10.0) -> bool:
+        """True once ``text`` is in the app log's last ``n`` lines. Log lines leave the app
+        through a writer thread (batched): what the app already did may not be in the file
+        yet, so a test waits for a line rather than reading the file once."""
+        return bool(wait_until(lambda: text in self.app_log_tail(n), timeout, 0.1))
+
     def app_log_tail(self, n: int = 60) -> str:
         return "\n".join(self.app_log.read_text(errors="replace").splitlines()[-n:])
 

@@ -100,7 +100,7 @@ def test_given_bad_config_when_reloaded_then_old_limits_kept_and_key_named(
     hotline.write_config(bad)
     err = wait_until(lambda: hotline.health().get("config_error"), 3)
     assert err and "lines" in err and "-4" in err, err
-    assert "refused, keeping the previous config" in hotline.app_log_tail(200)
+    assert hotline.logged("refused, keeping the previous config", 200), hotline.app_log_tail()
     phone = hotline.phone("1022", count=3, caller="0914000300")
     assert len(phone.wait_for("answered", 3)) == 3  # still three lines
     phone.finish()

@@ -156,7 +156,7 @@ def test_given_instance_killed_with_calls_up_when_survivor_takes_over_then_calls
                            25, 0.2)
         assert moved, duo.app_log_tail()
         assert time.monotonic() - killed < 22
-        assert "stopped serving its calls: taking over" in duo.app_log_tail(200)
+        assert duo.logged("stopped serving its calls: taking over", 200), duo.app_log_tail()
         assert text().count("stopped serving its calls: taking over") == 1  # moved once each
         for phone in phones:
             assert phone.of("disconnected") == [], "a call was dropped"

@@ -168,7 +168,8 @@ def test_given_operators_when_logging_in_by_feature_code_and_cli_then_available_
     down = feature(q, ops["101"], "*11")
     assert down["rtp_rx"] > 25, down  # the Vietnamese confirmation was heard
     assert agents(q)["101"]["state"] == "available"
-    assert "extension=101 tenant=dongnai action=login result=ok available" in q.app_log_tail(200)
+    assert q.logged("extension=101 tenant=dongnai action=login result=ok available", 200), (
+        q.app_log_tail())
 
     out = q.cli("agent", "login", "102", "--json")
     assert out.returncode == 0, out.stderr

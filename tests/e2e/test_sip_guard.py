@@ -78,7 +78,8 @@ def test_given_scanner_user_agent_from_outside_when_registering_then_denied_coun
     assert scan is not None and scan.code in (401, 403), scan
     assert wait_until(lambda: (guard_stack.metric("hotline_sip_scanner_requests_total") or 0)
                       >= before + 1, 10)
-    assert "SIP scanner User-Agent from 127.0.0.3" in guard_stack.app_log_tail(200)
+    assert guard_stack.logged("SIP scanner User-Agent from 127.0.0.3", 200), (
+        guard_stack.app_log_tail())
     # Every request with the scanner's User-Agent is still denied ...
     again = sip_request(guard_stack.sip_port, "REGISTER", "171", user_agent="friendly-scanner",
                         bind="127.0.0.3")

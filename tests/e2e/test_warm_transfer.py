@@ -146,7 +146,7 @@ def test_given_call_linked_to_a_ticket_when_unit_answers_consultation_then_hears
     finally:
         unit.close()
         citizen.close()
-    assert f"told ticket {code}" in x.app_log_tail(400)
+    assert x.logged(f"told ticket {code}"), x.app_log_tail()
     # What the unit received: speech first (sound, but not the operator's tone), then the
     # operator's tone.
     wav = heard_dir / "call-0.wav"
