@@ -6,7 +6,7 @@
 # two pytest workers (pytest-xdist, whole files per worker: each worker its own hotline, module
 # fixtures start once) while the pure and adapter tests run in two more: on 2 cores the
 # CPU-bound half uses what the waiting half leaves, and the whole suite takes about as long as
-# its longer half (~12 min). With one e2e worker it took ~20 min. Two e2e workers once made an
+# its longer half (~15 min). With one e2e worker it took ~20 min (fewer tests). Two e2e workers once made an
 # app stopped during its start ignore SIGTERM until its start finished (30 s): `serve` now
 # cancels a start that a stop overtakes (tests/adapters/test_serve_cleanup.py). Each half has
 # its own temporary folder and junit file in test-artifacts/. With arguments, one pytest runs
