@@ -65,7 +65,13 @@ class _PollingListener(logging.handlers.QueueListener):
             except queue.Empty:
                 if not block:
                     raise
-                time.sleep(LOG_DRAIN_S)
+                try:
+                    time.sleep(LOG_DRAIN_S)
+                except OSError:
+                    # Seen under libfaketime after a wall-clock step (the e2e clock tests):
+                    # sleep failed with EINVAL, and the log thread died with it, every later
+                    # line lost. Wait on the queue itself this time instead; never die.
+                    return self.queue.get()  # type: ignore[no-any-return]
 
 
 def _setup_logging(level: str) -> None:
