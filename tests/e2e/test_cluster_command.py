@@ -137,8 +137,12 @@ def test_given_cluster_command_when_calls_through_edge_then_both_nodes_serve_and
         assert primary.dbsize() > 0
         assert "Redis Sentinel service 'hotline'" in log.read_text()
         primary.close()
-        # Redis's primary lost (SIGKILL): the sentinels promote the replica, the apps follow
-        # it, calls are answered again and the pool is exact (no line counted twice).
+        # Redis's primary lost (SIGKILL) while every line is in a call: the sentinels promote
+        # the replica, the apps follow it, the calls up go on, the new primary counts their
+        # lines (each app writes its own back: none lost, none counted twice), and calls are
+        # answered again once those lines are free.
+        held = PhoneGroup(f"127.0.0.1:{edge}", "1022", LINES, 60.0, "0919600150")
+        assert len(held.wait_for("answered", LINES, 30)) == LINES, log.read_text()[-3000:]
         marks = {m.name: m.pid for m in RunRecord(cache_dir() / "run", instance).read()}
         os.kill(marks[f"redis-{port}"], signal.SIGKILL)
         promoted = wait_until(lambda: (_status(env).get("redis") or {}).get("primary")
@@ -150,6 +154,14 @@ def test_given_cluster_command_when_calls_through_edge_then_both_nodes_serve_and
         followed = wait_until(lambda: all(readiness_summary(http + o).get("degraded") == []
                                           for o in (0, 10)), 30, 0.2)
         assert followed, log.read_text()[-3000:]
+        assert held.of("disconnected") == [], held.events  # the calls up went on
+        full = PhoneGroup(f"127.0.0.1:{edge}", "1022", 1, 4.0, "0919600190")
+        full.wait_for("disconnected", 1, 30)  # busy (or, wrongly, answered and held)
+        refused = full.finish(40)
+        assert [r["final_code"] for r in refused] != [200], (refused, log.read_text()[-3000:])
+        assert refused[0]["final_code"] is not None, refused
+        assert held.of("disconnected") == [], held.events
+        assert [r["final_code"] for r in held.finish(40)] == [200] * LINES
         after = PhoneGroup(f"127.0.0.1:{edge}", "1022", LINES + 1, 4.0, "0919600200")
         assert len(after.wait_for("answered", LINES, 30)) == LINES, log.read_text()[-3000:]
         late = sorted(r["final_code"] for r in after.finish(40))
