@@ -341,6 +341,9 @@ class Stream:
     failed: int = 0
     invite_200: list[tuple[float, float]] = field(default_factory=list)  # (INVITE t, 200 t)
     failed_at: list[float] = field(default_factory=list)  # INVITE time of failed calls
+    # (INVITE time, what went wrong) of each failed call: its INVITE's final response, or its
+    # BYE's when the call was answered (a call up on a node that died ends with a BYE unanswered)
+    failures: list[tuple[float, str]] = field(default_factory=list)
     busy: float = float("nan")  # machine CPU busy share during the run
 
     @property
@@ -364,6 +367,14 @@ def short_calls(target: SipTarget, *, rate: float, calls: int, tag: str, limit: 
                       media_port=media_port)
 
 
+def failure_of(call: Any) -> str:
+    """What ended a failed call: "INVITE 408", "INVITE none", "BYE 408", "BYE none"."""
+    code = call.final_code()
+    if code != 200:
+        return f"INVITE {code or 'none'}"
+    return f"BYE {call.final_code('BYE') or 'none'}"
+
+
 def read_stream(run: Any, placed: int, warmup: int = 0) -> Stream:
     """Per-call INVITE -> 200 from SIPp's trace; calls never traced count as failed."""
     calls = sorted(parse_calls(run.trace).values(), key=lambda c: c.msgs[0].t)[warmup:]
@@ -375,6 +386,7 @@ def read_stream(run: Any, placed: int, warmup: int = 0) -> Stream:
             out.failed += 1
             if inv is not None:
                 out.failed_at.append(inv.t)
+                out.failures.append((inv.t, failure_of(c)))
             continue
         out.answered_ms.append(ms)
         out.invite_200.append((inv.t, ok.t))
@@ -445,6 +457,13 @@ def last_failed(stream: Stream, t: float) -> float | None:
     return max(late) - t if late else None
 
 
+def failure_list(stream: Stream | None, t_kill: float | None) -> str:
+    """The failed calls of a failover's stream, e.g. "-0.12 BYE none; +0.40 INVITE 408"."""
+    if stream is None or t_kill is None or not stream.failures:
+        return "none"
+    return "; ".join(f"{t - t_kill:+.2f} {what}" for t, what in sorted(stream.failures))
+
+
 def node_failover(cluster: ClusterRun, stream_s: float, limit: int) -> dict[str, Any]:
     """SIGKILL node2's Asterisk with calls held on both nodes and short calls flowing."""
     out: dict[str, Any] = {}
@@ -504,6 +523,7 @@ def node_failover(cluster: ClusterRun, stream_s: float, limit: int) -> dict[str,
         out["first_after_s"] = None if first is None else first - t_kill
         out["failed_after_kill"] = sum(1 for t in stream.failed_at if t >= t_kill - 2)
         out["last_failed_s"] = last_failed(stream, t_kill)
+        out["t_kill"] = t_kill
         out["slow_after_kill"] = sum(1 for inv, ok in stream.invite_200
                                      if inv >= t_kill - 2 and ok - inv > ANSWER_WITHIN_MS / 1000)
     finally:
@@ -718,6 +738,8 @@ def main(argv: list[str] | None = None) -> int:
                  f"{node_fo.get('failed_after_kill')} / {node_fo.get('slow_after_kill')} of "
                  f"{st.placed if st else '?'}"],
                 ["  last failed call placed (INVITE sent)", secs(node_fo.get("last_failed_s"))],
+                ["  failed calls: placed (s after the kill), what failed",
+                 failure_list(st, node_fo.get("t_kill"))],
                 ["  lines in use after", str(node_fo.get("lines_left"))],
             ]
             last = node_fo.get("last_failed_s")

@@ -143,6 +143,11 @@ def test_given_one_app_on_a_node_when_killed_and_restarted_then_it_adopts_its_no
         mine = before.count("node2")
         dead = holders(cluster, "node2")
         node2.kill_app(signal.SIGKILL)
+        # Without its app, node2 refuses a call with 503 at once (no prompt first): the
+        # edge's cue to try the next node (a 6xx, final everywhere, would end the call).
+        direct = node2.phone("1022", 1, 2.0, "0919510299")
+        assert direct.wait_for("disconnected", 1, 10), direct.events
+        assert [r["final_code"] for r in direct.finish(10)] == [503], direct.events
         node2.start_app()  # what `make cluster`'s supervisor does, a second after the death
         # Its calls stayed in node2's Asterisk; the new process adopts them and holds their
         # lines itself (the dead process's entries replaced, never counted twice).

@@ -69,7 +69,7 @@ def test_given_edge_when_app_not_connected_then_503_at_once_so_the_edge_tries_th
     ext = texts(tmp_path, config, PASSWORDS)["extensions.conf"]
     unavailable = ext.split("[hotline-unavailable]")[1].split("\n[")[0]
     lines = [line for line in unavailable.splitlines() if line.startswith(("exten", " same"))]
-    assert lines and all(line.endswith(",1,Hangup(41)") for line in lines), lines
+    assert lines and all(line.endswith(",1,Hangup(34)") for line in lines), lines  # 503
     alone = texts(tmp_path, load(tmp_path, config_data()), PASSWORDS)["extensions.conf"]
     single = alone.split("[hotline-unavailable]")[1].split("\n[")[0]
     assert "Playback(" in single and "Progress()" in single  # one node: the caller is told
