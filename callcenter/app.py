@@ -504,6 +504,7 @@ async def _heartbeat(app: web.Application) -> None:
                     await pool.set_in_force(t.id, shift.name, shift.lines)
                 await service.announce()
                 await service.take_over_peers()
+                await service.close_lost_nodes()
         except REDIS_DOWN as e:  # calls are admitted on the local count from now on
             pool.lost(e)
         except Exception as e:  # the next beat retries well within the TTL

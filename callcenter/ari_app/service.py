@@ -20,8 +20,10 @@ from callcenter.ari_app.calls import CallDeps, CallSession
 from callcenter.ari_app.client import AriClient, AriError, hangup_quietly
 from callcenter.ari_app.dialback import DialbackManager
 from callcenter.ari_app.listen import ListenManager
+from callcenter.ari_app.node_loss import LostNodeCloser
 from callcenter.backoff import Backoff
 from callcenter.calls.codec import CALL_KEY, CALL_TTL_S, state_from_json, state_to_json
+from callcenter.calls.node_loss import closed_elsewhere
 from callcenter.clock import utcnow
 from callcenter.config.model import HotlineConfig, Tenant
 from callcenter.dialplan.contract import Verb, parse_stasis_args
@@ -117,6 +119,9 @@ class StasisService:
                                         link_call=deps.link_dialback)
         # Transfers to units' hotlines: the phone's button, consultations, units' legs.
         self.transfers = TransferEvents(ari, deps, self.sessions, config)
+        # Calls of other nodes lost whole (every app of theirs gone): closed from here
+        # (made at the first heartbeat, once the pool's instance is named).
+        self._lost_nodes: LostNodeCloser | None = None
         self.connected = asyncio.Event()
         self.pbx_started: str | None = None  # Asterisk's start time, as last connected
         self.asterisk_restarts = 0  # times a reconnect found a new Asterisk (metrics)
@@ -544,6 +549,16 @@ class StasisService:
                     log.info("channel %s of %s not moved: %s", channel_id, peer, e)
         return moving
 
+    async def close_lost_nodes(self) -> int:
+        """Each heartbeat: close the calls of nodes whose every app instance stopped beating
+        (node_loss.py); needs Redis, not our own Asterisk."""
+        if self.deps.pool.degraded:
+            return 0
+        if self._lost_nodes is None:
+            self._lost_nodes = LostNodeCloser(self.deps, self.config().service.node,
+                                              self.deps.pool.instance)
+        return await self._lost_nodes.sweep()
+
     async def _adopt_moved(self, channel: dict[str, Any]) -> None:
         """A channel moved to us from a dead peer entered our application: adopt its call (a
         leg is registered with its call, which is moved too)."""
@@ -635,6 +650,14 @@ class StasisService:
         restart, or moved to us from a dead peer) from its state in Redis; collect its line
         (``adopted``) and queue place (``queued``) per tenant for _take_places."""
         state = await self._shared_state(call_id)
+        if state is not None and closed_elsewhere(state, self.config().service.node):
+            # Our node was taken for lost (no app of ours beat for the TTL) but its Asterisk
+            # kept the call: another node closed it with its record. Not ours to go on with.
+            log.warning("call=%s was closed by another node while ours was lost (%s): "
+                        "hanging it up", call_id, state.cause)
+            await hangup_quietly(self.ari, call_id, "failure")
+            await self.deps.redis.delete(CALL_KEY.format(call_id))
+            return
         if (state is not None and state.phase in ADOPTABLE
                 and state.tenant_id is not None and state.tenant_id in adopted):
             log.info("call=%s adopted in phase %s", call_id, state.phase.value)
@@ -687,6 +710,9 @@ class StasisService:
                 continue
             state = state_from_json(raw)
             if state.node != node or state.call_id in live or state.call_id in self.sessions:
+                continue
+            if closed_elsewhere(state, node):  # by another node while ours was lost
+                await self.deps.redis.delete(key)
                 continue
             log.info("call=%s ended while the service was away: writing its record",
                      state.call_id)

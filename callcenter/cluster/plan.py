@@ -74,3 +74,59 @@ def plan_nodes(base: dict[str, Any], count: int, edge_host: str = "127.0.0.1",
         data["sip_tls"] = {**tls, "port": sip_port + 1}
         plans.append(NodePlan(name, i, str(t["bind"]), sip_port, svc["http_port"], data))
     return plans
+
+
+@dataclass(frozen=True)
+class PlannedPort:
+    """A port a node (or the edge) will listen on: who, what, where, over which transport."""
+
+    node: str  # "node1" ... or "edge"
+    what: str  # SIP, SIP TLS, ARI, AMI, console
+    host: str
+    port: int
+    transport: str  # "udp" | "tcp"
+
+    def describe(self) -> str:
+        return f"{self.node} {self.what} ({self.transport} {self.host}:{self.port})"
+
+
+def planned_ports(plans: list[NodePlan], edge_host: str = "127.0.0.1",
+                  edge_port: int = 5060) -> list[PlannedPort]:
+    """Every port the cluster will listen on: the edge's SIP, then each node's SIP (UDP), its
+    operators' TLS, ARI, AMI and each app's console (TCP), binds as the config gives them
+    (defaults as config/model.py's)."""
+    ports = [PlannedPort("edge", "SIP", edge_host, edge_port, "udp")]
+    for p in plans:
+        svc = p.config.get("service") or {}
+        ports += [
+            PlannedPort(p.name, "SIP", p.sip_host, p.sip_port, "udp"),
+            PlannedPort(p.name, "SIP TLS", p.sip_host, int(p.config["sip_tls"]["port"]), "tcp"),
+            PlannedPort(p.name, "ARI", str(svc.get("ari_bind", "127.0.0.1")),
+                        int(svc["ari_port"]), "tcp"),
+            PlannedPort(p.name, "AMI", str(svc.get("ami_bind", "127.0.0.1")),
+                        int(svc["ami_port"]), "tcp"),
+        ]
+        # One console per app process (service.app_instances): slot n on http_port + n - 1.
+        apps = int(svc.get("app_instances", 1))
+        ports += [PlannedPort(p.name, "console" if apps == 1 else f"console (app {slot})",
+                              str(svc.get("http_bind", "127.0.0.1")),
+                              int(svc["http_port"]) + slot - 1, "tcp")
+                  for slot in range(1, apps + 1)]
+    return ports
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Two binds that share a port: the same address, or either on every address."""
+    return a == b or "0.0.0.0" in (a, b)
+
+
+def port_clashes(ports: list[PlannedPort]) -> list[str]:
+    """Pairs of planned ports that would take the same port (the plan's own steps meeting
+    the config's ports, e.g. an ARI port 10 below the console's): one line each, naming both."""
+    clashes = []
+    for i, a in enumerate(ports):
+        for b in ports[i + 1:]:
+            if (a.port == b.port and a.transport == b.transport
+                    and _overlap(a.host, b.host)):
+                clashes.append(f"{a.describe()} and {b.describe()} would share port {a.port}")
+    return clashes

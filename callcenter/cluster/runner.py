@@ -20,6 +20,7 @@ Sentinel set, the private database) for `callcenter cluster status`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -32,17 +33,17 @@ from typing import Any
 import yaml
 
 from callcenter.cluster.edge import EdgeNode, EdgeSettings, Kamailio
-from callcenter.cluster.plan import NodePlan, plan_nodes
+from callcenter.cluster.plan import NodePlan, plan_nodes, planned_ports, port_clashes
 from callcenter.config.file import load_config
 from callcenter.config.model import HotlineConfig
 from callcenter.config.secrets import load_secrets, operator_passwords
 from callcenter.config.settings import Settings
 from callcenter.ops.accounts import ensure_service_account
 from callcenter.ops.files import write_atomic
-from callcenter.ops.processes import RunAs, RunRecord
+from callcenter.ops.processes import ProcessMark, RunAs, RunRecord
 from callcenter.pbx.install import cache_dir, ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
-from callcenter.pbx.process import AsteriskProcess
+from callcenter.pbx.process import AsteriskProcess, PbxStartError
 from callcenter.pbx.render import operator_accounts, render
 from callcenter.pbx.tls import ensure_self_signed
 from callcenter.runtime.postgres_server import PostgresUnavailable, PrivatePostgres
@@ -273,8 +274,6 @@ def start_node(node: Node, redis_url: str, account: RunAs | None, stop: StopRequ
     """Render and start the node's Asterisk, then its app(s)."""
     s, plan = node.settings, node.plan
     s.state_dir.mkdir(parents=True, exist_ok=True)
-    node.record.claim(lambda m: log.warning("%s: stopping %s (pid %d) left by an earlier run",
-                                            plan.name, m.name, m.pid))
     config = load_config(s.config_path)
     secrets = load_secrets(s.state_dir, s.secrets_file)
     ensure_self_signed(config, s.state_dir)
@@ -301,6 +300,36 @@ def start_node(node: Node, redis_url: str, account: RunAs | None, stop: StopRequ
         app.start()
     log.info("%s: SIP %s:%d, console http://%s:%d", plan.name, trunk.bind, trunk.port,
              svc.http_bind, svc.http_port)
+
+
+def check_ports(plans: list[NodePlan], edge_host: str, edge_port: int) -> None:
+    """Before anything starts: every port the plan gives the edge and the nodes is its own
+    (no two parts on one port) and free now (no leftover or other program on it). Raises
+    PbxStartError naming the node, what and the port."""
+    ports = planned_ports(plans, edge_host, edge_port)
+    clashes = port_clashes(ports)
+    if clashes:
+        raise PbxStartError("the cluster's ports clash: " + "; ".join(clashes)
+                            + " (change the ports in the hotline config, or --port)")
+    for p in ports:
+        check_free(p.host, p.port,
+                   socket.SOCK_DGRAM if p.transport == "udp" else socket.SOCK_STREAM,
+                   f"{p.node} {p.what}")
+
+
+def claim_nodes(settings: Settings, plans: list[NodePlan]) -> dict[str, RunRecord]:
+    """Each node's run record, claimed: what a killed earlier run left of the node (its
+    Asterisk, its apps) is stopped now, before the ports are checked."""
+    records = {}
+    for plan in plans:
+        record = records[plan.name] = RunRecord(cache_dir() / "run",
+                                                node_instance(settings, plan))
+        record.claim(functools.partial(_leftover, plan.name))
+    return records
+
+
+def _leftover(node: str, mark: ProcessMark) -> None:
+    log.warning("%s: stopping %s (pid %d) left by an earlier run", node, mark.name, mark.pid)
 
 
 def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
@@ -345,7 +374,8 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
                 account.chown(node_config_path(settings, plan))
         edge.check()  # Kamailio parses its config before anything starts
         write_state(folder, edge_settings, plans, [node_instance(settings, p) for p in plans])
-        check_free(edge_host, edge_port, socket.SOCK_DGRAM, "edge SIP")
+        node_records = claim_nodes(settings, plans)
+        check_ports(plans, edge_host, edge_port)
         live = live_state_url(settings, account, record, folder)
         settings, redis_url = live.settings, live.url
         write_state(folder, edge_settings, plans, [node_instance(settings, p) for p in plans],
@@ -365,8 +395,7 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
             account.chown(Path(settings.database_url.removeprefix("sqlite:///")))
         for plan in plans:
             stop.check()
-            node = Node(plan, node_settings(settings, plan, folder),
-                        RunRecord(cache_dir() / "run", node_instance(settings, plan)))
+            node = Node(plan, node_settings(settings, plan, folder), node_records[plan.name])
             nodes.append(node)
             start_node(node, redis_url, account, stop)
         stop.check()

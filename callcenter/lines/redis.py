@@ -3,6 +3,7 @@
 Keys (one Redis for all instances and nodes):
   hotline:lines:{tenant}   hash  call_id -> JSON {"i": instance, "n": node, "t": ms}
   hotline:instances        hash  instance -> heartbeat expiry (ms, Redis clock)
+  hotline:nodes            hash  node -> expiry of its instances' last beat (lines/nodes.py)
   hotline:pool:{tenant}    hash  shift, limit, updated_ms  (what is in force, for the CLI/console)
   hotline:events           pub/sub channel, JSON events {"type": "pool", ...}
 A line held by an instance whose heartbeat expired is reclaimed by the next acquire, so a crashed
@@ -22,6 +23,7 @@ from redis.commands.core import AsyncScript
 from callcenter.redis_scripts import lua_script
 
 INSTANCES = "hotline:instances"
+NODES = "hotline:nodes"
 EVENTS = "hotline:events"
 
 
@@ -81,7 +83,8 @@ class LinePool:
 
     async def heartbeat(self) -> bool:
         """Keep this instance's lines alive (call well within ttl_ms); True after a lapse."""
-        lapsed = await self._run(self._heartbeat, [INSTANCES], [self.instance, self.ttl_ms])
+        lapsed = await self._run(self._heartbeat, [INSTANCES, NODES],
+                                 [self.instance, self.ttl_ms, self.node])
         return bool(lapsed)
 
     async def reassert(self, tenant_id: str, call_ids: list[str]) -> int:

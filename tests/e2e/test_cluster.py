@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from callcenter.ari_app.service import PBX_LOST_CAUSE
+from callcenter.calls.node_loss import NODE_LOST_CAUSE
 from callcenter.ops.processes import release_guard
 from callcenter.tools.softphone import PhoneGroup
 from tests.e2e.cluster_stack import LINES, Cluster, node_of, running_cluster
@@ -131,9 +132,10 @@ def test_given_calls_on_both_nodes_when_one_asterisk_killed_then_others_go_on_an
 def test_given_whole_node_lost_when_its_heartbeat_lapses_then_its_lines_serve_the_survivor(
         cluster: Cluster) -> None:
     """A whole node lost (its Asterisk and its app SIGKILLed, nothing restarting them): the
-    survivor's calls go on, and once the dead instance's heartbeat has lapsed (the pool's
-    instance TTL, 10 s) its lines are taken back by the next admissions: exact again. When
-    the node is back, its app closes the lost calls' records as failed."""
+    survivor's calls go on, and once the dead node's beat has lapsed (the pool's instance
+    TTL, 10 s) its lines serve the next admissions: exact again. The lost calls' records are
+    closed as failed by the survivor (tests/e2e/test_cluster_node_lost.py for the rest), and
+    the node, back, writes none again."""
     one, two = cluster.nodes
     full = cluster.phone(LINES, hold=60, caller="0919500500")
     late: PhoneGroup | None = None
@@ -171,9 +173,10 @@ def test_given_whole_node_lost_when_its_heartbeat_lapses_then_its_lines_serve_th
     assert wait_until(lambda: cluster.edge.node_states()["node2"] == "up", 10, 0.2)
     lost_rows = [r for r in records_of(one, [f"09195005{i:02d}" for i in range(LINES)])
                  if node_of(r) == "node2"]
-    # Closed by the node's app once it is back: lost with the Asterisk that died.
+    # Closed by the survivor while the node was lost (one record each: the store keeps one).
     assert lost_rows and {(r["outcome"], r["cause"]) for r in lost_rows} == {
-        ("failed", PBX_LOST_CAUSE)}, lost_rows
+        ("failed", NODE_LOST_CAUSE)}, lost_rows
+    assert len(lost_rows) == LINES - survivors, lost_rows
     cluster.nothing_left()
 
 

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 import yaml
 
-from callcenter.cluster.plan import MAX_NODES, plan_nodes
+from callcenter.cluster.plan import (
+    MAX_NODES,
+    PlannedPort,
+    plan_nodes,
+    planned_ports,
+    port_clashes,
+)
 from callcenter.config.file import _include_ivr_files
 from callcenter.config.parse import parse_config
 
@@ -63,3 +69,38 @@ def test_given_rtp_range_too_small_for_nodes_then_refused() -> None:
     base["trunk"]["rtp_start"], base["trunk"]["rtp_end"] = 20000, 20150
     with pytest.raises(ValueError, match="too small"):
         plan_nodes(base, 2)
+
+
+def test_given_shipped_config_when_planned_then_every_port_is_its_own() -> None:
+    plans = plan_nodes(shipped(), MAX_NODES, "127.0.0.1", 5060)
+    ports = planned_ports(plans, "127.0.0.1", 5060)
+    assert port_clashes(ports) == []
+    # The edge, then per node SIP, TLS, ARI, AMI and one console per app.
+    apps = int(shipped()["service"].get("app_instances", 1))
+    assert len(ports) == 1 + MAX_NODES * (4 + apps)
+    assert ports[0] == PlannedPort("edge", "SIP", "127.0.0.1", 5060, "udp")
+    node2 = [p for p in ports if p.node == "node2"]
+    assert ("SIP", 5080, "udp") in [(p.what, p.port, p.transport) for p in node2]
+
+
+def test_given_ari_port_ten_below_console_when_planned_then_the_clash_names_both() -> None:
+    base = shipped()
+    base["service"].update(ari_port=8100, http_port=8110, app_instances=1)
+    clashes = port_clashes(planned_ports(plan_nodes(base, 2), "127.0.0.1", 5060))
+    assert clashes == ["node1 console (tcp 127.0.0.1:8110) and node2 ARI (tcp 127.0.0.1:8110) "
+                       "would share port 8110"]
+
+
+def test_given_two_apps_per_node_when_consoles_meet_the_next_nodes_then_clash() -> None:
+    base = shipped()
+    base["service"].update(http_port=8022, app_instances=12)  # 8022..8033 meets 8032
+    clashes = port_clashes(planned_ports(plan_nodes(base, 2), "127.0.0.1", 5060))
+    assert any("node1 console (app 11)" in c and "node2 console (app 1)" in c
+               for c in clashes), clashes
+
+
+def test_given_same_port_on_other_transport_or_address_then_no_clash() -> None:
+    udp = PlannedPort("node1", "SIP", "127.0.0.1", 5070, "udp")
+    assert port_clashes([udp, PlannedPort("x", "ARI", "127.0.0.1", 5070, "tcp")]) == []
+    assert port_clashes([udp, PlannedPort("x", "SIP", "127.0.0.2", 5070, "udp")]) == []
+    assert port_clashes([udp, PlannedPort("x", "SIP", "0.0.0.0", 5070, "udp")]) != []

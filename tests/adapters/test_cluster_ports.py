@@ -1,0 +1,61 @@
+"""`callcenter cluster run` checks every planned port before it starts anything
+(cluster/runner.py check_ports): a port in use, or two parts planned on one port, stops it with
+the node, the part and the port named."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from callcenter.cluster.plan import plan_nodes
+from callcenter.cluster.runner import check_ports
+from callcenter.pbx.process import PbxStartError
+
+
+def free(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A TCP port something listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield int(s.getsockname()[1])
+
+
+def base(**service: Any) -> dict[str, Any]:
+    ports = {"ari_port": free(socket.SOCK_STREAM), "ami_port": free(socket.SOCK_STREAM),
+             "http_port": free(socket.SOCK_STREAM)}
+    return {"service": {**ports, **service},
+            "trunk": {"rtp_start": 31000, "rtp_end": 31999}}
+
+
+def test_given_free_ports_then_check_passes() -> None:
+    edge = free(socket.SOCK_DGRAM)
+    check_ports(plan_nodes(base(), 1, "127.0.0.1", edge), "127.0.0.1", edge)
+
+
+def test_given_a_port_in_use_when_checked_then_it_names_node_part_and_port(
+        listener: int) -> None:
+    edge = free(socket.SOCK_DGRAM)
+    plans = plan_nodes(base(ari_port=listener), 1, "127.0.0.1", edge)
+    with pytest.raises(PbxStartError) as e:
+        check_ports(plans, "127.0.0.1", edge)
+    assert f"node1 ARI port 127.0.0.1:{listener} is already in use" in str(e.value)
+
+
+def test_given_planned_clash_when_checked_then_refused_before_any_bind() -> None:
+    edge = free(socket.SOCK_DGRAM)
+    http = free(socket.SOCK_STREAM)
+    plans = plan_nodes(base(ari_port=http - 10, http_port=http), 2, "127.0.0.1", edge)
+    with pytest.raises(PbxStartError) as e:
+        check_ports(plans, "127.0.0.1", edge)
+    assert "node1 console" in str(e.value) and "node2 ARI" in str(e.value)
+    assert f"would share port {http}" in str(e.value)
