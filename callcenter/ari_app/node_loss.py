@@ -13,7 +13,7 @@ the end asks of Asterisk (hang-ups, bridges) is skipped: that Asterisk is gone.
 The ended state stays in Redis for a while (TOMBSTONE_S): a node that comes back with its
 calls still up (its apps died, its Asterisk did not) hangs them up instead of adopting them,
 and writes no second record (service._adopt, _close_orphans); the store keeps one record per
-id in any case (records.insert_once).
+id in any case, the node's own replacing a "node lost" one (records.insert_once).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from callcenter.calls.node_loss import NODE_LOST_CAUSE
 from callcenter.faq.store import record_events
 from callcenter.store.data import OUTCOMES, CallRecordData
 from callcenter.store.database import DatabaseRef, engine_for
@@ -45,9 +46,20 @@ class CallRecordStore:
             # The primary key decides between two writers of the same call (two app
             # instances, or a replay after a crash between commit and journal delete).
             # Any other integrity failure (a constraint) is real: raise it.
-            if self.get(rec.id) is not None:
-                return False
-            raise
+            held = self.get(rec.id)
+            if held is None:
+                raise
+            if held.cause == NODE_LOST_CAUSE and rec.cause != NODE_LOST_CAUSE:
+                # A survivor closed the call for a node it took for lost (its beat lapsed:
+                # cut off from Redis, say), yet the node served the call on: the node's own
+                # record, what really happened, replaces the provisional one. FAQ hearings
+                # stay as counted with the provisional record (those after the lapse are
+                # not counted: rare, and a count is never doubled).
+                with self.engine.begin() as conn:
+                    conn.execute(sa.update(_TABLE).where(_TABLE.c.id == rec.id)
+                                 .values(**{k: v for k, v in values.items() if k != "id"}))
+                return True
+            return False
         return True
 
     def get(self, id: str) -> CallRecordData | None:

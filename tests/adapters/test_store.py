@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from callcenter.calls.node_loss import NODE_LOST_CAUSE
 from callcenter.store.data import JSON_KEYS, CallRecordData
 from callcenter.store.migrate import alembic_config, upgrade_head
 from callcenter.store.models import Base
@@ -131,6 +132,21 @@ def test_given_record_when_insert_once_twice_then_one_row_and_second_false(
     assert store.insert_once(dataclasses.replace(rec, caller="0999")) is False  # id decides
     assert store.count() == 1
     assert store.get(rec.id) == rec
+
+
+def test_given_call_closed_by_survivor_when_its_node_writes_its_own_record_then_it_replaces(
+        store: CallRecordStore, make_record: MakeRecord) -> None:
+    """A survivor took the node for lost (its beat lapsed) and closed the call `failed`; the node
+    served it on and writes what happened: that record wins. Never the other way round."""
+    real = dataclasses.replace(make_record(1), outcome="answered", cause="Normal Clearing")
+    provisional = dataclasses.replace(real, outcome="failed", cause=NODE_LOST_CAUSE)
+    assert store.insert_once(provisional) is True
+    assert store.insert_once(real) is True
+    assert store.get(real.id) == real
+    assert store.insert_once(provisional) is False  # a late provisional never undoes it
+    assert store.insert_once(dataclasses.replace(real, caller="0999")) is False
+    assert store.get(real.id) == real
+    assert store.count() == 1
 
 
 def test_given_records_when_got_many_then_those_that_exist_by_id(
