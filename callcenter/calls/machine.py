@@ -15,6 +15,7 @@ from callcenter.calls.commands import (
     ReleaseLine,
     ReleaseOffer,
     WriteRecord,
+    legs_hung_up,
 )
 from callcenter.calls.events import (
     Answered,
@@ -79,7 +80,10 @@ def _end(state: CallState, event: HungUp | Failed,
         if state.operator_channel is not None:
             commands.append(HangupChannel(state.operator_channel))
         if t is None or not t.operator_left:
-            commands.append(EndOperatorCall(tenant_id, operator))
+            # Freed once the phone's legs are gone (EndOperatorCall.after).
+            after = legs_hung_up(commands, state.operator_channel,
+                                 t.consult_channel if t is not None else None)
+            commands.append(EndOperatorCall(tenant_id, operator, after))
     elif phase is Phase.TRANSFERRED and state.unit_channel is not None:
         commands.append(HangupChannel(state.unit_channel))
     if state.bridge is not None:
