@@ -287,8 +287,9 @@ class CallSession:
                 log.info("%s: queued for an operator%s", self._label(),
                          " (urgent)" if urgent else "")
                 d.kick(tenant_id)
-            case cm.Dequeue(tenant_id, reason, extension):
+            case cm.Dequeue(tenant_id, reason, extension, after):
                 assert d.acd is not None
+                await self._legs_gone(after, extension or "-")
                 try:
                     entry = await d.acd.dequeue(tenant_id, s.call_id, reason)
                 except REDIS_DOWN as e:

@@ -89,6 +89,9 @@ class Dequeue:
     tenant_id: str
     reason: str  # abandoned | callback | failed
     extension: str | None = None
+    # The ringing phone's leg, hung up just before: taking the call out frees the operator,
+    # so it waits for that leg to go (as EndOperatorCall.after).
+    after: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

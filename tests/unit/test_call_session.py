@@ -423,3 +423,31 @@ async def test_given_operator_leg_end_never_seen_when_caller_hangs_up_then_freed
     await asyncio.wait_for(session.run([cm.HungUp(T0, 16)]), 2)
     assert acd.ended == ["101"] and [w.outcome for w in written] == ["answered"]
     assert deps.leg_ended == {}
+
+
+class DequeueAcd(FreeAcd):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dequeued: list[str] = []
+
+    async def dequeue(self, tenant: str, cid: str, reason: str) -> object:
+        self.dequeued.append(reason)
+        return object()  # it was queued
+
+
+async def test_given_phone_ringing_when_caller_hangs_up_then_dequeued_once_leg_gone() -> None:
+    """Taking the call out of the queue frees the ringing operator: not before their phone's
+    leg is gone, or the next call could ring it before the first stopped (issue 19.3)."""
+    import dataclasses
+
+    written: list[cm.CallState] = []
+    ari, acd = LegAri(), DequeueAcd()
+    session, deps = _bridged_session(ari, acd, written)
+    session.state = dataclasses.replace(session.state, phase=cm.Phase.RINGING, ringing="101",
+                                        operator=None, bridge=None, bridged_at=None)
+    task = asyncio.create_task(session.run([cm.HungUp(T0, 16)]))
+    await asyncio.sleep(0.05)
+    assert "hangup:c1-op1" in ari.calls and acd.dequeued == []
+    deps.leg_gone("c1-op1")
+    await asyncio.wait_for(task, 2)
+    assert acd.dequeued == ["abandoned"] and [w.outcome for w in written] == ["abandoned"]
