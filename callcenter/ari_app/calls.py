@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import redis.asyncio as aioredis
 
 from callcenter import calls as cm
-from callcenter.ari_app.client import AriClient, AriError, ChannelGone, hangup_quietly
+from callcenter.ari_app.client import AriClient, AriError, ChannelGone
 from callcenter.calls.causes import cause_text
 from callcenter.calls.codec import CALL_KEY, CALL_TTL_S, shared_view, state_to_json
 from callcenter.clock import utcnow
@@ -45,6 +45,8 @@ class CallDeps:
     acd: AcdQueue | None = None  # the operators' queue (None: calls wait on hold)
     # The operators' legs of our calls: leg channel id -> the caller's call id.
     legs: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Calls waiting for legs of theirs to end (EndOperatorCall.after): leg -> set when gone.
+    leg_ended: dict[str, asyncio.Event] = dataclasses.field(default_factory=dict)
     kick: Callable[[str], None] = lambda tenant: None  # "look for an operator for this tenant"
     # (call, source) -> the callback request stored; source queue | pool_full.
     save_callback: Callable[[cm.CallState, str], Awaitable[None]] | None = None
@@ -69,6 +71,22 @@ class CallDeps:
     # ... and (ticket code, unit, call record id) -> recorded on the ticket, so the unit may
     # read it (CallTickets.transferred; never raises). None: not recorded.
     call_transferred: Callable[[str, str, str], Awaitable[bool]] | None = None
+
+
+    def leg_gone(self, leg: str) -> str | None:
+        """A leg of ours is gone (its ChannelDestroyed, or a 404 hanging it up): forget it and
+        wake a call waiting for it; the call id it belonged to (None: not ours, or known
+        gone)."""
+        ended = self.leg_ended.pop(leg, None)
+        if ended is not None:
+            ended.set()
+        return self.legs.pop(leg, None)
+
+
+# How long an ended call waits for the operator's leg to go before freeing them anyway: the
+# leg's ChannelDestroyed comes within milliseconds of the hang-up; never seeing it (events lost
+# in a reconnect) must not keep an operator out of the queue.
+LEG_GONE_WAIT_S = 5.0
 
 
 class CallSession:
@@ -269,8 +287,9 @@ class CallSession:
                 log.info("%s: queued for an operator%s", self._label(),
                          " (urgent)" if urgent else "")
                 d.kick(tenant_id)
-            case cm.Dequeue(tenant_id, reason, extension):
+            case cm.Dequeue(tenant_id, reason, extension, after):
                 assert d.acd is not None
+                await self._legs_gone(after, extension or "-")
                 try:
                     entry = await d.acd.dequeue(tenant_id, s.call_id, reason)
                 except REDIS_DOWN as e:
@@ -309,7 +328,12 @@ class CallSession:
                          self._label(), extension)
                 d.kick(tenant_id)
             case cm.HangupChannel(channel):
-                await hangup_quietly(d.ari, channel)
+                try:
+                    await d.ari.hangup(channel, "normal")
+                except AriError as e:
+                    # Gone already (hung up on its own): nothing to wait for (_legs_gone).
+                    if e.status == 404:
+                        d.leg_gone(channel)
             case cm.BridgeOperator(bridge, operator_channel, recording):
                 await d.ari.create_bridge(bridge)
                 try:
@@ -329,8 +353,9 @@ class CallSession:
                 except AriError as e:  # talking matters more than the recording
                     log.error("%s: recording not started: %s", self._label(), e)
                     self.state = dataclasses.replace(self.state, recording=None)
-            case cm.EndOperatorCall(tenant_id, extension):
+            case cm.EndOperatorCall(tenant_id, extension, after):
                 assert d.acd is not None
+                await self._legs_gone(after, extension)
                 try:
                     await d.acd.call_ended(tenant_id, extension, s.call_id)
                 except QueueConflict as e:
@@ -360,6 +385,29 @@ class CallSession:
             case _:
                 return await self._execute_transfer(command)
         return None
+
+    async def _legs_gone(self, legs: tuple[str, ...], extension: str) -> None:
+        """Wait until these legs of ours (just hung up) are gone, at most LEG_GONE_WAIT_S: an
+        operator is offered the next call only once Asterisk has let go of their phone's call.
+        ARI's hang-up returns as soon as the hang-up is queued; the BYE leaves when the
+        channel's own thread runs, just before its ChannelDestroyed (issue 19.3)."""
+        d = self.deps
+        waiting = {leg: d.leg_ended.setdefault(leg, asyncio.Event())
+                   for leg in legs if leg in d.legs}  # not in legs: gone already
+        if not waiting:
+            return
+        try:
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in waiting.values())),
+                                   LEG_GONE_WAIT_S)
+        except TimeoutError:
+            log.warning("%s: operator %s's leg(s) %s not gone after %.0f s; freeing the operator "
+                        "anyway", self._label(), extension,
+                        ",".join(leg for leg, e in waiting.items() if not e.is_set()),
+                        LEG_GONE_WAIT_S)
+        finally:
+            for leg, ended in waiting.items():
+                if d.leg_ended.get(leg) is ended:
+                    del d.leg_ended[leg]
 
     async def _transfers_to_app(self, channel: str) -> None:
         """The phone's transfer button reaches the app (ChannelTransfer) instead of Asterisk's

@@ -367,8 +367,8 @@ class StasisService:
         hung up)."""
         if kind != "ChannelDestroyed":
             return
-        call_id = self.deps.legs.pop(leg)
-        session = self.sessions.get(call_id)
+        call_id = self.deps.leg_gone(leg)  # also frees an operator waiting for it to go
+        session = self.sessions.get(call_id) if call_id is not None else None
         if session is not None:
             gone: cm.Event = (cm.UnitGone(utcnow(), leg, event.get("cause")) if is_unit_leg(leg)
                               else cm.OperatorGone(utcnow(), leg, event.get("cause")))

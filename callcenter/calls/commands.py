@@ -89,6 +89,9 @@ class Dequeue:
     tenant_id: str
     reason: str  # abandoned | callback | failed
     extension: str | None = None
+    # The ringing phone's leg, hung up just before: taking the call out frees the operator,
+    # so it waits for that leg to go (as EndOperatorCall.after).
+    after: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,10 +129,18 @@ class BridgeOperator:
 
 @dataclass(frozen=True)
 class EndOperatorCall:
-    """The operator's part is over: the queue moves them to wrap-up."""
+    """The operator's part is over: the queue moves them to wrap-up.
+
+    ``after``: the operator's legs hung up in the same step (HangupChannel before this). The
+    operator is freed only once those are gone (their ChannelDestroyed; a bounded wait in the
+    adapter): freed at once, the queue could ring their phone with the next call (from another
+    node, through the edge) before Asterisk has sent the BYE of this one, and the phone would
+    hold two calls (issue 19.3; app_queue too frees a member only once its channel is gone).
+    """
 
     tenant_id: str
     extension: str
+    after: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,3 +212,10 @@ Command = (AcquireLine | ReleaseLine | HoldOffer | ReleaseOffer | Answer | Progr
            | Enqueue | Dequeue | RingOperator | ReturnOffer | HangupChannel | BridgeOperator
            | EndOperatorCall | DestroyBridge | SaveCallback | DialUnit | TransferProgress
            | AnswerLeg | CreateBridge | MoveToBridge | BridgeMoh)
+
+
+def legs_hung_up(commands: list[Command], *legs: str | None) -> tuple[str, ...]:
+    """Those of ``legs`` that ``commands`` hang up (HangupChannel), in the order given: what an
+    EndOperatorCall of the same step waits for."""
+    hung = {c.channel for c in commands if isinstance(c, HangupChannel)}
+    return tuple(leg for leg in legs if leg is not None and leg in hung)

@@ -15,6 +15,7 @@ from callcenter.calls.commands import (
     ReleaseLine,
     ReleaseOffer,
     WriteRecord,
+    legs_hung_up,
 )
 from callcenter.calls.events import (
     Answered,
@@ -65,10 +66,13 @@ def _end(state: CallState, event: HungUp | Failed,
     commands: list[Command] = []
     talk_ended_at = state.talk_ended_at
     if phase in QUEUE_PHASES and state.tenant_id is not None:
-        commands.append(Dequeue(state.tenant_id, "failed" if isinstance(event, Failed)
-                                else "abandoned", state.ringing))
+        after: tuple[str, ...] = ()
         if phase is Phase.RINGING and state.operator_channel is not None:
+            # The phone stops ringing first; the operator is free once it has (Dequeue.after).
             commands.append(HangupChannel(state.operator_channel))
+            after = (state.operator_channel,)
+        commands.append(Dequeue(state.tenant_id, "failed" if isinstance(event, Failed)
+                                else "abandoned", state.ringing, after))
     elif phase is Phase.BRIDGED and state.tenant_id is not None and state.operator is not None:
         t, tenant_id, operator = state.transfer, state.tenant_id, state.operator
         if t is not None:
@@ -79,7 +83,10 @@ def _end(state: CallState, event: HungUp | Failed,
         if state.operator_channel is not None:
             commands.append(HangupChannel(state.operator_channel))
         if t is None or not t.operator_left:
-            commands.append(EndOperatorCall(tenant_id, operator))
+            # Freed once the phone's legs are gone (EndOperatorCall.after).
+            legs = legs_hung_up(commands, state.operator_channel,
+                                t.consult_channel if t is not None else None)
+            commands.append(EndOperatorCall(tenant_id, operator, legs))
     elif phase is Phase.TRANSFERRED and state.unit_channel is not None:
         commands.append(HangupChannel(state.unit_channel))
     if state.bridge is not None:

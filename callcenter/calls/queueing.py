@@ -111,10 +111,14 @@ def queued(state: CallState, event: Event) -> tuple[CallState, list[Command]] | 
     if isinstance(event, mn.Digit) and state.callback_offered and event.digit == "1":
         new, say, token = _queue_say(state, Prompt("queue_callback_confirm",
                                                    CALLBACK_CONFIRM_TEXT))
-        commands = [Dequeue(state.tenant_id, "callback", state.ringing)]
+        commands = []
+        after: tuple[str, ...] = ()
         if state.phase is Phase.RINGING and state.operator_channel is not None:
+            # The phone stops ringing first; the operator is free once it has (Dequeue.after).
             commands.append(HangupChannel(state.operator_channel))
-        commands += [SaveCallback(state.tenant_id), *say]
+            after = (state.operator_channel,)
+        commands += [Dequeue(state.tenant_id, "callback", state.ringing, after),
+                     SaveCallback(state.tenant_id), *say]
         new = replace(new, phase=Phase.CLOSING, outcome="callback", ringing=None,
                       announcing=None, closing_token=token)
         return new, commands

@@ -16,6 +16,7 @@ from callcenter.calls.commands import (
     HangupChannel,
     MoveToBridge,
     TransferProgress,
+    legs_hung_up,
 )
 from callcenter.calls.events import (
     Event,
@@ -105,7 +106,9 @@ def _complete(state: CallState, at: dt.datetime) -> tuple[CallState, list[Comman
     if t.consult_bridge is not None:
         commands.append(DestroyBridge(t.consult_bridge))
     if not t.operator_left and state.operator is not None:
-        commands.append(EndOperatorCall(state.tenant_id, state.operator))
+        # Freed once the phone's legs are gone (EndOperatorCall.after).
+        after = legs_hung_up(commands, state.operator_channel, t.consult_channel)
+        commands.append(EndOperatorCall(state.tenant_id, state.operator, after))
     new = replace(state, phase=Phase.TRANSFERRED, transfer=None, operator_channel=None,
                   unit_channel=t.unit_channel, talk_ended_at=state.talk_ended_at or at,
                   transfers=(*state.transfers, _record(t, True, "completed")))
@@ -188,7 +191,9 @@ def transferring(state: CallState, event: Event) -> tuple[CallState, list[Comman
             return new, commands
         new, commands = give_up(state, "failed")
         new = replace(new, phase=Phase.CLOSING, talk_ended_at=event.at, operator_channel=None)
-        return new, [*commands, EndOperatorCall(state.tenant_id, state.operator),
+        # The phone's consultation call, if any, goes first (EndOperatorCall.after).
+        after = legs_hung_up(commands, t.consult_channel)
+        return new, [*commands, EndOperatorCall(state.tenant_id, state.operator, after),
                      Hangup("normal")]
     if isinstance(event, Resume) and t is not None:
         # Adopted mid-transfer: the other instance's legs and answers are lost; give it up.

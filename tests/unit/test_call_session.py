@@ -345,3 +345,109 @@ async def test_given_redis_down_or_no_offer_store_when_lines_full_then_busy_mess
     assert "answer" not in ari.calls and pool.degraded  # the outage noted, nobody answered
     ari, _ = await _offer_run(None, None, cm.HungUp(T0, 17))
     assert "answer" not in ari.calls and ari.played[0][0].endswith("/all_busy")
+
+
+# ---- the operator freed once their leg is gone (issue 19.3) ---------------------------------
+class LegAri(FakeAri):
+    """Hanging up a leg only asks Asterisk (as ARI's DELETE does): the leg's ChannelDestroyed
+    comes later. ``gone``: legs already gone (404)."""
+
+    def __init__(self, gone: set[str] | None = None) -> None:
+        super().__init__()
+        self.gone = gone or set()
+
+    async def hangup(self, cid: str, reason: str) -> None:
+        from callcenter.ari_app.client import ChannelGone as Gone
+        self.calls.append(f"hangup:{cid}")
+        if cid in self.gone:
+            raise Gone("DELETE", f"/channels/{cid}", 404, '{"message":"Channel not found"}')
+
+    async def destroy_bridge(self, bridge: str) -> bool:
+        await self._do("destroy-bridge")
+        return True
+
+
+def _bridged_session(ari: FakeAri, acd: FreeAcd,
+                     written: list[cm.CallState]) -> tuple[CallSession, CallDeps]:
+    import dataclasses
+
+    async def write(state: cm.CallState) -> None:
+        written.append(state)
+
+    deps = CallDeps(ari=ari, pool=FakePool(), redis=FakeRedis(),  # type: ignore[arg-type]
+                    sounds_dir="/s", write_record=write, acd=acd)  # type: ignore[arg-type]
+    deps.legs["c1-op1"] = "c1"  # as RingOperator left it
+    bridged = dataclasses.replace(
+        cm.new_call("c1", "pbx1", "1022", "0909", "c1", T0), phase=cm.Phase.BRIDGED,
+        tenant_id="dongnai", shift="day", limit=3, line_held=True, answered_at=T0,
+        queued_at=T0, queue_enabled=True, operator="101", operator_channel="c1-op1", legs=1,
+        bridge="c1-bridge", bridged_at=T0)
+    return CallSession(bridged, deps), deps
+
+
+async def test_given_bridged_when_caller_hangs_up_then_operator_freed_only_once_leg_gone(
+) -> None:
+    """ARI's hang-up returns once the hang-up is queued; freeing the operator then let the queue
+    ring their phone with a waiting call (another node's, through the edge) before Asterisk had
+    sent this call's BYE: two calls at once on the phone (issue 19.3)."""
+    written: list[cm.CallState] = []
+    ari, acd = LegAri(), FreeAcd()
+    session, deps = _bridged_session(ari, acd, written)
+    task = asyncio.create_task(session.run([cm.HungUp(T0, 16, "16 Normal Clearing")]))
+    await asyncio.sleep(0.05)
+    assert "hangup:c1-op1" in ari.calls
+    assert acd.ended == []  # the leg is still there: the operator is not free yet
+    assert deps.leg_gone("c1-op1") == "c1"  # its ChannelDestroyed (StasisService._on_leg_event)
+    await asyncio.wait_for(task, 2)
+    assert acd.ended == ["101"] and [w.outcome for w in written] == ["answered"]
+    assert deps.legs == {} and deps.leg_ended == {}
+
+
+async def test_given_operator_leg_gone_already_when_caller_hangs_up_then_freed_at_once(
+) -> None:
+    written: list[cm.CallState] = []
+    ari, acd = LegAri(gone={"c1-op1"}), FreeAcd()  # 404: the operator hung up just then
+    session, deps = _bridged_session(ari, acd, written)
+    await asyncio.wait_for(session.run([cm.HungUp(T0, 16)]), 1)
+    assert acd.ended == ["101"] and deps.legs == {} and deps.leg_ended == {}
+
+
+async def test_given_operator_leg_end_never_seen_when_caller_hangs_up_then_freed_after_bound(
+        monkeypatch: Any) -> None:
+    """An operator is never kept out of the queue by a lost event: freed after the bound."""
+    from callcenter.ari_app import calls as ari_calls
+    monkeypatch.setattr(ari_calls, "LEG_GONE_WAIT_S", 0.1)
+    written: list[cm.CallState] = []
+    ari, acd = LegAri(), FreeAcd()
+    session, deps = _bridged_session(ari, acd, written)
+    await asyncio.wait_for(session.run([cm.HungUp(T0, 16)]), 2)
+    assert acd.ended == ["101"] and [w.outcome for w in written] == ["answered"]
+    assert deps.leg_ended == {}
+
+
+class DequeueAcd(FreeAcd):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dequeued: list[str] = []
+
+    async def dequeue(self, tenant: str, cid: str, reason: str) -> object:
+        self.dequeued.append(reason)
+        return object()  # it was queued
+
+
+async def test_given_phone_ringing_when_caller_hangs_up_then_dequeued_once_leg_gone() -> None:
+    """Taking the call out of the queue frees the ringing operator: not before their phone's
+    leg is gone, or the next call could ring it before the first stopped (issue 19.3)."""
+    import dataclasses
+
+    written: list[cm.CallState] = []
+    ari, acd = LegAri(), DequeueAcd()
+    session, deps = _bridged_session(ari, acd, written)
+    session.state = dataclasses.replace(session.state, phase=cm.Phase.RINGING, ringing="101",
+                                        operator=None, bridge=None, bridged_at=None)
+    task = asyncio.create_task(session.run([cm.HungUp(T0, 16)]))
+    await asyncio.sleep(0.05)
+    assert "hangup:c1-op1" in ari.calls and acd.dequeued == []
+    deps.leg_gone("c1-op1")
+    await asyncio.wait_for(task, 2)
+    assert acd.dequeued == ["abandoned"] and [w.outcome for w in written] == ["abandoned"]

@@ -92,17 +92,21 @@ def test_given_ringing_when_another_operator_answers_then_illegal() -> None:
 
 
 def test_given_bridged_when_caller_hangs_up_then_operator_leg_ends_and_wrap_up() -> None:
+    """The operator is freed only once their leg is gone (``after``): freed at once, the queue
+    could ring the phone with the next call before the BYE of this one (issue 19.3)."""
     state, cmds = cm.step(bridged(), cm.HungUp(at(70), 16, "16 Normal Clearing"))
     assert state.phase is cm.Phase.ENDED and state.outcome == "answered"
     assert state.talk_ended_at == at(70) and state.wrap_up_s == 10
-    assert cmds == [cm.HangupChannel("c1-op1"), cm.EndOperatorCall("dongnai", "101"),
+    assert cmds == [cm.HangupChannel("c1-op1"),
+                    cm.EndOperatorCall("dongnai", "101", after=("c1-op1",)),
                     cm.DestroyBridge("c1-bridge"), cm.ReleaseLine("dongnai"), cm.WriteRecord()]
 
 
 def test_given_bridged_when_operator_hangs_up_then_caller_is_hung_up() -> None:
     state, cmds = cm.step(bridged(), cm.OperatorGone(at(60), "c1-op1", 16))
     assert state.phase is cm.Phase.CLOSING and state.talk_ended_at == at(60)
-    assert cmds == [cm.EndOperatorCall("dongnai", "101"), cm.Hangup("normal")]
+    # Their leg is gone already: nothing to wait for before freeing them.
+    assert cmds == [cm.EndOperatorCall("dongnai", "101", after=()), cm.Hangup("normal")]
     state, cmds = cm.step(state, cm.HungUp(at(60.1), 16))
     assert state.outcome == "answered" and state.talk_ended_at == at(60)
     assert cmds == [cm.DestroyBridge("c1-bridge"), cm.ReleaseLine("dongnai"), cm.WriteRecord()]
@@ -118,7 +122,9 @@ def test_given_queued_when_caller_hangs_up_then_abandoned_and_dequeued() -> None
 def test_given_ringing_when_caller_hangs_up_then_the_phone_stops_ringing() -> None:
     state, cmds = cm.step(ringing(), cm.HungUp(at(8), 16))
     assert state.outcome == "abandoned" and state.operator is None and state.wrap_up_s is None
-    assert cmds == [cm.Dequeue("dongnai", "abandoned", "101"), cm.HangupChannel("c1-op1"),
+    # Out of the queue (the operator free) only once the phone's leg is gone (issue 19.3).
+    assert cmds == [cm.HangupChannel("c1-op1"),
+                    cm.Dequeue("dongnai", "abandoned", "101", after=("c1-op1",)),
                     cm.ReleaseLine("dongnai"), cm.WriteRecord()]
 
 
@@ -156,6 +162,17 @@ def test_given_callback_offered_when_caller_presses_1_then_request_saved_and_goo
     state, cmds = cm.step(state, cm.HungUp(at(308.1), 16))
     assert state.outcome == "callback"
     assert cmds == [cm.ReleaseLine("dongnai"), cm.WriteRecord()]
+
+
+def test_given_phone_ringing_when_caller_takes_callback_then_operator_freed_after_ring_stops(
+) -> None:
+    state, _ = cm.step(queued(), cm.WaitTick(at(300), "callback", "bấm phím 1"))
+    state, _ = cm.step(state, cm.Offered(at(301), "101", 15, 10))
+    state, cmds = cm.step(state, mn.Digit(at(303), "1"))
+    assert state.phase is cm.Phase.CLOSING and state.outcome == "callback"
+    assert cmds[:3] == [cm.HangupChannel("c1-op1"),
+                        cm.Dequeue("dongnai", "callback", "101", after=("c1-op1",)),
+                        cm.SaveCallback("dongnai")]
 
 
 def test_given_no_callback_offer_when_caller_presses_1_then_nothing() -> None:

@@ -45,7 +45,7 @@ def test_given_blind_transfer_when_unit_answers_then_unit_joins_and_operator_lea
     state, _ = cm.step(bridged(), blind_button())
     state, cmds = cm.step(state, cm.UnitAnswered(at(25), UNIT))
     assert cmds == [cm.MoveToBridge(UNIT, BRIDGE), cm.TransferProgress(OP, "channel_answered"),
-                    cm.HangupChannel(OP), cm.EndOperatorCall("dongnai", "101")]
+                    cm.HangupChannel(OP), cm.EndOperatorCall("dongnai", "101", after=(OP,))]
     assert state.phase is cm.Phase.TRANSFERRED and state.unit_channel == UNIT
     assert state.operator_channel is None and state.talk_ended_at == at(25)
     assert state.transfers == (cm.TransferRecord(at(20), "101", "so_y_te", "02513822000",
@@ -102,7 +102,7 @@ def test_given_transfer_in_progress_when_button_again_then_declined_and_api_rais
 def test_given_blind_transfer_when_operator_hangs_up_then_caller_waits_with_music() -> None:
     state, _ = cm.step(bridged(), blind_button())
     state, cmds = cm.step(state, cm.OperatorGone(at(22), OP, 16))
-    assert cmds == [cm.EndOperatorCall("dongnai", "101"), cm.BridgeMoh(BRIDGE, True)]
+    assert cmds == [cm.EndOperatorCall("dongnai", "101", after=()), cm.BridgeMoh(BRIDGE, True)]
     assert state.phase is cm.Phase.BRIDGED and state.talk_ended_at == at(22)
     answered, cmds = cm.step(state, cm.UnitAnswered(at(25), UNIT))
     assert cmds == [cm.MoveToBridge(UNIT, BRIDGE), cm.BridgeMoh(BRIDGE, False)]
@@ -117,7 +117,7 @@ def test_given_transfer_when_caller_hangs_up_then_unit_leg_and_operator_go() -> 
     state, _ = cm.step(bridged(), blind_button())
     state, cmds = cm.step(state, cm.HungUp(at(30), 16, "Normal Clearing"))
     assert cmds == [cm.TransferProgress(OP, "channel_declined"), cm.HangupChannel(UNIT),
-                    cm.HangupChannel(OP), cm.EndOperatorCall("dongnai", "101"),
+                    cm.HangupChannel(OP), cm.EndOperatorCall("dongnai", "101", after=(OP,)),
                     cm.DestroyBridge(BRIDGE), cm.ReleaseLine("dongnai"), cm.WriteRecord()]
     assert state.transfers[-1].result == "failed" and state.outcome == "answered"
     # The unit answering after that is hung up at once.
@@ -145,7 +145,7 @@ def test_given_consultation_when_completed_then_unit_takes_caller() -> None:
     state, cmds = cm.step(state, cm.TransferCompleted(at(40), "api"))
     assert cmds == [cm.MoveToBridge(UNIT, BRIDGE, "c1-consult1"), cm.BridgeMoh(BRIDGE, False),
                     cm.HangupChannel(OP), cm.DestroyBridge("c1-consult1"),
-                    cm.EndOperatorCall("dongnai", "101")]
+                    cm.EndOperatorCall("dongnai", "101", after=(OP,))]
     assert state.phase is cm.Phase.TRANSFERRED and state.talk_ended_at == at(40)
     assert state.transfers == (cm.TransferRecord(at(20), "101", "so_y_te", "02513822000",
                                                  "attended", True, "completed"),)
@@ -185,13 +185,26 @@ def test_given_phone_consultation_when_refer_replaces_then_transfer_completes() 
     assert cmds == [cm.MoveToBridge(UNIT, BRIDGE, "c1-consult1"),
                     cm.TransferProgress(OP, "channel_answered"), cm.BridgeMoh(BRIDGE, False),
                     cm.HangupChannel(OP), cm.HangupChannel(consult),
-                    cm.DestroyBridge("c1-consult1"), cm.EndOperatorCall("dongnai", "101")]
+                    cm.DestroyBridge("c1-consult1"),
+                    cm.EndOperatorCall("dongnai", "101", after=(OP, consult))]
     assert done.phase is cm.Phase.TRANSFERRED
     # Hanging up the consultation instead returns to the caller (the phone unholds).
     back, cmds = cm.step(state, cm.OperatorGone(at(30), consult, 16))
     assert cmds == [cm.HangupChannel(UNIT), cm.BridgeMoh(BRIDGE, False),
                     cm.DestroyBridge("c1-consult1")]
     assert back.phase is cm.Phase.BRIDGED and back.transfers[-1].result == "returned"
+    # The caller hanging up mid-consultation: the operator is freed once both of the phone's
+    # calls are gone (issue 19.3).
+    _, cmds = cm.step(state, cm.HungUp(at(30), 16))
+    ends = [c for c in cmds if isinstance(c, cm.EndOperatorCall)]
+    assert ends == [cm.EndOperatorCall("dongnai", "101", after=(OP, consult))]
+    assert {cm.HangupChannel(OP), cm.HangupChannel(consult)} <= set(cmds)
+    # The operator hanging up their first call once the unit answered completes the transfer:
+    # the phone's consultation is hung up, and they are freed once it is gone.
+    _, cmds = cm.step(state, cm.OperatorGone(at(30), OP, 16))
+    ends = [c for c in cmds if isinstance(c, cm.EndOperatorCall)]
+    assert ends == [cm.EndOperatorCall("dongnai", "101", after=(consult,))]
+    assert cm.HangupChannel(consult) in cmds
 
 
 def test_given_no_consultation_when_phone_refers_with_replaces_then_declined() -> None:
