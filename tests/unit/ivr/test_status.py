@@ -4,6 +4,7 @@ the interpreter's moves (given this state and this event, these commands)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -566,6 +567,75 @@ async def test_given_lookup_command_then_call_task_asks_the_store_and_feeds_the_
     deps.lookup = None  # no ticket store wired: the caller hears "interrupted", not silence
     back = await CallSession(state, deps)._execute(command)
     assert isinstance(back, m.LookupDone) and back.result == s.UNAVAILABLE
+
+
+async def test_given_slow_lookup_when_caller_types_a_code_meanwhile_then_every_key_counts():
+    """The call's task: keys arriving while the caller's own lookup is awaited are not lost,
+    whether they wait in the call's event queue or in the menu's typed-ahead keys."""
+    import asyncio
+
+    from callcenter.ari_app.calls import CallDeps, CallSession
+
+    release = asyncio.Event()
+    asked: list[m.LookupTickets] = []
+
+    async def lookup(tenant: str, caller: str, command: m.LookupTickets) -> s.LookupResult:
+        asked.append(command)
+        if len(asked) == 1:
+            await release.wait()  # the caller's own lookup, slow
+        return s.LookupResult()
+
+    class Ari:
+        async def play(self, cid: str, media: str, pid: str) -> None:
+            return None
+
+        async def stop_playback(self, pid: str) -> bool:
+            return True
+
+        async def subscribe_channel(self, cid: str) -> None:
+            return None
+
+    class Prompts:
+        async def media(self, tenant: str, prompt: Prompt) -> str:
+            return f"sound:{prompt.id}"
+
+    async def write(state: cm.CallState) -> None:
+        return None
+
+    class Redis:
+        async def set(self, key: str, value: str, ex: int) -> None:
+            return None
+
+    class Pool:
+        degraded = False
+
+    ctx = cm.IvrContext(TREE, m.NoFaq(), Prompt("greeting", "Xin chào"))
+    state = cm.CallState("c1", "pbx1", "1022", "0909555702", "c1", T0, phase=cm.Phase.IVR,
+                         tenant_id="dongnai", line_held=True, menu=m.start_state(TREE))
+    deps = CallDeps(ari=Ari(), pool=Pool(), redis=Redis(), sounds_dir="/s",  # type: ignore[arg-type]
+                    write_record=write, lookup=lookup, prompts=Prompts())  # type: ignore[arg-type]
+    session = CallSession(state, deps, ctx)
+    task = asyncio.create_task(session.run([cm.Resume(T0)]))
+
+    async def until(done: Callable[[], bool]) -> None:
+        while not done() and not task.done():
+            await asyncio.sleep(0.001)
+
+    def in_menu() -> bool:
+        return session.state.menu is not None and session.state.menu.mode is m.Mode.CHOOSING
+
+    await asyncio.wait_for(until(in_menu), 2)  # the main menu says its prompt
+    session.events.put_nowait(m.Digit(T0, "7"))
+    await asyncio.wait_for(until(lambda: bool(asked)), 2)
+    for key in CODE + "#":  # typed while the store is still looking
+        session.events.put_nowait(m.Digit(T0, key))
+    await asyncio.sleep(0.01)
+    release.set()
+    await asyncio.wait_for(until(lambda: len(asked) > 1), 2)
+    assert not task.done(), session.state
+    assert asked[1].code == s.TypedCode(42, dt.date(2026, 12, 7))
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def test_given_status_step_then_calls_listing_shows_the_codes_read():
