@@ -49,7 +49,6 @@ import dataclasses
 import datetime as dt
 import functools
 import inspect
-import itertools
 import json
 import logging
 import os
@@ -69,7 +68,14 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import TENANT, bench_config, table  # noqa: E402
+from common import (  # noqa: E402
+    TENANT,
+    Measured,
+    bench_config,
+    measure_calls,
+    table,
+    told_when_requested,
+)
 
 from callcenter import (
     app,  # noqa: E402
@@ -400,16 +406,7 @@ class Pass:
     p1_ns: list[int]
     call_ns: list[int]
     steps: Steps
-    redis_cmds: dict[str, int]
-    ari: collections.Counter[str]
-
-
-async def _commandstats(r: aioredis.Redis) -> dict[str, int]:
-    """Calls per command, and Redis's own time per command as "<command> µs"."""
-    info = await r.info("commandstats")
-    out = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
-    out.update({k.removeprefix("cmdstat_") + " µs": int(v["usec"]) for k, v in info.items()})
-    return out
+    measured: Measured
 
 
 async def run_pass(redis_url: str, calls: int, warmup: int, steps: Steps,
@@ -454,23 +451,11 @@ async def run_pass(redis_url: str, calls: int, warmup: int, steps: Steps,
     service.start()
     while not service.connected.is_set():
         await asyncio.sleep(0.01)
-    counter = itertools.count(1)
-    loop = asyncio.get_running_loop()
     p1: list[int] = []
     whole: list[int] = []
-    before_cmds: dict[str, int] = {}
-    before_ari = 0
-    for i in range(warmup + calls):
-        measured = i >= warmup
-        if i == warmup:
-            await asyncio.sleep(0.05)
-            before_cmds = await _commandstats(stats)
-            before_ari = len(fake.requests)
-            steps.on = True
-        call_id = f"1765100000.{next(counter)}"
-        answered: asyncio.Future[None] = loop.create_future()
-        fake.answered[call_id] = functools.partial(loop.call_soon_threadsafe,
-                                                   answered.set_result, None)
+
+    async def one_call(call_id: str, measured: bool) -> None:
+        answered = told_when_requested(fake, call_id)
         cpu0 = time.thread_time_ns()
         steps.p1 = steps.on
         fake.send([_event("StasisStart", _channel(call_id), args=[])], call_id)
@@ -495,13 +480,9 @@ async def run_pass(redis_url: str, calls: int, warmup: int, steps: Steps,
             p1.append(fake.p1_total_ns.pop(call_id))
         else:
             fake.p1_total_ns.pop(call_id, None)
-    steps.on = False
-    await asyncio.sleep(0.05)
-    after_cmds = await _commandstats(stats)
-    cmds = {k: v - before_cmds.get(k, 0) for k, v in after_cmds.items()
-            if v - before_cmds.get(k, 0) > 0}
-    ari_counts: collections.Counter[str] = collections.Counter(
-        f"{m} {_shape(u)}" for m, u in fake.requests[before_ari:])
+
+    result = await measure_calls(fake, stats, steps, calls=calls, warmup=warmup,
+                                 first_id="1765100000.1", call=one_call)
     await service.close()
     await session.close()
     for r in (pool_client, client, stats):
@@ -510,18 +491,26 @@ async def run_pass(redis_url: str, calls: int, warmup: int, steps: Steps,
     fake.stop()
     if not bare and len(records) != warmup + calls:
         raise SystemExit(f"{len(records)} call records for {warmup + calls} calls")
-    return Pass(p1, whole, steps, cmds, ari_counts)
+    return Pass(p1, whole, steps, result)
 
 
-def _shape(uri: str) -> str:
-    parts = uri.split("/")
-    if parts[0] == "channels" and len(parts) > 1:
-        parts[1] = "{id}"
-        if len(parts) > 3 and parts[2] == "play":
-            parts[3] = "{playback}"
-    if parts[0] == "applications" and len(parts) > 2:
-        parts[1] = "{app}"
-    return "/".join(parts)
+@contextlib.contextmanager
+def private_redis_quietly(prefix: str, log_level: str) -> Iterator[str]:
+    """A private redis-server on a unix socket (its URL) for the passes, the product's logging
+    set up at ``log_level`` with its stderr sent to /dev/null meanwhile."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        redis = PrivateRedis(Path(tmp) / "redis.sock")
+        redis.start()
+        devnull = open(os.devnull, "w")  # noqa: SIM115 - the log thread writes here
+        real_stderr = sys.stderr
+        try:
+            sys.stderr = devnull
+            cli._setup_logging(log_level)
+            yield redis.url
+        finally:
+            sys.stderr = real_stderr
+            redis.stop()
+            devnull.close()
 
 
 def us(ns: float) -> str:
@@ -568,14 +557,14 @@ def report(base: Pass, probed: Pass | None, floor: Pass | None, calls: int,
         out.append(table(["step", "µs per call"], p1_rows))
     out += ["", "Redis commands per call (INFO commandstats; those inside Lua scripts too), "
             "and Redis's own time for them:", ""]
-    cmds = base.redis_cmds
+    cmds = base.measured.redis_cmds
     out.append(table(["command", "per call", "µs in Redis per call"],
                      [[k, f"{v / calls:.2f}", f"{cmds.get(k + ' µs', 0) / calls:.1f}"]
                       for k, v in sorted(cmds.items()) if not k.endswith(" µs")
                       and k != "info"]))
     out += ["", "ARI requests per call:", ""]
     out.append(table(["request", "per call"],
-                     [[k, f"{v / calls:.2f}"] for k, v in sorted(base.ari.items())]))
+                     [[k, f"{v / calls:.2f}"] for k, v in sorted(base.measured.ari.items())]))
     return "\n".join(out)
 
 
@@ -588,28 +577,16 @@ def main() -> int:
     ap.add_argument("--bare", action="store_true",
                     help="also the floor: a bare ARI application (BareApp) on the same parts")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="hotline-profile-") as tmp:
-        redis = PrivateRedis(Path(tmp) / "redis.sock")
-        redis.start()
-        devnull = open(os.devnull, "w")  # noqa: SIM115 - the log thread writes here
-        real_stderr = sys.stderr
-        try:
-            sys.stderr = devnull
-            cli._setup_logging(args.log_level)
-            base = asyncio.run(run_pass(redis.url, args.calls, args.warmup, Steps()))
-            floor = None
-            if args.bare:
-                floor = asyncio.run(run_pass(redis.url, args.calls, args.warmup, Steps(),
-                                             bare=True))
-            probed = None
-            if args.steps:
-                steps = Steps()
-                instrument(steps)
-                probed = asyncio.run(run_pass(redis.url, args.calls, args.warmup, steps))
-        finally:
-            sys.stderr = real_stderr
-            redis.stop()
-            devnull.close()
+    with private_redis_quietly("hotline-profile-", args.log_level) as url:
+        base = asyncio.run(run_pass(url, args.calls, args.warmup, Steps()))
+        floor = None
+        if args.bare:
+            floor = asyncio.run(run_pass(url, args.calls, args.warmup, Steps(), bare=True))
+        probed = None
+        if args.steps:
+            steps = Steps()
+            instrument(steps)
+            probed = asyncio.run(run_pass(url, args.calls, args.warmup, steps))
     print(report(base, probed, floor, args.calls, args.log_level))
     return 0
 

@@ -22,8 +22,11 @@ The hotline may carry IVR menus (`Hotline(ivr=...)`); `Hotline.cli`, `.post`, `.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import collections
 import datetime as dt
+import functools
 import json
 import os
 import re
@@ -38,10 +41,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -207,6 +210,82 @@ def machine_cpu() -> tuple[float, float]:
 
 
 # ---- the hotline under test ---------------------------------------------------------------
+# ---- in-process profiles (answer_profile, queue_profile): calls one at a time ----------------
+class FakeAri(Protocol):
+    """What the measuring loop needs of a stand-in Asterisk (answer_profile.FakeAsterisk)."""
+
+    requests: list[tuple[str, str]]  # (method, uri) of every REST request, in order
+    answered: dict[str, Callable[[], Any]]  # call id -> called (its thread) on its request
+
+
+class Switch(Protocol):
+    on: bool  # the per-step probes count only while on (answer_profile.Steps)
+
+
+def told_when_requested(fake: FakeAri, call_id: str) -> asyncio.Future[None]:
+    """A future of this loop set when the fake Asterisk receives the request it watches for
+    this call (the answer; queue_profile: the operator leg's originate)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    fake.answered[call_id] = functools.partial(loop.call_soon_threadsafe, done.set_result, None)
+    return done
+
+
+async def commandstats(r: Any) -> dict[str, int]:
+    """Calls per command, and Redis's own time per command as "<command> µs" (``r``: a
+    redis.asyncio client)."""
+    info = await r.info("commandstats")
+    out = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
+    out.update({k.removeprefix("cmdstat_") + " µs": int(v["usec"]) for k, v in info.items()})
+    return out
+
+
+def request_shape(uri: str) -> str:
+    """An ARI request's path with its ids as placeholders (``channels/{id}/play/{playback}``)."""
+    parts = uri.split("/")
+    if parts[0] == "channels" and len(parts) > 1:
+        parts[1] = "{id}"
+        if len(parts) > 3 and parts[2] == "play":
+            parts[3] = "{playback}"
+    if parts[0] == "applications" and len(parts) > 2:
+        parts[1] = "{app}"
+    return "/".join(parts)
+
+
+@dataclass
+class Measured:
+    """What the measured calls (not the warm-up ones) asked of Redis and of Asterisk."""
+
+    redis_cmds: dict[str, int]  # per command, and "<command> µs"
+    ari: collections.Counter[str]  # "<method> <request_shape>"
+
+
+async def measure_calls(fake: FakeAri, stats: Any, steps: Switch, *, calls: int, warmup: int,
+                        first_id: str, call: Callable[[str, bool], Awaitable[None]]
+                        ) -> Measured:
+    """``warmup`` calls, then ``calls`` measured ones, one at a time: ``call(call_id,
+    measured)`` places one and returns once it is over. Redis's commandstats (``stats``: a
+    client of the same Redis) and the fake's requests are counted from the first measured
+    call on, the probes switched on there."""
+    before_cmds: dict[str, int] = {}
+    before_ari = 0
+    prefix, start = first_id.rsplit(".", 1)
+    for i in range(warmup + calls):
+        if i == warmup:
+            await asyncio.sleep(0.05)
+            before_cmds = await commandstats(stats)
+            before_ari = len(fake.requests)
+            steps.on = True
+        await call(f"{prefix}.{int(start) + i}", i >= warmup)
+    steps.on = False
+    await asyncio.sleep(0.05)
+    after_cmds = await commandstats(stats)
+    cmds = {k: v - before_cmds.get(k, 0) for k, v in after_cmds.items()
+            if v - before_cmds.get(k, 0) > 0}
+    ari = collections.Counter(f"{m} {request_shape(u)}" for m, u in fake.requests[before_ari:])
+    return Measured(cmds, ari)
+
+
 def bench_config(*, sip_port: int, ari_port: int, ami_port: int, http_port: int,
                  rtp: tuple[int, int], lines: int, ivr: dict[str, Any] | None = None,
                  tenant_extra: dict[str, Any] | None = None) -> dict[str, Any]:

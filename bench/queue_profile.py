@@ -22,13 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
-import functools
-import itertools
-import os
 import statistics
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -44,16 +39,21 @@ from answer_profile import (  # noqa: E402
     FakeAsterisk,
     Steps,
     _channel,
-    _commandstats,
     _event,
     _playback,
-    _shape,
     instrument,
+    private_redis_quietly,
     us,
 )
-from common import TENANT, bench_config, table  # noqa: E402
+from common import (  # noqa: E402
+    TENANT,
+    bench_config,
+    measure_calls,
+    table,
+    told_when_requested,
+)
 
-from callcenter import app, cli  # noqa: E402
+from callcenter import app  # noqa: E402
 from callcenter import calls as cm  # noqa: E402
 from callcenter.ari_app.calls import CallDeps  # noqa: E402
 from callcenter.ari_app.client import AriClient  # noqa: E402
@@ -65,7 +65,6 @@ from callcenter.queue import agent as ag  # noqa: E402
 from callcenter.queue.driver import QueueDriver  # noqa: E402
 from callcenter.queue.redis import AcdQueue  # noqa: E402
 from callcenter.redis_clients import RedisTarget, async_client, blocking_pool  # noqa: E402
-from callcenter.runtime.redis_server import PrivateRedis  # noqa: E402
 
 OPERATORS = ("101", "102", "103", "104")
 NO_SHARED_TIMEOUT = "--no-shared-timeout" in sys.argv
@@ -144,28 +143,15 @@ async def run_pass(redis_url: str, calls: int, warmup: int,
         run_once()
 
     loop._run_once = counted  # type: ignore[attr-defined]
-    counter = itertools.count(1)
     window: list[int] = []
     window_turns: list[int] = []
-    before_cmds: dict[str, int] = {}
-    before_ari = 0
-    for i in range(warmup + calls):
-        measured = i >= warmup
-        if i == warmup:
-            await asyncio.sleep(0.05)
-            before_cmds = await _commandstats(stats)
-            before_ari = len(fake.requests)
-            steps.on = True
-        call_id = f"1765200000.{next(counter)}"
-        answered: asyncio.Future[None] = loop.create_future()
-        fake.answered[call_id] = functools.partial(loop.call_soon_threadsafe,
-                                                   answered.set_result, None)
+
+    async def one_call(call_id: str, measured: bool) -> None:
+        answered = told_when_requested(fake, call_id)
         fake.send([_event("StasisStart", _channel(call_id), args=[])])
         await answered
         await asyncio.sleep(0.005)  # the greeting's play request, its PlaybackStarted
-        rung: asyncio.Future[None] = loop.create_future()
-        fake.answered[call_id] = functools.partial(loop.call_soon_threadsafe,
-                                                   rung.set_result, None)
+        rung = told_when_requested(fake, call_id)  # now: the operator leg's originate
         turns[0] = 0
         counting[0] = True
         steps.p1 = steps.on  # (the P5 window here)
@@ -186,12 +172,9 @@ async def run_pass(redis_url: str, calls: int, warmup: int,
                    _event("ChannelDestroyed", leg, cause=16, cause_txt="Normal Clearing")])
         await asyncio.wait([task])
         await asyncio.sleep(0.003)  # the operator freed (offer withdrawn) before the next
-    steps.on = False
-    await asyncio.sleep(0.05)
-    after_cmds = await _commandstats(stats)
-    cmds = {k: v - before_cmds.get(k, 0) for k, v in after_cmds.items()
-            if v - before_cmds.get(k, 0) > 0}
-    ari_counts = collections.Counter(f"{m} {_shape(u)}" for m, u in fake.requests[before_ari:])
+
+    result = await measure_calls(fake, stats, steps, calls=calls, warmup=warmup,
+                                 first_id="1765200000.1", call=one_call)
     loop._run_once = run_once  # type: ignore[attr-defined]
     await service.close()
     await driver.close()
@@ -205,8 +188,8 @@ async def run_pass(redis_url: str, calls: int, warmup: int,
     rung_calls = sum(1 for r in records if r.legs >= 1)
     if rung_calls != warmup + calls:
         raise SystemExit(f"only {rung_calls} of {warmup + calls} calls rang an operator")
-    return {"window": window, "turns": window_turns, "cmds": cmds, "ari": ari_counts,
-            "steps": steps}
+    return {"window": window, "turns": window_turns, "cmds": result.redis_cmds,
+            "ari": result.ari, "steps": steps}
 
 
 def main() -> int:
@@ -219,24 +202,13 @@ def main() -> int:
                     help="experiment: the shared Redis client without any socket_timeout "
                          "(not what app.py does)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="hotline-qprofile-") as tmp:
-        redis = PrivateRedis(Path(tmp) / "redis.sock")
-        redis.start()
-        devnull = open(os.devnull, "w")  # noqa: SIM115 - the log thread writes here
-        real_stderr = sys.stderr
-        try:
-            sys.stderr = devnull
-            cli._setup_logging(args.log_level)
-            base = asyncio.run(run_pass(redis.url, args.calls, args.warmup, Steps()))
-            probed = None
-            if args.steps:
-                steps = Steps()
-                instrument(steps)
-                probed = asyncio.run(run_pass(redis.url, args.calls, args.warmup, steps))
-        finally:
-            sys.stderr = real_stderr
-            redis.stop()
-            devnull.close()
+    with private_redis_quietly("hotline-qprofile-", args.log_level) as url:
+        base = asyncio.run(run_pass(url, args.calls, args.warmup, Steps()))
+        probed = None
+        if args.steps:
+            steps = Steps()
+            instrument(steps)
+            probed = asyncio.run(run_pass(url, args.calls, args.warmup, steps))
     w = base["window"]
     out = [f"calls: {args.calls} (one at a time), log level {args.log_level}", ""]
     out.append(table(["greeting over -> operator's leg originated", "median", "mean", "p95"], [

@@ -51,12 +51,15 @@ from callcenter.runtime.redis_server import PrivateRedis, answers
 from callcenter.runtime.runner import (
     AppProcess,
     Part,
-    PbxPart,
-    RedisPart,
     StopRequest,
+    SupervisedPart,
     Supervisor,
     check_free,
+    exit_code,
     hand_over,
+    pbx_part,
+    redis_part,
+    renamed,
 )
 from callcenter.runtime.sentinel import SentinelSet
 from callcenter.store.migrate import upgrade_head
@@ -97,84 +100,49 @@ class Node:
         self.record.clear()
 
 
-class Named:
-    """A supervised part under a name of its node (the supervisor counts restarts by name)."""
-
-    def __init__(self, name: str, part: Part):
-        self.name = name
-        self.part = part
-
-    def exited(self) -> int | None:
-        return self.part.exited()
-
-    def restart(self) -> None:
-        self.part.restart()
-
-
-class EdgePart:
+def edge_part(edge: Kamailio, record: RunRecord) -> SupervisedPart:
     """Kamailio as a supervised part: started again with the same config when it dies."""
 
-    name = "Kamailio"
+    def restart() -> None:
+        edge.stop()  # releases the dead one's guard
+        edge.start()
+        if edge.proc is not None:
+            record.add("kamailio", edge.proc.pid)
 
-    def __init__(self, edge: Kamailio, record: RunRecord):
-        self.edge = edge
-        self.record = record
-
-    def exited(self) -> int | None:
-        return self.edge.exited()
-
-    def restart(self) -> None:
-        self.edge.stop()  # releases the dead one's guard
-        self.edge.start()
-        if self.edge.proc is not None:
-            self.record.add("kamailio", self.edge.proc.pid)
+    return SupervisedPart("Kamailio", edge.exited, restart)
 
 
-class RedisSetPart:
+def redis_set_part(redis_set: SentinelSet, port: int, record: RunRecord) -> SupervisedPart:
     """One process of the private Sentinel set as a supervised part: a data node that dies
     comes back as a replica (once the sentinels have promoted the other, when it was the
     primary), a sentinel from its own file. The restart waits for that (seconds; up to 30)."""
+    kind = "sentinel" if port in redis_set.sentinel_ports else "redis"
+    name = f"{kind} {port}"
 
-    def __init__(self, redis_set: SentinelSet, port: int, record: RunRecord):
-        self.redis_set = redis_set
-        self.port = port
-        self.record = record
-        kind = "sentinel" if port in redis_set.sentinel_ports else "redis"
-        self.name = f"{kind} {port}"
-
-    def exited(self) -> int | None:
-        proc = self.redis_set.procs.get(self.port)
-        return proc.poll() if proc is not None else None
-
-    def restart(self) -> None:
-        self.redis_set.restart(self.port)
-        proc = self.redis_set.procs.get(self.port)
+    def restart() -> None:
+        redis_set.restart(port)
+        proc = redis_set.procs.get(port)
         if proc is not None:
-            self.record.add(self.name.replace(" ", "-"), proc.pid)
+            record.add(name.replace(" ", "-"), proc.pid)
+
+    return SupervisedPart(name, lambda: exit_code(redis_set.procs.get(port)), restart)
 
 
-class PostgresPart:
+def postgres_part(db: PrivatePostgres, record: RunRecord) -> SupervisedPart:
     """The private PostgreSQL as a supervised part: started again on its data when it dies
     (the apps' database-outage handling covers the seconds between)."""
 
-    name = "PostgreSQL"
-
-    def __init__(self, db: PrivatePostgres, record: RunRecord):
-        self.db = db
-        self.record = record
-
-    def exited(self) -> int | None:
-        return self.db.proc.poll() if self.db.proc is not None else None
-
-    def restart(self) -> None:
-        self.db.stop()  # releases the dead one's guard
+    def restart() -> None:
+        db.stop()  # releases the dead one's guard
         try:
-            self.db.start()
+            db.start()
         except PostgresUnavailable as e:  # e.g. its old children still hold the shared
             log.error("PostgreSQL did not start again: %s", e)  # memory: tried again
             return
-        if self.db.proc is not None:
-            self.record.add("postgres", self.db.proc.pid)
+        if db.proc is not None:
+            record.add("postgres", db.proc.pid)
+
+    return SupervisedPart("PostgreSQL", lambda: exit_code(db.proc), restart)
 
 
 def cluster_name(settings: Settings) -> str:
@@ -404,17 +372,17 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
             record.add("kamailio", edge.proc.pid)
         log.info("cluster up: carrier -> %s:%d -> %s", edge_host, edge_port,
                  ", ".join(f"{p.name} {p.sip_host}:{p.sip_port}" for p in plans))
-        parts: list[Part] = [EdgePart(edge, record)]
+        parts: list[Part] = [edge_part(edge, record)]
         for node in nodes:
             assert node.apps and node.pbx is not None
-            parts += [Named(f"{node.plan.name} {app.name}", app) for app in node.apps]
-            parts.append(Named(f"{node.plan.name} Asterisk", PbxPart(node.pbx, node.record)))
+            parts += [renamed(f"{node.plan.name} {app.name}", app) for app in node.apps]
+            parts.append(renamed(f"{node.plan.name} Asterisk", pbx_part(node.pbx, node.record)))
         if live.private is not None and live.private.proc is not None:
-            parts.append(RedisPart(live.private, record))
+            parts.append(redis_part(live.private, record))
         if private_db is not None and private_db.proc is not None:
-            parts.append(PostgresPart(private_db, record))
+            parts.append(postgres_part(private_db, record))
         if live.sentinels is not None:
-            parts += [RedisSetPart(live.sentinels, port, record)
+            parts += [redis_set_part(live.sentinels, port, record)
                       for port in (*live.sentinels.data_ports, *live.sentinels.sentinel_ports)]
         Supervisor(parts, stop=stop).watch()
     except KeyboardInterrupt as e:

@@ -17,6 +17,16 @@ A ``status_lookup`` node asks the adapter to look up the caller's tickets (``Loo
 answered by ``LookupDone``; callcenter.ivr.status says what is read). While a code is keyed in,
 ``0`` is a digit (sequence numbers start with 0), ``#`` ends it (alone: back to the menu), a
 pause of the node's timeout after some digits ends it too, and ``*`` repeats what was read.
+
+Keys pressed while a lookup runs are typed ahead, as on every IVR (Asterisk's Read() keeps
+typed-ahead DTMF): each is logged when pressed and kept in ``MenuState.typed``; when the lookup
+answers they are applied in order, as if pressed just after it, so a caller who keys a whole
+code (and ``#``) during the lookup gets what one who keys it after gets. Only ``#`` with nothing
+typed ahead acts at once (back to the menu: no code starts with ``#``); ``0`` waits with the
+others (it is a digit of a code). Only the net effect of the replayed keys goes to the adapter
+(a prompt said and cut within the step is not said; of the timers only the last is armed). If
+the lookup's answer takes the caller out of the code question (store down, third failure), the
+keys left are dropped: typed as a code, they would pick menu options the caller never meant.
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ from callcenter.ivr.tree import (
 )
 
 MAX_PATH = 300  # steps kept in a call's IVR path; a caller pressing keys for an hour stops there
+MAX_TYPED_AHEAD = 64  # keys kept while a lookup runs (a code and # are at most 15)
 
 
 class FaqItemLike(Protocol):
@@ -139,6 +150,7 @@ class MenuState:
     lookup: int | None = None  # token of the status lookup asked for (mode LOOKING)
     query: str | None = None  # the digits keyed in for that lookup (None: by caller number)
     said: tuple[Prompt, ...] = ()  # the status last read out ('*' says it again)
+    typed: str = ""  # keys pressed while the lookup runs, applied in order when it answers
 
 
 # ---- events -------------------------------------------------------------------------------
@@ -359,7 +371,7 @@ class _Run:
         if push and self.st.node != node_id and self.st.mode is not Mode.DONE:
             self.set(history=(*self.st.history, self.st.node)[-20:])
         self.set(node=node_id, ask=Ask.MENU, failures=0, buffer="", item=None, sentence=0,
-                 page=0, lookup=None, query=None, said=())
+                 page=0, lookup=None, query=None, said=(), typed="")
         self.log("enter", node=node_id)
         node = self.tree.node(node_id)
         if isinstance(node, MenuNode):
@@ -428,6 +440,31 @@ class _Run:
             self.set(queue=(*self.st.queue, *prompts))
         else:
             self.say(prompts)
+
+    def replay(self, keys: str) -> None:
+        """The keys typed ahead during the lookup that just answered, in order. Those left
+        when a replayed ``#`` sends a code wait for its answer in turn; those left when the
+        caller is no longer asked for a code are dropped (see the module doc)."""
+        for i, d in enumerate(keys):
+            if self.st.mode is Mode.LOOKING:
+                self.set(typed=keys[i:])
+                return
+            if self.st.mode is not Mode.CHOOSING or self.st.ask is not Ask.CODE:
+                return
+            self.key(d)
+
+    def net(self, timer_before: int | None) -> None:
+        """Only the net effect of this step's commands: a prompt said and stopped within it is
+        not said, and of its timer commands only the last counts (StartTimer replaces the armed
+        timer, CancelTimer cancels it); a CancelTimer with none armed before is left out."""
+        said = {c.token for c in self.out if isinstance(c, Say)}
+        cut = {c.token for c in self.out if isinstance(c, StopSaying)} & said
+        out = [c for c in self.out if not (isinstance(c, (Say, StopSaying)) and c.token in cut)]
+        timers = [i for i, c in enumerate(out) if isinstance(c, (StartTimer, CancelTimer))]
+        drop = set(timers[:-1])
+        if timers and isinstance(out[timers[-1]], CancelTimer) and timer_before is None:
+            drop.add(timers[-1])
+        self.out = [c for i, c in enumerate(out) if i not in drop]
 
     def leave_status(self, before: Sequence[Prompt]) -> None:
         """Back to the menu the caller came from (the root if none)."""
@@ -605,17 +642,22 @@ class _Run:
         self.enter(meaning, push=True)
 
     def digit(self, d: str) -> None:
-        mode = self.st.mode
-        if mode in (Mode.LEAVING, Mode.TO_OPERATOR, Mode.DONE):
+        """A key pressed now: logged, then applied."""
+        if self.st.mode in (Mode.LEAVING, Mode.TO_OPERATOR, Mode.DONE):
             return  # already on the way out: keys change nothing
         self.log("digit", node=self.st.node, digit=d)
+        self.key(d)
+
+    def key(self, d: str) -> None:
+        """Apply a key (pressed now, or typed ahead during a lookup and replayed)."""
+        mode = self.st.mode
         self.silence()  # barge-in
         self.disarm()
-        if mode is Mode.LOOKING:  # waiting for the ticket store: only 0 and # do something
-            if d == OPERATOR and self.to_operator():
-                return
-            if d == BACK:
+        if mode is Mode.LOOKING:  # waiting for the ticket store: typed ahead
+            if d == BACK and not self.st.typed:
                 self.leave_status([])  # the store's answer will find nobody waiting for it
+            elif len(self.st.typed) < MAX_TYPED_AHEAD:
+                self.set(typed=self.st.typed + d)
             return
         if self.st.ask is Ask.CODE and mode is Mode.CHOOSING:
             self.code_digit(d)
@@ -687,7 +729,7 @@ def step(tree: IvrTree, faq: FaqSource, state: MenuState, event: MenuEvent) -> R
             run.disarm()
             if state.mode is not Mode.DONE:
                 run.log("hangup", node=state.node)
-            run.set(mode=Mode.DONE, playing=None, queue=())
+            run.set(mode=Mode.DONE, playing=None, queue=(), typed="")
     elif state.mode is Mode.DONE:
         return state, []  # late echoes after the caller left the tree
     elif isinstance(event, Digit):
@@ -711,7 +753,12 @@ def step(tree: IvrTree, faq: FaqSource, state: MenuState, event: MenuEvent) -> R
     elif isinstance(event, LookupDone):
         if event.token != state.lookup or state.mode is not Mode.LOOKING:
             return state, []  # the caller left the lookup (# or 0) before it answered
+        typed = state.typed
+        run.set(typed="")
         run.lookup_done(event.result)
+        if typed:
+            run.replay(typed)
+            run.net(state.timer)
     return run.st, run.out
 
 

@@ -31,7 +31,8 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -276,53 +277,61 @@ class AppCrashLoop(RuntimeError):
     """A part kept dying right after its start (the app, Asterisk, Redis)."""
 
 
-class PbxPart:
-    """Asterisk as a supervised part: restarted (same rendered config) when it dies."""
-
-    name = "Asterisk"
-
-    def __init__(self, pbx: AsteriskProcess, record: RunRecord):
-        self.pbx = pbx
-        self.record = record
-
-    def exited(self) -> int | None:
-        return self.pbx.proc.poll() if self.pbx.proc is not None else None
-
-    def restart(self) -> None:
-        if self.pbx.proc is not None:
-            release_guard(self.pbx.proc)  # its watcher has nothing left to stop
-        self.pbx.start()
-        if self.pbx.proc is not None:
-            self.record.add("asterisk", self.pbx.proc.pid)
-        log.warning("Asterisk started again (pid %d): the app reconnects and reconciles",
-                    self.pbx.proc.pid if self.pbx.proc else -1)
-
-
-class RedisPart:
-    """Our private Redis as a supervised part (it keeps nothing on disk: the app rebuilds the
-    live state from its own view and Asterisk when it answers again)."""
-
-    name = "Redis"
-
-    def __init__(self, redis: PrivateRedis, record: RunRecord):
-        self.redis = redis
-        self.record = record
-
-    def exited(self) -> int | None:
-        return self.redis.proc.poll() if self.redis.proc is not None else None
-
-    def restart(self) -> None:
-        self.redis.start()
-        if self.redis.proc is not None:
-            self.record.add("redis-server", self.redis.proc.pid)
-
-
 class Part(Protocol):
     name: str
 
     def exited(self) -> int | None: ...
 
     def restart(self) -> None: ...
+
+
+@dataclass
+class SupervisedPart:
+    """A part as the supervisor sees it: its name (restarts are counted by name), its exit
+    code once it died on its own (None while it runs), and how it is started again. The
+    processes that are not parts themselves (Asterisk, Redis; the cluster's Kamailio, nodes'
+    parts, PostgreSQL, the Sentinel set) are watched through one of these."""
+
+    name: str
+    exited: Callable[[], int | None]
+    restart: Callable[[], None]
+
+
+def exit_code(proc: subprocess.Popen[bytes] | None) -> int | None:
+    """A started process's exit code, None while it runs (or was never started)."""
+    return proc.poll() if proc is not None else None
+
+
+def renamed(name: str, part: Part) -> SupervisedPart:
+    """The same part under another name (a cluster node's: "node1 app", "node1 Asterisk")."""
+    return SupervisedPart(name, part.exited, part.restart)
+
+
+def pbx_part(pbx: AsteriskProcess, record: RunRecord) -> SupervisedPart:
+    """Asterisk as a supervised part: restarted (same rendered config) when it dies."""
+
+    def restart() -> None:
+        if pbx.proc is not None:
+            release_guard(pbx.proc)  # its watcher has nothing left to stop
+        pbx.start()
+        if pbx.proc is not None:
+            record.add("asterisk", pbx.proc.pid)
+        log.warning("Asterisk started again (pid %d): the app reconnects and reconciles",
+                    pbx.proc.pid if pbx.proc else -1)
+
+    return SupervisedPart("Asterisk", lambda: exit_code(pbx.proc), restart)
+
+
+def redis_part(redis: PrivateRedis, record: RunRecord) -> SupervisedPart:
+    """Our private Redis as a supervised part (it keeps nothing on disk: the app rebuilds the
+    live state from its own view and Asterisk when it answers again)."""
+
+    def restart() -> None:
+        redis.start()
+        if redis.proc is not None:
+            record.add("redis-server", redis.proc.pid)
+
+    return SupervisedPart("Redis", lambda: exit_code(redis.proc), restart)
 
 
 class Supervisor:
@@ -444,9 +453,9 @@ def run_all(settings: Settings) -> None:
         for app in apps:
             stop.check()
             app.start()
-        parts: list[Part] = [*apps, PbxPart(pbx, record)]
+        parts: list[Part] = [*apps, pbx_part(pbx, record)]
         if private_redis is not None and private_redis.proc is not None:
-            parts.append(RedisPart(private_redis, record))
+            parts.append(redis_part(private_redis, record))
         Supervisor(parts, stop=stop).watch()
     except KeyboardInterrupt as e:
         log.info("interrupted (%s)", e or "SIGINT")

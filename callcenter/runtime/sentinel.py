@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
 
 import redis
 
@@ -34,6 +35,8 @@ from callcenter.ops.processes import RunAs, spawn
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+PART_START_S = 10.0  # how long a data node or a sentinel may take to answer once started
+_T = TypeVar("_T")
 Address = tuple[str, int]
 
 
@@ -97,18 +100,12 @@ class SentinelSet:
     def master(self) -> Address | None:
         """The primary's address as the sentinels agree on it now (None: they do not agree,
         or none answers)."""
-        seen: set[Address] = set()
-        for port in self.sentinel_ports:
-            try:
-                with redis.Redis(self.host, port, socket_timeout=1,
-                                 socket_connect_timeout=1) as s:
-                    addr = s.sentinel_get_master_addr_by_name(self.master_name)
-            except (redis.RedisError, OSError):
-                return None
-            if not addr:
-                return None
-            host = addr[0].decode() if isinstance(addr[0], bytes) else str(addr[0])
-            seen.add((host, int(addr[1])))
+        addrs = self._each_sentinel(lambda s: s.sentinel_get_master_addr_by_name(
+            self.master_name))
+        if addrs is None or not all(addrs):
+            return None
+        seen = {(a[0].decode() if isinstance(a[0], bytes) else str(a[0]), int(a[1]))
+                for a in addrs}
         return seen.pop() if len(seen) == 1 else None
 
     @property
@@ -205,18 +202,12 @@ class SentinelSet:
         def promotable() -> bool:
             if self._role(addr[1]) != "slave":
                 return False
-            for port in self.sentinel_ports:
-                try:
-                    with redis.Redis(self.host, port, socket_timeout=1,
-                                     socket_connect_timeout=1) as s:
-                        replicas = s.sentinel_slaves(self.master_name)
-                except (redis.RedisError, OSError):
-                    return False
-                if not any(int(r["port"]) == addr[1] and not r["is_sdown"]
-                           and r.get("role-reported") == "slave"
-                           and r.get("master-link-status") == "ok" for r in replicas):
-                    return False
-            return True
+            seen = self._each_sentinel(lambda s: s.sentinel_slaves(self.master_name))
+            return seen is not None and all(
+                any(int(r["port"]) == addr[1] and not r["is_sdown"]
+                    and r.get("role-reported") == "slave"
+                    and r.get("master-link-status") == "ok" for r in replicas)
+                for replicas in seen)
 
         self._wait(promotable, timeout, f"{addr} known as a healthy replica by every sentinel",
                    addr[1])
@@ -227,12 +218,8 @@ class SentinelSet:
         when it was the primary), so it never serves stale writes; a sentinel restarts from
         the file it rewrote itself (the epochs and the primary it knew)."""
         if port in self.sentinel_ports:
-            place = self.folder / f"sentinel-{port}"
-            own = shutil.which("redis-sentinel")
             binary = shutil.which("redis-server") or "redis-server"
-            conf = place / "sentinel.conf"
-            self._spawn(port, [own, str(conf)] if own else [binary, str(conf), "--sentinel"])
-            self._wait(lambda: self._pings(port), 10.0, f"sentinel on {port}", port)
+            self._launch(port, self._sentinel_argv(binary, self.folder / f"sentinel-{port}"))
             return
         old = (self.host, port)
         if self.master() == old:
@@ -259,10 +246,45 @@ class SentinelSet:
         except (redis.RedisError, OSError):
             return None
 
-    def _start_data(self, binary: str, port: int, primary: int | None) -> None:
-        place = self.folder / f"redis-{port}"
+    def _each_sentinel(self, ask: Callable[[Any], _T]) -> list[_T] | None:
+        """Each sentinel's answer to ``ask`` (given its client, a redis.Redis); None as soon as
+        one does not answer."""
+        answers: list[_T] = []
+        for port in self.sentinel_ports:
+            try:
+                with redis.Redis(self.host, port, socket_timeout=1,
+                                 socket_connect_timeout=1) as s:
+                    answers.append(ask(s))
+            except (redis.RedisError, OSError):
+                return None
+        return answers
+
+    def _place(self, port: int) -> Path:
+        """The folder of the part on ``port`` (``redis-<port>``, ``sentinel-<port>``), made."""
+        place = self.folder / self._name(port)
         place.mkdir(parents=True, exist_ok=True)
         self._give(place)
+        return place
+
+    def _launch(self, port: int, argv: list[str]) -> None:
+        """Start the part on ``port`` and wait until it answers: a data node its role, a
+        sentinel a ping (failing early if it exits)."""
+        self._spawn(port, argv)
+        if port in self.sentinel_ports:
+            self._wait(lambda: self._pings(port), PART_START_S, f"sentinel on {port}", port)
+        else:
+            self._wait(lambda: self._role(port) is not None, PART_START_S,
+                       f"redis-server on {port}", port)
+
+    @staticmethod
+    def _sentinel_argv(binary: str, place: Path) -> list[str]:
+        """A sentinel on its own file (redis-sentinel, else redis-server --sentinel)."""
+        own = shutil.which("redis-sentinel")
+        conf = place / "sentinel.conf"
+        return [own, str(conf)] if own else [binary, str(conf), "--sentinel"]
+
+    def _start_data(self, binary: str, port: int, primary: int | None) -> None:
+        place = self._place(port)
         argv = [binary, "--port", str(port), "--bind", self.host, "--save", "",
                 "--appendonly", "no", "--dir", str(place),
                 "--logfile", str(place / "redis.log"), "--loglevel", "notice",
@@ -272,12 +294,10 @@ class SentinelSet:
             argv += ["--requirepass", self.password, "--masterauth", self.password]
         if primary is not None:
             argv += ["--replicaof", self.host, str(primary)]
-        self._spawn(port, argv)
-        self._wait(lambda: self._role(port) is not None, 10.0, f"redis-server on {port}", port)
+        self._launch(port, argv)
 
     def _start_sentinel(self, binary: str, port: int, primary: int) -> None:
-        place = self.folder / f"sentinel-{port}"
-        place.mkdir(parents=True, exist_ok=True)
+        place = self._place(port)
         conf = place / "sentinel.conf"  # Sentinel rewrites its own file (state, epochs)
         name = self.master_name
         lines = [f"port {port}", f"bind {self.host}", "daemonize no", f"dir {place}",
@@ -289,21 +309,8 @@ class SentinelSet:
         if self.password:
             lines.append(f"sentinel auth-pass {name} {self.password}")
         conf.write_text("\n".join(lines) + "\n")
-        self._give(place)
         self._give(conf)
-        own = shutil.which("redis-sentinel")
-        argv = [own, str(conf)] if own else [binary, str(conf), "--sentinel"]
-        self._spawn(port, argv)
-
-        def answers() -> bool:
-            try:
-                with redis.Redis(self.host, port, socket_timeout=1,
-                                 socket_connect_timeout=1) as s:
-                    return bool(s.ping())
-            except (redis.RedisError, OSError):
-                return False
-
-        self._wait(answers, 10.0, f"sentinel on {port}", port)
+        self._launch(port, self._sentinel_argv(binary, place))
 
     def _give(self, path: Path) -> None:
         if self.run_as is not None:
@@ -332,18 +339,12 @@ class SentinelSet:
     def _wait_agreed(self, primary: Address, timeout: float, replicas: int) -> None:
         """Every sentinel names ``primary``, knows ``replicas`` replica(s) and the others."""
         def agreed() -> bool:
-            for port in self.sentinel_ports:
-                try:
-                    with redis.Redis(self.host, port, socket_timeout=1,
-                                     socket_connect_timeout=1) as s:
-                        state = s.sentinel_master(self.master_name)
-                except (redis.RedisError, OSError):
-                    return False
-                if ((str(state["ip"]), int(state["port"])) != primary
-                        or int(state["num-slaves"]) < replicas
-                        or int(state["num-other-sentinels"]) < len(self.sentinel_ports) - 1):
-                    return False
-            return True
+            states = self._each_sentinel(lambda s: s.sentinel_master(self.master_name))
+            return states is not None and all(
+                (str(state["ip"]), int(state["port"])) == primary
+                and int(state["num-slaves"]) >= replicas
+                and int(state["num-other-sentinels"]) >= len(self.sentinel_ports) - 1
+                for state in states)
 
         self._wait(agreed, timeout, f"the sentinels' agreement on {primary} with {replicas} "
                    f"replica(s) (logs under {self.folder})")

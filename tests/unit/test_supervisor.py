@@ -114,3 +114,33 @@ def test_given_sqlite_pages_cached_when_memory_report_then_c_heap_and_sqlite_fig
     db.close()
     assert "C heap (glibc mallinfo2): arenas" in caplog.text
     assert "memory: SQLite" in caplog.text and "MiB in use" in caplog.text
+
+
+def test_given_node_part_renamed_when_it_dies_then_restarted_and_counted_under_node_name(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from callcenter.runtime.runner import renamed
+
+    app = FakePart("app")
+    sup = Supervisor([renamed("node2 app", app), FakePart("node1 app")])
+    app.code = 1
+    with caplog.at_level(logging.ERROR, "callcenter.run"):
+        sup.check_once()
+    assert app.starts == 1 and "node2 app exited with 1" in caplog.text
+    assert [len(sup.restarts[n]) for n in ("node2 app", "node1 app")] == [1, 0]
+
+
+def test_given_process_part_then_exit_code_read_from_its_current_process() -> None:
+    import subprocess
+    import sys
+
+    from callcenter.runtime.runner import SupervisedPart, exit_code
+
+    class Proc:
+        proc: subprocess.Popen[bytes] | None = None
+
+    held = Proc()
+    part = SupervisedPart("x", lambda: exit_code(held.proc), lambda: None)
+    assert part.exited() is None  # never started
+    held.proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    held.proc.wait()
+    assert part.exited() == 3

@@ -4,6 +4,7 @@ the interpreter's moves (given this state and this event, these commands)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -392,11 +393,123 @@ def test_given_hash_while_looking_then_back_and_late_answer_ignored():
     assert c.answer(s.LookupResult((ticket(),), 1)) == [] and c.state == before
 
 
-def test_given_0_while_looking_then_operator():
+# ---- keys typed while the caller's own lookup runs (typed ahead, as on every IVR) -------------
+CODE = "202612070042"  # the whole numeric part of DN-20261207-0042
+
+
+def paths(c: Caller) -> list[dict[str, str]]:
+    return [{k: v for k, v in x.as_dict().items() if k != "at"} for x in c.state.path]
+
+
+def test_given_lookup_running_when_whole_code_and_hash_typed_then_it_is_looked_up_after():
     c = Caller()
     c.in_status()
-    c.press("0")
-    assert c.state.node == "operator" and c.state.mode is m.Mode.TO_OPERATOR
+    c.press(CODE + "#")  # while the store looks up the caller's own tickets
+    assert c.state.mode is m.Mode.LOOKING and len(c.lookups) == 1
+    c.answer(s.LookupResult())  # none of the caller's own
+    assert c.state.mode is m.Mode.LOOKING and c.state.query == CODE
+    assert c.lookups[-1].code == s.TypedCode(42, dt.date(2026, 12, 7))
+    c.answer(s.LookupResult())
+    assert [(x.get("digit"), x["answer"]) for x in c.steps("status")] == \
+        [(None, "none"), (CODE, "none")]
+    # Every key is in the path once, when it was pressed.
+    assert "".join(x["digit"] for x in c.steps("digit")) == "7" + CODE + "#"
+
+
+def test_given_code_typed_ahead_then_same_result_as_typed_after_the_readout():
+    ahead, after = Caller(), Caller()
+    for c in (ahead, after):
+        c.in_status()
+    ahead.press(CODE + "#")
+    ahead.answer(s.LookupResult())
+    after.answer(s.LookupResult())
+    after.press(CODE + "#")
+    assert [x.code for x in ahead.lookups] == [x.code for x in after.lookups]
+    for c in (ahead, after):
+        c.answer(s.LookupResult((ticket(),), 1))
+    # The same steps; only where the keys stand differs (each is logged when it was pressed).
+    for event in ("digit", "status", "enter", "invalid"):
+        assert ahead.steps(event) == after.steps(event)
+    assert len(paths(ahead)) == len(paths(after))
+    assert (ahead.state.node, ahead.state.mode, ahead.state.ask, ahead.state.buffer) == \
+        (after.state.node, after.state.mode, after.state.ask, after.state.buffer)
+    assert ahead.finish_all() == after.finish_all()  # the ticket read, then "enter a code"
+
+
+def test_given_0_while_looking_then_kept_as_the_first_digit_of_a_code_not_operator():
+    c = Caller()
+    c.in_status()
+    c.press("00")  # sequence numbers start with 0: "0042"
+    assert c.state.node == "status" and c.state.mode is m.Mode.LOOKING
+    c.answer(s.LookupResult())
+    c.press("42#")
+    assert c.lookups[-1].code == s.TypedCode(42) and c.state.query == "0042"
+
+
+def test_given_digits_typed_ahead_when_lookup_ends_then_only_a_code_timer_is_asked():
+    c = Caller()
+    c.in_status()
+    c.press("004")
+    out = c.answer(s.LookupResult((ticket(),), 1))
+    # The readout would be cut by the first typed key at once: it is not started at all, and
+    # of the timers armed key by key only the last is asked for.
+    node = TREE.node("status")
+    assert isinstance(node, StatusNode) and c.state.timer is not None
+    assert out == [m.StartTimer(c.state.timer, node.timeout_s)]
+    assert c.state.buffer == "004" and c.state.ask is m.Ask.CODE
+    assert c.steps("status")[0]["answer"] == "found"  # the lookup is logged all the same
+    c.wait()  # the pause ends the number, as if typed after
+    assert c.lookups[-1].code == s.TypedCode(4) and c.state.query == "004"
+
+
+def test_given_whole_code_typed_ahead_when_lookup_ends_then_exactly_the_code_lookup():
+    c = Caller()
+    c.in_status()
+    c.press(CODE + "#")
+    out = c.answer(s.LookupResult((ticket(),), 1))
+    assert out == [m.LookupTickets(c.state.lookup, s.TypedCode(42, dt.date(2026, 12, 7)))]
+
+
+def test_given_keys_typed_during_a_code_lookup_then_applied_to_the_next_code():
+    c = Caller()
+    c.in_status()
+    c.answer(s.LookupResult())
+    c.finish_all()
+    c.press("99#")  # a code: looked up
+    c.press("42#")  # the next one, typed while the first is looked up
+    c.answer(s.LookupResult())  # 99: not found
+    assert c.state.mode is m.Mode.LOOKING and c.state.query == "42"
+    c.answer(s.LookupResult((ticket(),), 1))
+    assert [(x.get("digit"), x["answer"]) for x in c.steps("status")] == \
+        [(None, "none"), ("99", "none"), ("42", "found")]
+
+
+def test_given_keys_typed_ahead_when_caller_hangs_up_during_lookup_then_ends_cleanly():
+    c = Caller()
+    c.in_status()
+    c.press("0042")
+    out = c.send(m.CallerLeft(c.now))
+    assert out == [] and c.state.mode is m.Mode.DONE and c.state.typed == ""
+    assert c.steps("hangup") == [{"event": "hangup", "node": "status"}]
+    before = c.state
+    assert c.answer(s.LookupResult((ticket(),), 1)) == [] and c.state == before
+
+
+def test_given_keys_typed_ahead_when_store_unavailable_then_not_taken_as_menu_choices():
+    c = Caller()
+    c.in_status()
+    c.press("90#")  # 9 and 0 would be the operator in the main menu
+    out = c.answer(s.UNAVAILABLE)
+    assert says(out) == ["st-unavailable"]
+    assert c.state.node == "main" and c.state.mode is m.Mode.CHOOSING and c.state.typed == ""
+    assert c.finish_all() == ["main"]
+
+
+def test_given_hash_after_typed_digits_while_looking_then_it_ends_the_code_not_the_node():
+    c = Caller()
+    c.in_status()
+    c.press("42#")
+    assert c.state.node == "status" and c.state.typed == "42#"
 
 
 # ---- the call machine and the records ---------------------------------------------------------
@@ -454,6 +567,75 @@ async def test_given_lookup_command_then_call_task_asks_the_store_and_feeds_the_
     deps.lookup = None  # no ticket store wired: the caller hears "interrupted", not silence
     back = await CallSession(state, deps)._execute(command)
     assert isinstance(back, m.LookupDone) and back.result == s.UNAVAILABLE
+
+
+async def test_given_slow_lookup_when_caller_types_a_code_meanwhile_then_every_key_counts():
+    """The call's task: keys arriving while the caller's own lookup is awaited are not lost,
+    whether they wait in the call's event queue or in the menu's typed-ahead keys."""
+    import asyncio
+
+    from callcenter.ari_app.calls import CallDeps, CallSession
+
+    release = asyncio.Event()
+    asked: list[m.LookupTickets] = []
+
+    async def lookup(tenant: str, caller: str, command: m.LookupTickets) -> s.LookupResult:
+        asked.append(command)
+        if len(asked) == 1:
+            await release.wait()  # the caller's own lookup, slow
+        return s.LookupResult()
+
+    class Ari:
+        async def play(self, cid: str, media: str, pid: str) -> None:
+            return None
+
+        async def stop_playback(self, pid: str) -> bool:
+            return True
+
+        async def subscribe_channel(self, cid: str) -> None:
+            return None
+
+    class Prompts:
+        async def media(self, tenant: str, prompt: Prompt) -> str:
+            return f"sound:{prompt.id}"
+
+    async def write(state: cm.CallState) -> None:
+        return None
+
+    class Redis:
+        async def set(self, key: str, value: str, ex: int) -> None:
+            return None
+
+    class Pool:
+        degraded = False
+
+    ctx = cm.IvrContext(TREE, m.NoFaq(), Prompt("greeting", "Xin chào"))
+    state = cm.CallState("c1", "pbx1", "1022", "0909555702", "c1", T0, phase=cm.Phase.IVR,
+                         tenant_id="dongnai", line_held=True, menu=m.start_state(TREE))
+    deps = CallDeps(ari=Ari(), pool=Pool(), redis=Redis(), sounds_dir="/s",  # type: ignore[arg-type]
+                    write_record=write, lookup=lookup, prompts=Prompts())  # type: ignore[arg-type]
+    session = CallSession(state, deps, ctx)
+    task = asyncio.create_task(session.run([cm.Resume(T0)]))
+
+    async def until(done: Callable[[], bool]) -> None:
+        while not done() and not task.done():
+            await asyncio.sleep(0.001)
+
+    def in_menu() -> bool:
+        return session.state.menu is not None and session.state.menu.mode is m.Mode.CHOOSING
+
+    await asyncio.wait_for(until(in_menu), 2)  # the main menu says its prompt
+    session.events.put_nowait(m.Digit(T0, "7"))
+    await asyncio.wait_for(until(lambda: bool(asked)), 2)
+    for key in CODE + "#":  # typed while the store is still looking
+        session.events.put_nowait(m.Digit(T0, key))
+    await asyncio.sleep(0.01)
+    release.set()
+    await asyncio.wait_for(until(lambda: len(asked) > 1), 2)
+    assert not task.done(), session.state
+    assert asked[1].code == s.TypedCode(42, dt.date(2026, 12, 7))
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def test_given_status_step_then_calls_listing_shows_the_codes_read():
