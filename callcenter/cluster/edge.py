@@ -56,12 +56,28 @@ class Pike:
 
 
 @dataclass(frozen=True)
+class AuthGuard:
+    """Wrong passwords per source at the edge, as the single node's SIP guard counts them
+    (the ``sip_guard`` config section): ``max_failures`` wrong digest answers for an operator
+    that exists within ``window_s`` seconds refuse the source for ``ban_s`` seconds."""
+
+    max_failures: int = 5
+    window_s: int = 60
+    ban_s: int = 600
+
+    def __post_init__(self) -> None:
+        if self.max_failures < 1 or self.window_s < 1 or self.ban_s < 1:
+            raise ValueError("max_failures, window_s and ban_s of at least 1 expected")
+
+
+@dataclass(frozen=True)
 class EdgeSettings:
     """Where the edge listens and who it trusts.
 
     ``carrier_networks``: sources whose INVITEs are citizens' calls (the carrier's SBCs);
     anything else is refused. They and the nodes are never rate limited (one carrier address
-    carries every citizen's call).
+    carries every citizen's call) and never refused for wrong passwords; nor are the
+    ``never_refuse`` networks (``sip_guard.never_refuse``: e.g. the operators' office).
     """
 
     listen_host: str = "127.0.0.1"
@@ -72,6 +88,8 @@ class EdgeSettings:
     children: int = 2
     debug: int = 2
     pike: Pike = field(default_factory=Pike)
+    guard: AuthGuard = field(default_factory=AuthGuard)
+    never_refuse: tuple[str, ...] = ()
     # (extension, md5 of "extension:realm:password") of each operator registering here.
     operators: tuple[tuple[str, str], ...] = ()
 
@@ -110,6 +128,9 @@ def render_edge_texts(settings: EdgeSettings, nodes: Sequence[EdgeNode],
         "scanner_user_agents": scanner_user_agent_regex(),
         "carrier_networks": list(settings.carrier_networks),
         "trusted_networks": sorted({*settings.carrier_networks, *node_nets}),
+        "never_refuse": sorted({*settings.carrier_networks, *node_nets,
+                                *settings.never_refuse}),
+        "guard": settings.guard,
         "algorithm": ROUND_ROBIN,
         "realm": SIP_REALM,
         "operators": [(ext, ha1) for ext, ha1 in settings.operators

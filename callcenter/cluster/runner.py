@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from callcenter.cluster.edge import EdgeNode, EdgeSettings, Kamailio
+from callcenter.cluster.edge import AuthGuard, EdgeNode, EdgeSettings, Kamailio, Pike
 from callcenter.cluster.plan import NodePlan, plan_nodes, planned_ports, port_clashes
 from callcenter.config.file import load_config
 from callcenter.config.model import HotlineConfig
@@ -233,6 +233,26 @@ def edge_operators(config: HotlineConfig) -> tuple[tuple[str, str], ...]:
     return tuple((a.extension, a.password_digest) for a in accounts if not a.tls)
 
 
+def edge_settings_for(config: HotlineConfig, base: dict[str, Any], edge_host: str,
+                      edge_port: int,
+                      operators: tuple[tuple[str, str], ...] = ()) -> EdgeSettings:
+    """The edge's settings from the hotline's config: the carrier's networks as written in it
+    (``trunk.trusted_networks``; only 127.0.0.1 when not written), the SIP guard's settings
+    (``sip_guard``: wrong passwords per source, never_refuse, the flood limit), the
+    operators' digests."""
+    guard, flood = config.sip_guard, config.sip_guard.flood
+    return EdgeSettings(
+        listen_host=edge_host, listen_port=edge_port,
+        carrier_networks=tuple((base.get("trunk") or {}).get("trusted_networks")
+                               or ["127.0.0.1/32"]),
+        pike=Pike(unit_s=flood.unit_s, requests=flood.requests,
+                  remove_latency_s=flood.remove_latency_s),
+        guard=AuthGuard(max_failures=guard.max_failures, window_s=guard.window_s,
+                        ban_s=guard.ban_s),
+        never_refuse=guard.never_refuse,
+        operators=operators)
+
+
 def node_settings(settings: Settings, plan: NodePlan, folder: Path) -> Settings:
     return replace(settings, config_path=node_config_path(settings, plan),
                    state_dir=folder / plan.name, instance=node_instance(settings, plan))
@@ -304,7 +324,7 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
                 edge_host: str = "127.0.0.1") -> None:
     """Bring up the edge and ``count`` nodes; serve until SIGINT/SIGTERM; stop them all."""
     base = yaml.safe_load(settings.config_path.read_text())
-    load_config(settings.config_path)  # refuse to start on a broken config
+    config = load_config(settings.config_path)  # refuse to start on a broken config
     plans = plan_nodes(base, count, edge_host, edge_port)
     os.umask(0o027)
     folder = cluster_dir(settings)
@@ -323,11 +343,8 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
     stop = StopRequest()
     signal.signal(signal.SIGTERM, stop.handle)
     signal.signal(signal.SIGINT, stop.handle)
-    edge_settings = EdgeSettings(listen_host=edge_host, listen_port=edge_port,
-                                 carrier_networks=tuple(
-                                     (base.get("trunk") or {}).get("trusted_networks")
-                                     or ["127.0.0.1/32"]),
-                                 operators=edge_operators(load_config(settings.config_path)))
+    edge_settings = edge_settings_for(config, base, edge_host, edge_port,
+                                      edge_operators(config))
     edge = Kamailio(folder / "edge", edge_settings,
                     [EdgeNode(p.name, p.sip_host, p.sip_port) for p in plans])
     live: LiveState | None = None

@@ -164,6 +164,18 @@ class SipTlsConfig:
 
 
 @dataclass(frozen=True)
+class FloodLimit:
+    """A cluster's SIP edge only (Kamailio's ``pike``): a source other than the carrier and
+    the nodes sending more than ``requests`` requests in ``unit_s`` seconds has its requests
+    dropped until a ``unit_s`` with fewer; it is remembered ``remove_latency_s`` seconds after
+    its last request (a source remembered is blocked sooner)."""
+
+    requests: int = 30
+    unit_s: int = 2
+    remove_latency_s: int = 4
+
+
+@dataclass(frozen=True)
 class SipGuardConfig:
     """The SIP guard (phones/guard.py): wrong passwords from one source address refuse it."""
 
@@ -173,6 +185,8 @@ class SipGuardConfig:
     max_refused: int = 1000  # sources refused at once; beyond, the oldest refusals are lifted
     # Networks never refused, besides trunk.trusted_networks (e.g. the operators' office).
     never_refuse: tuple[str, ...] = ()
+    # A cluster's edge: per-source flood limit (a single node has none).
+    flood: FloodLimit = field(default_factory=FloodLimit)
 
 
 @dataclass(frozen=True)

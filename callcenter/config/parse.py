@@ -16,7 +16,8 @@ Schema (see config/hotline.yaml for a commented example)::
             outbound: {host, port, caller_id}}   # outbound optional: PJSIP endpoint
                                                 # trunk-out; caller_id: shown on call backs
             edge: {host, port}}   # a cluster's SIP edge (Kamailio): operators register there
-    sip_guard: {max_failures, window_s, ban_s, max_refused, never_refuse: [cidr, ...]}
+    sip_guard: {max_failures, window_s, ban_s, max_refused, never_refuse: [cidr, ...],
+                flood: {requests, unit_s, remove_latency_s}}   # flood: a cluster's edge only
     console: {tls_cert, tls_key, trusted_proxies: [cidr, ...]}   # optional
     sip_tls: {port, cert, key}   # operators over TLS (transport-tls on trunk.bind); cert and
                                  # key together, or neither (`callcenter run` makes a pair)
@@ -58,6 +59,7 @@ from callcenter.config.model import (
     ConsoleConfig,
     DateOverride,
     Field,
+    FloodLimit,
     HotlineConfig,
     OutboundTrunk,
     Prompts,
@@ -224,7 +226,7 @@ class _Parser(BaseParser):
         if value is None:
             return d
         m = self.mapping(value, "sip_guard", ("max_failures", "window_s", "ban_s",
-                                              "max_refused", "never_refuse"))
+                                              "max_refused", "never_refuse", "flood"))
         if m is None:
             return d
         k = "sip_guard"
@@ -240,7 +242,30 @@ class _Parser(BaseParser):
             max_refused=number("max_refused", 1, 100_000),
             never_refuse=tuple(self.networks(m.get("never_refuse", []),
                                              join_key(k, "never_refuse"), non_empty=False)),
+            flood=self.flood(m.get("flood"), join_key(k, "flood")),
         )
+
+    def flood(self, value: object, key: str) -> FloodLimit:
+        """sip_guard.flood: the cluster edge's per-source flood limit (Kamailio's pike)."""
+        d = FloodLimit()
+        if value is None:
+            return d
+        m = self.mapping(value, key, ("requests", "unit_s", "remove_latency_s"))
+        if m is None:
+            return d
+
+        def number(name: str, low: int, high: int) -> int:
+            default: int = getattr(d, name)
+            return self.integer(m.get(name, default), join_key(key, name), low, high) or default
+
+        result = FloodLimit(requests=number("requests", 1, 100_000),
+                            unit_s=number("unit_s", 1, 300),
+                            remove_latency_s=number("remove_latency_s", 1, 86_400))
+        if result.remove_latency_s < result.unit_s:
+            self.error(join_key(key, "remove_latency_s"), result.remove_latency_s,
+                       f"expected at least sip_guard.flood.unit_s ({result.unit_s}): a source "
+                       f"must be remembered for a whole sampling unit")
+        return result
 
     def console(self, value: object) -> ConsoleConfig:
         d = ConsoleConfig()

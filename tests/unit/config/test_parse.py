@@ -16,6 +16,7 @@ from callcenter.config.file import load_config
 from callcenter.config.model import (
     DEFAULT_PROMPTS,
     ConsoleConfig,
+    FloodLimit,
     ServiceConfig,
     SipGuardConfig,
     TrunkConfig,
@@ -370,6 +371,37 @@ def test_given_bad_sip_guard_number_when_parsed_then_error_names_it(field: str,
     data = valid()
     data["sip_guard"] = {field: value}
     assert keys_of(data) == [f"sip_guard.{field}"]
+
+
+def test_given_no_flood_section_when_parsed_then_the_edge_keeps_its_former_limits() -> None:
+    assert parse_config(valid(), SOURCE).sip_guard.flood == FloodLimit(30, 2, 4)
+
+
+def test_given_flood_limits_when_parsed_then_values_are_used() -> None:
+    data = valid()
+    data["sip_guard"] = {"flood": {"requests": 80, "unit_s": 5, "remove_latency_s": 60}}
+    assert parse_config(data, SOURCE).sip_guard.flood == FloodLimit(80, 5, 60)
+    data["sip_guard"] = {"flood": {"requests": 50}}  # the others as before
+    assert parse_config(data, SOURCE).sip_guard.flood == FloodLimit(50, 2, 4)
+
+
+@pytest.mark.parametrize(("flood", "key"), [
+    ({"requests": 0}, "sip_guard.flood.requests"),
+    ({"requests": "30"}, "sip_guard.flood.requests"),
+    ({"unit_s": 0}, "sip_guard.flood.unit_s"),
+    ({"unit_s": 1.5}, "sip_guard.flood.unit_s"),
+    ({"remove_latency_s": -4}, "sip_guard.flood.remove_latency_s"),
+    ({"unit_s": 10, "remove_latency_s": 4}, "sip_guard.flood.remove_latency_s"),
+    ({"request": 30}, "sip_guard.flood.request"),
+    ([30, 2], "sip_guard.flood"),
+])
+def test_given_bad_flood_limit_when_parsed_then_error_names_the_key(flood: object,
+                                                                   key: str) -> None:
+    data = valid()
+    data["sip_guard"] = {"flood": flood}
+    err = errors_of(data)
+    assert keys_of(data) == [key]
+    assert SOURCE in str(err) and key in str(err)
 
 
 # ---- tenants: id, name, timezone, numbers -------------------------------------------------
