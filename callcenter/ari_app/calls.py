@@ -87,6 +87,11 @@ class CallDeps:
 # leg's ChannelDestroyed comes within milliseconds of the hang-up; never seeing it (events lost
 # in a reconnect) must not keep an operator out of the queue.
 LEG_GONE_WAIT_S = 5.0
+# Within that wait, how often Asterisk is asked whether a leg whose ChannelDestroyed has not
+# come is still there (GET /channels/{id}: 404 once destroyed): an end we were never told of
+# (the event lost in a reconnect, a leg whose events go to another application) frees the
+# operator as soon as the leg is really gone, not after the whole wait.
+LEG_CHECK_S = 0.5
 
 
 class CallSession:
@@ -390,24 +395,45 @@ class CallSession:
         """Wait until these legs of ours (just hung up) are gone, at most LEG_GONE_WAIT_S: an
         operator is offered the next call only once Asterisk has let go of their phone's call.
         ARI's hang-up returns as soon as the hang-up is queued; the BYE leaves when the
-        channel's own thread runs, just before its ChannelDestroyed (issue 19.3)."""
+        channel's own thread runs, just before its ChannelDestroyed (issue 19.3). A leg whose
+        ChannelDestroyed is late is looked up every LEG_CHECK_S (_still_there)."""
         d = self.deps
         waiting = {leg: d.leg_ended.setdefault(leg, asyncio.Event())
                    for leg in legs if leg in d.legs}  # not in legs: gone already
         if not waiting:
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LEG_GONE_WAIT_S
         try:
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in waiting.values())),
-                                   LEG_GONE_WAIT_S)
-        except TimeoutError:
-            log.warning("%s: operator %s's leg(s) %s not gone after %.0f s; freeing the operator "
-                        "anyway", self._label(), extension,
-                        ",".join(leg for leg, e in waiting.items() if not e.is_set()),
-                        LEG_GONE_WAIT_S)
+            while left := [e for e in waiting.values() if not e.is_set()]:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    log.warning("%s: operator %s's leg(s) %s not gone after %.0f s; freeing "
+                                "the operator anyway", self._label(), extension,
+                                ",".join(leg for leg, e in waiting.items() if not e.is_set()),
+                                LEG_GONE_WAIT_S)
+                    return
+                try:
+                    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in left)),
+                                           min(LEG_CHECK_S, remaining))
+                except TimeoutError:
+                    for leg, ended in waiting.items():
+                        if not ended.is_set() and not await self._still_there(leg):
+                            log.info("%s: leg %s gone without its ChannelDestroyed reaching "
+                                     "us", self._label(), leg)
+                            d.leg_gone(leg)
         finally:
             for leg, ended in waiting.items():
                 if d.leg_ended.get(leg) is ended:
                     del d.leg_ended[leg]
+
+    async def _still_there(self, leg: str) -> bool:
+        """Whether Asterisk still has ``leg``; unsure (ARI unreachable) counts as there."""
+        try:
+            return await self.deps.ari.channel_exists(leg)
+        except Exception as e:  # noqa: BLE001 (ARI unreachable, socket closed: keep waiting)
+            log.debug("%s: leg %s not looked up: %s", self._label(), leg, e)
+            return True
 
     async def _transfers_to_app(self, channel: str) -> None:
         """The phone's transfer button reaches the app (ChannelTransfer) instead of Asterisk's
