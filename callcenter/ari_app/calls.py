@@ -87,6 +87,11 @@ class CallDeps:
 # leg's ChannelDestroyed comes within milliseconds of the hang-up; never seeing it (events lost
 # in a reconnect) must not keep an operator out of the queue.
 LEG_GONE_WAIT_S = 5.0
+# Within that wait, how often Asterisk is asked whether a leg whose ChannelDestroyed has not
+# come is still there (GET /channels/{id}: 404 once destroyed): an end we were never told of
+# (the event lost in a reconnect, a leg whose events go to another application) frees the
+# operator as soon as the leg is really gone, not after the whole wait.
+LEG_CHECK_S = 0.5
 
 
 class CallSession:
@@ -102,6 +107,9 @@ class CallSession:
         self.cause_code: int | None = None  # last hang-up cause Asterisk told us
         self.task: asyncio.Task[None] | None = None
         self._shared: tuple[object, ...] | None = None  # shared_view as last written to Redis
+        # Status lookups running (mn.LookupTickets): each its own task, its answer coming back
+        # as an event, so that keys and a hang-up are taken meanwhile; cancelled at the end.
+        self._lookups: set[asyncio.Task[None]] = set()
         self.writes = 0  # state writes to Redis (set and delete), for tests and benchmarks
 
     def note_cause(self, code: int | None) -> None:
@@ -144,6 +152,15 @@ class CallSession:
             await self._apply(cm.Failed(utcnow(), "internal error"))
         finally:
             self._disarm()
+            await self._stop_lookups()
+
+    async def _stop_lookups(self) -> None:
+        """Cancel the status lookups still running and wait for them (none outlives the call)."""
+        lookups = list(self._lookups)
+        for task in lookups:
+            task.cancel()
+        if lookups:
+            await asyncio.gather(*lookups, return_exceptions=True)
 
     def _disarm(self) -> None:
         if self._timer is not None:
@@ -172,6 +189,9 @@ class CallSession:
             if node != node_before:
                 log.info("%s: ivr %s -[%s]-> %s", self._label(), node_before or "-",
                          type(ev).__name__, node)
+            if self.state.phase is cm.Phase.ENDED:
+                for task in self._lookups:  # nobody to tell the answer to (awaited in run)
+                    task.cancel()
             for command in commands:
                 follow = await self._execute(command)
                 if follow is not None:
@@ -225,13 +245,12 @@ class CallSession:
                 case mn.CancelTimer():
                     self._disarm()
                 case mn.LookupTickets(token):
-                    result = ivr_status.UNAVAILABLE
-                    if d.lookup is not None and s.tenant_id is not None:
-                        result = await d.lookup(s.tenant_id, s.caller, command)
-                    log.info("%s: status lookup (%s): %s", self._label(),
-                             "keyed-in code" if command.code else "caller's number",
-                             "interrupted" if result.failed else f"{result.total} found")
-                    return mn.LookupDone(utcnow(), token, result)
+                    # The store may take up to its timeout: the call goes on taking its events
+                    # (keys are typed ahead in the menu, a hang-up ends the call at once).
+                    task = asyncio.create_task(self._look_up(command),
+                                               name=f"lookup:{s.call_id}:{token}")
+                    self._lookups.add(task)
+                    task.add_done_callback(self._lookups.discard)
                 case _:
                     return await self._execute_queue(command)
         except ChannelGone:
@@ -247,6 +266,23 @@ class CallSession:
                 log.error("%s: %s failed: %r", self._label(), what, e)
                 return cm.Failed(utcnow(), f"{what} failed")
         return None
+
+    async def _look_up(self, command: mn.LookupTickets) -> None:
+        """One status lookup (its own task): the answer goes into the call's events as
+        LookupDone, as a timer's or a prompt's end does; cancelled if the call ends first."""
+        s, d = self.state, self.deps
+        result = ivr_status.UNAVAILABLE
+        if d.lookup is not None and s.tenant_id is not None:
+            try:
+                result = await d.lookup(s.tenant_id, s.caller, command)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the lookup answers "failed" itself; the caller must not hang
+                log.exception("%s: status lookup failed", self._label())
+        log.info("%s: status lookup (%s): %s", self._label(),
+                 "keyed-in code" if command.code else "caller's number",
+                 "interrupted" if result.failed else f"{result.total} found")
+        self.events.put_nowait(mn.LookupDone(utcnow(), command.token, result))
 
     async def _hold_offer(self, tenant_id: str, slots: int) -> cm.Event:
         """One of the tenant's pool-full offer slots, or the plain busy message: without the
@@ -390,24 +426,45 @@ class CallSession:
         """Wait until these legs of ours (just hung up) are gone, at most LEG_GONE_WAIT_S: an
         operator is offered the next call only once Asterisk has let go of their phone's call.
         ARI's hang-up returns as soon as the hang-up is queued; the BYE leaves when the
-        channel's own thread runs, just before its ChannelDestroyed (issue 19.3)."""
+        channel's own thread runs, just before its ChannelDestroyed (issue 19.3). A leg whose
+        ChannelDestroyed is late is looked up every LEG_CHECK_S (_still_there)."""
         d = self.deps
         waiting = {leg: d.leg_ended.setdefault(leg, asyncio.Event())
                    for leg in legs if leg in d.legs}  # not in legs: gone already
         if not waiting:
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LEG_GONE_WAIT_S
         try:
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in waiting.values())),
-                                   LEG_GONE_WAIT_S)
-        except TimeoutError:
-            log.warning("%s: operator %s's leg(s) %s not gone after %.0f s; freeing the operator "
-                        "anyway", self._label(), extension,
-                        ",".join(leg for leg, e in waiting.items() if not e.is_set()),
-                        LEG_GONE_WAIT_S)
+            while left := [e for e in waiting.values() if not e.is_set()]:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    log.warning("%s: operator %s's leg(s) %s not gone after %.0f s; freeing "
+                                "the operator anyway", self._label(), extension,
+                                ",".join(leg for leg, e in waiting.items() if not e.is_set()),
+                                LEG_GONE_WAIT_S)
+                    return
+                try:
+                    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in left)),
+                                           min(LEG_CHECK_S, remaining))
+                except TimeoutError:
+                    for leg, ended in waiting.items():
+                        if not ended.is_set() and not await self._still_there(leg):
+                            log.info("%s: leg %s gone without its ChannelDestroyed reaching "
+                                     "us", self._label(), leg)
+                            d.leg_gone(leg)
         finally:
             for leg, ended in waiting.items():
                 if d.leg_ended.get(leg) is ended:
                     del d.leg_ended[leg]
+
+    async def _still_there(self, leg: str) -> bool:
+        """Whether Asterisk still has ``leg``; unsure (ARI unreachable) counts as there."""
+        try:
+            return await self.deps.ari.channel_exists(leg)
+        except Exception as e:  # noqa: BLE001 (ARI unreachable, socket closed: keep waiting)
+            log.debug("%s: leg %s not looked up: %s", self._label(), leg, e)
+            return True
 
     async def _transfers_to_app(self, channel: str) -> None:
         """The phone's transfer button reaches the app (ChannelTransfer) instead of Asterisk's

@@ -189,6 +189,16 @@ class AriClient:
         await self.request("POST", f"/applications/{self.app}/subscription",
                            eventSource=f"channel:{channel_id}")
 
+    async def channel_exists(self, channel_id: str) -> bool:
+        """Whether Asterisk still has this channel (False once it is destroyed: 404)."""
+        try:
+            await self.request("GET", f"/channels/{channel_id}")
+        except ChannelGone as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
     async def channels(self) -> list[dict[str, Any]]:
         return list(await self.request("GET", "/channels") or [])
 

@@ -667,11 +667,11 @@ class StasisService:
             if state.phase in RESUMABLE:
                 if state.phase in cm.QUEUE_PHASES:
                     queued[state.tenant_id].append(call_id)
-                elif state.operator_channel is not None:
-                    self.deps.legs[state.operator_channel] = call_id
-                if state.unit_channel is not None:
-                    self.deps.legs[state.unit_channel] = call_id
-                self._spawn(CallSession(state, self.deps, ivr), [cm.Resume(utcnow())])
+                first: list[cm.Event] = [cm.Resume(utcnow())]
+                for leg in (state.operator_channel, state.unit_channel):
+                    if leg is not None:
+                        first += await self._watch_leg(call_id, leg)
+                self._spawn(CallSession(state, self.deps, ivr), first)
             elif state.phase is cm.Phase.IVR and ivr is not None and state.menu is not None:
                 # Menus start again at the root (the path so far is kept).
                 self._spawn(CallSession(state, self.deps, ivr), [cm.Resume(utcnow())])
@@ -690,6 +690,26 @@ class StasisService:
             # still buffered (then ignored, as the call is known): treat it as a new call.
             log.info("call=%s entered while we were away: handling it now", call_id)
             self._on_new_call(channel)
+
+    async def _watch_leg(self, call_id: str, leg: str) -> list[cm.Event]:
+        """An adopted call's operator or unit leg: registered as the call's, and our application
+        subscribed to it, so that its end reaches us. A leg the dead instance was ringing is in
+        no Stasis application (it cannot be moved to us), one whose move failed stays in the
+        dead one's: without the subscription their ChannelDestroyed goes to an application
+        nobody reads, and the call's end would wait LEG_GONE_WAIT_S for it. After a restart
+        under the same name Asterisk kept the subscription (asking again changes nothing). A
+        leg gone already (422: no such event source; it ended while nobody listened): the
+        call hears of it at once (after its Resume)."""
+        try:
+            await self.ari.subscribe_channel(leg)
+        except AriError as e:
+            if e.status == 422:
+                log.info("call=%s: its leg %s ended while it was not served", call_id, leg)
+                return [cm.UnitGone(utcnow(), leg, None) if is_unit_leg(leg)
+                        else cm.OperatorGone(utcnow(), leg, None)]
+            log.warning("call=%s: not subscribed to its leg %s: %s", call_id, leg, e)
+        self.deps.legs[leg] = call_id
+        return []
 
     def held_lines(self) -> dict[str, list[str]]:
         """Calls of ours holding a line, per tenant (to write back after a heartbeat lapse)."""

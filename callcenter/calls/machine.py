@@ -64,15 +64,19 @@ def _end(state: CallState, event: HungUp | Failed,
     else:
         outcome = "abandoned"
     commands: list[Command] = []
+    # The command freeing the operator waits for their phone's legs to go (``after``): it comes
+    # last but the record, so that the line, the offer slot and the bridge are let go at once
+    # however long that takes (an end the app is not told of waits LEG_GONE_WAIT_S).
+    freeing: Command | None = None
     talk_ended_at = state.talk_ended_at
     if phase in QUEUE_PHASES and state.tenant_id is not None:
-        after: tuple[str, ...] = ()
+        reason = "failed" if isinstance(event, Failed) else "abandoned"
         if phase is Phase.RINGING and state.operator_channel is not None:
             # The phone stops ringing first; the operator is free once it has (Dequeue.after).
             commands.append(HangupChannel(state.operator_channel))
-            after = (state.operator_channel,)
-        commands.append(Dequeue(state.tenant_id, "failed" if isinstance(event, Failed)
-                                else "abandoned", state.ringing, after))
+            freeing = Dequeue(state.tenant_id, reason, state.ringing, (state.operator_channel,))
+        else:
+            commands.append(Dequeue(state.tenant_id, reason, state.ringing))
     elif phase is Phase.BRIDGED and state.tenant_id is not None and state.operator is not None:
         t, tenant_id, operator = state.transfer, state.tenant_id, state.operator
         if t is not None:
@@ -86,7 +90,7 @@ def _end(state: CallState, event: HungUp | Failed,
             # Freed once the phone's legs are gone (EndOperatorCall.after).
             legs = legs_hung_up(commands, state.operator_channel,
                                 t.consult_channel if t is not None else None)
-            commands.append(EndOperatorCall(tenant_id, operator, legs))
+            freeing = EndOperatorCall(tenant_id, operator, legs)
     elif phase is Phase.TRANSFERRED and state.unit_channel is not None:
         commands.append(HangupChannel(state.unit_channel))
     if state.bridge is not None:
@@ -110,6 +114,8 @@ def _end(state: CallState, event: HungUp | Failed,
         menu, menu_commands = mn.step(ivr.tree, ivr.faq, menu, mn.CallerLeft(event.at))
         # Only CancelTimer can come back from CallerLeft: cancel the menu's timer first.
         commands[:0] = [c for c in menu_commands if isinstance(c, mn.CancelTimer)]
+    if freeing is not None:
+        commands.append(freeing)
     commands.append(WriteRecord())
     new = replace(state, phase=Phase.ENDED, line_held=False, offer_held=False, ended_at=event.at,
                   outcome=outcome,

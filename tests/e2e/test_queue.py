@@ -37,6 +37,7 @@ from tests.e2e.scenarios import (
     agents,
     assert_nothing_left,
     configure_tenant,
+    grows,
     ivr_in_force,
     record,
     running,
@@ -284,6 +285,35 @@ def test_given_call_ended_when_wrap_up_then_operator_not_offered_until_it_passes
     rec = record(q, caller="0918100004", last=50)
     assert rec["wrap_up_s"] == WRAP_S and rec["talk_ended_at"]
     assert record(q, caller="0918100005", last=50)["operator"] == "101"
+
+
+def test_given_talking_call_adopted_after_restart_when_caller_leaves_then_operator_freed_at_once(
+        q: Stack, ops: dict[str, OperatorPhone]) -> None:
+    """The restarted app adopts the talking call (its operator's leg included): when the caller
+    hangs up, the operator is freed as soon as the phone's leg is gone, not after the bounded
+    wait for a leg whose end the app never hears (EndOperatorCall.after, LEG_GONE_WAIT_S)."""
+    login(q, "101")
+    op = ops["101"]
+    mark = len(op.events)
+    caller = q.phone("1022", caller="0918100013")
+    try:
+        inc = ring(op, mark)
+        op.answer(inc["index"])
+        assert wait_until(lambda: agents(q)["101"]["state"] == "on_call", 5)
+        q.kill_app(signal.SIGKILL)
+        q.start_app()
+        assert q.logged("adopted in phase bridged", 400, 15), q.app_log_tail()
+        assert grows(op, inc["index"]), "the adopted call's audio stopped"
+        caller.send("hangup")
+        (down,) = wait_since(op, mark, "disconnected", 1, 5, index=inc["index"])
+        # Wrap-up (2 s) starts once the leg is gone: well before the 5 s bounded wait ends.
+        assert wait_until(lambda: agents(q)["101"]["state"] in ("wrap_up", "available"), 3), (
+            agents(q), q.app_log_tail())
+    finally:
+        caller.finish()
+    rec = record(q, caller="0918100013", last=50)
+    assert rec["operator"] == "101" and rec["outcome"] == "answered", rec
+    assert "not gone after" not in q.app_log_tail(400), q.app_log_tail()
 
 
 @pytest.fixture

@@ -350,17 +350,25 @@ async def test_given_redis_down_or_no_offer_store_when_lines_full_then_busy_mess
 # ---- the operator freed once their leg is gone (issue 19.3) ---------------------------------
 class LegAri(FakeAri):
     """Hanging up a leg only asks Asterisk (as ARI's DELETE does): the leg's ChannelDestroyed
-    comes later. ``gone``: legs already gone (404)."""
+    comes later. ``gone``: legs already gone (404). ``unheard``: legs whose hang-up destroys
+    them at once, their ChannelDestroyed going to no one (GET /channels/{id} says 404)."""
 
-    def __init__(self, gone: set[str] | None = None) -> None:
+    def __init__(self, gone: set[str] | None = None, unheard: set[str] | None = None) -> None:
         super().__init__()
         self.gone = gone or set()
+        self.unheard = unheard or set()
 
     async def hangup(self, cid: str, reason: str) -> None:
         from callcenter.ari_app.client import ChannelGone as Gone
         self.calls.append(f"hangup:{cid}")
         if cid in self.gone:
             raise Gone("DELETE", f"/channels/{cid}", 404, '{"message":"Channel not found"}')
+        if cid in self.unheard:
+            self.gone.add(cid)
+
+    async def channel_exists(self, cid: str) -> bool:
+        self.calls.append(f"get:{cid}")
+        return cid not in self.gone
 
     async def destroy_bridge(self, bridge: str) -> bool:
         await self._do("destroy-bridge")
@@ -423,6 +431,25 @@ async def test_given_operator_leg_end_never_seen_when_caller_hangs_up_then_freed
     await asyncio.wait_for(session.run([cm.HungUp(T0, 16)]), 2)
     assert acd.ended == ["101"] and [w.outcome for w in written] == ["answered"]
     assert deps.leg_ended == {}
+
+
+async def test_given_leg_end_not_told_when_caller_hangs_up_then_freed_once_asterisk_lost_it(
+        monkeypatch: Any, caplog: Any) -> None:
+    """A leg whose ChannelDestroyed never reaches the app (an adopted call's leg whose events
+    go to another application, an event lost in a reconnect): the operator is freed as soon as
+    Asterisk no longer has the leg, not after the whole bounded wait, and with no warning."""
+    from callcenter.ari_app import calls as ari_calls
+    monkeypatch.setattr(ari_calls, "LEG_GONE_WAIT_S", 60.0)  # longer than the test may take
+    monkeypatch.setattr(ari_calls, "LEG_CHECK_S", 0.01, raising=False)
+    written: list[cm.CallState] = []
+    ari, acd = LegAri(unheard={"c1-op1"}), FreeAcd()
+    session, deps = _bridged_session(ari, acd, written)
+    with caplog.at_level("INFO", logger="callcenter.call"):
+        await asyncio.wait_for(session.run([cm.HungUp(T0, 16)]), 2)
+    assert acd.ended == ["101"] and [w.outcome for w in written] == ["answered"]
+    assert "get:c1-op1" in ari.calls
+    assert deps.legs == {} and deps.leg_ended == {}
+    assert "not gone after" not in caplog.text
 
 
 class DequeueAcd(FreeAcd):

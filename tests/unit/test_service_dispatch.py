@@ -336,3 +336,94 @@ async def test_given_peer_silent_when_grace_passed_then_its_channels_moved_once(
     await svc.dispatch(start(CALL))
     await svc.dispatch(start("1765000000.9"))  # a new call all the same
     assert adopted == [CALL] and seen == [("new call", "1765000000.9")]
+
+
+# ---- adoption: the legs of an adopted call ------------------------------------------------
+class SubscribingAri(FakeAri):
+    """Subscriptions asked for; ``gone``: channels Asterisk no longer has (422, as ARI answers
+    a subscription to an event source that does not exist)."""
+
+    def __init__(self, gone: set[str] | None = None) -> None:
+        super().__init__()
+        self.gone = gone or set()
+        self.subscribed: list[str] = []
+
+    async def subscribe_channel(self, channel_id: str) -> None:
+        from callcenter.ari_app.client import AriError
+        if channel_id in self.gone:
+            raise AriError("POST", "/applications/hotline-test/subscription", 422,
+                           '{"message":"Provided channel was not found"}')
+        self.subscribed.append(channel_id)
+
+
+class SharedState:
+    """Redis holding one call's shared state."""
+
+    def __init__(self, state: cm.CallState) -> None:
+        from callcenter.calls.codec import CALL_KEY, state_to_json
+        self.data = {CALL_KEY.format(state.call_id): state_to_json(state)}
+
+    async def get(self, key: str) -> str | None:
+        return self.data.get(key)
+
+
+def _talking() -> cm.CallState:
+    """A call talking with operator 101, as its dead instance left it in Redis."""
+    import dataclasses
+    return dataclasses.replace(
+        cm.new_call(CALL, "pbx1", "1022", "0909000111", CALL, T0), phase=cm.Phase.BRIDGED,
+        tenant_id="dongnai", shift="day", limit=3, line_held=True, answered_at=T0,
+        queued_at=T0, queue_enabled=True, operator="101", operator_channel=OP_LEG, legs=1,
+        bridge=f"{CALL}-bridge", bridged_at=T0)
+
+
+def _adopting(ari: SubscribingAri, monkeypatch: pytest.MonkeyPatch
+              ) -> tuple[sv.StasisService, list[tuple[str, list[cm.Event]]]]:
+    from types import SimpleNamespace
+
+    svc, _, _ = service()
+    svc.ari = cast(AriClient, ari)
+    talking = _talking()
+    svc.deps.redis, svc.deps.pool = cast(Any, SharedState(talking)), cast(Any, NotDegraded())
+    config = SimpleNamespace(service=SimpleNamespace(node="pbx1"),
+                             require_tenant=lambda t: SimpleNamespace(id=t, ivr=None))
+    svc.config = lambda: cast(HotlineConfig, config)
+    spawned: list[tuple[str, list[cm.Event]]] = []
+
+    def spawn(self: sv.StasisService, session: CallSession, first: list[cm.Event]) -> None:
+        spawned.append((session.call_id, first))
+
+    monkeypatch.setattr(sv.StasisService, "_spawn", spawn)
+    return svc, spawned
+
+
+async def test_given_talking_call_adopted_then_our_app_subscribes_to_its_operator_leg(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adopted from a dead instance, the operator's leg may be in no application of ours: its
+    end must still reach us, or the call's end waits LEG_GONE_WAIT_S to free the operator."""
+    ari = SubscribingAri()
+    svc, spawned = _adopting(ari, monkeypatch)
+    adopted: dict[str, list[str]] = {"dongnai": []}
+    await svc._adopt(CALL, None, adopted, {"dongnai": []})
+    assert adopted == {"dongnai": [CALL]} and ari.subscribed == [OP_LEG]
+    assert svc.deps.legs == {OP_LEG: CALL}
+    [(call_id, first)] = spawned
+    assert call_id == CALL and [type(e) for e in first] == [cm.Resume]
+
+
+async def test_given_talking_call_adopted_when_its_operator_leg_is_gone_then_call_told_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator hung up while no app served the call: its ChannelDestroyed was never read.
+    The adopted call hears of it as it resumes (it ends), instead of talking to no one."""
+    ari = SubscribingAri(gone={OP_LEG})
+    svc, spawned = _adopting(ari, monkeypatch)
+    await svc._adopt(CALL, None, {"dongnai": []}, {"dongnai": []})
+    [(_, first)] = spawned
+    assert [type(e) for e in first] == [cm.Resume, cm.OperatorGone]
+    assert cast(cm.OperatorGone, first[1]).channel == OP_LEG
+    assert svc.deps.legs == {}
+    # What the call does with it: the caller is hung up, the operator freed at once.
+    resumed, _ = cm.step(_talking(), first[0])
+    closing, commands = cm.step(resumed, first[1])
+    assert closing.phase is cm.Phase.CLOSING
+    assert commands == [cm.EndOperatorCall("dongnai", "101", after=()), cm.Hangup("normal")]

@@ -3,14 +3,17 @@ the interpreter's moves (given this state and this event, these commands)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 import yaml
 
 from callcenter import calls as cm
+from callcenter.ari_app.calls import CallDeps, CallSession
 from callcenter.calls.codec import state_from_json, state_to_json
 from callcenter.config.base import BaseParser
 from callcenter.config.model import DEFAULT_FIELDS
@@ -544,6 +547,8 @@ def test_given_status_step_then_desk_reads_it_in_vietnamese():
 
 # ---- the call's task carries the lookup out -------------------------------------------------
 async def test_given_lookup_command_then_call_task_asks_the_store_and_feeds_the_answer_back():
+    import asyncio
+
     from callcenter.ari_app.calls import CallDeps, CallSession
 
     asked: list[tuple[str, str, m.LookupTickets]] = []
@@ -561,11 +566,18 @@ async def test_given_lookup_command_then_call_task_asks_the_store_and_feeds_the_
     deps = CallDeps(ari=None, pool=None, redis=None, sounds_dir="/s",  # type: ignore[arg-type]
                     write_record=write, lookup=lookup)
     command = m.LookupTickets(7, s.TypedCode(42))
-    back = await CallSession(state, deps)._execute(command)
+
+    async def answer() -> cm.Event:
+        """The lookup runs as its own task: its answer comes back as the call's next event."""
+        session = CallSession(state, deps)
+        assert await session._execute(command) is None  # nothing awaited in the call's task
+        return await asyncio.wait_for(session.events.get(), 1)
+
+    back = await answer()
     assert asked == [("dongnai", "0912345678", command)]
     assert isinstance(back, m.LookupDone) and (back.token, back.result) == (7, found)
     deps.lookup = None  # no ticket store wired: the caller hears "interrupted", not silence
-    back = await CallSession(state, deps)._execute(command)
+    back = await answer()
     assert isinstance(back, m.LookupDone) and back.result == s.UNAVAILABLE
 
 
@@ -646,3 +658,139 @@ def test_given_status_step_then_calls_listing_shows_the_codes_read():
     assert _ivr_step_text(step) == "status:DN-20261207-0042,DN-20261206-0007"
     none = m.Step(T0, "status", node="status", digit="42", answer="none").as_dict()
     assert _ivr_step_text(none) == "status:42"
+
+
+# ---- the lookup runs beside the call's task (its answer is an event) -------------------------
+class _Ari:
+    async def play(self, cid: str, media: str, pid: str) -> None:
+        return None
+
+    async def stop_playback(self, pid: str) -> bool:
+        return True
+
+    async def subscribe_channel(self, cid: str) -> None:
+        return None
+
+
+class _Prompts:
+    async def media(self, tenant: str, prompt: Prompt) -> str:
+        return f"sound:{prompt.id}"
+
+
+class _Redis:
+    async def set(self, key: str, value: str, ex: int) -> None:
+        return None
+
+    async def delete(self, key: str) -> None:
+        return None
+
+
+class _Pool:
+    degraded = False
+
+    def __init__(self) -> None:
+        self.released: list[str] = []
+
+    async def release(self, tenant: str, cid: str) -> bool:
+        self.released.append(cid)
+        return True
+
+
+class _SlowStore:
+    """The ticket store: the caller's own lookup (the first) answers only when ``release`` is
+    set; ``cancelled`` once the call gave up on it."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.asked: list[m.LookupTickets] = []
+        self.cancelled = False
+
+    async def lookup(self, tenant: str, caller: str, command: m.LookupTickets) -> s.LookupResult:
+        self.asked.append(command)
+        if len(self.asked) == 1:
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.cancelled = True
+                raise
+        return s.LookupResult()
+
+
+Until = Callable[[Callable[[], bool]], Awaitable[None]]
+
+
+async def _in_status_lookup(store: _SlowStore
+                            ) -> tuple[CallSession, asyncio.Task[None], Until, list[cm.CallState]]:
+    """A call in the main menu that pressed 7: (session, its task, until(), records written)."""
+    written: list[cm.CallState] = []
+
+    async def write(state: cm.CallState) -> None:
+        written.append(state)
+
+    ctx = cm.IvrContext(TREE, m.NoFaq(), Prompt("greeting", "Xin chào"))
+    state = cm.CallState("c1", "pbx1", "1022", "0909555702", "c1", T0, phase=cm.Phase.IVR,
+                         tenant_id="dongnai", line_held=True, menu=m.start_state(TREE))
+    deps = CallDeps(ari=_Ari(), pool=_Pool(), redis=_Redis(),
+                    sounds_dir="/s", write_record=write, lookup=store.lookup,
+                    prompts=_Prompts())
+    session = CallSession(state, deps, ctx)
+    task = asyncio.create_task(session.run([cm.Resume(T0)]))
+
+    async def until(done: Callable[[], bool]) -> None:
+        async def poll() -> None:
+            while not done() and not task.done():
+                await asyncio.sleep(0.001)
+        await asyncio.wait_for(poll(), 2)
+
+    await until(lambda: session.state.menu is not None
+                and session.state.menu.mode is m.Mode.CHOOSING)
+    session.events.put_nowait(m.Digit(T0, "7"))
+    await until(lambda: bool(store.asked))
+    return session, task, until, written
+
+
+async def test_given_slow_lookup_when_caller_hangs_up_then_call_ends_at_once_lookup_cancelled():
+    """The store is slow (up to its timeout): a hang-up meanwhile ends the call now (line
+    freed, one record), and the lookup is cancelled, not left running."""
+    store = _SlowStore()
+    session, task, _until, written = await _in_status_lookup(store)
+    session.events.put_nowait(cm.HungUp(T0, 16, "16 Normal Clearing"))
+    await asyncio.wait_for(task, 1)
+    assert [w.phase for w in written] == [cm.Phase.ENDED]
+    assert cast(_Pool, session.deps.pool).released == ["c1"]
+    assert store.cancelled
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("lookup:")]
+
+
+async def test_given_slow_lookup_when_code_typed_meanwhile_then_same_as_typed_after_it():
+    """Keys pressed while the store looks reach the menu at once (typed ahead, in its buffer)
+    and end in the same code lookup as the same keys pressed once it answered."""
+    ahead = _SlowStore()
+    session, task, until, _ = await _in_status_lookup(ahead)
+    for key in CODE + "#":
+        session.events.put_nowait(m.Digit(T0, key))
+    await until(lambda: session.state.menu is not None and session.state.menu.typed == CODE + "#")
+    assert len(ahead.asked) == 1  # the store has not answered yet
+    ahead.release.set()
+    await until(lambda: len(ahead.asked) > 1)
+
+    after = _SlowStore()
+    later, later_task, later_until, _ = await _in_status_lookup(after)
+    after.release.set()
+    await later_until(lambda: later.state.menu is not None and later.state.menu.lookup is None)
+    for key in CODE + "#":
+        later.events.put_nowait(m.Digit(T0, key))
+    await later_until(lambda: len(after.asked) > 1)
+
+    asked_ahead, asked_after = ahead.asked[1], after.asked[1]
+    assert (asked_ahead.code, asked_ahead.any_caller) == (asked_after.code, asked_after.any_caller)
+    assert asked_ahead.code == s.TypedCode(42, dt.date(2026, 12, 7))
+    # Both callers then hear the same answer to it, and stand at the same point of the menu.
+    await until(lambda: session.state.menu is not None and session.state.menu.lookup is None)
+    await later_until(lambda: later.state.menu is not None and later.state.menu.lookup is None)
+    assert session.state.menu is not None and later.state.menu is not None
+    point = lambda mn: (mn.node, mn.mode, mn.ask, mn.failures, mn.typed)  # noqa: E731
+    assert point(session.state.menu) == point(later.state.menu)
+    for t in (task, later_task):
+        t.cancel()
+    await asyncio.gather(task, later_task, return_exceptions=True)

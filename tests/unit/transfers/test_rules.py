@@ -117,8 +117,8 @@ def test_given_transfer_when_caller_hangs_up_then_unit_leg_and_operator_go() -> 
     state, _ = cm.step(bridged(), blind_button())
     state, cmds = cm.step(state, cm.HungUp(at(30), 16, "Normal Clearing"))
     assert cmds == [cm.TransferProgress(OP, "channel_declined"), cm.HangupChannel(UNIT),
-                    cm.HangupChannel(OP), cm.EndOperatorCall("dongnai", "101", after=(OP,)),
-                    cm.DestroyBridge(BRIDGE), cm.ReleaseLine("dongnai"), cm.WriteRecord()]
+                    cm.HangupChannel(OP), cm.DestroyBridge(BRIDGE), cm.ReleaseLine("dongnai"),
+                    cm.EndOperatorCall("dongnai", "101", after=(OP,)), cm.WriteRecord()]
     assert state.transfers[-1].result == "failed" and state.outcome == "answered"
     # The unit answering after that is hung up at once.
     assert cm.step(state, cm.UnitAnswered(at(31), UNIT))[1] == [cm.HangupChannel(UNIT)]
