@@ -5,6 +5,7 @@ whole hotline of its own (tests/e2e/stack.py: Asterisk, one app instance with it
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from callcenter.cluster.edge import EdgeNode, EdgeSettings, Kamailio, kamailio_binary
+from callcenter.lines.redis import lines_key
+from callcenter.ops.processes import release_guard
 from callcenter.pbx.render import password_digest
 from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.tools.softphone import PhoneGroup
@@ -42,6 +46,24 @@ class Cluster:
     def nothing_left(self) -> None:
         for node in self.nodes:
             assert_nothing_left(node)
+
+    def line_nodes(self) -> list[str]:
+        """The node holding each of the test tenant's lines now (the shared pool), sorted."""
+        client = redis.Redis.from_url(self.nodes[0].redis.url)
+        try:
+            return sorted(json.loads(v)["n"] for v in client.hvals(lines_key("dongnai")))
+        finally:
+            client.close()
+
+    @staticmethod
+    def bring_back(node: Stack) -> None:
+        """A node whose Asterisk and/or app a test killed: Asterisk first, then its app."""
+        if node.pbx is not None and node.pbx.proc is not None:
+            release_guard(node.pbx.proc)  # the dead one's watcher has nothing left to stop
+            if node.pbx.proc.poll() is not None:
+                node.pbx.start()
+        if node.app is None or node.app.poll() is not None:
+            node.start_app()
 
 
 @contextmanager

@@ -163,13 +163,7 @@ def test_given_whole_node_lost_when_its_heartbeat_lapses_then_its_lines_serve_th
         if late is not None:
             late.finish(30)
         full.finish(30)
-        # Back for the next tests: Asterisk first, then its app.
-        if two.pbx is not None and two.pbx.proc is not None:
-            release_guard(two.pbx.proc)
-            if two.pbx.proc.poll() is not None:
-                two.pbx.start()
-        if two.app is None or two.app.poll() is not None:
-            two.start_app()
+        cluster.bring_back(two)  # for the next tests
     assert wait_until(lambda: cluster.edge.node_states()["node2"] == "up", 10, 0.2)
     lost_rows = [r for r in records_of(one, [f"09195005{i:02d}" for i in range(LINES)])
                  if node_of(r) == "node2"]

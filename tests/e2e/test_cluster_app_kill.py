@@ -55,15 +55,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             second.stop()
 
 
-def held(cluster: Cluster) -> list[str]:
-    """The node holding each of the test tenant's lines now (the shared pool)."""
-    client = redis.Redis.from_url(cluster.nodes[0].redis.url)
-    try:
-        return sorted(json.loads(v)["n"] for v in client.hvals(lines_key("dongnai")))
-    finally:
-        client.close()
-
-
 def holders(cluster: Cluster, node: str) -> set[str]:
     """The app instances holding ``node``'s lines now."""
     client = redis.Redis.from_url(cluster.nodes[0].redis.url)
@@ -106,7 +97,7 @@ def test_given_two_apps_on_a_node_when_one_is_killed_then_its_peer_adopts_and_ot
     try:
         theirs = in_app(node1, NODE1_APPS[1])
         assert theirs and in_app(node1, NODE1_APPS[0]) and channels(node2)
-        before = held(cluster)
+        before = cluster.line_nodes()
         assert len(before) == len(phones) and set(before) == {"node1", "node2"}, before
         second.stop(signal.SIGKILL)
         killed = time.monotonic()
@@ -117,13 +108,13 @@ def test_given_two_apps_on_a_node_when_one_is_killed_then_its_peer_adopts_and_ot
         assert moved, node1.app_log_tail()
         assert time.monotonic() - killed < 22
         still_talking(phones)  # node1's adopted calls and node2's alike
-        assert held(cluster) == before  # adopted lines: none lost, none counted twice
+        assert cluster.line_nodes() == before  # adopted lines: none lost, none counted twice
     finally:
         for phone in phones:
             phone.finish()
         if second.proc is not None and second.proc.poll() is not None:
             second.start()  # for the next test: node1 with its two instances again
-    assert wait_until(lambda: held(cluster) == [], 10)
+    assert wait_until(lambda: cluster.line_nodes() == [], 10)
     callers = [f"09195101{i:02d}" for i in range(len(phones))]
     rows = records_of(node1, callers)
     assert sorted(r["caller"] for r in rows) == callers, rows  # one record each
@@ -138,7 +129,7 @@ def test_given_one_app_on_a_node_when_killed_and_restarted_then_it_adopts_its_no
     node1, node2 = cluster.nodes
     phones = calls_until(cluster, "09195102", lambda: channels(node1) and channels(node2))
     try:
-        before = held(cluster)
+        before = cluster.line_nodes()
         assert set(before) == {"node1", "node2"}, before
         mine = before.count("node2")
         dead = holders(cluster, "node2")
@@ -151,16 +142,16 @@ def test_given_one_app_on_a_node_when_killed_and_restarted_then_it_adopts_its_no
         node2.start_app()  # what `make cluster`'s supervisor does, a second after the death
         # Its calls stayed in node2's Asterisk; the new process adopts them and holds their
         # lines itself (the dead process's entries replaced, never counted twice).
-        assert wait_until(lambda: held(cluster).count("node2") == mine
+        assert wait_until(lambda: cluster.line_nodes().count("node2") == mine
                           and holders(cluster, "node2").isdisjoint(dead)
                           and len(holders(cluster, "node2")) == 1, 15), (
-            held(cluster), node2.app_log_tail())
+            cluster.line_nodes(), node2.app_log_tail())
         still_talking(phones)
-        assert held(cluster) == before
+        assert cluster.line_nodes() == before
     finally:
         for phone in phones:
             phone.finish()
-    assert wait_until(lambda: held(cluster) == [], 10)
+    assert wait_until(lambda: cluster.line_nodes() == [], 10)
     callers = [f"09195102{i:02d}" for i in range(len(phones))]
     rows = records_of(node1, callers)
     assert sorted(r["caller"] for r in rows) == callers, rows

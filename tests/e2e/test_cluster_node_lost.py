@@ -21,8 +21,6 @@ import pytest
 import redis
 
 from callcenter.calls.node_loss import NODE_LOST_CAUSE
-from callcenter.lines.redis import lines_key
-from callcenter.ops.processes import release_guard
 from callcenter.queue import agent as ag
 from callcenter.tools.softphone import PhoneGroup
 from tests.e2e.cluster_stack import OPERATOR_PW, Cluster, node_of, running_cluster
@@ -67,14 +65,6 @@ def shared(cluster: Cluster) -> dict[str, dict[str, Any]]:
         client.close()
 
 
-def line_nodes(cluster: Cluster) -> list[str]:
-    client = redis.Redis.from_url(cluster.nodes[0].redis.url)
-    try:
-        return sorted(json.loads(v)["n"] for v in client.hvals(lines_key("dongnai")))
-    finally:
-        client.close()
-
-
 def phase_of(cluster: Cluster, caller: str) -> str | None:
     state = shared(cluster).get(caller)
     return None if state is None else str(state["phase"])
@@ -112,7 +102,7 @@ def test_given_node_lost_whole_under_calls_then_only_its_calls_lost_and_closed_w
         assert sorted(roles.values()) == ["menus", "queue", "talk"], roles
         survivors = [c for c in phones if shared(cluster)[c]["node"] == "node1"]
         lost = sorted(roles)
-        assert survivors and line_nodes(cluster).count("node2") == 3
+        assert survivors and cluster.line_nodes().count("node2") == 3
         assert agent(one, "101")["state"] == "on_call"
         lost_ids = {shared(cluster)[c]["call_id"] for c in lost}
 
@@ -138,7 +128,7 @@ def test_given_node_lost_whole_under_calls_then_only_its_calls_lost_and_closed_w
         talk = next(r for r in rows if roles[r["caller"]] == "talk")
         assert talk["operator"] == "101" and talk["bridged_at"], talk
         # Lines, queue places, the operator: nothing of node2's calls is held any more.
-        assert line_nodes(cluster) == ["node1"] * len(survivors)
+        assert cluster.line_nodes() == ["node1"] * len(survivors)
         queue = snap(one)
         assert lost_ids.isdisjoint(c["call_id"] for c in queue["calls"]), queue
         assert agent(one, "101")["state"] == "available", agent(one, "101")
@@ -158,12 +148,7 @@ def test_given_node_lost_whole_under_calls_then_only_its_calls_lost_and_closed_w
             phone.finish(30)
         operator.close()
         agent_event(one, "101", ag.LogOut())
-        if two.pbx is not None and two.pbx.proc is not None:
-            release_guard(two.pbx.proc)
-            if two.pbx.proc.poll() is not None:
-                two.pbx.start()
-        if two.app is None or two.app.poll() is not None:
-            two.start_app()
+        cluster.bring_back(two)
 
     # node2 back: no second record for its lost calls (its reconcile finds them closed), and
     # it takes calls again.
@@ -182,5 +167,5 @@ def test_given_node_lost_whole_under_calls_then_only_its_calls_lost_and_closed_w
         again.finish(30)
     rows = records_of(one, [f"09195201{i:02d}" for i in range(4)])
     assert "node2" in {node_of(r) for r in rows}, rows
-    assert wait_until(lambda: line_nodes(cluster) == [], 10)
+    assert wait_until(lambda: cluster.line_nodes() == [], 10)
     cluster.nothing_left()
