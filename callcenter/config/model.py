@@ -133,6 +133,29 @@ class SipEdge:
 
 
 @dataclass(frozen=True)
+class EdgeNodeConfig:
+    """One Asterisk node as a production edge reaches it: its trunk's address."""
+
+    name: str  # its service.node
+    host: str
+    port: int = 5060
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    """A production SIP edge machine (the ``edge`` section; `callcenter edge render`): where
+    Kamailio listens (the edges' floating address), the carrier's networks (the only sources
+    whose INVITEs are citizens' calls) and the Asterisk nodes it spreads calls over. The
+    operators and the SIP guard's settings come from the rest of the config, as on a node."""
+
+    host: str
+    port: int
+    carrier_networks: tuple[str, ...]
+    nodes: tuple[EdgeNodeConfig, ...]
+    ping_interval_s: int = 1
+
+
+@dataclass(frozen=True)
 class TrunkConfig:
     """The carrier trunk: where SIP listens and which sources may send unauthenticated INVITEs."""
 
@@ -246,6 +269,7 @@ class HotlineConfig:
     sip_tls: SipTlsConfig = field(default_factory=SipTlsConfig)
     mail: MailConfig | None = None  # the SMTP server; None: no mail is sent
     mail_in: MailInConfig | None = None  # e-mail in (mailin/): None: no intake listens
+    edge: EdgeConfig | None = None  # a production SIP edge (edge machines only): None: none
     source: str = "<memory>"  # file it was loaded from, for messages
 
     def tenant(self, tenant_id: str | None) -> Tenant | None:

@@ -25,6 +25,9 @@ Schema (see config/hotline.yaml for a commented example)::
                                  # optional: the SMTP server of mailed reports (mail/rules.py)
     mail_in: {bind, port, max_bytes, per_sender_per_day, field, tenants: {tenant: [address]}}
                                  # optional: e-mail in, the tenants' mailboxes (mailin/rules.py)
+    edge: {host, port, carrier_networks: [cidr, ...], ping_interval_s,
+           nodes: [{name, host, port}, ...]}   # optional: a production SIP edge machine
+                                 # (`callcenter edge render`); host/port default: trunk.edge
     tenants:
       - id, name, timezone, numbers: [...],
         shifts: [{name, start, end, lines, min_operators, callback_when_full}, ...],
@@ -58,6 +61,8 @@ from callcenter.config.model import (
     FIELD_GROUPS,
     ConsoleConfig,
     DateOverride,
+    EdgeConfig,
+    EdgeNodeConfig,
     Field,
     FloodLimit,
     HotlineConfig,
@@ -204,6 +209,70 @@ class _Parser(BaseParser):
         host = self.ip(m["host"], join_key(key, "host"), ipv4_only=True)
         port = self.port(m.get("port", 5060), join_key(key, "port"))
         return SipEdge(host, port) if host is not None and port is not None else None
+
+    def edge_section(self, value: object, trunk_edge: SipEdge | None) -> EdgeConfig | None:
+        """edge: a production SIP edge machine (Kamailio, `callcenter edge render`). host and
+        port default to trunk.edge's (the floating address the nodes send operators' calls
+        to); carrier_networks and nodes are required."""
+        k = "edge"
+        m = self.mapping(value, k, ("host", "port", "carrier_networks", "ping_interval_s",
+                                    "nodes"), ("carrier_networks", "nodes"))
+        if m is None:
+            return None
+        if "host" not in m and trunk_edge is None:
+            self.error(join_key(k, "host"), MISSING, "expected the IPv4 address Kamailio "
+                       "listens on (the edges' floating address); or set trunk.edge")
+        host = (self.ip(m["host"], join_key(k, "host"), ipv4_only=True) if "host" in m
+                else trunk_edge.host if trunk_edge is not None else None)
+        port = (self.port(m["port"], join_key(k, "port")) if "port" in m
+                else trunk_edge.port if trunk_edge is not None else 5060)
+        ping = self.integer(m.get("ping_interval_s", 1), join_key(k, "ping_interval_s"), 1, 60)
+        networks = (self.networks(m["carrier_networks"], join_key(k, "carrier_networks"))
+                    if "carrier_networks" in m else [])
+        for i, net in enumerate(networks):
+            # Carrier sources are trusted with citizens' calls and never rate limited nor
+            # refused: every address would open the edge to anyone.
+            if ipaddress.ip_network(net).prefixlen == 0:
+                self.error(join_key(join_key(k, "carrier_networks"), i), net,
+                           "expected the carrier's own networks (its SBCs), not every address")
+        nodes = (self.edge_nodes(m["nodes"], join_key(k, "nodes"), host, port)
+                 if "nodes" in m else [])
+        if host is None or port is None or ping is None or not networks or not nodes:
+            return None
+        return EdgeConfig(host=host, port=port, carrier_networks=tuple(networks),
+                          nodes=tuple(nodes), ping_interval_s=ping)
+
+    def edge_nodes(self, value: object, key: str, edge_host: str | None,
+                   edge_port: int | None) -> list[EdgeNodeConfig]:
+        """edge.nodes: [{name, host, port}], names and addresses unique, none the edge's."""
+        nodes: list[EdgeNodeConfig] = []
+        names: dict[str, int] = {}
+        addresses: dict[tuple[str, int], int] = {}
+        for i, item in enumerate(self.list_(value, key) or []):
+            nk = join_key(key, i)
+            m = self.mapping(item, nk, ("name", "host", "port"), ("name", "host"))
+            if m is None or "name" not in m or "host" not in m:
+                continue
+            name = self.node_name(m["name"], join_key(nk, "name"))
+            host = self.ip(m["host"], join_key(nk, "host"), ipv4_only=True)
+            port = self.port(m.get("port", 5060), join_key(nk, "port"))
+            if name is None or host is None or port is None:
+                continue
+            if name in names:
+                self.error(join_key(nk, "name"), name, f"expected a node name unique in "
+                           f"{key}; {key}[{names[name]}] has it too")
+                continue
+            if (host, port) in addresses:
+                self.error(join_key(nk, "port"), port, f"expected one node per address; "
+                           f"{key}[{addresses[host, port]}] is {host}:{port} too")
+                continue
+            if (host, port) == (edge_host, edge_port):
+                self.error(join_key(nk, "host"), host, f"expected an Asterisk node's address, "
+                           f"not the edge's own ({host}:{port})")
+                continue
+            names[name], addresses[host, port] = i, i
+            nodes.append(EdgeNodeConfig(name, host, port))
+        return nodes
 
     def networks(self, value: object, key: str, *, non_empty: bool = True) -> list[str]:
         """A list of networks in CIDR form; each malformed one is an error naming its key."""
@@ -652,7 +721,7 @@ def parse_config(data: object, source: str) -> HotlineConfig:
     """Validate what ``yaml.safe_load`` returned; raise ConfigError listing every problem."""
     parser = _Parser(source)
     root = parser.mapping(data, "", ("service", "trunk", "sip_guard", "console", "sip_tls",
-                                     "mail", "mail_in", "tenants"),
+                                     "mail", "mail_in", "edge", "tenants"),
                           ("tenants",))
     if root is None:
         raise ConfigError.collect(parser.errors)
@@ -663,6 +732,8 @@ def parse_config(data: object, source: str) -> HotlineConfig:
     sip_tls = parser.sip_tls(root.get("sip_tls"))
     mail = parse_mail_section(parser, root.get("mail"))
     mail_in = parse_mail_in_section(parser, root.get("mail_in"))
+    edge = (parser.edge_section(root["edge"], trunk.edge) if root.get("edge") is not None
+            else None)
     tenants = parser.tenants(root["tenants"]) if "tenants" in root else ()
     for at, tenant in (mail_in.addresses.items() if mail_in else ()):
         if tenant not in {t.id for t in tenants}:
@@ -671,7 +742,7 @@ def parse_config(data: object, source: str) -> HotlineConfig:
         raise ConfigError.collect(parser.errors)
     return HotlineConfig(tenants=tenants, trunk=trunk, service=service, sip_guard=sip_guard,
                          console=console, sip_tls=sip_tls, mail=mail, mail_in=mail_in,
-                         source=source)
+                         edge=edge, source=source)
 
 
 # libyaml's parser when PyYAML was built with it (Debian's and the wheels' are): the pure-Python

@@ -490,4 +490,6 @@ def next_steps(root: Path) -> list[str]:
     return [f"next{on}:",
             f"  1. edit {ETC}/hotline.yaml (tenants, numbers, trunk) and {ETC}/operators.env",
             "  2. systemctl daemon-reload && systemctl enable --now hotline1022.target",
-            "  3. curl -s http://127.0.0.1:8022/readyz  (the console's port in hotline.yaml)"]
+            "  3. curl -s http://127.0.0.1:8022/readyz  (the console's port in hotline.yaml)",
+            "  (an edge machine: the edge: section in hotline.yaml, then only "
+            "systemctl enable --now hotline1022-edge.service; docs/scale-out.md, Production)"]

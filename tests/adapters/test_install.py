@@ -75,8 +75,11 @@ def test_given_an_empty_root_when_installed_twice_then_laid_out_once_and_nothing
     units = root / "etc/systemd/system"
     for name in ("hotline1022.target", "hotline1022-app.service",
                  "hotline1022-asterisk.service", "hotline1022-bearerbox.service",
-                 "hotline1022-smsbox.service"):
+                 "hotline1022-smsbox.service", "hotline1022-edge.service"):
         assert owner_mode(units / name) == (0, 0, 0o644), name
+    # Installed everywhere, enabled on an edge machine only (docs/scale-out.md, Production).
+    assert "ExecStartPre=-+/opt/hotline1022/bin/callcenter edge render" in (
+        units / "hotline1022-edge.service").read_text()
     assert owner_mode(root / "etc/logrotate.d/hotline1022") == (0, 0, 0o644)
     kannel = (etc / "kannel.conf").read_text()
     sms = read_env_file(state / "sms-secrets.env")

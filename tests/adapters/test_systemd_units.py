@@ -18,6 +18,7 @@ from callcenter.ops.package_data import deploy_dir
 UNITS = deploy_dir() / "systemd"
 OURS = ("hotline1022.target", "hotline1022-asterisk.service", "hotline1022-app.service",
         "hotline1022-bearerbox.service", "hotline1022-smsbox.service")
+EDGE = "hotline1022-edge.service"  # an edge machine's only unit: not in the node's target
 
 
 def unit(name: str) -> dict[str, dict[str, list[str]]]:
@@ -38,7 +39,7 @@ def unit(name: str) -> dict[str, dict[str, list[str]]]:
 
 def test_given_deploy_systemd_then_every_unit_of_the_brief_is_there():
     names = {p.name for p in UNITS.iterdir() if p.suffix in UNIT_SUFFIXES}
-    assert set(OURS) <= names
+    assert {*OURS, EDGE} <= names
 
 
 def test_given_every_unit_rendered_for_this_venv_then_systemd_analyze_verify_is_silent(
@@ -113,6 +114,37 @@ def test_given_the_other_units_then_none_serves_as_root_and_asterisk_keeps_only_
     target = configparser.ConfigParser(strict=False)
     target.read(UNITS / "hotline1022.target")
     assert set(target["Install"]["Also"].split()) == set(OURS) - {"hotline1022.target"}
+
+
+def test_given_the_edge_unit_then_kamailio_runs_as_its_user_rendered_first_outside_the_target():
+    edge = unit(EDGE)
+    service = edge["Service"]
+    one = {k: v[-1] for k, v in service.items()}
+    assert one["User"] == "kamailio" and one["Group"] == "kamailio"
+    folder = "/var/lib/hotline1022-edge"
+    # Rendered as root ("+") before every start; a refused render ("-") keeps the last good
+    # files, which Kamailio then starts with.
+    assert one["ExecStartPre"] == f"-+{UNIT_PREFIX}/bin/callcenter edge render --out {folder}"
+    assert one["ExecStart"] == (f"/usr/sbin/kamailio -f {folder}/kamailio.cfg -DD -E "
+                                f"-w {folder}")
+    assert one["ExecReload"] == f"+{UNIT_PREFIX}/bin/callcenter edge reload --out {folder}"
+    assert one["Restart"] == "on-failure" and one["Type"] == "simple"
+    for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict",
+                       "PrivateTmp": "yes", "ProtectHome": "yes", "PrivateDevices": "yes",
+                       "CapabilityBoundingSet": "", "UMask": "0027",
+                       "MemoryDenyWriteExecute": "yes"}.items():
+        assert one.get(key) == value, key
+    assert service["ReadWritePaths"] == [folder]
+    assert "~@privileged" in service["SystemCallFilter"]
+    assert set(service["EnvironmentFile"]) == {"/etc/hotline1022/hotline.env",
+                                               "/etc/hotline1022/operators.env"}
+    # An edge machine runs the edge alone: the node's target neither starts nor stops it.
+    assert "PartOf" not in edge["Unit"]
+    assert "kamailio.service" in edge["Unit"]["Conflicts"][0].split()
+    assert edge["Install"]["WantedBy"] == ["multi-user.target"]
+    target = configparser.ConfigParser(strict=False)
+    target.read(UNITS / "hotline1022.target")
+    assert EDGE not in target["Install"]["Also"].split()
 
 
 PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1  # linux/prctl.h (Linux >= 6.3)
