@@ -13,7 +13,8 @@ BIN := $(VENV)/bin
 # (the SIP edge of `make cluster`) and redis-sentinel for the cluster's Redis (docs/sentinel.md;
 # `redis-server --sentinel` stands in), postgresql (the server binaries for the cluster's
 # private database when DATABASE_URL is not set; Debian's own cluster is not needed).
-DEB_PACKAGES := python3-venv debootstrap redis-server redis-sentinel espeak-ng sox sip-tester kannel kannel-extras chromium fonts-liberation2 logrotate postgresql postgresql-client systemd faketime kamailio
+# kamailio-tls-modules: tls.so, the cluster edge's SIP over TLS listener for operators (docs/scale-out.md).
+DEB_PACKAGES := python3-venv debootstrap redis-server redis-sentinel espeak-ng sox sip-tester kannel kannel-extras chromium fonts-liberation2 logrotate postgresql postgresql-client systemd faketime kamailio kamailio-tls-modules
 
 .PHONY: run test deps venv lock unit pbx-test bench lint clean cluster
 

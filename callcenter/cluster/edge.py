@@ -26,6 +26,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/kamailio/modules")
 DISPATCHER_SET = 1
 ROUND_ROBIN = 4  # ds_select_dst's algorithm 4
+MAX_EXPIRES = 3600  # the longest registration the edge accepts (s)
 
 
 class EdgeError(RuntimeError):
@@ -71,6 +72,17 @@ class AuthGuard:
 
 
 @dataclass(frozen=True)
+class EdgeTls:
+    """The edge's SIP over TLS listener for operators' softphones: ``port`` on the edge's
+    listen host, the certificate and key (PEM files, unencrypted key) it presents. The files
+    are copied into the edge's folder at render (readable by Kamailio's account)."""
+
+    port: int
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
 class EdgeSettings:
     """Where the edge listens and who it trusts.
 
@@ -92,6 +104,10 @@ class EdgeSettings:
     never_refuse: tuple[str, ...] = ()
     # (extension, md5 of "extension:realm:password") of each operator registering here.
     operators: tuple[tuple[str, str], ...] = ()
+    # None: UDP only. Set: operators may also register (and be rung) over TLS.
+    tls: EdgeTls | None = None
+    # Operators who must use TLS (operators_require_tls): registering over UDP is refused.
+    tls_only: tuple[str, ...] = ()
 
 
 def module_dir() -> str:
@@ -109,11 +125,18 @@ def dispatcher_list_text(nodes: Sequence[EdgeNode]) -> str:
     return "\n".join(lines) + "\n"
 
 
+TLS_CERT_FILE, TLS_KEY_FILE = "sip-tls.crt", "sip-tls.key"  # in the edge's folder
+
+
 def render_edge_texts(settings: EdgeSettings, nodes: Sequence[EdgeNode],
                       workdir: Path) -> dict[str, str]:
-    """kamailio.cfg and dispatcher.list by name (nothing written)."""
+    """kamailio.cfg and dispatcher.list by name (nothing written; with TLS, the config names
+    the certificate and key as render_edge copies them into ``workdir``)."""
     if not nodes:
         raise ValueError("the edge needs at least one Asterisk node")
+    if settings.tls is not None and settings.tls.port == settings.listen_port:
+        raise ValueError(f"the edge's TLS port {settings.tls.port} is its UDP port: expected "
+                         f"another (SIP over TLS is TCP, but one port for both confuses phones)")
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              autoescape=False)  # noqa: S701 - Kamailio's config, not HTML
@@ -135,6 +158,18 @@ def render_edge_texts(settings: EdgeSettings, nodes: Sequence[EdgeNode],
         "realm": SIP_REALM,
         "operators": [(ext, ha1) for ext, ha1 in settings.operators
                       if ext.isdigit() and all(c in "0123456789abcdef" for c in ha1)],
+        "tls": None if settings.tls is None else {
+            # Through Kamailio's working folder (this one: Kamailio.start), not by their
+            # path: tls.so opens them after dropping to Kamailio's account, which may not be
+            # let through the state folder's parents (0750, another owner); a process may
+            # always follow its own /proc/self/cwd.
+            "port": settings.tls.port, "cert": f"/proc/self/cwd/{TLS_CERT_FILE}",
+            "key": f"/proc/self/cwd/{TLS_KEY_FILE}",
+            # A phone's connection outlives its registration by a little (registrar's
+            # tcp_persistent_flag sets its lifetime to the registration's expiry).
+            "max_expires": MAX_EXPIRES},
+        "tls_only": sorted(ext for ext in settings.tls_only if ext.isdigit()),
+        "max_expires": MAX_EXPIRES,
     }
     return {"kamailio.cfg": env.get_template("kamailio.cfg.j2").render(ctx),
             "dispatcher.list": dispatcher_list_text(nodes)}
@@ -147,8 +182,15 @@ def ctl_socket(workdir: Path) -> Path:
 def render_edge(settings: EdgeSettings, nodes: Sequence[EdgeNode], workdir: Path) -> Path:
     """Write the edge's files into ``workdir``; the path of kamailio.cfg."""
     workdir.mkdir(parents=True, exist_ok=True)
-    for name, text in render_edge_texts(settings, nodes, workdir).items():
-        write_atomic(workdir / name, text, 0o640)  # operators' digests: not for all
+    texts = render_edge_texts(settings, nodes, workdir)
+    if settings.tls is not None:
+        try:
+            texts[TLS_CERT_FILE] = settings.tls.cert.read_text()
+            texts[TLS_KEY_FILE] = settings.tls.key.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise EdgeError(f"the edge's TLS certificate or key cannot be read: {e}") from None
+    for name, text in texts.items():
+        write_atomic(workdir / name, text, 0o640)  # operators' digests, the key: not for all
     return workdir / "kamailio.cfg"
 
 
@@ -189,24 +231,30 @@ class Kamailio:
     def check(self) -> None:
         """``kamailio -c``: the rendered config parses and its modules load."""
         cfg = self.render()
-        out = subprocess.run([kamailio_binary(), "-c", "-f", str(cfg)], capture_output=True,
-                             text=True, timeout=30)
+        out = subprocess.run([kamailio_binary(), "-c", "-f", cfg.name], capture_output=True,
+                             text=True, timeout=30, cwd=self.workdir)
         if out.returncode != 0:
             raise EdgeError(f"kamailio refused {cfg}:\n{out.stderr[-3000:]}")
 
     def start(self, timeout: float = 15.0) -> None:
         """Render, start, and wait until its control socket answers."""
         cfg = self.render()
-        argv = [kamailio_binary(), "-f", str(cfg), "-DD", "-E", "-w", str(self.workdir)]
+        # The config by name from its folder (cwd): the files it names relative to itself
+        # (the TLS pair) are opened from there, even after Kamailio drops to its account.
+        argv = [kamailio_binary(), "-f", cfg.name, "-DD", "-E", "-w", str(self.workdir)]
         if os.geteuid() == 0 and _has_user("kamailio"):
             # Never as root: the Debian package's account owns only what it is given here.
             shutil.chown(self.workdir, "kamailio", "kamailio")
+            if self.settings.tls is not None:
+                # tls.so reads them in its children, after the switch: readable by the group.
+                for name in (TLS_CERT_FILE, TLS_KEY_FILE):
+                    shutil.chown(self.workdir / name, group="kamailio")
             argv += ["-u", "kamailio", "-g", "kamailio"]
         ctl_socket(self.workdir).unlink(missing_ok=True)
         out = open(self.log_path, "ab")  # noqa: SIM115
         # guard: Kamailio drops to its own user, which clears the death signal.
         self.proc = spawn("kamailio", argv, guard=True, stdin=subprocess.DEVNULL, stdout=out,
-                          stderr=out, start_new_session=True)
+                          stderr=out, start_new_session=True, cwd=self.workdir)
         out.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -10,7 +10,8 @@ through Redis (keyed per tenant), so limits hold across nodes.
 Ports, with the edge on ``edge_port`` (5060): node i's SIP on edge_port + 10*i (5070, 5080 ...),
 its operators' TLS one above; ARI, AMI and the console 10*(i-1) above the config's; the
 config's RTP range cut into equal parts. Operators register at the edge (``trunk.edge``),
-which any node reaches them through.
+over UDP or over TLS (the edge's TLS port: edge_port + 1), which any node reaches them
+through.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ def plan_nodes(base: dict[str, Any], count: int, edge_host: str = "127.0.0.1",
         t["port"] = sip_port
         # Only the edge reaches a node's trunk: the carrier's networks are the edge's business.
         t["trusted_networks"] = [f"{edge_host}/32"]
-        # Operators register at the edge; the node reaches them through it.
-        t["edge"] = {"host": edge_host, "port": edge_port}
+        # Operators register at the edge (over UDP or TLS); the node reaches them through it.
+        t["edge"] = {"host": edge_host, "port": edge_port, "tls": True}
         t["rtp_start"] = rtp_start + share * (i - 1)
         t["rtp_end"] = rtp_start + share * i - 1
         tls = data.get("sip_tls") or {}
@@ -92,10 +93,12 @@ class PlannedPort:
 
 def planned_ports(plans: list[NodePlan], edge_host: str = "127.0.0.1",
                   edge_port: int = 5060) -> list[PlannedPort]:
-    """Every port the cluster will listen on: the edge's SIP, then each node's SIP (UDP), its
+    """Every port the cluster will listen on: the edge's SIP (UDP) and SIP TLS (edge_port + 1,
+    TCP), then each node's SIP (UDP), its
     operators' TLS, ARI, AMI and each app's console (TCP), binds as the config gives them
     (defaults as config/model.py's)."""
-    ports = [PlannedPort("edge", "SIP", edge_host, edge_port, "udp")]
+    ports = [PlannedPort("edge", "SIP", edge_host, edge_port, "udp"),
+             PlannedPort("edge", "SIP TLS", edge_host, edge_port + 1, "tcp")]
     for p in plans:
         svc = p.config.get("service") or {}
         ports += [

@@ -66,7 +66,10 @@ def production_edge(config: HotlineConfig) -> tuple[EdgeSettings, list[EdgeNode]
     if edge is None:
         raise NoEdgeSection(f"{config.source} has no edge: section")
     base = {"trunk": {"trusted_networks": list(edge.carrier_networks)}}
-    settings = edge_settings_for(config, base, edge.host, edge.port, edge_operators(config))
+    # Operators who must use TLS register at a node's TLS port here: the production edge has
+    # no TLS listener yet (`make cluster`'s has, cluster/runner.py edge_tls_for).
+    operators, _ = edge_operators(config)
+    settings = edge_settings_for(config, base, edge.host, edge.port, operators)
     settings = dataclasses.replace(settings, ping_interval_s=edge.ping_interval_s)
     return settings, [EdgeNode(n.name, n.host, n.port) for n in edge.nodes]
 

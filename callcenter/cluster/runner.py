@@ -32,11 +32,11 @@ from typing import Any
 
 import yaml
 
-from callcenter.cluster.edge import AuthGuard, EdgeNode, EdgeSettings, Kamailio, Pike
+from callcenter.cluster.edge import AuthGuard, EdgeNode, EdgeSettings, EdgeTls, Kamailio, Pike
 from callcenter.cluster.plan import NodePlan, plan_nodes, planned_ports, port_clashes
 from callcenter.config.file import load_config
 from callcenter.config.model import HotlineConfig
-from callcenter.config.secrets import load_secrets, operator_passwords
+from callcenter.config.secrets import config_dir, load_secrets, operator_passwords
 from callcenter.config.settings import Settings
 from callcenter.ops.accounts import ensure_service_account
 from callcenter.ops.files import write_atomic
@@ -45,7 +45,7 @@ from callcenter.pbx.install import cache_dir, ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess, PbxStartError
 from callcenter.pbx.render import operator_accounts, render
-from callcenter.pbx.tls import ensure_self_signed
+from callcenter.pbx.tls import ensure_self_signed, self_signed_paths
 from callcenter.runtime.postgres_server import PostgresUnavailable, PrivatePostgres
 from callcenter.runtime.redis_server import PrivateRedis, answers
 from callcenter.runtime.runner import (
@@ -225,17 +225,36 @@ def live_state_url(settings: Settings, account: RunAs | None, record: RunRecord,
     return LiveState(with_set, url, sentinels=redis_set)
 
 
-def edge_operators(config: HotlineConfig) -> tuple[tuple[str, str], ...]:
-    """(extension, HA1) of the operators who register at the edge: all but those who must use
-    TLS (the edge listens on UDP only; they register at a node's TLS port, as without an
-    edge). Passwords as `callcenter run` finds them (environment or files)."""
-    accounts = operator_accounts(config, operator_passwords(config))
-    return tuple((a.extension, a.password_digest) for a in accounts if not a.tls)
+def edge_operators(config: HotlineConfig,
+                   tls: bool = False) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """(extension, HA1) of the operators who register at the edge, and those of them who must
+    use TLS. ``tls`` (the edge has its TLS listener): every operator; otherwise all but those
+    who must use TLS (they register at a node's TLS port, as without an edge). Passwords as
+    `callcenter run` finds them (environment or files)."""
+    accounts = [a for a in operator_accounts(config, operator_passwords(config))
+                if tls or not a.tls]
+    return (tuple((a.extension, a.password_digest) for a in accounts),
+            tuple(a.extension for a in accounts if a.tls))
+
+
+def edge_tls_for(config: HotlineConfig, folder: Path, port: int) -> EdgeTls:
+    """The edge's TLS listener on ``port``: the hotline's ``sip_tls`` pair when configured,
+    else a self-signed one made in ``folder`` (``sip-tls/``) as `callcenter run` makes a
+    node's, on the first run, and reused (its fingerprint logged when made)."""
+    ensure_self_signed(config, folder, common_name="hotline1022-edge")
+    tls = config.sip_tls
+    if tls.cert is not None and tls.key is not None:
+        base = config_dir(config)
+        return EdgeTls(port, base / tls.cert, base / tls.key)
+    cert, key = self_signed_paths(folder)
+    return EdgeTls(port, cert, key)
 
 
 def edge_settings_for(config: HotlineConfig, base: dict[str, Any], edge_host: str,
                       edge_port: int,
-                      operators: tuple[tuple[str, str], ...] = ()) -> EdgeSettings:
+                      operators: tuple[tuple[str, str], ...] = (),
+                      tls: EdgeTls | None = None,
+                      tls_only: tuple[str, ...] = ()) -> EdgeSettings:
     """The edge's settings from the hotline's config: the carrier's networks as written in it
     (``trunk.trusted_networks``; only 127.0.0.1 when not written), the SIP guard's settings
     (``sip_guard``: wrong passwords per source, never_refuse, the flood limit), the
@@ -250,7 +269,7 @@ def edge_settings_for(config: HotlineConfig, base: dict[str, Any], edge_host: st
         guard=AuthGuard(max_failures=guard.max_failures, window_s=guard.window_s,
                         ban_s=guard.ban_s),
         never_refuse=guard.never_refuse,
-        operators=operators)
+        operators=operators, tls=tls, tls_only=tls_only)
 
 
 def node_settings(settings: Settings, plan: NodePlan, folder: Path) -> Settings:
@@ -343,8 +362,12 @@ def run_cluster(settings: Settings, count: int, edge_port: int = 5060,
     stop = StopRequest()
     signal.signal(signal.SIGTERM, stop.handle)
     signal.signal(signal.SIGINT, stop.handle)
-    edge_settings = edge_settings_for(config, base, edge_host, edge_port,
-                                      edge_operators(config))
+    # Operators over TLS at the edge too, on the port above its UDP one (as a node's), with
+    # the certificate the nodes would use (sip_tls), or one made as `callcenter run` makes it.
+    edge_tls = edge_tls_for(config, folder, edge_port + 1)
+    operators, tls_only = edge_operators(config, tls=True)
+    edge_settings = edge_settings_for(config, base, edge_host, edge_port, operators, edge_tls,
+                                      tls_only)
     edge = Kamailio(folder / "edge", edge_settings,
                     [EdgeNode(p.name, p.sip_host, p.sip_port) for p in plans])
     live: LiveState | None = None

@@ -130,6 +130,10 @@ class SipEdge:
 
     host: str
     port: int = 5060
+    # The edge also takes operators over TLS (its own TLS port): operators who must use TLS
+    # register there too, and this node reaches them through the edge (UDP) as the others.
+    # False: they register at this node's sip_tls port.
+    tls: bool = False
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ Schema (see config/hotline.yaml for a commented example)::
     trunk: {bind, port, trusted_networks: [cidr, ...], media_address, rtp_start, rtp_end,
             outbound: {host, port, caller_id}}   # outbound optional: PJSIP endpoint
                                                 # trunk-out; caller_id: shown on call backs
-            edge: {host, port}}   # a cluster's SIP edge (Kamailio): operators register there
+            edge: {host, port, tls}}   # a cluster's SIP edge (Kamailio): operators register
+                                       # there (tls: TLS operators too)
     sip_guard: {max_failures, window_s, ban_s, max_refused, never_refuse: [cidr, ...],
                 flood: {requests, unit_s, remove_latency_s}}   # flood: a cluster's edge only
     console: {tls_cert, tls_key, trusted_proxies: [cidr, ...]}   # optional
@@ -202,13 +203,15 @@ class _Parser(BaseParser):
         )
 
     def edge(self, value: object, key: str) -> SipEdge | None:
-        """trunk.edge: {host: IPv4, port} of the cluster's SIP edge."""
-        m = self.mapping(value, key, ("host", "port"), ("host",))
+        """trunk.edge: {host: IPv4, port, tls} of the cluster's SIP edge."""
+        m = self.mapping(value, key, ("host", "port", "tls"), ("host",))
         if m is None or "host" not in m:
             return None
         host = self.ip(m["host"], join_key(key, "host"), ipv4_only=True)
         port = self.port(m.get("port", 5060), join_key(key, "port"))
-        return SipEdge(host, port) if host is not None and port is not None else None
+        tls = self.boolean(m.get("tls", False), join_key(key, "tls"))
+        return (SipEdge(host, port, bool(tls)) if host is not None and port is not None
+                else None)
 
     def edge_section(self, value: object, trunk_edge: SipEdge | None) -> EdgeConfig | None:
         """edge: a production SIP edge machine (Kamailio, `callcenter edge render`). host and

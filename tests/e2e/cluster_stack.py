@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 import redis
 
-from callcenter.cluster.edge import EdgeNode, EdgeSettings, Kamailio, kamailio_binary
+from callcenter.cluster.edge import (
+    EdgeNode,
+    EdgeSettings,
+    Kamailio,
+    kamailio_binary,
+    module_dir,
+)
+from callcenter.cluster.runner import edge_tls_for
+from callcenter.config.file import load_config
 from callcenter.lines.redis import lines_key
 from callcenter.ops.processes import release_guard
 from callcenter.pbx.render import password_digest
@@ -67,17 +75,23 @@ class Cluster:
 
 
 @contextmanager
-def running_cluster(base: Path,
-                    configure: Callable[[Stack], None] | None = None) -> Iterator[Cluster]:
+def running_cluster(base: Path, configure: Callable[[Stack], None] | None = None,
+                    tls: bool = False) -> Iterator[Cluster]:
     """Both nodes, then the edge once it sees both up; all stopped however the block ends.
     ``configure``: called with each node before it starts, to change its ``config_data`` (it
-    writes the file itself)."""
+    writes the file itself). ``tls``: the edge also listens for operators over TLS (a
+    self-signed pair made as `callcenter cluster run` makes it; its port
+    ``edge.settings.tls.port``) and operator 101 must use TLS (``operators_require_tls``):
+    it is let in only over TLS at the edge, and the nodes reach it through the edge with
+    SRTP (``trunk.edge.tls``)."""
     try:
         kamailio_binary()
     except RuntimeError as e:
         pytest.skip(str(e))
+    if tls and not (Path(module_dir()) / "tls.so").exists():
+        pytest.skip("Kamailio's tls.so is missing (Debian's kamailio-tls-modules: `make deps`)")
     edge_port = free_port(socket.SOCK_DGRAM)
-    nodes = [Stack(base / f"node{i}", operators={"101": OPERATOR_PW}) for i in (1, 2)]
+    nodes = [Stack(base / f"node{i}", operators={"101": OPERATOR_PW}, tls=tls) for i in (1, 2)]
     # One Redis and one database for both: the second node's Redis is the first's socket,
     # not a process of its own (stopping it stops nothing).
     nodes[1].redis = PrivateRedis(nodes[0].redis.socket_path)
@@ -86,13 +100,21 @@ def running_cluster(base: Path,
         node.config_data["service"]["node"] = f"node{i}"
         node.config_data["service"]["stasis_app"] = f"hotline-node{i}"
         # Operators register at the edge; each node reaches them through it.
-        node.config_data["trunk"]["edge"] = {"host": "127.0.0.1", "port": edge_port}
+        node.config_data["trunk"]["edge"] = {"host": "127.0.0.1", "port": edge_port, "tls": tls}
+        if tls:
+            node.config_data["tenants"][0]["operators_require_tls"] = True
         node.config_data["tenants"][0]["queue"] = {"wrap_up_s": 0}
         node.set_lines(LINES)
         if configure is not None:
             configure(node)
     operators = (("101", password_digest("101", OPERATOR_PW)),)
-    edge = Kamailio(base / "edge", EdgeSettings(listen_port=edge_port, operators=operators),
+    edge_tls = None
+    if tls:
+        config = load_config(nodes[0].config_path)
+        edge_tls = edge_tls_for(config, base / "edge-state", free_port())
+    edge = Kamailio(base / "edge", EdgeSettings(listen_port=edge_port, operators=operators,
+                                                tls=edge_tls,
+                                                tls_only=("101",) if tls else ()),
                     [EdgeNode(f"node{i}", "127.0.0.1", n.sip_port)
                      for i, n in enumerate(nodes, 1)])
     started: list[Stack] = []

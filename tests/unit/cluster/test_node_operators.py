@@ -73,3 +73,42 @@ def test_given_edge_when_app_not_connected_then_503_at_once_so_the_edge_tries_th
     alone = texts(tmp_path, load(tmp_path, config_data()), PASSWORDS)["extensions.conf"]
     single = alone.split("[hotline-unavailable]")[1].split("\n[")[0]
     assert "Playback(" in single and "Progress()" in single  # one node: the caller is told
+
+
+def tls_texts(tmp_path: Path, edge: dict[str, Any]) -> str:
+    from callcenter.pbx.render import render_texts
+    from tests.unit.test_render_operators import SECRETS, layout
+
+    data = config_data(edge=edge)
+    data["tenants"][0]["operators_require_tls"] = True
+    config = load(tmp_path, data)
+    return render_texts(config, layout(tmp_path), SECRETS, passwords=PASSWORDS,
+                        tls=True)["pjsip.conf"]
+
+
+def test_given_edge_with_tls_when_parsed_then_flag_set_and_checked() -> None:
+    config = parse_config(config_data(edge={"host": "127.0.0.1", "port": 5060, "tls": True}),
+                          "hotline.yaml")
+    assert config.trunk.edge == SipEdge("127.0.0.1", 5060, tls=True)
+    with pytest.raises(ConfigError) as e:
+        parse_config(config_data(edge={"host": "127.0.0.1", "tls": "yes"}), "hotline.yaml")
+    assert e.value.errors[0].key == "trunk.edge.tls"
+
+
+def test_given_edge_with_tls_when_operator_must_use_tls_then_reached_through_the_edge_with_srtp(
+        tmp_path: Path) -> None:
+    pjsip = tls_texts(tmp_path, {"host": "127.0.0.1", "port": 5060, "tls": True})
+    endpoint = section(pjsip, "101", "endpoint")
+    assert endpoint["transport"] == ["transport-udp"]  # to the edge, which speaks TLS to it
+    assert endpoint["media_encryption"] == ["sdes"]
+    assert endpoint["media_encryption_optimistic"] == ["no"]
+    aor = section(pjsip, "101", "aor")
+    assert aor["contact"] == ["sip:101@127.0.0.1:5060"] and "max_contacts" not in aor
+
+
+def test_given_edge_without_tls_when_operator_must_use_tls_then_it_registers_at_the_node(
+        tmp_path: Path) -> None:
+    pjsip = tls_texts(tmp_path, {"host": "127.0.0.1", "port": 5060})
+    assert section(pjsip, "101", "endpoint")["transport"] == ["transport-tls"]
+    aor = section(pjsip, "101", "aor")
+    assert aor["max_contacts"] == ["1"] and "contact" not in aor

@@ -35,7 +35,8 @@ def test_given_shipped_config_when_planned_then_each_node_is_apart_and_valid(cou
         svc, trunk = p.config["service"], p.config["trunk"]
         assert svc["node"] == p.name and svc["stasis_app"] == f"hotline-{p.name}"
         assert trunk["port"] == p.sip_port and trunk["trusted_networks"] == ["127.0.0.1/32"]
-        assert trunk["edge"] == {"host": "127.0.0.1", "port": 5060}
+        # Operators register at the edge, TLS ones too (its TLS port, 5061).
+        assert trunk["edge"] == {"host": "127.0.0.1", "port": 5060, "tls": True}
         ports += [svc["ari_port"], svc["ami_port"], svc["http_port"], trunk["port"],
                   p.config["sip_tls"]["port"]]
         ranges.append(range(trunk["rtp_start"], trunk["rtp_end"] + 1))
@@ -43,7 +44,7 @@ def test_given_shipped_config_when_planned_then_each_node_is_apart_and_valid(cou
         _include_ivr_files(data, str(CONFIG))  # the node file sits beside the shipped one
         config = parse_config(data, str(CONFIG))
         assert config.service.node == p.name
-    assert 5060 not in ports  # the edge's
+    assert 5060 not in ports and 5061 not in ports  # the edge's (UDP, TLS)
     assert len(ports) == len(set(ports)), sorted(ports)
     rtp = [port for r in ranges for port in r]
     assert len(rtp) == len(set(rtp))  # disjoint
@@ -75,10 +76,11 @@ def test_given_shipped_config_when_planned_then_every_port_is_its_own() -> None:
     plans = plan_nodes(shipped(), MAX_NODES, "127.0.0.1", 5060)
     ports = planned_ports(plans, "127.0.0.1", 5060)
     assert port_clashes(ports) == []
-    # The edge, then per node SIP, TLS, ARI, AMI and one console per app.
+    # The edge (SIP, SIP TLS), then per node SIP, TLS, ARI, AMI and one console per app.
     apps = int(shipped()["service"].get("app_instances", 1))
-    assert len(ports) == 1 + MAX_NODES * (4 + apps)
-    assert ports[0] == PlannedPort("edge", "SIP", "127.0.0.1", 5060, "udp")
+    assert len(ports) == 2 + MAX_NODES * (4 + apps)
+    assert ports[:2] == [PlannedPort("edge", "SIP", "127.0.0.1", 5060, "udp"),
+                         PlannedPort("edge", "SIP TLS", "127.0.0.1", 5061, "tcp")]
     node2 = [p for p in ports if p.node == "node2"]
     assert ("SIP", 5080, "udp") in [(p.what, p.port, p.transport) for p in node2]
 
