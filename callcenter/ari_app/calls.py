@@ -92,13 +92,20 @@ LEG_GONE_WAIT_S = 5.0
 # (the event lost in a reconnect, a leg whose events go to another application) frees the
 # operator as soon as the leg is really gone, not after the whole wait.
 LEG_CHECK_S = 0.5
+# A log line held back: (logger, level, message, args).
+HeldLine = tuple[logging.Logger, int, str, tuple[object, ...]]
 
 
 class CallSession:
     """Owns one call's state; its events arrive through a queue, in order."""
 
-    def __init__(self, state: cm.CallState, deps: CallDeps, ivr: cm.IvrContext | None = None):
+    def __init__(self, state: cm.CallState, deps: CallDeps, ivr: cm.IvrContext | None = None,
+                 held: list[HeldLine] | None = None):
         self.state = state
+        # A new call's INFO lines (its arrival, its first transitions) wait until Asterisk has
+        # been asked to answer or refuse it: each line costs the event loop ~40 µs on the
+        # caller's path (issue 20, bench/answer_wire.py). None: lines go out as they come.
+        self._held = held
         self.deps = deps
         self.ivr = ivr  # the tenant's menus and FAQ as they were when the call arrived
         self.events: asyncio.Queue[cm.Event] = asyncio.Queue()
@@ -129,6 +136,18 @@ class CallSession:
         s = self.state
         return f"call={s.call_id} tenant={s.tenant_id or '-'} dialled={s.dialled}"
 
+    def _info(self, msg: str, *args: object) -> None:
+        if self._held is not None:
+            self._held.append((log, logging.INFO, msg, args))
+        else:
+            log.info(msg, *args)
+
+    def _release_held(self) -> None:
+        """Write the held lines (in their order, before anything logged after them)."""
+        held, self._held = self._held, None
+        for logger, level, msg, args in held or ():
+            logger.log(level, msg, *args)
+
     async def run(self, first: list[cm.Event]) -> None:
         """Process events until the call ends; an exception ends this call only."""
         for ev in first:
@@ -136,6 +155,7 @@ class CallSession:
         try:
             if first:
                 await self._apply(self.events.get_nowait())
+            self._release_held()
             # After the time-critical first answer/reject: ChannelDestroyed (with the hang-up
             # cause) only reaches us after StasisEnd if we subscribe to the channel itself.
             try:
@@ -148,9 +168,11 @@ class CallSession:
         except asyncio.CancelledError:
             raise
         except Exception:
+            self._release_held()
             log.exception("%s: call task failed; ending the call", self._label())
             await self._apply(cm.Failed(utcnow(), "internal error"))
         finally:
+            self._release_held()
             self._disarm()
             await self._stop_lookups()
 
@@ -180,15 +202,16 @@ class CallSession:
             try:
                 self.state, commands = cm.step(self.state, ev, self.ivr)
             except cm.IllegalTransition as e:
+                self._release_held()
                 log.warning("%s: ignored %s", self._label(), e)
                 continue
             if before is not self.state.phase:
-                log.info("%s: %s -[%s]-> %s", self._label(), before.value, type(ev).__name__,
-                         self.state.phase.value)
+                self._info("%s: %s -[%s]-> %s", self._label(), before.value, type(ev).__name__,
+                           self.state.phase.value)
             node = self.state.menu.node if self.state.menu else None
             if node != node_before:
-                log.info("%s: ivr %s -[%s]-> %s", self._label(), node_before or "-",
-                         type(ev).__name__, node)
+                self._info("%s: ivr %s -[%s]-> %s", self._label(), node_before or "-",
+                           type(ev).__name__, node)
             if self.state.phase is cm.Phase.ENDED:
                 for task in self._lookups:  # nobody to tell the answer to (awaited in run)
                     task.cancel()
@@ -214,9 +237,11 @@ class CallSession:
                         await d.offers.release(tenant_id, s.call_id)
                 case cm.Answer():
                     await d.ari.answer(s.call_id)
+                    self._release_held()
                     return cm.Answered(utcnow())
                 case cm.Progress():
                     await d.ari.progress(s.call_id)
+                    self._release_held()
                 case cm.Play(tenant_id, prompt_id, token):
                     self._playbacks += 1
                     media = f"sound:{d.sounds_dir}/{tenant_id}/{prompt_id}"
@@ -227,6 +252,7 @@ class CallSession:
                     await d.ari.start_moh(s.call_id)
                 case cm.Hangup(reason):
                     await d.ari.hangup(s.call_id, reason)
+                    self._release_held()
                 case cm.WriteRecord():
                     self._disarm()
                     await d.write_record(s)
@@ -258,6 +284,7 @@ class CallSession:
             if s.phase is not cm.Phase.ENDED:
                 return self.hung_up()
         except Exception as e:  # Redis, ARI or disk trouble: end this call cleanly, not the rest
+            self._release_held()
             what = type(command).__name__
             if s.phase is cm.Phase.ENDED:
                 # Winding down: carry on with the remaining commands (the record above all).
@@ -296,8 +323,8 @@ class CallSession:
             d.pool.lost(e)
             return cm.OfferRefused(utcnow())
         if not ok:
-            log.info("%s: lines full and every callback offer slot taken: busy message",
-                     self._label())
+            self._info("%s: lines full and every callback offer slot taken: busy message",
+                       self._label())
         return cm.OfferGranted(utcnow()) if ok else cm.OfferRefused(utcnow())
 
     async def _execute_queue(self, command: cm.Command) -> cm.Event | None:

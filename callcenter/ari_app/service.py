@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from callcenter import calls as cm
-from callcenter.ari_app.calls import CallDeps, CallSession
+from callcenter.ari_app.calls import CallDeps, CallSession, HeldLine
 from callcenter.ari_app.client import AriClient, AriError, hangup_quietly
 from callcenter.ari_app.dialback import DialbackManager
 from callcenter.ari_app.listen import ListenManager
@@ -445,10 +445,13 @@ class StasisService:
                                queue=self.deps.acd is not None
                                and bool(tenant.operators.operators),
                                callback_when_full=shift.callback_when_full)
-        log.info("call=%s arrived dialled=%s caller=%s tenant=%s", ch["id"], dialled,
-                 mask_number(caller), tenant.id if tenant else "-")
-        log.debug("call=%s caller number %s", ch["id"], caller)
-        self._spawn(CallSession(state, self.deps, self._ivr(tenant)), [routed])
+        # Written once Asterisk has been asked to answer or refuse the call (held lines).
+        held: list[HeldLine] = [(log, logging.INFO, "call=%s arrived dialled=%s caller=%s "
+                                 "tenant=%s", (ch["id"], dialled, mask_number(caller),
+                                               tenant.id if tenant else "-"))]
+        if log.isEnabledFor(logging.DEBUG):
+            held.append((log, logging.DEBUG, "call=%s caller number %s", (ch["id"], caller)))
+        self._spawn(CallSession(state, self.deps, self._ivr(tenant), held), [routed])
 
     def _ivr(self, tenant: Tenant | None) -> cm.IvrContext | None:
         """The tenant's menus and FAQ now; the call keeps them until it ends."""

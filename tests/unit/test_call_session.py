@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -478,3 +479,49 @@ async def test_given_phone_ringing_when_caller_hangs_up_then_dequeued_once_leg_g
     deps.leg_gone("c1-op1")
     await asyncio.wait_for(task, 2)
     assert acd.dequeued == ["abandoned"] and [w.outcome for w in written] == ["abandoned"]
+
+
+class LoggedAtAnswer(FakeAri):
+    """Notes which of the call's log lines were written when Asterisk was asked to answer."""
+
+    def __init__(self, caplog: Any):
+        super().__init__()
+        self.caplog = caplog
+        self.lines_at_answer: list[str] | None = None
+
+    async def answer(self, cid: str) -> None:
+        self.lines_at_answer = [r.getMessage() for r in self.caplog.records]
+        await super().answer(cid)
+
+
+def _held_session(ari: FakeAri, pool: FakePool) -> CallSession:
+    deps = CallDeps(ari=ari, pool=pool, redis=FakeRedis(),  # type: ignore[arg-type]
+                    sounds_dir="/s", write_record=lambda s: asyncio.sleep(0))
+    arrival = (logging.getLogger("callcenter.ari"), logging.INFO,
+               "call=%s arrived dialled=%s", ("c1", "1022"))
+    return CallSession(cm.new_call("c1", "pbx1", "1022", "0909", "c1", T0), deps, held=[arrival])
+
+
+async def test_given_new_call_when_admitted_then_its_lines_follow_the_answer_in_order(
+        caplog: Any) -> None:
+    caplog.set_level(logging.INFO)
+    ari = LoggedAtAnswer(caplog)
+    await _run(_held_session(ari, FakePool()), cm.HungUp(T0, 16, "16 Normal Clearing"))
+    assert ari.lines_at_answer == []  # nothing written before the answer was asked for
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[:3] == ["call=c1 arrived dialled=1022",
+                         "call=c1 tenant=dongnai dialled=1022: routing -[Routed]-> admitting",
+                         "call=c1 tenant=dongnai dialled=1022: admitting -[LineGranted]-> "
+                         "greeting"]
+    assert "call=c1 tenant=dongnai dialled=1022: greeting -[HungUp]-> ended" in lines
+
+
+async def test_given_new_call_when_pool_fails_then_held_lines_come_before_the_error(
+        caplog: Any) -> None:
+    caplog.set_level(logging.INFO)
+    await _run(_held_session(FakeAri(), FakePool(acquire_fails=True)))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "call=c1 arrived dialled=1022"
+    failed = next(i for i, line in enumerate(lines) if "AcquireLine failed" in line)
+    routed = "call=c1 tenant=dongnai dialled=1022: routing -[Routed]-> admitting"
+    assert lines.index(routed) < failed

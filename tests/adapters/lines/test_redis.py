@@ -167,3 +167,37 @@ async def test_given_redis_silent_when_acquiring_then_timeout_and_later_replies_
     assert await pool.acquire("dongnai", "c1", 1, "day")
     assert (await pool.use("dongnai")).in_use == 1
     await client.aclose()
+
+
+async def test_given_single_connection_when_many_scripts_at_once_then_each_gets_its_reply(
+        redis_server: PrivateRedis) -> None:
+    """The admissions' client (one connection, scripts written straight to it): concurrent
+    acquires, heartbeats and releases share it without one reading another's reply."""
+    client = aioredis.Redis.from_url(redis_server.url, single_connection_client=True)
+    pool = LinePool(client, "inst-a", "pbx1", timeout_s=2.0)
+    await client.flushall()
+    await pool.heartbeat()
+    results = await asyncio.gather(*(
+        pool.acquire("dongnai", f"c{i}", 15, "day") if i % 3 else pool.heartbeat()
+        for i in range(90)))
+    granted = [f"c{i}" for i, ok in enumerate(results) if i % 3 and ok]
+    assert len(granted) == 15
+    assert granted == [f"c{i}" for i in range(90) if i % 3][:15]  # in the order sent
+    assert await asyncio.gather(*(pool.release("dongnai", c) for c in granted)) == [True] * 15
+    assert (await pool.use("dongnai")).in_use == 0
+    await client.aclose()
+
+
+async def test_given_scripts_flushed_when_acquiring_then_loaded_again_and_granted(
+        redis_server: PrivateRedis) -> None:
+    """Redis restarted or its scripts flushed: the pool's EVALSHA finds no script; it is
+    loaded again and the call still gets its line."""
+    client = aioredis.Redis.from_url(redis_server.url, single_connection_client=True)
+    pool = LinePool(client, "inst-a", "pbx1", timeout_s=2.0)
+    await client.flushall()
+    await pool.heartbeat()
+    await client.script_flush()
+    assert await pool.acquire("dongnai", "c1", 1, "day")
+    assert not await pool.acquire("dongnai", "c2", 1, "day")
+    assert (await pool.use("dongnai")).in_use == 1
+    await client.aclose()
