@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -30,8 +31,95 @@ import pjsua2 as pj
 MAX_CALLS = 4
 TONE_HZ = 425  # the phones' default tone (a dial-tone pitch)
 
+# Keys (RFC 4733 telephone-events) go out one at a time: each event lasts DTMF_TONE_MS (pjmedia's
+# own default, so its RTP timestamps stay consistent), its end packet is sent 3 times, and the
+# next key starts DTMF_GAP_S after that. Handing pjsua several keys at once queues them back to
+# back 40 ms apart, and a stall of the phone's media clock sends them closer still; Asterisk
+# ignores a key's begin within 45 ms of the previous key (AST_MIN_DTMF_GAP) and, once it
+# emulates a key, publishes a key deferred meanwhile twice to ARI (ChannelDtmfReceived), so
+# 13 keys typed at once arrived with keys doubled (docs/architecture.md, "Keys typed fast").
+DTMF_TONE_MS = 200
+DTMF_GAP_S = 0.2
+DTMF_END_REPEATS = 3  # pjmedia sends an event's end packet this many times
+DTMF_STUCK_S = 3.0  # a key whose packets have not all gone by then is given up on
 
-class _Call(pj.Call):  # type: ignore[misc]
+
+class KeyLine:
+    """What a call offers KeySender (mixed into both kinds of call)."""
+
+    def send_key(self, key: str) -> None:
+        """Hand pjsua one key as an RFC 4733 event of DTMF_TONE_MS."""
+        prm = pj.CallSendDtmfParam()
+        prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
+        prm.digits = key
+        prm.duration = DTMF_TONE_MS
+        self.sendDtmf(prm)  # type: ignore[attr-defined]
+
+    def tx_packets(self) -> int:
+        """RTP packets this call has sent so far."""
+        return int(self.getStreamStat(0).rtcp.txStat.pkt)  # type: ignore[attr-defined]
+
+    def ptime_ms(self) -> int:
+        """Milliseconds of audio per packet."""
+        codec = self.getStreamInfo(0).audCodecParam  # type: ignore[attr-defined]
+        return int(codec.info.frameLen * max(1, codec.setting.frmPerPkt))
+
+
+class KeySender:
+    """The keys pressed on one call, sent one at a time from the pjsua2 thread (``pump`` in the
+    poll loop). A key is done once its packets have all left: the call's RTP packet count has
+    grown by the event's packets (while a key is queued, every packet the stream sends is one
+    of its events); then the next waits DTMF_GAP_S. The call (``KeyLine``) sends a key and
+    reads its stream, raising pj.Error when it has none."""
+
+    def __init__(self) -> None:
+        self.pending: deque[str] = deque()
+        self.key: str | None = None  # the key being sent
+        self.until_packets = 0  # ... done once the packet count reaches this
+        self.stuck_at = 0.0
+        self.next_at = 0.0  # no key starts before this (monotonic)
+
+    def press(self, digits: str) -> None:
+        self.pending.extend(digits)
+
+    def busy(self) -> bool:
+        return self.key is not None or bool(self.pending)
+
+    def pump(self, now: float, line: KeyLine) -> list[tuple[str, str]]:
+        """Advance; what happened: ("sent", key) once a key's packets are all out,
+        ("error", reason) for a key that could not be sent or never finished."""
+        out: list[tuple[str, str]] = []
+        if self.key is not None:
+            try:
+                done = line.tx_packets() >= self.until_packets
+            except pj.Error:
+                done = False  # no stream (any more): given up on at stuck_at
+            if done:
+                out.append(("sent", self.key))
+            elif now >= self.stuck_at:
+                out.append(("error", f"key {self.key} not sent within {DTMF_STUCK_S:.0f} s"))
+            else:
+                return out
+            self.key = None
+            self.next_at = now + DTMF_GAP_S
+        if self.pending and now >= self.next_at:
+            key = self.pending.popleft()
+            try:
+                ptime = max(1, line.ptime_ms())
+                before = line.tx_packets()
+                line.send_key(key)
+            except pj.Error as e:
+                out.append(("error", f"key {key}: {e.info()}"))
+                self.next_at = now + DTMF_GAP_S
+                return out
+            self.key = key
+            # The event's packets: one per ptime until its duration, then the end repeats.
+            self.until_packets = before + -(-DTMF_TONE_MS // ptime) + DTMF_END_REPEATS - 1
+            self.stuck_at = now + DTMF_STUCK_S
+        return out
+
+
+class _Call(KeyLine, pj.Call):  # type: ignore[misc]
     def __init__(self, phone: Softphone | None, acc: pj.Account, index: int):
         if index >= MAX_CALLS:
             raise ValueError(f"one softphone places at most {MAX_CALLS} calls")
@@ -39,11 +127,12 @@ class _Call(pj.Call):  # type: ignore[misc]
         self.phone = phone
         self.index = index
         self.t_invite = 0.0
+        self.keys = KeySender()
         self.result: dict[str, Any] = {
             "index": index, "final_code": None, "answered": False, "early_media": False,
             "ms_to_first_response": None, "ms_to_183": None, "ms_to_200": None,
             "ms_to_final": None, "rtp_rx_packets": 0, "rtp_rx_before_answer": 0,
-            "reason": None, "disconnected": False,
+            "reason": None, "disconnected": False, "keys_sent": "", "key_error": None,
         }
 
     def _emit(self, kind: str) -> None:
@@ -154,11 +243,22 @@ class Softphone:
         end = time.monotonic() + seconds
         while True:
             self.ep.libHandleEvents(10)
+            now = time.monotonic()
             for c in self.calls:
                 if not c.result["disconnected"]:
                     c.sample_rtp()
-            if time.monotonic() >= end:
+                    self._pump_keys(c, now)
+            if now >= end:
                 return
+
+    def _pump_keys(self, call: _Call, now: float) -> None:
+        for what, detail in call.keys.pump(now, call):
+            if what == "sent":
+                call.result["keys_sent"] += detail
+                self.emit("dtmf_sent", call)
+            else:
+                call.result["key_error"] = detail
+                self.emit("dtmf_error", call)
 
     def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
         end = time.monotonic() + timeout
@@ -169,12 +269,11 @@ class Softphone:
         return predicate()
 
     def dtmf(self, call: _Call, digits: str) -> None:
-        """Press keys on an answered call (RFC 2833); ignored if the call is not up."""
-        try:
-            call.sample_rtp()
-            call.dialDtmf(digits)
-        except pj.Error:
-            pass
+        """Press keys on a call (RFC 4733), one at a time (KeySender): each sent key is a
+        ``dtmf_sent`` event (``keys_sent``: the keys sent so far), a key that could not be
+        sent (the call is not up) a ``dtmf_error`` (``key_error``)."""
+        if not call.result["disconnected"]:
+            call.keys.press(digits)
 
     def hangup(self, call: _Call) -> None:
         if not call.result["disconnected"]:
@@ -361,7 +460,7 @@ def request_user(whole_msg: str) -> str:
     return uri.split("@", 1)[0] if "@" in uri else ""
 
 
-class _AgentCall(pj.Call):  # type: ignore[misc]
+class _AgentCall(KeyLine, pj.Call):  # type: ignore[misc]
     """One call of an operator or unit phone, incoming or dialled."""
 
     def __init__(self, agent: SipAgent, acc: pj.Account, index: int,
@@ -380,6 +479,7 @@ class _AgentCall(pj.Call):  # type: ignore[misc]
         self.media_status = ""
         self.connected_media: pj.AudioMedia | None = None
         self.recorder: pj.AudioMediaRecorder | None = None  # what this phone hears (--record-dir)
+        self.keys = KeySender()
 
     def emit(self, kind: str, **fields: Any) -> None:
         if self.agent is not None:
@@ -694,11 +794,10 @@ class SipAgent:
                 call.emit("error", command="hold" if on else "unhold", reason=e.info())
 
     def dtmf(self, digits: str, index: int | None = None) -> None:
+        """Press keys (RFC 4733) one at a time (KeySender): ``dtmf_sent`` (digit) for each
+        key sent, ``error`` for one that could not be."""
         for call in self._pick(index):
-            try:
-                call.dialDtmf(digits)
-            except pj.Error as e:
-                call.emit("error", command="dtmf", reason=e.info())
+            call.keys.press(digits)
 
     def target_uri(self, target: str) -> str:
         """A number becomes sip:number@registrar (or @this phone's own address)."""
@@ -764,6 +863,12 @@ class SipAgent:
                     else:
                         c.state = "answering"
                         self._respond(c, 200)
+            for c in self.live():
+                for what, detail in c.keys.pump(now, c):
+                    if what == "sent":
+                        c.emit("dtmf_sent", digit=detail)
+                    else:
+                        c.emit("error", command="dtmf", reason=detail)
             if now - self.last_sample >= RTP_SAMPLE_S:
                 self.last_sample = now
                 for c in self.live():

@@ -6,7 +6,8 @@ Every event is a dict with ``event`` (kind), ``t`` (wall clock) and, for call ev
 reg_failed, unregistered, incoming (remote_uri, user = dialled user part, source), dialing,
 progress, answered, confirmed, media (status: active|local_hold|remote_hold|none; srtp: bool),
 rtp (rx, tx:
-packets so far, every 0.5 s while they grow), dtmf_rx (digit), transfer_status (code, final),
+packets so far, every 0.5 s while they grow), dtmf_rx (digit), dtmf_sent (digit: a key pressed
+with ``dtmf`` has all left; keys go one at a time), transfer_status (code, final),
 transfer_request (uri), disconnected (code, reason, rtp_rx, rtp_tx), recording (path: what
 the call receives, with ``record_dir``), report, error, closed. ``audio``: ``tone`` (425 Hz),
 ``tone:FREQ``, ``wav:PATH`` or ``none``.
@@ -67,7 +68,8 @@ class _Phone(PhoneProcess):
         self.send("unhold" + self._opt(index))
 
     def dtmf(self, digits: str, index: int | None = None) -> None:
-        """Press keys (RFC 4733) on call ``index`` (default: every live call)."""
+        """Press keys (RFC 4733) on call ``index`` (default: every live call): sent one at a
+        time, each a ``dtmf_sent`` event once out."""
         self.send(f"dtmf {digits}" + self._opt(index))
 
     def dial(self, number: str) -> None:

@@ -37,8 +37,10 @@ def test_given_unit_phone_when_operator_phone_calls_it_then_answered_with_rtp_bo
         assert wait_until(lambda: unit.rtp_rx() > 50 and op.rtp_rx() > 50, 5), (
             unit.of("rtp"), op.of("rtp"))
         assert unit.rtp_tx() > 0 and op.rtp_tx() > 0
-        op.dtmf("5")
-        assert unit.wait_for("dtmf_rx", 1, 5)[0]["digit"] == "5"
+        keys = "1234567890*#55"
+        op.dtmf(keys)  # typed at once: sent one at a time, each received once, in order
+        assert "".join(e["digit"] for e in op.wait_for("dtmf_sent", len(keys), 30)) == keys
+        assert "".join(e["digit"] for e in unit.wait_for("dtmf_rx", len(keys), 5)) == keys
         op.hangup()
         (down,) = unit.wait_for("disconnected", 1, 5)
         assert down["rtp_rx"] > 50
