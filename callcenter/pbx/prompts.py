@@ -49,6 +49,11 @@ def cache_key(text: str, clip: bool = False) -> str:
     return h[:32]
 
 
+def _maker_tag() -> str:
+    """This process and thread, for temporary file names no other maker uses."""
+    return f"{os.getpid()}-{threading.get_ident()}"
+
+
 def synthesise(text: str, cache: Path, clip: bool = False) -> Path:
     """Return a cached 8 kHz mono 16-bit WAV of text, making it if needed (``clip``: the
     silence at both ends trimmed to CLIP_GAP_S at the end, for fragments said in a row)."""
@@ -60,7 +65,7 @@ def synthesise(text: str, cache: Path, clip: bool = False) -> Path:
         if not shutil.which(tool):
             raise PromptError(f"{tool} is not installed: run `make deps`")
     # Unique temporary names: the app and `callcenter prompts build` may make the same prompt.
-    tag = f"{os.getpid()}-{threading.get_ident()}"
+    tag = _maker_tag()
     raw = out.with_suffix(f".{tag}.raw.wav")
     tmp = out.with_suffix(f".{tag}.tmp.wav")
     for attempt in (1, 2):
@@ -75,9 +80,10 @@ def synthesise(text: str, cache: Path, clip: bool = False) -> Path:
             tmp.replace(out)
             return out
         except FileNotFoundError:
-            # Seen once in CI (`prompts build` beside a running app): our finished temporary
-            # file was gone before its rename; not understood yet. Another maker's result is
-            # as good as ours; else make it once more, then fail as before.
+            # Seen once in CI (`prompts build` beside a running app), reported as our finished
+            # temporary file gone before its rename. The race found since was in
+            # place_prompts (a temporary name shared by both makers, now unique); this guard
+            # stays: another maker's result is as good as ours; else make it once more.
             if out.exists():
                 return out
             if attempt == 2:
@@ -105,7 +111,10 @@ def place_prompts(specs: list[PromptSpec], sounds_dir: Path, overrides: Path | N
         target = sounds_dir / spec.tenant / f"{spec.prompt_id}.wav"
         target.parent.mkdir(parents=True, exist_ok=True)
         recorded = overrides / spec.tenant / f"{spec.prompt_id}.wav" if overrides else None
-        tmp = target.with_suffix(".new.wav")
+        # Unique per maker: the app (at start, on a reload) and `callcenter prompts build` may
+        # place the same prompts at once; with one shared name, one maker's unlink or rename
+        # took the other's file away before its own rename (FileNotFoundError, seen in CI).
+        tmp = target.with_suffix(f".{_maker_tag()}.new.wav")
         if recorded and recorded.exists():
             convert(recorded, tmp)
             log.info("prompt %s/%s: recorded file %s", spec.tenant, spec.prompt_id, recorded)
