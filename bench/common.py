@@ -338,6 +338,10 @@ class Hotline:
         self.http_port = free_port()
         self.ari_port = free_port()
         self.ami_port = free_port()
+        # Kannel (SMS) on ports of its own: its defaults (13100-13103) are one machine's, and two
+        # hotlines at once (a benchmark beside the test suite) would refuse each other's.
+        self.kannel_env = {f"HOTLINE_KANNEL_{name}_PORT": str(free_port())
+                           for name in ("ADMIN", "SMSBOX", "SENDSMS", "FAKE_SMSC")}
         # Asterisk takes an even RTP port and the odd one above it (RTCP) per call.
         self.rtp = free_udp_range(rtp_ports + rtp_ports % 2, start=32000)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -360,6 +364,8 @@ class Hotline:
             "HOTLINE_LOG_LEVEL": self.log_level,
             "DATABASE_URL": self.database_url,
         })
+        for name, port in self.kannel_env.items():
+            env.setdefault(name, port)
         if self.plain_number:
             env["HOTLINE_BENCH_PLAIN_NUMBER"] = self.plain_number
         return env

@@ -51,6 +51,13 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
             return port
 
 
+def kannel_ports_env() -> dict[str, str]:
+    """Kannel's ports for a `callcenter run` of a test: free ones, not the defaults
+    (13100-13103), which two hotlines at once (the two end-to-end workers) would share."""
+    return {f"HOTLINE_KANNEL_{name}_PORT": str(free_port())
+            for name in ("ADMIN", "SMSBOX", "SENDSMS", "FAKE_SMSC")}
+
+
 def readiness_summary(http_port: int) -> dict[str, Any]:
     """``/readyz``'s details (a loopback request sees them) in the keys the tests read:
     ari_connected, calls, journal_pending, config_error, status, degraded (what runs in a

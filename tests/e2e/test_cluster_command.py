@@ -41,14 +41,17 @@ def _free(port: int, kind: int) -> bool:
             return False
 
 
-def _port_block(kind: int, offsets: tuple[int, ...]) -> int:
-    """A port p such that p + each offset is free (the cluster derives node ports that way)."""
+def _port_block(kind: int, offsets: tuple[int, ...],
+                tcp_offsets: tuple[int, ...] = ()) -> int:
+    """A port p such that p + each offset is free (the cluster derives node ports that way),
+    and p + each of ``tcp_offsets`` free for TCP too (the SIP TLS ports next to them)."""
     for _ in range(200):
         with socket.socket(socket.AF_INET, kind) as s:
             s.bind(("127.0.0.1", 0))
             p = int(s.getsockname()[1])
-        ports = [p + o for o in offsets]
-        if all(q < 65000 and q not in RTP_RESERVED and _free(q, kind) for q in ports):
+        wanted = [(p + o, kind) for o in offsets] + [(p + o, socket.SOCK_STREAM)
+                                                      for o in tcp_offsets]
+        if all(q < 65000 and q not in RTP_RESERVED and _free(q, k) for q, k in wanted):
             return p
     raise RuntimeError("no free block of ports")
 
@@ -79,7 +82,9 @@ def _status(env: dict[str, str]) -> dict[str, Any]:
 
 def test_given_cluster_command_when_calls_through_edge_then_both_nodes_serve_and_ctrl_c_stops_all(
         run_dir: Path) -> None:
-    edge = _port_block(socket.SOCK_DGRAM, (0, 10, 11, 20, 21))
+    # The edge's SIP and SIP TLS (+1), each node's SIP and SIP TLS (+10/+11, +20/+21): the run
+    # checks every planned port before it starts and stops if one is taken (CI, once).
+    edge = _port_block(socket.SOCK_DGRAM, (0, 10, 11, 20, 21), tcp_offsets=(1, 11, 21))
     ari, ami, http = (_port_block(socket.SOCK_STREAM, (0, 10)) for _ in range(3))
     data = base_config(edge + 10, ari, ami, http, lines_day=LINES, lines_night=LINES)
     data["service"]["stasis_app"] = "hotline-clustertest"

@@ -72,6 +72,11 @@ def test_given_one_operator_when_calls_wait_on_both_nodes_then_offered_one_at_a_
     try:
         assert phone.wait_registered() == 200
         assert wait_until(lambda: agent(one, "101")["reachable"], 25), snap(one)
+        # The queue's "reachable" is the province's, from whichever node qualified the phone
+        # first; a node whose own qualify has not reached it yet cannot ring it ("Allocation
+        # failed": the call keeps its place, and the other node's caller got 101 first).
+        for node in cluster.nodes:
+            assert wait_until(lambda n=node: endpoint_state(n, "101") == "online", 25, 0.5)
         agent_event(one, "101", ag.LogIn())
         # Each hears the greeting (~9 s) first; the first talks to 101 for a few seconds.
         citizens.append(cluster.phone(1, hold=16, caller="0919500700"))

@@ -30,6 +30,7 @@ from tests.e2e.stack import (
     base_config,
     control_get,
     free_port,
+    kannel_ports_env,
     readiness_summary,
     wait_until,
 )
@@ -100,6 +101,9 @@ def _exit_code(proc: subprocess.Popen[bytes], log: Path, timeout: float) -> int:
                     f"log:\n{text[:3000]}\n[...]\n{text[-2000:]}\nits children:\n{children}")
 
 
+_KANNEL: dict[Path, dict[str, str]] = {}
+
+
 def _start_run(run_dir: Path, ports: tuple[int, int] | None = None,
                ) -> tuple[subprocess.Popen[bytes], dict, Path, dict, str, int, int]:
     sip, http = ports or (free_port(socket.SOCK_DGRAM), free_port())
@@ -114,6 +118,8 @@ def _start_run(run_dir: Path, ports: tuple[int, int] | None = None,
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env.update({"HOTLINE_CONFIG": str(config), "HOTLINE_STATE": str(state),
                 "HOTLINE_INSTANCE": instance, "HOTLINE_WATCH_CONFIG": "0"})
+    # The same Kannel ports for every run of one test (a restart must find the last one's).
+    env.update(_KANNEL.setdefault(run_dir, kannel_ports_env()))
     log = run_dir / "run.log"
     with open(log, "ab") as out:
         proc = spawn("run", [sys.executable, "-m", "callcenter", "run"], env=env,
