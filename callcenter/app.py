@@ -12,7 +12,7 @@ import os
 import signal
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 import aiohttp
@@ -55,8 +55,9 @@ from callcenter.ops.systemd import systemd_ctx, systemd_ready
 from callcenter.pbx.install import ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.render import render, write_refused_sources
-from callcenter.phones.ami import AmiWatcher
+from callcenter.phones.ami import AmiError, AmiWatcher
 from callcenter.phones.guard import Apply, AuthGuard, guard_policy
+from callcenter.phones.requalify import RequalifyLimiter, news_of
 from callcenter.queue import agent as ag
 from callcenter.queue.driver import QueueDriver
 from callcenter.queue.features import handle_feature
@@ -472,7 +473,29 @@ async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
                                     on_reachability=on_reachability,
                                     on_auth_failure=guard.record)
     tasks = [_owned(app, watcher.run(), "ami"), _owned(app, guard.run(), "sip-guard")]
+    limiter = RequalifyLimiter()
+
+    async def qualify(endpoint: str) -> None:
+        try:
+            await watcher.qualify(endpoint)
+        except AmiError as e:  # AMI away: the periodic qualify still comes
+            log.info("PJSIP/%s not qualified on another node's news: %s", endpoint, e)
+
+    def on_agent_event(event: Mapping[str, Any]) -> None:
+        """Another node saw an operator's phone go (un)reachable: qualify it here now rather
+        than within qualify_frequency (requalify.py; nothing when this node agrees)."""
+        news = news_of(event)
+        if news is None or not watcher.connected:
+            return
+        if limiter.decide(news, watcher.reachable.get(news.extension),
+                          asyncio.get_running_loop().time()):
+            log.info("PJSIP/%s %s elsewhere: qualifying it here now", news.extension,
+                     "reachable" if news.reachable else "unreachable")
+            _owned(app, qualify(news.extension), f"qualify:{news.extension}")
+
+    app[DRIVER].on_agent_event = on_agent_event
     yield
+    app[DRIVER].on_agent_event = None
     for task in tasks:
         task.cancel()
     await watcher.close()

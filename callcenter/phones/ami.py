@@ -178,6 +178,11 @@ class AmiWatcher:
             raise AmiUnavailable("AMI not connected")
         return await self._send(manager, action)
 
+    async def qualify(self, endpoint: str) -> None:
+        """Ask Asterisk to qualify ``endpoint``'s contacts now (``PJSIPQualify``); a change
+        comes back as the usual events. Raises as send_action."""
+        await self.send_action({"Action": "PJSIPQualify", "Endpoint": endpoint})
+
     # -- internals ------------------------------------------------------------------------
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -54,6 +54,9 @@ class QueueDriver:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False  # redis-py may swallow a cancellation: the loops check this too
+        # Called with every decoded agent event of any instance (the AMI side re-qualifies
+        # an operator's phone on another node's reachability news); must not block.
+        self.on_agent_event: Callable[[Mapping[str, Any]], None] | None = None
 
     @property
     def instance(self) -> str:
@@ -167,7 +170,8 @@ class QueueDriver:
 
     # -- other instances --------------------------------------------------------------------
     async def _listen(self) -> None:
-        """Follow hotline:events: offers other instances made for our calls, freed operators."""
+        """Follow hotline:events: offers other instances made for our calls, freed operators,
+        and every agent event for ``on_agent_event``."""
         delay = 0.2
         while not self._closing:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
@@ -210,5 +214,11 @@ class QueueDriver:
                 self._deliver(tenant, str(event.get("call_id")), str(event.get("extension")))
             elif what in QUEUE_CHANGES and event.get("offered_by") != self.instance:
                 self.kick(tenant)
-        elif kind == "agent" and event.get("cause") in FREEING:
-            self.kick(tenant)
+        elif kind == "agent":
+            if event.get("cause") in FREEING:
+                self.kick(tenant)
+            if self.on_agent_event is not None:
+                try:
+                    self.on_agent_event(event)
+                except Exception:
+                    log.exception("agent event listener failed")

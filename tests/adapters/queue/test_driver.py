@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from callcenter import calls as cm
 from callcenter.config.model import HotlineConfig, Shift, Tenant
+from callcenter.phones.requalify import ReachabilityNews, news_of
 from callcenter.queue import agent as ag
 from callcenter.queue import rules as acd
 from callcenter.queue.driver import QueueDriver
@@ -187,3 +188,35 @@ async def test_given_long_wait_when_checked_then_announcement_then_callback_offe
     assert tick == cm.WaitTick(tick.at, "callback", acd.CALLBACK_OFFER_TEXT)
     snapshot = await q.snapshot(TENANT)
     assert snapshot["calls"][0]["callback_offers"] == 1  # type: ignore[index]
+
+
+async def test_given_reachability_recorded_elsewhere_then_listener_gets_it_as_news(
+        clients: list[aioredis.Redis]) -> None:
+    """What re-qualifies a phone on the other nodes (phones/requalify.py): the agent event of
+    another instance's Reachable/Unreachable reaches this instance's listener."""
+    policy = QueuePolicy(wrap_up_s=0, retry_s=0, announce_every_s=0, callback_offer=False)
+    cfg = config(1, policy)
+    qa, qb = (AcdQueue(c, f"inst-{i}", "pbx1") for i, c in enumerate(clients))
+    listener = QueueDriver(qa, clients[0], {}, lambda: cfg, tick_s=60)
+    qb.set_policy(TENANT, policy)
+    await qb.sync_operators(TENANT, cfg.tenants[0].operators.operators)
+    news: list[ReachabilityNews] = []
+
+    def heard(event: Mapping[str, Any]) -> None:
+        if (item := news_of(event)) is not None:
+            news.append(item)
+
+    listener.on_agent_event = heard
+    listener.offer_all = lambda tenant: asyncio.sleep(0, 0)  # type: ignore[method-assign]
+    listener.start()
+    try:
+        await asyncio.sleep(0.2)  # subscribed
+        await qb.agent_event(TENANT, "101", ag.Reachable())
+        await qb.agent_event(TENANT, "101", ag.LogIn())
+        await qb.agent_event(TENANT, "101", ag.Unreachable())
+        await until(lambda: len(news) == 2)
+        await asyncio.sleep(0.2)  # the log-in is no news
+        assert news == [ReachabilityNews(TENANT, "101", True),
+                        ReachabilityNews(TENANT, "101", False)]
+    finally:
+        await listener.close()
