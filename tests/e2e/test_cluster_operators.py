@@ -4,6 +4,7 @@ each operator one call at a time across nodes. The nodes: tests/e2e/cluster_stac
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -24,6 +25,46 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 def endpoint_state(node: Stack, extension: str) -> str:
     return str(node.ari(f"/endpoints/PJSIP/{extension}").get("state"))
+
+
+def when_online(node: Stack, extension: str, online: bool, timeout: float) -> float | None:
+    """The monotonic time ``node`` showed the endpoint online (or offline), None if not
+    within ``timeout`` s."""
+    want = "online" if online else "offline"
+    if wait_until(lambda: endpoint_state(node, extension) == want, timeout, 0.1):
+        return time.monotonic()
+    return None
+
+
+def test_given_one_node_qualified_operator_then_other_node_follows_without_own_schedule(
+        cluster: Cluster) -> None:
+    """Each node learns an operator's reachability by its own qualify (every 15 s); once one
+    node's app records a change, the other nodes' apps have their Asterisk qualify the phone at
+    once (so that a node cannot refuse to ring a reachable operator, "Allocation failed").
+    Node 1 qualifies 101 by hand (as its periodic qualify would); node 2 must follow within a
+    few seconds, both ways: on its own schedule it would take up to 15 s (+3 s timeout)."""
+    one, two = cluster.nodes
+    assert one.pbx is not None and two.pbx is not None
+    for node in cluster.nodes:  # not registered yet
+        assert endpoint_state(node, "101") == "offline"
+    phone = OperatorPhone(cluster.edge.settings.listen_port, "101", OPERATOR_PW)
+    try:
+        assert phone.wait_registered() == 200
+        one.pbx.rx("pjsip qualify 101")
+        first = when_online(one, "101", True, 5)
+        assert first is not None, one.pbx.rx("pjsip show aor 101")
+        second = when_online(two, "101", True, 4)
+        assert second is not None, (two.pbx.rx("pjsip show aor 101"), two.app_log_tail())
+        phone.unregister()
+        assert phone.wait_registered() == 200
+        one.pbx.rx("pjsip qualify 101")
+        # Unanswered now: offline once the qualify times out (3 s), here then there.
+        first = when_online(one, "101", False, 8)
+        assert first is not None, one.pbx.rx("pjsip show aor 101")
+        second = when_online(two, "101", False, 6)
+        assert second is not None, (two.pbx.rx("pjsip show aor 101"), two.app_log_tail())
+    finally:
+        phone.close()
 
 
 def test_given_operator_registered_at_edge_when_either_node_rings_then_phone_answers(
