@@ -57,7 +57,13 @@ from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.render import render, write_refused_sources
 from callcenter.phones.ami import AmiError, AmiWatcher
 from callcenter.phones.guard import Apply, AuthGuard, guard_policy
-from callcenter.phones.requalify import RequalifyLimiter, news_of
+from callcenter.phones.requalify import (
+    SETTLE_S,
+    ReachabilityNews,
+    RequalifyLimiter,
+    news_of,
+    reassert_reachable,
+)
 from callcenter.queue import agent as ag
 from callcenter.queue.driver import QueueDriver
 from callcenter.queue.features import handle_feature
@@ -475,11 +481,19 @@ async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [_owned(app, watcher.run(), "ami"), _owned(app, guard.run(), "sip-guard")]
     limiter = RequalifyLimiter()
 
-    async def qualify(endpoint: str) -> None:
+    async def qualify(news: ReachabilityNews) -> None:
+        endpoint = news.extension
         try:
             await watcher.qualify(endpoint)
         except AmiError as e:  # AMI away: the periodic qualify still comes
             log.info("PJSIP/%s not qualified on another node's news: %s", endpoint, e)
+            return
+        if news.reachable:
+            return
+        await asyncio.sleep(SETTLE_S)
+        if reassert_reachable(news, watcher.reachable.get(endpoint)):
+            log.info("PJSIP/%s still reachable from this node: reachable again", endpoint)
+            await on_reachability(endpoint, True)
 
     def on_agent_event(event: Mapping[str, Any]) -> None:
         """Another node saw an operator's phone go (un)reachable: qualify it here now rather
@@ -491,7 +505,7 @@ async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
                           asyncio.get_running_loop().time()):
             log.info("PJSIP/%s %s elsewhere: qualifying it here now", news.extension,
                      "reachable" if news.reachable else "unreachable")
-            _owned(app, qualify(news.extension), f"qualify:{news.extension}")
+            _owned(app, qualify(news), f"qualify:{news.extension}")
 
     app[DRIVER].on_agent_event = on_agent_event
     yield

@@ -10,6 +10,11 @@ not ring the operator ("Allocation failed").
 
 No storm: nothing is asked when this node already sees the endpoint as the news says (its own
 news comes back to it that way), and at most once per ``min_interval_s`` per endpoint.
+
+The flag is the province's, last writer wins: a node whose qualify failed (its own trouble, a
+lost OPTIONS) would take the operator out of the queue for every node. A node that still
+reaches the phone after its own qualify says so again (``reassert_reachable``); a node that
+cannot reach it then only fails to ring it, and the call keeps its place.
 """
 
 from __future__ import annotations
@@ -19,6 +24,15 @@ from dataclasses import dataclass
 
 REACHABILITY_CAUSES = frozenset({"reachable", "unreachable"})
 MIN_INTERVAL_S = 2.0
+# How long after asking for a qualify this node's view is read back: the qualify's timeout
+# (pjsip.conf.j2 ``qualify_timeout = 3.0``) and a margin.
+SETTLE_S = 3.5
+
+
+def reassert_reachable(news: ReachabilityNews, known_after: bool | None) -> bool:
+    """True when this node, having qualified the phone on news that it is unreachable, still
+    reaches it: the province's flag must say reachable again."""
+    return not news.reachable and known_after is True
 
 
 @dataclass(frozen=True)

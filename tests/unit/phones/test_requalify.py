@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 
-from callcenter.phones.requalify import ReachabilityNews, RequalifyLimiter, news_of
+from callcenter.phones.requalify import (
+    ReachabilityNews,
+    RequalifyLimiter,
+    news_of,
+    reassert_reachable,
+)
 
 
 def agent_event(**over: Any) -> dict[str, Any]:
@@ -68,3 +73,16 @@ def test_given_agreeing_news_then_allowance_is_not_spent() -> None:
     limiter = RequalifyLimiter(min_interval_s=2.0)
     assert not limiter.decide(NEWS_UP, True, 10.0)
     assert limiter.decide(NEWS_DOWN, True, 10.5)
+
+
+def test_given_unreachable_news_when_this_node_still_reaches_phone_then_reasserted() -> None:
+    gone = ReachabilityNews("dongnai", "101", reachable=False)
+    assert reassert_reachable(gone, known_after=True) is True
+    assert reassert_reachable(gone, known_after=False) is False
+    assert reassert_reachable(gone, known_after=None) is False
+
+
+def test_given_reachable_news_then_never_reasserted() -> None:
+    back = ReachabilityNews("dongnai", "101", reachable=True)
+    assert reassert_reachable(back, known_after=True) is False
+    assert reassert_reachable(back, known_after=False) is False
