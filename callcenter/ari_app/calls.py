@@ -48,6 +48,9 @@ class CallDeps:
     # Calls waiting for legs of theirs to end (EndOperatorCall.after): leg -> set when gone.
     leg_ended: dict[str, asyncio.Event] = dataclasses.field(default_factory=dict)
     kick: Callable[[str], None] = lambda tenant: None  # "look for an operator for this tenant"
+    # (tenant, call id, extension): an offer made here for another call of this instance
+    # (QueueDriver.deliver; the default drops it: the offer lapses and is made again).
+    offered: Callable[[str, str, str], None] = lambda tenant, call_id, extension: None
     # (call, source) -> the callback request stored; source queue | pool_full.
     save_callback: Callable[[cm.CallState, str], Awaitable[None]] | None = None
     # Pool-full callback offer slots (None: no offer, the busy message as before).
@@ -313,7 +316,8 @@ class CallSession:
             case cm.Enqueue(tenant_id, urgent):
                 assert d.acd is not None
                 try:
-                    await d.acd.enqueue(tenant_id, s.call_id, caller=s.caller, urgent=urgent)
+                    _added, offer = await d.acd.enqueue_offer(tenant_id, s.call_id,
+                                                              caller=s.caller, urgent=urgent)
                 except REDIS_DOWN as e:
                     # The queue lives in Redis: tell the caller, offer a callback, keep them on
                     # hold; they are queued in their place when Redis is back (redis_back).
@@ -322,7 +326,18 @@ class CallSession:
                     return cm.WaitTick(utcnow(), "unavailable", QUEUE_UNAVAILABLE_TEXT)
                 log.info("%s: queued for an operator%s", self._label(),
                          " (urgent)" if urgent else "")
+                if offer is None:
+                    return None  # no operator free now: the driver offers when one is
+                # Maybe more offers now (operators freed by the script's housekeeping).
                 d.kick(tenant_id)
+                if offer.call_id == s.call_id:
+                    # Free operator: ring them now, without the driver's round trip (P5).
+                    policy = d.acd.policy(tenant_id)
+                    return cm.Offered(utcnow(), offer.extension, policy.ring_timeout_s,
+                                      policy.wrap_up_s)
+                if offer.entry.instance == d.acd.instance:
+                    d.offered(tenant_id, offer.call_id, offer.extension)
+                # else: its owner rings it when the "offered" event reaches it.
             case cm.Dequeue(tenant_id, reason, extension, after):
                 assert d.acd is not None
                 await self._legs_gone(after, extension or "-")
