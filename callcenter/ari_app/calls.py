@@ -114,6 +114,7 @@ class CallSession:
         # as an event, so that keys and a hang-up are taken meanwhile; cancelled at the end.
         self._lookups: set[asyncio.Task[None]] = set()
         self.writes = 0  # state writes to Redis (set and delete), for tests and benchmarks
+        self._moh: asyncio.Task[None] | None = None  # see _moh_meanwhile
 
     def note_cause(self, code: int | None) -> None:
         """Remember a real cause (ChannelHangupRequest/ChannelDestroyed; 0 means none)."""
@@ -176,30 +177,70 @@ class CallSession:
 
     async def _apply(self, event: cm.Event) -> None:
         pending: collections.deque[cm.Event] = collections.deque([event])
-        while pending:
-            ev = pending.popleft()
-            before = self.state.phase
-            node_before = self.state.menu.node if self.state.menu else None
-            try:
-                self.state, commands = cm.step(self.state, ev, self.ivr)
-            except cm.IllegalTransition as e:
-                log.warning("%s: ignored %s", self._label(), e)
-                continue
-            if before is not self.state.phase:
-                log.info("%s: %s -[%s]-> %s", self._label(), before.value, type(ev).__name__,
-                         self.state.phase.value)
-            node = self.state.menu.node if self.state.menu else None
-            if node != node_before:
-                log.info("%s: ivr %s -[%s]-> %s", self._label(), node_before or "-",
-                         type(ev).__name__, node)
-            if self.state.phase is cm.Phase.ENDED:
-                for task in self._lookups:  # nobody to tell the answer to (awaited in run)
-                    task.cancel()
-            for command in commands:
-                follow = await self._execute(command)
-                if follow is not None:
-                    pending.append(follow)
+        self._moh = None
+        try:
+            while pending:
+                await self._step(pending)
+                if not pending and self._moh is not None:
+                    follow = await self._moh_answer(self._moh)
+                    if follow is not None:
+                        pending.append(follow)
+        finally:
+            if self._moh is not None:  # this call's task was cancelled: nobody to read it
+                if self._moh.done():
+                    self._moh.cancelled() or self._moh.exception()  # (read: not logged)
+                else:
+                    self._moh.cancel()
+            self._moh = None
         await self._persist()
+
+    async def _step(self, pending: collections.deque[cm.Event]) -> None:
+        """The machine's step for the next event, its commands carried out (their events
+        appended to ``pending``)."""
+        ev = pending.popleft()
+        before = self.state.phase
+        node_before = self.state.menu.node if self.state.menu else None
+        try:
+            self.state, commands = cm.step(self.state, ev, self.ivr)
+        except cm.IllegalTransition as e:
+            log.warning("%s: ignored %s", self._label(), e)
+            return
+        if before is not self.state.phase:
+            log.info("%s: %s -[%s]-> %s", self._label(), before.value, type(ev).__name__,
+                     self.state.phase.value)
+        node = self.state.menu.node if self.state.menu else None
+        if node != node_before:
+            log.info("%s: ivr %s -[%s]-> %s", self._label(), node_before or "-",
+                     type(ev).__name__, node)
+        if self.state.phase is cm.Phase.ENDED:
+            for task in self._lookups:  # nobody to tell the answer to (awaited in run)
+                task.cancel()
+        for i, command in enumerate(commands):
+            if isinstance(command, cm.StartMoh) and i + 1 < len(commands) and self._moh is None:
+                follow = await self._moh_meanwhile()
+            else:
+                follow = await self._execute(command)
+            if follow is not None:
+                pending.append(follow)
+
+    async def _moh_meanwhile(self) -> cm.Event | None:
+        """Music on hold asked for, its answer read only once the commands after it and the
+        events they bring are done (``_apply``): a caller going to the queue is queued, and
+        their operator rung, while Asterisk starts the music, as app_queue joins its queue
+        before its music starts (P5). A failure is handled as ``_execute``'s, later."""
+        try:
+            self._moh = await self.deps.ari.send_start_moh(self.call_id)
+        except Exception as e:
+            return self._failed(cm.StartMoh(), e)
+        return None
+
+    async def _moh_answer(self, answer: asyncio.Task[None]) -> cm.Event | None:
+        self._moh = None
+        try:
+            await answer
+        except Exception as e:
+            return self._failed(cm.StartMoh(), e)
+        return None
 
     async def _execute(self, command: cm.Command) -> cm.Event | None:
         s, d = self.state, self.deps
@@ -256,19 +297,24 @@ class CallSession:
                     task.add_done_callback(self._lookups.discard)
                 case _:
                     return await self._execute_queue(command)
-        except ChannelGone:
-            # The caller hung up while we acted: the ChannelDestroyed event ends the call too.
-            if s.phase is not cm.Phase.ENDED:
-                return self.hung_up()
-        except Exception as e:  # Redis, ARI or disk trouble: end this call cleanly, not the rest
-            what = type(command).__name__
-            if s.phase is cm.Phase.ENDED:
-                # Winding down: carry on with the remaining commands (the record above all).
-                log.error("%s: %s failed while ending the call: %r", self._label(), what, e)
-            else:
-                log.error("%s: %s failed: %r", self._label(), what, e)
-                return cm.Failed(utcnow(), f"{what} failed")
+        except Exception as e:
+            return self._failed(command, e)
         return None
+
+    def _failed(self, command: cm.Command, e: Exception) -> cm.Event | None:
+        """The event a command's failure brings (None: none)."""
+        s = self.state
+        if isinstance(e, ChannelGone):
+            # The caller hung up while we acted: the ChannelDestroyed event ends the call too.
+            return self.hung_up() if s.phase is not cm.Phase.ENDED else None
+        # Redis, ARI or disk trouble: end this call cleanly, not the rest.
+        what = type(command).__name__
+        if s.phase is cm.Phase.ENDED:
+            # Winding down: carry on with the remaining commands (the record above all).
+            log.error("%s: %s failed while ending the call: %r", self._label(), what, e)
+            return None
+        log.error("%s: %s failed: %r", self._label(), what, e)
+        return cm.Failed(utcnow(), f"{what} failed")
 
     async def _look_up(self, command: mn.LookupTickets) -> None:
         """One status lookup (its own task): the answer goes into the call's events as

@@ -43,6 +43,11 @@ class FakeAri:
     async def start_moh(self, cid: str) -> None:
         await self._do("moh")
 
+    async def send_start_moh(self, cid: str) -> asyncio.Task[None]:
+        """Sent now, answered later: "moh?" when sent, "moh" once the answer is read."""
+        self.calls.append("moh?")
+        return asyncio.create_task(self._do("moh"))
+
     async def hangup(self, cid: str, reason: str) -> None:
         await self._do(f"hangup:{reason}")
 
@@ -545,7 +550,8 @@ async def test_given_free_operator_when_caller_queued_then_rung_at_once_by_the_c
     operator itself (music first), the driver only told that more offers may be possible."""
     session, ari, told = await _queue_caller(JoiningAcd(offer_for="c1"))
     assert session.state.phase is cm.Phase.RINGING and session.state.ringing == "101"
-    assert ari.calls[-2:] == ["moh", "originate:PJSIP/101:c1-op1:15"]
+    # The music is asked for first; its answer is read once the operator is rung.
+    assert ari.calls[-3:] == ["moh?", "originate:PJSIP/101:c1-op1:15", "moh"]
     assert told == [("kick", "dongnai")]
     assert session.task is not None
     session.task.cancel()  # (ending it would wait for the operator's leg to go)
@@ -570,3 +576,28 @@ async def test_given_offer_for_another_instance_or_none_when_queued_then_nothing
     assert session.state.phase is cm.Phase.QUEUED and told == []
     assert not any(c.startswith("originate") for c in ari.calls)
     await _end(session)
+
+
+async def test_given_caller_gone_when_music_answer_read_after_queueing_then_call_ends() -> None:
+    """The music's answer is read after the queue entry: the caller gone by then (404) still
+    ends the call, its place given back."""
+    ari = RingingAri(gone_on={"moh"})
+    written: list[cm.CallState] = []
+    dequeued: list[str] = []
+
+    class Acd(JoiningAcd):
+        async def dequeue(self, tenant: str, cid: str, reason: str) -> None:
+            dequeued.append(reason)
+
+    async def write(state: cm.CallState) -> None:
+        written.append(state)
+
+    deps = CallDeps(ari=ari, pool=FakePool(), redis=FakeRedis(), sounds_dir="/s",  # type: ignore[arg-type]
+                    write_record=write, acd=Acd(offer_for=None))  # type: ignore[arg-type]
+    session = CallSession(cm.new_call("c1", "pbx1", "1022", "0909", "c1", T0), deps)
+    task = asyncio.create_task(session.run([cm.Routed(T0, "dongnai", "day", 3, queue=True)]))
+    await asyncio.sleep(0.02)
+    session.events.put_nowait(cm.PlaybackFinished(T0))
+    await asyncio.wait_for(task, 2)
+    assert ari.calls[-2:] == ["moh?", "moh"]
+    assert dequeued == ["abandoned"] and [w.outcome for w in written] == ["abandoned"]
