@@ -352,9 +352,13 @@ def instrument(steps: Steps) -> None:
             return "other ARI requests"
         return "answer request" if path.endswith("/answer") else "originate request"
     AriClient.request = steps.coro(which, AriClient.request)  # type: ignore[method-assign]
+    if hasattr(AriClient, "send"):  # (not before 2026-12-07: older commits profiled too)
+        AriClient.send = steps.coro(which, AriClient.send)  # type: ignore[method-assign]
     # The operators' queue (bench/queue_profile.py): its scripts and the offer loop.
-    for name in ("enqueue", "dequeue", "offer_next", "call_ended", "no_answer"):
-        setattr(AcdQueue, name, steps.coro("queue (Redis Lua)", getattr(AcdQueue, name)))
+    for name in ("enqueue", "enqueue_offer", "dequeue", "offer_next", "call_ended",
+                 "no_answer"):
+        if hasattr(AcdQueue, name):
+            setattr(AcdQueue, name, steps.coro("queue (Redis Lua)", getattr(AcdQueue, name)))
     timed_loop = steps.coro("queue driver (offer loop)", QueueDriver._offer_loop)
 
     async def offer_loop(self: QueueDriver) -> None:  # create_task wants a coroutine

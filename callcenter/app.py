@@ -414,7 +414,7 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
                     prompts=library, acd=app[ACD], save_callback=save_callback,
                     offers=OfferSlots(app[REDIS]), write_dialback=app[WRITER].write_data,
                     link_dialback=link_dialback,
-                    kick=driver.kick, lookup=lookup,
+                    kick=driver.kick, offered=driver.deliver, lookup=lookup,
                     call_ticket=warm, call_transferred=warm.transferred)
     service = StasisService(ari, deps, app[CONFIG], runtime.context, features,
                             sessions=sessions, peers=tuple(a for a in apps if a != app_name))

@@ -48,6 +48,9 @@ class CallDeps:
     # Calls waiting for legs of theirs to end (EndOperatorCall.after): leg -> set when gone.
     leg_ended: dict[str, asyncio.Event] = dataclasses.field(default_factory=dict)
     kick: Callable[[str], None] = lambda tenant: None  # "look for an operator for this tenant"
+    # (tenant, call id, extension): an offer made here for another call of this instance
+    # (QueueDriver.deliver; the default drops it: the offer lapses and is made again).
+    offered: Callable[[str, str, str], None] = lambda tenant, call_id, extension: None
     # (call, source) -> the callback request stored; source queue | pool_full.
     save_callback: Callable[[cm.CallState, str], Awaitable[None]] | None = None
     # Pool-full callback offer slots (None: no offer, the busy message as before).
@@ -118,6 +121,7 @@ class CallSession:
         # as an event, so that keys and a hang-up are taken meanwhile; cancelled at the end.
         self._lookups: set[asyncio.Task[None]] = set()
         self.writes = 0  # state writes to Redis (set and delete), for tests and benchmarks
+        self._moh: asyncio.Task[None] | None = None  # see _moh_meanwhile
 
     def note_cause(self, code: int | None) -> None:
         """Remember a real cause (ChannelHangupRequest/ChannelDestroyed; 0 means none)."""
@@ -195,31 +199,71 @@ class CallSession:
 
     async def _apply(self, event: cm.Event) -> None:
         pending: collections.deque[cm.Event] = collections.deque([event])
-        while pending:
-            ev = pending.popleft()
-            before = self.state.phase
-            node_before = self.state.menu.node if self.state.menu else None
-            try:
-                self.state, commands = cm.step(self.state, ev, self.ivr)
-            except cm.IllegalTransition as e:
-                self._release_held()
-                log.warning("%s: ignored %s", self._label(), e)
-                continue
-            if before is not self.state.phase:
-                self._info("%s: %s -[%s]-> %s", self._label(), before.value, type(ev).__name__,
-                           self.state.phase.value)
-            node = self.state.menu.node if self.state.menu else None
-            if node != node_before:
-                self._info("%s: ivr %s -[%s]-> %s", self._label(), node_before or "-",
-                           type(ev).__name__, node)
-            if self.state.phase is cm.Phase.ENDED:
-                for task in self._lookups:  # nobody to tell the answer to (awaited in run)
-                    task.cancel()
-            for command in commands:
-                follow = await self._execute(command)
-                if follow is not None:
-                    pending.append(follow)
+        self._moh = None
+        try:
+            while pending:
+                await self._step(pending)
+                if not pending and self._moh is not None:
+                    follow = await self._moh_answer(self._moh)
+                    if follow is not None:
+                        pending.append(follow)
+        finally:
+            if self._moh is not None:  # this call's task was cancelled: nobody to read it
+                if self._moh.done():
+                    self._moh.cancelled() or self._moh.exception()  # (read: not logged)
+                else:
+                    self._moh.cancel()
+            self._moh = None
         await self._persist()
+
+    async def _step(self, pending: collections.deque[cm.Event]) -> None:
+        """The machine's step for the next event, its commands carried out (their events
+        appended to ``pending``)."""
+        ev = pending.popleft()
+        before = self.state.phase
+        node_before = self.state.menu.node if self.state.menu else None
+        try:
+            self.state, commands = cm.step(self.state, ev, self.ivr)
+        except cm.IllegalTransition as e:
+            self._release_held()
+            log.warning("%s: ignored %s", self._label(), e)
+            return
+        if before is not self.state.phase:
+            self._info("%s: %s -[%s]-> %s", self._label(), before.value, type(ev).__name__,
+                       self.state.phase.value)
+        node = self.state.menu.node if self.state.menu else None
+        if node != node_before:
+            self._info("%s: ivr %s -[%s]-> %s", self._label(), node_before or "-",
+                       type(ev).__name__, node)
+        if self.state.phase is cm.Phase.ENDED:
+            for task in self._lookups:  # nobody to tell the answer to (awaited in run)
+                task.cancel()
+        for i, command in enumerate(commands):
+            if isinstance(command, cm.StartMoh) and i + 1 < len(commands) and self._moh is None:
+                follow = await self._moh_meanwhile()
+            else:
+                follow = await self._execute(command)
+            if follow is not None:
+                pending.append(follow)
+
+    async def _moh_meanwhile(self) -> cm.Event | None:
+        """Music on hold asked for, its answer read only once the commands after it and the
+        events they bring are done (``_apply``): a caller going to the queue is queued, and
+        their operator rung, while Asterisk starts the music, as app_queue joins its queue
+        before its music starts (P5). A failure is handled as ``_execute``'s, later."""
+        try:
+            self._moh = await self.deps.ari.send_start_moh(self.call_id)
+        except Exception as e:
+            return self._failed(cm.StartMoh(), e)
+        return None
+
+    async def _moh_answer(self, answer: asyncio.Task[None]) -> cm.Event | None:
+        self._moh = None
+        try:
+            await answer
+        except Exception as e:
+            return self._failed(cm.StartMoh(), e)
+        return None
 
     async def _execute(self, command: cm.Command) -> cm.Event | None:
         s, d = self.state, self.deps
@@ -279,20 +323,25 @@ class CallSession:
                     task.add_done_callback(self._lookups.discard)
                 case _:
                     return await self._execute_queue(command)
-        except ChannelGone:
-            # The caller hung up while we acted: the ChannelDestroyed event ends the call too.
-            if s.phase is not cm.Phase.ENDED:
-                return self.hung_up()
-        except Exception as e:  # Redis, ARI or disk trouble: end this call cleanly, not the rest
-            self._release_held()
-            what = type(command).__name__
-            if s.phase is cm.Phase.ENDED:
-                # Winding down: carry on with the remaining commands (the record above all).
-                log.error("%s: %s failed while ending the call: %r", self._label(), what, e)
-            else:
-                log.error("%s: %s failed: %r", self._label(), what, e)
-                return cm.Failed(utcnow(), f"{what} failed")
+        except Exception as e:
+            return self._failed(command, e)
         return None
+
+    def _failed(self, command: cm.Command, e: Exception) -> cm.Event | None:
+        """The event a command's failure brings (None: none)."""
+        s = self.state
+        if isinstance(e, ChannelGone):
+            # The caller hung up while we acted: the ChannelDestroyed event ends the call too.
+            return self.hung_up() if s.phase is not cm.Phase.ENDED else None
+        # Redis, ARI or disk trouble: end this call cleanly, not the rest.
+        self._release_held()
+        what = type(command).__name__
+        if s.phase is cm.Phase.ENDED:
+            # Winding down: carry on with the remaining commands (the record above all).
+            log.error("%s: %s failed while ending the call: %r", self._label(), what, e)
+            return None
+        log.error("%s: %s failed: %r", self._label(), what, e)
+        return cm.Failed(utcnow(), f"{what} failed")
 
     async def _look_up(self, command: mn.LookupTickets) -> None:
         """One status lookup (its own task): the answer goes into the call's events as
@@ -340,7 +389,8 @@ class CallSession:
             case cm.Enqueue(tenant_id, urgent):
                 assert d.acd is not None
                 try:
-                    await d.acd.enqueue(tenant_id, s.call_id, caller=s.caller, urgent=urgent)
+                    _added, offer = await d.acd.enqueue_offer(tenant_id, s.call_id,
+                                                              caller=s.caller, urgent=urgent)
                 except REDIS_DOWN as e:
                     # The queue lives in Redis: tell the caller, offer a callback, keep them on
                     # hold; they are queued in their place when Redis is back (redis_back).
@@ -349,7 +399,18 @@ class CallSession:
                     return cm.WaitTick(utcnow(), "unavailable", QUEUE_UNAVAILABLE_TEXT)
                 log.info("%s: queued for an operator%s", self._label(),
                          " (urgent)" if urgent else "")
+                if offer is None:
+                    return None  # no operator free now: the driver offers when one is
+                # Maybe more offers now (operators freed by the script's housekeeping).
                 d.kick(tenant_id)
+                if offer.call_id == s.call_id:
+                    # Free operator: ring them now, without the driver's round trip (P5).
+                    policy = d.acd.policy(tenant_id)
+                    return cm.Offered(utcnow(), offer.extension, policy.ring_timeout_s,
+                                      policy.wrap_up_s)
+                if offer.entry.instance == d.acd.instance:
+                    d.offered(tenant_id, offer.call_id, offer.extension)
+                # else: its owner rings it when the "offered" event reaches it.
             case cm.Dequeue(tenant_id, reason, extension, after):
                 assert d.acd is not None
                 await self._legs_gone(after, extension or "-")

@@ -35,6 +35,20 @@ async def hangup_quietly(ari: AriClient, channel_id: str, reason: str = "normal"
         pass
 
 
+def _clean(params: dict[str, Any]) -> dict[str, str]:
+    return {k: (str(v).lower() if isinstance(v, bool) else str(v))
+            for k, v in params.items() if v is not None}
+
+
+def _result(method: str, path: str, status: int, text: str) -> Any:
+    """A REST answer's decoded JSON body (or None); an error status raised."""
+    if status >= 400:
+        if path.startswith("/channels/") and status in (404, 409, 412):
+            raise ChannelGone(method, path, status, text)
+        raise AriError(method, path, status, text)
+    return json.loads(text) if text else None
+
+
 class AriClient:
     """REST + events for one Stasis application.
 
@@ -57,23 +71,34 @@ class AriClient:
 
     async def request(self, method: str, path: str, **params: Any) -> Any:
         """One REST call; returns the decoded JSON body (or None)."""
-        clean = {k: (str(v).lower() if isinstance(v, bool) else str(v))
-                 for k, v in params.items() if v is not None}
+        clean = _clean(params)
         ws = self._ws
         if ws is not None and not ws.closed:
-            status, text = await self._over_ws(ws, method, path, clean)
+            request_id, future = await self._send_ws(ws, method, path, clean)
+            status, text = await self._answer_ws(method, path, request_id, future)
         else:
             async with self._session.request(method, self.base + path, params=clean,
                                              auth=self._auth) as resp:
                 status, text = resp.status, await resp.text()
-        if status >= 400:
-            if path.startswith("/channels/") and status in (404, 409, 412):
-                raise ChannelGone(method, path, status, text)
-            raise AriError(method, path, status, text)
-        return json.loads(text) if text else None
+        return _result(method, path, status, text)
 
-    async def _over_ws(self, ws: aiohttp.ClientWebSocketResponse, method: str, path: str,
-                       params: dict[str, str]) -> tuple[int, str]:
+    async def send(self, method: str, path: str, **params: Any) -> asyncio.Task[Any]:
+        """Send a REST call now and read its answer later: the task returns (or raises) what
+        ``request`` would. Over the websocket the request is written before this returns;
+        without it (HTTP) the task sends it."""
+        ws = self._ws
+        if ws is None or ws.closed:
+            return asyncio.create_task(self.request(method, path, **params))
+        request_id, future = await self._send_ws(ws, method, path, _clean(params))
+
+        async def answer() -> Any:
+            return _result(method, path,
+                           *await self._answer_ws(method, path, request_id, future))
+
+        return asyncio.create_task(answer(), name=f"ari:{method} {path}")
+
+    async def _send_ws(self, ws: aiohttp.ClientWebSocketResponse, method: str, path: str,
+                       params: dict[str, str]) -> tuple[str, asyncio.Future[tuple[int, str]]]:
         request_id = str(next(self._ids))
         uri = path.lstrip("/") + (f"?{urlencode(params, quote_via=quote)}" if params else "")
         future: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
@@ -81,6 +106,16 @@ class AriClient:
         try:
             await ws.send_str(json.dumps({"type": "RESTRequest", "request_id": request_id,
                                           "method": method, "uri": uri}))
+        except BaseException as e:
+            self._pending.pop(request_id, None)
+            if isinstance(e, ConnectionError):
+                raise AriError(method, path, 0, f"not sent over the websocket: {e!r}") from e
+            raise
+        return request_id, future
+
+    async def _answer_ws(self, method: str, path: str, request_id: str,
+                         future: asyncio.Future[tuple[int, str]]) -> tuple[int, str]:
+        try:
             # (Not asyncio.wait_for: its waiter wakes us one loop turn after the response.)
             async with asyncio.timeout(10):
                 return await future
@@ -120,6 +155,11 @@ class AriClient:
 
     async def start_moh(self, channel_id: str, moh_class: str = "default") -> None:
         await self.request("POST", f"/channels/{channel_id}/moh", mohClass=moh_class)
+
+    async def send_start_moh(self, channel_id: str,
+                             moh_class: str = "default") -> asyncio.Task[None]:
+        """``start_moh`` sent now, its answer read later (``send``)."""
+        return await self.send("POST", f"/channels/{channel_id}/moh", mohClass=moh_class)
 
     async def stop_moh(self, channel_id: str) -> None:
         await self.request("DELETE", f"/channels/{channel_id}/moh")

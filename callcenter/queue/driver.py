@@ -3,13 +3,16 @@ callers informed (position announcements, callback offer).
 
 Offers are made by ``AcdQueue.offer_next`` (one Lua script: no call or operator is ever offered
 twice, whichever instance asks). The instance owning the caller's channel rings the phone: when
-this instance made the offer for its own call it hands it to the call's task at once (the fast
-path, measured by bench/queue_ring.py); an offer made by another instance reaches the owner as
-the ``offered`` event on ``hotline:events``.
+this instance made the offer for its own call it hands it to the call's task at once; an offer
+made by another instance reaches the owner as the ``offered`` event on ``hotline:events``. A
+call joining the queue looks for an operator itself, in its enqueue script
+(``AcdQueue.enqueue_offer``; the fast path measured by bench/queue_ring.py): a free operator is
+rung without this driver.
 
-When to look for offers: a call joined, an operator became free (log-in, unpause, end of
-wrap-up, ring-out, hang-up; from this instance directly, from others through pub/sub), and once
-a second per tenant, which also ends due wrap-ups and takes back lapsed offers.
+When to look for offers: an operator became free (log-in, unpause, end of wrap-up, ring-out,
+hang-up; from this instance directly, from others through pub/sub), a call joined on another
+instance or an offer made as a call joined (more may be possible), and once a second per
+tenant, which also ends due wrap-ups and takes back lapsed offers.
 """
 
 from __future__ import annotations
@@ -121,11 +124,12 @@ class QueueDriver:
         while (offer := await self.acd.offer_next(tenant)) is not None:
             made += 1
             if offer.entry.instance == self.instance:
-                self._deliver(tenant, offer.call_id, offer.extension)
+                self.deliver(tenant, offer.call_id, offer.extension)
             # else: the owner rings it when the "offered" event reaches it.
         return made
 
-    def _deliver(self, tenant: str, call_id: str, extension: str) -> None:
+    def deliver(self, tenant: str, call_id: str, extension: str) -> None:
+        """Hand an offer for one of this instance's calls to the call's task."""
         session = self.sessions.get(call_id)
         if session is None:
             # Our place in the queue but no call any more (it just ended): give it back.
@@ -211,7 +215,7 @@ class QueueDriver:
             what = event.get("event")
             if (what == "offered" and event.get("instance") == self.instance
                     and event.get("offered_by") != self.instance):
-                self._deliver(tenant, str(event.get("call_id")), str(event.get("extension")))
+                self.deliver(tenant, str(event.get("call_id")), str(event.get("extension")))
             elif what in QUEUE_CHANGES and event.get("offered_by") != self.instance:
                 self.kick(tenant)
         elif kind == "agent":

@@ -222,11 +222,28 @@ class AcdQueue:
                       enqueued_at: dt.datetime | None = None) -> bool:
         """Queue a call (now, or at ``enqueued_at`` for an adopted call keeping its place);
         False when it is already queued."""
+        data = self._entry_json(tenant, call_id, caller, urgent, priority, enqueued_at)
+        return bool(await self._run(self._enqueue, tenant, data))
+
+    async def enqueue_offer(self, tenant: str, call_id: str, *, caller: str = "",
+                            urgent: bool = False) -> tuple[bool, Offered | None]:
+        """Queue a call now and make the next offer in the same script (``offer_next``'s, after
+        its housekeeping): a caller who finds an operator free is offered to them without the
+        driver's round trip. Returns (added, the offer made or None); the offer may be another,
+        older call's (a declined one whose retry is due). Another offer may be possible too
+        when one was made (several operators freed by the housekeeping): call ``offer_next``."""
+        data = self._entry_json(tenant, call_id, caller, urgent, None, None)
+        res = await self._run(self._enqueue, tenant, data, *self._offer_args(tenant))
+        added = bool(int(res[0]))
+        return added, (self._offered(tenant, res[1], res[2]) if len(res) > 2 else None)
+
+    def _entry_json(self, tenant: str, call_id: str, caller: str, urgent: bool,
+                    priority: int | None, enqueued_at: dt.datetime | None) -> str:
         prio = acd.priority_of(urgent) if priority is None else priority
         entry = QueueEntry(call_id, tenant, enqueued_at or acd.EPOCH, prio, caller, self.node,
                            self.instance)
         data = _call_to_json(entry, with_time=enqueued_at is not None)
-        return bool(await self._run(self._enqueue, tenant, json.dumps(data, ensure_ascii=False)))
+        return json.dumps(data, ensure_ascii=False)
 
     async def dequeue(self, tenant: str, call_id: str,
                       reason: str = "abandoned") -> QueueEntry | None:
@@ -239,13 +256,18 @@ class AcdQueue:
         """Atomically pick the next (call, agent) and mark both offered; None when no pair.
 
         Ends due wrap-ups and takes back lost offers first. Call again until None."""
+        res = await self._run(self._offer_next, tenant, *self._offer_args(tenant))
+        return self._offered(tenant, res[0], res[1]) if res else None
+
+    def _offer_args(self, tenant: str) -> tuple[int, int, str]:
+        """offer_next's ARGV: ring ms (timeout + margin), retry ms, the offering instance."""
         p = self.policy(tenant)
-        ring_ms = (p.ring_timeout_s + acd.OFFER_MARGIN_S) * 1000
-        res = await self._run(self._offer_next, tenant, ring_ms, p.retry_s * 1000, self.instance)
-        if not res:
-            return None
-        entry = _call_from_json(tenant, json.loads(res[0]))
-        return Offered(entry.call_id, _text(res[1]), entry)
+        return (p.ring_timeout_s + acd.OFFER_MARGIN_S) * 1000, p.retry_s * 1000, self.instance
+
+    @staticmethod
+    def _offered(tenant: str, raw: Any, extension: Any) -> Offered:
+        entry = _call_from_json(tenant, json.loads(raw))
+        return Offered(entry.call_id, _text(extension), entry)
 
     async def answered(self, tenant: str, call_id: str, extension: str) -> QueueEntry:
         """The agent answered: the call leaves the queue, the agent is on the call. Raises

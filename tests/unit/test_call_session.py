@@ -44,6 +44,11 @@ class FakeAri:
     async def start_moh(self, cid: str) -> None:
         await self._do("moh")
 
+    async def send_start_moh(self, cid: str) -> asyncio.Task[None]:
+        """Sent now, answered later: "moh?" when sent, "moh" once the answer is read."""
+        self.calls.append("moh?")
+        return asyncio.create_task(self._do("moh"))
+
     async def hangup(self, cid: str, reason: str) -> None:
         await self._do(f"hangup:{reason}")
 
@@ -154,7 +159,7 @@ class DownAcd:
     def __init__(self) -> None:
         self.tried: list[str] = []
 
-    async def enqueue(self, tenant: str, cid: str, **kwargs: Any) -> bool:
+    async def enqueue_offer(self, tenant: str, cid: str, **kwargs: Any) -> tuple[bool, None]:
         self.tried.append("enqueue")
         raise RedisConnectionError("Connection refused")
 
@@ -525,3 +530,121 @@ async def test_given_new_call_when_pool_fails_then_held_lines_come_before_the_er
     failed = next(i for i, line in enumerate(lines) if "AcquireLine failed" in line)
     routed = "call=c1 tenant=dongnai dialled=1022: routing -[Routed]-> admitting"
     assert lines.index(routed) < failed
+
+
+class JoiningAcd:
+    """The operators' queue answering ``enqueue_offer`` with a set offer (or none)."""
+
+    instance = "inst-a"  # this instance
+
+    def __init__(self, offer_for: str | None, owner: str = "inst-a") -> None:
+        self.offer_for, self.owner = offer_for, owner  # the offered call and its instance
+
+    async def enqueue_offer(self, tenant: str, cid: str, **kwargs: Any) -> tuple[bool, Any]:
+        from callcenter.queue.redis import Offered
+        from callcenter.queue.rules import QueueEntry
+        if self.offer_for is None:
+            return True, None
+        entry = QueueEntry(self.offer_for, tenant, T0, 5, "0909", "pbx1", self.owner)
+        return True, Offered(self.offer_for, "101", entry)
+
+    async def dequeue(self, tenant: str, cid: str, reason: str) -> None:
+        return None
+
+    async def call_ended(self, tenant: str, ext: str, cid: str) -> None:
+        return None
+
+    def policy(self, tenant: str) -> Any:
+        from callcenter.queue.policy import QueuePolicy
+        return QueuePolicy(ring_timeout_s=15, wrap_up_s=0)
+
+
+class RingingAri(QueueAri):
+    async def originate(self, endpoint: str, channel: str, **kwargs: Any) -> dict[str, Any]:
+        await self._do(f"originate:{endpoint}:{channel}:{kwargs['timeout_s']}")
+        return {}
+
+
+async def _queue_caller(acd: JoiningAcd) -> tuple[CallSession, RingingAri, list[tuple[str, ...]]]:
+    """A caller queued at the end of the greeting; what the driver was told."""
+    ari = RingingAri()
+    told: list[tuple[str, ...]] = []
+
+    async def write(state: cm.CallState) -> None:
+        pass
+
+    deps = CallDeps(ari=ari, pool=FakePool(), redis=FakeRedis(), sounds_dir="/s",  # type: ignore[arg-type]
+                    write_record=write, acd=acd,  # type: ignore[arg-type]
+                    kick=lambda t: told.append(("kick", t)),
+                    offered=lambda t, c, x: told.append(("offered", t, c, x)))
+    session = CallSession(cm.new_call("c1", "pbx1", "1022", "0909", "c1", T0), deps)
+    session.task = asyncio.create_task(
+        session.run([cm.Routed(T0, "dongnai", "day", 3, queue=True)]))
+    await asyncio.sleep(0.02)
+    session.events.put_nowait(cm.PlaybackFinished(T0))  # the greeting ended: to the queue
+    await asyncio.sleep(0.05)
+    return session, ari, told
+
+
+async def _end(session: CallSession) -> None:
+    session.events.put_nowait(cm.HungUp(T0, 16))
+    assert session.task is not None
+    await asyncio.wait_for(session.task, 2)
+
+
+async def test_given_free_operator_when_caller_queued_then_rung_at_once_by_the_call() -> None:
+    """P5: the offer made as the call joins comes back with the enqueue; the call rings the
+    operator itself (music first), the driver only told that more offers may be possible."""
+    session, ari, told = await _queue_caller(JoiningAcd(offer_for="c1"))
+    assert session.state.phase is cm.Phase.RINGING and session.state.ringing == "101"
+    # The music is asked for first; its answer is read once the operator is rung.
+    assert ari.calls[-3:] == ["moh?", "originate:PJSIP/101:c1-op1:15", "moh"]
+    assert told == [("kick", "dongnai")]
+    assert session.task is not None
+    session.task.cancel()  # (ending it would wait for the operator's leg to go)
+    await asyncio.gather(session.task, return_exceptions=True)
+
+
+async def test_given_offer_for_another_call_of_ours_when_queued_then_handed_to_the_driver(
+        ) -> None:
+    session, ari, told = await _queue_caller(JoiningAcd(offer_for="c0"))
+    assert session.state.phase is cm.Phase.QUEUED
+    assert not any(c.startswith("originate") for c in ari.calls)
+    assert told == [("kick", "dongnai"), ("offered", "dongnai", "c0", "101")]
+    await _end(session)
+
+
+async def test_given_offer_for_another_instance_or_none_when_queued_then_nothing_rung() -> None:
+    session, ari, told = await _queue_caller(JoiningAcd(offer_for="c9", owner="inst-b"))
+    assert session.state.phase is cm.Phase.QUEUED and told == [("kick", "dongnai")]
+    await _end(session)
+    session, ari, told = await _queue_caller(JoiningAcd(offer_for=None))
+    # No operator free: nothing for the driver to do until one is (it is told by that event).
+    assert session.state.phase is cm.Phase.QUEUED and told == []
+    assert not any(c.startswith("originate") for c in ari.calls)
+    await _end(session)
+
+
+async def test_given_caller_gone_when_music_answer_read_after_queueing_then_call_ends() -> None:
+    """The music's answer is read after the queue entry: the caller gone by then (404) still
+    ends the call, its place given back."""
+    ari = RingingAri(gone_on={"moh"})
+    written: list[cm.CallState] = []
+    dequeued: list[str] = []
+
+    class Acd(JoiningAcd):
+        async def dequeue(self, tenant: str, cid: str, reason: str) -> None:
+            dequeued.append(reason)
+
+    async def write(state: cm.CallState) -> None:
+        written.append(state)
+
+    deps = CallDeps(ari=ari, pool=FakePool(), redis=FakeRedis(), sounds_dir="/s",  # type: ignore[arg-type]
+                    write_record=write, acd=Acd(offer_for=None))  # type: ignore[arg-type]
+    session = CallSession(cm.new_call("c1", "pbx1", "1022", "0909", "c1", T0), deps)
+    task = asyncio.create_task(session.run([cm.Routed(T0, "dongnai", "day", 3, queue=True)]))
+    await asyncio.sleep(0.02)
+    session.events.put_nowait(cm.PlaybackFinished(T0))
+    await asyncio.wait_for(task, 2)
+    assert ari.calls[-2:] == ["moh?", "moh"]
+    assert dequeued == ["abandoned"] and [w.outcome for w in written] == ["abandoned"]

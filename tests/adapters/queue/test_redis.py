@@ -80,12 +80,18 @@ async def test_given_two_instances_when_offer_next_hammered_then_never_double_of
     enqueued = answered = 0
     outstanding: dict[str, str] = {}  # call -> extension, offers not yet resolved
     for _ in range(60):
+        joining = []
         for _ in range(rnd.randint(0, 8)):
             enqueued += 1
-            await rnd.choice((qa, qb)).enqueue(TENANT, f"call-{enqueued}",
-                                               urgent=rnd.random() < 0.2)
+            q, urgent = rnd.choice((qa, qb)), rnd.random() < 0.2
+            if rnd.random() < 0.5:
+                await q.enqueue(TENANT, f"call-{enqueued}", urgent=urgent)
+            else:  # queued and offered in one script, while the other offers below run
+                joining.append(q.enqueue_offer(TENANT, f"call-{enqueued}", urgent=urgent))
         results = await asyncio.gather(*[(qa if i % 2 else qb).offer_next(TENANT)
-                                         for i in range(30)])
+                                         for i in range(30)],
+                                       *joining)
+        results = [r[1] if isinstance(r, tuple) else r for r in results]
         offers = [r for r in results if r is not None]
         calls = [o.call_id for o in offers]
         exts = [o.extension for o in offers]
@@ -336,6 +342,79 @@ async def test_given_no_answer_when_call_returns_then_keeps_its_place_and_next_a
     assert again.entry.enqueued_at == T0 + dt.timedelta(seconds=2)
     nxt = await q.offer_next(TENANT)
     assert nxt is not None and (nxt.call_id, nxt.extension) == ("c2", "101")
+
+
+async def test_given_free_operator_when_enqueue_offer_then_that_call_offered_in_one_script(
+        two_clients: tuple[aioredis.Redis, aioredis.Redis]) -> None:
+    a, b = two_clients
+    pubsub = b.pubsub()
+    await pubsub.subscribe("hotline:events")
+    await pubsub.get_message(timeout=1)
+    clock = Clock()
+    q = AcdQueue(a, "inst-a", NODE, {TENANT: QueuePolicy(ring_timeout_s=15)}, clock=clock)
+    await staffed(q, 2, clock)
+    added, offer = await q.enqueue_offer(TENANT, "c1", caller="0912345678")
+    assert added and offer is not None
+    assert (offer.call_id, offer.extension) == ("c1", "101")  # the longest idle
+    assert offer.entry.instance == "inst-a" and offer.entry.caller == "0912345678"
+    state, _ = await q.load(TENANT)
+    check_one_to_one(state)
+    assert [(e.call_id, e.ringing) for e in state.entries] == [("c1", "101")]
+    stored = json.loads(await a.get(offer_key(TENANT, "c1")))
+    assert (stored["extension"], stored["instance"]) == ("101", "inst-a")
+    assert await a.pttl(offer_key(TENANT, "c1")) > 15_000  # ring timeout + margin
+    messages = []
+    while (msg := await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)):
+        messages.append(json.loads(msg["data"]))
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    queue = [m for m in messages if m["type"] == "queue"]
+    # The instance that queued it looked for an operator already: offered_by on both events.
+    assert [(m["event"], m["call_id"], m["offered_by"]) for m in queue] == [
+        ("enqueued", "c1", "inst-a"), ("offered", "c1", "inst-a")]
+    # A second try adds nothing and offers nothing more (one call, one phone).
+    assert await q.enqueue_offer(TENANT, "c1") == (False, None)
+    assert await q.offer_next(TENANT) is None
+
+
+async def test_given_no_free_operator_when_enqueue_offer_then_queued_for_the_driver(
+        two_clients: tuple[aioredis.Redis, aioredis.Redis]) -> None:
+    clock = Clock()
+    q = AcdQueue(two_clients[0], "inst-a", NODE, {TENANT: QueuePolicy(wrap_up_s=0)},
+                 clock=clock)
+    await staffed(q, 1, clock)
+    assert (await q.enqueue_offer(TENANT, "c1"))[1] is not None  # 101 rings for c1
+    clock.advance(1)
+    assert await q.enqueue_offer(TENANT, "c2") == (True, None)
+    state, _ = await q.load(TENANT)
+    assert sorted((e.call_id, e.ringing) for e in state.entries) == [("c1", "101"),
+                                                                      ("c2", None)]
+    clock.advance(1)
+    await q.answered(TENANT, "c1", "101")
+    await q.call_ended(TENANT, "101", "c1")  # free again (no wrap-up): the driver's offer
+    nxt = await q.offer_next(TENANT)
+    assert nxt is not None and (nxt.call_id, nxt.extension) == ("c2", "101")
+
+
+async def test_given_older_call_due_again_when_enqueue_offer_then_the_older_call_offered(
+        two_clients: tuple[aioredis.Redis, aioredis.Redis]) -> None:
+    clock = Clock()
+    q = AcdQueue(two_clients[0], "inst-a", NODE, {TENANT: QueuePolicy(retry_s=5)},
+                 clock=clock)
+    await staffed(q, 1, clock)
+    first = await q.enqueue_offer(TENANT, "c1")
+    assert first[1] is not None and first[1].extension == "101"
+    clock.advance(15)
+    await q.no_answer(TENANT, "c1", "101")  # 101 declined c1: c1 waits 5 s before 101 again
+    clock.advance(1)
+    # c2 joins while 101 is free: 101 has declined c1 and c1's retry is not due, so c2 rings.
+    added, offer = await q.enqueue_offer(TENANT, "c2")
+    assert added and offer is not None and (offer.call_id, offer.extension) == ("c2", "101")
+    clock.advance(15)
+    await q.no_answer(TENANT, "c2", "101")
+    clock.advance(5)
+    # c3 joins once both retries are due: the queue's order decides, c1 first, not c3.
+    added, offer = await q.enqueue_offer(TENANT, "c3")
+    assert added and offer is not None and (offer.call_id, offer.extension) == ("c1", "101")
 
 
 async def test_given_urgent_call_when_enqueued_last_then_offered_first(
