@@ -42,12 +42,18 @@ RTP_RESERVED = range(30000, 36000)
 STACK_NUMBERS = itertools.count(1)
 
 
+_HANDED: set[int] = set()  # ports this process handed out: never twice (the OS may)
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A free loopback port, never one handed out before in this process: the OS may give the
+    same free port to two binds in a row (CI: one stack's ARI and AMI ports were equal)."""
     while True:
         with socket.socket(socket.AF_INET, kind) as s:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
-        if port not in RTP_RESERVED:
+        if port not in RTP_RESERVED and port not in _HANDED:
+            _HANDED.add(port)
             return port
 
 
