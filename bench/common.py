@@ -352,6 +352,8 @@ class Hotline:
                            for name in ("ADMIN", "SMSBOX", "SENDSMS", "FAKE_SMSC")}
         # Asterisk takes an even RTP port and the odd one above it (RTCP) per call.
         self.rtp = free_udp_range(rtp_ports + rtp_ports % 2, start=32000)
+        while self.rtp[0] <= self.sip_port <= self.rtp[1]:  # the config refuses SIP in there
+            self.sip_port = free_port(socket.SOCK_DGRAM)
         self.proc: subprocess.Popen[bytes] | None = None
         self.token = ""  # an admin's bearer token for the control routes (start() makes it)
         self.exit_code: int | None = None
