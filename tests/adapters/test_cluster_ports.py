@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from callcenter.cluster.plan import plan_nodes
+from callcenter.cluster.plan import NodePlan, PlannedPort, plan_nodes, planned_ports
 from callcenter.cluster.runner import check_ports
 from callcenter.pbx.process import PbxStartError
 
@@ -37,15 +37,35 @@ def base(**service: Any) -> dict[str, Any]:
             "trunk": {"rtp_start": 31000, "rtp_end": 31999}}
 
 
+def bindable(port: PlannedPort) -> bool:
+    kind = socket.SOCK_DGRAM if port.transport == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as s:
+        try:
+            s.bind((port.host, port.port))
+        except OSError:
+            return False
+    return True
+
+
+def one_node(data: dict[str, Any], busy: int | None = None) -> tuple[list[NodePlan], int]:
+    """One node's plan on an edge port whose derived ports (edge + 1, + 10, + 11) are all free
+    but ``busy``: another process on the machine may hold one of them (CI, once)."""
+    for _ in range(100):
+        edge = free(socket.SOCK_DGRAM)
+        plans = plan_nodes(data, 1, "127.0.0.1", edge)
+        if all(p.port == busy or bindable(p) for p in planned_ports(plans, "127.0.0.1", edge)):
+            return plans, edge
+    raise RuntimeError("no edge port with its derived ports free")
+
+
 def test_given_free_ports_then_check_passes() -> None:
-    edge = free(socket.SOCK_DGRAM)
-    check_ports(plan_nodes(base(), 1, "127.0.0.1", edge), "127.0.0.1", edge)
+    plans, edge = one_node(base())
+    check_ports(plans, "127.0.0.1", edge)
 
 
 def test_given_a_port_in_use_when_checked_then_it_names_node_part_and_port(
         listener: int) -> None:
-    edge = free(socket.SOCK_DGRAM)
-    plans = plan_nodes(base(ari_port=listener), 1, "127.0.0.1", edge)
+    plans, edge = one_node(base(ari_port=listener), busy=listener)
     with pytest.raises(PbxStartError) as e:
         check_ports(plans, "127.0.0.1", edge)
     assert f"node1 ARI port 127.0.0.1:{listener} is already in use" in str(e.value)
