@@ -201,13 +201,23 @@ def test_given_node_asterisk_killed_when_calls_arrive_then_survivor_answers_and_
     print(f"node2 back in the set {time.monotonic() - restarted:.2f} s after its Asterisk "
           f"answered ARI")
     assert wait_until(lambda: second.health().get("ari_connected"), 30), second.app_log_tail()
-    group = cluster.phone(4, hold=2, caller="0919500300")
-    try:
-        assert len(group.wait_for("answered", 4, 20)) == 4
-    finally:
-        group.finish(30)
-    rows = records_of(cluster.nodes[0], [f"09195003{i:02d}" for i in range(4)])
-    assert {node_of(r) for r in rows} == {"node1", "node2"}, rows
+    # Every call is answered; node2 takes some again. A just-restarted node may fail one call
+    # over to node1 (a slow first answer under load, then marked out until the next probe, 1 s):
+    # CI once saw a whole burst of 4 on node1. So up to three bursts, each once it is "up".
+    nodes: set[str] = set()
+    for burst in range(3):
+        assert wait_until(lambda: cluster.edge.node_states()["node2"] == "up", 10, 0.1)
+        group = cluster.phone(4, hold=2, caller=f"0919503{burst}00")
+        try:
+            assert len(group.wait_for("answered", 4, 20)) == 4
+        finally:
+            group.finish(30)
+        rows = records_of(cluster.nodes[0], [f"0919503{burst}{i:02d}" for i in range(4)])
+        assert len(rows) == 4, rows
+        nodes |= {node_of(r) for r in rows}
+        if "node2" in nodes:
+            break
+    assert "node2" in nodes, (nodes, cluster.edge.log_tail(40))
     cluster.nothing_left()
 
 
