@@ -29,7 +29,7 @@ from callcenter.cluster.edge import (
     kamailio_binary,
 )
 from callcenter.pbx.render import SIP_REALM, password_digest
-from tests.e2e.rawsip import Response, parse_response
+from tests.e2e.rawsip import Response, parse_response, register_message
 from tests.e2e.stack import free_port, wait_until
 
 PASSWORD = "Dung-Mat-Khau-101"
@@ -62,16 +62,10 @@ class Registrar:
                 authorization: str | None = None) -> Response | None:
         """One REGISTER (Expires 0: a right password unregisters, nothing is left behind);
         its final answer, None when none came within 2 s."""
-        branch = "z9hG4bK" + secrets.token_hex(8)
-        lines = [f"REGISTER sip:127.0.0.1:{self.edge_port} SIP/2.0",
-                 f"Via: SIP/2.0/UDP {self.source}:{self.port};branch={branch};rport",
-                 "Max-Forwards: 70", f"From: <sip:{user}@127.0.0.1>;tag=t{cseq}",
-                 f"To: <sip:{user}@127.0.0.1>", f"Call-ID: {call_id}", f"CSeq: {cseq} REGISTER",
-                 f"Contact: <sip:{user}@{self.source}:{self.port}>", "Expires: 0",
-                 "User-Agent: Hotline1022-test"]
-        if authorization is not None:
-            lines.append(f"Authorization: {authorization}")
-        message = "\r\n".join([*lines, "Content-Length: 0"]).encode() + b"\r\n\r\n"
+        message = register_message(f"sip:127.0.0.1:{self.edge_port}", user, call_id, cseq,
+                                   via=f"UDP {self.source}:{self.port}",
+                                   contact=f"sip:{user}@{self.source}:{self.port}", expires=0,
+                                   authorization=authorization)
         self.sock.sendto(message, ("127.0.0.1", self.edge_port))
         end = time.monotonic() + 2.0
         while time.monotonic() < end:

@@ -30,7 +30,7 @@ from callcenter.cluster.edge import (
     module_dir,
 )
 from callcenter.pbx.render import SIP_REALM, password_digest
-from tests.e2e.rawsip import Response, parse_response
+from tests.e2e.rawsip import Response, parse_response, register_message
 from tests.e2e.stack import free_port, wait_until
 
 PASSWORD = "Mat-Khau-TLS-101"
@@ -139,16 +139,10 @@ class Phone:
                 uri: str | None = None) -> Response | None:
         via = "TLS" if self.transport == "tls" else "UDP"
         params = ";transport=tls" if self.transport == "tls" else ""
-        lines = [f"REGISTER {uri or f'sip:127.0.0.1:{self.port}{params}'} SIP/2.0",
-                 f"Via: SIP/2.0/{via} 127.0.0.1:{self.local_port};branch=z9hG4bK"
-                 f"{secrets.token_hex(8)};rport",
-                 "Max-Forwards: 70", f"From: <sip:{user}@127.0.0.1>;tag=t{cseq}",
-                 f"To: <sip:{user}@127.0.0.1>", f"Call-ID: {call_id}", f"CSeq: {cseq} REGISTER",
-                 f"Contact: <sip:{user}@127.0.0.1:9{params}>", "Expires: 60",
-                 "User-Agent: Hotline1022-test"]
-        if authorization is not None:
-            lines.append(f"Authorization: {authorization}")
-        self.send("\r\n".join([*lines, "Content-Length: 0"]).encode() + b"\r\n\r\n")
+        self.send(register_message(uri or f"sip:127.0.0.1:{self.port}{params}", user, call_id,
+                                   cseq, via=f"{via} 127.0.0.1:{self.local_port}",
+                                   contact=f"sip:{user}@127.0.0.1:9{params}", expires=60,
+                                   authorization=authorization))
         end = time.monotonic() + 3.0
         while time.monotonic() < end:
             data = self.receive(end - time.monotonic())

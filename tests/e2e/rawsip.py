@@ -246,6 +246,20 @@ class RawSipCaller:
                 return resp.code
         return 0
 
+def register_message(uri: str, user: str, call_id: str, cseq: int, *, via: str,
+                     contact: str, expires: int, authorization: str | None = None) -> bytes:
+    """A REGISTER for ``user`` (``via``: e.g. "UDP 127.0.0.2:5555"; ``contact``: its URI), with
+    a digest answer when ``authorization`` is given."""
+    branch = "z9hG4bK" + secrets.token_hex(8)
+    lines = [f"REGISTER {uri} SIP/2.0", f"Via: SIP/2.0/{via};branch={branch};rport",
+             "Max-Forwards: 70", f"From: <sip:{user}@127.0.0.1>;tag=t{cseq}",
+             f"To: <sip:{user}@127.0.0.1>", f"Call-ID: {call_id}", f"CSeq: {cseq} REGISTER",
+             f"Contact: <{contact}>", f"Expires: {expires}", "User-Agent: Hotline1022-test"]
+    if authorization is not None:
+        lines.append(f"Authorization: {authorization}")
+    return "\r\n".join([*lines, "Content-Length: 0"]).encode() + b"\r\n\r\n"
+
+
 def sip_request(target: int, method: str, user: str, *, user_agent: str,
                 bind: str = "127.0.0.1", timeout: float = 5.0,
                 headers: tuple[str, ...] = ()) -> Response | None:
