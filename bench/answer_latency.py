@@ -4,14 +4,19 @@ One `callcenter run` (one Asterisk). One SIPp run places interleaved calls, in r
 within each pair (fixed seed), to:
 
 * the app:    1022 -> Stasis -> app takes a pool line in Redis -> ARI answer (200 OK);
-* the plain:  HOTLINE_BENCH_PLAIN_NUMBER -> [bench-plain] Answer() (no app at all).
+* the plain:  HOTLINE_BENCH_PLAIN_NUMBER -> [bench-plain] Answer() (no app at all);
+* with ``--bare``, also the floor: the plain number + ``b`` -> Stasis(<app>-bare), a bare ARI
+  application (bench/bare_ari.py, a process of its own: the product's ARI client and pool
+  Lua, nothing else) -> ARI answer. "app - bare" is then the product's own work, "bare -
+  plain" what any Python ARI application of this design costs on this machine.
 
 So machine noise hits both series alike. Each call: INVITE, 200 OK, ACK, ~200 ms, BYE, at a
 modest rate (default 10 calls/s, at most 10 at once): latency, not overload, is measured.
 The pool has 50 lines, so no app call is refused. Per-call INVITE -> 200 OK comes from SIPp's
 `-trace_msg` timestamps (microseconds). The first calls (warm-up) are left out of the figures.
 
-Target: the app adds at most 3 ms at the median and 10 ms at p95. Afterwards the pool's lines
+Target: the app adds at most 3 ms at the median and 10 ms at p95 (P1); issue 20's tighter one,
+at most +1.0 ms at the median and +2.0 ms at p95, is reported beside it. Afterwards the pool's lines
 in use must be back to 0. Exit status 0 only when every call was answered and all targets are met.
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import random
 import subprocess
 import sys
@@ -28,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    LOOPBACK,
     PLAIN_NUMBER,
     Hotline,
     finish,
@@ -44,19 +51,57 @@ from common import (  # noqa: E402
 )
 
 APP_NUMBER = "1022"
+BARE_NUMBER = PLAIN_NUMBER + "b"  # the dialplan's Stasis(<app>-bare) (bench only)
 TARGET_MEDIAN_MS = 3.0
 TARGET_P95_MS = 10.0
+ISSUE20_MEDIAN_MS = 1.0
+ISSUE20_P95_MS = 2.0
 
 
-def call_plan(per_series: int, warmup: int, seed: int) -> list[str]:
-    """Dialled numbers in call order: warm-up pairs first, then pairs in random order."""
+def call_plan(per_series: int, warmup: int, seed: int,
+              numbers: tuple[str, ...] = (APP_NUMBER, PLAIN_NUMBER)) -> list[str]:
+    """Dialled numbers in call order: warm-up rounds first (one call to each number), then
+    rounds in random order."""
     rng = random.Random(seed)
     plan: list[str] = []
     for _ in range(warmup + per_series):
-        pair = [APP_NUMBER, PLAIN_NUMBER]
-        rng.shuffle(pair)
-        plan += pair
+        round_ = list(numbers)
+        rng.shuffle(round_)
+        plan += round_
     return plan
+
+
+class BareProcess:
+    """bench/bare_ari.py beside the hotline: its ARI, its private Redis, its own Stasis app."""
+
+    def __init__(self, hotline: Hotline):
+        user, password = hotline.ari_credentials()
+        env = {**os.environ, "BARE_ARI_PASSWORD": password}
+        argv = [sys.executable, str(Path(__file__).resolve().parent / "bare_ari.py"),
+                "--ari", f"http://{LOOPBACK}:{hotline.ari_port}", "--user", user,
+                "--app", f"{hotline.stasis_app()}-bare",
+                "--redis", f"unix://{hotline.state / 'redis.sock'}"]
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline().strip()
+        if first != "ready":
+            self.stop()
+            raise RuntimeError(f"bench/bare_ari.py did not start: {first!r}")
+        self.answered: int | None = None
+
+    def stop(self) -> None:
+        """SIGTERM, wait; the count of calls it answered (None if it did not say)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            out, _ = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        for line in (out or "").splitlines():
+            if line.startswith("answered "):
+                self.answered = int(line.split()[1])
 
 
 def bootstrap_ci(a: list[float], b: list[float], stat: str, seed: int,
@@ -81,18 +126,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1022)
     ap.add_argument("--log-level", default="INFO", help="HOTLINE_LOG_LEVEL of the service")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (logs, traces)")
+    ap.add_argument("--bare", action="store_true",
+                    help="a third series: the floor, a bare ARI application (bench/bare_ari.py)")
     args = ap.parse_args(argv)
 
     stop_on_signals()
     machine = machine_summary()
     log(f"P1 answer latency — {machine}")
-    plan = call_plan(args.calls, args.warmup, args.seed)
+    numbers = (APP_NUMBER, PLAIN_NUMBER, *((BARE_NUMBER,) if args.bare else ()))
+    plan = call_plan(args.calls, args.warmup, args.seed, numbers)
     hotline = Hotline(args.lines, plain_number=PLAIN_NUMBER, keep=args.keep,
                       log_level=args.log_level)
     failures: list[str] = []
     ok = False
+    bare: BareProcess | None = None
     try:
         with hotline:
+            if args.bare:
+                bare = BareProcess(hotline)
             inf = hotline.workdir / "numbers.csv"
             inf.write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in plan))
             log(f"placing {len(plan)} calls ({args.warmup} + {args.calls} per series, "
@@ -102,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                            timeout_s=int(len(plan) / args.rate) + 60,
                            extra=["-inf", str(inf)])
             log(f"SIPp finished in {run.elapsed:.1f} s with exit code {run.returncode}")
+            if bare is not None:
+                bare.stop()
             if run.returncode != 0:
                 failures.append(f"SIPp exit code {run.returncode} (some calls failed)")
                 log(sipp_summary(run))
@@ -125,14 +178,16 @@ def main(argv: list[str] | None = None) -> int:
                 records = []
         ok = True
     finally:
+        if bare is not None and bare.proc.poll() is None:
+            bare.stop()
         if not ok:
             hotline.cleanup(keep=True)
 
     calls = parse_calls(run.trace)
     ordered = sorted(calls.values(), key=lambda c: c.msgs[0].t)
-    series: dict[str, list[float]] = {APP_NUMBER: [], PLAIN_NUMBER: []}
-    trying: dict[str, list[float]] = {APP_NUMBER: [], PLAIN_NUMBER: []}
-    seen = {APP_NUMBER: 0, PLAIN_NUMBER: 0}
+    series: dict[str, list[float]] = {n: [] for n in numbers}
+    trying: dict[str, list[float]] = {n: [] for n in numbers}
+    seen = dict.fromkeys(numbers, 0)
     unanswered: list[str] = []
     slowest: list[tuple[float, str, str, float]] = []
     t0 = ordered[0].msgs[0].t if ordered else 0.0
@@ -157,9 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         slowest.append((ms, number, c.call_id, inv.t - t0))
 
     app, plain = series[APP_NUMBER], series[PLAIN_NUMBER]
+    floor = series.get(BARE_NUMBER, [])
     rows = []
-    for name, number, vals in (("app (1022 via Stasis)", APP_NUMBER, app),
-                               (f"plain dialplan ({PLAIN_NUMBER})", PLAIN_NUMBER, plain)):
+    named = [("app (1022 via Stasis)", APP_NUMBER, app),
+             (f"plain dialplan ({PLAIN_NUMBER})", PLAIN_NUMBER, plain)]
+    if args.bare:
+        named.append((f"bare ARI app ({BARE_NUMBER})", BARE_NUMBER, floor))
+    for name, number, vals in named:
         rows.append([name, len(vals), fmt_ms(median(vals)), fmt_ms(percentile(vals, 95)),
                      fmt_ms(percentile(vals, 99)), fmt_ms(max(vals) if vals else float("nan")),
                      fmt_ms(median(trying[number]))])
@@ -172,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     pass_med = d_med <= TARGET_MEDIAN_MS
     pass_p95 = d_p95 <= TARGET_P95_MS
     pool_ok = in_use.get("api") == 0 and in_use.get("cli") == 0
-    enough = len(app) >= 200 and len(plain) >= 200
+    enough = len(app) >= 200 and len(plain) >= 200 and (not args.bare or len(floor) >= 200)
     date = dt.date.today().isoformat()
 
     print()
@@ -193,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
          f"{ci_med[0]:+.2f} .. {ci_med[1]:+.2f} ms", "-", "-"],
         ["p95 difference, 95% bootstrap interval",
          f"{ci_p95[0]:+.2f} .. {ci_p95[1]:+.2f} ms", "-", "-"],
+        ["median difference, issue 20's target", f"{d_med:+.2f} ms",
+         f"<= {ISSUE20_MEDIAN_MS:g} ms", "met" if d_med <= ISSUE20_MEDIAN_MS else "not met"],
+        ["p95 difference, issue 20's target", f"{d_p95:+.2f} ms",
+         f"<= {ISSUE20_P95_MS:g} ms", "met" if d_p95 <= ISSUE20_P95_MS else "not met"],
         ["median ratio app/plain", f"{r_med:.2f}x", "-", "-"],
         ["p95 ratio app/plain", f"{r_p95:.2f}x", "-", "-"],
         ["calls not answered 200", str(len(unanswered)), "0",
@@ -200,6 +263,20 @@ def main(argv: list[str] | None = None) -> int:
         ["pool in use after the run", f"{in_use.get('api')} (API) / {in_use.get('cli')} (CLI)"
          f", 1 s after: {in_use_1s.get('api')}", "0", "PASS" if pool_ok else "FAIL"],
     ]))
+    if args.bare:
+        print()
+        print(table(["the floor (bare ARI app)", "median", "p95", "median 95% interval"], [
+            ["bare - plain: any Python ARI app of this design",
+             f"{median(floor) - median(plain):+.2f} ms",
+             f"{percentile(floor, 95) - percentile(plain, 95):+.2f} ms",
+             "{:+.2f} .. {:+.2f} ms".format(*bootstrap_ci(floor, plain, "median", args.seed))],
+            ["app - bare: the product's own work",
+             f"{median(app) - median(floor):+.2f} ms",
+             f"{percentile(app, 95) - percentile(floor, 95):+.2f} ms",
+             "{:+.2f} .. {:+.2f} ms".format(*bootstrap_ci(app, floor, "median", args.seed))],
+        ]))
+        print(f"bare ARI app: answered {bare.answered if bare else None} calls "
+              f"(of {args.warmup + args.calls})")
     print()
     if args.log_level.upper() in ("INFO", "DEBUG"):
         print(f"app log: {stasis_calls} calls entered Stasis, {answered_log} got a line, "
@@ -214,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
           + (", ".join(f"{k} {v}" for k, v in sorted(by_outcome.items())) or "none"))
     slowest.sort(reverse=True)
     print("slowest calls: " + ", ".join(
-        f"{ms:.1f} ms ({'app' if n == APP_NUMBER else 'plain'} at +{at:.1f} s)"
+        f"{ms:.1f} ms ({ {APP_NUMBER: 'app', BARE_NUMBER: 'bare'}.get(n, 'plain')} at "
+        f"+{at:.1f} s)"
         for ms, n, _cid, at in slowest[:5]))
     for u in unanswered[:10]:
         print(f"  not answered: {u}")
@@ -229,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         failures.append(f"p95 difference {d_p95:.2f} ms > {TARGET_P95_MS:g} ms")
     if not pool_ok:
         failures.append(f"pool lines still in use after the run: {in_use}")
+    if args.bare and (bare is None or bare.answered != args.warmup + args.calls):
+        failures.append(f"the bare ARI app answered {bare.answered if bare else None} calls, "
+                        f"not {args.warmup + args.calls}")
     return finish(hotline, failures, keep=args.keep)
 
 

@@ -68,6 +68,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bare_ari import BareApp  # noqa: E402
 from common import (  # noqa: E402
     TENANT,
     Measured,
@@ -366,44 +367,6 @@ def instrument(steps: Steps) -> None:
     QueueDriver._offer_loop = offer_loop  # type: ignore[method-assign]
 
 
-# ---- the floor: a bare ARI application ------------------------------------------------------
-class BareApp:
-    """The least any Python ARI application of this shape does (the issue's "bare ARI app"):
-    the same websocket client and line pool, and for a StasisStart only the pool's Lua call
-    and ``answer``, inline in the event loop (no routing, no call task, no state, no log);
-    the line is freed at ChannelDestroyed."""
-
-    def __init__(self, ari: AriClient, pool: LinePool) -> None:
-        self.ari, self.pool = ari, pool
-        self.connected = asyncio.Event()
-        self.done: dict[str, asyncio.Event] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="bare-ari")
-
-    async def _run(self) -> None:
-        async with contextlib.aclosing(self.ari.events()) as events:
-            async for event in events:
-                kind = event["type"]
-                if kind == "_Connected":
-                    self.connected.set()
-                elif kind == "StasisStart":
-                    call_id = event["channel"]["id"]
-                    self.done[call_id] = asyncio.Event()
-                    if await self.pool.acquire(TENANT, call_id, 50, "allday"):
-                        await self.ari.answer(call_id)
-                elif kind == "ChannelDestroyed":
-                    call_id = event["channel"]["id"]
-                    await self.pool.release(TENANT, call_id)
-                    self.done.pop(call_id, asyncio.Event()).set()
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-
 # ---- the run ------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class Pass:
@@ -450,7 +413,7 @@ async def run_pass(redis_url: str, calls: int, warmup: int, steps: Steps,
 
     deps = CallDeps(ari=ari, pool=pool, redis=client, sounds_dir="/var/lib/hotline/sounds",
                     write_record=write_record)
-    service: StasisService | BareApp = (BareApp(ari, line_pool) if bare
+    service: StasisService | BareApp = (BareApp(ari, line_pool, TENANT) if bare
                                         else StasisService(ari, deps, lambda: config))
     service.start()
     while not service.connected.is_set():

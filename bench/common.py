@@ -583,6 +583,11 @@ class Hotline:
         except (OSError, ValueError):
             return 0, {}
 
+    def stasis_app(self) -> str:
+        """The Stasis application the service runs as (its config's ``service.stasis_app``)."""
+        cfg = yaml.safe_load(self.config_path.read_text())
+        return str((cfg.get("service") or {}).get("stasis_app") or "hotline")
+
     def ari_credentials(self) -> tuple[str, str]:
         """(user, password) of this run's ARI (generated into its state folder at start)."""
         from callcenter.config.secrets import load_secrets

@@ -40,6 +40,7 @@ def test_no_bench_number_no_reference_queue(tmp_path: Path) -> None:
         "persistentmembers = no", "autofill = yes", "shared_lastcall = no"]
     assert "bench-queue" not in t["extensions.conf"]
     assert "Queue(" not in t["extensions.conf"]
+    assert "-bare)" not in t["extensions.conf"]  # nor the floor's bare ARI application
 
 
 @pytest.mark.parametrize("tenant,members,timeout,retry", [
@@ -65,3 +66,6 @@ def test_reference_queue_per_tenant(tmp_path: Path, tenant: str, members: list[s
     trunk = section(ext, "from-trunk")
     catch_all = next(i for i, ln in enumerate(trunk) if ln.startswith("exten => _[+0-9].,1,"))
     assert trunk.index("exten => 19001022,1,Goto(bench-plain,s,1)") < catch_all
+    # and the floor's: a bare ARI application of its own (bench/bare_ari.py), then hang up
+    bare = trunk.index("exten => 19001022b,1,Stasis(hotline-bare)")
+    assert bare < catch_all and trunk[bare + 1] == "same => n,Hangup()"
