@@ -1,5 +1,8 @@
-"""The cluster's SIP edge: Kamailio's config rendered from templates/kamailio.cfg.j2, and
-Kamailio itself run in the foreground (``kamailio -f CFG -DD -E -w DIR``), owned by us."""
+"""The cluster's SIP edge: its settings taken from the hotline config (the carrier's networks,
+the SIP guard, the operators' digests, the TLS pair), Kamailio's config rendered from
+templates/kamailio.cfg.j2, and Kamailio itself run in the foreground
+(``kamailio -f CFG -DD -E -w DIR``), owned by us. `make cluster` (runner.py) and a production
+edge (production.py) both take their settings from here."""
 
 from __future__ import annotations
 
@@ -13,12 +16,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
+from callcenter.config.model import HotlineConfig
+from callcenter.config.secrets import config_dir, operator_passwords
 from callcenter.ops.files import write_atomic
 from callcenter.ops.processes import release_guard, spawn, stop_child_group
-from callcenter.pbx.render import SIP_REALM, scanner_user_agent_regex
+from callcenter.pbx.render import SIP_REALM, operator_accounts, scanner_user_agent_regex
+from callcenter.pbx.tls import ensure_self_signed, self_signed_paths
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +115,53 @@ class EdgeSettings:
     tls: EdgeTls | None = None
     # Operators who must use TLS (operators_require_tls): registering over UDP is refused.
     tls_only: tuple[str, ...] = ()
+
+
+def edge_operators(config: HotlineConfig,
+                   tls: bool = False) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """(extension, HA1) of the operators who register at the edge, and those of them who must
+    use TLS. ``tls`` (the edge has its TLS listener): every operator; otherwise all but those
+    who must use TLS (they register at a node's TLS port, as without an edge). Passwords as
+    `callcenter run` finds them (environment or files)."""
+    accounts = [a for a in operator_accounts(config, operator_passwords(config))
+                if tls or not a.tls]
+    return (tuple((a.extension, a.password_digest) for a in accounts),
+            tuple(a.extension for a in accounts if a.tls))
+
+
+def edge_tls_for(config: HotlineConfig, folder: Path, port: int) -> EdgeTls:
+    """The edge's TLS listener on ``port``: the hotline's ``sip_tls`` pair when configured,
+    else a self-signed one made in ``folder`` (``sip-tls/``) as `callcenter run` makes a
+    node's, on the first run, and reused (its fingerprint logged when made)."""
+    ensure_self_signed(config, folder, common_name="hotline1022-edge")
+    tls = config.sip_tls
+    if tls.cert is not None and tls.key is not None:
+        base = config_dir(config)
+        return EdgeTls(port, base / tls.cert, base / tls.key)
+    cert, key = self_signed_paths(folder)
+    return EdgeTls(port, cert, key)
+
+
+def edge_settings_for(config: HotlineConfig, base: dict[str, Any], edge_host: str,
+                      edge_port: int,
+                      operators: tuple[tuple[str, str], ...] = (),
+                      tls: EdgeTls | None = None,
+                      tls_only: tuple[str, ...] = ()) -> EdgeSettings:
+    """The edge's settings from the hotline's config: the carrier's networks as written in it
+    (``trunk.trusted_networks``; only 127.0.0.1 when not written), the SIP guard's settings
+    (``sip_guard``: wrong passwords per source, never_refuse, the flood limit), the
+    operators' digests."""
+    guard, flood = config.sip_guard, config.sip_guard.flood
+    return EdgeSettings(
+        listen_host=edge_host, listen_port=edge_port,
+        carrier_networks=tuple((base.get("trunk") or {}).get("trusted_networks")
+                               or ["127.0.0.1/32"]),
+        pike=Pike(unit_s=flood.unit_s, requests=flood.requests,
+                  remove_latency_s=flood.remove_latency_s),
+        guard=AuthGuard(max_failures=guard.max_failures, window_s=guard.window_s,
+                        ban_s=guard.ban_s),
+        never_refuse=guard.never_refuse,
+        operators=operators, tls=tls, tls_only=tls_only)
 
 
 def module_dir() -> str:

@@ -29,6 +29,8 @@ from callcenter.cluster.edge import (
     EdgeNode,
     EdgeSettings,
     ctl_socket,
+    edge_operators,
+    edge_settings_for,
     kamailio_binary,
     render_edge_texts,
 )
@@ -60,14 +62,12 @@ def production_edge(config: HotlineConfig) -> tuple[EdgeSettings, list[EdgeNode]
     """The edge's settings and nodes from the config's ``edge`` section; its operators (with
     their passwords as `callcenter run` finds them: environment or files) and ``sip_guard``
     as `make cluster` takes them."""
-    from callcenter.cluster.runner import edge_operators, edge_settings_for
-
     edge = config.edge
     if edge is None:
         raise NoEdgeSection(f"{config.source} has no edge: section")
     base = {"trunk": {"trusted_networks": list(edge.carrier_networks)}}
     # Operators who must use TLS register at a node's TLS port here: the production edge has
-    # no TLS listener yet (`make cluster`'s has, cluster/runner.py edge_tls_for).
+    # no TLS listener yet (`make cluster`'s has: edge_tls_for).
     operators, _ = edge_operators(config)
     settings = edge_settings_for(config, base, edge.host, edge.port, operators)
     settings = dataclasses.replace(settings, ping_interval_s=edge.ping_interval_s)

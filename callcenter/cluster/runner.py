@@ -32,11 +32,17 @@ from typing import Any
 
 import yaml
 
-from callcenter.cluster.edge import AuthGuard, EdgeNode, EdgeSettings, EdgeTls, Kamailio, Pike
+from callcenter.cluster.edge import (
+    EdgeNode,
+    EdgeSettings,
+    Kamailio,
+    edge_operators,
+    edge_settings_for,
+    edge_tls_for,
+)
 from callcenter.cluster.plan import NodePlan, plan_nodes, planned_ports, port_clashes
 from callcenter.config.file import load_config
-from callcenter.config.model import HotlineConfig
-from callcenter.config.secrets import config_dir, load_secrets, operator_passwords
+from callcenter.config.secrets import load_secrets
 from callcenter.config.settings import Settings
 from callcenter.ops.accounts import ensure_service_account
 from callcenter.ops.files import write_atomic
@@ -44,8 +50,8 @@ from callcenter.ops.processes import ProcessMark, RunAs, RunRecord
 from callcenter.pbx.install import cache_dir, ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess, PbxStartError
-from callcenter.pbx.render import operator_accounts, render
-from callcenter.pbx.tls import ensure_self_signed, self_signed_paths
+from callcenter.pbx.render import render
+from callcenter.pbx.tls import ensure_self_signed
 from callcenter.runtime.postgres_server import PostgresUnavailable, PrivatePostgres
 from callcenter.runtime.redis_server import PrivateRedis, answers
 from callcenter.runtime.runner import (
@@ -223,53 +229,6 @@ def live_state_url(settings: Settings, account: RunAs | None, record: RunRecord,
     with_set = replace(settings, redis_sentinels=tuple(redis_set.sentinels),
                        redis_sentinel_master=redis_set.master_name)
     return LiveState(with_set, url, sentinels=redis_set)
-
-
-def edge_operators(config: HotlineConfig,
-                   tls: bool = False) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
-    """(extension, HA1) of the operators who register at the edge, and those of them who must
-    use TLS. ``tls`` (the edge has its TLS listener): every operator; otherwise all but those
-    who must use TLS (they register at a node's TLS port, as without an edge). Passwords as
-    `callcenter run` finds them (environment or files)."""
-    accounts = [a for a in operator_accounts(config, operator_passwords(config))
-                if tls or not a.tls]
-    return (tuple((a.extension, a.password_digest) for a in accounts),
-            tuple(a.extension for a in accounts if a.tls))
-
-
-def edge_tls_for(config: HotlineConfig, folder: Path, port: int) -> EdgeTls:
-    """The edge's TLS listener on ``port``: the hotline's ``sip_tls`` pair when configured,
-    else a self-signed one made in ``folder`` (``sip-tls/``) as `callcenter run` makes a
-    node's, on the first run, and reused (its fingerprint logged when made)."""
-    ensure_self_signed(config, folder, common_name="hotline1022-edge")
-    tls = config.sip_tls
-    if tls.cert is not None and tls.key is not None:
-        base = config_dir(config)
-        return EdgeTls(port, base / tls.cert, base / tls.key)
-    cert, key = self_signed_paths(folder)
-    return EdgeTls(port, cert, key)
-
-
-def edge_settings_for(config: HotlineConfig, base: dict[str, Any], edge_host: str,
-                      edge_port: int,
-                      operators: tuple[tuple[str, str], ...] = (),
-                      tls: EdgeTls | None = None,
-                      tls_only: tuple[str, ...] = ()) -> EdgeSettings:
-    """The edge's settings from the hotline's config: the carrier's networks as written in it
-    (``trunk.trusted_networks``; only 127.0.0.1 when not written), the SIP guard's settings
-    (``sip_guard``: wrong passwords per source, never_refuse, the flood limit), the
-    operators' digests."""
-    guard, flood = config.sip_guard, config.sip_guard.flood
-    return EdgeSettings(
-        listen_host=edge_host, listen_port=edge_port,
-        carrier_networks=tuple((base.get("trunk") or {}).get("trusted_networks")
-                               or ["127.0.0.1/32"]),
-        pike=Pike(unit_s=flood.unit_s, requests=flood.requests,
-                  remove_latency_s=flood.remove_latency_s),
-        guard=AuthGuard(max_failures=guard.max_failures, window_s=guard.window_s,
-                        ban_s=guard.ban_s),
-        never_refuse=guard.never_refuse,
-        operators=operators, tls=tls, tls_only=tls_only)
 
 
 def node_settings(settings: Settings, plan: NodePlan, folder: Path) -> Settings:

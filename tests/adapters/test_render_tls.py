@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from callcenter.cluster.edge import edge_tls_for
 from callcenter.config.base import ConfigError
 from callcenter.config.file import load_config
 from callcenter.config.secrets import load_secrets
@@ -125,3 +126,25 @@ def test_given_tls_turned_off_when_rendered_again_then_no_private_key_is_left_in
     _render(tmp_path, config_path)
     assert not (layout.host("etc") / TLS_KEY_FILE).exists()
     assert "transport-tls" not in (layout.host("etc") / "pjsip.conf").read_text()
+
+
+def test_given_no_certificate_configured_when_the_edge_takes_its_tls_then_a_self_signed_pair_is_made_in_its_folder_and_reused(  # noqa: E501
+        tmp_path: Path) -> None:
+    config = load_config(_config(tmp_path))
+    folder = tmp_path / "edge"
+    first = edge_tls_for(config, folder, 5071)
+    assert (first.port, (first.cert, first.key)) == (5071, self_signed_paths(folder))
+    made = first.cert.read_text()
+    out = subprocess.run(["openssl", "x509", "-noout", "-subject", "-in", str(first.cert)],
+                         check=True, capture_output=True, text=True).stdout
+    assert "hotline1022-edge" in out
+    assert edge_tls_for(config, folder, 5071) == first and first.cert.read_text() == made
+
+
+def test_given_configured_pair_when_the_edge_takes_its_tls_then_it_is_that_pair(
+        tmp_path: Path) -> None:
+    cert, key = _pair(tmp_path / "tls", "hotline")
+    config = load_config(_config(tmp_path, cert="tls/hotline.crt", key="tls/hotline.key"))
+    tls = edge_tls_for(config, tmp_path / "edge", 5071)
+    assert (tls.cert.resolve(), tls.key.resolve()) == (cert.resolve(), key.resolve())
+    assert not self_signed_paths(tmp_path / "edge")[0].exists()

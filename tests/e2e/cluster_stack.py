@@ -20,10 +20,10 @@ from callcenter.cluster.edge import (
     EdgeNode,
     EdgeSettings,
     Kamailio,
+    edge_tls_for,
     kamailio_binary,
     module_dir,
 )
-from callcenter.cluster.runner import edge_tls_for
 from callcenter.config.file import load_config
 from callcenter.lines.redis import lines_key
 from callcenter.ops.processes import release_guard

@@ -11,8 +11,14 @@ from typing import Any
 
 import pytest
 
-from callcenter.cluster.edge import AuthGuard, EdgeNode, EdgeSettings, Pike, render_edge_texts
-from callcenter.cluster.runner import edge_settings_for
+from callcenter.cluster.edge import (
+    AuthGuard,
+    EdgeNode,
+    EdgeSettings,
+    Pike,
+    edge_settings_for,
+    render_edge_texts,
+)
 from callcenter.config.parse import parse_config
 from tests.unit.test_render_operators import config_data
 
