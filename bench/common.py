@@ -48,6 +48,8 @@ from typing import Any, Protocol
 
 import yaml
 
+from callcenter.runtime.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "bench" / "scenarios"
 LOOPBACK = "127.0.0.1"
@@ -58,20 +60,6 @@ PLAIN_NUMBER = "19001022"
 # ---- small helpers ------------------------------------------------------------------------
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-_HANDED: set[int] = set()  # ports handed out by this process: never twice (the OS may)
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A free loopback port, never one handed out before by this process."""
-    while True:
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind((LOOPBACK, 0))
-            port = int(s.getsockname()[1])
-        if port not in _HANDED:
-            _HANDED.add(port)
-            return port
 
 
 def free_udp_range(size: int, start: int = 32000, stop: int = 60000) -> tuple[int, int]:
