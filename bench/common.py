@@ -594,6 +594,26 @@ class Hotline:
                                         "api_key": f"{user}:{password}"})
         return f"ws://{LOOPBACK}:{self.ari_port}/ari/events?{query}"
 
+    def run_record(self) -> dict[str, int]:
+        """name -> pid of every process this run recorded as started (its own record,
+        HOTLINE_CACHE/run/<instance>.json: "run", "app" ("app-2" ... for more app slots),
+        "asterisk", "redis-server", Kannel's boxes); {} before the run has written it."""
+        from callcenter.ops.processes import RunRecord
+        from callcenter.pbx.install import cache_dir
+        return {m.name: m.pid for m in RunRecord(cache_dir() / "run", self.instance).read()}
+
+    def app_pids(self) -> list[int]:
+        """The pids of this run's app processes (`callcenter app`, slot 1 first), alive now.
+
+        `callcenter run` (self.proc) only starts and watches the parts: the app is its child,
+        under the service account when the run is root's, so it is found by the pid the run
+        recorded, not by its name or user."""
+        from callcenter.ops.processes import RunRecord
+        from callcenter.pbx.install import cache_dir
+        marks = [m for m in RunRecord(cache_dir() / "run", self.instance).read()
+                 if (m.name == "app" or m.name.startswith("app-")) and m.alive()]
+        return [m.pid for m in sorted(marks, key=lambda m: (len(m.name), m.name))]
+
     def asterisk_pid(self) -> int | None:
         """The pid of this run's Asterisk (its argv names the run's PBX instance)."""
         for pid in _pids_whose_cmdline_contains(f"/srv/hotline/{self.instance}/"):
