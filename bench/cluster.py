@@ -79,6 +79,7 @@ from common import (  # noqa: E402
 from callcenter.cluster.status import node_status  # noqa: E402
 from callcenter.lines.redis import lines_key  # noqa: E402
 from callcenter.pbx.install import cache_dir  # noqa: E402
+from callcenter.runtime.ports import bindable  # noqa: E402
 from callcenter.runtime.sentinel import SentinelSet  # noqa: E402
 from callcenter.tools.softphone import PhoneGroup  # noqa: E402
 
@@ -90,22 +91,13 @@ MAX_FAILOVER_S = 10.0
 
 
 # ---- ports ------------------------------------------------------------------------------------
-def _free(port: int, kind: int) -> bool:
-    with socket.socket(socket.AF_INET, kind) as s:
-        try:
-            s.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
-
-
 def free_base(offsets: list[int], rng: random.Random, lo: int = 20000, hi: int = 30000) -> int:
     """A port p such that p + each offset is free for TCP and UDP on loopback now (the plan
     derives every node's ports from the edge's and the config's by fixed steps)."""
     for _ in range(500):
         base = rng.randrange(lo, hi - max(offsets))
-        if all(_free(base + o, k) for o in offsets for k in (socket.SOCK_STREAM,
-                                                              socket.SOCK_DGRAM)):
+        if all(bindable(base + o, k, LOOPBACK) for o in offsets
+               for k in (socket.SOCK_STREAM, socket.SOCK_DGRAM)):
             return base
     raise RuntimeError(f"no free ports for offsets {offsets} in {lo}..{hi}")
 

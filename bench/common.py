@@ -48,6 +48,8 @@ from typing import Any, Protocol
 
 import yaml
 
+from callcenter.runtime.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "bench" / "scenarios"
 LOOPBACK = "127.0.0.1"
@@ -58,20 +60,6 @@ PLAIN_NUMBER = "19001022"
 # ---- small helpers ------------------------------------------------------------------------
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-_HANDED: set[int] = set()  # ports handed out by this process: never twice (the OS may)
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A free loopback port, never one handed out before by this process."""
-    while True:
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind((LOOPBACK, 0))
-            port = int(s.getsockname()[1])
-        if port not in _HANDED:
-            _HANDED.add(port)
-            return port
 
 
 def free_udp_range(size: int, start: int = 32000, stop: int = 60000) -> tuple[int, int]:
@@ -610,6 +598,26 @@ class Hotline:
         query = urllib.parse.urlencode({"app": app, "subscribeAll": str(subscribe_all).lower(),
                                         "api_key": f"{user}:{password}"})
         return f"ws://{LOOPBACK}:{self.ari_port}/ari/events?{query}"
+
+    def run_record(self) -> dict[str, int]:
+        """name -> pid of every process this run recorded as started (its own record,
+        HOTLINE_CACHE/run/<instance>.json: "run", "app" ("app-2" ... for more app slots),
+        "asterisk", "redis-server", Kannel's boxes); {} before the run has written it."""
+        from callcenter.ops.processes import RunRecord
+        from callcenter.pbx.install import cache_dir
+        return {m.name: m.pid for m in RunRecord(cache_dir() / "run", self.instance).read()}
+
+    def app_pids(self) -> list[int]:
+        """The pids of this run's app processes (`callcenter app`, slot 1 first), alive now.
+
+        `callcenter run` (self.proc) only starts and watches the parts: the app is its child,
+        under the service account when the run is root's, so it is found by the pid the run
+        recorded, not by its name or user."""
+        from callcenter.ops.processes import RunRecord
+        from callcenter.pbx.install import cache_dir
+        marks = [m for m in RunRecord(cache_dir() / "run", self.instance).read()
+                 if (m.name == "app" or m.name.startswith("app-")) and m.alive()]
+        return [m.pid for m in sorted(marks, key=lambda m: (len(m.name), m.name))]
 
     def asterisk_pid(self) -> int | None:
         """The pid of this run's Asterisk (its argv names the run's PBX instance)."""

@@ -398,8 +398,9 @@ def measure_plateau(hotline: Hotline, step: Step, seconds: float, pids: dict[str
     time.sleep(seconds)
     b = cpu_mark(pids)
     everyone1 = all_cpu()
-    ours = {p for plist in pids.values() for p in plist} | set(
-        hotline_pids(hotline)) | ({profiler.proc.pid} if profiler and profiler.proc else set())
+    ours = {p for plist in pids.values() for p in plist} | set(hotline_pids(hotline)) | set(
+        hotline.run_record().values()) | ({profiler.proc.pid} if profiler and profiler.proc
+                                          else set())
     step.others = busiest_others(everyone0, everyone1, ours, b.t - a.t)
     wait1 = (run_delay_s(app_pid, app_pid), run_delay_s(ast_pid))
     drops1 = (sum(udp_drops(r) for r in caller_ports), udp_drops(ast_ports))
@@ -579,10 +580,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{hotline.rtp[0]}-{hotline.rtp[1]}, pool {lines} lines")
             pids: dict[str, list[int]] = {
                 "asterisk": [p for p in [hotline.asterisk_pid()] if p],
-                "app": [hotline.proc.pid] if hotline.proc else [],
+                # The app proper: `callcenter run` (hotline.proc) only supervises it.
+                "app": hotline.app_pids(),
                 "redis": [p for p in [hotline.redis_pid()] if p],
                 "sipp": [],
             }
+            log(f"pids: app {pids['app'] or 'not found in the run record'}, Asterisk "
+                f"{pids['asterisk']}, Redis {pids['redis']}")
             limits = {role: fd_limit(plist[0]) for role, plist in pids.items()
                       if plist and role in ("asterisk", "app")}
             for role, value in (("app", args.nice_app), ("asterisk", args.nice_asterisk)):

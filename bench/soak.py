@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import json
 import os
 import sqlite3
 import statistics
@@ -87,18 +86,8 @@ MEAN_ANSWERED_S = 7.0  # about: IVR calls ~9 s, queue calls ~6 s from the INVITE
 
 
 # ---- the processes we watch -----------------------------------------------------------------
-def run_record(hotline: Hotline) -> dict[str, int]:
-    """name -> pid from the run's record (HOTLINE_CACHE/run/<instance>.json)."""
-    from callcenter.pbx.install import cache_dir
-    try:
-        data = json.loads((cache_dir() / "run" / f"{hotline.instance}.json").read_text())
-        return {m["name"]: int(m["pid"]) for m in data["processes"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-
-
 def watched_pids(hotline: Hotline) -> dict[str, int | None]:
-    rec = run_record(hotline)
+    rec = hotline.run_record()
     return {"app": rec.get("app"), "asterisk": rec.get("asterisk") or hotline.asterisk_pid()}
 
 

@@ -13,12 +13,7 @@ import pytest
 from callcenter.cluster.plan import NodePlan, PlannedPort, plan_nodes, planned_ports
 from callcenter.cluster.runner import check_ports
 from callcenter.pbx.process import PbxStartError
-
-
-def free(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from callcenter.runtime.ports import bindable, free_port
 
 
 @pytest.fixture
@@ -31,29 +26,23 @@ def listener() -> Iterator[int]:
 
 
 def base(**service: Any) -> dict[str, Any]:
-    ports = {"ari_port": free(socket.SOCK_STREAM), "ami_port": free(socket.SOCK_STREAM),
-             "http_port": free(socket.SOCK_STREAM)}
+    ports = {"ari_port": free_port(), "ami_port": free_port(), "http_port": free_port()}
     return {"service": {**ports, **service},
             "trunk": {"rtp_start": 31000, "rtp_end": 31999}}
 
 
-def bindable(port: PlannedPort) -> bool:
+def planned_free(port: PlannedPort) -> bool:
     kind = socket.SOCK_DGRAM if port.transport == "udp" else socket.SOCK_STREAM
-    with socket.socket(socket.AF_INET, kind) as s:
-        try:
-            s.bind((port.host, port.port))
-        except OSError:
-            return False
-    return True
+    return bindable(port.port, kind, port.host)
 
 
 def one_node(data: dict[str, Any], busy: int | None = None) -> tuple[list[NodePlan], int]:
     """One node's plan on an edge port whose derived ports (edge + 1, + 10, + 11) are all free
     but ``busy``: another process on the machine may hold one of them (CI, once)."""
     for _ in range(100):
-        edge = free(socket.SOCK_DGRAM)
+        edge = free_port(socket.SOCK_DGRAM)
         plans = plan_nodes(data, 1, "127.0.0.1", edge)
-        if all(p.port == busy or bindable(p) for p in planned_ports(plans, "127.0.0.1", edge)):
+        if all(p.port == busy or planned_free(p) for p in planned_ports(plans, "127.0.0.1", edge)):
             return plans, edge
     raise RuntimeError("no edge port with its derived ports free")
 
@@ -72,8 +61,8 @@ def test_given_a_port_in_use_when_checked_then_it_names_node_part_and_port(
 
 
 def test_given_planned_clash_when_checked_then_refused_before_any_bind() -> None:
-    edge = free(socket.SOCK_DGRAM)
-    http = free(socket.SOCK_STREAM)
+    edge = free_port(socket.SOCK_DGRAM)
+    http = free_port()
     plans = plan_nodes(base(ari_port=http - 10, http_port=http), 2, "127.0.0.1", edge)
     with pytest.raises(PbxStartError) as e:
         check_ports(plans, "127.0.0.1", edge)

@@ -28,6 +28,7 @@ from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.process import AsteriskProcess
 from callcenter.pbx.render import render
 from callcenter.pbx.tls import ensure_self_signed
+from callcenter.runtime import ports
 from callcenter.runtime.redis_server import PrivateRedis
 from callcenter.store.migrate import upgrade_head
 from callcenter.store.users import control_token
@@ -42,19 +43,11 @@ RTP_RESERVED = range(30000, 36000)
 STACK_NUMBERS = itertools.count(1)
 
 
-_HANDED: set[int] = set()  # ports this process handed out: never twice (the OS may)
-
-
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A free loopback port, never one handed out before in this process: the OS may give the
-    same free port to two binds in a row (CI: one stack's ARI and AMI ports were equal)."""
-    while True:
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in RTP_RESERVED and port not in _HANDED:
-            _HANDED.add(port)
-            return port
+    """A free loopback port outside the tests' RTP ranges, never one handed out before in this
+    process (callcenter.runtime.ports: the OS may give the same free port to two binds in a
+    row; CI once gave one stack equal ARI and AMI ports)."""
+    return ports.free_port(kind, avoid=RTP_RESERVED)
 
 
 def kannel_ports_env() -> dict[str, str]:

@@ -26,34 +26,18 @@ from callcenter.cluster.edge import kamailio_binary
 from callcenter.ops.processes import RunRecord, spawn
 from callcenter.pbx.install import cache_dir, ensure_asterisk
 from callcenter.pbx.layout import PbxLayout
+from callcenter.runtime.ports import port_block
 from callcenter.tools.softphone import PhoneGroup
 from tests.e2e.stack import ROOT, RTP_RESERVED, base_config, readiness_summary, wait_until
 
 LINES = 2
 
 
-def _free(port: int, kind: int) -> bool:
-    with socket.socket(socket.AF_INET, kind) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
 def _port_block(kind: int, offsets: tuple[int, ...],
                 tcp_offsets: tuple[int, ...] = ()) -> int:
     """A port p such that p + each offset is free (the cluster derives node ports that way),
     and p + each of ``tcp_offsets`` free for TCP too (the SIP TLS ports next to them)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            p = int(s.getsockname()[1])
-        wanted = [(p + o, kind) for o in offsets] + [(p + o, socket.SOCK_STREAM)
-                                                      for o in tcp_offsets]
-        if all(q < 65000 and q not in RTP_RESERVED and _free(q, k) for q, k in wanted):
-            return p
-    raise RuntimeError("no free block of ports")
+    return port_block(kind, offsets, tcp_offsets, avoid=RTP_RESERVED)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ Import the fixtures you use into the test module (pytest finds them there).
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from callcenter.runtime.ports import free_port
 from callcenter.sms.config import LOOPBACK
 from callcenter.sms.credentials import KannelSecrets, load_kannel_secrets
 from callcenter.sms.dispatcher import SendsmsTarget, SmsDispatcher
@@ -29,15 +29,6 @@ from callcenter.sms.kannel import (
 )
 from callcenter.sms.store import SmsOutbox
 from callcenter.store.migrate import upgrade_head
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nobody listens on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
 
 
 def _require_kannel() -> None:
