@@ -7,8 +7,10 @@ within each pair (fixed seed), to:
 * the plain:  HOTLINE_BENCH_PLAIN_NUMBER -> [bench-plain] Answer() (no app at all);
 * with ``--bare``, also the floor: the plain number + ``b`` -> Stasis(<app>-bare), a bare ARI
   application (bench/bare_ari.py, a process of its own: the product's ARI client and pool
-  Lua, nothing else) -> ARI answer. "app - bare" is then the product's own work, "bare -
-  plain" what any Python ARI application of this design costs on this machine.
+  Lua, nothing else) -> ARI answer; and the plain number + ``n``: the same application
+  answering without the pool's Redis call. "app - bare" is then the product's own work,
+  "bare - plain" what any Python ARI application of this design costs on this machine, and
+  "bare - no pool" what the admission's Redis round trip costs on the wire.
 
 So machine noise hits both series alike. Each call: INVITE, 200 OK, ACK, ~200 ms, BYE, at a
 modest rate (default 10 calls/s, at most 10 at once): latency, not overload, is measured.
@@ -51,7 +53,8 @@ from common import (  # noqa: E402
 )
 
 APP_NUMBER = "1022"
-BARE_NUMBER = PLAIN_NUMBER + "b"  # the dialplan's Stasis(<app>-bare) (bench only)
+BARE_NUMBER = PLAIN_NUMBER + "b"  # the dialplan's Stasis(<app>-bare) (bench only) ...
+BARE_NOPOOL_NUMBER = PLAIN_NUMBER + "n"  # ... which answers this one without the pool
 TARGET_MEDIAN_MS = 3.0
 TARGET_P95_MS = 10.0
 ISSUE20_MEDIAN_MS = 1.0
@@ -133,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_signals()
     machine = machine_summary()
     log(f"P1 answer latency — {machine}")
-    numbers = (APP_NUMBER, PLAIN_NUMBER, *((BARE_NUMBER,) if args.bare else ()))
+    numbers = (APP_NUMBER, PLAIN_NUMBER,
+               *((BARE_NUMBER, BARE_NOPOOL_NUMBER) if args.bare else ()))
     plan = call_plan(args.calls, args.warmup, args.seed, numbers)
     hotline = Hotline(args.lines, plain_number=PLAIN_NUMBER, keep=args.keep,
                       log_level=args.log_level)
@@ -213,11 +217,13 @@ def main(argv: list[str] | None = None) -> int:
 
     app, plain = series[APP_NUMBER], series[PLAIN_NUMBER]
     floor = series.get(BARE_NUMBER, [])
+    nopool = series.get(BARE_NOPOOL_NUMBER, [])
     rows = []
     named = [("app (1022 via Stasis)", APP_NUMBER, app),
              (f"plain dialplan ({PLAIN_NUMBER})", PLAIN_NUMBER, plain)]
     if args.bare:
         named.append((f"bare ARI app ({BARE_NUMBER})", BARE_NUMBER, floor))
+        named.append((f"bare, no pool ({BARE_NOPOOL_NUMBER})", BARE_NOPOOL_NUMBER, nopool))
     for name, number, vals in named:
         rows.append([name, len(vals), fmt_ms(median(vals)), fmt_ms(percentile(vals, 95)),
                      fmt_ms(percentile(vals, 99)), fmt_ms(max(vals) if vals else float("nan")),
@@ -231,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     pass_med = d_med <= TARGET_MEDIAN_MS
     pass_p95 = d_p95 <= TARGET_P95_MS
     pool_ok = in_use.get("api") == 0 and in_use.get("cli") == 0
-    enough = len(app) >= 200 and len(plain) >= 200 and (not args.bare or len(floor) >= 200)
+    enough = len(app) >= 200 and len(plain) >= 200 and (
+        not args.bare or min(len(floor), len(nopool)) >= 200)
     date = dt.date.today().isoformat()
 
     print()
@@ -265,18 +272,21 @@ def main(argv: list[str] | None = None) -> int:
     ]))
     if args.bare:
         print()
+
+        def diff(name: str, a: list[float], b: list[float]) -> list[str]:
+            return [name, f"{median(a) - median(b):+.2f} ms",
+                    f"{percentile(a, 95) - percentile(b, 95):+.2f} ms",
+                    "{:+.2f} .. {:+.2f} ms".format(*bootstrap_ci(a, b, "median", args.seed))]
+
         print(table(["the floor (bare ARI app)", "median", "p95", "median 95% interval"], [
-            ["bare - plain: any Python ARI app of this design",
-             f"{median(floor) - median(plain):+.2f} ms",
-             f"{percentile(floor, 95) - percentile(plain, 95):+.2f} ms",
-             "{:+.2f} .. {:+.2f} ms".format(*bootstrap_ci(floor, plain, "median", args.seed))],
-            ["app - bare: the product's own work",
-             f"{median(app) - median(floor):+.2f} ms",
-             f"{percentile(app, 95) - percentile(floor, 95):+.2f} ms",
-             "{:+.2f} .. {:+.2f} ms".format(*bootstrap_ci(app, floor, "median", args.seed))],
+            diff("bare, no pool - plain: Stasis + ARI answer from Python", nopool, plain),
+            diff("bare - bare, no pool: the pool's Redis call before the answer", floor,
+                 nopool),
+            diff("bare - plain: any Python ARI app of this design", floor, plain),
+            diff("app - bare: the product's own work", app, floor),
         ]))
         print(f"bare ARI app: answered {bare.answered if bare else None} calls "
-              f"(of {args.warmup + args.calls})")
+              f"(of {2 * (args.warmup + args.calls)})")
     print()
     if args.log_level.upper() in ("INFO", "DEBUG"):
         print(f"app log: {stasis_calls} calls entered Stasis, {answered_log} got a line, "
@@ -290,9 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     print("call records written (dialled:outcome count): "
           + (", ".join(f"{k} {v}" for k, v in sorted(by_outcome.items())) or "none"))
     slowest.sort(reverse=True)
+    short = {APP_NUMBER: "app", BARE_NUMBER: "bare", BARE_NOPOOL_NUMBER: "no pool"}
     print("slowest calls: " + ", ".join(
-        f"{ms:.1f} ms ({ {APP_NUMBER: 'app', BARE_NUMBER: 'bare'}.get(n, 'plain')} at "
-        f"+{at:.1f} s)"
+        f"{ms:.1f} ms ({short.get(n, 'plain')} at +{at:.1f} s)"
         for ms, n, _cid, at in slowest[:5]))
     for u in unanswered[:10]:
         print(f"  not answered: {u}")
@@ -307,9 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         failures.append(f"p95 difference {d_p95:.2f} ms > {TARGET_P95_MS:g} ms")
     if not pool_ok:
         failures.append(f"pool lines still in use after the run: {in_use}")
-    if args.bare and (bare is None or bare.answered != args.warmup + args.calls):
+    if args.bare and (bare is None or bare.answered != 2 * (args.warmup + args.calls)):
         failures.append(f"the bare ARI app answered {bare.answered if bare else None} calls, "
-                        f"not {args.warmup + args.calls}")
+                        f"not {2 * (args.warmup + args.calls)}")
     return finish(hotline, failures, keep=args.keep)
 
 

@@ -5,14 +5,15 @@ Lua call for the pool, `Answer`)": the least any Python application of this desi
 a caller is answered. ``BareApp`` is that, on the product's own parts: the same ``AriClient``
 (REST over the event websocket), the same ``LinePool`` Lua admission on a single, already open
 Redis connection (as app.py builds it), and for a StasisStart only the pool's call and
-``answer``, inline in the event loop: no routing, no call task, no state, no log line. The
-line is freed when the channel leaves the application (StasisEnd: Asterisk sends a
-ChannelDestroyed after it only to an application subscribed to the channel).
+``answer``, inline in the event loop: no routing, no call task, no state, no log line (a call
+dialled as a number ending in ``n`` skips the pool: ARI's answer alone). The line is freed
+when the channel leaves the application (StasisEnd: Asterisk sends a ChannelDestroyed after it
+only to an application subscribed to the channel).
 
 bench/answer_latency.py ``--bare`` starts it (``python bench/bare_ari.py``) on the hotline's
 ARI under its own Stasis application (``<stasis app>-bare``, dialled as the plain number +
-``b``) and its private Redis, with a tenant key of its own; bench/answer_profile.py ``--bare``
-runs ``BareApp`` in-process against its fake Asterisk.
+``b``, or + ``n`` without the pool) and its private Redis, with a tenant key of its own;
+bench/answer_profile.py ``--bare`` runs ``BareApp`` in-process against its fake Asterisk.
 
 Usage (normally through answer_latency.py): ``BARE_ARI_PASSWORD=P bare_ari.py --ari URL
 --user U --app NAME --redis URL``; prints ``ready`` once its websocket is up, stops on
@@ -51,6 +52,7 @@ class BareApp:
         self.ari, self.pool, self.tenant = ari, pool, tenant
         self.connected = asyncio.Event()
         self.done: dict[str, asyncio.Event] = {}
+        self.pooled: set[str] = set()
         self.answered = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -66,12 +68,18 @@ class BareApp:
                 elif kind == "StasisStart":
                     call_id = event["channel"]["id"]
                     self.done[call_id] = asyncio.Event()
-                    if await self.pool.acquire(self.tenant, call_id, BARE_LINES, "allday"):
+                    if event["channel"].get("dialplan", {}).get("exten", "").endswith("n"):
+                        await self.ari.answer(call_id)  # no pool: ARI's answer alone
+                        self.answered += 1
+                    elif await self.pool.acquire(self.tenant, call_id, BARE_LINES, "allday"):
+                        self.pooled.add(call_id)
                         await self.ari.answer(call_id)
                         self.answered += 1
                 elif kind == "StasisEnd":
                     call_id = event["channel"]["id"]
-                    await self.pool.release(self.tenant, call_id)
+                    if call_id in self.pooled:
+                        self.pooled.discard(call_id)
+                        await self.pool.release(self.tenant, call_id)
                     self.done.pop(call_id, asyncio.Event()).set()
 
     async def close(self) -> None:

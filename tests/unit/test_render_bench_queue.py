@@ -67,5 +67,5 @@ def test_reference_queue_per_tenant(tmp_path: Path, tenant: str, members: list[s
     catch_all = next(i for i, ln in enumerate(trunk) if ln.startswith("exten => _[+0-9].,1,"))
     assert trunk.index("exten => 19001022,1,Goto(bench-plain,s,1)") < catch_all
     # and the floor's: a bare ARI application of its own (bench/bare_ari.py), then hang up
-    bare = trunk.index("exten => 19001022b,1,Stasis(hotline-bare)")
+    bare = trunk.index("exten => _19001022[bn],1,Stasis(hotline-bare)")
     assert bare < catch_all and trunk[bare + 1] == "same => n,Hangup()"
