@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
 from callcenter.ops.processes import SPAWN_LOG_ENV, spawned_alive, stop_process
+from tests.support import template_db
 
 pytest_plugins = ["pytester"]  # tests/adapters/test_processes.py checks this file's own check
 
@@ -18,6 +20,23 @@ pytest_plugins = ["pytester"]  # tests/adapters/test_processes.py checks this fi
 # Asterisk, a property example took 420 ms against hypothesis's 200 ms deadline (a flake).
 settings.register_profile("hotline", deadline=None)
 settings.load_profile("hotline")
+
+# An empty database migrated to head is a copy of one the real migrations made in this process
+# (tests/support/template_db.py): minutes of the suite. Tests of the migrations themselves are
+# marked real_migrations and take every migration each time; HOTLINE_TEST_REAL_MIGRATIONS=1
+# turns the copies off for a whole run.
+if not os.environ.get("HOTLINE_TEST_REAL_MIGRATIONS"):
+    template_db.install()
+
+
+@pytest.fixture(autouse=True)
+def _migrations_from_template(request: pytest.FixtureRequest) -> Iterator[None]:
+    real = request.node.get_closest_marker("real_migrations") is not None
+    template_db.TEMPLATES.enabled = not real
+    try:
+        yield
+    finally:
+        template_db.TEMPLATES.enabled = True
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -25,6 +25,9 @@ from tests.adapters.conftest import MakeRecord
 from tests.support.concurrency import run_together
 from tests.support.schema import model_diff
 
+# The migrations themselves are under test: every migration each time, no template copy.
+pytestmark = pytest.mark.real_migrations
+
 REPO = Path(__file__).resolve().parents[2]
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 HEAD = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
