@@ -71,7 +71,10 @@ def calls_until(cluster: Cluster, prefix: str, enough: object) -> list[PhoneGrou
     for i in range(12):
         phone = cluster.phone(1, hold=90, caller=f"{prefix}{i:02d}")
         phones.append(phone)
-        assert phone.wait_for("answered", 1, 20), cluster.nodes[0].app_log_tail()
+        assert phone.wait_for("answered", 1, 20), (
+            f"call {i} not answered; edge: {cluster.edge.node_states()}\n{cluster.edge.log_tail()}"
+            f"\n-- node1:\n{cluster.nodes[0].app_log_tail()}"
+            f"\n-- node2:\n{cluster.nodes[1].app_log_tail()}")
         if enough():  # type: ignore[operator]
             break
     return phones
