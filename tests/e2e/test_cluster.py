@@ -180,7 +180,11 @@ def test_given_whole_node_lost_when_its_heartbeat_lapses_then_its_lines_serve_th
     lost_rows = lost_records()
     assert lost_rows and {(r["outcome"], r["cause"]) for r in lost_rows} == {
         ("failed", NODE_LOST_CAUSE)}, lost_rows
-    assert len(lost_rows) == LINES - survivors, lost_rows
+    every = records_of(one, [f"09195005{i:02d}" for i in range(LINES)])
+    assert len(lost_rows) == LINES - survivors, (
+        f"{len(lost_rows)} node-lost records of {LINES - survivors} lost calls; every record "
+        "of these callers (CI-4 and CI-6 each saw one short): "
+        + "; ".join(f"{r['id']} {r['caller']} {r['outcome']} {r['cause']}" for r in every))
     cluster.nothing_left()
 
 
