@@ -81,6 +81,9 @@ class MailDispatcher:
         loop = asyncio.get_running_loop()
         while True:
             done = 0
+            # Cleared before looking, not after: a wake while a batch is being sent (a report
+            # queued meanwhile) must make the next wait return at once, not be lost to it.
+            self._wake.clear()
             try:
                 if loop.time() >= next_sweep:
                     stuck = await asyncio.to_thread(self.outbox.requeue_stuck, self.clock(),
@@ -96,7 +99,6 @@ class MailDispatcher:
                 log.error("mail dispatcher: %s; retrying", str(e).splitlines()[0][:300]
                           if str(e) else repr(e))
             if done < self.batch:
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
                 except TimeoutError:

@@ -333,3 +333,32 @@ async def test_given_job_and_dispatcher_tasks_running_when_report_due_then_mail_
         "[Tổng đài 1022 Đồng Nai] Báo cáo ngày 05/12/2026",
         "[Tổng đài 1022 Đồng Nai] Báo cáo ngày 06/12/2026"]
     assert len(smtp.mails) == 4
+
+
+async def test_given_wake_while_a_batch_is_sent_when_batch_done_then_looks_again_at_once() -> None:
+    """A report queued (wake) while the dispatcher sends a batch is not lost to its poll wait
+    (CI saw the second of two catch-up reports wait the 30 s poll under load)."""
+    class Outbox:
+        def requeue_stuck(self, now: dt.datetime, after: dt.timedelta) -> int:
+            return 0
+
+    looks: list[float] = []
+
+    class Probe(MailDispatcher):
+        async def run_once(self, ids: list[int] | None = None) -> int:
+            looks.append(asyncio.get_running_loop().time())
+            if len(looks) == 1:
+                self.wake()  # queued while this batch was being sent
+            return 0
+
+    dispatcher = Probe(Outbox(), lambda: None, poll_interval=30.0)  # type: ignore[arg-type]
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        for _ in range(100):
+            if len(looks) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        assert len(looks) >= 2, "the wake during the batch was lost: the next look waits 30 s"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
