@@ -115,9 +115,8 @@ def packaged_version(root: Path, package: str = "asterisk") -> str | None:
 def rootfs_install(root: Path) -> AsteriskInstall | None:
     """The Asterisk inside an already built rootfs, if it is complete.
 
-    The version comes from dpkg's database (any user can read it: the unprivileged app, which
-    only needs the instance's paths, cannot chroot); root also runs it once to read the
-    version it reports, and keeps dpkg's if that run does not answer (never a rebuild).
+    Root runs it once to be sure it starts; another user (the unprivileged app, which only
+    needs the instance's paths) cannot chroot and reads the version from dpkg's database.
     """
     marker = root / READY_MARKER
     try:
@@ -125,18 +124,10 @@ def rootfs_install(root: Path) -> AsteriskInstall | None:
             return None  # missing, half-built, or built for another package list: rebuild
     except PermissionError:
         return None
-    version = packaged_version(root)
-    if version and os.geteuid() == 0:
-        # A run that does not answer (a loaded machine, a preload the chroot cannot see, as
-        # the clock-step test's libfaketime) is no reason to rebuild: that would remove the
-        # rootfs under the Asterisks running from it. dpkg's record stands; the start says
-        # what is wrong if the binary really does not run.
-        ran = _version_of(["chroot", str(root), "/usr/sbin/asterisk"])
-        if ran:
-            version = ran
-        else:
-            log.warning("Asterisk in %s did not answer `-V`; using dpkg's record (%s)", root,
-                        version)
+    if os.geteuid() == 0:
+        version = _version_of(["chroot", str(root), "/usr/sbin/asterisk"])
+    else:
+        version = packaged_version(root)
     if not version:
         return None
     return AsteriskInstall(binary="/usr/sbin/asterisk", root=root, version=version)
