@@ -599,13 +599,17 @@ class Hotline:
                                         "api_key": f"{user}:{password}"})
         return f"ws://{LOOPBACK}:{self.ari_port}/ari/events?{query}"
 
-    def run_record(self) -> dict[str, int]:
-        """name -> pid of every process this run recorded as started (its own record,
-        HOTLINE_CACHE/run/<instance>.json: "run", "app" ("app-2" ... for more app slots),
-        "asterisk", "redis-server", Kannel's boxes); {} before the run has written it."""
+    def _run_marks(self) -> list[Any]:
+        """What this run recorded as started (HOTLINE_CACHE/run/<instance>.json)."""
         from callcenter.ops.processes import RunRecord
         from callcenter.pbx.install import cache_dir
-        return {m.name: m.pid for m in RunRecord(cache_dir() / "run", self.instance).read()}
+        return list(RunRecord(cache_dir() / "run", self.instance).read())
+
+    def run_record(self) -> dict[str, int]:
+        """name -> pid of every process this run recorded as started: "run", "app" ("app-2"
+        ... for more app slots), "asterisk", "redis-server", Kannel's boxes; {} before the run
+        has written it."""
+        return {m.name: m.pid for m in self._run_marks()}
 
     def app_pids(self) -> list[int]:
         """The pids of this run's app processes (`callcenter app`, slot 1 first), alive now.
@@ -613,9 +617,7 @@ class Hotline:
         `callcenter run` (self.proc) only starts and watches the parts: the app is its child,
         under the service account when the run is root's, so it is found by the pid the run
         recorded, not by its name or user."""
-        from callcenter.ops.processes import RunRecord
-        from callcenter.pbx.install import cache_dir
-        marks = [m for m in RunRecord(cache_dir() / "run", self.instance).read()
+        marks = [m for m in self._run_marks()
                  if (m.name == "app" or m.name.startswith("app-")) and m.alive()]
         return [m.pid for m in sorted(marks, key=lambda m: (len(m.name), m.name))]
 

@@ -169,18 +169,20 @@ def test_given_whole_node_lost_when_its_heartbeat_lapses_then_its_lines_serve_th
         cluster.bring_back(two)  # for the next tests
     assert wait_until(lambda: cluster.edge.node_states()["node2"] == "up", 10, 0.2)
 
-    def lost_records() -> list[dict[str, Any]]:
-        return [r for r in records_of(one, [f"09195005{i:02d}" for i in range(LINES)])
-                if node_of(r) == "node2"]
+    callers = [f"09195005{i:02d}" for i in range(LINES)]
+
+    def lost_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in rows if node_of(r) == "node2"]
 
     # Closed by the survivor while the node was lost (one record each: the store keeps one).
     # The records go through the batched writer, so the last may land a moment later (CI-6
     # read 4 of 5 at once).
-    wait_until(lambda: len(lost_records()) >= LINES - survivors, 10, 0.2)
-    lost_rows = lost_records()
+    wait_until(lambda: len(lost_records(records_of(one, callers))) >= LINES - survivors,
+               10, 0.2)
+    every = records_of(one, callers)
+    lost_rows = lost_records(every)
     assert lost_rows and {(r["outcome"], r["cause"]) for r in lost_rows} == {
         ("failed", NODE_LOST_CAUSE)}, lost_rows
-    every = records_of(one, [f"09195005{i:02d}" for i in range(LINES)])
     assert len(lost_rows) == LINES - survivors, (
         f"{len(lost_rows)} node-lost records of {LINES - survivors} lost calls; every record "
         "of these callers (CI-4 and CI-6 each saw one short): "
