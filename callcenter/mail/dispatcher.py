@@ -13,6 +13,8 @@ it, and the row says what happened to it.
   DATA and our commit of "sent": a crash there leaves the row "sending", and after
   ``stuck_after`` it is sent again (SMTP has no way to ask whether a mail arrived). The
   Message-ID is the same on every try, so a recipient's mail system can tell the copies.
+  Stopping the app does not open that window: the mail in flight gets up to
+  ``drain_timeout`` to have its outcome recorded.
 
 Several mails go one after the other, each on its own SMTP connection, in a worker thread:
 reports are a handful a day. ``stuck_after`` (30 min) is well above a batch's worst case
@@ -58,6 +60,7 @@ class MailDispatcher:
     def __init__(self, outbox: MailOutbox, server: Callable[[], MailServer | None], *,
                  poll_interval: float = 5.0, batch: int = 10,
                  stuck_after: dt.timedelta = dt.timedelta(minutes=30),
+                 drain_timeout: float = 5.0,
                  clock: Callable[[], dt.datetime] = utcnow,
                  rand: Callable[[], float] = random.random, send: SendFn = send_mail):
         self.outbox = outbox
@@ -65,6 +68,7 @@ class MailDispatcher:
         self.poll_interval = poll_interval
         self.batch = batch
         self.stuck_after = stuck_after
+        self.drain_timeout = drain_timeout
         self.clock = clock
         self.rand = rand
         self.send = send
@@ -133,14 +137,27 @@ class MailDispatcher:
             return 0
         mails = await asyncio.to_thread(self.outbox.claim_due, self.clock(), self.batch, ids)
         for i, mail in enumerate(mails):
+            sending = asyncio.ensure_future(self._send(server, mail))
             try:
-                await self._send(server, mail)
+                await asyncio.shield(sending)
             except asyncio.CancelledError:
+                await self._drain(sending)
                 rest = [m.id for m in mails[i + 1:]]
                 if rest:
                     await asyncio.to_thread(self.outbox.release, rest, mail.claim_token or "")
                 raise
         return len(mails)
+
+    async def _drain(self, sending: asyncio.Future[None]) -> None:
+        """Stopping mid-send: the SMTP exchange runs on in its thread whatever we do, so wait
+        (up to `drain_timeout`) for its outcome to be recorded. Cut short, a mail the server
+        took stays "sending" and the stuck sweep sends it a second time."""
+        done, _ = await asyncio.wait({sending}, timeout=self.drain_timeout)
+        if not done:
+            sending.cancel()
+            log.warning("mail: stopping before the mail in flight had an outcome; it stays "
+                        "\"sending\" and is sent again after %s", self.stuck_after)
+        await asyncio.gather(sending, return_exceptions=True)
 
     async def _send(self, server: MailServer, mail: OutboxMail) -> None:
         token = mail.claim_token

@@ -7,9 +7,11 @@ import asyncio
 import datetime as dt
 import io
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,12 +23,13 @@ from callcenter.mail.reports import ReportMailer, send_report_now
 from callcenter.mail.rules import MailConfig, ReportRule, ReportsPolicy
 from callcenter.mail.sender import MailServer, server_from_config, server_of
 from callcenter.mail.store import XLSX, Attachment, MailOutbox
+from callcenter.runtime.ports import free_port
 from callcenter.store.migrate import upgrade_head
 from callcenter.tickets.rules import Forward
 from callcenter.tickets.service import TicketService
 from tests.support.concurrency import run_together
 from tests.support.schema import model_diff
-from tests.support.smtp import SmtpServer, free_port
+from tests.support.smtp import SmtpServer
 from tests.support.tickets import OP, Clock, hotline_config, make_service
 from tests.support.tls import make_cert
 
@@ -362,3 +365,51 @@ async def test_given_wake_while_a_batch_is_sent_when_batch_done_then_looks_again
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def _blocking_send(started: threading.Event, release: threading.Event) -> Any:
+    def send(*args: object) -> None:
+        started.set()
+        release.wait(10)
+    return send
+
+
+async def _cancel_mid_send(outbox: MailOutbox, *, server_answers: bool,
+                           drain_timeout: float) -> None:
+    """Two mails due; the dispatcher is cancelled while the first is with the SMTP server."""
+    for key in ("k1", "k2"):
+        outbox.enqueue("dongnai", ["a@b.example"], key, "b", purpose="test", dedupe_key=key,
+                       now=REPORT_TIME)
+    started, release = threading.Event(), threading.Event()
+    server = MailServer("127.0.0.1", 25, "tongdai@dongnai.example")
+    dispatcher = MailDispatcher(outbox, lambda: server, clock=Clock(REPORT_TIME),
+                                drain_timeout=drain_timeout,
+                                send=_blocking_send(started, release))
+    task = asyncio.create_task(dispatcher.run_once())
+    assert await asyncio.to_thread(started.wait, 5)
+    task.cancel()
+    try:
+        if server_answers:
+            await asyncio.sleep(0.1)
+            release.set()  # the server says 250 OK after we were told to stop
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        release.set()
+
+
+async def test_given_stop_while_a_mail_is_with_the_server_when_it_is_taken_then_recorded_sent(
+        outbox: MailOutbox) -> None:
+    """A mail the server took during shutdown is "sent", not left "sending" for the stuck
+    sweep to send twice (CI saw the app's report mail arrive and stay "sending"); the mail
+    not yet begun goes back to the queue."""
+    await _cancel_mid_send(outbox, server_answers=True, drain_timeout=5.0)
+    assert {m.subject: m.status for m in outbox.recent()} == {"k1": "sent", "k2": "queued"}
+
+
+async def test_given_stop_while_server_hangs_when_drain_times_out_then_left_sending_and_said(
+        outbox: MailOutbox, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, "callcenter.mail.dispatcher"):
+        await _cancel_mid_send(outbox, server_answers=False, drain_timeout=0.05)
+    assert {m.subject: m.status for m in outbox.recent()} == {"k1": "sending", "k2": "queued"}
+    assert "stays \"sending\"" in caplog.text

@@ -18,11 +18,12 @@ from callcenter.config.live import LiveConfig
 from callcenter.config.model import HotlineConfig
 from callcenter.mail.rules import MailConfig
 from callcenter.mailin.rules import MailInConfig
+from callcenter.runtime.ports import free_port
 from callcenter.store.database import Database
 from callcenter.store.migrate import upgrade_head
 from callcenter.tickets.rules import Actor
 from callcenter.tickets.service import TicketService
-from tests.support.smtp import SmtpServer, free_port
+from tests.support.smtp import SmtpServer
 from tests.support.tickets import hotline_config
 
 ADDRESS = "tongdai1022@dongnai.example"
