@@ -52,7 +52,7 @@ from callcenter.lines.offers import OfferSlots
 from callcenter.lines.redis import LinePool
 from callcenter.lines.shifts import active_shift
 from callcenter.ops.systemd import systemd_ctx, systemd_ready
-from callcenter.pbx.install import ensure_asterisk
+from callcenter.pbx.install import ProvisionError, installed_asterisk
 from callcenter.pbx.layout import PbxLayout
 from callcenter.pbx.render import render, write_refused_sources
 from callcenter.phones.ami import AmiError, AmiWatcher
@@ -367,7 +367,12 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     cfg = app[CONFIG]()
     secrets = app[SECRETS] = load_secrets(s.state_dir, s.secrets_file)
-    install = await asyncio.to_thread(ensure_asterisk)
+    # Found, never built nor run here: provisioning is `callcenter run`'s (or the installer's).
+    install = await asyncio.to_thread(installed_asterisk)
+    if install is None:
+        raise ProvisionError("no Asterisk on PATH and no ready rootfs (HOTLINE_ROOTFS, else "
+                             "the cache's rootfs/): start the hotline with `callcenter run`, "
+                             "or build it as root with `callcenter pbx render`")
     app[LAYOUT] = PbxLayout.for_instance(install, s.instance, s.state_dir)
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=60),

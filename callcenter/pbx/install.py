@@ -112,18 +112,44 @@ def packaged_version(root: Path, package: str = "asterisk") -> str | None:
     return None
 
 
+def default_rootfs() -> Path:
+    """Where the rootfs is: HOTLINE_ROOTFS, else the cache's rootfs/."""
+    return Path(os.environ.get("HOTLINE_ROOTFS") or cache_dir() / "rootfs")
+
+
+def _ready(root: Path) -> bool:
+    marker = root / READY_MARKER
+    try:
+        return marker.exists() and marker.read_text().split() == list(ROOTFS_PACKAGES)
+    except PermissionError:
+        return False
+
+
+def installed_asterisk(root: Path | None = None) -> AsteriskInstall | None:
+    """The Asterisk already provisioned here, found without building or chrooting anything:
+    for whoever only needs its paths (the app, the recordings purge). None if there is none.
+
+    The app must not be the one that judges a rootfs broken: a rootfs whose Asterisk "does
+    not run" from the app's point of view (a loaded machine, the clock-step test's
+    libfaketime preloaded into the chroot) was rebuilt by it, under the running Asterisks.
+    """
+    host = find_host_asterisk()
+    if host:
+        return host
+    root = root or default_rootfs()
+    version = packaged_version(root) if _ready(root) else None
+    return AsteriskInstall(binary="/usr/sbin/asterisk", root=root, version=version) \
+        if version else None
+
+
 def rootfs_install(root: Path) -> AsteriskInstall | None:
     """The Asterisk inside an already built rootfs, if it is complete.
 
     Root runs it once to be sure it starts; another user (the unprivileged app, which only
     needs the instance's paths) cannot chroot and reads the version from dpkg's database.
     """
-    marker = root / READY_MARKER
-    try:
-        if not marker.exists() or marker.read_text().split() != list(ROOTFS_PACKAGES):
-            return None  # missing, half-built, or built for another package list: rebuild
-    except PermissionError:
-        return None
+    if not _ready(root):
+        return None  # missing, half-built, or built for another package list: rebuild
     if os.geteuid() == 0:
         version = _version_of(["chroot", str(root), "/usr/sbin/asterisk"])
     else:
@@ -176,7 +202,7 @@ def ensure_asterisk(root: Path | None = None) -> AsteriskInstall:
     host = find_host_asterisk()
     if host:
         return host
-    root = root or Path(os.environ.get("HOTLINE_ROOTFS", cache_dir() / "rootfs"))
+    root = root or default_rootfs()
     found = rootfs_install(root)
     if found:
         return found

@@ -49,21 +49,12 @@ def locate_recordings(settings: Settings) -> Path | None:
     (HOTLINE_ROOTFS, else the cache's rootfs/) if one was built: /srv/hotline/INSTANCE inside
     it. None when neither exists (no PBX ever ran here: there are no recordings).
     """
-    from callcenter.pbx.install import (
-        READY_MARKER,
-        AsteriskInstall,
-        cache_dir,
-        find_host_asterisk,
-    )
+    from callcenter.pbx.install import installed_asterisk
     from callcenter.pbx.layout import PbxLayout
 
-    install = find_host_asterisk()
+    install = installed_asterisk()
     if install is None:
-        root = Path(os.environ.get("HOTLINE_ROOTFS") or cache_dir() / "rootfs")
-        if not (root / READY_MARKER).exists():
-            return None
-        # Not ensure_asterisk(): it would chroot (root only) or build a missing rootfs.
-        install = AsteriskInstall(binary="/usr/sbin/asterisk", root=root, version="")
+        return None
     return PbxLayout.for_instance(install, settings.instance, settings.state_dir).recordings()
 
 

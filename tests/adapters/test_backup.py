@@ -24,12 +24,12 @@ from callcenter.cli import main
 from callcenter.cli_errors import CommandError
 from callcenter.config.settings import Settings
 from callcenter.ops.backup import MANIFEST, Places, backup, libpq_args, restore
-from callcenter.pbx.install import READY_MARKER
 from callcenter.recordings.purge import locate_recordings
 from callcenter.store.journal import RecordJournal
 from callcenter.store.records import CallRecordStore
 from callcenter.store.urls import normalise_url
 from tests.adapters.conftest import MakeRecord
+from tests.support.rootfs import ready_rootfs
 from tests.support.tickets import OP, Clock, make_service, pdf_bytes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -282,9 +282,7 @@ def test_given_cli_when_backup_then_restore_then_folder_printed_and_state_back(
         installed: Install, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     s = installed.settings
-    rootfs = tmp_path / "rootfs"
-    rootfs.mkdir()
-    (rootfs / READY_MARKER).write_text("")
+    rootfs = ready_rootfs(tmp_path / "rootfs")
     for key, value in {"HOTLINE_CONFIG": s.config_path, "HOTLINE_STATE": s.state_dir,
                        "DATABASE_URL": s.database_url, "HOTLINE_SECRETS": s.secrets_file,
                        "HOTLINE_ROOTFS": rootfs, "HOTLINE_SOUNDS": s.sounds_override,

@@ -177,16 +177,15 @@ def test_given_cli_when_purge_dry_run_then_listed_and_kept_then_purge_deletes(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from callcenter.cli import main
     from callcenter.config.settings import Settings
-    from callcenter.pbx.install import READY_MARKER
     from callcenter.recordings.purge import locate_recordings
+    from tests.support.rootfs import ready_rootfs
 
     config = tmp_path / "hotline.yaml"
     config.write_text(yaml.safe_dump({"tenants": [{
         "id": "dongnai", "name": "Đồng Nai", "numbers": ["02511022"],
         "shifts": [{"name": "day", "start": "00:00", "end": "00:00", "lines": 2}],
         "recordings": {"keep_days": 1}}]}, allow_unicode=True))
-    (tmp_path / "rootfs").mkdir()
-    (tmp_path / "rootfs" / READY_MARKER).write_text("")
+    ready_rootfs(tmp_path / "rootfs")
     for key, value in {"HOTLINE_CONFIG": config, "HOTLINE_STATE": tmp_path / "state",
                        "DATABASE_URL": database_url, "HOTLINE_ROOTFS": tmp_path / "rootfs",
                        "HOTLINE_INSTANCE": "main"}.items():
