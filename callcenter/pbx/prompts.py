@@ -69,11 +69,14 @@ def synthesise(text: str, cache: Path, clip: bool = False) -> Path:
     raw = out.with_suffix(f".{tag}.raw.wav")
     tmp = out.with_suffix(f".{tag}.tmp.wav")
     for attempt in (1, 2):
-        subprocess.run(
+        spoken = subprocess.run(
             # Text on stdin: an FAQ answer starting with "-" must not be read as an option.
             ["espeak-ng", "-v", VOICE, "-s", str(SPEED_WPM), "-w", str(raw), "--stdin"],
             input=text.encode(), check=True, capture_output=True,
         )
+        if not raw.exists():  # espeak-ng exits 0 when it cannot write its file
+            why = spoken.stderr.decode(errors="replace").strip() or "no file written"
+            raise PromptError(f"espeak-ng made no audio for prompt {out.name} in {cache}: {why}")
         convert(raw, tmp, clip=clip)
         raw.unlink(missing_ok=True)
         try:
