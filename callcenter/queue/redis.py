@@ -24,9 +24,11 @@ clock for all instances. Tests inject a clock to make time in state and idle ord
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
+import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +46,14 @@ log = logging.getLogger(__name__)
 
 EVENTS = "hotline:events"
 CAS_RETRIES = 20
+# After a lost compare-and-set, a random pause before the next try (up to 1 ms times the
+# tries so far): without it, N writers at once on one agent all read, one wins and the rest
+# read again in step, so the last could need N rounds (CI saw 40 pause toggles give up).
+CAS_BACKOFF_S = 0.001
+
+
+async def _cas_backoff(attempt: int) -> None:
+    await asyncio.sleep(random.uniform(0, CAS_BACKOFF_S * (attempt + 1)))
 
 
 def _prefix(tenant: str) -> str:
@@ -350,7 +360,9 @@ class AcdQueue:
                 log.info("%s", ag.describe(before, event, after))
             offer = ended and after.status is ag.AgentStatus.AVAILABLE
             return after, ([ag.OfferCalls()] if offer else [])
-        for _ in range(CAS_RETRIES):
+        for attempt in range(CAS_RETRIES):
+            if attempt:
+                await _cas_backoff(attempt)
             raw = await self.redis.hget(agents_key(tenant), extension)
             if raw is None:
                 raise QueueConflict("unknown_agent", f"{tenant}: no agent {extension}")

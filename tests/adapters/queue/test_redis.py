@@ -153,7 +153,10 @@ async def test_given_concurrent_pause_toggles_then_every_change_applied_once(
     results = await asyncio.gather(*[(qa if i % 3 else qb).agent_event(TENANT, "101", e)
                                      for i, e in enumerate(events)], return_exceptions=True)
     ok = [r for r in results if isinstance(r, tuple)]
-    assert all(isinstance(r, (tuple, ag.IllegalTransition)) for r in results), results
+    # Each toggle applied, refused as not applying to the state it met, or (40 writers on one
+    # agent) refused as busy after its tries: told why, never applied twice or half.
+    assert all(isinstance(r, (tuple, ag.IllegalTransition))
+               or (isinstance(r, QueueConflict) and r.id == "busy") for r in results), results
     raw = await a.hget(agents_key(TENANT), "101")
     assert raw is not None
     stored = json.loads(raw)
