@@ -40,6 +40,9 @@ echo "lint-imports: $(grep -c ' KEPT' test-artifacts/lint-imports.log) contracts
 
 base=$(mktemp -d /tmp/hotline-tests.XXXXXX)  # short: unix socket paths live under it
 trap 'rm -rf "$base"' EXIT
+# The ports both halves' workers hand out are leased in one folder (callcenter.runtime.ports):
+# no worker hands out a port another one holds for a program it is about to start.
+export HOTLINE_PORT_LEASES="$base/ports"
 echo "end-to-end tests run alongside; their output follows the others' (test-artifacts/e2e.log)"
 .venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/e2e" -n 2 --dist loadfile \
   --durations=25 --junitxml=test-artifacts/junit-e2e.xml tests/e2e > test-artifacts/e2e.log 2>&1 &

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from typing import Any, TypeVar
 import redis
 
 from callcenter.ops.processes import RunAs, spawn
+from callcenter.runtime.ports import free_port
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +45,8 @@ class SentinelSetError(RuntimeError):
 
 
 def free_ports(count: int, host: str = HOST) -> list[int]:
-    """``count`` TCP ports free on ``host`` now (the kernel's picks, all different)."""
-    held: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            held.append(s)
-        return [s.getsockname()[1] for s in held]
-    finally:
-        for s in held:
-            s.close()
+    """``count`` TCP ports free on ``host`` now, all different (callcenter.runtime.ports)."""
+    return [free_port(host=host) for _ in range(count)]
 
 
 class SentinelSet:

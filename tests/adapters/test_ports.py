@@ -1,11 +1,15 @@
 """Free loopback ports for tests and benchmarks (callcenter.runtime.ports): never the same port
 twice in one process, even when the kernel picks it twice in a row (CI once gave one stack equal
-ARI and AMI ports); blocks of ports at fixed offsets for the cluster."""
+ARI and AMI ports), nor one leased to another live process (CI once gave one worker's stack the
+port another worker's Kannel had); blocks of ports at fixed offsets for the cluster."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,8 +17,10 @@ from callcenter.runtime import ports
 
 
 @pytest.fixture(autouse=True)
-def fresh() -> Iterator[None]:
-    """Each test starts with nothing handed out (and leaves the process's record as it was)."""
+def fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts with nothing handed out and leases of its own (and leaves the process's
+    record as it was)."""
+    monkeypatch.setenv("HOTLINE_PORT_LEASES", str(tmp_path / "leases"))
     saved = set(ports._HANDED)
     ports._HANDED.clear()
     yield
@@ -100,3 +106,42 @@ def test_given_block_reaching_the_top_when_asked_then_refused(
     kernel_picks(monkeypatch, 64995)
     with pytest.raises(RuntimeError):
         ports.port_block(socket.SOCK_STREAM, (0, 10), tries=1)
+
+
+def _other_process_leasing(port: int) -> subprocess.Popen[str]:
+    """Another process (as another pytest worker) that leased ``port`` and lives on."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom callcenter.runtime import ports\n"
+         f"print(ports.lease_port({port}), flush=True)\nsys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "True"
+    return child
+
+
+def test_given_port_leased_by_another_live_process_when_kernel_picks_it_then_another_port(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    p, q = 40011, 40012
+    child = _other_process_leasing(p)
+    try:
+        kernel_picks(monkeypatch, p, q)
+        assert ports.free_port() == q
+        assert not ports.lease_port(p)
+    finally:
+        child.communicate("")
+    # Its process gone, the lease is taken over.
+    assert ports.lease_port(p)
+    assert not ports.lease_port(p)  # and now it is ours: not handed twice
+
+
+def test_given_block_with_a_port_leased_elsewhere_when_asked_then_next_pick(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = unbound(socket.SOCK_STREAM), unbound(socket.SOCK_STREAM)
+    if first == second or not (ports.bindable(first + 1) and ports.bindable(second + 1)):
+        pytest.skip("the ports above the kernel's picks are in use on this machine")
+    child = _other_process_leasing(first + 1)
+    try:
+        kernel_picks(monkeypatch, first, second)
+        assert ports.port_block(socket.SOCK_STREAM, (0, 1)) == second
+    finally:
+        child.communicate("")
+    assert first not in ports._HANDED  # the refused block leased nothing
