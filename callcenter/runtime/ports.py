@@ -73,10 +73,10 @@ def _lease(wanted: Iterable[int]) -> bool:
     return True
 
 
-def lease_port(port: int) -> bool:
-    """Hand out ``port``, found free by the caller's own means (a range of its own), if no
-    other live process holds it and this one has not handed it before."""
-    return _lease([port])
+def lease_ports(wanted: Iterable[int]) -> bool:
+    """Hand out ``wanted`` (all or none), found free by the caller's own means (a range of
+    its own), if no other live process holds one and this one has handed none before."""
+    return _lease(wanted)
 
 
 def _kernel_pick(kind: int, host: str) -> int:

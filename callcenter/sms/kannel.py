@@ -34,7 +34,7 @@ import jinja2
 
 from callcenter.ops.files import write_atomic
 from callcenter.ops.processes import RunAs, spawn
-from callcenter.runtime.ports import lease_port
+from callcenter.runtime.ports import lease_ports
 from callcenter.sms.config import LOOPBACK, SmsSettings
 from callcenter.sms.credentials import KannelSecrets
 from callcenter.sms.parts import MAX_PARTS
@@ -387,7 +387,7 @@ def free_settings(base: SmsSettings | None = None) -> SmsSettings:
                 sock.bind((LOOPBACK, port))
             except OSError:
                 continue
-        if not lease_port(port):  # another test or benchmark process has it
+        if not lease_ports([port]):  # another test or benchmark process has it
             continue
         ports.append(port)
     return dataclasses.replace(base or SmsSettings(), admin_port=ports[0],

@@ -112,7 +112,7 @@ def _other_process_leasing(port: int) -> subprocess.Popen[str]:
     """Another process (as another pytest worker) that leased ``port`` and lives on."""
     child = subprocess.Popen(
         [sys.executable, "-c", "import sys\nfrom callcenter.runtime import ports\n"
-         f"print(ports.lease_port({port}), flush=True)\nsys.stdin.read()"],
+         f"print(ports.lease_ports([{port}]), flush=True)\nsys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None and child.stdout.readline().strip() == "True"
     return child
@@ -125,12 +125,12 @@ def test_given_port_leased_by_another_live_process_when_kernel_picks_it_then_ano
     try:
         kernel_picks(monkeypatch, p, q)
         assert ports.free_port() == q
-        assert not ports.lease_port(p)
+        assert not ports.lease_ports([p])
     finally:
         child.communicate("")
     # Its process gone, the lease is taken over.
-    assert ports.lease_port(p)
-    assert not ports.lease_port(p)  # and now it is ours: not handed twice
+    assert ports.lease_ports([p])
+    assert not ports.lease_ports([p])  # and now it is ours: not handed twice
 
 
 def test_given_block_with_a_port_leased_elsewhere_when_asked_then_next_pick(
