@@ -3,10 +3,11 @@
 # pytest's exit code 5 ("no tests collected") is a failure here, never a silent pass.
 #
 # With no arguments the end-to-end tests (a real Asterisk, mostly waiting on SIP timers) run in
-# two pytest workers (pytest-xdist, whole files per worker: each worker its own hotline, module
+# three pytest workers (pytest-xdist, whole files per worker: each worker its own hotline, module
 # fixtures start once) while the pure and adapter tests run in two more: on 2 cores the
 # CPU-bound half uses what the waiting half leaves, and the whole suite takes about as long as
-# its longer half (~15 min). With one e2e worker it took ~20 min (fewer tests). Two e2e workers once made an
+# its longer half. With one e2e worker it took ~20 min (fewer tests), with two ~14-16 min (the
+# e2e half ~1600 s of tests, the pure and adapter half ~7-10 min). Two e2e workers once made an
 # app stopped during its start ignore SIGTERM until its start finished (30 s): `serve` now
 # cancels a start that a stop overtakes (tests/adapters/test_serve_cleanup.py). Each half has
 # its own temporary folder and junit file in test-artifacts/. With arguments, one pytest runs
@@ -44,7 +45,7 @@ trap 'rm -rf "$base"' EXIT
 # no worker hands out a port another one holds for a program it is about to start.
 export HOTLINE_PORT_LEASES="$base/ports"
 echo "end-to-end tests run alongside; their output follows the others' (test-artifacts/e2e.log)"
-.venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/e2e" -n 2 --dist loadfile \
+.venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/e2e" -n 3 --dist loadfile \
   --durations=25 --junitxml=test-artifacts/junit-e2e.xml tests/e2e > test-artifacts/e2e.log 2>&1 &
 e2e_pid=$!
 .venv/bin/pytest -q -rs -p no:cacheprovider --basetemp="$base/core" -n 2 --dist loadfile \
