@@ -62,6 +62,9 @@ def test_given_wrong_passwords_from_one_source_then_that_source_is_refused_not_o
     finally:
         phone.close()
     caller = guard_stack.phone(hold=2)
+    # Its own end (after the hold), not finish()'s hang-up: sent at once, that cancelled a
+    # call not answered yet on a loaded machine (487, CI with three e2e workers).
+    caller.wait_for("final", 1, 20)
     [result] = caller.finish()
     assert result["final_code"] == 200 and result["answered"]
 
@@ -132,5 +135,8 @@ def test_given_scanner_user_agent_from_trusted_network_then_denied_but_carrier_n
     assert wait_until(lambda: "SIP scanner User-Agent from 127.0.0.1 (trusted)"
                       in guard_stack.app_log_tail(200), 10), guard_stack.app_log_tail(40)
     caller = guard_stack.phone(hold=2)
+    # Its own end (after the hold), not finish()'s hang-up: sent at once, that cancelled a
+    # call not answered yet on a loaded machine (487, CI with three e2e workers).
+    caller.wait_for("final", 1, 20)
     [result] = caller.finish()
     assert result["final_code"] == 200 and result["answered"]

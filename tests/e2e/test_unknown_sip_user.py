@@ -175,5 +175,8 @@ def test_given_unknown_extension_when_invite_then_401_challenge_then_401_no_chan
     assert unknown_stack.records() == records_before  # no call record
     # The trunk still takes citizens' calls from its trusted address.
     caller = unknown_stack.phone(hold=1)
+    # Its own end (after the hold), not finish()'s hang-up: sent at once, that cancelled a
+    # call not answered yet on a loaded machine (487, CI with three e2e workers).
+    caller.wait_for("final", 1, 20)
     [result] = caller.finish()
     assert result["final_code"] == 200 and result["answered"]
