@@ -31,6 +31,7 @@ from callcenter.ivr import menu as mn
 from callcenter.lines.fallback import REDIS_DOWN
 from callcenter.lines.shifts import active_shift, tenant_for_number
 from callcenter.numbers import mask_number
+from callcenter.queue.agent import AgentStatus
 from callcenter.queue.rules import QueueConflict
 from callcenter.transfers.ari import TransferEvents
 
@@ -670,7 +671,7 @@ class StasisService:
             if state.phase in RESUMABLE:
                 if state.phase in cm.QUEUE_PHASES:
                     queued[state.tenant_id].append(call_id)
-                first: list[cm.Event] = [cm.Resume(utcnow())]
+                first: list[cm.Event] = [await self._resume_with(state)]
                 for leg in (state.operator_channel, state.unit_channel):
                     if leg is not None:
                         first += await self._watch_leg(call_id, leg)
@@ -693,6 +694,33 @@ class StasisService:
             # still buffered (then ignored, as the call is known): treat it as a new call.
             log.info("call=%s entered while we were away: handling it now", call_id)
             self._on_new_call(channel)
+
+    async def _resume_with(self, state: cm.CallState) -> cm.Event:
+        """How an adopted call goes on: ``Resume``, except for a call whose operator answered
+        as its instance died. The queue had put the operator on the call (``answered``, which
+        also takes the call out of the queue) but the call's shared state still said ringing:
+        resumed, the call waited in a queue that no longer held it and the operator stayed "on
+        call" for good (CI). It is connected now instead, in a bridge of its own (the one the
+        dead instance may have begun is destroyed: a bridge cannot be made twice)."""
+        extension, acd = state.ringing, self.deps.acd
+        if (state.phase is not cm.Phase.RINGING or extension is None or acd is None
+                or state.tenant_id is None or state.operator_channel is None):
+            return cm.Resume(utcnow())
+        try:
+            agent = await acd.agent(state.tenant_id, extension)
+        except REDIS_DOWN as e:
+            self.deps.pool.lost(e)
+            agent = None
+        if agent is None or agent.status is not AgentStatus.ON_CALL \
+                or agent.call_id != state.call_id:
+            return cm.Resume(utcnow())
+        log.info("call=%s: operator %s had answered as the instance serving it stopped: "
+                 "connecting them", state.call_id, extension)
+        try:
+            await self.ari.destroy_bridge(cm.bridge_id(state.call_id))
+        except AriError as e:
+            log.warning("call=%s: bridge left by the stopped instance: %s", state.call_id, e)
+        return cm.OperatorAnswered(utcnow(), extension)
 
     async def _watch_leg(self, call_id: str, leg: str) -> list[cm.Event]:
         """An adopted call's operator or unit leg: registered as the call's, and our application

@@ -58,6 +58,7 @@ from callcenter.calls.events import (
 from callcenter.calls.machine import (
     step,
 )
+from callcenter.calls.queueing import bridge_id
 from callcenter.calls.state import (
     BUSY_CAUSE,
     FULL_OFFER_KEY_S,
@@ -96,5 +97,5 @@ __all__ = [
     "ReleaseOffer", "ReturnOffer", "RingOperator", "SaveCallback", "StartMoh", "StopMoh",
     "TransferProgress", "WriteRecord",
     # machine
-    "step",
+    "bridge_id", "step",
 ]

@@ -45,6 +45,11 @@ WAIT_PROMPTS = {"announce": "queue_position", "callback": "queue_callback_offer"
                 "unavailable": "queue_unavailable"}
 
 
+def bridge_id(call_id: str) -> str:
+    """The bridge a call's caller and operator talk in."""
+    return f"{call_id}-bridge"
+
+
 def to_queue(state: CallState, at: dt.datetime) -> tuple[CallState, list[Command]]:
     """The caller asked for (or is sent to) an operator: queue with music on hold."""
     assert state.tenant_id is not None
@@ -80,7 +85,7 @@ def queued(state: CallState, event: Event) -> tuple[CallState, list[Command]] | 
             raise IllegalTransition(f"operator {event.extension} answered a call ringing "
                                     f"{state.ringing}")
         assert state.operator_channel is not None
-        bridge = f"{state.call_id}-bridge"
+        bridge = bridge_id(state.call_id)
         local = event.at.astimezone(dt.UTC)
         # One folder: Asterisk does not create sub-folders for a bridge recording.
         recording = f"{state.tenant_id}-{local:%Y%m%d}-{state.call_id}"

@@ -26,6 +26,7 @@ import pytest
 import redis
 import yaml
 
+from callcenter.calls.codec import CALL_KEY, state_from_json
 from callcenter.ops.processes import spawn
 from callcenter.queue import agent as ag
 from callcenter.queue.redis import EVENTS
@@ -95,6 +96,16 @@ def wait_since(phone: OperatorPhone, mark: int, kind: str, n: int = 1, timeout: 
                **match: Any) -> list[dict[str, Any]]:
     found = wait_until(lambda: len(since(phone, mark, kind, **match)) >= n, timeout, 0.02)
     return since(phone, mark, kind, **match) if found else []
+
+
+def shared_phase(stack: Stack, call_id: str) -> str | None:
+    """The call's phase as the app shares it in Redis for an adopter (None: not shared)."""
+    client = redis.Redis.from_url(stack.redis.url)
+    try:
+        raw = client.get(CALL_KEY.format(call_id))
+    finally:
+        client.close()
+    return state_from_json(raw).phase.value if raw else None
 
 
 def ring(phone: OperatorPhone, mark: int, timeout: float = 15.0) -> dict[str, Any]:
@@ -300,6 +311,11 @@ def test_given_talking_call_adopted_after_restart_when_caller_leaves_then_operat
         inc = ring(op, mark)
         op.answer(inc["index"])
         assert wait_until(lambda: agents(q)["101"]["state"] == "on_call", 5)
+        # Killed once the call is shared as talking: the queue has the operator on the call a
+        # moment before (a kill in between is the unit test's
+        # test_given_ringing_call_whose_operator_answered_as_instance_died_then_connected).
+        call_id = agents(q)["101"]["call_id"]
+        assert wait_until(lambda: shared_phase(q, call_id) == "bridged", 5), q.app_log_tail()
         q.kill_app(signal.SIGKILL)
         q.start_app()
         assert q.logged("adopted in phase bridged", 400, 15), q.app_log_tail()

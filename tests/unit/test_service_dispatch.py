@@ -377,14 +377,15 @@ def _talking() -> cm.CallState:
         bridge=f"{CALL}-bridge", bridged_at=T0)
 
 
-def _adopting(ari: SubscribingAri, monkeypatch: pytest.MonkeyPatch
+def _adopting(ari: SubscribingAri, monkeypatch: pytest.MonkeyPatch,
+              state: cm.CallState | None = None
               ) -> tuple[sv.StasisService, list[tuple[str, list[cm.Event]]]]:
     from types import SimpleNamespace
 
     svc, _, _ = service()
     svc.ari = cast(AriClient, ari)
-    talking = _talking()
-    svc.deps.redis, svc.deps.pool = cast(Any, SharedState(talking)), cast(Any, NotDegraded())
+    shared = state or _talking()
+    svc.deps.redis, svc.deps.pool = cast(Any, SharedState(shared)), cast(Any, NotDegraded())
     config = SimpleNamespace(service=SimpleNamespace(node="pbx1"),
                              require_tenant=lambda t: SimpleNamespace(id=t, ivr=None))
     svc.config = lambda: cast(HotlineConfig, config)
@@ -427,3 +428,66 @@ async def test_given_talking_call_adopted_when_its_operator_leg_is_gone_then_cal
     closing, commands = cm.step(resumed, first[1])
     assert closing.phase is cm.Phase.CLOSING
     assert commands == [cm.EndOperatorCall("dongnai", "101", after=()), cm.Hangup("normal")]
+
+
+
+# ---- adoption: a call whose operator answered as its instance died --------------------------
+def _ringing() -> cm.CallState:
+    """A call ringing operator 101, as its dead instance left it in Redis."""
+    import dataclasses
+    return dataclasses.replace(
+        cm.new_call(CALL, "pbx1", "1022", "0909000111", CALL, T0), phase=cm.Phase.RINGING,
+        tenant_id="dongnai", shift="day", limit=3, line_held=True, answered_at=T0,
+        queued_at=T0, queue_enabled=True, ringing="101", operator_channel=OP_LEG, legs=1)
+
+
+class BridgeAri(SubscribingAri):
+    def __init__(self) -> None:
+        super().__init__()
+        self.destroyed: list[str] = []
+
+    async def destroy_bridge(self, bridge_id: str) -> bool:
+        self.destroyed.append(bridge_id)
+        return True
+
+
+class OneAgent:
+    """The queue's view of operator 101."""
+
+    def __init__(self, status: str, call_id: str) -> None:
+        from callcenter.queue import agent as ag
+        self.state = ag.AgentState("101", ag.AgentStatus(status), T0, reachable=True,
+                                   call_id=call_id)
+
+    async def agent(self, tenant: str, extension: str) -> Any:
+        return self.state if (tenant, extension) == ("dongnai", "101") else None
+
+
+async def test_given_ringing_call_whose_operator_answered_as_instance_died_then_connected(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed between the queue's ``answered`` (the operator on this call, the call out of
+    the queue) and sharing the call as bridged: resumed as ringing, the caller waited in a
+    queue that no longer held it and the operator stayed on call for good (CI). The adopter
+    connects them instead, in a fresh bridge."""
+    ari = BridgeAri()
+    svc, spawned = _adopting(ari, monkeypatch, _ringing())
+    svc.deps.acd = cast(Any, OneAgent("on_call", CALL))
+    await svc._adopt(CALL, None, {"dongnai": []}, {"dongnai": []})
+    [(_, first)] = spawned
+    assert first == [cm.OperatorAnswered(first[0].at, "101")]
+    assert ari.destroyed == [cm.bridge_id(CALL)] and ari.subscribed == [OP_LEG]
+    bridged, commands = cm.step(_ringing(), first[0])
+    assert bridged.phase is cm.Phase.BRIDGED and bridged.operator == "101"
+    [bridge] = [c for c in commands if isinstance(c, cm.BridgeOperator)]
+    assert (bridge.bridge, bridge.operator_channel) == (cm.bridge_id(CALL), OP_LEG)
+
+
+@pytest.mark.parametrize(("status", "call_id"), [("ringing", CALL), ("on_call", "other.1")])
+async def test_given_ringing_call_not_answered_when_adopted_then_resumed_and_no_bridge_touched(
+        monkeypatch: pytest.MonkeyPatch, status: str, call_id: str) -> None:
+    ari = BridgeAri()
+    svc, spawned = _adopting(ari, monkeypatch, _ringing())
+    svc.deps.acd = cast(Any, OneAgent(status, call_id))
+    await svc._adopt(CALL, None, {"dongnai": []}, {"dongnai": []})
+    [(_, first)] = spawned
+    assert [type(e) for e in first] == [cm.Resume] and ari.destroyed == []
