@@ -13,6 +13,7 @@ process costs seconds on a busy machine). Records are read with ``CallRecordStor
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -26,7 +27,8 @@ import pytest
 import redis
 import yaml
 
-from callcenter.calls.codec import CALL_KEY, state_from_json
+from callcenter.calls.codec import CALL_KEY, state_from_json, state_to_json
+from callcenter.calls.state import Phase
 from callcenter.ops.processes import spawn
 from callcenter.queue import agent as ag
 from callcenter.queue.redis import EVENTS
@@ -330,6 +332,58 @@ def test_given_talking_call_adopted_after_restart_when_caller_leaves_then_operat
     rec = record(q, caller="0918100013", last=50)
     assert rec["operator"] == "101" and rec["outcome"] == "answered", rec
     assert "not gone after" not in q.app_log_tail(400), q.app_log_tail()
+
+
+def test_given_app_killed_as_operator_answered_when_restarted_then_connected_again_and_freed(
+        q: Stack, ops: dict[str, OperatorPhone]) -> None:
+    """The window CI hit once: killed after the queue put the operator on the call (and took
+    it out of the queue) but before the call was shared as bridged. Made here on purpose: the
+    call bridged, the app killed, its shared state put back to what it was in that window
+    (ringing 101, no bridge recorded) while the real bridge stays in Asterisk. The restarted
+    app connects caller and operator again (a fresh bridge, the old one destroyed), and when
+    the caller hangs up the operator is freed; nothing is left."""
+    login(q, "101")
+    op = ops["101"]
+    mark = len(op.events)
+    caller = q.phone("1022", caller="0918100014")
+    try:
+        inc = ring(op, mark)
+        op.answer(inc["index"])
+        assert wait_until(lambda: agents(q)["101"]["state"] == "on_call", 5)
+        call_id = agents(q)["101"]["call_id"]
+        assert wait_until(lambda: shared_phase(q, call_id) == "bridged", 5), q.app_log_tail()
+        q.kill_app(signal.SIGKILL)
+        client = redis.Redis.from_url(q.redis.url)
+        try:
+            talking = state_from_json(client.get(CALL_KEY.format(call_id)) or b"")
+            answering = dataclasses.replace(
+                talking, phase=Phase.RINGING, ringing="101", operator=None, bridge=None,
+                bridged_at=None, recording=None)
+            client.set(CALL_KEY.format(call_id), state_to_json(answering))
+        finally:
+            client.close()
+        before = len(q.app_log.read_text(errors="replace"))
+        q.start_app()
+
+        def logged_since(text: str) -> bool:
+            return text in q.app_log.read_text(errors="replace")[before:]
+
+        assert wait_until(lambda: logged_since(
+            f"call={call_id}: operator 101 had answered as the instance"), 15, 0.1), (
+            q.app_log_tail())
+        assert wait_until(lambda: logged_since(
+            f"call={call_id} tenant={TENANT} dialled=1022: bridged with operator 101"), 5, 0.1), (
+            q.app_log_tail())
+        assert grows(op, inc["index"]), "no audio after the call was connected again"
+        assert [b["id"] for b in q.ari("/bridges")] == [f"{call_id}-bridge"]
+        caller.send("hangup")
+        wait_since(op, mark, "disconnected", 1, 5, index=inc["index"])
+        assert wait_until(lambda: agents(q)["101"]["state"] in ("wrap_up", "available"), 3), (
+            agents(q), q.app_log_tail())
+    finally:
+        caller.finish()
+    rec = record(q, caller="0918100014", last=50)
+    assert rec["operator"] == "101" and rec["outcome"] == "answered", rec
 
 
 @pytest.fixture
