@@ -300,25 +300,32 @@ def test_given_call_ended_when_wrap_up_then_operator_not_offered_until_it_passes
     assert record(q, caller="0918100005", last=50)["operator"] == "101"
 
 
+def talking_then_killed(q: Stack, op: OperatorPhone, mark: int) -> tuple[dict[str, Any], str]:
+    """Operator 101 logged in answers the call ringing since ``mark``; once the call is shared
+    as talking, the app is SIGKILLed (the queue has the operator on the call a moment before:
+    a kill in between is the unit test's
+    test_given_ringing_call_whose_operator_answered_as_instance_died_then_connected). The
+    phone's incoming call and the call's id."""
+    login(q, "101")
+    inc = ring(op, mark)
+    op.answer(inc["index"])
+    assert wait_until(lambda: agents(q)["101"]["state"] == "on_call", 5)
+    call_id = str(agents(q)["101"]["call_id"])
+    assert wait_until(lambda: shared_phase(q, call_id) == "bridged", 5), q.app_log_tail()
+    q.kill_app(signal.SIGKILL)
+    return inc, call_id
+
+
 def test_given_talking_call_adopted_after_restart_when_caller_leaves_then_operator_freed_at_once(
         q: Stack, ops: dict[str, OperatorPhone]) -> None:
     """The restarted app adopts the talking call (its operator's leg included): when the caller
     hangs up, the operator is freed as soon as the phone's leg is gone, not after the bounded
     wait for a leg whose end the app never hears (EndOperatorCall.after, LEG_GONE_WAIT_S)."""
-    login(q, "101")
     op = ops["101"]
     mark = len(op.events)
     caller = q.phone("1022", caller="0918100013")
     try:
-        inc = ring(op, mark)
-        op.answer(inc["index"])
-        assert wait_until(lambda: agents(q)["101"]["state"] == "on_call", 5)
-        # Killed once the call is shared as talking: the queue has the operator on the call a
-        # moment before (a kill in between is the unit test's
-        # test_given_ringing_call_whose_operator_answered_as_instance_died_then_connected).
-        call_id = agents(q)["101"]["call_id"]
-        assert wait_until(lambda: shared_phase(q, call_id) == "bridged", 5), q.app_log_tail()
-        q.kill_app(signal.SIGKILL)
+        inc, _ = talking_then_killed(q, op, mark)
         q.start_app()
         assert q.logged("adopted in phase bridged", 400, 15), q.app_log_tail()
         assert grows(op, inc["index"]), "the adopted call's audio stopped"
@@ -342,17 +349,11 @@ def test_given_app_killed_as_operator_answered_when_restarted_then_connected_aga
     (ringing 101, no bridge recorded) while the real bridge stays in Asterisk. The restarted
     app connects caller and operator again (a fresh bridge, the old one destroyed), and when
     the caller hangs up the operator is freed; nothing is left."""
-    login(q, "101")
     op = ops["101"]
     mark = len(op.events)
     caller = q.phone("1022", caller="0918100014")
     try:
-        inc = ring(op, mark)
-        op.answer(inc["index"])
-        assert wait_until(lambda: agents(q)["101"]["state"] == "on_call", 5)
-        call_id = agents(q)["101"]["call_id"]
-        assert wait_until(lambda: shared_phase(q, call_id) == "bridged", 5), q.app_log_tail()
-        q.kill_app(signal.SIGKILL)
+        inc, call_id = talking_then_killed(q, op, mark)
         client = redis.Redis.from_url(q.redis.url)
         try:
             talking = state_from_json(client.get(CALL_KEY.format(call_id)) or b"")
