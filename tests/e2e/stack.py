@@ -99,6 +99,23 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
         time.sleep(interval)
 
 
+def cli_records(env: dict[str, str], done: Callable[[list[dict[str, Any]]], bool],
+                *args: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """``callcenter calls --json ARGS`` with ``env``, asked again until ``done(rows)`` or
+    ``timeout``: records leave the app through a batched writer, so a call's may land a moment
+    after its end (CI once read the list before it had). The last rows read."""
+    rows: list[dict[str, Any]] = []
+
+    def read() -> bool:
+        out = subprocess.run([sys.executable, "-m", "callcenter", "calls", "--json", *args],
+                             env=env, capture_output=True, text=True, cwd=ROOT, timeout=30)
+        rows[:] = json.loads(out.stdout) if out.returncode == 0 else []
+        return done(rows)
+
+    wait_until(read, timeout, 0.5)
+    return rows
+
+
 def base_config(sip_port: int, ari_port: int, ami_port: int, http_port: int,
                 lines_day: int = 3, lines_night: int = 3,
                 tls_port: int | None = None) -> dict[str, Any]:
